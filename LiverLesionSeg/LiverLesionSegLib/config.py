@@ -1,0 +1,159 @@
+"""Configuration as dataclasses that serialise to JSON.
+
+A `Config` travels inside every checkpoint and report, so any figure can be traced to the settings
+that made it. `Config.from_dict` refuses unknown keys and wrong types with a clear message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .errors import InputError
+
+
+@dataclass
+class PreprocessConfig:
+    hu_min: float = -100.0  # HU window; values outside are clipped
+    hu_max: float = 250.0
+    size: int = 128  # slices are resampled in-plane to size x size
+    context_slices: int = 0  # 2.5-D: neighbouring slices on each side, as extra input channels
+    normalise: str = "window"  # "window": window scaled to [0, 1]; "zscore": then standardised per volume
+
+    @property
+    def in_channels(self) -> int:
+        return 2 * self.context_slices + 1
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "Unet"
+    encoder: str = "resnet18"
+    encoder_weights: Optional[str] = None  # "imagenet" downloads weights when online
+    classes: tuple[str, ...] = ("liver", "lesion")
+
+
+@dataclass
+class LossConfig:
+    bce_weight: float = 1.0
+    bce_pos_weight: tuple[float, float] = (1.0, 10.0)  # per output: liver, lesion
+    dice_weight: float = 1.0
+    tversky_weight: float = 1.0
+    tversky_alpha: float = 0.3  # weight of false positives
+    tversky_beta: float = 0.7  # weight of false negatives
+    class_weights: tuple[float, float] = (1.0, 1.0)  # liver, lesion
+
+
+@dataclass
+class AugmentConfig:
+    enabled: bool = True
+    flip_lr: float = 0.5  # probability of a left-right flip
+    flip_ud: float = 0.0  # probability of an anterior-posterior flip
+    rotate_degrees: float = 15.0
+    scale: tuple[float, float] = (0.85, 1.15)
+    translate: float = 0.08  # fraction of the slice
+    shear_degrees: float = 5.0
+    crop_probability: float = 0.3  # random crop resized back to full size
+    crop_scale: tuple[float, float] = (0.6, 1.0)  # side of the crop, as a fraction of the slice
+    contrast: float = 0.1  # random gain of +-10 %
+    brightness: float = 0.05
+    noise: float = 0.02
+
+
+@dataclass
+class TrainConfig:
+    cycles: int = 3
+    epochs_per_cycle: int = 5
+    learning_rate: float = 1e-3  # at the start of every cycle
+    min_learning_rate: float = 1e-5  # at the end of every cycle (cosine in between)
+    weight_decay: float = 1e-4
+    batch_size: int = 16
+    seed: int = 0
+    validate: list[str] = field(default_factory=list)  # case names held out for validation
+    background_fraction: float = 0.1  # share of slices without liver drawn each epoch
+    lesion_oversample: float = 1.0  # slices with lesion drawn this many times as often
+    max_slices_per_epoch: int = 0  # 0: every selected slice once
+
+
+@dataclass
+class InferenceConfig:
+    liver_threshold: float = 0.5
+    lesion_threshold: float = 0.5
+    batch_size: int = 32
+    largest_liver_component: bool = True
+    lesions_inside_liver: bool = True
+    min_lesion_mm3: float = 0.0  # lesion components smaller than this are dropped
+    flip_tta: bool = False  # average with the left-right flipped prediction
+
+
+@dataclass
+class Config:
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "configuration") -> "Config":
+        return _from_dict(cls, data, source)
+
+    @classmethod
+    def from_json_file(cls, path) -> "Config":
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read the configuration ({exc})", path, "give a JSON file") from None
+        return cls.from_dict(data, str(path))
+
+
+def _from_dict(cls, data: Any, source: str, prefix: str = ""):
+    if not isinstance(data, dict):
+        raise InputError(f"'{prefix or 'configuration'}' should be an object", source)
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise InputError(f"unknown setting '{prefix}{unknown[0]}'", source,
+                         f"known settings here: {', '.join(sorted(names))}")
+    values = {}
+    for name, value in data.items():
+        values[name] = _coerce(hints[name], value, source, prefix + name)
+    return cls(**values)
+
+
+def _coerce(hint, value, source: str, key: str):
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _from_dict(hint, value, source, key + ".")
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        return _coerce([a for a in args if a is not type(None)][0], value, source, key)
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"setting '{key}' should be a list, got {value!r}", source)
+        item = args[0] if args else Any
+        items = [_coerce(item, v, source, key) for v in value]
+        if origin is tuple and args and args[-1] is not Ellipsis and len(items) != len(args):
+            raise InputError(f"setting '{key}' should have {len(args)} values, got {len(items)}", source)
+        return tuple(items) if origin is tuple else items
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, bool, str) and type(value) is hint:
+        return value
+    if hint is Any:
+        return value
+    raise InputError(f"setting '{key}' should be {getattr(hint, '__name__', hint)}, got {value!r}", source)

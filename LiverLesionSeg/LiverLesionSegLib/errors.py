@@ -1,0 +1,67 @@
+"""The project's own error types.
+
+Every expected problem (a bad file, a mask that does not fit, a checkpoint of another model, an
+output that cannot be written) is raised as one of these. Each renders as one line that names the
+file, the problem and what to do, so that the command line can print it and exit non-zero and the
+Slicer module can show it in a message box, without a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class LiverLesionSegError(Exception):
+    """Base class: `path: problem. hint` on one line."""
+
+    exit_code = 2
+
+    def __init__(self, problem: str, path: str | os.PathLike | None = None, hint: str | None = None):
+        self.problem = _one_line(problem)
+        self.path = str(path) if path is not None else None
+        self.hint = _one_line(hint) if hint else None
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        text = self.problem.rstrip(".")
+        if self.path:
+            text = f"{self.path}: {text}"
+        text += "."
+        if self.hint:
+            text += " " + self.hint.rstrip(".") + "."
+        return text
+
+
+class InputError(LiverLesionSegError):
+    """A file or folder that cannot be read as what it should be (no CT, unreadable, wrong kind)."""
+
+
+class GeometryError(InputError):
+    """Images or masks whose voxel grids do not fit (gaps, mismatched masks, 2-D images)."""
+
+
+class ModelError(LiverLesionSegError):
+    """A model or checkpoint that cannot be used (another architecture, truncated, not a checkpoint)."""
+
+
+class OutputError(LiverLesionSegError):
+    """An output that cannot be written (missing or read-only folder, full disk)."""
+
+
+class TrainingError(LiverLesionSegError):
+    """Training cannot go on (no usable cases, a loss that is not finite)."""
+
+
+class ResourceError(LiverLesionSegError):
+    """Not enough memory or device for the requested settings."""
+
+
+class Cancelled(LiverLesionSegError):
+    """The user cancelled a running job; nothing was written."""
+
+    exit_code = 130
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
