@@ -21,7 +21,7 @@ class PreprocessConfig:
     hu_max: float = 250.0
     size: int = 128  # slices are resampled in-plane to size x size
     context_slices: int = 0  # 2.5-D: neighbouring slices on each side, as extra input channels
-    normalise: str = "window"  # "window": window scaled to [0, 1]; "zscore": then standardised per volume
+    normalise: str = "unit"  # "unit": the window scaled to [0, 1]; "centred": then (x - 0.5) / 0.25
 
     @property
     def in_channels(self) -> int:
@@ -103,6 +103,36 @@ class Config:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def validated(self, source: str = "configuration") -> "Config":
+        """Refuse settings that cannot work, naming the setting and its allowed range."""
+        p, l, a, t, i = self.preprocess, self.loss, self.augment, self.train, self.inference
+        rules = [
+            (p.hu_min < p.hu_max, "preprocess.hu_min must be below hu_max"),
+            (p.size >= 32 and p.size % 32 == 0, "preprocess.size must be a multiple of 32"),
+            (p.context_slices >= 0, "preprocess.context_slices must be 0 or more"),
+            (p.normalise in ("unit", "centred"), "preprocess.normalise must be 'unit' or 'centred'"),
+            (len(self.model.classes) == 2, "model.classes must name two outputs (liver, lesion)"),
+            (min(l.bce_weight, l.dice_weight, l.tversky_weight, l.tversky_alpha, l.tversky_beta) >= 0,
+             "loss weights and Tversky alpha/beta must be 0 or more"),
+            (min(l.bce_pos_weight) > 0 and min(l.class_weights) >= 0 and sum(l.class_weights) > 0,
+             "loss.bce_pos_weight must be positive and class_weights not all 0"),
+            (all(0 <= x <= 1 for x in (a.flip_lr, a.flip_ud, a.crop_probability)),
+             "augmentation probabilities must lie in [0, 1]"),
+            (0 < a.scale[0] <= a.scale[1] and 0 < a.crop_scale[0] <= a.crop_scale[1] <= 1,
+             "augment.scale and crop_scale must be increasing positive ranges (crop_scale up to 1)"),
+            (t.cycles >= 1 and t.epochs_per_cycle >= 1, "train.cycles and epochs_per_cycle must be 1 or more"),
+            (0 <= t.min_learning_rate <= t.learning_rate and t.learning_rate > 0,
+             "train.learning_rate must be positive and at least min_learning_rate"),
+            (t.batch_size >= 1 and t.background_fraction >= 0 and t.lesion_oversample >= 0,
+             "train.batch_size must be 1 or more; background_fraction and lesion_oversample 0 or more"),
+            (0 < i.liver_threshold < 1 and 0 < i.lesion_threshold < 1, "inference thresholds must lie in (0, 1)"),
+            (i.batch_size >= 1 and i.min_lesion_mm3 >= 0, "inference.batch_size must be 1 or more"),
+        ]
+        for ok, message in rules:
+            if not ok:
+                raise InputError(message, source)
+        return self
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "configuration") -> "Config":

@@ -14,6 +14,9 @@ from typing import Iterator
 
 from ..errors import OutputError
 
+_UMASK = os.umask(0)  # read the process umask (the only way is to set it) ...
+os.umask(_UMASK)  # ... and put it back at once
+
 
 def check_writable(path: str | os.PathLike) -> Path:
     """Fail early, before any work, when `path` cannot be written."""
@@ -40,6 +43,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial" + suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; outputs get the usual permissions
     try:
         yield tmp
         _fsync(tmp)
@@ -49,6 +53,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
+    """Several outputs as one: every target is replaced only when all were written."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(p)) for p in paths]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -1,0 +1,173 @@
+"""Checkpoints are data, not pickles: safetensors weights plus a JSON metadata block.
+
+The metadata holds the format version, the full `Config` (architecture, encoder, preprocessing,
+training settings) and the training state (cycles and epochs done, history, case names). Loading
+reads the metadata first, builds the network it describes and checks every tensor's name and
+shape against it before any weight is used, so a file for another architecture is refused with a
+clear message. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from . import __version__
+from .config import Config
+from .errors import LiverLesionSegError, ModelError
+from .io.atomic import atomic_path
+from .model import build_network
+
+FORMAT = "liverlesionseg"
+FORMAT_VERSION = 1
+_MODEL = "model."
+_OPTIMIZER = "optimizer."
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    config: Config
+    network: torch.nn.Module
+    state: dict = field(default_factory=dict)  # training state: cycle, epoch, step, history, cases
+    optimizer_state: Optional[dict] = None
+
+    @property
+    def description(self) -> str:
+        model = self.config.model
+        return f"{model.arch}/{model.encoder}, {self.config.preprocess.in_channels} input channel(s)"
+
+
+def save_checkpoint(path: str | os.PathLike, network: torch.nn.Module, config: Config, state: dict,
+                    optimizer: Optional[torch.optim.Optimizer] = None, half: bool = False) -> Path:
+    """Write atomically: an interrupted write leaves any previous file at `path` intact."""
+    from safetensors.torch import save_file
+
+    tensors = {}
+    for name, tensor in network.state_dict().items():
+        tensor = tensor.detach().to("cpu")
+        if half and tensor.is_floating_point():
+            tensor = tensor.half()
+        tensors[_MODEL + name] = tensor.contiguous()
+    optimizer_meta = None
+    if optimizer is not None:
+        optimizer_state = optimizer.state_dict()
+        for index, values in optimizer_state["state"].items():
+            for key, value in values.items():
+                tensors[f"{_OPTIMIZER}{index}.{key}"] = torch.as_tensor(value).detach().to("cpu").contiguous()
+        optimizer_meta = {"param_groups": optimizer_state["param_groups"]}
+    meta = {
+        "config": config.to_dict(),
+        "state": state,
+        "optimizer": optimizer_meta,
+        "software": f"liverlesionseg {__version__}",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "meta": json.dumps(meta)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return Path(path)
+
+
+def read_metadata(path: str | os.PathLike) -> tuple[Config, dict]:
+    """The configuration and training state of a checkpoint, without building the network."""
+    meta, _ = _open(path, load_tensors=False)
+    return _config(meta, path), meta.get("state") or {}
+
+
+def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu",
+                    with_optimizer: bool = False) -> Checkpoint:
+    meta, tensors = _open(path, load_tensors=True)
+    config = _config(meta, path)
+    try:
+        network = build_network(config)
+    except LiverLesionSegError as exc:
+        raise ModelError(f"describes a network that cannot be built ({exc.problem})", path) from None
+    model_tensors = {k[len(_MODEL):]: v for k, v in tensors.items() if k.startswith(_MODEL)}
+    _check_matches(network, model_tensors, config, path)
+    network.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in model_tensors.items()})
+    network.to(device).eval()
+    optimizer_state = _optimizer_state(meta, tensors) if with_optimizer else None
+    return Checkpoint(Path(path), config, network, meta.get("state") or {}, optimizer_state)
+
+
+def _open(path, load_tensors: bool) -> tuple[dict, dict]:
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError("no such model file" if not path.exists() else "is not a file", path,
+                         "give a .safetensors checkpoint written by liverlesionseg train")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            if metadata.get("format") != FORMAT:
+                raise ModelError("is a safetensors file but not a LiverLesionSeg checkpoint (no liverlesionseg metadata)",
+                                 path, "give a checkpoint written by liverlesionseg train")
+            tensors = {k: f.get_tensor(k) for k in f.keys()} if load_tensors else {}
+    except ModelError:
+        raise
+    except Exception as exc:  # safetensors raises its own error types for bad headers and short files
+        raise ModelError(f"is not a readable checkpoint ({_reason(exc)})", path,
+                         "give a .safetensors checkpoint written by liverlesionseg train; if it was copied, copy it again") from None
+    try:
+        version = int(metadata.get("format_version", "0"))
+        meta = json.loads(metadata["meta"])
+    except (KeyError, ValueError):
+        raise ModelError("has damaged checkpoint metadata", path, "use another copy of the checkpoint") from None
+    if version > FORMAT_VERSION:
+        raise ModelError(f"was written by a newer LiverLesionSeg (checkpoint format {version})", path,
+                         "update liverlesionseg")
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ModelError(f"holds weights that are not finite ({name})", path, "use an earlier checkpoint")
+    return meta, tensors
+
+
+def _config(meta: dict, path) -> Config:
+    try:
+        return Config.from_dict(meta.get("config") or {}, str(path))
+    except LiverLesionSegError as exc:
+        raise ModelError(f"has a configuration this version cannot use ({exc.problem})", path,
+                         "update liverlesionseg or retrain") from None
+
+
+def _check_matches(network: torch.nn.Module, tensors: dict[str, torch.Tensor], config: Config, path) -> None:
+    expected = network.state_dict()
+    describe = f"{config.model.arch}/{config.model.encoder}"
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    wrong = [k for k in expected if k in tensors and tuple(tensors[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or wrong:
+        if wrong:
+            k = wrong[0]
+            detail = f"{k} has shape {tuple(tensors[k].shape)}, {describe} needs {tuple(expected[k].shape)}"
+        elif missing:
+            detail = f"{len(missing)} tensor(s) of {describe} missing, e.g. {missing[0]}"
+        else:
+            detail = f"{len(unexpected)} tensor(s) that {describe} does not have, e.g. {unexpected[0]}"
+        raise ModelError(f"weights do not match the architecture the checkpoint names ({detail})", path,
+                         "the file is damaged or was edited; use the original checkpoint")
+
+
+def _optimizer_state(meta: dict, tensors: dict[str, torch.Tensor]) -> Optional[dict[str, Any]]:
+    optimizer = meta.get("optimizer")
+    if not optimizer:
+        return None
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, tensor in tensors.items():
+        if name.startswith(_OPTIMIZER):
+            index, key = name[len(_OPTIMIZER):].split(".", 1)
+            state.setdefault(int(index), {})[key] = tensor
+    return {"state": state, "param_groups": optimizer["param_groups"]}
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:160]

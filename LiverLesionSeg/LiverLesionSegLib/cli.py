@@ -1,0 +1,102 @@
+"""The command line: `liverlesionseg segment | train | evaluate | plot`.
+
+Expected problems end with one line on stderr (`liverlesionseg: error: FILE: problem. hint.`) and
+a non-zero exit status; nothing half-written is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Optional, Sequence
+
+from . import __version__
+from .errors import LiverLesionSegError
+from .progress import JsonLinesProgress, NullProgress, Progress, TerminalProgress
+
+log = logging.getLogger("LiverLesionSeg")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    progress = make_progress(args.progress)
+    setup_logging(args.verbose, progress)
+    try:
+        return args.run(args, progress)
+    except LiverLesionSegError as exc:
+        return fail(progress, str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        return fail(progress, "interrupted; outputs not finished were not written", 130)
+    except MemoryError:
+        return fail(progress, "not enough memory for this volume at these settings; close other programs or "
+                              "use --batch-size 4", 3)
+    except Exception as exc:  # a bug: one line, with the traceback only when asked for
+        if args.debug:
+            raise
+        return fail(progress, f"internal error ({type(exc).__name__}: {exc}); run again with --debug for the "
+                              f"traceback and report it", 1)
+
+
+def fail(progress: Progress, message: str, code: int) -> int:
+    print(f"liverlesionseg: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    progress.emit({"event": "error", "message": message, "exit_code": code})
+    return code
+
+
+def make_progress(kind: str) -> Progress:
+    if kind == "json":
+        return JsonLinesProgress(sys.stdout)
+    if kind == "bar" or (kind == "auto" and sys.stderr.isatty()):
+        return TerminalProgress(sys.stderr)
+    return NullProgress() if kind == "none" else TerminalProgress(sys.stderr)
+
+
+def setup_logging(verbose: bool, progress: Progress) -> None:
+    logger = logging.getLogger("LiverLesionSeg")
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.handlers.clear()
+    logger.propagate = False
+    if isinstance(progress, JsonLinesProgress):
+        logger.addHandler(_ProgressLogHandler(progress))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+
+
+class _ProgressLogHandler(logging.Handler):
+    """In --progress json mode, log lines travel as `log` events on the same stream."""
+
+    def __init__(self, progress: Progress):
+        super().__init__()
+        self.progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.progress.emit({"event": "log", "level": record.levelname.lower(), "message": record.getMessage()})
+
+
+# --- the parser ---------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="liverlesionseg", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"liverlesionseg {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                        help="where the network runs (default: auto; a missing GPU falls back to the CPU)")
+    common.add_argument("--progress", default="auto", choices=["auto", "bar", "json", "none"],
+                        help="a terminal bar, or one JSON object per line on stdout (for the Slicer panel)")
+    common.add_argument("--verbose", action="store_true", help="more log lines")
+    common.add_argument("--debug", action="store_true", help="show the traceback of unexpected errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{segment,train,evaluate,plot}")
+
+    from .commands import evaluate, plot, segment, train
+
+    for command in (segment, train, evaluate, plot):
+        command.add_parser(sub, common)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

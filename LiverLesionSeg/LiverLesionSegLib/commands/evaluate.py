@@ -1,0 +1,133 @@
+"""`liverlesionseg evaluate CASE... --out DIR`: per-case 3-D metrics, from a model or from saved
+predictions, written as metrics.csv, metrics.json and lesions.csv."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ..errors import InputError
+from ..progress import JsonLinesProgress, Progress
+
+log = logging.getLogger("LiverLesionSeg")
+
+PREDICTION_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd")
+
+
+def add_parser(sub, common) -> None:
+    p = sub.add_parser("evaluate", parents=[common], help="measure a model or saved predictions against the truth",
+                       description="Evaluate per case in 3-D: lesion and liver Dice, lesion detection, ASSD and "
+                                   "HD95 in mm, lesion tables; and a global Dice over all cases.")
+    p.add_argument("cases", nargs="+", metavar="CASE_OR_FOLDER", help="labelled cases (as for train)")
+    p.add_argument("--out", required=True, type=Path, help="report folder (created if missing)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--model", type=Path, metavar="FILE", help="segment the cases with this checkpoint "
+                                                                 "(default: the bundled model)")
+    source.add_argument("--predictions", type=Path, metavar="DIR",
+                        help="saved label maps named CASE.nii.gz / CASE.nrrd / CASE.seg.nrrd (1 liver, 2 lesion)")
+    p.add_argument("--save-predictions", action="store_true", help="also write each case's label map (CASE.nii.gz)")
+    p.add_argument("--panels", action="store_true", help="also write prediction panels (CASE.png)")
+    p.add_argument("--batch-size", type=int, help="slices per batch")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    from ..io.cases import find_cases, load_case
+    from ..lesions import lesion_table
+    from ..metrics import evaluate_case, summarise
+    from ..report import LESIONS_CSV, write_lesion_table, write_metrics
+
+    refs = find_cases(args.cases)
+    predictor = _Predictor(args) if args.predictions is None else None
+    if args.predictions is not None and not args.predictions.is_dir():
+        raise InputError("the predictions folder does not exist", args.predictions, "give the folder of label maps")
+    _prepare_out(args.out)
+
+    results, lesions = [], {}
+    for ref in refs:
+        with progress.stage(f"read {ref.name}"):
+            case = load_case(ref)
+        if not case.labelled:
+            raise InputError("has no liver and lesion masks to compare with", ref.name, "evaluate labelled cases")
+        if predictor:
+            liver, lesion = predictor.predict(case, progress, args.out)
+        else:
+            liver, lesion = _read_prediction(args.predictions, case)
+        true_liver = case.liver.array | case.lesion.array  # the organ includes its lesions
+        metrics = evaluate_case(case.name, liver.array, lesion.array, true_liver, case.lesion.array, case.ct.spacing)
+        results.append(metrics)
+        lesions[case.name] = lesion_table(lesion)
+        log.info("%s: lesion Dice %.3f, liver Dice %.3f, lesions found %d of %d, %d false", case.name,
+                 metrics.lesion_dice, metrics.liver_dice, metrics.detected_lesions, metrics.true_lesions,
+                 metrics.pred_false_positive_lesions)
+    summary = summarise(results)
+    config = predictor.checkpoint.config.to_dict() if predictor else {"predictions": str(args.predictions)}
+    write_metrics(args.out, results, summary, config)
+    write_lesion_table(args.out / LESIONS_CSV, lesions)
+    progress.emit({"event": "done", "summary": summary, "out": str(args.out)})
+    if not isinstance(progress, JsonLinesProgress):
+        _print_summary(results, summary, args.out)
+    return 0
+
+
+class _Predictor:
+    """Segments cases with one checkpoint, optionally saving label maps and panels."""
+
+    def __init__(self, args: argparse.Namespace):
+        from ..checkpoint import load_checkpoint
+        from ..model import choose_device
+        from ..resources import bundled_model_path
+
+        self.device = choose_device(args.device)
+        self.checkpoint = load_checkpoint(args.model or bundled_model_path(), self.device)
+        if args.batch_size:
+            self.checkpoint.config.inference.batch_size = args.batch_size
+        self.save_predictions, self.panels = args.save_predictions, args.panels
+
+    def predict(self, case, progress: Progress, out: Path):
+        from ..infer import segment_volume
+        from ..io.write import write_segmentation_output
+
+        result = segment_volume(case.ct, self.checkpoint, None, self.device, progress)
+        if self.save_predictions:
+            write_segmentation_output(out / f"{case.name}.nii.gz", case.ct.with_array(result.label_map()))
+        if self.panels:
+            from ..plots import plot_predictions
+
+            plot_predictions(case.ct, case.lesion, case.liver, result.lesion, result.liver,
+                             result.lesion_probability, out / f"{case.name}.png")
+        return result.liver, result.lesion
+
+
+def _read_prediction(folder: Path, case):
+    from ..io.images import read_label_map
+
+    for suffix in PREDICTION_SUFFIXES:
+        path = folder / f"{case.name}{suffix}"
+        if path.exists():
+            liver, lesion = read_label_map(path, case.ct)
+            return liver.with_array(liver.array | lesion.array), lesion
+    raise InputError(f"no prediction for case {case.name}", folder,
+                     f"name it {case.name}.nii.gz, {case.name}.nrrd or {case.name}.seg.nrrd")
+
+
+def _prepare_out(out: Path) -> None:
+    from ..errors import OutputError
+
+    if out.exists() and not out.is_dir():
+        raise OutputError("is a file, not a folder", out, "give a folder for the report")
+    if not out.parent.is_dir():
+        raise OutputError("the parent folder does not exist", out.parent, "create it first")
+    out.mkdir(exist_ok=True)
+
+
+def _print_summary(results, summary: dict, out: Path) -> None:
+    print(f"{'case':<24} {'lesion Dice':>11} {'liver Dice':>10} {'found':>7} {'false':>5} {'HD95 mm':>8}")
+    for m in results:
+        hd95 = "-" if m.lesion_hd95_mm is None else f"{m.lesion_hd95_mm:.1f}"
+        print(f"{m.name:<24} {m.lesion_dice:>11.3f} {m.liver_dice:>10.3f} "
+              f"{m.detected_lesions:>3}/{m.true_lesions:<3} {m.pred_false_positive_lesions:>5} {hd95:>8}")
+    keys = [k for k in ("lesion_dice_mean", "lesion_dice_global", "liver_dice_mean") if k in summary]
+    print("; ".join(f"{k} {summary[k]:.3f}" for k in keys if summary[k] is not None))
+    print(f"Report: {out / 'metrics.csv'}, {out / 'metrics.json'}, {out / 'lesions.csv'}")

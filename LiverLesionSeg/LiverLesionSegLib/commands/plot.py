@@ -1,0 +1,88 @@
+"""`liverlesionseg plot SOURCE --out DIR`: the notebook's pictures as PNG.
+
+SOURCE is a training run folder, its history.json or a checkpoint (loss per step with cycle
+boundaries, Dice per epoch), or a case (prediction panels: CT, truth, prediction, probability).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import InputError, OutputError
+from ..progress import Progress
+
+
+def add_parser(sub, common) -> None:
+    p = sub.add_parser("plot", parents=[common], help="draw training curves or prediction panels",
+                       description=__doc__.split("\n\n")[1].replace("\n", " "))
+    p.add_argument("source", type=Path, help="run folder, history.json, checkpoint, or a case / CT")
+    p.add_argument("--out", required=True, type=Path, help="folder for the PNG files (created if missing)")
+    p.add_argument("--model", type=Path, metavar="FILE", help="for a case: the checkpoint (default: bundled)")
+    p.add_argument("--slices", type=int, nargs="+", metavar="K", help="for a case: the slices to show")
+    p.add_argument("--log-scale", action="store_true", help="loss on a logarithmic axis")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    history = _history(args.source)
+    if not args.out.parent.is_dir():
+        raise OutputError("the parent folder does not exist", args.out.parent, "create it first")
+    args.out.mkdir(exist_ok=True)
+    written = _plot_history(history, args) if history is not None else _plot_case(args, progress)
+    for path in written:
+        print(path)
+    return 0
+
+
+def _history(source: Path):
+    """The training history in `source`, or None when `source` is not a training artefact."""
+    if source.is_dir() and (source / "history.json").is_file():
+        source = source / "history.json"
+    if source.suffix == ".json":
+        try:
+            history = json.loads(source.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read the training history ({exc})", source, "give history.json of a run") from None
+        if not isinstance(history, dict) or "steps" not in history:
+            raise InputError("is not a training history (no 'steps')", source, "give history.json of a run")
+        return history
+    if source.suffix == ".safetensors":
+        from ..checkpoint import read_metadata
+
+        _, state = read_metadata(source)
+        if not state.get("history", {}).get("steps"):
+            raise InputError("holds no training history", source, "give a checkpoint written during training")
+        return state["history"]
+    return None
+
+
+def _plot_history(history: dict, args: argparse.Namespace) -> list[Path]:
+    from ..plots import plot_dice, plot_loss
+
+    written = [plot_loss(history, args.out / "loss.png", log_scale=args.log_scale)]
+    if any(e.get("val_lesion_dice") is not None for e in history.get("epochs", [])):
+        written.append(plot_dice(history, args.out / "dice.png"))
+    return written
+
+
+def _plot_case(args: argparse.Namespace, progress: Progress) -> list[Path]:
+    from ..checkpoint import load_checkpoint
+    from ..infer import segment_volume
+    from ..io.cases import find_cases, load_case, read_input_volume
+    from ..model import choose_device
+    from ..plots import plot_predictions
+    from ..resources import bundled_model_path
+
+    try:
+        case = load_case(find_cases([args.source])[0])
+        ct, truth_lesion, truth_liver, name = case.ct, case.lesion, case.liver, case.name
+    except InputError:  # a CT without labels
+        ct, truth_lesion, truth_liver, name = read_input_volume(args.source), None, None, args.source.name
+    device = choose_device(args.device)
+    checkpoint = load_checkpoint(args.model or bundled_model_path(), device)
+    result = segment_volume(ct, checkpoint, None, device, progress)
+    path = args.out / f"{name.split('.nii')[0].split('.nrrd')[0]}_predictions.png"
+    return [plot_predictions(ct, truth_lesion, truth_liver, result.lesion, result.liver,
+                             result.lesion_probability, path, slices=args.slices)]

@@ -1,0 +1,138 @@
+"""`liverlesionseg segment [INPUT] -o OUT`: segment one CT with the bundled model or a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ..errors import OutputError
+from ..progress import JsonLinesProgress, Progress
+
+log = logging.getLogger("LiverLesionSeg")
+
+SAMPLE_OUTPUT = Path("liverlesionseg-sample.seg.nrrd")
+
+
+def add_parser(sub, common) -> None:
+    p = sub.add_parser("segment", parents=[common], help="segment the liver and its lesions in a CT",
+                       description="Segment the liver and liver lesions of one CT. Without INPUT, the bundled "
+                                   "sample case is segmented and a PNG overlay written beside the output.")
+    p.add_argument("input", nargs="?", type=Path,
+                   help="a DICOM folder (the axial CT series is chosen), a .nii/.nii.gz/.nrrd file, or a "
+                        "3D-IRCADb or CT + DICOM SEG case folder (default: the bundled sample case)")
+    p.add_argument("-o", "--output", type=Path,
+                   help="label map .nii.gz/.nii/.nrrd (0 background, 1 liver, 2 lesion) or Slicer .seg.nrrd")
+    p.add_argument("--probabilities", type=Path, metavar="FILE", help="also write the lesion probability map")
+    p.add_argument("--lesions", type=Path, metavar="CSV", help="also write the lesion table")
+    p.add_argument("--overlay", type=Path, metavar="PNG", help="also write a PNG of the result on a CT slice")
+    p.add_argument("--model", type=Path, metavar="FILE", help="a checkpoint (default: the bundled model)")
+    p.add_argument("--series", help="with several CT series in a folder: its UID, number or description")
+    p.add_argument("--lesion-threshold", type=float, help="lesion probability threshold (default: the model's)")
+    p.add_argument("--batch-size", type=int, help="slices per batch (lower it when memory is short)")
+    p.add_argument("--tta", action="store_true", help="average with the left-right flipped prediction")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    from ..checkpoint import load_checkpoint
+    from ..infer import segment_volume
+    from ..io.atomic import atomic_paths, check_writable
+    from ..io.cases import read_input_volume
+    from ..io.write import output_kind, save_image, save_labels
+    from ..lesions import lesion_table
+    from ..model import choose_device
+    from ..report import write_lesion_table
+    from ..resources import bundled_model_path, sample_case_path
+
+    input_path = args.input or sample_case_path()
+    output = args.output or (SAMPLE_OUTPUT if args.input is None else None)
+    if output is None:
+        raise OutputError("no output given", None, "add -o OUT.seg.nrrd or -o OUT.nii.gz")
+    overlay = args.overlay or (output.with_name(_stem(output) + ".png") if args.input is None else None)
+    outputs = [p for p in (output, args.probabilities, args.lesions, overlay) if p is not None]
+    kind = output_kind(output)
+    _check_outputs(outputs, input_path)
+    for path in outputs:
+        check_writable(path)
+
+    timings: dict[str, float] = {}
+    device = choose_device(args.device)
+    with progress.stage("load model", timings):
+        checkpoint = load_checkpoint(args.model or bundled_model_path(), device)
+    config = checkpoint.config.inference
+    if args.lesion_threshold is not None:
+        config.lesion_threshold = args.lesion_threshold
+    if args.batch_size is not None:
+        config.batch_size = args.batch_size
+    config.flip_tta = config.flip_tta or args.tta
+    checkpoint.config.validated(str(args.model or "bundled model"))
+
+    with progress.stage("read", timings):
+        volume = read_input_volume(input_path, args.series)
+    result = segment_volume(volume, checkpoint, config, device, progress)
+    timings.update(result.timings)
+    labels = volume.with_array(result.label_map())
+    lesions = lesion_table(result.lesion)
+
+    with progress.stage("write", timings):
+        main = [output] + ([args.probabilities] if args.probabilities else [])
+        with atomic_paths(*main) as temporary:
+            save_labels(temporary[0], labels, kind)
+            if args.probabilities:
+                save_image(temporary[1], result.lesion_probability)
+        if args.lesions:
+            write_lesion_table(args.lesions, {_case_name(input_path): lesions})
+        if overlay:
+            from ..plots import plot_overlay
+
+            plot_overlay(volume, result.liver, result.lesion, overlay)
+
+    _report(output, result, lesions, timings, progress, [p for p in outputs if p != output])
+    return 0
+
+
+def _check_outputs(outputs: list[Path], input_path: Path) -> None:
+    resolved = [p.resolve() for p in outputs]
+    if len(set(resolved)) != len(resolved):
+        raise OutputError("two outputs have the same name", outputs[0], "give each output its own file")
+    source = Path(input_path).resolve()
+    for path, full in zip(outputs, resolved):
+        if full == source:
+            raise OutputError("the output would overwrite the input", path, "choose another output name")
+
+
+def _report(output: Path, result, lesions, timings: dict, progress: Progress, extra: list[Path]) -> None:
+    spacing_ml = result.liver.voxel_volume_mm3 / 1000.0
+    liver_ml = float(result.liver.array.sum()) * spacing_ml
+    lesion_ml = sum(lesion.volume_ml for lesion in lesions)
+    total = sum(timings.values())
+    stages = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings.items())
+    summary = {"event": "done", "output": str(output), "liver_ml": round(liver_ml, 2), "lesions": len(lesions),
+               "lesion_ml": round(lesion_ml, 3), "timings_s": {k: round(v, 3) for k, v in timings.items()},
+               "message": f"{output}: liver {liver_ml:.1f} mL, {len(lesions)} lesion(s), {lesion_ml:.2f} mL in all; "
+                          f"{stages}; total {total:.2f} s"}
+    progress.emit(summary)
+    if isinstance(progress, JsonLinesProgress):
+        return  # stdout carries only the JSON events
+    print(f"Wrote {output}" + "".join(f", {p}" for p in extra))
+    print(f"Liver: {liver_ml:.1f} mL. Lesions: {len(lesions)}, {lesion_ml:.2f} mL in all.")
+    for lesion in lesions[:20]:
+        r, a, s = lesion.centroid_ras
+        print(f"  lesion {lesion.number}: {lesion.volume_ml:.2f} mL, longest axial diameter "
+              f"{lesion.longest_axial_diameter_mm:.1f} mm, centre RAS ({r:.1f}, {a:.1f}, {s:.1f}) mm")
+    if len(lesions) > 20:
+        print(f"  ... and {len(lesions) - 20} more (see --lesions)")
+    print(f"Time: {stages}; total {total:.2f} s")
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".seg.nrrd", ".nii.gz", ".nii", ".nrrd"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _case_name(path: Path) -> str:
+    return _stem(Path(path))

@@ -1,0 +1,177 @@
+"""`liverlesionseg train CASE_OR_FOLDER... --out DIR`: multi-cycle training with checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ..config import Config
+from ..errors import InputError, OutputError
+from ..progress import Progress
+
+log = logging.getLogger("LiverLesionSeg")
+
+# command-line option -> (configuration section, setting)
+OPTIONS = {
+    "cycles": ("train", "cycles"), "epochs": ("train", "epochs_per_cycle"), "lr": ("train", "learning_rate"),
+    "min_lr": ("train", "min_learning_rate"), "weight_decay": ("train", "weight_decay"),
+    "batch_size": ("train", "batch_size"), "seed": ("train", "seed"),
+    "background_fraction": ("train", "background_fraction"), "lesion_oversample": ("train", "lesion_oversample"),
+    "max_slices_per_epoch": ("train", "max_slices_per_epoch"),
+    "bce_weight": ("loss", "bce_weight"), "pos_weight": ("loss", "bce_pos_weight"),
+    "dice_weight": ("loss", "dice_weight"), "tversky_weight": ("loss", "tversky_weight"),
+    "tversky_alpha": ("loss", "tversky_alpha"), "tversky_beta": ("loss", "tversky_beta"),
+    "flip_prob": ("augment", "flip_lr"), "rotate": ("augment", "rotate_degrees"), "scale": ("augment", "scale"),
+    "crop_prob": ("augment", "crop_probability"),
+    "hu_window": ("preprocess", None), "context_slices": ("preprocess", "context_slices"),
+    "size": ("preprocess", "size"), "arch": ("model", "arch"), "encoder": ("model", "encoder"),
+    "pretrained": ("model", "encoder_weights"),
+}
+# Settings that shape the network or its input: fixed by a checkpoint being resumed or fine-tuned.
+FIXED_BY_MODEL = {"preprocess", "model"}
+
+
+def add_parser(sub, common) -> None:
+    p = sub.add_parser("train", parents=[common], help="train or fine-tune the U-Net",
+                       description="Train the liver and lesion U-Net in cycles of epochs, the learning rate "
+                                   "restarting each cycle; a checkpoint is written after every epoch and cycle.")
+    p.add_argument("cases", nargs="+", metavar="CASE_OR_FOLDER",
+                   help="case folders (3D-IRCADb, CT + DICOM SEG, image + label pairs, LiTS, MSD) or folders of cases")
+    p.add_argument("--out", required=True, type=Path, help="folder for checkpoints, history and plots")
+    p.add_argument("--validate", nargs="+", default=[], metavar="CASE", help="case names held out for validation")
+    p.add_argument("--resume", type=Path, metavar="CKPT", help="continue the run of this checkpoint")
+    p.add_argument("--init", metavar="CKPT", help="fine-tune this model ('bundled' for the bundled model)")
+    p.add_argument("--config", type=Path, metavar="JSON", help="settings file (as written to config.json)")
+    t = p.add_argument_group("schedule")
+    t.add_argument("--cycles", type=int)
+    t.add_argument("--epochs", type=int, help="epochs per cycle")
+    t.add_argument("--lr", type=float, help="learning rate at the start of each cycle")
+    t.add_argument("--min-lr", type=float, help="learning rate at the end of each cycle")
+    t.add_argument("--weight-decay", type=float)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--background-fraction", type=float, help="slices without liver drawn, per liver slice")
+    t.add_argument("--lesion-oversample", type=float, help="how many times as often lesion slices are drawn")
+    t.add_argument("--max-slices-per-epoch", type=int)
+    loss = p.add_argument_group("loss")
+    loss.add_argument("--bce-weight", type=float)
+    loss.add_argument("--pos-weight", type=float, nargs=2, metavar=("LIVER", "LESION"))
+    loss.add_argument("--dice-weight", type=float)
+    loss.add_argument("--tversky-weight", type=float)
+    loss.add_argument("--tversky-alpha", type=float, help="weight of false positives")
+    loss.add_argument("--tversky-beta", type=float, help="weight of false negatives")
+    aug = p.add_argument_group("augmentation")
+    aug.add_argument("--no-augment", action="store_true")
+    aug.add_argument("--flip-prob", type=float)
+    aug.add_argument("--rotate", type=float, help="largest rotation in degrees")
+    aug.add_argument("--scale", type=float, nargs=2, metavar=("MIN", "MAX"))
+    aug.add_argument("--crop-prob", type=float)
+    model = p.add_argument_group("model and input")
+    model.add_argument("--arch", help="segmentation_models_pytorch architecture (default Unet)")
+    model.add_argument("--encoder", help="encoder (default resnet18)")
+    model.add_argument("--pretrained", nargs="?", const="imagenet", help="start the encoder from ImageNet weights")
+    model.add_argument("--hu-window", type=float, nargs=2, metavar=("MIN", "MAX"))
+    model.add_argument("--context-slices", type=int, help="neighbouring slices on each side as channels (2.5-D)")
+    model.add_argument("--size", type=int, help="in-plane size of the network input (default 128)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    from ..checkpoint import load_checkpoint
+    from ..model import choose_device
+    from ..train import train
+
+    device = choose_device(args.device)
+    resume = load_checkpoint(args.resume, device, with_optimizer=True) if args.resume else None
+    init = load_checkpoint(_init_path(args.init), device) if args.init and not resume else None
+    config = build_config(args, resume.config if resume else None, init.config if init else None)
+    out = prepare_out_dir(args.out, resuming=resume is not None)
+
+    train_cases, val_cases = load_cases(args.cases, args.validate, config, progress)
+    log.info("Training on %d case(s): %s; validating on %s.", len(train_cases), ", ".join(c.name for c in train_cases),
+             ", ".join(c.name for c in val_cases) or "none")
+    result = train(train_cases, val_cases, config, out, device, progress, resume=resume, init=init)
+    _plots(result.history, out)
+    print(f"model: {result.model_path}")
+    return 0
+
+
+def build_config(args: argparse.Namespace, resumed: Config | None, init: Config | None) -> Config:
+    base = resumed or (Config.from_json_file(args.config) if args.config else Config())
+    data = base.to_dict()
+    if init is not None:  # the network's shape and input come with the model being fine-tuned
+        for section in FIXED_BY_MODEL:
+            data[section] = init.to_dict()[section]
+    for option, (section, key) in OPTIONS.items():
+        value = getattr(args, option, None)
+        if value is None:
+            continue
+        if resumed is not None and option != "cycles":
+            raise InputError(f"--{option.replace('_', '-')} cannot change when resuming", args.resume,
+                             "resume with the checkpoint's settings (only --cycles may grow), or start a new run")
+        if (init is not None or resumed is not None) and section in FIXED_BY_MODEL:
+            raise InputError(f"--{option.replace('_', '-')} cannot change the input or network of the model being "
+                             "fine-tuned", args.init, "leave it out, or train from scratch")
+        if option == "hu_window":
+            data["preprocess"]["hu_min"], data["preprocess"]["hu_max"] = value
+        else:
+            data[section][key] = list(value) if isinstance(value, (list, tuple)) else value
+    if args.no_augment:
+        data["augment"]["enabled"] = False
+    data["train"]["validate"] = list(args.validate)
+    return Config.from_dict(data, "command line").validated()
+
+
+def prepare_out_dir(out: Path, resuming: bool) -> Path:
+    from ..train import FINAL, LAST
+
+    if out.exists() and not out.is_dir():
+        raise OutputError("is a file, not a folder", out, "give a folder for the training outputs")
+    if not out.parent.is_dir():
+        raise OutputError("the parent folder does not exist", out.parent, "create it first")
+    if not resuming and any((out / name).exists() for name in (LAST, FINAL)):
+        raise OutputError("already holds a training run; nothing was overwritten", out,
+                          f"continue it with --resume {out / LAST}, or choose another --out")
+    try:
+        out.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the folder ({exc.strerror})", out) from None
+    return out
+
+
+def load_cases(paths: list[str], validate: list[str], config: Config, progress: Progress):
+    from ..dataset import prepare_case
+    from ..io.cases import find_cases, load_case
+
+    refs = find_cases(paths)
+    names = [r.name for r in refs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(f"two cases are named {duplicates[0]}", paths[0], "give each case once")
+    unknown = [v for v in validate if v not in names]
+    if unknown:
+        raise InputError(f"validation case '{unknown[0]}' is not among the cases given", None,
+                         f"choose among: {', '.join(names)}")
+    train_cases, val_cases = [], []
+    for ref in refs:
+        with progress.stage(f"read {ref.name}"):
+            case = load_case(ref)
+        held_out = ref.name in validate
+        prepared = prepare_case(case, config.preprocess, keep_masks=held_out)
+        (val_cases if held_out else train_cases).append(prepared)
+    return train_cases, val_cases
+
+
+def _init_path(init: str) -> Path:
+    from ..resources import bundled_model_path
+
+    return bundled_model_path() if init == "bundled" else Path(init)
+
+
+def _plots(history: dict, out: Path) -> None:
+    from ..plots import plot_dice, plot_loss
+
+    plot_loss(history, out / "loss.png")
+    if any(e.get("val_lesion_dice") is not None for e in history["epochs"]):
+        plot_dice(history, out / "dice.png")

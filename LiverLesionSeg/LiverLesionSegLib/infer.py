@@ -1,0 +1,138 @@
+"""Inference: a whole CT volume in; liver and lesion masks and the lesion probability map out, on
+the input's own voxel grid.
+
+The volume is first put in axial LPS voxel order (permutations and flips only, undone at the end),
+so the network always sees slices as it saw them in training, whatever the input's orientation.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .checkpoint import Checkpoint
+from .config import InferenceConfig, PreprocessConfig
+from .errors import Cancelled, ResourceError
+from .model import is_out_of_memory
+from .postprocess import clean_masks
+from .preprocess import network_input, prepare_ct, upsample
+from .progress import NullProgress, Progress
+from .volume import Volume, to_axial_lps
+
+log = logging.getLogger("LiverLesionSeg")
+
+_UPSAMPLE_CHUNK = 16  # slices brought back to full resolution at a time
+
+
+@dataclass
+class Segmentation:
+    liver: Volume  # uint8, 1 inside the liver (lesions included)
+    lesion: Volume  # uint8, 1 inside a lesion
+    lesion_probability: Volume  # float32 in [0, 1], before thresholding and clean-up
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def label_map(self) -> np.ndarray:
+        """0 background, 1 liver, 2 lesion."""
+        labels = self.liver.array.copy()
+        labels[self.lesion.array > 0] = 2
+        return labels
+
+
+def segment_volume(volume: Volume, checkpoint: Checkpoint, config: Optional[InferenceConfig] = None,
+                   device: torch.device | str = "cpu", progress: Optional[Progress] = None) -> Segmentation:
+    progress = progress or NullProgress()
+    config = config or checkpoint.config.inference
+    timings: dict[str, float] = {}
+    with progress.stage("preprocess", timings):
+        canonical, reorientation = to_axial_lps(volume)
+        stack = prepare_ct(canonical.array, checkpoint.config.preprocess)
+    with progress.stage("model", timings):
+        probabilities = predict_stack(checkpoint.network, stack, checkpoint.config.preprocess, config, device, progress)
+    with progress.stage("postprocess", timings):
+        liver, lesion, lesion_probability = full_resolution_masks(probabilities, canonical.shape[1:], config)
+        liver, lesion = clean_masks(liver, lesion, canonical.spacing, config)
+        if not reorientation.is_identity:
+            liver, lesion, lesion_probability = (np.ascontiguousarray(reorientation.undo(a))
+                                                 for a in (liver, lesion, lesion_probability))
+    return Segmentation(volume.with_array(liver), volume.with_array(lesion),
+                        volume.with_array(lesion_probability), timings)
+
+
+def predict_stack(network: torch.nn.Module, stack: np.ndarray, preprocess: PreprocessConfig,
+                  config: InferenceConfig, device: torch.device | str = "cpu",
+                  progress: Optional[Progress] = None) -> np.ndarray:
+    """uint8 stack (k, S, S) -> float32 probabilities (k, classes, S, S), in batches of slices.
+
+    Out of memory on a GPU halves the batch; at one slice it moves to the CPU (said in the log).
+    """
+    progress = progress or NullProgress()
+    device = torch.device(device)
+    batch_size = max(1, config.batch_size)
+    network.eval()
+    out: Optional[np.ndarray] = None
+    start, started = 0, time.perf_counter()
+    while start < len(stack):
+        if progress.cancelled:
+            raise Cancelled("segmentation cancelled; nothing was written")
+        indices = np.arange(start, min(start + batch_size, len(stack)))
+        try:
+            batch = _predict(network, network_input(stack, indices, preprocess), config.flip_tta, device)
+        except (RuntimeError, MemoryError) as exc:
+            if not (isinstance(exc, MemoryError) or is_out_of_memory(exc)):
+                raise
+            batch_size, device = _smaller_batch(batch_size, device, network, exc)
+            continue
+        if out is None:
+            out = np.empty((len(stack),) + batch.shape[1:], np.float32)
+        out[indices] = batch
+        start = indices[-1] + 1
+        elapsed = time.perf_counter() - started
+        progress.emit({"event": "progress", "stage": "model", "done": int(start), "total": len(stack),
+                       "eta_s": round(elapsed / start * (len(stack) - start), 1)})
+    return out
+
+
+def _predict(network: torch.nn.Module, x: torch.Tensor, flip_tta: bool, device: torch.device) -> np.ndarray:
+    with torch.inference_mode():
+        x = x.to(device)
+        probabilities = torch.sigmoid(network(x))
+        if flip_tta:
+            flipped = torch.sigmoid(network(torch.flip(x, dims=[3])))
+            probabilities = (probabilities + torch.flip(flipped, dims=[3])) / 2
+        return probabilities.float().cpu().numpy()
+
+
+def _smaller_batch(batch_size: int, device: torch.device, network: torch.nn.Module, exc: BaseException):
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    if batch_size > 1:
+        log.warning("Out of memory at %d slices per batch on %s: retrying with %d.", batch_size, device.type,
+                    batch_size // 2)
+        return batch_size // 2, device
+    if device.type != "cpu":
+        log.warning("Out of memory on %s even at one slice per batch: continuing on the CPU.", device.type)
+        network.to("cpu")
+        return 1, torch.device("cpu")
+    raise ResourceError("not enough memory to run the model on one slice", hint="close other programs") from exc
+
+
+def full_resolution_masks(probabilities: np.ndarray, shape: tuple[int, int],
+                          config: InferenceConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(k, 2, S, S) probabilities -> liver mask, lesion mask (uint8) and lesion probability (float32)
+    on the full (rows, cols) grid, a chunk of slices at a time to bound memory."""
+    k = len(probabilities)
+    liver = np.empty((k,) + tuple(shape), np.uint8)
+    lesion = np.empty((k,) + tuple(shape), np.uint8)
+    lesion_probability = np.empty((k,) + tuple(shape), np.float32)
+    for start in range(0, k, _UPSAMPLE_CHUNK):
+        chunk = slice(start, min(start + _UPSAMPLE_CHUNK, k))
+        full = upsample(torch.from_numpy(probabilities[chunk]), shape)
+        liver[chunk] = (full[:, 0] >= config.liver_threshold).numpy()
+        lesion_probability[chunk] = full[:, 1].numpy()
+        lesion[chunk] = lesion_probability[chunk] >= config.lesion_threshold
+    return liver, lesion, lesion_probability

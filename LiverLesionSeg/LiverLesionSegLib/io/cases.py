@@ -1,0 +1,238 @@
+"""Finding cases for training and evaluation, and the input volume for segmentation.
+
+Understood layouts (`LAYOUTS` says the same to the user):
+- 3D-IRCADb-01 case folders (PATIENT_DICOM/ + MASKS_DICOM/), named after the folder;
+- a CT DICOM series with DICOM SEG objects referencing it, named after the folder holding both;
+- LiTS pairs `volume-N.nii[.gz]` + `segmentation-N.nii[.gz]`, named `lits-N`;
+- Medical Segmentation Decathlon task folders `imagesTr/X.nii.gz` + `labelsTr/X.nii.gz`, named X;
+- a folder with `image.{nii,nii.gz,nrrd}` + `labels.{nii,nii.gz,nrrd}`, named after the folder.
+Label maps hold 0 background, 1 liver, 2 lesion. A folder is searched recursively; what holds
+images but no labels is left out with a logged note.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional
+
+from ..errors import InputError
+from ..volume import Case, Volume
+from .dicom import NON_IMAGE_MODALITIES, SeriesInfo, read_ct_folder, scan_files
+from .dicomseg import read_seg_case
+from .images import image_stem, is_image_file, read_image, read_label_map
+from .ircadb import CT_FOLDER, is_ircadb_case, read_ircadb_case
+
+LOG = logging.getLogger("LiverLesionSeg")
+
+KINDS = ("ircadb", "dicom-seg", "image-pair")
+LAYOUTS = ("3D-IRCADb-01 case folders (PATIENT_DICOM/ + MASKS_DICOM/), a CT DICOM series with DICOM SEG objects, "
+           "LiTS volume-N.nii + segmentation-N.nii, Decathlon imagesTr/ + labelsTr/, "
+           "or image.nii|nii.gz|nrrd + labels.nii|nii.gz|nrrd (labels 0 background, 1 liver, 2 lesion)")
+LITS_NAME = re.compile(r"^(volume|segmentation)-(\d+)\.nii(\.gz)?$", re.IGNORECASE)
+PAIR_IMAGE_NAMES = ("image.nii.gz", "image.nii", "image.nrrd")
+PAIR_LABEL_NAMES = ("labels.nii.gz", "labels.nii", "labels.nrrd")
+
+
+@dataclass(frozen=True)
+class CaseRef:
+    """A case found on disk, not yet read: `load_case` reads it."""
+
+    name: str
+    kind: str  # one of KINDS
+    paths: tuple[Path, ...]  # the case folder, or (image, labels) for an image pair
+
+
+def find_cases(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[CaseRef]:
+    """Every labelled case under `paths` (case folders, folders of cases, or image files)."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    found: list[CaseRef] = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise InputError("does not exist", path, "check the path")
+        refs = _cases_for_file(path) if path.is_file() else _cases_in_folder(path)
+        if not refs:
+            raise InputError("holds no labelled case", path, f"understood layouts: {LAYOUTS}")
+        found.extend(refs)
+    unique = list({(ref.kind, tuple(p.resolve() for p in ref.paths)): ref for ref in found}.values())
+    names = [ref.name for ref in unique]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        LOG.warning("several cases are named %s: %s", name, [str(r.paths[0]) for r in unique if r.name == name])
+    return unique
+
+
+def load_case(ref: CaseRef) -> Case:
+    """Read a found case; its masks are checked to lie on the CT's grid."""
+    if ref.kind == "ircadb":
+        case = read_ircadb_case(ref.paths[0])
+    elif ref.kind == "dicom-seg":
+        case = read_seg_case(ref.paths[0])
+    elif ref.kind == "image-pair":
+        image, labels = ref.paths
+        ct = read_image(image)
+        liver, lesion = read_label_map(labels, ct)
+        case = Case(ref.name, ct, liver, lesion, image)
+    else:
+        raise InputError(f"unknown case kind '{ref.kind}' (known: {', '.join(KINDS)})", ref.paths[0])
+    case.name = ref.name
+    return case.check()
+
+
+def read_input_volume(path: str | os.PathLike, series: Optional[str | int] = None) -> Volume:
+    """The CT to segment: a DICOM folder (its axial CT series, or `series`), an IRCADb or SEG case
+    folder (its CT), a folder with image.nii|nii.gz|nrrd, or a .nii/.nii.gz/.nrrd/.nhdr file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("does not exist", path, "check the path")
+    if path.is_file():
+        if is_image_file(path):
+            return read_image(path)
+        raise InputError("is neither a NIfTI/NRRD image nor a folder", path,
+                         "give the folder that holds the DICOM series, or a .nii, .nii.gz or .nrrd file")
+    if (path / CT_FOLDER).is_dir():
+        return read_ct_folder(path / CT_FOLDER, series)
+    image = _first_existing(path, PAIR_IMAGE_NAMES)
+    if image is not None:
+        return read_image(image)
+    # A SEG case folder gives its referenced CT: `choose_ct_series` puts that one first.
+    return read_ct_folder(path, series)
+
+
+# --- files -------------------------------------------------------------------------------------
+
+def _cases_for_file(path: Path) -> list[CaseRef]:
+    lits = LITS_NAME.match(path.name)
+    if lits:
+        number = lits.group(2)
+        image = _first_existing(path.parent, (f"volume-{number}.nii", f"volume-{number}.nii.gz"))
+        labels = _first_existing(path.parent, (f"segmentation-{number}.nii", f"segmentation-{number}.nii.gz"))
+        if image is None or labels is None:
+            raise InputError(f"the LiTS pair of case {number} is incomplete (volume-{number} and "
+                             f"segmentation-{number} are both needed)", path, "put both files in one folder")
+        return [CaseRef(f"lits-{number}", "image-pair", (image, labels))]
+    if path.parent.name in ("imagesTr", "labelsTr") and is_image_file(path):
+        task = path.parent.parent
+        image, labels = task / "imagesTr" / path.name, task / "labelsTr" / path.name
+        if not (image.is_file() and labels.is_file()):
+            raise InputError("the Decathlon image has no label map of the same name (or the reverse)", path,
+                             "give imagesTr/X and labelsTr/X")
+        return [CaseRef(image_stem(path), "image-pair", (image, labels))]
+    if path.name.lower() in PAIR_IMAGE_NAMES + PAIR_LABEL_NAMES:
+        return _image_pair_folder(path.parent)
+    raise InputError("a single file is a case only as a LiTS volume/segmentation, a Decathlon image/label "
+                     "or an image/labels pair", path, f"understood layouts: {LAYOUTS}")
+
+
+# --- folders -----------------------------------------------------------------------------------
+
+def _cases_in_folder(root: Path) -> list[CaseRef]:
+    """Walk top-down: known layouts stop the descent; other files are scanned as DICOM at the end."""
+    refs: list[CaseRef] = []
+    other_files: list[Path] = []
+    for folder, dirs, names in os.walk(root):
+        folder = Path(folder)
+        dirs.sort()
+        layout = _layout_cases(folder, names)
+        if layout is not None:
+            refs.extend(layout)
+            dirs[:] = []
+            continue
+        other_files.extend(folder / n for n in sorted(names) if not n.startswith(".") and not is_image_file(n))
+    return refs + _dicom_seg_cases(other_files)
+
+
+def _layout_cases(folder: Path, names: list[str]) -> Optional[list[CaseRef]]:
+    """The cases of a folder in a non-DICOM-SEG layout, or None when it is none of them."""
+    if is_ircadb_case(folder):
+        return [CaseRef(folder.name, "ircadb", (folder,))]
+    if (folder / "imagesTr").is_dir() and (folder / "labelsTr").is_dir():
+        return _decathlon_cases(folder)
+    if _first_existing(folder, PAIR_IMAGE_NAMES + PAIR_LABEL_NAMES) is not None:
+        return _image_pair_folder(folder, strict=False)
+    lits = sorted((n for n in names if LITS_NAME.match(n) and n.lower().startswith("volume")), key=_lits_number)
+    if lits:
+        refs = []
+        for name in lits:
+            number = _lits_number(name)
+            labels = _first_existing(folder, (f"segmentation-{number}.nii", f"segmentation-{number}.nii.gz"))
+            if labels is None:
+                LOG.info("left out %s: no segmentation-%s beside it", folder / name, number)
+                continue
+            refs.append(CaseRef(f"lits-{number}", "image-pair", (folder / name, labels)))
+        return refs
+    return None
+
+
+def _decathlon_cases(task: Path) -> list[CaseRef]:
+    refs = []
+    for image in sorted((task / "imagesTr").iterdir()):
+        if image.name.startswith(".") or not is_image_file(image):
+            continue  # macOS "._" companions ship with the Decathlon archives
+        labels = task / "labelsTr" / image.name
+        if not labels.is_file():
+            LOG.info("left out %s: no labelsTr/%s", image, image.name)
+            continue
+        refs.append(CaseRef(image_stem(image), "image-pair", (image, labels)))
+    if (task / "imagesTs").is_dir():
+        LOG.info("left out %s: test images have no labels", task / "imagesTs")
+    return refs
+
+
+def _image_pair_folder(folder: Path, strict: bool = True) -> list[CaseRef]:
+    image = _first_existing(folder, PAIR_IMAGE_NAMES)
+    labels = _first_existing(folder, PAIR_LABEL_NAMES)
+    if image is None or labels is None:
+        if strict:
+            raise InputError("an image/labels pair needs both image.* and labels.*", folder,
+                             "put image.nii.gz (or .nii, .nrrd) and labels.nii.gz (or .nii, .nrrd) in the folder")
+        LOG.info("left out %s: it holds %s but not %s", folder, (image or labels).name,
+                 "labels.*" if labels is None else "image.*")
+        return []
+    return [CaseRef(folder.name, "image-pair", (image, labels))]
+
+
+def _dicom_seg_cases(files: list[Path]) -> list[CaseRef]:
+    """Group SEG objects with the series they reference; the case folder holds both."""
+    if not files:
+        return []
+    series, _ = scan_files(files)
+    by_uid = {s.uid: s for s in series}
+    case_folders: dict[Path, list[SeriesInfo]] = defaultdict(list)
+    for seg in (s for s in series if s.modality.upper() == "SEG"):
+        referenced = [by_uid[uid] for uid in seg.referenced_series_uids if uid in by_uid]
+        folders = [str(f.parent) for f in seg.files] + [str(f.parent) for s in referenced for f in s.files]
+        # Where the referenced series is missing, the case still stands: loading it says what is missing.
+        case_folders[Path(os.path.commonpath(folders))].append(seg)
+    refs = [CaseRef(folder.name, "dicom-seg", (folder,)) for folder in sorted(case_folders)]
+    unlabelled = defaultdict(list)
+    for s in series:
+        if s.modality.upper() in NON_IMAGE_MODALITIES:
+            continue
+        if not any(_is_within(s.folder, folder) for folder in case_folders):
+            unlabelled[s.folder].append(s)
+    for folder, members in unlabelled.items():
+        LOG.info("left out %s: %s has no labels (no DICOM SEG references it)", folder,
+                 "; ".join(s.label for s in members))
+    return refs
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+def _first_existing(folder: Path, names: Iterable[str]) -> Optional[Path]:
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _lits_number(name: str) -> int:
+    return int(LITS_NAME.match(name).group(2))
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents

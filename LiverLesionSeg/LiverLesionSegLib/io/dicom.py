@@ -1,0 +1,542 @@
+"""DICOM series: find them in a folder (headers only), choose the axial CT one, read it as a `Volume`.
+
+Geometry comes from the headers, never from file names or file order: slices are sorted by their
+position along the slice normal (ImageOrientationPatient row x column), the first of them gives
+the origin and the k axis runs along the normal, towards increasing position. PixelSpacing is
+[row spacing (j), column spacing (i)].
+
+The chosen series is reported in `Volume.source`, as
+``<series folder> (series <number> '<description>', UID <uid>)``; `choose_ct_series` returns the
+`SeriesInfo` itself for a caller that wants the fields.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import get_decoder
+
+from ..errors import GeometryError, InputError
+from ..volume import DIRECTION_TOLERANCE, POSITION_TOLERANCE_MM, Volume
+
+LOG = logging.getLogger("LiverLesionSeg")
+
+# The header elements discovery needs; reading only these keeps a scan of hundreds of files fast.
+HEADER_TAGS = [
+    "SOPClassUID", "SOPInstanceUID", "Modality", "SeriesInstanceUID", "SeriesNumber",
+    "SeriesDescription", "InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient",
+    "ReferencedSeriesSequence",
+]
+
+# Modalities whose objects are not images to segment (they may sit beside the CT).
+NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "SR", "PR", "KO", "REG", "RTPLAN", "RTDOSE", "DOC"}
+
+SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"  # .7, .7.1 ... .7.4: screenshots, not scans
+
+# Steps along the normal may differ by this fraction of the step (plus the position tolerance).
+STEP_TOLERANCE = 0.01
+# Slices of one stack may drift in-plane by at most this fraction of a pixel.
+IN_PLANE_TOLERANCE_PIXELS = 0.1
+
+
+@dataclass
+class SeriesInfo:
+    """One DICOM series found in a folder, its image files sorted along the slice normal."""
+
+    uid: str
+    modality: str
+    description: str
+    number: Optional[int]
+    files: list[Path]  # sorted by position along the normal (by instance number when there is none)
+    orientation: Optional[tuple[float, ...]]  # ImageOrientationPatient of the kept files
+    left_out: list[Path] = field(default_factory=list)  # images of another orientation (reformats)
+    sop_instance_uids: list[str] = field(default_factory=list)  # in the order of `files`
+    referenced_series_uids: list[str] = field(default_factory=list)  # ReferencedSeriesSequence (SEG)
+
+    @property
+    def folder(self) -> Path:
+        """The folder holding the files (their common parent)."""
+        if not self.files:
+            return Path(".")
+        return Path(os.path.commonpath([str(f.parent) for f in self.files]))
+
+    @property
+    def is_axial(self) -> bool:
+        return self.orientation is not None and _dominant_axis(_normal(self.orientation)) == 2
+
+    @property
+    def label(self) -> str:
+        """How messages and `Volume.source` name the series."""
+        parts = [f"series {self.number}" if self.number is not None else "series",
+                 f"'{self.description}'" if self.description else ""]
+        return " ".join(p for p in parts if p) + f", UID {self.uid}"
+
+
+@dataclass
+class FolderScan:
+    """Every series under a folder, and the files that were not DICOM images."""
+
+    folder: Path
+    series: list[SeriesInfo]
+    skipped: list[Path]  # not DICOM, or DICOM without a series (DICOMDIR)
+
+
+# --- discovery ---------------------------------------------------------------------------------
+
+def find_series(folder: str | os.PathLike) -> list[SeriesInfo]:
+    """Every DICOM series under `folder` (recursive), read from the headers only."""
+    return scan_folder(folder).series
+
+
+def scan_folder(folder: str | os.PathLike) -> FolderScan:
+    folder = Path(folder)
+    if not folder.exists():
+        raise InputError("does not exist", folder, "check the path")
+    if not folder.is_dir():
+        raise InputError("is not a folder", folder, "give the folder that holds the DICOM series")
+    files = list_files(folder)
+    series, skipped = scan_files(files)
+    if skipped:
+        LOG.debug("%s: %d of %d files are not DICOM images and were skipped", folder, len(skipped), len(files))
+    return FolderScan(folder, series, skipped)
+
+
+def list_files(folder: Path) -> list[Path]:
+    """All files under `folder`, in a stable order (names may lack a suffix or hold spaces).
+
+    Linked folders are followed, each real folder once (a link cycle ends there).
+    """
+    found = []
+    seen = set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        found.extend(Path(root) / name for name in sorted(names))
+    return found
+
+
+def scan_files(files: Sequence[Path]) -> tuple[list[SeriesInfo], list[Path]]:
+    """Group files by SeriesInstanceUID; return the series and the files that were skipped."""
+    by_series: dict[str, list[tuple[Path, pydicom.Dataset]]] = {}
+    skipped = []
+    for path in files:
+        header = read_header(path)
+        if header is None or "SeriesInstanceUID" not in header:
+            skipped.append(path)
+            continue
+        by_series.setdefault(str(header.SeriesInstanceUID), []).append((path, header))
+    series = [_series_info(uid, members) for uid, members in by_series.items()]
+    series.sort(key=lambda s: (s.number is None, s.number or 0, s.description, s.uid))
+    return series, skipped
+
+
+def read_header(path: Path) -> Optional[pydicom.Dataset]:
+    """The discovery elements of a DICOM file, or None when the file is not DICOM."""
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS)
+    except InvalidDicomError:
+        return None
+    except Exception as exc:  # pydicom raises many kinds on damaged files
+        if _has_dicom_prefix(path):
+            raise InputError(f"damaged or truncated DICOM file ({_reason(exc)})", path,
+                             "remove it or export the series again") from None
+        return None
+
+
+def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]]) -> SeriesInfo:
+    first = members[0][1]
+    kept, left_out, orientation = _keep_majority_orientation(members)
+    if orientation is not None:
+        normal = _normal(orientation)
+        kept.sort(key=lambda m: (float(np.dot(_position(m[1]), normal)), str(m[0])))
+    else:
+        kept.sort(key=lambda m: (_int_or_none(m[1].get("InstanceNumber")) or 0, str(m[0])))
+    referenced = [str(item.SeriesInstanceUID) for _, header in members
+                  for item in header.get("ReferencedSeriesSequence", []) if "SeriesInstanceUID" in item]
+    info = SeriesInfo(
+        uid=uid,
+        modality=str(first.get("Modality", "") or ""),
+        description=str(first.get("SeriesDescription", "") or ""),
+        number=_int_or_none(first.get("SeriesNumber")),
+        files=[path for path, _ in kept],
+        orientation=orientation,
+        left_out=[path for path, _ in left_out],
+        sop_instance_uids=[str(header.get("SOPInstanceUID", "")) for _, header in kept],
+        referenced_series_uids=list(dict.fromkeys(referenced)),
+    )
+    if left_out:
+        LOG.warning("%s: left out %d image(s) of another orientation than the %d kept (%s), e.g. %s",
+                    info.label, len(left_out), len(kept), _orientation_name(orientation), left_out[0][0])
+    return info
+
+
+def _keep_majority_orientation(members):
+    """Split into the largest group of one orientation and the rest (a reformat inside a series)."""
+    groups: list[tuple[tuple[float, ...], list]] = []
+    without = []
+    for member in members:
+        orientation = _orientation(member[1])
+        if orientation is None:
+            without.append(member)
+            continue
+        for reference, group in groups:
+            if np.allclose(reference, orientation, atol=DIRECTION_TOLERANCE):
+                group.append(member)
+                break
+        else:
+            groups.append((orientation, [member]))
+    if not groups:
+        return without, [], None
+    # The largest group; on a tie the one closest to axial.
+    groups.sort(key=lambda g: (-len(g[1]), -abs(_normal(g[0])[2])))
+    orientation, kept = groups[0]
+    left_out = [m for _, group in groups[1:] for m in group] + without
+    return list(kept), left_out, orientation
+
+
+# --- choosing the CT series --------------------------------------------------------------------
+
+def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> SeriesInfo:
+    """The CT series to segment: `series` (UID, number or description) or the best candidate.
+
+    Without `series`, a series referenced by a DICOM SEG in the folder comes first (it is the one
+    the case is about), then the one with the most axial slices. The choice is logged.
+    """
+    images = [s for s in scan.series if s.modality.upper() not in NON_IMAGE_MODALITIES]
+    if not images:
+        _raise_no_images(scan)
+    if series is not None:
+        chosen = _select(scan.folder, images, series)
+        _require_ct(chosen)
+        return chosen
+    ct = [s for s in images if s.modality.upper() == "CT"]
+    if not ct:
+        _require_ct(images[0])
+    referenced = {uid for s in scan.series for uid in s.referenced_series_uids}
+
+    def rank(s: SeriesInfo):
+        return (s.uid in referenced, len(s.files) if s.is_axial else 0, len(s.files))
+
+    ct.sort(key=rank, reverse=True)
+    chosen = ct[0]
+    if len(ct) > 1:
+        why = ("referenced by the DICOM SEG in the folder" if chosen.uid in referenced
+               else f"the most axial slices ({len(chosen.files)})")
+        others = "; ".join(f"{s.label} ({len(s.files)} slices)" for s in ct[1:])
+        LOG.info("%s: chose %s: %s; not chosen: %s. Pass the series UID, number or description to choose another",
+                 scan.folder, chosen.label, why, others)
+        if rank(ct[1]) == rank(chosen):
+            LOG.warning("%s: %s and %s are equally good candidates; chose the first. Pass the series to be sure",
+                        scan.folder, chosen.label, ct[1].label)
+    non_ct = [s for s in images if s.modality.upper() != "CT"]
+    for s in non_ct:
+        LOG.info("%s: left out %s: modality %s, not CT", scan.folder, s.label, s.modality or "unknown")
+    return chosen
+
+
+def _select(folder: Path, images: list[SeriesInfo], wanted: str | int) -> SeriesInfo:
+    text = str(wanted).strip()
+    matches = [s for s in images if s.uid == text]
+    if not matches and text.lstrip("-").isdigit():
+        matches = [s for s in images if s.number == int(text)]
+    if not matches:
+        matches = [s for s in images if s.description.strip().lower() == text.lower()]
+    available = "; ".join(f"{s.label} ({len(s.files)} images)" for s in images)
+    if not matches:
+        raise InputError(f"no series matches '{text}'; the folder holds: {available}", folder,
+                         "give a series UID, number or description from that list")
+    if len(matches) > 1:
+        raise InputError(f"several series match '{text}': " + "; ".join(s.label for s in matches), folder,
+                         "give the series UID instead")
+    return matches[0]
+
+
+def _require_ct(info: SeriesInfo) -> None:
+    if info.modality.upper() != "CT":
+        raise InputError(f"{info.label} has modality {info.modality or 'unknown'}, not CT", info.folder,
+                         "LiverLesionSeg segments CT images; give a CT series")
+
+
+def _raise_no_images(scan: FolderScan) -> None:
+    if scan.series:
+        kinds = ", ".join(sorted({s.modality for s in scan.series}))
+        raise InputError(f"holds only non-image DICOM objects ({kinds}), no CT series", scan.folder,
+                         "give the folder that holds the CT slices")
+    if scan.skipped:
+        raise InputError(f"no DICOM files found among its {len(scan.skipped)} files (e.g. {scan.skipped[0].name})",
+                         scan.folder, "give a folder of DICOM CT slices, or a .nii/.nii.gz/.nrrd file")
+    raise InputError("no DICOM files found: the folder is empty", scan.folder, "give a folder of DICOM CT slices")
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+def read_ct_folder(folder: str | os.PathLike, series: Optional[str | int] = None) -> Volume:
+    """The axial CT series of a folder as a `Volume` in HU (see `choose_ct_series`)."""
+    return read_series(choose_ct_series(scan_folder(folder), series))
+
+
+def read_series(info: SeriesInfo) -> Volume:
+    """Read a series' pixels in HU with the geometry of its headers; refuse what is not a volume."""
+    where = info.folder
+    if info.modality.upper() in NON_IMAGE_MODALITIES:
+        raise InputError(f"{info.label} is a {info.modality} object, not an image series", where,
+                         "give the CT series")
+    if len(info.files) < 2:
+        raise GeometryError(f"{info.label} has a single slice: a 2-D image, not a volume", where,
+                            "give a series of several axial slices")
+    datasets = [read_dataset(path) for path in info.files]
+    for path, ds in zip(info.files, datasets):
+        _check_pixel_format(path, ds)
+    grid = slice_geometry(datasets, info.files, where)
+    slices = [decode_pixels(path, ds) for path, ds in zip(info.files, datasets)]
+    array = _to_hounsfield(slices, datasets)
+    return Volume(array, grid.spacing, grid.origin, grid.direction, f"{where} ({info.label})")
+
+
+def read_dataset(path: Path) -> pydicom.Dataset:
+    """A whole DICOM file; a damaged one (or one that is not DICOM) is an InputError naming it."""
+    ds = read_dataset_if_dicom(path)
+    if ds is None:
+        raise InputError("not a DICOM file", path, "give DICOM files")
+    return ds
+
+
+def read_dataset_if_dicom(path: Path) -> Optional[pydicom.Dataset]:
+    """A whole DICOM file, or None when the file is not DICOM; a damaged one is an InputError."""
+    try:
+        return pydicom.dcmread(path)
+    except InvalidDicomError:
+        if _has_dicom_prefix(path):
+            raise InputError("damaged DICOM file", path, "export the series again") from None
+        return None
+    except Exception as exc:
+        raise InputError(f"cannot read the DICOM file ({_reason(exc)})", path,
+                         "the file may be truncated or damaged; export the series again") from None
+
+
+@dataclass
+class SliceGeometry:
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: np.ndarray  # columns: i (row direction), j (column direction), k (normal)
+
+
+def slice_geometry(datasets: Sequence[pydicom.Dataset], files: Sequence[Path], where: Path) -> SliceGeometry:
+    """Geometry of single-frame slices already sorted along their normal; refuse what is no grid."""
+    _check_same(datasets, files, where, ("Rows", "Columns"), "image size (rows, columns)")
+    _check_same(datasets, files, where, ("PixelSpacing",), "pixel spacing", tolerance=1e-4)
+    for path, ds in zip(files, datasets):
+        for keyword in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing"):
+            if keyword not in ds:
+                raise GeometryError(f"{path.name} has no {keyword}, so its place in space is unknown", where,
+                                    "give a series exported with its geometry (CT slices, not screenshots)")
+    orientation = _orientation(datasets[0])
+    row_dir, col_dir = np.array(orientation[:3]), np.array(orientation[3:])
+    normal = _normal(orientation)
+    positions = np.array([_position(ds) for ds in datasets])
+    along = positions @ normal
+    row_spacing, col_spacing = (float(v) for v in datasets[0].PixelSpacing)
+    _check_steps(along, files, where)
+    _check_in_plane(positions - positions[0], row_dir, col_dir, min(row_spacing, col_spacing), files, where)
+    step = float((along[-1] - along[0]) / (len(along) - 1))
+    direction = np.column_stack([row_dir, col_dir, normal])
+    return SliceGeometry((col_spacing, row_spacing, step), tuple(positions[0]), direction)
+
+
+def _check_same(datasets, files, where, keywords, what, tolerance=0.0):
+    def value(ds):
+        return tuple(float(v) for k in keywords for v in np.atleast_1d(ds.get(k, [np.nan])))
+
+    first = value(datasets[0])
+    for path, ds in zip(files, datasets):
+        other = value(ds)
+        if len(other) != len(first) or not np.allclose(other, first, rtol=tolerance, atol=0, equal_nan=True):
+            raise GeometryError(f"mixed {what}: {_fmt(first)} in {files[0].name} but {_fmt(other)} in {path.name}",
+                                where, "the files do not form one volume; give one series of equal slices")
+
+
+def _check_steps(along: np.ndarray, files: Sequence[Path], where: Path) -> None:
+    steps = np.diff(along)
+    duplicate = np.flatnonzero(steps < POSITION_TOLERANCE_MM)
+    if duplicate.size:
+        n = duplicate[0]
+        raise GeometryError(f"two slices at the same position {along[n]:.3f} mm along the normal "
+                            f"({files[n].name} and {files[n + 1].name})", where,
+                            "remove the duplicate files; the folder may hold two copies or two acquisitions")
+    typical = float(np.median(steps))
+    uneven = np.flatnonzero(np.abs(steps - typical) > POSITION_TOLERANCE_MM + STEP_TOLERANCE * typical)
+    if uneven.size:
+        n = uneven[0]
+        raise GeometryError(f"slice positions jump from {along[n]:.3f} to {along[n + 1]:.3f} mm "
+                            f"({files[n].name} to {files[n + 1].name}): a {steps[n]:.3f} mm step where the others "
+                            f"are {typical:.3f} mm, so a slice is missing or the spacing varies", where,
+                            "give the complete series with evenly spaced slices")
+
+
+def _check_in_plane(offsets, row_dir, col_dir, pixel, files, where) -> None:
+    drift = np.maximum(np.abs(offsets @ row_dir), np.abs(offsets @ col_dir))
+    worst = int(np.argmax(drift))
+    if drift[worst] > max(POSITION_TOLERANCE_MM, IN_PLANE_TOLERANCE_PIXELS * pixel):
+        raise GeometryError(f"the slices are not stacked along their normal: {files[worst].name} is shifted "
+                            f"{drift[worst]:.2f} mm in-plane from {files[0].name} (a gantry tilt?)", where,
+                            "resample the series to a regular grid first")
+
+
+def _check_pixel_format(path: Path, ds: pydicom.Dataset) -> None:
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if sop_class.startswith(SECONDARY_CAPTURE_PREFIX):
+        raise InputError("a secondary capture image (a screenshot), not a CT slice", path,
+                         "give the original CT series")
+    samples = int(ds.get("SamplesPerPixel", 1))
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    if samples != 1 or not photometric.startswith("MONOCHROME"):
+        raise InputError(f"a colour image ({samples} samples per pixel, {photometric}), not a CT slice", path,
+                         "give the original grey-scale CT series")
+    frames = _int_or_none(ds.get("NumberOfFrames")) or 1
+    if frames > 1:
+        raise InputError(f"a multi-frame image ({frames} frames); only single-frame slices are supported", path,
+                         "export the series as one file per slice")
+    if "PixelData" not in ds:
+        raise InputError("has no pixel data (a truncated file?)", path, "export the series again")
+
+
+def decode_pixels(path: Path, ds: pydicom.Dataset) -> np.ndarray:
+    """The stored pixel values of a single-frame image, with clear errors for what cannot be decoded."""
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if syntax is not None and syntax.is_compressed:
+        decoder = get_decoder(syntax)
+        if not decoder.is_available:
+            raise InputError(f"the pixel data is compressed as {syntax.name} ({syntax}) and no decoder for it "
+                             "is installed", path,
+                             "install pylibjpeg with its plugins (pylibjpeg-libjpeg, pylibjpeg-openjpeg) or "
+                             "python-gdcm, or export the series uncompressed")
+    try:
+        return ds.pixel_array
+    except Exception as exc:
+        raise InputError(f"cannot decode the pixel data ({_reason(exc)})", path,
+                         "the file may be truncated or damaged; export the series again") from None
+
+
+def _to_hounsfield(slices: list[np.ndarray], datasets: Sequence[pydicom.Dataset]) -> np.ndarray:
+    """Stack slices as [k, j, i] in HU: int16 when every slope is 1 and every intercept whole."""
+    slopes = np.array([float(ds.get("RescaleSlope", 1) or 1) for ds in datasets])
+    intercepts = np.array([float(ds.get("RescaleIntercept", 0) or 0) for ds in datasets])
+    if np.all(slopes == 1) and np.all(intercepts == np.round(intercepts)):
+        stacked = np.stack(slices).astype(np.int32)
+        stacked += intercepts.astype(np.int32)[:, None, None]
+        if stacked.min(initial=0) >= np.iinfo(np.int16).min and stacked.max(initial=0) <= np.iinfo(np.int16).max:
+            return stacked.astype(np.int16)
+        return stacked.astype(np.float32)
+    stacked = np.stack(slices).astype(np.float32)
+    return stacked * slopes.astype(np.float32)[:, None, None] + intercepts.astype(np.float32)[:, None, None]
+
+
+# --- placing slices by position (masks, SEG frames) ---------------------------------------------
+
+def slice_indices(volume: Volume, positions: np.ndarray, what: str, where: str | os.PathLike) -> np.ndarray:
+    """The k index of each image position (rows of LPS mm) on `volume`'s grid.
+
+    Each position must be the volume's in-plane origin on one of its slices; anything else (an
+    offset in-plane, a position between slices or outside the volume) is a GeometryError.
+    """
+    positions = np.atleast_2d(np.asarray(positions, dtype=float))
+    ijk = (positions - np.asarray(volume.origin)) @ np.linalg.inv(volume.direction @ np.diag(volume.spacing)).T
+    mm = np.abs(ijk) * np.asarray(volume.spacing)  # offsets in mm
+    bad_plane = np.flatnonzero(np.maximum(mm[:, 0], mm[:, 1]) > max(POSITION_TOLERANCE_MM,
+                                                                     IN_PLANE_TOLERANCE_PIXELS * min(volume.spacing[:2])))
+    if bad_plane.size:
+        n = bad_plane[0]
+        raise GeometryError(f"{what} at {_fmt(positions[n])} is shifted in-plane by ({ijk[n, 0]:.2f}, {ijk[n, 1]:.2f}) "
+                            f"voxels from the CT's grid", where, "give a mask made on this CT series")
+    k = np.round(ijk[:, 2]).astype(int)
+    off = np.abs(ijk[:, 2] - k) * volume.spacing[2]
+    tolerance = POSITION_TOLERANCE_MM + STEP_TOLERANCE * volume.spacing[2]
+    bad = np.flatnonzero((off > tolerance) | (k < 0) | (k >= volume.shape[0]))
+    if bad.size:
+        n = bad[0]
+        raise GeometryError(f"{what} at {_fmt(positions[n])} does not fall on a CT slice (k = {ijk[n, 2]:.2f} of "
+                            f"0..{volume.shape[0] - 1})", where, "give a mask made on this CT series")
+    return k
+
+
+def check_in_plane_grid(volume: Volume, orientation, pixel_spacing, shape, what: str, where) -> None:
+    """A mask slice must share the CT's orientation, pixel spacing and size."""
+    if orientation is None or not np.allclose(np.column_stack([orientation[:3], orientation[3:]]),
+                                               volume.direction[:, :2], atol=DIRECTION_TOLERANCE):
+        raise GeometryError(f"{what} has orientation {_fmt(orientation or ())}, the CT "
+                            f"{_fmt(np.concatenate([volume.direction[:, 0], volume.direction[:, 1]]))}", where,
+                            "give a mask made on this CT series")
+    spacing_ij = (float(pixel_spacing[1]), float(pixel_spacing[0]))
+    if not np.allclose(spacing_ij, volume.spacing[:2], rtol=1e-4, atol=0):
+        raise GeometryError(f"{what} has pixel spacing {_fmt(spacing_ij)}, the CT {_fmt(volume.spacing[:2])}",
+                            where, "give a mask made on this CT series")
+    if tuple(shape) != tuple(volume.shape[1:]):
+        raise GeometryError(f"{what} has {shape[0]} x {shape[1]} pixels, the CT {volume.shape[1]} x {volume.shape[2]}",
+                            where, "give a mask made on this CT series")
+
+
+# --- small helpers -----------------------------------------------------------------------------
+
+def _orientation(ds) -> Optional[tuple[float, ...]]:
+    value = ds.get("ImageOrientationPatient")
+    if value is None or len(value) != 6:
+        return None
+    return tuple(float(v) for v in value)
+
+
+def _position(ds) -> np.ndarray:
+    value = ds.get("ImagePositionPatient")
+    if value is None or len(value) != 3:
+        return np.full(3, np.nan)
+    return np.array([float(v) for v in value])
+
+
+def _normal(orientation: Sequence[float]) -> np.ndarray:
+    normal = np.cross(orientation[:3], orientation[3:])
+    return normal / np.linalg.norm(normal)
+
+
+def _dominant_axis(vector: np.ndarray) -> int:
+    return int(np.argmax(np.abs(vector)))
+
+
+def _orientation_name(orientation) -> str:
+    if orientation is None:
+        return "no orientation"
+    return ("sagittal", "coronal", "axial")[_dominant_axis(_normal(orientation))]
+
+
+def _int_or_none(value) -> Optional[int]:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _has_dicom_prefix(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+def _fmt(values) -> str:
+    return "(" + ", ".join(f"{float(v):.4g}" for v in values) + ")"

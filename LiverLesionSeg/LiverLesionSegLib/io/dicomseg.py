@@ -1,0 +1,157 @@
+"""CT + DICOM SEG cases: a CT series and, beside it, SEG objects that reference it.
+
+Each SEG frame goes onto the CT slice at its PlanePositionSequence ImagePositionPatient, never by
+frame order; a frame that is shifted in-plane or falls between slices is a GeometryError. Each
+segment is liver or lesion by its SegmentLabel and SegmentedPropertyType (lesion: tumour,
+lesion, neoplasm, mass...); several lesion segments are united; other segments are ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Optional
+
+import highdicom as hd
+import numpy as np
+
+from ..errors import GeometryError, InputError
+from ..volume import Case, Volume
+from .dicom import FolderScan, SeriesInfo, check_in_plane_grid, read_series, scan_folder, slice_indices
+
+LOG = logging.getLogger("LiverLesionSeg")
+
+LESION_WORDS = re.compile(r"tumou?r|lesion|neoplas|mass|carcinoma|metasta|\bhcc\b")
+NOT_LIVER_WORDS = re.compile(r"vessel|vein|arter|duct|cyst|kyst")
+LESION_CODES = {"108369006", "86049000", "4147007", "52988006", "25370001"}  # SCT tumour, neoplasm, mass, lesion, HCC
+LIVER_CODES = {"10200004"}  # SCT liver
+
+
+def is_seg_case(folder: str | os.PathLike) -> bool:
+    """True when the folder holds a DICOM SEG object (headers only)."""
+    folder = Path(folder)
+    return folder.is_dir() and bool(seg_series(scan_folder(folder)))
+
+
+def seg_series(scan: FolderScan) -> list[SeriesInfo]:
+    return [s for s in scan.series if s.modality.upper() == "SEG"]
+
+
+def referenced_ct_series(scan: FolderScan) -> SeriesInfo:
+    """The one image series the folder's SEG objects reference (it must be in the folder)."""
+    present = {s.uid: s for s in scan.series}
+    segs = seg_series(scan)
+    if not segs:
+        raise InputError("no DICOM SEG object found", scan.folder, "give a folder holding a CT series and its SEG")
+    wanted: dict[str, Path] = {}
+    for seg in segs:
+        if not seg.referenced_series_uids:
+            raise InputError("the SEG references no series (no ReferencedSeriesSequence)", seg.files[0],
+                             "give a SEG made on a CT series")
+        for uid in seg.referenced_series_uids:
+            if uid not in present:
+                raise InputError(f"the SEG references series {uid}, which is not in {scan.folder}", seg.files[0],
+                                 "put the CT series the SEG was made on beside it")
+            wanted.setdefault(uid, seg.files[0])
+    if len(wanted) > 1:
+        raise InputError("the SEG objects reference different series: " +
+                         "; ".join(f"{path.name} -> {present[uid].label}" for uid, path in wanted.items()),
+                         scan.folder, "keep one CT series and the SEG objects made on it in a case folder")
+    return present[next(iter(wanted))]
+
+
+def read_seg_case(folder: str | os.PathLike) -> Case:
+    """The referenced CT and the liver and lesion masks of every SEG object in the folder."""
+    folder = Path(folder)
+    scan = scan_folder(folder)
+    ct_info = referenced_ct_series(scan)
+    ct = read_series(ct_info)
+    liver: Optional[np.ndarray] = None
+    lesion: Optional[np.ndarray] = None
+    for seg in seg_series(scan):
+        for path in seg.files:
+            masks = read_seg_masks(path, ct)
+            if "liver" in masks:
+                liver = masks["liver"] if liver is None else liver | masks["liver"]
+            if "lesion" in masks:
+                lesion = masks["lesion"] if lesion is None else lesion | masks["lesion"]
+    if liver is None:
+        raise InputError("none of the SEG objects holds a liver segment", folder,
+                         "give a SEG with a segment labelled Liver")
+    if lesion is None:
+        LOG.warning("%s: no lesion segment in the SEG objects; the lesion mask is left unknown", folder)
+    return Case(folder.name, ct, ct.with_array(liver, str(folder)),
+                None if lesion is None else ct.with_array(lesion, str(folder)), folder).check()
+
+
+def read_seg_masks(path: Path, ct: Volume) -> dict[str, np.ndarray]:
+    """{'liver': mask, 'lesion': mask} (those present) of one SEG file, on `ct`'s grid."""
+    seg = _segread(path)
+    roles = {number: segment_role(seg, number) for number in seg.segment_numbers}
+    for number, role in roles.items():
+        if role is None:
+            LOG.info("%s: ignored segment %d '%s' (neither liver nor lesion)", path, number,
+                     seg.get_segment_description(number).segment_label)
+    frames = _binary_frames(seg, path)
+    shared = seg.get("SharedFunctionalGroupsSequence", [None])[0]
+    per_frame = seg.PerFrameFunctionalGroupsSequence
+    masks = {role: np.zeros(ct.shape, np.uint8) for role in roles.values() if role is not None}
+    positions = np.array([_frame_item(fg, shared, "PlanePositionSequence", path).ImagePositionPatient
+                          for fg in per_frame], dtype=float)
+    ks = slice_indices(ct, positions, "a SEG frame", path)
+    for index, fg in enumerate(per_frame):
+        orientation = _frame_item(fg, shared, "PlaneOrientationSequence", path).ImageOrientationPatient
+        spacing = _frame_item(fg, shared, "PixelMeasuresSequence", path).PixelSpacing
+        check_in_plane_grid(ct, [float(v) for v in orientation], spacing, frames[index].shape,
+                            f"SEG frame {index + 1}", path)
+        number = int(_frame_item(fg, shared, "SegmentIdentificationSequence", path).ReferencedSegmentNumber)
+        role = roles.get(number)
+        if role is not None:
+            masks[role][ks[index]] |= frames[index]
+    return masks
+
+
+def segment_role(seg: hd.seg.Segmentation, number: int) -> Optional[str]:
+    """'liver', 'lesion' or None, from the segment's label and property type."""
+    description = seg.get_segment_description(number)
+    prop = description.segmented_property_type
+    text = f"{description.segment_label} {prop.meaning}".lower()
+    if prop.value in LESION_CODES or LESION_WORDS.search(text):
+        return "lesion"
+    if NOT_LIVER_WORDS.search(text):
+        return None
+    if prop.value in LIVER_CODES or "liver" in text or "hepat" in text:
+        return "liver"
+    return None
+
+
+def _segread(path: Path) -> hd.seg.Segmentation:
+    try:
+        return hd.seg.segread(path)
+    except Exception as exc:
+        raise InputError(f"cannot read the DICOM SEG ({str(exc).splitlines()[0][:200]})", path,
+                         "the file may be truncated or not a valid SEG; export it again") from None
+
+
+def _binary_frames(seg: hd.seg.Segmentation, path: Path) -> np.ndarray:
+    """Frames as 0/1 uint8; fractional SEGs are cut at half their maximum value."""
+    try:
+        frames = np.asarray(seg.get_stored_frames())
+    except Exception as exc:
+        raise InputError(f"cannot decode the SEG frames ({str(exc).splitlines()[0][:200]})", path,
+                         "the file may be truncated; export it again") from None
+    if frames.ndim == 2:
+        frames = frames[None]
+    if seg.segmentation_type == hd.seg.SegmentationTypeValues.FRACTIONAL:
+        return (frames >= int(seg.MaximumFractionalValue) / 2).astype(np.uint8)
+    return (frames > 0).astype(np.uint8)
+
+
+def _frame_item(per_frame, shared, keyword: str, path: Path):
+    """A functional group of one frame: its own, else the shared one."""
+    for groups in (per_frame, shared):
+        if groups is not None and keyword in groups:
+            return groups[keyword].value[0]
+    raise GeometryError(f"the SEG has no {keyword} for its frames", path, "give a SEG made with its geometry")

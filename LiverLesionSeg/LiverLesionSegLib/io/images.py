@@ -1,0 +1,158 @@
+"""NIfTI (.nii, .nii.gz) and NRRD (.nrrd, .nhdr) images and label maps, read through SimpleITK.
+
+SimpleITK gives the geometry in LPS (it converts NIfTI's RAS), as Slicer reads the same files.
+It reads a truncated NIfTI without complaint and turns NaN and infinite NIfTI voxels into 0, so
+NIfTI files are first checked to hold all their voxels (nibabel reads the header, gzip counts the
+bytes) and, when they hold floating-point values, that these are finite (nibabel reads them). Label maps hold 0 background, 1 liver
+and 2 lesion; the liver mask is labels 1 and 2 (the lesions lie inside the liver).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import GeometryError, InputError
+from ..volume import Volume
+
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
+LABELS = {0: "background", 1: "liver", 2: "lesion"}
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(IMAGE_SUFFIXES)
+
+
+def image_stem(path: str | os.PathLike) -> str:
+    """The file name without its image suffix (`liver_3.nii.gz` -> `liver_3`)."""
+    name = Path(path).name
+    for suffix in IMAGE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def read_image(path: str | os.PathLike) -> Volume:
+    """A 3-D scalar image with its LPS geometry; refuse 2-D, 4-D, vector, non-finite or damaged files."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("does not exist", path, "check the path")
+    if not path.is_file():
+        raise InputError("is not a file", path, "give a .nii, .nii.gz, .nrrd or .nhdr file")
+    if not is_image_file(path):
+        raise InputError("is not a NIfTI or NRRD file", path, "give a .nii, .nii.gz, .nrrd or .nhdr file")
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise InputError(f"cannot read the image header ({_itk_reason(exc)})", path,
+                         "the file may be damaged or not an image; export it again") from None
+    _check_shape(path, reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents())
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        _check_nifti(path)
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(f"cannot read the image data ({_itk_reason(exc)})", path,
+                         "the file may be truncated or damaged; export it again") from None
+    volume = Volume.from_sitk(image, str(path))
+    if volume.array.dtype == np.float64:
+        volume.array = volume.array.astype(np.float32)
+    _check_finite(path, volume.array)
+    return volume
+
+
+def read_label_map(path: str | os.PathLike, reference: Volume) -> tuple[Volume, Volume]:
+    """(liver, lesion) uint8 0/1 masks on `reference`'s grid from a 0/1/2 label map."""
+    labels = read_image(path)
+    if labels.shape != reference.shape:
+        raise GeometryError(f"the label map has {_size(labels)} voxels but the image {_size(reference)}", path,
+                            "give the label map made on this image")
+    if not labels.same_grid(reference):
+        raise GeometryError(f"the label map's geometry ({_geometry(labels)}) differs from the image's "
+                            f"({_geometry(reference)})", path, "give the label map made on this image")
+    array = labels.array
+    unknown = (array != 0) & (array != 1) & (array != 2)
+    if unknown.any():
+        values = np.unique(array[unknown])
+        shown = ", ".join(f"{v:g}" for v in values[:10]) + (" ..." if values.size > 10 else "")
+        raise InputError(f"the label map holds label(s) {shown} besides 0 background, 1 liver, 2 lesion", path,
+                         "give a label map with 0, 1 and 2 only")
+    liver = reference.with_array(((array == 1) | (array == 2)).astype(np.uint8), str(path))
+    lesion = reference.with_array((array == 2).astype(np.uint8), str(path))
+    return liver, lesion
+
+
+# --- checks ------------------------------------------------------------------------------------
+
+def _check_shape(path: Path, dimension: int, size, components: int) -> None:
+    if components != 1:
+        raise InputError(f"a vector or colour image ({components} components per voxel)", path,
+                         "give a grey-scale CT volume")
+    if dimension < 3 or min(size[:3]) < 2:
+        raise GeometryError(f"a 2-D image (size {' x '.join(map(str, size))}), not a volume", path,
+                            "give a 3-D volume of several slices")
+    if dimension > 3:
+        raise GeometryError(f"a {dimension}-D image (size {' x '.join(map(str, size))}), not a single 3-D volume", path,
+                            "give one 3-D volume (one time point, one channel)")
+
+
+def _check_nifti(path: Path) -> None:
+    """What SimpleITK hides in a NIfTI file: missing voxels (truncation) and NaN or infinite values."""
+    import nibabel as nib
+
+    try:
+        proxy = nib.load(str(path)).dataobj
+    except Exception as exc:
+        raise InputError(f"cannot read the NIfTI header ({exc})", path, "the file may be damaged; export it again") from None
+    needed = proxy.offset + int(np.prod(proxy.shape)) * proxy.dtype.itemsize
+    if path.name.lower().endswith(".gz"):
+        try:
+            available = _gzip_length(path)
+        except (EOFError, OSError, zlib.error):
+            raise InputError("the compressed file is truncated or damaged", path, "export it again") from None
+    else:
+        available = path.stat().st_size
+    if available < needed:
+        raise InputError(f"the file is truncated: it holds {available} of the {needed} bytes its header announces",
+                         path, "export it again")
+    if np.issubdtype(proxy.dtype, np.floating):
+        _check_finite(path, np.asarray(proxy.get_unscaled()))
+
+
+def _gzip_length(path: Path) -> int:
+    length = 0
+    with gzip.open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            length += len(chunk)
+    return length
+
+
+def _check_finite(path: Path, array: np.ndarray) -> None:
+    if np.issubdtype(array.dtype, np.floating):
+        bad = np.count_nonzero(~np.isfinite(array))
+        if bad:
+            raise InputError(f"{bad} voxels are NaN or infinite", path, "give an image with finite values")
+
+
+def _size(volume: Volume) -> str:
+    return " x ".join(str(n) for n in reversed(volume.shape)) + " (i x j x k)"
+
+
+def _geometry(volume: Volume) -> str:
+    def fmt(values):
+        return "(" + ", ".join(f"{float(v):.4g}" for v in values) + ")"
+
+    return (f"spacing {fmt(volume.spacing)}, origin {fmt(volume.origin)}, "
+            f"direction {fmt(volume.direction.ravel())}")
+
+
+def _itk_reason(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:200]

@@ -1,0 +1,88 @@
+"""3D-IRCADb-01 cases: `PATIENT_DICOM/` (the CT) and `MASKS_DICOM/<structure>/` (one 0/255 DICOM a slice).
+
+The liver is `MASKS_DICOM/liver`; the liver lesions are the union of every folder whose name
+starts with `livertumor` (livertumor01..07, livertumor1, livertumor, livertumors...). Other
+structures are ignored, among them `tumor` (3Dircadb1.7: a tumour of the kidney region, not a
+liver lesion) and `liverkyst` (a cyst). Each mask slice goes onto the CT slice at its
+ImagePositionPatient, never by file name or order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import GeometryError, InputError
+from ..volume import Case, Volume
+from .dicom import (check_in_plane_grid, decode_pixels, list_files, read_ct_folder, read_dataset_if_dicom,
+                    slice_indices)
+
+LOG = logging.getLogger("LiverLesionSeg")
+
+CT_FOLDER = "PATIENT_DICOM"
+MASKS_FOLDER = "MASKS_DICOM"
+LIVER_FOLDER = "liver"
+LESION_PREFIX = "livertumor"
+
+
+def is_ircadb_case(folder: str | os.PathLike) -> bool:
+    """True for a folder laid out as a 3D-IRCADb-01 case (PATIENT_DICOM/ and MASKS_DICOM/)."""
+    folder = Path(folder)
+    return (folder / CT_FOLDER).is_dir() and (folder / MASKS_FOLDER).is_dir()
+
+
+def lesion_folders(folder: str | os.PathLike) -> list[Path]:
+    """The mask folders that hold liver lesions, by name."""
+    masks = Path(folder) / MASKS_FOLDER
+    return sorted(p for p in masks.iterdir() if p.is_dir() and p.name.lower().startswith(LESION_PREFIX))
+
+
+def read_ircadb_case(folder: str | os.PathLike) -> Case:
+    """The CT, the liver mask and the union of the liver-lesion masks of a 3D-IRCADb-01 case."""
+    folder = Path(folder)
+    if not is_ircadb_case(folder):
+        raise InputError(f"not a 3D-IRCADb-01 case: no {CT_FOLDER}/ and {MASKS_FOLDER}/ folders", folder,
+                         "give a folder such as 3Dircadb1.1")
+    ct = read_ct_folder(folder / CT_FOLDER)
+    liver_folder = folder / MASKS_FOLDER / LIVER_FOLDER
+    if not liver_folder.is_dir():
+        raise InputError(f"no liver mask ({MASKS_FOLDER}/{LIVER_FOLDER}/ is missing)", folder,
+                         "give a complete 3D-IRCADb-01 case")
+    liver = read_mask_folder(liver_folder, ct)
+    lesion = np.zeros(ct.shape, np.uint8)
+    for mask_folder in lesion_folders(folder):
+        lesion |= read_mask_folder(mask_folder, ct)
+    ignored = sorted(p.name for p in (folder / MASKS_FOLDER).iterdir()
+                     if p.is_dir() and p.name != LIVER_FOLDER and not p.name.lower().startswith(LESION_PREFIX))
+    LOG.debug("%s: liver lesions from %s; ignored %s", folder, [p.name for p in lesion_folders(folder)], ignored)
+    return Case(folder.name, ct, ct.with_array(liver, str(liver_folder)),
+                ct.with_array(lesion, str(folder / MASKS_FOLDER)), folder).check()
+
+
+def read_mask_folder(folder: Path, ct: Volume) -> np.ndarray:
+    """A folder of mask slices (any non-zero value is inside) as a uint8 0/1 array on `ct`'s grid."""
+    mask = np.zeros(ct.shape, np.uint8)
+    filled = {}
+    for path in list_files(folder):
+        ds = read_dataset_if_dicom(path)
+        if ds is None:
+            continue
+        pixels = decode_pixels(path, ds)
+        orientation = ds.get("ImageOrientationPatient")
+        check_in_plane_grid(ct, None if orientation is None else [float(v) for v in orientation],
+                            ds.get("PixelSpacing", (np.nan, np.nan)), pixels.shape, f"mask slice {path.name}", folder)
+        if "ImagePositionPatient" not in ds:
+            raise GeometryError(f"mask slice {path.name} has no ImagePositionPatient", folder,
+                                "give masks exported with their geometry")
+        k = int(slice_indices(ct, [[float(v) for v in ds.ImagePositionPatient]], f"mask slice {path.name}", folder)[0])
+        if k in filled:
+            raise GeometryError(f"mask slices {filled[k].name} and {path.name} lie on the same CT slice {k}", folder,
+                                "remove the duplicate file")
+        filled[k] = path
+        mask[k] = pixels > 0
+    if not filled:
+        raise InputError("no DICOM mask slices found", folder, "give a complete 3D-IRCADb-01 case")
+    return mask

@@ -1,0 +1,75 @@
+"""From a CT volume to the network's input, and from its output back to the CT's grid.
+
+Slices are HU-windowed, scaled to [0, 1], resampled in-plane to `size` x `size` (area averaging,
+so no aliasing) and optionally standardised. The small stack is kept as uint8 (1.4 HU per level
+for the default 350 HU window): a whole training set fits in memory. 2.5-D input stacks the
+neighbouring slices as channels, repeating the edge slices at the ends of the volume.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import PreprocessConfig
+
+_SLICE_BATCH = 32  # slices resampled at a time, bounding memory for large volumes
+
+
+def window(hu: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """HU -> [0, 1] float32 over the configured window."""
+    low, high = config.hu_min, config.hu_max
+    return (np.clip(hu.astype(np.float32, copy=False), low, high) - low) / (high - low)
+
+
+def shrink_slices(array: np.ndarray, size: int, to_unit=None) -> np.ndarray:
+    """Resample every [k] slice to size x size by area averaging; `to_unit` maps a chunk to float32 first.
+
+    Returns float32 (k, size, size).
+    """
+    out = np.empty((array.shape[0], size, size), np.float32)
+    for start in range(0, array.shape[0], _SLICE_BATCH):
+        chunk = array[start:start + _SLICE_BATCH]
+        chunk = to_unit(chunk) if to_unit else chunk.astype(np.float32)
+        resized = F.interpolate(torch.from_numpy(np.ascontiguousarray(chunk))[:, None], size=(size, size),
+                                mode="area")
+        out[start:start + len(chunk)] = resized[:, 0].numpy()
+    return out
+
+
+def prepare_ct(hu: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """A CT array [k, j, i] in HU -> uint8 stack (k, size, size) of windowed, resampled slices."""
+    small = shrink_slices(hu, config.size, lambda chunk: window(chunk, config))
+    return to_uint8(small)
+
+
+def prepare_masks(liver: np.ndarray, lesion: np.ndarray, size: int) -> np.ndarray:
+    """Binary masks [k, j, i] -> uint8 (k, 2, size, size) area fractions (soft targets) x 255."""
+    targets = np.stack([shrink_slices(liver, size), shrink_slices(lesion, size)], axis=1)
+    return to_uint8(targets)
+
+
+def to_uint8(unit: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def network_input(stack: np.ndarray, indices: np.ndarray, config: PreprocessConfig) -> torch.Tensor:
+    """uint8 stack (k, size, size) -> float32 tensor (n, channels, size, size) for the slices `indices`."""
+    offsets = np.arange(-config.context_slices, config.context_slices + 1)
+    rows = np.clip(np.asarray(indices)[:, None] + offsets[None, :], 0, len(stack) - 1)
+    x = torch.from_numpy(stack[rows]).float().div_(255.0)
+    if config.normalise == "centred":
+        x = (x - 0.5) / 0.25  # a fixed affine: training and inference agree without per-volume statistics
+    return x
+
+
+def targets_tensor(targets: np.ndarray, indices: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(targets[np.asarray(indices)]).float().div_(255.0)
+
+
+def upsample(probabilities: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """(n, c, size, size) -> (n, c, rows, cols), bilinear with pixel centres aligned like `area`."""
+    if tuple(probabilities.shape[-2:]) == tuple(shape):
+        return probabilities
+    return F.interpolate(probabilities, size=shape, mode="bilinear", align_corners=False)

@@ -1,0 +1,125 @@
+"""Progress as a stream of events.
+
+An event is a plain dict with an "event" key: `stage` (a named stage of segmentation and its
+duration), `step` (a training step: cycle, epoch, step, loss, lr, eta_s), `epoch` (validation Dice),
+`checkpoint`, `log`, `done`, `error`. The command line renders them as a terminal bar or as one JSON
+object per line (`--progress json`); the Slicer training panel reads those lines.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, TextIO
+
+log = logging.getLogger("LiverLesionSeg")
+
+Event = dict
+
+
+class Progress:
+    """Base sink: receives events; `cancelled` lets a caller stop a running job between steps."""
+
+    def __init__(self) -> None:
+        self._cancel = threading.Event()
+
+    def emit(self, event: Event) -> None:  # pragma: no cover - overridden
+        pass
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    @contextmanager
+    def stage(self, name: str, timings: Optional[dict] = None) -> Iterator[None]:
+        """Time a named stage and report it as a `stage` event (and into `timings`)."""
+        self.emit({"event": "stage", "stage": name, "state": "start"})
+        start = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - start
+        if timings is not None:
+            timings[name] = timings.get(name, 0.0) + seconds
+        self.emit({"event": "stage", "stage": name, "state": "end", "seconds": round(seconds, 3)})
+
+
+class NullProgress(Progress):
+    pass
+
+
+class CallbackProgress(Progress):
+    def __init__(self, callback: Callable[[Event], None]) -> None:
+        super().__init__()
+        self.callback = callback
+
+    def emit(self, event: Event) -> None:
+        self.callback(event)
+
+
+class JsonLinesProgress(Progress):
+    """One JSON object per line, flushed at once (a reader in another process sees it live)."""
+
+    def __init__(self, stream: TextIO = sys.stdout) -> None:
+        super().__init__()
+        self.stream = stream
+
+    def emit(self, event: Event) -> None:
+        self.stream.write(json.dumps(_finite(event), separators=(",", ":")) + "\n")
+        self.stream.flush()
+
+
+class TerminalProgress(Progress):
+    """A tqdm bar for training steps; stages and log events as short lines on stderr."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        super().__init__()
+        self.stream = stream
+        self._bar = None
+
+    def emit(self, event: Event) -> None:
+        kind = event.get("event")
+        if kind == "step":
+            self._step(event)
+        elif kind == "epoch":
+            dice = event.get("val_lesion_dice")
+            text = f"cycle {event['cycle']} epoch {event['epoch']}: loss {event['train_loss']:.4f}"
+            if dice is not None:
+                text += f", validation lesion Dice {dice:.3f}, liver Dice {event['val_liver_dice']:.3f}"
+            self._write(text)
+        elif kind == "stage" and event.get("state") == "end":
+            self._write(f"{event['stage']}: {event['seconds']:.2f} s")
+        elif kind == "log":
+            self._write(event["message"])
+        elif kind == "checkpoint":
+            self._write(f"checkpoint {event['path']}")
+        if kind in ("done", "error") and self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def _step(self, event: Event) -> None:
+        from tqdm import tqdm
+
+        if self._bar is None:
+            self._bar = tqdm(total=event.get("total_steps"), file=self.stream, unit="step", dynamic_ncols=True)
+        self._bar.n = event["step"]
+        self._bar.set_postfix(cycle=event["cycle"], epoch=event["epoch"], loss=f"{event['loss']:.4f}",
+                              refresh=False)
+        self._bar.refresh()
+
+    def _write(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
+
+
+def _finite(event: Event) -> Event:
+    """JSON has no NaN: non-finite numbers travel as null."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in event.items()}

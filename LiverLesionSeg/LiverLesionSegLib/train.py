@@ -1,0 +1,207 @@
+"""Multi-cycle training: N cycles of M epochs, the learning rate restarting each cycle (cosine
+annealing with warm restarts).
+
+Repeatable: every epoch draws its slices and augmentations from generators seeded by (seed, epoch),
+so a run resumed from a checkpoint continues exactly as the uninterrupted run would have.
+A checkpoint is written atomically after every epoch (`last.safetensors`) and at each cycle's end
+(`cycle-NN.safetensors`), with the configuration and history inside.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .config import Config
+from .dataset import PreparedCase, SliceSet, epoch_order
+from .errors import Cancelled, OutputError, TrainingError
+from .infer import full_resolution_masks, predict_stack
+from .io.atomic import atomic_write_text
+from .losses import SegmentationLoss
+from .augment import augment_batch
+from .metrics import dice
+from .model import build_network
+from .postprocess import clean_masks
+from .progress import NullProgress, Progress
+
+log = logging.getLogger("LiverLesionSeg")
+
+LAST = "last.safetensors"
+FINAL = "model.safetensors"
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    model_path: Path
+    history: dict
+    best: dict = field(default_factory=dict)
+
+
+def learning_rate(config: Config, epoch_in_cycle: int, fraction_of_epoch: float) -> float:
+    """Cosine from learning_rate down to min_learning_rate over each cycle, then back up."""
+    t = config.train
+    progress_in_cycle = (epoch_in_cycle + fraction_of_epoch) / t.epochs_per_cycle
+    return t.min_learning_rate + 0.5 * (t.learning_rate - t.min_learning_rate) * (1 + math.cos(math.pi * progress_in_cycle))
+
+
+def cycle_checkpoint_name(cycle: int) -> str:
+    return f"cycle-{cycle:02d}.safetensors"
+
+
+def train(train_cases: list[PreparedCase], val_cases: list[PreparedCase], config: Config, out_dir: Path,
+          device: torch.device | str = "cpu", progress: Optional[Progress] = None,
+          resume: Optional[Checkpoint] = None, init: Optional[Checkpoint] = None,
+          download_weights: bool = True) -> TrainResult:
+    """Train and write checkpoints into `out_dir` (which must exist).
+
+    `resume`: a checkpoint of this run (with optimizer state) to continue from; `init`: a model to
+    fine-tune (its weights only; a fresh schedule).
+    """
+    progress = progress or NullProgress()
+    device = torch.device(device)
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise OutputError("the output folder does not exist", out_dir, "create it first")
+    if not train_cases:
+        raise TrainingError("no training cases", hint="give at least one labelled case not held out for validation")
+    slices = SliceSet(train_cases)
+    t = config.train
+
+    torch.manual_seed(t.seed)
+    network = resume.network if resume else init.network if init else build_network(config, download_weights)
+    network.to(device).train()
+    optimizer = torch.optim.AdamW(network.parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
+    loss_fn = SegmentationLoss(config.loss).to(device)
+
+    state = {"epoch": 0, "step": 0, "history": {"steps": [], "epochs": []}, "best": {},
+             "train_cases": slices.names, "val_cases": [c.name for c in val_cases]}
+    if resume:
+        if resume.optimizer_state:
+            optimizer.load_state_dict(resume.optimizer_state)
+        state.update({k: v for k, v in resume.state.items() if k in state})
+        if sorted(state["train_cases"]) != sorted(slices.names):
+            log.warning("Resuming with other training cases than the checkpoint's (%s): the run will not repeat exactly.",
+                        ", ".join(state["train_cases"]))
+        state["train_cases"] = slices.names
+    total_epochs = t.cycles * t.epochs_per_cycle
+    if state["epoch"] >= total_epochs:
+        log.info("The checkpoint has finished all %d epochs; nothing left to train.", total_epochs)
+    history = state["history"]
+
+    clock = _Clock(total_epochs - state["epoch"])
+    for epoch in range(state["epoch"], total_epochs):
+        cycle, epoch_in_cycle = divmod(epoch, t.epochs_per_cycle)
+        rng = np.random.default_rng([t.seed, epoch])
+        generator = torch.Generator().manual_seed(t.seed * 1_000_003 + epoch)
+        order = epoch_order(slices, t, rng)
+        batches = [order[i:i + t.batch_size] for i in range(0, len(order), t.batch_size)]
+        network.train()
+        losses = []
+        for b, batch in enumerate(batches):
+            if progress.cancelled:
+                raise Cancelled("training cancelled; the last checkpoint is kept", out_dir / LAST)
+            lr = learning_rate(config, epoch_in_cycle, b / len(batches))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x, y = slices.batch(batch, config.preprocess)
+            x, y = augment_batch(x, y, config.augment, generator)
+            loss, _ = loss_fn(network(x.to(device)), y.to(device))
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"the loss became {float(loss)} at cycle {cycle + 1}, epoch {epoch + 1}, step {state['step'] + 1}; "
+                    f"training stopped and the last good checkpoint ({LAST}) is kept", out_dir,
+                    "lower the learning rate or check the training images for extreme values")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            state["step"] += 1
+            losses.append(float(loss))
+            record = {"step": state["step"], "cycle": cycle + 1, "epoch": epoch + 1, "loss": round(float(loss), 6),
+                      "lr": lr}
+            history["steps"].append(record)
+            total_steps = state["step"] - (b + 1) + len(batches) * (total_epochs - epoch)  # estimate
+            progress.emit({"event": "step", **record, "total_steps": total_steps,
+                           "eta_s": clock.eta(b + 1, len(batches))})
+        val = validate(network, val_cases, config, device) if val_cases else {}
+        epoch_record = {"epoch": epoch + 1, "cycle": cycle + 1, "train_loss": float(np.mean(losses)),
+                        "val_lesion_dice": val.get("lesion_dice"), "val_liver_dice": val.get("liver_dice"),
+                        "val_cases": val.get("cases", {})}
+        history["epochs"].append(epoch_record)
+        progress.emit({"event": "epoch", **{k: v for k, v in epoch_record.items() if k != "val_cases"}})
+        state["epoch"] = epoch + 1
+        if val and (not state["best"] or val["lesion_dice"] + val["liver_dice"] >
+                    state["best"]["lesion_dice"] + state["best"]["liver_dice"]):
+            state["best"] = {"epoch": epoch + 1, "lesion_dice": val["lesion_dice"], "liver_dice": val["liver_dice"]}
+            save_checkpoint(out_dir / "best.safetensors", network, config, state)
+        save_checkpoint(out_dir / LAST, network, config, state, optimizer)
+        if epoch_in_cycle == t.epochs_per_cycle - 1:
+            path = save_checkpoint(out_dir / cycle_checkpoint_name(cycle + 1), network, config, state, optimizer)
+            progress.emit({"event": "checkpoint", "cycle": cycle + 1, "epoch": epoch + 1, "path": str(path)})
+        clock.epoch_done()
+
+    final = _write_final(network, config, state, out_dir)
+    atomic_write_text(out_dir / "history.json", _json(history))
+    atomic_write_text(out_dir / "config.json", config.to_json())
+    progress.emit({"event": "done", "model": str(final), "best": state["best"],
+                   "message": f"model written to {final}"})
+    return TrainResult(out_dir, final, history, state["best"])
+
+
+def validate(network: torch.nn.Module, cases: list[PreparedCase], config: Config,
+             device: torch.device | str = "cpu") -> dict:
+    """Mean 3-D lesion and liver Dice over the validation cases, on their full-resolution grids."""
+    per_case = {}
+    for case in cases:
+        probabilities = predict_stack(network, case.stack, config.preprocess, config.inference, device)
+        liver, lesion, _ = full_resolution_masks(probabilities, case.full_shape[1:], config.inference)
+        liver, lesion = clean_masks(liver, lesion, case.spacing, config.inference)
+        per_case[case.name] = {"lesion_dice": dice(lesion, case.lesion), "liver_dice": dice(liver, case.liver)}
+    network.train()
+    return {"lesion_dice": float(np.mean([c["lesion_dice"] for c in per_case.values()])),
+            "liver_dice": float(np.mean([c["liver_dice"] for c in per_case.values()])),
+            "cases": per_case}
+
+
+def _write_final(network: torch.nn.Module, config: Config, state: dict, out_dir: Path) -> Path:
+    """model.safetensors: the best epoch by validation Dice when there was validation, else the last."""
+    best = out_dir / "best.safetensors"
+    if state["best"] and best.exists():
+        best_checkpoint = load_checkpoint(best)
+        best_checkpoint.state["history"] = state["history"]  # the whole run's history, not the best epoch's
+        return save_checkpoint(out_dir / FINAL, best_checkpoint.network, config, best_checkpoint.state)
+    return save_checkpoint(out_dir / FINAL, network, config, state)
+
+
+def _json(data) -> str:
+    import json
+
+    return json.dumps(data, indent=1, allow_nan=False, default=float)
+
+
+class _Clock:
+    """Estimates the time left from the mean epoch duration so far."""
+
+    def __init__(self, epochs_left: int):
+        self.epochs_left = epochs_left
+        self.epoch_started = time.perf_counter()
+        self.epoch_seconds: list[float] = []
+
+    def eta(self, batches_done: int, batches: int) -> float:
+        elapsed = time.perf_counter() - self.epoch_started
+        per_epoch = np.mean(self.epoch_seconds) if self.epoch_seconds else elapsed / batches_done * batches
+        left_this_epoch = max(per_epoch - elapsed, 0.0)
+        return round(left_this_epoch + per_epoch * (self.epochs_left - 1), 1)
+
+    def epoch_done(self) -> None:
+        self.epoch_seconds.append(time.perf_counter() - self.epoch_started)
+        self.epochs_left -= 1
+        self.epoch_started = time.perf_counter()

@@ -1,0 +1,122 @@
+"""Checkpoints: safetensors + JSON metadata, checked against the architecture, never unpickled."""
+
+import json
+import os
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from LiverLesionSegLib.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from LiverLesionSegLib.config import Config
+from LiverLesionSegLib.errors import ModelError
+from LiverLesionSegLib.model import build_network
+
+
+@pytest.fixture(scope="module")
+def small_config():
+    config = Config()
+    config.preprocess.size = 64
+    return config
+
+
+@pytest.fixture(scope="module")
+def network(small_config):
+    torch.manual_seed(0)
+    return build_network(small_config)
+
+
+def test_round_trip_keeps_weights_config_and_state(tmp_path, network, small_config):
+    optimizer = torch.optim.AdamW(network.parameters(), lr=1e-3)
+    network(torch.randn(2, 1, 64, 64)).mean().backward()
+    optimizer.step()
+    state = {"epoch": 3, "step": 12, "history": {"steps": [{"step": 1, "loss": 0.5}], "epochs": []}}
+    path = save_checkpoint(tmp_path / "c.safetensors", network, small_config, state, optimizer)
+    loaded = load_checkpoint(path, with_optimizer=True)
+    assert loaded.config == small_config
+    assert loaded.state["epoch"] == 3 and loaded.state["history"]["steps"][0]["loss"] == 0.5
+    for name, tensor in network.state_dict().items():
+        assert torch.equal(loaded.network.state_dict()[name], tensor)
+    fresh = torch.optim.AdamW(loaded.network.parameters(), lr=1e-3)
+    fresh.load_state_dict(loaded.optimizer_state)
+    first = next(iter(optimizer.state.values()))
+    again = next(iter(fresh.state.values()))
+    assert torch.equal(first["exp_avg"], again["exp_avg"])
+    assert read_metadata(path)[1]["step"] == 12
+
+
+def test_half_precision_file_is_smaller_and_close(tmp_path, network, small_config):
+    full = save_checkpoint(tmp_path / "full.safetensors", network, small_config, {})
+    half = save_checkpoint(tmp_path / "half.safetensors", network, small_config, {}, half=True)
+    assert os.path.getsize(half) < 0.6 * os.path.getsize(full)
+    loaded = load_checkpoint(half)
+    x = torch.randn(1, 1, 64, 64)
+    network.eval()
+    with torch.no_grad():
+        assert torch.allclose(torch.sigmoid(network(x)), torch.sigmoid(loaded.network(x)), atol=1e-2)
+
+
+def test_other_encoder_weights_are_refused(tmp_path, small_config):
+    other = Config.from_dict(small_config.to_dict())
+    other.model.encoder = "resnet34"
+    path = save_checkpoint(tmp_path / "r34.safetensors", build_network(other), other, {})
+    # the metadata is edited to claim resnet18: the tensors no longer fit
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        metadata = f.metadata()
+    meta = json.loads(metadata["meta"])
+    meta["config"]["model"]["encoder"] = "resnet18"
+    metadata["meta"] = json.dumps(meta)
+    save_file(tensors, str(path), metadata=metadata)
+    with pytest.raises(ModelError, match="weights do not match the architecture .*Unet/resnet18"):
+        load_checkpoint(path)
+
+
+def test_truncated_checkpoint_is_refused(tmp_path, network, small_config):
+    path = save_checkpoint(tmp_path / "c.safetensors", network, small_config, {})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match="c.safetensors: is not a readable checkpoint"):
+        load_checkpoint(path)
+
+
+def test_file_that_is_not_a_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "notes.safetensors"
+    path.write_text("hello")
+    with pytest.raises(ModelError, match="not a readable checkpoint"):
+        load_checkpoint(path)
+    plain = tmp_path / "plain.safetensors"
+    save_file({"w": torch.zeros(2)}, str(plain))
+    with pytest.raises(ModelError, match="not a LiverLesionSeg checkpoint"):
+        load_checkpoint(plain)
+    with pytest.raises(ModelError, match="no such model file"):
+        load_checkpoint(tmp_path / "missing.safetensors")
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, (f"touch {_RunsCode.marker}",))
+
+
+def test_crafted_pickle_is_never_unpickled(tmp_path):
+    """A .pt file that would run a command when unpickled is refused, and the command never runs."""
+    _RunsCode.marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"state_dict": _RunsCode()}, f)
+    torch.save({"x": _RunsCode()}, tmp_path / "evil2.pth")
+    for candidate in (path, tmp_path / "evil2.pth"):
+        with pytest.raises(ModelError):
+            load_checkpoint(candidate)
+    assert not _RunsCode.marker.exists()
+
+
+def test_non_finite_weights_are_refused(tmp_path, network, small_config):
+    broken = build_network(small_config)
+    with torch.no_grad():
+        next(broken.parameters()).fill_(float("nan"))
+    path = save_checkpoint(tmp_path / "nan.safetensors", broken, small_config, {})
+    with pytest.raises(ModelError, match="not finite"):
+        load_checkpoint(path)

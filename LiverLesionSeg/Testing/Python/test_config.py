@@ -1,0 +1,50 @@
+"""Configuration: JSON round trip, clear refusals of unknown or wrong settings."""
+
+import json
+
+import pytest
+
+from LiverLesionSegLib.config import Config
+from LiverLesionSegLib.errors import InputError
+
+
+def test_json_round_trip_keeps_every_setting():
+    config = Config()
+    config.train.cycles = 7
+    config.loss.bce_pos_weight = (2.0, 20.0)
+    config.train.validate = ["3Dircadb1.1"]
+    again = Config.from_dict(json.loads(config.to_json()))
+    assert again == config
+    assert again.loss.bce_pos_weight == (2.0, 20.0)
+
+
+def test_unknown_setting_is_named(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"train": {"cycels": 3}}))
+    with pytest.raises(InputError, match=r"config.json: unknown setting 'train.cycels'"):
+        Config.from_json_file(path)
+
+
+def test_wrong_type_is_named():
+    with pytest.raises(InputError, match="setting 'train.cycles' should be int"):
+        Config.from_dict({"train": {"cycles": "three"}})
+    with pytest.raises(InputError, match="should have 2 values"):
+        Config.from_dict({"loss": {"bce_pos_weight": [1.0]}})
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    ("preprocess", "hu_max", -500.0, "hu_min must be below hu_max"),
+    ("preprocess", "size", 100, "multiple of 32"),
+    ("train", "cycles", 0, "cycles and epochs_per_cycle"),
+    ("augment", "flip_lr", 1.5, "probabilities"),
+    ("inference", "lesion_threshold", 1.0, "thresholds"),
+])
+def test_validated_refuses_settings_that_cannot_work(section, key, value, message):
+    config = Config()
+    setattr(getattr(config, section), key, value)
+    with pytest.raises(InputError, match=message):
+        config.validated()
+
+
+def test_defaults_are_valid():
+    assert Config().validated().preprocess.in_channels == 1

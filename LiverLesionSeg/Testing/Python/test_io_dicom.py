@@ -1,0 +1,333 @@
+"""DICOM series discovery and reading, on the real cases and on small damaged copies of them."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom import uid as dicom_uid
+from pydicom.encaps import encapsulate
+from pydicom.pixels import get_decoder
+
+from LiverLesionSegLib.errors import GeometryError, InputError
+from LiverLesionSegLib.io.dicom import choose_ct_series, find_series, read_ct_folder, read_series, scan_folder
+
+# Where each case's CT is read from (the case folder itself where the reader must choose).
+CT_FOLDERS = {
+    "3Dircadb1.1": "ircadb/3Dircadb1.1/PATIENT_DICOM",
+    "3Dircadb1.7": "ircadb/3Dircadb1.7/PATIENT_DICOM",
+    "3Dircadb1.17": "ircadb/3Dircadb1.17/PATIENT_DICOM",
+    "RadCTTACEomics_0697": "tace/RadCTTACEomics_0697",
+    "RadCTTACEomics_1211": "tace/RadCTTACEomics_1211",
+    "HCC_006": "hcc-tace-seg/HCC_006",
+}
+SERIES_1211 = "tace/RadCTTACEomics_1211/10_AP_Ax2.50mm"
+
+
+@pytest.fixture(scope="session")
+def ct_volumes(data_dir):
+    return {name: read_ct_folder(data_dir / folder) for name, folder in CT_FOLDERS.items()}
+
+
+def independent_slices(folder: Path, series_uid: str):
+    """(IPP, file) of the series' axial slices, sorted by z, read straight with pydicom."""
+    slices = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except pydicom.errors.InvalidDicomError:
+            continue
+        if ds.get("SeriesInstanceUID") != series_uid or [float(v) for v in ds.ImageOrientationPatient] != [1, 0, 0, 0, 1, 0]:
+            continue
+        slices.append((np.array([float(v) for v in ds.ImagePositionPatient]), path))
+    return sorted(slices, key=lambda s: s[0][2])
+
+
+def assert_one_line(exc: pytest.ExceptionInfo, *names: str) -> None:
+    text = str(exc.value)
+    assert "\n" not in text
+    for name in names:
+        assert name in text, f"{name!r} not in {text!r}"
+
+
+# --- real cases --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(CT_FOLDERS))
+def test_ct_geometry_matches_cases_json(ct_volumes, cases_json, name):
+    expected, volume = cases_json[name], ct_volumes[name]
+    assert volume.shape == (expected["slices"], expected["rows"], expected["columns"])
+    assert volume.array.dtype == np.int16
+    row_spacing, column_spacing = expected["pixel_spacing_mm"]
+    assert volume.spacing == pytest.approx((column_spacing, row_spacing, expected["slice_step_mm"]), abs=1e-5)
+    assert volume.origin == pytest.approx(expected["origin_lps_mm"], abs=1e-3)
+    orientation = np.array(expected["orientation"])
+    normal = np.cross(orientation[:3], orientation[3:])
+    np.testing.assert_allclose(volume.direction, np.column_stack([orientation[:3], orientation[3:], normal]))
+    assert expected["series_uid"] in volume.source
+
+
+@pytest.mark.parametrize("name", list(CT_FOLDERS))
+def test_ct_geometry_and_pixels_match_the_headers(ct_volumes, cases_json, data_dir, name):
+    volume = ct_volumes[name]
+    slices = independent_slices(data_dir / CT_FOLDERS[name], cases_json[name]["series_uid"])
+    assert len(slices) == volume.shape[0]
+    for k, (position, _) in enumerate(slices):
+        np.testing.assert_allclose(volume.physical_points([0, 0, k])[0], position, atol=1e-3)
+    for k in (0, volume.shape[0] // 2, volume.shape[0] - 1):
+        ds = pydicom.dcmread(slices[k][1])
+        hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        np.testing.assert_array_equal(volume.array[k], hu)
+        # PixelSpacing is [row (j), column (i)]: voxel (i, j) lies at IPP + i*col_step*row_dir + j*row_step*col_dir.
+        row_dir, col_dir = np.array(ds.ImageOrientationPatient[:3], float), np.array(ds.ImageOrientationPatient[3:], float)
+        expected = slices[k][0] + 7 * float(ds.PixelSpacing[1]) * row_dir + 5 * float(ds.PixelSpacing[0]) * col_dir
+        np.testing.assert_allclose(volume.physical_points([7, 5, k])[0], expected, atol=1e-3)
+
+
+def test_0697_stray_coronal_reformat_is_left_out(data_dir, cases_json, caplog):
+    folder = data_dir / "tace/RadCTTACEomics_0697/31_EQP_Ax5.00mm"
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        (series,) = find_series(folder)
+    expected = cases_json["RadCTTACEomics_0697"]
+    assert series.uid == expected["series_uid"] and series.modality == "CT"
+    assert len(series.files) == expected["slices"] == 44
+    assert len(series.left_out) == expected["stray_non_axial_images"] == 1
+    stray = pydicom.dcmread(series.left_out[0], stop_before_pixels=True)
+    assert [float(v) for v in stray.ImageOrientationPatient] == [1, 0, 0, 0, 0, -1]
+    assert series.left_out[0].name in caplog.text
+    assert len(series.sop_instance_uids) == 44 and stray.SOPInstanceUID not in series.sop_instance_uids
+    assert series.is_axial
+
+
+def test_0697_folder_with_two_series_chooses_the_labelled_one_and_logs_it(data_dir, cases_json, caplog):
+    folder = data_dir / "tace/RadCTTACEomics_0697"
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        volume = read_ct_folder(folder)
+    assert cases_json["RadCTTACEomics_0697"]["series_uid"] in volume.source
+    assert "31_EQP_Ax5.00mm" in volume.source and volume.shape[0] == 44
+    chose = [r.getMessage() for r in caplog.records if "chose" in r.getMessage()]
+    assert len(chose) == 1 and "31_EQP_Ax5.00mm" in chose[0] and "not chosen" in chose[0]
+    assert "11_AP_Ax5.00mm" in chose[0].split("not chosen")[1]
+
+
+@pytest.mark.parametrize("selector", ["11_AP_Ax5.00mm", "0", 0, "1801040320200103051513090319.697.1.0"])
+def test_series_argument_picks_another_series(data_dir, selector):
+    folder = data_dir / "tace/RadCTTACEomics_0697"
+    series = choose_ct_series(scan_folder(folder), selector)
+    assert series.description == "11_AP_Ax5.00mm" and len(series.files) == 44
+    volume = read_series(series)
+    assert volume.origin == pytest.approx((-208.816, -220.484, -308.187))
+    assert "11_AP_Ax5.00mm" in volume.source
+
+
+def test_series_argument_that_matches_nothing_lists_the_series(data_dir):
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(data_dir / "tace/RadCTTACEomics_0697", series="99_XX")
+    assert type(exc.value) is InputError
+    assert_one_line(exc, "99_XX", "11_AP_Ax5.00mm", "31_EQP_Ax5.00mm")
+
+
+def test_most_axial_slices_wins_without_a_seg(tmp_path, data_dir, caplog):
+    """Two CT series, no SEG: the one with more axial slices is chosen and the choice logged."""
+    source = data_dir / SERIES_1211
+    for n in range(100, 106):
+        shutil.copy(source / f"dicom-{n:05d}.dcm", tmp_path / f"long {n}")
+    for n in range(100, 103):
+        ds = pydicom.dcmread(source / f"dicom-{n:05d}.dcm")
+        ds.SeriesInstanceUID, ds.SeriesDescription, ds.SeriesNumber = "1.2.3.4.5", "short", 7
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.save_as(tmp_path / f"short{n}")
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        volume = read_ct_folder(tmp_path)
+    assert volume.shape[0] == 6 and "short" not in volume.source
+    assert "most axial slices" in caplog.text and "'short'" in caplog.text
+
+
+# --- small synthetic series: copies of a few 1211 slices ----------------------------------------
+
+@pytest.fixture
+def small_series(tmp_path, data_dir) -> Path:
+    """Six consecutive slices of 1211 under names without a suffix, in their own folder."""
+    folder = tmp_path / "series with spaces"
+    folder.mkdir()
+    for n in range(100, 106):
+        shutil.copy(data_dir / SERIES_1211 / f"dicom-{n:05d}.dcm", folder / f"slice {n}")
+    return folder
+
+
+def edit(path: Path, **changes) -> None:
+    ds = pydicom.dcmread(path)
+    for keyword, value in changes.items():
+        setattr(ds, keyword, value)
+    ds.save_as(path)
+
+
+def test_small_series_reads_and_file_names_do_not_matter(small_series, tmp_path):
+    volume = read_ct_folder(small_series)
+    assert volume.shape == (6, 512, 512)
+    assert volume.spacing[2] == pytest.approx(2.5)
+    # The same slices under shuffled names, some non-DICOM files beside them: the same volume.
+    shuffled = tmp_path / "shuffled"
+    shuffled.mkdir()
+    for new, old in zip(["b", "f", "a", "e", "c", "d"], sorted(small_series.iterdir())):
+        shutil.copy(old, shuffled / new)
+    (shuffled / "notes.txt").write_text("not DICOM")
+    (shuffled / "DICOMDIR-like").write_bytes(b"\0" * 300)
+    scan = scan_folder(shuffled)
+    assert len(scan.skipped) == 2 and len(scan.series) == 1
+    again = read_ct_folder(shuffled)
+    np.testing.assert_array_equal(again.array, volume.array)
+    assert again.origin == volume.origin
+
+
+def test_rle_compressed_copies_read_identically(small_series, tmp_path):
+    volume = read_ct_folder(small_series)
+    for path in small_series.iterdir():
+        ds = pydicom.dcmread(path)
+        ds.compress(dicom_uid.RLELossless)
+        ds.save_as(path)
+    np.testing.assert_array_equal(read_ct_folder(small_series).array, volume.array)
+
+
+def test_rescale_slope_gives_float_hounsfield_units(small_series):
+    reference = read_ct_folder(small_series)
+    for path in small_series.iterdir():
+        edit(path, RescaleSlope=0.5, RescaleIntercept=-1024)
+    volume = read_ct_folder(small_series)
+    assert volume.array.dtype == np.float32
+    np.testing.assert_allclose(volume.array, reference.array.astype(np.float32) * 0.5 - 1024)
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(tmp_path / "nothing here")
+    assert_one_line(exc, "nothing here", "does not exist")
+
+
+def test_empty_folder(tmp_path):
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(tmp_path)
+    assert type(exc.value) is InputError
+    assert_one_line(exc, str(tmp_path), "no DICOM files found")
+
+
+def test_folder_of_non_dicom_files(tmp_path):
+    (tmp_path / "readme.txt").write_text("hello")
+    (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n" + b"\0" * 200)
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(tmp_path)
+    assert type(exc.value) is InputError
+    assert_one_line(exc, str(tmp_path), "no DICOM files found among its 2 files")
+
+
+def test_mr_series_is_refused_naming_the_modality(small_series):
+    for path in small_series.iterdir():
+        edit(path, Modality="MR")
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert type(exc.value) is InputError
+    assert_one_line(exc, "modality MR", "not CT", small_series.name)
+
+
+def test_single_slice(small_series):
+    for path in sorted(small_series.iterdir())[1:]:
+        path.unlink()
+    with pytest.raises(GeometryError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "single slice", small_series.name)
+
+
+def test_gap_names_the_positions(small_series):
+    (small_series / "slice 103").unlink()
+    with pytest.raises(GeometryError) as exc:
+        read_ct_folder(small_series)
+    # Slices 100..105 of 1211 lie at z = 17.5 - 2.5 * (n - 1): 102 at -235.0 and 104 at -240.0.
+    assert_one_line(exc, "-240.000", "-235.000", "slice 102", "slice 104", small_series.name)
+
+
+def test_duplicate_position(small_series):
+    shutil.copy(small_series / "slice 102", small_series / "slice 102 copy")
+    edit(small_series / "slice 102 copy", SOPInstanceUID=pydicom.uid.generate_uid())
+    with pytest.raises(GeometryError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "same position", "slice 102", small_series.name)
+
+
+def test_mixed_pixel_spacing(small_series):
+    edit(small_series / "slice 103", PixelSpacing=[0.7, 0.7])
+    with pytest.raises(GeometryError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "mixed pixel spacing", "slice 103", small_series.name)
+
+
+def test_mixed_rows_and_columns(small_series):
+    ds = pydicom.dcmread(small_series / "slice 103")
+    ds.PixelData = ds.pixel_array[:256, :256].copy().tobytes()
+    ds.Rows, ds.Columns = 256, 256
+    ds.save_as(small_series / "slice 103")
+    with pytest.raises(GeometryError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "mixed image size", "slice 103", small_series.name)
+
+
+def test_gantry_tilt_is_refused(small_series):
+    for n, path in enumerate(sorted(small_series.iterdir())):
+        ds = pydicom.dcmread(path)
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        edit(path, ImagePositionPatient=[x, y + 0.9 * n, z])
+    with pytest.raises(GeometryError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "not stacked along their normal", small_series.name)
+
+
+def test_rgb_image(small_series):
+    path = small_series / "slice 102"
+    ds = pydicom.dcmread(path)
+    grey = (ds.pixel_array // 16).clip(0, 255).astype(np.uint8)
+    ds.PixelData = np.repeat(grey[..., None], 3, axis=2).tobytes()
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.save_as(path)
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert type(exc.value) is InputError
+    assert_one_line(exc, "colour image", "slice 102")
+
+
+def test_secondary_capture(small_series):
+    edit(small_series / "slice 104", SOPClassUID=dicom_uid.SecondaryCaptureImageStorage)
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert type(exc.value) is InputError
+    assert_one_line(exc, "secondary capture", "slice 104")
+
+
+def test_truncated_file(small_series):
+    path = small_series / "slice 103"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 5000])
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert type(exc.value) is InputError
+    assert_one_line(exc, "slice 103", "truncated")
+
+
+def test_compressed_without_decoder(small_series):
+    """The pixel data is declared (and encapsulated) as a syntax no installed plugin decodes."""
+    candidates = [dicom_uid.JPEGLosslessSV1, dicom_uid.JPEGLossless, dicom_uid.HTJ2KLossless,
+                  dicom_uid.JPEG2000Lossless, dicom_uid.JPEGLSLossless]
+    missing = [u for u in candidates if not get_decoder(u).is_available]
+    if not missing:
+        pytest.skip("every candidate compressed transfer syntax has a decoder here")
+    path = small_series / "slice 101"
+    ds = pydicom.dcmread(path)
+    ds.PixelData = encapsulate([ds.PixelData])
+    ds.file_meta.TransferSyntaxUID = missing[0]
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert type(exc.value) is InputError
+    assert_one_line(exc, "slice 101", missing[0].name, "pylibjpeg", "gdcm")

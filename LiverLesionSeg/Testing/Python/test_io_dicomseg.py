@@ -1,0 +1,209 @@
+"""CT + DICOM SEG cases: the numbers of cases.json, frames placed by position, segment roles."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+from pydicom.pixels import pack_bits
+from pydicom.sr.codedict import codes
+from scipy import ndimage
+
+from LiverLesionSegLib.errors import GeometryError, InputError
+from LiverLesionSegLib.io.dicomseg import is_seg_case, read_seg_case
+
+TACE = ["RadCTTACEomics_0697", "RadCTTACEomics_1211"]
+LABELLED_SERIES = {"RadCTTACEomics_0697": "31_EQP_Ax5.00mm", "RadCTTACEomics_1211": "10_AP_Ax2.50mm"}
+
+
+@pytest.fixture(scope="session")
+def seg_cases(data_dir):
+    return {name: read_seg_case(data_dir / "tace" / name) for name in TACE}
+
+
+def seg_files(data_dir: Path, name: str) -> dict[str, Path]:
+    series = LABELLED_SERIES[name]
+    return {"liver": data_dir / "tace" / name / f"{series}_ManualROI_Liver.dcm",
+            "lesion": data_dir / "tace" / name / f"{series}_ManualROI_Tumor.dcm"}
+
+
+def independent_masks(data_dir: Path, name: str, shape) -> dict[str, np.ndarray]:
+    """Masks built with pydicom alone: each frame onto the CT slice with the same z."""
+    ct_z = []
+    for path in sorted((data_dir / "tace" / name / LABELLED_SERIES[name]).iterdir()):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        if [float(v) for v in ds.ImageOrientationPatient] == [1, 0, 0, 0, 1, 0]:
+            ct_z.append(float(ds.ImagePositionPatient[2]))
+    ct_z = sorted(ct_z)
+    masks = {}
+    for role, path in seg_files(data_dir, name).items():
+        ds = pydicom.dcmread(path)
+        frames = ds.pixel_array.reshape(-1, ds.Rows, ds.Columns)
+        mask = np.zeros(shape, np.uint8)
+        for frame, group in zip(frames, ds.PerFrameFunctionalGroupsSequence):
+            z = float(group.PlanePositionSequence[0].ImagePositionPatient[2])
+            mask[ct_z.index(z)] |= frame
+        masks[role] = mask
+    return masks
+
+
+def assert_case_matches(case, expected):
+    liver, lesion = case.liver.array, case.lesion.array
+    assert case.ct.shape == (expected["slices"], expected["rows"], expected["columns"])
+    assert liver.dtype == lesion.dtype == np.uint8 and liver.max() <= 1 and lesion.max() <= 1
+    assert int(liver.sum()) == expected["liver_voxels"]
+    assert int(lesion.sum()) == expected["lesion_voxels"]
+    assert ndimage.label(lesion, np.ones((3, 3, 3)))[1] == expected["lesion_components_3d_26"]
+    assert int((lesion & (1 - liver)).sum()) == expected["lesion_voxels_outside_liver"]
+    slices = np.flatnonzero(liver.any(axis=(1, 2)))
+    assert [slices[0], slices[-1]] == expected["liver_slice_range"]
+    assert int(lesion.any(axis=(1, 2)).sum()) == expected["slices_with_lesion"]
+
+
+@pytest.mark.parametrize("name", TACE)
+def test_case_matches_cases_json(seg_cases, cases_json, name):
+    case, expected = seg_cases[name], cases_json[name]
+    assert case.name == name and case.labelled
+    assert_case_matches(case, expected)
+    assert case.ct.origin == pytest.approx(expected["origin_lps_mm"], abs=1e-3)
+    assert expected["series_uid"] in case.ct.source and LABELLED_SERIES[name] in case.ct.source
+
+
+@pytest.mark.parametrize("name", TACE)
+def test_seg_objects_match_cases_json(data_dir, cases_json, name):
+    for role, key in (("liver", "seg_liver"), ("lesion", "seg_lesion")):
+        expected = cases_json[name][key]
+        seg = hd.seg.segread(seg_files(data_dir, name)[role])
+        assert seg.number_of_frames == expected["frames"]
+        assert [seg.get_segment_description(n).segment_label for n in seg.segment_numbers] == expected["segments"]
+        assert [s.SeriesInstanceUID for s in seg.ReferencedSeriesSequence] == [expected["references_series"]]
+        assert len(seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence) == expected["referenced_instances"]
+
+
+@pytest.mark.parametrize("name", TACE)
+def test_frames_lie_where_pydicom_puts_them(seg_cases, data_dir, name):
+    case = seg_cases[name]
+    expected = independent_masks(data_dir, name, case.ct.shape)
+    np.testing.assert_array_equal(case.liver.array, expected["liver"])
+    np.testing.assert_array_equal(case.lesion.array, expected["lesion"])
+
+
+# --- modified copies of 0697 -------------------------------------------------------------------
+
+@pytest.fixture
+def case_0697_copy(data_dir, tmp_path) -> Path:
+    """0697 with the labelled series linked and copies of its SEG files (no 11_AP series)."""
+    source = data_dir / "tace/RadCTTACEomics_0697"
+    case = tmp_path / "RadCTTACEomics_0697"
+    case.mkdir()
+    os.symlink(source / "31_EQP_Ax5.00mm", case / "31_EQP_Ax5.00mm")
+    for path in seg_files(data_dir, "RadCTTACEomics_0697").values():
+        shutil.copy(path, case / path.name)
+    return case
+
+
+def rewrite_frames(path: Path, order=None, move=None) -> None:
+    """Reorder the frames of a binary SEG (pixels and per-frame groups together) or move one frame."""
+    ds = pydicom.dcmread(path)
+    frames = ds.pixel_array.reshape(-1, ds.Rows, ds.Columns)
+    groups = list(ds.PerFrameFunctionalGroupsSequence)
+    if order is not None:
+        frames = frames[order]
+        groups = [groups[i] for i in order]
+        ds.PerFrameFunctionalGroupsSequence = pydicom.Sequence(groups)
+        ds.PixelData = pack_bits(frames.ravel())
+    if move is not None:
+        index, offset = move
+        position = groups[index].PlanePositionSequence[0]
+        position.ImagePositionPatient = [float(v) + d for v, d in zip(position.ImagePositionPatient, offset)]
+    ds.save_as(path)
+
+
+def test_frame_order_does_not_matter(case_0697_copy, seg_cases):
+    for path in case_0697_copy.glob("*.dcm"):
+        n = int(pydicom.dcmread(path, stop_before_pixels=True).NumberOfFrames)
+        rewrite_frames(path, order=np.random.default_rng(697).permutation(n))
+    case = read_seg_case(case_0697_copy)
+    original = seg_cases["RadCTTACEomics_0697"]
+    np.testing.assert_array_equal(case.liver.array, original.liver.array)
+    np.testing.assert_array_equal(case.lesion.array, original.lesion.array)
+
+
+def test_frame_between_slices(case_0697_copy):
+    path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Liver.dcm"
+    rewrite_frames(path, move=(3, (0, 0, 2.0)))
+    with pytest.raises(GeometryError) as exc:
+        read_seg_case(case_0697_copy)
+    assert "\n" not in str(exc.value)
+    assert path.name in str(exc.value) and "does not fall on a CT slice" in str(exc.value)
+
+
+def test_frame_shifted_in_plane(case_0697_copy):
+    path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
+    rewrite_frames(path, move=(1, (4.0, 0, 0)))
+    with pytest.raises(GeometryError) as exc:
+        read_seg_case(case_0697_copy)
+    assert "\n" not in str(exc.value)
+    assert path.name in str(exc.value) and "shifted in-plane" in str(exc.value)
+
+
+def test_seg_referencing_a_missing_series(data_dir, tmp_path):
+    path = seg_files(data_dir, "RadCTTACEomics_0697")["lesion"]
+    shutil.copy(path, tmp_path / path.name)
+    with pytest.raises(InputError) as exc:
+        read_seg_case(tmp_path)
+    assert type(exc.value) is InputError and "\n" not in str(exc.value)
+    assert path.name in str(exc.value) and "1801040320200103051513090319.697.3.4" in str(exc.value)
+
+
+def test_folder_without_seg(data_dir):
+    with pytest.raises(InputError) as exc:
+        read_seg_case(data_dir / "hcc-tace-seg/HCC_006")
+    assert "no DICOM SEG" in str(exc.value)
+
+
+def test_is_seg_case(data_dir):
+    assert is_seg_case(data_dir / "tace/RadCTTACEomics_0697")
+    assert is_seg_case(data_dir / "tace/RadCTTACEomics_1211")
+    assert not is_seg_case(data_dir / "hcc-tace-seg/HCC_006")
+    assert not is_seg_case(data_dir / "tace/RadCTTACEomics_0697/31_EQP_Ax5.00mm")
+
+
+@pytest.mark.filterwarnings("ignore:The string .* person name:UserWarning")
+def test_several_segments_liver_union_of_lesions_and_others_ignored(case_0697_copy, data_dir):
+    """A SEG written with highdicom: Liver, two lesion segments, a portal vein to ignore."""
+    for path in case_0697_copy.glob("*.dcm"):
+        path.unlink()
+    series = data_dir / "tace/RadCTTACEomics_0697/31_EQP_Ax5.00mm"
+    sources = [pydicom.dcmread(p) for p in sorted(series.iterdir())]
+    sources = sorted((ds for ds in sources if ds.ImageOrientationPatient[4] == 1),
+                     key=lambda ds: float(ds.ImagePositionPatient[2]))  # k = 0 lowest
+    pixels = np.zeros((len(sources), 512, 512, 4), np.uint8)
+    pixels[10:30, 100:300, 100:300, 0] = 1  # liver
+    pixels[12:14, 150:160, 150:160, 1] = 1  # tumour A
+    pixels[20:22, 200:220, 200:220, 2] = 1  # lesion B
+    pixels[15:25, 250:260, 120:130, 3] = 1  # portal vein
+    category = codes.SCT.Organ
+    descriptions = [
+        hd.seg.SegmentDescription(1, "Liver", category, codes.SCT.Liver, hd.seg.SegmentAlgorithmTypeValues.MANUAL),
+        hd.seg.SegmentDescription(2, "Tumor A", codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Tumor,
+                                  hd.seg.SegmentAlgorithmTypeValues.MANUAL),
+        hd.seg.SegmentDescription(3, "Lesion B", codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Lesion,
+                                  hd.seg.SegmentAlgorithmTypeValues.MANUAL),
+        hd.seg.SegmentDescription(4, "Portal vein", codes.SCT.Tissue, codes.SCT.PortalVein,
+                                  hd.seg.SegmentAlgorithmTypeValues.MANUAL),
+    ]
+    seg = hd.seg.Segmentation(
+        source_images=sources, pixel_array=pixels, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=50,
+        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="test", manufacturer_model_name="test",
+        software_versions="0", device_serial_number="0")
+    seg.save_as(case_0697_copy / "four segments.dcm")
+    case = read_seg_case(case_0697_copy)
+    np.testing.assert_array_equal(case.liver.array, pixels[..., 0])
+    np.testing.assert_array_equal(case.lesion.array, pixels[..., 1] | pixels[..., 2])

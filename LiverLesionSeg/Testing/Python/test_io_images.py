@@ -1,0 +1,222 @@
+"""NIfTI and NRRD images and label maps written from the real cases, and bad files."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from LiverLesionSegLib.errors import GeometryError, InputError
+from LiverLesionSegLib.io.dicomseg import read_seg_case
+from LiverLesionSegLib.io.images import image_stem, read_image, read_label_map
+from LiverLesionSegLib.io.ircadb import read_ircadb_case
+from LiverLesionSegLib.volume import Volume
+
+
+@pytest.fixture(scope="session")
+def case_0697(data_dir):
+    return read_seg_case(data_dir / "tace/RadCTTACEomics_0697")
+
+
+@pytest.fixture(scope="session")
+def case_1_17(data_dir):
+    return read_ircadb_case(data_dir / "ircadb/3Dircadb1.17")
+
+
+@pytest.fixture(scope="session")
+def small(case_0697) -> Volume:
+    """Eight slices of 0697's CT, for the bad-file tests."""
+    ct = case_0697.ct
+    return Volume(ct.array[10:18].copy(), ct.spacing, ct.physical_points([0, 0, 10])[0], ct.direction, "small")
+
+
+def assert_same_volume(read: Volume, written: Volume, tolerance: float = 1e-4) -> None:
+    np.testing.assert_array_equal(read.array, written.array)
+    assert read.array.dtype == written.array.dtype
+    np.testing.assert_allclose(read.spacing, written.spacing, atol=tolerance)
+    np.testing.assert_allclose(read.origin, written.origin, atol=tolerance)
+    np.testing.assert_allclose(read.direction, written.direction, atol=1e-6)
+
+
+def write_sitk(volume: Volume, path, array=None) -> None:
+    image = volume.to_sitk() if array is None else volume.with_array(array).to_sitk()
+    sitk.WriteImage(image, str(path), useCompression=str(path).endswith(".gz"))
+
+
+def write_nibabel(volume: Volume, path, array=None) -> None:
+    """NIfTI in nibabel's own terms: voxel order [i, j, k] and a RAS affine."""
+    data = (volume.array if array is None else array).transpose(2, 1, 0)
+    nib.save(nib.Nifti1Image(data, volume.ijk_to_ras()), str(path))
+
+
+# --- real cases written and read back ----------------------------------------------------------
+
+@pytest.mark.parametrize("case_name,suffix", [("case_0697", ".nii.gz"), ("case_0697", ".nii"),
+                                              ("case_0697", ".nrrd"), ("case_1_17", ".nrrd")])
+def test_pair_written_with_simpleitk_reads_back_identical(request, tmp_path, case_name, suffix):
+    case = request.getfixturevalue(case_name)
+    write_sitk(case.ct, tmp_path / f"image{suffix}")
+    write_sitk(case.ct, tmp_path / f"labels{suffix}", case.label_map())
+    ct = read_image(tmp_path / f"image{suffix}")
+    assert_same_volume(ct, case.ct)
+    assert ct.origin == pytest.approx(case.ct.origin, abs=1e-4)
+    liver, lesion = read_label_map(tmp_path / f"labels{suffix}", ct)
+    np.testing.assert_array_equal(lesion.array, case.lesion.array)
+    # A label map cannot hold lesion outside the liver: its liver is labels 1 and 2.
+    np.testing.assert_array_equal(liver.array, case.liver.array | case.lesion.array)
+    assert liver.array.dtype == lesion.array.dtype == np.uint8
+    assert liver.same_grid(ct) and lesion.same_grid(ct)
+
+
+def test_nibabel_ras_file_reads_back_in_lps(case_0697, tmp_path):
+    write_nibabel(case_0697.ct, tmp_path / "ras.nii.gz")
+    ct = read_image(tmp_path / "ras.nii.gz")
+    assert_same_volume(ct, case_0697.ct)
+    assert ct.origin == pytest.approx((-207.609, -220.886, -308.187), abs=1e-3)
+
+
+def test_nibabel_oblique_file_reads_back_in_lps(small, tmp_path):
+    """A rotated, permuted grid: only a correct RAS -> LPS conversion gives the same geometry back."""
+    angle = np.radians(25)
+    rotation = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    direction = rotation @ np.array([[0, 0, 1], [1, 0, 0], [0, 1, 0]], float)
+    volume = Volume(small.array, (0.8, 0.9, 5.0), (10.0, -20.0, 30.0), direction)
+    write_nibabel(volume, tmp_path / "oblique.nii")
+    assert_same_volume(read_image(tmp_path / "oblique.nii"), volume, tolerance=1e-3)
+
+
+def test_float_image_is_float32(small, tmp_path):
+    write_sitk(small, tmp_path / "float.nrrd", small.array.astype(np.float64) / 3)
+    assert read_image(tmp_path / "float.nrrd").array.dtype == np.float32
+
+
+# --- bad files ---------------------------------------------------------------------------------
+
+def assert_one_line(exc, *parts):
+    text = str(exc.value)
+    assert "\n" not in text
+    for part in parts:
+        assert part in text, f"{part!r} not in {text!r}"
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / "absent.nii.gz")
+    assert_one_line(exc, "absent.nii.gz", "does not exist")
+
+
+def test_not_an_image_suffix(tmp_path):
+    (tmp_path / "scan.png").write_bytes(b"\x89PNG")
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / "scan.png")
+    assert_one_line(exc, "scan.png", "not a NIfTI or NRRD")
+
+
+def test_nan_values(small, tmp_path):
+    array = small.array.astype(np.float32)
+    array[3, 100, 100] = np.nan
+    array[4, 10, 10] = np.inf
+    write_sitk(small, tmp_path / "nan.nii.gz", array)
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / "nan.nii.gz")
+    assert type(exc.value) is InputError
+    assert_one_line(exc, "nan.nii.gz", "2 voxels are NaN or infinite")
+
+
+def test_four_d_nifti(small, tmp_path):
+    data = np.stack([small.array.transpose(2, 1, 0)] * 2, axis=-1)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "4d.nii.gz"))
+    with pytest.raises(GeometryError) as exc:
+        read_image(tmp_path / "4d.nii.gz")
+    assert_one_line(exc, "4d.nii.gz", "4-D image")
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (512, 512, 1)])
+def test_two_d_image(small, tmp_path, shape):
+    data = small.array[0].T.reshape(shape)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "slice.nii.gz"))
+    with pytest.raises(GeometryError) as exc:
+        read_image(tmp_path / "slice.nii.gz")
+    assert_one_line(exc, "slice.nii.gz", "2-D image")
+
+
+def test_vector_image(small, tmp_path):
+    image = sitk.Compose([small.to_sitk()] * 3)
+    sitk.WriteImage(image, str(tmp_path / "rgb.nrrd"))
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / "rgb.nrrd")
+    assert type(exc.value) is InputError
+    assert_one_line(exc, "rgb.nrrd", "3 components")
+
+
+@pytest.mark.parametrize("name", ["cut.nii.gz", "cut.nii", "cut.nrrd"])
+def test_truncated_file(small, tmp_path, name):
+    write_sitk(small, tmp_path / name)
+    data = (tmp_path / name).read_bytes()
+    (tmp_path / name).write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / name)
+    assert type(exc.value) is InputError
+    assert_one_line(exc, name)
+    assert "truncated" in str(exc.value)
+
+
+def test_garbage_file(tmp_path):
+    (tmp_path / "junk.nrrd").write_bytes(b"this is not an image" * 10)
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / "junk.nrrd")
+    assert_one_line(exc, "junk.nrrd", "cannot read")
+
+
+def test_label_map_of_another_shape(small, tmp_path):
+    reference = read_image_written(small, tmp_path)
+    other = Volume(np.zeros((8, 256, 512), np.uint8), small.spacing, small.origin, small.direction)
+    write_sitk(other, tmp_path / "labels.nii.gz")
+    with pytest.raises(GeometryError) as exc:
+        read_label_map(tmp_path / "labels.nii.gz", reference)
+    assert_one_line(exc, "labels.nii.gz", "512 x 256 x 8", "512 x 512 x 8")
+
+
+def test_label_map_of_another_geometry(small, tmp_path):
+    reference = read_image_written(small, tmp_path)
+    shifted = Volume(np.zeros(small.shape, np.uint8), small.spacing,
+                     np.array(small.origin) + (0, 0, 2.5), small.direction)
+    write_sitk(shifted, tmp_path / "labels.nrrd")
+    with pytest.raises(GeometryError) as exc:
+        read_label_map(tmp_path / "labels.nrrd", reference)
+    assert_one_line(exc, "labels.nrrd", "geometry", "-255.7", "-258.2")
+
+
+def test_label_map_with_label_3(small, tmp_path):
+    reference = read_image_written(small, tmp_path)
+    labels = np.zeros(small.shape, np.uint8)
+    labels[2, 5:9, 5:9] = 1
+    labels[3, 5:9, 5:9] = 3
+    labels[4, 1, 1] = 2
+    write_sitk(small, tmp_path / "labels.nii.gz", labels)
+    with pytest.raises(InputError) as exc:
+        read_label_map(tmp_path / "labels.nii.gz", reference)
+    assert_one_line(exc, "labels.nii.gz", "label(s) 3 ")
+
+
+def test_label_map_values(small, tmp_path):
+    reference = read_image_written(small, tmp_path)
+    labels = np.zeros(small.shape, np.int16)
+    labels[2, 5:9, 5:9] = 1
+    labels[3, 5:9, 5:9] = 2
+    write_sitk(small, tmp_path / "labels.nii.gz", labels)
+    liver, lesion = read_label_map(tmp_path / "labels.nii.gz", reference)
+    assert int(liver.array.sum()) == 32 and int(lesion.array.sum()) == 16
+    assert liver.array.dtype == np.uint8 and lesion.array[3].sum() == 16
+
+
+def read_image_written(volume: Volume, tmp_path) -> Volume:
+    write_sitk(volume, tmp_path / "image.nii.gz")
+    return read_image(tmp_path / "image.nii.gz")
+
+
+def test_image_stem():
+    assert image_stem("a/liver_3.nii.gz") == "liver_3"
+    assert image_stem("volume-7.nii") == "volume-7"
+    assert image_stem("image.nrrd") == "image"

@@ -1,0 +1,156 @@
+"""3D-IRCADb-01 cases: the numbers of cases.json, masks placed by position, the traps."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pydicom
+import pytest
+from scipy import ndimage
+
+from LiverLesionSegLib.errors import GeometryError, InputError
+from LiverLesionSegLib.io.ircadb import is_ircadb_case, lesion_folders, read_ircadb_case, read_mask_folder
+
+IRCADB = ["3Dircadb1.1", "3Dircadb1.7", "3Dircadb1.17"]
+
+
+@pytest.fixture(scope="session")
+def ircadb_cases(data_dir):
+    return {name: read_ircadb_case(data_dir / "ircadb" / name) for name in IRCADB}
+
+
+def assert_case_matches(case, expected):
+    liver, lesion = case.liver.array, case.lesion.array
+    assert case.ct.shape == (expected["slices"], expected["rows"], expected["columns"])
+    assert liver.dtype == lesion.dtype == np.uint8 and liver.max() <= 1 and lesion.max() <= 1
+    assert case.liver.same_grid(case.ct) and case.lesion.same_grid(case.ct)
+    assert int(liver.sum()) == expected["liver_voxels"]
+    assert int(lesion.sum()) == expected["lesion_voxels"]
+    assert ndimage.label(lesion, np.ones((3, 3, 3)))[1] == expected["lesion_components_3d_26"]
+    assert int((lesion & (1 - liver)).sum()) == expected["lesion_voxels_outside_liver"]
+    slices = np.flatnonzero(liver.any(axis=(1, 2)))
+    assert [slices[0], slices[-1]] == expected["liver_slice_range"]
+    assert int(lesion.any(axis=(1, 2)).sum()) == expected["slices_with_lesion"]
+
+
+@pytest.mark.parametrize("name", IRCADB)
+def test_case_matches_cases_json(ircadb_cases, cases_json, name):
+    case = ircadb_cases[name]
+    assert case.name == name and case.labelled
+    assert_case_matches(case, cases_json[name])
+    assert case.ct.origin == pytest.approx(cases_json[name]["origin_lps_mm"])
+
+
+@pytest.mark.parametrize("name", IRCADB)
+def test_every_mask_folder_matches_cases_json(ircadb_cases, cases_json, data_dir, name):
+    expected = cases_json[name]
+    masks = data_dir / "ircadb" / name / "MASKS_DICOM"
+    counts = {folder.name: int(read_mask_folder(folder, ircadb_cases[name].ct).sum())
+              for folder in sorted(masks.iterdir())}
+    assert counts == expected["mask_folders_voxels"]
+    assert [p.name for p in lesion_folders(data_dir / "ircadb" / name)] == expected["liver_lesion_folders"]
+
+
+def test_kidney_tumour_of_1_7_is_not_a_liver_lesion(ircadb_cases, data_dir, cases_json):
+    case = ircadb_cases["3Dircadb1.7"]
+    tumour = read_mask_folder(data_dir / "ircadb/3Dircadb1.7/MASKS_DICOM/tumor", case.ct)
+    assert int(tumour.sum()) == 683_556  # the folder is there and read ...
+    assert int(case.lesion.array.sum()) == 0  # ... but not taken as a liver lesion
+    assert int((tumour & case.liver.array).sum()) == 230
+
+
+def test_lesion_is_the_union_of_the_livertumor_folders_only(ircadb_cases, data_dir):
+    case = ircadb_cases["3Dircadb1.1"]
+    union = np.zeros(case.ct.shape, np.uint8)
+    for folder in lesion_folders(data_dir / "ircadb/3Dircadb1.1"):
+        union |= read_mask_folder(folder, case.ct)
+    np.testing.assert_array_equal(case.lesion.array, union)
+    for other in ("liverkyst", "portalvein"):  # they hold voxels that are not lesion
+        mask = read_mask_folder(data_dir / "ircadb/3Dircadb1.1/MASKS_DICOM" / other, case.ct)
+        assert int((mask & (1 - union)).sum()) > 0
+
+
+def test_mask_slices_are_placed_by_position(ircadb_cases, data_dir, tmp_path):
+    """Shuffled names and only the non-empty slices: the same masks, because the position decides."""
+    source = data_dir / "ircadb/3Dircadb1.17"
+    case = tmp_path / "3Dircadb1.17"
+    (case / "MASKS_DICOM").mkdir(parents=True)
+    os.symlink(source / "PATIENT_DICOM", case / "PATIENT_DICOM")
+    rng = np.random.default_rng(17)
+    for folder, renamed in (("liver", "liver"), ("livertumor2", "livertumors")):
+        files = [p for p in sorted((source / "MASKS_DICOM" / folder).iterdir())
+                 if pydicom.dcmread(p).pixel_array.any()]
+        (case / "MASKS_DICOM" / renamed).mkdir()
+        for path, new_name in zip(files, rng.permutation(len(files))):
+            shutil.copy(path, case / "MASKS_DICOM" / renamed / f"image_{new_name}")
+    copy = read_ircadb_case(case)
+    original = ircadb_cases["3Dircadb1.17"]
+    np.testing.assert_array_equal(copy.liver.array, original.liver.array)
+    tumour2 = read_mask_folder(source / "MASKS_DICOM/livertumor2", original.ct)
+    np.testing.assert_array_equal(copy.lesion.array, tumour2)
+    assert int(copy.lesion.array.sum()) == 89_029
+
+
+@pytest.fixture
+def small_ircadb(data_dir, tmp_path, ircadb_cases):
+    """3Dircadb1.17's CT (linked) with a liver mask folder of three copied slices."""
+    source = data_dir / "ircadb/3Dircadb1.17"
+    case = tmp_path / "small"
+    (case / "MASKS_DICOM/liver").mkdir(parents=True)
+    os.symlink(source / "PATIENT_DICOM", case / "PATIENT_DICOM")
+    for n in (50, 51, 52):
+        shutil.copy(source / f"MASKS_DICOM/liver/image_{n}", case / f"MASKS_DICOM/liver/image_{n}")
+    return case
+
+
+def test_small_copy_reads(small_ircadb, ircadb_cases):
+    case = read_ircadb_case(small_ircadb)
+    original = ircadb_cases["3Dircadb1.17"].liver.array
+    np.testing.assert_array_equal(case.liver.array[50:53], original[50:53])
+    assert int(case.liver.array.sum()) == int(original[50:53].sum()) > 0
+    assert int(case.lesion.array.sum()) == 0
+
+
+def shift(path, dx=0.0, dz=0.0):
+    ds = pydicom.dcmread(path)
+    x, y, z = (float(v) for v in ds.ImagePositionPatient)
+    ds.ImagePositionPatient = [x + dx, y, z + dz]
+    ds.save_as(path)
+
+
+def test_mask_slice_between_ct_slices(small_ircadb):
+    shift(small_ircadb / "MASKS_DICOM/liver/image_51", dz=0.8)
+    with pytest.raises(GeometryError) as exc:
+        read_ircadb_case(small_ircadb)
+    assert "\n" not in str(exc.value) and "does not fall on a CT slice" in str(exc.value)
+    assert "image_51" in str(exc.value)
+
+
+def test_mask_slice_shifted_in_plane(small_ircadb):
+    shift(small_ircadb / "MASKS_DICOM/liver/image_52", dx=3.0)
+    with pytest.raises(GeometryError) as exc:
+        read_ircadb_case(small_ircadb)
+    assert "\n" not in str(exc.value) and "shifted in-plane" in str(exc.value) and "image_52" in str(exc.value)
+
+
+def test_two_mask_slices_on_one_ct_slice(small_ircadb):
+    shutil.copy(small_ircadb / "MASKS_DICOM/liver/image_51", small_ircadb / "MASKS_DICOM/liver/image_51 again")
+    with pytest.raises(GeometryError) as exc:
+        read_ircadb_case(small_ircadb)
+    assert "same CT slice" in str(exc.value)
+
+
+def test_missing_liver_folder(small_ircadb):
+    shutil.rmtree(small_ircadb / "MASKS_DICOM/liver")
+    with pytest.raises(InputError) as exc:
+        read_ircadb_case(small_ircadb)
+    assert type(exc.value) is InputError and "no liver mask" in str(exc.value) and str(small_ircadb) in str(exc.value)
+
+
+def test_is_ircadb_case(data_dir):
+    assert is_ircadb_case(data_dir / "ircadb/3Dircadb1.1")
+    assert not is_ircadb_case(data_dir / "ircadb")
+    assert not is_ircadb_case(data_dir / "ircadb/3Dircadb1.1/PATIENT_DICOM")
+    assert not is_ircadb_case(data_dir / "tace/RadCTTACEomics_0697")

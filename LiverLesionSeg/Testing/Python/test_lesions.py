@@ -1,0 +1,140 @@
+"""The lesion table against sizes, diameters and positions worked out by hand."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+from scipy.spatial import ConvexHull
+
+from LiverLesionSegLib.lesions import axial_diameter, lesion_table
+from LiverLesionSegLib.volume import Volume
+
+
+def volume(array: np.ndarray, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0), direction=None) -> Volume:
+    return Volume(array.astype(np.uint8), spacing, origin, np.eye(3) if direction is None else direction)
+
+
+def brute_force_diameter(plane: np.ndarray, spacing_i: float, spacing_j: float) -> float:
+    """Largest distance between any two corners of any two pixels (all of them, no shortcuts)."""
+    j, i = np.nonzero(plane)
+    corners = np.concatenate([np.column_stack([(i + di) * spacing_i, (j + dj) * spacing_j])
+                              for di in (-0.5, 0.5) for dj in (-0.5, 0.5)])
+    differences = corners[:, None, :] - corners[None, :, :]
+    return float(np.sqrt((differences ** 2).sum(-1)).max())
+
+
+def test_cube():
+    n = 4
+    array = np.zeros((8, 10, 10))
+    array[2:2 + n, 3:3 + n, 5:5 + n] = 1
+    (lesion,) = lesion_table(volume(array, spacing=(0.5, 0.5, 2.0)))
+    assert lesion.number == 1
+    assert lesion.voxels == 64
+    assert lesion.volume_ml == pytest.approx(64 * 0.5 * 0.5 * 2.0 / 1000)  # 0.032 mL
+    # The square's diagonal, 4 pixels of 0.5 mm on each side.
+    assert lesion.longest_axial_diameter_mm == pytest.approx(math.hypot(2.0, 2.0))
+    assert (lesion.first_slice, lesion.last_slice) == (2, 5)
+    # Centre voxel (i, j, k) = (6.5, 4.5, 3.5) with an identity geometry.
+    assert lesion.centroid_lps == pytest.approx((6.5 * 0.5, 4.5 * 0.5, 3.5 * 2.0))
+    assert lesion.centroid_ras == pytest.approx((-6.5 * 0.5, -4.5 * 0.5, 3.5 * 2.0))
+
+
+def test_single_pixel():
+    array = np.zeros((3, 4, 5))
+    array[1, 2, 3] = 1
+    (lesion,) = lesion_table(volume(array, spacing=(0.7, 0.9, 2.5)))
+    assert lesion.voxels == 1
+    assert lesion.volume_ml == pytest.approx(0.7 * 0.9 * 2.5 / 1000)
+    assert lesion.longest_axial_diameter_mm == pytest.approx(math.sqrt(0.7 ** 2 + 0.9 ** 2))
+    assert (lesion.first_slice, lesion.last_slice, lesion.diameter_slice) == (1, 1, 1)
+
+
+def test_band_at_an_angle():
+    # A two-pixel-wide diagonal band: pixels (j, i) with i - j in {0, 1}, j = 0..9. The farthest
+    # corners are the top-left of pixel (0, 0) and the bottom-right of pixel (9, 10):
+    # 11 pixels across and 10 down.
+    plane = np.zeros((12, 12), bool)
+    for j in range(10):
+        plane[j, j:j + 2] = True
+    spacing_i, spacing_j = 0.5, 0.8
+    expected = math.hypot(11 * spacing_i, 10 * spacing_j)
+    assert axial_diameter(plane, spacing_i, spacing_j) == pytest.approx(expected)
+    assert brute_force_diameter(plane, spacing_i, spacing_j) == pytest.approx(expected)
+    (lesion,) = lesion_table(volume(plane[np.newaxis], spacing=(spacing_i, spacing_j, 3.0)))
+    assert lesion.longest_axial_diameter_mm == pytest.approx(expected)
+
+
+def test_rotated_rectangle_matches_brute_force():
+    j, i = np.mgrid[0:40, 0:40]
+    angle = math.radians(30)
+    u = (i - 20) * math.cos(angle) + (j - 20) * math.sin(angle)
+    v = -(i - 20) * math.sin(angle) + (j - 20) * math.cos(angle)
+    plane = (np.abs(u) <= 12) & (np.abs(v) <= 4)
+    assert axial_diameter(plane, 0.6, 0.8) == pytest.approx(brute_force_diameter(plane, 0.6, 0.8))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_blobs_match_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    plane = rng.random((9, 11)) < 0.25
+    plane[4, 5] = True
+    spacing_i, spacing_j = rng.uniform(0.3, 2.0, 2)
+    assert axial_diameter(plane, spacing_i, spacing_j) == pytest.approx(
+        brute_force_diameter(plane, spacing_i, spacing_j))
+
+
+def test_longest_diameter_is_taken_over_slices():
+    array = np.zeros((3, 8, 8))
+    array[0, 0:2, 0:2] = 1  # 2 x 2
+    array[1, 1, 0:6] = 1  # a row of 6: the longest, 6 across and 1 down
+    (lesion,) = lesion_table(volume(array, spacing=(1.0, 2.0, 1.0)))
+    assert lesion.longest_axial_diameter_mm == pytest.approx(math.hypot(6.0, 2.0))
+    assert lesion.diameter_slice == 1
+
+
+def test_sorted_by_volume_numbered_from_one_and_26_connected():
+    array = np.zeros((6, 10, 10))
+    array[0, 0, 0] = 1  # small lesion first in the array order: two voxels touching at a corner
+    array[1, 1, 1] = 1
+    array[3:6, 5:8, 5:8] = 1  # 27 voxels
+    rows = lesion_table(volume(array))
+    assert [(r.number, r.voxels) for r in rows] == [(1, 27), (2, 2)]
+    assert rows[1].centroid_lps == pytest.approx((0.5, 0.5, 0.5))
+
+
+def test_empty_mask_has_no_lesions():
+    assert lesion_table(volume(np.zeros((2, 3, 4)))) == []
+
+
+def test_centroid_through_direction_and_origin():
+    # Columns: i runs along +P, j along -L, k along +S.
+    direction = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    array = np.zeros((4, 6, 8))
+    array[2, 3, 4:6] = 1  # centroid (i, j, k) = (4.5, 3, 2)
+    mask = volume(array, spacing=(0.5, 0.8, 2.0), origin=(10.0, -20.0, 30.0), direction=direction)
+    (lesion,) = lesion_table(mask)
+    # Scaled (2.25, 2.4, 4.0); through the direction: L = -2.4, P = 2.25, S = 4.0.
+    assert lesion.centroid_lps == pytest.approx((7.6, -17.75, 34.0))
+    assert lesion.centroid_ras == pytest.approx((-7.6, 17.75, 34.0))
+    assert lesion.longest_axial_diameter_mm == pytest.approx(math.hypot(2 * 0.5, 0.8))
+
+
+def test_large_lesion_is_fast():
+    k, j, i = np.ogrid[0:80, 0:90, 0:90]
+    ball = ((k - 40) / 34.0) ** 2 + ((j - 45) / 34.0) ** 2 + ((i - 45) / 34.0) ** 2 <= 1
+    assert 160_000 <= ball.sum() <= 170_000
+    start = time.perf_counter()
+    (lesion,) = lesion_table(volume(ball, spacing=(0.7, 0.7, 1.0)))
+    elapsed = time.perf_counter() - start
+    assert elapsed < 1.0, f"lesion_table took {elapsed:.2f} s"
+    # The middle slice's diameter, through an independent hull of every pixel corner.
+    plane = ball[40]
+    jj, ii = np.nonzero(plane)
+    corners = np.concatenate([np.column_stack([(ii + di) * 0.7, (jj + dj) * 0.7])
+                              for di in (-0.5, 0.5) for dj in (-0.5, 0.5)])
+    hull = corners[ConvexHull(corners).vertices]
+    expected = np.sqrt(((hull[:, None] - hull[None]) ** 2).sum(-1)).max()
+    assert lesion.longest_axial_diameter_mm == pytest.approx(expected)

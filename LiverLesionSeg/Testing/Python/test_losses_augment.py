@@ -1,0 +1,77 @@
+"""The loss and the augmentation on tensors."""
+
+import pytest
+import torch
+
+from LiverLesionSegLib.augment import augment_batch
+from LiverLesionSegLib.config import AugmentConfig, LossConfig
+from LiverLesionSegLib.losses import SegmentationLoss
+
+
+def _targets():
+    y = torch.zeros(2, 2, 32, 32)
+    y[:, 0, 8:24, 8:24] = 1
+    y[:, 1, 12:16, 12:16] = 1
+    return y
+
+
+def test_loss_rewards_the_right_answer():
+    loss = SegmentationLoss(LossConfig())
+    y = _targets()
+    right, _ = loss(torch.where(y > 0, 8.0, -8.0), y)
+    wrong, _ = loss(torch.where(y > 0, -8.0, 8.0), y)
+    unsure, _ = loss(torch.zeros_like(y), y)
+    assert right < 0.05 < unsure < wrong
+
+
+def test_tversky_beta_punishes_missed_lesion_more_than_false_alarm():
+    config = LossConfig(bce_weight=0, dice_weight=0, tversky_weight=1, tversky_alpha=0.3, tversky_beta=0.7,
+                        class_weights=(0.0, 1.0))
+    loss = SegmentationLoss(config)
+    y = _targets()
+    logits = torch.where(y > 0, 8.0, -8.0)
+    missed = logits.clone()
+    missed[:, 1, 12:14, 12:16] = -8  # half the lesion missed: 8 px per slice
+    extra = logits.clone()
+    extra[:, 1, 16:18, 12:16] = 8  # as many false-positive pixels
+    assert loss(missed, y)[0] > loss(extra, y)[0]
+
+
+def test_positive_weight_scales_bce_on_lesion_pixels():
+    y = _targets()
+    logits = torch.zeros_like(y)
+    light = SegmentationLoss(LossConfig(dice_weight=0, tversky_weight=0, bce_pos_weight=(1, 1), class_weights=(0, 1)))
+    heavy = SegmentationLoss(LossConfig(dice_weight=0, tversky_weight=0, bce_pos_weight=(1, 10), class_weights=(0, 1)))
+    assert heavy(logits, y)[0] > light(logits, y)[0]
+
+
+def test_augmentation_moves_image_and_masks_alike():
+    """With the masks as the image, every spatial transform must keep them equal."""
+    y = _targets()
+    x = y.clone()
+    config = AugmentConfig(contrast=0, brightness=0, noise=0, flip_lr=0.5, flip_ud=0.5, crop_probability=0.5)
+    ax, ay = augment_batch(x, y, config, torch.Generator().manual_seed(1))
+    assert torch.allclose(ax, ay, atol=1e-5)
+    assert not torch.allclose(ay, y)  # something moved
+
+
+def test_augmentation_is_repeatable_with_the_seed_and_off_when_disabled():
+    y = _targets()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    a = augment_batch(x, y, AugmentConfig(), torch.Generator().manual_seed(5))
+    b = augment_batch(x, y, AugmentConfig(), torch.Generator().manual_seed(5))
+    c = augment_batch(x, y, AugmentConfig(), torch.Generator().manual_seed(6))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], c[0])
+    off = augment_batch(x, y, AugmentConfig(enabled=False), torch.Generator().manual_seed(5))
+    assert off[0] is x and off[1] is y
+
+
+@pytest.mark.parametrize("flip_lr, expected_column", [(1.0, 31), (0.0, 0)])
+def test_flip_lr_mirrors_columns(flip_lr, expected_column):
+    x = torch.zeros(1, 1, 32, 32)
+    x[0, 0, :, 0] = 1
+    config = AugmentConfig(flip_lr=flip_lr, rotate_degrees=0, scale=(1, 1), translate=0, shear_degrees=0,
+                           crop_probability=0, contrast=0, brightness=0, noise=0)
+    out, _ = augment_batch(x, torch.zeros(1, 2, 32, 32), config, torch.Generator().manual_seed(0))
+    assert out[0, 0, 16].argmax().item() == expected_column
