@@ -27,6 +27,7 @@ from .volume import Volume, to_axial_lps
 log = logging.getLogger("LiverLesionSeg")
 
 _UPSAMPLE_CHUNK = 16  # slices brought back to full resolution at a time
+PROBABILITY_STEPS = 1024
 
 
 @dataclass
@@ -133,6 +134,7 @@ def full_resolution_masks(probabilities: np.ndarray, shape: tuple[int, int],
         chunk = slice(start, min(start + _UPSAMPLE_CHUNK, k))
         full = upsample(torch.from_numpy(probabilities[chunk]), shape)
         liver[chunk] = (full[:, 0] >= config.liver_threshold).numpy()
-        lesion_probability[chunk] = full[:, 1].numpy()
-        lesion[chunk] = lesion_probability[chunk] >= config.lesion_threshold
+        lesion[chunk] = (full[:, 1] >= config.lesion_threshold).numpy()
+        # Steps of 1/1024 are finer than any threshold worth setting, and let the map compress on disk.
+        lesion_probability[chunk] = torch.round(full[:, 1] * PROBABILITY_STEPS).numpy() / PROBABILITY_STEPS
     return liver, lesion, lesion_probability

@@ -41,7 +41,7 @@ def build_network(config: Config, download_weights: bool = False) -> torch.nn.Mo
             log.warning("Could not download the %s weights of encoder %s (%s: %s): training from scratch. "
                         "Run once while online to cache them.", weights, model.encoder, type(exc).__name__,
                         str(exc).splitlines()[0][:200] if str(exc) else "")
-    elif not model.encoder_weights:
+    elif download_weights:
         log.info("Encoder %s starts from scratch (no pretrained weights asked for).", model.encoder)
     try:
         with warnings.catch_warnings():

@@ -117,15 +117,15 @@ def train(train_cases: list[PreparedCase], val_cases: list[PreparedCase], config
             loss, _ = loss_fn(network(x.to(device)), y.to(device))
             if not torch.isfinite(loss):
                 raise TrainingError(
-                    f"the loss became {float(loss)} at cycle {cycle + 1}, epoch {epoch + 1}, step {state['step'] + 1}; "
+                    f"the loss became {loss.item()} at cycle {cycle + 1}, epoch {epoch + 1}, step {state['step'] + 1}; "
                     f"training stopped and the last good checkpoint ({LAST}) is kept", out_dir,
                     "lower the learning rate or check the training images for extreme values")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             state["step"] += 1
-            losses.append(float(loss))
-            record = {"step": state["step"], "cycle": cycle + 1, "epoch": epoch + 1, "loss": round(float(loss), 6),
+            losses.append(loss.item())
+            record = {"step": state["step"], "cycle": cycle + 1, "epoch": epoch + 1, "loss": round(losses[-1], 6),
                       "lr": lr}
             history["steps"].append(record)
             total_steps = state["step"] - (b + 1) + len(batches) * (total_epochs - epoch)  # estimate

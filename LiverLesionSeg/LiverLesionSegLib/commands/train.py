@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import InputError, OutputError
-from ..progress import Progress
+from ..progress import JsonLinesProgress, Progress
 
 log = logging.getLogger("LiverLesionSeg")
 
@@ -93,7 +93,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
              ", ".join(c.name for c in val_cases) or "none")
     result = train(train_cases, val_cases, config, out, device, progress, resume=resume, init=init)
     _plots(result.history, out)
-    print(f"model: {result.model_path}")
+    if not isinstance(progress, JsonLinesProgress):
+        print(f"model: {result.model_path}")
     return 0
 
 

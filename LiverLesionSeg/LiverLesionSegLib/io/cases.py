@@ -134,7 +134,12 @@ def _cases_in_folder(root: Path) -> list[CaseRef]:
     """Walk top-down: known layouts stop the descent; other files are scanned as DICOM at the end."""
     refs: list[CaseRef] = []
     other_files: list[Path] = []
-    for folder, dirs, names in os.walk(root):
+    seen = set()
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        if os.path.realpath(folder) in seen:  # a link cycle, or a folder linked twice
+            dirs[:] = []
+            continue
+        seen.add(os.path.realpath(folder))
         folder = Path(folder)
         dirs.sort()
         layout = _layout_cases(folder, names)

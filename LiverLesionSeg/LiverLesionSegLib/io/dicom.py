@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -296,11 +295,14 @@ def read_series(info: SeriesInfo) -> Volume:
     if len(info.files) < 2:
         raise GeometryError(f"{info.label} has a single slice: a 2-D image, not a volume", where,
                             "give a series of several axial slices")
-    datasets = [read_dataset(path) for path in info.files]
-    for path, ds in zip(info.files, datasets):
+    datasets, slices = [], []
+    for path in info.files:
+        ds = read_dataset(path)
         _check_pixel_format(path, ds)
+        slices.append(decode_pixels(path, ds))
+        del ds.PixelData  # keep the headers only: the decoded slice holds the pixels
+        datasets.append(ds)
     grid = slice_geometry(datasets, info.files, where)
-    slices = [decode_pixels(path, ds) for path, ds in zip(info.files, datasets)]
     array = _to_hounsfield(slices, datasets)
     return Volume(array, grid.spacing, grid.origin, grid.direction, f"{where} ({info.label})")
 
@@ -430,17 +432,23 @@ def decode_pixels(path: Path, ds: pydicom.Dataset) -> np.ndarray:
 
 
 def _to_hounsfield(slices: list[np.ndarray], datasets: Sequence[pydicom.Dataset]) -> np.ndarray:
-    """Stack slices as [k, j, i] in HU: int16 when every slope is 1 and every intercept whole."""
-    slopes = np.array([float(ds.get("RescaleSlope", 1) or 1) for ds in datasets])
-    intercepts = np.array([float(ds.get("RescaleIntercept", 0) or 0) for ds in datasets])
-    if np.all(slopes == 1) and np.all(intercepts == np.round(intercepts)):
-        stacked = np.stack(slices).astype(np.int32)
-        stacked += intercepts.astype(np.int32)[:, None, None]
-        if stacked.min(initial=0) >= np.iinfo(np.int16).min and stacked.max(initial=0) <= np.iinfo(np.int16).max:
-            return stacked.astype(np.int16)
-        return stacked.astype(np.float32)
-    stacked = np.stack(slices).astype(np.float32)
-    return stacked * slopes.astype(np.float32)[:, None, None] + intercepts.astype(np.float32)[:, None, None]
+    """Stack slices as [k, j, i] in HU: int16 when every slope is 1 and every intercept whole
+    (and the values fit), float32 otherwise. Filled slice by slice to keep memory low."""
+    slopes = [float(ds.get("RescaleSlope", 1) or 1) for ds in datasets]
+    intercepts = [float(ds.get("RescaleIntercept", 0) or 0) for ds in datasets]
+    dtype = np.float32
+    if all(s == 1 for s in slopes) and all(b == round(b) for b in intercepts):
+        low = min(int(p.min()) + int(b) for p, b in zip(slices, intercepts))
+        high = max(int(p.max()) + int(b) for p, b in zip(slices, intercepts))
+        if np.iinfo(np.int16).min <= low and high <= np.iinfo(np.int16).max:
+            dtype = np.int16
+    array = np.empty((len(slices),) + slices[0].shape, dtype)
+    for k, (pixels, slope, intercept) in enumerate(zip(slices, slopes, intercepts)):
+        if dtype == np.int16:
+            array[k] = pixels.astype(np.int32) + int(intercept)
+        else:
+            array[k] = pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+    return array
 
 
 # --- placing slices by position (masks, SEG frames) ---------------------------------------------

@@ -201,6 +201,15 @@ def test_rescale_slope_gives_float_hounsfield_units(small_series):
     np.testing.assert_allclose(volume.array, reference.array.astype(np.float32) * 0.5 - 1024)
 
 
+def test_values_beyond_int16_give_float(small_series):
+    reference = read_ct_folder(small_series)
+    for path in small_series.iterdir():
+        edit(path, RescaleIntercept=32000)
+    volume = read_ct_folder(small_series)
+    assert volume.array.dtype == np.float32 and volume.array.max() > 32767
+    np.testing.assert_array_equal(volume.array, reference.array.astype(np.float32) + 32000)
+
+
 def test_missing_folder(tmp_path):
     with pytest.raises(InputError) as exc:
         read_ct_folder(tmp_path / "nothing here")

@@ -113,15 +113,16 @@ def test_not_an_image_suffix(tmp_path):
     assert_one_line(exc, "scan.png", "not a NIfTI or NRRD")
 
 
-def test_nan_values(small, tmp_path):
+@pytest.mark.parametrize("name", ["nan.nii.gz", "nan.nii", "nan.nrrd"])
+def test_nan_values(small, tmp_path, name):
     array = small.array.astype(np.float32)
     array[3, 100, 100] = np.nan
     array[4, 10, 10] = np.inf
-    write_sitk(small, tmp_path / "nan.nii.gz", array)
+    write_sitk(small, tmp_path / name, array)
     with pytest.raises(InputError) as exc:
-        read_image(tmp_path / "nan.nii.gz")
+        read_image(tmp_path / name)
     assert type(exc.value) is InputError
-    assert_one_line(exc, "nan.nii.gz", "2 voxels are NaN or infinite")
+    assert_one_line(exc, name, "2 voxels are NaN or infinite")
 
 
 def test_four_d_nifti(small, tmp_path):

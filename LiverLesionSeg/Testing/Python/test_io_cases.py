@@ -1,0 +1,199 @@
+"""Finding and loading cases in every understood layout, and the input volume for segmentation."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from LiverLesionSegLib.errors import InputError
+from LiverLesionSegLib.io.cases import CaseRef, find_cases, load_case, read_input_volume
+from LiverLesionSegLib.io.dicomseg import read_seg_case
+
+LABELLED = ["3Dircadb1.1", "3Dircadb1.17", "3Dircadb1.7", "RadCTTACEomics_0697", "RadCTTACEomics_1211"]
+
+
+@pytest.fixture(scope="session")
+def case_0697(data_dir):
+    return read_seg_case(data_dir / "tace/RadCTTACEomics_0697")
+
+
+@pytest.fixture(scope="session")
+def layouts(tmp_path_factory, case_0697, data_dir):
+    """One folder holding 0697 in every image layout, and a link to the real 0697 SEG case."""
+    root = tmp_path_factory.mktemp("layouts")
+    ct, labels = case_0697.ct.to_sitk(), case_0697.ct.with_array(case_0697.label_map()).to_sitk()
+    (root / "LiTS batch").mkdir()
+    sitk.WriteImage(ct, str(root / "LiTS batch/volume-3.nii"))
+    sitk.WriteImage(labels, str(root / "LiTS batch/segmentation-3.nii"))
+    sitk.WriteImage(ct, str(root / "LiTS batch/volume-4.nii"))  # a test volume: no segmentation
+    for sub in ("imagesTr", "labelsTr", "imagesTs"):
+        (root / "Task03_Liver" / sub).mkdir(parents=True)
+    sitk.WriteImage(ct, str(root / "Task03_Liver/imagesTr/liver_7.nii.gz"), useCompression=True)
+    sitk.WriteImage(labels, str(root / "Task03_Liver/labelsTr/liver_7.nii.gz"), useCompression=True)
+    (root / "Task03_Liver/imagesTr/._liver_7.nii.gz").write_bytes(b"\0\5\26\7")  # macOS junk, as shipped
+    shutil.copy(root / "Task03_Liver/imagesTr/liver_7.nii.gz", root / "Task03_Liver/imagesTs/liver_99.nii.gz")
+    (root / "scene export").mkdir()
+    sitk.WriteImage(ct, str(root / "scene export/image.nrrd"))
+    sitk.WriteImage(labels, str(root / "scene export/labels.nrrd"))
+    os.symlink(data_dir / "tace/RadCTTACEomics_0697", root / "RadCTTACEomics_0697")
+    return root
+
+
+def assert_same_as_0697(case, case_0697):
+    assert case.ct.same_grid(case_0697.ct)
+    np.testing.assert_array_equal(case.ct.array, case_0697.ct.array)
+    np.testing.assert_array_equal(case.lesion.array, case_0697.lesion.array)
+    np.testing.assert_array_equal(case.liver.array, case_0697.liver.array | case_0697.lesion.array)
+
+
+# --- the real data -----------------------------------------------------------------------------
+
+def test_whole_data_dir_gives_the_labelled_cases_and_notes_hcc_006(data_dir, caplog):
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        refs = find_cases(data_dir)
+    assert sorted(ref.name for ref in refs) == sorted(LABELLED)
+    kinds = {ref.name: ref.kind for ref in refs}
+    assert {kinds[n] for n in LABELLED[:3]} == {"ircadb"} and {kinds[n] for n in LABELLED[3:]} == {"dicom-seg"}
+    notes = [r.getMessage() for r in caplog.records if "HCC_006" in r.getMessage()]
+    assert len(notes) == 1 and "left out" in notes[0] and "no labels" in notes[0]
+
+
+def test_single_case_folders(data_dir):
+    assert find_cases(data_dir / "ircadb/3Dircadb1.7") == [
+        CaseRef("3Dircadb1.7", "ircadb", (data_dir / "ircadb/3Dircadb1.7",))]
+    assert find_cases([data_dir / "tace/RadCTTACEomics_1211"]) == [
+        CaseRef("RadCTTACEomics_1211", "dicom-seg", (data_dir / "tace/RadCTTACEomics_1211",))]
+
+
+def test_the_same_case_twice_is_found_once(data_dir):
+    refs = find_cases([data_dir / "ircadb", data_dir / "ircadb/3Dircadb1.7"])
+    assert sorted(ref.name for ref in refs) == ["3Dircadb1.1", "3Dircadb1.17", "3Dircadb1.7"]
+
+
+def test_load_ircadb_case(data_dir, cases_json):
+    case = load_case(CaseRef("3Dircadb1.17", "ircadb", (data_dir / "ircadb/3Dircadb1.17",)))
+    assert case.name == "3Dircadb1.17"
+    assert int(case.liver.array.sum()) == cases_json["3Dircadb1.17"]["liver_voxels"]
+    assert int(case.lesion.array.sum()) == cases_json["3Dircadb1.17"]["lesion_voxels"]
+
+
+# --- image layouts written from 0697 -----------------------------------------------------------
+
+def test_every_layout_in_one_folder(layouts, caplog):
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        refs = find_cases(layouts)
+    assert sorted((ref.name, ref.kind) for ref in refs) == [
+        ("RadCTTACEomics_0697", "dicom-seg"), ("lits-3", "image-pair"), ("liver_7", "image-pair"),
+        ("scene export", "image-pair")]
+    assert "volume-4.nii" in caplog.text and "imagesTs" in caplog.text
+
+
+@pytest.mark.parametrize("given", ["LiTS batch", "LiTS batch/volume-3.nii", "LiTS batch/segmentation-3.nii"])
+def test_lits_pair(layouts, case_0697, given):
+    refs = find_cases(layouts / given)
+    assert [ref.name for ref in refs if ref.name.startswith("lits")] == ["lits-3"]
+    ref = next(ref for ref in refs if ref.name == "lits-3")
+    assert ref.paths == (layouts / "LiTS batch/volume-3.nii", layouts / "LiTS batch/segmentation-3.nii")
+    case = load_case(ref)
+    assert case.name == "lits-3"
+    assert_same_as_0697(case, case_0697)
+
+
+@pytest.mark.parametrize("given", ["Task03_Liver", "Task03_Liver/imagesTr/liver_7.nii.gz"])
+def test_decathlon_task(layouts, case_0697, given):
+    (ref,) = find_cases(layouts / given)
+    assert ref.name == "liver_7" and ref.kind == "image-pair"
+    assert_same_as_0697(load_case(ref), case_0697)
+
+
+@pytest.mark.parametrize("given", ["scene export", "scene export/labels.nrrd"])
+def test_image_labels_folder(layouts, case_0697, given):
+    (ref,) = find_cases(layouts / given)
+    assert ref.name == "scene export"
+    assert_same_as_0697(load_case(ref), case_0697)
+
+
+def test_incomplete_lits_pair(layouts):
+    with pytest.raises(InputError) as exc:
+        find_cases(layouts / "LiTS batch/volume-4.nii")
+    assert "\n" not in str(exc.value) and "volume-4.nii" in str(exc.value) and "segmentation-4" in str(exc.value)
+
+
+# --- nothing to find ---------------------------------------------------------------------------
+
+def test_folder_with_no_case_says_which_layouts_are_understood(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(InputError) as exc:
+        find_cases(tmp_path)
+    text = str(exc.value)
+    assert type(exc.value) is InputError and "\n" not in text and str(tmp_path) in text
+    for layout in ("3D-IRCADb-01", "DICOM SEG", "LiTS", "Decathlon", "labels"):
+        assert layout in text
+
+
+def test_unlabelled_ct_is_no_case(data_dir, caplog):
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"), pytest.raises(InputError) as exc:
+        find_cases(data_dir / "hcc-tace-seg")
+    assert "holds no labelled case" in str(exc.value) and "no labels" in caplog.text
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(InputError) as exc:
+        find_cases([tmp_path / "absent"])
+    assert "absent" in str(exc.value) and "does not exist" in str(exc.value)
+
+
+def test_single_dicom_file_is_no_case(data_dir):
+    path = data_dir / "tace/RadCTTACEomics_1211/10_AP_Ax2.50mm/dicom-00001.dcm"
+    with pytest.raises(InputError) as exc:
+        find_cases(path)
+    assert "dicom-00001.dcm" in str(exc.value)
+
+
+# --- the input volume for segmentation ---------------------------------------------------------
+
+def test_input_from_an_ircadb_case_folder(data_dir, cases_json):
+    volume = read_input_volume(data_dir / "ircadb/3Dircadb1.7")
+    assert volume.shape[0] == 151 and cases_json["3Dircadb1.7"]["series_uid"] in volume.source
+    assert "PATIENT_DICOM" in volume.source
+
+
+def test_input_from_a_seg_case_folder_is_the_referenced_ct(data_dir, cases_json):
+    volume = read_input_volume(data_dir / "tace/RadCTTACEomics_0697")
+    assert cases_json["RadCTTACEomics_0697"]["series_uid"] in volume.source and volume.shape[0] == 44
+    other = read_input_volume(data_dir / "tace/RadCTTACEomics_0697", series="11_AP_Ax5.00mm")
+    assert "11_AP_Ax5.00mm" in other.source and other.origin[0] == pytest.approx(-208.816)
+
+
+def test_input_from_a_dicom_folder_with_spaces(data_dir, cases_json):
+    volume = read_input_volume(data_dir / "hcc-tace-seg/HCC_006")
+    assert volume.shape == (109, 512, 512) and cases_json["HCC_006"]["series_uid"] in volume.source
+
+
+@pytest.mark.parametrize("given", ["Task03_Liver/imagesTr/liver_7.nii.gz", "LiTS batch/volume-3.nii",
+                                   "scene export/image.nrrd", "scene export"])
+def test_input_from_an_image_file(layouts, case_0697, given):
+    volume = read_input_volume(layouts / given)
+    assert volume.same_grid(case_0697.ct)
+    np.testing.assert_array_equal(volume.array, case_0697.ct.array)
+
+
+def test_input_missing_path(tmp_path):
+    with pytest.raises(InputError) as exc:
+        read_input_volume(tmp_path / "absent.nii.gz")
+    assert "\n" not in str(exc.value) and "absent.nii.gz" in str(exc.value) and "does not exist" in str(exc.value)
+
+
+def test_input_that_is_no_image(tmp_path):
+    (tmp_path / "report.pdf").write_bytes(b"%PDF")
+    with pytest.raises(InputError) as exc:
+        read_input_volume(tmp_path / "report.pdf")
+    assert "report.pdf" in str(exc.value)
+    with pytest.raises(InputError) as exc:
+        read_input_volume(tmp_path)
+    assert "no DICOM files found" in str(exc.value)

@@ -1,0 +1,110 @@
+"""Training on real slices: the loss falls and validation Dice rises; a resumed run repeats the
+uninterrupted one; a non-finite loss stops with the last good checkpoint kept."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from LiverLesionSegLib.checkpoint import load_checkpoint
+from LiverLesionSegLib.config import Config
+from LiverLesionSegLib.dataset import epoch_order, prepare_case, SliceSet
+from LiverLesionSegLib.errors import Cancelled, TrainingError
+from LiverLesionSegLib.io.cases import find_cases, load_case
+from LiverLesionSegLib.progress import CallbackProgress
+from LiverLesionSegLib.train import LAST, learning_rate, train
+
+
+@pytest.fixture(scope="module")
+def prepared(data_dir):
+    """3Dircadb1.17 for training, RadCTTACEomics_1211 held out for validation."""
+    config = Config()
+    train_case = load_case(find_cases([data_dir / "ircadb" / "3Dircadb1.17"])[0])
+    val_case = load_case(find_cases([data_dir / "tace" / "RadCTTACEomics_1211"])[0])
+    return config, prepare_case(train_case, config.preprocess), prepare_case(val_case, config.preprocess, keep_masks=True)
+
+
+def _short(config: Config, cycles: int, epochs: int, slices: int) -> Config:
+    config = Config.from_dict(config.to_dict())
+    config.train.cycles, config.train.epochs_per_cycle, config.train.max_slices_per_epoch = cycles, epochs, slices
+    return config
+
+
+@pytest.mark.slow
+def test_loss_falls_and_validation_dice_rises(prepared, tmp_path):
+    config, train_case, val_case = prepared
+    config = _short(config, cycles=2, epochs=2, slices=64)
+    events = []
+    result = train([train_case], [val_case], config, tmp_path, progress=CallbackProgress(events.append))
+    epochs = result.history["epochs"]
+    assert len(epochs) == 4
+    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"] - 0.1
+    assert epochs[-1]["val_liver_dice"] > epochs[0]["val_liver_dice"] + 0.05
+    assert max(e["val_liver_dice"] for e in epochs) > 0.15
+    # the model written is the best epoch by validation Dice, and carries the whole history
+    best = load_checkpoint(result.model_path)
+    assert best.state["history"]["epochs"] == json.loads((tmp_path / "history.json").read_text())["epochs"]
+    kinds = [e["event"] for e in events]
+    assert kinds.count("epoch") == 4 and kinds.count("checkpoint") == 2 and kinds[-1] == "done"
+    steps = [e for e in events if e["event"] == "step"]
+    assert all(e["eta_s"] >= 0 for e in steps) and steps[-1]["step"] == 16
+    assert (tmp_path / "cycle-01.safetensors").exists() and (tmp_path / "cycle-02.safetensors").exists()
+
+
+def test_learning_rate_restarts_every_cycle():
+    config = Config()
+    config.train.learning_rate, config.train.min_learning_rate, config.train.epochs_per_cycle = 1e-3, 1e-5, 4
+    assert learning_rate(config, 0, 0.0) == pytest.approx(1e-3)
+    assert learning_rate(config, 2, 0.0) == pytest.approx((1e-3 + 1e-5) / 2)
+    assert learning_rate(config, 3, 0.999) == pytest.approx(1e-5, abs=1e-7)
+
+
+def test_resumed_run_continues_the_cycle_schedule_exactly(prepared, tmp_path):
+    config, train_case, _ = prepared
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    uninterrupted = train([train_case], [], _short(config, cycles=2, epochs=1, slices=32), tmp_path / "a")
+    first_half = _short(config, cycles=1, epochs=1, slices=32)
+    train([train_case], [], first_half, tmp_path / "b")
+    checkpoint = load_checkpoint(tmp_path / "b" / LAST, with_optimizer=True)
+    checkpoint.config.train.cycles = 2
+    resumed = train([train_case], [], checkpoint.config, tmp_path / "b", resume=checkpoint)
+    a, b = uninterrupted.history["steps"], resumed.history["steps"]
+    assert [s["cycle"] for s in b] == [1, 1, 2, 2] and [s["step"] for s in b] == [1, 2, 3, 4]
+    assert [s["lr"] for s in a] == [s["lr"] for s in b]
+    assert np.allclose([s["loss"] for s in a], [s["loss"] for s in b], atol=1e-5)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(prepared, tmp_path):
+    config, train_case, _ = prepared
+    config = _short(config, cycles=2, epochs=1, slices=32)
+    train([train_case], [], _short(config, 1, 1, 32), tmp_path)
+    good = (tmp_path / LAST).read_bytes()
+    checkpoint = load_checkpoint(tmp_path / LAST, with_optimizer=True)
+    checkpoint.config.train.cycles = 2
+    checkpoint.config.train.learning_rate = float("inf")  # the next cycle blows up
+    with pytest.raises(TrainingError, match="the loss became nan.*last good checkpoint"):
+        train([train_case], [], checkpoint.config, tmp_path, resume=checkpoint)
+    assert (tmp_path / LAST).read_bytes() == good
+    load_checkpoint(tmp_path / LAST)  # still loadable
+
+
+def test_cancel_stops_between_steps_and_keeps_the_checkpoint(prepared, tmp_path):
+    config, train_case, _ = prepared
+    progress = CallbackProgress(lambda e: progress.cancel() if e["event"] == "step" and e["step"] == 2 else None)
+    with pytest.raises(Cancelled):
+        train([train_case], [], _short(config, 1, 1, 64), tmp_path, progress=progress)
+    assert not (tmp_path / "model.safetensors").exists()
+
+
+def test_epoch_order_oversamples_lesion_slices(prepared):
+    config, train_case, _ = prepared
+    slices = SliceSet([train_case])
+    config = Config.from_dict(config.to_dict())
+    plain = epoch_order(slices, config.train, np.random.default_rng(0))
+    config.train.lesion_oversample = 3.0
+    boosted = epoch_order(slices, config.train, np.random.default_rng(0))
+    share = lambda order: slices.has_lesion[order].mean()
+    assert share(boosted) > 1.5 * share(plain)
+    assert slices.has_liver[plain].sum() == slices.has_liver.sum()  # every liver slice once
