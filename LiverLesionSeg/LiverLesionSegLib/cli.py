@@ -12,7 +12,7 @@ import sys
 from typing import Optional, Sequence
 
 from . import __version__
-from .errors import LiverLesionSegError
+from .errors import LiverLesionSegError, ResourceError
 from .progress import JsonLinesProgress, NullProgress, Progress, TerminalProgress
 
 log = logging.getLogger("LiverLesionSeg")
@@ -31,7 +31,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return fail(progress, "interrupted; outputs not finished were not written", 130)
     except MemoryError:
         return fail(progress, "not enough memory for this volume at these settings; close other programs or "
-                              "use --batch-size 4", 3)
+                              "use --batch-size 4", ResourceError.exit_code)
     except Exception as exc:  # a bug: one line, with the traceback only when asked for
         if args.debug:
             raise

@@ -12,9 +12,14 @@ import os
 
 
 class LiverLesionSegError(Exception):
-    """Base class: `path: problem. hint` on one line."""
+    """Base class: `path: problem. hint` on one line.
 
-    exit_code = 2
+    Each kind has its own exit status on the command line (2 is argparse's usage error), so a
+    script can tell the kinds apart: 3 input, 4 geometry, 5 model, 6 output, 7 training,
+    8 resources, 130 cancelled, 1 an internal error.
+    """
+
+    exit_code = 3
 
     def __init__(self, problem: str, path: str | os.PathLike | None = None, hint: str | None = None):
         self.problem = _one_line(problem)
@@ -28,7 +33,8 @@ class LiverLesionSegError(Exception):
             text = f"{self.path}: {text}"
         text += "."
         if self.hint:
-            text += " " + self.hint.rstrip(".") + "."
+            hint = self.hint.rstrip(".")
+            text += " " + hint[:1].upper() + hint[1:] + "."
         return text
 
 
@@ -39,21 +45,31 @@ class InputError(LiverLesionSegError):
 class GeometryError(InputError):
     """Images or masks whose voxel grids do not fit (gaps, mismatched masks, 2-D images)."""
 
+    exit_code = 4
+
 
 class ModelError(LiverLesionSegError):
     """A model or checkpoint that cannot be used (another architecture, truncated, not a checkpoint)."""
+
+    exit_code = 5
 
 
 class OutputError(LiverLesionSegError):
     """An output that cannot be written (missing or read-only folder, full disk)."""
 
+    exit_code = 6
+
 
 class TrainingError(LiverLesionSegError):
     """Training cannot go on (no usable cases, a loss that is not finite)."""
 
+    exit_code = 7
+
 
 class ResourceError(LiverLesionSegError):
     """Not enough memory or device for the requested settings."""
+
+    exit_code = 8
 
 
 class Cancelled(LiverLesionSegError):

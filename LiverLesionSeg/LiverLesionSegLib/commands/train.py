@@ -86,9 +86,9 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     resume = load_checkpoint(args.resume, device, with_optimizer=True) if args.resume else None
     init = load_checkpoint(_init_path(args.init), device) if args.init and not resume else None
     config = build_config(args, resume.config if resume else None, init.config if init else None)
-    out = prepare_out_dir(args.out, resuming=resume is not None)
-
+    check_out_dir(args.out, resuming=resume is not None)
     train_cases, val_cases = load_cases(args.cases, args.validate, config, progress)
+    out = create_out_dir(args.out)  # only once the cases are known to be good: no empty run folders
     log.info("Training on %d case(s): %s; validating on %s.", len(train_cases), ", ".join(c.name for c in train_cases),
              ", ".join(c.name for c in val_cases) or "none")
     result = train(train_cases, val_cases, config, out, device, progress, resume=resume, init=init)
@@ -124,7 +124,7 @@ def build_config(args: argparse.Namespace, resumed: Config | None, init: Config 
     return Config.from_dict(data, "command line").validated()
 
 
-def prepare_out_dir(out: Path, resuming: bool) -> Path:
+def check_out_dir(out: Path, resuming: bool) -> None:
     from ..train import FINAL, LAST
 
     if out.exists() and not out.is_dir():
@@ -134,6 +134,9 @@ def prepare_out_dir(out: Path, resuming: bool) -> Path:
     if not resuming and any((out / name).exists() for name in (LAST, FINAL)):
         raise OutputError("already holds a training run; nothing was overwritten", out,
                           f"continue it with --resume {out / LAST}, or choose another --out")
+
+
+def create_out_dir(out: Path) -> Path:
     try:
         out.mkdir(exist_ok=True)
     except OSError as exc:

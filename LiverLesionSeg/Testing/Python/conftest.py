@@ -30,3 +30,26 @@ def data_dir() -> Path:
 def cases_json() -> dict:
     """The reference numbers every reader must reproduce."""
     return json.loads((SHARED_DATA / "cases.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory, data_dir) -> Path:
+    """A checkpoint to segment with: the bundled model when there is one, else a small model
+    trained here on real slices (enough for geometry and plumbing tests, not for accuracy)."""
+    from LiverLesionSegLib.resources import bundled_model_path
+    from LiverLesionSegLib.errors import ModelError
+
+    try:
+        return bundled_model_path()
+    except ModelError:
+        pass
+    from LiverLesionSegLib.config import Config
+    from LiverLesionSegLib.dataset import prepare_case
+    from LiverLesionSegLib.io.cases import find_cases, load_case
+    from LiverLesionSegLib.train import train
+
+    config = Config()
+    config.train.cycles, config.train.epochs_per_cycle, config.train.max_slices_per_epoch = 1, 2, 64
+    case = load_case(find_cases([data_dir / "ircadb" / "3Dircadb1.17"])[0])
+    out = tmp_path_factory.mktemp("model")
+    return train([prepare_case(case, config.preprocess)], [], config, out).model_path

@@ -1,0 +1,478 @@
+"""MRML nodes <-> the core's values. The one module of the library that imports `slicer`.
+
+It runs in the Slicer application and on the `slicer-core` wheel (real MRML classes, no Qt and no
+`slicer.app`), so it uses only what both have: scene methods, VTK, `vtkOrientedImageData`, the
+static methods of `vtkSlicerSegmentationsModuleLogic`, and the few `slicer.util` array helpers
+that need no application (`arrayFromVolume`, `updateVolumeFromArray`, matrix conversions).
+
+Geometry: a volume node's voxels come out of `arrayFromVolume` indexed [k, j, i], the order of
+`Volume.array`, and its IJKToRAS matrix converts to the core's LPS geometry with
+`Volume.from_ijk_to_ras`; outputs go back through `Volume.ijk_to_ras`. Nothing assumes an axial
+or identity orientation. Output nodes are placed under the input's parent transform, so they stay
+on top of the input in world coordinates.
+
+Nothing here replaces a node the caller did not pass in: a segmentation output is a new node
+unless an existing one is given explicitly.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+import slicer
+import vtk
+from vtk.util import numpy_support
+
+from .errors import InputError
+from .segments import LESION, LIVER, SEGMENTS, SegmentSpec, meaning_of_segment_name
+from .volume import Volume
+
+log = logging.getLogger("LiverLesionSeg")
+
+BINARY_LABELMAP = "Binary labelmap"
+# Node reference from a segmentation node we made to its lesion table, so that replacing the
+# segmentation (only ever on the user's choice) refreshes that table instead of adding another.
+LESION_TABLE_ROLE = "LiverLesionSegLesionTable"
+HEATMAP_COLOR_IDS = (  # preferred colour nodes for the probability overlay, when the scene has them
+    "vtkMRMLColorTableNodeFileInferno.txt",
+    "vtkMRMLColorTableNodeFileColdToHotRainbow.txt",
+    "vtkMRMLPETProceduralColorNodePET-Heat",
+)
+HEATMAP_NAME = "LiverLesionSeg heatmap"
+PROBABILITY_DISPLAY_THRESHOLD = 0.05  # probabilities below this are transparent in the overlay
+
+
+# --- volumes -------------------------------------------------------------------------------------
+
+def volume_from_node(volume_node) -> Volume:
+    """The node's voxels (copied, [k, j, i]) with the geometry of its IJKToRAS matrix, in LPS."""
+    name = volume_node.GetName() if volume_node is not None else None
+    if volume_node is None or volume_node.GetImageData() is None:
+        raise InputError("the input volume has no image data", name, "load a CT volume and select it")
+    if volume_node.GetImageData().GetNumberOfScalarComponents() != 1:
+        raise InputError("the input volume has several components per voxel (colour or vector image)", name,
+                         "select a scalar CT volume")
+    array = np.array(slicer.util.arrayFromVolume(volume_node), copy=True)
+    return Volume.from_ijk_to_ras(array, ijk_to_ras_of(volume_node), source=name)
+
+
+def ijk_to_ras_of(volume_node) -> np.ndarray:
+    matrix = vtk.vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(matrix)
+    return slicer.util.arrayFromVTKMatrix(matrix)
+
+
+def update_volume_node(volume_node, volume: Volume):
+    """Put `volume`'s voxels and geometry into an existing volume node."""
+    slicer.util.updateVolumeFromArray(volume_node, np.ascontiguousarray(volume.array))
+    volume_node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(volume.ijk_to_ras()))
+    return volume_node
+
+
+def add_volume_node(scene, volume: Volume, name: str, class_name: str = "vtkMRMLScalarVolumeNode"):
+    node = scene.AddNewNodeByClass(class_name, scene.GenerateUniqueName(name))
+    update_volume_node(node, volume)
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
+# --- binary masks as oriented images -------------------------------------------------------------
+
+def oriented_image(mask: Volume) -> "slicer.vtkOrientedImageData":
+    """A uint8 `vtkOrientedImageData` holding `mask` with its geometry (IJK to RAS)."""
+    image = slicer.vtkOrientedImageData()
+    k, j, i = mask.shape
+    image.SetDimensions(i, j, k)
+    image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
+    numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())[:] = (np.asarray(mask.array) > 0).ravel()
+    image.SetImageToWorldMatrix(slicer.util.vtkMatrixFromArray(mask.ijk_to_ras()))
+    return image
+
+
+def reference_image(grid: Volume) -> "slicer.vtkOrientedImageData":
+    """An oriented image with `grid`'s extent and geometry and no voxels: a resampling target."""
+    image = slicer.vtkOrientedImageData()
+    k, j, i = grid.shape
+    image.SetExtent(0, i - 1, 0, j - 1, 0, k - 1)
+    image.SetImageToWorldMatrix(slicer.util.vtkMatrixFromArray(grid.ijk_to_ras()))
+    return image
+
+
+def image_on_grid(image, grid: Volume) -> np.ndarray:
+    """The voxels of an oriented image resampled (nearest neighbour) onto `grid`, as [k, j, i]."""
+    resampled = slicer.vtkOrientedImageData()
+    if not slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
+            image, reference_image(grid), resampled, False, True):
+        raise InputError("a segment could not be resampled onto the volume's grid", grid.source or None)
+    scalars = resampled.GetPointData().GetScalars()
+    return numpy_support.vtk_to_numpy(scalars).reshape(grid.shape).copy()
+
+
+# --- segmentation nodes --------------------------------------------------------------------------
+
+def new_segmentation_node(scene, name: str):
+    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", scene.GenerateUniqueName(name))
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
+def fill_segmentation_node(segmentation_node, reference_node, liver: Volume, lesion: Volume) -> None:
+    """Replace the node's segments with "Liver" and "Liver lesion" (standard terminology and
+    colours), each on the masks' own grid, with `reference_node` as reference geometry."""
+    segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(reference_node)
+    segmentation = segmentation_node.GetSegmentation()
+    was_modifying = segmentation_node.StartModify()
+    try:
+        segmentation.RemoveAllSegments()
+        segmentation.SetSourceRepresentationName(BINARY_LABELMAP)
+        for spec, mask in ((LIVER, liver), (LESION, lesion)):
+            segmentation.AddSegment(_segment(spec, mask), spec.segment_id)
+    finally:
+        segmentation_node.EndModify(was_modifying)
+
+
+def _segment(spec: SegmentSpec, mask: Volume) -> "slicer.vtkSegment":
+    segment = slicer.vtkSegment()
+    segment.SetName(spec.name)
+    segment.SetNameAutoGenerated(False)
+    segment.SetColor(*spec.color)
+    segment.SetColorAutoGenerated(False)
+    segment.SetTerminology(spec.terminology)
+    segment.AddRepresentation(BINARY_LABELMAP, oriented_image(mask))
+    return segment
+
+
+def segment_ids(segmentation_node) -> list[str]:
+    ids = vtk.vtkStringArray()
+    segmentation_node.GetSegmentation().GetSegmentIDs(ids)
+    return [ids.GetValue(n) for n in range(ids.GetNumberOfValues())]
+
+
+def segment_mask(segmentation_node, segment_id: str, grid: Volume) -> np.ndarray:
+    """One segment as a uint8 [k, j, i] array on `grid` (0 outside, 1 inside)."""
+    if segmentation_node.GetSegmentation().GetSegment(segment_id) is None:
+        raise InputError(f"has no segment '{segment_id}'", segmentation_node.GetName())
+    image = slicer.vtkOrientedImageData()
+    segmentation_node.GetBinaryLabelmapRepresentation(segment_id, image)
+    if image.GetPointData().GetScalars() is None:  # an empty segment has no voxels at all
+        return np.zeros(grid.shape, np.uint8)
+    return (image_on_grid(image, grid) > 0).astype(np.uint8)
+
+
+def label_map_from_segmentation(segmentation_node, grid: Volume) -> np.ndarray:
+    """0 background, 1 liver, 2 lesion on `grid`, from segment names as users type them
+    ("Liver", "liver_lesion", "Tumor 2", ... via `meaning_of_segment_name`); lesion wins."""
+    meanings = {sid: meaning_of_segment_name(segmentation_node.GetSegmentation().GetSegment(sid).GetName())
+                for sid in segment_ids(segmentation_node)}
+    if "liver" not in meanings.values():
+        names = [segmentation_node.GetSegmentation().GetSegment(sid).GetName() for sid in meanings]
+        raise InputError(f"has no liver segment (segments: {', '.join(names) or 'none'})",
+                         segmentation_node.GetName(),
+                         "name the liver segment 'Liver' and lesion segments e.g. 'Liver lesion' or 'Tumor'")
+    labels = np.zeros(grid.shape, np.uint8)
+    for meaning, value in (("liver", LIVER.label), ("lesion", LESION.label)):
+        for sid in (s for s, m in meanings.items() if m == meaning):
+            labels[segment_mask(segmentation_node, sid, grid) > 0] = value
+    return labels
+
+
+# --- lesion table --------------------------------------------------------------------------------
+
+# (column name, unit, description, value of a Lesion)
+LESION_COLUMNS = (
+    ("Lesion", "", "lesion number, 1 = largest", lambda lesion: lesion.number),
+    ("Volume", "mL", "lesion volume", lambda lesion: lesion.volume_ml),
+    ("Longest axial diameter", "mm", "largest in-plane diameter over the lesion's slices",
+     lambda lesion: lesion.longest_axial_diameter_mm),
+    ("Centroid R", "mm", "centre of the lesion, R coordinate", lambda lesion: lesion.centroid_ras[0]),
+    ("Centroid A", "mm", "centre of the lesion, A coordinate", lambda lesion: lesion.centroid_ras[1]),
+    ("Centroid S", "mm", "centre of the lesion, S coordinate", lambda lesion: lesion.centroid_ras[2]),
+)
+
+
+def fill_lesion_table(table_node, lesions: Sequence) -> None:
+    """One row per lesion (`lesions.Lesion`), the columns of `LESION_COLUMNS`."""
+    table = vtk.vtkTable()
+    for name, _, _, value in LESION_COLUMNS:
+        column = vtk.vtkIntArray() if name == "Lesion" else vtk.vtkDoubleArray()
+        column.SetName(name)
+        for lesion in lesions:
+            column.InsertNextValue(value(lesion))
+        table.AddColumn(column)
+    table_node.SetAndObserveTable(table)
+    for name, unit, description, _ in LESION_COLUMNS:
+        if unit:
+            table_node.SetColumnUnitLabel(name, unit)
+        table_node.SetColumnDescription(name, description)
+    table_node.SetUseColumnTitleAsColumnHeader(True)
+    table_node.SetLocked(True)  # measurements, not for editing
+
+
+def table_rows(table_node) -> list[dict]:
+    """The rows of a table node as dicts of column name -> value (numbers stay numbers)."""
+    table = table_node.GetTable()
+    columns = [table.GetColumn(c) for c in range(table.GetNumberOfColumns())]
+    return [{column.GetName(): column.GetVariantValue(r).ToDouble() if column.IsNumeric()
+             else column.GetVariantValue(r).ToString() for column in columns}
+            for r in range(table.GetNumberOfRows())]
+
+
+# --- probability volume --------------------------------------------------------------------------
+
+def fill_probability_node(probability_node, probability: Volume) -> None:
+    """The lesion probability map in a scalar volume node, shown as a heatmap from 0 to 1 with the
+    lowest probabilities transparent, ready to lay over the CT."""
+    update_volume_node(probability_node, probability)
+    scene = probability_node.GetScene()
+    display = probability_node.GetDisplayNode()
+    if display is None:
+        display = scene.AddNewNodeByClass("vtkMRMLScalarVolumeDisplayNode")
+        probability_node.SetAndObserveDisplayNodeID(display.GetID())
+    display.SetAndObserveColorNodeID(heatmap_color_node(scene).GetID())
+    display.SetAutoWindowLevel(False)
+    display.SetWindowLevelMinMax(0.0, 1.0)
+    display.SetAutoThreshold(False)
+    display.SetLowerThreshold(PROBABILITY_DISPLAY_THRESHOLD)
+    display.SetUpperThreshold(1.0)
+    display.SetApplyThreshold(True)
+
+
+def heatmap_color_node(scene):
+    """A heatmap colour node: Slicer's own where the scene has one (the application loads them),
+    else an inferno-like table made here (the `slicer-core` wheel has no colour files)."""
+    for node_id in HEATMAP_COLOR_IDS:
+        node = scene.GetNodeByID(node_id)
+        if node is not None:
+            return node
+    existing = scene.GetFirstNodeByName(HEATMAP_NAME)
+    if existing is not None and existing.IsA("vtkMRMLColorTableNode"):
+        return existing
+    node = scene.AddNewNodeByClass("vtkMRMLColorTableNode", HEATMAP_NAME)
+    node.SetTypeToUser()
+    node.SetNumberOfColors(256)
+    node.SetNamesInitialised(True)
+    for index, (r, g, b) in enumerate(heatmap_colours(256)):
+        node.SetColor(index, f"p{index / 255:.3f}", r, g, b, 1.0)
+    node.SetHideFromEditors(False)
+    return node
+
+
+# Anchor colours of matplotlib's "inferno" at 0, 1/4, 1/2, 3/4, 1 (black, purple, red, orange, yellow).
+_INFERNO_ANCHORS = np.array([[0.001, 0.000, 0.014], [0.341, 0.062, 0.429], [0.735, 0.216, 0.330],
+                             [0.978, 0.557, 0.035], [0.988, 0.998, 0.645]])
+
+
+def heatmap_colours(count: int) -> np.ndarray:
+    """`count` RGB colours from dark (low probability) to bright yellow (high)."""
+    positions = np.linspace(0, 1, len(_INFERNO_ANCHORS))
+    t = np.linspace(0, 1, count)
+    return np.column_stack([np.interp(t, positions, _INFERNO_ANCHORS[:, c]) for c in range(3)])
+
+
+# --- the logic's outputs -------------------------------------------------------------------------
+
+@dataclass
+class SegmentationOutputs:
+    segmentation_node: object
+    lesion_table_node: object
+    probability_node: Optional[object]
+    lesions: list = field(default_factory=list)
+    liver_ml: float = 0.0
+
+    @property
+    def summary(self) -> str:
+        lesion_ml = sum(lesion.volume_ml for lesion in self.lesions)
+        return (f"Liver {self.liver_ml:.1f} mL; {len(self.lesions)} lesion(s), {lesion_ml:.2f} mL in all.")
+
+
+def write_outputs(scene, input_node, result, output_segmentation=None, probability_node=None) -> SegmentationOutputs:
+    """Put a core `Segmentation` of `input_node` into the scene.
+
+    `output_segmentation`: an existing segmentation node the user chose to replace; None (the
+    default) makes a new node and leaves every existing one untouched. `probability_node`: a
+    scalar volume node to receive the lesion probability map, or None for no map.
+    """
+    from .lesions import lesion_table
+
+    segmentation_node = output_segmentation or new_segmentation_node(scene, f"{input_node.GetName()} liver segmentation")
+    fill_segmentation_node(segmentation_node, input_node, result.liver, result.lesion)
+    lesions = lesion_table(result.lesion)
+    table_node = segmentation_node.GetNodeReference(LESION_TABLE_ROLE) if output_segmentation is not None else None
+    if table_node is None:
+        table_node = scene.AddNewNodeByClass("vtkMRMLTableNode",
+                                             scene.GenerateUniqueName(f"{segmentation_node.GetName()} lesions"))
+        segmentation_node.SetNodeReferenceID(LESION_TABLE_ROLE, table_node.GetID())
+    fill_lesion_table(table_node, lesions)
+    if probability_node is not None:
+        fill_probability_node(probability_node, result.lesion_probability)
+    _follow_transform(input_node, [segmentation_node] + ([probability_node] if probability_node else []))
+    liver_ml = float(np.count_nonzero(result.liver.array)) * result.liver.voxel_volume_mm3 / 1000.0
+    return SegmentationOutputs(segmentation_node, table_node, probability_node, lesions, liver_ml)
+
+
+def _follow_transform(input_node, nodes: Iterable) -> None:
+    transform_id = input_node.GetTransformNodeID()
+    for node in nodes:
+        node.SetAndObserveTransformNodeID(transform_id)
+
+
+def segment_volume_node(scene, input_node, model_path, device: str = "auto", lesion_threshold: Optional[float] = None,
+                        output_segmentation=None, probability_node=None, progress=None) -> SegmentationOutputs:
+    """The whole logic in one blocking call (scripts, self-tests): node -> core -> nodes.
+
+    The Slicer panel does the same in two halves (`segment_job.SegmentationJob` in a thread, then
+    `write_outputs`) to stay responsive and cancellable.
+    """
+    from .segment_job import run_segmentation
+
+    volume = volume_from_node(input_node)
+    result, _ = run_segmentation(volume, model_path, device, lesion_threshold, progress)
+    return write_outputs(scene, input_node, result, output_segmentation, probability_node)
+
+
+# --- training charts -----------------------------------------------------------------------------
+
+class TrainingCharts:
+    """Plot chart nodes of a training run, updated from its progress events: the loss per step
+    with a dashed vertical line at each cycle boundary, and the validation Dice per epoch."""
+
+    def __init__(self, scene, name: str = "Training"):
+        self.scene = scene
+        self.loss_table = _table(scene, f"{name} loss", [("Step", vtk.vtkIntArray), ("Loss", vtk.vtkDoubleArray)])
+        # Two rows (bottom and top of the line) and one x column per boundary; one series each.
+        self.boundary_table = _table(scene, f"{name} cycle boundaries", [("Loss", vtk.vtkDoubleArray)])
+        self.boundary_table.GetTable().SetNumberOfRows(2)
+        self.dice_table = _table(scene, f"{name} validation Dice",
+                                 [("Epoch", vtk.vtkIntArray), ("Lesion Dice", vtk.vtkDoubleArray),
+                                  ("Liver Dice", vtk.vtkDoubleArray)])
+        self.loss_chart = _chart(scene, f"{name} loss per step", "step", "training loss")
+        self.dice_chart = _chart(scene, f"{name} validation Dice per epoch", "epoch", "validation Dice")
+        self.dice_chart.SetYAxisRange(0.0, 1.0)
+        self.dice_chart.SetYAxisRangeAuto(False)
+        _add_series(scene, self.loss_chart, self.loss_table, "Step", "Loss", "loss per step", (0.12, 0.47, 0.71))
+        _add_series(scene, self.dice_chart, self.dice_table, "Epoch", "Lesion Dice", "lesion Dice",
+                    (1.0, 0.23, 0.19), markers=True)
+        _add_series(scene, self.dice_chart, self.dice_table, "Epoch", "Liver Dice", "liver Dice",
+                    (0.17, 0.63, 0.17), markers=True)
+        self._last_step: Optional[dict] = None
+
+    def add_events(self, events: Iterable[dict]) -> None:
+        """Append what `step` and `epoch` events say; other events are ignored. The tables are
+        signalled once per call, so pass a whole batch of lines at a time."""
+        loss, dice = self.loss_table.GetTable(), self.dice_table.GetTable()
+        for event in events:
+            kind = event.get("event")
+            if kind == "step" and _is_number(event.get("loss")):
+                if self._last_step is not None and event.get("cycle") != self._last_step.get("cycle"):
+                    self._add_boundary((self._last_step["step"] + event["step"]) / 2, event.get("cycle"))
+                loss.InsertNextRow(_row(int(event["step"]), float(event["loss"])))
+                self._last_step = event
+            elif kind == "epoch" and (_is_number(event.get("val_lesion_dice")) or _is_number(event.get("val_liver_dice"))):
+                dice.InsertNextRow(_row(int(event["epoch"]), _number(event.get("val_lesion_dice")),
+                                        _number(event.get("val_liver_dice"))))
+        self._stretch_boundaries()
+        for table_node in (self.loss_table, self.dice_table, self.boundary_table):
+            table_node.GetTable().Modified()
+            table_node.Modified()
+
+    def boundary_steps(self) -> list[float]:
+        """Where the cycle boundary lines stand, in steps (half-way between two cycles' steps)."""
+        table = self.boundary_table.GetTable()
+        return [table.GetValue(0, c).ToDouble() for c in range(1, table.GetNumberOfColumns())]
+
+    def _add_boundary(self, x: float, cycle) -> None:
+        column_name = f"Cycle {cycle} start"
+        column = vtk.vtkDoubleArray()
+        column.SetName(column_name)
+        column.SetNumberOfValues(2)
+        column.Fill(float(x))
+        self.boundary_table.GetTable().AddColumn(column)
+        _add_series(self.scene, self.loss_chart, self.boundary_table, column_name, "Loss", column_name.lower(),
+                    (0.5, 0.5, 0.5), dashed=True)
+
+    def _stretch_boundaries(self) -> None:
+        """Boundary lines run from 0 to the largest loss so far."""
+        losses = numpy_support.vtk_to_numpy(self.loss_table.GetTable().GetColumn(1))
+        top = float(np.nanmax(losses)) if len(losses) else 1.0
+        heights = self.boundary_table.GetTable().GetColumn(0)
+        heights.SetValue(0, 0.0)
+        heights.SetValue(1, top)
+
+
+def _table(scene, name: str, columns) -> object:
+    node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
+    for column_name, array_class in columns:
+        column = array_class()
+        column.SetName(column_name)
+        node.GetTable().AddColumn(column)
+    node.SetUseColumnTitleAsColumnHeader(True)
+    return node
+
+
+def _chart(scene, title: str, x_title: str, y_title: str):
+    chart = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", scene.GenerateUniqueName(title))
+    chart.SetTitle(title)
+    chart.SetXAxisTitle(x_title)
+    chart.SetYAxisTitle(y_title)
+    chart.SetLegendVisibility(True)
+    return chart
+
+
+def _add_series(scene, chart, table_node, x: str, y: str, name: str, colour, dashed: bool = False,
+                markers: bool = False):
+    series = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", scene.GenerateUniqueName(f"{chart.GetName()} {name}"))
+    series.SetName(name)
+    series.SetAndObserveTableNodeID(table_node.GetID())
+    series.SetXColumnName(x)
+    series.SetYColumnName(y)
+    series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter)
+    series.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleCircle if markers
+                          else slicer.vtkMRMLPlotSeriesNode.MarkerStyleNone)
+    series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleDash if dashed
+                        else slicer.vtkMRMLPlotSeriesNode.LineStyleSolid)
+    series.SetColor(*colour)
+    chart.AddAndObservePlotSeriesNodeID(series.GetID())
+    return series
+
+
+def _row(*values) -> "vtk.vtkVariantArray":
+    row = vtk.vtkVariantArray()
+    for value in values:
+        row.InsertNextValue(vtk.vtkVariant(value))
+    return row
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _number(value) -> float:
+    return float(value) if _is_number(value) else float("nan")
+
+
+# --- training cases from the scene ---------------------------------------------------------------
+
+def export_training_pair(volume_node, segmentation_node, folder: str | Path, name: Optional[str] = None) -> Path:
+    """Write a CT volume node and a segmentation of it (corrected in the Segment Editor) as an
+    image + labels case folder (`image.nrrd`, `labels.nrrd`: 0 background, 1 liver, 2 lesion)
+    that `liverlesionseg train` reads. Returns the case folder, `folder/name`."""
+    from .io.write import write_image
+
+    ct = volume_from_node(volume_node)
+    labels = label_map_from_segmentation(segmentation_node, ct)
+    case = Path(folder) / safe_case_name(name or volume_node.GetName())
+    case.mkdir(parents=True, exist_ok=True)
+    write_image(case / "image.nrrd", ct)
+    write_image(case / "labels.nrrd", ct.with_array(labels, source=segmentation_node.GetName()))
+    return case
+
+
+def safe_case_name(name: str) -> str:
+    """A folder name made of letters, digits, '-', '_' and '.'; case names double as folder names."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip()).strip("._")
+    return cleaned or "case"

@@ -1,0 +1,107 @@
+"""`liverlesionseg segment` on every shared case: the label map lines up voxel for voxel with the
+CT, checked through physical coordinates against the DICOM headers read independently."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+
+from LiverLesionSegLib.checkpoint import load_checkpoint
+from LiverLesionSegLib.cli import main
+from LiverLesionSegLib.infer import segment_volume
+from LiverLesionSegLib.io.cases import read_input_volume
+
+CASE_INPUTS = {  # case -> the folder a user would give
+    "3Dircadb1.1": "ircadb/3Dircadb1.1",
+    "3Dircadb1.7": "ircadb/3Dircadb1.7",
+    "3Dircadb1.17": "ircadb/3Dircadb1.17",
+    "RadCTTACEomics_0697": "tace/RadCTTACEomics_0697",
+    "RadCTTACEomics_1211": "tace/RadCTTACEomics_1211",
+    "HCC_006": "hcc-tace-seg/HCC_006",
+}
+
+
+def _axial_ct_files(data_dir: Path, cases_json: dict, name: str) -> list[Path]:
+    """The CT slices of the case's labelled series, straight from pydicom, sorted along the normal."""
+    uid = cases_json[name]["series_uid"]
+    files = []
+    for path in (data_dir / cases_json[name]["path"]).rglob("*"):
+        if path.is_file():
+            try:
+                ds = pydicom.dcmread(path, stop_before_pixels=True)
+            except Exception:
+                continue
+            if ds.get("SeriesInstanceUID") == uid and [float(x) for x in ds.ImageOrientationPatient] == [1, 0, 0, 0, 1, 0]:
+                files.append((float(ds.ImagePositionPatient[2]), path))
+    return [p for _, p in sorted(files)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CASE_INPUTS))
+def test_segment_label_map_lines_up_with_the_ct(name, data_dir, cases_json, model_path, tmp_path, capsys):
+    out = tmp_path / f"{name}.nii.gz"
+    code = main(["segment", str(data_dir / CASE_INPUTS[name]), "-o", str(out), "--model", str(model_path),
+                 "--progress", "none"])
+    assert code == 0, capsys.readouterr().err
+    labels = sitk.ReadImage(str(out))
+    array = sitk.GetArrayFromImage(labels)
+    files = _axial_ct_files(data_dir, cases_json, name)
+    assert array.shape == (len(files), 512, 512) == (cases_json[name]["slices"], 512, 512)
+    assert set(np.unique(array)) <= {0, 1, 2} and (array > 0).any()
+
+    # Every DICOM pixel's physical position falls on the label voxel of the same row, column and slice.
+    for k in range(0, len(files), max(1, len(files) // 8)):
+        ds = pydicom.dcmread(files[k], stop_before_pixels=True)
+        ipp = np.array([float(x) for x in ds.ImagePositionPatient])
+        row_spacing, col_spacing = (float(x) for x in ds.PixelSpacing)
+        for row, col in [(0, 0), (0, 511), (300, 17), (511, 255)]:
+            point = ipp + col * col_spacing * np.array([1, 0, 0]) + row * row_spacing * np.array([0, 1, 0])
+            assert labels.TransformPhysicalPointToIndex(tuple(point)) == (col, row, k)
+    # ... and holds what the model said about that pixel (no transposed or flipped writing).
+    volume = read_input_volume(data_dir / CASE_INPUTS[name])
+    expected = segment_volume(volume, load_checkpoint(model_path)).label_map()
+    assert np.array_equal(array, expected)
+
+
+def test_segment_writes_slicer_segmentation_probabilities_lesion_table_and_overlay(data_dir, model_path, tmp_path,
+                                                                                   capsys):
+    out = tmp_path / "case.seg.nrrd"
+    code = main(["segment", str(data_dir / "tace" / "RadCTTACEomics_0697"), "-o", str(out), "--model",
+                 str(model_path), "--probabilities", str(tmp_path / "p.nrrd"), "--lesions", str(tmp_path / "l.csv"),
+                 "--overlay", str(tmp_path / "o.png"), "--progress", "none"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Liver:" in printed and "total" in printed  # the summary and the stage timings
+    import nrrd
+    data, header = nrrd.read(str(out))
+    assert header["Segment0_Name"] == "Liver" and header["Segment1_Name"] == "Liver lesion"
+    assert "SCT^10200004^Liver" in header["Segment0_Tags"]
+    assert data.shape == (512, 512, 44)
+    probabilities = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "p.nrrd")))
+    assert probabilities.dtype == np.float32 and probabilities.shape == (44, 512, 512)
+    assert 0 <= probabilities.min() and probabilities.max() <= 1
+    # lesion voxels are where the probability passed the threshold
+    lesion = data.transpose(2, 1, 0) == 2
+    assert np.all(probabilities[lesion] >= 0.5)
+    assert (tmp_path / "l.csv").read_text().startswith("case,lesion,")
+    assert (tmp_path / "o.png").stat().st_size > 10_000
+
+
+def test_json_progress_reports_stages_and_timings(data_dir, model_path, tmp_path):
+    """A real process, as the Slicer panel runs it: stdout holds only JSON events."""
+    out = tmp_path / "x.nii.gz"
+    run = subprocess.run([sys.executable, "-m", "LiverLesionSegLib", "segment",
+                          str(data_dir / "tace" / "RadCTTACEomics_0697"), "-o", str(out), "--model", str(model_path),
+                          "--progress", "json"], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0, run.stderr
+    events = [json.loads(line) for line in run.stdout.splitlines()]
+    stages = [e["stage"] for e in events if e["event"] == "stage" and e["state"] == "end"]
+    assert stages == ["load model", "read", "preprocess", "model", "postprocess", "write"]
+    done = events[-1]
+    assert done["event"] == "done" and set(done["timings_s"]) == set(stages) and done["liver_ml"] > 0
