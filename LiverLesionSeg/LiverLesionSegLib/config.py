@@ -22,6 +22,9 @@ class PreprocessConfig:
     size: int = 128  # slices are resampled in-plane to size x size
     context_slices: int = 0  # 2.5-D: neighbouring slices on each side, as extra input channels
     normalise: str = "unit"  # "unit": the window scaled to [0, 1]; "centred": then (x - 0.5) / 0.25
+    zoom: bool = False  # a second pass over the liver's box at full network resolution (see zoom.py)
+    zoom_margin_mm: float = 15.0  # margin around the liver in that box
+    zoom_extra_slices: int = 2  # slices above and below the liver in that box
 
     @property
     def in_channels(self) -> int:
@@ -82,11 +85,13 @@ class TrainConfig:
 class InferenceConfig:
     liver_threshold: float = 0.5
     lesion_threshold: float = 0.5
-    batch_size: int = 32
+    batch_size: int = 16
     largest_liver_component: bool = True
     lesions_inside_liver: bool = True
     min_lesion_mm3: float = 0.0  # lesion components smaller than this are dropped
     flip_tta: bool = False  # average with the left-right flipped prediction
+    locate_stride: int = 2  # with zoom: the whole-slice pass that finds the liver looks at every n-th slice
+    precision: str = "auto"  # "auto": bfloat16 where the processor computes it natively, else float32
 
 
 @dataclass
@@ -112,6 +117,7 @@ class Config:
             (p.size >= 32 and p.size % 32 == 0, "preprocess.size must be a multiple of 32"),
             (p.context_slices >= 0, "preprocess.context_slices must be 0 or more"),
             (p.normalise in ("unit", "centred"), "preprocess.normalise must be 'unit' or 'centred'"),
+            (p.zoom_margin_mm >= 0 and p.zoom_extra_slices >= 0, "preprocess.zoom margins must be 0 or more"),
             (len(self.model.classes) == 2, "model.classes must name two outputs (liver, lesion)"),
             (min(l.bce_weight, l.dice_weight, l.tversky_weight, l.tversky_alpha, l.tversky_beta) >= 0,
              "loss weights and Tversky alpha/beta must be 0 or more"),
@@ -127,7 +133,9 @@ class Config:
             (t.batch_size >= 1 and t.background_fraction >= 0 and t.lesion_oversample >= 0,
              "train.batch_size must be 1 or more; background_fraction and lesion_oversample 0 or more"),
             (0 < i.liver_threshold < 1 and 0 < i.lesion_threshold < 1, "inference thresholds must lie in (0, 1)"),
-            (i.batch_size >= 1 and i.min_lesion_mm3 >= 0, "inference.batch_size must be 1 or more"),
+            (i.batch_size >= 1 and i.min_lesion_mm3 >= 0 and i.locate_stride >= 1,
+             "inference.batch_size and locate_stride must be 1 or more, min_lesion_mm3 0 or more"),
+            (i.precision in ("auto", "float32", "bfloat16"), "inference.precision must be auto, float32 or bfloat16"),
         ]
         for ok, message in rules:
             if not ok:

@@ -4,65 +4,79 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
 from .config import PreprocessConfig, TrainConfig
 from .errors import TrainingError
-from .preprocess import prepare_ct, prepare_masks
-from .volume import Case, to_axial_lps
+from .preprocess import network_input, prepare_ct, prepare_masks, targets_tensor
+from .volume import Case, Volume, to_axial_lps
+from .zoom import AIR_HU, crop, liver_box
 
 log = logging.getLogger("LiverLesionSeg")
 
 
 @dataclass
+class View:
+    """Slices as the network sees them: uint8 images (k, S, S) and targets (k, 2, S, S) x 255."""
+
+    stack: np.ndarray
+    targets: np.ndarray
+
+
+@dataclass
 class PreparedCase:
-    """One case on the network's grid, plus (for validation) its full-resolution masks."""
-
     name: str
-    stack: np.ndarray  # uint8 (k, S, S)
-    targets: np.ndarray  # uint8 (k, 2, S, S): liver, lesion area fractions x 255
-    spacing: tuple[float, float, float]
-    full_shape: tuple[int, int, int]
-    liver: np.ndarray | None = None  # uint8 [k, j, i] in axial LPS order, kept for validation only
-    lesion: np.ndarray | None = None
+    views: list[View]  # the whole slices; with zoom also the liver's box
+    ct: Optional[Volume] = None  # axial LPS order; kept for validation cases only
+    liver: Optional[np.ndarray] = None  # uint8 [k, j, i] on the ct's grid, liver including lesions
+    lesion: Optional[np.ndarray] = None
 
 
-def prepare_case(case: Case, config: PreprocessConfig, keep_masks: bool = False) -> PreparedCase:
+def prepare_case(case: Case, config: PreprocessConfig, keep_volume: bool = False) -> PreparedCase:
+    """A labelled case on the network's grid; `keep_volume` keeps the full-resolution CT and masks
+    (validation runs the whole inference on them)."""
     if not case.labelled:
         raise TrainingError("has no liver and lesion masks", case.source or case.name,
                             "training and validation need labelled cases")
     ct, reorientation = to_axial_lps(case.ct)
-    liver = np.ascontiguousarray(reorientation.apply(case.liver.array))
     lesion = np.ascontiguousarray(reorientation.apply(case.lesion.array))
-    liver = np.maximum(liver, lesion)  # the organ includes its lesions
-    prepared = PreparedCase(case.name, prepare_ct(ct.array, config), prepare_masks(liver, lesion, config.size),
-                            ct.spacing, ct.shape)
-    if keep_masks:
-        prepared.liver, prepared.lesion = liver, lesion
+    liver = np.maximum(np.ascontiguousarray(reorientation.apply(case.liver.array)), lesion)
+    views = [View(prepare_ct(ct.array, config), prepare_masks(liver, lesion, config.size))]
+    if config.zoom:
+        box = liver_box(liver, ct.spacing, config.zoom_margin_mm, config.zoom_extra_slices + config.context_slices)
+        if box is not None:
+            views.append(View(prepare_ct(crop(ct.array, box, AIR_HU), config),
+                              prepare_masks(crop(liver, box, 0), crop(lesion, box, 0), config.size)))
+    prepared = PreparedCase(case.name, views)
+    if keep_volume:
+        prepared.ct, prepared.liver, prepared.lesion = ct, liver, lesion
     return prepared
 
 
 @dataclass
 class SliceSet:
-    """Every slice of the training cases, addressable by one flat index."""
+    """Every slice of every view of the training cases, addressable by one flat index."""
 
     cases: list[PreparedCase]
-    case_index: np.ndarray = field(init=False)  # flat index -> case
-    slice_index: np.ndarray = field(init=False)  # flat index -> slice within the case
+    views: list[View] = field(init=False)
+    view_index: np.ndarray = field(init=False)  # flat index -> view
+    slice_index: np.ndarray = field(init=False)  # flat index -> slice within the view
     has_liver: np.ndarray = field(init=False)
     has_lesion: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        counts = [len(c.stack) for c in self.cases]
-        self.case_index = np.repeat(np.arange(len(self.cases)), counts)
+        self.views = [view for case in self.cases for view in case.views]
+        counts = [len(v.stack) for v in self.views]
+        self.view_index = np.repeat(np.arange(len(self.views)), counts)
         self.slice_index = np.concatenate([np.arange(n) for n in counts]) if counts else np.zeros(0, int)
         # A slice counts as liver / lesion when at least one network pixel is mostly covered.
-        self.has_liver = np.concatenate([(c.targets[:, 0] >= 128).any(axis=(1, 2)) for c in self.cases])
-        self.has_lesion = np.concatenate([(c.targets[:, 1] >= 128).any(axis=(1, 2)) for c in self.cases])
+        self.has_liver = np.concatenate([(v.targets[:, 0] >= 128).any(axis=(1, 2)) for v in self.views])
+        self.has_lesion = np.concatenate([(v.targets[:, 1] >= 128).any(axis=(1, 2)) for v in self.views])
 
     def __len__(self) -> int:
-        return len(self.case_index)
+        return len(self.view_index)
 
     @property
     def names(self) -> list[str]:
@@ -72,14 +86,12 @@ class SliceSet:
         """Network input and targets for these slices, as float tensors, in the order given."""
         import torch
 
-        from .preprocess import network_input, targets_tensor
-
         images, targets = [], []
         for flat in flat_indices:
-            case = self.cases[self.case_index[flat]]
+            view = self.views[self.view_index[flat]]
             k = np.array([self.slice_index[flat]])
-            images.append(network_input(case.stack, k, config))
-            targets.append(targets_tensor(case.targets, k))
+            images.append(network_input(view.stack, k, config))
+            targets.append(targets_tensor(view.targets, k))
         return torch.cat(images), torch.cat(targets)
 
 

@@ -19,10 +19,11 @@ from .checkpoint import Checkpoint
 from .config import InferenceConfig, PreprocessConfig
 from .errors import Cancelled, ResourceError
 from .model import is_out_of_memory
-from .postprocess import clean_masks
+from .postprocess import clean_masks, largest_component
 from .preprocess import network_input, prepare_ct, upsample
 from .progress import NullProgress, Progress
 from .volume import Volume, to_axial_lps
+from .zoom import AIR_HU, crop, liver_box_from_network_grid, paste
 
 log = logging.getLogger("LiverLesionSeg")
 
@@ -51,61 +52,122 @@ def segment_volume(volume: Volume, checkpoint: Checkpoint, config: Optional[Infe
     timings: dict[str, float] = {}
     with progress.stage("preprocess", timings):
         canonical, reorientation = to_axial_lps(volume)
-        stack = prepare_ct(canonical.array, checkpoint.config.preprocess)
-    with progress.stage("model", timings):
-        probabilities = predict_stack(checkpoint.network, stack, checkpoint.config.preprocess, config, device, progress)
-    with progress.stage("postprocess", timings):
-        liver, lesion, lesion_probability = full_resolution_masks(probabilities, canonical.shape[1:], config)
-        liver, lesion = clean_masks(liver, lesion, canonical.spacing, config)
-        if not reorientation.is_identity:
-            liver, lesion, lesion_probability = (np.ascontiguousarray(reorientation.undo(a))
-                                                 for a in (liver, lesion, lesion_probability))
+    liver, lesion, lesion_probability = segment_canonical(canonical, checkpoint.network, checkpoint.config.preprocess,
+                                                          config, device, progress, timings)
+    if not reorientation.is_identity:
+        liver, lesion, lesion_probability = (np.ascontiguousarray(reorientation.undo(a))
+                                             for a in (liver, lesion, lesion_probability))
     return Segmentation(volume.with_array(liver), volume.with_array(lesion),
                         volume.with_array(lesion_probability), timings)
 
 
+def segment_canonical(ct: Volume, network: torch.nn.Module, preprocess: PreprocessConfig, config: InferenceConfig,
+                      device: torch.device | str = "cpu", progress: Optional[Progress] = None,
+                      timings: Optional[dict] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A CT in axial LPS voxel order -> liver mask, lesion mask (uint8) and lesion probability (float32)."""
+    progress = progress or NullProgress()
+    timings = {} if timings is None else timings
+    with progress.stage("preprocess", timings):
+        stack = prepare_ct(ct.array, preprocess)
+    if preprocess.zoom:
+        liver, lesion, lesion_probability = _find_then_zoom(ct, stack, network, preprocess, config, device,
+                                                            progress, timings)
+    else:
+        with progress.stage("model", timings):
+            probabilities = predict_stack(network, stack, preprocess, config, device, progress)
+        with progress.stage("postprocess", timings):
+            liver, lesion, lesion_probability = full_resolution_masks(probabilities, ct.shape[1:], config)
+    with progress.stage("postprocess", timings):
+        liver, lesion = clean_masks(liver, lesion, ct.spacing, config)
+    return liver, lesion, lesion_probability
+
+
+def _find_then_zoom(ct: Volume, stack: np.ndarray, network: torch.nn.Module, preprocess: PreprocessConfig,
+                    config: InferenceConfig, device, progress: Progress, timings: dict):
+    """Find the liver on whole slices (every `locate_stride`-th one), then segment its box at full
+    network resolution. Outside the box, nothing is liver or lesion."""
+    liver = np.zeros(ct.shape, np.uint8)
+    lesion = np.zeros(ct.shape, np.uint8)
+    lesion_probability = np.zeros(ct.shape, np.float32)
+    looked_at = np.arange(0, len(stack), config.locate_stride)
+    with progress.stage("model", timings):
+        whole = predict_stack(network, stack, preprocess, config, device, progress, looked_at)
+    found = largest_component((whole[:, 0] >= config.liver_threshold).astype(np.uint8))
+    box = liver_box_from_network_grid(found, looked_at, ct.shape, ct.spacing, preprocess.zoom_margin_mm,
+                                      preprocess.zoom_extra_slices + preprocess.context_slices
+                                      + config.locate_stride - 1)
+    if box is None:
+        return liver, lesion, lesion_probability
+    with progress.stage("preprocess", timings):
+        zoomed = prepare_ct(crop(ct.array, box, AIR_HU), preprocess)
+    with progress.stage("model", timings):
+        probabilities = predict_stack(network, zoomed, preprocess, config, device, progress)
+    with progress.stage("postprocess", timings):
+        for target, values in zip((liver, lesion, lesion_probability),
+                                  full_resolution_masks(probabilities, (box.side, box.side), config)):
+            paste(target, values, box)
+    return liver, lesion, lesion_probability
+
+
 def predict_stack(network: torch.nn.Module, stack: np.ndarray, preprocess: PreprocessConfig,
                   config: InferenceConfig, device: torch.device | str = "cpu",
-                  progress: Optional[Progress] = None) -> np.ndarray:
-    """uint8 stack (k, S, S) -> float32 probabilities (k, classes, S, S), in batches of slices.
+                  progress: Optional[Progress] = None, indices: Optional[np.ndarray] = None) -> np.ndarray:
+    """uint8 stack (k, S, S) -> float32 probabilities (n, classes, S, S) for the slices `indices`
+    (default: all), in batches of slices.
 
     Out of memory on a GPU halves the batch; at one slice it moves to the CPU (said in the log).
     """
     progress = progress or NullProgress()
     device = torch.device(device)
+    indices = np.arange(len(stack)) if indices is None else np.asarray(indices)
     batch_size = max(1, config.batch_size)
     network.eval()
     out: Optional[np.ndarray] = None
     start, started = 0, time.perf_counter()
-    while start < len(stack):
+    while start < len(indices):
         if progress.cancelled:
             raise Cancelled("segmentation cancelled; nothing was written")
-        indices = np.arange(start, min(start + batch_size, len(stack)))
+        batch_indices = indices[start:start + batch_size]
         try:
-            batch = _predict(network, network_input(stack, indices, preprocess), config.flip_tta, device)
+            batch = _predict(network, network_input(stack, batch_indices, preprocess), config, device)
         except (RuntimeError, MemoryError) as exc:
             if not (isinstance(exc, MemoryError) or is_out_of_memory(exc)):
                 raise
             batch_size, device = _smaller_batch(batch_size, device, network, exc)
             continue
         if out is None:
-            out = np.empty((len(stack),) + batch.shape[1:], np.float32)
-        out[indices] = batch
-        start = indices[-1] + 1
+            out = np.empty((len(indices),) + batch.shape[1:], np.float32)
+        out[start:start + len(batch_indices)] = batch
+        start += len(batch_indices)
         elapsed = time.perf_counter() - started
-        progress.emit({"event": "progress", "stage": "model", "done": int(start), "total": len(stack),
-                       "eta_s": round(elapsed / start * (len(stack) - start), 1)})
+        progress.emit({"event": "progress", "stage": "model", "done": int(start), "total": len(indices),
+                       "eta_s": round(elapsed / start * (len(indices) - start), 1)})
     return out
 
 
-def _predict(network: torch.nn.Module, x: torch.Tensor, flip_tta: bool, device: torch.device) -> np.ndarray:
-    with torch.inference_mode():
-        x = x.to(device)
-        probabilities = torch.sigmoid(network(x))
-        if flip_tta:
-            flipped = torch.sigmoid(network(torch.flip(x, dims=[3])))
+def _predict(network: torch.nn.Module, x: torch.Tensor, config: InferenceConfig, device: torch.device) -> np.ndarray:
+    dtype = compute_dtype(device, config.precision)
+    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        x = x.to(device).contiguous(memory_format=torch.channels_last)
+        probabilities = torch.sigmoid(network(x).float())
+        if config.flip_tta:
+            flipped = torch.sigmoid(network(torch.flip(x, dims=[3])).float())
             probabilities = (probabilities + torch.flip(flipped, dims=[3])) / 2
-        return probabilities.float().cpu().numpy()
+        return probabilities.cpu().numpy()
+
+
+def compute_dtype(device: torch.device, precision: str) -> Optional[torch.dtype]:
+    """The reduced precision to run the network in, or None for float32."""
+    if precision == "float32":
+        return None
+    if precision == "bfloat16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and torch.backends.mkldnn.is_available():
+        # Only where the processor has bfloat16 instructions; emulated it would be slower than float32.
+        return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+    return None
 
 
 def _smaller_batch(batch_size: int, device: torch.device, network: torch.nn.Module, exc: BaseException):

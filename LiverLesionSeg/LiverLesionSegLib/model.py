@@ -34,7 +34,7 @@ def build_network(config: Config, download_weights: bool = False) -> torch.nn.Mo
         try:
             network = factory(encoder_weights=weights, **kwargs)
             log.info("Encoder %s starts from its %s weights.", model.encoder, weights)
-            return network
+            return network.to(memory_format=torch.channels_last)
         except (KeyError, ValueError) as exc:
             log.warning("No %s weights for encoder %s (%s): training from scratch.", weights, model.encoder, exc)
         except Exception as exc:  # network errors come in many types (hub, http, OS)
@@ -46,10 +46,11 @@ def build_network(config: Config, download_weights: bool = False) -> torch.nn.Mo
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return factory(encoder_weights=None, **kwargs)
+            network = factory(encoder_weights=None, **kwargs)
     except KeyError as exc:
         raise ModelError(f"unknown encoder '{model.encoder}' ({exc.args[0][:120]})",
                          hint="see segmentation_models_pytorch's list of encoders, e.g. resnet18, resnet34") from None
+    return network.to(memory_format=torch.channels_last)  # faster convolutions on CPUs and GPUs
 
 
 def choose_device(name: str = "auto") -> torch.device:

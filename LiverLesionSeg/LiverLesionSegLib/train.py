@@ -23,13 +23,12 @@ from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import Config
 from .dataset import PreparedCase, SliceSet, epoch_order
 from .errors import Cancelled, OutputError, TrainingError
-from .infer import full_resolution_masks, predict_stack
+from .infer import segment_canonical
 from .io.atomic import atomic_write_text
 from .losses import SegmentationLoss
 from .augment import augment_batch
 from .metrics import dice
 from .model import build_network
-from .postprocess import clean_masks
 from .progress import NullProgress, Progress
 
 log = logging.getLogger("LiverLesionSeg")
@@ -114,7 +113,7 @@ def train(train_cases: list[PreparedCase], val_cases: list[PreparedCase], config
                 group["lr"] = lr
             x, y = slices.batch(batch, config.preprocess)
             x, y = augment_batch(x, y, config.augment, generator)
-            loss, _ = loss_fn(network(x.to(device)), y.to(device))
+            loss, _ = loss_fn(network(x.to(device).contiguous(memory_format=torch.channels_last)), y.to(device))
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"the loss became {loss.item()} at cycle {cycle + 1}, epoch {epoch + 1}, step {state['step'] + 1}; "
@@ -158,12 +157,11 @@ def train(train_cases: list[PreparedCase], val_cases: list[PreparedCase], config
 
 def validate(network: torch.nn.Module, cases: list[PreparedCase], config: Config,
              device: torch.device | str = "cpu") -> dict:
-    """Mean 3-D lesion and liver Dice over the validation cases, on their full-resolution grids."""
+    """Mean 3-D lesion and liver Dice over the validation cases: the whole inference, on their
+    full-resolution grids."""
     per_case = {}
     for case in cases:
-        probabilities = predict_stack(network, case.stack, config.preprocess, config.inference, device)
-        liver, lesion, _ = full_resolution_masks(probabilities, case.full_shape[1:], config.inference)
-        liver, lesion = clean_masks(liver, lesion, case.spacing, config.inference)
+        liver, lesion, _ = segment_canonical(case.ct, network, config.preprocess, config.inference, device)
         per_case[case.name] = {"lesion_dice": dice(lesion, case.lesion), "liver_dice": dice(liver, case.liver)}
     network.train()
     return {"lesion_dice": float(np.mean([c["lesion_dice"] for c in per_case.values()])),

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..config import Config
 from ..errors import InputError, OutputError
 from ..progress import JsonLinesProgress, Progress
+from ..recipes import RECIPES, recipe
 
 log = logging.getLogger("LiverLesionSeg")
 
@@ -42,7 +43,10 @@ def add_parser(sub, common) -> None:
     p.add_argument("--validate", nargs="+", default=[], metavar="CASE", help="case names held out for validation")
     p.add_argument("--resume", type=Path, metavar="CKPT", help="continue the run of this checkpoint")
     p.add_argument("--init", metavar="CKPT", help="fine-tune this model ('bundled' for the bundled model)")
-    p.add_argument("--config", type=Path, metavar="JSON", help="settings file (as written to config.json)")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--config", type=Path, metavar="JSON", help="settings file (as written to config.json)")
+    start.add_argument("--recipe", choices=sorted(RECIPES), help="a named recipe: notebook or bundled (the "
+                                                                "bundled model's); the options below override it")
     t = p.add_argument_group("schedule")
     t.add_argument("--cycles", type=int)
     t.add_argument("--epochs", type=int, help="epochs per cycle")
@@ -99,7 +103,12 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def build_config(args: argparse.Namespace, resumed: Config | None, init: Config | None) -> Config:
-    base = resumed or (Config.from_json_file(args.config) if args.config else Config())
+    if resumed:
+        base = resumed
+    elif args.config:
+        base = Config.from_json_file(args.config)
+    else:
+        base = recipe(args.recipe) if args.recipe else Config()
     data = base.to_dict()
     if init is not None:  # the network's shape and input come with the model being fine-tuned
         for section in FIXED_BY_MODEL:
@@ -162,7 +171,7 @@ def load_cases(paths: list[str], validate: list[str], config: Config, progress: 
         with progress.stage(f"read {ref.name}"):
             case = load_case(ref)
         held_out = ref.name in validate
-        prepared = prepare_case(case, config.preprocess, keep_masks=held_out)
+        prepared = prepare_case(case, config.preprocess, keep_volume=held_out)
         (val_cases if held_out else train_cases).append(prepared)
     return train_cases, val_cases
 

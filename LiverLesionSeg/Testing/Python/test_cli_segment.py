@@ -101,7 +101,7 @@ def test_json_progress_reports_stages_and_timings(data_dir, model_path, tmp_path
                          cwd=Path(__file__).resolve().parents[2])
     assert run.returncode == 0, run.stderr
     events = [json.loads(line) for line in run.stdout.splitlines()]
-    stages = [e["stage"] for e in events if e["event"] == "stage" and e["state"] == "end"]
+    stages = list(dict.fromkeys(e["stage"] for e in events if e["event"] == "stage" and e["state"] == "end"))
     assert stages == ["load model", "read", "preprocess", "model", "postprocess", "write"]
     done = events[-1]
     assert done["event"] == "done" and set(done["timings_s"]) == set(stages) and done["liver_ml"] > 0

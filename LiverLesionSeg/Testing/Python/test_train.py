@@ -22,7 +22,7 @@ def prepared(data_dir):
     config = Config()
     train_case = load_case(find_cases([data_dir / "ircadb" / "3Dircadb1.17"])[0])
     val_case = load_case(find_cases([data_dir / "tace" / "RadCTTACEomics_1211"])[0])
-    return config, prepare_case(train_case, config.preprocess), prepare_case(val_case, config.preprocess, keep_masks=True)
+    return config, prepare_case(train_case, config.preprocess), prepare_case(val_case, config.preprocess, keep_volume=True)
 
 
 def _short(config: Config, cycles: int, epochs: int, slices: int) -> Config:

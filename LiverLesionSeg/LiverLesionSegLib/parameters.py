@@ -1,0 +1,101 @@
+"""The Segment panel's settings, kept in the module's parameter node (a
+`vtkMRMLScriptedModuleNode`) so that a saved scene restores them.
+
+Values are stored as the node's string parameters, nodes as node references, under the names
+below; a value missing from the node (a new scene, an older scene) reads as its default. No
+`slicer` import: the wrapper only calls methods of the node it is given.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DEFAULT_LESION_THRESHOLD = 0.5
+
+
+class SegmentParameters:
+    """Typed access to the parameter node: `parameters.lesion_threshold = 0.4` writes the node."""
+
+    # node reference roles
+    INPUT_VOLUME = "InputVolume"
+    OUTPUT_SEGMENTATION = "OutputSegmentation"
+    PROBABILITY_VOLUME = "ProbabilityVolume"
+    # string parameters, with defaults
+    MODEL = "Model"
+    DEVICE = "Device"
+    LESION_THRESHOLD = "LesionThreshold"
+    DEFAULTS = {MODEL: "bundled", DEVICE: "auto", LESION_THRESHOLD: str(DEFAULT_LESION_THRESHOLD)}
+
+    def __init__(self, node):
+        self.node = node
+
+    # --- nodes ---------------------------------------------------------------------------------
+    @property
+    def input_volume(self):
+        return self.node.GetNodeReference(self.INPUT_VOLUME)
+
+    @input_volume.setter
+    def input_volume(self, volume_node) -> None:
+        self._set_reference(self.INPUT_VOLUME, volume_node)
+
+    @property
+    def output_segmentation(self):
+        """The segmentation the user chose to replace; None means "create a new one"."""
+        return self.node.GetNodeReference(self.OUTPUT_SEGMENTATION)
+
+    @output_segmentation.setter
+    def output_segmentation(self, segmentation_node) -> None:
+        self._set_reference(self.OUTPUT_SEGMENTATION, segmentation_node)
+
+    @property
+    def probability_volume(self):
+        """The volume to receive the lesion probability map; None for no map."""
+        return self.node.GetNodeReference(self.PROBABILITY_VOLUME)
+
+    @probability_volume.setter
+    def probability_volume(self, volume_node) -> None:
+        self._set_reference(self.PROBABILITY_VOLUME, volume_node)
+
+    # --- values --------------------------------------------------------------------------------
+    @property
+    def model(self) -> str:
+        """"bundled" or the path of a checkpoint file."""
+        return self._get(self.MODEL)
+
+    @model.setter
+    def model(self, value: str) -> None:
+        self.node.SetParameter(self.MODEL, str(value) or self.DEFAULTS[self.MODEL])
+
+    @property
+    def device(self) -> str:
+        value = self._get(self.DEVICE)
+        return value if value in DEVICES else self.DEFAULTS[self.DEVICE]
+
+    @device.setter
+    def device(self, value: str) -> None:
+        if value not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {value!r}")
+        self.node.SetParameter(self.DEVICE, value)
+
+    @property
+    def lesion_threshold(self) -> float:
+        try:
+            value = float(self._get(self.LESION_THRESHOLD))
+        except ValueError:
+            return DEFAULT_LESION_THRESHOLD
+        return value if 0.0 < value < 1.0 else DEFAULT_LESION_THRESHOLD
+
+    @lesion_threshold.setter
+    def lesion_threshold(self, value: float) -> None:
+        if not 0.0 < float(value) < 1.0:
+            raise ValueError(f"the lesion threshold must lie between 0 and 1, not {value}")
+        self.node.SetParameter(self.LESION_THRESHOLD, repr(float(value)))
+
+    # --- helpers -------------------------------------------------------------------------------
+    def _get(self, name: str) -> str:
+        value = self.node.GetParameter(name)
+        return value if value else self.DEFAULTS[name]
+
+    def _set_reference(self, role: str, node: Optional[object]) -> None:
+        self.node.SetNodeReferenceID(role, node.GetID() if node is not None else None)

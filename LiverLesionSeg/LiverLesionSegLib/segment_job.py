@@ -1,0 +1,167 @@
+"""Segmentation for the Slicer panel: the core run in a background thread, so that the
+application stays responsive and the run can be cancelled.
+
+The panel copies the input node into a `Volume` (on the main thread), starts a
+`SegmentationJob`, polls it from a timer for progress events, and when it has finished writes the
+result into the scene (`mrml.write_outputs`, main thread again). A cancelled or failed job has
+touched nothing in the scene. No Qt and no `slicer` here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from pathlib import Path
+from typing import Optional
+
+from .errors import Cancelled, LiverLesionSegError
+from .progress import CallbackProgress, Progress
+from .volume import Volume
+
+log = logging.getLogger("LiverLesionSeg")
+
+BUNDLED = "bundled"  # model choice meaning the model shipped with the extension
+
+# Stages of a segmentation as the panel shows them, in order, with their share of the progress bar.
+STAGES = {"load model": (0, 10), "preprocess": (10, 20), "model": (20, 85), "postprocess": (85, 100)}
+
+
+def model_file(model: str | os.PathLike) -> Path:
+    """The checkpoint file for a model choice: `BUNDLED` (or empty) or a file path."""
+    from .resources import bundled_model_path
+
+    if not str(model) or str(model) == BUNDLED:
+        return bundled_model_path()
+    return Path(model)
+
+
+def run_segmentation(volume: Volume, model: str | os.PathLike = BUNDLED, device: str = "auto",
+                     lesion_threshold: Optional[float] = None, progress: Optional[Progress] = None):
+    """Load the model and segment `volume` with the core: returns (`infer.Segmentation`, device).
+
+    A missing GPU falls back to the CPU (`model.choose_device` says so in the log), and a GPU out
+    of memory to smaller batches, then the CPU (`infer.predict_stack`).
+    """
+    from .checkpoint import load_checkpoint
+    from .infer import segment_volume
+    from .model import choose_device
+    from .progress import NullProgress
+
+    progress = progress or NullProgress()
+    chosen = choose_device(device)
+    progress.emit({"event": "log", "level": "info", "message": f"Running on {chosen.type.upper()}."})
+    with progress.stage("load model"):
+        checkpoint = load_checkpoint(model_file(model), chosen)
+    config = checkpoint.config.inference
+    if lesion_threshold is not None:
+        config.lesion_threshold = float(lesion_threshold)
+    checkpoint.config.validated(str(model))
+    return segment_volume(volume, checkpoint, config, chosen, progress), chosen
+
+
+def progress_percent(event: dict) -> Optional[int]:
+    """Where a progress event puts the bar (0-100), or None when it does not move it."""
+    stage = event.get("stage")
+    if stage not in STAGES:
+        return None
+    start, end = STAGES[stage]
+    if event.get("event") == "progress" and event.get("total"):
+        return int(start + (end - start) * event["done"] / event["total"])
+    if event.get("event") == "stage":
+        return start if event.get("state") == "start" else end
+    return None
+
+
+STAGE_NAMES = {"load model": "Loading the model", "preprocess": "Preparing the slices",
+               "model": "Running the network", "postprocess": "Building the masks"}
+
+
+def stage_text(event: dict) -> str:
+    """The status line for a stage or progress event: "Running the network: 12 of 40 slices"."""
+    text = STAGE_NAMES.get(event.get("stage"), event.get("stage", ""))
+    if event.get("event") == "progress" and event.get("total"):
+        text += f": {event['done']} of {event['total']} slices"
+    return text
+
+
+class SegmentationJob:
+    """One segmentation in a background thread.
+
+    `poll()` returns the events that arrived since the last call (progress, stages, log lines);
+    when `done`, either `result` (an `infer.Segmentation`) or `error` is set. `cancel()` asks the
+    core to stop at the next batch of slices; the job then ends with a `Cancelled` error.
+    """
+
+    def __init__(self, volume: Volume, model: str | os.PathLike = BUNDLED, device: str = "auto",
+                 lesion_threshold: Optional[float] = None):
+        self.volume = volume
+        self.model = model
+        self.device = device
+        self.lesion_threshold = lesion_threshold
+        self.result = None
+        self.device_used = None
+        self.error: Optional[BaseException] = None
+        self._events: queue.Queue = queue.Queue()
+        self._progress = CallbackProgress(self._events.put)
+        self._thread = threading.Thread(target=self._run, name="LiverLesionSeg segmentation", daemon=True)
+
+    def start(self) -> "SegmentationJob":
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        self._progress.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._progress.cancelled
+
+    @property
+    def done(self) -> bool:
+        return self._thread.ident is not None and not self._thread.is_alive()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        self._thread.join(timeout)
+        return self.done
+
+    def poll(self) -> list[dict]:
+        events = []
+        while True:
+            try:
+                events.append(self._events.get_nowait())
+            except queue.Empty:
+                return events
+
+    def _run(self) -> None:
+        handler = _QueueLogHandler(self._progress)
+        log.addHandler(handler)
+        try:
+            if self.cancelled:
+                raise Cancelled("segmentation cancelled; nothing was written")
+            self.result, self.device_used = run_segmentation(self.volume, self.model, self.device,
+                                                             self.lesion_threshold, self._progress)
+            if self.cancelled:  # cancelled after the last batch: still nothing reaches the scene
+                self.result = None
+                raise Cancelled("segmentation cancelled; nothing was written")
+        except LiverLesionSegError as exc:
+            self.error = exc
+        except MemoryError:
+            self.error = LiverLesionSegError("not enough memory to segment this volume",
+                                             hint="close other programs or choose the CPU")
+        except Exception as exc:  # a bug: kept whole, for the panel's detailed message
+            self.error = exc
+        finally:
+            log.removeHandler(handler)
+
+
+class _QueueLogHandler(logging.Handler):
+    """The core's log lines (device fallbacks, out-of-memory retries) as `log` events."""
+
+    def __init__(self, progress: Progress):
+        super().__init__(logging.INFO)
+        self.progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.progress.emit({"event": "log", "level": record.levelname.lower(), "message": record.getMessage()})
