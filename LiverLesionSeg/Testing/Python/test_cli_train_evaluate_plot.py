@@ -1,0 +1,90 @@
+"""The train, evaluate and plot commands end to end on real cases."""
+
+import csv
+import json
+
+import matplotlib.image
+import pytest
+
+from LiverLesionSegLib.checkpoint import read_metadata
+from LiverLesionSegLib.cli import main
+
+
+@pytest.fixture(scope="module")
+def run_dir(data_dir, tmp_path_factory):
+    """A short training run through the command line, validated on RadCTTACEomics_0697."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    code = main(["train", str(data_dir / "ircadb" / "3Dircadb1.17"), str(data_dir / "tace" / "RadCTTACEomics_0697"),
+                 "--validate", "RadCTTACEomics_0697", "--out", str(out), "--cycles", "1", "--epochs", "2",
+                 "--max-slices-per-epoch", "32", "--pos-weight", "1", "5", "--tversky-alpha", "0.4",
+                 "--progress", "none"])
+    assert code == 0
+    return out
+
+
+def test_train_writes_checkpoints_history_plots_and_the_settings_given(run_dir):
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"model.safetensors", "last.safetensors", "cycle-01.safetensors", "history.json", "config.json",
+            "loss.png", "dice.png"} <= names
+    config, state = read_metadata(run_dir / "model.safetensors")
+    assert config.loss.bce_pos_weight == (1.0, 5.0) and config.loss.tversky_alpha == 0.4
+    assert config.train.validate == ["RadCTTACEomics_0697"] and state["train_cases"] == ["3Dircadb1.17"]
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    assert all(e["val_liver_dice"] is not None for e in history["epochs"])
+
+
+def test_train_refuses_to_overwrite_a_run_and_resumes_it(run_dir, data_dir, capsys):
+    before = (run_dir / "model.safetensors").read_bytes()
+    code = main(["train", str(data_dir / "ircadb" / "3Dircadb1.17"), "--out", str(run_dir), "--progress", "none"])
+    assert code == 6 and "already holds a training run" in capsys.readouterr().err
+    assert (run_dir / "model.safetensors").read_bytes() == before
+    code = main(["train", str(data_dir / "ircadb" / "3Dircadb1.17"), "--out", str(run_dir), "--resume",
+                 str(run_dir / "last.safetensors"), "--lr", "0.1", "--progress", "none"])
+    assert code == 3 and "cannot change when resuming" in capsys.readouterr().err
+
+
+def test_evaluate_a_model_then_its_saved_predictions(run_dir, data_dir, tmp_path):
+    case = str(data_dir / "tace" / "RadCTTACEomics_0697")
+    code = main(["evaluate", case, "--model", str(run_dir / "model.safetensors"), "--out", str(tmp_path / "a"),
+                 "--save-predictions", "--panels", "--progress", "none"])
+    assert code == 0
+    rows = list(csv.DictReader(open(tmp_path / "a" / "metrics.csv")))
+    assert [r["name"] for r in rows] == ["RadCTTACEomics_0697"] and rows[0]["lesion_true_voxels"] == "728"
+    report = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert report["summary"]["n_cases"] == 1 and "dice" in report["rules"]
+    assert report["config"]["model"]["encoder"] == "resnet18"
+    panel = matplotlib.image.imread(tmp_path / "a" / "RadCTTACEomics_0697.png")
+    assert panel.shape[0] > 300 and panel.std() > 0.05
+    # the saved label map measured again gives the same numbers
+    code = main(["evaluate", case, "--predictions", str(tmp_path / "a"), "--out", str(tmp_path / "b"),
+                 "--progress", "none"])
+    assert code == 0
+    again = list(csv.DictReader(open(tmp_path / "b" / "metrics.csv")))
+    for key in ("lesion_dice", "liver_dice", "lesion_pred_voxels", "liver_pred_voxels", "lesion_hd95_mm"):
+        assert again[0][key] == rows[0][key], key
+
+
+def test_evaluate_without_a_prediction_for_a_case_says_so(data_dir, tmp_path, capsys):
+    (tmp_path / "preds").mkdir()
+    code = main(["evaluate", str(data_dir / "tace" / "RadCTTACEomics_0697"), "--predictions", str(tmp_path / "preds"),
+                 "--out", str(tmp_path / "r"), "--progress", "none"])
+    assert code == 3 and "no prediction for case RadCTTACEomics_0697" in capsys.readouterr().err
+
+
+def test_plot_history_from_run_and_from_checkpoint(run_dir, tmp_path):
+    assert main(["plot", str(run_dir), "--out", str(tmp_path / "p"), "--progress", "none"]) == 0
+    assert main(["plot", str(run_dir / "cycle-01.safetensors"), "--out", str(tmp_path / "q"), "--log-scale",
+                 "--progress", "none"]) == 0
+    for folder in ("p", "q"):
+        image = matplotlib.image.imread(tmp_path / folder / "loss.png")
+        assert image.std() > 0.01
+        assert (tmp_path / folder / "dice.png").exists()
+
+
+def test_plot_prediction_panels_for_a_case(run_dir, data_dir, tmp_path):
+    code = main(["plot", str(data_dir / "tace" / "RadCTTACEomics_0697"), "--model", str(run_dir / "model.safetensors"),
+                 "--out", str(tmp_path), "--slices", "20", "22", "--progress", "none"])
+    assert code == 0
+    panel = matplotlib.image.imread(tmp_path / "RadCTTACEomics_0697_predictions.png")
+    assert panel.shape[0] > 400 and panel.std() > 0.05
