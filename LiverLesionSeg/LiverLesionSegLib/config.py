@@ -79,6 +79,7 @@ class TrainConfig:
     background_fraction: float = 0.1  # share of slices without liver drawn each epoch
     lesion_oversample: float = 1.0  # slices with lesion drawn this many times as often
     max_slices_per_epoch: int = 0  # 0: every selected slice once
+    precision: str = "auto"  # "auto": bfloat16 autocast where the processor computes it natively, else float32
 
 
 @dataclass
@@ -135,7 +136,8 @@ class Config:
             (0 < i.liver_threshold < 1 and 0 < i.lesion_threshold < 1, "inference thresholds must lie in (0, 1)"),
             (i.batch_size >= 1 and i.min_lesion_mm3 >= 0 and i.locate_stride >= 1,
              "inference.batch_size and locate_stride must be 1 or more, min_lesion_mm3 0 or more"),
-            (i.precision in ("auto", "float32", "bfloat16"), "inference.precision must be auto, float32 or bfloat16"),
+            (i.precision in ("auto", "float32", "bfloat16") and t.precision in ("auto", "float32", "bfloat16"),
+             "precision must be auto, float32 or bfloat16"),
         ]
         for ok, message in rules:
             if not ok:

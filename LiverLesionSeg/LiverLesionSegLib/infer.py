@@ -18,7 +18,7 @@ import torch
 from .checkpoint import Checkpoint
 from .config import InferenceConfig, PreprocessConfig
 from .errors import Cancelled, ResourceError
-from .model import is_out_of_memory
+from .model import compute_dtype, is_out_of_memory
 from .postprocess import clean_masks, largest_component
 from .preprocess import network_input, prepare_ct, upsample
 from .progress import NullProgress, Progress
@@ -154,20 +154,6 @@ def _predict(network: torch.nn.Module, x: torch.Tensor, config: InferenceConfig,
             flipped = torch.sigmoid(network(torch.flip(x, dims=[3])).float())
             probabilities = (probabilities + torch.flip(flipped, dims=[3])) / 2
         return probabilities.cpu().numpy()
-
-
-def compute_dtype(device: torch.device, precision: str) -> Optional[torch.dtype]:
-    """The reduced precision to run the network in, or None for float32."""
-    if precision == "float32":
-        return None
-    if precision == "bfloat16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and torch.backends.mkldnn.is_available():
-        # Only where the processor has bfloat16 instructions; emulated it would be slower than float32.
-        return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
-    return None
 
 
 def _smaller_batch(batch_size: int, device: torch.device, network: torch.nn.Module, exc: BaseException):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import warnings
 
+from typing import Optional
+
 import torch
 
 from .config import Config
@@ -69,6 +71,20 @@ def choose_device(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda", "mps"):
         raise ModelError(f"unknown device '{name}'", hint="choose auto, cpu, cuda or mps")
     return torch.device(name)
+
+
+def compute_dtype(device: torch.device, precision: str) -> Optional[torch.dtype]:
+    """The reduced precision to run the network in, or None for float32."""
+    if precision == "float32":
+        return None
+    if precision == "bfloat16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and torch.backends.mkldnn.is_available():
+        # Only where the processor has bfloat16 instructions; emulated it would be slower than float32.
+        return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+    return None
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

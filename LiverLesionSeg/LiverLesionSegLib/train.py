@@ -28,7 +28,7 @@ from .io.atomic import atomic_write_text
 from .losses import SegmentationLoss
 from .augment import augment_batch
 from .metrics import dice
-from .model import build_network
+from .model import build_network, compute_dtype
 from .progress import NullProgress, Progress
 
 log = logging.getLogger("LiverLesionSeg")
@@ -80,6 +80,7 @@ def train(train_cases: list[PreparedCase], val_cases: list[PreparedCase], config
     network.to(device).train()
     optimizer = torch.optim.AdamW(network.parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
     loss_fn = SegmentationLoss(config.loss).to(device)
+    dtype = compute_dtype(device, t.precision)  # the loss itself stays in float32
 
     state = {"epoch": 0, "step": 0, "history": {"steps": [], "epochs": []}, "best": {},
              "train_cases": slices.names, "val_cases": [c.name for c in val_cases]}
@@ -113,7 +114,10 @@ def train(train_cases: list[PreparedCase], val_cases: list[PreparedCase], config
                 group["lr"] = lr
             x, y = slices.batch(batch, config.preprocess)
             x, y = augment_batch(x, y, config.augment, generator)
-            loss, _ = loss_fn(network(x.to(device).contiguous(memory_format=torch.channels_last)), y.to(device))
+            x = x.to(device).contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                logits = network(x)
+            loss, _ = loss_fn(logits.float(), y.to(device))
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"the loss became {loss.item()} at cycle {cycle + 1}, epoch {epoch + 1}, step {state['step'] + 1}; "

@@ -1,0 +1,197 @@
+"""The Slicer logic on real MRML classes (the `slicer-core` wheel) with a real shared CT case.
+
+A crop of 3D-IRCADb 3Dircadb1.17 (32 slices through its liver and both lesions) goes into a
+volume node, through the logic, and out as a segmentation node, a lesion table and a probability
+volume, each checked against the core's own output for the same CT. The bodies of the checks are
+in `slicer_logic_cases.py`, which the module's Slicer self-test runs too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel")
+
+import slicer_logic_cases as cases  # noqa: E402
+from LiverLesionSegLib import mrml  # noqa: E402
+from LiverLesionSegLib.parameters import SegmentParameters  # noqa: E402
+from LiverLesionSegLib.segments import LIVER  # noqa: E402
+
+RECORDED_PROGRESS = Path(__file__).resolve().parents[1] / "Data" / "training_progress.jsonl"
+FIRST_SLICE, SLICES = 80, 32  # 3Dircadb1.17: lesions on slices 78-113, liver on 1-113
+
+
+@pytest.fixture(scope="module")
+def case(data_dir):
+    from LiverLesionSegLib.io.cases import find_cases, load_case
+
+    full = load_case(find_cases([data_dir / "ircadb" / "3Dircadb1.17"])[0])
+    return {name: cases.crop_slices(volume, FIRST_SLICE, SLICES)
+            for name, volume in (("ct", full.ct), ("liver", full.liver), ("lesion", full.lesion))}
+
+
+@pytest.fixture(scope="module")
+def core(case, model_path):
+    return cases.core_segmentation(case["ct"], model_path)
+
+
+@pytest.fixture(scope="module")
+def axial_run(case, model_path):
+    return cases.run_logic(slicer.vtkMRMLScene(), case["ct"], model_path)
+
+
+@pytest.fixture
+def scene():
+    return slicer.vtkMRMLScene()
+
+
+def test_volume_node_keeps_voxels_and_geometry(axial_run):
+    cases.check_input_node_geometry(axial_run)
+
+
+def test_segments_names_terminology_reference(axial_run):
+    cases.check_segments(axial_run)
+
+
+def test_segment_voxels_equal_core_output(axial_run, core):
+    cases.check_masks_match_core(axial_run, core)
+    cases.check_physical_points_match(axial_run, core)
+
+
+def test_probability_volume(axial_run, core):
+    cases.check_probability_volume(axial_run, core)
+
+
+def test_lesion_table(axial_run, core):
+    cases.check_lesion_table(axial_run, core)
+
+
+def test_reoriented_volume_lands_on_same_physical_points(case, core, model_path, scene):
+    """The same CT stored in another voxel order (axes permuted and flipped, so the IJKToRAS
+    direction is not the identity and the 1.6 mm slice spacing lies along i): the segments sit on
+    the same RAS points as the core's output for the axial original, and equal the core's output
+    for the reoriented volume voxel for voxel."""
+    reoriented = cases.reoriented(case["ct"], axes=(1, 2, 0), flips=(True, False, True))
+    assert not np.allclose(reoriented.direction, np.eye(3))
+    assert reoriented.spacing[0] == pytest.approx(case["ct"].spacing[2])  # the slice step now runs along i
+    run = cases.run_logic(scene, reoriented, model_path)
+    cases.check_input_node_geometry(run)
+    cases.check_segments(run)
+    cases.check_physical_points_match(run, core)
+    cases.check_masks_match_core(run, cases.core_segmentation(reoriented, model_path))
+
+
+def test_oblique_grid_segments_and_probability(case, scene):
+    """Real masks on an oblique grid (turned 25 degrees) with three different spacings."""
+    def oblique(volume):
+        return cases.rotated(volume, 25.0, spacing=(0.7, 0.9, 2.0))
+
+    cases.check_oblique_segments(scene, oblique(case["ct"]), oblique(case["liver"]), oblique(case["lesion"]))
+
+
+def test_seg_nrrd_round_trip(axial_run, tmp_path):
+    path = cases.check_seg_nrrd_round_trip(axial_run, tmp_path)
+    assert path.stat().st_size > 0
+
+
+def test_existing_segmentation_replaced_only_when_chosen(axial_run, core):
+    cases.check_existing_segmentation_kept(axial_run.scene, axial_run, core)
+
+
+def test_cancel_leaves_scene_unchanged_and_device_fallback_is_said(case, model_path, scene):
+    import torch
+
+    device = "cpu" if torch.cuda.is_available() else "cuda"  # without CUDA, asking for it falls back
+    events = cases.check_cancel_leaves_scene_unchanged(scene, case["ct"], model_path, device)
+    logged = [e["message"] for e in events if e["event"] == "log"]
+    assert "Running on CPU." in logged
+    if device == "cuda":
+        assert any("CUDA was asked for" in m and "running on the CPU" in m for m in logged), logged
+
+
+def test_progress_events_become_bar_and_status():
+    from LiverLesionSegLib.segment_job import progress_percent, stage_text
+
+    model = {"event": "progress", "stage": "model", "done": 10, "total": 40}
+    assert progress_percent({"event": "stage", "stage": "load model", "state": "start"}) == 0
+    assert progress_percent(model) == 36 and stage_text(model) == "Running the network: 10 of 40 slices"
+    assert progress_percent({"event": "stage", "stage": "postprocess", "state": "end"}) == 100
+    assert progress_percent({"event": "log", "message": "x"}) is None
+
+
+def test_removed_or_changed_input_is_refused_and_deleted_outputs_fall_back(axial_run, core):
+    from LiverLesionSegLib.errors import InputError
+
+    scene = axial_run.scene
+    other_scene = slicer.vtkMRMLScene()
+    stray = mrml.add_volume_node(other_scene, axial_run.ct, "elsewhere")
+    with pytest.raises(InputError, match="removed from the scene"):
+        mrml.write_outputs(scene, stray, core)
+    changed = mrml.add_volume_node(scene, cases.crop_slices(axial_run.ct, 0, 8), "changed while running")
+    before = scene.GetNumberOfNodes()
+    with pytest.raises(InputError, match="changed while it was being segmented"):
+        mrml.write_outputs(scene, changed, core)
+    assert scene.GetNumberOfNodes() == before
+    deleted = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "deleted while running")
+    scene.RemoveNode(deleted)
+    outputs = mrml.write_outputs(scene, axial_run.input_node, core, output_segmentation=deleted)
+    assert outputs.segmentation_node is not deleted and outputs.segmentation_node.GetScene() is scene
+
+
+def test_training_charts_from_recorded_progress(scene):
+    events = [json.loads(line) for line in RECORDED_PROGRESS.read_text().splitlines() if line.strip()]
+    assert sum(e["event"] == "step" for e in events) >= 10 and any(e["event"] == "done" for e in events)
+    charts = cases.check_training_charts(scene, events)
+    assert charts.boundary_steps() == [6.5]  # the recorded run: 2 cycles of 6 steps
+
+
+def test_scene_pair_exported_for_training(case, scene, tmp_path):
+    cases.check_export_training_pair(scene, case["ct"], case["liver"], case["lesion"], tmp_path)
+
+
+def test_export_without_liver_segment_says_so(case, scene, tmp_path):
+    from LiverLesionSegLib.errors import InputError
+
+    volume_node = mrml.add_volume_node(scene, case["ct"], "CT")
+    segmentation = mrml.new_segmentation_node(scene, "Only vessels")
+    vein = mrml.make_segment(LIVER, case["liver"])
+    vein.SetName("Hepatic vein")
+    segmentation.GetSegmentation().AddSegment(vein, "vessels")
+    with pytest.raises(InputError, match="no liver segment .*Hepatic vein"):
+        mrml.export_training_pair(volume_node, segmentation, tmp_path)
+    assert not any(tmp_path.iterdir()), "a failed export left files behind"
+
+
+def test_parameters_survive_a_saved_scene(scene, tmp_path):
+    """The Segment panel's settings live in the parameter node: saved with the scene and read
+    back from the .mrml file."""
+    volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
+    output = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "chosen output")
+    probability = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "probability")
+    parameters = SegmentParameters(scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode", "LiverLesionSeg"))
+    assert (parameters.model, parameters.device, parameters.lesion_threshold) == ("bundled", "auto", 0.5)
+    assert parameters.output_segmentation is None  # default: create a new segmentation
+    parameters.input_volume, parameters.output_segmentation, parameters.probability_volume = volume, output, probability
+    parameters.model, parameters.device, parameters.lesion_threshold = "/models/run/model.safetensors", "cuda", 0.35
+    with pytest.raises(ValueError):
+        parameters.device = "tpu"
+    with pytest.raises(ValueError):
+        parameters.lesion_threshold = 1.5
+
+    scene.SetRootDirectory(str(tmp_path))
+    scene.SetURL(str(tmp_path / "scene.mrml"))
+    assert scene.Commit()
+    restored_scene = slicer.vtkMRMLScene()
+    restored_scene.SetURL(str(tmp_path / "scene.mrml"))
+    assert restored_scene.Connect()
+    restored = SegmentParameters(restored_scene.GetFirstNodeByName("LiverLesionSeg"))
+    assert restored.input_volume.GetName() == "CT"
+    assert restored.output_segmentation.GetName() == "chosen output"
+    assert restored.probability_volume.GetName() == "probability"
+    assert (restored.model, restored.device, restored.lesion_threshold) == ("/models/run/model.safetensors", "cuda", 0.35)
+    restored.output_segmentation = None
+    assert restored.output_segmentation is None
