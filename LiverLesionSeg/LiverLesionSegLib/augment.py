@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import AugmentConfig
+from .synthetic import add_synthetic_lesions
 
 
 def augment_batch(images: torch.Tensor, targets: torch.Tensor, config: AugmentConfig,
@@ -18,6 +19,8 @@ def augment_batch(images: torch.Tensor, targets: torch.Tensor, config: AugmentCo
     """images (n, c, H, W) in [0, 1]-ish, targets (n, k, H, W) in [0, 1] -> the augmented pair."""
     if not config.enabled:
         return images, targets
+    if config.synthetic_lesions > 0:
+        images, targets = add_synthetic_lesions(images, targets, config, generator)
     n = images.shape[0]
     theta = random_affines(n, config, generator)
     both = torch.cat([images, targets], dim=1)

@@ -64,6 +64,14 @@ class AugmentConfig:
     contrast: float = 0.1  # random gain of +-10 %
     brightness: float = 0.05
     noise: float = 0.02
+    # Synthetic lesions painted into the liver (Hu et al., CVPR 2023: synthetic tumours teach a model
+    # about as well as real ones): the chance per slice with liver, radius in network pixels, and
+    # the change of the windowed intensity (negative: hypodense).
+    synthetic_lesions: float = 0.0
+    synthetic_radius: tuple[float, float] = (2.0, 14.0)
+    synthetic_hypodense: tuple[float, float] = (0.06, 0.35)
+    synthetic_hyperdense: tuple[float, float] = (0.05, 0.2)
+    synthetic_hyperdense_share: float = 0.3
 
 
 @dataclass
@@ -124,7 +132,8 @@ class Config:
              "loss weights and Tversky alpha/beta must be 0 or more"),
             (min(l.bce_pos_weight) > 0 and min(l.class_weights) >= 0 and sum(l.class_weights) > 0,
              "loss.bce_pos_weight must be positive and class_weights not all 0"),
-            (all(0 <= x <= 1 for x in (a.flip_lr, a.flip_ud, a.crop_probability)),
+            (all(0 <= x <= 1 for x in (a.flip_lr, a.flip_ud, a.crop_probability, a.synthetic_lesions,
+                                       a.synthetic_hyperdense_share)),
              "augmentation probabilities must lie in [0, 1]"),
             (0 < a.scale[0] <= a.scale[1] and 0 < a.crop_scale[0] <= a.crop_scale[1] <= 1,
              "augment.scale and crop_scale must be increasing positive ranges (crop_scale up to 1)"),

@@ -1,0 +1,49 @@
+"""Synthetic lesions: painted inside the liver, marked in the lesion target, repeatable."""
+
+import torch
+
+from LiverLesionSegLib.config import AugmentConfig
+from LiverLesionSegLib.synthetic import add_synthetic_lesions
+
+
+def _batch(n=8, channels=3):
+    images = torch.full((n, channels, 64, 64), 0.55)
+    targets = torch.zeros(n, 2, 64, 64)
+    targets[:, 0, 16:48, 10:40] = 1  # the liver
+    targets[0, 0] = 0  # a slice without liver
+    return images, targets
+
+
+def test_lesions_are_painted_inside_the_liver_and_marked():
+    images, targets = _batch()
+    config = AugmentConfig(synthetic_lesions=1.0, synthetic_hyperdense_share=0.0)
+    new_images, new_targets = add_synthetic_lesions(images, targets, config, torch.Generator().manual_seed(0))
+    lesion = new_targets[:, 1]
+    assert lesion[0].sum() == 0 and torch.equal(new_images[0], images[0])  # no liver, no lesion
+    assert (lesion[1:].flatten(1).amax(1) > 0.5).all()
+    assert (lesion * (1 - targets[:, 0])).sum() == 0  # never outside the liver
+    changed = (new_images[:, 1] - images[:, 1]).abs() > 1e-6
+    assert not (changed & (targets[:, 0] == 0)).any()
+    assert (new_images[:, 1][lesion > 0.5] < 0.55).all()  # hypodense: darker
+    assert torch.equal(images, _batch()[0]) and torch.equal(targets, _batch()[1])  # inputs untouched
+
+
+def test_hyperdense_lesions_are_brighter_and_neighbour_slices_smaller():
+    images, targets = _batch()
+    config = AugmentConfig(synthetic_lesions=1.0, synthetic_hyperdense_share=1.0)
+    new_images, new_targets = add_synthetic_lesions(images, targets, config, torch.Generator().manual_seed(1))
+    lesion = new_targets[1:, 1] > 0.5
+    assert (new_images[1:, 1][lesion] > 0.55).all()
+    centre_area = (new_images[1:, 1] - 0.55).abs().gt(0.01).sum()
+    side_area = (new_images[1:, 0] - 0.55).abs().gt(0.01).sum()
+    assert 0 < side_area < centre_area
+
+
+def test_chance_zero_changes_nothing_and_seed_repeats():
+    images, targets = _batch()
+    same = add_synthetic_lesions(images, targets, AugmentConfig(synthetic_lesions=0.0), torch.Generator())
+    assert same[0] is images and same[1] is targets
+    config = AugmentConfig(synthetic_lesions=0.5)
+    a = add_synthetic_lesions(images, targets, config, torch.Generator().manual_seed(7))
+    b = add_synthetic_lesions(images, targets, config, torch.Generator().manual_seed(7))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
