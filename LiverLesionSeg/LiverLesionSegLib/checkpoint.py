@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -71,30 +73,54 @@ def save_checkpoint(path: str | os.PathLike, network: torch.nn.Module, config: C
     }
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "meta": json.dumps(meta)}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except Exception as exc:  # safetensors reports I/O failures as its own error, with the OS error inside
+            raise _as_os_error(exc, tmp) from None
     return Path(path)
+
+
+def _as_os_error(exc: Exception, path: Path) -> Exception:
+    """safetensors' "I/O error: No space left on device (os error 28)" as the OSError it was."""
+    from .io.atomic import write_failure_errno
+
+    if isinstance(exc, OSError):
+        return exc
+    found = re.search(r"os error (\d+)", str(exc))
+    if found:
+        code = int(found.group(1))
+        return OSError(code, os.strerror(code))
+    if "I/O error" in str(exc):
+        return OSError(write_failure_errno(path), _reason(exc))
+    return exc
 
 
 def read_metadata(path: str | os.PathLike) -> tuple[Config, dict]:
     """The configuration and training state of a checkpoint, without building the network."""
     meta, _ = _open(path, load_tensors=False)
-    return _config(meta, path), meta.get("state") or {}
+    return _config(meta, path), _state(meta, path)
 
 
 def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu",
                     with_optimizer: bool = False) -> Checkpoint:
     meta, tensors = _open(path, load_tensors=True)
     config = _config(meta, path)
+    state = _state(meta, path)
     try:
         network = build_network(config)
     except LiverLesionSegError as exc:
-        raise ModelError(f"describes a network that cannot be built ({exc.problem})", path) from None
+        raise ModelError(f"describes a network that cannot be built ({exc.problem})", path,
+                         "update liverlesionseg (a newer one may know that network), or use the original checkpoint"
+                         ) from None
     model_tensors = {k[len(_MODEL):]: v for k, v in tensors.items() if k.startswith(_MODEL)}
     _check_matches(network, model_tensors, config, path)
-    network.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in model_tensors.items()})
+    try:
+        network.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in model_tensors.items()})
+    except (RuntimeError, TypeError) as exc:  # tensors of a type a parameter cannot take
+        raise ModelError(f"weights cannot be loaded ({_reason(exc)})", path, "use the original checkpoint") from None
     network.to(device).eval()
-    optimizer_state = _optimizer_state(meta, tensors) if with_optimizer else None
-    return Checkpoint(Path(path), config, network, meta.get("state") or {}, optimizer_state)
+    optimizer_state = _optimizer_state(meta, tensors, network, path) if with_optimizer else None
+    return Checkpoint(Path(path), config, network, state, optimizer_state)
 
 
 def _open(path, load_tensors: bool) -> tuple[dict, dict]:
@@ -103,6 +129,11 @@ def _open(path, load_tensors: bool) -> tuple[dict, dict]:
     path = Path(path)
     if not path.is_file():
         raise ModelError("no such model file" if not path.exists() else "is not a file", path,
+                         "give a .safetensors checkpoint written by liverlesionseg train")
+    kind = _pickle_kind(path)
+    if kind:
+        raise ModelError(f"is a {kind}: LiverLesionSeg never unpickles model files, because unpickling can run "
+                         "any code hidden in them", path,
                          "give a .safetensors checkpoint written by liverlesionseg train")
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -121,6 +152,8 @@ def _open(path, load_tensors: bool) -> tuple[dict, dict]:
         meta = json.loads(metadata["meta"])
     except (KeyError, ValueError):
         raise ModelError("has damaged checkpoint metadata", path, "use another copy of the checkpoint") from None
+    if not isinstance(meta, dict):
+        raise ModelError("has damaged checkpoint metadata (not a JSON object)", path, "use another copy of the checkpoint")
     if version > FORMAT_VERSION:
         raise ModelError(f"was written by a newer LiverLesionSeg (checkpoint format {version})", path,
                          "update liverlesionseg")
@@ -132,7 +165,7 @@ def _open(path, load_tensors: bool) -> tuple[dict, dict]:
 
 def _config(meta: dict, path) -> Config:
     try:
-        return Config.from_dict(meta.get("config") or {}, str(path))
+        return Config.from_dict(meta.get("config") or {}, str(path)).validated(str(path))
     except LiverLesionSegError as exc:
         raise ModelError(f"has a configuration this version cannot use ({exc.problem})", path,
                          "update liverlesionseg or retrain") from None
@@ -156,16 +189,77 @@ def _check_matches(network: torch.nn.Module, tensors: dict[str, torch.Tensor], c
                          "the file is damaged or was edited; use the original checkpoint")
 
 
-def _optimizer_state(meta: dict, tensors: dict[str, torch.Tensor]) -> Optional[dict[str, Any]]:
+def _state(meta: dict, path) -> dict:
+    """The training state, checked to have the shape that resuming and plotting rely on."""
+    state = meta.get("state") or {}
+    if not _usable_state(state):
+        raise ModelError("has a damaged training state in its metadata", path, "use another copy of the checkpoint")
+    return state
+
+
+def _usable_state(state) -> bool:
+    if not isinstance(state, dict):
+        return False
+    history = state.get("history", {})
+    if not isinstance(history, dict):
+        return False
+    steps, epochs = history.get("steps", []), history.get("epochs", [])
+    if not (isinstance(steps, list) and isinstance(epochs, list)):
+        return False
+    return (all(_count(state.get(key, 0)) for key in ("epoch", "step"))
+            and all(isinstance(r, dict) and _count(r.get("step")) and _number(r.get("loss")) for r in steps)
+            and all(isinstance(r, dict) and _count(r.get("epoch")) for r in epochs)
+            and isinstance(state.get("best", {}), dict)
+            and all(isinstance(names, list) and all(isinstance(n, str) for n in names)
+                    for names in (state.get("train_cases", []), state.get("val_cases", []))))
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _optimizer_state(meta: dict, tensors: dict[str, torch.Tensor], network: torch.nn.Module,
+                     path) -> Optional[dict[str, Any]]:
+    """The optimizer state to resume with, checked by loading it into an optimizer for `network`."""
     optimizer = meta.get("optimizer")
     if not optimizer:
         return None
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for name, tensor in tensors.items():
-        if name.startswith(_OPTIMIZER):
-            index, key = name[len(_OPTIMIZER):].split(".", 1)
-            state.setdefault(int(index), {})[key] = tensor
-    return {"state": state, "param_groups": optimizer["param_groups"]}
+    try:
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for name, tensor in tensors.items():
+            if name.startswith(_OPTIMIZER):
+                index, key = name[len(_OPTIMIZER):].split(".", 1)
+                state.setdefault(int(index), {})[key] = tensor
+        result = {"state": state, "param_groups": optimizer["param_groups"]}
+        trial = torch.optim.AdamW(network.parameters())
+        trial.load_state_dict(result)
+        for group in trial.param_groups:
+            betas = group["betas"]
+            if not (all(_number(group[key]) and group[key] >= 0 for key in ("lr", "weight_decay", "eps"))
+                    and len(betas) == 2 and all(_number(b) and 0 <= b < 1 for b in betas)):
+                raise ValueError("settings out of range")
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError, RuntimeError) as exc:
+        raise ModelError(f"has a damaged optimizer state ({_reason(exc)})", path,
+                         "use another copy of the checkpoint, or fine-tune it with --init instead of --resume") from None
+    return result
+
+
+def _pickle_kind(path: Path) -> Optional[str]:
+    """What a file is when it is a pickle in disguise: a `torch.save` file (a zip archive holding
+    a pickle) or a bare pickle; None otherwise. Only the first bytes are read."""
+    with open(path, "rb") as f:
+        start = f.read(9)
+    if start[8:9] == b"{":  # the safetensors layout: an 8-byte length, then the JSON header
+        return None
+    if start.startswith(b"PK\x03\x04"):
+        return "PyTorch file in torch.save's zip format (.pt, .pth, .ckpt), which holds a pickle"
+    if len(start) >= 2 and start[0] == 0x80 and 2 <= start[1] <= 5:  # the PROTO opcode, protocols 2-5
+        return "Python pickle (.pt, .pth, .ckpt or .pkl)"
+    return None
 
 
 def _reason(exc: Exception) -> str:

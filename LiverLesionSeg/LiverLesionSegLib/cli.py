@@ -7,8 +7,11 @@ a non-zero exit status; nothing half-written is left behind.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
+import threading
 from typing import Optional, Sequence
 
 from . import __version__
@@ -23,6 +26,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     progress = make_progress(args.progress)
     setup_logging(args.verbose, progress)
+    with _signals_end_cleanly():
+        return _run(args, progress)
+
+
+def _run(args: argparse.Namespace, progress: Progress) -> int:
     try:
         return args.run(args, progress)
     except LiverLesionSegError as exc:
@@ -37,6 +45,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         return fail(progress, f"internal error ({type(exc).__name__}: {exc}); run again with --debug for the "
                               f"traceback and report it", 1)
+
+
+@contextlib.contextmanager
+def _signals_end_cleanly():
+    """Signals that would end the process abruptly end it cleanly instead, while a command runs.
+
+    - SIGTERM (how the Slicer panel's Cancel and most job schedulers stop a process) is taken
+      like Ctrl-C: the write in progress is abandoned, its temporary file removed, and the run
+      ends with exit status 130 and one line. By default Python would die on the spot and leave
+      the temporary file behind.
+    - SIGXFSZ: a write past the file size limit (`ulimit -f`) kills the process by default, with
+      no message. Ignored, the write fails with EFBIG, which ends as one line like any write error.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    wanted = {signal.SIGTERM: signal.default_int_handler}
+    if hasattr(signal, "SIGXFSZ"):
+        wanted[signal.SIGXFSZ] = signal.SIG_IGN
+    previous = {number: signal.signal(number, handler) for number, handler in wanted.items()}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def fail(progress: Progress, message: str, code: int) -> int:

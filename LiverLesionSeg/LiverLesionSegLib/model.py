@@ -49,8 +49,12 @@ def build_network(config: Config, download_weights: bool = False) -> torch.nn.Mo
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             network = factory(encoder_weights=None, **kwargs)
-    except KeyError as exc:
-        raise ModelError(f"unknown encoder '{model.encoder}' ({exc.args[0][:120]})",
+    except KeyError:  # smp's unknown name; its message lists every encoder
+        raise ModelError(f"unknown encoder '{model.encoder}'",
+                         hint="see segmentation_models_pytorch's list of encoders, e.g. resnet18, resnet34") from None
+    except (ValueError, RuntimeError, TypeError, AttributeError) as exc:  # timm's unknown names, odd settings
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+        raise ModelError(f"encoder '{model.encoder}' cannot be built with these settings ({reason})",
                          hint="see segmentation_models_pytorch's list of encoders, e.g. resnet18, resnet34") from None
     return network.to(memory_format=torch.channels_last)  # faster convolutions on CPUs and GPUs
 

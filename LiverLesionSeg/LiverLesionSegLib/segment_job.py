@@ -46,6 +46,7 @@ def run_segmentation(volume: Volume, model: str | os.PathLike = BUNDLED, device:
     """
     from .checkpoint import load_checkpoint
     from .infer import segment_volume
+    from .memory import check_segmentation_fits
     from .model import choose_device
     from .progress import NullProgress
 
@@ -58,6 +59,7 @@ def run_segmentation(volume: Volume, model: str | os.PathLike = BUNDLED, device:
     if lesion_threshold is not None:
         config.lesion_threshold = float(lesion_threshold)
     checkpoint.config.validated(str(model))
+    check_segmentation_fits(volume.shape, volume.array.itemsize, checkpoint.config.preprocess, config, volume.source)
     return segment_volume(volume, checkpoint, config, chosen, progress), chosen
 
 

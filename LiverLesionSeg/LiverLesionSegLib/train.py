@@ -22,13 +22,13 @@ import torch
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import Config
 from .dataset import PreparedCase, SliceSet, epoch_order
-from .errors import Cancelled, OutputError, TrainingError
+from .errors import Cancelled, OutputError, ResourceError, TrainingError
 from .infer import segment_canonical
 from .io.atomic import atomic_write_text
 from .losses import SegmentationLoss
 from .augment import augment_batch
 from .metrics import dice
-from .model import build_network, compute_dtype
+from .model import build_network, compute_dtype, is_out_of_memory
 from .progress import NullProgress, Progress
 
 log = logging.getLogger("LiverLesionSeg")
@@ -98,6 +98,7 @@ def train(train_cases: list[PreparedCase], val_cases: list[PreparedCase], config
     history = state["history"]
 
     clock = _Clock(total_epochs - state["epoch"])
+    fit = _MemoryFit(t.batch_size)
     for epoch in range(state["epoch"], total_epochs):
         cycle, epoch_in_cycle = divmod(epoch, t.epochs_per_cycle)
         rng = np.random.default_rng([t.seed, epoch])
@@ -114,17 +115,22 @@ def train(train_cases: list[PreparedCase], val_cases: list[PreparedCase], config
                 group["lr"] = lr
             x, y = slices.batch(batch, config.preprocess)
             x, y = augment_batch(x, y, config.augment, generator)
-            x = x.to(device).contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                logits = network(x)
-            loss, _ = loss_fn(logits.float(), y.to(device))
+            while True:
+                try:
+                    loss = _loss_and_gradients(network, loss_fn, optimizer, x, y, device, dtype, fit.slices)
+                    break
+                except (RuntimeError, MemoryError) as exc:
+                    if not (isinstance(exc, MemoryError) or is_out_of_memory(exc)):
+                        raise
+                    device = fit.after_out_of_memory(device, len(x), network, optimizer, loss_fn, exc)
+                    dtype = compute_dtype(device, t.precision)
             if not torch.isfinite(loss):
+                kept = (f"the last good checkpoint ({LAST}) is kept" if (out_dir / LAST).exists()
+                        else "no checkpoint had been written yet")
                 raise TrainingError(
                     f"the loss became {loss.item()} at cycle {cycle + 1}, epoch {epoch + 1}, step {state['step'] + 1}; "
-                    f"training stopped and the last good checkpoint ({LAST}) is kept", out_dir,
+                    f"training stopped and {kept}", out_dir,
                     "lower the learning rate or check the training images for extreme values")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
             optimizer.step()
             state["step"] += 1
             losses.append(loss.item())
@@ -157,6 +163,62 @@ def train(train_cases: list[PreparedCase], val_cases: list[PreparedCase], config
     progress.emit({"event": "done", "model": str(final), "best": state["best"],
                    "message": f"model written to {final}"})
     return TrainResult(out_dir, final, history, state["best"])
+
+
+def _loss_and_gradients(network: torch.nn.Module, loss_fn: SegmentationLoss, optimizer: torch.optim.Optimizer,
+                        x: torch.Tensor, y: torch.Tensor, device: torch.device, dtype: Optional[torch.dtype],
+                        slices_at_once: int) -> torch.Tensor:
+    """The batch's loss, its gradients left in the parameters, `slices_at_once` slices through the
+    network at a time: the pieces' gradients add up to (about) the whole batch's, so a smaller
+    piece costs memory, not a different schedule. With the whole batch at once it is the plain step."""
+    optimizer.zero_grad(set_to_none=True)
+    total = None
+    for start in range(0, len(x), slices_at_once):
+        piece = x[start:start + slices_at_once].to(device).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = network(piece)
+        loss, _ = loss_fn(logits.float(), y[start:start + slices_at_once].to(device))
+        if len(piece) < len(x):
+            loss = loss * (len(piece) / len(x))
+        loss.backward()
+        total = loss.detach() if total is None else total + loss.detach()
+    return total
+
+
+class _MemoryFit:
+    """How many slices go through the network at once. Out of memory halves it; at one slice on
+    a GPU, training moves to the CPU (where it starts again from the whole batch). Each change is
+    said in the log; out of memory at one slice on the CPU is a ResourceError."""
+
+    def __init__(self, batch_size: int):
+        self.batch_size = batch_size
+        self.slices = batch_size
+
+    def after_out_of_memory(self, device: torch.device, batch: int, network: torch.nn.Module,
+                            optimizer: torch.optim.Optimizer, loss_fn: torch.nn.Module,
+                            exc: BaseException) -> torch.device:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        at_once = min(self.slices, batch)
+        if at_once > 1:
+            self.slices = at_once // 2
+            log.warning("Out of memory on %s with %d slices at a time: going on with %d (the gradients of the "
+                        "pieces add up to the same batch of %d).", device.type.upper(), at_once, self.slices, batch)
+            return device
+        if device.type != "cpu":
+            cpu = torch.device("cpu")
+            network.to(cpu)
+            loss_fn.to(cpu)
+            for values in optimizer.state.values():
+                for key, value in values.items():
+                    if torch.is_tensor(value):
+                        values[key] = value.to(cpu)
+            self.slices = self.batch_size
+            log.warning("Out of memory on %s even with one slice at a time: training goes on on the CPU "
+                        "(slower), %d slices at a time.", device.type.upper(), self.slices)
+            return cpu
+        raise ResourceError("not enough memory to train on one slice at a time",
+                            hint="close other programs, or train with a smaller --size") from exc
 
 
 def validate(network: torch.nn.Module, cases: list[PreparedCase], config: Config,

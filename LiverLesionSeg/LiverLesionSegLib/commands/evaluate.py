@@ -88,7 +88,10 @@ class _Predictor:
     def predict(self, case, progress: Progress, out: Path):
         from ..infer import segment_volume
         from ..io.write import write_segmentation_output
+        from ..memory import check_segmentation_fits
 
+        check_segmentation_fits(case.ct.shape, case.ct.array.itemsize, self.checkpoint.config.preprocess,
+                                self.checkpoint.config.inference, case.name)
         result = segment_volume(case.ct, self.checkpoint, None, self.device, progress)
         if self.save_predictions:
             write_segmentation_output(out / f"{case.name}.nii.gz", case.ct.with_array(result.label_map()))

@@ -41,6 +41,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..io.cases import read_input_volume
     from ..io.write import output_kind, save_image, save_labels
     from ..lesions import lesion_table
+    from ..memory import check_segmentation_fits
     from ..model import choose_device
     from ..report import write_lesion_table
     from ..resources import bundled_model_path, sample_case_path
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
 
     with progress.stage("read", timings):
         volume = read_input_volume(input_path, args.series)
+    check_segmentation_fits(volume.shape, volume.array.itemsize, checkpoint.config.preprocess, config, input_path)
     result = segment_volume(volume, checkpoint, config, device, progress)
     timings.update(result.timings)
     labels = volume.with_array(result.label_map())

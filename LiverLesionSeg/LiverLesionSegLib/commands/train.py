@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 from pathlib import Path
 
@@ -92,10 +93,19 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     config = build_config(args, resume.config if resume else None, init.config if init else None)
     check_out_dir(args.out, resuming=resume is not None)
     train_cases, val_cases = load_cases(args.cases, args.validate, config, progress)
+    created = not args.out.exists()
     out = create_out_dir(args.out)  # only once the cases are known to be good: no empty run folders
+    if resume:
+        remove_partial_files(out)
     log.info("Training on %d case(s): %s; validating on %s.", len(train_cases), ", ".join(c.name for c in train_cases),
              ", ".join(c.name for c in val_cases) or "none")
-    result = train(train_cases, val_cases, config, out, device, progress, resume=resume, init=init)
+    try:
+        result = train(train_cases, val_cases, config, out, device, progress, resume=resume, init=init)
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only when the run stopped before writing anything into it
+        raise
     _plots(result.history, out)
     if not isinstance(progress, JsonLinesProgress):
         print(f"model: {result.model_path}")
@@ -151,6 +161,17 @@ def create_out_dir(out: Path) -> Path:
     except OSError as exc:
         raise OutputError(f"cannot create the folder ({exc.strerror})", out) from None
     return out
+
+
+def remove_partial_files(out: Path) -> None:
+    """Temporary files of checkpoint writes that a killed run (SIGKILL, power loss) left behind."""
+    from ..io.atomic import is_partial
+
+    for path in out.iterdir():
+        if is_partial(path) and path.is_file():
+            log.info("Removing %s, left by an interrupted checkpoint write.", path)
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def load_cases(paths: list[str], validate: list[str], config: Config, progress: Progress):

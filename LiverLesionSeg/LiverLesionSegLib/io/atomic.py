@@ -1,6 +1,8 @@
 """Atomic writes: a temporary file in the target folder, flushed, then renamed over the target.
 
 A failed or interrupted write leaves the previous file (if any) untouched and no partial file.
+A process killed while writing (SIGKILL, power loss) cannot clean up: it may leave a temporary
+`.NAME.XXXX.partial.SUFFIXES` beside the target, but never a damaged target.
 """
 
 from __future__ import annotations
@@ -8,11 +10,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 from ..errors import OutputError
+
+PARTIAL = ".partial"  # in the names of temporary files: `.NAME.XXXX.partial.SUFFIXES`
+_NEARLY_FULL = 1 << 20  # bytes: less free space than this counts as a full disk
 
 _UMASK = os.umask(0)  # read the process umask (the only way is to set it) ...
 os.umask(_UMASK)  # ... and put it back at once
@@ -22,6 +28,8 @@ def check_writable(path: str | os.PathLike) -> Path:
     """Fail early, before any work, when `path` cannot be written."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
+    if folder.exists() and not folder.is_dir():
+        raise OutputError("the output folder is a file, not a folder", folder, "choose another output")
     if not folder.is_dir():
         raise OutputError("the output folder does not exist", folder, "create it first or choose another output")
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -38,28 +46,34 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     Writers that insist on choosing the format from the file name (SimpleITK) can write to the
     yielded path directly.
     """
-    path = check_writable(path)
-    suffix = "".join(path.suffixes) or ".tmp"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial" + suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; outputs get the usual permissions
-    try:
+    with atomic_paths(path) as (tmp,):
         yield tmp
-        _fsync(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise _output_error(path, exc) from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 @contextlib.contextmanager
 def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
-    """Several outputs as one: every target is replaced only when all were written."""
-    with contextlib.ExitStack() as stack:
-        yield [stack.enter_context(atomic_path(p)) for p in paths]
+    """Several outputs as one: every target is replaced only when all were written.
+
+    Every temporary is flushed to disk first (a full disk shows up there at the latest) and only
+    then renamed over its target, so a failure leaves every target as it was.
+    """
+    targets = [check_writable(p) for p in paths]
+    temporaries: list[Path] = []
+    current = targets[0] if targets else Path(".")  # the target a failure is reported for
+    try:
+        for current in targets:
+            temporaries.append(_temporary_beside(current))
+        yield list(temporaries)
+        for current, tmp in zip(targets, temporaries):
+            _fsync(tmp)
+        for current, tmp in zip(targets, temporaries):
+            os.replace(tmp, current)
+    except OSError as exc:
+        raise _output_error(current, exc) from None
+    finally:
+        for tmp in temporaries:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -73,14 +87,58 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def is_partial(path: str | os.PathLike) -> bool:
+    """True for a temporary file that an interrupted atomic write left behind."""
+    name = Path(path).name
+    return name.startswith(".") and PARTIAL + "." in name
+
+
+def write_failure_errno(path: str | os.PathLike) -> Optional[int]:
+    """The likely cause of a failed write that came without an error number (libraries that say
+    only 'failed to write'): EFBIG when the file reached the file size limit, ENOSPC when the disk
+    is (nearly) full, None when neither."""
+    path = Path(path)
+    limit = _file_size_limit()
+    with contextlib.suppress(OSError):
+        if limit is not None and path.exists() and path.stat().st_size >= limit:
+            return errno.EFBIG
+    with contextlib.suppress(OSError):
+        if shutil.disk_usage(path.parent if str(path.parent) else ".").free < _NEARLY_FULL:
+            return errno.ENOSPC
+    return None
+
+
+def _temporary_beside(path: Path) -> Path:
+    suffix = "".join(path.suffixes) or ".tmp"
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PARTIAL + suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; outputs get the usual permissions
+    return tmp
+
+
 def _fsync(path: Path) -> None:
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
 
 
 def _output_error(path: Path, exc: OSError) -> OutputError:
-    if exc.errno == errno.ENOSPC:
+    code = exc.errno if exc.errno is not None else write_failure_errno(path)
+    if code in (errno.ENOSPC, errno.EDQUOT):
         return OutputError("the disk is full; nothing was written", path, "free some space and run again")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if code == errno.EFBIG:
+        return OutputError("the file would be larger than allowed here (the file size limit, ulimit -f, or the "
+                           "file system's largest file); nothing was written", path,
+                           "raise the limit or write to another disk")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         return OutputError("permission denied; nothing was written", path, "choose a folder you can write to")
     return OutputError(f"cannot write ({exc.strerror or exc}); nothing was written", path)
+
+
+def _file_size_limit() -> Optional[int]:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else soft

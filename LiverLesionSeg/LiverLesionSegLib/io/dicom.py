@@ -12,18 +12,21 @@ The chosen series is reported in `Volume.source`, as
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 import pydicom
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.pixels import get_decoder
 
 from ..errors import GeometryError, InputError
+from ..memory import check_image_fits
 from ..volume import DIRECTION_TOLERANCE, POSITION_TOLERANCE_MM, Volume
 
 LOG = logging.getLogger("LiverLesionSeg")
@@ -86,6 +89,7 @@ class FolderScan:
     folder: Path
     series: list[SeriesInfo]
     skipped: list[Path]  # not DICOM, or DICOM without a series (DICOMDIR)
+    damaged: list[Path] = field(default_factory=list)  # among `skipped`: DICOM files too damaged to place
 
 
 # --- discovery ---------------------------------------------------------------------------------
@@ -105,7 +109,12 @@ def scan_folder(folder: str | os.PathLike) -> FolderScan:
     series, skipped = scan_files(files)
     if skipped:
         LOG.debug("%s: %d of %d files are not DICOM images and were skipped", folder, len(skipped), len(files))
-    return FolderScan(folder, series, skipped)
+    # A DICOM file (it has the DICM mark) without a series is truncated or damaged; DICOMDIR is the exception.
+    damaged = [path for path in skipped if path.name.upper() != "DICOMDIR" and _has_dicom_prefix(path)]
+    if damaged:
+        LOG.warning("%s: left out %d damaged or truncated DICOM file(s) that name no series, e.g. %s", folder,
+                    len(damaged), damaged[0])
+    return FolderScan(folder, series, skipped, damaged)
 
 
 def list_files(folder: Path) -> list[Path]:
@@ -136,7 +145,10 @@ def scan_files(files: Sequence[Path]) -> tuple[list[SeriesInfo], list[Path]]:
             skipped.append(path)
             continue
         by_series.setdefault(str(header.SeriesInstanceUID), []).append((path, header))
-    series = [_series_info(uid, members) for uid, members in by_series.items()]
+    series = []
+    for uid, members in by_series.items():
+        with header_values(members[0][0]):
+            series.append(_series_info(uid, members))
     series.sort(key=lambda s: (s.number is None, s.number or 0, s.description, s.uid))
     return series, skipped
 
@@ -283,11 +295,42 @@ def _raise_no_images(scan: FolderScan) -> None:
 
 def read_ct_folder(folder: str | os.PathLike, series: Optional[str | int] = None) -> Volume:
     """The axial CT series of a folder as a `Volume` in HU (see `choose_ct_series`)."""
-    return read_series(choose_ct_series(scan_folder(folder), series))
+    scan = scan_folder(folder)
+    try:
+        return read_series(choose_ct_series(scan, series))
+    except GeometryError as exc:
+        if not scan.damaged:
+            raise
+        # A missing slice is often one of the damaged files: say so.
+        raise GeometryError(exc.problem, exc.path,
+                            f"the folder also holds {len(scan.damaged)} damaged or truncated DICOM file(s), e.g. "
+                            f"{scan.damaged[0].name}, perhaps the missing slice(s); export the series again") from None
+
+
+# What pydicom (which parses elements only when they are used) and arithmetic on header values
+# raise for damaged elements.
+HEADER_ERRORS = (ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError, ZeroDivisionError,
+                 NotImplementedError, EOFError, struct.error, InvalidDicomError, BytesLengthException)
+
+
+@contextlib.contextmanager
+def header_values(where: str | os.PathLike):
+    """Header values of the wrong kind (text where a number belongs, one number where there
+    should be three) in a damaged or hand-edited file end as an InputError naming it."""
+    try:
+        yield
+    except HEADER_ERRORS as exc:
+        raise InputError(f"has a header value that cannot be used ({_reason(exc)})", where,
+                         "the file is damaged or was edited; export it again") from None
 
 
 def read_series(info: SeriesInfo) -> Volume:
     """Read a series' pixels in HU with the geometry of its headers; refuse what is not a volume."""
+    with header_values(info.folder):
+        return _read_series(info)
+
+
+def _read_series(info: SeriesInfo) -> Volume:
     where = info.folder
     if info.modality.upper() in NON_IMAGE_MODALITIES:
         raise InputError(f"{info.label} is a {info.modality} object, not an image series", where,
@@ -297,11 +340,14 @@ def read_series(info: SeriesInfo) -> Volume:
                             "give a series of several axial slices")
     datasets, slices = [], []
     for path in info.files:
-        ds = read_dataset(path)
-        _check_pixel_format(path, ds)
-        slices.append(decode_pixels(path, ds))
-        del ds.PixelData  # keep the headers only: the decoded slice holds the pixels
-        datasets.append(ds)
+        with header_values(path):
+            ds = read_dataset(path)
+            if not datasets:
+                _check_series_fits(ds, len(info.files), where)
+            _check_pixel_format(path, ds)
+            slices.append(decode_pixels(path, ds))
+            del ds.PixelData  # keep the headers only: the decoded slice holds the pixels
+            datasets.append(ds)
     grid = slice_geometry(datasets, info.files, where)
     array = _to_hounsfield(slices, datasets)
     return Volume(array, grid.spacing, grid.origin, grid.direction, f"{where} ({info.label})")
@@ -344,6 +390,14 @@ def slice_geometry(datasets: Sequence[pydicom.Dataset], files: Sequence[Path], w
             if keyword not in ds:
                 raise GeometryError(f"{path.name} has no {keyword}, so its place in space is unknown", where,
                                     "give a series exported with its geometry (CT slices, not screenshots)")
+        spacing = _numbers(ds, "PixelSpacing", 2)
+        usable = {"ImagePositionPatient": _numbers(ds, "ImagePositionPatient", 3) is not None,
+                  "ImageOrientationPatient": _orientation(ds) is not None,
+                  "PixelSpacing": spacing is not None and min(spacing) > 0}
+        for keyword, ok in usable.items():
+            if not ok:
+                raise GeometryError(f"{path.name} has an unusable {keyword} ({ds.get(keyword)!s:.60})", where,
+                                    "the file is damaged or was edited; export the series again")
     orientation = _orientation(datasets[0])
     row_dir, col_dir = np.array(orientation[:3]), np.array(orientation[3:])
     normal = _normal(orientation)
@@ -412,6 +466,19 @@ def _check_pixel_format(path: Path, ds: pydicom.Dataset) -> None:
                          "export the series as one file per slice")
     if "PixelData" not in ds:
         raise InputError("has no pixel data (a truncated file?)", path, "export the series again")
+    for keyword in ("RescaleSlope", "RescaleIntercept"):
+        if ds.get(keyword) not in (None, "") and _numbers(ds, keyword, 1) is None:
+            raise InputError(f"has an unusable {keyword} ({ds.get(keyword)!s:.60})", path,
+                             "the file is damaged or was edited; export the series again")
+
+
+def _check_series_fits(first: pydicom.Dataset, count: int, where: Path) -> None:
+    """Before decoding: `count` slices of the first one's size must fit in memory (the decoded
+    slices and the volume made from them, float32 at worst)."""
+    rows, columns = _int_or_none(first.get("Rows")), _int_or_none(first.get("Columns"))
+    bits = _int_or_none(first.get("BitsAllocated")) or 16
+    if rows and columns and rows > 0 and columns > 0:
+        check_image_fits((count, rows, columns), max(bits, 8) // 8 + 4, where, copies=1)
 
 
 def decode_pixels(path: Path, ds: pydicom.Dataset) -> np.ndarray:
@@ -498,17 +565,33 @@ def check_in_plane_grid(volume: Volume, orientation, pixel_spacing, shape, what:
 # --- small helpers -----------------------------------------------------------------------------
 
 def _orientation(ds) -> Optional[tuple[float, ...]]:
-    value = ds.get("ImageOrientationPatient")
-    if value is None or len(value) != 6:
+    """ImageOrientationPatient: two unit vectors at right angles; None when missing or unusable."""
+    values = _numbers(ds, "ImageOrientationPatient", 6)
+    if values is None:
         return None
-    return tuple(float(v) for v in value)
+    row, column = np.array(values[:3]), np.array(values[3:])
+    if not (np.allclose([np.linalg.norm(row), np.linalg.norm(column)], 1, atol=1e-2)
+            and abs(float(row @ column)) < 1e-2):
+        return None
+    return values
 
 
 def _position(ds) -> np.ndarray:
-    value = ds.get("ImagePositionPatient")
-    if value is None or len(value) != 3:
-        return np.full(3, np.nan)
-    return np.array([float(v) for v in value])
+    values = _numbers(ds, "ImagePositionPatient", 3)
+    return np.full(3, np.nan) if values is None else np.array(values)
+
+
+def _numbers(ds, keyword: str, count: int) -> Optional[tuple[float, ...]]:
+    """A header value of `count` finite numbers, or None (missing, text, another length)."""
+    try:
+        value = ds.get(keyword)
+        values = tuple(float(v) for v in (value if isinstance(value, (list, tuple, pydicom.multival.MultiValue))
+                                          else [value]))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if len(values) != count or not all(np.isfinite(values)):
+        return None
+    return values
 
 
 def _normal(orientation: Sequence[float]) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import GeometryError, InputError
+from ..memory import check_image_fits
 from ..volume import Volume
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
@@ -54,6 +55,7 @@ def read_image(path: str | os.PathLike) -> Volume:
         raise InputError(f"cannot read the image header ({_itk_reason(exc)})", path,
                          "the file may be damaged or not an image; export it again") from None
     _check_shape(path, reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents())
+    check_image_fits(tuple(reversed(reader.GetSize())), _itemsize(reader.GetPixelID()), path)
     if path.name.lower().endswith((".nii", ".nii.gz")):
         _check_nifti(path)
     try:
@@ -139,6 +141,14 @@ def _check_finite(path: Path, array: np.ndarray) -> None:
         bad = np.count_nonzero(~np.isfinite(array))
         if bad:
             raise InputError(f"{bad} voxels are NaN or infinite", path, "give an image with finite values")
+
+
+def _itemsize(pixel_id: int) -> int:
+    """Bytes a voxel of this SimpleITK pixel type takes (8 where it cannot be told)."""
+    try:
+        return sitk.GetArrayViewFromImage(sitk.Image([1, 1, 1], pixel_id)).itemsize
+    except RuntimeError:
+        return 8
 
 
 def _size(volume: Volume) -> str:

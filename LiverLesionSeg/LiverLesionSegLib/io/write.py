@@ -8,15 +8,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import sys
+import tempfile
 from pathlib import Path
+from typing import Iterator, Optional
 
 import numpy as np
 
 from ..errors import OutputError
 from ..segments import SEGMENTS
 from ..volume import Volume
-from .atomic import atomic_path
+from .atomic import atomic_path, write_failure_errno
 
 LABEL_MAP_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
 SEGMENTATION_SUFFIX = ".seg.nrrd"
@@ -60,10 +65,87 @@ def save_image(path: Path, volume: Volume) -> None:
 
     if not str(path).lower().endswith(LABEL_MAP_SUFFIXES):
         raise OutputError("unknown image format", path, "name it .nii.gz, .nii or .nrrd")
+    with _c_library_messages() as messages:
+        try:
+            sitk.WriteImage(volume.to_sitk(), str(path), useCompression=True)
+            failure = None
+        except RuntimeError as exc:  # SimpleITK reports some I/O failures (NRRD) this way
+            failure = str(exc).strip().splitlines()[-1]
+        if failure is None and str(path).lower().endswith((".nii", ".nii.gz")):
+            failure = _incomplete_nifti(path)  # its NIfTI writer reports a short write only on stderr
+        if failure is not None:
+            messages.failed = True
+            raise OSError(_errno_of(failure, path), failure)
+
+
+def _incomplete_nifti(path: Path) -> Optional[str]:
+    """Why a just-written NIfTI file is incomplete, or None when it holds every byte it announces."""
+    import nibabel as nib
+
     try:
-        sitk.WriteImage(volume.to_sitk(), str(path), useCompression=True)
-    except RuntimeError as exc:  # SimpleITK reports I/O failures (full disk, permissions) this way
-        raise OSError(str(exc).strip().splitlines()[-1]) from None
+        proxy = nib.load(str(path)).dataobj
+        needed = int(proxy.offset) + int(np.prod(proxy.shape)) * proxy.dtype.itemsize
+    except Exception:
+        return "the file was written incompletely (its header cannot be read back)"
+    if str(path).lower().endswith(".gz"):
+        complete = _gzip_declared_length(path) == needed % (1 << 32)  # gzip stores the length modulo 2**32
+    else:
+        complete = path.stat().st_size >= needed
+    return None if complete else "the file was written incompletely"
+
+
+def _gzip_declared_length(path: Path) -> Optional[int]:
+    """The uncompressed length a complete gzip file declares in its last four bytes; a file cut
+    short ends in compressed data instead, which matches the expected length by chance only."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() < 18:  # header and trailer of an empty gzip member
+            return None
+        f.seek(-4, os.SEEK_END)
+        return int.from_bytes(f.read(4), "little")
+
+
+def _errno_of(message: str, path: Path) -> Optional[int]:
+    text = message.lower()
+    if "no space left" in text:
+        return errno.ENOSPC
+    if "file too large" in text:
+        return errno.EFBIG
+    return write_failure_errno(path)
+
+
+class _Captured:
+    """Set `failed` when the write failed: the C library's own complaints are then left out."""
+
+    failed = False
+
+
+@contextlib.contextmanager
+def _c_library_messages() -> Iterator[_Captured]:
+    """Hold back what C libraries print straight to file descriptor 2 during a write (NIfTI's
+    "** ERROR: NWAD: wrote only ..."), and pass it on afterwards; when the write failed, without
+    those complaints: the one-line error says it all."""
+    captured = _Captured()
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        sink = tempfile.TemporaryFile()
+    except (OSError, ValueError, AttributeError):  # no descriptor 2 (a GUI), or no room for a temporary file
+        yield captured
+        return
+    os.dup2(sink.fileno(), 2)
+    try:
+        yield captured
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        sink.seek(0)
+        lines = sink.read().splitlines(keepends=True)
+        sink.close()
+        if captured.failed:
+            lines = [line for line in lines if not line.lstrip().startswith(b"** ERROR")]
+        with contextlib.suppress(OSError):
+            os.write(2, b"".join(lines))
 
 
 def save_seg_nrrd(path: Path, labels: Volume) -> None:

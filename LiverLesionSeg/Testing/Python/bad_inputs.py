@@ -2,21 +2,36 @@
 
 Every entry builds its input and returns the command line to run, the exit status (that is, the
 error class) it must end with, and a fragment the one-line message must hold. `test_cli_errors.py`
-runs them all; a new broken input is one more function here.
+runs them all in-process; `new_user_pass.py` runs them through the installed `liverlesionseg`
+command in a terminal, as a new user would. A new broken input is one more function here; its
+docstring's first line is its row in docs/robustness.md.
+
+Faults that no file can carry (a full disk, a file size limit) come as a `fault`: a context
+manager around the run. Where the real thing needs privileges (a tiny tmpfs, a read-only bind
+mount), the entry makes it when it can and is skipped when it cannot.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import functools
+import json
+import os
+import pickle
 import shutil
+import signal
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ContextManager, Optional
 
 import numpy as np
 import pydicom
+import pytest
 import SimpleITK as sitk
 
-INPUT, GEOMETRY, MODEL, OUTPUT, TRAINING = 3, 4, 5, 6, 7
+INPUT, GEOMETRY, MODEL, OUTPUT, TRAINING, RESOURCE = 3, 4, 5, 6, 7, 8
 
 
 @dataclass
@@ -25,6 +40,10 @@ class BadInput:
     exit_code: int
     fragment: str  # a piece of the message, lower case
     names: str  # a file or folder name the message must name
+    existing: Optional[Path] = None  # an output the user already has (default: out.nii.gz in the folder)
+    fault: Optional[Callable[[], ContextManager]] = None  # a simulated fault, active while the command runs
+    in_process_only: bool = False  # the fault is a monkeypatch: it cannot reach a separate process
+    cleanup: Optional[Callable[[], None]] = None  # undo what the entry set up outside its folder (mounts)
 
 
 CATALOGUE: dict[str, Callable[..., BadInput]] = {}
@@ -59,12 +78,14 @@ def segment(input_path: Path, tmp: Path, model: Path, *extra: str) -> list[str]:
 
 @entry
 def empty_folder(data_dir, tmp, model):
+    """An empty folder."""
     (tmp / "empty").mkdir()
     return BadInput(segment(tmp / "empty", tmp, model), INPUT, "no dicom", "empty")
 
 
 @entry
 def folder_of_non_dicom_files(data_dir, tmp, model):
+    """A folder of files that are not DICOM."""
     folder = tmp / "notes"
     folder.mkdir()
     for n in range(3):
@@ -74,11 +95,13 @@ def folder_of_non_dicom_files(data_dir, tmp, model):
 
 @entry
 def missing_input(data_dir, tmp, model):
+    """An input path that does not exist."""
     return BadInput(segment(tmp / "nowhere", tmp, model), INPUT, "does not exist", "nowhere")
 
 
 @entry
 def mr_series(data_dir, tmp, model):
+    """An MR series instead of a CT series."""
     for path in copy_slices(data_dir, tmp / "mr"):
         edit(path, Modality="MR")
     return BadInput(segment(tmp / "mr", tmp, model), INPUT, "mr", "mr")
@@ -86,12 +109,14 @@ def mr_series(data_dir, tmp, model):
 
 @entry
 def single_slice(data_dir, tmp, model):
+    """A DICOM folder with a single 2-D slice."""
     copy_slices(data_dir, tmp / "one", n=1)
     return BadInput(segment(tmp / "one", tmp, model), GEOMETRY, "slice", "one")
 
 
 @entry
 def two_dimensional_nifti(data_dir, tmp, model):
+    """A 2-D NIfTI image."""
     image = sitk.GetImageFromArray(np.zeros((64, 64), np.int16))
     sitk.WriteImage(image, str(tmp / "flat.nii.gz"))
     return BadInput(segment(tmp / "flat.nii.gz", tmp, model), GEOMETRY, "2-d", "flat.nii.gz")
@@ -99,6 +124,7 @@ def two_dimensional_nifti(data_dir, tmp, model):
 
 @entry
 def slices_with_a_gap(data_dir, tmp, model):
+    """A DICOM series with a slice missing (a gap)."""
     files = copy_slices(data_dir, tmp / "gap")
     files[3].unlink()
     return BadInput(segment(tmp / "gap", tmp, model), GEOMETRY, "gap", "gap")
@@ -106,6 +132,7 @@ def slices_with_a_gap(data_dir, tmp, model):
 
 @entry
 def truncated_nifti(data_dir, tmp, model):
+    """A NIfTI file cut in half."""
     image = sitk.GetImageFromArray(np.zeros((8, 64, 64), np.int16))
     sitk.WriteImage(image, str(tmp / "cut.nii"))
     data = (tmp / "cut.nii").read_bytes()
@@ -115,6 +142,7 @@ def truncated_nifti(data_dir, tmp, model):
 
 @entry
 def mask_that_does_not_match_its_image(data_dir, tmp, model):
+    """A label map whose shape differs from its image's (train)."""
     case = tmp / "pair"
     case.mkdir()
     image = sitk.GetImageFromArray(np.zeros((8, 64, 64), np.int16))
@@ -126,6 +154,7 @@ def mask_that_does_not_match_its_image(data_dir, tmp, model):
 
 @entry
 def checkpoint_of_another_architecture(data_dir, tmp, model):
+    """A checkpoint whose weights are not of the architecture its metadata names."""
     import json
 
     from safetensors import safe_open
@@ -144,6 +173,7 @@ def checkpoint_of_another_architecture(data_dir, tmp, model):
 
 @entry
 def file_that_is_not_a_checkpoint(data_dir, tmp, model):
+    """A text file given as the model."""
     (tmp / "model.safetensors").write_text("this is not a model")
     return BadInput(segment(data_dir / "tace" / "RadCTTACEomics_0697", tmp, tmp / "model.safetensors"),
                     MODEL, "not a readable checkpoint", "model.safetensors")
@@ -151,6 +181,7 @@ def file_that_is_not_a_checkpoint(data_dir, tmp, model):
 
 @entry
 def output_folder_that_does_not_exist(data_dir, tmp, model):
+    """An output in a folder that does not exist."""
     argv = ["segment", str(data_dir / "tace" / "RadCTTACEomics_0697"), "-o", str(tmp / "no" / "out.nii.gz"),
             "--model", str(model)]
     return BadInput(argv, OUTPUT, "does not exist", "no")
@@ -158,6 +189,501 @@ def output_folder_that_does_not_exist(data_dir, tmp, model):
 
 @entry
 def unknown_output_format(data_dir, tmp, model):
+    """An output named with a suffix no writer knows (.png)."""
     argv = ["segment", str(data_dir / "tace" / "RadCTTACEomics_0697"), "-o", str(tmp / "out.png"),
             "--model", str(model)]
     return BadInput(argv, OUTPUT, "unknown output format", "out.png")
+
+
+# --- helpers for the entries below ---------------------------------------------------------------
+
+def tace_case(data_dir: Path) -> Path:
+    """A real case to segment where the input itself is fine (the fault is elsewhere)."""
+    return data_dir / "tace" / "RadCTTACEomics_0697"
+
+
+def copy_six(data_dir: Path, tmp: Path, name: str) -> tuple[Path, list[Path]]:
+    """Six real CT slices in `tmp/name`: the folder and its files."""
+    folder = tmp / name
+    return folder, copy_slices(data_dir, folder)
+
+
+@functools.lru_cache(maxsize=None)
+def labelled_slices(data_dir: Path):
+    """Eight slices of 3Dircadb1.17 through its liver and lesions, with their true masks."""
+    from LiverLesionSegLib.io.cases import find_cases, load_case
+    from LiverLesionSegLib.volume import Volume
+
+    case = load_case(find_cases([data_dir / "ircadb" / "3Dircadb1.17"])[0])
+    crop = slice(88, 96)
+    origin = case.ct.physical_points([[0, 0, crop.start]])[0]
+    ct = Volume(case.ct.array[crop].copy(), case.ct.spacing, origin, case.ct.direction, "3Dircadb1.17 crop")
+    return ct, case.label_map()[crop].copy()
+
+
+def small_case(data_dir: Path, folder: Path) -> Path:
+    """A real labelled case (image.nii.gz + labels.nii.gz) small enough to train on in seconds."""
+    ct, labels = labelled_slices(data_dir)
+    folder.mkdir(parents=True)
+    sitk.WriteImage(ct.to_sitk(), str(folder / "image.nii.gz"))
+    sitk.WriteImage(ct.with_array(labels).to_sitk(), str(folder / "labels.nii.gz"))
+    return folder
+
+
+def write_nifti(path: Path, array: np.ndarray, spacing=(0.8, 0.8, 2.5)) -> Path:
+    """A [k, j, i] array as a NIfTI file (through SimpleITK, as other tools write them)."""
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(spacing)
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+def small_checkpoint(path: Path, edit_meta: Optional[Callable[[dict, dict], None]] = None, nan: bool = False) -> Path:
+    """A real checkpoint of a small network (Linknet, tu-lcnet_035) written by `save_checkpoint`;
+    `edit_meta(metadata, meta)` edits its safetensors metadata and the JSON inside afterwards;
+    `nan` spoils one weight."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from LiverLesionSegLib.checkpoint import save_checkpoint
+    from LiverLesionSegLib.config import Config
+    from LiverLesionSegLib.model import build_network
+
+    config = Config()
+    config.model.arch, config.model.encoder, config.preprocess.size = "Linknet", "tu-lcnet_035", 64
+    torch.manual_seed(0)
+    network = build_network(config)
+    if nan:
+        with torch.no_grad():
+            next(network.parameters()).view(-1)[0] = float("nan")
+    save_checkpoint(path, network, config, {"epoch": 1, "step": 4})
+    if edit_meta is not None:
+        with safe_open(str(path), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            metadata = f.metadata()
+        meta = json.loads(metadata["meta"])
+        edit_meta(metadata, meta)
+        metadata["meta"] = json.dumps(meta)
+        save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+class _WritesAMarker:
+    """Unpickled, this makes a folder: proof that code ran. Pickled by reference to os.mkdir."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))
+
+
+def crafted_pickle(path: Path, marker: Path) -> Path:
+    """A .pt/.pth/.ckpt file that runs code (makes `marker`) when unpickled: torch.save's zip
+    format for .pt and .pth, a bare pickle otherwise."""
+    import torch
+
+    payload = {"state_dict": _WritesAMarker(marker)}
+    if path.suffix in (".pt", ".pth"):
+        torch.save(payload, path)
+    else:
+        path.write_bytes(pickle.dumps(payload, protocol=4))
+    return path
+
+
+def file_digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _run(*command: str) -> bool:
+    return subprocess.run(list(command), capture_output=True).returncode == 0
+
+
+def _unmount(folder: Path) -> Callable[[], None]:
+    return lambda: _run("umount", str(folder))
+
+
+# --- more DICOM series -----------------------------------------------------------------------------
+
+@entry
+def several_series_and_an_unknown_choice(data_dir, tmp, model):
+    """A folder with two CT series and --series naming neither."""
+    folder, _ = copy_six(data_dir, tmp, "two")
+    uid = pydicom.uid.generate_uid()
+    for path in copy_slices(data_dir, tmp / "two" / "other", n=4):
+        edit(path, SeriesInstanceUID=uid, SeriesNumber=7, SeriesDescription="other phase")
+    return BadInput(segment(folder, tmp, model, "--series", "99"), INPUT, "no series matches '99'", "two")
+
+
+@entry
+def ultrasound_series(data_dir, tmp, model):
+    """An ultrasound series instead of a CT series."""
+    folder, files = copy_six(data_dir, tmp, "us")
+    for path in files:
+        edit(path, Modality="US")
+    return BadInput(segment(folder, tmp, model), INPUT, "modality us, not ct", "us")
+
+
+@entry
+def rgb_image(data_dir, tmp, model):
+    """A DICOM series of RGB colour images."""
+    folder, files = copy_six(data_dir, tmp, "rgb")
+    for path in files:
+        ds = pydicom.dcmread(path)
+        grey = (np.clip(ds.pixel_array, 0, 255)).astype(np.uint8)
+        ds.PixelData = np.repeat(grey[..., None], 3, axis=2).tobytes()
+        ds.PhotometricInterpretation, ds.SamplesPerPixel, ds.PlanarConfiguration = "RGB", 3, 0
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        ds.save_as(path)
+    return BadInput(segment(folder, tmp, model), INPUT, "colour image", "rgb")
+
+
+@entry
+def secondary_capture(data_dir, tmp, model):
+    """Secondary-capture images (screenshots) labelled CT."""
+    folder, files = copy_six(data_dir, tmp, "sc")
+    for path in files:
+        edit(path, SOPClassUID="1.2.840.10008.5.1.4.1.1.7")
+    return BadInput(segment(folder, tmp, model), INPUT, "secondary capture", "sc")
+
+
+@entry
+def duplicate_slice_position(data_dir, tmp, model):
+    """Two slices at the same position (a copied file)."""
+    folder, files = copy_six(data_dir, tmp, "duplicate")
+    copy = folder / "copy-of-a-slice.dcm"
+    shutil.copy(files[2], copy)
+    edit(copy, SOPInstanceUID=pydicom.uid.generate_uid())
+    return BadInput(segment(folder, tmp, model), GEOMETRY, "same position", "duplicate")
+
+
+@entry
+def mixed_pixel_spacing(data_dir, tmp, model):
+    """One slice with another pixel spacing than the rest of its series."""
+    folder, files = copy_six(data_dir, tmp, "spacing")
+    edit(files[3], PixelSpacing=[0.5, 0.5])
+    return BadInput(segment(folder, tmp, model), GEOMETRY, "mixed pixel spacing", files[3].name)
+
+
+@entry
+def gantry_tilt(data_dir, tmp, model):
+    """Axial slices shifted along y from slice to slice (a tilted gantry): refused, not resampled."""
+    folder, files = copy_six(data_dir, tmp, "tilt")
+    for n, path in enumerate(files):
+        x, y, z = (float(v) for v in pydicom.dcmread(path).ImagePositionPatient)
+        edit(path, ImagePositionPatient=[x, y + n * 2.5 * np.tan(np.radians(15)), z])
+    return BadInput(segment(folder, tmp, model), GEOMETRY, "gantry tilt", "tilt")
+
+
+def _undecodable_syntax():
+    """A compressed transfer syntax that no installed pydicom decoder can read."""
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import HTJ2KLossless, JPEGExtended12Bit, JPEGLossless, JPEGLosslessSV1
+
+    for syntax in (JPEGLosslessSV1, JPEGLossless, JPEGExtended12Bit, HTJ2KLossless):
+        if not get_decoder(syntax).is_available:
+            return syntax
+    pytest.skip("every compressed transfer syntax tried has a decoder installed here")
+
+
+@entry
+def compressed_without_a_decoder(data_dir, tmp, model):
+    """Pixel data compressed as JPEG Lossless (common from scanners) with no decoder installed."""
+    # No encoder for that syntax is installed either, so the frame is a placeholder: the reader
+    # refuses on the transfer syntax before it touches the frame.
+    syntax = _undecodable_syntax()
+    folder, files = copy_six(data_dir, tmp, "jpeg")
+    for path in files:
+        ds = pydicom.dcmread(path)
+        ds.file_meta.TransferSyntaxUID = syntax
+        ds.PixelData = pydicom.encaps.encapsulate([b"\xff\xd8\xff\xc3" + bytes(64) + b"\xff\xd9"])
+        ds["PixelData"].VR = "OB"
+        ds.save_as(path, enforce_file_format=True)
+    return BadInput(segment(folder, tmp, model), INPUT, "no decoder for it is installed", "jpeg")
+
+
+@entry
+def truncated_dicom_slice(data_dir, tmp, model):
+    """A DICOM slice cut in half (its pixel data incomplete)."""
+    folder, files = copy_six(data_dir, tmp, "cut")
+    data = files[2].read_bytes()
+    files[2].write_bytes(data[: len(data) // 2])
+    return BadInput(segment(folder, tmp, model), INPUT, "truncated", files[2].name)
+
+
+@entry
+def truncated_dicom_header(data_dir, tmp, model):
+    """A DICOM slice cut inside its header: left out, and the gap it leaves names it."""
+    folder, files = copy_six(data_dir, tmp, "cut-header")
+    files[2].write_bytes(files[2].read_bytes()[:400])
+    return BadInput(segment(folder, tmp, model), GEOMETRY, "damaged or truncated dicom file", files[2].name)
+
+
+# --- NIfTI, NRRD and label maps --------------------------------------------------------------------
+
+@entry
+def truncated_gzip_nifti(data_dir, tmp, model):
+    """A .nii.gz file cut short."""
+    path = write_nifti(tmp / "cut.nii.gz", np.random.default_rng(0).integers(-1000, 1000, (8, 64, 64), np.int16))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    return BadInput(segment(path, tmp, model), INPUT, "truncated", "cut.nii.gz")
+
+
+@entry
+def nifti_with_nan(data_dir, tmp, model):
+    """A float NIfTI holding NaN voxels."""
+    array = np.zeros((8, 64, 64), np.float32)
+    array[3, 10, 10] = np.nan
+    return BadInput(segment(write_nifti(tmp / "nan.nii", array), tmp, model), INPUT, "nan or infinite", "nan.nii")
+
+
+@entry
+def nifti_with_infinity(data_dir, tmp, model):
+    """A float NIfTI holding infinite voxels."""
+    array = np.zeros((8, 64, 64), np.float32)
+    array[2, 5, 5] = np.inf
+    return BadInput(segment(write_nifti(tmp / "inf.nii.gz", array), tmp, model), INPUT, "nan or infinite",
+                    "inf.nii.gz")
+
+
+@entry
+def four_dimensional_nifti(data_dir, tmp, model):
+    """A 4-D NIfTI (a time series)."""
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(np.zeros((64, 64, 8, 3), np.int16), np.eye(4)), str(tmp / "series.nii.gz"))
+    return BadInput(segment(tmp / "series.nii.gz", tmp, model), GEOMETRY, "4-d image", "series.nii.gz")
+
+
+@entry
+def label_map_on_another_grid(data_dir, tmp, model):
+    """A label map of the right shape but another spacing than its image (train)."""
+    case = tmp / "grid"
+    case.mkdir()
+    write_nifti(case / "image.nii.gz", np.zeros((8, 64, 64), np.int16), spacing=(0.8, 0.8, 2.5))
+    write_nifti(case / "labels.nii.gz", np.zeros((8, 64, 64), np.uint8), spacing=(0.8, 0.8, 5.0))
+    return BadInput(["train", str(case), "--out", str(tmp / "run")], GEOMETRY, "geometry", "labels.nii.gz")
+
+
+@entry
+def mask_with_unexpected_labels(data_dir, tmp, model):
+    """A label map holding labels other than 0, 1 and 2 (train)."""
+    case = tmp / "labels5"
+    case.mkdir()
+    labels = np.zeros((8, 64, 64), np.uint8)
+    labels[2:5, 10:20, 10:20] = 5
+    write_nifti(case / "image.nii.gz", np.zeros((8, 64, 64), np.int16))
+    write_nifti(case / "labels.nii.gz", labels)
+    return BadInput(["train", str(case), "--out", str(tmp / "run")], INPUT, "label(s) 5", "labels.nii.gz")
+
+
+@entry
+def seg_referencing_another_series(data_dir, tmp, model):
+    """A DICOM SEG beside a CT series other than the one it was made on (train)."""
+    case = tmp / "seg-case"
+    copy_slices(data_dir, case / "ct", n=4)
+    seg = tace_case(data_dir) / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
+    shutil.copy(seg, case / seg.name)
+    return BadInput(["train", str(case), "--out", str(tmp / "run")], INPUT, "references series", seg.name)
+
+
+@entry
+def volume_too_large_for_memory(data_dir, tmp, model):
+    """A NIfTI whose header announces 32767^3 voxels (70 TB): refused before any allocation."""
+    import nibabel as nib
+
+    header = nib.Nifti1Header()
+    header.set_data_shape((32767, 32767, 32767))
+    header.set_data_dtype(np.int16)
+    header["vox_offset"] = 352
+    (tmp / "huge.nii").write_bytes(header.binaryblock + bytes(4))  # the header alone: no 70 TB on disk
+    return BadInput(segment(tmp / "huge.nii", tmp, model), RESOURCE, "of memory, but only", "huge.nii")
+
+
+# --- models ------------------------------------------------------------------------------------------
+
+@entry
+def truncated_checkpoint(data_dir, tmp, model):
+    """A checkpoint cut short (an interrupted copy)."""
+    path = small_checkpoint(tmp / "cut.safetensors")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return BadInput(segment(tace_case(data_dir), tmp, path), MODEL, "not a readable checkpoint", "cut.safetensors")
+
+
+@entry
+def pickled_checkpoint_that_would_run_code(data_dir, tmp, model):
+    """A .pt pickle that would run code when unpickled: refused unread (the marker never appears)."""
+    path = crafted_pickle(tmp / "model.pt", tmp / "code-ran")
+    return BadInput(segment(tace_case(data_dir), tmp, path), MODEL, "never unpickles", "model.pt")
+
+
+@entry
+def weights_of_another_network_without_metadata(data_dir, tmp, model):
+    """A plain safetensors state dict of another network (Linknet), as other tools write."""
+    import torch
+    from safetensors.torch import save_file
+
+    from LiverLesionSegLib.config import Config
+    from LiverLesionSegLib.model import build_network
+
+    config = Config()
+    config.model.arch, config.model.encoder = "Linknet", "tu-lcnet_035"
+    torch.manual_seed(0)
+    state = {k: v.contiguous() for k, v in build_network(config).state_dict().items()}
+    save_file(state, str(tmp / "linknet.safetensors"))
+    return BadInput(segment(tace_case(data_dir), tmp, tmp / "linknet.safetensors"), MODEL,
+                    "not a liverlesionseg checkpoint", "linknet.safetensors")
+
+
+@entry
+def checkpoint_naming_an_unknown_encoder(data_dir, tmp, model):
+    """A checkpoint whose metadata names an encoder that does not exist."""
+    path = small_checkpoint(tmp / "unknown.safetensors",
+                            lambda metadata, meta: meta["config"]["model"].update(encoder="resnet9000"))
+    return BadInput(segment(tace_case(data_dir), tmp, path), MODEL, "cannot be built", "unknown.safetensors")
+
+
+@entry
+def checkpoint_with_non_finite_weights(data_dir, tmp, model):
+    """A checkpoint holding a NaN weight (a run that diverged)."""
+    path = small_checkpoint(tmp / "nan.safetensors", nan=True)
+    return BadInput(segment(tace_case(data_dir), tmp, path), MODEL, "not finite", "nan.safetensors")
+
+
+@entry
+def checkpoint_from_a_newer_version(data_dir, tmp, model):
+    """A checkpoint in a format version newer than this software."""
+    path = small_checkpoint(tmp / "newer.safetensors", lambda metadata, meta: metadata.update(format_version="99"))
+    return BadInput(segment(tace_case(data_dir), tmp, path), MODEL, "newer liverlesionseg", "newer.safetensors")
+
+
+@entry
+def resume_with_another_encoder(data_dir, tmp, model):
+    """Resuming a run with --encoder changed (train)."""
+    case = small_case(data_dir, tmp / "case")
+    return BadInput(["train", str(case), "--out", str(tmp / "run"), "--resume", str(model), "--encoder", "resnet34"],
+                    INPUT, "cannot change when resuming", model.name)
+
+
+@entry
+def configuration_file_that_is_not_json(data_dir, tmp, model):
+    """A --config file that is not JSON (train)."""
+    case = small_case(data_dir, tmp / "case")
+    (tmp / "settings.json").write_text("cycles = 3\n")
+    return BadInput(["train", str(case), "--out", str(tmp / "run"), "--config", str(tmp / "settings.json")],
+                    INPUT, "cannot read the configuration", "settings.json")
+
+
+# --- training --------------------------------------------------------------------------------------
+
+@entry
+def loss_that_stops_being_finite(data_dir, tmp, model):
+    """A learning rate so high (inf) that the loss turns NaN: training stops, nothing half-written (train)."""
+    case = small_case(data_dir, tmp / "case")
+    argv = ["train", str(case), "--out", str(tmp / "run"), "--lr", "inf", "--cycles", "1", "--epochs", "1",
+            "--max-slices-per-epoch", "4", "--batch-size", "2", "--size", "32", "--no-augment"]
+    return BadInput(argv, TRAINING, "the loss became nan", "run")
+
+
+# --- outputs ---------------------------------------------------------------------------------------
+
+@entry
+def output_folder_that_is_a_file(data_dir, tmp, model):
+    """An output path whose folder is a file."""
+    (tmp / "afile").write_text("a file, not a folder")
+    argv = ["segment", str(tace_case(data_dir)), "-o", str(tmp / "afile" / "out.nii.gz"), "--model", str(model)]
+    return BadInput(argv, OUTPUT, "is a file, not a folder", "afile")
+
+
+@entry
+def output_folder_read_only(data_dir, tmp, model):
+    """An output in a read-only folder (a read-only bind mount as root, permissions otherwise)."""
+    folder = tmp / "readonly"
+    folder.mkdir()
+    existing = folder / "out.nii.gz"
+    existing.write_bytes(b"an earlier result the user wants to keep")
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        cleanup = lambda: folder.chmod(0o755)  # noqa: E731
+    elif _run("mount", "--bind", str(folder), str(folder)) and _run("mount", "-o", "remount,bind,ro", str(folder)):
+        cleanup = _unmount(folder)  # root ignores permission bits, not a read-only mount
+    else:
+        _run("umount", str(folder))
+        pytest.skip("root without the right to mount: no way to make a folder read-only for root")
+    argv = ["segment", str(tace_case(data_dir)), "-o", str(existing), "--model", str(model)]
+    return BadInput(argv, OUTPUT, "not writable", "readonly", existing=existing, cleanup=cleanup)
+
+
+@contextlib.contextmanager
+def _disk_full_at_flush():
+    """Simulated: flushing the temporary output fails with ENOSPC, as a full disk makes it fail.
+    Patched in this process only; `disk_full_for_real` has the real thing where it may mount."""
+    from LiverLesionSegLib.io import atomic
+
+    def full(path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    original, atomic._fsync = atomic._fsync, full
+    try:
+        yield
+    finally:
+        atomic._fsync = original
+
+
+@entry
+def disk_full_while_writing(data_dir, tmp, model):
+    """A full disk while the outputs are written (simulated: ENOSPC when the temporary file is flushed)."""
+    folder, _ = copy_six(data_dir, tmp, "ct")
+    return BadInput(segment(folder, tmp, model, "--probabilities", str(tmp / "p.nii.gz")), OUTPUT,
+                    "the disk is full", "out.nii.gz", fault=_disk_full_at_flush, in_process_only=True)
+
+
+@entry
+def disk_full_for_real(data_dir, tmp, model):
+    """A full disk for real: the output on a 1 MiB tmpfs filled to the last byte (needs the right to mount)."""
+    disk = tmp / "disk"
+    disk.mkdir()
+    if not _run("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)):
+        pytest.skip("no right to mount a tmpfs here")
+    try:
+        existing = disk / "out.nii.gz"
+        existing.write_bytes(b"an earlier result the user wants to keep")
+        with open(disk / "filler", "wb", buffering=0) as f:
+            with contextlib.suppress(OSError):  # until the disk is full
+                while True:
+                    f.write(bytes(4096))
+        folder, _ = copy_six(data_dir, tmp, "ct")
+    except BaseException:
+        _unmount(disk)()
+        raise
+    argv = ["segment", str(folder), "-o", str(existing), "--model", str(model)]
+    return BadInput(argv, OUTPUT, "the disk is full", "out.nii.gz", existing=existing, cleanup=_unmount(disk))
+
+
+@contextlib.contextmanager
+def _file_size_limit(limit: int = 64 * 1024):
+    """A real file size limit (ulimit -f) in this process and the ones it starts: writes past it
+    fail with EFBIG once SIGXFSZ is ignored (as the command line does), or kill the writer."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+@entry
+def file_size_limit_while_writing(data_dir, tmp, model):
+    """A file size limit (ulimit -f 64 KiB) reached while the probability map is written."""
+    folder, _ = copy_six(data_dir, tmp, "ct")
+    return BadInput(segment(folder, tmp, model, "--probabilities", str(tmp / "p.nii.gz")), OUTPUT,
+                    "larger than allowed", "p.nii.gz", fault=_file_size_limit)

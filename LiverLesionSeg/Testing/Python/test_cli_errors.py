@@ -1,30 +1,242 @@
 """Every broken input of the catalogue ends with one clear line, the exit status of its error
-class, nothing written and any existing output untouched."""
+class, nothing written and any existing output untouched. And the inputs that only look broken
+(unsorted and misnumbered files, several series, flipped and oblique orientations) work."""
 
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
 import pytest
+import SimpleITK as sitk
 
 from LiverLesionSegLib.cli import main
 
+import bad_inputs
 from bad_inputs import CATALOGUE
 
 EXISTING = b"an earlier result the user wants to keep"
 
 
+@pytest.fixture(autouse=True)
+def _no_stray_log_handlers():
+    """`main` sets up the LiverLesionSeg logger for its own stderr; reset it after each test."""
+    yield
+    logging.getLogger("LiverLesionSeg").handlers.clear()
+
+
+def test_catalogue_is_complete():
+    """At least 30 kinds of bad input, each with a one-line description for docs/robustness.md."""
+    assert len(CATALOGUE) >= 30
+    for name, build in CATALOGUE.items():
+        doc = (build.__doc__ or "").strip()
+        assert doc and "\n" not in doc, f"{name} needs a one-line docstring"
+
+
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
 def test_bad_input_fails_cleanly(name, data_dir, model_path, tmp_path, capsys):
     bad = CATALOGUE[name](data_dir, tmp_path, model_path)
-    previous = tmp_path / "out.nii.gz"
-    previous.write_bytes(EXISTING)
-    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    try:
+        previous = bad.existing or tmp_path / "out.nii.gz"
+        if not previous.exists():
+            previous.write_bytes(EXISTING)
+        kept = previous.read_bytes()
+        before = snapshot(tmp_path)
 
-    code = main(bad.argv + ["--progress", "none"])
+        with bad.fault() if bad.fault else _nothing():
+            code = main(bad.argv + ["--progress", "none"])
 
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if line.startswith("liverlesionseg: error: ")]
+        assert code == bad.exit_code, err
+        assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err  # one error line, the last
+        assert "Traceback" not in err and "** ERROR" not in err, err
+        assert bad.names in errors[0] and bad.fragment in errors[0].lower(), errors[0]
+        assert previous.read_bytes() == kept, "an existing output was changed"
+        after = snapshot(tmp_path)
+        created = sorted(str(p.relative_to(tmp_path)) for p in set(after) - set(before))
+        changed = sorted(str(p.relative_to(tmp_path)) for p in set(after) & set(before)
+                         if after[p] != before[p] and p.is_file())  # a folder's time changes with a removed temporary
+        assert created == [] and changed == [], (created, changed)
+    finally:
+        if bad.cleanup:
+            bad.cleanup()
+
+
+def snapshot(folder: Path) -> dict[Path, tuple[int, int]]:
+    return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*") if p.name != "filler"}
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+# --- what looks broken but must work ------------------------------------------------------------------
+
+def segment(input_path: Path, output: Path, model: Path, *extra: str) -> np.ndarray:
+    """Run `liverlesionseg segment` and return the label map it wrote, as an array."""
+    code = main(["segment", str(input_path), "-o", str(output), "--model", str(model), "--progress", "none",
+                 *extra])
+    assert code == 0
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(output)))
+
+
+def read_back(path: Path):
+    from LiverLesionSegLib.volume import Volume
+
+    return Volume.from_sitk(sitk.ReadImage(str(path)))
+
+
+@pytest.fixture
+def six(data_dir, tmp_path) -> Path:
+    """Six real consecutive CT slices of HCC_006, in their own folder."""
+    bad_inputs.copy_slices(data_dir, tmp_path / "original")
+    return tmp_path / "original"
+
+
+def test_unsorted_and_misnumbered_files_give_the_same_volume(six, tmp_path, model_path):
+    """Files renamed in shuffled order, with instance numbers that lie: the same volume (slices
+    sorted by position, never by name or number) and the same segmentation."""
+    from LiverLesionSegLib.io.dicom import read_ct_folder
+
+    shuffled = tmp_path / "shuffled"
+    shuffled.mkdir()
+    files = sorted(six.iterdir())
+    order = [3, 0, 5, 1, 4, 2]
+    for n, source in enumerate(files):
+        target = shuffled / f"IMG{order[n]:04d}"  # no suffix, names in another order than positions
+        shutil.copy(source, target)
+        bad_inputs.edit(target, InstanceNumber=7)  # every slice claims the same number
+    original, reordered = read_ct_folder(six), read_ct_folder(shuffled)
+    np.testing.assert_array_equal(reordered.array, original.array)
+    assert reordered.same_grid(original)
+    assert np.array_equal(segment(shuffled, tmp_path / "a.nii.gz", model_path),
+                          segment(six, tmp_path / "b.nii.gz", model_path))
+
+
+def test_several_series_choose_one_say_so_and_never_mix(data_dir, six, tmp_path, model_path, capsys):
+    """Two CT series in one folder: the one with more slices is chosen and the log says which and
+    how to choose another; --series picks the other; no run mixes slices of both."""
+    other = six / "other"
+    uid = pydicom.uid.generate_uid()
+    for path in bad_inputs.copy_slices(data_dir, other, n=4):
+        bad_inputs.edit(path, SeriesInstanceUID=uid, SeriesNumber=7, SeriesDescription="other phase")
+
+    chosen = segment(six, tmp_path / "chosen.nii.gz", model_path)
+    log = capsys.readouterr().err
+    assert "chose series" in log and "not chosen: series 7 'other phase'" in log and "Pass the series" in log, log
+    assert chosen.shape[0] == 6  # the six-slice series alone
+    assert segment(six, tmp_path / "picked.nii.gz", model_path, "--series", "7").shape[0] == 4
+    assert segment(six, tmp_path / "by-name.nii.gz", model_path, "--series", "other phase").shape[0] == 4
+
+
+def test_equal_candidate_series_are_warned_about(data_dir, six, tmp_path, model_path, capsys):
+    """Two series equally good by every rule: the first is taken, with a warning to pass --series."""
+    other = six / "same size"
+    uid = pydicom.uid.generate_uid()
+    for path in bad_inputs.copy_slices(data_dir, other, n=6):
+        bad_inputs.edit(path, SeriesInstanceUID=uid, SeriesNumber=9)
+    segment(six, tmp_path / "out.nii.gz", model_path)
+    assert "equally good candidates" in capsys.readouterr().err
+
+
+def flip_in_plane(source: Path, target: Path) -> None:
+    """The same slice stored mirrored: columns run right-to-left and rows bottom-to-top, with the
+    orientation and position saying so. Physically nothing changes."""
+    ds = pydicom.dcmread(source)
+    rows, columns = ds.Rows, ds.Columns
+    row_step, column_step = (float(v) for v in ds.PixelSpacing)
+    x, y, z = (float(v) for v in ds.ImagePositionPatient)
+    ds.PixelData = np.ascontiguousarray(ds.pixel_array[::-1, ::-1]).tobytes()
+    ds.ImageOrientationPatient = [-1, 0, 0, 0, -1, 0]
+    ds.ImagePositionPatient = [x + (columns - 1) * column_step, y + (rows - 1) * row_step, z]
+    ds.save_as(target)
+
+
+def test_flipped_orientation_gives_the_same_result_on_its_own_grid(six, tmp_path, model_path):
+    """A series stored flipped left-right and front-back: the label map is written on the flipped
+    grid, and voxel for voxel it is the original's, flipped back."""
+    flipped = tmp_path / "flipped"
+    flipped.mkdir()
+    for source in six.iterdir():
+        flip_in_plane(source, flipped / source.name)
+    original = segment(six, tmp_path / "original.nii.gz", model_path)
+    mirrored = segment(flipped, tmp_path / "flipped.nii.gz", model_path)
+    assert original.any()
+    np.testing.assert_array_equal(mirrored[:, ::-1, ::-1], original)
+    from LiverLesionSegLib.io.dicom import read_ct_folder
+
+    assert read_back(tmp_path / "flipped.nii.gz").same_grid(read_ct_folder(flipped))
+
+
+def tilt_series(source_folder: Path, target: Path, degrees: float) -> None:
+    """The slices turned about the left-right axis: an oblique series whose positions step along
+    the tilted normal (a consistent oblique grid, not a gantry tilt)."""
+    target.mkdir()
+    angle = np.radians(degrees)
+    column = np.array([0, np.cos(angle), np.sin(angle)])
+    normal = np.cross([1, 0, 0], column)
+    origin = None
+    for source in sorted(source_folder.glob("*.dcm")):
+        ds = pydicom.dcmread(source)
+        position = np.array([float(v) for v in ds.ImagePositionPatient])
+        origin = position if origin is None else origin
+        ds.ImageOrientationPatient = [1, 0, 0, *column.round(6)]
+        ds.ImagePositionPatient = list((origin + (position[2] - origin[2]) * normal).round(4))
+        ds.save_as(target / source.name)
+
+
+def test_oblique_series_is_segmented_on_its_own_grid(six, tmp_path, model_path):
+    """Decision: an oblique series is segmented in the nearest axial voxel order (no resampling)
+    and the result lies on the input's own oblique grid."""
+    from LiverLesionSegLib.io.dicom import read_ct_folder
+
+    tilt_series(six, tmp_path / "oblique", 20)
+    volume = read_ct_folder(tmp_path / "oblique")
+    assert not np.allclose(volume.direction, np.eye(3), atol=1e-3)
+    labels = segment(tmp_path / "oblique", tmp_path / "oblique.nii.gz", model_path)
+    assert labels.shape == volume.shape
+    written = read_back(tmp_path / "oblique.nii.gz")
+    assert written.same_grid(volume), (written.direction, volume.direction)
+    straight = segment(six, tmp_path / "straight.nii.gz", model_path)
+    assert np.array_equal(labels, straight)  # the same voxels: only the geometry differs
+
+
+# --- the memory check -----------------------------------------------------------------------------------
+
+def test_segmentation_memory_check_names_the_volume_and_the_way_out(six, tmp_path, model_path, capsys,
+                                                                       monkeypatch):
+    """With (simulated) 64 MiB free, six slices can be read but not segmented: one clear line,
+    exit status 8, before any work; with the real memory the same run works."""
+    from LiverLesionSegLib import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 64 * 2**20)
+    code = main(["segment", str(six), "-o", str(tmp_path / "out.nii.gz"), "--model", str(model_path),
+                 "--progress", "none"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == bad.exit_code, err
-    assert len(err) == 1 and err[0].startswith("liverlesionseg: error: "), err
-    assert "Traceback" not in err[0]
-    assert bad.names in err[0] and bad.fragment in err[0].lower(), err[0]
-    assert previous.read_bytes() == EXISTING
-    after = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
-    created = sorted(str(p.relative_to(tmp_path)) for p in set(after) - set(before))
-    assert created == [], created
+    assert code == 8, err
+    assert "segmenting this 512 x 512 x 6 voxel volume needs about" in err[-1] and "Crop Volume" in err[-1]
+    assert not (tmp_path / "out.nii.gz").exists()
+    monkeypatch.undo()
+    assert segment(six, tmp_path / "out.nii.gz", model_path).shape == (6, 512, 512)
+
+
+# --- the new-user pass, in CI ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["empty_folder", "file_size_limit_while_writing",
+                                  "pickled_checkpoint_that_would_run_code"])
+def test_installed_command_in_a_terminal(name, data_dir, model_path, tmp_path):
+    """A few catalogue entries through the installed `liverlesionseg` in a pseudo-terminal, as a
+    new user runs it (new_user_pass.py runs them all): one line, no traceback, nothing lost."""
+    import new_user_pass
+
+    outcome = new_user_pass.try_entry(name, data_dir, model_path, tmp_path)
+    assert outcome is not None and outcome.problems == [], outcome
+    assert outcome.last_line.startswith("liverlesionseg: error: ")

@@ -1,0 +1,139 @@
+"""Bundle a trained model: half-precision weights, a machine-readable card and the model card.
+
+    python tools/bundle_model.py RUN/model.safetensors --command "liverlesionseg train ..." \
+        [--benchmark benchmarks/results/accuracy/summary.json]
+
+Writes into LiverLesionSeg/Resources/Models/: the weights (float16 safetensors, no optimizer
+state), `liverlesionseg-default.json` (what the loader checks before use: the file's SHA-256 and
+the architecture) and `MODEL_CARD.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "LiverLesionSeg"))
+
+from LiverLesionSegLib.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from LiverLesionSegLib.resources import MODEL_CARD, MODEL_FILE, architecture_of, model_card_path  # noqa: E402
+
+LICENCES = {
+    "3Dircadb1.1": "3D-IRCADb-01, IRCAD France: CC BY-NC-ND 4.0",
+    "3Dircadb1.7": "3D-IRCADb-01, IRCAD France: CC BY-NC-ND 4.0",
+    "3Dircadb1.17": "3D-IRCADb-01, IRCAD France: CC BY-NC-ND 4.0",
+    "RadCTTACEomics_0697": "RadCTTACEomics teaching sample: no licence stated (development and tests only)",
+    "RadCTTACEomics_1211": "RadCTTACEomics teaching sample: no licence stated (development and tests only)",
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--command", required=True, help="the exact training command")
+    parser.add_argument("--benchmark", type=Path, help="summary.json of benchmarks/accuracy.py")
+    args = parser.parse_args()
+
+    checkpoint = load_checkpoint(args.model)
+    state = {k: checkpoint.state[k] for k in ("epoch", "step", "history", "train_cases") if k in checkpoint.state}
+    folder = model_card_path().parent
+    weights = save_checkpoint(folder / MODEL_FILE, checkpoint.network, checkpoint.config, state, half=True)
+    card = {
+        "file": MODEL_FILE,
+        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "architecture": architecture_of(checkpoint.config),
+        "precision": "float16 weights, run in float32 or bfloat16",
+        "training": {"cases": state.get("train_cases", []), "command": args.command,
+                     "epochs": state.get("epoch"), "steps": state.get("step"),
+                     "seed": checkpoint.config.train.seed,
+                     "licences": {c: LICENCES.get(c, "see the data set") for c in state.get("train_cases", [])}},
+        "benchmark": json.loads(args.benchmark.read_text()) if args.benchmark else None,
+    }
+    model_card_path().write_text(json.dumps(card, indent=1) + "\n")
+    (folder / MODEL_CARD).write_text(render(card, checkpoint.config))
+    print(f"{weights}: {weights.stat().st_size / 1e6:.1f} MB; card {model_card_path()}")
+    return 0
+
+
+def render(card: dict, config) -> str:
+    a = card["architecture"]
+    lines = [
+        "# Model card: LiverLesionSeg default model",
+        "",
+        f"File `{card['file']}` (SHA-256 `{card['sha256']}`), with its machine-readable card "
+        "`liverlesionseg-default.json`, which the loader checks before every use.",
+        "",
+        "## What it is",
+        "",
+        f"A {a['arch']} with a {a['encoder']} encoder (segmentation_models_pytorch), trained from scratch, "
+        f"{a['in_channels']} input channel(s) (a slice and its neighbours), two outputs: liver and liver "
+        f"lesion. Slices are HU-windowed to [{config.preprocess.hu_min:g}, {config.preprocess.hu_max:g}] and "
+        f"resampled to {a['input_size']} x {a['input_size']} pixels. "
+        + ("A first pass over whole slices finds the liver; a second pass segments the liver's box at full "
+           "network resolution. " if a["zoom"] else "")
+        + f"Weights in {card['precision']}.",
+        "",
+        "## Intended use and input assumptions",
+        "",
+        "Research use only; not for diagnosis or treatment decisions. Input: contrast-enhanced abdominal "
+        "CT of adults, in Hounsfield units, axial or any orientation the reader can put in axial order, "
+        "covering the liver. Every result needs review in the Segment Editor.",
+        "",
+        "## Training data and licences",
+        "",
+    ]
+    for case, licence in card["training"]["licences"].items():
+        lines.append(f"- {case}: {licence}")
+    lines += [
+        "",
+        "Because of these licences the model is for non-commercial research use. The RadCTTACEomics cases "
+        "carry no stated licence: they are never redistributed with the model, only learned from.",
+        "",
+        "## Training",
+        "",
+        f"All labelled shared cases (the split: all for training, none held out; accuracy below comes "
+        f"from cross-validation). {card['training']['epochs']} epochs, {card['training']['steps']} steps, "
+        f"seed {card['training']['seed']}. The exact command:",
+        "",
+        f"    {card['training']['command']}",
+        "",
+        "## Accuracy (leave-one-case-out cross-validation)",
+        "",
+    ]
+    if card["benchmark"]:
+        lines.append(benchmark_text(card["benchmark"]))
+    else:
+        lines.append("Not measured yet: run `python benchmarks/accuracy.py`.")
+    lines += [
+        "",
+        "## Known failure modes",
+        "",
+        "- Five training patients: lesions unlike theirs (other tumour types, contrast phases, scanners) "
+        "are missed more often; small lesions (under about 1 cm) most of all.",
+        "- False lesions where the liver meets vessels, the gallbladder or the kidney, and in livers "
+        "with a very uneven enhancement.",
+        "- The liver of a scan that does not cover it wholly, of a non-contrast or non-CT image, or of "
+        "a child is not what the model learned.",
+        "- Hyperdense material (lipiodol after TACE, calcifications) can be taken for, or hide, a lesion.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def benchmark_text(benchmark: dict) -> str:
+    rows = ["| recipe | mean lesion Dice (cases with lesions) | global lesion Dice | mean liver Dice | "
+            "lesion recall | lesion precision |", "|---|---|---|---|---|---|"]
+    for name, row in benchmark.items():
+        s = row["summary"]
+        f = (lambda v: "-" if v is None else f"{v:.3f}")
+        rows.append(f"| {name} | {f(row['lesion_dice_mean_cases_with_lesions'])} | {f(s['lesion_dice_global'])} | "
+                    f"{f(s['liver_dice_mean'])} | {f(s['lesion_recall'])} | {f(s['lesion_precision'])} |")
+    return "\n".join(rows) + "\n\nPer case: see the README's accuracy table."
+
+
+if __name__ == "__main__":
+    sys.exit(main())
