@@ -45,7 +45,7 @@ from LiverLesionSegLib.model import build_network, compute_dtype  # noqa: E402
 from LiverLesionSegLib.postprocess import clean_masks, largest_component  # noqa: E402
 from LiverLesionSegLib.preprocess import window  # noqa: E402
 from LiverLesionSegLib.resources import bundled_model_path  # noqa: E402
-from LiverLesionSegLib.volume import to_axial_lps  # noqa: E402
+from LiverLesionSegLib.volume import Volume, to_axial_lps  # noqa: E402
 from LiverLesionSegLib.zoom import AIR_HU, crop, liver_box_from_network_grid, paste  # noqa: E402
 
 CASES = {"3Dircadb1.1 (129 slices)": "ircadb/3Dircadb1.1", "RadCTTACEomics_1211 (207 slices)": "tace/RadCTTACEomics_1211"}
@@ -214,7 +214,7 @@ def peak_memory(data: Path, model: Path, tmp: Path) -> None:
 
     volume = read_input_volume(data / "tace" / "RadCTTACEomics_1211")
     array = np.concatenate([volume.array, volume.array[:93]])  # 300 real slices
-    image = volume.with_array(array).to_sitk()
+    image = Volume(array, volume.spacing, volume.origin, volume.direction).to_sitk()
     sitk.WriteImage(image, str(tmp / "big.nii.gz"))
     script = ("import resource, sys; from LiverLesionSegLib.cli import main; code = main(sys.argv[1:]); "
               "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")

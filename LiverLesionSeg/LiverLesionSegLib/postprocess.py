@@ -49,7 +49,8 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
     Works inside the bounding box of both masks: the labelling costs follow the organ, not the scan.
     """
     box = bounding_box(np.maximum(liver, lesion))
-    out_liver, out_lesion = np.zeros_like(liver), np.zeros_like(lesion)
+    # np.zeros, not zeros_like: untouched pages outside the box then cost no memory
+    out_liver, out_lesion = np.zeros(liver.shape, liver.dtype), np.zeros(lesion.shape, lesion.dtype)
     if box is None:
         return out_liver, out_lesion
     liver, lesion = liver[box], lesion[box]

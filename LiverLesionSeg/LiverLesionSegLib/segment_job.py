@@ -28,12 +28,10 @@ BUNDLED = "bundled"  # model choice meaning the model shipped with the extension
 STAGES = {"load model": (0, 10), "preprocess": (10, 20), "model": (20, 85), "postprocess": (85, 100)}
 
 
-def model_file(model: str | os.PathLike) -> Path:
-    """The checkpoint file for a model choice: `BUNDLED` (or empty) or a file path."""
-    from .resources import bundled_model_path
-
+def model_file(model: str | os.PathLike) -> Optional[Path]:
+    """The checkpoint file for a model choice: None for `BUNDLED` (or empty), else the file's path."""
     if not str(model) or str(model) == BUNDLED:
-        return bundled_model_path()
+        return None
     return Path(model)
 
 
@@ -44,17 +42,17 @@ def run_segmentation(volume: Volume, model: str | os.PathLike = BUNDLED, device:
     A missing GPU falls back to the CPU (`model.choose_device` says so in the log), and a GPU out
     of memory to smaller batches, then the CPU (`infer.predict_stack`).
     """
-    from .checkpoint import load_checkpoint
     from .infer import segment_volume
     from .memory import check_segmentation_fits
     from .model import choose_device
     from .progress import NullProgress
+    from .resources import load_model
 
     progress = progress or NullProgress()
     chosen = choose_device(device)
     progress.emit({"event": "log", "level": "info", "message": f"Running on {chosen.type.upper()}."})
     with progress.stage("load model"):
-        checkpoint = load_checkpoint(model_file(model), chosen)
+        checkpoint = load_model(model_file(model), chosen)
     config = checkpoint.config.inference
     if lesion_threshold is not None:
         config.lesion_threshold = float(lesion_threshold)

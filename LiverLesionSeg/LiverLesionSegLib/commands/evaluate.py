@@ -75,12 +75,11 @@ class _Predictor:
     """Segments cases with one checkpoint, optionally saving label maps and panels."""
 
     def __init__(self, args: argparse.Namespace):
-        from ..checkpoint import load_checkpoint
         from ..model import choose_device
-        from ..resources import bundled_model_path
+        from ..resources import load_model
 
         self.device = choose_device(args.device)
-        self.checkpoint = load_checkpoint(args.model or bundled_model_path(), self.device)
+        self.checkpoint = load_model(args.model, self.device)
         if args.batch_size:
             self.checkpoint.config.inference.batch_size = args.batch_size
         self.save_predictions, self.panels = args.save_predictions, args.panels

@@ -68,12 +68,11 @@ def _plot_history(history: dict, args: argparse.Namespace) -> list[Path]:
 
 
 def _plot_case(args: argparse.Namespace, progress: Progress) -> list[Path]:
-    from ..checkpoint import load_checkpoint
     from ..infer import segment_volume
     from ..io.cases import find_cases, load_case, read_input_volume
     from ..model import choose_device
     from ..plots import plot_predictions
-    from ..resources import bundled_model_path
+    from ..resources import load_model
 
     try:
         case = load_case(find_cases([args.source])[0])
@@ -81,7 +80,7 @@ def _plot_case(args: argparse.Namespace, progress: Progress) -> list[Path]:
     except InputError:  # a CT without labels
         ct, truth_lesion, truth_liver, name = read_input_volume(args.source), None, None, args.source.name
     device = choose_device(args.device)
-    checkpoint = load_checkpoint(args.model or bundled_model_path(), device)
+    checkpoint = load_model(args.model, device)
     result = segment_volume(ct, checkpoint, None, device, progress)
     path = args.out / f"{name.split('.nii')[0].split('.nrrd')[0]}_predictions.png"
     return [plot_predictions(ct, truth_lesion, truth_liver, result.lesion, result.liver,

@@ -35,7 +35,6 @@ def add_parser(sub, common) -> None:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
-    from ..checkpoint import load_checkpoint
     from ..infer import segment_volume
     from ..io.atomic import atomic_paths, check_writable
     from ..io.cases import read_input_volume
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..memory import check_segmentation_fits
     from ..model import choose_device
     from ..report import write_lesion_table
-    from ..resources import bundled_model_path, sample_case_path
+    from ..resources import load_model, sample_case_path
 
     input_path = args.input or sample_case_path()
     output = args.output or (SAMPLE_OUTPUT if args.input is None else None)
@@ -60,7 +59,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     timings: dict[str, float] = {}
     device = choose_device(args.device)
     with progress.stage("load model", timings):
-        checkpoint = load_checkpoint(args.model or bundled_model_path(), device)
+        checkpoint = load_model(args.model, device)
     config = checkpoint.config.inference
     if args.lesion_threshold is not None:
         config.lesion_threshold = args.lesion_threshold

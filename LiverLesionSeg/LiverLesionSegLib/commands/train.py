@@ -85,11 +85,12 @@ def add_parser(sub, common) -> None:
 def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..checkpoint import load_checkpoint
     from ..model import choose_device
+    from ..resources import load_model
     from ..train import train
 
     device = choose_device(args.device)
     resume = load_checkpoint(args.resume, device, with_optimizer=True) if args.resume else None
-    init = load_checkpoint(_init_path(args.init), device) if args.init and not resume else None
+    init = load_model(None if args.init == "bundled" else args.init, device) if args.init and not resume else None
     config = build_config(args, resume.config if resume else None, init.config if init else None)
     check_out_dir(args.out, resuming=resume is not None)
     train_cases, val_cases = load_cases(args.cases, args.validate, config, progress)
@@ -195,12 +196,6 @@ def load_cases(paths: list[str], validate: list[str], config: Config, progress: 
         prepared = prepare_case(case, config.preprocess, keep_volume=held_out)
         (val_cases if held_out else train_cases).append(prepared)
     return train_cases, val_cases
-
-
-def _init_path(init: str) -> Path:
-    from ..resources import bundled_model_path
-
-    return bundled_model_path() if init == "bundled" else Path(init)
 
 
 def _plots(history: dict, out: Path) -> None:

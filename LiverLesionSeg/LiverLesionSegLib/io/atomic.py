@@ -112,12 +112,12 @@ def _temporary_beside(path: Path) -> Path:
     suffix = "".join(path.suffixes) or ".tmp"
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PARTIAL + suffix, dir=path.parent)
     os.close(fd)
-    tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; outputs get the usual permissions
-    return tmp
+    return Path(tmp_name)
 
 
 def _fsync(path: Path) -> None:
+    # mkstemp (and some writers, which replace the file) make owner-only files: outputs get the usual permissions.
+    os.chmod(path, 0o666 & ~_UMASK)
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
 

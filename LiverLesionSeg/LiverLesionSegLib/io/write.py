@@ -57,7 +57,7 @@ def save_labels(path: Path, labels: Volume, kind: str) -> None:
     if kind == "segmentation":
         save_seg_nrrd(path, labels)
     else:
-        save_image(path, labels.with_array(labels.array.astype(np.uint8)))
+        save_image(path, labels.with_array(labels.array.astype(np.uint8, copy=False)))
 
 
 def save_image(path: Path, volume: Volume) -> None:
@@ -152,7 +152,7 @@ def save_seg_nrrd(path: Path, labels: Volume) -> None:
     """A Slicer `.seg.nrrd`: one labelmap layer holding the Liver (1) and Liver lesion (2) segments."""
     import nrrd
 
-    array = labels.array.astype(np.uint8)
+    array = labels.array.astype(np.uint8, copy=False)
     header = {
         "space": "left-posterior-superior",
         "space directions": (labels.direction @ np.diag(labels.spacing)).T,

@@ -1,0 +1,75 @@
+"""The bundled model and sample: within their size limits, checked against the card before use,
+and the README's main command works on them."""
+
+import json
+import shutil
+
+import pytest
+from safetensors import safe_open
+
+from LiverLesionSegLib import resources
+from LiverLesionSegLib.cli import main
+from LiverLesionSegLib.errors import ModelError
+from LiverLesionSegLib.io.cases import read_input_volume
+
+
+def test_bundled_model_is_small_half_precision_and_matches_its_card():
+    path = resources.bundled_model_path()
+    assert path.stat().st_size <= 30 * 1024 * 1024
+    with safe_open(str(path), framework="pt") as f:
+        dtypes = {f.get_slice(k).get_dtype() for k in f.keys() if "weight" in k}
+    assert dtypes == {"F16"}
+    checkpoint = resources.load_model(None)
+    card = json.loads(resources.model_card_path().read_text())
+    assert resources.architecture_of(checkpoint.config) == card["architecture"]
+    assert card["architecture"]["encoder"] == "resnet18" and card["architecture"]["input_size"] == 128
+    assert (path.parent / resources.MODEL_CARD).read_text().count(card["sha256"]) == 1
+    assert not any(p.suffix in (".pt", ".pth", ".ckpt", ".pkl") for p in path.parent.iterdir())
+
+
+@pytest.fixture
+def copied_resources(tmp_path, monkeypatch):
+    """The Resources folder copied elsewhere, so a test can damage its copy."""
+    copy = tmp_path / "Resources"
+    shutil.copytree(resources.resources_dir() / "Models", copy / "Models")
+    monkeypatch.setattr(resources, "resources_dir", lambda: copy)
+    return copy
+
+
+def test_model_that_differs_from_its_card_is_refused(copied_resources):
+    weights = copied_resources / "Models" / resources.MODEL_FILE
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF  # one flipped byte in the weights
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="does not match its card"):
+        resources.load_model(None)
+
+
+def test_card_naming_another_architecture_is_refused(copied_resources):
+    card_path = copied_resources / "Models" / resources.MODEL_CARD_DATA
+    card = json.loads(card_path.read_text())
+    card["architecture"]["encoder"] = "resnet34"
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="architecture .* is not the one its card states"):
+        resources.load_model(None)
+
+
+def test_sample_case_is_a_small_real_ct_with_its_credit():
+    folder = resources.sample_case_path()
+    assert sum(p.stat().st_size for p in folder.iterdir()) <= 10 * 1024 * 1024
+    assert "CC BY 4.0" in (folder / "CREDIT.md").read_text() and "10.7937/TCIA.5FNA-0924" in (folder / "CREDIT.md").read_text()
+    volume = read_input_volume(folder)
+    assert volume.shape[1:] == (512, 512) and 40 <= volume.shape[0] <= 80
+    assert -1100 < volume.array.min() and volume.array.max() > 500  # HU: air to bone
+
+
+@pytest.mark.slow
+def test_readme_main_command_segments_the_sample(tmp_path, monkeypatch, capsys):
+    """`liverlesionseg segment` with no input: the sample, a .seg.nrrd and a PNG in the current folder."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["segment", "--progress", "none"]) == 0
+    printed = capsys.readouterr().out
+    assert (tmp_path / "liverlesionseg-sample.seg.nrrd").stat().st_size > 1000
+    assert (tmp_path / "liverlesionseg-sample.png").stat().st_size > 10_000
+    liver_ml = float(printed.split("Liver: ")[1].split(" mL")[0])
+    assert 800 < liver_ml < 3000  # an adult liver (its slices are in the sample)
