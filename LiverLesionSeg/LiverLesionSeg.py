@@ -63,6 +63,22 @@ class LiverLesionSeg(ScriptedLoadableModule):
         self.parent.contributors = ["LiverLesionSeg contributors"]
         self.parent.helpText = HELP_TEXT
         self.parent.acknowledgementText = ACKNOWLEDGEMENT_TEXT
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData():
+    """The bundled sample CT in the Sample Data module, loaded from the extension (no download)."""
+    import SampleData
+    from LiverLesionSegLib.mrml import load_sample_case
+
+    def load(source):
+        node = load_sample_case(slicer.mrmlScene)
+        slicer.util.setSliceViewerLayers(background=node, fit=True)
+
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(
+        category="Liver Lesion Segmentation", sampleName="LiverLesionSegSample", uris=[], fileNames=[], nodeNames=[],
+        thumbnailFileName=os.path.join(os.path.dirname(__file__), "Resources", "Icons", "LiverLesionSegSample.png"),
+        customDownloader=load)
 
 
 # --- widget ---------------------------------------------------------------------------------------
@@ -389,17 +405,16 @@ class reportedErrors:
     def __exit__(self, kind, error, trace):
         if error is None:
             return False
-        showError(error, self.title, "".join(traceback.format_exception(kind, error, trace)))
+        showError(error, self.title)
         return True
 
 
-def showError(error, title, details=None):
+def showError(error, title):  # a project error as its one line; a bug with its traceback under "details"
     if isinstance(error, LiverLesionSegError):
-        slicer.util.errorDisplay(str(error), windowTitle=title)
-    else:
-        logging.error(details or repr(error))
-        slicer.util.errorDisplay(f"{title}: {type(error).__name__}: {error}", windowTitle=title,
-                                 detailedText=details or "".join(traceback.format_exception(type(error), error, error.__traceback__)))
+        return slicer.util.errorDisplay(str(error), windowTitle=title)
+    details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    logging.error(details)
+    slicer.util.errorDisplay(f"{title}: {type(error).__name__}: {error}", windowTitle=title, detailedText=details)
 
 
 # --- logic ----------------------------------------------------------------------------------------

@@ -45,15 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     from LiverLesionSegLib import mrml
     from LiverLesionSegLib.errors import LiverLesionSegError
     from LiverLesionSegLib.io.cases import read_input_volume
-    from LiverLesionSegLib.segment_job import model_file
     from LiverLesionSegLib.segments import LESION, LIVER
 
     try:
-        model = model_file(args.model)
         ct = read_input_volume(args.case)
         scene = slicer.vtkMRMLScene()
         input_node = mrml.add_volume_node(scene, ct, args.case.name)
-        outputs = mrml.segment_volume_node(scene, input_node, model, args.device)
+        outputs = mrml.segment_volume_node(scene, input_node, args.model, args.device)
     except LiverLesionSegError as exc:
         print(f"render_slicer_picture: error: {exc}", file=sys.stderr)
         return 2
@@ -61,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     liver = mrml.segment_mask(outputs.segmentation_node, LIVER.segment_id, grid)
     lesion = mrml.segment_mask(outputs.segmentation_node, LESION.segment_id, grid)
     rows = mrml.table_rows(outputs.lesion_table_node)
-    model_name = "the bundled model" if str(args.model) == "bundled" else f"{Path(model).name} (not the bundled model)"
+    model_name = ("the bundled model" if str(args.model) == "bundled"
+                  else f"{Path(args.model).name} (not the bundled model)")
     render(grid, liver, lesion, rows, outputs.summary, model_name, args.out)
     print(f"Wrote {args.out}: {outputs.summary} ({model_name})")
     return 0

@@ -78,6 +78,23 @@ def add_volume_node(scene, volume: Volume, name: str, class_name: str = "vtkMRML
     return node
 
 
+SAMPLE_NODE_NAME = "HCC_006 liver (LiverLesionSeg sample)"
+
+
+def load_sample_case(scene):
+    """The bundled sample CT (a real DICOM series) as a volume node, shown in an abdomen window:
+    what Slicer's Sample Data module loads for this extension."""
+    from .io.cases import read_input_volume
+    from .resources import sample_case_path
+
+    node = add_volume_node(scene, read_input_volume(sample_case_path()), SAMPLE_NODE_NAME)
+    display = node.GetDisplayNode()
+    if display is not None:
+        display.SetAutoWindowLevel(False)
+        display.SetWindowLevel(350, 75)  # -100 .. 250 HU, the window the model sees
+    return node
+
+
 # --- binary masks as oriented images -------------------------------------------------------------
 
 def oriented_image(mask: Volume) -> "slicer.vtkOrientedImageData":

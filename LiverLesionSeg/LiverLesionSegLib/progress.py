@@ -120,6 +120,12 @@ class TerminalProgress(Progress):
             print(text, file=self.stream, flush=True)
 
 
+def format_timings(timings: dict[str, float]) -> str:
+    """'read 0.21 s, model 0.70 s, ...; total 1.40 s' for the stage durations of a run."""
+    stages = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings.items())
+    return f"{stages}; total {sum(timings.values()):.2f} s"
+
+
 def _finite(event: Event) -> Event:
     """JSON has no NaN: non-finite numbers travel as null."""
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in event.items()}

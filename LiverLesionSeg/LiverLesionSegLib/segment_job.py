@@ -45,20 +45,25 @@ def run_segmentation(volume: Volume, model: str | os.PathLike = BUNDLED, device:
     from .infer import segment_volume
     from .memory import check_segmentation_fits
     from .model import choose_device
-    from .progress import NullProgress
+    from .progress import NullProgress, format_timings
     from .resources import load_model
 
     progress = progress or NullProgress()
     chosen = choose_device(device)
     progress.emit({"event": "log", "level": "info", "message": f"Running on {chosen.type.upper()}."})
-    with progress.stage("load model"):
+    timings: dict[str, float] = {}
+    with progress.stage("load model", timings):
         checkpoint = load_model(model_file(model), chosen)
     config = checkpoint.config.inference
     if lesion_threshold is not None:
         config.lesion_threshold = float(lesion_threshold)
     checkpoint.config.validated(str(model))
     check_segmentation_fits(volume.shape, volume.array.itemsize, checkpoint.config.preprocess, config, volume.source)
-    return segment_volume(volume, checkpoint, config, chosen, progress), chosen
+    result = segment_volume(volume, checkpoint, config, chosen, progress)
+    result.timings = {**timings, **result.timings}
+    # As a log event: the panel shows it in its status line and Slicer's log keeps it.
+    progress.emit({"event": "log", "level": "info", "message": f"Segmented in {format_timings(result.timings)}."})
+    return result, chosen
 
 
 def progress_percent(event: dict) -> Optional[int]:

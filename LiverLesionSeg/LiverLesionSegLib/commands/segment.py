@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from ..errors import OutputError
-from ..progress import JsonLinesProgress, Progress
+from ..progress import JsonLinesProgress, Progress, format_timings
 
 log = logging.getLogger("LiverLesionSeg")
 
@@ -107,12 +107,11 @@ def _report(output: Path, result, lesions, timings: dict, progress: Progress, ex
     spacing_ml = result.liver.voxel_volume_mm3 / 1000.0
     liver_ml = float(result.liver.array.sum()) * spacing_ml
     lesion_ml = sum(lesion.volume_ml for lesion in lesions)
-    total = sum(timings.values())
-    stages = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings.items())
+    stages = format_timings(timings)
     summary = {"event": "done", "output": str(output), "liver_ml": round(liver_ml, 2), "lesions": len(lesions),
                "lesion_ml": round(lesion_ml, 3), "timings_s": {k: round(v, 3) for k, v in timings.items()},
                "message": f"{output}: liver {liver_ml:.1f} mL, {len(lesions)} lesion(s), {lesion_ml:.2f} mL in all; "
-                          f"{stages}; total {total:.2f} s"}
+                          f"{stages}"}
     progress.emit(summary)
     if isinstance(progress, JsonLinesProgress):
         return  # stdout carries only the JSON events
@@ -124,7 +123,7 @@ def _report(output: Path, result, lesions, timings: dict, progress: Progress, ex
               f"{lesion.longest_axial_diameter_mm:.1f} mm, centre RAS ({r:.1f}, {a:.1f}, {s:.1f}) mm")
     if len(lesions) > 20:
         print(f"  ... and {len(lesions) - 20} more (see --lesions)")
-    print(f"Time: {stages}; total {total:.2f} s")
+    print(f"Time: {stages}")
 
 
 def _stem(path: Path) -> str:

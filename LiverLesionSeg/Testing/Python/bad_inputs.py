@@ -72,6 +72,22 @@ def edit(path: Path, **changes) -> None:
     ds.save_as(path)
 
 
+def rewrite_checkpoint_metadata(source: Path, target: Path, edit: Callable[[dict, dict], None]) -> Path:
+    """A copy of a checkpoint with its metadata changed by `edit(metadata, meta)`: the safetensors
+    metadata and the JSON inside it. The tensors are unchanged."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(source), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        metadata = f.metadata()
+    meta = json.loads(metadata["meta"])
+    edit(metadata, meta)
+    metadata["meta"] = json.dumps(meta)
+    save_file(tensors, str(target), metadata=metadata)
+    return target
+
+
 def segment(input_path: Path, tmp: Path, model: Path, *extra: str) -> list[str]:
     return ["segment", str(input_path), "-o", str(tmp / "out.nii.gz"), "--model", str(model), *extra]
 
@@ -155,18 +171,10 @@ def mask_that_does_not_match_its_image(data_dir, tmp, model):
 @entry
 def checkpoint_of_another_architecture(data_dir, tmp, model):
     """A checkpoint whose weights are not of the architecture its metadata names."""
-    import json
+    def claim_resnet34(metadata, meta):
+        meta["config"]["model"]["encoder"] = "resnet34"
 
-    from safetensors import safe_open
-    from safetensors.torch import save_file
-
-    with safe_open(str(model), framework="pt") as f:
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-        metadata = f.metadata()
-    meta = json.loads(metadata["meta"])
-    meta["config"]["model"]["encoder"] = "resnet34"
-    metadata["meta"] = json.dumps(meta)
-    save_file(tensors, str(tmp / "other.safetensors"), metadata=metadata)
+    rewrite_checkpoint_metadata(model, tmp / "other.safetensors", claim_resnet34)
     return BadInput(segment(data_dir / "tace" / "RadCTTACEomics_0697", tmp, tmp / "other.safetensors"),
                     MODEL, "do not match", "other.safetensors")
 
@@ -243,8 +251,6 @@ def small_checkpoint(path: Path, edit_meta: Optional[Callable[[dict, dict], None
     `edit_meta(metadata, meta)` edits its safetensors metadata and the JSON inside afterwards;
     `nan` spoils one weight."""
     import torch
-    from safetensors import safe_open
-    from safetensors.torch import save_file
 
     from LiverLesionSegLib.checkpoint import save_checkpoint
     from LiverLesionSegLib.config import Config
@@ -259,13 +265,7 @@ def small_checkpoint(path: Path, edit_meta: Optional[Callable[[dict, dict], None
             next(network.parameters()).view(-1)[0] = float("nan")
     save_checkpoint(path, network, config, {"epoch": 1, "step": 4})
     if edit_meta is not None:
-        with safe_open(str(path), framework="pt") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-            metadata = f.metadata()
-        meta = json.loads(metadata["meta"])
-        edit_meta(metadata, meta)
-        metadata["meta"] = json.dumps(meta)
-        save_file(tensors, str(path), metadata=metadata)
+        rewrite_checkpoint_metadata(path, path, edit_meta)
     return path
 
 

@@ -1,6 +1,5 @@
 """Checkpoints: safetensors + JSON metadata, checked against the architecture, never unpickled."""
 
-import json
 import os
 import pickle
 
@@ -8,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from bad_inputs import rewrite_checkpoint_metadata
 from LiverLesionSegLib.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from LiverLesionSegLib.config import Config
 from LiverLesionSegLib.errors import ModelError
@@ -61,15 +61,10 @@ def test_other_encoder_weights_are_refused(tmp_path, small_config):
     other = Config.from_dict(small_config.to_dict())
     other.model.encoder = "resnet34"
     path = save_checkpoint(tmp_path / "r34.safetensors", build_network(other), other, {})
-    # the metadata is edited to claim resnet18: the tensors no longer fit
-    from safetensors import safe_open
-    with safe_open(str(path), framework="pt") as f:
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-        metadata = f.metadata()
-    meta = json.loads(metadata["meta"])
-    meta["config"]["model"]["encoder"] = "resnet18"
-    metadata["meta"] = json.dumps(meta)
-    save_file(tensors, str(path), metadata=metadata)
+    def claim_resnet18(metadata, meta):  # the tensors no longer fit what the metadata names
+        meta["config"]["model"]["encoder"] = "resnet18"
+
+    rewrite_checkpoint_metadata(path, path, claim_resnet18)
     with pytest.raises(ModelError, match="weights do not match the architecture .*Unet/resnet18"):
         load_checkpoint(path)
 

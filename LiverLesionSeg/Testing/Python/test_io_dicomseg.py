@@ -12,8 +12,8 @@ import pydicom
 import pytest
 from pydicom.pixels import pack_bits
 from pydicom.sr.codedict import codes
-from scipy import ndimage
 
+from case_checks import assert_case_matches
 from LiverLesionSegLib.errors import GeometryError, InputError
 from LiverLesionSegLib.io.dicomseg import is_seg_case, read_seg_case
 
@@ -50,19 +50,6 @@ def independent_masks(data_dir: Path, name: str, shape) -> dict[str, np.ndarray]
             mask[ct_z.index(z)] |= frame
         masks[role] = mask
     return masks
-
-
-def assert_case_matches(case, expected):
-    liver, lesion = case.liver.array, case.lesion.array
-    assert case.ct.shape == (expected["slices"], expected["rows"], expected["columns"])
-    assert liver.dtype == lesion.dtype == np.uint8 and liver.max() <= 1 and lesion.max() <= 1
-    assert int(liver.sum()) == expected["liver_voxels"]
-    assert int(lesion.sum()) == expected["lesion_voxels"]
-    assert ndimage.label(lesion, np.ones((3, 3, 3)))[1] == expected["lesion_components_3d_26"]
-    assert int((lesion & (1 - liver)).sum()) == expected["lesion_voxels_outside_liver"]
-    slices = np.flatnonzero(liver.any(axis=(1, 2)))
-    assert [slices[0], slices[-1]] == expected["liver_slice_range"]
-    assert int(lesion.any(axis=(1, 2)).sum()) == expected["slices_with_lesion"]
 
 
 @pytest.mark.parametrize("name", TACE)

@@ -195,3 +195,46 @@ def test_parameters_survive_a_saved_scene(scene, tmp_path):
     assert (restored.model, restored.device, restored.lesion_threshold) == ("/models/run/model.safetensors", "cuda", 0.35)
     restored.output_segmentation = None
     assert restored.output_segmentation is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, folder", [
+    ("3Dircadb1.1", "ircadb/3Dircadb1.1"), ("3Dircadb1.7", "ircadb/3Dircadb1.7"),
+    ("3Dircadb1.17", "ircadb/3Dircadb1.17"), ("RadCTTACEomics_0697", "tace/RadCTTACEomics_0697"),
+    ("RadCTTACEomics_1211", "tace/RadCTTACEomics_1211"), ("HCC_006", "hcc-tace-seg/HCC_006")])
+def test_logic_segments_every_shared_case_like_the_core(name, folder, data_dir, model_path):
+    """Every whole shared case through the Slicer logic (with the bundled model when it exists):
+    the segments hold exactly the core's voxels."""
+    from LiverLesionSegLib.io.cases import read_input_volume
+
+    ct = read_input_volume(data_dir / folder)
+    run = cases.run_logic(slicer.vtkMRMLScene(), ct, model_path, name)
+    cases.check_segments(run)
+    cases.check_masks_match_core(run, cases.core_segmentation(ct, model_path))
+
+
+def test_sample_case_loads_as_a_volume_node(scene):
+    """What the Sample Data module loads: the bundled DICOM sample, on the reader's own grid."""
+    from LiverLesionSegLib.io.cases import read_input_volume
+    from LiverLesionSegLib.resources import sample_case_path
+
+    node = mrml.load_sample_case(scene)
+    expected = read_input_volume(sample_case_path())
+    loaded = mrml.volume_from_node(node)
+    assert node.GetName() == mrml.SAMPLE_NODE_NAME
+    assert loaded.same_grid(expected) and np.array_equal(loaded.array, expected.array)
+    assert node.GetDisplayNode().GetWindow() == 350
+
+
+def test_segmentation_job_logs_how_long_each_stage_took(case, model_path):
+    """What the panel's status line and Slicer's log show after a segmentation."""
+    from LiverLesionSegLib.progress import CallbackProgress
+    from LiverLesionSegLib.segment_job import run_segmentation
+
+    events = []
+    result, device = run_segmentation(case["ct"], model_path, "cpu", None, CallbackProgress(events.append))
+    logged = [e["message"] for e in events if e["event"] == "log"]
+    assert logged[0] == "Running on CPU." and logged[-1].startswith("Segmented in load model ")
+    for stage in ("preprocess", "model", "postprocess", "total"):
+        assert f"{stage} " in logged[-1]
+    assert set(result.timings) == {"load model", "preprocess", "model", "postprocess"}

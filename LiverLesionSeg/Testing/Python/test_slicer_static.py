@@ -290,3 +290,18 @@ def test_python_versions_slicer_runs_can_parse_the_module(module_source):
     """Slicer 5.6 runs Python 3.9: no syntax newer than that in the module file."""
     assert sys.version_info >= (3, 9)
     ast.parse(module_source, feature_version=(3, 9))
+
+
+def test_sample_case_is_registered_with_sample_data_at_startup():
+    """The module registers the bundled sample with Slicer's Sample Data module, loaded by the
+    library (`mrml.load_sample_case`, tested on slicer-core) rather than downloaded."""
+    tree = ast.parse((MODULE_DIR / "LiverLesionSeg.py").read_text())
+    calls = {node.func.attr: node for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)}
+    register = calls["registerCustomSampleDataSource"]
+    keywords = {k.arg for k in register.keywords}
+    assert {"category", "sampleName", "thumbnailFileName", "customDownloader"} <= keywords
+    assert "startupCompleted()" in (MODULE_DIR / "LiverLesionSeg.py").read_text()
+    assert "load_sample_case" in (MODULE_DIR / "LiverLesionSeg.py").read_text()
+    thumbnail = MODULE_DIR / "Resources" / "Icons" / "LiverLesionSegSample.png"
+    assert thumbnail.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

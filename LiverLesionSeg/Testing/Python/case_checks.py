@@ -1,0 +1,19 @@
+"""Checks shared by the reader tests: a case read from disk against the reference numbers of
+`../shared/data/cases.json`."""
+
+import numpy as np
+from scipy import ndimage
+
+
+def assert_case_matches(case, expected):
+    liver, lesion = case.liver.array, case.lesion.array
+    assert case.ct.shape == (expected["slices"], expected["rows"], expected["columns"])
+    assert liver.dtype == lesion.dtype == np.uint8 and liver.max() <= 1 and lesion.max() <= 1
+    assert case.liver.same_grid(case.ct) and case.lesion.same_grid(case.ct)
+    assert int(liver.sum()) == expected["liver_voxels"]
+    assert int(lesion.sum()) == expected["lesion_voxels"]
+    assert ndimage.label(lesion, np.ones((3, 3, 3)))[1] == expected["lesion_components_3d_26"]
+    assert int((lesion & (1 - liver)).sum()) == expected["lesion_voxels_outside_liver"]
+    slices = np.flatnonzero(liver.any(axis=(1, 2)))
+    assert [slices[0], slices[-1]] == expected["liver_slice_range"]
+    assert int(lesion.any(axis=(1, 2)).sum()) == expected["slices_with_lesion"]
