@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -111,7 +110,7 @@ def naive_segment(volume, checkpoint) -> tuple[np.ndarray, np.ndarray]:
     if pre.zoom:
         found = largest_component(liver_small_from(network, ct.array, pre, config))
         box = liver_box_from_network_grid(found, np.arange(ct.shape[0]), ct.shape, ct.spacing, pre.zoom_margin_mm,
-                                          pre.zoom_extra_slices + pre.context_slices)
+                                          pre.zoom_extra_slices + pre.context_slices, config.box_quantum)
         liver, lesion = np.zeros(ct.shape, np.uint8), np.zeros(ct.shape, np.uint8)
         if box is not None:
             box_liver, box_lesion, _ = naive_pass(network, crop(ct.array, box, AIR_HU), pre, config)
@@ -216,8 +215,9 @@ def peak_memory(data: Path, model: Path, tmp: Path) -> None:
     array = np.concatenate([volume.array, volume.array[:93]])  # 300 real slices
     image = Volume(array, volume.spacing, volume.origin, volume.direction).to_sitk()
     sitk.WriteImage(image, str(tmp / "big.nii.gz"))
-    script = ("import resource, sys; from LiverLesionSegLib.cli import main; code = main(sys.argv[1:]); "
-              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
+    # VmHWM, not ru_maxrss: getrusage carries the parent's peak over fork and exec into the child.
+    script = ("import sys; from LiverLesionSegLib.cli import main; code = main(sys.argv[1:]); "
+              "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]); sys.exit(code)")
     run = subprocess.run([sys.executable, "-c", script, "segment", str(tmp / "big.nii.gz"), "-o",
                           str(tmp / "big.seg.nrrd"), "--model", str(model), "--progress", "none"],
                          capture_output=True, text=True, cwd=REPO / "LiverLesionSeg")
@@ -229,5 +229,4 @@ def peak_memory(data: Path, model: Path, tmp: Path) -> None:
 
 
 if __name__ == "__main__":
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     sys.exit(main())

@@ -24,7 +24,7 @@ log = logging.getLogger("LiverLesionSeg")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    progress = make_progress(args.progress)
+    progress = make_progress(args.progress, args.verbose)
     setup_logging(args.verbose, progress)
     with _signals_end_cleanly():
         return _run(args, progress)
@@ -78,12 +78,12 @@ def fail(progress: Progress, message: str, code: int) -> int:
     return code
 
 
-def make_progress(kind: str) -> Progress:
+def make_progress(kind: str, verbose: bool = False) -> Progress:
     if kind == "json":
         return JsonLinesProgress(sys.stdout)
-    if kind == "bar" or (kind == "auto" and sys.stderr.isatty()):
-        return TerminalProgress(sys.stderr)
-    return NullProgress() if kind == "none" else TerminalProgress(sys.stderr)
+    if kind == "none":
+        return NullProgress()
+    return TerminalProgress(sys.stderr, verbose)
 
 
 def setup_logging(verbose: bool, progress: Progress) -> None:

@@ -99,8 +99,9 @@ class InferenceConfig:
     lesions_inside_liver: bool = True
     min_lesion_mm3: float = 0.0  # lesion components smaller than this are dropped
     flip_tta: bool = False  # average with the left-right flipped prediction
-    locate_stride: int = 2  # with zoom: the whole-slice pass that finds the liver looks at every n-th slice
+    locate_stride: int = 1  # with zoom: the whole-slice pass that finds the liver looks at every n-th slice
     precision: str = "auto"  # "auto": bfloat16 where the processor computes it natively, else float32
+    box_quantum: int = 32  # with zoom: the box's side is a multiple of this, its corner of a quarter of it
 
 
 @dataclass
@@ -143,8 +144,8 @@ class Config:
             (t.batch_size >= 1 and t.background_fraction >= 0 and t.lesion_oversample >= 0,
              "train.batch_size must be 1 or more; background_fraction and lesion_oversample 0 or more"),
             (0 < i.liver_threshold < 1 and 0 < i.lesion_threshold < 1, "inference thresholds must lie in (0, 1)"),
-            (i.batch_size >= 1 and i.min_lesion_mm3 >= 0 and i.locate_stride >= 1,
-             "inference.batch_size and locate_stride must be 1 or more, min_lesion_mm3 0 or more"),
+            (i.batch_size >= 1 and i.min_lesion_mm3 >= 0 and i.locate_stride >= 1 and i.box_quantum >= 1,
+             "inference.batch_size, locate_stride and box_quantum must be 1 or more, min_lesion_mm3 0 or more"),
             (i.precision in ("auto", "float32", "bfloat16") and t.precision in ("auto", "float32", "bfloat16"),
              "precision must be auto, float32 or bfloat16"),
         ]

@@ -89,13 +89,10 @@ def _find_then_zoom(ct: Volume, stack: np.ndarray, network: torch.nn.Module, pre
     liver = np.zeros(ct.shape, np.uint8)
     lesion = np.zeros(ct.shape, np.uint8)
     lesion_probability = np.zeros(ct.shape, np.float32)
-    looked_at = np.arange(0, len(stack), config.locate_stride)
     with progress.stage("model", timings):
-        whole = predict_stack(network, stack, preprocess, config, device, progress, looked_at)
-    found = largest_component((whole[:, 0] >= config.liver_threshold).astype(np.uint8))
+        looked_at, found = _locate_liver(network, stack, preprocess, config, device, progress)
     box = liver_box_from_network_grid(found, looked_at, ct.shape, ct.spacing, preprocess.zoom_margin_mm,
-                                      preprocess.zoom_extra_slices + preprocess.context_slices
-                                      + config.locate_stride - 1)
+                                      preprocess.zoom_extra_slices + preprocess.context_slices, config.box_quantum)
     if box is None:
         return liver, lesion, lesion_probability
     with progress.stage("preprocess", timings):
@@ -107,6 +104,30 @@ def _find_then_zoom(ct: Volume, stack: np.ndarray, network: torch.nn.Module, pre
                                   full_resolution_masks(probabilities, (box.side, box.side), config)):
             paste(target, values, box)
     return liver, lesion, lesion_probability
+
+
+def _locate_liver(network: torch.nn.Module, stack: np.ndarray, preprocess: PreprocessConfig,
+                  config: InferenceConfig, device, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
+    """The liver on every `locate_stride`-th whole slice, then on the slices just beyond its first
+    and last, so that its extent is exact: (slice indices looked at, liver mask on them)."""
+    looked_at = np.arange(0, len(stack), config.locate_stride)
+    found = _liver_on(network, stack, looked_at, preprocess, config, device, progress)
+    present = looked_at[found.any(axis=(1, 2))]
+    if config.locate_stride > 1 and present.size:
+        ends = np.r_[np.arange(present[0] - config.locate_stride + 1, present[0]),
+                     np.arange(present[-1] + 1, present[-1] + config.locate_stride)]
+        ends = ends[(ends >= 0) & (ends < len(stack))]
+        if ends.size:
+            found = np.concatenate([found, _liver_on(network, stack, ends, preprocess, config, device, progress)])
+            looked_at = np.concatenate([looked_at, ends])
+            order = np.argsort(looked_at)
+            looked_at, found = looked_at[order], found[order]
+    return looked_at, largest_component(found)
+
+
+def _liver_on(network, stack, indices, preprocess, config, device, progress) -> np.ndarray:
+    return (predict_stack(network, stack, preprocess, config, device, progress, indices)[:, 0]
+            >= config.liver_threshold).astype(np.uint8)
 
 
 def predict_stack(network: torch.nn.Module, stack: np.ndarray, preprocess: PreprocessConfig,

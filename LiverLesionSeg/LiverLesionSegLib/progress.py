@@ -76,11 +76,13 @@ class JsonLinesProgress(Progress):
 
 
 class TerminalProgress(Progress):
-    """A tqdm bar for training steps; stages and log events as short lines on stderr."""
+    """A tqdm bar for training steps; epochs, checkpoints and log events as short lines on stderr,
+    and (verbose) each stage's duration as it ends."""
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, stream: TextIO = sys.stderr, verbose: bool = False) -> None:
         super().__init__()
         self.stream = stream
+        self.verbose = verbose
         self._bar = None
 
     def emit(self, event: Event) -> None:
@@ -93,7 +95,7 @@ class TerminalProgress(Progress):
             if dice is not None:
                 text += f", validation lesion Dice {dice:.3f}, liver Dice {event['val_liver_dice']:.3f}"
             self._write(text)
-        elif kind == "stage" and event.get("state") == "end":
+        elif kind == "stage" and event.get("state") == "end" and self.verbose:
             self._write(f"{event['stage']}: {event['seconds']:.2f} s")
         elif kind == "log":
             self._write(event["message"])

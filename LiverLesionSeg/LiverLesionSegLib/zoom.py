@@ -16,6 +16,8 @@ import numpy as np
 from .masks import bounding_box
 
 AIR_HU = -1024  # what a crop reaching past the image edge is filled with
+_SLICE_PIXELS = 16  # network pixels of liver that make a slice part of the box (with quantum > 1)
+_CELL_SHARE = 0.1  # share of a cell covered by liver that puts the cell in the box
 
 
 @dataclass(frozen=True)
@@ -42,32 +44,48 @@ def liver_box(liver: np.ndarray, spacing: tuple[float, float, float], margin_mm:
 
 
 def liver_box_from_network_grid(liver: np.ndarray, slice_indices: np.ndarray, full_shape: tuple[int, int, int],
-                                spacing: tuple[float, float, float], margin_mm: float,
-                                extra_slices: int) -> Optional[Box]:
+                                spacing: tuple[float, float, float], margin_mm: float, extra_slices: int,
+                                quantum: int = 1) -> Optional[Box]:
     """The same box from a liver found on the network's grid: `liver` (n, S, S) for the slices
-    `slice_indices` of a volume of `full_shape` [k, j, i]. Each network pixel maps back to the
-    block of full-resolution pixels it was averaged from."""
-    box = bounding_box(liver)
-    if box is None:
-        return None
-    ks, js, is_ = box
+    `slice_indices` of a volume of `full_shape` [k, j, i].
+
+    The second pass is sensitive to its box (another box, another resampling), so the box is made
+    from where the liver clearly is, not from its outermost pixels: slices holding at least
+    `_SLICE_PIXELS` liver pixels, and cells of `quantum` full-resolution pixels at least
+    `_CELL_SHARE` covered. The side is then rounded up to a multiple of `quantum` and the corner to a
+    multiple of a quarter of it. A liver found a pixel larger or smaller (in another precision or
+    batch size) then gives the very same box, and so the very same second pass."""
     size = liver.shape[1]
     rows, cols = full_shape[1] / size, full_shape[2] / size
-    bounds = (int(slice_indices[ks.start]), int(slice_indices[ks.stop - 1]) + 1,
-              int(np.floor(js.start * rows)), int(np.ceil(js.stop * rows)),
-              int(np.floor(is_.start * cols)), int(np.ceil(is_.stop * cols)))
-    return box_around(bounds, full_shape[0], spacing, margin_mm, extra_slices)
+    cell = max(1, int(round(quantum / rows))) if quantum > 1 else 1
+    clear = liver.reshape(len(liver), -1).sum(axis=1) >= (_SLICE_PIXELS if quantum > 1 else 1)
+    if not clear.any():
+        return None
+    ks = np.flatnonzero(clear)
+    covered = liver[clear]
+    if cell > 1 and size % cell == 0:
+        covered = covered.reshape(len(covered), size // cell, cell, size // cell, cell).mean(axis=(2, 4)) >= _CELL_SHARE
+    box = bounding_box(covered)
+    if box is None:
+        return None
+    _, js, is_ = box
+    bounds = (int(slice_indices[ks[0]]), int(slice_indices[ks[-1]]) + 1,
+              int(np.floor(js.start * cell * rows)), int(np.ceil(js.stop * cell * rows)),
+              int(np.floor(is_.start * cell * cols)), int(np.ceil(is_.stop * cell * cols)))
+    return box_around(bounds, full_shape[0], spacing, margin_mm, extra_slices, quantum)
 
 
 def box_around(bounds: tuple[int, int, int, int, int, int], n_slices: int, spacing: tuple[float, float, float],
-               margin_mm: float, extra_slices: int) -> Box:
-    """A square box around [k0, k1) x [j0, j1) x [i0, i1), with the margins."""
+               margin_mm: float, extra_slices: int, quantum: int = 1) -> Box:
+    """A square box around [k0, k1) x [j0, j1) x [i0, i1), with the margins (see above for `quantum`)."""
     k0, k1, j0, j1, i0, i1 = bounds
     margin_j = int(np.ceil(margin_mm / spacing[1]))
     margin_i = int(np.ceil(margin_mm / spacing[0]))
     side = max(j1 - j0 + 2 * margin_j, i1 - i0 + 2 * margin_i)
-    return Box(max(k0 - extra_slices, 0), min(k1 + extra_slices, n_slices),
-               int(round((j0 + j1) / 2 - side / 2)), int(round((i0 + i1) / 2 - side / 2)), side)
+    side = int(np.ceil(side / quantum) * quantum)
+    step = max(quantum // 4, 1)
+    corner = (lambda low, high: int(round(((low + high) / 2 - side / 2) / step) * step))
+    return Box(max(k0 - extra_slices, 0), min(k1 + extra_slices, n_slices), corner(j0, j1), corner(i0, i1), side)
 
 
 def crop(array: np.ndarray, box: Box, fill: float) -> np.ndarray:

@@ -31,6 +31,9 @@ def add_parser(sub, common) -> None:
     p.add_argument("--lesion-threshold", type=float, help="lesion probability threshold (default: the model's)")
     p.add_argument("--batch-size", type=int, help="slices per batch (lower it when memory is short)")
     p.add_argument("--tta", action="store_true", help="average with the left-right flipped prediction")
+    p.add_argument("--precision", choices=["auto", "float32", "bfloat16"],
+                   help="auto (default): bfloat16 where the processor computes it natively, which is about twice "
+                        "as fast and moves a few boundary voxels; float32: the exact result")
     p.set_defaults(run=run)
 
 
@@ -66,6 +69,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     if args.batch_size is not None:
         config.batch_size = args.batch_size
     config.flip_tta = config.flip_tta or args.tta
+    if args.precision:
+        config.precision = args.precision
     checkpoint.config.validated(str(args.model or "bundled model"))
 
     with progress.stage("read", timings):

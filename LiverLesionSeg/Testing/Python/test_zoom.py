@@ -44,3 +44,20 @@ def test_zoom_adds_the_liver_box_view():
     assert whole.stack.shape == (6, 32, 32) and zoomed.stack.shape == (4, 32, 32)
     # the liver fills far more of the box than of the slice
     assert zoomed.targets[:, 0].mean() > 4 * whole.targets[:, 0].mean()
+
+
+def test_quantised_box_does_not_move_with_a_pixel_of_liver():
+    """A liver found a network pixel wider gives the same box: the second pass stays the same."""
+    import numpy as np
+
+    from LiverLesionSegLib.zoom import liver_box_from_network_grid
+
+    liver = np.zeros((10, 128, 128), np.uint8)
+    liver[2:8, 40:90, 20:80] = 1
+    wider = liver.copy()
+    wider[2:8, 60:62, 80] = 1  # a few pixels more at the edge, as another precision may find
+    args = (np.arange(10), (10, 512, 512), (0.8, 0.8, 2.5), 15.0, 2)
+    box = liver_box_from_network_grid(liver, *args, quantum=32)
+    assert box.side % 32 == 0 and box.j0 % 8 == 0 and box.i0 % 8 == 0
+    assert liver_box_from_network_grid(wider, *args, quantum=32) == box
+    assert liver_box_from_network_grid(wider, *args, quantum=1) != liver_box_from_network_grid(liver, *args, quantum=1)
