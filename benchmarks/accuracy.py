@@ -9,6 +9,7 @@ lesion volume on the tumour-free case 3Dircadb1.7.
     python benchmarks/accuracy.py                       # both recipes, every fold (hours on a CPU)
     python benchmarks/accuracy.py --recipes bundled --device cuda
     python benchmarks/accuracy.py --epochs-scale 0.1    # a quick, much weaker run
+    python benchmarks/accuracy.py --recipes bundled,dice-bce   # a variant from benchmarks/ablation.py
 
 Finished folds are kept in --out and skipped when the command is run again.
 """
@@ -24,11 +25,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "LiverLesionSeg"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from LiverLesionSegLib.checkpoint import load_checkpoint  # noqa: E402
 from LiverLesionSegLib.dataset import prepare_case  # noqa: E402
 from LiverLesionSegLib.infer import segment_volume  # noqa: E402
-from LiverLesionSegLib.io.cases import find_cases, load_case  # noqa: E402
 from LiverLesionSegLib.metrics import CaseMetrics, evaluate_case, summarise  # noqa: E402
 from LiverLesionSegLib.model import choose_device  # noqa: E402
 from LiverLesionSegLib.recipes import RECIPES, recipe  # noqa: E402
@@ -48,6 +49,8 @@ def main() -> int:
     parser.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every recipe's epochs per cycle")
     args = parser.parse_args()
 
+    from LiverLesionSegLib.io.cases import find_cases, load_case  # DICOM readers: not needed by ablation.py's use
+
     device = choose_device(args.device)
     refs = [r for r in find_cases([args.data]) if r.name != "HCC_006"]
     cases = {r.name: load_case(r) for r in refs}
@@ -56,7 +59,8 @@ def main() -> int:
     for name in args.recipes.split(","):
         results = [run_fold(name, test, cases, args, device) for test in held_out]
         table[name] = summary(results)
-    text = markdown(table, args)
+    scale = f" --epochs-scale {args.epochs_scale}" if args.epochs_scale != 1 else ""
+    text = markdown(table, f"python benchmarks/accuracy.py --recipes {args.recipes}{scale}", "Leave-one-case-out")
     print(text)
     (args.out / "summary.md").write_text(text)
     (args.out / "summary.json").write_text(json.dumps(table, indent=1))
@@ -69,7 +73,7 @@ def run_fold(recipe_name: str, test: str, cases: dict, args, device) -> CaseMetr
     if result_file.exists():
         return CaseMetrics(**json.loads(result_file.read_text()))
     folder.mkdir(parents=True, exist_ok=True)
-    config = recipe(recipe_name)
+    config = recipe_or_variant(recipe_name)
     config.train.epochs_per_cycle = max(1, round(config.train.epochs_per_cycle * args.epochs_scale))
     started = time.perf_counter()
     if not (folder / "model.safetensors").exists():
@@ -89,6 +93,17 @@ def run_fold(recipe_name: str, test: str, cases: dict, args, device) -> CaseMetr
     return metrics
 
 
+def recipe_or_variant(name: str):
+    """A training recipe, or one of benchmarks/ablation.py's variants of the bundled one."""
+    if name in RECIPES:
+        return recipe(name)
+    from ablation import TRAINED, variant_config
+
+    if name in TRAINED:
+        return variant_config(name)
+    return recipe(name)  # refuses it, naming the recipes there are
+
+
 def summary(results: list[CaseMetrics]) -> dict:
     overall = summarise(results)
     per_case = {m.name: {"lesion_dice": m.lesion_dice, "liver_dice": m.liver_dice,
@@ -99,23 +114,23 @@ def summary(results: list[CaseMetrics]) -> dict:
             if with_lesions else None, "summary": overall}
 
 
-def markdown(table: dict, args) -> str:
-    names = list(next(iter(table.values()))["per_case"])
+def markdown(table: dict, command: str, folds: str) -> str:
+    names = list(dict.fromkeys(n for row in table.values() for n in row["per_case"]))
     lines = ["| recipe | " + " | ".join(f"{n} lesion / liver Dice" for n in names) +
              " | mean lesion Dice (cases with lesions) | global lesion Dice | mean liver Dice | lesion recall | "
              "lesion precision | false lesion on 3Dircadb1.7 (mL) |",
              "|---" * (len(names) + 7) + "|"]
     for name, row in table.items():
         s = row["summary"]
-        cells = [f"{row['per_case'][n]['lesion_dice']:.3f} / {row['per_case'][n]['liver_dice']:.3f}" for n in names]
+        cells = [f"{row['per_case'][n]['lesion_dice']:.3f} / {row['per_case'][n]['liver_dice']:.3f}"
+                 if n in row["per_case"] else "-" for n in names]
         fp = row["per_case"].get(TUMOUR_FREE, {}).get("fp_lesion_ml")
         cells += [_f(row["lesion_dice_mean_cases_with_lesions"]), _f(s["lesion_dice_global"]),
                   _f(s["liver_dice_mean"]), _f(s["lesion_recall"]), _f(s["lesion_precision"]),
                   "-" if fp is None else f"{fp:.2f}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    scale = f" --epochs-scale {args.epochs_scale}" if args.epochs_scale != 1 else ""
     lines.append("")
-    lines.append(f"Leave-one-case-out; made by `python benchmarks/accuracy.py --recipes {args.recipes}{scale}`.")
+    lines.append(f"{folds}; made by `{command}`.")
     return "\n".join(lines) + "\n"
 
 

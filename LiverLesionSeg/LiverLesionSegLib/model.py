@@ -36,7 +36,7 @@ def build_network(config: Config, download_weights: bool = False) -> torch.nn.Mo
         try:
             network = factory(encoder_weights=weights, **kwargs)
             log.info("Encoder %s starts from its %s weights.", model.encoder, weights)
-            return network.to(memory_format=torch.channels_last)
+            return _ready(network)
         except (KeyError, ValueError) as exc:
             log.warning("No %s weights for encoder %s (%s): training from scratch.", weights, model.encoder, exc)
         except Exception as exc:  # network errors come in many types (hub, http, OS)
@@ -56,7 +56,27 @@ def build_network(config: Config, download_weights: bool = False) -> torch.nn.Mo
         reason = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
         raise ModelError(f"encoder '{model.encoder}' cannot be built with these settings ({reason})",
                          hint="see segmentation_models_pytorch's list of encoders, e.g. resnet18, resnet34") from None
-    return network.to(memory_format=torch.channels_last)  # faster convolutions on CPUs and GPUs
+    return _ready(network)
+
+
+def _ready(network: torch.nn.Module) -> torch.nn.Module:
+    """channels_last for faster convolutions on CPUs and GPUs; under autocast, the first convolution
+    computed in float32 (its output then in the reduced precision): bfloat16's 8-bit mantissa would
+    round the CT's grey levels before the network sees them, and that moved lesion borders by more
+    than the stated tolerance."""
+    stem = next(m for m in network.modules() if isinstance(m, torch.nn.Conv2d))
+    reduced_precision_forward = stem.forward
+
+    def float32_forward(x: torch.Tensor) -> torch.Tensor:
+        device_type = x.device.type
+        if not torch.is_autocast_enabled(device_type):
+            return reduced_precision_forward(x)
+        dtype = torch.get_autocast_dtype(device_type)
+        with torch.autocast(device_type, enabled=False):
+            return reduced_precision_forward(x.float()).to(dtype)
+
+    stem.forward = float32_forward  # an attribute of this module only: the weights' names stay as they are
+    return network.to(memory_format=torch.channels_last)
 
 
 def choose_device(name: str = "auto") -> torch.device:

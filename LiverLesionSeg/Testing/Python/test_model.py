@@ -19,6 +19,22 @@ def test_network_has_two_outputs_and_the_configured_input_channels():
     assert type(network.encoder).__name__ == "ResNetEncoder"
 
 
+def test_first_convolution_computes_in_float32_under_autocast():
+    """bfloat16 would round the CT's grey levels before the first convolution; it computes in
+    float32 and hands on the reduced precision. Its weights keep their names."""
+    network = build_network(Config()).eval()
+    stem = network.encoder.conv1
+    x = torch.rand(2, 1, 128, 128)
+    exact = torch.nn.functional.conv2d(x, stem.weight, stride=stem.stride, padding=stem.padding)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = stem(x)
+    assert out.dtype == torch.bfloat16
+    assert torch.equal(out, exact.to(torch.bfloat16))
+    with torch.no_grad():
+        assert torch.equal(stem(x), exact)  # without autocast: plain float32
+    assert "encoder.conv1.weight" in network.state_dict()
+
+
 def test_other_encoder_is_built():
     config = Config()
     config.model.encoder = "resnet34"

@@ -1,0 +1,41 @@
+"""The ablation benchmark's compact copy of a case (`benchmarks/ablation.py pack`) gives the network
+the input it would get from the full case, within one grey level, with masks and geometry to match."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from LiverLesionSegLib.config import PreprocessConfig
+from LiverLesionSegLib.io.cases import find_cases, load_case
+from LiverLesionSegLib.preprocess import prepare_ct
+from LiverLesionSegLib.volume import to_axial_lps
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
+import ablation  # noqa: E402
+
+CASE = "tace/RadCTTACEomics_0697"
+
+
+def test_half_resolution_copy_keeps_the_network_input_masks_and_spacing(tmp_path, data_dir):
+    ablation.pack(data_dir / CASE, tmp_path / "cases.npz")
+    copy = ablation.unpack(tmp_path / "cases.npz")["RadCTTACEomics_0697"]
+    case = load_case(find_cases([data_dir / CASE])[0])
+    ct = to_axial_lps(case.ct)[0]
+    config = PreprocessConfig()
+    difference = np.abs(prepare_ct(ct.array, config).astype(int) - prepare_ct(copy.ct.array, config).astype(int))
+    assert difference.max() <= 1
+    assert copy.ct.shape == (ct.shape[0], ct.shape[1] // 2, ct.shape[2] // 2)
+    assert np.allclose(copy.ct.spacing, (ct.spacing[0] * 2, ct.spacing[1] * 2, ct.spacing[2]))
+    for copied, full in ((copy.lesion.array, case.lesion.array), (copy.liver.array, case.liver.array)):
+        assert abs(4 * int(copied.sum()) - int(full.sum())) <= 0.25 * full.sum()
+
+
+def test_every_variant_is_the_bundled_recipe_with_one_change():
+    from LiverLesionSegLib.recipes import bundled
+
+    base = bundled().to_dict()
+    for name in list(ablation.TRAINED) + list(ablation.INFERENCE_ONLY):
+        changed = ablation.variant_config(name).to_dict()
+        differing = {section for section in base if base[section] != changed[section]}
+        assert (name == "bundled") == (not differing), name

@@ -1,0 +1,266 @@
+"""Ablation of the bundled recipe: each of its parts taken out or swapped in turn, trained and
+measured on the same leave-one-case-out folds as `benchmarks/accuracy.py`.
+
+It runs on a compact copy of the labelled cases, small enough to travel to a GPU machine and to
+finish there in one sitting: the CT stored as its HU window at half the in-plane resolution
+(256 x 256, area-averaged, 8 bits: what the network's 128 x 128 input is made from anyway), the
+masks at the same resolution (a voxel is inside when at least half of its four voxels are).
+
+    python benchmarks/ablation.py pack cases.npz                 # from the shared cases, here
+    python benchmarks/ablation.py run cases.npz --device cuda --jobs 8
+    python benchmarks/ablation.py run cases.npz --epochs-scale 0.05 --variants bundled  # a CPU try
+
+Its figures are on that half-resolution grid and rank the parts against each other; the
+full-resolution figures of the two recipes are `benchmarks/accuracy.py`'s. Results go to one
+JSON line per fold (kept when a run is cut short) and a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "LiverLesionSeg"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import numpy as np  # noqa: E402
+
+from LiverLesionSegLib.config import Config, PreprocessConfig  # noqa: E402
+from LiverLesionSegLib.volume import Case, Volume, to_axial_lps  # noqa: E402
+
+DEFAULT_DATA = Path(os.environ.get("LIVERLESIONSEG_DATA", "") or Path.home() / ".cache" / "liverlesionseg" / "data")
+WINDOW = PreprocessConfig()  # the HU window every recipe uses
+
+
+def _no_25d(c: Config) -> None:
+    c.preprocess.context_slices = 0
+
+
+def _no_zoom(c: Config) -> None:
+    c.preprocess.zoom = False
+
+
+def _no_oversampling(c: Config) -> None:
+    c.train.lesion_oversample = 1.0
+
+
+def _no_synthetic(c: Config) -> None:
+    c.augment.synthetic_lesions = 0.0
+
+
+def _dice_bce(c: Config) -> None:
+    c.loss.tversky_weight, c.loss.bce_pos_weight = 0.0, (1.0, 1.0)
+
+
+def _short_schedule(c: Config) -> None:
+    c.train.cycles, c.train.epochs_per_cycle = 3, 5
+
+
+def _flips(c: Config) -> None:
+    c.augment.flip_lr, c.inference.flip_tta = 0.5, True
+
+
+def _no_cleanup(c: Config) -> None:
+    c.inference.largest_liver_component = c.inference.lesions_inside_liver = False
+    c.inference.min_lesion_mm3 = 0.0
+
+
+def _dice_bce_fewer_synthetic(share: float) -> Callable[[Config], None]:
+    def change(c: Config) -> None:
+        _dice_bce(c)
+        c.augment.synthetic_lesions = share
+    return change
+
+
+# name -> (what changes against the bundled recipe, the change); most telling first
+TRAINED: dict[str, tuple[str, Callable[[Config], None]]] = {
+    "bundled": ("the bundled recipe as it is", lambda c: None),
+    "no-zoom": ("whole slices only, no second pass over the liver's box", _no_zoom),
+    "no-2.5d": ("one slice in, no neighbours as channels", _no_25d),
+    "no-synthetic": ("no synthetic lesions painted into the liver", _no_synthetic),
+    "no-oversampling": ("lesion slices drawn as often as the others", _no_oversampling),
+    "dice-bce": ("Dice + BCE (unweighted) instead of BCE with weighted positives + Dice + Tversky", _dice_bce),
+    "short-schedule": ("the notebook's 3 cycles of 5 epochs instead of 4 of 8", _short_schedule),
+    "flips": ("left-right flips in training and as test-time augmentation", _flips),
+    "dice-bce-synthetic-0.3": ("Dice + BCE, synthetic lesions in 30 % of liver slices instead of 60 %",
+                               _dice_bce_fewer_synthetic(0.3)),
+    "dice-bce-synthetic-0.15": ("Dice + BCE, synthetic lesions in 15 % of liver slices", _dice_bce_fewer_synthetic(0.15)),
+}
+# Measured on the bundled folds' models, with another inference setting.
+INFERENCE_ONLY: dict[str, tuple[str, Callable[[Config], None]]] = {
+    "no-cleanup": ("the bundled models without clean-up (largest liver, lesions in it, no specks)", _no_cleanup),
+}
+
+
+def variant_config(name: str) -> Config:
+    from LiverLesionSegLib.recipes import bundled
+
+    config = bundled()
+    (TRAINED | INFERENCE_ONLY)[name][1](config)
+    return config
+
+
+# ---- the compact copy of the cases ----
+
+def pack(data: Path, out: Path) -> None:
+    from LiverLesionSegLib.io.atomic import atomic_write_bytes
+    from LiverLesionSegLib.io.cases import find_cases, load_case
+    from LiverLesionSegLib.preprocess import window
+
+    arrays = {}
+    for ref in find_cases([data]):
+        case = load_case(ref)
+        if not case.labelled:
+            continue
+        ct, reorientation = to_axial_lps(case.ct)
+        lesion = reorientation.apply(case.lesion.array) > 0
+        liver = (reorientation.apply(case.liver.array) > 0) | lesion
+        arrays[f"{case.name}/ct"] = np.round(_half(window(ct.array, WINDOW)) * 255).astype(np.uint8)
+        arrays[f"{case.name}/liver"] = np.packbits(_half(liver) >= 0.5, axis=-1)
+        arrays[f"{case.name}/lesion"] = np.packbits(_half(lesion) >= 0.5, axis=-1)
+        arrays[f"{case.name}/spacing"] = np.array([ct.spacing[0] * 2, ct.spacing[1] * 2, ct.spacing[2]])
+        print(f"packed {case.name}: {ct.shape[0]} slices", flush=True)
+    import io
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(out, buffer.getvalue())
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+
+
+def _half(array: np.ndarray) -> np.ndarray:
+    """[k, j, i] -> [k, j/2, i/2], each voxel the mean of its 2 x 2 (an odd last row or column is dropped)."""
+    k, rows, cols = array.shape
+    a = np.asarray(array[:, :rows // 2 * 2, :cols // 2 * 2], np.float32)
+    return a.reshape(k, rows // 2, 2, cols // 2, 2).mean(axis=(2, 4))
+
+
+def unpack(path: Path) -> dict[str, Case]:
+    """The packed cases, the CT back in HU (inside the window, which is all the network sees)."""
+    cases = {}
+    with np.load(path) as packed:
+        for name in sorted({key.split("/")[0] for key in packed.files}):
+            unit = packed[f"{name}/ct"].astype(np.float32) / 255
+            hu = WINDOW.hu_min + unit * (WINDOW.hu_max - WINDOW.hu_min)
+            spacing = tuple(packed[f"{name}/spacing"])
+            width = unit.shape[-1]
+            masks = [np.unpackbits(packed[f"{name}/{m}"], axis=-1, count=width).astype(np.uint8)
+                     for m in ("liver", "lesion")]
+            ct, liver, lesion = (Volume(a, spacing, (0.0, 0.0, 0.0), source=f"{path}:{name}") for a in [hu] + masks)
+            cases[name] = Case(name, ct, liver, lesion)
+    return cases
+
+
+# ---- training and measuring one fold ----
+
+def run_fold(variant: str, test: str, data: Path, out: Path, device_name: str, epochs_scale: float,
+             threads: int) -> list[dict]:
+    import torch
+
+    from LiverLesionSegLib.checkpoint import load_checkpoint
+    from LiverLesionSegLib.dataset import prepare_case
+    from LiverLesionSegLib.infer import segment_volume
+    from LiverLesionSegLib.metrics import evaluate_case
+    from LiverLesionSegLib.model import choose_device
+    from LiverLesionSegLib.train import train
+
+    torch.set_num_threads(threads)
+    device = choose_device(device_name)
+    cases = unpack(data)
+    config = variant_config(variant)
+    config.train.epochs_per_cycle = max(1, round(config.train.epochs_per_cycle * epochs_scale))
+    folder = out / variant / f"test-{test}"
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    train([prepare_case(c, config.preprocess) for n, c in cases.items() if n != test], [], config, folder, device,
+          download_weights=False)
+    trained_s = time.perf_counter() - started
+    checkpoint = load_checkpoint(folder / "model.safetensors", device)
+    case = cases[test]
+    measured = [(variant, config.inference)]
+    if variant == "bundled":
+        measured += [(name, variant_config(name).inference) for name in INFERENCE_ONLY]
+    records = []
+    for name, inference in measured:
+        result = segment_volume(case.ct, checkpoint, inference, device)
+        metrics = evaluate_case(test, result.liver.array, result.lesion.array, case.liver.array, case.lesion.array,
+                                case.ct.spacing)
+        records.append({"variant": name, "test": test, "train_s": round(trained_s, 1), "metrics": metrics.to_dict()})
+    return records
+
+
+def run(args) -> int:
+    from accuracy import markdown, summary
+
+    from LiverLesionSegLib.metrics import CaseMetrics
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_file = args.out / "ablation-folds.jsonl"
+    done = {}
+    if results_file.exists():
+        for line in results_file.read_text().splitlines():
+            record = json.loads(line)
+            done[(record["variant"], record["test"])] = record
+    names = sorted({key.split("/")[0] for key in np.load(args.data).files})
+    folds = [n for n in names if not args.folds or n in args.folds.split(",")]
+    variants = [v for v in args.variants.split(",") if v in TRAINED]
+    tasks = [(v, t) for v in variants for t in folds if (v, t) not in done]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool, results_file.open("a") as sink:
+        futures = {pool.submit(run_fold, v, t, args.data, args.out, args.device, args.epochs_scale, args.threads):
+                   (v, t) for v, t in tasks}
+        for future in as_completed(futures):
+            for record in future.result():
+                done[(record["variant"], record["test"])] = record
+                sink.write(json.dumps(record) + "\n")
+                sink.flush()
+                m = record["metrics"]
+                print(f"{record['variant']} / {record['test']}: lesion Dice {m['lesion_dice']:.3f}, liver Dice "
+                      f"{m['liver_dice']:.3f}, false lesion {m['fp_lesion_volume_ml']:.1f} mL, trained in "
+                      f"{record['train_s']:.0f} s ({time.perf_counter() - started:.0f} s so far)", flush=True)
+    table = {}
+    for name in [v for v in list(TRAINED) + list(INFERENCE_ONLY) if any(key[0] == v for key in done)]:
+        results = [CaseMetrics(**done[(name, t)]["metrics"]) for t in folds if (name, t) in done]
+        table[name] = summary(results)
+    scale = f" --epochs-scale {args.epochs_scale}" if args.epochs_scale != 1 else ""
+    text = markdown(table, f"python benchmarks/ablation.py run CASES.npz --device {args.device}{scale}",
+                    "Leave-one-case-out on the half-resolution copy (`ablation.py pack`)")
+    text += "\n" + "\n".join(f"- `{name}`: {what}" for name, (what, _) in (TRAINED | INFERENCE_ONLY).items()
+                             if name in table) + "\n"
+    print(text)
+    (args.out / "ablation.md").write_text(text)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    packing = commands.add_parser("pack", help="write the compact copy of the labelled cases")
+    packing.add_argument("out", type=Path)
+    packing.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    running = commands.add_parser("run", help="train and measure every variant on every fold")
+    running.add_argument("data", type=Path)
+    running.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "ablation")
+    running.add_argument("--variants", default=",".join(TRAINED))
+    running.add_argument("--folds", default="", help="comma-separated held-out case names (default: all)")
+    running.add_argument("--device", default="auto")
+    running.add_argument("--jobs", type=int, default=1, help="folds trained at once")
+    running.add_argument("--threads", type=int, default=2, help="CPU threads per fold")
+    running.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every epochs per cycle")
+    args = parser.parse_args()
+    if args.command == "pack":
+        pack(args.data, args.out)
+        return 0
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
