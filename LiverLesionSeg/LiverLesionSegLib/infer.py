@@ -22,16 +22,13 @@ from .model import compute_dtype, is_out_of_memory
 from .postprocess import clean_masks, largest_component
 from .preprocess import network_input, prepare_ct, upsample
 from .progress import NullProgress, Progress
-from .volume import POSITION_TOLERANCE_MM, Volume, to_axial_lps
+from .volume import Volume, to_axial_lps
 from .zoom import AIR_HU, crop, liver_box_from_network_grid, paste
 
 log = logging.getLogger("LiverLesionSeg")
 
 _UPSAMPLE_CHUNK = 16  # slices brought back to full resolution at a time
 PROBABILITY_STEPS = 1024
-# The liver-finding pass skips slices only where the slices it looks at stay this close: farther
-# apart, the liver's outline on a skipped slice can widen its box (5 mm slices of 0697 did).
-_LOCATE_MAX_GAP_MM = 5.0
 
 
 @dataclass
@@ -93,9 +90,7 @@ def _find_then_zoom(ct: Volume, stack: np.ndarray, network: torch.nn.Module, pre
     lesion = np.zeros(ct.shape, np.uint8)
     lesion_probability = np.zeros(ct.shape, np.float32)
     with progress.stage("model", timings):
-        # (DICOM positions are decimal text: a 2.50001 mm step is a 2.5 mm step)
-        stride = max(1, min(config.locate_stride, int((_LOCATE_MAX_GAP_MM + POSITION_TOLERANCE_MM) // ct.spacing[2])))
-        looked_at, found = _locate_liver(network, stack, stride, preprocess, config, device, progress)
+        looked_at, found = _locate_liver(network, stack, preprocess, config, device, progress)
     box = liver_box_from_network_grid(found, looked_at, ct.shape, ct.spacing, preprocess.zoom_margin_mm,
                                       preprocess.zoom_extra_slices + preprocess.context_slices, config.box_quantum)
     if box is None:
@@ -111,19 +106,22 @@ def _find_then_zoom(ct: Volume, stack: np.ndarray, network: torch.nn.Module, pre
     return liver, lesion, lesion_probability
 
 
-def _locate_liver(network: torch.nn.Module, stack: np.ndarray, stride: int, preprocess: PreprocessConfig,
+def _locate_liver(network: torch.nn.Module, stack: np.ndarray, preprocess: PreprocessConfig,
                   config: InferenceConfig, device, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
-    """The liver on every `stride`-th whole slice, then on the slices just beyond its first and
-    last, so that its extent is exact: (slice indices looked at, liver mask on them)."""
+    """The liver on every `locate_stride`-th whole slice, then on every slice from just before its
+    first to just after its last: the slices outside the liver are skipped, and the liver's box comes
+    out as looking at every slice would make it (a skipped slice inside the liver could widen it).
+    Returns (slice indices looked at, liver mask on them)."""
+    stride = config.locate_stride
     looked_at = np.arange(0, len(stack), stride)
     found = _liver_on(network, stack, looked_at, preprocess, config, device, progress)
     present = looked_at[found.any(axis=(1, 2))]
     if stride > 1 and present.size:
-        ends = np.r_[np.arange(present[0] - stride + 1, present[0]), np.arange(present[-1] + 1, present[-1] + stride)]
-        ends = ends[(ends >= 0) & (ends < len(stack))]
-        if ends.size:
-            found = np.concatenate([found, _liver_on(network, stack, ends, preprocess, config, device, progress)])
-            looked_at = np.concatenate([looked_at, ends])
+        span = np.arange(max(present[0] - stride + 1, 0), min(present[-1] + stride, len(stack)))
+        rest = np.setdiff1d(span, looked_at)
+        if rest.size:
+            found = np.concatenate([found, _liver_on(network, stack, rest, preprocess, config, device, progress)])
+            looked_at = np.concatenate([looked_at, rest])
             order = np.argsort(looked_at)
             looked_at, found = looked_at[order], found[order]
     return looked_at, largest_component(found)

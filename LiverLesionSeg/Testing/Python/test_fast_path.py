@@ -1,8 +1,8 @@
 """The fast path gives the masks of the plain path on every shared case, within a stated tolerance.
 
-Plain: one slice at a time, float32, every slice. Fast: batches, channels-last, the liver found on
-every other slice where slices are thin, and bfloat16 where the processor computes it natively
-(its first convolution in float32). The stated tolerance: liver and lesion masks within Dice 0.99
+Plain: one slice at a time, float32, every slice. Fast: batches, channels-last, the liver looked
+for on every other slice away from it, and bfloat16 where the processor computes it natively (its
+first convolution in float32). The stated tolerance: liver and lesion masks within Dice 0.99
 of the plain path, on every case.
 """
 
