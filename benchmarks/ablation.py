@@ -220,7 +220,8 @@ def run(args) -> int:
         for line in results_file.read_text().splitlines():
             record = json.loads(line)
             done[(record["variant"], record["test"])] = record
-    names = sorted({key.split("/")[0] for key in np.load(args.data).files})
+    with np.load(args.data) as packed:
+        names = sorted({key.split("/")[0] for key in packed.files})
     folds = [n for n in names if not args.folds or n in args.folds.split(",")]
     variants = [v for v in args.variants.split(",") if v in TRAINED]
     tasks = [(v, t) for v in variants for t in folds if (v, t) not in done]

@@ -118,9 +118,8 @@ def missing_input(data_dir, tmp, model):
 @entry
 def mr_series(data_dir, tmp, model):
     """An MR series instead of a CT series."""
-    for path in copy_slices(data_dir, tmp / "mr"):
-        edit(path, Modality="MR")
-    return BadInput(segment(tmp / "mr", tmp, model), INPUT, "mr", "mr")
+    folder = six_edited(data_dir, tmp, "mr", Modality="MR")
+    return BadInput(segment(folder, tmp, model), INPUT, "mr", "mr")
 
 
 @entry
@@ -214,6 +213,14 @@ def copy_six(data_dir: Path, tmp: Path, name: str) -> tuple[Path, list[Path]]:
     """Six real CT slices in `tmp/name`: the folder and its files."""
     folder = tmp / name
     return folder, copy_slices(data_dir, folder)
+
+
+def six_edited(data_dir: Path, tmp: Path, name: str, **changes) -> Path:
+    """Six real CT slices in `tmp/name`, each with the DICOM attributes `changes` set."""
+    folder, files = copy_six(data_dir, tmp, name)
+    for path in files:
+        edit(path, **changes)
+    return folder
 
 
 @functools.lru_cache(maxsize=None)
@@ -321,9 +328,7 @@ def several_series_and_an_unknown_choice(data_dir, tmp, model):
 @entry
 def ultrasound_series(data_dir, tmp, model):
     """An ultrasound series instead of a CT series."""
-    folder, files = copy_six(data_dir, tmp, "us")
-    for path in files:
-        edit(path, Modality="US")
+    folder = six_edited(data_dir, tmp, "us", Modality="US")
     return BadInput(segment(folder, tmp, model), INPUT, "modality us, not ct", "us")
 
 
@@ -344,9 +349,7 @@ def rgb_image(data_dir, tmp, model):
 @entry
 def secondary_capture(data_dir, tmp, model):
     """Secondary-capture images (screenshots) labelled CT."""
-    folder, files = copy_six(data_dir, tmp, "sc")
-    for path in files:
-        edit(path, SOPClassUID="1.2.840.10008.5.1.4.1.1.7")
+    folder = six_edited(data_dir, tmp, "sc", SOPClassUID="1.2.840.10008.5.1.4.1.1.7")
     return BadInput(segment(folder, tmp, model), INPUT, "secondary capture", "sc")
 
 
