@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import AugmentConfig
-from .synthetic import add_synthetic_lesions
+from .synthetic import add_masses_beside_liver, add_synthetic_lesions
 
 
 def augment_batch(images: torch.Tensor, targets: torch.Tensor, config: AugmentConfig,
@@ -21,6 +21,8 @@ def augment_batch(images: torch.Tensor, targets: torch.Tensor, config: AugmentCo
         return images, targets
     if config.synthetic_lesions > 0:
         images, targets = add_synthetic_lesions(images, targets, config, generator)
+    if config.masses_beside_liver > 0:
+        images, targets = add_masses_beside_liver(images, targets, config, generator)
     n = images.shape[0]
     theta = random_affines(n, config, generator)
     both = torch.cat([images, targets], dim=1)

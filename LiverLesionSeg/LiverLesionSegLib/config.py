@@ -25,6 +25,9 @@ class PreprocessConfig:
     zoom: bool = False  # a second pass over the liver's box at full network resolution (see zoom.py)
     zoom_margin_mm: float = 15.0  # margin around the liver in that box
     zoom_extra_slices: int = 2  # slices above and below the liver in that box
+    # With zoom: HU added to the liver's box so that the liver's median lands here (None: off). A
+    # lesion is then told by its contrast to this patient's liver, whatever the phase or scanner.
+    liver_reference_hu: Optional[float] = None
 
     @property
     def in_channels(self) -> int:
@@ -72,6 +75,11 @@ class AugmentConfig:
     synthetic_hypodense: tuple[float, float] = (0.06, 0.35)
     synthetic_hyperdense: tuple[float, float] = (0.05, 0.2)
     synthetic_hyperdense_share: float = 0.3
+    # Unmarked masses painted just outside the liver (see synthetic.py): the chance per slice with
+    # liver, radius in network pixels, windowed density (0.39: 35 HU in the default window).
+    masses_beside_liver: float = 0.0
+    mass_radius: tuple[float, float] = (4.0, 28.0)
+    mass_density: tuple[float, float] = (0.3, 0.55)
 
 
 @dataclass
@@ -128,16 +136,20 @@ class Config:
             (p.context_slices >= 0, "preprocess.context_slices must be 0 or more"),
             (p.normalise in ("unit", "centred"), "preprocess.normalise must be 'unit' or 'centred'"),
             (p.zoom_margin_mm >= 0 and p.zoom_extra_slices >= 0, "preprocess.zoom margins must be 0 or more"),
+            (p.liver_reference_hu is None or p.zoom, "preprocess.liver_reference_hu needs preprocess.zoom (the "
+                                                     "liver's box is what it shifts)"),
             (len(self.model.classes) == 2, "model.classes must name two outputs (liver, lesion)"),
             (min(l.bce_weight, l.dice_weight, l.tversky_weight, l.tversky_alpha, l.tversky_beta) >= 0,
              "loss weights and Tversky alpha/beta must be 0 or more"),
             (min(l.bce_pos_weight) > 0 and min(l.class_weights) >= 0 and sum(l.class_weights) > 0,
              "loss.bce_pos_weight must be positive and class_weights not all 0"),
-            (all(0 <= x <= 1 for x in (a.flip_lr, a.flip_ud, a.crop_probability, a.synthetic_lesions,
+            (all(0 <= x <= 1 for x in (a.flip_lr, a.flip_ud, a.crop_probability, a.synthetic_lesions, a.masses_beside_liver,
                                        a.synthetic_hyperdense_share)),
              "augmentation probabilities must lie in [0, 1]"),
             (0 < a.scale[0] <= a.scale[1] and 0 < a.crop_scale[0] <= a.crop_scale[1] <= 1,
              "augment.scale and crop_scale must be increasing positive ranges (crop_scale up to 1)"),
+            (0 < a.mass_radius[0] <= a.mass_radius[1] and 0 <= a.mass_density[0] <= a.mass_density[1] <= 1,
+             "augment.mass_radius must be an increasing positive range and mass_density one within [0, 1]"),
             (t.cycles >= 1 and t.epochs_per_cycle >= 1, "train.cycles and epochs_per_cycle must be 1 or more"),
             (0 <= t.min_learning_rate <= t.learning_rate and t.learning_rate > 0,
              "train.learning_rate must be positive and at least min_learning_rate"),

@@ -10,7 +10,7 @@ import numpy as np
 
 from .config import PreprocessConfig, TrainConfig
 from .errors import TrainingError
-from .preprocess import network_input, prepare_ct, prepare_masks, targets_tensor
+from .preprocess import liver_hu_shift, network_input, prepare_ct, prepare_masks, targets_tensor
 from .volume import Case, Volume, to_axial_lps
 from .zoom import AIR_HU, crop, liver_box
 
@@ -43,11 +43,14 @@ def prepare_case(case: Case, config: PreprocessConfig, keep_volume: bool = False
     ct, reorientation = to_axial_lps(case.ct)
     lesion = np.ascontiguousarray(reorientation.apply(case.lesion.array))
     liver = np.maximum(np.ascontiguousarray(reorientation.apply(case.liver.array)), lesion)
-    views = [View(prepare_ct(ct.array, config), prepare_masks(liver, lesion, config.size))]
+    whole = View(prepare_ct(ct.array, config), prepare_masks(liver, lesion, config.size))
+    views = [whole]
     if config.zoom:
         box = liver_box(liver, ct.spacing, config.zoom_margin_mm, config.zoom_extra_slices + config.context_slices)
         if box is not None:
-            views.append(View(prepare_ct(crop(ct.array, box, AIR_HU), config),
+            # The shift is measured as inference measures it: on the whole slices, where the liver is.
+            shift = liver_hu_shift(whole.stack, whole.targets[:, 0] >= 128, config)
+            views.append(View(prepare_ct(crop(ct.array, box, AIR_HU), config, shift),
                               prepare_masks(crop(liver, box, 0), crop(lesion, box, 0), config.size)))
     prepared = PreparedCase(case.name, views)
     if keep_volume:

@@ -20,7 +20,7 @@ from .config import InferenceConfig, PreprocessConfig
 from .errors import Cancelled, ResourceError
 from .model import compute_dtype, is_out_of_memory
 from .postprocess import clean_masks, largest_component
-from .preprocess import network_input, prepare_ct, upsample
+from .preprocess import liver_hu_shift, network_input, prepare_ct, upsample
 from .progress import NullProgress, Progress
 from .volume import Volume, to_axial_lps
 from .zoom import AIR_HU, crop, liver_box_from_network_grid, paste
@@ -96,7 +96,8 @@ def _find_then_zoom(ct: Volume, stack: np.ndarray, network: torch.nn.Module, pre
     if box is None:
         return liver, lesion, lesion_probability
     with progress.stage("preprocess", timings):
-        zoomed = prepare_ct(crop(ct.array, box, AIR_HU), preprocess)
+        shift = liver_hu_shift(stack[looked_at], found, preprocess)
+        zoomed = prepare_ct(crop(ct.array, box, AIR_HU), preprocess, shift)
     with progress.stage("model", timings):
         probabilities = predict_stack(network, zoomed, preprocess, config, device, progress)
     with progress.stage("postprocess", timings):

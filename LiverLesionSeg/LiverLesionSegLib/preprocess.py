@@ -17,10 +17,13 @@ from .config import PreprocessConfig
 _SLICE_BATCH = 32  # slices resampled at a time, bounding memory for large volumes
 
 
-def window(hu: np.ndarray, config: PreprocessConfig) -> np.ndarray:
-    """HU -> [0, 1] float32 over the configured window."""
+def window(hu: np.ndarray, config: PreprocessConfig, hu_shift: float = 0.0) -> np.ndarray:
+    """HU (plus `hu_shift`) -> [0, 1] float32 over the configured window."""
     low, high = config.hu_min, config.hu_max
-    return (np.clip(hu.astype(np.float32, copy=False), low, high) - low) / (high - low)
+    hu = hu.astype(np.float32, copy=False)
+    if hu_shift:
+        hu = hu + np.float32(hu_shift)
+    return (np.clip(hu, low, high) - low) / (high - low)
 
 
 def shrink_slices(array: np.ndarray, size: int, to_unit=None) -> np.ndarray:
@@ -38,10 +41,23 @@ def shrink_slices(array: np.ndarray, size: int, to_unit=None) -> np.ndarray:
     return out
 
 
-def prepare_ct(hu: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+def prepare_ct(hu: np.ndarray, config: PreprocessConfig, hu_shift: float = 0.0) -> np.ndarray:
     """A CT array [k, j, i] in HU -> uint8 stack (k, size, size) of windowed, resampled slices."""
-    small = shrink_slices(hu, config.size, lambda chunk: window(chunk, config))
+    small = shrink_slices(hu, config.size, lambda chunk: window(chunk, config, hu_shift))
     return to_uint8(small)
+
+
+def liver_hu_shift(stack: np.ndarray, liver: np.ndarray, config: PreprocessConfig) -> float:
+    """The HU to add to a CT so that its liver's median lands on `config.liver_reference_hu`; 0 when
+    that is off or there is no liver. `stack`: uint8 windowed slices (prepare_ct), `liver`: a mask of
+    the same shape. Measured on the window's 8-bit levels (1.4 HU each by default)."""
+    if config.liver_reference_hu is None:
+        return 0.0
+    levels = stack[liver > 0]
+    if levels.size == 0:
+        return 0.0
+    median_hu = config.hu_min + float(np.median(levels)) / 255.0 * (config.hu_max - config.hu_min)
+    return float(config.liver_reference_hu) - median_hu
 
 
 def prepare_masks(liver: np.ndarray, lesion: np.ndarray, size: int) -> np.ndarray:

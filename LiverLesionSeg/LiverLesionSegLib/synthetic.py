@@ -21,50 +21,107 @@ from .config import AugmentConfig
 def add_synthetic_lesions(images: torch.Tensor, targets: torch.Tensor, config: AugmentConfig,
                           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """images (n, c, H, W) in window units, targets (n, 2, H, W): liver, lesion. Returns new tensors."""
-    n, channels, height, width = images.shape
     liver = targets[:, 0] > 0.5
-    chosen = liver.flatten(1).any(1) & (torch.rand(n, generator=generator) < config.synthetic_lesions)
-    index = chosen.nonzero().flatten()
+    index = _chosen(liver, config.synthetic_lesions, generator)
     if index.numel() == 0:
         return images, targets
     m = index.numel()
-
-    def uniform(low: float, high: float, size=(m,)) -> torch.Tensor:
-        return low + (high - low) * torch.rand(size, generator=generator)
-
-    # Centre on a random liver pixel; an ellipse of random size, aspect and angle.
+    # Centre on a random liver pixel.
     centre = torch.multinomial(liver[index].flatten(1).float(), 1, generator=generator).squeeze(1)
+    distance = _ellipse_distance(centre, images.shape, config.synthetic_radius, generator)
+
+    # Darker or brighter than the liver; a little texture inside.
+    hyper = torch.rand(m, generator=generator) < config.synthetic_hyperdense_share
+    change = torch.where(hyper, _uniform(*config.synthetic_hyperdense, m, generator),
+                         -_uniform(*config.synthetic_hypodense, m, generator)).view(-1, 1, 1)
+    texture = 1 + 0.3 * _smooth_noise(m, images.shape[2], images.shape[3], 24, generator)
+    sections = _cross_sections(distance, images.shape[1], generator)  # (the random draws in the order of earlier versions: same seed, same lesions)
+    inside_liver = liver[index].float()
+
+    images, targets = images.clone(), targets.clone()
+    centre_channel = images.shape[1] // 2
+    for channel, shape in enumerate(sections):
+        shape = shape * inside_liver
+        images[index, channel] = (images[index, channel] + shape * change * texture).clamp(0, 1)
+        if channel == centre_channel:
+            targets[index, 1] = torch.maximum(targets[index, 1], shape)
+    return images, targets
+
+
+def add_masses_beside_liver(images: torch.Tensor, targets: torch.Tensor, config: AugmentConfig,
+                            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masses painted just outside the liver, left unmarked: neither liver nor lesion.
+
+    Synthetic lesions teach that a dark blob in the liver is a lesion; a model can take from them
+    that any dark blob near the liver is liver and lesion, as a kidney or adrenal tumour pressing on
+    the liver then is. These masses (soft tissue of random density and texture, centred within a
+    mass's radius of the liver, clipped to its outside) show what is not. Same arguments as
+    `add_synthetic_lesions`."""
+    liver = targets[:, 0] > 0.5
+    index = _chosen(liver, config.masses_beside_liver, generator)
+    if index.numel() == 0:
+        return images, targets
+    m = index.numel()
+    low, high = config.mass_radius
+    reach = int(round(high / 2))
+    near = F.max_pool2d(liver[index, None].float(), 2 * reach + 1, stride=1, padding=reach)[:, 0] > 0
+    body = images[index, images.shape[1] // 2] > 0.05  # not air
+    candidates = (near & ~liver[index] & body).flatten(1).float()
+    candidates[candidates.sum(1) == 0] = 1.0  # nowhere beside the liver: anywhere, clipped below
+    centre = torch.multinomial(candidates, 1, generator=generator).squeeze(1)
+    sections = _cross_sections(_ellipse_distance(centre, images.shape, config.mass_radius, generator),
+                               images.shape[1], generator)
+
+    density = _uniform(*config.mass_density, m, generator).view(-1, 1, 1)
+    texture = 1 + 0.25 * _smooth_noise(m, images.shape[2], images.shape[3], 24, generator)
+    outside = 1.0 - liver[index].float()
+    images = images.clone()
+    for channel, shape in enumerate(sections):
+        shape = shape * outside
+        images[index, channel] = (images[index, channel] * (1 - shape) + shape * density * texture).clamp(0, 1)
+    return images, targets
+
+
+def _chosen(liver: torch.Tensor, chance: float, generator: torch.Generator) -> torch.Tensor:
+    """Indices of the slices with liver that get a blob, each with the given chance."""
+    n = liver.shape[0]
+    return (liver.flatten(1).any(1) & (torch.rand(n, generator=generator) < chance)).nonzero().flatten()
+
+
+def _uniform(low: float, high: float, m: int, generator: torch.Generator) -> torch.Tensor:
+    return low + (high - low) * torch.rand(m, generator=generator)
+
+
+def _ellipse_distance(centre: torch.Tensor, shape: torch.Size, radius: tuple[float, float],
+                      generator: torch.Generator) -> torch.Tensor:
+    """(m, H, W): distance from flat pixel indices `centre` (m,) in units of a random ellipse's
+    radius (1 on its edge), the edge made wobbly."""
+    m, (_, _, height, width) = centre.numel(), shape
     cy, cx = (centre // width).float(), (centre % width).float()
-    radius_x = uniform(*config.synthetic_radius)
-    radius_y = radius_x * uniform(0.6, 1.0)
-    angle = uniform(0, math.pi)
+    radius_x = _uniform(*radius, m, generator)
+    radius_y = radius_x * _uniform(0.6, 1.0, m, generator)
+    angle = _uniform(0, math.pi, m, generator)
     yy = torch.arange(height, dtype=torch.float32).view(1, height, 1)
     xx = torch.arange(width, dtype=torch.float32).view(1, 1, width)
     dx, dy = xx - cx.view(-1, 1, 1), yy - cy.view(-1, 1, 1)
     cos, sin = torch.cos(angle).view(-1, 1, 1), torch.sin(angle).view(-1, 1, 1)
     u, v = dx * cos + dy * sin, -dx * sin + dy * cos
     distance = torch.sqrt((u / radius_x.view(-1, 1, 1)) ** 2 + (v / radius_y.view(-1, 1, 1)) ** 2)
-    distance = distance * (1 + 0.15 * _smooth_noise(m, height, width, 6, generator))  # a wobbly edge
+    return distance * (1 + 0.15 * _smooth_noise(m, height, width, 6, generator))
 
-    # Darker or brighter than the liver; a little texture inside.
-    hyper = torch.rand(m, generator=generator) < config.synthetic_hyperdense_share
-    change = torch.where(hyper, uniform(*config.synthetic_hyperdense), -uniform(*config.synthetic_hypodense))
-    texture = 1 + 0.3 * _smooth_noise(m, height, width, 24, generator)
-    sharpness = uniform(4, 12).view(-1, 1, 1)
-    inside_liver = liver[index].float()
 
-    images, targets = images.clone(), targets.clone()
-    centre_channel = channels // 2
-    slab = uniform(0.2, 0.6)  # neighbouring slice distance, as a fraction of the radius
+def _cross_sections(distance: torch.Tensor, channels: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """Soft blobs inside those ellipses, one (m, H, W) per input channel: a roughly round blob's
+    cross-section, smaller in the neighbouring slices."""
+    m = distance.shape[0]
+    sharpness = _uniform(4, 12, m, generator).view(-1, 1, 1)
+    slab = _uniform(0.2, 0.6, m, generator)  # neighbouring slice distance, as a fraction of the radius
+    sections = []
     for channel in range(channels):
-        offset = (channel - centre_channel) * slab
-        section = torch.sqrt(torch.clamp(1 - offset ** 2, min=0)).view(-1, 1, 1)  # the sphere's cross-section
-        shape = torch.sigmoid((1 - distance / section.clamp(min=1e-3)) * sharpness) * (section > 0)
-        shape = shape * inside_liver
-        images[index, channel] = (images[index, channel] + shape * change.view(-1, 1, 1) * texture).clamp(0, 1)
-        if channel == centre_channel:
-            targets[index, 1] = torch.maximum(targets[index, 1], shape)
-    return images, targets
+        offset = (channel - channels // 2) * slab
+        section = torch.sqrt(torch.clamp(1 - offset ** 2, min=0)).view(-1, 1, 1)
+        sections.append(torch.sigmoid((1 - distance / section.clamp(min=1e-3)) * sharpness) * (section > 0))
+    return sections
 
 
 def _smooth_noise(n: int, height: int, width: int, cells: int, generator: torch.Generator) -> torch.Tensor:

@@ -16,6 +16,8 @@ def test_json_round_trip_keeps_every_setting():
     again = Config.from_dict(json.loads(config.to_json()))
     assert again == config
     assert again.loss.bce_pos_weight == (2.0, 20.0)
+    config.preprocess.zoom, config.preprocess.liver_reference_hu = True, 100.0
+    assert Config.from_dict(json.loads(config.to_json())).preprocess.liver_reference_hu == 100.0
 
 
 def test_unknown_setting_is_named(tmp_path):
@@ -38,6 +40,8 @@ def test_wrong_type_is_named():
     ("train", "cycles", 0, "cycles and epochs_per_cycle"),
     ("augment", "flip_lr", 1.5, "probabilities"),
     ("inference", "lesion_threshold", 1.0, "thresholds"),
+    ("preprocess", "liver_reference_hu", 100.0, "needs preprocess.zoom"),
+    ("augment", "mass_density", (0.6, 0.3), "mass_density"),
 ])
 def test_validated_refuses_settings_that_cannot_work(section, key, value, message):
     config = Config()

@@ -3,7 +3,7 @@
 import torch
 
 from LiverLesionSegLib.config import AugmentConfig
-from LiverLesionSegLib.synthetic import add_synthetic_lesions
+from LiverLesionSegLib.synthetic import add_masses_beside_liver, add_synthetic_lesions
 
 
 def _batch(n=8, channels=3):
@@ -47,3 +47,25 @@ def test_chance_zero_changes_nothing_and_seed_repeats():
     a = add_synthetic_lesions(images, targets, config, torch.Generator().manual_seed(7))
     b = add_synthetic_lesions(images, targets, config, torch.Generator().manual_seed(7))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_masses_are_painted_beside_the_liver_and_left_unmarked():
+    images, targets = _batch()
+    config = AugmentConfig(masses_beside_liver=1.0, mass_radius=(6.0, 12.0), mass_density=(0.3, 0.35))
+    new_images, new_targets = add_masses_beside_liver(images, targets, config, torch.Generator().manual_seed(2))
+    assert torch.equal(new_targets, targets)  # neither liver nor lesion
+    changed = (new_images[:, 1] - images[:, 1]).abs() > 0.02
+    assert not changed[0].any()  # no liver on that slice: nothing painted
+    assert changed[1:].flatten(1).any(1).all()
+    assert not (changed & (targets[:, 0] > 0)).any()  # only outside the liver
+    near = torch.zeros(64, 64, dtype=torch.bool)
+    near[16 - 14:48 + 14, max(10 - 14, 0):40 + 14] = True  # within a radius of the liver
+    centre = new_images[1:, 1] < 0.45
+    assert (centre & ~near).sum() < 0.5 * centre.sum()
+    assert new_images[1:, 1][centre].min() >= 0.3 * 0.75 - 1e-6  # the mass's density, textured
+
+
+def test_masses_chance_zero_changes_nothing():
+    images, targets = _batch()
+    same = add_masses_beside_liver(images, targets, AugmentConfig(), torch.Generator())
+    assert same[0] is images and same[1] is targets
