@@ -127,14 +127,11 @@ INFERENCE_ONLY: dict[str, tuple[str, Callable[[Config], None]]] = {
 
 def base_recipe() -> Config:
     """bundled-v1: today's bundled recipe with the notebook's loss, BCE with weighted positives +
-    Dice + Tversky (the configuration's defaults), and without what came after the ablation: the
-    liver-relative shift of the liver's box and the masses painted beside the liver."""
+    Dice + Tversky (the configuration's defaults)."""
     from LiverLesionSegLib.recipes import bundled
 
     config = bundled()
     config.loss = LossConfig()
-    config.preprocess.liver_reference_hu = None
-    config.augment.masses_beside_liver = 0.0
     return config
 
 

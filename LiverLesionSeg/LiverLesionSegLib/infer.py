@@ -96,7 +96,7 @@ def _find_then_zoom(ct: Volume, stack: np.ndarray, network: torch.nn.Module, pre
     if box is None:
         return liver, lesion, lesion_probability
     with progress.stage("preprocess", timings):
-        shift = liver_hu_shift(stack[looked_at], found, preprocess)
+        shift = liver_hu_shift(stack, found, preprocess, looked_at)
         zoomed = prepare_ct(crop(ct.array, box, AIR_HU), preprocess, shift)
     with progress.stage("model", timings):
         probabilities = predict_stack(network, zoomed, preprocess, config, device, progress)

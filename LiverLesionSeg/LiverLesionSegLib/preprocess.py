@@ -8,6 +8,8 @@ neighbouring slices as channels, repeating the edge slices at the ends of the vo
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -47,13 +49,14 @@ def prepare_ct(hu: np.ndarray, config: PreprocessConfig, hu_shift: float = 0.0) 
     return to_uint8(small)
 
 
-def liver_hu_shift(stack: np.ndarray, liver: np.ndarray, config: PreprocessConfig) -> float:
+def liver_hu_shift(stack: np.ndarray, liver: np.ndarray, config: PreprocessConfig,
+                   slices: Optional[np.ndarray] = None) -> float:
     """The HU to add to a CT so that its liver's median lands on `config.liver_reference_hu`; 0 when
     that is off or there is no liver. `stack`: uint8 windowed slices (prepare_ct), `liver`: a mask of
-    the same shape. Measured on the window's 8-bit levels (1.4 HU each by default)."""
+    their shape, or of the `slices` given. Measured on the window's 8-bit levels (1.4 HU each by default)."""
     if config.liver_reference_hu is None:
         return 0.0
-    levels = stack[liver > 0]
+    levels = (stack if slices is None else stack[slices])[liver > 0]
     if levels.size == 0:
         return 0.0
     median_hu = config.hu_min + float(np.median(levels)) / 255.0 * (config.hu_max - config.hu_min)

@@ -35,7 +35,8 @@ def add_synthetic_lesions(images: torch.Tensor, targets: torch.Tensor, config: A
     change = torch.where(hyper, _uniform(*config.synthetic_hyperdense, m, generator),
                          -_uniform(*config.synthetic_hypodense, m, generator)).view(-1, 1, 1)
     texture = 1 + 0.3 * _smooth_noise(m, images.shape[2], images.shape[3], 24, generator)
-    sections = _cross_sections(distance, images.shape[1], generator)  # (the random draws in the order of earlier versions: same seed, same lesions)
+    # Drawn after the texture, as earlier versions did: the same seed paints the same lesions.
+    sections = _cross_sections(distance, images.shape[1], generator)
     inside_liver = liver[index].float()
 
     images, targets = images.clone(), targets.clone()
@@ -62,8 +63,7 @@ def add_masses_beside_liver(images: torch.Tensor, targets: torch.Tensor, config:
     if index.numel() == 0:
         return images, targets
     m = index.numel()
-    low, high = config.mass_radius
-    reach = int(round(high / 2))
+    reach = int(round(config.mass_radius[1] / 2))
     near = F.max_pool2d(liver[index, None].float(), 2 * reach + 1, stride=1, padding=reach)[:, 0] > 0
     body = images[index, images.shape[1] // 2] > 0.05  # not air
     candidates = (near & ~liver[index] & body).flatten(1).float()
