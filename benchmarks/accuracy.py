@@ -10,6 +10,8 @@ lesion volume on the tumour-free case 3Dircadb1.7.
     python benchmarks/accuracy.py --recipes bundled --device cuda
     python benchmarks/accuracy.py --epochs-scale 0.1    # a quick, much weaker run
     python benchmarks/accuracy.py --recipes bundled,dice-bce   # a variant from benchmarks/ablation.py
+    python benchmarks/accuracy.py --recipes bundled --seeds 0,1,2   # how much is the seed's doing
+    python benchmarks/accuracy.py --recipes bundled --snapshots 3,4  # also: cycles 3 and 4 averaged
 
 Finished folds are kept in --out and skipped when the command is run again.
 """
@@ -17,11 +19,14 @@ Finished folds are kept in --out and skipped when the command is run again.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import time
 from pathlib import Path
+
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "LiverLesionSeg"))
@@ -33,7 +38,7 @@ from LiverLesionSegLib.infer import segment_volume  # noqa: E402
 from LiverLesionSegLib.metrics import CaseMetrics, evaluate_case, summarise  # noqa: E402
 from LiverLesionSegLib.model import choose_device  # noqa: E402
 from LiverLesionSegLib.recipes import RECIPES, recipe  # noqa: E402
-from LiverLesionSegLib.train import train  # noqa: E402
+from LiverLesionSegLib.train import cycle_checkpoint_name, train  # noqa: E402
 
 TUMOUR_FREE = "3Dircadb1.7"
 
@@ -47,6 +52,11 @@ def main() -> int:
     parser.add_argument("--folds", default="", help="comma-separated held-out case names (default: all)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every recipe's epochs per cycle")
+    parser.add_argument("--seeds", default="0", help="comma-separated training seeds: seed 0 is the recipe's row, "
+                                                     "another seed N the row <recipe>-seedN")
+    parser.add_argument("--snapshots", default="", help="comma-separated cycles: also measure each fold's models "
+                                                        "at the end of these cycles, their probabilities averaged")
+    parser.add_argument("--summary", default="summary", help="name of the table files written to --out")
     args = parser.parse_args()
 
     from LiverLesionSegLib.io.cases import find_cases, load_case  # DICOM readers: not needed by ablation.py's use
@@ -56,24 +66,38 @@ def main() -> int:
     cases = {r.name: load_case(r) for r in refs}
     held_out = [n for n in cases if not args.folds or n in args.folds.split(",")]
     table = {}
-    for name in args.recipes.split(","):
-        results = [run_fold(name, test, cases, args, device) for test in held_out]
-        table[name] = summary(results)
-    scale = f" --epochs-scale {args.epochs_scale}" if args.epochs_scale != 1 else ""
-    text = markdown(table, f"python benchmarks/accuracy.py --recipes {args.recipes}{scale}", "Leave-one-case-out")
+    for row, name, seed in rows(args.recipes.split(","), [int(s) for s in args.seeds.split(",")]):
+        results = [run_fold(row, name, seed, test, cases, args, device) for test in held_out]
+        table[row] = summary(results)
+        if args.snapshots:
+            cycles = [int(c) for c in args.snapshots.split(",")]
+            table[f"{row}-snapshots-{'-'.join(map(str, cycles))}"] = summary(
+                [measure_snapshots(args.out / row / f"test-{test}", cycles, test, cases[test], device)
+                 for test in held_out])
+    options = "".join(f" --{flag} {value}" for flag, value, default in (
+        ("seeds", args.seeds, "0"), ("snapshots", args.snapshots, ""), ("epochs-scale", args.epochs_scale, 1.0),
+        ("summary", args.summary, "summary"))
+        if value != default)
+    text = markdown(table, f"python benchmarks/accuracy.py --recipes {args.recipes}{options}", "Leave-one-case-out")
     print(text)
-    (args.out / "summary.md").write_text(text)
-    (args.out / "summary.json").write_text(json.dumps(table, indent=1))
+    (args.out / f"{args.summary}.md").write_text(text)
+    (args.out / f"{args.summary}.json").write_text(json.dumps(table, indent=1))
     return 0
 
 
-def run_fold(recipe_name: str, test: str, cases: dict, args, device) -> CaseMetrics:
-    folder = args.out / recipe_name / f"test-{test}"
+def rows(recipes: list[str], seeds: list[int]) -> list[tuple[str, str, int]]:
+    """(row and folder name, recipe, training seed) for every recipe and seed, recipe by recipe."""
+    return [(name if seed == 0 else f"{name}-seed{seed}", name, seed) for name in recipes for seed in seeds]
+
+
+def run_fold(row: str, recipe_name: str, seed: int, test: str, cases: dict, args, device) -> CaseMetrics:
+    folder = args.out / row / f"test-{test}"
     result_file = folder / "metrics.json"
     if result_file.exists():
         return CaseMetrics(**json.loads(result_file.read_text()))
     folder.mkdir(parents=True, exist_ok=True)
     config = recipe_or_variant(recipe_name)
+    config.train.seed = seed
     config.train.epochs_per_cycle = max(1, round(config.train.epochs_per_cycle * args.epochs_scale))
     started = time.perf_counter()
     if not (folder / "model.safetensors").exists():
@@ -87,10 +111,39 @@ def run_fold(recipe_name: str, test: str, cases: dict, args, device) -> CaseMetr
                             case.lesion.array, case.ct.spacing)
     record = metrics.to_dict()
     result_file.write_text(json.dumps(record, indent=1))
-    print(f"{recipe_name} / {test}: lesion Dice {metrics.lesion_dice:.3f}, liver Dice {metrics.liver_dice:.3f}, "
+    print(f"{row} / {test}: lesion Dice {metrics.lesion_dice:.3f}, liver Dice {metrics.liver_dice:.3f}, "
           f"found {metrics.detected_lesions}/{metrics.true_lesions}, {metrics.pred_false_positive_lesions} false, "
           f"trained in {train_seconds / 60:.1f} min", flush=True)
     return metrics
+
+
+def measure_snapshots(folder: Path, cycles: list[int], test: str, case, device) -> CaseMetrics:
+    """A fold measured with the mean of its models' probabilities at the end of `cycles` (a snapshot
+    ensemble: the only ensemble leave-one-case-out can measure honestly, since the other folds'
+    models have seen the held-out case)."""
+    result_file = folder / f"metrics-snapshots-{'-'.join(map(str, cycles))}.json"
+    if result_file.exists():
+        return CaseMetrics(**json.loads(result_file.read_text()))
+    checkpoints = [load_checkpoint(folder / cycle_checkpoint_name(c), device) for c in cycles]
+    ensemble = MeanProbability([c.network for c in checkpoints]).eval()
+    result = segment_volume(case.ct, dataclasses.replace(checkpoints[-1], network=ensemble), None, device)
+    metrics = evaluate_case(test, result.liver.array, result.lesion.array, case.liver.array | case.lesion.array,
+                            case.lesion.array, case.ct.spacing)
+    result_file.write_text(json.dumps(metrics.to_dict(), indent=1))
+    return metrics
+
+
+class MeanProbability(torch.nn.Module):
+    """Networks whose sigmoid probabilities are averaged; returns the logits of the mean, as the
+    inference code expects logits."""
+
+    def __init__(self, networks: list[torch.nn.Module]):
+        super().__init__()
+        self.networks = torch.nn.ModuleList(networks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = torch.stack([torch.sigmoid(n(x).float()) for n in self.networks]).mean(0)
+        return torch.logit(mean.clamp(1e-6, 1 - 1e-6))
 
 
 def recipe_or_variant(name: str):
