@@ -668,8 +668,13 @@ def disk_full_for_real(data_dir, tmp, model):
     return BadInput(argv, OUTPUT, "the disk is full", "out.nii.gz", existing=existing, cleanup=_unmount(disk))
 
 
+# Above the label map of six slices (about 6 KiB compressed), below their probability map (about
+# 40 KiB with the bundled model: its values vary, so it compresses less).
+FILE_SIZE_LIMIT = 16 * 1024
+
+
 @contextlib.contextmanager
-def _file_size_limit(limit: int = 64 * 1024):
+def _file_size_limit(limit: int = FILE_SIZE_LIMIT):
     """A real file size limit (ulimit -f) in this process and the ones it starts: writes past it
     fail with EFBIG once SIGXFSZ is ignored (as the command line does), or kill the writer."""
     import resource
@@ -686,7 +691,7 @@ def _file_size_limit(limit: int = 64 * 1024):
 
 @entry
 def file_size_limit_while_writing(data_dir, tmp, model):
-    """A file size limit (ulimit -f 64 KiB) reached while the probability map is written."""
+    """A file size limit (ulimit -f 16 KiB) reached while the probability map is written."""
     folder, _ = copy_six(data_dir, tmp, "ct")
     return BadInput(segment(folder, tmp, model, "--probabilities", str(tmp / "p.nii.gz")), OUTPUT,
                     "larger than allowed", "p.nii.gz", fault=_file_size_limit)
