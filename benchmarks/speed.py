@@ -42,7 +42,7 @@ from LiverLesionSegLib.losses import SegmentationLoss  # noqa: E402
 from LiverLesionSegLib.metrics import dice  # noqa: E402
 from LiverLesionSegLib.model import build_network, compute_dtype  # noqa: E402
 from LiverLesionSegLib.postprocess import clean_masks, largest_component  # noqa: E402
-from LiverLesionSegLib.preprocess import window  # noqa: E402
+from LiverLesionSegLib.preprocess import liver_hu_shift, prepare_ct, window  # noqa: E402
 from LiverLesionSegLib.resources import bundled_model_path  # noqa: E402
 from LiverLesionSegLib.volume import Volume, to_axial_lps  # noqa: E402
 from LiverLesionSegLib.zoom import AIR_HU, crop, liver_box_from_network_grid, paste  # noqa: E402
@@ -113,7 +113,8 @@ def naive_segment(volume, checkpoint) -> tuple[np.ndarray, np.ndarray]:
                                           pre.zoom_extra_slices + pre.context_slices, config.box_quantum)
         liver, lesion = np.zeros(ct.shape, np.uint8), np.zeros(ct.shape, np.uint8)
         if box is not None:
-            box_liver, box_lesion, _ = naive_pass(network, crop(ct.array, box, AIR_HU), pre, config)
+            shift = liver_hu_shift(prepare_ct(ct.array, pre), found, pre)  # the liver's median to its reference
+            box_liver, box_lesion, _ = naive_pass(network, crop(ct.array, box, AIR_HU), pre, config, shift)
             paste(liver, box_liver, box)
             paste(lesion, box_lesion, box)
     liver, lesion = clean_masks(liver, lesion, ct.spacing, config)
@@ -121,20 +122,20 @@ def naive_segment(volume, checkpoint) -> tuple[np.ndarray, np.ndarray]:
     return reorientation.undo(liver), reorientation.undo(lesion)
 
 
-def _slice_input(array: np.ndarray, k: int, pre) -> torch.Tensor:
+def _slice_input(array: np.ndarray, k: int, pre, hu_shift: float = 0.0) -> torch.Tensor:
     rows = np.clip(np.arange(k - pre.context_slices, k + pre.context_slices + 1), 0, len(array) - 1)
-    x = torch.from_numpy(window(array[rows], pre))[None]
+    x = torch.from_numpy(window(array[rows], pre, hu_shift))[None]
     x = F.interpolate(x, size=(pre.size, pre.size), mode="area")
     x = torch.round(x * 255) / 255  # the same 8-bit steps as the stored stacks
     return (x - 0.5) / 0.25 if pre.normalise == "centred" else x
 
 
-def naive_pass(network, array: np.ndarray, pre, config: InferenceConfig):
+def naive_pass(network, array: np.ndarray, pre, config: InferenceConfig, hu_shift: float = 0.0):
     liver = np.zeros(array.shape, np.uint8)
     lesion = np.zeros(array.shape, np.uint8)
     with torch.no_grad():
         for k in range(len(array)):
-            probabilities = torch.sigmoid(network(_slice_input(array, k, pre)))
+            probabilities = torch.sigmoid(network(_slice_input(array, k, pre, hu_shift)))
             full = F.interpolate(probabilities, size=array.shape[1:], mode="bilinear", align_corners=False)[0]
             liver[k] = (full[0] >= config.liver_threshold).numpy()
             lesion[k] = (full[1] >= config.lesion_threshold).numpy()
