@@ -66,12 +66,12 @@ def main() -> int:
     cases = {r.name: load_case(r) for r in refs}
     held_out = [n for n in cases if not args.folds or n in args.folds.split(",")]
     table = {}
+    cycles = [int(c) for c in args.snapshots.split(",")] if args.snapshots else []
     for row, name, seed in rows(args.recipes.split(","), [int(s) for s in args.seeds.split(",")]):
         results = [run_fold(row, name, seed, test, cases, args, device) for test in held_out]
         table[row] = summary(results)
-        if args.snapshots:
-            cycles = [int(c) for c in args.snapshots.split(",")]
-            table[f"{row}-snapshots-{'-'.join(map(str, cycles))}"] = summary(
+        if cycles:
+            table[f"{row}-{snapshot_tag(cycles)}"] = summary(
                 [measure_snapshots(args.out / row / f"test-{test}", cycles, test, cases[test], device)
                  for test in held_out])
     options = "".join(f" --{flag} {value}" for flag, value, default in (
@@ -104,13 +104,8 @@ def run_fold(row: str, recipe_name: str, seed: int, test: str, cases: dict, args
         train_cases = [prepare_case(c, config.preprocess) for n, c in cases.items() if n != test]
         train(train_cases, [], config, folder, device, download_weights=False)
     train_seconds = time.perf_counter() - started
-    checkpoint = load_checkpoint(folder / "model.safetensors", device)
-    case = cases[test]
-    result = segment_volume(case.ct, checkpoint, None, device)
-    metrics = evaluate_case(test, result.liver.array, result.lesion.array, case.liver.array | case.lesion.array,
-                            case.lesion.array, case.ct.spacing)
-    record = metrics.to_dict()
-    result_file.write_text(json.dumps(record, indent=1))
+    metrics = measure(load_checkpoint(folder / "model.safetensors", device), test, cases[test], device)
+    result_file.write_text(json.dumps(metrics.to_dict(), indent=1))
     print(f"{row} / {test}: lesion Dice {metrics.lesion_dice:.3f}, liver Dice {metrics.liver_dice:.3f}, "
           f"found {metrics.detected_lesions}/{metrics.true_lesions}, {metrics.pred_false_positive_lesions} false, "
           f"trained in {train_seconds / 60:.1f} min", flush=True)
@@ -121,16 +116,25 @@ def measure_snapshots(folder: Path, cycles: list[int], test: str, case, device) 
     """A fold measured with the mean of its models' probabilities at the end of `cycles` (a snapshot
     ensemble: the only ensemble leave-one-case-out can measure honestly, since the other folds'
     models have seen the held-out case)."""
-    result_file = folder / f"metrics-snapshots-{'-'.join(map(str, cycles))}.json"
+    result_file = folder / f"metrics-{snapshot_tag(cycles)}.json"
     if result_file.exists():
         return CaseMetrics(**json.loads(result_file.read_text()))
     checkpoints = [load_checkpoint(folder / cycle_checkpoint_name(c), device) for c in cycles]
     ensemble = MeanProbability([c.network for c in checkpoints]).eval()
-    result = segment_volume(case.ct, dataclasses.replace(checkpoints[-1], network=ensemble), None, device)
-    metrics = evaluate_case(test, result.liver.array, result.lesion.array, case.liver.array | case.lesion.array,
-                            case.lesion.array, case.ct.spacing)
+    metrics = measure(dataclasses.replace(checkpoints[-1], network=ensemble), test, case, device)
     result_file.write_text(json.dumps(metrics.to_dict(), indent=1))
     return metrics
+
+
+def snapshot_tag(cycles: list[int]) -> str:
+    return "snapshots-" + "-".join(map(str, cycles))
+
+
+def measure(checkpoint, test: str, case, device) -> CaseMetrics:
+    """The held-out case segmented with `checkpoint` and measured in 3-D against its masks."""
+    result = segment_volume(case.ct, checkpoint, None, device)
+    return evaluate_case(test, result.liver.array, result.lesion.array, case.liver.array | case.lesion.array,
+                         case.lesion.array, case.ct.spacing)
 
 
 class MeanProbability(torch.nn.Module):
