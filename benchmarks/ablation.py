@@ -5,7 +5,9 @@ The base is the bundled recipe as it was when the ablation was run (`bundled-v1`
 notebook's loss); its finding, Dice + BCE, made the second bundled recipe (the `dice-bce` variant).
 The liver-relative shift and the masses beside the liver (`dice-bce-liver-relative` and the
 `-masses` variants) were measured at full resolution with `benchmarks/accuracy.py`; the one with
-masses in 30 % of liver slices is today's bundled recipe.
+masses in 30 % of liver slices is today's bundled recipe as trained (its clean-up now also drops
+lesions with little liver around them, measured at full resolution). The `bundled-` variants are
+one change to it; `<variant>-seedN` trains a variant with another seed.
 
 It runs on a compact copy of the labelled cases, small enough to travel to a GPU machine and to
 finish there in one sitting: the CT stored as its HU window at half the in-plane resolution
@@ -24,9 +26,9 @@ JSON line per fold (kept when a run is cut short) and a Markdown table.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
+import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -99,7 +101,30 @@ def _dice_bce_fewer_synthetic(share: float) -> Callable[[Config], None]:
     return change
 
 
-# name -> (what changes against bundled-v1, the change); most telling first
+def _todays_bundled(change: Callable[[Config], None]) -> Callable[[Config], None]:
+    """Today's bundled recipe (`dice-bce-liver-relative-masses`) with one more change."""
+    def apply(c: Config) -> None:
+        _dice_bce_liver_relative_masses(0.3)(c)
+        change(c)
+    return apply
+
+
+def _longer(c: Config) -> None:
+    c.train.cycles = 6
+
+
+def _five_slices(c: Config) -> None:
+    c.preprocess.context_slices = 2
+
+
+def _lesion_threshold(threshold: float) -> Callable[[Config], None]:
+    def change(c: Config) -> None:
+        c.inference.lesion_threshold = threshold
+    return change
+
+
+# name -> (what changes, the change); most telling first. The first rows are each one change to
+# bundled-v1; the `bundled-` rows are one change to today's bundled recipe.
 TRAINED: dict[str, tuple[str, Callable[[Config], None]]] = {
     "bundled-v1": ("the bundled recipe as it was, with the notebook's loss", lambda c: None),
     "no-zoom": ("whole slices only, no second pass over the liver's box", _no_zoom),
@@ -117,33 +142,56 @@ TRAINED: dict[str, tuple[str, Callable[[Config], None]]] = {
     "dice-bce-liver-relative": ("Dice + BCE, the liver's box shifted in HU to put the liver's median at 100 HU",
                                 _dice_bce_liver_relative),
     "dice-bce-liver-relative-masses": (
-        "the same, with unmarked masses painted beside the liver in 30 % of liver slices (today's bundled recipe)",
+        "the same, with unmarked masses painted beside the liver in 30 % of liver slices (today's bundled recipe, "
+        "measured without its rule on the liver around a lesion)",
         _dice_bce_liver_relative_masses(0.3)),
     "dice-bce-liver-relative-masses-0.6": ("the same, masses in 60 % of liver slices",
                                            _dice_bce_liver_relative_masses(0.6)),
+    "bundled-longer": ("today's bundled recipe, 6 cycles of 8 epochs instead of 4", _todays_bundled(_longer)),
+    "bundled-5-slices": ("today's bundled recipe, two neighbours on each side as channels instead of one",
+                         _todays_bundled(_five_slices)),
 }
-# Measured on the bundled folds' models, with another inference setting.
-INFERENCE_ONLY: dict[str, tuple[str, Callable[[Config], None]]] = {
-    "no-cleanup": ("the bundled-v1 models without clean-up (largest liver, lesions in it, no specks)", _no_cleanup),
+# name -> (what changes, the trained variant whose models are measured, the change to its inference)
+INFERENCE_ONLY: dict[str, tuple[str, str, Callable[[Config], None]]] = {
+    "no-cleanup": ("the bundled-v1 models without clean-up (largest liver, lesions in it, no specks)", "bundled-v1",
+                   _no_cleanup),
+    "bundled-threshold-0.7": ("today's bundled models, a lesion where its probability is 0.7 or more, not 0.5",
+                              "dice-bce-liver-relative-masses", _lesion_threshold(0.7)),
 }
+SEED = re.compile(r"(?P<variant>.+)-seed(?P<seed>[0-9]+)$")
+
+
+def split_seed(name: str) -> tuple[str, int]:
+    """'<variant>-seedN' -> (variant, N); a name without the suffix is seed 0."""
+    match = SEED.fullmatch(name)
+    return (match["variant"], int(match["seed"])) if match else (name, 0)
 
 
 def base_recipe() -> Config:
-    """bundled-v1: the first bundled recipe, today's without the liver shift and the masses beside
-    the liver, with the notebook's loss, BCE with weighted positives + Dice + Tversky (the
-    configuration's defaults)."""
+    """bundled-v1: the first bundled recipe, today's without the liver shift, the masses beside the
+    liver and the rule on the liver around a lesion, with the notebook's loss, BCE with weighted
+    positives + Dice + Tversky (the configuration's defaults)."""
     from LiverLesionSegLib.recipes import bundled
 
     config = bundled()
     config.loss = LossConfig()
     config.preprocess.liver_reference_hu = None
     config.augment.masses_beside_liver = 0.0
+    config.inference.min_liver_around_lesion = 0.0
     return config
 
 
 def variant_config(name: str) -> Config:
+    """The configuration of a variant, of an inference-only one, or of either with a '-seedN' suffix."""
+    name, seed = split_seed(name)
     config = base_recipe()
-    (TRAINED | INFERENCE_ONLY)[name][1](config)
+    if name in INFERENCE_ONLY:
+        _, trained, change = INFERENCE_ONLY[name]
+        TRAINED[trained][1](config)
+    else:
+        change = TRAINED[name][1]
+    change(config)
+    config.train.seed = seed
     return config
 
 
@@ -224,9 +272,10 @@ def run_fold(variant: str, test: str, data: Path, out: Path, device_name: str, e
     trained_s = time.perf_counter() - started
     checkpoint = load_checkpoint(folder / "model.safetensors", device)
     case = cases[test]
-    measured = [(variant, config.inference)]
-    if variant == "bundled-v1":
-        measured += [(name, variant_config(name).inference) for name in INFERENCE_ONLY]
+    trained = split_seed(variant)[0]
+    suffix = variant[len(trained):]
+    measured = [(variant, config.inference)] + [(name + suffix, variant_config(name).inference)
+                                                for name, (_, base, _) in INFERENCE_ONLY.items() if base == trained]
     records = []
     for name, inference in measured:
         result = segment_volume(case.ct, checkpoint, inference, device)
@@ -234,6 +283,13 @@ def run_fold(variant: str, test: str, data: Path, out: Path, device_name: str, e
                                 case.ct.spacing)
         records.append({"variant": name, "test": test, "train_s": round(trained_s, 1), "metrics": metrics.to_dict()})
     return records
+
+
+def _table_order(name: str) -> tuple[int, int]:
+    """Variants in the order they are listed, each variant's seeds after it."""
+    variant, seed = split_seed(name)
+    listed = list(TRAINED) + list(INFERENCE_ONLY)
+    return (listed.index(variant) if variant in listed else len(listed), seed)
 
 
 def run(args) -> int:
@@ -251,7 +307,7 @@ def run(args) -> int:
     with np.load(args.data) as packed:
         names = sorted({key.split("/")[0] for key in packed.files})
     folds = [n for n in names if not args.folds or n in args.folds.split(",")]
-    variants = [v for v in args.variants.split(",") if v in TRAINED]
+    variants = [v for v in args.variants.split(",") if split_seed(v)[0] in TRAINED]
     tasks = [(v, t) for v in variants for t in folds if (v, t) not in done]
     started = time.perf_counter()
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool, results_file.open("a") as sink:
@@ -267,14 +323,16 @@ def run(args) -> int:
                       f"{m['liver_dice']:.3f}, false lesion {m['fp_lesion_volume_ml']:.1f} mL, trained in "
                       f"{record['train_s']:.0f} s ({time.perf_counter() - started:.0f} s so far)", flush=True)
     table = {}
-    for name in [v for v in list(TRAINED) + list(INFERENCE_ONLY) if any(key[0] == v for key in done)]:
+    for name in sorted({key[0] for key in done}, key=_table_order):
         results = [CaseMetrics(**done[(name, t)]["metrics"]) for t in folds if (name, t) in done]
         table[name] = summary(results)
     scale = f" --epochs-scale {args.epochs_scale}" if args.epochs_scale != 1 else ""
     text = markdown(table, f"python benchmarks/ablation.py run CASES.npz --device {args.device}{scale}",
                     "Leave-one-case-out on the half-resolution copy (`ablation.py pack`)")
-    text += "\n" + "\n".join(f"- `{name}`: {what}" for name, (what, _) in (TRAINED | INFERENCE_ONLY).items()
-                             if name in table) + "\n"
+    described = {split_seed(name)[0] for name in table}
+    text += "\n" + "\n".join(f"- `{name}`: {entry[0]}" for name, entry in (TRAINED | INFERENCE_ONLY).items()
+                             if name in described) + "\n"
+    text += "- `<variant>-seedN`: the same, trained with seed N (seed 0 otherwise)\n"
     print(text)
     (args.out / "ablation.md").write_text(text)
     return 0

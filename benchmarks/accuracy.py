@@ -25,6 +25,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -33,6 +34,7 @@ sys.path.insert(0, str(REPO / "LiverLesionSeg"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from LiverLesionSegLib.checkpoint import load_checkpoint  # noqa: E402
+from LiverLesionSegLib.config import InferenceConfig  # noqa: E402
 from LiverLesionSegLib.dataset import prepare_case  # noqa: E402
 from LiverLesionSegLib.infer import segment_volume  # noqa: E402
 from LiverLesionSegLib.metrics import CaseMetrics, evaluate_case, summarise  # noqa: E402
@@ -72,11 +74,11 @@ def main() -> int:
         table[row] = summary(results)
         if cycles:
             table[f"{row}-{snapshot_tag(cycles)}"] = summary(
-                [measure_snapshots(args.out / row / f"test-{test}", cycles, test, cases[test], device)
-                 for test in held_out])
+                [measure_snapshots(args.out / row / f"test-{test}", cycles, recipe_or_variant(name).inference, test,
+                                   cases[test], device) for test in held_out])
     options = "".join(f" --{flag} {value}" for flag, value, default in (
-        ("seeds", args.seeds, "0"), ("snapshots", args.snapshots, ""), ("epochs-scale", args.epochs_scale, 1.0),
-        ("summary", args.summary, "summary"))
+        ("folds", args.folds, ""), ("seeds", args.seeds, "0"), ("snapshots", args.snapshots, ""),
+        ("epochs-scale", args.epochs_scale, 1.0), ("summary", args.summary, "summary"))
         if value != default)
     text = markdown(table, f"python benchmarks/accuracy.py --recipes {args.recipes}{options}", "Leave-one-case-out")
     print(text)
@@ -93,10 +95,11 @@ def rows(recipes: list[str], seeds: list[int]) -> list[tuple[str, str, int]]:
 def run_fold(row: str, recipe_name: str, seed: int, test: str, cases: dict, args, device) -> CaseMetrics:
     folder = args.out / row / f"test-{test}"
     result_file = folder / "metrics.json"
-    if result_file.exists():
-        return CaseMetrics(**json.loads(result_file.read_text()))
-    folder.mkdir(parents=True, exist_ok=True)
     config = recipe_or_variant(recipe_name)
+    stored = stored_metrics(result_file, config.inference)
+    if stored:
+        return stored
+    folder.mkdir(parents=True, exist_ok=True)
     config.train.seed = seed
     config.train.epochs_per_cycle = max(1, round(config.train.epochs_per_cycle * args.epochs_scale))
     started = time.perf_counter()
@@ -104,35 +107,54 @@ def run_fold(row: str, recipe_name: str, seed: int, test: str, cases: dict, args
         train_cases = [prepare_case(c, config.preprocess) for n, c in cases.items() if n != test]
         train(train_cases, [], config, folder, device, download_weights=False)
     train_seconds = time.perf_counter() - started
-    metrics = measure(load_checkpoint(folder / "model.safetensors", device), test, cases[test], device)
-    result_file.write_text(json.dumps(metrics.to_dict(), indent=1))
+    metrics = measure(load_checkpoint(folder / "model.safetensors", device), config.inference, test, cases[test],
+                      device)
+    store_metrics(result_file, config.inference, metrics)
     print(f"{row} / {test}: lesion Dice {metrics.lesion_dice:.3f}, liver Dice {metrics.liver_dice:.3f}, "
           f"found {metrics.detected_lesions}/{metrics.true_lesions}, {metrics.pred_false_positive_lesions} false, "
           f"trained in {train_seconds / 60:.1f} min", flush=True)
     return metrics
 
 
-def measure_snapshots(folder: Path, cycles: list[int], test: str, case, device) -> CaseMetrics:
+def measure_snapshots(folder: Path, cycles: list[int], inference: InferenceConfig, test: str, case,
+                      device) -> CaseMetrics:
     """A fold measured with the mean of its models' probabilities at the end of `cycles` (a snapshot
     ensemble: the only ensemble leave-one-case-out can measure honestly, since the other folds'
     models have seen the held-out case)."""
     result_file = folder / f"metrics-{snapshot_tag(cycles)}.json"
-    if result_file.exists():
-        return CaseMetrics(**json.loads(result_file.read_text()))
+    stored = stored_metrics(result_file, inference)
+    if stored:
+        return stored
     checkpoints = [load_checkpoint(folder / cycle_checkpoint_name(c), device) for c in cycles]
     ensemble = MeanProbability([c.network for c in checkpoints]).eval()
-    metrics = measure(dataclasses.replace(checkpoints[-1], network=ensemble), test, case, device)
-    result_file.write_text(json.dumps(metrics.to_dict(), indent=1))
+    metrics = measure(dataclasses.replace(checkpoints[-1], network=ensemble), inference, test, case, device)
+    store_metrics(result_file, inference, metrics)
     return metrics
+
+
+def stored_metrics(result_file: Path, inference: InferenceConfig) -> Optional[CaseMetrics]:
+    """A fold's stored metrics, if they were measured with these inference settings (a recipe's
+    clean-up can change after its models were trained: the fold is then measured again)."""
+    if not result_file.exists():
+        return None
+    stored = json.loads(result_file.read_text())
+    if stored.pop("inference", None) != dataclasses.asdict(inference):
+        return None
+    return CaseMetrics(**stored)
+
+
+def store_metrics(result_file: Path, inference: InferenceConfig, metrics: CaseMetrics) -> None:
+    result_file.write_text(json.dumps({"inference": dataclasses.asdict(inference), **metrics.to_dict()}, indent=1))
 
 
 def snapshot_tag(cycles: list[int]) -> str:
     return "snapshots-" + "-".join(map(str, cycles))
 
 
-def measure(checkpoint, test: str, case, device) -> CaseMetrics:
-    """The held-out case segmented with `checkpoint` and measured in 3-D against its masks."""
-    result = segment_volume(case.ct, checkpoint, None, device)
+def measure(checkpoint, inference: InferenceConfig, test: str, case, device) -> CaseMetrics:
+    """The held-out case segmented with `checkpoint` and the recipe's inference settings, measured in
+    3-D against its masks."""
+    result = segment_volume(case.ct, checkpoint, inference, device)
     return evaluate_case(test, result.liver.array, result.lesion.array, case.liver.array | case.lesion.array,
                          case.lesion.array, case.ct.spacing)
 

@@ -106,6 +106,9 @@ class InferenceConfig:
     largest_liver_component: bool = True
     lesions_inside_liver: bool = True
     min_lesion_mm3: float = 0.0  # lesion components smaller than this are dropped
+    # lesion components whose surroundings (within liver_around_lesion_mm) are less liver than this share are dropped
+    min_liver_around_lesion: float = 0.0
+    liver_around_lesion_mm: float = 3.0
     flip_tta: bool = False  # average with the left-right flipped prediction
     locate_stride: int = 1  # with zoom: the whole-slice pass that finds the liver looks at every n-th slice
     precision: str = "auto"  # "auto": bfloat16 where the processor computes it natively, else float32
@@ -158,6 +161,8 @@ class Config:
             (0 < i.liver_threshold < 1 and 0 < i.lesion_threshold < 1, "inference thresholds must lie in (0, 1)"),
             (i.batch_size >= 1 and i.min_lesion_mm3 >= 0 and i.locate_stride >= 1 and i.box_quantum >= 1,
              "inference.batch_size, locate_stride and box_quantum must be 1 or more, min_lesion_mm3 0 or more"),
+            (0 <= i.min_liver_around_lesion <= 1 and i.liver_around_lesion_mm > 0,
+             "inference.min_liver_around_lesion must be between 0 and 1, liver_around_lesion_mm above 0"),
             (i.precision in ("auto", "float32", "bfloat16") and t.precision in ("auto", "float32", "bfloat16"),
              "precision must be auto, float32 or bfloat16"),
         ]

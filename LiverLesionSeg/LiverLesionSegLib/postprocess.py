@@ -1,13 +1,15 @@
 """Clean-up of the thresholded masks on the CT's grid.
 
-The liver keeps its largest 3-D component; lesions are kept only where they touch the liver and
-above a minimum volume; the liver mask includes its lesions (the organ, as the reference masks
-draw it).
+The liver keeps its largest 3-D component; lesions are kept only where they touch the liver, where
+enough of what surrounds them is liver, and above a minimum volume; the liver mask includes its
+lesions (the organ, as the reference masks draw it).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
+
 from .config import InferenceConfig
 from .masks import bounding_box, label_components
 
@@ -28,6 +30,28 @@ def components_touching(mask: np.ndarray, region: np.ndarray) -> np.ndarray:
         return mask
     keep = np.zeros(count + 1, bool)
     keep[labels[(labels > 0) & (region > 0)]] = True
+    return _kept(labels, keep, mask.dtype)
+
+
+def components_surrounded_by(mask: np.ndarray, region: np.ndarray, spacing: tuple[float, float, float],
+                              min_fraction: float, shell_mm: float) -> np.ndarray:
+    """The connected components of `mask` whose surroundings (the voxels within `shell_mm` of them
+    that are not in `mask`) are at least `min_fraction` in `region`. A liver lesion sits in the liver;
+    a mass beside it (a kidney or adrenal tumour, the bowel) touches the liver on one side only.
+    `spacing` is (i, j, k) in mm, the arrays [k, j, i]."""
+    labels, count = label_components(mask)
+    if count == 0 or min_fraction <= 0:
+        return mask
+    sampling = tuple(float(s) for s in reversed(spacing))
+    reach = [int(np.ceil(shell_mm / s)) for s in sampling]
+    keep = np.zeros(count + 1, bool)
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        grown = tuple(slice(max(0, b.start - r), b.stop + r) for b, r in zip(box, reach))
+        component = labels[grown] == index
+        near = ndimage.distance_transform_edt(~component, sampling=sampling) <= shell_mm
+        shell = near & (labels[grown] == 0)
+        # a component with no surroundings in the scan (it fills the crop) cannot be judged: kept
+        keep[index] = not shell.any() or np.count_nonzero(region[grown][shell]) >= min_fraction * shell.sum()
     return _kept(labels, keep, mask.dtype)
 
 
@@ -63,6 +87,9 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
         lesion = components_touching(lesion, liver)
     if config.min_lesion_mm3 > 0:
         lesion = remove_small_components(lesion, int(np.ceil(config.min_lesion_mm3 / float(np.prod(spacing)))))
+    if config.min_liver_around_lesion > 0:
+        lesion = components_surrounded_by(lesion, liver, spacing, config.min_liver_around_lesion,
+                                          config.liver_around_lesion_mm)
     liver = np.maximum(liver, lesion)
     if config.largest_liver_component and liver.any():
         liver = largest_component(liver)

@@ -34,7 +34,8 @@ def bundled() -> Config:
     liver's box shifted in HU so the liver's median sits at 100 HU (a lesion is told by its contrast
     to this patient's liver), unmarked masses painted beside the liver in 30 % of liver slices
     (against a neighbouring tumour taken for a liver lesion; both measured in the README's table),
-    and clean-up (largest liver, lesions inside it, no specks)."""
+    and clean-up (largest liver, lesions inside it, no specks, and none whose surroundings are less
+    than 40 % liver: a mass beside the liver that only touches it)."""
     config = Config()
     config.preprocess.context_slices = 1
     config.preprocess.zoom = True
@@ -52,6 +53,7 @@ def bundled() -> Config:
     config.inference.largest_liver_component = True
     config.inference.lesions_inside_liver = True
     config.inference.min_lesion_mm3 = 50.0
+    config.inference.min_liver_around_lesion = 0.4
     config.inference.locate_stride = 2  # within the fast path's tolerance of every slice (see infer.py)
     return config
 

@@ -29,6 +29,9 @@ def add_parser(sub, common) -> None:
     p.add_argument("--model", type=Path, metavar="FILE", help="a checkpoint (default: the bundled model)")
     p.add_argument("--series", help="with several CT series in a folder: its UID, number or description")
     p.add_argument("--lesion-threshold", type=float, help="lesion probability threshold (default: the model's)")
+    p.add_argument("--min-liver-around-lesion", type=float, metavar="SHARE",
+                   help="drop lesions with less than this share of liver around them (default: the model's; "
+                        "0 keeps every lesion that touches the liver, for one that bulges out of it)")
     p.add_argument("--batch-size", type=int, help="slices per batch (lower it when memory is short)")
     p.add_argument("--tta", action="store_true", help="average with the left-right flipped prediction")
     p.add_argument("--precision", choices=["auto", "float32", "bfloat16"],
@@ -66,6 +69,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     config = checkpoint.config.inference
     if args.lesion_threshold is not None:
         config.lesion_threshold = args.lesion_threshold
+    if args.min_liver_around_lesion is not None:
+        config.min_liver_around_lesion = args.min_liver_around_lesion
     if args.batch_size is not None:
         config.batch_size = args.batch_size
     config.flip_tta = config.flip_tta or args.tta

@@ -35,3 +35,19 @@ def test_a_snapshot_ensemble_averages_the_networks_probabilities():
     with torch.no_grad():
         expected = (torch.sigmoid(networks[0](x)) + torch.sigmoid(networks[1](x))) / 2
         assert torch.allclose(torch.sigmoid(accuracy.MeanProbability(networks)(x)), expected, atol=1e-5)
+
+
+def test_a_fold_is_measured_again_when_the_recipes_inference_settings_changed(tmp_path):
+    import dataclasses
+
+    from LiverLesionSegLib.metrics import evaluate_case
+
+    truth = torch.zeros(4, 8, 8, dtype=torch.uint8).numpy()
+    truth[1:3, 2:6, 2:6] = 1
+    metrics = evaluate_case("case", truth, truth, truth, truth, (1.0, 1.0, 1.0))
+    settings = bundled().inference
+    accuracy.store_metrics(tmp_path / "metrics.json", settings, metrics)
+    assert accuracy.stored_metrics(tmp_path / "metrics.json", settings) == metrics
+    changed = dataclasses.replace(settings, min_liver_around_lesion=0.0)
+    assert accuracy.stored_metrics(tmp_path / "metrics.json", changed) is None
+    assert accuracy.stored_metrics(tmp_path / "missing.json", settings) is None

@@ -73,3 +73,31 @@ def test_readme_main_command_segments_the_sample(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "liverlesionseg-sample.png").stat().st_size > 10_000
     liver_ml = float(printed.split("Liver: ")[1].split(" mL")[0])
     assert 800 < liver_ml < 3000  # an adult liver (its slices are in the sample)
+
+
+def test_bundled_model_runs_with_the_bundled_recipes_settings():
+    from LiverLesionSegLib.recipes import bundled
+
+    recipe = bundled().to_dict()
+    stored = resources.load_model(None).config.to_dict()
+    recipe["train"].pop("seed"), stored["train"].pop("seed")
+    assert stored == recipe
+
+
+def test_bundling_takes_the_recipes_inference_settings_only_for_weights_trained_with_it():
+    import sys
+    from pathlib import Path
+
+    from LiverLesionSegLib.errors import InputError
+    from LiverLesionSegLib.recipes import bundled, notebook
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools"))
+    from bundle_model import with_inference_of
+
+    trained = bundled()
+    trained.inference.min_liver_around_lesion, trained.train.seed = 0.0, 3
+    updated = with_inference_of(trained, bundled(), Path("run/model.safetensors"))
+    assert updated.inference == bundled().inference and updated.train.seed == 3
+    refused = "run/model.safetensors: the model was trained with other settings"
+    with pytest.raises(InputError, match=refused):
+        with_inference_of(notebook(), bundled(), Path("run/model.safetensors"))

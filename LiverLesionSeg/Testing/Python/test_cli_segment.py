@@ -105,3 +105,24 @@ def test_json_progress_reports_stages_and_timings(data_dir, model_path, tmp_path
     assert stages == ["load model", "read", "preprocess", "model", "postprocess", "write"]
     done = events[-1]
     assert done["event"] == "done" and set(done["timings_s"]) == set(stages) and done["liver_ml"] > 0
+
+
+def test_the_rule_on_the_liver_around_a_lesion_can_be_set_or_turned_off(data_dir, tmp_path, capsys):
+    """The bundled model drops lesions with little liver around them; `--min-liver-around-lesion 0`
+    keeps every lesion that touches the liver (for one that bulges out of it); a share outside [0, 1]
+    is refused in one line."""
+    case = str(data_dir / "tace" / "RadCTTACEomics_0697")
+    lesions = {}
+    for share in (None, "0"):
+        out = tmp_path / f"rule-{share}.nii.gz"
+        code = main(["segment", case, "-o", str(out), "--progress", "none"]
+                    + ([] if share is None else ["--min-liver-around-lesion", share]))
+        assert code == 0
+        lesions[share] = sitk.GetArrayFromImage(sitk.ReadImage(str(out))) == 2
+    assert lesions[None].any() and lesions[None].sum() < lesions["0"].sum()
+    assert not (lesions[None] & ~lesions["0"]).any()  # the rule only drops lesions
+    capsys.readouterr()
+    bad = tmp_path / "bad.nii.gz"
+    assert main(["segment", case, "-o", str(bad), "--min-liver-around-lesion", "1.5", "--progress", "none"]) != 0
+    assert "min_liver_around_lesion must be between 0 and 1" in capsys.readouterr().err
+    assert not bad.exists()

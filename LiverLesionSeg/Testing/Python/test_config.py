@@ -42,6 +42,8 @@ def test_wrong_type_is_named():
     ("inference", "lesion_threshold", 1.0, "thresholds"),
     ("preprocess", "liver_reference_hu", 100.0, "needs preprocess.zoom"),
     ("augment", "mass_density", (0.6, 0.3), "mass_density"),
+    ("inference", "min_liver_around_lesion", 1.5, "min_liver_around_lesion"),
+    ("inference", "liver_around_lesion_mm", 0.0, "liver_around_lesion_mm"),
 ])
 def test_validated_refuses_settings_that_cannot_work(section, key, value, message):
     config = Config()

@@ -1,0 +1,69 @@
+"""Clean-up of the thresholded masks: a lesion is kept where it sits in the liver, not where a mass
+beside the liver merely touches it."""
+
+import dataclasses
+
+import numpy as np
+
+from LiverLesionSegLib.config import InferenceConfig
+from LiverLesionSegLib.postprocess import clean_masks, components_surrounded_by
+
+SPACING = (1.0, 1.0, 2.0)  # (i, j, k) mm
+
+
+def ball(shape, centre, radius_mm, spacing=SPACING):
+    k, j, i = np.indices(shape)
+    ck, cj, ci = centre
+    distance = np.sqrt(((k - ck) * spacing[2]) ** 2 + ((j - cj) * spacing[1]) ** 2 + ((i - ci) * spacing[0]) ** 2)
+    return (distance <= radius_mm).astype(np.uint8)
+
+
+def liver_and_two_masses():
+    """A liver block with a lesion inside it and a mass of the same size beside it, touching it."""
+    shape = (30, 80, 120)
+    liver = np.zeros(shape, np.uint8)
+    liver[5:25, 10:70, 10:70] = 1
+    inside = ball(shape, (15, 40, 40), 8)
+    beside = ball(shape, (15, 40, 77), 8)  # centre 7 mm right of the liver's edge at i = 69
+    assert (beside & liver).any() and (beside & ~liver.astype(bool)).sum() > 0.8 * beside.sum()
+    return liver, inside, beside
+
+
+def test_lesion_inside_the_liver_is_kept_and_a_mass_touching_it_from_outside_is_dropped():
+    liver, inside, beside = liver_and_two_masses()
+    lesions = inside | beside
+    kept = components_surrounded_by(lesions, liver, SPACING, min_fraction=0.5, shell_mm=3.0)
+    assert np.array_equal(kept, inside)
+    # the rule is off at 0, and a share no surroundings reach keeps nothing that touches air
+    assert np.array_equal(components_surrounded_by(lesions, liver, SPACING, 0.0, 3.0), lesions)
+    assert not components_surrounded_by(lesions, liver, SPACING, 1.0, 3.0)[beside > 0].any()
+
+
+def test_a_lesion_at_the_liver_surface_is_kept():
+    liver, _, _ = liver_and_two_masses()
+    subcapsular = ball(liver.shape, (15, 40, 64), 6)  # reaches 1 mm past the liver's edge
+    assert (subcapsular & ~liver.astype(bool)).any()
+    kept = components_surrounded_by(subcapsular, liver, SPACING, min_fraction=0.5, shell_mm=3.0)
+    assert np.array_equal(kept, subcapsular)
+
+
+def test_the_shell_is_measured_in_millimetres_across_slice_thickness():
+    # 5 mm slices: a 3 mm shell does not reach the next slice, so only the in-plane ring counts;
+    # a lesion on the liver's last slice is then still judged by the liver around it in-plane.
+    spacing = (1.0, 1.0, 5.0)
+    liver = np.zeros((6, 60, 60), np.uint8)
+    liver[1:4, 5:55, 5:55] = 1
+    lesion = np.zeros_like(liver)
+    lesion[3, 25:35, 25:35] = 1  # on the liver's last slice: air above it
+    assert np.array_equal(components_surrounded_by(lesion, liver, spacing, 0.9, 3.0), lesion)
+    assert not components_surrounded_by(lesion, liver, spacing, 0.9, 6.0).any()
+
+
+def test_clean_masks_applies_the_rule_and_keeps_the_liver():
+    liver, inside, beside = liver_and_two_masses()
+    config = dataclasses.replace(InferenceConfig(), min_liver_around_lesion=0.5)
+    out_liver, out_lesion = clean_masks(liver, inside | beside, SPACING, config)
+    assert np.array_equal(out_lesion, inside)
+    assert np.array_equal(out_liver, liver | inside)
+    off_liver, off_lesion = clean_masks(liver, inside | beside, SPACING, InferenceConfig())
+    assert np.array_equal(off_lesion, inside | beside)  # touching is all the default asks
