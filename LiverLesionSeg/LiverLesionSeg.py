@@ -31,7 +31,8 @@ orientation and spacing), a model and a device, and press Apply. The result is a
 with a "Liver" and a "Liver lesion" segment (standard terminology) to review and correct in the
 Segment Editor, a table with each lesion's volume, longest axial diameter and centre, and,
 if asked for, the lesion probability as a heatmap volume. An existing segmentation is replaced
-only when it is chosen as the output.</p>
+only when it is chosen as the output. Lesions with little liver around them are dropped (most
+masses beside the liver are); tick "Keep lesions at the liver's edge" for one that bulges out.</p>
 <p><b>Training</b>: fine-tune the model (or train one from scratch) on case folders and on CT +
 corrected segmentation pairs from the scene; training runs in the background with live loss and
 Dice curves, and the new model is offered in the Segment panel. Earlier models are kept.</p>
@@ -125,6 +126,7 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.modelPathLineEdit.connect("currentPathChanged(QString)", self.updateParameterNodeFromGUI)
         self.ui.deviceSelector.connect("currentIndexChanged(int)", self.updateParameterNodeFromGUI)
         self.ui.lesionThresholdSliderWidget.connect("valueChanged(double)", self.updateParameterNodeFromGUI)
+        self.ui.keepEdgeLesionsCheckBox.connect("toggled(bool)", self.updateParameterNodeFromGUI)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         # Training panel
         self.ui.addCaseFolderButton.connect("clicked(bool)", self.onAddCaseFolder)
@@ -184,6 +186,7 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.selectModel(parameters.model)
             self.ui.deviceSelector.setCurrentIndex(max(0, self.ui.deviceSelector.findData(parameters.device)))
             self.ui.lesionThresholdSliderWidget.value = parameters.lesion_threshold
+            self.ui.keepEdgeLesionsCheckBox.checked = parameters.keep_edge_lesions
         finally:
             self._updatingGUI = False
         self.updateButtons()
@@ -199,6 +202,7 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         parameters.model = self.selectedModel()
         parameters.device = self.ui.deviceSelector.currentData or "auto"
         parameters.lesion_threshold = self.ui.lesionThresholdSliderWidget.value
+        parameters.keep_edge_lesions = self.ui.keepEdgeLesionsCheckBox.checked
         parameters.node.EndModify(wasModifying)
 
     def updateButtons(self):
@@ -436,23 +440,18 @@ class LiverLesionSegLogic(ScriptedLoadableModuleLogic):
             ensure_dependencies(confirm=slicer.util.confirmOkCancelDisplay)
 
     def segment(self, inputVolume, model="bundled", device="auto", lesionThreshold=None,
-                outputSegmentation=None, probabilityVolume=None):
+                outputSegmentation=None, probabilityVolume=None, keepEdgeLesions=False):
         """Blocking: for scripts and the self-test."""
         from LiverLesionSegLib import mrml
 
         return mrml.segment_volume_node(slicer.mrmlScene, inputVolume, model, device, lesionThreshold,
-                                        outputSegmentation, probabilityVolume)
+                                        outputSegmentation, probabilityVolume, keep_edge_lesions=keepEdgeLesions)
 
     def startSegmentation(self, parameters):
         """Copy the input now (the user may change the scene while the job runs) and start the job."""
         from LiverLesionSegLib import mrml
-        from LiverLesionSegLib.segment_job import SegmentationJob
 
-        targets = {"input": parameters.input_volume, "output": parameters.output_segmentation,
-                   "probability": parameters.probability_volume}
-        volume = mrml.volume_from_node(targets["input"])
-        job = SegmentationJob(volume, parameters.model, parameters.device, parameters.lesion_threshold)
-        return job.start(), targets
+        return mrml.start_segmentation(parameters)
 
     def finishSegmentation(self, job, targets):
         from LiverLesionSegLib import mrml

@@ -28,6 +28,7 @@ import vtk
 from vtk.util import numpy_support
 
 from .errors import InputError
+from .parameters import SegmentParameters
 from .segments import LESION, LIVER, SegmentSpec, meaning_of_segment_name
 from .volume import Volume
 
@@ -356,8 +357,22 @@ def _follow_transform(input_node, nodes: Iterable) -> None:
         node.SetAndObserveTransformNodeID(transform_id)
 
 
+def start_segmentation(parameters: SegmentParameters):
+    """The Segment panel's job: the input copied now (the user may change the scene while the job
+    runs) and segmented in a background thread. Returns (the started `SegmentationJob`, the nodes
+    its result goes to: input, output and probability)."""
+    from .segment_job import SegmentationJob
+
+    targets = {"input": parameters.input_volume, "output": parameters.output_segmentation,
+               "probability": parameters.probability_volume}
+    job = SegmentationJob(volume_from_node(targets["input"]), parameters.model, parameters.device,
+                          parameters.lesion_threshold, parameters.keep_edge_lesions)
+    return job.start(), targets
+
+
 def segment_volume_node(scene, input_node, model_path, device: str = "auto", lesion_threshold: Optional[float] = None,
-                        output_segmentation=None, probability_node=None, progress=None) -> SegmentationOutputs:
+                        output_segmentation=None, probability_node=None, progress=None,
+                        keep_edge_lesions: bool = False) -> SegmentationOutputs:
     """The whole logic in one blocking call (scripts, self-tests): node -> core -> nodes.
 
     The Slicer panel does the same in two halves (`segment_job.SegmentationJob` in a thread, then
@@ -366,7 +381,7 @@ def segment_volume_node(scene, input_node, model_path, device: str = "auto", les
     from .segment_job import run_segmentation
 
     volume = volume_from_node(input_node)
-    result, _ = run_segmentation(volume, model_path, device, lesion_threshold, progress)
+    result, _ = run_segmentation(volume, model_path, device, lesion_threshold, progress, keep_edge_lesions)
     return write_outputs(scene, input_node, result, output_segmentation, probability_node)
 
 

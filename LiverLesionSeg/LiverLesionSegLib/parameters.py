@@ -25,7 +25,9 @@ class SegmentParameters:
     MODEL = "Model"
     DEVICE = "Device"
     LESION_THRESHOLD = "LesionThreshold"
-    DEFAULTS = {MODEL: "bundled", DEVICE: "auto", LESION_THRESHOLD: str(DEFAULT_LESION_THRESHOLD)}
+    KEEP_EDGE_LESIONS = "KeepEdgeLesions"
+    DEFAULTS = {MODEL: "bundled", DEVICE: "auto", LESION_THRESHOLD: str(DEFAULT_LESION_THRESHOLD),
+                KEEP_EDGE_LESIONS: "false"}
 
     def __init__(self, node):
         self.node = node
@@ -91,6 +93,15 @@ class SegmentParameters:
         if not 0.0 < float(value) < 1.0:
             raise ValueError(f"the lesion threshold must lie between 0 and 1, not {value}")
         self.node.SetParameter(self.LESION_THRESHOLD, repr(float(value)))
+
+    @property
+    def keep_edge_lesions(self) -> bool:
+        """Keep lesions with little liver around them (the model's clean-up drops them otherwise)."""
+        return self._get(self.KEEP_EDGE_LESIONS) == "true"
+
+    @keep_edge_lesions.setter
+    def keep_edge_lesions(self, value: bool) -> None:
+        self.node.SetParameter(self.KEEP_EDGE_LESIONS, "true" if value else "false")
 
     # --- helpers -------------------------------------------------------------------------------
     def _get(self, name: str) -> str:

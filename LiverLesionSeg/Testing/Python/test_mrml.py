@@ -174,7 +174,9 @@ def test_parameters_survive_a_saved_scene(scene, tmp_path):
     probability = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "probability")
     parameters = SegmentParameters(scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode", "LiverLesionSeg"))
     assert (parameters.model, parameters.device, parameters.lesion_threshold) == ("bundled", "auto", 0.5)
+    assert parameters.keep_edge_lesions is False  # default: the model's clean-up
     assert parameters.output_segmentation is None  # default: create a new segmentation
+    parameters.keep_edge_lesions = True
     parameters.input_volume, parameters.output_segmentation, parameters.probability_volume = volume, output, probability
     parameters.model, parameters.device, parameters.lesion_threshold = "/models/run/model.safetensors", "cuda", 0.35
     with pytest.raises(ValueError):
@@ -193,6 +195,7 @@ def test_parameters_survive_a_saved_scene(scene, tmp_path):
     assert restored.output_segmentation.GetName() == "chosen output"
     assert restored.probability_volume.GetName() == "probability"
     assert (restored.model, restored.device, restored.lesion_threshold) == ("/models/run/model.safetensors", "cuda", 0.35)
+    assert restored.keep_edge_lesions is True
     restored.output_segmentation = None
     assert restored.output_segmentation is None
 
@@ -238,3 +241,39 @@ def test_segmentation_job_logs_how_long_each_stage_took(case, model_path):
     for stage in ("preprocess", "model", "postprocess", "total"):
         assert f"{stage} " in logged[-1]
     assert set(result.timings) == {"load model", "preprocess", "model", "postprocess"}
+
+
+def test_keeping_edge_lesions_turns_the_liver_around_a_lesion_rule_off(data_dir):
+    """The panel's "Keep lesions at the liver's edge": the bundled model's clean-up drops a lesion
+    of RadCTTACEomics_0697 with little liver around it; with the box ticked the segment keeps it."""
+    from LiverLesionSegLib.io.cases import read_input_volume
+    from LiverLesionSegLib.resources import bundled_model_path
+    from LiverLesionSegLib.segments import LESION
+
+    ct = read_input_volume(data_dir / "tace" / "RadCTTACEomics_0697")
+    lesions = {}
+    for keep in (False, True):
+        scene = slicer.vtkMRMLScene()
+        outputs = mrml.segment_volume_node(scene, mrml.add_volume_node(scene, ct, "CT"), bundled_model_path(), "cpu",
+                                           keep_edge_lesions=keep)
+        lesions[keep] = mrml.segment_mask(outputs.segmentation_node, LESION.segment_id, ct) > 0
+    assert lesions[False].any() and lesions[False].sum() < lesions[True].sum()
+    assert not (lesions[False] & ~lesions[True]).any()
+
+
+def test_the_panels_job_takes_its_settings_from_the_parameter_node(data_dir, scene):
+    """What Apply starts: the input copied from its node, the panel's settings passed on, and the
+    result written to the chosen nodes."""
+    from LiverLesionSegLib.io.cases import read_input_volume
+    from LiverLesionSegLib.segments import LESION
+
+    ct = read_input_volume(data_dir / "tace" / "RadCTTACEomics_0697")
+    parameters = SegmentParameters(scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode", "LiverLesionSeg"))
+    parameters.input_volume = mrml.add_volume_node(scene, ct, "CT")
+    parameters.device, parameters.lesion_threshold, parameters.keep_edge_lesions = "cpu", 0.5, True
+    job, targets = mrml.start_segmentation(parameters)
+    assert job.wait(300) and job.error is None
+    assert (job.lesion_threshold, job.keep_edge_lesions) == (0.5, True)
+    outputs = mrml.write_outputs(scene, targets["input"], job.result, targets["output"], targets["probability"])
+    kept = mrml.segment_mask(outputs.segmentation_node, LESION.segment_id, ct) > 0
+    assert np.array_equal(kept, job.result.lesion.array > 0) and kept.any()
