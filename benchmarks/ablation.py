@@ -117,6 +117,11 @@ def _five_slices(c: Config) -> None:
     c.preprocess.context_slices = 2
 
 
+def _more_hyperdense(c: Config) -> None:
+    c.augment.synthetic_hyperdense_share = 0.5
+    c.augment.synthetic_hyperdense = (0.03, 0.2)
+
+
 def _lesion_threshold(threshold: float) -> Callable[[Config], None]:
     def change(c: Config) -> None:
         c.inference.lesion_threshold = threshold
@@ -150,6 +155,8 @@ TRAINED: dict[str, tuple[str, Callable[[Config], None]]] = {
     "bundled-longer": ("today's bundled recipe, 6 cycles of 8 epochs instead of 4", _todays_bundled(_longer)),
     "bundled-5-slices": ("today's bundled recipe, two neighbours on each side as channels instead of one",
                          _todays_bundled(_five_slices)),
+    "bundled-hyperdense": ("today's bundled recipe, half the synthetic lesions brighter than the liver (not 30 %), "
+                           "from 10 HU brighter (not 17)", _todays_bundled(_more_hyperdense)),
 }
 # name -> (what changes, the trained variant whose models are measured, the change to its inference)
 INFERENCE_ONLY: dict[str, tuple[str, str, Callable[[Config], None]]] = {
