@@ -70,12 +70,15 @@ def main() -> int:
     table = {}
     cycles = [int(c) for c in args.snapshots.split(",")] if args.snapshots else []
     for row, name, seed in rows(args.recipes.split(","), [int(s) for s in args.seeds.split(",")]):
-        results = [run_fold(row, name, seed, test, cases, args, device) for test in held_out]
+        config = recipe_or_variant(name)
+        config.train.seed = seed
+        config.train.epochs_per_cycle = max(1, round(config.train.epochs_per_cycle * args.epochs_scale))
+        results = [run_fold(args.out / row / f"test-{test}", config, test, cases, device) for test in held_out]
         table[row] = summary(results)
         if cycles:
             table[f"{row}-{snapshot_tag(cycles)}"] = summary(
-                [measure_snapshots(args.out / row / f"test-{test}", cycles, recipe_or_variant(name).inference, test,
-                                   cases[test], device) for test in held_out])
+                [measure_snapshots(args.out / row / f"test-{test}", cycles, config.inference, test, cases[test],
+                                   device) for test in held_out])
     options = "".join(f" --{flag} {value}" for flag, value, default in (
         ("folds", args.folds, ""), ("seeds", args.seeds, "0"), ("snapshots", args.snapshots, ""),
         ("epochs-scale", args.epochs_scale, 1.0), ("summary", args.summary, "summary"))
@@ -92,16 +95,14 @@ def rows(recipes: list[str], seeds: list[int]) -> list[tuple[str, str, int]]:
     return [(name if seed == 0 else f"{name}-seed{seed}", name, seed) for name in recipes for seed in seeds]
 
 
-def run_fold(row: str, recipe_name: str, seed: int, test: str, cases: dict, args, device) -> CaseMetrics:
-    folder = args.out / row / f"test-{test}"
+def run_fold(folder: Path, config, test: str, cases: dict, device) -> CaseMetrics:
+    """One fold: trained on every case but `test` into `folder` (unless it holds a model), then
+    measured on `test` (unless measured with these inference settings already)."""
     result_file = folder / "metrics.json"
-    config = recipe_or_variant(recipe_name)
     stored = stored_metrics(result_file, config.inference)
-    if stored:
+    if stored is not None:
         return stored
     folder.mkdir(parents=True, exist_ok=True)
-    config.train.seed = seed
-    config.train.epochs_per_cycle = max(1, round(config.train.epochs_per_cycle * args.epochs_scale))
     started = time.perf_counter()
     if not (folder / "model.safetensors").exists():
         train_cases = [prepare_case(c, config.preprocess) for n, c in cases.items() if n != test]
@@ -110,8 +111,9 @@ def run_fold(row: str, recipe_name: str, seed: int, test: str, cases: dict, args
     metrics = measure(load_checkpoint(folder / "model.safetensors", device), config.inference, test, cases[test],
                       device)
     store_metrics(result_file, config.inference, metrics)
-    print(f"{row} / {test}: lesion Dice {metrics.lesion_dice:.3f}, liver Dice {metrics.liver_dice:.3f}, "
-          f"found {metrics.detected_lesions}/{metrics.true_lesions}, {metrics.pred_false_positive_lesions} false, "
+    print(f"{folder.parent.name} / {test}: lesion Dice {metrics.lesion_dice:.3f}, "
+          f"liver Dice {metrics.liver_dice:.3f}, found {metrics.detected_lesions}/{metrics.true_lesions}, "
+          f"{metrics.pred_false_positive_lesions} false, "
           f"trained in {train_seconds / 60:.1f} min", flush=True)
     return metrics
 
@@ -123,7 +125,7 @@ def measure_snapshots(folder: Path, cycles: list[int], inference: InferenceConfi
     models have seen the held-out case)."""
     result_file = folder / f"metrics-{snapshot_tag(cycles)}.json"
     stored = stored_metrics(result_file, inference)
-    if stored:
+    if stored is not None:
         return stored
     checkpoints = [load_checkpoint(folder / cycle_checkpoint_name(c), device) for c in cycles]
     ensemble = MeanProbability([c.network for c in checkpoints]).eval()
