@@ -31,8 +31,8 @@ orientation and spacing), a model and a device, and press Apply. The result is a
 with a "Liver" and a "Liver lesion" segment (standard terminology) to review and correct in the
 Segment Editor, a table with each lesion's volume, longest axial diameter and centre, and,
 if asked for, the lesion probability as a heatmap volume. An existing segmentation is replaced
-only when it is chosen as the output. Lesions with little liver around them are dropped (most
-masses beside the liver are); tick "Keep lesions at the liver's edge" for one that bulges out.</p>
+only when it is chosen as the output. Lesions with little liver around them (most masses beside the
+liver) and of fluid density (cysts, the gallbladder) are dropped unless the boxes below are ticked.</p>
 <p><b>Training</b>: fine-tune the model (or train one from scratch) on case folders and on CT +
 corrected segmentation pairs from the scene; training runs in the background with live loss and
 Dice curves, and the new model is offered in the Segment panel. Earlier models are kept.</p>
@@ -126,7 +126,8 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.modelPathLineEdit.connect("currentPathChanged(QString)", self.updateParameterNodeFromGUI)
         self.ui.deviceSelector.connect("currentIndexChanged(int)", self.updateParameterNodeFromGUI)
         self.ui.lesionThresholdSliderWidget.connect("valueChanged(double)", self.updateParameterNodeFromGUI)
-        self.ui.keepEdgeLesionsCheckBox.connect("toggled(bool)", self.updateParameterNodeFromGUI)
+        for checkBox in (self.ui.keepEdgeLesionsCheckBox, self.ui.keepFluidLesionsCheckBox):
+            checkBox.connect("toggled(bool)", self.updateParameterNodeFromGUI)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         # Training panel
         self.ui.addCaseFolderButton.connect("clicked(bool)", self.onAddCaseFolder)
@@ -187,6 +188,7 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.deviceSelector.setCurrentIndex(max(0, self.ui.deviceSelector.findData(parameters.device)))
             self.ui.lesionThresholdSliderWidget.value = parameters.lesion_threshold
             self.ui.keepEdgeLesionsCheckBox.checked = parameters.keep_edge_lesions
+            self.ui.keepFluidLesionsCheckBox.checked = parameters.keep_fluid_lesions
         finally:
             self._updatingGUI = False
         self.updateButtons()
@@ -203,6 +205,7 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         parameters.device = self.ui.deviceSelector.currentData or "auto"
         parameters.lesion_threshold = self.ui.lesionThresholdSliderWidget.value
         parameters.keep_edge_lesions = self.ui.keepEdgeLesionsCheckBox.checked
+        parameters.keep_fluid_lesions = self.ui.keepFluidLesionsCheckBox.checked
         parameters.node.EndModify(wasModifying)
 
     def updateButtons(self):
@@ -440,12 +443,12 @@ class LiverLesionSegLogic(ScriptedLoadableModuleLogic):
             ensure_dependencies(confirm=slicer.util.confirmOkCancelDisplay)
 
     def segment(self, inputVolume, model="bundled", device="auto", lesionThreshold=None,
-                outputSegmentation=None, probabilityVolume=None, keepEdgeLesions=False):
+                outputSegmentation=None, probabilityVolume=None, keepEdgeLesions=False, keepFluidLesions=False):
         """Blocking: for scripts and the self-test."""
         from LiverLesionSegLib import mrml
 
         return mrml.segment_volume_node(slicer.mrmlScene, inputVolume, model, device, lesionThreshold,
-                                        outputSegmentation, probabilityVolume, keep_edge_lesions=keepEdgeLesions)
+                                        outputSegmentation, probabilityVolume, None, keepEdgeLesions, keepFluidLesions)
 
     def startSegmentation(self, parameters):
         """Copy the input now (the user may change the scene while the job runs) and start the job."""
@@ -488,12 +491,10 @@ class LiverLesionSegTest(ScriptedLoadableModuleTest):
         testing = os.path.join(os.path.dirname(__file__), "Testing", "Python")
         if testing not in sys.path:
             sys.path.insert(0, testing)
-        self.setUp()
-        self.test_segmentation_of_sample_case()
-        self.setUp()
-        self.test_reoriented_sample_case()
-        self.setUp()
-        self.test_training_charts()
+        for test in (self.test_segmentation_of_sample_case, self.test_reoriented_sample_case,
+                     self.test_training_charts):
+            self.setUp()
+            test()
 
     def sampleInputs(self):
         import slicer_logic_cases as cases

@@ -176,7 +176,7 @@ def split_seed(name: str) -> tuple[str, int]:
 
 def base_recipe() -> Config:
     """bundled-v1: the first bundled recipe, today's without the liver shift, the masses beside the
-    liver and the rule on the liver around a lesion, with the notebook's loss, BCE with weighted
+    liver and the clean-up rules on the liver around a lesion and on fluid density, with the notebook's loss, BCE with weighted
     positives + Dice + Tversky (the configuration's defaults)."""
     from LiverLesionSegLib.recipes import bundled
 
@@ -185,6 +185,7 @@ def base_recipe() -> Config:
     config.preprocess.liver_reference_hu = None
     config.augment.masses_beside_liver = 0.0
     config.inference.min_liver_around_lesion = 0.0
+    config.inference.min_lesion_median_hu = None
     return config
 
 

@@ -117,7 +117,7 @@ def naive_segment(volume, checkpoint) -> tuple[np.ndarray, np.ndarray]:
             box_liver, box_lesion, _ = naive_pass(network, crop(ct.array, box, AIR_HU), pre, config, shift)
             paste(liver, box_liver, box)
             paste(lesion, box_lesion, box)
-    liver, lesion = clean_masks(liver, lesion, ct.spacing, config)
+    liver, lesion = clean_masks(liver, lesion, ct.spacing, config, ct.array)
     checkpoint.network.to(memory_format=torch.channels_last)
     return reorientation.undo(liver), reorientation.undo(lesion)
 

@@ -109,6 +109,9 @@ class InferenceConfig:
     # lesion components whose surroundings (within liver_around_lesion_mm) are less liver than this share are dropped
     min_liver_around_lesion: float = 0.0
     liver_around_lesion_mm: float = 3.0
+    # lesion components whose median CT value is below this (HU) are dropped: fluid (a cyst, the
+    # gallbladder, fluid in the bowel), not tumour. None keeps them.
+    min_lesion_median_hu: Optional[float] = None
     flip_tta: bool = False  # average with the left-right flipped prediction
     locate_stride: int = 1  # with zoom: the whole-slice pass that finds the liver looks at every n-th slice
     precision: str = "auto"  # "auto": bfloat16 where the processor computes it natively, else float32
@@ -163,6 +166,8 @@ class Config:
              "inference.batch_size, locate_stride and box_quantum must be 1 or more, min_lesion_mm3 0 or more"),
             (0 <= i.min_liver_around_lesion <= 1 and i.liver_around_lesion_mm > 0,
              "inference.min_liver_around_lesion must be between 0 and 1, liver_around_lesion_mm above 0"),
+            (i.min_lesion_median_hu is None or -1024 <= i.min_lesion_median_hu <= 3000,
+             "inference.min_lesion_median_hu must be None (off) or a CT value between -1024 and 3000 HU"),
             (i.precision in ("auto", "float32", "bfloat16") and t.precision in ("auto", "float32", "bfloat16"),
              "precision must be auto, float32 or bfloat16"),
         ]

@@ -26,8 +26,9 @@ class SegmentParameters:
     DEVICE = "Device"
     LESION_THRESHOLD = "LesionThreshold"
     KEEP_EDGE_LESIONS = "KeepEdgeLesions"
+    KEEP_FLUID_LESIONS = "KeepFluidLesions"
     DEFAULTS = {MODEL: "bundled", DEVICE: "auto", LESION_THRESHOLD: str(DEFAULT_LESION_THRESHOLD),
-                KEEP_EDGE_LESIONS: "false"}
+                KEEP_EDGE_LESIONS: "false", KEEP_FLUID_LESIONS: "false"}
 
     def __init__(self, node):
         self.node = node
@@ -102,6 +103,15 @@ class SegmentParameters:
     @keep_edge_lesions.setter
     def keep_edge_lesions(self, value: bool) -> None:
         self.node.SetParameter(self.KEEP_EDGE_LESIONS, "true" if value else "false")
+
+    @property
+    def keep_fluid_lesions(self) -> bool:
+        """Keep lesions of fluid density (cysts; the model's clean-up drops them otherwise)."""
+        return self._get(self.KEEP_FLUID_LESIONS) == "true"
+
+    @keep_fluid_lesions.setter
+    def keep_fluid_lesions(self, value: bool) -> None:
+        self.node.SetParameter(self.KEEP_FLUID_LESIONS, "true" if value else "false")
 
     # --- helpers -------------------------------------------------------------------------------
     def _get(self, name: str) -> str:

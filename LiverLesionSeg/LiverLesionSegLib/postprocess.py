@@ -1,11 +1,13 @@
 """Clean-up of the thresholded masks on the CT's grid.
 
 The liver keeps its largest 3-D component; lesions are kept only where they touch the liver, where
-enough of what surrounds them is liver, and above a minimum volume; the liver mask includes its
-lesions (the organ, as the reference masks draw it).
+enough of what surrounds them is liver, above a minimum volume and above fluid density; the liver
+mask includes its lesions (the organ, as the reference masks draw it).
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 from scipy import ndimage
@@ -55,6 +57,18 @@ def components_surrounded_by(mask: np.ndarray, region: np.ndarray, spacing: tupl
     return _kept(labels, keep, mask.dtype)
 
 
+def components_with_median_at_least(mask: np.ndarray, values: np.ndarray, minimum: float) -> np.ndarray:
+    """The connected components of `mask` whose median of `values` (the CT, in HU) is `minimum` or
+    more. A simple cyst, the gallbladder and the bowel's fluid lie under 20 HU; tumours, necrotic
+    ones included, have a median above it."""
+    labels, count = label_components(mask)
+    if count == 0:
+        return mask
+    medians = np.asarray(ndimage.median(values, labels, index=np.arange(1, count + 1)))
+    keep = np.concatenate([[False], medians >= minimum])
+    return _kept(labels, keep, mask.dtype)
+
+
 def remove_small_components(mask: np.ndarray, min_voxels: int) -> np.ndarray:
     if min_voxels <= 1:
         return mask
@@ -72,8 +86,9 @@ def _kept(labels: np.ndarray, keep: np.ndarray, dtype) -> np.ndarray:
 
 
 def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, float, float],
-                config: InferenceConfig) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 masks [k, j, i] -> the cleaned pair; the liver returned includes the lesions.
+                config: InferenceConfig, ct: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 masks [k, j, i] -> the cleaned pair; the liver returned includes the lesions. `ct` (in
+    HU, on the masks' grid) is needed by `config.min_lesion_median_hu` only.
 
     Works inside the bounding box of both masks: the labelling costs follow the organ, not the scan.
     """
@@ -87,6 +102,10 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
         lesion = components_touching(lesion, liver)
     if config.min_lesion_mm3 > 0:
         lesion = remove_small_components(lesion, int(np.ceil(config.min_lesion_mm3 / float(np.prod(spacing)))))
+    if config.min_lesion_median_hu is not None:
+        if ct is None:
+            raise ValueError("clean_masks needs the CT for min_lesion_median_hu")
+        lesion = components_with_median_at_least(lesion, ct[box], config.min_lesion_median_hu)
     if config.min_liver_around_lesion > 0:
         lesion = components_surrounded_by(lesion, liver, spacing, config.min_liver_around_lesion,
                                           config.liver_around_lesion_mm)

@@ -34,8 +34,10 @@ def bundled() -> Config:
     liver's box shifted in HU so the liver's median sits at 100 HU (a lesion is told by its contrast
     to this patient's liver), unmarked masses painted beside the liver in 30 % of liver slices
     (against a neighbouring tumour taken for a liver lesion; both measured in the README's table),
-    and clean-up (largest liver, lesions inside it, no specks, and none whose surroundings are less
-    than 40 % liver: a mass beside the liver that only touches it)."""
+    and clean-up (largest liver, lesions inside it, no specks, none whose surroundings are less
+    than 40 % liver: a mass beside the liver that only touches it, and none of fluid density: a
+    median under 20 HU, the upper bound of a simple cyst, is a cyst, the gallbladder or the bowel's
+    fluid, not a tumour)."""
     config = Config()
     config.preprocess.context_slices = 1
     config.preprocess.zoom = True
@@ -54,6 +56,7 @@ def bundled() -> Config:
     config.inference.lesions_inside_liver = True
     config.inference.min_lesion_mm3 = 50.0
     config.inference.min_liver_around_lesion = 0.4
+    config.inference.min_lesion_median_hu = 20.0
     config.inference.locate_stride = 2  # within the fast path's tolerance of every slice (see infer.py)
     return config
 

@@ -37,12 +37,13 @@ def model_file(model: str | os.PathLike) -> Optional[Path]:
 
 def run_segmentation(volume: Volume, model: str | os.PathLike = BUNDLED, device: str = "auto",
                      lesion_threshold: Optional[float] = None, progress: Optional[Progress] = None,
-                     keep_edge_lesions: bool = False):
+                     keep_edge_lesions: bool = False, keep_fluid_lesions: bool = False):
     """Load the model and segment `volume` with the core: returns (`infer.Segmentation`, device).
 
     A missing GPU falls back to the CPU (`model.choose_device` says so in the log), and a GPU out
     of memory to smaller batches, then the CPU (`infer.predict_stack`). `keep_edge_lesions` turns
-    off the clean-up rule that drops lesions with little liver around them.
+    off the clean-up rule that drops lesions with little liver around them, `keep_fluid_lesions`
+    the one that drops lesions of fluid density.
     """
     from .infer import segment_volume
     from .memory import check_segmentation_fits
@@ -61,6 +62,8 @@ def run_segmentation(volume: Volume, model: str | os.PathLike = BUNDLED, device:
         config.lesion_threshold = float(lesion_threshold)
     if keep_edge_lesions:
         config.min_liver_around_lesion = 0.0
+    if keep_fluid_lesions:
+        config.min_lesion_median_hu = None
     checkpoint.config.validated(str(model))
     check_segmentation_fits(volume.shape, volume.array.itemsize, checkpoint.config.preprocess, config, volume.source)
     result = segment_volume(volume, checkpoint, config, chosen, progress)
@@ -104,12 +107,14 @@ class SegmentationJob:
     """
 
     def __init__(self, volume: Volume, model: str | os.PathLike = BUNDLED, device: str = "auto",
-                 lesion_threshold: Optional[float] = None, keep_edge_lesions: bool = False):
+                 lesion_threshold: Optional[float] = None, keep_edge_lesions: bool = False,
+                 keep_fluid_lesions: bool = False):
         self.volume = volume
         self.model = model
         self.device = device
         self.lesion_threshold = lesion_threshold
         self.keep_edge_lesions = keep_edge_lesions
+        self.keep_fluid_lesions = keep_fluid_lesions
         self.result = None
         self.device_used = None
         self.error: Optional[BaseException] = None
@@ -152,7 +157,7 @@ class SegmentationJob:
                 raise Cancelled("segmentation cancelled; nothing was written")
             self.result, self.device_used = run_segmentation(self.volume, self.model, self.device,
                                                              self.lesion_threshold, self._progress,
-                                                             self.keep_edge_lesions)
+                                                             self.keep_edge_lesions, self.keep_fluid_lesions)
             if self.cancelled:  # cancelled after the last batch: still nothing reaches the scene
                 self.result = None
                 raise Cancelled("segmentation cancelled; nothing was written")

@@ -32,6 +32,12 @@ def add_parser(sub, common) -> None:
     p.add_argument("--min-liver-around-lesion", type=float, metavar="SHARE",
                    help="drop lesions with less than this share of liver around them (default: the model's; "
                         "0 keeps every lesion that touches the liver, for one that bulges out of it)")
+    fluid = p.add_mutually_exclusive_group()
+    fluid.add_argument("--min-lesion-hu", type=float, metavar="HU",
+                       help="drop lesions whose median CT value is below this (default: the model's; 20 HU for "
+                            "the bundled model: fluid, such as a cyst or the gallbladder)")
+    fluid.add_argument("--keep-fluid-lesions", action="store_true",
+                       help="keep lesions of fluid density too (cysts), whatever the model's setting")
     p.add_argument("--batch-size", type=int, help="slices per batch (lower it when memory is short)")
     p.add_argument("--tta", action="store_true", help="average with the left-right flipped prediction")
     p.add_argument("--precision", choices=["auto", "float32", "bfloat16"],
@@ -71,6 +77,10 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         config.lesion_threshold = args.lesion_threshold
     if args.min_liver_around_lesion is not None:
         config.min_liver_around_lesion = args.min_liver_around_lesion
+    if args.min_lesion_hu is not None:
+        config.min_lesion_median_hu = args.min_lesion_hu
+    if args.keep_fluid_lesions:
+        config.min_lesion_median_hu = None
     if args.batch_size is not None:
         config.batch_size = args.batch_size
     config.flip_tta = config.flip_tta or args.tta

@@ -10,6 +10,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from scipy import ndimage
 
 from LiverLesionSegLib.checkpoint import load_checkpoint
 from LiverLesionSegLib.cli import main
@@ -110,12 +111,12 @@ def test_json_progress_reports_stages_and_timings(data_dir, model_path, tmp_path
 def test_the_rule_on_the_liver_around_a_lesion_can_be_set_or_turned_off(data_dir, tmp_path, capsys):
     """The bundled model drops lesions with little liver around them; `--min-liver-around-lesion 0`
     keeps every lesion that touches the liver (for one that bulges out of it); a share outside [0, 1]
-    is refused in one line."""
+    is refused in one line. Fluid lesions are kept in both runs: the lesion this rule drops is fluid too."""
     case = str(data_dir / "tace" / "RadCTTACEomics_0697")
     lesions = {}
     for share in (None, "0"):
         out = tmp_path / f"rule-{share}.nii.gz"
-        code = main(["segment", case, "-o", str(out), "--progress", "none"]
+        code = main(["segment", case, "-o", str(out), "--progress", "none", "--keep-fluid-lesions"]
                     + ([] if share is None else ["--min-liver-around-lesion", share]))
         assert code == 0
         lesions[share] = sitk.GetArrayFromImage(sitk.ReadImage(str(out))) == 2
@@ -125,4 +126,26 @@ def test_the_rule_on_the_liver_around_a_lesion_can_be_set_or_turned_off(data_dir
     bad = tmp_path / "bad.nii.gz"
     assert main(["segment", case, "-o", str(bad), "--min-liver-around-lesion", "1.5", "--progress", "none"]) != 0
     assert "min_liver_around_lesion must be between 0 and 1" in capsys.readouterr().err
+    assert not bad.exists()
+
+
+def test_fluid_density_lesions_are_dropped_unless_kept(data_dir, tmp_path, capsys):
+    """The bundled model drops lesions of fluid density (median under 20 HU: a cyst, the gallbladder,
+    the bowel's fluid); `--keep-fluid-lesions` keeps them, and every lesion it adds has a median
+    under 20 HU; a CT value no CT holds is refused in one line, nothing written."""
+    case_dir = data_dir / "tace" / "RadCTTACEomics_0697"
+    ct = read_input_volume(case_dir).array
+    lesions = {}
+    for option in ([], ["--keep-fluid-lesions"]):
+        out = tmp_path / f"fluid{len(option)}.nii.gz"
+        assert main(["segment", str(case_dir), "-o", str(out), "--progress", "none"] + option) == 0
+        lesions[len(option)] = sitk.GetArrayFromImage(sitk.ReadImage(str(out))) == 2
+    dropped, kept = lesions[1] & ~lesions[0], lesions[0]
+    assert kept.any() and dropped.any() and not (kept & ~lesions[1]).any()
+    labels, count = ndimage.label(dropped, np.ones((3, 3, 3)))
+    assert all(np.median(ct[labels == i]) < 20 for i in range(1, count + 1))
+    capsys.readouterr()
+    bad = tmp_path / "bad.nii.gz"
+    assert main(["segment", str(case_dir), "-o", str(bad), "--min-lesion-hu", "5000", "--progress", "none"]) != 0
+    assert "min_lesion_median_hu must be None (off) or a CT value" in capsys.readouterr().err
     assert not bad.exists()

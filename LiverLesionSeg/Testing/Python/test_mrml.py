@@ -174,9 +174,9 @@ def test_parameters_survive_a_saved_scene(scene, tmp_path):
     probability = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "probability")
     parameters = SegmentParameters(scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode", "LiverLesionSeg"))
     assert (parameters.model, parameters.device, parameters.lesion_threshold) == ("bundled", "auto", 0.5)
-    assert parameters.keep_edge_lesions is False  # default: the model's clean-up
+    assert parameters.keep_edge_lesions is False and parameters.keep_fluid_lesions is False  # the model's clean-up
     assert parameters.output_segmentation is None  # default: create a new segmentation
-    parameters.keep_edge_lesions = True
+    parameters.keep_edge_lesions = parameters.keep_fluid_lesions = True
     parameters.input_volume, parameters.output_segmentation, parameters.probability_volume = volume, output, probability
     parameters.model, parameters.device, parameters.lesion_threshold = "/models/run/model.safetensors", "cuda", 0.35
     with pytest.raises(ValueError):
@@ -195,7 +195,7 @@ def test_parameters_survive_a_saved_scene(scene, tmp_path):
     assert restored.output_segmentation.GetName() == "chosen output"
     assert restored.probability_volume.GetName() == "probability"
     assert (restored.model, restored.device, restored.lesion_threshold) == ("/models/run/model.safetensors", "cuda", 0.35)
-    assert restored.keep_edge_lesions is True
+    assert restored.keep_edge_lesions is True and restored.keep_fluid_lesions is True
     restored.output_segmentation = None
     assert restored.output_segmentation is None
 
@@ -243,9 +243,12 @@ def test_segmentation_job_logs_how_long_each_stage_took(case, model_path):
     assert set(result.timings) == {"load model", "preprocess", "model", "postprocess"}
 
 
-def test_keeping_edge_lesions_turns_the_liver_around_a_lesion_rule_off(data_dir):
-    """The panel's "Keep lesions at the liver's edge": the bundled model's clean-up drops a lesion
-    of RadCTTACEomics_0697 with little liver around it; with the box ticked the segment keeps it."""
+@pytest.mark.parametrize("option", ["keep_edge_lesions", "keep_fluid_lesions"])
+def test_keeping_edge_or_fluid_lesions_turns_that_clean_up_rule_off(data_dir, option):
+    """The panel's "Keep lesions at the liver's edge" and "Keep lesions of fluid density": the bundled
+    model's clean-up drops a lesion of RadCTTACEomics_0697 with little liver around it and one of
+    fluid density; with either box ticked the segment keeps that one (the lesion the first rule drops
+    is fluid too: fluid lesions are kept in both runs there)."""
     from LiverLesionSegLib.io.cases import read_input_volume
     from LiverLesionSegLib.resources import bundled_model_path
     from LiverLesionSegLib.segments import LESION
@@ -255,7 +258,7 @@ def test_keeping_edge_lesions_turns_the_liver_around_a_lesion_rule_off(data_dir)
     for keep in (False, True):
         scene = slicer.vtkMRMLScene()
         outputs = mrml.segment_volume_node(scene, mrml.add_volume_node(scene, ct, "CT"), bundled_model_path(), "cpu",
-                                           keep_edge_lesions=keep)
+                                           **{"keep_fluid_lesions": option == "keep_edge_lesions", option: keep})
         lesions[keep] = mrml.segment_mask(outputs.segmentation_node, LESION.segment_id, ct) > 0
     assert lesions[False].any() and lesions[False].sum() < lesions[True].sum()
     assert not (lesions[False] & ~lesions[True]).any()
@@ -271,9 +274,10 @@ def test_the_panels_job_takes_its_settings_from_the_parameter_node(data_dir, sce
     parameters = SegmentParameters(scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode", "LiverLesionSeg"))
     parameters.input_volume = mrml.add_volume_node(scene, ct, "CT")
     parameters.device, parameters.lesion_threshold, parameters.keep_edge_lesions = "cpu", 0.5, True
+    parameters.keep_fluid_lesions = True
     job, targets = mrml.start_segmentation(parameters)
     assert job.wait(300) and job.error is None
-    assert (job.lesion_threshold, job.keep_edge_lesions) == (0.5, True)
+    assert (job.lesion_threshold, job.keep_edge_lesions, job.keep_fluid_lesions) == (0.5, True, True)
     outputs = mrml.write_outputs(scene, targets["input"], job.result, targets["output"], targets["probability"])
     kept = mrml.segment_mask(outputs.segmentation_node, LESION.segment_id, ct) > 0
     assert np.array_equal(kept, job.result.lesion.array > 0) and kept.any()

@@ -1,12 +1,13 @@
 """Clean-up of the thresholded masks: a lesion is kept where it sits in the liver, not where a mass
-beside the liver merely touches it."""
+beside the liver merely touches it, and not where it is fluid."""
 
 import dataclasses
 
 import numpy as np
+import pytest
 
 from LiverLesionSegLib.config import InferenceConfig
-from LiverLesionSegLib.postprocess import clean_masks, components_surrounded_by
+from LiverLesionSegLib.postprocess import clean_masks, components_surrounded_by, components_with_median_at_least
 
 SPACING = (1.0, 1.0, 2.0)  # (i, j, k) mm
 
@@ -67,3 +68,39 @@ def test_clean_masks_applies_the_rule_and_keeps_the_liver():
     assert np.array_equal(out_liver, liver | inside)
     off_liver, off_lesion = clean_masks(liver, inside | beside, SPACING, InferenceConfig())
     assert np.array_equal(off_lesion, inside | beside)  # touching is all the default asks
+
+
+def ct_of(liver, *regions_and_hu):
+    """A CT in HU: air, the liver at 100 HU and each (mask, HU) painted over it."""
+    ct = np.where(liver > 0, 100, -1000).astype(np.int16)
+    for mask, hu in regions_and_hu:
+        ct[mask > 0] = hu
+    return ct
+
+
+def test_a_lesion_of_fluid_density_is_dropped_and_a_necrotic_tumour_kept():
+    liver, _, _ = liver_and_two_masses()
+    cyst = ball(liver.shape, (15, 25, 25), 6)
+    tumour = ball(liver.shape, (15, 50, 50), 8)
+    necrosis = ball(liver.shape, (15, 50, 50), 6)  # a fluid core under half the tumour's volume
+    assert necrosis.sum() < 0.5 * tumour.sum()
+    ct = ct_of(liver, (cyst, 5), (tumour, 50), (necrosis, 10))
+    kept = components_with_median_at_least(cyst | tumour, ct, 20.0)
+    assert np.array_equal(kept, tumour)
+    # the median, not the mean nor the darkest voxel: a core of fluid in more than half drops it
+    mostly_fluid = ct_of(liver, (tumour, 50), (ball(liver.shape, (15, 50, 50), 7.5), 10))
+    assert not components_with_median_at_least(tumour, mostly_fluid, 20.0).any()
+
+
+def test_clean_masks_applies_the_fluid_rule_only_when_set_and_needs_the_ct():
+    liver, _, _ = liver_and_two_masses()
+    cyst, tumour = ball(liver.shape, (15, 25, 25), 6), ball(liver.shape, (15, 50, 50), 8)
+    ct = ct_of(liver, (cyst, 5), (tumour, 50))
+    config = dataclasses.replace(InferenceConfig(), min_lesion_median_hu=20.0)
+    out_liver, out_lesion = clean_masks(liver, cyst | tumour, SPACING, config, ct)
+    assert np.array_equal(out_lesion, tumour)
+    assert np.array_equal(out_liver, liver)  # the cyst stays liver where the liver output has it
+    _, off_lesion = clean_masks(liver, cyst | tumour, SPACING, InferenceConfig(), ct)
+    assert np.array_equal(off_lesion, cyst | tumour)
+    with pytest.raises(ValueError, match="needs the CT"):
+        clean_masks(liver, cyst | tumour, SPACING, config)
