@@ -186,6 +186,7 @@ def base_recipe() -> Config:
     config.augment.masses_beside_liver = 0.0
     config.inference.min_liver_around_lesion = 0.0
     config.inference.min_lesion_median_hu = None
+    config.inference.dropped_lesions_leave_liver = False
     return config
 
 

@@ -144,7 +144,8 @@ def render(card: dict, config) -> str:
         "lesion. In cross-validation 3Dircadb1.7 (a patient with no liver lesion) got "
         f"{_false_lesion_ml(card)} of false lesion, in small regions darker than its liver (median 53 to "
         "84 HU against 120 HU; the largest 6 mL); its kidney-region tumour (322 mL of false lesion) and "
-        "a region of fluid density at the liver's medial edge (67 mL) are dropped by the rules below.",
+        "a region of fluid density at the liver's medial edge (67 mL) are dropped by the rules below, and "
+        "leave the liver mask with them (its liver Dice 0.82 before, 0.90 after).",
         f"- A lesion is dropped when less than {config.inference.min_liver_around_lesion:.0%} of what lies "
         f"within {config.inference.liver_around_lesion_mm:g} mm of it is liver (what removes most of a mass "
         "beside the liver): a lesion that bulges out of the liver, or one the liver output leaves without "
@@ -198,7 +199,9 @@ def benchmark_text(benchmark: dict) -> str:
         "radiological bound of a simple cyst, not searched for on these folds; 25 and 30 HU give the same "
         "figures, 10 and 15 HU keep the fluid region) took it from 86 to 18 mL and the "
         "global lesion Dice to 0.43, again without losing a lesion (the false lesion on the TACE patients "
-        "fell from 88 to 29 mL).")
+        "fell from 88 to 29 mL). What these two rules drop leaves the liver mask too, since the liver output "
+        "takes a mass beside the liver in with the lesion it saw there: the mean liver Dice rose from 0.90 to "
+        "0.92 (3Dircadb1.7: 0.82 to 0.90).")
 
 
 def _false_lesion_ml(card: dict) -> str:

@@ -112,6 +112,9 @@ class InferenceConfig:
     # lesion components whose median CT value is below this (HU) are dropped: fluid (a cyst, the
     # gallbladder, fluid in the bowel), not tumour. None keeps them.
     min_lesion_median_hu: Optional[float] = None
+    # lesion components dropped by the two rules above are taken out of the liver mask too (the liver
+    # output takes a mass beside the liver, or the gallbladder, in with the lesion it saw there)
+    dropped_lesions_leave_liver: bool = False
     flip_tta: bool = False  # average with the left-right flipped prediction
     locate_stride: int = 1  # with zoom: the whole-slice pass that finds the liver looks at every n-th slice
     precision: str = "auto"  # "auto": bfloat16 where the processor computes it natively, else float32

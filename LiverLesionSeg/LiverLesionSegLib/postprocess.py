@@ -1,8 +1,9 @@
 """Clean-up of the thresholded masks on the CT's grid.
 
 The liver keeps its largest 3-D component; lesions are kept only where they touch the liver, where
-enough of what surrounds them is liver, above a minimum volume and above fluid density; the liver
-mask includes its lesions (the organ, as the reference masks draw it).
+enough of what surrounds them is liver, above a minimum volume and above fluid density; what the
+last two rules drop can be taken out of the liver too; the liver mask includes its lesions (the
+organ, as the reference masks draw it).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
         lesion = components_touching(lesion, liver)
     if config.min_lesion_mm3 > 0:
         lesion = remove_small_components(lesion, int(np.ceil(config.min_lesion_mm3 / float(np.prod(spacing)))))
+    judged = lesion
     if config.min_lesion_median_hu is not None:
         if ct is None:
             raise ValueError("clean_masks needs the CT for min_lesion_median_hu")
@@ -109,6 +111,9 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
     if config.min_liver_around_lesion > 0:
         lesion = components_surrounded_by(lesion, liver, spacing, config.min_liver_around_lesion,
                                           config.liver_around_lesion_mm)
+    if config.dropped_lesions_leave_liver:
+        # what these two rules drop is fluid or a mass beside the liver: not liver either
+        liver = np.where((judged > 0) & (lesion == 0), 0, liver).astype(liver.dtype)
     liver = np.maximum(liver, lesion)
     if config.largest_liver_component and liver.any():
         liver = largest_component(liver)

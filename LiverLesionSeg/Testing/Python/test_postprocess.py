@@ -104,3 +104,23 @@ def test_clean_masks_applies_the_fluid_rule_only_when_set_and_needs_the_ct():
     assert np.array_equal(off_lesion, cyst | tumour)
     with pytest.raises(ValueError, match="needs the CT"):
         clean_masks(liver, cyst | tumour, SPACING, config)
+
+
+def test_what_the_rules_drop_can_leave_the_liver_too():
+    """The liver output takes a mass beside the liver in with the lesion it saw there: with
+    dropped_lesions_leave_liver the mass dropped as a lesion leaves the liver mask as well; a speck
+    dropped for its size does not (it would leave a hole)."""
+    liver, inside, beside = liver_and_two_masses()
+    liver_output = liver | beside
+    speck = ball(liver.shape, (15, 20, 60), 1)
+    assert 0 < speck.sum() < 10 and not (speck & inside).any()
+    ct = ct_of(liver, (inside, 50), (beside, 50))
+    rules = dataclasses.replace(InferenceConfig(), min_liver_around_lesion=0.5, min_lesion_mm3=50.0,
+                                min_lesion_median_hu=20.0)
+    kept_liver, kept_lesion = clean_masks(liver_output, inside | beside | speck, SPACING, rules, ct)
+    assert np.array_equal(kept_lesion, inside) and np.array_equal(kept_liver, liver_output)
+    leave = dataclasses.replace(rules, dropped_lesions_leave_liver=True)
+    out_liver, out_lesion = clean_masks(liver_output, inside | beside | speck, SPACING, leave, ct)
+    assert np.array_equal(out_lesion, inside)
+    # the mass is gone (the voxels where it reached into the liver too), the speck's voxels stay liver
+    assert np.array_equal(out_liver > 0, (liver > 0) & (beside == 0)) and out_liver[speck > 0].all()
