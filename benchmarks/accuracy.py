@@ -12,6 +12,7 @@ lesion volume on the tumour-free case 3Dircadb1.7.
     python benchmarks/accuracy.py --recipes bundled,dice-bce   # a variant from benchmarks/ablation.py
     python benchmarks/accuracy.py --recipes bundled --seeds 0,1,2   # how much is the seed's doing
     python benchmarks/accuracy.py --recipes bundled --snapshots 3,4  # also: cycles 3 and 4 averaged
+    python benchmarks/accuracy.py --recipes bundled --sweep min_lesion_median_hu=null,10,20  # same models
 
 Finished folds are kept in --out and skipped when the command is run again.
 """
@@ -58,6 +59,8 @@ def main() -> int:
                                                      "another seed N the row <recipe>-seedN")
     parser.add_argument("--snapshots", default="", help="comma-separated cycles: also measure each fold's models "
                                                         "at the end of these cycles, their probabilities averaged")
+    parser.add_argument("--sweep", default="", help="SETTING=V1,V2,...: also measure each fold's model with this "
+                                                    "inference setting at each value (JSON: null, 10, true)")
     parser.add_argument("--summary", default="summary", help="name of the table files written to --out")
     args = parser.parse_args()
 
@@ -69,6 +72,7 @@ def main() -> int:
     held_out = [n for n in cases if not args.folds or n in args.folds.split(",")]
     table = {}
     cycles = [int(c) for c in args.snapshots.split(",")] if args.snapshots else []
+    sweep = sweep_settings(args.sweep)
     for row, name, seed in rows(args.recipes.split(","), [int(s) for s in args.seeds.split(",")]):
         config = recipe_or_variant(name)
         config.train.seed = seed
@@ -79,8 +83,14 @@ def main() -> int:
             table[f"{row}-{snapshot_tag(cycles)}"] = summary(
                 [measure_snapshots(args.out / row / f"test-{test}", cycles, config.inference, test, cases[test],
                                    device) for test in held_out])
+        for tag, changes in sweep:
+            inference = dataclasses.replace(config, inference=dataclasses.replace(config.inference, **changes)
+                                            ).validated(f"--sweep {tag}").inference
+            table[f"{row}-{tag}"] = summary([measure_again(args.out / row / f"test-{test}", tag, inference, test,
+                                                           cases[test], device) for test in held_out])
     options = "".join(f" --{flag} {value}" for flag, value, default in (
         ("folds", args.folds, ""), ("seeds", args.seeds, "0"), ("snapshots", args.snapshots, ""),
+        ("sweep", args.sweep, ""),
         ("epochs-scale", args.epochs_scale, 1.0), ("summary", args.summary, "summary"))
         if value != default)
     text = markdown(table, f"python benchmarks/accuracy.py --recipes {args.recipes}{options}", "Leave-one-case-out")
@@ -116,6 +126,26 @@ def run_fold(folder: Path, config, test: str, cases: dict, device) -> CaseMetric
           f"{metrics.pred_false_positive_lesions} false, "
           f"trained in {train_seconds / 60:.1f} min", flush=True)
     return metrics
+
+
+def sweep_settings(text: str) -> list[tuple[str, dict]]:
+    """'SETTING=V1,V2' -> [('SETTING-V1', {SETTING: V1}), ...], values read as JSON (null, 10, true)."""
+    if not text:
+        return []
+    key, _, values = text.partition("=")
+    if key not in {f.name for f in dataclasses.fields(InferenceConfig)} or not values:
+        raise SystemExit(f"--sweep: '{text}' is not SETTING=V1,V2,... with an inference setting")
+    return [(f"{key}-{value}", {key: json.loads(value)}) for value in values.split(",")]
+
+
+def measure_again(folder: Path, tag: str, inference: InferenceConfig, test: str, case, device) -> CaseMetrics:
+    """A trained fold's model measured with other inference settings (stored apart, under `tag`)."""
+    result_file = folder / f"metrics-{tag}.json"
+    stored = stored_metrics(result_file, inference)
+    if stored is None:
+        stored = measure(load_checkpoint(folder / "model.safetensors", device), inference, test, case, device)
+        store_metrics(result_file, inference, stored)
+    return stored
 
 
 def measure_snapshots(folder: Path, cycles: list[int], inference: InferenceConfig, test: str, case,

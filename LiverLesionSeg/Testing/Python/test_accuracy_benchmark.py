@@ -51,3 +51,34 @@ def test_a_fold_is_measured_again_when_the_recipes_inference_settings_changed(tm
     changed = dataclasses.replace(settings, min_liver_around_lesion=0.0)
     assert accuracy.stored_metrics(tmp_path / "metrics.json", changed) is None
     assert accuracy.stored_metrics(tmp_path / "missing.json", settings) is None
+
+
+def test_a_sweep_names_its_rows_reads_json_values_and_refuses_unknown_settings():
+    assert accuracy.sweep_settings("") == []
+    assert accuracy.sweep_settings("min_lesion_median_hu=null,20") == [
+        ("min_lesion_median_hu-null", {"min_lesion_median_hu": None}),
+        ("min_lesion_median_hu-20", {"min_lesion_median_hu": 20})]
+    with pytest.raises(SystemExit, match="inference setting"):
+        accuracy.sweep_settings("learning_rate=0.1")
+    with pytest.raises(SystemExit, match="inference setting"):
+        accuracy.sweep_settings("min_lesion_median_hu")
+
+
+def test_a_swept_fold_is_measured_with_its_settings_and_stored_apart(tmp_path, data_dir):
+    """The fold's model measured again with a setting changed: the result is stored under the
+    sweep's tag and read back only for the same settings."""
+    import dataclasses
+
+    from LiverLesionSegLib.io.cases import find_cases, load_case
+    from LiverLesionSegLib.resources import bundled_model_path
+
+    ref = [r for r in find_cases([data_dir]) if r.name == "RadCTTACEomics_0697"][0]
+    case = load_case(ref)
+    (tmp_path / "model.safetensors").symlink_to(bundled_model_path())
+    fluid_kept = dataclasses.replace(bundled().inference, min_lesion_median_hu=None)
+    kept = accuracy.measure_again(tmp_path, "min_lesion_median_hu-null", fluid_kept, ref.name, case, "cpu")
+    dropped = accuracy.measure_again(tmp_path, "min_lesion_median_hu-20", bundled().inference, ref.name, case, "cpu")
+    assert kept.pred_lesion_volume_ml > dropped.pred_lesion_volume_ml  # the bundled model finds fluid there
+    assert (tmp_path / "metrics-min_lesion_median_hu-null.json").exists()
+    assert accuracy.stored_metrics(tmp_path / "metrics-min_lesion_median_hu-null.json", fluid_kept) == kept
+    assert accuracy.stored_metrics(tmp_path / "metrics-min_lesion_median_hu-null.json", bundled().inference) is None
