@@ -14,6 +14,17 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DEFAULT_LESION_THRESHOLD = 0.5
 
 
+def _switch(name: str, doc: str) -> property:
+    """An on/off parameter stored as "true" or "false" (off when unset)."""
+    def get(self) -> bool:
+        return self._get(name) == "true"
+
+    def set(self, value: bool) -> None:
+        self.node.SetParameter(name, "true" if value else "false")
+
+    return property(get, set, doc=doc)
+
+
 class SegmentParameters:
     """Typed access to the parameter node: `parameters.lesion_threshold = 0.4` writes the node."""
 
@@ -95,23 +106,10 @@ class SegmentParameters:
             raise ValueError(f"the lesion threshold must lie between 0 and 1, not {value}")
         self.node.SetParameter(self.LESION_THRESHOLD, repr(float(value)))
 
-    @property
-    def keep_edge_lesions(self) -> bool:
-        """Keep lesions with little liver around them (the model's clean-up drops them otherwise)."""
-        return self._get(self.KEEP_EDGE_LESIONS) == "true"
-
-    @keep_edge_lesions.setter
-    def keep_edge_lesions(self, value: bool) -> None:
-        self.node.SetParameter(self.KEEP_EDGE_LESIONS, "true" if value else "false")
-
-    @property
-    def keep_fluid_lesions(self) -> bool:
-        """Keep lesions of fluid density (cysts; the model's clean-up drops them otherwise)."""
-        return self._get(self.KEEP_FLUID_LESIONS) == "true"
-
-    @keep_fluid_lesions.setter
-    def keep_fluid_lesions(self, value: bool) -> None:
-        self.node.SetParameter(self.KEEP_FLUID_LESIONS, "true" if value else "false")
+    keep_edge_lesions = _switch(KEEP_EDGE_LESIONS, "Keep lesions with little liver around them (the model's "
+                                                    "clean-up drops them otherwise).")
+    keep_fluid_lesions = _switch(KEEP_FLUID_LESIONS, "Keep lesions of fluid density (cysts; the model's clean-up "
+                                                      "drops them otherwise).")
 
     # --- helpers -------------------------------------------------------------------------------
     def _get(self, name: str) -> str:
