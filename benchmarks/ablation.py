@@ -176,8 +176,8 @@ def split_seed(name: str) -> tuple[str, int]:
 
 def base_recipe() -> Config:
     """bundled-v1: the first bundled recipe, today's without the liver shift, the masses beside the
-    liver and the clean-up rules on the liver around a lesion and on fluid density, with the notebook's loss, BCE with weighted
-    positives + Dice + Tversky (the configuration's defaults)."""
+    liver and the clean-up rules on the liver around a lesion and on fluid density, with the
+    notebook's loss, BCE with weighted positives + Dice + Tversky (the configuration's defaults)."""
     from LiverLesionSegLib.recipes import bundled
 
     config = bundled()

@@ -26,7 +26,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -108,24 +108,22 @@ def rows(recipes: list[str], seeds: list[int]) -> list[tuple[str, str, int]]:
 def run_fold(folder: Path, config, test: str, cases: dict, device) -> CaseMetrics:
     """One fold: trained on every case but `test` into `folder` (unless it holds a model), then
     measured on `test` (unless measured with these inference settings already)."""
-    result_file = folder / "metrics.json"
-    stored = stored_metrics(result_file, config.inference)
-    if stored is not None:
-        return stored
-    folder.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    if not (folder / "model.safetensors").exists():
-        train_cases = [prepare_case(c, config.preprocess) for n, c in cases.items() if n != test]
-        train(train_cases, [], config, folder, device, download_weights=False)
-    train_seconds = time.perf_counter() - started
-    metrics = measure(load_checkpoint(folder / "model.safetensors", device), config.inference, test, cases[test],
-                      device)
-    store_metrics(result_file, config.inference, metrics)
-    print(f"{folder.parent.name} / {test}: lesion Dice {metrics.lesion_dice:.3f}, "
-          f"liver Dice {metrics.liver_dice:.3f}, found {metrics.detected_lesions}/{metrics.true_lesions}, "
-          f"{metrics.pred_false_positive_lesions} false, "
-          f"trained in {train_seconds / 60:.1f} min", flush=True)
-    return metrics
+    def train_and_measure() -> CaseMetrics:
+        folder.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        if not (folder / "model.safetensors").exists():
+            train_cases = [prepare_case(c, config.preprocess) for n, c in cases.items() if n != test]
+            train(train_cases, [], config, folder, device, download_weights=False)
+        train_seconds = time.perf_counter() - started
+        metrics = measure(load_checkpoint(folder / "model.safetensors", device), config.inference, test,
+                          cases[test], device)
+        print(f"{folder.parent.name} / {test}: lesion Dice {metrics.lesion_dice:.3f}, "
+              f"liver Dice {metrics.liver_dice:.3f}, found {metrics.detected_lesions}/{metrics.true_lesions}, "
+              f"{metrics.pred_false_positive_lesions} false, "
+              f"trained in {train_seconds / 60:.1f} min", flush=True)
+        return metrics
+
+    return stored_or_measured(folder / "metrics.json", config.inference, train_and_measure)
 
 
 def sweep_settings(text: str) -> list[tuple[str, dict]]:
@@ -140,12 +138,8 @@ def sweep_settings(text: str) -> list[tuple[str, dict]]:
 
 def measure_again(folder: Path, tag: str, inference: InferenceConfig, test: str, case, device) -> CaseMetrics:
     """A trained fold's model measured with other inference settings (stored apart, under `tag`)."""
-    result_file = folder / f"metrics-{tag}.json"
-    stored = stored_metrics(result_file, inference)
-    if stored is None:
-        stored = measure(load_checkpoint(folder / "model.safetensors", device), inference, test, case, device)
-        store_metrics(result_file, inference, stored)
-    return stored
+    return stored_or_measured(folder / f"metrics-{tag}.json", inference, lambda: measure(
+        load_checkpoint(folder / "model.safetensors", device), inference, test, case, device))
 
 
 def measure_snapshots(folder: Path, cycles: list[int], inference: InferenceConfig, test: str, case,
@@ -153,14 +147,21 @@ def measure_snapshots(folder: Path, cycles: list[int], inference: InferenceConfi
     """A fold measured with the mean of its models' probabilities at the end of `cycles` (a snapshot
     ensemble: the only ensemble leave-one-case-out can measure honestly, since the other folds'
     models have seen the held-out case)."""
-    result_file = folder / f"metrics-{snapshot_tag(cycles)}.json"
-    stored = stored_metrics(result_file, inference)
-    if stored is not None:
-        return stored
-    checkpoints = [load_checkpoint(folder / cycle_checkpoint_name(c), device) for c in cycles]
-    ensemble = MeanProbability([c.network for c in checkpoints]).eval()
-    metrics = measure(dataclasses.replace(checkpoints[-1], network=ensemble), inference, test, case, device)
-    store_metrics(result_file, inference, metrics)
+    def measure_ensemble() -> CaseMetrics:
+        checkpoints = [load_checkpoint(folder / cycle_checkpoint_name(c), device) for c in cycles]
+        ensemble = MeanProbability([c.network for c in checkpoints]).eval()
+        return measure(dataclasses.replace(checkpoints[-1], network=ensemble), inference, test, case, device)
+
+    return stored_or_measured(folder / f"metrics-{snapshot_tag(cycles)}.json", inference, measure_ensemble)
+
+
+def stored_or_measured(result_file: Path, inference: InferenceConfig,
+                       measure_now: Callable[[], CaseMetrics]) -> CaseMetrics:
+    """The metrics stored in `result_file` for these inference settings, or `measure_now()`'s, then stored."""
+    metrics = stored_metrics(result_file, inference)
+    if metrics is None:
+        metrics = measure_now()
+        store_metrics(result_file, inference, metrics)
     return metrics
 
 
