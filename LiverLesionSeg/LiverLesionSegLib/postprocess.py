@@ -4,6 +4,9 @@ The liver keeps its largest 3-D component; lesions are kept only where they touc
 enough of what surrounds them is liver, above a minimum volume and above fluid density; what the
 last two rules drop can be taken out of the liver too; the liver mask includes its lesions (the
 organ, as the reference masks draw it).
+
+Each lesion rule keeps or drops whole components, so the lesion mask is labelled once and every rule
+narrows one array of kept labels (`keep[label]`, `keep[0]` the background, never kept).
 """
 
 from __future__ import annotations
@@ -26,64 +29,78 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return (labels == int(np.argmax(sizes))).astype(mask.dtype)
 
 
-def components_touching(mask: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """The connected components of `mask` that share at least one voxel with `region`."""
-    labels, count = label_components(mask)
-    if count == 0:
-        return mask
-    keep = np.zeros(count + 1, bool)
-    keep[labels[(labels > 0) & (region > 0)]] = True
-    return _kept(labels, keep, mask.dtype)
-
-
 def components_surrounded_by(mask: np.ndarray, region: np.ndarray, spacing: tuple[float, float, float],
                               min_fraction: float, shell_mm: float) -> np.ndarray:
-    """The connected components of `mask` whose surroundings (the voxels within `shell_mm` of them
-    that are not in `mask`) are at least `min_fraction` in `region`. A liver lesion sits in the liver;
-    a mass beside it (a kidney or adrenal tumour, the bowel) touches the liver on one side only.
-    `spacing` is (i, j, k) in mm, the arrays [k, j, i]."""
+    """The connected components of `mask` whose surroundings (see `surrounded_by`) are at least
+    `min_fraction` in `region`."""
     labels, count = label_components(mask)
-    if count == 0 or min_fraction <= 0:
+    if min_fraction <= 0:
         return mask
-    sampling = tuple(float(s) for s in reversed(spacing))
-    reach = [int(np.ceil(shell_mm / s)) for s in sampling]
-    keep = np.zeros(count + 1, bool)
-    for index, box in enumerate(ndimage.find_objects(labels), start=1):
-        grown = tuple(slice(max(0, b.start - r), b.stop + r) for b, r in zip(box, reach))
-        component = labels[grown] == index
-        near = ndimage.distance_transform_edt(~component, sampling=sampling) <= shell_mm
-        shell = near & (labels[grown] == 0)
-        # a component with no surroundings in the scan (it fills the crop) cannot be judged: kept
-        keep[index] = not shell.any() or np.count_nonzero(region[grown][shell]) >= min_fraction * shell.sum()
-    return _kept(labels, keep, mask.dtype)
+    return _kept(labels, surrounded_by(labels, _all(count), region, spacing, min_fraction, shell_mm), mask.dtype)
 
 
 def components_with_median_at_least(mask: np.ndarray, values: np.ndarray, minimum: float) -> np.ndarray:
-    """The connected components of `mask` whose median of `values` (the CT, in HU) is `minimum` or
+    """The connected components of `mask` whose median of `values` is `minimum` or more."""
+    labels, count = label_components(mask)
+    return _kept(labels, median_at_least(labels, _all(count), values, minimum), mask.dtype)
+
+
+def touching(labels: np.ndarray, keep: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """`keep` narrowed to the components that share at least one voxel with `region`."""
+    touches = np.zeros_like(keep)
+    touches[labels[(labels > 0) & (region > 0)]] = True
+    return keep & touches
+
+
+def at_least_voxels(labels: np.ndarray, keep: np.ndarray, min_voxels: int) -> np.ndarray:
+    """`keep` narrowed to the components of `min_voxels` voxels or more."""
+    return keep & (np.bincount(labels.ravel(), minlength=len(keep)) >= min_voxels)
+
+
+def median_at_least(labels: np.ndarray, keep: np.ndarray, values: np.ndarray, minimum: float) -> np.ndarray:
+    """`keep` narrowed to the components whose median of `values` (the CT, in HU) is `minimum` or
     more. A simple cyst, the gallbladder and the bowel's fluid lie under 20 HU; tumours, necrotic
     ones included, have a median above it."""
-    labels, count = label_components(mask)
-    if count == 0:
-        return mask
-    keep = np.zeros(count + 1, bool)
-    for index, box in enumerate(ndimage.find_objects(labels), start=1):  # each in its box: fast
+    keep = keep.copy()
+    for index, box in _kept_boxes(labels, keep):  # each in its box: fast
         keep[index] = np.median(values[box][labels[box] == index]) >= minimum
-    return _kept(labels, keep, mask.dtype)
+    return keep
 
 
-def remove_small_components(mask: np.ndarray, min_voxels: int) -> np.ndarray:
-    if min_voxels <= 1:
-        return mask
-    labels, count = label_components(mask)
-    if count == 0:
-        return mask
-    keep = np.bincount(labels.ravel(), minlength=count + 1) >= min_voxels
+def surrounded_by(labels: np.ndarray, keep: np.ndarray, region: np.ndarray, spacing: tuple[float, float, float],
+                  min_fraction: float, shell_mm: float) -> np.ndarray:
+    """`keep` narrowed to the components whose surroundings (the voxels within `shell_mm` of them
+    that are in no kept component) are at least `min_fraction` in `region`. A liver lesion sits in
+    the liver; a mass beside it (a kidney or adrenal tumour, the bowel) touches the liver on one side
+    only. `spacing` is (i, j, k) in mm, the arrays [k, j, i]."""
+    sampling = tuple(float(s) for s in reversed(spacing))
+    reach = [int(np.ceil(shell_mm / s)) for s in sampling]
+    result = keep.copy()
+    for index, box in _kept_boxes(labels, keep):
+        grown = tuple(slice(max(0, b.start - r), b.stop + r) for b, r in zip(box, reach))
+        component = labels[grown] == index
+        near = ndimage.distance_transform_edt(~component, sampling=sampling) <= shell_mm
+        shell = near & ~keep[labels[grown]]
+        # a component with no surroundings in the scan (it fills the crop) cannot be judged: kept
+        result[index] = not shell.any() or np.count_nonzero(region[grown][shell]) >= min_fraction * shell.sum()
+    return result
+
+
+def _all(count: int) -> np.ndarray:
+    keep = np.ones(count + 1, bool)
     keep[0] = False
-    return _kept(labels, keep, mask.dtype)
+    return keep
+
+
+def _kept_boxes(labels: np.ndarray, keep: np.ndarray):
+    """(label, bounding box) of each kept component."""
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is not None and keep[index]:
+            yield index, box
 
 
 def _kept(labels: np.ndarray, keep: np.ndarray, dtype) -> np.ndarray:
-    """The voxels whose component is kept (`keep` indexed by label; a lookup, faster than np.isin)."""
+    """The voxels whose component is kept (a lookup, faster than np.isin)."""
     return keep.astype(dtype)[labels]
 
 
@@ -94,27 +111,30 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
 
     Works inside the bounding box of both masks: the labelling costs follow the organ, not the scan.
     """
+    if config.min_lesion_median_hu is not None and ct is None:
+        raise ValueError("clean_masks needs the CT for min_lesion_median_hu")
     box = bounding_box(np.maximum(liver, lesion))
     # np.zeros, not zeros_like: untouched pages outside the box then cost no memory
     out_liver, out_lesion = np.zeros(liver.shape, liver.dtype), np.zeros(lesion.shape, lesion.dtype)
     if box is None:
         return out_liver, out_lesion
     liver, lesion = liver[box], lesion[box]
+    labels, count = label_components(lesion)
+    keep = _all(count)
     if config.lesions_inside_liver:
-        lesion = components_touching(lesion, liver)
+        keep = touching(labels, keep, liver)
     if config.min_lesion_mm3 > 0:
-        lesion = remove_small_components(lesion, int(np.ceil(config.min_lesion_mm3 / float(np.prod(spacing)))))
-    judged = lesion
+        keep = at_least_voxels(labels, keep, int(np.ceil(config.min_lesion_mm3 / float(np.prod(spacing)))))
+    judged = keep
     if config.min_lesion_median_hu is not None:
-        if ct is None:
-            raise ValueError("clean_masks needs the CT for min_lesion_median_hu")
-        lesion = components_with_median_at_least(lesion, ct[box], config.min_lesion_median_hu)
+        keep = median_at_least(labels, keep, ct[box], config.min_lesion_median_hu)
     if config.min_liver_around_lesion > 0:
-        lesion = components_surrounded_by(lesion, liver, spacing, config.min_liver_around_lesion,
-                                          config.liver_around_lesion_mm)
+        keep = surrounded_by(labels, keep, liver, spacing, config.min_liver_around_lesion,
+                             config.liver_around_lesion_mm)
+    lesion = _kept(labels, keep, lesion.dtype)
     if config.dropped_lesions_leave_liver:
-        # what these two rules drop is fluid or a mass beside the liver: not liver either
-        liver = np.where((judged > 0) & (lesion == 0), 0, liver).astype(liver.dtype)
+        # what the fluid and edge rules drop is fluid or a mass beside the liver: not liver either
+        liver = np.where((judged & ~keep)[labels], 0, liver).astype(liver.dtype)
     liver = np.maximum(liver, lesion)
     if config.largest_liver_component and liver.any():
         liver = largest_component(liver)
