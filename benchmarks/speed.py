@@ -106,18 +106,19 @@ def naive_segment(volume, checkpoint) -> tuple[np.ndarray, np.ndarray]:
     network = checkpoint.network.to(memory_format=torch.contiguous_format).eval()
     pre, config = checkpoint.config.preprocess, checkpoint.config.inference
     ct, reorientation = to_axial_lps(volume)
-    liver, lesion, _ = naive_pass(network, ct.array, pre, config)
+    liver, lesion, probability = naive_pass(network, ct.array, pre, config)
     if pre.zoom:
         found = largest_component(liver_small_from(network, ct.array, pre, config))
         box = liver_box_from_network_grid(found, np.arange(ct.shape[0]), ct.shape, ct.spacing, pre.zoom_margin_mm,
                                           pre.zoom_extra_slices + pre.context_slices, config.box_quantum)
         liver, lesion = np.zeros(ct.shape, np.uint8), np.zeros(ct.shape, np.uint8)
+        probability = np.zeros(ct.shape, np.float32)
         if box is not None:
             shift = liver_hu_shift(prepare_ct(ct.array, pre), found, pre)  # the liver's median to its reference
-            box_liver, box_lesion, _ = naive_pass(network, crop(ct.array, box, AIR_HU), pre, config, shift)
-            paste(liver, box_liver, box)
-            paste(lesion, box_lesion, box)
-    liver, lesion = clean_masks(liver, lesion, ct.spacing, config, ct.array)
+            for target, values in zip((liver, lesion, probability),
+                                      naive_pass(network, crop(ct.array, box, AIR_HU), pre, config, shift)):
+                paste(target, values, box)
+    liver, lesion = clean_masks(liver, lesion, ct.spacing, config, ct.array, probability)
     checkpoint.network.to(memory_format=torch.channels_last)
     return reorientation.undo(liver), reorientation.undo(lesion)
 
@@ -133,13 +134,15 @@ def _slice_input(array: np.ndarray, k: int, pre, hu_shift: float = 0.0) -> torch
 def naive_pass(network, array: np.ndarray, pre, config: InferenceConfig, hu_shift: float = 0.0):
     liver = np.zeros(array.shape, np.uint8)
     lesion = np.zeros(array.shape, np.uint8)
+    lesion_probability = np.zeros(array.shape, np.float32)
     with torch.no_grad():
         for k in range(len(array)):
             probabilities = torch.sigmoid(network(_slice_input(array, k, pre, hu_shift)))
             full = F.interpolate(probabilities, size=array.shape[1:], mode="bilinear", align_corners=False)[0]
             liver[k] = (full[0] >= config.liver_threshold).numpy()
             lesion[k] = (full[1] >= config.lesion_threshold).numpy()
-    return liver, lesion, None
+            lesion_probability[k] = full[1].numpy()
+    return liver, lesion, lesion_probability
 
 
 def liver_small_from(network, array: np.ndarray, pre, config: InferenceConfig) -> np.ndarray:

@@ -102,6 +102,10 @@ class TrainConfig:
 class InferenceConfig:
     liver_threshold: float = 0.5
     lesion_threshold: float = 0.5
+    # a lesion found at lesion_threshold takes in the voxels connected to it down to this probability
+    # (hysteresis: the model is sure of a lesion's core, unsure of its rim); at or above
+    # lesion_threshold, or None: off.
+    lesion_grow_threshold: Optional[float] = None
     batch_size: int = 16
     largest_liver_component: bool = True
     lesions_inside_liver: bool = True
@@ -165,6 +169,8 @@ class Config:
             (t.batch_size >= 1 and t.background_fraction >= 0 and t.lesion_oversample >= 0,
              "train.batch_size must be 1 or more; background_fraction and lesion_oversample 0 or more"),
             (0 < i.liver_threshold < 1 and 0 < i.lesion_threshold < 1, "inference thresholds must lie in (0, 1)"),
+            (i.lesion_grow_threshold is None or 0 < i.lesion_grow_threshold <= 1,
+             "inference.lesion_grow_threshold must be None (off) or lie in (0, 1]"),
             (i.batch_size >= 1 and i.min_lesion_mm3 >= 0 and i.locate_stride >= 1 and i.box_quantum >= 1,
              "inference.batch_size, locate_stride and box_quantum must be 1 or more, min_lesion_mm3 0 or more"),
             (0 <= i.min_liver_around_lesion <= 1 and i.liver_around_lesion_mm > 0,

@@ -78,7 +78,7 @@ def segment_canonical(ct: Volume, network: torch.nn.Module, preprocess: Preproce
         with progress.stage("postprocess", timings):
             liver, lesion, lesion_probability = full_resolution_masks(probabilities, ct.shape[1:], config)
     with progress.stage("postprocess", timings):
-        liver, lesion = clean_masks(liver, lesion, ct.spacing, config, ct.array)
+        liver, lesion = clean_masks(liver, lesion, ct.spacing, config, ct.array, lesion_probability)
     return liver, lesion, lesion_probability
 
 

@@ -1,8 +1,9 @@
 """Clean-up of the thresholded masks on the CT's grid.
 
 The liver keeps its largest 3-D component; lesions are kept only where they touch the liver, where
-enough of what surrounds them is liver, above a minimum volume and above fluid density; what the
-last two rules drop can be taken out of the liver too; the liver mask includes its lesions (the
+enough of what surrounds them is liver, above a minimum volume and above fluid density; the lesions
+kept can then grow over their unsure rim inside the liver (`grown`: hysteresis thresholding); what
+the fluid and edge rules drop can be taken out of the liver too; the liver mask includes its lesions (the
 organ, as the reference masks draw it).
 
 Each lesion rule keeps or drops whole components, so the lesion mask is labelled once and every rule
@@ -27,6 +28,26 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
     return (labels == int(np.argmax(sizes))).astype(mask.dtype)
+
+
+def grown(seeds: np.ndarray, probability: np.ndarray, low: float) -> np.ndarray:
+    """`seeds` with every connected region of `probability >= low` that holds a seed voxel
+    (hysteresis thresholding: seeds found at a high threshold, grown down to a low one)."""
+    box = bounding_box(probability >= low)
+    if box is None:
+        return seeds
+    labels, count = label_components(probability[box] >= low)
+    keep = np.zeros(count + 1, bool)
+    keep[labels[seeds[box] > 0]] = True
+    keep[0] = False
+    out = seeds.copy()
+    out[box] = np.maximum(seeds[box], _kept(labels, keep, seeds.dtype))
+    return out
+
+
+def growing(config: InferenceConfig) -> bool:
+    """Whether lesions grow below the lesion threshold (see `InferenceConfig.lesion_grow_threshold`)."""
+    return config.lesion_grow_threshold is not None and config.lesion_grow_threshold < config.lesion_threshold
 
 
 def components_surrounded_by(mask: np.ndarray, region: np.ndarray, spacing: tuple[float, float, float],
@@ -105,14 +126,18 @@ def _kept(labels: np.ndarray, keep: np.ndarray, dtype) -> np.ndarray:
 
 
 def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, float, float],
-                config: InferenceConfig, ct: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+                config: InferenceConfig, ct: Optional[np.ndarray] = None,
+                probability: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
     """uint8 masks [k, j, i] -> the cleaned pair; the liver returned includes the lesions. `ct` (in
-    HU, on the masks' grid) is needed by `config.min_lesion_median_hu` only.
+    HU, on the masks' grid) is needed by `config.min_lesion_median_hu` only, the lesion `probability`
+    by `config.lesion_grow_threshold` only.
 
     Works inside the bounding box of both masks: the labelling costs follow the organ, not the scan.
     """
     if config.min_lesion_median_hu is not None and ct is None:
         raise ValueError("clean_masks needs the CT for min_lesion_median_hu")
+    if growing(config) and probability is None:
+        raise ValueError("clean_masks needs the lesion probability for lesion_grow_threshold")
     box = bounding_box(np.maximum(liver, lesion))
     # np.zeros, not zeros_like: untouched pages outside the box then cost no memory
     out_liver, out_lesion = np.zeros(liver.shape, liver.dtype), np.zeros(lesion.shape, lesion.dtype)
@@ -132,6 +157,11 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
         keep = surrounded_by(labels, keep, liver, spacing, config.min_liver_around_lesion,
                              config.liver_around_lesion_mm)
     lesion = _kept(labels, keep, lesion.dtype)
+    if growing(config):
+        # the rules judge what the model is sure of; the lesions they keep then grow over their
+        # unsure rim, inside the liver and never into a component the rules dropped
+        closed = (liver == 0) | (~keep[labels] & (labels > 0))
+        lesion = grown(lesion, np.where(closed, 0, probability[box]), config.lesion_grow_threshold)
     if config.dropped_lesions_leave_liver:
         # what the fluid and edge rules drop is fluid or a mass beside the liver: not liver either
         liver = np.where((judged & ~keep)[labels], 0, liver).astype(liver.dtype)

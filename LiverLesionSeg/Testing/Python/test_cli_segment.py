@@ -86,9 +86,13 @@ def test_segment_writes_slicer_segmentation_probabilities_lesion_table_and_overl
     probabilities = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "p.nrrd")))
     assert probabilities.dtype == np.float32 and probabilities.shape == (44, 512, 512)
     assert 0 <= probabilities.min() and probabilities.max() <= 1
-    # lesion voxels are where the probability passed the threshold
+    # each lesion has a core where the probability passed the threshold, and grows at most down to
+    # the model's grow threshold
+    inference = load_checkpoint(model_path).config.inference
     lesion = data.transpose(2, 1, 0) == 2
-    assert np.all(probabilities[lesion] >= 0.5)
+    assert np.all(probabilities[lesion] >= min(inference.lesion_grow_threshold or 1, inference.lesion_threshold))
+    labels, count = ndimage.label(lesion, np.ones((3, 3, 3)))
+    assert count and all(probabilities[labels == i].max() >= inference.lesion_threshold for i in range(1, count + 1))
     assert (tmp_path / "l.csv").read_text().startswith("case,lesion,")
     assert (tmp_path / "o.png").stat().st_size > 10_000
 
@@ -127,6 +131,19 @@ def test_the_rule_on_the_liver_around_a_lesion_can_be_set_or_turned_off(data_dir
     assert main(["segment", case, "-o", str(bad), "--min-liver-around-lesion", "1.5", "--progress", "none"]) != 0
     assert "min_liver_around_lesion must be between 0 and 1" in capsys.readouterr().err
     assert not bad.exists()
+
+
+def test_lesion_growth_can_be_turned_off(data_dir, tmp_path):
+    """The bundled model grows the lesions it keeps over their unsure rim; `--lesion-grow-threshold 1`
+    turns that off: the lesions are then their sure cores only, each inside a grown lesion."""
+    case = str(data_dir / "tace" / "RadCTTACEomics_0697")
+    lesions = {}
+    for option in ([], ["--lesion-grow-threshold", "1"]):
+        out = tmp_path / f"grow{len(option)}.nii.gz"
+        assert main(["segment", case, "-o", str(out), "--progress", "none"] + option) == 0
+        lesions[len(option)] = sitk.GetArrayFromImage(sitk.ReadImage(str(out))) == 2
+    grown, cores = lesions[0], lesions[2]
+    assert cores.any() and grown.sum() > cores.sum() and not (cores & ~grown).any()
 
 
 def test_fluid_density_lesions_are_dropped_unless_kept(data_dir, tmp_path, capsys):

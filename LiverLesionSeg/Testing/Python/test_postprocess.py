@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from LiverLesionSegLib.config import InferenceConfig
-from LiverLesionSegLib.postprocess import clean_masks, components_surrounded_by, components_with_median_at_least
+from LiverLesionSegLib.postprocess import clean_masks, components_surrounded_by, components_with_median_at_least, grown
 
 SPACING = (1.0, 1.0, 2.0)  # (i, j, k) mm
 
@@ -124,3 +124,38 @@ def test_what_the_rules_drop_can_leave_the_liver_too():
     assert np.array_equal(out_lesion, inside)
     # the mass is gone (the voxels where it reached into the liver too), the speck's voxels stay liver
     assert np.array_equal(out_liver > 0, (liver > 0) & (beside == 0)) and out_liver[speck > 0].all()
+
+
+def test_a_lesion_grows_over_its_unsure_rim_and_an_unsure_region_alone_stays_out():
+    shape = (20, 60, 60)
+    probability = np.zeros(shape, np.float32)
+    probability[ball(shape, (10, 20, 20), 9) > 0] = 0.3   # an unsure rim...
+    probability[ball(shape, (10, 20, 20), 4) > 0] = 0.9   # ...around a sure core
+    probability[ball(shape, (10, 45, 45), 6) > 0] = 0.3   # unsure, with no sure voxel
+    seeds = (probability >= 0.5).astype(np.uint8)
+    out = grown(seeds, probability, 0.2)
+    assert np.array_equal(out, ball(shape, (10, 20, 20), 9))
+    assert np.array_equal(grown(seeds, probability, 0.5), seeds)  # nothing between: unchanged
+    assert np.array_equal(grown(np.zeros_like(seeds), probability, 0.2), np.zeros_like(seeds))
+
+
+def test_clean_masks_grows_the_lesions_it_keeps_inside_the_liver_only():
+    """The rules judge the sure core; a kept lesion then takes in its unsure rim, but not the part of
+    the rim outside the liver, and a lesion a rule dropped (here: too small) does not grow back."""
+    liver, _, _ = liver_and_two_masses()
+    probability = np.zeros(liver.shape, np.float32)
+    probability[ball(liver.shape, (15, 40, 62), 12) > 0] = 0.3  # rim reaching past the liver's edge
+    probability[ball(liver.shape, (15, 40, 62), 5) > 0] = 0.9
+    probability[ball(liver.shape, (15, 40, 25), 8) > 0] = 0.3
+    probability[ball(liver.shape, (15, 40, 25), 1) > 0] = 0.9  # a 3-voxel core: under min_lesion_mm3
+    seeds = (probability >= 0.5).astype(np.uint8)
+    config = dataclasses.replace(InferenceConfig(), min_lesion_mm3=20.0, lesion_grow_threshold=0.2)
+    _, lesion = clean_masks(liver, seeds, SPACING, config, probability=probability)
+    rim = ball(liver.shape, (15, 40, 62), 12).astype(bool)
+    assert np.array_equal(lesion > 0, rim & (liver > 0) | (seeds > 0) & rim)
+    assert not lesion[:, :, :40].any()
+    # off at or above the lesion threshold, and the probability is required when on
+    off = dataclasses.replace(config, lesion_grow_threshold=0.5)
+    assert np.array_equal(clean_masks(liver, seeds, SPACING, off)[1] > 0, (seeds > 0) & rim)
+    with pytest.raises(ValueError, match="lesion probability"):
+        clean_masks(liver, seeds, SPACING, config)
