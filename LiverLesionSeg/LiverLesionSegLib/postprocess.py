@@ -37,9 +37,7 @@ def grown(seeds: np.ndarray, probability: np.ndarray, low: float) -> np.ndarray:
     if box is None:
         return seeds
     labels, count = label_components(probability[box] >= low)
-    keep = np.zeros(count + 1, bool)
-    keep[labels[seeds[box] > 0]] = True
-    keep[0] = False
+    keep = touching(labels, _all(count), seeds[box])
     out = seeds.copy()
     out[box] = np.maximum(seeds[box], _kept(labels, keep, seeds.dtype))
     return out
