@@ -110,6 +110,9 @@ class InferenceConfig:
     largest_liver_component: bool = True
     lesions_inside_liver: bool = True
     min_lesion_mm3: float = 0.0  # lesion components smaller than this are dropped
+    # lesion components whose highest lesion probability is below this are dropped (the model found
+    # them, but was never sure of any voxel in them); None keeps them.
+    min_lesion_peak_probability: Optional[float] = None
     # lesion components whose surroundings (within liver_around_lesion_mm) are less liver than this share are dropped
     min_liver_around_lesion: float = 0.0
     liver_around_lesion_mm: float = 3.0
@@ -171,6 +174,8 @@ class Config:
             (0 < i.liver_threshold < 1 and 0 < i.lesion_threshold < 1, "inference thresholds must lie in (0, 1)"),
             (i.lesion_grow_threshold is None or 0 < i.lesion_grow_threshold <= 1,
              "inference.lesion_grow_threshold must be None (off) or lie in (0, 1]"),
+            (i.min_lesion_peak_probability is None or 0 <= i.min_lesion_peak_probability <= 1,
+             "inference.min_lesion_peak_probability must be None (off) or lie in [0, 1]"),
             (i.batch_size >= 1 and i.min_lesion_mm3 >= 0 and i.locate_stride >= 1 and i.box_quantum >= 1,
              "inference.batch_size, locate_stride and box_quantum must be 1 or more, min_lesion_mm3 0 or more"),
             (0 <= i.min_liver_around_lesion <= 1 and i.liver_around_lesion_mm > 0,

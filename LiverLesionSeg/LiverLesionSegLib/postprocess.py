@@ -76,6 +76,14 @@ def at_least_voxels(labels: np.ndarray, keep: np.ndarray, min_voxels: int) -> np
     return keep & (np.bincount(labels.ravel(), minlength=len(keep)) >= min_voxels)
 
 
+def peak_at_least(labels: np.ndarray, keep: np.ndarray, values: np.ndarray, minimum: float) -> np.ndarray:
+    """`keep` narrowed to the components whose highest value of `values` (the lesion probability)
+    is `minimum` or more."""
+    peaks = np.zeros(len(keep), values.dtype)
+    peaks[1:] = ndimage.maximum(values, labels, np.arange(1, len(keep)))
+    return keep & (peaks >= minimum)
+
+
 def median_at_least(labels: np.ndarray, keep: np.ndarray, values: np.ndarray, minimum: float) -> np.ndarray:
     """`keep` narrowed to the components whose median of `values` (the CT, in HU) is `minimum` or
     more. A simple cyst, the gallbladder and the bowel's fluid lie under 20 HU; tumours, necrotic
@@ -128,14 +136,15 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
                 probability: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
     """uint8 masks [k, j, i] -> the cleaned pair; the liver returned includes the lesions. `ct` (in
     HU, on the masks' grid) is needed by `config.min_lesion_median_hu` only, the lesion `probability`
-    by `config.lesion_grow_threshold` only.
+    by `config.lesion_grow_threshold` and `config.min_lesion_peak_probability` only.
 
     Works inside the bounding box of both masks: the labelling costs follow the organ, not the scan.
     """
     if config.min_lesion_median_hu is not None and ct is None:
         raise ValueError("clean_masks needs the CT for min_lesion_median_hu")
-    if growing(config) and probability is None:
-        raise ValueError("clean_masks needs the lesion probability for lesion_grow_threshold")
+    if (growing(config) or config.min_lesion_peak_probability is not None) and probability is None:
+        raise ValueError("clean_masks needs the lesion probability for lesion_grow_threshold "
+                         "and min_lesion_peak_probability")
     box = bounding_box(np.maximum(liver, lesion))
     # np.zeros, not zeros_like: untouched pages outside the box then cost no memory
     out_liver, out_lesion = np.zeros(liver.shape, liver.dtype), np.zeros(lesion.shape, lesion.dtype)
@@ -148,6 +157,9 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
         keep = touching(labels, keep, liver)
     if config.min_lesion_mm3 > 0:
         keep = at_least_voxels(labels, keep, int(np.ceil(config.min_lesion_mm3 / float(np.prod(spacing)))))
+    if config.min_lesion_peak_probability is not None:
+        # an unsure find is dropped from the lesions but stays liver: the model took it for liver tissue
+        keep = peak_at_least(labels, keep, probability[box], config.min_lesion_peak_probability)
     judged = keep
     if config.min_lesion_median_hu is not None:
         keep = median_at_least(labels, keep, ct[box], config.min_lesion_median_hu)

@@ -32,6 +32,9 @@ def add_parser(sub, common) -> None:
     p.add_argument("--lesion-grow-threshold", type=float, metavar="P",
                    help="a lesion found takes in the voxels connected to it down to this probability "
                         "(default: the model's; 1 turns it off)")
+    p.add_argument("--min-lesion-peak", type=float, metavar="P",
+                   help="drop lesions whose highest lesion probability is below P: fewer false islands, and "
+                        "fewer small true lesions (default: the model's; off for the bundled model)")
     p.add_argument("--min-liver-around-lesion", type=float, metavar="SHARE",
                    help="drop lesions with less than this share of liver around them (default: the model's; "
                         "0 keeps every lesion that touches the liver, for one that bulges out of it)")
@@ -80,6 +83,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         config.lesion_threshold = args.lesion_threshold
     if args.lesion_grow_threshold is not None:
         config.lesion_grow_threshold = args.lesion_grow_threshold
+    if args.min_lesion_peak is not None:
+        config.min_lesion_peak_probability = args.min_lesion_peak
     if args.min_liver_around_lesion is not None:
         config.min_liver_around_lesion = args.min_liver_around_lesion
     if args.min_lesion_hu is not None:

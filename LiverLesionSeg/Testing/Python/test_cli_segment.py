@@ -146,6 +146,28 @@ def test_lesion_growth_can_be_turned_off(data_dir, tmp_path):
     assert cores.any() and grown.sum() > cores.sum() and not (cores & ~grown).any()
 
 
+def test_lesions_the_model_was_never_sure_of_can_be_dropped(data_dir, tmp_path, capsys):
+    """`--min-lesion-peak P` drops the lesions whose highest probability is under P and keeps the
+    others as they were; P is taken between the peaks of the default run's lesions."""
+    case = str(data_dir / "tace" / "RadCTTACEomics_0697")
+    out, probabilities = tmp_path / "all.nii.gz", tmp_path / "p.nrrd"
+    assert main(["segment", case, "-o", str(out), "--probabilities", str(probabilities), "--progress", "none"]) == 0
+    every = sitk.GetArrayFromImage(sitk.ReadImage(str(out))) == 2
+    probability = sitk.GetArrayFromImage(sitk.ReadImage(str(probabilities)))
+    labels, count = ndimage.label(every, np.ones((3, 3, 3)))
+    peaks = np.array(ndimage.maximum(probability, labels, np.arange(1, count + 1)))
+    assert count >= 2 and peaks.min() < peaks.max()
+    cut = float(peaks.min() + peaks.max()) / 2
+    sure = tmp_path / "sure.nii.gz"
+    assert main(["segment", case, "-o", str(sure), "--progress", "none", "--min-lesion-peak", f"{cut}"]) == 0
+    kept = sitk.GetArrayFromImage(sitk.ReadImage(str(sure))) == 2
+    assert np.array_equal(kept, np.isin(labels, 1 + np.flatnonzero(peaks >= cut)))
+    capsys.readouterr()
+    assert main(["segment", case, "-o", str(tmp_path / "bad.nii.gz"), "--min-lesion-peak", "2",
+                 "--progress", "none"]) != 0
+    assert "min_lesion_peak_probability must be None (off) or lie in [0, 1]" in capsys.readouterr().err
+
+
 def test_fluid_density_lesions_are_dropped_unless_kept(data_dir, tmp_path, capsys):
     """The bundled model drops lesions of fluid density (median under 20 HU: a cyst, the gallbladder,
     the bowel's fluid); `--keep-fluid-lesions` keeps them, and every lesion it adds has a median

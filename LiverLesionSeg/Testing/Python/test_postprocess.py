@@ -159,3 +159,22 @@ def test_clean_masks_grows_the_lesions_it_keeps_inside_the_liver_only():
     assert np.array_equal(clean_masks(liver, seeds, SPACING, off)[1] > 0, (seeds > 0) & rim)
     with pytest.raises(ValueError, match="lesion probability"):
         clean_masks(liver, seeds, SPACING, config)
+
+
+def test_clean_masks_drops_lesions_the_model_was_never_sure_of_and_keeps_them_as_liver():
+    """A lesion whose highest probability stays under min_lesion_peak_probability is dropped from the
+    lesions; the model took it for liver tissue, so it stays in the liver."""
+    liver, _, _ = liver_and_two_masses()
+    probability = np.zeros(liver.shape, np.float32)
+    probability[ball(liver.shape, (15, 40, 25), 6) > 0] = 0.6   # found, never sure
+    probability[ball(liver.shape, (15, 40, 50), 6) > 0] = 0.6
+    probability[ball(liver.shape, (15, 40, 50), 2) > 0] = 0.95  # with a sure core
+    seeds = (probability >= 0.5).astype(np.uint8)
+    config = dataclasses.replace(InferenceConfig(), min_lesion_peak_probability=0.9)
+    out_liver, lesion = clean_masks(liver, seeds, SPACING, config, probability=probability)
+    assert np.array_equal(lesion, ball(liver.shape, (15, 40, 50), 6))
+    assert np.array_equal(out_liver, liver)
+    off = dataclasses.replace(config, min_lesion_peak_probability=None)
+    assert np.array_equal(clean_masks(liver, seeds, SPACING, off)[1], seeds)
+    with pytest.raises(ValueError, match="lesion probability"):
+        clean_masks(liver, seeds, SPACING, config)
