@@ -143,7 +143,9 @@ def render(card: dict, config) -> str:
         "livers with a very uneven enhancement. A large mass beside the liver can be taken for liver and "
         "lesion. In cross-validation 3Dircadb1.7 (a patient with no liver lesion) got "
         f"{_false_lesion_ml(card)} of false lesion, in small regions most of them darker than its liver "
-        "(median 55 to 126 HU against 120 HU; the largest 8 mL); its kidney-region tumour (322 mL of false lesion) and "
+        "(median 55 to 126 HU against 120 HU; the largest 8 mL) where the liver ends: bowel at its lower "
+        "tip and the hepatic veins under the heart that the liver output took in, the dome darkened by "
+        "partial volume with the lung; its kidney-region tumour (322 mL of false lesion) and "
         "a region of fluid density at the liver's medial edge (67 mL) are dropped by the rules below, and "
         "leave the liver mask with them (its liver Dice 0.82 before, 0.90 after).",
         f"- A lesion is dropped when less than {config.inference.min_liver_around_lesion:.0%} of what lies "
@@ -162,6 +164,11 @@ def render(card: dict, config) -> str:
         "went from 18 to 31 mL with it, and from 49 to 88 mL for a second training seed). `segment "
         "--lesion-grow-threshold 1` turns it off."
         if config.inference.lesion_grow_threshold is not None else None,
+        f"- What joins the liver only through a neck thinner than {2 * config.inference.liver_neck_mm:g} mm "
+        "(the bowel or the veins the liver output took in at its edge) is cut off the liver, and with it a "
+        "lesion there that does not touch the liver left; the sharpest edges of the liver are trimmed "
+        "by up to a voxel. `segment --liver-neck 0` turns it off."
+        if config.inference.liver_neck_mm > 0 else None,
         "- Hepatocellular carcinoma in the arterial phase (brighter than the liver) and lesions under "
         "1 cm were missed in cross-validation (RadCTTACEomics cases).",
         "- The liver of a scan that does not cover it wholly, of a non-contrast or non-CT image, or of "

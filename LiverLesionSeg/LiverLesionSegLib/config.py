@@ -108,6 +108,9 @@ class InferenceConfig:
     lesion_grow_threshold: Optional[float] = None
     batch_size: int = 16
     largest_liver_component: bool = True
+    # with largest_liver_component: what joins the liver only through a neck thinner than twice this
+    # (mm) is cut off: the bowel or the veins the liver output took in at its edge. 0: off.
+    liver_neck_mm: float = 0.0
     lesions_inside_liver: bool = True
     min_lesion_mm3: float = 0.0  # lesion components smaller than this are dropped
     # lesion components whose highest lesion probability is below this are dropped (the model found
@@ -174,6 +177,7 @@ class Config:
             (0 < i.liver_threshold < 1 and 0 < i.lesion_threshold < 1, "inference thresholds must lie in (0, 1)"),
             (i.lesion_grow_threshold is None or 0 < i.lesion_grow_threshold <= 1,
              "inference.lesion_grow_threshold must be None (off) or lie in (0, 1]"),
+            (i.liver_neck_mm >= 0, "inference.liver_neck_mm must be 0 (off) or more"),
             (i.min_lesion_peak_probability is None or 0 <= i.min_lesion_peak_probability <= 1,
              "inference.min_lesion_peak_probability must be None (off) or lie in [0, 1]"),
             (i.batch_size >= 1 and i.min_lesion_mm3 >= 0 and i.locate_stride >= 1 and i.box_quantum >= 1,

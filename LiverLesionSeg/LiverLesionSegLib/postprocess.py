@@ -1,6 +1,6 @@
 """Clean-up of the thresholded masks on the CT's grid.
 
-The liver keeps its largest 3-D component; lesions are kept only where they touch the liver, where
+The liver keeps its largest 3-D component, less what joins it through a thin neck; lesions are kept only where they touch the liver, where
 enough of what surrounds them is liver, above a minimum volume and above fluid density; the lesions
 kept can then grow over their unsure rim inside the liver (`grown`: hysteresis thresholding); what
 the fluid and edge rules drop can be taken out of the liver too; the liver mask includes its lesions (the
@@ -41,6 +41,18 @@ def grown(seeds: np.ndarray, probability: np.ndarray, low: float) -> np.ndarray:
     out = seeds.copy()
     out[box] = np.maximum(seeds[box], _kept(labels, keep, seeds.dtype))
     return out
+
+
+def without_necks(mask: np.ndarray, spacing: tuple[float, float, float], radius_mm: float) -> np.ndarray:
+    """`mask` less what joins its main part only through a neck thinner than 2 `radius_mm`: the
+    largest component of the mask opened by a ball of that radius, grown back by it inside the mask."""
+    sampling = tuple(float(s) for s in reversed(spacing))
+    core = ndimage.distance_transform_edt(mask, sampling=sampling) > radius_mm
+    if not core.any():
+        return mask
+    core = largest_component(core.astype(np.uint8)) > 0
+    near = ndimage.distance_transform_edt(~core, sampling=sampling) <= radius_mm
+    return ((mask > 0) & near).astype(mask.dtype)
 
 
 def growing(config: InferenceConfig) -> bool:
@@ -178,6 +190,13 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
     liver = np.maximum(liver, lesion)
     if config.largest_liver_component and liver.any():
         liver = largest_component(liver)
+        if config.liver_neck_mm > 0:
+            # what the liver output took in through a thin neck (the bowel at its tip, the veins
+            # under the heart) is no liver; a lesion there is kept whole where it touches the liver
+            liver = without_necks(liver, spacing, config.liver_neck_mm)
+            lesion_labels, lesion_count = label_components(lesion)
+            lesion = _kept(lesion_labels, touching(lesion_labels, _all(lesion_count), liver), lesion.dtype)
+            liver = np.maximum(liver, lesion)
         lesion = lesion & liver
     out_liver[box], out_lesion[box] = liver, lesion
     return out_liver, out_lesion

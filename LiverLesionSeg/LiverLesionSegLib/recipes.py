@@ -34,7 +34,7 @@ def bundled() -> Config:
     liver's box shifted in HU so the liver's median sits at 100 HU (a lesion is told by its contrast
     to this patient's liver), unmarked masses painted beside the liver in 30 % of liver slices
     (against a neighbouring tumour taken for a liver lesion; both measured in the README's table),
-    and clean-up (largest liver, lesions inside it, no specks, none whose surroundings are less
+    and clean-up (largest liver, less what it took in through a neck under 4 mm wide, lesions inside it, no specks, none whose surroundings are less
     than 40 % liver: a mass beside the liver that only touches it, and none of fluid density: a
     median under 20 HU, the upper bound of a simple cyst, is a cyst, the gallbladder or the bowel's
     fluid, not a tumour; what these two rules drop is taken out of the liver too), then the lesions
@@ -55,6 +55,7 @@ def bundled() -> Config:
     config.train.background_fraction = 0.15
     config.train.max_slices_per_epoch = 600  # about 20 s an epoch on two CPU cores
     config.inference.largest_liver_component = True
+    config.inference.liver_neck_mm = 2.0
     config.inference.lesions_inside_liver = True
     config.inference.min_lesion_mm3 = 50.0
     config.inference.min_liver_around_lesion = 0.4

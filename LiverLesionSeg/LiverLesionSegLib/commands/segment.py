@@ -35,6 +35,9 @@ def add_parser(sub, common) -> None:
     p.add_argument("--min-lesion-peak", type=float, metavar="P",
                    help="drop lesions whose highest lesion probability is below P: fewer false islands, and "
                         "fewer small true lesions (default: the model's; off for the bundled model)")
+    p.add_argument("--liver-neck", type=float, metavar="MM",
+                   help="cut off what joins the liver only through a neck thinner than twice MM (default: the "
+                        "model's; 0 turns it off)")
     p.add_argument("--min-liver-around-lesion", type=float, metavar="SHARE",
                    help="drop lesions with less than this share of liver around them (default: the model's; "
                         "0 keeps every lesion that touches the liver, for one that bulges out of it)")
@@ -85,6 +88,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         config.lesion_grow_threshold = args.lesion_grow_threshold
     if args.min_lesion_peak is not None:
         config.min_lesion_peak_probability = args.min_lesion_peak
+    if args.liver_neck is not None:
+        config.liver_neck_mm = args.liver_neck
     if args.min_liver_around_lesion is not None:
         config.min_liver_around_lesion = args.min_liver_around_lesion
     if args.min_lesion_hu is not None:

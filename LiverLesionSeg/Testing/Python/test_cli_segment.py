@@ -168,6 +168,20 @@ def test_lesions_the_model_was_never_sure_of_can_be_dropped(data_dir, tmp_path, 
     assert "min_lesion_peak_probability must be None (off) or lie in [0, 1]" in capsys.readouterr().err
 
 
+def test_what_joins_the_liver_through_a_thin_neck_can_be_cut_off(data_dir, tmp_path):
+    """`--liver-neck MM` cuts off what the liver output took in through a neck thinner than 2 MM; 0
+    turns it off. The cut only takes liver away, and here no lesion with it."""
+    case = str(data_dir / "tace" / "RadCTTACEomics_0697")
+    labels = {}
+    for mm in ("0", "2"):
+        out = tmp_path / f"neck{mm}.nii.gz"
+        assert main(["segment", case, "-o", str(out), "--progress", "none", "--liver-neck", mm]) == 0
+        labels[mm] = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
+    whole, cut = labels["0"] > 0, labels["2"] > 0
+    assert cut.any() and not (cut & ~whole).any() and 0 < (whole & ~cut).sum() < 0.05 * whole.sum()
+    assert np.array_equal(labels["0"] == 2, labels["2"] == 2)
+
+
 def test_fluid_density_lesions_are_dropped_unless_kept(data_dir, tmp_path, capsys):
     """The bundled model drops lesions of fluid density (median under 20 HU: a cyst, the gallbladder,
     the bowel's fluid); `--keep-fluid-lesions` keeps them, and every lesion it adds has a median

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from LiverLesionSegLib.config import InferenceConfig
-from LiverLesionSegLib.postprocess import clean_masks, components_surrounded_by, components_with_median_at_least, grown
+from LiverLesionSegLib.postprocess import (clean_masks, components_surrounded_by, components_with_median_at_least, grown,
+                                          without_necks)
 
 SPACING = (1.0, 1.0, 2.0)  # (i, j, k) mm
 
@@ -178,3 +179,42 @@ def test_clean_masks_drops_lesions_the_model_was_never_sure_of_and_keeps_them_as
     assert np.array_equal(clean_masks(liver, seeds, SPACING, off)[1], seeds)
     with pytest.raises(ValueError, match="lesion probability"):
         clean_masks(liver, seeds, SPACING, config)
+
+
+def liver_with_bowel_through_a_neck():
+    """A liver block, and a loop of bowel the liver output took in through a 2 mm wide neck."""
+    liver = np.zeros((30, 80, 120), np.uint8)
+    liver[5:25, 10:70, 10:70] = 1
+    bowel = ball(liver.shape, (15, 40, 95), 12)
+    neck = np.zeros_like(liver)
+    neck[14:16, 39:41, 70:84] = 1
+    return liver, bowel, neck
+
+
+def test_what_joins_the_liver_through_a_thin_neck_is_cut_off():
+    liver, bowel, neck = liver_with_bowel_through_a_neck()
+    taken_in = liver | bowel | neck
+    cut = without_necks(taken_in, SPACING, 2.0)
+    assert not cut[bowel > 0].any() and not (cut & ~taken_in).any()
+    # the liver is kept, less a trim of its box's edges and corners, which no ball fits into
+    trimmed = liver & ~cut
+    assert 0 < trimmed.sum() < 0.02 * liver.sum()
+    inner = np.zeros_like(liver)
+    inner[7:23, 12:68, 12:68] = 1
+    assert not (trimmed & inner).any()
+    # a neck as wide as the bowel is no neck: the bowel is kept, less the trim of its surface
+    wide = taken_in.copy()
+    wide[5:25, 28:52, 70:84] = 1
+    assert without_necks(wide, SPACING, 2.0)[bowel > 0].mean() > 0.95
+
+
+def test_clean_masks_cuts_the_liver_at_a_neck_and_keeps_a_lesion_touching_it_whole():
+    liver, bowel, neck = liver_with_bowel_through_a_neck()
+    taken_in = liver | bowel | neck
+    lesion = ball(liver.shape, (15, 40, 66), 5)   # at the liver's edge, reaching into the neck
+    config = dataclasses.replace(InferenceConfig(), liver_neck_mm=2.0)
+    out_liver, out_lesion = clean_masks(taken_in, lesion, SPACING, config)
+    assert np.array_equal(out_lesion, lesion)
+    assert not out_liver[bowel > 0].any() and np.array_equal(out_liver & lesion, lesion)
+    off = dataclasses.replace(config, liver_neck_mm=0.0)
+    assert clean_masks(taken_in, lesion, SPACING, off)[0][bowel > 0].all()
