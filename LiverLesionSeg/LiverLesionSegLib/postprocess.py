@@ -1,7 +1,7 @@
 """Clean-up of the thresholded masks on the CT's grid.
 
-The liver keeps its largest 3-D component, less what joins it through a thin neck; lesions are kept only where they touch the liver, where
-enough of what surrounds them is liver, above a minimum volume and above fluid density; the lesions
+The liver keeps its largest 3-D component, less what joins it through a thin neck; lesions are kept
+only where they touch the liver, where enough of what surrounds them is liver, above a minimum volume and above fluid density; the lesions
 kept can then grow over their unsure rim inside the liver (`grown`: hysteresis thresholding); what
 the fluid and edge rules drop can be taken out of the liver too; the liver mask includes its lesions (the
 organ, as the reference masks draw it).
@@ -46,13 +46,22 @@ def grown(seeds: np.ndarray, probability: np.ndarray, low: float) -> np.ndarray:
 def without_necks(mask: np.ndarray, spacing: tuple[float, float, float], radius_mm: float) -> np.ndarray:
     """`mask` less what joins its main part only through a neck thinner than 2 `radius_mm`: the
     largest component of the mask opened by a ball of that radius, grown back by it inside the mask."""
-    sampling = tuple(float(s) for s in reversed(spacing))
-    core = ndimage.distance_transform_edt(mask, sampling=sampling) > radius_mm
+    ball = _ball(tuple(float(s) for s in reversed(spacing)), radius_mm)
+    # border_value 1: the mask's edge at the array's edge is no surface (the array is its bounding box)
+    core = ndimage.binary_erosion(mask > 0, ball, border_value=1)
     if not core.any():
         return mask
     core = largest_component(core.astype(np.uint8)) > 0
-    near = ndimage.distance_transform_edt(~core, sampling=sampling) <= radius_mm
-    return ((mask > 0) & near).astype(mask.dtype)
+    return ((mask > 0) & ndimage.binary_dilation(core, ball)).astype(mask.dtype)
+
+
+def _ball(sampling: tuple[float, ...], radius_mm: float) -> np.ndarray:
+    """The voxel offsets within `radius_mm` of the centre, on a grid of `sampling` mm (a structuring
+    element: erosion and dilation by it are a few times faster than distance transforms here)."""
+    reach = [int(radius_mm // s) for s in sampling]
+    offsets = np.indices([2 * r + 1 for r in reach]).astype(float)
+    distance2 = sum(((o - r) * s) ** 2 for o, r, s in zip(offsets, reach, sampling))
+    return distance2 <= radius_mm ** 2
 
 
 def growing(config: InferenceConfig) -> bool:
