@@ -1,10 +1,10 @@
 """Clean-up of the thresholded masks on the CT's grid.
 
 The liver keeps its largest 3-D component, less what joins it through a thin neck; lesions are kept
-only where they touch the liver, where enough of what surrounds them is liver, above a minimum volume and above fluid density; the lesions
-kept can then grow over their unsure rim inside the liver (`grown`: hysteresis thresholding); what
-the fluid and edge rules drop can be taken out of the liver too; the liver mask includes its lesions (the
-organ, as the reference masks draw it).
+only where they touch the liver, where enough of what surrounds them is liver, above a minimum
+volume and above fluid density; the lesions kept can then grow over their unsure rim inside the
+liver (`grown`: hysteresis thresholding); what the fluid and edge rules drop can be taken out of the
+liver too; the liver mask includes its lesions (the organ, as the reference masks draw it).
 
 Each lesion rule keeps or drops whole components, so the lesion mask is labelled once and every rule
 narrows one array of kept labels (`keep[label]`, `keep[0]` the background, never kept).

@@ -34,8 +34,8 @@ def bundled() -> Config:
     liver's box shifted in HU so the liver's median sits at 100 HU (a lesion is told by its contrast
     to this patient's liver), unmarked masses painted beside the liver in 30 % of liver slices
     (against a neighbouring tumour taken for a liver lesion; both measured in the README's table),
-    and clean-up (largest liver, less what it took in through a neck under 4 mm wide, lesions inside it, no specks, none whose surroundings are less
-    than 40 % liver: a mass beside the liver that only touches it, and none of fluid density: a
+    and clean-up (largest liver, less what it took in through a neck under 4 mm wide, lesions
+    inside it, no specks, none whose surroundings are less than 40 % liver: a mass beside the liver that only touches it, and none of fluid density: a
     median under 20 HU, the upper bound of a simple cyst, is a cyst, the gallbladder or the bowel's
     fluid, not a tumour; what these two rules drop is taken out of the liver too), then the lesions
     kept grown inside the liver over their unsure rim, down to a probability of 0.2 (the model is sure
