@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -62,7 +62,7 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     current = targets[0] if targets else Path(".")  # the target a failure is reported for
     try:
         for current in targets:
-            temporaries.append(_temporary_beside(current))
+            _create_temporary_beside(current, temporaries)
         yield list(temporaries)
         for current, tmp in zip(targets, temporaries):
             _fsync(tmp)
@@ -108,11 +108,21 @@ def write_failure_errno(path: str | os.PathLike) -> Optional[int]:
     return None
 
 
-def _temporary_beside(path: Path) -> Path:
+def _create_temporary_beside(path: Path, temporaries: list[Path]) -> None:
+    """Create an empty temporary beside `path`, listed in `temporaries` before it exists.
+
+    Listed first, so that an interrupt (Ctrl-C, SIGTERM) arriving between the file's creation
+    and its listing cannot leave it behind: the caller's clean-up removes every listed name.
+    """
     suffix = "".join(path.suffixes) or ".tmp"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PARTIAL + suffix, dir=path.parent)
-    os.close(fd)
-    return Path(tmp_name)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{PARTIAL}{suffix}"
+        temporaries.append(tmp)
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            return
+        except FileExistsError:
+            temporaries.pop()  # another write's temporary: not ours to remove; try another name
 
 
 def _fsync(path: Path) -> None:
