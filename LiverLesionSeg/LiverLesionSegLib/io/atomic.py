@@ -126,7 +126,7 @@ def _create_temporary_beside(path: Path, temporaries: list[Path]) -> None:
 
 
 def _fsync(path: Path) -> None:
-    # mkstemp (and some writers, which replace the file) make owner-only files: outputs get the usual permissions.
+    # Temporaries are created owner-only (as are some writers' own files): outputs get the usual permissions.
     os.chmod(path, 0o666 & ~_UMASK)
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
