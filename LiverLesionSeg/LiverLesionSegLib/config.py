@@ -106,6 +106,9 @@ class InferenceConfig:
     # (hysteresis: the model is sure of a lesion's core, unsure of its rim); at or above
     # lesion_threshold, or None: off.
     lesion_grow_threshold: Optional[float] = None
+    # the probability lesions grow over smoothed across slices first (a Gaussian of this sigma, mm):
+    # the network sees one slice at a time, so a slice's neighbours vote on its rim. 0: off.
+    lesion_grow_smoothing_mm: float = 0.0
     batch_size: int = 16
     largest_liver_component: bool = True
     # with largest_liver_component: what joins the liver only through a neck thinner than twice this
@@ -178,6 +181,7 @@ class Config:
             (i.lesion_grow_threshold is None or 0 < i.lesion_grow_threshold <= 1,
              "inference.lesion_grow_threshold must be None (off) or lie in (0, 1]"),
             (i.liver_neck_mm >= 0, "inference.liver_neck_mm must be 0 (off) or more"),
+            (i.lesion_grow_smoothing_mm >= 0, "inference.lesion_grow_smoothing_mm must be 0 (off) or more"),
             (i.min_lesion_peak_probability is None or 0 <= i.min_lesion_peak_probability <= 1,
              "inference.min_lesion_peak_probability must be None (off) or lie in [0, 1]"),
             (i.batch_size >= 1 and i.min_lesion_mm3 >= 0 and i.locate_stride >= 1 and i.box_quantum >= 1,

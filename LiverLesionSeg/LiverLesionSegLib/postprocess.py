@@ -152,6 +152,19 @@ def _kept(labels: np.ndarray, keep: np.ndarray, dtype) -> np.ndarray:
     return keep.astype(dtype)[labels]
 
 
+def smoothed_across_slices(values: np.ndarray, box: tuple[slice, ...], slice_spacing_mm: float,
+                           sigma_mm: float) -> np.ndarray:
+    """`values[box]` smoothed along k (axis 0) by a Gaussian of `sigma_mm`, the slices beyond the box
+    taken into account: the same as smoothing the whole volume, then cutting the box out."""
+    if sigma_mm <= 0:
+        return values[box]
+    sigma = sigma_mm / slice_spacing_mm
+    reach = int(4 * sigma + 0.5)  # gaussian_filter1d's kernel: 4 sigma on each side
+    start, stop = max(box[0].start - reach, 0), min(box[0].stop + reach, len(values))
+    slab = ndimage.gaussian_filter1d(values[(slice(start, stop),) + box[1:]], sigma, axis=0, mode="nearest")
+    return slab[box[0].start - start:box[0].stop - start]
+
+
 def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, float, float],
                 config: InferenceConfig, ct: Optional[np.ndarray] = None,
                 probability: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
@@ -192,7 +205,8 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
         # the rules judge what the model is sure of; the lesions they keep then grow over their
         # unsure rim, inside the liver and never into a component the rules dropped
         closed = (liver == 0) | (~keep[labels] & (labels > 0))
-        lesion = grown(lesion, np.where(closed, 0, probability[box]), config.lesion_grow_threshold)
+        over = smoothed_across_slices(probability, box, spacing[2], config.lesion_grow_smoothing_mm)
+        lesion = grown(lesion, np.where(closed, 0, over), config.lesion_grow_threshold)
     if config.dropped_lesions_leave_liver:
         # what the fluid and edge rules drop is fluid or a mass beside the liver: not liver either
         liver = np.where((judged & ~keep)[labels], 0, liver).astype(liver.dtype)

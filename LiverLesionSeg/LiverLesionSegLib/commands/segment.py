@@ -32,6 +32,9 @@ def add_parser(sub, common) -> None:
     p.add_argument("--lesion-grow-threshold", type=float, metavar="P",
                    help="a lesion found takes in the voxels connected to it down to this probability "
                         "(default: the model's; 1 turns it off)")
+    p.add_argument("--lesion-grow-smoothing", type=float, metavar="MM",
+                   help="the probability lesions grow over is smoothed across slices by a Gaussian of MM first "
+                        "(default: the model's; 0 turns it off)")
     p.add_argument("--min-lesion-peak", type=float, metavar="P",
                    help="drop lesions whose highest lesion probability is below P: fewer false islands, and "
                         "fewer small true lesions (default: the model's; off for the bundled model)")
@@ -86,6 +89,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         config.lesion_threshold = args.lesion_threshold
     if args.lesion_grow_threshold is not None:
         config.lesion_grow_threshold = args.lesion_grow_threshold
+    if args.lesion_grow_smoothing is not None:
+        config.lesion_grow_smoothing_mm = args.lesion_grow_smoothing
     if args.min_lesion_peak is not None:
         config.min_lesion_peak_probability = args.min_lesion_peak
     if args.liver_neck is not None:

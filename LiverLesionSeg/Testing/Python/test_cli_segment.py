@@ -83,14 +83,20 @@ def test_segment_writes_slicer_segmentation_probabilities_lesion_table_and_overl
     assert header["Segment0_Name"] == "Liver" and header["Segment1_Name"] == "Liver lesion"
     assert "SCT^10200004^Liver" in header["Segment0_Tags"]
     assert data.shape == (512, 512, 44)
-    probabilities = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "p.nrrd")))
+    probability_image = sitk.ReadImage(str(tmp_path / "p.nrrd"))
+    probabilities = sitk.GetArrayFromImage(probability_image)
     assert probabilities.dtype == np.float32 and probabilities.shape == (44, 512, 512)
     assert 0 <= probabilities.min() and probabilities.max() <= 1
     # each lesion has a core where the probability passed the threshold, and grows at most down to
-    # the model's grow threshold
+    # the model's grow threshold, in the probability smoothed across slices
     inference = load_checkpoint(model_path).config.inference
     lesion = data.transpose(2, 1, 0) == 2
-    assert np.all(probabilities[lesion] >= min(inference.lesion_grow_threshold or 1, inference.lesion_threshold))
+    smoothed = ndimage.gaussian_filter1d(probabilities, inference.lesion_grow_smoothing_mm /
+                                         probability_image.GetSpacing()[2], axis=0, mode="nearest")
+    assert inference.lesion_grow_threshold and inference.lesion_grow_smoothing_mm
+    assert np.all((probabilities[lesion] >= inference.lesion_threshold)
+                  | (smoothed[lesion] >= inference.lesion_grow_threshold - 1e-6))
+    assert not np.all(probabilities[lesion] >= inference.lesion_grow_threshold)  # the smoothing took some in
     labels, count = ndimage.label(lesion, np.ones((3, 3, 3)))
     assert count and all(probabilities[labels == i].max() >= inference.lesion_threshold for i in range(1, count + 1))
     assert (tmp_path / "l.csv").read_text().startswith("case,lesion,")
@@ -133,17 +139,25 @@ def test_the_rule_on_the_liver_around_a_lesion_can_be_set_or_turned_off(data_dir
     assert not bad.exists()
 
 
-def test_lesion_growth_can_be_turned_off(data_dir, tmp_path):
-    """The bundled model grows the lesions it keeps over their unsure rim; `--lesion-grow-threshold 1`
-    turns that off: the lesions are then their sure cores only, each inside a grown lesion."""
+def test_lesion_growth_and_its_smoothing_can_be_turned_off(data_dir, tmp_path):
+    """The bundled model grows the lesions it keeps over their unsure rim, in the probability smoothed
+    across slices; `--lesion-grow-smoothing 0` grows them in the probability as it is, and
+    `--lesion-grow-threshold 1` not at all: the lesions are then their sure cores only, each inside
+    a grown lesion either way. Only the lesions change; the liver holds them all."""
     case = str(data_dir / "tace" / "RadCTTACEomics_0697")
-    lesions = {}
-    for option in ([], ["--lesion-grow-threshold", "1"]):
-        out = tmp_path / f"grow{len(option)}.nii.gz"
+    labels = {}
+    for name, option in (("smoothed", []), ("as is", ["--lesion-grow-smoothing", "0"]),
+                         ("cores", ["--lesion-grow-threshold", "1"])):
+        out = tmp_path / f"{len(labels)}.nii.gz"
         assert main(["segment", case, "-o", str(out), "--progress", "none"] + option) == 0
-        lesions[len(option)] = sitk.GetArrayFromImage(sitk.ReadImage(str(out))) == 2
-    grown, cores = lesions[0], lesions[2]
-    assert cores.any() and grown.sum() > cores.sum() and not (cores & ~grown).any()
+        labels[name] = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
+    lesions = {name: label == 2 for name, label in labels.items()}
+    cores = lesions["cores"]
+    assert cores.any() and lesions["smoothed"].sum() > cores.sum() and lesions["as is"].sum() > cores.sum()
+    assert not (cores & ~lesions["smoothed"]).any() and not (cores & ~lesions["as is"]).any()
+    assert not np.array_equal(lesions["smoothed"], lesions["as is"])
+    assert np.array_equal(labels["smoothed"] > 0, labels["as is"] > 0) and np.array_equal(labels["as is"] > 0,
+                                                                                            labels["cores"] > 0)
 
 
 def test_lesions_the_model_was_never_sure_of_can_be_dropped(data_dir, tmp_path, capsys):

@@ -43,6 +43,7 @@ def test_wrong_type_is_named():
     ("inference", "lesion_grow_threshold", 0.0, "lesion_grow_threshold"),
     ("inference", "min_lesion_peak_probability", 1.5, "min_lesion_peak_probability"),
     ("inference", "liver_neck_mm", -1.0, "liver_neck_mm"),
+    ("inference", "lesion_grow_smoothing_mm", -1.0, "lesion_grow_smoothing_mm"),
     ("preprocess", "liver_reference_hu", 100.0, "needs preprocess.zoom"),
     ("augment", "mass_density", (0.6, 0.3), "mass_density"),
     ("inference", "min_liver_around_lesion", 1.5, "min_liver_around_lesion"),

@@ -218,3 +218,44 @@ def test_clean_masks_cuts_the_liver_at_a_neck_and_keeps_a_lesion_touching_it_who
     assert not out_liver[bowel > 0].any() and np.array_equal(out_liver & lesion, lesion)
     off = dataclasses.replace(config, liver_neck_mm=0.0)
     assert clean_masks(taken_in, lesion, SPACING, off)[0][bowel > 0].all()
+
+
+def test_smoothing_across_slices_is_that_of_the_whole_volume_cut_to_the_box():
+    from scipy import ndimage
+
+    from LiverLesionSegLib.postprocess import smoothed_across_slices
+
+    values = np.random.default_rng(0).random((40, 12, 16)).astype(np.float32)
+    for box in [(slice(5, 12), slice(3, 9), slice(2, 14)), (slice(0, 40), slice(0, 12), slice(0, 16)),
+                (slice(37, 40), slice(0, 4), slice(5, 6))]:
+        for slice_mm in (0.7, 2.5, 5.0):
+            whole = ndimage.gaussian_filter1d(values, 3.0 / slice_mm, axis=0, mode="nearest")
+            assert np.allclose(smoothed_across_slices(values, box, slice_mm, 3.0), whole[box], atol=1e-6)
+    assert np.array_equal(smoothed_across_slices(values, box, 2.5, 0.0), values[box])  # 0: off
+
+
+def test_neighbouring_slices_let_a_lesion_grow_over_the_slices_next_to_it():
+    """A lesion sure on slices 8-12 grows, with smoothing across slices, over the slice its model
+    was unsure of (13: 0.15, under the grow threshold of 0.2) and the one it gave nothing (7), but
+    not further, not sideways (no smoothing within a slice) and not out of the liver."""
+    shape = (24, 40, 40)
+    liver = np.zeros(shape, np.uint8)
+    liver[2:22, 5:35, 5:35] = 1
+    disc = np.zeros(shape[1:], bool)
+    disc[15:25, 15:25] = True
+    probability = np.zeros(shape, np.float32)
+    probability[8:13, disc] = 0.9
+    probability[13, disc] = 0.15
+    probability[3:6, 30:34, 30:34] = 0.3  # unsure, with no sure voxel: stays out
+    seeds = (probability >= 0.5).astype(np.uint8)
+    config = dataclasses.replace(InferenceConfig(), lesion_grow_threshold=0.2, lesion_grow_smoothing_mm=3.0)
+    lesion = clean_masks(liver, seeds, SPACING, config, probability=probability)[1] > 0
+    expected = np.zeros(shape, bool)
+    expected[7:14, disc] = True
+    assert np.array_equal(lesion, expected)
+    off = dataclasses.replace(config, lesion_grow_smoothing_mm=0.0)
+    assert np.array_equal(clean_masks(liver, seeds, SPACING, off, probability=probability)[1] > 0, seeds > 0)
+    # the liver ends at slice 8: what the smoothing reaches beyond it stays out
+    liver[:8] = 0
+    assert np.array_equal(clean_masks(liver, seeds, SPACING, config, probability=probability)[1] > 0,
+                          expected & (np.arange(shape[0]) >= 8)[:, None, None])
