@@ -12,6 +12,13 @@ from ..progress import JsonLinesProgress, Progress, format_timings
 log = logging.getLogger("LiverLesionSeg")
 
 SAMPLE_OUTPUT = Path("liverlesionseg-sample.seg.nrrd")
+# command-line option -> the inference setting it overrides (None: the model's own)
+OPTIONS = {
+    "lesion_threshold": "lesion_threshold", "lesion_grow_threshold": "lesion_grow_threshold",
+    "lesion_grow_smoothing": "lesion_grow_smoothing_mm", "min_lesion_peak": "min_lesion_peak_probability",
+    "liver_neck": "liver_neck_mm", "min_liver_around_lesion": "min_liver_around_lesion",
+    "min_lesion_hu": "min_lesion_median_hu", "batch_size": "batch_size", "precision": "precision",
+}
 
 
 def add_parser(sub, common) -> None:
@@ -85,27 +92,12 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     with progress.stage("load model", timings):
         checkpoint = load_model(args.model, device)
     config = checkpoint.config.inference
-    if args.lesion_threshold is not None:
-        config.lesion_threshold = args.lesion_threshold
-    if args.lesion_grow_threshold is not None:
-        config.lesion_grow_threshold = args.lesion_grow_threshold
-    if args.lesion_grow_smoothing is not None:
-        config.lesion_grow_smoothing_mm = args.lesion_grow_smoothing
-    if args.min_lesion_peak is not None:
-        config.min_lesion_peak_probability = args.min_lesion_peak
-    if args.liver_neck is not None:
-        config.liver_neck_mm = args.liver_neck
-    if args.min_liver_around_lesion is not None:
-        config.min_liver_around_lesion = args.min_liver_around_lesion
-    if args.min_lesion_hu is not None:
-        config.min_lesion_median_hu = args.min_lesion_hu
+    for option, setting in OPTIONS.items():
+        if getattr(args, option) is not None:
+            setattr(config, setting, getattr(args, option))
     if args.keep_fluid_lesions:
         config.min_lesion_median_hu = None
-    if args.batch_size is not None:
-        config.batch_size = args.batch_size
     config.flip_tta = config.flip_tta or args.tta
-    if args.precision:
-        config.precision = args.precision
     checkpoint.config.validated(str(args.model or "bundled model"))
 
     with progress.stage("read", timings):
