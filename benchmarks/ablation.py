@@ -7,7 +7,8 @@ The liver-relative shift and the masses beside the liver (`dice-bce-liver-relati
 `-masses` variants) were measured at full resolution with `benchmarks/accuracy.py`; the one with
 masses in 30 % of liver slices is today's bundled recipe as trained (its clean-up now also drops
 lesions with little liver around them, measured at full resolution). The `bundled-` variants are
-one change to it; `<variant>-seedN` trains a variant with another seed.
+one change to it (`bundled-halo` and `bundled-context-2.5mm`: to the bundled recipe as it is, at
+full resolution); `<variant>-seedN` trains a variant with another seed.
 
 It runs on a compact copy of the labelled cases, small enough to travel to a GPU machine and to
 finish there in one sitting: the CT stored as its HU window at half the in-plane resolution
@@ -26,6 +27,7 @@ JSON line per fold (kept when a run is cut short) and a Markdown table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -122,6 +124,31 @@ def _more_hyperdense(c: Config) -> None:
     c.augment.synthetic_hyperdense = (0.03, 0.2)
 
 
+def _bundled_as_it_is(change: Callable[[Config], None]) -> Callable[[Config], None]:
+    """The bundled recipe as `recipes.bundled` has it, clean-up rules included, with one more change
+    (for `benchmarks/accuracy.py`, at full resolution)."""
+    def apply(c: Config) -> None:
+        from LiverLesionSegLib.recipes import bundled
+
+        whole = bundled()
+        for part in dataclasses.fields(whole):
+            setattr(c, part.name, getattr(whole, part.name))
+        change(c)
+    return apply
+
+
+def _halo(rim: tuple[float, float]) -> Callable[[Config], None]:
+    def change(c: Config) -> None:
+        c.augment.synthetic_halo_share, c.augment.synthetic_halo_rim = 0.5, rim
+    return change
+
+
+def _context_mm(distance: float) -> Callable[[Config], None]:
+    def change(c: Config) -> None:
+        c.preprocess.context_mm = distance
+    return change
+
+
 def _lesion_threshold(threshold: float) -> Callable[[Config], None]:
     def change(c: Config) -> None:
         c.inference.lesion_threshold = threshold
@@ -157,6 +184,10 @@ TRAINED: dict[str, tuple[str, Callable[[Config], None]]] = {
                          _todays_bundled(_five_slices)),
     "bundled-hyperdense": ("today's bundled recipe, half the synthetic lesions brighter than the liver (not 30 %), "
                            "from 10 HU brighter (not 17)", _todays_bundled(_more_hyperdense)),
+    "bundled-halo": ("the bundled recipe as it is, half the synthetic lesions drawn with a halo (a rim of less "
+                     "contrast, or of the opposite: an enhancing rim)", _bundled_as_it_is(_halo((-0.5, 0.6)))),
+    "bundled-context-2.5mm": ("the bundled recipe as it is, the neighbour channels the CT 2.5 mm away "
+                              "(interpolated), not the next slices", _bundled_as_it_is(_context_mm(2.5))),
 }
 # name -> (what changes, the trained variant whose models are measured, the change to its inference)
 INFERENCE_ONLY: dict[str, tuple[str, str, Callable[[Config], None]]] = {

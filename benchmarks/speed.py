@@ -106,38 +106,47 @@ def naive_segment(volume, checkpoint) -> tuple[np.ndarray, np.ndarray]:
     network = checkpoint.network.to(memory_format=torch.contiguous_format).eval()
     pre, config = checkpoint.config.preprocess, checkpoint.config.inference
     ct, reorientation = to_axial_lps(volume)
-    liver, lesion, probability = naive_pass(network, ct.array, pre, config)
+    dz = ct.spacing[2]
+    liver, lesion, probability = naive_pass(network, ct.array, pre, config, dz)
     if pre.zoom:
-        found = largest_component(liver_small_from(network, ct.array, pre, config))
+        found = largest_component(liver_small_from(network, ct.array, pre, config, dz))
         box = liver_box_from_network_grid(found, np.arange(ct.shape[0]), ct.shape, ct.spacing, pre.zoom_margin_mm,
-                                          pre.zoom_extra_slices + pre.context_slices, config.box_quantum)
+                                          pre.zoom_extra_slices + pre.context_reach(dz), config.box_quantum)
         liver, lesion = np.zeros(ct.shape, np.uint8), np.zeros(ct.shape, np.uint8)
         probability = np.zeros(ct.shape, np.float32)
         if box is not None:
             shift = liver_hu_shift(prepare_ct(ct.array, pre), found, pre)  # the liver's median to its reference
             for target, values in zip((liver, lesion, probability),
-                                      naive_pass(network, crop(ct.array, box, AIR_HU), pre, config, shift)):
+                                      naive_pass(network, crop(ct.array, box, AIR_HU), pre, config, dz, shift)):
                 paste(target, values, box)
     liver, lesion = clean_masks(liver, lesion, ct.spacing, config, ct.array, probability)
     checkpoint.network.to(memory_format=torch.channels_last)
     return reorientation.undo(liver), reorientation.undo(lesion)
 
 
-def _slice_input(array: np.ndarray, k: int, pre, hu_shift: float = 0.0) -> torch.Tensor:
-    rows = np.clip(np.arange(k - pre.context_slices, k + pre.context_slices + 1), 0, len(array) - 1)
+def _slice_input(array: np.ndarray, k: int, pre, slice_spacing_mm: float, hu_shift: float = 0.0) -> torch.Tensor:
+    offsets = np.arange(-pre.context_slices, pre.context_slices + 1, dtype=np.float64)
+    if pre.context_mm is not None:
+        offsets *= pre.context_mm / slice_spacing_mm
+    positions = np.clip(k + offsets, 0, len(array) - 1)
+    below = np.floor(positions).astype(np.intp)
+    rows = np.concatenate([below, np.minimum(below + 1, len(array) - 1)])
     x = torch.from_numpy(window(array[rows], pre, hu_shift))[None]
     x = F.interpolate(x, size=(pre.size, pre.size), mode="area")
     x = torch.round(x * 255) / 255  # the same 8-bit steps as the stored stacks
+    weight = torch.from_numpy((positions - below).astype(np.float32))[None, :, None, None]
+    x = x[:, :len(below)] + weight * (x[:, len(below):] - x[:, :len(below)])  # neighbours between slices
     return (x - 0.5) / 0.25 if pre.normalise == "centred" else x
 
 
-def naive_pass(network, array: np.ndarray, pre, config: InferenceConfig, hu_shift: float = 0.0):
+def naive_pass(network, array: np.ndarray, pre, config: InferenceConfig, slice_spacing_mm: float,
+               hu_shift: float = 0.0):
     liver = np.zeros(array.shape, np.uint8)
     lesion = np.zeros(array.shape, np.uint8)
     lesion_probability = np.zeros(array.shape, np.float32)
     with torch.no_grad():
         for k in range(len(array)):
-            probabilities = torch.sigmoid(network(_slice_input(array, k, pre, hu_shift)))
+            probabilities = torch.sigmoid(network(_slice_input(array, k, pre, slice_spacing_mm, hu_shift)))
             full = F.interpolate(probabilities, size=array.shape[1:], mode="bilinear", align_corners=False)[0]
             liver[k] = (full[0] >= config.liver_threshold).numpy()
             lesion[k] = (full[1] >= config.lesion_threshold).numpy()
@@ -145,9 +154,10 @@ def naive_pass(network, array: np.ndarray, pre, config: InferenceConfig, hu_shif
     return liver, lesion, lesion_probability
 
 
-def liver_small_from(network, array: np.ndarray, pre, config: InferenceConfig) -> np.ndarray:
+def liver_small_from(network, array: np.ndarray, pre, config: InferenceConfig, slice_spacing_mm: float) -> np.ndarray:
     with torch.no_grad():
-        return np.stack([(torch.sigmoid(network(_slice_input(array, k, pre)))[0, 0] >= config.liver_threshold)
+        return np.stack([(torch.sigmoid(network(_slice_input(array, k, pre, slice_spacing_mm)))[0, 0]
+                          >= config.liver_threshold)
                          .numpy().astype(np.uint8) for k in range(len(array))])
 
 

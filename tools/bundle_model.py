@@ -84,6 +84,15 @@ def with_inference_of(trained: Config, recipe_config: Config, source: Path) -> C
     return dataclasses.replace(trained, inference=dataclasses.replace(recipe_config.inference)).validated()
 
 
+def _neighbours(preprocess) -> str:
+    if preprocess.context_slices == 0:
+        return "one slice"
+    if preprocess.context_mm is None:
+        return "a slice and its neighbours"
+    return (f"a slice and the CT {preprocess.context_mm:g} mm apart above and below it, interpolated between "
+            "slices, whatever the slice spacing")
+
+
 def render(card: dict, config) -> str:
     a = card["architecture"]
     lines = [
@@ -95,7 +104,7 @@ def render(card: dict, config) -> str:
         "## What it is",
         "",
         f"A {a['arch']} with a {a['encoder']} encoder (segmentation_models_pytorch), trained from scratch, "
-        f"{a['in_channels']} input channel(s) (a slice and its neighbours), two outputs: liver and liver "
+        f"{a['in_channels']} input channel(s) ({_neighbours(config.preprocess)}), two outputs: liver and liver "
         f"lesion. Slices are HU-windowed to [{config.preprocess.hu_min:g}, {config.preprocess.hu_max:g}] and "
         f"resampled to {a['input_size']} x {a['input_size']} pixels. "
         + ("A first pass over whole slices finds the liver; a second pass segments the liver's box at full "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -21,6 +22,10 @@ class PreprocessConfig:
     hu_max: float = 250.0
     size: int = 128  # slices are resampled in-plane to size x size
     context_slices: int = 0  # 2.5-D: neighbouring slices on each side, as extra input channels
+    # The neighbours' distance in mm (None: the next slices, however far apart). Set, the network sees
+    # the same depth around a slice whatever the CT's slice spacing: the neighbours are interpolated
+    # between slices at multiples of this distance.
+    context_mm: Optional[float] = None
     normalise: str = "unit"  # "unit": the window scaled to [0, 1]; "centred": then (x - 0.5) / 0.25
     zoom: bool = False  # a second pass over the liver's box at full network resolution (see zoom.py)
     zoom_margin_mm: float = 15.0  # margin around the liver in that box
@@ -32,6 +37,12 @@ class PreprocessConfig:
     @property
     def in_channels(self) -> int:
         return 2 * self.context_slices + 1
+
+    def context_reach(self, slice_spacing_mm: float) -> int:
+        """How many slices away the farthest neighbour channel reaches, at this slice spacing."""
+        if self.context_mm is None:
+            return self.context_slices
+        return int(math.ceil(self.context_slices * self.context_mm / slice_spacing_mm - 1e-6))
 
 
 @dataclass
@@ -75,6 +86,10 @@ class AugmentConfig:
     synthetic_hypodense: tuple[float, float] = (0.06, 0.35)
     synthetic_hyperdense: tuple[float, float] = (0.05, 0.2)
     synthetic_hyperdense_share: float = 0.3
+    # The share of them drawn with a halo (see synthetic.py), and the rim's contrast as a fraction of
+    # the core's (under 0: the opposite contrast, an enhancing rim around a dark core).
+    synthetic_halo_share: float = 0.0
+    synthetic_halo_rim: tuple[float, float] = (-0.5, 0.6)
     # Unmarked masses painted just outside the liver (see synthetic.py): the chance per slice with
     # liver, radius in network pixels, windowed density (0.39: 35 HU in the default window).
     masses_beside_liver: float = 0.0
@@ -156,6 +171,8 @@ class Config:
             (p.hu_min < p.hu_max, "preprocess.hu_min must be below hu_max"),
             (p.size >= 32 and p.size % 32 == 0, "preprocess.size must be a multiple of 32"),
             (p.context_slices >= 0, "preprocess.context_slices must be 0 or more"),
+            (p.context_mm is None or (math.isfinite(p.context_mm) and p.context_mm > 0),
+             "preprocess.context_mm must be positive (or null: the next slices)"),
             (p.normalise in ("unit", "centred"), "preprocess.normalise must be 'unit' or 'centred'"),
             (p.zoom_margin_mm >= 0 and p.zoom_extra_slices >= 0, "preprocess.zoom margins must be 0 or more"),
             (p.liver_reference_hu is None or p.zoom, "preprocess.liver_reference_hu needs preprocess.zoom (the "
@@ -166,8 +183,11 @@ class Config:
             (min(l.bce_pos_weight) > 0 and min(l.class_weights) >= 0 and sum(l.class_weights) > 0,
              "loss.bce_pos_weight must be positive and class_weights not all 0"),
             (all(0 <= x <= 1 for x in (a.flip_lr, a.flip_ud, a.crop_probability, a.synthetic_lesions,
-                                       a.masses_beside_liver, a.synthetic_hyperdense_share)),
+                                       a.masses_beside_liver, a.synthetic_hyperdense_share,
+                                       a.synthetic_halo_share)),
              "augmentation probabilities must lie in [0, 1]"),
+            (-1 <= a.synthetic_halo_rim[0] <= a.synthetic_halo_rim[1] <= 1,
+             "augment.synthetic_halo_rim must be an increasing range within [-1, 1]"),
             (0 < a.scale[0] <= a.scale[1] and 0 < a.crop_scale[0] <= a.crop_scale[1] <= 1,
              "augment.scale and crop_scale must be increasing positive ranges (crop_scale up to 1)"),
             (0 < a.mass_radius[0] <= a.mass_radius[1] and 0 <= a.mass_density[0] <= a.mass_density[1] <= 1,

@@ -23,6 +23,7 @@ class View:
 
     stack: np.ndarray
     targets: np.ndarray
+    slice_spacing_mm: Optional[float] = None  # for neighbour channels a distance in mm away
 
 
 @dataclass
@@ -43,15 +44,17 @@ def prepare_case(case: Case, config: PreprocessConfig, keep_volume: bool = False
     ct, reorientation = to_axial_lps(case.ct)
     lesion = np.ascontiguousarray(reorientation.apply(case.lesion.array))
     liver = np.maximum(np.ascontiguousarray(reorientation.apply(case.liver.array)), lesion)
-    whole = View(prepare_ct(ct.array, config), prepare_masks(liver, lesion, config.size))
+    slice_spacing = ct.spacing[2]
+    whole = View(prepare_ct(ct.array, config), prepare_masks(liver, lesion, config.size), slice_spacing)
     views = [whole]
     if config.zoom:
-        box = liver_box(liver, ct.spacing, config.zoom_margin_mm, config.zoom_extra_slices + config.context_slices)
+        box = liver_box(liver, ct.spacing, config.zoom_margin_mm,
+                        config.zoom_extra_slices + config.context_reach(slice_spacing))
         if box is not None:
             # The shift is measured as inference measures it: on the whole slices, where the liver is.
             shift = liver_hu_shift(whole.stack, whole.targets[:, 0] >= 128, config)
             views.append(View(prepare_ct(crop(ct.array, box, AIR_HU), config, shift),
-                              prepare_masks(crop(liver, box, 0), crop(lesion, box, 0), config.size)))
+                              prepare_masks(crop(liver, box, 0), crop(lesion, box, 0), config.size), slice_spacing))
     prepared = PreparedCase(case.name, views)
     if keep_volume:
         prepared.ct, prepared.liver, prepared.lesion = ct, liver, lesion
@@ -93,7 +96,7 @@ class SliceSet:
         for flat in flat_indices:
             view = self.views[self.view_index[flat]]
             k = np.array([self.slice_index[flat]])
-            images.append(network_input(view.stack, k, config))
+            images.append(network_input(view.stack, k, config, view.slice_spacing_mm))
             targets.append(targets_tensor(view.targets, k))
         return torch.cat(images), torch.cat(targets)
 

@@ -74,7 +74,8 @@ def segment_canonical(ct: Volume, network: torch.nn.Module, preprocess: Preproce
                                                             progress, timings)
     else:
         with progress.stage("model", timings):
-            probabilities = predict_stack(network, stack, preprocess, config, device, progress)
+            probabilities = predict_stack(network, stack, preprocess, config, device, progress,
+                                          slice_spacing_mm=ct.spacing[2])
         with progress.stage("postprocess", timings):
             liver, lesion, lesion_probability = full_resolution_masks(probabilities, ct.shape[1:], config)
     with progress.stage("postprocess", timings):
@@ -90,16 +91,18 @@ def _find_then_zoom(ct: Volume, stack: np.ndarray, network: torch.nn.Module, pre
     lesion = np.zeros(ct.shape, np.uint8)
     lesion_probability = np.zeros(ct.shape, np.float32)
     with progress.stage("model", timings):
-        looked_at, found = _locate_liver(network, stack, preprocess, config, device, progress)
+        looked_at, found = _locate_liver(network, stack, preprocess, config, device, progress, ct.spacing[2])
     box = liver_box_from_network_grid(found, looked_at, ct.shape, ct.spacing, preprocess.zoom_margin_mm,
-                                      preprocess.zoom_extra_slices + preprocess.context_slices, config.box_quantum)
+                                      preprocess.zoom_extra_slices + preprocess.context_reach(ct.spacing[2]),
+                                      config.box_quantum)
     if box is None:
         return liver, lesion, lesion_probability
     with progress.stage("preprocess", timings):
         shift = liver_hu_shift(stack, found, preprocess, looked_at)
         zoomed = prepare_ct(crop(ct.array, box, AIR_HU), preprocess, shift)
     with progress.stage("model", timings):
-        probabilities = predict_stack(network, zoomed, preprocess, config, device, progress)
+        probabilities = predict_stack(network, zoomed, preprocess, config, device, progress,
+                                      slice_spacing_mm=ct.spacing[2])
     with progress.stage("postprocess", timings):
         for target, values in zip((liver, lesion, lesion_probability),
                                   full_resolution_masks(probabilities, (box.side, box.side), config)):
@@ -108,36 +111,40 @@ def _find_then_zoom(ct: Volume, stack: np.ndarray, network: torch.nn.Module, pre
 
 
 def _locate_liver(network: torch.nn.Module, stack: np.ndarray, preprocess: PreprocessConfig,
-                  config: InferenceConfig, device, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
+                  config: InferenceConfig, device, progress: Progress,
+                  slice_spacing_mm: float) -> tuple[np.ndarray, np.ndarray]:
     """The liver on every `locate_stride`-th whole slice, then on every slice from just before its
     first to just after its last: the slices outside the liver are skipped, and the liver's box comes
     out as looking at every slice would make it (a skipped slice inside the liver could widen it).
     Returns (slice indices looked at, liver mask on them)."""
     stride = config.locate_stride
     looked_at = np.arange(0, len(stack), stride)
-    found = _liver_on(network, stack, looked_at, preprocess, config, device, progress)
+    found = _liver_on(network, stack, looked_at, preprocess, config, device, progress, slice_spacing_mm)
     present = looked_at[found.any(axis=(1, 2))]
     if stride > 1 and present.size:
         span = np.arange(max(present[0] - stride + 1, 0), min(present[-1] + stride, len(stack)))
         rest = np.setdiff1d(span, looked_at)
         if rest.size:
-            found = np.concatenate([found, _liver_on(network, stack, rest, preprocess, config, device, progress)])
+            found = np.concatenate([found, _liver_on(network, stack, rest, preprocess, config, device, progress,
+                                                     slice_spacing_mm)])
             looked_at = np.concatenate([looked_at, rest])
             order = np.argsort(looked_at)
             looked_at, found = looked_at[order], found[order]
     return looked_at, largest_component(found)
 
 
-def _liver_on(network, stack, indices, preprocess, config, device, progress) -> np.ndarray:
-    return (predict_stack(network, stack, preprocess, config, device, progress, indices)[:, 0]
+def _liver_on(network, stack, indices, preprocess, config, device, progress, slice_spacing_mm) -> np.ndarray:
+    return (predict_stack(network, stack, preprocess, config, device, progress, indices, slice_spacing_mm)[:, 0]
             >= config.liver_threshold).astype(np.uint8)
 
 
 def predict_stack(network: torch.nn.Module, stack: np.ndarray, preprocess: PreprocessConfig,
                   config: InferenceConfig, device: torch.device | str = "cpu",
-                  progress: Optional[Progress] = None, indices: Optional[np.ndarray] = None) -> np.ndarray:
+                  progress: Optional[Progress] = None, indices: Optional[np.ndarray] = None,
+                  slice_spacing_mm: Optional[float] = None) -> np.ndarray:
     """uint8 stack (k, S, S) -> float32 probabilities (n, classes, S, S) for the slices `indices`
-    (default: all), in batches of slices.
+    (default: all), in batches of slices. `slice_spacing_mm`: the stack's, for neighbour channels a
+    distance in mm away (`preprocess.context_mm`).
 
     Out of memory on a GPU halves the batch; at one slice it moves to the CPU (said in the log).
     """
@@ -153,7 +160,8 @@ def predict_stack(network: torch.nn.Module, stack: np.ndarray, preprocess: Prepr
             raise Cancelled("segmentation cancelled; nothing was written")
         batch_indices = indices[start:start + batch_size]
         try:
-            batch = _predict(network, network_input(stack, batch_indices, preprocess), config, device)
+            batch = _predict(network, network_input(stack, batch_indices, preprocess, slice_spacing_mm), config,
+                             device)
         except (RuntimeError, MemoryError) as exc:
             if not (isinstance(exc, MemoryError) or is_out_of_memory(exc)):
                 raise

@@ -3,7 +3,8 @@
 Slices are HU-windowed, scaled to [0, 1], resampled in-plane to `size` x `size` (area averaging,
 so no aliasing) and optionally standardised. The small stack is kept as uint8 (1.4 HU per level
 for the default 350 HU window): a whole training set fits in memory. 2.5-D input stacks the
-neighbouring slices as channels, repeating the edge slices at the ends of the volume.
+neighbouring slices as channels (or the volume interpolated at a fixed distance in mm), repeating
+the edge slices at the ends of the volume.
 """
 
 from __future__ import annotations
@@ -73,11 +74,25 @@ def to_uint8(unit: np.ndarray) -> np.ndarray:
     return np.round(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def network_input(stack: np.ndarray, indices: np.ndarray, config: PreprocessConfig) -> torch.Tensor:
-    """uint8 stack (k, size, size) -> float32 tensor (n, channels, size, size) for the slices `indices`."""
-    offsets = np.arange(-config.context_slices, config.context_slices + 1)
-    rows = np.clip(np.asarray(indices)[:, None] + offsets[None, :], 0, len(stack) - 1)
-    x = torch.from_numpy(stack[rows]).float().div_(255.0)
+def network_input(stack: np.ndarray, indices: np.ndarray, config: PreprocessConfig,
+                  slice_spacing_mm: Optional[float] = None) -> torch.Tensor:
+    """uint8 stack (k, size, size) -> float32 tensor (n, channels, size, size) for the slices `indices`.
+
+    The neighbour channels are the next slices or, with `config.context_mm`, the stack interpolated
+    linearly at multiples of that distance (`slice_spacing_mm`, the stack's, is then needed)."""
+    offsets = np.arange(-config.context_slices, config.context_slices + 1, dtype=np.float64)
+    if config.context_mm is not None:
+        if not slice_spacing_mm or slice_spacing_mm <= 0:
+            raise ValueError("context_mm needs the stack's slice spacing")
+        offsets *= config.context_mm / slice_spacing_mm
+    positions = np.clip(np.asarray(indices)[:, None] + offsets[None, :], 0, len(stack) - 1)
+    below = np.floor(positions).astype(np.intp)
+    weight = (positions - below).astype(np.float32)
+    x = torch.from_numpy(stack[below]).float()
+    if weight.any():
+        above = torch.from_numpy(stack[np.minimum(below + 1, len(stack) - 1)]).float()
+        x += torch.from_numpy(weight)[:, :, None, None] * (above - x)
+    x = x.div_(255.0)
     if config.normalise == "centred":
         x = (x - 0.5) / 0.25  # a fixed affine: training and inference agree without per-volume statistics
     return x

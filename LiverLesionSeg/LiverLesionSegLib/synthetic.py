@@ -5,7 +5,10 @@ lesions of random size, shape, contrast and texture into the liver (as Hu et al.
 liver tumor segmentation", CVPR 2023, do in 3-D) shows it many more, tumour-free livers included.
 Each lesion is an ellipse with a wobbly edge and a soft border, darker (hypodense) or brighter
 (hyperdense) than the liver around it, with a little texture; its cross-section shrinks in the
-neighbouring slices of a 2.5-D input, as a roughly round lesion's would. Vectorised over the batch.
+neighbouring slices of a 2.5-D input, as a roughly round lesion's would. A share of them can be
+drawn with a halo: a core of full contrast inside a rim of less contrast (the less hypodense rim a
+metastasis shows around its dark centre) or of the opposite contrast (an enhancing rim); the rim
+is lesion too. Vectorised over the batch.
 """
 
 from __future__ import annotations
@@ -36,14 +39,18 @@ def add_synthetic_lesions(images: torch.Tensor, targets: torch.Tensor, config: A
                          -_uniform(*config.synthetic_hypodense, m, generator)).view(-1, 1, 1)
     texture = 1 + 0.3 * _smooth_noise(m, images.shape[2], images.shape[3], 24, generator)
     # Drawn after the texture, as earlier versions did: the same seed paints the same lesions.
-    sections = _cross_sections(distance, images.shape[1], generator)
+    sharpness, slab = _blob_shape(m, generator)
+    sections = _cross_sections(distance, images.shape[1], sharpness, slab)
+    # Drawn last, and only when asked for, for the same reason.
+    contrast = (_halo_contrasts(distance, images.shape[1], sharpness, slab, config, generator)
+                if config.synthetic_halo_share > 0 else [1.0] * len(sections))
     inside_liver = liver[index].float()
 
     images, targets = images.clone(), targets.clone()
     centre_channel = images.shape[1] // 2
     for channel, shape in enumerate(sections):
         shape = shape * inside_liver
-        images[index, channel] = (images[index, channel] + shape * change * texture).clamp(0, 1)
+        images[index, channel] = (images[index, channel] + shape * change * texture * contrast[channel]).clamp(0, 1)
         if channel == centre_channel:
             targets[index, 1] = torch.maximum(targets[index, 1], shape)
     return images, targets
@@ -69,8 +76,8 @@ def add_masses_beside_liver(images: torch.Tensor, targets: torch.Tensor, config:
     candidates = (near & ~liver[index] & body).flatten(1).float()
     candidates[candidates.sum(1) == 0] = 1.0  # nowhere beside the liver: anywhere, clipped below
     centre = torch.multinomial(candidates, 1, generator=generator).squeeze(1)
-    sections = _cross_sections(_ellipse_distance(centre, images.shape, config.mass_radius, generator),
-                               images.shape[1], generator)
+    distance = _ellipse_distance(centre, images.shape, config.mass_radius, generator)
+    sections = _cross_sections(distance, images.shape[1], *_blob_shape(m, generator))
 
     density = _uniform(*config.mass_density, m, generator).view(-1, 1, 1)
     texture = 1 + 0.25 * _smooth_noise(m, images.shape[2], images.shape[3], 24, generator)
@@ -110,18 +117,38 @@ def _ellipse_distance(centre: torch.Tensor, shape: torch.Size, radius: tuple[flo
     return distance * (1 + 0.15 * _smooth_noise(m, height, width, 6, generator))
 
 
-def _cross_sections(distance: torch.Tensor, channels: int, generator: torch.Generator) -> list[torch.Tensor]:
+def _blob_shape(m: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per blob: the sharpness of its soft edge, and the distance between neighbouring slices as a
+    fraction of its radius."""
+    sharpness = _uniform(4, 12, m, generator).view(-1, 1, 1)
+    slab = _uniform(0.2, 0.6, m, generator)
+    return sharpness, slab
+
+
+def _cross_sections(distance: torch.Tensor, channels: int, sharpness: torch.Tensor,
+                    slab: torch.Tensor) -> list[torch.Tensor]:
     """Soft blobs inside those ellipses, one (m, H, W) per input channel: a roughly round blob's
     cross-section, smaller in the neighbouring slices."""
-    m = distance.shape[0]
-    sharpness = _uniform(4, 12, m, generator).view(-1, 1, 1)
-    slab = _uniform(0.2, 0.6, m, generator)  # neighbouring slice distance, as a fraction of the radius
     sections = []
     for channel in range(channels):
         offset = (channel - channels // 2) * slab
         section = torch.sqrt(torch.clamp(1 - offset ** 2, min=0)).view(-1, 1, 1)
         sections.append(torch.sigmoid((1 - distance / section.clamp(min=1e-3)) * sharpness) * (section > 0))
     return sections
+
+
+def _halo_contrasts(distance: torch.Tensor, channels: int, sharpness: torch.Tensor, slab: torch.Tensor,
+                    config: AugmentConfig, generator: torch.Generator) -> list[torch.Tensor]:
+    """Per input channel, the share of a lesion's contrast each pixel gets: 1 throughout, except in
+    the lesions drawn with a halo (`synthetic_halo_share` of them), where a core of 40 to 70 % of
+    the radius (a concentric blob, shrinking across slices as the lesion does) gets 1 and the rim
+    around it a random `synthetic_halo_rim` (under 0: the opposite contrast)."""
+    m = distance.shape[0]
+    halo = (torch.rand(m, generator=generator) < config.synthetic_halo_share).view(-1, 1, 1)
+    core = _uniform(0.4, 0.7, m, generator)
+    rim = _uniform(*config.synthetic_halo_rim, m, generator).view(-1, 1, 1)
+    cores = _cross_sections(distance / core.view(-1, 1, 1), channels, sharpness, slab / core)
+    return [torch.where(halo, rim + (1 - rim) * inner, torch.ones_like(inner)) for inner in cores]
 
 
 def _smooth_noise(n: int, height: int, width: int, cells: int, generator: torch.Generator) -> torch.Tensor:

@@ -26,9 +26,10 @@ OPTIONS = {
     "tversky_alpha": ("loss", "tversky_alpha"), "tversky_beta": ("loss", "tversky_beta"),
     "flip_prob": ("augment", "flip_lr"), "rotate": ("augment", "rotate_degrees"), "scale": ("augment", "scale"),
     "crop_prob": ("augment", "crop_probability"), "synthetic_lesions": ("augment", "synthetic_lesions"),
-    "masses_beside_liver": ("augment", "masses_beside_liver"),
+    "synthetic_halo": ("augment", "synthetic_halo_share"), "masses_beside_liver": ("augment", "masses_beside_liver"),
     "liver_reference_hu": ("preprocess", "liver_reference_hu"),
     "hu_window": ("preprocess", None), "context_slices": ("preprocess", "context_slices"),
+    "context_mm": ("preprocess", "context_mm"),
     "size": ("preprocess", "size"), "arch": ("model", "arch"), "encoder": ("model", "encoder"),
     "pretrained": ("model", "encoder_weights"),
 }
@@ -76,6 +77,8 @@ def add_parser(sub, common) -> None:
     aug.add_argument("--crop-prob", type=float)
     aug.add_argument("--synthetic-lesions", type=float, metavar="CHANCE",
                      help="share of liver slices that get a synthetic lesion painted in")
+    aug.add_argument("--synthetic-halo", type=float, metavar="SHARE",
+                     help="share of the synthetic lesions drawn with a rim of other contrast around their core")
     aug.add_argument("--masses-beside-liver", type=float, metavar="CHANCE",
                      help="share of liver slices that get an unmarked mass painted beside the liver")
     model = p.add_argument_group("model and input")
@@ -84,6 +87,8 @@ def add_parser(sub, common) -> None:
     model.add_argument("--pretrained", nargs="?", const="imagenet", help="start the encoder from ImageNet weights")
     model.add_argument("--hu-window", type=float, nargs=2, metavar=("MIN", "MAX"))
     model.add_argument("--context-slices", type=int, help="neighbouring slices on each side as channels (2.5-D)")
+    model.add_argument("--context-mm", type=float, metavar="MM",
+                       help="those neighbours this far apart, interpolated, whatever the CT's slice spacing")
     model.add_argument("--size", type=int, help="in-plane size of the network input (default 128)")
     model.add_argument("--liver-reference-hu", type=float, metavar="HU",
                        help="shift the liver's box so that the liver's median lands on this HU (needs zoom)")

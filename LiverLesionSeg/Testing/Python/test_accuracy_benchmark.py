@@ -24,6 +24,13 @@ def test_recipes_and_ablation_variants_are_found_by_name_and_others_refused():
     assert accuracy.recipe_or_variant("bundled").to_dict() == bundled().to_dict()
     assert accuracy.recipe_or_variant("dice-bce").loss.tversky_weight == 0.0
     assert accuracy.recipe_or_variant("dice-bce").preprocess.liver_reference_hu is None
+    # One change each to the bundled recipe as it is, its clean-up rules included.
+    for variant, section, setting, value in (("bundled-halo", "augment", "synthetic_halo_share", 0.5),
+                                             ("bundled-context-2.5mm", "preprocess", "context_mm", 2.5)):
+        config = accuracy.recipe_or_variant(variant)
+        assert getattr(getattr(config, section), setting) == value
+        setattr(getattr(config, section), setting, getattr(getattr(bundled(), section), setting))
+        assert config.to_dict() == bundled().to_dict()
     with pytest.raises(InputError, match="unknown recipe 'bundeld'"):
         accuracy.recipe_or_variant("bundeld")
 

@@ -49,6 +49,41 @@ def test_chance_zero_changes_nothing_and_seed_repeats():
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
+def test_halo_lesions_have_a_core_and_a_rim_of_other_contrast_both_marked():
+    images, targets = _batch()
+    config = AugmentConfig(synthetic_lesions=1.0, synthetic_hyperdense_share=0.0, synthetic_halo_share=1.0,
+                           synthetic_halo_rim=(-0.5, -0.5), synthetic_radius=(7.0, 8.0))
+    new_images, new_targets = add_synthetic_lesions(images, targets, config, torch.Generator().manual_seed(3))
+    centre, lesion = new_images[1:, 1], new_targets[1:, 1]
+    darker, brighter = centre < 0.55 - 0.02, centre > 0.55 + 0.02
+    # An enhancing rim (brighter) around a dark core, on every slice; both are lesion.
+    assert (darker & (lesion > 0.5)).flatten(1).any(1).all()
+    assert (brighter & (lesion > 0.5)).flatten(1).any(1).all()
+    assert not (brighter & (lesion < 0.05)).any()
+    # The core is in the middle: on average, its pixels lie further inside the lesion than the rim's.
+    for dark, bright, marked in zip(darker, brighter, lesion > 0.5):
+        depth = _depth_inside(marked)
+        assert depth[dark & marked].mean() > depth[bright & marked].mean()
+
+
+def test_halo_share_draws_some_lesions_plain():
+    images, targets = _batch()
+    config = AugmentConfig(synthetic_lesions=1.0, synthetic_hyperdense_share=0.0, synthetic_halo_share=0.5,
+                           synthetic_halo_rim=(-0.5, -0.5))
+    new_images, new_targets = add_synthetic_lesions(images, targets, config, torch.Generator().manual_seed(4))
+    with_rim = (new_images[1:, 1] > 0.55 + 0.02).flatten(1).any(1)
+    assert 0 < with_rim.sum() < len(with_rim)
+
+
+def _depth_inside(mask: torch.Tensor) -> torch.Tensor:
+    """How many erosions by a 3x3 square each pixel of the mask survives."""
+    depth, current = torch.zeros(mask.shape), mask.float()
+    while current.any():
+        depth += current
+        current = -torch.nn.functional.max_pool2d(-current[None, None], 3, stride=1, padding=1)[0, 0]
+    return depth
+
+
 def test_masses_are_painted_beside_the_liver_and_left_unmarked():
     images, targets = _batch()
     config = AugmentConfig(masses_beside_liver=1.0, mass_radius=(6.0, 12.0), mass_density=(0.3, 0.35))
