@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from accuracy import markdown, measure, recipe_or_variant, rows, summary  # noqa: E402
 from LiverLesionSegLib.checkpoint import load_checkpoint  # noqa: E402
 from LiverLesionSegLib.model import choose_device  # noqa: E402
+from LiverLesionSegLib.preprocess import between_slices  # noqa: E402
 from LiverLesionSegLib.volume import Case, Volume  # noqa: E402
 
 
@@ -90,10 +91,8 @@ def resliced(case: Case, factor: float) -> Case:
         def change(a: np.ndarray) -> np.ndarray:
             return a[:n * group].reshape((n, group) + a.shape[1:]).astype(np.float32).mean(axis=1)
     else:
-        positions = np.arange(0, case.ct.shape[0] - 1 + 1e-6, factor)
-        below = np.floor(positions).astype(np.intp)
-        above = np.minimum(below + 1, case.ct.shape[0] - 1)
-        weight = (positions - below).astype(np.float32)[:, None, None]
+        below, above, weight = between_slices(np.arange(0, case.ct.shape[0] - 1 + 1e-6, factor), case.ct.shape[0])
+        weight = weight[:, None, None]
 
         def change(a: np.ndarray) -> np.ndarray:
             a = a.astype(np.float32)

@@ -42,7 +42,8 @@ from LiverLesionSegLib.losses import SegmentationLoss  # noqa: E402
 from LiverLesionSegLib.metrics import dice  # noqa: E402
 from LiverLesionSegLib.model import build_network, compute_dtype  # noqa: E402
 from LiverLesionSegLib.postprocess import clean_masks, largest_component  # noqa: E402
-from LiverLesionSegLib.preprocess import liver_hu_shift, prepare_ct, window  # noqa: E402
+from LiverLesionSegLib.preprocess import (between_slices, channel_positions, liver_hu_shift, prepare_ct,  # noqa: E402
+                                          window)
 from LiverLesionSegLib.resources import bundled_model_path  # noqa: E402
 from LiverLesionSegLib.volume import Volume, to_axial_lps  # noqa: E402
 from LiverLesionSegLib.zoom import AIR_HU, crop, liver_box_from_network_grid, paste  # noqa: E402
@@ -125,17 +126,12 @@ def naive_segment(volume, checkpoint) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _slice_input(array: np.ndarray, k: int, pre, slice_spacing_mm: float, hu_shift: float = 0.0) -> torch.Tensor:
-    offsets = np.arange(-pre.context_slices, pre.context_slices + 1, dtype=np.float64)
-    if pre.context_mm is not None:
-        offsets *= pre.context_mm / slice_spacing_mm
-    positions = np.clip(k + offsets, 0, len(array) - 1)
-    below = np.floor(positions).astype(np.intp)
-    rows = np.concatenate([below, np.minimum(below + 1, len(array) - 1)])
-    x = torch.from_numpy(window(array[rows], pre, hu_shift))[None]
+    below, above, weight = between_slices(channel_positions([k], pre, slice_spacing_mm)[0], len(array))
+    x = torch.from_numpy(window(array[np.concatenate([below, above])], pre, hu_shift))[None]
     x = F.interpolate(x, size=(pre.size, pre.size), mode="area")
     x = torch.round(x * 255) / 255  # the same 8-bit steps as the stored stacks
-    weight = torch.from_numpy((positions - below).astype(np.float32))[None, :, None, None]
-    x = x[:, :len(below)] + weight * (x[:, len(below):] - x[:, :len(below)])  # neighbours between slices
+    lower, upper = x[:, :len(below)], x[:, len(below):]
+    x = lower + torch.from_numpy(weight)[None, :, None, None] * (upper - lower)  # neighbours between slices
     return (x - 0.5) / 0.25 if pre.normalise == "centred" else x
 
 

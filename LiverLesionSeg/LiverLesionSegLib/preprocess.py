@@ -80,22 +80,33 @@ def network_input(stack: np.ndarray, indices: np.ndarray, config: PreprocessConf
 
     The neighbour channels are the next slices or, with `config.context_mm`, the stack interpolated
     linearly at multiples of that distance (`slice_spacing_mm`, the stack's, is then needed)."""
+    below, above, weight = between_slices(channel_positions(indices, config, slice_spacing_mm), len(stack))
+    x = torch.from_numpy(stack[below]).float()
+    if weight.any():
+        x += torch.from_numpy(weight)[:, :, None, None] * (torch.from_numpy(stack[above]).float() - x)
+    x = x.div_(255.0)
+    if config.normalise == "centred":
+        x = (x - 0.5) / 0.25  # a fixed affine: training and inference agree without per-volume statistics
+    return x
+
+
+def channel_positions(indices: np.ndarray, config: PreprocessConfig,
+                      slice_spacing_mm: Optional[float] = None) -> np.ndarray:
+    """(n, channels) slice positions, fractional with `config.context_mm`, of each slice's input channels."""
     offsets = np.arange(-config.context_slices, config.context_slices + 1, dtype=np.float64)
     if config.context_mm is not None:
         if not slice_spacing_mm or slice_spacing_mm <= 0:
             raise ValueError("context_mm needs the stack's slice spacing")
         offsets *= config.context_mm / slice_spacing_mm
-    positions = np.clip(np.asarray(indices)[:, None] + offsets[None, :], 0, len(stack) - 1)
+    return np.asarray(indices)[:, None] + offsets[None, :]
+
+
+def between_slices(positions: np.ndarray, slices: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fractional slice positions (clipped to the `slices` there are) -> the slice below each, the one
+    above and the float32 weight of the one above, for linear interpolation along the slices."""
+    positions = np.clip(positions, 0, slices - 1)
     below = np.floor(positions).astype(np.intp)
-    weight = (positions - below).astype(np.float32)
-    x = torch.from_numpy(stack[below]).float()
-    if weight.any():
-        above = torch.from_numpy(stack[np.minimum(below + 1, len(stack) - 1)]).float()
-        x += torch.from_numpy(weight)[:, :, None, None] * (above - x)
-    x = x.div_(255.0)
-    if config.normalise == "centred":
-        x = (x - 0.5) / 0.25  # a fixed affine: training and inference agree without per-volume statistics
-    return x
+    return below, np.minimum(below + 1, slices - 1), (positions - below).astype(np.float32)
 
 
 def targets_tensor(targets: np.ndarray, indices: np.ndarray) -> torch.Tensor:
