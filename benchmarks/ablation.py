@@ -5,10 +5,11 @@ The base is the bundled recipe as it was when the ablation was run (`bundled-v1`
 notebook's loss); its finding, Dice + BCE, made the second bundled recipe (the `dice-bce` variant).
 The liver-relative shift and the masses beside the liver (`dice-bce-liver-relative` and the
 `-masses` variants) were measured at full resolution with `benchmarks/accuracy.py`; the one with
-masses in 30 % of liver slices is today's bundled recipe as trained (its clean-up now also drops
-lesions with little liver around them, measured at full resolution). The `bundled-` variants are
-one change to it (`bundled-halo` and `bundled-context-2.5mm`: to the bundled recipe as it is, at
-full resolution); `<variant>-seedN` trains a variant with another seed.
+masses in 30 % of liver slices is the third bundled recipe as trained (`bundled-v3`, whose clean-up
+also drops lesions with little liver around them, measured at full resolution). The `bundled-`
+variants are one change to it (`bundled-halo` and `bundled-context-2.5mm` at full resolution, with
+its clean-up; the second is today's bundled recipe, which takes the neighbour channels 2.5 mm away);
+`<variant>-seedN` trains a variant with another seed.
 
 It runs on a compact copy of the labelled cases, small enough to travel to a GPU machine and to
 finish there in one sitting: the CT stored as its HU window at half the in-plane resolution
@@ -103,8 +104,8 @@ def _dice_bce_fewer_synthetic(share: float) -> Callable[[Config], None]:
     return change
 
 
-def _todays_bundled(change: Callable[[Config], None]) -> Callable[[Config], None]:
-    """Today's bundled recipe (`dice-bce-liver-relative-masses`) with one more change."""
+def _bundled_v3_as_trained(change: Callable[[Config], None]) -> Callable[[Config], None]:
+    """The third bundled recipe as trained (`dice-bce-liver-relative-masses`) with one more change."""
     def apply(c: Config) -> None:
         _dice_bce_liver_relative_masses(0.3)(c)
         change(c)
@@ -124,13 +125,15 @@ def _more_hyperdense(c: Config) -> None:
     c.augment.synthetic_hyperdense = (0.03, 0.2)
 
 
-def _bundled_as_it_is(change: Callable[[Config], None]) -> Callable[[Config], None]:
-    """The bundled recipe as `recipes.bundled` has it, clean-up rules included, with one more change
-    (for `benchmarks/accuracy.py`, at full resolution)."""
+def _bundled_v3(change: Callable[[Config], None]) -> Callable[[Config], None]:
+    """The third bundled recipe, today's `recipes.bundled` with the next slices as neighbours (not
+    the CT 2.5 mm away), clean-up rules included, with one more change (for
+    `benchmarks/accuracy.py`, at full resolution)."""
     def apply(c: Config) -> None:
         from LiverLesionSegLib.recipes import bundled
 
         whole = bundled()
+        whole.preprocess.context_mm = None
         for part in dataclasses.fields(whole):
             setattr(c, part.name, getattr(whole, part.name))
         change(c)
@@ -156,7 +159,7 @@ def _lesion_threshold(threshold: float) -> Callable[[Config], None]:
 
 
 # name -> (what changes, the change); most telling first. The first rows are each one change to
-# bundled-v1; the `bundled-` rows are one change to today's bundled recipe.
+# bundled-v1; the `bundled-` rows are one change to the third bundled recipe.
 TRAINED: dict[str, tuple[str, Callable[[Config], None]]] = {
     "bundled-v1": ("the bundled recipe as it was, with the notebook's loss", lambda c: None),
     "no-zoom": ("whole slices only, no second pass over the liver's box", _no_zoom),
@@ -174,27 +177,29 @@ TRAINED: dict[str, tuple[str, Callable[[Config], None]]] = {
     "dice-bce-liver-relative": ("Dice + BCE, the liver's box shifted in HU to put the liver's median at 100 HU",
                                 _dice_bce_liver_relative),
     "dice-bce-liver-relative-masses": (
-        "the same, with unmarked masses painted beside the liver in 30 % of liver slices (today's bundled recipe, "
+        "the same, with unmarked masses painted beside the liver in 30 % of liver slices (the third bundled recipe, "
         "measured without its rule on the liver around a lesion)",
         _dice_bce_liver_relative_masses(0.3)),
     "dice-bce-liver-relative-masses-0.6": ("the same, masses in 60 % of liver slices",
                                            _dice_bce_liver_relative_masses(0.6)),
-    "bundled-longer": ("today's bundled recipe, 6 cycles of 8 epochs instead of 4", _todays_bundled(_longer)),
-    "bundled-5-slices": ("today's bundled recipe, two neighbours on each side as channels instead of one",
-                         _todays_bundled(_five_slices)),
-    "bundled-hyperdense": ("today's bundled recipe, half the synthetic lesions brighter than the liver (not 30 %), "
-                           "from 10 HU brighter (not 17)", _todays_bundled(_more_hyperdense)),
-    "bundled-halo": ("the bundled recipe as it is, half the synthetic lesions drawn with a halo (a rim of less "
-                     "contrast, or of the opposite: an enhancing rim)", _bundled_as_it_is(_halo((-0.5, 0.6)))),
-    "bundled-context-2.5mm": ("the bundled recipe as it is, the neighbour channels the CT 2.5 mm away "
-                              "(interpolated), not the next slices", _bundled_as_it_is(_context_mm(2.5))),
+    "bundled-longer": ("the third bundled recipe, 6 cycles of 8 epochs instead of 4", _bundled_v3_as_trained(_longer)),
+    "bundled-5-slices": ("the third bundled recipe, two neighbours on each side as channels instead of one",
+                         _bundled_v3_as_trained(_five_slices)),
+    "bundled-hyperdense": ("the third bundled recipe, half the synthetic lesions brighter than the liver (not "
+                           "30 %), from 10 HU brighter (not 17)", _bundled_v3_as_trained(_more_hyperdense)),
+    "bundled-v3": ("the third bundled recipe: today's with the next slices as neighbours, however far apart",
+                   _bundled_v3(lambda c: None)),
+    "bundled-halo": ("bundled-v3, half the synthetic lesions drawn with a halo (a rim of less contrast, or of "
+                     "the opposite: an enhancing rim)", _bundled_v3(_halo((-0.5, 0.6)))),
+    "bundled-context-2.5mm": ("bundled-v3, the neighbour channels the CT 2.5 mm away (interpolated), not the "
+                              "next slices (today's bundled recipe)", _bundled_v3(_context_mm(2.5))),
 }
 # name -> (what changes, the trained variant whose models are measured, the change to its inference)
 INFERENCE_ONLY: dict[str, tuple[str, str, Callable[[Config], None]]] = {
     "no-cleanup": ("the bundled-v1 models without clean-up (largest liver, lesions in it, no specks)", "bundled-v1",
                    _no_cleanup),
-    "bundled-threshold-0.7": ("today's bundled models, a lesion where its probability is 0.7 or more, not 0.5",
-                              "dice-bce-liver-relative-masses", _lesion_threshold(0.7)),
+    "bundled-threshold-0.7": ("the third bundled recipe's models, a lesion where its probability is 0.7 or more, "
+                              "not 0.5", "dice-bce-liver-relative-masses", _lesion_threshold(0.7)),
 }
 SEED = re.compile(r"(?P<variant>.+)-seed(?P<seed>[0-9]+)$")
 
@@ -207,13 +212,15 @@ def split_seed(name: str) -> tuple[str, int]:
 
 def base_recipe() -> Config:
     """bundled-v1: the first bundled recipe, today's without the liver shift, the masses beside the
-    liver and the clean-up rules on the liver around a lesion and on fluid density, with the
-    notebook's loss, BCE with weighted positives + Dice + Tversky (the configuration's defaults)."""
+    liver and the clean-up rules on the liver around a lesion and on fluid density, the next slices
+    as neighbours, with the notebook's loss, BCE with weighted positives + Dice + Tversky (the
+    configuration's defaults)."""
     from LiverLesionSegLib.recipes import bundled
 
     config = bundled()
     config.loss = LossConfig()
     config.preprocess.liver_reference_hu = None
+    config.preprocess.context_mm = None
     config.augment.masses_beside_liver = 0.0
     config.inference.min_liver_around_lesion = 0.0
     config.inference.min_lesion_median_hu = None

@@ -34,8 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "LiverLesionSeg"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from LiverLesionSegLib.checkpoint import load_checkpoint  # noqa: E402
+from LiverLesionSegLib.checkpoint import load_checkpoint, read_metadata  # noqa: E402
 from LiverLesionSegLib.config import InferenceConfig  # noqa: E402
+from LiverLesionSegLib.errors import InputError  # noqa: E402
 from LiverLesionSegLib.dataset import prepare_case  # noqa: E402
 from LiverLesionSegLib.infer import segment_volume  # noqa: E402
 from LiverLesionSegLib.metrics import CaseMetrics, evaluate_case, summarise  # noqa: E402
@@ -108,10 +109,12 @@ def rows(recipes: list[str], seeds: list[int]) -> list[tuple[str, str, int]]:
 def run_fold(folder: Path, config, test: str, cases: dict, device) -> CaseMetrics:
     """One fold: trained on every case but `test` into `folder` (unless it holds a model), then
     measured on `test` (unless measured with these inference settings already)."""
+    stored = stored_fold_model(folder, config)
+
     def train_and_measure() -> CaseMetrics:
         folder.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        if not (folder / "model.safetensors").exists():
+        if stored is None:
             train_cases = [prepare_case(c, config.preprocess) for n, c in cases.items() if n != test]
             train(train_cases, [], config, folder, device, download_weights=False)
         train_seconds = time.perf_counter() - started
@@ -124,6 +127,19 @@ def run_fold(folder: Path, config, test: str, cases: dict, device) -> CaseMetric
         return metrics
 
     return stored_or_measured(folder / "metrics.json", config.inference, train_and_measure)
+
+
+def stored_fold_model(folder: Path, config) -> Optional[Path]:
+    """The fold's stored model, if it has one; refused if it was trained with other settings than
+    `config`'s (a recipe changed since it was trained: its row would measure the old recipe)."""
+    model = folder / "model.safetensors"
+    if not model.exists():
+        return None
+    trained, _ = read_metadata(model)
+    if trained.training_settings() != config.training_settings():
+        raise InputError("was trained with other settings than its row's recipe", str(model),
+                         "delete its folder to train it again, or give another --out")
+    return model
 
 
 def sweep_settings(text: str) -> list[tuple[str, dict]]:

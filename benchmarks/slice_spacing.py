@@ -23,8 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "LiverLesionSeg"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from accuracy import markdown, measure, recipe_or_variant, rows, summary  # noqa: E402
+from accuracy import markdown, measure, recipe_or_variant, rows, stored_fold_model, summary  # noqa: E402
 from LiverLesionSegLib.checkpoint import load_checkpoint  # noqa: E402
+from LiverLesionSegLib.errors import InputError  # noqa: E402
 from LiverLesionSegLib.model import choose_device  # noqa: E402
 from LiverLesionSegLib.preprocess import between_slices  # noqa: E402
 from LiverLesionSegLib.volume import Case, Volume  # noqa: E402
@@ -51,13 +52,14 @@ def main() -> int:
     cases = {r.name: load_case(r) for r in find_cases([args.data]) if r.name != "HCC_006"}
     held_out = [n for n in cases if not args.folds or n in args.folds.split(",")]
     table = {}
-    for row, name, _ in rows(args.recipes.split(","), [int(s) for s in args.seeds.split(",")]):
-        inference = recipe_or_variant(name).inference
+    for row, name, seed in rows(args.recipes.split(","), [int(s) for s in args.seeds.split(",")]):
+        config = recipe_or_variant(name)
+        config.train.seed = seed
         results: dict[float, list] = {f: [] for f in factors}
         for test in held_out:
-            checkpoint = load_checkpoint(args.out / row / f"test-{test}" / "model.safetensors", device)
+            checkpoint = load_checkpoint(fold_model(args.out / row / f"test-{test}", config), device)
             for factor in factors:
-                metrics = measure(checkpoint, inference, test, resliced(cases[test], factor), device)
+                metrics = measure(checkpoint, config.inference, test, resliced(cases[test], factor), device)
                 print(f"{row} / {test} slices x{factor:g}: lesion Dice {metrics.lesion_dice:.3f}, "
                       f"liver Dice {metrics.liver_dice:.3f}, false lesion {metrics.fp_lesion_volume_ml:.1f} mL",
                       flush=True)
@@ -73,6 +75,15 @@ def main() -> int:
     (args.out / f"{args.summary}.md").write_text(text)
     (args.out / f"{args.summary}.json").write_text(json.dumps(table, indent=1))
     return 0
+
+
+def fold_model(folder: Path, config) -> Path:
+    """The model benchmarks/accuracy.py trained for this fold with `config`."""
+    model = stored_fold_model(folder, config)
+    if model is None:
+        raise InputError("holds no fold model", str(folder),
+                         "run benchmarks/accuracy.py with the same --recipes, --seeds and --out first")
+    return model
 
 
 def resliced(case: Case, factor: float) -> Case:

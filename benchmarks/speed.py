@@ -191,7 +191,7 @@ def training_speed(data: Path, config, steps: int) -> None:
     def plain_step(i: int) -> None:
         images, targets = [], []
         for k in rng.integers(0, len(ct), batch):  # full-resolution slices, resampled and augmented one by one
-            x = _slice_input(ct, int(k), config.preprocess)
+            x = _slice_input(ct, int(k), config.preprocess, case.ct.spacing[2])
             y = F.interpolate(torch.from_numpy(np.stack([liver[k], lesion[k]]).astype(np.float32))[None],
                               size=(config.preprocess.size,) * 2, mode="area")
             x, y = augment_batch(x, y, config.augment, generator)

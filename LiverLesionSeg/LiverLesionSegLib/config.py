@@ -164,6 +164,10 @@ class Config:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
+    def training_settings(self) -> dict[str, Any]:
+        """Every setting that shapes the trained weights: all but the inference settings."""
+        return {section: values for section, values in self.to_dict().items() if section != "inference"}
+
     def validated(self, source: str = "configuration") -> "Config":
         """Refuse settings that cannot work, naming the setting and its allowed range."""
         p, l, a, t, i = self.preprocess, self.loss, self.augment, self.train, self.inference

@@ -131,6 +131,18 @@ def lesion_detection(pred: np.ndarray, truth: np.ndarray) -> Detection:
     return Detection(n_true, n_pred, detected, n_true - detected, pred_tp, n_pred - pred_tp)
 
 
+def lesions_found_by_both(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each mask's lesions (26-connected components) that overlap one of the other's: the two masks
+    less the lesions only one of them has."""
+    a, b = _as_masks(a, b)
+
+    def overlapping(mask: np.ndarray, other: np.ndarray) -> np.ndarray:
+        labels, _ = label_components(mask)
+        return np.isin(labels, np.unique(labels[mask & other]))
+
+    return overlapping(a, b), overlapping(b, a)
+
+
 # --- surface distances ---------------------------------------------------------------------------
 
 def surface_distances(pred: np.ndarray, truth: np.ndarray,

@@ -98,6 +98,10 @@ def channel_positions(indices: np.ndarray, config: PreprocessConfig,
         if not slice_spacing_mm or slice_spacing_mm <= 0:
             raise ValueError("context_mm needs the stack's slice spacing")
         offsets *= config.context_mm / slice_spacing_mm
+        # Within a thousandth of a slice of a whole slice is that slice: a spacing read from rounded
+        # DICOM positions (2.500011 mm) should give the neighbours of 2.5 mm, not a blend of them.
+        whole = np.round(offsets)
+        offsets = np.where(np.abs(offsets - whole) < 1e-3, whole, offsets)
     return np.asarray(indices)[:, None] + offsets[None, :]
 
 

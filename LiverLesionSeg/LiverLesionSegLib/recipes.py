@@ -26,7 +26,9 @@ def notebook() -> Config:
 
 
 def bundled() -> Config:
-    """The bundled model's recipe: 2.5-D input (a slice and its two neighbours), a second look at
+    """The bundled model's recipe: 2.5-D input (a slice and the CT 2.5 mm above and below it,
+    interpolated between slices, so that the neighbours show the same anatomy at any slice spacing;
+    measured against the next slices in the README), a second look at
     the liver's box, lesion slices drawn three times as often, synthetic lesions painted into 60 %
     of the liver slices, stronger intensity jitter, no left-right flips (the liver has a side), a
     longer schedule, Dice + BCE (the ablation in benchmarks/ablation.py found it better than the
@@ -43,6 +45,7 @@ def bundled() -> Config:
     core and leaves much of its rim out; seeing one slice at a time, it is helped by its neighbours)."""
     config = Config()
     config.preprocess.context_slices = 1
+    config.preprocess.context_mm = 2.5
     config.preprocess.zoom = True
     config.preprocess.liver_reference_hu = 100.0
     config.augment.flip_lr = 0.0

@@ -24,13 +24,17 @@ def test_recipes_and_ablation_variants_are_found_by_name_and_others_refused():
     assert accuracy.recipe_or_variant("bundled").to_dict() == bundled().to_dict()
     assert accuracy.recipe_or_variant("dice-bce").loss.tversky_weight == 0.0
     assert accuracy.recipe_or_variant("dice-bce").preprocess.liver_reference_hu is None
-    # One change each to the bundled recipe as it is, its clean-up rules included.
-    for variant, section, setting, value in (("bundled-halo", "augment", "synthetic_halo_share", 0.5),
-                                             ("bundled-context-2.5mm", "preprocess", "context_mm", 2.5)):
-        config = accuracy.recipe_or_variant(variant)
-        assert getattr(getattr(config, section), setting) == value
-        setattr(getattr(config, section), setting, getattr(getattr(bundled(), section), setting))
-        assert config.to_dict() == bundled().to_dict()
+    # The third bundled recipe: today's, clean-up rules included, with the next slices as neighbours.
+    v3 = accuracy.recipe_or_variant("bundled-v3")
+    assert v3.preprocess.context_mm is None and bundled().preprocess.context_mm == 2.5
+    v3.preprocess.context_mm = 2.5
+    assert v3.to_dict() == bundled().to_dict()
+    # One change each to it; the neighbours in mm made today's recipe.
+    assert accuracy.recipe_or_variant("bundled-context-2.5mm").to_dict() == bundled().to_dict()
+    halo = accuracy.recipe_or_variant("bundled-halo")
+    assert halo.augment.synthetic_halo_share == 0.5
+    halo.augment.synthetic_halo_share = 0.0
+    assert halo.to_dict() == accuracy.recipe_or_variant("bundled-v3").to_dict()
     with pytest.raises(InputError, match="unknown recipe 'bundeld'"):
         accuracy.recipe_or_variant("bundeld")
 
@@ -89,3 +93,19 @@ def test_a_swept_fold_is_measured_with_its_settings_and_stored_apart(tmp_path, d
     assert (tmp_path / "metrics-min_lesion_median_hu-null.json").exists()
     assert accuracy.stored_metrics(tmp_path / "metrics-min_lesion_median_hu-null.json", fluid_kept) == kept
     assert accuracy.stored_metrics(tmp_path / "metrics-min_lesion_median_hu-null.json", bundled().inference) is None
+
+
+def test_a_stored_fold_model_is_reused_only_for_the_settings_it_was_trained_with(tmp_path):
+    from LiverLesionSegLib.checkpoint import save_checkpoint
+
+    config = bundled()
+    assert accuracy.stored_fold_model(tmp_path, config) is None  # nothing trained yet
+    save_checkpoint(tmp_path / "model.safetensors", torch.nn.Conv2d(3, 2, 1), config, {})
+    assert accuracy.stored_fold_model(tmp_path, config) == tmp_path / "model.safetensors"
+    config.inference.lesion_threshold = 0.7  # measured again, not trained again
+    assert accuracy.stored_fold_model(tmp_path, config) == tmp_path / "model.safetensors"
+    for section, setting, value in (("preprocess", "context_mm", 4.0), ("train", "seed", 3)):
+        changed = bundled()
+        setattr(getattr(changed, section), setting, value)
+        with pytest.raises(InputError, match="trained with other settings than its row's recipe"):
+            accuracy.stored_fold_model(tmp_path, changed)

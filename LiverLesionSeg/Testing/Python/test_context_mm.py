@@ -8,7 +8,7 @@ import torch
 from LiverLesionSegLib.config import Config, PreprocessConfig
 from LiverLesionSegLib.dataset import SliceSet, prepare_case
 from LiverLesionSegLib.infer import segment_canonical
-from LiverLesionSegLib.preprocess import network_input
+from LiverLesionSegLib.preprocess import channel_positions, network_input
 from LiverLesionSegLib.volume import Case, Volume
 
 
@@ -33,6 +33,15 @@ def test_the_neighbours_lie_the_same_distance_away_whatever_the_slice_spacing(sp
     # Heights are whole mm in uint8 (rounded down): interpolation between them is within 1 mm.
     assert np.allclose(x.numpy(), [height - 5, height - 2.5, height, height + 2.5, height + 5], atol=1.0)
     assert config.context_reach(spacing) == int(np.ceil(5 / spacing - 1e-6))
+
+
+def test_a_spacing_a_hair_off_a_whole_number_of_slices_takes_those_slices_not_a_blend():
+    config = PreprocessConfig(context_slices=1, context_mm=2.5)
+    indices = np.array([3])
+    # 2.500011 mm: the spacing of positions rounded to 0.1 um, as an oblique DICOM series gives it
+    assert channel_positions(indices, config, 2.500011).tolist() == [[2.0, 3.0, 4.0]]
+    assert channel_positions(indices, config, 2.52).tolist() != [[2.0, 3.0, 4.0]]  # a real difference stays
+    assert channel_positions(indices, config, 1.6).tolist() == [[3 - 2.5 / 1.6, 3.0, 3 + 2.5 / 1.6]]
 
 
 def test_a_distance_needs_the_slice_spacing():

@@ -8,7 +8,8 @@ from scipy import ndimage
 
 from LiverLesionSegLib.errors import GeometryError
 from LiverLesionSegLib.metrics import (
-    RULES, CaseMetrics, assd_hd95, dice, evaluate_case, lesion_detection, summarise, surface_distances,
+    RULES, CaseMetrics, assd_hd95, dice, evaluate_case, lesion_detection, lesions_found_by_both, summarise,
+    surface_distances,
 )
 from LiverLesionSegLib.volume import Volume
 
@@ -318,3 +319,15 @@ def test_summary_of_nothing_is_all_undefined():
 def test_rules_are_stated():
     for key in ("dice", "detection", "surface", "assd", "hd95", "empty_surfaces"):
         assert RULES[key]
+
+
+def test_lesions_found_by_both_leave_out_the_lesions_only_one_mask_has():
+    a = np.zeros((4, 10, 10), np.uint8)
+    b = np.zeros_like(a)
+    a[1:3, 1:4, 1:4] = 1  # found by both, a little larger in a
+    b[1:3, 2:4, 2:4] = 1
+    a[1:3, 7:9, 7:9] = 1  # a's alone
+    b[0, 0, 8] = 1  # b's alone
+    ours, theirs = lesions_found_by_both(a, b)
+    assert ours.sum() == 18 and theirs.sum() == 8
+    assert not ours[:, 7:9, 7:9].any() and not theirs[0, 0, 8]

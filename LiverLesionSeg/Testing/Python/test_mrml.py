@@ -244,20 +244,27 @@ def test_segmentation_job_logs_how_long_each_stage_took(case, model_path):
 
 
 @pytest.mark.parametrize("option", ["keep_edge_lesions", "keep_fluid_lesions"])
-def test_keeping_edge_or_fluid_lesions_turns_that_clean_up_rule_off(data_dir, option):
+def test_keeping_edge_or_fluid_lesions_turns_that_clean_up_rule_off(data_dir, tmp_path, option):
     """The panel's "Keep lesions at the liver's edge" and "Keep lesions of fluid density": the bundled
-    model's clean-up drops a lesion of RadCTTACEomics_0697 with little liver around it and one of
-    fluid density; with either box ticked the segment keeps that one (the lesion the first rule drops
-    is fluid too: fluid lesions are kept in both runs there)."""
+    model's clean-up drops a lesion of RadCTTACEomics_0697 of fluid density, and its weights with the
+    rule on the liver around a lesion at 60 % (not 40 %) drop one with little liver around it; with
+    either box ticked the segment keeps that one (the lesion the first rule drops is fluid too: fluid
+    lesions are kept in both runs there)."""
+    from LiverLesionSegLib.checkpoint import load_checkpoint, save_checkpoint
     from LiverLesionSegLib.io.cases import read_input_volume
     from LiverLesionSegLib.resources import bundled_model_path
     from LiverLesionSegLib.segments import LESION
 
+    model = bundled_model_path()
+    if option == "keep_edge_lesions":
+        bundled = load_checkpoint(model)
+        bundled.config.inference.min_liver_around_lesion = 0.6
+        model = save_checkpoint(tmp_path / "stricter.safetensors", bundled.network, bundled.config, bundled.state)
     ct = read_input_volume(data_dir / "tace" / "RadCTTACEomics_0697")
     lesions = {}
     for keep in (False, True):
         scene = slicer.vtkMRMLScene()
-        outputs = mrml.segment_volume_node(scene, mrml.add_volume_node(scene, ct, "CT"), bundled_model_path(), "cpu",
+        outputs = mrml.segment_volume_node(scene, mrml.add_volume_node(scene, ct, "CT"), model, "cpu",
                                            **{"keep_fluid_lesions": option == "keep_edge_lesions", option: keep})
         lesions[keep] = mrml.segment_mask(outputs.segmentation_node, LESION.segment_id, ct) > 0
     assert lesions[False].any() and lesions[False].sum() < lesions[True].sum()

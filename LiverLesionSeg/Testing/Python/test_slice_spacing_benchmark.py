@@ -53,3 +53,12 @@ def test_thinner_slices_are_interpolated_between_the_old_ones():
 def test_a_thicker_factor_must_be_whole_slices():
     with pytest.raises(SystemExit, match="whole number"):
         slice_spacing.resliced(_case(), 2.5)
+
+
+def test_a_fold_without_a_model_is_refused_with_what_to_run_first(tmp_path):
+    from LiverLesionSegLib.errors import InputError
+    from LiverLesionSegLib.recipes import bundled
+
+    with pytest.raises(InputError, match="holds no fold model") as refused:
+        slice_spacing.fold_model(tmp_path / "test-3Dircadb1.1", bundled())
+    assert "benchmarks/accuracy.py" in refused.value.hint
