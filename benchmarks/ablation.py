@@ -8,8 +8,9 @@ The liver-relative shift and the masses beside the liver (`dice-bce-liver-relati
 masses in 30 % of liver slices is the third bundled recipe as trained (`bundled-v3`, whose clean-up
 also drops lesions with little liver around them, measured at full resolution). The `bundled-`
 variants are one change to it (`bundled-halo` and `bundled-context-2.5mm` at full resolution, with
-its clean-up; the second is today's bundled recipe, which takes the neighbour channels 2.5 mm away);
-`<variant>-seedN` trains a variant with another seed.
+its clean-up; the second is today's bundled recipe, which takes the neighbour channels 2.5 mm away),
+except `bundled-thick-5mm`, one change to today's recipe; `<variant>-seedN` trains a variant with
+another seed.
 
 It runs on a compact copy of the labelled cases, small enough to travel to a GPU machine and to
 finish there in one sitting: the CT stored as its HU window at half the in-plane resolution
@@ -125,19 +126,26 @@ def _more_hyperdense(c: Config) -> None:
     c.augment.synthetic_hyperdense = (0.03, 0.2)
 
 
-def _bundled_v3(change: Callable[[Config], None]) -> Callable[[Config], None]:
-    """The third bundled recipe, today's `recipes.bundled` with the next slices as neighbours (not
-    the CT 2.5 mm away), clean-up rules included, with one more change (for
+def _bundled(change: Callable[[Config], None]) -> Callable[[Config], None]:
+    """Today's `recipes.bundled`, clean-up rules included, with one more change (for
     `benchmarks/accuracy.py`, at full resolution)."""
     def apply(c: Config) -> None:
         from LiverLesionSegLib.recipes import bundled
 
         whole = bundled()
-        whole.preprocess.context_mm = None
         for part in dataclasses.fields(whole):
             setattr(c, part.name, getattr(whole, part.name))
         change(c)
     return apply
+
+
+def _bundled_v3(change: Callable[[Config], None]) -> Callable[[Config], None]:
+    """The third bundled recipe, today's with the next slices as neighbours (not the CT 2.5 mm
+    away), with one more change."""
+    def apply(c: Config) -> None:
+        c.preprocess.context_mm = None
+        change(c)
+    return _bundled(apply)
 
 
 def _halo(rim: tuple[float, float]) -> Callable[[Config], None]:
@@ -149,6 +157,12 @@ def _halo(rim: tuple[float, float]) -> Callable[[Config], None]:
 def _context_mm(distance: float) -> Callable[[Config], None]:
     def change(c: Config) -> None:
         c.preprocess.context_mm = distance
+    return change
+
+
+def _thick_slices(thickness_mm: float) -> Callable[[Config], None]:
+    def change(c: Config) -> None:
+        c.augment.thick_slices_mm = thickness_mm
     return change
 
 
@@ -193,6 +207,8 @@ TRAINED: dict[str, tuple[str, Callable[[Config], None]]] = {
                      "the opposite: an enhancing rim)", _bundled_v3(_halo((-0.5, 0.6)))),
     "bundled-context-2.5mm": ("bundled-v3, the neighbour channels the CT 2.5 mm away (interpolated), not the "
                               "next slices (today's bundled recipe)", _bundled_v3(_context_mm(2.5))),
+    "bundled-thick-5mm": ("today's bundled recipe, each training case also seen as a 5 mm reconstruction (its "
+                          "slices averaged in groups)", _bundled(_thick_slices(5.0))),
 }
 # name -> (what changes, the trained variant whose models are measured, the change to its inference)
 INFERENCE_ONLY: dict[str, tuple[str, str, Callable[[Config], None]]] = {
@@ -300,7 +316,7 @@ def run_fold(variant: str, test: str, data: Path, out: Path, device_name: str, e
     import torch
 
     from LiverLesionSegLib.checkpoint import load_checkpoint
-    from LiverLesionSegLib.dataset import prepare_case
+    from LiverLesionSegLib.dataset import prepare_training_case
     from LiverLesionSegLib.infer import segment_volume
     from LiverLesionSegLib.metrics import evaluate_case
     from LiverLesionSegLib.model import choose_device
@@ -314,7 +330,7 @@ def run_fold(variant: str, test: str, data: Path, out: Path, device_name: str, e
     folder = out / variant / f"test-{test}"
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    train([prepare_case(c, config.preprocess) for n, c in cases.items() if n != test], [], config, folder, device,
+    train([prepare_training_case(c, config) for n, c in cases.items() if n != test], [], config, folder, device,
           download_weights=False)
     trained_s = time.perf_counter() - started
     checkpoint = load_checkpoint(folder / "model.safetensors", device)

@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from LiverLesionSegLib.checkpoint import load_checkpoint, read_metadata  # noqa: E402
 from LiverLesionSegLib.config import InferenceConfig  # noqa: E402
 from LiverLesionSegLib.errors import InputError  # noqa: E402
-from LiverLesionSegLib.dataset import prepare_case  # noqa: E402
+from LiverLesionSegLib.dataset import prepare_training_case  # noqa: E402
 from LiverLesionSegLib.infer import segment_volume  # noqa: E402
 from LiverLesionSegLib.metrics import CaseMetrics, evaluate_case, summarise  # noqa: E402
 from LiverLesionSegLib.model import choose_device  # noqa: E402
@@ -115,7 +115,7 @@ def run_fold(folder: Path, config, test: str, cases: dict, device) -> CaseMetric
         folder.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         if stored is None:
-            train_cases = [prepare_case(c, config.preprocess) for n, c in cases.items() if n != test]
+            train_cases = [prepare_training_case(c, config) for n, c in cases.items() if n != test]
             train(train_cases, [], config, folder, device, download_weights=False)
         train_seconds = time.perf_counter() - started
         metrics = measure(load_checkpoint(folder / "model.safetensors", device), config.inference, test,

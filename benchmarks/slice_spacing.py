@@ -27,7 +27,7 @@ from accuracy import markdown, measure, recipe_or_variant, rows, stored_fold_mod
 from LiverLesionSegLib.checkpoint import load_checkpoint  # noqa: E402
 from LiverLesionSegLib.errors import InputError  # noqa: E402
 from LiverLesionSegLib.model import choose_device  # noqa: E402
-from LiverLesionSegLib.preprocess import between_slices  # noqa: E402
+from LiverLesionSegLib.preprocess import average_slice_groups, between_slices  # noqa: E402
 from LiverLesionSegLib.volume import Case, Volume  # noqa: E402
 
 
@@ -97,10 +97,9 @@ def resliced(case: Case, factor: float) -> Case:
         group = int(round(factor))
         if abs(group - factor) > 1e-6:
             raise SystemExit(f"--factors: {factor} is over 1 and not a whole number of slices")
-        n = case.ct.shape[0] // group
 
         def change(a: np.ndarray) -> np.ndarray:
-            return a[:n * group].reshape((n, group) + a.shape[1:]).astype(np.float32).mean(axis=1)
+            return average_slice_groups(a, group)
     else:
         below, above, weight = between_slices(np.arange(0, case.ct.shape[0] - 1 + 1e-6, factor), case.ct.shape[0])
         weight = weight[:, None, None]

@@ -33,7 +33,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from LiverLesionSegLib.checkpoint import load_checkpoint  # noqa: E402
 from LiverLesionSegLib.config import InferenceConfig  # noqa: E402
-from LiverLesionSegLib.dataset import SliceSet, epoch_order, prepare_case  # noqa: E402
+from LiverLesionSegLib.dataset import SliceSet, epoch_order, prepare_training_case  # noqa: E402
 from LiverLesionSegLib.augment import augment_batch  # noqa: E402
 from LiverLesionSegLib.infer import segment_volume  # noqa: E402
 from LiverLesionSegLib.io.cases import find_cases, load_case, read_input_volume  # noqa: E402
@@ -161,7 +161,7 @@ def liver_small_from(network, array: np.ndarray, pre, config: InferenceConfig, s
 
 def training_speed(data: Path, config, steps: int) -> None:
     case = load_case(find_cases([data / "ircadb" / "3Dircadb1.17"])[0])
-    slices = SliceSet([prepare_case(case, config.preprocess)])
+    slices = SliceSet([prepare_training_case(case, config)])
     batch = config.train.batch_size
 
     network = build_network(config).train()

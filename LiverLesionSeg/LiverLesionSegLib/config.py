@@ -95,6 +95,10 @@ class AugmentConfig:
     masses_beside_liver: float = 0.0
     mass_radius: tuple[float, float] = (4.0, 28.0)
     mass_density: tuple[float, float] = (0.3, 0.55)
+    # Each training case also seen as a reconstruction about this thick (mm): its slices averaged in
+    # groups of the nearest whole number, when that is 2 or more. Clinics send 5 mm CT; a model that
+    # only saw thin slices takes the partial-volume blur of thick ones for lesion. None: off.
+    thick_slices_mm: Optional[float] = None
 
 
 @dataclass
@@ -190,6 +194,8 @@ class Config:
                                        a.masses_beside_liver, a.synthetic_hyperdense_share,
                                        a.synthetic_halo_share)),
              "augmentation probabilities must lie in [0, 1]"),
+            (a.thick_slices_mm is None or (math.isfinite(a.thick_slices_mm) and a.thick_slices_mm > 0),
+             "augment.thick_slices_mm must be positive (or null: off)"),
             (-1 <= a.synthetic_halo_rim[0] <= a.synthetic_halo_rim[1] <= 1,
              "augment.synthetic_halo_rim must be an increasing range within [-1, 1]"),
             (0 < a.scale[0] <= a.scale[1] and 0 < a.crop_scale[0] <= a.crop_scale[1] <= 1,

@@ -8,9 +8,9 @@ from typing import Optional
 
 import numpy as np
 
-from .config import PreprocessConfig, TrainConfig
+from .config import Config, PreprocessConfig, TrainConfig
 from .errors import TrainingError
-from .preprocess import liver_hu_shift, network_input, prepare_ct, prepare_masks, targets_tensor
+from .preprocess import average_slice_groups, liver_hu_shift, network_input, prepare_ct, prepare_masks, targets_tensor
 from .volume import Case, Volume, to_axial_lps
 from .zoom import AIR_HU, crop, liver_box
 
@@ -38,27 +38,54 @@ class PreparedCase:
 def prepare_case(case: Case, config: PreprocessConfig, keep_volume: bool = False) -> PreparedCase:
     """A labelled case on the network's grid; `keep_volume` keeps the full-resolution CT and masks
     (validation runs the whole inference on them)."""
+    ct, liver, lesion = _axial_ct_and_masks(case)
+    prepared = PreparedCase(case.name, case_views(ct.array, liver, lesion, ct.spacing, config))
+    if keep_volume:
+        prepared.ct, prepared.liver, prepared.lesion = ct, liver, lesion
+    return prepared
+
+
+def prepare_training_case(case: Case, config: Config) -> PreparedCase:
+    """A training case: `prepare_case`, and with `augment.thick_slices_mm` also its views as a
+    thicker reconstruction (slices averaged in groups, a voxel of a mask inside when at least half
+    of the group's are)."""
+    ct, liver, lesion = _axial_ct_and_masks(case)
+    views = case_views(ct.array, liver, lesion, ct.spacing, config.preprocess)
+    thickness = config.augment.thick_slices_mm if config.augment.enabled else None
+    group = 0 if thickness is None else int(round(thickness / ct.spacing[2]))
+    if group >= 2 and ct.shape[0] >= group:
+        thick_ct, thick_liver, thick_lesion = (average_slice_groups(a, group) for a in (ct.array, liver, lesion))
+        views += case_views(thick_ct, (thick_liver >= 0.5).astype(np.uint8), (thick_lesion >= 0.5).astype(np.uint8),
+                            (ct.spacing[0], ct.spacing[1], ct.spacing[2] * group), config.preprocess)
+    return PreparedCase(case.name, views)
+
+
+def _axial_ct_and_masks(case: Case) -> tuple[Volume, np.ndarray, np.ndarray]:
+    """The CT in axial LPS order and its masks on that grid, the liver including the lesions."""
     if not case.labelled:
         raise TrainingError("has no liver and lesion masks", case.source or case.name,
                             "training and validation need labelled cases")
     ct, reorientation = to_axial_lps(case.ct)
     lesion = np.ascontiguousarray(reorientation.apply(case.lesion.array))
     liver = np.maximum(np.ascontiguousarray(reorientation.apply(case.liver.array)), lesion)
-    slice_spacing = ct.spacing[2]
-    whole = View(prepare_ct(ct.array, config), prepare_masks(liver, lesion, config.size), slice_spacing)
+    return ct, liver, lesion
+
+
+def case_views(hu: np.ndarray, liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, float, float],
+               config: PreprocessConfig) -> list[View]:
+    """The whole slices of a CT in axial order (HU) and its masks, and with zoom also the liver's box."""
+    slice_spacing = spacing[2]
+    whole = View(prepare_ct(hu, config), prepare_masks(liver, lesion, config.size), slice_spacing)
     views = [whole]
     if config.zoom:
-        box = liver_box(liver, ct.spacing, config.zoom_margin_mm,
+        box = liver_box(liver, spacing, config.zoom_margin_mm,
                         config.zoom_extra_slices + config.context_reach(slice_spacing))
         if box is not None:
             # The shift is measured as inference measures it: on the whole slices, where the liver is.
             shift = liver_hu_shift(whole.stack, whole.targets[:, 0] >= 128, config)
-            views.append(View(prepare_ct(crop(ct.array, box, AIR_HU), config, shift),
+            views.append(View(prepare_ct(crop(hu, box, AIR_HU), config, shift),
                               prepare_masks(crop(liver, box, 0), crop(lesion, box, 0), config.size), slice_spacing))
-    prepared = PreparedCase(case.name, views)
-    if keep_volume:
-        prepared.ct, prepared.liver, prepared.lesion = ct, liver, lesion
-    return prepared
+    return views
 
 
 @dataclass

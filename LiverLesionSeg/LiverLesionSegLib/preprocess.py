@@ -113,6 +113,13 @@ def between_slices(positions: np.ndarray, slices: int) -> tuple[np.ndarray, np.n
     return below, np.minimum(below + 1, slices - 1), (positions - below).astype(np.float32)
 
 
+def average_slice_groups(array: np.ndarray, group: int) -> np.ndarray:
+    """Slices along the first axis averaged in whole groups of `group` (the last, incomplete group
+    left out), as float32: what a reconstruction `group` times as thick shows."""
+    n = array.shape[0] // group
+    return array[:n * group].reshape((n, group) + array.shape[1:]).astype(np.float32).mean(axis=1)
+
+
 def targets_tensor(targets: np.ndarray, indices: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(targets[np.asarray(indices)]).float().div_(255.0)
 

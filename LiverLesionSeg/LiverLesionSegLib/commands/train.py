@@ -27,6 +27,7 @@ OPTIONS = {
     "flip_prob": ("augment", "flip_lr"), "rotate": ("augment", "rotate_degrees"), "scale": ("augment", "scale"),
     "crop_prob": ("augment", "crop_probability"), "synthetic_lesions": ("augment", "synthetic_lesions"),
     "synthetic_halo": ("augment", "synthetic_halo_share"), "masses_beside_liver": ("augment", "masses_beside_liver"),
+    "thick_slices_mm": ("augment", "thick_slices_mm"),
     "liver_reference_hu": ("preprocess", "liver_reference_hu"),
     "hu_window": ("preprocess", None), "context_slices": ("preprocess", "context_slices"),
     "context_mm": ("preprocess", "context_mm"),
@@ -81,6 +82,9 @@ def add_parser(sub, common) -> None:
                      help="share of the synthetic lesions drawn with a rim of other contrast around their core")
     aug.add_argument("--masses-beside-liver", type=float, metavar="CHANCE",
                      help="share of liver slices that get an unmarked mass painted beside the liver")
+    aug.add_argument("--thick-slices-mm", type=float, metavar="MM",
+                     help="also train on each case as a reconstruction about this thick (its slices averaged in "
+                          "groups); 0: off")
     model = p.add_argument_group("model and input")
     model.add_argument("--arch", help="segmentation_models_pytorch architecture (default Unet)")
     model.add_argument("--encoder", help="encoder (default resnet18)")
@@ -149,6 +153,8 @@ def build_config(args: argparse.Namespace, resumed: Config | None, init: Config 
                              "fine-tuned", args.init, "leave it out, or train from scratch")
         if option == "hu_window":
             data["preprocess"]["hu_min"], data["preprocess"]["hu_max"] = value
+        elif option == "thick_slices_mm" and value == 0:
+            data[section][key] = None
         else:
             data[section][key] = list(value) if isinstance(value, (list, tuple)) else value
     if args.no_augment:
@@ -189,7 +195,7 @@ def remove_partial_files(out: Path) -> None:
 
 
 def load_cases(paths: list[str], validate: list[str], config: Config, progress: Progress):
-    from ..dataset import prepare_case
+    from ..dataset import prepare_case, prepare_training_case
     from ..io.cases import find_cases, load_case
 
     refs = find_cases(paths)
@@ -206,7 +212,8 @@ def load_cases(paths: list[str], validate: list[str], config: Config, progress: 
         with progress.stage(f"read {ref.name}"):
             case = load_case(ref)
         held_out = ref.name in validate
-        prepared = prepare_case(case, config.preprocess, keep_volume=held_out)
+        prepared = prepare_case(case, config.preprocess, keep_volume=True) if held_out else \
+            prepare_training_case(case, config)
         (val_cases if held_out else train_cases).append(prepared)
     return train_cases, val_cases
 

@@ -35,6 +35,11 @@ def test_recipes_and_ablation_variants_are_found_by_name_and_others_refused():
     assert halo.augment.synthetic_halo_share == 0.5
     halo.augment.synthetic_halo_share = 0.0
     assert halo.to_dict() == accuracy.recipe_or_variant("bundled-v3").to_dict()
+    # ... and the `bundled-` variants that are not `bundled-v3`'s, one change to today's recipe.
+    thick = accuracy.recipe_or_variant("bundled-thick-5mm")
+    assert thick.augment.thick_slices_mm == 5.0
+    thick.augment.thick_slices_mm = None
+    assert thick.to_dict() == bundled().to_dict()
     with pytest.raises(InputError, match="unknown recipe 'bundeld'"):
         accuracy.recipe_or_variant("bundeld")
 
