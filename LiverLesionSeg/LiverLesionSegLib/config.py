@@ -128,6 +128,12 @@ class InferenceConfig:
     # the probability lesions grow over smoothed across slices first (a Gaussian of this sigma, mm):
     # the network sees one slice at a time, so a slice's neighbours vote on its rim. 0: off.
     lesion_grow_smoothing_mm: float = 0.0
+    # how far (mm) a kept lesion may grow beyond the liver output, where what it takes in there has a
+    # median CT value within lesion_beyond_liver_hu_tolerance of its core's (the same tissue: the part
+    # of a tumour that bulges out of the liver, which the liver output leaves out); what it grows over
+    # becomes liver too. 0: inside the liver only.
+    lesion_grow_beyond_liver_mm: float = 0.0
+    lesion_beyond_liver_hu_tolerance: float = 15.0
     batch_size: int = 16
     largest_liver_component: bool = True
     # with largest_liver_component: what joins the liver only through a neck thinner than twice this
@@ -212,6 +218,10 @@ class Config:
              "inference.lesion_grow_threshold must be None (off) or lie in (0, 1]"),
             (i.liver_neck_mm >= 0, "inference.liver_neck_mm must be 0 (off) or more"),
             (i.lesion_grow_smoothing_mm >= 0, "inference.lesion_grow_smoothing_mm must be 0 (off) or more"),
+            (math.isfinite(i.lesion_grow_beyond_liver_mm) and i.lesion_grow_beyond_liver_mm >= 0,
+             "inference.lesion_grow_beyond_liver_mm must be 0 (inside the liver only) or more"),
+            (math.isfinite(i.lesion_beyond_liver_hu_tolerance) and i.lesion_beyond_liver_hu_tolerance >= 0,
+             "inference.lesion_beyond_liver_hu_tolerance must be 0 or more"),
             (i.min_lesion_peak_probability is None or 0 <= i.min_lesion_peak_probability <= 1,
              "inference.min_lesion_peak_probability must be None (off) or lie in [0, 1]"),
             (i.batch_size >= 1 and i.min_lesion_mm3 >= 0 and i.locate_stride >= 1 and i.box_quantum >= 1,

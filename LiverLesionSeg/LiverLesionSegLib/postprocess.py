@@ -46,13 +46,19 @@ def grown(seeds: np.ndarray, probability: np.ndarray, low: float) -> np.ndarray:
 def without_necks(mask: np.ndarray, spacing: tuple[float, float, float], radius_mm: float) -> np.ndarray:
     """`mask` less what joins its main part only through a neck thinner than 2 `radius_mm`: the
     largest component of the mask opened by a ball of that radius, grown back by it inside the mask."""
+    box = bounding_box(mask > 0)
+    if box is None:
+        return mask
     ball = _ball(tuple(float(s) for s in reversed(spacing)), radius_mm)
-    # border_value 1: the mask's edge at the array's edge is no surface (the array is its bounding box)
-    core = ndimage.binary_erosion(mask > 0, ball, border_value=1)
+    # within the mask's bounding box, border_value 1: where the mask meets the box's faces it is cut
+    # by the scan's edge, or its farthest point, not a surface to be eroded
+    core = ndimage.binary_erosion(mask[box] > 0, ball, border_value=1)
     if not core.any():
         return mask
     core = largest_component(core.astype(np.uint8)) > 0
-    return ((mask > 0) & ndimage.binary_dilation(core, ball)).astype(mask.dtype)
+    out = np.zeros_like(mask)
+    out[box] = ((mask[box] > 0) & ndimage.binary_dilation(core, ball)).astype(mask.dtype)
+    return out
 
 
 def _ball(sampling: tuple[float, ...], radius_mm: float) -> np.ndarray:
@@ -134,6 +140,61 @@ def surrounded_by(labels: np.ndarray, keep: np.ndarray, region: np.ndarray, spac
     return result
 
 
+def grown_lesions(lesion: np.ndarray, dropped: np.ndarray, liver: np.ndarray, over: np.ndarray,
+                  ct: Optional[np.ndarray], spacing: tuple[float, float, float],
+                  config: InferenceConfig) -> np.ndarray:
+    """The kept lesions grown over their unsure rim (`over` at or above the grow threshold) inside the
+    liver, never into a component a rule dropped (`dropped`). With `lesion_grow_beyond_liver_mm`, a
+    lesion also grows that far beyond the liver where what it takes in there is the same tissue as
+    its core (the medians of `ct` within `lesion_beyond_liver_hu_tolerance`): the part of a tumour
+    that bulges out of the liver, which the liver output leaves out, and not the fat, fluid or bowel
+    beside a false lesion at the liver's edge."""
+    low = config.lesion_grow_threshold
+    inside = grown(lesion, np.where(dropped | (liver == 0), 0, over), low)
+    if config.lesion_grow_beyond_liver_mm <= 0:
+        return inside
+    anywhere = grown(lesion, np.where(dropped, 0, over), low) > 0  # a small region: the distances are taken there
+    reach = near(liver, anywhere, spacing, config.lesion_grow_beyond_liver_mm)
+    beyond = grown(lesion, np.where(dropped | ~reach, 0, over), low)
+    labels, count = label_components(beyond)
+    same_tissue = _all(count)
+    for index, box in _kept_boxes(labels, same_tissue):
+        component = labels[box] == index
+        outside = component & (liver[box] == 0)
+        if outside.any():
+            core = component & (lesion[box] > 0)  # never empty: the component grew from a kept lesion
+            difference = np.median(ct[box][outside]) - np.median(ct[box][core])
+            same_tissue[index] = abs(difference) <= config.lesion_beyond_liver_hu_tolerance
+    return np.where(same_tissue[labels], beyond, inside).astype(lesion.dtype)
+
+
+def near(mask: np.ndarray, candidates: np.ndarray, spacing: tuple[float, float, float], mm: float) -> np.ndarray:
+    """The voxels of `mask`, and of `candidates` within `mm` of it. The distances are taken around
+    each connected piece of the candidates outside the mask, in its own box: they are few and small.
+    `spacing` is (i, j, k) in mm, the arrays [k, j, i]."""
+    result = mask > 0
+    if mm <= 0:
+        return result
+    sampling = tuple(float(s) for s in reversed(spacing))
+    reach = [int(np.ceil(mm / s)) for s in sampling]
+    outside = candidates & ~result
+    labels, count = label_components(outside)
+    for index, box in _kept_boxes(labels, _all(count)):
+        around = tuple(slice(max(0, b.start - r), b.stop + r) for b, r in zip(box, reach))
+        if result[around].any():
+            distance = ndimage.distance_transform_edt(~result[around], sampling=sampling)
+            piece = labels[around] == index
+            result[around] |= piece & (distance <= mm)
+    return result
+
+
+def _widened(box: tuple[slice, ...], shape: tuple[int, ...], spacing: tuple[float, float, float],
+             mm: float) -> tuple[slice, ...]:
+    """`box` grown by `mm` on every side, within an array of `shape`."""
+    reach = [int(np.ceil(mm / float(s))) for s in reversed(spacing)]
+    return tuple(slice(max(0, b.start - r), min(n, b.stop + r)) for b, r, n in zip(box, reach, shape))
+
+
 def _all(count: int) -> np.ndarray:
     keep = np.ones(count + 1, bool)
     keep[0] = False
@@ -169,17 +230,21 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
                 config: InferenceConfig, ct: Optional[np.ndarray] = None,
                 probability: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
     """uint8 masks [k, j, i] -> the cleaned pair; the liver returned includes the lesions. `ct` (in
-    HU, on the masks' grid) is needed by `config.min_lesion_median_hu` only, the lesion `probability`
+    HU, on the masks' grid) is needed by `config.min_lesion_median_hu` and
+    `config.lesion_grow_beyond_liver_mm` only, the lesion `probability`
     by `config.lesion_grow_threshold` and `config.min_lesion_peak_probability` only.
 
     Works inside the bounding box of both masks: the labelling costs follow the organ, not the scan.
     """
-    if config.min_lesion_median_hu is not None and ct is None:
-        raise ValueError("clean_masks needs the CT for min_lesion_median_hu")
+    if ct is None and (config.min_lesion_median_hu is not None or
+                       (growing(config) and config.lesion_grow_beyond_liver_mm > 0)):
+        raise ValueError("clean_masks needs the CT for min_lesion_median_hu and lesion_grow_beyond_liver_mm")
     if (growing(config) or config.min_lesion_peak_probability is not None) and probability is None:
         raise ValueError("clean_masks needs the lesion probability for lesion_grow_threshold "
                          "and min_lesion_peak_probability")
     box = bounding_box(np.maximum(liver, lesion))
+    if box is not None and growing(config) and config.lesion_grow_beyond_liver_mm > 0:
+        box = _widened(box, liver.shape, spacing, config.lesion_grow_beyond_liver_mm)
     # np.zeros, not zeros_like: untouched pages outside the box then cost no memory
     out_liver, out_lesion = np.zeros(liver.shape, liver.dtype), np.zeros(lesion.shape, lesion.dtype)
     if box is None:
@@ -202,11 +267,10 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
                              config.liver_around_lesion_mm)
     lesion = _kept(labels, keep, lesion.dtype)
     if growing(config):
-        # the rules judge what the model is sure of; the lesions they keep then grow over their
-        # unsure rim, inside the liver and never into a component the rules dropped
-        closed = (liver == 0) | (~keep[labels] & (labels > 0))
+        # the rules judge what the model is sure of; the lesions they keep then grow over their unsure rim
         over = smoothed_across_slices(probability, box, spacing[2], config.lesion_grow_smoothing_mm)
-        lesion = grown(lesion, np.where(closed, 0, over), config.lesion_grow_threshold)
+        dropped = ~keep[labels] & (labels > 0)
+        lesion = grown_lesions(lesion, dropped, liver, over, None if ct is None else ct[box], spacing, config)
     if config.dropped_lesions_leave_liver:
         # what the fluid and edge rules drop is fluid or a mass beside the liver: not liver either
         liver = np.where((judged & ~keep)[labels], 0, liver).astype(liver.dtype)

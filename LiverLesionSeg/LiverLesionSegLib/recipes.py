@@ -42,7 +42,9 @@ def bundled() -> Config:
     cyst, is a cyst, the gallbladder or the bowel's fluid, not a tumour; what these two rules drop
     is taken out of the liver too), then the lesions kept grown inside the liver over their unsure
     rim, down to a probability of 0.2 smoothed across slices by 3 mm (the model is sure of a lesion's
-    core and leaves much of its rim out; seeing one slice at a time, it is helped by its neighbours)."""
+    core and leaves much of its rim out; seeing one slice at a time, it is helped by its neighbours),
+    and up to 5 mm beyond the liver where what they take in there is the same tissue as their core
+    (the liver output leaves out the part of a tumour that bulges from the liver)."""
     config = Config()
     config.preprocess.context_slices = 1
     config.preprocess.context_mm = 2.5
@@ -67,6 +69,7 @@ def bundled() -> Config:
     config.inference.dropped_lesions_leave_liver = True
     config.inference.lesion_grow_threshold = 0.2
     config.inference.lesion_grow_smoothing_mm = 3.0
+    config.inference.lesion_grow_beyond_liver_mm = 5.0
     config.inference.locate_stride = 2  # within the fast path's tolerance of every slice (see infer.py)
     return config
 

@@ -15,7 +15,8 @@ SAMPLE_OUTPUT = Path("liverlesionseg-sample.seg.nrrd")
 # command-line option -> the inference setting it overrides (None: the model's own)
 OPTIONS = {
     "lesion_threshold": "lesion_threshold", "lesion_grow_threshold": "lesion_grow_threshold",
-    "lesion_grow_smoothing": "lesion_grow_smoothing_mm", "min_lesion_peak": "min_lesion_peak_probability",
+    "lesion_grow_smoothing": "lesion_grow_smoothing_mm", "lesion_grow_beyond_liver": "lesion_grow_beyond_liver_mm",
+    "min_lesion_peak": "min_lesion_peak_probability",
     "liver_neck": "liver_neck_mm", "min_liver_around_lesion": "min_liver_around_lesion",
     "min_lesion_hu": "min_lesion_median_hu", "batch_size": "batch_size", "precision": "precision",
 }
@@ -42,6 +43,10 @@ def add_parser(sub, common) -> None:
     p.add_argument("--lesion-grow-smoothing", type=float, metavar="MM",
                    help="the probability lesions grow over is smoothed across slices by a Gaussian of MM first "
                         "(default: the model's; 0 turns it off)")
+    p.add_argument("--lesion-grow-beyond-liver", type=float, metavar="MM",
+                   help="a lesion also grows up to MM beyond the liver output, over the part of it that is the "
+                        "same tissue as its core (a tumour bulging out of the liver), and that part becomes liver "
+                        "(default: the model's; 0 keeps lesions inside the liver output)")
     p.add_argument("--min-lesion-peak", type=float, metavar="P",
                    help="drop lesions whose highest lesion probability is below P: fewer false islands, and "
                         "fewer small true lesions (default: the model's; off for the bundled model)")

@@ -197,6 +197,36 @@ def test_what_joins_the_liver_through_a_thin_neck_can_be_cut_off(data_dir, tmp_p
     assert np.array_equal(labels["0"] == 2, labels["2"] == 2)
 
 
+def test_lesions_can_grow_beyond_the_liver_over_their_own_tissue(data_dir, tmp_path, capsys):
+    """`--lesion-grow-beyond-liver MM`: the lesions kept also take in the part of them that the liver
+    output left out, within MM of the liver, where it is the same tissue as their core; that part
+    becomes liver. 0 keeps them inside the liver; a negative distance is refused in one line."""
+    case_dir = data_dir / "ircadb" / "3Dircadb1.1"
+    ct = read_input_volume(case_dir).array
+    labels = {}
+    for mm in ("0", "5"):
+        out = tmp_path / f"beyond{mm}.nii.gz"
+        assert main(["segment", str(case_dir), "-o", str(out), "--progress", "none",
+                     "--lesion-grow-beyond-liver", mm]) == 0
+        labels[mm] = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
+    inside, beyond = labels["0"], labels["5"]
+    added = (beyond == 2) & (inside != 2)
+    assert added.sum() > 1000 and not ((inside == 2) & (beyond != 2)).any()
+    assert not (inside[added] > 0).any()  # outside the liver before, lesion (and so liver) now
+    assert not ((inside > 0) & (beyond == 0)).any()
+    # the same tissue: the added voxels' median CT value within 15 HU of the lesions' they joined
+    pieces, _ = ndimage.label(beyond == 2, np.ones((3, 3, 3)))
+    for piece in np.unique(pieces[added]):
+        core = (pieces == piece) & (inside == 2)
+        assert abs(np.median(ct[(pieces == piece) & added]) - np.median(ct[core])) <= 15
+    capsys.readouterr()
+    bad = tmp_path / "bad.nii.gz"
+    assert main(["segment", str(case_dir), "-o", str(bad), "--lesion-grow-beyond-liver", "-1",
+                 "--progress", "none"]) != 0
+    assert "lesion_grow_beyond_liver_mm must be 0" in capsys.readouterr().err
+    assert not bad.exists()
+
+
 def test_fluid_density_lesions_are_dropped_unless_kept(data_dir, tmp_path, capsys):
     """The bundled model drops lesions of fluid density (median under 20 HU: a cyst, the gallbladder,
     the bowel's fluid); `--keep-fluid-lesions` keeps them, and every lesion it adds has a median

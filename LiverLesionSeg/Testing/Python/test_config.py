@@ -44,6 +44,8 @@ def test_wrong_type_is_named():
     ("inference", "min_lesion_peak_probability", 1.5, "min_lesion_peak_probability"),
     ("inference", "liver_neck_mm", -1.0, "liver_neck_mm"),
     ("inference", "lesion_grow_smoothing_mm", -1.0, "lesion_grow_smoothing_mm"),
+    ("inference", "lesion_grow_beyond_liver_mm", -1.0, "lesion_grow_beyond_liver_mm"),
+    ("inference", "lesion_grow_beyond_liver_mm", float("nan"), "lesion_grow_beyond_liver_mm"),
     ("preprocess", "liver_reference_hu", 100.0, "needs preprocess.zoom"),
     ("augment", "mass_density", (0.6, 0.3), "mass_density"),
     ("augment", "synthetic_halo_share", 1.5, "probabilities"),
