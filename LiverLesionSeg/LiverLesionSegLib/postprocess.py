@@ -128,10 +128,9 @@ def surrounded_by(labels: np.ndarray, keep: np.ndarray, region: np.ndarray, spac
     the liver; a mass beside it (a kidney or adrenal tumour, the bowel) touches the liver on one side
     only. `spacing` is (i, j, k) in mm, the arrays [k, j, i]."""
     sampling = tuple(float(s) for s in reversed(spacing))
-    reach = [int(np.ceil(shell_mm / s)) for s in sampling]
     result = keep.copy()
     for index, box in _kept_boxes(labels, keep):
-        grown = tuple(slice(max(0, b.start - r), b.stop + r) for b, r in zip(box, reach))
+        grown = _widened(box, labels.shape, spacing, shell_mm)
         component = labels[grown] == index
         near = ndimage.distance_transform_edt(~component, sampling=sampling) <= shell_mm
         shell = near & ~keep[labels[grown]]
@@ -176,11 +175,10 @@ def near(mask: np.ndarray, candidates: np.ndarray, spacing: tuple[float, float, 
     if mm <= 0:
         return result
     sampling = tuple(float(s) for s in reversed(spacing))
-    reach = [int(np.ceil(mm / s)) for s in sampling]
     outside = candidates & ~result
     labels, count = label_components(outside)
     for index, box in _kept_boxes(labels, _all(count)):
-        around = tuple(slice(max(0, b.start - r), b.stop + r) for b, r in zip(box, reach))
+        around = _widened(box, labels.shape, spacing, mm)
         if result[around].any():
             distance = ndimage.distance_transform_edt(~result[around], sampling=sampling)
             piece = labels[around] == index
@@ -190,7 +188,8 @@ def near(mask: np.ndarray, candidates: np.ndarray, spacing: tuple[float, float, 
 
 def _widened(box: tuple[slice, ...], shape: tuple[int, ...], spacing: tuple[float, float, float],
              mm: float) -> tuple[slice, ...]:
-    """`box` grown by `mm` on every side, within an array of `shape`."""
+    """`box` grown by `mm` on every side, within an array of `shape`; `spacing` is (i, j, k) in mm,
+    the array [k, j, i]."""
     reach = [int(np.ceil(mm / float(s))) for s in reversed(spacing)]
     return tuple(slice(max(0, b.start - r), min(n, b.stop + r)) for b, r, n in zip(box, reach, shape))
 
