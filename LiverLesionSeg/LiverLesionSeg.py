@@ -7,6 +7,7 @@ that can be tested without the application lives in the library: `mrml` (nodes),
 the model catalogue), `dependencies` and `parameters`.
 """
 
+import contextlib
 import logging
 import os
 import sys
@@ -126,7 +127,8 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.modelPathLineEdit.connect("currentPathChanged(QString)", self.updateParameterNodeFromGUI)
         self.ui.deviceSelector.connect("currentIndexChanged(int)", self.updateParameterNodeFromGUI)
         self.ui.lesionThresholdSliderWidget.connect("valueChanged(double)", self.updateParameterNodeFromGUI)
-        for checkBox in (self.ui.keepEdgeLesionsCheckBox, self.ui.keepFluidLesionsCheckBox):
+        for checkBox in (self.ui.keepEdgeLesionsCheckBox, self.ui.keepFluidLesionsCheckBox,
+                         self.ui.keepLiverDensityLesionsCheckBox):
             checkBox.connect("toggled(bool)", self.updateParameterNodeFromGUI)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         # Training panel
@@ -189,6 +191,7 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.lesionThresholdSliderWidget.value = parameters.lesion_threshold
             self.ui.keepEdgeLesionsCheckBox.checked = parameters.keep_edge_lesions
             self.ui.keepFluidLesionsCheckBox.checked = parameters.keep_fluid_lesions
+            self.ui.keepLiverDensityLesionsCheckBox.checked = parameters.keep_liver_density_lesions
         finally:
             self._updatingGUI = False
         self.updateButtons()
@@ -206,6 +209,7 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         parameters.lesion_threshold = self.ui.lesionThresholdSliderWidget.value
         parameters.keep_edge_lesions = self.ui.keepEdgeLesionsCheckBox.checked
         parameters.keep_fluid_lesions = self.ui.keepFluidLesionsCheckBox.checked
+        parameters.keep_liver_density_lesions = self.ui.keepLiverDensityLesionsCheckBox.checked
         parameters.node.EndModify(wasModifying)
 
     def updateButtons(self):
@@ -399,21 +403,13 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.timer.stop()
 
 
-class reportedErrors:
-    """Show an error as a message box: the library's own errors as their one line, anything else
-    with its traceback under "details"."""
-
-    def __init__(self, title):
-        self.title = title
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, trace):
-        if error is None:
-            return False
-        showError(error, self.title)
-        return True
+@contextlib.contextmanager
+def reportedErrors(title):
+    """Show an error as a message box (see `showError`) instead of raising it."""
+    try:
+        yield
+    except BaseException as error:  # the panel reports every failure, as the block it guards ends
+        showError(error, title)
 
 
 def showError(error, title):  # a project error as its one line; a bug with its traceback under "details"
@@ -443,12 +439,13 @@ class LiverLesionSegLogic(ScriptedLoadableModuleLogic):
             ensure_dependencies(confirm=slicer.util.confirmOkCancelDisplay)
 
     def segment(self, inputVolume, model="bundled", device="auto", lesionThreshold=None,
-                outputSegmentation=None, probabilityVolume=None, keepEdgeLesions=False, keepFluidLesions=False):
-        """Blocking: for scripts and the self-test."""
+                outputSegmentation=None, probabilityVolume=None, **keepRules):
+        """Blocking: for scripts and the self-test. `keepRules`: keep_edge_lesions, keep_fluid_lesions,
+        keep_liver_density_lesions (True turns that clean-up rule off)."""
         from LiverLesionSegLib import mrml
 
         return mrml.segment_volume_node(slicer.mrmlScene, inputVolume, model, device, lesionThreshold,
-                                        outputSegmentation, probabilityVolume, None, keepEdgeLesions, keepFluidLesions)
+                                        outputSegmentation, probabilityVolume, None, **keepRules)
 
     def startSegmentation(self, parameters):
         """Copy the input now (the user may change the scene while the job runs) and start the job."""

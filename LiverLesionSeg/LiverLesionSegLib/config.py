@@ -144,6 +144,10 @@ class InferenceConfig:
     # lesion components whose highest lesion probability is below this are dropped (the model found
     # them, but was never sure of any voxel in them); None keeps them.
     min_lesion_peak_probability: Optional[float] = None
+    # lesion components whose median CT value is within this many HU of both the liver around them
+    # (the liver output 2 to 6 mm from them) and the whole liver output's median are dropped, and stay
+    # liver: the CT shows the liver's own density there, not a lesion. None keeps them.
+    min_lesion_contrast_hu: Optional[float] = None
     # lesion components whose surroundings (within liver_around_lesion_mm) are less liver than this share are dropped
     min_liver_around_lesion: float = 0.0
     liver_around_lesion_mm: float = 3.0
@@ -230,6 +234,8 @@ class Config:
              "inference.min_liver_around_lesion must be between 0 and 1, liver_around_lesion_mm above 0"),
             (i.min_lesion_median_hu is None or -1024 <= i.min_lesion_median_hu <= 3000,
              "inference.min_lesion_median_hu must be None (off) or a CT value between -1024 and 3000 HU"),
+            (i.min_lesion_contrast_hu is None or 0 <= i.min_lesion_contrast_hu <= 1000,
+             "inference.min_lesion_contrast_hu must be None (off) or between 0 and 1000 HU"),
             (i.precision in ("auto", "float32", "bfloat16") and t.precision in ("auto", "float32", "bfloat16"),
              "precision must be auto, float32 or bfloat16"),
         ]

@@ -366,13 +366,15 @@ def start_segmentation(parameters: SegmentParameters):
     targets = {"input": parameters.input_volume, "output": parameters.output_segmentation,
                "probability": parameters.probability_volume}
     job = SegmentationJob(volume_from_node(targets["input"]), parameters.model, parameters.device,
-                          parameters.lesion_threshold, parameters.keep_edge_lesions, parameters.keep_fluid_lesions)
+                          parameters.lesion_threshold, parameters.keep_edge_lesions, parameters.keep_fluid_lesions,
+                          parameters.keep_liver_density_lesions)
     return job.start(), targets
 
 
 def segment_volume_node(scene, input_node, model_path, device: str = "auto", lesion_threshold: Optional[float] = None,
                         output_segmentation=None, probability_node=None, progress=None,
-                        keep_edge_lesions: bool = False, keep_fluid_lesions: bool = False) -> SegmentationOutputs:
+                        keep_edge_lesions: bool = False, keep_fluid_lesions: bool = False,
+                        keep_liver_density_lesions: bool = False) -> SegmentationOutputs:
     """The whole logic in one blocking call (scripts, self-tests): node -> core -> nodes.
 
     The Slicer panel does the same in two halves (`segment_job.SegmentationJob` in a thread, then
@@ -382,7 +384,7 @@ def segment_volume_node(scene, input_node, model_path, device: str = "auto", les
 
     volume = volume_from_node(input_node)
     result, _ = run_segmentation(volume, model_path, device, lesion_threshold, progress, keep_edge_lesions,
-                                 keep_fluid_lesions)
+                                 keep_fluid_lesions, keep_liver_density_lesions)
     return write_outputs(scene, input_node, result, output_segmentation, probability_node)
 
 

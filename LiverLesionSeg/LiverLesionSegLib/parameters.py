@@ -38,8 +38,9 @@ class SegmentParameters:
     LESION_THRESHOLD = "LesionThreshold"
     KEEP_EDGE_LESIONS = "KeepEdgeLesions"
     KEEP_FLUID_LESIONS = "KeepFluidLesions"
+    KEEP_LIVER_DENSITY_LESIONS = "KeepLiverDensityLesions"
     DEFAULTS = {MODEL: "bundled", DEVICE: "auto", LESION_THRESHOLD: str(DEFAULT_LESION_THRESHOLD),
-                KEEP_EDGE_LESIONS: "false", KEEP_FLUID_LESIONS: "false"}
+                KEEP_EDGE_LESIONS: "false", KEEP_FLUID_LESIONS: "false", KEEP_LIVER_DENSITY_LESIONS: "false"}
 
     def __init__(self, node):
         self.node = node
@@ -110,6 +111,8 @@ class SegmentParameters:
                                                     "clean-up drops them otherwise).")
     keep_fluid_lesions = _switch(KEEP_FLUID_LESIONS, "Keep lesions of fluid density (cysts; the model's clean-up "
                                                       "drops them otherwise).")
+    keep_liver_density_lesions = _switch(KEEP_LIVER_DENSITY_LESIONS, "Keep lesions of the liver's density (the "
+                                                                      "model's clean-up drops them otherwise).")
 
     # --- helpers -------------------------------------------------------------------------------
     def _get(self, name: str) -> str:

@@ -2,9 +2,10 @@
 
 The liver keeps its largest 3-D component, less what joins it through a thin neck; lesions are kept
 only where they touch the liver, where enough of what surrounds them is liver, above a minimum
-volume and above fluid density; the lesions kept can then grow over their unsure rim inside the
-liver (`grown`: hysteresis thresholding); what the fluid and edge rules drop can be taken out of the
-liver too; the liver mask includes its lesions (the organ, as the reference masks draw it).
+volume, above fluid density and of another density than the liver; the lesions kept can then grow
+over their unsure rim inside the liver (`grown`: hysteresis thresholding); what the fluid and edge
+rules drop can be taken out of the liver too; the liver mask includes its lesions (the organ, as the
+reference masks draw it).
 
 Each lesion rule keeps or drops whole components, so the lesion mask is labelled once and every rule
 narrows one array of kept labels (`keep[label]`, `keep[0]` the background, never kept).
@@ -121,6 +122,40 @@ def median_at_least(labels: np.ndarray, keep: np.ndarray, values: np.ndarray, mi
     return keep
 
 
+# the liver a lesion is compared with: from 2 mm (past the blurred rim both share) to 6 mm around it
+CONTRAST_RING_MM = (2.0, 6.0)
+MIN_RING_VOXELS = 20  # fewer liver voxels around a lesion than this: it cannot be judged, and is kept
+
+
+def contrasting(labels: np.ndarray, keep: np.ndarray, values: np.ndarray, liver: np.ndarray,
+                spacing: tuple[float, float, float], min_contrast: float) -> np.ndarray:
+    """`keep` less the components whose median of `values` (the CT, in HU) lies within
+    `min_contrast` of both the liver around them (`liver` within `CONTRAST_RING_MM` of them) and the
+    whole liver (its median), the liver taken outside every component. A lesion shows darker or
+    brighter than the liver; a find at the liver's own density, near and far, is the model's
+    mistake. Both are asked: the liver around a lesion the model found only in part holds the rest
+    of the lesion, and a liver is not one density throughout (fat, perfusion). `spacing` is
+    (i, j, k) in mm, the arrays [k, j, i]."""
+    parenchyma = (liver > 0) & (labels == 0)
+    if not parenchyma.any():
+        return keep
+    liver_median = np.median(values[parenchyma])
+    sampling = tuple(float(s) for s in reversed(spacing))
+    inner, outer = CONTRAST_RING_MM
+    result = keep.copy()
+    for index, box in _kept_boxes(labels, keep):
+        around = _widened(box, labels.shape, spacing, outer)
+        component = labels[around] == index
+        median = np.median(values[around][component])
+        if abs(median - liver_median) >= min_contrast:
+            continue
+        distance = ndimage.distance_transform_edt(~component, sampling=sampling)
+        ring = (distance > inner) & (distance <= outer) & parenchyma[around]
+        if np.count_nonzero(ring) >= MIN_RING_VOXELS:
+            result[index] = abs(median - np.median(values[around][ring])) >= min_contrast
+    return result
+
+
 def surrounded_by(labels: np.ndarray, keep: np.ndarray, region: np.ndarray, spacing: tuple[float, float, float],
                   min_fraction: float, shell_mm: float) -> np.ndarray:
     """`keep` narrowed to the components whose surroundings (the voxels within `shell_mm` of them
@@ -229,15 +264,16 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
                 config: InferenceConfig, ct: Optional[np.ndarray] = None,
                 probability: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
     """uint8 masks [k, j, i] -> the cleaned pair; the liver returned includes the lesions. `ct` (in
-    HU, on the masks' grid) is needed by `config.min_lesion_median_hu` and
-    `config.lesion_grow_beyond_liver_mm` only, the lesion `probability`
-    by `config.lesion_grow_threshold` and `config.min_lesion_peak_probability` only.
+    HU, on the masks' grid) is needed by `config.min_lesion_median_hu`,
+    `config.min_lesion_contrast_hu` and `config.lesion_grow_beyond_liver_mm` only, the lesion
+    `probability` by `config.lesion_grow_threshold` and `config.min_lesion_peak_probability` only.
 
     Works inside the bounding box of both masks: the labelling costs follow the organ, not the scan.
     """
-    if ct is None and (config.min_lesion_median_hu is not None or
+    if ct is None and (config.min_lesion_median_hu is not None or config.min_lesion_contrast_hu is not None or
                        (growing(config) and config.lesion_grow_beyond_liver_mm > 0)):
-        raise ValueError("clean_masks needs the CT for min_lesion_median_hu and lesion_grow_beyond_liver_mm")
+        raise ValueError("clean_masks needs the CT for min_lesion_median_hu, min_lesion_contrast_hu and "
+                         "lesion_grow_beyond_liver_mm")
     if (growing(config) or config.min_lesion_peak_probability is not None) and probability is None:
         raise ValueError("clean_masks needs the lesion probability for lesion_grow_threshold "
                          "and min_lesion_peak_probability")
@@ -258,6 +294,9 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
     if config.min_lesion_peak_probability is not None:
         # an unsure find is dropped from the lesions but stays liver: the model took it for liver tissue
         keep = peak_at_least(labels, keep, probability[box], config.min_lesion_peak_probability)
+    if config.min_lesion_contrast_hu is not None:
+        # a find at the liver's own density stays liver, as an unsure one does
+        keep = contrasting(labels, keep, ct[box], liver, spacing, config.min_lesion_contrast_hu)
     judged = keep
     if config.min_lesion_median_hu is not None:
         keep = median_at_least(labels, keep, ct[box], config.min_lesion_median_hu)

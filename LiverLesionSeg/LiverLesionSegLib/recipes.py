@@ -28,23 +28,24 @@ def notebook() -> Config:
 def bundled() -> Config:
     """The bundled model's recipe: 2.5-D input (a slice and the CT 2.5 mm above and below it,
     interpolated between slices, so that the neighbours show the same anatomy at any slice spacing;
-    measured against the next slices in the README), a second look at
-    the liver's box, lesion slices drawn three times as often, synthetic lesions painted into 60 %
-    of the liver slices, stronger intensity jitter, no left-right flips (the liver has a side), a
-    longer schedule, Dice + BCE (the ablation in benchmarks/ablation.py found it better than the
-    notebook's weighted BCE + Dice + Tversky, and cross-validation at full resolution agreed), the
-    liver's box shifted in HU so the liver's median sits at 100 HU (a lesion is told by its contrast
-    to this patient's liver), unmarked masses painted beside the liver in 30 % of liver slices
-    (against a neighbouring tumour taken for a liver lesion; both measured in the README's table),
-    and clean-up (largest liver, less what it took in through a neck under 4 mm wide, lesions inside
-    it, no specks, none whose surroundings are less than 40 % liver: a mass beside the liver that
-    only touches it, and none of fluid density: a median under 20 HU, the upper bound of a simple
-    cyst, is a cyst, the gallbladder or the bowel's fluid, not a tumour; what these two rules drop
-    is taken out of the liver too), then the lesions kept grown inside the liver over their unsure
-    rim, down to a probability of 0.2 smoothed across slices by 3 mm (the model is sure of a lesion's
-    core and leaves much of its rim out; seeing one slice at a time, it is helped by its neighbours),
-    and up to 5 mm beyond the liver where what they take in there is the same tissue as their core
-    (the liver output leaves out the part of a tumour that bulges from the liver)."""
+    measured against the next slices in the README), a second look at the liver's box, lesion slices
+    drawn three times as often, synthetic lesions painted into 60 % of the liver slices, stronger
+    intensity jitter, no left-right flips (the liver has a side), a longer schedule, Dice + BCE (the
+    ablation in benchmarks/ablation.py found it better than the notebook's weighted BCE + Dice +
+    Tversky, and cross-validation at full resolution agreed), the liver's box shifted in HU so the
+    liver's median sits at 100 HU (a lesion is told by its contrast to this patient's liver),
+    unmarked masses painted beside the liver in 30 % of liver slices (against a neighbouring tumour
+    taken for a liver lesion; both measured in the README's table), and clean-up (largest liver,
+    less what it took in through a neck under 4 mm wide, lesions inside it, no specks, none whose
+    surroundings are less than 40 % liver: a mass beside the liver that only touches it, and none of
+    fluid density: a median under 20 HU, the upper bound of a simple cyst, is a cyst, the
+    gallbladder or the bowel's fluid, not a tumour; what these two rules drop is taken out of the
+    liver too; and none within 15 HU of both the liver around it and the whole liver's median: the
+    liver's own density, which stays liver), then the lesions kept grown inside the liver over their
+    unsure rim, down to a probability of 0.2 smoothed across slices by 3 mm (the model is sure of a
+    lesion's core and leaves much of its rim out; seeing one slice at a time, it is helped by its
+    neighbours), and up to 5 mm beyond the liver where what they take in there is the same tissue as
+    their core (the liver output leaves out the part of a tumour that bulges from the liver)."""
     config = Config()
     config.preprocess.context_slices = 1
     config.preprocess.context_mm = 2.5
@@ -66,6 +67,7 @@ def bundled() -> Config:
     config.inference.min_lesion_mm3 = 50.0
     config.inference.min_liver_around_lesion = 0.4
     config.inference.min_lesion_median_hu = 20.0
+    config.inference.min_lesion_contrast_hu = 15.0
     config.inference.dropped_lesions_leave_liver = True
     config.inference.lesion_grow_threshold = 0.2
     config.inference.lesion_grow_smoothing_mm = 3.0

@@ -37,13 +37,15 @@ def model_file(model: str | os.PathLike) -> Optional[Path]:
 
 def run_segmentation(volume: Volume, model: str | os.PathLike = BUNDLED, device: str = "auto",
                      lesion_threshold: Optional[float] = None, progress: Optional[Progress] = None,
-                     keep_edge_lesions: bool = False, keep_fluid_lesions: bool = False):
+                     keep_edge_lesions: bool = False, keep_fluid_lesions: bool = False,
+                     keep_liver_density_lesions: bool = False):
     """Load the model and segment `volume` with the core: returns (`infer.Segmentation`, device).
 
     A missing GPU falls back to the CPU (`model.choose_device` says so in the log), and a GPU out
     of memory to smaller batches, then the CPU (`infer.predict_stack`). `keep_edge_lesions` turns
     off the clean-up rule that drops lesions with little liver around them, `keep_fluid_lesions`
-    the one that drops lesions of fluid density.
+    the one that drops lesions of fluid density, `keep_liver_density_lesions` the one that drops
+    lesions of the liver's density.
     """
     from .infer import segment_volume
     from .memory import check_segmentation_fits
@@ -64,6 +66,8 @@ def run_segmentation(volume: Volume, model: str | os.PathLike = BUNDLED, device:
         config.min_liver_around_lesion = 0.0
     if keep_fluid_lesions:
         config.min_lesion_median_hu = None
+    if keep_liver_density_lesions:
+        config.min_lesion_contrast_hu = None
     checkpoint.config.validated(str(model))
     check_segmentation_fits(volume.shape, volume.array.itemsize, checkpoint.config.preprocess, config, volume.source)
     result = segment_volume(volume, checkpoint, config, chosen, progress)
@@ -108,13 +112,14 @@ class SegmentationJob:
 
     def __init__(self, volume: Volume, model: str | os.PathLike = BUNDLED, device: str = "auto",
                  lesion_threshold: Optional[float] = None, keep_edge_lesions: bool = False,
-                 keep_fluid_lesions: bool = False):
+                 keep_fluid_lesions: bool = False, keep_liver_density_lesions: bool = False):
         self.volume = volume
         self.model = model
         self.device = device
         self.lesion_threshold = lesion_threshold
         self.keep_edge_lesions = keep_edge_lesions
         self.keep_fluid_lesions = keep_fluid_lesions
+        self.keep_liver_density_lesions = keep_liver_density_lesions
         self.result = None
         self.device_used = None
         self.error: Optional[BaseException] = None
@@ -157,7 +162,8 @@ class SegmentationJob:
                 raise Cancelled("segmentation cancelled; nothing was written")
             self.result, self.device_used = run_segmentation(self.volume, self.model, self.device,
                                                              self.lesion_threshold, self._progress,
-                                                             self.keep_edge_lesions, self.keep_fluid_lesions)
+                                                             self.keep_edge_lesions, self.keep_fluid_lesions,
+                                                             self.keep_liver_density_lesions)
             if self.cancelled:  # cancelled after the last batch: still nothing reaches the scene
                 self.result = None
                 raise Cancelled("segmentation cancelled; nothing was written")

@@ -18,7 +18,8 @@ OPTIONS = {
     "lesion_grow_smoothing": "lesion_grow_smoothing_mm", "lesion_grow_beyond_liver": "lesion_grow_beyond_liver_mm",
     "min_lesion_peak": "min_lesion_peak_probability",
     "liver_neck": "liver_neck_mm", "min_liver_around_lesion": "min_liver_around_lesion",
-    "min_lesion_hu": "min_lesion_median_hu", "batch_size": "batch_size", "precision": "precision",
+    "min_lesion_hu": "min_lesion_median_hu", "min_lesion_contrast": "min_lesion_contrast_hu",
+    "batch_size": "batch_size", "precision": "precision",
 }
 
 
@@ -62,6 +63,10 @@ def add_parser(sub, common) -> None:
                             "the bundled model: fluid, such as a cyst or the gallbladder)")
     fluid.add_argument("--keep-fluid-lesions", action="store_true",
                        help="keep lesions of fluid density too (cysts), whatever the model's setting")
+    p.add_argument("--min-lesion-contrast", type=float, metavar="HU",
+                   help="drop lesions whose median CT value is within HU of both the liver around them and the "
+                        "whole liver: the liver's own density, not a lesion; they stay liver (default: the "
+                        "model's, 15 HU for the bundled model; 0 keeps them)")
     p.add_argument("--batch-size", type=int, help="slices per batch (lower it when memory is short)")
     p.add_argument("--tta", action="store_true", help="average with the left-right flipped prediction")
     p.add_argument("--precision", choices=["auto", "float32", "bfloat16"],

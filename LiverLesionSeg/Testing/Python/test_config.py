@@ -57,6 +57,8 @@ def test_wrong_type_is_named():
     ("inference", "liver_around_lesion_mm", 0.0, "liver_around_lesion_mm"),
     ("inference", "min_lesion_median_hu", 5000.0, "min_lesion_median_hu"),
     ("inference", "min_lesion_median_hu", float("nan"), "min_lesion_median_hu"),
+    ("inference", "min_lesion_contrast_hu", -1.0, "min_lesion_contrast_hu"),
+    ("inference", "min_lesion_contrast_hu", float("nan"), "min_lesion_contrast_hu"),
 ])
 def test_validated_refuses_settings_that_cannot_work(section, key, value, message):
     config = Config()

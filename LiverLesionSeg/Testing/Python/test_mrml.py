@@ -174,9 +174,10 @@ def test_parameters_survive_a_saved_scene(scene, tmp_path):
     probability = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "probability")
     parameters = SegmentParameters(scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode", "LiverLesionSeg"))
     assert (parameters.model, parameters.device, parameters.lesion_threshold) == ("bundled", "auto", 0.5)
-    assert parameters.keep_edge_lesions is False and parameters.keep_fluid_lesions is False  # the model's clean-up
+    # the model's clean-up
+    assert not (parameters.keep_edge_lesions or parameters.keep_fluid_lesions or parameters.keep_liver_density_lesions)
     assert parameters.output_segmentation is None  # default: create a new segmentation
-    parameters.keep_edge_lesions = parameters.keep_fluid_lesions = True
+    parameters.keep_edge_lesions = parameters.keep_fluid_lesions = parameters.keep_liver_density_lesions = True
     parameters.input_volume, parameters.output_segmentation, parameters.probability_volume = volume, output, probability
     parameters.model, parameters.device, parameters.lesion_threshold = "/models/run/model.safetensors", "cuda", 0.35
     with pytest.raises(ValueError):
@@ -196,6 +197,7 @@ def test_parameters_survive_a_saved_scene(scene, tmp_path):
     assert restored.probability_volume.GetName() == "probability"
     assert (restored.model, restored.device, restored.lesion_threshold) == ("/models/run/model.safetensors", "cuda", 0.35)
     assert restored.keep_edge_lesions is True and restored.keep_fluid_lesions is True
+    assert restored.keep_liver_density_lesions is True
     restored.output_segmentation = None
     assert restored.output_segmentation is None
 
@@ -243,13 +245,14 @@ def test_segmentation_job_logs_how_long_each_stage_took(case, model_path):
     assert set(result.timings) == {"load model", "preprocess", "model", "postprocess"}
 
 
-@pytest.mark.parametrize("option", ["keep_edge_lesions", "keep_fluid_lesions"])
-def test_keeping_edge_or_fluid_lesions_turns_that_clean_up_rule_off(data_dir, tmp_path, option):
-    """The panel's "Keep lesions at the liver's edge" and "Keep lesions of fluid density": the bundled
-    model's clean-up drops a lesion of RadCTTACEomics_0697 of fluid density, and its weights with the
-    rule on the liver around a lesion at 60 % (not 40 %) drop one with little liver around it; with
-    either box ticked the segment keeps that one (the lesion the first rule drops is fluid too: fluid
-    lesions are kept in both runs there)."""
+@pytest.mark.parametrize("option", ["keep_edge_lesions", "keep_fluid_lesions", "keep_liver_density_lesions"])
+def test_keeping_edge_fluid_or_liver_density_lesions_turns_that_clean_up_rule_off(data_dir, tmp_path, option):
+    """The panel's "Keep lesions at the liver's edge", "Keep lesions of fluid density" and "Keep
+    lesions of liver density": the bundled model's clean-up drops a lesion of RadCTTACEomics_0697 of
+    fluid density and one of its liver's density, and its weights with the rule on the liver around a
+    lesion at 60 % (not 40 %) drop one with little liver around it; with the box ticked the segment
+    keeps that one (the lesion the first rule drops is fluid too: fluid lesions are kept in both runs
+    there)."""
     from LiverLesionSegLib.checkpoint import load_checkpoint, save_checkpoint
     from LiverLesionSegLib.io.cases import read_input_volume
     from LiverLesionSegLib.resources import bundled_model_path

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from LiverLesionSegLib.config import InferenceConfig
-from LiverLesionSegLib.masks import bounding_box
-from LiverLesionSegLib.postprocess import (clean_masks, components_surrounded_by, components_with_median_at_least, grown,
-                                          near, without_necks)
+from LiverLesionSegLib.masks import bounding_box, label_components
+from LiverLesionSegLib.postprocess import (clean_masks, components_surrounded_by, components_with_median_at_least,
+                                          contrasting, grown, near, without_necks)
 
 SPACING = (1.0, 1.0, 2.0)  # (i, j, k) mm
 
@@ -234,6 +234,74 @@ def test_clean_masks_drops_lesions_the_model_was_never_sure_of_and_keeps_them_as
     assert np.array_equal(clean_masks(liver, seeds, SPACING, off)[1], seeds)
     with pytest.raises(ValueError, match="lesion probability"):
         clean_masks(liver, seeds, SPACING, config)
+
+
+def liver_with_a_brighter_part():
+    """A liver block at 100 HU with a quarter enhancing to 140 HU (a liver is not one density: fat,
+    perfusion), with noise, and four lesion finds (centre: HU): one at the density of the liver
+    around it and of the whole liver; one at the whole liver's density but 40 HU darker than the
+    bright part around it; one 40 HU darker than both; and the 130 HU core of a lesion whose rest,
+    out to 8 mm around the find, the model left out, in the 100 HU part."""
+    liver, _, _ = liver_and_two_masses()
+    ct = np.where(liver > 0, 100, -1000).astype(np.int16)
+    bright = np.zeros_like(liver)
+    bright[:, 40:70, 40:70] = liver[:, 40:70, 40:70]
+    ct[bright > 0] = 140
+    ct[ball(liver.shape, (15, 25, 52), 13) > 0] = 128  # the lesion, of which the model found the core
+    rng = np.random.default_rng(0)
+    ct = (ct + rng.normal(0, 8, ct.shape).round()).astype(np.int16)
+    finds = {(15, 25, 25): 103, (15, 55, 55): 100, (15, 55, 25): 60, (15, 25, 52): 130}
+    masks = {centre: ball(liver.shape, centre, 5) for centre in finds}
+    for centre, hu in finds.items():
+        ct[masks[centre] > 0] = hu + rng.normal(0, 8, masks[centre].sum()).round()
+    return liver, ct, masks
+
+
+def test_a_find_at_the_liver_density_near_and_far_is_dropped_and_a_contrasting_lesion_kept():
+    """Only the find at the density of both the liver around it and the whole liver is dropped: one
+    at the whole liver's density is kept for the brighter liver around it, the core of a lesion
+    whose rest surrounds it for its distance from the whole liver's density."""
+    liver, ct, masks = liver_with_a_brighter_part()
+    finds = np.maximum.reduce(list(masks.values()))
+    labels, count = label_components(finds)
+    assert count == 4
+    every = np.r_[False, np.ones(count, bool)]
+    kept = contrasting(labels, every, ct, liver, SPACING, 15.0)[labels]
+    assert np.array_equal(kept, finds.astype(bool) & (masks[(15, 25, 25)] == 0))
+    # at 0 HU every find is kept; with no liver around or in the scan nothing can be judged: kept
+    assert contrasting(labels, every, ct, liver, SPACING, 0.0)[1:].all()
+    assert contrasting(labels, every, ct, np.zeros_like(liver), SPACING, 15.0)[1:].all()
+
+
+def test_the_liver_around_a_find_skips_its_blurred_rim():
+    """The first 2 mm around a find share its blur. In a thin part of the liver (3 mm around it)
+    that rim is most of the liver there: were it counted, a lesion 30 HU darker than the liver
+    around it would be compared with its own blurred edge. (The rest of this liver, far away, is at
+    the lesion's density, so the liver around it decides.)"""
+    shape = (30, 60, 120)
+    liver = ball(shape, (15, 30, 30), 8)
+    liver[5:25, 10:50, 60:110] = 1
+    find = ball(shape, (15, 30, 30), 5)
+    rim = ball(shape, (15, 30, 30), 6.8) & ~find.astype(bool)
+    assert rim.sum() > (ball(shape, (15, 30, 30), 8) & ~ball(shape, (15, 30, 30), 6.8).astype(bool)).sum()
+    far = np.zeros_like(liver)
+    far[5:25, 10:50, 60:110] = 1
+    labels, _ = label_components(find)
+    ct = ct_of(liver, (far, 70), (rim, 70), (find, 70))
+    assert contrasting(labels, np.r_[False, True], ct, liver, SPACING, 15.0)[1]
+
+
+def test_clean_masks_drops_finds_at_the_liver_density_and_keeps_them_as_liver():
+    liver, ct, masks = liver_with_a_brighter_part()
+    finds = np.maximum.reduce(list(masks.values()))
+    config = dataclasses.replace(InferenceConfig(), min_lesion_contrast_hu=15.0, dropped_lesions_leave_liver=True)
+    out_liver, out_lesion = clean_masks(liver, finds, SPACING, config, ct)
+    assert np.array_equal(out_lesion > 0, finds.astype(bool) & (masks[(15, 25, 25)] == 0))
+    assert np.array_equal(out_liver, liver)  # what the rule drops is the liver's tissue: it stays liver
+    off = dataclasses.replace(config, min_lesion_contrast_hu=None)
+    assert np.array_equal(clean_masks(liver, finds, SPACING, off, ct)[1], finds)
+    with pytest.raises(ValueError, match="needs the CT"):
+        clean_masks(liver, finds, SPACING, config)
 
 
 def liver_with_bowel_through_a_neck():
