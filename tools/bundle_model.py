@@ -203,6 +203,12 @@ def render(card: dict, config) -> str:
         "lesion there that does not touch the liver left; the liver's sharpest edges and corners lose "
         "up to about 1.5 mm (one or two voxels). `segment --liver-neck 0` turns it off."
         if config.inference.liver_neck_mm > 0 else None,
+        f"- The liver's edge is moved, within {config.inference.liver_edge_mm:g} mm of the network's, to where "
+        "the CT is of the liver's density: where an organ of about the liver's density touches it (the "
+        "heart, the stomach wall, a muscle), the liver can take in up to that much of it; on its own "
+        "training cases, whose edge the network had learned, the liver Dice moved both ways (-0.005 to "
+        "+0.015). `segment --liver-edge 0` turns it off."
+        if config.inference.liver_edge_mm > 0 else None,
         "- Thick slices (about 5 mm): on the 3D-IRCADb cases re-sliced to 4.8 mm, lesions were found as at "
         "1.6 mm, but the false lesion on 3Dircadb1.7 grew for every training seed (39, 25 and 51 mL at "
         "1.6 mm; 533, 47 and 133 mL at 4.8 mm, the first with the mass beside its liver taken in)."
@@ -294,7 +300,10 @@ def benchmark_text(benchmark: dict) -> str:
         "lesions in RadCTTACEomics_1211, hepatocellular carcinoma 27 HU brighter than its liver, were "
         "dropped, and in cross-validation the per-case lesion Dice was 0.344 and the false lesion 21.7 mL), "
         "and a liver is not one density throughout (judged against the whole liver alone: 0.335 and 23.9 mL, "
-        "as with both, and a global lesion Dice of 0.625 against 0.587).")
+        "as with both, and a global lesion Dice of 0.625 against 0.587). Moving the liver's edge, within "
+        "2 mm of the network's, to where the CT (smoothed by 1 mm in the slice) is of the liver's density "
+        "raised the mean liver Dice from 0.925 to 0.935 (3Dircadb1.7 0.908 to 0.924), no patient's falling, "
+        "and on the two other seeds' 3D-IRCADb folds from 0.935 to 0.948 and 0.926 to 0.939.")
 
 
 def _false_lesion_ml(card: dict) -> str:

@@ -139,6 +139,11 @@ class InferenceConfig:
     # with largest_liver_component: what joins the liver only through a neck thinner than twice this
     # (mm) is cut off: the bowel or the veins the liver output took in at its edge. 0: off.
     liver_neck_mm: float = 0.0
+    # the liver's surface follows the CT within this distance (mm) of the liver output's: outside it,
+    # voxels of the liver's own density (within the 5th to 95th percentile of the liver output's CT
+    # values, lesions left out) join the liver; inside it, voxels not of that density (lesions aside)
+    # leave it. The network sees the liver at about 1.5 mm a pixel. 0: off.
+    liver_edge_mm: float = 0.0
     lesions_inside_liver: bool = True
     min_lesion_mm3: float = 0.0  # lesion components smaller than this are dropped
     # lesion components whose highest lesion probability is below this are dropped (the model found
@@ -222,6 +227,8 @@ class Config:
              "inference.lesion_grow_threshold must be None (off) or lie in (0, 1]"),
             (i.liver_neck_mm >= 0, "inference.liver_neck_mm must be 0 (off) or more"),
             (i.lesion_grow_smoothing_mm >= 0, "inference.lesion_grow_smoothing_mm must be 0 (off) or more"),
+            (math.isfinite(i.liver_edge_mm) and 0 <= i.liver_edge_mm <= 20,
+             "inference.liver_edge_mm must be between 0 and 20 mm"),
             (math.isfinite(i.lesion_grow_beyond_liver_mm) and i.lesion_grow_beyond_liver_mm >= 0,
              "inference.lesion_grow_beyond_liver_mm must be 0 (inside the liver only) or more"),
             (math.isfinite(i.lesion_beyond_liver_hu_tolerance) and i.lesion_beyond_liver_hu_tolerance >= 0,

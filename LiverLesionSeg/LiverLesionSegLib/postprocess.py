@@ -4,7 +4,8 @@ The liver keeps its largest 3-D component, less what joins it through a thin nec
 only where they touch the liver, where enough of what surrounds them is liver, above a minimum
 volume, above fluid density and of another density than the liver; the lesions kept can then grow
 over their unsure rim inside the liver (`grown`: hysteresis thresholding); what the fluid and edge
-rules drop can be taken out of the liver too; the liver mask includes its lesions (the organ, as the
+rules drop can be taken out of the liver too; the liver's edge can then move, within a few mm, to
+where the CT is of the liver's density; the liver mask includes its lesions (the organ, as the
 reference masks draw it).
 
 Each lesion rule keeps or drops whole components, so the lesion mask is labelled once and every rule
@@ -60,6 +61,33 @@ def without_necks(mask: np.ndarray, spacing: tuple[float, float, float], radius_
     out = np.zeros_like(mask)
     out[box] = ((mask[box] > 0) & ndimage.binary_dilation(core, ball)).astype(mask.dtype)
     return out
+
+
+LIVER_DENSITY_PERCENTILES = (5.0, 95.0)  # the CT values taken for the liver's own density
+EDGE_SMOOTHING_MM = 1.0  # the in-plane Gaussian the CT is smoothed by before the edge follows it
+
+
+def with_edge_on_the_ct(liver: np.ndarray, lesion: np.ndarray, ct: np.ndarray, spacing: tuple[float, float, float],
+                        band_mm: float) -> np.ndarray:
+    """`liver` with its surface moved to follow the CT within `band_mm` of it: voxels just outside
+    it of the liver's own density (the `LIVER_DENSITY_PERCENTILES` of its CT values, `lesion` left
+    out) join it, voxels just inside it of another density (not `lesion`) leave it. The network
+    draws the liver at its own coarse resolution; the CT shows where its edge is. `spacing` is
+    (i, j, k) in mm, the arrays [k, j, i]."""
+    inside = liver > 0
+    parenchyma = inside & (lesion == 0)
+    if band_mm <= 0 or not parenchyma.any():
+        return liver
+    low, high = np.percentile(ct[parenchyma], LIVER_DENSITY_PERCENTILES)
+    # each voxel judged with its neighbours in the slice: a lone voxel of noise moves no edge
+    sigma = [0.0] + [EDGE_SMOOTHING_MM / float(s) for s in reversed(spacing[:2])]
+    smoothed = ndimage.gaussian_filter(ct.astype(np.float32), sigma)
+    of_liver_density = (smoothed >= low) & (smoothed <= high)
+    ball = _ball(tuple(float(s) for s in reversed(spacing)), band_mm)
+    outer_band = ndimage.binary_dilation(inside, ball) & ~inside
+    inner_band = inside & ~ndimage.binary_erosion(inside, ball, border_value=1)
+    refined = (inside | (outer_band & of_liver_density)) & ~(inner_band & ~of_liver_density & (lesion == 0))
+    return refined.astype(liver.dtype)
 
 
 def _ball(sampling: tuple[float, ...], radius_mm: float) -> np.ndarray:
@@ -271,15 +299,16 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
     Works inside the bounding box of both masks: the labelling costs follow the organ, not the scan.
     """
     if ct is None and (config.min_lesion_median_hu is not None or config.min_lesion_contrast_hu is not None or
-                       (growing(config) and config.lesion_grow_beyond_liver_mm > 0)):
-        raise ValueError("clean_masks needs the CT for min_lesion_median_hu, min_lesion_contrast_hu and "
-                         "lesion_grow_beyond_liver_mm")
+                       config.liver_edge_mm > 0 or (growing(config) and config.lesion_grow_beyond_liver_mm > 0)):
+        raise ValueError("clean_masks needs the CT for min_lesion_median_hu, min_lesion_contrast_hu, "
+                         "liver_edge_mm and lesion_grow_beyond_liver_mm")
     if (growing(config) or config.min_lesion_peak_probability is not None) and probability is None:
         raise ValueError("clean_masks needs the lesion probability for lesion_grow_threshold "
                          "and min_lesion_peak_probability")
     box = bounding_box(np.maximum(liver, lesion))
-    if box is not None and growing(config) and config.lesion_grow_beyond_liver_mm > 0:
-        box = _widened(box, liver.shape, spacing, config.lesion_grow_beyond_liver_mm)
+    reach = max(config.lesion_grow_beyond_liver_mm if growing(config) else 0.0, config.liver_edge_mm)
+    if box is not None and reach > 0:  # room for what grows beyond the liver output
+        box = _widened(box, liver.shape, spacing, reach)
     # np.zeros, not zeros_like: untouched pages outside the box then cost no memory
     out_liver, out_lesion = np.zeros(liver.shape, liver.dtype), np.zeros(lesion.shape, lesion.dtype)
     if box is None:
@@ -323,5 +352,9 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
             lesion = _kept(lesion_labels, touching(lesion_labels, _all(lesion_count), liver), lesion.dtype)
             liver = np.maximum(liver, lesion)
         lesion = lesion & liver
+    if config.liver_edge_mm > 0:
+        liver = with_edge_on_the_ct(liver, lesion, ct[box], spacing, config.liver_edge_mm)
+        if config.largest_liver_component:
+            liver = np.maximum(largest_component(liver), lesion)  # a piece the band cut off goes
     out_liver[box], out_lesion[box] = liver, lesion
     return out_liver, out_lesion

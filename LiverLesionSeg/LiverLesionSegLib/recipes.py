@@ -36,16 +36,17 @@ def bundled() -> Config:
     liver's median sits at 100 HU (a lesion is told by its contrast to this patient's liver),
     unmarked masses painted beside the liver in 30 % of liver slices (against a neighbouring tumour
     taken for a liver lesion; both measured in the README's table), and clean-up (largest liver,
-    less what it took in through a neck under 4 mm wide, lesions inside it, no specks, none whose
-    surroundings are less than 40 % liver: a mass beside the liver that only touches it, and none of
-    fluid density: a median under 20 HU, the upper bound of a simple cyst, is a cyst, the
-    gallbladder or the bowel's fluid, not a tumour; what these two rules drop is taken out of the
-    liver too; and none within 15 HU of both the liver around it and the whole liver's median: the
-    liver's own density, which stays liver), then the lesions kept grown inside the liver over their
-    unsure rim, down to a probability of 0.2 smoothed across slices by 3 mm (the model is sure of a
-    lesion's core and leaves much of its rim out; seeing one slice at a time, it is helped by its
-    neighbours), and up to 5 mm beyond the liver where what they take in there is the same tissue as
-    their core (the liver output leaves out the part of a tumour that bulges from the liver)."""
+    less what it took in through a neck under 4 mm wide, its edge moved within 2 mm to where the CT
+    is of its density, lesions inside it, no specks, none whose surroundings are less than 40 %
+    liver: a mass beside the liver that only touches it, and none of fluid density: a median under
+    20 HU, the upper bound of a simple cyst, is a cyst, the gallbladder or the bowel's fluid, not a
+    tumour; what these two rules drop is taken out of the liver too; and none within 15 HU of both
+    the liver around it and the whole liver's median: the liver's own density, which stays liver),
+    then the lesions kept grown inside the liver over their unsure rim, down to a probability of 0.2
+    smoothed across slices by 3 mm (the model is sure of a lesion's core and leaves much of its rim
+    out; seeing one slice at a time, it is helped by its neighbours), and up to 5 mm beyond the
+    liver where what they take in there is the same tissue as their core (the liver output leaves
+    out the part of a tumour that bulges from the liver)."""
     config = Config()
     config.preprocess.context_slices = 1
     config.preprocess.context_mm = 2.5
@@ -63,6 +64,7 @@ def bundled() -> Config:
     config.train.max_slices_per_epoch = 600  # about 20 s an epoch on two CPU cores
     config.inference.largest_liver_component = True
     config.inference.liver_neck_mm = 2.0
+    config.inference.liver_edge_mm = 2.0
     config.inference.lesions_inside_liver = True
     config.inference.min_lesion_mm3 = 50.0
     config.inference.min_liver_around_lesion = 0.4

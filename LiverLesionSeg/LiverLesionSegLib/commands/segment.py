@@ -17,7 +17,8 @@ OPTIONS = {
     "lesion_threshold": "lesion_threshold", "lesion_grow_threshold": "lesion_grow_threshold",
     "lesion_grow_smoothing": "lesion_grow_smoothing_mm", "lesion_grow_beyond_liver": "lesion_grow_beyond_liver_mm",
     "min_lesion_peak": "min_lesion_peak_probability",
-    "liver_neck": "liver_neck_mm", "min_liver_around_lesion": "min_liver_around_lesion",
+    "liver_neck": "liver_neck_mm", "liver_edge": "liver_edge_mm",
+    "min_liver_around_lesion": "min_liver_around_lesion",
     "min_lesion_hu": "min_lesion_median_hu", "min_lesion_contrast": "min_lesion_contrast_hu",
     "batch_size": "batch_size", "precision": "precision",
 }
@@ -54,6 +55,9 @@ def add_parser(sub, common) -> None:
     p.add_argument("--liver-neck", type=float, metavar="MM",
                    help="cut off what joins the liver only through a neck thinner than twice MM (default: the "
                         "model's; 0 turns it off)")
+    p.add_argument("--liver-edge", type=float, metavar="MM",
+                   help="move the liver's edge, within MM of the network's, to where the CT is of the liver's "
+                        "density (default: the model's, 2 mm for the bundled model; 0 turns it off)")
     p.add_argument("--min-liver-around-lesion", type=float, metavar="SHARE",
                    help="drop lesions with less than this share of liver around them (default: the model's; "
                         "0 keeps every lesion that touches the liver, for one that bulges out of it)")

@@ -155,7 +155,7 @@ def test_lesion_growth_and_its_smoothing_can_be_turned_off(data_dir, tmp_path):
     `--lesion-grow-threshold 1` not at all: the lesions are then their sure cores only, each inside
     a grown lesion either way. Only the lesions change; the liver holds them all."""
     case = str(data_dir / "tace" / "RadCTTACEomics_0697")
-    labels = {name: segmented(case, tmp_path, *option)
+    labels = {name: segmented(case, tmp_path, "--liver-edge", "0", *option)  # the liver as the network drew it
               for name, option in (("smoothed", []), ("as is", ["--lesion-grow-smoothing", "0"]),
                                    ("cores", ["--lesion-grow-threshold", "1"]))}
     lesions = {name: label == 2 for name, label in labels.items()}
@@ -197,13 +197,37 @@ def test_what_joins_the_liver_through_a_thin_neck_can_be_cut_off(data_dir, tmp_p
     assert np.array_equal(labels["0"] == 2, labels["2"] == 2)
 
 
+def test_the_liver_edge_follows_the_ct_within_two_millimetres(data_dir, tmp_path, capsys):
+    """The bundled model moves the liver's edge, within 2 mm of the network's, to where the CT is of
+    the liver's density; `--liver-edge 0` turns that off. What it adds lies within 2 mm of the liver
+    it had and is of the liver's density, what it takes away within 2 mm inside it; the lesions do
+    not change. A negative distance is refused."""
+    case_dir = data_dir / "ircadb" / "3Dircadb1.1"
+    volume = read_input_volume(case_dir)
+    labels = {mm: segmented(case_dir, tmp_path, "--liver-edge", mm) for mm in ("0", "2")}
+    before, after = labels["0"] > 0, labels["2"] > 0
+    assert np.array_equal(labels["0"] == 2, labels["2"] == 2)
+    added, removed = after & ~before, before & ~after
+    assert added.any() and removed.any()
+    distance = ndimage.distance_transform_edt(~before, sampling=volume.spacing[::-1])
+    assert distance[added].max() <= 2.0
+    parenchyma = volume.array[before & (labels["0"] != 2)]
+    low, high = np.percentile(parenchyma, (5, 95))
+    assert low - 30 < np.median(volume.array[added]) < high + 30
+    # what it takes away lies within 2 mm inside the liver it had, but for pieces the band cut off
+    depth = ndimage.distance_transform_edt(before, sampling=volume.spacing[::-1])
+    assert np.mean(depth[removed] <= 2.0) > 0.95
+    assert_refused(case_dir, tmp_path, capsys, ["--liver-edge", "-1"], "liver_edge_mm must be between 0 and 20")
+
+
 def test_lesions_can_grow_beyond_the_liver_over_their_own_tissue(data_dir, tmp_path, capsys):
     """`--lesion-grow-beyond-liver MM`: the lesions kept also take in the part of them that the liver
     output left out, within MM of the liver, where it is the same tissue as their core; that part
     becomes liver. 0 keeps them inside the liver; a negative distance is refused in one line."""
     case_dir = data_dir / "ircadb" / "3Dircadb1.1"
     ct = read_input_volume(case_dir).array
-    labels = {mm: segmented(case_dir, tmp_path, "--lesion-grow-beyond-liver", mm) for mm in ("0", "5")}
+    labels = {mm: segmented(case_dir, tmp_path, "--lesion-grow-beyond-liver", mm, "--liver-edge", "0")
+              for mm in ("0", "5")}  # the liver's edge as the network drew it: the growth alone moves it
     inside, beyond = labels["0"], labels["5"]
     added = (beyond == 2) & (inside != 2)
     assert added.sum() > 1000 and not ((inside == 2) & (beyond != 2)).any()

@@ -58,6 +58,8 @@ def test_wrong_type_is_named():
     ("inference", "min_lesion_median_hu", 5000.0, "min_lesion_median_hu"),
     ("inference", "min_lesion_median_hu", float("nan"), "min_lesion_median_hu"),
     ("inference", "min_lesion_contrast_hu", -1.0, "min_lesion_contrast_hu"),
+    ("inference", "liver_edge_mm", -1.0, "liver_edge_mm"),
+    ("inference", "liver_edge_mm", float("inf"), "liver_edge_mm"),
     ("inference", "min_lesion_contrast_hu", float("nan"), "min_lesion_contrast_hu"),
 ])
 def test_validated_refuses_settings_that_cannot_work(section, key, value, message):

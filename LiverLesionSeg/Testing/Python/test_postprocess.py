@@ -9,7 +9,7 @@ import pytest
 from LiverLesionSegLib.config import InferenceConfig
 from LiverLesionSegLib.masks import bounding_box, label_components
 from LiverLesionSegLib.postprocess import (clean_masks, components_surrounded_by, components_with_median_at_least,
-                                          contrasting, grown, near, without_necks)
+                                          contrasting, grown, near, with_edge_on_the_ct, without_necks)
 
 SPACING = (1.0, 1.0, 2.0)  # (i, j, k) mm
 
@@ -302,6 +302,57 @@ def test_clean_masks_drops_finds_at_the_liver_density_and_keeps_them_as_liver():
     assert np.array_equal(clean_masks(liver, finds, SPACING, off, ct)[1], finds)
     with pytest.raises(ValueError, match="needs the CT"):
         clean_masks(liver, finds, SPACING, config)
+
+
+def liver_drawn_off_its_edge():
+    """A liver block at 100 HU (noise 10 HU) in fat, with a 60 HU organ touching its right face, and
+    the network's liver: 2 mm short of its left face, 1 mm into the fat beyond its front face, 5 mm
+    short of its back face. A lesion of 40 HU at its right face."""
+    shape = (30, 80, 120)
+    true_liver = np.zeros(shape, np.uint8)
+    true_liver[5:25, 10:70, 10:70] = 1
+    organ = np.zeros(shape, np.uint8)
+    organ[5:25, 10:70, 70:100] = 1
+    lesion = np.zeros(shape, np.uint8)
+    lesion[12:18, 30:40, 62:70] = 1
+    ct = np.full(shape, -100.0)
+    ct[true_liver > 0], ct[organ > 0], ct[lesion > 0] = 100, 60, 40
+    ct = (ct + np.random.default_rng(0).normal(0, 10, shape)).astype(np.float32)
+    output = np.zeros(shape, np.uint8)
+    output[5:25, 9:65, 12:70] = 1
+    return true_liver, organ, lesion, ct, output
+
+
+def test_the_liver_edge_follows_the_ct_within_the_band_only():
+    """Within 2 mm of the network's liver, the edge moves to where the CT is of the liver's density:
+    the liver the output missed is taken in (but for its last voxel against the fat, blurred with it
+    by the 1 mm smoothing), the fat it took in left out; the noise (10 HU, a tenth of the liver's
+    voxels outside its 5th to 95th percentiles) moves no voxel, thanks to that smoothing."""
+    true_liver, organ, lesion, ct, output = liver_drawn_off_its_edge()
+    refined = with_edge_on_the_ct(output, lesion, ct, SPACING, 2.0) > 0
+    # the output missed the left face's 2 mm: taken in, the voxel next to the one blurred with the fat
+    # almost all (the smoothing's tail reaches the fat)
+    assert refined[6:24, 12:60, 11].mean() > 0.95 and not refined[:, :, 10].all()
+    assert not refined[:, 9, :].any()  # the fat the output took in at the front: left out
+    assert refined[6:24, 65:67, 15:60].all()  # 5 mm missed at the back: the band's 2 mm taken in...
+    assert not refined[:, 67:70, :].any()  # ...not more
+    assert not (refined & (organ > 0)).any()  # the touching organ is of another density
+    assert refined[lesion > 0].all()  # a lesion, of another density, stays
+    assert refined[6:24, 12:60, 12:14].all()  # noise makes no hole in the band inside the liver
+    assert np.array_equal(refined[8:22, 20:55, 20:60], output[8:22, 20:55, 20:60] > 0)  # beyond the band
+    assert np.array_equal(with_edge_on_the_ct(output, lesion, ct, SPACING, 0.0), output)
+
+
+def test_clean_masks_moves_the_liver_edge_only_when_set_and_needs_the_ct():
+    true_liver, organ, lesion, ct, output = liver_drawn_off_its_edge()
+    config = dataclasses.replace(InferenceConfig(), liver_edge_mm=2.0)
+    liver, kept_lesion = clean_masks(output, lesion, SPACING, config, ct)
+    dice = lambda a, b: 2 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b))  # noqa: E731
+    assert dice(liver > 0, true_liver > 0) > dice(output > 0, true_liver > 0)
+    assert np.array_equal(kept_lesion, lesion) and (liver[lesion > 0] > 0).all()
+    assert np.array_equal(clean_masks(output, lesion, SPACING, InferenceConfig(), ct)[0], np.maximum(output, lesion))
+    with pytest.raises(ValueError, match="needs the CT"):
+        clean_masks(output, lesion, SPACING, config)
 
 
 def liver_with_bowel_through_a_neck():
