@@ -16,6 +16,12 @@ def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return ndimage.label(mask, structure=CONNECTIVITY_26)
 
 
+def array_sampling(spacing: tuple[float, float, float]) -> tuple[float, float, float]:
+    """A volume's spacing (i, j, k) in mm as the mm per voxel along its array's axes [k, j, i]
+    (scipy's `sampling`)."""
+    return tuple(float(s) for s in reversed(spacing))
+
+
 def bounding_box(mask: np.ndarray) -> Optional[tuple[slice, ...]]:
     """Slices of the smallest box holding every set voxel, None for an empty mask."""
     box = [slice(None)] * mask.ndim

@@ -44,7 +44,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from .errors import GeometryError
-from .masks import bounding_box, label_components
+from .masks import array_sampling, bounding_box, label_components
 
 
 RULES = {
@@ -368,4 +368,4 @@ def _sampling(spacing: Sequence[float]) -> np.ndarray:
     spacing = np.asarray(spacing, dtype=float)
     if spacing.shape != (3,) or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
         raise GeometryError(f"voxel spacing {tuple(spacing.tolist())} is not three positive numbers")
-    return spacing[::-1]
+    return np.asarray(array_sampling(spacing))

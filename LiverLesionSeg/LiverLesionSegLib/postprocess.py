@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from .config import InferenceConfig
-from .masks import bounding_box, label_components
+from .masks import array_sampling, bounding_box, label_components
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -51,7 +51,7 @@ def without_necks(mask: np.ndarray, spacing: tuple[float, float, float], radius_
     box = bounding_box(mask > 0)
     if box is None:
         return mask
-    ball = _ball(tuple(float(s) for s in reversed(spacing)), radius_mm)
+    ball = _ball(array_sampling(spacing), radius_mm)
     # within the mask's bounding box, border_value 1: where the mask meets the box's faces it is cut
     # by the scan's edge, or its farthest point, not a surface to be eroded
     core = ndimage.binary_erosion(mask[box] > 0, ball, border_value=1)
@@ -80,10 +80,10 @@ def with_edge_on_the_ct(liver: np.ndarray, lesion: np.ndarray, ct: np.ndarray, s
         return liver
     low, high = np.percentile(ct[parenchyma], LIVER_DENSITY_PERCENTILES)
     # each voxel judged with its neighbours in the slice: a lone voxel of noise moves no edge
-    sigma = [0.0] + [EDGE_SMOOTHING_MM / float(s) for s in reversed(spacing[:2])]
+    sigma = [0.0] + [EDGE_SMOOTHING_MM / s for s in array_sampling(spacing)[1:]]
     smoothed = ndimage.gaussian_filter(ct.astype(np.float32), sigma)
     of_liver_density = (smoothed >= low) & (smoothed <= high)
-    ball = _ball(tuple(float(s) for s in reversed(spacing)), band_mm)
+    ball = _ball(array_sampling(spacing), band_mm)
     outer_band = ndimage.binary_dilation(inside, ball) & ~inside
     inner_band = inside & ~ndimage.binary_erosion(inside, ball, border_value=1)
     refined = (inside | (outer_band & of_liver_density)) & ~(inner_band & ~of_liver_density & (lesion == 0))
@@ -168,7 +168,7 @@ def contrasting(labels: np.ndarray, keep: np.ndarray, values: np.ndarray, liver:
     if not parenchyma.any():
         return keep
     liver_median = np.median(values[parenchyma])
-    sampling = tuple(float(s) for s in reversed(spacing))
+    sampling = array_sampling(spacing)
     inner, outer = CONTRAST_RING_MM
     result = keep.copy()
     for index, box in _kept_boxes(labels, keep):
@@ -190,7 +190,7 @@ def surrounded_by(labels: np.ndarray, keep: np.ndarray, region: np.ndarray, spac
     that are in no kept component) are at least `min_fraction` in `region`. A liver lesion sits in
     the liver; a mass beside it (a kidney or adrenal tumour, the bowel) touches the liver on one side
     only. `spacing` is (i, j, k) in mm, the arrays [k, j, i]."""
-    sampling = tuple(float(s) for s in reversed(spacing))
+    sampling = array_sampling(spacing)
     result = keep.copy()
     for index, box in _kept_boxes(labels, keep):
         grown = _widened(box, labels.shape, spacing, shell_mm)
@@ -237,7 +237,7 @@ def near(mask: np.ndarray, candidates: np.ndarray, spacing: tuple[float, float, 
     result = mask > 0
     if mm <= 0:
         return result
-    sampling = tuple(float(s) for s in reversed(spacing))
+    sampling = array_sampling(spacing)
     outside = candidates & ~result
     labels, count = label_components(outside)
     for index, box in _kept_boxes(labels, _all(count)):
@@ -253,7 +253,7 @@ def _widened(box: tuple[slice, ...], shape: tuple[int, ...], spacing: tuple[floa
              mm: float) -> tuple[slice, ...]:
     """`box` grown by `mm` on every side, within an array of `shape`; `spacing` is (i, j, k) in mm,
     the array [k, j, i]."""
-    reach = [int(np.ceil(mm / float(s))) for s in reversed(spacing)]
+    reach = [int(np.ceil(mm / s)) for s in array_sampling(spacing)]
     return tuple(slice(max(0, b.start - r), min(n, b.stop + r)) for b, r, n in zip(box, reach, shape))
 
 
@@ -293,7 +293,8 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
                 probability: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
     """uint8 masks [k, j, i] -> the cleaned pair; the liver returned includes the lesions. `ct` (in
     HU, on the masks' grid) is needed by `config.min_lesion_median_hu`,
-    `config.min_lesion_contrast_hu` and `config.lesion_grow_beyond_liver_mm` only, the lesion
+    `config.min_lesion_contrast_hu`, `config.liver_edge_mm` and `config.lesion_grow_beyond_liver_mm`
+    only, the lesion
     `probability` by `config.lesion_grow_threshold` and `config.min_lesion_peak_probability` only.
 
     Works inside the bounding box of both masks: the labelling costs follow the organ, not the scan.
@@ -307,7 +308,7 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
                          "and min_lesion_peak_probability")
     box = bounding_box(np.maximum(liver, lesion))
     reach = max(config.lesion_grow_beyond_liver_mm if growing(config) else 0.0, config.liver_edge_mm)
-    if box is not None and reach > 0:  # room for what grows beyond the liver output
+    if box is not None and reach > 0:  # room for what grows beyond the liver output, and its edge band
         box = _widened(box, liver.shape, spacing, reach)
     # np.zeros, not zeros_like: untouched pages outside the box then cost no memory
     out_liver, out_lesion = np.zeros(liver.shape, liver.dtype), np.zeros(lesion.shape, lesion.dtype)
