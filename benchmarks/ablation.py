@@ -166,6 +166,11 @@ def _thick_slices(thickness_mm: float) -> Callable[[Config], None]:
     return change
 
 
+def _mirrored(c: Config) -> None:
+    c.augment.mirrored_lesions = 0.4
+    c.inference.lesion_grow_max_mm = 6.0
+
+
 def _lesion_threshold(threshold: float) -> Callable[[Config], None]:
     def change(c: Config) -> None:
         c.inference.lesion_threshold = threshold
@@ -209,6 +214,9 @@ TRAINED: dict[str, tuple[str, Callable[[Config], None]]] = {
                               "next slices (today's bundled recipe)", _bundled_v3(_context_mm(2.5))),
     "bundled-thick-5mm": ("today's bundled recipe, each training case also seen as a 5 mm reconstruction (its "
                           "slices averaged in groups)", _bundled(_thick_slices(5.0))),
+    "bundled-mirrored": ("today's bundled recipe, the real lesions also shown at the opposite contrast in 40 % of "
+                         "the slices that hold one (mirrored about the liver's median), and lesions grown no "
+                         "farther than 6 mm from their core", _bundled(_mirrored)),
 }
 # name -> (what changes, the trained variant whose models are measured, the change to its inference)
 INFERENCE_ONLY: dict[str, tuple[str, str, Callable[[Config], None]]] = {

@@ -185,6 +185,11 @@ def render(card: dict, config) -> str:
         "from 88 to 103 mL for a second training seed). `segment --lesion-grow-smoothing 0` turns it off."
         if config.inference.lesion_grow_threshold is not None and config.inference.lesion_grow_smoothing_mm > 0
         else None,
+        f"- A lesion grows no farther than {config.inference.lesion_grow_max_mm:g} mm from the core the model "
+        "is sure of: a large lesion of which the model found only a small part stays partly unmarked. "
+        "`segment --lesion-grow-max 0` lifts the limit."
+        if config.inference.lesion_grow_threshold is not None and config.inference.lesion_grow_max_mm > 0
+        else None,
         f"- A lesion kept also grows up to {config.inference.lesion_grow_beyond_liver_mm:g} mm beyond the liver "
         f"output where what it takes in there has a median CT value within "
         f"{config.inference.lesion_beyond_liver_hu_tolerance:g} HU of its core's (the part of a tumour that "
@@ -309,7 +314,9 @@ def benchmark_text(benchmark: dict) -> str:
 def _false_lesion_ml(card: dict) -> str:
     row = (card.get("benchmark") or {}).get("bundled", {})
     ml = row.get("per_case", {}).get("3Dircadb1.7", {}).get("fp_lesion_ml")
-    return "a large volume" if ml is None else f"{ml:.0f} mL"
+    if ml is None:
+        return "a large volume"
+    return f"{ml:.1f} mL" if ml < 10 else f"{ml:.0f} mL"
 
 
 if __name__ == "__main__":

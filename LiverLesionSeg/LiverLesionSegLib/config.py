@@ -90,6 +90,10 @@ class AugmentConfig:
     # the core's (under 0: the opposite contrast, an enhancing rim around a dark core).
     synthetic_halo_share: float = 0.0
     synthetic_halo_rim: tuple[float, float] = (-0.5, 0.6)
+    # Real lesions shown at the opposite contrast (see synthetic.py): the chance per slice with a
+    # lesion, and the mirrored contrast as a fraction of the lesion's own.
+    mirrored_lesions: float = 0.0
+    mirrored_lesion_strength: tuple[float, float] = (0.4, 1.0)
     # Unmarked masses painted just outside the liver (see synthetic.py): the chance per slice with
     # liver, radius in network pixels, windowed density (0.39: 35 HU in the default window).
     masses_beside_liver: float = 0.0
@@ -128,6 +132,9 @@ class InferenceConfig:
     # the probability lesions grow over smoothed across slices first (a Gaussian of this sigma, mm):
     # the network sees one slice at a time, so a slice's neighbours vote on its rim. 0: off.
     lesion_grow_smoothing_mm: float = 0.0
+    # how far (mm) from its core a lesion may grow: a core's unsure rim is a few mm wide; beyond that the
+    # growth follows a haze of low probability over the liver. 0: no limit.
+    lesion_grow_max_mm: float = 0.0
     # how far (mm) a kept lesion may grow beyond the liver output, where what it takes in there has a
     # median CT value within lesion_beyond_liver_hu_tolerance of its core's (the same tissue: the part
     # of a tumour that bulges out of the liver, which the liver output leaves out); what it grows over
@@ -206,7 +213,7 @@ class Config:
             (min(l.bce_pos_weight) > 0 and min(l.class_weights) >= 0 and sum(l.class_weights) > 0,
              "loss.bce_pos_weight must be positive and class_weights not all 0"),
             (all(0 <= x <= 1 for x in (a.flip_lr, a.flip_ud, a.crop_probability, a.synthetic_lesions,
-                                       a.masses_beside_liver, a.synthetic_hyperdense_share,
+                                       a.masses_beside_liver, a.mirrored_lesions, a.synthetic_hyperdense_share,
                                        a.synthetic_halo_share)),
              "augmentation probabilities must lie in [0, 1]"),
             (a.thick_slices_mm is None or (math.isfinite(a.thick_slices_mm) and a.thick_slices_mm > 0),
@@ -215,6 +222,8 @@ class Config:
              "augment.synthetic_halo_rim must be an increasing range within [-1, 1]"),
             (0 < a.scale[0] <= a.scale[1] and 0 < a.crop_scale[0] <= a.crop_scale[1] <= 1,
              "augment.scale and crop_scale must be increasing positive ranges (crop_scale up to 1)"),
+            (0 < a.mirrored_lesion_strength[0] <= a.mirrored_lesion_strength[1] <= 2,
+             "augment.mirrored_lesion_strength must be an increasing positive range up to 2"),
             (0 < a.mass_radius[0] <= a.mass_radius[1] and 0 <= a.mass_density[0] <= a.mass_density[1] <= 1,
              "augment.mass_radius must be an increasing positive range and mass_density one within [0, 1]"),
             (t.cycles >= 1 and t.epochs_per_cycle >= 1, "train.cycles and epochs_per_cycle must be 1 or more"),
@@ -231,6 +240,8 @@ class Config:
              "inference.liver_edge_mm must be between 0 and 20 mm"),
             (math.isfinite(i.lesion_grow_beyond_liver_mm) and i.lesion_grow_beyond_liver_mm >= 0,
              "inference.lesion_grow_beyond_liver_mm must be 0 (inside the liver only) or more"),
+            (math.isfinite(i.lesion_grow_max_mm) and i.lesion_grow_max_mm >= 0,
+             "inference.lesion_grow_max_mm must be 0 (no limit) or more"),
             (math.isfinite(i.lesion_beyond_liver_hu_tolerance) and i.lesion_beyond_liver_hu_tolerance >= 0,
              "inference.lesion_beyond_liver_hu_tolerance must be 0 or more"),
             (i.min_lesion_peak_probability is None or 0 <= i.min_lesion_peak_probability <= 1,

@@ -210,8 +210,11 @@ def grown_lesions(lesion: np.ndarray, dropped: np.ndarray, liver: np.ndarray, ov
     lesion also grows that far beyond the liver where what it takes in there is the same tissue as
     its core (the medians of `ct` within `lesion_beyond_liver_hu_tolerance`): the part of a tumour
     that bulges out of the liver, which the liver output leaves out, and not the fat, fluid or bowel
-    beside a false lesion at the liver's edge."""
+    beside a false lesion at the liver's edge. With `lesion_grow_max_mm`, no farther from the lesion
+    than that."""
     low = config.lesion_grow_threshold
+    if config.lesion_grow_max_mm > 0:
+        over = np.where(near(lesion, over >= low, spacing, config.lesion_grow_max_mm), over, 0)
     inside = grown(lesion, np.where(dropped | (liver == 0), 0, over), low)
     if config.lesion_grow_beyond_liver_mm <= 0:
         return inside

@@ -9,6 +9,9 @@ neighbouring slices of a 2.5-D input, as a roughly round lesion's would. A share
 drawn with a halo: a core of full contrast inside a rim of less contrast (the less hypodense rim a
 metastasis shows around its dark centre) or of the opposite contrast (an enhancing rim); the rim
 is lesion too. Vectorised over the batch.
+
+Real lesions can also be shown at the opposite contrast (`mirror_real_lesions`): a training set of
+dark metastases then also teaches bright, arterial-phase HCC, with real shapes and textures.
 """
 
 from __future__ import annotations
@@ -53,6 +56,34 @@ def add_synthetic_lesions(images: torch.Tensor, targets: torch.Tensor, config: A
         images[index, channel] = (images[index, channel] + shape * change * texture * contrast[channel]).clamp(0, 1)
         if channel == centre_channel:
             targets[index, 1] = torch.maximum(targets[index, 1], shape)
+    return images, targets
+
+
+def mirror_real_lesions(images: torch.Tensor, targets: torch.Tensor, config: AugmentConfig,
+                        generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real lesions turned to the opposite contrast, in `mirrored_lesions` of the slices that hold
+    one: each pixel's difference from the median of the liver on the slice (lesions left out) is
+    reversed and scaled by a random `mirrored_lesion_strength`, under the lesion mask with a soft
+    edge two pixels wide. All channels get the same change: in a neighbouring slice, liver under the
+    mask is at the liver's median and barely changes. Targets are unchanged. Same arguments as
+    `add_synthetic_lesions`."""
+    lesion = targets[:, 1] > 0.5
+    liver_beside = (targets[:, 0] > 0.5) & ~lesion
+    # Slices whose lesion has no liver beside it (a lesion at the dome) have no median to mirror about.
+    eligible = lesion.flatten(1).any(1) & liver_beside.flatten(1).any(1)
+    index = (eligible & (torch.rand(lesion.shape[0], generator=generator) < config.mirrored_lesions)
+             ).nonzero().flatten()
+    if index.numel() == 0:
+        return images, targets
+    strength = _uniform(*config.mirrored_lesion_strength, index.numel(), generator).view(-1, 1, 1)
+    centre = images[index, images.shape[1] // 2]
+    median = torch.stack([plane[liver].median() for plane, liver in zip(centre, liver_beside[index])]).view(-1, 1, 1)
+    widened = F.max_pool2d(targets[index, 1:2], 3, stride=1, padding=1)
+    weight = F.avg_pool2d(widened, 3, stride=1, padding=1, count_include_pad=False)[:, 0]
+    images = images.clone()
+    for channel in range(images.shape[1]):
+        plane = images[index, channel]
+        images[index, channel] = (plane + weight * (1 + strength) * (median - plane)).clamp(0, 1)
     return images, targets
 
 

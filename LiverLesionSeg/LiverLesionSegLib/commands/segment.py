@@ -15,7 +15,8 @@ SAMPLE_OUTPUT = Path("liverlesionseg-sample.seg.nrrd")
 # command-line option -> the inference setting it overrides (None: the model's own)
 OPTIONS = {
     "lesion_threshold": "lesion_threshold", "lesion_grow_threshold": "lesion_grow_threshold",
-    "lesion_grow_smoothing": "lesion_grow_smoothing_mm", "lesion_grow_beyond_liver": "lesion_grow_beyond_liver_mm",
+    "lesion_grow_smoothing": "lesion_grow_smoothing_mm", "lesion_grow_max": "lesion_grow_max_mm",
+    "lesion_grow_beyond_liver": "lesion_grow_beyond_liver_mm",
     "min_lesion_peak": "min_lesion_peak_probability",
     "liver_neck": "liver_neck_mm", "liver_edge": "liver_edge_mm",
     "min_liver_around_lesion": "min_liver_around_lesion",
@@ -45,6 +46,9 @@ def add_parser(sub, common) -> None:
     p.add_argument("--lesion-grow-smoothing", type=float, metavar="MM",
                    help="the probability lesions grow over is smoothed across slices by a Gaussian of MM first "
                         "(default: the model's; 0 turns it off)")
+    p.add_argument("--lesion-grow-max", type=float, metavar="MM",
+                   help="a lesion grows no farther than MM from what the model is sure of (default: the model's; "
+                        "0: no limit)")
     p.add_argument("--lesion-grow-beyond-liver", type=float, metavar="MM",
                    help="a lesion also grows up to MM beyond the liver output, over the part of it that is the "
                         "same tissue as its core (a tumour bulging out of the liver), and that part becomes liver "

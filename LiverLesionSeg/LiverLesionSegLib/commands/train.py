@@ -27,6 +27,7 @@ OPTIONS = {
     "flip_prob": ("augment", "flip_lr"), "rotate": ("augment", "rotate_degrees"), "scale": ("augment", "scale"),
     "crop_prob": ("augment", "crop_probability"), "synthetic_lesions": ("augment", "synthetic_lesions"),
     "synthetic_halo": ("augment", "synthetic_halo_share"), "masses_beside_liver": ("augment", "masses_beside_liver"),
+    "mirrored_lesions": ("augment", "mirrored_lesions"),
     "thick_slices_mm": ("augment", "thick_slices_mm"),
     "liver_reference_hu": ("preprocess", "liver_reference_hu"),
     "hu_window": ("preprocess", None), "context_slices": ("preprocess", "context_slices"),
@@ -80,6 +81,9 @@ def add_parser(sub, common) -> None:
                      help="share of liver slices that get a synthetic lesion painted in")
     aug.add_argument("--synthetic-halo", type=float, metavar="SHARE",
                      help="share of the synthetic lesions drawn with a rim of other contrast around their core")
+    aug.add_argument("--mirrored-lesions", type=float, metavar="CHANCE",
+                     help="share of lesion slices whose real lesions are shown at the opposite contrast "
+                          "(mirrored about the liver's median: dark metastases teach bright HCC too)")
     aug.add_argument("--masses-beside-liver", type=float, metavar="CHANCE",
                      help="share of liver slices that get an unmarked mass painted beside the liver")
     aug.add_argument("--thick-slices-mm", type=float, metavar="MM",

@@ -242,6 +242,22 @@ def test_lesions_can_grow_beyond_the_liver_over_their_own_tissue(data_dir, tmp_p
                    "lesion_grow_beyond_liver_mm must be 0")
 
 
+def test_lesion_growth_stops_at_its_limit_from_the_core(data_dir, tmp_path, capsys):
+    """`--lesion-grow-max MM`: a lesion grows over its unsure rim no farther than MM from its sure
+    core (`--lesion-grow-threshold 1`: the cores alone); 0 lifts the limit; a negative distance is
+    refused in one line, nothing written."""
+    case_dir = data_dir / "ircadb" / "3Dircadb1.1"
+    spacing = read_input_volume(case_dir).spacing
+    fixed = ["--lesion-grow-beyond-liver", "0", "--liver-edge", "0"]  # growth inside the liver only
+    cores, limited, unlimited = (segmented(case_dir, tmp_path, *options, *fixed) == 2 for options in (
+        ["--lesion-grow-threshold", "1"], ["--lesion-grow-max", "1.5"], ["--lesion-grow-max", "0"]))
+    assert cores.any() and not (cores & ~limited).any() and not (limited & ~unlimited).any()
+    distance = ndimage.distance_transform_edt(~cores, sampling=spacing[::-1])
+    assert 0 < distance[limited & ~cores].max() <= 1.5
+    assert distance[unlimited].max() > 1.5
+    assert_refused(case_dir, tmp_path, capsys, ["--lesion-grow-max", "-1"], "lesion_grow_max_mm must be 0")
+
+
 def test_lesions_of_the_liver_density_are_dropped_unless_kept(data_dir, tmp_path, capsys):
     """The bundled model drops lesions within 15 HU of the liver's density, around them and as a
     whole (on RadCTTACEomics_0697, a find the model made in the liver's own tissue);

@@ -5,6 +5,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from LiverLesionSegLib.config import InferenceConfig
 from LiverLesionSegLib.masks import bounding_box, label_components
@@ -161,6 +162,29 @@ def test_clean_masks_grows_the_lesions_it_keeps_inside_the_liver_only():
     assert np.array_equal(clean_masks(liver, seeds, SPACING, off)[1] > 0, (seeds > 0) & rim)
     with pytest.raises(ValueError, match="lesion probability"):
         clean_masks(liver, seeds, SPACING, config)
+
+
+def test_clean_masks_grows_a_lesion_no_farther_than_its_limit_from_the_core():
+    """A sure core inside a haze of low probability spread over much of the liver: with
+    lesion_grow_max_mm the lesion takes in the haze within that distance of the core only (inside
+    the liver, beyond as well), and the same limit leaves a rim inside it untouched."""
+    liver, _, _ = liver_and_two_masses()
+    probability = np.where(liver > 0, 0.3, 0.0).astype(np.float32)  # the haze: the whole liver
+    probability[ball(liver.shape, (15, 40, 40), 5) > 0] = 0.9
+    seeds = (probability >= 0.5).astype(np.uint8)
+    unlimited = dataclasses.replace(InferenceConfig(), lesion_grow_threshold=0.2)
+    assert np.array_equal(clean_masks(liver, seeds, SPACING, unlimited, probability=probability)[1] > 0, liver > 0)
+    limited = dataclasses.replace(unlimited, lesion_grow_max_mm=4.0)
+    _, lesion = clean_masks(liver, seeds, SPACING, limited, probability=probability)
+    within = ndimage.distance_transform_edt(seeds == 0, sampling=SPACING[::-1]) <= 4.0
+    assert np.array_equal(lesion > 0, within)
+    with_beyond = dataclasses.replace(limited, lesion_grow_beyond_liver_mm=6.0)
+    ct = np.full(liver.shape, 100.0, np.float32)
+    assert np.array_equal(clean_masks(liver, seeds, SPACING, with_beyond, ct=ct, probability=probability)[1],
+                          lesion)
+    rim_only = np.where(ball(liver.shape, (15, 40, 40), 8) > 0, probability, 0.0)
+    assert np.array_equal(clean_masks(liver, seeds, SPACING, limited, probability=rim_only)[1] > 0,
+                          ball(liver.shape, (15, 40, 40), 8) > 0)
 
 
 def test_near_takes_the_candidates_within_a_distance_in_millimetres_of_the_mask():

@@ -1,9 +1,11 @@
-"""Synthetic lesions: painted inside the liver, marked in the lesion target, repeatable."""
+"""Synthetic lesions: painted inside the liver, marked in the lesion target, repeatable; real lesions
+mirrored to the opposite contrast."""
 
 import torch
 
 from LiverLesionSegLib.config import AugmentConfig
-from LiverLesionSegLib.synthetic import add_masses_beside_liver, add_synthetic_lesions
+from LiverLesionSegLib.augment import augment_batch
+from LiverLesionSegLib.synthetic import add_masses_beside_liver, add_synthetic_lesions, mirror_real_lesions
 
 
 def _batch(n=8, channels=3):
@@ -104,3 +106,63 @@ def test_masses_chance_zero_changes_nothing():
     images, targets = _batch()
     same = add_masses_beside_liver(images, targets, AugmentConfig(), torch.Generator())
     assert same[0] is images and same[1] is targets
+
+
+def _real_lesions(n=6):
+    """A textured liver at 0.55 with a dark lesion (0.35, textured too) on slices 1 on; slice 0 has
+    none, and slice 1's lesion fills the whole liver (no liver beside it to mirror about)."""
+    generator = torch.Generator().manual_seed(5)
+    images, targets = _batch(n)
+    images += 0.02 * torch.randn(images.shape, generator=generator)
+    targets[1:, 1, 24:36, 18:30] = 1
+    targets[1, 0] = targets[1, 1]
+    images[:, :, 24:36, 18:30] -= 0.2 * targets[:, 1:2, 24:36, 18:30]
+    return images, targets
+
+
+def test_mirrored_lesions_turn_bright_about_the_liver_and_keep_their_texture():
+    images, targets = _real_lesions()
+    config = AugmentConfig(mirrored_lesions=1.0, mirrored_lesion_strength=(1.0, 1.0))
+    new_images, new_targets = mirror_real_lesions(images, targets, config, torch.Generator().manual_seed(0))
+    assert torch.equal(new_targets, targets)
+    assert torch.equal(new_images[:2], images[:2])  # no lesion; no liver beside it
+    inner = (slice(2, None), slice(None), slice(26, 34), slice(20, 28))  # away from the softened edge
+    liver = images[2:, 1][targets[2:, 0].bool() & ~targets[2:, 1].bool()]
+    mirrored = 2 * liver.median() - images[inner]
+    assert torch.allclose(new_images[inner], mirrored, atol=0.02)  # 0.35 -> 0.75, texture reversed
+    assert new_images[inner].mean() > 0.7
+    # Only under the lesion and its softened edge, two pixels wide; every input channel alike.
+    changed = (new_images - images).abs() > 1e-6
+    widened = torch.zeros(64, 64, dtype=torch.bool)
+    widened[22:38, 16:32] = True
+    assert not (changed & ~widened).any()
+    assert (new_images[2:, :, 26:34, 20:28].mean(dim=(0, 2, 3)) > 0.7).all()
+
+
+def test_mirror_strength_scales_the_contrast_and_chance_picks_slices():
+    images, targets = _real_lesions(n=40)
+    weak = AugmentConfig(mirrored_lesions=1.0, mirrored_lesion_strength=(0.5, 0.5))
+    new_images, _ = mirror_real_lesions(images, targets, weak, torch.Generator().manual_seed(0))
+    assert abs(float(new_images[2:, 1, 26:34, 20:28].mean()) - (0.55 + 0.5 * 0.2)) < 0.02
+    some = AugmentConfig(mirrored_lesions=0.5)
+    new_images, _ = mirror_real_lesions(images, targets, some, torch.Generator().manual_seed(0))
+    mirrored = (new_images[:, 1, 30, 24] > 0.55).sum()
+    assert 5 < mirrored < 33
+    same = mirror_real_lesions(images, targets, AugmentConfig(), torch.Generator())
+    assert same[0] is images
+
+
+def test_augment_batch_mirrors_real_lesions_not_the_synthetic_ones():
+    """Mirrored before the synthetic lesions are painted: a painted lesion keeps its own contrast."""
+    images, targets = _real_lesions()
+    config = AugmentConfig(mirrored_lesions=1.0, mirrored_lesion_strength=(1.0, 1.0), synthetic_lesions=1.0,
+                           synthetic_hyperdense_share=0.0,
+                           rotate_degrees=0, scale=(1, 1), translate=0, shear_degrees=0, crop_probability=0,
+                           flip_lr=0, contrast=0, brightness=0, noise=0)
+    new_images, new_targets = augment_batch(images, targets, config, torch.Generator().manual_seed(0))
+    real, near_real = torch.zeros(64, 64, dtype=torch.bool), torch.zeros(64, 64, dtype=torch.bool)
+    real[26:34, 20:28], near_real[22:38, 16:32] = True, True
+    painted = (new_targets[2:, 1] > 0.9) & ~near_real
+    # The real lesion, now bright (a painted one may overlap part of it).
+    assert (new_images[2:, 1][:, real].median(dim=1).values > 0.65).all()
+    assert painted.any() and new_images[2:, 1][painted].median() < 0.5  # painted: dark
