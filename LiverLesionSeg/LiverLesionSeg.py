@@ -34,7 +34,7 @@ Segment Editor, a table with each lesion's volume, longest axial diameter and ce
 if asked for, the lesion probability as a heatmap volume. An existing segmentation is replaced
 only when it is chosen as the output. Lesions with little liver around them (most masses beside the
 liver), of fluid density (cysts, the gallbladder) and of the liver's own density are dropped unless
-the boxes below are ticked.</p>
+the boxes below are ticked; so are lesions with gas in them (the stomach or the bowel).</p>
 <p><b>Training</b>: fine-tune the model (or train one from scratch) on case folders and on CT +
 corrected segmentation pairs from the scene; training runs in the background with live loss and
 Dice curves, and the new model is offered in the Segment panel. Earlier models are kept.</p>

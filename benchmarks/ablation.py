@@ -236,8 +236,8 @@ def split_seed(name: str) -> tuple[str, int]:
 
 def base_recipe() -> Config:
     """bundled-v1: the first bundled recipe, today's without the liver shift, the masses beside the
-    liver and the clean-up rules on the liver around a lesion and on fluid density, the next slices
-    as neighbours, with the notebook's loss, BCE with weighted positives + Dice + Tversky (the
+    liver and the clean-up rules on the liver around a lesion, on fluid density and on gas, the next
+    slices as neighbours, with the notebook's loss, BCE with weighted positives + Dice + Tversky (the
     configuration's defaults)."""
     from LiverLesionSegLib.recipes import bundled
 
@@ -248,6 +248,7 @@ def base_recipe() -> Config:
     config.augment.masses_beside_liver = 0.0
     config.inference.min_liver_around_lesion = 0.0
     config.inference.min_lesion_median_hu = None
+    config.inference.max_lesion_gas_mm3 = None
     config.inference.dropped_lesions_leave_liver = False
     return config
 

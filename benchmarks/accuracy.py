@@ -12,6 +12,7 @@ lesion volume on the tumour-free case 3Dircadb1.7.
     python benchmarks/accuracy.py --recipes bundled,dice-bce   # a variant from benchmarks/ablation.py
     python benchmarks/accuracy.py --recipes bundled --seeds 0,1,2   # how much is the seed's doing
     python benchmarks/accuracy.py --recipes bundled --snapshots 3,4  # also: cycles 3 and 4 averaged
+    python benchmarks/accuracy.py --recipes bundled --seeds 0,1,2 --seed-ensemble  # also: the seeds averaged
     python benchmarks/accuracy.py --recipes bundled --sweep min_lesion_median_hu=null,10,20  # same models
 
 Finished folds are kept in --out and skipped when the command is run again.
@@ -60,6 +61,9 @@ def main() -> int:
                                                      "another seed N the row <recipe>-seedN")
     parser.add_argument("--snapshots", default="", help="comma-separated cycles: also measure each fold's models "
                                                         "at the end of these cycles, their probabilities averaged")
+    parser.add_argument("--seed-ensemble", action="store_true",
+                        help="with several --seeds: also measure each fold with its seeds' models, their "
+                             "probabilities averaged (the row <recipe>-seeds-0-1-...)")
     parser.add_argument("--sweep", default="", help="SETTING=V1,V2,...: also measure each fold's model with this "
                                                     "inference setting at each value (JSON: null, 10, true)")
     parser.add_argument("--summary", default="summary", help="name of the table files written to --out")
@@ -74,7 +78,8 @@ def main() -> int:
     table = {}
     cycles = [int(c) for c in args.snapshots.split(",")] if args.snapshots else []
     sweep = sweep_settings(args.sweep)
-    for row, name, seed in rows(args.recipes.split(","), [int(s) for s in args.seeds.split(",")]):
+    seeds = [int(s) for s in args.seeds.split(",")]
+    for row, name, seed in rows(args.recipes.split(","), seeds):
         config = recipe_or_variant(name)
         config.train.seed = seed
         config.train.epochs_per_cycle = max(1, round(config.train.epochs_per_cycle * args.epochs_scale))
@@ -89,11 +94,17 @@ def main() -> int:
                                             ).validated(f"--sweep {tag}").inference
             table[f"{row}-{tag}"] = summary([measure_again(args.out / row / f"test-{test}", tag, inference, test,
                                                            cases[test], device) for test in held_out])
+        if args.seed_ensemble and len(seeds) > 1 and seed == seeds[-1]:  # every seed's fold models are there now
+            folders = {test: [args.out / seed_row / f"test-{test}" for seed_row, _, _ in rows([name], seeds)]
+                       for test in held_out}
+            table[f"{name}-{seed_ensemble_tag(seeds)}"] = summary(
+                [measure_seed_ensemble(folders[test], seeds, config.inference, test, cases[test], device)
+                 for test in held_out])
     options = "".join(f" --{flag} {value}" for flag, value, default in (
         ("folds", args.folds, ""), ("seeds", args.seeds, "0"), ("snapshots", args.snapshots, ""),
         ("sweep", args.sweep, ""),
         ("epochs-scale", args.epochs_scale, 1.0), ("summary", args.summary, "summary"))
-        if value != default)
+        if value != default) + (" --seed-ensemble" if args.seed_ensemble else "")
     text = markdown(table, f"python benchmarks/accuracy.py --recipes {args.recipes}{options}", "Leave-one-case-out")
     print(text)
     (args.out / f"{args.summary}.md").write_text(text)
@@ -161,14 +172,34 @@ def measure_again(folder: Path, tag: str, inference: InferenceConfig, test: str,
 def measure_snapshots(folder: Path, cycles: list[int], inference: InferenceConfig, test: str, case,
                       device) -> CaseMetrics:
     """A fold measured with the mean of its models' probabilities at the end of `cycles` (a snapshot
-    ensemble: the only ensemble leave-one-case-out can measure honestly, since the other folds'
-    models have seen the held-out case)."""
-    def measure_ensemble() -> CaseMetrics:
-        checkpoints = [load_checkpoint(folder / cycle_checkpoint_name(c), device) for c in cycles]
-        ensemble = MeanProbability([c.network for c in checkpoints]).eval()
-        return measure(dataclasses.replace(checkpoints[-1], network=ensemble), inference, test, case, device)
+    ensemble: the only ensemble of one training that leave-one-case-out can measure honestly, since
+    the other folds' models have seen the held-out case)."""
+    return measure_mean_of([folder / cycle_checkpoint_name(c) for c in cycles],
+                           folder / f"metrics-{snapshot_tag(cycles)}.json", inference, test, case, device)
 
-    return stored_or_measured(folder / f"metrics-{snapshot_tag(cycles)}.json", inference, measure_ensemble)
+
+def measure_seed_ensemble(folders: list[Path], seeds: list[int], inference: InferenceConfig, test: str, case,
+                          device) -> CaseMetrics:
+    """A fold measured with the mean of the probabilities of its models trained with each of `seeds`
+    (in `folders`, in that order): what an ensemble of training seeds gains over one seed, honestly,
+    since none of them saw the held-out case. Stored in the first seed's folder."""
+    return measure_mean_of([folder / "model.safetensors" for folder in folders],
+                           folders[0] / f"metrics-{seed_ensemble_tag(seeds)}.json", inference, test, case, device)
+
+
+def measure_mean_of(models: list[Path], result_file: Path, inference: InferenceConfig, test: str, case,
+                    device) -> CaseMetrics:
+    """The held-out case measured with the mean of `models`' probabilities (stored in `result_file`)."""
+    def measure_ensemble() -> CaseMetrics:
+        checkpoints = [load_checkpoint(model, device) for model in models]
+        ensemble = MeanProbability([c.network for c in checkpoints]).eval()
+        return measure(dataclasses.replace(checkpoints[0], network=ensemble), inference, test, case, device)
+
+    return stored_or_measured(result_file, inference, measure_ensemble)
+
+
+def seed_ensemble_tag(seeds: list[int]) -> str:
+    return "seeds-" + "-".join(map(str, seeds))
 
 
 def stored_or_measured(result_file: Path, inference: InferenceConfig,

@@ -166,7 +166,11 @@ class InferenceConfig:
     # lesion components whose median CT value is below this (HU) are dropped: fluid (a cyst, the
     # gallbladder, fluid in the bowel), not tumour. None keeps them.
     min_lesion_median_hu: Optional[float] = None
-    # lesion components dropped by the two rules above are taken out of the liver mask too (the liver
+    # lesion components holding more gas than this beneath their surface (mm3 of CT below -400 HU)
+    # are dropped: a liver tumour holds none; a find with gas in it is the stomach or the bowel (the
+    # surface is left out: a lesion at the dome meets the lung there). None keeps them.
+    max_lesion_gas_mm3: Optional[float] = None
+    # lesion components dropped by the three rules above are taken out of the liver mask too (the liver
     # output takes a mass beside the liver, or the gallbladder, in with the lesion it saw there)
     dropped_lesions_leave_liver: bool = False
     flip_tta: bool = False  # average with the left-right flipped prediction
@@ -252,6 +256,8 @@ class Config:
              "inference.min_liver_around_lesion must be between 0 and 1, liver_around_lesion_mm above 0"),
             (i.min_lesion_median_hu is None or -1024 <= i.min_lesion_median_hu <= 3000,
              "inference.min_lesion_median_hu must be None (off) or a CT value between -1024 and 3000 HU"),
+            (i.max_lesion_gas_mm3 is None or (math.isfinite(i.max_lesion_gas_mm3) and i.max_lesion_gas_mm3 >= 0),
+             "inference.max_lesion_gas_mm3 must be None (off) or 0 mm3 or more"),
             (i.min_lesion_contrast_hu is None or 0 <= i.min_lesion_contrast_hu <= 1000,
              "inference.min_lesion_contrast_hu must be None (off) or between 0 and 1000 HU"),
             (i.precision in ("auto", "float32", "bfloat16") and t.precision in ("auto", "float32", "bfloat16"),

@@ -150,6 +150,23 @@ def median_at_least(labels: np.ndarray, keep: np.ndarray, values: np.ndarray, mi
     return keep
 
 
+GAS_HU = -400.0  # below this a voxel is more than half gas: no soft tissue, fat (-100 HU) or fluid is
+
+
+def gas_at_most(labels: np.ndarray, keep: np.ndarray, values: np.ndarray, spacing: tuple[float, float, float],
+                max_mm3: float) -> np.ndarray:
+    """`keep` narrowed to the components holding at most `max_mm3` of gas (`values`, the CT, below
+    `GAS_HU`) beneath their surface. A liver tumour holds none; a find with gas in it is the stomach
+    or the bowel, whose food and fluid a model may take for a dark lesion. The surface voxels are
+    left out: a lesion at the dome meets the lung there, shared by partial volume (a reference
+    lesion of 3Dircadb1.17 has 27 mm3 of them). `spacing` is (i, j, k) in mm."""
+    # 26-connected components never touch, so the voxels with all six neighbours in a lesion are
+    # each inside their own component
+    inside = ndimage.binary_erosion(labels > 0, border_value=1)
+    gas_voxels = np.bincount(labels[inside & (values < GAS_HU)], minlength=len(keep))
+    return keep & (gas_voxels * float(np.prod(spacing)) <= max_mm3)
+
+
 # the liver a lesion is compared with: from 2 mm (past the blurred rim both share) to 6 mm around it
 CONTRAST_RING_MM = (2.0, 6.0)
 MIN_RING_VOXELS = 20  # fewer liver voxels around a lesion than this: it cannot be judged, and is kept
@@ -296,16 +313,17 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
                 probability: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
     """uint8 masks [k, j, i] -> the cleaned pair; the liver returned includes the lesions. `ct` (in
     HU, on the masks' grid) is needed by `config.min_lesion_median_hu`,
-    `config.min_lesion_contrast_hu`, `config.liver_edge_mm` and `config.lesion_grow_beyond_liver_mm`
-    only, the lesion
-    `probability` by `config.lesion_grow_threshold` and `config.min_lesion_peak_probability` only.
+    `config.min_lesion_contrast_hu`, `config.max_lesion_gas_mm3`, `config.liver_edge_mm` and
+    `config.lesion_grow_beyond_liver_mm` only, the lesion `probability` by
+    `config.lesion_grow_threshold` and `config.min_lesion_peak_probability` only.
 
     Works inside the bounding box of both masks: the labelling costs follow the organ, not the scan.
     """
     if ct is None and (config.min_lesion_median_hu is not None or config.min_lesion_contrast_hu is not None or
-                       config.liver_edge_mm > 0 or (growing(config) and config.lesion_grow_beyond_liver_mm > 0)):
+                       config.max_lesion_gas_mm3 is not None or config.liver_edge_mm > 0 or
+                       (growing(config) and config.lesion_grow_beyond_liver_mm > 0)):
         raise ValueError("clean_masks needs the CT for min_lesion_median_hu, min_lesion_contrast_hu, "
-                         "liver_edge_mm and lesion_grow_beyond_liver_mm")
+                         "max_lesion_gas_mm3, liver_edge_mm and lesion_grow_beyond_liver_mm")
     if (growing(config) or config.min_lesion_peak_probability is not None) and probability is None:
         raise ValueError("clean_masks needs the lesion probability for lesion_grow_threshold "
                          "and min_lesion_peak_probability")
@@ -333,6 +351,8 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
     judged = keep
     if config.min_lesion_median_hu is not None:
         keep = median_at_least(labels, keep, ct[box], config.min_lesion_median_hu)
+    if config.max_lesion_gas_mm3 is not None:
+        keep = gas_at_most(labels, keep, ct[box], spacing, config.max_lesion_gas_mm3)
     if config.min_liver_around_lesion > 0:
         keep = surrounded_by(labels, keep, liver, spacing, config.min_liver_around_lesion,
                              config.liver_around_lesion_mm)
@@ -343,7 +363,8 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
         dropped = ~keep[labels] & (labels > 0)
         lesion = grown_lesions(lesion, dropped, liver, over, None if ct is None else ct[box], spacing, config)
     if config.dropped_lesions_leave_liver:
-        # what the fluid and edge rules drop is fluid or a mass beside the liver: not liver either
+        # what the fluid, gas and edge rules drop is fluid, the bowel or a mass beside the liver: no liver
+        # either
         liver = np.where((judged & ~keep)[labels], 0, liver).astype(liver.dtype)
     liver = np.maximum(liver, lesion)
     if config.largest_liver_component and liver.any():

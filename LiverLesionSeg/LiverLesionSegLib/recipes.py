@@ -40,7 +40,9 @@ def bundled() -> Config:
     is of its density, lesions inside it, no specks, none whose surroundings are less than 40 %
     liver: a mass beside the liver that only touches it, and none of fluid density: a median under
     20 HU, the upper bound of a simple cyst, is a cyst, the gallbladder or the bowel's fluid, not a
-    tumour; what these two rules drop is taken out of the liver too; and none within 15 HU of both
+    tumour, and none holding more than 50 mm³ of gas beneath its surface: the stomach or the bowel (a
+    lesion at the dome shares its surface with the lung); what these three rules drop is taken out of
+    the liver too; and none within 15 HU of both
     the liver around it and the whole liver's median: the liver's own density, which stays liver),
     then the lesions kept grown inside the liver over their unsure rim, down to a probability of 0.2
     smoothed across slices by 3 mm (the model is sure of a lesion's core and leaves much of its rim
@@ -69,6 +71,7 @@ def bundled() -> Config:
     config.inference.min_lesion_mm3 = 50.0
     config.inference.min_liver_around_lesion = 0.4
     config.inference.min_lesion_median_hu = 20.0
+    config.inference.max_lesion_gas_mm3 = 50.0
     config.inference.min_lesion_contrast_hu = 15.0
     config.inference.dropped_lesions_leave_liver = True
     config.inference.lesion_grow_threshold = 0.2

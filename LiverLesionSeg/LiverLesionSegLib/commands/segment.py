@@ -21,6 +21,7 @@ OPTIONS = {
     "liver_neck": "liver_neck_mm", "liver_edge": "liver_edge_mm",
     "min_liver_around_lesion": "min_liver_around_lesion",
     "min_lesion_hu": "min_lesion_median_hu", "min_lesion_contrast": "min_lesion_contrast_hu",
+    "max_lesion_gas": "max_lesion_gas_mm3",
     "batch_size": "batch_size", "precision": "precision",
 }
 
@@ -75,6 +76,9 @@ def add_parser(sub, common) -> None:
                    help="drop lesions whose median CT value is within HU of both the liver around them and the "
                         "whole liver: the liver's own density, not a lesion; they stay liver (default: the "
                         "model's, 15 HU for the bundled model; 0 keeps them)")
+    p.add_argument("--max-lesion-gas", type=float, metavar="MM3",
+                   help="drop lesions holding more than MM3 of gas (CT under -400 HU): the stomach or the bowel, "
+                        "and they leave the liver too (default: the model's; a large value keeps them)")
     p.add_argument("--batch-size", type=int, help="slices per batch (lower it when memory is short)")
     p.add_argument("--tta", action="store_true", help="average with the left-right flipped prediction")
     p.add_argument("--precision", choices=["auto", "float32", "bfloat16"],

@@ -114,3 +114,29 @@ def test_a_stored_fold_model_is_reused_only_for_the_settings_it_was_trained_with
         setattr(getattr(changed, section), setting, value)
         with pytest.raises(InputError, match="trained with other settings than its row's recipe"):
             accuracy.stored_fold_model(tmp_path, changed)
+
+
+def test_a_seed_ensemble_averages_the_seeds_models_and_is_stored_in_the_first_seeds_folder(tmp_path, data_dir):
+    """Two seeds' fold models that are the same model: their mean probability is that model's, so the
+    ensemble measures as the model alone; the result is stored in the first seed's folder under the
+    seeds' tag and read back for the same settings only."""
+    from LiverLesionSegLib.checkpoint import load_checkpoint
+    from LiverLesionSegLib.io.cases import find_cases, load_case
+    from LiverLesionSegLib.resources import bundled_model_path
+
+    ref = [r for r in find_cases([data_dir]) if r.name == "RadCTTACEomics_0697"][0]
+    case = load_case(ref)
+    folders = [tmp_path / "bundled" / "test-x", tmp_path / "bundled-seed1" / "test-x"]
+    for folder in folders:
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").symlink_to(bundled_model_path())
+    settings = bundled().inference
+    alone = accuracy.measure(load_checkpoint(bundled_model_path()), settings, ref.name, case, "cpu")
+    ensemble = accuracy.measure_seed_ensemble(folders, [0, 1], settings, ref.name, case, "cpu")
+    assert alone.pred_lesion_volume_ml > 0
+    assert ensemble.lesion_dice == pytest.approx(alone.lesion_dice, abs=1e-3)
+    assert ensemble.pred_lesion_volume_ml == pytest.approx(alone.pred_lesion_volume_ml, rel=1e-3)
+    assert ensemble.liver_dice == pytest.approx(alone.liver_dice, abs=1e-4)
+    stored = folders[0] / "metrics-seeds-0-1.json"
+    assert stored.exists() and not (folders[1] / "metrics-seeds-0-1.json").exists()
+    assert accuracy.stored_metrics(stored, settings) == ensemble

@@ -64,6 +64,8 @@ def test_wrong_type_is_named():
     ("inference", "liver_edge_mm", -1.0, "liver_edge_mm"),
     ("inference", "liver_edge_mm", float("inf"), "liver_edge_mm"),
     ("inference", "min_lesion_contrast_hu", float("nan"), "min_lesion_contrast_hu"),
+    ("inference", "max_lesion_gas_mm3", -1.0, "max_lesion_gas_mm3"),
+    ("inference", "max_lesion_gas_mm3", float("nan"), "max_lesion_gas_mm3"),
 ])
 def test_validated_refuses_settings_that_cannot_work(section, key, value, message):
     config = Config()

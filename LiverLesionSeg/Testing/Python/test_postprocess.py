@@ -9,8 +9,9 @@ from scipy import ndimage
 
 from LiverLesionSegLib.config import InferenceConfig
 from LiverLesionSegLib.masks import bounding_box, label_components
-from LiverLesionSegLib.postprocess import (clean_masks, components_surrounded_by, components_with_median_at_least,
-                                          contrasting, grown, near, with_edge_on_the_ct, without_necks)
+from LiverLesionSegLib.postprocess import (GAS_HU, clean_masks, components_surrounded_by,
+                                          components_with_median_at_least, contrasting, gas_at_most, grown, near,
+                                          with_edge_on_the_ct, without_necks)
 
 SPACING = (1.0, 1.0, 2.0)  # (i, j, k) mm
 
@@ -107,6 +108,34 @@ def test_clean_masks_applies_the_fluid_rule_only_when_set_and_needs_the_ct():
     assert np.array_equal(off_lesion, cyst | tumour)
     with pytest.raises(ValueError, match="needs the CT"):
         clean_masks(liver, cyst | tumour, SPACING, config)
+
+
+def test_a_find_holding_gas_is_dropped_and_leaves_the_liver():
+    """The stomach taken for liver and lesion: its food looks like a dark lesion, but it holds gas.
+    A find with more than max_lesion_gas_mm3 of gas (CT under -400 HU) is dropped, and leaves the
+    liver with dropped_lesions_leave_liver; a tumour of the same density without gas stays; fat
+    (-100 HU) is no gas, and neither is the lung on a lesion's surface voxels (partial volume at the
+    dome); off (None), both stay."""
+    liver, _, _ = liver_and_two_masses()
+    stomach, tumour = ball(liver.shape, (15, 25, 25), 7), ball(liver.shape, (15, 50, 50), 7)
+    bubble = ball(liver.shape, (15, 25, 25), 2)  # 15 voxels of 2 mm3: 30 mm3 of gas
+    fatty = ball(liver.shape, (15, 50, 50), 2)
+    lung_side = tumour & ~ndimage.binary_erosion(tumour) & (np.indices(liver.shape)[1] < 50)
+    assert np.count_nonzero(bubble) == 15 and np.count_nonzero(lung_side) * 2 > 30
+    ct = ct_of(liver, (stomach, 40), (bubble, -800), (tumour, 40), (fatty, -100), (lung_side, -600))
+    rule = dataclasses.replace(InferenceConfig(), max_lesion_gas_mm3=5.0, dropped_lesions_leave_liver=True)
+    out_liver, out_lesion = clean_masks(liver, stomach | tumour, SPACING, rule, ct)
+    assert np.array_equal(out_lesion, tumour)
+    assert np.array_equal(out_liver > 0, (liver > 0) & (stomach == 0))
+    for max_mm3, kept in ((30.0, stomach | tumour), (29.9, tumour)):  # the bound itself is kept
+        labels, count = label_components(stomach | tumour)
+        keep = gas_at_most(labels, np.arange(count + 1) > 0, ct, SPACING, max_mm3)
+        assert np.array_equal(keep[labels], kept > 0)
+    _, off_lesion = clean_masks(liver, stomach | tumour, SPACING, InferenceConfig(), ct)
+    assert np.array_equal(off_lesion, stomach | tumour)
+    assert GAS_HU < -100  # fat is no gas
+    with pytest.raises(ValueError, match="needs the CT"):
+        clean_masks(liver, stomach | tumour, SPACING, rule)
 
 
 def test_what_the_rules_drop_can_leave_the_liver_too():
@@ -460,3 +489,24 @@ def test_neighbouring_slices_let_a_lesion_grow_over_the_slices_next_to_it():
     liver[:8] = 0
     assert np.array_equal(clean_masks(liver, seeds, SPACING, config, probability=probability)[1] > 0,
                           expected & (np.arange(shape[0]) >= 8)[:, None, None])
+
+
+def test_the_bundled_gas_bound_keeps_every_reference_lesion_of_the_shared_cases(data_dir):
+    """The gas rule at the bundled recipe's bound drops none of the lesions the references mark in
+    the five labelled patients (metastases, hepatocellular carcinomas, at the dome beside the lung
+    too): their CT holds no gas, so the rule can only drop what the model wrongly took in."""
+    from LiverLesionSegLib.io.cases import find_cases, load_case
+    from LiverLesionSegLib.recipes import bundled
+
+    bound = bundled().inference.max_lesion_gas_mm3
+    assert bound is not None
+    refs = [r for r in find_cases([data_dir]) if r.name != "HCC_006"]
+    assert len(refs) == 5
+    for ref in refs:
+        case = load_case(ref)
+        ct, lesion = case.ct.array, case.lesion.array  # one grid: the gas counted is the same in any order
+        if not lesion.any():
+            continue
+        labels, count = label_components(lesion)
+        keep = gas_at_most(labels, np.arange(count + 1) > 0, ct, case.ct.spacing, bound)
+        assert keep[1:].all(), f"{ref.name}: a reference lesion holds more than {bound} mm3 of gas"
