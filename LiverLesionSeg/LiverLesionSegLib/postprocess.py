@@ -160,11 +160,15 @@ def gas_at_most(labels: np.ndarray, keep: np.ndarray, values: np.ndarray, spacin
     or the bowel, whose food and fluid a model may take for a dark lesion. The surface voxels are
     left out: a lesion at the dome meets the lung there, shared by partial volume (a reference
     lesion of 3Dircadb1.17 has 27 mm3 of them). `spacing` is (i, j, k) in mm."""
-    # 26-connected components never touch, so the voxels with all six neighbours in a lesion are
-    # each inside their own component
-    inside = ndimage.binary_erosion(labels > 0, border_value=1)
-    gas_voxels = np.bincount(labels[inside & (values < GAS_HU)], minlength=len(keep))
-    return keep & (gas_voxels * float(np.prod(spacing)) <= max_mm3)
+    gas = values < GAS_HU
+    with_gas = np.zeros_like(keep)
+    with_gas[labels[gas & (labels > 0)]] = True  # most lesions hold none: only these are looked into
+    keep = keep.copy()
+    for index, box in _kept_boxes(labels, keep & with_gas):
+        # beneath the surface: the voxels whose six neighbours are in the lesion too
+        inside = ndimage.binary_erosion(labels[box] == index)
+        keep[index] = np.count_nonzero(inside & gas[box]) * float(np.prod(spacing)) <= max_mm3
+    return keep
 
 
 # the liver a lesion is compared with: from 2 mm (past the blurred rim both share) to 6 mm around it
