@@ -367,8 +367,7 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
         dropped = ~keep[labels] & (labels > 0)
         lesion = grown_lesions(lesion, dropped, liver, over, None if ct is None else ct[box], spacing, config)
     if config.dropped_lesions_leave_liver:
-        # what the fluid, gas and edge rules drop is fluid, the bowel or a mass beside the liver: no liver
-        # either
+        # what the fluid, gas and edge rules drop is fluid, the bowel or a mass beside the liver: not liver
         liver = np.where((judged & ~keep)[labels], 0, liver).astype(liver.dtype)
     liver = np.maximum(liver, lesion)
     if config.largest_liver_component and liver.any():

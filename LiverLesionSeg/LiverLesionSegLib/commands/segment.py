@@ -77,8 +77,9 @@ def add_parser(sub, common) -> None:
                         "whole liver: the liver's own density, not a lesion; they stay liver (default: the "
                         "model's, 15 HU for the bundled model; 0 keeps them)")
     p.add_argument("--max-lesion-gas", type=float, metavar="MM3",
-                   help="drop lesions holding more than MM3 of gas (CT under -400 HU): the stomach or the bowel, "
-                        "and they leave the liver too (default: the model's; a large value keeps them)")
+                   help="drop lesions holding more than MM3 of gas (CT under -400 HU) beneath their surface: the "
+                        "stomach or the bowel, and they leave the liver too (default: the model's, 50 for the "
+                        "bundled model; a large value keeps them)")
     p.add_argument("--batch-size", type=int, help="slices per batch (lower it when memory is short)")
     p.add_argument("--tta", action="store_true", help="average with the left-right flipped prediction")
     p.add_argument("--precision", choices=["auto", "float32", "bfloat16"],
