@@ -14,6 +14,11 @@ lesion volume on the tumour-free case 3Dircadb1.7.
     python benchmarks/accuracy.py --recipes bundled --snapshots 3,4  # also: cycles 3 and 4 averaged
     python benchmarks/accuracy.py --recipes bundled --seeds 0,1,2 --seed-ensemble  # also: the seeds averaged
     python benchmarks/accuracy.py --recipes bundled --sweep min_lesion_median_hu=null,10,20  # same models
+    python benchmarks/accuracy.py --recipes bundled --extra-train DIR  # more training cases (row bundled+DIR)
+
+Cases under --extra-train are added to every fold's training set and never held out; one named
+after a held-out case and a dash (`RadCTTACEomics_0697-AP`, another series of that patient) is left
+out of that case's fold, so no fold trains on the patient it is measured on.
 
 Finished folds are kept in --out and skipped when the command is run again.
 """
@@ -66,6 +71,9 @@ def main() -> int:
                              "probabilities averaged (the row <recipe>-seeds-0-1-...)")
     parser.add_argument("--sweep", default="", help="SETTING=V1,V2,...: also measure each fold's model with this "
                                                     "inference setting at each value (JSON: null, 10, true)")
+    parser.add_argument("--extra-train", type=Path, default=None,
+                        help="a folder of more labelled cases, added to every fold's training set but the fold of "
+                             "their patient (a case named <held-out case>-...); rows are named <recipe>+<folder>")
     parser.add_argument("--summary", default="summary", help="name of the table files written to --out")
     args = parser.parse_args()
 
@@ -74,16 +82,18 @@ def main() -> int:
     device = choose_device(args.device)
     refs = [r for r in find_cases([args.data]) if r.name != "HCC_006"]
     cases = {r.name: load_case(r) for r in refs}
+    extra = {r.name: load_case(r) for r in find_cases([args.extra_train])} if args.extra_train else {}
+    suffix = f"+{args.extra_train.name}" if args.extra_train else ""
     held_out = [n for n in cases if not args.folds or n in args.folds.split(",")]
     table = {}
     cycles = [int(c) for c in args.snapshots.split(",")] if args.snapshots else []
     sweep = sweep_settings(args.sweep)
     seeds = [int(s) for s in args.seeds.split(",")]
-    for row, name, seed in rows(args.recipes.split(","), seeds):
+    for row, name, seed in rows(args.recipes.split(","), seeds, suffix):
         config = recipe_or_variant(name)
         config.train.seed = seed
         config.train.epochs_per_cycle = max(1, round(config.train.epochs_per_cycle * args.epochs_scale))
-        results = [run_fold(args.out / row / f"test-{test}", config, test, cases, device) for test in held_out]
+        results = [run_fold(args.out / row / f"test-{test}", config, test, cases, device, extra) for test in held_out]
         table[row] = summary(results)
         if cycles:
             table[f"{row}-{snapshot_tag(cycles)}"] = summary(
@@ -95,15 +105,16 @@ def main() -> int:
             table[f"{row}-{tag}"] = summary([measure_again(args.out / row / f"test-{test}", tag, inference, test,
                                                            cases[test], device) for test in held_out])
         if args.seed_ensemble and len(seeds) > 1 and seed == seeds[-1]:  # every seed's fold models are there now
-            folders = {test: [args.out / seed_row / f"test-{test}" for seed_row, _, _ in rows([name], seeds)]
+            folders = {test: [args.out / seed_row / f"test-{test}" for seed_row, _, _ in rows([name], seeds, suffix)]
                        for test in held_out}
-            table[f"{name}-{seed_ensemble_tag(seeds)}"] = summary(
+            table[f"{name}{suffix}-{seed_ensemble_tag(seeds)}"] = summary(
                 [measure_seed_ensemble(folders[test], seeds, config.inference, test, cases[test], device)
                  for test in held_out])
     options = "".join(f" --{flag} {value}" for flag, value, default in (
         ("folds", args.folds, ""), ("seeds", args.seeds, "0"), ("snapshots", args.snapshots, ""),
         ("sweep", args.sweep, ""),
-        ("epochs-scale", args.epochs_scale, 1.0), ("summary", args.summary, "summary"))
+        ("epochs-scale", args.epochs_scale, 1.0), ("extra-train", args.extra_train, None),
+        ("summary", args.summary, "summary"))
         if value != default) + (" --seed-ensemble" if args.seed_ensemble else "")
     text = markdown(table, f"python benchmarks/accuracy.py --recipes {args.recipes}{options}", "Leave-one-case-out")
     print(text)
@@ -112,21 +123,30 @@ def main() -> int:
     return 0
 
 
-def rows(recipes: list[str], seeds: list[int]) -> list[tuple[str, str, int]]:
-    """(row and folder name, recipe, training seed) for every recipe and seed, recipe by recipe."""
-    return [(name if seed == 0 else f"{name}-seed{seed}", name, seed) for name in recipes for seed in seeds]
+def rows(recipes: list[str], seeds: list[int], suffix: str = "") -> list[tuple[str, str, int]]:
+    """(row and folder name, recipe, training seed) for every recipe and seed, recipe by recipe;
+    `suffix` follows the recipe's name (the extra training cases')."""
+    return [(f"{name}{suffix}" if seed == 0 else f"{name}{suffix}-seed{seed}", name, seed)
+            for name in recipes for seed in seeds]
 
 
-def run_fold(folder: Path, config, test: str, cases: dict, device) -> CaseMetrics:
-    """One fold: trained on every case but `test` into `folder` (unless it holds a model), then
-    measured on `test` (unless measured with these inference settings already)."""
+def training_cases(cases: dict, extra: dict, test: str) -> list:
+    """Every case but `test`, and every extra case but those of `test`'s patient (named `test`-...)."""
+    return ([c for n, c in cases.items() if n != test] +
+            [c for n, c in extra.items() if not n.startswith(f"{test}-")])
+
+
+def run_fold(folder: Path, config, test: str, cases: dict, device, extra: Optional[dict] = None) -> CaseMetrics:
+    """One fold: trained on every case but `test` (and the `extra` cases but `test`'s patient's) into
+    `folder` (unless it holds a model), then measured on `test` (unless measured with these
+    inference settings already)."""
     stored = stored_fold_model(folder, config)
 
     def train_and_measure() -> CaseMetrics:
         folder.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         if stored is None:
-            train_cases = [prepare_training_case(c, config) for n, c in cases.items() if n != test]
+            train_cases = [prepare_training_case(c, config) for c in training_cases(cases, extra or {}, test)]
             train(train_cases, [], config, folder, device, download_weights=False)
         train_seconds = time.perf_counter() - started
         metrics = measure(load_checkpoint(folder / "model.safetensors", device), config.inference, test,

@@ -20,6 +20,18 @@ def test_seed_zero_keeps_the_recipes_row_and_other_seeds_get_their_own():
         ("notebook", "notebook", 0), ("notebook-seed2", "notebook", 2)]
 
 
+def test_extra_training_cases_get_rows_of_their_own_and_stay_out_of_their_patients_fold():
+    assert accuracy.rows(["bundled"], [0, 1], "+phases") == [("bundled+phases", "bundled", 0),
+                                                           ("bundled+phases-seed1", "bundled", 1)]
+    cases = {"3Dircadb1.1": "a", "3Dircadb1.17": "b", "RadCTTACEomics_0697": "c"}
+    extra = {"RadCTTACEomics_0697-AP": "d", "3Dircadb1.1-late": "e"}
+    assert accuracy.training_cases(cases, extra, "RadCTTACEomics_0697") == ["a", "b", "e"]
+    # a case name that begins another's (3Dircadb1.1, 3Dircadb1.17) keeps only its own patient's out
+    assert accuracy.training_cases(cases, extra, "3Dircadb1.1") == ["b", "c", "d"]
+    assert accuracy.training_cases(cases, extra, "3Dircadb1.17") == ["a", "c", "d", "e"]
+    assert accuracy.training_cases(cases, {}, "3Dircadb1.17") == ["a", "c"]
+
+
 def test_recipes_and_ablation_variants_are_found_by_name_and_others_refused():
     assert accuracy.recipe_or_variant("bundled").to_dict() == bundled().to_dict()
     assert accuracy.recipe_or_variant("dice-bce").loss.tversky_weight == 0.0

@@ -101,3 +101,41 @@ def test_bundling_takes_the_recipes_inference_settings_only_for_weights_trained_
     refused = "run/model.safetensors: the model was trained with other settings"
     with pytest.raises(InputError, match=refused):
         with_inference_of(notebook(), bundled(), Path("run/model.safetensors"))
+
+
+def test_bundling_the_same_weights_again_keeps_the_bundled_file(tmp_path, monkeypatch):
+    # a new card for the same weights must not rewrite the 29 MB file (each rewrite stays in git's history)
+    import datetime
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from LiverLesionSegLib import checkpoint as checkpoint_module
+    from LiverLesionSegLib.checkpoint import save_checkpoint
+    from LiverLesionSegLib.config import Config
+    from LiverLesionSegLib.model import build_network
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools"))
+    from bundle_model import same_apart_from_the_date
+
+    config = Config()
+    network = build_network(config)
+    old = save_checkpoint(tmp_path / "old.safetensors", network, config, {"epoch": 3}, half=True)
+
+    class Later(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.datetime(2030, 1, 1, tzinfo=tz)
+
+    monkeypatch.setattr(checkpoint_module.datetime, "datetime", Later)
+    again = save_checkpoint(tmp_path / "again.safetensors", network, config, {"epoch": 3}, half=True)
+    assert again.read_bytes() != old.read_bytes()  # only the date differs
+    assert same_apart_from_the_date(again, old)
+    assert not same_apart_from_the_date(again, tmp_path / "missing.safetensors")
+    other_state = save_checkpoint(tmp_path / "state.safetensors", network, config, {"epoch": 4}, half=True)
+    assert not same_apart_from_the_date(other_state, old)
+    with torch.no_grad():
+        next(network.parameters()).add_(1.0)
+    other_weights = save_checkpoint(tmp_path / "weights.safetensors", network, config, {"epoch": 3}, half=True)
+    assert not same_apart_from_the_date(other_weights, old)
