@@ -33,6 +33,11 @@ class PreprocessConfig:
     # With zoom: HU added to the liver's box so that the liver's median lands here (None: off). A
     # lesion is then told by its contrast to this patient's liver, whatever the phase or scanner.
     liver_reference_hu: Optional[float] = None
+    # With zoom: a third look, the liver's box cut into zoom_tiles x zoom_tiles overlapping tiles, each
+    # zoom_tile_share of its side, each resampled to `size` (finer pixels: the liver's edge, small
+    # lesions). 1: off.
+    zoom_tiles: int = 1
+    zoom_tile_share: float = 0.6
 
     @property
     def in_channels(self) -> int:
@@ -177,6 +182,8 @@ class InferenceConfig:
     locate_stride: int = 1  # with zoom: the whole-slice pass that finds the liver looks at every n-th slice
     precision: str = "auto"  # "auto": bfloat16 where the processor computes it natively, else float32
     box_quantum: int = 32  # with zoom: the box's side is a multiple of this, its corner of a quarter of it
+    # with preprocess.zoom_tiles: the tiles' share in the probabilities inside the box (the rest: the box's)
+    tile_weight: float = 1.0
 
 
 @dataclass
@@ -209,6 +216,10 @@ class Config:
              "preprocess.context_mm must be positive (or null: the next slices)"),
             (p.normalise in ("unit", "centred"), "preprocess.normalise must be 'unit' or 'centred'"),
             (p.zoom_margin_mm >= 0 and p.zoom_extra_slices >= 0, "preprocess.zoom margins must be 0 or more"),
+            (1 <= p.zoom_tiles <= 4 and (p.zoom_tiles == 1 or p.zoom), "preprocess.zoom_tiles must be 1 to 4, and "
+                                                                      "above 1 only with preprocess.zoom"),
+            (p.zoom_tiles <= 1 or 1 / p.zoom_tiles < p.zoom_tile_share <= 1,
+             "preprocess.zoom_tile_share must be above 1 / zoom_tiles (tiles that overlap) and at most 1"),
             (p.liver_reference_hu is None or p.zoom, "preprocess.liver_reference_hu needs preprocess.zoom (the "
                                                      "liver's box is what it shifts)"),
             (len(self.model.classes) == 2, "model.classes must name two outputs (liver, lesion)"),
@@ -250,6 +261,7 @@ class Config:
              "inference.lesion_beyond_liver_hu_tolerance must be 0 or more"),
             (i.min_lesion_peak_probability is None or 0 <= i.min_lesion_peak_probability <= 1,
              "inference.min_lesion_peak_probability must be None (off) or lie in [0, 1]"),
+            (0 <= i.tile_weight <= 1, "inference.tile_weight must lie in [0, 1]"),
             (i.batch_size >= 1 and i.min_lesion_mm3 >= 0 and i.locate_stride >= 1 and i.box_quantum >= 1,
              "inference.batch_size, locate_stride and box_quantum must be 1 or more, min_lesion_mm3 0 or more"),
             (0 <= i.min_liver_around_lesion <= 1 and i.liver_around_lesion_mm > 0,

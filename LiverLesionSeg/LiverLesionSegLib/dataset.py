@@ -12,7 +12,7 @@ from .config import Config, PreprocessConfig, TrainConfig
 from .errors import TrainingError
 from .preprocess import average_slice_groups, liver_hu_shift, network_input, prepare_ct, prepare_masks, targets_tensor
 from .volume import Case, Volume, to_axial_lps
-from .zoom import AIR_HU, crop, liver_box
+from .zoom import AIR_HU, crop, liver_box, tiles
 
 log = logging.getLogger("LiverLesionSeg")
 
@@ -73,7 +73,8 @@ def _axial_ct_and_masks(case: Case) -> tuple[Volume, np.ndarray, np.ndarray]:
 
 def case_views(hu: np.ndarray, liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, float, float],
                config: PreprocessConfig) -> list[View]:
-    """The whole slices of a CT in axial order (HU) and its masks, and with zoom also the liver's box."""
+    """The whole slices of a CT in axial order (HU) and its masks, and with zoom also the liver's box
+    (and with zoom_tiles its tiles)."""
     slice_spacing = spacing[2]
     whole = View(prepare_ct(hu, config), prepare_masks(liver, lesion, config.size), slice_spacing)
     views = [whole]
@@ -83,8 +84,10 @@ def case_views(hu: np.ndarray, liver: np.ndarray, lesion: np.ndarray, spacing: t
         if box is not None:
             # The shift is measured as inference measures it: on the whole slices, where the liver is.
             shift = liver_hu_shift(whole.stack, whole.targets[:, 0] >= 128, config)
-            views.append(View(prepare_ct(crop(hu, box, AIR_HU), config, shift),
-                              prepare_masks(crop(liver, box, 0), crop(lesion, box, 0), config.size), slice_spacing))
+            boxes = [box] + (tiles(box, config.zoom_tiles, config.zoom_tile_share) if config.zoom_tiles > 1 else [])
+            views += [View(prepare_ct(crop(hu, b, AIR_HU), config, shift),
+                           prepare_masks(crop(liver, b, 0), crop(lesion, b, 0), config.size), slice_spacing)
+                      for b in boxes]
     return views
 
 

@@ -23,7 +23,7 @@ from .postprocess import clean_masks, largest_component
 from .preprocess import liver_hu_shift, network_input, prepare_ct, upsample
 from .progress import NullProgress, Progress
 from .volume import Volume, to_axial_lps
-from .zoom import AIR_HU, crop, liver_box_from_network_grid, paste
+from .zoom import AIR_HU, Box, crop, liver_box_from_network_grid, paste, tile_weights, tiles
 
 log = logging.getLogger("LiverLesionSeg")
 
@@ -103,11 +103,52 @@ def _find_then_zoom(ct: Volume, stack: np.ndarray, network: torch.nn.Module, pre
     with progress.stage("model", timings):
         probabilities = predict_stack(network, zoomed, preprocess, config, device, progress,
                                       slice_spacing_mm=ct.spacing[2])
+    if preprocess.zoom_tiles > 1:
+        masks = _with_tiles(ct, box, probabilities, shift, network, preprocess, config, device, progress, timings)
+    else:
+        with progress.stage("postprocess", timings):
+            masks = full_resolution_masks(probabilities, (box.side, box.side), config)
     with progress.stage("postprocess", timings):
-        for target, values in zip((liver, lesion, lesion_probability),
-                                  full_resolution_masks(probabilities, (box.side, box.side), config)):
+        for target, values in zip((liver, lesion, lesion_probability), masks):
             paste(target, values, box)
     return liver, lesion, lesion_probability
+
+
+def _with_tiles(ct: Volume, box: Box, box_probabilities: np.ndarray, shift: float, network: torch.nn.Module,
+                preprocess: PreprocessConfig, config: InferenceConfig, device, progress: Progress,
+                timings: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The third look: the box's tiles segmented at their finer pixels, averaged where they overlap
+    (weighted towards each tile's centre) and blended with the box's probabilities by
+    `config.tile_weight`; then the masks as `full_resolution_masks` makes them. A chunk of slices at
+    a time, so that only that chunk is held at full resolution."""
+    parts = tiles(box, preprocess.zoom_tiles, preprocess.zoom_tile_share)
+    with progress.stage("preprocess", timings):
+        stacks = [prepare_ct(crop(ct.array, part, AIR_HU), preprocess, shift) for part in parts]
+    weights = tile_weights(parts[0].side)
+    within_box = [(slice(p.j0 - box.j0, p.j0 - box.j0 + p.side), slice(p.i0 - box.i0, p.i0 - box.i0 + p.side))
+                  for p in parts]
+    total = np.zeros((box.side, box.side), np.float32)
+    for rows, cols in within_box:
+        total[rows, cols] += weights
+    k = len(box_probabilities)
+    masks = tuple(np.empty((k, box.side, box.side), dtype) for dtype in (np.uint8, np.uint8, np.float32))
+    for start in range(0, k, _UPSAMPLE_CHUNK):
+        chunk = np.arange(start, min(start + _UPSAMPLE_CHUNK, k))
+        blended = np.zeros((len(chunk), box_probabilities.shape[1], box.side, box.side), np.float32)
+        for stack, (rows, cols) in zip(stacks, within_box):
+            with progress.stage("model", timings):
+                found = predict_stack(network, stack, preprocess, config, device, None, chunk, ct.spacing[2])
+            with progress.stage("postprocess", timings):
+                blended[:, :, rows, cols] += upsample(torch.from_numpy(found), weights.shape).numpy() * weights
+        with progress.stage("postprocess", timings):
+            blended *= config.tile_weight / total
+            if config.tile_weight < 1:
+                blended += (1 - config.tile_weight) * upsample(torch.from_numpy(box_probabilities[chunk]),
+                                                               (box.side, box.side)).numpy()
+            for target, values in zip(masks, full_resolution_masks(blended, (box.side, box.side), config)):
+                target[chunk] = values
+    progress.emit({"event": "progress", "stage": "model", "done": k, "total": k, "eta_s": 0.0})
+    return masks
 
 
 def _locate_liver(network: torch.nn.Module, stack: np.ndarray, preprocess: PreprocessConfig,

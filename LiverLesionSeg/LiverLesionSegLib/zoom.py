@@ -3,7 +3,8 @@
 A whole 512-pixel slice shrunk to 128 pixels leaves a 10 mm lesion 3 pixels wide. With `zoom` on,
 a first pass over whole slices finds the liver; a square box around it (plus a margin), over the
 liver's slices, is then resampled to 128 pixels and segmented again. Training sees both views: the
-whole slices and the box drawn around the true liver.
+whole slices and the box drawn around the true liver. With `zoom_tiles`, a third look cuts the box
+into overlapping tiles, each resampled to 128 pixels too: finer pixels still (measured, not bundled).
 """
 
 from __future__ import annotations
@@ -86,6 +87,21 @@ def box_around(bounds: tuple[int, int, int, int, int, int], n_slices: int, spaci
     step = max(quantum // 4, 1)
     corner = (lambda low, high: int(round(((low + high) / 2 - side / 2) / step) * step))
     return Box(max(k0 - extra_slices, 0), min(k1 + extra_slices, n_slices), corner(j0, j1), corner(i0, i1), side)
+
+
+def tiles(box: Box, per_side: int, share: float) -> list[Box]:
+    """The box cut into per_side x per_side overlapping square tiles of `share` of its side, row by
+    row, the first at its corner and the last at the opposite one."""
+    side = int(round(box.side * share))
+    steps = [0] if per_side == 1 else [round(n * (box.side - side) / (per_side - 1)) for n in range(per_side)]
+    return [Box(box.k0, box.k1, box.j0 + dj, box.i0 + di, side) for dj in steps for di in steps]
+
+
+def tile_weights(side: int) -> np.ndarray:
+    """(side, side) weights of a tile's pixels when overlapping tiles are averaged: highest at its
+    centre, near 0 at its edge, so no seam shows where one tile ends."""
+    ramp = np.sin(np.pi * (np.arange(side) + 0.5) / side).astype(np.float32)
+    return np.outer(ramp, ramp) + 1e-3
 
 
 def crop(array: np.ndarray, box: Box, fill: float) -> np.ndarray:

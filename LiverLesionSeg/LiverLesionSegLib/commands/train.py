@@ -32,6 +32,7 @@ OPTIONS = {
     "liver_reference_hu": ("preprocess", "liver_reference_hu"),
     "hu_window": ("preprocess", None), "context_slices": ("preprocess", "context_slices"),
     "context_mm": ("preprocess", "context_mm"),
+    "zoom_tiles": ("preprocess", "zoom_tiles"),
     "size": ("preprocess", "size"), "arch": ("model", "arch"), "encoder": ("model", "encoder"),
     "pretrained": ("model", "encoder_weights"),
 }
@@ -100,6 +101,9 @@ def add_parser(sub, common) -> None:
     model.add_argument("--size", type=int, help="in-plane size of the network input (default 128)")
     model.add_argument("--liver-reference-hu", type=float, metavar="HU",
                        help="shift the liver's box so that the liver's median lands on this HU (needs zoom)")
+    model.add_argument("--zoom-tiles", type=int, metavar="N",
+                       help="also look at the liver's box as N x N overlapping tiles at finer pixels (needs zoom; "
+                            "measured in the README, not bundled)")
     p.set_defaults(run=run)
 
 

@@ -93,3 +93,22 @@ def test_plot_prediction_panels_for_a_case(run_dir, data_dir, tmp_path):
     assert code == 0
     panel = matplotlib.image.imread(tmp_path / "RadCTTACEomics_0697_predictions.png")
     assert panel.shape[0] > 400 and panel.std() > 0.05
+
+
+def test_train_with_zoom_tiles_then_segment_through_them(data_dir, tmp_path, capsys):
+    """`train --zoom-tiles 2` trains on the liver's box and its four tiles, and the model it writes
+    carries the setting, so `segment` looks through the tiles too; without zoom it is refused."""
+    case = data_dir / "tace" / "RadCTTACEomics_0697"
+    out = tmp_path / "run"
+    assert main(["train", str(case), "--recipe", "bundled", "--zoom-tiles", "2", "--out", str(out), "--cycles", "1",
+                 "--epochs", "1", "--max-slices-per-epoch", "16", "--progress", "none"]) == 0
+    config, _ = read_metadata(out / "model.safetensors")
+    assert config.preprocess.zoom_tiles == 2 and config.preprocess.zoom
+    labels = tmp_path / "labels.nii.gz"
+    assert main(["segment", str(case), "-o", str(labels), "--model", str(out / "model.safetensors"),
+                 "--progress", "none"]) == 0
+    assert labels.stat().st_size > 0
+    capsys.readouterr()
+    assert main(["train", str(case), "--zoom-tiles", "2", "--out", str(tmp_path / "refused"), "--progress",
+                 "none"]) != 0
+    assert "zoom_tiles" in capsys.readouterr().err and not (tmp_path / "refused").exists()

@@ -54,6 +54,9 @@ def test_wrong_type_is_named():
     ("augment", "synthetic_halo_rim", (0.6, -0.5), "synthetic_halo_rim"),
     ("augment", "synthetic_halo_rim", (-1.5, 0.5), "synthetic_halo_rim"),
     ("augment", "mirrored_lesions", 1.5, "probabilities"),
+    ("preprocess", "zoom_tiles", 2, "zoom_tiles"),  # without zoom
+    ("preprocess", "zoom_tiles", 0, "zoom_tiles"),
+    ("inference", "tile_weight", 1.5, "tile_weight"),
     ("augment", "mirrored_lesion_strength", (0.0, 1.0), "mirrored_lesion_strength"),
     ("augment", "mirrored_lesion_strength", (1.0, 0.5), "mirrored_lesion_strength"),
     ("inference", "min_liver_around_lesion", 1.5, "min_liver_around_lesion"),

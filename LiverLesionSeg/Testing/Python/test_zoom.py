@@ -1,6 +1,7 @@
 """The liver's box: geometry of the box, crops past the image edge, and the two-pass inference."""
 
 import numpy as np
+import torch
 
 from LiverLesionSegLib.config import Config
 from LiverLesionSegLib.dataset import prepare_case
@@ -61,3 +62,87 @@ def test_quantised_box_does_not_move_with_a_pixel_of_liver():
     assert box.side % 32 == 0 and box.j0 % 8 == 0 and box.i0 % 8 == 0
     assert liver_box_from_network_grid(wider, *args, quantum=32) == box
     assert liver_box_from_network_grid(wider, *args, quantum=1) != liver_box_from_network_grid(liver, *args, quantum=1)
+
+
+def test_tiles_cover_the_box_overlapping_from_corner_to_corner():
+    from LiverLesionSegLib.zoom import tiles
+
+    box = Box(2, 9, -10, 30, 200)
+    parts = tiles(box, 2, 0.6)
+    assert len(parts) == 4 and all(p.side == 120 and (p.k0, p.k1) == (2, 9) for p in parts)
+    assert (parts[0].j0, parts[0].i0) == (-10, 30) and (parts[-1].j0, parts[-1].i0) == (70, 110)
+    covered = np.zeros((200, 200), int)
+    for p in parts:
+        covered[p.j0 + 10:p.j0 + 10 + p.side, p.i0 - 30:p.i0 - 30 + p.side] += 1
+    assert covered.min() == 1 and covered.max() == 4  # every pixel, the middle by all four
+    three = tiles(box, 3, 0.5)
+    assert len(three) == 9 and three[4].j0 - box.j0 == 50
+
+
+def test_tile_weights_peak_at_the_centre_and_fade_at_the_edge():
+    from LiverLesionSegLib.zoom import tile_weights
+
+    weights = tile_weights(40)
+    assert weights.shape == (40, 40) and np.allclose(weights, weights.T) and np.allclose(weights, weights[::-1])
+    assert weights[19, 19] == weights.max() > 0.99 and weights[0, 0] < 0.01 and weights.min() > 0
+
+
+def test_zoom_tiles_add_four_finer_views_of_the_box():
+    ct = Volume(np.full((6, 64, 64), -1000, np.int16), (1, 1, 2), (0, 0, 0))
+    liver = np.zeros((6, 64, 64), np.uint8)
+    liver[2:4, 20:40, 20:40] = 1
+    liver[2:4, 20:26, 20:26] = 0  # less liver in the top-left corner of the box
+    case = Case("x", ct, ct.with_array(liver), ct.with_array(np.zeros_like(liver)))
+    config = Config().preprocess
+    config.size, config.zoom, config.zoom_margin_mm, config.zoom_extra_slices = 32, True, 5, 1
+    config.zoom_tiles = 2
+    views = prepare_case(case, config).views
+    assert len(views) == 6 and all(v.stack.shape == (4, 32, 32) for v in views[1:])
+    box_liver, tile_liver = (v.targets[:, 0].astype(float).mean() for v in (views[1], views[2]))
+    assert tile_liver > box_liver  # a tile is a closer look
+    assert views[2].targets[:, 0].sum() < views[5].targets[:, 0].sum()  # the corner cut out of the liver
+
+
+class _Threshold(torch.nn.Module):
+    """A stand-in network that sees what the windowed CT shows: lesion from -30 to 23 HU, liver above 75 HU
+    and under the lesion (as the real network marks it)."""
+
+    def forward(self, x):
+        centre = x[:, x.shape[1] // 2:x.shape[1] // 2 + 1].float()
+        lesion = 40 * torch.minimum(centre - 0.2, 0.35 - centre)
+        return torch.cat([torch.maximum(40 * (centre - 0.5), lesion), lesion], dim=1)
+
+
+def test_tiles_land_where_they_were_cut_and_draw_a_finer_edge():
+    """A phantom segmented by a thresholding network through the box alone and through its tiles: the
+    tiles' output lies on the box's (a tile pasted elsewhere would not), follows the true liver more
+    closely (finer pixels), and with tile_weight 0 is the box's exactly."""
+    from LiverLesionSegLib.infer import segment_canonical
+
+    k, j, i = np.mgrid[:10, :240, :240]
+    body = (j - 120) ** 2 + (i - 120) ** 2 < 110 ** 2
+    truth = ((j - 110) / 70.0) ** 2 + ((i - 100) / 55.0) ** 2 < 1
+    hu = np.where(body, 40, -1000) + np.where(truth, 110, 0)
+    spot = (j - 110) ** 2 + (i - 90) ** 2 + ((k - 5) * 3) ** 2 < 12 ** 2
+    hu = np.where(spot, 0, hu).astype(np.int16)
+    ct = Volume(hu, (0.8, 0.8, 3.0), (0, 0, 0))
+    config = Config()
+    config.preprocess.zoom, config.preprocess.zoom_margin_mm = True, 10
+    config.inference.locate_stride, config.inference.box_quantum = 1, 1
+
+    def segment(tiles, weight):
+        config.preprocess.zoom_tiles, config.inference.tile_weight = tiles, weight
+        return segment_canonical(ct, _Threshold(), config.preprocess, config.inference)
+
+    box_liver, box_lesion, box_probability = segment(1, 1.0)
+    tile_liver, tile_lesion, _ = segment(2, 1.0)
+    same = segment(2, 0.0)
+    assert np.array_equal(same[0], box_liver) and np.array_equal(same[2], box_probability)
+
+    def dice(a, b):
+        return 2 * (a.astype(bool) & b.astype(bool)).sum() / (a.astype(bool).sum() + b.astype(bool).sum())
+
+    assert dice(tile_liver, box_liver) > 0.97 and dice(tile_lesion, box_lesion) > 0.8
+    liver = truth | spot
+    assert dice(tile_liver, liver) > dice(box_liver, liver)
+    assert dice(tile_lesion, spot & truth) > 0.7
