@@ -9,8 +9,8 @@ masses in 30 % of liver slices is the third bundled recipe as trained (`bundled-
 also drops lesions with little liver around them, measured at full resolution). The `bundled-`
 variants are one change to it (`bundled-halo` and `bundled-context-2.5mm` at full resolution, with
 its clean-up; the second is today's bundled recipe, which takes the neighbour channels 2.5 mm away),
-except `bundled-thick-5mm`, one change to today's recipe; `<variant>-seedN` trains a variant with
-another seed.
+except `bundled-thick-5mm`, `bundled-mirrored` and `bundled-tiles`, each one change to today's
+recipe; `<variant>-seedN` trains a variant with another seed.
 
 It runs on a compact copy of the labelled cases, small enough to travel to a GPU machine and to
 finish there in one sitting: the CT stored as its HU window at half the in-plane resolution

@@ -133,6 +133,8 @@ def _with_tiles(ct: Volume, box: Box, box_probabilities: np.ndarray, shift: floa
     k = len(box_probabilities)
     masks = tuple(np.empty((k, box.side, box.side), dtype) for dtype in (np.uint8, np.uint8, np.float32))
     for start in range(0, k, _UPSAMPLE_CHUNK):
+        if progress.cancelled:  # the tiles' passes report no progress of their own
+            raise Cancelled("segmentation cancelled; nothing was written")
         chunk = np.arange(start, min(start + _UPSAMPLE_CHUNK, k))
         blended = np.zeros((len(chunk), box_probabilities.shape[1], box.side, box.side), np.float32)
         for stack, (rows, cols) in zip(stacks, within_box):

@@ -113,22 +113,52 @@ class _Threshold(torch.nn.Module):
         return torch.cat([torch.maximum(40 * (centre - 0.5), lesion), lesion], dim=1)
 
 
-def test_tiles_land_where_they_were_cut_and_draw_a_finer_edge():
-    """A phantom segmented by a thresholding network through the box alone and through its tiles: the
-    tiles' output lies on the box's (a tile pasted elsewhere would not), follows the true liver more
-    closely (finer pixels), and with tile_weight 0 is the box's exactly."""
-    from LiverLesionSegLib.infer import segment_canonical
-
+def _phantom():
+    """A body of 40 HU, a liver of 150 HU off its centre, a lesion of 0 HU inside it."""
     k, j, i = np.mgrid[:10, :240, :240]
     body = (j - 120) ** 2 + (i - 120) ** 2 < 110 ** 2
     truth = ((j - 110) / 70.0) ** 2 + ((i - 100) / 55.0) ** 2 < 1
     hu = np.where(body, 40, -1000) + np.where(truth, 110, 0)
     spot = (j - 110) ** 2 + (i - 90) ** 2 + ((k - 5) * 3) ** 2 < 12 ** 2
     hu = np.where(spot, 0, hu).astype(np.int16)
-    ct = Volume(hu, (0.8, 0.8, 3.0), (0, 0, 0))
     config = Config()
     config.preprocess.zoom, config.preprocess.zoom_margin_mm = True, 10
     config.inference.locate_stride, config.inference.box_quantum = 1, 1
+    return Volume(hu, (0.8, 0.8, 3.0), (0, 0, 0)), truth, spot, config
+
+
+def test_a_cancel_during_the_tiles_stops_the_segmentation():
+    """The tiles' passes report no progress of their own, but a Cancel pressed after the box's pass
+    still stops the job before the tiles are done."""
+    import pytest
+
+    from LiverLesionSegLib.errors import Cancelled
+    from LiverLesionSegLib.infer import segment_canonical
+    from LiverLesionSegLib.progress import CallbackProgress
+
+    ct, _, _, config = _phantom()
+    config.preprocess.zoom_tiles = 2
+    passes_done = []
+
+    def cancel_after_the_box(event):
+        if event.get("event") == "progress" and event["done"] == event["total"]:
+            passes_done.append(event["total"])
+            if len(passes_done) == 2:  # the search for the liver, then the box
+                progress.cancel()
+
+    progress = CallbackProgress(cancel_after_the_box)
+    with pytest.raises(Cancelled):
+        segment_canonical(ct, _Threshold(), config.preprocess, config.inference, progress=progress)
+    assert len(passes_done) == 2
+
+
+def test_tiles_land_where_they_were_cut_and_draw_a_finer_edge():
+    """A phantom segmented by a thresholding network through the box alone and through its tiles: the
+    tiles' output lies on the box's (a tile pasted elsewhere would not), follows the true liver more
+    closely (finer pixels), and with tile_weight 0 is the box's exactly."""
+    from LiverLesionSegLib.infer import segment_canonical
+
+    ct, truth, spot, config = _phantom()
 
     def segment(tiles, weight):
         config.preprocess.zoom_tiles, config.inference.tile_weight = tiles, weight
