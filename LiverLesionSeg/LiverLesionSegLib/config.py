@@ -182,7 +182,8 @@ class InferenceConfig:
     locate_stride: int = 1  # with zoom: the whole-slice pass that finds the liver looks at every n-th slice
     precision: str = "auto"  # "auto": bfloat16 where the processor computes it natively, else float32
     box_quantum: int = 32  # with zoom: the box's side is a multiple of this, its corner of a quarter of it
-    # with preprocess.zoom_tiles: the tiles' share in the probabilities inside the box (the rest: the box's)
+    # with preprocess.zoom_tiles: the tiles' share in the probabilities inside the box (the rest: the box's;
+    # the box is segmented on its own only below 1, the tiles only above 0)
     tile_weight: float = 1.0
 
 

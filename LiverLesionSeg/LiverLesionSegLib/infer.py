@@ -100,12 +100,12 @@ def _find_then_zoom(ct: Volume, stack: np.ndarray, network: torch.nn.Module, pre
     with progress.stage("preprocess", timings):
         shift = liver_hu_shift(stack, found, preprocess, looked_at)
         zoomed = prepare_ct(crop(ct.array, box, AIR_HU), preprocess, shift)
-    with progress.stage("model", timings):
-        probabilities = predict_stack(network, zoomed, preprocess, config, device, progress,
-                                      slice_spacing_mm=ct.spacing[2])
-    if preprocess.zoom_tiles > 1:
-        masks = _with_tiles(ct, box, probabilities, shift, network, preprocess, config, device, progress, timings)
+    if preprocess.zoom_tiles > 1 and config.tile_weight > 0:
+        masks = _with_tiles(ct, box, zoomed, shift, network, preprocess, config, device, progress, timings)
     else:
+        with progress.stage("model", timings):
+            probabilities = predict_stack(network, zoomed, preprocess, config, device, progress,
+                                          slice_spacing_mm=ct.spacing[2])
         with progress.stage("postprocess", timings):
             masks = full_resolution_masks(probabilities, (box.side, box.side), config)
     with progress.stage("postprocess", timings):
@@ -114,13 +114,14 @@ def _find_then_zoom(ct: Volume, stack: np.ndarray, network: torch.nn.Module, pre
     return liver, lesion, lesion_probability
 
 
-def _with_tiles(ct: Volume, box: Box, box_probabilities: np.ndarray, shift: float, network: torch.nn.Module,
+def _with_tiles(ct: Volume, box: Box, zoomed: np.ndarray, shift: float, network: torch.nn.Module,
                 preprocess: PreprocessConfig, config: InferenceConfig, device, progress: Progress,
                 timings: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The third look: the box's tiles segmented at their finer pixels, averaged where they overlap
-    (weighted towards each tile's centre) and blended with the box's probabilities by
-    `config.tile_weight`; then the masks as `full_resolution_masks` makes them. A chunk of slices at
-    a time, so that only that chunk is held at full resolution."""
+    (weighted towards each tile's centre) and blended with the box's own probabilities (`zoomed`,
+    the box's network stack, segmented only when `config.tile_weight` < 1); then the masks as
+    `full_resolution_masks` makes them. A chunk of slices at a time, so that only that chunk is held
+    at full resolution, with a progress event (and a chance to cancel) after each."""
     parts = tiles(box, preprocess.zoom_tiles, preprocess.zoom_tile_share)
     with progress.stage("preprocess", timings):
         stacks = [prepare_ct(crop(ct.array, part, AIR_HU), preprocess, shift) for part in parts]
@@ -130,26 +131,33 @@ def _with_tiles(ct: Volume, box: Box, box_probabilities: np.ndarray, shift: floa
     total = np.zeros((box.side, box.side), np.float32)
     for rows, cols in within_box:
         total[rows, cols] += weights
-    k = len(box_probabilities)
+    k, started = len(zoomed), time.perf_counter()
     masks = tuple(np.empty((k, box.side, box.side), dtype) for dtype in (np.uint8, np.uint8, np.float32))
     for start in range(0, k, _UPSAMPLE_CHUNK):
-        if progress.cancelled:  # the tiles' passes report no progress of their own
+        if progress.cancelled:
             raise Cancelled("segmentation cancelled; nothing was written")
         chunk = np.arange(start, min(start + _UPSAMPLE_CHUNK, k))
-        blended = np.zeros((len(chunk), box_probabilities.shape[1], box.side, box.side), np.float32)
+        blended = None
         for stack, (rows, cols) in zip(stacks, within_box):
             with progress.stage("model", timings):
                 found = predict_stack(network, stack, preprocess, config, device, None, chunk, ct.spacing[2])
             with progress.stage("postprocess", timings):
+                if blended is None:
+                    blended = np.zeros((len(chunk), found.shape[1], box.side, box.side), np.float32)
                 blended[:, :, rows, cols] += upsample(torch.from_numpy(found), weights.shape).numpy() * weights
         with progress.stage("postprocess", timings):
             blended *= config.tile_weight / total
-            if config.tile_weight < 1:
-                blended += (1 - config.tile_weight) * upsample(torch.from_numpy(box_probabilities[chunk]),
-                                                               (box.side, box.side)).numpy()
+        if config.tile_weight < 1:
+            with progress.stage("model", timings):
+                own = predict_stack(network, zoomed, preprocess, config, device, None, chunk, ct.spacing[2])
+            with progress.stage("postprocess", timings):
+                blended += (1 - config.tile_weight) * upsample(torch.from_numpy(own), (box.side, box.side)).numpy()
+        with progress.stage("postprocess", timings):
             for target, values in zip(masks, full_resolution_masks(blended, (box.side, box.side), config)):
                 target[chunk] = values
-    progress.emit({"event": "progress", "stage": "model", "done": k, "total": k, "eta_s": 0.0})
+        done, elapsed = int(chunk[-1]) + 1, time.perf_counter() - started
+        progress.emit({"event": "progress", "stage": "model", "done": done, "total": k,
+                       "eta_s": round(elapsed / done * (k - done), 1)})
     return masks
 
 

@@ -32,7 +32,7 @@ OPTIONS = {
     "liver_reference_hu": ("preprocess", "liver_reference_hu"),
     "hu_window": ("preprocess", None), "context_slices": ("preprocess", "context_slices"),
     "context_mm": ("preprocess", "context_mm"),
-    "zoom_tiles": ("preprocess", "zoom_tiles"),
+    "zoom_tiles": ("preprocess", "zoom_tiles"), "zoom_tile_share": ("preprocess", "zoom_tile_share"),
     "size": ("preprocess", "size"), "arch": ("model", "arch"), "encoder": ("model", "encoder"),
     "pretrained": ("model", "encoder_weights"),
 }
@@ -104,6 +104,8 @@ def add_parser(sub, common) -> None:
     model.add_argument("--zoom-tiles", type=int, metavar="N",
                        help="also look at the liver's box as N x N overlapping tiles at finer pixels (needs zoom; "
                             "measured in the README, not bundled)")
+    model.add_argument("--zoom-tile-share", type=float, metavar="SHARE",
+                       help="each tile's side as a share of the box's (default 0.6; above 1/N)")
     p.set_defaults(run=run)
 
 

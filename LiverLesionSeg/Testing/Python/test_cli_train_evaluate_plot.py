@@ -100,10 +100,12 @@ def test_train_with_zoom_tiles_then_segment_through_them(data_dir, tmp_path, cap
     carries the setting, so `segment` looks through the tiles too; without zoom it is refused."""
     case = data_dir / "tace" / "RadCTTACEomics_0697"
     out = tmp_path / "run"
-    assert main(["train", str(case), "--recipe", "bundled", "--zoom-tiles", "2", "--out", str(out), "--cycles", "1",
-                 "--epochs", "1", "--max-slices-per-epoch", "16", "--progress", "none"]) == 0
+    assert main(["train", str(case), "--recipe", "bundled", "--zoom-tiles", "2", "--zoom-tile-share", "0.75",
+                 "--out", str(out), "--cycles", "1", "--epochs", "1", "--max-slices-per-epoch", "16",
+                 "--progress", "none"]) == 0
     config, _ = read_metadata(out / "model.safetensors")
     assert config.preprocess.zoom_tiles == 2 and config.preprocess.zoom
+    assert config.preprocess.zoom_tile_share == 0.75
     labels = tmp_path / "labels.nii.gz"
     assert main(["segment", str(case), "-o", str(labels), "--model", str(out / "model.safetensors"),
                  "--progress", "none"]) == 0

@@ -127,29 +127,68 @@ def _phantom():
     return Volume(hu, (0.8, 0.8, 3.0), (0, 0, 0)), truth, spot, config
 
 
-def test_a_cancel_during_the_tiles_stops_the_segmentation():
-    """The tiles' passes report no progress of their own, but a Cancel pressed after the box's pass
-    still stops the job before the tiles are done."""
-    import pytest
-
+def _tile_events(monkeypatch, cancel_after_search: bool):
+    """Segment the phantom through 2 x 2 tiles, 4 slices a chunk; the progress events after the search
+    for the liver (the first pass to end), and whether the job was cancelled."""
+    from LiverLesionSegLib import infer
     from LiverLesionSegLib.errors import Cancelled
-    from LiverLesionSegLib.infer import segment_canonical
     from LiverLesionSegLib.progress import CallbackProgress
+
+    monkeypatch.setattr(infer, "_UPSAMPLE_CHUNK", 4)
+    ct, _, _, config = _phantom()
+    config.preprocess.zoom_tiles = 2
+    after_search: list[dict] = []
+    searched = []
+
+    def listen(event):
+        if event.get("event") != "progress":
+            return
+        if searched:
+            after_search.append(event)
+        elif event["done"] == event["total"]:
+            searched.append(event)
+            if cancel_after_search:
+                progress.cancel()
+
+    progress = CallbackProgress(listen)
+    try:
+        infer.segment_canonical(ct, _Threshold(), config.preprocess, config.inference, progress=progress)
+    except Cancelled:
+        return after_search, True
+    return after_search, False
+
+
+def test_the_tiles_report_progress_chunk_by_chunk(monkeypatch):
+    """With tile_weight 1 the box is not segmented on its own: after the search for the liver, the
+    only passes are the tiles', one progress event per chunk of slices, up to the box's slice count."""
+    events, cancelled = _tile_events(monkeypatch, cancel_after_search=False)
+    assert not cancelled and len(events) >= 3
+    done = [e["done"] for e in events]
+    assert done == sorted(done) and len(set(done)) == len(done) and events[-1]["done"] == events[-1]["total"]
+    assert all(e["total"] == events[0]["total"] for e in events) and done[0] == 4
+
+
+def test_a_cancel_during_the_tiles_stops_the_segmentation(monkeypatch):
+    """The tiles' passes run without the caller's progress (their events would jump back and forth),
+    but a Cancel pressed after the search for the liver stops the job before the first tile chunk."""
+    events, cancelled = _tile_events(monkeypatch, cancel_after_search=True)
+    assert cancelled and events == []
+
+
+def test_tile_weight_blends_box_and_tiles_linearly():
+    """The lesion probability at tile_weight 0.5 is the mean of the box's (weight 0) and the tiles'
+    (weight 1), to the map's 1/1024 steps: the box's own pass is run, and blended, only below 1."""
+    from LiverLesionSegLib.infer import PROBABILITY_STEPS, segment_canonical
 
     ct, _, _, config = _phantom()
     config.preprocess.zoom_tiles = 2
-    passes_done = []
-
-    def cancel_after_the_box(event):
-        if event.get("event") == "progress" and event["done"] == event["total"]:
-            passes_done.append(event["total"])
-            if len(passes_done) == 2:  # the search for the liver, then the box
-                progress.cancel()
-
-    progress = CallbackProgress(cancel_after_the_box)
-    with pytest.raises(Cancelled):
-        segment_canonical(ct, _Threshold(), config.preprocess, config.inference, progress=progress)
-    assert len(passes_done) == 2
+    probability = {}
+    for weight in (0.0, 0.5, 1.0):
+        config.inference.tile_weight = weight
+        probability[weight] = segment_canonical(ct, _Threshold(), config.preprocess, config.inference)[2]
+    assert np.abs(probability[0.0] - probability[1.0]).max() > 0.1  # box and tiles differ somewhere
+    half = (probability[0.0] + probability[1.0]) / 2
+    assert np.abs(probability[0.5] - half).max() <= 1.01 / PROBABILITY_STEPS
 
 
 def test_tiles_land_where_they_were_cut_and_draw_a_finer_edge():
