@@ -1,9 +1,9 @@
 """How closely each case's reference liver follows the CT's liver edge.
 
 For each labelled shared case: the share of voxels of the liver's own density (the CT smoothed by
-1 mm in the slice, between the 5th and 95th percentiles of its reference liver, lesions left out:
-what the bundled model's edge rule calls liver) in bands just outside and just inside the reference
-liver. A reference drawn on the CT's edge has little of the liver's density just outside it; one
+1 mm in the slice, between the 5th and 95th percentiles of the CT over its reference liver,
+lesions left out: what the bundled model's edge rule calls liver, `postprocess.liver_density`) in
+bands just outside and just inside the reference liver. A reference drawn on the CT's edge has little of the liver's density just outside it; one
 drawn inside the edge has much. Tissue beside the liver of the same density (muscle, heart wall,
 bowel) counts too, so read the bands against each other and against the other cases.
 
@@ -17,14 +17,13 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "LiverLesionSeg"))
 
 from LiverLesionSegLib.masks import array_sampling  # noqa: E402
-from LiverLesionSegLib.postprocess import EDGE_SMOOTHING_MM, LIVER_DENSITY_PERCENTILES  # noqa: E402
+from LiverLesionSegLib.postprocess import liver_density  # noqa: E402
 from LiverLesionSegLib.volume import Case  # noqa: E402
 
 OUTSIDE_BANDS_MM = ((0.0, 1.5), (1.5, 3.0), (3.0, 5.0))
@@ -35,10 +34,7 @@ def liver_density_shares(case: Case) -> dict[str, float]:
     """Band name -> share of its voxels of the liver's own density (see the module's docstring)."""
     liver = (case.liver.array > 0) | (case.lesion.array > 0)
     sampling = array_sampling(case.ct.spacing)
-    smoothed = ndimage.gaussian_filter(case.ct.array.astype(np.float32),
-                                       [0.0] + [EDGE_SMOOTHING_MM / s for s in sampling[1:]])
-    low, high = np.percentile(smoothed[liver & (case.lesion.array == 0)], LIVER_DENSITY_PERCENTILES)
-    of_liver_density = (smoothed >= low) & (smoothed <= high)
+    of_liver_density = liver_density(case.ct.array, liver & (case.lesion.array == 0), case.ct.spacing)
     outside = ndimage.distance_transform_edt(~liver, sampling=sampling)
     inside = ndimage.distance_transform_edt(liver, sampling=sampling)
     shares = {f"outside {a:g}-{b:g} mm": float(of_liver_density[(outside > a) & (outside <= b)].mean())

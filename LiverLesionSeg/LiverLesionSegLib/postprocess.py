@@ -78,16 +78,23 @@ def with_edge_on_the_ct(liver: np.ndarray, lesion: np.ndarray, ct: np.ndarray, s
     parenchyma = inside & (lesion == 0)
     if band_mm <= 0 or not parenchyma.any():
         return liver
-    low, high = np.percentile(ct[parenchyma], LIVER_DENSITY_PERCENTILES)
-    # each voxel judged with its neighbours in the slice: a lone voxel of noise moves no edge
-    sigma = [0.0] + [EDGE_SMOOTHING_MM / s for s in array_sampling(spacing)[1:]]
-    smoothed = ndimage.gaussian_filter(ct.astype(np.float32), sigma)
-    of_liver_density = (smoothed >= low) & (smoothed <= high)
+    of_liver_density = liver_density(ct, parenchyma, spacing)
     ball = _ball(array_sampling(spacing), band_mm)
     outer_band = ndimage.binary_dilation(inside, ball) & ~inside
     inner_band = inside & ~ndimage.binary_erosion(inside, ball, border_value=1)
     refined = (inside | (outer_band & of_liver_density)) & ~(inner_band & ~of_liver_density & (lesion == 0))
     return refined.astype(liver.dtype)
+
+
+def liver_density(ct: np.ndarray, parenchyma: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """The voxels of the liver's own density: the CT, smoothed by `EDGE_SMOOTHING_MM` in the slice,
+    within the `LIVER_DENSITY_PERCENTILES` of its values over `parenchyma` (the liver less its
+    lesions). `spacing` is (i, j, k) in mm, the arrays [k, j, i]."""
+    low, high = np.percentile(ct[parenchyma], LIVER_DENSITY_PERCENTILES)
+    # each voxel judged with its neighbours in the slice: a lone voxel of noise moves no edge
+    sigma = [0.0] + [EDGE_SMOOTHING_MM / s for s in array_sampling(spacing)[1:]]
+    smoothed = ndimage.gaussian_filter(ct.astype(np.float32), sigma)
+    return (smoothed >= low) & (smoothed <= high)
 
 
 def _ball(sampling: tuple[float, ...], radius_mm: float) -> np.ndarray:
