@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import re
 import sys
 import time
@@ -47,9 +46,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import numpy as np  # noqa: E402
 
 from LiverLesionSegLib.config import Config, LossConfig, PreprocessConfig  # noqa: E402
+from LiverLesionSegLib.resources import unpacked_cases_dir  # noqa: E402
 from LiverLesionSegLib.volume import Case, Volume, to_axial_lps  # noqa: E402
 
-DEFAULT_DATA = Path(os.environ.get("LIVERLESIONSEG_DATA", "") or Path.home() / ".cache" / "liverlesionseg" / "data")
 WINDOW = PreprocessConfig()  # the HU window every recipe uses
 
 
@@ -175,6 +174,21 @@ def _tiles(c: Config) -> None:
     c.preprocess.zoom_tiles = 2
 
 
+def _window(hu_min: float, hu_max: float) -> Callable[[Config], None]:
+    """The HU window, with the augmentations given in window units rescaled so that they keep their
+    size in HU (a synthetic lesion 50 HU darker stays 50 HU darker)."""
+    def change(c: Config) -> None:
+        old_min, old_width = c.preprocess.hu_min, c.preprocess.hu_max - c.preprocess.hu_min
+        scale = old_width / (hu_max - hu_min)
+        a = c.augment
+        a.synthetic_hypodense = tuple(v * scale for v in a.synthetic_hypodense)
+        a.synthetic_hyperdense = tuple(v * scale for v in a.synthetic_hyperdense)
+        a.brightness, a.noise = a.brightness * scale, a.noise * scale
+        a.mass_density = tuple((old_min + v * old_width - hu_min) / (hu_max - hu_min) for v in a.mass_density)
+        c.preprocess.hu_min, c.preprocess.hu_max = hu_min, hu_max
+    return change
+
+
 def _lesion_threshold(threshold: float) -> Callable[[Config], None]:
     def change(c: Config) -> None:
         c.inference.lesion_threshold = threshold
@@ -223,6 +237,9 @@ TRAINED: dict[str, tuple[str, Callable[[Config], None]]] = {
                          "farther than 6 mm from their core", _bundled(_mirrored)),
     "bundled-tiles": ("today's bundled recipe with a third look at the liver: its box cut into 2 x 2 overlapping "
                       "tiles of 60 % of its side, each at 128 x 128 (pixels 1.7 times finer)", _bundled(_tiles)),
+    "bundled-narrow-window": ("today's bundled recipe with the HU window -20 to 200 (about nnU-Net's clipping on "
+                              "liver CT) instead of -100 to 250, the augmentations given in window units rescaled to "
+                              "keep their size in HU", _bundled(_window(-20.0, 200.0))),
 }
 # name -> (what changes, the trained variant whose models are measured, the change to its inference)
 INFERENCE_ONLY: dict[str, tuple[str, str, Callable[[Config], None]]] = {
@@ -421,7 +438,7 @@ def main() -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     packing = commands.add_parser("pack", help="write the compact copy of the labelled cases")
     packing.add_argument("out", type=Path)
-    packing.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    packing.add_argument("--data", type=Path, default=unpacked_cases_dir())
     running = commands.add_parser("run", help="train and measure every variant on every fold")
     running.add_argument("data", type=Path)
     running.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "ablation")

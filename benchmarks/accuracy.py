@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -48,6 +47,7 @@ from LiverLesionSegLib.infer import segment_volume  # noqa: E402
 from LiverLesionSegLib.metrics import CaseMetrics, evaluate_case, summarise  # noqa: E402
 from LiverLesionSegLib.model import choose_device  # noqa: E402
 from LiverLesionSegLib.recipes import RECIPES, recipe  # noqa: E402
+from LiverLesionSegLib.resources import unpacked_cases_dir  # noqa: E402
 from LiverLesionSegLib.train import cycle_checkpoint_name, train  # noqa: E402
 
 TUMOUR_FREE = "3Dircadb1.7"
@@ -55,8 +55,7 @@ TUMOUR_FREE = "3Dircadb1.7"
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("LIVERLESIONSEG_DATA", "") or
-                                                          Path.home() / ".cache" / "liverlesionseg" / "data"))
+    parser.add_argument("--data", type=Path, default=unpacked_cases_dir())
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "accuracy")
     parser.add_argument("--recipes", default="notebook,bundled")
     parser.add_argument("--folds", default="", help="comma-separated held-out case names (default: all)")

@@ -13,7 +13,6 @@ bowel) counts too, so read the bands against each other and against the other ca
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ sys.path.insert(0, str(REPO / "LiverLesionSeg"))
 
 from LiverLesionSegLib.masks import array_sampling  # noqa: E402
 from LiverLesionSegLib.postprocess import liver_density  # noqa: E402
+from LiverLesionSegLib.resources import unpacked_cases_dir  # noqa: E402
 from LiverLesionSegLib.volume import Case  # noqa: E402
 
 OUTSIDE_BANDS_MM = ((0.0, 1.5), (1.5, 3.0), (3.0, 5.0))
@@ -46,8 +46,7 @@ def liver_density_shares(case: Case) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("LIVERLESIONSEG_DATA", "") or
-                                                          Path.home() / ".cache" / "liverlesionseg" / "data"))
+    parser.add_argument("--data", type=Path, default=unpacked_cases_dir())
     args = parser.parse_args()
     from LiverLesionSegLib.io.cases import find_cases, load_case
 

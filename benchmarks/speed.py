@@ -41,6 +41,7 @@ from LiverLesionSegLib.io.write import write_segmentation_output  # noqa: E402
 from LiverLesionSegLib.losses import SegmentationLoss  # noqa: E402
 from LiverLesionSegLib.metrics import dice  # noqa: E402
 from LiverLesionSegLib.model import build_network, compute_dtype  # noqa: E402
+from LiverLesionSegLib.resources import unpacked_cases_dir  # noqa: E402
 from LiverLesionSegLib.postprocess import clean_masks, largest_component  # noqa: E402
 from LiverLesionSegLib.preprocess import (between_slices, channel_positions, liver_hu_shift, prepare_ct,  # noqa: E402
                                           window)
@@ -53,8 +54,7 @@ CASES = {"3Dircadb1.1 (129 slices)": "ircadb/3Dircadb1.1", "RadCTTACEomics_1211 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("LIVERLESIONSEG_DATA", "") or
-                                                          Path.home() / ".cache" / "liverlesionseg" / "data"))
+    parser.add_argument("--data", type=Path, default=unpacked_cases_dir())
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train-steps", type=int, default=12)

@@ -17,7 +17,6 @@ whose licence lets a picture of it go into the repository.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -26,8 +25,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "LiverLesionSeg"))
 
-DEFAULT_CASE = Path(os.environ.get("LIVERLESIONSEG_DATA") or Path.home() / ".cache" / "liverlesionseg" / "data") \
-    / "hcc-tace-seg" / "HCC_006"
+from LiverLesionSegLib.resources import unpacked_cases_dir  # noqa: E402
+
+DEFAULT_CASE = unpacked_cases_dir() / "hcc-tace-seg" / "HCC_006"
 CREDIT = "HCC_006: The Cancer Imaging Archive, HCC-TACE-Seg (doi:10.7937/TCIA.5FNA-0924), CC BY 4.0"
 CT_WINDOW_HU = (-160.0, 240.0)
 

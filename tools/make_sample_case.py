@@ -12,7 +12,6 @@ set to -1024 HU; every voxel inside the body keeps its original value.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "LiverLesionSeg"))
 
 from LiverLesionSegLib.io.dicom import choose_ct_series, scan_folder  # noqa: E402
-from LiverLesionSegLib.resources import SAMPLE_FOLDER  # noqa: E402
+from LiverLesionSegLib.resources import SAMPLE_FOLDER, unpacked_cases_dir  # noqa: E402
 
 CREDIT = """# Sample case: HCC_006 (cropped)
 
@@ -42,8 +41,7 @@ JPEG-LS lossless compression. Made by `python tools/make_sample_case.py --first 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("LIVERLESIONSEG_DATA", "") or
-                                                          Path.home() / ".cache" / "liverlesionseg" / "data"))
+    parser.add_argument("--data", type=Path, default=unpacked_cases_dir())
     parser.add_argument("--first", type=int, required=True)
     parser.add_argument("--last", type=int, required=True)
     parser.add_argument("--out", type=Path, default=REPO / "LiverLesionSeg" / "Resources" / "SampleData" / SAMPLE_FOLDER)

@@ -22,6 +22,12 @@ MODEL_CARD_DATA = "liverlesionseg-default.json"
 SAMPLE_FOLDER = "HCC_006_sample"
 
 
+def unpacked_cases_dir() -> Path:
+    """Where `../shared/data/unpack` puts the real cases for the tests, benchmarks and tools:
+    $LIVERLESIONSEG_DATA, else ~/.cache/liverlesionseg/data."""
+    return Path(os.environ.get("LIVERLESIONSEG_DATA") or Path.home() / ".cache" / "liverlesionseg" / "data")
+
+
 def resources_dir() -> Path:
     beside = Path(__file__).resolve().parent.parent / "Resources"
     if beside.is_dir():

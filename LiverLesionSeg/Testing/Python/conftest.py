@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,8 @@ REPO = Path(__file__).resolve().parents[3]
 SHARED_DATA = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO / "LiverLesionSeg"))
 
+from LiverLesionSegLib.resources import unpacked_cases_dir  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
@@ -21,8 +22,7 @@ def data_dir() -> Path:
     unpack = SHARED_DATA / "unpack"
     if not unpack.exists():
         pytest.skip(f"no shared data at {SHARED_DATA}")
-    dest = os.environ.get("LIVERLESIONSEG_DATA") or str(Path.home() / ".cache" / "liverlesionseg" / "data")
-    out = subprocess.run([sys.executable, str(unpack), dest], check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, str(unpack), str(unpacked_cases_dir())], check=True, capture_output=True, text=True)
     return Path(out.stdout.strip().splitlines()[-1])
 
 

@@ -51,3 +51,28 @@ def test_a_seed_suffix_changes_the_seed_alone():
     assert ablation.split_seed("dice-bce") == ("dice-bce", 0)
     seeded, plain = (ablation.variant_config(n).to_dict() for n in ("bundled-longer-seed2", "bundled-longer"))
     assert seeded["train"].pop("seed") == 2 and plain["train"].pop("seed") == 0 and seeded == plain
+
+
+def test_another_window_keeps_the_augmentations_sizes_in_hu():
+    from LiverLesionSegLib.recipes import bundled
+
+    todays, narrow = bundled(), ablation.variant_config("bundled-narrow-window")
+    assert (narrow.preprocess.hu_min, narrow.preprocess.hu_max) == (-20.0, 200.0)
+
+    def width(c):
+        return c.preprocess.hu_max - c.preprocess.hu_min
+
+    for name in ("synthetic_hypodense", "synthetic_hyperdense"):  # contrasts: window units x width = HU
+        assert np.allclose(np.multiply(getattr(narrow.augment, name), width(narrow)),
+                           np.multiply(getattr(todays.augment, name), width(todays))), name
+    for name in ("brightness", "noise"):
+        assert np.isclose(getattr(narrow.augment, name) * width(narrow), getattr(todays.augment, name) * width(todays))
+    # densities: window levels -> the same HU
+    assert np.allclose(narrow.preprocess.hu_min + np.multiply(narrow.augment.mass_density, width(narrow)),
+                       todays.preprocess.hu_min + np.multiply(todays.augment.mass_density, width(todays)))
+    everything_else = narrow.to_dict()
+    for section, fields in (("preprocess", ("hu_min", "hu_max")), ("augment", (
+            "synthetic_hypodense", "synthetic_hyperdense", "brightness", "noise", "mass_density"))):
+        for field in fields:
+            everything_else[section][field] = todays.to_dict()[section][field]
+    assert everything_else == todays.to_dict()

@@ -139,3 +139,11 @@ def test_bundling_the_same_weights_again_keeps_the_bundled_file(tmp_path, monkey
         next(network.parameters()).add_(1.0)
     other_weights = save_checkpoint(tmp_path / "weights.safetensors", network, config, {"epoch": 3}, half=True)
     assert not same_apart_from_the_date(other_weights, old)
+
+
+def test_unpacked_cases_folder_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("LIVERLESIONSEG_DATA", str(tmp_path))
+    assert resources.unpacked_cases_dir() == tmp_path
+    monkeypatch.setenv("LIVERLESIONSEG_DATA", "")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert resources.unpacked_cases_dir() == tmp_path / "home" / ".cache" / "liverlesionseg" / "data"
