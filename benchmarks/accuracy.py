@@ -12,6 +12,7 @@ lesion volume on the tumour-free case 3Dircadb1.7.
     python benchmarks/accuracy.py --recipes bundled,dice-bce   # a variant from benchmarks/ablation.py
     python benchmarks/accuracy.py --recipes bundled --seeds 0,1,2   # how much is the seed's doing
     python benchmarks/accuracy.py --recipes bundled --snapshots 3,4  # also: cycles 3 and 4 averaged
+    python benchmarks/accuracy.py --recipes bundled --weight-average 2,3,4  # also: their weights averaged
     python benchmarks/accuracy.py --recipes bundled --seeds 0,1,2 --seed-ensemble  # also: the seeds averaged
     python benchmarks/accuracy.py --recipes bundled --sweep min_lesion_median_hu=null,10,20  # same models
     python benchmarks/accuracy.py --recipes bundled --extra-train DIR  # more training cases (row bundled+DIR)
@@ -26,6 +27,7 @@ Finished folds are kept in --out and skipped when the command is run again.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import sys
@@ -33,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +45,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from LiverLesionSegLib.checkpoint import load_checkpoint, read_metadata  # noqa: E402
 from LiverLesionSegLib.config import InferenceConfig  # noqa: E402
 from LiverLesionSegLib.errors import InputError  # noqa: E402
-from LiverLesionSegLib.dataset import prepare_training_case  # noqa: E402
+from LiverLesionSegLib.augment import augment_batch  # noqa: E402
+from LiverLesionSegLib.dataset import SliceSet, epoch_order, prepare_training_case  # noqa: E402
 from LiverLesionSegLib.infer import segment_volume  # noqa: E402
 from LiverLesionSegLib.metrics import CaseMetrics, evaluate_case, summarise  # noqa: E402
 from LiverLesionSegLib.model import choose_device  # noqa: E402
@@ -65,6 +69,10 @@ def main() -> int:
                                                      "another seed N the row <recipe>-seedN")
     parser.add_argument("--snapshots", default="", help="comma-separated cycles: also measure each fold's models "
                                                         "at the end of these cycles, their probabilities averaged")
+    parser.add_argument("--weight-average", default="",
+                        help="comma-separated cycles: also measure each fold with one network whose weights are the "
+                             "mean of its models' at the end of these cycles, its batch-norm statistics recomputed "
+                             "on the fold's training slices (one cycle: the statistics alone)")
     parser.add_argument("--seed-ensemble", action="store_true",
                         help="with several --seeds: also measure each fold with its seeds' models, their "
                              "probabilities averaged (the row <recipe>-seeds-0-1-...)")
@@ -86,6 +94,7 @@ def main() -> int:
     held_out = [n for n in cases if not args.folds or n in args.folds.split(",")]
     table = {}
     cycles = [int(c) for c in args.snapshots.split(",")] if args.snapshots else []
+    averaged = [int(c) for c in args.weight_average.split(",")] if args.weight_average else []
     sweep = sweep_settings(args.sweep)
     seeds = [int(s) for s in args.seeds.split(",")]
     for row, name, seed in rows(args.recipes.split(","), seeds, suffix):
@@ -98,6 +107,10 @@ def main() -> int:
             table[f"{row}-{snapshot_tag(cycles)}"] = summary(
                 [measure_snapshots(args.out / row / f"test-{test}", cycles, config.inference, test, cases[test],
                                    device) for test in held_out])
+        if averaged:
+            table[f"{row}-{weight_average_tag(averaged)}"] = summary(
+                [measure_weight_average(args.out / row / f"test-{test}", averaged, config, test,
+                                        training_cases(cases, extra, test), cases[test], device) for test in held_out])
         for tag, changes in sweep:
             inference = dataclasses.replace(config, inference=dataclasses.replace(config.inference, **changes)
                                             ).validated(f"--sweep {tag}").inference
@@ -111,6 +124,7 @@ def main() -> int:
                  for test in held_out])
     options = "".join(f" --{flag} {value}" for flag, value, default in (
         ("folds", args.folds, ""), ("seeds", args.seeds, "0"), ("snapshots", args.snapshots, ""),
+        ("weight-average", args.weight_average, ""),
         ("sweep", args.sweep, ""),
         ("epochs-scale", args.epochs_scale, 1.0), ("extra-train", args.extra_train, None),
         ("summary", args.summary, "summary"))
@@ -195,6 +209,60 @@ def measure_snapshots(folder: Path, cycles: list[int], inference: InferenceConfi
     the other folds' models have seen the held-out case)."""
     return measure_mean_of([folder / cycle_checkpoint_name(c) for c in cycles],
                            folder / f"metrics-{snapshot_tag(cycles)}.json", inference, test, case, device)
+
+
+def measure_weight_average(folder: Path, cycles: list[int], config, test: str, train_cases: list, case,
+                           device) -> CaseMetrics:
+    """A fold measured with one network whose weights are the mean of its models' at the end of
+    `cycles` (stochastic weight averaging over the cycles' ends: an ensemble at the cost of one
+    network), its batch-norm statistics recomputed on `train_cases` (what the fold trained on)."""
+    def average_and_measure() -> CaseMetrics:
+        checkpoints = [load_checkpoint(folder / cycle_checkpoint_name(c), device) for c in cycles]
+        network = averaged_network([c.network for c in checkpoints])
+        recompute_batch_norm(network, SliceSet([prepare_training_case(c, config) for c in train_cases]), config,
+                             device)
+        return measure(dataclasses.replace(checkpoints[-1], network=network), config.inference, test, case, device)
+
+    return stored_or_measured(folder / f"metrics-{weight_average_tag(cycles)}.json", config.inference,
+                              average_and_measure)
+
+
+def averaged_network(networks: list[torch.nn.Module]) -> torch.nn.Module:
+    """One network of the same architecture whose weights are the mean of `networks`' (counters, such
+    as batch norm's, from the last)."""
+    states = [n.state_dict() for n in networks]
+    mean = {key: torch.stack([s[key].float() for s in states]).mean(0).to(value.dtype)
+            if value.is_floating_point() else value for key, value in states[-1].items()}
+    network = copy.deepcopy(networks[-1])
+    network.load_state_dict(mean)
+    return network
+
+
+def recompute_batch_norm(network: torch.nn.Module, slices: SliceSet, config, device) -> None:
+    """Batch-norm statistics as the plain mean over one epoch of training batches (augmented, as in
+    training) instead of the running average training left: averaged weights need their own, and
+    the running average weighs the last steps most."""
+    norms = [m for m in network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative mean
+    network.to(device).train()
+    order = epoch_order(slices, config.train, np.random.default_rng([config.train.seed, 0]))
+    generator = torch.Generator().manual_seed(config.train.seed)
+    size = config.train.batch_size
+    with torch.no_grad():
+        for start in range(0, len(order), size):
+            x, y = slices.batch(order[start:start + size], config.preprocess)
+            x, _ = augment_batch(x, y, config.augment, generator)
+            network(x.to(device).contiguous(memory_format=torch.channels_last))
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    network.eval()
+
+
+def weight_average_tag(cycles: list[int]) -> str:
+    return "weights-" + "-".join(map(str, cycles))
 
 
 def measure_seed_ensemble(folders: list[Path], seeds: list[int], inference: InferenceConfig, test: str, case,

@@ -152,3 +152,44 @@ def test_a_seed_ensemble_averages_the_seeds_models_and_is_stored_in_the_first_se
     stored = folders[0] / "metrics-seeds-0-1.json"
     assert stored.exists() and not (folders[1] / "metrics-seeds-0-1.json").exists()
     assert accuracy.stored_metrics(stored, settings) == ensemble
+
+
+def test_averaged_weights_are_the_mean_and_counters_come_from_the_last_network():
+    torch.manual_seed(0)
+    networks = [torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2)) for _ in range(3)]
+    for count, network in enumerate(networks):
+        network[1].num_batches_tracked.fill_(count + 5)
+    mean = accuracy.averaged_network(networks)
+    expected = sum(n[0].weight for n in networks) / 3
+    assert torch.allclose(mean[0].weight, expected) and not torch.allclose(mean[0].weight, networks[-1][0].weight)
+    assert int(mean[1].num_batches_tracked) == 7
+    assert all(n[0].weight is not mean[0].weight for n in networks)  # a new network, the others untouched
+
+
+def test_batch_norm_statistics_are_recomputed_as_the_mean_over_the_training_slices():
+    """A network that is one batch norm over the input: its recomputed running mean is the mean of
+    the network inputs of the epoch's slices (equal batches), whatever it held before."""
+    import numpy as np
+    from LiverLesionSegLib.config import Config
+    from LiverLesionSegLib.dataset import SliceSet, epoch_order, prepare_training_case
+    from LiverLesionSegLib.volume import Case, Volume
+
+    ct = np.full((10, 48, 48), -1000, np.int16)
+    ct[2:8, 8:40, 8:40] = np.linspace(0, 200, 6, dtype=np.int16)[:, None, None]  # six liver slices, all unlike
+    liver = (ct > -1000).astype(np.uint8)
+    geometry = Volume(ct, (1.0, 1.0, 2.0), (0.0, 0.0, 0.0))
+    case = Case("phantom", geometry, geometry.with_array(liver), geometry.with_array(np.zeros_like(liver)))
+    config = Config()
+    config.preprocess.size, config.augment.enabled = 32, False
+    config.train.batch_size, config.train.background_fraction = 2, 0.0
+    slices = SliceSet([prepare_training_case(case, config)])
+    order = epoch_order(slices, config.train, np.random.default_rng(0))
+    assert len(order) == 6
+    inputs, _ = slices.batch(order, config.preprocess)
+
+    network = torch.nn.Sequential(torch.nn.BatchNorm2d(1, momentum=0.3))
+    network[0].running_mean.fill_(100.0)
+    network[0].num_batches_tracked.fill_(1000)  # stale statistics of a long training
+    accuracy.recompute_batch_norm(network, slices, config, "cpu")
+    assert network[0].running_mean.item() == pytest.approx(inputs.mean().item(), abs=1e-5)
+    assert network[0].momentum == 0.3 and not network.training
