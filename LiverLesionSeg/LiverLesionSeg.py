@@ -264,11 +264,11 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.updateButtons()
 
     def pollSegmentation(self):
-        from LiverLesionSegLib.segment_job import progress_percent, stage_text
+        from LiverLesionSegLib.segment_job import stage_text
 
         job = self.segmentationJob
         for event in job.poll():
-            percent = progress_percent(event)
+            percent = job.progress_bar.update(event)
             if percent is not None:
                 self.ui.segmentProgressBar.value = percent
                 self.ui.segmentStatusLabel.text = stage_text(event)

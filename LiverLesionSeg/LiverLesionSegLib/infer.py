@@ -21,7 +21,7 @@ from .errors import Cancelled, ResourceError
 from .model import compute_dtype, is_out_of_memory
 from .postprocess import clean_masks, largest_component
 from .preprocess import liver_hu_shift, network_input, prepare_ct, upsample
-from .progress import NullProgress, Progress
+from .progress import NullProgress, Progress, timed
 from .volume import Volume, to_axial_lps
 from .zoom import AIR_HU, Box, crop, liver_box_from_network_grid, paste, tile_weights, tiles
 
@@ -29,6 +29,11 @@ log = logging.getLogger("LiverLesionSeg")
 
 _UPSAMPLE_CHUNK = 16  # slices brought back to full resolution at a time
 PROBABILITY_STEPS = 1024
+# With zoom: the search for the liver's share of the network's time (the box's pass has the rest), and
+# within the search, the every-n-th-slice pass's share (the slices between them have the rest). Only
+# the progress bar's pace depends on them.
+SEARCH_SHARE = 0.45
+_STRIDE_SHARE = 2 / 3
 
 
 @dataclass
@@ -90,8 +95,9 @@ def _find_then_zoom(ct: Volume, stack: np.ndarray, network: torch.nn.Module, pre
     liver = np.zeros(ct.shape, np.uint8)
     lesion = np.zeros(ct.shape, np.uint8)
     lesion_probability = np.zeros(ct.shape, np.float32)
-    with progress.stage("model", timings):
-        looked_at, found = _locate_liver(network, stack, preprocess, config, device, progress, ct.spacing[2])
+    search, box_pass = progress.part(0, SEARCH_SHARE), progress.part(SEARCH_SHARE, 1)
+    with search.stage("model", timings):
+        looked_at, found = _locate_liver(network, stack, preprocess, config, device, search, ct.spacing[2])
     box = liver_box_from_network_grid(found, looked_at, ct.shape, ct.spacing, preprocess.zoom_margin_mm,
                                       preprocess.zoom_extra_slices + preprocess.context_reach(ct.spacing[2]),
                                       config.box_quantum)
@@ -101,10 +107,10 @@ def _find_then_zoom(ct: Volume, stack: np.ndarray, network: torch.nn.Module, pre
         shift = liver_hu_shift(stack, found, preprocess, looked_at)
         zoomed = prepare_ct(crop(ct.array, box, AIR_HU), preprocess, shift)
     if preprocess.zoom_tiles > 1 and config.tile_weight > 0:
-        masks = _with_tiles(ct, box, zoomed, shift, network, preprocess, config, device, progress, timings)
+        masks = _with_tiles(ct, box, zoomed, shift, network, preprocess, config, device, box_pass, timings)
     else:
-        with progress.stage("model", timings):
-            probabilities = predict_stack(network, zoomed, preprocess, config, device, progress,
+        with box_pass.stage("model", timings):
+            probabilities = predict_stack(network, zoomed, preprocess, config, device, box_pass,
                                           slice_spacing_mm=ct.spacing[2])
         with progress.stage("postprocess", timings):
             masks = full_resolution_masks(probabilities, (box.side, box.side), config)
@@ -121,7 +127,8 @@ def _with_tiles(ct: Volume, box: Box, zoomed: np.ndarray, shift: float, network:
     (weighted towards each tile's centre) and blended with the box's own probabilities (`zoomed`,
     the box's network stack, segmented only when `config.tile_weight` < 1); then the masks as
     `full_resolution_masks` makes them. A chunk of slices at a time, so that only that chunk is held
-    at full resolution, with a progress event (and a chance to cancel) after each."""
+    at full resolution, with a progress event (and a chance to cancel) after each; the pieces of a
+    chunk are timed without stage events, which would send a progress bar back and forth."""
     parts = tiles(box, preprocess.zoom_tiles, preprocess.zoom_tile_share)
     with progress.stage("preprocess", timings):
         stacks = [prepare_ct(crop(ct.array, part, AIR_HU), preprocess, shift) for part in parts]
@@ -139,20 +146,20 @@ def _with_tiles(ct: Volume, box: Box, zoomed: np.ndarray, shift: float, network:
         chunk = np.arange(start, min(start + _UPSAMPLE_CHUNK, k))
         blended = None
         for stack, (rows, cols) in zip(stacks, within_box):
-            with progress.stage("model", timings):
+            with timed("model", timings):
                 found = predict_stack(network, stack, preprocess, config, device, None, chunk, ct.spacing[2])
-            with progress.stage("postprocess", timings):
+            with timed("postprocess", timings):
                 if blended is None:
                     blended = np.zeros((len(chunk), found.shape[1], box.side, box.side), np.float32)
                 blended[:, :, rows, cols] += upsample(torch.from_numpy(found), weights.shape).numpy() * weights
-        with progress.stage("postprocess", timings):
+        with timed("postprocess", timings):
             blended *= config.tile_weight / total
         if config.tile_weight < 1:
-            with progress.stage("model", timings):
+            with timed("model", timings):
                 own = predict_stack(network, zoomed, preprocess, config, device, None, chunk, ct.spacing[2])
-            with progress.stage("postprocess", timings):
+            with timed("postprocess", timings):
                 blended += (1 - config.tile_weight) * upsample(torch.from_numpy(own), (box.side, box.side)).numpy()
-        with progress.stage("postprocess", timings):
+        with timed("postprocess", timings):
             for target, values in zip(masks, full_resolution_masks(blended, (box.side, box.side), config)):
                 target[chunk] = values
         done, elapsed = int(chunk[-1]) + 1, time.perf_counter() - started
@@ -170,14 +177,16 @@ def _locate_liver(network: torch.nn.Module, stack: np.ndarray, preprocess: Prepr
     Returns (slice indices looked at, liver mask on them)."""
     stride = config.locate_stride
     looked_at = np.arange(0, len(stack), stride)
-    found = _liver_on(network, stack, looked_at, preprocess, config, device, progress, slice_spacing_mm)
+    share = _STRIDE_SHARE if stride > 1 else 1
+    found = _liver_on(network, stack, looked_at, preprocess, config, device, progress.part(0, share),
+                      slice_spacing_mm)
     present = looked_at[found.any(axis=(1, 2))]
     if stride > 1 and present.size:
         span = np.arange(max(present[0] - stride + 1, 0), min(present[-1] + stride, len(stack)))
         rest = np.setdiff1d(span, looked_at)
         if rest.size:
-            found = np.concatenate([found, _liver_on(network, stack, rest, preprocess, config, device, progress,
-                                                     slice_spacing_mm)])
+            found = np.concatenate([found, _liver_on(network, stack, rest, preprocess, config, device,
+                                                     progress.part(share, 1), slice_spacing_mm)])
             looked_at = np.concatenate([looked_at, rest])
             order = np.argsort(looked_at)
             looked_at, found = looked_at[order], found[order]

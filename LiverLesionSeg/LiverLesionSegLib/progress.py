@@ -2,8 +2,10 @@
 
 An event is a plain dict with an "event" key: `stage` (a named stage of segmentation and its
 duration), `step` (a training step: cycle, epoch, step, loss, lr, eta_s), `epoch` (validation Dice),
-`checkpoint`, `log`, `done`, `error`. The command line renders them as a terminal bar or as one JSON
-object per line (`--progress json`); the Slicer training panel reads those lines.
+`checkpoint`, `log`, `done`, `error`; during segmentation also `progress` (slices done of a network
+pass, and with several passes the `fraction` of the stage done: `PartProgress`). The command line
+renders them as a terminal bar or as one JSON object per line (`--progress json`); the Slicer
+training panel reads those lines.
 """
 
 from __future__ import annotations
@@ -42,16 +44,57 @@ class Progress:
     def stage(self, name: str, timings: Optional[dict] = None) -> Iterator[None]:
         """Time a named stage and report it as a `stage` event (and into `timings`)."""
         self.emit({"event": "stage", "stage": name, "state": "start"})
-        start = time.perf_counter()
-        yield
-        seconds = time.perf_counter() - start
+        spent: dict[str, float] = {}
+        with timed(name, spent):
+            yield
         if timings is not None:
-            timings[name] = timings.get(name, 0.0) + seconds
-        self.emit({"event": "stage", "stage": name, "state": "end", "seconds": round(seconds, 3)})
+            timings[name] = timings.get(name, 0.0) + spent[name]
+        self.emit({"event": "stage", "stage": name, "state": "end", "seconds": round(spent[name], 3)})
+
+    def part(self, start: float, end: float) -> "Progress":
+        """This job's events, from a pass that is the share `start` to `end` (0 to 1) of its stage."""
+        return PartProgress(self, start, end)
+
+
+@contextmanager
+def timed(name: str, timings: dict) -> Iterator[None]:
+    """Add the block's duration to `timings[name]`, without an event (for a stage's pieces that
+    alternate many times, which as stage events would send a progress bar back and forth)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 
 class NullProgress(Progress):
     pass
+
+
+class PartProgress(Progress):
+    """One pass of several within a stage (the search for the liver, then its box): the events go on
+    to `outer` with the `fraction` of the whole stage done (a `progress` event's done/total, a stage's
+    start or end, mapped into the share `start` to `end`), so that a bar moves on through the passes
+    instead of starting again at each. Nests: a part of a part maps into its outer part's share.
+    Cancelling either cancels both."""
+
+    def __init__(self, outer: Progress, start: float, end: float) -> None:
+        super().__init__()
+        self.outer, self.start, self.end = outer, start, end
+
+    def emit(self, event: Event) -> None:
+        kind = event.get("event")
+        if (kind == "progress" and event.get("total")) or kind == "stage":
+            own = event["done"] / event["total"] if kind == "progress" else float(event["state"] == "end")
+            event = {**event, "fraction": self.start + (self.end - self.start) * event.get("fraction", own)}
+        self.outer.emit(event)
+
+    def cancel(self) -> None:
+        self.outer.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.outer.cancelled
 
 
 class CallbackProgress(Progress):

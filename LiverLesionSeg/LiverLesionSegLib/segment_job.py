@@ -83,11 +83,32 @@ def progress_percent(event: dict) -> Optional[int]:
     if stage not in STAGES:
         return None
     start, end = STAGES[stage]
-    if event.get("event") == "progress" and event.get("total"):
-        return int(start + (end - start) * event["done"] / event["total"])
-    if event.get("event") == "stage":
-        return start if event.get("state") == "start" else end
-    return None
+    kind = event.get("event")
+    if kind == "progress" and event.get("total"):
+        done = event["done"] / event["total"]
+    elif kind == "stage":
+        done = float(event.get("state") == "end")
+    else:
+        return None
+    done = event.get("fraction", done)  # from one pass of several (progress.PartProgress)
+    return int(start + (end - start) * done)
+
+
+class ProgressBar:
+    """Where the segmentation's bar stands (0-100) as its events arrive: `progress_percent`, but never
+    moving back, as a stage that comes round again (the liver's box prepared after the search for the
+    liver) would send it."""
+
+    def __init__(self) -> None:
+        self.percent = 0
+
+    def update(self, event: dict) -> Optional[int]:
+        """The bar's new position, or None when the event does not concern it."""
+        percent = progress_percent(event)
+        if percent is None:
+            return None
+        self.percent = max(self.percent, percent)
+        return self.percent
 
 
 STAGE_NAMES = {"load model": "Loading the model", "preprocess": "Preparing the slices",
@@ -106,8 +127,9 @@ class SegmentationJob:
     """One segmentation in a background thread.
 
     `poll()` returns the events that arrived since the last call (progress, stages, log lines);
-    when `done`, either `result` (an `infer.Segmentation`) or `error` is set. `cancel()` asks the
-    core to stop at the next batch of slices; the job then ends with a `Cancelled` error.
+    `progress_bar.update(event)` places a bar by them. When `done`, either `result` (an
+    `infer.Segmentation`) or `error` is set. `cancel()` asks the core to stop at the next batch of
+    slices; the job then ends with a `Cancelled` error.
     """
 
     def __init__(self, volume: Volume, model: str | os.PathLike = BUNDLED, device: str = "auto",
@@ -122,6 +144,7 @@ class SegmentationJob:
         self.keep_liver_density_lesions = keep_liver_density_lesions
         self.result = None
         self.device_used = None
+        self.progress_bar = ProgressBar()
         self.error: Optional[BaseException] = None
         self._events: queue.Queue = queue.Queue()
         self._progress = CallbackProgress(self._events.put)

@@ -75,6 +75,27 @@ def test_readme_main_command_segments_the_sample(tmp_path, monkeypatch, capsys):
     assert 800 < liver_ml < 3000  # an adult liver (its slices are in the sample)
 
 
+@pytest.mark.slow
+def test_the_progress_bar_moves_on_through_the_search_and_the_box():
+    """The bundled model on the sample, as the Slicer panel runs it: the search for the liver, the
+    slices between, then the liver's box. Each event of the network's stage puts the bar further on
+    (none sends it back to that stage's start), through many positions; the bar ends full."""
+    from LiverLesionSegLib.infer import SEARCH_SHARE
+    from LiverLesionSegLib.io.cases import read_input_volume
+    from LiverLesionSegLib.segment_job import STAGES, SegmentationJob, progress_percent
+
+    job = SegmentationJob(read_input_volume(resources.sample_case_path()), device="cpu").start()
+    assert job.wait(300) and job.error is None, job.error
+    events = job.poll()
+    network = [progress_percent(e) for e in events if e.get("stage") == "model" and e["event"] in ("progress", "stage")]
+    assert network == sorted(network) and network[-1] == STAGES["model"][1], network
+    start, end = STAGES["model"]
+    search_end = start + (end - start) * SEARCH_SHARE
+    assert any(start < p < search_end for p in network) and any(search_end < p < end for p in network)  # in steps
+    positions = [p for p in map(job.progress_bar.update, events) if p is not None]
+    assert positions == sorted(positions) and positions[-1] == 100
+
+
 def test_bundled_model_runs_with_the_bundled_recipes_settings():
     from LiverLesionSegLib.recipes import bundled
 

@@ -123,6 +123,23 @@ def test_progress_events_become_bar_and_status():
     assert progress_percent({"event": "log", "message": "x"}) is None
 
 
+def test_a_pass_of_several_maps_its_events_into_its_share_of_the_stage():
+    """The second half of the box's pass (itself the stage's share 0.4 to 1) is at 0.7 to 1: its events
+    carry that fraction, the bar follows it, and a cancel reaches the outer job."""
+    from LiverLesionSegLib.progress import CallbackProgress
+    from LiverLesionSegLib.segment_job import progress_percent
+
+    events: list[dict] = []
+    job = CallbackProgress(events.append)
+    second_half = job.part(0.4, 1).part(0.5, 1)
+    with second_half.stage("model"):
+        second_half.emit({"event": "progress", "stage": "model", "done": 10, "total": 40})
+    assert [e.get("fraction") for e in events] == pytest.approx([0.7, 0.775, 1.0])
+    assert [progress_percent(e) for e in events] == [65, 70, 85]  # the network's stage is 20 to 85 %
+    second_half.cancel()
+    assert job.cancelled
+
+
 def test_removed_or_changed_input_is_refused_and_deleted_outputs_fall_back(axial_run, core):
     from LiverLesionSegLib.errors import InputError
 

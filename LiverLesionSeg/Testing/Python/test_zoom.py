@@ -175,6 +175,25 @@ def test_a_cancel_during_the_tiles_stops_the_segmentation(monkeypatch):
     assert cancelled and events == []
 
 
+def test_the_bar_moves_on_through_the_search_and_the_tiles(monkeypatch):
+    """Through 2 x 2 tiles, 4 slices a chunk: each event of the network's stage puts the bar further on
+    (the tiles' chunks carry on from the search's end, none starts again), and no stage event comes
+    between the tiles' chunks (a postprocess end among them would fill the bar early)."""
+    from LiverLesionSegLib import infer
+    from LiverLesionSegLib.progress import CallbackProgress
+    from LiverLesionSegLib.segment_job import STAGES, progress_percent
+
+    monkeypatch.setattr(infer, "_UPSAMPLE_CHUNK", 4)
+    ct, _, _, config = _phantom()
+    config.preprocess.zoom_tiles = 2
+    events: list[dict] = []
+    infer.segment_canonical(ct, _Threshold(), config.preprocess, config.inference, progress=CallbackProgress(events.append))
+    network = [progress_percent(e) for e in events if e.get("stage") == "model"]
+    assert network == sorted(network) and network[-1] == STAGES["model"][1], network
+    chunks = [i for i, e in enumerate(events) if e["event"] == "progress" and e["fraction"] > infer.SEARCH_SHARE]
+    assert len(chunks) >= 3 and all(e["event"] == "progress" for e in events[chunks[0]:chunks[-1] + 1])
+
+
 def test_tile_weight_blends_box_and_tiles_linearly():
     """The lesion probability at tile_weight 0.5 is the mean of the box's (weight 0) and the tiles'
     (weight 1), to the map's 1/1024 steps: the box's own pass is run, and blended, only below 1."""
