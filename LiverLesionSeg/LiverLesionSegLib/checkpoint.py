@@ -22,7 +22,7 @@ import torch
 
 from . import __version__
 from .config import Config
-from .errors import LiverLesionSegError, ModelError
+from .errors import LiverLesionSegError, ModelError, first_line
 from .io.atomic import atomic_path
 from .model import build_network
 
@@ -91,7 +91,7 @@ def _as_os_error(exc: Exception, path: Path) -> Exception:
         code = int(found.group(1))
         return OSError(code, os.strerror(code))
     if "I/O error" in str(exc):
-        return OSError(write_failure_errno(path), _reason(exc))
+        return OSError(write_failure_errno(path), first_line(exc, 160))
     return exc
 
 
@@ -117,7 +117,7 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu",
     try:
         network.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in model_tensors.items()})
     except (RuntimeError, TypeError) as exc:  # tensors of a type a parameter cannot take
-        raise ModelError(f"weights cannot be loaded ({_reason(exc)})", path, "use the original checkpoint") from None
+        raise ModelError(f"weights cannot be loaded ({first_line(exc, 160)})", path, "use the original checkpoint") from None
     network.to(device).eval()
     optimizer_state = _optimizer_state(meta, tensors, network, path) if with_optimizer else None
     return Checkpoint(Path(path), config, network, state, optimizer_state)
@@ -145,7 +145,7 @@ def _open(path, load_tensors: bool) -> tuple[dict, dict]:
     except ModelError:
         raise
     except Exception as exc:  # safetensors raises its own error types for bad headers and short files
-        raise ModelError(f"is not a readable checkpoint ({_reason(exc)})", path,
+        raise ModelError(f"is not a readable checkpoint ({first_line(exc, 160)})", path,
                          "give a .safetensors checkpoint written by liverlesionseg train; if it was copied, copy it again") from None
     try:
         version = int(metadata.get("format_version", "0"))
@@ -243,7 +243,7 @@ def _optimizer_state(meta: dict, tensors: dict[str, torch.Tensor], network: torc
                     and len(betas) == 2 and all(_number(b) and 0 <= b < 1 for b in betas)):
                 raise ValueError("settings out of range")
     except (KeyError, ValueError, TypeError, IndexError, AttributeError, RuntimeError) as exc:
-        raise ModelError(f"has a damaged optimizer state ({_reason(exc)})", path,
+        raise ModelError(f"has a damaged optimizer state ({first_line(exc, 160)})", path,
                          "use another copy of the checkpoint, or fine-tune it with --init instead of --resume") from None
     return result
 
@@ -260,8 +260,3 @@ def _pickle_kind(path: Path) -> Optional[str]:
     if len(start) >= 2 and start[0] == 0x80 and 2 <= start[1] <= 5:  # the PROTO opcode, protocols 2-5
         return "Python pickle (.pt, .pth, .ckpt or .pkl)"
     return None
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:160]

@@ -11,6 +11,12 @@ from __future__ import annotations
 import os
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """What a library's exception says, fit for one line: its message's first line (at most `limit`
+    characters), or its type's name when it says nothing."""
+    return str(exc).splitlines()[0][:limit] if str(exc).strip() else type(exc).__name__
+
+
 class LiverLesionSegError(Exception):
     """Base class: `path: problem. hint` on one line.
 

@@ -31,8 +31,9 @@ def add_parser(sub, common) -> None:
                        description="Segment the liver and liver lesions of one CT. Without INPUT, the bundled "
                                    "sample case is segmented and a PNG overlay written beside the output.")
     p.add_argument("input", nargs="?", type=Path,
-                   help="a DICOM folder (the axial CT series is chosen), a .nii/.nii.gz/.nrrd file, or a "
-                        "3D-IRCADb or CT + DICOM SEG case folder (default: the bundled sample case)")
+                   help="a DICOM folder (the axial CT series is chosen), a multi-frame DICOM CT file, a "
+                        ".nii/.nii.gz/.nrrd file, or a 3D-IRCADb or CT + DICOM SEG case folder (default: the "
+                        "bundled sample case)")
     p.add_argument("-o", "--output", type=Path,
                    help="label map .nii.gz/.nii/.nrrd (0 background, 1 liver, 2 lesion) or Slicer .seg.nrrd")
     p.add_argument("--probabilities", type=Path, metavar="FILE", help="also write the lesion probability map")

@@ -22,7 +22,7 @@ from typing import Iterable, Optional
 
 from ..errors import InputError
 from ..volume import Case, Volume
-from .dicom import NON_IMAGE_MODALITIES, SeriesInfo, read_ct_folder, scan_files
+from .dicom import NON_IMAGE_MODALITIES, SeriesInfo, read_ct_file, read_ct_folder, scan_files
 from .dicomseg import read_seg_case
 from .images import image_stem, is_image_file, read_image, read_label_map
 from .ircadb import CT_FOLDER, is_ircadb_case, read_ircadb_case
@@ -85,15 +85,19 @@ def load_case(ref: CaseRef) -> Case:
 
 def read_input_volume(path: str | os.PathLike, series: Optional[str | int] = None) -> Volume:
     """The CT to segment: a DICOM folder (its axial CT series, or `series`), an IRCADb or SEG case
-    folder (its CT), a folder with image.nii|nii.gz|nrrd, or a .nii/.nii.gz/.nrrd/.nhdr file."""
+    folder (its CT), a folder with image.nii|nii.gz|nrrd, a .nii/.nii.gz/.nrrd/.nhdr file, or a
+    multi-frame DICOM file."""
     path = Path(path)
     if not path.exists():
         raise InputError("does not exist", path, "check the path")
     if path.is_file():
         if is_image_file(path):
             return read_image(path)
-        raise InputError("is neither a NIfTI/NRRD image nor a folder", path,
-                         "give the folder that holds the DICOM series, or a .nii, .nii.gz or .nrrd file")
+        volume = read_ct_file(path)  # a multi-frame DICOM image
+        if volume is None:
+            raise InputError("is neither a DICOM, NIfTI or NRRD image nor a folder", path,
+                             "give the folder that holds the DICOM series, or a .nii, .nii.gz or .nrrd file")
+        return volume
     if (path / CT_FOLDER).is_dir():
         return read_ct_folder(path / CT_FOLDER, series)
     image = _first_existing(path, PAIR_IMAGE_NAMES)

@@ -25,7 +25,7 @@ import pydicom
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.pixels import get_decoder
 
-from ..errors import GeometryError, InputError
+from ..errors import GeometryError, InputError, first_line
 from ..memory import check_image_fits
 from ..volume import DIRECTION_TOLERANCE, POSITION_TOLERANCE_MM, Volume
 
@@ -35,7 +35,7 @@ LOG = logging.getLogger("LiverLesionSeg")
 HEADER_TAGS = [
     "SOPClassUID", "SOPInstanceUID", "Modality", "SeriesInstanceUID", "SeriesNumber",
     "SeriesDescription", "InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient",
-    "ReferencedSeriesSequence",
+    "ReferencedSeriesSequence", "NumberOfFrames", "SharedFunctionalGroupsSequence",
 ]
 
 # Modalities whose objects are not images to segment (they may sit beside the CT).
@@ -62,6 +62,12 @@ class SeriesInfo:
     left_out: list[Path] = field(default_factory=list)  # images of another orientation (reformats)
     sop_instance_uids: list[str] = field(default_factory=list)  # in the order of `files`
     referenced_series_uids: list[str] = field(default_factory=list)  # ReferencedSeriesSequence (SEG)
+    multiframe: dict[Path, int] = field(default_factory=dict)  # among `files`: those of several frames, and how many
+
+    @property
+    def images(self) -> int:
+        """How many slices the series holds: a multi-frame file counts its frames."""
+        return len(self.files) + sum(frames - 1 for frames in self.multiframe.values())
 
     @property
     def folder(self) -> Path:
@@ -161,7 +167,7 @@ def read_header(path: Path) -> Optional[pydicom.Dataset]:
         return None
     except Exception as exc:  # pydicom raises many kinds on damaged files
         if _has_dicom_prefix(path):
-            raise InputError(f"damaged or truncated DICOM file ({_reason(exc)})", path,
+            raise InputError(f"damaged or truncated DICOM file ({first_line(exc)})", path,
                              "remove it or export the series again") from None
         return None
 
@@ -186,6 +192,8 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]]) -> Serie
         left_out=[path for path, _ in left_out],
         sop_instance_uids=[str(header.get("SOPInstanceUID", "")) for _, header in kept],
         referenced_series_uids=list(dict.fromkeys(referenced)),
+        multiframe={path: frames for path, header in kept
+                    if (frames := _int_or_none(header.get("NumberOfFrames")) or 1) > 1},
     )
     if left_out:
         LOG.warning("%s: left out %d image(s) of another orientation than the %d kept (%s), e.g. %s",
@@ -238,14 +246,14 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
     referenced = {uid for s in scan.series for uid in s.referenced_series_uids}
 
     def rank(s: SeriesInfo):
-        return (s.uid in referenced, len(s.files) if s.is_axial else 0, len(s.files))
+        return (s.uid in referenced, s.images if s.is_axial else 0, s.images)
 
     ct.sort(key=rank, reverse=True)
     chosen = ct[0]
     if len(ct) > 1:
         why = ("referenced by the DICOM SEG in the folder" if chosen.uid in referenced
-               else f"the most axial slices ({len(chosen.files)})")
-        others = "; ".join(f"{s.label} ({len(s.files)} slices)" for s in ct[1:])
+               else f"the most axial slices ({chosen.images})")
+        others = "; ".join(f"{s.label} ({s.images} slices)" for s in ct[1:])
         LOG.info("%s: chose %s: %s; not chosen: %s. Pass the series UID, number or description to choose another",
                  scan.folder, chosen.label, why, others)
         if rank(ct[1]) == rank(chosen):
@@ -264,7 +272,7 @@ def _select(folder: Path, images: list[SeriesInfo], wanted: str | int) -> Series
         matches = [s for s in images if s.number == int(text)]
     if not matches:
         matches = [s for s in images if s.description.strip().lower() == text.lower()]
-    available = "; ".join(f"{s.label} ({len(s.files)} images)" for s in images)
+    available = "; ".join(f"{s.label} ({s.images} images)" for s in images)
     if not matches:
         raise InputError(f"no series matches '{text}'; the folder holds: {available}", folder,
                          "give a series UID, number or description from that list")
@@ -307,6 +315,17 @@ def read_ct_folder(folder: str | os.PathLike, series: Optional[str | int] = None
                             f"{scan.damaged[0].name}, perhaps the missing slice(s); export the series again") from None
 
 
+def read_ct_file(path: str | os.PathLike) -> Optional[Volume]:
+    """The CT in one DICOM file (a multi-frame image), or None when the file is not DICOM."""
+    series, skipped = scan_files([Path(path)])
+    if not series:
+        return None
+    chosen = choose_ct_series(FolderScan(Path(path).parent, series, skipped))
+    if not chosen.multiframe:
+        raise InputError("is a single DICOM slice", path, "give the folder that holds the whole series")
+    return read_series(chosen)
+
+
 # What pydicom (which parses elements only when they are used) and arithmetic on header values
 # raise for damaged elements.
 HEADER_ERRORS = (ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError, ZeroDivisionError,
@@ -320,7 +339,7 @@ def header_values(where: str | os.PathLike):
     try:
         yield
     except HEADER_ERRORS as exc:
-        raise InputError(f"has a header value that cannot be used ({_reason(exc)})", where,
+        raise InputError(f"has a header value that cannot be used ({first_line(exc)})", where,
                          "the file is damaged or was edited; export it again") from None
 
 
@@ -335,6 +354,8 @@ def _read_series(info: SeriesInfo) -> Volume:
     if info.modality.upper() in NON_IMAGE_MODALITIES:
         raise InputError(f"{info.label} is a {info.modality} object, not an image series", where,
                          "give the CT series")
+    if info.multiframe:
+        return _read_multiframe(info)
     if len(info.files) < 2:
         raise GeometryError(f"{info.label} has a single slice: a 2-D image, not a volume", where,
                             "give a series of several axial slices")
@@ -351,6 +372,23 @@ def _read_series(info: SeriesInfo) -> Volume:
     grid = slice_geometry(datasets, info.files, where)
     array = _to_hounsfield(slices, datasets)
     return Volume(array, grid.spacing, grid.origin, grid.direction, f"{where} ({info.label})")
+
+
+def _read_multiframe(info: SeriesInfo) -> Volume:
+    """A series held in one multi-frame file (see `multiframe.py`)."""
+    from .multiframe import read_multiframe_ct
+
+    path, frames = next(iter(info.multiframe.items()))
+    if len(info.files) > 1:
+        raise InputError(f"{info.label} is split over {len(info.files)} files, {len(info.multiframe)} of them "
+                         "multi-frame", info.folder, "give the series as one multi-frame file or as one file per slice")
+    header = pydicom.dcmread(path, stop_before_pixels=True)
+    if str(header.get("SOPClassUID", "")).startswith(SECONDARY_CAPTURE_PREFIX):
+        raise InputError("a secondary capture image (screenshots), not a CT series", path,
+                         "give the original CT series")
+    _check_series_fits(header, frames, path)
+    del header
+    return read_multiframe_ct(path, frames, info.label)
 
 
 def read_dataset(path: Path) -> pydicom.Dataset:
@@ -370,7 +408,7 @@ def read_dataset_if_dicom(path: Path) -> Optional[pydicom.Dataset]:
             raise InputError("damaged DICOM file", path, "export the series again") from None
         return None
     except Exception as exc:
-        raise InputError(f"cannot read the DICOM file ({_reason(exc)})", path,
+        raise InputError(f"cannot read the DICOM file ({first_line(exc)})", path,
                          "the file may be truncated or damaged; export the series again") from None
 
 
@@ -460,10 +498,6 @@ def _check_pixel_format(path: Path, ds: pydicom.Dataset) -> None:
     if samples != 1 or not photometric.startswith("MONOCHROME"):
         raise InputError(f"a colour image ({samples} samples per pixel, {photometric}), not a CT slice", path,
                          "give the original grey-scale CT series")
-    frames = _int_or_none(ds.get("NumberOfFrames")) or 1
-    if frames > 1:
-        raise InputError(f"a multi-frame image ({frames} frames); only single-frame slices are supported", path,
-                         "export the series as one file per slice")
     if "PixelData" not in ds:
         raise InputError("has no pixel data (a truncated file?)", path, "export the series again")
     for keyword in ("RescaleSlope", "RescaleIntercept"):
@@ -494,7 +528,7 @@ def decode_pixels(path: Path, ds: pydicom.Dataset) -> np.ndarray:
     try:
         return ds.pixel_array
     except Exception as exc:
-        raise InputError(f"cannot decode the pixel data ({_reason(exc)})", path,
+        raise InputError(f"cannot decode the pixel data ({first_line(exc)})", path,
                          "the file may be truncated or damaged; export the series again") from None
 
 
@@ -565,8 +599,12 @@ def check_in_plane_grid(volume: Volume, orientation, pixel_spacing, shape, what:
 # --- small helpers -----------------------------------------------------------------------------
 
 def _orientation(ds) -> Optional[tuple[float, ...]]:
-    """ImageOrientationPatient: two unit vectors at right angles; None when missing or unusable."""
+    """ImageOrientationPatient (a multi-frame image's: in its shared functional groups): two unit
+    vectors at right angles; None when missing or unusable."""
     values = _numbers(ds, "ImageOrientationPatient", 6)
+    if values is None and ds.get("SharedFunctionalGroupsSequence"):
+        plane = ds.SharedFunctionalGroupsSequence[0].get("PlaneOrientationSequence")
+        values = _numbers(plane[0], "ImageOrientationPatient", 6) if plane else None
     if values is None:
         return None
     row, column = np.array(values[:3]), np.array(values[3:])
@@ -623,10 +661,6 @@ def _has_dicom_prefix(path: Path) -> bool:
             return f.read(4) == b"DICM"
     except OSError:
         return False
-
-
-def _reason(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
 def _fmt(values) -> str:

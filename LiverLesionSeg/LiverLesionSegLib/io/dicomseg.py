@@ -17,7 +17,7 @@ from typing import Optional
 import highdicom as hd
 import numpy as np
 
-from ..errors import GeometryError, InputError
+from ..errors import GeometryError, InputError, first_line
 from ..volume import Case, Volume
 from .dicom import FolderScan, SeriesInfo, check_in_plane_grid, read_series, scan_folder, slice_indices
 
@@ -131,7 +131,7 @@ def _segread(path: Path) -> hd.seg.Segmentation:
     try:
         return hd.seg.segread(path)
     except Exception as exc:
-        raise InputError(f"cannot read the DICOM SEG ({str(exc).splitlines()[0][:200]})", path,
+        raise InputError(f"cannot read the DICOM SEG ({first_line(exc)})", path,
                          "the file may be truncated or not a valid SEG; export it again") from None
 
 
@@ -140,7 +140,7 @@ def _binary_frames(seg: hd.seg.Segmentation, path: Path) -> np.ndarray:
     try:
         frames = np.asarray(seg.get_stored_frames())
     except Exception as exc:
-        raise InputError(f"cannot decode the SEG frames ({str(exc).splitlines()[0][:200]})", path,
+        raise InputError(f"cannot decode the SEG frames ({first_line(exc)})", path,
                          "the file may be truncated; export it again") from None
     if frames.ndim == 2:
         frames = frames[None]

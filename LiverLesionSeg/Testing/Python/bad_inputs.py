@@ -72,6 +72,23 @@ def edit(path: Path, **changes) -> None:
     ds.save_as(path)
 
 
+def multiframe_file(slices: list[Path], path: Path, series_uid: Optional[str] = None) -> Path:
+    """The slices as one multi-frame DICOM file (a Legacy Converted Enhanced CT Image, made by
+    highdicom), their frames in the order given."""
+    import warnings
+
+    import highdicom
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # highdicom on the anonymised patient name
+        image = highdicom.legacy.LegacyConvertedEnhancedCTImage(
+            [pydicom.dcmread(f) for f in slices], series_instance_uid=series_uid or highdicom.UID(),
+            series_number=90, sop_instance_uid=highdicom.UID(), instance_number=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save_as(path)
+    return path
+
+
 def rewrite_checkpoint_metadata(source: Path, target: Path, edit: Callable[[dict, dict], None]) -> Path:
     """A copy of a checkpoint with its metadata changed by `edit(metadata, meta)`: the safetensors
     metadata and the JSON inside it. The tensors are unchanged."""
@@ -351,6 +368,30 @@ def secondary_capture(data_dir, tmp, model):
     """Secondary-capture images (screenshots) labelled CT."""
     folder = six_edited(data_dir, tmp, "sc", SOPClassUID="1.2.840.10008.5.1.4.1.1.7")
     return BadInput(segment(folder, tmp, model), INPUT, "secondary capture", "sc")
+
+
+@entry
+def multiframe_with_a_missing_frame(data_dir, tmp, model):
+    """A multi-frame (enhanced) CT file with a frame missing (a gap)."""
+    slices = ct_slices(data_dir)
+    path = multiframe_file(slices[:3] + slices[4:], tmp / "enhanced" / "gap.dcm")
+    return BadInput(segment(path.parent, tmp, model), GEOMETRY, "regular volume", "gap.dcm")
+
+
+@entry
+def multiframe_split_over_two_files(data_dir, tmp, model):
+    """One series held in two multi-frame files."""
+    slices, uid = ct_slices(data_dir), pydicom.uid.generate_uid()
+    multiframe_file(slices[:3], tmp / "halves" / "upper.dcm", uid)
+    multiframe_file(slices[3:], tmp / "halves" / "lower.dcm", uid)
+    return BadInput(segment(tmp / "halves", tmp, model), INPUT, "split over 2 files", "halves")
+
+
+@entry
+def single_dicom_slice_as_input(data_dir, tmp, model):
+    """One DICOM slice given instead of its series' folder."""
+    slice_file = copy_slices(data_dir, tmp / "series", n=1)[0]
+    return BadInput(segment(slice_file, tmp, model), INPUT, "single dicom slice", slice_file.name)
 
 
 @entry

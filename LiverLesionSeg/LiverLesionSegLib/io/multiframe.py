@@ -1,0 +1,54 @@
+"""Multi-frame CT: one DICOM file holding every slice of a series (Enhanced CT, Legacy Converted
+Enhanced CT), its geometry in functional groups rather than in one header per slice.
+
+Read with highdicom, whose `Image.get_volume` sorts the frames into a regular volume (refusing
+frames that are not one) and applies the rescale to HU. The result follows the single-frame
+reader's conventions (`dicom.py`): the k axis along the slice normal towards increasing position,
+int16 when the HU values are whole and fit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import GeometryError, InputError, first_line
+from ..volume import Volume
+
+
+def read_multiframe_ct(path: Path, frames: int, label: str) -> Volume:
+    """The volume of the multi-frame image at `path` in HU (`label` names its series in `source`)."""
+    import highdicom
+
+    try:
+        image = highdicom.imread(path)
+    except Exception as exc:  # highdicom and pydicom raise many kinds on damaged files
+        raise InputError(f"cannot read the multi-frame image ({first_line(exc)})", path,
+                         "the file may be truncated or damaged; export the series again") from None
+    try:
+        volume = image.get_volume(dtype=np.float32)
+    except (ValueError, RuntimeError) as exc:
+        if "decod" in str(exc).lower() or "compress" in str(exc).lower():
+            raise InputError(f"cannot decode the pixel data ({first_line(exc)})", path,
+                             "install pylibjpeg with its plugins, or export the series uncompressed") from None
+        raise GeometryError(f"its {frames} frames do not make one regular volume ({first_line(exc).rstrip('.')})", path,
+                            "export the series as one file per slice, or resample it to a regular grid") from None
+    array = volume.array  # (slice, row, column): k, j, i
+    # highdicom's direction columns follow the array's axes: slice, row (j), column (i).
+    k_axis, j_axis, i_axis = (np.asarray(volume.direction)[:, n] for n in range(3))
+    spacing_k, spacing_j, spacing_i = (float(s) for s in volume.spacing)
+    origin = np.asarray(volume.position, float)
+    if float(k_axis @ np.cross(i_axis, j_axis)) < 0:  # frames sorted against the normal: turn them round
+        origin = origin + (array.shape[0] - 1) * spacing_k * k_axis
+        k_axis, array = -k_axis, array[::-1]
+    return Volume(_as_hounsfield(array), (spacing_i, spacing_j, spacing_k), tuple(origin),
+                  np.column_stack([i_axis, j_axis, k_axis]), f"{path} ({label})")
+
+
+def _as_hounsfield(array: np.ndarray) -> np.ndarray:
+    """int16 when every value is whole and fits (as a single-frame series with slope 1 gives), else float32."""
+    info = np.iinfo(np.int16)
+    if array.size and info.min <= array.min() and array.max() <= info.max and np.array_equal(array, np.round(array)):
+        return np.ascontiguousarray(array, dtype=np.int16)
+    return np.ascontiguousarray(array, dtype=np.float32)

@@ -1,0 +1,58 @@
+"""Multi-frame (enhanced) CT: a real series made into one multi-frame file reads as its slices do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+
+from bad_inputs import multiframe_file
+from LiverLesionSegLib.io.cases import read_input_volume
+from LiverLesionSegLib.io.dicom import choose_ct_series, read_series, scan_folder
+
+
+@pytest.fixture(scope="module")
+def hcc_006(data_dir):
+    """HCC_006's CT series (its slices' files, sorted along the normal) and its single-frame volume."""
+    info = choose_ct_series(scan_folder(data_dir / "hcc-tace-seg" / "HCC_006"))
+    return info.files, read_series(info)
+
+
+@pytest.mark.parametrize("order", ["feet first", "head first"])
+def test_a_multiframe_ct_reads_as_its_slices_do(hcc_006, tmp_path, order):
+    """The folder or the file itself: the same HU (int16) on the same grid, whichever order the frames
+    are stored in (highdicom sorts them; the reader turns them round when they run against the normal)."""
+    files, single = hcc_006
+    path = multiframe_file(files if order == "feet first" else files[::-1], tmp_path / "enhanced" / "ct.dcm")
+    for given in (path.parent, path):
+        volume = read_input_volume(given)
+        assert volume.array.dtype == np.int16 and np.array_equal(volume.array, single.array)
+        assert volume.same_grid(single) and np.allclose(volume.direction, single.direction)
+        assert str(path) in volume.source and "series 90" in volume.source
+
+
+def test_a_rescale_slope_gives_float_hounsfield_units(hcc_006, tmp_path):
+    files, single = hcc_006
+    edited = []
+    for path in files[:8]:
+        ds = pydicom.dcmread(path)
+        ds.RescaleSlope, ds.RescaleIntercept = 0.5, -1024
+        ds.save_as(tmp_path / path.name)
+        edited.append(tmp_path / path.name)
+    volume = read_input_volume(multiframe_file(edited, tmp_path / "enhanced" / "ct.dcm"))
+    stored = single.array[:8].astype(np.float32) - float(pydicom.dcmread(files[0]).RescaleIntercept)
+    assert volume.array.dtype == np.float32 and np.allclose(volume.array, stored * 0.5 - 1024)
+
+
+def test_the_folder_scan_counts_frames_and_sees_the_orientation(hcc_006, tmp_path):
+    """A multi-frame series ranks by its frames and is known to be axial (from its functional groups)."""
+    files, _ = hcc_006
+    multiframe_file(files, tmp_path / "both" / "enhanced.dcm")
+    for path in files[:5]:  # beside it, five single-frame slices of another series
+        ds = pydicom.dcmread(path)
+        ds.SeriesInstanceUID, ds.SOPInstanceUID = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+        ds.save_as(tmp_path / "both" / path.name)
+    scan = scan_folder(tmp_path / "both")
+    enhanced = next(s for s in scan.series if s.multiframe)
+    assert enhanced.images == len(files) and enhanced.is_axial and len(enhanced.files) == 1
+    assert choose_ct_series(scan) is enhanced  # more axial slices than the five beside it
