@@ -137,6 +137,7 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.addScenePairButton.connect("clicked(bool)", self.onAddScenePair)
         self.ui.removeCaseButton.connect("clicked(bool)", self.onRemoveCase)
         self.ui.trainButton.connect("clicked(bool)", self.onTrainButton)
+        self.ui.compareButton.connect("clicked(bool)", self.onCompareButton)
 
         self.initializeParameterNode()
 
@@ -297,9 +298,15 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         slicer.util.setSliceViewerLayers(background=inputNode, foreground=probability,
                                          foregroundOpacity=0.4 if probability else None, fit=False)
         outputs.segmentation_node.GetDisplayNode().SetVisibility(True)
-        selection = slicer.app.applicationLogic().GetSelectionNode()
-        selection.SetActiveTableID(outputs.lesion_table_node.GetID())
-        slicer.app.applicationLogic().PropagateTableSelection()
+        self.ui.comparedSegmentationSelector.setCurrentNode(outputs.segmentation_node)
+        showTable(outputs.lesion_table_node)
+
+    def onCompareButton(self):
+        with reportedErrors("The segmentations could not be compared"):
+            self.logic.ensureDependencies()
+            showTable(self.logic.compare(self.ui.inputVolumeSelector.currentNode(),
+                                         self.ui.comparedSegmentationSelector.currentNode(),
+                                         self.ui.referenceSegmentationSelector.currentNode()))
 
     # --- training ------------------------------------------------------------------------------
     def onAddCaseFolder(self):
@@ -404,6 +411,11 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.timer.stop()
 
 
+def showTable(tableNode):
+    slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(tableNode.GetID())
+    slicer.app.applicationLogic().PropagateTableSelection()
+
+
 @contextlib.contextmanager
 def reportedErrors(title):
     """Show an error as a message box (see `showError`) instead of raising it."""
@@ -469,6 +481,15 @@ class LiverLesionSegLogic(ScriptedLoadableModuleLogic):
             folder = new_run_folder(user_folder() / "scene-cases", "scene")
             settings.cases = list(settings.cases) + mrml.export_training_pairs(scenePairs, folder)
         return TrainingProcess(settings).start()
+
+    def compare(self, volume, segmentation, reference):
+        """`segmentation` of `volume` measured against `reference`, as a new row of the scene's
+        comparison table; returns that table."""
+        from LiverLesionSegLib import mrml
+
+        table = mrml.comparison_table(slicer.mrmlScene)
+        mrml.compare_segmentations(volume, segmentation, reference, table)
+        return table
 
     def newTrainingCharts(self, name):
         from LiverLesionSegLib import mrml

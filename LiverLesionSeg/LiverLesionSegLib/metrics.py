@@ -70,6 +70,24 @@ RULES = {
 }
 
 
+# The measures of one comparison as a table shows them: (CaseMetrics field, column title, unit).
+COMPARISON_COLUMNS = (
+    ("liver_dice", "Liver Dice", ""),
+    ("lesion_dice", "Lesion Dice", ""),
+    ("liver_assd_mm", "Liver ASSD", "mm"),
+    ("liver_hd95_mm", "Liver HD95", "mm"),
+    ("lesion_assd_mm", "Lesion ASSD", "mm"),
+    ("lesion_hd95_mm", "Lesion HD95", "mm"),
+    ("true_lesions", "Reference lesions", ""),
+    ("detected_lesions", "Lesions found", ""),
+    ("missed_lesions", "Lesions missed", ""),
+    ("pred_false_positive_lesions", "False lesions", ""),
+    ("true_lesion_volume_ml", "Reference lesion volume", "mL"),
+    ("pred_lesion_volume_ml", "Lesion volume", "mL"),
+    ("fp_lesion_volume_ml", "False lesion volume", "mL"),
+)
+
+
 # --- Dice ----------------------------------------------------------------------------------------
 
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:

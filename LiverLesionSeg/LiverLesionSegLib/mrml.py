@@ -28,6 +28,7 @@ import vtk
 from vtk.util import numpy_support
 
 from .errors import InputError
+from .metrics import COMPARISON_COLUMNS, CaseMetrics, evaluate_case
 from .parameters import SegmentParameters
 from .segments import LESION, LIVER, SegmentSpec, meaning_of_segment_name
 from .volume import Volume
@@ -236,6 +237,56 @@ def table_rows(table_node) -> list[dict]:
     return [{column.GetName(): column.GetVariantValue(r).ToDouble() if column.IsNumeric()
              else column.GetVariantValue(r).ToString() for column in columns}
             for r in range(table.GetNumberOfRows())]
+
+
+# --- comparison with a reference -----------------------------------------------------------------
+
+COMPARISON_TABLE_ATTRIBUTE = "LiverLesionSeg.Comparisons"  # marks the table the comparisons go to
+
+
+def compare_segmentations(volume_node, segmentation_node, reference_node, table_node=None) -> CaseMetrics:
+    """`segmentation_node` measured against `reference_node` (a clinician's or another reader's) on
+    `volume_node`'s grid, their segments read by name as for training: 3-D Dice of the liver (its
+    lesions included) and the lesions, surface distances, lesions found, missed and false, volumes.
+    Added as one row to `table_node`, by default the scene's comparison table (made on first use),
+    so that several patients' comparisons land in one table; returns the measures."""
+    if None in (volume_node, segmentation_node, reference_node):
+        raise InputError("a volume, a segmentation of it and a reference segmentation are needed",
+                         hint="choose all three")
+    grid = volume_from_node(volume_node)
+    ours, reference = (label_map_from_segmentation(node, grid) for node in (segmentation_node, reference_node))
+    measures = evaluate_case(volume_node.GetName(), ours > 0, ours == LESION.label, reference > 0,
+                             reference == LESION.label, grid.spacing)
+    table_node = table_node or comparison_table(volume_node.GetScene())
+    table = table_node.GetTable()
+    if table.GetNumberOfColumns() == 0:
+        for title in ("Volume", "Segmentation", "Reference"):
+            column = vtk.vtkStringArray()
+            column.SetName(title)
+            table.AddColumn(column)
+        for _, title, unit in COMPARISON_COLUMNS:
+            column = vtk.vtkDoubleArray()
+            column.SetName(title)
+            table.AddColumn(column)
+            if unit:
+                table_node.SetColumnUnitLabel(title, unit)
+        table_node.SetUseColumnTitleAsColumnHeader(True)
+    values = [_number(getattr(measures, name)) for name, _, _ in COMPARISON_COLUMNS]
+    table.InsertNextRow(_row(volume_node.GetName(), segmentation_node.GetName(), reference_node.GetName(), *values))
+    table.Modified()
+    table_node.Modified()
+    return measures
+
+
+def comparison_table(scene):
+    """The scene's table of comparisons, made when it has none."""
+    tables = scene.GetNodesByClass("vtkMRMLTableNode")
+    for n in range(tables.GetNumberOfItems()):
+        if tables.GetItemAsObject(n).GetAttribute(COMPARISON_TABLE_ATTRIBUTE):
+            return tables.GetItemAsObject(n)
+    node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName("LiverLesionSeg comparisons"))
+    node.SetAttribute(COMPARISON_TABLE_ATTRIBUTE, "1")
+    return node
 
 
 # --- probability volume --------------------------------------------------------------------------

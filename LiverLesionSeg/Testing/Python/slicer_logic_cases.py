@@ -315,6 +315,35 @@ def check_training_charts(scene, events: list[dict]) -> mrml.TrainingCharts:
     return charts
 
 
+def check_comparison_with_reference(scene, ct: Volume, core, liver: Volume, lesion: Volume) -> None:
+    """A segmentation made from the core's output, compared in the scene with the real reference
+    drawn as a reader would name it ("liver", "Tumor"), then the reference with itself: the scene's
+    comparison table gets a row each, the first with the measures the core's metrics give for the
+    same masks, the second with Dice 1 and no false lesion."""
+    from LiverLesionSegLib.metrics import COMPARISON_COLUMNS, evaluate_case
+
+    volume_node = mrml.add_volume_node(scene, ct, "CT")
+    segmentation = mrml.new_segmentation_node(scene, "Model output")
+    mrml.fill_segmentation_node(segmentation, volume_node, core.liver, core.lesion)
+    reference = mrml.new_segmentation_node(scene, "Reference")
+    for segment_id, name, mask in (("r1", "liver", liver), ("r2", "Tumor", lesion)):
+        segment = mrml.make_segment(LIVER, mask)
+        segment.SetName(name)
+        reference.GetSegmentation().AddSegment(segment, segment_id)
+    mrml.compare_segmentations(volume_node, segmentation, reference)
+    mrml.compare_segmentations(volume_node, reference, reference)
+    rows = mrml.table_rows(mrml.comparison_table(scene))
+    true_liver = (np.asarray(liver.array) > 0) | (np.asarray(lesion.array) > 0)
+    expected = evaluate_case("CT", core.liver.array, core.lesion.array, true_liver, lesion.array, ct.spacing)
+    assert len(rows) == 2 and [rows[0][c] for c in ("Volume", "Segmentation", "Reference")] == [
+        "CT", "Model output", "Reference"]
+    for name, title, _ in COMPARISON_COLUMNS:
+        value = getattr(expected, name)
+        assert np.isclose(rows[0][title], np.nan if value is None else value, equal_nan=True), (title, rows[0][title])
+    assert expected.true_lesions > 0 and 0 < rows[0]["Lesion Dice"] < 1
+    assert rows[1]["Liver Dice"] == rows[1]["Lesion Dice"] == 1 and rows[1]["False lesion volume"] == 0
+
+
 def check_export_training_pair(scene, ct: Volume, liver: Volume, lesion: Volume, folder: Path) -> Path:
     """A CT node and a segmentation as the Segment Editor leaves it (segments that do not overlap,
     in one shared layer, with typed names: "liver", "Tumor 1", "Tumor 2" and an unrelated

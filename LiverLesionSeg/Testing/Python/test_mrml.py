@@ -170,6 +170,10 @@ def test_scene_pair_exported_for_training(case, scene, tmp_path):
     cases.check_export_training_pair(scene, case["ct"], case["liver"], case["lesion"], tmp_path)
 
 
+def test_segmentation_compared_with_a_reference_in_the_scene(case, core, scene):
+    cases.check_comparison_with_reference(scene, case["ct"], core, case["liver"], case["lesion"])
+
+
 def test_export_without_liver_segment_says_so(case, scene, tmp_path):
     from LiverLesionSegLib.errors import InputError
 

