@@ -387,6 +387,7 @@ def _read_multiframe(info: SeriesInfo) -> Volume:
         raise InputError("a secondary capture image (screenshots), not a CT series", path,
                          "give the original CT series")
     _check_series_fits(header, frames, path)
+    check_decoder(path, header)
     del header
     return read_multiframe_ct(path, frames, info.label)
 
@@ -515,8 +516,8 @@ def _check_series_fits(first: pydicom.Dataset, count: int, where: Path) -> None:
         check_image_fits((count, rows, columns), max(bits, 8) // 8 + 4, where, copies=1)
 
 
-def decode_pixels(path: Path, ds: pydicom.Dataset) -> np.ndarray:
-    """The stored pixel values of a single-frame image, with clear errors for what cannot be decoded."""
+def check_decoder(path: Path, ds: pydicom.Dataset) -> None:
+    """Compressed pixel data needs a decoder: refuse, naming what to install, when there is none."""
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if syntax is not None and syntax.is_compressed:
         decoder = get_decoder(syntax)
@@ -525,6 +526,11 @@ def decode_pixels(path: Path, ds: pydicom.Dataset) -> np.ndarray:
                              "is installed", path,
                              "install pylibjpeg with its plugins (pylibjpeg-libjpeg, pylibjpeg-openjpeg) or "
                              "python-gdcm, or export the series uncompressed")
+
+
+def decode_pixels(path: Path, ds: pydicom.Dataset) -> np.ndarray:
+    """The stored pixel values of a single-frame image, with clear errors for what cannot be decoded."""
+    check_decoder(path, ds)
     try:
         return ds.pixel_array
     except Exception as exc:

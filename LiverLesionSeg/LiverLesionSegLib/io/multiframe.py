@@ -27,13 +27,18 @@ def read_multiframe_ct(path: Path, frames: int, label: str) -> Volume:
         raise InputError(f"cannot read the multi-frame image ({first_line(exc)})", path,
                          "the file may be truncated or damaged; export the series again") from None
     try:
+        regular = image.get_volume_geometry(allow_duplicate_positions=False) is not None
+    except (ValueError, RuntimeError, AttributeError, KeyError):  # positions missing or unusable
+        regular = False
+    if not regular:
+        raise GeometryError(f"its {frames} frames do not make one regular volume (a frame missing, spacing that "
+                            "varies, or two frames at one position)", path,
+                            "export the series as one file per slice, or resample it to a regular grid")
+    try:
         volume = image.get_volume(dtype=np.float32)
-    except (ValueError, RuntimeError) as exc:
-        if "decod" in str(exc).lower() or "compress" in str(exc).lower():
-            raise InputError(f"cannot decode the pixel data ({first_line(exc)})", path,
-                             "install pylibjpeg with its plugins, or export the series uncompressed") from None
-        raise GeometryError(f"its {frames} frames do not make one regular volume ({first_line(exc).rstrip('.')})", path,
-                            "export the series as one file per slice, or resample it to a regular grid") from None
+    except Exception as exc:  # a missing decoder was refused before (dicom.check_decoder)
+        raise InputError(f"cannot decode the pixel data ({first_line(exc)})", path,
+                         "the file may be truncated or damaged; export the series again") from None
     array = volume.array  # (slice, row, column): k, j, i
     # highdicom's direction columns follow the array's axes: slice, row (j), column (i).
     k_axis, j_axis, i_axis = (np.asarray(volume.direction)[:, n] for n in range(3))

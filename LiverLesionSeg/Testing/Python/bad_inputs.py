@@ -379,6 +379,14 @@ def multiframe_with_a_missing_frame(data_dir, tmp, model):
 
 
 @entry
+def truncated_multiframe(data_dir, tmp, model):
+    """A multi-frame (enhanced) CT file cut short in its pixel data."""
+    path = multiframe_file(ct_slices(data_dir), tmp / "cut" / "enhanced.dcm")
+    path.write_bytes(path.read_bytes()[:-100_000])
+    return BadInput(segment(path.parent, tmp, model), INPUT, "cannot decode", "enhanced.dcm")
+
+
+@entry
 def multiframe_split_over_two_files(data_dir, tmp, model):
     """One series held in two multi-frame files."""
     slices, uid = ct_slices(data_dir), pydicom.uid.generate_uid()
