@@ -258,33 +258,27 @@ def compare_segmentations(volume_node, segmentation_node, reference_node, table_
     measures = evaluate_case(volume_node.GetName(), ours > 0, ours == LESION.label, reference > 0,
                              reference == LESION.label, grid.spacing)
     table_node = table_node or comparison_table(volume_node.GetScene())
-    table = table_node.GetTable()
-    if table.GetNumberOfColumns() == 0:
-        for title in ("Volume", "Segmentation", "Reference"):
-            column = vtk.vtkStringArray()
-            column.SetName(title)
-            table.AddColumn(column)
-        for _, title, unit in COMPARISON_COLUMNS:
-            column = vtk.vtkDoubleArray()
-            column.SetName(title)
-            table.AddColumn(column)
-            if unit:
-                table_node.SetColumnUnitLabel(title, unit)
-        table_node.SetUseColumnTitleAsColumnHeader(True)
     values = [_number(getattr(measures, name)) for name, _, _ in COMPARISON_COLUMNS]
-    table.InsertNextRow(_row(volume_node.GetName(), segmentation_node.GetName(), reference_node.GetName(), *values))
-    table.Modified()
+    table_node.GetTable().InsertNextRow(_row(volume_node.GetName(), segmentation_node.GetName(),
+                                             reference_node.GetName(), *values))
+    table_node.GetTable().Modified()
     table_node.Modified()
     return measures
 
 
 def comparison_table(scene):
-    """The scene's table of comparisons, made when it has none."""
+    """The scene's table of comparisons (its columns: the names compared, then `COMPARISON_COLUMNS`),
+    made when it has none."""
     tables = scene.GetNodesByClass("vtkMRMLTableNode")
     for n in range(tables.GetNumberOfItems()):
         if tables.GetItemAsObject(n).GetAttribute(COMPARISON_TABLE_ATTRIBUTE):
             return tables.GetItemAsObject(n)
-    node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName("LiverLesionSeg comparisons"))
+    names = [(title, vtk.vtkStringArray) for title in ("Volume", "Segmentation", "Reference")]
+    node = _table(scene, "LiverLesionSeg comparisons",
+                  names + [(title, vtk.vtkDoubleArray) for _, title, _ in COMPARISON_COLUMNS])
+    for _, title, unit in COMPARISON_COLUMNS:
+        if unit:
+            node.SetColumnUnitLabel(title, unit)
     node.SetAttribute(COMPARISON_TABLE_ATTRIBUTE, "1")
     return node
 
