@@ -14,6 +14,7 @@ lesion volume on the tumour-free case 3Dircadb1.7.
     python benchmarks/accuracy.py --recipes bundled --snapshots 3,4  # also: cycles 3 and 4 averaged
     python benchmarks/accuracy.py --recipes bundled --weight-average 2,3,4  # also: their weights averaged
     python benchmarks/accuracy.py --recipes bundled --seeds 0,1,2 --seed-ensemble  # also: the seeds averaged
+    python benchmarks/accuracy.py --recipes bundled --seeds 0,1,2 --seed-vote  # also: the seeds' majority vote
     python benchmarks/accuracy.py --recipes bundled --sweep min_lesion_median_hu=null,10,20  # same models
     python benchmarks/accuracy.py --recipes bundled --extra-train DIR  # more training cases (row bundled+DIR)
 
@@ -46,6 +47,7 @@ from LiverLesionSegLib.checkpoint import load_checkpoint, read_metadata  # noqa:
 from LiverLesionSegLib.config import InferenceConfig  # noqa: E402
 from LiverLesionSegLib.errors import InputError  # noqa: E402
 from LiverLesionSegLib.augment import augment_batch  # noqa: E402
+from LiverLesionSegLib.ensemble import majority_vote  # noqa: E402
 from LiverLesionSegLib.dataset import SliceSet, epoch_order, prepare_training_case  # noqa: E402
 from LiverLesionSegLib.infer import segment_volume  # noqa: E402
 from LiverLesionSegLib.metrics import CaseMetrics, evaluate_case, summarise  # noqa: E402
@@ -76,6 +78,9 @@ def main() -> int:
     parser.add_argument("--seed-ensemble", action="store_true",
                         help="with several --seeds: also measure each fold with its seeds' models, their "
                              "probabilities averaged (the row <recipe>-seeds-0-1-...)")
+    parser.add_argument("--seed-vote", action="store_true",
+                        help="with several --seeds: also measure each fold with its seeds' models' majority vote "
+                             "(each segments the case with its clean-up rules; the row <recipe>-vote-seeds-0-1-...)")
     parser.add_argument("--sweep", default="", help="SETTING=V1,V2,...: also measure each fold's model with this "
                                                     "inference setting at each value (JSON: null, 10, true)")
     parser.add_argument("--extra-train", type=Path, default=None,
@@ -116,19 +121,25 @@ def main() -> int:
                                             ).validated(f"--sweep {tag}").inference
             table[f"{row}-{tag}"] = summary([measure_again(args.out / row / f"test-{test}", tag, inference, test,
                                                            cases[test], device) for test in held_out])
-        if args.seed_ensemble and len(seeds) > 1 and seed == seeds[-1]:  # every seed's fold models are there now
+        if len(seeds) > 1 and seed == seeds[-1]:  # every seed's fold models are there now
             folders = {test: [args.out / seed_row / f"test-{test}" for seed_row, _, _ in rows([name], seeds, suffix)]
                        for test in held_out}
-            table[f"{name}{suffix}-{seed_ensemble_tag(seeds)}"] = summary(
-                [measure_seed_ensemble(folders[test], seeds, config.inference, test, cases[test], device)
-                 for test in held_out])
+            if args.seed_ensemble:
+                table[f"{name}{suffix}-{seed_ensemble_tag(seeds)}"] = summary(
+                    [measure_seed_ensemble(folders[test], seeds, config.inference, test, cases[test], device)
+                     for test in held_out])
+            if args.seed_vote:
+                table[f"{name}{suffix}-vote-{seed_ensemble_tag(seeds)}"] = summary(
+                    [measure_seed_vote(folders[test], seeds, config.inference, test, cases[test], device)
+                     for test in held_out])
     options = "".join(f" --{flag} {value}" for flag, value, default in (
         ("folds", args.folds, ""), ("seeds", args.seeds, "0"), ("snapshots", args.snapshots, ""),
         ("weight-average", args.weight_average, ""),
         ("sweep", args.sweep, ""),
         ("epochs-scale", args.epochs_scale, 1.0), ("extra-train", args.extra_train, None),
         ("summary", args.summary, "summary"))
-        if value != default) + (" --seed-ensemble" if args.seed_ensemble else "")
+        if value != default) + (" --seed-ensemble" if args.seed_ensemble else "") + (
+        " --seed-vote" if args.seed_vote else "")
     text = markdown(table, f"python benchmarks/accuracy.py --recipes {args.recipes}{options}", "Leave-one-case-out")
     print(text)
     (args.out / f"{args.summary}.md").write_text(text)
@@ -272,6 +283,20 @@ def measure_seed_ensemble(folders: list[Path], seeds: list[int], inference: Infe
     since none of them saw the held-out case. Stored in the first seed's folder."""
     return measure_mean_of([folder / "model.safetensors" for folder in folders],
                            folders[0] / f"metrics-{seed_ensemble_tag(seeds)}.json", inference, test, case, device)
+
+
+def measure_seed_vote(folders: list[Path], seeds: list[int], inference: InferenceConfig, test: str, case,
+                      device) -> CaseMetrics:
+    """A fold measured with the majority vote of its seeds' models (in `folders`), each segmenting the
+    case with `inference` (ensemble.majority_vote). Stored in the first seed's folder."""
+    def measure_vote() -> CaseMetrics:
+        members = [segment_volume(case.ct, load_checkpoint(folder / "model.safetensors", device), inference, device)
+                   for folder in folders]
+        result = majority_vote(members, inference.min_lesion_mm3)
+        return evaluate_case(test, result.liver.array, result.lesion.array, case.liver.array | case.lesion.array,
+                             case.lesion.array, case.ct.spacing)
+
+    return stored_or_measured(folders[0] / f"metrics-vote-{seed_ensemble_tag(seeds)}.json", inference, measure_vote)
 
 
 def measure_mean_of(models: list[Path], result_file: Path, inference: InferenceConfig, test: str, case,

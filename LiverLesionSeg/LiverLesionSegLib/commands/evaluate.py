@@ -22,8 +22,9 @@ def add_parser(sub, common) -> None:
     p.add_argument("cases", nargs="+", metavar="CASE_OR_FOLDER", help="labelled cases (as for train)")
     p.add_argument("--out", required=True, type=Path, help="report folder (created if missing)")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--model", type=Path, metavar="FILE", help="segment the cases with this checkpoint "
-                                                                 "(default: the bundled model)")
+    source.add_argument("--model", type=Path, metavar="FILE", action="append",
+                        help="segment the cases with this checkpoint (default: the bundled model); given several "
+                             "times, with the majority vote of those models")
     source.add_argument("--predictions", type=Path, metavar="DIR",
                         help="saved label maps named CASE.nii.gz / CASE.nrrd / CASE.seg.nrrd (1 liver, 2 lesion)")
     p.add_argument("--save-predictions", action="store_true", help="also write each case's label map (CASE.nii.gz)")
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                  metrics.lesion_dice, metrics.liver_dice, metrics.detected_lesions, metrics.true_lesions,
                  metrics.pred_false_positive_lesions)
     summary = summarise(results)
-    config = predictor.checkpoint.config.to_dict() if predictor else {"predictions": str(args.predictions)}
+    config = predictor.config() if predictor else {"predictions": str(args.predictions)}
     write_metrics(args.out, results, summary, config)
     write_lesion_table(args.out / LESIONS_CSV, lesions)
     progress.emit({"event": "done", "summary": summary, "out": str(args.out)})
@@ -72,26 +73,37 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
 
 
 class _Predictor:
-    """Segments cases with one checkpoint, optionally saving label maps and panels."""
+    """Segments cases with one checkpoint (or the majority vote of several), optionally saving label
+    maps and panels."""
 
     def __init__(self, args: argparse.Namespace):
         from ..model import choose_device
         from ..resources import load_model
 
         self.device = choose_device(args.device)
-        self.checkpoint = load_model(args.model, self.device)
-        if args.batch_size:
-            self.checkpoint.config.inference.batch_size = args.batch_size
+        self.models = args.model or [None]
+        self.checkpoints = [load_model(path, self.device) for path in self.models]
+        for checkpoint in self.checkpoints:
+            if args.batch_size:
+                checkpoint.config.inference.batch_size = args.batch_size
         self.save_predictions, self.panels = args.save_predictions, args.panels
 
+    def config(self) -> dict:
+        """The (first) model's settings, and the models voted on when there are several."""
+        config = self.checkpoints[0].config.to_dict()
+        if len(self.models) > 1:
+            config["majority_vote_of"] = [str(path) for path in self.models]
+        return config
+
     def predict(self, case, progress: Progress, out: Path):
-        from ..infer import segment_volume
+        from ..ensemble import segment_with_models
         from ..io.write import write_segmentation_output
         from ..memory import check_segmentation_fits
 
-        check_segmentation_fits(case.ct.shape, case.ct.array.itemsize, self.checkpoint.config.preprocess,
-                                self.checkpoint.config.inference, case.name)
-        result = segment_volume(case.ct, self.checkpoint, None, self.device, progress)
+        for checkpoint in self.checkpoints:
+            check_segmentation_fits(case.ct.shape, case.ct.array.itemsize, checkpoint.config.preprocess,
+                                    checkpoint.config.inference, case.name)
+        result = segment_with_models(case.ct, self.checkpoints, self.device, progress)
         if self.save_predictions:
             write_segmentation_output(out / f"{case.name}.nii.gz", case.ct.with_array(result.label_map()))
         if self.panels:

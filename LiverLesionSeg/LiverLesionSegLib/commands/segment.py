@@ -39,7 +39,10 @@ def add_parser(sub, common) -> None:
     p.add_argument("--probabilities", type=Path, metavar="FILE", help="also write the lesion probability map")
     p.add_argument("--lesions", type=Path, metavar="CSV", help="also write the lesion table")
     p.add_argument("--overlay", type=Path, metavar="PNG", help="also write a PNG of the result on a CT slice")
-    p.add_argument("--model", type=Path, metavar="FILE", help="a checkpoint (default: the bundled model)")
+    p.add_argument("--model", type=Path, metavar="FILE", action="append",
+                   help="a checkpoint (default: the bundled model); given several times (three, say, trained "
+                        "with other seeds), each model segments the CT and a voxel is liver or lesion where "
+                        "most of them say so")
     p.add_argument("--series", help="with several CT series in a folder: its UID, number or description")
     p.add_argument("--lesion-threshold", type=float, help="lesion probability threshold (default: the model's)")
     p.add_argument("--lesion-grow-threshold", type=float, metavar="P",
@@ -90,7 +93,7 @@ def add_parser(sub, common) -> None:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
-    from ..infer import segment_volume
+    from ..ensemble import segment_with_models
     from ..io.atomic import atomic_paths, check_writable
     from ..io.cases import read_input_volume
     from ..io.write import output_kind, save_image, save_labels
@@ -113,21 +116,19 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
 
     timings: dict[str, float] = {}
     device = choose_device(args.device)
+    models = args.model or [None]
     with progress.stage("load model", timings):
-        checkpoint = load_model(args.model, device)
-    config = checkpoint.config.inference
-    for option, setting in OPTIONS.items():
-        if getattr(args, option) is not None:
-            setattr(config, setting, getattr(args, option))
-    if args.keep_fluid_lesions:
-        config.min_lesion_median_hu = None
-    config.flip_tta = config.flip_tta or args.tta
-    checkpoint.config.validated(str(args.model or "bundled model"))
+        checkpoints = [load_model(path, device) for path in models]
+    for path, checkpoint in zip(models, checkpoints):
+        _apply_options(checkpoint.config.inference, args)
+        checkpoint.config.validated(str(path or "bundled model"))
 
     with progress.stage("read", timings):
         volume = read_input_volume(input_path, args.series)
-    check_segmentation_fits(volume.shape, volume.array.itemsize, checkpoint.config.preprocess, config, input_path)
-    result = segment_volume(volume, checkpoint, config, device, progress)
+    for checkpoint in checkpoints:
+        check_segmentation_fits(volume.shape, volume.array.itemsize, checkpoint.config.preprocess,
+                                checkpoint.config.inference, input_path)
+    result = segment_with_models(volume, checkpoints, device, progress)
     timings.update(result.timings)
     labels = volume.with_array(result.label_map())
     lesions = lesion_table(result.lesion)
@@ -147,6 +148,16 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
 
     _report(output, result, lesions, timings, progress, [p for p in outputs if p != output])
     return 0
+
+
+def _apply_options(config, args: argparse.Namespace) -> None:
+    """The command line's inference settings over a model's own."""
+    for option, setting in OPTIONS.items():
+        if getattr(args, option) is not None:
+            setattr(config, setting, getattr(args, option))
+    if args.keep_fluid_lesions:
+        config.min_lesion_median_hu = None
+    config.flip_tta = config.flip_tta or args.tta
 
 
 def _check_outputs(outputs: list[Path], input_path: Path) -> None:

@@ -130,8 +130,8 @@ def test_a_stored_fold_model_is_reused_only_for_the_settings_it_was_trained_with
 
 def test_a_seed_ensemble_averages_the_seeds_models_and_is_stored_in_the_first_seeds_folder(tmp_path, data_dir):
     """Two seeds' fold models that are the same model: their mean probability is that model's, so the
-    ensemble measures as the model alone; the result is stored in the first seed's folder under the
-    seeds' tag and read back for the same settings only."""
+    ensemble measures as the model alone, and so does their majority vote; the results are stored in
+    the first seed's folder under the seeds' tag and read back for the same settings only."""
     from LiverLesionSegLib.checkpoint import load_checkpoint
     from LiverLesionSegLib.io.cases import find_cases, load_case
     from LiverLesionSegLib.resources import bundled_model_path
@@ -152,6 +152,11 @@ def test_a_seed_ensemble_averages_the_seeds_models_and_is_stored_in_the_first_se
     stored = folders[0] / "metrics-seeds-0-1.json"
     assert stored.exists() and not (folders[1] / "metrics-seeds-0-1.json").exists()
     assert accuracy.stored_metrics(stored, settings) == ensemble
+
+    vote = accuracy.measure_seed_vote(folders, [0, 1], settings, ref.name, case, "cpu")
+    assert vote == alone  # two identical models vote for exactly what either draws
+    stored = folders[0] / "metrics-vote-seeds-0-1.json"
+    assert stored.exists() and accuracy.stored_metrics(stored, settings) == vote
 
 
 def test_averaged_weights_are_the_mean_and_counters_come_from_the_last_network():

@@ -1,0 +1,72 @@
+"""Several models' segmentations of one CT combined by majority vote.
+
+Each model segments the CT on its own, with its own clean-up rules; a voxel is liver where more
+than half of them call it liver, and lesion where more than half call it lesion. Measured in the
+README against the mean of the models' probabilities: the vote keeps the lesions most models
+agree on and drops the false lesion that only one model is sure of, where the mean of the
+probabilities lets one sure model carry a region past the threshold, and then grows it.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .checkpoint import Checkpoint
+from .infer import Segmentation, segment_volume
+from .masks import label_components
+from .progress import NullProgress, Progress
+from .volume import Volume
+
+
+def majority_vote(members: Iterable[Segmentation], min_lesion_mm3: float = 0.0) -> Segmentation:
+    """The voxels more than half of `members` (segmentations of one CT) call liver, and lesion;
+    voted lesion pieces under `min_lesion_mm3` are dropped (they stay liver). The lesion
+    probability is the members' mean; each stage's time is the members' sum. Members are counted
+    as they come: a generator of them need not be held in memory all at once."""
+    count, first, liver_votes, lesion_votes, probability_sum = 0, None, None, None, None
+    timings: dict[str, float] = {}
+    for member in members:
+        if first is None:
+            first = member
+            liver_votes, lesion_votes = (np.zeros(member.liver.shape, np.uint8) for _ in range(2))
+            probability_sum = np.zeros(member.liver.shape, np.float32)
+        liver_votes += member.liver.array > 0
+        lesion_votes += member.lesion.array > 0
+        probability_sum += member.lesion_probability.array
+        for stage, seconds in member.timings.items():
+            timings[stage] = timings.get(stage, 0.0) + seconds
+        count += 1
+    if first is None:
+        raise ValueError("majority_vote needs at least one segmentation")
+    majority = count // 2 + 1
+    liver = liver_votes >= majority
+    # Each member's lesions lie inside its liver, so a voxel with a lesion majority has a liver majority.
+    lesion = (lesion_votes >= majority) & liver
+    if min_lesion_mm3 > 0 and lesion.any():
+        lesion = _without_small_pieces(lesion, min_lesion_mm3 / first.lesion.voxel_volume_mm3)
+    return Segmentation(first.liver.with_array(liver.astype(np.uint8)), first.lesion.with_array(lesion.astype(np.uint8)),
+                        first.lesion_probability.with_array(probability_sum / count), timings)
+
+
+def segment_with_models(volume: Volume, checkpoints: Sequence[Checkpoint], device: torch.device | str = "cpu",
+                        progress: Optional[Progress] = None) -> Segmentation:
+    """`volume` segmented by one model, or by the majority vote of several, each with its own
+    inference settings and reporting its stages as its share of the whole job."""
+    progress = progress or NullProgress()
+    count = len(checkpoints)
+    if count == 1:
+        return segment_volume(volume, checkpoints[0], checkpoints[0].config.inference, device, progress)
+    members = (segment_volume(volume, c, c.config.inference, device, progress.part(i / count, (i + 1) / count))
+               for i, c in enumerate(checkpoints))
+    return majority_vote(members, checkpoints[0].config.inference.min_lesion_mm3)
+
+
+def _without_small_pieces(mask: np.ndarray, min_voxels: float) -> np.ndarray:
+    labels, _ = label_components(mask)
+    sizes = np.bincount(labels.ravel())
+    keep = sizes >= min_voxels
+    keep[0] = False
+    return keep[labels]
