@@ -47,7 +47,7 @@ from LiverLesionSegLib.checkpoint import load_checkpoint, read_metadata  # noqa:
 from LiverLesionSegLib.config import InferenceConfig  # noqa: E402
 from LiverLesionSegLib.errors import InputError  # noqa: E402
 from LiverLesionSegLib.augment import augment_batch  # noqa: E402
-from LiverLesionSegLib.ensemble import majority_vote  # noqa: E402
+from LiverLesionSegLib.ensemble import segment_with_models  # noqa: E402
 from LiverLesionSegLib.dataset import SliceSet, epoch_order, prepare_training_case  # noqa: E402
 from LiverLesionSegLib.infer import segment_volume  # noqa: E402
 from LiverLesionSegLib.metrics import CaseMetrics, evaluate_case, summarise  # noqa: E402
@@ -290,11 +290,10 @@ def measure_seed_vote(folders: list[Path], seeds: list[int], inference: Inferenc
     """A fold measured with the majority vote of its seeds' models (in `folders`), each segmenting the
     case with `inference` (ensemble.majority_vote). Stored in the first seed's folder."""
     def measure_vote() -> CaseMetrics:
-        members = [segment_volume(case.ct, load_checkpoint(folder / "model.safetensors", device), inference, device)
-                   for folder in folders]
-        result = majority_vote(members, inference.min_lesion_mm3)
-        return evaluate_case(test, result.liver.array, result.lesion.array, case.liver.array | case.lesion.array,
-                             case.lesion.array, case.ct.spacing)
+        checkpoints = [load_checkpoint(folder / "model.safetensors", device) for folder in folders]
+        for checkpoint in checkpoints:
+            checkpoint.config.inference = inference
+        return scored(segment_with_models(case.ct, checkpoints, device), test, case)
 
     return stored_or_measured(folders[0] / f"metrics-vote-{seed_ensemble_tag(seeds)}.json", inference, measure_vote)
 
@@ -346,7 +345,11 @@ def snapshot_tag(cycles: list[int]) -> str:
 def measure(checkpoint, inference: InferenceConfig, test: str, case, device) -> CaseMetrics:
     """The held-out case segmented with `checkpoint` and the recipe's inference settings, measured in
     3-D against its masks."""
-    result = segment_volume(case.ct, checkpoint, inference, device)
+    return scored(segment_volume(case.ct, checkpoint, inference, device), test, case)
+
+
+def scored(result, test: str, case) -> CaseMetrics:
+    """A segmentation of the held-out case measured in 3-D against its masks."""
     return evaluate_case(test, result.liver.array, result.lesion.array, case.liver.array | case.lesion.array,
                          case.lesion.array, case.ct.spacing)
 

@@ -17,6 +17,7 @@ import torch
 from .checkpoint import Checkpoint
 from .infer import Segmentation, segment_volume
 from .masks import label_components
+from .postprocess import at_least_voxels
 from .progress import NullProgress, Progress
 from .volume import Volume
 
@@ -65,8 +66,5 @@ def segment_with_models(volume: Volume, checkpoints: Sequence[Checkpoint], devic
 
 
 def _without_small_pieces(mask: np.ndarray, min_voxels: float) -> np.ndarray:
-    labels, _ = label_components(mask)
-    sizes = np.bincount(labels.ravel())
-    keep = sizes >= min_voxels
-    keep[0] = False
-    return keep[labels]
+    labels, count = label_components(mask)
+    return at_least_voxels(labels, np.arange(count + 1) > 0, min_voxels)[labels]

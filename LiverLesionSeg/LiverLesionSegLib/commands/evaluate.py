@@ -83,8 +83,8 @@ class _Predictor:
         self.device = choose_device(args.device)
         self.models = args.model or [None]
         self.checkpoints = [load_model(path, self.device) for path in self.models]
-        for checkpoint in self.checkpoints:
-            if args.batch_size:
+        if args.batch_size:
+            for checkpoint in self.checkpoints:
                 checkpoint.config.inference.batch_size = args.batch_size
         self.save_predictions, self.panels = args.save_predictions, args.panels
 
