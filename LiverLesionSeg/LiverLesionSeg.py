@@ -289,7 +289,8 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         else:
             with reportedErrors("The result could not be added to the scene"):
                 outputs = self.logic.finishSegmentation(job, self.segmentTargets)
-                self.ui.segmentStatusLabel.text = outputs.summary + f" (on {job.device_used.type.upper()})"
+                self.ui.segmentStatusLabel.text = (outputs.summary + f" (on {job.device_used.type.upper()})"
+                                                   + outputs.cautions)
                 self.showResults(outputs)
 
     def showResults(self, outputs):
@@ -536,6 +537,7 @@ class LiverLesionSegTest(ScriptedLoadableModuleTest):
         cases.check_input_node_geometry(run)
         cases.check_segments(run)
         cases.check_masks_match_core(run, core)
+        cases.check_cautions(run, core)
         cases.check_physical_points_match(run, core)
         cases.check_probability_volume(run, core)
         cases.check_lesion_table(run, core)

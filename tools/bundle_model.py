@@ -267,7 +267,10 @@ def render(card: dict, config) -> str:
         "own density (median 54 HU against 56 HU). Check the liver's dome and its front in the Segment "
         "Editor.",
         "- The liver of a scan that does not cover it wholly, of a non-contrast or non-CT image, or of "
-        "a child is not what the model learned.",
+        "a child is not what the model learned. The commands and the Slicer panel add a caution to the "
+        "result for a liver under 75 HU, slices over 4 mm apart, a liver cut by the scan's first or last "
+        "slice, no liver or one under 300 mL, and an image not in Hounsfield units (the README's \"When "
+        "something is wrong\").",
         "- Hyperdense material (lipiodol after TACE, calcifications) can be taken for, or hide, a lesion.",
         "- The second pass shifts the liver's box in HU by the median of the liver the first pass found: "
         "where that liver is badly wrong (a liver mostly replaced by tumour, a neighbouring organ taken "

@@ -9,17 +9,21 @@ probabilities lets one sure model carry a region past the threshold, and then gr
 
 from __future__ import annotations
 
+import logging
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import torch
 
+from .caveats import result_caveats
 from .checkpoint import Checkpoint
 from .infer import Segmentation, segment_volume
 from .masks import label_components
 from .postprocess import at_least_voxels
 from .progress import NullProgress, Progress
 from .volume import Volume
+
+log = logging.getLogger("LiverLesionSeg")
 
 
 def majority_vote(members: Iterable[Segmentation], min_lesion_mm3: float = 0.0) -> Segmentation:
@@ -55,14 +59,20 @@ def majority_vote(members: Iterable[Segmentation], min_lesion_mm3: float = 0.0) 
 def segment_with_models(volume: Volume, checkpoints: Sequence[Checkpoint], device: torch.device | str = "cpu",
                         progress: Optional[Progress] = None) -> Segmentation:
     """`volume` segmented by one model, or by the majority vote of several, each with its own
-    inference settings and reporting its stages as its share of the whole job."""
+    inference settings and reporting its stages as its share of the whole job. The result's
+    cautions (`caveats.result_caveats`) are set on it and logged as warnings."""
     progress = progress or NullProgress()
     count = len(checkpoints)
     if count == 1:
-        return segment_volume(volume, checkpoints[0], checkpoints[0].config.inference, device, progress)
-    members = (segment_volume(volume, c, c.config.inference, device, progress.part(i / count, (i + 1) / count))
-               for i, c in enumerate(checkpoints))
-    return majority_vote(members, checkpoints[0].config.inference.min_lesion_mm3)
+        result = segment_volume(volume, checkpoints[0], checkpoints[0].config.inference, device, progress)
+    else:
+        members = (segment_volume(volume, c, c.config.inference, device, progress.part(i / count, (i + 1) / count))
+                   for i, c in enumerate(checkpoints))
+        result = majority_vote(members, checkpoints[0].config.inference.min_lesion_mm3)
+    result.caveats = result_caveats(volume, result)
+    for caveat in result.caveats:
+        log.warning("Caution (%s): %s.", volume.source or "the input", caveat)
+    return result
 
 
 def _without_small_pieces(mask: np.ndarray, min_voxels: float) -> np.ndarray:

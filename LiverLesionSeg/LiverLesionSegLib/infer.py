@@ -42,6 +42,7 @@ class Segmentation:
     lesion: Volume  # uint8, 1 inside a lesion
     lesion_probability: Volume  # float32 in [0, 1], before thresholding and clean-up
     timings: dict[str, float] = field(default_factory=dict)
+    caveats: list[str] = field(default_factory=list)  # what a reader should check (caveats.result_caveats)
 
     def label_map(self) -> np.ndarray:
         """0 background, 1 liver, 2 lesion."""

@@ -37,6 +37,7 @@ BINARY_LABELMAP = "Binary labelmap"
 # Node reference from a segmentation node we made to its lesion table, so that replacing the
 # segmentation (only ever on the user's choice) refreshes that table instead of adding another.
 LESION_TABLE_ROLE = "LiverLesionSegLesionTable"
+CAVEATS_ATTRIBUTE = "LiverLesionSeg.Cautions"  # what the reader should check, one per line (caveats.py)
 HEATMAP_COLOR_IDS = (  # preferred colour nodes for the probability overlay, when the scene has them
     "vtkMRMLColorTableNodeFileInferno.txt",
     "vtkMRMLColorTableNodeFileColdToHotRainbow.txt",
@@ -343,11 +344,17 @@ class SegmentationOutputs:
     probability_node: Optional[object]
     lesions: list = field(default_factory=list)
     liver_ml: float = 0.0
+    caveats: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
         lesion_ml = sum(lesion.volume_ml for lesion in self.lesions)
-        return (f"Liver {self.liver_ml:.1f} mL; {len(self.lesions)} lesion(s), {lesion_ml:.2f} mL in all.")
+        return f"Liver {self.liver_ml:.1f} mL; {len(self.lesions)} lesion(s), {lesion_ml:.2f} mL in all."
+
+    @property
+    def cautions(self) -> str:
+        """The caveats as lines to show under the summary ("" when there are none)."""
+        return "".join(f"\nCaution: {caveat}." for caveat in self.caveats)
 
 
 def write_outputs(scene, input_node, result, output_segmentation=None, probability_node=None) -> SegmentationOutputs:
@@ -371,6 +378,8 @@ def write_outputs(scene, input_node, result, output_segmentation=None, probabili
     probability_node = probability_node if _in_scene(probability_node, scene) else None
     segmentation_node = output_segmentation or new_segmentation_node(scene, f"{input_node.GetName()} liver segmentation")
     fill_segmentation_node(segmentation_node, input_node, result.liver, result.lesion)
+    # Saved with the scene, so that whoever opens the segmentation later is told too.
+    segmentation_node.SetAttribute(CAVEATS_ATTRIBUTE, "\n".join(result.caveats))
     table_node = segmentation_node.GetNodeReference(LESION_TABLE_ROLE) if output_segmentation is not None else None
     if table_node is None:
         table_node = scene.AddNewNodeByClass("vtkMRMLTableNode",
@@ -381,7 +390,7 @@ def write_outputs(scene, input_node, result, output_segmentation=None, probabili
         fill_probability_node(probability_node, result.lesion_probability)
     _follow_transform(input_node, [segmentation_node] + ([probability_node] if probability_node else []))
     liver_ml = float(np.count_nonzero(result.liver.array)) * result.liver.voxel_volume_mm3 / 1000.0
-    return SegmentationOutputs(segmentation_node, table_node, probability_node, lesions, liver_ml)
+    return SegmentationOutputs(segmentation_node, table_node, probability_node, lesions, liver_ml, result.caveats)
 
 
 def _on_grid_of(volume_node, mask: Volume) -> bool:

@@ -47,7 +47,7 @@ def run_segmentation(volume: Volume, model: str | os.PathLike = BUNDLED, device:
     the one that drops lesions of fluid density, `keep_liver_density_lesions` the one that drops
     lesions of the liver's density.
     """
-    from .infer import segment_volume
+    from .ensemble import segment_with_models
     from .memory import check_segmentation_fits
     from .model import choose_device
     from .progress import NullProgress, format_timings
@@ -70,7 +70,7 @@ def run_segmentation(volume: Volume, model: str | os.PathLike = BUNDLED, device:
         config.min_lesion_contrast_hu = None
     checkpoint.config.validated(str(model))
     check_segmentation_fits(volume.shape, volume.array.itemsize, checkpoint.config.preprocess, config, volume.source)
-    result = segment_volume(volume, checkpoint, config, chosen, progress)
+    result = segment_with_models(volume, [checkpoint], chosen, progress)
     result.timings = {**timings, **result.timings}
     # As a log event: the panel shows it in its status line and Slicer's log keeps it.
     progress.emit({"event": "log", "level": "info", "message": f"Segmented in {format_timings(result.timings)}."})

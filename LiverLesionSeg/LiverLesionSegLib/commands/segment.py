@@ -176,7 +176,8 @@ def _report(output: Path, result, lesions, timings: dict, progress: Progress, ex
     lesion_ml = sum(lesion.volume_ml for lesion in lesions)
     stages = format_timings(timings)
     summary = {"event": "done", "output": str(output), "liver_ml": round(liver_ml, 2), "lesions": len(lesions),
-               "lesion_ml": round(lesion_ml, 3), "timings_s": {k: round(v, 3) for k, v in timings.items()},
+               "lesion_ml": round(lesion_ml, 3), "caveats": result.caveats,
+               "timings_s": {k: round(v, 3) for k, v in timings.items()},
                "message": f"{output}: liver {liver_ml:.1f} mL, {len(lesions)} lesion(s), {lesion_ml:.2f} mL in all; "
                           f"{stages}"}
     progress.emit(summary)

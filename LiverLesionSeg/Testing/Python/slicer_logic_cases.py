@@ -151,6 +151,14 @@ def check_masks_match_core(run: LogicRun, core) -> None:
     assert core.liver.array.any(), "the core found no liver at all: the comparison would be empty"
 
 
+def check_cautions(run: LogicRun, core) -> None:
+    """The core's cautions reach the panel's outputs and are stored on the segmentation node."""
+    assert run.outputs.caveats == core.caveats, (run.outputs.caveats, core.caveats)
+    stored = run.outputs.segmentation_node.GetAttribute(mrml.CAVEATS_ATTRIBUTE)
+    assert stored == "\n".join(core.caveats), stored
+    assert run.outputs.cautions.count("\nCaution: ") == len(core.caveats)
+
+
 def check_physical_points_match(run: LogicRun, core) -> None:
     """The segments' voxels, read straight from their oriented images, sit on the same RAS points
     as the core's mask voxels (which may be on another voxel order of the same physical grid)."""

@@ -25,6 +25,9 @@ CASE_INPUTS = {  # case -> the folder a user would give
     "RadCTTACEomics_1211": "tace/RadCTTACEomics_1211",
     "HCC_006": "hcc-tace-seg/HCC_006",
 }
+# The cases' cautions: the TACE cases' slices of 5 mm, and the arterial phase's weakly enhanced liver.
+EXPECTED_CAUTIONS = {"RadCTTACEomics_0697": ["slices are 5.0 mm apart"],
+                     "RadCTTACEomics_1211": ["liver's median CT value is 55 HU"]}
 
 
 def _axial_ct_files(data_dir: Path, cases_json: dict, name: str) -> list[Path]:
@@ -48,7 +51,13 @@ def test_segment_label_map_lines_up_with_the_ct(name, data_dir, cases_json, mode
     out = tmp_path / f"{name}.nii.gz"
     code = main(["segment", str(data_dir / CASE_INPUTS[name]), "-o", str(out), "--model", str(model_path),
                  "--progress", "none"])
-    assert code == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 0, err
+    # Told on stderr where the scan is unlike what the model learned from, and only there.
+    cautions = [line for line in err.splitlines() if line.startswith("Caution")]
+    assert len(cautions) == len(EXPECTED_CAUTIONS.get(name, [])), cautions
+    for line, expected in zip(cautions, EXPECTED_CAUTIONS.get(name, [])):
+        assert expected in line, line
     labels = sitk.ReadImage(str(out))
     array = sitk.GetArrayFromImage(labels)
     files = _axial_ct_files(data_dir, cases_json, name)
@@ -116,6 +125,12 @@ def test_json_progress_reports_stages_and_timings(data_dir, model_path, tmp_path
     assert stages == ["load model", "read", "preprocess", "model", "postprocess", "write"]
     done = events[-1]
     assert done["event"] == "done" and set(done["timings_s"]) == set(stages) and done["liver_ml"] > 0
+    # The caution about its 5 mm slices: a warning event as it is found, and in the final event.
+    cautions = [e["message"] for e in events if e["event"] == "log" and e.get("level") == "warning"
+                and e["message"].startswith("Caution")]
+    assert len(done["caveats"]) == 1 and "5.0 mm apart" in done["caveats"][0]
+    assert len(cautions) == 1 and "RadCTTACEomics_0697" in cautions[0]
+    assert cautions[0].endswith(f"): {done['caveats'][0]}.")
 
 
 def segmented(case, tmp_path: Path, *options: str) -> np.ndarray:

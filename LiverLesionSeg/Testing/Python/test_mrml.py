@@ -62,6 +62,13 @@ def test_segment_voxels_equal_core_output(axial_run, core):
     cases.check_physical_points_match(axial_run, core)
 
 
+def test_a_liver_cut_by_the_crop_is_told_in_the_panel_and_on_the_node(axial_run, core):
+    """The crop (slices 80-111 of a liver on 1-113) cuts the liver at both ends of the scan."""
+    cases.check_cautions(axial_run, core)
+    assert len(core.caveats) == 1 and "reaches the scan's lower and upper end" in core.caveats[0]
+    assert axial_run.outputs.cautions.startswith("\nCaution: the liver reaches")
+
+
 def test_probability_volume(axial_run, core):
     cases.check_probability_volume(axial_run, core)
 
@@ -83,6 +90,7 @@ def test_reoriented_volume_lands_on_same_physical_points(case, core, model_path,
     cases.check_segments(run)
     cases.check_physical_points_match(run, core)
     cases.check_masks_match_core(run, cases.core_segmentation(reoriented, model_path))
+    assert run.outputs.caveats == core.caveats  # the ends of the scan are the patient's, not the array's
 
 
 def test_oblique_grid_segments_and_probability(case, scene):
@@ -236,7 +244,10 @@ def test_logic_segments_every_shared_case_like_the_core(name, folder, data_dir, 
     ct = read_input_volume(data_dir / folder)
     run = cases.run_logic(slicer.vtkMRMLScene(), ct, model_path, name)
     cases.check_segments(run)
-    cases.check_masks_match_core(run, cases.core_segmentation(ct, model_path))
+    core = cases.core_segmentation(ct, model_path)
+    cases.check_masks_match_core(run, core)
+    cases.check_cautions(run, core)
+    assert any("55 HU" in caveat for caveat in core.caveats) == (name == "RadCTTACEomics_1211")
 
 
 def test_sample_case_loads_as_a_volume_node(scene):

@@ -1,0 +1,73 @@
+"""Cautions about a result: signs that the CT is not what the model learned from, or that the
+liver goes on beyond the scan, found from the CT and the masks alone after segmentation.
+
+They do not change the result. The commands log each one as a warning (stderr, or a JSON `log`
+event), the Slicer panel shows them under its result and stores them on the segmentation node, so
+that a reader of the masks knows when to trust them less. The bounds come from the shared cases:
+their livers in the portal venous and equilibrium phases have a median of 94 to 120 HU, in the
+arterial phase 55 and 60 HU, where the model's liver and lesions are worst (the model card's known
+failure modes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .infer import Segmentation
+from .volume import Volume, to_axial_lps
+
+MIN_ENHANCED_LIVER_HU = 75.0  # below: an arterial phase or a CT without contrast
+MAX_LIVER_HU = 250.0  # above: not Hounsfield units (no rescale), or not a CT
+MIN_AIR_SHARE = 0.01  # share of voxels under AIR_BELOW_HU in a CT of the abdomen (outside air, lung, bowel gas)
+AIR_BELOW_HU = -500.0
+THICK_SLICES_MM = 4.0
+SMALL_LIVER_ML = 300.0
+CUT_LIVER_CM2 = 5.0  # liver on the scan's first or last slice: less is the tip of a lobe
+
+
+def result_caveats(ct: Volume, result: Segmentation) -> list[str]:
+    """What a reader of `result` (a segmentation of `ct`) should be told to check, one sentence each;
+    empty when nothing looks amiss."""
+    found: list[str] = []
+    air_share = float(np.count_nonzero(ct.array < AIR_BELOW_HU)) / ct.array.size
+    if air_share < MIN_AIR_SHARE:
+        found.append(f"the image holds almost no air ({100 * air_share:.1f}% of voxels under {AIR_BELOW_HU:.0f}): "
+                     "it may not be a CT in Hounsfield units (an MR image, or CT values without their rescale), "
+                     "which the model was not made for; check the result against the image")
+    liver = result.liver.array > 0
+    liver_ml = float(np.count_nonzero(liver)) * ct.voxel_volume_mm3 / 1000.0
+    if liver_ml == 0:
+        found.append("no liver was found: the scan may not cover the upper abdomen, or may not be a "
+                     "contrast-enhanced CT of it")
+        return found
+    axial, _ = to_axial_lps(result.liver)  # array axis 0 now runs from the feet to the head
+    cut = _cut_ends(axial)
+    if cut:
+        found.append(f"the liver reaches the scan's {' and '.join(cut)} end: it goes on beyond the scan, so its "
+                     f"volume ({liver_ml:.0f} mL) is a lower bound and a lesion there may be cut or missed")
+    elif liver_ml < SMALL_LIVER_ML:
+        found.append(f"the liver found is only {liver_ml:.0f} mL (an adult's is about 1000 to 2500 mL): check "
+                     "that it is the liver")
+    parenchyma = liver & (result.lesion.array == 0)
+    median_hu = float(np.median(ct.array[parenchyma])) if parenchyma.any() else float(np.median(ct.array[liver]))
+    if median_hu > MAX_LIVER_HU:
+        found.append(f"the liver found has a median of {median_hu:.0f}, far above a liver's CT value: the image "
+                     "may not be in Hounsfield units; check the result against the image")
+    elif median_hu < MIN_ENHANCED_LIVER_HU:
+        found.append(f"the liver's median CT value is {median_hu:.0f} HU, as in an arterial phase or a CT without "
+                     "contrast: the model learned mostly from portal venous phases and misses more liver and "
+                     "lesions here, and can take in the heart's wall at the dome; check the liver's edges and "
+                     "the probability map")
+    slice_mm = axial.spacing[2]
+    if slice_mm > THICK_SLICES_MM:
+        found.append(f"the slices are {slice_mm:.1f} mm apart: on slices this thick the model marks more false "
+                     "lesions and misses small ones; use thinner slices where the scanner made them")
+    return found
+
+
+def _cut_ends(axial: Volume) -> list[str]:
+    """Which ends of the scan ("lower", "upper") the liver mask `axial` (in axial LPS order) crosses
+    with more than CUT_LIVER_CM2."""
+    pixel_cm2 = axial.spacing[0] * axial.spacing[1] / 100.0
+    ends = {"lower": axial.array[0], "upper": axial.array[-1]}
+    return [name for name, plane in ends.items() if np.count_nonzero(plane) * pixel_cm2 > CUT_LIVER_CM2]
