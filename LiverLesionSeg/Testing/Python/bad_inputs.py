@@ -443,9 +443,10 @@ def _undecodable_syntax():
 
 @entry
 def compressed_without_a_decoder(data_dir, tmp, model):
-    """Pixel data compressed as JPEG Lossless (common from scanners) with no decoder installed."""
+    """Pixel data compressed in a syntax no installed decoder reads (High-Throughput JPEG 2000)."""
     # No encoder for that syntax is installed either, so the frame is a placeholder: the reader
-    # refuses on the transfer syntax before it touches the frame.
+    # refuses on the transfer syntax before it touches the frame. (JPEG Lossless, JPEG 2000, JPEG-LS
+    # and RLE are decoded: test_io_dicom.py reads them.)
     syntax = _undecodable_syntax()
     folder, files = copy_six(data_dir, tmp, "jpeg")
     for path in files:

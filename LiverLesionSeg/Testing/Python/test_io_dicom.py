@@ -324,6 +324,45 @@ def test_truncated_file(small_series):
     assert_one_line(exc, "slice 103", "truncated")
 
 
+def _transcoded(source: Path, target: Path, syntax) -> None:
+    """`source` written again by GDCM, its pixel data compressed as `syntax` (gdcm.TransferSyntax)."""
+    import gdcm
+
+    reader = gdcm.ImageReader()
+    reader.SetFileName(str(source))
+    assert reader.Read(), source
+    change = gdcm.ImageChangeTransferSyntax()
+    change.SetTransferSyntax(gdcm.TransferSyntax(syntax))
+    change.SetInput(reader.GetImage())
+    assert change.Change(), syntax
+    writer = gdcm.ImageWriter()
+    writer.SetFileName(str(target))
+    writer.SetFile(reader.GetFile())
+    writer.SetImage(change.GetOutput())
+    assert writer.Write(), target
+
+
+@pytest.mark.parametrize("syntax, name", [
+    ("JPEGLosslessProcess14_1", "JPEG Lossless, Non-Hierarchical, First-Order Prediction"),
+    ("JPEG2000Lossless", "JPEG 2000 Image Compression (Lossless Only)"),
+    ("JPEGLSLossless", "JPEG-LS Lossless Image Compression"),
+    ("RLELossless", "RLE Lossless")])
+def test_compressed_series_reads_as_the_uncompressed_one(small_series, tmp_path, syntax, name):
+    """What archives and scanners send: the same slices compressed losslessly (by GDCM) read to the
+    same CT values on the same grid."""
+    import gdcm
+
+    folder = tmp_path / syntax
+    folder.mkdir()
+    for path in small_series.iterdir():
+        _transcoded(path, folder / path.name, getattr(gdcm.TransferSyntax, syntax))
+    written = pydicom.dcmread(next(folder.iterdir()), stop_before_pixels=True).file_meta.TransferSyntaxUID
+    assert written.is_compressed and written.name.startswith(name)
+    original, compressed = read_ct_folder(small_series), read_ct_folder(folder)
+    assert compressed.same_grid(original) and np.allclose(compressed.direction, original.direction)
+    assert np.array_equal(compressed.array, original.array) and compressed.array.std() > 100
+
+
 def test_compressed_without_decoder(small_series):
     """The pixel data is declared (and encapsulated) as a syntax no installed plugin decodes."""
     candidates = [dicom_uid.JPEGLosslessSV1, dicom_uid.JPEGLossless, dicom_uid.HTJ2KLossless,
