@@ -126,6 +126,8 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             selector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateParameterNodeFromGUI)
         self.ui.modelSelector.connect("currentIndexChanged(int)", self.updateParameterNodeFromGUI)
         self.ui.modelPathLineEdit.connect("currentPathChanged(QString)", self.updateParameterNodeFromGUI)
+        self.ui.addVoteModelButton.connect("clicked(bool)", self.onAddVoteModel)
+        self.ui.removeVoteModelButton.connect("clicked(bool)", lambda: self.removeSelected(self.ui.voteModelList))
         self.ui.deviceSelector.connect("currentIndexChanged(int)", self.updateParameterNodeFromGUI)
         self.ui.lesionThresholdSliderWidget.connect("valueChanged(double)", self.updateParameterNodeFromGUI)
         for checkBox in (self.ui.keepEdgeLesionsCheckBox, self.ui.keepFluidLesionsCheckBox,
@@ -135,7 +137,7 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         # Training panel
         self.ui.addCaseFolderButton.connect("clicked(bool)", self.onAddCaseFolder)
         self.ui.addScenePairButton.connect("clicked(bool)", self.onAddScenePair)
-        self.ui.removeCaseButton.connect("clicked(bool)", self.onRemoveCase)
+        self.ui.removeCaseButton.connect("clicked(bool)", lambda: self.removeSelected(self.ui.trainingCaseList))
         self.ui.trainButton.connect("clicked(bool)", self.onTrainButton)
         self.ui.compareButton.connect("clicked(bool)", self.onCompareButton)
 
@@ -189,6 +191,9 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.outputSegmentationSelector.setCurrentNode(parameters.output_segmentation)
             self.ui.probabilityVolumeSelector.setCurrentNode(parameters.probability_volume)
             self.selectModel(parameters.model)
+            self.ui.voteModelList.clear()
+            self.ui.voteModelList.addItems(parameters.vote_models)
+            self.ui.voteGroupBox.collapsed = self.ui.voteGroupBox.collapsed and not parameters.vote_models
             self.ui.deviceSelector.setCurrentIndex(max(0, self.ui.deviceSelector.findData(parameters.device)))
             self.ui.lesionThresholdSliderWidget.value = parameters.lesion_threshold
             self.ui.keepEdgeLesionsCheckBox.checked = parameters.keep_edge_lesions
@@ -207,6 +212,7 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         parameters.output_segmentation = self.ui.outputSegmentationSelector.currentNode()
         parameters.probability_volume = self.ui.probabilityVolumeSelector.currentNode()
         parameters.model = self.selectedModel()
+        parameters.vote_models = [self.ui.voteModelList.item(row).text() for row in range(self.ui.voteModelList.count)]
         parameters.device = self.ui.deviceSelector.currentData or "auto"
         parameters.lesion_threshold = self.ui.lesionThresholdSliderWidget.value
         parameters.keep_edge_lesions = self.ui.keepEdgeLesionsCheckBox.checked
@@ -242,6 +248,16 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.modelPathLineEdit.currentPath = model
         self.ui.modelSelector.setCurrentIndex(index)
         self.ui.modelPathLineEdit.enabled = self.ui.modelSelector.currentData == MODEL_FILE_CHOICE
+
+    def onAddVoteModel(self):
+        self.ui.voteModelList.addItems(list(qt.QFileDialog.getOpenFileNames(
+            slicer.util.mainWindow(), "Models that vote", "", "Checkpoints (*.safetensors)")))
+        self.updateParameterNodeFromGUI()
+
+    def removeSelected(self, listWidget):  # the training cases, or the models that vote
+        for item in listWidget.selectedItems():
+            listWidget.takeItem(listWidget.row(item))
+        self.updateParameterNodeFromGUI()
 
     def selectedModel(self):
         choice = self.ui.modelSelector.currentData
@@ -328,10 +344,6 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         item = qt.QListWidgetItem(text)
         item.setData(qt.Qt.UserRole, data)
         self.ui.trainingCaseList.addItem(item)
-
-    def onRemoveCase(self):
-        for item in self.ui.trainingCaseList.selectedItems():
-            self.ui.trainingCaseList.takeItem(self.ui.trainingCaseList.row(item))
 
     def trainingCases(self):
         items = [self.ui.trainingCaseList.item(row).data(qt.Qt.UserRole)
@@ -453,13 +465,14 @@ class LiverLesionSegLogic(ScriptedLoadableModuleLogic):
             ensure_dependencies(confirm=slicer.util.confirmOkCancelDisplay)
 
     def segment(self, inputVolume, model="bundled", device="auto", lesionThreshold=None,
-                outputSegmentation=None, probabilityVolume=None, **keepRules):
-        """Blocking: for scripts and the self-test. `keepRules`: keep_edge_lesions, keep_fluid_lesions,
-        keep_liver_density_lesions (True turns that clean-up rule off)."""
+                outputSegmentation=None, probabilityVolume=None, voteModels=(), **keepRules):
+        """Blocking: for scripts and the self-test. `voteModels`: checkpoint files voting with `model`;
+        `keepRules`: keep_edge_lesions, keep_fluid_lesions, keep_liver_density_lesions (True: rule off)."""
         from LiverLesionSegLib import mrml
 
         return mrml.segment_volume_node(slicer.mrmlScene, inputVolume, model, device, lesionThreshold,
-                                        outputSegmentation, probabilityVolume, None, **keepRules)
+                                        outputSegmentation, probabilityVolume, None, vote_models=voteModels,
+                                        **keepRules)
 
     def startSegmentation(self, parameters):
         """Copy the input now (the user may change the scene while the job runs) and start the job."""
@@ -476,12 +489,8 @@ class LiverLesionSegLogic(ScriptedLoadableModuleLogic):
     def startTraining(self, settings, scenePairs=()):
         """Export the scene pairs next to the runs, then start the training process."""
         from LiverLesionSegLib import mrml
-        from LiverLesionSegLib.training_process import TrainingProcess, new_run_folder, user_folder
 
-        if scenePairs:
-            folder = new_run_folder(user_folder() / "scene-cases", "scene")
-            settings.cases = list(settings.cases) + mrml.export_training_pairs(scenePairs, folder)
-        return TrainingProcess(settings).start()
+        return mrml.start_training(settings, scenePairs)
 
     def compare(self, volume, segmentation, reference):
         """`segmentation` of `volume` measured against `reference`, as a new row of the scene's

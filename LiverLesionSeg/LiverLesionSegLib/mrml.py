@@ -421,15 +421,27 @@ def start_segmentation(parameters: SegmentParameters):
                "probability": parameters.probability_volume}
     job = SegmentationJob(volume_from_node(targets["input"]), parameters.model, parameters.device,
                           parameters.lesion_threshold, parameters.keep_edge_lesions, parameters.keep_fluid_lesions,
-                          parameters.keep_liver_density_lesions)
+                          parameters.keep_liver_density_lesions, parameters.vote_models)
     return job.start(), targets
+
+
+def start_training(settings, scene_pairs: Sequence = ()):
+    """The Training panel's run: its (volume, segmentation) node pairs exported as cases beside the
+    runs, then a started `training_process.TrainingProcess` on them and the settings' case folders."""
+    from .training_process import TrainingProcess, new_run_folder, user_folder
+
+    if scene_pairs:
+        folder = new_run_folder(user_folder() / "scene-cases", "scene")
+        settings.cases = list(settings.cases) + export_training_pairs(scene_pairs, folder)
+    return TrainingProcess(settings).start()
 
 
 def segment_volume_node(scene, input_node, model_path, device: str = "auto", lesion_threshold: Optional[float] = None,
                         output_segmentation=None, probability_node=None, progress=None,
                         keep_edge_lesions: bool = False, keep_fluid_lesions: bool = False,
-                        keep_liver_density_lesions: bool = False) -> SegmentationOutputs:
-    """The whole logic in one blocking call (scripts, self-tests): node -> core -> nodes.
+                        keep_liver_density_lesions: bool = False, vote_models: Sequence = ()) -> SegmentationOutputs:
+    """The whole logic in one blocking call (scripts, self-tests): node -> core -> nodes. With
+    `vote_models`, the majority vote of `model_path` and them (`segment_job.run_segmentation`).
 
     The Slicer panel does the same in two halves (`segment_job.SegmentationJob` in a thread, then
     `write_outputs`) to stay responsive and cancellable.
@@ -438,7 +450,7 @@ def segment_volume_node(scene, input_node, model_path, device: str = "auto", les
 
     volume = volume_from_node(input_node)
     result, _ = run_segmentation(volume, model_path, device, lesion_threshold, progress, keep_edge_lesions,
-                                 keep_fluid_lesions, keep_liver_density_lesions)
+                                 keep_fluid_lesions, keep_liver_density_lesions, vote_models)
     return write_outputs(scene, input_node, result, output_segmentation, probability_node)
 
 

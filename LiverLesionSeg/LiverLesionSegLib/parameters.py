@@ -39,8 +39,10 @@ class SegmentParameters:
     KEEP_EDGE_LESIONS = "KeepEdgeLesions"
     KEEP_FLUID_LESIONS = "KeepFluidLesions"
     KEEP_LIVER_DENSITY_LESIONS = "KeepLiverDensityLesions"
+    VOTE_MODELS = "VoteModels"
     DEFAULTS = {MODEL: "bundled", DEVICE: "auto", LESION_THRESHOLD: str(DEFAULT_LESION_THRESHOLD),
-                KEEP_EDGE_LESIONS: "false", KEEP_FLUID_LESIONS: "false", KEEP_LIVER_DENSITY_LESIONS: "false"}
+                KEEP_EDGE_LESIONS: "false", KEEP_FLUID_LESIONS: "false", KEEP_LIVER_DENSITY_LESIONS: "false",
+                VOTE_MODELS: ""}
 
     def __init__(self, node):
         self.node = node
@@ -81,6 +83,15 @@ class SegmentParameters:
     @model.setter
     def model(self, value: str) -> None:
         self.node.SetParameter(self.MODEL, str(value) or self.DEFAULTS[self.MODEL])
+
+    @property
+    def vote_models(self) -> list[str]:
+        """Checkpoint files that also segment the CT, for a majority vote with `model` (none: `model` alone)."""
+        return [line for line in self._get(self.VOTE_MODELS).split("\n") if line]
+
+    @vote_models.setter
+    def vote_models(self, paths) -> None:
+        self.node.SetParameter(self.VOTE_MODELS, "\n".join(str(p) for p in paths if str(p)))
 
     @property
     def device(self) -> str:

@@ -14,7 +14,7 @@ import os
 import queue
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from .errors import Cancelled, LiverLesionSegError
 from .progress import CallbackProgress, Progress
@@ -38,8 +38,10 @@ def model_file(model: str | os.PathLike) -> Optional[Path]:
 def run_segmentation(volume: Volume, model: str | os.PathLike = BUNDLED, device: str = "auto",
                      lesion_threshold: Optional[float] = None, progress: Optional[Progress] = None,
                      keep_edge_lesions: bool = False, keep_fluid_lesions: bool = False,
-                     keep_liver_density_lesions: bool = False):
+                     keep_liver_density_lesions: bool = False, vote_models: Sequence[str | os.PathLike] = ()):
     """Load the model and segment `volume` with the core: returns (`infer.Segmentation`, device).
+    With `vote_models` (checkpoint files), they segment it too and the result is the majority vote
+    of all of them (`ensemble.segment_with_models`), the settings below applied to each.
 
     A missing GPU falls back to the CPU (`model.choose_device` says so in the log), and a GPU out
     of memory to smaller batches, then the CPU (`infer.predict_stack`). `keep_edge_lesions` turns
@@ -57,20 +59,25 @@ def run_segmentation(volume: Volume, model: str | os.PathLike = BUNDLED, device:
     chosen = choose_device(device)
     progress.emit({"event": "log", "level": "info", "message": f"Running on {chosen.type.upper()}."})
     timings: dict[str, float] = {}
+    models = [model, *vote_models]
     with progress.stage("load model", timings):
-        checkpoint = load_model(model_file(model), chosen)
-    config = checkpoint.config.inference
-    if lesion_threshold is not None:
-        config.lesion_threshold = float(lesion_threshold)
-    if keep_edge_lesions:
-        config.min_liver_around_lesion = 0.0
-    if keep_fluid_lesions:
-        config.min_lesion_median_hu = None
-    if keep_liver_density_lesions:
-        config.min_lesion_contrast_hu = None
-    checkpoint.config.validated(str(model))
-    check_segmentation_fits(volume.shape, volume.array.itemsize, checkpoint.config.preprocess, config, volume.source)
-    result = segment_with_models(volume, [checkpoint], chosen, progress)
+        checkpoints = [load_model(model_file(m), chosen) for m in models]
+    for name, checkpoint in zip(models, checkpoints):
+        config = checkpoint.config.inference
+        if lesion_threshold is not None:
+            config.lesion_threshold = float(lesion_threshold)
+        if keep_edge_lesions:
+            config.min_liver_around_lesion = 0.0
+        if keep_fluid_lesions:
+            config.min_lesion_median_hu = None
+        if keep_liver_density_lesions:
+            config.min_lesion_contrast_hu = None
+        checkpoint.config.validated(str(name))
+        check_segmentation_fits(volume.shape, volume.array.itemsize, checkpoint.config.preprocess, config,
+                                volume.source)
+    if len(models) > 1:
+        progress.emit({"event": "log", "level": "info", "message": f"Majority vote of {len(models)} models."})
+    result = segment_with_models(volume, checkpoints, chosen, progress)
     result.timings = {**timings, **result.timings}
     # As a log event: the panel shows it in its status line and Slicer's log keeps it.
     progress.emit({"event": "log", "level": "info", "message": f"Segmented in {format_timings(result.timings)}."})
@@ -134,7 +141,8 @@ class SegmentationJob:
 
     def __init__(self, volume: Volume, model: str | os.PathLike = BUNDLED, device: str = "auto",
                  lesion_threshold: Optional[float] = None, keep_edge_lesions: bool = False,
-                 keep_fluid_lesions: bool = False, keep_liver_density_lesions: bool = False):
+                 keep_fluid_lesions: bool = False, keep_liver_density_lesions: bool = False,
+                 vote_models: Sequence[str | os.PathLike] = ()):
         self.volume = volume
         self.model = model
         self.device = device
@@ -142,6 +150,7 @@ class SegmentationJob:
         self.keep_edge_lesions = keep_edge_lesions
         self.keep_fluid_lesions = keep_fluid_lesions
         self.keep_liver_density_lesions = keep_liver_density_lesions
+        self.vote_models = list(vote_models)
         self.result = None
         self.device_used = None
         self.progress_bar = ProgressBar()
@@ -186,7 +195,7 @@ class SegmentationJob:
             self.result, self.device_used = run_segmentation(self.volume, self.model, self.device,
                                                              self.lesion_threshold, self._progress,
                                                              self.keep_edge_lesions, self.keep_fluid_lesions,
-                                                             self.keep_liver_density_lesions)
+                                                             self.keep_liver_density_lesions, self.vote_models)
             if self.cancelled:  # cancelled after the last batch: still nothing reaches the scene
                 self.result = None
                 raise Cancelled("segmentation cancelled; nothing was written")

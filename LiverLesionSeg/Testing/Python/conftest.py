@@ -53,3 +53,20 @@ def model_path(tmp_path_factory, data_dir) -> Path:
     case = load_case(find_cases([data_dir / "ircadb" / "3Dircadb1.17"])[0])
     out = tmp_path_factory.mktemp("model")
     return train([prepare_case(case, config.preprocess)], [], config, out).model_path
+
+
+@pytest.fixture(scope="session")
+def other_model(tmp_path_factory) -> Path:
+    """The bundled network with other inference settings, for majority votes: lesions only where
+    it is sure, no growth, the liver's edge where the network drew it (so both the liver and the
+    lesions differ from the bundled model's)."""
+    from LiverLesionSegLib.checkpoint import load_checkpoint, save_checkpoint
+    from LiverLesionSegLib.resources import bundled_model_path
+
+    checkpoint = load_checkpoint(bundled_model_path())
+    config = checkpoint.config
+    config.inference.lesion_threshold, config.inference.lesion_grow_threshold = 0.9, None
+    config.inference.liver_edge_mm = 0.0
+    path = tmp_path_factory.mktemp("other") / "other.safetensors"
+    save_checkpoint(path, checkpoint.network, config, {}, half=True)
+    return path

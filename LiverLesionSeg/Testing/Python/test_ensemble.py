@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from LiverLesionSegLib.checkpoint import load_checkpoint, save_checkpoint
+from LiverLesionSegLib.checkpoint import load_checkpoint
 from LiverLesionSegLib.cli import main
 from LiverLesionSegLib.ensemble import majority_vote, segment_with_models
 from LiverLesionSegLib.infer import Segmentation
@@ -59,19 +59,6 @@ def test_a_voxel_is_liver_or_lesion_where_most_members_say_so():
     assert np.array_equal(pair.liver.array, livers[0] & livers[1])  # of two, both must agree
     with pytest.raises(ValueError):
         majority_vote([])
-
-
-@pytest.fixture(scope="module")
-def other_model(tmp_path_factory):
-    """The bundled network with other inference settings: lesions only where it is sure, no growth,
-    the liver's edge where the network drew it (so both the liver and the lesions differ)."""
-    checkpoint = load_checkpoint(bundled_model_path())
-    config = checkpoint.config
-    config.inference.lesion_threshold, config.inference.lesion_grow_threshold = 0.9, None
-    config.inference.liver_edge_mm = 0.0
-    path = tmp_path_factory.mktemp("other") / "other.safetensors"
-    save_checkpoint(path, checkpoint.network, config, {}, half=True)
-    return path
 
 
 def test_segment_and_evaluate_with_three_models_give_the_majoritys_result(data_dir, other_model, tmp_path, capsys):

@@ -195,6 +195,25 @@ def test_export_without_liver_segment_says_so(case, scene, tmp_path):
     assert not any(tmp_path.iterdir()), "a failed export left files behind"
 
 
+def test_the_panels_job_votes_with_the_models_listed(case, model_path, other_model, scene):
+    """The Segment panel's path (parameter node -> job in a thread) with two more models listed:
+    they outvote the model chosen above, each with the panel's lesion threshold."""
+    from LiverLesionSegLib.segment_job import run_segmentation
+
+    parameters = SegmentParameters(scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode", "LiverLesionSeg"))
+    parameters.input_volume = mrml.add_volume_node(scene, case["ct"], "CT")
+    parameters.model, parameters.device = str(model_path), "cpu"
+    parameters.vote_models = [str(other_model), str(other_model)]
+    job, _ = mrml.start_segmentation(parameters)
+    assert job.wait(900) and job.error is None, job.error
+    assert "Majority vote of 3 models." in [event.get("message") for event in job.poll()]
+    alone = run_segmentation(case["ct"], model_path, "cpu", parameters.lesion_threshold)[0]
+    other = run_segmentation(case["ct"], other_model, "cpu", parameters.lesion_threshold)[0]
+    assert not np.array_equal(alone.liver.array, other.liver.array)
+    assert not np.array_equal(alone.lesion.array, other.lesion.array)
+    assert np.array_equal(job.result.label_map(), other.label_map())
+
+
 def test_parameters_survive_a_saved_scene(scene, tmp_path):
     """The Segment panel's settings live in the parameter node: saved with the scene and read
     back from the .mrml file."""
@@ -206,9 +225,11 @@ def test_parameters_survive_a_saved_scene(scene, tmp_path):
     # the model's clean-up
     assert not (parameters.keep_edge_lesions or parameters.keep_fluid_lesions or parameters.keep_liver_density_lesions)
     assert parameters.output_segmentation is None  # default: create a new segmentation
+    assert parameters.vote_models == []  # default: the model alone
     parameters.keep_edge_lesions = parameters.keep_fluid_lesions = parameters.keep_liver_density_lesions = True
     parameters.input_volume, parameters.output_segmentation, parameters.probability_volume = volume, output, probability
     parameters.model, parameters.device, parameters.lesion_threshold = "/models/run/model.safetensors", "cuda", 0.35
+    parameters.vote_models = ["/models/seed 1/model.safetensors", "/models/seed 2/model.safetensors"]
     with pytest.raises(ValueError):
         parameters.device = "tpu"
     with pytest.raises(ValueError):
@@ -227,6 +248,7 @@ def test_parameters_survive_a_saved_scene(scene, tmp_path):
     assert (restored.model, restored.device, restored.lesion_threshold) == ("/models/run/model.safetensors", "cuda", 0.35)
     assert restored.keep_edge_lesions is True and restored.keep_fluid_lesions is True
     assert restored.keep_liver_density_lesions is True
+    assert restored.vote_models == ["/models/seed 1/model.safetensors", "/models/seed 2/model.safetensors"]
     restored.output_segmentation = None
     assert restored.output_segmentation is None
 

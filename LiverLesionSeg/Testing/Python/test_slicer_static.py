@@ -23,6 +23,7 @@ LIBRARY = MODULE_DIR / "LiverLesionSegLib"
 # The widget class a name's ending promises (longest ending first).
 CLASS_BY_SUFFIX = (
     ("CollapsibleButton", {"ctkCollapsibleButton"}),
+    ("GroupBox", {"ctkCollapsibleGroupBox", "QGroupBox"}),
     ("PathLineEdit", {"ctkPathLineEdit"}),
     ("SliderWidget", {"ctkSliderWidget"}),
     ("ProgressBar", {"QProgressBar"}),
