@@ -34,12 +34,16 @@ LESION_COLUMNS = ["case", "lesion", "voxels", "volume_ml", "longest_axial_diamet
 
 
 def write_metrics(out_dir: str | os.PathLike, cases: Sequence[CaseMetrics], summary: Mapping[str, Any],
-                  config: Optional[Mapping[str, Any]] = None) -> tuple[Path, Path]:
-    """Write `metrics.csv` and `metrics.json` into `out_dir` (created if its parent exists)."""
+                  config: Optional[Mapping[str, Any]] = None,
+                  cautions: Optional[Mapping[str, Sequence[str]]] = None) -> tuple[Path, Path]:
+    """Write `metrics.csv` and `metrics.json` into `out_dir` (created if its parent exists).
+    `cautions`: each case's cautions about its segmentation (`caveats.result_caveats`), in the JSON."""
     out_dir = _report_folder(out_dir)
     rows = [case.to_dict() for case in cases]
     csv_text = _csv_text(CaseMetrics.field_names(), rows)
     document = {"cases": rows, "summary": dict(summary), "config": config, "rules": RULES}
+    if cautions is not None:
+        document["cautions"] = {name: list(found) for name, found in cautions.items()}
     # default=str: paths and other odd values in a config are written as text.
     json_text = json.dumps(_json_safe(document), indent=2, allow_nan=False, ensure_ascii=False,
                            default=str) + "\n"

@@ -45,14 +45,14 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         raise InputError("the predictions folder does not exist", args.predictions, "give the folder of label maps")
     _prepare_out(args.out)
 
-    results, lesions = [], {}
+    results, lesions, cautions = [], {}, {}
     for ref in refs:
         with progress.stage(f"read {ref.name}"):
             case = load_case(ref)
         if not case.labelled:
             raise InputError("has no liver and lesion masks to compare with", ref.name, "evaluate labelled cases")
         if predictor:
-            liver, lesion = predictor.predict(case, progress, args.out)
+            liver, lesion, cautions[case.name] = predictor.predict(case, progress, args.out)
         else:
             liver, lesion = _read_prediction(args.predictions, case)
         true_liver = case.liver.array | case.lesion.array  # the organ includes its lesions
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                  metrics.pred_false_positive_lesions)
     summary = summarise(results)
     config = predictor.config() if predictor else {"predictions": str(args.predictions)}
-    write_metrics(args.out, results, summary, config)
+    write_metrics(args.out, results, summary, config, cautions if predictor else None)
     write_lesion_table(args.out / LESIONS_CSV, lesions)
     progress.emit({"event": "done", "summary": summary, "out": str(args.out)})
     if not isinstance(progress, JsonLinesProgress):
@@ -111,7 +111,7 @@ class _Predictor:
 
             plot_predictions(case.ct, case.lesion, case.liver, result.lesion, result.liver,
                              result.lesion_probability, out / f"{case.name}.png")
-        return result.liver, result.lesion
+        return result.liver, result.lesion, result.caveats
 
 
 def _read_prediction(folder: Path, case):

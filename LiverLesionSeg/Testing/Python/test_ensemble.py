@@ -88,5 +88,8 @@ def test_segment_and_evaluate_with_three_models_give_the_majoritys_result(data_d
     assert code == 0, capsys.readouterr().err
     written = json.loads((report / "metrics.json").read_text())
     assert written["config"]["majority_vote_of"] == [str(other_model)] * 2 + [str(bundled_model_path())]
+    assert list(written["cautions"]) == ["RadCTTACEomics_0697"]  # its 5 mm slices
+    assert len(written["cautions"]["RadCTTACEomics_0697"]) == 1
+    assert written["cautions"]["RadCTTACEomics_0697"][0].startswith("the slices are 5.0 mm apart")
     assert written["cases"][0]["pred_lesion_volume_ml"] == pytest.approx(
         float(different.lesion.array.sum()) * volume.voxel_volume_mm3 / 1000.0, rel=1e-6)
