@@ -19,6 +19,7 @@ from .caveats import result_caveats
 from .checkpoint import Checkpoint
 from .infer import Segmentation, segment_volume
 from .masks import label_components
+from .memory import check_segmentation_fits
 from .postprocess import at_least_voxels
 from .progress import NullProgress, Progress
 from .volume import Volume
@@ -73,6 +74,14 @@ def segment_with_models(volume: Volume, checkpoints: Sequence[Checkpoint], devic
     for caveat in result.caveats:
         log.warning("Caution (%s): %s.", volume.source or "the input", caveat)
     return result
+
+
+def check_models_fit(volume: Volume, checkpoints: Sequence[Checkpoint], where) -> None:
+    """Refuse, before any work, a `volume` that one of `checkpoints` could not segment in the memory
+    there is (`where`: the input, as the message names it)."""
+    for checkpoint in checkpoints:
+        check_segmentation_fits(volume.shape, volume.array.itemsize, checkpoint.config.preprocess,
+                                checkpoint.config.inference, where)
 
 
 def _without_small_pieces(mask: np.ndarray, min_voxels: float) -> np.ndarray:

@@ -49,8 +49,7 @@ def run_segmentation(volume: Volume, model: str | os.PathLike = BUNDLED, device:
     the one that drops lesions of fluid density, `keep_liver_density_lesions` the one that drops
     lesions of the liver's density.
     """
-    from .ensemble import segment_with_models
-    from .memory import check_segmentation_fits
+    from .ensemble import check_models_fit, segment_with_models
     from .model import choose_device
     from .progress import NullProgress, format_timings
     from .resources import load_model
@@ -73,8 +72,7 @@ def run_segmentation(volume: Volume, model: str | os.PathLike = BUNDLED, device:
         if keep_liver_density_lesions:
             config.min_lesion_contrast_hu = None
         checkpoint.config.validated(str(name))
-        check_segmentation_fits(volume.shape, volume.array.itemsize, checkpoint.config.preprocess, config,
-                                volume.source)
+    check_models_fit(volume, checkpoints, volume.source)
     if len(models) > 1:
         progress.emit({"event": "log", "level": "info", "message": f"Majority vote of {len(models)} models."})
     result = segment_with_models(volume, checkpoints, chosen, progress)

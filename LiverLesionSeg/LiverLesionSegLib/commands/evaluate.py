@@ -96,13 +96,10 @@ class _Predictor:
         return config
 
     def predict(self, case, progress: Progress, out: Path):
-        from ..ensemble import segment_with_models
+        from ..ensemble import check_models_fit, segment_with_models
         from ..io.write import write_segmentation_output
-        from ..memory import check_segmentation_fits
 
-        for checkpoint in self.checkpoints:
-            check_segmentation_fits(case.ct.shape, case.ct.array.itemsize, checkpoint.config.preprocess,
-                                    checkpoint.config.inference, case.name)
+        check_models_fit(case.ct, self.checkpoints, case.name)
         result = segment_with_models(case.ct, self.checkpoints, self.device, progress)
         if self.save_predictions:
             write_segmentation_output(out / f"{case.name}.nii.gz", case.ct.with_array(result.label_map()))

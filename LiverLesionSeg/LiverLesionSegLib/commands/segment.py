@@ -93,12 +93,11 @@ def add_parser(sub, common) -> None:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
-    from ..ensemble import segment_with_models
+    from ..ensemble import check_models_fit, segment_with_models
     from ..io.atomic import atomic_paths, check_writable
     from ..io.cases import read_input_volume
     from ..io.write import output_kind, save_image, save_labels
     from ..lesions import lesion_table
-    from ..memory import check_segmentation_fits
     from ..model import choose_device
     from ..report import write_lesion_table
     from ..resources import load_model, sample_case_path
@@ -125,9 +124,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
 
     with progress.stage("read", timings):
         volume = read_input_volume(input_path, args.series)
-    for checkpoint in checkpoints:
-        check_segmentation_fits(volume.shape, volume.array.itemsize, checkpoint.config.preprocess,
-                                checkpoint.config.inference, input_path)
+    check_models_fit(volume, checkpoints, input_path)
     result = segment_with_models(volume, checkpoints, device, progress)
     timings.update(result.timings)
     labels = volume.with_array(result.label_map())
