@@ -1,30 +1,52 @@
 """The two output segments, with Slicer's standard terminology and colours.
 
-Shared by the `.seg.nrrd` writer and the Slicer logic so both describe segments the same way.
+Shared by the `.seg.nrrd` and DICOM SEG writers and the Slicer logic so both describe segments the same way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Code:
+    """A coded concept: (scheme, value, meaning), as DICOM and Slicer's terminologies write it."""
+    scheme: str
+    value: str
+    meaning: str
+
+    def slicer(self) -> str:
+        return f"{self.scheme}^{self.value}^{self.meaning}"
+
+
+ANATOMICAL_STRUCTURE = Code("SCT", "123037004", "Anatomical Structure")
+MORPHOLOGICALLY_ALTERED = Code("SCT", "49755003", "Morphologically Altered Structure")
+LIVER_CODE = Code("SCT", "10200004", "Liver")
+MASS = Code("SCT", "4147007", "Mass")
 
 
 @dataclass(frozen=True)
 class SegmentSpec:
     segment_id: str
     name: str
-    label: int  # value in the label map
+    label: int  # value in the label map, and the DICOM SEG's segment number
     color: tuple[float, float, float]
-    terminology: str  # Slicer's TerminologyEntry tag
+    category: Code
+    type: Code
+    region: Optional[Code] = None  # where it is, for a type that does not say (a mass: in the liver)
+
+    @property
+    def terminology(self) -> str:
+        """Slicer's TerminologyEntry tag."""
+        region = self.region.slicer() if self.region else "^^"
+        return (f"Segmentation category and type - DICOM master list~{self.category.slicer()}~{self.type.slicer()}~^^"
+                f"~Anatomic codes - DICOM master list~{region}~^^")
 
 
-LIVER = SegmentSpec(
-    "liver", "Liver", 1, (221 / 255, 130 / 255, 101 / 255),
-    "Segmentation category and type - DICOM master list~SCT^123037004^Anatomical Structure~SCT^10200004^Liver~^^"
-    "~Anatomic codes - DICOM master list~^^~^^")
-LESION = SegmentSpec(
-    "liver_lesion", "Liver lesion", 2, (144 / 255, 238 / 255, 144 / 255),
-    "Segmentation category and type - DICOM master list~SCT^49755003^Morphologically Altered Structure"
-    "~SCT^4147007^Mass~^^~Anatomic codes - DICOM master list~SCT^10200004^Liver~^^")
+LIVER = SegmentSpec("liver", "Liver", 1, (221 / 255, 130 / 255, 101 / 255), ANATOMICAL_STRUCTURE, LIVER_CODE)
+LESION = SegmentSpec("liver_lesion", "Liver lesion", 2, (144 / 255, 238 / 255, 144 / 255), MORPHOLOGICALLY_ALTERED,
+                     MASS, LIVER_CODE)
 SEGMENTS = (LIVER, LESION)
 
 # Names users give segments in the Segment Editor, mapped to what they mean here (lower case).

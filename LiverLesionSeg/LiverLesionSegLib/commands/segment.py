@@ -35,7 +35,8 @@ def add_parser(sub, common) -> None:
                         ".nii/.nii.gz/.nrrd file, or a 3D-IRCADb or CT + DICOM SEG case folder (default: the "
                         "bundled sample case)")
     p.add_argument("-o", "--output", type=Path,
-                   help="label map .nii.gz/.nii/.nrrd (0 background, 1 liver, 2 lesion) or Slicer .seg.nrrd")
+                   help="label map .nii.gz/.nii/.nrrd (0 background, 1 liver, 2 lesion), Slicer .seg.nrrd, or .dcm: "
+                        "a DICOM SEG over the input's DICOM series (for a PACS)")
     p.add_argument("--probabilities", type=Path, metavar="FILE", help="also write the lesion probability map")
     p.add_argument("--lesions", type=Path, metavar="CSV", help="also write the lesion table")
     p.add_argument("--overlay", type=Path, metavar="PNG", help="also write a PNG of the result on a CT slice")
@@ -96,6 +97,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..ensemble import check_models_fit, segment_with_models
     from ..io.atomic import atomic_paths, check_writable
     from ..io.cases import read_input_volume
+    from ..io.dicomseg_write import save_dicom_seg
     from ..io.write import output_kind, save_image, save_labels
     from ..lesions import lesion_table
     from ..model import choose_device
@@ -110,6 +112,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     outputs = [p for p in (output, args.probabilities, args.lesions, overlay) if p is not None]
     kind = output_kind(output)
     _check_outputs(outputs, input_path)
+    source = _dicom_seg_source(output, input_path, args.series) if kind == "dicom-seg" else None
     for path in outputs:
         check_writable(path)
 
@@ -133,7 +136,10 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     with progress.stage("write", timings):
         main = [output] + ([args.probabilities] if args.probabilities else [])
         with atomic_paths(*main) as temporary:
-            save_labels(temporary[0], labels, kind)
+            if source is not None:
+                save_dicom_seg(temporary[0], labels, source, [c.path.name for c in checkpoints])
+            else:
+                save_labels(temporary[0], labels, kind)
             if args.probabilities:
                 save_image(temporary[1], result.lesion_probability)
         if args.lesions:
@@ -155,6 +161,19 @@ def _apply_options(config, args: argparse.Namespace) -> None:
     if args.keep_fluid_lesions:
         config.min_lesion_median_hu = None
     config.flip_tta = config.flip_tta or args.tta
+
+
+def _dicom_seg_source(output: Path, input_path: Path, series):
+    """The DICOM series a DICOM SEG output will reference, known before anything is segmented."""
+    from ..io.cases import dicom_input_series
+    from ..io.dicomseg_write import check_dicom_seg_source
+
+    source = dicom_input_series(input_path, series)
+    if source is None:
+        raise OutputError(f"a DICOM SEG must lie on a DICOM series, and the input {Path(input_path).name} is not one",
+                          output, "name the output .seg.nrrd or .nii.gz")
+    check_dicom_seg_source(source)
+    return source
 
 
 def _check_outputs(outputs: list[Path], input_path: Path) -> None:

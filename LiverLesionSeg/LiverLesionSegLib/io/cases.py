@@ -22,7 +22,8 @@ from typing import Iterable, Optional
 
 from ..errors import InputError
 from ..volume import Case, Volume
-from .dicom import NON_IMAGE_MODALITIES, SeriesInfo, read_ct_file, read_ct_folder, scan_files
+from .dicom import (NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, choose_ct_series, read_ct_file, read_ct_folder,
+                    scan_files, scan_folder)
 from .dicomseg import read_seg_case
 from .images import image_stem, is_image_file, read_image, read_label_map
 from .ircadb import CT_FOLDER, is_ircadb_case, read_ircadb_case
@@ -106,6 +107,22 @@ def read_input_volume(path: str | os.PathLike, series: Optional[str | int] = Non
     # A SEG case folder gives its referenced CT: `choose_ct_series` puts that one first.
     return read_ct_folder(path, series)
 
+
+
+def dicom_input_series(path: str | os.PathLike, series: Optional[str | int] = None) -> Optional[SeriesInfo]:
+    """The DICOM series that `read_input_volume` reads from `path`; None where it reads an image file
+    (NIfTI, NRRD) instead, or where `path` is a file that is not DICOM."""
+    path = Path(path)
+    if path.is_file():
+        if is_image_file(path):
+            return None
+        found, skipped = scan_files([path])
+        return choose_ct_series(FolderScan(path.parent, found, skipped)) if found else None
+    if (path / CT_FOLDER).is_dir():
+        path = path / CT_FOLDER
+    elif _first_existing(path, PAIR_IMAGE_NAMES) is not None:
+        return None
+    return choose_ct_series(scan_folder(path), series)
 
 # --- files -------------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import highdicom as hd
 import numpy as np
 
 from ..errors import GeometryError, InputError, first_line
+from ..segments import LIVER_CODE
 from ..volume import Case, Volume
 from .dicom import FolderScan, SeriesInfo, check_in_plane_grid, read_series, scan_folder, slice_indices
 
@@ -26,7 +27,7 @@ LOG = logging.getLogger("LiverLesionSeg")
 LESION_WORDS = re.compile(r"tumou?r|lesion|neoplas|mass|carcinoma|metasta|\bhcc\b")
 NOT_LIVER_WORDS = re.compile(r"vessel|vein|arter|duct|cyst|kyst")
 LESION_CODES = {"108369006", "86049000", "4147007", "52988006", "25370001"}  # SCT tumour, neoplasm, mass, lesion, HCC
-LIVER_CODES = {"10200004"}  # SCT liver
+LIVER_CODES = {LIVER_CODE.value}  # SCT liver
 
 
 def is_seg_case(folder: str | os.PathLike) -> bool:

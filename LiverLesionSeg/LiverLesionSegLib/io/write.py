@@ -3,6 +3,7 @@
 - a label map (`.nii.gz`, `.nii`, `.nrrd`): 0 background, 1 liver, 2 lesion, through SimpleITK;
 - a Slicer segmentation (`.seg.nrrd`): the same labels in one layer, with Slicer's segment
   metadata (names, colours, terminology), through pynrrd;
+- a DICOM SEG (`.dcm`) over the CT's DICOM series: see `dicomseg_write`;
 - a probability map (`.nii.gz`, `.nii`, `.nrrd`): float32 in [0, 1].
 """
 
@@ -25,20 +26,25 @@ from .atomic import atomic_path, write_failure_errno
 
 LABEL_MAP_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
 SEGMENTATION_SUFFIX = ".seg.nrrd"
+DICOM_SEG_SUFFIX = ".dcm"
 # zlib level 1: label maps compress almost as well as at level 9, in a fraction of the time
 # (level 9 took a fifth of a whole segmentation's time)
 FAST_COMPRESSION = 1
 
 
 def output_kind(path: str | os.PathLike) -> str:
-    """'segmentation' for .seg.nrrd, 'labelmap' for the image formats; OutputError otherwise."""
+    """'segmentation' for .seg.nrrd, 'labelmap' for the image formats, 'dicom-seg' for .dcm (see
+    `dicomseg_write`, which needs the CT's DICOM series); OutputError otherwise."""
     name = str(path).lower()
     if name.endswith(SEGMENTATION_SUFFIX):
         return "segmentation"
     if name.endswith(LABEL_MAP_SUFFIXES):
         return "labelmap"
+    if name.endswith(DICOM_SEG_SUFFIX):
+        return "dicom-seg"
     raise OutputError("unknown output format", path,
-                      "name the output .nii.gz or .nrrd (label map) or .seg.nrrd (Slicer segmentation)")
+                      "name the output .nii.gz or .nrrd (label map), .seg.nrrd (Slicer segmentation) or .dcm "
+                      "(DICOM SEG)")
 
 
 def write_segmentation_output(path: str | os.PathLike, labels: Volume) -> Path:
@@ -57,6 +63,8 @@ def write_image(path: str | os.PathLike, volume: Volume) -> Path:
 
 def save_labels(path: Path, labels: Volume, kind: str) -> None:
     """Write to exactly `path` (no temporary file): for callers that manage atomicity themselves."""
+    if kind == "dicom-seg":
+        raise ValueError("a DICOM SEG needs the CT's series: write it with dicomseg_write.save_dicom_seg")
     if kind == "segmentation":
         save_seg_nrrd(path, labels)
     else:

@@ -219,6 +219,22 @@ def unknown_output_format(data_dir, tmp, model):
     return BadInput(argv, OUTPUT, "unknown output format", "out.png")
 
 
+@entry
+def dicom_seg_output_for_a_nifti_input(data_dir, tmp, model):
+    """A DICOM SEG output (`.dcm`) asked for a NIfTI CT, which has no DICOM series to lie on."""
+    ct, _ = labelled_slices(data_dir)
+    sitk.WriteImage(ct.to_sitk(), str(tmp / "ct.nii.gz"))
+    argv = ["segment", str(tmp / "ct.nii.gz"), "-o", str(tmp / "out.dcm"), "--model", str(model)]
+    return BadInput(argv, OUTPUT, "must lie on a dicom series", "out.dcm")
+
+
+@entry
+def dicom_seg_output_for_a_series_without_frame_of_reference(data_dir, tmp, model):
+    """A DICOM SEG output asked for a real series without FrameOfReferenceUID (3D-IRCADb-01's)."""
+    argv = ["segment", str(data_dir / "ircadb" / "3Dircadb1.17"), "-o", str(tmp / "out.dcm"), "--model", str(model)]
+    return BadInput(argv, OUTPUT, "no frameofreferenceuid", "PATIENT_DICOM")
+
+
 # --- helpers for the entries below ---------------------------------------------------------------
 
 def tace_case(data_dir: Path) -> Path:

@@ -16,6 +16,7 @@ from LiverLesionSegLib.checkpoint import load_checkpoint
 from LiverLesionSegLib.cli import main
 from LiverLesionSegLib.infer import segment_volume
 from LiverLesionSegLib.io.cases import read_input_volume
+from LiverLesionSegLib.io.dicomseg import read_seg_masks
 
 CASE_INPUTS = {  # case -> the folder a user would give
     "3Dircadb1.1": "ircadb/3Dircadb1.1",
@@ -131,6 +132,22 @@ def test_json_progress_reports_stages_and_timings(data_dir, model_path, tmp_path
     assert len(done["caveats"]) == 1 and "5.0 mm apart" in done["caveats"][0]
     assert len(cautions) == 1 and "RadCTTACEomics_0697" in cautions[0]
     assert cautions[0].endswith(f"): {done['caveats'][0]}.")
+
+
+def test_segment_writes_a_dicom_seg_over_the_ct_series(data_dir, cases_json, model_path, tmp_path):
+    """`-o RESULT.dcm`: a DICOM SEG on the series the SEG in the folder references (the folder holds two
+    CT series), holding the same liver and lesions as the label map of the same run."""
+    case = data_dir / "tace" / "RadCTTACEomics_0697"
+    out = tmp_path / "result.dcm"
+    assert main(["segment", str(case), "-o", str(out), "--model", str(model_path), "--progress", "none"]) == 0
+    ct = read_input_volume(case)
+    masks = read_seg_masks(out, ct)
+    labels = segmented(case, tmp_path, "--model", str(model_path))
+    assert masks["liver"].any() and np.array_equal(masks["liver"], labels == 1)
+    assert np.array_equal(masks["lesion"], labels == 2)
+    seg = pydicom.dcmread(out, stop_before_pixels=True)
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == cases_json["RadCTTACEomics_0697"]["series_uid"]
+    assert model_path.name in seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmParameters
 
 
 def segmented(case, tmp_path: Path, *options: str) -> np.ndarray:

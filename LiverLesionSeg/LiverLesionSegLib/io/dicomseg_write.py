@@ -1,0 +1,108 @@
+"""The result as a DICOM SEG object that references the CT series it was made on, through highdicom.
+
+A PACS or a DICOM viewer shows it over that series: it shares the series' study, patient and
+frame of reference, and each of its frames names the CT slice (or frame) it lies on. It holds
+the label map's two segments, "Liver" (1) and "Liver lesion" (2), which do not overlap, coded as
+the `.seg.nrrd` is (SNOMED CT), marked as made automatically by an AI algorithm for research.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pydicom
+
+from .. import __version__
+from ..errors import OutputError, first_line
+from ..segments import SEGMENTS, Code, SegmentSpec
+from ..volume import Volume
+from .dicom import SeriesInfo, header_values, slice_indices
+
+SERIES_NUMBER = 901  # apart from a scanner's usual numbers (1 to a few hundred)
+SERIES_DESCRIPTION = "Liver and liver lesions (LiverLesionSeg)"
+CONTENT_LABEL = "LIVERLESIONSEG"
+
+
+def save_dicom_seg(path: Path, labels: Volume, source: SeriesInfo, models: Sequence[str]) -> None:
+    """Write the 0/1/2 label map (on the grid of `source`'s CT) to exactly `path`.
+
+    `models` names the model file(s) that made it, for the algorithm's identification.
+    """
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    headers = source_headers(source)
+    frames = labels.array[source_slices(headers, labels, source)].astype(np.uint8, copy=False)
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="LiverLesionSeg", version=__version__, family=codes.cid7162.ArtificialIntelligence,
+        parameters={"model": ", ".join(models)[:64]})
+    descriptions = [_description(spec, algorithm) for spec in SEGMENTS]
+    with warnings.catch_warnings():
+        # highdicom warns about the source's own values (a patient name of one component): not ours to fix
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            seg = hd.seg.Segmentation(
+                headers, frames, hd.seg.SegmentationTypeValues.BINARY, descriptions,
+                series_instance_uid=hd.UID(), series_number=SERIES_NUMBER, sop_instance_uid=hd.UID(),
+                instance_number=1, manufacturer="LiverLesionSeg", manufacturer_model_name="LiverLesionSeg",
+                software_versions=__version__, device_serial_number="none", content_label=CONTENT_LABEL,
+                content_description="Liver and liver lesions, segmented automatically",
+                series_description=SERIES_DESCRIPTION, content_qualification=hd.ContentQualificationValues.RESEARCH)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            raise OutputError(f"cannot make a DICOM SEG on this CT series ({first_line(exc)})", path,
+                              "write a .seg.nrrd or .nii.gz instead") from None
+    seg.save_as(path)
+
+
+def check_dicom_seg_source(source: SeriesInfo) -> None:
+    """Refuse, before any work, a series that a DICOM SEG cannot lie on: one without the frame of
+    reference (required in a CT, but anonymisers remove it) that the SEG must share."""
+    first = source.files[0]
+    with header_values(first):
+        if not pydicom.dcmread(first, stop_before_pixels=True).get("FrameOfReferenceUID"):
+            raise OutputError("the CT series has no FrameOfReferenceUID, which a DICOM SEG must share with it (an "
+                              "anonymiser may have removed it)", first,
+                              "write a .seg.nrrd or .nii.gz instead")
+
+
+def source_headers(source: SeriesInfo) -> list[pydicom.Dataset]:
+    """The series' headers (no pixels), one per file: a multi-frame CT is one file."""
+    headers = []
+    for file in source.files:
+        with header_values(file):
+            headers.append(pydicom.dcmread(file, stop_before_pixels=True))
+    return headers
+
+
+def source_slices(headers: Sequence[pydicom.Dataset], labels: Volume, source: SeriesInfo) -> np.ndarray:
+    """The label map's slice under each source frame, in the order highdicom takes the frames:
+    file by file, and a multi-frame file's frames in their stored order."""
+    positions = []
+    for header in headers:
+        with header_values(source.folder):
+            if "PerFrameFunctionalGroupsSequence" in header:
+                positions += [group.PlanePositionSequence[0].ImagePositionPatient
+                              for group in header.PerFrameFunctionalGroupsSequence]
+            else:
+                positions.append(header.ImagePositionPatient)
+    return slice_indices(labels, np.array(positions, dtype=float), "a CT slice", source.folder)
+
+
+def _description(spec: SegmentSpec, algorithm):
+    import highdicom as hd
+
+    return hd.seg.SegmentDescription(
+        segment_number=spec.label, segment_label=spec.name, segmented_property_category=_code(spec.category),
+        segmented_property_type=_code(spec.type), algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=algorithm, anatomic_regions=[_code(spec.region)] if spec.region else None,
+        display_color=hd.color.CIELabColor.from_rgb(*(round(c * 255) for c in spec.color)))
+
+
+def _code(code: Code):
+    import highdicom as hd
+
+    return hd.sr.CodedConcept(code.value, code.scheme, code.meaning)
+
