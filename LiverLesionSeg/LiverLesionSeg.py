@@ -22,35 +22,8 @@ from slicer.util import VTKObservationMixin
 
 # Light library modules only (no PyTorch): the module must load before dependencies are installed.
 from LiverLesionSegLib.errors import Cancelled, LiverLesionSegError
+from LiverLesionSegLib.module_text import ACKNOWLEDGEMENT_TEXT, HELP_TEXT
 from LiverLesionSegLib.parameters import SegmentParameters
-
-HELP_TEXT = """
-Segments the liver and liver lesions (tumours, metastases) in an abdominal CT volume with a U-Net,
-and measures each lesion.
-<p><b>Segment</b>: choose a CT volume (contrast-enhanced abdominal CT in Hounsfield units, any
-orientation and spacing), a model and a device, and press Apply. The result is a new segmentation
-with a "Liver" and a "Liver lesion" segment (standard terminology) to review and correct in the
-Segment Editor, a table with each lesion's volume, longest axial diameter and centre, and,
-if asked for, the lesion probability as a heatmap volume. An existing segmentation is replaced
-only when it is chosen as the output. Lesions with little liver around them (most masses beside the
-liver), of fluid density (cysts, the gallbladder) and of the liver's own density are dropped unless
-the boxes below are ticked; so are lesions with gas in them (the stomach or the bowel).</p>
-<p><b>Training</b>: fine-tune the model (or train one from scratch) on case folders and on CT +
-corrected segmentation pairs from the scene; training runs in the background with live loss and
-Dice curves, and the new model is offered in the Segment panel. Earlier models are kept.</p>
-<p><b>Limits</b>: for research use only, not for clinical diagnosis or treatment decisions. The
-model was trained on a small number of public CT scans: check every result; small or low-contrast
-lesions can be missed, and non-CT images or images outside the abdomen give meaningless results.</p>
-<p>Details: the extension's README and the model card (Resources/Models/MODEL_CARD.md).</p>
-"""
-
-ACKNOWLEDGEMENT_TEXT = """
-The public CT data sets used to develop and train LiverLesionSeg are credited here: 3D-IRCADb-01
-(IRCAD France; Soler L. et al., 3D image reconstruction for comparison of algorithm database) and
-HCC-TACE-Seg from The Cancer Imaging Archive (Moawad A. W. et al., doi:10.7937/TCIA.5FNA-0924,
-CC BY 4.0). Which data sets the bundled model learned from, with their licences, is stated on its
-model card (Resources/Models/MODEL_CARD.md). Built on PyTorch and segmentation_models_pytorch.
-"""
 
 DEVICE_CHOICES = (("Automatic", "auto"), ("CPU", "cpu"), ("CUDA (NVIDIA GPU)", "cuda"), ("MPS (Apple GPU)", "mps"))
 MODEL_FILE_CHOICE = "file"

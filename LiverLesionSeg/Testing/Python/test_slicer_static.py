@@ -187,13 +187,6 @@ def test_top_level_cmake_is_a_slicer_extension():
 
 # --- the module's metadata and shape -------------------------------------------------------------
 
-def string_constant(tree: ast.Module, name: str) -> str:
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise AssertionError(f"no module-level {name}")
-
-
 def parent_assignments(tree: ast.Module) -> dict[str, ast.expr]:
     module_class = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "LiverLesionSeg")
     found = {}
@@ -205,21 +198,30 @@ def parent_assignments(tree: ast.Module) -> dict[str, ast.expr]:
     return found
 
 
-def test_module_metadata(module_tree):
+def test_module_metadata(module_tree, widgets):
+    from LiverLesionSegLib.module_text import HELP_TEXT
+
     assigned = parent_assignments(module_tree)
     assert ast.literal_eval(assigned["title"]) == "Liver Lesion Segmentation"
     assert ast.literal_eval(assigned["categories"]) == ["Segmentation"]
     assert ast.unparse(assigned["helpText"]) == "HELP_TEXT"
     assert ast.unparse(assigned["acknowledgementText"]) == "ACKNOWLEDGEMENT_TEXT"
     assert ast.literal_eval(assigned["contributors"])
-    help_text = " ".join(string_constant(module_tree, "HELP_TEXT").split()).lower()
+    help_text = " ".join(HELP_TEXT.split()).lower()
     for words in ("liver lesion", "ct", "research use", "not for clinical diagnosis", "segment editor",
-                  "existing segmentation is replaced only when it is chosen", "training"):
+                  "existing segmentation is replaced only when it is chosen", "training", "caution"):
         assert words in help_text, f"the help text does not say: {words}"
+    # Every panel and folded box of the .ui is explained under its own title.
+    for widget in widgets.values():
+        if widget.get("class") in ("ctkCollapsibleButton", "ctkCollapsibleGroupBox"):
+            title = prop(widget, "text") or prop(widget, "title")
+            assert f"<b>{title.lower()}</b>" in help_text, f"the help text does not explain '{title}'"
 
 
-def test_acknowledgement_credits_the_data_sets(module_tree):
-    text = " ".join(string_constant(module_tree, "ACKNOWLEDGEMENT_TEXT").split())
+def test_acknowledgement_credits_the_data_sets():
+    from LiverLesionSegLib.module_text import ACKNOWLEDGEMENT_TEXT
+
+    text = " ".join(ACKNOWLEDGEMENT_TEXT.split())
     for words in ("3D-IRCADb-01", "IRCAD", "HCC-TACE-Seg", "The Cancer Imaging Archive", "CC BY 4.0",
                   "doi:10.7937/TCIA.5FNA-0924", "model card", "Resources/Models/MODEL_CARD.md"):
         assert words in text, f"the acknowledgement does not mention {words}"
@@ -237,8 +239,8 @@ def test_module_classes_and_thinness(module_tree, module_source):
     top_from = {n.module for n in module_tree.body if isinstance(n, ast.ImportFrom)}
     assert not top_imports & {"torch", "numpy", "SimpleITK", "segmentation_models_pytorch"}, top_imports
     # Only light library modules at load time: the module must load before PyTorch is installed.
-    assert {m for m in top_from if m.startswith("LiverLesionSegLib")} <= {"LiverLesionSegLib.errors",
-                                                                          "LiverLesionSegLib.parameters"}
+    assert {m for m in top_from if m.startswith("LiverLesionSegLib")} <= {
+        "LiverLesionSegLib.errors", "LiverLesionSegLib.parameters", "LiverLesionSegLib.module_text"}
     assert "import torch" not in module_source and "np." not in module_source
     # Three panels' glue (segment, train, compare); what is more than glue belongs in the library.
     assert len(module_source.splitlines()) < 580, "the module file grows: move logic into LiverLesionSegLib"
