@@ -12,7 +12,7 @@ from ..progress import JsonLinesProgress, Progress
 
 log = logging.getLogger("LiverLesionSeg")
 
-PREDICTION_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd")
+PREDICTION_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".dcm")
 
 
 def add_parser(sub, common) -> None:
@@ -26,7 +26,8 @@ def add_parser(sub, common) -> None:
                         help="segment the cases with this checkpoint (default: the bundled model); given several "
                              "times, with the majority vote of those models")
     source.add_argument("--predictions", type=Path, metavar="DIR",
-                        help="saved label maps named CASE.nii.gz / CASE.nrrd / CASE.seg.nrrd (1 liver, 2 lesion)")
+                        help="saved label maps named CASE.nii.gz / CASE.nrrd / CASE.seg.nrrd (1 liver, 2 lesion), or "
+                             "DICOM SEGs made on the case's CT series named CASE.dcm")
     p.add_argument("--save-predictions", action="store_true", help="also write each case's label map (CASE.nii.gz)")
     p.add_argument("--panels", action="store_true", help="also write prediction panels (CASE.png)")
     p.add_argument("--batch-size", type=int, help="slices per batch")
@@ -117,10 +118,27 @@ def _read_prediction(folder: Path, case):
     for suffix in PREDICTION_SUFFIXES:
         path = folder / f"{case.name}{suffix}"
         if path.exists():
-            liver, lesion = read_label_map(path, case.ct)
+            if suffix == ".dcm":
+                liver, lesion = _read_dicom_seg_prediction(path, case.ct)
+            else:
+                liver, lesion = read_label_map(path, case.ct)
             return liver.with_array(liver.array | lesion.array), lesion
     raise InputError(f"no prediction for case {case.name}", folder,
-                     f"name it {case.name}.nii.gz, {case.name}.nrrd or {case.name}.seg.nrrd")
+                     f"name it {case.name}.nii.gz, {case.name}.nrrd, {case.name}.seg.nrrd or {case.name}.dcm (DICOM SEG)")
+
+
+def _read_dicom_seg_prediction(path: Path, ct):
+    """A DICOM SEG made on the case's CT series (by any tool): its liver and lesion segments, told
+    apart as in training cases; no lesion segment is no lesion."""
+    import numpy as np
+
+    from ..io.dicomseg import read_seg_masks
+
+    masks = read_seg_masks(path, ct)
+    if "liver" not in masks:
+        raise InputError("the DICOM SEG has no liver segment", path, "give a SEG with a segment labelled Liver")
+    lesion = masks.get("lesion", np.zeros_like(masks["liver"]))
+    return ct.with_array(masks["liver"], str(path)), ct.with_array(lesion, str(path))
 
 
 def _prepare_out(out: Path) -> None:

@@ -8,6 +8,8 @@ import pytest
 
 from LiverLesionSegLib.checkpoint import read_metadata
 from LiverLesionSegLib.cli import main
+from LiverLesionSegLib.io.cases import dicom_input_series, find_cases, load_case
+from LiverLesionSegLib.io.dicomseg_write import save_dicom_seg
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +70,24 @@ def test_evaluate_a_model_then_its_saved_predictions(run_dir, data_dir, tmp_path
     again = list(csv.DictReader(open(tmp_path / "b" / "metrics.csv")))
     for key in ("lesion_dice", "liver_dice", "lesion_pred_voxels", "liver_pred_voxels", "lesion_hd95_mm"):
         assert again[0][key] == rows[0][key], key
+
+
+def test_evaluate_reads_dicom_seg_predictions(data_dir, tmp_path):
+    """A DICOM SEG named CASE.dcm, made on the case's series: here the reference with its lesion
+    drawn as liver, so the liver is perfect and the one lesion is missed."""
+    folder = data_dir / "tace" / "RadCTTACEomics_0697"
+    case = load_case(find_cases([folder])[0])
+    labels = case.label_map()
+    labels[labels == 2] = 1
+    (tmp_path / "preds").mkdir()
+    save_dicom_seg(tmp_path / "preds" / f"{case.name}.dcm", case.ct.with_array(labels), dicom_input_series(folder),
+                   ["reader"])
+    code = main(["evaluate", str(folder), "--predictions", str(tmp_path / "preds"), "--out", str(tmp_path / "r"),
+                 "--progress", "none"])
+    assert code == 0
+    row = next(csv.DictReader(open(tmp_path / "r" / "metrics.csv")))
+    assert float(row["liver_dice"]) == 1.0 and float(row["lesion_dice"]) == 0.0
+    assert row["lesion_true_voxels"] == "728" and row["lesion_pred_voxels"] == "0"
 
 
 def test_evaluate_without_a_prediction_for_a_case_says_so(data_dir, tmp_path, capsys):
