@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Optional
 
 from ..errors import OutputError
 from ..progress import JsonLinesProgress, Progress, format_timings
@@ -12,6 +13,7 @@ from ..progress import JsonLinesProgress, Progress, format_timings
 log = logging.getLogger("LiverLesionSeg")
 
 SAMPLE_OUTPUT = Path("liverlesionseg-sample.seg.nrrd")
+MANY_FORMATS = ("seg.nrrd", "nii.gz", "nrrd", "dcm")  # results of several inputs
 # command-line option -> the inference setting it overrides (None: the model's own)
 OPTIONS = {
     "lesion_threshold": "lesion_threshold", "lesion_grow_threshold": "lesion_grow_threshold",
@@ -30,13 +32,17 @@ def add_parser(sub, common) -> None:
     p = sub.add_parser("segment", parents=[common], help="segment the liver and its lesions in a CT",
                        description="Segment the liver and liver lesions of one CT. Without INPUT, the bundled "
                                    "sample case is segmented and a PNG overlay written beside the output.")
-    p.add_argument("input", nargs="?", type=Path,
+    p.add_argument("input", nargs="*", type=Path,
                    help="a DICOM folder (the axial CT series is chosen), a multi-frame DICOM CT file, a "
                         ".nii/.nii.gz/.nrrd file, or a 3D-IRCADb or CT + DICOM SEG case folder (default: the "
-                        "bundled sample case)")
+                        "bundled sample case); several inputs are segmented one after the other into the folder -o "
+                        "names, the model loaded once")
     p.add_argument("-o", "--output", type=Path,
                    help="label map .nii.gz/.nii/.nrrd (0 background, 1 liver, 2 lesion), Slicer .seg.nrrd, or .dcm: "
-                        "a DICOM SEG over the input's DICOM series (for a PACS)")
+                        "a DICOM SEG over the input's DICOM series (for a PACS); with several inputs, a folder")
+    p.add_argument("--format", choices=MANY_FORMATS,
+                   help="with several inputs: each result's format, written as FOLDER/NAME.FORMAT, NAME from its "
+                        "input (default: seg.nrrd)")
     p.add_argument("--probabilities", type=Path, metavar="FILE", help="also write the lesion probability map")
     p.add_argument("--lesions", type=Path, metavar="CSV", help="also write the lesion table")
     p.add_argument("--overlay", type=Path, metavar="PNG", help="also write a PNG of the result on a CT slice")
@@ -94,29 +100,53 @@ def add_parser(sub, common) -> None:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
-    from ..ensemble import check_models_fit, segment_with_models
-    from ..io.atomic import atomic_paths, check_writable
-    from ..io.cases import read_input_volume
-    from ..io.dicomseg_write import save_dicom_seg
-    from ..io.write import output_kind, save_image, save_labels
-    from ..lesions import lesion_table
-    from ..model import choose_device
-    from ..report import write_lesion_table
-    from ..resources import load_model, sample_case_path
+    if len(args.input) > 1:
+        from .segment_many import run_many
 
-    input_path = args.input or sample_case_path()
-    output = args.output or (SAMPLE_OUTPUT if args.input is None else None)
+        return run_many(args, progress)
+    from ..io.atomic import check_writable
+    from ..io.write import output_kind
+    from ..resources import sample_case_path
+
+    if args.format:
+        raise OutputError("--format is for several inputs", args.output,
+                          "with one input, the output's own suffix gives its format")
+    given = args.input[0] if args.input else None
+    input_path = given or sample_case_path()
+    output = args.output or (SAMPLE_OUTPUT if given is None else None)
     if output is None:
         raise OutputError("no output given", None, "add -o OUT.seg.nrrd or -o OUT.nii.gz")
-    overlay = args.overlay or (output.with_name(_stem(output) + ".png") if args.input is None else None)
+    overlay = args.overlay or (output.with_name(_stem(output) + ".png") if given is None else None)
     outputs = [p for p in (output, args.probabilities, args.lesions, overlay) if p is not None]
     kind = output_kind(output)
-    _check_outputs(outputs, input_path)
-    source = _dicom_seg_source(output, input_path, args.series) if kind == "dicom-seg" else None
+    check_distinct(outputs, [input_path])
+    source = dicom_seg_source(output, input_path, args.series) if kind == "dicom-seg" else None
     for path in outputs:
         check_writable(path)
 
     timings: dict[str, float] = {}
+    device, checkpoints = load_checkpoints(args, progress, timings)
+    volume, result, lesions = segment_input(input_path, args, checkpoints, device, progress, timings)
+    with progress.stage("write", timings):
+        write_result(output, kind, source, volume, result, checkpoints, args.probabilities)
+        if args.lesions:
+            from ..report import write_lesion_table
+
+            write_lesion_table(args.lesions, {case_name(input_path): lesions})
+        if overlay:
+            from ..plots import plot_overlay
+
+            plot_overlay(volume, result.liver, result.lesion, overlay)
+
+    report(output, result, lesions, timings, progress, [p for p in outputs if p != output])
+    return 0
+
+
+def load_checkpoints(args: argparse.Namespace, progress: Progress, timings: dict) -> tuple:
+    """The device and the model(s) to segment with, the command line's settings over their own."""
+    from ..model import choose_device
+    from ..resources import load_model
+
     device = choose_device(args.device)
     models = args.model or [None]
     with progress.stage("load model", timings):
@@ -124,33 +154,39 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     for path, checkpoint in zip(models, checkpoints):
         _apply_options(checkpoint.config.inference, args)
         checkpoint.config.validated(str(path or "bundled model"))
+    return device, checkpoints
+
+
+def segment_input(input_path: Path, args: argparse.Namespace, checkpoints: list, device, progress: Progress,
+                  timings: dict) -> tuple:
+    """Read one input and segment it: (its volume, the Segmentation, its lesion table)."""
+    from ..ensemble import check_models_fit, segment_with_models
+    from ..io.cases import read_input_volume
+    from ..lesions import lesion_table
 
     with progress.stage("read", timings):
         volume = read_input_volume(input_path, args.series)
     check_models_fit(volume, checkpoints, input_path)
     result = segment_with_models(volume, checkpoints, device, progress)
     timings.update(result.timings)
+    return volume, result, lesion_table(result.lesion)
+
+
+def write_result(output: Path, kind: str, source, volume, result, checkpoints: list,
+                 probabilities: Optional[Path] = None) -> None:
+    """The label map (and the probability map) written atomically, together."""
+    from ..io.atomic import atomic_paths
+    from ..io.dicomseg_write import save_dicom_seg
+    from ..io.write import save_image, save_labels
+
     labels = volume.with_array(result.label_map())
-    lesions = lesion_table(result.lesion)
-
-    with progress.stage("write", timings):
-        main = [output] + ([args.probabilities] if args.probabilities else [])
-        with atomic_paths(*main) as temporary:
-            if source is not None:
-                save_dicom_seg(temporary[0], labels, source, [c.path.name for c in checkpoints])
-            else:
-                save_labels(temporary[0], labels, kind)
-            if args.probabilities:
-                save_image(temporary[1], result.lesion_probability)
-        if args.lesions:
-            write_lesion_table(args.lesions, {_case_name(input_path): lesions})
-        if overlay:
-            from ..plots import plot_overlay
-
-            plot_overlay(volume, result.liver, result.lesion, overlay)
-
-    _report(output, result, lesions, timings, progress, [p for p in outputs if p != output])
-    return 0
+    with atomic_paths(output, *([probabilities] if probabilities else [])) as temporary:
+        if source is not None:
+            save_dicom_seg(temporary[0], labels, source, [c.path.name for c in checkpoints])
+        else:
+            save_labels(temporary[0], labels, kind)
+        if probabilities:
+            save_image(temporary[1], result.lesion_probability)
 
 
 def _apply_options(config, args: argparse.Namespace) -> None:
@@ -163,7 +199,7 @@ def _apply_options(config, args: argparse.Namespace) -> None:
     config.flip_tta = config.flip_tta or args.tta
 
 
-def _dicom_seg_source(output: Path, input_path: Path, series):
+def dicom_seg_source(output: Path, input_path: Path, series):
     """The DICOM series a DICOM SEG output will reference, known before anything is segmented."""
     from ..io.cases import dicom_input_series
     from ..io.dicomseg_write import check_dicom_seg_source
@@ -176,22 +212,26 @@ def _dicom_seg_source(output: Path, input_path: Path, series):
     return source
 
 
-def _check_outputs(outputs: list[Path], input_path: Path) -> None:
+def check_distinct(outputs: list[Path], inputs: list[Path]) -> None:
+    """No two outputs of one name, and no output over an input."""
     resolved = [p.resolve() for p in outputs]
     if len(set(resolved)) != len(resolved):
         raise OutputError("two outputs have the same name", outputs[0], "give each output its own file")
-    source = Path(input_path).resolve()
+    sources = {Path(p).resolve() for p in inputs}
     for path, full in zip(outputs, resolved):
-        if full == source:
+        if full in sources:
             raise OutputError("the output would overwrite the input", path, "choose another output name")
 
 
-def _report(output: Path, result, lesions, timings: dict, progress: Progress, extra: list[Path]) -> None:
+def report(output: Path, result, lesions, timings: dict, progress: Progress, extra: list[Path],
+           event: str = "done") -> None:
+    """The summary: an `event` (the last one, "done", or "case" for each of several inputs) and, but
+    with JSON progress, the lines a user reads."""
     spacing_ml = result.liver.voxel_volume_mm3 / 1000.0
     liver_ml = float(result.liver.array.sum()) * spacing_ml
     lesion_ml = sum(lesion.volume_ml for lesion in lesions)
     stages = format_timings(timings)
-    summary = {"event": "done", "output": str(output), "liver_ml": round(liver_ml, 2), "lesions": len(lesions),
+    summary = {"event": event, "output": str(output), "liver_ml": round(liver_ml, 2), "lesions": len(lesions),
                "lesion_ml": round(lesion_ml, 3), "caveats": result.caveats,
                "timings_s": {k: round(v, 3) for k, v in timings.items()},
                "message": f"{output}: liver {liver_ml:.1f} mL, {len(lesions)} lesion(s), {lesion_ml:.2f} mL in all; "
@@ -218,5 +258,5 @@ def _stem(path: Path) -> str:
     return path.stem
 
 
-def _case_name(path: Path) -> str:
+def case_name(path: Path) -> str:
     return _stem(Path(path))

@@ -1,0 +1,106 @@
+"""`liverlesionseg segment A B C -o FOLDER`: several CTs one after the other, the model loaded once.
+
+Each result goes to FOLDER/NAME.FORMAT (NAME from its input, FORMAT from `--format`). An input that
+cannot be segmented is told in a line naming it and skipped; the others are still written, and the
+command ends with one error line listing what was skipped and the exit status of the first failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ..errors import InputError, LiverLesionSegError, OutputError
+from ..progress import JsonLinesProgress, Progress
+from .segment import (case_name, check_distinct, dicom_seg_source, load_checkpoints, report, segment_input,
+                      write_result)
+
+log = logging.getLogger("LiverLesionSeg")
+DEFAULT_FORMAT = "seg.nrrd"
+
+
+def run_many(args: argparse.Namespace, progress: Progress) -> int:
+    from ..io.atomic import check_writable
+    from ..io.write import output_kind
+
+    folder = _output_folder(args)
+    missing = [path for path in args.input if not Path(path).exists()]
+    if missing:
+        raise InputError(f"does not exist ({len(missing)} of the {len(args.input)} inputs)", missing[0],
+                         "check the paths; nothing was segmented")
+    names = [case_name(path) for path in args.input]
+    outputs = [folder / f"{name}.{args.format or DEFAULT_FORMAT}" for name in names]
+    _check_names(args.input, names, folder)
+    check_distinct(outputs + ([args.lesions] if args.lesions else []), args.input)
+    kind = output_kind(outputs[0])
+    created = not folder.exists()
+    folder.mkdir(exist_ok=True)
+    for path in outputs + ([args.lesions] if args.lesions else []):
+        check_writable(path)
+
+    timings: dict[str, float] = {}
+    device, checkpoints = load_checkpoints(args, progress, timings)
+    tables, failed = {}, []
+    for number, (input_path, output, name) in enumerate(zip(args.input, outputs, names), 1):
+        log.info("Input %d of %d: %s", number, len(outputs), input_path)
+        case_timings: dict[str, float] = {}
+        try:
+            source = dicom_seg_source(output, input_path, args.series) if kind == "dicom-seg" else None
+            volume, result, lesions = segment_input(input_path, args, checkpoints, device, progress, case_timings)
+            with progress.stage("write", case_timings):
+                write_result(output, kind, source, volume, result, checkpoints)
+        except LiverLesionSegError as exc:
+            log.warning("Skipped input %d of %d: %s", number, len(outputs), exc)
+            failed.append((input_path, exc))
+            continue
+        tables[name] = lesions
+        report(output, result, lesions, case_timings, progress, [], event="case")
+    if args.lesions and tables:
+        from ..report import write_lesion_table
+
+        write_lesion_table(args.lesions, tables)
+    if created and not any(folder.iterdir()):
+        folder.rmdir()  # nothing was written: leave no empty folder behind
+    return _finish(folder, outputs, failed, progress)
+
+
+def _output_folder(args: argparse.Namespace) -> Path:
+    if args.output is None:
+        raise OutputError("no output folder given for several inputs", None,
+                          f"add -o FOLDER: each result goes there as NAME.{args.format or DEFAULT_FORMAT}")
+    if args.probabilities or args.overlay:
+        raise OutputError("--probabilities and --overlay take one input", args.output,
+                          "segment that case on its own for them")
+    folder = args.output
+    if folder.exists() and not folder.is_dir():
+        raise OutputError("is a file; several inputs need an output folder", folder, "give a folder with -o")
+    if not folder.parent.is_dir():
+        raise OutputError("the output folder's parent does not exist", folder.parent, "create it first")
+    return folder
+
+
+def _check_names(inputs: list[Path], names: list[str], folder: Path) -> None:
+    """Two inputs of one name (two folders called 'ct', say) would write one result."""
+    seen: dict[str, Path] = {}
+    for path, name in zip(inputs, names):
+        if name in seen:
+            raise OutputError(f"{seen[name]} and {path} would both be written as {name}", folder,
+                              "segment them into different folders")
+        seen[name] = path
+
+
+def _finish(folder: Path, outputs: list[Path], failed: list, progress: Progress) -> int:
+    written = len(outputs) - len(failed)
+    progress.emit({"event": "done", "output": str(folder), "written": written,
+                   "skipped": [str(path) for path, _ in failed],
+                   "message": f"{written} of {len(outputs)} inputs segmented into {folder}"})
+    if not isinstance(progress, JsonLinesProgress):
+        print(f"{written} of {len(outputs)} inputs segmented into {folder}")
+    if failed:
+        first = failed[0][1]
+        error = type(first)(f"{len(failed)} of {len(outputs)} inputs could not be segmented: "
+                            + ", ".join(str(path) for path, _ in failed), None,
+                            "each one's problem is on the lines above; the others were written")
+        raise error
+    return 0

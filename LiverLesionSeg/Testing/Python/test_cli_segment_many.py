@@ -1,0 +1,96 @@
+"""`liverlesionseg segment A B C -o FOLDER`: several inputs, the model loaded once; one that cannot
+be segmented is skipped and named, the others are written as they would be one at a time."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shutil
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from LiverLesionSegLib.cli import main
+from LiverLesionSegLib.io.dicomseg import read_seg_masks
+from LiverLesionSegLib.io.cases import read_input_volume
+from LiverLesionSegLib.resources import sample_case_path
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_log_handlers():
+    yield
+    logging.getLogger("LiverLesionSeg").handlers.clear()
+
+
+def _labels(path) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+
+
+def _error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("liverlesionseg: error: ")]
+
+
+def test_several_inputs_are_written_as_one_at_a_time_and_a_bad_one_is_skipped(data_dir, model_path, tmp_path,
+                                                                               capsys):
+    case = data_dir / "tace" / "RadCTTACEomics_0697"
+    sample = tmp_path / "sample"
+    shutil.copytree(sample_case_path(), sample)
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "results"
+    code = main(["segment", str(case), str(tmp_path / "empty"), str(sample), "-o", str(out), "--format", "nii.gz",
+                 "--lesions", str(out / "lesions.csv"), "--model", str(model_path), "--progress", "none"])
+    err = capsys.readouterr().err
+    assert code == 3, err  # the skipped input's kind: an input error
+    errors = _error_lines(err)
+    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0]
+    assert "1 of 3 inputs could not be segmented" in errors[0] and str(tmp_path / "empty") in errors[0]
+    assert "Skipped input 2 of 3" in err and "no DICOM files found" in err
+    assert sorted(p.name for p in out.iterdir()) == ["RadCTTACEomics_0697.nii.gz", "lesions.csv", "sample.nii.gz"]
+    # The same result as the command gives for each input alone.
+    for name, given in (("RadCTTACEomics_0697", case), ("sample", sample)):
+        alone = tmp_path / f"{name}-alone.nii.gz"
+        assert main(["segment", str(given), "-o", str(alone), "--model", str(model_path), "--progress", "none"]) == 0
+        assert np.array_equal(_labels(out / f"{name}.nii.gz"), _labels(alone)), name
+    rows = list(csv.DictReader(open(out / "lesions.csv")))
+    assert {row["case"] for row in rows} <= {"RadCTTACEomics_0697", "sample"} and rows
+
+
+def test_dicom_seg_results_skip_an_input_that_is_no_dicom(data_dir, model_path, tmp_path, capsys):
+    """`--format dcm`: a SEG over each DICOM input's series; a NIfTI input cannot have one. JSON
+    progress gives an event per result and a last one listing what was skipped."""
+    ct = read_input_volume(sample_case_path())
+    sitk.WriteImage(ct.to_sitk(), str(tmp_path / "ct.nii.gz"))
+    out = tmp_path / "results"
+    code = main(["segment", str(sample_case_path()), str(tmp_path / "ct.nii.gz"), "-o", str(out), "--format", "dcm",
+                 "--model", str(model_path), "--progress", "json"])
+    captured = capsys.readouterr()
+    assert code == 6, captured.err  # the skipped input's kind: an output that cannot be made
+    events = [json.loads(line) for line in captured.out.splitlines()]
+    cases = [e for e in events if e["event"] == "case"]
+    assert [e["output"] for e in cases] == [str(out / f"{sample_case_path().name}.dcm")]
+    assert events[-2]["event"] == "done" and events[-2]["written"] == 1
+    assert events[-2]["skipped"] == [str(tmp_path / "ct.nii.gz")] and events[-1]["event"] == "error"
+    masks = read_seg_masks(out / f"{sample_case_path().name}.dcm", ct)
+    assert masks["liver"].any()
+
+
+def test_missing_inputs_and_clashing_names_are_refused_before_any_work(data_dir, model_path, tmp_path, capsys):
+    case = data_dir / "tace" / "RadCTTACEomics_0697"
+    out = tmp_path / "results"
+    code = main(["segment", str(case), str(tmp_path / "typo"), "-o", str(out), "--progress", "none"])
+    assert code == 3 and "typo: does not exist" in _error_lines(capsys.readouterr().err)[0]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    shutil.copytree(sample_case_path(), tmp_path / "a" / "ct")
+    shutil.copytree(sample_case_path(), tmp_path / "b" / "ct")
+    code = main(["segment", str(tmp_path / "a" / "ct"), str(tmp_path / "b" / "ct"), "-o", str(out),
+                 "--progress", "none"])
+    assert code == 6 and "would both be written as ct" in _error_lines(capsys.readouterr().err)[0]
+    code = main(["segment", str(case), str(case), "-o", str(out), "--overlay", str(tmp_path / "o.png"),
+                 "--progress", "none"])
+    assert code == 6 and "--overlay take one input" in _error_lines(capsys.readouterr().err)[0]
+    assert not out.exists()  # nothing made, not even the folder
+    code = main(["segment", str(case), "-o", str(tmp_path / "x.nii.gz"), "--format", "dcm", "--progress", "none"])
+    assert code == 6 and "--format is for several inputs" in _error_lines(capsys.readouterr().err)[0]
