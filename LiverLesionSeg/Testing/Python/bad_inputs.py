@@ -229,6 +229,13 @@ def dicom_seg_output_for_a_nifti_input(data_dir, tmp, model):
 
 
 @entry
+def several_inputs_one_of_them_missing(data_dir, tmp, model):
+    """Several inputs, one of them a path that does not exist (a typo)."""
+    argv = ["segment", str(data_dir / "tace" / "RadCTTACEomics_0697"), str(tmp / "typo"), "-o", str(tmp / "results"),
+            "--model", str(model)]
+    return BadInput(argv, INPUT, "does not exist (1 of the 2 inputs)", "typo")
+
+@entry
 def dicom_seg_output_for_a_series_without_frame_of_reference(data_dir, tmp, model):
     """A DICOM SEG output asked for a real series without FrameOfReferenceUID (3D-IRCADb-01's)."""
     argv = ["segment", str(data_dir / "ircadb" / "3Dircadb1.17"), "-o", str(tmp / "out.dcm"), "--model", str(model)]
