@@ -30,7 +30,7 @@ OPTIONS = {
 
 def add_parser(sub, common) -> None:
     p = sub.add_parser("segment", parents=[common], help="segment the liver and its lesions in a CT",
-                       description="Segment the liver and liver lesions of one CT. Without INPUT, the bundled "
+                       description="Segment the liver and liver lesions of one CT, or of several into a folder. Without INPUT, the bundled "
                                    "sample case is segmented and a PNG overlay written beside the output.")
     p.add_argument("input", nargs="*", type=Path,
                    help="a DICOM folder (the axial CT series is chosen), a multi-frame DICOM CT file, a "
