@@ -259,4 +259,7 @@ def _stem(path: Path) -> str:
 
 
 def case_name(path: Path) -> str:
-    return _stem(Path(path))
+    """An input's name: a folder's whole name (3Dircadb1.17, as `evaluate` names the case), a file's
+    without its image suffix."""
+    path = Path(path)
+    return path.name if path.is_dir() else _stem(path)

@@ -57,6 +57,17 @@ def test_several_inputs_are_written_as_one_at_a_time_and_a_bad_one_is_skipped(da
     assert {row["case"] for row in rows} <= {"RadCTTACEomics_0697", "sample"} and rows
 
 
+def test_folders_named_with_dots_keep_their_whole_names(model_path, tmp_path):
+    """Case folders such as 3Dircadb1.1 and 3Dircadb1.17: each result is named after its whole folder
+    name (as `evaluate --predictions` looks for it), not cut at the dot."""
+    for name in ("case.1", "case.17"):
+        shutil.copytree(sample_case_path(), tmp_path / name)
+    out = tmp_path / "results"
+    assert main(["segment", str(tmp_path / "case.1"), str(tmp_path / "case.17"), "-o", str(out), "--format",
+                 "nii.gz", "--model", str(model_path), "--progress", "none"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["case.1.nii.gz", "case.17.nii.gz"]
+
+
 def test_dicom_seg_results_skip_an_input_that_is_no_dicom(data_dir, model_path, tmp_path, capsys):
     """`--format dcm`: a SEG over each DICOM input's series; a NIfTI input cannot have one. JSON
     progress gives an event per result and a last one listing what was skipped."""
