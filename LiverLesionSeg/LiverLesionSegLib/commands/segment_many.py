@@ -13,11 +13,11 @@ from pathlib import Path
 
 from ..errors import InputError, LiverLesionSegError, OutputError
 from ..progress import JsonLinesProgress, Progress
-from .segment import (case_name, check_distinct, dicom_seg_source, load_checkpoints, report, segment_input,
-                      write_result)
+from .segment import (MANY_FORMATS, case_name, check_distinct, dicom_seg_source, load_checkpoints, report,
+                      segment_input, write_result)
 
 log = logging.getLogger("LiverLesionSeg")
-DEFAULT_FORMAT = "seg.nrrd"
+DEFAULT_FORMAT = MANY_FORMATS[0]
 
 
 def run_many(args: argparse.Namespace, progress: Progress) -> int:
@@ -32,11 +32,12 @@ def run_many(args: argparse.Namespace, progress: Progress) -> int:
     names = [case_name(path) for path in args.input]
     outputs = [folder / f"{name}.{args.format or DEFAULT_FORMAT}" for name in names]
     _check_names(args.input, names, folder)
-    check_distinct(outputs + ([args.lesions] if args.lesions else []), args.input)
+    to_write = outputs + ([args.lesions] if args.lesions else [])
+    check_distinct(to_write, args.input)
     kind = output_kind(outputs[0])
     created = not folder.exists()
     folder.mkdir(exist_ok=True)
-    for path in outputs + ([args.lesions] if args.lesions else []):
+    for path in to_write:
         check_writable(path)
 
     timings: dict[str, float] = {}
