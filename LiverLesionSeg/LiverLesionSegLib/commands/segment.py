@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import OutputError
-from ..progress import JsonLinesProgress, Progress, format_timings
+from ..progress import JsonLinesProgress, Progress, format_timings, timed
 
 log = logging.getLogger("LiverLesionSeg")
 
@@ -120,15 +120,15 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     outputs = [p for p in (output, args.probabilities, args.lesions, overlay) if p is not None]
     kind = output_kind(output)
     check_distinct(outputs, [input_path])
-    source = dicom_seg_source(output, input_path, args.series) if kind == "dicom-seg" else None
     for path in outputs:
         check_writable(path)
 
     timings: dict[str, float] = {}
+    found = find_input(input_path, args.series, output, kind, timings)
     device, checkpoints = load_checkpoints(args, progress, timings)
-    volume, result, lesions = segment_input(input_path, args, checkpoints, device, progress, timings)
+    volume, result, lesions = segment_input(found, args, checkpoints, device, progress, timings)
     with progress.stage("write", timings):
-        write_result(output, kind, source, volume, result, checkpoints, args.probabilities)
+        write_result(output, kind, found.series, volume, result, checkpoints, args.probabilities)
         if args.lesions:
             from ..report import write_lesion_table
 
@@ -157,16 +157,31 @@ def load_checkpoints(args: argparse.Namespace, progress: Progress, timings: dict
     return device, checkpoints
 
 
-def segment_input(input_path: Path, args: argparse.Namespace, checkpoints: list, device, progress: Progress,
+def find_input(input_path: Path, series, output: Path, kind: str, timings: dict):
+    """Where the input's CT lies (`InputCT`), from its headers, before any work; for a DICOM SEG
+    output, also that the series can carry one."""
+    from ..io.cases import find_input_ct
+    from ..io.dicomseg_write import check_dicom_seg_source
+
+    with timed("read", timings):
+        found = find_input_ct(input_path, series)
+    if kind == "dicom-seg":
+        if found.series is None:
+            raise OutputError(f"a DICOM SEG must lie on a DICOM series, and the input {Path(input_path).name} is "
+                              "not one", output, "name the output .seg.nrrd or .nii.gz")
+        check_dicom_seg_source(found.series)
+    return found
+
+
+def segment_input(found, args: argparse.Namespace, checkpoints: list, device, progress: Progress,
                   timings: dict) -> tuple:
-    """Read one input and segment it: (its volume, the Segmentation, its lesion table)."""
+    """Read one input (an `InputCT`) and segment it: (its volume, the Segmentation, its lesion table)."""
     from ..ensemble import check_models_fit, segment_with_models
-    from ..io.cases import read_input_volume
     from ..lesions import lesion_table
 
     with progress.stage("read", timings):
-        volume = read_input_volume(input_path, args.series)
-    check_models_fit(volume, checkpoints, input_path)
+        volume = found.read()
+    check_models_fit(volume, checkpoints, found.path)
     result = segment_with_models(volume, checkpoints, device, progress)
     timings.update(result.timings)
     return volume, result, lesion_table(result.lesion)
@@ -174,14 +189,15 @@ def segment_input(input_path: Path, args: argparse.Namespace, checkpoints: list,
 
 def write_result(output: Path, kind: str, source, volume, result, checkpoints: list,
                  probabilities: Optional[Path] = None) -> None:
-    """The label map (and the probability map) written atomically, together."""
+    """The label map (and the probability map) written atomically, together; a DICOM SEG over
+    `source`, the input's DICOM series."""
     from ..io.atomic import atomic_paths
     from ..io.dicomseg_write import save_dicom_seg
     from ..io.write import save_image, save_labels
 
     labels = volume.with_array(result.label_map())
     with atomic_paths(output, *([probabilities] if probabilities else [])) as temporary:
-        if source is not None:
+        if kind == "dicom-seg":
             save_dicom_seg(temporary[0], labels, source, [c.path.name for c in checkpoints])
         else:
             save_labels(temporary[0], labels, kind)
@@ -197,19 +213,6 @@ def _apply_options(config, args: argparse.Namespace) -> None:
     if args.keep_fluid_lesions:
         config.min_lesion_median_hu = None
     config.flip_tta = config.flip_tta or args.tta
-
-
-def dicom_seg_source(output: Path, input_path: Path, series):
-    """The DICOM series a DICOM SEG output will reference, known before anything is segmented."""
-    from ..io.cases import dicom_input_series
-    from ..io.dicomseg_write import check_dicom_seg_source
-
-    source = dicom_input_series(input_path, series)
-    if source is None:
-        raise OutputError(f"a DICOM SEG must lie on a DICOM series, and the input {Path(input_path).name} is not one",
-                          output, "name the output .seg.nrrd or .nii.gz")
-    check_dicom_seg_source(source)
-    return source
 
 
 def check_distinct(outputs: list[Path], inputs: list[Path]) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from pathlib import Path
 
 from ..errors import InputError, LiverLesionSegError, OutputError
 from ..progress import JsonLinesProgress, Progress
-from .segment import (MANY_FORMATS, case_name, check_distinct, dicom_seg_source, load_checkpoints, report,
-                      segment_input, write_result)
+from .segment import (MANY_FORMATS, case_name, check_distinct, find_input, load_checkpoints, report, segment_input,
+                      write_result)
 
 log = logging.getLogger("LiverLesionSeg")
 DEFAULT_FORMAT = MANY_FORMATS[0]
@@ -41,16 +42,17 @@ def run_many(args: argparse.Namespace, progress: Progress) -> int:
         check_writable(path)
 
     timings: dict[str, float] = {}
+    started = time.perf_counter()
     device, checkpoints = load_checkpoints(args, progress, timings)
     tables, failed = {}, []
     for number, (input_path, output, name) in enumerate(zip(args.input, outputs, names), 1):
         log.info("Input %d of %d: %s", number, len(outputs), input_path)
         case_timings: dict[str, float] = {}
         try:
-            source = dicom_seg_source(output, input_path, args.series) if kind == "dicom-seg" else None
-            volume, result, lesions = segment_input(input_path, args, checkpoints, device, progress, case_timings)
+            found = find_input(input_path, args.series, output, kind, case_timings)
+            volume, result, lesions = segment_input(found, args, checkpoints, device, progress, case_timings)
             with progress.stage("write", case_timings):
-                write_result(output, kind, source, volume, result, checkpoints)
+                write_result(output, kind, found.series, volume, result, checkpoints)
         except LiverLesionSegError as exc:
             log.warning("Skipped input %d of %d: %s", number, len(outputs), exc)
             failed.append((input_path, exc))
@@ -63,7 +65,7 @@ def run_many(args: argparse.Namespace, progress: Progress) -> int:
         write_lesion_table(args.lesions, tables)
     if created and not any(folder.iterdir()):
         folder.rmdir()  # nothing was written: leave no empty folder behind
-    return _finish(folder, outputs, failed, progress)
+    return _finish(folder, outputs, failed, progress, timings["load model"], time.perf_counter() - started)
 
 
 def _output_folder(args: argparse.Namespace) -> Path:
@@ -91,13 +93,18 @@ def _check_names(inputs: list[Path], names: list[str], folder: Path) -> None:
         seen[name] = path
 
 
-def _finish(folder: Path, outputs: list[Path], failed: list, progress: Progress) -> int:
+def _finish(folder: Path, outputs: list[Path], failed: list, progress: Progress, load_seconds: float,
+            seconds: float) -> int:
+    """The last event and line, with the time of the whole run and of loading the model (once; each
+    case's own times are on its line)."""
     written = len(outputs) - len(failed)
+    message = (f"{written} of {len(outputs)} inputs segmented into {folder} in {seconds:.1f} s, the model loaded "
+               f"once in {load_seconds:.2f} s")
     progress.emit({"event": "done", "output": str(folder), "written": written,
-                   "skipped": [str(path) for path, _ in failed],
-                   "message": f"{written} of {len(outputs)} inputs segmented into {folder}"})
+                   "skipped": [str(path) for path, _ in failed], "seconds": round(seconds, 3),
+                   "load_model_seconds": round(load_seconds, 3), "message": message})
     if not isinstance(progress, JsonLinesProgress):
-        print(f"{written} of {len(outputs)} inputs segmented into {folder}")
+        print(message)
     if failed:
         first = failed[0][1]
         error = type(first)(f"{len(failed)} of {len(outputs)} inputs could not be segmented: "

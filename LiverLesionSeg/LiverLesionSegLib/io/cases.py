@@ -22,8 +22,8 @@ from typing import Iterable, Optional
 
 from ..errors import InputError
 from ..volume import Case, Volume
-from .dicom import (NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, choose_ct_series, read_ct_file, read_ct_folder,
-                    scan_files, scan_folder)
+from .dicom import (NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, choose_ct_file, choose_ct_series,
+                    read_chosen_series, scan_files, scan_folder)
 from .dicomseg import read_seg_case
 from .images import image_stem, is_image_file, read_image, read_label_map
 from .ircadb import CT_FOLDER, is_ircadb_case, read_ircadb_case
@@ -84,7 +84,23 @@ def load_case(ref: CaseRef) -> Case:
     return case.check()
 
 
-def read_input_volume(path: str | os.PathLike, series: Optional[str | int] = None) -> Volume:
+@dataclass(frozen=True)
+class InputCT:
+    """Where the CT to segment lies, found from the file names and DICOM headers before any pixel
+    is read: an image file, or the DICOM series chosen (and the scan it was chosen from)."""
+
+    path: Path  # as given
+    image: Optional[Path] = None  # a NIfTI or NRRD file
+    scan: Optional[FolderScan] = None
+    series: Optional[SeriesInfo] = None  # the DICOM series, with `scan`
+
+    def read(self) -> Volume:
+        if self.image is not None:
+            return read_image(self.image)
+        return read_chosen_series(self.scan, self.series)
+
+
+def find_input_ct(path: str | os.PathLike, series: Optional[str | int] = None) -> InputCT:
     """The CT to segment: a DICOM folder (its axial CT series, or `series`), an IRCADb or SEG case
     folder (its CT), a folder with image.nii|nii.gz|nrrd, a .nii/.nii.gz/.nrrd/.nhdr file, or a
     multi-frame DICOM file."""
@@ -93,36 +109,30 @@ def read_input_volume(path: str | os.PathLike, series: Optional[str | int] = Non
         raise InputError("does not exist", path, "check the path")
     if path.is_file():
         if is_image_file(path):
-            return read_image(path)
-        volume = read_ct_file(path)  # a multi-frame DICOM image
-        if volume is None:
+            return InputCT(path, image=path)
+        found = choose_ct_file(path)  # a multi-frame DICOM image
+        if found is None:
             raise InputError("is neither a DICOM, NIfTI or NRRD image nor a folder", path,
                              "give the folder that holds the DICOM series, or a .nii, .nii.gz or .nrrd file")
-        return volume
+        return InputCT(path, scan=found[0], series=found[1])
     if (path / CT_FOLDER).is_dir():
-        return read_ct_folder(path / CT_FOLDER, series)
+        return _dicom_input(path, path / CT_FOLDER, series)
     image = _first_existing(path, PAIR_IMAGE_NAMES)
     if image is not None:
-        return read_image(image)
+        return InputCT(path, image=image)
     # A SEG case folder gives its referenced CT: `choose_ct_series` puts that one first.
-    return read_ct_folder(path, series)
+    return _dicom_input(path, path, series)
 
 
+def read_input_volume(path: str | os.PathLike, series: Optional[str | int] = None) -> Volume:
+    """The CT that `find_input_ct` finds at `path`, read."""
+    return find_input_ct(path, series).read()
 
-def dicom_input_series(path: str | os.PathLike, series: Optional[str | int] = None) -> Optional[SeriesInfo]:
-    """The DICOM series that `read_input_volume` reads from `path`; None where it reads an image file
-    (NIfTI, NRRD) instead, or where `path` is a file that is not DICOM."""
-    path = Path(path)
-    if path.is_file():
-        if is_image_file(path):
-            return None
-        found, skipped = scan_files([path])
-        return choose_ct_series(FolderScan(path.parent, found, skipped)) if found else None
-    if (path / CT_FOLDER).is_dir():
-        path = path / CT_FOLDER
-    elif _first_existing(path, PAIR_IMAGE_NAMES) is not None:
-        return None
-    return choose_ct_series(scan_folder(path), series)
+
+def _dicom_input(path: Path, folder: Path, series: Optional[str | int]) -> InputCT:
+    scan = scan_folder(folder)
+    return InputCT(path, scan=scan, series=choose_ct_series(scan, series))
+
 
 # --- files -------------------------------------------------------------------------------------
 

@@ -304,26 +304,31 @@ def _raise_no_images(scan: FolderScan) -> None:
 def read_ct_folder(folder: str | os.PathLike, series: Optional[str | int] = None) -> Volume:
     """The axial CT series of a folder as a `Volume` in HU (see `choose_ct_series`)."""
     scan = scan_folder(folder)
+    return read_chosen_series(scan, choose_ct_series(scan, series))
+
+
+def read_chosen_series(scan: FolderScan, chosen: SeriesInfo) -> Volume:
+    """`read_series`, where a gap in the slices may be one of the scan's damaged files: it says so."""
     try:
-        return read_series(choose_ct_series(scan, series))
+        return read_series(chosen)
     except GeometryError as exc:
         if not scan.damaged:
             raise
-        # A missing slice is often one of the damaged files: say so.
         raise GeometryError(exc.problem, exc.path,
                             f"the folder also holds {len(scan.damaged)} damaged or truncated DICOM file(s), e.g. "
                             f"{scan.damaged[0].name}, perhaps the missing slice(s); export the series again") from None
 
 
-def read_ct_file(path: str | os.PathLike) -> Optional[Volume]:
-    """The CT in one DICOM file (a multi-frame image), or None when the file is not DICOM."""
+def choose_ct_file(path: str | os.PathLike) -> Optional[tuple[FolderScan, SeriesInfo]]:
+    """The CT series in one DICOM file (a multi-frame image), or None when the file is not DICOM."""
     series, skipped = scan_files([Path(path)])
     if not series:
         return None
-    chosen = choose_ct_series(FolderScan(Path(path).parent, series, skipped))
+    scan = FolderScan(Path(path).parent, series, skipped)
+    chosen = choose_ct_series(scan)
     if not chosen.multiframe:
         raise InputError("is a single DICOM slice", path, "give the folder that holds the whole series")
-    return read_series(chosen)
+    return scan, chosen
 
 
 # What pydicom (which parses elements only when they are used) and arithmetic on header values

@@ -213,8 +213,7 @@ def test_oblique_series_is_segmented_on_its_own_grid(six, tmp_path, model_path):
 def test_oblique_and_flipped_series_get_a_dicom_seg_on_their_own_grid(six, tmp_path):
     """The DICOM SEG of an oblique or a flipped series reads back on that series' grid voxel for voxel
     (its frames placed by their plane positions, which follow the tilted normal)."""
-    from LiverLesionSegLib.io.cases import dicom_input_series
-    from LiverLesionSegLib.io.dicom import read_ct_folder
+    from LiverLesionSegLib.io.cases import find_input_ct
     from LiverLesionSegLib.io.dicomseg import read_seg_masks
     from LiverLesionSegLib.io.dicomseg_write import save_dicom_seg
 
@@ -223,11 +222,12 @@ def test_oblique_and_flipped_series_get_a_dicom_seg_on_their_own_grid(six, tmp_p
     for source in six.iterdir():
         flip_in_plane(source, tmp_path / "flipped" / source.name)
     for name in ("oblique", "flipped"):
-        volume = read_ct_folder(tmp_path / name)
+        found = find_input_ct(tmp_path / name)
+        volume = found.read()
         labels = np.zeros(volume.shape, np.uint8)
         labels[1:4, 100:300, 50:200] = 1
         labels[2, 150:170, 60:90] = 2
-        save_dicom_seg(tmp_path / f"{name}.dcm", volume.with_array(labels), dicom_input_series(tmp_path / name), ["m"])
+        save_dicom_seg(tmp_path / f"{name}.dcm", volume.with_array(labels), found.series, ["m"])
         masks = read_seg_masks(tmp_path / f"{name}.dcm", volume)
         assert np.array_equal(masks["liver"], labels == 1) and np.array_equal(masks["lesion"], labels == 2), name
 

@@ -113,6 +113,17 @@ def test_segment_writes_slicer_segmentation_probabilities_lesion_table_and_overl
     assert (tmp_path / "o.png").stat().st_size > 10_000
 
 
+def test_an_input_without_a_ct_is_refused_before_the_model_is_loaded(tmp_path, capsys):
+    """The input's headers are read first: a folder with no CT fails at once, with no model loaded."""
+    (tmp_path / "empty").mkdir()
+    code = main(["segment", str(tmp_path / "empty"), "-o", str(tmp_path / "x.nii.gz"), "--progress", "json"])
+    captured = capsys.readouterr()
+    assert code == 3, captured.err
+    events = [json.loads(line) for line in captured.out.splitlines()]
+    assert not [e for e in events if e["event"] == "stage"] and events[-1]["event"] == "error"
+    assert "empty: no DICOM files found" in captured.err and not (tmp_path / "x.nii.gz").exists()
+
+
 def test_json_progress_reports_stages_and_timings(data_dir, model_path, tmp_path):
     """A real process, as the Slicer panel runs it: stdout holds only JSON events."""
     out = tmp_path / "x.nii.gz"

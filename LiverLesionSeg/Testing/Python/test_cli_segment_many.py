@@ -83,6 +83,7 @@ def test_dicom_seg_results_skip_an_input_that_is_no_dicom(data_dir, model_path, 
     assert [e["output"] for e in cases] == [str(out / f"{sample_case_path().name}.dcm")]
     assert events[-2]["event"] == "done" and events[-2]["written"] == 1
     assert events[-2]["skipped"] == [str(tmp_path / "ct.nii.gz")] and events[-1]["event"] == "error"
+    assert 0 < events[-2]["load_model_seconds"] < events[-2]["seconds"]  # the model is loaded once, for both
     masks = read_seg_masks(out / f"{sample_case_path().name}.dcm", ct)
     assert masks["liver"].any()
 

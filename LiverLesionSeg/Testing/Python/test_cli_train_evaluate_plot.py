@@ -8,7 +8,7 @@ import pytest
 
 from LiverLesionSegLib.checkpoint import read_metadata
 from LiverLesionSegLib.cli import main
-from LiverLesionSegLib.io.cases import dicom_input_series, find_cases, load_case
+from LiverLesionSegLib.io.cases import find_cases, find_input_ct, load_case
 from LiverLesionSegLib.io.dicomseg_write import save_dicom_seg
 
 
@@ -80,7 +80,7 @@ def test_evaluate_reads_dicom_seg_predictions(data_dir, tmp_path):
     labels = case.label_map()
     labels[labels == 2] = 1
     (tmp_path / "preds").mkdir()
-    save_dicom_seg(tmp_path / "preds" / f"{case.name}.dcm", case.ct.with_array(labels), dicom_input_series(folder),
+    save_dicom_seg(tmp_path / "preds" / f"{case.name}.dcm", case.ct.with_array(labels), find_input_ct(folder).series,
                    ["reader"])
     code = main(["evaluate", str(folder), "--predictions", str(tmp_path / "preds"), "--out", str(tmp_path / "r"),
                  "--progress", "none"])

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 
 from bad_inputs import multiframe_file
-from LiverLesionSegLib.io.cases import dicom_input_series, find_cases, load_case
+from LiverLesionSegLib.io.cases import find_cases, find_input_ct, load_case
 from LiverLesionSegLib.io.dicom import read_series
 from LiverLesionSegLib.io.dicomseg import read_seg_masks
 from LiverLesionSegLib.io.dicomseg_write import save_dicom_seg
@@ -61,9 +61,9 @@ def test_reference_masks_as_a_dicom_seg_read_back_on_the_ct(name, data_dir, tmp_
     folder = data_dir / LABELLED[name]
     case = load_case(find_cases([folder])[0])
     labels = case.ct.with_array(case.label_map())
-    source = dicom_input_series(folder)
+    source = find_input_ct(folder).series
     if name.startswith("3Dircadb"):
-        source = dicom_input_series(_with_frame_of_reference(source.files, tmp_path / "ct"))
+        source = find_input_ct(_with_frame_of_reference(source.files, tmp_path / "ct")).series
     path = tmp_path / "result.dcm"
     save_dicom_seg(path, labels, source, ["model.safetensors"])
 
@@ -89,10 +89,10 @@ def test_reference_masks_as_a_dicom_seg_read_back_on_the_ct(name, data_dir, tmp_
 
 def test_a_multiframe_ct_gets_its_frames_referenced(data_dir, tmp_path):
     """A multi-frame CT stored head first: each SEG frame names the source frame at its position."""
-    info = dicom_input_series(data_dir / "hcc-tace-seg" / "HCC_006")
+    info = find_input_ct(data_dir / "hcc-tace-seg" / "HCC_006").series
     single = read_series(info)
     path = multiframe_file(info.files[::-1], tmp_path / "enhanced" / "ct.dcm")
-    source = dicom_input_series(path)
+    source = find_input_ct(path).series
     labels = np.zeros(single.shape, np.uint8)
     labels[20:40, 200:300, 150:260] = 1
     labels[25:29, 240:260, 170:200] = 2  # off-centre along the slices: a reversed order would show
@@ -111,7 +111,7 @@ def test_a_multiframe_ct_gets_its_frames_referenced(data_dir, tmp_path):
 def test_highdicom_reads_the_segments_as_written(data_dir, tmp_path):
     """Through highdicom's own reader too: the segments' codes, an automatic AI algorithm, research use."""
     folder = data_dir / "tace" / "RadCTTACEomics_0697"
-    source = dicom_input_series(folder)
+    source = find_input_ct(folder).series
     ct = read_series(source)
     labels = np.zeros(ct.shape, np.uint8)
     labels[20:24, 100:140, 100:140] = 1
