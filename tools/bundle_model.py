@@ -262,7 +262,7 @@ def render(card: dict, config) -> str:
         "of the heart at the dome) and left out 162 mL, pieces of liver of its own density (up to 42 mL in "
         "one, in the liver's front on its lower slices); liver Dice 0.896, against 0.924 to 0.954 for the "
         "other patients, part of it the reference's, drawn a few millimetres inside the CT's liver edge on "
-        "many slices (see the README). On the same patient the lesion output marked 72 mL at the dome "
+        "many slices (see docs/accuracy.md). On the same patient the lesion output marked 72 mL at the dome "
         "beside the heart, where the liver output reaches past the reference liver, at about the liver's "
         "own density (median 54 HU against 56 HU). Check the liver's dome and its front in the Segment "
         "Editor.",
@@ -292,8 +292,8 @@ def benchmark_text(benchmark: dict) -> str:
                     f"{'-' if fp is None else f'{fp:.1f}'} |")
     return "\n".join(rows) + (
         "\n\nPer case: see the README's accuracy table. What each part of the recipe is worth (each taken out "
-        "in turn, same folds, a half-resolution copy of the cases; `benchmarks/ablation.py`, the README's "
-        "ablation table): the synthetic lesions are what makes the model find lesions at all (without them "
+        "in turn, same folds, a half-resolution copy of the cases; `benchmarks/ablation.py`, "
+        "docs/accuracy.md's ablation table): the synthetic lesions are what makes the model find lesions at all (without them "
         "no lesion is found, and the false lesion on 3Dircadb1.7 shrinks from 876 to 53 mL); the second pass "
         "over the liver's box and the longer schedule pay clearly; Dice + BCE gave more lesion Dice and less "
         "false volume than the notebook's loss, here and at full resolution, and is what this recipe uses; "
@@ -334,7 +334,7 @@ def benchmark_text(benchmark: dict) -> str:
         "more; at 4.8 mm this recipe kept 3Dircadb1.1's lesion Dice (0.65 to 0.70, against 0.35 to 0.57) "
         "but took in more false lesion on 3Dircadb1.7 than they did for two seeds of three "
         "(`benchmarks/slice_spacing.py`, "
-        "the README's tables). Letting the lesions kept grow up to 5 mm beyond the liver output, over what "
+        "the tables in docs/accuracy.md). Letting the lesions kept grow up to 5 mm beyond the liver output, over what "
         "is the same tissue as their core (a median within 15 HU; chosen on these same folds), raised the "
         "mean per-case lesion Dice from 0.310 to 0.326 and the global lesion Dice from 0.526 to 0.554 "
         "(3Dircadb1.17's lesion at the liver's edge from 0.547 to 0.589), and took the false lesion on "

@@ -28,7 +28,7 @@ def notebook() -> Config:
 def bundled() -> Config:
     """The bundled model's recipe: 2.5-D input (a slice and the CT 2.5 mm above and below it,
     interpolated between slices, so that the neighbours show the same anatomy at any slice spacing;
-    measured against the next slices in the README), a second look at the liver's box, lesion slices
+    measured against the next slices in docs/accuracy.md), a second look at the liver's box, lesion slices
     drawn three times as often, synthetic lesions painted into 60 % of the liver slices, stronger
     intensity jitter, no left-right flips (the liver has a side), a longer schedule, Dice + BCE (the
     ablation in benchmarks/ablation.py found it better than the notebook's weighted BCE + Dice +
