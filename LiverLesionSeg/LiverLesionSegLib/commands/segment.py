@@ -34,7 +34,8 @@ def add_parser(sub, common) -> None:
                                    "sample case is segmented and a PNG overlay written beside the output.")
     p.add_argument("input", nargs="*", type=Path,
                    help="a DICOM folder (the axial CT series is chosen), a multi-frame DICOM CT file, a "
-                        ".nii/.nii.gz/.nrrd file, or a 3D-IRCADb or CT + DICOM SEG case folder (default: the "
+                        ".nii/.nii.gz/.nrrd file, a 3D-IRCADb or CT + DICOM SEG case folder, or a ZIP archive of "
+                        "one of these (default: the "
                         "bundled sample case); several inputs are segmented one after the other into the folder -o "
                         "names, the model loaded once")
     p.add_argument("-o", "--output", type=Path,
@@ -124,19 +125,19 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         check_writable(path)
 
     timings: dict[str, float] = {}
-    found = find_input(input_path, args.series, output, kind, timings)
-    device, checkpoints = load_checkpoints(args, progress, timings)
-    volume, result, lesions = segment_input(found, args, checkpoints, device, progress, timings)
-    with progress.stage("write", timings):
-        write_result(output, kind, found.series, volume, result, checkpoints, args.probabilities)
-        if args.lesions:
-            from ..report import write_lesion_table
+    with find_input(input_path, args.series, output, kind, timings) as found:
+        device, checkpoints = load_checkpoints(args, progress, timings)
+        volume, result, lesions = segment_input(found, args, checkpoints, device, progress, timings)
+        with progress.stage("write", timings):
+            write_result(output, kind, found.series, volume, result, checkpoints, args.probabilities)
+            if args.lesions:
+                from ..report import write_lesion_table
 
-            write_lesion_table(args.lesions, {case_name(input_path): lesions})
-        if overlay:
-            from ..plots import plot_overlay
+                write_lesion_table(args.lesions, {case_name(input_path): lesions})
+            if overlay:
+                from ..plots import plot_overlay
 
-            plot_overlay(volume, result.liver, result.lesion, overlay)
+                plot_overlay(volume, result.liver, result.lesion, overlay)
 
     report(output, result, lesions, timings, progress, [p for p in outputs if p != output])
     return 0
@@ -166,10 +167,14 @@ def find_input(input_path: Path, series, output: Path, kind: str, timings: dict)
     with timed("read", timings):
         found = find_input_ct(input_path, series)
     if kind == "dicom-seg":
-        if found.series is None:
-            raise OutputError(f"a DICOM SEG must lie on a DICOM series, and the input {Path(input_path).name} is "
-                              "not one", output, "name the output .seg.nrrd or .nii.gz")
-        check_dicom_seg_source(found.series)
+        try:
+            if found.series is None:
+                raise OutputError(f"a DICOM SEG must lie on a DICOM series, and the input {Path(input_path).name} "
+                                  "is not one", output, "name the output .seg.nrrd or .nii.gz")
+            check_dicom_seg_source(found.series)
+        except BaseException:
+            found.close()
+            raise
     return found
 
 

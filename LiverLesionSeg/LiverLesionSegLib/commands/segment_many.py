@@ -49,10 +49,10 @@ def run_many(args: argparse.Namespace, progress: Progress) -> int:
         log.info("Input %d of %d: %s", number, len(outputs), input_path)
         case_timings: dict[str, float] = {}
         try:
-            found = find_input(input_path, args.series, output, kind, case_timings)
-            volume, result, lesions = segment_input(found, args, checkpoints, device, progress, case_timings)
-            with progress.stage("write", case_timings):
-                write_result(output, kind, found.series, volume, result, checkpoints)
+            with find_input(input_path, args.series, output, kind, case_timings) as found:
+                volume, result, lesions = segment_input(found, args, checkpoints, device, progress, case_timings)
+                with progress.stage("write", case_timings):
+                    write_result(output, kind, found.series, volume, result, checkpoints)
         except LiverLesionSegError as exc:
             log.warning("Skipped input %d of %d: %s", number, len(outputs), exc)
             failed.append((input_path, exc))

@@ -12,6 +12,7 @@ images but no labels is left out with a logged note.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -22,6 +23,7 @@ from typing import Iterable, Optional
 
 from ..errors import InputError
 from ..volume import Case, Volume
+from .archive import Unpacked, is_zip, unpack
 from .dicom import (NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, choose_ct_file, choose_ct_series,
                     read_chosen_series, scan_files, scan_folder)
 from .dicomseg import read_seg_case
@@ -93,8 +95,28 @@ class InputCT:
     image: Optional[Path] = None  # a NIfTI or NRRD file
     scan: Optional[FolderScan] = None
     series: Optional[SeriesInfo] = None  # the DICOM series, with `scan`
+    unpacked: Optional[Unpacked] = None  # where `path` is a ZIP archive: the files above lie in it
 
     def read(self) -> Volume:
+        if self.unpacked is None:
+            return self._read()
+        with self.unpacked.named_in_archive():
+            volume = self._read()
+        volume.source = volume.source.replace(self.unpacked.temporary.name, str(self.path))
+        return volume
+
+    def close(self) -> None:
+        """Remove the unpacked archive now (it goes anyway when this object does)."""
+        if self.unpacked is not None:
+            self.unpacked.cleanup()
+
+    def __enter__(self) -> "InputCT":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _read(self) -> Volume:
         if self.image is not None:
             return read_image(self.image)
         return read_chosen_series(self.scan, self.series)
@@ -102,14 +124,16 @@ class InputCT:
 
 def find_input_ct(path: str | os.PathLike, series: Optional[str | int] = None) -> InputCT:
     """The CT to segment: a DICOM folder (its axial CT series, or `series`), an IRCADb or SEG case
-    folder (its CT), a folder with image.nii|nii.gz|nrrd, a .nii/.nii.gz/.nrrd/.nhdr file, or a
-    multi-frame DICOM file."""
+    folder (its CT), a folder with image.nii|nii.gz|nrrd, a .nii/.nii.gz/.nrrd/.nhdr file, a
+    multi-frame DICOM file, or a ZIP archive of any of these."""
     path = Path(path)
     if not path.exists():
         raise InputError("does not exist", path, "check the path")
     if path.is_file():
         if is_image_file(path):
             return InputCT(path, image=path)
+        if is_zip(path):
+            return _archive_input(path, series)
         found = choose_ct_file(path)  # a multi-frame DICOM image
         if found is None:
             raise InputError("is neither a DICOM, NIfTI or NRRD image nor a folder", path,
@@ -126,7 +150,22 @@ def find_input_ct(path: str | os.PathLike, series: Optional[str | int] = None) -
 
 def read_input_volume(path: str | os.PathLike, series: Optional[str | int] = None) -> Volume:
     """The CT that `find_input_ct` finds at `path`, read."""
-    return find_input_ct(path, series).read()
+    with find_input_ct(path, series) as found:
+        return found.read()
+
+
+def _archive_input(path: Path, series: Optional[str | int]) -> InputCT:
+    unpacked = unpack(path)
+    try:
+        with unpacked.named_in_archive():
+            if is_zip(unpacked.content):  # an archive in the archive (or one that holds itself)
+                raise InputError(f"holds another ZIP archive, {unpacked.content.name}", path,
+                                 "unpack it and give the folder")
+            found = find_input_ct(unpacked.content, series)
+    except BaseException:
+        unpacked.cleanup()
+        raise
+    return dataclasses.replace(found, path=path, unpacked=unpacked)
 
 
 def _dicom_input(path: Path, folder: Path, series: Optional[str | int]) -> InputCT:

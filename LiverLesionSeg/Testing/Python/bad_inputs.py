@@ -22,6 +22,7 @@ import pickle
 import shutil
 import signal
 import subprocess
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ContextManager, Optional
@@ -499,6 +500,34 @@ def truncated_dicom_header(data_dir, tmp, model):
 
 
 # --- NIfTI, NRRD and label maps --------------------------------------------------------------------
+
+def zip_folder(folder: Path, archive: Path) -> Path:
+    """`folder` packed into a ZIP archive under its own name, as a file manager packs it."""
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for path in sorted(folder.rglob("*")):
+            zipped.write(path, path.relative_to(folder.parent))
+    return archive
+
+
+@entry
+def damaged_zip_archive(data_dir, tmp, model):
+    """A ZIP archive of a DICOM series cut short (an interrupted download)."""
+    copy_slices(data_dir, tmp / "series")
+    data = zip_folder(tmp / "series", tmp / "whole.zip").read_bytes()
+    (tmp / "cut.zip").write_bytes(data[: len(data) // 2])
+    (tmp / "whole.zip").unlink()
+    return BadInput(segment(tmp / "cut.zip", tmp, model), INPUT, "damaged zip archive", "cut.zip")
+
+
+@entry
+def zip_archive_of_a_series_with_a_gap(data_dir, tmp, model):
+    """A ZIP archive of a DICOM series with a slice missing: the message names the files inside the archive."""
+    files = copy_slices(data_dir, tmp / "gap")
+    files[3].unlink()
+    zip_folder(tmp / "gap", tmp / "study.zip")
+    shutil.rmtree(tmp / "gap")
+    return BadInput(segment(tmp / "study.zip", tmp, model), GEOMETRY, "slice positions jump", "study.zip/gap")
+
 
 @entry
 def truncated_gzip_nifti(data_dir, tmp, model):

@@ -141,10 +141,17 @@ def shared_data() -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
+def _short_folder(match: re.Match) -> str:
+    """A temporary folder as `…/`, keeping a ZIP archive named in it (`…/study.zip/gap/`)."""
+    parts = match.group(0).split("/")
+    archives = [i for i, part in enumerate(parts) if part.lower().endswith(".zip")]
+    return "…/" + "".join(part + "/" for part in parts[archives[-1]:-1]) if archives else "…/"
+
+
 def markdown(outcomes: list[Outcome], skipped: dict[str, str]) -> str:
     rows = ["| entry | exit status | what the terminal shows last |", "|---|---|---|"]
     for o in outcomes:
-        line = re.sub(r"(?<=\s)/\S*/", "…/", o.last_line).replace("|", "\\|")  # temporary folders
+        line = re.sub(r"(?<=\s)/\S*/", _short_folder, o.last_line).replace("|", "\\|")
         flag = "" if not o.problems else f" **({'; '.join(o.problems)})**"
         rows.append(f"| `{o.name}` | {o.exit_code} | {line}{flag} |")
     for name, why in skipped.items():

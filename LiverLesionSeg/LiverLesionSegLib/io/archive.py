@@ -1,0 +1,110 @@
+"""A ZIP archive given as the input: what a PACS web viewer, a CD export or an e-mail brings.
+
+It is unpacked into a temporary folder, which is then read like any other input folder; the
+folder lives as long as the `Unpacked` object (a DICOM SEG written over the series reads its
+headers there) and is removed with it. Messages name the files inside the archive
+(`study.zip/CT/1-001.dcm`), not the temporary folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import InputError, LiverLesionSegError, ResourceError, first_line
+
+LOG = logging.getLogger("LiverLesionSeg")
+
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a ZIP's first file, or an empty ZIP
+# Room left on the temporary folder's disk after unpacking, for the outputs and other programs.
+SPARE_BYTES = 512 * 1024 ** 2
+
+
+def is_zip(path: Path) -> bool:
+    """Whether `path` is a ZIP archive, by its first bytes (a DICOM file starts with a preamble)."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(4) in ZIP_MAGIC
+    except OSError:
+        return False
+
+
+@dataclass
+class Unpacked:
+    """An archive unpacked into a temporary folder, removed when this object is."""
+
+    archive: Path
+    temporary: tempfile.TemporaryDirectory
+
+    @property
+    def content(self) -> Path:
+        """What to read: the archive's single top entry (a folder, or one image file) where it has
+        one, else the folder it was unpacked into."""
+        root = Path(self.temporary.name)
+        entries = [p for p in root.iterdir() if not p.name.startswith(("__MACOSX", "."))]
+        return entries[0] if len(entries) == 1 else root
+
+    @contextlib.contextmanager
+    def named_in_archive(self) -> Iterator[None]:
+        """Errors raised inside name their files within the archive, not in the temporary folder."""
+        try:
+            yield
+        except LiverLesionSegError as exc:
+            inside, outside = self.temporary.name, str(self.archive)
+            exc.problem = exc.problem.replace(inside, outside)
+            exc.path = exc.path.replace(inside, outside) if exc.path else exc.path
+            exc.hint = exc.hint.replace(inside, outside) if exc.hint else exc.hint
+            exc.args = (str(exc),)
+            raise
+
+    def cleanup(self) -> None:
+        self.temporary.cleanup()
+
+
+def unpack(archive: Path) -> Unpacked:
+    """Unpack a ZIP archive, refusing a damaged or encrypted one and one that would fill the disk."""
+    try:
+        zipped = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise InputError(f"is a damaged ZIP archive ({first_line(exc)})", archive,
+                         "copy or download it again, or unpack it and give the folder") from None
+    with zipped:
+        members = [m for m in zipped.infolist() if not m.is_dir()]
+        _check_members(archive, members)
+        size = sum(m.file_size for m in members)
+        temporary = tempfile.TemporaryDirectory(prefix="liverlesionseg-unpacked-")
+        try:
+            free = shutil.disk_usage(temporary.name).free
+            if size + SPARE_BYTES > free:
+                raise ResourceError(f"the ZIP archive unpacks to {size / 1024 ** 3:.1f} GiB, more than the "
+                                    f"{free / 1024 ** 3:.1f} GiB free in the temporary folder", archive,
+                                    "unpack it where there is room and give the folder")
+            zipped.extractall(temporary.name, members)  # names with .. or a leading / stay inside it
+        except (zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
+            temporary.cleanup()
+            raise InputError(f"is a damaged ZIP archive, or one packed in a way that cannot be read here "
+                             f"({first_line(exc)})", archive,
+                             "copy or download it again, or unpack it and give the folder") from None
+        except OSError as exc:
+            temporary.cleanup()
+            raise InputError(f"cannot be unpacked into the temporary folder ({first_line(exc)})", archive,
+                             "unpack it yourself and give the folder") from None
+        except BaseException:
+            temporary.cleanup()
+            raise
+    LOG.info("Unpacked %s (%d files, %.0f MB) into a temporary folder", archive, len(members), size / 1e6)
+    return Unpacked(archive, temporary)
+
+
+def _check_members(archive: Path, members: list[zipfile.ZipInfo]) -> None:
+    if not members:
+        raise InputError("is an empty ZIP archive", archive, "give the archive that holds the CT series")
+    if any(m.flag_bits & 0x1 for m in members):
+        raise InputError("is a password-protected ZIP archive", archive,
+                         "unpack it with its password and give the folder")

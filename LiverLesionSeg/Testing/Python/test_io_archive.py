@@ -1,0 +1,110 @@
+"""A ZIP archive as the input (a PACS web viewer's or an e-mail's): read as the folder or file it
+holds, its temporary copy removed afterwards, and its problems told by the names inside it."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+
+from bad_inputs import ct_slices, zip_folder
+from LiverLesionSegLib.cli import main
+from LiverLesionSegLib.errors import InputError
+from LiverLesionSegLib.io.cases import find_input_ct, read_input_volume
+from LiverLesionSegLib.io.dicomseg import read_seg_masks
+from LiverLesionSegLib.resources import sample_case_path
+
+
+def _same_volume(a, b) -> None:
+    assert np.array_equal(a.array, b.array) and a.same_grid(b)
+
+
+def test_a_zipped_series_reads_as_its_folder_and_its_copy_is_removed(tmp_path):
+    archive = zip_folder(sample_case_path(), tmp_path / "study.zip")
+    with find_input_ct(archive) as found:
+        unpacked = Path(found.unpacked.temporary.name)
+        assert unpacked.is_dir() and found.series.files[0].is_relative_to(unpacked)
+        volume = found.read()
+    assert not unpacked.exists()
+    _same_volume(volume, read_input_volume(sample_case_path()))
+    assert str(archive) in volume.source and str(unpacked) not in volume.source
+
+
+def test_a_zipped_seg_case_gives_the_series_its_seg_references(data_dir, tmp_path):
+    """RadCTTACEomics_0697 holds two CT series and a DICOM SEG: the archive's CT is the one the SEG
+    was made on, as the folder's is; here packed without compression, at the archive's root."""
+    folder = data_dir / "tace" / "RadCTTACEomics_0697"
+    with zipfile.ZipFile(tmp_path / "case.zip", "w", zipfile.ZIP_STORED) as zipped:
+        for path in sorted(folder.rglob("*")):
+            zipped.write(path, path.relative_to(folder))
+    with find_input_ct(tmp_path / "case.zip") as found:
+        assert found.series.uid == find_input_ct(folder).series.uid
+        _same_volume(found.read(), read_input_volume(folder))
+
+
+def test_a_zipped_nifti_file(tmp_path):
+    volume = read_input_volume(sample_case_path())
+    sitk.WriteImage(volume.to_sitk(), str(tmp_path / "ct.nii.gz"))
+    with zipfile.ZipFile(tmp_path / "ct.zip", "w") as zipped:
+        zipped.write(tmp_path / "ct.nii.gz", "ct.nii.gz")
+    with find_input_ct(tmp_path / "ct.zip") as found:
+        assert found.image is not None and found.image.name == "ct.nii.gz"
+        read = found.read()
+    assert np.array_equal(read.array, volume.array) and np.allclose(read.spacing, volume.spacing)
+
+
+def _encrypted_flag(archive: Path) -> None:
+    """Mark every member as encrypted (bit 0 of the flags), as `zip -P` writes them: no tool here
+    writes encrypted archives."""
+    data = bytearray(archive.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        start = data.find(signature)
+        while start >= 0:
+            data[start + offset] |= 1
+            start = data.find(signature, start + 4)
+    archive.write_bytes(bytes(data))
+
+
+def test_archives_that_hold_no_ct_are_refused_naming_them(data_dir, tmp_path):
+    series = tmp_path / "series"
+    series.mkdir()
+    for path in ct_slices(data_dir, 3):
+        shutil.copy(path, series / path.name)
+    zipfile.ZipFile(tmp_path / "empty.zip", "w").close()
+    zip_folder(series, tmp_path / "locked.zip")
+    _encrypted_flag(tmp_path / "locked.zip")
+    with zipfile.ZipFile(tmp_path / "nested.zip", "w") as zipped:
+        zipped.write(zip_folder(series, tmp_path / "inner.zip"), "inner.zip")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "report.txt").write_text("no images here")
+    zip_folder(tmp_path / "notes", tmp_path / "notes.zip")
+    cases = {"empty.zip": "empty zip archive", "locked.zip": "password-protected",
+             "nested.zip": "holds another zip archive, inner.zip",
+             "notes.zip": "notes.zip/notes: no dicom files found among its 1 files (e.g. report.txt)"}
+    temporary = set(Path(tempfile.gettempdir()).glob("liverlesionseg-unpacked-*"))
+    for name, message in cases.items():
+        with pytest.raises(InputError) as raised:
+            find_input_ct(tmp_path / name)
+        assert message in str(raised.value).lower(), str(raised.value)
+        assert str(tmp_path / name) in str(raised.value)
+    assert set(Path(tempfile.gettempdir()).glob("liverlesionseg-unpacked-*")) == temporary
+
+
+def test_a_dicom_seg_over_a_zipped_series(data_dir, model_path, tmp_path):
+    """`segment study.zip -o result.dcm`: the SEG lies on the archive's series (its UIDs), and reads
+    back over the same series unpacked."""
+    folder = data_dir / "tace" / "RadCTTACEomics_0697"
+    series = find_input_ct(folder).series.folder
+    archive = zip_folder(series, tmp_path / "study.zip")
+    assert main(["segment", str(archive), "-o", str(tmp_path / "result.dcm"), "--model", str(model_path),
+                 "--progress", "none"]) == 0
+    seg = pydicom.dcmread(tmp_path / "result.dcm")
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == find_input_ct(folder).series.uid
+    masks = read_seg_masks(tmp_path / "result.dcm", read_input_volume(series))
+    assert masks["liver"].sum() > 10_000
