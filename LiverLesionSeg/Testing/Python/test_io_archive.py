@@ -108,3 +108,24 @@ def test_a_dicom_seg_over_a_zipped_series(data_dir, model_path, tmp_path):
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == find_input_ct(folder).series.uid
     masks = read_seg_masks(tmp_path / "result.dcm", read_input_volume(series))
     assert masks["liver"].sum() > 10_000
+
+
+def test_an_archive_larger_than_the_free_disk_is_refused_before_unpacking(tmp_path, monkeypatch):
+    """The temporary folder on a real 16 MiB disk (a tmpfs; skipped without the right to mount one):
+    the sample series unpacks to more, so nothing is unpacked and the message says how much."""
+    from bad_inputs import _run, _unmount
+    from LiverLesionSegLib.errors import ResourceError
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if not _run("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)):
+        pytest.skip("no right to mount a tmpfs here")
+    try:
+        archive = zip_folder(sample_case_path(), tmp_path / "study.zip")
+        monkeypatch.setattr(tempfile, "tempdir", str(disk))  # where TMPDIR would point
+        with pytest.raises(ResourceError) as raised:
+            find_input_ct(archive)
+        assert "study.zip: the zip archive unpacks to" in str(raised.value).lower()
+        assert "free in the temporary folder" in str(raised.value) and not list(disk.iterdir())
+    finally:
+        _unmount(disk)()
