@@ -34,7 +34,7 @@ def add_parser(sub, common) -> None:
                                    "sample case is segmented and a PNG overlay written beside the output.")
     p.add_argument("input", nargs="*", type=Path,
                    help="a DICOM folder (the axial CT series is chosen), a multi-frame DICOM CT file, a "
-                        ".nii/.nii.gz/.nrrd file, a 3D-IRCADb or CT + DICOM SEG case folder, or a ZIP archive of "
+                        ".nii/.nii.gz/.nrrd/.mha file, a 3D-IRCADb or CT + DICOM SEG case folder, or a ZIP archive of "
                         "one of these (default: the "
                         "bundled sample case); several inputs are segmented one after the other into the folder -o "
                         "names, the model loaded once")

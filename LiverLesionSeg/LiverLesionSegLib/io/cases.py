@@ -92,7 +92,7 @@ class InputCT:
     is read: an image file, or the DICOM series chosen (and the scan it was chosen from)."""
 
     path: Path  # as given
-    image: Optional[Path] = None  # a NIfTI or NRRD file
+    image: Optional[Path] = None  # a NIfTI, NRRD or MetaImage file
     scan: Optional[FolderScan] = None
     series: Optional[SeriesInfo] = None  # the DICOM series, with `scan`
     unpacked: Optional[Unpacked] = None  # where `path` is a ZIP archive: the files above lie in it
@@ -124,7 +124,7 @@ class InputCT:
 
 def find_input_ct(path: str | os.PathLike, series: Optional[str | int] = None) -> InputCT:
     """The CT to segment: a DICOM folder (its axial CT series, or `series`), an IRCADb or SEG case
-    folder (its CT), a folder with image.nii|nii.gz|nrrd, a .nii/.nii.gz/.nrrd/.nhdr file, a
+    folder (its CT), a folder with image.nii|nii.gz|nrrd, a .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd file, a
     multi-frame DICOM file, or a ZIP archive of any of these."""
     path = Path(path)
     if not path.exists():

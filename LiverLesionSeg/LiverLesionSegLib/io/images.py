@@ -1,4 +1,5 @@
-"""NIfTI (.nii, .nii.gz) and NRRD (.nrrd, .nhdr) images and label maps, read through SimpleITK.
+"""NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr) and MetaImage (.mha, .mhd: Grand Challenge's format)
+images and label maps, read through SimpleITK.
 
 SimpleITK gives the geometry in LPS (it converts NIfTI's RAS), as Slicer reads the same files.
 It reads a truncated NIfTI without complaint and turns NaN and infinite NIfTI voxels into 0, so
@@ -21,7 +22,8 @@ from ..errors import GeometryError, InputError
 from ..memory import check_image_fits
 from ..volume import Volume
 
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+IMAGE_FILES = "a .nii, .nii.gz, .nrrd, .nhdr, .mha or .mhd file"
 LABELS = {0: "background", 1: "liver", 2: "lesion"}
 
 
@@ -44,9 +46,9 @@ def read_image(path: str | os.PathLike) -> Volume:
     if not path.exists():
         raise InputError("does not exist", path, "check the path")
     if not path.is_file():
-        raise InputError("is not a file", path, "give a .nii, .nii.gz, .nrrd or .nhdr file")
+        raise InputError("is not a file", path, f"give {IMAGE_FILES}")
     if not is_image_file(path):
-        raise InputError("is not a NIfTI or NRRD file", path, "give a .nii, .nii.gz, .nrrd or .nhdr file")
+        raise InputError("is not a NIfTI, NRRD or MetaImage file", path, f"give {IMAGE_FILES}")
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -62,7 +64,8 @@ def read_image(path: str | os.PathLike) -> Volume:
         image = reader.Execute()
     except RuntimeError as exc:
         raise InputError(f"cannot read the image data ({_itk_reason(exc)})", path,
-                         "the file may be truncated or damaged; export it again") from None
+                         "the file may be truncated or damaged, or the data file an .nhdr or .mhd header "
+                         "names missing; export it again") from None
     volume = Volume.from_sitk(image, str(path))
     if volume.array.dtype == np.float64:
         volume.array = volume.array.astype(np.float32)

@@ -53,7 +53,8 @@ def write_nibabel(volume: Volume, path, array=None) -> None:
 # --- real cases written and read back ----------------------------------------------------------
 
 @pytest.mark.parametrize("case_name,suffix", [("case_0697", ".nii.gz"), ("case_0697", ".nii"),
-                                              ("case_0697", ".nrrd"), ("case_1_17", ".nrrd")])
+                                              ("case_0697", ".nrrd"), ("case_1_17", ".nrrd"),
+                                              ("case_0697", ".mha"), ("case_1_17", ".mhd")])
 def test_pair_written_with_simpleitk_reads_back_identical(request, tmp_path, case_name, suffix):
     case = request.getfixturevalue(case_name)
     write_sitk(case.ct, tmp_path / f"image{suffix}")
@@ -110,7 +111,7 @@ def test_not_an_image_suffix(tmp_path):
     (tmp_path / "scan.png").write_bytes(b"\x89PNG")
     with pytest.raises(InputError) as exc:
         read_image(tmp_path / "scan.png")
-    assert_one_line(exc, "scan.png", "not a NIfTI or NRRD")
+    assert_one_line(exc, "scan.png", "not a NIfTI, NRRD or MetaImage file")
 
 
 @pytest.mark.parametrize("name", ["nan.nii.gz", "nan.nii", "nan.nrrd"])
@@ -151,7 +152,7 @@ def test_vector_image(small, tmp_path):
     assert_one_line(exc, "rgb.nrrd", "3 components")
 
 
-@pytest.mark.parametrize("name", ["cut.nii.gz", "cut.nii", "cut.nrrd"])
+@pytest.mark.parametrize("name", ["cut.nii.gz", "cut.nii", "cut.nrrd", "cut.mha"])
 def test_truncated_file(small, tmp_path, name):
     write_sitk(small, tmp_path / name)
     data = (tmp_path / name).read_bytes()
@@ -221,3 +222,4 @@ def test_image_stem():
     assert image_stem("a/liver_3.nii.gz") == "liver_3"
     assert image_stem("volume-7.nii") == "volume-7"
     assert image_stem("image.nrrd") == "image"
+    assert image_stem("a/1.2.840.1234.mha") == "1.2.840.1234"
