@@ -12,7 +12,7 @@ from ..progress import JsonLinesProgress, Progress
 
 log = logging.getLogger("LiverLesionSeg")
 
-PREDICTION_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".dcm")
+PREDICTION_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha", ".dcm")
 
 
 def add_parser(sub, common) -> None:
@@ -26,7 +26,7 @@ def add_parser(sub, common) -> None:
                         help="segment the cases with this checkpoint (default: the bundled model); given several "
                              "times, with the majority vote of those models")
     source.add_argument("--predictions", type=Path, metavar="DIR",
-                        help="saved label maps named CASE.nii.gz / CASE.nrrd / CASE.seg.nrrd (1 liver, 2 lesion), or "
+                        help="saved label maps named CASE.nii.gz / CASE.nrrd / CASE.mha / CASE.seg.nrrd (1 liver, 2 lesion), or "
                              "DICOM SEGs made on the case's CT series named CASE.dcm")
     p.add_argument("--save-predictions", action="store_true", help="also write each case's label map (CASE.nii.gz)")
     p.add_argument("--panels", action="store_true", help="also write prediction panels (CASE.png)")
@@ -124,7 +124,8 @@ def _read_prediction(folder: Path, case):
                 liver, lesion = read_label_map(path, case.ct)
             return liver.with_array(liver.array | lesion.array), lesion
     raise InputError(f"no prediction for case {case.name}", folder,
-                     f"name it {case.name}.nii.gz, {case.name}.nrrd, {case.name}.seg.nrrd or {case.name}.dcm (DICOM SEG)")
+                     f"name it {case.name}.nii.gz, {case.name}.nrrd, {case.name}.mha, {case.name}.seg.nrrd or "
+                     f"{case.name}.dcm (DICOM SEG)")
 
 
 def _read_dicom_seg_prediction(path: Path, ct):

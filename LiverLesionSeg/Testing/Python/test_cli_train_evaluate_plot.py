@@ -5,6 +5,7 @@ import json
 
 import matplotlib.image
 import pytest
+import SimpleITK as sitk
 
 from LiverLesionSegLib.checkpoint import read_metadata
 from LiverLesionSegLib.cli import main
@@ -88,6 +89,19 @@ def test_evaluate_reads_dicom_seg_predictions(data_dir, tmp_path):
     row = next(csv.DictReader(open(tmp_path / "r" / "metrics.csv")))
     assert float(row["liver_dice"]) == 1.0 and float(row["lesion_dice"]) == 0.0
     assert row["lesion_true_voxels"] == "728" and row["lesion_pred_voxels"] == "0"
+
+
+def test_evaluate_reads_metaimage_predictions(data_dir, tmp_path):
+    """A label map named CASE.mha, as Grand Challenge's algorithms write them: the reference itself
+    scores a Dice of 1."""
+    folder = data_dir / "tace" / "RadCTTACEomics_0697"
+    case = load_case(find_cases([folder])[0])
+    (tmp_path / "preds").mkdir()
+    sitk.WriteImage(case.ct.with_array(case.label_map()).to_sitk(), str(tmp_path / "preds" / f"{case.name}.mha"))
+    assert main(["evaluate", str(folder), "--predictions", str(tmp_path / "preds"), "--out", str(tmp_path / "r"),
+                 "--progress", "none"]) == 0
+    row = next(csv.DictReader(open(tmp_path / "r" / "metrics.csv")))
+    assert float(row["liver_dice"]) == 1.0 and float(row["lesion_dice"]) == 1.0
 
 
 def test_evaluate_without_a_prediction_for_a_case_says_so(data_dir, tmp_path, capsys):
