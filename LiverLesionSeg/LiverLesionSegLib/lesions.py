@@ -12,13 +12,19 @@ numbered from 1 (equal volumes keep the order of their first voxel in the array)
   union of its pixels drawn as squares (the largest distance between two corners of the convex
   hull of the pixel corner points), in mm with the i and j spacings, the direction matrix assumed
   orthonormal; the largest over the planes. A single pixel measures its diagonal,
-  sqrt(spacing_i² + spacing_j²). `diameter_slice` is the k plane where it was found.
+  sqrt(spacing_i² + spacing_j²). `diameter_slice` is the k plane where it was found;
+- perpendicular diameter: in that plane, the lesion's width across the longest diameter (the
+  extent of the same hull perpendicular to it), the second diameter of the WHO bidimensional
+  measure;
+- median HU: the median CT value of the lesion's voxels, when the CT is given (a cyst is under
+  20 HU, a solid lesion above).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 from scipy import ndimage
@@ -34,25 +40,30 @@ class Lesion:
     voxels: int
     volume_ml: float
     longest_axial_diameter_mm: float
+    perpendicular_diameter_mm: float  # across the longest, in its plane
     diameter_slice: int  # k plane of the longest axial diameter
     centroid_lps: tuple[float, float, float]
     centroid_ras: tuple[float, float, float]
     first_slice: int  # k range, inclusive
     last_slice: int
+    median_hu: Optional[float] = None  # None without the CT
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def lesion_table(mask: Volume) -> list[Lesion]:
-    """One `Lesion` per 26-connected component of `mask`, largest first, numbered from 1."""
+def lesion_table(mask: Volume, ct: Optional[Volume] = None) -> list[Lesion]:
+    """One `Lesion` per 26-connected component of `mask`, largest first, numbered from 1; with
+    `ct` (on the mask's grid), each lesion's median CT value too."""
     binary = np.asarray(mask.array) > 0
     box = bounding_box(binary)
     if box is None:
         return []
     offset = np.array([s.start for s in box])  # (k, j, i) of the box corner
     labels, count = label_components(binary[box])
-    measured = [_measure(labels[obj] == label, offset + [s.start for s in obj], mask)
+    ct_box = None if ct is None else np.asarray(ct.array)[box]
+    measured = [_measure(labels[obj] == label, offset + [s.start for s in obj], mask,
+                         None if ct_box is None else ct_box[obj])
                 for label, obj in enumerate(ndimage.find_objects(labels), start=1)]
     measured.sort(key=lambda lesion: -lesion.voxels)  # stable: ties keep label order
     for number, lesion in enumerate(measured, start=1):
@@ -60,45 +71,55 @@ def lesion_table(mask: Volume) -> list[Lesion]:
     return measured
 
 
-def _measure(component: np.ndarray, corner_kji: np.ndarray, geometry: Volume) -> Lesion:
+def _measure(component: np.ndarray, corner_kji: np.ndarray, geometry: Volume,
+             ct: Optional[np.ndarray] = None) -> Lesion:
     """One lesion, given as a boolean array over its own bounding box whose first voxel is at
-    `corner_kji` in the full volume."""
+    `corner_kji` in the full volume (and `ct`, the CT over the same box)."""
     kji = np.argwhere(component)
     centroid_ijk = (kji.mean(axis=0) + corner_kji)[::-1]
     centroid_lps = geometry.physical_points(centroid_ijk)[0]
     centroid_ras = LPS_TO_RAS[:3, :3] @ centroid_lps
-    diameter, k_in_box = longest_axial_diameter(component, geometry.spacing[0], geometry.spacing[1])
+    diameter, across, k_in_box = axial_diameters(component, geometry.spacing[0], geometry.spacing[1])
     voxels = len(kji)
     return Lesion(
         number=0,
         voxels=voxels,
         volume_ml=voxels * geometry.voxel_volume_mm3 / 1000.0,
         longest_axial_diameter_mm=diameter,
+        perpendicular_diameter_mm=across,
         diameter_slice=int(corner_kji[0] + k_in_box),
         centroid_lps=tuple(float(v) for v in centroid_lps),
         centroid_ras=tuple(float(v) for v in centroid_ras),
         first_slice=int(corner_kji[0]),
         last_slice=int(corner_kji[0] + component.shape[0] - 1),
+        median_hu=None if ct is None else float(np.median(ct[component])),
     )
 
 
 def longest_axial_diameter(mask: np.ndarray, spacing_i: float, spacing_j: float) -> tuple[float, int]:
     """(largest in-plane Feret diameter in mm over the k planes of a [k, j, i] mask, its k)."""
+    diameter, _, k = axial_diameters(mask, spacing_i, spacing_j)
+    return diameter, k
+
+
+def axial_diameters(mask: np.ndarray, spacing_i: float, spacing_j: float) -> tuple[float, float, int]:
+    """(largest in-plane Feret diameter in mm over the k planes of a [k, j, i] mask, the width
+    across it in its plane, its k)."""
     mask = np.asarray(mask, dtype=bool)
     # Per row (k, j): the first and last set column. Only the outer squares of each row can
     # give hull corners, so 4 corners per row replace 4 per pixel.
     rows_present = mask.any(axis=2)
     first = np.argmax(mask, axis=2)
     last = mask.shape[2] - 1 - np.argmax(mask[:, :, ::-1], axis=2)
-    best, best_k = 0.0, 0
+    best, best_across, best_k = 0.0, 0.0, 0
     for k in range(mask.shape[0]):
         j = np.flatnonzero(rows_present[k])
         if j.size == 0:
             continue
-        diameter = _feret_of_rows(j, first[k, j], last[k, j], spacing_i, spacing_j)
+        diameter, across = _feret_of_rows(j, first[k, j], last[k, j], spacing_i, spacing_j)
         if diameter > best:
-            best, best_k = diameter, k
-    return best, best_k
+            best, best_across, best_k = diameter, across, k
+    return best, best_across, best_k
 
 
 def axial_diameter(slice_mask: np.ndarray, spacing_i: float, spacing_j: float) -> float:
@@ -107,8 +128,9 @@ def axial_diameter(slice_mask: np.ndarray, spacing_i: float, spacing_j: float) -
 
 
 def _feret_of_rows(j: np.ndarray, first_i: np.ndarray, last_i: np.ndarray,
-                   spacing_i: float, spacing_j: float) -> float:
-    """Largest corner-to-corner distance of the rows' pixel runs [first_i, last_i] x {j}."""
+                   spacing_i: float, spacing_j: float) -> tuple[float, float]:
+    """Largest corner-to-corner distance of the rows' pixel runs [first_i, last_i] x {j}, and
+    their extent perpendicular to it."""
     left, right = first_i - 0.5, last_i + 0.5
     top, bottom = j - 0.5, j + 0.5
     x = np.concatenate([left, left, right, right]) * spacing_i
@@ -117,4 +139,8 @@ def _feret_of_rows(j: np.ndarray, first_i: np.ndarray, last_i: np.ndarray,
     if len(points) > 8:  # more than two rows: keep the hull's corners only
         points = points[ConvexHull(points).vertices]
     differences = points[:, np.newaxis, :] - points[np.newaxis, :, :]
-    return float(np.sqrt((differences ** 2).sum(axis=-1)).max())
+    distances = np.sqrt((differences ** 2).sum(axis=-1))
+    a, b = np.unravel_index(distances.argmax(), distances.shape)
+    axis = (points[b] - points[a]) / distances[a, b]
+    across = points @ np.array([-axis[1], axis[0]])
+    return float(distances[a, b]), float(across.max() - across.min())

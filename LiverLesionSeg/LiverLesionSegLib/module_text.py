@@ -6,7 +6,8 @@ and measures each lesion.
 <p><b>Segment</b>: choose a CT volume (contrast-enhanced abdominal CT in Hounsfield units, any
 orientation and spacing), a model and a device, and press Apply. The result is a new segmentation
 with a "Liver" and a "Liver lesion" segment (standard terminology) to review and correct in the
-Segment Editor, a table with each lesion's volume, longest axial diameter and centre, and,
+Segment Editor, a table with each lesion's volume, longest axial diameter and the width across it,
+median CT value and centre, and,
 if asked for, the lesion probability as a heatmap volume. An existing segmentation is replaced
 only when it is chosen as the output. Lesions with little liver around them (most masses beside the
 liver), of fluid density (cysts, the gallbladder) and of the liver's own density are dropped unless

@@ -17,6 +17,7 @@ unless an existing one is given explicitly.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,6 +208,10 @@ LESION_COLUMNS = (
     ("Volume", "mL", "lesion volume", lambda lesion: lesion.volume_ml),
     ("Longest axial diameter", "mm", "largest in-plane diameter over the lesion's slices",
      lambda lesion: lesion.longest_axial_diameter_mm),
+    ("Perpendicular diameter", "mm", "the lesion's width across its longest axial diameter, in that slice",
+     lambda lesion: lesion.perpendicular_diameter_mm),
+    ("Median CT value", "HU", "median CT value of the lesion's voxels (a cyst is under 20 HU)",
+     lambda lesion: math.nan if lesion.median_hu is None else lesion.median_hu),
     ("Centroid R", "mm", "centre of the lesion, R coordinate", lambda lesion: lesion.centroid_ras[0]),
     ("Centroid A", "mm", "centre of the lesion, A coordinate", lambda lesion: lesion.centroid_ras[1]),
     ("Centroid S", "mm", "centre of the lesion, S coordinate", lambda lesion: lesion.centroid_ras[2]),
@@ -372,7 +377,7 @@ def write_outputs(scene, input_node, result, output_segmentation=None, probabili
     if not _on_grid_of(input_node, result.liver):
         raise InputError("the input volume changed while it was being segmented", input_node.GetName(),
                          "nothing was added; press Apply again")
-    lesions = lesion_table(result.lesion)  # before any change to the scene
+    lesions = lesion_table(result.lesion, volume_from_node(input_node))  # before any change to the scene
     # A chosen output that was deleted meanwhile: fall back to the defaults (new node, no map).
     output_segmentation = output_segmentation if _in_scene(output_segmentation, scene) else None
     probability_node = probability_node if _in_scene(probability_node, scene) else None

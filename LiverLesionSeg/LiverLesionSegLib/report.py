@@ -28,9 +28,9 @@ METRICS_CSV = "metrics.csv"
 METRICS_JSON = "metrics.json"
 LESIONS_CSV = "lesions.csv"
 
-LESION_COLUMNS = ["case", "lesion", "voxels", "volume_ml", "longest_axial_diameter_mm", "diameter_slice",
-                  "centroid_l_mm", "centroid_p_mm", "centroid_s_mm", "centroid_r_mm", "centroid_a_mm",
-                  "first_slice", "last_slice"]
+LESION_COLUMNS = ["case", "lesion", "voxels", "volume_ml", "longest_axial_diameter_mm", "perpendicular_diameter_mm",
+                  "diameter_slice", "centroid_l_mm", "centroid_p_mm", "centroid_s_mm", "centroid_r_mm",
+                  "centroid_a_mm", "first_slice", "last_slice", "median_hu"]
 
 
 def write_metrics(out_dir: str | os.PathLike, cases: Sequence[CaseMetrics], summary: Mapping[str, Any],
@@ -65,9 +65,10 @@ def _lesion_row(case: str, lesion: Lesion) -> dict:
     r, a, _ = lesion.centroid_ras
     return {"case": case, "lesion": lesion.number, "voxels": lesion.voxels, "volume_ml": lesion.volume_ml,
             "longest_axial_diameter_mm": lesion.longest_axial_diameter_mm,
-            "diameter_slice": lesion.diameter_slice,
+            "perpendicular_diameter_mm": lesion.perpendicular_diameter_mm, "diameter_slice": lesion.diameter_slice,
             "centroid_l_mm": l, "centroid_p_mm": p, "centroid_s_mm": s, "centroid_r_mm": r, "centroid_a_mm": a,
-            "first_slice": lesion.first_slice, "last_slice": lesion.last_slice}
+            "first_slice": lesion.first_slice, "last_slice": lesion.last_slice,
+            "median_hu": "" if lesion.median_hu is None else lesion.median_hu}
 
 
 def _report_folder(out_dir: str | os.PathLike) -> Path:

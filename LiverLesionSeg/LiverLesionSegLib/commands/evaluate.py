@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         true_liver = case.liver.array | case.lesion.array  # the organ includes its lesions
         metrics = evaluate_case(case.name, liver.array, lesion.array, true_liver, case.lesion.array, case.ct.spacing)
         results.append(metrics)
-        lesions[case.name] = lesion_table(lesion)
+        lesions[case.name] = lesion_table(lesion, case.ct)
         log.info("%s: lesion Dice %.3f, liver Dice %.3f, lesions found %d of %d, %d false", case.name,
                  metrics.lesion_dice, metrics.liver_dice, metrics.detected_lesions, metrics.true_lesions,
                  metrics.pred_false_positive_lesions)

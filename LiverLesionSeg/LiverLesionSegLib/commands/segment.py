@@ -189,7 +189,7 @@ def segment_input(found, args: argparse.Namespace, checkpoints: list, device, pr
     check_models_fit(volume, checkpoints, found.path)
     result = segment_with_models(volume, checkpoints, device, progress)
     timings.update(result.timings)
-    return volume, result, lesion_table(result.lesion)
+    return volume, result, lesion_table(result.lesion, volume)
 
 
 def write_result(output: Path, kind: str, source, volume, result, checkpoints: list,
@@ -252,7 +252,8 @@ def report(output: Path, result, lesions, timings: dict, progress: Progress, ext
     for lesion in lesions[:20]:
         r, a, s = lesion.centroid_ras
         print(f"  lesion {lesion.number}: {lesion.volume_ml:.2f} mL, longest axial diameter "
-              f"{lesion.longest_axial_diameter_mm:.1f} mm, centre RAS ({r:.1f}, {a:.1f}, {s:.1f}) mm")
+              f"{lesion.longest_axial_diameter_mm:.1f} mm ({lesion.perpendicular_diameter_mm:.1f} mm across), "
+              f"median {lesion.median_hu:.0f} HU, centre RAS ({r:.1f}, {a:.1f}, {s:.1f}) mm")
     if len(lesions) > 20:
         print(f"  ... and {len(lesions) - 20} more (see --lesions)")
     print(f"Time: {stages}")

@@ -211,7 +211,7 @@ def check_probability_volume(run: LogicRun, core) -> None:
 def check_lesion_table(run: LogicRun, core) -> None:
     from LiverLesionSegLib.lesions import lesion_table
 
-    expected = lesion_table(core.lesion)
+    expected = lesion_table(core.lesion, run.ct)
     rows = mrml.table_rows(run.outputs.lesion_table_node)
     assert len(rows) == len(expected), f"{len(rows)} table rows for {len(expected)} lesions"
     assert [name for name, *_ in mrml.LESION_COLUMNS] == [
@@ -220,8 +220,12 @@ def check_lesion_table(run: LogicRun, core) -> None:
         assert row["Lesion"] == lesion.number
         assert np.isclose(row["Volume"], lesion.volume_ml)
         assert np.isclose(row["Longest axial diameter"], lesion.longest_axial_diameter_mm)
+        assert np.isclose(row["Perpendicular diameter"], lesion.perpendicular_diameter_mm)
+        assert 0 < row["Perpendicular diameter"] <= row["Longest axial diameter"]
+        assert np.isclose(row["Median CT value"], lesion.median_hu)
         assert np.allclose([row["Centroid R"], row["Centroid A"], row["Centroid S"]], lesion.centroid_ras)
     assert run.outputs.lesion_table_node.GetColumnUnitLabel("Volume") == "mL"
+    assert run.outputs.lesion_table_node.GetColumnUnitLabel("Median CT value") == "HU"
     total = sum(row["Volume"] for row in rows)
     voxels_ml = np.count_nonzero(core.lesion.array) * core.lesion.voxel_volume_mm3 / 1000
     assert np.isclose(total, voxels_ml), f"lesion volumes add up to {total} mL, the mask holds {voxels_ml} mL"

@@ -36,10 +36,26 @@ def test_cube():
     assert lesion.volume_ml == pytest.approx(64 * 0.5 * 0.5 * 2.0 / 1000)  # 0.032 mL
     # The square's diagonal, 4 pixels of 0.5 mm on each side.
     assert lesion.longest_axial_diameter_mm == pytest.approx(math.hypot(2.0, 2.0))
+    assert lesion.perpendicular_diameter_mm == pytest.approx(math.hypot(2.0, 2.0))  # the other diagonal
     assert (lesion.first_slice, lesion.last_slice) == (2, 5)
+    assert lesion.median_hu is None  # no CT given
     # Centre voxel (i, j, k) = (6.5, 4.5, 3.5) with an identity geometry.
     assert lesion.centroid_lps == pytest.approx((6.5 * 0.5, 4.5 * 0.5, 3.5 * 2.0))
     assert lesion.centroid_ras == pytest.approx((-6.5 * 0.5, -4.5 * 0.5, 3.5 * 2.0))
+
+
+def test_rectangle_across_its_diagonal_and_median_ct_value():
+    """A 20 x 4 mm rectangle: its longest diameter is the diagonal, and its width across that
+    diagonal twice its area over the diagonal; its median CT value, half of it 10 HU and half 50."""
+    array = np.zeros((3, 12, 30))
+    array[1, 2:6, 3:23] = 1  # 4 rows of 20 pixels of 1 mm
+    ct = np.full(array.shape, -100.0)
+    ct[1, 2:6, 3:13], ct[1, 2:6, 13:23] = 10.0, 50.0
+    (lesion,) = lesion_table(volume(array, spacing=(1.0, 1.0, 2.0)), volume(ct, spacing=(1.0, 1.0, 2.0)))
+    diagonal = math.hypot(20.0, 4.0)
+    assert lesion.longest_axial_diameter_mm == pytest.approx(diagonal)
+    assert lesion.perpendicular_diameter_mm == pytest.approx(2 * 20.0 * 4.0 / diagonal)
+    assert lesion.median_hu == pytest.approx(30.0)
 
 
 def test_single_pixel():
@@ -138,3 +154,4 @@ def test_large_lesion_is_fast():
     hull = corners[ConvexHull(corners).vertices]
     expected = np.sqrt(((hull[:, None] - hull[None]) ** 2).sum(-1)).max()
     assert lesion.longest_axial_diameter_mm == pytest.approx(expected)
+    assert 0.95 * expected < lesion.perpendicular_diameter_mm <= expected  # a disc is as wide across

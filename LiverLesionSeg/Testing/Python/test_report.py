@@ -98,11 +98,11 @@ class Unprintable:
 
 def test_lesion_table_file(tmp_path):
     lesion = Lesion(number=1, voxels=64, volume_ml=0.032, longest_axial_diameter_mm=math.hypot(2, 2),
-                    diameter_slice=3, centroid_lps=(3.25, 2.25, -7.0), centroid_ras=(-3.25, -2.25, -7.0),
-                    first_slice=2, last_slice=5)
+                    perpendicular_diameter_mm=1.5, diameter_slice=3, centroid_lps=(3.25, 2.25, -7.0),
+                    centroid_ras=(-3.25, -2.25, -7.0), first_slice=2, last_slice=5, median_hu=41.5)
     small = Lesion(number=2, voxels=1, volume_ml=0.0005, longest_axial_diameter_mm=0.7071,
-                   diameter_slice=0, centroid_lps=(0.0, 0.0, 0.0), centroid_ras=(0.0, 0.0, 0.0),
-                   first_slice=0, last_slice=0)
+                   perpendicular_diameter_mm=0.7071, diameter_slice=0, centroid_lps=(0.0, 0.0, 0.0),
+                   centroid_ras=(0.0, 0.0, 0.0), first_slice=0, last_slice=0)
     path = write_lesion_table(tmp_path / "lesions.csv", {"case 1": [lesion, small], "clean": [], "case 3": [lesion]})
     rows = read_csv(path)
     assert list(rows[0]) == LESION_COLUMNS
@@ -114,6 +114,8 @@ def test_lesion_table_file(tmp_path):
         (3.25, 2.25, -7.0)
     assert (float(first["centroid_r_mm"]), float(first["centroid_a_mm"])) == (-3.25, -2.25)
     assert (first["first_slice"], first["last_slice"], first["diameter_slice"]) == ("2", "5", "3")
+    assert float(first["perpendicular_diameter_mm"]) == 1.5 and float(first["median_hu"]) == 41.5
+    assert rows[1]["median_hu"] == ""  # measured without the CT
 
 
 def test_lesion_table_into_a_missing_folder(tmp_path):
