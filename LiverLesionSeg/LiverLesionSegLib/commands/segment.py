@@ -235,12 +235,15 @@ def report(output: Path, result, lesions, timings: dict, progress: Progress, ext
            event: str = "done") -> None:
     """The summary: an `event` (the last one, "done", or "case" for each of several inputs) and, but
     with JSON progress, the lines a user reads."""
+    from ..lesions import tumour_burden
+
     spacing_ml = result.liver.voxel_volume_mm3 / 1000.0
     liver_ml = float(result.liver.array.sum()) * spacing_ml
     lesion_ml = sum(lesion.volume_ml for lesion in lesions)
+    burden = tumour_burden(lesions, liver_ml)
     stages = format_timings(timings)
     summary = {"event": event, "output": str(output), "liver_ml": round(liver_ml, 2), "lesions": len(lesions),
-               "lesion_ml": round(lesion_ml, 3), "caveats": result.caveats,
+               "lesion_ml": round(lesion_ml, 3), "tumour_burden": round(burden, 5), "caveats": result.caveats,
                "timings_s": {k: round(v, 3) for k, v in timings.items()},
                "message": f"{output}: liver {liver_ml:.1f} mL, {len(lesions)} lesion(s), {lesion_ml:.2f} mL in all; "
                           f"{stages}"}
@@ -248,7 +251,8 @@ def report(output: Path, result, lesions, timings: dict, progress: Progress, ext
     if isinstance(progress, JsonLinesProgress):
         return  # stdout carries only the JSON events
     print(f"Wrote {output}" + "".join(f", {p}" for p in extra))
-    print(f"Liver: {liver_ml:.1f} mL. Lesions: {len(lesions)}, {lesion_ml:.2f} mL in all.")
+    print(f"Liver: {liver_ml:.1f} mL. Lesions: {len(lesions)}, {lesion_ml:.2f} mL in all, "
+          f"{100 * burden:.1f} % of the liver.")
     for lesion in lesions[:20]:
         r, a, s = lesion.centroid_ras
         print(f"  lesion {lesion.number}: {lesion.volume_ml:.2f} mL, longest axial diameter "

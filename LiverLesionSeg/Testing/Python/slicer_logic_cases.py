@@ -229,6 +229,8 @@ def check_lesion_table(run: LogicRun, core) -> None:
     total = sum(row["Volume"] for row in rows)
     voxels_ml = np.count_nonzero(core.lesion.array) * core.lesion.voxel_volume_mm3 / 1000
     assert np.isclose(total, voxels_ml), f"lesion volumes add up to {total} mL, the mask holds {voxels_ml} mL"
+    # The panel's summary line: the lesions' share of the liver (the tumour burden).
+    assert f"{total:.2f} mL in all, {100 * total / run.outputs.liver_ml:.1f} % of the liver" in run.outputs.summary
 
 
 def check_seg_nrrd_round_trip(run: LogicRun, folder: Path) -> Path:

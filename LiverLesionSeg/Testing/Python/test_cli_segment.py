@@ -137,6 +137,7 @@ def test_json_progress_reports_stages_and_timings(data_dir, model_path, tmp_path
     assert stages == ["load model", "read", "preprocess", "model", "postprocess", "write"]
     done = events[-1]
     assert done["event"] == "done" and set(done["timings_s"]) == set(stages) and done["liver_ml"] > 0
+    assert done["tumour_burden"] == pytest.approx(done["lesion_ml"] / done["liver_ml"], abs=1e-4)
     # The caution about its 5 mm slices: a warning event as it is found, and in the final event.
     cautions = [e["message"] for e in events if e["event"] == "log" and e.get("level") == "warning"
                 and e["message"].startswith("Caution")]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.spatial import ConvexHull
 
-from LiverLesionSegLib.lesions import axial_diameter, lesion_table
+from LiverLesionSegLib.lesions import axial_diameter, lesion_table, tumour_burden
 from LiverLesionSegLib.volume import Volume
 
 
@@ -56,6 +56,14 @@ def test_rectangle_across_its_diagonal_and_median_ct_value():
     assert lesion.longest_axial_diameter_mm == pytest.approx(diagonal)
     assert lesion.perpendicular_diameter_mm == pytest.approx(2 * 20.0 * 4.0 / diagonal)
     assert lesion.median_hu == pytest.approx(30.0)
+
+
+def test_tumour_burden_is_the_lesions_share_of_the_liver():
+    array = np.zeros((4, 10, 10))
+    array[1, 1:3, 1:3], array[2, 5:9, 5:9] = 1, 1  # 4 and 16 voxels of 1 mL
+    lesions = lesion_table(volume(array, spacing=(10.0, 10.0, 10.0)))
+    assert tumour_burden(lesions, 100.0) == pytest.approx(0.2)
+    assert tumour_burden(lesions, 0.0) == 0.0 and tumour_burden([], 100.0) == 0.0
 
 
 def test_single_pixel():
