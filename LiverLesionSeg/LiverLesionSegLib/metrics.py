@@ -67,6 +67,9 @@ RULES = {
                     "empty-vs-empty (*_excluding_empty).",
     "summary_distances": "means over the cases where defined, leaving out empty-vs-empty cases.",
     "fp_lesion_volume_ml": "predicted lesion voxels outside the true lesion, times the voxel volume, in mL.",
+    "tumour_burden": "lesion voxels / liver voxels (the liver holds its lesions), null without liver; "
+                     "tumour_burden_rmse: the root mean square of predicted minus true over the cases where both "
+                     "are defined (LiTS's tumour burden measure).",
 }
 
 
@@ -247,6 +250,9 @@ class CaseMetrics:
     fp_lesion_volume_ml: float
     pred_lesion_volume_ml: float
     true_lesion_volume_ml: float
+    # Last, with a default: metrics stored before they existed still load (benchmarks/accuracy.py).
+    pred_tumour_burden: Optional[float] = None
+    true_tumour_burden: Optional[float] = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -297,6 +303,8 @@ def evaluate_case(name: str, pred_liver: np.ndarray, pred_lesion: np.ndarray, tr
         fp_lesion_volume_ml=(lesion_pred - lesion_intersection) * ml_per_voxel,
         pred_lesion_volume_ml=lesion_pred * ml_per_voxel,
         true_lesion_volume_ml=lesion_true * ml_per_voxel,
+        pred_tumour_burden=lesion_pred / liver_counts[1] if liver_counts[1] else None,
+        true_tumour_burden=lesion_true / liver_counts[2] if liver_counts[2] else None,
     )
 
 
@@ -338,6 +346,10 @@ def summarise(cases: Sequence[CaseMetrics]) -> dict:
         "lesion_recall": recall,
         "lesion_f1": f1_score(precision, recall),
     }
+    burdens = [(c.pred_tumour_burden, c.true_tumour_burden) for c in cases
+               if c.pred_tumour_burden is not None and c.true_tumour_burden is not None]
+    summary["tumour_burden_rmse"] = (float(np.sqrt(np.mean([(p - t) ** 2 for p, t in burdens]))) if burdens
+                                     else None)
     for organ in ("lesion", "liver"):
         measured = [c for c in cases if not getattr(c, f"{organ}_both_empty")]
         for measure in ("assd_mm", "hd95_mm"):

@@ -231,6 +231,11 @@ def test_evaluate_case_volumes_and_flags():
     assert (result.detected_lesions, result.pred_false_positive_lesions) == (1, 1)
     assert result.lesion_precision == 0.5 and result.lesion_recall == 1.0
     assert not result.lesion_both_empty and not result.liver_both_empty
+    # 108 liver voxels (3 x 6 x 6), in both masks
+    assert (result.pred_tumour_burden, result.true_tumour_burden) == pytest.approx((10 / 108, 6 / 108))
+    no_liver = evaluate_case("no liver", mask((4, 8, 8)), pred_lesion, liver, true_lesion, spacing)
+    assert no_liver.pred_tumour_burden is None
+    assert summarise([result])["tumour_burden_rmse"] == pytest.approx(4 / 108)
 
     empty = mask((4, 8, 8))
     lesion_free = evaluate_case("case 2", liver, empty, liver, empty, spacing)
@@ -314,10 +319,11 @@ def test_summary_of_nothing_is_all_undefined():
     assert summary["n_cases"] == 0
     assert summary["lesion_dice_mean"] is None and summary["lesion_dice_global"] is None
     assert summary["lesion_precision"] is None and summary["lesion_f1"] is None
+    assert summary["tumour_burden_rmse"] is None
 
 
 def test_rules_are_stated():
-    for key in ("dice", "detection", "surface", "assd", "hd95", "empty_surfaces"):
+    for key in ("dice", "detection", "surface", "assd", "hd95", "empty_surfaces", "tumour_burden"):
         assert RULES[key]
 
 
