@@ -380,7 +380,8 @@ def write_outputs(scene, input_node, result, output_segmentation=None, probabili
     if not _on_grid_of(input_node, result.liver):
         raise InputError("the input volume changed while it was being segmented", input_node.GetName(),
                          "nothing was added; press Apply again")
-    lesions = lesion_table(result.lesion, volume_from_node(input_node))  # before any change to the scene
+    # before any change to the scene; the node's voxels read in place (its grid is the result's, checked above)
+    lesions = lesion_table(result.lesion, result.lesion.with_array(slicer.util.arrayFromVolume(input_node)))
     # A chosen output that was deleted meanwhile: fall back to the defaults (new node, no map).
     output_segmentation = output_segmentation if _in_scene(output_segmentation, scene) else None
     probability_node = probability_node if _in_scene(probability_node, scene) else None

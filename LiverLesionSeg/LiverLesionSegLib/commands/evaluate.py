@@ -26,8 +26,8 @@ def add_parser(sub, common) -> None:
                         help="segment the cases with this checkpoint (default: the bundled model); given several "
                              "times, with the majority vote of those models")
     source.add_argument("--predictions", type=Path, metavar="DIR",
-                        help="saved label maps named CASE.nii.gz / CASE.nrrd / CASE.mha / CASE.seg.nrrd (1 liver, 2 lesion), or "
-                             "DICOM SEGs made on the case's CT series named CASE.dcm")
+                        help="saved label maps named CASE.nii.gz / CASE.nrrd / CASE.mha / CASE.seg.nrrd (1 liver, "
+                             "2 lesion), or DICOM SEGs made on the case's CT series named CASE.dcm")
     p.add_argument("--save-predictions", action="store_true", help="also write each case's label map (CASE.nii.gz)")
     p.add_argument("--panels", action="store_true", help="also write prediction panels (CASE.png)")
     p.add_argument("--batch-size", type=int, help="slices per batch")
