@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
 from .errors import GeometryError
+
+if TYPE_CHECKING:
+    from .io.regularize import Stack
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -30,6 +33,9 @@ class Volume:
     origin: tuple[float, float, float]
     direction: np.ndarray = field(default_factory=lambda: np.eye(3))
     source: str = ""  # where it came from, for messages
+    # The slices as acquired, when they were no grid and this volume was resampled from them
+    # (`io.regularize`): masks stored on those slices (a DICOM SEG) are brought onto this grid.
+    acquired: Optional["Stack"] = None
 
     def __post_init__(self) -> None:
         self.spacing = tuple(float(s) for s in self.spacing)
@@ -78,7 +84,7 @@ class Volume:
             raise GeometryError(f"array of shape {array.shape} does not fit a grid of shape {self.shape}",
                                 source or self.source or None)
         return Volume(array, self.spacing, self.origin, self.direction.copy(),
-                      self.source if source is None else source)
+                      self.source if source is None else source, self.acquired)
 
     # --- conversions -----------------------------------------------------------------------
     @classmethod

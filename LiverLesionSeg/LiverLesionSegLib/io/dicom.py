@@ -28,6 +28,7 @@ from pydicom.pixels import get_decoder
 from ..errors import GeometryError, InputError, first_line
 from ..memory import check_image_fits
 from ..volume import DIRECTION_TOLERANCE, POSITION_TOLERANCE_MM, Volume
+from .regularize import IN_PLANE_TOLERANCE_PIXELS, STEP_TOLERANCE, Stack, stack_to_volume
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -43,10 +44,9 @@ NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "SR", "PR", "KO", "REG", "RTPLAN", "R
 
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"  # .7, .7.1 ... .7.4: screenshots, not scans
 
-# Steps along the normal may differ by this fraction of the step (plus the position tolerance).
-STEP_TOLERANCE = 0.01
-# Slices of one stack may drift in-plane by at most this fraction of a pixel.
-IN_PLANE_TOLERANCE_PIXELS = 0.1
+# Fewer steps than this unlike the others are slices missing; as many or more, equal among
+# themselves, are a section at another spacing (a thin-slice section), resampled (`regularize`).
+SECTION_STEPS = 3
 
 
 @dataclass
@@ -374,9 +374,8 @@ def _read_series(info: SeriesInfo) -> Volume:
             slices.append(decode_pixels(path, ds))
             del ds.PixelData  # keep the headers only: the decoded slice holds the pixels
             datasets.append(ds)
-    grid = slice_geometry(datasets, info.files, where)
-    array = _to_hounsfield(slices, datasets)
-    return Volume(array, grid.spacing, grid.origin, grid.direction, f"{where} ({info.label})")
+    stack = slice_stack(datasets, info.files, where)
+    return stack_to_volume(_to_hounsfield(slices, datasets), stack, f"{where} ({info.label})", where)
 
 
 def _read_multiframe(info: SeriesInfo) -> Volume:
@@ -418,15 +417,11 @@ def read_dataset_if_dicom(path: Path) -> Optional[pydicom.Dataset]:
                          "the file may be truncated or damaged; export the series again") from None
 
 
-@dataclass
-class SliceGeometry:
-    spacing: tuple[float, float, float]
-    origin: tuple[float, float, float]
-    direction: np.ndarray  # columns: i (row direction), j (column direction), k (normal)
+def slice_stack(datasets: Sequence[pydicom.Dataset], files: Sequence[Path], where: Path) -> Stack:
+    """Where single-frame slices (already sorted along their normal) lie; refuse what is no volume.
 
-
-def slice_geometry(datasets: Sequence[pydicom.Dataset], files: Sequence[Path], where: Path) -> SliceGeometry:
-    """Geometry of single-frame slices already sorted along their normal; refuse what is no grid."""
+    A gantry tilt and a slice spacing that changes part-way are left to `regularize`; a slice
+    missing, two at one place, or slices shifted unevenly in-plane are refused."""
     _check_same(datasets, files, where, ("Rows", "Columns"), "image size (rows, columns)")
     _check_same(datasets, files, where, ("PixelSpacing",), "pixel spacing", tolerance=1e-4)
     for path, ds in zip(files, datasets):
@@ -443,16 +438,17 @@ def slice_geometry(datasets: Sequence[pydicom.Dataset], files: Sequence[Path], w
                 raise GeometryError(f"{path.name} has an unusable {keyword} ({ds.get(keyword)!s:.60})", where,
                                     "the file is damaged or was edited; export the series again")
     orientation = _orientation(datasets[0])
-    row_dir, col_dir = np.array(orientation[:3]), np.array(orientation[3:])
-    normal = _normal(orientation)
-    positions = np.array([_position(ds) for ds in datasets])
-    along = positions @ normal
     row_spacing, col_spacing = (float(v) for v in datasets[0].PixelSpacing)
-    _check_steps(along, files, where)
-    _check_in_plane(positions - positions[0], row_dir, col_dir, min(row_spacing, col_spacing), files, where)
-    step = float((along[-1] - along[0]) / (len(along) - 1))
-    direction = np.column_stack([row_dir, col_dir, normal])
-    return SliceGeometry((col_spacing, row_spacing, step), tuple(positions[0]), direction)
+    stack = Stack(np.array([_position(ds) for ds in datasets]), np.array(orientation[:3]), np.array(orientation[3:]),
+                  (col_spacing, row_spacing), (int(datasets[0].Rows), int(datasets[0].Columns)))
+    _check_steps(stack.positions @ stack.normal, files, where)
+    if not stack.shear_is_even():
+        worst = int(np.argmax(np.abs(stack.drift_mm).max(axis=1)))
+        raise GeometryError(f"the slices are not stacked along their normal: {files[worst].name} is shifted "
+                            f"{np.abs(stack.drift_mm[worst]).max():.2f} mm in-plane from {files[0].name}, and the "
+                            "shifts are not those of a gantry tilt (in proportion to the distance)", where,
+                            "the files may come from several acquisitions; give one series")
+    return stack
 
 
 def _check_same(datasets, files, where, keywords, what, tolerance=0.0):
@@ -468,6 +464,8 @@ def _check_same(datasets, files, where, keywords, what, tolerance=0.0):
 
 
 def _check_steps(along: np.ndarray, files: Sequence[Path], where: Path) -> None:
+    """Two slices at one place, or a few steps unlike the others (a slice missing), are refused;
+    a section of at least `SECTION_STEPS` equal steps of another size is a spacing that changes."""
     steps = np.diff(along)
     duplicate = np.flatnonzero(steps < POSITION_TOLERANCE_MM)
     if duplicate.size:
@@ -476,22 +474,17 @@ def _check_steps(along: np.ndarray, files: Sequence[Path], where: Path) -> None:
                             f"({files[n].name} and {files[n + 1].name})", where,
                             "remove the duplicate files; the folder may hold two copies or two acquisitions")
     typical = float(np.median(steps))
-    uneven = np.flatnonzero(np.abs(steps - typical) > POSITION_TOLERANCE_MM + STEP_TOLERANCE * typical)
-    if uneven.size:
-        n = uneven[0]
-        raise GeometryError(f"slice positions jump from {along[n]:.3f} to {along[n + 1]:.3f} mm "
-                            f"({files[n].name} to {files[n + 1].name}): a {steps[n]:.3f} mm step where the others "
-                            f"are {typical:.3f} mm, so a slice is missing or the spacing varies", where,
-                            "give the complete series with evenly spaced slices")
-
-
-def _check_in_plane(offsets, row_dir, col_dir, pixel, files, where) -> None:
-    drift = np.maximum(np.abs(offsets @ row_dir), np.abs(offsets @ col_dir))
-    worst = int(np.argmax(drift))
-    if drift[worst] > max(POSITION_TOLERANCE_MM, IN_PLANE_TOLERANCE_PIXELS * pixel):
-        raise GeometryError(f"the slices are not stacked along their normal: {files[worst].name} is shifted "
-                            f"{drift[worst]:.2f} mm in-plane from {files[0].name} (a gantry tilt?)", where,
-                            "resample the series to a regular grid first")
+    unlike = np.abs(steps - typical) > POSITION_TOLERANCE_MM + STEP_TOLERANCE * typical
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], unlike.astype(int), [0]])))
+    for start, stop in zip(edges[::2], edges[1::2]):
+        section = steps[start:stop]
+        even = np.ptp(section) <= POSITION_TOLERANCE_MM + STEP_TOLERANCE * float(np.median(section))
+        if stop - start < SECTION_STEPS or not even:
+            n = start
+            raise GeometryError(f"slice positions jump from {along[n]:.3f} to {along[n + 1]:.3f} mm "
+                                f"({files[n].name} to {files[n + 1].name}): a {steps[n]:.3f} mm step where the "
+                                f"others are {typical:.3f} mm, so a slice is missing or the spacing varies", where,
+                                "give the complete series with evenly spaced slices")
 
 
 def _check_pixel_format(path: Path, ds: pydicom.Dataset) -> None:

@@ -1,7 +1,9 @@
 """CT + DICOM SEG cases: a CT series and, beside it, SEG objects that reference it.
 
 Each SEG frame goes onto the CT slice at its PlanePositionSequence ImagePositionPatient, never by
-frame order; a frame that is shifted in-plane or falls between slices is a GeometryError. Each
+frame order; a frame that is shifted in-plane or falls between slices is a GeometryError. On a CT
+resampled from slices that were no grid (`regularize`), the frames go onto those slices as
+acquired, and the masks are then resampled as the CT was. Each
 segment is liver or lesion by its SegmentLabel and SegmentedPropertyType (lesion: tumour,
 lesion, neoplasm, mass...); several lesion segments are united; other segments are ignored.
 """
@@ -21,6 +23,7 @@ from ..errors import GeometryError, InputError, first_line
 from ..segments import LIVER_CODE
 from ..volume import Case, Volume
 from .dicom import FolderScan, SeriesInfo, check_in_plane_grid, read_series, scan_folder, slice_indices
+from .regularize import mask_to_grid
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -98,19 +101,28 @@ def read_seg_masks(path: Path, ct: Volume) -> dict[str, np.ndarray]:
     frames = _binary_frames(seg, path)
     shared = seg.get("SharedFunctionalGroupsSequence", [None])[0]
     per_frame = seg.PerFrameFunctionalGroupsSequence
-    masks = {role: np.zeros(ct.shape, np.uint8) for role in roles.values() if role is not None}
+    # The frames lie on the CT's slices as acquired: its grid, or the slices it was resampled from.
+    acquired = ct.acquired
+    plane = ct if acquired is None else acquired.plane()
+    slices = ct.shape[0] if acquired is None else len(acquired.positions)
+    masks = {role: np.zeros((slices,) + plane.shape[1:], np.uint8) for role in roles.values() if role is not None}
     positions = np.array([_frame_item(fg, shared, "PlanePositionSequence", path).ImagePositionPatient
                           for fg in per_frame], dtype=float)
-    ks = slice_indices(ct, positions, "a SEG frame", path)
+    if acquired is None:
+        ks = slice_indices(ct, positions, "a SEG frame", path)
+    else:
+        ks = acquired.slice_indices(positions, "a SEG frame", path)
     for index, fg in enumerate(per_frame):
         orientation = _frame_item(fg, shared, "PlaneOrientationSequence", path).ImageOrientationPatient
         spacing = _frame_item(fg, shared, "PixelMeasuresSequence", path).PixelSpacing
-        check_in_plane_grid(ct, [float(v) for v in orientation], spacing, frames[index].shape,
+        check_in_plane_grid(plane, [float(v) for v in orientation], spacing, frames[index].shape,
                             f"SEG frame {index + 1}", path)
         number = int(_frame_item(fg, shared, "SegmentIdentificationSequence", path).ReferencedSegmentNumber)
         role = roles.get(number)
         if role is not None:
             masks[role][ks[index]] |= frames[index]
+    if acquired is not None:
+        masks = {role: mask_to_grid(mask, acquired, ct) for role, mask in masks.items()}
     return masks
 
 

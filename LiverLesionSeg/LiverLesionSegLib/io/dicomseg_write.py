@@ -19,7 +19,8 @@ from .. import __version__
 from ..errors import OutputError, first_line
 from ..segments import SEGMENTS, Code, SegmentSpec
 from ..volume import Volume
-from .dicom import SeriesInfo, header_values, slice_indices
+from .dicom import SeriesInfo, header_values, slice_indices, slice_stack
+from .regularize import sample_slices
 
 SERIES_NUMBER = 901  # apart from a scanner's usual numbers (1 to a few hundred)
 SERIES_DESCRIPTION = "Liver and liver lesions (LiverLesionSeg)"
@@ -35,7 +36,7 @@ def save_dicom_seg(path: Path, labels: Volume, source: SeriesInfo, models: Seque
     from pydicom.sr.codedict import codes
 
     headers = source_headers(source)
-    frames = labels.array[source_slices(headers, labels, source)].astype(np.uint8, copy=False)
+    frames = source_frames(headers, labels, source).astype(np.uint8, copy=False)
     algorithm = hd.AlgorithmIdentificationSequence(
         name="LiverLesionSeg", version=__version__, family=codes.cid7162.ArtificialIntelligence,
         parameters={"model": ", ".join(models)[:64]})
@@ -75,6 +76,17 @@ def source_headers(source: SeriesInfo) -> list[pydicom.Dataset]:
         with header_values(file):
             headers.append(pydicom.dcmread(file, stop_before_pixels=True))
     return headers
+
+
+def source_frames(headers: Sequence[pydicom.Dataset], labels: Volume, source: SeriesInfo) -> np.ndarray:
+    """The label map on each source frame: its slices, or, for a series resampled onto a regular
+    grid when read (a gantry tilt, a spacing that changes: `regularize`), the nearest voxels."""
+    if not source.multiframe:
+        with header_values(source.folder):
+            stack = slice_stack(headers, source.files, source.folder)
+        if stack.irregularity():
+            return sample_slices(labels, stack)
+    return labels.array[source_slices(headers, labels, source)]
 
 
 def source_slices(headers: Sequence[pydicom.Dataset], labels: Volume, source: SeriesInfo) -> np.ndarray:

@@ -445,13 +445,13 @@ def mixed_pixel_spacing(data_dir, tmp, model):
 
 
 @entry
-def gantry_tilt(data_dir, tmp, model):
-    """Axial slices shifted along y from slice to slice (a tilted gantry): refused, not resampled."""
-    folder, files = copy_six(data_dir, tmp, "tilt")
+def slices_shifted_unevenly(data_dir, tmp, model):
+    """Axial slices of one series shifted in-plane, but not as a gantry tilt shifts them (two acquisitions mixed)."""
+    folder, files = copy_six(data_dir, tmp, "shifted")
     for n, path in enumerate(files):
         x, y, z = (float(v) for v in pydicom.dcmread(path).ImagePositionPatient)
-        edit(path, ImagePositionPatient=[x, y + n * 2.5 * np.tan(np.radians(15)), z])
-    return BadInput(segment(folder, tmp, model), GEOMETRY, "gantry tilt", "tilt")
+        edit(path, ImagePositionPatient=[x, y + (3.0 if n in (2, 3) else 0.0), z])
+    return BadInput(segment(folder, tmp, model), GEOMETRY, "not those of a gantry tilt", "shifted")
 
 
 def _undecodable_syntax():

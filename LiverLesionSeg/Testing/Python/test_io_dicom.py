@@ -282,16 +282,6 @@ def test_mixed_rows_and_columns(small_series):
     assert_one_line(exc, "mixed image size", "slice 103", small_series.name)
 
 
-def test_gantry_tilt_is_refused(small_series):
-    for n, path in enumerate(sorted(small_series.iterdir())):
-        ds = pydicom.dcmread(path)
-        x, y, z = (float(v) for v in ds.ImagePositionPatient)
-        edit(path, ImagePositionPatient=[x, y + 0.9 * n, z])
-    with pytest.raises(GeometryError) as exc:
-        read_ct_folder(small_series)
-    assert_one_line(exc, "not stacked along their normal", small_series.name)
-
-
 def test_rgb_image(small_series):
     path = small_series / "slice 102"
     ds = pydicom.dcmread(path)

@@ -1,0 +1,173 @@
+"""A gantry tilt and a slice spacing that changes, on real CT slices: resampled onto a regular grid
+when read, and a DICOM SEG made on that grid lies back on the original slices."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from LiverLesionSegLib.errors import GeometryError
+from LiverLesionSegLib.io.dicom import read_ct_folder
+
+SERIES_1211 = "tace/RadCTTACEomics_1211/10_AP_Ax2.50mm"  # 2.5 mm apart; dicom-00100 is the highest z
+
+
+def copy_slices(data_dir: Path, folder: Path, numbers) -> Path:
+    folder.mkdir()
+    for n in numbers:
+        shutil.copy(data_dir / SERIES_1211 / f"dicom-{n:05d}.dcm", folder / f"slice {n}")
+    return folder
+
+
+def shift_in_plane(folder: Path, shift_mm) -> None:
+    """Move each slice in-plane by `shift_mm(z)` (x, y) in mm, z being its position."""
+    for path in folder.iterdir():
+        ds = pydicom.dcmread(path)
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        dx, dy = shift_mm(z)
+        ds.ImagePositionPatient = [round(x + dx, 4), round(y + dy, 4), z]
+        ds.save_as(path)
+
+
+@pytest.fixture
+def straight(data_dir, tmp_path):
+    """Six slices as they are, and their volume."""
+    folder = copy_slices(data_dir, tmp_path / "straight", range(100, 106))
+    return folder, read_ct_folder(folder)
+
+
+def tilted_copy(straight, tmp_path, pixels_per_slice: float) -> Path:
+    """The six slices, each shifted along y in proportion to its distance from the lowest one."""
+    folder, volume = straight
+    tilted = tmp_path / "tilted"
+    shutil.copytree(folder, tilted)
+    z0, step, dy = volume.origin[2], volume.spacing[2], volume.spacing[1]
+    shift_in_plane(tilted, lambda z: (0.0, (z - z0) / step * pixels_per_slice * dy))
+    return tilted
+
+
+def test_gantry_tilt_is_resampled_onto_a_regular_grid(straight, tmp_path, caplog):
+    """One pixel of shift a slice: the k-th slice lies k rows down the grid, its pixels unchanged,
+    and the rows the slice does not reach are the series' lowest value."""
+    _, volume = straight
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        tilted = read_ct_folder(tilted_copy(straight, tmp_path, 1.0))
+    count, rows, columns = volume.shape
+    assert tilted.shape == (count, rows + count - 1, columns)
+    assert tilted.spacing == pytest.approx(volume.spacing)
+    assert tilted.origin == pytest.approx(volume.origin, abs=1e-3)
+    np.testing.assert_allclose(tilted.direction, volume.direction, atol=1e-6)
+    assert tilted.array.dtype == volume.array.dtype
+    for k in range(count):
+        np.testing.assert_array_equal(tilted.array[k, k:k + rows], volume.array[k])
+        outside = np.concatenate([tilted.array[k, :k], tilted.array[k, k + rows:]])
+        assert np.all(outside == volume.array.min())
+    degrees = np.degrees(np.arctan2(volume.spacing[1], volume.spacing[2]))
+    assert f"a gantry tilt of {degrees:.1f} degrees" in caplog.text
+    assert "tilted" in caplog.text and f"{count} slices 2.50 mm apart" in caplog.text
+
+
+def test_a_real_tilt_angle_round_trips_through_the_original_slices(straight, tmp_path):
+    """15 degrees (0.67 mm of shift a slice, a fraction of a pixel): what the regular grid holds,
+    put back on each original slice, is that slice (a tissue mask of it agrees voxel for voxel
+    almost everywhere; bilinear interpolation blurs only the edges)."""
+    from LiverLesionSegLib.io.dicom import find_series, slice_stack
+    from LiverLesionSegLib.io.regularize import sample_slices
+
+    _, volume = straight
+    pixels = np.tan(np.radians(15)) * volume.spacing[2] / volume.spacing[1]
+    folder = tilted_copy(straight, tmp_path, pixels)
+    tilted = read_ct_folder(folder)
+    series = find_series(folder)[0]
+    stack = slice_stack([pydicom.dcmread(p, stop_before_pixels=True) for p in series.files], series.files, folder)
+    assert stack.irregularity() == "a gantry tilt of 15.0 degrees"
+    soft_tissue = tilted.with_array((tilted.array > 0).astype(np.uint8))
+    back = sample_slices(soft_tissue, stack)
+    agreement = np.mean(back == (volume.array > 0))
+    assert agreement > 0.99, agreement
+
+
+def test_a_section_at_another_spacing_is_resampled_at_the_finest(data_dir, tmp_path, caplog):
+    """Slices 100..105 2.5 mm apart, then 107, 109, 111 5 mm apart: a grid 2.5 mm apart whose
+    slices at the kept positions are the originals and between them the mean of their neighbours."""
+    full = read_ct_folder(copy_slices(data_dir, tmp_path / "full", range(100, 112)))
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        mixed = read_ct_folder(copy_slices(data_dir, tmp_path / "mixed", [*range(100, 106), 107, 109, 111]))
+    assert mixed.same_grid(full)
+    assert "slice spacing varying from 2.50 to 5.00 mm" in caplog.text
+    # k runs up z: k = 0 is slice 111, k = 11 slice 100
+    for k in (0, 2, 4, *range(6, 12)):
+        np.testing.assert_array_equal(mixed.array[k], full.array[k])
+    for k in (1, 3, 5):
+        mean = (full.array[k - 1].astype(np.float32) + full.array[k + 1]) / 2
+        np.testing.assert_array_equal(mixed.array[k], np.rint(mean).astype(np.int16))
+
+
+@pytest.mark.parametrize("numbers, what", [
+    ([*range(100, 106), 107, 109], "two steps of 5 mm among 2.5 mm ones: slices missing"),
+    ([100, 101, 102, 105, 106, 107], "one step of 7.5 mm: two slices missing"),
+])
+def test_a_few_uneven_steps_are_slices_missing_and_refused(data_dir, tmp_path, numbers, what):
+    folder = copy_slices(data_dir, tmp_path / "gap", numbers)
+    with pytest.raises(GeometryError) as exc:
+        read_ct_folder(folder)
+    assert "slice positions jump" in str(exc.value) and "gap" in str(exc.value), what
+
+
+def test_slices_shifted_unevenly_are_refused(straight, tmp_path):
+    """One slice moved 2 mm, the others not: no tilt does that (several acquisitions mixed)."""
+    folder, volume = straight
+    z_moved = volume.origin[2] + 2 * volume.spacing[2]
+    shift_in_plane(folder, lambda z: (0.0, 2.0 if abs(z - z_moved) < 0.1 else 0.0))
+    with pytest.raises(GeometryError) as exc:
+        read_ct_folder(folder)
+    text = str(exc.value)
+    assert "not stacked along their normal" in text and "not those of a gantry tilt" in text and "\n" not in text
+
+
+def test_dicom_seg_of_a_tilted_series_lies_on_its_own_slices(straight, tmp_path):
+    """A label map made on the regular grid, written as a DICOM SEG of the tilted series: each
+    frame references a CT slice and holds the grid's voxels under that slice's pixels."""
+    import highdicom as hd
+
+    from LiverLesionSegLib.io.cases import find_input_ct
+    from LiverLesionSegLib.io.dicomseg_write import save_dicom_seg
+
+    _, volume = straight
+    found = find_input_ct(tilted_copy(straight, tmp_path, 1.0))
+    grid = found.read()
+    labels = np.zeros(grid.shape, np.uint8)
+    labels[1:5, 150:330, 60:260] = 1
+    labels[2:4, 200:240, 100:140] = 2
+    save_dicom_seg(tmp_path / "tilted.dcm", grid.with_array(labels), found.series, ["m"])
+    seg = hd.seg.segread(tmp_path / "tilted.dcm")
+    rows = volume.shape[1]
+    for k, uid in enumerate(found.series.sop_instance_uids):
+        position_z = float(pydicom.dcmread(found.series.files[k], stop_before_pixels=True).ImagePositionPatient[2])
+        k_grid = int(round((position_z - grid.origin[2]) / grid.spacing[2]))
+        expected = labels[k_grid, k_grid:k_grid + rows]  # slice k_grid lies k_grid rows down the grid
+        frames = seg.get_pixels_by_source_instance(source_sop_instance_uids=[uid], segment_numbers=[1, 2],
+                                                   assert_missing_frames_are_empty=True)[0]
+        np.testing.assert_array_equal(frames[..., 0], expected == 1)
+        np.testing.assert_array_equal(frames[..., 1], expected == 2)
+    # read back onto the regular grid (as evaluate reads a prediction): the same label map
+    from LiverLesionSegLib.io.dicomseg import read_seg_masks
+
+    masks = read_seg_masks(tmp_path / "tilted.dcm", grid)
+    np.testing.assert_array_equal(masks["liver"], labels == 1)
+    np.testing.assert_array_equal(masks["lesion"], labels == 2)
+
+
+def test_a_mask_on_other_slices_than_the_acquired_ones_is_refused(straight, tmp_path):
+    from LiverLesionSegLib.io.cases import find_input_ct
+
+    grid = find_input_ct(tilted_copy(straight, tmp_path, 1.0)).read()
+    positions = grid.acquired.positions + [0.0, 0.0, 1.0]  # 1 mm off every slice
+    with pytest.raises(GeometryError) as exc:
+        grid.acquired.slice_indices(positions, "a SEG frame", "seg.dcm")
+    assert "does not lie on a slice of the CT series" in str(exc.value) and "seg.dcm" in str(exc.value)
