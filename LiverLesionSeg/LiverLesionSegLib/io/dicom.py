@@ -441,14 +441,20 @@ def slice_stack(datasets: Sequence[pydicom.Dataset], files: Sequence[Path], wher
     row_spacing, col_spacing = (float(v) for v in datasets[0].PixelSpacing)
     stack = Stack(np.array([_position(ds) for ds in datasets]), np.array(orientation[:3]), np.array(orientation[3:]),
                   (col_spacing, row_spacing), (int(datasets[0].Rows), int(datasets[0].Columns)))
-    _check_steps(stack.positions @ stack.normal, files, where)
+    check_stack(stack, [f.name for f in files], where)
+    return stack
+
+
+def check_stack(stack: Stack, names: Sequence[str], where: str | os.PathLike) -> None:
+    """Refuse slices (sorted along their normal, each named in `names`) that are no volume even
+    resampled: two at one place, a slice missing, in-plane shifts that are not a gantry tilt's."""
+    _check_steps(stack.positions @ stack.normal, names, where)
     if not stack.shear_is_even():
         worst = int(np.argmax(np.abs(stack.drift_mm).max(axis=1)))
-        raise GeometryError(f"the slices are not stacked along their normal: {files[worst].name} is shifted "
-                            f"{np.abs(stack.drift_mm[worst]).max():.2f} mm in-plane from {files[0].name}, and the "
+        raise GeometryError(f"the slices are not stacked along their normal: {names[worst]} is shifted "
+                            f"{np.abs(stack.drift_mm[worst]).max():.2f} mm in-plane from {names[0]}, and the "
                             "shifts are not those of a gantry tilt (in proportion to the distance)", where,
                             "the files may come from several acquisitions; give one series")
-    return stack
 
 
 def _check_same(datasets, files, where, keywords, what, tolerance=0.0):
@@ -463,7 +469,7 @@ def _check_same(datasets, files, where, keywords, what, tolerance=0.0):
                                 where, "the files do not form one volume; give one series of equal slices")
 
 
-def _check_steps(along: np.ndarray, files: Sequence[Path], where: Path) -> None:
+def _check_steps(along: np.ndarray, names: Sequence[str], where: str | os.PathLike) -> None:
     """Two slices at one place, or a few steps unlike the others (a slice missing), are refused;
     a section of at least `SECTION_STEPS` equal steps of another size is a spacing that changes."""
     steps = np.diff(along)
@@ -471,7 +477,7 @@ def _check_steps(along: np.ndarray, files: Sequence[Path], where: Path) -> None:
     if duplicate.size:
         n = duplicate[0]
         raise GeometryError(f"two slices at the same position {along[n]:.3f} mm along the normal "
-                            f"({files[n].name} and {files[n + 1].name})", where,
+                            f"({names[n]} and {names[n + 1]})", where,
                             "remove the duplicate files; the folder may hold two copies or two acquisitions")
     typical = float(np.median(steps))
     unlike = np.abs(steps - typical) > POSITION_TOLERANCE_MM + STEP_TOLERANCE * typical
@@ -482,7 +488,7 @@ def _check_steps(along: np.ndarray, files: Sequence[Path], where: Path) -> None:
         if stop - start < SECTION_STEPS or not even:
             n = start
             raise GeometryError(f"slice positions jump from {along[n]:.3f} to {along[n + 1]:.3f} mm "
-                                f"({files[n].name} to {files[n + 1].name}): a {steps[n]:.3f} mm step where the "
+                                f"({names[n]} to {names[n + 1]}): a {steps[n]:.3f} mm step where the "
                                 f"others are {typical:.3f} mm, so a slice is missing or the spacing varies", where,
                                 "give the complete series with evenly spaced slices")
 

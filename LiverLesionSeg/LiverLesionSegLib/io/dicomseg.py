@@ -19,10 +19,11 @@ from typing import Optional
 import highdicom as hd
 import numpy as np
 
-from ..errors import GeometryError, InputError, first_line
+from ..errors import InputError, first_line
 from ..segments import LIVER_CODE
 from ..volume import Case, Volume
 from .dicom import FolderScan, SeriesInfo, check_in_plane_grid, read_series, scan_folder, slice_indices
+from .multiframe import functional_group_item
 from .regularize import mask_to_grid
 
 LOG = logging.getLogger("LiverLesionSeg")
@@ -106,18 +107,18 @@ def read_seg_masks(path: Path, ct: Volume) -> dict[str, np.ndarray]:
     plane = ct if acquired is None else acquired.plane()
     slices = ct.shape[0] if acquired is None else len(acquired.positions)
     masks = {role: np.zeros((slices,) + plane.shape[1:], np.uint8) for role in roles.values() if role is not None}
-    positions = np.array([_frame_item(fg, shared, "PlanePositionSequence", path).ImagePositionPatient
+    positions = np.array([functional_group_item(fg, shared, "PlanePositionSequence", path).ImagePositionPatient
                           for fg in per_frame], dtype=float)
     if acquired is None:
         ks = slice_indices(ct, positions, "a SEG frame", path)
     else:
         ks = acquired.slice_indices(positions, "a SEG frame", path)
     for index, fg in enumerate(per_frame):
-        orientation = _frame_item(fg, shared, "PlaneOrientationSequence", path).ImageOrientationPatient
-        spacing = _frame_item(fg, shared, "PixelMeasuresSequence", path).PixelSpacing
+        orientation = functional_group_item(fg, shared, "PlaneOrientationSequence", path).ImageOrientationPatient
+        spacing = functional_group_item(fg, shared, "PixelMeasuresSequence", path).PixelSpacing
         check_in_plane_grid(plane, [float(v) for v in orientation], spacing, frames[index].shape,
                             f"SEG frame {index + 1}", path)
-        number = int(_frame_item(fg, shared, "SegmentIdentificationSequence", path).ReferencedSegmentNumber)
+        number = int(functional_group_item(fg, shared, "SegmentIdentificationSequence", path).ReferencedSegmentNumber)
         role = roles.get(number)
         if role is not None:
             masks[role][ks[index]] |= frames[index]
@@ -160,11 +161,3 @@ def _binary_frames(seg: hd.seg.Segmentation, path: Path) -> np.ndarray:
     if seg.segmentation_type == hd.seg.SegmentationTypeValues.FRACTIONAL:
         return (frames >= int(seg.MaximumFractionalValue) / 2).astype(np.uint8)
     return (frames > 0).astype(np.uint8)
-
-
-def _frame_item(per_frame, shared, keyword: str, path: Path):
-    """A functional group of one frame: its own, else the shared one."""
-    for groups in (per_frame, shared):
-        if groups is not None and keyword in groups:
-            return groups[keyword].value[0]
-    raise GeometryError(f"the SEG has no {keyword} for its frames", path, "give a SEG made with its geometry")

@@ -8,6 +8,7 @@ the `.seg.nrrd` is (SNOMED CT), marked as made automatically by an AI algorithm 
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -19,7 +20,7 @@ from .. import __version__
 from ..errors import OutputError, first_line
 from ..segments import SEGMENTS, Code, SegmentSpec
 from ..volume import Volume
-from .dicom import SeriesInfo, header_values, slice_indices, slice_stack
+from .dicom import SeriesInfo, header_values, slice_indices
 from .regularize import sample_slices
 
 SERIES_NUMBER = 901  # apart from a scanner's usual numbers (1 to a few hundred)
@@ -79,19 +80,9 @@ def source_headers(source: SeriesInfo) -> list[pydicom.Dataset]:
 
 
 def source_frames(headers: Sequence[pydicom.Dataset], labels: Volume, source: SeriesInfo) -> np.ndarray:
-    """The label map on each source frame: its slices, or, for a series resampled onto a regular
-    grid when read (a gantry tilt, a spacing that changes: `regularize`), the nearest voxels."""
-    if not source.multiframe:
-        with header_values(source.folder):
-            stack = slice_stack(headers, source.files, source.folder)
-        if stack.irregularity():
-            return sample_slices(labels, stack)
-    return labels.array[source_slices(headers, labels, source)]
-
-
-def source_slices(headers: Sequence[pydicom.Dataset], labels: Volume, source: SeriesInfo) -> np.ndarray:
-    """The label map's slice under each source frame, in the order highdicom takes the frames:
-    file by file, and a multi-frame file's frames in their stored order."""
+    """The label map under each source frame, in the order highdicom takes the frames: file by
+    file, and a multi-frame file's frames in their stored order. On a CT resampled from slices that
+    were no grid (`regularize`), the voxels nearest each slice's pixels."""
     positions = []
     for header in headers:
         with header_values(source.folder):
@@ -100,7 +91,10 @@ def source_slices(headers: Sequence[pydicom.Dataset], labels: Volume, source: Se
                               for group in header.PerFrameFunctionalGroupsSequence]
             else:
                 positions.append(header.ImagePositionPatient)
-    return slice_indices(labels, np.array(positions, dtype=float), "a CT slice", source.folder)
+    positions = np.array(positions, dtype=float)
+    if labels.acquired is not None:
+        return sample_slices(labels, dataclasses.replace(labels.acquired, positions=positions))
+    return labels.array[slice_indices(labels, positions, "a CT slice", source.folder)]
 
 
 def _description(spec: SegmentSpec, algorithm):

@@ -30,10 +30,8 @@ def read_multiframe_ct(path: Path, frames: int, label: str) -> Volume:
         regular = image.get_volume_geometry(allow_duplicate_positions=False) is not None
     except (ValueError, RuntimeError, AttributeError, KeyError):  # positions missing or unusable
         regular = False
-    if not regular:
-        raise GeometryError(f"its {frames} frames do not make one regular volume (a frame missing, spacing that "
-                            "varies, or two frames at one position)", path,
-                            "export the series as one file per slice, or resample it to a regular grid")
+    if not regular:  # a gantry tilt or a spacing that changes is resampled, as for single-frame slices
+        return _frames_as_acquired(image, path, frames, label)
     try:
         volume = image.get_volume(dtype=np.float32)
     except Exception as exc:  # a missing decoder was refused before (dicom.check_decoder)
@@ -57,3 +55,42 @@ def _as_hounsfield(array: np.ndarray) -> np.ndarray:
     if array.size and info.min <= array.min() and array.max() <= info.max and np.array_equal(array, np.round(array)):
         return np.ascontiguousarray(array, dtype=np.int16)
     return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _frames_as_acquired(image, path: Path, frames: int, label: str) -> Volume:
+    """Frames that are no regular volume, placed by their plane positions and checked as the
+    single-frame reader checks slices (`dicom.check_stack`), then resampled (`regularize`)."""
+    from .dicom import check_stack
+    from .regularize import Stack, stack_to_volume
+
+    shared = image.get("SharedFunctionalGroupsSequence", [None])[0]
+    groups = image.PerFrameFunctionalGroupsSequence
+    planes = {tuple(float(v) for v in functional_group_item(g, shared, "PlaneOrientationSequence", path)
+                    .ImageOrientationPatient) for g in groups}
+    spacings = {tuple(float(v) for v in functional_group_item(g, shared, "PixelMeasuresSequence", path)
+                      .PixelSpacing) for g in groups}
+    if len(planes) != 1 or len(spacings) != 1:
+        raise GeometryError(f"its {frames} frames have {len(planes)} orientations and {len(spacings)} pixel spacings",
+                            path, "give one series of equal slices")
+    orientation, (row_spacing, col_spacing) = np.array(planes.pop()), spacings.pop()
+    positions = np.array([functional_group_item(g, shared, "PlanePositionSequence", path).ImagePositionPatient
+                          for g in groups], dtype=float)
+    order = np.argsort(positions @ np.cross(orientation[:3], orientation[3:]), kind="stable")
+    stack = Stack(positions[order], orientation[:3], orientation[3:], (col_spacing, row_spacing),
+                  (int(image.Rows), int(image.Columns)))
+    check_stack(stack, [f"frame {n + 1}" for n in order], path)
+    try:
+        array = np.stack([image.get_frame(int(n) + 1, dtype=np.float32, apply_real_world_transform=False,
+                                          apply_modality_transform=True) for n in order])
+    except Exception as exc:  # a missing decoder was refused before (dicom.check_decoder)
+        raise InputError(f"cannot decode the pixel data ({first_line(exc)})", path,
+                         "the file may be truncated or damaged; export the series again") from None
+    return stack_to_volume(_as_hounsfield(array), stack, f"{path} ({label})", path)
+
+
+def functional_group_item(per_frame, shared, keyword: str, path: Path):
+    """A functional group of one frame: its own, else the shared one."""
+    for groups in (per_frame, shared):
+        if groups is not None and keyword in groups:
+            return groups[keyword].value[0]
+    raise GeometryError(f"no {keyword} for its frames", path, "give a file made with its geometry")

@@ -399,7 +399,7 @@ def multiframe_with_a_missing_frame(data_dir, tmp, model):
     """A multi-frame (enhanced) CT file with a frame missing (a gap)."""
     slices = ct_slices(data_dir)
     path = multiframe_file(slices[:3] + slices[4:], tmp / "enhanced" / "gap.dcm")
-    return BadInput(segment(path.parent, tmp, model), GEOMETRY, "regular volume", "gap.dcm")
+    return BadInput(segment(path.parent, tmp, model), GEOMETRY, "slice positions jump", "gap.dcm")
 
 
 @entry

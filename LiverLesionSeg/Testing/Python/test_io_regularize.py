@@ -171,3 +171,31 @@ def test_a_mask_on_other_slices_than_the_acquired_ones_is_refused(straight, tmp_
     with pytest.raises(GeometryError) as exc:
         grid.acquired.slice_indices(positions, "a SEG frame", "seg.dcm")
     assert "does not lie on a slice of the CT series" in str(exc.value) and "seg.dcm" in str(exc.value)
+
+
+def test_a_tilted_multiframe_file_reads_as_its_slices_do(data_dir, tmp_path):
+    """The tilted slices as one Legacy Converted Enhanced CT file: highdicom finds no regular volume
+    in it, its frames are placed by their plane positions and resampled, giving the slices' volume;
+    its DICOM SEG output reads back onto that grid."""
+    import bad_inputs
+
+    from LiverLesionSegLib.io.cases import find_input_ct
+    from LiverLesionSegLib.io.dicomseg import read_seg_masks
+    from LiverLesionSegLib.io.dicomseg_write import save_dicom_seg
+
+    bad_inputs.copy_slices(data_dir, tmp_path / "straight")  # HCC_006's, which highdicom converts
+    straight = (tmp_path / "straight", read_ct_folder(tmp_path / "straight"))
+    slices = tilted_copy(straight, tmp_path, 1.0)
+    path = bad_inputs.multiframe_file(sorted(slices.iterdir())[::-1], tmp_path / "enhanced" / "tilted.dcm")
+    from_slices = read_ct_folder(slices)
+    found = find_input_ct(path)
+    from_file = found.read()
+    assert from_file.same_grid(from_slices)
+    np.testing.assert_array_equal(from_file.array, from_slices.array)
+    labels = np.zeros(from_file.shape, np.uint8)
+    labels[1:5, 150:330, 60:260] = 1
+    labels[2:4, 200:240, 100:140] = 2
+    save_dicom_seg(tmp_path / "seg.dcm", from_file.with_array(labels), found.series, ["m"])
+    masks = read_seg_masks(tmp_path / "seg.dcm", from_file)
+    np.testing.assert_array_equal(masks["liver"], labels == 1)
+    np.testing.assert_array_equal(masks["lesion"], labels == 2)
