@@ -44,6 +44,11 @@ class Segmentation:
     timings: dict[str, float] = field(default_factory=dict)
     caveats: list[str] = field(default_factory=list)  # what a reader should check (caveats.result_caveats)
 
+    @property
+    def liver_ml(self) -> float:
+        """The liver's volume (its lesions included)."""
+        return float(np.count_nonzero(self.liver.array)) * self.liver.voxel_volume_mm3 / 1000.0
+
     def label_map(self) -> np.ndarray:
         """0 background, 1 liver, 2 lesion."""
         labels = self.liver.array.copy()

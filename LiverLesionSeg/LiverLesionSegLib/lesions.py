@@ -13,6 +13,8 @@ numbered from 1 (equal volumes keep the order of their first voxel in the array)
   hull of the pixel corner points), in mm with the i and j spacings, the direction matrix assumed
   orthonormal; the largest over the planes. A single pixel measures its diagonal,
   sqrt(spacing_i² + spacing_j²). `diameter_slice` is the k plane where it was found;
+- long axis: the two hull corners the longest axial diameter joins, in LPS millimetres (a
+  measurement line a viewer can draw: the DICOM SR report's);
 - perpendicular diameter: in that plane, the lesion's width across the longest diameter (the
   extent of the same hull perpendicular to it), the second diameter of the WHO bidimensional
   measure;
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 from scipy import ndimage
@@ -47,6 +49,8 @@ class Lesion:
     first_slice: int  # k range, inclusive
     last_slice: int
     median_hu: Optional[float] = None  # None without the CT
+    # the longest axial diameter's two ends (LPS mm), on plane `diameter_slice`
+    long_axis_lps: tuple[tuple[float, float, float], tuple[float, float, float]] = ((0.0,) * 3, (0.0,) * 3)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -79,20 +83,23 @@ def _measure(component: np.ndarray, corner_kji: np.ndarray, geometry: Volume,
     centroid_ijk = (kji.mean(axis=0) + corner_kji)[::-1]
     centroid_lps = geometry.physical_points(centroid_ijk)[0]
     centroid_ras = LPS_TO_RAS[:3, :3] @ centroid_lps
-    diameter, across, k_in_box = axial_diameters(component, geometry.spacing[0], geometry.spacing[1])
+    diameters = axial_diameters(component, geometry.spacing[0], geometry.spacing[1])
+    k = corner_kji[0] + diameters.k
+    ends_ijk = [(i + corner_kji[2], j + corner_kji[1], k) for i, j in diameters.ends_ij]
     voxels = len(kji)
     return Lesion(
         number=0,
         voxels=voxels,
         volume_ml=voxels * geometry.voxel_volume_mm3 / 1000.0,
-        longest_axial_diameter_mm=diameter,
-        perpendicular_diameter_mm=across,
-        diameter_slice=int(corner_kji[0] + k_in_box),
+        longest_axial_diameter_mm=diameters.longest_mm,
+        perpendicular_diameter_mm=diameters.across_mm,
+        diameter_slice=int(k),
         centroid_lps=tuple(float(v) for v in centroid_lps),
         centroid_ras=tuple(float(v) for v in centroid_ras),
         first_slice=int(corner_kji[0]),
         last_slice=int(corner_kji[0] + component.shape[0] - 1),
         median_hu=None if ct is None else float(np.median(ct[component])),
+        long_axis_lps=tuple(tuple(float(v) for v in point) for point in geometry.physical_points(ends_ijk)),
     )
 
 
@@ -104,28 +111,35 @@ def tumour_burden(lesions: list[Lesion], liver_ml: float) -> float:
 
 def longest_axial_diameter(mask: np.ndarray, spacing_i: float, spacing_j: float) -> tuple[float, int]:
     """(largest in-plane Feret diameter in mm over the k planes of a [k, j, i] mask, its k)."""
-    diameter, _, k = axial_diameters(mask, spacing_i, spacing_j)
-    return diameter, k
+    diameters = axial_diameters(mask, spacing_i, spacing_j)
+    return diameters.longest_mm, diameters.k
 
 
-def axial_diameters(mask: np.ndarray, spacing_i: float, spacing_j: float) -> tuple[float, float, int]:
-    """(largest in-plane Feret diameter in mm over the k planes of a [k, j, i] mask, the width
-    across it in its plane, its k)."""
+class AxialDiameters(NamedTuple):
+    longest_mm: float  # the largest in-plane Feret diameter over the k planes
+    across_mm: float  # the width across it, in its plane
+    k: int  # its plane
+    ends_ij: tuple[tuple[float, float], tuple[float, float]]  # its two ends, (i, j) in voxels (pixel corners)
+
+
+def axial_diameters(mask: np.ndarray, spacing_i: float, spacing_j: float) -> AxialDiameters:
+    """The longest axial diameter of a [k, j, i] mask, the width across it and where it lies."""
     mask = np.asarray(mask, dtype=bool)
     # Per row (k, j): the first and last set column. Only the outer squares of each row can
     # give hull corners, so 4 corners per row replace 4 per pixel.
     rows_present = mask.any(axis=2)
     first = np.argmax(mask, axis=2)
     last = mask.shape[2] - 1 - np.argmax(mask[:, :, ::-1], axis=2)
-    best, best_across, best_k = 0.0, 0.0, 0
+    best = AxialDiameters(0.0, 0.0, 0, ((0.0, 0.0), (0.0, 0.0)))
     for k in range(mask.shape[0]):
         j = np.flatnonzero(rows_present[k])
         if j.size == 0:
             continue
-        diameter, across = _feret_of_rows(j, first[k, j], last[k, j], spacing_i, spacing_j)
-        if diameter > best:
-            best, best_across, best_k = diameter, across, k
-    return best, best_across, best_k
+        diameter, across, ends_mm = _feret_of_rows(j, first[k, j], last[k, j], spacing_i, spacing_j)
+        if diameter > best.longest_mm:
+            ends_ij = tuple((float(x / spacing_i), float(y / spacing_j)) for x, y in ends_mm)
+            best = AxialDiameters(diameter, across, k, ends_ij)
+    return best
 
 
 def axial_diameter(slice_mask: np.ndarray, spacing_i: float, spacing_j: float) -> float:
@@ -134,9 +148,9 @@ def axial_diameter(slice_mask: np.ndarray, spacing_i: float, spacing_j: float) -
 
 
 def _feret_of_rows(j: np.ndarray, first_i: np.ndarray, last_i: np.ndarray,
-                   spacing_i: float, spacing_j: float) -> tuple[float, float]:
-    """Largest corner-to-corner distance of the rows' pixel runs [first_i, last_i] x {j}, and
-    their extent perpendicular to it."""
+                   spacing_i: float, spacing_j: float) -> tuple[float, float, np.ndarray]:
+    """Largest corner-to-corner distance of the rows' pixel runs [first_i, last_i] x {j}, their
+    extent perpendicular to it, and its two corners (x, y in mm from voxel (0, 0)'s centre)."""
     left, right = first_i - 0.5, last_i + 0.5
     top, bottom = j - 0.5, j + 0.5
     x = np.concatenate([left, left, right, right]) * spacing_i
@@ -149,4 +163,4 @@ def _feret_of_rows(j: np.ndarray, first_i: np.ndarray, last_i: np.ndarray,
     a, b = np.unravel_index(distances.argmax(), distances.shape)
     axis = (points[b] - points[a]) / distances[a, b]
     across = points @ np.array([-axis[1], axis[0]])
-    return float(distances[a, b]), float(across.max() - across.min())
+    return float(distances[a, b]), float(across.max() - across.min()), points[[a, b]]

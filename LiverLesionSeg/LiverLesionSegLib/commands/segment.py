@@ -45,7 +45,10 @@ def add_parser(sub, common) -> None:
                    help="with several inputs: each result's format, written as FOLDER/NAME.FORMAT, NAME from its "
                         "input (default: seg.nrrd)")
     p.add_argument("--probabilities", type=Path, metavar="FILE", help="also write the lesion probability map")
-    p.add_argument("--lesions", type=Path, metavar="CSV", help="also write the lesion table")
+    p.add_argument("--lesions", type=Path, metavar="CSV|DCM",
+                   help="also write the lesion table: .csv, or .dcm for a DICOM SR measurement report over the "
+                        "input's DICOM series (TID 1500: each lesion's long axis line, short axis, volume, median "
+                        "CT value)")
     p.add_argument("--overlay", type=Path, metavar="PNG", help="also write a PNG of the result on a CT slice")
     p.add_argument("--model", type=Path, metavar="FILE", action="append",
                    help="a checkpoint (default: the bundled model); given several times (three, say, trained "
@@ -125,15 +128,14 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         check_writable(path)
 
     timings: dict[str, float] = {}
-    with find_input(input_path, args.series, output, kind, timings) as found:
+    with find_input(input_path, args.series, dicom_outputs(output, kind, args.lesions), timings) as found:
         device, checkpoints = load_checkpoints(args, progress, timings)
         volume, result, lesions = segment_input(found, args, checkpoints, device, progress, timings)
         with progress.stage("write", timings):
             write_result(output, kind, found.series, volume, result, checkpoints, args.probabilities)
             if args.lesions:
-                from ..report import write_lesion_table
-
-                write_lesion_table(args.lesions, {case_name(input_path): lesions})
+                write_lesions(args.lesions, {case_name(input_path): lesions}, result.liver_ml, found.series,
+                              checkpoints)
             if overlay:
                 from ..plots import plot_overlay
 
@@ -158,24 +160,55 @@ def load_checkpoints(args: argparse.Namespace, progress: Progress, timings: dict
     return device, checkpoints
 
 
-def find_input(input_path: Path, series, output: Path, kind: str, timings: dict):
-    """Where the input's CT lies (`InputCT`), from its headers, before any work; for a DICOM SEG
-    output, also that the series can carry one."""
+# What each DICOM output is called in messages, and what to write instead where it cannot lie on the input
+SEG_OUTPUT = ("a DICOM SEG", "write a .seg.nrrd or .nii.gz instead")
+REPORT_OUTPUT = ("a DICOM SR lesion report", "write the lesion table as .csv instead")
+
+
+def dicom_outputs(output: Path, kind: str, lesions: Optional[Path]) -> list[tuple[Path, tuple[str, str]]]:
+    """The outputs that must lie on the input's DICOM series (a DICOM SEG, a DICOM SR), each named."""
+    return ([(output, SEG_OUTPUT)] if kind == "dicom-seg" else []) + \
+        ([(lesions, REPORT_OUTPUT)] if is_dicom_report(lesions) else [])
+
+
+def is_dicom_report(path: Optional[Path]) -> bool:
+    return path is not None and path.suffix.lower() == ".dcm"
+
+
+def find_input(input_path: Path, series, dicom_outputs: list[tuple[Path, tuple[str, str]]], timings: dict):
+    """Where the input's CT lies (`InputCT`), from its headers, before any work; for DICOM outputs
+    (SEG, SR), also that the series can carry them."""
     from ..io.cases import find_input_ct
     from ..io.dicomseg_write import check_dicom_seg_source
 
     with timed("read", timings):
         found = find_input_ct(input_path, series)
-    if kind == "dicom-seg":
-        try:
+    try:
+        for output, (what, instead) in dicom_outputs:
             if found.series is None:
-                raise OutputError(f"a DICOM SEG must lie on a DICOM series, and the input {Path(input_path).name} "
-                                  "is not one", output, "name the output .seg.nrrd or .nii.gz")
-            check_dicom_seg_source(found.series)
-        except BaseException:
-            found.close()
-            raise
+                raise OutputError(f"{what} must lie on a DICOM series, and the input {Path(input_path).name} "
+                                  "is not one", output, instead)
+            check_dicom_seg_source(found.series, what, instead)
+    except BaseException:
+        found.close()
+        raise
     return found
+
+
+def write_lesions(path: Path, lesions_by_case: dict, liver_ml: Optional[float], source, checkpoints: list) -> None:
+    """The lesion table as CSV, or (one case, a `.dcm` path) as a DICOM SR over `source`, with the
+    liver's volume."""
+    if is_dicom_report(path):
+        from ..io.atomic import atomic_paths
+        from ..io.dicomsr_write import save_lesion_report
+
+        (lesions,) = lesions_by_case.values()
+        with atomic_paths(path) as temporary:
+            save_lesion_report(temporary[0], lesions, liver_ml, source, [c.path.name for c in checkpoints])
+    else:
+        from ..report import write_lesion_table
+
+        write_lesion_table(path, lesions_by_case)
 
 
 def segment_input(found, args: argparse.Namespace, checkpoints: list, device, progress: Progress,
@@ -237,8 +270,7 @@ def report(output: Path, result, lesions, timings: dict, progress: Progress, ext
     with JSON progress, the lines a user reads."""
     from ..lesions import tumour_burden
 
-    spacing_ml = result.liver.voxel_volume_mm3 / 1000.0
-    liver_ml = float(result.liver.array.sum()) * spacing_ml
+    liver_ml = result.liver_ml
     lesion_ml = sum(lesion.volume_ml for lesion in lesions)
     burden = tumour_burden(lesions, liver_ml)
     stages = format_timings(timings)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from ..errors import InputError, LiverLesionSegError, OutputError
 from ..progress import JsonLinesProgress, Progress
-from .segment import (MANY_FORMATS, case_name, check_distinct, find_input, load_checkpoints, report, segment_input,
-                      write_result)
+from .segment import (MANY_FORMATS, case_name, check_distinct, dicom_outputs, find_input, is_dicom_report,
+                      load_checkpoints, report, segment_input, write_result)
 
 log = logging.getLogger("LiverLesionSeg")
 DEFAULT_FORMAT = MANY_FORMATS[0]
@@ -26,6 +26,9 @@ def run_many(args: argparse.Namespace, progress: Progress) -> int:
     from ..io.write import output_kind
 
     folder = _output_folder(args)
+    if is_dicom_report(args.lesions):
+        raise OutputError("a DICOM SR lesion report lies on one CT series, and several inputs were given",
+                          args.lesions, "write the lesion table of several inputs as .csv")
     missing = [path for path in args.input if not Path(path).exists()]
     if missing:
         raise InputError(f"does not exist ({len(missing)} of the {len(args.input)} inputs)", missing[0],
@@ -49,7 +52,7 @@ def run_many(args: argparse.Namespace, progress: Progress) -> int:
         log.info("Input %d of %d: %s", number, len(outputs), input_path)
         case_timings: dict[str, float] = {}
         try:
-            with find_input(input_path, args.series, output, kind, case_timings) as found:
+            with find_input(input_path, args.series, dicom_outputs(output, kind, None), case_timings) as found:
                 volume, result, lesions = segment_input(found, args, checkpoints, device, progress, case_timings)
                 with progress.stage("write", case_timings):
                     write_result(output, kind, found.series, volume, result, checkpoints)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import pydicom
@@ -59,15 +59,15 @@ def save_dicom_seg(path: Path, labels: Volume, source: SeriesInfo, models: Seque
     seg.save_as(path)
 
 
-def check_dicom_seg_source(source: SeriesInfo) -> None:
-    """Refuse, before any work, a series that a DICOM SEG cannot lie on: one without the frame of
-    reference (required in a CT, but anonymisers remove it) that the SEG must share."""
+def check_dicom_seg_source(source: SeriesInfo, what: str = "a DICOM SEG",
+                           instead: str = "write a .seg.nrrd or .nii.gz instead") -> None:
+    """Refuse, before any work, a series that a DICOM SEG (or SR: `what`) cannot lie on: one
+    without the frame of reference (required in a CT, but anonymisers remove it) it must share."""
     first = source.files[0]
     with header_values(first):
         if not pydicom.dcmread(first, stop_before_pixels=True).get("FrameOfReferenceUID"):
-            raise OutputError("the CT series has no FrameOfReferenceUID, which a DICOM SEG must share with it (an "
-                              "anonymiser may have removed it)", first,
-                              "write a .seg.nrrd or .nii.gz instead")
+            raise OutputError(f"the CT series has no FrameOfReferenceUID, which {what} must share with it (an "
+                              "anonymiser may have removed it)", first, instead)
 
 
 def source_headers(source: SeriesInfo) -> list[pydicom.Dataset]:
@@ -83,18 +83,27 @@ def source_frames(headers: Sequence[pydicom.Dataset], labels: Volume, source: Se
     """The label map under each source frame, in the order highdicom takes the frames: file by
     file, and a multi-frame file's frames in their stored order. On a CT resampled from slices that
     were no grid (`regularize`), the voxels nearest each slice's pixels."""
-    positions = []
-    for header in headers:
-        with header_values(source.folder):
-            if "PerFrameFunctionalGroupsSequence" in header:
-                positions += [group.PlanePositionSequence[0].ImagePositionPatient
-                              for group in header.PerFrameFunctionalGroupsSequence]
-            else:
-                positions.append(header.ImagePositionPatient)
-    positions = np.array(positions, dtype=float)
+    positions, _ = frame_positions(headers, source)
     if labels.acquired is not None:
         return sample_slices(labels, dataclasses.replace(labels.acquired, positions=positions))
     return labels.array[slice_indices(labels, positions, "a CT slice", source.folder)]
+
+
+def frame_positions(headers: Sequence[pydicom.Dataset], source: SeriesInfo
+                    ) -> tuple[np.ndarray, list[tuple[pydicom.Dataset, Optional[int]]]]:
+    """Each source frame's position (rows of LPS mm) in highdicom's order, with its file's header
+    and its frame number (None in a single-frame file)."""
+    positions, frames = [], []
+    for header in headers:
+        with header_values(source.folder):
+            if "PerFrameFunctionalGroupsSequence" in header:
+                for number, group in enumerate(header.PerFrameFunctionalGroupsSequence, start=1):
+                    positions.append(group.PlanePositionSequence[0].ImagePositionPatient)
+                    frames.append((header, number))
+            else:
+                positions.append(header.ImagePositionPatient)
+                frames.append((header, None))
+    return np.array(positions, dtype=float), frames
 
 
 def _description(spec: SegmentSpec, algorithm):

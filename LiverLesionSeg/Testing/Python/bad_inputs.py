@@ -221,6 +221,16 @@ def unknown_output_format(data_dir, tmp, model):
 
 
 @entry
+def dicom_report_for_a_nifti_input(data_dir, tmp, model):
+    """A DICOM SR lesion report (`--lesions report.dcm`) asked for a NIfTI CT, which has no DICOM series to lie on."""
+    ct, _ = labelled_slices(data_dir)
+    sitk.WriteImage(ct.to_sitk(), str(tmp / "ct.nii.gz"))
+    argv = ["segment", str(tmp / "ct.nii.gz"), "-o", str(tmp / "out.nii.gz"), "--lesions", str(tmp / "report.dcm"),
+            "--model", str(model)]
+    return BadInput(argv, OUTPUT, "a dicom sr lesion report must lie on a dicom series", "report.dcm")
+
+
+@entry
 def dicom_seg_output_for_a_nifti_input(data_dir, tmp, model):
     """A DICOM SEG output (`.dcm`) asked for a NIfTI CT, which has no DICOM series to lie on."""
     ct, _ = labelled_slices(data_dir)

@@ -103,6 +103,9 @@ def test_missing_inputs_and_clashing_names_are_refused_before_any_work(data_dir,
     code = main(["segment", str(case), str(case), "-o", str(out), "--overlay", str(tmp_path / "o.png"),
                  "--progress", "none"])
     assert code == 6 and "--overlay take one input" in _error_lines(capsys.readouterr().err)[0]
+    code = main(["segment", str(case), str(case), "-o", str(out), "--lesions", str(tmp_path / "report.dcm"),
+                 "--progress", "none"])
+    assert code == 6 and "a DICOM SR lesion report lies on one CT series" in _error_lines(capsys.readouterr().err)[0]
     assert not out.exists()  # nothing made, not even the folder
     code = main(["segment", str(case), "-o", str(tmp_path / "x.nii.gz"), "--format", "dcm", "--progress", "none"])
     assert code == 6 and "--format is for several inputs" in _error_lines(capsys.readouterr().err)[0]

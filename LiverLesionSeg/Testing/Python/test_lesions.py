@@ -163,3 +163,23 @@ def test_large_lesion_is_fast():
     expected = np.sqrt(((hull[:, None] - hull[None]) ** 2).sum(-1)).max()
     assert lesion.longest_axial_diameter_mm == pytest.approx(expected)
     assert 0.95 * expected < lesion.perpendicular_diameter_mm <= expected  # a disc is as wide across
+
+
+def test_long_axis_ends_are_the_diagonal_corners_in_patient_space():
+    """A 20 x 4 pixel rectangle on plane k = 3 of a shifted, flipped grid: the long axis joins two
+    opposite corners of it (pixel corners, half a voxel outside the centres), in LPS mm, and its
+    length is the longest diameter."""
+    array = np.zeros((6, 12, 30))
+    array[3, 4:8, 5:25] = 1
+    array[2, 5:7, 10:12] = 1  # a smaller part on the plane below: not where the diameter lies
+    direction = np.diag([-1.0, 1.0, 1.0])
+    (lesion,) = lesion_table(volume(array, spacing=(0.8, 0.5, 2.5), origin=(100.0, -50.0, 30.0),
+                                    direction=direction))
+    assert lesion.diameter_slice == 3
+    ends = np.array(lesion.long_axis_lps)
+    assert np.linalg.norm(ends[1] - ends[0]) == pytest.approx(lesion.longest_axial_diameter_mm)
+    assert ends[:, 2] == pytest.approx([30.0 + 3 * 2.5] * 2)
+    corners_i, corners_j = (4.5, 24.5), (3.5, 7.5)  # the rectangle's outer pixel corners, in voxels
+    xs = sorted(100.0 - 0.8 * i for i in corners_i)  # x = origin - i * spacing (the flipped axis)
+    ys = sorted(-50.0 + 0.5 * j for j in corners_j)
+    assert sorted(ends[:, 0]) == pytest.approx(xs) and sorted(ends[:, 1]) == pytest.approx(ys)

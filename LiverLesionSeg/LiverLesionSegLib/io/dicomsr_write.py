@@ -1,0 +1,133 @@
+"""The lesion table as a DICOM Structured Report over the CT series, through highdicom.
+
+A TID 1500 Measurement Report (Comprehensive 3D SR), as PACS and viewers (OHIF, 3D Slicer's
+Quantitative Reporting) read measurements: one planar ROI group per lesion, tracked as
+"Lesion N" (the table's numbers), a lesion (SNOMED CT) found in the liver, after one group for
+the liver itself (its volume; a CT without lesions gets only that one). A lesion's region is the
+longest axial diameter drawn as a two-point line on the CT slice it lies on (image coordinates of
+that slice, or patient coordinates where the CT was resampled and no slice holds it); its
+measurements are the long axis and the width across it (mm), the volume (mL) and the median CT
+value (HU). The device that made it is named, with the model(s), as an AI algorithm's result for
+research: the figures are to be checked by a reader.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import pydicom
+
+from .. import __version__
+from ..errors import OutputError, first_line
+from ..lesions import Lesion
+from .dicom import SeriesInfo, header_values
+from .dicomseg_write import frame_positions, source_headers
+
+SERIES_NUMBER = 902  # beside the DICOM SEG's 901
+SERIES_DESCRIPTION = "Liver lesion measurements (LiverLesionSeg)"
+MILLILITRE = pydicom.sr.coding.Code("mL", "UCUM", "milliliter")
+HOUNSFIELD_UNIT = pydicom.sr.coding.Code("[hnsf'U]", "UCUM", "Hounsfield unit")
+# A slice whose plane lies this close to the long axis holds it (positions are decimal text).
+PLANE_TOLERANCE_MM = 0.1
+
+
+def save_lesion_report(path: Path, lesions: Sequence[Lesion], liver_ml: float, source: SeriesInfo,
+                       models: Sequence[str]) -> None:
+    """Write the report of `lesions` and of the liver (`liver_ml`), measured on `source`'s CT, to exactly `path`."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    headers = source_headers(source)
+    algorithm = hd.sr.AlgorithmIdentification(name="LiverLesionSeg", version=__version__,
+                                              parameters=[", ".join(models)[:64]])
+    device = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=hd.UID(), name="LiverLesionSeg", manufacturer_name="LiverLesionSeg", model_name=__version__))
+    liver = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier="Liver"),
+        finding_type=codes.SCT.Liver, finding_sites=[hd.sr.FindingSite(anatomic_location=codes.SCT.Liver)],
+        algorithm_id=algorithm,
+        measurements=[hd.sr.Measurement(name=codes.SCT.Volume, value=liver_ml, unit=MILLILITRE,
+                                        algorithm_id=algorithm)])
+    groups = [liver] + [_lesion_group(lesion, headers, source, algorithm) for lesion in lesions]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # highdicom's remarks on the source's own values
+        try:
+            report = hd.sr.MeasurementReport(
+                observation_context=hd.sr.ObservationContext(observer_device_context=device),
+                procedure_reported=hd.sr.CodedConcept("25045-6", "LN", "CT unspecified body region"),
+                imaging_measurements=groups, title=codes.DCM.ImagingMeasurementReport)
+            sr = hd.sr.Comprehensive3DSR(
+                evidence=headers, content=report, series_instance_uid=hd.UID(), series_number=SERIES_NUMBER,
+                sop_instance_uid=hd.UID(), instance_number=1, manufacturer="LiverLesionSeg",
+                series_description=SERIES_DESCRIPTION)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            raise OutputError(f"cannot make a DICOM SR on this CT series ({first_line(exc)})", path,
+                              "write the lesion table as .csv instead") from None
+    sr.save_as(path)
+
+
+def _lesion_group(lesion: Lesion, headers: Sequence[pydicom.Dataset], source: SeriesInfo, algorithm):
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    measurements = [
+        hd.sr.Measurement(name=codes.SCT.LongAxis, value=lesion.longest_axial_diameter_mm, unit=codes.UCUM.Millimeter,
+                          algorithm_id=algorithm),
+        hd.sr.Measurement(name=codes.SCT.ShortAxis, value=lesion.perpendicular_diameter_mm, unit=codes.UCUM.Millimeter,
+                          algorithm_id=algorithm),
+        hd.sr.Measurement(name=codes.SCT.Volume, value=lesion.volume_ml, unit=MILLILITRE, algorithm_id=algorithm)]
+    if lesion.median_hu is not None:
+        measurements.append(hd.sr.Measurement(name=codes.DCM.AttenuationCoefficient, value=lesion.median_hu,
+                                              unit=HOUNSFIELD_UNIT, derivation=codes.SCT.Median,
+                                              algorithm_id=algorithm))
+    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"Lesion {lesion.number}"),
+        referenced_region=long_axis_region(lesion, headers, source), finding_type=codes.SCT.Lesion,
+        finding_sites=[hd.sr.FindingSite(anatomic_location=codes.SCT.Liver)], algorithm_id=algorithm,
+        measurements=measurements)
+
+
+def long_axis_region(lesion: Lesion, headers: Sequence[pydicom.Dataset], source: SeriesInfo):
+    """The long axis as a line on the source slice (or frame) whose plane holds both its ends, in
+    that image's coordinates (0, 0 the first pixel's outer corner); in patient coordinates where
+    none does (a slice made between the acquired ones by resampling)."""
+    import highdicom as hd
+
+    ends = np.array(lesion.long_axis_lps)
+    positions, frames = frame_positions(headers, source)
+    planes = [_plane(header, frame, source.folder) for header, frame in frames]
+    distances = [np.abs((ends - position) @ np.cross(row_dir, col_dir)).max()
+                 for position, (row_dir, col_dir, _, _) in zip(positions, planes)]
+    nearest = int(np.argmin(distances))
+    if distances[nearest] > PLANE_TOLERANCE_MM:
+        return hd.sr.ImageRegion3D(graphic_type=hd.sr.GraphicTypeValues3D.POLYLINE, graphic_data=ends,
+                                   frame_of_reference_uid=headers[0].FrameOfReferenceUID)
+    (header, frame), (row_dir, col_dir, row_spacing, column_spacing) = frames[nearest], planes[nearest]
+    offsets = ends - positions[nearest]
+    xy = np.column_stack([offsets @ row_dir / column_spacing, offsets @ col_dir / row_spacing]) + 0.5
+    return hd.sr.ImageRegion(
+        graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=xy,
+        source_image=hd.sr.SourceImageForRegion(header.SOPClassUID, header.SOPInstanceUID,
+                                                None if frame is None else [frame]))
+
+
+def _plane(header: pydicom.Dataset, frame: Optional[int], where: Path):
+    """(row direction, column direction, row spacing, column spacing) of a file or one of its frames."""
+    from .multiframe import functional_group_item
+
+    with header_values(where):
+        if frame is None:
+            orientation, spacing = header.ImageOrientationPatient, header.PixelSpacing
+        else:
+            shared = header.get("SharedFunctionalGroupsSequence", [None])[0]
+            group = header.PerFrameFunctionalGroupsSequence[frame - 1]
+            plane = functional_group_item(group, shared, "PlaneOrientationSequence", where)
+            orientation = plane.ImageOrientationPatient
+            spacing = functional_group_item(group, shared, "PixelMeasuresSequence", where).PixelSpacing
+        orientation = np.array([float(v) for v in orientation])
+        return orientation[:3], orientation[3:], float(spacing[0]), float(spacing[1])
