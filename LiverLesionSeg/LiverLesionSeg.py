@@ -523,6 +523,7 @@ class LiverLesionSegTest(ScriptedLoadableModuleTest):
         cases.check_physical_points_match(run, core)
         cases.check_probability_volume(run, core)
         cases.check_lesion_table(run, core)
+        cases.check_long_axis_lines(run)
         with tempfile.TemporaryDirectory() as folder:
             cases.check_seg_nrrd_round_trip(run, folder)
         cases.check_existing_segmentation_kept(slicer.mrmlScene, run, core)

@@ -32,12 +32,14 @@ from .errors import InputError
 from .metrics import COMPARISON_COLUMNS, CaseMetrics, evaluate_case
 from .parameters import SegmentParameters
 from .segments import LESION, LIVER, SegmentSpec, meaning_of_segment_name
-from .volume import Volume
+from .volume import LPS_TO_RAS, Volume
 
 BINARY_LABELMAP = "Binary labelmap"
 # Node reference from a segmentation node we made to its lesion table, so that replacing the
 # segmentation (only ever on the user's choice) refreshes that table instead of adding another.
 LESION_TABLE_ROLE = "LiverLesionSegLesionTable"
+# ... and to its lesions' long-axis lines, replaced with it likewise.
+LONG_AXIS_ROLE = "LiverLesionSegLongAxis"
 CAVEATS_ATTRIBUTE = "LiverLesionSeg.Cautions"  # what the reader should check, one per line (caveats.py)
 HEATMAP_COLOR_IDS = (  # preferred colour nodes for the probability overlay, when the scene has them
     "vtkMRMLColorTableNodeFileInferno.txt",
@@ -236,6 +238,31 @@ def fill_lesion_table(table_node, lesions: Sequence) -> None:
     table_node.SetLocked(True)  # measurements, not for editing
 
 
+def add_long_axis_lines(scene, segmentation_node, lesions: Sequence) -> list:
+    """Each lesion's longest axial diameter as a locked markups line named "<segmentation> lesion N
+    long axis" (its first point labelled N), which Slicer draws on the lesion's slice with its own
+    length measurement, for a reader to check against the image. The lines an earlier run left
+    on `segmentation_node` are removed first."""
+    earlier = [segmentation_node.GetNthNodeReference(LONG_AXIS_ROLE, n)
+               for n in range(segmentation_node.GetNumberOfNodeReferences(LONG_AXIS_ROLE))]
+    segmentation_node.RemoveNodeReferenceIDs(LONG_AXIS_ROLE)
+    for node in earlier:
+        if node is not None:
+            scene.RemoveNode(node)
+    lines = []
+    for lesion in lesions:
+        name = scene.GenerateUniqueName(f"{segmentation_node.GetName()} lesion {lesion.number} long axis")
+        line = scene.AddNewNodeByClass("vtkMRMLMarkupsLineNode", name)
+        for label, point_lps in zip((str(lesion.number), ""), lesion.long_axis_lps):
+            line.AddControlPoint(vtk.vtkVector3d(*(LPS_TO_RAS[:3, :3] @ np.asarray(point_lps))), label)
+        line.SetLocked(True)  # a measurement, as the table is; unlock it in Markups to adjust
+        line.CreateDefaultDisplayNodes()
+        line.GetDisplayNode().SetSelectedColor(*LESION.color)
+        segmentation_node.AddNodeReferenceID(LONG_AXIS_ROLE, line.GetID())
+        lines.append(line)
+    return lines
+
+
 def table_rows(table_node) -> list[dict]:
     """The rows of a table node as dicts of column name -> value (numbers stay numbers)."""
     table = table_node.GetTable()
@@ -350,6 +377,7 @@ class SegmentationOutputs:
     lesions: list = field(default_factory=list)
     liver_ml: float = 0.0
     caveats: list[str] = field(default_factory=list)
+    long_axis_nodes: list = field(default_factory=list)  # markups lines, one per lesion
 
     @property
     def summary(self) -> str:
@@ -395,11 +423,12 @@ def write_outputs(scene, input_node, result, output_segmentation=None, probabili
                                              scene.GenerateUniqueName(f"{segmentation_node.GetName()} lesions"))
         segmentation_node.SetNodeReferenceID(LESION_TABLE_ROLE, table_node.GetID())
     fill_lesion_table(table_node, lesions)
+    lines = add_long_axis_lines(scene, segmentation_node, lesions)
     if probability_node is not None:
         fill_probability_node(probability_node, result.lesion_probability)
-    _follow_transform(input_node, [segmentation_node] + ([probability_node] if probability_node else []))
-    liver_ml = float(np.count_nonzero(result.liver.array)) * result.liver.voxel_volume_mm3 / 1000.0
-    return SegmentationOutputs(segmentation_node, table_node, probability_node, lesions, liver_ml, result.caveats)
+    _follow_transform(input_node, [segmentation_node] + lines + ([probability_node] if probability_node else []))
+    return SegmentationOutputs(segmentation_node, table_node, probability_node, lesions, result.liver_ml,
+                               result.caveats, lines)
 
 
 def _on_grid_of(volume_node, mask: Volume) -> bool:

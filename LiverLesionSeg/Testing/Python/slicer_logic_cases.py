@@ -233,6 +233,26 @@ def check_lesion_table(run: LogicRun, core) -> None:
     assert f"{total:.2f} mL in all, {100 * total / run.outputs.liver_ml:.1f} % of the liver" in run.outputs.summary
 
 
+def check_long_axis_lines(run: LogicRun) -> None:
+    """One locked line per lesion, named and labelled by its number, on the lesion's slice: its ends
+    are the table's long axis (RAS), its length as Slicer measures it is the table's diameter."""
+    lesions, lines = run.outputs.lesions, run.outputs.long_axis_nodes
+    assert len(lines) == len(lesions) >= 1, f"{len(lines)} lines for {len(lesions)} lesions"
+    references = [run.outputs.segmentation_node.GetNthNodeReference(mrml.LONG_AXIS_ROLE, n)
+                  for n in range(run.outputs.segmentation_node.GetNumberOfNodeReferences(mrml.LONG_AXIS_ROLE))]
+    assert [node.GetID() for node in references] == [line.GetID() for line in lines]
+    for line, lesion in zip(lines, lesions):
+        assert line.GetName().endswith(f"lesion {lesion.number} long axis") and line.GetLocked()
+        assert line.GetNthControlPointLabel(0) == str(lesion.number)
+        assert np.isclose(line.GetLineLengthWorld(), lesion.longest_axial_diameter_mm, rtol=1e-6)
+        ends_ras = np.array([line.GetNthControlPointPosition(n) for n in range(2)])
+        expected = np.array(lesion.long_axis_lps) * [-1, -1, 1]
+        assert np.allclose(ends_ras, expected, atol=1e-4)
+        # both ends lie on the plane of the lesion's diameter slice
+        ijk = np.linalg.solve(run.ct.ijk_to_ras(), np.column_stack([ends_ras, np.ones(2)]).T)[:3].T
+        assert np.allclose(ijk[:, 2], lesion.diameter_slice, atol=1e-6)
+
+
 def check_seg_nrrd_round_trip(run: LogicRun, folder: Path) -> Path:
     """Saved with `vtkMRMLSegmentationStorageNode` and read into a new node: the same segments,
     names, colours, terminology and voxels."""
@@ -278,6 +298,10 @@ def check_existing_segmentation_kept(scene, run: LogicRun, core) -> None:
 
     replaced = mrml.write_outputs(scene, run.input_node, core, output_segmentation=existing)
     assert replaced.segmentation_node is existing
+    lines = scene.GetNumberOfNodesByClass("vtkMRMLMarkupsLineNode")
+    again = mrml.write_outputs(scene, run.input_node, core, output_segmentation=existing)
+    assert scene.GetNumberOfNodesByClass("vtkMRMLMarkupsLineNode") == lines, "the earlier run's lines were kept"
+    assert all(line.GetScene() is None for line in replaced.long_axis_nodes) and again.long_axis_nodes
     assert mrml.segment_ids(existing) == [s.segment_id for s in SEGMENTS], "the chosen output was not replaced"
     assert scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == count + 1, "replacing made a new node"
 

@@ -77,6 +77,10 @@ def test_lesion_table(axial_run, core):
     cases.check_lesion_table(axial_run, core)
 
 
+def test_long_axis_lines(axial_run):
+    cases.check_long_axis_lines(axial_run)
+
+
 def test_reoriented_volume_lands_on_same_physical_points(case, core, model_path, scene):
     """The same CT stored in another voxel order (axes permuted and flipped, so the IJKToRAS
     direction is not the identity and the 1.6 mm slice spacing lies along i): the segments sit on
