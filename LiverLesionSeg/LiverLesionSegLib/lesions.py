@@ -103,10 +103,14 @@ def _measure(component: np.ndarray, corner_kji: np.ndarray, geometry: Volume,
     )
 
 
+def total_volume_ml(lesions: list[Lesion]) -> float:
+    return sum(lesion.volume_ml for lesion in lesions)
+
+
 def tumour_burden(lesions: list[Lesion], liver_ml: float) -> float:
     """The lesions' total volume as a share of the liver's (the liver volume holds its lesions);
     0 where no liver was found."""
-    return sum(lesion.volume_ml for lesion in lesions) / liver_ml if liver_ml > 0 else 0.0
+    return total_volume_ml(lesions) / liver_ml if liver_ml > 0 else 0.0
 
 
 def longest_axial_diameter(mask: np.ndarray, spacing_i: float, spacing_j: float) -> tuple[float, int]:

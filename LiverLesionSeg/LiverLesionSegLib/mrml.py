@@ -381,9 +381,9 @@ class SegmentationOutputs:
 
     @property
     def summary(self) -> str:
-        from .lesions import tumour_burden
+        from .lesions import total_volume_ml, tumour_burden
 
-        lesion_ml = sum(lesion.volume_ml for lesion in self.lesions)
+        lesion_ml = total_volume_ml(self.lesions)
         return (f"Liver {self.liver_ml:.1f} mL; {len(self.lesions)} lesion(s), {lesion_ml:.2f} mL in all, "
                 f"{100 * tumour_burden(self.lesions, self.liver_ml):.1f} % of the liver.")
 

@@ -268,10 +268,10 @@ def report(output: Path, result, lesions, timings: dict, progress: Progress, ext
            event: str = "done") -> None:
     """The summary: an `event` (the last one, "done", or "case" for each of several inputs) and, but
     with JSON progress, the lines a user reads."""
-    from ..lesions import tumour_burden
+    from ..lesions import total_volume_ml, tumour_burden
 
     liver_ml = result.liver_ml
-    lesion_ml = sum(lesion.volume_ml for lesion in lesions)
+    lesion_ml = total_volume_ml(lesions)
     burden = tumour_burden(lesions, liver_ml)
     stages = format_timings(timings)
     summary = {"event": event, "output": str(output), "liver_ml": round(liver_ml, 2), "lesions": len(lesions),

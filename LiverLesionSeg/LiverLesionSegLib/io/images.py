@@ -21,6 +21,7 @@ import SimpleITK as sitk
 from ..errors import GeometryError, InputError
 from ..memory import check_image_fits
 from ..volume import Volume
+from .sheared import is_sheared_nifti_error, read_sheared_nifti
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 IMAGE_FILES = "a .nii, .nii.gz, .nrrd, .nhdr, .mha or .mhd file"
@@ -40,8 +41,10 @@ def image_stem(path: str | os.PathLike) -> str:
     return name
 
 
-def read_image(path: str | os.PathLike) -> Volume:
-    """A 3-D scalar image with its LPS geometry; refuse 2-D, 4-D, vector, non-finite or damaged files."""
+def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
+    """A 3-D scalar image with its LPS geometry; refuse 2-D, 4-D, vector, non-finite or damaged files.
+    A NIfTI whose affine is sheared (a gantry tilt) is resampled onto a regular grid (`sheared`)
+    where `resample_shear`, else refused."""
     path = Path(path)
     if not path.exists():
         raise InputError("does not exist", path, "check the path")
@@ -54,6 +57,8 @@ def read_image(path: str | os.PathLike) -> Volume:
     try:
         reader.ReadImageInformation()
     except RuntimeError as exc:
+        if is_sheared_nifti_error(path, _itk_reason(exc)):
+            return _read_sheared(path, resample_shear)
         raise InputError(f"cannot read the image header ({_itk_reason(exc)})", path,
                          "the file may be damaged or not an image; export it again") from None
     _check_shape(path, reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents())
@@ -75,7 +80,7 @@ def read_image(path: str | os.PathLike) -> Volume:
 
 def read_label_map(path: str | os.PathLike, reference: Volume) -> tuple[Volume, Volume]:
     """(liver, lesion) uint8 0/1 masks on `reference`'s grid from a 0/1/2 label map."""
-    labels = read_image(path)
+    labels = read_image(path, resample_shear=False)
     if labels.shape != reference.shape:
         raise GeometryError(f"the label map has {_size(labels)} voxels but the image {_size(reference)}", path,
                             "give the label map made on this image")
@@ -92,6 +97,20 @@ def read_label_map(path: str | os.PathLike, reference: Volume) -> tuple[Volume, 
     liver = reference.with_array(((array == 1) | (array == 2)).astype(np.uint8), str(path))
     lesion = reference.with_array((array == 2).astype(np.uint8), str(path))
     return liver, lesion
+
+
+def _read_sheared(path: Path, resample: bool) -> Volume:
+    import nibabel as nib
+
+    if not resample:
+        raise GeometryError("the label map's affine is sheared (the grid of a gantry-tilted scan), so it lies on "
+                            "no regular grid", path, "give the label map on the image's regular grid, as "
+                            "liverlesionseg segment writes it")
+    shape = nib.load(str(path)).shape
+    _check_shape(path, len(shape), shape, 1)
+    check_image_fits(tuple(reversed(shape)), 4, path)
+    _check_nifti(path)
+    return read_sheared_nifti(path)
 
 
 # --- checks ------------------------------------------------------------------------------------

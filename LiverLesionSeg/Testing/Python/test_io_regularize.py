@@ -199,3 +199,44 @@ def test_a_tilted_multiframe_file_reads_as_its_slices_do(data_dir, tmp_path):
     masks = read_seg_masks(tmp_path / "seg.dcm", from_file)
     np.testing.assert_array_equal(masks["liver"], labels == 1)
     np.testing.assert_array_equal(masks["lesion"], labels == 2)
+
+
+def sheared_nifti(volume, pixels_per_slice: float, path):
+    """`volume`'s voxels in a NIfTI whose affine shifts slice k by k * `pixels_per_slice` rows:
+    the file a converter without tilt correction makes of the tilted series."""
+    import nibabel as nib
+
+    from LiverLesionSegLib.volume import LPS_TO_RAS
+
+    ijk_to_lps = volume.ijk_to_lps()
+    ijk_to_lps[:3, 2] += pixels_per_slice * volume.spacing[1] * volume.direction[:, 1]
+    nib.save(nib.Nifti1Image(volume.array.transpose(2, 1, 0), LPS_TO_RAS @ ijk_to_lps), str(path))
+    return path
+
+
+def test_a_sheared_nifti_reads_as_the_tilted_series_does(straight, tmp_path):
+    """ITK refuses a NIfTI with a sheared affine; read through nibabel and resampled, it gives the
+    volume the tilted DICOM series gives, voxel for voxel on the same grid."""
+    import SimpleITK as sitk
+
+    _, volume = straight
+    path = sheared_nifti(volume, 1.0, tmp_path / "sheared.nii.gz")
+    with pytest.raises(RuntimeError, match="orthonormal"):
+        sitk.ReadImage(str(path))
+    from_dicom = read_ct_folder(tilted_copy(straight, tmp_path, 1.0))
+    from LiverLesionSegLib.io.images import read_image
+
+    from_nifti = read_image(path)
+    assert from_nifti.same_grid(from_dicom, tolerance_mm=1e-3)
+    np.testing.assert_array_equal(from_nifti.array, from_dicom.array)
+
+
+def test_a_sheared_label_map_is_refused_in_one_line(straight, tmp_path):
+    from LiverLesionSegLib.io.images import read_label_map
+
+    _, volume = straight
+    path = sheared_nifti(volume.with_array(np.zeros(volume.shape, np.uint8)), 1.0, tmp_path / "labels.nii.gz")
+    with pytest.raises(GeometryError) as exc:
+        read_label_map(path, volume)
+    text = str(exc.value)
+    assert "labels.nii.gz" in text and "sheared" in text and "\n" not in text
