@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from LiverLesionSegLib.checkpoint import load_checkpoint
 from LiverLesionSegLib.config import Config
