@@ -54,7 +54,8 @@ def add_parser(sub, common) -> None:
                    help="a checkpoint (default: the bundled model); given several times (three, say, trained "
                         "with other seeds), each model segments the CT and a voxel is liver or lesion where "
                         "most of them say so")
-    p.add_argument("--series", help="with several CT series in a folder: its UID, number or description")
+    p.add_argument("--series", help="with several CT series in a folder: its UID, number or description (and "
+                                    ":N for acquisition N of a series holding several over the same slices)")
     p.add_argument("--lesion-threshold", type=float, help="lesion probability threshold (default: the model's)")
     p.add_argument("--lesion-grow-threshold", type=float, metavar="P",
                    help="a lesion found takes in the voxels connected to it down to this probability "

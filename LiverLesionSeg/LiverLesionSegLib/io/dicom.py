@@ -36,7 +36,7 @@ LOG = logging.getLogger("LiverLesionSeg")
 HEADER_TAGS = [
     "SOPClassUID", "SOPInstanceUID", "Modality", "SeriesInstanceUID", "SeriesNumber",
     "SeriesDescription", "InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient",
-    "ReferencedSeriesSequence", "NumberOfFrames", "SharedFunctionalGroupsSequence",
+    "ReferencedSeriesSequence", "NumberOfFrames", "SharedFunctionalGroupsSequence", "AcquisitionNumber",
 ]
 
 # Modalities whose objects are not images to segment (they may sit beside the CT).
@@ -63,6 +63,9 @@ class SeriesInfo:
     sop_instance_uids: list[str] = field(default_factory=list)  # in the order of `files`
     referenced_series_uids: list[str] = field(default_factory=list)  # ReferencedSeriesSequence (SEG)
     multiframe: dict[Path, int] = field(default_factory=dict)  # among `files`: those of several frames, and how many
+    # Where one series holds several acquisitions over the same positions (phases stored under one
+    # UID), each is a SeriesInfo of its own: its AcquisitionNumber; None otherwise.
+    acquisition: Optional[int] = None
 
     @property
     def images(self) -> int:
@@ -84,7 +87,8 @@ class SeriesInfo:
     def label(self) -> str:
         """How messages and `Volume.source` name the series."""
         parts = [f"series {self.number}" if self.number is not None else "series",
-                 f"'{self.description}'" if self.description else ""]
+                 f"'{self.description}'" if self.description else "",
+                 f"acquisition {self.acquisition}" if self.acquisition is not None else ""]
         return " ".join(p for p in parts if p) + f", UID {self.uid}"
 
 
@@ -154,8 +158,8 @@ def scan_files(files: Sequence[Path]) -> tuple[list[SeriesInfo], list[Path]]:
     series = []
     for uid, members in by_series.items():
         with header_values(members[0][0]):
-            series.append(_series_info(uid, members))
-    series.sort(key=lambda s: (s.number is None, s.number or 0, s.description, s.uid))
+            series += [_series_info(uid, group, acquisition) for acquisition, group in _acquisitions(members)]
+    series.sort(key=lambda s: (s.number is None, s.number or 0, s.description, s.uid, s.acquisition or 0))
     return series, skipped
 
 
@@ -172,7 +176,23 @@ def read_header(path: Path) -> Optional[pydicom.Dataset]:
         return None
 
 
-def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]]) -> SeriesInfo:
+def _acquisitions(members: list[tuple[Path, pydicom.Dataset]]) -> list[tuple[Optional[int], list]]:
+    """A series' files split by AcquisitionNumber where several acquisitions cover the same
+    positions (two phases under one UID); else the whole series, acquisition None. Scanners that
+    number each rotation's slices as an acquisition of their own cover no position twice."""
+    groups: dict[Optional[int], list] = {}
+    for member in members:
+        groups.setdefault(_int_or_none(member[1].get("AcquisitionNumber")), []).append(member)
+    if len(groups) < 2 or None in groups:
+        return [(None, members)]
+    places = [{tuple(np.round(_position(header), 1)) for _, header in group} for group in groups.values()]
+    if sum(len(p) for p in places) == len(set().union(*places)):  # no position in two acquisitions
+        return [(None, members)]
+    return sorted(groups.items(), key=lambda item: item[0])
+
+
+def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisition: Optional[int] = None
+                 ) -> SeriesInfo:
     first = members[0][1]
     kept, left_out, orientation = _keep_majority_orientation(members)
     if orientation is not None:
@@ -194,6 +214,7 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]]) -> Serie
         referenced_series_uids=list(dict.fromkeys(referenced)),
         multiframe={path: frames for path, header in kept
                     if (frames := _int_or_none(header.get("NumberOfFrames")) or 1) > 1},
+        acquisition=acquisition,
     )
     if left_out:
         LOG.warning("%s: left out %d image(s) of another orientation than the %d kept (%s), e.g. %s",
@@ -246,7 +267,8 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
     referenced = {uid for s in scan.series for uid in s.referenced_series_uids}
 
     def rank(s: SeriesInfo):
-        return (s.uid in referenced, s.images if s.is_axial else 0, s.images)
+        # of two acquisitions in one series, the later (a portal venous phase after an arterial one)
+        return (s.uid in referenced, s.images if s.is_axial else 0, s.images, s.acquisition or 0)
 
     ct.sort(key=rank, reverse=True)
     chosen = ct[0]
@@ -254,9 +276,13 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
         why = ("referenced by the DICOM SEG in the folder" if chosen.uid in referenced
                else f"the most axial slices ({chosen.images})")
         others = "; ".join(f"{s.label} ({s.images} slices)" for s in ct[1:])
-        LOG.info("%s: chose %s: %s; not chosen: %s. Pass the series UID, number or description to choose another",
-                 scan.folder, chosen.label, why, others)
-        if rank(ct[1]) == rank(chosen):
+        if chosen.acquisition is not None and any(s.uid == chosen.uid for s in ct[1:]) and \
+                rank(ct[1])[:3] == rank(chosen)[:3]:
+            why = f"the later acquisition of its series, {chosen.acquisition}"
+        LOG.info("%s: chose %s: %s; not chosen: %s. Pass the series UID, number or description (with "
+                 ":ACQUISITION for one of several in a series) to choose another", scan.folder, chosen.label, why,
+                 others)
+        if rank(ct[1])[:3] == rank(chosen)[:3] and ct[1].uid != chosen.uid:
             LOG.warning("%s: %s and %s are equally good candidates; chose the first. Pass the series to be sure",
                         scan.folder, chosen.label, ct[1].label)
     non_ct = [s for s in images if s.modality.upper() != "CT"]
@@ -267,19 +293,38 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
 
 def _select(folder: Path, images: list[SeriesInfo], wanted: str | int) -> SeriesInfo:
     text = str(wanted).strip()
-    matches = [s for s in images if s.uid == text]
-    if not matches and text.lstrip("-").isdigit():
-        matches = [s for s in images if s.number == int(text)]
-    if not matches:
-        matches = [s for s in images if s.description.strip().lower() == text.lower()]
+    matches = _matching(images, text)
+    head, _, tail = text.rpartition(":")
+    if not matches and _is_acquisition_suffix(text):  # '7:2', 'UID:2': acquisition 2 of that series
+        matches = [s for s in _matching(images, head) if s.acquisition == int(tail)]
     available = "; ".join(f"{s.label} ({s.images} images)" for s in images)
     if not matches:
         raise InputError(f"no series matches '{text}'; the folder holds: {available}", folder,
                          "give a series UID, number or description from that list")
     if len(matches) > 1:
+        if len({s.uid for s in matches}) == 1:
+            raise InputError(f"series '{text}' holds {len(matches)} acquisitions over the same positions: "
+                             + "; ".join(s.label for s in matches), folder,
+                             f"add the acquisition, e.g. {text}:{matches[-1].acquisition}")
         raise InputError(f"several series match '{text}': " + "; ".join(s.label for s in matches), folder,
                          "give the series UID instead")
     return matches[0]
+
+
+def _matching(images: list[SeriesInfo], text: str) -> list[SeriesInfo]:
+    """The series whose UID, else number, else description is `text`."""
+    matches = [s for s in images if s.uid == text]
+    if not matches and text.lstrip("-").isdigit():
+        matches = [s for s in images if s.number == int(text)]
+    if not matches:
+        matches = [s for s in images if s.description.strip().lower() == text.lower()]
+    return matches
+
+
+def _is_acquisition_suffix(text: str) -> bool:
+    """'7:2' or 'UID:2' (a UID holds dots, never a colon)."""
+    head, colon, tail = text.rpartition(":")
+    return bool(colon and head and tail.isdigit())
 
 
 def _require_ct(info: SeriesInfo) -> None:

@@ -369,3 +369,47 @@ def test_compressed_without_decoder(small_series):
         read_ct_folder(small_series)
     assert type(exc.value) is InputError
     assert_one_line(exc, "slice 101", missing[0].name, "pylibjpeg", "gdcm")
+
+
+def two_acquisitions(small_series: Path) -> Path:
+    """The six slices as acquisition 1 and, with other pixels, as acquisition 2 of the same series
+    (two phases stored under one series UID, as some scanners do)."""
+    for path in sorted(small_series.iterdir()):
+        ds = pydicom.dcmread(path)
+        ds.AcquisitionNumber = 1
+        ds.save_as(path)
+        ds.AcquisitionNumber = 2
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.PixelData = (ds.pixel_array // 2).astype(ds.pixel_array.dtype).tobytes()
+        ds.save_as(small_series / f"{path.name} phase 2")
+    return small_series
+
+
+def test_two_acquisitions_in_one_series_are_told_apart_and_the_later_chosen(small_series, tmp_path, caplog):
+    first = read_ct_folder(small_series)
+    folder = two_acquisitions(small_series)
+    (tmp_path / "phase 2").mkdir()
+    for path in folder.glob("* phase 2"):
+        shutil.copy(path, tmp_path / "phase 2" / path.name)
+    second = read_ct_folder(tmp_path / "phase 2")
+    assert len({s.uid for s in find_series(folder)}) == 1
+    assert [s.acquisition for s in find_series(folder)] == [1, 2]
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        chosen = read_ct_folder(folder)
+    assert "acquisition 2" in chosen.source and "the later acquisition of its series" in caplog.text
+    np.testing.assert_array_equal(chosen.array, second.array)
+    assert not np.array_equal(second.array, first.array)
+    number = find_series(folder)[0].number
+    np.testing.assert_array_equal(read_ct_folder(folder, f"{number}:1").array, first.array)
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(folder, str(number))
+    assert_one_line(exc, "holds 2 acquisitions over the same positions", f"{number}:2")
+
+
+def test_acquisition_numbers_of_slices_at_other_positions_keep_one_series(small_series):
+    """Scanners that number each rotation's slices as an acquisition cover no position twice: one volume."""
+    for n, path in enumerate(sorted(small_series.iterdir())):
+        edit(path, AcquisitionNumber=n + 1)
+    (series,) = find_series(small_series)
+    assert series.acquisition is None and len(series.files) == 6
+    assert read_ct_folder(small_series).shape[0] == 6
