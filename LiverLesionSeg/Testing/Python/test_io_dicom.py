@@ -413,3 +413,22 @@ def test_acquisition_numbers_of_slices_at_other_positions_keep_one_series(small_
     (series,) = find_series(small_series)
     assert series.acquisition is None and len(series.files) == 6
     assert read_ct_folder(small_series).shape[0] == 6
+
+
+def test_a_patient_cd_with_a_dicomdir_reads_as_its_series(small_series, tmp_path):
+    """A CD or USB export as PACS burn it (pydicom's File-set writer): a DICOMDIR at the top, the
+    files renamed to IM000000... without suffix in PT/ST/SE folders. The folder reads as the series."""
+    from pydicom.fileset import FileSet
+
+    files = FileSet()
+    for path in sorted(small_series.iterdir()):
+        ds = pydicom.dcmread(path)
+        # a DICOMDIR's study record needs these, which the anonymised slices left empty
+        ds.StudyDate, ds.StudyTime = ds.get("StudyDate") or "20200101", ds.get("StudyTime") or "120000"
+        ds.StudyID = ds.get("StudyID") or "1"
+        files.add(ds)
+    files.write(tmp_path / "cd")
+    assert (tmp_path / "cd" / "DICOMDIR").is_file() and not list((tmp_path / "cd").rglob("*.dcm"))
+    from_cd, original = read_ct_folder(tmp_path / "cd"), read_ct_folder(small_series)
+    assert from_cd.same_grid(original)
+    np.testing.assert_array_equal(from_cd.array, original.array)
