@@ -354,14 +354,18 @@ def read_ct_folder(folder: str | os.PathLike, series: Optional[str | int] = None
 
 def read_chosen_series(scan: FolderScan, chosen: SeriesInfo) -> Volume:
     """`read_series`, where a gap in the slices may be one of the scan's damaged files: it says so."""
+    damaged = (f"the folder also holds {len(scan.damaged)} damaged or truncated DICOM file(s), e.g. "
+               f"{scan.damaged[0].name}, perhaps the missing slice(s); export the series again") if scan.damaged else ""
     try:
-        return read_series(chosen)
+        volume = read_series(chosen)
     except GeometryError as exc:
-        if not scan.damaged:
+        if not damaged:
             raise
-        raise GeometryError(exc.problem, exc.path,
-                            f"the folder also holds {len(scan.damaged)} damaged or truncated DICOM file(s), e.g. "
-                            f"{scan.damaged[0].name}, perhaps the missing slice(s); export the series again") from None
+        raise GeometryError(exc.problem, exc.path, damaged) from None
+    if damaged and volume.acquired is not None and volume.acquired.steps_vary():
+        # a spacing that changes is resampled, unless the slices that would fill it may be damaged files
+        raise GeometryError(f"the slice spacing varies ({volume.acquired.irregularity()})", chosen.folder, damaged)
+    return volume
 
 
 def choose_ct_file(path: str | os.PathLike) -> Optional[tuple[FolderScan, SeriesInfo]]:

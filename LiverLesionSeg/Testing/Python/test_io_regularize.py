@@ -240,3 +240,14 @@ def test_a_sheared_label_map_is_refused_in_one_line(straight, tmp_path):
         read_label_map(path, volume)
     text = str(exc.value)
     assert "labels.nii.gz" in text and "sheared" in text and "\n" not in text
+
+
+def test_a_changing_spacing_beside_a_damaged_file_is_refused_not_resampled(data_dir, tmp_path):
+    """The slices missing from the 5 mm section may be the folder's damaged files: told, not filled in."""
+    folder = copy_slices(data_dir, tmp_path / "mixed", [*range(100, 106), 107, 109, 111])
+    damaged = folder / "slice 108"
+    damaged.write_bytes((data_dir / SERIES_1211 / "dicom-00108.dcm").read_bytes()[:300])
+    with pytest.raises(GeometryError) as exc:
+        read_ct_folder(folder)
+    text = str(exc.value)
+    assert "slice spacing varies" in text and "slice 108" in text and "damaged" in text and "\n" not in text
