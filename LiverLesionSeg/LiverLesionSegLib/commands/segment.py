@@ -135,7 +135,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         with progress.stage("write", timings):
             write_result(output, kind, found.series, volume, result, checkpoints, args.probabilities)
             if args.lesions:
-                write_lesions(args.lesions, {case_name(input_path): lesions}, result.liver_ml, found.series,
+                write_lesions(args.lesions, case_name(input_path), lesions, result.liver_ml, found.series,
                               checkpoints)
             if overlay:
                 from ..plots import plot_overlay
@@ -180,7 +180,7 @@ def find_input(input_path: Path, series, dicom_outputs: list[tuple[Path, tuple[s
     """Where the input's CT lies (`InputCT`), from its headers, before any work; for DICOM outputs
     (SEG, SR), also that the series can carry them."""
     from ..io.cases import find_input_ct
-    from ..io.dicomseg_write import check_dicom_seg_source
+    from ..io.dicomseg_write import check_frame_of_reference
 
     with timed("read", timings):
         found = find_input_ct(input_path, series)
@@ -189,27 +189,25 @@ def find_input(input_path: Path, series, dicom_outputs: list[tuple[Path, tuple[s
             if found.series is None:
                 raise OutputError(f"{what} must lie on a DICOM series, and the input {Path(input_path).name} "
                                   "is not one", output, instead)
-            check_dicom_seg_source(found.series, what, instead)
+            check_frame_of_reference(found.series, what, instead)
     except BaseException:
         found.close()
         raise
     return found
 
 
-def write_lesions(path: Path, lesions_by_case: dict, liver_ml: Optional[float], source, checkpoints: list) -> None:
-    """The lesion table as CSV, or (one case, a `.dcm` path) as a DICOM SR over `source`, with the
-    liver's volume."""
+def write_lesions(path: Path, case: str, lesions: list, liver_ml: float, source, checkpoints: list) -> None:
+    """One input's lesion table as CSV, or (a `.dcm` path) as a DICOM SR over `source` with the liver's volume."""
     if is_dicom_report(path):
         from ..io.atomic import atomic_paths
         from ..io.dicomsr_write import save_lesion_report
 
-        (lesions,) = lesions_by_case.values()
         with atomic_paths(path) as temporary:
             save_lesion_report(temporary[0], lesions, liver_ml, source, [c.path.name for c in checkpoints])
     else:
         from ..report import write_lesion_table
 
-        write_lesion_table(path, lesions_by_case)
+        write_lesion_table(path, {case: lesions})
 
 
 def segment_input(found, args: argparse.Namespace, checkpoints: list, device, progress: Progress,

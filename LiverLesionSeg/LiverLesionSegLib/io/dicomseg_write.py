@@ -59,8 +59,8 @@ def save_dicom_seg(path: Path, labels: Volume, source: SeriesInfo, models: Seque
     seg.save_as(path)
 
 
-def check_dicom_seg_source(source: SeriesInfo, what: str = "a DICOM SEG",
-                           instead: str = "write a .seg.nrrd or .nii.gz instead") -> None:
+def check_frame_of_reference(source: SeriesInfo, what: str = "a DICOM SEG",
+                             instead: str = "write a .seg.nrrd or .nii.gz instead") -> None:
     """Refuse, before any work, a series that a DICOM SEG (or SR: `what`) cannot lie on: one
     without the frame of reference (required in a CT, but anonymisers remove it) it must share."""
     first = source.files[0]
