@@ -58,13 +58,13 @@ def liver_box_from_network_grid(liver: np.ndarray, slice_indices: np.ndarray, fu
     batch size) then gives the very same box, and so the very same second pass."""
     size = liver.shape[1]
     rows, cols = full_shape[1] / size, full_shape[2] / size
-    cell = max(1, int(round(quantum / rows))) if quantum > 1 else 1
+    cell = _cell(quantum / rows, size) if quantum > 1 else 1
     clear = liver.reshape(len(liver), -1).sum(axis=1) >= (_SLICE_PIXELS if quantum > 1 else 1)
     if not clear.any():
         return None
     ks = np.flatnonzero(clear)
     covered = liver[clear]
-    if cell > 1 and size % cell == 0:
+    if cell > 1:
         covered = covered.reshape(len(covered), size // cell, cell, size // cell, cell).mean(axis=(2, 4)) >= _CELL_SHARE
     box = bounding_box(covered)
     if box is None:
@@ -74,6 +74,15 @@ def liver_box_from_network_grid(liver: np.ndarray, slice_indices: np.ndarray, fu
               int(np.floor(js.start * cell * rows)), int(np.ceil(js.stop * cell * rows)),
               int(np.floor(is_.start * cell * cols)), int(np.ceil(is_.stop * cell * cols)))
     return box_around(bounds, full_shape[0], spacing, margin_mm, extra_slices, quantum)
+
+
+def _cell(pixels: float, size: int) -> int:
+    """The power of two nearest `pixels` (network pixels to a quantum) that divides the network's
+    `size`: cells must tile the slice, whatever the image's own size (a cropped CT, 768 pixels)."""
+    cell = 2 ** max(int(round(np.log2(max(pixels, 1.0)))), 0)
+    while size % cell:
+        cell //= 2
+    return cell
 
 
 def box_around(bounds: tuple[int, int, int, int, int, int], n_slices: int, spacing: tuple[float, float, float],

@@ -234,3 +234,43 @@ def test_tiles_land_where_they_were_cut_and_draw_a_finer_edge():
     liver = truth | spot
     assert dice(tile_liver, liver) > dice(box_liver, liver)
     assert dice(tile_lesion, spot & truth) > 0.7
+
+
+def test_box_from_the_network_grid_fits_images_of_any_size():
+    """Images whose side is not 512 (a cropped CT, a 768 matrix, a grid grown by tilt resampling):
+    the box from the network's 128-pixel grid holds the liver and lies around it, not scaled away."""
+    from LiverLesionSegLib.zoom import liver_box, liver_box_from_network_grid
+
+    for rows, columns in ((563, 512), (768, 768), (300, 280), (512, 512), (256, 200)):
+        full = np.zeros((6, rows, columns), np.uint8)
+        full[1:5, rows // 3:rows // 2, columns // 4:columns // 2] = 1
+        j = (np.arange(128) + 0.5) * rows / 128
+        i = (np.arange(128) + 0.5) * columns / 128
+        network = full[:, j.astype(int)][:, :, i.astype(int)]  # the liver as the network's grid sees it
+        spacing = (0.8, 0.8, 2.5)
+        box = liver_box_from_network_grid(network, np.arange(6), full.shape, spacing, 10.0, 1, quantum=32)
+        exact = liver_box(full, spacing, 10.0, 1)
+        assert box.j0 <= exact.j0 + 8 and box.i0 <= exact.i0 + 8, (rows, columns, box, exact)
+        assert box.j0 + box.side >= rows // 2 and box.i0 + box.side >= columns // 2, (rows, columns, box)
+        assert box.side <= exact.side + 2 * 32 + 16, (rows, columns, box, exact)  # the quantum's rounding only
+        assert crop(full, box, 0).sum() == full[box.k0:box.k1].sum()
+
+
+def test_a_cropped_ct_is_segmented_as_the_whole_one_is(model_path):
+    """The sample CT cropped to 320 x 300 pixels (Slicer's Crop Volume, or a CT not 512 wide): the
+    two-pass inference runs (it crashed on sizes whose cells did not tile the network's grid) and
+    finds the liver the whole CT gives, in the crop."""
+    from LiverLesionSegLib.checkpoint import load_checkpoint
+    from LiverLesionSegLib.infer import segment_volume
+    from LiverLesionSegLib.io.cases import read_input_volume
+    from LiverLesionSegLib.metrics import dice
+    from LiverLesionSegLib.resources import sample_case_path
+
+    whole = read_input_volume(sample_case_path())
+    j, i = slice(96, 416), slice(40, 340)
+    origin = whole.physical_points([[i.start, j.start, 0]])[0]
+    cropped = Volume(whole.array[:, j, i].copy(), whole.spacing, tuple(origin), whole.direction)
+    checkpoint = load_checkpoint(model_path)
+    liver_whole = segment_volume(whole, checkpoint).liver.array[:, j, i]
+    liver_cropped = segment_volume(cropped, checkpoint).liver.array
+    assert liver_whole.sum() > 10_000 and dice(liver_cropped, liver_whole) > 0.9
