@@ -111,3 +111,25 @@ def test_a_line_on_a_resampled_slice_is_in_patient_coordinates(data_dir, tmp_pat
     assert acquired.roi.ValueType == "SCOORD"
     referenced = acquired.roi.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID
     assert referenced == pydicom.dcmread(folder / "103.dcm", stop_before_pixels=True).SOPInstanceUID
+
+
+def test_on_a_multiframe_ct_the_line_names_its_frame(data_dir, tmp_path):
+    """A CT held in one multi-frame file: the long axis references that file and the frame whose
+    plane position is the lesion's slice."""
+    import bad_inputs
+
+    files = bad_inputs.copy_slices(data_dir, tmp_path / "slices")
+    path = bad_inputs.multiframe_file(files[::-1], tmp_path / "enhanced" / "ct.dcm")
+    found = find_input_ct(path)
+    grid = found.read()
+    mask = np.zeros(grid.shape, np.uint8)
+    mask[3, 200:230, 150:190] = 1
+    (lesion,) = lesion_table(grid.with_array(mask), grid)
+    save_lesion_report(tmp_path / "report.dcm", [lesion], 100.0, found.series, ["m"])
+    _, (group,) = read_groups(tmp_path / "report.dcm")
+    source = group.roi.ContentSequence[0].ReferencedSOPSequence[0]
+    header = pydicom.dcmread(path, stop_before_pixels=True)
+    assert source.ReferencedSOPInstanceUID == header.SOPInstanceUID
+    (frame,) = np.atleast_1d(source.ReferencedFrameNumber).astype(int)
+    position = header.PerFrameFunctionalGroupsSequence[frame - 1].PlanePositionSequence[0].ImagePositionPatient
+    np.testing.assert_allclose([float(v) for v in position], grid.physical_points([[0, 0, 3]])[0], atol=0.01)
