@@ -294,8 +294,8 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
 def _select(folder: Path, images: list[SeriesInfo], wanted: str | int) -> SeriesInfo:
     text = str(wanted).strip()
     matches = _matching(images, text)
-    head, _, tail = text.rpartition(":")
-    if not matches and _is_acquisition_suffix(text):  # '7:2', 'UID:2': acquisition 2 of that series
+    head, colon, tail = text.rpartition(":")  # '7:2', 'UID:2': acquisition 2 of that series (UIDs hold no colon)
+    if not matches and colon and head and tail.isdigit():
         matches = [s for s in _matching(images, head) if s.acquisition == int(tail)]
     available = "; ".join(f"{s.label} ({s.images} images)" for s in images)
     if not matches:
@@ -319,12 +319,6 @@ def _matching(images: list[SeriesInfo], text: str) -> list[SeriesInfo]:
     if not matches:
         matches = [s for s in images if s.description.strip().lower() == text.lower()]
     return matches
-
-
-def _is_acquisition_suffix(text: str) -> bool:
-    """'7:2' or 'UID:2' (a UID holds dots, never a colon)."""
-    head, colon, tail = text.rpartition(":")
-    return bool(colon and head and tail.isdigit())
 
 
 def _require_ct(info: SeriesInfo) -> None:

@@ -53,7 +53,9 @@ def save_lesion_report(path: Path, lesions: Sequence[Lesion], liver_ml: float, s
         algorithm_id=algorithm,
         measurements=[hd.sr.Measurement(name=codes.SCT.Volume, value=liver_ml, unit=MILLILITRE,
                                         algorithm_id=algorithm)])
-    groups = [liver] + [_lesion_group(lesion, headers, source, algorithm) for lesion in lesions]
+    slices = _source_planes(headers, source) if lesions else []
+    frame_of_reference = headers[0].get("FrameOfReferenceUID")
+    groups = [liver] + [_lesion_group(lesion, slices, frame_of_reference, algorithm) for lesion in lesions]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # highdicom's remarks on the source's own values
         try:
@@ -71,7 +73,7 @@ def save_lesion_report(path: Path, lesions: Sequence[Lesion], liver_ml: float, s
     sr.save_as(path)
 
 
-def _lesion_group(lesion: Lesion, headers: Sequence[pydicom.Dataset], source: SeriesInfo, algorithm):
+def _lesion_group(lesion: Lesion, slices: list, frame_of_reference_uid: str, algorithm):
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
@@ -87,28 +89,33 @@ def _lesion_group(lesion: Lesion, headers: Sequence[pydicom.Dataset], source: Se
                                               algorithm_id=algorithm))
     return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"Lesion {lesion.number}"),
-        referenced_region=long_axis_region(lesion, headers, source), finding_type=codes.SCT.Lesion,
+        referenced_region=long_axis_region(lesion, slices, frame_of_reference_uid), finding_type=codes.SCT.Lesion,
         finding_sites=[hd.sr.FindingSite(anatomic_location=codes.SCT.Liver)], algorithm_id=algorithm,
         measurements=measurements)
 
 
-def long_axis_region(lesion: Lesion, headers: Sequence[pydicom.Dataset], source: SeriesInfo):
-    """The long axis as a line on the source slice (or frame) whose plane holds both its ends, in
-    that image's coordinates (0, 0 the first pixel's outer corner); in patient coordinates where
-    none does (a slice made between the acquired ones by resampling)."""
+def _source_planes(headers: Sequence[pydicom.Dataset], source: SeriesInfo) -> list:
+    """Each source slice (or frame): (position, header, frame number or None, its `_plane`)."""
+    positions, frames = frame_positions(headers, source)
+    return [(position, header, frame, _plane(header, frame, source.folder))
+            for position, (header, frame) in zip(positions, frames)]
+
+
+def long_axis_region(lesion: Lesion, slices: list, frame_of_reference_uid: str):
+    """The long axis as a line on the source slice (or frame) of `slices` (`_source_planes`) whose
+    plane holds both its ends, in that image's coordinates (0, 0 the first pixel's outer corner);
+    in patient coordinates where none does (a slice made between the acquired ones by resampling)."""
     import highdicom as hd
 
     ends = np.array(lesion.long_axis_lps)
-    positions, frames = frame_positions(headers, source)
-    planes = [_plane(header, frame, source.folder) for header, frame in frames]
     distances = [np.abs((ends - position) @ np.cross(row_dir, col_dir)).max()
-                 for position, (row_dir, col_dir, _, _) in zip(positions, planes)]
+                 for position, _, _, (row_dir, col_dir, _, _) in slices]
     nearest = int(np.argmin(distances))
     if distances[nearest] > PLANE_TOLERANCE_MM:
         return hd.sr.ImageRegion3D(graphic_type=hd.sr.GraphicTypeValues3D.POLYLINE, graphic_data=ends,
-                                   frame_of_reference_uid=headers[0].FrameOfReferenceUID)
-    (header, frame), (row_dir, col_dir, row_spacing, column_spacing) = frames[nearest], planes[nearest]
-    offsets = ends - positions[nearest]
+                                   frame_of_reference_uid=frame_of_reference_uid)
+    position, header, frame, (row_dir, col_dir, row_spacing, column_spacing) = slices[nearest]
+    offsets = ends - position
     xy = np.column_stack([offsets @ row_dir / column_spacing, offsets @ col_dir / row_spacing]) + 0.5
     return hd.sr.ImageRegion(
         graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=xy,
