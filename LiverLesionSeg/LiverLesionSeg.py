@@ -107,6 +107,9 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                          self.ui.keepLiverDensityLesionsCheckBox):
             checkBox.connect("toggled(bool)", self.updateParameterNodeFromGUI)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        # Corrected segmentation panel
+        self.ui.measureAgainButton.connect("clicked(bool)", self.onMeasureAgainButton)
+        self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
         # Training panel
         self.ui.addCaseFolderButton.connect("clicked(bool)", self.onAddCaseFolder)
         self.ui.addScenePairButton.connect("clicked(bool)", self.onAddScenePair)
@@ -289,7 +292,35 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                          foregroundOpacity=0.4 if probability else None, fit=False)
         outputs.segmentation_node.GetDisplayNode().SetVisibility(True)
         self.ui.comparedSegmentationSelector.setCurrentNode(outputs.segmentation_node)
+        self.ui.correctedSegmentationSelector.setCurrentNode(outputs.segmentation_node)
         showTable(outputs.lesion_table_node)
+
+    # --- after correction ----------------------------------------------------------------------
+    def correctedPair(self):
+        """(the volume, the corrected segmentation): the volume the segmentation was made on, else the input."""
+        from LiverLesionSegLib.mrml import reference_volume_of
+
+        segmentation = self.ui.correctedSegmentationSelector.currentNode()
+        return reference_volume_of(segmentation) or self.ui.inputVolumeSelector.currentNode(), segmentation
+
+    def onMeasureAgainButton(self):
+        with reportedErrors("The lesions could not be measured"):
+            self.logic.ensureDependencies()
+            outputs = self.logic.measureAgain(*self.correctedPair())
+            self.ui.correctedStatusLabel.text = outputs.summary
+            showTable(outputs.lesion_table_node)
+
+    def onExportDicomButton(self):
+        folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), "Folder for the DICOM SEG and report")
+        if not folder:
+            return
+        with reportedErrors("The DICOM SEG and report could not be written"):
+            self.logic.ensureDependencies()
+            with slicer.util.WaitCursor():
+                exported = self.logic.exportDicom(*self.correctedPair(), folder)
+            self.ui.correctedStatusLabel.text = (
+                f"Wrote {exported.seg.name} and {exported.report.name} ({len(exported.lesions)} lesion(s)) to "
+                f"{folder}. Import that folder in the DICOM module to send them to a PACS.")
 
     def onCompareButton(self):
         with reportedErrors("The segmentations could not be compared"):
@@ -455,15 +486,30 @@ class LiverLesionSegLogic(ScriptedLoadableModuleLogic):
 
     def finishSegmentation(self, job, targets):
         from LiverLesionSegLib import mrml
+        from LiverLesionSegLib.segment_job import model_names
 
         return mrml.write_outputs(slicer.mrmlScene, targets["input"], job.result, targets["output"],
-                                  targets["probability"])
+                                  targets["probability"], model_names(job.model, job.vote_models))
 
     def startTraining(self, settings, scenePairs=()):
         """Export the scene pairs next to the runs, then start the training process."""
         from LiverLesionSegLib import mrml
 
         return mrml.start_training(settings, scenePairs)
+
+    def measureAgain(self, volume, segmentation):
+        """The lesion table and long-axis lines of `segmentation` measured anew, after correction."""
+        from LiverLesionSegLib import mrml
+
+        return mrml.measure_again(volume, segmentation)
+
+    def exportDicom(self, volume, segmentation, folder):
+        """`segmentation` as a DICOM SEG and a DICOM SR lesion report in `folder`, over the DICOM
+        series `volume` was loaded from (found through Slicer's DICOM database)."""
+        from LiverLesionSegLib import mrml
+
+        database = getattr(slicer, "dicomDatabase", None)
+        return mrml.export_dicom(volume, segmentation, folder, database.fileForInstance if database else None)
 
     def compare(self, volume, segmentation, reference):
         """`segmentation` of `volume` measured against `reference`, as a new row of the scene's
@@ -494,7 +540,7 @@ class LiverLesionSegTest(ScriptedLoadableModuleTest):
         if testing not in sys.path:
             sys.path.insert(0, testing)
         for test in (self.test_segmentation_of_sample_case, self.test_reoriented_sample_case,
-                     self.test_training_charts):
+                     self.test_after_correction, self.test_training_charts):
             self.setUp()
             test()
 
@@ -540,6 +586,15 @@ class LiverLesionSegTest(ScriptedLoadableModuleTest):
         run = cases.run_logic(slicer.mrmlScene, reoriented, model)
         cases.check_physical_points_match(run, core)
         self.delayDisplay("Reoriented test passed")
+
+    def test_after_correction(self):
+        import tempfile
+
+        import slicer_logic_cases as cases
+
+        with tempfile.TemporaryDirectory() as folder:
+            cases.check_sample_case_after_correction(slicer.mrmlScene, folder)
+        self.delayDisplay("Measuring again and DICOM export test passed")
 
     def test_training_charts(self):
         import json

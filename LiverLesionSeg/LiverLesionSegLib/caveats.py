@@ -35,7 +35,7 @@ def result_caveats(ct: Volume, result: Segmentation) -> list[str]:
                      "it may not be a CT in Hounsfield units (an MR image, or CT values without their rescale), "
                      "which the model was not made for; check the result against the image")
     liver = result.liver.array > 0
-    liver_ml = float(np.count_nonzero(liver)) * ct.voxel_volume_mm3 / 1000.0
+    liver_ml = result.liver_ml
     if liver_ml == 0:
         found.append("no liver was found: the scan may not cover the upper abdomen, or may not be a "
                      "contrast-enhanced CT of it")

@@ -18,6 +18,7 @@ import torch
 from .checkpoint import Checkpoint
 from .config import InferenceConfig, PreprocessConfig
 from .errors import Cancelled, ResourceError
+from .lesions import mask_volume_ml
 from .model import compute_dtype, is_out_of_memory
 from .postprocess import clean_masks, largest_component
 from .preprocess import liver_hu_shift, network_input, prepare_ct, upsample
@@ -47,7 +48,7 @@ class Segmentation:
     @property
     def liver_ml(self) -> float:
         """The liver's volume (its lesions included)."""
-        return float(np.count_nonzero(self.liver.array)) * self.liver.voxel_volume_mm3 / 1000.0
+        return mask_volume_ml(self.liver)
 
     def label_map(self) -> np.ndarray:
         """0 background, 1 liver, 2 lesion."""

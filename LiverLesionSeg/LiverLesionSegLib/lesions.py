@@ -56,6 +56,11 @@ class Lesion:
         return dataclasses.asdict(self)
 
 
+def mask_volume_ml(mask: Volume) -> float:
+    """The volume of a mask's nonzero voxels, in mL."""
+    return float(np.count_nonzero(mask.array)) * mask.voxel_volume_mm3 / 1000.0
+
+
 def lesion_table(mask: Volume, ct: Optional[Volume] = None) -> list[Lesion]:
     """One `Lesion` per 26-connected component of `mask`, largest first, numbered from 1; with
     `ct` (on the mask's grid), each lesion's median CT value too."""

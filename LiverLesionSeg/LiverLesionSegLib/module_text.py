@@ -18,6 +18,12 @@ segments the CT with the same settings, and a voxel is liver or lesion where mos
 arterial phase or no contrast; slices more than 4 mm apart; a liver cut by the scan's first or last
 slice; no liver, or one under 300 mL; values not in Hounsfield units), a caution shows under the result and is stored
 with the segmentation: check such a result with extra care.</p>
+<p><b>After correction</b>: once the segmentation is corrected in the Segment Editor, <i>Measure lesions
+again</i> refills its lesion table and long-axis lines from the segments as they are now, and
+<i>Export DICOM SEG and report</i> writes it as a DICOM SEG and the measurements as a DICOM SR report
+(marked as corrected by a reader) over the DICOM series the CT was loaded from, into a folder you
+choose; import that folder in the DICOM module to send both to a PACS. A CT not loaded from DICOM,
+moved since, or whose files left the DICOM database is refused.</p>
 <p><b>Compare with a reference</b>: measures a segmentation (the model's, or a corrected one) against a
 reference segmentation of the same CT: liver and lesion Dice, surface distances, lesions found,
 missed and false; one row per comparison in a table.</p>

@@ -41,6 +41,7 @@ LESION_TABLE_ROLE = "LiverLesionSegLesionTable"
 # ... and to its lesions' long-axis lines, replaced with it likewise.
 LONG_AXIS_ROLE = "LiverLesionSegLongAxis"
 CAVEATS_ATTRIBUTE = "LiverLesionSeg.Cautions"  # what the reader should check, one per line (caveats.py)
+MODELS_ATTRIBUTE = "LiverLesionSeg.Models"  # the model file(s) that made a segmentation, one per line
 HEATMAP_COLOR_IDS = (  # preferred colour nodes for the probability overlay, when the scene has them
     "vtkMRMLColorTableNodeFileInferno.txt",
     "vtkMRMLColorTableNodeFileColdToHotRainbow.txt",
@@ -94,6 +95,7 @@ def load_sample_case(scene):
     from .resources import sample_case_path
 
     node = add_volume_node(scene, read_input_volume(sample_case_path()), SAMPLE_NODE_NAME)
+    node.SetAttribute(DICOM_FOLDER_ATTRIBUTE, str(sample_case_path()))  # for a DICOM SEG export
     display = node.GetDisplayNode()
     if display is not None:
         display.SetAutoWindowLevel(False)
@@ -393,12 +395,14 @@ class SegmentationOutputs:
         return "".join(f"\nCaution: {caveat}." for caveat in self.caveats)
 
 
-def write_outputs(scene, input_node, result, output_segmentation=None, probability_node=None) -> SegmentationOutputs:
+def write_outputs(scene, input_node, result, output_segmentation=None, probability_node=None,
+                  models: Sequence[str] = ()) -> SegmentationOutputs:
     """Put a core `Segmentation` of `input_node` into the scene.
 
     `output_segmentation`: an existing segmentation node the user chose to replace; None (the
     default) makes a new node and leaves every existing one untouched. `probability_node`: a
-    scalar volume node to receive the lesion probability map, or None for no map.
+    scalar volume node to receive the lesion probability map, or None for no map. `models`: the
+    model files that made it (`segment_job.model_names`), kept on the node for a DICOM export.
     """
     from .lesions import lesion_table
 
@@ -417,11 +421,8 @@ def write_outputs(scene, input_node, result, output_segmentation=None, probabili
     fill_segmentation_node(segmentation_node, input_node, result.liver, result.lesion)
     # Saved with the scene, so that whoever opens the segmentation later is told too.
     segmentation_node.SetAttribute(CAVEATS_ATTRIBUTE, "\n".join(result.caveats))
-    table_node = segmentation_node.GetNodeReference(LESION_TABLE_ROLE) if output_segmentation is not None else None
-    if table_node is None:
-        table_node = scene.AddNewNodeByClass("vtkMRMLTableNode",
-                                             scene.GenerateUniqueName(f"{segmentation_node.GetName()} lesions"))
-        segmentation_node.SetNodeReferenceID(LESION_TABLE_ROLE, table_node.GetID())
+    segmentation_node.SetAttribute(MODELS_ATTRIBUTE, "\n".join(models))
+    table_node = lesion_table_node(scene, segmentation_node, reuse=output_segmentation is not None)
     fill_lesion_table(table_node, lesions)
     lines = add_long_axis_lines(scene, segmentation_node, lesions)
     if probability_node is not None:
@@ -431,12 +432,23 @@ def write_outputs(scene, input_node, result, output_segmentation=None, probabili
                                result.caveats, lines)
 
 
-def _on_grid_of(volume_node, mask: Volume) -> bool:
+def lesion_table_node(scene, segmentation_node, reuse: bool = True):
+    """The table node of `segmentation_node`'s lesions: the one made for it before (when `reuse`),
+    else a new one, referenced from it."""
+    table_node = segmentation_node.GetNodeReference(LESION_TABLE_ROLE) if reuse else None
+    if table_node is None:
+        table_node = scene.AddNewNodeByClass("vtkMRMLTableNode",
+                                             scene.GenerateUniqueName(f"{segmentation_node.GetName()} lesions"))
+        segmentation_node.SetNodeReferenceID(LESION_TABLE_ROLE, table_node.GetID())
+    return table_node
+
+
+def _on_grid_of(volume_node, grid: Volume, tolerance_mm: float = 1e-4) -> bool:
     image = volume_node.GetImageData()
     if image is None:
         return False
     shape = tuple(reversed(image.GetDimensions()))
-    return shape == mask.shape and np.allclose(ijk_to_ras_of(volume_node), mask.ijk_to_ras(), atol=1e-4)
+    return shape == grid.shape and np.allclose(ijk_to_ras_of(volume_node), grid.ijk_to_ras(), atol=tolerance_mm)
 
 
 def _in_scene(node, scene) -> bool:
@@ -484,12 +496,101 @@ def segment_volume_node(scene, input_node, model_path, device: str = "auto", les
     The Slicer panel does the same in two halves (`segment_job.SegmentationJob` in a thread, then
     `write_outputs`) to stay responsive and cancellable.
     """
-    from .segment_job import run_segmentation
+    from .segment_job import model_names, run_segmentation
 
     volume = volume_from_node(input_node)
     result, _ = run_segmentation(volume, model_path, device, lesion_threshold, progress, keep_edge_lesions,
                                  keep_fluid_lesions, keep_liver_density_lesions, vote_models)
-    return write_outputs(scene, input_node, result, output_segmentation, probability_node)
+    return write_outputs(scene, input_node, result, output_segmentation, probability_node,
+                         model_names(model_path, vote_models))
+
+
+# --- after correction: measure again, export to DICOM ----------------------------------------------
+
+def reference_volume_of(segmentation_node):
+    """The volume a segmentation was made on (its reference geometry's node), or None."""
+    if segmentation_node is None:
+        return None
+    return segmentation_node.GetNodeReference(segmentation_node.GetReferenceImageGeometryReferenceRole())
+
+
+def measure_again(volume_node, segmentation_node) -> SegmentationOutputs:
+    """The lesion table and long-axis lines of `segmentation_node` measured anew from its segments
+    as they are now (corrected in the Segment Editor), on `volume_node`'s grid; the table made for
+    it before is refilled, the old lines replaced."""
+    from .lesions import lesion_table, mask_volume_ml
+
+    _check_pair(volume_node, segmentation_node)
+    grid = volume_from_node(volume_node)
+    labels = label_map_from_segmentation(segmentation_node, grid)
+    lesions = lesion_table(grid.with_array((labels == LESION.label).astype(np.uint8)), grid)
+    scene = segmentation_node.GetScene()
+    table_node = lesion_table_node(scene, segmentation_node)
+    fill_lesion_table(table_node, lesions)
+    lines = add_long_axis_lines(scene, segmentation_node, lesions)
+    _follow_transform(segmentation_node, lines)
+    return SegmentationOutputs(segmentation_node, table_node, None, lesions,
+                               mask_volume_ml(grid.with_array(labels)), [], lines)
+
+
+DICOM_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"  # set by Slicer's DICOM module on the volumes it loads
+DICOM_FOLDER_ATTRIBUTE = "LiverLesionSeg.DICOMFolder"  # the folder of the sample case's series
+GRID_TOLERANCE_MM = 0.01  # Slicer's DICOM reader and ours may place voxels this far apart
+
+
+def export_dicom(volume_node, segmentation_node, folder: str | Path, file_for_instance=None):
+    """`segmentation_node` (a corrected segmentation of `volume_node`) as a DICOM SEG and a DICOM
+    SR lesion report over the DICOM series the volume was loaded from, in `folder`
+    (`io.dicom_export.export_to_dicom`), naming the models that made it. `file_for_instance`: a
+    SOP instance UID's file, Slicer's DICOM database's `fileForInstance` in the application."""
+    from .io.dicom import read_series
+    from .io.dicom_export import export_to_dicom
+
+    _check_pair(volume_node, segmentation_node)
+    source = dicom_series_of(volume_node, file_for_instance)
+    ct = read_series(source)
+    if ct.acquired is None and not _on_grid_of(volume_node, ct, GRID_TOLERANCE_MM):
+        raise InputError("the volume no longer lies where its DICOM series does (moved, cropped or resampled since "
+                         "it was loaded)", volume_node.GetName(),
+                         "segment the volume as loaded from DICOM, or save the segmentation as .seg.nrrd")
+    labels = ct.with_array(label_map_from_segmentation(segmentation_node, ct))
+    models = (segmentation_node.GetAttribute(MODELS_ATTRIBUTE) or "unknown model").splitlines()
+    return export_to_dicom(labels, ct, source, folder, segmentation_node.GetName(), models)
+
+
+def dicom_series_of(volume_node, file_for_instance=None):
+    """The DICOM series (`io.dicom.SeriesInfo`) `volume_node` was loaded from: its files found
+    from its instance UIDs through `file_for_instance`, or in the folder the sample case names."""
+    from .io.dicom import choose_ct_series, scan_files, scan_folder
+
+    name = volume_node.GetName()
+    uids = (volume_node.GetAttribute(DICOM_UIDS_ATTRIBUTE) or "").split()
+    sample_folder = volume_node.GetAttribute(DICOM_FOLDER_ATTRIBUTE)
+    if uids and file_for_instance is not None:
+        files = [file_for_instance(uid) or "" for uid in uids]
+        missing = [uid for uid, file in zip(uids, files) if not file or not Path(file).is_file()]
+        if missing:
+            raise InputError(f"{len(missing)} of the {len(uids)} DICOM files it was loaded from are no longer in "
+                             f"the DICOM database or on disk (e.g. instance {missing[0]})", name,
+                             "import the series into the DICOM database again and load it from there")
+        series, _ = scan_files([Path(file) for file in dict.fromkeys(files)])
+        for info in series:
+            if set(uids) <= set(info.sop_instance_uids):
+                return info
+        raise InputError("its DICOM files do not make one image series", name,
+                         "load the CT series again through the DICOM module")
+    if sample_folder:
+        return choose_ct_series(scan_folder(sample_folder))
+    raise InputError("was not loaded from DICOM, so there is no DICOM series for a DICOM SEG to lie on", name,
+                     "load the CT through the DICOM module, or save the segmentation as .seg.nrrd")
+
+
+def _check_pair(volume_node, segmentation_node) -> None:
+    if volume_node is None or segmentation_node is None:
+        raise InputError("a CT volume and a segmentation of it are needed", hint="choose both")
+    if segmentation_node.GetTransformNodeID() != volume_node.GetTransformNodeID():
+        raise InputError(f"is under another transform than the volume {volume_node.GetName()}",
+                         segmentation_node.GetName(), "put both under the same transform (Data module)")
 
 
 # --- training charts -----------------------------------------------------------------------------

@@ -35,6 +35,13 @@ def model_file(model: str | os.PathLike) -> Optional[Path]:
     return Path(model)
 
 
+def model_names(model: str | os.PathLike, vote_models: Sequence[str | os.PathLike] = ()) -> list[str]:
+    """The file names of the model and the models that vote with it, as outputs name them."""
+    from .resources import bundled_model_path
+
+    return [(model_file(m) or bundled_model_path()).name for m in (model, *vote_models)]
+
+
 def run_segmentation(volume: Volume, model: str | os.PathLike = BUNDLED, device: str = "auto",
                      lesion_threshold: Optional[float] = None, progress: Optional[Progress] = None,
                      keep_edge_lesions: bool = False, keep_fluid_lesions: bool = False,

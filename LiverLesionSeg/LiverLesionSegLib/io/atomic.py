@@ -70,6 +70,10 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
             os.replace(tmp, current)
     except OSError as exc:
         raise _output_error(current, exc) from None
+    except OutputError as exc:  # a writer's own error names the file asked for, not its temporary
+        named = {str(tmp): str(target) for target, tmp in zip(targets, temporaries)}
+        exc.path = named.get(exc.path, exc.path)
+        raise
     finally:
         for tmp in temporaries:
             with contextlib.suppress(FileNotFoundError):

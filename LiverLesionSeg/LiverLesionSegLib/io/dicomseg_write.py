@@ -28,10 +28,12 @@ SERIES_DESCRIPTION = "Liver and liver lesions (LiverLesionSeg)"
 CONTENT_LABEL = "LIVERLESIONSEG"
 
 
-def save_dicom_seg(path: Path, labels: Volume, source: SeriesInfo, models: Sequence[str]) -> None:
+def save_dicom_seg(path: Path, labels: Volume, source: SeriesInfo, models: Sequence[str],
+                   corrected: bool = False) -> None:
     """Write the 0/1/2 label map (on the grid of `source`'s CT) to exactly `path`.
 
-    `models` names the model file(s) that made it, for the algorithm's identification.
+    `models` names the model file(s) that made it, for the algorithm's identification;
+    `corrected`: a reader edited the model's result (a semi-automatic segmentation in DICOM's terms).
     """
     import highdicom as hd
     from pydicom.sr.codedict import codes
@@ -41,7 +43,7 @@ def save_dicom_seg(path: Path, labels: Volume, source: SeriesInfo, models: Seque
     algorithm = hd.AlgorithmIdentificationSequence(
         name="LiverLesionSeg", version=__version__, family=codes.cid7162.ArtificialIntelligence,
         parameters={"model": ", ".join(models)[:64]})
-    descriptions = [_description(spec, algorithm) for spec in SEGMENTS]
+    descriptions = [_description(spec, algorithm, corrected) for spec in SEGMENTS]
     with warnings.catch_warnings():
         # highdicom warns about the source's own values (a patient name of one component): not ours to fix
         warnings.simplefilter("ignore", UserWarning)
@@ -51,8 +53,10 @@ def save_dicom_seg(path: Path, labels: Volume, source: SeriesInfo, models: Seque
                 series_instance_uid=hd.UID(), series_number=SERIES_NUMBER, sop_instance_uid=hd.UID(),
                 instance_number=1, manufacturer="LiverLesionSeg", manufacturer_model_name="LiverLesionSeg",
                 software_versions=__version__, device_serial_number="none", content_label=CONTENT_LABEL,
-                content_description="Liver and liver lesions, segmented automatically",
-                series_description=SERIES_DESCRIPTION, content_qualification=hd.ContentQualificationValues.RESEARCH)
+                content_description="Liver and liver lesions, " + ("automatic, corrected by a reader" if corrected
+                                                                   else "segmented automatically"),
+                series_description=described(SERIES_DESCRIPTION, corrected),
+                content_qualification=hd.ContentQualificationValues.RESEARCH)
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             raise OutputError(f"cannot make a DICOM SEG on this CT series ({first_line(exc)})", path,
                               "write a .seg.nrrd or .nii.gz instead") from None
@@ -106,12 +110,19 @@ def frame_positions(headers: Sequence[pydicom.Dataset], source: SeriesInfo
     return np.array(positions, dtype=float), frames
 
 
-def _description(spec: SegmentSpec, algorithm):
+def described(description: str, corrected: bool) -> str:
+    """A series description, marked when a reader corrected the result: "... (LiverLesionSeg, corrected)"."""
+    return description[:-1] + ", corrected)" if corrected else description
+
+
+def _description(spec: SegmentSpec, algorithm, corrected: bool):
     import highdicom as hd
 
+    types = hd.seg.SegmentAlgorithmTypeValues
+    kind = types.SEMIAUTOMATIC if corrected else types.AUTOMATIC
     return hd.seg.SegmentDescription(
         segment_number=spec.label, segment_label=spec.name, segmented_property_category=_code(spec.category),
-        segmented_property_type=_code(spec.type), algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        segmented_property_type=_code(spec.type), algorithm_type=kind,
         algorithm_identification=algorithm, anatomic_regions=[_code(spec.region)] if spec.region else None,
         display_color=hd.color.CIELabColor.from_rgb(*(round(c * 255) for c in spec.color)))
 

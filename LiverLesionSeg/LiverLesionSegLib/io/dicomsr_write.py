@@ -24,7 +24,7 @@ from .. import __version__
 from ..errors import OutputError, first_line
 from ..lesions import Lesion
 from .dicom import SeriesInfo, header_values
-from .dicomseg_write import frame_positions, source_headers
+from .dicomseg_write import described, frame_positions, source_headers
 
 SERIES_NUMBER = 902  # beside the DICOM SEG's 901
 SERIES_DESCRIPTION = "Liver lesion measurements (LiverLesionSeg)"
@@ -35,8 +35,9 @@ PLANE_TOLERANCE_MM = 0.1
 
 
 def save_lesion_report(path: Path, lesions: Sequence[Lesion], liver_ml: float, source: SeriesInfo,
-                       models: Sequence[str]) -> None:
-    """Write the report of `lesions` and of the liver (`liver_ml`), measured on `source`'s CT, to exactly `path`."""
+                       models: Sequence[str], corrected: bool = False) -> None:
+    """Write the report of `lesions` and of the liver (`liver_ml`), measured on `source`'s CT, to
+    exactly `path`; `corrected`: measured on a segmentation a reader corrected."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
@@ -66,7 +67,7 @@ def save_lesion_report(path: Path, lesions: Sequence[Lesion], liver_ml: float, s
             sr = hd.sr.Comprehensive3DSR(
                 evidence=headers, content=report, series_instance_uid=hd.UID(), series_number=SERIES_NUMBER,
                 sop_instance_uid=hd.UID(), instance_number=1, manufacturer="LiverLesionSeg",
-                series_description=SERIES_DESCRIPTION)
+                series_description=described(SERIES_DESCRIPTION, corrected))
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             raise OutputError(f"cannot make a DICOM SR on this CT series ({first_line(exc)})", path,
                               "write the lesion table as .csv instead") from None

@@ -722,16 +722,21 @@ def output_folder_read_only(data_dir, tmp, model):
     folder.mkdir()
     existing = folder / "out.nii.gz"
     existing.write_bytes(b"an earlier result the user wants to keep")
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        cleanup = lambda: folder.chmod(0o755)  # noqa: E731
-    elif _run("mount", "--bind", str(folder), str(folder)) and _run("mount", "-o", "remount,bind,ro", str(folder)):
-        cleanup = _unmount(folder)  # root ignores permission bits, not a read-only mount
-    else:
-        _run("umount", str(folder))
-        pytest.skip("root without the right to mount: no way to make a folder read-only for root")
+    cleanup = make_read_only(folder)
     argv = ["segment", str(tace_case(data_dir)), "-o", str(existing), "--model", str(model)]
     return BadInput(argv, OUTPUT, "not writable", "readonly", existing=existing, cleanup=cleanup)
+
+
+def make_read_only(folder: Path):
+    """Make `folder` read-only for this process (a read-only bind mount as root, whom permission
+    bits do not stop; permissions otherwise); returns what undoes it. Skips where neither works."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return lambda: folder.chmod(0o755)
+    if _run("mount", "--bind", str(folder), str(folder)) and _run("mount", "-o", "remount,bind,ro", str(folder)):
+        return _unmount(folder)
+    _run("umount", str(folder))
+    pytest.skip("root without the right to mount: no way to make a folder read-only for root")
 
 
 @contextlib.contextmanager

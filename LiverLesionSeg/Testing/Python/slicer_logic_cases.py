@@ -253,6 +253,37 @@ def check_long_axis_lines(run: LogicRun) -> None:
         assert np.allclose(ijk[:, 2], lesion.diameter_slice, atol=1e-6)
 
 
+def check_sample_case_after_correction(scene, folder: Path) -> None:
+    """The sample case (a DICOM series outside Slicer's DICOM database: its node names its folder)
+    with a liver and two lesions, one erased as a reader would: measured again, one lesion in the
+    table; exported, the DICOM SEG reads back as the corrected voxels and the report holds the lesion."""
+    import slicer
+    from LiverLesionSegLib.io.dicomseg import read_seg_masks
+
+    volume_node = mrml.load_sample_case(scene)
+    grid = mrml.volume_from_node(volume_node)
+    liver = np.zeros(grid.shape, np.uint8)
+    liver[10:20, 200:300, 150:250] = 1
+    lesion = np.zeros(grid.shape, np.uint8)
+    lesion[12:15, 240:250, 190:200] = 1
+    false_lesion = lesion.copy()
+    false_lesion[16:18, 280:285, 230:235] = 1
+    segmentation_node = mrml.new_segmentation_node(scene, "sample corrected")
+    mrml.fill_segmentation_node(segmentation_node, volume_node, grid.with_array(liver), grid.with_array(false_lesion))
+    assert len(mrml.measure_again(volume_node, segmentation_node).lesions) == 2
+    editing = slicer.vtkSlicerSegmentationsModuleLogic  # what the Segment Editor's effects call
+    editing.SetBinaryLabelmapToSegment(mrml.oriented_image(grid.with_array(lesion)), segmentation_node,
+                                       LESION.segment_id, editing.MODE_REPLACE)
+    measured = mrml.measure_again(volume_node, segmentation_node)
+    assert [lesion.voxels for lesion in measured.lesions] == [300], measured.lesions
+    assert len(mrml.table_rows(measured.lesion_table_node)) == 1 == len(measured.long_axis_nodes)
+    exported = mrml.export_dicom(volume_node, segmentation_node, folder)
+    assert len(exported.lesions) == 1 and exported.lesions[0].voxels == 300
+    masks = read_seg_masks(exported.seg, grid)
+    assert np.array_equal(masks["lesion"], lesion) and np.array_equal(masks["liver"] | masks["lesion"], liver)
+    assert exported.report.is_file()
+
+
 def check_seg_nrrd_round_trip(run: LogicRun, folder: Path) -> Path:
     """Saved with `vtkMRMLSegmentationStorageNode` and read into a new node: the same segments,
     names, colours, terminology and voxels."""

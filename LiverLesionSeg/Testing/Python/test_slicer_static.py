@@ -44,6 +44,7 @@ NODE_SELECTOR_TYPES = {
     "sceneSegmentationSelector": "vtkMRMLSegmentationNode",
     "comparedSegmentationSelector": "vtkMRMLSegmentationNode",
     "referenceSegmentationSelector": "vtkMRMLSegmentationNode",
+    "correctedSegmentationSelector": "vtkMRMLSegmentationNode",
 }
 
 
@@ -242,8 +243,9 @@ def test_module_classes_and_thinness(module_tree, module_source):
     assert {m for m in top_from if m.startswith("LiverLesionSegLib")} <= {
         "LiverLesionSegLib.errors", "LiverLesionSegLib.parameters", "LiverLesionSegLib.module_text"}
     assert "import torch" not in module_source and "np." not in module_source
-    # Three panels' glue (segment, train, compare); what is more than glue belongs in the library.
-    assert len(module_source.splitlines()) < 580, "the module file grows: move logic into LiverLesionSegLib"
+    # Four panels' glue (segment, after correction, train, compare) and the self-test; what is more
+    # than glue belongs in the library.
+    assert len(module_source.splitlines()) < 630, "the module file grows: move logic into LiverLesionSegLib"
 
 
 def test_self_test_runs_the_shared_bodies(module_tree, module_source):

@@ -1,0 +1,64 @@
+"""A label map written back to DICOM over the CT series it lies on, for a PACS: a DICOM SEG and the
+DICOM SR lesion report measured on it, side by side, in one step.
+
+What the Slicer panel's export uses for a segmentation a reader corrected (a semi-automatic
+segmentation in DICOM's terms, its series described as corrected); the command line writes the
+same two objects for the model's own result (`segment -o RESULT.dcm --lesions REPORT.dcm`).
+An export never replaces an earlier one: its files are numbered instead.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..lesions import Lesion, lesion_table, mask_volume_ml
+from ..segments import LESION
+from ..volume import Volume
+from .atomic import atomic_paths, check_writable
+from .dicom import SeriesInfo
+from .dicomseg_write import check_frame_of_reference, save_dicom_seg
+from .dicomsr_write import save_lesion_report
+
+INSTEAD = "save the segmentation as .seg.nrrd instead"
+
+
+@dataclass
+class DicomExport:
+    seg: Path  # the DICOM SEG
+    report: Path  # the DICOM SR lesion report
+    lesions: list[Lesion]
+    liver_ml: float
+
+
+def export_to_dicom(labels: Volume, ct: Volume, source: SeriesInfo, folder: str | os.PathLike, name: str,
+                    models: Sequence[str], corrected: bool = True) -> DicomExport:
+    """Write `labels` (0/1/2 on the grid of `ct`, the CT read from `source`) as "`name` SEG.dcm" and
+    its lesions and liver as "`name` SR.dcm" in `folder`: both or neither. `models` names the
+    model(s) the segmentation started from."""
+    check_frame_of_reference(source, "a DICOM SEG", INSTEAD)
+    seg_path, report_path = free_names(Path(folder), name)
+    check_writable(seg_path)
+    array = np.asarray(labels.array)
+    lesions = lesion_table(labels.with_array((array == LESION.label).astype(np.uint8)), ct)
+    liver_ml = mask_volume_ml(labels.with_array((array > 0).astype(np.uint8)))
+    with atomic_paths(seg_path, report_path) as (seg_temporary, report_temporary):
+        save_dicom_seg(seg_temporary, labels, source, models, corrected)
+        save_lesion_report(report_temporary, lesions, liver_ml, source, models, corrected)
+    return DicomExport(seg_path, report_path, lesions, liver_ml)
+
+
+def free_names(folder: Path, name: str) -> tuple[Path, Path]:
+    """"`name` SEG.dcm" and "`name` SR.dcm" in `folder`, numbered ("`name` 2 SEG.dcm") where
+    either is taken."""
+    number = 1
+    while True:
+        stem = name if number == 1 else f"{name} {number}"
+        paths = (folder / f"{stem} SEG.dcm", folder / f"{stem} SR.dcm")
+        if not any(path.exists() for path in paths):
+            return paths
+        number += 1
