@@ -319,8 +319,9 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             with slicer.util.WaitCursor():
                 exported = self.logic.exportDicom(*self.correctedPair(), folder)
             self.ui.correctedStatusLabel.text = (
-                f"Wrote {exported.seg.name} and {exported.report.name} ({len(exported.lesions)} lesion(s)) to "
-                f"{folder}. Import that folder in the DICOM module to send them to a PACS.")
+                f"Wrote {exported.seg.name} and {exported.report.name} ({len(exported.lesions)} lesion(s), "
+                f"{'corrected by a reader' if exported.corrected else 'the model result unchanged'}) to {folder}. "
+                "Import that folder in the DICOM module to send them to a PACS.")
 
     def onCompareButton(self):
         with reportedErrors("The segmentations could not be compared"):

@@ -21,7 +21,8 @@ with the segmentation: check such a result with extra care.</p>
 <p><b>After correction</b>: once the segmentation is corrected in the Segment Editor, <i>Measure lesions
 again</i> refills its lesion table and long-axis lines from the segments as they are now, and
 <i>Export DICOM SEG and report</i> writes it as a DICOM SEG and the measurements as a DICOM SR report
-(marked as corrected by a reader) over the DICOM series the CT was loaded from, into a folder you
+(marked as corrected by a reader where it differs from the model's result) over the DICOM series
+the CT was loaded from, into a folder you
 choose; import that folder in the DICOM module to send both to a PACS. A CT not loaded from DICOM,
 moved since, or whose files left the DICOM database is refused.</p>
 <p><b>Compare with a reference</b>: measures a segmentation (the model's, or a corrected one) against a

@@ -17,6 +17,7 @@ unless an existing one is given explicitly.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ LESION_TABLE_ROLE = "LiverLesionSegLesionTable"
 LONG_AXIS_ROLE = "LiverLesionSegLongAxis"
 CAVEATS_ATTRIBUTE = "LiverLesionSeg.Cautions"  # what the reader should check, one per line (caveats.py)
 MODELS_ATTRIBUTE = "LiverLesionSeg.Models"  # the model file(s) that made a segmentation, one per line
+# The label map the model wrote, as a digest: a DICOM export tells a reader's correction from it.
+RESULT_DIGEST_ATTRIBUTE = "LiverLesionSeg.ResultDigest"
 HEATMAP_COLOR_IDS = (  # preferred colour nodes for the probability overlay, when the scene has them
     "vtkMRMLColorTableNodeFileInferno.txt",
     "vtkMRMLColorTableNodeFileColdToHotRainbow.txt",
@@ -422,6 +425,7 @@ def write_outputs(scene, input_node, result, output_segmentation=None, probabili
     # Saved with the scene, so that whoever opens the segmentation later is told too.
     segmentation_node.SetAttribute(CAVEATS_ATTRIBUTE, "\n".join(result.caveats))
     segmentation_node.SetAttribute(MODELS_ATTRIBUTE, "\n".join(models))
+    segmentation_node.SetAttribute(RESULT_DIGEST_ATTRIBUTE, label_digest(result.label_map()))
     table_node = lesion_table_node(scene, segmentation_node, reuse=output_segmentation is not None)
     fill_lesion_table(table_node, lesions)
     lines = add_long_axis_lines(scene, segmentation_node, lesions)
@@ -441,6 +445,13 @@ def lesion_table_node(scene, segmentation_node, reuse: bool = True):
                                              scene.GenerateUniqueName(f"{segmentation_node.GetName()} lesions"))
         segmentation_node.SetNodeReferenceID(LESION_TABLE_ROLE, table_node.GetID())
     return table_node
+
+
+def label_digest(labels: np.ndarray) -> str:
+    """A digest of a 0/1/2 label map's voxels and shape."""
+    digest = hashlib.sha256(repr(labels.shape).encode())
+    digest.update(np.ascontiguousarray(labels, dtype=np.uint8).tobytes())
+    return digest.hexdigest()
 
 
 def _on_grid_of(volume_node, grid: Volume, tolerance_mm: float = 1e-4) -> bool:
@@ -539,10 +550,11 @@ GRID_TOLERANCE_MM = 0.01  # Slicer's DICOM reader and ours may place voxels this
 
 
 def export_dicom(volume_node, segmentation_node, folder: str | Path, file_for_instance=None):
-    """`segmentation_node` (a corrected segmentation of `volume_node`) as a DICOM SEG and a DICOM
-    SR lesion report over the DICOM series the volume was loaded from, in `folder`
-    (`io.dicom_export.export_to_dicom`), naming the models that made it. `file_for_instance`: a
-    SOP instance UID's file, Slicer's DICOM database's `fileForInstance` in the application."""
+    """`segmentation_node` (a segmentation of `volume_node`, corrected or not) as a DICOM SEG and a
+    DICOM SR lesion report over the DICOM series the volume was loaded from, in `folder`
+    (`io.dicom_export.export_to_dicom`), naming the models that made it; marked as corrected by a
+    reader unless its voxels are still those the model wrote. `file_for_instance`: a SOP instance
+    UID's file, Slicer's DICOM database's `fileForInstance` in the application."""
     from .io.dicom import read_series
     from .io.dicom_export import export_to_dicom
 
@@ -555,7 +567,8 @@ def export_dicom(volume_node, segmentation_node, folder: str | Path, file_for_in
                          "segment the volume as loaded from DICOM, or save the segmentation as .seg.nrrd")
     labels = ct.with_array(label_map_from_segmentation(segmentation_node, ct))
     models = (segmentation_node.GetAttribute(MODELS_ATTRIBUTE) or "unknown model").splitlines()
-    return export_to_dicom(labels, ct, source, folder, segmentation_node.GetName(), models)
+    corrected = label_digest(labels.array) != segmentation_node.GetAttribute(RESULT_DIGEST_ATTRIBUTE)
+    return export_to_dicom(labels, ct, source, folder, segmentation_node.GetName(), models, corrected)
 
 
 def dicom_series_of(volume_node, file_for_instance=None):

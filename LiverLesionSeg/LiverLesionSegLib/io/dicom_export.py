@@ -1,9 +1,9 @@
 """A label map written back to DICOM over the CT series it lies on, for a PACS: a DICOM SEG and the
 DICOM SR lesion report measured on it, side by side, in one step.
 
-What the Slicer panel's export uses for a segmentation a reader corrected (a semi-automatic
-segmentation in DICOM's terms, its series described as corrected); the command line writes the
-same two objects for the model's own result (`segment -o RESULT.dcm --lesions REPORT.dcm`).
+What the Slicer panel's export uses, above all for a segmentation a reader corrected (a
+semi-automatic segmentation in DICOM's terms, its series described as corrected); the command line
+writes the same two objects for the model's own result (`segment -o RESULT.dcm --lesions REPORT.dcm`).
 An export never replaces an earlier one: its files are numbered instead.
 """
 
@@ -33,13 +33,14 @@ class DicomExport:
     report: Path  # the DICOM SR lesion report
     lesions: list[Lesion]
     liver_ml: float
+    corrected: bool  # marked as corrected by a reader
 
 
 def export_to_dicom(labels: Volume, ct: Volume, source: SeriesInfo, folder: str | os.PathLike, name: str,
                     models: Sequence[str], corrected: bool = True) -> DicomExport:
     """Write `labels` (0/1/2 on the grid of `ct`, the CT read from `source`) as "`name` SEG.dcm" and
     its lesions and liver as "`name` SR.dcm" in `folder`: both or neither. `models` names the
-    model(s) the segmentation started from."""
+    model(s) the segmentation started from; `corrected`: a reader edited it."""
     check_frame_of_reference(source, "a DICOM SEG", INSTEAD)
     seg_path, report_path = free_names(Path(folder), name)
     check_writable(seg_path)
@@ -49,7 +50,7 @@ def export_to_dicom(labels: Volume, ct: Volume, source: SeriesInfo, folder: str 
     with atomic_paths(seg_path, report_path) as (seg_temporary, report_temporary):
         save_dicom_seg(seg_temporary, labels, source, models, corrected)
         save_lesion_report(report_temporary, lesions, liver_ml, source, models, corrected)
-    return DicomExport(seg_path, report_path, lesions, liver_ml)
+    return DicomExport(seg_path, report_path, lesions, liver_ml, corrected)
 
 
 def free_names(folder: Path, name: str) -> tuple[Path, Path]:

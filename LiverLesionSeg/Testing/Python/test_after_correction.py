@@ -134,6 +134,35 @@ def test_models_that_made_the_segmentation_are_named_in_the_seg(loaded, tmp_path
     assert "liverlesionseg-v3.safetensors" in str(algorithm.AlgorithmParameters)
 
 
+def test_the_models_own_result_is_exported_as_automatic_until_a_reader_changes_it(case, tmp_path):
+    """A segmentation as the panel writes it (`write_outputs`) exports as AUTOMATIC, the series not
+    marked corrected; once a lesion is erased, as SEMIAUTOMATIC and corrected."""
+    from LiverLesionSegLib.infer import Segmentation
+
+    case, series = case
+    scene = slicer.vtkMRMLScene()
+    volume_node = mrml.add_volume_node(scene, case.ct, "CT")
+    volume_node.SetAttribute(mrml.DICOM_UIDS_ATTRIBUTE, " ".join(series.sop_instance_uids))
+    file_for_instance = dict(zip(series.sop_instance_uids, map(str, series.files))).get
+    result = Segmentation(case.liver, case.lesion, case.ct.with_array(case.lesion.array.astype(np.float32)))
+    outputs = mrml.write_outputs(scene, volume_node, result, models=["model-a.safetensors"])
+    unchanged = mrml.export_dicom(volume_node, outputs.segmentation_node, tmp_path, file_for_instance)
+    seg = hd.seg.segread(unchanged.seg)
+    assert not unchanged.corrected
+    assert {item.SegmentAlgorithmType for item in seg.SegmentSequence} == {"AUTOMATIC"}
+    assert not seg.SeriesDescription.endswith("corrected)")
+    assert not hd.sr.srread(unchanged.report).SeriesDescription.endswith("corrected)")
+    smallest = lesion_table(case.lesion)[-1]
+    erased = case.lesion.array.copy()
+    erased[smallest.first_slice:smallest.last_slice + 1] = 0
+    slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
+        mrml.oriented_image(case.lesion.with_array(erased)), outputs.segmentation_node, LESION.segment_id,
+        slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
+    corrected = mrml.export_dicom(volume_node, outputs.segmentation_node, tmp_path, file_for_instance)
+    assert corrected.corrected and corrected.seg.name.endswith(" 2 SEG.dcm")
+    assert {item.SegmentAlgorithmType for item in hd.seg.segread(corrected.seg).SegmentSequence} == {"SEMIAUTOMATIC"}
+
+
 def test_sample_case_measured_and_exported_from_its_own_folder(tmp_path):
     """The Sample Data module's case is not in the DICOM database: its node names its folder."""
     check_sample_case_after_correction(slicer.vtkMRMLScene(), tmp_path)
