@@ -1,4 +1,4 @@
-"""The command line: `liverlesionseg segment | train | evaluate | plot`.
+"""The command line: `liverlesionseg segment | measure | train | evaluate | plot`.
 
 Expected problems end with one line on stderr (`liverlesionseg: error: FILE: problem. hint.`) and
 a non-zero exit status; nothing half-written is left behind.
@@ -122,11 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a terminal bar, or one JSON object per line on stdout (for the Slicer panel)")
     common.add_argument("--verbose", action="store_true", help="more log lines")
     common.add_argument("--debug", action="store_true", help="show the traceback of unexpected errors")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{segment,train,evaluate,plot}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{segment,measure,train,evaluate,plot}")
 
-    from .commands import evaluate, plot, segment, train
+    from .commands import evaluate, measure, plot, segment, train
 
-    for command in (segment, train, evaluate, plot):
+    for command in (segment, measure, train, evaluate, plot):
         command.add_parser(sub, common)
     return parser
 

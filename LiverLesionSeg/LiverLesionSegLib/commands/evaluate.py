@@ -113,33 +113,15 @@ class _Predictor:
 
 
 def _read_prediction(folder: Path, case):
-    from ..io.images import read_label_map
+    from ..io.cases import read_segmentation
 
     for suffix in PREDICTION_SUFFIXES:
         path = folder / f"{case.name}{suffix}"
         if path.exists():
-            if suffix == ".dcm":
-                liver, lesion = _read_dicom_seg_prediction(path, case.ct)
-            else:
-                liver, lesion = read_label_map(path, case.ct)
-            return liver.with_array(liver.array | lesion.array), lesion
+            return read_segmentation(path, case.ct)
     raise InputError(f"no prediction for case {case.name}", folder,
                      f"name it {case.name}.nii.gz, {case.name}.nrrd, {case.name}.mha, {case.name}.seg.nrrd or "
                      f"{case.name}.dcm (DICOM SEG)")
-
-
-def _read_dicom_seg_prediction(path: Path, ct):
-    """A DICOM SEG made on the case's CT series (by any tool): its liver and lesion segments, told
-    apart as in training cases; no lesion segment is no lesion."""
-    import numpy as np
-
-    from ..io.dicomseg import read_seg_masks
-
-    masks = read_seg_masks(path, ct)
-    if "liver" not in masks:
-        raise InputError("the DICOM SEG has no liver segment", path, "give a SEG with a segment labelled Liver")
-    lesion = masks.get("lesion", np.zeros_like(masks["liver"]))
-    return ct.with_array(masks["liver"], str(path)), ct.with_array(lesion, str(path))
 
 
 def _prepare_out(out: Path) -> None:

@@ -282,8 +282,16 @@ def report(output: Path, result, lesions, timings: dict, progress: Progress, ext
     if isinstance(progress, JsonLinesProgress):
         return  # stdout carries only the JSON events
     print(f"Wrote {output}" + "".join(f", {p}" for p in extra))
-    print(f"Liver: {liver_ml:.1f} mL. Lesions: {len(lesions)}, {lesion_ml:.2f} mL in all, "
-          f"{100 * burden:.1f} % of the liver.")
+    print_measurements(liver_ml, lesions)
+    print(f"Time: {stages}")
+
+
+def print_measurements(liver_ml: float, lesions: list) -> None:
+    """The liver's volume and the lesion table (the first 20 lesions), as a user reads them."""
+    from ..lesions import total_volume_ml, tumour_burden
+
+    print(f"Liver: {liver_ml:.1f} mL. Lesions: {len(lesions)}, {total_volume_ml(lesions):.2f} mL in all, "
+          f"{100 * tumour_burden(lesions, liver_ml):.1f} % of the liver.")
     for lesion in lesions[:20]:
         r, a, s = lesion.centroid_ras
         print(f"  lesion {lesion.number}: {lesion.volume_ml:.2f} mL, longest axial diameter "
@@ -291,7 +299,6 @@ def report(output: Path, result, lesions, timings: dict, progress: Progress, ext
               f"median {lesion.median_hu:.0f} HU, centre RAS ({r:.1f}, {a:.1f}, {s:.1f}) mm")
     if len(lesions) > 20:
         print(f"  ... and {len(lesions) - 20} more (see --lesions)")
-    print(f"Time: {stages}")
 
 
 def _stem(path: Path) -> str:

@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
+import numpy as np
+
 from ..errors import InputError
 from ..volume import Case, Volume
 from .archive import Unpacked, is_zip, unpack
 from .dicom import (NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, choose_ct_file, choose_ct_series,
                     read_chosen_series, scan_files, scan_folder)
-from .dicomseg import read_seg_case
+from .dicomseg import read_seg_case, read_seg_masks
 from .images import image_stem, is_image_file, read_image, read_label_map
 from .ircadb import CT_FOLDER, is_ircadb_case, read_ircadb_case
 
@@ -152,6 +154,23 @@ def read_input_volume(path: str | os.PathLike, series: Optional[str | int] = Non
     """The CT that `find_input_ct` finds at `path`, read."""
     with find_input_ct(path, series) as found:
         return found.read()
+
+
+def read_segmentation(path: str | os.PathLike, ct: Volume) -> tuple[Volume, Volume]:
+    """(liver, lesion) uint8 masks on `ct`'s grid from a segmentation file of it, the liver with its
+    lesions: a 0/1/2 label map (.nii.gz, .nii, .nrrd, .mha, .seg.nrrd), or a DICOM SEG (.dcm) made on
+    the CT's series by any tool, its segments told apart as in training cases (no lesion segment is
+    no lesion)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("does not exist" if not path.exists() else "is not a file", path, "give the segmentation file")
+    if path.suffix.lower() != ".dcm":
+        return read_label_map(path, ct)
+    masks = read_seg_masks(path, ct)
+    if "liver" not in masks:
+        raise InputError("the DICOM SEG has no liver segment", path, "give a SEG with a segment labelled Liver")
+    lesion = masks.get("lesion", np.zeros_like(masks["liver"]))
+    return ct.with_array(masks["liver"] | lesion, str(path)), ct.with_array(lesion, str(path))
 
 
 def _archive_input(path: Path, series: Optional[str | int]) -> InputCT:

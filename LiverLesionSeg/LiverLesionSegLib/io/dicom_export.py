@@ -12,14 +12,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from ..lesions import Lesion, lesion_table, mask_volume_ml
 from ..segments import LESION
 from ..volume import Volume
-from .atomic import atomic_paths, check_writable
+from .atomic import atomic_paths
 from .dicom import SeriesInfo
 from .dicomseg_write import check_frame_of_reference, save_dicom_seg
 from .dicomsr_write import save_lesion_report
@@ -43,14 +43,26 @@ def export_to_dicom(labels: Volume, ct: Volume, source: SeriesInfo, folder: str 
     model(s) the segmentation started from; `corrected`: a reader edited it."""
     check_frame_of_reference(source, "a DICOM SEG", INSTEAD)
     seg_path, report_path = free_names(Path(folder), name)
-    check_writable(seg_path)
+    lesions, liver_ml = write_dicom_outputs(seg_path, report_path, labels, ct, source, models, corrected)
+    return DicomExport(seg_path, report_path, lesions, liver_ml, corrected)
+
+
+def write_dicom_outputs(seg_path: Optional[Path], report_path: Optional[Path], labels: Volume, ct: Volume,
+                        source: SeriesInfo, models: Sequence[str], corrected: bool) -> tuple[list[Lesion], float]:
+    """`labels` as a DICOM SEG at `seg_path` and its lesions and liver as a DICOM SR at
+    `report_path` (either may be None), written together: all or nothing. Returns the lesions and
+    the liver's volume (mL, its lesions included) measured on `ct`."""
     array = np.asarray(labels.array)
     lesions = lesion_table(labels.with_array((array == LESION.label).astype(np.uint8)), ct)
     liver_ml = mask_volume_ml(labels.with_array((array > 0).astype(np.uint8)))
-    with atomic_paths(seg_path, report_path) as (seg_temporary, report_temporary):
-        save_dicom_seg(seg_temporary, labels, source, models, corrected)
-        save_lesion_report(report_temporary, lesions, liver_ml, source, models, corrected)
-    return DicomExport(seg_path, report_path, lesions, liver_ml, corrected)
+    paths = [path for path in (seg_path, report_path) if path is not None]
+    with atomic_paths(*paths) as temporaries:
+        written = dict(zip(paths, temporaries))
+        if seg_path is not None:
+            save_dicom_seg(written[seg_path], labels, source, models, corrected)
+        if report_path is not None:
+            save_lesion_report(written[report_path], lesions, liver_ml, source, models, corrected)
+    return lesions, liver_ml
 
 
 def free_names(folder: Path, name: str) -> tuple[Path, Path]:

@@ -585,6 +585,23 @@ def label_map_on_another_grid(data_dir, tmp, model):
 
 
 @entry
+def segmentation_of_another_ct_to_measure(data_dir, tmp, model):
+    """A segmentation of another CT (another size) given to `measure`."""
+    write_nifti(tmp / "ct.nii.gz", np.zeros((8, 64, 64), np.int16), spacing=(0.8, 0.8, 2.5))
+    write_nifti(tmp / "other.nii.gz", np.zeros((8, 60, 64), np.uint8), spacing=(0.8, 0.8, 2.5))
+    return BadInput(["measure", str(tmp / "ct.nii.gz"), str(tmp / "other.nii.gz"), "-o", str(tmp / "out.nii.gz")],
+                    GEOMETRY, "the label map has", "other.nii.gz")
+
+
+@entry
+def dicom_seg_without_a_liver_segment_to_measure(data_dir, tmp, model):
+    """A DICOM SEG holding a tumour segment only (a real one), given to `measure`."""
+    case = data_dir / "tace" / "RadCTTACEomics_1211"
+    return BadInput(["measure", str(case / "10_AP_Ax2.50mm"), str(case / "10_AP_Ax2.50mm_ManualROI_Tumor.dcm"),
+                     "-o", str(tmp / "out.nii.gz")], INPUT, "has no liver segment", "ManualROI_Tumor.dcm")
+
+
+@entry
 def mask_with_unexpected_labels(data_dir, tmp, model):
     """A label map holding labels other than 0, 1 and 2 (train)."""
     case = tmp / "labels5"

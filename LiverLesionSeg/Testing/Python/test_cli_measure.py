@@ -1,0 +1,135 @@
+"""`liverlesionseg measure CT SEGMENTATION`: a segmentation made elsewhere, measured on a real DICOM
+case and written on as a DICOM SEG and a DICOM SR report over the CT's series, or as another format;
+bad inputs and outputs refused in one line with nothing written."""
+
+from __future__ import annotations
+
+import csv
+
+import highdicom as hd
+import numpy as np
+import pytest
+
+from LiverLesionSegLib.cli import main
+from LiverLesionSegLib.io.cases import find_cases, load_case
+from LiverLesionSegLib.io.dicomseg import read_seg_masks
+from LiverLesionSegLib.io.images import read_image
+from LiverLesionSegLib.io.write import write_image, write_segmentation_output
+from LiverLesionSegLib.lesions import lesion_table
+from LiverLesionSegLib.resources import sample_case_path
+from LiverLesionSegLib.volume import Volume
+from slicer_logic_cases import file_digest
+
+CASE = "tace/RadCTTACEomics_1211"
+SERIES = "10_AP_Ax2.50mm"
+
+
+@pytest.fixture(scope="module")
+def reference(data_dir, tmp_path_factory):
+    """The case's reference segmentation as a NIfTI label map (what ITK-SNAP would save), its CT
+    and its lesion table."""
+    case = load_case(find_cases([data_dir / CASE])[0])
+    labels = case.liver.array.copy()
+    labels[case.lesion.array > 0] = 2
+    path = tmp_path_factory.mktemp("reference") / "labels.nii.gz"
+    write_segmentation_output(path, case.ct.with_array(labels))
+    return path, case.ct, labels, lesion_table(case.lesion, case.ct)
+
+
+def measure(*argv) -> int:
+    return main(["measure", *map(str, argv), "--progress", "none"])
+
+
+def rows(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_label_map_measured_and_written_as_dicom_seg_and_report(reference, data_dir, tmp_path, capsys):
+    labels_path, ct, labels, expected = reference
+    code = measure(data_dir / CASE / SERIES, labels_path, "--lesions", tmp_path / "report.dcm",
+                   "-o", tmp_path / "seg.dcm")
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"Lesions: {len(expected)}" in out and f"lesion 1: {expected[0].volume_ml:.2f} mL" in out
+    masks = read_seg_masks(tmp_path / "seg.dcm", ct)
+    assert np.array_equal(masks["lesion"] > 0, labels == 2)
+    assert np.array_equal((masks["liver"] | masks["lesion"]) > 0, labels > 0)
+    seg = hd.seg.segread(tmp_path / "seg.dcm")
+    assert {item.SegmentAlgorithmType for item in seg.SegmentSequence} == {"SEMIAUTOMATIC"}
+    report = hd.sr.srread(tmp_path / "report.dcm")
+    groups = report.content.get_planar_roi_measurement_groups()
+    volumes = [{m.name.meaning: m.value for m in group.get_measurements()}["Volume"] for group in groups]
+    assert volumes == pytest.approx([lesion.volume_ml for lesion in expected], rel=1e-6)
+
+
+def test_the_written_seg_measures_as_the_label_map_did(reference, data_dir, tmp_path):
+    labels_path, _, _, expected = reference
+    ct = data_dir / CASE / SERIES
+    assert measure(ct, labels_path, "--lesions", tmp_path / "first.csv", "-o", tmp_path / "seg.dcm") == 0
+    assert measure(ct, tmp_path / "seg.dcm", "--lesions", tmp_path / "again.csv") == 0
+    first, again = rows(tmp_path / "first.csv"), rows(tmp_path / "again.csv")
+    assert len(first) == len(expected) >= 2
+    assert first == again
+    assert [float(row["longest_axial_diameter_mm"]) for row in first] == pytest.approx(
+        [lesion.longest_axial_diameter_mm for lesion in expected])
+
+
+def test_a_label_map_converted_to_a_slicer_segmentation(reference, data_dir, tmp_path):
+    labels_path, ct, labels, _ = reference
+    assert measure(data_dir / CASE / SERIES, labels_path, "-o", tmp_path / "out.seg.nrrd") == 0
+    written = read_image(tmp_path / "out.seg.nrrd")
+    assert written.same_grid(ct) and np.array_equal(written.array, labels)
+
+
+@pytest.mark.slow
+def test_segment_and_measure_agree_on_the_sample_case(model_path, tmp_path):
+    """The DICOM SEG `segment` writes, measured, gives the lesion table `segment` wrote."""
+    sample = sample_case_path()
+    assert main(["segment", str(sample), "-o", str(tmp_path / "seg.dcm"), "--lesions", str(tmp_path / "a.csv"),
+                 "--model", str(model_path), "--progress", "none"]) == 0
+    assert measure(sample, tmp_path / "seg.dcm", "--lesions", tmp_path / "b.csv") == 0
+    first, again = rows(tmp_path / "a.csv"), rows(tmp_path / "b.csv")
+    assert len(first) >= 1 and first == again
+
+
+# --- refused in one line, nothing written -----------------------------------------------------------
+
+def test_a_label_map_of_another_grid_is_refused_and_outputs_kept(reference, data_dir, tmp_path, capsys):
+    labels_path, ct, labels, _ = reference
+    cropped = tmp_path / "cropped.nii.gz"  # one slice fewer than the CT
+    write_segmentation_output(cropped, Volume(labels[:-1].copy(), ct.spacing, ct.origin, ct.direction))
+    existing = tmp_path / "report.dcm"
+    existing.write_bytes(b"an earlier report")
+    digest = file_digest(existing)
+    code = measure(data_dir / CASE / SERIES, cropped, "--lesions", existing, "-o", tmp_path / "seg.dcm")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 4
+    assert len(err) == 1 and "cropped.nii.gz: the label map has" in err[0]
+    assert file_digest(existing) == digest and not (tmp_path / "seg.dcm").exists()
+
+
+def test_dicom_outputs_for_a_nifti_ct_are_refused_before_any_work(reference, tmp_path, capsys):
+    labels_path, ct, _, _ = reference
+    nifti = tmp_path / "ct.nii.gz"
+    write_image(nifti, ct)
+    code = measure(nifti, labels_path, "--lesions", tmp_path / "report.dcm")
+    err = capsys.readouterr().err
+    assert code == 6 and "a DICOM SR lesion report must lie on a DICOM series" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ct.nii.gz"]
+
+
+def test_no_output_or_an_output_over_an_input_is_refused(reference, data_dir, tmp_path, capsys):
+    labels_path, _, _, _ = reference
+    assert measure(data_dir / CASE / SERIES, labels_path) == 6
+    assert "no output given" in capsys.readouterr().err
+    digest = file_digest(labels_path)
+    assert measure(data_dir / CASE / SERIES, labels_path, "-o", labels_path) == 6
+    assert "would overwrite the input" in capsys.readouterr().err
+    assert file_digest(labels_path) == digest
+
+
+def test_a_missing_segmentation_is_named(data_dir, tmp_path, capsys):
+    code = measure(data_dir / CASE / SERIES, tmp_path / "nowhere.nii.gz", "--lesions", tmp_path / "t.csv")
+    err = capsys.readouterr().err
+    assert code == 3 and "nowhere.nii.gz: does not exist" in err and not (tmp_path / "t.csv").exists()
