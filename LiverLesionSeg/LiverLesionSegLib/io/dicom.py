@@ -578,8 +578,16 @@ def check_decoder(path: Path, ds: pydicom.Dataset) -> None:
 def decode_pixels(path: Path, ds: pydicom.Dataset) -> np.ndarray:
     """The stored pixel values of a single-frame image, with clear errors for what cannot be decoded."""
     check_decoder(path, ds)
-    try:
+    with decoding(path):
         return ds.pixel_array
+
+
+@contextlib.contextmanager
+def decoding(path: Path):
+    """Pixel data that fails to decode (cut short, damaged) told in one line naming `path`. Call
+    `check_decoder` first: a missing decoder has its own message."""
+    try:
+        yield
     except Exception as exc:
         raise InputError(f"cannot decode the pixel data ({first_line(exc)})", path,
                          "the file may be truncated or damaged; export the series again") from None

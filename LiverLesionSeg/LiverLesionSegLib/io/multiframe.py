@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import GeometryError, InputError, first_line
 from ..volume import Volume
+from .dicom import check_stack, decoding
 
 
 def read_multiframe_ct(path: Path, frames: int, label: str) -> Volume:
@@ -32,11 +33,8 @@ def read_multiframe_ct(path: Path, frames: int, label: str) -> Volume:
         regular = False
     if not regular:  # a gantry tilt or a spacing that changes is resampled, as for single-frame slices
         return _frames_as_acquired(image, path, frames, label)
-    try:
+    with decoding(path):  # a missing decoder was refused before (dicom.check_decoder)
         volume = image.get_volume(dtype=np.float32)
-    except Exception as exc:  # a missing decoder was refused before (dicom.check_decoder)
-        raise InputError(f"cannot decode the pixel data ({first_line(exc)})", path,
-                         "the file may be truncated or damaged; export the series again") from None
     array = volume.array  # (slice, row, column): k, j, i
     # highdicom's direction columns follow the array's axes: slice, row (j), column (i).
     k_axis, j_axis, i_axis = (np.asarray(volume.direction)[:, n] for n in range(3))
@@ -60,7 +58,6 @@ def _as_hounsfield(array: np.ndarray) -> np.ndarray:
 def _frames_as_acquired(image, path: Path, frames: int, label: str) -> Volume:
     """Frames that are no regular volume, placed by their plane positions and checked as the
     single-frame reader checks slices (`dicom.check_stack`), then resampled (`regularize`)."""
-    from .dicom import check_stack
     from .regularize import Stack, stack_to_volume
 
     shared = image.get("SharedFunctionalGroupsSequence", [None])[0]
@@ -79,12 +76,9 @@ def _frames_as_acquired(image, path: Path, frames: int, label: str) -> Volume:
     stack = Stack(positions[order], orientation[:3], orientation[3:], (col_spacing, row_spacing),
                   (int(image.Rows), int(image.Columns)))
     check_stack(stack, [f"frame {n + 1}" for n in order], path)
-    try:
+    with decoding(path):  # a missing decoder was refused before (dicom.check_decoder)
         array = np.stack([image.get_frame(int(n) + 1, dtype=np.float32, apply_real_world_transform=False,
                                           apply_modality_transform=True) for n in order])
-    except Exception as exc:  # a missing decoder was refused before (dicom.check_decoder)
-        raise InputError(f"cannot decode the pixel data ({first_line(exc)})", path,
-                         "the file may be truncated or damaged; export the series again") from None
     return stack_to_volume(_as_hounsfield(array), stack, f"{path} ({label})", path)
 
 
