@@ -5,7 +5,8 @@ Understood layouts (`LAYOUTS` says the same to the user):
 - a CT DICOM series with DICOM SEG objects referencing it, named after the folder holding both;
 - LiTS pairs `volume-N.nii[.gz]` + `segmentation-N.nii[.gz]`, named `lits-N`;
 - Medical Segmentation Decathlon task folders `imagesTr/X.nii.gz` + `labelsTr/X.nii.gz`, named X;
-- a folder with `image.{nii,nii.gz,nrrd}` + `labels.{nii,nii.gz,nrrd}`, named after the folder.
+- a folder with `image.{nii,nii.gz,nrrd}` + `labels.{nii,nii.gz,nrrd}` (or a Slicer segmentation,
+  `labels.seg.nrrd`, read by its segments' names), named after the folder.
 Label maps hold 0 background, 1 liver, 2 lesion. A folder is searched recursively; what holds
 images but no labels is left out with a logged note.
 """
@@ -37,10 +38,11 @@ LOG = logging.getLogger("LiverLesionSeg")
 KINDS = ("ircadb", "dicom-seg", "image-pair")
 LAYOUTS = ("3D-IRCADb-01 case folders (PATIENT_DICOM/ + MASKS_DICOM/), a CT DICOM series with DICOM SEG objects, "
            "LiTS volume-N.nii + segmentation-N.nii, Decathlon imagesTr/ + labelsTr/, "
-           "or image.nii|nii.gz|nrrd + labels.nii|nii.gz|nrrd (labels 0 background, 1 liver, 2 lesion)")
+           "or image.nii|nii.gz|nrrd + labels.nii|nii.gz|nrrd (labels 0 background, 1 liver, 2 lesion) or "
+           "labels.seg.nrrd (a Slicer segmentation)")
 LITS_NAME = re.compile(r"^(volume|segmentation)-(\d+)\.nii(\.gz)?$", re.IGNORECASE)
 PAIR_IMAGE_NAMES = ("image.nii.gz", "image.nii", "image.nrrd")
-PAIR_LABEL_NAMES = ("labels.nii.gz", "labels.nii", "labels.nrrd")
+PAIR_LABEL_NAMES = ("labels.nii.gz", "labels.nii", "labels.nrrd", "labels.seg.nrrd")  # the last: Slicer's
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,12 @@ def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
 
 
 def read_label_map(path: str | os.PathLike, reference: Volume) -> tuple[Volume, Volume]:
-    """(liver, lesion) uint8 0/1 masks on `reference`'s grid from a 0/1/2 label map."""
+    """(liver, lesion) uint8 0/1 masks on `reference`'s grid from a 0/1/2 label map, or from a
+    Slicer segmentation file by its segments' names (`seg_nrrd`)."""
+    from .seg_nrrd import is_slicer_segmentation, read_slicer_segmentation
+
+    if is_slicer_segmentation(path):
+        return read_slicer_segmentation(path, reference)
     labels = read_image(path, resample_shear=False)
     if labels.shape != reference.shape:
         raise GeometryError(f"the label map has {_size(labels)} voxels but the image {_size(reference)}", path,

@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from LiverLesionSegLib.errors import LiverLesionSegError
+from LiverLesionSegLib.io.write import save_seg_nrrd
 
 import bad_inputs
 
@@ -249,6 +250,10 @@ def images(slices, tmp_path_factory) -> dict[str, bytes]:
         files[name] = (folder / name).read_bytes()
     nrrd.write(str(folder / "raw.nrrd"), volume.array.transpose(2, 1, 0), {"encoding": "raw"}, index_order="F")
     files["raw.nrrd"] = (folder / "raw.nrrd").read_bytes()
+    # a Slicer segmentation file (read by its segments' names), labels from the CT's values
+    save_seg_nrrd(folder / "labels.seg.nrrd", volume.with_array(((volume.array > 0).astype(np.uint8)
+                                                                  + (volume.array > 100))))
+    files["labels.seg.nrrd"] = (folder / "labels.seg.nrrd").read_bytes()
     return files
 
 
@@ -312,12 +317,13 @@ def test_nifti_reader_survives_mutated_header_values(images, scratch):
 
 
 NRRD_FIELDS = ["type", "dimension", "space", "sizes", "space directions", "kinds", "endian", "encoding",
-               "space origin", "data file", "byte skip", "line skip"]
+               "space origin", "data file", "byte skip", "line skip",
+               "Segment0_ID", "Segment0_Name", "Segment1_LabelValue", "Segment1_Layer", "Segment2_ID"]
 
 
 def test_nrrd_reader_survives_mutated_header_values(images, scratch):
     @budget(300)
-    @given(name=st.sampled_from(["ct.nrrd", "raw.nrrd"]), field=st.sampled_from(NRRD_FIELDS),
+    @given(name=st.sampled_from(["ct.nrrd", "raw.nrrd", "labels.seg.nrrd"]), field=st.sampled_from(NRRD_FIELDS),
            value=st.one_of(TEXT, st.lists(NUMBERS, max_size=4).map(lambda v: " ".join(map(str, v)))),
            drop=st.booleans())
     def fuzz(name, field, value, drop):

@@ -1,0 +1,144 @@
+"""Slicer segmentation files (`.seg.nrrd`) read by their segments' names, as Slicer writes them.
+
+Slicer stores each segment as a label value in a layer, and segments that overlap in layers of
+their own: a segmentation whose "Liver" holds its lesions (this module's own result, saved from
+Slicer) is a 4-D NRRD of two layers, which an image reader takes for a vector image. Files of
+Slicer before 4.11 have one layer per segment and no label values. Slicer may also crop the file
+to the segments' extent. So the file is read here with pynrrd: each segment's voxels (its label
+value in its layer) sorted by what its name means (`segments.meaning_of_segment_name`: "Liver";
+"Liver lesion", "Tumor 2", "HCC", ...; others are left out, as in training cases), and placed on
+the CT's grid by position, the liver with its lesions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import GeometryError, InputError, LiverLesionSegError, first_line
+from ..memory import check_image_fits
+from ..segments import meaning_of_segment_name
+from ..volume import DIRECTION_TOLERANCE, POSITION_TOLERANCE_MM, Volume
+
+LOG = logging.getLogger("LiverLesionSeg")
+SEGMENT_KEY = re.compile(r"Segment(\d+)_ID")
+# `space` values a NRRD may carry, as signs that take its axes to LPS
+SPACE_TO_LPS = {"left-posterior-superior": (1, 1, 1), "right-anterior-superior": (-1, -1, 1),
+                "left-anterior-superior": (1, -1, 1), "right-posterior-superior": (-1, 1, 1)}
+HINT = "save the segmentation again from Slicer, with the CT as its reference geometry"
+
+
+def is_slicer_segmentation(path: str | os.PathLike) -> bool:
+    """A NRRD file whose header describes segments (Segment0_ID, ...)."""
+    import nrrd
+
+    if not str(path).lower().endswith(".nrrd") or not Path(path).is_file():
+        return False
+    try:
+        header = nrrd.read_header(str(path))
+    except Exception:  # not a readable NRRD header: the image reader says what is wrong
+        return False
+    return any(SEGMENT_KEY.fullmatch(key) for key in header)
+
+
+def read_slicer_segmentation(path: str | os.PathLike, reference: Volume) -> tuple[Volume, Volume]:
+    """(liver, lesion) uint8 masks on `reference`'s grid (the liver with its lesions)."""
+    import nrrd
+
+    path = Path(path)
+    try:
+        header = nrrd.read_header(str(path))
+        check_image_fits(tuple(int(s) for s in header["sizes"]), 1, path)
+        data, header = nrrd.read(str(path), index_order="F")  # [layer,] i, j, k
+        layers, ijk_to_lps = _layers_and_geometry(data, header)
+        segments = _segments(header, len(layers))
+    except LiverLesionSegError:  # a volume too large for memory, say
+        raise
+    except Exception as exc:  # pynrrd, zlib and numpy raise many kinds on damaged files
+        raise InputError(f"cannot read the segmentation ({first_line(exc)})", path, HINT) from None
+    meanings = {name: meaning_of_segment_name(name) for name, _, _ in segments}
+    if "liver" not in meanings.values():
+        raise InputError(f"has no liver segment (segments: {', '.join(meanings) or 'none'})", path,
+                         "name the liver segment 'Liver' and lesion segments e.g. 'Liver lesion' or 'Tumor'")
+    for name, meaning in meanings.items():
+        if meaning is None:
+            LOG.info("%s: left out segment '%s' (neither liver nor lesion)", path, name)
+    masks = {"liver": np.zeros(layers[0].shape, bool), "lesion": np.zeros(layers[0].shape, bool)}
+    for name, layer, value in segments:
+        if meanings[name] is not None:
+            masks[meanings[name]] |= layers[layer] == value
+    masks["liver"] |= masks["lesion"]
+    offset = _offset_on(reference, ijk_to_lps, path)
+    liver, lesion = (_placed(masks[key].transpose(2, 1, 0), offset, reference, path) for key in ("liver", "lesion"))
+    return reference.with_array(liver, str(path)), reference.with_array(lesion, str(path))
+
+
+def _layers_and_geometry(data: np.ndarray, header: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The layers as [layer, i, j, k] and the i, j, k axes' 4x4 matrix to LPS."""
+    if data.ndim == 3:
+        data = data[np.newaxis]
+    if data.ndim != 4:
+        raise ValueError(f"{data.ndim} dimensions")
+    signs = np.array(SPACE_TO_LPS[str(header.get("space", "left-posterior-superior")).lower()], float)
+    axes = np.asarray(header["space directions"], dtype=float)[-3:]  # one row per axis i, j, k
+    matrix = np.eye(4)
+    matrix[:3, :3] = (axes * signs).T
+    matrix[:3, 3] = np.asarray(header["space origin"], dtype=float) * signs
+    if not np.all(np.isfinite(matrix)) or abs(np.linalg.det(matrix[:3, :3])) < 1e-9:
+        raise ValueError("unusable space directions or origin")
+    return data, matrix
+
+
+def _segments(header: dict, layers: int) -> list[tuple[str, int, int]]:
+    """(name, layer, label value) of each segment in the header."""
+    numbers = sorted(int(match.group(1)) for key in header if (match := SEGMENT_KEY.fullmatch(key)))
+    segments = []
+    for n in numbers:
+        name = str(header.get(f"Segment{n}_Name", header[f"Segment{n}_ID"]))
+        # Slicer before 4.11: one layer per segment, each holding 1
+        layer = int(header.get(f"Segment{n}_Layer", n if layers > 1 else 0))
+        value = int(header.get(f"Segment{n}_LabelValue", 1))
+        if not 0 <= layer < layers:
+            raise ValueError(f"segment '{name}' lies in layer {layer} of {layers}")
+        segments.append((name, layer, value))
+    return segments
+
+
+def _offset_on(reference: Volume, ijk_to_lps: np.ndarray, path: Path) -> np.ndarray:
+    """Where the file's first voxel lies on `reference`'s grid (i, j, k); the file's axes must be the CT's."""
+    axes = ijk_to_lps[:3, :3]
+    spacing = np.linalg.norm(axes, axis=0)
+    if not (np.allclose(spacing, reference.spacing, atol=POSITION_TOLERANCE_MM)
+            and np.allclose(axes / spacing, reference.direction, atol=DIRECTION_TOLERANCE)):
+        raise GeometryError(f"the segmentation's voxels (spacing {_rounded(spacing)} mm) do not lie on the CT's "
+                            f"grid (spacing {_rounded(reference.spacing)} mm)", path, HINT)
+    corner = np.linalg.solve(reference.ijk_to_lps()[:3, :3], ijk_to_lps[:3, 3] - np.asarray(reference.origin))
+    offset = np.round(corner)
+    if np.abs((corner - offset) * np.asarray(reference.spacing)).max() > POSITION_TOLERANCE_MM:
+        raise GeometryError("the segmentation's voxels lie between the CT's voxels (shifted by a fraction of one)",
+                            path, HINT)
+    return offset.astype(int)
+
+
+def _placed(mask_kji: np.ndarray, offset_ijk: np.ndarray, reference: Volume, path: Path) -> np.ndarray:
+    """`mask_kji` (the file's extent) pasted into an empty array of `reference`'s shape at `offset_ijk`."""
+    placed = np.zeros(reference.shape, np.uint8)
+    start = offset_ijk[::-1]  # k, j, i
+    end = start + np.array(mask_kji.shape)
+    low, high = np.maximum(start, 0), np.minimum(end, reference.shape)
+    inside = tuple(slice(a - s, b - s) for a, b, s in zip(low, high, start))
+    if np.any(high <= low) or np.count_nonzero(mask_kji[inside]) != np.count_nonzero(mask_kji):
+        if np.count_nonzero(mask_kji):
+            raise GeometryError("the segmentation reaches beyond the CT's volume", path,
+                                "give the segmentation made on this CT")
+        return placed
+    placed[tuple(slice(a, b) for a, b in zip(low, high))] = mask_kji[inside]
+    return placed
+
+
+def _rounded(values) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in np.round(np.asarray(values, float), 4)) + ")"

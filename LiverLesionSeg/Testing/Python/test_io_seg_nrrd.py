@@ -1,0 +1,151 @@
+"""Slicer segmentation files read by their segments' names: files written by Slicer's own
+`vtkMRMLSegmentationStorageNode` (the `slicer-core` wheel) from a real case's reference masks, as a
+reader saves a corrected segmentation: overlapping segments in two layers, an extent cropped to the
+segments, segments renamed and added; and what cannot be placed on the CT refused in one line."""
+
+from __future__ import annotations
+
+import nrrd
+import numpy as np
+import pytest
+
+slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel")
+
+import slicer_logic_cases as cases  # noqa: E402
+from LiverLesionSegLib import mrml  # noqa: E402
+from LiverLesionSegLib.cli import main  # noqa: E402
+from LiverLesionSegLib.errors import GeometryError, InputError  # noqa: E402
+from LiverLesionSegLib.io.cases import find_cases, load_case, read_segmentation  # noqa: E402
+from LiverLesionSegLib.io.write import write_image  # noqa: E402
+from LiverLesionSegLib.lesions import lesion_table  # noqa: E402
+from LiverLesionSegLib.segments import LESION, LIVER  # noqa: E402
+
+FIRST_SLICE, SLICES = 80, 32  # 3Dircadb1.17: both lesions lie on slices 78-113
+
+
+@pytest.fixture(scope="module")
+def case(data_dir):
+    full = load_case(find_cases([data_dir / "ircadb" / "3Dircadb1.17"])[0])
+    return {name: cases.crop_slices(volume, FIRST_SLICE, SLICES)
+            for name, volume in (("ct", full.ct), ("liver", full.liver), ("lesion", full.lesion))}
+
+
+@pytest.fixture
+def scene_and_nodes(case):
+    """A scene with the CT and a segmentation of it as this module makes it: "Liver" holding its lesions."""
+    scene = slicer.vtkMRMLScene()
+    volume_node = mrml.add_volume_node(scene, case["ct"], "CT")
+    segmentation_node = mrml.new_segmentation_node(scene, "corrected")
+    liver = case["liver"].with_array(((case["liver"].array > 0) | (case["lesion"].array > 0)).astype(np.uint8))
+    mrml.fill_segmentation_node(segmentation_node, volume_node, liver, case["lesion"])
+    return scene, segmentation_node, liver
+
+
+def save(scene, segmentation_node, path, crop: bool = False):
+    storage = scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
+    storage.SetFileName(str(path))
+    storage.SetCropToMinimumExtent(crop)
+    assert storage.WriteData(segmentation_node)
+    return path
+
+
+@pytest.mark.parametrize("crop", [False, True], ids=["whole extent", "cropped to the segments"])
+def test_a_segmentation_saved_by_slicer_reads_back_voxel_for_voxel(case, scene_and_nodes, tmp_path, crop):
+    scene, segmentation_node, liver = scene_and_nodes
+    path = save(scene, segmentation_node, tmp_path / "corrected.seg.nrrd", crop)
+    data, header = nrrd.read(str(path))
+    assert data.ndim == 4 and data.shape[0] == 2  # overlapping segments: two layers
+    if crop:
+        assert data.shape[1:] != case["ct"].shape[::-1]  # the file holds less than the CT's extent
+    read_liver, read_lesion = read_segmentation(path, case["ct"])
+    assert np.array_equal(read_liver.array, liver.array)
+    assert np.array_equal(read_lesion.array, case["lesion"].array)
+
+
+def test_segments_a_reader_renamed_or_added_count_by_name(case, scene_and_nodes, tmp_path):
+    scene, segmentation_node, liver = scene_and_nodes
+    segmentation = segmentation_node.GetSegmentation()
+    segmentation.GetSegment(LESION.segment_id).SetName("Tumor 1")
+    extra = np.zeros(case["ct"].shape, np.uint8)
+    extra[5:8, 200:210, 200:210] = 1  # a lesion the model missed, drawn as a new segment
+    vein = np.zeros(case["ct"].shape, np.uint8)
+    vein[20:25, 300:320, 100:120] = 1
+    for name, mask in (("metastasis 2", extra), ("Portal vein", vein)):
+        segment = slicer.vtkSegment()
+        segment.SetName(name)
+        segment.AddRepresentation(mrml.BINARY_LABELMAP, mrml.oriented_image(case["ct"].with_array(mask)))
+        segmentation.AddSegment(segment)
+    path = save(scene, segmentation_node, tmp_path / "renamed.seg.nrrd")
+    read_liver, read_lesion = read_segmentation(path, case["ct"])
+    expected_lesion = (case["lesion"].array > 0) | (extra > 0)
+    assert np.array_equal(read_lesion.array > 0, expected_lesion)
+    assert np.array_equal(read_liver.array > 0, (liver.array > 0) | expected_lesion)  # the vein is left out
+    assert len(lesion_table(read_lesion)) == len(lesion_table(case["lesion"])) + 1
+
+
+def test_a_file_of_slicer_before_4_11_one_layer_per_segment(case, scene_and_nodes, tmp_path):
+    """No label values nor layers in the header: each segment is a layer of ones."""
+    scene, segmentation_node, liver = scene_and_nodes
+    data, header = nrrd.read(str(save(scene, segmentation_node, tmp_path / "new.seg.nrrd")))
+    old = {key: value for key, value in header.items() if not key.endswith(("_LabelValue", "_Layer"))}
+    layers = np.stack([data[0] == int(header["Segment0_LabelValue"]), data[1] == int(header["Segment1_LabelValue"])])
+    nrrd.write(str(tmp_path / "old.seg.nrrd"), layers.astype(np.uint8), old)
+    read_liver, read_lesion = read_segmentation(tmp_path / "old.seg.nrrd", case["ct"])
+    assert np.array_equal(read_liver.array, liver.array)
+    assert np.array_equal(read_lesion.array, case["lesion"].array)
+
+
+def test_measure_reads_a_segmentation_saved_by_slicer(case, scene_and_nodes, tmp_path, capsys):
+    scene, segmentation_node, _ = scene_and_nodes
+    path = save(scene, segmentation_node, tmp_path / "corrected.seg.nrrd", crop=True)
+    write_image(tmp_path / "ct.nrrd", case["ct"])
+    assert main(["measure", str(tmp_path / "ct.nrrd"), str(path), "--lesions", str(tmp_path / "t.csv"),
+                 "--progress", "none"]) == 0
+    expected = lesion_table(case["lesion"], case["ct"])
+    assert f"Lesions: {len(expected)}" in capsys.readouterr().out
+
+
+def test_a_training_case_with_a_slicer_segmentation_as_its_labels(case, scene_and_nodes, tmp_path):
+    scene, segmentation_node, liver = scene_and_nodes
+    folder = tmp_path / "corrected-case"
+    folder.mkdir()
+    write_image(folder / "image.nrrd", case["ct"])
+    save(scene, segmentation_node, folder / "labels.seg.nrrd", crop=True)
+    refs = find_cases([tmp_path])
+    assert [ref.name for ref in refs] == ["corrected-case"]
+    loaded = load_case(refs[0])
+    assert np.array_equal(loaded.liver.array, liver.array) and np.array_equal(loaded.lesion.array, case["lesion"].array)
+
+
+# --- refused in one line ------------------------------------------------------------------------------
+
+def test_no_liver_segment_is_named(case, scene_and_nodes, tmp_path):
+    scene, segmentation_node, _ = scene_and_nodes
+    segmentation_node.GetSegmentation().GetSegment(LIVER.segment_id).SetName("Organ")
+    path = save(scene, segmentation_node, tmp_path / "noliver.seg.nrrd")
+    with pytest.raises(InputError, match=r"noliver\.seg\.nrrd: has no liver segment \(segments: Organ, Liver lesion\)"):
+        read_segmentation(path, case["ct"])
+
+
+def test_a_segmentation_on_another_grid_is_refused(case, scene_and_nodes, tmp_path):
+    scene, segmentation_node, _ = scene_and_nodes
+    data, header = nrrd.read(str(save(scene, segmentation_node, tmp_path / "s.seg.nrrd")))
+    header["space directions"] = np.where(np.isnan(header["space directions"]), np.nan,
+                                          header["space directions"] * 2)  # twice the spacing
+    nrrd.write(str(tmp_path / "coarse.seg.nrrd"), data, header)
+    with pytest.raises(GeometryError, match="coarse.seg.nrrd: the segmentation's voxels .* do not lie on the CT's grid"):
+        read_segmentation(tmp_path / "coarse.seg.nrrd", case["ct"])
+    header["space directions"] = np.where(np.isnan(header["space directions"]), np.nan,
+                                          header["space directions"] / 2)
+    header["space origin"] = header["space origin"] + [0, 0, 2000.0]  # far above the CT
+    nrrd.write(str(tmp_path / "above.seg.nrrd"), data, header)
+    with pytest.raises(GeometryError, match="reaches beyond the CT's volume"):
+        read_segmentation(tmp_path / "above.seg.nrrd", case["ct"])
+
+
+def test_a_damaged_segmentation_file_is_told(case, scene_and_nodes, tmp_path):
+    scene, segmentation_node, _ = scene_and_nodes
+    path = save(scene, segmentation_node, tmp_path / "cut.seg.nrrd")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(InputError, match=r"cut\.seg\.nrrd: cannot read the segmentation"):
+        read_segmentation(path, case["ct"])
