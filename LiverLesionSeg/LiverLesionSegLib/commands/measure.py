@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import OutputError
 from ..progress import JsonLinesProgress, Progress
 from .segment import (REPORT_OUTPUT, SEG_OUTPUT, case_name, check_distinct, find_input, is_dicom_report,
@@ -35,6 +37,8 @@ def add_parser(sub, common) -> None:
     p.add_argument("-o", "--output", type=Path,
                    help="also write the segmentation: .dcm, a DICOM SEG over the CT's DICOM series (its segments "
                         "SEMIAUTOMATIC, the series marked as corrected), or a .nii.gz/.nrrd/.seg.nrrd label map")
+    p.add_argument("--overlay", type=Path, metavar="PNG",
+                   help="also write a PNG of the segmentation on the CT slice with the most lesion")
     p.set_defaults(run=run)
 
 
@@ -44,7 +48,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..io.write import output_kind
     from ..lesions import lesion_table, mask_volume_ml
 
-    outputs = [path for path in (args.output, args.lesions) if path is not None]
+    outputs = [path for path in (args.output, args.lesions, args.overlay) if path is not None]
     if not outputs:
         raise OutputError("no output given", None, "add --lesions TABLE.csv (or REPORT.dcm), -o SEG.dcm, or both")
     kind = output_kind(args.output) if args.output else None
@@ -86,3 +90,8 @@ def _write(args: argparse.Namespace, kind, labels, ct, series, case: str, lesion
         write_segmentation_output(args.output, labels)
     if args.lesions and not report:
         write_lesion_table(args.lesions, {case: lesions})
+    if args.overlay:
+        from ..plots import plot_overlay
+
+        plot_overlay(ct, labels.with_array((labels.array > 0).astype(np.uint8)),
+                     labels.with_array((labels.array == 2).astype(np.uint8)), args.overlay)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 
 import highdicom as hd
+import matplotlib.image
 import numpy as np
 import pytest
 
@@ -75,11 +76,14 @@ def test_the_written_seg_measures_as_the_label_map_did(reference, data_dir, tmp_
         [lesion.longest_axial_diameter_mm for lesion in expected])
 
 
-def test_a_label_map_converted_to_a_slicer_segmentation(reference, data_dir, tmp_path):
+def test_a_label_map_converted_to_a_slicer_segmentation_with_an_overlay(reference, data_dir, tmp_path):
     labels_path, ct, labels, _ = reference
-    assert measure(data_dir / CASE / SERIES, labels_path, "-o", tmp_path / "out.seg.nrrd") == 0
+    assert measure(data_dir / CASE / SERIES, labels_path, "-o", tmp_path / "out.seg.nrrd",
+                   "--overlay", tmp_path / "look.png") == 0
     written = read_image(tmp_path / "out.seg.nrrd")
     assert written.same_grid(ct) and np.array_equal(written.array, labels)
+    picture = matplotlib.image.imread(tmp_path / "look.png")
+    assert picture.ndim == 3 and picture.shape[0] > 100 and picture[..., :3].std() > 0.05  # an image, not blank
 
 
 @pytest.mark.slow
