@@ -5,7 +5,8 @@ frame order; a frame that is shifted in-plane or falls between slices is a Geome
 resampled from slices that were no grid (`regularize`), the frames go onto those slices as
 acquired, and the masks are then resampled as the CT was. Each
 segment is liver or lesion by its SegmentLabel and SegmentedPropertyType (lesion: tumour,
-lesion, neoplasm, mass...); several lesion segments are united; other segments are ignored.
+lesion, neoplasm, mass...); several lesion segments are united; other segments are ignored. A
+LABELMAP SEG (DICOM's label-map segmentation, each pixel its segment's number) is read the same way.
 """
 
 from __future__ import annotations
@@ -113,11 +114,17 @@ def read_seg_masks(path: Path, ct: Volume) -> dict[str, np.ndarray]:
         ks = slice_indices(ct, positions, "a SEG frame", path)
     else:
         ks = acquired.slice_indices(positions, "a SEG frame", path)
+    labelmap = seg.segmentation_type == hd.seg.SegmentationTypeValues.LABELMAP
     for index, fg in enumerate(per_frame):
         orientation = functional_group_item(fg, shared, "PlaneOrientationSequence", path).ImageOrientationPatient
         spacing = functional_group_item(fg, shared, "PixelMeasuresSequence", path).PixelSpacing
         check_in_plane_grid(plane, [float(v) for v in orientation], spacing, frames[index].shape,
                             f"SEG frame {index + 1}", path)
+        if labelmap:  # each pixel holds its segment's number
+            for number, role in roles.items():
+                if role is not None:
+                    masks[role][ks[index]] |= (frames[index] == number).astype(np.uint8)
+            continue
         number = int(functional_group_item(fg, shared, "SegmentIdentificationSequence", path).ReferencedSegmentNumber)
         role = roles.get(number)
         if role is not None:
@@ -150,7 +157,8 @@ def _segread(path: Path) -> hd.seg.Segmentation:
 
 
 def _binary_frames(seg: hd.seg.Segmentation, path: Path) -> np.ndarray:
-    """Frames as 0/1 uint8; fractional SEGs are cut at half their maximum value."""
+    """Frames as 0/1 uint8 (fractional SEGs cut at half their maximum value); a LABELMAP SEG's as
+    they are, each pixel its segment's number."""
     try:
         frames = np.asarray(seg.get_stored_frames())
     except Exception as exc:
@@ -160,4 +168,6 @@ def _binary_frames(seg: hd.seg.Segmentation, path: Path) -> np.ndarray:
         frames = frames[None]
     if seg.segmentation_type == hd.seg.SegmentationTypeValues.FRACTIONAL:
         return (frames >= int(seg.MaximumFractionalValue) / 2).astype(np.uint8)
+    if seg.segmentation_type == hd.seg.SegmentationTypeValues.LABELMAP:
+        return frames
     return (frames > 0).astype(np.uint8)

@@ -122,7 +122,8 @@ def test_a_second_export_is_numbered_and_the_first_kept(loaded, tmp_path):
     first = mrml.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
     digests = [file_digest(first.seg), file_digest(first.report)]
     second = mrml.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
-    assert (second.seg.name, second.report.name) == ("CT liver segmentation 2 SEG.dcm", "CT liver segmentation 2 SR.dcm")
+    assert second.seg.name == "CT liver segmentation 2 SEG.dcm"
+    assert second.report.name == "CT liver segmentation 2 SR.dcm"
     assert [file_digest(first.seg), file_digest(first.report)] == digests
 
 
@@ -183,7 +184,8 @@ def test_files_gone_from_the_database_are_refused(loaded, tmp_path):
     uids = volume_node.GetAttribute(mrml.DICOM_UIDS_ATTRIBUTE).split()
     gone = {uids[3]}
     with pytest.raises(InputError, match=rf"1 of the {len(uids)} DICOM files .* no longer in the DICOM database"):
-        mrml.export_dicom(volume_node, segmentation_node, tmp_path, lambda uid: "" if uid in gone else file_for_instance(uid))
+        mrml.export_dicom(volume_node, segmentation_node, tmp_path,
+                          lambda uid: "" if uid in gone else file_for_instance(uid))
     assert list(tmp_path.iterdir()) == []
 
 

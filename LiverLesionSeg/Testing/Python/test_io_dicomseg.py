@@ -194,3 +194,37 @@ def test_several_segments_liver_union_of_lesions_and_others_ignored(case_0697_co
     case = read_seg_case(case_0697_copy)
     np.testing.assert_array_equal(case.liver.array, pixels[..., 0])
     np.testing.assert_array_equal(case.lesion.array, pixels[..., 1] | pixels[..., 2])
+
+
+@pytest.mark.filterwarnings("ignore:The string .* person name:UserWarning")
+def test_a_labelmap_seg_each_pixel_its_segments_number(case_0697_copy, data_dir):
+    """A LABELMAP SEG (DICOM's label-map segmentation, written by highdicom): segments by their numbers
+    in one frame per slice, read as the binary SEG of the same segments is."""
+    for path in case_0697_copy.glob("*.dcm"):
+        path.unlink()
+    series = data_dir / "tace/RadCTTACEomics_0697/31_EQP_Ax5.00mm"
+    sources = [pydicom.dcmread(p) for p in sorted(series.iterdir())]
+    sources = sorted((ds for ds in sources if ds.ImageOrientationPatient[4] == 1),
+                     key=lambda ds: float(ds.ImagePositionPatient[2]))  # k = 0 lowest
+    labels = np.zeros((len(sources), 512, 512), np.uint8)
+    labels[10:30, 100:300, 100:300] = 1  # liver
+    labels[12:14, 150:160, 150:160] = 2  # tumour A, inside the liver
+    labels[20:22, 200:220, 200:220] = 3  # lesion B
+    labels[15:25, 250:260, 120:130] = 4  # portal vein, to ignore
+    manual = hd.seg.SegmentAlgorithmTypeValues.MANUAL
+    descriptions = [
+        hd.seg.SegmentDescription(1, "Liver", codes.SCT.Organ, codes.SCT.Liver, manual),
+        hd.seg.SegmentDescription(2, "Tumor A", codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Tumor, manual),
+        hd.seg.SegmentDescription(3, "Lesion B", codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Lesion, manual),
+        hd.seg.SegmentDescription(4, "Portal vein", codes.SCT.Tissue, codes.SCT.PortalVein, manual),
+    ]
+    seg = hd.seg.Segmentation(
+        source_images=sources, pixel_array=labels, segmentation_type=hd.seg.SegmentationTypeValues.LABELMAP,
+        segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=51,
+        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="test", manufacturer_model_name="test",
+        software_versions="0", device_serial_number="0")
+    seg.save_as(case_0697_copy / "labelmap.dcm")
+    assert hd.seg.segread(case_0697_copy / "labelmap.dcm").segmentation_type.value == "LABELMAP"
+    case = read_seg_case(case_0697_copy)
+    np.testing.assert_array_equal(case.lesion.array, ((labels == 2) | (labels == 3)).astype(np.uint8))
+    np.testing.assert_array_equal(case.liver.array, (labels == 1).astype(np.uint8))  # the vein left out
