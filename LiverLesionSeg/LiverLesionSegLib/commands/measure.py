@@ -1,4 +1,4 @@
-"""`liverlesionseg measure CT SEGMENTATION`: the lesion table of a segmentation made or corrected
+"""`liverlesionseg measure CT SEGMENTATION...`: the lesion table of a segmentation made or corrected
 elsewhere (ITK-SNAP, Slicer's Segment Editor, another tool's DICOM SEG), measured on its CT as
 `segment` measures its own, and that segmentation written on: as a DICOM SEG over the CT's series
 (for a PACS; marked as corrected by a reader), or as another label map format.
@@ -26,10 +26,11 @@ def add_parser(sub, common) -> None:
                                    "over the CT's DICOM series, say. No model is run.")
     p.add_argument("ct", type=Path, help="the CT, as segment reads it: a DICOM folder, a multi-frame DICOM file, a "
                                          ".nii/.nii.gz/.nrrd/.mha file, or a ZIP archive of one of these")
-    p.add_argument("segmentation", type=Path,
-                   help="its segmentation: a label map on the CT's grid (.nii.gz/.nii/.nrrd/.mha/.seg.nrrd; 0 "
-                        "background, 1 liver, 2 lesion), or a DICOM SEG (.dcm) made on the CT's series by any tool "
-                        "(segments labelled as liver and as lesion, tumour, ...)")
+    p.add_argument("segmentation", type=Path, nargs="+",
+                   help="its segmentation: a label map on the CT's grid (.nii.gz/.nii/.nrrd/.mha; 0 background, "
+                        "1 liver, 2 lesion), a Slicer .seg.nrrd, or a DICOM SEG (.dcm) made on the CT's series by "
+                        "any tool (segments labelled as liver and as lesion, tumour, ...); several files are "
+                        "united (a liver SEG and a tumour SEG)")
     p.add_argument("--series", help="with several CT series in a folder: its UID, number or description")
     p.add_argument("--lesions", type=Path, metavar="CSV|DCM",
                    help="write the lesion table: .csv, or .dcm for a DICOM SR measurement report over the CT's "
@@ -44,7 +45,7 @@ def add_parser(sub, common) -> None:
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..io.atomic import check_writable
-    from ..io.cases import read_segmentation
+    from ..io.cases import read_segmentations
     from ..io.write import output_kind
     from ..lesions import lesion_table, mask_volume_ml
 
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     if not outputs:
         raise OutputError("no output given", None, "add --lesions TABLE.csv (or REPORT.dcm), -o SEG.dcm, or both")
     kind = output_kind(args.output) if args.output else None
-    check_distinct(outputs, [args.ct, args.segmentation])
+    check_distinct(outputs, [args.ct, *args.segmentation])
     for path in outputs:
         check_writable(path)
     dicom_outputs = ([(args.output, SEG_OUTPUT)] if kind == "dicom-seg" else []) + \
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     with find_input(args.ct, args.series, dicom_outputs, timings) as found:
         with progress.stage("read", timings):
             ct = found.read()
-            liver, lesion = read_segmentation(args.segmentation, ct)
+            liver, lesion = read_segmentations(args.segmentation, ct)
         lesions = lesion_table(lesion, ct)
         liver_ml = mask_volume_ml(liver)
         labels = liver.with_array(liver.array + lesion.array)  # 0, 1 liver, 2 lesion (the liver holds its lesions)
@@ -84,8 +85,8 @@ def _write(args: argparse.Namespace, kind, labels, ct, series, case: str, lesion
     seg = args.output if kind == "dicom-seg" else None
     report = args.lesions if is_dicom_report(args.lesions) else None
     if seg or report:
-        write_dicom_outputs(seg, report, labels, ct, series, [f"segmentation {args.segmentation.name}"[:64]],
-                            corrected=True)
+        given = "segmentation " + ", ".join(path.name for path in args.segmentation)
+        write_dicom_outputs(seg, report, labels, ct, series, [given[:64]], corrected=True)
     if args.output and not seg:
         write_segmentation_output(args.output, labels)
     if args.lesions and not report:

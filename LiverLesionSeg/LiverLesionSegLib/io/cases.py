@@ -160,19 +160,38 @@ def read_input_volume(path: str | os.PathLike, series: Optional[str | int] = Non
 
 def read_segmentation(path: str | os.PathLike, ct: Volume) -> tuple[Volume, Volume]:
     """(liver, lesion) uint8 masks on `ct`'s grid from a segmentation file of it, the liver with its
-    lesions: a 0/1/2 label map (.nii.gz, .nii, .nrrd, .mha, .seg.nrrd), or a DICOM SEG (.dcm) made on
-    the CT's series by any tool, its segments told apart as in training cases (no lesion segment is
-    no lesion)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("does not exist" if not path.exists() else "is not a file", path, "give the segmentation file")
-    if path.suffix.lower() != ".dcm":
-        return read_label_map(path, ct)
-    masks = read_seg_masks(path, ct)
-    if "liver" not in masks:
-        raise InputError("the DICOM SEG has no liver segment", path, "give a SEG with a segment labelled Liver")
-    lesion = masks.get("lesion", np.zeros_like(masks["liver"]))
-    return ct.with_array(masks["liver"] | lesion, str(path)), ct.with_array(lesion, str(path))
+    lesions: a 0/1/2 label map (.nii.gz, .nii, .nrrd, .mha), a Slicer segmentation (.seg.nrrd, read
+    by its segments' names), or a DICOM SEG (.dcm) made on the CT's series by any tool, its segments
+    told apart as in training cases (no lesion segment is no lesion)."""
+    return read_segmentations([path], ct)
+
+
+def read_segmentations(paths: Iterable[str | os.PathLike], ct: Volume) -> tuple[Volume, Volume]:
+    """As `read_segmentation`, several files united (a liver SEG and a tumour SEG, as HCC-TACE-Seg
+    ships them); one of them must hold the liver."""
+    liver, lesion = np.zeros(ct.shape, np.uint8), np.zeros(ct.shape, np.uint8)
+    paths = [Path(p) for p in paths]
+    found_liver = False
+    for path in paths:
+        if not path.is_file():
+            raise InputError("does not exist" if not path.exists() else "is not a file", path,
+                             "give the segmentation file")
+        if path.suffix.lower() == ".dcm":
+            masks = read_seg_masks(path, ct)
+            parts = masks.get("liver"), masks.get("lesion")
+        else:
+            parts = tuple(mask.array for mask in read_label_map(path, ct))
+        found_liver = found_liver or parts[0] is not None
+        for total, part in zip((liver, lesion), parts):
+            if part is not None:
+                total |= part.astype(np.uint8)
+    if not found_liver and len(paths) == 1:
+        raise InputError("the DICOM SEG has no liver segment", paths[0], "give a SEG with a segment labelled Liver")
+    if not found_liver:
+        raise InputError(f"none of the {len(paths)} segmentations holds a liver segment", paths[0].parent,
+                         "give the liver's segmentation too")
+    source = ", ".join(str(p) for p in paths)
+    return ct.with_array(liver | lesion, source), ct.with_array(lesion, source)
 
 
 def _archive_input(path: Path, series: Optional[str | int]) -> InputCT:

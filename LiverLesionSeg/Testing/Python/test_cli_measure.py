@@ -86,6 +86,18 @@ def test_a_label_map_converted_to_a_slicer_segmentation_with_an_overlay(referenc
     assert picture.ndim == 3 and picture.shape[0] > 100 and picture[..., :3].std() > 0.05  # an image, not blank
 
 
+def test_a_liver_seg_and_a_tumour_seg_measured_together(reference, data_dir, tmp_path, capsys):
+    """HCC-TACE-Seg's layout: the liver and the tumours in two DICOM SEG files, united."""
+    _, ct, labels, expected = reference
+    case = data_dir / CASE
+    assert measure(case / SERIES, case / f"{SERIES}_ManualROI_Liver.dcm", case / f"{SERIES}_ManualROI_Tumor.dcm",
+                   "-o", tmp_path / "both.nii.gz", "--lesions", tmp_path / "t.csv") == 0
+    assert f"Lesions: {len(expected)}" in capsys.readouterr().out
+    assert np.array_equal(read_image(tmp_path / "both.nii.gz").array, labels)
+    assert [float(row["volume_ml"]) for row in rows(tmp_path / "t.csv")] == pytest.approx(
+        [lesion.volume_ml for lesion in expected])
+
+
 @pytest.mark.slow
 def test_segment_and_measure_agree_on_the_sample_case(model_path, tmp_path):
     """The DICOM SEG `segment` writes, measured, gives the lesion table `segment` wrote."""
@@ -131,6 +143,15 @@ def test_no_output_or_an_output_over_an_input_is_refused(reference, data_dir, tm
     assert measure(data_dir / CASE / SERIES, labels_path, "-o", labels_path) == 6
     assert "would overwrite the input" in capsys.readouterr().err
     assert file_digest(labels_path) == digest
+
+
+def test_two_segmentations_without_a_liver_are_refused(data_dir, tmp_path, capsys):
+    case = data_dir / CASE
+    tumour = case / f"{SERIES}_ManualROI_Tumor.dcm"
+    code = measure(case / SERIES, tumour, tumour, "--lesions", tmp_path / "t.csv")
+    err = capsys.readouterr().err
+    assert code == 3 and "none of the 2 segmentations holds a liver segment" in err
+    assert not (tmp_path / "t.csv").exists()
 
 
 def test_a_missing_segmentation_is_named(data_dir, tmp_path, capsys):
