@@ -161,36 +161,42 @@ def test_is_seg_case(data_dir):
     assert not is_seg_case(data_dir / "tace/RadCTTACEomics_0697/31_EQP_Ax5.00mm")
 
 
-@pytest.mark.filterwarnings("ignore:The string .* person name:UserWarning")
-def test_several_segments_liver_union_of_lesions_and_others_ignored(case_0697_copy, data_dir):
-    """A SEG written with highdicom: Liver, two lesion segments, a portal vein to ignore."""
-    for path in case_0697_copy.glob("*.dcm"):
+def axial_sources_alone(case_copy: Path, data_dir: Path) -> list:
+    """The copy of RadCTTACEomics_0697 emptied of its SEG files, and its axial CT slices (k = 0 lowest)."""
+    for path in case_copy.glob("*.dcm"):
         path.unlink()
     series = data_dir / "tace/RadCTTACEomics_0697/31_EQP_Ax5.00mm"
     sources = [pydicom.dcmread(p) for p in sorted(series.iterdir())]
-    sources = sorted((ds for ds in sources if ds.ImageOrientationPatient[4] == 1),
-                     key=lambda ds: float(ds.ImagePositionPatient[2]))  # k = 0 lowest
+    return sorted((ds for ds in sources if ds.ImageOrientationPatient[4] == 1),
+                  key=lambda ds: float(ds.ImagePositionPatient[2]))
+
+
+def four_segments(sources, pixels, kind: hd.seg.SegmentationTypeValues) -> hd.seg.Segmentation:
+    """A SEG written with highdicom: Liver (1), two lesion segments (2, 3), a portal vein to ignore (4)."""
+    manual = hd.seg.SegmentAlgorithmTypeValues.MANUAL
+    abnormal = codes.SCT.MorphologicallyAbnormalStructure
+    descriptions = [
+        hd.seg.SegmentDescription(1, "Liver", codes.SCT.Organ, codes.SCT.Liver, manual),
+        hd.seg.SegmentDescription(2, "Tumor A", abnormal, codes.SCT.Tumor, manual),
+        hd.seg.SegmentDescription(3, "Lesion B", abnormal, codes.SCT.Lesion, manual),
+        hd.seg.SegmentDescription(4, "Portal vein", codes.SCT.Tissue, codes.SCT.PortalVein, manual),
+    ]
+    return hd.seg.Segmentation(
+        source_images=sources, pixel_array=pixels, segmentation_type=kind, segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(), series_number=50, sop_instance_uid=hd.UID(), instance_number=1,
+        manufacturer="test", manufacturer_model_name="test", software_versions="0", device_serial_number="0")
+
+
+@pytest.mark.filterwarnings("ignore:The string .* person name:UserWarning")
+def test_several_segments_liver_union_of_lesions_and_others_ignored(case_0697_copy, data_dir):
+    """A binary SEG: each segment its own frames."""
+    sources = axial_sources_alone(case_0697_copy, data_dir)
     pixels = np.zeros((len(sources), 512, 512, 4), np.uint8)
     pixels[10:30, 100:300, 100:300, 0] = 1  # liver
     pixels[12:14, 150:160, 150:160, 1] = 1  # tumour A
     pixels[20:22, 200:220, 200:220, 2] = 1  # lesion B
     pixels[15:25, 250:260, 120:130, 3] = 1  # portal vein
-    category = codes.SCT.Organ
-    descriptions = [
-        hd.seg.SegmentDescription(1, "Liver", category, codes.SCT.Liver, hd.seg.SegmentAlgorithmTypeValues.MANUAL),
-        hd.seg.SegmentDescription(2, "Tumor A", codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Tumor,
-                                  hd.seg.SegmentAlgorithmTypeValues.MANUAL),
-        hd.seg.SegmentDescription(3, "Lesion B", codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Lesion,
-                                  hd.seg.SegmentAlgorithmTypeValues.MANUAL),
-        hd.seg.SegmentDescription(4, "Portal vein", codes.SCT.Tissue, codes.SCT.PortalVein,
-                                  hd.seg.SegmentAlgorithmTypeValues.MANUAL),
-    ]
-    seg = hd.seg.Segmentation(
-        source_images=sources, pixel_array=pixels, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=50,
-        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="test", manufacturer_model_name="test",
-        software_versions="0", device_serial_number="0")
-    seg.save_as(case_0697_copy / "four segments.dcm")
+    four_segments(sources, pixels, hd.seg.SegmentationTypeValues.BINARY).save_as(case_0697_copy / "four segments.dcm")
     case = read_seg_case(case_0697_copy)
     np.testing.assert_array_equal(case.liver.array, pixels[..., 0])
     np.testing.assert_array_equal(case.lesion.array, pixels[..., 1] | pixels[..., 2])
@@ -200,30 +206,13 @@ def test_several_segments_liver_union_of_lesions_and_others_ignored(case_0697_co
 def test_a_labelmap_seg_each_pixel_its_segments_number(case_0697_copy, data_dir):
     """A LABELMAP SEG (DICOM's label-map segmentation, written by highdicom): segments by their numbers
     in one frame per slice, read as the binary SEG of the same segments is."""
-    for path in case_0697_copy.glob("*.dcm"):
-        path.unlink()
-    series = data_dir / "tace/RadCTTACEomics_0697/31_EQP_Ax5.00mm"
-    sources = [pydicom.dcmread(p) for p in sorted(series.iterdir())]
-    sources = sorted((ds for ds in sources if ds.ImageOrientationPatient[4] == 1),
-                     key=lambda ds: float(ds.ImagePositionPatient[2]))  # k = 0 lowest
+    sources = axial_sources_alone(case_0697_copy, data_dir)
     labels = np.zeros((len(sources), 512, 512), np.uint8)
     labels[10:30, 100:300, 100:300] = 1  # liver
     labels[12:14, 150:160, 150:160] = 2  # tumour A, inside the liver
     labels[20:22, 200:220, 200:220] = 3  # lesion B
     labels[15:25, 250:260, 120:130] = 4  # portal vein, to ignore
-    manual = hd.seg.SegmentAlgorithmTypeValues.MANUAL
-    descriptions = [
-        hd.seg.SegmentDescription(1, "Liver", codes.SCT.Organ, codes.SCT.Liver, manual),
-        hd.seg.SegmentDescription(2, "Tumor A", codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Tumor, manual),
-        hd.seg.SegmentDescription(3, "Lesion B", codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Lesion, manual),
-        hd.seg.SegmentDescription(4, "Portal vein", codes.SCT.Tissue, codes.SCT.PortalVein, manual),
-    ]
-    seg = hd.seg.Segmentation(
-        source_images=sources, pixel_array=labels, segmentation_type=hd.seg.SegmentationTypeValues.LABELMAP,
-        segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=51,
-        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="test", manufacturer_model_name="test",
-        software_versions="0", device_serial_number="0")
-    seg.save_as(case_0697_copy / "labelmap.dcm")
+    four_segments(sources, labels, hd.seg.SegmentationTypeValues.LABELMAP).save_as(case_0697_copy / "labelmap.dcm")
     assert hd.seg.segread(case_0697_copy / "labelmap.dcm").segmentation_type.value == "LABELMAP"
     case = read_seg_case(case_0697_copy)
     np.testing.assert_array_equal(case.lesion.array, ((labels == 2) | (labels == 3)).astype(np.uint8))
