@@ -133,10 +133,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         device, checkpoints = load_checkpoints(args, progress, timings)
         volume, result, lesions = segment_input(found, args, checkpoints, device, progress, timings)
         with progress.stage("write", timings):
-            write_result(output, kind, found.series, volume, result, checkpoints, args.probabilities)
-            if args.lesions:
-                write_lesions(args.lesions, case_name(input_path), lesions, result.liver_ml, found.series,
-                              checkpoints)
+            table = (args.lesions, case_name(input_path), lesions) if args.lesions else None
+            write_result(output, kind, found.series, volume, result, checkpoints, args.probabilities, table)
             if overlay:
                 from ..plots import plot_overlay
 
@@ -197,13 +195,12 @@ def find_input(input_path: Path, series, dicom_outputs: list[tuple[Path, tuple[s
 
 
 def write_lesions(path: Path, case: str, lesions: list, liver_ml: float, source, checkpoints: list) -> None:
-    """One input's lesion table as CSV, or (a `.dcm` path) as a DICOM SR over `source` with the liver's volume."""
+    """One input's lesion table as CSV, or (a `.dcm` path) as a DICOM SR over `source` with the
+    liver's volume, to exactly `path` (`write_result` gives it a temporary beside the target)."""
     if is_dicom_report(path):
-        from ..io.atomic import atomic_paths
         from ..io.dicomsr_write import save_lesion_report
 
-        with atomic_paths(path) as temporary:
-            save_lesion_report(temporary[0], lesions, liver_ml, source, [c.path.name for c in checkpoints])
+        save_lesion_report(path, lesions, liver_ml, source, [c.path.name for c in checkpoints])
     else:
         from ..report import write_lesion_table
 
@@ -225,21 +222,27 @@ def segment_input(found, args: argparse.Namespace, checkpoints: list, device, pr
 
 
 def write_result(output: Path, kind: str, source, volume, result, checkpoints: list,
-                 probabilities: Optional[Path] = None) -> None:
-    """The label map (and the probability map) written atomically, together; a DICOM SEG over
-    `source`, the input's DICOM series."""
+                 probabilities: Optional[Path] = None, table: Optional[tuple[Path, str, list]] = None) -> None:
+    """The label map, the probability map and the lesion table (`table`: its path, the case's name
+    and its lesions) written atomically, together: all or none; a DICOM SEG over `source`, the
+    input's DICOM series."""
     from ..io.atomic import atomic_paths
     from ..io.dicomseg_write import save_dicom_seg
     from ..io.write import save_image, save_labels
 
     labels = volume.with_array(result.label_map())
-    with atomic_paths(output, *([probabilities] if probabilities else [])) as temporary:
+    extra = [path for path in (probabilities, table[0] if table else None) if path]
+    with atomic_paths(output, *extra) as temporary:
+        written = dict(zip([output, *extra], temporary))
         if kind == "dicom-seg":
-            save_dicom_seg(temporary[0], labels, source, [c.path.name for c in checkpoints])
+            save_dicom_seg(written[output], labels, source, [c.path.name for c in checkpoints])
         else:
-            save_labels(temporary[0], labels, kind)
+            save_labels(written[output], labels, kind)
         if probabilities:
-            save_image(temporary[1], result.lesion_probability)
+            save_image(written[probabilities], result.lesion_probability)
+        if table:
+            path, case, lesions = table
+            write_lesions(written[path], case, lesions, result.liver_ml, source, checkpoints)
 
 
 def _apply_options(config, args: argparse.Namespace) -> None:

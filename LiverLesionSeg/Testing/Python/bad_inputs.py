@@ -780,6 +780,34 @@ def disk_full_while_writing(data_dir, tmp, model):
                     "the disk is full", "out.nii.gz", fault=_disk_full_at_flush, in_process_only=True)
 
 
+@contextlib.contextmanager
+def _disk_full_at_the_lesion_table():
+    """Simulated: only the lesion table's temporary file fails to flush (ENOSPC), after the label
+    map's was flushed: the outputs must still be written all or none."""
+    from LiverLesionSegLib.io import atomic
+
+    original = atomic._fsync
+
+    def full_for_the_table(path):
+        if ".csv" in Path(path).name:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        original(path)
+
+    atomic._fsync = full_for_the_table
+    try:
+        yield
+    finally:
+        atomic._fsync = original
+
+
+@entry
+def disk_full_while_the_lesion_table_is_written(data_dir, tmp, model):
+    """A full disk when the lesion table is flushed, after the label map (simulated): no output is written."""
+    folder, _ = copy_six(data_dir, tmp, "ct")
+    return BadInput(segment(folder, tmp, model, "--lesions", str(tmp / "lesions.csv")), OUTPUT,
+                    "the disk is full", "lesions.csv", fault=_disk_full_at_the_lesion_table, in_process_only=True)
+
+
 @entry
 def disk_full_for_real(data_dir, tmp, model):
     """A full disk for real: the output on a 1 MiB tmpfs filled to the last byte (needs the right to mount)."""
