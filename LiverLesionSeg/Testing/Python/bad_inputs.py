@@ -757,15 +757,20 @@ def make_read_only(folder: Path):
 
 
 @contextlib.contextmanager
-def _disk_full_at_flush():
-    """Simulated: flushing the temporary output fails with ENOSPC, as a full disk makes it fail.
-    Patched in this process only; `disk_full_for_real` has the real thing where it may mount."""
+def _disk_full_at_flush(name_part: str = ""):
+    """Simulated: flushing a temporary output whose name holds `name_part` (any, by default) fails
+    with ENOSPC, as a full disk makes it fail; the others flush. Patched in this process only;
+    `disk_full_for_real` has the real thing where it may mount."""
     from LiverLesionSegLib.io import atomic
 
+    original = atomic._fsync
+
     def full(path):
+        if name_part not in Path(path).name:
+            return original(path)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    original, atomic._fsync = atomic._fsync, full
+    atomic._fsync = full
     try:
         yield
     finally:
@@ -780,32 +785,13 @@ def disk_full_while_writing(data_dir, tmp, model):
                     "the disk is full", "out.nii.gz", fault=_disk_full_at_flush, in_process_only=True)
 
 
-@contextlib.contextmanager
-def _disk_full_at_the_lesion_table():
-    """Simulated: only the lesion table's temporary file fails to flush (ENOSPC), after the label
-    map's was flushed: the outputs must still be written all or none."""
-    from LiverLesionSegLib.io import atomic
-
-    original = atomic._fsync
-
-    def full_for_the_table(path):
-        if ".csv" in Path(path).name:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        original(path)
-
-    atomic._fsync = full_for_the_table
-    try:
-        yield
-    finally:
-        atomic._fsync = original
-
-
 @entry
 def disk_full_while_the_lesion_table_is_written(data_dir, tmp, model):
     """A full disk when the lesion table is flushed, after the label map (simulated): no output is written."""
     folder, _ = copy_six(data_dir, tmp, "ct")
     return BadInput(segment(folder, tmp, model, "--lesions", str(tmp / "lesions.csv")), OUTPUT,
-                    "the disk is full", "lesions.csv", fault=_disk_full_at_the_lesion_table, in_process_only=True)
+                    "the disk is full", "lesions.csv", fault=functools.partial(_disk_full_at_flush, ".csv"),
+                    in_process_only=True)
 
 
 @entry
