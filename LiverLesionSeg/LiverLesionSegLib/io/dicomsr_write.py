@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 import pydicom
+from pydicom.sr.coding import Code
 
 from .. import __version__
 from ..errors import OutputError, first_line
@@ -28,8 +29,8 @@ from .dicomseg_write import described, frame_positions, source_headers
 
 SERIES_NUMBER = 902  # beside the DICOM SEG's 901
 SERIES_DESCRIPTION = "Liver lesion measurements (LiverLesionSeg)"
-MILLILITRE = pydicom.sr.coding.Code("mL", "UCUM", "milliliter")
-HOUNSFIELD_UNIT = pydicom.sr.coding.Code("[hnsf'U]", "UCUM", "Hounsfield unit")
+MILLILITRE = Code("mL", "UCUM", "milliliter")
+HOUNSFIELD_UNIT = Code("[hnsf'U]", "UCUM", "Hounsfield unit")
 # A slice whose plane lies this close to the long axis holds it (positions are decimal text).
 PLANE_TOLERANCE_MM = 0.1
 
