@@ -10,12 +10,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import OutputError
 from ..progress import JsonLinesProgress, Progress
-from .segment import (REPORT_OUTPUT, SEG_OUTPUT, case_name, check_distinct, find_input, is_dicom_report,
-                      print_measurements)
+from .segment import case_name, check_distinct, dicom_outputs, find_input, print_measurements
 
 
 def add_parser(sub, common) -> None:
@@ -46,8 +43,8 @@ def add_parser(sub, common) -> None:
 def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..io.atomic import check_writable
     from ..io.cases import read_segmentations
+    from ..io.dicom_export import measure_labels, write_together
     from ..io.write import output_kind
-    from ..lesions import lesion_table, mask_volume_ml
 
     outputs = [path for path in (args.output, args.lesions, args.overlay) if path is not None]
     if not outputs:
@@ -56,43 +53,24 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     check_distinct(outputs, [args.ct, *args.segmentation])
     for path in outputs:
         check_writable(path)
-    dicom_outputs = ([(args.output, SEG_OUTPUT)] if kind == "dicom-seg" else []) + \
-        ([(args.lesions, REPORT_OUTPUT)] if is_dicom_report(args.lesions) else [])
     timings: dict[str, float] = {}
-    with find_input(args.ct, args.series, dicom_outputs, timings) as found:
+    with find_input(args.ct, args.series, dicom_outputs(args.output, kind, args.lesions), timings) as found:
         with progress.stage("read", timings):
             ct = found.read()
             liver, lesion = read_segmentations(args.segmentation, ct)
-        lesions = lesion_table(lesion, ct)
-        liver_ml = mask_volume_ml(liver)
         labels = liver.with_array(liver.array + lesion.array)  # 0, 1 liver, 2 lesion (the liver holds its lesions)
+        lesions, liver_ml = measure_labels(labels, ct)
         with progress.stage("write", timings):
-            _write(args, kind, labels, ct, found.series, case_name(args.ct), lesions)
+            given = "segmentation " + ", ".join(path.name for path in args.segmentation)
+            write_together(labels, found.series, [given[:64]], output=args.output, liver_ml=liver_ml, corrected=True,
+                           table=(args.lesions, case_name(args.ct), lesions) if args.lesions else None)
+            if args.overlay:
+                from ..plots import plot_overlay
+
+                plot_overlay(ct, liver, lesion, args.overlay)
     progress.emit({"event": "done", "outputs": [str(p) for p in outputs], "liver_ml": round(liver_ml, 2),
                    "lesions": len(lesions), "message": f"measured {len(lesions)} lesion(s)"})
     if not isinstance(progress, JsonLinesProgress):
         print("Wrote " + ", ".join(str(p) for p in outputs))
         print_measurements(liver_ml, lesions)
     return 0
-
-
-def _write(args: argparse.Namespace, kind, labels, ct, series, case: str, lesions: list) -> None:
-    """The DICOM outputs together (both or neither), then the others."""
-    from ..io.dicom_export import write_dicom_outputs
-    from ..io.write import write_segmentation_output
-    from ..report import write_lesion_table
-
-    seg = args.output if kind == "dicom-seg" else None
-    report = args.lesions if is_dicom_report(args.lesions) else None
-    if seg or report:
-        given = "segmentation " + ", ".join(path.name for path in args.segmentation)
-        write_dicom_outputs(seg, report, labels, ct, series, [given[:64]], corrected=True)
-    if args.output and not seg:
-        write_segmentation_output(args.output, labels)
-    if args.lesions and not report:
-        write_lesion_table(args.lesions, {case: lesions})
-    if args.overlay:
-        from ..plots import plot_overlay
-
-        plot_overlay(ct, labels.with_array((labels.array > 0).astype(np.uint8)),
-                     labels.with_array((labels.array == 2).astype(np.uint8)), args.overlay)

@@ -134,7 +134,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         volume, result, lesions = segment_input(found, args, checkpoints, device, progress, timings)
         with progress.stage("write", timings):
             table = (args.lesions, case_name(input_path), lesions) if args.lesions else None
-            write_result(output, kind, found.series, volume, result, checkpoints, args.probabilities, table)
+            write_result(output, found.series, volume, result, checkpoints, args.probabilities, table)
             if overlay:
                 from ..plots import plot_overlay
 
@@ -166,12 +166,10 @@ REPORT_OUTPUT = ("a DICOM SR lesion report", "write the lesion table as .csv ins
 
 def dicom_outputs(output: Path, kind: str, lesions: Optional[Path]) -> list[tuple[Path, tuple[str, str]]]:
     """The outputs that must lie on the input's DICOM series (a DICOM SEG, a DICOM SR), each named."""
+    from ..io.dicom_export import is_dicom_report  # here: it imports the DICOM writers, slow at start-up
+
     return ([(output, SEG_OUTPUT)] if kind == "dicom-seg" else []) + \
         ([(lesions, REPORT_OUTPUT)] if is_dicom_report(lesions) else [])
-
-
-def is_dicom_report(path: Optional[Path]) -> bool:
-    return path is not None and path.suffix.lower() == ".dcm"
 
 
 def find_input(input_path: Path, series, dicom_outputs: list[tuple[Path, tuple[str, str]]], timings: dict):
@@ -194,19 +192,6 @@ def find_input(input_path: Path, series, dicom_outputs: list[tuple[Path, tuple[s
     return found
 
 
-def write_lesions(path: Path, case: str, lesions: list, liver_ml: float, source, checkpoints: list) -> None:
-    """One input's lesion table as CSV, or (a `.dcm` path) as a DICOM SR over `source` with the
-    liver's volume, to exactly `path` (`write_result` gives it a temporary beside the target)."""
-    if is_dicom_report(path):
-        from ..io.dicomsr_write import save_lesion_report
-
-        save_lesion_report(path, lesions, liver_ml, source, [c.path.name for c in checkpoints])
-    else:
-        from ..report import write_lesion_table
-
-        write_lesion_table(path, {case: lesions})
-
-
 def segment_input(found, args: argparse.Namespace, checkpoints: list, device, progress: Progress,
                   timings: dict) -> tuple:
     """Read one input (an `InputCT`) and segment it: (its volume, the Segmentation, its lesion table)."""
@@ -221,28 +206,16 @@ def segment_input(found, args: argparse.Namespace, checkpoints: list, device, pr
     return volume, result, lesion_table(result.lesion, volume)
 
 
-def write_result(output: Path, kind: str, source, volume, result, checkpoints: list,
+def write_result(output: Path, source, volume, result, checkpoints: list,
                  probabilities: Optional[Path] = None, table: Optional[tuple[Path, str, list]] = None) -> None:
     """The label map, the probability map and the lesion table (`table`: its path, the case's name
-    and its lesions) written atomically, together: all or none; a DICOM SEG over `source`, the
-    input's DICOM series."""
-    from ..io.atomic import atomic_paths
-    from ..io.dicomseg_write import save_dicom_seg
-    from ..io.write import save_image, save_labels
+    and its lesions) written atomically, together: all or none; a DICOM SEG and a DICOM SR over
+    `source`, the input's DICOM series (`io.dicom_export.write_together`)."""
+    from ..io.dicom_export import write_together
 
-    labels = volume.with_array(result.label_map())
-    extra = [path for path in (probabilities, table[0] if table else None) if path]
-    with atomic_paths(output, *extra) as temporary:
-        written = dict(zip([output, *extra], temporary))
-        if kind == "dicom-seg":
-            save_dicom_seg(written[output], labels, source, [c.path.name for c in checkpoints])
-        else:
-            save_labels(written[output], labels, kind)
-        if probabilities:
-            save_image(written[probabilities], result.lesion_probability)
-        if table:
-            path, case, lesions = table
-            write_lesions(written[path], case, lesions, result.liver_ml, source, checkpoints)
+    write_together(volume.with_array(result.label_map()), source, [c.path.name for c in checkpoints], output=output,
+                   probabilities=(probabilities, result.lesion_probability) if probabilities else None, table=table,
+                   liver_ml=result.liver_ml)
 
 
 def _apply_options(config, args: argparse.Namespace) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import InputError, LiverLesionSegError, OutputError
 from ..progress import JsonLinesProgress, Progress
-from .segment import (MANY_FORMATS, case_name, check_distinct, dicom_outputs, find_input, is_dicom_report,
+from .segment import (MANY_FORMATS, case_name, check_distinct, dicom_outputs, find_input,
                       load_checkpoints, report, segment_input, write_result)
 
 log = logging.getLogger("LiverLesionSeg")
@@ -23,6 +23,7 @@ DEFAULT_FORMAT = MANY_FORMATS[0]
 
 def run_many(args: argparse.Namespace, progress: Progress) -> int:
     from ..io.atomic import check_writable
+    from ..io.dicom_export import is_dicom_report
     from ..io.write import output_kind
 
     folder = _output_folder(args)
@@ -55,7 +56,7 @@ def run_many(args: argparse.Namespace, progress: Progress) -> int:
             with find_input(input_path, args.series, dicom_outputs(output, kind, None), case_timings) as found:
                 volume, result, lesions = segment_input(found, args, checkpoints, device, progress, case_timings)
                 with progress.stage("write", case_timings):
-                    write_result(output, kind, found.series, volume, result, checkpoints)
+                    write_result(output, found.series, volume, result, checkpoints)
         except LiverLesionSegError as exc:
             log.warning("Skipped input %d of %d: %s", number, len(outputs), exc)
             failed.append((input_path, exc))

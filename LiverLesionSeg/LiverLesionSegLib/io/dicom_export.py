@@ -1,10 +1,9 @@
-"""A label map written back to DICOM over the CT series it lies on, for a PACS: a DICOM SEG and the
-DICOM SR lesion report measured on it, side by side, in one step.
-
-What the Slicer panel's export uses, above all for a segmentation a reader corrected (a
-semi-automatic segmentation in DICOM's terms, its series described as corrected); the command line
-writes the same two objects for the model's own result (`segment -o RESULT.dcm --lesions REPORT.dcm`).
-An export never replaces an earlier one: its files are numbered instead.
+"""A result's outputs written together, all or none (`write_together`: the label map in any format,
+a DICOM SEG included, the probability map, the lesion table as CSV or DICOM SR), which `segment`
+and `measure` use; and the Slicer panel's export of a segmentation to DICOM over the CT series it
+lies on, for a PACS (`export_to_dicom`: a DICOM SEG and the DICOM SR lesion report measured on it,
+above all for a segmentation a reader corrected, a semi-automatic one in DICOM's terms, its series
+described as corrected). An export never replaces an earlier one: its files are numbered instead.
 """
 
 from __future__ import annotations
@@ -43,26 +42,54 @@ def export_to_dicom(labels: Volume, ct: Volume, source: SeriesInfo, folder: str 
     model(s) the segmentation started from; `corrected`: a reader edited it."""
     check_frame_of_reference(source, "a DICOM SEG", INSTEAD)
     seg_path, report_path = free_names(Path(folder), name)
-    lesions, liver_ml = write_dicom_outputs(seg_path, report_path, labels, ct, source, models, corrected)
+    lesions, liver_ml = measure_labels(labels, ct)
+    write_together(labels, source, models, output=seg_path, table=(report_path, name, lesions), liver_ml=liver_ml,
+                   corrected=corrected)
     return DicomExport(seg_path, report_path, lesions, liver_ml, corrected)
 
 
-def write_dicom_outputs(seg_path: Optional[Path], report_path: Optional[Path], labels: Volume, ct: Volume,
-                        source: SeriesInfo, models: Sequence[str], corrected: bool) -> tuple[list[Lesion], float]:
-    """`labels` as a DICOM SEG at `seg_path` and its lesions and liver as a DICOM SR at
-    `report_path` (either may be None), written together: all or nothing. Returns the lesions and
-    the liver's volume (mL, its lesions included) measured on `ct`."""
+def measure_labels(labels: Volume, ct: Volume) -> tuple[list[Lesion], float]:
+    """The lesions of a 0/1/2 label map measured on `ct`, and the liver's volume (mL, its lesions included)."""
     array = np.asarray(labels.array)
     lesions = lesion_table(labels.with_array((array == LESION.label).astype(np.uint8)), ct)
-    liver_ml = mask_volume_ml(labels.with_array((array > 0).astype(np.uint8)))
-    paths = [path for path in (seg_path, report_path) if path is not None]
+    return lesions, mask_volume_ml(labels.with_array((array > 0).astype(np.uint8)))
+
+
+def write_together(labels: Volume, source: Optional[SeriesInfo], models: Sequence[str], *,
+                   output: Optional[Path] = None, probabilities: Optional[tuple[Path, Volume]] = None,
+                   table: Optional[tuple[Path, str, list[Lesion]]] = None, liver_ml: float = 0.0,
+                   corrected: bool = False) -> None:
+    """The outputs of one result, those given, written atomically together: all or none.
+
+    `output`: the 0/1/2 label map, in the format its suffix names (`.dcm`: a DICOM SEG over
+    `source`); `probabilities`: (path, map); `table`: (path, the case's name, its lesions), a CSV
+    or (`.dcm`) a DICOM SR over `source` with the liver's volume `liver_ml`. `models` names the
+    model(s) for the DICOM objects; `corrected`: a reader edited the segmentation."""
+    from ..report import write_lesion_table
+    from .write import output_kind, save_image, save_labels
+
+    paths = [path for path in (output, probabilities and probabilities[0], table and table[0]) if path]
     with atomic_paths(*paths) as temporaries:
         written = dict(zip(paths, temporaries))
-        if seg_path is not None:
-            save_dicom_seg(written[seg_path], labels, source, models, corrected)
-        if report_path is not None:
-            save_lesion_report(written[report_path], lesions, liver_ml, source, models, corrected)
-    return lesions, liver_ml
+        if output is not None:
+            kind = output_kind(output)
+            if kind == "dicom-seg":
+                save_dicom_seg(written[output], labels, source, models, corrected)
+            else:
+                save_labels(written[output], labels, kind)
+        if probabilities is not None:
+            save_image(written[probabilities[0]], probabilities[1])
+        if table is not None:
+            path, case, lesions = table
+            if is_dicom_report(path):
+                save_lesion_report(written[path], lesions, liver_ml, source, models, corrected)
+            else:
+                write_lesion_table(written[path], {case: lesions})
+
+
+def is_dicom_report(path: Optional[Path]) -> bool:
+    """A lesion table asked for as a DICOM SR (`.dcm`) rather than a CSV."""
+    return path is not None and path.suffix.lower() == ".dcm"
 
 
 def free_names(folder: Path, name: str) -> tuple[Path, Path]:
