@@ -190,15 +190,22 @@ def segment_mask(segmentation_node, segment_id: str, grid: Volume) -> np.ndarray
     return (image_on_grid(image, grid) > 0).astype(np.uint8)
 
 
-def label_map_from_segmentation(segmentation_node, grid: Volume) -> np.ndarray:
+def segment_meanings(segmentation_node) -> dict[str, Optional[str]]:
+    """Each segment's ID and what its name means: 'liver', 'lesion' or None (`meaning_of_segment_name`)."""
+    return {sid: meaning_of_segment_name(segmentation_node.GetSegmentation().GetSegment(sid).GetName())
+            for sid in segment_ids(segmentation_node)}
+
+
+def label_map_from_segmentation(segmentation_node, grid: Volume, require_liver: bool = True) -> np.ndarray:
     """0 background, 1 liver, 2 lesion on `grid`, from segment names as users type them
-    ("Liver", "liver_lesion", "Tumor 2", ... via `meaning_of_segment_name`); lesion wins."""
-    meanings = {sid: meaning_of_segment_name(segmentation_node.GetSegmentation().GetSegment(sid).GetName())
-                for sid in segment_ids(segmentation_node)}
-    if "liver" not in meanings.values():
+    ("Liver", "liver_lesion", "Tumor 2", ... via `meaning_of_segment_name`); lesion wins. Without
+    `require_liver`, lesion segments alone will do (measured, the liver not segmented)."""
+    meanings = segment_meanings(segmentation_node)
+    present = set(meanings.values())
+    if "liver" not in present and (require_liver or "lesion" not in present):
         names = [segmentation_node.GetSegmentation().GetSegment(sid).GetName() for sid in meanings]
-        raise InputError(f"has no liver segment (segments: {', '.join(names) or 'none'})",
-                         segmentation_node.GetName(),
+        what = "no liver segment" if require_liver else "neither a liver nor a lesion segment"
+        raise InputError(f"has {what} (segments: {', '.join(names) or 'none'})", segmentation_node.GetName(),
                          "name the liver segment 'Liver' and lesion segments e.g. 'Liver lesion' or 'Tumor'")
     labels = np.zeros(grid.shape, np.uint8)
     for meaning, value in (("liver", LIVER.label), ("lesion", LESION.label)):
@@ -380,7 +387,7 @@ class SegmentationOutputs:
     lesion_table_node: object
     probability_node: Optional[object]
     lesions: list = field(default_factory=list)
-    liver_ml: float = 0.0
+    liver_ml: Optional[float] = 0.0  # None: no liver segment, only lesions measured
     caveats: list[str] = field(default_factory=list)
     long_axis_nodes: list = field(default_factory=list)  # markups lines, one per lesion
 
@@ -389,6 +396,8 @@ class SegmentationOutputs:
         from .lesions import total_volume_ml, tumour_burden
 
         lesion_ml = total_volume_ml(self.lesions)
+        if self.liver_ml is None:
+            return f"Liver not segmented; {len(self.lesions)} lesion(s), {lesion_ml:.2f} mL in all."
         return (f"Liver {self.liver_ml:.1f} mL; {len(self.lesions)} lesion(s), {lesion_ml:.2f} mL in all, "
                 f"{100 * tumour_burden(self.lesions, self.liver_ml):.1f} % of the liver.")
 
@@ -533,15 +542,16 @@ def measure_again(volume_node, segmentation_node) -> SegmentationOutputs:
 
     _check_pair(volume_node, segmentation_node)
     grid = volume_from_node(volume_node)
-    labels = label_map_from_segmentation(segmentation_node, grid)
+    labels = label_map_from_segmentation(segmentation_node, grid, require_liver=False)
     lesions = lesion_table(grid.with_array((labels == LESION.label).astype(np.uint8)), grid)
+    liver_ml = mask_volume_ml(grid.with_array(labels)) if "liver" in segment_meanings(segmentation_node).values() \
+        else None
     scene = segmentation_node.GetScene()
     table_node = lesion_table_node(scene, segmentation_node)
     fill_lesion_table(table_node, lesions)
     lines = add_long_axis_lines(scene, segmentation_node, lesions)
     _follow_transform(segmentation_node, lines)
-    return SegmentationOutputs(segmentation_node, table_node, None, lesions,
-                               mask_volume_ml(grid.with_array(labels)), [], lines)
+    return SegmentationOutputs(segmentation_node, table_node, None, lesions, liver_ml, [], lines)
 
 
 DICOM_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"  # set by Slicer's DICOM module on the volumes it loads
@@ -565,10 +575,11 @@ def export_dicom(volume_node, segmentation_node, folder: str | Path, file_for_in
         raise InputError("the volume no longer lies where its DICOM series does (moved, cropped or resampled since "
                          "it was loaded)", volume_node.GetName(),
                          "segment the volume as loaded from DICOM, or save the segmentation as .seg.nrrd")
-    labels = ct.with_array(label_map_from_segmentation(segmentation_node, ct))
+    labels = ct.with_array(label_map_from_segmentation(segmentation_node, ct, require_liver=False))
     models = (segmentation_node.GetAttribute(MODELS_ATTRIBUTE) or "unknown model").splitlines()
     corrected = label_digest(labels.array) != segmentation_node.GetAttribute(RESULT_DIGEST_ATTRIBUTE)
-    return export_to_dicom(labels, ct, source, folder, segmentation_node.GetName(), models, corrected)
+    return export_to_dicom(labels, ct, source, folder, segmentation_node.GetName(), models, corrected,
+                           liver="liver" in segment_meanings(segmentation_node).values())
 
 
 def dicom_series_of(volume_node, file_for_instance=None):

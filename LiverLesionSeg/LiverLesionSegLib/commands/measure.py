@@ -25,9 +25,11 @@ def add_parser(sub, common) -> None:
                                          ".nii/.nii.gz/.nrrd/.mha file, or a ZIP archive of one of these")
     p.add_argument("segmentation", type=Path, nargs="+",
                    help="its segmentation: a label map on the CT's grid (.nii.gz/.nii/.nrrd/.mha; 0 background, "
-                        "1 liver, 2 lesion), a Slicer .seg.nrrd, or a DICOM SEG (.dcm) made on the CT's series by "
-                        "any tool (segments labelled as liver and as lesion, tumour, ...); several files are "
-                        "united (a liver SEG and a tumour SEG)")
+                        "1 liver, 2 lesion), a Slicer .seg.nrrd, or a DICOM SEG or RT structure set (.dcm) made on "
+                        "the CT's series by any tool (segments or ROIs named as liver and as lesion, tumour, GTV, "
+                        "...); several files are "
+                        "united (a liver SEG and a tumour SEG); the lesions alone will do (the liver is then "
+                        "reported as not segmented)")
     p.add_argument("--series", help="with several CT series in a folder: its UID, number or description")
     p.add_argument("--lesions", type=Path, metavar="CSV|DCM",
                    help="write the lesion table: .csv, or .dcm for a DICOM SR measurement report over the CT's "
@@ -57,9 +59,13 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     with find_input(args.ct, args.series, dicom_outputs(args.output, kind, args.lesions), timings) as found:
         with progress.stage("read", timings):
             ct = found.read()
-            liver, lesion = read_segmentations(args.segmentation, ct)
-        labels = liver.with_array(liver.array + lesion.array)  # 0, 1 liver, 2 lesion (the liver holds its lesions)
-        lesions, liver_ml = measure_labels(labels, ct)
+            liver, lesion = read_segmentations(args.segmentation, ct, require_liver=False)
+        if liver is None:  # lesions alone: measured, the liver's volume unknown
+            labels = lesion.with_array(lesion.array * 2)
+            lesions, liver_ml = measure_labels(labels, ct)[0], None
+        else:
+            labels = liver.with_array(liver.array + lesion.array)  # 0, 1 liver, 2 lesion (the liver holds them)
+            lesions, liver_ml = measure_labels(labels, ct)
         with progress.stage("write", timings):
             given = "segmentation " + ", ".join(path.name for path in args.segmentation)
             write_together(labels, found.series, [given[:64]], output=args.output, liver_ml=liver_ml, corrected=True,
@@ -68,7 +74,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                 from ..plots import plot_overlay
 
                 plot_overlay(ct, liver, lesion, args.overlay)
-    progress.emit({"event": "done", "outputs": [str(p) for p in outputs], "liver_ml": round(liver_ml, 2),
+    progress.emit({"event": "done", "outputs": [str(p) for p in outputs],
+                   "liver_ml": None if liver_ml is None else round(liver_ml, 2),
                    "lesions": len(lesions), "message": f"measured {len(lesions)} lesion(s)"})
     if not isinstance(progress, JsonLinesProgress):
         print("Wrote " + ", ".join(str(p) for p in outputs))

@@ -262,12 +262,16 @@ def report(output: Path, result, lesions, timings: dict, progress: Progress, ext
     print(f"Time: {stages}")
 
 
-def print_measurements(liver_ml: float, lesions: list) -> None:
-    """The liver's volume and the lesion table (the first 20 lesions), as a user reads them."""
+def print_measurements(liver_ml: Optional[float], lesions: list) -> None:
+    """The liver's volume (None: not segmented) and the lesion table (the first 20 lesions), as a
+    user reads them."""
     from ..lesions import total_volume_ml, tumour_burden
 
-    print(f"Liver: {liver_ml:.1f} mL. Lesions: {len(lesions)}, {total_volume_ml(lesions):.2f} mL in all, "
-          f"{100 * tumour_burden(lesions, liver_ml):.1f} % of the liver.")
+    if liver_ml is None:
+        print(f"Liver: not segmented. Lesions: {len(lesions)}, {total_volume_ml(lesions):.2f} mL in all.")
+    else:
+        print(f"Liver: {liver_ml:.1f} mL. Lesions: {len(lesions)}, {total_volume_ml(lesions):.2f} mL in all, "
+              f"{100 * tumour_burden(lesions, liver_ml):.1f} % of the liver.")
     for lesion in lesions[:20]:
         r, a, s = lesion.centroid_ras
         print(f"  lesion {lesion.number}: {lesion.volume_ml:.2f} mL, longest axial diameter "

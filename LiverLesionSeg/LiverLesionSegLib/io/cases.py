@@ -29,7 +29,8 @@ from ..volume import Case, Volume
 from .archive import Unpacked, is_zip, unpack
 from .dicom import (NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, choose_ct_file, choose_ct_series,
                     read_chosen_series, scan_files, scan_folder)
-from .dicomseg import read_seg_case, read_seg_masks
+from .dicomseg import LABEL_MODALITIES, read_dicom_masks, read_seg_case
+from .rtstruct import is_rtstruct
 from .images import image_stem, is_image_file, read_image, read_label_map
 from .ircadb import CT_FOLDER, is_ircadb_case, read_ircadb_case
 
@@ -166,32 +167,41 @@ def read_segmentation(path: str | os.PathLike, ct: Volume) -> tuple[Volume, Volu
     return read_segmentations([path], ct)
 
 
-def read_segmentations(paths: Iterable[str | os.PathLike], ct: Volume) -> tuple[Volume, Volume]:
+def read_segmentations(paths: Iterable[str | os.PathLike], ct: Volume, require_liver: bool = True
+                       ) -> tuple[Optional[Volume], Volume]:
     """As `read_segmentation`, several files united (a liver SEG and a tumour SEG, as HCC-TACE-Seg
-    ships them); one of them must hold the liver."""
+    ships them); one of them must hold the liver. Without `require_liver`, segmentations of lesions
+    only give the liver as None (not segmented); one of them must hold a liver or a lesion segment."""
     liver, lesion = np.zeros(ct.shape, np.uint8), np.zeros(ct.shape, np.uint8)
     paths = [Path(p) for p in paths]
-    found_liver = False
+    found = set()
     for path in paths:
         if not path.is_file():
             raise InputError("does not exist" if not path.exists() else "is not a file", path,
                              "give the segmentation file")
         if path.suffix.lower() == ".dcm":
-            masks = read_seg_masks(path, ct)
+            masks = read_dicom_masks(path, ct)
             parts = masks.get("liver"), masks.get("lesion")
         else:
-            parts = tuple(mask.array for mask in read_label_map(path, ct))
-        found_liver = found_liver or parts[0] is not None
-        for total, part in zip((liver, lesion), parts):
+            parts = tuple(None if mask is None else mask.array for mask in read_label_map(path, ct, require_liver))
+        for role, total, part in zip(("liver", "lesion"), (liver, lesion), parts):
             if part is not None:
+                found.add(role)
                 total |= part.astype(np.uint8)
-    if not found_liver and len(paths) == 1:
-        raise InputError("the DICOM SEG has no liver segment", paths[0], "give a SEG with a segment labelled Liver")
-    if not found_liver:
-        raise InputError(f"none of the {len(paths)} segmentations holds a liver segment", paths[0].parent,
-                         "give the liver's segmentation too")
+    if "liver" not in found and (require_liver or "lesion" not in found):
+        if require_liver:
+            one, several = "has no liver segment", "holds a liver segment"
+            hint = "give a SEG with a segment labelled Liver (an RTSTRUCT: an ROI named so)"
+        else:
+            one, several = "has neither a liver nor a lesion segment", "holds a liver or a lesion segment"
+            hint = "give a SEG with a segment labelled Liver or Tumor (an RTSTRUCT: an ROI named so)"
+        if len(paths) == 1:  # only a DICOM file can give neither: the other readers say what is wrong themselves
+            kind = "RT structure set" if is_rtstruct(paths[0]) else "DICOM SEG"
+            raise InputError(f"the {kind} {one}", paths[0], hint)
+        raise InputError(f"none of the {len(paths)} segmentations {several}", paths[0].parent,
+                         "give the liver's segmentation too" if require_liver else hint)
     source = ", ".join(str(p) for p in paths)
-    return ct.with_array(liver | lesion, source), ct.with_array(lesion, source)
+    return (ct.with_array(liver | lesion, source) if "liver" in found else None), ct.with_array(lesion, source)
 
 
 def _archive_input(path: Path, series: Optional[str | int]) -> InputCT:
@@ -318,7 +328,7 @@ def _dicom_seg_cases(files: list[Path]) -> list[CaseRef]:
     series, _ = scan_files(files)
     by_uid = {s.uid: s for s in series}
     case_folders: dict[Path, list[SeriesInfo]] = defaultdict(list)
-    for seg in (s for s in series if s.modality.upper() == "SEG"):
+    for seg in (s for s in series if s.modality.upper() in LABEL_MODALITIES):
         referenced = [by_uid[uid] for uid in seg.referenced_series_uids if uid in by_uid]
         folders = [str(f.parent) for f in seg.files] + [str(f.parent) for s in referenced for f in s.files]
         # Where the referenced series is missing, the case still stands: loading it says what is missing.
@@ -331,7 +341,7 @@ def _dicom_seg_cases(files: list[Path]) -> list[CaseRef]:
         if not any(_is_within(s.folder, folder) for folder in case_folders):
             unlabelled[s.folder].append(s)
     for folder, members in unlabelled.items():
-        LOG.info("left out %s: %s has no labels (no DICOM SEG references it)", folder,
+        LOG.info("left out %s: %s has no labels (no DICOM SEG or RTSTRUCT references it)", folder,
                  "; ".join(s.label for s in members))
     return refs
 

@@ -37,6 +37,7 @@ HEADER_TAGS = [
     "SOPClassUID", "SOPInstanceUID", "Modality", "SeriesInstanceUID", "SeriesNumber",
     "SeriesDescription", "InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient",
     "ReferencedSeriesSequence", "NumberOfFrames", "SharedFunctionalGroupsSequence", "AcquisitionNumber",
+    "ReferencedFrameOfReferenceSequence",  # an RTSTRUCT's referenced series lie in it
 ]
 
 # Modalities whose objects are not images to segment (they may sit beside the CT).
@@ -61,7 +62,7 @@ class SeriesInfo:
     orientation: Optional[tuple[float, ...]]  # ImageOrientationPatient of the kept files
     left_out: list[Path] = field(default_factory=list)  # images of another orientation (reformats)
     sop_instance_uids: list[str] = field(default_factory=list)  # in the order of `files`
-    referenced_series_uids: list[str] = field(default_factory=list)  # ReferencedSeriesSequence (SEG)
+    referenced_series_uids: list[str] = field(default_factory=list)  # of a SEG or an RTSTRUCT
     multiframe: dict[Path, int] = field(default_factory=dict)  # among `files`: those of several frames, and how many
     # Where one series holds several acquisitions over the same positions (phases stored under one
     # UID), each is a SeriesInfo of its own: its AcquisitionNumber; None otherwise.
@@ -191,6 +192,16 @@ def _acquisitions(members: list[tuple[Path, pydicom.Dataset]]) -> list[tuple[Opt
     return sorted(groups.items(), key=lambda item: item[0])
 
 
+def _referenced_series(header: pydicom.Dataset) -> list[str]:
+    """The series a SEG (ReferencedSeriesSequence) or an RTSTRUCT (RTReferencedSeriesSequence,
+    nested in its referenced frame of reference and study) was made on."""
+    items = list(header.get("ReferencedSeriesSequence", []))
+    for frame in header.get("ReferencedFrameOfReferenceSequence", []):
+        for study in frame.get("RTReferencedStudySequence", []):
+            items.extend(study.get("RTReferencedSeriesSequence", []))
+    return [str(item.SeriesInstanceUID) for item in items if "SeriesInstanceUID" in item]
+
+
 def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisition: Optional[int] = None
                  ) -> SeriesInfo:
     first = members[0][1]
@@ -200,8 +211,7 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisit
         kept.sort(key=lambda m: (float(np.dot(_position(m[1]), normal)), str(m[0])))
     else:
         kept.sort(key=lambda m: (_int_or_none(m[1].get("InstanceNumber")) or 0, str(m[0])))
-    referenced = [str(item.SeriesInstanceUID) for _, header in members
-                  for item in header.get("ReferencedSeriesSequence", []) if "SeriesInstanceUID" in item]
+    referenced = [uid for _, header in members for uid in _referenced_series(header)]
     info = SeriesInfo(
         uid=uid,
         modality=str(first.get("Modality", "") or ""),
@@ -273,7 +283,7 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
     ct.sort(key=rank, reverse=True)
     chosen = ct[0]
     if len(ct) > 1:
-        why = ("referenced by the DICOM SEG in the folder" if chosen.uid in referenced
+        why = ("referenced by the DICOM SEG (or RTSTRUCT) in the folder" if chosen.uid in referenced
                else f"the most axial slices ({chosen.images})")
         others = "; ".join(f"{s.label} ({s.images} slices)" for s in ct[1:])
         if chosen.acquisition is not None and any(s.uid == chosen.uid for s in ct[1:]) and \

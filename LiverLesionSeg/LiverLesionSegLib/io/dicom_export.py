@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..lesions import Lesion, lesion_table, mask_volume_ml
-from ..segments import LESION
+from ..segments import LESION, SEGMENTS
 from ..volume import Volume
 from .atomic import atomic_paths
 from .dicom import SeriesInfo
@@ -31,18 +31,20 @@ class DicomExport:
     seg: Path  # the DICOM SEG
     report: Path  # the DICOM SR lesion report
     lesions: list[Lesion]
-    liver_ml: float
+    liver_ml: Optional[float]  # None: the liver was not segmented
     corrected: bool  # marked as corrected by a reader
 
 
 def export_to_dicom(labels: Volume, ct: Volume, source: SeriesInfo, folder: str | os.PathLike, name: str,
-                    models: Sequence[str], corrected: bool = True) -> DicomExport:
+                    models: Sequence[str], corrected: bool = True, liver: bool = True) -> DicomExport:
     """Write `labels` (0/1/2 on the grid of `ct`, the CT read from `source`) as "`name` SEG.dcm" and
     its lesions and liver as "`name` SR.dcm" in `folder`: both or neither. `models` names the
-    model(s) the segmentation started from; `corrected`: a reader edited it."""
+    model(s) the segmentation started from; `corrected`: a reader edited it; not `liver`: the
+    liver was not segmented (the labels hold lesions alone)."""
     check_frame_of_reference(source, "a DICOM SEG", INSTEAD)
     seg_path, report_path = free_names(Path(folder), name)
     lesions, liver_ml = measure_labels(labels, ct)
+    liver_ml = liver_ml if liver else None
     write_together(labels, source, models, output=seg_path, table=(report_path, name, lesions), liver_ml=liver_ml,
                    corrected=corrected)
     return DicomExport(seg_path, report_path, lesions, liver_ml, corrected)
@@ -57,14 +59,15 @@ def measure_labels(labels: Volume, ct: Volume) -> tuple[list[Lesion], float]:
 
 def write_together(labels: Volume, source: Optional[SeriesInfo], models: Sequence[str], *,
                    output: Optional[Path] = None, probabilities: Optional[tuple[Path, Volume]] = None,
-                   table: Optional[tuple[Path, str, list[Lesion]]] = None, liver_ml: float = 0.0,
+                   table: Optional[tuple[Path, str, list[Lesion]]] = None, liver_ml: Optional[float],
                    corrected: bool = False) -> None:
     """The outputs of one result, those given, written atomically together: all or none.
 
     `output`: the 0/1/2 label map, in the format its suffix names (`.dcm`: a DICOM SEG over
     `source`); `probabilities`: (path, map); `table`: (path, the case's name, its lesions), a CSV
-    or (`.dcm`) a DICOM SR over `source` with the liver's volume `liver_ml`. `models` names the
-    model(s) for the DICOM objects; `corrected`: a reader edited the segmentation."""
+    or (`.dcm`) a DICOM SR over `source` with the liver's volume `liver_ml` (None: the liver was
+    not segmented, and the DICOM objects hold the lesions alone). `models` names the model(s) for
+    the DICOM objects; `corrected`: a reader edited the segmentation."""
     from ..report import write_lesion_table
     from .write import output_kind, save_image, save_labels
 
@@ -74,7 +77,8 @@ def write_together(labels: Volume, source: Optional[SeriesInfo], models: Sequenc
         if output is not None:
             kind = output_kind(output)
             if kind == "dicom-seg":
-                save_dicom_seg(written[output], labels, source, models, corrected)
+                save_dicom_seg(written[output], labels, source, models, corrected,
+                               SEGMENTS if liver_ml is not None else (LESION,))
             else:
                 save_labels(written[output], labels, kind)
         if probabilities is not None:

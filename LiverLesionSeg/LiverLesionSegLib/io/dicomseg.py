@@ -1,4 +1,5 @@
-"""CT + DICOM SEG cases: a CT series and, beside it, SEG objects that reference it.
+"""CT + DICOM SEG cases: a CT series and, beside it, SEG objects that reference it (or RT structure
+sets, read by `rtstruct`).
 
 Each SEG frame goes onto the CT slice at its PlanePositionSequence ImagePositionPatient, never by
 frame order; a frame that is shifted in-plane or falls between slices is a GeometryError. On a CT
@@ -26,6 +27,7 @@ from ..volume import Case, Volume
 from .dicom import FolderScan, SeriesInfo, check_in_plane_grid, read_series, scan_folder, slice_indices
 from .multiframe import functional_group_item
 from .regularize import mask_to_grid
+from .rtstruct import is_rtstruct, read_rtstruct_masks
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -33,16 +35,23 @@ LESION_WORDS = re.compile(r"tumou?r|lesion|neoplas|mass|carcinoma|metasta|\bhcc\
 NOT_LIVER_WORDS = re.compile(r"vessel|vein|arter|duct|cyst|kyst")
 LESION_CODES = {"108369006", "86049000", "4147007", "52988006", "25370001"}  # SCT tumour, neoplasm, mass, lesion, HCC
 LIVER_CODES = {LIVER_CODE.value}  # SCT liver
+LABEL_MODALITIES = ("SEG", "RTSTRUCT")
 
 
 def is_seg_case(folder: str | os.PathLike) -> bool:
-    """True when the folder holds a DICOM SEG object (headers only)."""
+    """True when the folder holds a DICOM SEG object or an RT structure set (headers only)."""
     folder = Path(folder)
     return folder.is_dir() and bool(seg_series(scan_folder(folder)))
 
 
 def seg_series(scan: FolderScan) -> list[SeriesInfo]:
-    return [s for s in scan.series if s.modality.upper() == "SEG"]
+    """The series of label objects: DICOM SEG and RTSTRUCT."""
+    return [s for s in scan.series if s.modality.upper() in LABEL_MODALITIES]
+
+
+def read_dicom_masks(path: Path, ct: Volume) -> dict[str, np.ndarray]:
+    """{'liver': mask, 'lesion': mask} (those present) of a DICOM SEG or an RT structure set, on `ct`'s grid."""
+    return read_rtstruct_masks(path, ct) if is_rtstruct(path) else read_seg_masks(path, ct)
 
 
 def referenced_ct_series(scan: FolderScan) -> SeriesInfo:
@@ -50,16 +59,17 @@ def referenced_ct_series(scan: FolderScan) -> SeriesInfo:
     present = {s.uid: s for s in scan.series}
     segs = seg_series(scan)
     if not segs:
-        raise InputError("no DICOM SEG object found", scan.folder, "give a folder holding a CT series and its SEG")
+        raise InputError("no DICOM SEG or RTSTRUCT object found", scan.folder,
+                         "give a folder holding a CT series and its SEG (or RTSTRUCT)")
     wanted: dict[str, Path] = {}
     for seg in segs:
+        kind = seg.modality.upper()
         if not seg.referenced_series_uids:
-            raise InputError("the SEG references no series (no ReferencedSeriesSequence)", seg.files[0],
-                             "give a SEG made on a CT series")
+            raise InputError(f"the {kind} references no series", seg.files[0], f"give a {kind} made on a CT series")
         for uid in seg.referenced_series_uids:
             if uid not in present:
-                raise InputError(f"the SEG references series {uid}, which is not in {scan.folder}", seg.files[0],
-                                 "put the CT series the SEG was made on beside it")
+                raise InputError(f"the {kind} references series {uid}, which is not in {scan.folder}", seg.files[0],
+                                 f"put the CT series the {kind} was made on beside it")
             wanted.setdefault(uid, seg.files[0])
     if len(wanted) > 1:
         raise InputError("the SEG objects reference different series: " +
@@ -78,16 +88,17 @@ def read_seg_case(folder: str | os.PathLike) -> Case:
     lesion: Optional[np.ndarray] = None
     for seg in seg_series(scan):
         for path in seg.files:
-            masks = read_seg_masks(path, ct)
+            masks = read_dicom_masks(path, ct)
             if "liver" in masks:
                 liver = masks["liver"] if liver is None else liver | masks["liver"]
             if "lesion" in masks:
                 lesion = masks["lesion"] if lesion is None else lesion | masks["lesion"]
     if liver is None:
-        raise InputError("none of the SEG objects holds a liver segment", folder,
-                         "give a SEG with a segment labelled Liver")
+        raise InputError("none of the SEG (or RTSTRUCT) objects holds a liver segment", folder,
+                         "give a SEG with a segment labelled Liver, or an RTSTRUCT with an ROI named so")
     if lesion is None:
-        LOG.warning("%s: no lesion segment in the SEG objects; the lesion mask is left unknown", folder)
+        LOG.warning("%s: no lesion segment in the SEG (or RTSTRUCT) objects; the lesion mask is left unknown",
+                    folder)
     return Case(folder.name, ct, ct.with_array(liver, str(folder)),
                 None if lesion is None else ct.with_array(lesion, str(folder)), folder).check()
 

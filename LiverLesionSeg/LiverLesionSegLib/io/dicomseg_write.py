@@ -18,32 +18,37 @@ import pydicom
 
 from .. import __version__
 from ..errors import OutputError, first_line
-from ..segments import SEGMENTS, Code, SegmentSpec
+from ..segments import LIVER, SEGMENTS, Code, SegmentSpec
 from ..volume import Volume
 from .dicom import SeriesInfo, header_values, slice_indices
 from .regularize import sample_slices
 
 SERIES_NUMBER = 901  # apart from a scanner's usual numbers (1 to a few hundred)
-SERIES_DESCRIPTION = "Liver and liver lesions (LiverLesionSeg)"
 CONTENT_LABEL = "LIVERLESIONSEG"
 
 
 def save_dicom_seg(path: Path, labels: Volume, source: SeriesInfo, models: Sequence[str],
-                   corrected: bool = False) -> None:
+                   corrected: bool = False, segments: Sequence[SegmentSpec] = SEGMENTS) -> None:
     """Write the 0/1/2 label map (on the grid of `source`'s CT) to exactly `path`.
 
     `models` names the model file(s) that made it, for the algorithm's identification;
-    `corrected`: a reader edited the model's result (a semi-automatic segmentation in DICOM's terms).
+    `corrected`: a reader edited the model's result (a semi-automatic segmentation in DICOM's terms);
+    `segments`: those written (the lesions alone where the liver was not segmented), numbered from 1
+    as DICOM wants.
     """
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
     headers = source_headers(source)
-    frames = source_frames(headers, labels, source).astype(np.uint8, copy=False)
+    labelled = source_frames(headers, labels, source)
+    frames = np.zeros(labelled.shape, np.uint8)
+    for number, spec in enumerate(segments, start=1):
+        frames[labelled == spec.label] = number
     algorithm = hd.AlgorithmIdentificationSequence(
         name="LiverLesionSeg", version=__version__, family=codes.cid7162.ArtificialIntelligence,
         parameters={"model": ", ".join(models)[:64]})
-    descriptions = [_description(spec, algorithm, corrected) for spec in SEGMENTS]
+    descriptions = [_description(spec, number, algorithm, corrected) for number, spec in enumerate(segments, 1)]
+    subject = "Liver and liver lesions" if LIVER in segments else "Liver lesions"
     with warnings.catch_warnings():
         # highdicom warns about the source's own values (a patient name of one component): not ours to fix
         warnings.simplefilter("ignore", UserWarning)
@@ -53,9 +58,9 @@ def save_dicom_seg(path: Path, labels: Volume, source: SeriesInfo, models: Seque
                 series_instance_uid=hd.UID(), series_number=SERIES_NUMBER, sop_instance_uid=hd.UID(),
                 instance_number=1, manufacturer="LiverLesionSeg", manufacturer_model_name="LiverLesionSeg",
                 software_versions=__version__, device_serial_number="none", content_label=CONTENT_LABEL,
-                content_description="Liver and liver lesions, " + ("automatic, corrected by a reader" if corrected
-                                                                   else "segmented automatically"),
-                series_description=described(SERIES_DESCRIPTION, corrected),
+                content_description=f"{subject}, " + ("automatic, corrected by a reader" if corrected
+                                                      else "segmented automatically"),
+                series_description=described(f"{subject} (LiverLesionSeg)", corrected),
                 content_qualification=hd.ContentQualificationValues.RESEARCH)
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             raise OutputError(f"cannot make a DICOM SEG on this CT series ({first_line(exc)})", path,
@@ -115,13 +120,13 @@ def described(description: str, corrected: bool) -> str:
     return description[:-1] + ", corrected)" if corrected else description
 
 
-def _description(spec: SegmentSpec, algorithm, corrected: bool):
+def _description(spec: SegmentSpec, number: int, algorithm, corrected: bool):
     import highdicom as hd
 
     types = hd.seg.SegmentAlgorithmTypeValues
     kind = types.SEMIAUTOMATIC if corrected else types.AUTOMATIC
     return hd.seg.SegmentDescription(
-        segment_number=spec.label, segment_label=spec.name, segmented_property_category=_code(spec.category),
+        segment_number=number, segment_label=spec.name, segmented_property_category=_code(spec.category),
         segmented_property_type=_code(spec.type), algorithm_type=kind,
         algorithm_identification=algorithm, anatomic_regions=[_code(spec.region)] if spec.region else None,
         display_color=hd.color.CIELabColor.from_rgb(*(round(c * 255) for c in spec.color)))

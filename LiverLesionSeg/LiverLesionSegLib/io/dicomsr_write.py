@@ -35,10 +35,11 @@ HOUNSFIELD_UNIT = Code("[hnsf'U]", "UCUM", "Hounsfield unit")
 PLANE_TOLERANCE_MM = 0.1
 
 
-def save_lesion_report(path: Path, lesions: Sequence[Lesion], liver_ml: float, source: SeriesInfo,
+def save_lesion_report(path: Path, lesions: Sequence[Lesion], liver_ml: Optional[float], source: SeriesInfo,
                        models: Sequence[str], corrected: bool = False) -> None:
-    """Write the report of `lesions` and of the liver (`liver_ml`), measured on `source`'s CT, to
-    exactly `path`; `corrected`: measured on a segmentation a reader corrected."""
+    """Write the report of `lesions` and of the liver (`liver_ml`; None: not segmented, not
+    reported), measured on `source`'s CT, to exactly `path`; `corrected`: measured on a
+    segmentation a reader corrected."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
@@ -49,15 +50,15 @@ def save_lesion_report(path: Path, lesions: Sequence[Lesion], liver_ml: float, s
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
             uid=hd.UID(), name="LiverLesionSeg", manufacturer_name="LiverLesionSeg", model_name=__version__))
-    liver = hd.sr.MeasurementsAndQualitativeEvaluations(
+    livers = [] if liver_ml is None else [hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier="Liver"),
         finding_type=codes.SCT.Liver, finding_sites=[hd.sr.FindingSite(anatomic_location=codes.SCT.Liver)],
         algorithm_id=algorithm,
         measurements=[hd.sr.Measurement(name=codes.SCT.Volume, value=liver_ml, unit=MILLILITRE,
-                                        algorithm_id=algorithm)])
+                                        algorithm_id=algorithm)])]
     slices = _source_planes(headers, source) if lesions else []
     frame_of_reference = headers[0].get("FrameOfReferenceUID")
-    groups = [liver] + [_lesion_group(lesion, slices, frame_of_reference, algorithm) for lesion in lesions]
+    groups = livers + [_lesion_group(lesion, slices, frame_of_reference, algorithm) for lesion in lesions]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # highdicom's remarks on the source's own values
         try:

@@ -14,6 +14,7 @@ import gzip
 import os
 import zlib
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import SimpleITK as sitk
@@ -78,13 +79,16 @@ def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
     return volume
 
 
-def read_label_map(path: str | os.PathLike, reference: Volume) -> tuple[Volume, Volume]:
+def read_label_map(path: str | os.PathLike, reference: Volume, require_liver: bool = True
+                   ) -> tuple[Optional[Volume], Volume]:
     """(liver, lesion) uint8 0/1 masks on `reference`'s grid from a 0/1/2 label map, or from a
-    Slicer segmentation file by its segments' names (`seg_nrrd`)."""
+    Slicer segmentation file by its segments' names (`seg_nrrd`). Without `require_liver`, a
+    segmentation of lesions only (no segment, or no voxel, of liver outside them) gives the liver
+    as None: not segmented."""
     from .seg_nrrd import is_slicer_segmentation, read_slicer_segmentation
 
     if is_slicer_segmentation(path):
-        return read_slicer_segmentation(path, reference)
+        return read_slicer_segmentation(path, reference, require_liver)
     labels = read_image(path, resample_shear=False)
     if labels.shape != reference.shape:
         raise GeometryError(f"the label map has {_size(labels)} voxels but the image {_size(reference)}", path,
@@ -99,9 +103,10 @@ def read_label_map(path: str | os.PathLike, reference: Volume) -> tuple[Volume, 
         shown = ", ".join(f"{v:g}" for v in values[:10]) + (" ..." if values.size > 10 else "")
         raise InputError(f"the label map holds label(s) {shown} besides 0 background, 1 liver, 2 lesion", path,
                          "give a label map with 0, 1 and 2 only")
-    liver = reference.with_array(((array == 1) | (array == 2)).astype(np.uint8), str(path))
     lesion = reference.with_array((array == 2).astype(np.uint8), str(path))
-    return liver, lesion
+    if not require_liver and not (array == 1).any():
+        return None, lesion
+    return reference.with_array(((array == 1) | (array == 2)).astype(np.uint8), str(path)), lesion
 
 
 def _read_sheared(path: Path, resample: bool) -> Volume:

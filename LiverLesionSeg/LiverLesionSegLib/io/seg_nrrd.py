@@ -16,6 +16,7 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -45,8 +46,10 @@ def is_slicer_segmentation(path: str | os.PathLike) -> bool:
     return any(SEGMENT_KEY.fullmatch(key) for key in header)
 
 
-def read_slicer_segmentation(path: str | os.PathLike, reference: Volume) -> tuple[Volume, Volume]:
-    """(liver, lesion) uint8 masks on `reference`'s grid (the liver with its lesions)."""
+def read_slicer_segmentation(path: str | os.PathLike, reference: Volume, require_liver: bool = True
+                             ) -> tuple[Optional[Volume], Volume]:
+    """(liver, lesion) uint8 masks on `reference`'s grid (the liver with its lesions). Without
+    `require_liver`, a file of lesion segments only gives the liver as None (not segmented)."""
     import nrrd
 
     path = Path(path)
@@ -61,8 +64,10 @@ def read_slicer_segmentation(path: str | os.PathLike, reference: Volume) -> tupl
     except Exception as exc:  # pynrrd, zlib and numpy raise many kinds on damaged files
         raise InputError(f"cannot read the segmentation ({first_line(exc)})", path, HINT) from None
     meanings = {name: meaning_of_segment_name(name) for name, _, _ in segments}
-    if "liver" not in meanings.values():
-        raise InputError(f"has no liver segment (segments: {', '.join(meanings) or 'none'})", path,
+    present = set(meanings.values())
+    if "liver" not in present and (require_liver or "lesion" not in present):
+        what = "no liver segment" if require_liver else "neither a liver nor a lesion segment"
+        raise InputError(f"has {what} (segments: {', '.join(meanings) or 'none'})", path,
                          "name the liver segment 'Liver' and lesion segments e.g. 'Liver lesion' or 'Tumor'")
     for name, meaning in meanings.items():
         if meaning is None:
@@ -74,7 +79,8 @@ def read_slicer_segmentation(path: str | os.PathLike, reference: Volume) -> tupl
     masks["liver"] |= masks["lesion"]
     offset = _offset_on(reference, ijk_to_lps, path)
     liver, lesion = (_placed(masks[key].transpose(2, 1, 0), offset, reference, path) for key in ("liver", "lesion"))
-    return reference.with_array(liver, str(path)), reference.with_array(lesion, str(path))
+    lesion = reference.with_array(lesion, str(path))
+    return (reference.with_array(liver, str(path)) if "liver" in present else None), lesion
 
 
 def _layers_and_geometry(data: np.ndarray, header: dict) -> tuple[np.ndarray, np.ndarray]:

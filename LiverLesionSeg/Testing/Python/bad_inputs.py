@@ -593,12 +593,63 @@ def segmentation_of_another_ct_to_measure(data_dir, tmp, model):
                     GEOMETRY, "the label map has", "other.nii.gz")
 
 
+def relabelled_as_spleen(seg_path: Path, out: Path) -> Path:
+    """A copy of a real one-segment DICOM SEG whose segment is labelled and coded as the spleen."""
+    seg = pydicom.dcmread(seg_path)
+    item = seg.SegmentSequence[0]
+    item.SegmentLabel = "Spleen"
+    item.SegmentedPropertyTypeCodeSequence[0].CodeValue = "78961009"  # SNOMED CT
+    item.SegmentedPropertyTypeCodeSequence[0].CodeMeaning = "Spleen"
+    seg.save_as(out)
+    return out
+
+
+def write_rtstruct(series_folder: Path, rois: dict, path: Path) -> Path:
+    """An RTSTRUCT written by rt-utils (an independent writer: OpenCV traces each slice's mask into
+    contours, as planning systems export them) over the series in `series_folder`, one ROI per
+    [k, j, i] mask, k ascending along the slice normal (as rt-utils and our reader sort the slices)."""
+    from rt_utils import RTStructBuilder
+
+    structure_set = RTStructBuilder.create_new(dicom_series_path=str(series_folder))
+    for name, mask in rois.items():
+        structure_set.add_roi(mask=mask.transpose(1, 2, 0).astype(bool), name=name)  # rows, columns, slices
+    structure_set.save(str(path))
+    return path
+
+
+def moved_contours(path: Path, out: Path, move_mm) -> Path:
+    """A copy of an RTSTRUCT whose contour points are all moved by `move_mm` (x, y, z), or by
+    `move_mm(point)` for each (n, 3) array of a contour's points."""
+    structures = pydicom.dcmread(path)
+    for roi in structures.ROIContourSequence:
+        for contour in roi.ContourSequence:
+            points = np.asarray(contour.ContourData, dtype=float).reshape(-1, 3)
+            points = points + (move_mm(points) if callable(move_mm) else np.asarray(move_mm))
+            contour.ContourData = [round(float(v), 4) for v in points.ravel()]
+    structures.save_as(out)
+    return out
+
+
 @entry
-def dicom_seg_without_a_liver_segment_to_measure(data_dir, tmp, model):
-    """A DICOM SEG holding a tumour segment only (a real one), given to `measure`."""
+def rtstruct_of_another_series_to_measure(data_dir, tmp, model):
+    """An RT structure set drawn on another CT series (its contours between this one's slices), given to `measure`."""
+    folder = tmp / "ct"
+    copy_slices(data_dir, folder, n=4)
+    liver = np.zeros((4, 512, 512), bool)
+    liver[1:3, 150:300, 150:300] = True
+    drawn = write_rtstruct(folder, {"Liver": liver}, tmp / "drawn.dcm")
+    other = moved_contours(drawn, tmp / "other-series.dcm", (0.0, 0.0, 1.2))
+    return BadInput(["measure", str(folder), str(other), "--lesions", str(tmp / "t.csv")], GEOMETRY,
+                    "does not lie on a slice", "other-series.dcm")
+
+
+@entry
+def dicom_seg_of_another_organ_to_measure(data_dir, tmp, model):
+    """A DICOM SEG of neither liver nor lesion (a real one relabelled as the spleen), given to `measure`."""
     case = data_dir / "tace" / "RadCTTACEomics_1211"
-    return BadInput(["measure", str(case / "10_AP_Ax2.50mm"), str(case / "10_AP_Ax2.50mm_ManualROI_Tumor.dcm"),
-                     "-o", str(tmp / "out.nii.gz")], INPUT, "has no liver segment", "ManualROI_Tumor.dcm")
+    spleen = relabelled_as_spleen(case / "10_AP_Ax2.50mm_ManualROI_Tumor.dcm", tmp / "spleen.dcm")
+    return BadInput(["measure", str(case / "10_AP_Ax2.50mm"), str(spleen), "-o", str(tmp / "out.nii.gz")], INPUT,
+                    "has neither a liver nor a lesion segment", "spleen.dcm")
 
 
 @entry

@@ -117,6 +117,25 @@ def test_corrected_segmentation_exported_as_dicom_seg_and_report(case, loaded, t
     assert exported.liver_ml == pytest.approx(mask_volume_ml(case.ct.with_array(labels)))
 
 
+def test_lesions_alone_are_measured_and_exported_without_a_liver(case, loaded, tmp_path):
+    """A reader who deleted the Liver segment (or loaded a tumours-only segmentation): the lesions
+    are measured and exported, the liver reported as not segmented, not as the lesions' volume."""
+    case, _ = case
+    _, volume_node, segmentation_node, file_for_instance, _, labels = loaded
+    segmentation_node.GetSegmentation().RemoveSegment(mrml.LIVER.segment_id)
+    outputs = mrml.measure_again(volume_node, segmentation_node)
+    expected = lesion_table(case.lesion, case.ct)
+    assert outputs.liver_ml is None and outputs.summary.startswith(f"Liver not segmented; {len(expected)} lesion(s)")
+    exported = mrml.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
+    assert exported.liver_ml is None and len(exported.lesions) == len(expected)
+    masks = read_seg_masks(exported.seg, case.ct)
+    assert set(masks) == {"lesion"} and np.array_equal(masks["lesion"] > 0, labels == LESION.label)
+    assert hd.sr.srread(exported.report).content.get_image_measurement_groups() == []  # no liver volume
+    segmentation_node.GetSegmentation().RemoveSegment(LESION.segment_id)
+    with pytest.raises(InputError, match="has neither a liver nor a lesion segment"):
+        mrml.measure_again(volume_node, segmentation_node)
+
+
 def test_a_second_export_is_numbered_and_the_first_kept(loaded, tmp_path):
     _, volume_node, segmentation_node, file_for_instance, _, _ = loaded
     first = mrml.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)

@@ -5,12 +5,14 @@ bad inputs and outputs refused in one line with nothing written."""
 from __future__ import annotations
 
 import csv
+import json
 
 import highdicom as hd
 import matplotlib.image
 import numpy as np
 import pytest
 
+from bad_inputs import relabelled_as_spleen
 from LiverLesionSegLib.cli import main
 from LiverLesionSegLib.io.cases import find_cases, load_case
 from LiverLesionSegLib.io.dicomseg import read_seg_masks
@@ -98,6 +100,44 @@ def test_a_liver_seg_and_a_tumour_seg_measured_together(reference, data_dir, tmp
         [lesion.volume_ml for lesion in expected])
 
 
+def test_a_tumour_seg_alone_is_measured_without_a_liver(reference, data_dir, tmp_path, capsys):
+    """A reader who drew the tumours only (the real tumour SEG, no liver SEG): the lesions are
+    measured, the liver is reported as not segmented, and the SEG and the SR written hold the
+    lesions alone (no empty or made-up liver)."""
+    _, ct, labels, expected = reference
+    case = data_dir / CASE
+    assert measure(case / SERIES, case / f"{SERIES}_ManualROI_Tumor.dcm", "-o", tmp_path / "seg.dcm",
+                   "--lesions", tmp_path / "report.dcm") == 0
+    out = capsys.readouterr().out
+    assert "Liver: not segmented" in out and f"Lesions: {len(expected)}" in out and "% of the liver" not in out
+    seg = hd.seg.segread(tmp_path / "seg.dcm")
+    assert [(item.SegmentNumber, item.SegmentLabel) for item in seg.SegmentSequence] == [(1, "Liver lesion")]
+    assert seg.SeriesDescription == "Liver lesions (LiverLesionSeg, corrected)"
+    masks = read_seg_masks(tmp_path / "seg.dcm", ct)
+    assert set(masks) == {"lesion"} and np.array_equal(masks["lesion"] > 0, labels == 2)
+    report = hd.sr.srread(tmp_path / "report.dcm")
+    assert report.content.get_image_measurement_groups() == []  # where the liver's volume would be
+    volumes = [{m.name.meaning: m.value for m in group.get_measurements()}["Volume"]
+               for group in report.content.get_planar_roi_measurement_groups()]
+    assert volumes == pytest.approx([lesion.volume_ml for lesion in expected], rel=1e-6)
+    # the lesion-only SEG written measures again to the same lesions, still without a liver
+    assert measure(case / SERIES, tmp_path / "seg.dcm", "--lesions", tmp_path / "again.csv") == 0
+    assert "Liver: not segmented" in capsys.readouterr().out
+    assert [float(row["volume_ml"]) for row in rows(tmp_path / "again.csv")] == pytest.approx(volumes)
+
+
+def test_a_label_map_of_lesions_only_is_written_without_a_liver(reference, data_dir, tmp_path, capsys):
+    labels_path, ct, labels, expected = reference
+    lesions_only = tmp_path / "lesions.nii.gz"
+    write_segmentation_output(lesions_only, ct.with_array(np.where(labels == 2, 2, 0).astype(np.uint8)))
+    assert main(["measure", str(data_dir / CASE / SERIES), str(lesions_only), "-o", str(tmp_path / "out.nrrd"),
+                 "--lesions", str(tmp_path / "t.csv"), "--progress", "json"]) == 0
+    done = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert done["event"] == "done" and done["liver_ml"] is None and done["lesions"] == len(expected)
+    assert np.array_equal(read_image(tmp_path / "out.nrrd").array, np.where(labels == 2, 2, 0))
+    assert len(rows(tmp_path / "t.csv")) == len(expected)
+
+
 @pytest.mark.slow
 def test_segment_and_measure_agree_on_the_sample_case(model_path, tmp_path):
     """The DICOM SEG `segment` writes, measured, gives the lesion table `segment` wrote."""
@@ -145,12 +185,16 @@ def test_no_output_or_an_output_over_an_input_is_refused(reference, data_dir, tm
     assert file_digest(labels_path) == digest
 
 
-def test_two_segmentations_without_a_liver_are_refused(data_dir, tmp_path, capsys):
+def test_segmentations_of_neither_liver_nor_lesion_are_refused(data_dir, tmp_path, capsys):
+    """Two real SEGs whose only segment is relabelled as another organ (a spleen)."""
     case = data_dir / CASE
-    tumour = case / f"{SERIES}_ManualROI_Tumor.dcm"
-    code = measure(case / SERIES, tumour, tumour, "--lesions", tmp_path / "t.csv")
+    spleens = [relabelled_as_spleen(case / f"{SERIES}_ManualROI_{part}.dcm", tmp_path / f"spleen-{part}.dcm")
+               for part in ("Liver", "Tumor")]
+    code = measure(case / SERIES, *spleens, "--lesions", tmp_path / "t.csv")
     err = capsys.readouterr().err
-    assert code == 3 and "none of the 2 segmentations holds a liver segment" in err
+    assert code == 3 and "none of the 2 segmentations holds a liver or a lesion segment" in err
+    assert measure(case / SERIES, spleens[0], "--lesions", tmp_path / "t.csv") == 3
+    assert "spleen-Liver.dcm: the DICOM SEG has neither a liver nor a lesion segment" in capsys.readouterr().err
     assert not (tmp_path / "t.csv").exists()
 
 

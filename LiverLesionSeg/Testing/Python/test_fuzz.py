@@ -169,12 +169,18 @@ def with_field(data: bytes, keyword: str, value) -> bytes | None:
     """The slice with one header value changed (deleted for None), or None when pydicom cannot
     write that value at all."""
     ds = pydicom.dcmread(io.BytesIO(data))
+    return saved_with(ds, ds, keyword, value)
+
+
+def saved_with(ds: pydicom.Dataset, holder: pydicom.Dataset, keyword: str, value) -> bytes | None:
+    """`ds` written with `keyword` of `holder` (`ds` or an item in it) set to `value` (deleted for
+    None), or None when pydicom cannot write that value."""
     try:
         if value is None:
-            if keyword in ds:
-                delattr(ds, keyword)
+            if keyword in holder:
+                delattr(holder, keyword)
         else:
-            setattr(ds, keyword, value)
+            setattr(holder, keyword, value)
         out = io.BytesIO()
         ds.save_as(out)
     except Exception:
@@ -217,15 +223,79 @@ def read_seg(path: Path, ct) -> None:
     read_seg_masks(path, ct)
 
 
+def fuzz_file_bytes(data: bytes, header: int, path: Path, examples: int, read, *args) -> None:
+    """`read(path, *args)` of `examples` byte mutations of `data` written to `path`."""
+    @budget(examples)
+    @given(mutation=byte_edits(len(data), header))
+    def fuzz(mutation):
+        path.write_bytes(mutate(data, mutation))
+        only_project_errors(read, path, *args)
+
+    fuzz()
+
+
 def test_dicom_seg_reader_survives_mutated_bytes(seg_and_ct, scratch):
     seg, ct = seg_and_ct
+    fuzz_file_bytes(seg, header_length(seg), scratch / "seg.dcm", 400, read_seg, ct)
 
-    @budget(400)
-    @given(mutation=byte_edits(len(seg), header_length(seg)))
-    def fuzz(mutation):
-        path = scratch / "seg.dcm"
-        path.write_bytes(mutate(seg, mutation))
-        only_project_errors(read_seg, path, ct)
+
+# --- RT structure sets ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def rtstruct_and_ct(slices, tmp_path_factory):
+    """An RTSTRUCT (liver and GTV, written by rt-utils) over the three cropped slices, and their CT."""
+    pytest.importorskip("rt_utils", reason="rt-utils writes the structure set (setup.sh installs it)")
+    from LiverLesionSegLib.io.dicom import read_ct_folder
+
+    folder = write_series(tmp_path_factory.mktemp("rt-ct"), slices)
+    ct = read_ct_folder(folder)
+    liver, lesion = np.zeros(ct.shape, bool), np.zeros(ct.shape, bool)
+    liver[:, 8:56, 8:56] = True
+    liver[1, 28:36, 28:36] = False  # a hole
+    lesion[:, 20:30, 20:30] = True
+    path = bad_inputs.write_rtstruct(folder, {"Liver": liver, "GTV": lesion}, folder.parent / "rs.dcm")
+    return path.read_bytes(), ct
+
+
+def read_rtstruct(path: Path, ct) -> None:
+    from LiverLesionSegLib.io.cases import read_segmentations
+    from LiverLesionSegLib.io.dicom import scan_files
+
+    scan_files([path])  # case discovery reads the headers first
+    read_segmentations([path], ct, require_liver=False)
+
+
+def test_rtstruct_reader_survives_mutated_bytes(rtstruct_and_ct, scratch):
+    data, ct = rtstruct_and_ct
+    fuzz_file_bytes(data, len(data), scratch / "rs-bytes.dcm", 300, read_rtstruct, ct)  # no pixel data: all header
+
+
+RTSTRUCT_FIELDS = ["ContourData", "ContourGeometricType", "NumberOfContourPoints", "ReferencedROINumber",
+                   "ROINumber", "ROIName", "RTROIInterpretedType", "ContourSequence", "ROIContourSequence",
+                   "StructureSetROISequence", "Modality"]
+
+
+def with_rtstruct_field(data: bytes, keyword: str, value, which: int) -> bytes | None:
+    """The structure set with `keyword` changed (deleted for None) wherever it is, in the `which`-th
+    of its items holding it, or None when pydicom cannot write that value."""
+    ds = pydicom.dcmread(io.BytesIO(data))
+    holders = []
+    ds.walk(lambda dataset, element: holders.append(dataset) if element.keyword == keyword else None)
+    return saved_with(ds, holders[which % len(holders)], keyword, value) if holders else None
+
+
+def test_rtstruct_reader_survives_mutated_values(rtstruct_and_ct, scratch):
+    data, ct = rtstruct_and_ct
+
+    @budget(300)
+    @given(keyword=st.sampled_from(RTSTRUCT_FIELDS), value=FIELD_VALUES, which=st.integers(0, 50))
+    def fuzz(keyword, value, which):
+        changed = with_rtstruct_field(data, keyword, value, which)
+        if changed is None:
+            return  # pydicom refuses to write it: no such file can exist
+        path = scratch / "rs-values.dcm"
+        path.write_bytes(changed)
+        only_project_errors(read_rtstruct, path, ct)
 
     fuzz()
 

@@ -15,7 +15,8 @@ import slicer_logic_cases as cases  # noqa: E402
 from LiverLesionSegLib import mrml  # noqa: E402
 from LiverLesionSegLib.cli import main  # noqa: E402
 from LiverLesionSegLib.errors import GeometryError, InputError  # noqa: E402
-from LiverLesionSegLib.io.cases import find_cases, load_case, read_segmentation  # noqa: E402
+from LiverLesionSegLib.io.cases import (find_cases, load_case, read_segmentation,  # noqa: E402
+                                         read_segmentations)
 from LiverLesionSegLib.io.write import write_image  # noqa: E402
 from LiverLesionSegLib.lesions import lesion_table  # noqa: E402
 from LiverLesionSegLib.segments import LESION, LIVER  # noqa: E402
@@ -117,6 +118,17 @@ def test_a_training_case_with_a_slicer_segmentation_as_its_labels(case, scene_an
     assert np.array_equal(loaded.liver.array, liver.array) and np.array_equal(loaded.lesion.array, case["lesion"].array)
 
 
+def test_lesion_segments_alone_are_read_where_the_liver_may_be_missing(case, scene_and_nodes, tmp_path):
+    """A reader who segmented the lesions only (`measure`); training and evaluation still need the liver."""
+    scene, segmentation_node, _ = scene_and_nodes
+    segmentation_node.GetSegmentation().RemoveSegment(LIVER.segment_id)
+    path = save(scene, segmentation_node, tmp_path / "lesions.seg.nrrd")
+    liver, lesion = read_segmentations([path], case["ct"], require_liver=False)
+    assert liver is None and np.array_equal(lesion.array, case["lesion"].array) and lesion.array.any()
+    with pytest.raises(InputError, match=r"lesions\.seg\.nrrd: has no liver segment \(segments: Liver lesion\)"):
+        read_segmentation(path, case["ct"])
+
+
 # --- refused in one line ------------------------------------------------------------------------------
 
 def test_no_liver_segment_is_named(case, scene_and_nodes, tmp_path):
@@ -125,6 +137,11 @@ def test_no_liver_segment_is_named(case, scene_and_nodes, tmp_path):
     path = save(scene, segmentation_node, tmp_path / "noliver.seg.nrrd")
     with pytest.raises(InputError, match=r"noliver\.seg\.nrrd: has no liver segment \(segments: Organ, Liver lesion\)"):
         read_segmentation(path, case["ct"])
+    segmentation_node.GetSegmentation().RemoveSegment(LESION.segment_id)
+    path = save(scene, segmentation_node, tmp_path / "organ.seg.nrrd")
+    with pytest.raises(InputError, match=r"organ\.seg\.nrrd: has neither a liver nor a lesion segment \(segments: "
+                                         r"Organ\)"):
+        read_segmentations([path], case["ct"], require_liver=False)
 
 
 def test_a_segmentation_on_another_grid_is_refused(case, scene_and_nodes, tmp_path):

@@ -1,0 +1,144 @@
+"""DICOM RT Structure Sets (RTSTRUCT): the liver and tumour contours that radiotherapy and
+radioembolisation planning systems export, read as masks on the CT they were drawn on.
+
+The file is read with pydicom; each ROI is liver or lesion by its name, as segment names are
+("Liver"; "GTV", "Tumor 2", "HCC", ...; "Liver-GTV", a liver without its tumour, is liver), or by
+its interpreted type GTV; other ROIs (PTV, organs at risk) are left out. Each closed planar contour
+is filled on the CT slice it lies on (Pillow's polygon fill, its outline included: the convention
+of planning systems and of OpenCV's fillPoly), and contours on one slice combine by even-odd (a
+contour inside another is a hole), as the standard describes. Slices are found by position along
+the slice normal, never by the referenced image UIDs, which are optional and often left out. On a
+CT resampled from slices that were no grid (`regularize`), the contours are filled on the slices
+as acquired and the masks resampled as the CT was.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pydicom
+
+from ..errors import GeometryError, InputError, first_line
+from ..segments import meaning_of_segment_name
+from ..volume import POSITION_TOLERANCE_MM, Volume
+from .regularize import STEP_TOLERANCE, mask_to_grid
+
+LOG = logging.getLogger("LiverLesionSeg")
+RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+FILLED_TYPES = ("CLOSED_PLANAR", "CLOSEDPLANAR_XOR")  # a POINT or OPEN_PLANAR contour encloses nothing
+HINT = "export the structure set again from the planning system, on this CT series"
+
+
+def is_rtstruct(path: str | os.PathLike) -> bool:
+    """A DICOM file whose header says it is an RT Structure Set."""
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
+    except Exception:  # not DICOM: the SEG reader names the problem
+        return False
+    return header.get("Modality") == "RTSTRUCT" or str(header.get("SOPClassUID", "")) == RTSTRUCT_SOP_CLASS
+
+
+def roi_meaning(name: str, interpreted_type: str = "") -> Optional[str]:
+    """'liver', 'lesion' or None for an ROI's name and RT ROI Interpreted Type."""
+    text = name.strip().lower()
+    if text.startswith("liver"):  # "Liver", "Liver-GTV" (the liver without its tumour): liver
+        return "liver"
+    if text.startswith("gtv") or interpreted_type.upper() == "GTV":
+        return "lesion"
+    return meaning_of_segment_name(name)
+
+
+def read_rtstruct_masks(path: str | os.PathLike, ct: Volume) -> dict[str, np.ndarray]:
+    """{'liver': mask, 'lesion': mask} (those present) of one RTSTRUCT file, uint8 on `ct`'s grid."""
+    path = Path(path)
+    try:
+        dataset = pydicom.dcmread(path)
+        rois = _rois(dataset)
+    except Exception as exc:  # pydicom raises many kinds on damaged files
+        raise InputError(f"cannot read the RT structure set ({first_line(exc)})", path, HINT) from None
+    slices = _Slices(ct)
+    masks: dict[str, np.ndarray] = {}
+    for name, meaning, contours in rois:
+        if meaning is None:
+            LOG.info("%s: left out ROI '%s' (neither liver nor lesion)", path, name)
+            continue
+        mask = masks.setdefault(meaning, np.zeros(slices.shape, np.uint8))
+        mask |= slices.fill(contours, f"a contour of ROI '{name}'", path)
+    if ct.acquired is not None:
+        masks = {role: mask_to_grid(mask, ct.acquired, ct) for role, mask in masks.items()}
+    return masks
+
+
+def _rois(dataset: pydicom.Dataset) -> list[tuple[str, Optional[str], list[np.ndarray]]]:
+    """(name, meaning, closed contours as (n, 3) LPS points) of each ROI."""
+    names = {int(item.ROINumber): str(item.get("ROIName", "")) for item in dataset.StructureSetROISequence}
+    types = {int(item.ReferencedROINumber): str(item.get("RTROIInterpretedType", "") or "")
+             for item in dataset.get("RTROIObservationsSequence", [])}
+    rois = []
+    for item in dataset.get("ROIContourSequence", []):
+        number = int(item.ReferencedROINumber)
+        name = names.get(number, f"ROI {number}")
+        contours = [np.asarray(contour.ContourData, dtype=float).reshape(-1, 3)
+                    for contour in item.get("ContourSequence", [])
+                    if str(contour.get("ContourGeometricType", "")).upper() in FILLED_TYPES]
+        rois.append((name, roi_meaning(name, types.get(number, "")), contours))
+    return rois
+
+
+class _Slices:
+    """The CT's slices as planes (the acquired ones where the CT was resampled), to fill contours on."""
+
+    def __init__(self, ct: Volume) -> None:
+        stack = ct.acquired
+        if stack is None:
+            direction = np.asarray(ct.direction, dtype=float)
+            self.row_dir, self.col_dir, self.normal = direction[:, 0], direction[:, 1], direction[:, 2]
+            self.pixel = np.asarray(ct.spacing[:2], dtype=float)
+            self.positions = np.asarray(ct.origin) + np.outer(np.arange(ct.shape[0]) * ct.spacing[2], self.normal)
+            self.shape = ct.shape
+        else:
+            self.row_dir, self.col_dir, self.normal = stack.row_dir, stack.col_dir, stack.normal
+            self.pixel = np.asarray(stack.pixel, dtype=float)
+            self.positions = np.asarray(stack.positions, dtype=float)
+            self.shape = (len(self.positions),) + tuple(stack.shape)
+        self.along = (self.positions - self.positions[0]) @ self.normal
+        step = float(np.median(np.diff(self.along))) if len(self.along) > 1 else 1.0
+        self.tolerance_mm = POSITION_TOLERANCE_MM + STEP_TOLERANCE * abs(step)
+
+    def fill(self, contours: list[np.ndarray], what: str, where: Path) -> np.ndarray:
+        """The contours filled on their slices, combined by even-odd on each slice."""
+        from PIL import Image, ImageDraw
+
+        mask = np.zeros(self.shape, np.uint8)
+        for points in contours:
+            if len(points) < 3:
+                continue
+            if not np.isfinite(points).all():
+                raise InputError(f"{what} has points that are not numbers", where, HINT)
+            k = self._slice_of(points, what, where)
+            offsets = points - self.positions[k]
+            xy = np.column_stack([offsets @ self.row_dir / self.pixel[0], offsets @ self.col_dir / self.pixel[1]])
+            xy = np.round(xy, 3)  # a point on a pixel centre, give or take the decimals of its text, is on it
+            if (xy < -1).any() or (xy > np.array(self.shape[:0:-1])).any():  # a pixel of slack at each edge
+                raise GeometryError(f"{what} reaches beyond the CT's image (pixel ({xy[:, 0].min():.0f} .. "
+                                    f"{xy[:, 0].max():.0f}, {xy[:, 1].min():.0f} .. {xy[:, 1].max():.0f}) of "
+                                    f"{self.shape[2]} x {self.shape[1]})", where,
+                                    "give the structure set drawn on this CT series")
+            image = Image.new("1", (self.shape[2], self.shape[1]), 0)
+            ImageDraw.Draw(image).polygon([tuple(p) for p in xy], fill=1, outline=1)
+            mask[k] ^= np.asarray(image, dtype=np.uint8)
+        return mask
+
+    def _slice_of(self, points: np.ndarray, what: str, where: Path) -> int:
+        along = (points - self.positions[0]) @ self.normal
+        k = int(np.argmin(np.abs(self.along - along.mean())))
+        miss = np.abs(along - self.along[k]).max()
+        if miss > self.tolerance_mm:
+            first = ", ".join(f"{v:.4g}" for v in points[0])
+            raise GeometryError(f"{what} at ({first}) does not lie on a slice of the CT series ({miss:.2f} mm "
+                                "off the nearest)", where, "give the structure set drawn on this CT series")
+        return k

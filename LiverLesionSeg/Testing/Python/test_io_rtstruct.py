@@ -1,0 +1,176 @@
+"""RT structure sets (RTSTRUCT) read as liver and lesion masks on their CT: files written by rt-utils
+(an independent writer: OpenCV traces each slice's mask into contours, as planning systems export
+them) from a real case's reference masks over its real DICOM series; as `measure` input, as a
+training case beside its series, on a gantry-tilted series, and what cannot lie on the CT refused
+in one line."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+pytest.importorskip("rt_utils", reason="rt-utils writes the test structure sets (setup.sh installs it)")
+
+from bad_inputs import moved_contours, write_rtstruct  # noqa: E402
+from LiverLesionSegLib.cli import main  # noqa: E402
+from LiverLesionSegLib.errors import GeometryError, InputError  # noqa: E402
+from LiverLesionSegLib.io.cases import find_cases, find_input_ct, load_case, read_segmentations  # noqa: E402
+from LiverLesionSegLib.io.dicom import read_ct_folder  # noqa: E402
+from LiverLesionSegLib.io.rtstruct import is_rtstruct, read_rtstruct_masks, roi_meaning  # noqa: E402
+from LiverLesionSegLib.lesions import lesion_table  # noqa: E402
+from LiverLesionSegLib.metrics import dice  # noqa: E402
+
+CASE = "tace/RadCTTACEomics_1211"
+SERIES = "10_AP_Ax2.50mm"
+
+
+@pytest.fixture(scope="module")
+def reference(data_dir, tmp_path_factory):
+    """The case, and an RTSTRUCT of its reference liver and tumours beside two ROIs to leave out."""
+    case = load_case(find_cases([data_dir / CASE])[0])
+    liver, lesion = case.liver.array > 0, case.lesion.array > 0
+    ptv = np.zeros_like(lesion)  # a planning margin around the tumour: not a lesion
+    ks, js, is_ = np.nonzero(lesion)
+    ptv[ks.min():ks.max() + 1, js.min() - 5:js.max() + 6, is_.min() - 5:is_.max() + 6] = True
+    cord = np.zeros_like(lesion)
+    cord[:, 300:320, 250:270] = True
+    path = write_rtstruct(data_dir / CASE / SERIES, {"Liver": liver, "GTV": lesion, "PTV": ptv, "SpinalCord": cord},
+                          tmp_path_factory.mktemp("rtstruct") / "structures.dcm")
+    return case, path
+
+
+def test_liver_and_tumour_contours_read_back_on_the_ct(reference):
+    case, path = reference
+    assert is_rtstruct(path)
+    masks = read_rtstruct_masks(path, case.ct)
+    assert set(masks) == {"liver", "lesion"}  # the margin and the spinal cord are left out
+    assert masks["liver"].shape == case.ct.shape
+    assert dice(masks["liver"] > 0, case.liver.array > 0) > 0.999
+    assert dice(masks["lesion"] > 0, case.lesion.array > 0) > 0.999
+    ours = lesion_table(case.ct.with_array(masks["lesion"]), case.ct)
+    assert [lesion.volume_ml for lesion in ours] == pytest.approx(
+        [lesion.volume_ml for lesion in lesion_table(case.lesion, case.ct)], rel=0.01)
+
+
+def test_an_rtstruct_is_measured_like_a_seg(reference, data_dir, tmp_path, capsys):
+    case, path = reference
+    assert main(["measure", str(data_dir / CASE / SERIES), str(path), "--lesions", str(tmp_path / "t.csv"),
+                 "-o", str(tmp_path / "seg.nii.gz"), "--progress", "none"]) == 0
+    expected = lesion_table(case.lesion, case.ct)
+    assert f"Lesions: {len(expected)}" in capsys.readouterr().out
+    with open(tmp_path / "t.csv", newline="") as f:
+        volumes = [float(row["volume_ml"]) for row in csv.DictReader(f)]
+    assert volumes == pytest.approx([lesion.volume_ml for lesion in expected], rel=0.01)
+
+
+def test_a_ct_folder_with_its_rtstruct_is_a_training_case(reference, data_dir, tmp_path):
+    """The series and the RTSTRUCT that references it, in one case folder (the series linked)."""
+    case, path = reference
+    folder = tmp_path / "planning-case"
+    folder.mkdir()
+    os.symlink(data_dir / CASE / SERIES, folder / "ct")
+    shutil.copy(path, folder / "RS.structures.dcm")
+    refs = find_cases([tmp_path])
+    assert [(ref.name, ref.kind) for ref in refs] == [("planning-case", "dicom-seg")]
+    loaded = load_case(refs[0])
+    assert loaded.ct.same_grid(case.ct)
+    assert dice(loaded.liver.array > 0, case.liver.array > 0) > 0.999
+    assert dice(loaded.lesion.array > 0, case.lesion.array > 0) > 0.999
+
+
+def test_a_contour_inside_another_is_a_hole(data_dir, tmp_path):
+    series = copy_slices(data_dir, tmp_path / "ct", range(100, 104))
+    ct = read_ct_folder(series)
+    ring = np.zeros(ct.shape, bool)
+    ring[1:3, 150:300, 150:300] = True
+    ring[1:3, 200:250, 200:250] = False  # a vessel through the liver, say
+    masks = read_rtstruct_masks(write_rtstruct(series, {"Liver": ring}, tmp_path / "rs.dcm"), ct)
+    assert not masks["liver"][1:3, 202:248, 202:248].any()  # the hole stays empty
+    assert dice(masks["liver"] > 0, ring) > 0.98
+
+
+def test_contours_of_a_tilted_series_lie_on_its_own_slices(data_dir, tmp_path):
+    """A gantry tilt (one row of shift a slice): the slices and their contours are shifted alike, and
+    the masks land on the regular grid the CT is resampled to as the slices' pixels do."""
+    straight = copy_slices(data_dir, tmp_path / "straight", range(100, 106))
+    volume = read_ct_folder(straight)
+    mask = np.zeros(volume.shape, bool)
+    mask[:, 150:330, 60:260] = True
+    path = write_rtstruct(straight, {"Tumor": mask}, tmp_path / "rs.dcm")
+    z0, step, dy = volume.origin[2], volume.spacing[2], volume.spacing[1]
+
+    def shift(z: float) -> float:
+        return (z - z0) / step * dy
+
+    tilted = tmp_path / "tilted"
+    shutil.copytree(straight, tilted)
+    for file in tilted.iterdir():
+        ds = pydicom.dcmread(file)
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImagePositionPatient = [x, round(y + shift(z), 4), z]
+        ds.save_as(file)
+    tilted_path = moved_contours(path, tmp_path / "tilted-rs.dcm",
+                                 lambda points: np.outer(np.ones(len(points)), [0.0, shift(points[0, 2]), 0.0]))
+    grid = find_input_ct(tilted).read()
+    assert grid.acquired is not None
+    lesion = read_rtstruct_masks(tilted_path, grid)["lesion"]
+    rows = volume.shape[1]
+    for k in range(volume.shape[0]):
+        k_grid = int(round((z0 + k * step - grid.origin[2]) / grid.spacing[2]))
+        np.testing.assert_array_equal(lesion[k_grid, k_grid:k_grid + rows], mask[k])
+
+
+@pytest.mark.parametrize("name, interpreted, meaning", [
+    ("Liver", "ORGAN", "liver"), ("Liver-GTV", "ORGAN", "liver"), ("liver_minus_gtv", "", "liver"),
+    ("GTV", "GTV", "lesion"), ("GTV_liver", "", "lesion"), ("T1", "GTV", "lesion"), ("Tumor 2", "", "lesion"),
+    ("HCC", "", "lesion"), ("PTV", "PTV", None), ("CTV_5mm", "CTV", None), ("SpinalCord", "ORGAN", None),
+    ("Stomach", "AVOIDANCE", None)])
+def test_rois_sorted_by_name_and_interpreted_type(name, interpreted, meaning):
+    assert roi_meaning(name, interpreted) == meaning
+
+
+# --- refused in one line ------------------------------------------------------------------------------
+
+def test_contours_between_the_slices_are_refused(reference, tmp_path):
+    case, path = reference
+    with pytest.raises(GeometryError, match=r"off\.dcm: a contour of ROI 'Liver' at .* does not lie on a slice "
+                                            r"of the CT series \(1\.20 mm off the nearest\)"):
+        read_rtstruct_masks(moved_contours(path, tmp_path / "off.dcm", (0, 0, 1.2)), case.ct)
+
+
+def test_contours_beyond_the_image_are_refused(reference, tmp_path):
+    case, path = reference
+    with pytest.raises(GeometryError, match=r"beyond\.dcm: a contour of ROI 'Liver' reaches beyond the CT's image"):
+        read_rtstruct_masks(moved_contours(path, tmp_path / "beyond.dcm", (300.0, 0, 0)), case.ct)
+
+
+def test_a_damaged_rtstruct_is_refused(reference, tmp_path):
+    case, path = reference
+    data = path.read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"cut\.dcm: cannot read the RT structure set"):
+        read_rtstruct_masks(tmp_path / "cut.dcm", case.ct)
+
+
+def test_an_rtstruct_of_other_organs_only_is_refused_by_measure(data_dir, tmp_path):
+    series = copy_slices(data_dir, tmp_path / "ct", range(100, 103))
+    ct = read_ct_folder(series)
+    cord = np.zeros(ct.shape, bool)
+    cord[:, 300:320, 250:270] = True
+    path = write_rtstruct(series, {"SpinalCord": cord}, tmp_path / "organs.dcm")
+    with pytest.raises(InputError, match=r"organs\.dcm: the RT structure set has neither a liver nor a lesion "
+                                         r"segment"):
+        read_segmentations([path], ct, require_liver=False)
+
+
+def copy_slices(data_dir: Path, folder: Path, numbers) -> Path:
+    folder.mkdir()
+    for n in numbers:
+        shutil.copy(data_dir / CASE / SERIES / f"dicom-{n:05d}.dcm", folder / f"slice-{n}.dcm")
+    return folder
