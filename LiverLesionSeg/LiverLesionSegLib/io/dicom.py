@@ -164,14 +164,32 @@ def scan_files(files: Sequence[Path]) -> tuple[list[SeriesInfo], list[Path]]:
     return series, skipped
 
 
+def dcmread(path: str | os.PathLike, **kwargs) -> pydicom.Dataset:
+    """`pydicom.dcmread`, and a file written as a bare dataset (no 128-byte preamble, no "DICM", no
+    file meta information; older systems and toolkits write such files, and DCMTK, GDCM and so 3D
+    Slicer read them) read as the dataset it is, its transfer syntax the encoding it was found in."""
+    try:
+        return pydicom.dcmread(path, **kwargs)
+    except InvalidDicomError:
+        if not _starts_as_a_bare_dataset(path):
+            raise
+    dataset = pydicom.dcmread(path, force=True, **kwargs)
+    if "TransferSyntaxUID" not in dataset.file_meta:
+        implicit, little = dataset.original_encoding
+        dataset.file_meta.TransferSyntaxUID = (
+            pydicom.uid.ImplicitVRLittleEndian if implicit else
+            pydicom.uid.ExplicitVRLittleEndian if little else pydicom.uid.ExplicitVRBigEndian)
+    return dataset
+
+
 def read_header(path: Path) -> Optional[pydicom.Dataset]:
     """The discovery elements of a DICOM file, or None when the file is not DICOM."""
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS)
+        return dcmread(path, stop_before_pixels=True, specific_tags=HEADER_TAGS)
     except InvalidDicomError:
         return None
     except Exception as exc:  # pydicom raises many kinds on damaged files
-        if _has_dicom_prefix(path):
+        if _has_dicom_prefix(path) or _starts_as_a_bare_dataset(path):
             raise InputError(f"damaged or truncated DICOM file ({first_line(exc)})", path,
                              "remove it or export the series again") from None
         return None
@@ -439,7 +457,7 @@ def _read_multiframe(info: SeriesInfo) -> Volume:
     if len(info.files) > 1:
         raise InputError(f"{info.label} is split over {len(info.files)} files, {len(info.multiframe)} of them "
                          "multi-frame", info.folder, "give the series as one multi-frame file or as one file per slice")
-    header = pydicom.dcmread(path, stop_before_pixels=True)
+    header = dcmread(path, stop_before_pixels=True)
     if str(header.get("SOPClassUID", "")).startswith(SECONDARY_CAPTURE_PREFIX):
         raise InputError("a secondary capture image (screenshots), not a CT series", path,
                          "give the original CT series")
@@ -460,7 +478,7 @@ def read_dataset(path: Path) -> pydicom.Dataset:
 def read_dataset_if_dicom(path: Path) -> Optional[pydicom.Dataset]:
     """A whole DICOM file, or None when the file is not DICOM; a damaged one is an InputError."""
     try:
-        return pydicom.dcmread(path)
+        return dcmread(path)
     except InvalidDicomError:
         if _has_dicom_prefix(path):
             raise InputError("damaged DICOM file", path, "export the series again") from None
@@ -732,6 +750,17 @@ def _has_dicom_prefix(path: Path) -> bool:
             return f.read(4) == b"DICM"
     except OSError:
         return False
+
+
+def _starts_as_a_bare_dataset(path: str | os.PathLike) -> bool:
+    """The file begins with an element of group 0008 (or 0002, meta information without its
+    preamble), little endian, as a dataset written without preamble does."""
+    try:
+        with open(path, "rb") as f:
+            group, element = struct.unpack("<HH", f.read(4))
+    except (OSError, struct.error):
+        return False
+    return group in (0x0002, 0x0008) and element < 0x0100
 
 
 def _fmt(values) -> str:

@@ -20,7 +20,7 @@ from .. import __version__
 from ..errors import OutputError, first_line
 from ..segments import LIVER, SEGMENTS, Code, SegmentSpec
 from ..volume import Volume
-from .dicom import SeriesInfo, header_values, slice_indices
+from .dicom import SeriesInfo, dcmread, header_values, slice_indices
 from .regularize import sample_slices
 
 SERIES_NUMBER = 901  # apart from a scanner's usual numbers (1 to a few hundred)
@@ -74,7 +74,7 @@ def check_frame_of_reference(source: SeriesInfo, what: str = "a DICOM SEG",
     without the frame of reference (required in a CT, but anonymisers remove it) it must share."""
     first = source.files[0]
     with header_values(first):
-        if not pydicom.dcmread(first, stop_before_pixels=True).get("FrameOfReferenceUID"):
+        if not dcmread(first, stop_before_pixels=True).get("FrameOfReferenceUID"):
             raise OutputError(f"the CT series has no FrameOfReferenceUID, which {what} must share with it (an "
                               "anonymiser may have removed it)", first, instead)
 
@@ -84,7 +84,7 @@ def source_headers(source: SeriesInfo) -> list[pydicom.Dataset]:
     headers = []
     for file in source.files:
         with header_values(file):
-            headers.append(pydicom.dcmread(file, stop_before_pixels=True))
+            headers.append(dcmread(file, stop_before_pixels=True))
     return headers
 
 

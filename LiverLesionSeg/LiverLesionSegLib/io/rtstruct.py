@@ -25,6 +25,7 @@ import pydicom
 from ..errors import GeometryError, InputError, first_line
 from ..segments import meaning_of_segment_name
 from ..volume import POSITION_TOLERANCE_MM, Volume
+from .dicom import dcmread
 from .regularize import STEP_TOLERANCE, mask_to_grid
 
 LOG = logging.getLogger("LiverLesionSeg")
@@ -36,7 +37,7 @@ HINT = "export the structure set again from the planning system, on this CT seri
 def is_rtstruct(path: str | os.PathLike) -> bool:
     """A DICOM file whose header says it is an RT Structure Set."""
     try:
-        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
+        header = dcmread(path, stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
     except Exception:  # not DICOM: the SEG reader names the problem
         return False
     return header.get("Modality") == "RTSTRUCT" or str(header.get("SOPClassUID", "")) == RTSTRUCT_SOP_CLASS
@@ -56,7 +57,7 @@ def read_rtstruct_masks(path: str | os.PathLike, ct: Volume) -> dict[str, np.nda
     """{'liver': mask, 'lesion': mask} (those present) of one RTSTRUCT file, uint8 on `ct`'s grid."""
     path = Path(path)
     try:
-        dataset = pydicom.dcmread(path)
+        dataset = dcmread(path)
         rois = _rois(dataset)
     except Exception as exc:  # pydicom raises many kinds on damaged files
         raise InputError(f"cannot read the RT structure set ({first_line(exc)})", path, HINT) from None

@@ -432,3 +432,44 @@ def test_a_patient_cd_with_a_dicomdir_reads_as_its_series(small_series, tmp_path
     from_cd, original = read_ct_folder(tmp_path / "cd"), read_ct_folder(small_series)
     assert from_cd.same_grid(original)
     np.testing.assert_array_equal(from_cd.array, original.array)
+
+
+def bare_copy(series: Path, folder: Path, implicit: bool) -> Path:
+    """The series' files written as bare datasets: no 128-byte preamble, no "DICM", no file meta
+    information (as older systems and toolkits write them)."""
+    folder.mkdir()
+    for path in sorted(series.iterdir()):
+        ds = pydicom.dcmread(path)
+        ds.preamble = None
+        del ds.file_meta
+        ds.save_as(folder / path.name, enforce_file_format=False, implicit_vr=implicit, little_endian=True)
+    return folder
+
+
+@pytest.mark.parametrize("implicit", [True, False], ids=["implicit VR", "explicit VR"])
+def test_files_without_preamble_or_meta_read_as_the_series(small_series, tmp_path, implicit):
+    bare = bare_copy(small_series, tmp_path / "bare", implicit)
+    first = sorted(bare.iterdir())[0].read_bytes()
+    assert first[128:132] != b"DICM" and first[:2] == b"\x08\x00"
+    with pytest.raises(pydicom.errors.InvalidDicomError):
+        pydicom.dcmread(sorted(bare.iterdir())[0])  # pydicom alone refuses them
+    original, volume = read_ct_folder(small_series), read_ct_folder(bare)
+    assert volume.same_grid(original)
+    np.testing.assert_array_equal(volume.array, original.array)
+
+
+def test_a_dicom_seg_lies_on_a_series_without_preamble(small_series, tmp_path):
+    """The outputs that lie on the input series (a DICOM SEG here) work over bare files too."""
+    from LiverLesionSegLib.io.cases import find_input_ct
+    from LiverLesionSegLib.io.dicomseg import read_seg_masks
+    from LiverLesionSegLib.io.dicomseg_write import save_dicom_seg
+
+    found = find_input_ct(bare_copy(small_series, tmp_path / "bare", implicit=True))
+    ct = found.read()
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[1:5, 150:330, 60:260] = 1
+    labels[2:4, 200:240, 100:140] = 2
+    save_dicom_seg(tmp_path / "seg.dcm", ct.with_array(labels), found.series, ["m"])
+    masks = read_seg_masks(tmp_path / "seg.dcm", ct)
+    np.testing.assert_array_equal(masks["lesion"], labels == 2)
+    np.testing.assert_array_equal(masks["liver"] | masks["lesion"], labels > 0)
