@@ -460,16 +460,8 @@ def test_files_without_preamble_or_meta_read_as_the_series(small_series, tmp_pat
 
 def test_a_dicom_seg_lies_on_a_series_without_preamble(small_series, tmp_path):
     """The outputs that lie on the input series (a DICOM SEG here) work over bare files too."""
+    from case_checks import assert_dicom_seg_reads_back
     from LiverLesionSegLib.io.cases import find_input_ct
-    from LiverLesionSegLib.io.dicomseg import read_seg_masks
-    from LiverLesionSegLib.io.dicomseg_write import save_dicom_seg
 
     found = find_input_ct(bare_copy(small_series, tmp_path / "bare", implicit=True))
-    ct = found.read()
-    labels = np.zeros(ct.shape, np.uint8)
-    labels[1:5, 150:330, 60:260] = 1
-    labels[2:4, 200:240, 100:140] = 2
-    save_dicom_seg(tmp_path / "seg.dcm", ct.with_array(labels), found.series, ["m"])
-    masks = read_seg_masks(tmp_path / "seg.dcm", ct)
-    np.testing.assert_array_equal(masks["lesion"], labels == 2)
-    np.testing.assert_array_equal(masks["liver"] | masks["lesion"], labels > 0)
+    assert_dicom_seg_reads_back(found, found.read(), tmp_path / "seg.dcm")

@@ -178,10 +178,9 @@ def test_a_tilted_multiframe_file_reads_as_its_slices_do(data_dir, tmp_path):
     in it, its frames are placed by their plane positions and resampled, giving the slices' volume;
     its DICOM SEG output reads back onto that grid."""
     import bad_inputs
+    from case_checks import assert_dicom_seg_reads_back
 
     from LiverLesionSegLib.io.cases import find_input_ct
-    from LiverLesionSegLib.io.dicomseg import read_seg_masks
-    from LiverLesionSegLib.io.dicomseg_write import save_dicom_seg
 
     bad_inputs.copy_slices(data_dir, tmp_path / "straight")  # HCC_006's, which highdicom converts
     straight = (tmp_path / "straight", read_ct_folder(tmp_path / "straight"))
@@ -192,13 +191,7 @@ def test_a_tilted_multiframe_file_reads_as_its_slices_do(data_dir, tmp_path):
     from_file = found.read()
     assert from_file.same_grid(from_slices)
     np.testing.assert_array_equal(from_file.array, from_slices.array)
-    labels = np.zeros(from_file.shape, np.uint8)
-    labels[1:5, 150:330, 60:260] = 1
-    labels[2:4, 200:240, 100:140] = 2
-    save_dicom_seg(tmp_path / "seg.dcm", from_file.with_array(labels), found.series, ["m"])
-    masks = read_seg_masks(tmp_path / "seg.dcm", from_file)
-    np.testing.assert_array_equal(masks["liver"], labels == 1)
-    np.testing.assert_array_equal(masks["lesion"], labels == 2)
+    assert_dicom_seg_reads_back(found, from_file, tmp_path / "seg.dcm")
 
 
 def sheared_nifti(volume, pixels_per_slice: float, path):
