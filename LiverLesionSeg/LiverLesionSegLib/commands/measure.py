@@ -37,6 +37,9 @@ def add_parser(sub, common) -> None:
     p.add_argument("-o", "--output", type=Path,
                    help="also write the segmentation: .dcm, a DICOM SEG over the CT's DICOM series (its segments "
                         "SEMIAUTOMATIC, the series marked as corrected), or a .nii.gz/.nrrd/.seg.nrrd label map")
+    p.add_argument("--rtstruct", type=Path, metavar="DCM",
+                   help="also write the segmentation as a DICOM RT structure set over the CT's DICOM series, for "
+                        "radiotherapy and radioembolisation planning systems")
     p.add_argument("--overlay", type=Path, metavar="PNG",
                    help="also write a PNG of the segmentation on the CT slice with the most lesion")
     p.set_defaults(run=run)
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..io.dicom_export import measure_labels, write_together
     from ..io.write import output_kind
 
-    outputs = [path for path in (args.output, args.lesions, args.overlay) if path is not None]
+    outputs = [path for path in (args.output, args.lesions, args.rtstruct, args.overlay) if path is not None]
     if not outputs:
         raise OutputError("no output given", None, "add --lesions TABLE.csv (or REPORT.dcm), -o SEG.dcm, or both")
     kind = output_kind(args.output) if args.output else None
@@ -56,7 +59,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     for path in outputs:
         check_writable(path)
     timings: dict[str, float] = {}
-    with find_input(args.ct, args.series, dicom_outputs(args.output, kind, args.lesions), timings) as found:
+    with find_input(args.ct, args.series, dicom_outputs(args.output, kind, args.lesions, args.rtstruct),
+                    timings) as found:
         with progress.stage("read", timings):
             ct = found.read()
             liver, lesion = read_segmentations(args.segmentation, ct, require_liver=False)
@@ -69,7 +73,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         with progress.stage("write", timings):
             given = "segmentation " + ", ".join(path.name for path in args.segmentation)
             write_together(labels, found.series, [given[:64]], output=args.output, liver_ml=liver_ml, corrected=True,
-                           table=(args.lesions, case_name(args.ct), lesions) if args.lesions else None)
+                           table=(args.lesions, case_name(args.ct), lesions) if args.lesions else None,
+                           structures=args.rtstruct)
             if args.overlay:
                 from ..plots import plot_overlay
 

@@ -49,6 +49,9 @@ def add_parser(sub, common) -> None:
                    help="also write the lesion table: .csv, or .dcm for a DICOM SR measurement report over the "
                         "input's DICOM series (TID 1500: each lesion's long axis line, short axis, volume, median "
                         "CT value)")
+    p.add_argument("--rtstruct", type=Path, metavar="DCM",
+                   help="also write the liver and its lesions as a DICOM RT structure set over the input's DICOM "
+                        "series, for radiotherapy and radioembolisation planning systems")
     p.add_argument("--overlay", type=Path, metavar="PNG", help="also write a PNG of the result on a CT slice")
     p.add_argument("--model", type=Path, metavar="FILE", action="append",
                    help="a checkpoint (default: the bundled model); given several times (three, say, trained "
@@ -122,19 +125,21 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     if output is None:
         raise OutputError("no output given", None, "add -o OUT.seg.nrrd or -o OUT.nii.gz")
     overlay = args.overlay or (output.with_name(_stem(output) + ".png") if given is None else None)
-    outputs = [p for p in (output, args.probabilities, args.lesions, overlay) if p is not None]
+    outputs = [p for p in (output, args.probabilities, args.lesions, args.rtstruct, overlay) if p is not None]
     kind = output_kind(output)
     check_distinct(outputs, [input_path])
     for path in outputs:
         check_writable(path)
 
     timings: dict[str, float] = {}
-    with find_input(input_path, args.series, dicom_outputs(output, kind, args.lesions), timings) as found:
+    with find_input(input_path, args.series, dicom_outputs(output, kind, args.lesions, args.rtstruct),
+                    timings) as found:
         device, checkpoints = load_checkpoints(args, progress, timings)
         volume, result, lesions = segment_input(found, args, checkpoints, device, progress, timings)
         with progress.stage("write", timings):
             table = (args.lesions, case_name(input_path), lesions) if args.lesions else None
-            write_result(output, found.series, volume, result, checkpoints, args.probabilities, table)
+            write_result(output, found.series, volume, result, checkpoints, args.probabilities, table,
+                         args.rtstruct)
             if overlay:
                 from ..plots import plot_overlay
 
@@ -162,14 +167,18 @@ def load_checkpoints(args: argparse.Namespace, progress: Progress, timings: dict
 # What each DICOM output is called in messages, and what to write instead where it cannot lie on the input
 SEG_OUTPUT = ("a DICOM SEG", "write a .seg.nrrd or .nii.gz instead")
 REPORT_OUTPUT = ("a DICOM SR lesion report", "write the lesion table as .csv instead")
+STRUCTURES_OUTPUT = ("a DICOM RT structure set", "write a .seg.nrrd or .nii.gz instead")
 
 
-def dicom_outputs(output: Path, kind: str, lesions: Optional[Path]) -> list[tuple[Path, tuple[str, str]]]:
-    """The outputs that must lie on the input's DICOM series (a DICOM SEG, a DICOM SR), each named."""
+def dicom_outputs(output: Path, kind: str, lesions: Optional[Path], structures: Optional[Path] = None
+                  ) -> list[tuple[Path, tuple[str, str]]]:
+    """The outputs that must lie on the input's DICOM series (a DICOM SEG, a DICOM SR, an RT
+    structure set), each named."""
     from ..io.dicom_export import is_dicom_report  # here: it imports the DICOM writers, slow at start-up
 
     return ([(output, SEG_OUTPUT)] if kind == "dicom-seg" else []) + \
-        ([(lesions, REPORT_OUTPUT)] if is_dicom_report(lesions) else [])
+        ([(lesions, REPORT_OUTPUT)] if is_dicom_report(lesions) else []) + \
+        ([(structures, STRUCTURES_OUTPUT)] if structures is not None else [])
 
 
 def find_input(input_path: Path, series, dicom_outputs: list[tuple[Path, tuple[str, str]]], timings: dict):
@@ -207,15 +216,16 @@ def segment_input(found, args: argparse.Namespace, checkpoints: list, device, pr
 
 
 def write_result(output: Path, source, volume, result, checkpoints: list,
-                 probabilities: Optional[Path] = None, table: Optional[tuple[Path, str, list]] = None) -> None:
-    """The label map, the probability map and the lesion table (`table`: its path, the case's name
-    and its lesions) written atomically, together: all or none; a DICOM SEG and a DICOM SR over
-    `source`, the input's DICOM series (`io.dicom_export.write_together`)."""
+                 probabilities: Optional[Path] = None, table: Optional[tuple[Path, str, list]] = None,
+                 structures: Optional[Path] = None) -> None:
+    """The label map, the probability map, the lesion table (`table`: its path, the case's name
+    and its lesions) and the RT structure set written atomically, together: all or none; the DICOM
+    objects over `source`, the input's DICOM series (`io.dicom_export.write_together`)."""
     from ..io.dicom_export import write_together
 
     write_together(volume.with_array(result.label_map()), source, [c.path.name for c in checkpoints], output=output,
                    probabilities=(probabilities, result.lesion_probability) if probabilities else None, table=table,
-                   liver_ml=result.liver_ml)
+                   structures=structures, liver_ml=result.liver_ml)
 
 
 def _apply_options(config, args: argparse.Namespace) -> None:

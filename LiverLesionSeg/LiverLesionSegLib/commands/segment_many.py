@@ -30,6 +30,9 @@ def run_many(args: argparse.Namespace, progress: Progress) -> int:
     if is_dicom_report(args.lesions):
         raise OutputError("a DICOM SR lesion report lies on one CT series, and several inputs were given",
                           args.lesions, "write the lesion table of several inputs as .csv")
+    if args.rtstruct:
+        raise OutputError("an RT structure set lies on one CT series, and several inputs were given", args.rtstruct,
+                          "segment each input on its own for its structure set")
     missing = [path for path in args.input if not Path(path).exists()]
     if missing:
         raise InputError(f"does not exist ({len(missing)} of the {len(args.input)} inputs)", missing[0],

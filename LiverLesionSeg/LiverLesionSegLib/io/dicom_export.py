@@ -59,26 +59,28 @@ def measure_labels(labels: Volume, ct: Volume) -> tuple[list[Lesion], float]:
 
 def write_together(labels: Volume, source: Optional[SeriesInfo], models: Sequence[str], *,
                    output: Optional[Path] = None, probabilities: Optional[tuple[Path, Volume]] = None,
-                   table: Optional[tuple[Path, str, list[Lesion]]] = None, liver_ml: Optional[float],
-                   corrected: bool = False) -> None:
+                   table: Optional[tuple[Path, str, list[Lesion]]] = None, structures: Optional[Path] = None,
+                   liver_ml: Optional[float], corrected: bool = False) -> None:
     """The outputs of one result, those given, written atomically together: all or none.
 
     `output`: the 0/1/2 label map, in the format its suffix names (`.dcm`: a DICOM SEG over
     `source`); `probabilities`: (path, map); `table`: (path, the case's name, its lesions), a CSV
     or (`.dcm`) a DICOM SR over `source` with the liver's volume `liver_ml` (None: the liver was
-    not segmented, and the DICOM objects hold the lesions alone). `models` names the model(s) for
-    the DICOM objects; `corrected`: a reader edited the segmentation."""
+    not segmented, and the DICOM objects hold the lesions alone); `structures`: the label map as a
+    DICOM RT structure set over `source`. `models` names the model(s) for the DICOM objects;
+    `corrected`: a reader edited the segmentation."""
     from ..report import write_lesion_table
+    from .rtstruct_write import save_rtstruct
     from .write import output_kind, save_image, save_labels
 
-    paths = [path for path in (output, probabilities and probabilities[0], table and table[0]) if path]
+    segments = SEGMENTS if liver_ml is not None else (LESION,)
+    paths = [path for path in (output, probabilities and probabilities[0], table and table[0], structures) if path]
     with atomic_paths(*paths) as temporaries:
         written = dict(zip(paths, temporaries))
         if output is not None:
             kind = output_kind(output)
             if kind == "dicom-seg":
-                save_dicom_seg(written[output], labels, source, models, corrected,
-                               SEGMENTS if liver_ml is not None else (LESION,))
+                save_dicom_seg(written[output], labels, source, models, corrected, segments)
             else:
                 save_labels(written[output], labels, kind)
         if probabilities is not None:
@@ -89,6 +91,8 @@ def write_together(labels: Volume, source: Optional[SeriesInfo], models: Sequenc
                 save_lesion_report(written[path], lesions, liver_ml, source, models, corrected)
             else:
                 write_lesion_table(written[path], {case: lesions})
+        if structures is not None:
+            save_rtstruct(written[structures], labels, source, models, corrected, segments)
 
 
 def is_dicom_report(path: Optional[Path]) -> bool:

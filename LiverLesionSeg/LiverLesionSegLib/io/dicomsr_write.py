@@ -56,7 +56,7 @@ def save_lesion_report(path: Path, lesions: Sequence[Lesion], liver_ml: Optional
         algorithm_id=algorithm,
         measurements=[hd.sr.Measurement(name=codes.SCT.Volume, value=liver_ml, unit=MILLILITRE,
                                         algorithm_id=algorithm)])]
-    slices = _source_planes(headers, source) if lesions else []
+    slices = source_planes(headers, source) if lesions else []
     frame_of_reference = headers[0].get("FrameOfReferenceUID")
     groups = livers + [_lesion_group(lesion, slices, frame_of_reference, algorithm) for lesion in lesions]
     with warnings.catch_warnings():
@@ -97,7 +97,7 @@ def _lesion_group(lesion: Lesion, slices: list, frame_of_reference_uid: str, alg
         measurements=measurements)
 
 
-def _source_planes(headers: Sequence[pydicom.Dataset], source: SeriesInfo) -> list:
+def source_planes(headers: Sequence[pydicom.Dataset], source: SeriesInfo) -> list:
     """Each source slice (or frame): (position, header, frame number or None, its `_plane`)."""
     positions, frames = frame_positions(headers, source)
     return [(position, header, frame, _plane(header, frame, source.folder))
@@ -105,7 +105,7 @@ def _source_planes(headers: Sequence[pydicom.Dataset], source: SeriesInfo) -> li
 
 
 def long_axis_region(lesion: Lesion, slices: list, frame_of_reference_uid: str):
-    """The long axis as a line on the source slice (or frame) of `slices` (`_source_planes`) whose
+    """The long axis as a line on the source slice (or frame) of `slices` (`source_planes`) whose
     plane holds both its ends, in that image's coordinates (0, 0 the first pixel's outer corner);
     in patient coordinates where none does (a slice made between the acquired ones by resampling)."""
     import highdicom as hd

@@ -2,14 +2,14 @@
 radioembolisation planning systems export, read as masks on the CT they were drawn on.
 
 The file is read with pydicom; each ROI is liver or lesion by its name, as segment names are
-("Liver"; "GTV", "Tumor 2", "HCC", ...; "Liver-GTV", a liver without its tumour, is liver), or by
-its interpreted type GTV; other ROIs (PTV, organs at risk) are left out. Each closed planar contour
-is filled on the CT slice it lies on (Pillow's polygon fill, its outline included: the convention
-of planning systems and of OpenCV's fillPoly), and contours on one slice combine by even-odd (a
-contour inside another is a hole), as the standard describes. Slices are found by position along
-the slice normal, never by the referenced image UIDs, which are optional and often left out. On a
-CT resampled from slices that were no grid (`regularize`), the contours are filled on the slices
-as acquired and the masks resampled as the CT was.
+("Liver"; "GTV", "Liver lesion", "Tumor 2", "HCC", ...; TG-263's "Liver-GTV", the liver less its
+tumour, is liver), or by its interpreted type GTV; other ROIs (PTV, organs at risk) are left out.
+Each closed planar contour is filled on the CT slice it lies on (the pixels whose centres lie
+inside it or on it, `polygon`), and contours on one slice combine by even-odd (a contour inside
+another is a hole), as the standard describes. Slices are found by position along the slice
+normal, never by the referenced image UIDs, which are optional and often left out. On a CT
+resampled from slices that were no grid (`regularize`), the contours are filled on the slices as
+acquired and the masks resampled as the CT was.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from ..errors import GeometryError, InputError, first_line
 from ..segments import meaning_of_segment_name
 from ..volume import POSITION_TOLERANCE_MM, Volume
 from .dicom import dcmread
+from .polygon import fill_polygon
 from .regularize import STEP_TOLERANCE, mask_to_grid
 
 LOG = logging.getLogger("LiverLesionSeg")
@@ -46,7 +47,7 @@ def is_rtstruct(path: str | os.PathLike) -> bool:
 def roi_meaning(name: str, interpreted_type: str = "") -> Optional[str]:
     """'liver', 'lesion' or None for an ROI's name and RT ROI Interpreted Type."""
     text = name.strip().lower()
-    if text.startswith("liver"):  # "Liver", "Liver-GTV" (the liver without its tumour): liver
+    if "-" in text and text.split("-")[0].strip().startswith("liver"):  # TG-263's "Liver-GTV": the liver less its GTV
         return "liver"
     if text.startswith("gtv") or interpreted_type.upper() == "GTV":
         return "lesion"
@@ -112,8 +113,6 @@ class _Slices:
 
     def fill(self, contours: list[np.ndarray], what: str, where: Path) -> np.ndarray:
         """The contours filled on their slices, combined by even-odd on each slice."""
-        from PIL import Image, ImageDraw
-
         mask = np.zeros(self.shape, np.uint8)
         for points in contours:
             if len(points) < 3:
@@ -123,15 +122,12 @@ class _Slices:
             k = self._slice_of(points, what, where)
             offsets = points - self.positions[k]
             xy = np.column_stack([offsets @ self.row_dir / self.pixel[0], offsets @ self.col_dir / self.pixel[1]])
-            xy = np.round(xy, 3)  # a point on a pixel centre, give or take the decimals of its text, is on it
             if (xy < -1).any() or (xy > np.array(self.shape[:0:-1])).any():  # a pixel of slack at each edge
                 raise GeometryError(f"{what} reaches beyond the CT's image (pixel ({xy[:, 0].min():.0f} .. "
                                     f"{xy[:, 0].max():.0f}, {xy[:, 1].min():.0f} .. {xy[:, 1].max():.0f}) of "
                                     f"{self.shape[2]} x {self.shape[1]})", where,
                                     "give the structure set drawn on this CT series")
-            image = Image.new("1", (self.shape[2], self.shape[1]), 0)
-            ImageDraw.Draw(image).polygon([tuple(p) for p in xy], fill=1, outline=1)
-            mask[k] ^= np.asarray(image, dtype=np.uint8)
+            mask[k] ^= fill_polygon(xy, self.shape[1:])
         return mask
 
     def _slice_of(self, points: np.ndarray, what: str, where: Path) -> int:

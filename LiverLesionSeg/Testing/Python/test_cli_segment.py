@@ -17,6 +17,7 @@ from LiverLesionSegLib.cli import main
 from LiverLesionSegLib.infer import segment_volume
 from LiverLesionSegLib.io.cases import read_input_volume
 from LiverLesionSegLib.io.dicomseg import read_seg_masks
+from LiverLesionSegLib.io.rtstruct import read_rtstruct_masks
 
 CASE_INPUTS = {  # case -> the folder a user would give
     "3Dircadb1.1": "ircadb/3Dircadb1.1",
@@ -179,13 +180,16 @@ def test_segment_writes_a_dicom_seg_over_the_ct_series(data_dir, cases_json, mod
     """`-o RESULT.dcm`: a DICOM SEG on the series the SEG in the folder references (the folder holds two
     CT series), holding the same liver and lesions as the label map of the same run."""
     case = data_dir / "tace" / "RadCTTACEomics_0697"
-    out = tmp_path / "result.dcm"
-    assert main(["segment", str(case), "-o", str(out), "--model", str(model_path), "--progress", "none"]) == 0
+    out, structures = tmp_path / "result.dcm", tmp_path / "rs.dcm"
+    assert main(["segment", str(case), "-o", str(out), "--rtstruct", str(structures), "--model", str(model_path),
+                 "--progress", "none"]) == 0
     ct = read_input_volume(case)
     masks = read_seg_masks(out, ct)
     labels = segmented(case, tmp_path, "--model", str(model_path))
     assert masks["liver"].any() and np.array_equal(masks["liver"], labels == 1)
     assert np.array_equal(masks["lesion"], labels == 2)
+    contoured = read_rtstruct_masks(structures, ct)  # the RT structure set of the same run: the same voxels
+    assert np.array_equal(contoured["liver"], labels > 0) and np.array_equal(contoured["lesion"], labels == 2)
     seg = pydicom.dcmread(out, stop_before_pixels=True)
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == cases_json["RadCTTACEomics_0697"]["series_uid"]
     assert model_path.name in seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmParameters

@@ -2,7 +2,8 @@
 (an independent writer: OpenCV traces each slice's mask into contours, as planning systems export
 them) from a real case's reference masks over its real DICOM series; as `measure` input, as a
 training case beside its series, on a gantry-tilted series, and what cannot lie on the CT refused
-in one line."""
+in one line. And written (`rtstruct_write`, `segment`/`measure --rtstruct`): read back exactly, by
+rt-utils too, its contours on the series' own slices."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 import pydicom
 import pytest
 
-pytest.importorskip("rt_utils", reason="rt-utils writes the test structure sets (setup.sh installs it)")
+rt_utils = pytest.importorskip("rt_utils", reason="rt-utils writes the test structure sets (setup.sh installs it)")
 
 from bad_inputs import moved_contours, write_rtstruct  # noqa: E402
 from LiverLesionSegLib.cli import main  # noqa: E402
@@ -23,6 +24,7 @@ from LiverLesionSegLib.errors import GeometryError, InputError  # noqa: E402
 from LiverLesionSegLib.io.cases import find_cases, find_input_ct, load_case, read_segmentations  # noqa: E402
 from LiverLesionSegLib.io.dicom import read_ct_folder  # noqa: E402
 from LiverLesionSegLib.io.rtstruct import is_rtstruct, read_rtstruct_masks, roi_meaning  # noqa: E402
+from LiverLesionSegLib.io.rtstruct_write import save_rtstruct  # noqa: E402
 from LiverLesionSegLib.lesions import lesion_table  # noqa: E402
 from LiverLesionSegLib.metrics import dice  # noqa: E402
 
@@ -128,14 +130,123 @@ def test_contours_of_a_tilted_series_lie_on_its_own_slices(data_dir, tmp_path):
 
 @pytest.mark.parametrize("name, interpreted, meaning", [
     ("Liver", "ORGAN", "liver"), ("Liver-GTV", "ORGAN", "liver"), ("liver_minus_gtv", "", "liver"),
-    ("GTV", "GTV", "lesion"), ("GTV_liver", "", "lesion"), ("T1", "GTV", "lesion"), ("Tumor 2", "", "lesion"),
+    ("Liver lesion", "", "lesion"), ("GTV", "GTV", "lesion"), ("GTV_liver", "", "lesion"), ("T1", "GTV", "lesion"), ("Tumor 2", "", "lesion"),
     ("HCC", "", "lesion"), ("PTV", "PTV", None), ("CTV_5mm", "CTV", None), ("SpinalCord", "ORGAN", None),
     ("Stomach", "AVOIDANCE", None)])
 def test_rois_sorted_by_name_and_interpreted_type(name, interpreted, meaning):
     assert roi_meaning(name, interpreted) == meaning
 
 
+# --- written -------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def written(reference, data_dir, tmp_path_factory):
+    """The reference as 0/1/2 labels, written as an RT structure set over the case's series."""
+    case, _ = reference
+    labels = (case.liver.array > 0).astype(np.uint8)
+    labels[case.lesion.array > 0] = 2
+    found = find_input_ct(data_dir / CASE)
+    found.close()
+    path = tmp_path_factory.mktemp("written") / "rs.dcm"
+    save_rtstruct(path, case.ct.with_array(labels), found.series, ["a model.safetensors"])
+    return case, labels, found.series, path
+
+
+def test_a_written_structure_set_reads_back_exactly(written):
+    case, labels, _, path = written
+    masks = read_rtstruct_masks(path, case.ct)
+    np.testing.assert_array_equal(masks["liver"], labels > 0)  # the liver holds its lesions, as organs do in RT
+    np.testing.assert_array_equal(masks["lesion"], labels == 2)
+
+
+def test_a_written_structure_set_reads_in_rt_utils(written, data_dir):
+    """An independent reader: rt-utils finds the ROIs and fills the contours with OpenCV, which
+    rounds their half-pixel vertices and so adds up to a row and a column (a few per cent here)."""
+    _, labels, _, path = written
+    structures = rt_utils.RTStructBuilder.create_from(str(data_dir / CASE / SERIES), str(path))
+    assert structures.get_roi_names() == ["Liver", "Liver lesion"]
+    for name, expected in (("Liver", labels > 0), ("Liver lesion", labels == 2)):
+        mask = structures.get_roi_mask_by_name(name).transpose(2, 0, 1)
+        assert dice(mask, expected) > 0.95 and (mask & expected).sum() / expected.sum() > 0.999
+
+
+def test_a_written_structure_set_names_its_series_slices_and_rois(written):
+    _, labels, series, path = written
+    ds = pydicom.dcmread(path)
+    ct = pydicom.dcmread(series.files[0], stop_before_pixels=True)
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.481.3" and ds.Modality == "RTSTRUCT"
+    assert (ds.PatientID, ds.StudyInstanceUID) == (ct.PatientID, ct.StudyInstanceUID)
+    frame = ds.ReferencedFrameOfReferenceSequence[0]
+    assert frame.FrameOfReferenceUID == ct.FrameOfReferenceUID
+    referenced = frame.RTReferencedStudySequence[0].RTReferencedSeriesSequence[0]
+    assert referenced.SeriesInstanceUID == series.uid
+    assert [item.ReferencedSOPInstanceUID for item in referenced.ContourImageSequence] == series.sop_instance_uids
+    assert [(roi.ROIName, roi.ROIGenerationAlgorithm) for roi in ds.StructureSetROISequence] == [
+        ("Liver", "AUTOMATIC"), ("Liver lesion", "AUTOMATIC")]
+    assert [obs.RTROIInterpretedType for obs in ds.RTROIObservationsSequence] == ["ORGAN", "GTV"]
+    z_of = {uid: float(pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient[2])
+            for uid, f in zip(series.sop_instance_uids, series.files)}
+    lesion_contours = ds.ROIContourSequence[1].ContourSequence
+    assert len(lesion_contours) >= int((labels == 2).any(axis=(1, 2)).sum())  # a contour or more per slice
+    for contour in lesion_contours:  # each on the slice it references
+        z = np.asarray(contour.ContourData, float).reshape(-1, 3)[:, 2]
+        assert np.allclose(z, z_of[contour.ContourImageSequence[0].ReferencedSOPInstanceUID], atol=1e-3)
+
+
+def test_measure_writes_the_lesions_alone_as_a_structure_set(reference, data_dir, tmp_path):
+    """The real tumour SEG alone, measured and written on as an RT structure set: one ROI."""
+    case, _ = reference
+    assert main(["measure", str(data_dir / CASE / SERIES), str(data_dir / CASE / f"{SERIES}_ManualROI_Tumor.dcm"),
+                 "--rtstruct", str(tmp_path / "rs.dcm"), "--progress", "none"]) == 0
+    ds = pydicom.dcmread(tmp_path / "rs.dcm")
+    assert [(roi.ROIName, roi.ROIGenerationAlgorithm) for roi in ds.StructureSetROISequence] == [
+        ("Liver lesion", "SEMIAUTOMATIC")]
+    masks = read_rtstruct_masks(tmp_path / "rs.dcm", case.ct)
+    assert set(masks) == {"lesion"} and np.array_equal(masks["lesion"], case.lesion.array)
+
+
+def test_a_structure_set_of_a_tilted_series_reads_back_as_its_seg_does(data_dir, tmp_path):
+    """On a gantry-tilted series the contours lie on the slices as acquired: read back onto the
+    regular grid, the same masks as a DICOM SEG of the same labels gives."""
+    from LiverLesionSegLib.io.dicomseg import read_seg_masks
+    from LiverLesionSegLib.io.dicomseg_write import save_dicom_seg
+
+    straight = copy_slices(data_dir, tmp_path / "straight", range(100, 106))
+    volume = read_ct_folder(straight)
+    tilted = tmp_path / "tilted"
+    shutil.copytree(straight, tilted)
+    for file in tilted.iterdir():  # one row of shift a slice
+        ds = pydicom.dcmread(file)
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImagePositionPatient = [x, round(y + (z - volume.origin[2]) / volume.spacing[2] * volume.spacing[1], 4), z]
+        ds.save_as(file)
+    found = find_input_ct(tilted)
+    grid = found.read()
+    labels = np.zeros(grid.shape, np.uint8)
+    labels[1:5, 150:330, 60:260] = 1
+    labels[2:4, 200:240, 100:140] = 2
+    save_rtstruct(tmp_path / "rs.dcm", grid.with_array(labels), found.series, ["m"])
+    save_dicom_seg(tmp_path / "seg.dcm", grid.with_array(labels), found.series, ["m"])
+    contoured, segmented = read_rtstruct_masks(tmp_path / "rs.dcm", grid), read_seg_masks(tmp_path / "seg.dcm", grid)
+    np.testing.assert_array_equal(contoured["lesion"], segmented["lesion"])
+    np.testing.assert_array_equal(contoured["liver"], segmented["liver"] | segmented["lesion"])
+    assert contoured["lesion"].any()
+
+
 # --- refused in one line ------------------------------------------------------------------------------
+
+def test_a_structure_set_for_several_inputs_or_a_nifti_is_refused(data_dir, tmp_path, capsys):
+    from LiverLesionSegLib.io.write import write_image
+
+    write_image(tmp_path / "ct.nii.gz", read_ct_folder(copy_slices(data_dir, tmp_path / "ct", range(100, 103))))
+    code = main(["segment", str(tmp_path / "ct.nii.gz"), "-o", str(tmp_path / "out.nii.gz"), "--rtstruct",
+                 str(tmp_path / "rs.dcm"), "--progress", "none"])
+    assert code == 6 and "a DICOM RT structure set must lie on a DICOM series" in capsys.readouterr().err
+    code = main(["segment", str(tmp_path / "ct.nii.gz"), str(tmp_path / "ct"), "-o", str(tmp_path / "out"),
+                 "--rtstruct", str(tmp_path / "rs.dcm"), "--progress", "none"])
+    assert code == 6 and "an RT structure set lies on one CT series" in capsys.readouterr().err
+    assert not (tmp_path / "rs.dcm").exists() and not (tmp_path / "out").exists()
+
 
 def test_contours_between_the_slices_are_refused(reference, tmp_path):
     case, path = reference
