@@ -49,16 +49,23 @@ LESION = SegmentSpec("liver_lesion", "Liver lesion", 2, (144 / 255, 238 / 255, 1
                      MASS, LIVER_CODE)
 SEGMENTS = (LIVER, LESION)
 
-# Names users give segments in the Segment Editor, mapped to what they mean here (lower case).
-LIVER_NAMES = ("liver",)
-LESION_WORDS = ("lesion", "tumor", "tumour", "mass", "metasta", "hcc", "nodule", "cancer", "neoplasm")
+# Words in the names users give segments (in the Segment Editor, other tools, planning systems)
+# that tell what they are (lower case).
+LESION_WORDS = ("lesion", "tumor", "tumour", "mass", "metasta", "hcc", "nodule", "cancer", "carcinoma", "neoplas")
+NOT_LIVER_WORDS = ("vessel", "vein", "arter", "duct", "cyst", "kyst")  # in the liver, but not liver tissue
+RT_TARGETS = ("gtv", "ctv", "itv", "ptv")  # radiotherapy's target volumes; the gross tumour (GTV) is the lesion
 
 
 def meaning_of_segment_name(name: str) -> str | None:
-    """'liver', 'lesion' or None for a segment name as users type it."""
+    """'liver', 'lesion' or None for a segment (or ROI) name as users type it: "Liver"; "Liver
+    lesion", "Tumor 2", "HCC", "GTV1"; TG-263's "Liver-GTV" (the liver less its target) is liver;
+    vessels, cysts, planning margins (PTV, CTV) and other organs are neither."""
     text = name.strip().lower()
-    if any(word in text for word in LESION_WORDS):
+    organ, _, subtracted = text.partition("-")
+    if organ.strip().startswith("liver") and subtracted.strip().startswith(RT_TARGETS):
+        return "liver"
+    if text.startswith("gtv") or any(word in text for word in LESION_WORDS):
         return "lesion"
-    if text in LIVER_NAMES or text.startswith("liver"):
+    if text.startswith("liver") and not any(word in text for word in NOT_LIVER_WORDS):
         return "liver"
     return None

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Optional
 
@@ -22,7 +21,7 @@ import highdicom as hd
 import numpy as np
 
 from ..errors import InputError, first_line
-from ..segments import LIVER_CODE
+from ..segments import LESION_WORDS, LIVER_CODE, NOT_LIVER_WORDS
 from ..volume import Case, Volume
 from .dicom import FolderScan, SeriesInfo, check_in_plane_grid, read_series, scan_folder, slice_indices
 from .multiframe import functional_group_item
@@ -31,8 +30,6 @@ from .rtstruct import is_rtstruct, read_rtstruct_masks
 
 LOG = logging.getLogger("LiverLesionSeg")
 
-LESION_WORDS = re.compile(r"tumou?r|lesion|neoplas|mass|carcinoma|metasta|\bhcc\b")
-NOT_LIVER_WORDS = re.compile(r"vessel|vein|arter|duct|cyst|kyst")
 LESION_CODES = {"108369006", "86049000", "4147007", "52988006", "25370001"}  # SCT tumour, neoplasm, mass, lesion, HCC
 LIVER_CODES = {LIVER_CODE.value}  # SCT liver
 LABEL_MODALITIES = ("SEG", "RTSTRUCT")
@@ -150,9 +147,9 @@ def segment_role(seg: hd.seg.Segmentation, number: int) -> Optional[str]:
     description = seg.get_segment_description(number)
     prop = description.segmented_property_type
     text = f"{description.segment_label} {prop.meaning}".lower()
-    if prop.value in LESION_CODES or LESION_WORDS.search(text):
+    if prop.value in LESION_CODES or any(word in text for word in LESION_WORDS):
         return "lesion"
-    if NOT_LIVER_WORDS.search(text):
+    if any(word in text for word in NOT_LIVER_WORDS):
         return None
     if prop.value in LIVER_CODES or "liver" in text or "hepat" in text:
         return "liver"

@@ -46,12 +46,8 @@ def is_rtstruct(path: str | os.PathLike) -> bool:
 
 def roi_meaning(name: str, interpreted_type: str = "") -> Optional[str]:
     """'liver', 'lesion' or None for an ROI's name and RT ROI Interpreted Type."""
-    text = name.strip().lower()
-    if "-" in text and text.split("-")[0].strip().startswith("liver"):  # TG-263's "Liver-GTV": the liver less its GTV
-        return "liver"
-    if text.startswith("gtv") or interpreted_type.upper() == "GTV":
-        return "lesion"
-    return meaning_of_segment_name(name)
+    meaning = meaning_of_segment_name(name)
+    return "lesion" if meaning is None and interpreted_type.upper() == "GTV" else meaning
 
 
 def read_rtstruct_masks(path: str | os.PathLike, ct: Volume) -> dict[str, np.ndarray]:

@@ -132,8 +132,12 @@ def test_contours_of_a_tilted_series_lie_on_its_own_slices(data_dir, tmp_path):
     ("Liver", "ORGAN", "liver"), ("Liver-GTV", "ORGAN", "liver"), ("liver_minus_gtv", "", "liver"),
     ("Liver lesion", "", "lesion"), ("GTV", "GTV", "lesion"), ("GTV_liver", "", "lesion"), ("T1", "GTV", "lesion"), ("Tumor 2", "", "lesion"),
     ("HCC", "", "lesion"), ("PTV", "PTV", None), ("CTV_5mm", "CTV", None), ("SpinalCord", "ORGAN", None),
-    ("Stomach", "AVOIDANCE", None)])
+    ("Stomach", "AVOIDANCE", None), ("liver_lesion", "", "lesion"), ("Liver-lesion 2", "", "lesion"),
+    ("Liver vessels", "", None), ("Hepatic vein", "", None), ("liver cyst", "", None),
+    ("cystic metastasis", "", "lesion")])
 def test_rois_sorted_by_name_and_interpreted_type(name, interpreted, meaning):
+    """As segment names are read everywhere (Slicer's segments, .seg.nrrd, DICOM SEG labels), and
+    an unnamed ROI whose interpreted type is GTV as a lesion."""
     assert roi_meaning(name, interpreted) == meaning
 
 
