@@ -54,9 +54,10 @@ def read_slicer_segmentation(path: str | os.PathLike, reference: Volume, require
 
     path = Path(path)
     try:
-        header = nrrd.read_header(str(path))
-        check_image_fits(tuple(int(s) for s in header["sizes"]), 1, path)
-        data, header = nrrd.read(str(path), index_order="F")  # [layer,] i, j, k
+        with open(path, "rb") as fh:  # the header read once: checked for size, then the data after it
+            header = nrrd.read_header(fh)
+            check_image_fits(tuple(int(s) for s in header["sizes"]), 1, path)
+            data = nrrd.read_data(header, fh, str(path), index_order="F")  # [layer,] i, j, k
         layers, ijk_to_lps = _layers_and_geometry(data, header)
         segments = _segments(header, len(layers))
     except LiverLesionSegError:  # a volume too large for memory, say

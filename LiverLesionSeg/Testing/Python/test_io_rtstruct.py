@@ -197,6 +197,18 @@ def test_a_written_structure_set_names_its_series_slices_and_rois(written):
         assert np.allclose(z, z_of[contour.ContourImageSequence[0].ReferencedSOPInstanceUID], atol=1e-3)
 
 
+def test_evaluate_reads_a_structure_set_as_a_prediction(written, data_dir, tmp_path):
+    """A structure set named CASE.dcm among saved predictions: the reference's own scores a Dice of 1."""
+    case, _, _, path = written
+    (tmp_path / "preds").mkdir()
+    shutil.copy(path, tmp_path / "preds" / f"{case.name}.dcm")
+    assert main(["evaluate", str(data_dir / CASE), "--predictions", str(tmp_path / "preds"), "--out",
+                 str(tmp_path / "r"), "--progress", "none"]) == 0
+    with open(tmp_path / "r" / "metrics.csv", newline="") as f:
+        row = next(csv.DictReader(f))
+    assert float(row["liver_dice"]) == 1.0 and float(row["lesion_dice"]) == 1.0
+
+
 def test_measure_writes_the_lesions_alone_as_a_structure_set(reference, data_dir, tmp_path):
     """The real tumour SEG alone, measured and written on as an RT structure set: one ROI."""
     case, _ = reference
