@@ -317,9 +317,11 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with reportedErrors("The DICOM SEG and report could not be written"):
             self.logic.ensureDependencies()
             with slicer.util.WaitCursor():
-                exported = self.logic.exportDicom(*self.correctedPair(), folder)
+                exported = self.logic.exportDicom(*self.correctedPair(), folder,
+                                                  structures=self.ui.exportStructuresCheckBox.checked)
+            names = [path.name for path in (exported.seg, exported.report, exported.structures) if path]
             self.ui.correctedStatusLabel.text = (
-                f"Wrote {exported.seg.name} and {exported.report.name} ({len(exported.lesions)} lesion(s), "
+                f"Wrote {', '.join(names[:-1])} and {names[-1]} ({len(exported.lesions)} lesion(s), "
                 f"{'corrected by a reader' if exported.corrected else 'the model result unchanged'}) to {folder}. "
                 "Import that folder in the DICOM module to send them to a PACS.")
 
@@ -504,13 +506,15 @@ class LiverLesionSegLogic(ScriptedLoadableModuleLogic):
 
         return mrml.measure_again(volume, segmentation)
 
-    def exportDicom(self, volume, segmentation, folder):
-        """`segmentation` as a DICOM SEG and a DICOM SR lesion report in `folder`, over the DICOM
-        series `volume` was loaded from (found through Slicer's DICOM database)."""
+    def exportDicom(self, volume, segmentation, folder, structures=False):
+        """`segmentation` as a DICOM SEG and a DICOM SR lesion report in `folder` (and, with
+        `structures`, an RT structure set), over the DICOM series `volume` was loaded from (found
+        through Slicer's DICOM database)."""
         from LiverLesionSegLib import mrml
 
         database = getattr(slicer, "dicomDatabase", None)
-        return mrml.export_dicom(volume, segmentation, folder, database.fileForInstance if database else None)
+        return mrml.export_dicom(volume, segmentation, folder, database.fileForInstance if database else None,
+                                 structures)
 
     def compare(self, volume, segmentation, reference):
         """`segmentation` of `volume` measured against `reference`, as a new row of the scene's

@@ -559,12 +559,13 @@ DICOM_FOLDER_ATTRIBUTE = "LiverLesionSeg.DICOMFolder"  # the folder of the sampl
 GRID_TOLERANCE_MM = 0.01  # Slicer's DICOM reader and ours may place voxels this far apart
 
 
-def export_dicom(volume_node, segmentation_node, folder: str | Path, file_for_instance=None):
+def export_dicom(volume_node, segmentation_node, folder: str | Path, file_for_instance=None, structures: bool = False):
     """`segmentation_node` (a segmentation of `volume_node`, corrected or not) as a DICOM SEG and a
-    DICOM SR lesion report over the DICOM series the volume was loaded from, in `folder`
-    (`io.dicom_export.export_to_dicom`), naming the models that made it; marked as corrected by a
-    reader unless its voxels are still those the model wrote. `file_for_instance`: a SOP instance
-    UID's file, Slicer's DICOM database's `fileForInstance` in the application."""
+    DICOM SR lesion report (with `structures`, an RT structure set too) over the DICOM series the
+    volume was loaded from, in `folder` (`io.dicom_export.export_to_dicom`), naming the models that
+    made it; marked as corrected by a reader unless its voxels are still those the model wrote.
+    `file_for_instance`: a SOP instance UID's file, Slicer's DICOM database's `fileForInstance` in
+    the application."""
     from .io.dicom import read_series
     from .io.dicom_export import export_to_dicom
 
@@ -579,7 +580,7 @@ def export_dicom(volume_node, segmentation_node, folder: str | Path, file_for_in
     models = (segmentation_node.GetAttribute(MODELS_ATTRIBUTE) or "unknown model").splitlines()
     corrected = label_digest(labels.array) != segmentation_node.GetAttribute(RESULT_DIGEST_ATTRIBUTE)
     return export_to_dicom(labels, ct, source, folder, segmentation_node.GetName(), models, corrected,
-                           liver="liver" in segment_meanings(segmentation_node).values())
+                           liver="liver" in segment_meanings(segmentation_node).values(), structures=structures)
 
 
 def dicom_series_of(volume_node, file_for_instance=None):

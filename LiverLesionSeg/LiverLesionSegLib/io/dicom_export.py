@@ -1,9 +1,10 @@
 """A result's outputs written together, all or none (`write_together`: the label map in any format,
-a DICOM SEG included, the probability map, the lesion table as CSV or DICOM SR), which `segment`
-and `measure` use; and the Slicer panel's export of a segmentation to DICOM over the CT series it
-lies on, for a PACS (`export_to_dicom`: a DICOM SEG and the DICOM SR lesion report measured on it,
-above all for a segmentation a reader corrected, a semi-automatic one in DICOM's terms, its series
-described as corrected). An export never replaces an earlier one: its files are numbered instead.
+a DICOM SEG included, the probability map, the lesion table as CSV or DICOM SR, the RT structure
+set), which `segment` and `measure` use; and the Slicer panel's export of a segmentation to DICOM
+over the CT series it lies on, for a PACS (`export_to_dicom`: a DICOM SEG and the DICOM SR lesion
+report measured on it, and an RT structure set if asked, above all for a segmentation a reader
+corrected, a semi-automatic one in DICOM's terms, its series described as corrected). An export
+never replaces an earlier one: its files are numbered instead.
 """
 
 from __future__ import annotations
@@ -30,24 +31,28 @@ INSTEAD = "save the segmentation as .seg.nrrd instead"
 class DicomExport:
     seg: Path  # the DICOM SEG
     report: Path  # the DICOM SR lesion report
+    structures: Optional[Path]  # the RT structure set, where one was asked for
     lesions: list[Lesion]
     liver_ml: Optional[float]  # None: the liver was not segmented
     corrected: bool  # marked as corrected by a reader
 
 
 def export_to_dicom(labels: Volume, ct: Volume, source: SeriesInfo, folder: str | os.PathLike, name: str,
-                    models: Sequence[str], corrected: bool = True, liver: bool = True) -> DicomExport:
-    """Write `labels` (0/1/2 on the grid of `ct`, the CT read from `source`) as "`name` SEG.dcm" and
-    its lesions and liver as "`name` SR.dcm" in `folder`: both or neither. `models` names the
-    model(s) the segmentation started from; `corrected`: a reader edited it; not `liver`: the
-    liver was not segmented (the labels hold lesions alone)."""
+                    models: Sequence[str], corrected: bool = True, liver: bool = True,
+                    structures: bool = False) -> DicomExport:
+    """Write `labels` (0/1/2 on the grid of `ct`, the CT read from `source`) as "`name` SEG.dcm",
+    its lesions and liver as "`name` SR.dcm" and, with `structures`, its contours as "`name`
+    RS.dcm" in `folder`: all or none. `models` names the model(s) the segmentation started from;
+    `corrected`: a reader edited it; not `liver`: the liver was not segmented (the labels hold
+    lesions alone)."""
     check_frame_of_reference(source, "a DICOM SEG", INSTEAD)
-    seg_path, report_path = free_names(Path(folder), name)
+    seg_path, report_path, structures_path = free_names(Path(folder), name)
+    structures_path = structures_path if structures else None
     lesions, liver_ml = measure_labels(labels, ct)
     liver_ml = liver_ml if liver else None
-    write_together(labels, source, models, output=seg_path, table=(report_path, name, lesions), liver_ml=liver_ml,
-                   corrected=corrected)
-    return DicomExport(seg_path, report_path, lesions, liver_ml, corrected)
+    write_together(labels, source, models, output=seg_path, table=(report_path, name, lesions),
+                   structures=structures_path, liver_ml=liver_ml, corrected=corrected)
+    return DicomExport(seg_path, report_path, structures_path, lesions, liver_ml, corrected)
 
 
 def measure_labels(labels: Volume, ct: Volume) -> tuple[list[Lesion], float]:
@@ -100,13 +105,13 @@ def is_dicom_report(path: Optional[Path]) -> bool:
     return path is not None and path.suffix.lower() == ".dcm"
 
 
-def free_names(folder: Path, name: str) -> tuple[Path, Path]:
-    """"`name` SEG.dcm" and "`name` SR.dcm" in `folder`, numbered ("`name` 2 SEG.dcm") where
-    either is taken."""
+def free_names(folder: Path, name: str) -> tuple[Path, Path, Path]:
+    """"`name` SEG.dcm", "`name` SR.dcm" and "`name` RS.dcm" in `folder`, numbered ("`name` 2
+    SEG.dcm") where any is taken."""
     number = 1
     while True:
         stem = name if number == 1 else f"{name} {number}"
-        paths = (folder / f"{stem} SEG.dcm", folder / f"{stem} SR.dcm")
+        paths = (folder / f"{stem} SEG.dcm", folder / f"{stem} SR.dcm", folder / f"{stem} RS.dcm")
         if not any(path.exists() for path in paths):
             return paths
         number += 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import highdicom as hd
 import numpy as np
+import pydicom
 import pytest
 
 slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel")
@@ -22,6 +23,7 @@ from LiverLesionSegLib import mrml  # noqa: E402
 from LiverLesionSegLib.errors import InputError, OutputError  # noqa: E402
 from LiverLesionSegLib.io.cases import find_cases, find_input_ct, load_case  # noqa: E402
 from LiverLesionSegLib.io.dicomseg import read_seg_masks  # noqa: E402
+from LiverLesionSegLib.io.rtstruct import read_rtstruct_masks  # noqa: E402
 from LiverLesionSegLib.lesions import lesion_table, mask_volume_ml  # noqa: E402
 from LiverLesionSegLib.segments import LESION  # noqa: E402
 
@@ -134,6 +136,21 @@ def test_lesions_alone_are_measured_and_exported_without_a_liver(case, loaded, t
     segmentation_node.GetSegmentation().RemoveSegment(LESION.segment_id)
     with pytest.raises(InputError, match="has neither a liver nor a lesion segment"):
         mrml.measure_again(volume_node, segmentation_node)
+
+
+def test_an_rt_structure_set_is_exported_when_asked(case, loaded, tmp_path):
+    case, series = case
+    _, volume_node, segmentation_node, file_for_instance, _, labels = loaded
+    exported = mrml.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance, structures=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "CT liver segmentation RS.dcm", "CT liver segmentation SEG.dcm", "CT liver segmentation SR.dcm"]
+    masks = read_rtstruct_masks(exported.structures, case.ct)
+    assert np.array_equal(masks["liver"], labels > 0) and np.array_equal(masks["lesion"], labels == LESION.label)
+    structures = pydicom.dcmread(exported.structures)
+    assert structures.SeriesDescription.endswith("corrected)")
+    assert {roi.ROIGenerationAlgorithm for roi in structures.StructureSetROISequence} == {"SEMIAUTOMATIC"}
+    again = mrml.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)  # not asked: none
+    assert again.structures is None and again.seg.name == "CT liver segmentation 2 SEG.dcm"
 
 
 def test_a_second_export_is_numbered_and_the_first_kept(loaded, tmp_path):
