@@ -249,6 +249,25 @@ def test_a_structure_set_of_a_tilted_series_reads_back_as_its_seg_does(data_dir,
     assert contoured["lesion"].any()
 
 
+def test_a_structure_set_over_a_multiframe_ct_references_its_frames(data_dir, tmp_path):
+    import bad_inputs
+
+    bad_inputs.copy_slices(data_dir, tmp_path / "slices")
+    found = find_input_ct(bad_inputs.multiframe_file(sorted((tmp_path / "slices").iterdir()),
+                                                     tmp_path / "enhanced" / "ct.dcm"))
+    ct = found.read()
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[1:5, 150:330, 60:260] = 1
+    labels[2:4, 200:240, 100:140] = 2
+    save_rtstruct(tmp_path / "rs.dcm", ct.with_array(labels), found.series, ["m"])
+    masks = read_rtstruct_masks(tmp_path / "rs.dcm", ct)
+    assert np.array_equal(masks["liver"], labels > 0) and np.array_equal(masks["lesion"], labels == 2)
+    images = pydicom.dcmread(tmp_path / "rs.dcm").ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[
+        0].RTReferencedSeriesSequence[0].ContourImageSequence
+    assert [int(item.ReferencedFrameNumber) for item in images] == list(range(1, ct.shape[0] + 1))
+    assert {item.ReferencedSOPInstanceUID for item in images} == set(found.series.sop_instance_uids)
+
+
 # --- refused in one line ------------------------------------------------------------------------------
 
 def test_a_structure_set_for_several_inputs_or_a_nifti_is_refused(data_dir, tmp_path, capsys):
