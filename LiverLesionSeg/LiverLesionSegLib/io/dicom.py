@@ -395,6 +395,13 @@ def choose_ct_file(path: str | os.PathLike) -> Optional[tuple[FolderScan, Series
     series, skipped = scan_files([Path(path)])
     if not series:
         return None
+    kinds = {s.modality.upper() for s in series}
+    if kinds <= NON_IMAGE_MODALITIES:  # a segmentation or report given where its CT belongs
+        measured = kinds & {"SEG", "RTSTRUCT"}
+        raise InputError(f"is a DICOM {'/'.join(sorted(kinds))} object, not a CT image", path,
+                         "give the folder of the CT series" + (
+                             f"; to measure this segmentation: liverlesionseg measure CT_FOLDER {Path(path).name}"
+                             if measured else ""))
     scan = FolderScan(Path(path).parent, series, skipped)
     chosen = choose_ct_series(scan)
     if not chosen.multiframe:

@@ -593,6 +593,13 @@ def segmentation_of_another_ct_to_measure(data_dir, tmp, model):
                     GEOMETRY, "the label map has", "other.nii.gz")
 
 
+@entry
+def segmentation_given_as_the_ct(data_dir, tmp, model):
+    """A DICOM SEG file (a real one) given to `segment` as its CT."""
+    seg = tace_case(data_dir) / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
+    return BadInput(segment(seg, tmp, model), INPUT, "is a dicom seg object, not a ct image", "ManualROI_Tumor.dcm")
+
+
 def relabelled_as_spleen(seg_path: Path, out: Path) -> Path:
     """A copy of a real one-segment DICOM SEG whose segment is labelled and coded as the spleen."""
     seg = pydicom.dcmread(seg_path)

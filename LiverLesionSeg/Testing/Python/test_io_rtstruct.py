@@ -296,6 +296,13 @@ def test_contours_beyond_the_image_are_refused(reference, tmp_path):
         read_rtstruct_masks(moved_contours(path, tmp_path / "beyond.dcm", (300.0, 0, 0)), case.ct)
 
 
+def test_a_structure_set_given_as_the_ct_is_refused(reference):
+    _, path = reference
+    with pytest.raises(InputError, match=r"structures\.dcm: is a DICOM RTSTRUCT object, not a CT image\. .*"
+                                         r"liverlesionseg measure CT_FOLDER structures\.dcm"):
+        find_input_ct(path)
+
+
 def test_a_damaged_rtstruct_is_refused(reference, tmp_path):
     case, path = reference
     data = path.read_bytes()
