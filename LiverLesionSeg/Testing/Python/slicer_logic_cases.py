@@ -256,9 +256,11 @@ def check_long_axis_lines(run: LogicRun) -> None:
 def check_sample_case_after_correction(scene, folder: Path) -> None:
     """The sample case (a DICOM series outside Slicer's DICOM database: its node names its folder)
     with a liver and two lesions, one erased as a reader would: measured again, one lesion in the
-    table; exported, the DICOM SEG reads back as the corrected voxels and the report holds the lesion."""
+    table; exported, the DICOM SEG and the RT structure set read back as the corrected voxels and the
+    report holds the lesion."""
     import slicer
     from LiverLesionSegLib.io.dicomseg import read_seg_masks
+    from LiverLesionSegLib.io.rtstruct import read_rtstruct_masks
 
     volume_node = mrml.load_sample_case(scene)
     grid = mrml.volume_from_node(volume_node)
@@ -277,10 +279,12 @@ def check_sample_case_after_correction(scene, folder: Path) -> None:
     measured = mrml.measure_again(volume_node, segmentation_node)
     assert [lesion.voxels for lesion in measured.lesions] == [300], measured.lesions
     assert len(mrml.table_rows(measured.lesion_table_node)) == 1 == len(measured.long_axis_nodes)
-    exported = mrml.export_dicom(volume_node, segmentation_node, folder)
+    exported = mrml.export_dicom(volume_node, segmentation_node, folder, structures=True)
     assert len(exported.lesions) == 1 and exported.lesions[0].voxels == 300
     masks = read_seg_masks(exported.seg, grid)
     assert np.array_equal(masks["lesion"], lesion) and np.array_equal(masks["liver"] | masks["lesion"], liver)
+    contoured = read_rtstruct_masks(exported.structures, grid)
+    assert np.array_equal(contoured["lesion"], lesion) and np.array_equal(contoured["liver"], liver)
     assert exported.report.is_file()
 
 
