@@ -128,6 +128,29 @@ def test_contours_of_a_tilted_series_lie_on_its_own_slices(data_dir, tmp_path):
         np.testing.assert_array_equal(lesion[k_grid, k_grid:k_grid + rows], mask[k])
 
 
+def test_pydicoms_own_structure_set_reads_on_its_grid(tmp_path):
+    """Another writer's file: pydicom's test structure set, a bare dataset (no preamble, no file meta)
+    without image references, its contours closed by repeating the first point, drawn both ways
+    round. Its body ROI, renamed "Liver", fills the rectangle it outlines on each of its slices."""
+    from pydicom.data import get_testdata_file
+
+    from LiverLesionSegLib.volume import Volume
+
+    source = Path(get_testdata_file("rtstruct.dcm"))
+    with pytest.raises(pydicom.errors.InvalidDicomError):
+        pydicom.dcmread(source)  # pydicom alone refuses it
+    assert is_rtstruct(source)
+    grid = Volume(np.zeros((3, 65, 85), np.int16), (5.0, 5.0, 10.0), (-210.0, -160.0, -200.0), np.eye(3))
+    with pytest.raises(InputError, match="has neither a liver nor a lesion segment"):
+        read_segmentations([source], grid, require_liver=False)  # its ROIs: patient, two isocentres
+    renamed = pydicom.dcmread(source, force=True)
+    renamed.StructureSetROISequence[0].ROIName = "Liver"
+    renamed.save_as(tmp_path / "liver.dcm", enforce_file_format=False)
+    expected = np.zeros(grid.shape, bool)
+    expected[:, 2:63, 2:83] = True  # x -200..200, y -150..150 mm
+    np.testing.assert_array_equal(read_rtstruct_masks(tmp_path / "liver.dcm", grid)["liver"], expected)
+
+
 @pytest.mark.parametrize("name, interpreted, meaning", [
     ("Liver", "ORGAN", "liver"), ("Liver-GTV", "ORGAN", "liver"), ("liver_minus_gtv", "", "liver"),
     ("Liver lesion", "", "lesion"), ("GTV", "GTV", "lesion"), ("GTV_liver", "", "lesion"), ("T1", "GTV", "lesion"), ("Tumor 2", "", "lesion"),
