@@ -196,6 +196,10 @@ def segment_meanings(segmentation_node) -> dict[str, Optional[str]]:
             for sid in segment_ids(segmentation_node)}
 
 
+def has_liver_segment(segmentation_node) -> bool:
+    return "liver" in segment_meanings(segmentation_node).values()
+
+
 def label_map_from_segmentation(segmentation_node, grid: Volume, require_liver: bool = True) -> np.ndarray:
     """0 background, 1 liver, 2 lesion on `grid`, from segment names as users type them
     ("Liver", "liver_lesion", "Tumor 2", ... via `meaning_of_segment_name`); lesion wins. Without
@@ -538,14 +542,12 @@ def measure_again(volume_node, segmentation_node) -> SegmentationOutputs:
     """The lesion table and long-axis lines of `segmentation_node` measured anew from its segments
     as they are now (corrected in the Segment Editor), on `volume_node`'s grid; the table made for
     it before is refilled, the old lines replaced."""
-    from .lesions import lesion_table, mask_volume_ml
+    from .io.dicom_export import measure_labels
 
     _check_pair(volume_node, segmentation_node)
     grid = volume_from_node(volume_node)
     labels = label_map_from_segmentation(segmentation_node, grid, require_liver=False)
-    lesions = lesion_table(grid.with_array((labels == LESION.label).astype(np.uint8)), grid)
-    liver_ml = mask_volume_ml(grid.with_array(labels)) if "liver" in segment_meanings(segmentation_node).values() \
-        else None
+    lesions, liver_ml = measure_labels(grid.with_array(labels), grid, has_liver_segment(segmentation_node))
     scene = segmentation_node.GetScene()
     table_node = lesion_table_node(scene, segmentation_node)
     fill_lesion_table(table_node, lesions)
@@ -580,7 +582,7 @@ def export_dicom(volume_node, segmentation_node, folder: str | Path, file_for_in
     models = (segmentation_node.GetAttribute(MODELS_ATTRIBUTE) or "unknown model").splitlines()
     corrected = label_digest(labels.array) != segmentation_node.GetAttribute(RESULT_DIGEST_ATTRIBUTE)
     return export_to_dicom(labels, ct, source, folder, segmentation_node.GetName(), models, corrected,
-                           liver="liver" in segment_meanings(segmentation_node).values(), structures=structures)
+                           liver=has_liver_segment(segmentation_node), structures=structures)
 
 
 def dicom_series_of(volume_node, file_for_instance=None):

@@ -64,12 +64,9 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         with progress.stage("read", timings):
             ct = found.read()
             liver, lesion = read_segmentations(args.segmentation, ct, require_liver=False)
-        if liver is None:  # lesions alone: measured, the liver's volume unknown
-            labels = lesion.with_array(lesion.array * 2)
-            lesions, liver_ml = measure_labels(labels, ct)[0], None
-        else:
-            labels = liver.with_array(liver.array + lesion.array)  # 0, 1 liver, 2 lesion (the liver holds them)
-            lesions, liver_ml = measure_labels(labels, ct)
+        # 0, 1 liver, 2 lesion (the liver holds its lesions); lesions alone: the liver's volume unknown
+        labels = lesion.with_array(lesion.array * 2 if liver is None else liver.array + lesion.array)
+        lesions, liver_ml = measure_labels(labels, ct, liver is not None)
         with progress.stage("write", timings):
             given = "segmentation " + ", ".join(path.name for path in args.segmentation)
             write_together(labels, found.series, [given[:64]], output=args.output, liver_ml=liver_ml, corrected=True,

@@ -48,18 +48,18 @@ def export_to_dicom(labels: Volume, ct: Volume, source: SeriesInfo, folder: str 
     check_frame_of_reference(source, "a DICOM SEG", INSTEAD)
     seg_path, report_path, structures_path = free_names(Path(folder), name)
     structures_path = structures_path if structures else None
-    lesions, liver_ml = measure_labels(labels, ct)
-    liver_ml = liver_ml if liver else None
+    lesions, liver_ml = measure_labels(labels, ct, liver)
     write_together(labels, source, models, output=seg_path, table=(report_path, name, lesions),
                    structures=structures_path, liver_ml=liver_ml, corrected=corrected)
     return DicomExport(seg_path, report_path, structures_path, lesions, liver_ml, corrected)
 
 
-def measure_labels(labels: Volume, ct: Volume) -> tuple[list[Lesion], float]:
-    """The lesions of a 0/1/2 label map measured on `ct`, and the liver's volume (mL, its lesions included)."""
+def measure_labels(labels: Volume, ct: Volume, liver: bool = True) -> tuple[list[Lesion], Optional[float]]:
+    """The lesions of a 0/1/2 label map measured on `ct`, and the liver's volume (mL, its lesions
+    included; None where the `liver` was not segmented and the labels hold lesions alone)."""
     array = np.asarray(labels.array)
     lesions = lesion_table(labels.with_array((array == LESION.label).astype(np.uint8)), ct)
-    return lesions, mask_volume_ml(labels.with_array((array > 0).astype(np.uint8)))
+    return lesions, mask_volume_ml(labels.with_array((array > 0).astype(np.uint8))) if liver else None
 
 
 def write_together(labels: Volume, source: Optional[SeriesInfo], models: Sequence[str], *,

@@ -27,7 +27,7 @@ from ..segments import meaning_of_segment_name
 from ..volume import POSITION_TOLERANCE_MM, Volume
 from .dicom import dcmread
 from .polygon import fill_polygon
-from .regularize import STEP_TOLERANCE, mask_to_grid
+from .regularize import STEP_TOLERANCE, Stack, mask_to_grid
 
 LOG = logging.getLogger("LiverLesionSeg")
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
@@ -92,20 +92,15 @@ class _Slices:
 
     def __init__(self, ct: Volume) -> None:
         stack = ct.acquired
-        if stack is None:
+        if stack is None:  # a regular grid: its slices, as a stack
             direction = np.asarray(ct.direction, dtype=float)
-            self.row_dir, self.col_dir, self.normal = direction[:, 0], direction[:, 1], direction[:, 2]
-            self.pixel = np.asarray(ct.spacing[:2], dtype=float)
-            self.positions = np.asarray(ct.origin) + np.outer(np.arange(ct.shape[0]) * ct.spacing[2], self.normal)
-            self.shape = ct.shape
-        else:
-            self.row_dir, self.col_dir, self.normal = stack.row_dir, stack.col_dir, stack.normal
-            self.pixel = np.asarray(stack.pixel, dtype=float)
-            self.positions = np.asarray(stack.positions, dtype=float)
-            self.shape = (len(self.positions),) + tuple(stack.shape)
-        self.along = (self.positions - self.positions[0]) @ self.normal
-        step = float(np.median(np.diff(self.along))) if len(self.along) > 1 else 1.0
-        self.tolerance_mm = POSITION_TOLERANCE_MM + STEP_TOLERANCE * abs(step)
+            positions = np.asarray(ct.origin) + np.outer(np.arange(ct.shape[0]) * ct.spacing[2], direction[:, 2])
+            stack = Stack(positions, direction[:, 0], direction[:, 1], tuple(ct.spacing[:2]), tuple(ct.shape[1:]))
+        self.stack = stack
+        self.shape = (len(stack.positions),) + tuple(stack.shape)
+        self.along = stack.along
+        step = float(np.median(np.abs(np.diff(self.along)))) if len(self.along) > 1 else 1.0
+        self.tolerance_mm = POSITION_TOLERANCE_MM + STEP_TOLERANCE * step
 
     def fill(self, contours: list[np.ndarray], what: str, where: Path) -> np.ndarray:
         """The contours filled on their slices, combined by even-odd on each slice."""
@@ -116,8 +111,9 @@ class _Slices:
             if not np.isfinite(points).all():
                 raise InputError(f"{what} has points that are not numbers", where, HINT)
             k = self._slice_of(points, what, where)
-            offsets = points - self.positions[k]
-            xy = np.column_stack([offsets @ self.row_dir / self.pixel[0], offsets @ self.col_dir / self.pixel[1]])
+            offsets = points - self.stack.positions[k]
+            xy = np.column_stack([offsets @ self.stack.row_dir / self.stack.pixel[0],
+                                  offsets @ self.stack.col_dir / self.stack.pixel[1]])
             if (xy < -1).any() or (xy > np.array(self.shape[:0:-1])).any():  # a pixel of slack at each edge
                 raise GeometryError(f"{what} reaches beyond the CT's image (pixel ({xy[:, 0].min():.0f} .. "
                                     f"{xy[:, 0].max():.0f}, {xy[:, 1].min():.0f} .. {xy[:, 1].max():.0f}) of "
@@ -127,7 +123,7 @@ class _Slices:
         return mask
 
     def _slice_of(self, points: np.ndarray, what: str, where: Path) -> int:
-        along = (points - self.positions[0]) @ self.normal
+        along = (points - self.stack.positions[0]) @ self.stack.normal
         k = int(np.argmin(np.abs(self.along - along.mean())))
         miss = np.abs(along - self.along[k]).max()
         if miss > self.tolerance_mm:
