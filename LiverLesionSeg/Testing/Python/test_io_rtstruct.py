@@ -19,6 +19,7 @@ import pytest
 rt_utils = pytest.importorskip("rt_utils", reason="rt-utils writes the test structure sets (setup.sh installs it)")
 
 from bad_inputs import moved_contours, write_rtstruct  # noqa: E402
+from test_io_regularize import copy_slices, tilted_copy  # noqa: E402
 from LiverLesionSegLib.cli import main  # noqa: E402
 from LiverLesionSegLib.errors import GeometryError, InputError  # noqa: E402
 from LiverLesionSegLib.io.cases import find_cases, find_input_ct, load_case, read_segmentations  # noqa: E402
@@ -110,13 +111,7 @@ def test_contours_of_a_tilted_series_lie_on_its_own_slices(data_dir, tmp_path):
     def shift(z: float) -> float:
         return (z - z0) / step * dy
 
-    tilted = tmp_path / "tilted"
-    shutil.copytree(straight, tilted)
-    for file in tilted.iterdir():
-        ds = pydicom.dcmread(file)
-        x, y, z = (float(v) for v in ds.ImagePositionPatient)
-        ds.ImagePositionPatient = [x, round(y + shift(z), 4), z]
-        ds.save_as(file)
+    tilted = tilted_copy((straight, volume), tmp_path, 1.0)
     tilted_path = moved_contours(path, tmp_path / "tilted-rs.dcm",
                                  lambda points: np.outer(np.ones(len(points)), [0.0, shift(points[0, 2]), 0.0]))
     grid = find_input_ct(tilted).read()
@@ -251,15 +246,7 @@ def test_a_structure_set_of_a_tilted_series_reads_back_as_its_seg_does(data_dir,
     from LiverLesionSegLib.io.dicomseg_write import save_dicom_seg
 
     straight = copy_slices(data_dir, tmp_path / "straight", range(100, 106))
-    volume = read_ct_folder(straight)
-    tilted = tmp_path / "tilted"
-    shutil.copytree(straight, tilted)
-    for file in tilted.iterdir():  # one row of shift a slice
-        ds = pydicom.dcmread(file)
-        x, y, z = (float(v) for v in ds.ImagePositionPatient)
-        ds.ImagePositionPatient = [x, round(y + (z - volume.origin[2]) / volume.spacing[2] * volume.spacing[1], 4), z]
-        ds.save_as(file)
-    found = find_input_ct(tilted)
+    found = find_input_ct(tilted_copy((straight, read_ct_folder(straight)), tmp_path, 1.0))  # a row a slice
     grid = found.read()
     labels = np.zeros(grid.shape, np.uint8)
     labels[1:5, 150:330, 60:260] = 1
@@ -343,10 +330,3 @@ def test_an_rtstruct_of_other_organs_only_is_refused_by_measure(data_dir, tmp_pa
     with pytest.raises(InputError, match=r"organs\.dcm: the RT structure set has neither a liver nor a lesion "
                                          r"segment"):
         read_segmentations([path], ct, require_liver=False)
-
-
-def copy_slices(data_dir: Path, folder: Path, numbers) -> Path:
-    folder.mkdir()
-    for n in numbers:
-        shutil.copy(data_dir / CASE / SERIES / f"dicom-{n:05d}.dcm", folder / f"slice-{n}.dcm")
-    return folder
