@@ -59,7 +59,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     for path in outputs:
         check_writable(path)
     timings: dict[str, float] = {}
-    with find_input(args.ct, args.series, dicom_outputs(args.output, kind, args.lesions, args.rtstruct),
+    with find_input(args.ct, args.series, dicom_outputs(args.output, kind, [args.lesions] if args.lesions else [],
+                                                        args.rtstruct),
                     timings) as found:
         with progress.stage("read", timings):
             ct = found.read()
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         with progress.stage("write", timings):
             given = "segmentation " + ", ".join(path.name for path in args.segmentation)
             write_together(labels, found.series, [given[:64]], output=args.output, liver_ml=liver_ml, corrected=True,
-                           table=(args.lesions, case_name(args.ct), lesions) if args.lesions else None,
+                           tables=[args.lesions] if args.lesions else [], measured=(case_name(args.ct), lesions),
                            structures=args.rtstruct)
             if args.overlay:
                 from ..plots import plot_overlay

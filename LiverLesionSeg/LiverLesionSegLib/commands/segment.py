@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from ..errors import OutputError
 from ..progress import JsonLinesProgress, Progress, format_timings, timed
@@ -13,6 +14,7 @@ from ..progress import JsonLinesProgress, Progress, format_timings, timed
 log = logging.getLogger("LiverLesionSeg")
 
 SAMPLE_OUTPUT = Path("liverlesionseg-sample.seg.nrrd")
+BESIDE = True  # --rtstruct without a file name: beside each result
 MANY_FORMATS = ("seg.nrrd", "nii.gz", "nrrd", "dcm")  # results of several inputs
 # command-line option -> the inference setting it overrides (None: the model's own)
 OPTIONS = {
@@ -49,9 +51,13 @@ def add_parser(sub, common) -> None:
                    help="also write the lesion table: .csv, or .dcm for a DICOM SR measurement report over the "
                         "input's DICOM series (TID 1500: each lesion's long axis line, short axis, volume, median "
                         "CT value)")
-    p.add_argument("--rtstruct", type=Path, metavar="DCM",
+    p.add_argument("--rtstruct", type=Path, metavar="DCM", nargs="?", const=BESIDE,
                    help="also write the liver and its lesions as a DICOM RT structure set over the input's DICOM "
-                        "series, for radiotherapy and radioembolisation planning systems")
+                        "series, for radiotherapy and radioembolisation planning systems; without DCM (and with "
+                        "several inputs), beside each result as 'NAME RS.dcm'")
+    p.add_argument("--sr", action="store_true",
+                   help="also write each result's lesions as a DICOM SR measurement report over its input's DICOM "
+                        "series, beside the result as 'NAME SR.dcm' (as --lesions REPORT.dcm writes one input's)")
     p.add_argument("--overlay", type=Path, metavar="PNG", help="also write a PNG of the result on a CT slice")
     p.add_argument("--model", type=Path, metavar="FILE", action="append",
                    help="a checkpoint (default: the bundled model); given several times (three, say, trained "
@@ -125,21 +131,22 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     if output is None:
         raise OutputError("no output given", None, "add -o OUT.seg.nrrd or -o OUT.nii.gz")
     overlay = args.overlay or (output.with_name(_stem(output) + ".png") if given is None else None)
-    outputs = [p for p in (output, args.probabilities, args.lesions, args.rtstruct, overlay) if p is not None]
+    beside = DicomBeside.of(output, args)
+    tables = [path for path in (args.lesions, beside.report) if path is not None]
+    outputs = [p for p in (output, args.probabilities, *tables, beside.structures, overlay) if p is not None]
     kind = output_kind(output)
     check_distinct(outputs, [input_path])
     for path in outputs:
         check_writable(path)
 
     timings: dict[str, float] = {}
-    with find_input(input_path, args.series, dicom_outputs(output, kind, args.lesions, args.rtstruct),
+    with find_input(input_path, args.series, dicom_outputs(output, kind, tables, beside.structures),
                     timings) as found:
         device, checkpoints = load_checkpoints(args, progress, timings)
         volume, result, lesions = segment_input(found, args, checkpoints, device, progress, timings)
         with progress.stage("write", timings):
-            table = (args.lesions, case_name(input_path), lesions) if args.lesions else None
-            write_result(output, found.series, volume, result, checkpoints, args.probabilities, table,
-                         args.rtstruct)
+            write_result(output, found.series, volume, result, checkpoints, args.probabilities, tables,
+                         (case_name(input_path), lesions), beside.structures)
             if overlay:
                 from ..plots import plot_overlay
 
@@ -170,14 +177,31 @@ REPORT_OUTPUT = ("a DICOM SR lesion report", "write the lesion table as .csv ins
 STRUCTURES_OUTPUT = ("a DICOM RT structure set", "write a .seg.nrrd or .nii.gz instead")
 
 
-def dicom_outputs(output: Path, kind: str, lesions: Optional[Path], structures: Optional[Path] = None
-                  ) -> list[tuple[Path, tuple[str, str]]]:
-    """The outputs that must lie on the input's DICOM series (a DICOM SEG, a DICOM SR, an RT
-    structure set), each named."""
+@dataclass
+class DicomBeside:
+    """The DICOM objects `--sr` and a bare `--rtstruct` ask for beside a result: "NAME SR.dcm" and
+    "NAME RS.dcm", as Slicer's export names them (None: not asked for)."""
+
+    report: Optional[Path]
+    structures: Optional[Path]
+
+    @classmethod
+    def of(cls, output: Path, args: argparse.Namespace) -> "DicomBeside":
+        def beside(kind: str) -> Path:
+            return output.with_name(f"{_stem(output)} {kind}.dcm")
+
+        return cls(beside("SR") if args.sr else None,
+                   beside("RS") if args.rtstruct is BESIDE else args.rtstruct)
+
+
+def dicom_outputs(output: Optional[Path], kind: Optional[str], tables: Sequence[Path],
+                  structures: Optional[Path] = None) -> list[tuple[Path, tuple[str, str]]]:
+    """The outputs that must lie on the input's DICOM series (a DICOM SEG, DICOM SRs among the
+    lesion `tables`, an RT structure set), each named."""
     from ..io.dicom_export import is_dicom_report  # here: it imports the DICOM writers, slow at start-up
 
     return ([(output, SEG_OUTPUT)] if kind == "dicom-seg" else []) + \
-        ([(lesions, REPORT_OUTPUT)] if is_dicom_report(lesions) else []) + \
+        [(path, REPORT_OUTPUT) for path in tables if is_dicom_report(path)] + \
         ([(structures, STRUCTURES_OUTPUT)] if structures is not None else [])
 
 
@@ -216,16 +240,16 @@ def segment_input(found, args: argparse.Namespace, checkpoints: list, device, pr
 
 
 def write_result(output: Path, source, volume, result, checkpoints: list,
-                 probabilities: Optional[Path] = None, table: Optional[tuple[Path, str, list]] = None,
-                 structures: Optional[Path] = None) -> None:
-    """The label map, the probability map, the lesion table (`table`: its path, the case's name
-    and its lesions) and the RT structure set written atomically, together: all or none; the DICOM
-    objects over `source`, the input's DICOM series (`io.dicom_export.write_together`)."""
+                 probabilities: Optional[Path] = None, tables: Sequence[Path] = (),
+                 measured: Optional[tuple[str, list]] = None, structures: Optional[Path] = None) -> None:
+    """The label map, the probability map, the lesion `tables` (CSV or DICOM SR) of `measured`
+    (the case's name and its lesions) and the RT structure set written atomically, together: all or
+    none; the DICOM objects over `source`, the input's DICOM series (`io.dicom_export.write_together`)."""
     from ..io.dicom_export import write_together
 
     write_together(volume.with_array(result.label_map()), source, [c.path.name for c in checkpoints], output=output,
-                   probabilities=(probabilities, result.lesion_probability) if probabilities else None, table=table,
-                   structures=structures, liver_ml=result.liver_ml)
+                   probabilities=(probabilities, result.lesion_probability) if probabilities else None,
+                   tables=tables, measured=measured, structures=structures, liver_ml=result.liver_ml)
 
 
 def _apply_options(config, args: argparse.Namespace) -> None:

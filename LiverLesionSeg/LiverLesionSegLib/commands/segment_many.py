@@ -1,8 +1,10 @@
 """`liverlesionseg segment A B C -o FOLDER`: several CTs one after the other, the model loaded once.
 
-Each result goes to FOLDER/NAME.FORMAT (NAME from its input, FORMAT from `--format`). An input that
-cannot be segmented is told in a line naming it and skipped; the others are still written, and the
-command ends with one error line listing what was skipped and the exit status of the first failure.
+Each result goes to FOLDER/NAME.FORMAT (NAME from its input, FORMAT from `--format`), with `--sr`
+and `--rtstruct` its DICOM SR report and RT structure set beside it ("NAME SR.dcm", "NAME RS.dcm"),
+all together or none. An input that cannot be segmented is told in a line naming it and skipped;
+the others are still written, and the command ends with one error line listing what was skipped
+and the exit status of the first failure.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from ..errors import InputError, LiverLesionSegError, OutputError
 from ..progress import JsonLinesProgress, Progress
-from .segment import (MANY_FORMATS, case_name, check_distinct, dicom_outputs, find_input,
+from .segment import (BESIDE, MANY_FORMATS, DicomBeside, case_name, check_distinct, dicom_outputs, find_input,
                       load_checkpoints, report, segment_input, write_result)
 
 log = logging.getLogger("LiverLesionSeg")
@@ -29,18 +31,21 @@ def run_many(args: argparse.Namespace, progress: Progress) -> int:
     folder = _output_folder(args)
     if is_dicom_report(args.lesions):
         raise OutputError("a DICOM SR lesion report lies on one CT series, and several inputs were given",
-                          args.lesions, "write the lesion table of several inputs as .csv")
-    if args.rtstruct:
+                          args.lesions, "write the lesion table of several inputs as .csv, and --sr for a "
+                                        "report beside each result")
+    if args.rtstruct not in (None, BESIDE):
         raise OutputError("an RT structure set lies on one CT series, and several inputs were given", args.rtstruct,
-                          "segment each input on its own for its structure set")
+                          "give --rtstruct without a file name: each input's is written beside its result")
     missing = [path for path in args.input if not Path(path).exists()]
     if missing:
         raise InputError(f"does not exist ({len(missing)} of the {len(args.input)} inputs)", missing[0],
                          "check the paths; nothing was segmented")
     names = [case_name(path) for path in args.input]
     outputs = [folder / f"{name}.{args.format or DEFAULT_FORMAT}" for name in names]
+    besides = [DicomBeside.of(output, args) for output in outputs]
     _check_names(args.input, names, folder)
-    to_write = outputs + ([args.lesions] if args.lesions else [])
+    to_write = outputs + [path for beside in besides for path in (beside.report, beside.structures) if path] + \
+        ([args.lesions] if args.lesions else [])
     check_distinct(to_write, args.input)
     kind = output_kind(outputs[0])
     created = not folder.exists()
@@ -52,20 +57,24 @@ def run_many(args: argparse.Namespace, progress: Progress) -> int:
     started = time.perf_counter()
     device, checkpoints = load_checkpoints(args, progress, timings)
     tables, failed = {}, []
-    for number, (input_path, output, name) in enumerate(zip(args.input, outputs, names), 1):
+    for number, (input_path, output, name, beside) in enumerate(zip(args.input, outputs, names, besides), 1):
         log.info("Input %d of %d: %s", number, len(outputs), input_path)
         case_timings: dict[str, float] = {}
+        reports = [beside.report] if beside.report else []
         try:
-            with find_input(input_path, args.series, dicom_outputs(output, kind, None), case_timings) as found:
+            with find_input(input_path, args.series, dicom_outputs(output, kind, reports, beside.structures),
+                            case_timings) as found:
                 volume, result, lesions = segment_input(found, args, checkpoints, device, progress, case_timings)
                 with progress.stage("write", case_timings):
-                    write_result(output, found.series, volume, result, checkpoints)
+                    write_result(output, found.series, volume, result, checkpoints, tables=reports,
+                                 measured=(name, lesions), structures=beside.structures)
         except LiverLesionSegError as exc:
             log.warning("Skipped input %d of %d: %s", number, len(outputs), exc)
             failed.append((input_path, exc))
             continue
         tables[name] = lesions
-        report(output, result, lesions, case_timings, progress, [], event="case")
+        report(output, result, lesions, case_timings, progress, [*reports, *filter(None, [beside.structures])],
+               event="case")
     if args.lesions and tables:
         from ..report import write_lesion_table
 

@@ -49,7 +49,7 @@ def export_to_dicom(labels: Volume, ct: Volume, source: SeriesInfo, folder: str 
     seg_path, report_path, structures_path = free_names(Path(folder), name)
     structures_path = structures_path if structures else None
     lesions, liver_ml = measure_labels(labels, ct, liver)
-    write_together(labels, source, models, output=seg_path, table=(report_path, name, lesions),
+    write_together(labels, source, models, output=seg_path, tables=[report_path], measured=(name, lesions),
                    structures=structures_path, liver_ml=liver_ml, corrected=corrected)
     return DicomExport(seg_path, report_path, structures_path, lesions, liver_ml, corrected)
 
@@ -64,22 +64,22 @@ def measure_labels(labels: Volume, ct: Volume, liver: bool = True) -> tuple[list
 
 def write_together(labels: Volume, source: Optional[SeriesInfo], models: Sequence[str], *,
                    output: Optional[Path] = None, probabilities: Optional[tuple[Path, Volume]] = None,
-                   table: Optional[tuple[Path, str, list[Lesion]]] = None, structures: Optional[Path] = None,
-                   liver_ml: Optional[float], corrected: bool = False) -> None:
+                   tables: Sequence[Path] = (), measured: Optional[tuple[str, list[Lesion]]] = None,
+                   structures: Optional[Path] = None, liver_ml: Optional[float], corrected: bool = False) -> None:
     """The outputs of one result, those given, written atomically together: all or none.
 
     `output`: the 0/1/2 label map, in the format its suffix names (`.dcm`: a DICOM SEG over
-    `source`); `probabilities`: (path, map); `table`: (path, the case's name, its lesions), a CSV
-    or (`.dcm`) a DICOM SR over `source` with the liver's volume `liver_ml` (None: the liver was
-    not segmented, and the DICOM objects hold the lesions alone); `structures`: the label map as a
-    DICOM RT structure set over `source`. `models` names the model(s) for the DICOM objects;
-    `corrected`: a reader edited the segmentation."""
+    `source`); `probabilities`: (path, map); `tables`: the lesion table of `measured` (the case's
+    name, its lesions), each a CSV or (`.dcm`) a DICOM SR over `source` with the liver's volume
+    `liver_ml` (None: the liver was not segmented, and the DICOM objects hold the lesions alone);
+    `structures`: the label map as a DICOM RT structure set over `source`. `models` names the
+    model(s) for the DICOM objects; `corrected`: a reader edited the segmentation."""
     from ..report import write_lesion_table
     from .rtstruct_write import save_rtstruct
     from .write import output_kind, save_image, save_labels
 
     segments = SEGMENTS if liver_ml is not None else (LESION,)
-    paths = [path for path in (output, probabilities and probabilities[0], table and table[0], structures) if path]
+    paths = [path for path in (output, probabilities and probabilities[0], *tables, structures) if path]
     with atomic_paths(*paths) as temporaries:
         written = dict(zip(paths, temporaries))
         if output is not None:
@@ -90,8 +90,8 @@ def write_together(labels: Volume, source: Optional[SeriesInfo], models: Sequenc
                 save_labels(written[output], labels, kind)
         if probabilities is not None:
             save_image(written[probabilities[0]], probabilities[1])
-        if table is not None:
-            path, case, lesions = table
+        for path in tables:
+            case, lesions = measured
             if is_dicom_report(path):
                 save_lesion_report(written[path], lesions, liver_ml, source, models, corrected)
             else:

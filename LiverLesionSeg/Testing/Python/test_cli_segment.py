@@ -116,8 +116,9 @@ def test_segment_writes_slicer_segmentation_probabilities_lesion_table_and_overl
 
 def test_lesion_report_as_dicom_sr_holds_the_lesion_table(model_path, tmp_path, capsys):
     """`--lesions report.dcm` on the sample case: a DICOM SR over its series whose lesion groups
-    hold the figures of the CSV that `--lesions table.csv` writes in the same run, and whose liver
-    group holds the summary's liver volume."""
+    hold the figures of the CSV that `--lesions table.csv` writes, and whose liver group holds the
+    summary's liver volume. `--sr` and a bare `--rtstruct` write the report and the structure set
+    beside the result ("NAME SR.dcm", "NAME RS.dcm"), in the same run as the CSV."""
     import csv
 
     import highdicom as hd
@@ -125,22 +126,29 @@ def test_lesion_report_as_dicom_sr_holds_the_lesion_table(model_path, tmp_path, 
     from LiverLesionSegLib.resources import sample_case_path
 
     runs = {}
-    for table in ("table.csv", "report.dcm"):
-        code = main(["segment", str(sample_case_path()), "-o", str(tmp_path / f"{table}.nii.gz"), "--model",
-                     str(model_path), "--lesions", str(tmp_path / table), "--progress", "json"])
+    for name, options in (("report", ["--lesions", str(tmp_path / "report.dcm")]),
+                          ("beside", ["--lesions", str(tmp_path / "table.csv"), "--sr", "--rtstruct"])):
+        code = main(["segment", str(sample_case_path()), "-o", str(tmp_path / f"{name}.nii.gz"), "--model",
+                     str(model_path), *options, "--progress", "json"])
         assert code == 0
-        runs[table] = [json.loads(line) for line in capsys.readouterr().out.splitlines()][-1]
+        runs[name] = [json.loads(line) for line in capsys.readouterr().out.splitlines()][-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["beside RS.dcm", "beside SR.dcm", "beside.nii.gz",
+                                                          "report.dcm", "report.nii.gz", "table.csv"]
     rows = list(csv.DictReader(open(tmp_path / "table.csv")))
-    report = hd.sr.srread(tmp_path / "report.dcm")
-    groups = report.content.get_planar_roi_measurement_groups()
-    assert len(rows) == len(groups) == runs["report.dcm"]["lesions"] >= 1
-    for row, group in zip(rows, groups):
-        values = {m.name.meaning: m.value for m in group.get_measurements()}
-        assert str(group.tracking_identifier) == f"Lesion {row['lesion']}"
-        assert values["Volume"] == pytest.approx(float(row["volume_ml"]), rel=1e-6)
-        assert values["Long axis"] == pytest.approx(float(row["longest_axial_diameter_mm"]), rel=1e-6)
-    (liver,) = report.content.get_image_measurement_groups()
-    assert liver.get_measurements()[0].value == pytest.approx(runs["report.dcm"]["liver_ml"], abs=0.01)
+    for report_path in (tmp_path / "report.dcm", tmp_path / "beside SR.dcm"):
+        report = hd.sr.srread(report_path)
+        groups = report.content.get_planar_roi_measurement_groups()
+        assert len(rows) == len(groups) == runs["report"]["lesions"] >= 1
+        for row, group in zip(rows, groups):
+            values = {m.name.meaning: m.value for m in group.get_measurements()}
+            assert str(group.tracking_identifier) == f"Lesion {row['lesion']}"
+            assert values["Volume"] == pytest.approx(float(row["volume_ml"]), rel=1e-6)
+            assert values["Long axis"] == pytest.approx(float(row["longest_axial_diameter_mm"]), rel=1e-6)
+        (liver,) = report.content.get_image_measurement_groups()
+        assert liver.get_measurements()[0].value == pytest.approx(runs["report"]["liver_ml"], abs=0.01)
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "beside.nii.gz")))
+    contoured = read_rtstruct_masks(tmp_path / "beside RS.dcm", read_input_volume(sample_case_path()))
+    assert np.array_equal(contoured["liver"], labels > 0) and np.array_equal(contoured["lesion"], labels == 2)
 
 
 def test_an_input_without_a_ct_is_refused_before_the_model_is_loaded(tmp_path, capsys):

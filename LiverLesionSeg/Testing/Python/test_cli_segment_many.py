@@ -69,13 +69,18 @@ def test_folders_named_with_dots_keep_their_whole_names(model_path, tmp_path):
 
 
 def test_dicom_seg_results_skip_an_input_that_is_no_dicom(data_dir, model_path, tmp_path, capsys):
-    """`--format dcm`: a SEG over each DICOM input's series; a NIfTI input cannot have one. JSON
-    progress gives an event per result and a last one listing what was skipped."""
+    """`--format dcm --sr --rtstruct`: a SEG, a lesion report and a structure set over each DICOM
+    input's series; a NIfTI input cannot have them, and nothing of it is written. JSON progress
+    gives an event per result and a last one listing what was skipped."""
+    import highdicom as hd
+
+    from LiverLesionSegLib.io.rtstruct import read_rtstruct_masks
+
     ct = read_input_volume(sample_case_path())
     sitk.WriteImage(ct.to_sitk(), str(tmp_path / "ct.nii.gz"))
     out = tmp_path / "results"
     code = main(["segment", str(sample_case_path()), str(tmp_path / "ct.nii.gz"), "-o", str(out), "--format", "dcm",
-                 "--model", str(model_path), "--progress", "json"])
+                 "--model", str(model_path), "--progress", "json", "--sr", "--rtstruct"])
     captured = capsys.readouterr()
     assert code == 6, captured.err  # the skipped input's kind: an output that cannot be made
     events = [json.loads(line) for line in captured.out.splitlines()]
@@ -84,8 +89,15 @@ def test_dicom_seg_results_skip_an_input_that_is_no_dicom(data_dir, model_path, 
     assert events[-2]["event"] == "done" and events[-2]["written"] == 1
     assert events[-2]["skipped"] == [str(tmp_path / "ct.nii.gz")] and events[-1]["event"] == "error"
     assert 0 < events[-2]["load_model_seconds"] < events[-2]["seconds"]  # the model is loaded once, for both
-    masks = read_seg_masks(out / f"{sample_case_path().name}.dcm", ct)
+    name = sample_case_path().name
+    assert sorted(p.name for p in out.iterdir()) == [f"{name} RS.dcm", f"{name} SR.dcm", f"{name}.dcm"]
+    masks = read_seg_masks(out / f"{name}.dcm", ct)
     assert masks["liver"].any()
+    contoured = read_rtstruct_masks(out / f"{name} RS.dcm", ct)
+    assert np.array_equal(contoured["liver"], masks["liver"] | masks["lesion"])
+    assert np.array_equal(contoured["lesion"], masks["lesion"])
+    report = hd.sr.srread(out / f"{name} SR.dcm")
+    assert len(report.content.get_planar_roi_measurement_groups()) == cases[0]["lesions"]
 
 
 def test_missing_inputs_and_clashing_names_are_refused_before_any_work(data_dir, model_path, tmp_path, capsys):
@@ -106,6 +118,10 @@ def test_missing_inputs_and_clashing_names_are_refused_before_any_work(data_dir,
     code = main(["segment", str(case), str(case), "-o", str(out), "--lesions", str(tmp_path / "report.dcm"),
                  "--progress", "none"])
     assert code == 6 and "a DICOM SR lesion report lies on one CT series" in _error_lines(capsys.readouterr().err)[0]
+    code = main(["segment", str(case), str(case), "-o", str(out), "--rtstruct", str(tmp_path / "rs.dcm"),
+                 "--progress", "none"])
+    error = _error_lines(capsys.readouterr().err)[0]
+    assert code == 6 and "an RT structure set lies on one CT series" in error and "without a file name" in error
     assert not out.exists()  # nothing made, not even the folder
     code = main(["segment", str(case), "-o", str(tmp_path / "x.nii.gz"), "--format", "dcm", "--progress", "none"])
     assert code == 6 and "--format is for several inputs" in _error_lines(capsys.readouterr().err)[0]
