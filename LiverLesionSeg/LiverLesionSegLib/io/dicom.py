@@ -48,6 +48,8 @@ SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"  # .7, .7.1 ... .7.4: scr
 # Fewer steps than this unlike the others are slices missing; as many or more, equal among
 # themselves, are a section at another spacing (a thin-slice section), resampled (`regularize`).
 SECTION_STEPS = 3
+DAMAGED = "damaged, truncated or empty DICOM file(s)"
+SLICE_SUFFIXES = {"", ".dcm", ".dicom", ".ima"}  # and numbers: files named by their UIDs (1.2.840....5)
 
 
 @dataclass
@@ -120,11 +122,12 @@ def scan_folder(folder: str | os.PathLike) -> FolderScan:
     series, skipped = scan_files(files)
     if skipped:
         LOG.debug("%s: %d of %d files are not DICOM images and were skipped", folder, len(skipped), len(files))
-    # A DICOM file (it has the DICM mark) without a series is truncated or damaged; DICOMDIR is the exception.
-    damaged = [path for path in skipped if path.name.upper() != "DICOMDIR" and _has_dicom_prefix(path)]
+    # A DICOM file (it has the DICM mark) without a series is truncated or damaged (DICOMDIR is the
+    # exception), and an empty file named as the slices are is a copy or download that failed.
+    damaged = [path for path in skipped if path.name.upper() != "DICOMDIR" and
+               (_has_dicom_prefix(path) or _is_empty_slice_file(path))]
     if damaged:
-        LOG.warning("%s: left out %d damaged or truncated DICOM file(s) that name no series, e.g. %s", folder,
-                    len(damaged), damaged[0])
+        LOG.warning("%s: left out %d %s that name no series, e.g. %s", folder, len(damaged), DAMAGED, damaged[0])
     return FolderScan(folder, series, skipped, damaged)
 
 
@@ -360,6 +363,10 @@ def _raise_no_images(scan: FolderScan) -> None:
         kinds = ", ".join(sorted({s.modality for s in scan.series}))
         raise InputError(f"holds only non-image DICOM objects ({kinds}), no CT series", scan.folder,
                          "give the folder that holds the CT slices")
+    if scan.damaged:
+        raise InputError(f"no readable DICOM files: {len(scan.damaged)} of its {len(scan.skipped)} files are "
+                         f"{DAMAGED} (e.g. {scan.damaged[0].name})", scan.folder,
+                         "copy or export the series again")
     if scan.skipped:
         raise InputError(f"no DICOM files found among its {len(scan.skipped)} files (e.g. {scan.skipped[0].name})",
                          scan.folder, "give a folder of DICOM CT slices, or a .nii/.nii.gz/.nrrd file")
@@ -376,7 +383,7 @@ def read_ct_folder(folder: str | os.PathLike, series: Optional[str | int] = None
 
 def read_chosen_series(scan: FolderScan, chosen: SeriesInfo) -> Volume:
     """`read_series`, where a gap in the slices may be one of the scan's damaged files: it says so."""
-    damaged = (f"the folder also holds {len(scan.damaged)} damaged or truncated DICOM file(s), e.g. "
+    damaged = (f"the folder also holds {len(scan.damaged)} {DAMAGED}, e.g. "
                f"{scan.damaged[0].name}, perhaps the missing slice(s); export the series again") if scan.damaged else ""
     try:
         volume = read_series(chosen)
@@ -748,6 +755,16 @@ def _int_or_none(value) -> Optional[int]:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _is_empty_slice_file(path: Path) -> bool:
+    """An empty file named as DICOM slices are (not a hidden file, no other kind's suffix)."""
+    try:
+        empty = path.stat().st_size == 0
+    except OSError:
+        return False
+    suffix = path.suffix.lower()
+    return empty and not path.name.startswith(".") and (suffix in SLICE_SUFFIXES or suffix[1:].isdigit())
 
 
 def _has_dicom_prefix(path: Path) -> bool:

@@ -506,7 +506,24 @@ def truncated_dicom_header(data_dir, tmp, model):
     """A DICOM slice cut inside its header: left out, and the gap it leaves names it."""
     folder, files = copy_six(data_dir, tmp, "cut-header")
     files[2].write_bytes(files[2].read_bytes()[:400])
-    return BadInput(segment(folder, tmp, model), GEOMETRY, "damaged or truncated dicom file", files[2].name)
+    return BadInput(segment(folder, tmp, model), GEOMETRY, "damaged, truncated or empty dicom file", files[2].name)
+
+
+@entry
+def empty_dicom_slice(data_dir, tmp, model):
+    """An empty file (0 bytes) in place of a slice, as a failed copy leaves it: the gap names it."""
+    folder, files = copy_six(data_dir, tmp, "copied")
+    files[2].write_bytes(b"")
+    return BadInput(segment(folder, tmp, model), GEOMETRY, "damaged, truncated or empty dicom file", files[2].name)
+
+
+@entry
+def every_dicom_file_empty(data_dir, tmp, model):
+    """A series whose files are all empty (0 bytes): a copy that stopped before any data."""
+    folder, files = copy_six(data_dir, tmp, "not-copied")
+    for path in files:
+        path.write_bytes(b"")
+    return BadInput(segment(folder, tmp, model), INPUT, "no readable dicom files", "not-copied")
 
 
 # --- NIfTI, NRRD and label maps --------------------------------------------------------------------

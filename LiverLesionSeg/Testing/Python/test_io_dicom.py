@@ -314,6 +314,25 @@ def test_truncated_file(small_series):
     assert_one_line(exc, "slice 103", "truncated")
 
 
+def test_empty_files_named_as_slices_are_taken_for_failed_copies(small_series):
+    """An empty file named as the slices are ("IM0007", "1.2.3.7", "x.dcm") is a slice whose copy
+    failed; an empty hidden file or one of another kind's suffix is not, and leaves the series alone."""
+    for name in (".DS_Store", "notes.txt", "IM0007", "1.2.3.7", "x.dcm"):
+        (small_series / name).write_bytes(b"")
+    scan = scan_folder(small_series)
+    assert [path.name for path in scan.damaged] == ["1.2.3.7", "IM0007", "x.dcm"] and len(scan.skipped) == 5
+    assert read_ct_folder(small_series).shape == (6, 512, 512)  # complete: the empty files change nothing
+    (small_series / "slice 102").write_bytes(b"")
+    with pytest.raises(GeometryError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "slice 101", "slice 103", "damaged, truncated or empty", "perhaps the missing slice")
+    for path in small_series.iterdir():
+        path.write_bytes(b"")
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "no readable DICOM files: 9 of its 11 files", "xport the series again")
+
+
 def _transcoded(source: Path, target: Path, syntax) -> None:
     """`source` written again by GDCM, its pixel data compressed as `syntax` (gdcm.TransferSyntax)."""
     import gdcm
