@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import OutputError
 from ..progress import JsonLinesProgress, Progress
-from .segment import case_name, check_distinct, dicom_outputs, find_input, print_measurements
+from .segment import BESIDE, DicomBeside, case_name, check_distinct, dicom_outputs, find_input, print_measurements
 
 
 def add_parser(sub, common) -> None:
@@ -37,9 +37,13 @@ def add_parser(sub, common) -> None:
     p.add_argument("-o", "--output", type=Path,
                    help="also write the segmentation: .dcm, a DICOM SEG over the CT's DICOM series (its segments "
                         "SEMIAUTOMATIC, the series marked as corrected), or a .nii.gz/.nrrd/.seg.nrrd label map")
-    p.add_argument("--rtstruct", type=Path, metavar="DCM",
+    p.add_argument("--rtstruct", type=Path, metavar="DCM", nargs="?", const=BESIDE,
                    help="also write the segmentation as a DICOM RT structure set over the CT's DICOM series, for "
-                        "radiotherapy and radioembolisation planning systems")
+                        "radiotherapy and radioembolisation planning systems; without DCM, beside the -o output "
+                        "as 'NAME RS.dcm'")
+    p.add_argument("--sr", action="store_true",
+                   help="also write the lesions as a DICOM SR measurement report beside the -o output, as "
+                        "'NAME SR.dcm' (as --lesions REPORT.dcm writes one anywhere)")
     p.add_argument("--overlay", type=Path, metavar="PNG",
                    help="also write a PNG of the segmentation on the CT slice with the most lesion")
     p.set_defaults(run=run)
@@ -51,7 +55,9 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..io.dicom_export import measure_labels, write_together
     from ..io.write import output_kind
 
-    outputs = [path for path in (args.output, args.lesions, args.rtstruct, args.overlay) if path is not None]
+    beside = DicomBeside.of(args.output, args)
+    tables = [path for path in (args.lesions, beside.report) if path is not None]
+    outputs = [path for path in (args.output, *tables, beside.structures, args.overlay) if path is not None]
     if not outputs:
         raise OutputError("no output given", None, "add --lesions TABLE.csv (or REPORT.dcm), -o SEG.dcm, or both")
     kind = output_kind(args.output) if args.output else None
@@ -59,8 +65,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     for path in outputs:
         check_writable(path)
     timings: dict[str, float] = {}
-    with find_input(args.ct, args.series, dicom_outputs(args.output, kind, [args.lesions] if args.lesions else [],
-                                                        args.rtstruct),
+    with find_input(args.ct, args.series, dicom_outputs(args.output, kind, tables, beside.structures),
                     timings) as found:
         with progress.stage("read", timings):
             ct = found.read()
@@ -71,8 +76,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         with progress.stage("write", timings):
             given = "segmentation " + ", ".join(path.name for path in args.segmentation)
             write_together(labels, found.series, [given[:64]], output=args.output, liver_ml=liver_ml, corrected=True,
-                           tables=[args.lesions] if args.lesions else [], measured=(case_name(args.ct), lesions),
-                           structures=args.rtstruct)
+                           tables=tables, measured=(case_name(args.ct), lesions), structures=beside.structures)
             if args.overlay:
                 from ..plots import plot_overlay
 

@@ -186,7 +186,11 @@ class DicomBeside:
     structures: Optional[Path]
 
     @classmethod
-    def of(cls, output: Path, args: argparse.Namespace) -> "DicomBeside":
+    def of(cls, output: Optional[Path], args: argparse.Namespace) -> "DicomBeside":
+        if output is None and (args.sr or args.rtstruct is BESIDE):
+            raise OutputError("--sr, and --rtstruct without a file name, write beside the -o output, and none was "
+                              "given", None, "add -o OUTPUT, or give --lesions REPORT.dcm and --rtstruct RS.dcm")
+
         def beside(kind: str) -> Path:
             return output.with_name(f"{_stem(output)} {kind}.dcm")
 

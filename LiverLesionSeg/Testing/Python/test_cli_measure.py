@@ -17,6 +17,7 @@ from LiverLesionSegLib.cli import main
 from LiverLesionSegLib.io.cases import find_cases, load_case
 from LiverLesionSegLib.io.dicomseg import read_seg_masks
 from LiverLesionSegLib.io.images import read_image
+from LiverLesionSegLib.io.rtstruct import read_rtstruct_masks
 from LiverLesionSegLib.io.write import write_image, write_segmentation_output
 from LiverLesionSegLib.lesions import lesion_table
 from LiverLesionSegLib.resources import sample_case_path
@@ -49,11 +50,19 @@ def rows(path) -> list[dict]:
 
 
 def test_label_map_measured_and_written_as_dicom_seg_and_report(reference, data_dir, tmp_path, capsys):
+    """`--lesions report.dcm -o seg.dcm`; `--sr` and a bare `--rtstruct` write the same report and
+    the structure set beside the SEG."""
     labels_path, ct, labels, expected = reference
     code = measure(data_dir / CASE / SERIES, labels_path, "--lesions", tmp_path / "report.dcm",
-                   "-o", tmp_path / "seg.dcm")
+                   "-o", tmp_path / "seg.dcm", "--sr", "--rtstruct")
     out = capsys.readouterr().out
     assert code == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["report.dcm", "seg RS.dcm", "seg SR.dcm", "seg.dcm"]
+    contoured = read_rtstruct_masks(tmp_path / "seg RS.dcm", ct)
+    assert np.array_equal(contoured["liver"], labels > 0) and np.array_equal(contoured["lesion"], labels == 2)
+    beside = hd.sr.srread(tmp_path / "seg SR.dcm").content.get_planar_roi_measurement_groups()
+    assert [{m.name.meaning: m.value for m in group.get_measurements()}["Volume"] for group in beside] == \
+        pytest.approx([lesion.volume_ml for lesion in expected], rel=1e-6)
     assert f"Lesions: {len(expected)}" in out and f"lesion 1: {expected[0].volume_ml:.2f} mL" in out
     masks = read_seg_masks(tmp_path / "seg.dcm", ct)
     assert np.array_equal(masks["lesion"] > 0, labels == 2)
@@ -179,6 +188,9 @@ def test_no_output_or_an_output_over_an_input_is_refused(reference, data_dir, tm
     labels_path, _, _, _ = reference
     assert measure(data_dir / CASE / SERIES, labels_path) == 6
     assert "no output given" in capsys.readouterr().err
+    assert measure(data_dir / CASE / SERIES, labels_path, "--lesions", tmp_path / "t.csv", "--rtstruct") == 6
+    assert "write beside the -o output, and none was given" in capsys.readouterr().err
+    assert not (tmp_path / "t.csv").exists()
     digest = file_digest(labels_path)
     assert measure(data_dir / CASE / SERIES, labels_path, "-o", labels_path) == 6
     assert "would overwrite the input" in capsys.readouterr().err
