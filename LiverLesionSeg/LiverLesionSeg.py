@@ -2,9 +2,9 @@
 model further on corrected segmentations.
 
 Slicer glue only: widgets <-> the parameter node <-> the library (`LiverLesionSegLib`). Everything
-that can be tested without the application lives in the library: `mrml` (nodes), `segment_job`
-(segmentation in a background thread), `training_process` (training in a background process and
-the model catalogue), `dependencies` and `parameters`.
+that can be tested without the application lives in the library: `mrml` (nodes), `mrml_charts`
+(the training charts), `segment_job` (segmentation in a background thread), `training_process`
+(training in a background process and the model catalogue), `dependencies` and `parameters`.
 """
 
 import contextlib
@@ -526,9 +526,9 @@ class LiverLesionSegLogic(ScriptedLoadableModuleLogic):
         return table
 
     def newTrainingCharts(self, name):
-        from LiverLesionSegLib import mrml
+        from LiverLesionSegLib.mrml_charts import TrainingCharts
 
-        return mrml.TrainingCharts(slicer.mrmlScene, name)
+        return TrainingCharts(slicer.mrmlScene, name)
 
 
 # --- test -----------------------------------------------------------------------------------------

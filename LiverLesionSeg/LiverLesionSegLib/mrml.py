@@ -1,4 +1,5 @@
-"""MRML nodes <-> the core's values. The one module of the library that imports `slicer`.
+"""MRML nodes <-> the core's values. It and `mrml_charts` (the training charts) are the library's
+only modules that import `slicer`.
 
 It runs in the Slicer application and on the `slicer-core` wheel (real MRML classes, no Qt and no
 `slicer.app`), so it uses only what both have: scene methods, VTK, `vtkOrientedImageData`, the
@@ -32,6 +33,7 @@ from vtk.util import numpy_support
 from .errors import InputError
 from .metrics import COMPARISON_COLUMNS, CaseMetrics, evaluate_case
 from .parameters import SegmentParameters
+from .progress import number_or_nan
 from .segments import LESION, LIVER, SegmentSpec, meaning_of_segment_name
 from .volume import LPS_TO_RAS, Volume
 
@@ -307,8 +309,8 @@ def compare_segmentations(volume_node, segmentation_node, reference_node, table_
     measures = evaluate_case(volume_node.GetName(), ours > 0, ours == LESION.label, reference > 0,
                              reference == LESION.label, grid.spacing)
     table_node = table_node or comparison_table(volume_node.GetScene())
-    values = [_number(getattr(measures, name)) for name, _, _ in COMPARISON_COLUMNS]
-    table_node.GetTable().InsertNextRow(_row(volume_node.GetName(), segmentation_node.GetName(),
+    values = [number_or_nan(getattr(measures, name)) for name, _, _ in COMPARISON_COLUMNS]
+    table_node.GetTable().InsertNextRow(variant_row(volume_node.GetName(), segmentation_node.GetName(),
                                              reference_node.GetName(), *values))
     table_node.GetTable().Modified()
     table_node.Modified()
@@ -323,7 +325,7 @@ def comparison_table(scene):
         if tables.GetItemAsObject(n).GetAttribute(COMPARISON_TABLE_ATTRIBUTE):
             return tables.GetItemAsObject(n)
     names = [(title, vtk.vtkStringArray) for title in ("Volume", "Segmentation", "Reference")]
-    node = _table(scene, "LiverLesionSeg comparisons",
+    node = new_table_node(scene, "LiverLesionSeg comparisons",
                   names + [(title, vtk.vtkDoubleArray) for _, title, _ in COMPARISON_COLUMNS])
     for _, title, unit in COMPARISON_COLUMNS:
         if unit:
@@ -620,76 +622,10 @@ def _check_pair(volume_node, segmentation_node) -> None:
                          segmentation_node.GetName(), "put both under the same transform (Data module)")
 
 
-# --- training charts -----------------------------------------------------------------------------
+# --- table helpers (also for the training charts, mrml_charts) ----------------------------------
 
-class TrainingCharts:
-    """Plot chart nodes of a training run, updated from its progress events: the loss per step
-    with a dashed vertical line at each cycle boundary, and the validation Dice per epoch."""
-
-    def __init__(self, scene, name: str = "Training"):
-        self.scene = scene
-        self.loss_table = _table(scene, f"{name} loss", [("Step", vtk.vtkIntArray), ("Loss", vtk.vtkDoubleArray)])
-        # Two rows (bottom and top of the line) and one x column per boundary; one series each.
-        self.boundary_table = _table(scene, f"{name} cycle boundaries", [("Loss", vtk.vtkDoubleArray)])
-        self.boundary_table.GetTable().SetNumberOfRows(2)
-        self.dice_table = _table(scene, f"{name} validation Dice",
-                                 [("Epoch", vtk.vtkIntArray), ("Lesion Dice", vtk.vtkDoubleArray),
-                                  ("Liver Dice", vtk.vtkDoubleArray)])
-        self.loss_chart = _chart(scene, f"{name} loss per step", "step", "training loss")
-        self.dice_chart = _chart(scene, f"{name} validation Dice per epoch", "epoch", "validation Dice")
-        self.dice_chart.SetYAxisRange(0.0, 1.0)
-        self.dice_chart.SetYAxisRangeAuto(False)
-        _add_series(scene, self.loss_chart, self.loss_table, "Step", "Loss", "loss per step", (0.12, 0.47, 0.71))
-        _add_series(scene, self.dice_chart, self.dice_table, "Epoch", "Lesion Dice", "lesion Dice",
-                    (1.0, 0.23, 0.19), markers=True)
-        _add_series(scene, self.dice_chart, self.dice_table, "Epoch", "Liver Dice", "liver Dice",
-                    (0.17, 0.63, 0.17), markers=True)
-        self._last_step: Optional[dict] = None
-
-    def add_events(self, events: Iterable[dict]) -> None:
-        """Append what `step` and `epoch` events say; other events are ignored. The tables are
-        signalled once per call, so pass a whole batch of lines at a time."""
-        loss, dice = self.loss_table.GetTable(), self.dice_table.GetTable()
-        for event in events:
-            kind = event.get("event")
-            if kind == "step" and _is_number(event.get("loss")):
-                if self._last_step is not None and event.get("cycle") != self._last_step.get("cycle"):
-                    self._add_boundary((self._last_step["step"] + event["step"]) / 2, event.get("cycle"))
-                loss.InsertNextRow(_row(int(event["step"]), float(event["loss"])))
-                self._last_step = event
-            elif kind == "epoch" and (_is_number(event.get("val_lesion_dice")) or _is_number(event.get("val_liver_dice"))):
-                dice.InsertNextRow(_row(int(event["epoch"]), _number(event.get("val_lesion_dice")),
-                                        _number(event.get("val_liver_dice"))))
-        self._stretch_boundaries()
-        for table_node in (self.loss_table, self.dice_table, self.boundary_table):
-            table_node.GetTable().Modified()
-            table_node.Modified()
-
-    def boundary_steps(self) -> list[float]:
-        """Where the cycle boundary lines stand, in steps (half-way between two cycles' steps)."""
-        table = self.boundary_table.GetTable()
-        return [table.GetValue(0, c).ToDouble() for c in range(1, table.GetNumberOfColumns())]
-
-    def _add_boundary(self, x: float, cycle) -> None:
-        column_name = f"Cycle {cycle} start"
-        column = vtk.vtkDoubleArray()
-        column.SetName(column_name)
-        column.SetNumberOfValues(2)
-        column.Fill(float(x))
-        self.boundary_table.GetTable().AddColumn(column)
-        _add_series(self.scene, self.loss_chart, self.boundary_table, column_name, "Loss", column_name.lower(),
-                    (0.5, 0.5, 0.5), dashed=True)
-
-    def _stretch_boundaries(self) -> None:
-        """Boundary lines run from 0 to the largest loss so far."""
-        losses = numpy_support.vtk_to_numpy(self.loss_table.GetTable().GetColumn(1))
-        top = float(np.nanmax(losses)) if len(losses) else 1.0
-        heights = self.boundary_table.GetTable().GetColumn(0)
-        heights.SetValue(0, 0.0)
-        heights.SetValue(1, top)
-
-
-def _table(scene, name: str, columns) -> object:
+def new_table_node(scene, name: str, columns) -> object:
+    """A table node named `name` (made unique) with empty `columns`: (name, VTK array class)."""
     node = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
     for column_name, array_class in columns:
         column = array_class()
@@ -699,45 +635,12 @@ def _table(scene, name: str, columns) -> object:
     return node
 
 
-def _chart(scene, title: str, x_title: str, y_title: str):
-    chart = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", scene.GenerateUniqueName(title))
-    chart.SetTitle(title)
-    chart.SetXAxisTitle(x_title)
-    chart.SetYAxisTitle(y_title)
-    chart.SetLegendVisibility(True)
-    return chart
-
-
-def _add_series(scene, chart, table_node, x: str, y: str, name: str, colour, dashed: bool = False,
-                markers: bool = False):
-    series = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", scene.GenerateUniqueName(f"{chart.GetName()} {name}"))
-    series.SetName(name)
-    series.SetAndObserveTableNodeID(table_node.GetID())
-    series.SetXColumnName(x)
-    series.SetYColumnName(y)
-    series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter)
-    series.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleCircle if markers
-                          else slicer.vtkMRMLPlotSeriesNode.MarkerStyleNone)
-    series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleDash if dashed
-                        else slicer.vtkMRMLPlotSeriesNode.LineStyleSolid)
-    series.SetColor(*colour)
-    chart.AddAndObservePlotSeriesNodeID(series.GetID())
-    return series
-
-
-def _row(*values) -> "vtk.vtkVariantArray":
+def variant_row(*values) -> "vtk.vtkVariantArray":
+    """A table row of `values`, for `vtkTable.InsertNextRow`."""
     row = vtk.vtkVariantArray()
     for value in values:
         row.InsertNextValue(vtk.vtkVariant(value))
     return row
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
-
-
-def _number(value) -> float:
-    return float(value) if _is_number(value) else float("nan")
 
 
 # --- training cases from the scene ---------------------------------------------------------------

@@ -12,7 +12,6 @@ the spacing.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -25,6 +24,7 @@ from matplotlib.patches import Patch
 
 from .errors import GeometryError, InputError
 from .io.atomic import atomic_path, check_writable
+from .progress import is_finite_number, number_or_nan
 from .volume import Volume
 
 CT_WINDOW_HU = (-100.0, 250.0)
@@ -39,7 +39,7 @@ PANEL_INCHES = 3.2
 def plot_loss(history: Mapping[str, Any], path: str | os.PathLike, log_scale: bool = False) -> Path:
     """Training loss per step, the mean per epoch over it, and dashed lines at cycle boundaries."""
     check_writable(path)
-    steps = [s for s in history.get("steps") or [] if _is_number(s.get("loss"))]
+    steps = [s for s in history.get("steps") or [] if is_finite_number(s.get("loss"))]
     if not steps:
         raise InputError("the training history holds no step losses", hint="plot a history from a training run")
     x = _positions([s.get("step") for s in steps])
@@ -67,8 +67,8 @@ def plot_dice(history: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """
     check_writable(path)
     epochs = list(history.get("epochs") or [])
-    lesion = np.array([_number_or_nan(e.get("val_lesion_dice")) for e in epochs], dtype=float)
-    liver = np.array([_number_or_nan(e.get("val_liver_dice")) for e in epochs], dtype=float)
+    lesion = np.array([number_or_nan(e.get("val_lesion_dice")) for e in epochs], dtype=float)
+    liver = np.array([number_or_nan(e.get("val_liver_dice")) for e in epochs], dtype=float)
     if not (np.isfinite(lesion).any() or np.isfinite(liver).any()):
         raise InputError("the training history holds no validation Dice",
                          hint="train with validation cases to get this plot")
@@ -111,7 +111,7 @@ def _mark_cycles(axes, x: np.ndarray, cycles: Sequence[Any]) -> None:
 def _positions(values: Sequence[Any]) -> np.ndarray:
     """The values themselves when they are numbers that increase, else 1, 2, 3 ... (for example
     epoch numbers that restart with every cycle)."""
-    if values and all(_is_number(v) for v in values):
+    if values and all(is_finite_number(v) for v in values):
         array = np.array(values, dtype=float)
         if np.all(np.diff(array) > 0):
             return array
@@ -281,11 +281,3 @@ def _save(figure: Figure, path: str | os.PathLike) -> Path:
     finally:
         figure.clear()  # free the artists now rather than at garbage collection
     return Path(path)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _number_or_nan(value: Any) -> float:
-    return float(value) if _is_number(value) else math.nan

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import numbers
 import sys
 import threading
 import time
@@ -169,6 +170,17 @@ def format_timings(timings: dict[str, float]) -> str:
     """'read 0.21 s, model 0.70 s, ...; total 1.40 s' for the stage durations of a run."""
     stages = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings.items())
     return f"{stages}; total {sum(timings.values()):.2f} s"
+
+
+def is_finite_number(value) -> bool:
+    """A value read from an event or a run's history is a usable number: an int or float (not a
+    bool, not NaN or infinite; JSON brings NaN as null)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def number_or_nan(value) -> float:
+    """A value read from an event as a float, NaN where it is no usable number (a gap in a plot)."""
+    return float(value) if is_finite_number(value) else math.nan
 
 
 def _finite(event: Event) -> Event:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from LiverLesionSegLib import mrml
+from LiverLesionSegLib.mrml_charts import TrainingCharts
 from LiverLesionSegLib.segments import LESION, LIVER, SEGMENTS
 from LiverLesionSegLib.volume import LPS_TO_RAS, Volume
 
@@ -364,10 +365,10 @@ def check_cancel_leaves_scene_unchanged(scene, ct: Volume, model_path, device: s
     return events
 
 
-def check_training_charts(scene, events: list[dict]) -> mrml.TrainingCharts:
+def check_training_charts(scene, events: list[dict]) -> TrainingCharts:
     """Chart nodes fed a progress stream in batches hold every step's loss, a boundary between
     cycles, and the validation Dice of every validated epoch."""
-    charts = mrml.TrainingCharts(scene, "Recorded")
+    charts = TrainingCharts(scene, "Recorded")
     for start in range(0, len(events), 7):  # as the panel polls: a few lines at a time
         charts.add_events(events[start:start + 7])
     steps = [e for e in events if e.get("event") == "step"]

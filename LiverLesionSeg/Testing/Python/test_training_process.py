@@ -15,6 +15,7 @@ slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel")
 
 import slicer_logic_cases as cases  # noqa: E402
 from LiverLesionSegLib import mrml  # noqa: E402
+from LiverLesionSegLib.mrml_charts import TrainingCharts  # noqa: E402
 from LiverLesionSegLib.training_process import (ModelCatalogue, ModelEntry, TrainingProcess,  # noqa: E402
                                                 TrainingSettings, describe_event, format_eta, parse_progress_line,
                                                 step_percent, step_text)
@@ -60,7 +61,7 @@ def test_training_run_adds_its_model_and_keeps_earlier_ones(scene_case, catalogu
     settings = TrainingSettings([str(scene_case)], cycles=2, epochs_per_cycle=1, start_from="scratch",
                                 device="cpu", extra=QUICK + ["--size", "64"])
     scene = slicer.vtkMRMLScene()
-    charts = mrml.TrainingCharts(scene, "Live")
+    charts = TrainingCharts(scene, "Live")
     process = TrainingProcess(settings, tmp_path / "runs", catalogue_with_earlier_model, label="test").start()
     assert process.running and process.run_dir.is_dir()
 
