@@ -247,6 +247,8 @@ class Config:
              "train.learning_rate must be positive and at least min_learning_rate"),
             (t.batch_size >= 1 and t.background_fraction >= 0 and t.lesion_oversample >= 0,
              "train.batch_size must be 1 or more; background_fraction and lesion_oversample 0 or more"),
+            (isinstance(t.seed, int) and not isinstance(t.seed, bool) and 0 <= t.seed < 2 ** 32,
+             "train.seed must be a whole number from 0 to 4294967295"),
             (0 < i.liver_threshold < 1 and 0 < i.lesion_threshold < 1, "inference thresholds must lie in (0, 1)"),
             (i.lesion_grow_threshold is None or 0 < i.lesion_grow_threshold <= 1,
              "inference.lesion_grow_threshold must be None (off) or lie in (0, 1]"),

@@ -38,6 +38,9 @@ def test_wrong_type_is_named():
     ("preprocess", "hu_max", -500.0, "hu_min must be below hu_max"),
     ("preprocess", "size", 100, "multiple of 32"),
     ("train", "cycles", 0, "cycles and epochs_per_cycle"),
+    ("train", "seed", -1, "seed"),  # a generator's seed cannot be negative: was an internal error
+    ("train", "seed", 2 ** 32, "seed"),
+    ("train", "seed", 1.5, "seed"),
     ("augment", "flip_lr", 1.5, "probabilities"),
     ("inference", "lesion_threshold", 1.0, "thresholds"),
     ("inference", "lesion_grow_threshold", 0.0, "lesion_grow_threshold"),
