@@ -78,7 +78,14 @@ def _plot_case(args: argparse.Namespace, progress: Progress) -> list[Path]:
         case = load_case(find_cases([args.source])[0])
         ct, truth_lesion, truth_liver, name = case.ct, case.lesion, case.liver, case.name
     except InputError:  # a CT without labels
-        ct, truth_lesion, truth_liver, name = read_input_volume(args.source), None, None, args.source.name
+        try:
+            ct, truth_lesion, truth_liver, name = read_input_volume(args.source), None, None, args.source.name
+        except InputError as exc:
+            if not args.source.is_dir() or exc.path != str(args.source):
+                raise  # not a folder, or a fault of one of its files: that file's own message
+            # a folder that is no CT may be a run folder without its history yet: say both
+            raise type(exc)(f"is neither a training run (it has no history.json) nor a CT: {exc.problem}",
+                            exc.path, "give a run folder, its history.json or checkpoint, or a case or CT") from None
     device = choose_device(args.device)
     checkpoint = load_model(args.model, device)
     result = segment_volume(ct, checkpoint, None, device, progress)

@@ -7,6 +7,7 @@ import matplotlib.image
 import pytest
 import SimpleITK as sitk
 
+import bad_inputs
 from LiverLesionSegLib.checkpoint import read_metadata
 from LiverLesionSegLib.cli import main
 from LiverLesionSegLib.io.cases import find_cases, find_input_ct, load_case
@@ -119,6 +120,21 @@ def test_plot_history_from_run_and_from_checkpoint(run_dir, tmp_path):
         image = matplotlib.image.imread(tmp_path / folder / "loss.png")
         assert image.std() > 0.01
         assert (tmp_path / folder / "dice.png").exists()
+
+
+def test_plot_of_a_folder_that_is_no_run_and_no_ct_says_both(data_dir, tmp_path, capsys):
+    """A run folder before its history is written, or a wrong folder: neither a run nor a CT, in
+    one line; a fault inside a folder's file keeps that file's own message."""
+    (tmp_path / "run").mkdir()
+    assert main(["plot", str(tmp_path / "run"), "--out", str(tmp_path / "p"), "--progress", "none"]) == 3
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"liverlesionseg: error: {tmp_path / 'run'}: is neither a training run (it has no "
+                            "history.json) nor a CT: no DICOM files found")
+    files = bad_inputs.copy_slices(data_dir, tmp_path / "ct")
+    files[2].write_bytes(files[2].read_bytes()[:-5000])  # its pixel data cut short
+    assert main(["plot", str(tmp_path / "ct"), "--out", str(tmp_path / "p"), "--progress", "none"]) == 3
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "neither a training run" not in error and f"{files[2]}: cannot decode" in error
 
 
 def test_plot_prediction_panels_for_a_case(run_dir, data_dir, tmp_path):
