@@ -38,6 +38,7 @@ HEADER_TAGS = [
     "SeriesDescription", "InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient",
     "ReferencedSeriesSequence", "NumberOfFrames", "SharedFunctionalGroupsSequence", "AcquisitionNumber",
     "ReferencedFrameOfReferenceSequence",  # an RTSTRUCT's referenced series lie in it
+    "PatientID", "StudyInstanceUID", "StudyDate",  # a folder of several patients or studies is ambiguous
 ]
 
 # Modalities whose objects are not images to segment (they may sit beside the CT).
@@ -69,6 +70,9 @@ class SeriesInfo:
     # Where one series holds several acquisitions over the same positions (phases stored under one
     # UID), each is a SeriesInfo of its own: its AcquisitionNumber; None otherwise.
     acquisition: Optional[int] = None
+    patient_id: str = ""
+    study_uid: str = ""
+    study_date: str = ""  # YYYYMMDD as DICOM writes it, or empty
 
     @property
     def images(self) -> int:
@@ -246,6 +250,9 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisit
         multiframe={path: frames for path, header in kept
                     if (frames := _int_or_none(header.get("NumberOfFrames")) or 1) > 1},
         acquisition=acquisition,
+        patient_id=str(first.get("PatientID", "") or "").strip(),
+        study_uid=str(first.get("StudyInstanceUID", "") or ""),
+        study_date=str(first.get("StudyDate", "") or "").strip(),
     )
     if left_out:
         LOG.warning("%s: left out %d image(s) of another orientation than the %d kept (%s), e.g. %s",
@@ -283,7 +290,8 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
     """The CT series to segment: `series` (UID, number or description) or the best candidate.
 
     Without `series`, a series referenced by a DICOM SEG in the folder comes first (it is the one
-    the case is about), then the one with the most axial slices. The choice is logged.
+    the case is about), then the one with the most axial slices. The choice is logged. CT series of
+    several patients or studies, none referenced, are refused: there the choice is the user's.
     """
     images = [s for s in scan.series if s.modality.upper() not in NON_IMAGE_MODALITIES]
     if not images:
@@ -296,6 +304,8 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
     if not ct:
         _require_ct(images[0])
     referenced = {uid for s in scan.series for uid in s.referenced_series_uids}
+    if not referenced & {s.uid for s in ct}:
+        _refuse_several_patients_or_studies(scan.folder, ct)
 
     def rank(s: SeriesInfo):
         # of two acquisitions in one series, the later (a portal venous phase after an arterial one)
@@ -320,6 +330,29 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
     for s in non_ct:
         LOG.info("%s: left out %s: modality %s, not CT", scan.folder, s.label, s.modality or "unknown")
     return chosen
+
+
+def _refuse_several_patients_or_studies(folder: Path, ct: list[SeriesInfo]) -> None:
+    """CT series of several patients, or of several studies (a baseline and a follow-up on one CD),
+    leave no best candidate: which one to segment is the user's choice, not a guess."""
+    for what, key in (("patients", lambda s: s.patient_id), ("studies", lambda s: s.study_uid)):
+        groups: dict[str, list[SeriesInfo]] = {}
+        for s in ct:
+            if key(s):  # anonymised files may lack the element: those do not tell groups apart
+                groups.setdefault(key(s), []).append(s)
+        if len(groups) > 1:
+            listing = "; ".join(f"{_group_name(what, members[0])}: " +
+                                ", ".join(f"{s.label} ({s.images} slices)" for s in members)
+                                for members in sorted(groups.values(), key=lambda m: m[0].study_date))
+            raise InputError(f"holds the CT series of {len(groups)} {what} ({listing})", folder,
+                             "give the folder of one, or pass --series with the UID of the series to segment")
+
+
+def _group_name(what: str, series: SeriesInfo) -> str:
+    if what == "patients":
+        return f"patient '{series.patient_id}'"
+    date = series.study_date
+    return f"study of {date[:4]}-{date[4:6]}-{date[6:]}" if len(date) == 8 and date.isdigit() else "undated study"
 
 
 def _select(folder: Path, images: list[SeriesInfo], wanted: str | int) -> SeriesInfo:

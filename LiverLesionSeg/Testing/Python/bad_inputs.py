@@ -377,6 +377,17 @@ def several_series_and_an_unknown_choice(data_dir, tmp, model):
 
 
 @entry
+def baseline_and_follow_up_in_one_folder(data_dir, tmp, model):
+    """A patient's CD with a baseline and a follow-up CT (two studies): which to segment is asked, not guessed."""
+    folder, _ = copy_six(data_dir, tmp, "cd")
+    study, series = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    for path in copy_slices(data_dir, tmp / "cd" / "follow-up"):
+        edit(path, StudyInstanceUID=study, StudyDate="20000301", SeriesInstanceUID=series, SeriesNumber=2,
+             SOPInstanceUID=pydicom.uid.generate_uid())
+    return BadInput(segment(folder, tmp, model), INPUT, "holds the ct series of 2 studies", "cd")
+
+
+@entry
 def ultrasound_series(data_dir, tmp, model):
     """An ultrasound series instead of a CT series."""
     folder = six_edited(data_dir, tmp, "us", Modality="US")

@@ -314,6 +314,49 @@ def test_truncated_file(small_series):
     assert_one_line(exc, "slice 103", "truncated")
 
 
+def _second_series(small_series: Path, folder: Path, **changes) -> Path:
+    """A copy of the six slices as another series (new series and instance UIDs), `changes` set."""
+    slices = sorted(path for path in small_series.iterdir() if path.is_file())
+    folder.mkdir()
+    uid = pydicom.uid.generate_uid()
+    for path in slices:
+        ds = pydicom.dcmread(path)
+        ds.SeriesInstanceUID, ds.SOPInstanceUID = uid, pydicom.uid.generate_uid()
+        for keyword, value in changes.items():
+            setattr(ds, keyword, value)
+        ds.save_as(folder / path.name)
+    return folder
+
+
+def test_ct_series_of_two_studies_are_not_guessed_between(small_series):
+    """A baseline and a follow-up CT on one CD: which to segment is asked for, with both studies'
+    dates and series, and --series with a UID picks one."""
+    follow_up = _second_series(small_series, small_series / "follow-up", StudyInstanceUID=pydicom.uid.generate_uid(),
+                               StudyDate="20240131", SeriesNumber=2)
+    baseline = pydicom.dcmread(next(small_series.glob("slice *")))
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "holds the CT series of 2 studies", "study of 2024-01-31: series 2", "(6 slices)",
+                    f"UID {baseline.SeriesInstanceUID}", "pass --series with the UID")
+    chosen = pydicom.dcmread(next(follow_up.iterdir())).SeriesInstanceUID
+    assert chosen in read_ct_folder(small_series, series=chosen).source
+
+
+def test_ct_series_of_two_patients_are_refused_naming_them(small_series):
+    _second_series(small_series, small_series / "other", PatientID="OTHER-42", StudyInstanceUID=pydicom.uid.generate_uid())
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "holds the CT series of 2 patients", "patient 'OTHER-42'", "patient '1211'")
+
+
+def test_two_series_of_one_study_are_still_chosen_between(small_series, caplog):
+    """Two series of one study (a thin and a thick reconstruction): the usual choice, logged."""
+    _second_series(small_series, small_series / "again", SeriesDescription="again")
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        assert read_ct_folder(small_series).shape == (6, 512, 512)
+    assert "equally good candidates" in caplog.text
+
+
 def test_empty_files_named_as_slices_are_taken_for_failed_copies(small_series):
     """An empty file named as the slices are ("IM0007", "1.2.3.7", "x.dcm") is a slice whose copy
     failed; an empty hidden file or one of another kind's suffix is not, and leaves the series alone."""
