@@ -15,7 +15,7 @@ log = logging.getLogger("LiverLesionSeg")
 
 SAMPLE_OUTPUT = Path("liverlesionseg-sample.seg.nrrd")
 BESIDE = True  # --rtstruct without a file name: beside each result
-MANY_FORMATS = ("seg.nrrd", "nii.gz", "nrrd", "dcm")  # results of several inputs
+MANY_FORMATS = ("seg.nrrd", "nii.gz", "nrrd", "mha", "dcm")  # results of several inputs
 # command-line option -> the inference setting it overrides (None: the model's own)
 OPTIONS = {
     "lesion_threshold": "lesion_threshold", "lesion_grow_threshold": "lesion_grow_threshold",
@@ -41,7 +41,7 @@ def add_parser(sub, common) -> None:
                         "bundled sample case); several inputs are segmented one after the other into the folder -o "
                         "names, the model loaded once")
     p.add_argument("-o", "--output", type=Path,
-                   help="label map .nii.gz/.nii/.nrrd (0 background, 1 liver, 2 lesion), Slicer .seg.nrrd, or .dcm: "
+                   help="label map .nii.gz/.nii/.nrrd/.mha (0 background, 1 liver, 2 lesion), Slicer .seg.nrrd, or .dcm: "
                         "a DICOM SEG over the input's DICOM series (for a PACS); with several inputs, a folder")
     p.add_argument("--format", choices=MANY_FORMATS,
                    help="with several inputs: each result's format, written as FOLDER/NAME.FORMAT, NAME from its "

@@ -118,7 +118,7 @@ def _create_temporary_beside(path: Path, temporaries: list[Path]) -> None:
     Listed first, so that an interrupt (Ctrl-C, SIGTERM) arriving between the file's creation
     and its listing cannot leave it behind: the caller's clean-up removes every listed name.
     """
-    suffix = "".join(path.suffixes) or ".tmp"
+    suffix = "".join(path.suffixes).lower() or ".tmp"  # writers such as ITK's know their suffixes in lower case
     while True:
         tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{PARTIAL}{suffix}"
         temporaries.append(tmp)

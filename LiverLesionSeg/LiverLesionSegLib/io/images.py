@@ -33,6 +33,17 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(IMAGE_SUFFIXES)
 
 
+def mixed_case_nifti_suffix(path: str | os.PathLike) -> Optional[str]:
+    """A NIfTI suffix written in mixed case ('.Nii', '.nii.GZ'), which the NIfTI library (and so
+    ITK, SimpleITK and Slicer) refuses to read; None for any other name."""
+    name = Path(path).name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            written = name[-len(suffix):]
+            return written if written not in (suffix, suffix.upper()) else None
+    return None
+
+
 def image_stem(path: str | os.PathLike) -> str:
     """The file name without its image suffix (`liver_3.nii.gz` -> `liver_3`)."""
     name = Path(path).name
@@ -53,6 +64,10 @@ def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
         raise InputError("is not a file", path, f"give {IMAGE_FILES}")
     if not is_image_file(path):
         raise InputError("is not a NIfTI, NRRD or MetaImage file", path, f"give {IMAGE_FILES}")
+    mixed = mixed_case_nifti_suffix(path)
+    if mixed:
+        raise InputError(f"its suffix '{mixed}' mixes lower and upper case, which NIfTI readers refuse", path,
+                         f"rename it {mixed.lower()} (or {mixed.upper()})")
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:

@@ -23,8 +23,9 @@ from ..errors import OutputError
 from ..segments import SEGMENTS
 from ..volume import Volume
 from .atomic import atomic_path, write_failure_errno
+from .images import mixed_case_nifti_suffix
 
-LABEL_MAP_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
+LABEL_MAP_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
 SEGMENTATION_SUFFIX = ".seg.nrrd"
 DICOM_SEG_SUFFIX = ".dcm"
 # zlib level 1: label maps compress almost as well as at level 9, in a fraction of the time
@@ -39,11 +40,15 @@ def output_kind(path: str | os.PathLike) -> str:
     if name.endswith(SEGMENTATION_SUFFIX):
         return "segmentation"
     if name.endswith(LABEL_MAP_SUFFIXES):
+        mixed = mixed_case_nifti_suffix(path)
+        if mixed:
+            raise OutputError(f"a NIfTI file whose suffix '{mixed}' mixes lower and upper case cannot be read back "
+                              "(NIfTI readers refuse it)", path, f"name it {mixed.lower()} or {mixed.upper()}")
         return "labelmap"
     if name.endswith(DICOM_SEG_SUFFIX):
         return "dicom-seg"
     raise OutputError("unknown output format", path,
-                      "name the output .nii.gz or .nrrd (label map), .seg.nrrd (Slicer segmentation) or .dcm "
+                      "name the output .nii.gz, .nrrd or .mha (label map), .seg.nrrd (Slicer segmentation) or .dcm "
                       "(DICOM SEG)")
 
 
@@ -75,7 +80,7 @@ def save_image(path: Path, volume: Volume) -> None:
     import SimpleITK as sitk
 
     if not str(path).lower().endswith(LABEL_MAP_SUFFIXES):
-        raise OutputError("unknown image format", path, "name it .nii.gz, .nii or .nrrd")
+        raise OutputError("unknown image format", path, "name it .nii.gz, .nii, .nrrd or .mha")
     with _c_library_messages() as messages:
         try:
             sitk.WriteImage(volume.to_sitk(), str(path), useCompression=True, compressionLevel=FAST_COMPRESSION)

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from LiverLesionSegLib.errors import GeometryError, InputError
+from LiverLesionSegLib.errors import GeometryError, InputError, OutputError
 from LiverLesionSegLib.io.dicomseg import read_seg_case
 from LiverLesionSegLib.io.images import image_stem, read_image, read_label_map
 from LiverLesionSegLib.io.ircadb import read_ircadb_case
+from LiverLesionSegLib.io.write import write_segmentation_output
 from LiverLesionSegLib.volume import Volume
 
 
@@ -223,3 +224,28 @@ def test_image_stem():
     assert image_stem("volume-7.nii") == "volume-7"
     assert image_stem("image.nrrd") == "image"
     assert image_stem("a/1.2.840.1234.mha") == "1.2.840.1234"
+
+
+@pytest.mark.parametrize("name", ["LABELS.NII.GZ", "labels.mha", "Labels.NRRD", "labels.NII"])
+def test_label_maps_written_under_any_name_a_reader_takes_read_back(small, tmp_path, name):
+    """Upper-case suffixes (as some file managers write them) and MetaImage: the temporary file the
+    writer makes has a lower-case suffix, which ITK's NIfTI writer needs, and the file reads back."""
+    labels = np.zeros(small.shape, np.uint8)
+    labels[2, 5:9, 5:9], labels[3, 6:8, 6:8] = 1, 2
+    write_segmentation_output(tmp_path / name, small.with_array(labels))
+    assert sorted(path.name for path in tmp_path.iterdir()) == [name]
+    assert_same_volume(read_image(tmp_path / name), small.with_array(labels))
+
+
+@pytest.mark.parametrize("name", ["labels.Nii", "labels.Nii.Gz", "labels.nii.GZ"])
+def test_nifti_names_in_mixed_case_are_refused_both_ways(small, tmp_path, name):
+    """The NIfTI library refuses '.Nii': such a file is named as the problem, not as damaged, and no
+    output is written under such a name, which nothing could read back."""
+    with pytest.raises(OutputError, match="mixes lower and upper case"):
+        write_segmentation_output(tmp_path / name, small)
+    assert not list(tmp_path.iterdir())
+    write_sitk(small, tmp_path / "image.nii.gz")
+    (tmp_path / "image.nii.gz").rename(tmp_path / name)
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / name)
+    assert_one_line(exc, name, "mixes lower and upper case", "Rename it")
