@@ -5,6 +5,7 @@ Shared by the `.seg.nrrd` and DICOM SEG writers and the Slicer logic so both des
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Optional
 
@@ -50,22 +51,34 @@ LESION = SegmentSpec("liver_lesion", "Liver lesion", 2, (144 / 255, 238 / 255, 1
 SEGMENTS = (LIVER, LESION)
 
 # Words in the names users give segments (in the Segment Editor, other tools, planning systems)
-# that tell what they are (lower case).
-LESION_WORDS = ("lesion", "tumor", "tumour", "mass", "metasta", "hcc", "nodule", "cancer", "carcinoma", "neoplas")
-NOT_LIVER_WORDS = ("vessel", "vein", "arter", "duct", "cyst", "kyst")  # in the liver, but not liver tissue
+# that tell what they are: lower case, without accents (names are compared so), in English and the
+# languages of sites that name segments in their own (German, French, Spanish, Italian,
+# Portuguese, Dutch, Chinese, Japanese).
+LIVER_WORDS = ("liver", "leber", "foie", "higado", "fegato", "figado", "lever", "肝")
+LESION_WORDS = ("lesion", "tumor", "tumour", "tumeur", "mass", "metast", "hcc", "nodul", "cancer", "carcinom",
+                "neoplas", "lasion", "laesie", "lesao", "raumforderung", "herd", "肿瘤", "腫瘍", "病灶", "病変", "癌")
+NOT_LIVER_WORDS = ("vessel", "vein", "vena", "vene", "arter", "duct", "cyst", "kyst", "zyst", "quiste", "cisti",
+                   "gefass", "pfortader", "血管", "囊肿", "嚢胞")  # in the liver, but not liver tissue
 RT_TARGETS = ("gtv", "ctv", "itv", "ptv")  # radiotherapy's target volumes; the gross tumour (GTV) is the lesion
 
 
 def meaning_of_segment_name(name: str) -> str | None:
     """'liver', 'lesion' or None for a segment (or ROI) name as users type it: "Liver"; "Liver
     lesion", "Tumor 2", "HCC", "GTV1"; TG-263's "Liver-GTV" (the liver less its target) is liver;
-    vessels, cysts, planning margins (PTV, CTV) and other organs are neither."""
-    text = name.strip().lower()
+    vessels, cysts, planning margins (PTV, CTV) and other organs are neither. Also in other
+    languages ("Leber", "Lebermetastase", "lésion", "肝"), accents or none."""
+    text = _plain(name)
     organ, _, subtracted = text.partition("-")
-    if organ.strip().startswith("liver") and subtracted.strip().startswith(RT_TARGETS):
+    if organ.strip().startswith(LIVER_WORDS) and subtracted.strip().startswith(RT_TARGETS):
         return "liver"
     if text.startswith("gtv") or any(word in text for word in LESION_WORDS):
         return "lesion"
-    if text.startswith("liver") and not any(word in text for word in NOT_LIVER_WORDS):
+    if text.startswith(LIVER_WORDS) and not any(word in text for word in NOT_LIVER_WORDS):
         return "liver"
     return None
+
+
+def _plain(name: str) -> str:
+    """A name in lower case without accents ("Läsion" -> "lasion", "Gefäß" -> "gefass")."""
+    decomposed = unicodedata.normalize("NFKD", name.strip().casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))

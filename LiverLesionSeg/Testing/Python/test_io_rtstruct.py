@@ -152,7 +152,13 @@ def test_pydicoms_own_structure_set_reads_on_its_grid(tmp_path):
     ("HCC", "", "lesion"), ("PTV", "PTV", None), ("CTV_5mm", "CTV", None), ("SpinalCord", "ORGAN", None),
     ("Stomach", "AVOIDANCE", None), ("liver_lesion", "", "lesion"), ("Liver-lesion 2", "", "lesion"),
     ("Liver vessels", "", None), ("Hepatic vein", "", None), ("liver cyst", "", None),
-    ("cystic metastasis", "", "lesion")])
+    ("cystic metastasis", "", "lesion"),
+    # other languages, with their accents or without
+    ("Leber", "", "liver"), ("Lebermetastase 1", "", "lesion"), ("Leberzyste", "", None), ("Pfortader", "", None),
+    ("Läsion 3", "", "lesion"), ("Foie", "", "liver"), ("lésion hépatique", "", "lesion"), ("Tumeur", "", "lesion"),
+    ("Hígado", "", "liver"), ("quiste hepático", "", None), ("Fegato", "", "liver"), ("Fígado", "", "liver"),
+    ("lesão", "", "lesion"), ("Lever", "", "liver"), ("肝脏", "", "liver"), ("肝癌", "", "lesion"),
+    ("肝腫瘍", "", "lesion"), ("肝血管", "", None), ("Niere", "", None)])
 def test_rois_sorted_by_name_and_interpreted_type(name, interpreted, meaning):
     """As segment names are read everywhere (Slicer's segments, .seg.nrrd, DICOM SEG labels), and
     an unnamed ROI whose interpreted type is GTV as a lesion."""
