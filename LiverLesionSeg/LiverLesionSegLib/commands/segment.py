@@ -165,9 +165,12 @@ def load_checkpoints(args: argparse.Namespace, progress: Progress, timings: dict
     models = args.model or [None]
     with progress.stage("load model", timings):
         checkpoints = [load_model(path, device) for path in models]
+    given = [f"--{option.replace('_', '-')} {_shown(getattr(args, option))}" for option in OPTIONS
+             if getattr(args, option) is not None]
     for path, checkpoint in zip(models, checkpoints):
         _apply_options(checkpoint.config.inference, args)
-        checkpoint.config.validated(str(path or "bundled model"))
+        # a setting out of range is most often one the command line gave: name those too
+        checkpoint.config.validated(str(path or "bundled model") + (f" with {' '.join(given)}" if given else ""))
     return device, checkpoints
 
 
@@ -254,6 +257,11 @@ def write_result(output: Path, source, volume, result, checkpoints: list,
     write_together(volume.with_array(result.label_map()), source, [c.path.name for c in checkpoints], output=output,
                    probabilities=(probabilities, result.lesion_probability) if probabilities else None,
                    tables=tables, measured=measured, structures=structures, liver_ml=result.liver_ml)
+
+
+def _shown(value) -> str:
+    """An option's value as a user types it (-1, not -1.0)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _apply_options(config, args: argparse.Namespace) -> None:

@@ -215,7 +215,8 @@ def assert_refused(case, tmp_path: Path, capsys, options: list[str], message: st
     capsys.readouterr()
     bad = tmp_path / "bad.nii.gz"
     assert main(["segment", str(case), "-o", str(bad), "--progress", "none", *options]) != 0
-    assert message in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert message in error and f"bundled model with {' '.join(options)}:" in error  # the option named as given
     assert not bad.exists()
 
 
