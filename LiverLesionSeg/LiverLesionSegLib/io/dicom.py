@@ -13,6 +13,7 @@ The chosen series is reported in `Volume.source`, as
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import struct
@@ -79,9 +80,10 @@ class SeriesInfo:
         """How many slices the series holds: a multi-frame file counts its frames."""
         return len(self.files) + sum(frames - 1 for frames in self.multiframe.values())
 
-    @property
+    @functools.cached_property
     def folder(self) -> Path:
-        """The folder holding the files (their common parent)."""
+        """The folder holding the files (their common parent; worked out once: messages and
+        writers ask for it per frame)."""
         if not self.files:
             return Path(".")
         return Path(os.path.commonpath([str(f.parent) for f in self.files]))
