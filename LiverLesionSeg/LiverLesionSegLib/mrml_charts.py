@@ -54,7 +54,8 @@ class TrainingCharts:
                 loss.InsertNextRow(variant_row(int(event["step"]), float(event["loss"])))
                 self._last_step = event
             elif kind == "epoch" and any(is_finite_number(event.get(key)) for key in DICE_KEYS):
-                dice.InsertNextRow(variant_row(int(event["epoch"]), *(number_or_nan(event.get(key)) for key in DICE_KEYS)))
+                dice_values = (number_or_nan(event.get(key)) for key in DICE_KEYS)
+                dice.InsertNextRow(variant_row(int(event["epoch"]), *dice_values))
         self._stretch_boundaries()
         for table_node in (self.loss_table, self.dice_table, self.boundary_table):
             table_node.GetTable().Modified()

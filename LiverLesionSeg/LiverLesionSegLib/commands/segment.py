@@ -41,8 +41,8 @@ def add_parser(sub, common) -> None:
                         "bundled sample case); several inputs are segmented one after the other into the folder -o "
                         "names, the model loaded once")
     p.add_argument("-o", "--output", type=Path,
-                   help="label map .nii.gz/.nii/.nrrd/.mha (0 background, 1 liver, 2 lesion), Slicer .seg.nrrd, or .dcm: "
-                        "a DICOM SEG over the input's DICOM series (for a PACS); with several inputs, a folder")
+                   help="label map .nii.gz/.nii/.nrrd/.mha (0 background, 1 liver, 2 lesion), Slicer .seg.nrrd, or "
+                        ".dcm: a DICOM SEG over the input's DICOM series (for a PACS); with several inputs, a folder")
     p.add_argument("--format", choices=MANY_FORMATS,
                    help="with several inputs: each result's format, written as FOLDER/NAME.FORMAT, NAME from its "
                         "input (default: seg.nrrd)")
