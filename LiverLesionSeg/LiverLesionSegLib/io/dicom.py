@@ -336,10 +336,12 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
 
 def _refuse_several_patients_or_studies(folder: Path, ct: list[SeriesInfo]) -> None:
     """CT series of several patients, or of several studies (a baseline and a follow-up on one CD),
-    leave no best candidate: which one to segment is the user's choice, not a guess."""
+    leave no best candidate: which one to segment is the user's choice, not a guess. Only axial
+    volumes count: a study's scout or dose screen alone does not make it a candidate."""
+    volumes = [s for s in ct if s.is_axial and s.images > 1]
     for what, key in (("patients", lambda s: s.patient_id), ("studies", lambda s: s.study_uid)):
         groups: dict[str, list[SeriesInfo]] = {}
-        for s in ct:
+        for s in volumes:
             if key(s):  # anonymised files may lack the element: those do not tell groups apart
                 groups.setdefault(key(s), []).append(s)
         if len(groups) > 1:

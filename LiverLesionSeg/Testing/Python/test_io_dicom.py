@@ -342,6 +342,14 @@ def test_ct_series_of_two_studies_are_not_guessed_between(small_series):
     assert chosen in read_ct_folder(small_series, series=chosen).source
 
 
+def test_a_single_image_of_another_study_does_not_make_it_a_candidate(small_series):
+    """A scout (or a dose screen) of another study beside the CT: no choice to ask for."""
+    scout = _second_series(small_series, small_series / "scout", StudyInstanceUID=pydicom.uid.generate_uid())
+    for path in sorted(scout.iterdir())[1:]:
+        path.unlink()
+    assert read_ct_folder(small_series).shape == (6, 512, 512)
+
+
 def test_ct_series_of_two_patients_are_refused_naming_them(small_series):
     _second_series(small_series, small_series / "other", PatientID="OTHER-42", StudyInstanceUID=pydicom.uid.generate_uid())
     with pytest.raises(InputError) as exc:
