@@ -12,7 +12,8 @@ from ..progress import JsonLinesProgress, Progress
 
 log = logging.getLogger("LiverLesionSeg")
 
-PREDICTION_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha", ".dcm")
+# "NAME SEG.dcm" and "NAME RS.dcm": as Slicer's export and `segment --rtstruct` name them
+PREDICTION_SUFFIXES = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha", ".dcm", " SEG.dcm", " RS.dcm")
 
 
 def add_parser(sub, common) -> None:
@@ -27,7 +28,8 @@ def add_parser(sub, common) -> None:
                              "times, with the majority vote of those models")
     source.add_argument("--predictions", type=Path, metavar="DIR",
                         help="saved label maps named CASE.nii.gz / CASE.nrrd / CASE.mha / CASE.seg.nrrd (1 liver, "
-                             "2 lesion), or DICOM SEGs or RTSTRUCTs made on the case's CT series named CASE.dcm")
+                             "2 lesion), or DICOM SEGs or RTSTRUCTs made on the case's CT series named CASE.dcm "
+                             "(or 'CASE SEG.dcm', 'CASE RS.dcm', as Slicer's export names them)")
     p.add_argument("--save-predictions", action="store_true", help="also write each case's label map (CASE.nii.gz)")
     p.add_argument("--panels", action="store_true", help="also write prediction panels (CASE.png)")
     p.add_argument("--batch-size", type=int, help="slices per batch")
@@ -121,7 +123,7 @@ def _read_prediction(folder: Path, case):
             return read_segmentation(path, case.ct)
     raise InputError(f"no prediction for case {case.name}", folder,
                      f"name it {case.name}.nii.gz, {case.name}.nrrd, {case.name}.mha, {case.name}.seg.nrrd or "
-                     f"{case.name}.dcm (DICOM SEG or RTSTRUCT)")
+                     f"{case.name}.dcm (DICOM SEG or RTSTRUCT; or '{case.name} SEG.dcm', '{case.name} RS.dcm')")
 
 
 def _prepare_out(out: Path) -> None:

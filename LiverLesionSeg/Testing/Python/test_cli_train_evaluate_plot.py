@@ -74,16 +74,18 @@ def test_evaluate_a_model_then_its_saved_predictions(run_dir, data_dir, tmp_path
         assert again[0][key] == rows[0][key], key
 
 
-def test_evaluate_reads_dicom_seg_predictions(data_dir, tmp_path):
-    """A DICOM SEG named CASE.dcm, made on the case's series: here the reference with its lesion
-    drawn as liver, so the liver is perfect and the one lesion is missed."""
+@pytest.mark.parametrize("suffix", [".dcm", " SEG.dcm"])
+def test_evaluate_reads_dicom_seg_predictions(data_dir, tmp_path, suffix):
+    """A DICOM SEG named CASE.dcm (or "CASE SEG.dcm", as Slicer's export names it), made on the
+    case's series: here the reference with its lesion drawn as liver, so the liver is perfect and
+    the one lesion is missed."""
     folder = data_dir / "tace" / "RadCTTACEomics_0697"
     case = load_case(find_cases([folder])[0])
     labels = case.label_map()
     labels[labels == 2] = 1
     (tmp_path / "preds").mkdir()
-    save_dicom_seg(tmp_path / "preds" / f"{case.name}.dcm", case.ct.with_array(labels), find_input_ct(folder).series,
-                   ["reader"])
+    save_dicom_seg(tmp_path / "preds" / f"{case.name}{suffix}", case.ct.with_array(labels),
+                   find_input_ct(folder).series, ["reader"])
     code = main(["evaluate", str(folder), "--predictions", str(tmp_path / "preds"), "--out", str(tmp_path / "r"),
                  "--progress", "none"])
     assert code == 0
