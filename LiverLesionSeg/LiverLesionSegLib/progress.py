@@ -173,7 +173,7 @@ def format_timings(timings: dict[str, float]) -> str:
 
 
 def is_finite_number(value) -> bool:
-    """A value read from an event or a run's history is a usable number: an int or float (not a
+    """A value read from an event or a run's history is a usable number: a real number (not a
     bool, not NaN or infinite; JSON brings NaN as null)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ..errors import OutputError
 from ..progress import JsonLinesProgress, Progress
-from .segment import BESIDE, DicomBeside, case_name, check_distinct, dicom_outputs, find_input, print_measurements
+from .segment import (DicomBeside, add_beside_options, case_name, check_distinct, dicom_outputs, find_input,
+                      print_measurements)
 
 
 def add_parser(sub, common) -> None:
@@ -37,13 +38,7 @@ def add_parser(sub, common) -> None:
     p.add_argument("-o", "--output", type=Path,
                    help="also write the segmentation: .dcm, a DICOM SEG over the CT's DICOM series (its segments "
                         "SEMIAUTOMATIC, the series marked as corrected), or a .nii.gz/.nrrd/.seg.nrrd label map")
-    p.add_argument("--rtstruct", type=Path, metavar="DCM", nargs="?", const=BESIDE,
-                   help="also write the segmentation as a DICOM RT structure set over the CT's DICOM series, for "
-                        "radiotherapy and radioembolisation planning systems; without DCM, beside the -o output "
-                        "as 'NAME RS.dcm'")
-    p.add_argument("--sr", action="store_true",
-                   help="also write the lesions as a DICOM SR measurement report beside the -o output, as "
-                        "'NAME SR.dcm' (as --lesions REPORT.dcm writes one anywhere)")
+    add_beside_options(p, "the segmentation", "the CT's", "the -o output")
     p.add_argument("--overlay", type=Path, metavar="PNG",
                    help="also write a PNG of the segmentation on the CT slice with the most lesion")
     p.set_defaults(run=run)
@@ -56,7 +51,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..io.write import output_kind
 
     beside = DicomBeside.of(args.output, args)
-    tables = [path for path in (args.lesions, beside.report) if path is not None]
+    tables = beside.tables(args.lesions)
     outputs = [path for path in (args.output, *tables, beside.structures, args.overlay) if path is not None]
     if not outputs:
         raise OutputError("no output given", None, "add --lesions TABLE.csv (or REPORT.dcm), -o SEG.dcm, or both")

@@ -51,13 +51,7 @@ def add_parser(sub, common) -> None:
                    help="also write the lesion table: .csv, or .dcm for a DICOM SR measurement report over the "
                         "input's DICOM series (TID 1500: each lesion's long axis line, short axis, volume, median "
                         "CT value)")
-    p.add_argument("--rtstruct", type=Path, metavar="DCM", nargs="?", const=BESIDE,
-                   help="also write the liver and its lesions as a DICOM RT structure set over the input's DICOM "
-                        "series, for radiotherapy and radioembolisation planning systems; without DCM (and with "
-                        "several inputs), beside each result as 'NAME RS.dcm'")
-    p.add_argument("--sr", action="store_true",
-                   help="also write each result's lesions as a DICOM SR measurement report over its input's DICOM "
-                        "series, beside the result as 'NAME SR.dcm' (as --lesions REPORT.dcm writes one input's)")
+    add_beside_options(p, "the liver and its lesions", "the input's", "each result (and so with several inputs)")
     p.add_argument("--overlay", type=Path, metavar="PNG", help="also write a PNG of the result on a CT slice")
     p.add_argument("--model", type=Path, metavar="FILE", action="append",
                    help="a checkpoint (default: the bundled model); given several times (three, say, trained "
@@ -132,7 +126,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         raise OutputError("no output given", None, "add -o OUT.seg.nrrd or -o OUT.nii.gz")
     overlay = args.overlay or (output.with_name(_stem(output) + ".png") if given is None else None)
     beside = DicomBeside.of(output, args)
-    tables = [path for path in (args.lesions, beside.report) if path is not None]
+    tables = beside.tables(args.lesions)
     outputs = [p for p in (output, args.probabilities, *tables, beside.structures, overlay) if p is not None]
     kind = output_kind(output)
     check_distinct(outputs, [input_path])
@@ -180,6 +174,18 @@ REPORT_OUTPUT = ("a DICOM SR lesion report", "write the lesion table as .csv ins
 STRUCTURES_OUTPUT = ("a DICOM RT structure set", "write a .seg.nrrd or .nii.gz instead")
 
 
+def add_beside_options(p, contents: str, series: str, beside: str) -> None:
+    """`--rtstruct [DCM]` and `--sr`, which `DicomBeside` reads: `contents` what the structure set
+    holds, `series` whose DICOM series the objects lie on, `beside` where they go without a name."""
+    p.add_argument("--rtstruct", type=Path, metavar="DCM", nargs="?", const=BESIDE,
+                   help=f"also write {contents} as a DICOM RT structure set over {series} DICOM series, for "
+                        f"radiotherapy and radioembolisation planning systems; without DCM, beside {beside} as "
+                        "'NAME RS.dcm'")
+    p.add_argument("--sr", action="store_true",
+                   help=f"also write the lesions as a DICOM SR measurement report over {series} DICOM series, "
+                        f"beside {beside} as 'NAME SR.dcm' (as --lesions REPORT.dcm writes one anywhere)")
+
+
 @dataclass
 class DicomBeside:
     """The DICOM objects `--sr` and a bare `--rtstruct` ask for beside a result: "NAME SR.dcm" and
@@ -199,6 +205,15 @@ class DicomBeside:
 
         return cls(beside("SR") if args.sr else None,
                    beside("RS") if args.rtstruct is BESIDE else args.rtstruct)
+
+    def tables(self, lesions: Optional[Path] = None) -> list[Path]:
+        """The lesion tables to write: `lesions` (--lesions, CSV or SR) and the report beside, those asked for."""
+        return [path for path in (lesions, self.report) if path is not None]
+
+    @property
+    def paths(self) -> list[Path]:
+        """The files asked for beside the result."""
+        return [path for path in (self.report, self.structures) if path is not None]
 
 
 def dicom_outputs(output: Optional[Path], kind: Optional[str], tables: Sequence[Path],

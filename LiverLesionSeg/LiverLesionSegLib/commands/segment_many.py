@@ -44,8 +44,8 @@ def run_many(args: argparse.Namespace, progress: Progress) -> int:
     outputs = [folder / f"{name}.{args.format or DEFAULT_FORMAT}" for name in names]
     besides = [DicomBeside.of(output, args) for output in outputs]
     _check_names(args.input, names, folder)
-    to_write = outputs + [path for beside in besides for path in (beside.report, beside.structures) if path] + \
-        ([args.lesions] if args.lesions else [])
+    beside_paths = [path for beside in besides for path in beside.paths]
+    to_write = outputs + beside_paths + ([args.lesions] if args.lesions else [])
     check_distinct(to_write, args.input)
     kind = output_kind(outputs[0])
     created = not folder.exists()
@@ -60,7 +60,7 @@ def run_many(args: argparse.Namespace, progress: Progress) -> int:
     for number, (input_path, output, name, beside) in enumerate(zip(args.input, outputs, names, besides), 1):
         log.info("Input %d of %d: %s", number, len(outputs), input_path)
         case_timings: dict[str, float] = {}
-        reports = [beside.report] if beside.report else []
+        reports = beside.tables()
         try:
             with find_input(input_path, args.series, dicom_outputs(output, kind, reports, beside.structures),
                             case_timings) as found:
@@ -73,8 +73,7 @@ def run_many(args: argparse.Namespace, progress: Progress) -> int:
             failed.append((input_path, exc))
             continue
         tables[name] = lesions
-        report(output, result, lesions, case_timings, progress, [*reports, *filter(None, [beside.structures])],
-               event="case")
+        report(output, result, lesions, case_timings, progress, beside.paths, event="case")
     if args.lesions and tables:
         from ..report import write_lesion_table
 
