@@ -184,8 +184,15 @@ def _window(hu_min: float, hu_max: float) -> Callable[[Config], None]:
         a.synthetic_hypodense = tuple(v * scale for v in a.synthetic_hypodense)
         a.synthetic_hyperdense = tuple(v * scale for v in a.synthetic_hyperdense)
         a.brightness, a.noise = a.brightness * scale, a.noise * scale
+        a.enhancement_floor *= scale
         a.mass_density = tuple((old_min + v * old_width - hu_min) / (hu_max - hu_min) for v in a.mass_density)
         c.preprocess.hu_min, c.preprocess.hu_max = hu_min, hu_max
+    return change
+
+
+def _enhancement(share: float) -> Callable[[Config], None]:
+    def change(c: Config) -> None:
+        c.augment.liver_enhancement = share
     return change
 
 
@@ -240,6 +247,9 @@ TRAINED: dict[str, tuple[str, Callable[[Config], None]]] = {
     "bundled-narrow-window": ("today's bundled recipe with the HU window -20 to 200 (about nnU-Net's clipping on "
                               "liver CT) instead of -100 to 250, the augmentations given in window units rescaled to "
                               "keep their size in HU", _bundled(_window(-20.0, 200.0))),
+    "bundled-enhancement": ("today's bundled recipe, each slice with liver trained as if enhanced by up to 25 % "
+                            "more or less about the liver's median (another bolus, delay or tube voltage)",
+                            _bundled(_enhancement(0.25))),
 }
 # name -> (what changes, the trained variant whose models are measured, the change to its inference)
 INFERENCE_ONLY: dict[str, tuple[str, str, Callable[[Config], None]]] = {

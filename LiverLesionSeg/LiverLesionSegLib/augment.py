@@ -25,6 +25,8 @@ def augment_batch(images: torch.Tensor, targets: torch.Tensor, config: AugmentCo
         images, targets = add_synthetic_lesions(images, targets, config, generator)
     if config.masses_beside_liver > 0:
         images, targets = add_masses_beside_liver(images, targets, config, generator)
+    if config.liver_enhancement > 0:  # after the painted lesions and masses: their contrast changes too
+        images = vary_enhancement(images, targets, config, generator)
     n = images.shape[0]
     theta = random_affines(n, config, generator)
     both = torch.cat([images, targets], dim=1)
@@ -63,6 +65,28 @@ def random_affines(n: int, config: AugmentConfig, generator: torch.Generator) ->
     scaling = torch.diag_embed(torch.stack([extent * flip_x, extent * flip_y], -1))
     linear = rotation @ shearing @ scaling
     return torch.cat([linear, torch.stack([shift_x, shift_y], -1)[:, :, None]], dim=2)
+
+
+def vary_enhancement(images: torch.Tensor, targets: torch.Tensor, config: AugmentConfig,
+                     generator: torch.Generator) -> torch.Tensor:
+    """Each slice with liver as if the contrast agent had enhanced it by a random share more or less
+    (within +-`liver_enhancement`; another bolus, delay or tube voltage): what the contrast agent
+    raises (soft tissue above water) scales by that share, and the whole slice is then shifted back
+    so that the liver's median stays where it was, as the liver-relative box puts it at inference.
+    Its contrast to the liver scales, a lesion's too; what lies more than `enhancement_floor` below
+    the liver's median (fat, air: not enhanced) moves by a constant. All channels alike."""
+    liver = targets[:, 0] > 0.5
+    index = liver.flatten(1).any(1).nonzero().flatten()
+    if index.numel() == 0:
+        return images
+    share = config.liver_enhancement * (2 * torch.rand(index.numel(), generator=generator) - 1)
+    centre = images[index, images.shape[1] // 2]
+    median = torch.stack([plane[mask].median() for plane, mask in zip(centre, liver[index])])
+    share, median = share.view(-1, 1, 1, 1), median.view(-1, 1, 1, 1)
+    images = images.clone()
+    difference = (images[index] - median).clamp(min=-config.enhancement_floor)
+    images[index] = images[index] + share * difference
+    return images
 
 
 def jitter_intensity(images: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:

@@ -104,6 +104,12 @@ class AugmentConfig:
     masses_beside_liver: float = 0.0
     mass_radius: tuple[float, float] = (4.0, 28.0)
     mass_density: tuple[float, float] = (0.3, 0.55)
+    # Another enhancement (see augment.vary_enhancement): each slice with liver as if enhanced by a
+    # random share up to this much more or less, about the liver's median; what lies more than
+    # `enhancement_floor` below it (in window units; 0.29: 100 HU in the default window) is not
+    # enhanced tissue. 0: off.
+    liver_enhancement: float = 0.0
+    enhancement_floor: float = 0.29
     # Each training case also seen as a reconstruction about this thick (mm): its slices averaged in
     # groups of the nearest whole number, when that is 2 or more. Clinics send 5 mm CT; a model that
     # only saw thin slices takes the partial-volume blur of thick ones for lesion. None: off.
@@ -242,6 +248,8 @@ class Config:
              "augment.mirrored_lesion_strength must be an increasing positive range up to 2"),
             (0 < a.mass_radius[0] <= a.mass_radius[1] and 0 <= a.mass_density[0] <= a.mass_density[1] <= 1,
              "augment.mass_radius must be an increasing positive range and mass_density one within [0, 1]"),
+            (0 <= a.liver_enhancement < 1 and a.enhancement_floor >= 0,
+             "augment.liver_enhancement must lie in [0, 1) and enhancement_floor be 0 or more"),
             (t.cycles >= 1 and t.epochs_per_cycle >= 1, "train.cycles and epochs_per_cycle must be 1 or more"),
             (0 <= t.min_learning_rate <= t.learning_rate and t.learning_rate > 0,
              "train.learning_rate must be positive and at least min_learning_rate"),

@@ -75,3 +75,35 @@ def test_flip_lr_mirrors_columns(flip_lr, expected_column):
                            crop_probability=0, contrast=0, brightness=0, noise=0)
     out, _ = augment_batch(x, torch.zeros(1, 2, 32, 32), config, torch.Generator().manual_seed(0))
     assert out[0, 0, 16].argmax().item() == expected_column
+
+
+def test_another_enhancement_scales_contrast_to_the_liver_and_keeps_its_median():
+    """Liver at 0.57, a lesion 0.2 darker, fat 0.5 darker (below the floor): one slice with liver
+    and one without. The liver stays, the lesion's contrast scales by one share, fat moves by the
+    floor times that share, and the slice without liver is left as it was."""
+    from LiverLesionSegLib.augment import vary_enhancement
+
+    y = torch.zeros(2, 2, 16, 16)
+    y[0, 0, 4:12, 4:12] = 1
+    y[0, 1, 6:8, 6:8] = 1
+    x = torch.full((2, 3, 16, 16), 0.07)
+    x[:, :, 4:12, 4:12] = 0.57
+    x[:, :, 6:8, 6:8] = 0.37
+    config = AugmentConfig(liver_enhancement=0.25, enhancement_floor=0.29)
+    out = vary_enhancement(x, y, config, torch.Generator().manual_seed(3))
+    share = (out[0, 1, 6, 6] - 0.57) / (0.37 - 0.57) - 1
+    assert 0.01 < abs(share) <= 0.25
+    assert torch.allclose(out[0, :, 10, 10], torch.tensor(0.57))  # the liver's median stays
+    assert torch.allclose(out[0, :, 0, 0], 0.07 - share * 0.29, atol=1e-6)  # fat: a constant shift
+    assert torch.equal(out[1], x[1])  # no liver, nothing to refer to
+    assert torch.equal(x[0, 0, 6, 6], torch.tensor(0.37))  # the input is not changed in place
+
+
+def test_another_enhancement_off_leaves_the_random_stream_alone():
+    """A recipe without it trains as before: the same seed draws the same augmentation."""
+    y = _targets()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    before = augment_batch(x, y, AugmentConfig(), torch.Generator().manual_seed(5))
+    on = augment_batch(x, y, AugmentConfig(liver_enhancement=0.25), torch.Generator().manual_seed(5))
+    again = augment_batch(x, y, AugmentConfig(liver_enhancement=0.0), torch.Generator().manual_seed(5))
+    assert torch.equal(before[0], again[0]) and not torch.equal(before[0], on[0])
