@@ -27,12 +27,12 @@ import numpy as np
 from ..errors import InputError
 from ..volume import Case, Volume
 from .archive import Unpacked, is_zip, unpack
-from .dicom import (NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, choose_ct_file, choose_ct_series,
-                    read_chosen_series, scan_files, scan_folder)
+from .dicom import NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
 from .dicomseg import LABEL_MODALITIES, read_dicom_masks, read_seg_case
 from .rtstruct import is_rtstruct
 from .images import image_stem, is_image_file, read_image, read_label_map
 from .ircadb import CT_FOLDER, is_ircadb_case, read_ircadb_case
+from .series_choice import choose_ct_file, choose_ct_series, read_chosen_series
 
 LOG = logging.getLogger("LiverLesionSeg")
 

@@ -1,34 +1,33 @@
-"""DICOM series: find them in a folder (headers only), choose the axial CT one, read it as a `Volume`.
+"""DICOM series: find them in a folder (headers only) and read one as a `Volume` (which one to
+segment: `series_choice.py`; one file at a time: `dicom_files.py`).
 
 Geometry comes from the headers, never from file names or file order: slices are sorted by their
 position along the slice normal (ImageOrientationPatient row x column), the first of them gives
 the origin and the k axis runs along the normal, towards increasing position. PixelSpacing is
 [row spacing (j), column spacing (i)].
 
-The chosen series is reported in `Volume.source`, as
-``<series folder> (series <number> '<description>', UID <uid>)``; `choose_ct_series` returns the
-`SeriesInfo` itself for a caller that wants the fields.
+A series read is reported in `Volume.source`, as
+``<series folder> (series <number> '<description>', UID <uid>)``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 import pydicom
-from pydicom.errors import BytesLengthException, InvalidDicomError
-from pydicom.pixels import get_decoder
+from pydicom.errors import InvalidDicomError
 
 from ..errors import GeometryError, InputError, first_line
 from ..memory import check_image_fits
 from ..volume import DIRECTION_TOLERANCE, POSITION_TOLERANCE_MM, Volume
+from .dicom_files import (check_decoder, dcmread, decode_pixels, has_dicom_prefix, header_values, is_empty_slice_file,
+                          list_files, read_dataset, starts_as_a_bare_dataset)
 from .regularize import IN_PLANE_TOLERANCE_PIXELS, STEP_TOLERANCE, Stack, stack_to_volume
 
 LOG = logging.getLogger("LiverLesionSeg")
@@ -51,9 +50,6 @@ SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"  # .7, .7.1 ... .7.4: scr
 # themselves, are a section at another spacing (a thin-slice section), resampled (`regularize`).
 SECTION_STEPS = 3
 DAMAGED = "damaged, truncated or empty DICOM file(s)"
-SLICE_SUFFIXES = {"", ".dcm", ".dicom", ".ima"}  # and numbers: files named by their UIDs (1.2.840....5)
-
-
 @dataclass
 class SeriesInfo:
     """One DICOM series found in a folder, its image files sorted along the slice normal."""
@@ -131,28 +127,10 @@ def scan_folder(folder: str | os.PathLike) -> FolderScan:
     # A DICOM file (it has the DICM mark) without a series is truncated or damaged (DICOMDIR is the
     # exception), and an empty file named as the slices are is a copy or download that failed.
     damaged = [path for path in skipped if path.name.upper() != "DICOMDIR" and
-               (_has_dicom_prefix(path) or _is_empty_slice_file(path))]
+               (has_dicom_prefix(path) or is_empty_slice_file(path))]
     if damaged:
         LOG.warning("%s: left out %d %s that name no series, e.g. %s", folder, len(damaged), DAMAGED, damaged[0])
     return FolderScan(folder, series, skipped, damaged)
-
-
-def list_files(folder: Path) -> list[Path]:
-    """All files under `folder`, in a stable order (names may lack a suffix or hold spaces).
-
-    Linked folders are followed, each real folder once (a link cycle ends there).
-    """
-    found = []
-    seen = set()
-    for root, dirs, names in os.walk(folder, followlinks=True):
-        real = os.path.realpath(root)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs.sort()
-        found.extend(Path(root) / name for name in sorted(names))
-    return found
 
 
 def scan_files(files: Sequence[Path]) -> tuple[list[SeriesInfo], list[Path]]:
@@ -173,24 +151,6 @@ def scan_files(files: Sequence[Path]) -> tuple[list[SeriesInfo], list[Path]]:
     return series, skipped
 
 
-def dcmread(path: str | os.PathLike, **kwargs) -> pydicom.Dataset:
-    """`pydicom.dcmread`, and a file written as a bare dataset (no 128-byte preamble, no "DICM", no
-    file meta information; older systems and toolkits write such files, and DCMTK, GDCM and so 3D
-    Slicer read them) read as the dataset it is, its transfer syntax the encoding it was found in."""
-    try:
-        return pydicom.dcmread(path, **kwargs)
-    except InvalidDicomError:
-        if not _starts_as_a_bare_dataset(path):
-            raise
-    dataset = pydicom.dcmread(path, force=True, **kwargs)
-    if "TransferSyntaxUID" not in dataset.file_meta:
-        implicit, little = dataset.original_encoding
-        dataset.file_meta.TransferSyntaxUID = (
-            pydicom.uid.ImplicitVRLittleEndian if implicit else
-            pydicom.uid.ExplicitVRLittleEndian if little else pydicom.uid.ExplicitVRBigEndian)
-    return dataset
-
-
 def read_header(path: Path) -> Optional[pydicom.Dataset]:
     """The discovery elements of a DICOM file, or None when the file is not DICOM."""
     try:
@@ -198,7 +158,7 @@ def read_header(path: Path) -> Optional[pydicom.Dataset]:
     except InvalidDicomError:
         return None
     except Exception as exc:  # pydicom raises many kinds on damaged files
-        if _has_dicom_prefix(path) or _starts_as_a_bare_dataset(path):
+        if has_dicom_prefix(path) or starts_as_a_bare_dataset(path):
             raise InputError(f"damaged or truncated DICOM file ({first_line(exc)})", path,
                              "remove it or export the series again") from None
         return None
@@ -286,189 +246,7 @@ def _keep_majority_orientation(members):
     return list(kept), left_out, orientation
 
 
-# --- choosing the CT series --------------------------------------------------------------------
-
-def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> SeriesInfo:
-    """The CT series to segment: `series` (UID, number or description) or the best candidate.
-
-    Without `series`, a series referenced by a DICOM SEG in the folder comes first (it is the one
-    the case is about), then the one with the most axial slices. The choice is logged. CT series of
-    several patients or studies, none referenced, are refused: there the choice is the user's.
-    """
-    images = [s for s in scan.series if s.modality.upper() not in NON_IMAGE_MODALITIES]
-    if not images:
-        _raise_no_images(scan)
-    if series is not None:
-        chosen = _select(scan.folder, images, series)
-        _require_ct(chosen)
-        return chosen
-    ct = [s for s in images if s.modality.upper() == "CT"]
-    if not ct:
-        _require_ct(images[0])
-    referenced = {uid for s in scan.series for uid in s.referenced_series_uids}
-    if not referenced & {s.uid for s in ct}:
-        _refuse_several_patients_or_studies(scan.folder, ct)
-
-    def rank(s: SeriesInfo):
-        # of two acquisitions in one series, the later (a portal venous phase after an arterial one)
-        return (s.uid in referenced, s.images if s.is_axial else 0, s.images, s.acquisition or 0)
-
-    ct.sort(key=rank, reverse=True)
-    chosen = ct[0]
-    if len(ct) > 1:
-        why = ("referenced by the DICOM SEG (or RTSTRUCT) in the folder" if chosen.uid in referenced
-               else f"the most axial slices ({chosen.images})")
-        others = "; ".join(f"{s.label} ({s.images} slices)" for s in ct[1:])
-        if chosen.acquisition is not None and any(s.uid == chosen.uid for s in ct[1:]) and \
-                rank(ct[1])[:3] == rank(chosen)[:3]:
-            why = f"the later acquisition of its series, {chosen.acquisition}"
-        LOG.info("%s: chose %s: %s; not chosen: %s. Pass the series UID, number or description (with "
-                 ":ACQUISITION for one of several in a series) to choose another", scan.folder, chosen.label, why,
-                 others)
-        if rank(ct[1])[:3] == rank(chosen)[:3] and ct[1].uid != chosen.uid:
-            LOG.warning("%s: %s and %s are equally good candidates; chose the first. Pass the series to be sure",
-                        scan.folder, chosen.label, ct[1].label)
-    non_ct = [s for s in images if s.modality.upper() != "CT"]
-    for s in non_ct:
-        LOG.info("%s: left out %s: modality %s, not CT", scan.folder, s.label, s.modality or "unknown")
-    return chosen
-
-
-def _refuse_several_patients_or_studies(folder: Path, ct: list[SeriesInfo]) -> None:
-    """CT series of several patients, or of several studies (a baseline and a follow-up on one CD),
-    leave no best candidate: which one to segment is the user's choice, not a guess. Only axial
-    volumes count: a study's scout or dose screen alone does not make it a candidate."""
-    volumes = [s for s in ct if s.is_axial and s.images > 1]
-    for what, key in (("patients", lambda s: s.patient_id), ("studies", lambda s: s.study_uid)):
-        groups: dict[str, list[SeriesInfo]] = {}
-        for s in volumes:
-            if key(s):  # anonymised files may lack the element: those do not tell groups apart
-                groups.setdefault(key(s), []).append(s)
-        if len(groups) > 1:
-            listing = "; ".join(f"{_group_name(what, members[0])}: " +
-                                ", ".join(f"{s.label} ({s.images} slices)" for s in members)
-                                for members in sorted(groups.values(), key=lambda m: m[0].study_date))
-            raise InputError(f"holds the CT series of {len(groups)} {what} ({listing})", folder,
-                             "give the folder of one, or pass --series with the UID of the series to segment")
-
-
-def _group_name(what: str, series: SeriesInfo) -> str:
-    if what == "patients":
-        return f"patient '{series.patient_id}'"
-    date = series.study_date
-    return f"study of {date[:4]}-{date[4:6]}-{date[6:]}" if len(date) == 8 and date.isdigit() else "undated study"
-
-
-def _select(folder: Path, images: list[SeriesInfo], wanted: str | int) -> SeriesInfo:
-    text = str(wanted).strip()
-    matches = _matching(images, text)
-    head, colon, tail = text.rpartition(":")  # '7:2', 'UID:2': acquisition 2 of that series (UIDs hold no colon)
-    if not matches and colon and head and tail.isdigit():
-        matches = [s for s in _matching(images, head) if s.acquisition == int(tail)]
-    available = "; ".join(f"{s.label} ({s.images} images)" for s in images)
-    if not matches:
-        raise InputError(f"no series matches '{text}'; the folder holds: {available}", folder,
-                         "give a series UID, number or description from that list")
-    if len(matches) > 1:
-        if len({s.uid for s in matches}) == 1:
-            raise InputError(f"series '{text}' holds {len(matches)} acquisitions over the same positions: "
-                             + "; ".join(s.label for s in matches), folder,
-                             f"add the acquisition, e.g. {text}:{matches[-1].acquisition}")
-        raise InputError(f"several series match '{text}': " + "; ".join(s.label for s in matches), folder,
-                         "give the series UID instead")
-    return matches[0]
-
-
-def _matching(images: list[SeriesInfo], text: str) -> list[SeriesInfo]:
-    """The series whose UID, else number, else description is `text`."""
-    matches = [s for s in images if s.uid == text]
-    if not matches and text.lstrip("-").isdigit():
-        matches = [s for s in images if s.number == int(text)]
-    if not matches:
-        matches = [s for s in images if s.description.strip().lower() == text.lower()]
-    return matches
-
-
-def _require_ct(info: SeriesInfo) -> None:
-    if info.modality.upper() != "CT":
-        raise InputError(f"{info.label} has modality {info.modality or 'unknown'}, not CT", info.folder,
-                         "LiverLesionSeg segments CT images; give a CT series")
-
-
-def _raise_no_images(scan: FolderScan) -> None:
-    if scan.series:
-        kinds = ", ".join(sorted({s.modality for s in scan.series}))
-        raise InputError(f"holds only non-image DICOM objects ({kinds}), no CT series", scan.folder,
-                         "give the folder that holds the CT slices")
-    if scan.damaged:
-        raise InputError(f"no readable DICOM files: {len(scan.damaged)} of its {len(scan.skipped)} files are "
-                         f"{DAMAGED} (e.g. {scan.damaged[0].name})", scan.folder,
-                         "copy or export the series again")
-    if scan.skipped:
-        raise InputError(f"no DICOM files found among its {len(scan.skipped)} files (e.g. {scan.skipped[0].name})",
-                         scan.folder, "give a folder of DICOM CT slices, or a .nii/.nii.gz/.nrrd file")
-    raise InputError("no DICOM files found: the folder is empty", scan.folder, "give a folder of DICOM CT slices")
-
-
 # --- reading -----------------------------------------------------------------------------------
-
-def read_ct_folder(folder: str | os.PathLike, series: Optional[str | int] = None) -> Volume:
-    """The axial CT series of a folder as a `Volume` in HU (see `choose_ct_series`)."""
-    scan = scan_folder(folder)
-    return read_chosen_series(scan, choose_ct_series(scan, series))
-
-
-def read_chosen_series(scan: FolderScan, chosen: SeriesInfo) -> Volume:
-    """`read_series`, where a gap in the slices may be one of the scan's damaged files: it says so."""
-    damaged = (f"the folder also holds {len(scan.damaged)} {DAMAGED}, e.g. "
-               f"{scan.damaged[0].name}, perhaps the missing slice(s); export the series again") if scan.damaged else ""
-    try:
-        volume = read_series(chosen)
-    except GeometryError as exc:
-        if not damaged:
-            raise
-        raise GeometryError(exc.problem, exc.path, damaged) from None
-    if damaged and volume.acquired is not None and volume.acquired.steps_vary():
-        # a spacing that changes is resampled, unless the slices that would fill it may be damaged files
-        raise GeometryError(f"the slice spacing varies ({volume.acquired.irregularity()})", chosen.folder, damaged)
-    return volume
-
-
-def choose_ct_file(path: str | os.PathLike) -> Optional[tuple[FolderScan, SeriesInfo]]:
-    """The CT series in one DICOM file (a multi-frame image), or None when the file is not DICOM."""
-    series, skipped = scan_files([Path(path)])
-    if not series:
-        return None
-    kinds = {s.modality.upper() for s in series}
-    if kinds <= NON_IMAGE_MODALITIES:  # a segmentation or report given where its CT belongs
-        measured = kinds & {"SEG", "RTSTRUCT"}
-        raise InputError(f"is a DICOM {'/'.join(sorted(kinds))} object, not a CT image", path,
-                         "give the folder of the CT series" + (
-                             f"; to measure this segmentation: liverlesionseg measure CT_FOLDER {Path(path).name}"
-                             if measured else ""))
-    scan = FolderScan(Path(path).parent, series, skipped)
-    chosen = choose_ct_series(scan)
-    if not chosen.multiframe:
-        raise InputError("is a single DICOM slice", path, "give the folder that holds the whole series")
-    return scan, chosen
-
-
-# What pydicom (which parses elements only when they are used) and arithmetic on header values
-# raise for damaged elements.
-HEADER_ERRORS = (ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError, ZeroDivisionError,
-                 NotImplementedError, EOFError, struct.error, InvalidDicomError, BytesLengthException)
-
-
-@contextlib.contextmanager
-def header_values(where: str | os.PathLike):
-    """Header values of the wrong kind (text where a number belongs, one number where there
-    should be three) in a damaged or hand-edited file end as an InputError naming it."""
-    try:
-        yield
-    except HEADER_ERRORS as exc:
-        raise InputError(f"has a header value that cannot be used ({first_line(exc)})", where,
-                         "the file is damaged or was edited; export it again") from None
-
 
 def read_series(info: SeriesInfo) -> Volume:
     """Read a series' pixels in HU with the geometry of its headers; refuse what is not a volume."""
@@ -516,27 +294,6 @@ def _read_multiframe(info: SeriesInfo) -> Volume:
     check_decoder(path, header)
     del header
     return read_multiframe_ct(path, frames, info.label)
-
-
-def read_dataset(path: Path) -> pydicom.Dataset:
-    """A whole DICOM file; a damaged one (or one that is not DICOM) is an InputError naming it."""
-    ds = read_dataset_if_dicom(path)
-    if ds is None:
-        raise InputError("not a DICOM file", path, "give DICOM files")
-    return ds
-
-
-def read_dataset_if_dicom(path: Path) -> Optional[pydicom.Dataset]:
-    """A whole DICOM file, or None when the file is not DICOM; a damaged one is an InputError."""
-    try:
-        return dcmread(path)
-    except InvalidDicomError:
-        if _has_dicom_prefix(path):
-            raise InputError("damaged DICOM file", path, "export the series again") from None
-        return None
-    except Exception as exc:
-        raise InputError(f"cannot read the DICOM file ({first_line(exc)})", path,
-                         "the file may be truncated or damaged; export the series again") from None
 
 
 def slice_stack(datasets: Sequence[pydicom.Dataset], files: Sequence[Path], where: Path) -> Stack:
@@ -640,36 +397,6 @@ def _check_series_fits(first: pydicom.Dataset, count: int, where: Path) -> None:
     bits = _int_or_none(first.get("BitsAllocated")) or 16
     if rows and columns and rows > 0 and columns > 0:
         check_image_fits((count, rows, columns), max(bits, 8) // 8 + 4, where, copies=1)
-
-
-def check_decoder(path: Path, ds: pydicom.Dataset) -> None:
-    """Compressed pixel data needs a decoder: refuse, naming what to install, when there is none."""
-    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    if syntax is not None and syntax.is_compressed:
-        decoder = get_decoder(syntax)
-        if not decoder.is_available:
-            raise InputError(f"the pixel data is compressed as {syntax.name} ({syntax}) and no decoder for it "
-                             "is installed", path,
-                             "install pylibjpeg with its plugins (pylibjpeg-libjpeg, pylibjpeg-openjpeg) or "
-                             "python-gdcm, or export the series uncompressed")
-
-
-def decode_pixels(path: Path, ds: pydicom.Dataset) -> np.ndarray:
-    """The stored pixel values of a single-frame image, with clear errors for what cannot be decoded."""
-    check_decoder(path, ds)
-    with decoding(path):
-        return ds.pixel_array
-
-
-@contextlib.contextmanager
-def decoding(path: Path):
-    """Pixel data that fails to decode (cut short, damaged) told in one line naming `path`. Call
-    `check_decoder` first: a missing decoder has its own message."""
-    try:
-        yield
-    except Exception as exc:
-        raise InputError(f"cannot decode the pixel data ({first_line(exc)})", path,
-                         "the file may be truncated or damaged; export the series again") from None
 
 
 def _to_hounsfield(slices: list[np.ndarray], datasets: Sequence[pydicom.Dataset]) -> np.ndarray:
@@ -792,36 +519,6 @@ def _int_or_none(value) -> Optional[int]:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-def _is_empty_slice_file(path: Path) -> bool:
-    """An empty file named as DICOM slices are (not a hidden file, no other kind's suffix)."""
-    try:
-        empty = path.stat().st_size == 0
-    except OSError:
-        return False
-    suffix = path.suffix.lower()
-    return empty and not path.name.startswith(".") and (suffix in SLICE_SUFFIXES or suffix[1:].isdigit())
-
-
-def _has_dicom_prefix(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            f.seek(128)
-            return f.read(4) == b"DICM"
-    except OSError:
-        return False
-
-
-def _starts_as_a_bare_dataset(path: str | os.PathLike) -> bool:
-    """The file begins with an element of group 0008 (or 0002, meta information without its
-    preamble), little endian, as a dataset written without preamble does."""
-    try:
-        with open(path, "rb") as f:
-            group, element = struct.unpack("<HH", f.read(4))
-    except (OSError, struct.error):
-        return False
-    return group in (0x0002, 0x0008) and element < 0x0100
 
 
 def _fmt(values) -> str:

@@ -20,7 +20,8 @@ from .. import __version__
 from ..errors import OutputError, first_line
 from ..segments import LIVER, SEGMENTS, Code, SegmentSpec
 from ..volume import Volume
-from .dicom import SeriesInfo, dcmread, header_values, slice_indices
+from .dicom import SeriesInfo, slice_indices
+from .dicom_files import dcmread, header_values
 from .regularize import sample_slices
 
 SERIES_NUMBER = 901  # apart from a scanner's usual numbers (1 to a few hundred)

@@ -24,7 +24,8 @@ from pydicom.sr.coding import Code
 from .. import __version__
 from ..errors import OutputError, first_line
 from ..lesions import Lesion
-from .dicom import SeriesInfo, header_values
+from .dicom import SeriesInfo
+from .dicom_files import header_values
 from .dicomseg_write import described, frame_positions, source_headers
 
 SERIES_NUMBER = 902  # beside the DICOM SEG's 901

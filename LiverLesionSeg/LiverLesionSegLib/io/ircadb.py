@@ -17,8 +17,9 @@ import numpy as np
 
 from ..errors import GeometryError, InputError
 from ..volume import Case, Volume
-from .dicom import (check_in_plane_grid, decode_pixels, list_files, read_ct_folder, read_dataset_if_dicom,
-                    slice_indices)
+from .dicom import check_in_plane_grid, slice_indices
+from .dicom_files import decode_pixels, list_files, read_dataset_if_dicom
+from .series_choice import read_ct_folder
 
 LOG = logging.getLogger("LiverLesionSeg")
 

@@ -15,7 +15,8 @@ import numpy as np
 
 from ..errors import GeometryError, InputError, first_line
 from ..volume import Volume
-from .dicom import check_stack, decoding
+from .dicom import check_stack
+from .dicom_files import decoding
 
 
 def read_multiframe_ct(path: Path, frames: int, label: str) -> Volume:

@@ -25,7 +25,7 @@ import pydicom
 from ..errors import GeometryError, InputError, first_line
 from ..segments import meaning_of_segment_name
 from ..volume import POSITION_TOLERANCE_MM, Volume
-from .dicom import dcmread
+from .dicom_files import dcmread
 from .polygon import fill_polygon
 from .regularize import STEP_TOLERANCE, Stack, mask_to_grid
 

@@ -104,7 +104,7 @@ def six(data_dir, tmp_path) -> Path:
 def test_unsorted_and_misnumbered_files_give_the_same_volume(six, tmp_path, model_path):
     """Files renamed in shuffled order, with instance numbers that lie: the same volume (slices
     sorted by position, never by name or number) and the same segmentation."""
-    from LiverLesionSegLib.io.dicom import read_ct_folder
+    from LiverLesionSegLib.io.series_choice import read_ct_folder
 
     shuffled = tmp_path / "shuffled"
     shuffled.mkdir()
@@ -171,7 +171,7 @@ def test_flipped_orientation_gives_the_same_result_on_its_own_grid(six, tmp_path
     mirrored = segment(flipped, tmp_path / "flipped.nii.gz", model_path)
     assert original.any()
     np.testing.assert_array_equal(mirrored[:, ::-1, ::-1], original)
-    from LiverLesionSegLib.io.dicom import read_ct_folder
+    from LiverLesionSegLib.io.series_choice import read_ct_folder
 
     assert read_back(tmp_path / "flipped.nii.gz").same_grid(read_ct_folder(flipped))
 
@@ -196,7 +196,7 @@ def tilt_series(source_folder: Path, target: Path, degrees: float) -> None:
 def test_oblique_series_is_segmented_on_its_own_grid(six, tmp_path, model_path):
     """Decision: an oblique series is segmented in the nearest axial voxel order (no resampling)
     and the result lies on the input's own oblique grid."""
-    from LiverLesionSegLib.io.dicom import read_ct_folder
+    from LiverLesionSegLib.io.series_choice import read_ct_folder
 
     tilt_series(six, tmp_path / "oblique", 20)
     volume = read_ct_folder(tmp_path / "oblique")
@@ -246,7 +246,7 @@ def test_gantry_tilt_is_resampled_and_segmented(six, tmp_path, model_path, capsy
     """A series from a tilted gantry (15 degrees): resampled onto a regular grid, as Slicer does,
     said in a warning; the label map lies on that grid, finds the liver as in the straight series,
     and its DICOM SEG references the original slices and reads back on the grid."""
-    from LiverLesionSegLib.io.dicom import read_ct_folder
+    from LiverLesionSegLib.io.series_choice import read_ct_folder
     from LiverLesionSegLib.io.dicomseg import read_seg_masks
 
     gantry_tilt_series(six, tmp_path / "tilted", 15)

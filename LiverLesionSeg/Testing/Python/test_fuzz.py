@@ -133,7 +133,7 @@ def header_length(dicom: bytes) -> int:
 # --- DICOM ----------------------------------------------------------------------------------------
 
 def read_dicom_folder(folder: Path) -> None:
-    from LiverLesionSegLib.io.dicom import read_ct_folder
+    from LiverLesionSegLib.io.series_choice import read_ct_folder
 
     read_ct_folder(folder)
 
@@ -245,7 +245,7 @@ def test_dicom_seg_reader_survives_mutated_bytes(seg_and_ct, scratch):
 def rtstruct_and_ct(slices, tmp_path_factory):
     """An RTSTRUCT (liver and GTV, written by rt-utils) over the three cropped slices, and their CT."""
     pytest.importorskip("rt_utils", reason="rt-utils writes the structure set (setup.sh installs it)")
-    from LiverLesionSegLib.io.dicom import read_ct_folder
+    from LiverLesionSegLib.io.series_choice import read_ct_folder
 
     folder = write_series(tmp_path_factory.mktemp("rt-ct"), slices)
     ct = read_ct_folder(folder)
@@ -308,7 +308,7 @@ def images(slices, tmp_path_factory) -> dict[str, bytes]:
     NRRD (gzip, raw) by SimpleITK and pynrrd, as users' files are."""
     import nrrd
 
-    from LiverLesionSegLib.io.dicom import read_ct_folder
+    from LiverLesionSegLib.io.series_choice import read_ct_folder
 
     folder = tmp_path_factory.mktemp("images")
     volume = read_ct_folder(write_series(folder / "dicom", slices))

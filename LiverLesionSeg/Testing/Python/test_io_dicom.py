@@ -14,7 +14,8 @@ from pydicom.encaps import encapsulate
 from pydicom.pixels import get_decoder
 
 from LiverLesionSegLib.errors import GeometryError, InputError
-from LiverLesionSegLib.io.dicom import choose_ct_series, find_series, read_ct_folder, read_series, scan_folder
+from LiverLesionSegLib.io.dicom import find_series, read_series, scan_folder
+from LiverLesionSegLib.io.series_choice import choose_ct_series, read_ct_folder
 
 # Where each case's CT is read from (the case folder itself where the reader must choose).
 CT_FOLDERS = {

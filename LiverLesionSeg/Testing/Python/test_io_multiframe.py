@@ -8,7 +8,8 @@ import pytest
 
 from bad_inputs import multiframe_file
 from LiverLesionSegLib.io.cases import read_input_volume
-from LiverLesionSegLib.io.dicom import choose_ct_series, read_series, scan_folder
+from LiverLesionSegLib.io.dicom import read_series, scan_folder
+from LiverLesionSegLib.io.series_choice import choose_ct_series
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 
 from LiverLesionSegLib.errors import GeometryError
-from LiverLesionSegLib.io.dicom import read_ct_folder
+from LiverLesionSegLib.io.series_choice import read_ct_folder
 
 SERIES_1211 = "tace/RadCTTACEomics_1211/10_AP_Ax2.50mm"  # 2.5 mm apart; dicom-00100 is the highest z
 

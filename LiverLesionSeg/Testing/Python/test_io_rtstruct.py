@@ -23,7 +23,7 @@ from test_io_regularize import copy_slices, tilted_copy  # noqa: E402
 from LiverLesionSegLib.cli import main  # noqa: E402
 from LiverLesionSegLib.errors import GeometryError, InputError  # noqa: E402
 from LiverLesionSegLib.io.cases import find_cases, find_input_ct, load_case, read_segmentations  # noqa: E402
-from LiverLesionSegLib.io.dicom import read_ct_folder  # noqa: E402
+from LiverLesionSegLib.io.series_choice import read_ct_folder  # noqa: E402
 from LiverLesionSegLib.io.rtstruct import is_rtstruct, read_rtstruct_masks, roi_meaning  # noqa: E402
 from LiverLesionSegLib.io.rtstruct_write import save_rtstruct  # noqa: E402
 from LiverLesionSegLib.lesions import lesion_table  # noqa: E402

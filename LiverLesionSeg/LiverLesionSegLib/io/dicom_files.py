@@ -1,0 +1,154 @@
+"""One DICOM file at a time: list a folder's files, read a file (a bare dataset without preamble
+too), decode its pixels, and turn what a damaged file raises into one line naming it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pydicom
+from pydicom.errors import BytesLengthException, InvalidDicomError
+from pydicom.pixels import get_decoder
+
+from ..errors import InputError, first_line
+
+SLICE_SUFFIXES = {"", ".dcm", ".dicom", ".ima"}  # and numbers: files named by their UIDs (1.2.840....5)
+
+
+def list_files(folder: Path) -> list[Path]:
+    """All files under `folder`, in a stable order (names may lack a suffix or hold spaces).
+
+    Linked folders are followed, each real folder once (a link cycle ends there).
+    """
+    found = []
+    seen = set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        found.extend(Path(root) / name for name in sorted(names))
+    return found
+
+
+def dcmread(path: str | os.PathLike, **kwargs) -> pydicom.Dataset:
+    """`pydicom.dcmread`, and a file written as a bare dataset (no 128-byte preamble, no "DICM", no
+    file meta information; older systems and toolkits write such files, and DCMTK, GDCM and so 3D
+    Slicer read them) read as the dataset it is, its transfer syntax the encoding it was found in."""
+    try:
+        return pydicom.dcmread(path, **kwargs)
+    except InvalidDicomError:
+        if not starts_as_a_bare_dataset(path):
+            raise
+    dataset = pydicom.dcmread(path, force=True, **kwargs)
+    if "TransferSyntaxUID" not in dataset.file_meta:
+        implicit, little = dataset.original_encoding
+        dataset.file_meta.TransferSyntaxUID = (
+            pydicom.uid.ImplicitVRLittleEndian if implicit else
+            pydicom.uid.ExplicitVRLittleEndian if little else pydicom.uid.ExplicitVRBigEndian)
+    return dataset
+
+
+def read_dataset(path: Path) -> pydicom.Dataset:
+    """A whole DICOM file; a damaged one (or one that is not DICOM) is an InputError naming it."""
+    ds = read_dataset_if_dicom(path)
+    if ds is None:
+        raise InputError("not a DICOM file", path, "give DICOM files")
+    return ds
+
+
+def read_dataset_if_dicom(path: Path) -> Optional[pydicom.Dataset]:
+    """A whole DICOM file, or None when the file is not DICOM; a damaged one is an InputError."""
+    try:
+        return dcmread(path)
+    except InvalidDicomError:
+        if has_dicom_prefix(path):
+            raise InputError("damaged DICOM file", path, "export the series again") from None
+        return None
+    except Exception as exc:
+        raise InputError(f"cannot read the DICOM file ({first_line(exc)})", path,
+                         "the file may be truncated or damaged; export the series again") from None
+
+
+# What pydicom (which parses elements only when they are used) and arithmetic on header values
+# raise for damaged elements.
+HEADER_ERRORS = (ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError, ZeroDivisionError,
+                 NotImplementedError, EOFError, struct.error, InvalidDicomError, BytesLengthException)
+
+
+@contextlib.contextmanager
+def header_values(where: str | os.PathLike):
+    """Header values of the wrong kind (text where a number belongs, one number where there
+    should be three) in a damaged or hand-edited file end as an InputError naming it."""
+    try:
+        yield
+    except HEADER_ERRORS as exc:
+        raise InputError(f"has a header value that cannot be used ({first_line(exc)})", where,
+                         "the file is damaged or was edited; export it again") from None
+
+
+def check_decoder(path: Path, ds: pydicom.Dataset) -> None:
+    """Compressed pixel data needs a decoder: refuse, naming what to install, when there is none."""
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if syntax is not None and syntax.is_compressed:
+        decoder = get_decoder(syntax)
+        if not decoder.is_available:
+            raise InputError(f"the pixel data is compressed as {syntax.name} ({syntax}) and no decoder for it "
+                             "is installed", path,
+                             "install pylibjpeg with its plugins (pylibjpeg-libjpeg, pylibjpeg-openjpeg) or "
+                             "python-gdcm, or export the series uncompressed")
+
+
+def decode_pixels(path: Path, ds: pydicom.Dataset) -> np.ndarray:
+    """The stored pixel values of a single-frame image, with clear errors for what cannot be decoded."""
+    check_decoder(path, ds)
+    with decoding(path):
+        return ds.pixel_array
+
+
+@contextlib.contextmanager
+def decoding(path: Path):
+    """Pixel data that fails to decode (cut short, damaged) told in one line naming `path`. Call
+    `check_decoder` first: a missing decoder has its own message."""
+    try:
+        yield
+    except Exception as exc:
+        raise InputError(f"cannot decode the pixel data ({first_line(exc)})", path,
+                         "the file may be truncated or damaged; export the series again") from None
+
+
+def is_empty_slice_file(path: Path) -> bool:
+    """An empty file named as DICOM slices are (not a hidden file, no other kind's suffix)."""
+    try:
+        empty = path.stat().st_size == 0
+    except OSError:
+        return False
+    suffix = path.suffix.lower()
+    return empty and not path.name.startswith(".") and (suffix in SLICE_SUFFIXES or suffix[1:].isdigit())
+
+
+def has_dicom_prefix(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def starts_as_a_bare_dataset(path: str | os.PathLike) -> bool:
+    """The file begins with an element of group 0008 (or 0002, meta information without its
+    preamble), little endian, as a dataset written without preamble does."""
+    try:
+        with open(path, "rb") as f:
+            group, element = struct.unpack("<HH", f.read(4))
+    except (OSError, struct.error):
+        return False
+    return group in (0x0002, 0x0008) and element < 0x0100

@@ -1,0 +1,180 @@
+"""Which series of a folder is the CT to segment (`choose_ct_series`), and reading it
+(`read_ct_folder`, `read_chosen_series`, `choose_ct_file` for a multi-frame file). The folder's
+series are found by `dicom.scan_folder` from the headers alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Optional
+
+from ..errors import GeometryError, InputError
+from ..volume import Volume
+from .dicom import DAMAGED, NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, read_series, scan_files, scan_folder
+
+LOG = logging.getLogger("LiverLesionSeg")
+
+
+def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> SeriesInfo:
+    """The CT series to segment: `series` (UID, number or description) or the best candidate.
+
+    Without `series`, a series referenced by a DICOM SEG in the folder comes first (it is the one
+    the case is about), then the one with the most axial slices. The choice is logged. CT series of
+    several patients or studies, none referenced, are refused: there the choice is the user's.
+    """
+    images = [s for s in scan.series if s.modality.upper() not in NON_IMAGE_MODALITIES]
+    if not images:
+        _raise_no_images(scan)
+    if series is not None:
+        chosen = _select(scan.folder, images, series)
+        _require_ct(chosen)
+        return chosen
+    ct = [s for s in images if s.modality.upper() == "CT"]
+    if not ct:
+        _require_ct(images[0])
+    referenced = {uid for s in scan.series for uid in s.referenced_series_uids}
+    if not referenced & {s.uid for s in ct}:
+        _refuse_several_patients_or_studies(scan.folder, ct)
+
+    def rank(s: SeriesInfo):
+        # of two acquisitions in one series, the later (a portal venous phase after an arterial one)
+        return (s.uid in referenced, s.images if s.is_axial else 0, s.images, s.acquisition or 0)
+
+    ct.sort(key=rank, reverse=True)
+    chosen = ct[0]
+    if len(ct) > 1:
+        why = ("referenced by the DICOM SEG (or RTSTRUCT) in the folder" if chosen.uid in referenced
+               else f"the most axial slices ({chosen.images})")
+        others = "; ".join(f"{s.label} ({s.images} slices)" for s in ct[1:])
+        if chosen.acquisition is not None and any(s.uid == chosen.uid for s in ct[1:]) and \
+                rank(ct[1])[:3] == rank(chosen)[:3]:
+            why = f"the later acquisition of its series, {chosen.acquisition}"
+        LOG.info("%s: chose %s: %s; not chosen: %s. Pass the series UID, number or description (with "
+                 ":ACQUISITION for one of several in a series) to choose another", scan.folder, chosen.label, why,
+                 others)
+        if rank(ct[1])[:3] == rank(chosen)[:3] and ct[1].uid != chosen.uid:
+            LOG.warning("%s: %s and %s are equally good candidates; chose the first. Pass the series to be sure",
+                        scan.folder, chosen.label, ct[1].label)
+    non_ct = [s for s in images if s.modality.upper() != "CT"]
+    for s in non_ct:
+        LOG.info("%s: left out %s: modality %s, not CT", scan.folder, s.label, s.modality or "unknown")
+    return chosen
+
+
+def _refuse_several_patients_or_studies(folder: Path, ct: list[SeriesInfo]) -> None:
+    """CT series of several patients, or of several studies (a baseline and a follow-up on one CD),
+    leave no best candidate: which one to segment is the user's choice, not a guess. Only axial
+    volumes count: a study's scout or dose screen alone does not make it a candidate."""
+    volumes = [s for s in ct if s.is_axial and s.images > 1]
+    for what, key in (("patients", lambda s: s.patient_id), ("studies", lambda s: s.study_uid)):
+        groups: dict[str, list[SeriesInfo]] = {}
+        for s in volumes:
+            if key(s):  # anonymised files may lack the element: those do not tell groups apart
+                groups.setdefault(key(s), []).append(s)
+        if len(groups) > 1:
+            listing = "; ".join(f"{_group_name(what, members[0])}: " +
+                                ", ".join(f"{s.label} ({s.images} slices)" for s in members)
+                                for members in sorted(groups.values(), key=lambda m: m[0].study_date))
+            raise InputError(f"holds the CT series of {len(groups)} {what} ({listing})", folder,
+                             "give the folder of one, or pass --series with the UID of the series to segment")
+
+
+def _group_name(what: str, series: SeriesInfo) -> str:
+    if what == "patients":
+        return f"patient '{series.patient_id}'"
+    date = series.study_date
+    return f"study of {date[:4]}-{date[4:6]}-{date[6:]}" if len(date) == 8 and date.isdigit() else "undated study"
+
+
+def _select(folder: Path, images: list[SeriesInfo], wanted: str | int) -> SeriesInfo:
+    text = str(wanted).strip()
+    matches = _matching(images, text)
+    head, colon, tail = text.rpartition(":")  # '7:2', 'UID:2': acquisition 2 of that series (UIDs hold no colon)
+    if not matches and colon and head and tail.isdigit():
+        matches = [s for s in _matching(images, head) if s.acquisition == int(tail)]
+    available = "; ".join(f"{s.label} ({s.images} images)" for s in images)
+    if not matches:
+        raise InputError(f"no series matches '{text}'; the folder holds: {available}", folder,
+                         "give a series UID, number or description from that list")
+    if len(matches) > 1:
+        if len({s.uid for s in matches}) == 1:
+            raise InputError(f"series '{text}' holds {len(matches)} acquisitions over the same positions: "
+                             + "; ".join(s.label for s in matches), folder,
+                             f"add the acquisition, e.g. {text}:{matches[-1].acquisition}")
+        raise InputError(f"several series match '{text}': " + "; ".join(s.label for s in matches), folder,
+                         "give the series UID instead")
+    return matches[0]
+
+
+def _matching(images: list[SeriesInfo], text: str) -> list[SeriesInfo]:
+    """The series whose UID, else number, else description is `text`."""
+    matches = [s for s in images if s.uid == text]
+    if not matches and text.lstrip("-").isdigit():
+        matches = [s for s in images if s.number == int(text)]
+    if not matches:
+        matches = [s for s in images if s.description.strip().lower() == text.lower()]
+    return matches
+
+
+def _require_ct(info: SeriesInfo) -> None:
+    if info.modality.upper() != "CT":
+        raise InputError(f"{info.label} has modality {info.modality or 'unknown'}, not CT", info.folder,
+                         "LiverLesionSeg segments CT images; give a CT series")
+
+
+def _raise_no_images(scan: FolderScan) -> None:
+    if scan.series:
+        kinds = ", ".join(sorted({s.modality for s in scan.series}))
+        raise InputError(f"holds only non-image DICOM objects ({kinds}), no CT series", scan.folder,
+                         "give the folder that holds the CT slices")
+    if scan.damaged:
+        raise InputError(f"no readable DICOM files: {len(scan.damaged)} of its {len(scan.skipped)} files are "
+                         f"{DAMAGED} (e.g. {scan.damaged[0].name})", scan.folder,
+                         "copy or export the series again")
+    if scan.skipped:
+        raise InputError(f"no DICOM files found among its {len(scan.skipped)} files (e.g. {scan.skipped[0].name})",
+                         scan.folder, "give a folder of DICOM CT slices, or a .nii/.nii.gz/.nrrd file")
+    raise InputError("no DICOM files found: the folder is empty", scan.folder, "give a folder of DICOM CT slices")
+
+
+def read_ct_folder(folder: str | os.PathLike, series: Optional[str | int] = None) -> Volume:
+    """The axial CT series of a folder as a `Volume` in HU (see `choose_ct_series`)."""
+    scan = scan_folder(folder)
+    return read_chosen_series(scan, choose_ct_series(scan, series))
+
+
+def read_chosen_series(scan: FolderScan, chosen: SeriesInfo) -> Volume:
+    """`read_series`, where a gap in the slices may be one of the scan's damaged files: it says so."""
+    damaged = (f"the folder also holds {len(scan.damaged)} {DAMAGED}, e.g. "
+               f"{scan.damaged[0].name}, perhaps the missing slice(s); export the series again") if scan.damaged else ""
+    try:
+        volume = read_series(chosen)
+    except GeometryError as exc:
+        if not damaged:
+            raise
+        raise GeometryError(exc.problem, exc.path, damaged) from None
+    if damaged and volume.acquired is not None and volume.acquired.steps_vary():
+        # a spacing that changes is resampled, unless the slices that would fill it may be damaged files
+        raise GeometryError(f"the slice spacing varies ({volume.acquired.irregularity()})", chosen.folder, damaged)
+    return volume
+
+
+def choose_ct_file(path: str | os.PathLike) -> Optional[tuple[FolderScan, SeriesInfo]]:
+    """The CT series in one DICOM file (a multi-frame image), or None when the file is not DICOM."""
+    series, skipped = scan_files([Path(path)])
+    if not series:
+        return None
+    kinds = {s.modality.upper() for s in series}
+    if kinds <= NON_IMAGE_MODALITIES:  # a segmentation or report given where its CT belongs
+        measured = kinds & {"SEG", "RTSTRUCT"}
+        raise InputError(f"is a DICOM {'/'.join(sorted(kinds))} object, not a CT image", path,
+                         "give the folder of the CT series" + (
+                             f"; to measure this segmentation: liverlesionseg measure CT_FOLDER {Path(path).name}"
+                             if measured else ""))
+    scan = FolderScan(Path(path).parent, series, skipped)
+    chosen = choose_ct_series(scan)
+    if not chosen.multiframe:
+        raise InputError("is a single DICOM slice", path, "give the folder that holds the whole series")
+    return scan, chosen
