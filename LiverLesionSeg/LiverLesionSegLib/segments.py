@@ -68,7 +68,7 @@ def meaning_of_segment_name(name: str) -> str | None:
     lesion", "Tumor 2", "HCC", "GTV1"; TG-263's "Liver-GTV" (the liver less its target) is liver;
     vessels, cysts, planning margins (PTV, CTV) and other organs are neither. Also in other
     languages ("Leber", "Lebermetastase", "lésion", "肝"), accents or none."""
-    text = _plain(name)
+    text = plain_text(name)
     organ, _, subtracted = text.partition("-")
     if organ.strip().startswith(LIVER_WORDS) and subtracted.strip().startswith(RT_TARGETS):
         return "liver"
@@ -79,7 +79,7 @@ def meaning_of_segment_name(name: str) -> str | None:
     return None
 
 
-def _plain(name: str) -> str:
+def plain_text(name: str) -> str:
     """A name in lower case without accents ("Läsion" -> "lasion", "Gefäß" -> "gefass")."""
     decomposed = unicodedata.normalize("NFKD", name.strip().casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))

@@ -70,6 +70,9 @@ class SeriesInfo:
     patient_id: str = ""
     study_uid: str = ""
     study_date: str = ""  # YYYYMMDD as DICOM writes it, or empty
+    # From the first slice to the last along the normal (mm); None for a multi-frame file or
+    # slices without usable positions.
+    extent_mm: Optional[float] = None
 
     @property
     def images(self) -> int:
@@ -215,11 +218,20 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisit
         patient_id=str(first.get("PatientID", "") or "").strip(),
         study_uid=str(first.get("StudyInstanceUID", "") or ""),
         study_date=str(first.get("StudyDate", "") or "").strip(),
+        extent_mm=_extent(kept, orientation),
     )
     if left_out:
         LOG.warning("%s: left out %d image(s) of another orientation than the %d kept (%s), e.g. %s",
                     info.label, len(left_out), len(kept), _orientation_name(orientation), left_out[0][0])
     return info
+
+
+def _extent(kept: list[tuple[Path, pydicom.Dataset]], orientation) -> Optional[float]:
+    if orientation is None or len(kept) < 2 or any((_int_or_none(h.get("NumberOfFrames")) or 1) > 1 for _, h in kept):
+        return None
+    along = [float(np.dot(_position(header), _normal(orientation))) for _, header in (kept[0], kept[-1])]
+    extent = along[1] - along[0]
+    return extent if np.isfinite(extent) else None
 
 
 def _keep_majority_orientation(members):

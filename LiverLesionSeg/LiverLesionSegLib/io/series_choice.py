@@ -1,28 +1,62 @@
 """Which series of a folder is the CT to segment (`choose_ct_series`), and reading it
 (`read_ct_folder`, `read_chosen_series`, `choose_ct_file` for a multi-frame file). The folder's
 series are found by `dicom.scan_folder` from the headers alone.
+
+A liver CT study often holds several contrast phases of equal slice count (before contrast,
+arterial, portal venous, delayed). The model learned on portal venous and later phases, where the
+liver is enhanced: among axial volumes that cover the liver's height, a phase its description names
+is preferred so (portal venous, then a delayed phase or an unnamed one, then arterial, then before
+contrast), and only then the slice count decides.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Optional
 
 from ..errors import GeometryError, InputError
+from ..segments import plain_text
 from ..volume import Volume
 from .dicom import DAMAGED, NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, read_series, scan_files, scan_folder
 
 LOG = logging.getLogger("LiverLesionSeg")
+
+# Contrast phases as series descriptions name them (English, German, French, Spanish, Italian;
+# abbreviations as scanners and technologists write them: "11_AP_Ax5.00mm", "PVP 3mm", "NC Abd").
+# Looked for in this order, as whole words of the description in lower case without accents.
+PHASE_WORDS = (
+    ("before contrast", r"nc|non ?contrast|non ?con|unenhanced|non ?enhanced|plain|native?|pre ?contrast|w ?o|"
+                        r"without contrast|ohne ?km|sin contraste|senza mdc|sans injection|sans iv"),
+    ("arterial", r"arteri\w*|art|ap|lap|eap|hap"),
+    ("portal venous", r"portal\w*|portovenous|pv|pvp|venous|venos\w*|veineuse|ven"),
+    ("delayed", r"delay\w*|late|eqp?|equilibrium|spat\w*|dp|transitional|hepatobiliary|hbp|tardiv\w*"),
+)
+PHASE_PREFERENCE = {"portal venous": 3, "delayed": 2, None: 2, "arterial": 1, "before contrast": 0}
+# The phase counts for a series that covers a liver's height, or half the longest series (not a
+# bolus-tracking series at one level, nor a few slices of a partial reconstruction).
+COVER_MM = 150.0
+
+
+def contrast_phase(description: str) -> Optional[str]:
+    """The contrast phase a series description names, or None."""
+    text = " " + re.sub(r"[^0-9a-z]+", " ", plain_text(description)) + " "
+    for phase, words in PHASE_WORDS:
+        if re.search(rf" (?:{words}) ", text):
+            return phase
+    return None
 
 
 def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> SeriesInfo:
     """The CT series to segment: `series` (UID, number or description) or the best candidate.
 
     Without `series`, a series referenced by a DICOM SEG in the folder comes first (it is the one
-    the case is about), then the one with the most axial slices. The choice is logged. CT series of
-    several patients or studies, none referenced, are refused: there the choice is the user's.
+    the case is about), then an axial volume in the contrast phase the model is made for (by its
+    description, see PHASE_WORDS), then the one with the most axial slices. The choice is logged.
+    CT series of several patients or studies, none referenced, are refused: there the choice is
+    the user's.
     """
     images = [s for s in scan.series if s.modality.upper() not in NON_IMAGE_MODALITIES]
     if not images:
@@ -38,29 +72,48 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
     if not referenced & {s.uid for s in ct}:
         _refuse_several_patients_or_studies(scan.folder, ct)
 
-    def rank(s: SeriesInfo):
+    extents = [s.extent_mm for s in ct if s.is_axial and s.extent_mm is not None]
+    least_cover = min(COVER_MM, 0.5 * max(extents)) if extents else 0.0
+
+    def rank(s: SeriesInfo) -> tuple:
         # of two acquisitions in one series, the later (a portal venous phase after an arterial one)
-        return (s.uid in referenced, s.images if s.is_axial else 0, s.images, s.acquisition or 0)
+        volume = s.is_axial and s.images > 1
+        covers = s.extent_mm is None or s.extent_mm >= least_cover
+        phase = PHASE_PREFERENCE[contrast_phase(s.description)] if volume and covers else -1
+        return (s.uid in referenced, volume, phase, s.images if s.is_axial else 0, s.images, s.acquisition or 0)
 
     ct.sort(key=rank, reverse=True)
     chosen = ct[0]
     if len(ct) > 1:
-        why = ("referenced by the DICOM SEG (or RTSTRUCT) in the folder" if chosen.uid in referenced
-               else f"the most axial slices ({chosen.images})")
         others = "; ".join(f"{s.label} ({s.images} slices)" for s in ct[1:])
-        if chosen.acquisition is not None and any(s.uid == chosen.uid for s in ct[1:]) and \
-                rank(ct[1])[:3] == rank(chosen)[:3]:
-            why = f"the later acquisition of its series, {chosen.acquisition}"
         LOG.info("%s: chose %s: %s; not chosen: %s. Pass the series UID, number or description (with "
-                 ":ACQUISITION for one of several in a series) to choose another", scan.folder, chosen.label, why,
-                 others)
-        if rank(ct[1])[:3] == rank(chosen)[:3] and ct[1].uid != chosen.uid:
+                 ":ACQUISITION for one of several in a series) to choose another", scan.folder, chosen.label,
+                 _why_chosen(chosen, ct[1], rank), others)
+        if rank(ct[1])[:-1] == rank(chosen)[:-1] and ct[1].uid != chosen.uid:
             LOG.warning("%s: %s and %s are equally good candidates; chose the first. Pass the series to be sure",
                         scan.folder, chosen.label, ct[1].label)
     non_ct = [s for s in images if s.modality.upper() != "CT"]
     for s in non_ct:
         LOG.info("%s: left out %s: modality %s, not CT", scan.folder, s.label, s.modality or "unknown")
     return chosen
+
+
+def _why_chosen(chosen: SeriesInfo, runner_up: SeriesInfo, rank) -> str:
+    first, second = rank(chosen), rank(runner_up)
+    if first[0]:
+        return "referenced by the DICOM SEG (or RTSTRUCT) in the folder"
+    if first[:-1] == second[:-1] and chosen.uid == runner_up.uid:
+        return f"the later acquisition of its series, {chosen.acquisition}"
+    if first[:2] == second[:2] and first[2] > second[2] and second[2] < 0:
+        return (f"it covers {chosen.extent_mm or 0:.1f} mm along the body, {runner_up.label} only "
+                f"{runner_up.extent_mm or 0:.1f} mm")
+    if first[:2] == second[:2] and first[2] > second[2]:
+        def named(s: SeriesInfo) -> str:
+            phase = contrast_phase(s.description)
+            return f"the {phase} phase" if phase else "a phase its description does not name"
+        return (f"{named(chosen)}, before {named(runner_up)} ({runner_up.label}): the model is made for a liver "
+                "enhanced by contrast, best in the portal venous phase")
+    return f"the most axial slices ({chosen.images})"
 
 
 def _refuse_several_patients_or_studies(folder: Path, ct: list[SeriesInfo]) -> None:

@@ -122,19 +122,19 @@ def test_unsorted_and_misnumbered_files_give_the_same_volume(six, tmp_path, mode
 
 
 def test_several_series_choose_one_say_so_and_never_mix(data_dir, six, tmp_path, model_path, capsys):
-    """Two CT series in one folder: the one with more slices is chosen and the log says which and
-    how to choose another; --series picks the other; no run mixes slices of both."""
+    """Two CT series of one phase in one folder: the one with more slices is chosen and the log says
+    which and how to choose another; --series picks the other; no run mixes slices of both."""
     other = six / "other"
     uid = pydicom.uid.generate_uid()
-    for path in bad_inputs.copy_slices(data_dir, other, n=4):
-        bad_inputs.edit(path, SeriesInstanceUID=uid, SeriesNumber=7, SeriesDescription="other phase")
+    for path in bad_inputs.copy_slices(data_dir, other, n=4):  # the six are 1211's arterial phase ("10_AP_...")
+        bad_inputs.edit(path, SeriesInstanceUID=uid, SeriesNumber=7, SeriesDescription="AP other recon")
 
     chosen = segment(six, tmp_path / "chosen.nii.gz", model_path)
     log = capsys.readouterr().err
-    assert "chose series" in log and "not chosen: series 7 'other phase'" in log and "Pass the series" in log, log
+    assert "chose series" in log and "not chosen: series 7 'AP other recon'" in log and "Pass the series" in log, log
     assert chosen.shape[0] == 6  # the six-slice series alone
     assert segment(six, tmp_path / "picked.nii.gz", model_path, "--series", "7").shape[0] == 4
-    assert segment(six, tmp_path / "by-name.nii.gz", model_path, "--series", "other phase").shape[0] == 4
+    assert segment(six, tmp_path / "by-name.nii.gz", model_path, "--series", "AP other recon").shape[0] == 4
 
 
 def test_equal_candidate_series_are_warned_about(data_dir, six, tmp_path, model_path, capsys):

@@ -15,7 +15,7 @@ from pydicom.pixels import get_decoder
 
 from LiverLesionSegLib.errors import GeometryError, InputError
 from LiverLesionSegLib.io.dicom import find_series, read_series, scan_folder
-from LiverLesionSegLib.io.series_choice import choose_ct_series, read_ct_folder
+from LiverLesionSegLib.io.series_choice import choose_ct_series, contrast_phase, read_ct_folder
 
 # Where each case's CT is read from (the case folder itself where the reader must choose).
 CT_FOLDERS = {
@@ -132,7 +132,8 @@ def test_series_argument_that_matches_nothing_lists_the_series(data_dir):
 
 
 def test_most_axial_slices_wins_without_a_seg(tmp_path, data_dir, caplog):
-    """Two CT series, no SEG: the one with more axial slices is chosen and the choice logged."""
+    """Two CT series, no SEG: the one with more axial slices, and covering more, is chosen and the
+    choice logged."""
     source = data_dir / SERIES_1211
     for n in range(100, 106):
         shutil.copy(source / f"dicom-{n:05d}.dcm", tmp_path / f"long {n}")
@@ -144,7 +145,7 @@ def test_most_axial_slices_wins_without_a_seg(tmp_path, data_dir, caplog):
     with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
         volume = read_ct_folder(tmp_path)
     assert volume.shape[0] == 6 and "short" not in volume.source
-    assert "most axial slices" in caplog.text and "'short'" in caplog.text
+    assert "it covers 12.5 mm along the body, series 7 'short'" in caplog.text and "only 5.0 mm" in caplog.text
 
 
 # --- small synthetic series: copies of a few 1211 slices ----------------------------------------
@@ -360,10 +361,74 @@ def test_ct_series_of_two_patients_are_refused_naming_them(small_series):
 
 def test_two_series_of_one_study_are_still_chosen_between(small_series, caplog):
     """Two series of one study (a thin and a thick reconstruction): the usual choice, logged."""
-    _second_series(small_series, small_series / "again", SeriesDescription="again")
+    _second_series(small_series, small_series / "again", SeriesDescription="10_AP_Ax2.50mm again")
     with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
         assert read_ct_folder(small_series).shape == (6, 512, 512)
     assert "equally good candidates" in caplog.text
+
+
+def test_0697_phases_without_their_seg_the_enhanced_phase_is_chosen(data_dir, tmp_path, caplog):
+    """RadCTTACEomics_0697's arterial (11_AP) and equilibrium (31_EQP) phases, 44 slices each, its
+    SEGs left behind: the later phase, with the liver enhanced (94 HU against 60), is chosen by its
+    description (before, the tie went to the arterial phase, the series numbered first). The
+    anonymised copies carry a study UID each; one exam's phases share one."""
+    for name in ("11_AP_Ax5.00mm", "31_EQP_Ax5.00mm"):
+        shutil.copytree(data_dir / "tace/RadCTTACEomics_0697" / name, tmp_path / name)
+    study = pydicom.dcmread(next((tmp_path / "11_AP_Ax5.00mm").iterdir()), stop_before_pixels=True).StudyInstanceUID
+    for path in (tmp_path / "31_EQP_Ax5.00mm").iterdir():
+        edit(path, StudyInstanceUID=study)
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        chosen = choose_ct_series(scan_folder(tmp_path))
+    assert chosen.description == "31_EQP_Ax5.00mm"
+    assert "the delayed phase, before the arterial phase" in caplog.text
+    assert "equally good" not in caplog.text
+
+
+@pytest.mark.parametrize("descriptions, expected", [
+    (("NC Abdomen 5.0", "Arterial 5.0", "Portal venous 5.0", "Delayed 5.0"), "Portal venous 5.0"),
+    (("Nativ 5mm", "Abdomen 5mm"), "Abdomen 5mm"),  # a phase not named beats one before contrast
+    (("PVP 3mm", "Spätphase 3mm"), "PVP 3mm"),
+])
+def test_a_study_of_several_phases_chooses_the_portal_venous_one(small_series, descriptions, expected, caplog):
+    """A liver CT of several phases at one slice count (the usual protocol): which is chosen no longer
+    depends on the series numbers; it is logged, and a series still overrides it."""
+    edit_all = [path for path in small_series.iterdir() if path.is_file()]
+    for path in edit_all:
+        edit(path, SeriesDescription=descriptions[0], SeriesNumber=1)
+    for number, description in enumerate(descriptions[1:], start=2):
+        _second_series(small_series, small_series / f"series {number}", SeriesDescription=description,
+                       SeriesNumber=number)
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        chosen = choose_ct_series(scan_folder(small_series))
+    assert chosen.description == expected
+    assert "the model is made for a liver enhanced by contrast" in caplog.text
+    assert choose_ct_series(scan_folder(small_series), descriptions[0]).description == descriptions[0]
+
+
+@pytest.mark.parametrize("description, phase", [
+    ("11_AP_Ax5.00mm", "arterial"), ("31_EQP_Ax5.00mm", "delayed"), ("PVP 3mm", "portal venous"),
+    ("Portalvenös 5.0 B30f", "portal venous"), ("fase venosa", "portal venous"), ("NC Abd 5mm", "before contrast"),
+    ("CT ABD W/O", "before contrast"), ("Nativ 5mm", "before contrast"), ("Sin contraste", "before contrast"),
+    ("Late arterial 1.0", "arterial"), ("Fase arteriosa", "arterial"), ("Spätphase", "delayed"),
+    ("Abdomen 5.0 B30f", None), ("ABD/PEL W CONTRAST", None), ("Liver 3mm", None), ("Capsule", None),
+])
+def test_contrast_phase_read_from_descriptions(description, phase):
+    """Whole words only: "ap" in "Capsule" or "art" in "Start" name no phase."""
+    assert contrast_phase(description) == phase
+
+
+def test_the_phase_comes_before_the_slice_count_but_not_before_an_axial_volume(small_series):
+    """A portal venous phase of 4 slices beats an arterial one of 6; a coronal reformat named
+    portal venous does not beat the axial series."""
+    for path in small_series.iterdir():
+        edit(path, SeriesDescription="Arterial 1mm")
+    short = _second_series(small_series, small_series / "pv", SeriesDescription="PV 5mm", SeriesNumber=3)
+    for path in sorted(short.iterdir())[4:]:
+        path.unlink()
+    assert choose_ct_series(scan_folder(small_series)).description == "PV 5mm"
+    for path in short.iterdir():
+        edit(path, ImageOrientationPatient=[1, 0, 0, 0, 0, -1])  # coronal
+    assert choose_ct_series(scan_folder(small_series)).description == "Arterial 1mm"
 
 
 def test_empty_files_named_as_slices_are_taken_for_failed_copies(small_series):
