@@ -21,7 +21,7 @@ from .errors import Cancelled, ResourceError
 from .lesions import mask_volume_ml
 from .model import compute_dtype, is_out_of_memory
 from .postprocess import clean_masks, largest_component
-from .preprocess import liver_hu_shift, network_input, prepare_ct, upsample
+from .preprocess import between_slices, liver_hu_shift, network_input, prepare_ct, upsample
 from .progress import NullProgress, Progress, timed
 from .volume import Volume, to_axial_lps
 from .zoom import AIR_HU, Box, crop, liver_box_from_network_grid, paste, tile_weights, tiles
@@ -86,8 +86,7 @@ def segment_canonical(ct: Volume, network: torch.nn.Module, preprocess: Preproce
                                                             progress, timings)
     else:
         with progress.stage("model", timings):
-            probabilities = predict_stack(network, stack, preprocess, config, device, progress,
-                                          slice_spacing_mm=ct.spacing[2])
+            probabilities = predict_sampled(network, stack, preprocess, config, device, progress, ct.spacing[2])
         with progress.stage("postprocess", timings):
             liver, lesion, lesion_probability = full_resolution_masks(probabilities, ct.shape[1:], config)
     with progress.stage("postprocess", timings):
@@ -105,8 +104,10 @@ def _find_then_zoom(ct: Volume, stack: np.ndarray, network: torch.nn.Module, pre
     search, box_pass = progress.part(0, SEARCH_SHARE), progress.part(SEARCH_SHARE, 1)
     with search.stage("model", timings):
         looked_at, found = _locate_liver(network, stack, preprocess, config, device, search, ct.spacing[2])
+    # the liver's first and last slices may lie between the slices the network looked at
+    unseen = model_step(ct.spacing[2], config) - 1
     box = liver_box_from_network_grid(found, looked_at, ct.shape, ct.spacing, preprocess.zoom_margin_mm,
-                                      preprocess.zoom_extra_slices + preprocess.context_reach(ct.spacing[2]),
+                                      preprocess.zoom_extra_slices + preprocess.context_reach(ct.spacing[2]) + unseen,
                                       config.box_quantum)
     if box is None:
         return liver, lesion, lesion_probability
@@ -117,8 +118,7 @@ def _find_then_zoom(ct: Volume, stack: np.ndarray, network: torch.nn.Module, pre
         masks = _with_tiles(ct, box, zoomed, shift, network, preprocess, config, device, box_pass, timings)
     else:
         with box_pass.stage("model", timings):
-            probabilities = predict_stack(network, zoomed, preprocess, config, device, box_pass,
-                                          slice_spacing_mm=ct.spacing[2])
+            probabilities = predict_sampled(network, zoomed, preprocess, config, device, box_pass, ct.spacing[2])
         with progress.stage("postprocess", timings):
             masks = full_resolution_masks(probabilities, (box.side, box.side), config)
     with progress.stage("postprocess", timings):
@@ -178,18 +178,21 @@ def _with_tiles(ct: Volume, box: Box, zoomed: np.ndarray, shift: float, network:
 def _locate_liver(network: torch.nn.Module, stack: np.ndarray, preprocess: PreprocessConfig,
                   config: InferenceConfig, device, progress: Progress,
                   slice_spacing_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """The liver on every `locate_stride`-th whole slice, then on every slice from just before its
-    first to just after its last: the slices outside the liver are skipped, and the liver's box comes
-    out as looking at every slice would make it (a skipped slice inside the liver could widen it).
-    Returns (slice indices looked at, liver mask on them)."""
-    stride = config.locate_stride
-    looked_at = np.arange(0, len(stack), stride)
+    """The liver on every `locate_stride`-th whole slice the network looks at (`model_step`), then on
+    every one of those from just before its first to just after its last: the slices outside the
+    liver are skipped, and the liver's box comes out as looking at every such slice would make it (a
+    skipped slice inside the liver could widen it). Returns (slice indices looked at, liver mask on
+    them)."""
+    stride, step = config.locate_stride, model_step(slice_spacing_mm, config)
+    grid = np.arange(0, len(stack), step)
+    looked_at = grid[::stride]
     share = _STRIDE_SHARE if stride > 1 else 1
     found = _liver_on(network, stack, looked_at, preprocess, config, device, progress.part(0, share),
                       slice_spacing_mm)
     present = looked_at[found.any(axis=(1, 2))]
     if stride > 1 and present.size:
-        span = np.arange(max(present[0] - stride + 1, 0), min(present[-1] + stride, len(stack)))
+        reach = (stride - 1) * step
+        span = grid[(grid >= present[0] - reach) & (grid <= present[-1] + reach)]
         rest = np.setdiff1d(span, looked_at)
         if rest.size:
             found = np.concatenate([found, _liver_on(network, stack, rest, preprocess, config, device,
@@ -203,6 +206,34 @@ def _locate_liver(network: torch.nn.Module, stack: np.ndarray, preprocess: Prepr
 def _liver_on(network, stack, indices, preprocess, config, device, progress, slice_spacing_mm) -> np.ndarray:
     return (predict_stack(network, stack, preprocess, config, device, progress, indices, slice_spacing_mm)[:, 0]
             >= config.liver_threshold).astype(np.uint8)
+
+
+def model_step(slice_spacing_mm: float, config: InferenceConfig) -> int:
+    """The network looks at every n-th slice: slices at least `model_slice_spacing_mm` apart."""
+    if config.model_slice_spacing_mm <= 0 or not slice_spacing_mm > 0:
+        return 1
+    return max(1, int((config.model_slice_spacing_mm + 1e-6) // slice_spacing_mm))
+
+
+def predict_sampled(network: torch.nn.Module, stack: np.ndarray, preprocess: PreprocessConfig,
+                    config: InferenceConfig, device, progress: Optional[Progress],
+                    slice_spacing_mm: float) -> np.ndarray:
+    """`predict_stack` on every slice of `stack`, the network run on every `model_step`-th one and
+    the last, the probabilities between them interpolated linearly."""
+    step = model_step(slice_spacing_mm, config)
+    if step == 1 or len(stack) <= 2:
+        return predict_stack(network, stack, preprocess, config, device, progress, slice_spacing_mm=slice_spacing_mm)
+    sampled = np.unique(np.r_[np.arange(0, len(stack), step), len(stack) - 1])
+    found = predict_stack(network, stack, preprocess, config, device, progress, sampled, slice_spacing_mm)
+    return interpolate_slices(found, sampled, len(stack))
+
+
+def interpolate_slices(values: np.ndarray, at: np.ndarray, count: int) -> np.ndarray:
+    """values (n, ...) on the increasing slice indices `at` (the first 0, the last count - 1) ->
+    (count, ...) linear between them."""
+    below, above, weight = between_slices(np.interp(np.arange(count), at, np.arange(len(at))), len(at))
+    weight = weight.reshape((-1,) + (1,) * (values.ndim - 1))
+    return values[below] * (1 - weight) + values[above] * weight
 
 
 def predict_stack(network: torch.nn.Module, stack: np.ndarray, preprocess: PreprocessConfig,

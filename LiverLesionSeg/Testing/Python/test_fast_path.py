@@ -60,3 +60,61 @@ def _assert_same_lesions(lesion: np.ndarray, plain_lesion: np.ndarray, volume, c
     assert lesion_detection(lesion, lax).pred_false_positive == 0, found
     assert lesion_detection(lesion, strict).missed == 0, found
 
+
+
+# --- thin slices: the network on every n-th slice ------------------------------------------------
+
+def test_model_step_keeps_slices_at_least_the_spacing_apart():
+    from LiverLesionSegLib.config import InferenceConfig
+    from LiverLesionSegLib.infer import model_step
+
+    config = InferenceConfig(model_slice_spacing_mm=2.0)
+    steps = [model_step(spacing, config) for spacing in (0.5, 0.625, 0.8, 1.0, 1.25, 1.6, 2.5, 5.0)]
+    assert steps == [4, 3, 2, 2, 1, 1, 1, 1]
+    assert model_step(0.625, InferenceConfig(model_slice_spacing_mm=0.0)) == 1
+
+
+def test_interpolated_slices_are_exact_where_sampled_and_linear_between():
+    from LiverLesionSegLib.infer import interpolate_slices
+
+    at = np.array([0, 3, 6, 7])
+    values = np.array([0.0, 3.0, 9.0, 10.0], np.float32)[:, None] * np.ones((1, 2), np.float32)
+    out = interpolate_slices(values, at, 8)
+    np.testing.assert_allclose(out[:, 0], [0, 1, 2, 3, 5, 7, 9, 10], atol=1e-6)
+    assert out.shape == (8, 2) and out.dtype == np.float32
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case, factor", [("tace/RadCTTACEomics_1211", 0.25), ("ircadb/3Dircadb1.17", 0.5)])
+def test_thin_slices_sampled_match_every_slice(case, factor, data_dir, model_path):
+    """1211 at 0.625 mm (every third slice looked at) and 3Dircadb1.17 at 0.8 mm (every second),
+    re-sliced from the real cases over the liver and a margin: the masks of every slice within
+    the fast path's tolerance, the same lesions."""
+    import sys
+    from pathlib import Path
+
+    from LiverLesionSegLib.io.cases import find_cases, load_case
+    from LiverLesionSegLib.volume import Case, Volume
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
+    import slice_spacing
+
+    def slab(volume: Volume, cut: slice) -> Volume:
+        origin = np.asarray(volume.origin) + cut.start * volume.spacing[2] * volume.direction[:, 2]
+        return Volume(volume.array[cut], volume.spacing, tuple(origin), volume.direction, volume.source)
+
+    whole = load_case(find_cases(data_dir / case)[0])
+    k = np.flatnonzero(whole.liver.array.any(axis=(1, 2)))
+    cut = slice(max(int(k[0]) - 8, 0), min(int(k[-1]) + 9, whole.ct.shape[0]))
+    thin = slice_spacing.resliced(Case(whole.name, *(slab(v, cut) for v in (whole.ct, whole.liver, whole.lesion))),
+                                  factor).ct
+    checkpoint = load_checkpoint(model_path)
+    every = dataclasses.replace(checkpoint.config.inference, model_slice_spacing_mm=0.0)
+    plain = segment_volume(thin, checkpoint, every)
+    sampled = segment_volume(thin, checkpoint)
+    assert plain.liver.array.sum() > 1000
+    assert dice(sampled.liver.array, plain.liver.array) >= TOLERANCE
+    _assert_same_lesions(sampled.lesion.array, plain.lesion.array, thin, checkpoint, every)
+    ours, theirs = lesions_found_by_both(sampled.lesion.array, plain.lesion.array)
+    if theirs.sum() > 5000:
+        assert dice(ours, theirs) >= 0.98
