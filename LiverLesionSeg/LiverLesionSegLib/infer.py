@@ -233,7 +233,10 @@ def interpolate_slices(values: np.ndarray, at: np.ndarray, count: int) -> np.nda
     (count, ...) linear between them."""
     below, above, weight = between_slices(np.interp(np.arange(count), at, np.arange(len(at))), len(at))
     weight = weight.reshape((-1,) + (1,) * (values.ndim - 1))
-    return values[below] * (1 - weight) + values[above] * weight
+    out = values[below]  # a copy, weighted in place: one full-size array besides the sampled ones
+    out *= 1 - weight
+    out += values[above] * weight
+    return out
 
 
 def predict_stack(network: torch.nn.Module, stack: np.ndarray, preprocess: PreprocessConfig,
