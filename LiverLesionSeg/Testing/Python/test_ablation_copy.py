@@ -65,14 +65,15 @@ def test_another_window_keeps_the_augmentations_sizes_in_hu():
     for name in ("synthetic_hypodense", "synthetic_hyperdense"):  # contrasts: window units x width = HU
         assert np.allclose(np.multiply(getattr(narrow.augment, name), width(narrow)),
                            np.multiply(getattr(todays.augment, name), width(todays))), name
-    for name in ("brightness", "noise"):
+    for name in ("brightness", "noise", "enhancement_floor"):
         assert np.isclose(getattr(narrow.augment, name) * width(narrow), getattr(todays.augment, name) * width(todays))
     # densities: window levels -> the same HU
     assert np.allclose(narrow.preprocess.hu_min + np.multiply(narrow.augment.mass_density, width(narrow)),
                        todays.preprocess.hu_min + np.multiply(todays.augment.mass_density, width(todays)))
     everything_else = narrow.to_dict()
     for section, fields in (("preprocess", ("hu_min", "hu_max")), ("augment", (
-            "synthetic_hypodense", "synthetic_hyperdense", "brightness", "noise", "mass_density"))):
+            "synthetic_hypodense", "synthetic_hyperdense", "brightness", "noise", "enhancement_floor",
+            "mass_density"))):
         for field in fields:
             everything_else[section][field] = todays.to_dict()[section][field]
     assert everything_else == todays.to_dict()
