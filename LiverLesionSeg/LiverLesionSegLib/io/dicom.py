@@ -92,6 +92,11 @@ class SeriesInfo:
         return self.orientation is not None and _dominant_axis(_normal(self.orientation)) == 2
 
     @property
+    def is_axial_volume(self) -> bool:
+        """Axial and more than one slice: a volume to segment, not a scout or a single image."""
+        return self.is_axial and self.images > 1
+
+    @property
     def label(self) -> str:
         """How messages and `Volume.source` name the series."""
         parts = [f"series {self.number}" if self.number is not None else "series",
@@ -202,6 +207,8 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisit
     else:
         kept.sort(key=lambda m: (_int_or_none(m[1].get("InstanceNumber")) or 0, str(m[0])))
     referenced = [uid for _, header in members for uid in _referenced_series(header)]
+    multiframe = {path: frames for path, header in kept
+                  if (frames := _int_or_none(header.get("NumberOfFrames")) or 1) > 1}
     info = SeriesInfo(
         uid=uid,
         modality=str(first.get("Modality", "") or ""),
@@ -212,13 +219,12 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisit
         left_out=[path for path, _ in left_out],
         sop_instance_uids=[str(header.get("SOPInstanceUID", "")) for _, header in kept],
         referenced_series_uids=list(dict.fromkeys(referenced)),
-        multiframe={path: frames for path, header in kept
-                    if (frames := _int_or_none(header.get("NumberOfFrames")) or 1) > 1},
+        multiframe=multiframe,
         acquisition=acquisition,
         patient_id=str(first.get("PatientID", "") or "").strip(),
         study_uid=str(first.get("StudyInstanceUID", "") or ""),
         study_date=str(first.get("StudyDate", "") or "").strip(),
-        extent_mm=_extent(kept, orientation),
+        extent_mm=None if multiframe else _extent(kept, orientation),
     )
     if left_out:
         LOG.warning("%s: left out %d image(s) of another orientation than the %d kept (%s), e.g. %s",
@@ -227,7 +233,8 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisit
 
 
 def _extent(kept: list[tuple[Path, pydicom.Dataset]], orientation) -> Optional[float]:
-    if orientation is None or len(kept) < 2 or any((_int_or_none(h.get("NumberOfFrames")) or 1) > 1 for _, h in kept):
+    """From the first single-frame slice to the last along the normal (mm), None where unknown."""
+    if orientation is None or len(kept) < 2:
         return None
     along = [float(np.dot(_position(header), _normal(orientation))) for _, header in (kept[0], kept[-1])]
     extent = along[1] - along[0]

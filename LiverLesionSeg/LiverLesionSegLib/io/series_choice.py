@@ -77,10 +77,10 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
 
     def rank(s: SeriesInfo) -> tuple:
         # of two acquisitions in one series, the later (a portal venous phase after an arterial one)
-        volume = s.is_axial and s.images > 1
         covers = s.extent_mm is None or s.extent_mm >= least_cover
-        phase = PHASE_PREFERENCE[contrast_phase(s.description)] if volume and covers else -1
-        return (s.uid in referenced, volume, phase, s.images if s.is_axial else 0, s.images, s.acquisition or 0)
+        phase = PHASE_PREFERENCE[contrast_phase(s.description)] if s.is_axial_volume and covers else -1
+        return (s.uid in referenced, s.is_axial_volume, phase, s.images if s.is_axial else 0, s.images,
+                s.acquisition or 0)
 
     ct.sort(key=rank, reverse=True)
     chosen = ct[0]
@@ -104,10 +104,11 @@ def _why_chosen(chosen: SeriesInfo, runner_up: SeriesInfo, rank) -> str:
         return "referenced by the DICOM SEG (or RTSTRUCT) in the folder"
     if first[:-1] == second[:-1] and chosen.uid == runner_up.uid:
         return f"the later acquisition of its series, {chosen.acquisition}"
-    if first[:2] == second[:2] and first[2] > second[2] and second[2] < 0:
-        return (f"it covers {chosen.extent_mm or 0:.1f} mm along the body, {runner_up.label} only "
-                f"{runner_up.extent_mm or 0:.1f} mm")
-    if first[:2] == second[:2] and first[2] > second[2]:
+    if first[:2] == second[:2] and first[2] > second[2]:  # decided by the phase (-1: too short to count)
+        if second[2] < 0:
+            return (f"it covers {chosen.extent_mm or 0:.1f} mm along the body, {runner_up.label} only "
+                    f"{runner_up.extent_mm or 0:.1f} mm")
+
         def named(s: SeriesInfo) -> str:
             phase = contrast_phase(s.description)
             return f"the {phase} phase" if phase else "a phase its description does not name"
@@ -120,7 +121,7 @@ def _refuse_several_patients_or_studies(folder: Path, ct: list[SeriesInfo]) -> N
     """CT series of several patients, or of several studies (a baseline and a follow-up on one CD),
     leave no best candidate: which one to segment is the user's choice, not a guess. Only axial
     volumes count: a study's scout or dose screen alone does not make it a candidate."""
-    volumes = [s for s in ct if s.is_axial and s.images > 1]
+    volumes = [s for s in ct if s.is_axial_volume]
     for what, key in (("patients", lambda s: s.patient_id), ("studies", lambda s: s.study_uid)):
         groups: dict[str, list[SeriesInfo]] = {}
         for s in volumes:

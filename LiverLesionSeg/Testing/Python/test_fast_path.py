@@ -93,21 +93,20 @@ def test_thin_slices_sampled_match_every_slice(case, factor, data_dir, model_pat
     import sys
     from pathlib import Path
 
+    import slicer_logic_cases
     from LiverLesionSegLib.io.cases import find_cases, load_case
-    from LiverLesionSegLib.volume import Case, Volume
+    from LiverLesionSegLib.volume import Case
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
     import slice_spacing
 
-    def slab(volume: Volume, cut: slice) -> Volume:
-        origin = np.asarray(volume.origin) + cut.start * volume.spacing[2] * volume.direction[:, 2]
-        return Volume(volume.array[cut], volume.spacing, tuple(origin), volume.direction, volume.source)
-
     whole = load_case(find_cases(data_dir / case)[0])
     k = np.flatnonzero(whole.liver.array.any(axis=(1, 2)))
-    cut = slice(max(int(k[0]) - 8, 0), min(int(k[-1]) + 9, whole.ct.shape[0]))
-    thin = slice_spacing.resliced(Case(whole.name, *(slab(v, cut) for v in (whole.ct, whole.liver, whole.lesion))),
-                                  factor).ct
+    first = max(int(k[0]) - 8, 0)
+    count = min(int(k[-1]) + 9, whole.ct.shape[0]) - first
+    cropped = Case(whole.name, *(slicer_logic_cases.crop_slices(v, first, count)
+                                 for v in (whole.ct, whole.liver, whole.lesion)))
+    thin = slice_spacing.resliced(cropped, factor).ct
     checkpoint = load_checkpoint(model_path)
     every = dataclasses.replace(checkpoint.config.inference, model_slice_spacing_mm=0.0)
     plain = segment_volume(thin, checkpoint, every)
