@@ -39,6 +39,7 @@ HEADER_TAGS = [
     "ReferencedSeriesSequence", "NumberOfFrames", "SharedFunctionalGroupsSequence", "AcquisitionNumber",
     "ReferencedFrameOfReferenceSequence",  # an RTSTRUCT's referenced series lie in it
     "PatientID", "StudyInstanceUID", "StudyDate",  # a folder of several patients or studies is ambiguous
+    "FrameOfReferenceUID",  # ... unless the studies share one: one exam, split by an anonymiser
 ]
 
 # Modalities whose objects are not images to segment (they may sit beside the CT).
@@ -70,6 +71,7 @@ class SeriesInfo:
     patient_id: str = ""
     study_uid: str = ""
     study_date: str = ""  # YYYYMMDD as DICOM writes it, or empty
+    frame_of_reference_uid: str = ""
     # From the first slice to the last along the normal (mm); None for a multi-frame file or
     # slices without usable positions.
     extent_mm: Optional[float] = None
@@ -224,6 +226,7 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisit
         patient_id=str(first.get("PatientID", "") or "").strip(),
         study_uid=str(first.get("StudyInstanceUID", "") or ""),
         study_date=str(first.get("StudyDate", "") or "").strip(),
+        frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "") or ""),
         extent_mm=None if multiframe else _extent(kept, orientation),
     )
     if left_out:

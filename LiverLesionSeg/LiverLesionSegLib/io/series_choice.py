@@ -122,7 +122,8 @@ def _refuse_several_patients_or_studies(folder: Path, ct: list[SeriesInfo]) -> N
     leave no best candidate: which one to segment is the user's choice, not a guess. Only axial
     volumes count: a study's scout or dose screen alone does not make it a candidate."""
     volumes = [s for s in ct if s.is_axial_volume]
-    for what, key in (("patients", lambda s: s.patient_id), ("studies", lambda s: s.study_uid)):
+    exam = _exams(folder, volumes)
+    for what, key in (("patients", lambda s: s.patient_id), ("studies", lambda s: exam.get(s.study_uid, ""))):
         groups: dict[str, list[SeriesInfo]] = {}
         for s in volumes:
             if key(s):  # anonymised files may lack the element: those do not tell groups apart
@@ -133,6 +134,30 @@ def _refuse_several_patients_or_studies(folder: Path, ct: list[SeriesInfo]) -> N
                                 for members in sorted(groups.values(), key=lambda m: m[0].study_date))
             raise InputError(f"holds the CT series of {len(groups)} {what} ({listing})", folder,
                              "give the folder of one, or pass --series with the UID of the series to segment")
+
+
+def _exams(folder: Path, volumes: list[SeriesInfo]) -> dict[str, str]:
+    """Each study UID -> the first study UID of its exam. Studies whose series share a frame of
+    reference (one patient position: one session on the scanner) are one exam, which an anonymiser
+    that gives each series a study of its own has split (RadCTTACEomics_0697's two phases); a
+    baseline and a follow-up lie in frames of their own."""
+    exam: dict[str, str] = {}
+    first_study_in_frame: dict[str, str] = {}
+    for s in volumes:
+        if not s.study_uid:
+            continue
+        exam.setdefault(s.study_uid, s.study_uid)
+        if not s.frame_of_reference_uid:
+            continue
+        other = first_study_in_frame.setdefault(s.frame_of_reference_uid, s.study_uid)
+        joined, into = exam[s.study_uid], exam[other]
+        if joined != into:
+            LOG.info("%s: %s is of another study than %s but shares its frame of reference: taken as one exam",
+                     folder, s.label, next(v.label for v in volumes if v.study_uid == other))
+            for study, name in exam.items():
+                if name == joined:
+                    exam[study] = into
+    return exam
 
 
 def _group_name(what: str, series: SeriesInfo) -> str:

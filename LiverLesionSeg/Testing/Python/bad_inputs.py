@@ -380,10 +380,10 @@ def several_series_and_an_unknown_choice(data_dir, tmp, model):
 def baseline_and_follow_up_in_one_folder(data_dir, tmp, model):
     """A patient's CD with a baseline and a follow-up CT (two studies): which to segment is asked, not guessed."""
     folder, _ = copy_six(data_dir, tmp, "cd")
-    study, series = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    study, series, frame = (pydicom.uid.generate_uid() for _ in range(3))  # a follow-up: a frame of its own
     for path in copy_slices(data_dir, tmp / "cd" / "follow-up"):
         edit(path, StudyInstanceUID=study, StudyDate="20000301", SeriesInstanceUID=series, SeriesNumber=2,
-             SOPInstanceUID=pydicom.uid.generate_uid())
+             SOPInstanceUID=pydicom.uid.generate_uid(), FrameOfReferenceUID=frame)
     return BadInput(segment(folder, tmp, model), INPUT, "holds the ct series of 2 studies", "cd")
 
 

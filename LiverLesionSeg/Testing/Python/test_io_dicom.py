@@ -334,7 +334,7 @@ def test_ct_series_of_two_studies_are_not_guessed_between(small_series):
     """A baseline and a follow-up CT on one CD: which to segment is asked for, with both studies'
     dates and series, and --series with a UID picks one."""
     follow_up = _second_series(small_series, small_series / "follow-up", StudyInstanceUID=pydicom.uid.generate_uid(),
-                               StudyDate="20240131", SeriesNumber=2)
+                               StudyDate="20240131", SeriesNumber=2, FrameOfReferenceUID=pydicom.uid.generate_uid())
     baseline = pydicom.dcmread(next(small_series.glob("slice *")))
     with pytest.raises(InputError) as exc:
         read_ct_folder(small_series)
@@ -350,6 +350,22 @@ def test_a_single_image_of_another_study_does_not_make_it_a_candidate(small_seri
     for path in sorted(scout.iterdir())[1:]:
         path.unlink()
     assert read_ct_folder(small_series).shape == (6, 512, 512)
+
+
+def test_two_studies_in_one_frame_of_reference_are_one_exam(small_series, caplog):
+    """Two series an anonymiser gave a study UID each, in one frame of reference (one patient
+    position, one session): one exam, chosen between as usual, and the log says so. Any third
+    study of its own frame still makes the folder ambiguous."""
+    _second_series(small_series, small_series / "split", StudyInstanceUID=pydicom.uid.generate_uid(),
+                   SeriesDescription="Portal venous 5.0", SeriesNumber=2)
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        assert "Portal venous" in choose_ct_series(scan_folder(small_series)).description
+    assert "shares its frame of reference: taken as one exam" in caplog.text
+    _second_series(small_series, small_series / "follow-up", StudyInstanceUID=pydicom.uid.generate_uid(),
+                   FrameOfReferenceUID=pydicom.uid.generate_uid(), StudyDate="20240131", SeriesNumber=3)
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "holds the CT series of 2 studies", "study of 2024-01-31: series 3")
 
 
 def test_ct_series_of_two_patients_are_refused_naming_them(small_series):
@@ -371,15 +387,17 @@ def test_0697_phases_without_their_seg_the_enhanced_phase_is_chosen(data_dir, tm
     """RadCTTACEomics_0697's arterial (11_AP) and equilibrium (31_EQP) phases, 44 slices each, its
     SEGs left behind: the later phase, with the liver enhanced (94 HU against 60), is chosen by its
     description (before, the tie went to the arterial phase, the series numbered first). The
-    anonymised copies carry a study UID each; one exam's phases share one."""
+    anonymiser gave each phase a study UID of its own, in one frame of reference: one exam (before,
+    the folder was refused as two undated studies)."""
     for name in ("11_AP_Ax5.00mm", "31_EQP_Ax5.00mm"):
         shutil.copytree(data_dir / "tace/RadCTTACEomics_0697" / name, tmp_path / name)
-    study = pydicom.dcmread(next((tmp_path / "11_AP_Ax5.00mm").iterdir()), stop_before_pixels=True).StudyInstanceUID
-    for path in (tmp_path / "31_EQP_Ax5.00mm").iterdir():
-        edit(path, StudyInstanceUID=study)
+    studies = {pydicom.dcmread(next((tmp_path / name).iterdir()), stop_before_pixels=True).StudyInstanceUID
+               for name in ("11_AP_Ax5.00mm", "31_EQP_Ax5.00mm")}
+    assert len(studies) == 2  # as the shared data has them, unedited
     with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
         chosen = choose_ct_series(scan_folder(tmp_path))
     assert chosen.description == "31_EQP_Ax5.00mm"
+    assert "taken as one exam" in caplog.text
     assert "the delayed phase, before the arterial phase" in caplog.text
     assert "equally good" not in caplog.text
 
