@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from .config import InferenceConfig
-from .masks import array_sampling, bounding_box, label_components
+from .masks import array_sampling, ball, bounding_box, dilated, eroded, label_components
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -51,15 +51,15 @@ def without_necks(mask: np.ndarray, spacing: tuple[float, float, float], radius_
     box = bounding_box(mask > 0)
     if box is None:
         return mask
-    ball = _ball(array_sampling(spacing), radius_mm)
+    structure = ball(array_sampling(spacing), radius_mm)
     # within the mask's bounding box, border_value 1: where the mask meets the box's faces it is cut
     # by the scan's edge, or its farthest point, not a surface to be eroded
-    core = ndimage.binary_erosion(mask[box] > 0, ball, border_value=1)
+    core = eroded(mask[box], structure, border_value=1)
     if not core.any():
         return mask
     core = largest_component(core.astype(np.uint8)) > 0
     out = np.zeros_like(mask)
-    out[box] = ((mask[box] > 0) & ndimage.binary_dilation(core, ball)).astype(mask.dtype)
+    out[box] = ((mask[box] > 0) & dilated(core, structure)).astype(mask.dtype)
     return out
 
 
@@ -79,9 +79,9 @@ def with_edge_on_the_ct(liver: np.ndarray, lesion: np.ndarray, ct: np.ndarray, s
     if band_mm <= 0 or not parenchyma.any():
         return liver
     of_liver_density = liver_density(ct, parenchyma, spacing)
-    ball = _ball(array_sampling(spacing), band_mm)
-    outer_band = ndimage.binary_dilation(inside, ball) & ~inside
-    inner_band = inside & ~ndimage.binary_erosion(inside, ball, border_value=1)
+    structure = ball(array_sampling(spacing), band_mm)
+    outer_band = dilated(inside, structure) & ~inside
+    inner_band = inside & ~eroded(inside, structure, border_value=1)
     refined = (inside | (outer_band & of_liver_density)) & ~(inner_band & ~of_liver_density & (lesion == 0))
     return refined.astype(liver.dtype)
 
@@ -95,15 +95,6 @@ def liver_density(ct: np.ndarray, parenchyma: np.ndarray, spacing: tuple[float, 
     sigma = [0.0] + [EDGE_SMOOTHING_MM / s for s in array_sampling(spacing)[1:]]
     smoothed = ndimage.gaussian_filter(ct.astype(np.float32), sigma)
     return (smoothed >= low) & (smoothed <= high)
-
-
-def _ball(sampling: tuple[float, ...], radius_mm: float) -> np.ndarray:
-    """The voxel offsets within `radius_mm` of the centre, on a grid of `sampling` mm (a structuring
-    element: erosion and dilation by it are a few times faster than distance transforms here)."""
-    reach = [int(radius_mm // s) for s in sampling]
-    offsets = np.indices([2 * r + 1 for r in reach]).astype(float)
-    distance2 = sum(((o - r) * s) ** 2 for o, r, s in zip(offsets, reach, sampling))
-    return distance2 <= radius_mm ** 2
 
 
 def growing(config: InferenceConfig) -> bool:
