@@ -170,6 +170,10 @@ def _mirrored(c: Config) -> None:
     c.inference.lesion_grow_max_mm = 6.0
 
 
+def _pasted(c: Config) -> None:
+    c.augment.pasted_lesions = 0.3
+
+
 def _tiles(c: Config) -> None:
     c.preprocess.zoom_tiles = 2
 
@@ -250,6 +254,9 @@ TRAINED: dict[str, tuple[str, Callable[[Config], None]]] = {
     "bundled-enhancement": ("today's bundled recipe, each slice with liver trained as if enhanced by up to 25 % "
                             "more or less about the liver's median (another bolus, delay or tube voltage)",
                             _bundled(_enhancement(0.25))),
+    "bundled-pasted": ("today's bundled recipe, a real lesion of another slice in the batch copied into 30 % of "
+                       "the slices with liver (its contrast to its own liver kept, flipped, anywhere in the liver: "
+                       "TumorCP)", _bundled(_pasted)),
 }
 # name -> (what changes, the trained variant whose models are measured, the change to its inference)
 INFERENCE_ONLY: dict[str, tuple[str, str, Callable[[Config], None]]] = {

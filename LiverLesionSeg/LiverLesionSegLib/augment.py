@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import AugmentConfig
-from .synthetic import add_masses_beside_liver, add_synthetic_lesions, mirror_real_lesions
+from .synthetic import add_masses_beside_liver, add_synthetic_lesions, mirror_real_lesions, paste_real_lesions
 
 
 def augment_batch(images: torch.Tensor, targets: torch.Tensor, config: AugmentConfig,
@@ -21,6 +21,8 @@ def augment_batch(images: torch.Tensor, targets: torch.Tensor, config: AugmentCo
         return images, targets
     if config.mirrored_lesions > 0:  # before the synthetic ones: only real lesions are mirrored
         images, targets = mirror_real_lesions(images, targets, config, generator)
+    if config.pasted_lesions > 0:  # before the synthetic ones: only real lesions are copied
+        images, targets = paste_real_lesions(images, targets, config, generator)
     if config.synthetic_lesions > 0:
         images, targets = add_synthetic_lesions(images, targets, config, generator)
     if config.masses_beside_liver > 0:

@@ -99,6 +99,9 @@ class AugmentConfig:
     # lesion, and the mirrored contrast as a fraction of the lesion's own.
     mirrored_lesions: float = 0.0
     mirrored_lesion_strength: tuple[float, float] = (0.4, 1.0)
+    # Real lesions copied into other slices' livers (see synthetic.paste_real_lesions): the chance
+    # per slice with liver.
+    pasted_lesions: float = 0.0
     # Unmarked masses painted just outside the liver (see synthetic.py): the chance per slice with
     # liver, radius in network pixels, windowed density (0.39: 35 HU in the default window).
     masses_beside_liver: float = 0.0
@@ -239,8 +242,8 @@ class Config:
             (min(l.bce_pos_weight) > 0 and min(l.class_weights) >= 0 and sum(l.class_weights) > 0,
              "loss.bce_pos_weight must be positive and class_weights not all 0"),
             (all(0 <= x <= 1 for x in (a.flip_lr, a.flip_ud, a.crop_probability, a.synthetic_lesions,
-                                       a.masses_beside_liver, a.mirrored_lesions, a.synthetic_hyperdense_share,
-                                       a.synthetic_halo_share)),
+                                       a.masses_beside_liver, a.mirrored_lesions, a.pasted_lesions,
+                                       a.synthetic_hyperdense_share, a.synthetic_halo_share)),
              "augmentation probabilities must lie in [0, 1]"),
             (a.thick_slices_mm is None or (math.isfinite(a.thick_slices_mm) and a.thick_slices_mm > 0),
              "augment.thick_slices_mm must be positive (or null: off)"),

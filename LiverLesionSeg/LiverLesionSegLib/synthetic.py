@@ -11,7 +11,9 @@ metastasis shows around its dark centre) or of the opposite contrast (an enhanci
 is lesion too. Vectorised over the batch.
 
 Real lesions can also be shown at the opposite contrast (`mirror_real_lesions`): a training set of
-dark metastases then also teaches bright, arterial-phase HCC, with real shapes and textures.
+dark metastases then also teaches bright, arterial-phase HCC, with real shapes and textures. And
+they can be copied into another slice's liver (`paste_real_lesions`, after TumorCP: Yang et al.,
+MICCAI 2021): a real lesion's shape, texture and contrast in another patient's liver, elsewhere in it.
 """
 
 from __future__ import annotations
@@ -85,6 +87,75 @@ def mirror_real_lesions(images: torch.Tensor, targets: torch.Tensor, config: Aug
         plane = images[index, channel]
         images[index, channel] = (plane + weight * (1 + strength) * (median - plane)).clamp(0, 1)
     return images, targets
+
+
+def paste_real_lesions(images: torch.Tensor, targets: torch.Tensor, config: AugmentConfig,
+                       generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real lesions copied into other slices' livers, in `pasted_lesions` of the slices with liver
+    (when the batch holds a lesion): each takes the lesions of a random slice that holds one, their
+    difference from that slice's liver median added to its own liver's median, every channel alike
+    (the neighbour slices' cross-sections come along), flipped at random, scaled by the ratio of the
+    two livers' sizes on the slice (within 0.5 to 2: a slice of the liver's box shows it larger than
+    a whole slice does) and centred on a random pixel of its liver; what falls outside its liver is
+    left out, in the image and in the mask. Same arguments as `add_synthetic_lesions`."""
+    lesion = targets[:, 1] > 0.5
+    liver = targets[:, 0] > 0.5
+    liver_beside = liver & ~lesion
+    sources = (lesion.flatten(1).any(1) & liver_beside.flatten(1).any(1)).nonzero().flatten()
+    index = _chosen(liver_beside, config.pasted_lesions, generator)
+    if sources.numel() == 0 or index.numel() == 0:
+        return images, targets
+    m = index.numel()
+    source = sources[torch.randint(sources.numel(), (m,), generator=generator)]
+    centre_channel = images.shape[1] // 2
+
+    def medians(slices: torch.Tensor) -> torch.Tensor:
+        return torch.stack([images[k, centre_channel][liver_beside[k]].median() for k in slices.tolist()])
+
+    # the lesions with a soft edge two pixels wide, within the source's liver (no fat at their edge)
+    widened = F.max_pool2d(targets[source, 1:2], 3, stride=1, padding=1)
+    weight = F.avg_pool2d(widened, 3, stride=1, padding=1, count_include_pad=False) * liver[source, None]
+    difference = images[source] - medians(source).view(-1, 1, 1, 1)
+    moved = F.grid_sample(torch.cat([difference, weight, lesion[source, None].float()], 1),
+                          _paste_grid(lesion[source], liver, liver_beside[index], index, source, generator),
+                          mode="bilinear", padding_mode="zeros", align_corners=False)
+    inside = liver[index, None].float()
+    weight, mask = moved[:, -2:-1] * inside, (moved[:, -1:] > 0.5).float() * inside
+    pasted = medians(index).view(-1, 1, 1, 1) + moved[:, :-2]
+    images, targets = images.clone(), targets.clone()
+    images[index] = (images[index] + weight * (pasted - images[index])).clamp(0, 1)
+    targets[index, 1] = torch.maximum(targets[index, 1], mask[:, 0])
+    return images, targets
+
+
+def _paste_grid(lesion: torch.Tensor, liver: torch.Tensor, where: torch.Tensor, index: torch.Tensor,
+                source: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The sampling grid (m, H, W, 2) that takes each source slice's `lesion` (m, H, W) to a random
+    pixel of `where` (m, H, W) in slice `index`, flipped at random and scaled by the ratio of the
+    livers' sizes (`liver` (n, H, W), of the whole batch), within 0.5 to 2."""
+    m, height, width = lesion.shape
+    size = torch.tensor([width, height], dtype=torch.float32)
+
+    def normalised(pixels: torch.Tensor) -> torch.Tensor:  # (m, 2) as (x, y) pixel -> [-1, 1], align_corners False
+        return (2 * pixels + 1) / size - 1
+
+    rows = torch.arange(height, dtype=torch.float32).view(1, height, 1)
+    columns = torch.arange(width, dtype=torch.float32).view(1, 1, width)
+    count = lesion.flatten(1).sum(1).float()
+    centroid = (torch.stack([(lesion * columns).flatten(1).sum(1), (lesion * rows).flatten(1).sum(1)], 1)
+                / count[:, None])
+    spot = torch.multinomial(where.flatten(1).float(), 1, generator=generator).squeeze(1)
+    # moved by whole pixels (at the same scale, unflipped or about a half pixel: no blur)
+    destination = torch.stack([spot % width, spot // width], 1).float() + centroid - centroid.floor()
+    centroid, destination = normalised(centroid), normalised(destination)
+    area = liver.flatten(1).sum(1).float()
+    zoom = (area[index] / area[source]).sqrt().clamp(0.5, 2.0)
+    flip = torch.where(torch.rand(m, 2, generator=generator) < 0.5, -1.0, 1.0)
+    linear = flip / zoom[:, None]  # target -> source, per axis
+    theta = torch.zeros(m, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1] = linear[:, 0], linear[:, 1]
+    theta[:, :, 2] = centroid - destination * linear
+    return F.affine_grid(theta, [m, 1, height, width], align_corners=False)
 
 
 def add_masses_beside_liver(images: torch.Tensor, targets: torch.Tensor, config: AugmentConfig,

@@ -27,7 +27,7 @@ OPTIONS = {
     "flip_prob": ("augment", "flip_lr"), "rotate": ("augment", "rotate_degrees"), "scale": ("augment", "scale"),
     "crop_prob": ("augment", "crop_probability"), "synthetic_lesions": ("augment", "synthetic_lesions"),
     "synthetic_halo": ("augment", "synthetic_halo_share"), "masses_beside_liver": ("augment", "masses_beside_liver"),
-    "mirrored_lesions": ("augment", "mirrored_lesions"),
+    "mirrored_lesions": ("augment", "mirrored_lesions"), "pasted_lesions": ("augment", "pasted_lesions"),
     "thick_slices_mm": ("augment", "thick_slices_mm"),
     "liver_reference_hu": ("preprocess", "liver_reference_hu"),
     "hu_window": ("preprocess", None), "context_slices": ("preprocess", "context_slices"),
@@ -85,6 +85,9 @@ def add_parser(sub, common) -> None:
     aug.add_argument("--mirrored-lesions", type=float, metavar="CHANCE",
                      help="share of lesion slices whose real lesions are shown at the opposite contrast "
                           "(mirrored about the liver's median: dark metastases teach bright HCC too)")
+    aug.add_argument("--pasted-lesions", type=float, metavar="CHANCE",
+                     help="share of liver slices that get a real lesion of another slice in the batch copied into "
+                          "their liver, with its contrast to its own liver")
     aug.add_argument("--masses-beside-liver", type=float, metavar="CHANCE",
                      help="share of liver slices that get an unmarked mass painted beside the liver")
     aug.add_argument("--thick-slices-mm", type=float, metavar="MM",

@@ -22,7 +22,8 @@ def run_dir(data_dir, tmp_path_factory):
                  "--validate", "RadCTTACEomics_0697", "--out", str(out), "--cycles", "1", "--epochs", "2",
                  "--max-slices-per-epoch", "32", "--pos-weight", "1", "5", "--tversky-alpha", "0.4",
                  "--synthetic-lesions", "0.5", "--synthetic-halo", "0.4", "--masses-beside-liver", "0.25",
-                 "--mirrored-lesions", "0.3", "--context-slices", "1", "--context-mm", "2.5", "--thick-slices-mm", "5", "--progress", "none"])
+                 "--mirrored-lesions", "0.3", "--pasted-lesions", "0.2", "--context-slices", "1", "--context-mm", "2.5",
+                 "--thick-slices-mm", "5", "--progress", "none"])
     assert code == 0
     return out
 
@@ -35,6 +36,7 @@ def test_train_writes_checkpoints_history_plots_and_the_settings_given(run_dir):
     assert config.loss.bce_pos_weight == (1.0, 5.0) and config.loss.tversky_alpha == 0.4
     assert config.augment.synthetic_lesions == 0.5 and config.augment.masses_beside_liver == 0.25
     assert config.augment.synthetic_halo_share == 0.4 and config.augment.mirrored_lesions == 0.3
+    assert config.augment.pasted_lesions == 0.2
     assert config.preprocess.context_slices == 1 and config.preprocess.context_mm == 2.5
     assert config.augment.thick_slices_mm == 5.0
     assert config.train.validate == ["RadCTTACEomics_0697"] and state["train_cases"] == ["3Dircadb1.17"]

@@ -57,6 +57,7 @@ def test_wrong_type_is_named():
     ("augment", "synthetic_halo_rim", (0.6, -0.5), "synthetic_halo_rim"),
     ("augment", "synthetic_halo_rim", (-1.5, 0.5), "synthetic_halo_rim"),
     ("augment", "mirrored_lesions", 1.5, "probabilities"),
+    ("augment", "pasted_lesions", -0.1, "probabilities"),
     ("preprocess", "zoom_tiles", 2, "zoom_tiles"),  # without zoom
     ("preprocess", "zoom_tiles", 0, "zoom_tiles"),
     ("inference", "tile_weight", 1.5, "tile_weight"),

@@ -5,7 +5,8 @@ import torch
 
 from LiverLesionSegLib.config import AugmentConfig
 from LiverLesionSegLib.augment import augment_batch
-from LiverLesionSegLib.synthetic import add_masses_beside_liver, add_synthetic_lesions, mirror_real_lesions
+from LiverLesionSegLib.synthetic import (add_masses_beside_liver, add_synthetic_lesions, mirror_real_lesions,
+                                         paste_real_lesions)
 
 
 def _batch(n=8, channels=3):
@@ -166,3 +167,51 @@ def test_augment_batch_mirrors_real_lesions_not_the_synthetic_ones():
     # The real lesion, now bright (a painted one may overlap part of it).
     assert (new_images[2:, 1][:, real].median(dim=1).values > 0.65).all()
     assert painted.any() and new_images[2:, 1][painted].median() < 0.5  # painted: dark
+
+
+def _batch_with_one_real_lesion():
+    """Slice 1 holds a real lesion (a square 0.3 darker than its liver, darker still at its middle,
+    smaller in the neighbour channels); the livers of the other slices are of other densities."""
+    images, targets = _batch()
+    images[:, :, 16:48, 10:40] = torch.linspace(0.45, 0.65, 8).view(8, 1, 1, 1)  # each liver its own density
+    images[1, :, 24:32, 14:22] -= 0.3
+    images[1, 1, 27:29, 17:19] -= 0.1
+    images[1, 0, 24:32, 14:22] += 0.2  # the neighbour slice: a smaller cross-section
+    targets[1, 1, 24:32, 14:22] = 1
+    return images, targets
+
+
+def test_real_lesions_are_pasted_into_other_livers_with_their_contrast_and_marked():
+    images, targets = _batch_with_one_real_lesion()
+    config = AugmentConfig(pasted_lesions=1.0)
+    new_images, new_targets = paste_real_lesions(images, targets, config, torch.Generator().manual_seed(0))
+    assert torch.equal(new_images[0], images[0]) and new_targets[0].sum() == 0  # no liver: nothing pasted
+    liver = targets[:, 0] > 0.5
+    assert (new_targets[:, 1] * ~liver).sum() == 0  # never outside the liver
+    for k in range(2, 8):
+        pasted = new_targets[k, 1] > 0.5
+        assert 0 < pasted.sum() <= 64  # the 8 x 8 lesion, cut where it leaves the liver
+        own = images[k, 1, 20, 30].item()  # this slice's liver density
+        core = new_images[k, 1][pasted]
+        # the lesion's contrast to its liver, 0.3 (0.4 at its middle), now to this slice's liver
+        assert torch.allclose(core.max(), torch.tensor(own - 0.3), atol=1e-5)
+        assert torch.allclose(core.min(), torch.tensor(own - 0.4), atol=1e-5)
+        assert not ((new_images[k] - images[k]).abs().sum(0) > 1e-6)[~liver[k]].any()  # nothing outside the liver
+        neighbour_changed = ((new_images[k, 0] - images[k, 0]).abs() > 1e-6).sum()
+        assert 0 < neighbour_changed  # the neighbour slice's cross-section came along
+    assert torch.equal(images, _batch_with_one_real_lesion()[0])  # inputs untouched
+
+
+def test_no_real_lesion_in_the_batch_pastes_nothing_and_a_seed_repeats():
+    images, targets = _batch()
+    config = AugmentConfig(pasted_lesions=1.0)
+    same = paste_real_lesions(images, targets, config, torch.Generator().manual_seed(0))
+    assert same[0] is images and same[1] is targets
+    images, targets = _batch_with_one_real_lesion()
+    a = paste_real_lesions(images, targets, AugmentConfig(pasted_lesions=0.5), torch.Generator().manual_seed(4))
+    b = paste_real_lesions(images, targets, AugmentConfig(pasted_lesions=0.5), torch.Generator().manual_seed(4))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[1], targets)  # some slice got one
+    off = augment_batch(images, targets, AugmentConfig(pasted_lesions=0.0), torch.Generator().manual_seed(4))
+    on = augment_batch(images, targets, AugmentConfig(pasted_lesions=1.0), torch.Generator().manual_seed(4))
+    assert on[1][:, 1].sum() > off[1][:, 1].sum()
