@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from .config import AugmentConfig
-from .synthetic import add_masses_beside_liver, add_synthetic_lesions, mirror_real_lesions, paste_real_lesions
+from .synthetic import (add_masses_beside_liver, add_synthetic_lesions, mirror_real_lesions, paste_real_lesions,
+                        slice_medians)
 
 
 def augment_batch(images: torch.Tensor, targets: torch.Tensor, config: AugmentConfig,
@@ -82,9 +83,7 @@ def vary_enhancement(images: torch.Tensor, targets: torch.Tensor, config: Augmen
     if index.numel() == 0:
         return images
     share = config.liver_enhancement * (2 * torch.rand(index.numel(), generator=generator) - 1)
-    centre = images[index, images.shape[1] // 2]
-    median = torch.stack([plane[mask].median() for plane, mask in zip(centre, liver[index])])
-    share, median = share.view(-1, 1, 1, 1), median.view(-1, 1, 1, 1)
+    share, median = share.view(-1, 1, 1, 1), slice_medians(images, liver, index).view(-1, 1, 1, 1)
     images = images.clone()
     difference = (images[index] - median).clamp(min=-config.enhancement_floor)
     images[index] = images[index] + share * difference

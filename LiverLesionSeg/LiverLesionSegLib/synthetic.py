@@ -78,8 +78,7 @@ def mirror_real_lesions(images: torch.Tensor, targets: torch.Tensor, config: Aug
     if index.numel() == 0:
         return images, targets
     strength = _uniform(*config.mirrored_lesion_strength, index.numel(), generator).view(-1, 1, 1)
-    centre = images[index, images.shape[1] // 2]
-    median = torch.stack([plane[liver].median() for plane, liver in zip(centre, liver_beside[index])]).view(-1, 1, 1)
+    median = slice_medians(images, liver_beside, index).view(-1, 1, 1)
     widened = F.max_pool2d(targets[index, 1:2], 3, stride=1, padding=1)
     weight = F.avg_pool2d(widened, 3, stride=1, padding=1, count_include_pad=False)[:, 0]
     images = images.clone()
@@ -107,21 +106,17 @@ def paste_real_lesions(images: torch.Tensor, targets: torch.Tensor, config: Augm
         return images, targets
     m = index.numel()
     source = sources[torch.randint(sources.numel(), (m,), generator=generator)]
-    centre_channel = images.shape[1] // 2
-
-    def medians(slices: torch.Tensor) -> torch.Tensor:
-        return torch.stack([images[k, centre_channel][liver_beside[k]].median() for k in slices.tolist()])
 
     # the lesions with a soft edge two pixels wide, within the source's liver (no fat at their edge)
     widened = F.max_pool2d(targets[source, 1:2], 3, stride=1, padding=1)
     weight = F.avg_pool2d(widened, 3, stride=1, padding=1, count_include_pad=False) * liver[source, None]
-    difference = images[source] - medians(source).view(-1, 1, 1, 1)
+    difference = images[source] - slice_medians(images, liver_beside, source).view(-1, 1, 1, 1)
     moved = F.grid_sample(torch.cat([difference, weight, lesion[source, None].float()], 1),
                           _paste_grid(lesion[source], liver, liver_beside[index], index, source, generator),
                           mode="bilinear", padding_mode="zeros", align_corners=False)
     inside = liver[index, None].float()
     weight, mask = moved[:, -2:-1] * inside, (moved[:, -1:] > 0.5).float() * inside
-    pasted = medians(index).view(-1, 1, 1, 1) + moved[:, :-2]
+    pasted = slice_medians(images, liver_beside, index).view(-1, 1, 1, 1) + moved[:, :-2]
     images, targets = images.clone(), targets.clone()
     images[index] = (images[index] + weight * (pasted - images[index])).clamp(0, 1)
     targets[index, 1] = torch.maximum(targets[index, 1], mask[:, 0])
@@ -189,6 +184,14 @@ def add_masses_beside_liver(images: torch.Tensor, targets: torch.Tensor, config:
         shape = shape * outside
         images[index, channel] = (images[index, channel] * (1 - shape) + shape * density * texture).clamp(0, 1)
     return images, targets
+
+
+def slice_medians(images: torch.Tensor, region: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(m,): the median of each slice `index` of `images` (n, c, H, W) over `region` (n, H, W), in
+    its centre channel (the slice itself; the others are its neighbours). `region` must hold pixels
+    on each of those slices."""
+    centre = images[:, images.shape[1] // 2]
+    return torch.stack([centre[k][region[k]].median() for k in index.tolist()])
 
 
 def _chosen(liver: torch.Tensor, chance: float, generator: torch.Generator) -> torch.Tensor:
