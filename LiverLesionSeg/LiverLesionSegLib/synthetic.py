@@ -79,8 +79,7 @@ def mirror_real_lesions(images: torch.Tensor, targets: torch.Tensor, config: Aug
         return images, targets
     strength = _uniform(*config.mirrored_lesion_strength, index.numel(), generator).view(-1, 1, 1)
     median = slice_medians(images, liver_beside, index).view(-1, 1, 1)
-    widened = F.max_pool2d(targets[index, 1:2], 3, stride=1, padding=1)
-    weight = F.avg_pool2d(widened, 3, stride=1, padding=1, count_include_pad=False)[:, 0]
+    weight = _soft_edge(targets[index, 1:2])[:, 0]
     images = images.clone()
     for channel in range(images.shape[1]):
         plane = images[index, channel]
@@ -108,8 +107,7 @@ def paste_real_lesions(images: torch.Tensor, targets: torch.Tensor, config: Augm
     source = sources[torch.randint(sources.numel(), (m,), generator=generator)]
 
     # the lesions with a soft edge two pixels wide, within the source's liver (no fat at their edge)
-    widened = F.max_pool2d(targets[source, 1:2], 3, stride=1, padding=1)
-    weight = F.avg_pool2d(widened, 3, stride=1, padding=1, count_include_pad=False) * liver[source, None]
+    weight = _soft_edge(targets[source, 1:2]) * liver[source, None]
     difference = images[source] - slice_medians(images, liver_beside, source).view(-1, 1, 1, 1)
     moved = F.grid_sample(torch.cat([difference, weight, lesion[source, None].float()], 1),
                           _paste_grid(lesion[source], liver, liver_beside[index], index, source, generator),
@@ -121,6 +119,13 @@ def paste_real_lesions(images: torch.Tensor, targets: torch.Tensor, config: Augm
     images[index] = (images[index] + weight * (pasted - images[index])).clamp(0, 1)
     targets[index, 1] = torch.maximum(targets[index, 1], mask[:, 0])
     return images, targets
+
+
+def _soft_edge(lesion: torch.Tensor) -> torch.Tensor:
+    """The (n, 1, h, w) lesion mask widened by a pixel and then averaged over 3 x 3: 1 inside, falling
+    to 0 over two pixels outside, so a changed lesion blends into its surroundings."""
+    widened = F.max_pool2d(lesion, 3, stride=1, padding=1)
+    return F.avg_pool2d(widened, 3, stride=1, padding=1, count_include_pad=False)
 
 
 def _paste_grid(lesion: torch.Tensor, liver: torch.Tensor, where: torch.Tensor, index: torch.Tensor,
