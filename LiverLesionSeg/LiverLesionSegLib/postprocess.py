@@ -298,13 +298,30 @@ def _kept(labels: np.ndarray, keep: np.ndarray, dtype) -> np.ndarray:
 
 
 def smoothed_across_slices(values: np.ndarray, box: tuple[slice, ...], slice_spacing_mm: float,
-                           sigma_mm: float) -> np.ndarray:
+                           sigma_mm: float, floor: Optional[float] = None) -> np.ndarray:
     """`values[box]` smoothed along k (axis 0) by a Gaussian of `sigma_mm`, the slices beyond the box
-    taken into account: the same as smoothing the whole volume, then cutting the box out."""
+    taken into account: the same as smoothing the whole volume, then cutting the box out. With
+    `floor`, only the values at or above it are exact, the rest may be 0: only the columns and slices
+    within the Gaussian's reach of a value at or above `floor` are smoothed (a weighted mean is never
+    above the highest value it takes in), a small part of the liver's box for a lesion probability."""
     if sigma_mm <= 0:
         return values[box]
     sigma = sigma_mm / slice_spacing_mm
     reach = int(4 * sigma + 0.5)  # gaussian_filter1d's kernel: 4 sigma on each side
+    if floor is not None:
+        start, stop = max(box[0].start - reach, 0), min(box[0].stop + reach, len(values))
+        high = bounding_box(values[(slice(start, stop),) + box[1:]] >= floor)
+        result = np.zeros(tuple(b.stop - b.start for b in box), values.dtype)
+        if high is None:
+            return result
+        # the slices within reach of a high value, in the box; the columns that hold one
+        first, last = max(start + high[0].start - reach, box[0].start), min(start + high[0].stop + reach, box[0].stop)
+        if first >= last:
+            return result
+        part = (slice(first, last),) + tuple(slice(b.start + h.start, b.start + h.stop) for b, h in zip(box[1:], high[1:]))
+        result[tuple(slice(p.start - b.start, p.stop - b.start) for p, b in zip(part, box))] = \
+            smoothed_across_slices(values, part, slice_spacing_mm, sigma_mm)
+        return result
     start, stop = max(box[0].start - reach, 0), min(box[0].stop + reach, len(values))
     slab = ndimage.gaussian_filter1d(values[(slice(start, stop),) + box[1:]], sigma, axis=0, mode="nearest")
     return slab[box[0].start - start:box[0].stop - start]
@@ -361,7 +378,8 @@ def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, flo
     lesion = _kept(labels, keep, lesion.dtype)
     if growing(config):
         # the rules judge what the model is sure of; the lesions they keep then grow over their unsure rim
-        over = smoothed_across_slices(probability, box, spacing[2], config.lesion_grow_smoothing_mm)
+        over = smoothed_across_slices(probability, box, spacing[2], config.lesion_grow_smoothing_mm,
+                                      floor=config.lesion_grow_threshold)
         dropped = ~keep[labels] & (labels > 0)
         lesion = grown_lesions(lesion, dropped, liver, over, None if ct is None else ct[box], spacing, config)
     if config.dropped_lesions_leave_liver:

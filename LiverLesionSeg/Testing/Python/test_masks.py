@@ -1,12 +1,12 @@
-"""Erosion and dilation by a ball, the fast way: the same voxels as scipy's, on a real liver and on
-random shapes that touch the array's faces."""
+"""Erosion and dilation by a ball, and connected-component labelling, the fast way: the same voxels
+and labels as scipy's, on a real liver and on random shapes that touch the array's faces."""
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
 from LiverLesionSegLib.io.cases import find_cases, load_case
-from LiverLesionSegLib.masks import array_sampling, ball, bounding_box, dilated, eroded
+from LiverLesionSegLib.masks import array_sampling, ball, bounding_box, dilated, eroded, label_components
 
 
 def random_shapes(shape=(24, 40, 36), seed=0) -> np.ndarray:
@@ -58,3 +58,22 @@ def test_the_same_voxels_as_scipy_on_a_real_liver(data_dir):
 def test_a_structure_of_even_size_is_refused():
     with pytest.raises(ValueError, match="odd size"):
         eroded(random_shapes(), np.ones((2, 3, 3), bool))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_labels_are_scipys_26_connected_labels_in_the_same_order(seed):
+    # blobs with holes, and scattered voxels: many components, some joined by a corner only
+    noise = np.random.default_rng(seed).random((30, 50, 44))
+    shapes = (random_shapes(shape=(30, 50, 44), seed=seed) & (noise > 0.3)) | (noise > 0.97)
+    assert ndimage.label(shapes, np.ones((3, 3, 3)))[1] > 100
+    for mask in (shapes, shapes.astype(np.uint8) * np.uint8(7), shapes[:, ::2]):
+        labels, count = label_components(mask)
+        wanted, wanted_count = ndimage.label(mask, np.ones((3, 3, 3)))
+        assert count == wanted_count and np.array_equal(labels, wanted)
+
+
+def test_any_non_zero_value_is_foreground_and_neighbours_of_other_values_are_one_component():
+    mask = np.zeros((3, 4, 4), np.uint8)
+    mask[1, 1, 1], mask[1, 1, 2], mask[2, 2, 3] = 1, 2, 200  # three voxels, touching by a face and a corner
+    labels, count = label_components(mask)
+    assert count == 1 and np.count_nonzero(labels) == 3

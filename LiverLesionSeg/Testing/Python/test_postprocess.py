@@ -464,6 +464,27 @@ def test_smoothing_across_slices_is_that_of_the_whole_volume_cut_to_the_box():
     assert np.array_equal(smoothed_across_slices(values, box, 2.5, 0.0), values[box])  # 0: off
 
 
+def test_smoothing_above_a_floor_is_exact_there_and_under_it_elsewhere():
+    from scipy import ndimage
+
+    from LiverLesionSegLib.postprocess import smoothed_across_slices
+
+    rng = np.random.default_rng(1)
+    values = (rng.random((60, 20, 24)) * 0.15).astype(np.float32)  # a faint background ...
+    values[30:33, 8:12, 5:9] = 0.9  # ... and a sure lesion in the middle
+    values[2, 3, 20] = values[58, 17, 2] = 0.6  # and two sure voxels near the volume's ends
+    for box in [(slice(0, 60), slice(0, 20), slice(0, 24)), (slice(10, 50), slice(4, 18), slice(3, 23)),
+                (slice(0, 20), slice(0, 10), slice(10, 24)), (slice(40, 45), slice(0, 5), slice(0, 5))]:
+        for slice_mm in (0.625, 2.5):
+            whole = ndimage.gaussian_filter1d(values, 3.0 / slice_mm, axis=0, mode="nearest")[box]
+            result = smoothed_across_slices(values, box, slice_mm, 3.0, floor=0.2)
+            above = whole >= 0.2
+            assert np.allclose(result[above], whole[above], atol=1e-6)
+            assert (result[~above] < 0.2).all()
+            if box[0].stop - box[0].start == 60:
+                assert above.any() and (result[~above] == 0).any()  # something was left out
+
+
 def test_neighbouring_slices_let_a_lesion_grow_over_the_slices_next_to_it():
     """A lesion sure on slices 8-12 grows, with smoothing across slices, over the slice its model
     was unsure of (13: 0.15, under the grow threshold of 0.2) and the one it gave nothing (7), but
