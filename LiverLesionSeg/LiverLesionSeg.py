@@ -2,9 +2,10 @@
 model further on corrected segmentations.
 
 Slicer glue only: widgets <-> the parameter node <-> the library (`LiverLesionSegLib`). Everything
-that can be tested without the application lives in the library: `mrml` (nodes), `mrml_charts`
-(the training charts), `segment_job` (segmentation in a background thread), `training_process`
-(training in a background process and the model catalogue), `dependencies` and `parameters`.
+that can be tested without the application lives in the library: `mrml` (nodes), `mrml_export`
+(DICOM and training-case export), `mrml_charts` (the training charts), `segment_job` (segmentation
+in a background thread), `training_process` (training in a background process and the model
+catalogue), `dependencies` and `parameters`.
 """
 
 import contextlib
@@ -510,11 +511,11 @@ class LiverLesionSegLogic(ScriptedLoadableModuleLogic):
         """`segmentation` as a DICOM SEG and a DICOM SR lesion report in `folder` (and, with
         `structures`, an RT structure set), over the DICOM series `volume` was loaded from (found
         through Slicer's DICOM database)."""
-        from LiverLesionSegLib import mrml
+        from LiverLesionSegLib import mrml_export
 
         database = getattr(slicer, "dicomDatabase", None)
-        return mrml.export_dicom(volume, segmentation, folder, database.fileForInstance if database else None,
-                                 structures)
+        return mrml_export.export_dicom(volume, segmentation, folder,
+                                        database.fileForInstance if database else None, structures)
 
     def compare(self, volume, segmentation, reference):
         """`segmentation` of `volume` measured against `reference`, as a new row of the scene's

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from LiverLesionSegLib import mrml
+from LiverLesionSegLib import mrml, mrml_export
 from LiverLesionSegLib.mrml_charts import TrainingCharts
 from LiverLesionSegLib.segments import LESION, LIVER, SEGMENTS
 from LiverLesionSegLib.volume import LPS_TO_RAS, Volume
@@ -280,7 +280,7 @@ def check_sample_case_after_correction(scene, folder: Path) -> None:
     measured = mrml.measure_again(volume_node, segmentation_node)
     assert [lesion.voxels for lesion in measured.lesions] == [300], measured.lesions
     assert len(mrml.table_rows(measured.lesion_table_node)) == 1 == len(measured.long_axis_nodes)
-    exported = mrml.export_dicom(volume_node, segmentation_node, folder, structures=True)
+    exported = mrml_export.export_dicom(volume_node, segmentation_node, folder, structures=True)
     assert len(exported.lesions) == 1 and exported.lesions[0].voxels == 300
     masks = read_seg_masks(exported.seg, grid)
     assert np.array_equal(masks["lesion"], lesion) and np.array_equal(masks["liver"] | masks["lesion"], liver)
@@ -443,7 +443,7 @@ def check_export_training_pair(scene, ct: Volume, liver: Volume, lesion: Volume,
     segmentation.GetSegmentation().CollapseBinaryLabelmaps(False)
     assert segmentation.GetSegmentation().GetNumberOfLayers() == 1, "the segments are not in one shared layer"
 
-    case_folder = mrml.export_training_pair(volume_node, segmentation, folder, "scene case 1")
+    case_folder = mrml_export.export_training_pair(volume_node, segmentation, folder, "scene case 1")
     assert case_folder.name == "scene_case_1"
     refs = find_cases([case_folder])
     assert [r.kind for r in refs] == ["image-pair"], refs
@@ -452,7 +452,7 @@ def check_export_training_pair(scene, ct: Volume, liver: Volume, lesion: Volume,
     assert np.array_equal(case.lesion.array > 0, is_lesion), "exported lesion labels differ"
     assert np.array_equal(case.liver.array > 0, is_liver | is_lesion), "exported liver labels differ"
     assert is_lesion[:half].any() and is_lesion[half:].any(), "both lesion segments should hold voxels"
-    again = mrml.export_training_pair(volume_node, segmentation, folder, "scene case 1")
+    again = mrml_export.export_training_pair(volume_node, segmentation, folder, "scene case 1")
     assert again.name == "scene_case_1-2", "a second export of the same name must not overwrite the first"
     return case_folder
 

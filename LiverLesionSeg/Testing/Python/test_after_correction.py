@@ -19,7 +19,7 @@ slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel")
 
 from bad_inputs import make_read_only  # noqa: E402
 from slicer_logic_cases import check_sample_case_after_correction, file_digest  # noqa: E402
-from LiverLesionSegLib import mrml  # noqa: E402
+from LiverLesionSegLib import mrml, mrml_export  # noqa: E402
 from LiverLesionSegLib.errors import InputError, OutputError  # noqa: E402
 from LiverLesionSegLib.io.cases import find_cases, find_input_ct, load_case  # noqa: E402
 from LiverLesionSegLib.io.dicomseg import read_seg_masks  # noqa: E402
@@ -46,7 +46,7 @@ def loaded(case):
     case, series = case
     scene = slicer.vtkMRMLScene()
     volume_node = mrml.add_volume_node(scene, case.ct, "CT")
-    volume_node.SetAttribute(mrml.DICOM_UIDS_ATTRIBUTE, " ".join(series.sop_instance_uids))
+    volume_node.SetAttribute(mrml_export.DICOM_UIDS_ATTRIBUTE, " ".join(series.sop_instance_uids))
     files = {uid: str(file) for uid, file in zip(series.sop_instance_uids, series.files)}
     liver, lesion = case.liver.array > 0, case.lesion.array > 0
     with_false = lesion.copy()
@@ -99,7 +99,7 @@ def test_lesions_measured_again_after_the_false_one_is_erased(case, loaded):
 def test_corrected_segmentation_exported_as_dicom_seg_and_report(case, loaded, tmp_path):
     case, series = case
     _, volume_node, segmentation_node, file_for_instance, _, labels = loaded
-    exported = mrml.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
+    exported = mrml_export.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["CT liver segmentation SEG.dcm",
                                                         "CT liver segmentation SR.dcm"]
     masks = read_seg_masks(exported.seg, case.ct)  # back on the CT's grid, voxel for voxel
@@ -128,7 +128,7 @@ def test_lesions_alone_are_measured_and_exported_without_a_liver(case, loaded, t
     outputs = mrml.measure_again(volume_node, segmentation_node)
     expected = lesion_table(case.lesion, case.ct)
     assert outputs.liver_ml is None and outputs.summary.startswith(f"Liver not segmented; {len(expected)} lesion(s)")
-    exported = mrml.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
+    exported = mrml_export.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
     assert exported.liver_ml is None and len(exported.lesions) == len(expected)
     masks = read_seg_masks(exported.seg, case.ct)
     assert set(masks) == {"lesion"} and np.array_equal(masks["lesion"] > 0, labels == LESION.label)
@@ -141,7 +141,7 @@ def test_lesions_alone_are_measured_and_exported_without_a_liver(case, loaded, t
 def test_an_rt_structure_set_is_exported_when_asked(case, loaded, tmp_path):
     case, series = case
     _, volume_node, segmentation_node, file_for_instance, _, labels = loaded
-    exported = mrml.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance, structures=True)
+    exported = mrml_export.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance, structures=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "CT liver segmentation RS.dcm", "CT liver segmentation SEG.dcm", "CT liver segmentation SR.dcm"]
     masks = read_rtstruct_masks(exported.structures, case.ct)
@@ -149,15 +149,15 @@ def test_an_rt_structure_set_is_exported_when_asked(case, loaded, tmp_path):
     structures = pydicom.dcmread(exported.structures)
     assert structures.SeriesDescription.endswith("corrected)")
     assert {roi.ROIGenerationAlgorithm for roi in structures.StructureSetROISequence} == {"SEMIAUTOMATIC"}
-    again = mrml.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)  # not asked: none
+    again = mrml_export.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)  # not asked: none
     assert again.structures is None and again.seg.name == "CT liver segmentation 2 SEG.dcm"
 
 
 def test_a_second_export_is_numbered_and_the_first_kept(loaded, tmp_path):
     _, volume_node, segmentation_node, file_for_instance, _, _ = loaded
-    first = mrml.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
+    first = mrml_export.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
     digests = [file_digest(first.seg), file_digest(first.report)]
-    second = mrml.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
+    second = mrml_export.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
     assert second.seg.name == "CT liver segmentation 2 SEG.dcm"
     assert second.report.name == "CT liver segmentation 2 SR.dcm"
     assert [file_digest(first.seg), file_digest(first.report)] == digests
@@ -166,7 +166,7 @@ def test_a_second_export_is_numbered_and_the_first_kept(loaded, tmp_path):
 def test_models_that_made_the_segmentation_are_named_in_the_seg(loaded, tmp_path):
     _, volume_node, segmentation_node, file_for_instance, _, _ = loaded
     segmentation_node.SetAttribute(mrml.MODELS_ATTRIBUTE, "liverlesionseg-v3.safetensors")
-    exported = mrml.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
+    exported = mrml_export.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
     algorithm = hd.seg.segread(exported.seg).SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0]
     assert "liverlesionseg-v3.safetensors" in str(algorithm.AlgorithmParameters)
 
@@ -179,11 +179,11 @@ def test_the_models_own_result_is_exported_as_automatic_until_a_reader_changes_i
     case, series = case
     scene = slicer.vtkMRMLScene()
     volume_node = mrml.add_volume_node(scene, case.ct, "CT")
-    volume_node.SetAttribute(mrml.DICOM_UIDS_ATTRIBUTE, " ".join(series.sop_instance_uids))
+    volume_node.SetAttribute(mrml_export.DICOM_UIDS_ATTRIBUTE, " ".join(series.sop_instance_uids))
     file_for_instance = dict(zip(series.sop_instance_uids, map(str, series.files))).get
     result = Segmentation(case.liver, case.lesion, case.ct.with_array(case.lesion.array.astype(np.float32)))
     outputs = mrml.write_outputs(scene, volume_node, result, models=["model-a.safetensors"])
-    unchanged = mrml.export_dicom(volume_node, outputs.segmentation_node, tmp_path, file_for_instance)
+    unchanged = mrml_export.export_dicom(volume_node, outputs.segmentation_node, tmp_path, file_for_instance)
     seg = hd.seg.segread(unchanged.seg)
     assert not unchanged.corrected
     assert {item.SegmentAlgorithmType for item in seg.SegmentSequence} == {"AUTOMATIC"}
@@ -195,7 +195,7 @@ def test_the_models_own_result_is_exported_as_automatic_until_a_reader_changes_i
     slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
         mrml.oriented_image(case.lesion.with_array(erased)), outputs.segmentation_node, LESION.segment_id,
         slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
-    corrected = mrml.export_dicom(volume_node, outputs.segmentation_node, tmp_path, file_for_instance)
+    corrected = mrml_export.export_dicom(volume_node, outputs.segmentation_node, tmp_path, file_for_instance)
     assert corrected.corrected and corrected.seg.name.endswith(" 2 SEG.dcm")
     assert {item.SegmentAlgorithmType for item in hd.seg.segread(corrected.seg).SegmentSequence} == {"SEMIAUTOMATIC"}
 
@@ -209,18 +209,18 @@ def test_sample_case_measured_and_exported_from_its_own_folder(tmp_path):
 
 def test_a_volume_not_loaded_from_dicom_is_refused(case, loaded, tmp_path):
     _, volume_node, segmentation_node, file_for_instance, _, _ = loaded
-    volume_node.RemoveAttribute(mrml.DICOM_UIDS_ATTRIBUTE)
+    volume_node.RemoveAttribute(mrml_export.DICOM_UIDS_ATTRIBUTE)
     with pytest.raises(InputError, match=r"^CT: was not loaded from DICOM.*\. Load the CT through the DICOM module"):
-        mrml.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
+        mrml_export.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_files_gone_from_the_database_are_refused(loaded, tmp_path):
     _, volume_node, segmentation_node, file_for_instance, _, _ = loaded
-    uids = volume_node.GetAttribute(mrml.DICOM_UIDS_ATTRIBUTE).split()
+    uids = volume_node.GetAttribute(mrml_export.DICOM_UIDS_ATTRIBUTE).split()
     gone = {uids[3]}
     with pytest.raises(InputError, match=rf"1 of the {len(uids)} DICOM files .* no longer in the DICOM database"):
-        mrml.export_dicom(volume_node, segmentation_node, tmp_path,
+        mrml_export.export_dicom(volume_node, segmentation_node, tmp_path,
                           lambda uid: "" if uid in gone else file_for_instance(uid))
     assert list(tmp_path.iterdir()) == []
 
@@ -230,25 +230,25 @@ def test_a_moved_volume_or_another_transform_is_refused(loaded, tmp_path):
     transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
     segmentation_node.SetAndObserveTransformNodeID(transform.GetID())
     with pytest.raises(InputError, match="under another transform than the volume CT"):
-        mrml.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
+        mrml_export.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
     segmentation_node.SetAndObserveTransformNodeID(None)
     origin = volume_node.GetOrigin()
     volume_node.SetOrigin(origin[0] + 5, origin[1], origin[2])  # a transform hardened on the volume
     with pytest.raises(InputError, match="no longer lies where its DICOM series does"):
-        mrml.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
+        mrml_export.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_an_unwritable_folder_is_refused_and_earlier_exports_kept(loaded, tmp_path):
     _, volume_node, segmentation_node, file_for_instance, _, _ = loaded
     with pytest.raises(OutputError, match="the output folder does not exist"):
-        mrml.export_dicom(volume_node, segmentation_node, tmp_path / "nowhere", file_for_instance)
-    first = mrml.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
+        mrml_export.export_dicom(volume_node, segmentation_node, tmp_path / "nowhere", file_for_instance)
+    first = mrml_export.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
     digest = file_digest(first.seg)
     undo = make_read_only(tmp_path)
     try:
         with pytest.raises(OutputError, match="not writable"):
-            mrml.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
+            mrml_export.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)
     finally:
         undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == [first.seg.name, first.report.name]

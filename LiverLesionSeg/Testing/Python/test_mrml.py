@@ -17,7 +17,7 @@ import pytest
 slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel")
 
 import slicer_logic_cases as cases  # noqa: E402
-from LiverLesionSegLib import mrml  # noqa: E402
+from LiverLesionSegLib import mrml, mrml_export  # noqa: E402
 from LiverLesionSegLib.parameters import SegmentParameters  # noqa: E402
 from LiverLesionSegLib.segments import LIVER  # noqa: E402
 
@@ -195,7 +195,7 @@ def test_export_without_liver_segment_says_so(case, scene, tmp_path):
     vein.SetName("Hepatic vein")
     segmentation.GetSegmentation().AddSegment(vein, "vessels")
     with pytest.raises(InputError, match="no liver segment .*Hepatic vein"):
-        mrml.export_training_pair(volume_node, segmentation, tmp_path)
+        mrml_export.export_training_pair(volume_node, segmentation, tmp_path)
     assert not any(tmp_path.iterdir()), "a failed export left files behind"
 
 
