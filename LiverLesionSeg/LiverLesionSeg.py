@@ -14,6 +14,7 @@ import os
 import sys
 import traceback
 
+import ctk
 import qt
 import slicer
 import vtk
@@ -318,13 +319,15 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with reportedErrors("The DICOM SEG and report could not be written"):
             self.logic.ensureDependencies()
             with slicer.util.WaitCursor():
-                exported = self.logic.exportDicom(*self.correctedPair(), folder,
-                                                  structures=self.ui.exportStructuresCheckBox.checked)
+                exported, added = self.logic.exportDicom(*self.correctedPair(), folder,
+                                                         structures=self.ui.exportStructuresCheckBox.checked,
+                                                         addToDatabase=self.ui.addToDicomDatabaseCheckBox.checked)
             names = [path.name for path in (exported.seg, exported.report, exported.structures) if path]
             self.ui.correctedStatusLabel.text = (
                 f"Wrote {', '.join(names[:-1])} and {names[-1]} ({len(exported.lesions)} lesion(s), "
                 f"{'corrected by a reader' if exported.corrected else 'the model result unchanged'}) to {folder}. "
-                "Import that folder in the DICOM module to send them to a PACS.")
+                + ("Added to the DICOM database: send them to a PACS from the DICOM module." if added else
+                   "Import that folder in the DICOM module to send them to a PACS."))
 
     def onCompareButton(self):
         with reportedErrors("The segmentations could not be compared"):
@@ -507,15 +510,24 @@ class LiverLesionSegLogic(ScriptedLoadableModuleLogic):
 
         return mrml.measure_again(volume, segmentation)
 
-    def exportDicom(self, volume, segmentation, folder, structures=False):
+    def exportDicom(self, volume, segmentation, folder, structures=False, addToDatabase=False):
         """`segmentation` as a DICOM SEG and a DICOM SR lesion report in `folder` (and, with
         `structures`, an RT structure set), over the DICOM series `volume` was loaded from (found
-        through Slicer's DICOM database)."""
+        through Slicer's DICOM database); with `addToDatabase`, the files written are added to that
+        database (as Slicer's own DICOM plugins add what they derive), where the DICOM module sends
+        them on. Returns (`DicomExport`, whether they were added: not when no database is open)."""
         from LiverLesionSegLib import mrml_export
 
         database = getattr(slicer, "dicomDatabase", None)
-        return mrml_export.export_dicom(volume, segmentation, folder,
-                                        database.fileForInstance if database else None, structures)
+        exported = mrml_export.export_dicom(volume, segmentation, folder,
+                                            database.fileForInstance if database else None, structures)
+        added = bool(addToDatabase and database is not None and database.isOpen)
+        if added:
+            indexer = ctk.ctkDICOMIndexer()
+            for path in (exported.seg, exported.report, exported.structures):
+                if path:
+                    indexer.addFile(database, str(path))
+        return exported, added
 
     def compare(self, volume, segmentation, reference):
         """`segmentation` of `volume` measured against `reference`, as a new row of the scene's
@@ -546,7 +558,7 @@ class LiverLesionSegTest(ScriptedLoadableModuleTest):
         if testing not in sys.path:
             sys.path.insert(0, testing)
         for test in (self.test_segmentation_of_sample_case, self.test_reoriented_sample_case,
-                     self.test_after_correction, self.test_training_charts):
+                     self.test_after_correction, self.test_export_to_dicom_database, self.test_training_charts):
             self.setUp()
             test()
 
@@ -601,6 +613,22 @@ class LiverLesionSegTest(ScriptedLoadableModuleTest):
         with tempfile.TemporaryDirectory() as folder:
             cases.check_sample_case_after_correction(slicer.mrmlScene, folder)
         self.delayDisplay("Measuring again and DICOM export test passed")
+
+    def test_export_to_dicom_database(self):
+        import tempfile
+
+        import pydicom
+        import slicer_logic_cases as cases
+        from DICOMLib import DICOMUtils
+
+        volume, segmentation, _, _ = cases.sample_case_drawn_by_hand(slicer.mrmlScene)
+        with tempfile.TemporaryDirectory() as folder, DICOMUtils.TemporaryDICOMDatabase():
+            exported, added = LiverLesionSegLogic().exportDicom(volume, segmentation, folder, addToDatabase=True)
+            assert added, "a temporary DICOM database is open: the files should have been added"
+            for path in (exported.seg, exported.report):
+                uid = pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID
+                assert slicer.dicomDatabase.fileForInstance(uid), f"{path.name} is not in the DICOM database"
+        self.delayDisplay("DICOM database test passed")
 
     def test_training_charts(self):
         import json

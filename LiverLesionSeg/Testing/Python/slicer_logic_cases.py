@@ -254,15 +254,10 @@ def check_long_axis_lines(run: LogicRun) -> None:
         assert np.allclose(ijk[:, 2], lesion.diameter_slice, atol=1e-6)
 
 
-def check_sample_case_after_correction(scene, folder: Path) -> None:
-    """The sample case (a DICOM series outside Slicer's DICOM database: its node names its folder)
-    with a liver and two lesions, one erased as a reader would: measured again, one lesion in the
-    table; exported, the DICOM SEG and the RT structure set read back as the corrected voxels and the
-    report holds the lesion."""
-    import slicer
-    from LiverLesionSegLib.io.dicomseg import read_seg_masks
-    from LiverLesionSegLib.io.rtstruct import read_rtstruct_masks
-
+def sample_case_drawn_by_hand(scene) -> tuple:
+    """The sample case loaded as Sample Data loads it and a segmentation of it: a box of liver with a
+    300-voxel lesion, and a second, false lesion (40 voxels) beside it. Returns (volume node,
+    segmentation node, the liver mask, the true lesion's mask)."""
     volume_node = mrml.load_sample_case(scene)
     grid = mrml.volume_from_node(volume_node)
     liver = np.zeros(grid.shape, np.uint8)
@@ -273,6 +268,20 @@ def check_sample_case_after_correction(scene, folder: Path) -> None:
     false_lesion[16:18, 280:285, 230:235] = 1
     segmentation_node = mrml.new_segmentation_node(scene, "sample corrected")
     mrml.fill_segmentation_node(segmentation_node, volume_node, grid.with_array(liver), grid.with_array(false_lesion))
+    return volume_node, segmentation_node, liver, lesion
+
+
+def check_sample_case_after_correction(scene, folder: Path) -> None:
+    """The sample case (a DICOM series outside Slicer's DICOM database: its node names its folder)
+    with a liver and two lesions, one erased as a reader would: measured again, one lesion in the
+    table; exported, the DICOM SEG and the RT structure set read back as the corrected voxels and the
+    report holds the lesion."""
+    import slicer
+    from LiverLesionSegLib.io.dicomseg import read_seg_masks
+    from LiverLesionSegLib.io.rtstruct import read_rtstruct_masks
+
+    volume_node, segmentation_node, liver, lesion = sample_case_drawn_by_hand(scene)
+    grid = mrml.volume_from_node(volume_node)
     assert len(mrml.measure_again(volume_node, segmentation_node).lesions) == 2
     editing = slicer.vtkSlicerSegmentationsModuleLogic  # what the Segment Editor's effects call
     editing.SetBinaryLabelmapToSegment(mrml.oriented_image(grid.with_array(lesion)), segmentation_node,
