@@ -308,23 +308,22 @@ def smoothed_across_slices(values: np.ndarray, box: tuple[slice, ...], slice_spa
         return values[box]
     sigma = sigma_mm / slice_spacing_mm
     reach = int(4 * sigma + 0.5)  # gaussian_filter1d's kernel: 4 sigma on each side
-    if floor is not None:
-        start, stop = max(box[0].start - reach, 0), min(box[0].stop + reach, len(values))
-        high = bounding_box(values[(slice(start, stop),) + box[1:]] >= floor)
-        result = np.zeros(tuple(b.stop - b.start for b in box), values.dtype)
-        if high is None:
-            return result
-        # the slices within reach of a high value, in the box; the columns that hold one
-        first, last = max(start + high[0].start - reach, box[0].start), min(start + high[0].stop + reach, box[0].stop)
-        if first >= last:
-            return result
-        part = (slice(first, last),) + tuple(slice(b.start + h.start, b.start + h.stop) for b, h in zip(box[1:], high[1:]))
-        result[tuple(slice(p.start - b.start, p.stop - b.start) for p, b in zip(part, box))] = \
-            smoothed_across_slices(values, part, slice_spacing_mm, sigma_mm)
-        return result
     start, stop = max(box[0].start - reach, 0), min(box[0].stop + reach, len(values))
-    slab = ndimage.gaussian_filter1d(values[(slice(start, stop),) + box[1:]], sigma, axis=0, mode="nearest")
-    return slab[box[0].start - start:box[0].stop - start]
+    if floor is None:
+        slab = ndimage.gaussian_filter1d(values[(slice(start, stop),) + box[1:]], sigma, axis=0, mode="nearest")
+        return slab[box[0].start - start:box[0].stop - start]
+    result = np.zeros(tuple(b.stop - b.start for b in box), values.dtype)
+    high = bounding_box(values[(slice(start, stop),) + box[1:]] >= floor)
+    if high is not None:
+        # the slices of the box within reach of a high value, and the columns that hold one
+        first = max(start + high[0].start - reach, box[0].start)
+        last = min(start + high[0].stop + reach, box[0].stop)
+        if first < last:
+            part = (slice(first, last),) + tuple(slice(b.start + h.start, b.start + h.stop)
+                                                 for b, h in zip(box[1:], high[1:]))
+            result[tuple(slice(p.start - b.start, p.stop - b.start) for p, b in zip(part, box))] = \
+                smoothed_across_slices(values, part, slice_spacing_mm, sigma_mm)
+    return result
 
 
 def clean_masks(liver: np.ndarray, lesion: np.ndarray, spacing: tuple[float, float, float],
