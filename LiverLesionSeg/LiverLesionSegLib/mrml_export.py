@@ -88,7 +88,8 @@ def export_training_pair(volume_node, segmentation_node, folder: str | Path, nam
 
 def export_training_pairs(pairs: Iterable[tuple], folder: str | Path) -> list[str]:
     """`export_training_pair` for each (volume node, segmentation node); the case folders."""
-    return [str(export_training_pair(volume_node, segmentation_node, folder)) for volume_node, segmentation_node in pairs]
+    return [str(export_training_pair(volume_node, segmentation_node, folder))
+            for volume_node, segmentation_node in pairs]
 
 
 def _new_folder(parent: Path, name: str) -> Path:
