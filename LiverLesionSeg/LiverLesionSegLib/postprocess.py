@@ -24,11 +24,14 @@ from .masks import array_sampling, ball, bounding_box, dilated, eroded, label_co
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 26-connected component of `mask` (the first in scan order of those as large), in
+    `mask`'s dtype."""
     labels, count = label_components(mask)
     if count <= 1:
         return mask
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
+    # counted over the labelled voxels only: a liver fills a third of its box, and bincount widens
+    # every label it counts to 64 bits
+    sizes = np.bincount(labels[labels > 0], minlength=count + 1)
     return (labels == int(np.argmax(sizes))).astype(mask.dtype)
 
 

@@ -531,3 +531,22 @@ def test_the_bundled_gas_bound_keeps_every_reference_lesion_of_the_shared_cases(
         labels, count = label_components(lesion)
         keep = gas_at_most(labels, np.arange(count + 1) > 0, ct, case.ct.spacing, bound)
         assert keep[1:].all(), f"{ref.name}: a reference lesion holds more than {bound} mm3 of gas"
+
+
+def test_largest_component_is_the_largest_and_the_first_of_equals():
+    from scipy import ndimage
+
+    from LiverLesionSegLib.postprocess import largest_component
+
+    mask = np.zeros((6, 12, 12), np.uint8)
+    mask[1, 1, 1:6] = 1  # 5 voxels
+    mask[3, 2:5, 8:11] = 1  # 9 voxels, first of the two largest in scan order
+    mask[4:5, 8:11, 2:5] = 1  # 9 voxels
+    mask[5, 11, 11] = 1  # one voxel
+    largest = largest_component(mask)
+    assert largest.dtype == np.uint8 and largest.sum() == 9 and largest[3, 2:5, 8:11].all()
+    noise = (np.random.default_rng(3).random((20, 30, 30)) > 0.7).astype(np.uint8)
+    labels, count = ndimage.label(noise, np.ones((3, 3, 3)))
+    sizes = np.bincount(labels.ravel())[1:]
+    assert count > 2 and largest_component(noise).sum() == sizes.max()
+    assert np.array_equal(largest_component(noise), (labels == 1 + int(np.argmax(sizes))).astype(np.uint8))
