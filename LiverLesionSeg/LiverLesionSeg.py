@@ -322,7 +322,7 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 exported, added = self.logic.exportDicom(*self.correctedPair(), folder,
                                                          structures=self.ui.exportStructuresCheckBox.checked,
                                                          addToDatabase=self.ui.addToDicomDatabaseCheckBox.checked)
-            names = [path.name for path in (exported.seg, exported.report, exported.structures) if path]
+            names = [path.name for path in exported.files]
             self.ui.correctedStatusLabel.text = (
                 f"Wrote {', '.join(names[:-1])} and {names[-1]} ({len(exported.lesions)} lesion(s), "
                 f"{'corrected by a reader' if exported.corrected else 'the model result unchanged'}) to {folder}. "
@@ -524,9 +524,8 @@ class LiverLesionSegLogic(ScriptedLoadableModuleLogic):
         added = bool(addToDatabase and database is not None and database.isOpen)
         if added:
             indexer = ctk.ctkDICOMIndexer()
-            for path in (exported.seg, exported.report, exported.structures):
-                if path:
-                    indexer.addFile(database, str(path))
+            for path in exported.files:
+                indexer.addFile(database, str(path))
         return exported, added
 
     def compare(self, volume, segmentation, reference):

@@ -13,8 +13,8 @@ def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """Connected components (26-connected in 3-D: face, edge and corner neighbours; a lesion is one
     such component) of the non-zero voxels: a label array (its dtype the smallest unsigned one that
     holds the count) and the number of components, numbered in scan order as scipy's `ndimage.label`
-    numbers them. cc3d's labelling is about four times faster; the
-    clean-up labels the liver and the lesions about ten times."""
+    numbers them. cc3d's labelling is about four times faster; the clean-up labels the liver and the
+    lesions about ten times."""
     labels, count = cc3d.connected_components(np.asarray(mask, dtype=bool), connectivity=26, return_N=True)
     return labels, int(count)
 

@@ -69,7 +69,6 @@ def dicom_series_of(volume_node, file_for_instance=None):
                      "load the CT through the DICOM module, or save the segmentation as .seg.nrrd")
 
 
-
 # --- training cases from the scene ---------------------------------------------------------------
 
 def export_training_pair(volume_node, segmentation_node, folder: str | Path, name: Optional[str] = None) -> Path:

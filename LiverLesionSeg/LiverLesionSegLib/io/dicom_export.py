@@ -36,6 +36,11 @@ class DicomExport:
     liver_ml: Optional[float]  # None: the liver was not segmented
     corrected: bool  # marked as corrected by a reader
 
+    @property
+    def files(self) -> list[Path]:
+        """The files written: the SEG, the report and, where asked for, the RT structure set."""
+        return [path for path in (self.seg, self.report, self.structures) if path is not None]
+
 
 def export_to_dicom(labels: Volume, ct: Volume, source: SeriesInfo, folder: str | os.PathLike, name: str,
                     models: Sequence[str], corrected: bool = True, liver: bool = True,

@@ -144,6 +144,7 @@ def test_an_rt_structure_set_is_exported_when_asked(case, loaded, tmp_path):
     exported = mrml_export.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance, structures=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "CT liver segmentation RS.dcm", "CT liver segmentation SEG.dcm", "CT liver segmentation SR.dcm"]
+    assert exported.files == [exported.seg, exported.report, exported.structures]
     masks = read_rtstruct_masks(exported.structures, case.ct)
     assert np.array_equal(masks["liver"], labels > 0) and np.array_equal(masks["lesion"], labels == LESION.label)
     structures = pydicom.dcmread(exported.structures)
@@ -151,6 +152,7 @@ def test_an_rt_structure_set_is_exported_when_asked(case, loaded, tmp_path):
     assert {roi.ROIGenerationAlgorithm for roi in structures.StructureSetROISequence} == {"SEMIAUTOMATIC"}
     again = mrml_export.export_dicom(volume_node, segmentation_node, tmp_path, file_for_instance)  # not asked: none
     assert again.structures is None and again.seg.name == "CT liver segmentation 2 SEG.dcm"
+    assert again.files == [again.seg, again.report]
 
 
 def test_a_second_export_is_numbered_and_the_first_kept(loaded, tmp_path):

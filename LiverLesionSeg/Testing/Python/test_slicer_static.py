@@ -260,7 +260,7 @@ def test_dicom_export_adds_its_files_to_the_database_when_asked_and_one_is_open(
     export = _method_source(module_tree, module_source, "LiverLesionSegLogic", "exportDicom")
     assert "addToDatabase and database is not None and database.isOpen" in export
     assert "ctk.ctkDICOMIndexer()" in export and "indexer.addFile(database, str(path))" in export
-    assert "for path in (exported.seg, exported.report, exported.structures)" in export
+    assert "for path in exported.files" in export
     button = _method_source(module_tree, module_source, "LiverLesionSegWidget", "onExportDicomButton")
     assert "addToDatabase=self.ui.addToDicomDatabaseCheckBox.checked" in button
     checked = widgets["addToDicomDatabaseCheckBox"].find("property[@name='checked']/bool")
