@@ -114,17 +114,26 @@ def tile_weights(side: int) -> np.ndarray:
 
 
 def crop(array: np.ndarray, box: Box, fill: float) -> np.ndarray:
-    """array[k0:k1, box] with `fill` where the box reaches past the image."""
-    out = np.full((box.k1 - box.k0, box.side, box.side), fill, dtype=array.dtype)
-    (src_j, dst_j), (src_i, dst_i) = _overlap(box.j0, box.side, array.shape[1]), _overlap(box.i0, box.side, array.shape[2])
-    out[:, dst_j, dst_i] = array[box.k0:box.k1, src_j, src_i]
+    """array[k0:k1, box] with `fill` where the box reaches past the image, in a type that holds both
+    (a CT stored unsigned cannot hold air's -1024)."""
+    dtype = np.promote_types(array.dtype, np.min_scalar_type(fill))
+    out = np.full((box.k1 - box.k0, box.side, box.side), fill, dtype=dtype)
+    in_image, in_box = in_plane_overlap(box, array.shape)
+    out[(slice(None),) + in_box] = array[(slice(box.k0, box.k1),) + in_image]
     return out
 
 
 def paste(target: np.ndarray, values: np.ndarray, box: Box) -> None:
     """Write values (k1 - k0, side, side) into target [k, j, i] inside the box, clipped to the image."""
-    (src_j, dst_j), (src_i, dst_i) = _overlap(box.j0, box.side, target.shape[1]), _overlap(box.i0, box.side, target.shape[2])
-    target[box.k0:box.k1, src_j, src_i] = values[:, dst_j, dst_i]
+    in_image, in_box = in_plane_overlap(box, target.shape)
+    target[(slice(box.k0, box.k1),) + in_image] = values[(slice(None),) + in_box]
+
+
+def in_plane_overlap(box: Box, shape: tuple[int, ...]) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """The part of the box's square inside an image of `shape` [k, j, i]: its (rows, columns) in the
+    image and in the box."""
+    (image_j, box_j), (image_i, box_i) = _overlap(box.j0, box.side, shape[1]), _overlap(box.i0, box.side, shape[2])
+    return (image_j, image_i), (box_j, box_i)
 
 
 def _overlap(start: int, side: int, size: int) -> tuple[slice, slice]:

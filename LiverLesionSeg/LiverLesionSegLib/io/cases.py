@@ -267,7 +267,8 @@ def _cases_in_folder(root: Path) -> list[CaseRef]:
             refs.extend(layout)
             dirs[:] = []
             continue
-        other_files.extend(folder / n for n in sorted(names) if not n.startswith(".") and not is_image_file(n))
+        other_files.extend(folder / n for n in sorted(names)
+                           if not n.startswith(".") and not is_image_file(n) and (folder / n).is_file())
     return refs + _dicom_seg_cases(other_files)
 
 

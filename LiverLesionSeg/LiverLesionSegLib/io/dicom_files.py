@@ -23,7 +23,9 @@ SLICE_SUFFIXES = {"", ".dcm", ".dicom", ".ima"}  # and numbers: files named by t
 def list_files(folder: Path) -> list[Path]:
     """All files under `folder`, in a stable order (names may lack a suffix or hold spaces).
 
-    Linked folders are followed, each real folder once (a link cycle ends there).
+    Linked folders are followed, each real folder once (a link cycle ends there). Only regular files
+    (linked ones too) are listed: a named pipe or a device among them would block the first read
+    forever, a dangling link cannot be read.
     """
     found = []
     seen = set()
@@ -34,7 +36,7 @@ def list_files(folder: Path) -> list[Path]:
             continue
         seen.add(real)
         dirs.sort()
-        found.extend(Path(root) / name for name in sorted(names))
+        found.extend(Path(root) / name for name in sorted(names) if os.path.isfile(os.path.join(root, name)))
     return found
 
 

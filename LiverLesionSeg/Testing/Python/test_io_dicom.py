@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +186,23 @@ def test_small_series_reads_and_file_names_do_not_matter(small_series, tmp_path)
     again = read_ct_folder(shuffled)
     np.testing.assert_array_equal(again.array, volume.array)
     assert again.origin == volume.origin
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_and_a_dangling_link_among_the_slices_are_passed_over(small_series, tmp_path):
+    volume = read_ct_folder(small_series)
+    os.mkfifo(small_series / "slice 999")  # opened for reading, it would block until someone writes
+    (small_series / "slice 998").symlink_to(tmp_path / "gone")
+    # in a process of its own: were the pipe opened, the read would block, and only a timeout ends it
+    reader = ("import sys; from LiverLesionSegLib.io.dicom import scan_folder; "
+              "from LiverLesionSegLib.io.series_choice import read_ct_folder; import numpy as np; "
+              "scan = scan_folder(sys.argv[1]); print(len(scan.series), len(scan.skipped)); "
+              "np.save(sys.argv[2], read_ct_folder(sys.argv[1]).array)")
+    run = subprocess.run([sys.executable, "-c", reader, str(small_series), str(tmp_path / "again.npy")],
+                         capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["1", "0"]  # one series, nothing skipped
+    np.testing.assert_array_equal(np.load(tmp_path / "again.npy"), volume.array)
 
 
 def test_rle_compressed_copies_read_identically(small_series, tmp_path):

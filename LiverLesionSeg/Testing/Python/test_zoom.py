@@ -1,6 +1,7 @@
 """The liver's box: geometry of the box, crops past the image edge, and the two-pass inference."""
 
 import numpy as np
+import pytest
 import torch
 
 from LiverLesionSegLib.config import Config
@@ -274,3 +275,10 @@ def test_a_cropped_ct_is_segmented_as_the_whole_one_is(model_path):
     liver_whole = segment_volume(whole, checkpoint).liver.array[:, j, i]
     liver_cropped = segment_volume(cropped, checkpoint).liver.array
     assert liver_whole.sum() > 10_000 and dice(liver_cropped, liver_whole) > 0.9
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int8, np.int16, np.float32])
+def test_a_crop_past_the_edge_holds_air_whatever_the_ct_is_stored_as(dtype):
+    image = np.full((2, 6, 6), 100, dtype)
+    cropped = crop(image, Box(0, 2, -2, -2, 6), fill=-1024)
+    assert cropped[0, 0, 0] == -1024 and cropped[0, 3, 3] == 100
