@@ -19,6 +19,8 @@ from ..errors import OutputError
 
 PARTIAL = ".partial"  # in the names of temporary files: `.NAME.XXXX.partial.SUFFIXES`
 _NEARLY_FULL = 1 << 20  # bytes: less free space than this counts as a full disk
+_COMPOUND_SUFFIXES = (".nii.gz", ".seg.nrrd")
+_NAME_KEPT = 64  # characters of the target's name in its temporary's name
 
 _UMASK = os.umask(0)  # read the process umask (the only way is to set it) ...
 os.umask(_UMASK)  # ... and put it back at once
@@ -34,9 +36,21 @@ def check_writable(path: str | os.PathLike) -> Path:
         raise OutputError("the output folder does not exist", folder, "create it first or choose another output")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError("the output folder is not writable", folder, "choose a folder you can write to")
+    longest = _longest_name(folder)
+    if len(os.fsencode(path.name)) > longest:
+        raise OutputError(f"the file name is too long ({len(os.fsencode(path.name))} bytes; this file system allows "
+                          f"{longest})", path, "choose a shorter name")
     if path.is_dir():
         raise OutputError("the output is a folder, not a file", path, "give a file name")
     return path
+
+
+def _longest_name(folder: Path) -> int:
+    """The longest file name, in bytes, the file system holding `folder` allows (255 on most)."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # Windows has no pathconf
+        return 255
 
 
 @contextlib.contextmanager
@@ -118,15 +132,28 @@ def _create_temporary_beside(path: Path, temporaries: list[Path]) -> None:
     Listed first, so that an interrupt (Ctrl-C, SIGTERM) arriving between the file's creation
     and its listing cannot leave it behind: the caller's clean-up removes every listed name.
     """
-    suffix = "".join(path.suffixes).lower() or ".tmp"  # writers such as ITK's know their suffixes in lower case
+    suffix = _format_suffix(path)
     while True:
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{PARTIAL}{suffix}"
+        # the name's start only: a long name with the rest added would pass the file system's limit
+        tmp = path.parent / f".{path.name[:_NAME_KEPT]}.{secrets.token_hex(4)}{PARTIAL}{suffix}"
         temporaries.append(tmp)
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             return
         except FileExistsError:
             temporaries.pop()  # another write's temporary: not ours to remove; try another name
+
+
+def _format_suffix(path: Path) -> str:
+    """The suffix a writer chooses the format by, in lower case as writers such as ITK's know them:
+    the last one, or the last two for a compressed NIfTI or a Slicer segmentation. Never more: ITK's
+    NIfTI writer drops a doubled suffix (it writes `x.nii` when asked for `x.nii.nii`), so a
+    temporary named with every suffix of such a target would never be the file written."""
+    name = path.name.lower()
+    for compound in _COMPOUND_SUFFIXES:
+        if name.endswith(compound) and len(name) > len(compound):
+            return compound
+    return path.suffix.lower() or ".tmp"
 
 
 def _fsync(path: Path) -> None:

@@ -221,6 +221,14 @@ def unknown_output_format(data_dir, tmp, model):
 
 
 @entry
+def output_name_too_long(data_dir, tmp, model):
+    """An output whose name is longer than the file system allows (300 characters)."""
+    argv = ["segment", str(data_dir / "tace" / "RadCTTACEomics_0697"), "-o", str(tmp / ("L" * 293 + ".nii.gz")),
+            "--model", str(model)]
+    return BadInput(argv, OUTPUT, "the file name is too long", "L" * 293)
+
+
+@entry
 def dicom_report_for_a_nifti_input(data_dir, tmp, model):
     """A DICOM SR lesion report (`--lesions report.dcm`) asked for a NIfTI CT, which has no DICOM series to lie on."""
     ct, _ = labelled_slices(data_dir)

@@ -298,3 +298,14 @@ def test_installed_command_in_a_terminal(name, data_dir, model_path, tmp_path):
     outcome = new_user_pass.try_entry(name, data_dir, model_path, tmp_path)
     assert outcome is not None and outcome.problems == [], outcome
     assert outcome.last_line.startswith("liverlesionseg: error: ")
+
+
+@pytest.mark.parametrize("name", ["x.nii.nii", "x.nii.gz.nii.gz", "L" * 240 + ".nii.gz", "patient.1.2.NRRD"])
+def test_odd_but_legal_output_names_are_written_as_named_and_leave_nothing_else(name, six, tmp_path, model_path):
+    """Doubled suffixes (ITK's NIfTI writer drops one: the temporary must be named by the format's
+    suffix alone), a name near the file system's limit of 255 bytes, dots and upper case."""
+    out_folder = tmp_path / "out"
+    out_folder.mkdir()
+    labels = segment(six, out_folder / name, model_path)
+    assert sorted(p.name for p in out_folder.iterdir()) == [name]
+    assert labels.shape == (6, 512, 512)
