@@ -24,7 +24,7 @@ from .postprocess import clean_masks, largest_component
 from .preprocess import between_slices, liver_hu_shift, network_input, prepare_ct, upsample
 from .progress import NullProgress, Progress, timed
 from .volume import Volume, to_axial_lps
-from .zoom import AIR_HU, Box, crop, liver_box_from_network_grid, paste, tile_weights, tiles
+from .zoom import AIR_HU, Box, crop, in_plane_overlap, liver_box_from_network_grid, paste, tile_weights, tiles
 
 log = logging.getLogger("LiverLesionSeg")
 
@@ -116,14 +116,16 @@ def _find_then_zoom(ct: Volume, stack: np.ndarray, network: torch.nn.Module, pre
         zoomed = prepare_ct(crop(ct.array, box, AIR_HU), preprocess, shift)
     if preprocess.zoom_tiles > 1 and config.tile_weight > 0:
         masks = _with_tiles(ct, box, zoomed, shift, network, preprocess, config, device, box_pass, timings)
+        with progress.stage("postprocess", timings):
+            for target, values in zip((liver, lesion, lesion_probability), masks):
+                paste(target, values, box)
     else:
         with box_pass.stage("model", timings):
             probabilities = predict_sampled(network, zoomed, preprocess, config, device, box_pass, ct.spacing[2])
         with progress.stage("postprocess", timings):
-            masks = full_resolution_masks(probabilities, (box.side, box.side), config)
-    with progress.stage("postprocess", timings):
-        for target, values in zip((liver, lesion, lesion_probability), masks):
-            paste(target, values, box)
+            # straight into the CT's grid: the box's masks at full resolution are never held whole
+            write_full_resolution(tuple(a[box.k0:box.k1] for a in (liver, lesion, lesion_probability)),
+                                  probabilities, config, box)
     return liver, lesion, lesion_probability
 
 
@@ -307,15 +309,25 @@ def full_resolution_masks(probabilities: np.ndarray, shape: tuple[int, int],
                           config: InferenceConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(k, 2, S, S) probabilities -> liver mask, lesion mask (uint8) and lesion probability (float32)
     on the full (rows, cols) grid, a chunk of slices at a time to bound memory."""
-    k = len(probabilities)
-    liver = np.empty((k,) + tuple(shape), np.uint8)
-    lesion = np.empty((k,) + tuple(shape), np.uint8)
-    lesion_probability = np.empty((k,) + tuple(shape), np.float32)
-    for start in range(0, k, _UPSAMPLE_CHUNK):
-        chunk = slice(start, min(start + _UPSAMPLE_CHUNK, k))
-        full = upsample(torch.from_numpy(probabilities[chunk]), shape)
-        liver[chunk] = (full[:, 0] >= config.liver_threshold).numpy()
-        lesion[chunk] = (full[:, 1] >= config.lesion_threshold).numpy()
+    masks = tuple(np.empty((len(probabilities),) + tuple(shape), dtype) for dtype in (np.uint8, np.uint8, np.float32))
+    write_full_resolution(masks, probabilities, config)
+    return masks
+
+
+def write_full_resolution(targets: tuple[np.ndarray, np.ndarray, np.ndarray], probabilities: np.ndarray,
+                          config: InferenceConfig, box: Optional[Box] = None) -> None:
+    """(k, 2, S, S) probabilities -> liver mask, lesion mask and lesion probability written into
+    `targets` (uint8, uint8, float32, each [k, rows, cols]) at full resolution: over the whole of
+    each slice, or with `box`, over the box's square (its side the full resolution), clipped to the
+    slices. A chunk of slices at a time to bound memory."""
+    liver, lesion, lesion_probability = targets
+    shape = liver.shape[1:] if box is None else (box.side, box.side)
+    in_image, in_box = ((slice(None), slice(None)),) * 2 if box is None else in_plane_overlap(box, liver.shape)
+    for start in range(0, len(probabilities), _UPSAMPLE_CHUNK):
+        chunk = slice(start, min(start + _UPSAMPLE_CHUNK, len(probabilities)))
+        full = upsample(torch.from_numpy(probabilities[chunk]), shape)[(slice(None), slice(None)) + in_box]
+        liver[(chunk,) + in_image] = (full[:, 0] >= config.liver_threshold).numpy()
+        lesion[(chunk,) + in_image] = (full[:, 1] >= config.lesion_threshold).numpy()
         # Steps of 1/1024 are finer than any threshold worth setting, and let the map compress on disk.
-        lesion_probability[chunk] = torch.round(full[:, 1] * PROBABILITY_STEPS).numpy() / PROBABILITY_STEPS
-    return liver, lesion, lesion_probability
+        lesion_probability[(chunk,) + in_image] = (torch.round(full[:, 1] * PROBABILITY_STEPS).numpy() /
+                                                   PROBABILITY_STEPS)

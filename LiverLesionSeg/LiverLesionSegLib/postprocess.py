@@ -21,6 +21,7 @@ from scipy import ndimage
 
 from .config import InferenceConfig
 from .masks import array_sampling, ball, bounding_box, dilated, eroded, label_components
+from .slabs import by_slabs
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -96,8 +97,11 @@ def liver_density(ct: np.ndarray, parenchyma: np.ndarray, spacing: tuple[float, 
     low, high = np.percentile(ct[parenchyma], LIVER_DENSITY_PERCENTILES)
     # each voxel judged with its neighbours in the slice: a lone voxel of noise moves no edge
     sigma = [0.0] + [EDGE_SMOOTHING_MM / s for s in array_sampling(spacing)[1:]]
-    smoothed = ndimage.gaussian_filter(ct.astype(np.float32), sigma)
-    return (smoothed >= low) & (smoothed <= high)
+
+    def of_density(part: np.ndarray) -> np.ndarray:
+        smoothed = ndimage.gaussian_filter(part.astype(np.float32), sigma)
+        return (smoothed >= low) & (smoothed <= high)
+    return by_slabs(of_density, ct, 0)  # smoothed in the slice only: the slabs need no slices beyond them
 
 
 def growing(config: InferenceConfig) -> bool:
