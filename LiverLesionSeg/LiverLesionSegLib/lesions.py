@@ -7,12 +7,16 @@ numbered from 1 (equal volumes keep the order of their first voxel in the array)
 - volume: voxel count * voxel volume, in mL (mm³ / 1000);
 - centroid: the mean of the lesion's voxel centres, taken through the volume's geometry to LPS
   millimetres (and RAS, which flips the signs of the first two axes);
-- slice range: the first and last k index (inclusive) the lesion occupies;
-- longest axial diameter: for each k plane the lesion occupies, the maximum Feret diameter of the
-  union of its pixels drawn as squares (the largest distance between two corners of the convex
-  hull of the pixel corner points), in mm with the i and j spacings, the direction matrix assumed
-  orthonormal; the largest over the planes. A single pixel measures its diagonal,
-  sqrt(spacing_i² + spacing_j²). `diameter_slice` is the k plane where it was found;
+- slice range: the first and last k index (inclusive) the lesion occupies, on the mask's own grid
+  (the images of the series it shows on);
+- longest axial diameter: for each axial plane the lesion occupies, the maximum Feret diameter of
+  the union of its pixels drawn as squares (the largest distance between two corners of the convex
+  hull of the pixel corner points), in mm with the in-plane spacings, the direction matrix assumed
+  orthonormal; the largest over the planes. A single pixel measures its diagonal. The planes are
+  those of the volume put in axial order (`to_axial_lps`: whole-voxel permutations and flips), so
+  a sagittal or coronal series is measured in the axial plane too. `diameter_slice` is the k
+  plane of the mask's grid where it was found, None where that grid's slices are not axial (the
+  diameter then crosses several of them);
 - long axis: the two hull corners the longest axial diameter joins, in LPS millimetres (a
   measurement line a viewer can draw: the DICOM SR report's);
 - perpendicular diameter: in that plane, the lesion's width across the longest diameter (the
@@ -33,7 +37,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull
 
 from .masks import bounding_box, label_components
-from .volume import LPS_TO_RAS, Volume
+from .volume import LPS_TO_RAS, Reorientation, Volume, to_axial_lps
 
 
 @dataclass
@@ -43,7 +47,7 @@ class Lesion:
     volume_ml: float
     longest_axial_diameter_mm: float
     perpendicular_diameter_mm: float  # across the longest, in its plane
-    diameter_slice: int  # k plane of the longest axial diameter
+    diameter_slice: Optional[int]  # k plane of the longest axial diameter; None on a non-axial grid
     centroid_lps: tuple[float, float, float]
     centroid_ras: tuple[float, float, float]
     first_slice: int  # k range, inclusive
@@ -63,21 +67,44 @@ def mask_volume_ml(mask: Volume) -> float:
 
 def lesion_table(mask: Volume, ct: Optional[Volume] = None) -> list[Lesion]:
     """One `Lesion` per 26-connected component of `mask`, largest first, numbered from 1; with
-    `ct` (on the mask's grid), each lesion's median CT value too."""
-    binary = np.asarray(mask.array) > 0
+    `ct` (on the mask's grid), each lesion's median CT value too. Measured with the volume in axial
+    order; the slice numbers given on the mask's own grid."""
+    axial, reorientation = to_axial_lps(mask)
+    binary = np.asarray(axial.array) > 0
     box = bounding_box(binary)
     if box is None:
         return []
     offset = np.array([s.start for s in box])  # (k, j, i) of the box corner
     labels, count = label_components(binary[box])
-    ct_box = None if ct is None else np.asarray(ct.array)[box]
-    measured = [_measure(labels[obj] == label, offset + [s.start for s in obj], mask,
-                         None if ct_box is None else ct_box[obj])
-                for label, obj in enumerate(ndimage.find_objects(labels), start=1)]
+    ct_box = None if ct is None else reorientation.apply(np.asarray(ct.array))[box]
+    measured = []
+    for label, obj in enumerate(ndimage.find_objects(labels), start=1):
+        corner = offset + [s.start for s in obj]
+        lesion = _measure(labels[obj] == label, corner, axial, None if ct_box is None else ct_box[obj])
+        if not reorientation.is_identity:
+            extents = [(int(c), int(c) + s.stop - s.start - 1) for c, s in zip(corner, obj)]
+            _slices_on_the_input_grid(lesion, extents, reorientation, axial.shape)
+        measured.append(lesion)
     measured.sort(key=lambda lesion: -lesion.voxels)  # stable: ties keep label order
     for number, lesion in enumerate(measured, start=1):
         lesion.number = number
     return measured
+
+
+def _slices_on_the_input_grid(lesion: Lesion, extents: list[tuple[int, int]], reorientation: Reorientation,
+                              axial_shape: tuple[int, ...]) -> None:
+    """Turn the lesion's slice numbers from the axial order (`extents`: its first and last index
+    along each axial array axis) to the mask's own grid, whose k axis is axial axis `n`, flipped or
+    not; the diameter's plane is one of the grid's slices only when n is 0."""
+    n = reorientation.axes.index(0)
+    first, last = extents[n]
+    if reorientation.flips[n]:
+        first, last = axial_shape[n] - 1 - last, axial_shape[n] - 1 - first
+    lesion.first_slice, lesion.last_slice = first, last
+    if n != 0:
+        lesion.diameter_slice = None
+    elif reorientation.flips[0]:
+        lesion.diameter_slice = axial_shape[0] - 1 - lesion.diameter_slice
 
 
 def _measure(component: np.ndarray, corner_kji: np.ndarray, geometry: Volume,

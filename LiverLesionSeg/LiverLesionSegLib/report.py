@@ -65,7 +65,8 @@ def _lesion_row(case: str, lesion: Lesion) -> dict:
     r, a, _ = lesion.centroid_ras
     return {"case": case, "lesion": lesion.number, "voxels": lesion.voxels, "volume_ml": lesion.volume_ml,
             "longest_axial_diameter_mm": lesion.longest_axial_diameter_mm,
-            "perpendicular_diameter_mm": lesion.perpendicular_diameter_mm, "diameter_slice": lesion.diameter_slice,
+            "perpendicular_diameter_mm": lesion.perpendicular_diameter_mm,
+            "diameter_slice": "" if lesion.diameter_slice is None else lesion.diameter_slice,
             "centroid_l_mm": l, "centroid_p_mm": p, "centroid_s_mm": s, "centroid_r_mm": r, "centroid_a_mm": a,
             "first_slice": lesion.first_slice, "last_slice": lesion.last_slice,
             "median_hu": "" if lesion.median_hu is None else lesion.median_hu}

@@ -183,3 +183,35 @@ def test_long_axis_ends_are_the_diagonal_corners_in_patient_space():
     xs = sorted(100.0 - 0.8 * i for i in corners_i)  # x = origin - i * spacing (the flipped axis)
     ys = sorted(-50.0 + 0.5 * j for j in corners_j)
     assert sorted(ends[:, 0]) == pytest.approx(xs) and sorted(ends[:, 1]) == pytest.approx(ys)
+
+
+def test_a_sagittal_or_flipped_grid_measures_the_same_axial_diameters():
+    """The same two lesions on an axial grid (k superior), on one stored from head to feet (k
+    flipped) and on a sagittal grid (slices along left-right): the same volumes, axial diameters,
+    centroids and long axes; the slice numbers on each grid's own k axis."""
+    rng = np.random.default_rng(4)
+    axial = np.zeros((12, 30, 26), np.uint8)  # [k S, j P, i L]
+    axial[3:9, 5:20, 4:12] = rng.random((6, 15, 8)) > 0.3  # ragged: its longest diameter is in one plane
+    axial[6:8, 22:27, 15:24] = 1
+    spacing = (0.7, 0.8, 2.5)
+    reference = lesion_table(volume(axial, spacing=spacing))
+    # k flipped: the first slice the most superior
+    flipped = lesion_table(volume(axial[::-1], spacing=spacing, origin=(0.0, 0.0, 11 * 2.5),
+                                  direction=np.diag([1.0, 1.0, -1.0])))
+    # sagittal: i runs posterior (j of the axial), j inferior (k flipped), k left (i)
+    sagittal_array = np.transpose(axial, (2, 0, 1))[:, ::-1, :]  # [k L, j I, i P]
+    sagittal_direction = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])  # columns: i, j, k in LPS
+    sagittal = lesion_table(volume(sagittal_array, spacing=(0.8, 2.5, 0.7), origin=(0.0, 0.0, 11 * 2.5),
+                                   direction=sagittal_direction))
+    assert len(reference) == len(flipped) == len(sagittal) == 2
+    for ref, other in [(r, f) for r, f in zip(reference, flipped)] + [(r, s) for r, s in zip(reference, sagittal)]:
+        assert other.voxels == ref.voxels
+        assert other.longest_axial_diameter_mm == pytest.approx(ref.longest_axial_diameter_mm)
+        assert other.perpendicular_diameter_mm == pytest.approx(ref.perpendicular_diameter_mm)
+        np.testing.assert_allclose(other.centroid_lps, ref.centroid_lps, atol=1e-9)
+        assert sorted(map(tuple, np.round(other.long_axis_lps, 6))) == sorted(map(tuple, np.round(ref.long_axis_lps, 6)))
+    for ref, other in zip(reference, flipped):
+        assert (other.first_slice, other.last_slice) == (11 - ref.last_slice, 11 - ref.first_slice)
+        assert other.diameter_slice == 11 - ref.diameter_slice
+    big = sagittal[0]
+    assert (big.first_slice, big.last_slice) == (4, 11) and big.diameter_slice is None  # left-right extent
