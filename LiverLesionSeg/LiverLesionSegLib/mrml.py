@@ -30,6 +30,7 @@ import vtk
 from vtk.util import numpy_support
 
 from .errors import InputError
+from .io.images import refuse_a_label_map
 from .metrics import COMPARISON_COLUMNS, CaseMetrics, evaluate_case
 from .parameters import SegmentParameters
 from .progress import number_or_nan
@@ -496,7 +497,9 @@ def start_segmentation(parameters: SegmentParameters):
 
     targets = {"input": parameters.input_volume, "output": parameters.output_segmentation,
                "probability": parameters.probability_volume}
-    job = SegmentationJob(volume_from_node(targets["input"]), parameters.model, parameters.device,
+    volume = volume_from_node(targets["input"])
+    refuse_a_label_map(volume, volume.source)  # a mask loaded as a scalar volume and chosen as the CT
+    job = SegmentationJob(volume, parameters.model, parameters.device,
                           parameters.lesion_threshold, parameters.keep_edge_lesions, parameters.keep_fluid_lesions,
                           parameters.keep_liver_density_lesions, parameters.vote_models)
     return job.start(), targets

@@ -22,7 +22,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from .errors import GeometryError, InputError
+from .errors import GeometryError, InputError, OutputError
 from .io.atomic import atomic_path, check_writable
 from .progress import is_finite_number, number_or_nan
 from .volume import Volume
@@ -38,7 +38,7 @@ PANEL_INCHES = 3.2
 
 def plot_loss(history: Mapping[str, Any], path: str | os.PathLike, log_scale: bool = False) -> Path:
     """Training loss per step, the mean per epoch over it, and dashed lines at cycle boundaries."""
-    check_writable(path)
+    check_picture_path(path)
     steps = [s for s in history.get("steps") or [] if is_finite_number(s.get("loss"))]
     if not steps:
         raise InputError("the training history holds no step losses", hint="plot a history from a training run")
@@ -65,7 +65,7 @@ def plot_dice(history: Mapping[str, Any], path: str | os.PathLike) -> Path:
 
     Epochs without validation (None) leave gaps; a history without any is an `InputError`.
     """
-    check_writable(path)
+    check_picture_path(path)
     epochs = list(history.get("epochs") or [])
     lesion = np.array([number_or_nan(e.get("val_lesion_dice")) for e in epochs], dtype=float)
     liver = np.array([number_or_nan(e.get("val_liver_dice")) for e in epochs], dtype=float)
@@ -128,7 +128,7 @@ def plot_predictions(ct: Volume, truth_lesion: Optional[Volume], truth_liver: Op
     Default slices (`choose_slices`): the `n` with the largest true lesion area, else the largest
     predicted lesion area, else `n` slices spread over the middle of the liver.
     """
-    check_writable(path)
+    check_picture_path(path)
     _check_grids(ct, truth_lesion=truth_lesion, truth_liver=truth_liver, pred_lesion=pred_lesion,
                  pred_liver=pred_liver, probability=probability)
     if slices is None:
@@ -162,7 +162,7 @@ def plot_overlay(ct: Volume, liver: Optional[Volume], lesion: Optional[Volume], 
 
     Default slice: the largest lesion area, else the largest liver area, else the middle slice.
     """
-    check_writable(path)
+    check_picture_path(path)
     _check_grids(ct, liver=liver, lesion=lesion)
     if slice_index is None:
         slice_index = _largest_area_slice(ct.shape[0], _array(lesion), _array(liver))
@@ -274,10 +274,29 @@ def _new_figure(width_inches: float, height_inches: float) -> Figure:
     return figure
 
 
+PICTURE_FORMATS = ("png", "jpg", "jpeg", "tif", "tiff", "pdf", "svg")
+
+
+def picture_format(path: str | os.PathLike) -> str:
+    """The format a picture is written in, by its suffix (PNG, JPEG, TIFF, PDF or SVG); an
+    OutputError for another suffix, which would hold PNG data under a name that says otherwise."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in PICTURE_FORMATS:
+        raise OutputError(f"unknown picture format '{Path(path).suffix}'", path,
+                          "name it .png (or .jpg, .tif, .pdf, .svg)")
+    return suffix
+
+
+def check_picture_path(path: str | os.PathLike) -> None:
+    """Fail before any work where a picture cannot be written: an unknown format or an unwritable place."""
+    picture_format(path)
+    check_writable(path)
+
+
 def _save(figure: Figure, path: str | os.PathLike) -> Path:
     try:
         with atomic_path(path) as tmp:
-            figure.savefig(tmp, format="png", dpi=DPI)
+            figure.savefig(tmp, format=picture_format(path), dpi=DPI)
     finally:
         figure.clear()  # free the artists now rather than at garbage collection
     return Path(path)

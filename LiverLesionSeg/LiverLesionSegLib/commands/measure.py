@@ -59,6 +59,10 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     check_distinct(outputs, [args.ct, *args.segmentation])
     for path in outputs:
         check_writable(path)
+    if args.overlay:
+        from ..plots import picture_format
+
+        picture_format(args.overlay)
     timings: dict[str, float] = {}
     with find_input(args.ct, args.series, dicom_outputs(args.output, kind, tables, beside.structures),
                     timings) as found:

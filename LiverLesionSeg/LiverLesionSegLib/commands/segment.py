@@ -52,7 +52,8 @@ def add_parser(sub, common) -> None:
                         "input's DICOM series (TID 1500: each lesion's long axis line, short axis, volume, median "
                         "CT value)")
     add_beside_options(p, "the liver and its lesions", "the input's", "each result (and so with several inputs)")
-    p.add_argument("--overlay", type=Path, metavar="PNG", help="also write a PNG of the result on a CT slice")
+    p.add_argument("--overlay", type=Path, metavar="PNG",
+                   help="also write a PNG of the result on a CT slice (.jpg, .tif, .pdf or .svg by its suffix)")
     p.add_argument("--model", type=Path, metavar="FILE", action="append",
                    help="a checkpoint (default: the bundled model); given several times (three, say, trained "
                         "with other seeds), each model segments the CT and a voxel is liver or lesion where "
@@ -132,6 +133,10 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     check_distinct(outputs, [input_path])
     for path in outputs:
         check_writable(path)
+    if overlay:
+        from ..plots import picture_format
+
+        picture_format(overlay)
 
     timings: dict[str, float] = {}
     with find_input(input_path, args.series, dicom_outputs(output, kind, tables, beside.structures),

@@ -30,7 +30,7 @@ from .archive import Unpacked, is_zip, unpack
 from .dicom import NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
 from .dicomseg import LABEL_MODALITIES, read_dicom_masks, read_seg_case
 from .rtstruct import is_rtstruct
-from .images import image_stem, is_image_file, read_image, read_label_map
+from .images import image_stem, is_image_file, read_image, read_label_map, refuse_a_label_map
 from .ircadb import CT_FOLDER, is_ircadb_case, read_ircadb_case
 from .series_choice import choose_ct_file, choose_ct_series, read_chosen_series
 
@@ -123,7 +123,9 @@ class InputCT:
 
     def _read(self) -> Volume:
         if self.image is not None:
-            return read_image(self.image)
+            volume = read_image(self.image)
+            refuse_a_label_map(volume, self.image)
+            return volume
         return read_chosen_series(self.scan, self.series)
 
 
@@ -139,6 +141,8 @@ def find_input_ct(path: str | os.PathLike, series: Optional[str | int] = None) -
             return InputCT(path, image=path)
         if is_zip(path):
             return _archive_input(path, series)
+        if path.name.upper() == "DICOMDIR":  # a disc's index: the images lie in the folders beside it
+            return _dicom_input(path.parent, path.parent, series)
         found = choose_ct_file(path)  # a multi-frame DICOM image
         if found is None:
             raise InputError("is neither a DICOM, NIfTI or NRRD image nor a folder", path,

@@ -359,12 +359,19 @@ def check_stack(stack: Stack, names: Sequence[str], where: str | os.PathLike) ->
 
 
 def _check_same(datasets, files, where, keywords, what, tolerance=0.0):
-    def value(ds):
-        return tuple(float(v) for k in keywords for v in np.atleast_1d(ds.get(k, [np.nan])))
+    def value(ds, path):
+        values = []
+        for keyword in keywords:
+            try:
+                values += [float(v) for v in np.atleast_1d(ds.get(keyword, [np.nan]))]
+            except (ValueError, TypeError):  # text where numbers belong: "0,78125" written with a decimal comma
+                raise GeometryError(f"{path.name} has an unusable {keyword} ({ds.get(keyword)!s:.60})", where,
+                                    "the file is damaged or was edited; export the series again") from None
+        return tuple(values)
 
-    first = value(datasets[0])
+    first = value(datasets[0], files[0])
     for path, ds in zip(files, datasets):
-        other = value(ds)
+        other = value(ds, path)
         if len(other) != len(first) or not np.allclose(other, first, rtol=tolerance, atol=0, equal_nan=True):
             raise GeometryError(f"mixed {what}: {_fmt(first)} in {files[0].name} but {_fmt(other)} in {path.name}",
                                 where, "the files do not form one volume; give one series of equal slices")

@@ -122,7 +122,15 @@ def decoding(path: Path):
     try:
         yield
     except Exception as exc:
-        raise InputError(f"cannot decode the pixel data ({first_line(exc)})", path,
+        # pydicom lists each decoder's reason on a line of its own, after a first line that says none
+        reasons = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+        if reasons and all("does not support" in reason for reason in reasons):
+            raise InputError(f"the pixel data is compressed in a form the installed decoders cannot decode "
+                             f"({'; '.join(reasons)})", path,
+                             "install pylibjpeg with its plugins (pylibjpeg-libjpeg, pylibjpeg-openjpeg), or export "
+                             "the series uncompressed") from None
+        detail = "; ".join(reasons) if reasons else first_line(exc)
+        raise InputError(f"cannot decode the pixel data ({detail})", path,
                          "the file may be truncated or damaged; export the series again") from None
 
 

@@ -53,6 +53,25 @@ def image_stem(path: str | os.PathLike) -> str:
     return name
 
 
+MAX_LABEL_VALUES = 16  # an image of no more distinct values, all small whole numbers, is a label map
+
+
+def refuse_a_label_map(volume: Volume, where: str | os.PathLike) -> None:
+    """An InputError where the image given as a CT is a label map or mask (a handful of distinct
+    whole values from 0 to 255: 0/1/2, a tool's own output given back): a CT in Hounsfield units holds
+    air below 0 and thousands of values. Cheap for a CT: its minimum is below 0."""
+    array = volume.array
+    if array.size == 0 or array.min() < 0 or array.max() > 255:
+        return
+    if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
+        return
+    values = np.flatnonzero(np.bincount(array.astype(np.uint8).ravel(), minlength=256))
+    if len(values) <= MAX_LABEL_VALUES:
+        listed = ", ".join(str(int(v)) for v in values)
+        raise InputError(f"holds only the values {listed}: a label map or mask, not a CT", where,
+                         "give the CT image itself (a label map goes to evaluate or train as the reference)")
+
+
 def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
     """A 3-D scalar image with its LPS geometry; refuse 2-D, 4-D, vector, non-finite or damaged files.
     A NIfTI whose affine is sheared (a gantry tilt) is resampled onto a regular grid (`sheared`)

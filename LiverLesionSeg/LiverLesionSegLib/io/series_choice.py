@@ -212,6 +212,11 @@ def _raise_no_images(scan: FolderScan) -> None:
         raise InputError(f"no readable DICOM files: {len(scan.damaged)} of its {len(scan.skipped)} files are "
                          f"{DAMAGED} (e.g. {scan.damaged[0].name})", scan.folder,
                          "copy or export the series again")
+    if any(path.name.upper() == "DICOMDIR" for path in scan.skipped):
+        # a disc's index without the images it lists (copied alone, or the image folders left behind)
+        raise InputError(f"holds a DICOMDIR but none of the images it lists (no DICOM image among its "
+                         f"{len(scan.skipped)} files)", scan.folder,
+                         "copy the whole disc or folder, the DICOMDIR's image folders with it")
     if scan.skipped:
         raise InputError(f"no DICOM files found among its {len(scan.skipped)} files (e.g. {scan.skipped[0].name})",
                          scan.folder, "give a folder of DICOM CT slices, or a .nii/.nii.gz/.nrrd file")

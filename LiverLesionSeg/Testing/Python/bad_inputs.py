@@ -22,6 +22,7 @@ import pickle
 import shutil
 import signal
 import subprocess
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +157,25 @@ def two_dimensional_nifti(data_dir, tmp, model):
 
 
 @entry
+def label_map_given_as_the_ct(data_dir, tmp, model):
+    """A label map (0 background, 1 liver, 2 lesion) given where the CT belongs."""
+    case = small_case(data_dir, tmp / "case")
+    return BadInput(segment(case / "labels.nii.gz", tmp, model), INPUT, "a label map or mask, not a ct",
+                    "labels.nii.gz")
+
+
+@entry
+def slicer_segmentation_given_as_the_ct(data_dir, tmp, model):
+    """A Slicer segmentation (.seg.nrrd, this tool's own output) given where the CT belongs."""
+    from LiverLesionSegLib.io.write import save_labels
+
+    ct, labels = labelled_slices(data_dir)
+    save_labels(tmp / "result.seg.nrrd", ct.with_array(labels), "segmentation")
+    return BadInput(segment(tmp / "result.seg.nrrd", tmp, model), INPUT, "holds only the values 0, 1, 2",
+                    "result.seg.nrrd")
+
+
+@entry
 def slices_with_a_gap(data_dir, tmp, model):
     """A DICOM series with a slice missing (a gap)."""
     files = copy_slices(data_dir, tmp / "gap")
@@ -226,6 +246,13 @@ def output_name_too_long(data_dir, tmp, model):
     argv = ["segment", str(data_dir / "tace" / "RadCTTACEomics_0697"), "-o", str(tmp / ("L" * 293 + ".nii.gz")),
             "--model", str(model)]
     return BadInput(argv, OUTPUT, "the file name is too long", "L" * 293)
+
+
+@entry
+def overlay_in_a_picture_format_no_writer_knows(data_dir, tmp, model):
+    """An overlay picture named with a suffix no picture writer knows (`.bmp`)."""
+    argv = segment(data_dir / "tace" / "RadCTTACEomics_0697", tmp, model, "--overlay", str(tmp / "overlay.bmp"))
+    return BadInput(argv, OUTPUT, "unknown picture format", "overlay.bmp")
 
 
 @entry
@@ -512,6 +539,25 @@ def compressed_without_a_decoder(data_dir, tmp, model):
 
 
 @entry
+def compressed_in_a_form_the_decoders_do_not_support(data_dir, tmp, model):
+    """Pixel data in JPEG Extended at 12 bits, which GDCM and Pillow do not decode (pylibjpeg-libjpeg would)."""
+    gdcmconv = Path(sys.executable).parent / "gdcmconv"
+    if not gdcmconv.is_file():
+        pytest.skip("no gdcmconv (python-gdcm) to write JPEG Extended with")
+    folder, files = copy_six(data_dir, tmp, "jpeg12")
+    for path in files:
+        ds = pydicom.dcmread(path)
+        ds.PixelData = np.clip(ds.pixel_array.astype(np.int32), 0, 4095).astype(np.uint16).tobytes()
+        ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, 0
+        ds.save_as(path)
+        subprocess.run([str(gdcmconv), "-J", "-Y", "-q", "95", str(path), str(path)], check=True, capture_output=True)
+    with contextlib.suppress(Exception):
+        pydicom.dcmread(files[0]).pixel_array
+        pytest.skip("a decoder for 12-bit JPEG Extended is installed here")
+    return BadInput(segment(folder, tmp, model), INPUT, "installed decoders cannot decode", "jpeg12")
+
+
+@entry
 def truncated_dicom_slice(data_dir, tmp, model):
     """A DICOM slice cut in half (its pixel data incomplete)."""
     folder, files = copy_six(data_dir, tmp, "cut")
@@ -623,7 +669,7 @@ def label_map_on_another_grid(data_dir, tmp, model):
 @entry
 def segmentation_of_another_ct_to_measure(data_dir, tmp, model):
     """A segmentation of another CT (another size) given to `measure`."""
-    write_nifti(tmp / "ct.nii.gz", np.zeros((8, 64, 64), np.int16), spacing=(0.8, 0.8, 2.5))
+    write_nifti(tmp / "ct.nii.gz", np.full((8, 64, 64), -1000, np.int16), spacing=(0.8, 0.8, 2.5))
     write_nifti(tmp / "other.nii.gz", np.zeros((8, 60, 64), np.uint8), spacing=(0.8, 0.8, 2.5))
     return BadInput(["measure", str(tmp / "ct.nii.gz"), str(tmp / "other.nii.gz"), "-o", str(tmp / "out.nii.gz")],
                     GEOMETRY, "the label map has", "other.nii.gz")

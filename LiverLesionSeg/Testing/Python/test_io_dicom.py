@@ -17,6 +17,7 @@ from pydicom.encaps import encapsulate
 from pydicom.pixels import get_decoder
 
 from LiverLesionSegLib.errors import GeometryError, InputError
+from LiverLesionSegLib.io.cases import read_input_volume
 from LiverLesionSegLib.io.dicom import find_series, read_series, scan_folder
 from LiverLesionSegLib.io.series_choice import choose_ct_series, contrast_phase, read_ct_folder
 
@@ -292,6 +293,18 @@ def test_mixed_pixel_spacing(small_series):
     with pytest.raises(GeometryError) as exc:
         read_ct_folder(small_series)
     assert_one_line(exc, "mixed pixel spacing", "slice 103", small_series.name)
+
+
+def test_pixel_spacing_with_a_decimal_comma_names_the_file_and_the_attribute(small_series):
+    """As a system set to a German or French locale may write it: '0,703125\\0,703125'."""
+    path = small_series / "slice 103"
+    raw = pydicom.dcmread(path).get_item(0x00280030).value  # the stored bytes, as text
+    data = path.read_bytes()
+    assert data.count(raw) == 1
+    path.write_bytes(data.replace(raw, raw.replace(b".", b",")))
+    with pytest.raises(GeometryError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "slice 103 has an unusable PixelSpacing", "0,", small_series.name)
 
 
 def test_mixed_rows_and_columns(small_series):
@@ -606,6 +619,13 @@ def test_a_patient_cd_with_a_dicomdir_reads_as_its_series(small_series, tmp_path
     from_cd, original = read_ct_folder(tmp_path / "cd"), read_ct_folder(small_series)
     assert from_cd.same_grid(original)
     np.testing.assert_array_equal(from_cd.array, original.array)
+    # the DICOMDIR itself given: its disc read
+    np.testing.assert_array_equal(read_input_volume(tmp_path / "cd" / "DICOMDIR").array, original.array)
+    # the DICOMDIR copied alone: said so
+    (tmp_path / "index only").mkdir()
+    shutil.copy(tmp_path / "cd" / "DICOMDIR", tmp_path / "index only" / "DICOMDIR")
+    with pytest.raises(InputError, match="holds a DICOMDIR but none of the images it lists"):
+        read_input_volume(tmp_path / "index only")
 
 
 def bare_copy(series: Path, folder: Path, implicit: bool) -> Path:

@@ -18,6 +18,7 @@ slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel")
 
 import slicer_logic_cases as cases  # noqa: E402
 from LiverLesionSegLib import mrml, mrml_export  # noqa: E402
+from LiverLesionSegLib.errors import InputError  # noqa: E402
 from LiverLesionSegLib.parameters import SegmentParameters  # noqa: E402
 from LiverLesionSegLib.segments import LIVER  # noqa: E402
 
@@ -153,8 +154,6 @@ def test_a_pass_of_several_maps_its_events_into_its_share_of_the_stage():
 
 
 def test_removed_or_changed_input_is_refused_and_deleted_outputs_fall_back(axial_run, core):
-    from LiverLesionSegLib.errors import InputError
-
     scene = axial_run.scene
     other_scene = slicer.vtkMRMLScene()
     stray = mrml.add_volume_node(other_scene, axial_run.ct, "elsewhere")
@@ -187,8 +186,6 @@ def test_segmentation_compared_with_a_reference_in_the_scene(case, core, scene):
 
 
 def test_export_without_liver_segment_says_so(case, scene, tmp_path):
-    from LiverLesionSegLib.errors import InputError
-
     volume_node = mrml.add_volume_node(scene, case["ct"], "CT")
     segmentation = mrml.new_segmentation_node(scene, "Only vessels")
     vein = mrml.make_segment(LIVER, case["liver"])
@@ -216,6 +213,14 @@ def test_the_panels_job_votes_with_the_models_listed(case, model_path, other_mod
     assert not np.array_equal(alone.liver.array, other.liver.array)
     assert not np.array_equal(alone.lesion.array, other.lesion.array)
     assert np.array_equal(job.result.label_map(), other.label_map())
+
+
+def test_a_mask_loaded_as_a_scalar_volume_is_refused_as_the_ct(case, scene):
+    parameters = SegmentParameters(scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode", "LiverLesionSeg"))
+    labels = case["liver"].array.astype(np.int16) + case["lesion"].array  # 0, 1 liver, 2 lesion
+    parameters.input_volume = mrml.add_volume_node(scene, case["ct"].with_array(labels), "liver mask")
+    with pytest.raises(InputError, match="liver mask: holds only the values 0, 1, 2: a label map or mask, not a CT"):
+        mrml.start_segmentation(parameters)
 
 
 def test_parameters_survive_a_saved_scene(scene, tmp_path):

@@ -161,3 +161,17 @@ def test_no_pyplot_figures_are_left_open(tmp_path, case):
         assert "matplotlib.pyplot" not in sys.modules
     else:
         assert pyplot.get_fignums() == before
+
+
+@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".JPG", b"\xff\xd8\xff"), (".jpeg", b"\xff\xd8\xff"),
+                                           (".tif", b"II*\x00"), (".pdf", b"%PDF"), (".svg", b"<?xml")])
+def test_a_picture_is_written_in_the_format_its_suffix_names(tmp_path, case, suffix, magic):
+    path = plots.plot_overlay(case["ct"], case["liver"], case["lesion"], tmp_path / f"overlay{suffix}")
+    assert path.read_bytes().startswith(magic)
+
+
+def test_a_picture_format_no_writer_knows_is_refused_before_any_work(tmp_path, case):
+    for name in ("overlay.bmp", "overlay", "overlay.nii.gz"):
+        with pytest.raises(OutputError, match="unknown picture format"):
+            plots.plot_overlay(case["ct"], case["liver"], case["lesion"], tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
