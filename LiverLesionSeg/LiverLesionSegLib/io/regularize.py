@@ -4,8 +4,8 @@ A scanner whose gantry was tilted stores axial slices whose positions drift in-p
 to slice (the stack is sheared); a series may also change its slice spacing part-way (a thin
 section through the liver). Neither is a grid a `Volume` can hold. As 3D Slicer's DICOM reader
 does (its acquisition geometry regularisation), the slices are resampled onto the regular grid
-that keeps their in-plane axes and pixel size: k along the slice normal at the finest step of the
-series, the in-plane extent grown to hold every slice. Each voxel blends the two slices either
+that keeps their in-plane axes and pixel size: k along the slice normal at about the finest step of
+the series (from the first slice to the last), the in-plane extent grown to hold every slice. Each voxel blends the two slices either
 side of it along the normal, each sampled bilinearly at the voxel's own position; outside every
 slice is the series' lowest value (air, or the scanner's padding).
 
@@ -154,11 +154,14 @@ def _in_plane_margins(stack: Stack) -> tuple[np.ndarray, np.ndarray]:
 
 
 def regular_grid_step(stack: Stack) -> float:
-    """The k spacing of the regular grid: the series' finest step where the steps vary, else their mean
-    (a tilted series keeps its slice count)."""
+    """The k spacing of the regular grid: where the steps vary, about the series' finest step, made a
+    whole part of the distance from the first slice to the last, so that the grid ends on the last
+    slice (slice positions jittered by 0.01 mm give a finest step of 2.48 mm for 2.5: 61 of them fell
+    1.2 mm short of the last slice); else their mean (a tilted series keeps its slice count)."""
+    span = float(stack.along[-1])
     if stack.steps_vary():
-        return float(np.diff(stack.along).min())
-    return float(stack.along[-1] / (len(stack.positions) - 1))
+        return span / max(round(span / float(np.diff(stack.along).min())), 1)
+    return span / (len(stack.positions) - 1)
 
 
 def resample_to_grid(slices: np.ndarray, stack: Stack, source: str = "", fill: Optional[float] = None) -> Volume:

@@ -244,3 +244,24 @@ def test_a_changing_spacing_beside_a_damaged_file_is_refused_not_resampled(data_
         read_ct_folder(folder)
     text = str(exc.value)
     assert "slice spacing varies" in text and "slice 108" in text and "damaged" in text and "\n" not in text
+
+
+def test_slice_positions_jittered_by_a_hundredth_of_a_millimetre_keep_their_extent(data_dir, tmp_path):
+    """Twelve slices 2.5 mm apart whose positions are off by +-0.01 mm (rounding in an export): the
+    steps vary from 2.48 to 2.52 mm, so they are resampled; the grid runs from the first slice to
+    the last at 2.5 mm (before: at the finest step, 2.48 mm, ending 0.2 mm short of the last slice
+    here, 1.2 mm on a series of 62), each slice within a hundredth of a step of its own."""
+    folder = copy_slices(data_dir, tmp_path / "jittered", range(100, 112))
+    straight = read_ct_folder(folder)
+    for n, path in enumerate(sorted(folder.iterdir())):
+        ds = pydicom.dcmread(path)
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImagePositionPatient = [x, y, z + (0.01 if n % 2 else -0.01) * (n not in (0, 11))]
+        ds.save_as(path)
+    jittered = read_ct_folder(folder)
+    assert jittered.shape == straight.shape
+    assert jittered.spacing[2] == pytest.approx(2.5, abs=1e-6)
+    last = np.array(jittered.origin) + (jittered.shape[0] - 1) * jittered.spacing[2] * jittered.direction[:, 2]
+    np.testing.assert_allclose(last, np.array(straight.origin) + 11 * 2.5 * straight.direction[:, 2], atol=1e-6)
+    difference = np.abs(jittered.array.astype(float) - straight.array).max()
+    assert difference <= 0.01 * np.ptp(straight.array)
