@@ -384,8 +384,10 @@ def _check_steps(along: np.ndarray, names: Sequence[str], where: str | os.PathLi
     duplicate = np.flatnonzero(steps < POSITION_TOLERANCE_MM)
     if duplicate.size:
         n = duplicate[0]
+        frames = names[n].startswith("frame ")  # the frames of one multi-frame file
         raise GeometryError(f"two slices at the same position {along[n]:.3f} mm along the normal "
                             f"({names[n]} and {names[n + 1]})", where,
+                            "export one phase or time point as its own file" if frames else
                             "remove the duplicate files; the folder may hold two copies or two acquisitions")
     typical = float(np.median(steps))
     unlike = np.abs(steps - typical) > POSITION_TOLERANCE_MM + STEP_TOLERANCE * typical

@@ -5,9 +5,10 @@ to slice (the stack is sheared); a series may also change its slice spacing part
 section through the liver). Neither is a grid a `Volume` can hold. As 3D Slicer's DICOM reader
 does (its acquisition geometry regularisation), the slices are resampled onto the regular grid
 that keeps their in-plane axes and pixel size: k along the slice normal at about the finest step of
-the series (from the first slice to the last), the in-plane extent grown to hold every slice. Each voxel blends the two slices either
-side of it along the normal, each sampled bilinearly at the voxel's own position; outside every
-slice is the series' lowest value (air, or the scanner's padding).
+the series (from the first slice to the last), the in-plane extent grown to hold every slice. Each
+voxel blends the two slices either side of it along the normal, each sampled bilinearly at the
+voxel's own position; outside every slice is the series' lowest value (air, or the scanner's
+padding).
 
 `sample_slices` goes the other way (nearest voxel), to put a label map made on that grid back on
 the original slices, as a DICOM SEG of them needs.

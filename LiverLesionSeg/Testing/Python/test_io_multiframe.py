@@ -7,8 +7,9 @@ import pydicom
 import pytest
 
 from bad_inputs import multiframe_file
+from LiverLesionSegLib.errors import GeometryError
 from LiverLesionSegLib.io.cases import read_input_volume
-from LiverLesionSegLib.io.dicom import read_series, scan_folder
+from LiverLesionSegLib.io.dicom import _check_steps, read_series, scan_folder
 from LiverLesionSegLib.io.series_choice import choose_ct_series
 
 
@@ -57,3 +58,12 @@ def test_the_folder_scan_counts_frames_and_sees_the_orientation(hcc_006, tmp_pat
     enhanced = next(s for s in scan.series if s.multiframe)
     assert enhanced.images == len(files) and enhanced.is_axial and len(enhanced.files) == 1
     assert choose_ct_series(scan) is enhanced  # more axial slices than the five beside it
+
+
+def test_two_frames_at_one_position_ask_for_one_phase_two_files_for_a_duplicate_removed():
+    """Two phases stored as frames of one file at the same positions are not duplicate files."""
+    along = np.array([0.0, 2.5, 2.5, 5.0])
+    with pytest.raises(GeometryError, match=r"(?i)\(frame 2 and frame 3\).*export one phase or time point"):
+        _check_steps(along, ["frame 1", "frame 2", "frame 3", "frame 4"], "ct.dcm")
+    with pytest.raises(GeometryError, match=r"(?i)\(b.dcm and c.dcm\).*remove the duplicate files"):
+        _check_steps(along, ["a.dcm", "b.dcm", "c.dcm", "d.dcm"], "folder")

@@ -204,12 +204,13 @@ def test_a_sagittal_or_flipped_grid_measures_the_same_axial_diameters():
     sagittal = lesion_table(volume(sagittal_array, spacing=(0.8, 2.5, 0.7), origin=(0.0, 0.0, 11 * 2.5),
                                    direction=sagittal_direction))
     assert len(reference) == len(flipped) == len(sagittal) == 2
-    for ref, other in [(r, f) for r, f in zip(reference, flipped)] + [(r, s) for r, s in zip(reference, sagittal)]:
+    for ref, other in list(zip(reference, flipped)) + list(zip(reference, sagittal)):
         assert other.voxels == ref.voxels
         assert other.longest_axial_diameter_mm == pytest.approx(ref.longest_axial_diameter_mm)
         assert other.perpendicular_diameter_mm == pytest.approx(ref.perpendicular_diameter_mm)
         np.testing.assert_allclose(other.centroid_lps, ref.centroid_lps, atol=1e-9)
-        assert sorted(map(tuple, np.round(other.long_axis_lps, 6))) == sorted(map(tuple, np.round(ref.long_axis_lps, 6)))
+        ends, reference_ends = (sorted(map(tuple, np.round(lesion.long_axis_lps, 6))) for lesion in (other, ref))
+        assert ends == reference_ends
     for ref, other in zip(reference, flipped):
         assert (other.first_slice, other.last_slice) == (11 - ref.last_slice, 11 - ref.first_slice)
         assert other.diameter_slice == 11 - ref.diameter_slice
