@@ -37,16 +37,29 @@ def add_parser(sub, common) -> None:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
-    from ..io.cases import find_cases, load_case
-    from ..lesions import lesion_table
-    from ..metrics import evaluate_case, summarise
-    from ..report import LESIONS_CSV, write_lesion_table, write_metrics
+    from ..io.cases import find_cases
 
     refs = find_cases(args.cases)
     predictor = _Predictor(args) if args.predictions is None else None
     if args.predictions is not None and not args.predictions.is_dir():
-        raise InputError("the predictions folder does not exist", args.predictions, "give the folder of label maps")
-    _prepare_out(args.out)
+        raise InputError("is a file, not a folder" if args.predictions.exists() else
+                         "the predictions folder does not exist", args.predictions,
+                         "give the folder of label maps, each named after its case")
+    made = _prepare_out(args.out)
+    try:
+        return _evaluate(args, progress, refs, predictor)
+    except BaseException:
+        if made and args.out.is_dir() and not any(args.out.iterdir()):
+            args.out.rmdir()  # a failed run leaves no empty report folder behind
+        raise
+
+
+def _evaluate(args: argparse.Namespace, progress: Progress, refs, predictor) -> int:
+    """Every case measured, the report written into `args.out`."""
+    from ..io.cases import load_case
+    from ..lesions import lesion_table
+    from ..metrics import evaluate_case, summarise
+    from ..report import LESIONS_CSV, write_lesion_table, write_metrics
 
     results, lesions, cautions = [], {}, {}
     for ref in refs:
@@ -117,23 +130,29 @@ class _Predictor:
 def _read_prediction(folder: Path, case):
     from ..io.cases import read_segmentation
 
-    for suffix in PREDICTION_SUFFIXES:
-        path = folder / f"{case.name}{suffix}"
-        if path.exists():
-            return read_segmentation(path, case.ct)
+    found = [folder / f"{case.name}{suffix}" for suffix in PREDICTION_SUFFIXES
+             if (folder / f"{case.name}{suffix}").exists()]
+    if len(found) > 1:  # which one was meant cannot be known: scoring either could be the wrong one
+        raise InputError(f"holds {len(found)} predictions for case {case.name} ({', '.join(p.name for p in found)})",
+                         folder, "keep one of them in the folder")
+    if found:
+        return read_segmentation(found[0], case.ct)
     raise InputError(f"no prediction for case {case.name}", folder,
                      f"name it {case.name}.nii.gz, {case.name}.nrrd, {case.name}.mha, {case.name}.seg.nrrd or "
                      f"{case.name}.dcm (DICOM SEG or RTSTRUCT; or '{case.name} SEG.dcm', '{case.name} RS.dcm')")
 
 
-def _prepare_out(out: Path) -> None:
+def _prepare_out(out: Path) -> bool:
+    """Check the report folder and make it; whether it was made now."""
     from ..errors import OutputError
 
     if out.exists() and not out.is_dir():
         raise OutputError("is a file, not a folder", out, "give a folder for the report")
     if not out.parent.is_dir():
         raise OutputError("the parent folder does not exist", out.parent, "create it first")
+    made = not out.exists()
     out.mkdir(exist_ok=True)
+    return made
 
 
 def _print_summary(results, summary: dict, out: Path) -> None:

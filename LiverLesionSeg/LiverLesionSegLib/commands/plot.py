@@ -27,6 +27,8 @@ def add_parser(sub, common) -> None:
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
     history = _history(args.source)
+    if args.out.exists() and not args.out.is_dir():
+        raise OutputError("is a file, not a folder", args.out, "give a folder for the pictures")
     if not args.out.parent.is_dir():
         raise OutputError("the parent folder does not exist", args.out.parent, "create it first")
     args.out.mkdir(exist_ok=True)

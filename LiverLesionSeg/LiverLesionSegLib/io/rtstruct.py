@@ -55,9 +55,13 @@ def read_rtstruct_masks(path: str | os.PathLike, ct: Volume) -> dict[str, np.nda
     path = Path(path)
     try:
         dataset = dcmread(path)
+        numbers = [int(item.ROINumber) for item in dataset.StructureSetROISequence]
         rois = _rois(dataset)
     except Exception as exc:  # pydicom raises many kinds on damaged files
         raise InputError(f"cannot read the RT structure set ({first_line(exc)})", path, HINT) from None
+    repeated = sorted({number for number in numbers if numbers.count(number) > 1})
+    if repeated:  # which ROI's contours are whose cannot be told: the liver could be read as a lesion
+        raise InputError(f"gives ROI number {repeated[0]} to more than one ROI", path, HINT)
     slices = _Slices(ct)
     masks: dict[str, np.ndarray] = {}
     for name, meaning, contours in rois:
@@ -80,10 +84,14 @@ def _rois(dataset: pydicom.Dataset) -> list[tuple[str, Optional[str], list[np.nd
     for item in dataset.get("ROIContourSequence", []):
         number = int(item.ReferencedROINumber)
         name = names.get(number, f"ROI {number}")
-        contours = [np.asarray(contour.ContourData, dtype=float).reshape(-1, 3)
-                    for contour in item.get("ContourSequence", [])
+        given = item.get("ContourSequence", [])
+        contours = [np.asarray(contour.ContourData, dtype=float).reshape(-1, 3) for contour in given
                     if str(contour.get("ContourGeometricType", "")).upper() in FILLED_TYPES]
-        rois.append((name, roi_meaning(name, types.get(number, "")), contours))
+        meaning = roi_meaning(name, types.get(number, ""))
+        if meaning is not None and len(contours) < len(given):
+            LOG.warning("ROI '%s': %d of its %d contours left out: open lines or points, which enclose no area "
+                        "(only CLOSED_PLANAR contours are filled)", name, len(given) - len(contours), len(given))
+        rois.append((name, meaning, contours))
     return rois
 
 

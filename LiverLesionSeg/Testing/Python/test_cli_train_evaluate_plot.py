@@ -114,6 +114,32 @@ def test_evaluate_without_a_prediction_for_a_case_says_so(data_dir, tmp_path, ca
     code = main(["evaluate", str(data_dir / "tace" / "RadCTTACEomics_0697"), "--predictions", str(tmp_path / "preds"),
                  "--out", str(tmp_path / "r"), "--progress", "none"])
     assert code == 3 and "no prediction for case RadCTTACEomics_0697" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # the report folder it made, still empty, is gone
+
+
+def test_evaluate_with_two_predictions_for_a_case_does_not_choose_between_them(data_dir, tmp_path, capsys):
+    """CASE.nii.gz and CASE.nrrd side by side (a result exported twice, or an old one left): scoring
+    either could score the wrong one."""
+    folder = data_dir / "tace" / "RadCTTACEomics_0697"
+    case = load_case(find_cases([folder])[0])
+    (tmp_path / "preds").mkdir()
+    sitk.WriteImage(case.ct.with_array(case.label_map()).to_sitk(), str(tmp_path / "preds" / f"{case.name}.nii.gz"))
+    sitk.WriteImage(case.ct.with_array(0 * case.label_map()).to_sitk(), str(tmp_path / "preds" / f"{case.name}.nrrd"))
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "earlier.txt").write_text("the user's")
+    code = main(["evaluate", str(folder), "--predictions", str(tmp_path / "preds"), "--out", str(tmp_path / "r"),
+                 "--progress", "none"])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 3 and "holds 2 predictions for case RadCTTACEomics_0697" in error
+    assert f"{case.name}.nii.gz" in error and f"{case.name}.nrrd" in error
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["earlier.txt"]  # a folder it did not make stays
+
+
+def test_plot_into_a_path_that_is_a_file_says_so(run_dir, tmp_path, capsys):
+    (tmp_path / "p").write_text("a file")
+    assert main(["plot", str(run_dir), "--out", str(tmp_path / "p"), "--progress", "none"]) == 6
+    assert "p: is a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path / "p").read_text() == "a file"
 
 
 def test_plot_history_from_run_and_from_checkpoint(run_dir, tmp_path):

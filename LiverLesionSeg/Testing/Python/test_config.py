@@ -38,6 +38,8 @@ def test_wrong_type_is_named():
     ("preprocess", "hu_max", -500.0, "hu_min must be below hu_max"),
     ("preprocess", "size", 100, "multiple of 32"),
     ("train", "cycles", 0, "cycles and epochs_per_cycle"),
+    ("train", "weight_decay", -1.0, "weight_decay"),  # was an internal error in the optimiser
+    ("train", "weight_decay", float("nan"), "weight_decay"),
     ("train", "seed", -1, "seed"),  # a generator's seed cannot be negative: was an internal error
     ("train", "seed", 2 ** 32, "seed"),
     ("train", "seed", 1.5, "seed"),
@@ -83,3 +85,13 @@ def test_validated_refuses_settings_that_cannot_work(section, key, value, messag
 
 def test_defaults_are_valid():
     assert Config().validated().preprocess.in_channels == 1
+
+
+def test_a_loss_of_no_terms_is_refused():
+    """All three loss weights 0: the loss is 0 at every step and a model that learnt nothing is written."""
+    config = Config()
+    config.loss.bce_weight = config.loss.dice_weight = config.loss.tversky_weight = 0.0
+    with pytest.raises(InputError, match="must not all be 0"):
+        config.validated()
+    config.loss.dice_weight = 1.0
+    config.validated()

@@ -8,6 +8,7 @@ rt-utils too, its contours on the series' own slices."""
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -325,6 +326,31 @@ def test_a_damaged_rtstruct_is_refused(reference, tmp_path):
     (tmp_path / "cut.dcm").write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match=r"cut\.dcm: cannot read the RT structure set"):
         read_rtstruct_masks(tmp_path / "cut.dcm", case.ct)
+
+
+def test_two_rois_of_one_number_are_refused(reference, tmp_path):
+    """Which contours are whose cannot be told: read by number, the liver was measured as a lesion."""
+    case, path = reference
+    dataset = pydicom.dcmread(path)
+    dataset.StructureSetROISequence[1].ROINumber = dataset.StructureSetROISequence[0].ROINumber
+    dataset.save_as(tmp_path / "twice.dcm")
+    with pytest.raises(InputError, match=r"twice\.dcm: gives ROI number \d+ to more than one ROI"):
+        read_rtstruct_masks(tmp_path / "twice.dcm", case.ct)
+
+
+def test_open_contours_of_a_lesion_are_left_out_with_a_warning(reference, tmp_path, caplog):
+    case, path = reference
+    dataset = pydicom.dcmread(path)
+    names = {int(item.ROINumber): item.ROIName for item in dataset.StructureSetROISequence}
+    gtv = next(item for item in dataset.ROIContourSequence if names[int(item.ReferencedROINumber)] == "GTV")
+    for contour in gtv.ContourSequence:
+        contour.ContourGeometricType = "OPEN_PLANAR"
+    dataset.save_as(tmp_path / "open.dcm")
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        masks = read_rtstruct_masks(tmp_path / "open.dcm", case.ct)
+    count = len(gtv.ContourSequence)
+    assert f"ROI 'GTV': {count} of its {count} contours left out: open lines or points" in caplog.text
+    assert not masks["lesion"].any() and masks["liver"].any()
 
 
 def test_an_rtstruct_of_other_organs_only_is_refused_by_measure(data_dir, tmp_path):
