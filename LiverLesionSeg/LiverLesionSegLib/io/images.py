@@ -124,13 +124,13 @@ def read_label_map(path: str | os.PathLike, reference: Volume, require_liver: bo
     if is_slicer_segmentation(path):
         return read_slicer_segmentation(path, reference, require_liver)
     labels = read_image(path, resample_shear=False)
-    if labels.shape != reference.shape:
-        raise GeometryError(f"the label map has {_size(labels)} voxels but the image {_size(reference)}", path,
-                            "give the label map made on this image")
-    if not labels.same_grid(reference):
+    array = labels.array if labels.same_grid(reference) else _on_the_voxels_of(labels, reference)
+    if array is None:
+        if labels.shape != reference.shape:
+            raise GeometryError(f"the label map has {_size(labels)} voxels but the image {_size(reference)}", path,
+                                "give the label map made on this image")
         raise GeometryError(f"the label map's geometry ({_geometry(labels)}) differs from the image's "
                             f"({_geometry(reference)})", path, "give the label map made on this image")
-    array = labels.array
     unknown = (array != 0) & (array != 1) & (array != 2)
     if unknown.any():
         values = np.unique(array[unknown])
@@ -141,6 +141,18 @@ def read_label_map(path: str | os.PathLike, reference: Volume, require_liver: bo
     if not require_liver and not (array == 1).any():
         return None, lesion
     return reference.with_array(((array == 1) | (array == 2)).astype(np.uint8), str(path)), lesion
+
+
+def _on_the_voxels_of(labels: Volume, reference: Volume) -> Optional[np.ndarray]:
+    """The label map's array in the reference's voxel order where both hold the same voxels stored
+    in another order (axes swapped or flipped, as tools that save in RAS order write them), else None."""
+    from ..volume import to_axial_lps
+
+    axial_labels, labels_order = to_axial_lps(labels)
+    axial_reference, reference_order = to_axial_lps(reference)
+    if not axial_labels.same_grid(axial_reference):
+        return None
+    return np.ascontiguousarray(reference_order.undo(labels_order.apply(labels.array)))
 
 
 def _read_sheared(path: Path, resample: bool) -> Volume:

@@ -191,6 +191,26 @@ def test_label_map_of_another_geometry(small, tmp_path):
     assert_one_line(exc, "labels.nrrd", "geometry", "-255.7", "-258.2")
 
 
+def test_label_map_of_the_same_voxels_stored_flipped_or_transposed_reads_onto_the_image(small, tmp_path):
+    """The same voxel centres in another order: i and j flipped (the origin at the far corner, as tools
+    that save in RAS order write it), or i and j swapped; read back voxel for voxel on the image."""
+    reference = read_image_written(small, tmp_path)
+    labels = np.zeros(small.shape, np.uint8)
+    labels[2, 5:9, 5:30] = 1
+    labels[3, 40:60, 7:9] = 2
+    flipped_origin = small.physical_points([small.shape[2] - 1, small.shape[1] - 1, 0])[0]
+    flipped = Volume(labels[:, ::-1, ::-1].copy(), small.spacing, flipped_origin,
+                     small.direction @ np.diag([-1.0, -1.0, 1.0]))
+    swapped = Volume(np.ascontiguousarray(labels.transpose(0, 2, 1)),
+                     (small.spacing[1], small.spacing[0], small.spacing[2]), small.origin, small.direction[:, [1, 0, 2]])
+    for name, volume in (("flipped.nii.gz", flipped), ("swapped.nrrd", swapped)):
+        write_sitk(volume, tmp_path / name)
+        liver, lesion = read_label_map(tmp_path / name, reference)
+        np.testing.assert_array_equal(lesion.array, labels == 2)
+        np.testing.assert_array_equal(liver.array, labels > 0)
+        assert liver.same_grid(reference)
+
+
 def test_label_map_with_label_3(small, tmp_path):
     reference = read_image_written(small, tmp_path)
     labels = np.zeros(small.shape, np.uint8)
