@@ -319,7 +319,7 @@ class Config:
 
 def _from_dict(cls, data: Any, source: str, prefix: str = ""):
     if not isinstance(data, dict):
-        raise InputError(f"'{prefix or 'configuration'}' should be an object", source)
+        raise InputError(f"'{prefix.rstrip('.') or 'configuration'}' should be an object", source)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)

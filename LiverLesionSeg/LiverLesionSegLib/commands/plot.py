@@ -49,15 +49,29 @@ def _history(source: Path):
             raise InputError(f"cannot read the training history ({exc})", source, "give history.json of a run") from None
         if not isinstance(history, dict) or "steps" not in history:
             raise InputError("is not a training history (no 'steps')", source, "give history.json of a run")
-        return history
+        return _with_losses(history, source)
     if source.suffix == ".safetensors":
         from ..checkpoint import read_metadata
 
         _, state = read_metadata(source)
         if not state.get("history", {}).get("steps"):
             raise InputError("holds no training history", source, "give a checkpoint written during training")
-        return state["history"]
+        return _with_losses(state["history"], source)
     return None
+
+
+def _with_losses(history: dict, source: Path) -> dict:
+    """`history`, where it holds a finite loss for at least one step (an InputError naming `source`
+    where not: a history cut short, or edited)."""
+    from ..progress import is_finite_number
+
+    steps = history.get("steps")
+    if not isinstance(steps, list) or not any(isinstance(step, dict) and is_finite_number(step.get("loss"))
+                                              for step in steps):
+        raise InputError("the training history holds no step with a finite loss", source,
+                         "plot a history from a training run")
+    history["steps"] = [step for step in steps if isinstance(step, dict)]
+    return history
 
 
 def _plot_history(history: dict, args: argparse.Namespace) -> list[Path]:

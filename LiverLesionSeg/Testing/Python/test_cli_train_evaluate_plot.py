@@ -194,3 +194,12 @@ def test_train_with_zoom_tiles_then_segment_through_them(data_dir, tmp_path, cap
     assert main(["train", str(case), "--zoom-tiles", "2", "--out", str(tmp_path / "refused"), "--progress",
                  "none"]) != 0
     assert "zoom_tiles" in capsys.readouterr().err and not (tmp_path / "refused").exists()
+
+
+@pytest.mark.parametrize("steps", [[], [{"step": 0, "loss": float("nan")}], [{"step": 0, "loss": "low"}], ["step 0"]],
+                         ids=["none", "nan", "text", "not objects"])
+def test_plot_of_a_history_without_a_finite_loss_names_the_file(steps, tmp_path, capsys):
+    (tmp_path / "history.json").write_text(json.dumps({"steps": steps}))
+    assert main(["plot", str(tmp_path / "history.json"), "--out", str(tmp_path / "p"), "--progress", "none"]) == 3
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"{tmp_path / 'history.json'}: the training history holds no step with a finite loss" in error

@@ -95,3 +95,9 @@ def test_a_loss_of_no_terms_is_refused():
         config.validated()
     config.loss.dice_weight = 1.0
     config.validated()
+
+
+def test_a_section_that_is_no_object_is_named_as_written(tmp_path):
+    (tmp_path / "settings.json").write_text('{"train": 5}')
+    with pytest.raises(InputError, match=r"settings\.json: 'train' should be an object"):
+        Config.from_json_file(tmp_path / "settings.json")
