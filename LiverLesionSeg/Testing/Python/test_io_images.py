@@ -201,8 +201,9 @@ def test_label_map_of_the_same_voxels_stored_flipped_or_transposed_reads_onto_th
     flipped_origin = small.physical_points([small.shape[2] - 1, small.shape[1] - 1, 0])[0]
     flipped = Volume(labels[:, ::-1, ::-1].copy(), small.spacing, flipped_origin,
                      small.direction @ np.diag([-1.0, -1.0, 1.0]))
-    swapped = Volume(np.ascontiguousarray(labels.transpose(0, 2, 1)),
-                     (small.spacing[1], small.spacing[0], small.spacing[2]), small.origin, small.direction[:, [1, 0, 2]])
+    swapped_spacing = (small.spacing[1], small.spacing[0], small.spacing[2])
+    swapped = Volume(np.ascontiguousarray(labels.transpose(0, 2, 1)), swapped_spacing, small.origin,
+                     small.direction[:, [1, 0, 2]])
     for name, volume in (("flipped.nii.gz", flipped), ("swapped.nrrd", swapped)):
         write_sitk(volume, tmp_path / name)
         liver, lesion = read_label_map(tmp_path / name, reference)
