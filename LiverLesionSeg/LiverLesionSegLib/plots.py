@@ -39,7 +39,7 @@ PANEL_INCHES = 3.2
 def plot_loss(history: Mapping[str, Any], path: str | os.PathLike, log_scale: bool = False) -> Path:
     """Training loss per step, the mean per epoch over it, and dashed lines at cycle boundaries."""
     check_picture_path(path)
-    steps = [s for s in history.get("steps") or [] if is_finite_number(s.get("loss"))]
+    steps = finite_loss_steps(history)
     if not steps:
         raise InputError("the training history holds no step losses", hint="plot a history from a training run")
     x = _positions([s.get("step") for s in steps])
@@ -58,6 +58,15 @@ def plot_loss(history: Mapping[str, Any], path: str | os.PathLike, log_scale: bo
     axes.grid(alpha=0.3)
     axes.legend(loc="upper right")
     return _save(figure, path)
+
+
+def finite_loss_steps(history: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The steps of a training history that hold a finite loss (an edited or cut history may hold
+    others, or entries that are no steps at all)."""
+    steps = history.get("steps")
+    if not isinstance(steps, list):
+        return []
+    return [s for s in steps if isinstance(s, Mapping) and is_finite_number(s.get("loss"))]
 
 
 def plot_dice(history: Mapping[str, Any], path: str | os.PathLike) -> Path:

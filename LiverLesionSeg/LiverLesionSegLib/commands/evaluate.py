@@ -144,12 +144,9 @@ def _read_prediction(folder: Path, case):
 
 def _prepare_out(out: Path) -> bool:
     """Check the report folder and make it; whether it was made now."""
-    from ..errors import OutputError
+    from ..io.atomic import check_output_folder
 
-    if out.exists() and not out.is_dir():
-        raise OutputError("is a file, not a folder", out, "give a folder for the report")
-    if not out.parent.is_dir():
-        raise OutputError("the parent folder does not exist", out.parent, "create it first")
+    check_output_folder(out, "the report")
     made = not out.exists()
     out.mkdir(exist_ok=True)
     return made

@@ -10,7 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..errors import InputError, OutputError
+from ..errors import InputError
+from ..io.atomic import check_output_folder
 from ..progress import Progress
 
 
@@ -27,10 +28,7 @@ def add_parser(sub, common) -> None:
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
     history = _history(args.source)
-    if args.out.exists() and not args.out.is_dir():
-        raise OutputError("is a file, not a folder", args.out, "give a folder for the pictures")
-    if not args.out.parent.is_dir():
-        raise OutputError("the parent folder does not exist", args.out.parent, "create it first")
+    check_output_folder(args.out, "the pictures")
     args.out.mkdir(exist_ok=True)
     written = _plot_history(history, args) if history is not None else _plot_case(args, progress)
     for path in written:
@@ -63,14 +61,11 @@ def _history(source: Path):
 def _with_losses(history: dict, source: Path) -> dict:
     """`history`, where it holds a finite loss for at least one step (an InputError naming `source`
     where not: a history cut short, or edited)."""
-    from ..progress import is_finite_number
+    from ..plots import finite_loss_steps
 
-    steps = history.get("steps")
-    if not isinstance(steps, list) or not any(isinstance(step, dict) and is_finite_number(step.get("loss"))
-                                              for step in steps):
+    if not finite_loss_steps(history):
         raise InputError("the training history holds no step with a finite loss", source,
                          "plot a history from a training run")
-    history["steps"] = [step for step in steps if isinstance(step, dict)]
     return history
 
 

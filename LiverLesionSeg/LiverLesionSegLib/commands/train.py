@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import InputError, OutputError
+from ..io.atomic import check_output_folder
 from ..progress import JsonLinesProgress, Progress
 from ..recipes import RECIPES, recipe
 
@@ -179,10 +180,7 @@ def build_config(args: argparse.Namespace, resumed: Config | None, init: Config 
 def check_out_dir(out: Path, resuming: bool) -> None:
     from ..train import FINAL, LAST
 
-    if out.exists() and not out.is_dir():
-        raise OutputError("is a file, not a folder", out, "give a folder for the training outputs")
-    if not out.parent.is_dir():
-        raise OutputError("the parent folder does not exist", out.parent, "create it first")
+    check_output_folder(out, "the training outputs")
     if not resuming and any((out / name).exists() for name in (LAST, FINAL)):
         raise OutputError("already holds a training run; nothing was overwritten", out,
                           f"continue it with --resume {out / LAST}, or choose another --out")

@@ -53,6 +53,18 @@ def _longest_name(folder: Path) -> int:
         return 255
 
 
+def check_output_folder(folder: str | os.PathLike, purpose: str) -> Path:
+    """Fail early where `folder` cannot become an output folder: a file is in its place, or its parent
+    is missing (not made: a mistyped path should fail, not grow a tree). `purpose`: what the folder
+    is for, in the hint ("the report")."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError("is a file, not a folder", folder, f"give a folder for {purpose}")
+    if not folder.parent.is_dir():
+        raise OutputError("the parent folder does not exist", folder.parent, "create it first")
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path` (same suffixes); on success it replaces `path`.
