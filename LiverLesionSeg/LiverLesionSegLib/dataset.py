@@ -68,6 +68,9 @@ def _axial_ct_and_masks(case: Case) -> tuple[Volume, np.ndarray, np.ndarray]:
     ct, reorientation = to_axial_lps(case.ct)
     lesion = np.ascontiguousarray(reorientation.apply(case.lesion.array))
     liver = np.maximum(np.ascontiguousarray(reorientation.apply(case.liver.array)), lesion)
+    if not liver.any():
+        log.warning("%s: its masks hold no liver voxel (all 0): it adds slices without liver only",
+                    case.source or case.name)
     return ct, liver, lesion
 
 
@@ -136,7 +139,10 @@ def epoch_order(slices: SliceSet, config: TrainConfig, rng: np.random.Generator)
     liver, and lesion slices repeated `lesion_oversample` times on average."""
     liver = np.flatnonzero(slices.has_liver)
     if liver.size == 0:
-        raise TrainingError("no slice of the training cases holds liver", hint="check the masks of the training cases")
+        names = slices.names
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise TrainingError(f"no slice of the training cases ({shown}) holds liver",
+                            hint="check the masks of the training cases")
     background = np.flatnonzero(~slices.has_liver)
     n_background = min(background.size, int(round(config.background_fraction * liver.size)))
     chosen = [liver, rng.choice(background, n_background, replace=False) if n_background else background[:0]]

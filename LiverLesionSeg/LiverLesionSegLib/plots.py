@@ -143,7 +143,7 @@ def plot_predictions(ct: Volume, truth_lesion: Optional[Volume], truth_liver: Op
     if slices is None:
         slices = choose_slices(ct.shape[0], n, _array(truth_lesion), _array(pred_lesion),
                                _array(truth_liver) if truth_liver is not None else _array(pred_liver))
-    slices = _check_slices(slices, ct.shape[0])
+    slices = check_slices(slices, ct.shape[0])
     aspect = ct.spacing[1] / ct.spacing[0]
 
     figure = _new_figure(4 * PANEL_INCHES + 0.6, len(slices) * PANEL_INCHES)
@@ -175,7 +175,7 @@ def plot_overlay(ct: Volume, liver: Optional[Volume], lesion: Optional[Volume], 
     _check_grids(ct, liver=liver, lesion=lesion)
     if slice_index is None:
         slice_index = _largest_area_slice(ct.shape[0], _array(lesion), _array(liver))
-    (k,) = _check_slices([slice_index], ct.shape[0])
+    (k,) = check_slices([slice_index], ct.shape[0])
     aspect = ct.spacing[1] / ct.spacing[0]
 
     figure = _new_figure(6, 6.4)
@@ -264,7 +264,8 @@ def _check_grids(ct: Volume, **others: Optional[Volume]) -> None:
                                 f"CT's grid (shape {ct.shape})", volume.source or None)
 
 
-def _check_slices(slices: Sequence[int], depth: int) -> list[int]:
+def check_slices(slices: Sequence[int], depth: int) -> list[int]:
+    """The slice indices, each checked to lie in a volume of `depth` slices."""
     slices = [int(k) for k in slices]
     if not slices:
         raise InputError("no slices to show", hint="give at least one slice index")

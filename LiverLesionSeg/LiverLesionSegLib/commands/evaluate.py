@@ -37,6 +37,7 @@ def add_parser(sub, common) -> None:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
+    from ..io.atomic import output_folder
     from ..io.cases import find_cases
 
     refs = find_cases(args.cases)
@@ -45,13 +46,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         raise InputError("is a file, not a folder" if args.predictions.exists() else
                          "the predictions folder does not exist", args.predictions,
                          "give the folder of label maps, each named after its case")
-    made = _prepare_out(args.out)
-    try:
+    with output_folder(args.out, "the report"):
         return _evaluate(args, progress, refs, predictor)
-    except BaseException:
-        if made and args.out.is_dir() and not any(args.out.iterdir()):
-            args.out.rmdir()  # a failed run leaves no empty report folder behind
-        raise
 
 
 def _evaluate(args: argparse.Namespace, progress: Progress, refs, predictor) -> int:
@@ -140,16 +136,6 @@ def _read_prediction(folder: Path, case):
     raise InputError(f"no prediction for case {case.name}", folder,
                      f"name it {case.name}.nii.gz, {case.name}.nrrd, {case.name}.mha, {case.name}.seg.nrrd or "
                      f"{case.name}.dcm (DICOM SEG or RTSTRUCT; or '{case.name} SEG.dcm', '{case.name} RS.dcm')")
-
-
-def _prepare_out(out: Path) -> bool:
-    """Check the report folder and make it; whether it was made now."""
-    from ..io.atomic import check_output_folder
-
-    check_output_folder(out, "the report")
-    made = not out.exists()
-    out.mkdir(exist_ok=True)
-    return made
 
 
 def _print_summary(results, summary: dict, out: Path) -> None:

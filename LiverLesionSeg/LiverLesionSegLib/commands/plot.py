@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
-from ..io.atomic import check_output_folder
+from ..io.atomic import output_folder
 from ..progress import Progress
 
 
@@ -28,9 +28,8 @@ def add_parser(sub, common) -> None:
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
     history = _history(args.source)
-    check_output_folder(args.out, "the pictures")
-    args.out.mkdir(exist_ok=True)
-    written = _plot_history(history, args) if history is not None else _plot_case(args, progress)
+    with output_folder(args.out, "the pictures"):
+        written = _plot_history(history, args) if history is not None else _plot_case(args, progress)
     for path in written:
         print(path)
     return 0
@@ -82,7 +81,7 @@ def _plot_case(args: argparse.Namespace, progress: Progress) -> list[Path]:
     from ..infer import segment_volume
     from ..io.cases import find_cases, load_case, read_input_volume
     from ..model import choose_device
-    from ..plots import plot_predictions
+    from ..plots import check_slices, plot_predictions
     from ..resources import load_model
 
     try:
@@ -97,6 +96,8 @@ def _plot_case(args: argparse.Namespace, progress: Progress) -> list[Path]:
             # a folder that is no CT may be a run folder without its history yet: say both
             raise type(exc)(f"is neither a training run (it has no history.json) nor a CT: {exc.problem}",
                             exc.path, "give a run folder, its history.json or checkpoint, or a case or CT") from None
+    if args.slices is not None:  # before the model runs, not after
+        check_slices(args.slices, ct.shape[0])
     device = choose_device(args.device)
     checkpoint = load_model(args.model, device)
     result = segment_volume(ct, checkpoint, None, device, progress)

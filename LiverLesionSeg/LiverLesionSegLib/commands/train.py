@@ -151,7 +151,7 @@ def build_config(args: argparse.Namespace, resumed: Config | None, init: Config 
         base = Config.from_json_file(args.config)
     else:
         base = recipe(args.recipe) if args.recipe else Config()
-    data = base.to_dict()
+    data, given = base.to_dict(), []
     if init is not None:  # the network's shape and input come with the model being fine-tuned
         for section in FIXED_BY_MODEL:
             data[section] = init.to_dict()[section]
@@ -165,6 +165,7 @@ def build_config(args: argparse.Namespace, resumed: Config | None, init: Config 
         if (init is not None or resumed is not None) and section in FIXED_BY_MODEL:
             raise InputError(f"--{option.replace('_', '-')} cannot change the input or network of the model being "
                              "fine-tuned", args.init, "leave it out, or train from scratch")
+        given.append(f"--{option.replace('_', '-')}")
         if option == "hu_window":
             data["preprocess"]["hu_min"], data["preprocess"]["hu_max"] = value
         elif option == "thick_slices_mm" and value == 0:
@@ -174,7 +175,10 @@ def build_config(args: argparse.Namespace, resumed: Config | None, init: Config 
     if args.no_augment:
         data["augment"]["enabled"] = False
     data["train"]["validate"] = list(args.validate)
-    return Config.from_dict(data, "command line").validated()
+    # a setting that cannot work is named with where it came from: the file, the options, or both
+    source = " with ".join(filter(None, [str(args.config) if args.config and not resumed else "",
+                                         " ".join(given)])) or "configuration"
+    return Config.from_dict(data, "command line").validated(source)
 
 
 def check_out_dir(out: Path, resuming: bool) -> None:

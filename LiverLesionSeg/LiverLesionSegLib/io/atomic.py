@@ -66,6 +66,21 @@ def check_output_folder(folder: str | os.PathLike, purpose: str) -> Path:
 
 
 @contextlib.contextmanager
+def output_folder(folder: str | os.PathLike, purpose: str) -> Iterator[Path]:
+    """`check_output_folder`, then the folder made where missing; a failure inside leaves no empty
+    folder behind that was made here."""
+    folder = check_output_folder(folder, purpose)
+    made = not folder.exists()
+    folder.mkdir(exist_ok=True)
+    try:
+        yield folder
+    except BaseException:
+        if made and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path` (same suffixes); on success it replaces `path`.
 

@@ -205,6 +205,8 @@ def read_segmentations(paths: Iterable[str | os.PathLike], ct: Volume, require_l
         raise InputError(f"none of the {len(paths)} segmentations {several}", paths[0].parent,
                          "give the liver's segmentation too" if require_liver else hint)
     source = ", ".join(str(p) for p in paths)
+    if not require_liver and not (liver & (1 - lesion)).any():  # as for a label map: no liver voxel, no liver
+        found.discard("liver")
     return (ct.with_array(liver | lesion, source) if "liver" in found else None), ct.with_array(lesion, source)
 
 

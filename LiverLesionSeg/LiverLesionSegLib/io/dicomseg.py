@@ -19,6 +19,7 @@ from typing import Optional
 
 import highdicom as hd
 import numpy as np
+import pydicom
 
 from ..errors import InputError, first_line
 from ..segments import LESION_WORDS, LIVER_CODE, NOT_LIVER_WORDS
@@ -160,8 +161,19 @@ def _segread(path: Path) -> hd.seg.Segmentation:
     try:
         return hd.seg.segread(path)
     except Exception as exc:
+        if _frame_count(path) == 0:  # highdicom fails on it with an IndexError
+            raise InputError("the DICOM SEG holds no frames (NumberOfFrames 0), so no segment has a voxel", path,
+                             "export the segmentation again after drawing the liver") from None
         raise InputError(f"cannot read the DICOM SEG ({first_line(exc)})", path,
                          "the file may be truncated or not a valid SEG; export it again") from None
+
+
+def _frame_count(path: Path) -> Optional[int]:
+    """The header's NumberOfFrames, None where it cannot be read."""
+    try:
+        return int(pydicom.dcmread(path, stop_before_pixels=True).NumberOfFrames)
+    except Exception:
+        return None
 
 
 def _binary_frames(seg: hd.seg.Segmentation, path: Path) -> np.ndarray:

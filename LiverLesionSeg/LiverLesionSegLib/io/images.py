@@ -134,7 +134,8 @@ def read_label_map(path: str | os.PathLike, reference: Volume, require_liver: bo
     unknown = (array != 0) & (array != 1) & (array != 2)
     if unknown.any():
         values = np.unique(array[unknown])
-        shown = ", ".join(f"{v:g}" for v in values[:10]) + (" ..." if values.size > 10 else "")
+        # numpy's shortest text of each stored value: 1.000001 is not shown as 1
+        shown = ", ".join(str(v) for v in values[:10]) + (" ..." if values.size > 10 else "")
         raise InputError(f"the label map holds label(s) {shown} besides 0 background, 1 liver, 2 lesion", path,
                          "give a label map with 0, 1 and 2 only")
     lesion = reference.with_array((array == 2).astype(np.uint8), str(path))

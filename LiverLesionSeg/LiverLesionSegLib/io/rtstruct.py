@@ -85,7 +85,7 @@ def _rois(dataset: pydicom.Dataset) -> list[tuple[str, Optional[str], list[np.nd
         number = int(item.ReferencedROINumber)
         name = names.get(number, f"ROI {number}")
         given = item.get("ContourSequence", [])
-        contours = [np.asarray(contour.ContourData, dtype=float).reshape(-1, 3) for contour in given
+        contours = [_points(contour, name) for contour in given
                     if str(contour.get("ContourGeometricType", "")).upper() in FILLED_TYPES]
         meaning = roi_meaning(name, types.get(number, ""))
         if meaning is not None and len(contours) < len(given):
@@ -93,6 +93,14 @@ def _rois(dataset: pydicom.Dataset) -> list[tuple[str, Optional[str], list[np.nd
                         "(only CLOSED_PLANAR contours are filled)", name, len(given) - len(contours), len(given))
         rois.append((name, meaning, contours))
     return rois
+
+
+def _points(contour: pydicom.Dataset, roi: str) -> np.ndarray:
+    """A contour's (n, 3) points; ContourData that is no list of x, y, z is named with its ROI."""
+    values = np.asarray(contour.get("ContourData") or [], dtype=float).ravel()
+    if values.size == 0 or values.size % 3:
+        raise ValueError(f"a contour of ROI '{roi}' holds {values.size} numbers, not x, y, z points")
+    return values.reshape(-1, 3)
 
 
 class _Slices:

@@ -10,6 +10,7 @@ import json
 import highdicom as hd
 import matplotlib.image
 import numpy as np
+import pydicom
 import pytest
 
 from bad_inputs import relabelled_as_spleen
@@ -145,6 +146,24 @@ def test_a_label_map_of_lesions_only_is_written_without_a_liver(reference, data_
     assert done["event"] == "done" and done["liver_ml"] is None and done["lesions"] == len(expected)
     assert np.array_equal(read_image(tmp_path / "out.nrrd").array, np.where(labels == 2, 2, 0))
     assert len(rows(tmp_path / "t.csv")) == len(expected)
+
+
+def test_empty_structures_read_as_an_empty_label_map(reference, data_dir, tmp_path, capsys):
+    """An RT structure set whose liver and lesion ROIs hold no contour says what an empty label map
+    says ("not segmented", no lesion), not "Liver: 0.0 mL"."""
+    labels_path, ct, labels, _ = reference
+    assert measure(data_dir / CASE / SERIES, labels_path, "-o", tmp_path / "seg.dcm", "--rtstruct") == 0
+    structures = pydicom.dcmread(tmp_path / "seg RS.dcm")
+    for roi in structures.ROIContourSequence:
+        del roi.ContourSequence
+    structures.save_as(tmp_path / "empty RS.dcm")
+    write_segmentation_output(tmp_path / "empty.nii.gz", ct.with_array(np.zeros_like(labels)))
+    capsys.readouterr()
+    outputs = []
+    for given in ("empty RS.dcm", "empty.nii.gz"):
+        assert measure(data_dir / CASE / SERIES, tmp_path / given, "--lesions", tmp_path / f"{given}.csv") == 0
+        outputs.append(capsys.readouterr().out.splitlines()[-1])
+    assert outputs[0] == outputs[1] and "Liver: not segmented" in outputs[0]
 
 
 @pytest.mark.slow

@@ -175,6 +175,17 @@ def test_plot_prediction_panels_for_a_case(run_dir, data_dir, tmp_path):
     assert panel.shape[0] > 400 and panel.std() > 0.05
 
 
+def test_plot_of_a_slice_outside_the_case_is_refused_before_the_model_runs(data_dir, tmp_path, capsys):
+    """`--slices 999` on a CT of six slices: refused at once (a model that does not exist is never
+    reached), nothing written."""
+    bad_inputs.copy_slices(data_dir, tmp_path / "ct")
+    code = main(["plot", str(tmp_path / "ct"), "--model", str(tmp_path / "none.safetensors"),
+                 "--out", str(tmp_path / "p"), "--slices", "3", "999", "--progress", "none"])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 3 and error.startswith("liverlesionseg: error: slice 999 is outside the volume (0 to 5)")
+    assert not (tmp_path / "p").exists()
+
+
 def test_train_with_zoom_tiles_then_segment_through_them(data_dir, tmp_path, capsys):
     """`train --zoom-tiles 2` trains on the liver's box and its four tiles, and the model it writes
     carries the setting, so `segment` looks through the tiles too; without zoom it is refused."""

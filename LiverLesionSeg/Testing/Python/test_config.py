@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from LiverLesionSegLib.cli import main
 from LiverLesionSegLib.config import Config
 from LiverLesionSegLib.errors import InputError
 
@@ -25,6 +26,21 @@ def test_unknown_setting_is_named(tmp_path):
     path.write_text(json.dumps({"train": {"cycels": 3}}))
     with pytest.raises(InputError, match=r"config.json: unknown setting 'train.cycels'"):
         Config.from_json_file(path)
+
+
+@pytest.mark.parametrize("options, named", [
+    ([], "{config}: precision must be"),  # the file's own setting
+    (["--weight-decay", "-1"], "{config} with --weight-decay: train.weight_decay"),  # an option on top of it
+])
+def test_a_setting_that_cannot_work_names_where_it_came_from(tmp_path, capsys, options, named):
+    """`train --config FILE`: a setting of the right type that cannot work names the file (and the
+    options given with it), as a setting of the wrong type does; before any case is read."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"train": {"precision": "fp8" if not options else "auto"}}))
+    assert main(["train", str(tmp_path / "no case"), "--config", str(config), *options,
+                 "--out", str(tmp_path / "run"), "--progress", "none"]) == 3
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("liverlesionseg: error: " + named.format(config=config))
 
 
 def test_wrong_type_is_named():

@@ -217,3 +217,18 @@ def test_a_labelmap_seg_each_pixel_its_segments_number(case_0697_copy, data_dir)
     case = read_seg_case(case_0697_copy)
     np.testing.assert_array_equal(case.lesion.array, ((labels == 2) | (labels == 3)).astype(np.uint8))
     np.testing.assert_array_equal(case.liver.array, (labels == 1).astype(np.uint8))  # the vein left out
+
+
+def test_a_seg_without_frames_says_so(case_0697_copy):
+    """A SEG of no frames (NumberOfFrames 0: every segment empty, not valid DICOM) is named as such,
+    not as highdicom's 'list index out of range'."""
+    path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
+    ds = pydicom.dcmread(path)
+    ds.PerFrameFunctionalGroupsSequence = pydicom.Sequence([])
+    ds.NumberOfFrames = 0
+    ds.PixelData = b""
+    ds.save_as(path)
+    with pytest.raises(InputError) as exc:
+        read_seg_case(case_0697_copy)
+    message = str(exc.value)
+    assert "\n" not in message and path.name in message and "holds no frames" in message

@@ -224,6 +224,17 @@ def test_label_map_with_label_3(small, tmp_path):
     assert_one_line(exc, "labels.nii.gz", "label(s) 3 ")
 
 
+def test_a_float_label_near_1_is_shown_as_it_is(small, tmp_path):
+    """1.000001 is not shown as "1" (which would read as a label the map may hold)."""
+    reference = read_image_written(small, tmp_path)
+    labels = np.zeros(small.shape, np.float32)
+    labels[2, 5:9, 5:9] = 1.000001
+    write_sitk(small, tmp_path / "labels.nii.gz", labels)
+    with pytest.raises(InputError) as exc:
+        read_label_map(tmp_path / "labels.nii.gz", reference)
+    assert_one_line(exc, "labels.nii.gz", "label(s) 1.000001 besides")
+
+
 def test_label_map_values(small, tmp_path):
     reference = read_image_written(small, tmp_path)
     labels = np.zeros(small.shape, np.int16)

@@ -328,6 +328,19 @@ def test_a_damaged_rtstruct_is_refused(reference, tmp_path):
         read_rtstruct_masks(tmp_path / "cut.dcm", case.ct)
 
 
+@pytest.mark.parametrize("values", [[], [10.0], [float(v) for v in range(83)]])
+def test_contour_data_that_is_no_list_of_points_names_its_roi(reference, tmp_path, values):
+    case, path = reference
+    dataset = pydicom.dcmread(path)
+    names = {int(item.ROINumber): item.ROIName for item in dataset.StructureSetROISequence}
+    gtv = next(item for item in dataset.ROIContourSequence if names[int(item.ReferencedROINumber)] == "GTV")
+    gtv.ContourSequence[0].ContourData = values
+    dataset.save_as(tmp_path / "points.dcm")
+    with pytest.raises(InputError, match=rf"points\.dcm: cannot read the RT structure set \(a contour of ROI 'GTV' "
+                                         rf"holds {len(values)} numbers, not x, y, z points\)"):
+        read_rtstruct_masks(tmp_path / "points.dcm", case.ct)
+
+
 def test_two_rois_of_one_number_are_refused(reference, tmp_path):
     """Which contours are whose cannot be told: read by number, the liver was measured as a lesion."""
     case, path = reference

@@ -107,3 +107,18 @@ def test_epoch_order_oversamples_lesion_slices(prepared):
     share = lambda order: slices.has_lesion[order].mean()
     assert share(boosted) > 1.5 * share(plain)
     assert slices.has_liver[plain].sum() == slices.has_liver.sum()  # every liver slice once
+
+
+def test_a_case_whose_masks_are_all_zero_is_named(data_dir, caplog):
+    """Labels of all 0 (a mask exported empty): a warning names the case when it is prepared, and
+    the refusal to train on no liver names the cases it looked at."""
+    case = load_case(find_cases([data_dir / "ircadb" / "3Dircadb1.17"])[0])
+    case.liver.array[:] = 0
+    case.lesion.array[:] = 0
+    config = Config()
+    with caplog.at_level("WARNING", logger="LiverLesionSeg"):
+        prepared = prepare_case(case, config.preprocess)
+    assert any("3Dircadb1.17" in r.getMessage() and "no liver voxel" in r.getMessage() for r in caplog.records)
+    with pytest.raises(TrainingError) as exc:
+        epoch_order(SliceSet([prepared]), config.train, np.random.default_rng(0))
+    assert "no slice of the training cases (3Dircadb1.17) holds liver" in str(exc.value)
