@@ -309,7 +309,7 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with reportedErrors("The lesions could not be measured"):
             self.logic.ensureDependencies()
             outputs = self.logic.measureAgain(*self.correctedPair())
-            self.ui.correctedStatusLabel.text = outputs.summary
+            self.ui.correctedStatusLabel.text = outputs.summary + outputs.cautions
             showTable(outputs.lesion_table_node)
 
     def onExportDicomButton(self):

@@ -19,10 +19,12 @@ unless an existing one is given explicitly.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
+import shutil
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import slicer
@@ -62,7 +64,8 @@ PROBABILITY_DISPLAY_THRESHOLD = 0.05  # probabilities below this are transparent
 def volume_from_node(volume_node) -> Volume:
     """The node's voxels (copied, [k, j, i]) with the geometry of its IJKToRAS matrix, in LPS."""
     name = volume_node.GetName() if volume_node is not None else None
-    if volume_node is None or volume_node.GetImageData() is None:
+    image = None if volume_node is None else volume_node.GetImageData()
+    if image is None or image.GetNumberOfPoints() == 0 or image.GetPointData().GetScalars() is None:
         raise InputError("the input volume has no image data", name, "load a CT volume and select it")
     if volume_node.GetImageData().GetNumberOfScalarComponents() != 1:
         raise InputError("the input volume has several components per voxel (colour or vector image)", name,
@@ -132,13 +135,28 @@ def reference_image(grid: Volume) -> "slicer.vtkOrientedImageData":
 
 
 def image_on_grid(image, grid: Volume) -> np.ndarray:
-    """The voxels of an oriented image resampled (nearest neighbour) onto `grid`, as [k, j, i]."""
+    """The voxels of an oriented image resampled (nearest neighbour) onto `grid`, as [k, j, i]; what
+    lies beyond the grid (a segment drawn on a longer series, a CT cropped since) is left out."""
     resampled = slicer.vtkOrientedImageData()
+    # padImage False: the grid's extent, not the union of both (which has another shape)
     if not slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
-            image, reference_image(grid), resampled, False, True):
+            image, reference_image(grid), resampled, False, False):
         raise InputError("a segment could not be resampled onto the volume's grid", grid.source or None)
     scalars = resampled.GetPointData().GetScalars()
-    return numpy_support.vtk_to_numpy(scalars).reshape(grid.shape).copy()
+    i0, i1, j0, j1, k0, k1 = resampled.GetExtent()
+    out = np.zeros(grid.shape, np.uint8 if scalars is None else numpy_support.get_numpy_array_type(
+        scalars.GetDataType()))
+    if scalars is None or i1 < i0 or j1 < j0 or k1 < k0:
+        return out
+    voxels = numpy_support.vtk_to_numpy(scalars).reshape(k1 - k0 + 1, j1 - j0 + 1, i1 - i0 + 1)
+    # placed by extent: the resampler keeps the grid's extent, this guards against a VTK that would not
+    inside = tuple(slice(max(lo, 0), min(hi, n - 1) + 1) for lo, hi, n in ((k0, k1, grid.shape[0]),
+                                                                          (j0, j1, grid.shape[1]),
+                                                                          (i0, i1, grid.shape[2])))
+    taken = tuple(slice(part.start - lo, part.stop - lo) for part, lo in zip(inside, (k0, j0, i0)))
+    if all(part.stop > part.start for part in inside):
+        out[inside] = voxels[taken]
+    return out
 
 
 # --- segmentation nodes --------------------------------------------------------------------------
@@ -199,10 +217,6 @@ def segment_meanings(segmentation_node) -> dict[str, Optional[str]]:
             for sid in segment_ids(segmentation_node)}
 
 
-def has_liver_segment(segmentation_node) -> bool:
-    return "liver" in segment_meanings(segmentation_node).values()
-
-
 def label_map_from_segmentation(segmentation_node, grid: Volume, require_liver: bool = True) -> np.ndarray:
     """0 background, 1 liver, 2 lesion on `grid`, from segment names as users type them
     ("Liver", "liver_lesion", "Tumor 2", ... via `meaning_of_segment_name`); lesion wins. Without
@@ -215,10 +229,46 @@ def label_map_from_segmentation(segmentation_node, grid: Volume, require_liver: 
         raise InputError(f"has {what} (segments: {', '.join(names) or 'none'})", segmentation_node.GetName(),
                          "name the liver segment 'Liver' and lesion segments e.g. 'Liver lesion' or 'Tumor'")
     labels = np.zeros(grid.shape, np.uint8)
-    for meaning, value in (("liver", LIVER.label), ("lesion", LESION.label)):
-        for sid in (s for s, m in meanings.items() if m == meaning):
-            labels[segment_mask(segmentation_node, sid, grid) > 0] = value
+    with binary_labelmaps(segmentation_node):
+        for meaning, value in (("liver", LIVER.label), ("lesion", LESION.label)):
+            for sid in (s for s, m in meanings.items() if m == meaning):
+                labels[segment_mask(segmentation_node, sid, grid) > 0] = value
     return labels
+
+
+@contextlib.contextmanager
+def binary_labelmaps(segmentation_node) -> Iterator[None]:
+    """The segments readable as binary labelmaps inside the block. Segments whose source is another
+    representation (closed surfaces imported from models or STL files) have none, and were read as
+    empty: their labelmaps are made for the block (at the segmentation's reference geometry, as
+    Slicer makes them) and removed after it, the node left as it was."""
+    segmentation = segmentation_node.GetSegmentation()
+    if segmentation.GetNumberOfSegments() == 0 or segmentation.ContainsRepresentation(BINARY_LABELMAP):
+        yield
+        return
+    if not segmentation.CreateRepresentation(BINARY_LABELMAP):
+        raise InputError(f"its segments are stored as '{segmentation.GetSourceRepresentationName()}' and "
+                         "no binary labelmap could be made of them", segmentation_node.GetName(),
+                         "create the Binary labelmap representation in the Segmentations module")
+    try:
+        yield
+    finally:
+        segmentation.RemoveRepresentation(BINARY_LABELMAP)
+
+
+def register_conversion_rules() -> None:
+    """Slicer's Segmentations module registers the conversions between binary labelmaps and closed
+    surfaces at start-up; a bare slicer-core has none. Each segmentation takes the rules registered
+    when it is made, so this runs when the module is imported."""
+    factory = slicer.vtkSegmentationConverterFactory.GetInstance()
+    if factory.GetConverterRules():
+        return
+    for rule in (slicer.vtkBinaryLabelmapToClosedSurfaceConversionRule,
+                 slicer.vtkClosedSurfaceToBinaryLabelmapConversionRule):
+        factory.RegisterConverterRule(rule())
+
+
+register_conversion_rules()
 
 
 # --- lesion table --------------------------------------------------------------------------------
@@ -305,17 +355,37 @@ def compare_segmentations(volume_node, segmentation_node, reference_node, table_
     if None in (volume_node, segmentation_node, reference_node):
         raise InputError("a volume, a segmentation of it and a reference segmentation are needed",
                          hint="choose all three")
+    check_pair(volume_node, segmentation_node)  # under another transform: not where the user sees it
+    check_pair(volume_node, reference_node)
     grid = volume_from_node(volume_node)
     ours, reference = (label_map_from_segmentation(node, grid) for node in (segmentation_node, reference_node))
     measures = evaluate_case(volume_node.GetName(), ours > 0, ours == LESION.label, reference > 0,
                              reference == LESION.label, grid.spacing)
     table_node = table_node or comparison_table(volume_node.GetScene())
-    values = [number_or_nan(getattr(measures, name)) for name, _, _ in COMPARISON_COLUMNS]
-    table_node.GetTable().InsertNextRow(variant_row(volume_node.GetName(), segmentation_node.GetName(),
-                                             reference_node.GetName(), *values))
-    table_node.GetTable().Modified()
-    table_node.Modified()
+    row = {"Volume": volume_node.GetName(), "Segmentation": segmentation_node.GetName(),
+           "Reference": reference_node.GetName()}
+    row.update((title, number_or_nan(getattr(measures, name))) for name, title, _ in COMPARISON_COLUMNS)
+    append_row_by_name(table_node, row)
     return measures
+
+
+def append_row_by_name(table_node, row: dict) -> None:
+    """One row of `row`'s values, each under the column of its name (made where missing, text or
+    numbers): a column a user added or moved keeps its place and gets an empty cell."""
+    table = table_node.GetTable()
+    for name, value in row.items():
+        if table.GetColumnByName(name) is None:
+            column = vtk.vtkStringArray() if isinstance(value, str) else vtk.vtkDoubleArray()
+            column.SetName(name)
+            column.SetNumberOfTuples(table.GetNumberOfRows())  # earlier rows: empty
+            table.AddColumn(column)
+    cells = vtk.vtkVariantArray()
+    for n in range(table.GetNumberOfColumns()):
+        name = table.GetColumnName(n)
+        cells.InsertNextValue(vtk.vtkVariant(row[name]) if name in row else vtk.vtkVariant())
+    table.InsertNextRow(cells)
+    table.Modified()
+    table_node.Modified()
 
 
 def comparison_table(scene):
@@ -436,6 +506,7 @@ def write_outputs(scene, input_node, result, output_segmentation=None, probabili
     # A chosen output that was deleted meanwhile: fall back to the defaults (new node, no map).
     output_segmentation = output_segmentation if _in_scene(output_segmentation, scene) else None
     probability_node = probability_node if _in_scene(probability_node, scene) else None
+    refuse_input_as_output(input_node, probability_node)
     segmentation_node = output_segmentation or new_segmentation_node(scene, f"{input_node.GetName()} liver segmentation")
     fill_segmentation_node(segmentation_node, input_node, result.liver, result.lesion)
     # Saved with the scene, so that whoever opens the segmentation later is told too.
@@ -479,6 +550,13 @@ def on_grid_of(volume_node, grid: Volume, tolerance_mm: float = 1e-4) -> bool:
     return shape == grid.shape and np.allclose(ijk_to_ras_of(volume_node), grid.ijk_to_ras(), atol=tolerance_mm)
 
 
+def refuse_input_as_output(input_node, probability_node) -> None:
+    """The probability map would overwrite the CT's own voxels."""
+    if probability_node is not None and probability_node is input_node:
+        raise InputError("is chosen both as the input CT and as the probability volume", input_node.GetName(),
+                         "choose 'Create new volume' (or none) for the probability map; nothing was changed")
+
+
 def _in_scene(node, scene) -> bool:
     return node is not None and node.GetScene() is scene
 
@@ -499,6 +577,7 @@ def start_segmentation(parameters: SegmentParameters):
                "probability": parameters.probability_volume}
     volume = volume_from_node(targets["input"])
     refuse_a_label_map(volume, volume.source)  # a mask loaded as a scalar volume and chosen as the CT
+    refuse_input_as_output(targets["input"], targets["probability"])
     job = SegmentationJob(volume, parameters.model, parameters.device,
                           parameters.lesion_threshold, parameters.keep_edge_lesions, parameters.keep_fluid_lesions,
                           parameters.keep_liver_density_lesions, parameters.vote_models)
@@ -513,7 +592,11 @@ def start_training(settings, scene_pairs: Sequence = ()):
 
     if scene_pairs:
         folder = new_run_folder(user_folder() / "scene-cases", "scene")
-        settings.cases = list(settings.cases) + export_training_pairs(scene_pairs, folder)
+        try:
+            settings.cases = list(settings.cases) + export_training_pairs(scene_pairs, folder)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)  # no folder of cases that never trained
+            raise
     return TrainingProcess(settings).start()
 
 
@@ -530,6 +613,8 @@ def segment_volume_node(scene, input_node, model_path, device: str = "auto", les
     from .segment_job import model_names, run_segmentation
 
     volume = volume_from_node(input_node)
+    refuse_a_label_map(volume, volume.source)
+    refuse_input_as_output(input_node, probability_node)
     result, _ = run_segmentation(volume, model_path, device, lesion_threshold, progress, keep_edge_lesions,
                                  keep_fluid_lesions, keep_liver_density_lesions, vote_models)
     return write_outputs(scene, input_node, result, output_segmentation, probability_node,
@@ -554,13 +639,26 @@ def measure_again(volume_node, segmentation_node) -> SegmentationOutputs:
     check_pair(volume_node, segmentation_node)
     grid = volume_from_node(volume_node)
     labels = label_map_from_segmentation(segmentation_node, grid, require_liver=False)
-    lesions, liver_ml = measure_labels(grid.with_array(labels), grid, has_liver_segment(segmentation_node))
+    # as for a label map file: a liver segment emptied, or only under lesions, is no liver segmented
+    lesions, liver_ml = measure_labels(grid.with_array(labels), grid, bool((labels == LIVER.label).any()))
     scene = segmentation_node.GetScene()
     table_node = lesion_table_node(scene, segmentation_node)
     fill_lesion_table(table_node, lesions)
     lines = add_long_axis_lines(scene, segmentation_node, lesions)
     _follow_transform(segmentation_node, lines)
-    return SegmentationOutputs(segmentation_node, table_node, None, lesions, liver_ml, [], lines)
+    return SegmentationOutputs(segmentation_node, table_node, None, lesions, liver_ml,
+                               left_out_segments(segmentation_node), lines)
+
+
+def left_out_segments(segmentation_node) -> list[str]:
+    """A caution naming the segments read as neither liver nor lesion, if any (their voxels count as
+    background)."""
+    meanings = segment_meanings(segmentation_node)
+    names = [segmentation_node.GetSegmentation().GetSegment(sid).GetName() for sid, m in meanings.items() if m is None]
+    if not names:
+        return []
+    return [f"segment(s) {', '.join(repr(n) for n in names)} left out as neither liver nor lesion by name; rename "
+            "a lesion segment e.g. 'Liver lesion' (or 'Tumor') to count it"]
 
 
 def check_pair(volume_node, segmentation_node) -> None:

@@ -5,16 +5,20 @@ application and on the `slicer-core` wheel as `mrml` does."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import shutil
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 from .errors import InputError
-from .mrml import (DICOM_FOLDER_ATTRIBUTE, MODELS_ATTRIBUTE, RESULT_DIGEST_ATTRIBUTE, check_pair, has_liver_segment,
-                   label_digest, label_map_from_segmentation, on_grid_of, volume_from_node)
+from .mrml import (DICOM_FOLDER_ATTRIBUTE, MODELS_ATTRIBUTE, RESULT_DIGEST_ATTRIBUTE, check_pair, label_digest,
+                   label_map_from_segmentation, on_grid_of, volume_from_node)
+from .segments import LIVER
 
 DICOM_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"  # set by Slicer's DICOM module on the volumes it loads
 GRID_TOLERANCE_MM = 0.01  # Slicer's DICOM reader and ours may place voxels this far apart
+CASE_NAME_MAX = 100  # characters: with a '-2' the folder name stays well within the file system's 255 bytes
 
 
 def export_dicom(volume_node, segmentation_node, folder: str | Path, file_for_instance=None, structures: bool = False):
@@ -37,8 +41,9 @@ def export_dicom(volume_node, segmentation_node, folder: str | Path, file_for_in
     labels = ct.with_array(label_map_from_segmentation(segmentation_node, ct, require_liver=False))
     models = (segmentation_node.GetAttribute(MODELS_ATTRIBUTE) or "unknown model").splitlines()
     corrected = label_digest(labels.array) != segmentation_node.GetAttribute(RESULT_DIGEST_ATTRIBUTE)
+    # a liver segment emptied, or under lesions only, is no liver segmented (as `mrml.measure_again` says)
     return export_to_dicom(labels, ct, source, folder, segmentation_node.GetName(), models, corrected,
-                           liver=has_liver_segment(segmentation_node), structures=structures)
+                           liver=bool((labels.array == LIVER.label).any()), structures=structures)
 
 
 def dicom_series_of(volume_node, file_for_instance=None):
@@ -74,37 +79,69 @@ def dicom_series_of(volume_node, file_for_instance=None):
 def export_training_pair(volume_node, segmentation_node, folder: str | Path, name: Optional[str] = None) -> Path:
     """Write a CT volume node and a segmentation of it (corrected in the Segment Editor) as an
     image + labels case folder (`image.nrrd`, `labels.nrrd`: 0 background, 1 liver, 2 lesion)
-    that `liverlesionseg train` reads. Returns the case folder, `folder/name`."""
-    from .io.write import write_image
-
-    ct = volume_from_node(volume_node)
-    labels = label_map_from_segmentation(segmentation_node, ct)
-    case = _new_folder(Path(folder), safe_case_name(name or volume_node.GetName()))
-    write_image(case / "image.nrrd", ct)
-    write_image(case / "labels.nrrd", ct.with_array(labels, source=segmentation_node.GetName()))
-    return case
+    that `liverlesionseg train` reads: both files or nothing. Returns the case folder,
+    `folder/name` (made safe for a folder name)."""
+    ct, labels = _training_case(volume_node, segmentation_node)
+    with _all_or_nothing(Path(folder)) as written:
+        return _write_case(Path(folder), name or volume_node.GetName(), ct, labels, written)
 
 
 def export_training_pairs(pairs: Iterable[tuple], folder: str | Path) -> list[str]:
-    """`export_training_pair` for each (volume node, segmentation node); the case folders."""
-    return [str(export_training_pair(volume_node, segmentation_node, folder))
-            for volume_node, segmentation_node in pairs]
+    """`export_training_pair` for each (volume node, segmentation node); the case folders. All or
+    nothing: every pair is checked before any is written, and a failure removes what was written."""
+    pairs = list(pairs)
+    for volume_node, segmentation_node in pairs:  # read again below: holding every CT at once could take GBs
+        _training_case(volume_node, segmentation_node)
+    with _all_or_nothing(Path(folder)) as written:
+        return [str(_write_case(Path(folder), volume_node.GetName(), *_training_case(volume_node, segmentation_node),
+                                written)) for volume_node, segmentation_node in pairs]
 
 
-def _new_folder(parent: Path, name: str) -> Path:
-    """parent/name, or parent/name-2, -3 ... when taken: an export never overwrites another."""
-    parent.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 10000):
-        folder = parent / (name if n == 1 else f"{name}-{n}")
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            continue
-    raise InputError("too many cases of this name", parent / name)
+def _training_case(volume_node, segmentation_node) -> tuple:
+    """(the CT, its 0/1/2 label map as a volume): an `InputError` where the pair cannot be a case."""
+    from .io.images import refuse_a_label_map
+
+    check_pair(volume_node, segmentation_node)  # under another transform, the labels are not where they are seen
+    ct = volume_from_node(volume_node)
+    refuse_a_label_map(ct, ct.source)
+    labels = label_map_from_segmentation(segmentation_node, ct)
+    return ct, ct.with_array(labels, source=segmentation_node.GetName())
+
+
+def _write_case(parent: Path, name: str, ct, labels, written: list[Path]) -> Path:
+    """A new case folder in `parent` holding `ct` and `labels`, both files or neither; listed in
+    `written` as soon as it exists."""
+    from .io.atomic import atomic_paths, new_folder
+    from .io.write import save_image
+
+    stem = safe_case_name(name)
+    case = new_folder(parent, (stem if n == 1 else f"{stem}-{n}" for n in range(1, 10000)))
+    written.append(case)
+    with atomic_paths(case / "image.nrrd", case / "labels.nrrd") as (image_file, labels_file):
+        save_image(image_file, ct)
+        save_image(labels_file, labels)
+    return case
+
+
+@contextlib.contextmanager
+def _all_or_nothing(folder: Path) -> Iterator[list[Path]]:
+    """Yields the list of case folders written inside; on any failure they go, with the folders
+    made on the way to `folder` (where still empty)."""
+    made = [path for path in (folder, *folder.parents) if not path.exists()]  # innermost first
+    written: list[Path] = []
+    try:
+        yield written
+    except BaseException:
+        for case in written:
+            shutil.rmtree(case, ignore_errors=True)
+        for path in made:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
 
 
 def safe_case_name(name: str) -> str:
-    """A folder name made of letters, digits, '-', '_' and '.'; case names double as folder names."""
+    """A folder name made of letters, digits, '-', '_' and '.', at most `CASE_NAME_MAX` characters;
+    case names double as folder names."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip()).strip("._")
-    return cleaned or "case"
+    return cleaned[:CASE_NAME_MAX].rstrip("._") or "case"

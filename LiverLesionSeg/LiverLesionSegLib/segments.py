@@ -57,7 +57,8 @@ SEGMENTS = (LIVER, LESION)
 LIVER_WORDS = ("liver", "leber", "foie", "higado", "fegato", "figado", "lever", "肝")
 LESION_WORDS = ("lesion", "tumor", "tumour", "tumeur", "mass", "metast", "hcc", "nodul", "cancer", "carcinom",
                 "neoplas", "lasion", "laesie", "lesao", "raumforderung", "herd",
-                "肿瘤", "腫瘍", "病灶", "病変", "癌")
+                "hemangiom", "haemangiom", "hamangiom", "adenom", "fnh",  # benign tumours are lesions too
+                "肿瘤", "腫瘍", "病灶", "病変", "癌", "血管瘤")
 NOT_LIVER_WORDS = ("vessel", "vein", "vena", "vene", "arter", "duct", "cyst", "kyst", "zyst", "quiste", "cisti",
                    "gefass", "pfortader", "血管", "囊肿", "嚢胞")  # in the liver, but not liver tissue
 RT_TARGETS = ("gtv", "ctv", "itv", "ptv")  # radiotherapy's target volumes; the gross tumour (GTV) is the lesion

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import InputError
-from .io.atomic import atomic_write_text
+from .io.atomic import atomic_write_text, new_folder
 
 log = logging.getLogger("LiverLesionSeg")
 
@@ -125,16 +125,11 @@ class TrainingSettings:
 def new_run_folder(runs_dir: str | os.PathLike, label: str = "run") -> Path:
     """A folder that did not exist before, named by the time: runs never share a folder."""
     runs_dir = Path(runs_dir)
-    runs_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    for n in range(1000):
-        folder = runs_dir / (f"{stamp}-{label}" + (f"-{n}" if n else ""))
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            continue
-    raise InputError("cannot make a new run folder", runs_dir, "clean up the runs folder")
+    hint = "choose a folder you can write to"
+    if runs_dir.is_relative_to(user_folder()):
+        hint = "set LIVERLESIONSEG_HOME to a folder you can write to"
+    return new_folder(runs_dir, (f"{stamp}-{label}" + (f"-{n}" if n else "") for n in range(1000)), hint)
 
 
 # --- the process ---------------------------------------------------------------------------------
@@ -171,7 +166,7 @@ class TrainingProcess:
     def start(self) -> "TrainingProcess":
         self.run_dir = new_run_folder(self.runs_dir, self.label)
         command = [self.python, "-m", "LiverLesionSegLib", *self.settings.arguments(self.run_dir)]
-        (self.run_dir / "command.json").write_text(json.dumps(command, indent=1), encoding="utf-8")
+        atomic_write_text(self.run_dir / "command.json", json.dumps(command, indent=1))
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                          stdin=subprocess.DEVNULL, text=True, encoding="utf-8", errors="replace",
                                          bufsize=1, env=self._environment(), cwd=str(self.run_dir),

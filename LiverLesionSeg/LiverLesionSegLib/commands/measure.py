@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import OutputError
 from ..progress import JsonLinesProgress, Progress
-from .segment import (DicomBeside, add_beside_options, case_name, check_distinct, dicom_outputs, find_input,
+from .segment import (DicomBeside, add_beside_options, case_name, check_outputs, dicom_outputs, find_input,
                       print_measurements)
 
 
@@ -45,7 +45,6 @@ def add_parser(sub, common) -> None:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
-    from ..io.atomic import check_writable
     from ..io.cases import read_segmentations
     from ..io.dicom_export import measure_labels, write_together
     from ..io.write import output_kind
@@ -56,13 +55,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     if not outputs:
         raise OutputError("no output given", None, "add --lesions TABLE.csv (or REPORT.dcm), -o SEG.dcm, or both")
     kind = output_kind(args.output) if args.output else None
-    check_distinct(outputs, [args.ct, *args.segmentation])
-    for path in outputs:
-        check_writable(path)
-    if args.overlay:
-        from ..plots import picture_format
-
-        picture_format(args.overlay)
+    check_outputs(outputs, [args.ct, *args.segmentation], args.overlay)
     timings: dict[str, float] = {}
     with find_input(args.ct, args.series, dicom_outputs(args.output, kind, tables, beside.structures),
                     timings) as found:

@@ -113,7 +113,6 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         from .segment_many import run_many
 
         return run_many(args, progress)
-    from ..io.atomic import check_writable
     from ..io.write import output_kind
     from ..resources import sample_case_path
 
@@ -130,13 +129,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     tables = beside.tables(args.lesions)
     outputs = [p for p in (output, args.probabilities, *tables, beside.structures, overlay) if p is not None]
     kind = output_kind(output)
-    check_distinct(outputs, [input_path])
-    for path in outputs:
-        check_writable(path)
-    if overlay:
-        from ..plots import picture_format
-
-        picture_format(overlay)
+    check_outputs(outputs, [input_path], overlay)
 
     timings: dict[str, float] = {}
     with find_input(input_path, args.series, dicom_outputs(output, kind, tables, beside.structures),
@@ -294,11 +287,25 @@ def _apply_options(config, args: argparse.Namespace) -> None:
     config.flip_tta = config.flip_tta or args.tta
 
 
+def check_outputs(outputs: list[Path], inputs: list[Path], overlay: Optional[Path] = None) -> None:
+    """Before any work: `check_distinct`, each output writable, and the overlay's picture format known."""
+    from ..io.atomic import check_writable
+
+    check_distinct(outputs, inputs)
+    for path in outputs:
+        check_writable(path)
+    if overlay is not None:
+        from ..plots import picture_format
+
+        picture_format(overlay)
+
+
 def check_distinct(outputs: list[Path], inputs: list[Path]) -> None:
     """No two outputs of one name, and no output over an input."""
     resolved = [p.resolve() for p in outputs]
-    if len(set(resolved)) != len(resolved):
-        raise OutputError("two outputs have the same name", outputs[0], "give each output its own file")
+    for index, full in enumerate(resolved):
+        if full in resolved[:index]:
+            raise OutputError("two outputs have the same name", outputs[index], "give each output its own file")
     sources = {Path(p).resolve() for p in inputs}
     for path, full in zip(outputs, resolved):
         if full in sources:

@@ -13,7 +13,7 @@ import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterable, Iterator, Optional
 
 from ..errors import OutputError
 
@@ -63,6 +63,41 @@ def check_output_folder(folder: str | os.PathLike, purpose: str) -> Path:
     if not folder.parent.is_dir():
         raise OutputError("the parent folder does not exist", folder.parent, "create it first")
     return folder
+
+
+def new_folder(parent: str | os.PathLike, names: Iterable[str], hint: str = "choose a folder you can write to") -> Path:
+    """parent/NAME for the first of `names` not taken, made (`parent` too, where missing): never an
+    existing folder. An `OutputError` where it cannot be made; `hint` says what to do when `parent`
+    cannot be written."""
+    parent = Path(parent)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise folder_error(parent, exc, hint) from None
+    for name in names:
+        folder = parent / name
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise folder_error(folder, exc, hint) from None
+    raise OutputError("every folder name for a new one is taken", parent, "move or remove older folders from it")
+
+
+def folder_error(folder: Path, exc: OSError, hint: str = "choose a folder you can write to") -> OutputError:
+    """The project's error for a folder that `mkdir` could not make."""
+    existing = next((path for path in (folder, *folder.parents) if path.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return OutputError("is a file, not a folder", existing, "choose another folder")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return OutputError("cannot make this folder: the folder it goes in is not writable", folder, hint)
+    if exc.errno == errno.ENAMETOOLONG:
+        return OutputError("the folder name is too long for this file system", folder, "choose a shorter name")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OutputError("cannot make this folder: the disk is full", folder, "free some space")
+    return OutputError(f"cannot make this folder ({exc.strerror or exc})", folder, "choose another folder")
 
 
 @contextlib.contextmanager

@@ -10,6 +10,8 @@ never replaces an earlier one: its files are numbered instead.
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -25,6 +27,7 @@ from .dicomseg_write import check_frame_of_reference, save_dicom_seg
 from .dicomsr_write import save_lesion_report
 
 INSTEAD = "save the segmentation as .seg.nrrd instead"
+STEM_BYTES = 150  # a file name's start: with " 9999 SEG.dcm" well within the 255 bytes file systems allow
 
 
 @dataclass
@@ -47,7 +50,8 @@ def export_to_dicom(labels: Volume, ct: Volume, source: SeriesInfo, folder: str 
                     structures: bool = False) -> DicomExport:
     """Write `labels` (0/1/2 on the grid of `ct`, the CT read from `source`) as "`name` SEG.dcm",
     its lesions and liver as "`name` SR.dcm" and, with `structures`, its contours as "`name`
-    RS.dcm" in `folder`: all or none. `models` names the model(s) the segmentation started from;
+    RS.dcm" in `folder` (`name` made safe for a file name: `file_stem`): all or none. `models`
+    names the model(s) the segmentation started from;
     `corrected`: a reader edited it; not `liver`: the liver was not segmented (the labels hold
     lesions alone)."""
     check_frame_of_reference(source, "a DICOM SEG", INSTEAD)
@@ -111,8 +115,9 @@ def is_dicom_report(path: Optional[Path]) -> bool:
 
 
 def free_names(folder: Path, name: str) -> tuple[Path, Path, Path]:
-    """"`name` SEG.dcm", "`name` SR.dcm" and "`name` RS.dcm" in `folder`, numbered ("`name` 2
-    SEG.dcm") where any is taken."""
+    """"`name` SEG.dcm", "`name` SR.dcm" and "`name` RS.dcm" in `folder`, `name` made safe for a
+    file name (`file_stem`), numbered ("`name` 2 SEG.dcm") where any is taken."""
+    name = file_stem(name)
     number = 1
     while True:
         stem = name if number == 1 else f"{name} {number}"
@@ -120,3 +125,13 @@ def free_names(folder: Path, name: str) -> tuple[Path, Path, Path]:
         if not any(path.exists() for path in paths):
             return paths
         number += 1
+
+
+def file_stem(name: str) -> str:
+    """`name` as the start of a file name on Linux, macOS and Windows: no path separators, none of
+    Windows' reserved characters ('<>:"/\\|?*') or control characters (each run becomes '_'), no
+    leading or trailing dots or spaces, and at most `STEM_BYTES` bytes; letters of any script stay."""
+    cleaned = "".join("_" if unicodedata.category(c).startswith("C") else c for c in name)
+    cleaned = " ".join(re.sub(r'[<>:"/\\|?*_]+', "_", cleaned).split()).strip(" ._")
+    shortened = cleaned.encode("utf-8")[:STEM_BYTES].decode("utf-8", "ignore")  # a cut character is dropped
+    return shortened.rstrip(" ._") or "segmentation"

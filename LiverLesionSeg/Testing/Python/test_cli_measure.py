@@ -214,6 +214,11 @@ def test_no_output_or_an_output_over_an_input_is_refused(reference, data_dir, tm
     assert measure(data_dir / CASE / SERIES, labels_path, "-o", labels_path) == 6
     assert "would overwrite the input" in capsys.readouterr().err
     assert file_digest(labels_path) == digest
+    # two outputs of one name: the one named twice is the one named in the error
+    assert measure(data_dir / CASE / SERIES, labels_path, "-o", tmp_path / "seg.nrrd", "--lesions", tmp_path / "t.png",
+                   "--overlay", tmp_path / "t.png") == 6
+    assert f"{tmp_path / 't.png'}: two outputs have the same name" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_segmentations_of_neither_liver_nor_lesion_are_refused(data_dir, tmp_path, capsys):

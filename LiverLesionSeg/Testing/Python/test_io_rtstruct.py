@@ -159,7 +159,10 @@ def test_pydicoms_own_structure_set_reads_on_its_grid(tmp_path):
     ("Läsion 3", "", "lesion"), ("Foie", "", "liver"), ("lésion hépatique", "", "lesion"), ("Tumeur", "", "lesion"),
     ("Hígado", "", "liver"), ("quiste hepático", "", None), ("Fegato", "", "liver"), ("Fígado", "", "liver"),
     ("lesão", "", "lesion"), ("Lever", "", "liver"), ("肝脏", "", "liver"), ("肝癌", "", "lesion"),
-    ("肝腫瘍", "", "lesion"), ("肝血管", "", None), ("Niere", "", None)])
+    ("肝腫瘍", "", "lesion"), ("肝血管", "", None), ("Niere", "", None),
+    # benign tumours (were left out as background)
+    ("Hemangioma", "", "lesion"), ("Hämangiom", "", "lesion"), ("FNH", "", "lesion"), ("Adenoma 2", "", "lesion"),
+    ("肝血管瘤", "", "lesion")])
 def test_rois_sorted_by_name_and_interpreted_type(name, interpreted, meaning):
     """As segment names are read everywhere (Slicer's segments, .seg.nrrd, DICOM SEG labels), and
     an unnamed ROI whose interpreted type is GTV as a lesion."""

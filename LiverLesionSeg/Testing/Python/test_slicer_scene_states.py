@@ -1,0 +1,175 @@
+"""Scene states a clinician really leaves behind, on real MRML classes and real CT voxels (a crop of
+3Dircadb1.17 with its reference masks): a CT cropped after it was segmented, segments stored as
+closed surfaces, a segmentation moved by a transform, a column added to the comparison table, the
+CT chosen as its own probability volume, an emptied liver segment, lesions named by their kind,
+an image of no voxels, a label map chosen as the CT from a script. Each was a crash, a silently
+wrong figure or an overwritten CT (an adversarial sweep of the Slicer logic)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel")
+vtk = pytest.importorskip("vtk")
+
+import slicer_logic_cases as cases  # noqa: E402
+from LiverLesionSegLib import mrml  # noqa: E402
+from LiverLesionSegLib.errors import InputError  # noqa: E402
+from LiverLesionSegLib.segments import LIVER  # noqa: E402
+from LiverLesionSegLib.volume import Volume  # noqa: E402
+
+FIRST_SLICE, SLICES = 80, 32  # 3Dircadb1.17: both lesions and the liver on these slices
+
+
+@pytest.fixture(scope="module")
+def case(data_dir):
+    from LiverLesionSegLib.io.cases import find_cases, load_case
+
+    full = load_case(find_cases([data_dir / "ircadb" / "3Dircadb1.17"])[0])
+    return {name: cases.crop_slices(volume, FIRST_SLICE, SLICES)
+            for name, volume in (("ct", full.ct), ("liver", full.liver), ("lesion", full.lesion))}
+
+
+def segmentation_of(scene, name: str, segments: list[tuple[str, Volume]], reference_node=None):
+    """A segmentation node of (segment name, mask) pairs, each segment on its mask's own grid."""
+    node = mrml.new_segmentation_node(scene, name)
+    if reference_node is not None:
+        node.SetReferenceImageGeometryParameterFromVolumeNode(reference_node)
+    for number, (segment_name, mask) in enumerate(segments):
+        segment = mrml.make_segment(LIVER, mask)
+        segment.SetName(segment_name)
+        node.GetSegmentation().AddSegment(segment, f"segment_{number}")
+    return node
+
+
+def volume_ml(mask: np.ndarray, grid: Volume) -> float:
+    return float((mask > 0).sum()) * float(np.prod(grid.spacing)) / 1000
+
+
+def test_a_segmentation_reaching_beyond_a_cropped_ct_is_read_on_the_crop(case):
+    """Crop Volume after segmenting: the segments reach beyond the CT's 12 slices (the resampler
+    returned the union of both extents, and reshaping it was an internal error)."""
+    scene = slicer.vtkMRMLScene()
+    full = mrml.add_volume_node(scene, case["ct"], "CT")
+    crop = {name: cases.crop_slices(volume, 10, 12) for name, volume in case.items()}
+    cropped = mrml.add_volume_node(scene, crop["ct"], "CT cropped")
+    segmentation = mrml.new_segmentation_node(scene, "CT liver segmentation")
+    mrml.fill_segmentation_node(segmentation, full, case["liver"], case["lesion"])
+    labels = mrml.label_map_from_segmentation(segmentation, mrml.volume_from_node(cropped))
+    np.testing.assert_array_equal(labels > 0, (crop["liver"].array | crop["lesion"].array) > 0)
+    np.testing.assert_array_equal(labels == 2, crop["lesion"].array > 0)
+    outputs = mrml.measure_again(cropped, segmentation)
+    assert outputs.liver_ml == pytest.approx(volume_ml(labels, crop["ct"]))
+
+
+def test_segments_stored_as_closed_surfaces_are_read_not_taken_as_empty(case):
+    """Segments imported as models (closed surfaces, no binary labelmap) were measured as 0 mL and
+    exported as empty; now their labelmaps are made for the reading, and the node is left as it was."""
+    scene = slicer.vtkMRMLScene()
+    volume = mrml.add_volume_node(scene, case["ct"], "CT")
+    segmentation = segmentation_of(scene, "from models", [("Liver", case["liver"]), ("Tumor", case["lesion"])], volume)
+    stored = segmentation.GetSegmentation()
+    assert stored.CreateRepresentation("Closed surface")
+    stored.SetSourceRepresentationName("Closed surface")
+    stored.RemoveRepresentation(mrml.BINARY_LABELMAP)
+    labels = mrml.label_map_from_segmentation(segmentation, mrml.volume_from_node(volume))
+    for got, truth in ((labels > 0, case["liver"].array > 0), (labels == 2, case["lesion"].array > 0)):
+        assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > 0.98  # surfaces made from these voxels
+    assert stored.GetSourceRepresentationName() == "Closed surface"
+    assert not stored.ContainsRepresentation(mrml.BINARY_LABELMAP)
+
+
+def test_segments_without_any_representation_are_refused(case):
+    scene = slicer.vtkMRMLScene()
+    volume = mrml.add_volume_node(scene, case["ct"], "CT")
+    segmentation = segmentation_of(scene, "hollow", [("Liver", case["liver"])], volume)
+    stored = segmentation.GetSegmentation()
+    stored.SetSourceRepresentationName("Closed surface")
+    stored.RemoveRepresentation(mrml.BINARY_LABELMAP)
+    with pytest.raises(InputError) as exc:
+        mrml.measure_again(volume, segmentation)
+    assert str(exc.value).startswith("hollow: its segments are stored as 'Closed surface' and no binary labelmap")
+
+
+def test_a_comparison_under_another_transform_is_refused(case):
+    """A segmentation moved 40 mm by a transform compared as Dice 1.0 (its untransformed voxels)."""
+    scene = slicer.vtkMRMLScene()
+    volume = mrml.add_volume_node(scene, case["ct"], "CT")
+    ours = segmentation_of(scene, "moved", [("Liver", case["liver"]), ("Tumor", case["lesion"])], volume)
+    reference = segmentation_of(scene, "reference", [("Liver", case["liver"]), ("Tumor", case["lesion"])], volume)
+    transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
+    matrix = vtk.vtkMatrix4x4()
+    matrix.SetElement(0, 3, 40.0)
+    transform.SetMatrixTransformToParent(matrix)
+    for moved, other in ((ours, reference), (reference, ours)):
+        moved.SetAndObserveTransformNodeID(transform.GetID())
+        with pytest.raises(InputError, match=rf"^{moved.GetName()}: is under another transform than the volume CT"):
+            mrml.compare_segmentations(volume, ours, reference)
+        moved.SetAndObserveTransformNodeID(None)
+    assert mrml.compare_segmentations(volume, ours, reference).liver_dice == 1.0
+
+
+def test_comparison_rows_go_under_their_column_names(case):
+    """A reader's column inserted in the comparison table shifted every later number one column
+    to the right (Lesion Dice showed the liver's 1.0 as 0.0)."""
+    scene = slicer.vtkMRMLScene()
+    volume = mrml.add_volume_node(scene, case["ct"], "CT")
+    ours = segmentation_of(scene, "model", [("Liver", case["liver"]), ("Tumor", case["lesion"])], volume)
+    empty_lesion = case["lesion"].with_array(np.zeros_like(case["lesion"].array))
+    reference = segmentation_of(scene, "reader", [("Liver", case["liver"]), ("Tumor", empty_lesion)], volume)
+    first = mrml.compare_segmentations(volume, ours, reference)
+    table = mrml.comparison_table(scene)
+    note = vtk.vtkStringArray()
+    note.SetName("Reader note")
+    note.InsertNextValue("checked")
+    table.GetTable().InsertColumn(note, 3)
+    second = mrml.compare_segmentations(volume, ours, ours)
+    rows = mrml.table_rows(table)
+    assert [row["Reader note"] for row in rows] == ["checked", ""]
+    assert [row["Lesion Dice"] for row in rows] == [first.lesion_dice, second.lesion_dice] == [0.0, 1.0]
+    assert [row["Reference"] for row in rows] == ["reader", "model"]
+
+
+def test_the_ct_chosen_as_its_probability_volume_is_refused_and_kept(case, model_path):
+    scene = slicer.vtkMRMLScene()
+    volume = mrml.add_volume_node(scene, case["ct"], "CT")
+    before = np.array(slicer.util.arrayFromVolume(volume), copy=True)
+    with pytest.raises(InputError, match=r"^CT: is chosen both as the input CT and as the probability volume"):
+        mrml.segment_volume_node(scene, volume, model_path, device="cpu", probability_node=volume)
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(volume), before)
+    assert scene.GetNodesByClass("vtkMRMLSegmentationNode").GetNumberOfItems() == 0
+
+
+def test_a_label_map_chosen_as_the_ct_in_a_script_is_refused(case, model_path):
+    """The panel refused it already; `segment_volume_node` (scripts) segmented a 2.7 L 'liver'."""
+    scene = slicer.vtkMRMLScene()
+    labels = case["liver"].array + case["lesion"].array
+    volume = mrml.add_volume_node(scene, case["ct"].with_array(labels.astype(np.int16)), "liver labels")
+    with pytest.raises(InputError, match=r"^liver labels: holds only the values 0, 1, 2"):
+        mrml.segment_volume_node(scene, volume, model_path, device="cpu")
+
+
+def test_an_image_of_no_voxels_is_refused_in_one_line(model_path):
+    scene = slicer.vtkMRMLScene()
+    volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "empty")
+    image = vtk.vtkImageData()
+    image.SetExtent(0, -1, 0, -1, 0, -1)
+    volume.SetAndObserveImageData(image)
+    with pytest.raises(InputError, match=r"^empty: the input volume has no image data"):
+        mrml.segment_volume_node(scene, volume, model_path, device="cpu")
+
+
+def test_an_emptied_liver_segment_is_no_liver_and_odd_names_are_told(case):
+    """The reader erased the liver segment's voxels: "100 % of the liver" before, now "Liver not
+    segmented"; a segment named neither liver nor lesion is named in a caution, a hemangioma is
+    a lesion."""
+    scene = slicer.vtkMRMLScene()
+    volume = mrml.add_volume_node(scene, case["ct"], "CT")
+    empty = case["liver"].with_array(np.zeros_like(case["liver"].array))
+    segmentation = segmentation_of(scene, "corrected", [("Liver", empty), ("Hemangioma", case["lesion"]),
+                                                        ("Abscess", case["lesion"])], volume)
+    outputs = mrml.measure_again(volume, segmentation)
+    assert outputs.liver_ml is None and outputs.summary.startswith("Liver not segmented; 2 lesion(s)")
+    assert outputs.cautions == ("\nCaution: segment(s) 'Abscess' left out as neither liver nor lesion by name; "
+                                "rename a lesion segment e.g. 'Liver lesion' (or 'Tumor') to count it.")
