@@ -23,7 +23,7 @@ import contextlib
 import hashlib
 import math
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -31,7 +31,7 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
-from .errors import InputError
+from .errors import GeometryError, InputError
 from .io.images import refuse_a_label_map
 from .metrics import COMPARISON_COLUMNS, CaseMetrics, evaluate_case
 from .parameters import SegmentParameters
@@ -56,6 +56,7 @@ HEATMAP_COLOR_IDS = (  # preferred colour nodes for the probability overlay, whe
     "vtkMRMLPETProceduralColorNodePET-Heat",
 )
 HEATMAP_NAME = "LiverLesionSeg heatmap"
+RIGHT_ANGLE_TOLERANCE = 1e-4  # |cos| between voxel axes still taken as a right angle
 PROBABILITY_DISPLAY_THRESHOLD = 0.05  # probabilities below this are transparent in the overlay
 
 
@@ -71,7 +72,13 @@ def volume_from_node(volume_node) -> Volume:
         raise InputError("the input volume has several components per voxel (colour or vector image)", name,
                          "select a scalar CT volume")
     array = np.array(slicer.util.arrayFromVolume(volume_node), copy=True)
-    return Volume.from_ijk_to_ras(array, ijk_to_ras_of(volume_node), source=name)
+    volume = Volume.from_ijk_to_ras(array, ijk_to_ras_of(volume_node), source=name)
+    direction = np.asarray(volume.direction, dtype=float)
+    if not np.allclose(direction.T @ direction, np.eye(3), atol=RIGHT_ANGLE_TOLERANCE):  # volumes would be wrong
+        raise GeometryError("its voxel axes are not at right angles (a sheared IJK to RAS matrix, as a tilted scan "
+                            "hardened without resampling has)", name,
+                            "resample it onto a regular grid first (Resample Scalar Volume), then select it")
+    return volume
 
 
 def ijk_to_ras_of(volume_node) -> np.ndarray:
@@ -283,14 +290,21 @@ LESION_COLUMNS = (
      lambda lesion: lesion.perpendicular_diameter_mm),
     ("Median CT value", "HU", "median CT value of the lesion's voxels (a cyst is under 20 HU)",
      lambda lesion: math.nan if lesion.median_hu is None else lesion.median_hu),
-    ("Centroid R", "mm", "centre of the lesion, R coordinate", lambda lesion: lesion.centroid_ras[0]),
-    ("Centroid A", "mm", "centre of the lesion, A coordinate", lambda lesion: lesion.centroid_ras[1]),
-    ("Centroid S", "mm", "centre of the lesion, S coordinate", lambda lesion: lesion.centroid_ras[2]),
+    ("Centroid R", "mm", "centre of the lesion, R coordinate where Slicer shows it (any transform applied)",
+     lambda lesion: lesion.centroid_ras[0]),
+    ("Centroid A", "mm", "centre of the lesion, A coordinate where Slicer shows it (any transform applied)",
+     lambda lesion: lesion.centroid_ras[1]),
+    ("Centroid S", "mm", "centre of the lesion, S coordinate where Slicer shows it (any transform applied)",
+     lambda lesion: lesion.centroid_ras[2]),
 )
 
 
-def fill_lesion_table(table_node, lesions: Sequence) -> None:
-    """One row per lesion (`lesions.Lesion`), the columns of `LESION_COLUMNS`."""
+def fill_lesion_table(table_node, lesions: Sequence, placed_node=None) -> None:
+    """One row per lesion (`lesions.Lesion`), the columns of `LESION_COLUMNS`; the centroids in world
+    coordinates, through the transforms above `placed_node` (the volume measured), as the
+    segmentation and the long-axis lines are shown."""
+    to_world = world_point_of(placed_node)
+    lesions = [replace(lesion, centroid_ras=to_world(lesion.centroid_ras)) for lesion in lesions]
     table = vtk.vtkTable()
     for name, _, _, value in LESION_COLUMNS:
         column = vtk.vtkIntArray() if name == "Lesion" else vtk.vtkDoubleArray()
@@ -311,12 +325,13 @@ def add_long_axis_lines(scene, segmentation_node, lesions: Sequence) -> list:
     """Each lesion's longest axial diameter as a locked markups line named "<segmentation> lesion N
     long axis" (its first point labelled N), which Slicer draws on the lesion's slice with its own
     length measurement, for a reader to check against the image. The lines an earlier run left
-    on `segmentation_node` are removed first."""
+    on `segmentation_node` are removed first, but for those a reader unlocked (to adjust them):
+    those stay in the scene as the reader's own measurements."""
     earlier = [segmentation_node.GetNthNodeReference(LONG_AXIS_ROLE, n)
                for n in range(segmentation_node.GetNumberOfNodeReferences(LONG_AXIS_ROLE))]
     segmentation_node.RemoveNodeReferenceIDs(LONG_AXIS_ROLE)
     for node in earlier:
-        if node is not None:
+        if node is not None and node.GetLocked():
             scene.RemoveNode(node)
     lines = []
     for lesion in lesions:
@@ -330,6 +345,17 @@ def add_long_axis_lines(scene, segmentation_node, lesions: Sequence) -> list:
         segmentation_node.AddNodeReferenceID(LONG_AXIS_ROLE, line.GetID())
         lines.append(line)
     return lines
+
+
+def world_point_of(node):
+    """A function taking a RAS point of `node`'s own coordinates to world coordinates (through its
+    parent transforms, linear or not); the identity for None or an untransformed node."""
+    transform_node = None if node is None else node.GetParentTransformNode()
+    if transform_node is None:
+        return lambda point: tuple(float(v) for v in point)
+    to_world = vtk.vtkGeneralTransform()
+    transform_node.GetTransformToWorld(to_world)
+    return lambda point: tuple(to_world.TransformPoint([float(v) for v in point]))
 
 
 def table_rows(table_node) -> list[dict]:
@@ -514,7 +540,7 @@ def write_outputs(scene, input_node, result, output_segmentation=None, probabili
     segmentation_node.SetAttribute(MODELS_ATTRIBUTE, "\n".join(models))
     segmentation_node.SetAttribute(RESULT_DIGEST_ATTRIBUTE, label_digest(result.label_map()))
     table_node = lesion_table_node(scene, segmentation_node, reuse=output_segmentation is not None)
-    fill_lesion_table(table_node, lesions)
+    fill_lesion_table(table_node, lesions, input_node)
     lines = add_long_axis_lines(scene, segmentation_node, lesions)
     if probability_node is not None:
         fill_probability_node(probability_node, result.lesion_probability)
@@ -643,7 +669,7 @@ def measure_again(volume_node, segmentation_node) -> SegmentationOutputs:
     lesions, liver_ml = measure_labels(grid.with_array(labels), grid, bool((labels == LIVER.label).any()))
     scene = segmentation_node.GetScene()
     table_node = lesion_table_node(scene, segmentation_node)
-    fill_lesion_table(table_node, lesions)
+    fill_lesion_table(table_node, lesions, volume_node)
     lines = add_long_axis_lines(scene, segmentation_node, lesions)
     _follow_transform(segmentation_node, lines)
     return SegmentationOutputs(segmentation_node, table_node, None, lesions, liver_ml,

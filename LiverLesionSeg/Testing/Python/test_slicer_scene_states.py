@@ -173,3 +173,55 @@ def test_an_emptied_liver_segment_is_no_liver_and_odd_names_are_told(case):
     assert outputs.liver_ml is None and outputs.summary.startswith("Liver not segmented; 2 lesion(s)")
     assert outputs.cautions == ("\nCaution: segment(s) 'Abscess' left out as neither liver nor lesion by name; "
                                 "rename a lesion segment e.g. 'Liver lesion' (or 'Tumor') to count it.")
+
+
+def test_centroids_in_the_table_are_where_slicer_shows_the_lesions(case):
+    """Under a registration transform the table gave the volume's own coordinates (111 mm from where
+    the lesion is shown); now world coordinates, as the segmentation and the lines are shown."""
+    from LiverLesionSegLib.lesions import lesion_table
+
+    scene = slicer.vtkMRMLScene()
+    volume = mrml.add_volume_node(scene, case["ct"], "CT")
+    segmentation = segmentation_of(scene, "corrected", [("Liver", case["liver"]), ("Tumor", case["lesion"])], volume)
+    transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
+    matrix = vtk.vtkMatrix4x4()
+    matrix.SetElement(0, 3, 40.0)
+    matrix.SetElement(2, 3, -15.0)
+    transform.SetMatrixTransformToParent(matrix)
+    for node in (volume, segmentation):
+        node.SetAndObserveTransformNodeID(transform.GetID())
+    mrml.measure_again(volume, segmentation)
+    rows = mrml.table_rows(segmentation.GetNodeReference(mrml.LESION_TABLE_ROLE))
+    expected = lesion_table(case["lesion"], case["ct"])
+    assert len(rows) == len(expected) >= 2
+    for row, lesion in zip(rows, expected):
+        shown = (row["Centroid R"], row["Centroid A"], row["Centroid S"])
+        assert shown == pytest.approx(np.asarray(lesion.centroid_ras) + (40.0, 0.0, -15.0), abs=1e-3)
+
+
+def test_a_long_axis_line_a_reader_adjusted_survives_measure_again(case):
+    """The lines invite a reader to unlock and adjust them; Measure again deleted the adjusted one."""
+    scene = slicer.vtkMRMLScene()
+    volume = mrml.add_volume_node(scene, case["ct"], "CT")
+    segmentation = segmentation_of(scene, "corrected", [("Liver", case["liver"]), ("Tumor", case["lesion"])], volume)
+    first = mrml.measure_again(volume, segmentation).long_axis_nodes
+    adjusted, replaced = first[0], first[1:]
+    adjusted.SetLocked(False)
+    adjusted.SetNthControlPointPosition(1, 0.0, 0.0, 0.0)
+    again = mrml.measure_again(volume, segmentation).long_axis_nodes
+    assert adjusted.GetScene() is scene and adjusted not in again
+    assert all(line.GetScene() is None for line in replaced) and len(again) == len(first)
+
+
+def test_a_sheared_volume_is_refused_not_measured_too_large(case):
+    """A sheared IJK to RAS (a tilted scan hardened without resampling) gave volumes 3 % too large."""
+    scene = slicer.vtkMRMLScene()
+    volume = mrml.add_volume_node(scene, case["ct"], "sheared CT")
+    matrix = vtk.vtkMatrix4x4()
+    volume.GetIJKToRASMatrix(matrix)
+    matrix.SetElement(1, 2, 0.4)  # each slice 0.4 mm further along A
+    volume.SetIJKToRASMatrix(matrix)
+    from LiverLesionSegLib.errors import GeometryError
+
+    with pytest.raises(GeometryError, match=r"^sheared CT: its voxel axes are not at right angles"):
+        mrml.volume_from_node(volume)
