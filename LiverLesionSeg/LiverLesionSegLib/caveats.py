@@ -22,6 +22,7 @@ MIN_AIR_SHARE = 0.01  # share of voxels under AIR_BELOW_HU in a CT of the abdome
 AIR_BELOW_HU = -500.0
 THICK_SLICES_MM = 4.0
 SMALL_LIVER_ML = 300.0
+LARGE_LIVER_ML = 6000.0  # beyond even a very enlarged liver (4000 to 6000 mL): wrong spacing, or not the liver
 CUT_LIVER_CM2 = 5.0  # liver on the scan's first or last slice: less is the tip of a lobe
 
 
@@ -48,6 +49,9 @@ def result_caveats(ct: Volume, result: Segmentation) -> list[str]:
     elif liver_ml < SMALL_LIVER_ML:
         found.append(f"the liver found is only {liver_ml:.0f} mL (an adult's is about 1000 to 2500 mL): check "
                      "that it is the liver")
+    if liver_ml > LARGE_LIVER_ML:
+        found.append(f"the liver found is {liver_ml:.0f} mL, more than even a very enlarged liver (an adult's is "
+                     "about 1000 to 2500 mL): check the image's voxel spacing and that the result is the liver")
     parenchyma = liver & (result.lesion.array == 0)
     median_hu = float(np.median(ct.array[parenchyma])) if parenchyma.any() else float(np.median(ct.array[liver]))
     if median_hu > MAX_LIVER_HU:

@@ -533,7 +533,8 @@ def write_outputs(scene, input_node, result, output_segmentation=None, probabili
     output_segmentation = output_segmentation if _in_scene(output_segmentation, scene) else None
     probability_node = probability_node if _in_scene(probability_node, scene) else None
     refuse_input_as_output(input_node, probability_node)
-    segmentation_node = output_segmentation or new_segmentation_node(scene, f"{input_node.GetName()} liver segmentation")
+    name = f"{input_node.GetName() or ''} liver segmentation".strip()  # a volume may have no name
+    segmentation_node = output_segmentation or new_segmentation_node(scene, name)
     fill_segmentation_node(segmentation_node, input_node, result.liver, result.lesion)
     # Saved with the scene, so that whoever opens the segmentation later is told too.
     segmentation_node.SetAttribute(CAVEATS_ATTRIBUTE, "\n".join(result.caveats))

@@ -5,6 +5,7 @@ Shared by the `.seg.nrrd` and DICOM SEG writers and the Slicer logic so both des
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Optional
@@ -62,16 +63,23 @@ LESION_WORDS = ("lesion", "tumor", "tumour", "tumeur", "mass", "metast", "hcc", 
 NOT_LIVER_WORDS = ("vessel", "vein", "vena", "vene", "arter", "duct", "cyst", "kyst", "zyst", "quiste", "cisti",
                    "gefass", "pfortader", "血管", "囊肿", "嚢胞")  # in the liver, but not liver tissue
 RT_TARGETS = ("gtv", "ctv", "itv", "ptv")  # radiotherapy's target volumes; the gross tumour (GTV) is the lesion
+# "Liver incl. tumor", "Liver with lesions", "Leber mit Tumor": the whole organ, not a lesion
+INCLUDING_WORDS = ("incl", "with", "+", "&", " and ", "mit ", "inkl", "avec", "con ", "含")
+LESION_FREE = re.compile(r"(lesion|tumou?r|metastas[ie]s)[- ]?free")  # "tumour-free liver"
 
 
 def meaning_of_segment_name(name: str) -> str | None:
     """'liver', 'lesion' or None for a segment (or ROI) name as users type it: "Liver"; "Liver
-    lesion", "Tumor 2", "HCC", "GTV1"; TG-263's "Liver-GTV" (the liver less its target) is liver;
+    lesion", "Tumor 2", "HCC", "GTV1"; TG-263's "Liver-GTV" (the liver less its target), "Liver incl.
+    tumor" and "tumour-free liver" are liver;
     vessels, cysts, planning margins (PTV, CTV) and other organs are neither. Also in other
     languages ("Leber", "Lebermetastase", "lésion", "肝"), accents or none."""
     text = plain_text(name)
     organ, _, subtracted = text.partition("-")
     if organ.strip().startswith(LIVER_WORDS) and subtracted.strip().startswith(RT_TARGETS):
+        return "liver"
+    if any(word in text for word in LIVER_WORDS) and (
+            LESION_FREE.search(text) or (text.startswith(LIVER_WORDS) and any(w in text for w in INCLUDING_WORDS))):
         return "liver"
     if text.startswith("gtv") or any(word in text for word in LESION_WORDS):
         return "lesion"

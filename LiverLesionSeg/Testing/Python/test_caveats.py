@@ -83,6 +83,16 @@ def test_no_liver_and_a_small_liver_are_told():
     assert len(caveats) == 1 and "only 18 mL" in caveats[0]
 
 
+def test_a_liver_larger_than_any_is_told():
+    """Voxel spacing 50 x 50 x 100 mm (a header gone wrong) gave an 84,882,000 mL liver untold."""
+    ct, result = _ct()
+    huge = result.liver.with_array(result.liver.array)
+    huge.spacing = (50.0, 50.0, 3.0)
+    caveats = result_caveats(ct, Segmentation(huge, result.lesion, result.lesion_probability))
+    assert any("more than even a very enlarged liver" in c for c in caveats)
+    assert not any("very enlarged" in c for c in result_caveats(ct, result))
+
+
 def test_ct_values_without_their_rescale_are_told():
     """Stored values with the 1024 of the rescale intercept left out: air at 24, the liver at 1134."""
     caveats = result_caveats(*_ct(offset=1024.0))

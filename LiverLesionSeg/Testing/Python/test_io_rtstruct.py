@@ -162,7 +162,11 @@ def test_pydicoms_own_structure_set_reads_on_its_grid(tmp_path):
     ("肝腫瘍", "", "lesion"), ("肝血管", "", None), ("Niere", "", None),
     # benign tumours (were left out as background)
     ("Hemangioma", "", "lesion"), ("Hämangiom", "", "lesion"), ("FNH", "", "lesion"), ("Adenoma 2", "", "lesion"),
-    ("肝血管瘤", "", "lesion")])
+    ("肝血管瘤", "", "lesion"),
+    # the whole organ named with its lesions (was one liver-sized lesion)
+    ("Liver incl. tumor", "", "liver"), ("Liver with lesions", "", "liver"), ("Tumour-free liver", "", "liver"),
+    ("Leber mit Tumor", "", "liver"), ("Liver + HCC", "", "liver"), ("Liver tumor", "", "lesion"),
+    ("Tumor in liver", "", "lesion")])
 def test_rois_sorted_by_name_and_interpreted_type(name, interpreted, meaning):
     """As segment names are read everywhere (Slicer's segments, .seg.nrrd, DICOM SEG labels), and
     an unnamed ROI whose interpreted type is GTV as a lesion."""

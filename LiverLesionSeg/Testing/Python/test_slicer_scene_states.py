@@ -225,3 +225,14 @@ def test_a_sheared_volume_is_refused_not_measured_too_large(case):
 
     with pytest.raises(GeometryError, match=r"^sheared CT: its voxel axes are not at right angles"):
         mrml.volume_from_node(volume)
+
+
+def test_a_volume_without_a_name_gets_a_segmentation_named_without_a_leading_space(case):
+    from LiverLesionSegLib.infer import Segmentation
+
+    scene = slicer.vtkMRMLScene()
+    volume = mrml.add_volume_node(scene, case["ct"], "CT")
+    volume.SetName("")
+    result = Segmentation(case["liver"], case["lesion"], case["lesion"].with_array(case["lesion"].array * 1.0))
+    outputs = mrml.write_outputs(scene, volume, result)
+    assert outputs.segmentation_node.GetName() == "liver segmentation"
