@@ -11,6 +11,8 @@ failure modes).
 
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
 import numpy as np
 
 from .infer import Segmentation
@@ -22,6 +24,7 @@ MIN_AIR_SHARE = 0.01  # share of voxels under AIR_BELOW_HU in a CT of the abdome
 AIR_BELOW_HU = -500.0
 THICK_SLICES_MM = 4.0
 SMALL_LIVER_ML = 300.0
+MOST_OF_THE_LIVER = 0.6  # lesions beyond this share of a measured liver: rare, and what swapped labels give
 LARGE_LIVER_ML = 6000.0  # beyond even a very enlarged liver (4000 to 6000 mL): wrong spacing, or not the liver
 CUT_LIVER_CM2 = 5.0  # liver on the scan's first or last slice: less is the tip of a lobe
 
@@ -75,3 +78,14 @@ def _cut_ends(axial: Volume) -> list[str]:
     pixel_cm2 = axial.spacing[0] * axial.spacing[1] / 100.0
     ends = {"lower": axial.array[0], "upper": axial.array[-1]}
     return [name for name, plane in ends.items() if np.count_nonzero(plane) * pixel_cm2 > CUT_LIVER_CM2]
+
+
+def measured_caveats(lesions: Sequence, liver_ml: Optional[float]) -> list[str]:
+    """What a reader of a segmentation measured as given (`measure`, Measure again) should check."""
+    if not liver_ml or not lesions:
+        return []
+    share = sum(lesion.volume_ml for lesion in lesions) / liver_ml
+    if share <= MOST_OF_THE_LIVER:
+        return []
+    return [f"the lesions make up {100 * share:.0f} % of the liver: if they do not, the labels may be swapped "
+            "(1 liver, 2 lesion) or the liver's segment named as a lesion"]

@@ -661,6 +661,7 @@ def measure_again(volume_node, segmentation_node) -> SegmentationOutputs:
     """The lesion table and long-axis lines of `segmentation_node` measured anew from its segments
     as they are now (corrected in the Segment Editor), on `volume_node`'s grid; the table made for
     it before is refilled, the old lines replaced."""
+    from .caveats import measured_caveats
     from .io.dicom_export import measure_labels
 
     check_pair(volume_node, segmentation_node)
@@ -674,7 +675,7 @@ def measure_again(volume_node, segmentation_node) -> SegmentationOutputs:
     lines = add_long_axis_lines(scene, segmentation_node, lesions)
     _follow_transform(segmentation_node, lines)
     return SegmentationOutputs(segmentation_node, table_node, None, lesions, liver_ml,
-                               left_out_segments(segmentation_node), lines)
+                               left_out_segments(segmentation_node) + measured_caveats(lesions, liver_ml), lines)
 
 
 def left_out_segments(segmentation_node) -> list[str]:

@@ -8,12 +8,15 @@ The command line's twin of the Slicer panel "After correction"."""
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from ..errors import OutputError
 from ..progress import JsonLinesProgress, Progress
 from .segment import (DicomBeside, add_beside_options, case_name, check_outputs, dicom_outputs, find_input,
                       print_measurements)
+
+log = logging.getLogger("LiverLesionSeg")
 
 
 def add_parser(sub, common) -> None:
@@ -45,6 +48,7 @@ def add_parser(sub, common) -> None:
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
+    from ..caveats import measured_caveats
     from ..io.cases import read_segmentations
     from ..io.dicom_export import measure_labels, write_together
     from ..io.write import output_kind
@@ -65,6 +69,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         # 0, 1 liver, 2 lesion (the liver holds its lesions); lesions alone: the liver's volume unknown
         labels = lesion.with_array(lesion.array * 2 if liver is None else liver.array + lesion.array)
         lesions, liver_ml = measure_labels(labels, ct, liver is not None)
+        for caveat in measured_caveats(lesions, liver_ml):
+            log.warning("Caution (%s): %s.", ", ".join(str(path) for path in args.segmentation), caveat)
         with progress.stage("write", timings):
             given = "segmentation " + ", ".join(path.name for path in args.segmentation)
             write_together(labels, found.series, [given[:64]], output=args.output, liver_ml=liver_ml, corrected=True,

@@ -148,6 +148,20 @@ def test_a_label_map_of_lesions_only_is_written_without_a_liver(reference, data_
     assert len(rows(tmp_path / "t.csv")) == len(expected)
 
 
+def test_swapped_labels_are_measured_with_a_caution(reference, data_dir, tmp_path, capsys):
+    """1 and 2 swapped (a tool that numbers lesions first): the "lesions" make up most of the liver,
+    which a caution now says; the right labels get none."""
+    labels_path, ct, labels, _ = reference
+    swapped = np.select([labels == 1, labels == 2], [2, 1], 0).astype(np.uint8)
+    write_segmentation_output(tmp_path / "swapped.nii.gz", ct.with_array(swapped))
+    cautions = []
+    for given in (tmp_path / "swapped.nii.gz", labels_path):
+        assert measure(data_dir / CASE / SERIES, given, "--lesions", tmp_path / f"{given.name}.csv") == 0
+        cautions.append([line for line in capsys.readouterr().err.splitlines() if "Caution" in line])
+    assert len(cautions[0]) == 1 and "of the liver: if they do not, the labels may be swapped" in cautions[0][0]
+    assert "swapped.nii.gz" in cautions[0][0] and cautions[1] == []
+
+
 def test_empty_structures_read_as_an_empty_label_map(reference, data_dir, tmp_path, capsys):
     """An RT structure set whose liver and lesion ROIs hold no contour says what an empty label map
     says ("not segmented", no lesion), not "Liver: 0.0 mL"."""

@@ -236,3 +236,12 @@ def test_a_volume_without_a_name_gets_a_segmentation_named_without_a_leading_spa
     result = Segmentation(case["liver"], case["lesion"], case["lesion"].with_array(case["lesion"].array * 1.0))
     outputs = mrml.write_outputs(scene, volume, result)
     assert outputs.segmentation_node.GetName() == "liver segmentation"
+
+
+def test_a_liver_segment_named_as_a_lesion_is_told(case):
+    scene = slicer.vtkMRMLScene()
+    volume = mrml.add_volume_node(scene, case["ct"], "CT")
+    parenchyma = case["liver"].with_array(((case["liver"].array > 0) & (case["lesion"].array == 0)).astype(np.uint8))
+    segmentation = segmentation_of(scene, "swapped", [("Liver", case["lesion"]), ("Tumour", parenchyma)], volume)
+    outputs = mrml.measure_again(volume, segmentation)
+    assert "% of the liver: if they do not, the labels may be swapped" in outputs.cautions
