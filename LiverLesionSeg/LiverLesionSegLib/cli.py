@@ -9,19 +9,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
 from typing import Optional, Sequence
 
 from . import __version__
-from .errors import LiverLesionSegError, ResourceError
+from .errors import LiverLesionSegError, OutputError, ResourceError
 from .progress import JsonLinesProgress, NullProgress, Progress, TerminalProgress
 
 log = logging.getLogger("LiverLesionSeg")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    _print_any_name()
     parser = build_parser()
     args = parser.parse_args(argv)
     progress = make_progress(args.progress, args.verbose)
@@ -37,6 +39,11 @@ def _run(args: argparse.Namespace, progress: Progress) -> int:
         return fail(progress, str(exc), exc.exit_code)
     except KeyboardInterrupt:
         return fail(progress, "interrupted; outputs not finished were not written", 130)
+    except BrokenPipeError:  # whoever read the output (`| head`, a script that died) stopped reading
+        _discard_stdout()
+        print("liverlesionseg: error: the program reading the output stopped reading (broken pipe); outputs not "
+              "finished were not written", file=sys.stderr, flush=True)
+        return OutputError.exit_code
     except MemoryError:
         return fail(progress, "not enough memory for this volume at these settings; close other programs or "
                               "use --batch-size 4", ResourceError.exit_code)
@@ -51,10 +58,10 @@ def _run(args: argparse.Namespace, progress: Progress) -> int:
 def _signals_end_cleanly():
     """Signals that would end the process abruptly end it cleanly instead, while a command runs.
 
-    - SIGTERM (how the Slicer panel's Cancel and most job schedulers stop a process) is taken
-      like Ctrl-C: the write in progress is abandoned, its temporary file removed, and the run
-      ends with exit status 130 and one line. By default Python would die on the spot and leave
-      the temporary file behind.
+    - SIGTERM (how the Slicer panel's Cancel and most job schedulers stop a process) and SIGHUP (the
+      terminal closed, an SSH session dropped) are taken like Ctrl-C: the write in progress is
+      abandoned, its temporary file removed, and the run ends with exit status 130 and one line.
+      By default Python would die on the spot and leave the temporary file behind.
     - SIGXFSZ: a write past the file size limit (`ulimit -f`) kills the process by default, with
       no message. Ignored, the write fails with EFBIG, which ends as one line like any write error.
     """
@@ -62,6 +69,8 @@ def _signals_end_cleanly():
         yield
         return
     wanted = {signal.SIGTERM: signal.default_int_handler}
+    if hasattr(signal, "SIGHUP"):
+        wanted[signal.SIGHUP] = signal.default_int_handler
     if hasattr(signal, "SIGXFSZ"):
         wanted[signal.SIGXFSZ] = signal.SIG_IGN
     previous = {number: signal.signal(number, handler) for number, handler in wanted.items()}
@@ -70,6 +79,24 @@ def _signals_end_cleanly():
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def _print_any_name() -> None:
+    """Standard output that cannot encode a name (an ASCII or Latin-1 terminal, and an output named
+    "Patiënt_李") writes it with backslash escapes, as Python's standard error does, instead of
+    failing after the outputs were written."""
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(errors="backslashreplace")
+
+
+def _discard_stdout() -> None:
+    """Standard output sent to the null device: the pipe is closed, and Python's own flush at exit
+    would fail on it again with a traceback."""
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        descriptor = sys.stdout.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, descriptor)
+        os.close(null)
 
 
 def fail(progress: Progress, message: str, code: int) -> int:

@@ -51,6 +51,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..caveats import measured_caveats
     from ..io.cases import read_segmentations
     from ..io.dicom_export import measure_labels, write_together
+    from ..plots import plot_overlay
     from ..io.write import output_kind
 
     beside = DicomBeside.of(args.output, args)
@@ -73,12 +74,10 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             log.warning("Caution (%s): %s.", ", ".join(str(path) for path in args.segmentation), caveat)
         with progress.stage("write", timings):
             given = "segmentation " + ", ".join(path.name for path in args.segmentation)
+            pictures = [(args.overlay, lambda path: plot_overlay(ct, liver, lesion, path))] if args.overlay else []
             write_together(labels, found.series, [given[:64]], output=args.output, liver_ml=liver_ml, corrected=True,
-                           tables=tables, measured=(case_name(args.ct), lesions), structures=beside.structures)
-            if args.overlay:
-                from ..plots import plot_overlay
-
-                plot_overlay(ct, liver, lesion, args.overlay)
+                           tables=tables, measured=(case_name(args.ct), lesions), structures=beside.structures,
+                           pictures=pictures)
     progress.emit({"event": "done", "outputs": [str(p) for p in outputs],
                    "liver_ml": None if liver_ml is None else round(liver_ml, 2),
                    "lesions": len(lesions), "message": f"measured {len(lesions)} lesion(s)"})

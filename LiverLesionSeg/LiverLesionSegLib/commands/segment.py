@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -138,11 +139,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         volume, result, lesions = segment_input(found, args, checkpoints, device, progress, timings)
         with progress.stage("write", timings):
             write_result(output, found.series, volume, result, checkpoints, args.probabilities, tables,
-                         (case_name(input_path), lesions), beside.structures)
-            if overlay:
-                from ..plots import plot_overlay
-
-                plot_overlay(volume, result.liver, result.lesion, overlay)
+                         (case_name(input_path), lesions), beside.structures, overlay)
 
     report(output, result, lesions, timings, progress, [p for p in outputs if p != output])
     return 0
@@ -261,15 +258,20 @@ def segment_input(found, args: argparse.Namespace, checkpoints: list, device, pr
 
 def write_result(output: Path, source, volume, result, checkpoints: list,
                  probabilities: Optional[Path] = None, tables: Sequence[Path] = (),
-                 measured: Optional[tuple[str, list]] = None, structures: Optional[Path] = None) -> None:
+                 measured: Optional[tuple[str, list]] = None, structures: Optional[Path] = None,
+                 overlay: Optional[Path] = None) -> None:
     """The label map, the probability map, the lesion `tables` (CSV or DICOM SR) of `measured`
-    (the case's name and its lesions) and the RT structure set written atomically, together: all or
-    none; the DICOM objects over `source`, the input's DICOM series (`io.dicom_export.write_together`)."""
+    (the case's name and its lesions), the RT structure set and the `overlay` picture written
+    atomically, together: all or none; the DICOM objects over `source`, the input's DICOM series
+    (`io.dicom_export.write_together`)."""
     from ..io.dicom_export import write_together
+    from ..plots import plot_overlay
 
+    pictures = [(overlay, lambda path: plot_overlay(volume, result.liver, result.lesion, path))] if overlay else []
     write_together(volume.with_array(result.label_map()), source, [c.path.name for c in checkpoints], output=output,
                    probabilities=(probabilities, result.lesion_probability) if probabilities else None,
-                   tables=tables, measured=measured, structures=structures, liver_ml=result.liver_ml)
+                   tables=tables, measured=measured, structures=structures, liver_ml=result.liver_ml,
+                   pictures=pictures)
 
 
 def _shown(value) -> str:
@@ -307,9 +309,14 @@ def check_distinct(outputs: list[Path], inputs: list[Path]) -> None:
         if full in resolved[:index]:
             raise OutputError("two outputs have the same name", outputs[index], "give each output its own file")
     sources = {Path(p).resolve() for p in inputs}
+    folders = [source for source in sources if source.is_dir()]
     for path, full in zip(outputs, resolved):
         if full in sources:
             raise OutputError("the output would overwrite the input", path, "choose another output name")
+        # a file inside an input folder may be one of its slices, or a case's image or labels
+        if any(full.is_relative_to(folder) for folder in folders) and os.path.lexists(full):
+            raise OutputError("the output would overwrite a file of the input folder", path,
+                              "choose another output name")
 
 
 def report(output: Path, result, lesions, timings: dict, progress: Progress, extra: list[Path],
@@ -366,4 +373,7 @@ def case_name(path: Path) -> str:
     """An input's name: a folder's whole name (3Dircadb1.17, as `evaluate` names the case), a file's
     without its image suffix."""
     path = Path(path)
-    return path.name if path.is_dir() else _stem(path)
+    if path.is_dir():
+        named = path.name not in ("", ".", "..")  # "." or "..": the folder's own name
+        return path.name if named else (path.resolve().name or "root")
+    return _stem(path)

@@ -78,7 +78,7 @@ def run_many(args: argparse.Namespace, progress: Progress) -> int:
         from ..report import write_lesion_table
 
         write_lesion_table(args.lesions, tables)
-    if created and not any(folder.iterdir()):
+    if created and folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()  # nothing was written: leave no empty folder behind
     return _finish(folder, outputs, failed, progress, timings["load model"], time.perf_counter() - started)
 
@@ -102,6 +102,8 @@ def _check_names(inputs: list[Path], names: list[str], folder: Path) -> None:
     """Two inputs of one name (two folders called 'ct', say) would write one result."""
     seen: dict[str, Path] = {}
     for path, name in zip(inputs, names):
+        if name in seen and Path(seen[name]).resolve() == Path(path).resolve():
+            raise InputError("is given twice among the inputs", path, "give each input once")
         if name in seen:
             raise OutputError(f"{seen[name]} and {path} would both be written as {name}", folder,
                               "segment them into different folders")
@@ -122,8 +124,9 @@ def _finish(folder: Path, outputs: list[Path], failed: list, progress: Progress,
         print(message)
     if failed:
         first = failed[0][1]
+        others = "the others were written" if written else "none was written"
         error = type(first)(f"{len(failed)} of {len(outputs)} inputs could not be segmented: "
                             + ", ".join(str(path) for path, _ in failed), None,
-                            "each one's problem is on the lines above; the others were written")
+                            f"each one's problem is on the lines above; {others}")
         raise error
     return 0

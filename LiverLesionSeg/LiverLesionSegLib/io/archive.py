@@ -82,9 +82,10 @@ def unpack(archive: Path) -> Unpacked:
         try:
             free = shutil.disk_usage(temporary.name).free
             if size + SPARE_BYTES > free:
-                raise ResourceError(f"the ZIP archive unpacks to {size / 1024 ** 3:.1f} GiB, more than the "
-                                    f"{free / 1024 ** 3:.1f} GiB free in the temporary folder", archive,
-                                    "unpack it where there is room and give the folder")
+                raise ResourceError(f"the ZIP archive unpacks to {_size(size)}, more than the {_size(free)} free in "
+                                    f"the temporary folder {Path(temporary.name).parent}", archive,
+                                    "unpack it where there is room and give the folder, or set TMPDIR to a "
+                                    "folder with room")
             zipped.extractall(temporary.name, members)  # names with .. or a leading / stay inside it
         except (zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
             temporary.cleanup()
@@ -108,3 +109,8 @@ def _check_members(archive: Path, members: list[zipfile.ZipInfo]) -> None:
     if any(m.flag_bits & 0x1 for m in members):
         raise InputError("is a password-protected ZIP archive", archive,
                          "unpack it with its password and give the folder")
+
+
+def _size(count: int) -> str:
+    """A byte count as people read it: 0.8 MB, 2.4 GB."""
+    return f"{count / 1e9:.1f} GB" if count >= 1e9 else f"{count / 1e6:.1f} MB"

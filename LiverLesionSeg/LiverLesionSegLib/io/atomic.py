@@ -29,6 +29,11 @@ os.umask(_UMASK)  # ... and put it back at once
 def check_writable(path: str | os.PathLike) -> Path:
     """Fail early, before any work, when `path` cannot be written."""
     path = Path(path)
+    if not is_text_path(path):  # C++ writers (ITK) abort the process on such a name
+        raise OutputError("the name holds bytes that are not UTF-8 text (written on a system of another encoding)",
+                          path, "choose a name of letters this system shows")
+    if len(os.fsencode(os.path.abspath(path))) + TEMPORARY_NAME_ROOM > _longest_path(path):
+        raise OutputError("the path is too long for this system", path, "write to a folder nearer the root")
     folder = path.parent if str(path.parent) else Path(".")
     if folder.exists() and not folder.is_dir():
         raise OutputError("the output folder is a file, not a folder", folder, "choose another output")
@@ -42,7 +47,31 @@ def check_writable(path: str | os.PathLike) -> Path:
                           f"{longest})", path, "choose a shorter name")
     if path.is_dir():
         raise OutputError("the output is a folder, not a file", path, "give a file name")
+    if path.exists() and not path.is_file():  # a device or a pipe: renaming over it would replace it with a file
+        raise OutputError("the output is a device or a pipe, not a file", path, "give a file name")
     return path
+
+
+def is_text_path(path: str | os.PathLike) -> bool:
+    """Whether `path` is UTF-8 text: a name in another system's encoding reaches Python with
+    undecodable bytes (surrogate escapes)."""
+    try:
+        os.fspath(path).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _longest_path(path: Path) -> int:
+    """The longest path, in bytes, the system allows (4096 on Linux)."""
+    folder = next((p for p in (path.parent, *path.parents) if p.is_dir()), Path("."))
+    try:
+        return os.pathconf(folder, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):  # Windows has no pathconf
+        return 4096
+
+
+TEMPORARY_NAME_ROOM = 64  # bytes the temporary beside an output adds to its path ('.NAME.XXXX.partial.SUFFIX')
 
 
 def _longest_name(folder: Path) -> int:

@@ -14,7 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -74,7 +74,8 @@ def measure_labels(labels: Volume, ct: Volume, liver: bool = True) -> tuple[list
 def write_together(labels: Volume, source: Optional[SeriesInfo], models: Sequence[str], *,
                    output: Optional[Path] = None, probabilities: Optional[tuple[Path, Volume]] = None,
                    tables: Sequence[Path] = (), measured: Optional[tuple[str, list[Lesion]]] = None,
-                   structures: Optional[Path] = None, liver_ml: Optional[float], corrected: bool = False) -> None:
+                   structures: Optional[Path] = None, liver_ml: Optional[float], corrected: bool = False,
+                   pictures: Sequence[tuple[Path, Callable[[Path], object]]] = ()) -> None:
     """The outputs of one result, those given, written atomically together: all or none.
 
     `output`: the 0/1/2 label map, in the format its suffix names (`.dcm`: a DICOM SEG over
@@ -82,13 +83,15 @@ def write_together(labels: Volume, source: Optional[SeriesInfo], models: Sequenc
     name, its lesions), each a CSV or (`.dcm`) a DICOM SR over `source` with the liver's volume
     `liver_ml` (None: the liver was not segmented, and the DICOM objects hold the lesions alone);
     `structures`: the label map as a DICOM RT structure set over `source`. `models` names the
-    model(s) for the DICOM objects; `corrected`: a reader edited the segmentation."""
+    model(s) for the DICOM objects; `corrected`: a reader edited the segmentation. `pictures`: (path,
+    a function drawing the picture into the file it is given), such as the overlay."""
     from ..report import write_lesion_table
     from .rtstruct_write import save_rtstruct
     from .write import output_kind, save_image, save_labels
 
     segments = SEGMENTS if liver_ml is not None else (LESION,)
     paths = [path for path in (output, probabilities and probabilities[0], *tables, structures) if path]
+    paths += [path for path, _ in pictures]
     with atomic_paths(*paths) as temporaries:
         written = dict(zip(paths, temporaries))
         if output is not None:
@@ -107,6 +110,8 @@ def write_together(labels: Volume, source: Optional[SeriesInfo], models: Sequenc
                 write_lesion_table(written[path], {case: lesions})
         if structures is not None:
             save_rtstruct(written[structures], labels, source, models, corrected, segments)
+        for path, draw in pictures:
+            draw(written[path])
 
 
 def is_dicom_report(path: Optional[Path]) -> bool:

@@ -7,6 +7,7 @@ import csv
 import json
 import logging
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,3 +126,16 @@ def test_missing_inputs_and_clashing_names_are_refused_before_any_work(data_dir,
     assert not out.exists()  # nothing made, not even the folder
     code = main(["segment", str(case), "-o", str(tmp_path / "x.nii.gz"), "--format", "dcm", "--progress", "none"])
     assert code == 6 and "--format is for several inputs" in _error_lines(capsys.readouterr().err)[0]
+    # the same input twice is said as such, not as two inputs "both written as" one name
+    code = main(["segment", str(case), str(case) + "/", "-o", str(out), "--progress", "none"])
+    assert code == 3 and f"{case}: is given twice among the inputs" in _error_lines(capsys.readouterr().err)[0]
+
+
+def test_an_input_given_as_dot_is_named_after_its_folder(tmp_path, monkeypatch):
+    """`segment . other.nii -o results`: the current folder's result was the hidden `.seg.nrrd`."""
+    from LiverLesionSegLib.commands.segment import case_name
+
+    (tmp_path / "ct_dcm" / "sub").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "ct_dcm" / "sub")
+    assert case_name(Path(".")) == "sub" and case_name(Path("..")) == "ct_dcm"
+    assert case_name(Path("../sub")) == "sub"

@@ -126,6 +126,7 @@ def test_an_archive_larger_than_the_free_disk_is_refused_before_unpacking(tmp_pa
         with pytest.raises(ResourceError) as raised:
             find_input_ct(archive)
         assert "study.zip: the zip archive unpacks to" in str(raised.value).lower()
-        assert "free in the temporary folder" in str(raised.value) and not list(disk.iterdir())
+        assert f"free in the temporary folder {disk}" in str(raised.value) and not list(disk.iterdir())
+        assert " MB free" in str(raised.value) and "0.0 G" not in str(raised.value)  # was "0.0 GiB, more than 0.0"
     finally:
         _unmount(disk)()
