@@ -49,7 +49,7 @@ class Checkpoint:
 def save_checkpoint(path: str | os.PathLike, network: torch.nn.Module, config: Config, state: dict,
                     optimizer: Optional[torch.optim.Optimizer] = None, half: bool = False) -> Path:
     """Write atomically: an interrupted write leaves any previous file at `path` intact."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors = {}
     for name, tensor in network.state_dict().items():
@@ -73,11 +73,31 @@ def save_checkpoint(path: str | os.PathLike, network: torch.nn.Module, config: C
     }
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "meta": json.dumps(meta)}
     with atomic_path(path) as tmp:
+        # Serialised here and written by us: safetensors' save_file writes through a `.tmpXXXXXX` of its own
+        # beside the file, which a killed process leaves behind under a name nothing can recognise as ours.
         try:
-            save_file(tensors, str(tmp), metadata=metadata)
-        except Exception as exc:  # safetensors reports I/O failures as its own error, with the OS error inside
+            data = save(tensors, metadata=metadata)
+        except Exception as exc:  # safetensors reports failures as its own error, an OS error inside
             raise _as_os_error(exc, tmp) from None
+        with open(tmp, "wb") as f:
+            f.write(data)
+        del data
     return Path(path)
+
+
+def is_stray_temporary(path: str | os.PathLike) -> bool:
+    """True for a `.tmpXXXXXX` file that safetensors' own writer left when a process of an older
+    LiverLesionSeg was killed while it wrote a checkpoint: named so and holding our metadata."""
+    path = Path(path)
+    if not re.fullmatch(r"\.tmp[A-Za-z0-9]{6}", path.name) or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = f.read(min(size, 1 << 20)) if size > 2 else b""
+    except OSError:
+        return False
+    return header.startswith(b"{") and b'"format":"' + FORMAT.encode() + b'"' in header.replace(b" ", b"")
 
 
 def _as_os_error(exc: Exception, path: Path) -> Exception:

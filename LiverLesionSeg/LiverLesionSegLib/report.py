@@ -1,4 +1,4 @@
-"""The evaluation report: `metrics.csv`, `metrics.json` and `lesions.csv`, each written atomically.
+"""The evaluation report: `metrics.csv`, `metrics.json` and `lesions.csv`, written atomically and together.
 
 - `metrics.csv`: one row per case, the columns of `CaseMetrics`;
 - `metrics.json`: {"cases": [...], "summary": {...}, "config": {...} or null, "rules": {...}};
@@ -39,6 +39,30 @@ def write_metrics(out_dir: str | os.PathLike, cases: Sequence[CaseMetrics], summ
     """Write `metrics.csv` and `metrics.json` into `out_dir` (created if its parent exists).
     `cautions`: each case's cautions about its segmentation (`caveats.result_caveats`), in the JSON."""
     out_dir = _report_folder(out_dir)
+    paths = [out_dir / METRICS_CSV, out_dir / METRICS_JSON]
+    _write_together(paths, _metrics_texts(cases, summary, config, cautions))
+    return paths[0], paths[1]
+
+
+def write_report(out_dir: str | os.PathLike, cases: Sequence[CaseMetrics], summary: Mapping[str, Any],
+                 lesions_by_case: Mapping[str, Sequence[Lesion]], config: Optional[Mapping[str, Any]] = None,
+                 cautions: Optional[Mapping[str, Sequence[str]]] = None) -> tuple[Path, Path, Path]:
+    """The whole report: `metrics.csv`, `metrics.json` and `lesions.csv` in `out_dir`, all replaced
+    or (on any failure) none, so that the folder never mixes two runs' files."""
+    out_dir = _report_folder(out_dir)
+    paths = [out_dir / METRICS_CSV, out_dir / METRICS_JSON, out_dir / LESIONS_CSV]
+    _write_together(paths, [*_metrics_texts(cases, summary, config, cautions), _lesion_text(lesions_by_case)])
+    return paths[0], paths[1], paths[2]
+
+
+def write_lesion_table(path: str | os.PathLike, rows_by_case: Mapping[str, Sequence[Lesion]]) -> Path:
+    """Write the lesions of every case to one CSV file (a case without lesions adds no row)."""
+    return atomic_write_text(path, _lesion_text(rows_by_case))
+
+
+def _metrics_texts(cases: Sequence[CaseMetrics], summary: Mapping[str, Any], config: Optional[Mapping[str, Any]],
+                   cautions: Optional[Mapping[str, Sequence[str]]]) -> list[str]:
+    """The text of `metrics.csv` and of `metrics.json`."""
     rows = [case.to_dict() for case in cases]
     csv_text = _csv_text(CaseMetrics.field_names(), rows)
     document = {"cases": rows, "summary": dict(summary), "config": config, "rules": RULES}
@@ -47,17 +71,18 @@ def write_metrics(out_dir: str | os.PathLike, cases: Sequence[CaseMetrics], summ
     # default=str: paths and other odd values in a config are written as text.
     json_text = json.dumps(_json_safe(document), indent=2, allow_nan=False, ensure_ascii=False,
                            default=str) + "\n"
-    csv_path, json_path = out_dir / METRICS_CSV, out_dir / METRICS_JSON
-    with atomic_paths(csv_path, json_path) as (csv_tmp, json_tmp):  # both replaced, or neither
-        csv_tmp.write_bytes(csv_text.encode("utf-8"))  # bytes: the same "\n" line ends on every system
-        json_tmp.write_bytes(json_text.encode("utf-8"))
-    return csv_path, json_path
+    return [csv_text, json_text]
 
 
-def write_lesion_table(path: str | os.PathLike, rows_by_case: Mapping[str, Sequence[Lesion]]) -> Path:
-    """Write the lesions of every case to one CSV file (a case without lesions adds no row)."""
+def _lesion_text(rows_by_case: Mapping[str, Sequence[Lesion]]) -> str:
     rows = [_lesion_row(case, lesion) for case, lesions in rows_by_case.items() for lesion in lesions]
-    return atomic_write_text(path, _csv_text(LESION_COLUMNS, rows))
+    return _csv_text(LESION_COLUMNS, rows)
+
+
+def _write_together(paths: Sequence[Path], texts: Sequence[str]) -> None:
+    with atomic_paths(*paths) as temporaries:  # every file replaced, or none
+        for tmp, text in zip(temporaries, texts):
+            tmp.write_bytes(text.encode("utf-8"))  # bytes: the same "\n" line ends on every system
 
 
 def _lesion_row(case: str, lesion: Lesion) -> dict:

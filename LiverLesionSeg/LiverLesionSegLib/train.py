@@ -93,6 +93,8 @@ def train(train_cases: list[PreparedCase], val_cases: list[PreparedCase], config
                         ", ".join(state["train_cases"]))
         state["train_cases"] = slices.names
     total_epochs = t.cycles * t.epochs_per_cycle
+    if resume:
+        _complete_cycle_checkpoints(resume, network, config, state, optimizer, out_dir, progress)
     if state["epoch"] >= total_epochs:
         log.info("The checkpoint has finished all %d epochs; nothing left to train.", total_epochs)
     history = state["history"]
@@ -163,6 +165,26 @@ def train(train_cases: list[PreparedCase], val_cases: list[PreparedCase], config
     progress.emit({"event": "done", "model": str(final), "best": state["best"],
                    "message": f"model written to {final}"})
     return TrainResult(out_dir, final, history, state["best"])
+
+
+def _complete_cycle_checkpoints(resume: Checkpoint, network: torch.nn.Module, config: Config, state: dict,
+                                optimizer: torch.optim.Optimizer, out_dir: Path, progress: Progress) -> None:
+    """A resumed run writes the checkpoint of the cycle it resumes at the end of, where it is missing: the
+    run was stopped after `last.safetensors` was written and before the cycle's own checkpoint was. A
+    missing checkpoint of an earlier cycle of this folder's run cannot be made again: said in the log."""
+    per_cycle = config.train.epochs_per_cycle
+    cycles_done, into_cycle = divmod(state["epoch"], per_cycle)
+    if cycles_done and not into_cycle and not (out_dir / cycle_checkpoint_name(cycles_done)).exists():
+        path = save_checkpoint(out_dir / cycle_checkpoint_name(cycles_done), network, config, state, optimizer)
+        log.info("Wrote %s, which the interrupted run had not written.", path)
+        progress.emit({"event": "checkpoint", "cycle": cycles_done, "epoch": state["epoch"], "path": str(path)})
+    if Path(resume.path).resolve().parent != out_dir.resolve():
+        return  # resumed into another folder: the earlier cycles' checkpoints are in the first one
+    missing = [cycle_checkpoint_name(c) for c in range(1, cycles_done + 1)
+               if not (out_dir / cycle_checkpoint_name(c)).exists()]
+    if missing:
+        log.warning("The run folder %s lacks %s of an earlier cycle; it cannot be written again.", out_dir,
+                    ", ".join(missing))
 
 
 def _loss_and_gradients(network: torch.nn.Module, loss_fn: SegmentationLoss, optimizer: torch.optim.Optimizer,

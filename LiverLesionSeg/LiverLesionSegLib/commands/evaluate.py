@@ -55,7 +55,7 @@ def _evaluate(args: argparse.Namespace, progress: Progress, refs, predictor) -> 
     from ..io.cases import load_case
     from ..lesions import lesion_table
     from ..metrics import evaluate_case, summarise
-    from ..report import LESIONS_CSV, write_lesion_table, write_metrics
+    from ..report import write_report
 
     results, lesions, cautions = [], {}, {}
     for ref in refs:
@@ -76,8 +76,7 @@ def _evaluate(args: argparse.Namespace, progress: Progress, refs, predictor) -> 
                  metrics.pred_false_positive_lesions)
     summary = summarise(results)
     config = predictor.config() if predictor else {"predictions": str(args.predictions)}
-    write_metrics(args.out, results, summary, config, cautions if predictor else None)
-    write_lesion_table(args.out / LESIONS_CSV, lesions)
+    write_report(args.out, results, summary, lesions, config, cautions if predictor else None)
     progress.emit({"event": "done", "summary": summary, "out": str(args.out)})
     if not isinstance(progress, JsonLinesProgress):
         _print_summary(results, summary, args.out)

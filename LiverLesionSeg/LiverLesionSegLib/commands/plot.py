@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..io.atomic import output_folder
-from ..progress import Progress
+from ..progress import JsonLinesProgress, Progress
 
 
 def add_parser(sub, common) -> None:
@@ -30,8 +30,11 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     history = _history(args.source)
     with output_folder(args.out, "the pictures"):
         written = _plot_history(history, args) if history is not None else _plot_case(args, progress)
-    for path in written:
-        print(path)
+    progress.emit({"event": "done", "outputs": [str(path) for path in written],
+                   "message": "wrote " + ", ".join(str(path) for path in written)})
+    if not isinstance(progress, JsonLinesProgress):  # stdout carries only the JSON events
+        for path in written:
+            print(path)
     return 0
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
+import os
+import shlex
 from pathlib import Path
+from typing import Iterator
 
 from ..config import Config
-from ..errors import InputError, OutputError
+from ..errors import Cancelled, InputError, OutputError
 from ..io.atomic import check_output_folder
 from ..progress import JsonLinesProgress, Progress
 from ..recipes import RECIPES, recipe
@@ -39,6 +43,8 @@ OPTIONS = {
 }
 # Settings that shape the network or its input: fixed by a checkpoint being resumed or fine-tuned.
 FIXED_BY_MODEL = {"preprocess", "model"}
+LOCK_FILE = ".liverlesionseg-train.lock"  # in the run folder, locked while a run writes into it
+_RUN_SUFFIXES = (".safetensors", ".json")  # the temporaries of a run's writes that a new run may remove
 
 
 def add_parser(sub, common) -> None:
@@ -123,22 +129,28 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     resume = load_checkpoint(args.resume, device, with_optimizer=True) if args.resume else None
     init = load_model(None if args.init == "bundled" else args.init, device) if args.init and not resume else None
     config = build_config(args, resume.config if resume else None, init.config if init else None)
+    if (args.out / LOCK_FILE).is_file():  # a run may be writing into it: say that, rather than that a run is there
+        with run_folder_lock(args.out):
+            pass
     check_out_dir(args.out, resuming=resume is not None)
     train_cases, val_cases = load_cases(args.cases, args.validate, config, progress)
     created = not args.out.exists()
     out = create_out_dir(args.out)  # only once the cases are known to be good: no empty run folders
-    if resume:
-        remove_partial_files(out)
-    log.info("Training on %d case(s): %s; validating on %s.", len(train_cases), ", ".join(c.name for c in train_cases),
-             ", ".join(c.name for c in val_cases) or "none")
-    try:
-        result = train(train_cases, val_cases, config, out, device, progress, resume=resume, init=init)
-    except BaseException:
-        if created:
-            with contextlib.suppress(OSError):
-                out.rmdir()  # only when the run stopped before writing anything into it
-        raise
-    _plots(result.history, out)
+    with run_folder_lock(out):
+        try:
+            check_out_dir(out, resuming=resume is not None)  # again: another run may have ended in it meanwhile
+            remove_partial_files(out)
+            log.info("Training on %d case(s): %s; validating on %s.", len(train_cases),
+                     ", ".join(c.name for c in train_cases), ", ".join(c.name for c in val_cases) or "none")
+            try:
+                result = train(train_cases, val_cases, config, out, device, progress, resume=resume, init=init)
+            except KeyboardInterrupt:
+                raise interrupted(args.cases, out) from None
+            _plots(result.history, out)
+        except BaseException:
+            if created:
+                _remove_if_empty(out)  # only when the run stopped before writing anything into it
+            raise
     if not isinstance(progress, JsonLinesProgress):
         print(f"model: {result.model_path}")
     return 0
@@ -198,12 +210,71 @@ def create_out_dir(out: Path) -> Path:
     return out
 
 
+@contextlib.contextmanager
+def run_folder_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the run folder `out` (a lock file in it) while a run writes there.
+
+    A second run into the folder is refused at once. The operating system releases the lock when the
+    process ends, however it ends, so a killed run never blocks the next. The lock file stays: removing
+    it would let two runs each lock a file of that name. No lock where there is no `fcntl` (Windows).
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    try:
+        fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise OutputError(f"cannot create the lock file {LOCK_FILE} ({exc.strerror or exc})", out,
+                          "choose a folder you can write to") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                # a file system without locks (some network shares): train, unguarded
+                log.warning("The run folder %s cannot be locked (%s): make sure no other run writes into it.", out,
+                            exc.strerror or exc)
+            else:
+                raise OutputError("another training run is writing into this folder; nothing was written", out,
+                                  "wait for it to end, or choose another --out") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def interrupted(cases: list[str], out: Path) -> BaseException:
+    """What an interrupted run ends with: where a checkpoint is kept, the command that continues it."""
+    from ..train import LAST
+
+    last = out / LAST
+    if not last.is_file():
+        return KeyboardInterrupt()
+    command = " ".join(shlex.quote(str(part)) for part in
+                       ("liverlesionseg", "train", *cases, "--out", out, "--resume", last))
+    return Cancelled("interrupted; the last checkpoint is kept, outputs not finished were not written", last,
+                     f"run {command} to continue the run")
+
+
+def _remove_if_empty(out: Path) -> None:
+    """The run folder and its lock file, where nothing else was written into it."""
+    with contextlib.suppress(OSError):
+        if {p.name for p in out.iterdir()} <= {LOCK_FILE}:
+            (out / LOCK_FILE).unlink(missing_ok=True)
+            out.rmdir()
+
+
 def remove_partial_files(out: Path) -> None:
-    """Temporary files of checkpoint writes that a killed run (SIGKILL, power loss) left behind."""
+    """Temporary files of checkpoint writes that a killed run (SIGKILL, power loss) left behind: ours
+    (`.NAME.XXXX.partial.safetensors`), and the `.tmpXXXXXX` of safetensors' own writer, which
+    earlier versions wrote through. Called under the folder's lock: no other run is writing them."""
+    from ..checkpoint import is_stray_temporary
     from ..io.atomic import is_partial
 
     for path in out.iterdir():
-        if is_partial(path) and path.is_file():
+        ours = is_partial(path) and path.is_file() and path.name.endswith(_RUN_SUFFIXES)
+        if ours or is_stray_temporary(path):
             log.info("Removing %s, left by an interrupted checkpoint write.", path)
             with contextlib.suppress(OSError):
                 path.unlink()
