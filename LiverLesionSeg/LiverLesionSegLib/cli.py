@@ -25,7 +25,13 @@ log = logging.getLogger("LiverLesionSeg")
 def main(argv: Optional[Sequence[str]] = None) -> int:
     _print_any_name()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: a mistyped command or option (2), or --help (0)
+        if exc.code == 2 and _wants_json(sys.argv[1:] if argv is None else list(argv)):
+            JsonLinesProgress(sys.stdout).emit({"event": "error", "exit_code": 2, "message": "the command line "
+                                                "could not be read (a mistyped command or option); see stderr"})
+        raise
     progress = make_progress(args.progress, args.verbose)
     setup_logging(args.verbose, progress)
     with _signals_end_cleanly():
@@ -79,6 +85,12 @@ def _signals_end_cleanly():
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def _wants_json(argv: list[str]) -> bool:
+    """Whether the command line asks for `--progress json`, read before argparse could read it."""
+    pairs = zip(argv, argv[1:] + [""])
+    return "--progress=json" in argv or any(a == "--progress" and b == "json" for a, b in pairs)
 
 
 def _print_any_name() -> None:

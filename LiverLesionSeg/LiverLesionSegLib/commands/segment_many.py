@@ -70,6 +70,9 @@ def run_many(args: argparse.Namespace, progress: Progress) -> int:
                                  measured=(name, lesions), structures=beside.structures)
         except LiverLesionSegError as exc:
             log.warning("Skipped input %d of %d: %s", number, len(outputs), exc)
+            earlier = [path for path in (output, *beside.paths) if path.exists()]
+            if earlier:  # a rerun: what is there is not this run's result
+                log.warning("Left as it was, from an earlier run: %s", ", ".join(str(path) for path in earlier))
             failed.append((input_path, exc))
             continue
         tables[name] = lesions

@@ -162,7 +162,8 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     Every temporary is flushed to disk first (a full disk shows up there at the latest) and only
     then renamed over its target, so a failure leaves every target as it was.
     """
-    targets = [check_writable(p) for p in paths]
+    # an output that is a symbolic link: its target is replaced and the link kept, as `cp` writes through it
+    targets = [check_writable(os.path.realpath(p) if os.path.islink(p) else p) for p in paths]
     temporaries: list[Path] = []
     current = targets[0] if targets else Path(".")  # the target a failure is reported for
     try:

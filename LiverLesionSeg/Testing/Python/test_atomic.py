@@ -54,3 +54,17 @@ def test_an_interrupt_at_any_line_leaves_no_temporary_and_no_damaged_file(tmp_pa
         if seen["lines"] < number:  # the write ran to its end before the chosen line: every line was tried
             break
     assert len(interrupted_at) > 10 and [p.read_bytes() for p in paths] == [b"new"] * targets
+
+
+def test_an_output_that_is_a_link_is_written_through_it(tmp_path: Path):
+    """A link to where results are kept (`latest.csv -> runs/7/table.csv`) was replaced by a file,
+    its target left with the old content; now the target gets the new content and the link stays."""
+    (tmp_path / "runs").mkdir()
+    target = tmp_path / "runs" / "table.csv"
+    target.write_text("old")
+    link = tmp_path / "latest.csv"
+    link.symlink_to(target)
+    atomic.atomic_write_text(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.csv", "runs"]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["table.csv"]

@@ -5,6 +5,7 @@ a name, SIGHUP. Each was lost data, a crash or an internal error before."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -138,3 +139,13 @@ def test_a_closed_terminal_ends_a_run_as_ctrl_c_does():
     with cli._signals_end_cleanly():
         assert signal.getsignal(signal.SIGHUP) is signal.default_int_handler
     assert signal.getsignal(signal.SIGHUP) == before
+
+
+def test_a_mistyped_option_with_json_progress_ends_with_a_json_error_event(capsys):
+    """Exit 2 from argparse sent nothing on the JSON stream a program was reading."""
+    with pytest.raises(SystemExit) as raised:
+        main(["segment", "x.nii.gz", "--no-such-option", "--progress", "json"])
+    out, err = capsys.readouterr()
+    event = json.loads(out.strip().splitlines()[-1])
+    assert raised.value.code == 2 and event["event"] == "error" and event["exit_code"] == 2
+    assert "--no-such-option" in err

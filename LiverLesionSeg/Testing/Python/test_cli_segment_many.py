@@ -139,3 +139,18 @@ def test_an_input_given_as_dot_is_named_after_its_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "ct_dcm" / "sub")
     assert case_name(Path(".")) == "sub" and case_name(Path("..")) == "ct_dcm"
     assert case_name(Path("../sub")) == "sub"
+
+
+def test_a_rerun_says_which_results_are_left_from_an_earlier_run(model_path, tmp_path, capsys):
+    """An input that fails this time keeps the earlier run's result in the folder: said, not silent."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()  # empty folders: refused when read
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "a.nii.gz").write_bytes(b"an earlier result")
+    code = main(["segment", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(out), "--format", "nii.gz",
+                 "--model", str(model_path), "--progress", "none"])
+    err = capsys.readouterr().err
+    assert code == 3 and f"Left as it was, from an earlier run: {out / 'a.nii.gz'}" in err
+    assert err.count("Left as it was") == 1 and "none was written" in err
+    assert (out / "a.nii.gz").read_bytes() == b"an earlier result"
