@@ -24,7 +24,7 @@ DEFAULT_FORMAT = MANY_FORMATS[0]
 
 
 def run_many(args: argparse.Namespace, progress: Progress) -> int:
-    from ..io.atomic import check_writable
+    from ..io.atomic import check_writable, output_folder
     from ..io.dicom_export import is_dicom_report
     from ..io.write import output_kind
 
@@ -48,42 +48,39 @@ def run_many(args: argparse.Namespace, progress: Progress) -> int:
     to_write = outputs + beside_paths + ([args.lesions] if args.lesions else [])
     check_distinct(to_write, args.input)
     kind = output_kind(outputs[0])
-    created = not folder.exists()
-    folder.mkdir(exist_ok=True)
-    for path in to_write:
-        check_writable(path)
+    with output_folder(folder, "the results"):  # a run that wrote nothing leaves no folder it made
+        for path in to_write:
+            check_writable(path)
 
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-    device, checkpoints = load_checkpoints(args, progress, timings)
-    tables, failed = {}, []
-    for number, (input_path, output, name, beside) in enumerate(zip(args.input, outputs, names, besides), 1):
-        log.info("Input %d of %d: %s", number, len(outputs), input_path)
-        case_timings: dict[str, float] = {}
-        reports = beside.tables()
-        try:
-            with find_input(input_path, args.series, dicom_outputs(output, kind, reports, beside.structures),
-                            case_timings) as found:
-                volume, result, lesions = segment_input(found, args, checkpoints, device, progress, case_timings)
-                with progress.stage("write", case_timings):
-                    write_result(output, found.series, volume, result, checkpoints, tables=reports,
-                                 measured=(name, lesions), structures=beside.structures)
-        except LiverLesionSegError as exc:
-            log.warning("Skipped input %d of %d: %s", number, len(outputs), exc)
-            earlier = [path for path in (output, *beside.paths) if path.exists()]
-            if earlier:  # a rerun: what is there is not this run's result
-                log.warning("Left as it was, from an earlier run: %s", ", ".join(str(path) for path in earlier))
-            failed.append((input_path, exc))
-            continue
-        tables[name] = lesions
-        report(output, result, lesions, case_timings, progress, beside.paths, event="case")
-    if args.lesions and tables:
-        from ..report import write_lesion_table
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        device, checkpoints = load_checkpoints(args, progress, timings)
+        tables, failed = {}, []
+        for number, (input_path, output, name, beside) in enumerate(zip(args.input, outputs, names, besides), 1):
+            log.info("Input %d of %d: %s", number, len(outputs), input_path)
+            case_timings: dict[str, float] = {}
+            reports = beside.tables()
+            try:
+                with find_input(input_path, args.series, dicom_outputs(output, kind, reports, beside.structures),
+                                case_timings) as found:
+                    volume, result, lesions = segment_input(found, args, checkpoints, device, progress, case_timings)
+                    with progress.stage("write", case_timings):
+                        write_result(output, found.series, volume, result, checkpoints, tables=reports,
+                                     measured=(name, lesions), structures=beside.structures)
+            except LiverLesionSegError as exc:
+                log.warning("Skipped input %d of %d: %s", number, len(outputs), exc)
+                earlier = [path for path in (output, *beside.paths) if path.exists()]
+                if earlier:  # a rerun: what is there is not this run's result
+                    log.warning("Left as it was, from an earlier run: %s", ", ".join(str(path) for path in earlier))
+                failed.append((input_path, exc))
+                continue
+            tables[name] = lesions
+            report(output, result, lesions, case_timings, progress, beside.paths, event="case")
+        if args.lesions and tables:
+            from ..report import write_lesion_table
 
-        write_lesion_table(args.lesions, tables)
-    if created and folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()  # nothing was written: leave no empty folder behind
-    return _finish(folder, outputs, failed, progress, timings["load model"], time.perf_counter() - started)
+            write_lesion_table(args.lesions, tables)
+        return _finish(folder, outputs, failed, progress, timings["load model"], time.perf_counter() - started)
 
 
 def _output_folder(args: argparse.Namespace) -> Path:

@@ -17,6 +17,8 @@ from typing import Iterable, Iterator, Optional
 
 from ..errors import OutputError
 
+NOT_TEXT = "the name holds bytes that are not UTF-8 text (written on a system of another encoding)"
+TEMPORARY_NAME_ROOM = 64  # bytes the temporary beside an output adds to its path ('.NAME.XXXX.partial.SUFFIX')
 PARTIAL = ".partial"  # in the names of temporary files: `.NAME.XXXX.partial.SUFFIXES`
 _NEARLY_FULL = 1 << 20  # bytes: less free space than this counts as a full disk
 _COMPOUND_SUFFIXES = (".nii.gz", ".seg.nrrd")
@@ -30,9 +32,9 @@ def check_writable(path: str | os.PathLike) -> Path:
     """Fail early, before any work, when `path` cannot be written."""
     path = Path(path)
     if not is_text_path(path):  # C++ writers (ITK) abort the process on such a name
-        raise OutputError("the name holds bytes that are not UTF-8 text (written on a system of another encoding)",
-                          path, "choose a name of letters this system shows")
-    if len(os.fsencode(os.path.abspath(path))) + TEMPORARY_NAME_ROOM > _longest_path(path):
+        raise OutputError(NOT_TEXT, path, "choose a name of letters this system shows")
+    existing = next((p for p in path.parents if p.is_dir()), Path("."))
+    if len(os.fsencode(os.path.abspath(path))) + TEMPORARY_NAME_ROOM > _limit(existing, "PC_PATH_MAX", 4096):
         raise OutputError("the path is too long for this system", path, "write to a folder nearer the root")
     folder = path.parent if str(path.parent) else Path(".")
     if folder.exists() and not folder.is_dir():
@@ -41,7 +43,7 @@ def check_writable(path: str | os.PathLike) -> Path:
         raise OutputError("the output folder does not exist", folder, "create it first or choose another output")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError("the output folder is not writable", folder, "choose a folder you can write to")
-    longest = _longest_name(folder)
+    longest = _limit(folder, "PC_NAME_MAX", 255)
     if len(os.fsencode(path.name)) > longest:
         raise OutputError(f"the file name is too long ({len(os.fsencode(path.name))} bytes; this file system allows "
                           f"{longest})", path, "choose a shorter name")
@@ -62,24 +64,13 @@ def is_text_path(path: str | os.PathLike) -> bool:
         return False
 
 
-def _longest_path(path: Path) -> int:
-    """The longest path, in bytes, the system allows (4096 on Linux)."""
-    folder = next((p for p in (path.parent, *path.parents) if p.is_dir()), Path("."))
+def _limit(folder: Path, name: str, usual: int) -> int:
+    """A limit of the file system holding `folder`, in bytes: "PC_NAME_MAX" the longest file name
+    (255 on most), "PC_PATH_MAX" the longest path (4096 on Linux); `usual` where it cannot be asked."""
     try:
-        return os.pathconf(folder, "PC_PATH_MAX")
+        return os.pathconf(folder, name)
     except (OSError, ValueError, AttributeError):  # Windows has no pathconf
-        return 4096
-
-
-TEMPORARY_NAME_ROOM = 64  # bytes the temporary beside an output adds to its path ('.NAME.XXXX.partial.SUFFIX')
-
-
-def _longest_name(folder: Path) -> int:
-    """The longest file name, in bytes, the file system holding `folder` allows (255 on most)."""
-    try:
-        return os.pathconf(folder, "PC_NAME_MAX")
-    except (OSError, ValueError, AttributeError):  # Windows has no pathconf
-        return 255
+        return usual
 
 
 def check_output_folder(folder: str | os.PathLike, purpose: str) -> Path:

@@ -22,7 +22,7 @@ import SimpleITK as sitk
 from ..errors import GeometryError, InputError
 from ..memory import check_image_fits
 from ..volume import Volume
-from .atomic import is_text_path
+from .atomic import NOT_TEXT, is_text_path
 from .sheared import is_sheared_nifti_error, read_sheared_nifti
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -83,8 +83,7 @@ def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
     if not path.is_file():
         raise InputError("is not a file", path, f"give {IMAGE_FILES}")
     if not is_text_path(path):  # ITK's reader aborts the whole process on such a name
-        raise InputError("the name holds bytes that are not UTF-8 text (written on a system of another encoding)",
-                         path, "rename the file with letters this system shows")
+        raise InputError(NOT_TEXT, path, "rename the file with letters this system shows")
     if not is_image_file(path):
         raise InputError("is not a NIfTI, NRRD or MetaImage file", path, f"give {IMAGE_FILES}")
     mixed = mixed_case_nifti_suffix(path)
