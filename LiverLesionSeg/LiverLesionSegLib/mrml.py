@@ -299,12 +299,19 @@ LESION_COLUMNS = (
 )
 
 
-def fill_lesion_table(table_node, lesions: Sequence, placed_node=None) -> None:
+def fill_lesion_table(table_node, lesions: Sequence, placed_node=None) -> list[str]:
     """One row per lesion (`lesions.Lesion`), the columns of `LESION_COLUMNS`; the centroids in world
     coordinates, through the transforms above `placed_node` (the volume measured), as the
-    segmentation and the long-axis lines are shown."""
+    segmentation and the long-axis lines are shown.
+
+    A table filled before keeps the columns a reader added (a note, a LI-RADS category): each entry
+    follows its lesion, found by its centre (`_matching_rows`). Returns a caution naming the entries
+    of lesions that match none measured now (an erased lesion's note), or none."""
     to_world = world_point_of(placed_node)
     lesions = [replace(lesion, centroid_ras=to_world(lesion.centroid_ras)) for lesion in lesions]
+    earlier = table_node.GetTable()
+    readers = [earlier.GetColumn(c) for c in range(earlier.GetNumberOfColumns())
+               if earlier.GetColumnName(c) not in {name for name, *_ in LESION_COLUMNS}]
     table = vtk.vtkTable()
     for name, _, _, value in LESION_COLUMNS:
         column = vtk.vtkIntArray() if name == "Lesion" else vtk.vtkDoubleArray()
@@ -319,6 +326,63 @@ def fill_lesion_table(table_node, lesions: Sequence, placed_node=None) -> None:
         table_node.SetColumnDescription(name, description)
     table_node.SetUseColumnTitleAsColumnHeader(True)
     table_node.SetLocked(True)  # measurements, not for editing
+    return _carry_reader_columns(earlier, readers, table, lesions)
+
+
+_CENTROID_COLUMNS = ("Centroid R", "Centroid A", "Centroid S")
+_SAME_LESION_MM = 5.0  # a corrected lesion's centre moves a few mm
+
+
+def _matching_rows(earlier, lesions: Sequence) -> dict[int, int]:
+    """Lesion index -> row of the `earlier` table for the same lesion: nearest centres first, one row
+    each, no farther apart than 5 mm or half the lesion's longest diameter. None without centres."""
+    if earlier.GetNumberOfRows() == 0 or any(earlier.GetColumnByName(n) is None for n in _CENTROID_COLUMNS):
+        return {}
+    centres = np.array([[earlier.GetColumnByName(n).GetVariantValue(r).ToDouble() for n in _CENTROID_COLUMNS]
+                        for r in range(earlier.GetNumberOfRows())])
+    pairs = sorted((float(np.linalg.norm(centres[row] - lesion.centroid_ras)), index, row)
+                   for index, lesion in enumerate(lesions) for row in range(len(centres)))
+    matched: dict[int, int] = {}
+    for distance, index, row in pairs:
+        limit = max(_SAME_LESION_MM, lesions[index].longest_axial_diameter_mm / 2)
+        if distance <= limit and index not in matched and row not in matched.values():
+            matched[index] = row
+    return matched
+
+
+def _carry_reader_columns(earlier, readers: list, table, lesions: Sequence) -> list[str]:
+    """Add the reader's `readers` columns of the `earlier` table to `table`, each entry on the row of
+    its lesion (empty for a lesion new to the table); a caution naming the entries left over."""
+    if not readers:
+        return []
+    matched = _matching_rows(earlier, lesions)
+    for column in readers:
+        carried = vtk.vtkDoubleArray() if column.IsNumeric() else vtk.vtkStringArray()
+        carried.SetName(column.GetName())
+        for index in range(len(lesions)):
+            value = column.GetVariantValue(matched[index]) if index in matched else None
+            if column.IsNumeric():
+                carried.InsertNextValue(value.ToDouble() if value is not None else math.nan)
+            else:
+                carried.InsertNextValue(value.ToString() if value is not None else "")
+        table.AddColumn(carried)
+    left = []
+    numbers = earlier.GetColumnByName("Lesion")
+    for row in sorted(set(range(earlier.GetNumberOfRows())) - set(matched.values())):
+        entries = [f"{column.GetName()} {column.GetVariantValue(row).ToString()!r}" for column in readers
+                   if not _empty_entry(column, row)]
+        if entries:
+            number = numbers.GetVariantValue(row).ToString() if numbers is not None else str(row + 1)
+            left.append(f"lesion {number} ({', '.join(entries)})")
+    if not left:
+        return []
+    return [f"the entries you added to the lesion table for {'; '.join(left)} match no lesion measured now "
+            "(none is centred near it) and were dropped"]
+
+
+def _empty_entry(column, row: int) -> bool:
+    value = column.GetVariantValue(row)
+    return math.isnan(value.ToDouble()) if column.IsNumeric() else not value.ToString().strip()
 
 
 def add_long_axis_lines(scene, segmentation_node, lesions: Sequence) -> list:
@@ -541,13 +605,13 @@ def write_outputs(scene, input_node, result, output_segmentation=None, probabili
     segmentation_node.SetAttribute(MODELS_ATTRIBUTE, "\n".join(models))
     segmentation_node.SetAttribute(RESULT_DIGEST_ATTRIBUTE, label_digest(result.label_map()))
     table_node = lesion_table_node(scene, segmentation_node, reuse=output_segmentation is not None)
-    fill_lesion_table(table_node, lesions, input_node)
+    table_caveats = fill_lesion_table(table_node, lesions, input_node)
     lines = add_long_axis_lines(scene, segmentation_node, lesions)
     if probability_node is not None:
         fill_probability_node(probability_node, result.lesion_probability)
     _follow_transform(input_node, [segmentation_node] + lines + ([probability_node] if probability_node else []))
     return SegmentationOutputs(segmentation_node, table_node, probability_node, lesions, result.liver_ml,
-                               result.caveats, lines)
+                               list(result.caveats) + table_caveats, lines)
 
 
 def lesion_table_node(scene, segmentation_node, reuse: bool = True):
@@ -671,11 +735,12 @@ def measure_again(volume_node, segmentation_node) -> SegmentationOutputs:
     lesions, liver_ml = measure_labels(grid.with_array(labels), grid, bool((labels == LIVER.label).any()))
     scene = segmentation_node.GetScene()
     table_node = lesion_table_node(scene, segmentation_node)
-    fill_lesion_table(table_node, lesions, volume_node)
+    table_caveats = fill_lesion_table(table_node, lesions, volume_node)
     lines = add_long_axis_lines(scene, segmentation_node, lesions)
     _follow_transform(segmentation_node, lines)
     return SegmentationOutputs(segmentation_node, table_node, None, lesions, liver_ml,
-                               left_out_segments(segmentation_node) + measured_caveats(lesions, liver_ml), lines)
+                               left_out_segments(segmentation_node) + measured_caveats(lesions, liver_ml)
+                               + table_caveats, lines)
 
 
 def left_out_segments(segmentation_node) -> list[str]:

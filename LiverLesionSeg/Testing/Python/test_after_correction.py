@@ -16,6 +16,7 @@ import pydicom
 import pytest
 
 slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel")
+import vtk  # noqa: E402
 
 from bad_inputs import make_read_only  # noqa: E402
 from slicer_logic_cases import check_sample_case_after_correction, file_digest  # noqa: E402
@@ -255,3 +256,46 @@ def test_an_unwritable_folder_is_refused_and_earlier_exports_kept(loaded, tmp_pa
         undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == [first.seg.name, first.report.name]
     assert file_digest(first.seg) == digest
+
+
+def test_a_readers_columns_follow_their_lesions_when_measured_again(loaded):
+    """A reader unlocks the lesion table and adds a note and a LI-RADS category to each lesion, then
+    erases the second lesion and measures again: each entry stays with its own lesion (numbers shift),
+    and the erased lesion's entries are named in a caution, not lost without a word."""
+    scene, volume_node, segmentation_node, _, table_node, labels = loaded
+    first = mrml.measure_again(volume_node, segmentation_node)
+    assert len(first.lesions) == 3
+    table_node.SetLocked(False)
+    note, category = vtk.vtkStringArray(), vtk.vtkDoubleArray()
+    note.SetName("Note")
+    category.SetName("LI-RADS")
+    for lesion in first.lesions:
+        note.InsertNextValue(f"seen at {lesion.volume_ml:.3f} mL")
+        category.InsertNextValue(2.0 + lesion.number)
+    table_node.GetTable().AddColumn(note)
+    table_node.GetTable().AddColumn(category)
+    table_node.SetColumnUnitLabel("LI-RADS", "category")  # the reader's columns, as the Tables module adds them
+
+    from scipy import ndimage
+    components, _ = ndimage.label(labels == LESION.label, np.ones((3, 3, 3)))
+    sizes = np.bincount(components.ravel())[1:]
+    second = int(np.argsort(sizes)[::-1][1]) + 1  # the second largest lesion, lesion 2
+    kept = (components > 0) & (components != second)
+    slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
+        mrml.oriented_image(volume_of(volume_node, kept)), segmentation_node, LESION.segment_id,
+        slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
+
+    again = mrml.measure_again(volume_node, segmentation_node)
+    rows = mrml.table_rows(table_node)
+    assert [row["Lesion"] for row in rows] == [1, 2]
+    by_volume = {lesion.number: lesion.volume_ml for lesion in first.lesions}
+    assert rows[0]["Note"] == f"seen at {by_volume[1]:.3f} mL" and rows[0]["LI-RADS"] == 3
+    assert rows[1]["Note"] == f"seen at {by_volume[3]:.3f} mL" and rows[1]["LI-RADS"] == 5  # was lesion 3
+    assert rows[1]["Volume"] == pytest.approx(by_volume[3])
+    assert table_node.GetColumnUnitLabel("LI-RADS") == "category"
+    caution = [c for c in again.caveats if "you added to the lesion table" in c]
+    assert len(caution) == 1 and f"lesion 2 (Note 'seen at {by_volume[2]:.3f} mL', LI-RADS '4')" in caution[0]
+
+
+def volume_of(volume_node, mask: np.ndarray):
+    return mrml.volume_from_node(volume_node).with_array(mask.astype(np.uint8))
