@@ -1,7 +1,5 @@
 """`python -m LiverLesionSegLib ...`: the command line, as Slicer's training panel runs it."""
 
-import sys
+from .console import run
 
-from .cli import main
-
-sys.exit(main())
+run()

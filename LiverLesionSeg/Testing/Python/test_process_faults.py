@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -178,3 +181,42 @@ def test_evaluate_that_cannot_write_lesions_csv_leaves_the_earlier_report_whole(
     assert {name: digest(report / name) for name in earlier} == earlier
     assert float(next(csv.DictReader(open(report / "metrics.csv")))["lesion_dice"]) == 1.0
     assert sorted(p.name for p in report.iterdir()) == ["lesions.csv", "metrics.csv", "metrics.json"]
+
+
+def console_run(setup: str) -> subprocess.CompletedProcess:
+    """The console script's `run` in a fresh interpreter, after `setup` (Python) has put a stand-in
+    `cli.main` in place: interrupts that come outside `main` cannot be timed from outside."""
+    code = f"import LiverLesionSegLib.cli as cli\n{setup}\nfrom LiverLesionSegLib.console import run\nrun()\n"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_ctrl_c_before_the_command_runs_ends_in_one_line():
+    """Ctrl-C while the command line module is imported or the options read: one line, status 130."""
+    done = console_run("def main():\n    raise KeyboardInterrupt\ncli.main = main")
+    assert done.returncode == 130
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip() == "liverlesionseg: error: interrupted; nothing was written"
+
+
+def test_ctrl_c_during_the_exit_after_a_finished_run_prints_no_traceback():
+    """Ctrl-C during the interpreter's teardown (here: an exit handler interrupted) after the outputs
+    were written: the run's own status, and no traceback over it."""
+    done = console_run("import atexit, os, signal, time\n"
+                       "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(0.2)))\n"
+                       "cli.main = lambda: 0")
+    assert done.returncode == 0
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
+
+
+def test_a_current_folder_deleted_under_the_shell_is_named_in_one_line(tmp_path):
+    """A shell left in a folder another program deleted: one line and status 6 (was an internal error
+    for a relative output, and PyTorch's libraries aborting the process for an absolute one)."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    out = tmp_path / "out.seg.nrrd"
+    command = f"cd {shlex.quote(str(gone))} && rmdir {shlex.quote(str(gone))} && exec " + shlex.join(
+        [sys.executable, "-m", "LiverLesionSegLib", "segment", "-o", str(out)])
+    done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 6, done.stderr
+    assert last_line(done.stderr).startswith("liverlesionseg: error: the current folder no longer exists")
+    assert not out.exists()
