@@ -271,6 +271,11 @@ def render(card: dict, config) -> str:
         "result for a liver under 75 HU, slices over 4 mm apart, a liver cut by the scan's first or last "
         "slice, no liver or one under 300 mL, and an image not in Hounsfield units (the README's \"When "
         "something is wrong\").",
+        "- The model learned the liver on the patient's right and the spine at the back. A CT stored "
+        "flipped in its plane (situs inversus, or a file whose left and right or front and back are "
+        "swapped) is segmented flipped back, with a caution; the check looks at 16 whole slices and misses "
+        "left and right swapped on RadCTTACEomics_0697 (a 44-slice arterial phase, where the spleen was "
+        "taken for the liver), as docs/robustness.md says.",
         "- Hyperdense material (lipiodol after TACE, calcifications) can be taken for, or hide, a lesion.",
         "- The second pass shifts the liver's box in HU by the median of the liver the first pass found: "
         "where that liver is badly wrong (a liver mostly replaced by tumour, a neighbouring organ taken "

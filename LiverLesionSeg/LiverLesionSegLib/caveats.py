@@ -38,6 +38,10 @@ def result_caveats(ct: Volume, result: Segmentation) -> list[str]:
         found.append(f"the image holds almost no air ({100 * air_share:.1f}% of voxels under {AIR_BELOW_HU:.0f}): "
                      "it may not be a CT in Hounsfield units (an MR image, or CT values without their rescale), "
                      "which the model was not made for; check the result against the image")
+    if result.flipped:
+        found.append(f"the CT looks stored with {result.flipped} swapped (the liver on the patient's left, or the "
+                     "spine in front: situs inversus, or a wrong orientation in the file): it was segmented "
+                     "flipped back and the result put onto the CT as stored; check the image's orientation")
     liver = result.liver.array > 0
     liver_ml = result.liver_ml
     if liver_ml == 0:

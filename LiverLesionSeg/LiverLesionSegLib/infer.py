@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ import torch
 from .checkpoint import Checkpoint
 from .config import InferenceConfig, PreprocessConfig
 from .errors import Cancelled, ResourceError
+from .flips import flip_to_segment
 from .lesions import mask_volume_ml
 from .model import compute_dtype, is_out_of_memory
 from .postprocess import clean_masks, largest_component
@@ -44,6 +45,7 @@ class Segmentation:
     lesion_probability: Volume  # float32 in [0, 1], before thresholding and clean-up
     timings: dict[str, float] = field(default_factory=dict)
     caveats: list[str] = field(default_factory=list)  # what a reader should check (caveats.result_caveats)
+    flipped: str = ""  # what the CT looked stored with swapped ("left and right": `flips`), so segmented flipped back
 
     @property
     def liver_ml(self) -> float:
@@ -64,23 +66,39 @@ def segment_volume(volume: Volume, checkpoint: Checkpoint, config: Optional[Infe
     timings: dict[str, float] = {}
     with progress.stage("preprocess", timings):
         canonical, reorientation = to_axial_lps(volume)
-    liver, lesion, lesion_probability = segment_canonical(canonical, checkpoint.network, checkpoint.config.preprocess,
-                                                          config, device, progress, timings)
+    found = segment_canonical(canonical, checkpoint.network, checkpoint.config.preprocess, config, device, progress,
+                              timings)
+    liver, lesion, lesion_probability = found.liver, found.lesion, found.lesion_probability
     if not reorientation.is_identity:
         liver, lesion, lesion_probability = (np.ascontiguousarray(reorientation.undo(a))
                                              for a in (liver, lesion, lesion_probability))
     return Segmentation(volume.with_array(liver), volume.with_array(lesion),
-                        volume.with_array(lesion_probability), timings)
+                        volume.with_array(lesion_probability), timings, flipped=found.flipped)
+
+
+class CanonicalResult(NamedTuple):
+    liver: np.ndarray  # uint8
+    lesion: np.ndarray  # uint8
+    lesion_probability: np.ndarray  # float32
+    flipped: str  # what the CT looked stored with swapped ("left and right"), so segmented flipped back; "": none
 
 
 def segment_canonical(ct: Volume, network: torch.nn.Module, preprocess: PreprocessConfig, config: InferenceConfig,
                       device: torch.device | str = "cpu", progress: Optional[Progress] = None,
-                      timings: Optional[dict] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A CT in axial LPS voxel order -> liver mask, lesion mask (uint8) and lesion probability (float32)."""
+                      timings: Optional[dict] = None) -> CanonicalResult:
+    """A CT in axial LPS voxel order -> liver mask, lesion mask and lesion probability. A CT that shows
+    the liver on the patient's left or the spine in front (`flips`) is segmented flipped, and its masks
+    flipped back."""
     progress = progress or NullProgress()
     timings = {} if timings is None else timings
     with progress.stage("preprocess", timings):
         stack = prepare_ct(ct.array, preprocess)
+    with timed("model", timings):  # timed only: a few slices, no stage of their own on the progress bar
+        flip = flip_to_segment(ct.array, stack, lambda slices, at: _liver_on(
+            network, slices, at, preprocess, config, device, None, ct.spacing[2])) if config.flip_check else None
+    if flip:
+        log.debug("The CT looks stored with %s swapped: segmenting it flipped back.", flip.swapped)
+        ct, stack = ct.with_array(flip.apply(ct.array)), flip.apply(stack)
     if preprocess.zoom:
         liver, lesion, lesion_probability = _find_then_zoom(ct, stack, network, preprocess, config, device,
                                                             progress, timings)
@@ -91,7 +109,9 @@ def segment_canonical(ct: Volume, network: torch.nn.Module, preprocess: Preproce
             liver, lesion, lesion_probability = full_resolution_masks(probabilities, ct.shape[1:], config)
     with progress.stage("postprocess", timings):
         liver, lesion = clean_masks(liver, lesion, ct.spacing, config, ct.array, lesion_probability)
-    return liver, lesion, lesion_probability
+    if flip:
+        liver, lesion, lesion_probability = (flip.apply(a) for a in (liver, lesion, lesion_probability))
+    return CanonicalResult(liver, lesion, lesion_probability, flip.swapped if flip else "")
 
 
 def _find_then_zoom(ct: Volume, stack: np.ndarray, network: torch.nn.Module, preprocess: PreprocessConfig,

@@ -249,7 +249,7 @@ def validate(network: torch.nn.Module, cases: list[PreparedCase], config: Config
     full-resolution grids."""
     per_case = {}
     for case in cases:
-        liver, lesion, _ = segment_canonical(case.ct, network, config.preprocess, config.inference, device)
+        liver, lesion, *_ = segment_canonical(case.ct, network, config.preprocess, config.inference, device)
         per_case[case.name] = {"lesion_dice": dice(lesion, case.lesion), "liver_dice": dice(liver, case.liver)}
     network.train()
     return {"lesion_dice": float(np.mean([c["lesion_dice"] for c in per_case.values()])),

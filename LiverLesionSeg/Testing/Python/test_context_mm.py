@@ -82,6 +82,7 @@ def test_inference_takes_the_neighbours_at_the_distance():
     config = Config()
     config.preprocess.size, config.preprocess.context_slices, config.preprocess.context_mm = 32, 1, 1.0
     config.inference.precision = "float32"
+    config.inference.flip_check = False  # its slices would be recorded too
     network = _Recorder()
     segment_canonical(_phantom(2.0).ct, network, config.preprocess, config.inference)
     x = torch.cat(network.inputs)[:, :, 16, 16]
