@@ -32,7 +32,7 @@ import vtk
 from vtk.util import numpy_support
 
 from .errors import GeometryError, InputError
-from .io.images import refuse_a_label_map
+from .io.images import refuse_a_non_ct
 from .metrics import COMPARISON_COLUMNS, CaseMetrics, evaluate_case
 from .parameters import SegmentParameters
 from .progress import number_or_nan
@@ -667,7 +667,7 @@ def start_segmentation(parameters: SegmentParameters):
     targets = {"input": parameters.input_volume, "output": parameters.output_segmentation,
                "probability": parameters.probability_volume}
     volume = volume_from_node(targets["input"])
-    refuse_a_label_map(volume, volume.source)  # a mask loaded as a scalar volume and chosen as the CT
+    refuse_a_non_ct(volume, volume.source)  # a mask loaded as a scalar volume and chosen as the CT, raw values
     refuse_input_as_output(targets["input"], targets["probability"])
     job = SegmentationJob(volume, parameters.model, parameters.device,
                           parameters.lesion_threshold, parameters.keep_edge_lesions, parameters.keep_fluid_lesions,
@@ -704,7 +704,7 @@ def segment_volume_node(scene, input_node, model_path, device: str = "auto", les
     from .segment_job import model_names, run_segmentation
 
     volume = volume_from_node(input_node)
-    refuse_a_label_map(volume, volume.source)
+    refuse_a_non_ct(volume, volume.source)
     refuse_input_as_output(input_node, probability_node)
     result, _ = run_segmentation(volume, model_path, device, lesion_threshold, progress, keep_edge_lesions,
                                  keep_fluid_lesions, keep_liver_density_lesions, vote_models)

@@ -99,11 +99,11 @@ def export_training_pairs(pairs: Iterable[tuple], folder: str | Path) -> list[st
 
 def _training_case(volume_node, segmentation_node) -> tuple:
     """(the CT, its 0/1/2 label map as a volume): an `InputError` where the pair cannot be a case."""
-    from .io.images import refuse_a_label_map
+    from .io.images import refuse_a_non_ct
 
     check_pair(volume_node, segmentation_node)  # under another transform, the labels are not where they are seen
     ct = volume_from_node(volume_node)
-    refuse_a_label_map(ct, ct.source)
+    refuse_a_non_ct(ct, ct.source)
     labels = label_map_from_segmentation(segmentation_node, ct)
     return ct, ct.with_array(labels, source=segmentation_node.GetName())
 

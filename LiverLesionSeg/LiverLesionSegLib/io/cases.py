@@ -30,7 +30,8 @@ from .archive import Unpacked, is_zip, unpack
 from .dicom import NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
 from .dicomseg import LABEL_MODALITIES, read_dicom_masks, read_seg_case
 from .rtstruct import is_rtstruct
-from .images import image_stem, is_image_file, read_image, read_label_map, refuse_a_label_map
+from .images import (image_stem, is_image_file, read_image, read_label_map, refuse_a_non_ct,
+                     refuse_values_without_rescale)
 from .ircadb import CT_FOLDER, is_ircadb_case, read_ircadb_case
 from .series_choice import choose_ct_file, choose_ct_series, read_chosen_series
 
@@ -88,6 +89,7 @@ def load_case(ref: CaseRef) -> Case:
     else:
         raise InputError(f"unknown case kind '{ref.kind}' (known: {', '.join(KINDS)})", ref.paths[0])
     case.name = ref.name
+    refuse_values_without_rescale(case.ct, case.ct.source or ref.paths[0])  # trained on or measured so: nothing
     return case.check()
 
 
@@ -124,9 +126,11 @@ class InputCT:
     def _read(self) -> Volume:
         if self.image is not None:
             volume = read_image(self.image)
-            refuse_a_label_map(volume, self.image)
+            refuse_a_non_ct(volume, self.image)
             return volume
-        return read_chosen_series(self.scan, self.series)
+        volume = read_chosen_series(self.scan, self.series)
+        refuse_values_without_rescale(volume, volume.source or self.scan)  # a series whose rescale was removed
+        return volume
 
 
 def find_input_ct(path: str | os.PathLike, series: Optional[str | int] = None) -> InputCT:

@@ -983,3 +983,15 @@ def file_size_limit_while_writing(data_dir, tmp, model):
     folder, _ = copy_six(data_dir, tmp, "ct")
     return BadInput(segment(folder, tmp, model, "--probabilities", str(tmp / "p.nii.gz")), OUTPUT,
                     "larger than allowed", "p.nii.gz", fault=_file_size_limit)
+
+
+@entry
+def ct_values_without_their_rescale(data_dir, tmp, model):
+    """A CT's stored values without the rescale intercept of -1024 (a uint16 NIfTI: air at 0, liver at 1130)."""
+    from LiverLesionSegLib.io.cases import find_cases, load_case
+
+    ct = load_case(find_cases([data_dir / "ircadb" / "3Dircadb1.17"])[0]).ct
+    raw = ct.with_array(np.clip(ct.array.astype(np.int32) + 1024, 0, None).astype(np.uint16))
+    sitk.WriteImage(raw.to_sitk(), str(tmp / "stored.nii.gz"))
+    return BadInput(segment(tmp / "stored.nii.gz", tmp, model), INPUT, "without their rescale to hounsfield units",
+                    "stored.nii.gz")

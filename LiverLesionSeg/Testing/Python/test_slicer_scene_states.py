@@ -16,6 +16,7 @@ vtk = pytest.importorskip("vtk")
 import slicer_logic_cases as cases  # noqa: E402
 from LiverLesionSegLib import mrml  # noqa: E402
 from LiverLesionSegLib.errors import InputError  # noqa: E402
+from LiverLesionSegLib.parameters import SegmentParameters  # noqa: E402
 from LiverLesionSegLib.segments import LIVER  # noqa: E402
 from LiverLesionSegLib.volume import Volume  # noqa: E402
 
@@ -148,6 +149,21 @@ def test_a_label_map_chosen_as_the_ct_in_a_script_is_refused(case, model_path):
     volume = mrml.add_volume_node(scene, case["ct"].with_array(labels.astype(np.int16)), "liver labels")
     with pytest.raises(InputError, match=r"^liver labels: holds only the values 0, 1, 2"):
         mrml.segment_volume_node(scene, volume, model_path, device="cpu")
+
+
+def test_ct_values_without_their_rescale_are_refused_before_the_panel_segments_them(case, model_path):
+    """A CT loaded from a NIfTI of its stored values (HU + 1024): the panel's start and a script refuse it
+    before any node is added (it was segmented into a liver of many litres, with a caution)."""
+    scene = slicer.vtkMRMLScene()
+    raw = case["ct"].with_array(np.clip(case["ct"].array.astype(np.int32) + 1024, 0, None).astype(np.uint16))
+    volume = mrml.add_volume_node(scene, raw, "stored values")
+    with pytest.raises(InputError, match=r"^stored values: its values look stored without their rescale"):
+        mrml.segment_volume_node(scene, volume, model_path, device="cpu")
+    parameters = SegmentParameters(scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode", "LiverLesionSeg"))
+    parameters.input_volume, parameters.model, parameters.device = volume, str(model_path), "cpu"
+    with pytest.raises(InputError, match=r"without their rescale"):
+        mrml.start_segmentation(parameters)
+    assert scene.GetNodesByClass("vtkMRMLSegmentationNode").GetNumberOfItems() == 0
 
 
 def test_an_image_of_no_voxels_is_refused_in_one_line(model_path):
