@@ -995,3 +995,10 @@ def ct_values_without_their_rescale(data_dir, tmp, model):
     sitk.WriteImage(raw.to_sitk(), str(tmp / "stored.nii.gz"))
     return BadInput(segment(tmp / "stored.nii.gz", tmp, model), INPUT, "without their rescale to hounsfield units",
                     "stored.nii.gz")
+
+
+@entry
+def dicom_series_whose_rescale_intercept_is_zero(data_dir, tmp, model):
+    """A DICOM series whose RescaleIntercept was set to 0 (its stored values read as Hounsfield units)."""
+    folder = six_edited(data_dir, tmp, "stored", RescaleIntercept=0)
+    return BadInput(segment(folder, tmp, model), INPUT, "without their rescale to hounsfield units", "stored")
