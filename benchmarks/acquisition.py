@@ -202,12 +202,17 @@ def main() -> int:
             print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
     text = (f"Cases: {', '.join(names)}.\n\n" + markdown(summary(rows)) + "\nPer case: lesion Dice to the reference / "
             "lesion output (mL) / lesion Dice to the result as scanned.\n\n" + markdown(per_case(rows, names)))
-    print(text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "acquisition.md").write_text(text)
-        (args.out / "acquisition.json").write_text(json.dumps(rows, indent=1))
+    write_results(text, rows, args.out, "acquisition")
     return 0
+
+
+def write_results(text: str, rows: list[dict], out: Optional[Path], name: str) -> None:
+    """Print the table `text`; with `out`, also write it as `name`.md and the `rows` as `name`.json there."""
+    print(text)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}.md").write_text(text)
+        (out / f"{name}.json").write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

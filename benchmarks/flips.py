@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "LiverLesionSeg"))
 
-from acquisition import markdown  # noqa: E402  (benchmarks/, this script's folder)
+from acquisition import markdown, write_results  # noqa: E402  (benchmarks/, this script's folder)
 from LiverLesionSegLib.checkpoint import load_checkpoint  # noqa: E402
 from LiverLesionSegLib.flips import FRONT_BACK, HALF_TURN, LEFT_RIGHT  # noqa: E402
 from LiverLesionSegLib.infer import segment_volume  # noqa: E402
@@ -70,12 +70,7 @@ def main() -> int:
             row = {"stored": name, **measure(case, flip, checkpoint)}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    text = markdown(rows)
-    print(text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "flips.md").write_text(text)
-        (args.out / "flips.json").write_text(json.dumps(rows, indent=1))
+    write_results(markdown(rows), rows, args.out, "flips")
     return 0
 
 
