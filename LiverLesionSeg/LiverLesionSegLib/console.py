@@ -1,8 +1,9 @@
 """The `liverlesionseg` console script and `python -m LiverLesionSegLib`: `cli.main` with Ctrl-C
 taken cleanly before and after it, where `cli.main` cannot catch it itself.
 
-Kept free of imports beyond the standard library's `signal` and `sys`, so that an interrupt while
-the command line module is still being imported is caught too.
+Kept to a few modules of the standard library, so that an interrupt while the command line module
+is still being imported is caught too, and a current folder deleted under the shell is named before
+PyTorch's libraries fail to load.
 """
 
 import os
