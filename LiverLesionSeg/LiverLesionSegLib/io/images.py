@@ -98,10 +98,28 @@ def refuse_values_without_rescale(volume: Volume, where: str | os.PathLike) -> N
                          "voxel; an image that is not a CT is not what the model reads")
 
 
+MIN_CT_SPAN = 50.0  # a CT's values span air to bone, over 1000 HU; a normalised image spans a few units
+
+
+def refuse_a_normalised_image(volume: Volume, where: str | os.PathLike) -> None:
+    """An InputError where the values span less than 50 (a CT normalised to 0 to 1, -1 to 1 or z-scores
+    by a pipeline): in Hounsfield units nothing of it would be tissue. A blank image (one value) is
+    left to the checks after segmenting ("no liver was found")."""
+    if volume.array.size == 0:
+        return
+    low, high = float(volume.array.min()), float(volume.array.max())
+    if 0 < high - low < MIN_CT_SPAN:
+        raise InputError(f"its values span only {low:.3g} to {high:.3g}: a normalised image, not Hounsfield units (a "
+                         "CT's span from air to bone is over 1000)", where, "give the CT as the scanner stored it, or "
+                         "converted with its DICOM rescale to Hounsfield units")
+
+
 def refuse_a_non_ct(volume: Volume, where: str | os.PathLike) -> None:
-    """Refuse what is given as a CT but is a label map, or a CT's values without their rescale."""
+    """Refuse what is given as a CT but is a label map, a CT's values without their rescale, or a
+    normalised image."""
     refuse_a_label_map(volume, where)
     refuse_values_without_rescale(volume, where)
+    refuse_a_normalised_image(volume, where)
 
 
 def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:

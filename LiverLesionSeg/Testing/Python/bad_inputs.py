@@ -1002,3 +1002,15 @@ def dicom_series_whose_rescale_intercept_is_zero(data_dir, tmp, model):
     """A DICOM series whose RescaleIntercept was set to 0 (its stored values read as Hounsfield units)."""
     folder = six_edited(data_dir, tmp, "stored", RescaleIntercept=0)
     return BadInput(segment(folder, tmp, model), INPUT, "without their rescale to hounsfield units", "stored")
+
+
+@entry
+def normalised_ct(data_dir, tmp, model):
+    """A CT normalised to 0 to 1 by a pipeline (float32 NIfTI), not in Hounsfield units."""
+    from LiverLesionSegLib.io.cases import find_cases, load_case
+
+    ct = load_case(find_cases([data_dir / "ircadb" / "3Dircadb1.17"])[0]).ct
+    normalised = (np.clip(ct.array.astype(np.float32), -1000, 1000) + 1000) / 2000
+    sitk.WriteImage(ct.with_array(normalised).to_sitk(), str(tmp / "normalised.nii.gz"))
+    return BadInput(segment(tmp / "normalised.nii.gz", tmp, model), INPUT, "a normalised image, not hounsfield units",
+                    "normalised.nii.gz")
