@@ -33,22 +33,13 @@ LESION_COLUMNS = ["case", "lesion", "voxels", "volume_ml", "longest_axial_diamet
                   "centroid_a_mm", "first_slice", "last_slice", "median_hu"]
 
 
-def write_metrics(out_dir: str | os.PathLike, cases: Sequence[CaseMetrics], summary: Mapping[str, Any],
-                  config: Optional[Mapping[str, Any]] = None,
-                  cautions: Optional[Mapping[str, Sequence[str]]] = None) -> tuple[Path, Path]:
-    """Write `metrics.csv` and `metrics.json` into `out_dir` (created if its parent exists).
-    `cautions`: each case's cautions about its segmentation (`caveats.result_caveats`), in the JSON."""
-    out_dir = _report_folder(out_dir)
-    paths = [out_dir / METRICS_CSV, out_dir / METRICS_JSON]
-    _write_together(paths, _metrics_texts(cases, summary, config, cautions))
-    return paths[0], paths[1]
-
-
 def write_report(out_dir: str | os.PathLike, cases: Sequence[CaseMetrics], summary: Mapping[str, Any],
                  lesions_by_case: Mapping[str, Sequence[Lesion]], config: Optional[Mapping[str, Any]] = None,
                  cautions: Optional[Mapping[str, Sequence[str]]] = None) -> tuple[Path, Path, Path]:
-    """The whole report: `metrics.csv`, `metrics.json` and `lesions.csv` in `out_dir`, all replaced
-    or (on any failure) none, so that the folder never mixes two runs' files."""
+    """The whole report: `metrics.csv`, `metrics.json` and `lesions.csv` in `out_dir` (created if its
+    parent exists), all replaced or (on any failure) none, so that the folder never mixes two runs'
+    files. `cautions`: each case's cautions about its segmentation (`caveats.result_caveats`), in the
+    JSON."""
     out_dir = _report_folder(out_dir)
     paths = [out_dir / METRICS_CSV, out_dir / METRICS_JSON, out_dir / LESIONS_CSV]
     _write_together(paths, [*_metrics_texts(cases, summary, config, cautions), _lesion_text(lesions_by_case)])

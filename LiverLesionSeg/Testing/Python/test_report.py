@@ -12,7 +12,7 @@ import pytest
 from LiverLesionSegLib.errors import OutputError
 from LiverLesionSegLib.lesions import Lesion
 from LiverLesionSegLib.metrics import RULES, CaseMetrics, evaluate_case, summarise
-from LiverLesionSegLib.report import LESION_COLUMNS, write_lesion_table, write_metrics
+from LiverLesionSegLib.report import LESION_COLUMNS, write_lesion_table, write_report
 
 
 def two_cases() -> list[CaseMetrics]:
@@ -41,7 +41,7 @@ def test_metrics_files_read_back(tmp_path):
     summary["not_a_number"] = float("nan")
     config = {"model": {"encoder": "resnet18"}, "threshold": 0.5}
     out = tmp_path / "report"
-    write_metrics(out, cases, summary, config)
+    write_report(out, cases, summary, {}, config)
 
     rows = read_csv(out / "metrics.csv")
     assert [r["name"] for r in rows] == ["found", "missed"]
@@ -66,7 +66,7 @@ def test_metrics_files_read_back(tmp_path):
 
 def test_metrics_without_config_and_numpy_values(tmp_path):
     summary = {"n_cases": np.int64(0), "value": np.float32(0.25), "missing": np.float64(np.inf)}
-    write_metrics(tmp_path, [], summary, None)
+    write_report(tmp_path, [], summary, {}, None)
     document = json.loads((tmp_path / "metrics.json").read_text())
     assert document["config"] is None and document["cases"] == []
     assert document["summary"] == {"n_cases": 0, "value": 0.25, "missing": None}
@@ -76,19 +76,19 @@ def test_metrics_without_config_and_numpy_values(tmp_path):
 
 def test_metrics_folder_whose_parent_is_missing(tmp_path):
     with pytest.raises(OutputError, match="does not exist"):
-        write_metrics(tmp_path / "no" / "such", two_cases(), {}, None)
+        write_report(tmp_path / "no" / "such", two_cases(), {}, {}, None)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_failed_write_keeps_the_old_report(tmp_path):
-    write_metrics(tmp_path, two_cases(), {"n_cases": 2}, None)
+    write_report(tmp_path, two_cases(), {"n_cases": 2}, {}, None)
     before_csv, before_json = (tmp_path / "metrics.csv").read_text(), (tmp_path / "metrics.json").read_text()
     with pytest.raises(RuntimeError):
-        write_metrics(tmp_path, two_cases()[:1], {"n_cases": 1}, {"bad": Unprintable()})
-    # Neither file changed (both are rendered before either is written), no temporary file left.
+        write_report(tmp_path, two_cases()[:1], {"n_cases": 1}, {}, {"bad": Unprintable()})
+    # No file changed (all are rendered before any is written), no temporary file left.
     assert (tmp_path / "metrics.csv").read_text() == before_csv
     assert (tmp_path / "metrics.json").read_text() == before_json
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv", "metrics.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lesions.csv", "metrics.csv", "metrics.json"]
 
 
 class Unprintable:
