@@ -32,7 +32,7 @@ CUT_LIVER_CM2 = 5.0  # liver on the scan's first or last slice: less is the tip 
 def result_caveats(ct: Volume, result: Segmentation) -> list[str]:
     """What a reader of `result` (a segmentation of `ct`) should be told to check, one sentence each;
     empty when nothing looks amiss."""
-    found: list[str] = []
+    found = geometry_caveats(ct)
     air_share = float(np.count_nonzero(ct.array < AIR_BELOW_HU)) / ct.array.size
     if air_share < MIN_AIR_SHARE:
         found.append(f"the image holds almost no air ({100 * air_share:.1f}% of voxels under {AIR_BELOW_HU:.0f}): "
@@ -84,12 +84,23 @@ def _cut_ends(axial: Volume) -> list[str]:
     return [name for name, plane in ends.items() if np.count_nonzero(plane) * pixel_cm2 > CUT_LIVER_CM2]
 
 
-def measured_caveats(lesions: Sequence, liver_ml: Optional[float]) -> list[str]:
-    """What a reader of a segmentation measured as given (`measure`, Measure again) should check."""
-    if not liver_ml or not lesions:
+def geometry_caveats(ct: Volume) -> list[str]:
+    """A caution where `ct` holds no voxel spacing or position (saved as a bare array): its measures
+    are counted in voxels."""
+    if not ct.carries_no_geometry:
         return []
+    return ["the image holds no voxel spacing or position (1 x 1 x 1 mm voxels at 0, 0, 0, as a file written from "
+            "a bare array is): volumes in mL and diameters in mm are counted in voxels and may be far off; save "
+            "the image with the CT's own spacing and position (the scanner's DICOM, or its affine) and run again"]
+
+
+def measured_caveats(lesions: Sequence, liver_ml: Optional[float], ct: Volume) -> list[str]:
+    """What a reader of a segmentation measured as given (`measure`, Measure again) on `ct` should check."""
+    found = geometry_caveats(ct)
+    if not liver_ml or not lesions:
+        return found
     share = sum(lesion.volume_ml for lesion in lesions) / liver_ml
     if share <= MOST_OF_THE_LIVER:
-        return []
-    return [f"the lesions make up {100 * share:.0f} % of the liver: if they do not, the labels may be swapped "
-            "(1 liver, 2 lesion) or the liver's segment named as a lesion"]
+        return found
+    return found + [f"the lesions make up {100 * share:.0f} % of the liver: if they do not, the labels may be "
+                    "swapped (1 liver, 2 lesion) or the liver's segment named as a lesion"]

@@ -739,7 +739,7 @@ def measure_again(volume_node, segmentation_node) -> SegmentationOutputs:
     lines = add_long_axis_lines(scene, segmentation_node, lesions)
     _follow_transform(segmentation_node, lines)
     return SegmentationOutputs(segmentation_node, table_node, None, lesions, liver_ml,
-                               left_out_segments(segmentation_node) + measured_caveats(lesions, liver_ml)
+                               left_out_segments(segmentation_node) + measured_caveats(lesions, liver_ml, grid)
                                + table_caveats, lines)
 
 

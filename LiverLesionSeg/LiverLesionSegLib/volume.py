@@ -57,6 +57,14 @@ class Volume:
     def voxel_volume_mm3(self) -> float:
         return float(np.prod(self.spacing))
 
+    @property
+    def carries_no_geometry(self) -> bool:
+        """Whether the grid is the default one a file gets when an array is saved without its geometry
+        (`nibabel.Nifti1Image(array, np.eye(4))`, `SimpleITK.GetImageFromArray`): 1 mm voxels at the
+        origin, axes along the patient's. A CT keeps its scanner's position, so its origin is not 0, 0, 0."""
+        return (self.spacing == (1.0, 1.0, 1.0) and self.origin == (0.0, 0.0, 0.0)
+                and np.array_equal(np.abs(self.direction), np.eye(3)))
+
     def ijk_to_lps(self) -> np.ndarray:
         """4x4 matrix taking (i, j, k, 1) to LPS millimetres."""
         matrix = np.eye(4)

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         # 0, 1 liver, 2 lesion (the liver holds its lesions); lesions alone: the liver's volume unknown
         labels = lesion.with_array(lesion.array * 2 if liver is None else liver.array + lesion.array)
         lesions, liver_ml = measure_labels(labels, ct, liver is not None)
-        for caveat in measured_caveats(lesions, liver_ml):
+        for caveat in measured_caveats(lesions, liver_ml, ct):
             log.warning("Caution (%s): %s.", ", ".join(str(path) for path in args.segmentation), caveat)
         with progress.stage("write", timings):
             given = "segmentation " + ", ".join(path.name for path in args.segmentation)

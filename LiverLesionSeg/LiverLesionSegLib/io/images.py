@@ -114,12 +114,28 @@ def refuse_a_normalised_image(volume: Volume, where: str | os.PathLike) -> None:
                          "converted with its DICOM rescale to Hounsfield units")
 
 
+def refuse_axes_out_of_order(volume: Volume, where: str | os.PathLike) -> None:
+    """An InputError where an image without geometry (`Volume.carries_no_geometry`) has square slices
+    across its axial ones, which are not square: an array in (slice, row, column) order saved as if it
+    were (column, row, slice), which the model would read in sagittal planes (a 167 mL liver). A CT's
+    axial slices are square (512 x 512) but for a crop."""
+    slices, rows, columns = volume.shape
+    if not volume.carries_no_geometry or rows == columns or slices not in (rows, columns):
+        return
+    across = f"{slices} x {rows if slices == rows else columns}"
+    raise InputError(f"holds no geometry (1 mm voxels at 0, 0, 0) and its axial slices are {columns} x {rows} voxels, "
+                     f"while the square {across} planes lie across them: an array in (slice, row, column) order "
+                     "saved as if it were (column, row, slice)", where, "save the image with the CT's own geometry "
+                     "(its affine, or the DICOM series), or with its array's axes reversed")
+
+
 def refuse_a_non_ct(volume: Volume, where: str | os.PathLike) -> None:
-    """Refuse what is given as a CT but is a label map, a CT's values without their rescale, or a
-    normalised image."""
+    """Refuse what is given as a CT but is a label map, a CT's values without their rescale, a
+    normalised image, or an array saved with its axes reversed and no geometry."""
     refuse_a_label_map(volume, where)
     refuse_values_without_rescale(volume, where)
     refuse_a_normalised_image(volume, where)
+    refuse_axes_out_of_order(volume, where)
 
 
 def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:

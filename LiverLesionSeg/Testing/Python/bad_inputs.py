@@ -1014,3 +1014,15 @@ def normalised_ct(data_dir, tmp, model):
     sitk.WriteImage(ct.with_array(normalised).to_sitk(), str(tmp / "normalised.nii.gz"))
     return BadInput(segment(tmp / "normalised.nii.gz", tmp, model), INPUT, "a normalised image, not hounsfield units",
                     "normalised.nii.gz")
+
+
+@entry
+def array_saved_with_its_axes_reversed(data_dir, tmp, model):
+    """A CT's array in (slice, row, column) order saved with an identity affine (nibabel), no geometry."""
+    import nibabel as nib
+    from LiverLesionSegLib.io.cases import find_cases, load_case
+
+    ct = load_case(find_cases([data_dir / "ircadb" / "3Dircadb1.17"])[0]).ct
+    nib.save(nib.Nifti1Image(ct.array[:, ::2, ::2], np.eye(4)), tmp / "array.nii.gz")
+    return BadInput(segment(tmp / "array.nii.gz", tmp, model), INPUT, "saved as if it were (column, row, slice)",
+                    "array.nii.gz")

@@ -4,7 +4,7 @@ and nothing on one that shows none; the whole shared cases are in test_cli_segme
 import numpy as np
 import pytest
 
-from LiverLesionSegLib.caveats import result_caveats
+from LiverLesionSegLib.caveats import measured_caveats, result_caveats
 from LiverLesionSegLib.infer import Segmentation
 from LiverLesionSegLib.volume import Volume
 
@@ -12,7 +12,7 @@ SHAPE = (30, 80, 80)  # slices, rows, columns
 
 
 def _ct(liver_hu: float = 110.0, slice_mm: float = 2.5, direction=np.eye(3), offset: float = 0.0,
-        liver_slices=slice(5, 25)) -> tuple[Volume, Segmentation]:
+        liver_slices=slice(5, 25), pixel_mm: float = 2.0, origin=(0.0, 0.0, 0.0)) -> tuple[Volume, Segmentation]:
     """An abdomen: air around a body of 40 HU holding a liver of `liver_hu` (100 cm² a slice), with
     its segmentation (the liver only)."""
     ct = np.full(SHAPE, -1000.0, np.float32)
@@ -20,8 +20,8 @@ def _ct(liver_hu: float = 110.0, slice_mm: float = 2.5, direction=np.eye(3), off
     liver = np.zeros(SHAPE, np.uint8)
     liver[liver_slices, 15:65, 15:65] = 1
     ct[liver > 0] = liver_hu
-    spacing = (2.0, 2.0, slice_mm)
-    volume = Volume(ct + offset, spacing, (0.0, 0.0, 0.0), np.asarray(direction, float))
+    spacing = (pixel_mm, pixel_mm, slice_mm)
+    volume = Volume(ct + offset, spacing, origin, np.asarray(direction, float))
     mask = volume.with_array(liver)
     return volume, Segmentation(mask, mask.with_array(np.zeros(SHAPE, np.uint8)),
                                 mask.with_array(np.zeros(SHAPE, np.float32)))
@@ -99,3 +99,17 @@ def test_ct_values_without_their_rescale_are_told():
     assert len(caveats) == 2
     assert "almost no air" in caveats[0] and "Hounsfield units" in caveats[0]
     assert "median of 1134" in caveats[1]
+
+
+@pytest.mark.parametrize("direction", [np.eye(3), np.diag([-1.0, -1.0, 1.0])])  # saved by SimpleITK, by nibabel
+def test_an_image_saved_without_its_geometry_is_told_that_its_measures_are_in_voxels(direction):
+    """1 mm voxels at 0, 0, 0 along the patient's axes: what a bare array saved as an image gets. A CT
+    keeps its scanner's position; the lesion table would be in voxels, not mL and mm, unsaid."""
+    ct, result = _ct(slice_mm=1.0, pixel_mm=1.0, direction=direction)
+    caveats = result_caveats(ct, result)
+    assert len(caveats) == 2 and "holds no voxel spacing or position" in caveats[0]
+    assert "counted in voxels" in caveats[0]
+    assert measured_caveats([], None, ct) == caveats[:1]
+    placed = _ct(slice_mm=1.0, pixel_mm=1.0, direction=direction, origin=(-180.0, -160.0, -420.0))[0]
+    assert measured_caveats([], None, placed) == []
+    assert not any("no voxel spacing" in c for c in result_caveats(placed, result))

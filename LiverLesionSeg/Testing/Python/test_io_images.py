@@ -281,3 +281,23 @@ def test_nifti_names_in_mixed_case_are_refused_both_ways(small, tmp_path, name):
     with pytest.raises(InputError) as exc:
         read_image(tmp_path / name)
     assert_one_line(exc, name, "mixes lower and upper case", "Rename it")
+
+
+def test_an_array_saved_in_slice_row_column_order_without_geometry_is_refused(case_1_17, tmp_path):
+    """A pipeline's numpy array (slice, row, column) saved with an identity affine: the tool would read
+    sagittal planes as axial slices (a 167 mL liver on a shared case). The same array saved the right
+    way round reads; it only lacks its spacing, which the result's caution tells."""
+    from LiverLesionSegLib.io.cases import read_input_volume
+
+    array = case_1_17.ct.array[:, ::2, ::2]  # 119 slices of 256 x 256
+    nib.save(nib.Nifti1Image(array, np.eye(4)), tmp_path / "reversed.nii.gz")
+    with pytest.raises(InputError) as exc:
+        read_input_volume(tmp_path / "reversed.nii.gz")
+    assert_one_line(exc, "reversed.nii.gz", "axial slices are 119 x 256 voxels, while the square 256 x 256 planes",
+                    "axes reversed")
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(tmp_path / "bare.nii.gz"))
+    bare = read_input_volume(tmp_path / "bare.nii.gz")
+    assert bare.shape == array.shape and bare.carries_no_geometry
+    placed = Volume(array.transpose(2, 1, 0).copy(), case_1_17.ct.spacing, case_1_17.ct.origin)
+    write_sitk(placed, tmp_path / "placed.nii.gz")  # a real geometry: such a shape is the file's own business
+    assert read_input_volume(tmp_path / "placed.nii.gz").shape == (256, 256, 119)

@@ -166,6 +166,29 @@ def test_ct_values_without_their_rescale_are_refused_before_the_panel_segments_t
     assert scene.GetNodesByClass("vtkMRMLSegmentationNode").GetNumberOfItems() == 0
 
 
+def test_an_image_without_geometry_is_refused_reversed_and_measured_with_a_caution(case, model_path):
+    """A NIfTI saved from a bare array and loaded into Slicer (1 mm voxels at 0, 0, 0): with the array's
+    axes reversed, Apply and scripts refuse it before any node is added (sagittal planes were read as
+    axial slices); the right way round, Measure again tells that its mL and mm are counted in voxels."""
+    scene = slicer.vtkMRMLScene()
+    bare = case["ct"].array
+    reversed_axes = mrml.add_volume_node(scene, Volume(bare.transpose(2, 1, 0).copy(), (1, 1, 1), (0, 0, 0)), "bare")
+    with pytest.raises(InputError, match=r"^bare: holds no geometry .* axial slices are 32 x 512 voxels"):
+        mrml.segment_volume_node(scene, reversed_axes, model_path, device="cpu")
+    parameters = SegmentParameters(scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode", "LiverLesionSeg"))
+    parameters.input_volume, parameters.model, parameters.device = reversed_axes, str(model_path), "cpu"
+    with pytest.raises(InputError, match=r"axes reversed"):
+        mrml.start_segmentation(parameters)
+    assert scene.GetNodesByClass("vtkMRMLSegmentationNode").GetNumberOfItems() == 0
+    grid = Volume(bare, (1, 1, 1), (0, 0, 0))
+    volume = mrml.add_volume_node(scene, grid, "bare, right way round")
+    masks = [("Liver", grid.with_array(case["liver"].array)), ("Liver lesion", grid.with_array(case["lesion"].array))]
+    segmentation = segmentation_of(scene, "corrected", masks, volume)
+    outputs = mrml.measure_again(volume, segmentation)
+    assert "Caution: the image holds no voxel spacing or position" in outputs.cautions
+    assert "counted in voxels" in outputs.cautions
+
+
 def test_an_image_of_no_voxels_is_refused_in_one_line(model_path):
     scene = slicer.vtkMRMLScene()
     volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "empty")
