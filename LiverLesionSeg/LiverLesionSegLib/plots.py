@@ -12,15 +12,27 @@ the spacing.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import ListedColormap
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+
+
+def _not_about_its_settings_folder(record: logging.LogRecord) -> bool:
+    return record.funcName != "_get_config_or_cache_dir"
+
+
+# With a read-only home (a container, a cluster node) matplotlib logs two lines as it imports, that it
+# made itself a temporary settings folder, and then goes on well: on a user's terminal they read as
+# a problem with the run.
+logging.getLogger("matplotlib").addFilter(_not_about_its_settings_folder)
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402  (after the filter)
+from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from .errors import GeometryError, InputError, OutputError
 from .io.atomic import atomic_path, check_writable

@@ -175,3 +175,22 @@ def test_a_picture_format_no_writer_knows_is_refused_before_any_work(tmp_path, c
         with pytest.raises(OutputError, match="unknown picture format"):
             plots.plot_overlay(case["ct"], case["liver"], case["lesion"], tmp_path / name)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_read_only_home_gives_no_lines_from_matplotlib(tmp_path):
+    """In a container with a read-only home, matplotlib logged two lines on the terminal that it had made
+    a temporary settings folder; the pictures are drawn all the same, and now quietly."""
+    import os
+    import subprocess
+
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME")}
+    env["HOME"] = "/proc/self"  # no folder can be made there, even by root
+    script = ("import sys, numpy as np; from LiverLesionSegLib import plots; "
+              "from LiverLesionSegLib.volume import Volume; "
+              "ct = Volume(np.zeros((1, 40, 40), np.int16), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)); "
+              "plots.plot_overlay(ct, None, None, sys.argv[1], slice_index=0)")
+    run = subprocess.run([sys.executable, "-c", script, str(tmp_path / "overlay.png")], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == "" and (tmp_path / "overlay.png").stat().st_size > 0
