@@ -89,7 +89,7 @@ def load_case(ref: CaseRef) -> Case:
     else:
         raise InputError(f"unknown case kind '{ref.kind}' (known: {', '.join(KINDS)})", ref.paths[0])
     case.name = ref.name
-    refuse_values_without_rescale(case.ct, case.ct.source or ref.paths[0])  # trained on or measured so: nothing
+    refuse_a_non_ct(case.ct, case.ct.source or ref.paths[0])  # trained on or measured so: nothing
     return case.check()
 
 
