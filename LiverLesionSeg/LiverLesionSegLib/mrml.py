@@ -176,8 +176,10 @@ def new_segmentation_node(scene, name: str):
 
 def fill_segmentation_node(segmentation_node, reference_node, liver: Volume, lesion: Volume) -> None:
     """Replace the node's segments with "Liver" and "Liver lesion" (standard terminology and
-    colours), each on the masks' own grid, with `reference_node` as reference geometry."""
+    colours), each on the masks' own grid, with `reference_node` as reference geometry. A node made
+    without a display node (by a script) gets one, so that the segments are shown."""
     segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(reference_node)
+    segmentation_node.CreateDefaultDisplayNodes()  # no-op where it has one
     segmentation = segmentation_node.GetSegmentation()
     was_modifying = segmentation_node.StartModify()
     try:

@@ -170,6 +170,17 @@ def test_removed_or_changed_input_is_refused_and_deleted_outputs_fall_back(axial
     assert outputs.segmentation_node is not deleted and outputs.segmentation_node.GetScene() is scene
 
 
+def test_an_output_segmentation_made_without_a_display_node_gets_one(axial_run, core):
+    """A segmentation node a script added (no display node) chosen as the output: the panel's showing
+    of the result failed on its missing display node; now the result brings one."""
+    scene = axial_run.scene
+    bare = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "made by a script")
+    assert bare.GetDisplayNode() is None
+    outputs = mrml.write_outputs(scene, axial_run.input_node, core, output_segmentation=bare)
+    assert outputs.segmentation_node is bare and bare.GetDisplayNode() is not None
+    assert bare.GetSegmentation().GetNumberOfSegments() == 2
+
+
 def test_training_charts_from_recorded_progress(scene):
     events = [json.loads(line) for line in RECORDED_PROGRESS.read_text().splitlines() if line.strip()]
     assert sum(e["event"] == "step" for e in events) >= 10 and any(e["event"] == "done" for e in events)
