@@ -151,19 +151,26 @@ def test_a_label_map_chosen_as_the_ct_in_a_script_is_refused(case, model_path):
         mrml.segment_volume_node(scene, volume, model_path, device="cpu")
 
 
+def assert_refused_by_a_script_and_the_panel(scene, volume, model_path, message: str) -> None:
+    """`segment_volume_node` (scripts) and the panel's start both refuse `volume` with `message`, before
+    any segmentation node is added."""
+    with pytest.raises(InputError, match=message):
+        mrml.segment_volume_node(scene, volume, model_path, device="cpu")
+    parameters = SegmentParameters(scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode", "LiverLesionSeg"))
+    parameters.input_volume, parameters.model, parameters.device = volume, str(model_path), "cpu"
+    with pytest.raises(InputError, match=message):
+        mrml.start_segmentation(parameters)
+    assert scene.GetNodesByClass("vtkMRMLSegmentationNode").GetNumberOfItems() == 0
+
+
 def test_ct_values_without_their_rescale_are_refused_before_the_panel_segments_them(case, model_path):
     """A CT loaded from a NIfTI of its stored values (HU + 1024): the panel's start and a script refuse it
     before any node is added (it was segmented into a liver of many litres, with a caution)."""
     scene = slicer.vtkMRMLScene()
     raw = case["ct"].with_array(np.clip(case["ct"].array.astype(np.int32) + 1024, 0, None).astype(np.uint16))
     volume = mrml.add_volume_node(scene, raw, "stored values")
-    with pytest.raises(InputError, match=r"^stored values: its values look stored without their rescale"):
-        mrml.segment_volume_node(scene, volume, model_path, device="cpu")
-    parameters = SegmentParameters(scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode", "LiverLesionSeg"))
-    parameters.input_volume, parameters.model, parameters.device = volume, str(model_path), "cpu"
-    with pytest.raises(InputError, match=r"without their rescale"):
-        mrml.start_segmentation(parameters)
-    assert scene.GetNodesByClass("vtkMRMLSegmentationNode").GetNumberOfItems() == 0
+    assert_refused_by_a_script_and_the_panel(scene, volume, model_path,
+                                             r"^stored values: its values look stored without their rescale")
 
 
 def test_an_image_without_geometry_is_refused_reversed_and_measured_with_a_caution(case, model_path):
@@ -173,13 +180,8 @@ def test_an_image_without_geometry_is_refused_reversed_and_measured_with_a_cauti
     scene = slicer.vtkMRMLScene()
     bare = case["ct"].array
     reversed_axes = mrml.add_volume_node(scene, Volume(bare.transpose(2, 1, 0).copy(), (1, 1, 1), (0, 0, 0)), "bare")
-    with pytest.raises(InputError, match=r"^bare: holds no geometry .* axial slices are 32 x 512 voxels"):
-        mrml.segment_volume_node(scene, reversed_axes, model_path, device="cpu")
-    parameters = SegmentParameters(scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode", "LiverLesionSeg"))
-    parameters.input_volume, parameters.model, parameters.device = reversed_axes, str(model_path), "cpu"
-    with pytest.raises(InputError, match=r"axes reversed"):
-        mrml.start_segmentation(parameters)
-    assert scene.GetNodesByClass("vtkMRMLSegmentationNode").GetNumberOfItems() == 0
+    assert_refused_by_a_script_and_the_panel(scene, reversed_axes, model_path,
+                                             r"^bare: holds no geometry .* axial slices are 32 x 512 voxels")
     grid = Volume(bare, (1, 1, 1), (0, 0, 0))
     volume = mrml.add_volume_node(scene, grid, "bare, right way round")
     masks = [("Liver", grid.with_array(case["liver"].array)), ("Liver lesion", grid.with_array(case["lesion"].array))]
