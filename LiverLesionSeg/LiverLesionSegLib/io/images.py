@@ -14,7 +14,7 @@ import gzip
 import os
 import zlib
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -167,7 +167,7 @@ def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
     _check_shape(path, reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents())
     check_image_fits(tuple(reversed(reader.GetSize())), _itemsize(reader.GetPixelID()), path)
     if path.name.lower().endswith((".nii", ".nii.gz")):
-        _check_nifti(path)
+        _check_nifti(path, reader.GetSpacing())
     try:
         image = reader.Execute()
     except RuntimeError as exc:
@@ -252,14 +252,18 @@ def _check_shape(path: Path, dimension: int, size, components: int) -> None:
                             "give one 3-D volume (one time point, one channel)")
 
 
-def _check_nifti(path: Path) -> None:
-    """What SimpleITK hides in a NIfTI file: missing voxels (truncation) and NaN or infinite values."""
+def _check_nifti(path: Path, itk_spacing: Optional[Sequence[float]] = None) -> None:
+    """What SimpleITK hides in a NIfTI file: missing voxels (truncation), NaN or infinite values, and
+    (given the spacing ITK read, `itk_spacing`) a header of two voxel spacings."""
     import nibabel as nib
 
     try:
-        proxy = nib.load(str(path)).dataobj
+        image = nib.load(str(path))
     except Exception as exc:
         raise InputError(f"cannot read the NIfTI header ({exc})", path, "the file may be damaged; export it again") from None
+    if itk_spacing is not None:
+        _check_one_spacing(path, itk_spacing, image.affine)
+    proxy = image.dataobj
     needed = proxy.offset + int(np.prod(proxy.shape)) * proxy.dtype.itemsize
     if path.name.lower().endswith(".gz"):
         try:
@@ -273,6 +277,22 @@ def _check_nifti(path: Path) -> None:
                          path, "export it again")
     if np.issubdtype(proxy.dtype, np.floating):
         _check_finite(path, np.asarray(proxy.get_unscaled()))
+
+
+def _check_one_spacing(path: Path, itk_spacing: Sequence[float], affine: np.ndarray) -> None:
+    """A GeometryError where ITK's voxel spacing is not the affine's that nibabel reads: where the sform's
+    scales differ from the header's pixdim, ITK (and so Slicer) takes pixdim, with a warning no one sees,
+    and nibabel the sform; the lesions' volumes would depend on the reader (three times over, one such
+    file of the sample case)."""
+    affine_spacing = np.linalg.norm(np.asarray(affine, dtype=float)[:3, :3], axis=0)
+    if not np.allclose(itk_spacing, affine_spacing, rtol=1e-3, atol=1e-4):
+        raise GeometryError(f"its header gives two voxel spacings: {_mm(itk_spacing)} (pixdim, which ITK and so Slicer "
+                            f"read) and {_mm(affine_spacing)} (its sform, which nibabel reads)", path,
+                            "write it again from the tool that made it, with pixdim matching the affine")
+
+
+def _mm(spacing: Sequence[float]) -> str:
+    return " x ".join(f"{value:.4g}" for value in spacing) + " mm"
 
 
 def _gzip_length(path: Path) -> int:

@@ -88,6 +88,20 @@ def test_nibabel_oblique_file_reads_back_in_lps(small, tmp_path):
     assert_same_volume(read_image(tmp_path / "oblique.nii"), volume, tolerance=1e-3)
 
 
+def test_a_nifti_whose_pixdim_and_affine_disagree_is_refused(small, tmp_path):
+    """pixdim rewritten (1 mm slices) but not the sform (5 mm): ITK, and so Slicer, read pixdim, with a
+    warning no one saw, and nibabel the sform; the lesions' volumes depended on the reader. The same
+    file with a pixdim that agrees reads."""
+    image = nib.Nifti1Image(small.array.transpose(2, 1, 0), small.ijk_to_ras())
+    image.to_filename(tmp_path / "agreeing.nii.gz")
+    assert read_image(tmp_path / "agreeing.nii.gz").spacing == pytest.approx(small.spacing)
+    image.header.set_zooms((*small.spacing[:2], 1.0))
+    image.to_filename(tmp_path / "two spacings.nii.gz")
+    with pytest.raises(GeometryError) as exc:
+        read_image(tmp_path / "two spacings.nii.gz")
+    assert_one_line(exc, "two spacings.nii.gz", "two voxel spacings", "x 1 mm (pixdim", "x 5 mm (its sform")
+
+
 def test_float_image_is_float32(small, tmp_path):
     write_sitk(small, tmp_path / "float.nrrd", small.array.astype(np.float64) / 3)
     assert read_image(tmp_path / "float.nrrd").array.dtype == np.float32
