@@ -51,11 +51,11 @@ def result_caveats(ct: Volume, result: Segmentation) -> list[str]:
         return found
     axial, _ = to_axial_lps(result.liver)  # array axis 0 now runs from the feet to the head
     cut = _cut_ends(axial)
-    if lungs_below_the_liver(to_axial_lps(ct)[0].array, axial.array > 0, ct.voxel_volume_mm3 / 1000):
+    # A scan that cuts the liver (of the chest, of the pelvis) may hold no lung to go by.
+    if not cut and lungs_below_the_liver(to_axial_lps(ct)[0].array, axial.array > 0, ct.voxel_volume_mm3 / 1000):
         found.append("the lungs' air lies below the liver, not above it: the file may have its head and feet "
                      "swapped (its slices stacked in the reverse of its header's order), which mirrors the lesions' "
                      "positions head to feet; check the image in a coronal view")
-        cut = [{"lower": "upper", "upper": "lower"}[end] for end in reversed(cut)]  # the patient's ends
     if cut:
         found.append(f"the liver reaches the scan's {' and '.join(cut)} end: it goes on beyond the scan, so its "
                      f"volume ({liver_ml:.0f} mL) is a lower bound and a lesion there may be cut or missed")
