@@ -1,10 +1,12 @@
 """How the bundled model fares on CTs stored flipped in their plane, with the flip check and without.
 
 A patient with situs inversus, or a file whose orientation is wrong (left and right swapped; LPS voxels
-labelled RAS: turned half a turn), shows the network what it never learned. Each labelled shared case
-is flipped each way (its reference with it) and segmented with the check on (`InferenceConfig.
-flip_check`, `LiverLesionSegLib/flips.py`) and off; the table gives the flip the check chose, and the
-liver and lesion Dice against the flipped reference.
+labelled RAS: turned half a turn), shows the network what it never learned; a file with its head and feet
+swapped is segmented as it is, with a caution (`LiverLesionSegLib/head_feet.py`): its rows say whether
+the caution was told. Each labelled shared case is flipped each way (its reference with it) and
+segmented with the check on (`InferenceConfig.flip_check`, `LiverLesionSegLib/flips.py`) and off; the
+table gives the flip the check chose, whether the head-feet caution was told, and the liver and lesion
+Dice against the flipped reference.
 
     python benchmarks/flips.py [--model FILE] [--models-per-case DIR] [--out benchmarks/results/flips]
 
@@ -26,14 +28,18 @@ sys.path.insert(0, str(REPO / "LiverLesionSeg"))
 
 from acquisition import markdown, write_results  # noqa: E402  (benchmarks/, this script's folder)
 from LiverLesionSegLib.checkpoint import load_checkpoint  # noqa: E402
-from LiverLesionSegLib.flips import FRONT_BACK, HALF_TURN, LEFT_RIGHT  # noqa: E402
+from LiverLesionSegLib.caveats import result_caveats  # noqa: E402
+from LiverLesionSegLib.flips import FRONT_BACK, HALF_TURN, LEFT_RIGHT, Flip  # noqa: E402
 from LiverLesionSegLib.infer import segment_volume  # noqa: E402
 from LiverLesionSegLib.io.cases import find_cases, load_case  # noqa: E402
 from LiverLesionSegLib.metrics import dice  # noqa: E402
 from LiverLesionSegLib.resources import bundled_model_path, unpacked_cases_dir  # noqa: E402
 from LiverLesionSegLib.volume import to_axial_lps  # noqa: E402
 
-FLIPS = {"as stored": None, "left-right": LEFT_RIGHT, "front-back": FRONT_BACK, "half turn": HALF_TURN}
+# Head and feet swapped is not segmented otherwise, only told (`head_feet.py`): its rows give the caution.
+HEAD_FEET = Flip("head and feet", (0,))
+FLIPS = {"as stored": None, "left-right": LEFT_RIGHT, "front-back": FRONT_BACK, "half turn": HALF_TURN,
+         "head-feet": HEAD_FEET}
 
 
 def measure(case, flip, checkpoint) -> dict:
@@ -48,6 +54,7 @@ def measure(case, flip, checkpoint) -> dict:
         suffix = "" if check else " (no check)"
         if check:
             row["flip chosen"] = result.flipped or "none"
+            row["head-feet caution"] = any("head and feet swapped" in c for c in result_caveats(ct, result))
         row["liver Dice" + suffix] = round(dice(result.liver.array > 0, liver.array > 0), 3)
         row["lesion Dice" + suffix] = (round(dice(result.lesion.array > 0, lesion.array > 0), 3)
                                        if lesion.array.any() else None)

@@ -275,7 +275,9 @@ def render(card: dict, config) -> str:
         "flipped in its plane (situs inversus, or a file whose left and right or front and back are "
         "swapped) is segmented flipped back, with a caution; the check looks at 16 whole slices and misses "
         "left and right swapped on RadCTTACEomics_0697 (a 44-slice arterial phase, where the spleen was "
-        "taken for the liver), as docs/robustness.md says.",
+        "taken for the liver), as docs/robustness.md says. A file whose head and feet are swapped (the "
+        "lungs' air below the liver) is segmented again the other way round, with a caution; a scan that "
+        "cuts the liver is not judged.",
         "- Hyperdense material (lipiodol after TACE, calcifications) can be taken for, or hide, a lesion.",
         "- The second pass shifts the liver's box in HU by the median of the liver the first pass found: "
         "where that liver is badly wrong (a liver mostly replaced by tumour, a neighbouring organ taken "

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .head_feet import lungs_below_the_liver
+from .head_feet import cut_ends, head_and_feet_swapped
 from .infer import Segmentation
 from .volume import Volume, to_axial_lps
 
@@ -27,7 +27,6 @@ THICK_SLICES_MM = 4.0
 SMALL_LIVER_ML = 300.0
 MOST_OF_THE_LIVER = 0.6  # lesions beyond this share of a measured liver: rare, and what swapped labels give
 LARGE_LIVER_ML = 6000.0  # beyond even a very enlarged liver (4000 to 6000 mL): wrong spacing, or not the liver
-CUT_LIVER_CM2 = 5.0  # liver on the scan's first or last slice: less is the tip of a lobe
 
 
 def result_caveats(ct: Volume, result: Segmentation) -> list[str]:
@@ -50,12 +49,13 @@ def result_caveats(ct: Volume, result: Segmentation) -> list[str]:
                      "contrast-enhanced CT of it")
         return found
     axial, _ = to_axial_lps(result.liver)  # array axis 0 now runs from the feet to the head
-    cut = _cut_ends(axial)
-    # A scan that cuts the liver (of the chest, of the pelvis) may hold no lung to go by.
-    if not cut and lungs_below_the_liver(to_axial_lps(ct)[0].array, axial.array > 0, ct.voxel_volume_mm3 / 1000):
-        found.append("the lungs' air lies below the liver, not above it: the file may have its head and feet "
-                     "swapped (its slices stacked in the reverse of its header's order), which mirrors the lesions' "
-                     "positions head to feet; check the image in a coronal view")
+    cut = cut_ends(axial.array, axial.spacing)
+    if result.head_feet_swapped or head_and_feet_swapped(to_axial_lps(ct)[0].array, axial.array > 0, axial.spacing):
+        done = ("it was segmented the other way round, as the model learned, and the result put onto the CT as "
+                "stored; " if result.head_feet_swapped else "")
+        found.append("the lungs' air lies below the liver, not above it: the file looks stored with its head and feet "
+                     f"swapped (its slices stacked in the reverse of its header's order): {done}the lesions' "
+                     "positions are mirrored head to feet; check the image in a coronal view")
     if cut:
         found.append(f"the liver reaches the scan's {' and '.join(cut)} end: it goes on beyond the scan, so its "
                      f"volume ({liver_ml:.0f} mL) is a lower bound and a lesion there may be cut or missed")
@@ -80,14 +80,6 @@ def result_caveats(ct: Volume, result: Segmentation) -> list[str]:
         found.append(f"the slices are {slice_mm:.1f} mm apart: on slices this thick the model marks more false "
                      "lesions and misses small ones; use thinner slices where the scanner made them")
     return found
-
-
-def _cut_ends(axial: Volume) -> list[str]:
-    """Which ends of the scan ("lower", "upper") the liver mask `axial` (in axial LPS order) crosses
-    with more than CUT_LIVER_CM2."""
-    pixel_cm2 = axial.spacing[0] * axial.spacing[1] / 100.0
-    ends = {"lower": axial.array[0], "upper": axial.array[-1]}
-    return [name for name, plane in ends.items() if np.count_nonzero(plane) * pixel_cm2 > CUT_LIVER_CM2]
 
 
 def geometry_caveats(ct: Volume) -> list[str]:

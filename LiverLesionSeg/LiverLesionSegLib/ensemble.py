@@ -33,7 +33,7 @@ def majority_vote(members: Iterable[Segmentation], min_lesion_mm3: float = 0.0) 
     probability is the members' mean; each stage's time is the members' sum. Members are counted
     as they come: a generator of them need not be held in memory all at once."""
     count, first, liver_votes, lesion_votes, probability_sum = 0, None, None, None, None
-    flipped = ""
+    flipped, head_feet_swapped = "", False
     timings: dict[str, float] = {}
     for member in members:
         if first is None:
@@ -44,6 +44,7 @@ def majority_vote(members: Iterable[Segmentation], min_lesion_mm3: float = 0.0) 
         lesion_votes += member.lesion.array > 0
         probability_sum += member.lesion_probability.array
         flipped = flipped or member.flipped
+        head_feet_swapped = head_feet_swapped or member.head_feet_swapped
         for stage, seconds in member.timings.items():
             timings[stage] = timings.get(stage, 0.0) + seconds
         count += 1
@@ -57,7 +58,7 @@ def majority_vote(members: Iterable[Segmentation], min_lesion_mm3: float = 0.0) 
         lesion = _without_small_pieces(lesion, min_lesion_mm3 / first.lesion.voxel_volume_mm3)
     return Segmentation(first.liver.with_array(liver.astype(np.uint8)), first.lesion.with_array(lesion.astype(np.uint8)),
                         first.lesion_probability.with_array(probability_sum / count), timings,
-                        flipped=flipped)
+                        flipped=flipped, head_feet_swapped=head_feet_swapped)
 
 
 def segment_with_models(volume: Volume, checkpoints: Sequence[Checkpoint], device: torch.device | str = "cpu",

@@ -49,6 +49,7 @@ class Flip:
 LEFT_RIGHT = Flip("left and right", (2,))
 FRONT_BACK = Flip("front and back", (1,))
 HALF_TURN = Flip("left and right and front and back", (1, 2))
+HEAD_FEET = Flip("head and feet", (0,))  # found after segmenting (`head_feet`), not here
 
 
 def flip_to_segment(ct_hu: np.ndarray, stack: np.ndarray,

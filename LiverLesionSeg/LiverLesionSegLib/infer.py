@@ -18,7 +18,8 @@ import torch
 from .checkpoint import Checkpoint
 from .config import InferenceConfig, PreprocessConfig
 from .errors import Cancelled, ResourceError
-from .flips import flip_to_segment
+from .flips import HEAD_FEET, flip_to_segment
+from .head_feet import head_and_feet_swapped
 from .lesions import mask_volume_ml
 from .model import compute_dtype, is_out_of_memory
 from .postprocess import clean_masks, largest_component
@@ -46,6 +47,7 @@ class Segmentation:
     timings: dict[str, float] = field(default_factory=dict)
     caveats: list[str] = field(default_factory=list)  # what a reader should check (caveats.result_caveats)
     flipped: str = ""  # what the CT looked stored with swapped ("left and right": `flips`), so segmented flipped back
+    head_feet_swapped: bool = False  # the lungs below the liver (`head_feet`): segmented the other way round
 
     @property
     def liver_ml(self) -> float:
@@ -73,7 +75,8 @@ def segment_volume(volume: Volume, checkpoint: Checkpoint, config: Optional[Infe
         liver, lesion, lesion_probability = (np.ascontiguousarray(reorientation.undo(a))
                                              for a in (liver, lesion, lesion_probability))
     return Segmentation(volume.with_array(liver), volume.with_array(lesion),
-                        volume.with_array(lesion_probability), timings, flipped=found.flipped)
+                        volume.with_array(lesion_probability), timings, flipped=found.flipped,
+                        head_feet_swapped=found.head_feet_swapped)
 
 
 class CanonicalResult(NamedTuple):
@@ -81,6 +84,7 @@ class CanonicalResult(NamedTuple):
     lesion: np.ndarray  # uint8
     lesion_probability: np.ndarray  # float32
     flipped: str  # what the CT looked stored with swapped ("left and right"), so segmented flipped back; "": none
+    head_feet_swapped: bool = False  # the lungs below the liver: segmented the other way round
 
 
 def segment_canonical(ct: Volume, network: torch.nn.Module, preprocess: PreprocessConfig, config: InferenceConfig,
@@ -88,9 +92,23 @@ def segment_canonical(ct: Volume, network: torch.nn.Module, preprocess: Preproce
                       timings: Optional[dict] = None) -> CanonicalResult:
     """A CT in axial LPS voxel order -> liver mask, lesion mask and lesion probability. A CT that shows
     the liver on the patient's left or the spine in front (`flips`) is segmented flipped, and its masks
-    flipped back."""
+    flipped back; one whose lungs lie below the liver found (`head_feet`: its head and feet swapped) is
+    segmented again the other way round, the order of the slices the network learned from."""
     progress = progress or NullProgress()
     timings = {} if timings is None else timings
+    found = _segment_in_plane(ct, network, preprocess, config, device, progress, timings)
+    if not config.flip_check or not head_and_feet_swapped(ct.array, found.liver > 0, ct.spacing):
+        return found
+    log.debug("The lungs lie below the liver: segmenting the CT with head and feet swapped back.")
+    again = _segment_in_plane(ct.with_array(HEAD_FEET.apply(ct.array)), network, preprocess, config, device,
+                              progress, timings)
+    liver, lesion, lesion_probability = (HEAD_FEET.apply(a) for a in again[:3])
+    return CanonicalResult(liver, lesion, lesion_probability, again.flipped, head_feet_swapped=True)
+
+
+def _segment_in_plane(ct: Volume, network: torch.nn.Module, preprocess: PreprocessConfig, config: InferenceConfig,
+                      device: torch.device | str, progress: Progress, timings: dict) -> CanonicalResult:
+    """`segment_canonical` as the slices are stored, flipped in their plane where `flips` says."""
     with progress.stage("preprocess", timings):
         stack = prepare_ct(ct.array, preprocess)
     with timed("model", timings):  # timed only: a few slices, no stage of their own on the progress bar

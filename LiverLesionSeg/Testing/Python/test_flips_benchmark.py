@@ -15,9 +15,9 @@ import flips  # noqa: E402
 def test_a_case_turned_half_a_turn_is_measured_against_its_reference_turned_too(data_dir):
     case = load_case(find_cases([data_dir / "ircadb" / "3Dircadb1.17"])[0])
     row = flips.measure(case, HALF_TURN, resources.load_model(None))
-    assert row["flip chosen"] == HALF_TURN.swapped
+    assert row["flip chosen"] == HALF_TURN.swapped and row["head-feet caution"] is False
     # the reference turned with the CT: the result turned back lies on it
     assert row["liver Dice"] > 0.9 and row["lesion Dice"] > 0.5
     assert row["liver Dice (no check)"] < row["liver Dice"] - 0.3
     text = flips.markdown([row])
-    assert text.splitlines()[0].startswith("| case | flip chosen | liver Dice |")
+    assert text.splitlines()[0].startswith("| case | flip chosen | head-feet caution | liver Dice |")

@@ -73,3 +73,23 @@ def test_the_caution_is_told_with_the_result_unless_the_scan_cuts_the_liver(data
     assert lungs_below(reversed_slices(ct), reversed_slices(liver))
     cut = cautions(reversed_slices(ct), reversed_slices(liver))
     assert any("reaches the scan's lower end" in c for c in cut) and not any("head and feet" in c for c in cut)
+
+
+def test_a_ct_stored_reversed_is_segmented_the_other_way_round_and_put_onto_it(data_dir):
+    """3Dircadb1.17 with its slices reversed against its header, with the bundled model: segmented in the
+    order the network learned, its result is the as-stored one reversed, and the caution says so.
+    Without the second pass the network, reading its neighbouring slices the other way round, gives a
+    lesion Dice 0.12 lower (benchmarks/results/flips)."""
+    from LiverLesionSegLib import resources
+    from LiverLesionSegLib.ensemble import segment_with_models
+    from LiverLesionSegLib.flips import HEAD_FEET
+
+    ct, _ = axial_case(data_dir, "ircadb/3Dircadb1.17")
+    model = resources.load_model(None)
+    as_stored = segment_with_models(ct, [model])
+    assert not as_stored.head_feet_swapped and not any("head and feet" in c for c in as_stored.caveats)
+    swapped = segment_with_models(reversed_slices(ct), [model])
+    assert swapped.head_feet_swapped and not swapped.flipped
+    assert any("head and feet swapped" in c and "segmented the other way round" in c for c in swapped.caveats)
+    for name in ("liver", "lesion", "lesion_probability"):
+        np.testing.assert_array_equal(getattr(swapped, name).array, HEAD_FEET.apply(getattr(as_stored, name).array))
