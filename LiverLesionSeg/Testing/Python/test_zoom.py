@@ -224,7 +224,7 @@ def test_tiles_land_where_they_were_cut_and_draw_a_finer_edge():
         config.preprocess.zoom_tiles, config.inference.tile_weight = tiles, weight
         return segment_canonical(ct, _Threshold(), config.preprocess, config.inference)
 
-    box_liver, box_lesion, box_probability, _ = segment(1, 1.0)
+    box_liver, box_lesion, box_probability, *_ = segment(1, 1.0)
     tile_liver, tile_lesion, *_ = segment(2, 1.0)
     same = segment(2, 0.0)
     assert np.array_equal(same[0], box_liver) and np.array_equal(same[2], box_probability)
