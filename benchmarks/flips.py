@@ -1,12 +1,11 @@
-"""How the bundled model fares on CTs stored flipped in their plane, with the flip check and without.
+"""How the bundled model fares on CTs stored flipped, with the flip checks and without.
 
 A patient with situs inversus, or a file whose orientation is wrong (left and right swapped; LPS voxels
-labelled RAS: turned half a turn), shows the network what it never learned; a file with its head and feet
-swapped is segmented as it is, with a caution (`LiverLesionSegLib/head_feet.py`): its rows say whether
-the caution was told. Each labelled shared case is flipped each way (its reference with it) and
-segmented with the check on (`InferenceConfig.flip_check`, `LiverLesionSegLib/flips.py`) and off; the
-table gives the flip the check chose, whether the head-feet caution was told, and the liver and lesion
-Dice against the flipped reference.
+labelled RAS: turned half a turn; head and feet swapped), shows the network what it never learned. Each
+labelled shared case is flipped each way (its reference with it) and segmented with the checks on
+(`InferenceConfig.flip_check`: `LiverLesionSegLib/flips.py` before segmenting, `head_feet.py` after a
+first pass) and off; the table gives the in-plane flip the check chose, whether the head-feet caution
+was told, and the liver and lesion Dice against the flipped reference.
 
     python benchmarks/flips.py [--model FILE] [--models-per-case DIR] [--out benchmarks/results/flips]
 
@@ -29,15 +28,13 @@ sys.path.insert(0, str(REPO / "LiverLesionSeg"))
 from acquisition import markdown, write_results  # noqa: E402  (benchmarks/, this script's folder)
 from LiverLesionSegLib.checkpoint import load_checkpoint  # noqa: E402
 from LiverLesionSegLib.caveats import result_caveats  # noqa: E402
-from LiverLesionSegLib.flips import FRONT_BACK, HALF_TURN, LEFT_RIGHT, Flip  # noqa: E402
+from LiverLesionSegLib.flips import FRONT_BACK, HALF_TURN, HEAD_FEET, LEFT_RIGHT  # noqa: E402
 from LiverLesionSegLib.infer import segment_volume  # noqa: E402
 from LiverLesionSegLib.io.cases import find_cases, load_case  # noqa: E402
 from LiverLesionSegLib.metrics import dice  # noqa: E402
 from LiverLesionSegLib.resources import bundled_model_path, unpacked_cases_dir  # noqa: E402
 from LiverLesionSegLib.volume import to_axial_lps  # noqa: E402
 
-# Head and feet swapped is not segmented otherwise, only told (`head_feet.py`): its rows give the caution.
-HEAD_FEET = Flip("head and feet", (0,))
 FLIPS = {"as stored": None, "left-right": LEFT_RIGHT, "front-back": FRONT_BACK, "half turn": HALF_TURN,
          "head-feet": HEAD_FEET}
 

@@ -188,8 +188,9 @@ class InferenceConfig:
     # output takes a mass beside the liver, or the gallbladder, in with the lesion it saw there)
     dropped_lesions_leave_liver: bool = False
     flip_tta: bool = False  # average with the left-right flipped prediction
-    # look whether the CT is stored flipped in its plane (the liver on the left, the spine in front) and
-    # segment it flipped back (`flips`); off only for phantoms that have neither
+    # look whether the CT is stored flipped in its plane (the liver on the left, the spine in front:
+    # `flips`) or head to feet (the lungs below the liver: `head_feet`) and segment it flipped back;
+    # off only for phantoms that have none of these
     flip_check: bool = True
     locate_stride: int = 1  # with zoom: the whole-slice pass that finds the liver looks at every n-th slice
     # The network looks at slices at least this far apart (mm): of a thinner series every n-th slice,
