@@ -19,7 +19,8 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
-AIR_BELOW_HU = -500.0
+from .flips import BODY_ABOVE_HU  # the body's edge against air
+
 PIXEL_STEP = 4  # every fourth row and column: about 3 mm pixels, hundredths of a second for a CT
 # The air in the liver's lowest third and below must be this many times the air in its top third and
 # above. The shared cases and the sample as stored: 0.02 to 0.32 times as much; stored reversed, 3.1 to 60.
@@ -58,7 +59,7 @@ def lungs_below_the_liver(ct_hu: np.ndarray, liver: np.ndarray, voxel_ml: float)
     if len(slices) < MIN_LIVER_SLICES:
         return False
     sampled = ct_hu[:, ::PIXEL_STEP, ::PIXEL_STEP]
-    inside = ndimage.binary_fill_holes(sampled > AIR_BELOW_HU, structure=_IN_PLANE) & (sampled < AIR_BELOW_HU)
+    inside = ndimage.binary_fill_holes(sampled > BODY_ABOVE_HU, structure=_IN_PLANE) & (sampled < BODY_ABOVE_HU)
     third = (slices[-1] - slices[0]) // 3
     below, above = slice(None, slices[0] + third + 1), slice(slices[-1] - third, None)
     air_below, air_above = sampled[below][inside[below]], sampled[above][inside[above]]
