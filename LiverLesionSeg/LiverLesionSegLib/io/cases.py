@@ -30,7 +30,7 @@ from .archive import Unpacked, is_zip, unpack
 from .dicom import NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
 from .dicomseg import LABEL_MODALITIES, read_dicom_masks, read_seg_case
 from .rtstruct import is_rtstruct
-from .images import (image_stem, is_image_file, read_image, read_label_map, refuse_a_non_ct,
+from .images import (image_stem, is_image_file, read_image, read_label_map, refuse_a_blank_image, refuse_a_non_ct,
                      refuse_values_without_rescale)
 from .ircadb import CT_FOLDER, is_ircadb_case, read_ircadb_case
 from .series_choice import choose_ct_file, choose_ct_series, read_chosen_series
@@ -129,6 +129,7 @@ class InputCT:
             refuse_a_non_ct(volume, self.image)
             return volume
         volume = read_chosen_series(self.scan, self.series)
+        refuse_a_blank_image(volume, volume.source or self.scan)  # a series whose pixel data was blanked
         refuse_values_without_rescale(volume, volume.source or self.scan)  # a series whose rescale was removed
         return volume
 

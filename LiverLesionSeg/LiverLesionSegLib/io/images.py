@@ -54,6 +54,19 @@ def image_stem(path: str | os.PathLike) -> str:
     return name
 
 
+def refuse_a_blank_image(volume: Volume, where: str | os.PathLike) -> None:
+    """An InputError where every voxel holds one value (a failed export or conversion, a series whose
+    pixel data was blanked, an empty volume made as a placeholder): segmented, it gave an empty result
+    and a caution that the scan may not cover the liver; all zero, it was called a label map."""
+    array = volume.array
+    if array.size == 0:
+        return
+    low = array.min()
+    if array.max() == low:
+        raise InputError(f"holds the one value {float(low):g} in every voxel: a blank image, not a CT", where,
+                         "export the CT again (a blank image comes from a failed export or conversion)")
+
+
 MAX_LABEL_VALUES = 16  # an image of no more distinct values, all small whole numbers, is a label map
 
 
@@ -104,7 +117,7 @@ MIN_CT_SPAN = 50.0  # a CT's values span air to bone, over 1000 HU; a normalised
 def refuse_a_normalised_image(volume: Volume, where: str | os.PathLike) -> None:
     """An InputError where the values span less than 50 (a CT normalised to 0 to 1, -1 to 1 or z-scores
     by a pipeline): in Hounsfield units nothing of it would be tissue. A blank image (one value) is
-    left to the checks after segmenting ("no liver was found")."""
+    `refuse_a_blank_image`'s."""
     if volume.array.size == 0:
         return
     low, high = float(volume.array.min()), float(volume.array.max())
@@ -130,8 +143,9 @@ def refuse_axes_out_of_order(volume: Volume, where: str | os.PathLike) -> None:
 
 
 def refuse_a_non_ct(volume: Volume, where: str | os.PathLike) -> None:
-    """Refuse what is given as a CT but is a label map, a CT's values without their rescale, a
+    """Refuse what is given as a CT but is blank, a label map, a CT's values without their rescale, a
     normalised image, or an array saved with its axes reversed and no geometry."""
+    refuse_a_blank_image(volume, where)
     refuse_a_label_map(volume, where)
     refuse_values_without_rescale(volume, where)
     refuse_a_normalised_image(volume, where)

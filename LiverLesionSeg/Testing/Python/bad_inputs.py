@@ -1017,6 +1017,28 @@ def normalised_ct(data_dir, tmp, model):
 
 
 @entry
+def blank_image(data_dir, tmp, model):
+    """A blank image: every voxel -1024 (a failed conversion), with a CT's geometry."""
+    from LiverLesionSegLib.io.cases import find_cases, load_case
+
+    ct = load_case(find_cases([data_dir / "ircadb" / "3Dircadb1.17"])[0]).ct
+    sitk.WriteImage(ct.with_array(np.full(ct.shape, -1024, np.int16)).to_sitk(), str(tmp / "blank.nii.gz"))
+    return BadInput(segment(tmp / "blank.nii.gz", tmp, model), INPUT, "holds the one value -1024 in every voxel",
+                    "blank.nii.gz")
+
+
+@entry
+def dicom_series_blanked(data_dir, tmp, model):
+    """A DICOM series whose pixel data was blanked (every stored value 0, read as -1024 HU)."""
+    folder, files = copy_six(data_dir, tmp, "blanked")
+    for path in files:
+        ds = pydicom.dcmread(path)
+        ds.PixelData = bytes(len(ds.PixelData))
+        ds.save_as(path)
+    return BadInput(segment(folder, tmp, model), INPUT, "a blank image, not a ct", "blanked")
+
+
+@entry
 def array_saved_with_its_axes_reversed(data_dir, tmp, model):
     """A CT's array in (slice, row, column) order saved with an identity affine (nibabel), no geometry."""
     import nibabel as nib

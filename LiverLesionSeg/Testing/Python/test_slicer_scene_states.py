@@ -173,6 +173,15 @@ def test_ct_values_without_their_rescale_are_refused_before_the_panel_segments_t
                                              r"^stored values: its values look stored without their rescale")
 
 
+def test_a_blank_volume_chosen_as_the_ct_is_refused_before_the_panel_segments_it(case, model_path):
+    """A volume of one value (a failed import, an empty volume made on the CT's grid to draw on): refused
+    by the panel's start and by scripts (it was segmented into an empty result with a caution)."""
+    scene = slicer.vtkMRMLScene()
+    volume = mrml.add_volume_node(scene, case["ct"].with_array(np.full(case["ct"].shape, -1024, np.int16)), "blank")
+    assert_refused_by_a_script_and_the_panel(scene, volume, model_path,
+                                             r"^blank: holds the one value -1024 in every voxel: a blank image")
+
+
 def test_an_image_without_geometry_is_refused_reversed_and_measured_with_a_caution(case, model_path):
     """A NIfTI saved from a bare array and loaded into Slicer (1 mm voxels at 0, 0, 0): with the array's
     axes reversed, Apply and scripts refuse it before any node is added (sagittal planes were read as
