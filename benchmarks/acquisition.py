@@ -15,8 +15,10 @@ than on an unseen patient (see the cross-validated table in the README); read th
 is correlated between neighbouring pixels) and scaled to the given standard deviation, the same
 draw for every run; a sharp kernel is an unsharp mask (edges and noise raised), a smooth one a
 Gaussian blur; other pixel sizes are the slices resampled linearly (the masks by nearest
-neighbour); a calibration shift adds a constant to every CT value, a higher enhancement (a lower
-tube voltage, a later bolus) raises every voxel between 0 and 300 HU by a share of its value.
+neighbour); a body wider than the field of view keeps the central 65 % of each slice's width and
+height (a targeted reconstruction: that square resampled to the whole matrix); a calibration shift
+adds a constant to every CT value, a higher enhancement (a lower tube voltage, a later bolus) raises
+every voxel between 0 and 300 HU by a share of its value.
 """
 
 from __future__ import annotations
@@ -103,6 +105,24 @@ def pixels(factor: float, order: int) -> Callable[[Volume], Volume]:
     return resample
 
 
+def cut(share: float) -> Callable[[Volume], Volume]:
+    """The central `share` of each slice's width and height, pixels as they were: a patient wider than the
+    field of view, the body cut off at every side."""
+    def crop(volume: Volume) -> Volume:
+        _, rows, columns = volume.shape
+        height, width = int(rows * share), int(columns * share)
+        top, left = (rows - height) // 2, (columns - width) // 2
+        array = volume.array[:, top:top + height, left:left + width].copy()
+        shift = volume.direction @ np.array([left * volume.spacing[0], top * volume.spacing[1], 0.0])
+        return Volume(array, volume.spacing, tuple(np.asarray(volume.origin) + shift), volume.direction, volume.source)
+    return crop
+
+
+def targeted(share: float, order: int) -> Callable[[Volume], Volume]:
+    """The central `share` of each slice at the whole matrix: a reconstruction targeted on the abdomen's centre."""
+    return lambda volume: pixels(share, order)(cut(share)(volume))
+
+
 CHANGES = [
     Change("as scanned", lambda ct: ct),
     Change("noise 15 HU (lower dose)", noise(15.0)),
@@ -117,6 +137,8 @@ CHANGES = [
     Change("enhancement -20 % (weaker bolus)", enhanced(-0.2)),
     Change("pixels x0.75 (small field of view)", pixels(0.75, 1), pixels(0.75, 0)),
     Change("pixels x1.33 (large field of view)", pixels(4 / 3, 1), pixels(4 / 3, 0)),
+    Change("body cut by the field of view (central 65 %)", cut(0.65), cut(0.65)),
+    Change("targeted field of view (central 65 %, whole matrix)", targeted(0.65, 1), targeted(0.65, 0)),
 ]
 
 
