@@ -324,6 +324,55 @@ def check_seg_nrrd_round_trip(run: LogicRun, folder: Path) -> Path:
     return path
 
 
+def check_saved_scene_reopens(run: LogicRun, folder: Path) -> None:
+    """The outputs saved with the scene as Slicer's Save does (each node its default storage node and
+    file, then the scene's .mrml) and the scene opened again: the segments, the lesion table with its
+    units, and the probability volume on the CT's grid come back as they were."""
+    import slicer
+
+    outputs = run.outputs
+    nodes = [run.input_node, outputs.segmentation_node, outputs.lesion_table_node, outputs.probability_node]
+    added = []
+    for node in nodes:
+        if node.GetStorageNode() is None:
+            assert node.AddDefaultStorageNode(), f"{node.GetName()}: no default storage node"
+            added.append(node.GetStorageNode())
+        storage = node.GetStorageNode()
+        storage.SetFileName(str(Path(folder) / f"{node.GetID()}.{storage.GetDefaultWriteFileExtension()}"))
+        assert storage.WriteData(node), f"{node.GetName()}: writing {storage.GetFileName()} failed"
+    scene_file = Path(folder) / "scene.mrml"
+    url = run.scene.GetURL()
+    run.scene.SetURL(str(scene_file))
+    try:
+        assert run.scene.Commit(), f"writing {scene_file} failed"
+    finally:
+        run.scene.SetURL(url)
+        for storage in added:
+            run.scene.RemoveNode(storage)
+    reopened = slicer.vtkMRMLScene()
+    reopened.SetURL(str(scene_file))
+    assert reopened.Connect(), f"opening {scene_file} failed"
+    by_id = {node.GetID(): reopened.GetNodeByID(node.GetID()) for node in nodes}
+    assert None not in by_id.values(), f"nodes missing from the reopened scene: {by_id}"
+    segmentation = by_id[outputs.segmentation_node.GetID()]
+    assert mrml.segment_ids(segmentation) == mrml.segment_ids(outputs.segmentation_node)
+    for spec in SEGMENTS:
+        assert np.array_equal(mrml.segment_mask(segmentation, spec.segment_id, run.ct),
+                              mrml.segment_mask(outputs.segmentation_node, spec.segment_id, run.ct)), \
+            f"{spec.name}: voxels differ in the reopened scene"
+    table = by_id[outputs.lesion_table_node.GetID()]
+    saved, kept = mrml.table_rows(table), mrml.table_rows(outputs.lesion_table_node)
+    # Slicer's table file holds six significant digits: 0.001 mL, 0.001 mm at these sizes
+    assert len(saved) == len(kept) and all(row.keys() == other.keys() and np.allclose(
+        list(row.values()), list(other.values()), rtol=1e-5, atol=0) for row, other in zip(saved, kept)), \
+        f"the lesion table changed: {saved} against {kept}"
+    for name, unit, *_ in mrml.LESION_COLUMNS:
+        assert table.GetColumnUnitLabel(name) == unit, f"{name}: unit {table.GetColumnUnitLabel(name)!r}, not {unit!r}"
+    probability = mrml.volume_from_node(by_id[outputs.probability_node.GetID()])
+    assert probability.same_grid(run.ct), "the reopened probability volume is not on the CT's grid"
+    assert np.array_equal(probability.array, mrml.volume_from_node(outputs.probability_node).array)
+
+
 def check_existing_segmentation_kept(scene, run: LogicRun, core) -> None:
     """A segmentation already in the scene, even one named as the output would be, is left alone
     unless it is passed as the output; passed, it is replaced (and keeps its node)."""

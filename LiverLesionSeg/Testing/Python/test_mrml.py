@@ -111,6 +111,10 @@ def test_seg_nrrd_round_trip(axial_run, tmp_path):
     assert path.stat().st_size > 0
 
 
+def test_outputs_come_back_when_the_scene_is_saved_and_reopened(axial_run, tmp_path):
+    cases.check_saved_scene_reopens(axial_run, tmp_path)
+
+
 def test_existing_segmentation_replaced_only_when_chosen(axial_run, core):
     cases.check_existing_segmentation_kept(axial_run.scene, axial_run, core)
 
