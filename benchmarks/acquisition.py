@@ -1,4 +1,5 @@
-"""How the bundled model's result moves when the same patients are scanned another way.
+"""How the bundled model's result moves when the same patients are scanned another way, or their
+liver is fatty.
 
 Clinics differ in dose (noise), reconstruction kernel (smooth or sharp), field of view (pixel
 size), and scanner calibration and tube voltage (the CT values of the same tissue). Each labelled
@@ -18,7 +19,8 @@ Gaussian blur; other pixel sizes are the slices resampled linearly (the masks by
 neighbour); a body wider than the field of view keeps the central 65 % of each slice's width and
 height (a targeted reconstruction: that square resampled to the whole matrix); a calibration shift
 adds a constant to every CT value, a higher enhancement (a lower tube voltage, a later bolus) raises
-every voxel between 0 and 300 HU by a share of its value.
+every voxel between 0 and 300 HU by a share of its value; a fatty liver lowers the reference
+liver's voxels, but for its lesions and one voxel around them, by 30 or 50 HU.
 """
 
 from __future__ import annotations
@@ -50,8 +52,9 @@ SEED = 20261204
 @dataclass(frozen=True)
 class Change:
     name: str
-    ct: Callable[[Volume], Volume]  # the changed CT
+    ct: Callable[[Volume], Volume]  # the changed CT (of the case, where `of_the_patient`)
     grid: Callable[[Volume], Volume] = lambda mask: mask  # a mask brought onto the changed CT's grid
+    of_the_patient: bool = False  # `ct` takes the whole case: it changes the patient, by the reference masks
 
 
 def noise(sigma_hu: float) -> Callable[[Volume], Volume]:
@@ -105,6 +108,18 @@ def pixels(factor: float, order: int) -> Callable[[Volume], Volume]:
     return resample
 
 
+def fatty(drop_hu: float) -> Callable[[Case], Volume]:
+    """The liver's parenchyma (the reference liver but for its lesions and a voxel around them) darker by
+    `drop_hu`, its lesions as they were: a fatty liver (steatosis, common after chemotherapy), against
+    which hypodense lesions lose their contrast and the brighter ones stand out."""
+    def change(case: Case) -> Volume:
+        lesion = case.lesion.array > 0
+        parenchyma = (case.liver.array > 0) & ~ndimage.binary_dilation(lesion)
+        array = case.ct.array.astype(np.float32)
+        return case.ct.with_array(np.where(parenchyma, array - drop_hu, array))
+    return change
+
+
 def cut(share: float) -> Callable[[Volume], Volume]:
     """The central `share` of each slice's width and height, pixels as they were: a patient wider than the
     field of view, the body cut off at every side."""
@@ -139,12 +154,14 @@ CHANGES = [
     Change("pixels x1.33 (large field of view)", pixels(4 / 3, 1), pixels(4 / 3, 0)),
     Change("body cut by the field of view (central 65 %)", cut(0.65), cut(0.65)),
     Change("targeted field of view (central 65 %, whole matrix)", targeted(0.65, 1), targeted(0.65, 0)),
+    Change("fatty liver (parenchyma -30 HU)", fatty(30.0), of_the_patient=True),
+    Change("fatty liver (parenchyma -50 HU)", fatty(50.0), of_the_patient=True),
 ]
 
 
 def measure(case: Case, change: Change, checkpoint, unchanged: Optional[tuple]) -> tuple[dict, tuple]:
     """One case under one change: its measures, and its liver and lesion masks."""
-    ct = change.ct(case.ct)
+    ct = change.ct(case) if change.of_the_patient else change.ct(case.ct)
     result = segment_volume(ct, checkpoint)
     liver, lesion = result.liver.array > 0, result.lesion.array > 0
     true_liver, true_lesion = change.grid(case.liver).array > 0, change.grid(case.lesion).array > 0

@@ -140,7 +140,10 @@ def render(card: dict, config) -> str:
         "",
         "Research use only; not for diagnosis or treatment decisions. Input: contrast-enhanced abdominal "
         "CT of adults, in Hounsfield units, axial or any orientation the reader can put in axial order, "
-        "covering the liver. Every result needs review in the Segment Editor.",
+        "covering the liver; best in the portal venous phase (given a DICOM folder of several phases, the "
+        "command line chooses the portal venous one by its series description, and says so). Slices thinner "
+        "than 2 mm are looked at every 2 mm or so, the probabilities between interpolated. Every result needs "
+        "review in the Segment Editor.",
         "",
         "## Training data and licences",
         "",
@@ -266,6 +269,12 @@ def render(card: dict, config) -> str:
         "beside the heart, where the liver output reaches past the reference liver, at about the liver's "
         "own density (median 54 HU against 56 HU). Check the liver's dome and its front in the Segment "
         "Editor.",
+        "- A fatty liver (steatosis, common after chemotherapy) is darker, and its lesions' contrast to it "
+        "shrinks or turns round; none of the training patients' livers is fatty. With the liver of the "
+        "shared cases made 30 HU darker (docs/accuracy.md, \"Other scans of the same patients\"), "
+        "3Dircadb1.17's metastases lay within 5 HU of it: the network found them, but the lesions of "
+        "about the liver's density are dropped (above), and their Dice fell from 0.87 to 0.53. A liver "
+        "under 75 HU gets a caution that says so; keep lesions of liver density to see them.",
         "- The liver of a scan that does not cover it wholly, of a non-contrast or non-CT image, or of "
         "a child is not what the model learned. The commands and the Slicer panel add a caution to the "
         "result for a liver under 75 HU, slices over 4 mm apart, a liver cut by the scan's first or last "
@@ -279,6 +288,13 @@ def render(card: dict, config) -> str:
         "lungs' air below the liver) is segmented again the other way round, with a caution; a scan that "
         "cuts the liver is not judged.",
         "- Hyperdense material (lipiodol after TACE, calcifications) can be taken for, or hide, a lesion.",
+        "- Scans made another way (docs/accuracy.md, \"Other scans of the same patients\", on its own training "
+        "cases): the liver and large lesions hold under noise of 30 HU, sharp or smooth kernels, other pixel "
+        "sizes, a body wider than the field of view and calibration errors (Dice to the unchanged result "
+        "about 0.97 or more); small lesions of weak contrast do not: a fifth less enhancement took "
+        "RadCTTACEomics_1211's lesion from 8.6 to 2.5 mL, noise of 30 HU added 7 mL of false lesion to "
+        "RadCTTACEomics_0697, and a calibration 20 HU too high lets lesions of fluid density past the 20 HU "
+        "rule.",
         "- The second pass shifts the liver's box in HU by the median of the liver the first pass found: "
         "where that liver is badly wrong (a liver mostly replaced by tumour, a neighbouring organ taken "
         "for liver), the shift and with it the lesions are off too.",

@@ -19,7 +19,7 @@ from .head_feet import cut_ends, head_and_feet_swapped
 from .infer import Segmentation
 from .volume import Volume, to_axial_lps
 
-MIN_ENHANCED_LIVER_HU = 75.0  # below: an arterial phase or a CT without contrast
+MIN_ENHANCED_LIVER_HU = 75.0  # below: an arterial phase, a CT without contrast, or a fatty liver
 MAX_LIVER_HU = 250.0  # above: not Hounsfield units (no rescale), or not a CT
 MIN_AIR_SHARE = 0.01  # share of voxels under AIR_BELOW_HU in a CT of the abdomen (outside air, lung, bowel gas)
 AIR_BELOW_HU = -500.0
@@ -71,10 +71,11 @@ def result_caveats(ct: Volume, result: Segmentation) -> list[str]:
         found.append(f"the liver found has a median of {median_hu:.0f}, far above a liver's CT value: the image "
                      "may not be in Hounsfield units; check the result against the image")
     elif median_hu < MIN_ENHANCED_LIVER_HU:
-        found.append(f"the liver's median CT value is {median_hu:.0f} HU, as in an arterial phase or a CT without "
-                     "contrast: the model learned mostly from portal venous phases and misses more liver and "
-                     "lesions here, and can take in the heart's wall at the dome; check the liver's edges and "
-                     "the probability map")
+        found.append(f"the liver's median CT value is {median_hu:.0f} HU, as in an arterial phase, a CT without "
+                     "contrast or a fatty liver: the model learned mostly from portal venous phases of livers that "
+                     "are not fatty and misses more liver and lesions here, and can take in the heart's wall at the "
+                     "dome; a lesion of about the liver's density, as lesions in a fatty liver can be, is dropped "
+                     "(keep lesions of liver density to see it); check the liver's edges and the probability map")
     slice_mm = axial.spacing[2]
     if slice_mm > THICK_SLICES_MM:
         found.append(f"the slices are {slice_mm:.1f} mm apart: on slices this thick the model marks more false "

@@ -168,3 +168,18 @@ def test_unpacked_cases_folder_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("LIVERLESIONSEG_DATA", "")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert resources.unpacked_cases_dir() == tmp_path / "home" / ".cache" / "liverlesionseg" / "data"
+
+
+def test_the_model_card_is_what_the_bundling_tool_writes():
+    """MODEL_CARD.md edited by hand drifts from `tools/bundle_model.py`, and the next bundling would
+    silently undo the edit: the card must be the tool's rendering of the card's JSON and the model."""
+    import importlib.util
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parents[3] / "tools" / "bundle_model.py"
+    spec = importlib.util.spec_from_file_location("bundle_model", tool)
+    bundle_model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bundle_model)
+    card = json.loads(resources.model_card_path().read_text())
+    written = (resources.model_card_path().parent / resources.MODEL_CARD).read_text()
+    assert written == bundle_model.render(card, resources.load_model(None).config)

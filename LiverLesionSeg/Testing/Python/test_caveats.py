@@ -35,7 +35,7 @@ def test_a_whole_enhanced_liver_on_thin_slices_gets_no_caution():
 def test_a_weakly_enhanced_liver_is_told(liver_hu):
     caveats = result_caveats(*_ct(liver_hu=liver_hu))
     assert len(caveats) == 1 and f"median CT value is {liver_hu:.0f} HU" in caveats[0]
-    assert "arterial phase" in caveats[0]
+    assert "arterial phase" in caveats[0] and "fatty liver" in caveats[0]
 
 
 def test_the_liver_median_leaves_out_the_lesions():
