@@ -59,6 +59,33 @@ def test_other_pixels_cover_the_same_patient():
         assert area == pytest.approx(24 * 24 * 0.7 * 0.8, rel=0.1)
 
 
+def test_a_body_cut_by_the_field_of_view_keeps_the_centre_where_it_was():
+    ct = _phantom()
+    cut = acquisition.cut(0.5)(ct)
+    assert cut.shape == (3, 20, 20) and cut.spacing == ct.spacing
+    # the kept voxels lie where they lay: voxel (0, 0, 0) of the cut is voxel (10, 10, 0) of the CT
+    first = cut.physical_points(np.array([[0, 0, 0]]))[0]
+    assert first == pytest.approx(ct.physical_points(np.array([[10, 10, 0]]))[0])
+    assert np.array_equal(cut.array, ct.array[:, 10:30, 10:30])
+    targeted = acquisition.targeted(0.5, 1)(ct)
+    assert targeted.shape == (3, 40, 40) and targeted.spacing[0] == pytest.approx(ct.spacing[0] / 2)
+
+
+def test_a_fatty_liver_darkens_the_parenchyma_not_its_lesions():
+    from LiverLesionSegLib.volume import Case
+
+    ct = _phantom()
+    liver = np.zeros(ct.shape, np.uint8)
+    liver[:, 8:32, 8:32] = 1
+    lesion = np.zeros(ct.shape, np.uint8)
+    lesion[:, 10:14, 10:14] = 1
+    case = Case("phantom", ct, ct.with_array(liver), ct.with_array(lesion))
+    fatty = acquisition.fatty(30.0)(case).array
+    assert fatty[0, 25, 25] == 60 - 30 and fatty[0, 20, 20] == 700 - 30  # parenchyma (and what lies in it)
+    assert fatty[0, 11, 11] == 60 and fatty[0, 14, 12] == 60  # the lesion, and a voxel around it
+    assert fatty[0, 0, 0] == -1000  # outside the liver
+
+
 def test_the_benchmark_prints_and_writes_its_table(data_dir, tmp_path, model_path, capsys, monkeypatch):
     bad_inputs.small_case(data_dir, tmp_path / "data" / "eight")
     monkeypatch.setattr(acquisition, "CHANGES", [acquisition.CHANGES[0], acquisition.CHANGES[2],
