@@ -195,6 +195,7 @@ def _window(hu_min: float, hu_max: float) -> Callable[[Config], None]:
         a.synthetic_hyperdense = tuple(v * scale for v in a.synthetic_hyperdense)
         a.brightness, a.noise = a.brightness * scale, a.noise * scale
         a.enhancement_floor *= scale
+        a.fatty_liver_drop *= scale
         a.mass_density = tuple((old_min + v * old_width - hu_min) / (hu_max - hu_min) for v in a.mass_density)
         c.preprocess.hu_min, c.preprocess.hu_max = hu_min, hu_max
     return change
@@ -204,6 +205,10 @@ def _enhancement(share: float) -> Callable[[Config], None]:
     def change(c: Config) -> None:
         c.augment.liver_enhancement = share
     return change
+
+
+def _fatty(c: Config) -> None:
+    c.augment.fatty_liver = 0.3
 
 
 def _lesion_threshold(threshold: float) -> Callable[[Config], None]:
@@ -260,6 +265,9 @@ TRAINED: dict[str, tuple[str, Callable[[Config], None]]] = {
     "bundled-enhancement": ("today's bundled recipe, each slice with liver trained as if enhanced by up to 25 % "
                             "more or less about the liver's median (another bolus, delay or tube voltage)",
                             _bundled(_enhancement(0.25))),
+    "bundled-fatty": ("today's bundled recipe, 30 % of the slices with liver trained as if the liver were fatty: "
+                      "its parenchyma up to 50 HU darker than its lesions and all around it (then shifted back "
+                      "to its median)", _bundled(_fatty)),
     "bundled-pasted": ("today's bundled recipe, a real lesion of another slice in the batch copied into 30 % of "
                        "the slices with liver (its contrast to its own liver kept, flipped, anywhere in the liver: "
                        "TumorCP)", _bundled(_pasted)),

@@ -30,6 +30,8 @@ def augment_batch(images: torch.Tensor, targets: torch.Tensor, config: AugmentCo
         images, targets = add_masses_beside_liver(images, targets, config, generator)
     if config.liver_enhancement > 0:  # after the painted lesions and masses: their contrast changes too
         images = vary_enhancement(images, targets, config, generator)
+    if config.fatty_liver > 0:  # after the painted lesions: they keep their density, the liver around them not
+        images = fatty_liver(images, targets, config, generator)
     n = images.shape[0]
     theta = random_affines(n, config, generator)
     both = torch.cat([images, targets], dim=1)
@@ -87,6 +89,26 @@ def vary_enhancement(images: torch.Tensor, targets: torch.Tensor, config: Augmen
     images = images.clone()
     difference = (images[index] - median).clamp(min=-config.enhancement_floor)
     images[index] = images[index] + share * difference
+    return images
+
+
+def fatty_liver(images: torch.Tensor, targets: torch.Tensor, config: AugmentConfig,
+                generator: torch.Generator) -> torch.Tensor:
+    """Slices with liver, each with the chance `fatty_liver`, as if the liver were fatty: its
+    parenchyma (the liver but its lesions) darker than the rest of the slice by a random amount up
+    to `fatty_liver_drop`, so that a lesion's contrast to it shrinks, vanishes or turns round. The
+    slice is then shifted so that the liver's median stays where it was, as the liver-relative box
+    puts it at inference: the lesions and all around the liver come out brighter. All channels
+    alike."""
+    liver = targets[:, 0] > 0.5
+    chosen = liver.flatten(1).any(1) & (torch.rand(images.shape[0], generator=generator) < config.fatty_liver)
+    index = chosen.nonzero().flatten()
+    if index.numel() == 0:
+        return images
+    drop = (config.fatty_liver_drop * torch.rand(index.numel(), generator=generator)).view(-1, 1, 1, 1)
+    parenchyma = (liver[index] & (targets[index, 1] <= 0.5)).unsqueeze(1)
+    images = images.clone()
+    images[index] = images[index] + drop * (~parenchyma).float()
     return images
 
 

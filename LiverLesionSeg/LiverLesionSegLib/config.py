@@ -113,6 +113,11 @@ class AugmentConfig:
     # enhanced tissue. 0: off.
     liver_enhancement: float = 0.0
     enhancement_floor: float = 0.29
+    # A fatty liver (see augment.fatty_liver): the chance per slice with liver that its parenchyma is
+    # darker than the rest by up to `fatty_liver_drop` (in window units; 0.14: 50 HU in the default
+    # window), its lesions not. 0: off.
+    fatty_liver: float = 0.0
+    fatty_liver_drop: float = 0.14
     # Each training case also seen as a reconstruction about this thick (mm): its slices averaged in
     # groups of the nearest whole number, when that is 2 or more. Clinics send 5 mm CT; a model that
     # only saw thin slices takes the partial-volume blur of thick ones for lesion. None: off.
@@ -263,6 +268,8 @@ class Config:
              "augment.mass_radius must be an increasing positive range and mass_density one within [0, 1]"),
             (0 <= a.liver_enhancement < 1 and a.enhancement_floor >= 0,
              "augment.liver_enhancement must lie in [0, 1) and enhancement_floor be 0 or more"),
+            (0 <= a.fatty_liver <= 1 and 0 <= a.fatty_liver_drop < 1,
+             "augment.fatty_liver must lie in [0, 1] and fatty_liver_drop in [0, 1)"),
             (t.cycles >= 1 and t.epochs_per_cycle >= 1, "train.cycles and epochs_per_cycle must be 1 or more"),
             (0 <= t.min_learning_rate <= t.learning_rate and t.learning_rate > 0,
              "train.learning_rate must be positive and at least min_learning_rate"),

@@ -65,7 +65,7 @@ def test_another_window_keeps_the_augmentations_sizes_in_hu():
     for name in ("synthetic_hypodense", "synthetic_hyperdense"):  # contrasts: window units x width = HU
         assert np.allclose(np.multiply(getattr(narrow.augment, name), width(narrow)),
                            np.multiply(getattr(todays.augment, name), width(todays))), name
-    for name in ("brightness", "noise", "enhancement_floor"):
+    for name in ("brightness", "noise", "enhancement_floor", "fatty_liver_drop"):
         assert np.isclose(getattr(narrow.augment, name) * width(narrow), getattr(todays.augment, name) * width(todays))
     # densities: window levels -> the same HU
     assert np.allclose(narrow.preprocess.hu_min + np.multiply(narrow.augment.mass_density, width(narrow)),
@@ -73,7 +73,7 @@ def test_another_window_keeps_the_augmentations_sizes_in_hu():
     everything_else = narrow.to_dict()
     for section, fields in (("preprocess", ("hu_min", "hu_max")), ("augment", (
             "synthetic_hypodense", "synthetic_hyperdense", "brightness", "noise", "enhancement_floor",
-            "mass_density"))):
+            "fatty_liver_drop", "mass_density"))):
         for field in fields:
             everything_else[section][field] = todays.to_dict()[section][field]
     assert everything_else == todays.to_dict()

@@ -99,6 +99,29 @@ def test_another_enhancement_scales_contrast_to_the_liver_and_keeps_its_median()
     assert torch.equal(x[0, 0, 6, 6], torch.tensor(0.37))  # the input is not changed in place
 
 
+def test_a_fatty_liver_darkens_the_parenchyma_against_its_lesions_and_keeps_its_median():
+    """Liver at 0.57 with a lesion 0.2 darker, fat at 0.07: one slice with liver, one without. Chosen,
+    the liver stays at 0.57 and its lesion and the fat come out brighter by one amount up to the drop;
+    the slice without liver is left as it was; at chance 0 nothing changes."""
+    from LiverLesionSegLib.augment import fatty_liver
+
+    y = torch.zeros(2, 2, 16, 16)
+    y[0, 0, 4:12, 4:12] = 1
+    y[0, 1, 6:8, 6:8] = 1
+    x = torch.full((2, 3, 16, 16), 0.07)
+    x[:, :, 4:12, 4:12] = 0.57
+    x[:, :, 6:8, 6:8] = 0.37
+    out = fatty_liver(x, y, AugmentConfig(fatty_liver=1.0, fatty_liver_drop=0.14), torch.Generator().manual_seed(3))
+    drop = out[0, 1, 6, 6] - 0.37
+    assert 0.001 < drop <= 0.14
+    assert torch.allclose(out[0, :, 10, 10], torch.tensor(0.57))  # the liver's parenchyma stays
+    assert torch.allclose(out[0, :, 0, 0], torch.tensor(0.07) + drop)  # around it: brighter alike
+    assert torch.equal(out[1], x[1])  # no liver, nothing to refer to
+    assert torch.equal(x[0, 0, 6, 6], torch.tensor(0.37))  # the input is not changed in place
+    none = fatty_liver(x, y, AugmentConfig(fatty_liver=0.0), torch.Generator().manual_seed(3))
+    assert torch.equal(none, x)
+
+
 def test_another_enhancement_off_leaves_the_random_stream_alone():
     """A recipe without it trains as before: the same seed draws the same augmentation."""
     y = _targets()
