@@ -9,6 +9,7 @@ grid where the pixel size changes) and against the model's result on the unchang
 consistency the change costs.
 
     python benchmarks/acquisition.py [--model FILE] [--out benchmarks/results/acquisition]
+    python benchmarks/acquisition.py --models-per-case DIR --only fatty   # fold models, unseen patients
 
 The bundled model was trained on these same cases: its figures against the reference are better
 than on an unseen patient (see the cross-validated table in the README); read the change from the
@@ -176,9 +177,9 @@ def measure(case: Case, change: Change, checkpoint, unchanged: Optional[tuple]) 
     return row, (liver, lesion)
 
 
-def summary(rows: list[dict]) -> list[dict]:
+def summary(rows: list[dict], changes: list[Change]) -> list[dict]:
     table = []
-    for change in CHANGES:
+    for change in changes:
         mine = [r for r in rows if r["change"] == change.name]
         lesions = [r["lesion_dice"] for r in mine if r["lesion_dice"] is not None]
         free = [r["lesion_ml"] for r in mine if r["case"] == TUMOUR_FREE]
@@ -195,10 +196,10 @@ def summary(rows: list[dict]) -> list[dict]:
     return table
 
 
-def per_case(rows: list[dict], cases: list[str]) -> list[dict]:
+def per_case(rows: list[dict], cases: list[str], changes: list[Change]) -> list[dict]:
     """Per case: lesion Dice to the reference / lesion output in mL / lesion Dice to as scanned."""
     table = []
-    for change in CHANGES:
+    for change in changes:
         row = {"change": change.name}
         for case in cases:
             r = next(r for r in rows if r["case"] == case and r["change"] == change.name)
@@ -226,21 +227,31 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=unpacked_cases_dir())
     parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--models-per-case", type=Path, default=None,
+                        help="each case's own model from DIR/test-<case>/model.safetensors (the cross-validation's "
+                             "fold models, which did not train on it); cases without one are left out")
+    parser.add_argument("--only", default="", help="only the changes whose name holds this text (and as scanned)")
     parser.add_argument("--out", type=Path, default=None, help="also write acquisition.md and acquisition.json here")
     args = parser.parse_args()
-    checkpoint = load_checkpoint(args.model or bundled_model_path())
+    shared = None if args.models_per_case else load_checkpoint(args.model or bundled_model_path())
+    changes = [change for change in CHANGES if change is CHANGES[0] or args.only in change.name]
     rows, names = [], []
     for ref in find_cases([args.data]):
+        own = args.models_per_case / f"test-{ref.name}" / "model.safetensors" if args.models_per_case else None
+        if own is not None and not own.exists():
+            continue
+        checkpoint = shared or load_checkpoint(own)
         case = load_case(ref)
         names.append(case.name)
         unchanged = None
-        for change in CHANGES:
+        for change in changes:
             row, masks = measure(case, change, checkpoint, unchanged)
             unchanged = unchanged or masks
             rows.append(row)
             print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
-    text = (f"Cases: {', '.join(names)}.\n\n" + markdown(summary(rows)) + "\nPer case: lesion Dice to the reference / "
-            "lesion output (mL) / lesion Dice to the result as scanned.\n\n" + markdown(per_case(rows, names)))
+    text = (f"Cases: {', '.join(names)}.\n\n" + markdown(summary(rows, changes)) + "\nPer case: lesion Dice to the "
+            "reference / lesion output (mL) / lesion Dice to the result as scanned.\n\n" +
+            markdown(per_case(rows, names, changes)))
     write_results(text, rows, args.out, "acquisition")
     return 0
 

@@ -99,3 +99,20 @@ def test_the_benchmark_prints_and_writes_its_table(data_dir, tmp_path, model_pat
     assert all(0.5 < row["liver_dice_to_unchanged"] <= 1.0 for row in rows[1:])
     table = (tmp_path / "out" / "acquisition.md").read_text()
     assert table in capsys.readouterr().out and "| noise 30 HU (low dose) |" in table
+
+
+def test_fold_models_measure_only_their_own_case_and_the_changes_asked(data_dir, tmp_path, model_path, monkeypatch):
+    """--models-per-case: each case by the model that did not train on it, a case without one left
+    out; --only: as scanned and the changes whose name holds the text."""
+    import shutil
+
+    bad_inputs.small_case(data_dir, tmp_path / "data" / "eight")
+    bad_inputs.small_case(data_dir, tmp_path / "data" / "nine")
+    (tmp_path / "folds" / "test-eight").mkdir(parents=True)
+    shutil.copy(model_path, tmp_path / "folds" / "test-eight" / "model.safetensors")
+    monkeypatch.setattr(sys, "argv", ["acquisition.py", "--data", str(tmp_path / "data"), "--models-per-case",
+                                      str(tmp_path / "folds"), "--only", "noise 30", "--out", str(tmp_path / "out")])
+    assert acquisition.main() == 0
+    rows = json.loads((tmp_path / "out" / "acquisition.json").read_text())
+    assert [(row["case"], row["change"]) for row in rows] == [("eight", "as scanned"),
+                                                             ("eight", "noise 30 HU (low dose)")]
