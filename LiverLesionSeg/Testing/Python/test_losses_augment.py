@@ -77,18 +77,25 @@ def test_flip_lr_mirrors_columns(flip_lr, expected_column):
     assert out[0, 0, 16].argmax().item() == expected_column
 
 
-def test_another_enhancement_scales_contrast_to_the_liver_and_keeps_its_median():
-    """Liver at 0.57, a lesion 0.2 darker, fat 0.5 darker (below the floor): one slice with liver
-    and one without. The liver stays, the lesion's contrast scales by one share, fat moves by the
-    floor times that share, and the slice without liver is left as it was."""
-    from LiverLesionSegLib.augment import vary_enhancement
-
+def _liver_with_a_lesion_and_a_slice_without() -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (2, 3, 16, 16) and targets: slice 0 with a liver at 0.57 holding a lesion at 0.37, fat at
+    0.07 around it; slice 1 the same image without liver in its targets."""
     y = torch.zeros(2, 2, 16, 16)
     y[0, 0, 4:12, 4:12] = 1
     y[0, 1, 6:8, 6:8] = 1
     x = torch.full((2, 3, 16, 16), 0.07)
     x[:, :, 4:12, 4:12] = 0.57
     x[:, :, 6:8, 6:8] = 0.37
+    return x, y
+
+
+def test_another_enhancement_scales_contrast_to_the_liver_and_keeps_its_median():
+    """Liver at 0.57, a lesion 0.2 darker, fat 0.5 darker (below the floor): one slice with liver
+    and one without. The liver stays, the lesion's contrast scales by one share, fat moves by the
+    floor times that share, and the slice without liver is left as it was."""
+    from LiverLesionSegLib.augment import vary_enhancement
+
+    x, y = _liver_with_a_lesion_and_a_slice_without()
     config = AugmentConfig(liver_enhancement=0.25, enhancement_floor=0.29)
     out = vary_enhancement(x, y, config, torch.Generator().manual_seed(3))
     share = (out[0, 1, 6, 6] - 0.57) / (0.37 - 0.57) - 1
@@ -105,12 +112,7 @@ def test_a_fatty_liver_darkens_the_parenchyma_against_its_lesions_and_keeps_its_
     the slice without liver is left as it was; at chance 0 nothing changes."""
     from LiverLesionSegLib.augment import fatty_liver
 
-    y = torch.zeros(2, 2, 16, 16)
-    y[0, 0, 4:12, 4:12] = 1
-    y[0, 1, 6:8, 6:8] = 1
-    x = torch.full((2, 3, 16, 16), 0.07)
-    x[:, :, 4:12, 4:12] = 0.57
-    x[:, :, 6:8, 6:8] = 0.37
+    x, y = _liver_with_a_lesion_and_a_slice_without()
     out = fatty_liver(x, y, AugmentConfig(fatty_liver=1.0, fatty_liver_drop=0.14), torch.Generator().manual_seed(3))
     drop = out[0, 1, 6, 6] - 0.37
     assert 0.001 < drop <= 0.14
