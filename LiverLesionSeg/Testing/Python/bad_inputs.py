@@ -669,7 +669,9 @@ def label_map_on_another_grid(data_dir, tmp, model):
 @entry
 def segmentation_of_another_ct_to_measure(data_dir, tmp, model):
     """A segmentation of another CT (another size) given to `measure`."""
-    write_nifti(tmp / "ct.nii.gz", np.full((8, 64, 64), -1000, np.int16), spacing=(0.8, 0.8, 2.5))
+    ct = np.full((8, 64, 64), -1000, np.int16)
+    ct[:, 16:48, 16:48] = 40  # a body in air: a blank image would be refused as such first
+    write_nifti(tmp / "ct.nii.gz", ct, spacing=(0.8, 0.8, 2.5))
     write_nifti(tmp / "other.nii.gz", np.zeros((8, 60, 64), np.uint8), spacing=(0.8, 0.8, 2.5))
     return BadInput(["measure", str(tmp / "ct.nii.gz"), str(tmp / "other.nii.gz"), "-o", str(tmp / "out.nii.gz")],
                     GEOMETRY, "the label map has", "other.nii.gz")
