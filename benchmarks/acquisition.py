@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO / "LiverLesionSeg"))
 import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
-from LiverLesionSegLib.checkpoint import load_checkpoint  # noqa: E402
+from LiverLesionSegLib.checkpoint import Checkpoint, load_checkpoint  # noqa: E402
 from LiverLesionSegLib.infer import segment_volume  # noqa: E402
 from LiverLesionSegLib.io.cases import find_cases, load_case  # noqa: E402
 from LiverLesionSegLib.metrics import dice  # noqa: E402
@@ -226,21 +226,17 @@ def _cell(value) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=unpacked_cases_dir())
-    parser.add_argument("--model", type=Path, default=None)
-    parser.add_argument("--models-per-case", type=Path, default=None,
-                        help="each case's own model from DIR/test-<case>/model.safetensors (the cross-validation's "
-                             "fold models, which did not train on it); cases without one are left out")
+    add_model_options(parser)
     parser.add_argument("--only", default="", help="only the changes whose name holds this text (and as scanned)")
     parser.add_argument("--out", type=Path, default=None, help="also write acquisition.md and acquisition.json here")
     args = parser.parse_args()
-    shared = None if args.models_per_case else load_checkpoint(args.model or bundled_model_path())
+    model_for = model_for_each_case(args.model, args.models_per_case)
     changes = [change for change in CHANGES if change is CHANGES[0] or args.only in change.name]
     rows, names = [], []
     for ref in find_cases([args.data]):
-        own = args.models_per_case / f"test-{ref.name}" / "model.safetensors" if args.models_per_case else None
-        if own is not None and not own.exists():
+        checkpoint = model_for(ref.name)
+        if checkpoint is None:
             continue
-        checkpoint = shared or load_checkpoint(own)
         case = load_case(ref)
         names.append(case.name)
         unchanged = None
@@ -254,6 +250,28 @@ def main() -> int:
             markdown(per_case(rows, names, changes)))
     write_results(text, rows, args.out, "acquisition")
     return 0
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """`--model FILE` (the bundled model by default) or `--models-per-case DIR`."""
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--models-per-case", type=Path, default=None,
+                        help="each case's own model from DIR/test-<case>/model.safetensors (the cross-validation's "
+                             "fold models, which did not train on it); cases without one are left out")
+
+
+def model_for_each_case(model: Optional[Path],
+                        models_per_case: Optional[Path]) -> Callable[[str], Optional[Checkpoint]]:
+    """The checkpoint to segment the case of a name with: `model` (the bundled one by default) for every case, or
+    with `models_per_case` the case's own fold model, None where it has none (the case is left out)."""
+    if models_per_case is None:
+        shared = load_checkpoint(model or bundled_model_path())
+        return lambda name: shared
+
+    def own(name: str) -> Optional[Checkpoint]:
+        path = models_per_case / f"test-{name}" / "model.safetensors"
+        return load_checkpoint(path) if path.exists() else None
+    return own
 
 
 def write_results(text: str, rows: list[dict], out: Optional[Path], name: str) -> None:

@@ -25,14 +25,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "LiverLesionSeg"))
 
-from acquisition import markdown, write_results  # noqa: E402  (benchmarks/, this script's folder)
-from LiverLesionSegLib.checkpoint import load_checkpoint  # noqa: E402
+# acquisition: benchmarks/, this script's folder
+from acquisition import add_model_options, markdown, model_for_each_case, write_results  # noqa: E402
 from LiverLesionSegLib.caveats import result_caveats  # noqa: E402
 from LiverLesionSegLib.flips import FRONT_BACK, HALF_TURN, HEAD_FEET, LEFT_RIGHT  # noqa: E402
 from LiverLesionSegLib.infer import segment_volume  # noqa: E402
 from LiverLesionSegLib.io.cases import find_cases, load_case  # noqa: E402
 from LiverLesionSegLib.metrics import dice  # noqa: E402
-from LiverLesionSegLib.resources import bundled_model_path, unpacked_cases_dir  # noqa: E402
+from LiverLesionSegLib.resources import unpacked_cases_dir  # noqa: E402
 from LiverLesionSegLib.volume import to_axial_lps  # noqa: E402
 
 FLIPS = {"as stored": None, "left-right": LEFT_RIGHT, "front-back": FRONT_BACK, "half turn": HALF_TURN,
@@ -61,15 +61,16 @@ def measure(case, flip, checkpoint) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=unpacked_cases_dir())
-    parser.add_argument("--model", type=Path, default=None)
-    parser.add_argument("--models-per-case", type=Path, default=None)
+    add_model_options(parser)
     parser.add_argument("--out", type=Path, default=None, help="also write flips.md and flips.json here")
     args = parser.parse_args()
-    shared = None if args.models_per_case else load_checkpoint(args.model or bundled_model_path())
+    model_for = model_for_each_case(args.model, args.models_per_case)
     rows = []
     for ref in find_cases([args.data]):
+        checkpoint = model_for(ref.name)
+        if checkpoint is None:
+            continue
         case = load_case(ref)
-        checkpoint = shared or load_checkpoint(args.models_per_case / f"test-{case.name}" / "model.safetensors")
         for name, flip in FLIPS.items():
             row = {"stored": name, **measure(case, flip, checkpoint)}
             rows.append(row)

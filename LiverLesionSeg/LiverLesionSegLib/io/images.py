@@ -54,29 +54,41 @@ def image_stem(path: str | os.PathLike) -> str:
     return name
 
 
-def refuse_a_blank_image(volume: Volume, where: str | os.PathLike) -> None:
+ValueSpan = tuple[float, float]
+
+
+def value_span(volume: Volume) -> ValueSpan | None:
+    """The image's lowest and highest value, None where it holds no voxel: read once by `refuse_a_non_ct`
+    and handed to each check (a pass over a large CT takes a tenth of a second)."""
+    if volume.array.size == 0:
+        return None
+    return float(volume.array.min()), float(volume.array.max())
+
+
+def refuse_a_blank_image(volume: Volume, where: str | os.PathLike, span: ValueSpan | None = None) -> None:
     """An InputError where every voxel holds one value (a failed export or conversion, a series whose
     pixel data was blanked, an empty volume made as a placeholder): segmented, it gave an empty result
     and a caution that the scan may not cover the liver; all zero, it was called a label map."""
-    array = volume.array
-    if array.size == 0:
+    span = span or value_span(volume)
+    if span is None:
         return
-    low = array.min()
-    if array.max() == low:
-        raise InputError(f"holds the one value {float(low):g} in every voxel: a blank image, not a CT", where,
+    low, high = span
+    if high == low:
+        raise InputError(f"holds the one value {low:g} in every voxel: a blank image, not a CT", where,
                          "export the CT again (a blank image comes from a failed export or conversion)")
 
 
 MAX_LABEL_VALUES = 16  # an image of no more distinct values, all small whole numbers, is a label map
 
 
-def refuse_a_label_map(volume: Volume, where: str | os.PathLike) -> None:
+def refuse_a_label_map(volume: Volume, where: str | os.PathLike, span: ValueSpan | None = None) -> None:
     """An InputError where the image given as a CT is a label map or mask (a handful of distinct
     whole values from 0 to 255: 0/1/2, a tool's own output given back): a CT in Hounsfield units holds
     air below 0 and thousands of values. Cheap for a CT: its minimum is below 0."""
-    array = volume.array
-    if array.size == 0 or array.min() < 0 or array.max() > 255:
+    span = span or value_span(volume)
+    if span is None or span[0] < 0 or span[1] > 255:
         return
+    array = volume.array
     if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
         return
     values = np.flatnonzero(np.bincount(array.astype(np.uint8).ravel(), minlength=256))
@@ -114,13 +126,14 @@ def refuse_values_without_rescale(volume: Volume, where: str | os.PathLike) -> N
 MIN_CT_SPAN = 50.0  # a CT's values span air to bone, over 1000 HU; a normalised image spans a few units
 
 
-def refuse_a_normalised_image(volume: Volume, where: str | os.PathLike) -> None:
+def refuse_a_normalised_image(volume: Volume, where: str | os.PathLike, span: ValueSpan | None = None) -> None:
     """An InputError where the values span less than 50 (a CT normalised to 0 to 1, -1 to 1 or z-scores
     by a pipeline): in Hounsfield units nothing of it would be tissue. A blank image (one value) is
     `refuse_a_blank_image`'s."""
-    if volume.array.size == 0:
+    span = span or value_span(volume)
+    if span is None:
         return
-    low, high = float(volume.array.min()), float(volume.array.max())
+    low, high = span
     if 0 < high - low < MIN_CT_SPAN:
         raise InputError(f"its values span only {low:.3g} to {high:.3g}: a normalised image, not Hounsfield units (a "
                          "CT's span from air to bone is over 1000)", where, "give the CT as the scanner stored it, or "
@@ -145,10 +158,11 @@ def refuse_axes_out_of_order(volume: Volume, where: str | os.PathLike) -> None:
 def refuse_a_non_ct(volume: Volume, where: str | os.PathLike) -> None:
     """Refuse what is given as a CT but is blank, a label map, a CT's values without their rescale, a
     normalised image, or an array saved with its axes reversed and no geometry."""
-    refuse_a_blank_image(volume, where)
-    refuse_a_label_map(volume, where)
+    span = value_span(volume)
+    refuse_a_blank_image(volume, where, span)
+    refuse_a_label_map(volume, where, span)
     refuse_values_without_rescale(volume, where)
-    refuse_a_normalised_image(volume, where)
+    refuse_a_normalised_image(volume, where, span)
     refuse_axes_out_of_order(volume, where)
 
 
