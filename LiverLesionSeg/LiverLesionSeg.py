@@ -531,9 +531,9 @@ class LiverLesionSegLogic(ScriptedLoadableModuleLogic):
     def compare(self, volume, segmentation, reference):
         """`segmentation` of `volume` measured against `reference`, as a new row of the scene's
         comparison table; returns that table."""
-        from LiverLesionSegLib import mrml
+        from LiverLesionSegLib import mrml, mrml_tables
 
-        table = mrml.comparison_table(slicer.mrmlScene)
+        table = mrml_tables.comparison_table(slicer.mrmlScene)
         mrml.compare_segmentations(volume, segmentation, reference, table)
         return table
 

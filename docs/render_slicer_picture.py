@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import slicer
 
-    from LiverLesionSegLib import mrml
+    from LiverLesionSegLib import mrml, mrml_tables
     from LiverLesionSegLib.errors import LiverLesionSegError
     from LiverLesionSegLib.io.cases import read_input_volume
     from LiverLesionSegLib.segments import LESION, LIVER
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     grid = mrml.volume_from_node(input_node)
     liver = mrml.segment_mask(outputs.segmentation_node, LIVER.segment_id, grid)
     lesion = mrml.segment_mask(outputs.segmentation_node, LESION.segment_id, grid)
-    rows = mrml.table_rows(outputs.lesion_table_node)
+    rows = mrml_tables.table_rows(outputs.lesion_table_node)
     model_name = ("the bundled model" if str(args.model) == "bundled"
                   else f"{Path(args.model).name} (not the bundled model)")
     render(grid, liver, lesion, rows, outputs.summary, model_name, args.out)

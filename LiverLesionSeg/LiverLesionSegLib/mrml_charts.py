@@ -11,7 +11,7 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
-from .mrml import new_table_node, variant_row
+from .mrml_tables import new_table_node, variant_row
 from .progress import is_finite_number, number_or_nan
 
 DICE_KEYS = ("val_lesion_dice", "val_liver_dice")  # an epoch event's values, the Dice table's columns

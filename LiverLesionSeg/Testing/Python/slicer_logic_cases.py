@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from LiverLesionSegLib import mrml, mrml_export
+from LiverLesionSegLib import mrml, mrml_export, mrml_tables
 from LiverLesionSegLib.mrml_charts import TrainingCharts
 from LiverLesionSegLib.segments import LESION, LIVER, SEGMENTS
 from LiverLesionSegLib.volume import LPS_TO_RAS, Volume
@@ -213,10 +213,10 @@ def check_lesion_table(run: LogicRun, core) -> None:
     from LiverLesionSegLib.lesions import lesion_table
 
     expected = lesion_table(core.lesion, run.ct)
-    rows = mrml.table_rows(run.outputs.lesion_table_node)
+    rows = mrml_tables.table_rows(run.outputs.lesion_table_node)
     assert len(rows) == len(expected), f"{len(rows)} table rows for {len(expected)} lesions"
-    assert [name for name, *_ in mrml.LESION_COLUMNS] == [
-        run.outputs.lesion_table_node.GetColumnName(c) for c in range(len(mrml.LESION_COLUMNS))]
+    assert [name for name, *_ in mrml_tables.LESION_COLUMNS] == [
+        run.outputs.lesion_table_node.GetColumnName(c) for c in range(len(mrml_tables.LESION_COLUMNS))]
     for row, lesion in zip(rows, expected):
         assert row["Lesion"] == lesion.number
         assert np.isclose(row["Volume"], lesion.volume_ml)
@@ -239,8 +239,8 @@ def check_long_axis_lines(run: LogicRun) -> None:
     are the table's long axis (RAS), its length as Slicer measures it is the table's diameter."""
     lesions, lines = run.outputs.lesions, run.outputs.long_axis_nodes
     assert len(lines) == len(lesions) >= 1, f"{len(lines)} lines for {len(lesions)} lesions"
-    references = [run.outputs.segmentation_node.GetNthNodeReference(mrml.LONG_AXIS_ROLE, n)
-                  for n in range(run.outputs.segmentation_node.GetNumberOfNodeReferences(mrml.LONG_AXIS_ROLE))]
+    references = [run.outputs.segmentation_node.GetNthNodeReference(mrml_tables.LONG_AXIS_ROLE, n)
+                  for n in range(run.outputs.segmentation_node.GetNumberOfNodeReferences(mrml_tables.LONG_AXIS_ROLE))]
     assert [node.GetID() for node in references] == [line.GetID() for line in lines]
     for line, lesion in zip(lines, lesions):
         assert line.GetName().endswith(f"lesion {lesion.number} long axis") and line.GetLocked()
@@ -288,7 +288,7 @@ def check_sample_case_after_correction(scene, folder: Path) -> None:
                                        LESION.segment_id, editing.MODE_REPLACE)
     measured = mrml.measure_again(volume_node, segmentation_node)
     assert [lesion.voxels for lesion in measured.lesions] == [300], measured.lesions
-    assert len(mrml.table_rows(measured.lesion_table_node)) == 1 == len(measured.long_axis_nodes)
+    assert len(mrml_tables.table_rows(measured.lesion_table_node)) == 1 == len(measured.long_axis_nodes)
     exported = mrml_export.export_dicom(volume_node, segmentation_node, folder, structures=True)
     assert len(exported.lesions) == 1 and exported.lesions[0].voxels == 300
     masks = read_seg_masks(exported.seg, grid)
@@ -361,12 +361,12 @@ def check_saved_scene_reopens(run: LogicRun, folder: Path) -> None:
                               mrml.segment_mask(outputs.segmentation_node, spec.segment_id, run.ct)), \
             f"{spec.name}: voxels differ in the reopened scene"
     table = by_id[outputs.lesion_table_node.GetID()]
-    saved, kept = mrml.table_rows(table), mrml.table_rows(outputs.lesion_table_node)
+    saved, kept = mrml_tables.table_rows(table), mrml_tables.table_rows(outputs.lesion_table_node)
     # Slicer's table file holds six significant digits: 0.001 mL, 0.001 mm at these sizes
     assert len(saved) == len(kept) and all(row.keys() == other.keys() and np.allclose(
         list(row.values()), list(other.values()), rtol=1e-5, atol=0) for row, other in zip(saved, kept)), \
         f"the lesion table changed: {saved} against {kept}"
-    for name, unit, *_ in mrml.LESION_COLUMNS:
+    for name, unit, *_ in mrml_tables.LESION_COLUMNS:
         assert table.GetColumnUnitLabel(name) == unit, f"{name}: unit {table.GetColumnUnitLabel(name)!r}, not {unit!r}"
     probability = mrml.volume_from_node(by_id[outputs.probability_node.GetID()])
     assert probability.same_grid(run.ct), "the reopened probability volume is not on the CT's grid"
@@ -430,16 +430,16 @@ def check_training_charts(scene, events: list[dict]) -> TrainingCharts:
     for start in range(0, len(events), 7):  # as the panel polls: a few lines at a time
         charts.add_events(events[start:start + 7])
     steps = [e for e in events if e.get("event") == "step"]
-    loss_rows = mrml.table_rows(charts.loss_table)
+    loss_rows = mrml_tables.table_rows(charts.loss_table)
     assert [r["Step"] for r in loss_rows] == [e["step"] for e in steps]
     assert np.allclose([r["Loss"] for r in loss_rows], [e["loss"] for e in steps])
     changes = [(a["step"] + b["step"]) / 2 for a, b in zip(steps, steps[1:]) if a["cycle"] != b["cycle"]]
     assert charts.boundary_steps() == changes, (charts.boundary_steps(), changes)
     assert charts.loss_chart.GetNumberOfPlotSeriesNodes() == 1 + len(changes)
-    heights = mrml.table_rows(charts.boundary_table)
+    heights = mrml_tables.table_rows(charts.boundary_table)
     assert heights and np.isclose(max(h["Loss"] for h in heights), max(e["loss"] for e in steps))
     validated = [e for e in events if e.get("event") == "epoch" and e.get("val_lesion_dice") is not None]
-    dice_rows = mrml.table_rows(charts.dice_table)
+    dice_rows = mrml_tables.table_rows(charts.dice_table)
     assert [r["Epoch"] for r in dice_rows] == [e["epoch"] for e in validated]
     assert np.allclose([r["Lesion Dice"] for r in dice_rows], [e["val_lesion_dice"] for e in validated])
     assert np.allclose([r["Liver Dice"] for r in dice_rows], [e["val_liver_dice"] for e in validated])
@@ -464,7 +464,7 @@ def check_comparison_with_reference(scene, ct: Volume, core, liver: Volume, lesi
         reference.GetSegmentation().AddSegment(segment, segment_id)
     mrml.compare_segmentations(volume_node, segmentation, reference)
     mrml.compare_segmentations(volume_node, reference, reference)
-    rows = mrml.table_rows(mrml.comparison_table(scene))
+    rows = mrml_tables.table_rows(mrml_tables.comparison_table(scene))
     true_liver = (np.asarray(liver.array) > 0) | (np.asarray(lesion.array) > 0)
     expected = evaluate_case("CT", core.liver.array, core.lesion.array, true_liver, lesion.array, ct.spacing)
     assert len(rows) == 2 and [rows[0][c] for c in ("Volume", "Segmentation", "Reference")] == [

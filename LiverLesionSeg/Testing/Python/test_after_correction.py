@@ -20,7 +20,7 @@ import vtk  # noqa: E402
 
 from bad_inputs import make_read_only  # noqa: E402
 from slicer_logic_cases import check_sample_case_after_correction, file_digest  # noqa: E402
-from LiverLesionSegLib import mrml, mrml_export  # noqa: E402
+from LiverLesionSegLib import mrml, mrml_export, mrml_tables  # noqa: E402
 from LiverLesionSegLib.errors import InputError, OutputError  # noqa: E402
 from LiverLesionSegLib.io.cases import find_cases, find_input_ct, load_case  # noqa: E402
 from LiverLesionSegLib.io.dicomseg import read_seg_masks  # noqa: E402
@@ -86,7 +86,7 @@ def test_lesions_measured_again_after_the_false_one_is_erased(case, loaded):
     outputs = mrml.measure_again(volume_node, segmentation_node)
     expected = lesion_table(case.lesion, case.ct)
     assert outputs.lesion_table_node is table_node  # refilled, not a second table
-    rows = mrml.table_rows(table_node)
+    rows = mrml_tables.table_rows(table_node)
     assert [row["Volume"] for row in rows] == pytest.approx([lesion.volume_ml for lesion in expected])
     assert [row["Longest axial diameter"] for row in rows] == pytest.approx(
         [lesion.longest_axial_diameter_mm for lesion in expected])
@@ -286,7 +286,7 @@ def test_a_readers_columns_follow_their_lesions_when_measured_again(loaded):
         slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
 
     again = mrml.measure_again(volume_node, segmentation_node)
-    rows = mrml.table_rows(table_node)
+    rows = mrml_tables.table_rows(table_node)
     assert [row["Lesion"] for row in rows] == [1, 2]
     by_volume = {lesion.number: lesion.volume_ml for lesion in first.lesions}
     assert rows[0]["Note"] == f"seen at {by_volume[1]:.3f} mL" and rows[0]["LI-RADS"] == 3

@@ -14,7 +14,7 @@ slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel")
 vtk = pytest.importorskip("vtk")
 
 import slicer_logic_cases as cases  # noqa: E402
-from LiverLesionSegLib import mrml  # noqa: E402
+from LiverLesionSegLib import mrml, mrml_tables  # noqa: E402
 from LiverLesionSegLib.errors import InputError  # noqa: E402
 from LiverLesionSegLib.parameters import SegmentParameters  # noqa: E402
 from LiverLesionSegLib.segments import LIVER  # noqa: E402
@@ -120,13 +120,13 @@ def test_comparison_rows_go_under_their_column_names(case):
     empty_lesion = case["lesion"].with_array(np.zeros_like(case["lesion"].array))
     reference = segmentation_of(scene, "reader", [("Liver", case["liver"]), ("Tumor", empty_lesion)], volume)
     first = mrml.compare_segmentations(volume, ours, reference)
-    table = mrml.comparison_table(scene)
+    table = mrml_tables.comparison_table(scene)
     note = vtk.vtkStringArray()
     note.SetName("Reader note")
     note.InsertNextValue("checked")
     table.GetTable().InsertColumn(note, 3)
     second = mrml.compare_segmentations(volume, ours, ours)
-    rows = mrml.table_rows(table)
+    rows = mrml_tables.table_rows(table)
     assert [row["Reader note"] for row in rows] == ["checked", ""]
     assert [row["Lesion Dice"] for row in rows] == [first.lesion_dice, second.lesion_dice] == [0.0, 1.0]
     assert [row["Reference"] for row in rows] == ["reader", "model"]
@@ -241,7 +241,7 @@ def test_centroids_in_the_table_are_where_slicer_shows_the_lesions(case):
     for node in (volume, segmentation):
         node.SetAndObserveTransformNodeID(transform.GetID())
     mrml.measure_again(volume, segmentation)
-    rows = mrml.table_rows(segmentation.GetNodeReference(mrml.LESION_TABLE_ROLE))
+    rows = mrml_tables.table_rows(segmentation.GetNodeReference(mrml_tables.LESION_TABLE_ROLE))
     expected = lesion_table(case["lesion"], case["ct"])
     assert len(rows) == len(expected) >= 2
     for row, lesion in zip(rows, expected):

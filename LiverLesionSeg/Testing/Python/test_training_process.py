@@ -14,7 +14,7 @@ import pytest
 slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel")
 
 import slicer_logic_cases as cases  # noqa: E402
-from LiverLesionSegLib import mrml  # noqa: E402
+from LiverLesionSegLib import mrml_tables  # noqa: E402
 from LiverLesionSegLib.mrml_charts import TrainingCharts  # noqa: E402
 from LiverLesionSegLib.training_process import (ModelCatalogue, ModelEntry, TrainingProcess,  # noqa: E402
                                                 TrainingSettings, describe_event, format_eta, parse_progress_line,
@@ -75,7 +75,7 @@ def test_training_run_adds_its_model_and_keeps_earlier_ones(scene_case, catalogu
     assert process.state == "finished", (process.error_message, events[-3:])
     steps = [e for e in events if e["event"] == "step"]
     assert len(steps) == 4 and [e["cycle"] for e in steps] == [1, 1, 2, 2]
-    assert [r["Step"] for r in mrml.table_rows(charts.loss_table)] == [1, 2, 3, 4]
+    assert [r["Step"] for r in mrml_tables.table_rows(charts.loss_table)] == [1, 2, 3, 4]
     assert charts.boundary_steps() == [2.5]
     models = catalogue_with_earlier_model.models()
     assert [m.name for m in models] == ["earlier", process.run_dir.name]
