@@ -20,6 +20,7 @@ from .. import __version__
 from ..errors import OutputError, first_line
 from ..segments import LIVER, SEGMENTS, Code, SegmentSpec
 from ..volume import Volume
+from .charset import output_character_set
 from .dicom import SeriesInfo, slice_indices
 from .dicom_files import dcmread, header_values
 from .regularize import sample_slices
@@ -62,7 +63,8 @@ def save_dicom_seg(path: Path, labels: Volume, source: SeriesInfo, models: Seque
                 content_description=f"{subject}, " + ("automatic, corrected by a reader" if corrected
                                                       else "segmented automatically"),
                 series_description=described(f"{subject} (LiverLesionSeg)", corrected),
-                content_qualification=hd.ContentQualificationValues.RESEARCH)
+                content_qualification=hd.ContentQualificationValues.RESEARCH,
+                specific_character_set=output_character_set(headers))
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             raise OutputError(f"cannot make a DICOM SEG on this CT series ({first_line(exc)})", path,
                               "write a .seg.nrrd or .nii.gz instead") from None

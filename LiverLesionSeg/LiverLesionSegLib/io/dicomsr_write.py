@@ -24,6 +24,7 @@ from pydicom.sr.coding import Code
 from .. import __version__
 from ..errors import OutputError, first_line
 from ..lesions import Lesion
+from .charset import output_character_set
 from .dicom import SeriesInfo
 from .dicom_files import header_values
 from .dicomseg_write import described, frame_positions, source_headers
@@ -70,7 +71,8 @@ def save_lesion_report(path: Path, lesions: Sequence[Lesion], liver_ml: Optional
             sr = hd.sr.Comprehensive3DSR(
                 evidence=headers, content=report, series_instance_uid=hd.UID(), series_number=SERIES_NUMBER,
                 sop_instance_uid=hd.UID(), instance_number=1, manufacturer="LiverLesionSeg",
-                series_description=described(SERIES_DESCRIPTION, corrected))
+                series_description=described(SERIES_DESCRIPTION, corrected),
+                specific_character_set=output_character_set(headers))
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             raise OutputError(f"cannot make a DICOM SR on this CT series ({first_line(exc)})", path,
                               "write the lesion table as .csv instead") from None

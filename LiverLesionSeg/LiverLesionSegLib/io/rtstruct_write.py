@@ -26,6 +26,7 @@ from .. import __version__
 from ..errors import OutputError
 from ..segments import LESION, LIVER, SEGMENTS, SegmentSpec
 from ..volume import Volume
+from .charset import output_character_set
 from .dicom import SeriesInfo
 from .dicomseg_write import described, source_frames, source_headers
 from .dicomsr_write import source_planes
@@ -96,7 +97,7 @@ def _structure_set(first: pydicom.Dataset, models: Sequence[str], corrected: boo
     meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
     dataset = Dataset()
     dataset.file_meta = meta
-    dataset.SpecificCharacterSet = first.get("SpecificCharacterSet", "ISO_IR 100")
+    dataset.SpecificCharacterSet = output_character_set([first]) or "ISO_IR 100"  # as pydicom read an undeclared one
     dataset.SOPClassUID, dataset.SOPInstanceUID = RTSTRUCT_SOP_CLASS, meta.MediaStorageSOPInstanceUID
     for keyword in PATIENT_AND_STUDY:
         setattr(dataset, keyword, first.get(keyword, ""))
