@@ -226,7 +226,7 @@ def find_input(input_path: Path, series, dicom_outputs: list[tuple[Path, tuple[s
     """Where the input's CT lies (`InputCT`), from its headers, before any work; for DICOM outputs
     (SEG, SR), also that the series can carry them."""
     from ..io.cases import find_input_ct
-    from ..io.dicomseg_write import check_frame_of_reference
+    from ..io.dicomseg_write import check_referenced_uids
 
     with timed("read", timings):
         found = find_input_ct(input_path, series)
@@ -235,7 +235,7 @@ def find_input(input_path: Path, series, dicom_outputs: list[tuple[Path, tuple[s
             if found.series is None:
                 raise OutputError(f"{what} must lie on a DICOM series, and the input {Path(input_path).name} "
                                   "is not one", output, instead)
-            check_frame_of_reference(found.series, what, instead)
+            check_referenced_uids(found.series, what, instead)
     except BaseException:
         found.close()
         raise

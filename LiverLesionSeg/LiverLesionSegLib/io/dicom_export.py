@@ -23,7 +23,7 @@ from ..segments import LESION, SEGMENTS
 from ..volume import Volume
 from .atomic import atomic_paths
 from .dicom import SeriesInfo
-from .dicomseg_write import check_frame_of_reference, save_dicom_seg
+from .dicomseg_write import check_referenced_uids, save_dicom_seg
 from .dicomsr_write import save_lesion_report
 
 INSTEAD = "save the segmentation as .seg.nrrd instead"
@@ -54,7 +54,7 @@ def export_to_dicom(labels: Volume, ct: Volume, source: SeriesInfo, folder: str 
     names the model(s) the segmentation started from;
     `corrected`: a reader edited it; not `liver`: the liver was not segmented (the labels hold
     lesions alone)."""
-    check_frame_of_reference(source, "a DICOM SEG", INSTEAD)
+    check_referenced_uids(source, "a DICOM SEG", INSTEAD)
     seg_path, report_path, structures_path = free_names(Path(folder), name)
     structures_path = structures_path if structures else None
     lesions, liver_ml = measure_labels(labels, ct, liver)

@@ -20,7 +20,7 @@ from .. import __version__
 from ..errors import OutputError, first_line
 from ..segments import LIVER, SEGMENTS, Code, SegmentSpec
 from ..volume import Volume
-from .charset import output_character_set
+from .output_header import make_patient_and_study_writable, output_character_set
 from .dicom import SeriesInfo, slice_indices
 from .dicom_files import dcmread, header_values
 from .regularize import sample_slices
@@ -71,23 +71,34 @@ def save_dicom_seg(path: Path, labels: Volume, source: SeriesInfo, models: Seque
     seg.save_as(path)
 
 
-def check_frame_of_reference(source: SeriesInfo, what: str = "a DICOM SEG",
-                             instead: str = "write a .seg.nrrd or .nii.gz instead") -> None:
-    """Refuse, before any work, a series that a DICOM SEG (or SR: `what`) cannot lie on: one
-    without the frame of reference (required in a CT, but anonymisers remove it) it must share."""
+# The CT's identifiers a DICOM output shares (its study, its frame of reference) or references its images by:
+# required in a CT, but anonymisers remove them.
+SHARED_UIDS = ("StudyInstanceUID", "FrameOfReferenceUID")
+REFERENCED_UIDS = ("SeriesInstanceUID", "SOPClassUID", "SOPInstanceUID")
+
+
+def check_referenced_uids(source: SeriesInfo, what: str = "a DICOM SEG",
+                          instead: str = "write a .seg.nrrd or .nii.gz instead") -> None:
+    """Refuse, before any work, a series that a DICOM SEG (or SR, RT structure set: `what`) cannot lie
+    on: one without the study, the frame of reference or the identifiers it must share or reference."""
     first = source.files[0]
     with header_values(first):
-        if not dcmread(first, stop_before_pixels=True).get("FrameOfReferenceUID"):
-            raise OutputError(f"the CT series has no FrameOfReferenceUID, which {what} must share with it (an "
-                              "anonymiser may have removed it)", first, instead)
+        header = dcmread(first, stop_before_pixels=True)
+    for keyword in SHARED_UIDS + REFERENCED_UIDS:
+        if not header.get(keyword):
+            needs = "share with it" if keyword in SHARED_UIDS else "reference its images by"
+            raise OutputError(f"the CT series has no {keyword}, which {what} must {needs} (an anonymiser may have "
+                              "removed it)", first, instead)
 
 
 def source_headers(source: SeriesInfo) -> list[pydicom.Dataset]:
-    """The series' headers (no pixels), one per file: a multi-frame CT is one file."""
+    """The series' headers (no pixels), one per file (a multi-frame CT is one file), for an output to
+    copy from: their patient and study attributes made writable (`make_patient_and_study_writable`)."""
     headers = []
     for file in source.files:
         with header_values(file):
             headers.append(dcmread(file, stop_before_pixels=True))
+    make_patient_and_study_writable(headers)
     return headers
 
 

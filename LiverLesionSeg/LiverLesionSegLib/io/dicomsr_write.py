@@ -24,7 +24,7 @@ from pydicom.sr.coding import Code
 from .. import __version__
 from ..errors import OutputError, first_line
 from ..lesions import Lesion
-from .charset import output_character_set
+from .output_header import output_character_set
 from .dicom import SeriesInfo
 from .dicom_files import header_values
 from .dicomseg_write import described, frame_positions, source_headers

@@ -288,6 +288,18 @@ def dicom_seg_output_for_a_series_without_frame_of_reference(data_dir, tmp, mode
     return BadInput(argv, OUTPUT, "no frameofreferenceuid", "PATIENT_DICOM")
 
 
+@entry
+def dicom_seg_output_for_a_series_without_study_uid(data_dir, tmp, model):
+    """A DICOM SEG output asked for a series whose StudyInstanceUID an anonymiser removed."""
+    folder, files = copy_six(data_dir, tmp, "anonymised")
+    for path in files:
+        ds = pydicom.dcmread(path)
+        del ds.StudyInstanceUID
+        ds.save_as(path)
+    argv = ["segment", str(folder), "-o", str(tmp / "out.dcm"), "--model", str(model)]
+    return BadInput(argv, OUTPUT, "no studyinstanceuid", "anonymised")
+
+
 # --- helpers for the entries below ---------------------------------------------------------------
 
 def tace_case(data_dir: Path) -> Path:
