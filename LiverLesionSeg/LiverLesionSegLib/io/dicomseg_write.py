@@ -20,7 +20,7 @@ from .. import __version__
 from ..errors import OutputError, first_line
 from ..segments import LIVER, SEGMENTS, Code, SegmentSpec
 from ..volume import Volume
-from .output_header import make_patient_and_study_writable, output_character_set
+from .output_header import make_orientation_shared, make_patient_and_study_writable, output_character_set
 from .dicom import SeriesInfo, slice_indices
 from .dicom_files import dcmread, header_values
 from .regularize import sample_slices
@@ -89,16 +89,25 @@ def check_referenced_uids(source: SeriesInfo, what: str = "a DICOM SEG",
             needs = "share with it" if keyword in SHARED_UIDS else "reference its images by"
             raise OutputError(f"the CT series has no {keyword}, which {what} must {needs} (an anonymiser may have "
                               "removed it)", first, instead)
+    seen: dict[str, Path] = {}
+    for path, uid in zip(source.files, source.sop_instance_uids):
+        if uid in seen:
+            raise OutputError(f"two of the CT's images, {seen[uid].name} and {path.name}, have the one SOPInstanceUID "
+                              f"{uid}, so {what} could not tell them apart (an anonymiser may have given them the same "
+                              "new UID)", path.parent, instead)
+        seen[uid] = path
 
 
 def source_headers(source: SeriesInfo) -> list[pydicom.Dataset]:
     """The series' headers (no pixels), one per file (a multi-frame CT is one file), for an output to
-    copy from: their patient and study attributes made writable (`make_patient_and_study_writable`)."""
+    copy from: their patient and study attributes made writable and their orientation one value
+    (`output_header`)."""
     headers = []
     for file in source.files:
         with header_values(file):
             headers.append(dcmread(file, stop_before_pixels=True))
     make_patient_and_study_writable(headers)
+    make_orientation_shared(headers)
     return headers
 
 

@@ -11,6 +11,11 @@ time, ID and accession number from the CT and fails where one is missing (an ano
 they are type 2, present but maybe empty) or not in DICOM's form (a date written 2019-03-04, a time
 12:30:45, a sex written "Male"). An output gets them empty where missing, in DICOM's form where the
 CT's value is a usual misspelling of it, and empty, with a warning, where it cannot be read.
+
+Orientation. highdicom takes the slices' ImageOrientationPatient to be one value only where all are
+equal to the last digit, and a multi-frame CT's only where it lies in the shared functional groups;
+scanners write it per slice with rounding noise (1e-6) and per frame. The reader took such slices as
+one orientation (`volume.DIRECTION_TOLERANCE`), so the output's copy of them is given the first's.
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ import logging
 import re
 from typing import Optional, Sequence, Union
 
+import numpy as np
 import pydicom
 from pydicom.valuerep import DA, TM
+
+from ..volume import DIRECTION_TOLERANCE
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -106,3 +114,40 @@ def _in_dicom_form(value: str, vr: str) -> Optional[str]:
     except ValueError:
         return None
     return candidate
+
+
+def make_orientation_shared(headers: Sequence[pydicom.Dataset]) -> None:
+    """Give `headers` (single-frame slices, or one multi-frame file) one orientation, the first's, as
+    highdicom asks, where they differ within the reader's tolerance; otherwise leave them as they are."""
+    if len(headers) == 1 and "PerFrameFunctionalGroupsSequence" in headers[0]:
+        _share_frame_orientation(headers[0])
+        return
+    orientations = [header.get("ImageOrientationPatient") for header in headers]
+    if None in orientations or not _within_tolerance(orientations):
+        return
+    for header in headers[1:]:
+        header.ImageOrientationPatient = headers[0].ImageOrientationPatient
+
+
+def _share_frame_orientation(header: pydicom.Dataset) -> None:
+    """A multi-frame header whose frames each hold their PlaneOrientationSequence: moved to the shared
+    functional groups where every frame holds one within the tolerance."""
+    shared = header.get("SharedFunctionalGroupsSequence")
+    if not shared or "PlaneOrientationSequence" in shared[0]:
+        return
+    frames = header.PerFrameFunctionalGroupsSequence
+    if not all("PlaneOrientationSequence" in frame for frame in frames):
+        return
+    orientations = [frame.PlaneOrientationSequence[0].get("ImageOrientationPatient") for frame in frames]
+    if None in orientations or not _within_tolerance(orientations):
+        return
+    shared[0].PlaneOrientationSequence = frames[0].PlaneOrientationSequence
+    for frame in frames:
+        del frame.PlaneOrientationSequence
+
+
+def _within_tolerance(orientations: list) -> bool:
+    if any(len(orientation) != 6 for orientation in orientations):
+        return False
+    values = np.array([[float(v) for v in orientation] for orientation in orientations])
+    return bool(np.all(np.abs(values - values[0]) <= DIRECTION_TOLERANCE))

@@ -300,6 +300,15 @@ def dicom_seg_output_for_a_series_without_study_uid(data_dir, tmp, model):
     return BadInput(argv, OUTPUT, "no studyinstanceuid", "anonymised")
 
 
+@entry
+def dicom_seg_output_for_images_sharing_one_uid(data_dir, tmp, model):
+    """A DICOM SEG output asked for a series two of whose images an anonymiser gave one SOPInstanceUID."""
+    folder, files = copy_six(data_dir, tmp, "same-uid")
+    edit(files[3], SOPInstanceUID=pydicom.dcmread(files[0]).SOPInstanceUID)
+    argv = ["segment", str(folder), "-o", str(tmp / "out.dcm"), "--model", str(model)]
+    return BadInput(argv, OUTPUT, "have the one sopinstanceuid", "same-uid")
+
+
 # --- helpers for the entries below ---------------------------------------------------------------
 
 def tace_case(data_dir: Path) -> Path:

@@ -2,20 +2,24 @@
 Japanese, Korean and Chinese scanners write it, each output is made and holds the patient's name as
 the CT does (before, highdicom refused "\\ISO 2022 IR 87", "\\ISO 2022 IR 149", "\\ISO 2022 IR 58" and
 "ISO_IR 6", and no SEG or SR could be written for such a CT). Its patient and study attributes, which
-anonymisers remove and some systems misspell: the outputs are written all the same."""
+anonymisers remove and some systems misspell, and its orientation, written per slice with rounding
+noise or per frame: the outputs are written all the same."""
 
 from __future__ import annotations
 
+import copy
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
 
-from bad_inputs import copy_slices
+from bad_inputs import copy_slices, multiframe_file
 from LiverLesionSegLib.io.cases import find_input_ct
 from LiverLesionSegLib.io.output_header import (PATIENT_AND_STUDY_TYPE_2, UTF8, declared_character_set,
                                                 make_patient_and_study_writable, output_character_set)
+from LiverLesionSegLib.io.dicomseg import read_seg_masks
 from LiverLesionSegLib.io.dicomseg_write import save_dicom_seg
 from LiverLesionSegLib.io.dicomsr_write import save_lesion_report
 from LiverLesionSegLib.io.rtstruct_write import save_rtstruct
@@ -111,3 +115,39 @@ def test_outputs_are_written_over_a_series_an_anonymiser_stripped(data_dir, tmp_
         written = pydicom.dcmread(tmp_path / output)
         assert (written.PatientID, str(written.PatientName), written.StudyTime) == ("", "", ""), output
         assert (written.StudyDate, written.PatientSex) == ("20190304", "F"), output
+
+
+# --- the orientation --------------------------------------------------------------------------------
+
+def _per_frame_orientation(path: Path) -> None:
+    """The multi-frame file's orientation moved from its shared functional groups into each frame's,
+    as some scanners write it."""
+    ds = pydicom.dcmread(path)
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    for frame in ds.PerFrameFunctionalGroupsSequence:
+        frame.PlaneOrientationSequence = copy.deepcopy(shared.PlaneOrientationSequence)
+    del shared.PlaneOrientationSequence
+    ds.save_as(path)
+
+
+@pytest.mark.parametrize("stored", ["slices with rounding noise", "frames each with their own"])
+def test_an_orientation_written_per_slice_or_per_frame_gets_its_outputs(stored, data_dir, tmp_path):
+    """Before: "cannot make a DICOM SEG on this CT series (Source images must have a shared
+    orientation.)": highdicom takes the orientation as shared only where it is equal to the last digit
+    in every slice, or lies in a multi-frame file's shared functional groups."""
+    slices = copy_slices(data_dir, tmp_path / "slices")
+    if stored == "slices with rounding noise":
+        for n, path in enumerate(slices):
+            ds = pydicom.dcmread(path)
+            ds.ImageOrientationPatient = [1.0, 1e-6 * n, 0.0, 0.0, 1.0, -1e-6 * n]
+            ds.save_as(path)
+        shutil.copytree(tmp_path / "slices", tmp_path / "ct")
+    else:
+        _per_frame_orientation(multiframe_file(slices, tmp_path / "ct" / "enhanced.dcm"))
+    assert _write_all(tmp_path)
+    ct = find_input_ct(tmp_path / "ct").read()
+    masks = read_seg_masks(tmp_path / "seg.dcm", ct)
+    lesion = np.zeros(ct.shape, bool)
+    lesion[2:4, 200:240, 100:140] = True
+    assert np.array_equal(masks["lesion"], lesion)  # each frame on its slice
+    assert masks["liver"][1:5, 150:330, 60:260].sum() == masks["liver"].sum() == 4 * 180 * 200 - lesion.sum()
