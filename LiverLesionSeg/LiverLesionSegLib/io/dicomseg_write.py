@@ -20,7 +20,8 @@ from .. import __version__
 from ..errors import OutputError, first_line
 from ..segments import LIVER, SEGMENTS, Code, SegmentSpec
 from ..volume import Volume
-from .output_header import make_orientation_shared, make_patient_and_study_writable, output_character_set
+from .output_header import (give_slice_thickness, make_orientation_shared, make_patient_and_study_writable,
+                            output_character_set)
 from .dicom import SeriesInfo, slice_indices
 from .dicom_files import dcmread, header_values
 from .regularize import sample_slices
@@ -100,14 +101,15 @@ def check_referenced_uids(source: SeriesInfo, what: str = "a DICOM SEG",
 
 def source_headers(source: SeriesInfo) -> list[pydicom.Dataset]:
     """The series' headers (no pixels), one per file (a multi-frame CT is one file), for an output to
-    copy from: their patient and study attributes made writable and their orientation one value
-    (`output_header`)."""
+    copy from: their patient and study attributes made writable, their orientation one value, their
+    slice thickness given where missing (`output_header`)."""
     headers = []
     for file in source.files:
         with header_values(file):
             headers.append(dcmread(file, stop_before_pixels=True))
     make_patient_and_study_writable(headers)
     make_orientation_shared(headers)
+    give_slice_thickness(headers)
     return headers
 
 

@@ -16,6 +16,9 @@ Orientation. highdicom takes the slices' ImageOrientationPatient to be one value
 equal to the last digit, and a multi-frame CT's only where it lies in the shared functional groups;
 scanners write it per slice with rounding noise (1e-6) and per frame. The reader took such slices as
 one orientation (`volume.DIRECTION_TOLERANCE`), so the output's copy of them is given the first's.
+
+Slice thickness. A CT may leave it out or empty (it is type 2), and highdicom fails where it is left
+out; a SEG's frames need one: the outputs' copy is given the step between the slices.
 """
 
 from __future__ import annotations
@@ -151,3 +154,20 @@ def _within_tolerance(orientations: list) -> bool:
         return False
     values = np.array([[float(v) for v in orientation] for orientation in orientations])
     return bool(np.all(np.abs(values - values[0]) <= DIRECTION_TOLERANCE))
+
+
+def give_slice_thickness(headers: Sequence[pydicom.Dataset]) -> None:
+    """Single-frame slices without a SliceThickness, or with an empty one: given the median step between
+    them along their normal (highdicom reads it; a SEG's frames need it)."""
+    if len(headers) < 2 or all(header.get("SliceThickness") not in (None, "") for header in headers):
+        return
+    try:
+        orientation = np.array([float(v) for v in headers[0].ImageOrientationPatient])
+        positions = np.array([[float(v) for v in header.ImagePositionPatient] for header in headers])
+    except (AttributeError, TypeError, ValueError):
+        return
+    normal = np.cross(orientation[:3], orientation[3:])
+    step = float(np.median(np.abs(np.diff(positions @ normal))))
+    for header in headers:
+        if header.get("SliceThickness") in (None, ""):
+            header.SliceThickness = f"{step:.6g}"

@@ -151,3 +151,15 @@ def test_an_orientation_written_per_slice_or_per_frame_gets_its_outputs(stored, 
     lesion[2:4, 200:240, 100:140] = True
     assert np.array_equal(masks["lesion"], lesion)  # each frame on its slice
     assert masks["liver"][1:5, 150:330, 60:260].sum() == masks["liver"].sum() == 4 * 180 * 200 - lesion.sum()
+
+
+def test_slices_without_a_slice_thickness_get_the_step_between_them(data_dir, tmp_path):
+    """Before: "cannot make a DICOM SEG on this CT series ('FileDataset' object has no attribute
+    'SliceThickness')" (type 2 in a CT: it may be left out)."""
+    for path in copy_slices(data_dir, tmp_path / "ct"):
+        ds = pydicom.dcmread(path)
+        del ds.SliceThickness
+        ds.save_as(path)
+    _write_all(tmp_path)
+    measures = pydicom.dcmread(tmp_path / "seg.dcm").SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+    assert float(measures.SliceThickness) == pytest.approx(find_input_ct(tmp_path / "ct").read().spacing[2])
