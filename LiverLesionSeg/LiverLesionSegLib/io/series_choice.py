@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import unicodedata
 from pathlib import Path
 from typing import Optional
 
@@ -34,6 +35,15 @@ PHASE_WORDS = (
     ("portal venous", r"portal\w*|portovenous|pv|pvp|venous|venos\w*|veineuse|ven"),
     ("delayed", r"delay\w*|late|eqp?|equilibrium|spat\w*|dp|transitional|hepatobiliary|hbp|tardiv\w*"),
 )
+# The same in Japanese, Chinese (simplified and traditional) and Korean, whose words are not spaced
+# apart: looked for anywhere in the description (NFKC, so half-width forms match too).
+CJK_PHASE_WORDS = (
+    ("before contrast", ("単純", "非造影", "造影前", "平扫", "平掃", "비조영", "조영전")),
+    ("arterial", ("動脈相", "動脈期", "动脉期", "동맥기", "동맥상")),
+    ("portal venous", ("門脈相", "門脈期", "门脉期", "门静脉期", "門靜脈期", "静脈相", "静脉期", "靜脈期", "문맥기",
+                       "정맥기")),
+    ("delayed", ("平衡相", "平衡期", "遅延相", "後期相", "延迟期", "延遲期", "평형기", "지연기")),
+)
 PHASE_PREFERENCE = {"portal venous": 3, "delayed": 2, None: 2, "arterial": 1, "before contrast": 0}
 # The phase counts for a series that covers a liver's height, or half the longest series (not a
 # bolus-tracking series at one level, nor a few slices of a partial reconstruction).
@@ -45,6 +55,10 @@ def contrast_phase(description: str) -> Optional[str]:
     text = " " + re.sub(r"[^0-9a-z]+", " ", plain_text(description)) + " "
     for phase, words in PHASE_WORDS:
         if re.search(rf" (?:{words}) ", text):
+            return phase
+    text = unicodedata.normalize("NFKC", description)
+    for phase, cjk_words in CJK_PHASE_WORDS:
+        if any(word in text for word in cjk_words):
             return phase
     return None
 

@@ -439,16 +439,18 @@ def test_0697_phases_without_their_seg_the_enhanced_phase_is_chosen(data_dir, tm
     (("NC Abdomen 5.0", "Arterial 5.0", "Portal venous 5.0", "Delayed 5.0"), "Portal venous 5.0"),
     (("Nativ 5mm", "Abdomen 5mm"), "Abdomen 5mm"),  # a phase not named beats one before contrast
     (("PVP 3mm", "Spätphase 3mm"), "PVP 3mm"),
+    (("腹部単純 5mm", "動脈相 5mm", "門脈相 5mm", "平衡相 5mm"), "門脈相 5mm"),  # a Japanese hospital's protocol
 ])
 def test_a_study_of_several_phases_chooses_the_portal_venous_one(small_series, descriptions, expected, caplog):
     """A liver CT of several phases at one slice count (the usual protocol): which is chosen no longer
     depends on the series numbers; it is logged, and a series still overrides it."""
     edit_all = [path for path in small_series.iterdir() if path.is_file()]
+    utf8 = "ISO_IR 192"  # for the descriptions in Japanese
     for path in edit_all:
-        edit(path, SeriesDescription=descriptions[0], SeriesNumber=1)
+        edit(path, SeriesDescription=descriptions[0], SeriesNumber=1, SpecificCharacterSet=utf8)
     for number, description in enumerate(descriptions[1:], start=2):
         _second_series(small_series, small_series / f"series {number}", SeriesDescription=description,
-                       SeriesNumber=number)
+                       SeriesNumber=number, SpecificCharacterSet=utf8)
     with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
         chosen = choose_ct_series(scan_folder(small_series))
     assert chosen.description == expected
@@ -462,6 +464,11 @@ def test_a_study_of_several_phases_chooses_the_portal_venous_one(small_series, d
     ("CT ABD W/O", "before contrast"), ("Nativ 5mm", "before contrast"), ("Sin contraste", "before contrast"),
     ("Late arterial 1.0", "arterial"), ("Fase arteriosa", "arterial"), ("Spätphase", "delayed"),
     ("Abdomen 5.0 B30f", None), ("ABD/PEL W CONTRAST", None), ("Liver 3mm", None), ("Capsule", None),
+    # Japanese, Chinese and Korean, without spaces between words
+    ("腹部単純CT 5mm", "before contrast"), ("動脈相 2.5mm", "arterial"), ("門脈相 5mm", "portal venous"),
+    ("平衡相", "delayed"), ("上腹部平扫", "before contrast"), ("动脉期 1.25mm", "arterial"),
+    ("门静脉期", "portal venous"), ("延遲期", "delayed"), ("복부 문맥기 5mm", "portal venous"),
+    ("동맥기", "arterial"), ("造影CT 腹部", None), ("肝臓 ダイナミック", None),
 ])
 def test_contrast_phase_read_from_descriptions(description, phase):
     """Whole words only: "ap" in "Capsule" or "art" in "Start" name no phase."""
