@@ -1,5 +1,7 @@
 """The values of a CT's header that a DICOM output (SEG, SR, RT structure set) copies, made writable:
-the Specific Character Set of its text, and the patient and study attributes.
+the Specific Character Set of its text, the patient and study attributes, the orientation and the
+slice thickness. Each was a CT that segmented well and got no DICOM output ("cannot make a DICOM SEG
+on this CT series"), after the whole segmentation.
 
 Character set. highdicom takes the CT's own value and refuses, with no output written, the forms that
 Japanese, Korean and Chinese scanners write every day: "\\ISO 2022 IR 87" (an empty first value is the
