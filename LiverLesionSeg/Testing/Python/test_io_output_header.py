@@ -37,6 +37,7 @@ CHARACTER_SETS = {
     "default, spelled out": ("ISO_IR 6", "Doe^John", UTF8),
     "Latin-1": ("ISO_IR 100", "Müller^Jürgen", "ISO_IR 100"),
     "Cyrillic": ("ISO_IR 144", "Иванов^Иван", "ISO_IR 144"),
+    "UTF-8, misspelled": ("UTF-8", "Müller^山田", UTF8),  # pydicom reads it; highdicom refuses it
 }
 
 
@@ -74,7 +75,7 @@ def _write_all(folder: Path) -> list[str]:
     return ["seg.dcm", "sr.dcm", "rt.dcm"]
 
 
-@pytest.mark.parametrize("kind", ["Japanese, Kanji", "Korean", "default, spelled out"])
+@pytest.mark.parametrize("kind", ["Japanese, Kanji", "Korean", "default, spelled out", "UTF-8, misspelled"])
 def test_seg_report_and_structure_set_hold_the_patients_name(kind, data_dir, tmp_path):
     character_set, name, declared = CHARACTER_SETS[kind]
     for path in copy_slices(data_dir, tmp_path / "ct"):
