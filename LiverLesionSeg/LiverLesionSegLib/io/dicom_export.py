@@ -9,6 +9,7 @@ never replaces an earlier one: its files are numbered instead.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import unicodedata
@@ -23,7 +24,7 @@ from ..segments import LESION, SEGMENTS
 from ..volume import Volume
 from .atomic import atomic_paths
 from .dicom import SeriesInfo
-from .dicomseg_write import check_referenced_uids, save_dicom_seg
+from .dicomseg_write import check_referenced_uids, save_dicom_seg, source_headers
 from .dicomsr_write import save_lesion_report
 
 INSTEAD = "save the segmentation as .seg.nrrd instead"
@@ -90,6 +91,7 @@ def write_together(labels: Volume, source: Optional[SeriesInfo], models: Sequenc
     from .write import output_kind, save_image, save_labels
 
     segments = SEGMENTS if liver_ml is not None else (LESION,)
+    headers = functools.cache(lambda: source_headers(source))  # read once for all DICOM outputs, if any
     paths = [path for path in (output, probabilities and probabilities[0], *tables, structures) if path]
     paths += [path for path, _ in pictures]
     with atomic_paths(*paths) as temporaries:
@@ -97,7 +99,7 @@ def write_together(labels: Volume, source: Optional[SeriesInfo], models: Sequenc
         if output is not None:
             kind = output_kind(output)
             if kind == "dicom-seg":
-                save_dicom_seg(written[output], labels, source, models, corrected, segments)
+                save_dicom_seg(written[output], labels, source, models, corrected, segments, headers())
             else:
                 save_labels(written[output], labels, kind)
         if probabilities is not None:
@@ -105,11 +107,11 @@ def write_together(labels: Volume, source: Optional[SeriesInfo], models: Sequenc
         for path in tables:
             case, lesions = measured
             if is_dicom_report(path):
-                save_lesion_report(written[path], lesions, liver_ml, source, models, corrected)
+                save_lesion_report(written[path], lesions, liver_ml, source, models, corrected, headers())
             else:
                 write_lesion_table(written[path], {case: lesions})
         if structures is not None:
-            save_rtstruct(written[structures], labels, source, models, corrected, segments)
+            save_rtstruct(written[structures], labels, source, models, corrected, segments, headers())
         for path, draw in pictures:
             draw(written[path])
 

@@ -31,18 +31,19 @@ CONTENT_LABEL = "LIVERLESIONSEG"
 
 
 def save_dicom_seg(path: Path, labels: Volume, source: SeriesInfo, models: Sequence[str],
-                   corrected: bool = False, segments: Sequence[SegmentSpec] = SEGMENTS) -> None:
+                   corrected: bool = False, segments: Sequence[SegmentSpec] = SEGMENTS,
+                   headers: Optional[list[pydicom.Dataset]] = None) -> None:
     """Write the 0/1/2 label map (on the grid of `source`'s CT) to exactly `path`.
 
     `models` names the model file(s) that made it, for the algorithm's identification;
     `corrected`: a reader edited the model's result (a semi-automatic segmentation in DICOM's terms);
     `segments`: those written (the lesions alone where the liver was not segmented), numbered from 1
-    as DICOM wants.
+    as DICOM wants; `headers`: `source_headers(source)`, where the caller has read them already.
     """
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
-    headers = source_headers(source)
+    headers = headers or source_headers(source)
     labelled = source_frames(headers, labels, source)
     frames = np.zeros(labelled.shape, np.uint8)
     for number, spec in enumerate(segments, start=1):

@@ -38,14 +38,15 @@ PLANE_TOLERANCE_MM = 0.1
 
 
 def save_lesion_report(path: Path, lesions: Sequence[Lesion], liver_ml: Optional[float], source: SeriesInfo,
-                       models: Sequence[str], corrected: bool = False) -> None:
+                       models: Sequence[str], corrected: bool = False,
+                       headers: Optional[list[pydicom.Dataset]] = None) -> None:
     """Write the report of `lesions` and of the liver (`liver_ml`; None: not segmented, not
     reported), measured on `source`'s CT, to exactly `path`; `corrected`: measured on a
-    segmentation a reader corrected."""
+    segmentation a reader corrected; `headers`: `source_headers(source)`, where read already."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
-    headers = source_headers(source)
+    headers = headers or source_headers(source)
     algorithm = hd.sr.AlgorithmIdentification(name="LiverLesionSeg", version=__version__,
                                               parameters=[", ".join(models)[:64]])
     device = hd.sr.ObserverContext(

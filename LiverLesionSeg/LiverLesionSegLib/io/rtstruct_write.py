@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import pydicom
@@ -41,11 +41,12 @@ PATIENT_AND_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex
 
 
 def save_rtstruct(path: Path, labels: Volume, source: SeriesInfo, models: Sequence[str], corrected: bool = False,
-                  segments: Sequence[SegmentSpec] = SEGMENTS) -> None:
+                  segments: Sequence[SegmentSpec] = SEGMENTS, headers: Optional[list[pydicom.Dataset]] = None) -> None:
     """Write the 0/1/2 label map (on the grid of `source`'s CT) as an RT structure set to exactly
     `path`: an ROI per segment of `segments` ("Liver" with its lesions), its contours on the
-    source slices. `models` names the model(s); `corrected`: a reader edited the result."""
-    headers = source_headers(source)
+    source slices. `models` names the model(s); `corrected`: a reader edited the result;
+    `headers`: `source_headers(source)`, where read already."""
+    headers = headers or source_headers(source)
     first = headers[0]
     frame_of_reference = str(first.get("FrameOfReferenceUID", ""))
     if not frame_of_reference:

@@ -164,3 +164,25 @@ def test_slices_without_a_slice_thickness_get_the_step_between_them(data_dir, tm
     _write_all(tmp_path)
     measures = pydicom.dcmread(tmp_path / "seg.dcm").SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
     assert float(measures.SliceThickness) == pytest.approx(find_input_ct(tmp_path / "ct").read().spacing[2])
+
+
+def test_the_outputs_of_one_result_read_the_headers_once_and_warn_once(data_dir, tmp_path, caplog):
+    """A SEG, an SR and an RT structure set written together: one warning about an unreadable birth
+    date, not one per output (the headers are read once for all three)."""
+    from LiverLesionSegLib.io.dicom_export import write_together
+
+    for path in copy_slices(data_dir, tmp_path / "ct"):
+        ds = pydicom.dcmread(path)
+        ds.PatientBirthDate = "19700230"
+        ds.save_as(path)
+    found = find_input_ct(tmp_path / "ct")
+    ct = found.read()
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[1:5, 150:330, 60:260] = 1
+    labels[2:4, 200:240, 100:140] = 2
+    with caplog.at_level("WARNING", logger="LiverLesionSeg"):
+        write_together(ct.with_array(labels), found.series, ["m"], output=tmp_path / "seg.dcm",
+                       tables=[tmp_path / "sr.dcm"], measured=("ct", lesion_table(ct.with_array(labels == 2), ct)),
+                       structures=tmp_path / "rt.dcm", liver_ml=100.0)
+    assert caplog.text.count("PatientBirthDate '19700230'") == 1
+    assert all(pydicom.dcmread(tmp_path / name).PatientBirthDate == "" for name in ("seg.dcm", "sr.dcm", "rt.dcm"))
