@@ -39,7 +39,7 @@ PHASE_WORDS = (
 # apart: looked for anywhere in the description (NFKC, so half-width forms match too).
 CJK_PHASE_WORDS = (
     ("before contrast", ("単純", "非造影", "造影前", "平扫", "平掃", "비조영", "조영전")),
-    ("arterial", ("動脈相", "動脈期", "动脉期", "동맥기", "동맥상")),
+    ("arterial", ("動脈相", "早期相", "動脈期", "动脉期", "동맥기", "동맥상")),
     ("portal venous", ("門脈相", "門脈期", "门脉期", "门静脉期", "門靜脈期", "静脈相", "静脉期", "靜脈期", "문맥기",
                        "정맥기")),
     ("delayed", ("平衡相", "平衡期", "遅延相", "後期相", "延迟期", "延遲期", "평형기", "지연기")),

@@ -466,7 +466,7 @@ def test_a_study_of_several_phases_chooses_the_portal_venous_one(small_series, d
     ("Abdomen 5.0 B30f", None), ("ABD/PEL W CONTRAST", None), ("Liver 3mm", None), ("Capsule", None),
     # Japanese, Chinese and Korean, without spaces between words
     ("腹部単純CT 5mm", "before contrast"), ("動脈相 2.5mm", "arterial"), ("門脈相 5mm", "portal venous"),
-    ("平衡相", "delayed"), ("上腹部平扫", "before contrast"), ("动脉期 1.25mm", "arterial"),
+    ("平衡相", "delayed"), ("早期相", "arterial"), ("上腹部平扫", "before contrast"), ("动脉期 1.25mm", "arterial"),
     ("门静脉期", "portal venous"), ("延遲期", "delayed"), ("복부 문맥기 5mm", "portal venous"),
     ("동맥기", "arterial"), ("造影CT 腹部", None), ("肝臓 ダイナミック", None),
 ])
