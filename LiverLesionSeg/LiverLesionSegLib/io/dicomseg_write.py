@@ -20,10 +20,10 @@ from .. import __version__
 from ..errors import OutputError, first_line
 from ..segments import LIVER, SEGMENTS, Code, SegmentSpec
 from ..volume import Volume
-from .output_header import (give_slice_thickness, make_orientation_shared, make_patient_and_study_writable,
-                            output_character_set)
 from .dicom import SeriesInfo, slice_indices
 from .dicom_files import dcmread, header_values
+from .output_header import (give_slice_thickness, make_orientation_shared, make_patient_and_study_writable,
+                            output_character_set)
 from .regularize import sample_slices
 
 SERIES_NUMBER = 901  # apart from a scanner's usual numbers (1 to a few hundred)

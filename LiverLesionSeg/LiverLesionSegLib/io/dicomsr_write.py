@@ -24,10 +24,10 @@ from pydicom.sr.coding import Code
 from .. import __version__
 from ..errors import OutputError, first_line
 from ..lesions import Lesion
-from .output_header import output_character_set
 from .dicom import SeriesInfo
 from .dicom_files import header_values
 from .dicomseg_write import described, frame_positions, source_headers
+from .output_header import output_character_set
 
 SERIES_NUMBER = 902  # beside the DICOM SEG's 901
 SERIES_DESCRIPTION = "Liver lesion measurements (LiverLesionSeg)"

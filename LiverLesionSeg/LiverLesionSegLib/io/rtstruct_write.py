@@ -26,10 +26,10 @@ from .. import __version__
 from ..errors import OutputError
 from ..segments import LESION, LIVER, SEGMENTS, SegmentSpec
 from ..volume import Volume
-from .output_header import output_character_set
 from .dicom import SeriesInfo
 from .dicomseg_write import described, source_frames, source_headers
 from .dicomsr_write import source_planes
+from .output_header import output_character_set
 from .rtstruct import RTSTRUCT_SOP_CLASS
 
 SERIES_NUMBER = 903  # beside the DICOM SEG's 901 and the SR's 902
