@@ -33,6 +33,7 @@ from vtk.util import numpy_support
 
 from .errors import GeometryError, InputError
 from .io.images import refuse_a_non_ct
+from .io.slicer_scene import PROBABILITY_ROLE, ROLE_ATTRIBUTE
 from .metrics import COMPARISON_COLUMNS, CaseMetrics, evaluate_case
 from .mrml_tables import (add_long_axis_lines, append_row_by_name, comparison_table, fill_lesion_table,
                           lesion_table_node)
@@ -308,6 +309,7 @@ def fill_probability_node(probability_node, probability: Volume) -> None:
     """The lesion probability map in a scalar volume node, shown as a heatmap from 0 to 1 with the
     lowest probabilities transparent, ready to lay over the CT."""
     update_volume_node(probability_node, probability)
+    probability_node.SetAttribute(ROLE_ATTRIBUTE, PROBABILITY_ROLE)  # not a CT, in a scene read again
     scene = probability_node.GetScene()
     display = probability_node.GetDisplayNode()
     if display is None:

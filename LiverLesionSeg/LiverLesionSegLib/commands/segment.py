@@ -37,10 +37,10 @@ def add_parser(sub, common) -> None:
                                    "sample case is segmented and a PNG overlay written beside the output.")
     p.add_argument("input", nargs="*", type=Path,
                    help="a DICOM folder (the axial CT series is chosen), a multi-frame DICOM CT file, a "
-                        ".nii/.nii.gz/.nrrd/.mha file, a 3D-IRCADb or CT + DICOM SEG case folder, or a ZIP archive of "
-                        "one of these (default: the "
-                        "bundled sample case); several inputs are segmented one after the other into the folder -o "
-                        "names, the model loaded once")
+                        ".nii/.nii.gz/.nrrd/.mha file, a 3D-IRCADb or CT + DICOM SEG case folder, a 3D Slicer "
+                        "scene (.mrb, or .mrml beside its data: its CT volume), or a ZIP archive of one of these "
+                        "(default: the bundled sample case); several inputs are segmented one after the other "
+                        "into the folder -o names, the model loaded once")
     p.add_argument("-o", "--output", type=Path,
                    help="label map .nii.gz/.nii/.nrrd/.mha (0 background, 1 liver, 2 lesion), Slicer .seg.nrrd, or "
                         ".dcm: a DICOM SEG over the input's DICOM series (for a PACS); with several inputs, a folder")
@@ -60,7 +60,8 @@ def add_parser(sub, common) -> None:
                         "with other seeds), each model segments the CT and a voxel is liver or lesion where "
                         "most of them say so")
     p.add_argument("--series", help="with several CT series in a folder: its UID, number or description (and "
-                                    ":N for acquisition N of a series holding several over the same slices)")
+                                    ":N for acquisition N of a series holding several over the same slices); "
+                                    "with several volumes in a Slicer scene: the volume's name")
     p.add_argument("--lesion-threshold", type=float, help="lesion probability threshold (default: the model's)")
     p.add_argument("--lesion-grow-threshold", type=float, metavar="P",
                    help="a lesion found takes in the voxels connected to it down to this probability "

@@ -34,6 +34,7 @@ from .images import (image_stem, is_image_file, read_image, read_label_map, refu
                      refuse_values_without_rescale)
 from .ircadb import CT_FOLDER, is_ircadb_case, read_ircadb_case
 from .series_choice import choose_ct_file, choose_ct_series, read_chosen_series
+from .slicer_scene import choose_scene_volume, is_scene_file, scene_file_in
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -137,13 +138,16 @@ class InputCT:
 def find_input_ct(path: str | os.PathLike, series: Optional[str | int] = None) -> InputCT:
     """The CT to segment: a DICOM folder (its axial CT series, or `series`), an IRCADb or SEG case
     folder (its CT), a folder with image.nii|nii.gz|nrrd, a .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd file, a
-    multi-frame DICOM file, or a ZIP archive of any of these."""
+    multi-frame DICOM file, a 3D Slicer scene (.mrml; its CT volume, or the one named `series`), or a
+    ZIP archive of any of these (a Slicer .mrb bundle among them)."""
     path = Path(path)
     if not path.exists():
         raise InputError("does not exist", path, "check the path")
     if path.is_file():
         if is_image_file(path):
             return InputCT(path, image=path)
+        if is_scene_file(path):
+            return InputCT(path, image=choose_scene_volume(path, series))
         if is_zip(path):
             return _archive_input(path, series)
         if path.name.upper() == "DICOMDIR":  # a disc's index: the images lie in the folders beside it
@@ -158,6 +162,9 @@ def find_input_ct(path: str | os.PathLike, series: Optional[str | int] = None) -
     image = _first_existing(path, PAIR_IMAGE_NAMES)
     if image is not None:
         return InputCT(path, image=image)
+    scene = scene_file_in(path)  # an unpacked .mrb
+    if scene is not None:
+        return InputCT(path, image=choose_scene_volume(scene, series))
     # A SEG case folder gives its referenced CT: `choose_ct_series` puts that one first.
     return _dicom_input(path, path, series)
 

@@ -632,6 +632,54 @@ def damaged_zip_archive(data_dir, tmp, model):
     return BadInput(segment(tmp / "cut.zip", tmp, model), INPUT, "damaged zip archive", "cut.zip")
 
 
+def slicer_scene_bundle(ct, path: Path, names: tuple[str, ...] = ("CT",), probability: bool = True) -> Path:
+    """A scene as Slicer saves it (File > Save as a .mrb): a volume node per name holding `ct`, a label
+    map, and a lesion probability map made by this tool's Slicer logic."""
+    slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel")
+    from LiverLesionSegLib import mrml
+
+    scene = slicer.vtkMRMLScene()
+    for name in names:
+        mrml.add_volume_node(scene, ct, name)
+    label_map = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "CT-label")
+    mrml.update_volume_node(label_map, ct.with_array((ct.array > 100).astype(np.uint8)))
+    if probability:
+        node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"{names[0]} lesion probability")
+        mrml.fill_probability_node(node, ct.with_array(np.zeros(ct.shape, np.float32)))
+    work = path.parent / f"{path.stem} work"
+    work.mkdir()
+    scene.SetRootDirectory(str(work))
+    assert scene.WriteToMRB(str(path)), f"writing {path} failed"
+    shutil.rmtree(work)
+    return path
+
+
+@entry
+def slicer_scene_with_two_ct_volumes(data_dir, tmp, model):
+    """A 3D Slicer scene bundle (.mrb) holding two CT volumes and no --series to choose."""
+    ct = six_slices_read(data_dir, tmp / "series")
+    bundle = slicer_scene_bundle(ct, tmp / "study.mrb", names=("CT arterial", "CT portal"))
+    return BadInput(segment(bundle, tmp, model), INPUT, "scene with 2 volumes: 'ct arterial'; 'ct portal'", "study.mrb")
+
+
+@entry
+def slicer_scene_file_without_its_data(data_dir, tmp, model):
+    """A 3D Slicer scene file (.mrml) sent without the data folder beside it."""
+    ct = six_slices_read(data_dir, tmp / "series")
+    zipfile.ZipFile(slicer_scene_bundle(ct, tmp / "study.mrb")).extractall(tmp / "sent")
+    scene = tmp / "sent" / "study" / "study.mrml"
+    shutil.rmtree(scene.parent / "Data")
+    return BadInput(segment(scene, tmp, model), INPUT, "volume 'ct' has no file (ct.nrrd is missing)", "study.mrml")
+
+
+def six_slices_read(data_dir: Path, folder: Path):
+    """Six real CT slices copied into `folder` and read as a volume."""
+    from LiverLesionSegLib.io.cases import read_input_volume
+
+    copy_slices(data_dir, folder)
+    return read_input_volume(folder)
+
+
 @entry
 def zip_archive_of_a_series_with_a_gap(data_dir, tmp, model):
     """A ZIP archive of a DICOM series with a slice missing: the message names the files inside the archive."""

@@ -1,0 +1,114 @@
+"""A 3D Slicer scene given as the input: a scene bundle (.mrb, a ZIP archive, unpacked by
+`archive.py`) or a scene file (.mrml) beside its data, as Slicer users share their work.
+
+The scene file is XML (read by the standard library's parser, which resolves no external entity).
+Each volume node names its storage node, and the storage node the file that holds the voxels,
+relative to the scene's folder and URL-encoded by Slicer. The CT is the scene's one scalar volume,
+or the one `--series` names: label maps, segmentations, vector volumes (other XML tags) and this
+tool's own lesion probability maps (marked by `PROBABILITY_ROLE`) are not CTs.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+from urllib.parse import unquote
+
+from ..errors import InputError, first_line
+from .images import IMAGE_FILES, is_image_file
+
+SCENE_SUFFIX = ".mrml"
+SCALAR_VOLUME_TAG = "Volume"  # vtkMRMLScalarVolumeNode's tag; label maps are "LabelMapVolume"
+ROLE_ATTRIBUTE = "LiverLesionSeg.Role"  # a node attribute Slicer saves with the scene
+PROBABILITY_ROLE = "lesion probability"  # the role of the probability volumes this tool makes
+
+
+@dataclass(frozen=True)
+class SceneVolume:
+    name: str
+    path: Optional[Path]  # None where the node names no file (never saved)
+
+
+def is_scene_file(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(SCENE_SUFFIX)
+
+
+def scene_file_in(folder: Path) -> Optional[Path]:
+    """The scene file at the top of `folder` (an unpacked .mrb holds one), or None."""
+    scenes = sorted(p for p in folder.iterdir() if is_scene_file(p) and p.is_file())
+    return scenes[0] if len(scenes) == 1 else None
+
+
+def scene_volumes(scene: Path) -> list[SceneVolume]:
+    """The scene's scalar volumes other than lesion probability maps, in the scene's order."""
+    try:
+        root = ElementTree.parse(scene).getroot()
+    except (ElementTree.ParseError, OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"is not a readable 3D Slicer scene ({first_line(exc)})", scene,
+                         "save the scene again in Slicer, or give the CT's own file") from None
+    if root.tag != "MRML":
+        raise InputError(f"is an XML file but not a 3D Slicer scene (its root is <{root.tag}>)", scene,
+                         "give a scene saved by Slicer (.mrb or .mrml), or the CT's own file")
+    files = {node.get("id"): node.get("fileName") for node in root if node.get("fileName")}
+    volumes = []
+    for node in root.iter(SCALAR_VOLUME_TAG):
+        if node.get("labelMap") == "1" or _attributes(node).get(ROLE_ATTRIBUTE) == PROBABILITY_ROLE:
+            continue  # a label map in scenes before Slicer 4.3; a probability map made here
+        name = node.get("name") or node.get("id") or "unnamed"
+        file_name = files.get(_storage_id(node))
+        volumes.append(SceneVolume(name, _data_file(scene.parent, file_name) if file_name else None))
+    return volumes
+
+
+def choose_scene_volume(scene: Path, wanted: Optional[str | int] = None) -> Path:
+    """The file of the scene's CT volume: its one scalar volume, or the one named `wanted`."""
+    volumes = scene_volumes(scene)
+    listed = "; ".join(f"'{v.name}'" for v in volumes)
+    if not volumes:
+        raise InputError("is a 3D Slicer scene without a scalar volume (no CT in it)", scene,
+                         "save the scene with its CT volume, or give the CT's own file")
+    if wanted is not None:
+        volumes = [v for v in volumes if v.name.strip().lower() == str(wanted).strip().lower()]
+        if len(volumes) != 1:
+            how_many = "no volume is" if not volumes else f"{len(volumes)} volumes are"
+            raise InputError(f"{how_many} named '{wanted}' in the 3D Slicer scene; it holds {listed}", scene,
+                             "give --series the name of one volume from that list")
+    elif len(volumes) > 1:
+        raise InputError(f"is a 3D Slicer scene with {len(volumes)} volumes: {listed}", scene,
+                         "give --series the name of the CT volume to segment")
+    chosen = volumes[0]
+    if chosen.path is None or not chosen.path.is_file():
+        where = f" ({chosen.path.name} is missing)" if chosen.path is not None else ""
+        raise InputError(f"the 3D Slicer scene's volume '{chosen.name}' has no file{where}", scene,
+                         "save the scene again in Slicer with its data (File > Save, or as a .mrb bundle)")
+    if not is_image_file(chosen.path):
+        raise InputError(f"the 3D Slicer scene's volume '{chosen.name}' is stored as {chosen.path.name}, "
+                         f"which cannot be read here", scene,
+                         f"save the volume from Slicer as {IMAGE_FILES} and give that")
+    return chosen.path
+
+
+def _storage_id(node: ElementTree.Element) -> Optional[str]:
+    """The id of a node's storage node: `references="storage:ID;display:ID1 ID2;"` (`storageNodeRef`
+    before Slicer 4.3)."""
+    for reference in (node.get("references") or "").split(";"):
+        role, _, ids = reference.partition(":")
+        if role.strip() == "storage" and ids.split():
+            return ids.split()[0]
+    return node.get("storageNodeRef")
+
+
+def _attributes(node: ElementTree.Element) -> dict[str, str]:
+    """A node's attributes, saved as `attributes="name:value;name:value"` (each URL-encoded)."""
+    pairs = (item.partition(":") for item in (node.get("attributes") or "").split(";") if item)
+    return {unquote(name): unquote(value) for name, _, value in pairs}
+
+
+def _data_file(folder: Path, file_name: str) -> Path:
+    """A storage node's file: URL-encoded by Slicer (a space as %20), taken as written where the
+    decoded name does not exist (scenes from before the encoding)."""
+    decoded = folder / unquote(file_name)
+    return decoded if decoded.exists() else folder / file_name

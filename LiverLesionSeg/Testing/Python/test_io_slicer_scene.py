@@ -1,0 +1,98 @@
+"""A 3D Slicer scene as the input (a .mrb bundle, or a .mrml file beside its data): its CT volume is
+read, not its label maps or the probability maps this tool made; the scenes are written by Slicer's
+own MRML classes (the `slicer-core` wheel) where the test can, and by hand only for older forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bad_inputs import slicer_scene_bundle
+from LiverLesionSegLib.cli import main
+from LiverLesionSegLib.errors import InputError
+from LiverLesionSegLib.io.cases import find_input_ct, read_input_volume
+from LiverLesionSegLib.io.slicer_scene import choose_scene_volume, scene_volumes
+from LiverLesionSegLib.resources import sample_case_path
+
+
+@pytest.fixture(scope="module")
+def ct():
+    return read_input_volume(sample_case_path())
+
+
+def test_a_scene_bundle_gives_its_ct_not_its_label_map_or_probability_map(ct, tmp_path):
+    bundle = slicer_scene_bundle(ct, tmp_path / "liver study.mrb")
+    with find_input_ct(bundle) as found:
+        assert found.image.name == "CT.nrrd"
+        volume = found.read()
+    assert np.array_equal(volume.array, ct.array) and volume.same_grid(ct)
+    assert volume.source == str(bundle / "liver study" / "Data" / "CT.nrrd")  # named inside the bundle
+
+
+def test_the_volume_named_by_series_is_chosen_and_several_without_a_name_are_asked_about(ct, tmp_path):
+    bundle = slicer_scene_bundle(ct, tmp_path / "two.mrb", names=("CT arterial", "CT portal 100%"))
+    with pytest.raises(InputError, match=r"scene with 2 volumes: 'CT arterial'; 'CT portal 100%'") as raised:
+        find_input_ct(bundle)
+    assert "--series" in str(raised.value) and "two.mrb" in str(raised.value)
+    with find_input_ct(bundle, series="ct portal 100%") as found:  # its file name URL-encoded in the scene
+        assert found.image.name == "CT portal 100%.nrrd"
+        assert found.read().same_grid(ct)
+    with pytest.raises(InputError, match=r"no volume is named 'venous' in the 3D Slicer scene; it holds 'CT"):
+        find_input_ct(bundle, series="venous")
+
+
+def test_a_scene_file_beside_its_data_and_an_unpacked_bundle_folder(ct, tmp_path):
+    import zipfile
+
+    bundle = slicer_scene_bundle(ct, tmp_path / "study.mrb", probability=False)
+    zipfile.ZipFile(bundle).extractall(tmp_path / "unpacked")
+    scene_file = tmp_path / "unpacked" / "study" / "study.mrml"
+    assert choose_scene_volume(scene_file) == scene_file.parent / "Data" / "CT.nrrd"
+    for given in (scene_file, scene_file.parent):
+        assert read_input_volume(given).same_grid(ct)
+
+
+OLD_SCENE = """<?xml version="1.0" encoding="UTF-8"?>
+<MRML version="Slicer4">
+ <VolumeArchetypeStorage id="vtkMRMLVolumeArchetypeStorageNode1" fileName="{ct}"></VolumeArchetypeStorage>
+ <VolumeArchetypeStorage id="vtkMRMLVolumeArchetypeStorageNode2" fileName="labels.nrrd"></VolumeArchetypeStorage>
+ <Volume id="vtkMRMLScalarVolumeNode1" name="abdomen" storageNodeRef="vtkMRMLVolumeArchetypeStorageNode1"></Volume>
+ <Volume id="vtkMRMLScalarVolumeNode2" name="labels" labelMap="1"
+   storageNodeRef="vtkMRMLVolumeArchetypeStorageNode2"></Volume>
+</MRML>
+"""
+
+
+def test_a_scene_from_before_slicer_4_3(ct, tmp_path):
+    """Storage named by `storageNodeRef`, label maps marked `labelMap="1"`, file names not encoded."""
+    (tmp_path / "ct 100%41.nrrd").write_bytes(b"")
+    (tmp_path / "scene.mrml").write_text(OLD_SCENE.format(ct="ct 100%41.nrrd"))
+    assert [v.name for v in scene_volumes(tmp_path / "scene.mrml")] == ["abdomen"]
+    assert choose_scene_volume(tmp_path / "scene.mrml") == tmp_path / "ct 100%41.nrrd"  # not 'ct 100A.nrrd'
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("<MRML><Volume id='v' name='CT'", "is not a readable 3d slicer scene"),
+    ("<svg></svg>", "is an xml file but not a 3d slicer scene (its root is <svg>)"),
+    ("<MRML><LabelMapVolume id='l' name='labels'/></MRML>", "a 3d slicer scene without a scalar volume"),
+    ("<MRML><Volume id='v' name='CT' references='display:d1;'/></MRML>", "volume 'ct' has no file"),
+    (OLD_SCENE.format(ct="missing.nrrd"), "volume 'abdomen' has no file (missing.nrrd is missing)"),
+    (OLD_SCENE.format(ct="ct.vtk"), "volume 'abdomen' is stored as ct.vtk, which cannot be read here"),
+])
+def test_a_broken_scene_is_refused_in_one_line_naming_it(text, fragment, tmp_path):
+    (tmp_path / "ct.vtk").write_bytes(b"# vtk DataFile Version 3.0\n")
+    (tmp_path / "scene.mrml").write_text(text)
+    with pytest.raises(InputError) as raised:
+        find_input_ct(tmp_path / "scene.mrml")
+    message = str(raised.value)
+    assert fragment in message.lower() and "scene.mrml" in message and "\n" not in message
+
+
+def test_segment_a_scene_bundle_from_the_command_line(ct, tmp_path, model_path):
+    bundle = slicer_scene_bundle(ct, tmp_path / "study.mrb")
+    assert main(["segment", str(bundle), "-o", str(tmp_path / "out.nii.gz"), "--model", str(model_path),
+                 "--progress", "none"]) == 0
+    import SimpleITK as sitk
+
+    written = sitk.ReadImage(str(tmp_path / "out.nii.gz"))
+    assert written.GetSize() == ct.shape[::-1] and np.allclose(written.GetSpacing(), ct.spacing)
