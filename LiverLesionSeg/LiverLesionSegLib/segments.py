@@ -54,17 +54,19 @@ SEGMENTS = (LIVER, LESION)
 # Words in the names users give segments (in the Segment Editor, other tools, planning systems)
 # that tell what they are: lower case, without accents (names are compared so), in English and the
 # languages of sites that name segments in their own (German, French, Spanish, Italian,
-# Portuguese, Dutch, Chinese, Japanese).
-LIVER_WORDS = ("liver", "leber", "foie", "higado", "fegato", "figado", "lever", "肝")
+# Portuguese, Dutch, Chinese, Japanese, Korean).
+LIVER_WORDS = ("liver", "hepat", "leber", "foie", "higado", "fegato", "figado", "lever", "肝", "간")
 LESION_WORDS = ("lesion", "tumor", "tumour", "tumeur", "mass", "metast", "hcc", "nodul", "cancer", "carcinom",
                 "neoplas", "lasion", "laesie", "lesao", "raumforderung", "herd",
                 "hemangiom", "haemangiom", "hamangiom", "adenom", "fnh",  # benign tumours are lesions too
-                "肿瘤", "腫瘍", "病灶", "病変", "癌", "血管瘤")
+                "肿瘤", "腫瘍", "病灶", "病変", "癌", "血管瘤",
+                "종양", "병변", "전이", "결절", "암", "혈관종")  # Korean: tumour, lesion, metastasis, nodule, cancer
 NOT_LIVER_WORDS = ("vessel", "vein", "vena", "vene", "arter", "duct", "cyst", "kyst", "zyst", "quiste", "cisti",
-                   "gefass", "pfortader", "血管", "囊肿", "嚢胞")  # in the liver, but not liver tissue
+                   "gefass", "pfortader", "血管", "囊肿", "嚢胞",
+                   "혈관", "정맥", "동맥", "문맥", "담관", "낭종")  # in the liver, but not liver tissue
 RT_TARGETS = ("gtv", "ctv", "itv", "ptv")  # radiotherapy's target volumes; the gross tumour (GTV) is the lesion
 # "Liver incl. tumor", "Liver with lesions", "Leber mit Tumor": the whole organ, not a lesion
-INCLUDING_WORDS = ("incl", "with", "+", "&", " and ", "mit ", "inkl", "avec", "con ", "含")
+INCLUDING_WORDS = ("incl", "with", "+", "&", " and ", "mit ", "inkl", "avec", "con ", "含", "포함")
 LESION_FREE = re.compile(r"(lesion|tumou?r|metastas[ie]s)[- ]?free")  # "tumour-free liver"
 
 
@@ -89,6 +91,7 @@ def meaning_of_segment_name(name: str) -> str | None:
 
 
 def plain_text(name: str) -> str:
-    """A name in lower case without accents ("Läsion" -> "lasion", "Gefäß" -> "gefass")."""
+    """A name in lower case without accents ("Läsion" -> "lasion", "Gefäß" -> "gefass"); Hangul
+    syllables, which the decomposition splits into their letters, put together again."""
     decomposed = unicodedata.normalize("NFKD", name.strip().casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))

@@ -22,7 +22,7 @@ import numpy as np
 import pydicom
 
 from ..errors import InputError, first_line
-from ..segments import LESION_WORDS, LIVER_CODE, NOT_LIVER_WORDS
+from ..segments import LIVER_CODE, NOT_LIVER_WORDS, meaning_of_segment_name, plain_text
 from ..volume import Case, Volume
 from .dicom import FolderScan, SeriesInfo, check_in_plane_grid, read_series, scan_folder, slice_indices
 from .multiframe import functional_group_item
@@ -144,17 +144,19 @@ def read_seg_masks(path: Path, ct: Volume) -> dict[str, np.ndarray]:
 
 
 def segment_role(seg: hd.seg.Segmentation, number: int) -> Optional[str]:
-    """'liver', 'lesion' or None, from the segment's label and property type."""
+    """'liver', 'lesion' or None, from the segment's property type where it is a lesion's, else its label
+    read as segment names are everywhere ("Liver incl. tumor" is liver, "Leber" and "간" too), else its
+    property type (a liver's, unless the label names a vessel or cyst)."""
     description = seg.get_segment_description(number)
     prop = description.segmented_property_type
-    text = f"{description.segment_label} {prop.meaning}".lower()
-    if prop.value in LESION_CODES or any(word in text for word in LESION_WORDS):
+    if prop.value in LESION_CODES:
         return "lesion"
-    if any(word in text for word in NOT_LIVER_WORDS):
+    named = meaning_of_segment_name(description.segment_label)
+    if named is not None:
+        return named
+    if any(word in plain_text(description.segment_label) for word in NOT_LIVER_WORDS):
         return None
-    if prop.value in LIVER_CODES or "liver" in text or "hepat" in text:
-        return "liver"
-    return None
+    return "liver" if prop.value in LIVER_CODES else meaning_of_segment_name(prop.meaning)
 
 
 def _segread(path: Path) -> hd.seg.Segmentation:

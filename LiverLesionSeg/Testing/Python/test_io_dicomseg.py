@@ -232,3 +232,30 @@ def test_a_seg_without_frames_says_so(case_0697_copy):
         read_seg_case(case_0697_copy)
     message = str(exc.value)
     assert "\n" not in message and path.name in message and "holds no frames" in message
+
+
+@pytest.mark.filterwarnings("ignore:The string .* person name:UserWarning")
+@pytest.mark.parametrize("labels", [("간", "간 종양", "혈관"), ("Leber", "Lebermetastase", "Pfortader"),
+                                    ("Liver incl. tumor", "HCC", "Hepatic vein")])
+def test_segments_coded_only_as_tissue_are_read_by_their_labels(labels, case_0697_copy, data_dir):
+    """A SEG whose segments are coded only as tissue (a site's own tool): read by their labels as segment
+    names are everywhere (Korean: liver, liver tumour, vessel; stored in UTF-8), the vessel ignored."""
+    sources = axial_sources_alone(case_0697_copy, data_dir)
+    pixels = np.zeros((len(sources), 512, 512, 3), np.uint8)
+    pixels[10:30, 100:300, 100:300, 0] = 1
+    pixels[12:14, 150:160, 150:160, 1] = 1
+    pixels[15:25, 250:260, 120:130, 2] = 1
+    manual = hd.seg.SegmentAlgorithmTypeValues.MANUAL
+    descriptions = [hd.seg.SegmentDescription(number, label, codes.SCT.Tissue, codes.SCT.Tissue, manual)
+                    for number, label in enumerate(labels, start=1)]
+    seg = hd.seg.Segmentation(
+        source_images=sources, pixel_array=pixels, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=50, sop_instance_uid=hd.UID(),
+        instance_number=1, manufacturer="test", manufacturer_model_name="test", software_versions="0",
+        device_serial_number="0")
+    seg.SpecificCharacterSet = "ISO_IR 192"
+    seg.save_as(case_0697_copy / "labelled.dcm")
+    assert pydicom.dcmread(case_0697_copy / "labelled.dcm").SegmentSequence[1].SegmentLabel == labels[1]
+    case = read_seg_case(case_0697_copy)
+    np.testing.assert_array_equal(case.liver.array, pixels[..., 0])
+    np.testing.assert_array_equal(case.lesion.array, pixels[..., 1])

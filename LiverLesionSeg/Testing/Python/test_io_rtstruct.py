@@ -160,6 +160,9 @@ def test_pydicoms_own_structure_set_reads_on_its_grid(tmp_path):
     ("Hígado", "", "liver"), ("quiste hepático", "", None), ("Fegato", "", "liver"), ("Fígado", "", "liver"),
     ("lesão", "", "lesion"), ("Lever", "", "liver"), ("肝脏", "", "liver"), ("肝癌", "", "lesion"),
     ("肝腫瘍", "", "lesion"), ("肝血管", "", None), ("Niere", "", None),
+    ("간", "", "liver"), ("간 종양", "", "lesion"), ("간암 2", "", "lesion"), ("간전이", "", "lesion"),
+    ("간 (종양 포함)", "", "liver"), ("간혈관", "", None), ("간 낭종", "", None), ("간혈관종", "", "lesion"),
+    ("신장", "", None),
     # benign tumours (were left out as background)
     ("Hemangioma", "", "lesion"), ("Hämangiom", "", "lesion"), ("FNH", "", "lesion"), ("Adenoma 2", "", "lesion"),
     ("肝血管瘤", "", "lesion"),
