@@ -26,14 +26,15 @@ def add_parser(sub, common) -> None:
                                    "corrected elsewhere, and write it on: as a DICOM SEG with a DICOM SR report "
                                    "over the CT's DICOM series, say. No model is run.")
     p.add_argument("ct", type=Path, help="the CT, as segment reads it: a DICOM folder, a multi-frame DICOM file, a "
-                                         ".nii/.nii.gz/.nrrd/.mha file, or a ZIP archive of one of these")
-    p.add_argument("segmentation", type=Path, nargs="+",
+                                         ".nii/.nii.gz/.nrrd/.mha file, a 3D Slicer scene (.mrb, .mrml), or a ZIP "
+                                         "archive of one of these")
+    p.add_argument("segmentation", type=Path, nargs="*",
                    help="its segmentation: a label map on the CT's grid (.nii.gz/.nii/.nrrd/.mha; 0 background, "
                         "1 liver, 2 lesion), a Slicer .seg.nrrd, or a DICOM SEG or RT structure set (.dcm) made on "
                         "the CT's series by any tool (segments or ROIs named as liver and as lesion, tumour, GTV, "
                         "...); several files are "
                         "united (a liver SEG and a tumour SEG); the lesions alone will do (the liver is then "
-                        "reported as not segmented)")
+                        "reported as not segmented); for a 3D Slicer scene, by default its segmentation")
     p.add_argument("--series", help="with several CT series in a folder: its UID, number or description")
     p.add_argument("--lesions", type=Path, metavar="CSV|DCM",
                    help="write the lesion table: .csv, or .dcm for a DICOM SR measurement report over the CT's "
@@ -66,14 +67,16 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                     timings) as found:
         with progress.stage("read", timings):
             ct = found.read()
-            liver, lesion = read_segmentations(args.segmentation, ct, require_liver=False)
+            segmentations = args.segmentation or [found.scene_segmentation()]
+            with found.named_inside():
+                liver, lesion = read_segmentations(segmentations, ct, require_liver=False)
         # 0, 1 liver, 2 lesion (the liver holds its lesions); lesions alone: the liver's volume unknown
         labels = lesion.with_array(lesion.array * 2 if liver is None else liver.array + lesion.array)
         lesions, liver_ml = measure_labels(labels, ct, liver is not None)
         for caveat in measured_caveats(lesions, liver_ml, ct):
-            log.warning("Caution (%s): %s.", ", ".join(str(path) for path in args.segmentation), caveat)
+            log.warning("Caution (%s): %s.", ", ".join(found.shown(path) for path in segmentations), caveat)
         with progress.stage("write", timings):
-            given = "segmentation " + ", ".join(path.name for path in args.segmentation)
+            given = "segmentation " + ", ".join(path.name for path in segmentations)
             pictures = [(args.overlay, lambda path: plot_overlay(ct, liver, lesion, path))] if args.overlay else []
             write_together(labels, found.series, [given[:64]], output=args.output, liver_ml=liver_ml, corrected=True,
                            tables=tables, measured=(case_name(args.ct), lesions), structures=beside.structures,

@@ -13,6 +13,7 @@ images but no labels is left out with a logged note.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -20,7 +21,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import ContextManager, Iterable, Optional
 
 import numpy as np
 
@@ -34,7 +35,7 @@ from .images import (image_stem, is_image_file, read_image, read_label_map, refu
                      refuse_values_without_rescale)
 from .ircadb import CT_FOLDER, is_ircadb_case, read_ircadb_case
 from .series_choice import choose_ct_file, choose_ct_series, read_chosen_series
-from .slicer_scene import choose_scene_volume, is_scene_file, scene_file_in
+from .slicer_scene import choose_scene_segmentation, choose_scene_volume, is_scene_file, scene_file_in
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -104,14 +105,29 @@ class InputCT:
     scan: Optional[FolderScan] = None
     series: Optional[SeriesInfo] = None  # the DICOM series, with `scan`
     unpacked: Optional[Unpacked] = None  # where `path` is a ZIP archive: the files above lie in it
+    scene: Optional[Path] = None  # the 3D Slicer scene file `image` was chosen from
 
     def read(self) -> Volume:
-        if self.unpacked is None:
-            return self._read()
-        with self.unpacked.named_in_archive():
+        with self.named_inside():
             volume = self._read()
-        volume.source = volume.source.replace(self.unpacked.temporary.name, str(self.path))
+        volume.source = self.shown(volume.source)
         return volume
+
+    def shown(self, path: str | os.PathLike) -> str:
+        """A path as messages show it: a file inside the archive `path` named within it."""
+        return str(path) if self.unpacked is None else str(path).replace(self.unpacked.temporary.name, str(self.path))
+
+    def scene_segmentation(self) -> Path:
+        """The segmentation of the 3D Slicer scene the CT was read from (its one segmentation node)."""
+        if self.scene is None:
+            raise InputError("is not a 3D Slicer scene, and no segmentation was given", self.path,
+                             "give the segmentation after the CT")
+        with self.named_inside():
+            return choose_scene_segmentation(self.scene)
+
+    def named_inside(self) -> ContextManager[None]:
+        """Errors raised within name the files inside the archive `path`, where it is one."""
+        return self.unpacked.named_in_archive() if self.unpacked is not None else contextlib.nullcontext()
 
     def close(self) -> None:
         """Remove the unpacked archive now (it goes anyway when this object does)."""
@@ -147,7 +163,7 @@ def find_input_ct(path: str | os.PathLike, series: Optional[str | int] = None) -
         if is_image_file(path):
             return InputCT(path, image=path)
         if is_scene_file(path):
-            return InputCT(path, image=choose_scene_volume(path, series))
+            return InputCT(path, image=choose_scene_volume(path, series), scene=path)
         if is_zip(path):
             return _archive_input(path, series)
         if path.name.upper() == "DICOMDIR":  # a disc's index: the images lie in the folders beside it
@@ -164,7 +180,7 @@ def find_input_ct(path: str | os.PathLike, series: Optional[str | int] = None) -
         return InputCT(path, image=image)
     scene = scene_file_in(path)  # an unpacked .mrb
     if scene is not None:
-        return InputCT(path, image=choose_scene_volume(scene, series))
+        return InputCT(path, image=choose_scene_volume(scene, series), scene=scene)
     # A SEG case folder gives its referenced CT: `choose_ct_series` puts that one first.
     return _dicom_input(path, path, series)
 

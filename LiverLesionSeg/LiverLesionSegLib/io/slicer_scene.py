@@ -5,7 +5,8 @@ The scene file is XML (read by the standard library's parser, which resolves no 
 Each volume node names its storage node, and the storage node the file that holds the voxels,
 relative to the scene's folder and URL-encoded by Slicer. The CT is the scene's one scalar volume,
 or the one `--series` names: label maps, segmentations, vector volumes (other XML tags) and this
-tool's own lesion probability maps (marked by `PROBABILITY_ROLE`) are not CTs.
+tool's own lesion probability maps (marked by `PROBABILITY_ROLE`) are not CTs. Its segmentation (for
+`measure`: a reader's corrected result) is its one segmentation node, saved as a .seg.nrrd.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ from .images import IMAGE_FILES, is_image_file
 
 SCENE_SUFFIX = ".mrml"
 SCALAR_VOLUME_TAG = "Volume"  # vtkMRMLScalarVolumeNode's tag; label maps are "LabelMapVolume"
+SEGMENTATION_TAG = "Segmentation"
 ROLE_ATTRIBUTE = "LiverLesionSeg.Role"  # a node attribute Slicer saves with the scene
 PROBABILITY_ROLE = "lesion probability"  # the role of the probability volumes this tool makes
 
 
 @dataclass(frozen=True)
-class SceneVolume:
+class SceneFile:
+    """A node of the scene and the file that holds its data."""
+
     name: str
     path: Optional[Path]  # None where the node names no file (never saved)
 
@@ -42,25 +46,16 @@ def scene_file_in(folder: Path) -> Optional[Path]:
     return scenes[0] if len(scenes) == 1 else None
 
 
-def scene_volumes(scene: Path) -> list[SceneVolume]:
+def scene_volumes(scene: Path) -> list[SceneFile]:
     """The scene's scalar volumes other than lesion probability maps, in the scene's order."""
-    try:
-        root = ElementTree.parse(scene).getroot()
-    except (ElementTree.ParseError, OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"is not a readable 3D Slicer scene ({first_line(exc)})", scene,
-                         "save the scene again in Slicer, or give the CT's own file") from None
-    if root.tag != "MRML":
-        raise InputError(f"is an XML file but not a 3D Slicer scene (its root is <{root.tag}>)", scene,
-                         "give a scene saved by Slicer (.mrb or .mrml), or the CT's own file")
-    files = {node.get("id"): node.get("fileName") for node in root if node.get("fileName")}
-    volumes = []
-    for node in root.iter(SCALAR_VOLUME_TAG):
-        if node.get("labelMap") == "1" or _attributes(node).get(ROLE_ATTRIBUTE) == PROBABILITY_ROLE:
-            continue  # a label map in scenes before Slicer 4.3; a probability map made here
-        name = node.get("name") or node.get("id") or "unnamed"
-        file_name = files.get(_storage_id(node))
-        volumes.append(SceneVolume(name, _data_file(scene.parent, file_name) if file_name else None))
-    return volumes
+    def is_ct(node: ElementTree.Element) -> bool:  # not a label map of scenes before Slicer 4.3, nor a map made here
+        return node.get("labelMap") != "1" and _attributes(node).get(ROLE_ATTRIBUTE) != PROBABILITY_ROLE
+    return _scene_files(scene, SCALAR_VOLUME_TAG, is_ct)
+
+
+def scene_segmentations(scene: Path) -> list[SceneFile]:
+    """The scene's segmentation nodes (saved as .seg.nrrd), in the scene's order."""
+    return _scene_files(scene, SEGMENTATION_TAG, lambda node: True)
 
 
 def choose_scene_volume(scene: Path, wanted: Optional[str | int] = None) -> Path:
@@ -79,15 +74,49 @@ def choose_scene_volume(scene: Path, wanted: Optional[str | int] = None) -> Path
     elif len(volumes) > 1:
         raise InputError(f"is a 3D Slicer scene with {len(volumes)} volumes: {listed}", scene,
                          "give --series the name of the CT volume to segment")
-    chosen = volumes[0]
+    return _readable(scene, volumes[0], "volume")
+
+
+def choose_scene_segmentation(scene: Path) -> Path:
+    """The file of the scene's one segmentation (a reader's corrected result, say)."""
+    segmentations = scene_segmentations(scene)
+    if len(segmentations) != 1:
+        held = "; ".join(f"'{s.name}'" for s in segmentations)
+        raise InputError(f"is a 3D Slicer scene with {len(segmentations)} segmentations{': ' if held else ''}{held}",
+                         scene, "give the segmentation to measure after the CT (saved from Slicer as a .seg.nrrd)")
+    return _readable(scene, segmentations[0], "segmentation")
+
+
+def _scene_files(scene: Path, tag: str, keep) -> list[SceneFile]:
+    """The scene's nodes of one XML tag that `keep` keeps, each with its storage node's file."""
+    try:
+        root = ElementTree.parse(scene).getroot()
+    except (ElementTree.ParseError, OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"is not a readable 3D Slicer scene ({first_line(exc)})", scene,
+                         "save the scene again in Slicer, or give the CT's own file") from None
+    if root.tag != "MRML":
+        raise InputError(f"is an XML file but not a 3D Slicer scene (its root is <{root.tag}>)", scene,
+                         "give a scene saved by Slicer (.mrb or .mrml), or the CT's own file")
+    files = {node.get("id"): node.get("fileName") for node in root if node.get("fileName")}
+    found = []
+    for node in root.iter(tag):
+        if keep(node):
+            file_name = files.get(_storage_id(node))
+            found.append(SceneFile(node.get("name") or node.get("id") or "unnamed",
+                                   _data_file(scene.parent, file_name) if file_name else None))
+    return found
+
+
+def _readable(scene: Path, chosen: SceneFile, what: str) -> Path:
+    """The chosen node's file, refused where it is missing or in a format not read here."""
     if chosen.path is None or not chosen.path.is_file():
         where = f" ({chosen.path.name} is missing)" if chosen.path is not None else ""
-        raise InputError(f"the 3D Slicer scene's volume '{chosen.name}' has no file{where}", scene,
+        raise InputError(f"the 3D Slicer scene's {what} '{chosen.name}' has no file{where}", scene,
                          "save the scene again in Slicer with its data (File > Save, or as a .mrb bundle)")
     if not is_image_file(chosen.path):
-        raise InputError(f"the 3D Slicer scene's volume '{chosen.name}' is stored as {chosen.path.name}, "
+        raise InputError(f"the 3D Slicer scene's {what} '{chosen.name}' is stored as {chosen.path.name}, "
                          f"which cannot be read here", scene,
-                         f"save the volume from Slicer as {IMAGE_FILES} and give that")
+                         f"save the {what} from Slicer as {IMAGE_FILES} and give that")
     return chosen.path
 
 

@@ -632,9 +632,11 @@ def damaged_zip_archive(data_dir, tmp, model):
     return BadInput(segment(tmp / "cut.zip", tmp, model), INPUT, "damaged zip archive", "cut.zip")
 
 
-def slicer_scene_bundle(ct, path: Path, names: tuple[str, ...] = ("CT",), probability: bool = True) -> Path:
+def slicer_scene_bundle(ct, path: Path, names: tuple[str, ...] = ("CT",), probability: bool = True,
+                        segmentations: tuple = ()) -> Path:
     """A scene as Slicer saves it (File > Save as a .mrb): a volume node per name holding `ct`, a label
-    map, and a lesion probability map made by this tool's Slicer logic."""
+    map, a lesion probability map made by this tool's Slicer logic, and a segmentation node ("Liver",
+    "Liver lesion") for each (liver, lesion) pair of masks in `segmentations`."""
     slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel")
     from LiverLesionSegLib import mrml
 
@@ -646,6 +648,9 @@ def slicer_scene_bundle(ct, path: Path, names: tuple[str, ...] = ("CT",), probab
     if probability:
         node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"{names[0]} lesion probability")
         mrml.fill_probability_node(node, ct.with_array(np.zeros(ct.shape, np.float32)))
+    for number, (liver, lesion) in enumerate(segmentations, start=1):
+        segmentation = mrml.new_segmentation_node(scene, f"Segmentation {number}")
+        mrml.fill_segmentation_node(segmentation, scene.GetFirstNodeByName(names[0]), liver, lesion)
     work = path.parent / f"{path.stem} work"
     work.mkdir()
     scene.SetRootDirectory(str(work))

@@ -96,3 +96,38 @@ def test_segment_a_scene_bundle_from_the_command_line(ct, tmp_path, model_path):
 
     written = sitk.ReadImage(str(tmp_path / "out.nii.gz"))
     assert written.GetSize() == ct.shape[::-1] and np.allclose(written.GetSpacing(), ct.spacing)
+
+
+def liver_and_lesion(ct):
+    """A box of liver on the real CT with a box of lesion inside it."""
+    liver, lesion = np.zeros(ct.shape, np.uint8), np.zeros(ct.shape, np.uint8)
+    liver[10:40, 150:350, 100:300] = 1
+    lesion[20:30, 200:240, 150:190] = 1
+    return ct.with_array(liver), ct.with_array(lesion)
+
+
+def test_measure_a_scene_bundle_measures_its_segmentation(ct, tmp_path):
+    """A reader's corrected segmentation saved with its CT in a .mrb: `measure scene.mrb` measures it."""
+    import csv
+
+    liver, lesion = liver_and_lesion(ct)
+    bundle = slicer_scene_bundle(ct, tmp_path / "corrected.mrb", segmentations=[(liver, lesion)])
+    assert main(["measure", str(bundle), "--lesions", str(tmp_path / "lesions.csv")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "lesions.csv")))
+    volume_ml = next(value for key, value in rows[0].items() if "volume" in key.lower() and "ml" in key.lower())
+    assert len(rows) == 1
+    assert float(volume_ml) == pytest.approx(lesion.array.sum() * np.prod(ct.spacing) / 1000, rel=1e-3)
+
+
+def test_measure_a_scene_with_two_segmentations_or_none_asks_which(ct, tmp_path, capsys):
+    liver, lesion = liver_and_lesion(ct)
+    two = slicer_scene_bundle(ct, tmp_path / "two.mrb", segmentations=[(liver, lesion), (liver, lesion)])
+    none = slicer_scene_bundle(ct, tmp_path / "none.mrb")
+    for given, message in [
+            (two, "two.mrb/two/two.mrml: is a 3D Slicer scene with 2 segmentations: 'Segmentation 1'; "
+                  "'Segmentation 2'"),
+            (none, "none.mrb/none/none.mrml: is a 3D Slicer scene with 0 segmentations. Give the segmentation"),
+            (sample_case_path(), "is not a 3D Slicer scene, and no segmentation was given")]:
+        assert main(["measure", str(given), "--lesions", str(tmp_path / "lesions.csv")]) == 3
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "lesions.csv").exists()
