@@ -39,11 +39,13 @@ from .slicer_scene import choose_scene_segmentation, choose_scene_volume, is_sce
 
 LOG = logging.getLogger("LiverLesionSeg")
 
-KINDS = ("ircadb", "dicom-seg", "image-pair")
+KINDS = ("ircadb", "dicom-seg", "image-pair", "slicer-scene")
 LAYOUTS = ("3D-IRCADb-01 case folders (PATIENT_DICOM/ + MASKS_DICOM/), a CT DICOM series with DICOM SEG objects, "
            "LiTS volume-N.nii + segmentation-N.nii, Decathlon imagesTr/ + labelsTr/, "
            "or image.nii|nii.gz|nrrd + labels.nii|nii.gz|nrrd (labels 0 background, 1 liver, 2 lesion) or "
-           "labels.seg.nrrd (a Slicer segmentation)")
+           "labels.seg.nrrd (a Slicer segmentation), or 3D Slicer scenes (.mrb, or .mrml beside its data) "
+           "holding a CT and its segmentation")
+SCENE_BUNDLE_SUFFIX = ".mrb"
 LITS_NAME = re.compile(r"^(volume|segmentation)-(\d+)\.nii(\.gz)?$", re.IGNORECASE)
 PAIR_IMAGE_NAMES = ("image.nii.gz", "image.nii", "image.nrrd")
 PAIR_LABEL_NAMES = ("labels.nii.gz", "labels.nii", "labels.nrrd", "labels.seg.nrrd")  # the last: Slicer's
@@ -88,6 +90,8 @@ def load_case(ref: CaseRef) -> Case:
         ct = read_image(image)
         liver, lesion = read_label_map(labels, ct)
         case = Case(ref.name, ct, liver, lesion, image)
+    elif ref.kind == "slicer-scene":
+        case = _read_scene_case(ref)
     else:
         raise InputError(f"unknown case kind '{ref.kind}' (known: {', '.join(KINDS)})", ref.paths[0])
     case.name = ref.name
@@ -238,6 +242,18 @@ def read_segmentations(paths: Iterable[str | os.PathLike], ct: Volume, require_l
     return (ct.with_array(liver | lesion, source) if "liver" in found else None), ct.with_array(lesion, source)
 
 
+def _read_scene_case(ref: CaseRef) -> Case:
+    """A 3D Slicer scene's CT and its one segmentation (which must hold the liver), read."""
+    with find_input_ct(ref.paths[0]) as found:
+        if found.scene is None:  # a .mrb that holds no scene file
+            raise InputError("holds no 3D Slicer scene file (.mrml)", ref.paths[0], "save the scene again from Slicer")
+        ct = found.read()
+        with found.named_inside():
+            liver, lesion = read_label_map(found.scene_segmentation(), ct)
+    liver.source = lesion.source = found.shown(lesion.source)
+    return Case(ref.name, ct, liver, lesion, ref.paths[0])
+
+
 def _archive_input(path: Path, series: Optional[str | int]) -> InputCT:
     unpacked = unpack(path)
     try:
@@ -278,8 +294,10 @@ def _cases_for_file(path: Path) -> list[CaseRef]:
         return [CaseRef(image_stem(path), "image-pair", (image, labels))]
     if path.name.lower() in PAIR_IMAGE_NAMES + PAIR_LABEL_NAMES:
         return _image_pair_folder(path.parent)
-    raise InputError("a single file is a case only as a LiTS volume/segmentation, a Decathlon image/label "
-                     "or an image/labels pair", path, f"understood layouts: {LAYOUTS}")
+    if is_scene_file(path) or path.name.lower().endswith(SCENE_BUNDLE_SUFFIX):
+        return [CaseRef(path.stem, "slicer-scene", (path,))]
+    raise InputError("a single file is a case only as a LiTS volume/segmentation, a Decathlon image/label, "
+                     "an image/labels pair or a 3D Slicer scene", path, f"understood layouts: {LAYOUTS}")
 
 
 # --- folders -----------------------------------------------------------------------------------
@@ -301,8 +319,10 @@ def _cases_in_folder(root: Path) -> list[CaseRef]:
             refs.extend(layout)
             dirs[:] = []
             continue
-        other_files.extend(folder / n for n in sorted(names)
-                           if not n.startswith(".") and not is_image_file(n) and (folder / n).is_file())
+        bundles = [n for n in sorted(names) if n.lower().endswith(SCENE_BUNDLE_SUFFIX) and not n.startswith(".")]
+        refs.extend(CaseRef(Path(n).stem, "slicer-scene", (folder / n,)) for n in bundles)
+        other_files.extend(folder / n for n in sorted(names) if not n.startswith(".") and not is_image_file(n)
+                           and n not in bundles and (folder / n).is_file())
     return refs + _dicom_seg_cases(other_files)
 
 
@@ -314,6 +334,9 @@ def _layout_cases(folder: Path, names: list[str]) -> Optional[list[CaseRef]]:
         return _decathlon_cases(folder)
     if _first_existing(folder, PAIR_IMAGE_NAMES + PAIR_LABEL_NAMES) is not None:
         return _image_pair_folder(folder, strict=False)
+    scene = scene_file_in(folder)  # a scene saved beside its data (or an unpacked .mrb)
+    if scene is not None:
+        return [CaseRef(folder.name, "slicer-scene", (scene,))]
     lits = sorted((n for n in names if LITS_NAME.match(n) and n.lower().startswith("volume")), key=_lits_number)
     if lits:
         refs = []

@@ -131,3 +131,39 @@ def test_measure_a_scene_with_two_segmentations_or_none_asks_which(ct, tmp_path,
         assert main(["measure", str(given), "--lesions", str(tmp_path / "lesions.csv")]) == 3
         assert message in capsys.readouterr().err
     assert not (tmp_path / "lesions.csv").exists()
+
+
+def test_scenes_as_training_cases_bundles_and_scene_folders(ct, tmp_path):
+    """Scenes a reader corrected and saved, as training or reference cases: .mrb bundles in a folder,
+    and a scene saved beside its data, each its CT with its segmentation."""
+    import zipfile
+
+    from LiverLesionSegLib.io.cases import find_cases, load_case
+
+    liver, lesion = liver_and_lesion(ct)
+    (tmp_path / "cases").mkdir()
+    slicer_scene_bundle(ct, tmp_path / "cases" / "patient 1.mrb", segmentations=[(liver, lesion)])
+    bundle = slicer_scene_bundle(ct, tmp_path / "patient 2.mrb", segmentations=[(liver, lesion)])
+    zipfile.ZipFile(bundle).extractall(tmp_path / "cases" / "patient 2")
+    refs = find_cases([tmp_path / "cases"])
+    assert [(ref.name, ref.kind) for ref in refs] == [("patient 1", "slicer-scene"), ("patient 2", "slicer-scene")]
+    for ref in refs:
+        case = load_case(ref)
+        assert case.ct.same_grid(ct) and np.array_equal(case.ct.array, ct.array)
+        assert np.array_equal(case.liver.array, liver.array) and np.array_equal(case.lesion.array, lesion.array)
+    assert [ref.kind for ref in find_cases([bundle])] == ["slicer-scene"]
+
+
+def test_train_on_scene_bundles_and_refuse_one_without_a_segmentation(ct, tmp_path, capsys):
+    liver, lesion = liver_and_lesion(ct)
+    (tmp_path / "cases").mkdir()
+    for name in ("a", "b"):
+        slicer_scene_bundle(ct, tmp_path / "cases" / f"{name}.mrb", segmentations=[(liver, lesion)])
+    assert main(["train", str(tmp_path / "cases"), "--out", str(tmp_path / "run"), "--cycles", "1", "--epochs", "1",
+                 "--max-slices-per-epoch", "8", "--progress", "none"]) == 0
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+    slicer_scene_bundle(ct, tmp_path / "cases" / "c.mrb")
+    assert main(["train", str(tmp_path / "cases"), "--out", str(tmp_path / "refused"), "--cycles", "1",
+                 "--epochs", "1", "--progress", "none"]) == 3
+    assert "c.mrb/c/c.mrml: is a 3D Slicer scene with 0 segmentations" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
