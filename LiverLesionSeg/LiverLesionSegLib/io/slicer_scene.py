@@ -11,6 +11,7 @@ tool's own lesion probability maps (marked by `PROBABILITY_ROLE`) are not CTs. I
 
 from __future__ import annotations
 
+import logging
 import os
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from urllib.parse import unquote
 
 from ..errors import InputError, first_line
 from .images import IMAGE_FILES, is_image_file
+
+LOG = logging.getLogger("LiverLesionSeg")
 
 SCENE_SUFFIX = ".mrml"
 SCALAR_VOLUME_TAG = "Volume"  # vtkMRMLScalarVolumeNode's tag; label maps are "LabelMapVolume"
@@ -34,6 +37,7 @@ class SceneFile:
 
     name: str
     path: Optional[Path]  # None where the node names no file (never saved)
+    transform: Optional[str] = None  # the name of the transform the scene places the node under
 
 
 def is_scene_file(path: str | os.PathLike) -> bool:
@@ -98,12 +102,14 @@ def _scene_files(scene: Path, tag: str, keep) -> list[SceneFile]:
         raise InputError(f"is an XML file but not a 3D Slicer scene (its root is <{root.tag}>)", scene,
                          "give a scene saved by Slicer (.mrb or .mrml), or the CT's own file")
     files = {node.get("id"): node.get("fileName") for node in root if node.get("fileName")}
+    names = {node.get("id"): node.get("name") or node.get("id") for node in root}
     found = []
     for node in root.iter(tag):
         if keep(node):
-            file_name = files.get(_storage_id(node))
+            file_name = files.get(_reference(node, "storage"))
             found.append(SceneFile(node.get("name") or node.get("id") or "unnamed",
-                                   _data_file(scene.parent, file_name) if file_name else None))
+                                   _data_file(scene.parent, file_name) if file_name else None,
+                                   names.get(_reference(node, "transform"))))
     return found
 
 
@@ -117,17 +123,21 @@ def _readable(scene: Path, chosen: SceneFile, what: str) -> Path:
         raise InputError(f"the 3D Slicer scene's {what} '{chosen.name}' is stored as {chosen.path.name}, "
                          f"which cannot be read here", scene,
                          f"save the {what} from Slicer as {IMAGE_FILES} and give that")
+    if chosen.transform:  # a registration moved it in the scene; its file holds it where it was acquired
+        LOG.warning("%s: the scene places the %s '%s' under the transform '%s'; it is read as its file holds it, "
+                    "without the transform (in Slicer, put the outputs under the same transform)",
+                    scene, what, chosen.name, chosen.transform)
     return chosen.path
 
 
-def _storage_id(node: ElementTree.Element) -> Optional[str]:
-    """The id of a node's storage node: `references="storage:ID;display:ID1 ID2;"` (`storageNodeRef`
-    before Slicer 4.3)."""
+def _reference(node: ElementTree.Element, role: str) -> Optional[str]:
+    """The id of the node a node references in `role` ("storage", "transform"):
+    `references="storage:ID;display:ID1 ID2;"` (`storageNodeRef`, `transformNodeRef` before Slicer 4.3)."""
     for reference in (node.get("references") or "").split(";"):
-        role, _, ids = reference.partition(":")
-        if role.strip() == "storage" and ids.split():
+        named, _, ids = reference.partition(":")
+        if named.strip() == role and ids.split():
             return ids.split()[0]
-    return node.get("storageNodeRef")
+    return node.get(f"{role}NodeRef")
 
 
 def _attributes(node: ElementTree.Element) -> dict[str, str]:

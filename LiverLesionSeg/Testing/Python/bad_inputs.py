@@ -633,10 +633,11 @@ def damaged_zip_archive(data_dir, tmp, model):
 
 
 def slicer_scene_bundle(ct, path: Path, names: tuple[str, ...] = ("CT",), probability: bool = True,
-                        segmentations: tuple = ()) -> Path:
+                        segmentations: tuple = (), moved_mm: float = 0.0) -> Path:
     """A scene as Slicer saves it (File > Save as a .mrb): a volume node per name holding `ct`, a label
     map, a lesion probability map made by this tool's Slicer logic, and a segmentation node ("Liver",
-    "Liver lesion") for each (liver, lesion) pair of masks in `segmentations`."""
+    "Liver lesion") for each (liver, lesion) pair of masks in `segmentations`; with `moved_mm`, the
+    first volume under a transform that moves it so far to the right (a registration)."""
     slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel")
     from LiverLesionSegLib import mrml
 
@@ -648,6 +649,14 @@ def slicer_scene_bundle(ct, path: Path, names: tuple[str, ...] = ("CT",), probab
     if probability:
         node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"{names[0]} lesion probability")
         mrml.fill_probability_node(node, ct.with_array(np.zeros(ct.shape, np.float32)))
+    if moved_mm:
+        import vtk
+
+        matrix = vtk.vtkMatrix4x4()
+        matrix.SetElement(0, 3, moved_mm)
+        transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "Registration")
+        transform.SetMatrixTransformToParent(matrix)
+        scene.GetFirstNodeByName(names[0]).SetAndObserveTransformNodeID(transform.GetID())
     for number, (liver, lesion) in enumerate(segmentations, start=1):
         segmentation = mrml.new_segmentation_node(scene, f"Segmentation {number}")
         mrml.fill_segmentation_node(segmentation, scene.GetFirstNodeByName(names[0]), liver, lesion)

@@ -167,3 +167,15 @@ def test_train_on_scene_bundles_and_refuse_one_without_a_segmentation(ct, tmp_pa
                  "--epochs", "1", "--progress", "none"]) == 3
     assert "c.mrb/c/c.mrml: is a 3D Slicer scene with 0 segmentations" in capsys.readouterr().err
     assert not (tmp_path / "refused").exists()
+
+
+def test_a_volume_under_a_transform_is_read_as_stored_with_a_warning(ct, tmp_path, caplog):
+    """A CT a registration moved in the scene: its file holds it unmoved, and the outputs lie there."""
+    bundle = slicer_scene_bundle(ct, tmp_path / "registered.mrb", moved_mm=10.0)
+    with find_input_ct(bundle) as found:
+        assert found.read().same_grid(ct)
+    assert "places the volume 'CT' under the transform 'Registration'" in caplog.text
+    caplog.clear()
+    with find_input_ct(slicer_scene_bundle(ct, tmp_path / "plain.mrb")):
+        pass
+    assert "transform" not in caplog.text
