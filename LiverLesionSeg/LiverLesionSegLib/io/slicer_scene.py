@@ -104,8 +104,8 @@ def _scene_files(scene: Path, tag: str, keep) -> list[SceneFile]:
     files = {node.get("id"): node.get("fileName") for node in root if node.get("fileName")}
     names = {node.get("id"): node.get("name") or node.get("id") for node in root}
     found = []
-    for node in root.iter(tag):
-        if keep(node):
+    for node in root:  # the scene's own nodes, not the copies a scene view holds within it
+        if node.tag == tag and keep(node):
             file_name = files.get(_reference(node, "storage"))
             found.append(SceneFile(node.get("name") or node.get("id") or "unnamed",
                                    _data_file(scene.parent, file_name) if file_name else None,
@@ -126,7 +126,7 @@ def _readable(scene: Path, chosen: SceneFile, what: str) -> Path:
     if chosen.transform:  # a registration moved it in the scene; its file holds it where it was acquired
         LOG.warning("%s: the scene places the %s '%s' under the transform '%s'; it is read as its file holds it, "
                     "without the transform (in Slicer, put the outputs under the same transform)",
-                    scene, what, chosen.name, chosen.transform)
+                    scene.name, what, chosen.name, chosen.transform)
     return chosen.path
 
 

@@ -59,12 +59,16 @@ OLD_SCENE = """<?xml version="1.0" encoding="UTF-8"?>
  <Volume id="vtkMRMLScalarVolumeNode1" name="abdomen" storageNodeRef="vtkMRMLVolumeArchetypeStorageNode1"></Volume>
  <Volume id="vtkMRMLScalarVolumeNode2" name="labels" labelMap="1"
    storageNodeRef="vtkMRMLVolumeArchetypeStorageNode2"></Volume>
+ <SceneView id="vtkMRMLSceneViewNode1" name="View 1">
+  <Volume id="vtkMRMLScalarVolumeNode1" name="abdomen" storageNodeRef="vtkMRMLVolumeArchetypeStorageNode1"></Volume>
+ </SceneView>
 </MRML>
 """
 
 
 def test_a_scene_from_before_slicer_4_3(ct, tmp_path):
-    """Storage named by `storageNodeRef`, label maps marked `labelMap="1"`, file names not encoded."""
+    """Storage named by `storageNodeRef`, label maps marked `labelMap="1"`, file names not encoded, and a
+    scene view holding a copy of the CT's node (one CT, not two)."""
     (tmp_path / "ct 100%41.nrrd").write_bytes(b"")
     (tmp_path / "scene.mrml").write_text(OLD_SCENE.format(ct="ct 100%41.nrrd"))
     assert [v.name for v in scene_volumes(tmp_path / "scene.mrml")] == ["abdomen"]
