@@ -72,6 +72,9 @@ class SeriesInfo:
     study_uid: str = ""
     study_date: str = ""  # YYYYMMDD as DICOM writes it, or empty
     frame_of_reference_uid: str = ""
+    # Of the identifiers an output must share with every image (StudyInstanceUID, FrameOfReferenceUID),
+    # those whose value differs between the kept images (the values above are the first image's).
+    differing_uids: tuple[str, ...] = ()
     # From the first slice to the last along the normal (mm); None for a multi-frame file or
     # slices without usable positions.
     extent_mm: Optional[float] = None
@@ -227,6 +230,8 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisit
         study_uid=str(first.get("StudyInstanceUID", "") or ""),
         study_date=str(first.get("StudyDate", "") or "").strip(),
         frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "") or ""),
+        differing_uids=tuple(keyword for keyword in ("StudyInstanceUID", "FrameOfReferenceUID")
+                             if len({str(header.get(keyword, "") or "") for _, header in kept}) > 1),
         extent_mm=None if multiframe else _extent(kept, orientation),
     )
     if left_out:

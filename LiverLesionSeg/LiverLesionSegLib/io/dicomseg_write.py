@@ -91,6 +91,10 @@ def check_referenced_uids(source: SeriesInfo, what: str = "a DICOM SEG",
             needs = "share with it" if keyword in SHARED_UIDS else "reference its images by"
             raise OutputError(f"the CT series has no {keyword}, which {what} must {needs} (an anonymiser may have "
                               "removed it)", first, instead)
+    if source.differing_uids:
+        raise OutputError(f"the CT series' images carry different {source.differing_uids[0]}s, and {what} must "
+                          "share one with all of them (an anonymiser may have given images their own)", source.folder,
+                          instead)
     seen: dict[str, Path] = {}
     for path, uid in zip(source.files, source.sop_instance_uids):
         if uid in seen:

@@ -301,6 +301,17 @@ def dicom_seg_output_for_a_series_without_study_uid(data_dir, tmp, model):
 
 
 @entry
+def dicom_seg_output_for_a_series_split_over_two_studies(data_dir, tmp, model):
+    """A DICOM SEG output asked for a series whose images an anonymiser gave two StudyInstanceUIDs."""
+    folder, files = copy_six(data_dir, tmp, "split")
+    study = pydicom.uid.generate_uid()
+    for path in files[3:]:
+        edit(path, StudyInstanceUID=study)
+    argv = ["segment", str(folder), "-o", str(tmp / "out.dcm"), "--model", str(model)]
+    return BadInput(argv, OUTPUT, "carry different studyinstanceuids", "split")
+
+
+@entry
 def dicom_seg_output_for_images_sharing_one_uid(data_dir, tmp, model):
     """A DICOM SEG output asked for a series two of whose images an anonymiser gave one SOPInstanceUID."""
     folder, files = copy_six(data_dir, tmp, "same-uid")
