@@ -127,3 +127,24 @@ def test_highdicom_reads_the_segments_as_written(data_dir, tmp_path):
         algorithm = description.algorithm_identification[0]
         assert algorithm.AlgorithmName == "LiverLesionSeg" and "b.safetensors" in algorithm.AlgorithmParameters
     assert seg.get_segment_description(2).segmented_property_category.value == "49755003"
+
+
+@pytest.mark.parametrize("keyword", ["StudyInstanceUID", "FrameOfReferenceUID"])
+def test_images_disagreeing_on_an_identifier_the_outputs_share_are_refused_first(keyword, data_dir, tmp_path):
+    """Half the images with another study or frame of reference: refused before any work, naming it."""
+    from bad_inputs import copy_slices
+    from LiverLesionSegLib.errors import OutputError
+    from LiverLesionSegLib.io.dicomseg_write import check_referenced_uids
+
+    files = copy_slices(data_dir, tmp_path / "series")
+    with find_input_ct(tmp_path / "series") as found:
+        check_referenced_uids(found.series)  # as exported: one of each
+    uid = pydicom.uid.generate_uid()
+    for path in files[3:]:
+        ds = pydicom.dcmread(path)
+        setattr(ds, keyword, uid)
+        ds.save_as(path)
+    with find_input_ct(tmp_path / "series") as found:
+        assert found.series.differing_uids == (keyword,)
+        with pytest.raises(OutputError, match=f"images carry different {keyword}s, and a DICOM SEG must share one"):
+            check_referenced_uids(found.series)
