@@ -99,7 +99,9 @@ def segment_canonical(ct: Volume, network: torch.nn.Module, preprocess: Preproce
     found = _segment_in_plane(ct, network, preprocess, config, device, progress, timings)
     if not config.flip_check or not head_and_feet_swapped(ct.array, found.liver > 0, ct.spacing):
         return found
-    log.debug("The lungs lie below the liver: segmenting the CT with head and feet swapped back.")
+    # Told as it starts: the run takes about twice as long, and the panel's bar has already reached its end.
+    progress.emit({"event": "log", "level": "info", "message": "The lungs lie below the liver: segmenting the CT "
+                   "again with head and feet swapped back."})
     again = _segment_in_plane(ct.with_array(HEAD_FEET.apply(ct.array)), network, preprocess, config, device,
                               progress, timings)
     liver, lesion, lesion_probability = (HEAD_FEET.apply(a) for a in again[:3])

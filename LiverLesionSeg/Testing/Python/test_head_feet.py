@@ -83,13 +83,17 @@ def test_a_ct_stored_reversed_is_segmented_the_other_way_round_and_put_onto_it(d
     from LiverLesionSegLib import resources
     from LiverLesionSegLib.ensemble import segment_with_models
     from LiverLesionSegLib.flips import HEAD_FEET
+    from LiverLesionSegLib.progress import CallbackProgress
 
     ct, _ = axial_case(data_dir, "ircadb/3Dircadb1.17")
     model = resources.load_model(None)
     as_stored = segment_with_models(ct, [model])
     assert not as_stored.head_feet_swapped and not any("head and feet" in c for c in as_stored.caveats)
-    swapped = segment_with_models(reversed_slices(ct), [model])
+    events = []
+    swapped = segment_with_models(reversed_slices(ct), [model], progress=CallbackProgress(events.append))
     assert swapped.head_feet_swapped and not swapped.flipped
+    assert any(e["event"] == "log" and "segmenting the CT again with head and feet swapped" in e["message"]
+               for e in events)  # told as the second pass starts, the panel's status line among others
     assert any("head and feet swapped" in c and "segmented the other way round" in c for c in swapped.caveats)
     for name in ("liver", "lesion", "lesion_probability"):
         np.testing.assert_array_equal(getattr(swapped, name).array, HEAD_FEET.apply(getattr(as_stored, name).array))
