@@ -35,7 +35,7 @@ from .images import (image_stem, is_image_file, read_image, read_label_map, refu
                      refuse_values_without_rescale)
 from .ircadb import CT_FOLDER, is_ircadb_case, read_ircadb_case
 from .series_choice import choose_ct_file, choose_ct_series, read_chosen_series
-from .slicer_scene import choose_scene_segmentation, choose_scene_volume, is_scene_file, scene_file_in
+from .slicer_scene import choose_scene_segmentation, choose_scene_volume, is_scene_bundle, is_scene_file, scene_file_in
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -45,7 +45,6 @@ LAYOUTS = ("3D-IRCADb-01 case folders (PATIENT_DICOM/ + MASKS_DICOM/), a CT DICO
            "or image.nii|nii.gz|nrrd + labels.nii|nii.gz|nrrd (labels 0 background, 1 liver, 2 lesion) or "
            "labels.seg.nrrd (a Slicer segmentation), or 3D Slicer scenes (.mrb, or .mrml beside its data) "
            "holding a CT and its segmentation")
-SCENE_BUNDLE_SUFFIX = ".mrb"
 LITS_NAME = re.compile(r"^(volume|segmentation)-(\d+)\.nii(\.gz)?$", re.IGNORECASE)
 PAIR_IMAGE_NAMES = ("image.nii.gz", "image.nii", "image.nrrd")
 PAIR_LABEL_NAMES = ("labels.nii.gz", "labels.nii", "labels.nrrd", "labels.seg.nrrd")  # the last: Slicer's
@@ -248,8 +247,9 @@ def _read_scene_case(ref: CaseRef) -> Case:
         if found.scene is None:  # a .mrb that holds no scene file
             raise InputError("holds no 3D Slicer scene file (.mrml)", ref.paths[0], "save the scene again from Slicer")
         ct = found.read()
+        segmentation = found.scene_segmentation()
         with found.named_inside():
-            liver, lesion = read_label_map(found.scene_segmentation(), ct)
+            liver, lesion = read_label_map(segmentation, ct)
     liver.source = lesion.source = found.shown(lesion.source)
     return Case(ref.name, ct, liver, lesion, ref.paths[0])
 
@@ -294,7 +294,7 @@ def _cases_for_file(path: Path) -> list[CaseRef]:
         return [CaseRef(image_stem(path), "image-pair", (image, labels))]
     if path.name.lower() in PAIR_IMAGE_NAMES + PAIR_LABEL_NAMES:
         return _image_pair_folder(path.parent)
-    if is_scene_file(path) or path.name.lower().endswith(SCENE_BUNDLE_SUFFIX):
+    if is_scene_file(path) or is_scene_bundle(path):
         return [CaseRef(path.stem, "slicer-scene", (path,))]
     raise InputError("a single file is a case only as a LiTS volume/segmentation, a Decathlon image/label, "
                      "an image/labels pair or a 3D Slicer scene", path, f"understood layouts: {LAYOUTS}")
@@ -319,7 +319,7 @@ def _cases_in_folder(root: Path) -> list[CaseRef]:
             refs.extend(layout)
             dirs[:] = []
             continue
-        bundles = [n for n in sorted(names) if n.lower().endswith(SCENE_BUNDLE_SUFFIX) and not n.startswith(".")]
+        bundles = [n for n in sorted(names) if is_scene_bundle(n) and not n.startswith(".")]
         refs.extend(CaseRef(Path(n).stem, "slicer-scene", (folder / n,)) for n in bundles)
         other_files.extend(folder / n for n in sorted(names) if not n.startswith(".") and not is_image_file(n)
                            and n not in bundles and (folder / n).is_file())

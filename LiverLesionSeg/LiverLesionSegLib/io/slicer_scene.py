@@ -25,6 +25,7 @@ from .images import IMAGE_FILES, is_image_file
 LOG = logging.getLogger("LiverLesionSeg")
 
 SCENE_SUFFIX = ".mrml"
+BUNDLE_SUFFIX = ".mrb"  # a ZIP archive of a scene and its data, as Slicer saves it
 SCALAR_VOLUME_TAG = "Volume"  # vtkMRMLScalarVolumeNode's tag; label maps are "LabelMapVolume"
 SEGMENTATION_TAG = "Segmentation"
 ROLE_ATTRIBUTE = "LiverLesionSeg.Role"  # a node attribute Slicer saves with the scene
@@ -42,6 +43,10 @@ class SceneFile:
 
 def is_scene_file(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(SCENE_SUFFIX)
+
+
+def is_scene_bundle(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(BUNDLE_SUFFIX)
 
 
 def scene_file_in(folder: Path) -> Optional[Path]:
