@@ -34,7 +34,8 @@ def add_parser(sub, common) -> None:
                         "the CT's series by any tool (segments or ROIs named as liver and as lesion, tumour, GTV, "
                         "...); several files are "
                         "united (a liver SEG and a tumour SEG); the lesions alone will do (the liver is then "
-                        "reported as not segmented); for a 3D Slicer scene, by default its segmentation")
+                        "reported as not segmented); for a 3D Slicer scene, by default its one segmentation, or the "
+                        "one named here (e.g. 'Segmentation corrected')")
     p.add_argument("--series", help="with several CT series in a folder: its UID, number or description")
     p.add_argument("--lesions", type=Path, metavar="CSV|DCM",
                    help="write the lesion table: .csv, or .dcm for a DICOM SR measurement report over the CT's "
@@ -67,7 +68,9 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                     timings) as found:
         with progress.stage("read", timings):
             ct = found.read()
-            segmentations = args.segmentation or [found.scene_segmentation()]
+            # after a scene, a name that is not a file is one of the scene's segmentations
+            segmentations = [found.scene_segmentation(str(path)) if found.scene and not path.exists() else path
+                             for path in args.segmentation] or [found.scene_segmentation()]
             with found.named_inside():
                 liver, lesion = read_segmentations(segmentations, ct, require_liver=False)
         # 0, 1 liver, 2 lesion (the liver holds its lesions); lesions alone: the liver's volume unknown

@@ -120,13 +120,14 @@ class InputCT:
         """A path as messages show it: a file inside the archive `path` named within it."""
         return str(path) if self.unpacked is None else str(path).replace(self.unpacked.temporary.name, str(self.path))
 
-    def scene_segmentation(self) -> Path:
-        """The segmentation of the 3D Slicer scene the CT was read from (its one segmentation node)."""
+    def scene_segmentation(self, wanted: Optional[str] = None) -> Path:
+        """The segmentation of the 3D Slicer scene the CT was read from: its one segmentation node, or
+        the one named `wanted`."""
         if self.scene is None:
             raise InputError("is not a 3D Slicer scene, and no segmentation was given", self.path,
                              "give the segmentation after the CT")
         with self.named_inside():
-            return choose_scene_segmentation(self.scene)
+            return choose_scene_segmentation(self.scene, wanted)
 
     def named_inside(self) -> ContextManager[None]:
         """Errors raised within name the files inside the archive `path`, where it is one."""

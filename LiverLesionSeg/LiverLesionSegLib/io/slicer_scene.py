@@ -58,7 +58,7 @@ def scene_file_in(folder: Path) -> Optional[Path]:
 def scene_volumes(scene: Path) -> list[SceneFile]:
     """The scene's scalar volumes other than lesion probability maps, in the scene's order."""
     def is_ct(node: ElementTree.Element) -> bool:  # not a label map of scenes before Slicer 4.3, nor a map made here
-        return node.get("labelMap") != "1" and _attributes(node).get(ROLE_ATTRIBUTE) != PROBABILITY_ROLE
+        return node.get("labelMap") != "1" and not _is_probability_map(node)
     return _scene_files(scene, SCALAR_VOLUME_TAG, is_ct)
 
 
@@ -70,30 +70,41 @@ def scene_segmentations(scene: Path) -> list[SceneFile]:
 def choose_scene_volume(scene: Path, wanted: Optional[str | int] = None) -> Path:
     """The file of the scene's CT volume: its one scalar volume, or the one named `wanted`."""
     volumes = scene_volumes(scene)
-    listed = "; ".join(f"'{v.name}'" for v in volumes)
     if not volumes:
         raise InputError("is a 3D Slicer scene without a scalar volume (no CT in it)", scene,
                          "save the scene with its CT volume, or give the CT's own file")
-    if wanted is not None:
-        volumes = [v for v in volumes if v.name.strip().lower() == str(wanted).strip().lower()]
-        if len(volumes) != 1:
-            how_many = "no volume is" if not volumes else f"{len(volumes)} volumes are"
-            raise InputError(f"{how_many} named '{wanted}' in the 3D Slicer scene; it holds {listed}", scene,
-                             "give --series the name of one volume from that list")
-    elif len(volumes) > 1:
-        raise InputError(f"is a 3D Slicer scene with {len(volumes)} volumes: {listed}", scene,
-                         "give --series the name of the CT volume to segment")
-    return _readable(scene, volumes[0], "volume")
+    chosen = _one(scene, volumes, wanted, "volume", "give --series the name of one volume from that list",
+                  "give --series the name of the CT volume to segment")
+    return _readable(scene, chosen, "volume")
 
 
-def choose_scene_segmentation(scene: Path) -> Path:
-    """The file of the scene's one segmentation (a reader's corrected result, say)."""
+def choose_scene_segmentation(scene: Path, wanted: Optional[str] = None) -> Path:
+    """The file of the scene's one segmentation (a reader's corrected result, say), or of the one
+    named `wanted`."""
     segmentations = scene_segmentations(scene)
-    if len(segmentations) != 1:
-        held = "; ".join(f"'{s.name}'" for s in segmentations)
-        raise InputError(f"is a 3D Slicer scene with {len(segmentations)} segmentations{': ' if held else ''}{held}",
-                         scene, "give the segmentation to measure after the CT (saved from Slicer as a .seg.nrrd)")
-    return _readable(scene, segmentations[0], "segmentation")
+    if not segmentations:
+        raise InputError("is a 3D Slicer scene with 0 segmentations", scene,
+                         "save the scene with its segmentation, or give the segmentation's own file (.seg.nrrd)")
+    chosen = _one(scene, segmentations, wanted, "segmentation",
+                  "nor is it a file: give a segmentation file, or the name of one segmentation from that list",
+                  "give measure the name of the segmentation after the scene (for train and evaluate: save the "
+                  "scene with one segmentation)")
+    return _readable(scene, chosen, "segmentation")
+
+
+def _one(scene: Path, nodes: list[SceneFile], wanted: Optional[str | int], what: str, hint_unnamed: str,
+         hint_several: str) -> SceneFile:
+    """The one node of `nodes` named `wanted` (in any case), or the only one."""
+    listed = "; ".join(f"'{node.name}'" for node in nodes)
+    if wanted is not None:
+        nodes = [node for node in nodes if node.name.strip().lower() == str(wanted).strip().lower()]
+        if len(nodes) != 1:
+            how_many = f"no {what} is" if not nodes else f"{len(nodes)} {what}s are"
+            raise InputError(f"{how_many} named '{wanted}' in the 3D Slicer scene; it holds {listed}", scene,
+                             hint_unnamed)
+    elif len(nodes) > 1:
+        raise InputError(f"is a 3D Slicer scene with {len(nodes)} {what}s: {listed}", scene, hint_several)
+    return nodes[0]
 
 
 def _scene_files(scene: Path, tag: str, keep) -> list[SceneFile]:
@@ -133,6 +144,13 @@ def _readable(scene: Path, chosen: SceneFile, what: str) -> Path:
                     "without the transform (in Slicer, put the outputs under the same transform)",
                     scene.name, what, chosen.name, chosen.transform)
     return chosen.path
+
+
+def _is_probability_map(node: ElementTree.Element) -> bool:
+    """A lesion probability map this tool's Slicer logic made: marked by its role, or, saved before
+    the role was, named so (the panel names a new map "Lesion probability")."""
+    role = _attributes(node).get(ROLE_ATTRIBUTE)
+    return role == PROBABILITY_ROLE or (role is None and PROBABILITY_ROLE in (node.get("name") or "").lower())
 
 
 def _reference(node: ElementTree.Element, role: str) -> Optional[str]:

@@ -130,11 +130,47 @@ def test_measure_a_scene_with_two_segmentations_or_none_asks_which(ct, tmp_path,
     for given, message in [
             (two, "two.mrb/two/two.mrml: is a 3D Slicer scene with 2 segmentations: 'Segmentation 1'; "
                   "'Segmentation 2'"),
-            (none, "none.mrb/none/none.mrml: is a 3D Slicer scene with 0 segmentations. Give the segmentation"),
+            (none, "none.mrb/none/none.mrml: is a 3D Slicer scene with 0 segmentations. Save the scene with its "
+                   "segmentation"),
             (sample_case_path(), "is not a 3D Slicer scene, and no segmentation was given")]:
         assert main(["measure", str(given), "--lesions", str(tmp_path / "lesions.csv")]) == 3
         assert message in capsys.readouterr().err
     assert not (tmp_path / "lesions.csv").exists()
+
+
+def test_measure_the_segmentation_a_scene_holds_under_a_given_name(ct, tmp_path, capsys):
+    """A reader who kept the tool's result and a corrected copy names the one to measure after the scene."""
+    import csv
+
+    liver, lesion = liver_and_lesion(ct)
+    smaller = lesion.with_array(np.zeros_like(lesion.array))
+    smaller.array[22:26, 200:220, 150:170] = 1
+    bundle = slicer_scene_bundle(ct, tmp_path / "two.mrb", segmentations=[(liver, lesion), (liver, smaller)])
+    table = tmp_path / "lesions.csv"
+    assert main(["measure", str(bundle), "segmentation 2", "--lesions", str(table)]) == 0
+    volume_ml = next(value for key, value in next(csv.DictReader(open(table))).items() if "ml" in key.lower())
+    assert float(volume_ml) == pytest.approx(smaller.array.sum() * np.prod(ct.spacing) / 1000, rel=1e-3)
+    table.unlink()
+    assert main(["measure", str(bundle), "Segmentation 3", "--lesions", str(table)]) == 3
+    assert ("no segmentation is named 'Segmentation 3' in the 3D Slicer scene; it holds 'Segmentation 1'; "
+            "'Segmentation 2'. Nor is it a file") in capsys.readouterr().err
+    assert not table.exists()
+
+
+def test_a_probability_map_saved_before_its_role_was_is_not_taken_for_a_ct(ct, tmp_path):
+    """Scenes saved before the probability map carried its role attribute: the panel's name tells it."""
+    slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel")
+    from LiverLesionSegLib import mrml
+
+    scene = slicer.vtkMRMLScene()
+    mrml.add_volume_node(scene, ct, "CT")
+    mrml.add_volume_node(scene, ct.with_array(np.zeros(ct.shape, np.float32)), "Lesion probability_1")
+    (tmp_path / "work").mkdir()
+    scene.SetRootDirectory(str(tmp_path / "work"))
+    assert scene.WriteToMRB(str(tmp_path / "old.mrb"))
+    with find_input_ct(tmp_path / "old.mrb") as found:
+        assert [volume.name for volume in scene_volumes(found.scene)] == ["CT"]
+        assert found.image.name == "CT.nrrd"
 
 
 def test_scenes_as_training_cases_bundles_and_scene_folders(ct, tmp_path):
