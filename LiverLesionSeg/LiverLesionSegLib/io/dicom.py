@@ -51,6 +51,12 @@ SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"  # .7, .7.1 ... .7.4: scr
 # themselves, are a section at another spacing (a thin-slice section), resampled (`regularize`).
 SECTION_STEPS = 3
 DAMAGED = "damaged, truncated or empty DICOM file(s)"
+# Fewer single images than this sharing a series number stay apart (a scout or two); more are one
+# series whose files were given UIDs of their own (`_join_scattered`).
+SCATTERED_LEAST = 3
+# A DICOM SEG, SR or RT structure set over a series shares these with each of its images.
+SHARED_IDENTIFIERS = ("StudyInstanceUID", "FrameOfReferenceUID", "SeriesInstanceUID")
+NO_UID = "no SeriesInstanceUID: "  # the key of an image without one, while files are grouped
 @dataclass
 class SeriesInfo:
     """One DICOM series found in a folder, its image files sorted along the slice normal."""
@@ -72,8 +78,8 @@ class SeriesInfo:
     study_uid: str = ""
     study_date: str = ""  # YYYYMMDD as DICOM writes it, or empty
     frame_of_reference_uid: str = ""
-    # Of the identifiers an output must share with every image (StudyInstanceUID, FrameOfReferenceUID),
-    # those whose value differs between the kept images (the values above are the first image's).
+    # Of the identifiers an output must share with every image (SHARED_IDENTIFIERS), those whose value
+    # differs between the kept images (the values above are the first image's).
     differing_uids: tuple[str, ...] = ()
     # From the first slice to the last along the normal (mm); None for a multi-frame file or
     # slices without usable positions.
@@ -107,7 +113,7 @@ class SeriesInfo:
         parts = [f"series {self.number}" if self.number is not None else "series",
                  f"'{self.description}'" if self.description else "",
                  f"acquisition {self.acquisition}" if self.acquisition is not None else ""]
-        return " ".join(p for p in parts if p) + f", UID {self.uid}"
+        return " ".join(p for p in parts if p) + (f", UID {self.uid}" if self.uid else ", no SeriesInstanceUID")
 
 
 @dataclass
@@ -147,19 +153,23 @@ def scan_folder(folder: str | os.PathLike) -> FolderScan:
 
 
 def scan_files(files: Sequence[Path]) -> tuple[list[SeriesInfo], list[Path]]:
-    """Group files by SeriesInstanceUID; return the series and the files that were skipped."""
+    """Group files by SeriesInstanceUID (`_join_scattered` joins images an anonymiser gave a series
+    each); return the series and the files that were skipped."""
     by_series: dict[str, list[tuple[Path, pydicom.Dataset]]] = {}
     skipped = []
     for path in files:
         header = read_header(path)
-        if header is None or "SeriesInstanceUID" not in header:
+        if header is not None and "SeriesInstanceUID" in header:
+            by_series.setdefault(str(header.SeriesInstanceUID), []).append((path, header))
+        elif header is not None and "ImagePositionPatient" in header:  # an image whose series UID was removed
+            by_series[f"{NO_UID}{path}"] = [(path, header)]
+        else:
             skipped.append(path)
-            continue
-        by_series.setdefault(str(header.SeriesInstanceUID), []).append((path, header))
     series = []
-    for uid, members in by_series.items():
+    for uid, members in _join_scattered(by_series).items():
         with header_values(members[0][0]):
-            series += [_series_info(uid, group, acquisition) for acquisition, group in _acquisitions(members)]
+            series += [_series_info("" if uid.startswith(NO_UID) else uid, group, acquisition)
+                       for acquisition, group in _acquisitions(members)]
     series.sort(key=lambda s: (s.number is None, s.number or 0, s.description, s.uid, s.acquisition or 0))
     return series, skipped
 
@@ -175,6 +185,32 @@ def read_header(path: Path) -> Optional[pydicom.Dataset]:
             raise InputError(f"damaged or truncated DICOM file ({first_line(exc)})", path,
                              "remove it or export the series again") from None
         return None
+
+
+def _join_scattered(by_series: dict[str, list[tuple[Path, pydicom.Dataset]]]
+                    ) -> dict[str, list[tuple[Path, pydicom.Dataset]]]:
+    """Single images that each carry a SeriesInstanceUID of their own, or none, but share a patient,
+    modality, series number and description are one series: an anonymiser gave each file new UIDs
+    (or removed them). Left apart they would be a folder of 2-D images. A warning tells of the join."""
+    singles: dict[tuple, list[str]] = {}
+    for uid, members in by_series.items():
+        header = members[0][1]
+        if len(members) == 1 and (_int_or_none(header.get("NumberOfFrames")) or 1) == 1:
+            key = tuple("" if header.get(keyword) is None else str(header.get(keyword)).strip()
+                        for keyword in ("PatientID", "Modality", "SeriesNumber", "SeriesDescription"))
+            singles.setdefault(key, []).append(uid)
+    for (_, _, number, description), uids in singles.items():
+        if len(uids) < SCATTERED_LEAST:
+            continue
+        joined = [member for uid in uids for member in by_series.pop(uid)]
+        by_series[uids[0]] = joined
+        kind = ("carry no SeriesInstanceUID (an anonymiser may have removed it)"
+                if all(uid.startswith(NO_UID) for uid in uids)
+                else "each carry a SeriesInstanceUID of their own (an anonymiser may have given each file new UIDs)")
+        LOG.warning("%s: %d images %s but share series number %s '%s': read as one series",
+                    Path(os.path.commonpath([str(path.parent) for path, _ in joined])), len(joined), kind,
+                    number or "(none)", description)
+    return by_series
 
 
 def _acquisitions(members: list[tuple[Path, pydicom.Dataset]]) -> list[tuple[Optional[int], list]]:
@@ -216,7 +252,7 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisit
                   if (frames := _int_or_none(header.get("NumberOfFrames")) or 1) > 1}
     info = SeriesInfo(
         uid=uid,
-        modality=str(first.get("Modality", "") or ""),
+        modality=str(first.get("Modality", "") or "").strip() or _modality_of_class(first),
         description=str(first.get("SeriesDescription", "") or ""),
         number=_int_or_none(first.get("SeriesNumber")),
         files=[path for path, _ in kept],
@@ -230,7 +266,7 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisit
         study_uid=str(first.get("StudyInstanceUID", "") or ""),
         study_date=str(first.get("StudyDate", "") or "").strip(),
         frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "") or ""),
-        differing_uids=tuple(keyword for keyword in ("StudyInstanceUID", "FrameOfReferenceUID")
+        differing_uids=tuple(keyword for keyword in SHARED_IDENTIFIERS
                              if len({str(header.get(keyword, "") or "") for _, header in kept}) > 1),
         extent_mm=None if multiframe else _extent(kept, orientation),
     )
@@ -238,6 +274,13 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisit
         LOG.warning("%s: left out %d image(s) of another orientation than the %d kept (%s), e.g. %s",
                     info.label, len(left_out), len(kept), _orientation_name(orientation), left_out[0][0])
     return info
+
+
+def _modality_of_class(header: pydicom.Dataset) -> str:
+    """"CT" for the CT image classes (a file whose Modality element was removed), else empty."""
+    ct_classes = (pydicom.uid.CTImageStorage, pydicom.uid.EnhancedCTImageStorage,
+                  pydicom.uid.LegacyConvertedEnhancedCTImageStorage)
+    return "CT" if str(header.get("SOPClassUID", "")) in ct_classes else ""
 
 
 def _extent(kept: list[tuple[Path, pydicom.Dataset]], orientation) -> Optional[float]:

@@ -264,6 +264,56 @@ def test_mr_series_is_refused_naming_the_modality(small_series):
     assert_one_line(exc, "modality MR", "not CT", small_series.name)
 
 
+@pytest.mark.parametrize("how", ["a new one each", "removed"])
+def test_images_an_anonymiser_gave_a_series_uid_each_are_read_as_one_series(small_series, tmp_path, how, caplog):
+    """Every file with a SeriesInstanceUID of its own (or none), as some anonymisers leave a series: one
+    series still, read as exported, told in a warning; a DICOM SEG over it is refused before any work.
+    A second series so scattered, with another number, stays a series of its own."""
+    from LiverLesionSegLib.errors import OutputError
+    from LiverLesionSegLib.io.dicomseg_write import check_referenced_uids
+
+    exported = read_ct_folder(small_series)
+    second = _second_series(small_series, tmp_path / "second", SeriesNumber=2, SeriesDescription="Portal venous")
+    shutil.move(second, small_series / "second")
+    for path in [p for p in small_series.rglob("*") if p.is_file()]:
+        ds = pydicom.dcmread(path)
+        if how == "removed":
+            del ds.SeriesInstanceUID
+        else:
+            ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+        ds.save_as(path)
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        scan = scan_folder(small_series)
+    assert [(s.number, s.images) for s in scan.series] == [(0, 6), (2, 6)] and not scan.skipped
+    told = "6 images carry no SeriesInstanceUID" if how == "removed" else "6 images each carry a SeriesInstanceUID"
+    assert told in caplog.text
+    chosen = choose_ct_series(scan, 0)
+    volume = read_series(chosen)
+    np.testing.assert_array_equal(volume.array, exported.array)
+    assert volume.origin == exported.origin
+    with pytest.raises(OutputError, match="SeriesInstanceUID"):
+        check_referenced_uids(chosen)
+
+
+def test_two_single_images_sharing_a_series_number_stay_apart(small_series):
+    """Two scouts of one number, each its own series, are not taken for a scattered series."""
+    for path in sorted(small_series.iterdir())[2:]:
+        path.unlink()
+    for path in small_series.iterdir():
+        edit(path, SeriesInstanceUID=pydicom.uid.generate_uid())
+    assert [s.images for s in scan_folder(small_series).series] == [1, 1]
+
+
+def test_ct_images_whose_modality_was_removed_are_read_as_ct(small_series):
+    """The CT Image Storage class tells a CT whose Modality element an export left out."""
+    exported = read_ct_folder(small_series)
+    for path in small_series.iterdir():
+        ds = pydicom.dcmread(path)
+        del ds.Modality
+        ds.save_as(path)
+    np.testing.assert_array_equal(read_ct_folder(small_series).array, exported.array)
+
+
 def test_single_slice(small_series):
     for path in sorted(small_series.iterdir())[1:]:
         path.unlink()
