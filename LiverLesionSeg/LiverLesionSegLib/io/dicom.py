@@ -54,6 +54,10 @@ DAMAGED = "damaged, truncated or empty DICOM file(s)"
 # Fewer single images than this sharing a series number stay apart (a scout or two); more are one
 # series whose files were given UIDs of their own (`_join_scattered`).
 SCATTERED_LEAST = 3
+# CT values end near 30 000 HU (the extended scale, for metal); a value above MOST_HU is a negative
+# one declared unsigned. Read signed, such values must be no lower than air and padding go.
+MOST_HU = 32767
+LEAST_HU = -4096
 # A DICOM SEG, SR or RT structure set over a series shares these with each of its images.
 SHARED_IDENTIFIERS = ("StudyInstanceUID", "FrameOfReferenceUID", "SeriesInstanceUID")
 NO_UID = "no SeriesInstanceUID: "  # the key of an image without one, while files are grouped
@@ -334,16 +338,22 @@ def _read_series(info: SeriesInfo) -> Volume:
     if len(info.files) < 2:
         raise GeometryError(f"{info.label} has a single slice: a 2-D image, not a volume", where,
                             "give a series of several axial slices")
-    datasets, slices = [], []
+    datasets, slices, read_signed = [], [], []
     for path in info.files:
         with header_values(path):
             ds = read_dataset(path)
             if not datasets:
                 _check_series_fits(ds, len(info.files), where)
             _check_pixel_format(path, ds)
-            slices.append(decode_pixels(path, ds))
+            pixels, signed = _signed_where_declared_unsigned(decode_pixels(path, ds), ds)
+            slices.append(pixels)
+            read_signed += [path] if signed else []
             del ds.PixelData  # keep the headers only: the decoded slice holds the pixels
             datasets.append(ds)
+    if read_signed:
+        LOG.warning("%s: %d slice(s), e.g. %s, declare their pixels unsigned (PixelRepresentation 0), which would "
+                    "make their air over %d HU: read as signed values, as they were written", where,
+                    len(read_signed), read_signed[0].name, MOST_HU)
     stack = slice_stack(datasets, info.files, where)
     return stack_to_volume(_to_hounsfield(slices, datasets), stack, f"{where} ({info.label})", where)
 
@@ -476,6 +486,22 @@ def _check_series_fits(first: pydicom.Dataset, count: int, where: Path) -> None:
     bits = _int_or_none(first.get("BitsAllocated")) or 16
     if rows and columns and rows > 0 and columns > 0:
         check_image_fits((count, rows, columns), max(bits, 8) // 8 + 4, where, copies=1)
+
+
+def _signed_where_declared_unsigned(pixels: np.ndarray, ds: pydicom.Dataset) -> tuple[np.ndarray, bool]:
+    """16-bit pixels that an export declared unsigned (PixelRepresentation 0) but wrote as signed
+    values: read unsigned, air and padding (-1000, -2000) lie above 60 000 HU, which no CT value
+    reaches. Such pixels are read signed (and True returned) where that puts every value at or above
+    LEAST_HU; else they are left as declared."""
+    if ds.get("PixelRepresentation") != 0 or pixels.dtype != np.uint16 or not pixels.size:
+        return pixels, False
+    slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+    if slope <= 0 or float(pixels.max()) * slope + intercept <= MOST_HU:
+        return pixels, False
+    signed = pixels.view(np.int16)
+    if float(signed.min()) * slope + intercept < LEAST_HU:
+        return pixels, False
+    return signed, True
 
 
 def _to_hounsfield(slices: list[np.ndarray], datasets: Sequence[pydicom.Dataset]) -> np.ndarray:

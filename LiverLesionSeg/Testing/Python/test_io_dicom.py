@@ -314,6 +314,40 @@ def test_ct_images_whose_modality_was_removed_are_read_as_ct(small_series):
     np.testing.assert_array_equal(read_ct_folder(small_series).array, exported.array)
 
 
+def test_signed_values_declared_unsigned_are_read_as_written(small_series, caplog):
+    """Slices holding signed HU (air -1000) but declaring PixelRepresentation 0: read as declared,
+    air would lie at 64 536 HU. They are read signed, with a warning, as the series exported right."""
+    exported = read_ct_folder(small_series)
+    for path in small_series.iterdir():
+        ds = pydicom.dcmread(path)
+        hu = ds.pixel_array.astype(np.int32) * int(ds.RescaleSlope) + int(ds.RescaleIntercept)
+        ds.PixelData, ds.PixelRepresentation, ds.RescaleIntercept = hu.astype(np.int16).tobytes(), 0, 0
+        ds.BitsStored, ds.HighBit = 16, 15
+        ds.file_meta.TransferSyntaxUID = dicom_uid.ExplicitVRLittleEndian
+        ds.save_as(path)
+    assert pydicom.dcmread(next(small_series.iterdir())).pixel_array.max() > 60000  # as declared
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        np.testing.assert_array_equal(read_ct_folder(small_series).array, exported.array)
+    assert "6 slice(s)" in caplog.text and "declare their pixels unsigned (PixelRepresentation 0)" in caplog.text
+
+
+def test_padding_written_signed_into_unsigned_pixels_is_read_as_padding(small_series):
+    """Unsigned pixels (intercept -1024) whose padding outside the field of view was written as the
+    signed -2000 (65 536 - 2000): the padding reads -3024 HU, not 62 512 HU; the rest as before."""
+    exported = read_ct_folder(small_series)
+    for path in small_series.iterdir():
+        ds = pydicom.dcmread(path)
+        stored = ds.pixel_array.astype(np.int32) * int(ds.RescaleSlope) + int(ds.RescaleIntercept) + 1024
+        stored[:40, :40] = 65536 - 2000
+        ds.PixelData, ds.PixelRepresentation, ds.RescaleIntercept = stored.astype(np.uint16).tobytes(), 0, -1024
+        ds.BitsStored, ds.HighBit = 16, 15
+        ds.file_meta.TransferSyntaxUID = dicom_uid.ExplicitVRLittleEndian
+        ds.save_as(path)
+    volume = read_ct_folder(small_series)
+    assert (volume.array[:, :40, :40] == -3024).all()
+    np.testing.assert_array_equal(volume.array[:, 40:], exported.array[:, 40:])
+
+
 def test_single_slice(small_series):
     for path in sorted(small_series.iterdir())[1:]:
         path.unlink()
