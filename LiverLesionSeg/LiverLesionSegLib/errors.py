@@ -8,7 +8,9 @@ Slicer module can show it in a message box, without a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import Iterator
 
 
 def first_line(exc: BaseException, limit: int = 200) -> str:
@@ -42,6 +44,20 @@ class LiverLesionSegError(Exception):
             hint = self.hint.rstrip(".")
             text += " " + hint[:1].upper() + hint[1:] + "."
         return text
+
+
+@contextlib.contextmanager
+def renamed(inside: str, outside: str) -> Iterator[None]:
+    """Errors raised within name `outside` where they would name `inside` (a temporary copy or link
+    the user never saw)."""
+    try:
+        yield
+    except LiverLesionSegError as exc:
+        exc.problem = exc.problem.replace(inside, outside)
+        exc.path = exc.path.replace(inside, outside) if exc.path else exc.path
+        exc.hint = exc.hint.replace(inside, outside) if exc.hint else exc.hint
+        exc.args = (str(exc),)
+        raise
 
 
 class InputError(LiverLesionSegError):

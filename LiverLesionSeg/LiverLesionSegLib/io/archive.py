@@ -8,16 +8,15 @@ headers there) and is removed with it. Messages name the files inside the archiv
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import ContextManager
 
-from ..errors import InputError, LiverLesionSegError, ResourceError, first_line
+from ..errors import InputError, ResourceError, first_line, renamed
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -50,18 +49,9 @@ class Unpacked:
         entries = [p for p in root.iterdir() if not p.name.startswith(("__MACOSX", "."))]
         return entries[0] if len(entries) == 1 else root
 
-    @contextlib.contextmanager
-    def named_in_archive(self) -> Iterator[None]:
+    def named_in_archive(self) -> ContextManager[None]:
         """Errors raised inside name their files within the archive, not in the temporary folder."""
-        try:
-            yield
-        except LiverLesionSegError as exc:
-            inside, outside = self.temporary.name, str(self.archive)
-            exc.problem = exc.problem.replace(inside, outside)
-            exc.path = exc.path.replace(inside, outside) if exc.path else exc.path
-            exc.hint = exc.hint.replace(inside, outside) if exc.hint else exc.hint
-            exc.args = (str(exc),)
-            raise
+        return renamed(self.temporary.name, str(self.archive))
 
     def cleanup(self) -> None:
         self.temporary.cleanup()

@@ -32,7 +32,7 @@ from .dicom import NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, sca
 from .dicomseg import LABEL_MODALITIES, read_dicom_masks, read_seg_case
 from .rtstruct import is_rtstruct
 from .images import (image_stem, is_image_file, read_image, read_label_map, refuse_a_blank_image, refuse_a_non_ct,
-                     refuse_values_without_rescale)
+                     refuse_values_without_rescale, suffix_by_content)
 from .ircadb import CT_FOLDER, is_ircadb_case, read_ircadb_case
 from .series_choice import choose_ct_file, choose_ct_series, read_chosen_series
 from .slicer_scene import choose_scene_segmentation, choose_scene_volume, is_scene_bundle, is_scene_file, scene_file_in
@@ -170,6 +170,8 @@ def find_input_ct(path: str | os.PathLike, series: Optional[str | int] = None) -
             return InputCT(path, image=choose_scene_volume(path, series), scene=path)
         if is_zip(path):
             return _archive_input(path, series)
+        if suffix_by_content(path):  # an image under another name (a NIfTI named .dcm, say)
+            return InputCT(path, image=path)
         if path.name.upper() == "DICOMDIR":  # a disc's index: the images lie in the folders beside it
             return _dicom_input(path.parent, path.parent, series)
         found = choose_ct_file(path)  # a multi-frame DICOM image

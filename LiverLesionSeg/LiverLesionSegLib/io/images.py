@@ -11,7 +11,11 @@ and 2 lesion; the liver mask is labels 1 and 2 (the lesions lie inside the liver
 from __future__ import annotations
 
 import gzip
+import logging
 import os
+import re
+import shutil
+import tempfile
 import zlib
 from pathlib import Path
 from typing import Optional, Sequence
@@ -19,19 +23,48 @@ from typing import Optional, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import GeometryError, InputError
+from ..errors import GeometryError, InputError, renamed
 from ..memory import check_image_fits
 from ..volume import Volume
 from .atomic import NOT_TEXT, is_text_path
 from .sheared import is_sheared_nifti_error, read_sheared_nifti
 
+LOG = logging.getLogger("LiverLesionSeg")
+
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+# What a file's first bytes say it is, whatever its name (renamed by hand, or gzip-compressed by a
+# tool that kept the .nii name): NIfTI-1 and NIfTI-2 by their magic, NRRD and MetaImage by their
+# first line. A detached header (.nhdr, .mhd) is the same kind as its attached form.
+NIFTI_MAGICS = ((344, b"n+1\0"), (4, b"n+2\0"))
+HEAD_BYTES = 352
+CONTENT_KINDS = {".nii.gz": "gzip-compressed NIfTI", ".nii": "NIfTI", ".nrrd": "NRRD", ".mha": "MetaImage"}
+DETACHED = {".nhdr": ".nrrd", ".mhd": ".mha"}
 IMAGE_FILES = "a .nii, .nii.gz, .nrrd, .nhdr, .mha or .mhd file"
 LABELS = {0: "background", 1: "liver", 2: "lesion"}
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(IMAGE_SUFFIXES)
+
+
+def suffix_by_content(path: str | os.PathLike) -> Optional[str]:
+    """The image suffix a file's first bytes tell ('.nii.gz', '.nii', '.nrrd', '.mha'), or None."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(HEAD_BYTES)
+        compressed = head[:2] == b"\x1f\x8b"
+        if compressed:
+            with gzip.open(path, "rb") as file:
+                head = file.read(HEAD_BYTES)
+    except (OSError, EOFError, zlib.error):
+        return None
+    if any(head[at:at + len(magic)] == magic for at, magic in NIFTI_MAGICS):
+        return ".nii.gz" if compressed else ".nii"
+    if compressed:
+        return None
+    if head.startswith(b"NRRD000"):
+        return ".nrrd"
+    return ".mha" if re.match(rb"(ObjectType|NDims) *=", head) else None
 
 
 def mixed_case_nifti_suffix(path: str | os.PathLike) -> Optional[str]:
@@ -177,6 +210,10 @@ def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
         raise InputError("is not a file", path, f"give {IMAGE_FILES}")
     if not is_text_path(path):  # ITK's reader aborts the whole process on such a name
         raise InputError(NOT_TEXT, path, "rename the file with letters this system shows")
+    held = suffix_by_content(path)
+    named = next((suffix for suffix in IMAGE_SUFFIXES if path.name.lower().endswith(suffix)), None)
+    if held is not None and (DETACHED.get(named, named) != held or mixed_case_nifti_suffix(path)):
+        return _read_misnamed(path, held, resample_shear)  # a '.Nii' too, which the NIfTI library refuses
     if not is_image_file(path):
         raise InputError("is not a NIfTI, NRRD or MetaImage file", path, f"give {IMAGE_FILES}")
     mixed = mixed_case_nifti_suffix(path)
@@ -206,6 +243,23 @@ def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
     if volume.array.dtype == np.float64:
         volume.array = volume.array.astype(np.float32)
     _check_finite(path, volume.array)
+    return volume
+
+
+def _read_misnamed(path: Path, held: str, resample_shear: bool) -> Volume:
+    """An image whose name says another kind than its content (`held`), read as what it holds through
+    a link of the right name (readers go by the name); messages name the file itself."""
+    LOG.warning("%s: holds a %s image but is named so: read as what it holds (give it the suffix %s)", path,
+                CONTENT_KINDS[held], held)
+    with tempfile.TemporaryDirectory(prefix="liverlesionseg-") as folder:
+        link = Path(folder) / f"image{held}"
+        try:
+            link.symlink_to(path.resolve())
+        except OSError:  # no symbolic links here (Windows without the right): a copy
+            shutil.copyfile(path, link)
+        with renamed(str(link), str(path)):
+            volume = read_image(link, resample_shear)
+    volume.source = str(path)
     return volume
 
 

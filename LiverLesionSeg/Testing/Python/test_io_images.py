@@ -179,6 +179,34 @@ def test_truncated_file(small, tmp_path, name):
     assert "truncated" in str(exc.value)
 
 
+@pytest.mark.parametrize("written,named", [(".nii.gz", "scan.nii"), (".nii", "scan.nii.gz"), (".nii.gz", "scan.dcm"),
+                                           (".nrrd", "scan.img"), (".mha", "scan")])
+def test_an_image_named_as_another_kind_is_read_as_what_it_holds(small, tmp_path, written, named, caplog):
+    """A NIfTI gzip-compressed by a tool that kept the .nii name, an uncompressed one named .nii.gz,
+    an image renamed by hand: read by their content, a warning naming the file and the suffix to give."""
+    import logging
+
+    from LiverLesionSegLib.io.cases import read_input_volume
+
+    write_sitk(small, tmp_path / f"image{written}")
+    (tmp_path / f"image{written}").rename(tmp_path / named)
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        volume = read_input_volume(tmp_path / named)
+    assert_same_volume(volume, small)
+    assert volume.source == str(tmp_path / named)
+    assert f"{tmp_path / named}: holds a" in caplog.text and f"give it the suffix {written}" in caplog.text
+
+
+def test_a_misnamed_image_that_is_damaged_is_told_under_its_own_name(small, tmp_path):
+    write_sitk(small, tmp_path / "cut.nii.gz")
+    data = (tmp_path / "cut.nii.gz").read_bytes()
+    (tmp_path / "cut.nii").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / "cut.nii")
+    assert_one_line(exc, str(tmp_path / "cut.nii"), "truncated")
+    assert "liverlesionseg-" not in str(exc.value)
+
+
 def test_garbage_file(tmp_path):
     (tmp_path / "junk.nrrd").write_bytes(b"this is not an image" * 10)
     with pytest.raises(InputError) as exc:
@@ -284,14 +312,21 @@ def test_label_maps_written_under_any_name_a_reader_takes_read_back(small, tmp_p
 
 
 @pytest.mark.parametrize("name", ["labels.Nii", "labels.Nii.Gz", "labels.nii.GZ"])
-def test_nifti_names_in_mixed_case_are_refused_both_ways(small, tmp_path, name):
-    """The NIfTI library refuses '.Nii': such a file is named as the problem, not as damaged, and no
-    output is written under such a name, which nothing could read back."""
+def test_nifti_names_in_mixed_case_are_read_but_not_written(small, tmp_path, name, caplog):
+    """The NIfTI library refuses '.Nii': no output is written under such a name, which nothing could
+    read back; such an input is read by its content, with a warning, and where its content is no
+    NIfTI the name is told as the problem, not the file as damaged."""
+    import logging
+
     with pytest.raises(OutputError, match="mixes lower and upper case"):
         write_segmentation_output(tmp_path / name, small)
     assert not list(tmp_path.iterdir())
     write_sitk(small, tmp_path / "image.nii.gz")
     (tmp_path / "image.nii.gz").rename(tmp_path / name)
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        assert_same_volume(read_image(tmp_path / name), small)
+    assert "give it the suffix .nii.gz" in caplog.text
+    (tmp_path / name).write_bytes(b"not an image" * 40)
     with pytest.raises(InputError) as exc:
         read_image(tmp_path / name)
     assert_one_line(exc, name, "mixes lower and upper case", "Rename it")
