@@ -281,6 +281,9 @@ def read_label_map(path: str | os.PathLike, reference: Volume, require_liver: bo
                                 "give the label map made on this image")
         raise GeometryError(f"the label map's geometry ({_geometry(labels)}) differs from the image's "
                             f"({_geometry(reference)})", path, "give the label map made on this image")
+    named = None if require_liver else _one_label_named(path, array, reference)
+    if named is not None:
+        return named
     unknown = (array != 0) & (array != 1) & (array != 2)
     if unknown.any():
         values = np.unique(array[unknown])
@@ -292,6 +295,26 @@ def read_label_map(path: str | os.PathLike, reference: Volume, require_liver: bo
     if not require_liver and not (array == 1).any():
         return None, lesion
     return reference.with_array(((array == 1) | (array == 2)).astype(np.uint8), str(path)), lesion
+
+
+def _one_label_named(path: Path, array: np.ndarray, reference: Volume
+                     ) -> Optional[tuple[Optional[Volume], Volume]]:
+    """A mask of one label whose file name says what it holds: lesions ("tumour.nii.gz", "GTV.nrrd",
+    not "liver_tumor.nii.gz", which may be a 0/1/2 label map without tumour) or the liver
+    ("Leber.nii.gz" of 0 and 255). Read so, with a warning; None for any other label map."""
+    from ..segments import LIVER_WORDS, meaning_of_segment_name, plain_text
+
+    stem = image_stem(path)
+    role = meaning_of_segment_name(stem.replace("_", " "))
+    if role is None or (role == "lesion" and any(word in plain_text(stem) for word in LIVER_WORDS)):
+        return None
+    values = np.unique(array[array != 0])
+    if values.size != 1 or (role == "liver" and values[0] == 1):
+        return None
+    LOG.warning("%s: holds one label (%s) and is named as %s: its voxels are read as %s", path, values[0],
+                "lesions" if role == "lesion" else "the liver", "lesions" if role == "lesion" else "liver")
+    mask = reference.with_array((array == values[0]).astype(np.uint8), str(path))
+    return (None, mask) if role == "lesion" else (mask, mask.with_array(np.zeros_like(mask.array)))
 
 
 def _on_the_voxels_of(labels: Volume, reference: Volume) -> Optional[np.ndarray]:

@@ -148,6 +148,35 @@ def test_a_label_map_of_lesions_only_is_written_without_a_liver(reference, data_
     assert len(rows(tmp_path / "t.csv")) == len(expected)
 
 
+def test_masks_of_one_label_are_read_as_their_file_names_say(reference, data_dir, tmp_path, capsys):
+    """A reader's tumour mask saved 0/1 ("tumour.nii.gz") or 0/255 ("GTV.nrrd"), and a liver mask of
+    0/255 ("Leber.nii.gz"), as other tools save them: read as their names say, with a warning. Before,
+    the tumour mask of 1s was measured as a liver without lesions. A 0/1 map named for the liver and
+    its tumours stays a label map; 255 in a file whose name says nothing is refused."""
+    labels_path, ct, labels, expected = reference
+    liver_ml = float((labels > 0).sum() * np.prod(ct.spacing) / 1000)
+    for name, value in [("tumour.nii.gz", 1), ("GTV.nrrd", 255)]:
+        write_segmentation_output(tmp_path / name, ct.with_array(np.where(labels == 2, value, 0).astype(np.uint8)))
+    write_segmentation_output(tmp_path / "Leber.nii.gz", ct.with_array(np.where(labels > 0, 255, 0).astype(np.uint8)))
+    for given, liver in [(["tumour.nii.gz"], None), (["GTV.nrrd"], None),
+                         (["Leber.nii.gz", "tumour.nii.gz"], liver_ml)]:
+        assert main(["measure", str(data_dir / CASE / SERIES), *[str(tmp_path / n) for n in given],
+                     "--lesions", str(tmp_path / "t.csv"), "--progress", "json"]) == 0
+        printed = capsys.readouterr()
+        done = json.loads(printed.out.splitlines()[-1])
+        assert done["lesions"] == len(expected)
+        assert done["liver_ml"] == (None if liver is None else pytest.approx(liver, rel=1e-3))
+        label = 1 if given[0] == "tumour.nii.gz" else 255
+        assert f"{given[0]}: holds one label ({label}) and is named as" in printed.out
+    write_segmentation_output(tmp_path / "liver_tumor.nii.gz", ct.with_array((labels > 0).astype(np.uint8)))
+    assert measure(data_dir / CASE / SERIES, tmp_path / "liver_tumor.nii.gz", "--lesions", tmp_path / "t.csv") == 0
+    assert rows(tmp_path / "t.csv") == []
+    write_segmentation_output(tmp_path / "mask.nii.gz", ct.with_array(np.where(labels == 2, 255, 0).astype(np.uint8)))
+    assert measure(data_dir / CASE / SERIES, tmp_path / "mask.nii.gz", "--lesions", tmp_path / "u.csv") == 3
+    assert "holds label(s) 255 besides 0 background" in capsys.readouterr().err
+    assert not (tmp_path / "u.csv").exists()
+
+
 def test_swapped_labels_are_measured_with_a_caution(reference, data_dir, tmp_path, capsys):
     """1 and 2 swapped (a tool that numbers lesions first): the "lesions" make up most of the liver,
     which a caution now says; the right labels get none."""
