@@ -138,6 +138,25 @@ def test_a_find_holding_gas_is_dropped_and_leaves_the_liver():
         clean_masks(liver, stomach | tumour, SPACING, rule)
 
 
+def test_the_lung_blurred_into_a_lesion_on_thin_slices_is_no_gas_but_gas_within_is():
+    """On 0.625 mm slices the lung above a lesion at the dome blurs over two slices, not one: that
+    layer is left out as the surface (GAS_SURFACE_MM along the slices' axis). Before, it counted as
+    gas, and a reference lesion of 3Dircadb1.17 re-sliced to 0.625 mm was dropped. A bubble within
+    the find still drops it."""
+    thin = (1.0, 1.0, 0.625)
+    shape = (60, 40, 40)
+    tumour = ball(shape, (30, 20, 20), 8, thin)
+    k = np.indices(shape)[0]
+    two_slices_deep = tumour & ~(np.roll(tumour, 1, axis=0) & np.roll(tumour, 2, axis=0)) & (k < 30)
+    assert np.count_nonzero(two_slices_deep & ~ndimage.binary_erosion(tumour)) * np.prod(thin) > 5.0
+    ct = ct_of(tumour, (tumour, 40), (two_slices_deep, -600))
+    labels, count = label_components(tumour)
+    assert gas_at_most(labels, np.arange(count + 1) > 0, ct, thin, 5.0)[1]
+    bubble = ball(shape, (30, 20, 20), 2, thin)
+    ct[bubble > 0] = -800
+    assert not gas_at_most(labels, np.arange(count + 1) > 0, ct, thin, 5.0)[1]
+
+
 def test_what_the_rules_drop_can_leave_the_liver_too():
     """The liver output takes a mass beside the liver in with the lesion it saw there: with
     dropped_lesions_leave_liver the mass dropped as a lesion leaves the liver mask as well; a speck
