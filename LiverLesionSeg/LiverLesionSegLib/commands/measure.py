@@ -26,8 +26,8 @@ def add_parser(sub, common) -> None:
                                    "corrected elsewhere, and write it on: as a DICOM SEG with a DICOM SR report "
                                    "over the CT's DICOM series, say. No model is run.")
     p.add_argument("ct", type=Path, help="the CT, as segment reads it: a DICOM folder, a multi-frame DICOM file, a "
-                                         ".nii/.nii.gz/.nrrd/.mha file, a 3D Slicer scene (.mrb, .mrml), or a ZIP "
-                                         "archive of one of these")
+                                         ".nii/.nii.gz/.nrrd/.mha file, a 3D Slicer scene (.mrb, .mrml), or a ZIP or "
+                                         "tar archive of one of these")
     p.add_argument("segmentation", type=Path, nargs="*",
                    help="its segmentation: a label map on the CT's grid (.nii.gz/.nii/.nrrd/.mha; 0 background, "
                         "1 liver, 2 lesion), a Slicer .seg.nrrd, or a DICOM SEG or RT structure set (.dcm) made on "

@@ -38,8 +38,8 @@ def add_parser(sub, common) -> None:
     p.add_argument("input", nargs="*", type=Path,
                    help="a DICOM folder (the axial CT series is chosen), a multi-frame DICOM CT file, a "
                         ".nii/.nii.gz/.nrrd/.mha file, a 3D-IRCADb or CT + DICOM SEG case folder, a 3D Slicer "
-                        "scene (.mrb, or .mrml beside its data: its CT volume), or a ZIP archive of one of these "
-                        "(default: the bundled sample case); several inputs are segmented one after the other "
+                        "scene (.mrb, or .mrml beside its data: its CT volume), or a ZIP or tar archive of one of "
+                        "these (default: the bundled sample case); several inputs are segmented one after the other "
                         "into the folder -o names, the model loaded once")
     p.add_argument("-o", "--output", type=Path,
                    help="label map .nii.gz/.nii/.nrrd/.mha (0 background, 1 liver, 2 lesion), Slicer .seg.nrrd, or "
@@ -364,7 +364,7 @@ def print_measurements(liver_ml: Optional[float], lesions: list) -> None:
 
 def _stem(path: Path) -> str:
     name = path.name
-    for suffix in (".seg.nrrd", ".nii.gz", ".nii", ".nrrd"):
+    for suffix in (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".tar.gz", ".tar.bz2", ".tar.xz"):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem

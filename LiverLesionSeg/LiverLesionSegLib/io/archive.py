@@ -1,4 +1,5 @@
-"""A ZIP archive given as the input: what a PACS web viewer, a CD export or an e-mail brings.
+"""A ZIP or tar archive given as the input: what a PACS web viewer, a CD export or an e-mail brings
+(ZIP), or a research download (.tar.gz, .tar.xz).
 
 It is unpacked into a temporary folder, which is then read like any other input folder; the
 folder lives as long as the `Unpacked` object (a DICOM SEG written over the series reads its
@@ -9,9 +10,12 @@ headers there) and is removed with it. Messages name the files inside the archiv
 from __future__ import annotations
 
 import logging
+import lzma
 import shutil
+import tarfile
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ContextManager
@@ -23,6 +27,21 @@ LOG = logging.getLogger("LiverLesionSeg")
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a ZIP's first file, or an empty ZIP
 # Room left on the temporary folder's disk after unpacking, for the outputs and other programs.
 SPARE_BYTES = 512 * 1024 ** 2
+# What a damaged or oddly packed archive raises while it is listed or unpacked.
+UNREADABLE = (zipfile.BadZipFile, tarfile.TarError, EOFError, NotImplementedError, zlib.error, lzma.LZMAError,
+              ValueError, RuntimeError)
+
+
+def is_archive(path: Path) -> bool:
+    """Whether `path` is a ZIP or tar archive (plain or compressed), by its content."""
+    return is_zip(path) or is_tar(path)
+
+
+def is_tar(path: Path) -> bool:
+    try:
+        return path.is_file() and tarfile.is_tarfile(path)
+    except (OSError, EOFError, tarfile.TarError, zlib.error, lzma.LZMAError, ValueError):
+        return False
 
 
 def is_zip(path: Path) -> bool:
@@ -58,42 +77,56 @@ class Unpacked:
 
 
 def unpack(archive: Path) -> Unpacked:
-    """Unpack a ZIP archive, refusing a damaged or encrypted one and one that would fill the disk."""
+    """Unpack a ZIP or tar archive (.tar, .tar.gz, .tgz, .tar.bz2, .tar.xz), refusing a damaged or
+    encrypted one and one that would fill the disk."""
+    zip_file = is_zip(archive)
+    kind = "ZIP archive" if zip_file else "tar archive"
     try:
-        zipped = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise InputError(f"is a damaged ZIP archive ({first_line(exc)})", archive,
+        opened = zipfile.ZipFile(archive) if zip_file else tarfile.open(archive)
+    except (*UNREADABLE, OSError) as exc:
+        raise InputError(f"is a damaged {kind} ({first_line(exc)})", archive,
                          "copy or download it again, or unpack it and give the folder") from None
-    with zipped:
-        members = [m for m in zipped.infolist() if not m.is_dir()]
-        _check_members(archive, members)
-        size = sum(m.file_size for m in members)
-        temporary = tempfile.TemporaryDirectory(prefix="liverlesionseg-unpacked-")
-        try:
-            free = shutil.disk_usage(temporary.name).free
-            if size + SPARE_BYTES > free:
-                raise ResourceError(f"the ZIP archive unpacks to {_size(size)}, more than the {_size(free)} free in "
-                                    f"the temporary folder {Path(temporary.name).parent}", archive,
-                                    "unpack it where there is room and give the folder, or set TMPDIR to a "
-                                    "folder with room")
-            zipped.extractall(temporary.name, members)  # names with .. or a leading / stay inside it
-        except (zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
-            temporary.cleanup()
-            raise InputError(f"is a damaged ZIP archive, or one packed in a way that cannot be read here "
-                             f"({first_line(exc)})", archive,
-                             "copy or download it again, or unpack it and give the folder") from None
-        except OSError as exc:
-            temporary.cleanup()
+    try:
+        with opened:
+            if zip_file:
+                members = [m for m in opened.infolist() if not m.is_dir()]
+                _check_zip_members(archive, members)
+                size = sum(m.file_size for m in members)
+            else:  # links and devices are left out: only files can hold the images
+                members = [m for m in opened.getmembers() if m.isfile()]
+                if not members:
+                    raise InputError("is an empty tar archive", archive, "give the archive that holds the CT series")
+                size = sum(m.size for m in members)
+            temporary = tempfile.TemporaryDirectory(prefix="liverlesionseg-unpacked-")
+            try:
+                _check_room(archive, kind, size, Path(temporary.name))
+                if zip_file:
+                    opened.extractall(temporary.name, members)  # names with .. or a leading / stay inside it
+                else:
+                    opened.extractall(temporary.name, members, filter="data")  # nothing outside it
+            except BaseException:
+                temporary.cleanup()
+                raise
+    except (*UNREADABLE, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:  # writing failed: the disk, the rights
             raise InputError(f"cannot be unpacked into the temporary folder ({first_line(exc)})", archive,
                              "unpack it yourself and give the folder") from None
-        except BaseException:
-            temporary.cleanup()
-            raise
+        # a stream that does not decompress (gzip's and bz2's errors are OSErrors without an errno)
+        raise InputError(f"is a damaged {kind}, or one packed in a way that cannot be read here ({first_line(exc)})",
+                         archive, "copy or download it again, or unpack it and give the folder") from None
     LOG.info("Unpacked %s (%d files, %.0f MB) into a temporary folder", archive, len(members), size / 1e6)
     return Unpacked(archive, temporary)
 
 
-def _check_members(archive: Path, members: list[zipfile.ZipInfo]) -> None:
+def _check_room(archive: Path, kind: str, size: int, folder: Path) -> None:
+    free = shutil.disk_usage(folder).free
+    if size + SPARE_BYTES > free:
+        raise ResourceError(f"the {kind} unpacks to {_size(size)}, more than the {_size(free)} free in the "
+                            f"temporary folder {folder.parent}", archive,
+                            "unpack it where there is room and give the folder, or set TMPDIR to a folder with room")
+
+
+def _check_zip_members(archive: Path, members: list[zipfile.ZipInfo]) -> None:
     if not members:
         raise InputError("is an empty ZIP archive", archive, "give the archive that holds the CT series")
     if any(m.flag_bits & 0x1 for m in members):

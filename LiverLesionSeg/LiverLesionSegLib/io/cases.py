@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..volume import Case, Volume
-from .archive import Unpacked, is_zip, unpack
+from .archive import Unpacked, is_archive, unpack
 from .dicom import NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
 from .dicomseg import LABEL_MODALITIES, read_dicom_masks, read_seg_case
 from .rtstruct import is_rtstruct
@@ -107,7 +107,7 @@ class InputCT:
     image: Optional[Path] = None  # a NIfTI, NRRD or MetaImage file
     scan: Optional[FolderScan] = None
     series: Optional[SeriesInfo] = None  # the DICOM series, with `scan`
-    unpacked: Optional[Unpacked] = None  # where `path` is a ZIP archive: the files above lie in it
+    unpacked: Optional[Unpacked] = None  # where `path` is an archive (ZIP, tar): the files above lie in it
     scene: Optional[Path] = None  # the 3D Slicer scene file `image` was chosen from
 
     def read(self) -> Volume:
@@ -159,7 +159,7 @@ def find_input_ct(path: str | os.PathLike, series: Optional[str | int] = None) -
     """The CT to segment: a DICOM folder (its axial CT series, or `series`), an IRCADb or SEG case
     folder (its CT), a folder with image.nii|nii.gz|nrrd, a .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd file, a
     multi-frame DICOM file, a 3D Slicer scene (.mrml; its CT volume, or the one named `series`), or a
-    ZIP archive of any of these (a Slicer .mrb bundle among them)."""
+    ZIP or tar archive of any of these (a Slicer .mrb bundle among them)."""
     path = Path(path)
     if not path.exists():
         raise InputError("does not exist", path, "check the path")
@@ -168,7 +168,7 @@ def find_input_ct(path: str | os.PathLike, series: Optional[str | int] = None) -
             return InputCT(path, image=path)
         if is_scene_file(path):
             return InputCT(path, image=choose_scene_volume(path, series), scene=path)
-        if is_zip(path):
+        if is_archive(path):
             return _archive_input(path, series)
         if suffix_by_content(path):  # an image under another name (a NIfTI named .dcm, say)
             return InputCT(path, image=path)
@@ -261,8 +261,8 @@ def _archive_input(path: Path, series: Optional[str | int]) -> InputCT:
     unpacked = unpack(path)
     try:
         with unpacked.named_in_archive():
-            if is_zip(unpacked.content):  # an archive in the archive (or one that holds itself)
-                raise InputError(f"holds another ZIP archive, {unpacked.content.name}", path,
+            if is_archive(unpacked.content):  # an archive in the archive (or one that holds itself)
+                raise InputError(f"holds another archive, {unpacked.content.name}", path,
                                  "unpack it and give the folder")
             found = find_input_ct(unpacked.content, series)
     except BaseException:

@@ -1,9 +1,11 @@
-"""A ZIP archive as the input (a PACS web viewer's or an e-mail's): read as the folder or file it
-holds, its temporary copy removed afterwards, and its problems told by the names inside it."""
+"""A ZIP archive as the input (a PACS web viewer's or an e-mail's), or a tar archive (a research
+download): read as the folder or file it holds, its temporary copy removed afterwards, and its
+problems told by the names inside it."""
 
 from __future__ import annotations
 
 import shutil
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
@@ -85,7 +87,7 @@ def test_archives_that_hold_no_ct_are_refused_naming_them(data_dir, tmp_path):
     (tmp_path / "notes" / "report.txt").write_text("no images here")
     zip_folder(tmp_path / "notes", tmp_path / "notes.zip")
     cases = {"empty.zip": "empty zip archive", "locked.zip": "password-protected",
-             "nested.zip": "holds another zip archive, inner.zip",
+             "nested.zip": "holds another archive, inner.zip",
              "notes.zip": "notes.zip/notes: no dicom files found among its 1 files (e.g. report.txt)"}
     temporary = set(Path(tempfile.gettempdir()).glob("liverlesionseg-unpacked-*"))
     for name, message in cases.items():
@@ -94,6 +96,39 @@ def test_archives_that_hold_no_ct_are_refused_naming_them(data_dir, tmp_path):
         assert message in str(raised.value).lower(), str(raised.value)
         assert str(tmp_path / name) in str(raised.value)
     assert set(Path(tempfile.gettempdir()).glob("liverlesionseg-unpacked-*")) == temporary
+
+
+@pytest.mark.parametrize("name,mode", [("study.tar.gz", "w:gz"), ("study.tar.xz", "w:xz"), ("study.tar", "w")])
+def test_a_tar_archive_of_a_series_reads_as_its_folder(tmp_path, name, mode):
+    with tarfile.open(tmp_path / name, mode) as packed:
+        packed.add(sample_case_path(), "HCC_006_sample")
+    temporary = set(Path(tempfile.gettempdir()).glob("liverlesionseg-unpacked-*"))
+    volume = read_input_volume(tmp_path / name)
+    _same_volume(volume, read_input_volume(sample_case_path()))
+    assert str(tmp_path / name) in volume.source
+    assert set(Path(tempfile.gettempdir()).glob("liverlesionseg-unpacked-*")) == temporary
+
+
+def test_damaged_empty_and_escaping_tar_archives_are_refused_naming_them(tmp_path):
+    """A download cut short, an archive of folders only, and one whose member would land outside the
+    folder it is unpacked into (nothing is written there)."""
+    with tarfile.open(tmp_path / "whole.tar.gz", "w:gz") as packed:
+        packed.add(sample_case_path(), "series")
+    data = (tmp_path / "whole.tar.gz").read_bytes()
+    (tmp_path / "cut.tar.gz").write_bytes(data[: len(data) // 2])
+    with tarfile.open(tmp_path / "folders.tar", "w") as packed:
+        folder = tarfile.TarInfo("series")
+        folder.type = tarfile.DIRTYPE
+        packed.addfile(folder)
+    with tarfile.open(tmp_path / "escaping.tar", "w") as packed:
+        packed.add(next(sample_case_path().iterdir()), "../outside.dcm")
+    cases = {"cut.tar.gz": "is a damaged tar archive", "folders.tar": "is an empty tar archive",
+             "escaping.tar": "is a damaged tar archive, or one packed in a way that cannot be read here"}
+    for name, message in cases.items():
+        with pytest.raises(InputError) as raised:
+            find_input_ct(tmp_path / name)
+        assert message in str(raised.value) and str(tmp_path / name) in str(raised.value), str(raised.value)
+    assert not list(Path(tempfile.gettempdir()).glob("outside.dcm"))
 
 
 def test_a_dicom_seg_over_a_zipped_series(data_dir, model_path, tmp_path):
