@@ -25,6 +25,7 @@ from .model import compute_dtype, is_out_of_memory
 from .postprocess import clean_masks, largest_component
 from .preprocess import between_slices, liver_hu_shift, network_input, prepare_ct, upsample
 from .progress import NullProgress, Progress, timed
+from .square_pixels import back_on_grid, on_square_pixels
 from .volume import Volume, to_axial_lps
 from .zoom import AIR_HU, Box, crop, in_plane_overlap, liver_box_from_network_grid, paste, tile_weights, tiles
 
@@ -96,6 +97,14 @@ def segment_canonical(ct: Volume, network: torch.nn.Module, preprocess: Preproce
     segmented again the other way round, the order of the slices the network learned from."""
     progress = progress or NullProgress()
     timings = {} if timings is None else timings
+    square = on_square_pixels(ct)  # a coronal or sagittal series: pixels 0.7 by 3 mm
+    if square is not None:
+        log.info("The CT's pixels are %.2f by %.2f mm: segmented on square pixels of %.2f mm, the results brought "
+                 "back onto its grid.", ct.spacing[0], ct.spacing[1], square.spacing[0])
+        found = segment_canonical(square, network, preprocess, config, device, progress, timings)
+        liver, lesion = (back_on_grid(mask, ct.shape[1:], mask=True) for mask in found[:2])
+        return found._replace(liver=np.maximum(liver, lesion), lesion=lesion,
+                              lesion_probability=back_on_grid(found.lesion_probability, ct.shape[1:], mask=False))
     found = _segment_in_plane(ct, network, preprocess, config, device, progress, timings)
     if not config.flip_check or not head_and_feet_swapped(ct.array, found.liver > 0, ct.spacing):
         return found
