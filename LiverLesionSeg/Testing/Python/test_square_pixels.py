@@ -72,3 +72,30 @@ def test_a_coronal_series_is_segmented_as_its_axial_original():
     assert dice(result.liver.array > 0, expected > 0) > 0.93
     assert dice(result.lesion.array > 0, expected == 2) > 0.6
     assert result.liver.same_grid(coronal) and result.lesion_probability.same_grid(coronal)
+
+
+def test_a_training_case_of_long_pixels_is_learned_from_on_square_ones():
+    """A labelled coronal series: its slices and masks reach the network as the axial original's do
+    (squeezed before), its masks on the square grid (the lesion inside the liver still)."""
+    from LiverLesionSegLib.config import PreprocessConfig
+    from LiverLesionSegLib.dataset import prepare_case
+    from LiverLesionSegLib.volume import Case
+
+    ct = read_input_volume(sample_case_path())
+    liver = np.zeros(ct.shape, np.uint8)
+    liver[20:40, 200:330, 150:300] = 1
+    lesion = np.zeros(ct.shape, np.uint8)
+    lesion[25:35, 240:280, 200:240] = 1
+    coronal = _coronal_series(ct, 3.0)
+    as_coronal = [sitk.GetArrayFromImage(sitk.Resample(ct.with_array(m).to_sitk(), coronal.to_sitk(), sitk.Transform(),
+                                                       sitk.sitkNearestNeighbor, 0)) for m in (liver, lesion)]
+    config = PreprocessConfig(zoom=True)
+    case = Case("coronal", coronal, coronal.with_array(as_coronal[0]), coronal.with_array(as_coronal[1]))
+    prepared = prepare_case(case, config, keep_volume=True)
+    original = prepare_case(Case("axial", ct, ct.with_array(liver), ct.with_array(lesion)), config)
+    assert prepared.ct.spacing[0] == pytest.approx(prepared.ct.spacing[1], rel=0.05)
+    assert prepared.liver.shape == prepared.ct.shape and not (prepared.lesion & ~prepared.liver).any()
+    # the liver box's view: the liver fills it as in the axial original (a box square in long pixels
+    # would reach four times as far front to back, the liver a sliver in it)
+    share = [view.targets[:, 0].mean() / 255 for view in (prepared.views[1], original.views[1])]
+    assert share[0] == pytest.approx(share[1], rel=0.15)
