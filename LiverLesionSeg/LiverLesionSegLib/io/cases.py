@@ -65,8 +65,7 @@ def find_cases(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[C
         paths = [paths]
     found: list[CaseRef] = []
     for path in map(Path, paths):
-        if not path.exists():
-            raise InputError("does not exist", path, "check the path")
+        check_file_or_folder(path)
         refs = _cases_for_file(path) if path.is_file() else _cases_in_folder(path)
         if not refs:
             raise InputError("holds no labelled case", path, f"understood layouts: {LAYOUTS}")
@@ -76,6 +75,15 @@ def find_cases(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[C
     for name in sorted({n for n in names if names.count(n) > 1}):
         LOG.warning("several cases are named %s: %s", name, [str(r.paths[0]) for r in unique if r.name == name])
     return unique
+
+
+def check_file_or_folder(path: Path) -> None:
+    """An input must be a file or a folder: not missing, nor a pipe, socket or device (/dev/null)."""
+    if not path.exists():
+        raise InputError("does not exist", path, "check the path")
+    if not (path.is_file() or path.is_dir()):
+        raise InputError("is neither a file nor a folder (a pipe, socket or device)", path,
+                         "give the CT's file or folder")
 
 
 def load_case(ref: CaseRef) -> Case:
@@ -161,8 +169,7 @@ def find_input_ct(path: str | os.PathLike, series: Optional[str | int] = None) -
     multi-frame DICOM file, a 3D Slicer scene (.mrml; its CT volume, or the one named `series`), or a
     ZIP or tar archive of any of these (a Slicer .mrb bundle among them)."""
     path = Path(path)
-    if not path.exists():
-        raise InputError("does not exist", path, "check the path")
+    check_file_or_folder(path)
     if path.is_file():
         if is_image_file(path):
             return InputCT(path, image=path)

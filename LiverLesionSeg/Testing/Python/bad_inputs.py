@@ -135,6 +135,13 @@ def missing_input(data_dir, tmp, model):
 
 
 @entry
+def named_pipe_given_as_the_input(data_dir, tmp, model):
+    """A named pipe (or /dev/null, a device) given as the input."""
+    os.mkfifo(tmp / "pipe")
+    return BadInput(segment(tmp / "pipe", tmp, model), INPUT, "is neither a file nor a folder", "pipe")
+
+
+@entry
 def mr_series(data_dir, tmp, model):
     """An MR series instead of a CT series."""
     folder = six_edited(data_dir, tmp, "mr", Modality="MR")
