@@ -43,10 +43,11 @@ def add_parser(sub, common) -> None:
                         "into the folder -o names, the model loaded once")
     p.add_argument("-o", "--output", type=Path,
                    help="label map .nii.gz/.nii/.nrrd/.mha (0 background, 1 liver, 2 lesion), Slicer .seg.nrrd, or "
-                        ".dcm: a DICOM SEG over the input's DICOM series (for a PACS); with several inputs, a folder")
+                        ".dcm: a DICOM SEG over the input's DICOM series (for a PACS); with several inputs, a folder "
+                        "(with one, an existing folder: FOLDER/NAME.FORMAT, as for several)")
     p.add_argument("--format", choices=MANY_FORMATS,
-                   help="with several inputs: each result's format, written as FOLDER/NAME.FORMAT, NAME from its "
-                        "input (default: seg.nrrd)")
+                   help="with several inputs or an output folder: each result's format, written as "
+                        "FOLDER/NAME.FORMAT, NAME from its input (default: seg.nrrd)")
     p.add_argument("--probabilities", type=Path, metavar="FILE", help="also write the lesion probability map")
     p.add_argument("--lesions", type=Path, metavar="CSV|DCM",
                    help="also write the lesion table: .csv, or .dcm for a DICOM SR measurement report over the "
@@ -118,12 +119,14 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..io.write import output_kind
     from ..resources import sample_case_path
 
-    if args.format:
-        raise OutputError("--format is for several inputs", args.output,
-                          "with one input, the output's own suffix gives its format")
     given = args.input[0] if args.input else None
     input_path = given or sample_case_path()
     output = args.output or (SAMPLE_OUTPUT if given is None else None)
+    if output is not None and output.is_dir():  # a folder, as for several inputs: FOLDER/NAME.FORMAT
+        output = output / f"{case_name(input_path)}.{args.format or MANY_FORMATS[0]}"
+    elif args.format:
+        raise OutputError("--format is for several inputs, or an output folder", args.output,
+                          "with one input, the output's own suffix gives its format")
     if output is None:
         raise OutputError("no output given", None, "add -o OUT.seg.nrrd or -o OUT.nii.gz")
     overlay = args.overlay or (output.with_name(_stem(output) + ".png") if given is None else None)

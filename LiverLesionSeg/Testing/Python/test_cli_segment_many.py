@@ -154,3 +154,15 @@ def test_a_rerun_says_which_results_are_left_from_an_earlier_run(model_path, tmp
     assert code == 3 and f"Left as it was, from an earlier run: {out / 'a.nii.gz'}" in err
     assert err.count("Left as it was") == 1 and "none was written" in err
     assert (out / "a.nii.gz").read_bytes() == b"an earlier result"
+
+
+def test_one_input_and_an_existing_folder_as_the_output_is_written_into_it(model_path, tmp_path, capsys):
+    """`segment CT -o results/` with one input: FOLDER/NAME.seg.nrrd (or --format's), as for several
+    inputs; before, "unknown output format"."""
+    folder = tmp_path / "results"
+    folder.mkdir()
+    argv = ["segment", str(sample_case_path()), "-o", str(folder), "--model", str(model_path), "--progress", "none"]
+    assert main(argv) == 0
+    assert main(argv + ["--format", "nii.gz"]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["HCC_006_sample.nii.gz", "HCC_006_sample.seg.nrrd"]
+    assert _labels(folder / "HCC_006_sample.nii.gz").max() == 2
