@@ -41,6 +41,9 @@ CONTENT_KINDS = {".nii.gz": "gzip-compressed NIfTI", ".nii": "NIfTI", ".nrrd": "
 DETACHED = {".nhdr": ".nrrd", ".mhd": ".mha"}
 IMAGE_FILES = "a .nii, .nii.gz, .nrrd, .nhdr, .mha or .mhd file"
 LABELS = {0: "background", 1: "liver", 2: "lesion"}
+# A mask of one label named as lesions but larger than this (mL) is a liver: few tumours are so large,
+# few adult livers smaller.
+LIVER_SIZED_ML = 700.0
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
@@ -311,6 +314,8 @@ def _one_label_named(path: Path, array: np.ndarray, reference: Volume
     values = np.unique(array[array != 0])
     if values.size != 1 or (role == "liver" and values[0] == 1):
         return None
+    if role == "lesion" and np.count_nonzero(array) * float(np.prod(reference.spacing)) / 1000 > LIVER_SIZED_ML:
+        return None  # a liver's size: the 1s of a 0/1/2 map named for its patient's tumour ("HCC_006.nii.gz")
     LOG.warning("%s: holds one label (%s) and is named as %s: its voxels are read as %s", path, values[0],
                 "lesions" if role == "lesion" else "the liver", "lesions" if role == "lesion" else "liver")
     mask = reference.with_array((array == values[0]).astype(np.uint8), str(path))

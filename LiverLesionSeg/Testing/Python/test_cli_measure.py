@@ -168,9 +168,10 @@ def test_masks_of_one_label_are_read_as_their_file_names_say(reference, data_dir
         assert done["liver_ml"] == (None if liver is None else pytest.approx(liver, rel=1e-3))
         label = 1 if given[0] == "tumour.nii.gz" else 255
         assert f"{given[0]}: holds one label ({label}) and is named as" in printed.out
-    write_segmentation_output(tmp_path / "liver_tumor.nii.gz", ct.with_array((labels > 0).astype(np.uint8)))
-    assert measure(data_dir / CASE / SERIES, tmp_path / "liver_tumor.nii.gz", "--lesions", tmp_path / "t.csv") == 0
-    assert rows(tmp_path / "t.csv") == []
+    for name in ("liver_tumor.nii.gz", "HCC_1211.nii.gz"):  # a 0/1/2 map of a case without tumour; a liver's size
+        write_segmentation_output(tmp_path / name, ct.with_array((labels > 0).astype(np.uint8)))
+        assert measure(data_dir / CASE / SERIES, tmp_path / name, "--lesions", tmp_path / "t.csv") == 0
+        assert rows(tmp_path / "t.csv") == []
     write_segmentation_output(tmp_path / "mask.nii.gz", ct.with_array(np.where(labels == 2, 255, 0).astype(np.uint8)))
     assert measure(data_dir / CASE / SERIES, tmp_path / "mask.nii.gz", "--lesions", tmp_path / "u.csv") == 3
     assert "holds label(s) 255 besides 0 background" in capsys.readouterr().err
