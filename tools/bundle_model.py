@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "LiverLesionSeg"))
 from LiverLesionSegLib.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from LiverLesionSegLib.config import Config  # noqa: E402
 from LiverLesionSegLib.errors import InputError  # noqa: E402
-from LiverLesionSegLib.postprocess import GAS_HU  # noqa: E402
+from LiverLesionSegLib.postprocess import GAS_HU, GAS_SURFACE_MM  # noqa: E402
 from LiverLesionSegLib.recipes import recipe  # noqa: E402
 from LiverLesionSegLib.resources import MODEL_CARD, MODEL_FILE, architecture_of, model_card_path  # noqa: E402
 
@@ -142,8 +142,9 @@ def render(card: dict, config) -> str:
         "CT of adults, in Hounsfield units, axial or any orientation the reader can put in axial order, "
         "covering the liver; best in the portal venous phase (given a DICOM folder of several phases, the "
         "command line chooses the portal venous one by its series description, and says so). Slices thinner "
-        "than 2 mm are looked at every 2 mm or so, the probabilities between interpolated. Every result needs "
-        "review in the Segment Editor.",
+        "than 2 mm are looked at every 2 mm or so, the probabilities between interpolated. A coronal or sagittal "
+        "series, whose pixels are long once read in axial order (3 mm by 0.7 mm), is segmented on square pixels "
+        "and the results brought back onto its grid. Every result needs review in the Segment Editor.",
         "",
         "## Training data and licences",
         "",
@@ -197,7 +198,9 @@ def render(card: dict, config) -> str:
         f"- A lesion holding more than {config.inference.max_lesion_gas_mm3:g} mm³ of gas (CT under "
         f"{GAS_HU:g} HU) beneath its surface is dropped and leaves the liver mask: it is the stomach or the "
         "bowel, taken for liver and lesion (one of the models measured took in 156 mL of a food-filled stomach "
-        "so). The lung on the surface of a lesion at the dome is not counted; a voxel deeper, this model's "
+        "so). The lung on the surface of a lesion at the dome is not counted (a surface "
+        f"{GAS_SURFACE_MM:g} mm deep along the slices' axis, so thin slices count no more of it); a voxel "
+        "deeper, this model's "
         "find on the dome lesion of 3Dircadb1.17 holds 15 mm³ of it, so the margin is a few times, not "
         "more. A liver lesion with gas in it (an abscess, a tumour after ablation), and one crossed by dark "
         "streaks from metal or dense iodized oil, is not marked. `segment --max-lesion-gas` with a large "
