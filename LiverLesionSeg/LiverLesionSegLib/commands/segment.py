@@ -122,7 +122,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     given = args.input[0] if args.input else None
     input_path = given or sample_case_path()
     output = args.output or (SAMPLE_OUTPUT if given is None else None)
-    if output is not None and output.is_dir():  # a folder, as for several inputs: FOLDER/NAME.FORMAT
+    if output is not None and _is_folder(output):  # a folder, as for several inputs: FOLDER/NAME.FORMAT
         output = output / f"{case_name(input_path)}.{args.format or MANY_FORMATS[0]}"
     elif args.format:
         raise OutputError("--format is for several inputs, or an output folder", args.output,
@@ -313,7 +313,7 @@ def check_distinct(outputs: list[Path], inputs: list[Path]) -> None:
         if full in resolved[:index]:
             raise OutputError("two outputs have the same name", outputs[index], "give each output its own file")
     sources = {Path(p).resolve() for p in inputs}
-    folders = [source for source in sources if source.is_dir()]
+    folders = [source for source in sources if _is_folder(source)]
     for path, full in zip(outputs, resolved):
         if full in sources:
             raise OutputError("the output would overwrite the input", path, "choose another output name")
@@ -363,6 +363,13 @@ def print_measurements(liver_ml: Optional[float], lesions: list) -> None:
               f"median {lesion.median_hu:.0f} HU, centre RAS ({r:.1f}, {a:.1f}, {s:.1f}) mm")
     if len(lesions) > 20:
         print(f"  ... and {len(lesions) - 20} more (see --lesions)")
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long for the file system: told as such where it is read or written
+        return False
 
 
 def _stem(path: Path) -> str:

@@ -25,7 +25,7 @@ from typing import ContextManager, Iterable, Optional
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 from ..volume import Case, Volume
 from .archive import Unpacked, is_archive, unpack
 from .dicom import NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
@@ -79,7 +79,11 @@ def find_cases(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[C
 
 def check_file_or_folder(path: Path) -> None:
     """An input must be a file or a folder: not missing, nor a pipe, socket or device (/dev/null)."""
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError as exc:  # a name longer than the file system allows, say
+        raise InputError(f"cannot be looked up ({exc.strerror or first_line(exc)})", path, "check the path") from None
+    if not exists:
         raise InputError("does not exist", path, "check the path")
     if not (path.is_file() or path.is_dir()):
         raise InputError("is neither a file nor a folder (a pipe, socket or device)", path,

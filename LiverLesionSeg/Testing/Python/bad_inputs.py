@@ -142,6 +142,12 @@ def named_pipe_given_as_the_input(data_dir, tmp, model):
 
 
 @entry
+def input_name_too_long(data_dir, tmp, model):
+    """An input whose name is longer than the file system allows (300 characters)."""
+    return BadInput(segment(tmp / ("L" * 293 + ".nii.gz"), tmp, model), INPUT, "cannot be looked up", "L" * 293)
+
+
+@entry
 def mr_series(data_dir, tmp, model):
     """An MR series instead of a CT series."""
     folder = six_edited(data_dir, tmp, "mr", Modality="MR")
