@@ -25,6 +25,7 @@ DEFAULT_FORMAT = MANY_FORMATS[0]
 
 def run_many(args: argparse.Namespace, progress: Progress) -> int:
     from ..io.atomic import check_writable, output_folder
+    from ..io.cases import input_exists
     from ..io.dicom_export import is_dicom_report
     from ..io.write import output_kind
 
@@ -36,7 +37,7 @@ def run_many(args: argparse.Namespace, progress: Progress) -> int:
     if args.rtstruct not in (None, BESIDE):
         raise OutputError("an RT structure set lies on one CT series, and several inputs were given", args.rtstruct,
                           "give --rtstruct without a file name: each input's is written beside its result")
-    missing = [path for path in args.input if not Path(path).exists()]
+    missing = [path for path in args.input if not input_exists(Path(path))]
     if missing:
         raise InputError(f"does not exist ({len(missing)} of the {len(args.input)} inputs)", missing[0],
                          "check the paths; nothing was segmented")

@@ -77,13 +77,18 @@ def find_cases(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[C
     return unique
 
 
+def input_exists(path: Path) -> bool:
+    """Whether an input path exists; one the system cannot look up (a name longer than the file system
+    allows) is told in one line."""
+    try:
+        return path.exists()
+    except OSError as exc:
+        raise InputError(f"cannot be looked up ({exc.strerror or first_line(exc)})", path, "check the path") from None
+
+
 def check_file_or_folder(path: Path) -> None:
     """An input must be a file or a folder: not missing, nor a pipe, socket or device (/dev/null)."""
-    try:
-        exists = path.exists()
-    except OSError as exc:  # a name longer than the file system allows, say
-        raise InputError(f"cannot be looked up ({exc.strerror or first_line(exc)})", path, "check the path") from None
-    if not exists:
+    if not input_exists(path):
         raise InputError("does not exist", path, "check the path")
     if not (path.is_file() or path.is_dir()):
         raise InputError("is neither a file nor a folder (a pipe, socket or device)", path,

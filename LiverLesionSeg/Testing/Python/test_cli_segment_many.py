@@ -166,3 +166,11 @@ def test_one_input_and_an_existing_folder_as_the_output_is_written_into_it(model
     assert main(argv + ["--format", "nii.gz"]) == 0
     assert sorted(p.name for p in folder.iterdir()) == ["HCC_006_sample.nii.gz", "HCC_006_sample.seg.nrrd"]
     assert _labels(folder / "HCC_006_sample.nii.gz").max() == 2
+
+
+def test_an_input_name_too_long_among_several_is_told_before_any_work(tmp_path, capsys):
+    folder = tmp_path / "results"
+    code = main(["segment", str(sample_case_path()), str(tmp_path / ("L" * 300)), "-o", str(folder),
+                 "--progress", "none"])
+    assert code == 3 and "cannot be looked up (File name too long)" in _error_lines(capsys.readouterr().err)[0]
+    assert not folder.exists()
