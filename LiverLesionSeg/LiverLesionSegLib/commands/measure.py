@@ -51,7 +51,7 @@ def add_parser(sub, common) -> None:
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..caveats import measured_caveats
-    from ..io.cases import read_segmentations
+    from ..io.cases import input_exists, read_segmentations
     from ..io.dicom_export import measure_labels, write_together
     from ..plots import plot_overlay
     from ..io.write import output_kind
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         with progress.stage("read", timings):
             ct = found.read()
             # after a scene, a name that is not a file is one of the scene's segmentations
-            segmentations = [found.scene_segmentation(str(path)) if found.scene and not path.exists() else path
+            segmentations = [found.scene_segmentation(str(path)) if found.scene and not input_exists(path) else path
                              for path in args.segmentation] or [found.scene_segmentation()]
             with found.named_inside():
                 liver, lesion = read_segmentations(segmentations, ct, require_liver=False)

@@ -230,7 +230,7 @@ def read_segmentations(paths: Iterable[str | os.PathLike], ct: Volume, require_l
     paths = [Path(p) for p in paths]
     found = set()
     for path in paths:
-        if not path.is_file():
+        if not input_exists(path) or not path.is_file():
             raise InputError("does not exist" if not path.exists() else "is not a file", path,
                              "give the segmentation file")
         if path.suffix.lower() == ".dcm":

@@ -282,3 +282,9 @@ def test_a_missing_segmentation_is_named(data_dir, tmp_path, capsys):
     code = measure(data_dir / CASE / SERIES, tmp_path / "nowhere.nii.gz", "--lesions", tmp_path / "t.csv")
     err = capsys.readouterr().err
     assert code == 3 and "nowhere.nii.gz: does not exist" in err and not (tmp_path / "t.csv").exists()
+
+
+def test_a_segmentation_name_too_long_for_the_file_system_is_told(tmp_path, capsys):
+    code = measure(sample_case_path(), tmp_path / ("L" * 300), "--lesions", tmp_path / "t.csv")
+    assert code == 3 and "cannot be looked up (File name too long)" in capsys.readouterr().err
+    assert not (tmp_path / "t.csv").exists()
