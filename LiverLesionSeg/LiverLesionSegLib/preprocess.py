@@ -34,12 +34,20 @@ def shrink_slices(array: np.ndarray, size: int, to_unit=None) -> np.ndarray:
 
     Returns float32 (k, size, size).
     """
-    out = np.empty((array.shape[0], size, size), np.float32)
+    return resize_slices(array, (size, size), "area", to_unit)
+
+
+def resize_slices(array: np.ndarray, shape: tuple[int, int], mode: str, to_unit=None) -> np.ndarray:
+    """float32 (k, *shape): every [k] slice resized (torch's `mode`: "area", "bilinear" with the
+    pixels' edges, not centres, aligned), a few at a time to keep memory low; `to_unit` maps a chunk
+    to float32 first."""
+    out = np.empty((array.shape[0],) + tuple(shape), np.float32)
+    options = {"align_corners": False} if mode == "bilinear" else {}
     for start in range(0, array.shape[0], _SLICE_BATCH):
         chunk = array[start:start + _SLICE_BATCH]
         chunk = to_unit(chunk) if to_unit else chunk.astype(np.float32)
-        resized = F.interpolate(torch.from_numpy(np.ascontiguousarray(chunk))[:, None], size=(size, size),
-                                mode="area")
+        resized = F.interpolate(torch.from_numpy(np.ascontiguousarray(chunk))[:, None], size=tuple(shape), mode=mode,
+                                **options)
         out[start:start + len(chunk)] = resized[:, 0].numpy()
     return out
 

@@ -13,13 +13,11 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from .preprocess import resize_slices
 from .volume import Volume
 
 SQUARE_TOLERANCE = 0.05  # pixels whose sides differ by less than this share are square
-_SLICE_BATCH = 16
 
 
 def on_square_pixels(ct: Volume) -> Optional[Volume]:
@@ -49,14 +47,3 @@ def back_on_grid(values: np.ndarray, shape: tuple[int, int], mask: bool) -> np.n
     is 1 where at least half of an old pixel was."""
     averaged = resize_slices(values, shape, "area")
     return (averaged >= 0.5).astype(values.dtype) if mask else averaged.astype(values.dtype)
-
-
-def resize_slices(array: np.ndarray, shape: tuple[int, int], mode: str) -> np.ndarray:
-    """float32 (k, *shape): each slice resized, a few at a time to keep memory low."""
-    out = np.empty((array.shape[0],) + tuple(shape), np.float32)
-    for start in range(0, array.shape[0], _SLICE_BATCH):
-        chunk = torch.from_numpy(np.ascontiguousarray(array[start:start + _SLICE_BATCH], dtype=np.float32))
-        options = {"align_corners": False} if mode == "bilinear" else {}
-        out[start:start + len(chunk)] = F.interpolate(chunk[:, None], size=tuple(shape), mode=mode,
-                                                      **options)[:, 0].numpy()
-    return out

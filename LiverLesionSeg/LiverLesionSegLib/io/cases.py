@@ -230,8 +230,9 @@ def read_segmentations(paths: Iterable[str | os.PathLike], ct: Volume, require_l
     paths = [Path(p) for p in paths]
     found = set()
     for path in paths:
-        if not input_exists(path) or not path.is_file():
-            raise InputError("does not exist" if not path.exists() else "is not a file", path,
+        exists = input_exists(path)
+        if not exists or not path.is_file():
+            raise InputError("is not a file" if exists else "does not exist", path,
                              "give the segmentation file")
         if path.suffix.lower() == ".dcm":
             masks = read_dicom_masks(path, ct)
