@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO / "LiverLesionSeg"))
 from LiverLesionSegLib.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from LiverLesionSegLib.config import Config  # noqa: E402
 from LiverLesionSegLib.errors import InputError  # noqa: E402
+from LiverLesionSegLib.oblique import OBLIQUE_DEGREES  # noqa: E402
 from LiverLesionSegLib.postprocess import GAS_HU, GAS_SURFACE_MM  # noqa: E402
 from LiverLesionSegLib.recipes import recipe  # noqa: E402
 from LiverLesionSegLib.resources import MODEL_CARD, MODEL_FILE, architecture_of, model_card_path  # noqa: E402
@@ -143,8 +144,10 @@ def render(card: dict, config) -> str:
         "covering the liver; best in the portal venous phase (given a DICOM folder of several phases, the "
         "command line chooses the portal venous one by its series description, and says so). Slices thinner "
         "than 2 mm are looked at every 2 mm or so, the probabilities between interpolated. A coronal or sagittal "
-        "series, whose pixels are long once read in axial order (3 mm by 0.7 mm), is segmented on square pixels "
-        "and the results brought back onto its grid. Every result needs review in the Segment Editor.",
+        "series, whose pixels are long once read in axial order (3 mm by 0.7 mm), is segmented on square pixels, "
+        f"and a CT whose axes are turned more than {OBLIQUE_DEGREES:g} degrees from the patient's (an oblique "
+        "reformat) on an axial grid holding it; the results are brought back onto its own grid. Every result "
+        "needs review in the Segment Editor.",
         "",
         "## Training data and licences",
         "",

@@ -33,8 +33,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                 "could not be read (a mistyped command or option); see stderr"})
         raise
     progress = make_progress(args.progress, args.verbose)
-    setup_logging(args.verbose, progress)
-    with _signals_end_cleanly():
+    with _signals_end_cleanly(), command_logging(args.verbose, progress):
         return _run(args, progress)
 
 
@@ -125,8 +124,13 @@ def make_progress(kind: str, verbose: bool = False) -> Progress:
     return TerminalProgress(sys.stderr, verbose)
 
 
-def setup_logging(verbose: bool, progress: Progress) -> None:
+@contextlib.contextmanager
+def command_logging(verbose: bool, progress: Progress):
+    """The package's log lines on stderr (or as `log` events on a JSON progress stream) while a
+    command runs; the logger as it was afterwards. Left in place, its handler would keep writing
+    to this command's streams, which a caller of `main` (a test, a notebook) may have closed."""
     logger = logging.getLogger("LiverLesionSeg")
+    before = logger.level, logger.handlers[:], logger.propagate
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.handlers.clear()
     logger.propagate = False
@@ -136,6 +140,11 @@ def setup_logging(verbose: bool, progress: Progress) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.setLevel(before[0])
+        logger.handlers[:], logger.propagate = before[1], before[2]
 
 
 class _ProgressLogHandler(logging.Handler):

@@ -10,6 +10,7 @@ import numpy as np
 
 from .config import Config, PreprocessConfig, TrainConfig
 from .errors import TrainingError
+from .oblique import on_axial_grid, onto_grid
 from .preprocess import average_slice_groups, liver_hu_shift, network_input, prepare_ct, prepare_masks, targets_tensor
 from .square_pixels import mask_on_square_pixels, on_square_pixels
 from .volume import Case, Volume, to_axial_lps
@@ -72,6 +73,9 @@ def _axial_ct_and_masks(case: Case) -> tuple[Volume, np.ndarray, np.ndarray]:
     if not liver.any():
         log.warning("%s: its masks hold no liver voxel (all 0): it adds slices without liver only",
                     case.source or case.name)
+    axial = on_axial_grid(ct)  # an oblique reformat: learned from as it is segmented
+    if axial is not None:
+        ct, liver, lesion = axial, onto_grid(liver, ct, axial, mask=True), onto_grid(lesion, ct, axial, mask=True)
     square = on_square_pixels(ct)  # a coronal or sagittal series: learned from as it is segmented
     if square is not None:
         ct, liver, lesion = square, mask_on_square_pixels(liver, square), mask_on_square_pixels(lesion, square)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from .flips import HEAD_FEET, flip_to_segment
 from .head_feet import head_and_feet_swapped
 from .lesions import mask_volume_ml
 from .model import compute_dtype, is_out_of_memory
+from .oblique import degrees_off_axes, on_axial_grid, onto_grid
 from .postprocess import clean_masks, largest_component
 from .preprocess import between_slices, liver_hu_shift, network_input, prepare_ct, upsample
 from .progress import NullProgress, Progress, timed
@@ -91,20 +92,27 @@ class CanonicalResult(NamedTuple):
 def segment_canonical(ct: Volume, network: torch.nn.Module, preprocess: PreprocessConfig, config: InferenceConfig,
                       device: torch.device | str = "cpu", progress: Optional[Progress] = None,
                       timings: Optional[dict] = None) -> CanonicalResult:
-    """A CT in axial LPS voxel order -> liver mask, lesion mask and lesion probability. A CT that shows
+    """A CT in axial LPS voxel order -> liver mask, lesion mask and lesion probability. A CT turned
+    away from the patient's axes (`oblique`) or of long pixels (`square_pixels`) is segmented on an
+    axial grid of square pixels, and its results brought back onto its own. A CT that shows
     the liver on the patient's left or the spine in front (`flips`) is segmented flipped, and its masks
     flipped back; one whose lungs lie below the liver found (`head_feet`: its head and feet swapped) is
     segmented again the other way round, the order of the slices the network learned from."""
     progress = progress or NullProgress()
     timings = {} if timings is None else timings
+    with progress.stage("preprocess", timings):
+        axial = on_axial_grid(ct)  # an oblique reformat: slices cut at a slant
+    if axial is not None:
+        log.info("The CT's axes are turned %.0f degrees from the patient's: segmented on an axial grid, the "
+                 "results brought back onto its own.", degrees_off_axes(ct.direction))
+        found = segment_canonical(axial, network, preprocess, config, device, progress, timings)
+        return _brought_back(found, lambda values, mask: onto_grid(values, axial, ct, mask))
     square = on_square_pixels(ct)  # a coronal or sagittal series: pixels 0.7 by 3 mm
     if square is not None:
         log.info("The CT's pixels are %.2f by %.2f mm: segmented on square pixels of %.2f mm, the results brought "
                  "back onto its grid.", ct.spacing[0], ct.spacing[1], square.spacing[0])
         found = segment_canonical(square, network, preprocess, config, device, progress, timings)
-        liver, lesion = (back_on_grid(mask, ct.shape[1:], mask=True) for mask in found[:2])
-        return found._replace(liver=np.maximum(liver, lesion), lesion=lesion,
-                              lesion_probability=back_on_grid(found.lesion_probability, ct.shape[1:], mask=False))
+        return _brought_back(found, lambda values, mask: back_on_grid(values, ct.shape[1:], mask))
     found = _segment_in_plane(ct, network, preprocess, config, device, progress, timings)
     if not config.flip_check or not head_and_feet_swapped(ct.array, found.liver > 0, ct.spacing):
         return found
@@ -115,6 +123,14 @@ def segment_canonical(ct: Volume, network: torch.nn.Module, preprocess: Preproce
                               progress, timings)
     liver, lesion, lesion_probability = (HEAD_FEET.apply(a) for a in again[:3])
     return CanonicalResult(liver, lesion, lesion_probability, again.flipped, head_feet_swapped=True)
+
+
+def _brought_back(found: CanonicalResult, back: Callable[[np.ndarray, bool], np.ndarray]) -> CanonicalResult:
+    """`found` on another grid, brought back onto the CT's by `back(values, is_mask)`, the lesions
+    inside the liver still."""
+    liver, lesion = (back(mask, True) for mask in found[:2])
+    return found._replace(liver=np.maximum(liver, lesion), lesion=lesion,
+                          lesion_probability=back(found.lesion_probability, False))
 
 
 def _segment_in_plane(ct: Volume, network: torch.nn.Module, preprocess: PreprocessConfig, config: InferenceConfig,

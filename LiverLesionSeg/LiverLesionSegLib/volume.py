@@ -199,7 +199,8 @@ def to_axial_lps(volume: Volume) -> tuple[Volume, Reorientation]:
     """Permute and flip the voxel axes so i runs to patient left, j posterior and k superior.
 
     Only whole-voxel permutations and flips: no resampling, so `Reorientation.undo` restores the
-    input array exactly. An oblique volume lands on the nearest such order and stays oblique.
+    input array exactly. An oblique volume lands on the nearest such order and stays oblique
+    (`oblique` resamples it for the network).
     """
     # Column c of `direction` is array axis (2 - c) in [k, j, i] order.
     direction = volume.direction

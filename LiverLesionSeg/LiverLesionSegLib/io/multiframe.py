@@ -9,14 +9,17 @@ int16 when the HU values are whole and fit.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import GeometryError, InputError, first_line
 from ..volume import Volume
-from .dicom import check_stack
+from .dicom import LEAST_HU, MOST_HU, check_stack
 from .dicom_files import decoding
+
+LOG = logging.getLogger("LiverLesionSeg")
 
 
 def read_multiframe_ct(path: Path, frames: int, label: str) -> Volume:
@@ -44,7 +47,8 @@ def read_multiframe_ct(path: Path, frames: int, label: str) -> Volume:
     if float(k_axis @ np.cross(i_axis, j_axis)) < 0:  # frames sorted against the normal: turn them round
         origin = origin + (array.shape[0] - 1) * spacing_k * k_axis
         k_axis, array = -k_axis, array[::-1]
-    return Volume(_as_hounsfield(array), (spacing_i, spacing_j, spacing_k), tuple(origin),
+    return Volume(_as_hounsfield(_signed_where_declared_unsigned(array, image, path)),
+                  (spacing_i, spacing_j, spacing_k), tuple(origin),
                   np.column_stack([i_axis, j_axis, k_axis]), f"{path} ({label})")
 
 
@@ -54,6 +58,34 @@ def _as_hounsfield(array: np.ndarray) -> np.ndarray:
     if array.size and info.min <= array.min() and array.max() <= info.max and np.array_equal(array, np.round(array)):
         return np.ascontiguousarray(array, dtype=np.int16)
     return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _signed_where_declared_unsigned(hounsfield: np.ndarray, image, path: Path) -> np.ndarray:
+    """The frames' HU where an export declared 16-bit pixels unsigned (PixelRepresentation 0) but wrote
+    signed values, as `dicom._signed_where_declared_unsigned` reads such slices: with a value over
+    MOST_HU, the stored values whose sign bit is set are read negative, where the frames share one
+    rescale and that puts every value at or above LEAST_HU (a warning says so); else as declared."""
+    if (image.get("PixelRepresentation") != 0 or image.get("BitsAllocated") != 16 or not hounsfield.size
+            or float(hounsfield.max()) <= MOST_HU):
+        return hounsfield
+    shared = image.get("SharedFunctionalGroupsSequence", [None])[0]
+    rescales = set()
+    for group in image.PerFrameFunctionalGroupsSequence:
+        try:
+            rescale = functional_group_item(group, shared, "PixelValueTransformationSequence", path)
+        except GeometryError:
+            rescale = image  # the rescale of the image as a whole
+        rescales.add((float(rescale.get("RescaleSlope", 1) or 1), float(rescale.get("RescaleIntercept", 0) or 0)))
+    if len(rescales) != 1:
+        return hounsfield
+    slope, intercept = rescales.pop()
+    sign_bit_set = hounsfield >= slope * (2 ** 15 - 0.5) + intercept
+    signed = np.where(sign_bit_set, hounsfield - slope * 2 ** 16, hounsfield).astype(np.float32)
+    if slope <= 0 or float(signed.min()) < LEAST_HU:
+        return hounsfield
+    LOG.warning("%s: its frames declare their pixels unsigned (PixelRepresentation 0), which would make their air "
+                "over %d HU: read as signed values, as they were written", path, MOST_HU)
+    return signed
 
 
 def _frames_as_acquired(image, path: Path, frames: int, label: str) -> Volume:
@@ -80,7 +112,8 @@ def _frames_as_acquired(image, path: Path, frames: int, label: str) -> Volume:
     with decoding(path):  # a missing decoder was refused before (dicom.check_decoder)
         array = np.stack([image.get_frame(int(n) + 1, dtype=np.float32, apply_real_world_transform=False,
                                           apply_modality_transform=True) for n in order])
-    return stack_to_volume(_as_hounsfield(array), stack, f"{path} ({label})", path)
+    return stack_to_volume(_as_hounsfield(_signed_where_declared_unsigned(array, image, path)), stack,
+                           f"{path} ({label})", path)
 
 
 def functional_group_item(per_frame, shared, keyword: str, path: Path):

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+# Tests run in several processes (pytest -n 2, one per core): each computes on one thread, it and the
+# commands it starts. With torch's default of a thread per core, four threads shared two cores, and
+# their OpenMP threads waiting on each other made the network's tests several times slower.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[3]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -70,3 +77,41 @@ def other_model(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("other") / "other.safetensors"
     save_checkpoint(path, checkpoint.network, config, {}, half=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def sample_segmentation():
+    """The bundled sample CT and the bundled model's segmentation of it (default settings), made once
+    for the tests that compare another form of the same CT against it."""
+    from LiverLesionSegLib.infer import segment_volume
+    from LiverLesionSegLib.io.cases import read_input_volume
+    from LiverLesionSegLib.resources import load_model, sample_case_path
+
+    ct = read_input_volume(sample_case_path())
+    result = segment_volume(ct, load_model(None))
+    for array in (ct.array, result.liver.array, result.lesion.array, result.lesion_probability.array):
+        array.flags.writeable = False  # no test can change what another compares against
+    return ct, result
+
+
+@pytest.fixture(scope="session")
+def core_segmentation(data_dir, model_path):
+    """`core_segmentation(folder)`: a shared case's CT and the core's segmentation of it with the test
+    model's own settings (`segment_job.run_segmentation`, its cautions included), made once per test
+    process and shared by the command line's, the Slicer logic's and the fast path's tests. Their
+    arrays are read-only, so that no test can change what another compares against."""
+    from LiverLesionSegLib.io.cases import read_input_volume
+    from LiverLesionSegLib.segment_job import run_segmentation
+
+    made = {}
+
+    def segmentation(folder: str):
+        if folder not in made:
+            ct = read_input_volume(data_dir / folder)
+            result = run_segmentation(ct, model_path, "cpu")[0]
+            for array in (ct.array, result.liver.array, result.lesion.array, result.lesion_probability.array):
+                array.flags.writeable = False
+            made[folder] = ct, result
+        return made[folder]
+
+    return segmentation

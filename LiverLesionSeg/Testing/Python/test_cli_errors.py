@@ -101,6 +101,19 @@ def six(data_dir, tmp_path) -> Path:
     return tmp_path / "original"
 
 
+@pytest.mark.parametrize("progress", ["none", "json"])
+def test_a_command_leaves_the_logger_as_it_found_it(progress, tmp_path, capsys):
+    """`main` called in a process that goes on (a test, a notebook): its log handler wrote to the
+    command's stderr or stdout after it returned, which the caller may have closed ("I/O operation
+    on closed file" at the next log line)."""
+    logger = logging.getLogger("LiverLesionSeg")
+    before = logger.level, logger.handlers[:], logger.propagate
+    assert main(["segment", str(tmp_path / "missing"), "-o", str(tmp_path / "out.nii.gz"), "--progress",
+                 progress]) != 0
+    assert "missing" in capsys.readouterr().err
+    assert (logger.level, logger.handlers, logger.propagate) == before
+
+
 def test_unsorted_and_misnumbered_files_give_the_same_volume(six, tmp_path, model_path):
     """Files renamed in shuffled order, with instance numbers that lie: the same volume (slices
     sorted by position, never by name or number) and the same segmentation."""
@@ -193,12 +206,14 @@ def tilt_series(source_folder: Path, target: Path, degrees: float) -> None:
         ds.save_as(target / source.name)
 
 
-def test_oblique_series_is_segmented_on_its_own_grid(six, tmp_path, model_path):
-    """Decision: an oblique series is segmented in the nearest axial voxel order (no resampling)
-    and the result lies on the input's own oblique grid."""
+def test_slightly_oblique_series_is_segmented_on_its_own_grid(six, tmp_path, model_path):
+    """Decision: a series turned by up to `oblique.OBLIQUE_DEGREES` is segmented in the nearest axial
+    voxel order (no resampling), and the result lies on the input's own oblique grid. (One turned
+    farther is segmented on an axial grid holding it: `test_oblique.py`.)"""
     from LiverLesionSegLib.io.series_choice import read_ct_folder
+    from LiverLesionSegLib.oblique import OBLIQUE_DEGREES
 
-    tilt_series(six, tmp_path / "oblique", 20)
+    tilt_series(six, tmp_path / "oblique", OBLIQUE_DEGREES - 1)
     volume = read_ct_folder(tmp_path / "oblique")
     assert not np.allclose(volume.direction, np.eye(3), atol=1e-3)
     labels = segment(tmp_path / "oblique", tmp_path / "oblique.nii.gz", model_path)

@@ -14,19 +14,11 @@ from scipy import ndimage
 
 from LiverLesionSegLib.checkpoint import load_checkpoint
 from LiverLesionSegLib.cli import main
-from LiverLesionSegLib.infer import segment_volume
 from LiverLesionSegLib.io.cases import read_input_volume
 from LiverLesionSegLib.io.dicomseg import read_seg_masks
 from LiverLesionSegLib.io.rtstruct import read_rtstruct_masks
+from shared_cases import every_shared_case
 
-CASE_INPUTS = {  # case -> the folder a user would give
-    "3Dircadb1.1": "ircadb/3Dircadb1.1",
-    "3Dircadb1.7": "ircadb/3Dircadb1.7",
-    "3Dircadb1.17": "ircadb/3Dircadb1.17",
-    "RadCTTACEomics_0697": "tace/RadCTTACEomics_0697",
-    "RadCTTACEomics_1211": "tace/RadCTTACEomics_1211",
-    "HCC_006": "hcc-tace-seg/HCC_006",
-}
 # The cases' cautions: the TACE cases' slices of 5 mm, and the arterial phase's weakly enhanced liver.
 EXPECTED_CAUTIONS = {"RadCTTACEomics_0697": ["slices are 5.0 mm apart"],
                      "RadCTTACEomics_1211": ["liver's median CT value is 55 HU"]}
@@ -48,10 +40,11 @@ def _axial_ct_files(data_dir: Path, cases_json: dict, name: str) -> list[Path]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(CASE_INPUTS))
-def test_segment_label_map_lines_up_with_the_ct(name, data_dir, cases_json, model_path, tmp_path, capsys):
+@pytest.mark.parametrize("name, folder", every_shared_case())
+def test_segment_label_map_lines_up_with_the_ct(name, folder, data_dir, cases_json, model_path, core_segmentation,
+                                                tmp_path, capsys):
     out = tmp_path / f"{name}.nii.gz"
-    code = main(["segment", str(data_dir / CASE_INPUTS[name]), "-o", str(out), "--model", str(model_path),
+    code = main(["segment", str(data_dir / folder), "-o", str(out), "--model", str(model_path),
                  "--progress", "none"])
     err = capsys.readouterr().err
     assert code == 0, err
@@ -75,9 +68,7 @@ def test_segment_label_map_lines_up_with_the_ct(name, data_dir, cases_json, mode
             point = ipp + col * col_spacing * np.array([1, 0, 0]) + row * row_spacing * np.array([0, 1, 0])
             assert labels.TransformPhysicalPointToIndex(tuple(point)) == (col, row, k)
     # ... and holds what the model said about that pixel (no transposed or flipped writing).
-    volume = read_input_volume(data_dir / CASE_INPUTS[name])
-    expected = segment_volume(volume, load_checkpoint(model_path)).label_map()
-    assert np.array_equal(array, expected)
+    assert np.array_equal(array, core_segmentation(folder)[1].label_map())
 
 
 def test_segment_writes_slicer_segmentation_probabilities_lesion_table_and_overlay(data_dir, model_path, tmp_path,

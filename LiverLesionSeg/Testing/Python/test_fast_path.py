@@ -15,35 +15,32 @@ import pytest
 
 from LiverLesionSegLib.checkpoint import load_checkpoint
 from LiverLesionSegLib.infer import segment_volume
-from LiverLesionSegLib.io.cases import read_input_volume
 from LiverLesionSegLib.metrics import dice, lesion_detection, lesions_found_by_both
+
+from shared_cases import every_shared_case
 
 TOLERANCE = 0.99
 RULE_MARGIN = 0.05
-CASES = ["ircadb/3Dircadb1.1", "ircadb/3Dircadb1.7", "ircadb/3Dircadb1.17", "tace/RadCTTACEomics_0697",
-         "tace/RadCTTACEomics_1211", "hcc-tace-seg/HCC_006"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", CASES)
-def test_fast_masks_match_the_plain_path(case, data_dir, model_path):
+@pytest.mark.parametrize("name, case", every_shared_case())
+def test_fast_masks_match_the_plain_path(name, case, model_path, core_segmentation):
+    """The fast path is the core's own settings (`core_segmentation`)."""
     checkpoint = load_checkpoint(model_path)
-    volume = read_input_volume(data_dir / case)
-    fast_config = checkpoint.config.inference
-    plain_config = dataclasses.replace(fast_config, batch_size=1, precision="float32", locate_stride=1)
+    volume, fast = core_segmentation(case)
+    plain_config = dataclasses.replace(checkpoint.config.inference, batch_size=1, precision="float32",
+                                       locate_stride=1)
     plain = segment_volume(volume, checkpoint, plain_config)
-    exact = segment_volume(volume, checkpoint, dataclasses.replace(fast_config, precision="float32"))
-    fast = segment_volume(volume, checkpoint, fast_config)
     assert plain.liver.array.sum() > 1000
-    for run in (exact, fast):
-        assert dice(run.liver.array, plain.liver.array) >= TOLERANCE
-        _assert_same_lesions(run.lesion.array, plain.lesion.array, volume, checkpoint, plain_config)
-        # Dice of a lesion mask of a few mL says little: its voxels are mostly surface, and its rim is
-        # grown down to a probability of 0.2 where bfloat16 moves a few of them (3Dircadb1.7: 2
-        # lesions, 749 voxels: Dice 0.985)
-        ours, theirs = lesions_found_by_both(run.lesion.array, plain.lesion.array)
-        if theirs.sum() > 5000:
-            assert dice(ours, theirs) >= TOLERANCE
+    assert dice(fast.liver.array, plain.liver.array) >= TOLERANCE
+    _assert_same_lesions(fast.lesion.array, plain.lesion.array, volume, checkpoint, plain_config)
+    # Dice of a lesion mask of a few mL says little: its voxels are mostly surface, and its rim is
+    # grown down to a probability of 0.2 where bfloat16 moves a few of them (3Dircadb1.7: 2
+    # lesions, 749 voxels: Dice 0.985)
+    ours, theirs = lesions_found_by_both(fast.lesion.array, plain.lesion.array)
+    if theirs.sum() > 5000:
+        assert dice(ours, theirs) >= TOLERANCE
 
 
 def _assert_same_lesions(lesion: np.ndarray, plain_lesion: np.ndarray, volume, checkpoint, plain_config) -> None:

@@ -67,3 +67,29 @@ def test_two_frames_at_one_position_ask_for_one_phase_two_files_for_a_duplicate_
         _check_steps(along, ["frame 1", "frame 2", "frame 3", "frame 4"], "ct.dcm")
     with pytest.raises(GeometryError, match=r"(?i)\(b.dcm and c.dcm\).*remove the duplicate files"):
         _check_steps(along, ["a.dcm", "b.dcm", "c.dcm", "d.dcm"], "folder")
+
+
+def test_signed_values_declared_unsigned_are_read_as_written(hcc_006, tmp_path, caplog):
+    """Frames holding signed HU (air -1000) but declaring PixelRepresentation 0 (as single-frame
+    slices so written are read: `test_io_dicom.py`): read as declared, air would lie at 64 536 HU.
+    They are read signed, with a warning, as the series exported right."""
+    import logging
+
+    from pydicom import uid as dicom_uid
+
+    files, single = hcc_006
+    edited = []
+    for path in files[:8]:
+        ds = pydicom.dcmread(path)
+        hu = ds.pixel_array.astype(np.int32) * int(ds.RescaleSlope) + int(ds.RescaleIntercept)
+        ds.PixelData, ds.PixelRepresentation, ds.RescaleIntercept = hu.astype(np.int16).tobytes(), 0, 0
+        ds.BitsStored, ds.HighBit = 16, 15
+        ds.file_meta.TransferSyntaxUID = dicom_uid.ExplicitVRLittleEndian
+        ds.save_as(tmp_path / path.name)
+        edited.append(tmp_path / path.name)
+    path = multiframe_file(edited, tmp_path / "enhanced" / "ct.dcm")
+    assert pydicom.dcmread(path).pixel_array.max() > 60000  # as declared
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        volume = read_input_volume(path)
+    assert volume.array.dtype == np.int16 and np.array_equal(volume.array, single.array[:8])
+    assert "declare their pixels unsigned (PixelRepresentation 0)" in caplog.text

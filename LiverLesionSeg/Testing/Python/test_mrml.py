@@ -17,6 +17,7 @@ import pytest
 slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel")
 
 import slicer_logic_cases as cases  # noqa: E402
+from shared_cases import every_shared_case  # noqa: E402
 from LiverLesionSegLib import mrml, mrml_export  # noqa: E402
 from LiverLesionSegLib.errors import InputError  # noqa: E402
 from LiverLesionSegLib.parameters import SegmentParameters  # noqa: E402
@@ -278,19 +279,13 @@ def test_parameters_survive_a_saved_scene(scene, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, folder", [
-    ("3Dircadb1.1", "ircadb/3Dircadb1.1"), ("3Dircadb1.7", "ircadb/3Dircadb1.7"),
-    ("3Dircadb1.17", "ircadb/3Dircadb1.17"), ("RadCTTACEomics_0697", "tace/RadCTTACEomics_0697"),
-    ("RadCTTACEomics_1211", "tace/RadCTTACEomics_1211"), ("HCC_006", "hcc-tace-seg/HCC_006")])
-def test_logic_segments_every_shared_case_like_the_core(name, folder, data_dir, model_path):
+@pytest.mark.parametrize("name, folder", every_shared_case())
+def test_logic_segments_every_shared_case_like_the_core(name, folder, model_path, core_segmentation):
     """Every whole shared case through the Slicer logic (with the bundled model when it exists):
     the segments hold exactly the core's voxels."""
-    from LiverLesionSegLib.io.cases import read_input_volume
-
-    ct = read_input_volume(data_dir / folder)
+    ct, core = core_segmentation(folder)
     run = cases.run_logic(slicer.vtkMRMLScene(), ct, model_path, name)
     cases.check_segments(run)
-    core = cases.core_segmentation(ct, model_path)
     cases.check_masks_match_core(run, core)
     cases.check_cautions(run, core)
     assert any("55 HU" in caveat for caveat in core.caveats) == (name == "RadCTTACEomics_1211")

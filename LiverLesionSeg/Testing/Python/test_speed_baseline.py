@@ -4,21 +4,16 @@ within the fast path's tolerance), so that its speed-up compares like with like.
 import sys
 from pathlib import Path
 
-from LiverLesionSegLib.checkpoint import load_checkpoint
-from LiverLesionSegLib.infer import segment_volume
-from LiverLesionSegLib.io.cases import read_input_volume
 from LiverLesionSegLib.metrics import dice, lesions_found_by_both
-from LiverLesionSegLib.resources import sample_case_path
+from LiverLesionSegLib.resources import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 import speed  # noqa: E402
 
 
-def test_naive_baseline_gives_the_fast_paths_masks_on_the_sample_case(model_path):
-    checkpoint = load_checkpoint(model_path)
-    volume = read_input_volume(sample_case_path())
-    fast = segment_volume(volume, checkpoint)
-    naive_liver, naive_lesion = speed.naive_segment(volume, checkpoint)
+def test_naive_baseline_gives_the_fast_paths_masks_on_the_sample_case(sample_segmentation):
+    volume, fast = sample_segmentation  # the bundled model's
+    naive_liver, naive_lesion = speed.naive_segment(volume, load_model(None))
     assert naive_liver.sum() > 1000
     assert dice(fast.liver.array, naive_liver) >= 0.99
     # the lesions both find: a lesion at the bound of a clean-up rule may go either way (test_fast_path.py)

@@ -53,14 +53,12 @@ def _coronal_series(ct: Volume, plane_mm: float) -> Volume:
     return Volume(planes, (spacing[0], spacing[2], spacing[1]), tuple(top), direction, "coronal")
 
 
-def test_a_coronal_series_is_segmented_as_its_axial_original():
+def test_a_coronal_series_is_segmented_as_its_axial_original(sample_segmentation):
     """The sample CT as a coronal series of 3 mm planes: before, its slices were squeezed (liver Dice
     0.62 on 3Dircadb1.17 so made); its liver and lesions now agree with the axial original's."""
-    checkpoint = load_checkpoint(bundled_model_path())
-    ct = read_input_volume(sample_case_path())
+    ct, original = sample_segmentation
     coronal = _coronal_series(ct, 3.0)
-    result = segment_volume(coronal, checkpoint)
-    original = segment_volume(ct, checkpoint)
+    result = segment_volume(coronal, load_checkpoint(bundled_model_path()))
     labels = original.liver.array + original.lesion.array
     on_coronal = sitk.Resample(ct.with_array(labels).to_sitk(), coronal.to_sitk(), sitk.Transform(),
                                sitk.sitkNearestNeighbor, 0)
