@@ -79,9 +79,11 @@ def _signed_where_declared_unsigned(hounsfield: np.ndarray, image, path: Path) -
     if len(rescales) != 1:
         return hounsfield
     slope, intercept = rescales.pop()
+    if slope <= 0:
+        return hounsfield
     sign_bit_set = hounsfield >= slope * (2 ** 15 - 0.5) + intercept
     signed = np.where(sign_bit_set, hounsfield - slope * 2 ** 16, hounsfield).astype(np.float32)
-    if slope <= 0 or float(signed.min()) < LEAST_HU:
+    if float(signed.min()) < LEAST_HU:
         return hounsfield
     LOG.warning("%s: its frames declare their pixels unsigned (PixelRepresentation 0), which would make their air "
                 "over %d HU: read as signed values, as they were written", path, MOST_HU)
