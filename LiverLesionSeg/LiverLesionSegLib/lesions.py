@@ -14,9 +14,12 @@ numbered from 1 (equal volumes keep the order of their first voxel in the array)
   hull of the pixel corner points), in mm with the in-plane spacings, the direction matrix assumed
   orthonormal; the largest over the planes. A single pixel measures its diagonal. The planes are
   those of the volume put in axial order (`to_axial_lps`: whole-voxel permutations and flips), so
-  a sagittal or coronal series is measured in the axial plane too. `diameter_slice` is the k
-  plane of the mask's grid where it was found, None where that grid's slices are not axial (the
-  diameter then crosses several of them);
+  a sagittal or coronal series is measured in the axial plane too. A grid turned more than
+  `oblique.OBLIQUE_DEGREES` from the patient's axes (an oblique reformat) cuts a lesion at a slant:
+  there each lesion is measured on an axial grid holding it (`oblique.on_axial_grid`, its mask
+  interpolated linearly, inside from a half). `diameter_slice` is the k plane of the mask's grid
+  where it was found, None where that grid's slices are not axial (the diameter then crosses
+  several of them);
 - long axis: the two hull corners the longest axial diameter joins, in LPS millimetres (a
   measurement line a viewer can draw: the DICOM SR report's);
 - perpendicular diameter: in that plane, the lesion's width across the longest diameter (the
@@ -37,6 +40,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull
 
 from .masks import bounding_box, label_components
+from .oblique import OBLIQUE_DEGREES, degrees_off_axes, on_axial_grid
 from .volume import LPS_TO_RAS, Reorientation, Volume, to_axial_lps
 
 
@@ -103,7 +107,7 @@ def _slices_on_the_input_grid(lesion: Lesion, extents: list[tuple[int, int]], re
     lesion.first_slice, lesion.last_slice = first, last
     if n != 0:
         lesion.diameter_slice = None
-    elif reorientation.flips[0]:
+    elif reorientation.flips[0] and lesion.diameter_slice is not None:
         lesion.diameter_slice = axial_shape[0] - 1 - lesion.diameter_slice
 
 
@@ -115,9 +119,7 @@ def _measure(component: np.ndarray, corner_kji: np.ndarray, geometry: Volume,
     centroid_ijk = (kji.mean(axis=0) + corner_kji)[::-1]
     centroid_lps = geometry.physical_points(centroid_ijk)[0]
     centroid_ras = LPS_TO_RAS[:3, :3] @ centroid_lps
-    diameters = axial_diameters(component, geometry.spacing[0], geometry.spacing[1])
-    k = corner_kji[0] + diameters.k
-    ends_ijk = [(i + corner_kji[2], j + corner_kji[1], k) for i, j in diameters.ends_ij]
+    diameters, ends_lps, k = _diameters_in_axial_planes(component, corner_kji, geometry)
     voxels = len(kji)
     return Lesion(
         number=0,
@@ -125,14 +127,34 @@ def _measure(component: np.ndarray, corner_kji: np.ndarray, geometry: Volume,
         volume_ml=voxels * geometry.voxel_volume_mm3 / 1000.0,
         longest_axial_diameter_mm=diameters.longest_mm,
         perpendicular_diameter_mm=diameters.across_mm,
-        diameter_slice=int(k),
+        diameter_slice=k,
         centroid_lps=tuple(float(v) for v in centroid_lps),
         centroid_ras=tuple(float(v) for v in centroid_ras),
         first_slice=int(corner_kji[0]),
         last_slice=int(corner_kji[0] + component.shape[0] - 1),
         median_hu=None if ct is None else float(np.median(ct[component])),
-        long_axis_lps=tuple(tuple(float(v) for v in point) for point in geometry.physical_points(ends_ijk)),
+        long_axis_lps=tuple(tuple(float(v) for v in point) for point in ends_lps),
     )
+
+
+def _diameters_in_axial_planes(component: np.ndarray, corner_kji: np.ndarray,
+                               geometry: Volume) -> tuple["AxialDiameters", np.ndarray, Optional[int]]:
+    """The lesion's `AxialDiameters`, its long axis's ends in LPS mm, and the k plane of `geometry`
+    that holds it (None where the grid is oblique and the lesion was measured on an axial one)."""
+    if degrees_off_axes(geometry.direction) > OBLIQUE_DEGREES:
+        padded = np.pad(component, 1).astype(np.float32)  # a voxel around it: the grid holds its edges
+        box = Volume(padded, geometry.spacing, tuple(geometry.physical_points((corner_kji - 1)[::-1])[0]),
+                     geometry.direction)
+        axial = on_axial_grid(box)  # the mask interpolated linearly: inside from a half
+        upright = axial.array >= 0.5
+        if upright.any():  # a lesion of a voxel or two may fall between the axial grid's points
+            diameters = axial_diameters(upright, axial.spacing[0], axial.spacing[1])
+            ends = [(i, j, diameters.k) for i, j in diameters.ends_ij]
+            return diameters, axial.physical_points(ends), None
+    diameters = axial_diameters(component, geometry.spacing[0], geometry.spacing[1])
+    k = int(corner_kji[0] + diameters.k)
+    ends = [(i + corner_kji[2], j + corner_kji[1], k) for i, j in diameters.ends_ij]
+    return diameters, geometry.physical_points(ends), k
 
 
 def total_volume_ml(lesions: list[Lesion]) -> float:

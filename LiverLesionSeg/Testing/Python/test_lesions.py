@@ -216,3 +216,36 @@ def test_a_sagittal_or_flipped_grid_measures_the_same_axial_diameters():
         assert other.diameter_slice == 11 - ref.diameter_slice
     big = sagittal[0]
     assert (big.first_slice, big.last_slice) == (4, 11) and big.diameter_slice is None  # left-right extent
+
+
+def test_an_oblique_grid_measures_the_diameter_in_the_axial_plane():
+    """A lesion 20 mm across in the axial plane and 40 mm from head to feet, on a grid turned 30
+    degrees about the front-back axis (an oblique reformat): the grid's planes cut it at a slant,
+    22 mm across (and more with the pixels' corners). It is measured in the axial plane, on an axial
+    grid holding it; its volume and slices stay the grid's own. Turned 8 degrees, on its own grid."""
+    def turned_about_front_back(degrees: float) -> np.ndarray:
+        a = math.radians(degrees)
+        return np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+
+    for degrees, expected_slice in ((30.0, None), (8.0, int)):
+        direction = turned_about_front_back(degrees)
+        shape, spacing = (60, 60, 60), (0.5, 0.5, 1.0)
+        origin = -direction @ (np.array(spacing) * (np.array(shape[::-1]) - 1) / 2)  # the grid's centre at 0
+        grid = volume(np.zeros(shape, np.uint8), spacing=spacing, origin=tuple(origin), direction=direction)
+        kji = np.indices(shape).reshape(3, -1).T
+        x, y, z = grid.physical_points(kji[:, ::-1]).T
+        inside = (x / 10.0) ** 2 + (y / 10.0) ** 2 + (z / 20.0) ** 2 <= 1.0  # semi-axes 10, 10, 20 mm
+        lesion, = lesion_table(grid.with_array(inside.reshape(shape).astype(np.uint8)))
+        assert lesion.voxels == int(inside.sum())
+        assert lesion.volume_ml == pytest.approx(4 / 3 * math.pi * 10 * 10 * 20 / 1000, rel=0.03)
+        assert (lesion.first_slice, lesion.last_slice) == tuple(int(v) for v in np.flatnonzero(
+            inside.reshape(shape).any(axis=(1, 2)))[[0, -1]])
+        if expected_slice is None:
+            assert lesion.longest_axial_diameter_mm == pytest.approx(20.0, abs=1.0)
+            assert lesion.perpendicular_diameter_mm == pytest.approx(20.0, abs=1.0)
+            assert lesion.diameter_slice is None
+            ends = np.array(lesion.long_axis_lps)
+            assert abs(ends[0, 2] - ends[1, 2]) < 1e-6  # an axial line
+        else:
+            assert isinstance(lesion.diameter_slice, int)
+            assert lesion.longest_axial_diameter_mm > 20.0
