@@ -88,10 +88,7 @@ def sample_segmentation():
     from LiverLesionSegLib.resources import load_model, sample_case_path
 
     ct = read_input_volume(sample_case_path())
-    result = segment_volume(ct, load_model(None))
-    for array in (ct.array, result.liver.array, result.lesion.array, result.lesion_probability.array):
-        array.flags.writeable = False  # no test can change what another compares against
-    return ct, result
+    return _read_only(ct, segment_volume(ct, load_model(None)))
 
 
 @pytest.fixture(scope="session")
@@ -108,10 +105,14 @@ def core_segmentation(data_dir, model_path):
     def segmentation(folder: str):
         if folder not in made:
             ct = read_input_volume(data_dir / folder)
-            result = run_segmentation(ct, model_path, "cpu")[0]
-            for array in (ct.array, result.liver.array, result.lesion.array, result.lesion_probability.array):
-                array.flags.writeable = False
-            made[folder] = ct, result
+            made[folder] = _read_only(ct, run_segmentation(ct, model_path, "cpu")[0])
         return made[folder]
 
     return segmentation
+
+
+def _read_only(ct, result) -> tuple:
+    """(`ct`, `result`), their arrays made read-only: no test can change what another compares against."""
+    for array in (ct.array, result.liver.array, result.lesion.array, result.lesion_probability.array):
+        array.flags.writeable = False
+    return ct, result
