@@ -92,6 +92,30 @@ def test_a_real_tilt_angle_round_trips_through_the_original_slices(straight, tmp
     assert agreement > 0.99, agreement
 
 
+def test_a_tilt_stored_in_the_orientation_is_resampled_on_its_tilted_planes(straight, tmp_path):
+    """The other way scanners store a gantry tilt: each slice's orientation tilted 15 degrees, its
+    position stepping straight along the table (z). The grid keeps the tilted planes, its slices
+    2.5 * cos(15) mm apart along their normal, and holds each slice's own pixels again."""
+    from LiverLesionSegLib.io.cases import find_input_ct
+    from LiverLesionSegLib.io.regularize import sample_slices
+
+    folder, volume = straight
+    tilt = np.radians(15)
+    column = [0.0, float(np.cos(tilt)), float(np.sin(tilt))]
+    for path in folder.iterdir():
+        ds = pydicom.dcmread(path)
+        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, *column]
+        ds.save_as(path)
+    found = find_input_ct(folder)
+    grid = found.read()
+    assert found.series and grid.acquired.irregularity() == "a gantry tilt of 15.0 degrees"
+    np.testing.assert_allclose(grid.direction[:, 1], column, atol=1e-6)
+    assert grid.spacing[2] == pytest.approx(volume.spacing[2] * np.cos(tilt), abs=1e-3)
+    assert grid.shape[0] == volume.shape[0]
+    back = sample_slices(grid.with_array((grid.array > 0).astype(np.uint8)), grid.acquired)
+    assert np.mean(back == (volume.array > 0)) > 0.99
+
+
 def test_a_section_at_another_spacing_is_resampled_at_the_finest(data_dir, tmp_path, caplog):
     """Slices 100..105 2.5 mm apart, then 107, 109, 111 5 mm apart: a grid 2.5 mm apart whose
     slices at the kept positions are the originals and between them the mean of their neighbours."""
