@@ -236,6 +236,8 @@ def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
     check_image_fits(tuple(reversed(reader.GetSize())), _itemsize(reader.GetPixelID()), path)
     if path.name.lower().endswith((".nii", ".nii.gz")):
         _check_nifti(path, reader.GetSpacing())
+    elif path.name.lower().endswith(".nrrd"):
+        _check_nrrd(path, reader)
     try:
         image = reader.Execute()
     except RuntimeError as exc:
@@ -363,21 +365,26 @@ def _check_shape(path: Path, dimension: int, size, components: int) -> None:
 
 
 def _check_nifti(path: Path, itk_spacing: Optional[Sequence[float]] = None) -> None:
-    """What SimpleITK hides in a NIfTI file: missing voxels (truncation), NaN or infinite values, and
-    (given the spacing ITK read, `itk_spacing`) a header of two voxel spacings."""
+    """What SimpleITK hides in a NIfTI file: missing voxels (truncation) or far more than announced (a
+    damaged size or data type), NaN or infinite values, an affine that is not numbers, and (given
+    the spacing ITK read, `itk_spacing`) a header of two voxel spacings."""
     import nibabel as nib
 
     try:
         image = nib.load(str(path))
     except Exception as exc:
         raise InputError(f"cannot read the NIfTI header ({exc})", path, "the file may be damaged; export it again") from None
+    if not np.all(np.isfinite(image.affine)):
+        raise GeometryError("its affine (the header's sform or qform) holds values that are not numbers", path,
+                            "write it again from the tool that made it")
     if itk_spacing is not None:
         _check_one_spacing(path, itk_spacing, image.affine)
     proxy = image.dataobj
-    needed = proxy.offset + int(np.prod(proxy.shape)) * proxy.dtype.itemsize
+    announced = int(np.prod(proxy.shape)) * proxy.dtype.itemsize
+    needed = proxy.offset + announced
     if path.name.lower().endswith(".gz"):
         try:
-            available = _gzip_length(path)
+            available = needed if _gzip_trailer_says(path, needed) else _gzip_length(path)
         except (EOFError, OSError, zlib.error):
             raise InputError("the compressed file is truncated or damaged", path, "export it again") from None
     else:
@@ -385,8 +392,60 @@ def _check_nifti(path: Path, itk_spacing: Optional[Sequence[float]] = None) -> N
     if available < needed:
         raise InputError(f"the file is truncated: it holds {available} of the {needed} bytes its header announces",
                          path, "export it again")
+    _refuse_surplus(path, available - proxy.offset, announced, f"{' x '.join(map(str, proxy.shape))} of {proxy.dtype}")
     if np.issubdtype(proxy.dtype, np.floating):
         _check_finite(path, np.asarray(proxy.get_unscaled()))
+
+
+def _check_nrrd(path: Path, reader: sitk.ImageFileReader) -> None:
+    """Refuse a NRRD holding far more voxels than its header announces (ITK reads the first of them)."""
+    size, dtype = reader.GetSize(), _dtype(reader.GetPixelID())
+    if dtype is None:
+        return
+    announced = int(np.prod(size)) * reader.GetNumberOfComponents() * dtype.itemsize
+    held = _nrrd_data_length(path, announced)
+    if held is not None:
+        _refuse_surplus(path, held, announced, f"{' x '.join(map(str, size))} of {dtype}")
+
+
+def _nrrd_data_length(path: Path, expected: int) -> Optional[int]:
+    """Bytes of voxel data (decompressed) a NRRD holds after its header, `expected` of them when its
+    gzip trailer says so; None where that is not simply counted (a detached data file, skipped bytes
+    or lines, text encodings)."""
+    import bz2
+
+    import nrrd
+
+    try:
+        with open(path, "rb") as fh:
+            header = nrrd.read_header(fh)
+            start = fh.tell()
+    except Exception:  # ITK read the header: what pynrrd cannot read is left to ITK
+        return None
+    if {"data file", "datafile", "byte skip", "line skip"} & set(header):
+        return None
+    encoding = header.get("encoding")
+    if encoding == "raw":
+        return path.stat().st_size - start
+    if encoding in ("gzip", "gz") and _gzip_trailer_says(path, expected):
+        return expected
+    opener = {"gzip": gzip.GzipFile, "gz": gzip.GzipFile, "bzip2": bz2.BZ2File, "bz2": bz2.BZ2File}.get(encoding)
+    if opener is None:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            return _stream_length(opener(fileobj=fh))
+    except (EOFError, OSError, zlib.error):
+        return None  # damaged: ITK's reader says so
+
+
+def _refuse_surplus(path: Path, held: int, announced: int, what: str) -> None:
+    """Read as announced, an image holding twice its header's voxels or more is a fragment of its
+    data: a 2 x 512 strip, or 8-bit noise, which was segmented."""
+    if announced and held >= 2 * announced:
+        raise InputError(f"it holds {held / announced:.1f} times the {announced} bytes of voxels its header "
+                         f"announces ({what}): the header's size or data type is wrong", path, "export it again")
 
 
 def _check_one_spacing(path: Path, itk_spacing: Sequence[float], affine: np.ndarray) -> None:
@@ -405,11 +464,28 @@ def _mm(spacing: Sequence[float]) -> str:
     return " x ".join(f"{value:.4g}" for value in spacing) + " mm"
 
 
+def _gzip_trailer_says(path: Path, length: int) -> bool:
+    """Whether the gzip stream ending the file says in its last 4 bytes (ISIZE, its length modulo
+    2**32) that it holds `length` bytes: a whole stream of that length does, a cut, damaged or
+    longer one almost never. Where it does not, the stream is decompressed and counted (0.6 s for
+    a CT of 207 slices), so this only spares that count for a file that is as its header says."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() < 4:
+            return False
+        f.seek(-4, os.SEEK_END)
+        return int.from_bytes(f.read(4), "little") == length % 2 ** 32
+
+
 def _gzip_length(path: Path) -> int:
-    length = 0
     with gzip.open(path, "rb") as f:
-        while chunk := f.read(1 << 24):
-            length += len(chunk)
+        return _stream_length(f)
+
+
+def _stream_length(stream) -> int:
+    length = 0
+    while chunk := stream.read(1 << 24):
+        length += len(chunk)
     return length
 
 
@@ -422,10 +498,16 @@ def _check_finite(path: Path, array: np.ndarray) -> None:
 
 def _itemsize(pixel_id: int) -> int:
     """Bytes a voxel of this SimpleITK pixel type takes (8 where it cannot be told)."""
+    dtype = _dtype(pixel_id)
+    return 8 if dtype is None else dtype.itemsize
+
+
+def _dtype(pixel_id: int) -> Optional[np.dtype]:
+    """The numpy type of a voxel of this SimpleITK pixel type (of one component); None where it cannot be told."""
     try:
-        return sitk.GetArrayViewFromImage(sitk.Image([1, 1, 1], pixel_id)).itemsize
+        return sitk.GetArrayViewFromImage(sitk.Image([1, 1, 1], pixel_id)).dtype
     except RuntimeError:
-        return 8
+        return None
 
 
 def _size(volume: Volume) -> str:

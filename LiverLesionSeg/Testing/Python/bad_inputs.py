@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import gzip
 import json
 import os
 import pickle
@@ -735,6 +736,47 @@ def truncated_gzip_nifti(data_dir, tmp, model):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) * 2 // 3])
     return BadInput(segment(path, tmp, model), INPUT, "truncated", "cut.nii.gz")
+
+
+def nifti_with_header(path: Path, array: np.ndarray, edit: Callable, ijk_to_ras: Optional[np.ndarray] = None) -> Path:
+    """A [k, j, i] array as a NIfTI whose header `edit(header)` damaged after the voxels were laid out
+    (nibabel's own writer would lay them out as the damaged header says)."""
+    import nibabel as nib
+
+    affine = np.diag([-0.8, -0.8, 2.5, 1.0]) if ijk_to_ras is None else ijk_to_ras
+    header = nib.Nifti1Image(array.transpose(2, 1, 0), affine).header.copy()
+    header["vox_offset"] = 352  # the voxels right after the header and its 4 bytes of no extension
+    edit(header)
+    data = header.binaryblock + bytes(352 - 348) + array.transpose(2, 1, 0).tobytes(order="F")
+    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+    return path
+
+
+@entry
+def nifti_header_announcing_a_strip_of_its_voxels(data_dir, tmp, model):
+    """A NIfTI whose damaged header announces 2 of its 64 columns: ITK reads a strip of the data."""
+    array = np.random.default_rng(0).integers(-1000, 1000, (8, 64, 64), np.int16)
+    path = nifti_with_header(tmp / "strip.nii", array, lambda header: header["dim"].__setitem__(1, 2))
+    return BadInput(segment(path, tmp, model), INPUT, "header's size or data type is wrong", "strip.nii")
+
+
+@entry
+def nifti_affine_that_is_not_numbers(data_dir, tmp, model):
+    """A NIfTI whose sform holds a NaN."""
+    array = np.random.default_rng(0).integers(-1000, 1000, (8, 64, 64), np.int16)
+    path = nifti_with_header(tmp / "nan.nii", array, lambda header: header["srow_x"].__setitem__(1, np.nan))
+    return BadInput(segment(path, tmp, model), GEOMETRY, "not numbers", "nan.nii")
+
+
+@entry
+def nrrd_header_of_a_narrower_data_type(data_dir, tmp, model):
+    """A NRRD whose header says 8-bit voxels where 16-bit ones are stored: ITK reads half of them as noise."""
+    path = tmp / "narrow.nrrd"
+    sitk.WriteImage(sitk.GetImageFromArray(np.random.default_rng(0).integers(-1000, 1000, (8, 64, 64), np.int16)),
+                    str(path), useCompression=True)
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b"\ntype: short\n", b"\ntype: uchar\n", 1))
+    return BadInput(segment(path, tmp, model), INPUT, "header's size or data type is wrong", "narrow.nrrd")
 
 
 @entry

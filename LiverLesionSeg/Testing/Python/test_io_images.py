@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -13,6 +15,8 @@ from LiverLesionSegLib.io.images import image_stem, read_image, read_label_map
 from LiverLesionSegLib.io.ircadb import read_ircadb_case
 from LiverLesionSegLib.io.write import write_segmentation_output
 from LiverLesionSegLib.volume import Volume
+
+import bad_inputs
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +104,65 @@ def test_a_nifti_whose_pixdim_and_affine_disagree_is_refused(small, tmp_path):
     with pytest.raises(GeometryError) as exc:
         read_image(tmp_path / "two spacings.nii.gz")
     assert_one_line(exc, "two spacings.nii.gz", "two voxel spacings", "x 1 mm (pixdim", "x 5 mm (its sform")
+
+
+def nifti_with_header(volume: Volume, path, edit) -> None:
+    bad_inputs.nifti_with_header(path, volume.array, edit, volume.ijk_to_ras())
+
+
+@pytest.mark.parametrize("edit, what", [
+    (lambda h: h["dim"].__setitem__(1, 2), "2 x 512 x 8 of int16"),  # 2 pixels wide: a strip of the data
+    (lambda h: h.set_data_dtype(np.uint8), "512 x 512 x 8 of uint8"),  # half the bytes a voxel: noise
+], ids=["size", "data type"])
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_a_nifti_holding_far_more_voxels_than_its_header_announces_is_refused(small, tmp_path, edit, what, suffix):
+    """A damaged size or data type reads as a fragment of the data, and the fragment was segmented."""
+    nifti_with_header(small, tmp_path / f"as stored{suffix}", lambda h: None)
+    assert_same_volume(read_image(tmp_path / f"as stored{suffix}"), small)
+    nifti_with_header(small, tmp_path / f"damaged{suffix}", edit)
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / f"damaged{suffix}")
+    assert_one_line(exc, f"damaged{suffix}", "times the", f"bytes of voxels its header announces ({what})")
+
+
+def test_a_nifti_compressed_in_several_gzip_members_reads(small, tmp_path):
+    """bgzip and some pipelines write a gzip file of several members: its last 4 bytes give the last
+    member's length only, so its length is counted, not taken from them."""
+    import gzip
+
+    write_sitk(small, tmp_path / "whole.nii")
+    data = (tmp_path / "whole.nii").read_bytes()
+    (tmp_path / "members.nii.gz").write_bytes(b"".join(gzip.compress(data[n:n + 65536])
+                                                       for n in range(0, len(data), 65536)))
+    assert_same_volume(read_image(tmp_path / "members.nii.gz"), small)
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["raw", "gzip"])
+@pytest.mark.parametrize("field, value, what", [("sizes", "2 512 8", "2 x 512 x 8 of int16"),
+                                                ("type", "uchar", "512 x 512 x 8 of uint8")], ids=["size", "data type"])
+def test_a_nrrd_holding_far_more_voxels_than_its_header_announces_is_refused(small, tmp_path, compressed, field, value,
+                                                                            what):
+    """ITK reads as many voxels as the header announces, and a damaged one gave a fragment."""
+    name = "damaged.nrrd"
+    sitk.WriteImage(small.to_sitk(), str(tmp_path / name), useCompression=compressed)
+    assert_same_volume(read_image(tmp_path / name), small)
+    data = (tmp_path / name).read_bytes()
+    assert (b"encoding: gzip" in data) == compressed
+    header_end = data.index(b"\n\n")
+    header = re.sub(rf"^{field}: .*$".encode(), f"{field}: {value}".encode(), data[:header_end], flags=re.M)
+    (tmp_path / name).write_bytes(header + data[header_end:])
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / name)
+    assert_one_line(exc, name, "times the", f"bytes of voxels its header announces ({what})")
+
+
+@pytest.mark.parametrize("row", ["srow_x", "srow_z"])
+def test_a_nifti_whose_affine_is_not_numbers_is_refused(small, tmp_path, row):
+    """A NaN in the sform was told as slices 'shifted nan mm in-plane ... not a gantry tilt'."""
+    nifti_with_header(small, tmp_path / "nan.nii", lambda h: h[row].__setitem__(1, np.nan))
+    with pytest.raises(GeometryError) as exc:
+        read_image(tmp_path / "nan.nii")
+    assert_one_line(exc, "nan.nii", "affine", "not numbers")
 
 
 def test_float_image_is_float32(small, tmp_path):
