@@ -18,9 +18,12 @@ import unicodedata
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+import pydicom
+
 from ..errors import GeometryError, InputError
 from ..segments import plain_text
-from ..volume import Volume
+from ..volume import POSITION_TOLERANCE_MM, Volume
 from .dicom import DAMAGED, NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, read_series, scan_files, scan_folder
 
 LOG = logging.getLogger("LiverLesionSeg")
@@ -244,19 +247,58 @@ def read_ct_folder(folder: str | os.PathLike, series: Optional[str | int] = None
 
 
 def read_chosen_series(scan: FolderScan, chosen: SeriesInfo) -> Volume:
-    """`read_series`, where a gap in the slices may be one of the scan's damaged files: it says so."""
+    """`read_series`, where a gap in the slices may be one of the scan's damaged files, or slices
+    filed under another SeriesInstanceUID: it says so."""
     damaged = (f"the folder also holds {len(scan.damaged)} {DAMAGED}, e.g. "
                f"{scan.damaged[0].name}, perhaps the missing slice(s); export the series again") if scan.damaged else ""
     try:
         volume = read_series(chosen)
     except GeometryError as exc:
-        if not damaged:
+        strays = _series_in_gaps(scan, chosen)
+        if not (damaged or strays):
             raise
-        raise GeometryError(exc.problem, exc.path, damaged) from None
+        filed_apart = (f"the folder holds {strays[0].label} ({', '.join(f.name for f in strays[0].files[:3])}), "
+                       "whose slices lie only where this series has gaps: perhaps the missing slice(s), given "
+                       "another SeriesInstanceUID; export the series again") if strays else ""
+        raise GeometryError(exc.problem, exc.path, "; ".join(h for h in (filed_apart, damaged) if h)) from None
     if damaged and volume.acquired is not None and volume.acquired.steps_vary():
         # a spacing that changes is resampled, unless the slices that would fill it may be damaged files
         raise GeometryError(f"the slice spacing varies ({volume.acquired.irregularity()})", chosen.folder, damaged)
     return volume
+
+
+def _series_in_gaps(scan: FolderScan, chosen: SeriesInfo) -> list[SeriesInfo]:
+    """The scan's other series of `chosen`'s orientation whose every slice lies in a gap of `chosen`
+    (a step over 1.5 times its usual one), as slices given another UID by an export or an edit do; a
+    phase over the same range has slices everywhere. Read on the error path only (headers of `chosen`)."""
+    if chosen.orientation is None or chosen.multiframe:
+        return []
+    others = [s for s in scan.series if s is not chosen and s.files and not s.multiframe
+              and s.orientation is not None and np.allclose(s.orientation, chosen.orientation, atol=1e-3)]
+    if not others:
+        return []
+    normal = np.cross(chosen.orientation[:3], chosen.orientation[3:])
+    along = np.sort([height for height in (_height(f, normal) for f in chosen.files) if height is not None])
+    if len(along) < 3:
+        return []
+    steps = np.diff(along)
+    gaps = [(low, high) for low, high, step in zip(along, along[1:], steps) if step > 1.5 * np.median(steps)]
+
+    def in_a_gap(path: Path) -> bool:
+        height = _height(path, normal)
+        return height is not None and any(low + POSITION_TOLERANCE_MM < height < high - POSITION_TOLERANCE_MM
+                                          for low, high in gaps)
+
+    return [s for s in others if gaps and all(in_a_gap(f) for f in s.files)]
+
+
+def _height(path: Path, normal: np.ndarray) -> Optional[float]:
+    """A slice file's position along `normal` (mm), None where its header gives none."""
+    try:
+        position = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["ImagePositionPatient"])
+        return float(np.asarray(position.ImagePositionPatient, float) @ normal)
+    except Exception:  # a damaged or odd header: the series reader has told what is wrong with it
+        return None
 
 
 def choose_ct_file(path: str | os.PathLike) -> Optional[tuple[FolderScan, SeriesInfo]]:

@@ -198,6 +198,14 @@ def slices_with_a_gap(data_dir, tmp, model):
 
 
 @entry
+def slice_filed_under_another_series_uid(data_dir, tmp, model):
+    """A DICOM series one of whose slices carries another SeriesInstanceUID (an edit, or an export that re-sent it)."""
+    files = copy_slices(data_dir, tmp / "split")
+    edit(files[3], SeriesInstanceUID="1.2.3")
+    return BadInput(segment(tmp / "split", tmp, model), GEOMETRY, "another seriesinstanceuid", files[3].name)
+
+
+@entry
 def truncated_nifti(data_dir, tmp, model):
     """A NIfTI file cut in half."""
     image = sitk.GetImageFromArray(np.zeros((8, 64, 64), np.int16))

@@ -364,6 +364,25 @@ def test_gap_names_the_positions(small_series):
     assert_one_line(exc, "-240.000", "-235.000", "slice 102", "slice 104", small_series.name)
 
 
+def test_a_gap_filled_by_a_slice_of_another_series_uid_names_it(small_series):
+    """A slice given its own SeriesInstanceUID (an edit, an export that re-sent it) leaves a gap in
+    the series; the message names the file that lies there instead of only 'a slice is missing'."""
+    edit(small_series / "slice 103", SeriesInstanceUID="1.2.3")
+    with pytest.raises(GeometryError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "slice positions jump", "slice 103", "UID 1.2.3", "another SeriesInstanceUID")
+
+
+def test_a_gap_beside_another_series_elsewhere_is_told_as_a_gap(small_series):
+    """Another series whose slices lie outside the gap (a phase over other positions) is not named."""
+    edit(small_series / "slice 103", SeriesInstanceUID="1.2.3",
+         ImagePositionPatient=[-200.0, -200.0, 900.0])
+    with pytest.raises(GeometryError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "slice positions jump", "slice 102", "slice 104")
+    assert "1.2.3" not in str(exc.value) and "another SeriesInstanceUID" not in str(exc.value)
+
+
 def test_duplicate_position(small_series):
     shutil.copy(small_series / "slice 102", small_series / "slice 102 copy")
     edit(small_series / "slice 102 copy", SOPInstanceUID=pydicom.uid.generate_uid())
