@@ -48,11 +48,14 @@ def check_memory(needed: int, what: str, path: str | os.PathLike | None, hint: s
                             path, hint)
 
 
-def check_image_fits(shape: tuple[int, ...], itemsize: int, path: str | os.PathLike, copies: int = 2) -> None:
-    """Before reading an image of `shape` (voxels) and `itemsize` bytes a voxel: readers hold the
-    file's pixels and the array made from them (`copies`)."""
+def check_image_fits(shape: tuple[int, ...], itemsize: int, path: str | os.PathLike, copies: int = 2,
+                     onto: Optional[str] = None) -> None:
+    """Before reading an image of `shape` (voxels) and `itemsize` bytes a voxel (or resampling the CT
+    onto one, named `onto`): readers hold the file's pixels and the array made from them (`copies`)."""
     voxels = _voxels(shape)
-    check_memory(voxels * itemsize * copies, f"reading this {_shape_text(shape)} volume", path)
+    what = (f"reading this {_shape_text(shape)} volume" if onto is None
+            else f"resampling the CT onto {onto} of {_shape_text(shape)}s")
+    check_memory(voxels * itemsize * copies, what, path)
 
 
 def segmentation_bytes(shape: tuple[int, int, int], itemsize: int, preprocess: PreprocessConfig,

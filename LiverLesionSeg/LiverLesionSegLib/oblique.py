@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 import SimpleITK as sitk
 
+from .memory import check_image_fits
 from .volume import Volume
 
 OBLIQUE_DEGREES = 10.0  # turned less than this, a CT is segmented on its own grid (15 degrees cost 0.02 Dice)
@@ -40,6 +41,7 @@ def on_axial_grid(ct: Volume) -> Optional[Volume]:
     corners = ct.physical_points(np.array(list(itertools.product(*[(0, n) for n in last]))))
     low, high = corners.min(axis=0), corners.max(axis=0)
     size = [int(n) for n in np.floor((high - low) / spacing + 1e-6) + 1]
+    check_image_fits(tuple(size[::-1]), ct.array.itemsize, ct.source or None, onto="an axial grid")
     image = ct.to_sitk()
     axial = sitk.Resample(image, size, sitk.Transform(), sitk.sitkLinear, low.tolist(), spacing.tolist(),
                           np.eye(3).ravel().tolist(), float(ct.array.min()), image.GetPixelID())

@@ -14,6 +14,7 @@ from typing import Optional
 
 import numpy as np
 
+from .memory import check_image_fits
 from .preprocess import resize_slices
 from .volume import Volume
 
@@ -28,6 +29,7 @@ def on_square_pixels(ct: Volume) -> Optional[Volume]:
     if max(spacing_i, spacing_j) <= fine * (1 + SQUARE_TOLERANCE):
         return None
     rows, columns = round(ct.shape[1] * spacing_j / fine), round(ct.shape[2] * spacing_i / fine)
+    check_image_fits((ct.shape[0], rows, columns), 4, ct.source or None, onto="square pixels")
     array = resize_slices(ct.array, (rows, columns), "bilinear")
     if np.issubdtype(ct.array.dtype, np.integer):
         array = np.round(array).astype(ct.array.dtype)

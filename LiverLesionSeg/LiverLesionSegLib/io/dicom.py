@@ -28,7 +28,7 @@ from ..memory import check_image_fits
 from ..volume import DIRECTION_TOLERANCE, POSITION_TOLERANCE_MM, Volume
 from .dicom_files import (check_decoder, dcmread, decode_pixels, has_dicom_prefix, header_values, is_empty_slice_file,
                           list_files, read_dataset, starts_as_a_bare_dataset)
-from .regularize import IN_PLANE_TOLERANCE_PIXELS, STEP_TOLERANCE, Stack, stack_to_volume
+from .regularize import IN_PLANE_TOLERANCE_PIXELS, MAX_TILT_DEGREES, STEP_TOLERANCE, Stack, stack_to_volume
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -355,6 +355,7 @@ def _read_series(info: SeriesInfo) -> Volume:
                     "make their air over %d HU: read as signed values, as they were written", where,
                     len(read_signed), read_signed[0].name, MOST_HU)
     stack = slice_stack(datasets, info.files, where)
+    _warn_of_a_rescale_unlike_the_others(datasets, info.files, where)
     return stack_to_volume(_to_hounsfield(slices, datasets), stack, f"{where} ({info.label})", where)
 
 
@@ -406,7 +407,8 @@ def slice_stack(datasets: Sequence[pydicom.Dataset], files: Sequence[Path], wher
 
 def check_stack(stack: Stack, names: Sequence[str], where: str | os.PathLike) -> None:
     """Refuse slices (sorted along their normal, each named in `names`) that are no volume even
-    resampled: two at one place, a slice missing, in-plane shifts that are not a gantry tilt's."""
+    resampled: two at one place, a slice missing, in-plane shifts that are not a gantry tilt's, or
+    those of a tilt no gantry makes."""
     _check_steps(stack.positions @ stack.normal, names, where)
     if not stack.shear_is_even():
         worst = int(np.argmax(np.abs(stack.drift_mm).max(axis=1)))
@@ -414,6 +416,10 @@ def check_stack(stack: Stack, names: Sequence[str], where: str | os.PathLike) ->
                             f"{np.abs(stack.drift_mm[worst]).max():.2f} mm in-plane from {names[0]}, and the "
                             "shifts are not those of a gantry tilt (in proportion to the distance)", where,
                             "the files may come from several acquisitions; give one series")
+    if stack.is_tilted() and stack.tilt_degrees() > MAX_TILT_DEGREES:  # a NIfTI's sform of 1000 mm was taken for one
+        raise GeometryError(f"the slices are shifted in-plane as a gantry tilted {stack.tilt_degrees():.1f} degrees "
+                            "would shift them, far more than a CT gantry tilts (at most 30 degrees)", where,
+                            "the slices' positions or the image's affine may be damaged; export the series again")
 
 
 def _check_same(datasets, files, where, keywords, what, tolerance=0.0):
@@ -504,11 +510,29 @@ def _signed_where_declared_unsigned(pixels: np.ndarray, ds: pydicom.Dataset) -> 
     return signed, True
 
 
+def _rescale(ds: pydicom.Dataset) -> tuple[float, float]:
+    return float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+
+
+def _warn_of_a_rescale_unlike_the_others(datasets: Sequence[pydicom.Dataset], files: Sequence[Path],
+                                         where: str | os.PathLike) -> None:
+    """A warning where a few slices' RescaleSlope or RescaleIntercept differ from the rest's: a CT's
+    rescale is the same over a series, so theirs is likely an edit's or an export's fault, and those
+    slices' values are off by the difference (an intercept of 0 among -1024: 1024 HU brighter)."""
+    rescales = [_rescale(ds) for ds in datasets]
+    usual = max(set(rescales), key=rescales.count)
+    odd = [path for path, rescale in zip(files, rescales) if rescale != usual]
+    if odd and len(odd) <= len(files) // 4:
+        slope, intercept = rescales[list(files).index(odd[0])]
+        LOG.warning("%s: %d of its %d slices, e.g. %s, have another rescale than the rest (slope %g and intercept %g "
+                    "against %g and %g): their values may be off by the difference; check those slices", where,
+                    len(odd), len(files), odd[0].name, slope, intercept, *usual)
+
+
 def _to_hounsfield(slices: list[np.ndarray], datasets: Sequence[pydicom.Dataset]) -> np.ndarray:
     """Stack slices as [k, j, i] in HU: int16 when every slope is 1 and every intercept whole
     (and the values fit), float32 otherwise. Filled slice by slice to keep memory low."""
-    slopes = [float(ds.get("RescaleSlope", 1) or 1) for ds in datasets]
-    intercepts = [float(ds.get("RescaleIntercept", 0) or 0) for ds in datasets]
+    slopes, intercepts = zip(*(_rescale(ds) for ds in datasets))
     dtype = np.float32
     if all(s == 1 for s in slopes) and all(b == round(b) for b in intercepts):
         low = min(int(p.min()) + int(b) for p, b in zip(slices, intercepts))

@@ -38,6 +38,8 @@ LOG = logging.getLogger("LiverLesionSeg")
 IN_PLANE_TOLERANCE_PIXELS = 0.1
 # Steps along the normal may differ by this fraction of the step (plus the position tolerance).
 STEP_TOLERANCE = 0.01
+# CT gantries tilt at most 30 degrees; slices shifted as by a tilt beyond this have a damaged position or affine.
+MAX_TILT_DEGREES = 45.0
 
 
 @dataclass

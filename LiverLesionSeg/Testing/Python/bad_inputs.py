@@ -788,6 +788,24 @@ def nrrd_header_of_a_narrower_data_type(data_dir, tmp, model):
 
 
 @entry
+def nifti_of_a_spacing_in_metres(data_dir, tmp, model):
+    """A NIfTI whose spacing is in metres (0.0008 x 0.0008 x 0.0025) without its header saying so."""
+    ct, _ = labelled_slices(data_dir)
+    path = write_nifti(tmp / "metres.nii.gz", ct.array, spacing=(0.0008, 0.0008, 0.0025))
+    return BadInput(segment(path, tmp, model), INPUT, "not a ct's", "metres.nii.gz")
+
+
+@entry
+def nrrd_read_with_its_bytes_swapped(data_dir, tmp, model):
+    """A NRRD whose header says big-endian over little-endian voxels: read with their bytes swapped."""
+    ct, _ = labelled_slices(data_dir)
+    path = tmp / "swapped.nrrd"
+    sitk.WriteImage(ct.to_sitk(), str(path), useCompression=True)
+    path.write_bytes(path.read_bytes().replace(b"\nendian: little\n", b"\nendian: big\n", 1))
+    return BadInput(segment(path, tmp, model), INPUT, "not hounsfield units", "swapped.nrrd")
+
+
+@entry
 def nifti_with_nan(data_dir, tmp, model):
     """A float NIfTI holding NaN voxels."""
     array = np.zeros((8, 64, 64), np.float32)

@@ -383,6 +383,22 @@ def test_a_gap_beside_another_series_elsewhere_is_told_as_a_gap(small_series):
     assert "1.2.3" not in str(exc.value) and "another SeriesInstanceUID" not in str(exc.value)
 
 
+def test_a_slice_whose_rescale_differs_from_the_others_is_warned_of(small_series, caplog):
+    """A CT's rescale is the same over its series: one slice's intercept 1000 under the others' makes
+    it 1000 HU darker, read as its header says, with a warning naming it."""
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        plain = read_ct_folder(small_series)
+    assert "another rescale" not in caplog.text
+    intercept = float(pydicom.dcmread(small_series / "slice 103", stop_before_pixels=True).RescaleIntercept)
+    edit(small_series / "slice 103", RescaleIntercept=intercept - 1000)
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        odd = read_ct_folder(small_series)
+    assert "1 of its 6 slices, e.g. slice 103, have another rescale than the rest" in caplog.text
+    assert f"intercept {intercept - 1000:g} against 1 and {intercept:g}" in caplog.text
+    changed = [k for k in range(6) if not np.array_equal(odd.array[k], plain.array[k])]
+    assert len(changed) == 1 and np.all(plain.array[changed[0]] - odd.array[changed[0]] == 1000)
+
+
 def test_duplicate_position(small_series):
     shutil.copy(small_series / "slice 102", small_series / "slice 102 copy")
     edit(small_series / "slice 102 copy", SOPInstanceUID=pydicom.uid.generate_uid())

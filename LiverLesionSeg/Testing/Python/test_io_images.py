@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import nibabel as nib
@@ -156,6 +157,16 @@ def test_a_nrrd_holding_far_more_voxels_than_its_header_announces_is_refused(sma
     assert_one_line(exc, name, "times the", f"bytes of voxels its header announces ({what})")
 
 
+def test_a_nifti_holding_whole_slices_more_than_announced_is_read_without_them_and_warned_of(small, tmp_path, caplog):
+    """A header announcing 5 of its 8 slices: the 5 are whole slices of the CT, read, with a warning."""
+    nifti_with_header(small, tmp_path / "five.nii", lambda h: h["dim"].__setitem__(3, 5))
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        volume = read_image(tmp_path / "five.nii")
+    np.testing.assert_array_equal(volume.array, small.array[:5])
+    assert "five.nii: it holds 1572864 bytes of voxels more than its header announces (512 x 512 x 5 of int16), " \
+           "as many as 3 slice(s): they are not read" in caplog.text
+
+
 @pytest.mark.parametrize("row", ["srow_x", "srow_z"])
 def test_a_nifti_whose_affine_is_not_numbers_is_refused(small, tmp_path, row):
     """A NaN in the sform was told as slices 'shifted nan mm in-plane ... not a gantry tilt'."""
@@ -163,6 +174,16 @@ def test_a_nifti_whose_affine_is_not_numbers_is_refused(small, tmp_path, row):
     with pytest.raises(GeometryError) as exc:
         read_image(tmp_path / "nan.nii")
     assert_one_line(exc, "nan.nii", "affine", "not numbers")
+
+
+@pytest.mark.parametrize("row, column", [("srow_z", 2), ("srow_x", 0)])
+def test_a_nifti_whose_affine_gives_an_axis_no_length_is_refused(small, tmp_path, row, column):
+    """A zero in the sform's slice column was told as 'two slices at the same position ... remove the
+    duplicate files'."""
+    nifti_with_header(small, tmp_path / "flat.nii", lambda h: h[row].__setitem__(column, 0.0))
+    with pytest.raises(GeometryError) as exc:
+        read_image(tmp_path / "flat.nii")
+    assert_one_line(exc, "flat.nii", "affine", "no length, or lays the voxel axes in one plane")
 
 
 def test_float_image_is_float32(small, tmp_path):
@@ -413,3 +434,35 @@ def test_an_array_saved_in_slice_row_column_order_without_geometry_is_refused(ca
     placed = Volume(array.transpose(2, 1, 0).copy(), case_1_17.ct.spacing, case_1_17.ct.origin)
     write_sitk(placed, tmp_path / "placed.nii.gz")  # a real geometry: such a shape is the file's own business
     assert read_input_volume(tmp_path / "placed.nii.gz").shape == (256, 256, 119)
+
+
+@pytest.mark.parametrize("spacing, refused", [
+    ((0.78, 1e30, 2.5), True),  # a damaged sform: square pixels of 1e30 / 0.78 rows gave numpy's "maximum dimension"
+    ((1e-30, 0.78, 2.5), True),
+    ((0.0008, 0.0008, 0.0025), True),  # metres
+    ((780.0, 780.0, 2500.0), True),  # micrometres
+    ((0.05, 0.05, 50.0), False),  # the bounds themselves
+    ((0.7, 0.7, 5.0), False),
+])
+def test_a_ct_of_voxels_no_ct_has_is_refused(spacing, refused):
+    from LiverLesionSegLib.io.images import refuse_an_implausible_spacing
+
+    volume = Volume(np.zeros((2, 4, 4), np.int16), spacing, (0, 0, 0), np.eye(3), "odd.nii.gz")
+    if not refused:
+        refuse_an_implausible_spacing(volume, "odd.nii.gz")
+        return
+    with pytest.raises(InputError) as exc:
+        refuse_an_implausible_spacing(volume, "odd.nii.gz")
+    assert_one_line(exc, "odd.nii.gz", "is not a CT's", "in other units than millimetres")
+
+
+@pytest.mark.parametrize("how", ["bytes swapped", "times 1e30"])
+def test_a_ct_of_values_far_beyond_hounsfield_units_is_refused(small, how):
+    """Read with its bytes swapped, or scaled by a pipeline, a CT was segmented with only a caution."""
+    from LiverLesionSegLib.io.images import refuse_a_non_ct
+
+    refuse_a_non_ct(small, "small.nrrd")  # as it is: a CT
+    array = small.array.byteswap() if how == "bytes swapped" else small.array.astype(np.float32) * 1e30
+    with pytest.raises(InputError) as exc:
+        refuse_a_non_ct(small.with_array(array), "small.nrrd")
+    assert_one_line(exc, "small.nrrd", "of its voxels lie above 4000", "not Hounsfield units")

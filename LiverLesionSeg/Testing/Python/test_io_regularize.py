@@ -116,6 +116,31 @@ def test_a_tilt_stored_in_the_orientation_is_resampled_on_its_tilted_planes(stra
     assert np.mean(back == (volume.array > 0)) > 0.99
 
 
+@pytest.mark.parametrize("degrees, refused", [(30, False), (50, True), (89.9, True)])
+def test_slices_shifted_beyond_any_gantry_tilt_are_refused(straight, tmp_path, degrees, refused):
+    """A gantry tilts at most 30 degrees; a NIfTI whose sform shifted each slice 1000 mm (89.9) was read
+    as a tilted series onto a grid 13 000 pixels wide and segmented."""
+    _, volume = straight
+    pixels = np.tan(np.radians(degrees)) * volume.spacing[2] / volume.spacing[1]
+    folder = tilted_copy(straight, tmp_path, pixels)
+    if not refused:
+        assert read_ct_folder(folder).acquired.irregularity() == f"a gantry tilt of {degrees:.1f} degrees"
+        return
+    with pytest.raises(GeometryError) as exc:
+        read_ct_folder(folder)
+    assert f"as a gantry tilted {degrees:.1f} degrees would shift them" in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_a_sheared_nifti_beyond_any_gantry_tilt_is_refused(straight, tmp_path):
+    from LiverLesionSegLib.io.images import read_image
+
+    _, volume = straight
+    with pytest.raises(GeometryError) as exc:
+        read_image(sheared_nifti(volume, 1000.0 / volume.spacing[1], tmp_path / "sheared.nii.gz"))
+    assert "sheared.nii.gz" in str(exc.value) and "far more than a CT gantry tilts" in str(exc.value)
+
+
 def test_a_section_at_another_spacing_is_resampled_at_the_finest(data_dir, tmp_path, caplog):
     """Slices 100..105 2.5 mm apart, then 107, 109, 111 5 mm apart: a grid 2.5 mm apart whose
     slices at the kept positions are the originals and between them the mean of their neighbours."""

@@ -107,3 +107,15 @@ def test_a_turned_training_case_is_learned_from_on_the_axial_grid():
     assert prepared.liver.shape == prepared.ct.shape and not (prepared.lesion & ~prepared.liver).any()
     volumes = [m.sum() * v.voxel_volume_mm3 for m, v in ((liver, ct), (prepared.liver, prepared.ct))]
     assert volumes[1] == pytest.approx(volumes[0], rel=0.05)
+
+
+def test_an_axial_grid_that_would_not_fit_in_memory_is_refused_before_it_is_made(monkeypatch):
+    from LiverLesionSegLib import memory
+    from LiverLesionSegLib.errors import ResourceError
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1 * 2**20)
+    turned = Volume(np.zeros((40, 256, 256), np.int16), (0.8, 0.8, 2.5), (0, 0, 0), _about_left_right(30),
+                    "turned.nrrd")
+    with pytest.raises(ResourceError) as exc:
+        on_axial_grid(turned)
+    assert "resampling the CT onto an axial grid of" in str(exc.value) and "turned.nrrd" in str(exc.value)

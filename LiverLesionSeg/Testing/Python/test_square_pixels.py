@@ -97,3 +97,17 @@ def test_a_training_case_of_long_pixels_is_learned_from_on_square_ones():
     # would reach four times as far front to back, the liver a sliver in it)
     share = [view.targets[:, 0].mean() / 255 for view in (prepared.views[1], original.views[1])]
     assert share[0] == pytest.approx(share[1], rel=0.15)
+
+
+def test_square_pixels_that_would_not_fit_in_memory_are_refused_before_they_are_made(monkeypatch):
+    """Pixels 0.05 by 50 mm (the widest the readers let through) of a 512-pixel slice would make
+    512 000 rows: told as memory it needs, not numpy's error or a MemoryError mid-run."""
+    from LiverLesionSegLib import memory
+    from LiverLesionSegLib.errors import ResourceError
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 64 * 2**20)
+    ct = Volume(np.zeros((2, 512, 512), np.int16), (0.05, 50.0, 5.0), (0, 0, 0), np.eye(3), "long.nii.gz")
+    with pytest.raises(ResourceError) as exc:
+        on_square_pixels(ct)
+    assert "resampling the CT onto square pixels of 512 x 512000 x 2 voxels needs about" in str(exc.value)
+    assert "long.nii.gz" in str(exc.value)

@@ -1,0 +1,79 @@
+"""`tools/damage_inputs.py`: its damaged copies are what it says, and its judge of the command's
+contract catches each way of breaking it."""
+
+from __future__ import annotations
+
+import copy
+import random
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import pydicom
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools"))
+
+import damage_inputs  # noqa: E402
+from damage_inputs import Outcome  # noqa: E402
+
+REFUSAL = "liverlesionseg: error: ct.nii.gz: the file is truncated. Export it again."
+
+
+@pytest.mark.parametrize("outcome, expected", [
+    (Outcome(0, "", 0, [], "", ["result.seg.nrrd"]), []),
+    (Outcome(0, "", 3, [REFUSAL], REFUSAL, []), []),
+    (Outcome(0, "", 1, ["liverlesionseg: error: internal error (KeyError: 'x')"], "internal error", []),
+     ["exit status 1", "an internal error"]),
+    (Outcome(0, "", "raised", [], "Traceback (most recent call last):", []),
+     ["exit status raised", "an internal error", "0 error lines"]),
+    (Outcome(0, "", 3, [REFUSAL, REFUSAL], REFUSAL, []), ["2 error lines"]),
+    (Outcome(0, "", 4, [REFUSAL], REFUSAL, ["result.seg.nrrd"]), ["left result.seg.nrrd after a refusal"]),
+])
+def test_each_breach_of_the_contract_is_caught(outcome, expected):
+    assert outcome.breaches() == expected
+
+
+def test_each_dicom_damage_is_in_the_dataset_it_names():
+    """Sixty seeds on a real slice: a count, code or UID set holds the value told, a deletion removes
+    the element, and what is told is never empty but where nothing was there to delete."""
+    slice_path = sorted(damage_inputs.sample_case_path().glob("*.dcm"))[0]
+    original = pydicom.dcmread(slice_path)
+    checked = 0
+    for seed in range(60):
+        ds = copy.deepcopy(original)
+        told = damage_inputs.damage_dataset(ds, random.Random(seed))
+        if told.startswith("no "):
+            assert told[3:] not in ds
+            checked += 1
+        elif "=" in told and not told.startswith(("PixelData", *damage_inputs.NUMBER_TAGS)):
+            tag, value = told.split("=", 1)
+            assert str(ds.get(tag)) == value, told
+            checked += 1
+        elif told.startswith("PixelData"):
+            assert ds.get("PixelData") != original.PixelData
+            checked += 1
+    assert checked >= 30
+
+
+def test_a_damaged_dicom_copy_holds_the_eight_slices(tmp_path):
+    told = damage_inputs.damaged_dicom(tmp_path / "slices", random.Random(0))
+    assert told.startswith("dicom, ") and len(list((tmp_path / "slices").glob("*.dcm"))) == damage_inputs.SLICES
+
+
+def test_a_nifti_damage_is_in_its_header(tmp_path):
+    for seed in range(20):
+        path = tmp_path / f"seed{seed}.nii.gz"
+        told = damage_inputs.damaged_nifti(path, random.Random(seed))
+        if told.startswith("nifti: datatype=") and ";" not in told and "cut" not in told:
+            assert int(nib.load(str(path)).header["datatype"]) == int(told.split("=")[1])
+            return
+    pytest.fail("no seed of 20 changed the data type alone")
+
+
+@pytest.mark.parametrize("kind", ["dicom", "nifti", "nrrd"])
+def test_a_few_damaged_copies_keep_the_contract(kind):
+    """Three seeds of each kind through the real command and the bundled model."""
+    for seed in range(3):
+        outcome = damage_inputs.run_seed(kind, seed)
+        assert outcome.damage and outcome.breaches() == [], (outcome.damage, outcome.stderr)

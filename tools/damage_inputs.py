@@ -1,0 +1,277 @@
+"""Random damage to a real CT, each copy run through `liverlesionseg segment`: the broken exports a
+clinic may hold beyond the named cases of the test catalogue.
+
+    .venv/bin/python tools/damage_inputs.py [--kind dicom|nifti|nrrd] [--first 0] [--count 100]
+
+Seed N damages a copy of eight slices of the bundled sample case (HCC_006): header values set to
+odd ones (NaN, 0, 1e30, empty, another UID, another photometric interpretation …) or deleted in one,
+two or all of its DICOM files, or the fields of a NIfTI or NRRD header (its size, data type,
+spacing, affine, scaling …), sometimes with bytes flipped or the file cut. Each copy is segmented
+in this process with the bundled model, and one line per seed prints the exit status, the damage
+and the error line.
+
+Exits 1 where a run broke the command's contract: an internal error or a traceback, an error told
+in several lines, or files left in the output folder after a refusal. Read the runs that succeeded
+too: a damage segmented without a word (a header announcing a strip of the voxels, read as that
+strip) breaks no contract here and is what this tool found first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import gzip
+import io
+import random
+import re
+import sys
+import tempfile
+import traceback
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "LiverLesionSeg"))
+
+import pydicom  # noqa: E402
+import SimpleITK as sitk  # noqa: E402
+
+from LiverLesionSegLib import cli  # noqa: E402
+from LiverLesionSegLib.io.series_choice import read_ct_folder  # noqa: E402
+from LiverLesionSegLib.resources import sample_case_path  # noqa: E402
+from LiverLesionSegLib.volume import Volume  # noqa: E402
+
+SLICES = 8
+ODD_NUMBERS = [0, -1, float("nan"), float("inf"), 1e30, 1e-30, "", 0.001, 1e6]  # "": empty
+ODD_COUNTS = [0, 1, 7, 8, 12, 15, 16, 17, 32, 64, 65535]
+NUMBER_TAGS = ["ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness", "RescaleSlope",
+               "RescaleIntercept", "SpacingBetweenSlices", "WindowCenter", "WindowWidth", "SliceLocation"]
+COUNT_TAGS = ["Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "SamplesPerPixel"]
+CODE_TAGS = {"PhotometricInterpretation": ["RGB", "MONOCHROME1", "PALETTE COLOR", "YBR_FULL", ""],
+             "Modality": ["MR", "", "SEG", "OT", "ct"],
+             "ImageType": [["DERIVED", "SECONDARY"], ["ORIGINAL", "PRIMARY", "LOCALIZER"], ""],
+             "PatientPosition": ["FFS", "HFP", "FFDR", "XXX", ""]}
+UID_TAGS = ["SeriesInstanceUID", "StudyInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID", "SOPClassUID"]
+CONTRACT_EXITS = {0, 2, 3, 4, 5, 6, 7, 8}  # success, usage, and the project's kinds of error
+
+
+@dataclass
+class Outcome:
+    seed: int
+    damage: str
+    exit_code: object
+    error_lines: list[str]
+    stderr: str
+    left: list[str]  # files in the output folder afterwards
+
+    def breaches(self) -> list[str]:
+        """How this run broke the command's contract (empty where it kept it)."""
+        found = []
+        if self.exit_code not in CONTRACT_EXITS:
+            found.append(f"exit status {self.exit_code}")
+        if "internal error" in self.stderr or "Traceback" in self.stderr:
+            found.append("an internal error")
+        if self.exit_code != 0 and len(self.error_lines) != 1:
+            found.append(f"{len(self.error_lines)} error lines")
+        if self.exit_code != 0 and self.left:
+            found.append(f"left {', '.join(self.left)} after a refusal")
+        return found
+
+
+# --- damage ---------------------------------------------------------------------------------------
+
+def damage_dataset(ds: pydicom.Dataset, rng: random.Random) -> str:
+    """One damage to a DICOM file's header or pixel data, in words ("" where nothing changed)."""
+    kind = rng.choice(["number", "count", "code", "uid", "delete", "pixels"])
+    if kind == "number":
+        tag = rng.choice(NUMBER_TAGS)
+        values = [rng.choice(ODD_NUMBERS) for _ in range(rng.choice([1, 2, 3, 6]))]
+        current = ds.get(tag)
+        if current is not None and rng.random() < 0.5 and isinstance(current, pydicom.multival.MultiValue):
+            values = [float(v) for v in current]  # one value of a real list made odd
+            values[rng.randrange(len(values))] = rng.choice(ODD_NUMBERS)
+        if "" in values:  # pydicom takes an empty value alone, not in a list
+            values = [""]
+        setattr(ds, tag, values if len(values) > 1 else values[0])
+        return f"{tag}={values}"
+    if kind == "count":
+        tag, value = rng.choice(COUNT_TAGS), rng.choice(ODD_COUNTS)
+    elif kind == "code":
+        tag = rng.choice(list(CODE_TAGS))
+        value = rng.choice(CODE_TAGS[tag])
+    elif kind == "uid":
+        tag, value = rng.choice(UID_TAGS), rng.choice(["", "1.2.3", "1.2.840.10008.5.1.4.1.1.4", "not a uid"])
+    elif kind == "delete":
+        tag = rng.choice(NUMBER_TAGS + COUNT_TAGS + list(CODE_TAGS) + UID_TAGS + ["PixelData"])
+        if tag not in ds:
+            return ""
+        delattr(ds, tag)
+        return f"no {tag}"
+    else:
+        data = ds.PixelData
+        how = rng.choice(["half", "longer", "empty", "a byte short"])
+        ds.PixelData = {"half": data[:len(data) // 2], "longer": data + data[:1000], "empty": b"",
+                        "a byte short": data[:-1]}[how]
+        return f"PixelData {how}"
+    setattr(ds, tag, value)
+    return f"{tag}={value}"
+
+
+def damaged_dicom(folder: Path, rng: random.Random) -> str:
+    """Eight sample slices in `folder`, the same damage (one or two) in one, two or all of them."""
+    files = sorted(sample_case_path().glob("*.dcm"))
+    start = rng.randrange(len(files) - SLICES)
+    which = rng.choice(["one", "two", "all"])
+    targets = {"one": rng.sample(range(SLICES), 1), "two": rng.sample(range(SLICES), 2),
+               "all": list(range(SLICES))}[which]
+    damage_seeds = [rng.random() for _ in range(rng.choice([1, 1, 2]))]
+    told: list[str] = []
+    folder.mkdir()
+    for n, source in enumerate(files[start:start + SLICES]):
+        ds = pydicom.dcmread(source)
+        ds.decompress()  # the sample is JPEG-LS: its pixel data made plain, to be damaged as bytes
+        if n in targets:
+            done = [damage_dataset(ds, random.Random(seed)) for seed in damage_seeds]
+            if n == targets[0]:
+                told += [d for d in done if d]
+        ds.save_as(folder / source.name, enforce_file_format=False)
+    if rng.random() < 0.15:
+        told.append(damage_bytes(folder / files[start + rng.randrange(SLICES)].name, rng, 3000))
+    return f"dicom, {which}: " + "; ".join(told)
+
+
+def damaged_nifti(path: Path, rng: random.Random) -> str:
+    """The sample slices as a NIfTI whose header fields were changed after its voxels were laid out."""
+    import nibabel as nib
+
+    volume = _sample_volume()
+    header = nib.Nifti1Image(volume.array.transpose(2, 1, 0), volume.ijk_to_ras()).header.copy()
+    header["vox_offset"] = 352
+    told = []
+    for _ in range(rng.choice([1, 1, 2])):
+        field = rng.choice(["pixdim", "dim", "datatype", "scl_slope", "scl_inter", "qform_code", "sform_code",
+                            "quatern_b", "srow_x", "srow_y", "srow_z", "xyzt_units", "intent_code"])
+        if field in ("pixdim", "dim", "srow_x", "srow_y", "srow_z"):
+            index = rng.randrange(4 if field.startswith("srow") else 5)
+            value = rng.choice([0, -1, float("nan"), 1e30, 1e-30, 2, 1000] if field != "dim" else [0, 1, 2, 5, -1])
+            header[field][index] = value
+            told.append(f"{field}[{index}]={value}")
+        elif field == "datatype":
+            value = rng.choice([2, 4, 8, 16, 64, 128, 256, 512, 768, 2304])
+            header.set_data_dtype(value)
+            told.append(f"datatype={value}")
+        else:
+            value = rng.choice([0, 1, 2, 3, 99, float("nan"), -1, 1e30])
+            try:
+                header[field] = value
+            except (OverflowError, ValueError):
+                continue
+            told.append(f"{field}={value}")
+    data = header.binaryblock + bytes(4) + volume.array.transpose(2, 1, 0).tobytes(order="F")
+    path.write_bytes(gzip.compress(data, compresslevel=1))
+    if rng.random() < 0.15:
+        told.append(damage_bytes(path, rng, 200))
+    return "nifti: " + "; ".join(told)
+
+
+def damaged_nrrd(path: Path, rng: random.Random) -> str:
+    """The sample slices as a NRRD whose header lines were changed."""
+    sitk.WriteImage(_sample_volume().to_sitk(), str(path), useCompression=rng.random() < 0.5)
+    data = path.read_bytes()
+    end = data.index(b"\n\n")
+    header = data[:end].decode()
+    field, value = rng.choice([("sizes", "2 512 8"), ("sizes", "512 512 4"), ("sizes", "512 512 16"),
+                               ("type", "uchar"), ("type", "int"), ("type", "double"), ("endian", "big"),
+                               ("space directions", "(0,0,0) (0,0.78,0) (0,0,2.5)"),
+                               ("space directions", "(nan,0,0) (0,nan,0) (0,0,nan)"),
+                               ("space origin", "(nan,0,0)"), ("encoding", "raw"), ("encoding", "gzip"),
+                               ("dimension", "2"), ("kinds", "RGB-color domain domain")])
+    header = re.sub(rf"^{field}: .*$", f"{field}: {value}", header, flags=re.M)
+    path.write_bytes(header.encode() + data[end:])
+    told = f"nrrd: {field}: {value}"
+    if rng.random() < 0.15:
+        told += "; " + damage_bytes(path, rng, 400)
+    return told
+
+
+def damage_bytes(path: Path, rng: random.Random, head: int) -> str:
+    """A file cut short, or a few of its first `head` bytes changed."""
+    raw = bytearray(path.read_bytes())
+    if rng.random() < 0.5:
+        cut = rng.randrange(len(raw))
+        path.write_bytes(bytes(raw[:cut]))
+        return f"{path.name} cut at byte {cut}"
+    for _ in range(rng.randrange(1, 20)):
+        raw[rng.randrange(min(len(raw), head))] = rng.randrange(256)
+    path.write_bytes(bytes(raw))
+    return f"{path.name}: header bytes changed"
+
+
+@functools.lru_cache(maxsize=1)
+def _sample_volume() -> Volume:
+    """Eight slices from the middle of the bundled sample case."""
+    volume = read_ct_folder(sample_case_path())
+    middle = volume.shape[0] // 2
+    return Volume(volume.array[middle:middle + SLICES].copy(), volume.spacing,
+                  volume.physical_points([0, 0, middle])[0], volume.direction, "sample")
+
+
+DAMAGE = {"dicom": (damaged_dicom, "slices"), "nifti": (damaged_nifti, "ct.nii.gz"),
+          "nrrd": (damaged_nrrd, "ct.nrrd")}
+
+
+# --- running ----------------------------------------------------------------------------------------
+
+def run_seed(kind: str, seed: int) -> Outcome:
+    """Damage a copy as seed `seed` says and segment it; what happened."""
+    damage, name = DAMAGE[kind]
+    with tempfile.TemporaryDirectory() as tmp:
+        given, out = Path(tmp) / name, Path(tmp) / "out"
+        told = damage(given, random.Random(seed))
+        out.mkdir()
+        code, stderr = segment(given, out / "result.seg.nrrd")
+        left = sorted(p.name for p in out.iterdir())
+    errors = [line for line in stderr.splitlines() if line.startswith("liverlesionseg: error:")]
+    return Outcome(seed, told, code, errors, stderr, left)
+
+
+def segment(given: Path, output: Path) -> tuple[object, str]:
+    """`liverlesionseg segment GIVEN -o OUTPUT` in this process: its exit status and stderr."""
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the libraries warn about the damage, as they should
+        try:
+            code = cli.main(["segment", str(given), "-o", str(output), "--progress", "none"])
+        except SystemExit as exc:
+            code = exc.code
+        except BaseException:  # noqa: BLE001 - anything escaping `main` is what this looks for
+            code = "raised"
+            stderr.write(traceback.format_exc())
+    return code, stderr.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kind", choices=sorted(DAMAGE), default="dicom")
+    parser.add_argument("--first", type=int, default=0, help="the first seed")
+    parser.add_argument("--count", type=int, default=100, help="how many seeds")
+    args = parser.parse_args(argv)
+    broken = []
+    counts = {"segmented": 0, "refused": 0}
+    for seed in range(args.first, args.first + args.count):
+        outcome = run_seed(args.kind, seed)
+        counts["segmented" if outcome.exit_code == 0 else "refused"] += 1
+        error = outcome.error_lines[0] if outcome.error_lines else ""
+        print(f"{seed}: exit {outcome.exit_code}, {outcome.damage}" + (f" -> {error}" if error else ""), flush=True)
+        if outcome.breaches():
+            broken.append(outcome)
+    print(f"{counts['segmented']} segmented, {counts['refused']} refused, {len(broken)} broke the contract")
+    for outcome in broken:
+        print(f"seed {outcome.seed} ({outcome.damage}): {'; '.join(outcome.breaches())}\n{outcome.stderr[-2000:]}")
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
