@@ -1,12 +1,13 @@
-"""Random damage to a real CT, each copy run through `liverlesionseg segment`: the broken exports a
-clinic may hold beyond the named cases of the test catalogue.
+"""Random damage to a real CT, each copy run through `liverlesionseg segment` (a label map's, through
+`measure`): the broken exports a clinic may hold beyond the named cases of the test catalogue.
 
-    .venv/bin/python tools/damage_inputs.py [--kind dicom|nifti|nrrd] [--first 0] [--count 100]
+    .venv/bin/python tools/damage_inputs.py [--kind dicom|nifti|nrrd|labels] [--first 0] [--count 100]
 
 Seed N damages a copy of eight slices of the bundled sample case (HCC_006): header values set to
 odd ones (NaN, 0, 1e30, empty, another UID, another photometric interpretation …) or deleted in one,
 two or all of its DICOM files, or the fields of a NIfTI or NRRD header (its size, data type,
-spacing, affine, scaling …), sometimes with bytes flipped or the file cut. Each copy is segmented
+spacing, affine, scaling …), sometimes with bytes flipped or the file cut; `labels` damages the
+NIfTI header of a label map given with the CT to `measure`. Each copy is segmented (or measured)
 in this process with the bundled model, and one line per seed prints the exit status, the damage
 and the error line.
 
@@ -31,10 +32,12 @@ import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "LiverLesionSeg"))
 
+import numpy as np  # noqa: E402
 import pydicom  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
@@ -142,11 +145,12 @@ def damaged_dicom(folder: Path, rng: random.Random) -> str:
     return f"dicom, {which}: " + "; ".join(told)
 
 
-def damaged_nifti(path: Path, rng: random.Random) -> str:
-    """The sample slices as a NIfTI whose header fields were changed after its voxels were laid out."""
+def damaged_nifti(path: Path, rng: random.Random, volume: Optional[Volume] = None) -> str:
+    """The sample slices (or `volume`) as a NIfTI whose header fields were changed after its voxels
+    were laid out."""
     import nibabel as nib
 
-    volume = _sample_volume()
+    volume = _sample_volume() if volume is None else volume
     header = nib.Nifti1Image(volume.array.transpose(2, 1, 0), volume.ijk_to_ras()).header.copy()
     header["vox_offset"] = 352
     told = []
@@ -196,6 +200,17 @@ def damaged_nrrd(path: Path, rng: random.Random) -> str:
     return told
 
 
+def damaged_labels(folder: Path, rng: random.Random) -> str:
+    """The sample slices as a NIfTI CT, beside a label map of them (liver and lesion by CT value) whose
+    NIfTI header was damaged, for `measure`."""
+    ct = _sample_volume()
+    folder.mkdir()
+    sitk.WriteImage(ct.to_sitk(), str(folder / "ct.nii.gz"))
+    labels = ((ct.array > 40) & (ct.array < 200)).astype(np.uint8)  # soft tissue as "liver"
+    labels[(ct.array > 40) & (ct.array < 80)] = 2  # its darker part as "lesion"
+    return damaged_nifti(folder / "labels.nii.gz", rng, ct.with_array(labels)).replace("nifti", "labels", 1)
+
+
 def damage_bytes(path: Path, rng: random.Random, head: int) -> str:
     """A file cut short, or a few of its first `head` bytes changed."""
     raw = bytearray(path.read_bytes())
@@ -219,31 +234,35 @@ def _sample_volume() -> Volume:
 
 
 DAMAGE = {"dicom": (damaged_dicom, "slices"), "nifti": (damaged_nifti, "ct.nii.gz"),
-          "nrrd": (damaged_nrrd, "ct.nrrd")}
+          "nrrd": (damaged_nrrd, "ct.nrrd"), "labels": (damaged_labels, "case")}
 
 
 # --- running ----------------------------------------------------------------------------------------
 
 def run_seed(kind: str, seed: int) -> Outcome:
-    """Damage a copy as seed `seed` says and segment it; what happened."""
+    """Damage a copy as seed `seed` says and segment it (measure it, for a label map); what happened."""
     damage, name = DAMAGE[kind]
     with tempfile.TemporaryDirectory() as tmp:
         given, out = Path(tmp) / name, Path(tmp) / "out"
         told = damage(given, random.Random(seed))
         out.mkdir()
-        code, stderr = segment(given, out / "result.seg.nrrd")
+        if kind == "labels":  # measure the damaged label map on its CT
+            code, stderr = run_command(["measure", str(given / "ct.nii.gz"), str(given / "labels.nii.gz"),
+                                        "--lesions", str(out / "lesions.csv")])
+        else:
+            code, stderr = run_command(["segment", str(given), "-o", str(out / "result.seg.nrrd")])
         left = sorted(p.name for p in out.iterdir())
     errors = [line for line in stderr.splitlines() if line.startswith("liverlesionseg: error:")]
     return Outcome(seed, told, code, errors, stderr, left)
 
 
-def segment(given: Path, output: Path) -> tuple[object, str]:
-    """`liverlesionseg segment GIVEN -o OUTPUT` in this process: its exit status and stderr."""
+def run_command(argv: list[str]) -> tuple[object, str]:
+    """`liverlesionseg ARGV...` in this process: its exit status and stderr."""
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the libraries warn about the damage, as they should
         try:
-            code = cli.main(["segment", str(given), "-o", str(output), "--progress", "none"])
+            code = cli.main(argv + ["--progress", "none"])
         except SystemExit as exc:
             code = exc.code
         except BaseException:  # noqa: BLE001 - anything escaping `main` is what this looks for
@@ -259,15 +278,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=100, help="how many seeds")
     args = parser.parse_args(argv)
     broken = []
-    counts = {"segmented": 0, "refused": 0}
+    counts = {"exit 0": 0, "refused": 0}
     for seed in range(args.first, args.first + args.count):
         outcome = run_seed(args.kind, seed)
-        counts["segmented" if outcome.exit_code == 0 else "refused"] += 1
+        counts["exit 0" if outcome.exit_code == 0 else "refused"] += 1
         error = outcome.error_lines[0] if outcome.error_lines else ""
         print(f"{seed}: exit {outcome.exit_code}, {outcome.damage}" + (f" -> {error}" if error else ""), flush=True)
         if outcome.breaches():
             broken.append(outcome)
-    print(f"{counts['segmented']} segmented, {counts['refused']} refused, {len(broken)} broke the contract")
+    print(f"{counts['exit 0']} exited 0, {counts['refused']} refused, {len(broken)} broke the contract")
     for outcome in broken:
         print(f"seed {outcome.seed} ({outcome.damage}): {'; '.join(outcome.breaches())}\n{outcome.stderr[-2000:]}")
     return 1 if broken else 0

@@ -375,14 +375,14 @@ def _on_the_voxels_of(labels: Volume, reference: Volume) -> Optional[np.ndarray]
 def _read_sheared(path: Path, resample: bool) -> Volume:
     import nibabel as nib
 
+    _check_nifti(path)  # a damaged header (an affine of NaN, of no thickness) is told as such, not as a shear
+    shape = nib.load(str(path)).shape
+    _check_shape(path, len(shape), shape, 1)
+    check_image_fits(tuple(reversed(shape)), 4, path)
     if not resample:
         raise GeometryError("the label map's affine is sheared (the grid of a gantry-tilted scan), so it lies on "
                             "no regular grid", path, "give the label map on the image's regular grid, as "
                             "liverlesionseg segment writes it")
-    shape = nib.load(str(path)).shape
-    _check_shape(path, len(shape), shape, 1)
-    check_image_fits(tuple(reversed(shape)), 4, path)
-    _check_nifti(path)
     return read_sheared_nifti(path)
 
 

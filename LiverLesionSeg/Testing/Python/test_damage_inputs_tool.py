@@ -71,9 +71,9 @@ def test_a_nifti_damage_is_in_its_header(tmp_path):
     pytest.fail("no seed of 20 changed the data type alone")
 
 
-@pytest.mark.parametrize("kind", ["dicom", "nifti", "nrrd"])
+@pytest.mark.parametrize("kind", ["dicom", "nifti", "nrrd", "labels"])
 def test_a_few_damaged_copies_keep_the_contract(kind):
-    """Three seeds of each kind through the real command and the bundled model."""
+    """Three seeds of each kind through the real command (segment with the bundled model, or measure)."""
     for seed in range(3):
         outcome = damage_inputs.run_seed(kind, seed)
         assert outcome.damage and outcome.breaches() == [], (outcome.damage, outcome.stderr)

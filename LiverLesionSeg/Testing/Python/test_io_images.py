@@ -176,6 +176,16 @@ def test_a_nifti_whose_affine_is_not_numbers_is_refused(small, tmp_path, row):
     assert_one_line(exc, "nan.nii", "affine", "not numbers")
 
 
+def test_a_label_map_whose_affine_is_not_numbers_is_told_so_not_as_sheared(small, tmp_path):
+    """ITK takes a NaN sform for a sheared one; a label map so damaged was told it was 'sheared (the
+    grid of a gantry-tilted scan)'."""
+    labels = small.with_array((small.array > 0).astype(np.uint8))
+    nifti_with_header(labels, tmp_path / "nan labels.nii", lambda h: h["srow_y"].__setitem__(1, np.nan))
+    with pytest.raises(GeometryError) as exc:
+        read_label_map(tmp_path / "nan labels.nii", small)
+    assert_one_line(exc, "nan labels.nii", "affine", "not numbers")
+
+
 @pytest.mark.parametrize("row, column", [("srow_z", 2), ("srow_x", 0)])
 def test_a_nifti_whose_affine_gives_an_axis_no_length_is_refused(small, tmp_path, row, column):
     """A zero in the sform's slice column was told as 'two slices at the same position ... remove the
