@@ -113,7 +113,9 @@ def damage_dataset(ds: pydicom.Dataset, rng: random.Random) -> str:
         delattr(ds, tag)
         return f"no {tag}"
     else:
-        data = ds.PixelData
+        data = ds.get("PixelData")
+        if not data:  # deleted by an earlier damage of this file
+            return ""
         how = rng.choice(["half", "longer", "empty", "a byte short"])
         ds.PixelData = {"half": data[:len(data) // 2], "longer": data + data[:1000], "empty": b"",
                         "a byte short": data[:-1]}[how]

@@ -56,6 +56,14 @@ def test_each_dicom_damage_is_in_the_dataset_it_names():
     assert checked >= 30
 
 
+def test_pixel_data_already_deleted_is_told_as_no_damage():
+    """Two damages of one file: the second may find the pixel data the first deleted."""
+    ds = pydicom.dcmread(sorted(damage_inputs.sample_case_path().glob("*.dcm"))[0])
+    del ds.PixelData
+    told = {damage_inputs.damage_dataset(ds, random.Random(seed)) for seed in range(60)}
+    assert "" in told and not any(t.startswith("PixelData") for t in told)
+
+
 def test_a_damaged_dicom_copy_holds_the_eight_slices(tmp_path):
     told = damage_inputs.damaged_dicom(tmp_path / "slices", random.Random(0))
     assert told.startswith("dicom, ") and len(list((tmp_path / "slices").glob("*.dcm"))) == damage_inputs.SLICES
