@@ -610,6 +610,17 @@ def _orientation(ds) -> Optional[tuple[float, ...]]:
     return values
 
 
+def slice_height(path: Path, orientation: Sequence[float]) -> Optional[float]:
+    """A slice file's position along the normal of `orientation` (mm), its header read as the series
+    reader reads it; None where the header gives none or cannot be read."""
+    try:
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=["ImagePositionPatient"])
+    except Exception:  # a damaged header: the series reader tells what is wrong with it
+        return None
+    height = float(_position(ds) @ _normal(orientation))
+    return None if np.isnan(height) else height
+
+
 def _position(ds) -> np.ndarray:
     values = _numbers(ds, "ImagePositionPatient", 3)
     return np.full(3, np.nan) if values is None else np.array(values)

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import pydicom
 
 from ..errors import GeometryError, InputError
 from ..segments import plain_text
 from ..volume import POSITION_TOLERANCE_MM, Volume
-from .dicom import DAMAGED, NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, read_series, scan_files, scan_folder
+from .dicom import (DAMAGED, NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, read_series, scan_files, scan_folder,
+                    slice_height)
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -277,28 +277,19 @@ def _series_in_gaps(scan: FolderScan, chosen: SeriesInfo) -> list[SeriesInfo]:
               and s.orientation is not None and np.allclose(s.orientation, chosen.orientation, atol=1e-3)]
     if not others:
         return []
-    normal = np.cross(chosen.orientation[:3], chosen.orientation[3:])
-    along = np.sort([height for height in (_height(f, normal) for f in chosen.files) if height is not None])
+    along = np.sort([height for height in (slice_height(f, chosen.orientation) for f in chosen.files)
+                     if height is not None])
     if len(along) < 3:
         return []
     steps = np.diff(along)
     gaps = [(low, high) for low, high, step in zip(along, along[1:], steps) if step > 1.5 * np.median(steps)]
 
     def in_a_gap(path: Path) -> bool:
-        height = _height(path, normal)
+        height = slice_height(path, chosen.orientation)
         return height is not None and any(low + POSITION_TOLERANCE_MM < height < high - POSITION_TOLERANCE_MM
                                           for low, high in gaps)
 
     return [s for s in others if gaps and all(in_a_gap(f) for f in s.files)]
-
-
-def _height(path: Path, normal: np.ndarray) -> Optional[float]:
-    """A slice file's position along `normal` (mm), None where its header gives none."""
-    try:
-        position = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["ImagePositionPatient"])
-        return float(np.asarray(position.ImagePositionPatient, float) @ normal)
-    except Exception:  # a damaged or odd header: the series reader has told what is wrong with it
-        return None
 
 
 def choose_ct_file(path: str | os.PathLike) -> Optional[tuple[FolderScan, SeriesInfo]]:

@@ -778,6 +778,14 @@ def test_files_without_preamble_or_meta_read_as_the_series(small_series, tmp_pat
     np.testing.assert_array_equal(volume.array, original.array)
 
 
+def test_a_gap_filled_by_a_bare_slice_of_another_series_uid_names_it(small_series, tmp_path):
+    """The slice filed apart is found as the series reader reads it, without preamble too."""
+    edit(small_series / "slice 103", SeriesInstanceUID="1.2.3")
+    with pytest.raises(GeometryError) as exc:
+        read_ct_folder(bare_copy(small_series, tmp_path / "bare", implicit=True))
+    assert_one_line(exc, "slice positions jump", "slice 103", "UID 1.2.3", "another SeriesInstanceUID")
+
+
 def test_a_dicom_seg_lies_on_a_series_without_preamble(small_series, tmp_path):
     """The outputs that lie on the input series (a DICOM SEG here) work over bare files too."""
     from case_checks import assert_dicom_seg_reads_back
