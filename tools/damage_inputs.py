@@ -1,15 +1,20 @@
-"""Random damage to a real CT, each copy run through `liverlesionseg segment` (a label map's, through
-`measure`): the broken exports a clinic may hold beyond the named cases of the test catalogue.
+"""Random damage to a real CT, each copy run through `liverlesionseg segment` (a label map's, a DICOM
+SEG's or an RT structure set's, through `measure`): the broken exports a clinic may hold beyond the
+named cases of the test catalogue.
 
-    .venv/bin/python tools/damage_inputs.py [--kind dicom|nifti|nrrd|labels] [--first 0] [--count 100]
+    .venv/bin/python tools/damage_inputs.py [--kind dicom|multiframe|nifti|nrrd|labels|seg|rtstruct]
+                                            [--first 0] [--count 100]
 
 Seed N damages a copy of eight slices of the bundled sample case (HCC_006): header values set to
 odd ones (NaN, 0, 1e30, empty, another UID, another photometric interpretation …) or deleted in one,
-two or all of its DICOM files, or the fields of a NIfTI or NRRD header (its size, data type,
-spacing, affine, scaling …), sometimes with bytes flipped or the file cut; `labels` damages the
-NIfTI header of a label map given with the CT to `measure`. Each copy is segmented (or measured)
-in this process with the bundled model, and one line per seed prints the exit status, the damage
-and the error line.
+two or all of its DICOM files, any element of them as one multi-frame file (`multiframe`, its
+nested sequences too), or the fields of a NIfTI or NRRD header (its size, data type, spacing,
+affine, scaling …), sometimes with bytes flipped or the file cut; `labels` damages the NIfTI header
+of a label map given with the CT to `measure`; `seg` and `rtstruct`, any element of a DICOM SEG or
+RT structure set made on the eight slices, given with them to `measure`. Each copy is segmented (or
+measured) in this process with the bundled model, and one line per seed prints the exit status, the
+damage and the error line; where a copy of a fixed undamaged one (all kinds but `dicom`) exits 0,
+whether its lesion table is the undamaged copy's.
 
 Exits 1 where a run broke the command's contract: an internal error or a traceback, an error told
 in several lines, or files left in the output folder after a refusal. Read the runs that succeeded
@@ -21,9 +26,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import functools
 import gzip
 import io
+import itertools
+import math
 import random
 import re
 import sys
@@ -57,6 +65,7 @@ CODE_TAGS = {"PhotometricInterpretation": ["RGB", "MONOCHROME1", "PALETTE COLOR"
              "ImageType": [["DERIVED", "SECONDARY"], ["ORIGINAL", "PRIMARY", "LOCALIZER"], ""],
              "PatientPosition": ["FFS", "HFP", "FFDR", "XXX", ""]}
 UID_TAGS = ["SeriesInstanceUID", "StudyInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID", "SOPClassUID"]
+ODD_TEXTS = ["", "XXX", "LIVER", "Tumor", "0", "é\x00", "A" * 200]
 CONTRACT_EXITS = {0, 2, 3, 4, 5, 6, 7, 8}  # success, usage, and the project's kinds of error
 
 
@@ -68,6 +77,7 @@ class Outcome:
     error_lines: list[str]
     stderr: str
     left: list[str]  # files in the output folder afterwards
+    table: Optional[str] = None  # the lesion table `measure` wrote
 
     def breaches(self) -> list[str]:
         """How this run broke the command's contract (empty where it kept it)."""
@@ -208,9 +218,149 @@ def damaged_labels(folder: Path, rng: random.Random) -> str:
     ct = _sample_volume()
     folder.mkdir()
     sitk.WriteImage(ct.to_sitk(), str(folder / "ct.nii.gz"))
-    labels = ((ct.array > 40) & (ct.array < 200)).astype(np.uint8)  # soft tissue as "liver"
-    labels[(ct.array > 40) & (ct.array < 80)] = 2  # its darker part as "lesion"
-    return damaged_nifti(folder / "labels.nii.gz", rng, ct.with_array(labels)).replace("nifti", "labels", 1)
+    return damaged_nifti(folder / "labels.nii.gz", rng, tissue_labels(ct)).replace("nifti", "labels", 1)
+
+
+def tissue_labels(ct: Volume) -> Volume:
+    """A label map of `ct` by its values: soft tissue as "liver", its darker part as "lesion"."""
+    labels = ((ct.array > 40) & (ct.array < 200)).astype(np.uint8)
+    labels[(ct.array > 40) & (ct.array < 80)] = 2
+    return ct.with_array(labels)
+
+
+def damage_element(ds: pydicom.Dataset, rng: random.Random) -> str:
+    """One damage to any element of `ds`, nested sequences' too, by its value representation, in words."""
+    elements = [element for element in ds.iterall() if element.tag.group > 0x0002]
+    element = rng.choice(elements)
+    holder = next(d for d in _datasets(ds) if element.tag in d and d[element.tag] is element)
+    name = element.keyword or str(element.tag)
+    how = rng.random()
+    if how < 0.25:
+        del holder[element.tag]
+        return f"no {name}"
+    if element.VR == "SQ":
+        if element.value and how < 0.6:
+            del element.value[rng.randrange(len(element.value))]
+            return f"{name}: an item removed"
+        element.value = []
+        return f"{name} empty"
+    if element.VR in ("OB", "OW", "OF", "UN"):
+        data = element.value or b""
+        element.value = rng.choice([b"", data[:len(data) // 2], data + bytes(8)])
+        return f"{name}: {len(element.value)} bytes, not {len(data)}"
+    if element.VR in ("US", "UL", "SS", "SL", "IS"):
+        value = rng.choice(ODD_COUNTS if element.VR != "IS" else ODD_COUNTS + [-1])
+    elif element.VR in ("DS", "FD", "FL"):
+        value = rng.choice([v for v in ODD_NUMBERS if v != ""] if element.VR != "DS" else ODD_NUMBERS)
+    elif element.VR == "UI":
+        value = rng.choice(["", "1.2.3", "1.2.840.10008.5.1.4.1.1.4", "not a uid"])
+    else:
+        value = rng.choice(ODD_TEXTS)
+    before = element.value
+    try:
+        element.value = value
+    except (ValueError, TypeError, OverflowError):
+        return ""
+    return "" if element.value == before else f"{name}={value!r:.40}"
+
+
+def _datasets(ds: pydicom.Dataset):
+    """`ds` and every dataset nested in its sequences."""
+    yield ds
+    for element in ds:
+        if element.VR == "SQ":
+            for item in element.value:
+                yield from _datasets(item)
+
+
+@functools.lru_cache(maxsize=None)
+def _dicom_objects() -> dict[str, tuple[bytes, dict[str, bytes]]]:
+    """The eight sample slices (decompressed) and a DICOM SEG and RT structure set of their soft tissue
+    made by `measure` over them: each object's bytes, and the slices' files by name."""
+    with tempfile.TemporaryDirectory() as tmp:
+        slices = Path(tmp) / "slices"
+        slices.mkdir()
+        files = sorted(sample_case_path().glob("*.dcm"))
+        middle = len(files) // 2
+        for source in files[middle:middle + SLICES]:
+            ds = pydicom.dcmread(source)
+            ds.decompress()
+            ds.save_as(slices / source.name, enforce_file_format=False)
+        sitk.WriteImage(shape_labels(read_ct_folder(slices)).to_sitk(), str(Path(tmp) / "labels.nii.gz"))
+        code, stderr = run_command(["measure", str(slices), str(Path(tmp) / "labels.nii.gz"),
+                                    "-o", str(Path(tmp) / "seg.dcm"), "--rtstruct", str(Path(tmp) / "rtstruct.dcm")])
+        if code != 0:
+            raise RuntimeError(f"the sample SEG was not made: {stderr}")
+        return {kind: (Path(tmp, f"{kind}.dcm").read_bytes(), {p.name: p.read_bytes() for p in slices.iterdir()})
+                for kind in DICOM_OBJECTS}
+
+
+def shape_labels(ct: Volume) -> Volume:
+    """An ellipse of "liver" on each slice of `ct`, two discs of "lesion" in it: few contours, unlike
+    `tissue_labels`, whose thousands of islands make a structure set of 25 MB."""
+    _, rows, columns = np.ogrid[:ct.shape[0], :ct.shape[1], :ct.shape[2]]
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[:] = (((rows - 250) / 120.0) ** 2 + ((columns - 180) / 90.0) ** 2 <= 1)
+    for row, column, radius in ((230, 170, 25), (300, 200, 12)):
+        labels[:] += ((rows - row) ** 2 + (columns - column) ** 2 <= radius ** 2) & (labels == 1)
+    return ct.with_array(labels)
+
+
+DICOM_OBJECTS = ("seg", "rtstruct")
+
+
+def damaged_dicom_object(kind: str, folder: Path, rng: random.Random) -> str:
+    """The eight slices in `folder`/slices and `folder`/KIND.dcm, a DICOM SEG or RT structure set over
+    them with one to three of its elements damaged (sometimes bytes flipped or the file cut)."""
+    return f"{kind}: " + damage_elements(write_dicom_object(kind, folder), rng)
+
+
+def damage_elements(path: Path, rng: random.Random) -> str:
+    """One to three elements of the DICOM file `path` damaged (`damage_element`), sometimes its bytes
+    too; in words."""
+    ds = pydicom.dcmread(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns of the odd values set, as it should
+        told = [damage_element(ds, rng) for _ in range(rng.choice([1, 1, 2, 3]))]
+        ds.save_as(path, enforce_file_format=True)
+    if rng.random() < 0.15:
+        told.append(damage_bytes(path, rng, 3000))
+    return "; ".join(t for t in told if t)
+
+
+@functools.lru_cache(maxsize=1)
+def _multiframe_bytes() -> bytes:
+    """The eight sample slices of `_dicom_objects` as one multi-frame DICOM file (a Legacy Converted
+    Enhanced CT Image, as highdicom converts a series)."""
+    import highdicom as hd
+
+    _, slices = _dicom_objects()["seg"]
+    datasets = [pydicom.dcmread(io.BytesIO(slices[name])) for name in sorted(slices)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # highdicom on the anonymised patient name
+        image = hd.legacy.LegacyConvertedEnhancedCTImage(datasets, series_instance_uid=hd.UID(), series_number=90,
+                                                         sop_instance_uid=hd.UID(), instance_number=1)
+    buffer = io.BytesIO()
+    image.save_as(buffer)
+    return buffer.getvalue()
+
+
+def damaged_multiframe(path: Path, rng: random.Random) -> str:
+    """The eight slices as one multi-frame DICOM file with one to three of its elements damaged (its
+    per-frame functional groups too; sometimes bytes flipped or the file cut)."""
+    path.write_bytes(_multiframe_bytes())
+    return "multiframe: " + damage_elements(path, rng)
+
+
+def write_dicom_object(kind: str, folder: Path) -> Path:
+    """The eight slices in `folder`/slices, the undamaged DICOM SEG or RT structure set over them in
+    `folder`/KIND.dcm (returned)."""
+    data, slices = _dicom_objects()[kind]
+    (folder / "slices").mkdir(parents=True)
+    for name, content in slices.items():
+        (folder / "slices" / name).write_bytes(content)
+    (folder / f"{kind}.dcm").write_bytes(data)
+    return folder / f"{kind}.dcm"
 
 
 def damage_bytes(path: Path, rng: random.Random, head: int) -> str:
@@ -236,26 +386,84 @@ def _sample_volume() -> Volume:
 
 
 DAMAGE = {"dicom": (damaged_dicom, "slices"), "nifti": (damaged_nifti, "ct.nii.gz"),
-          "nrrd": (damaged_nrrd, "ct.nrrd"), "labels": (damaged_labels, "case")}
+          "nrrd": (damaged_nrrd, "ct.nrrd"), "labels": (damaged_labels, "case"),
+          "seg": (functools.partial(damaged_dicom_object, "seg"), "case"),
+          "rtstruct": (functools.partial(damaged_dicom_object, "rtstruct"), "case"),
+          "multiframe": (damaged_multiframe, "ct.dcm")}
+
+
+def _write_labels_case(folder: Path) -> None:
+    folder.mkdir()
+    sitk.WriteImage(_sample_volume().to_sitk(), str(folder / "ct.nii.gz"))
+    sitk.WriteImage(tissue_labels(_sample_volume()).to_sitk(), str(folder / "labels.nii.gz"))
+
+
+# the undamaged copy of each kind whose copies start from one (not `dicom`: eight slices from anywhere)
+UNDAMAGED = {"nifti": lambda path: sitk.WriteImage(_sample_volume().to_sitk(), str(path)),
+             "nrrd": lambda path: sitk.WriteImage(_sample_volume().to_sitk(), str(path)),
+             "labels": _write_labels_case,
+             "seg": functools.partial(write_dicom_object, "seg"),
+             "rtstruct": functools.partial(write_dicom_object, "rtstruct"),
+             "multiframe": lambda path: path.write_bytes(_multiframe_bytes())}
 
 
 # --- running ----------------------------------------------------------------------------------------
 
 def run_seed(kind: str, seed: int) -> Outcome:
-    """Damage a copy as seed `seed` says and segment it (measure it, for a label map); what happened."""
+    """Damage a copy as seed `seed` says and segment it (measure it, for a label map or DICOM object);
+    what happened."""
     damage, name = DAMAGE[kind]
     with tempfile.TemporaryDirectory() as tmp:
         given, out = Path(tmp) / name, Path(tmp) / "out"
         told = damage(given, random.Random(seed))
         out.mkdir()
-        if kind == "labels":  # measure the damaged label map on its CT
-            code, stderr = run_command(["measure", str(given / "ct.nii.gz"), str(given / "labels.nii.gz"),
-                                        "--lesions", str(out / "lesions.csv")])
-        else:
-            code, stderr = run_command(["segment", str(given), "-o", str(out / "result.seg.nrrd")])
+        code, stderr = run_command(command(kind, given, out))
         left = sorted(p.name for p in out.iterdir())
+        table = (out / "lesions.csv").read_text() if (out / "lesions.csv").exists() else None
     errors = [line for line in stderr.splitlines() if line.startswith("liverlesionseg: error:")]
-    return Outcome(seed, told, code, errors, stderr, left)
+    return Outcome(seed, told, code, errors, stderr, left, table)
+
+
+def command(kind: str, given: Path, out: Path) -> list[str]:
+    """The command run on the copy `given`: `measure` for a label map or DICOM object, with its CT;
+    else `segment`."""
+    if kind == "labels":
+        return ["measure", str(given / "ct.nii.gz"), str(given / "labels.nii.gz"),
+                "--lesions", str(out / "lesions.csv")]
+    if kind in DICOM_OBJECTS:
+        return ["measure", str(given / "slices"), str(given / f"{kind}.dcm"), "--lesions", str(out / "lesions.csv")]
+    return ["segment", str(given), "-o", str(out / "result.seg.nrrd"), "--lesions", str(out / "lesions.csv")]
+
+
+@functools.lru_cache(maxsize=None)
+def undamaged_table(kind: str) -> Optional[str]:
+    """The lesion table the command writes from the undamaged copy of `kind` (None for `dicom`)."""
+    if kind not in UNDAMAGED:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        given, out = Path(tmp) / DAMAGE[kind][1], Path(tmp) / "out"
+        out.mkdir()
+        UNDAMAGED[kind](given)
+        code, stderr = run_command(command(kind, given, out))
+        if code != 0:
+            raise RuntimeError(f"the undamaged {kind} copy failed: {stderr}")
+        return (out / "lesions.csv").read_text()
+
+
+def same_table(table: str, other: str) -> bool:
+    """Two lesion tables hold the same lesions: their cells equal, numbers to a millionth (the writers
+    of the undamaged and of the damaged copies round positions differently in the last digits)."""
+    rows, other_rows = (list(csv.reader(io.StringIO(t))) for t in (table, other))
+    if [len(row) for row in rows] != [len(row) for row in other_rows]:
+        return False
+    for cell, other_cell in zip(itertools.chain(*rows), itertools.chain(*other_rows)):
+        try:
+            if not math.isclose(float(cell), float(other_cell), rel_tol=1e-6, abs_tol=1e-6):
+                return False
+        except ValueError:
+            if cell != other_cell:
+                return False
+    return True
 
 
 def run_command(argv: list[str]) -> tuple[object, str]:
@@ -285,10 +493,15 @@ def main(argv: list[str] | None = None) -> int:
         outcome = run_seed(args.kind, seed)
         counts["exit 0" if outcome.exit_code == 0 else "refused"] += 1
         error = outcome.error_lines[0] if outcome.error_lines else ""
+        if outcome.table is not None and args.kind in UNDAMAGED:  # the damage changed the lesions found, or not
+            same = same_table(outcome.table, undamaged_table(args.kind))
+            error = "the undamaged lesion table" if same else "ANOTHER TABLE"
+            counts["another table"] = counts.get("another table", 0) + (error == "ANOTHER TABLE")
         print(f"{seed}: exit {outcome.exit_code}, {outcome.damage}" + (f" -> {error}" if error else ""), flush=True)
         if outcome.breaches():
             broken.append(outcome)
-    print(f"{counts['exit 0']} exited 0, {counts['refused']} refused, {len(broken)} broke the contract")
+    another = f" ({counts['another table']} with another lesion table)" if "another table" in counts else ""
+    print(f"{counts['exit 0']} exited 0{another}, {counts['refused']} refused, {len(broken)} broke the contract")
     for outcome in broken:
         print(f"seed {outcome.seed} ({outcome.damage}): {'; '.join(outcome.breaches())}\n{outcome.stderr[-2000:]}")
     return 1 if broken else 0

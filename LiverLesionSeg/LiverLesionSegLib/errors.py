@@ -10,13 +10,43 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from typing import Iterator
 
 
 def first_line(exc: BaseException, limit: int = 200) -> str:
     """What a library's exception says, fit for one line: its message's first line (at most `limit`
-    characters), or its type's name when it says nothing."""
-    return str(exc).splitlines()[0][:limit] if str(exc).strip() else type(exc).__name__
+    characters, a cut marked with "..."), an attribute or key missing from a damaged file's header
+    named as such, or its type's name when it says nothing."""
+    text = _missing(exc) or _one_number_for_several(exc) or str(exc)
+    if not text.strip():
+        return type(exc).__name__
+    line = text.splitlines()[0]
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def _missing(exc: BaseException) -> str | None:
+    """"no X" for Python's words on a missing attribute ("'Dataset' object has no attribute 'X'") or
+    a missing DICOM element (a KeyError of pydicom's tag, named with its keyword); None for the rest."""
+    if isinstance(exc, AttributeError):
+        found = re.fullmatch(r"'\w+' object has no attribute '(\w+)'", str(exc))
+        return f"no {found.group(1)}" if found else None
+    if isinstance(exc, KeyError) and len(exc.args) == 1:
+        from pydicom.datadict import keyword_for_tag  # imported here: this module is the package's base
+        from pydicom.tag import BaseTag
+
+        if isinstance(exc.args[0], BaseTag):
+            return f"no element {exc.args[0]} {keyword_for_tag(exc.args[0])}".rstrip()
+    return None
+
+
+def _one_number_for_several(exc: BaseException) -> str | None:
+    """Python's words on indexing one number ("'DSfloat' object is not subscriptable"), as a damaged
+    header's single value where a position, orientation or spacing holds several."""
+    if isinstance(exc, TypeError) and re.fullmatch(r"'(DSfloat|DSdecimal|IS|float|int)' object is not subscriptable",
+                                                   str(exc)):
+        return "a single number where the header holds several (a position, orientation or spacing)"
+    return None
 
 
 class LiverLesionSegError(Exception):

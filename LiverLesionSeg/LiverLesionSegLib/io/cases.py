@@ -31,9 +31,7 @@ from .archive import Unpacked, is_archive, unpack
 from .dicom import NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
 from .dicomseg import LABEL_MODALITIES, read_dicom_masks, read_seg_case
 from .rtstruct import is_rtstruct
-from .images import (image_stem, is_image_file, read_image, read_label_map, refuse_a_blank_image, refuse_a_non_ct,
-                     refuse_an_implausible_spacing, refuse_values_beyond_hounsfield,
-                     refuse_values_without_rescale, suffix_by_content)
+from .images import image_stem, is_image_file, read_image, read_label_map, refuse_a_non_ct, suffix_by_content
 from .ircadb import CT_FOLDER, is_ircadb_case, read_ircadb_case
 from .series_choice import choose_ct_file, choose_ct_series, read_chosen_series
 from .slicer_scene import choose_scene_segmentation, choose_scene_volume, is_scene_bundle, is_scene_file, scene_file_in
@@ -165,14 +163,10 @@ class InputCT:
     def _read(self) -> Volume:
         if self.image is not None:
             volume = read_image(self.image)
-            refuse_a_non_ct(volume, self.image)
-            return volume
-        volume = read_chosen_series(self.scan, self.series)
-        where = volume.source or self.scan
-        refuse_an_implausible_spacing(volume, where)  # a PixelSpacing damaged or in other units
-        refuse_a_blank_image(volume, where)  # a series whose pixel data was blanked
-        refuse_values_without_rescale(volume, where)  # a series whose rescale was removed
-        refuse_values_beyond_hounsfield(volume, where)  # a RescaleSlope damaged
+        else:
+            volume = read_chosen_series(self.scan, self.series)
+        # a label map given, a spacing or rescale damaged, pixel data blanked, a mask exported as CT images ...
+        refuse_a_non_ct(volume, self.image or volume.source or self.scan)
         return volume
 
 

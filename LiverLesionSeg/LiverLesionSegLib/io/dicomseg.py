@@ -112,6 +112,10 @@ def read_seg_masks(path: Path, ct: Volume) -> dict[str, np.ndarray]:
     frames = _binary_frames(seg, path)
     shared = seg.get("SharedFunctionalGroupsSequence", [None])[0]
     per_frame = seg.PerFrameFunctionalGroupsSequence
+    if len(per_frame) != len(frames):  # frames after a missing description would be placed by the next one's
+        raise InputError(f"holds {len(frames)} frames but {len(per_frame)} per-frame descriptions "
+                         "(PerFrameFunctionalGroupsSequence), so where each frame lies cannot be told", path,
+                         "the file is damaged; export the segmentation again")
     # The frames lie on the CT's slices as acquired: its grid, or the slices it was resampled from.
     acquired = ct.acquired
     plane = ct if acquired is None else acquired.plane()
@@ -135,7 +139,11 @@ def read_seg_masks(path: Path, ct: Volume) -> dict[str, np.ndarray]:
                     masks[role][ks[index]] |= (frames[index] == number).astype(np.uint8)
             continue
         number = int(functional_group_item(fg, shared, "SegmentIdentificationSequence", path).ReferencedSegmentNumber)
-        role = roles.get(number)
+        if number not in roles:  # left out, it was a liver's or a lesion's slice lost without a word
+            raise InputError(f"its frame {index + 1} is of segment {number}, which its SegmentSequence does not "
+                             f"describe (segments {', '.join(str(n) for n in roles)})", path,
+                             "the file is damaged; export the segmentation again")
+        role = roles[number]
         if role is not None:
             masks[role][ks[index]] |= frames[index]
     if acquired is not None:

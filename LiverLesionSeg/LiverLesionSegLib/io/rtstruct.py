@@ -32,6 +32,7 @@ from .regularize import STEP_TOLERANCE, Stack, mask_to_grid
 LOG = logging.getLogger("LiverLesionSeg")
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 FILLED_TYPES = ("CLOSED_PLANAR", "CLOSEDPLANAR_XOR")  # a POINT or OPEN_PLANAR contour encloses nothing
+CONTOUR_TYPES = FILLED_TYPES + ("POINT", "OPEN_PLANAR", "OPEN_NONPLANAR")
 HINT = "export the structure set again from the planning system, on this CT series"
 
 
@@ -56,12 +57,14 @@ def read_rtstruct_masks(path: str | os.PathLike, ct: Volume) -> dict[str, np.nda
     try:
         dataset = dcmread(path)
         numbers = [int(item.ROINumber) for item in dataset.StructureSetROISequence]
+        repeated = sorted({number for number in numbers if numbers.count(number) > 1})
+        if repeated:  # which ROI's contours are whose cannot be told: the liver could be read as a lesion
+            raise InputError(f"gives ROI number {repeated[0]} to more than one ROI", path, HINT)
         rois = _rois(dataset)
+    except InputError:
+        raise
     except Exception as exc:  # pydicom raises many kinds on damaged files
         raise InputError(f"cannot read the RT structure set ({first_line(exc)})", path, HINT) from None
-    repeated = sorted({number for number in numbers if numbers.count(number) > 1})
-    if repeated:  # which ROI's contours are whose cannot be told: the liver could be read as a lesion
-        raise InputError(f"gives ROI number {repeated[0]} to more than one ROI", path, HINT)
     slices = _Slices(ct)
     masks: dict[str, np.ndarray] = {}
     for name, meaning, contours in rois:
@@ -83,11 +86,17 @@ def _rois(dataset: pydicom.Dataset) -> list[tuple[str, Optional[str], list[np.nd
     rois = []
     for item in dataset.get("ROIContourSequence", []):
         number = int(item.ReferencedROINumber)
-        name = names.get(number, f"ROI {number}")
+        if number not in names:  # whether they outline the liver, a lesion or neither cannot be told
+            raise ValueError(f"it holds contours of ROI number {number}, which its StructureSetROISequence does "
+                             "not list")
+        name = names[number]
         given = item.get("ContourSequence", [])
+        meaning = roi_meaning(name, types.get(number, ""))
+        if meaning is not None:
+            for contour in given:
+                _check_type(contour, name)
         contours = [_points(contour, name) for contour in given
                     if str(contour.get("ContourGeometricType", "")).upper() in FILLED_TYPES]
-        meaning = roi_meaning(name, types.get(number, ""))
         if meaning is not None and len(contours) < len(given):
             LOG.warning("ROI '%s': %d of its %d contours left out: open lines or points, which enclose no area "
                         "(only CLOSED_PLANAR contours are filled)", name, len(given) - len(contours), len(given))
@@ -95,9 +104,23 @@ def _rois(dataset: pydicom.Dataset) -> list[tuple[str, Optional[str], list[np.nd
     return rois
 
 
+def _check_type(contour: pydicom.Dataset, roi: str) -> None:
+    """A contour of a liver or lesion ROI without a known ContourGeometricType named (left out as an
+    open line, the outline of a lesion changed its volume without a word)."""
+    kind = str(contour.get("ContourGeometricType", "") or "")
+    if kind.upper() not in CONTOUR_TYPES:
+        told = f"the ContourGeometricType '{kind[:20]}'" if kind else "no ContourGeometricType"
+        raise ValueError(f"a contour of ROI '{roi}' has {told}, so whether it encloses an area cannot be told "
+                         f"(known: {', '.join(CONTOUR_TYPES)})")
+
+
 def _points(contour: pydicom.Dataset, roi: str) -> np.ndarray:
     """A contour's (n, 3) points; ContourData that is no list of x, y, z is named with its ROI."""
-    values = np.asarray(contour.get("ContourData") or [], dtype=float).ravel()
+    try:
+        values = np.asarray(contour.get("ContourData") or [], dtype=float).ravel()
+    except ValueError as exc:  # pydicom reads each number as it is asked for: text in it fails here
+        raise ValueError(f"a contour of ROI '{roi}' holds ContourData that is not numbers ({first_line(exc, 80)})"
+                         ) from None
     if values.size == 0 or values.size % 3:
         raise ValueError(f"a contour of ROI '{roi}' holds {values.size} numbers, not x, y, z points")
     return values.reshape(-1, 3)

@@ -179,6 +179,21 @@ def label_map_given_as_the_ct(data_dir, tmp, model):
 
 
 @entry
+def dicom_series_of_a_mask(data_dir, tmp, model):
+    """A DICOM series whose images hold a mask (0 background, 1 liver, 2 lesion): a tool's export labelled CT."""
+    folder, files = copy_six(data_dir, tmp, "mask-series")
+    for path in files:
+        ds = pydicom.dcmread(path)
+        stored = ds.pixel_array.dtype
+        mask = np.zeros((ds.Rows, ds.Columns), stored)
+        mask[100:300, 100:300] = 1
+        mask[150:200, 150:200] = 2
+        ds.PixelData, ds.RescaleIntercept, ds.RescaleSlope = mask.tobytes(), 0, 1
+        ds.save_as(path)
+    return BadInput(segment(folder, tmp, model), INPUT, "a label map or mask, not a ct", "mask-series")
+
+
+@entry
 def slicer_segmentation_given_as_the_ct(data_dir, tmp, model):
     """A Slicer segmentation (.seg.nrrd, this tool's own output) given where the CT belongs."""
     from LiverLesionSegLib.io.write import save_labels

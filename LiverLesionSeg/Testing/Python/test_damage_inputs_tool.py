@@ -79,7 +79,59 @@ def test_a_nifti_damage_is_in_its_header(tmp_path):
     pytest.fail("no seed of 20 changed the data type alone")
 
 
-@pytest.mark.parametrize("kind", ["dicom", "nifti", "nrrd", "labels"])
+def test_the_undamaged_seg_and_structure_set_measure_their_two_lesions():
+    """The judge of a measured copy: the table of the undamaged object. The SEG and the RT structure set
+    (each written by `measure`, read back by it) give one table: the two discs drawn."""
+    table = damage_inputs.undamaged_table("seg")
+    assert table == damage_inputs.undamaged_table("rtstruct")
+    assert [row.split(",")[1] for row in table.splitlines()[1:]] == ["1", "2"]
+
+
+@pytest.mark.parametrize("kind", damage_inputs.DICOM_OBJECTS)
+def test_each_element_damage_changes_the_object(kind, tmp_path):
+    """Forty seeds: what is told was done (the dataset differs from the undamaged one), in nested
+    sequences too."""
+    original = pydicom.dcmread(damage_inputs.write_dicom_object(kind, tmp_path))
+    nested = 0
+    for seed in range(40):
+        ds = copy.deepcopy(original)
+        told = damage_inputs.damage_element(ds, random.Random(seed))
+        if told:
+            assert ds != original, told
+            nested += told.split("=")[0].split(":")[0].removeprefix("no ").strip() not in original
+    assert nested >= 10  # most elements of a SEG or structure set lie in its sequences
+
+
+def test_tables_are_the_same_to_a_millionth():
+    table = damage_inputs.undamaged_table("seg")
+    rows = table.splitlines()
+    cells = rows[1].split(",")
+    cells[3] = str(float(cells[3]) * (1 + 1e-9))  # a volume written by another writer's rounding
+    assert damage_inputs.same_table("\n".join([rows[0], ",".join(cells), *rows[2:]]), table)
+    cells[3] = str(float(cells[3]) * 1.01)
+    assert not damage_inputs.same_table("\n".join([rows[0], ",".join(cells), *rows[2:]]), table)
+    assert not damage_inputs.same_table("\n".join(rows[:2]), table)  # a lesion fewer
+
+
+def test_a_damaged_object_is_told_as_measured_on_another_table(tmp_path, monkeypatch):
+    """A SEG whose lesion frames name the liver's segment is measured (it is a valid SEG) into another
+    table, which the run's outcome carries for the tool to flag."""
+    monkeypatch.setattr(damage_inputs, "DAMAGE", {**damage_inputs.DAMAGE, "seg": (_lesions_as_liver, "case")})
+    outcome = damage_inputs.run_seed("seg", 0)
+    assert outcome.exit_code == 0 and outcome.table is not None
+    assert not damage_inputs.same_table(outcome.table, damage_inputs.undamaged_table("seg"))
+
+
+def _lesions_as_liver(folder, rng):
+    path = damage_inputs.write_dicom_object("seg", folder)
+    ds = pydicom.dcmread(path)
+    for item in ds.PerFrameFunctionalGroupsSequence:
+        item.SegmentIdentificationSequence[0].ReferencedSegmentNumber = 1
+    ds.save_as(path)
+    return "seg: every frame of segment 1"
+
+
+@pytest.mark.parametrize("kind", sorted(damage_inputs.DAMAGE))
 def test_a_few_damaged_copies_keep_the_contract(kind):
     """Three seeds of each kind through the real command (segment with the bundled model, or measure)."""
     for seed in range(3):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -185,6 +186,51 @@ def four_segments(sources, pixels, kind: hd.seg.SegmentationTypeValues) -> hd.se
         source_images=sources, pixel_array=pixels, segmentation_type=kind, segment_descriptions=descriptions,
         series_instance_uid=hd.UID(), series_number=50, sop_instance_uid=hd.UID(), instance_number=1,
         manufacturer="test", manufacturer_model_name="test", software_versions="0", device_serial_number="0")
+
+
+def test_a_seg_missing_a_frame_description_is_refused(case_0697_copy):
+    """Found by `tools/damage_inputs.py --kind seg`: with one per-frame item gone, each frame after it
+    was placed by the next one's position and segment, and the lesion table changed without a word."""
+    path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
+    ds = pydicom.dcmread(path)
+    frames = int(ds.NumberOfFrames)
+    del ds.PerFrameFunctionalGroupsSequence[frames // 2]
+    ds.save_as(path)
+    with pytest.raises(InputError, match=rf"{path.name}: holds {frames} frames but {frames - 1} per-frame "
+                                         r"descriptions \(PerFrameFunctionalGroupsSequence\), so where each frame "
+                                         r"lies cannot be told"):
+        read_seg_case(case_0697_copy)
+
+
+@pytest.mark.parametrize("number", [0, 7])
+def test_a_frame_of_a_segment_not_described_is_refused(case_0697_copy, number):
+    """Found by the damage tool: a frame whose ReferencedSegmentNumber names no segment was left out."""
+    path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
+    ds = pydicom.dcmread(path)
+    ds.PerFrameFunctionalGroupsSequence[2].SegmentIdentificationSequence[0].ReferencedSegmentNumber = number
+    ds.save_as(path)
+    with pytest.raises(InputError, match=rf"{path.name}: its frame 3 is of segment {number}, which its "
+                                         r"SegmentSequence does not describe \(segments 1\)"):
+        read_seg_case(case_0697_copy)
+
+
+@pytest.mark.parametrize("missing, told", [
+    ("PlanePositionSequence", "no element (0020,9113) PlanePositionSequence"),
+    ("FrameContentSequence", "no FrameContentSequence"),
+    ("ImagePositionPatient", "a single number where the header holds several (a position, orientation or spacing)")])
+def test_a_missing_or_single_valued_element_is_told_plainly(case_0697_copy, missing, told):
+    """Found by the damage tool: highdicom's KeyError, AttributeError and TypeError were shown as
+    Python's words: "(0020,9113)" alone, "'Dataset' object has no attribute 'FrameContentSequence'",
+    or, for a position of one number, "'DSfloat' object is not subscriptable"."""
+    path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
+    ds = pydicom.dcmread(path)
+    if missing == "ImagePositionPatient":
+        ds.PerFrameFunctionalGroupsSequence[1].PlanePositionSequence[0].ImagePositionPatient = 0.001
+    else:
+        delattr(ds.PerFrameFunctionalGroupsSequence[1], missing)
+    ds.save_as(path)
+    with pytest.raises(InputError, match=rf"{path.name}: cannot read the DICOM SEG \({re.escape(told)}\)"):
+        read_seg_case(case_0697_copy)
 
 
 @pytest.mark.filterwarnings("ignore:The string .* person name:UserWarning")

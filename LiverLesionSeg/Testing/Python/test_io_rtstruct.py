@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -338,34 +339,82 @@ def test_a_damaged_rtstruct_is_refused(reference, tmp_path):
         read_rtstruct_masks(tmp_path / "cut.dcm", case.ct)
 
 
-@pytest.mark.parametrize("values", [[], [10.0], [float(v) for v in range(83)]])
-def test_contour_data_that_is_no_list_of_points_names_its_roi(reference, tmp_path, values):
+def _gtv_contours(dataset: pydicom.Dataset) -> pydicom.Dataset:
+    names = {int(item.ROINumber): item.ROIName for item in dataset.StructureSetROISequence}
+    return next(item for item in dataset.ROIContourSequence if names[int(item.ReferencedROINumber)] == "GTV")
+
+
+def _refusal_of_edited(reference, tmp_path: Path, edit) -> str:
+    """The one line that reading the reference structure set, edited by `edit(dataset)`, is refused with."""
     case, path = reference
     dataset = pydicom.dcmread(path)
-    names = {int(item.ROINumber): item.ROIName for item in dataset.StructureSetROISequence}
-    gtv = next(item for item in dataset.ROIContourSequence if names[int(item.ReferencedROINumber)] == "GTV")
-    gtv.ContourSequence[0].ContourData = values
-    dataset.save_as(tmp_path / "points.dcm")
-    with pytest.raises(InputError, match=rf"points\.dcm: cannot read the RT structure set \(a contour of ROI 'GTV' "
-                                         rf"holds {len(values)} numbers, not x, y, z points\)"):
-        read_rtstruct_masks(tmp_path / "points.dcm", case.ct)
+    edit(dataset)
+    dataset.save_as(tmp_path / "edited.dcm")
+    with pytest.raises(InputError) as refused:
+        read_rtstruct_masks(tmp_path / "edited.dcm", case.ct)
+    return str(refused.value)
+
+
+@pytest.mark.parametrize("values", [[], [10.0], [float(v) for v in range(83)]])
+def test_contour_data_that_is_no_list_of_points_names_its_roi(reference, tmp_path, values):
+    def edit(dataset):
+        _gtv_contours(dataset).ContourSequence[0].ContourData = values
+
+    assert re.search(rf"edited\.dcm: cannot read the RT structure set \(a contour of ROI 'GTV' holds {len(values)} "
+                     r"numbers, not x, y, z points\)", _refusal_of_edited(reference, tmp_path, edit))
+
+
+@pytest.mark.parametrize("kind, told", [(None, "no ContourGeometricType"), ("", "no ContourGeometricType"),
+                                        ("CLOSED", "the ContourGeometricType 'CLOSED'")])
+def test_a_lesion_contour_of_no_known_type_is_refused(reference, tmp_path, kind, told):
+    """Found by `tools/damage_inputs.py --kind rtstruct`: such a contour was left out as an open line,
+    and the lesion table changed without a word."""
+    def edit(dataset):
+        contour = _gtv_contours(dataset).ContourSequence[0]
+        if kind is None:
+            del contour.ContourGeometricType
+        else:
+            contour.ContourGeometricType = kind
+
+    assert re.search(rf"edited\.dcm: cannot read the RT structure set \(a contour of ROI 'GTV' has {told}, so whether "
+                     "it encloses an area cannot be told", _refusal_of_edited(reference, tmp_path, edit))
+
+
+def test_contours_of_an_roi_number_not_listed_are_refused(reference, tmp_path):
+    """Found by the damage tool: they were left out as an ROI of no known meaning, the liver's too."""
+    def edit(dataset):
+        dataset.ROIContourSequence[0].ReferencedROINumber = 99
+
+    assert re.search(r"edited\.dcm: cannot read the RT structure set \(it holds contours of ROI number 99, which its "
+                     r"StructureSetROISequence does not list\)", _refusal_of_edited(reference, tmp_path, edit))
+
+
+def test_contour_data_holding_text_names_its_roi(reference, tmp_path):
+    """Bytes changed in a number of ContourData: told with its ROI, not as Python's float conversion."""
+    case, path = reference
+    raw = path.read_bytes()
+    text = "\\".join(str(v) for v in _gtv_contours(pydicom.dcmread(path)).ContourSequence[0].ContourData)
+    assert raw.count(text.encode()) == 1
+    damaged = text.replace(text[:3], "-x" + text[2], 1)
+    (tmp_path / "text.dcm").write_bytes(raw.replace(text.encode(), damaged.encode()))
+    with pytest.raises(InputError, match=r"text\.dcm: cannot read the RT structure set \(a contour of ROI 'GTV' "
+                                         r"holds ContourData that is not numbers \(could not convert string"):
+        read_rtstruct_masks(tmp_path / "text.dcm", case.ct)
 
 
 def test_two_rois_of_one_number_are_refused(reference, tmp_path):
     """Which contours are whose cannot be told: read by number, the liver was measured as a lesion."""
-    case, path = reference
-    dataset = pydicom.dcmread(path)
-    dataset.StructureSetROISequence[1].ROINumber = dataset.StructureSetROISequence[0].ROINumber
-    dataset.save_as(tmp_path / "twice.dcm")
-    with pytest.raises(InputError, match=r"twice\.dcm: gives ROI number \d+ to more than one ROI"):
-        read_rtstruct_masks(tmp_path / "twice.dcm", case.ct)
+    def edit(dataset):
+        dataset.StructureSetROISequence[1].ROINumber = dataset.StructureSetROISequence[0].ROINumber
+
+    assert re.search(r"edited\.dcm: gives ROI number \d+ to more than one ROI",
+                     _refusal_of_edited(reference, tmp_path, edit))
 
 
 def test_open_contours_of_a_lesion_are_left_out_with_a_warning(reference, tmp_path, caplog):
     case, path = reference
     dataset = pydicom.dcmread(path)
-    names = {int(item.ROINumber): item.ROIName for item in dataset.StructureSetROISequence}
-    gtv = next(item for item in dataset.ROIContourSequence if names[int(item.ReferencedROINumber)] == "GTV")
+    gtv = _gtv_contours(dataset)
     for contour in gtv.ContourSequence:
         contour.ContourGeometricType = "OPEN_PLANAR"
     dataset.save_as(tmp_path / "open.dcm")
