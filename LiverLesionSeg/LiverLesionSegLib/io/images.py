@@ -420,6 +420,7 @@ def _check_nifti(path: Path, itk_spacing: Optional[Sequence[float]] = None) -> N
                             "voxel axes in one plane", path, "write it again from the tool that made it")
     if itk_spacing is not None:
         _check_one_spacing(path, itk_spacing, image.affine)
+    _warn_of_no_position(path, image.header)
     proxy = image.dataobj
     announced = int(np.prod(proxy.shape)) * proxy.dtype.itemsize
     needed = proxy.offset + announced
@@ -436,6 +437,18 @@ def _check_nifti(path: Path, itk_spacing: Optional[Sequence[float]] = None) -> N
     _refuse_surplus(path, available - proxy.offset, announced, proxy.shape, proxy.dtype)
     if np.issubdtype(proxy.dtype, np.floating):
         _check_finite(path, np.asarray(proxy.get_unscaled()))
+
+
+def _warn_of_no_position(path: Path, header) -> None:
+    """A warning where a NIfTI with voxel sizes gives neither a sform nor a qform (both codes 0, or a
+    code no reader knows): it is read at 0, 0, 0 in voxel order, the lesion table's positions are not
+    the patient's, and nothing said so. One of 1 mm voxels is a bare array, which `geometry_caveats` tells."""
+    if int(header["sform_code"]) or int(header["qform_code"]) or np.allclose(header["pixdim"][1:4], 1):
+        return
+    LOG.warning("%s: its header gives no position or orientation (sform_code and qform_code 0): it is read as NIfTI "
+                "reads such a file, the first voxel at 0, 0, 0 and its axes in voxel order; the segmentation lies on "
+                "its grid, but the positions in the lesion table are not the patient's (write the image with its "
+                "affine to have them)", path)
 
 
 def _check_nrrd(path: Path, reader: sitk.ImageFileReader) -> None:

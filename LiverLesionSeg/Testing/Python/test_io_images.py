@@ -167,6 +167,24 @@ def test_a_nifti_holding_whole_slices_more_than_announced_is_read_without_them_a
            "as many as 3 slice(s): they are not read" in caplog.text
 
 
+@pytest.mark.parametrize("code", [0, -1])
+def test_a_nifti_of_no_position_is_warned_of(small, tmp_path, caplog, code):
+    """Found by `tools/damage_inputs.py --kind nifti`: a sform_code of 0 (or one no reader knows, -1)
+    beside a qform_code of 0 read the CT at 0, 0, 0 in voxel order, its lesion table's positions
+    another than the patient's, with nothing said."""
+    def no_position(header):
+        header["sform_code"], header["qform_code"] = code, 0
+
+    nifti_with_header(small, tmp_path / "placed.nii", lambda h: None)
+    nifti_with_header(small, tmp_path / "unplaced.nii", no_position)
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        read_image(tmp_path / "placed.nii")
+        assert "no position" not in caplog.text
+        volume = read_image(tmp_path / "unplaced.nii")
+    np.testing.assert_array_equal(volume.array, small.array)
+    assert "unplaced.nii: its header gives no position or orientation (sform_code and qform_code 0)" in caplog.text
+
+
 @pytest.mark.parametrize("row", ["srow_x", "srow_z"])
 def test_a_nifti_whose_affine_is_not_numbers_is_refused(small, tmp_path, row):
     """A NaN in the sform was told as slices 'shifted nan mm in-plane ... not a gantry tilt'."""
