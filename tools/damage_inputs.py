@@ -77,7 +77,7 @@ class Outcome:
     error_lines: list[str]
     stderr: str
     left: list[str]  # files in the output folder afterwards
-    table: Optional[str] = None  # the lesion table `measure` wrote
+    table: Optional[str] = None  # the lesion table written, and the liver's volume told (`result_of`)
 
     def breaches(self) -> list[str]:
         """How this run broke the command's contract (empty where it kept it)."""
@@ -274,11 +274,12 @@ def _datasets(ds: pydicom.Dataset):
 
 
 @functools.lru_cache(maxsize=None)
-def _dicom_objects() -> dict[str, tuple[bytes, dict[str, bytes]]]:
-    """The eight sample slices (decompressed) and a DICOM SEG and RT structure set of their soft tissue
-    made by `measure` over them: each object's bytes, and the slices' files by name."""
+def _measured_objects() -> dict[str, tuple[bytes, dict[str, bytes]]]:
+    """The eight sample slices (decompressed), and a DICOM SEG, an RT structure set and a Slicer
+    .seg.nrrd of an ellipse and two discs on them (`shape_labels`) written by `measure` over them:
+    each object's bytes, and the slices' files by name."""
     with tempfile.TemporaryDirectory() as tmp:
-        slices = Path(tmp) / "slices"
+        slices, labels = Path(tmp) / "slices", Path(tmp) / "labels.nii.gz"
         slices.mkdir()
         files = sorted(sample_case_path().glob("*.dcm"))
         middle = len(files) // 2
@@ -286,13 +287,14 @@ def _dicom_objects() -> dict[str, tuple[bytes, dict[str, bytes]]]:
             ds = pydicom.dcmread(source)
             ds.decompress()
             ds.save_as(slices / source.name, enforce_file_format=False)
-        sitk.WriteImage(shape_labels(read_ct_folder(slices)).to_sitk(), str(Path(tmp) / "labels.nii.gz"))
-        code, stderr = run_command(["measure", str(slices), str(Path(tmp) / "labels.nii.gz"),
-                                    "-o", str(Path(tmp) / "seg.dcm"), "--rtstruct", str(Path(tmp) / "rtstruct.dcm")])
-        if code != 0:
-            raise RuntimeError(f"the sample SEG was not made: {stderr}")
-        return {kind: (Path(tmp, f"{kind}.dcm").read_bytes(), {p.name: p.read_bytes() for p in slices.iterdir()})
-                for kind in DICOM_OBJECTS}
+        sitk.WriteImage(shape_labels(read_ct_folder(slices)).to_sitk(), str(labels))
+        made = {kind: str(Path(tmp, name)) for kind, name in OBJECT_FILES.items()}
+        for outputs in (["-o", made["seg"], "--rtstruct", made["rtstruct"]], ["-o", made["segnrrd"]]):
+            code, stderr, _ = run_command(["measure", str(slices), str(labels), *outputs])
+            if code != 0:
+                raise RuntimeError(f"the sample objects were not made: {stderr}")
+        return {kind: (Path(tmp, name).read_bytes(), {p.name: p.read_bytes() for p in slices.iterdir()})
+                for kind, name in OBJECT_FILES.items()}
 
 
 def shape_labels(ct: Volume) -> Volume:
@@ -306,13 +308,41 @@ def shape_labels(ct: Volume) -> Volume:
     return ct.with_array(labels)
 
 
+# what `measure` reads beside the slices, by kind
+OBJECT_FILES = {"seg": "seg.dcm", "rtstruct": "rtstruct.dcm", "segnrrd": "segmentation.seg.nrrd"}
 DICOM_OBJECTS = ("seg", "rtstruct")
 
 
 def damaged_dicom_object(kind: str, folder: Path, rng: random.Random) -> str:
     """The eight slices in `folder`/slices and `folder`/KIND.dcm, a DICOM SEG or RT structure set over
     them with one to three of its elements damaged (sometimes bytes flipped or the file cut)."""
-    return f"{kind}: " + damage_elements(write_dicom_object(kind, folder), rng)
+    return f"{kind}: " + damage_elements(write_object(kind, folder), rng)
+
+
+def damaged_seg_nrrd(folder: Path, rng: random.Random) -> str:
+    """The eight slices in `folder`/slices and a Slicer .seg.nrrd of them whose header lines (the
+    segments' names, layers and label values, the geometry, sizes ...) were changed or deleted."""
+    path = write_object("segnrrd", folder)
+    data = path.read_bytes()
+    end = data.index(b"\n\n")
+    lines = data[:end].decode().split("\n")
+    told = []
+    fields = [n for n, line in enumerate(lines) if n and not line.startswith("#")]  # not the magic line, comments
+    for _ in range(rng.choice([1, 1, 2])):
+        n = rng.choice(fields)
+        key = re.split(r":=|: ", lines[n], maxsplit=1)[0]
+        if rng.random() < 0.25:
+            lines[n] = "#"  # a comment: the line gone, the header's form kept
+            told.append(f"no {key}")
+            continue
+        value = rng.choice(["", "0", "1", "2", "7", "-1", "nan", "XXX", "Liver", "Tumor", "1 2 3"])
+        separator = ":=" if ":=" in lines[n] else ": "
+        lines[n] = f"{key}{separator}{value}"
+        told.append(f"{key}{separator}{value}")
+    path.write_bytes("\n".join(lines).encode() + data[end:])
+    if rng.random() < 0.15:
+        told.append(damage_bytes(path, rng, end))
+    return "segnrrd: " + "; ".join(told)
 
 
 def damage_elements(path: Path, rng: random.Random) -> str:
@@ -330,11 +360,11 @@ def damage_elements(path: Path, rng: random.Random) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _multiframe_bytes() -> bytes:
-    """The eight sample slices of `_dicom_objects` as one multi-frame DICOM file (a Legacy Converted
+    """The eight sample slices of `_measured_objects` as one multi-frame DICOM file (a Legacy Converted
     Enhanced CT Image, as highdicom converts a series)."""
     import highdicom as hd
 
-    _, slices = _dicom_objects()["seg"]
+    _, slices = _measured_objects()["seg"]
     datasets = [pydicom.dcmread(io.BytesIO(slices[name])) for name in sorted(slices)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # highdicom on the anonymised patient name
@@ -352,15 +382,15 @@ def damaged_multiframe(path: Path, rng: random.Random) -> str:
     return "multiframe: " + damage_elements(path, rng)
 
 
-def write_dicom_object(kind: str, folder: Path) -> Path:
-    """The eight slices in `folder`/slices, the undamaged DICOM SEG or RT structure set over them in
-    `folder`/KIND.dcm (returned)."""
-    data, slices = _dicom_objects()[kind]
+def write_object(kind: str, folder: Path) -> Path:
+    """The eight slices in `folder`/slices, the undamaged SEG, RT structure set or .seg.nrrd over them
+    in `folder` (returned)."""
+    data, slices = _measured_objects()[kind]
     (folder / "slices").mkdir(parents=True)
     for name, content in slices.items():
         (folder / "slices" / name).write_bytes(content)
-    (folder / f"{kind}.dcm").write_bytes(data)
-    return folder / f"{kind}.dcm"
+    (folder / OBJECT_FILES[kind]).write_bytes(data)
+    return folder / OBJECT_FILES[kind]
 
 
 def damage_bytes(path: Path, rng: random.Random, head: int) -> str:
@@ -389,6 +419,7 @@ DAMAGE = {"dicom": (damaged_dicom, "slices"), "nifti": (damaged_nifti, "ct.nii.g
           "nrrd": (damaged_nrrd, "ct.nrrd"), "labels": (damaged_labels, "case"),
           "seg": (functools.partial(damaged_dicom_object, "seg"), "case"),
           "rtstruct": (functools.partial(damaged_dicom_object, "rtstruct"), "case"),
+          "segnrrd": (damaged_seg_nrrd, "case"),
           "multiframe": (damaged_multiframe, "ct.dcm")}
 
 
@@ -402,8 +433,9 @@ def _write_labels_case(folder: Path) -> None:
 UNDAMAGED = {"nifti": lambda path: sitk.WriteImage(_sample_volume().to_sitk(), str(path)),
              "nrrd": lambda path: sitk.WriteImage(_sample_volume().to_sitk(), str(path)),
              "labels": _write_labels_case,
-             "seg": functools.partial(write_dicom_object, "seg"),
-             "rtstruct": functools.partial(write_dicom_object, "rtstruct"),
+             "seg": functools.partial(write_object, "seg"),
+             "rtstruct": functools.partial(write_object, "rtstruct"),
+             "segnrrd": functools.partial(write_object, "segnrrd"),
              "multiframe": lambda path: path.write_bytes(_multiframe_bytes())}
 
 
@@ -417,9 +449,9 @@ def run_seed(kind: str, seed: int) -> Outcome:
         given, out = Path(tmp) / name, Path(tmp) / "out"
         told = damage(given, random.Random(seed))
         out.mkdir()
-        code, stderr = run_command(command(kind, given, out))
+        code, stderr, stdout = run_command(command(kind, given, out))
         left = sorted(p.name for p in out.iterdir())
-        table = (out / "lesions.csv").read_text() if (out / "lesions.csv").exists() else None
+        table = result_of(out, stdout)
     errors = [line for line in stderr.splitlines() if line.startswith("liverlesionseg: error:")]
     return Outcome(seed, told, code, errors, stderr, left, table)
 
@@ -430,8 +462,9 @@ def command(kind: str, given: Path, out: Path) -> list[str]:
     if kind == "labels":
         return ["measure", str(given / "ct.nii.gz"), str(given / "labels.nii.gz"),
                 "--lesions", str(out / "lesions.csv")]
-    if kind in DICOM_OBJECTS:
-        return ["measure", str(given / "slices"), str(given / f"{kind}.dcm"), "--lesions", str(out / "lesions.csv")]
+    if kind in OBJECT_FILES:
+        return ["measure", str(given / "slices"), str(given / OBJECT_FILES[kind]),
+                "--lesions", str(out / "lesions.csv")]
     return ["segment", str(given), "-o", str(out / "result.seg.nrrd"), "--lesions", str(out / "lesions.csv")]
 
 
@@ -444,10 +477,19 @@ def undamaged_table(kind: str) -> Optional[str]:
         given, out = Path(tmp) / DAMAGE[kind][1], Path(tmp) / "out"
         out.mkdir()
         UNDAMAGED[kind](given)
-        code, stderr = run_command(command(kind, given, out))
+        code, stderr, stdout = run_command(command(kind, given, out))
         if code != 0:
             raise RuntimeError(f"the undamaged {kind} copy failed: {stderr}")
-        return (out / "lesions.csv").read_text()
+        return result_of(out, stdout)
+
+
+def result_of(out: Path, stdout: str) -> Optional[str]:
+    """What a run found: its lesion table and the line that gives the liver's volume (None where it
+    wrote no table)."""
+    if not (out / "lesions.csv").exists():
+        return None
+    liver = [line for line in stdout.splitlines() if line.startswith("Liver:")]
+    return (out / "lesions.csv").read_text() + "".join(line + "\n" for line in liver)
 
 
 def same_table(table: str, other: str) -> bool:
@@ -466,10 +508,10 @@ def same_table(table: str, other: str) -> bool:
     return True
 
 
-def run_command(argv: list[str]) -> tuple[object, str]:
-    """`liverlesionseg ARGV...` in this process: its exit status and stderr."""
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+def run_command(argv: list[str]) -> tuple[object, str, str]:
+    """`liverlesionseg ARGV...` in this process: its exit status, stderr and stdout."""
+    stderr, stdout = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the libraries warn about the damage, as they should
         try:
             code = cli.main(argv + ["--progress", "none"])
@@ -478,7 +520,7 @@ def run_command(argv: list[str]) -> tuple[object, str]:
         except BaseException:  # noqa: BLE001 - anything escaping `main` is what this looks for
             code = "raised"
             stderr.write(traceback.format_exc())
-    return code, stderr.getvalue()
+    return code, stderr.getvalue(), stdout.getvalue()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,10 +5,12 @@ Shared by the `.seg.nrrd` and DICOM SEG writers and the Slicer logic so both des
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 
 @dataclass(frozen=True)
@@ -95,3 +97,15 @@ def plain_text(name: str) -> str:
     syllables, which the decomposition splits into their letters, put together again."""
     decomposed = unicodedata.normalize("NFKD", name.strip().casefold())
     return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
+
+
+def warn_of_left_out(path: str | os.PathLike, names: Sequence[str], what: str = "segment") -> None:
+    """One warning naming the segments (or ROIs) of `path` left out as neither liver nor lesion by their
+    names: a lesion segment under Slicer's default name ("Segment_2") was dropped with nothing said."""
+    if not names:
+        return
+    listed = ", ".join(f"'{name}'" for name in names)
+    logging.getLogger("LiverLesionSeg").warning(
+        "%s: left out %d %s%s that %s neither liver nor lesion by name: %s (a liver is read when named e.g. 'Liver', "
+        "a lesion when named e.g. 'Liver lesion', 'Tumor' or 'HCC')", path, len(names), what,
+        "s" if len(names) > 1 else "", "are" if len(names) > 1 else "is", listed)

@@ -22,7 +22,7 @@ import numpy as np
 import pydicom
 
 from ..errors import InputError, first_line
-from ..segments import LIVER_CODE, NOT_LIVER_WORDS, meaning_of_segment_name, plain_text
+from ..segments import LIVER_CODE, NOT_LIVER_WORDS, meaning_of_segment_name, plain_text, warn_of_left_out
 from ..volume import Case, Volume
 from .dicom import FolderScan, SeriesInfo, check_in_plane_grid, read_series, scan_folder, slice_indices
 from .multiframe import functional_group_item
@@ -105,10 +105,8 @@ def read_seg_masks(path: Path, ct: Volume) -> dict[str, np.ndarray]:
     """{'liver': mask, 'lesion': mask} (those present) of one SEG file, on `ct`'s grid."""
     seg = _segread(path)
     roles = {number: segment_role(seg, number) for number in seg.segment_numbers}
-    for number, role in roles.items():
-        if role is None:
-            LOG.info("%s: ignored segment %d '%s' (neither liver nor lesion)", path, number,
-                     seg.get_segment_description(number).segment_label)
+    warn_of_left_out(path, [seg.get_segment_description(number).segment_label
+                            for number, role in roles.items() if role is None])
     frames = _binary_frames(seg, path)
     shared = seg.get("SharedFunctionalGroupsSequence", [None])[0]
     per_frame = seg.PerFrameFunctionalGroupsSequence

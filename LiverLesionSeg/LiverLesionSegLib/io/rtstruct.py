@@ -23,7 +23,7 @@ import numpy as np
 import pydicom
 
 from ..errors import GeometryError, InputError, first_line
-from ..segments import meaning_of_segment_name
+from ..segments import meaning_of_segment_name, warn_of_left_out
 from ..volume import POSITION_TOLERANCE_MM, Volume
 from .dicom_files import dcmread
 from .polygon import fill_polygon
@@ -67,9 +67,9 @@ def read_rtstruct_masks(path: str | os.PathLike, ct: Volume) -> dict[str, np.nda
         raise InputError(f"cannot read the RT structure set ({first_line(exc)})", path, HINT) from None
     slices = _Slices(ct)
     masks: dict[str, np.ndarray] = {}
+    warn_of_left_out(path, [name for name, meaning, _ in rois if meaning is None], "ROI")
     for name, meaning, contours in rois:
         if meaning is None:
-            LOG.info("%s: left out ROI '%s' (neither liver nor lesion)", path, name)
             continue
         mask = masks.setdefault(meaning, np.zeros(slices.shape, np.uint8))
         mask |= slices.fill(contours, f"a contour of ROI '{name}'", path)

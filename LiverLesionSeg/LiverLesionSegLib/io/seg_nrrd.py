@@ -12,7 +12,6 @@ the CT's grid by position, the liver with its lesions.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from pathlib import Path
@@ -22,10 +21,9 @@ import numpy as np
 
 from ..errors import GeometryError, InputError, LiverLesionSegError, first_line
 from ..memory import check_image_fits
-from ..segments import meaning_of_segment_name
+from ..segments import meaning_of_segment_name, warn_of_left_out
 from ..volume import DIRECTION_TOLERANCE, POSITION_TOLERANCE_MM, Volume
 
-LOG = logging.getLogger("LiverLesionSeg")
 SEGMENT_KEY = re.compile(r"Segment(\d+)_ID")
 # `space` values a NRRD may carry, as signs that take its axes to LPS
 SPACE_TO_LPS = {"left-posterior-superior": (1, 1, 1), "right-anterior-superior": (-1, -1, 1),
@@ -60,6 +58,7 @@ def read_slicer_segmentation(path: str | os.PathLike, reference: Volume, require
             data = nrrd.read_data(header, fh, str(path), index_order="F")  # [layer,] i, j, k
         layers, ijk_to_lps = _layers_and_geometry(data, header)
         segments = _segments(header, len(layers))
+        _check_claimed(layers, segments)
     except LiverLesionSegError:  # a volume too large for memory, say
         raise
     except Exception as exc:  # pynrrd, zlib and numpy raise many kinds on damaged files
@@ -70,9 +69,7 @@ def read_slicer_segmentation(path: str | os.PathLike, reference: Volume, require
         what = "no liver segment" if require_liver else "neither a liver nor a lesion segment"
         raise InputError(f"has {what} (segments: {', '.join(meanings) or 'none'})", path,
                          "name the liver segment 'Liver' and lesion segments e.g. 'Liver lesion' or 'Tumor'")
-    for name, meaning in meanings.items():
-        if meaning is None:
-            LOG.info("%s: left out segment '%s' (neither liver nor lesion)", path, name)
+    warn_of_left_out(path, [name for name, meaning in meanings.items() if meaning is None])
     masks = {"liver": np.zeros(layers[0].shape, bool), "lesion": np.zeros(layers[0].shape, bool)}
     for name, layer, value in segments:
         if meanings[name] is not None:
@@ -90,7 +87,13 @@ def _layers_and_geometry(data: np.ndarray, header: dict) -> tuple[np.ndarray, np
         data = data[np.newaxis]
     if data.ndim != 4:
         raise ValueError(f"{data.ndim} dimensions")
-    signs = np.array(SPACE_TO_LPS[str(header.get("space", "left-posterior-superior")).lower()], float)
+    space = str(header.get("space", "left-posterior-superior")).lower()
+    if space not in SPACE_TO_LPS:
+        raise ValueError(f"its space '{space[:40]}' is none of {', '.join(SPACE_TO_LPS)}")
+    signs = np.array(SPACE_TO_LPS[space], float)
+    missing = [field for field in ("space directions", "space origin") if field not in header]
+    if missing:
+        raise ValueError(f"its header has no {missing[0]}, so where its voxels lie cannot be told")
     axes = np.asarray(header["space directions"], dtype=float)[-3:]  # one row per axis i, j, k
     matrix = np.eye(4)
     matrix[:3, :3] = (axes * signs).T
@@ -107,12 +110,33 @@ def _segments(header: dict, layers: int) -> list[tuple[str, int, int]]:
     for n in numbers:
         name = str(header.get(f"Segment{n}_Name", header[f"Segment{n}_ID"]))
         # Slicer before 4.11: one layer per segment, each holding 1
-        layer = int(header.get(f"Segment{n}_Layer", n if layers > 1 else 0))
-        value = int(header.get(f"Segment{n}_LabelValue", 1))
+        layer = _whole(header, f"Segment{n}_Layer", n if layers > 1 else 0)
+        value = _whole(header, f"Segment{n}_LabelValue", 1)
         if not 0 <= layer < layers:
             raise ValueError(f"segment '{name}' lies in layer {layer} of {layers}")
         segments.append((name, layer, value))
     return segments
+
+
+def _check_claimed(layers: np.ndarray, segments: list[tuple[str, int, int]]) -> None:
+    """Every value a layer holds but 0 is a segment's label value. Slicer writes no other; a header
+    whose label value, layer or segment was damaged left those voxels out without a word."""
+    claimed = {(layer, value) for _, layer, value in segments}
+    for index, layer in enumerate(layers):
+        values = np.flatnonzero(np.bincount(layer.ravel())) if layer.dtype.kind == "u" else np.unique(layer)
+        unclaimed = [int(v) for v in values if v and (index, int(v)) not in claimed]
+        if unclaimed:
+            raise ValueError(f"its layer {index} holds voxels of value {unclaimed[0]}, which no segment's label value "
+                             "names")
+
+
+def _whole(header: dict, key: str, default: int) -> int:
+    """The header's whole number `key` (`default` where it is absent), named where it is none."""
+    value = header.get(key, default)
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"its {key} '{str(value)[:40]}' is not a whole number") from None
 
 
 def _offset_on(reference: Volume, ijk_to_lps: np.ndarray, path: Path) -> np.ndarray:

@@ -79,19 +79,22 @@ def test_a_nifti_damage_is_in_its_header(tmp_path):
     pytest.fail("no seed of 20 changed the data type alone")
 
 
-def test_the_undamaged_seg_and_structure_set_measure_their_two_lesions():
-    """The judge of a measured copy: the table of the undamaged object. The SEG and the RT structure set
-    (each written by `measure`, read back by it) give one table: the two discs drawn."""
-    table = damage_inputs.undamaged_table("seg")
-    assert table == damage_inputs.undamaged_table("rtstruct")
-    assert [row.split(",")[1] for row in table.splitlines()[1:]] == ["1", "2"]
+def test_the_undamaged_objects_measure_their_two_lesions():
+    """The judge of a measured copy: the result of the undamaged object. The SEG, the RT structure set
+    and the .seg.nrrd (each written by `measure`, read back by it) give one: the two discs drawn, in
+    the ellipse of liver."""
+    result = damage_inputs.undamaged_table("seg")
+    assert result == damage_inputs.undamaged_table("rtstruct") == damage_inputs.undamaged_table("segnrrd")
+    *table, liver = result.splitlines()
+    assert [row.split(",")[1] for row in table[1:]] == ["1", "2"]
+    assert liver.startswith("Liver: ") and "Lesions: 2," in liver
 
 
 @pytest.mark.parametrize("kind", damage_inputs.DICOM_OBJECTS)
 def test_each_element_damage_changes_the_object(kind, tmp_path):
     """Forty seeds: what is told was done (the dataset differs from the undamaged one), in nested
     sequences too."""
-    original = pydicom.dcmread(damage_inputs.write_dicom_object(kind, tmp_path))
+    original = pydicom.dcmread(damage_inputs.write_object(kind, tmp_path))
     nested = 0
     for seed in range(40):
         ds = copy.deepcopy(original)
@@ -103,7 +106,7 @@ def test_each_element_damage_changes_the_object(kind, tmp_path):
 
 
 def test_tables_are_the_same_to_a_millionth():
-    table = damage_inputs.undamaged_table("seg")
+    table = damage_inputs.undamaged_table("seg").split("Liver:")[0]
     rows = table.splitlines()
     cells = rows[1].split(",")
     cells[3] = str(float(cells[3]) * (1 + 1e-9))  # a volume written by another writer's rounding
@@ -123,7 +126,7 @@ def test_a_damaged_object_is_told_as_measured_on_another_table(tmp_path, monkeyp
 
 
 def _lesions_as_liver(folder, rng):
-    path = damage_inputs.write_dicom_object("seg", folder)
+    path = damage_inputs.write_object("seg", folder)
     ds = pydicom.dcmread(path)
     for item in ds.PerFrameFunctionalGroupsSequence:
         item.SegmentIdentificationSequence[0].ReferencedSegmentNumber = 1
@@ -137,3 +140,21 @@ def test_a_few_damaged_copies_keep_the_contract(kind):
     for seed in range(3):
         outcome = damage_inputs.run_seed(kind, seed)
         assert outcome.damage and outcome.breaches() == [], (outcome.damage, outcome.stderr)
+
+
+def test_a_seg_nrrd_damage_is_a_line_of_its_header(tmp_path):
+    """Twenty seeds: each value told set is a line of the damaged header, each field told gone is no
+    longer one."""
+    checked = 0
+    for seed in range(20):
+        told = damage_inputs.damaged_seg_nrrd(tmp_path / str(seed), random.Random(seed))
+        header = (tmp_path / str(seed) / "segmentation.seg.nrrd").read_bytes().split(b"\n\n")[0]
+        lines = header.decode(errors="replace").split("\n")
+        for damage in told.removeprefix("segnrrd: ").split("; "):
+            if damage.startswith("no "):
+                assert not any(line.startswith((damage[3:] + ":=", damage[3:] + ": ")) for line in lines), told
+                checked += 1
+            elif "cut at byte" not in damage and "bytes changed" not in damage and "bytes changed" not in told:
+                assert damage in lines, told
+                checked += 1
+    assert checked >= 15

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -234,7 +235,7 @@ def test_a_missing_or_single_valued_element_is_told_plainly(case_0697_copy, miss
 
 
 @pytest.mark.filterwarnings("ignore:The string .* person name:UserWarning")
-def test_several_segments_liver_union_of_lesions_and_others_ignored(case_0697_copy, data_dir):
+def test_several_segments_liver_union_of_lesions_and_others_ignored(case_0697_copy, data_dir, caplog):
     """A binary SEG: each segment its own frames."""
     sources = axial_sources_alone(case_0697_copy, data_dir)
     pixels = np.zeros((len(sources), 512, 512, 4), np.uint8)
@@ -243,9 +244,12 @@ def test_several_segments_liver_union_of_lesions_and_others_ignored(case_0697_co
     pixels[20:22, 200:220, 200:220, 2] = 1  # lesion B
     pixels[15:25, 250:260, 120:130, 3] = 1  # portal vein
     four_segments(sources, pixels, hd.seg.SegmentationTypeValues.BINARY).save_as(case_0697_copy / "four segments.dcm")
-    case = read_seg_case(case_0697_copy)
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        case = read_seg_case(case_0697_copy)
     np.testing.assert_array_equal(case.liver.array, pixels[..., 0])
     np.testing.assert_array_equal(case.lesion.array, pixels[..., 1] | pixels[..., 2])
+    assert re.search(r"four segments\.dcm: left out 1 segment that is neither liver nor lesion by name: '[^']*vein",
+                     caplog.text, re.IGNORECASE)
 
 
 @pytest.mark.filterwarnings("ignore:The string .* person name:UserWarning")

@@ -50,10 +50,12 @@ def reference(data_dir, tmp_path_factory):
     return case, path
 
 
-def test_liver_and_tumour_contours_read_back_on_the_ct(reference):
+def test_liver_and_tumour_contours_read_back_on_the_ct(reference, caplog):
     case, path = reference
     assert is_rtstruct(path)
-    masks = read_rtstruct_masks(path, case.ct)
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        masks = read_rtstruct_masks(path, case.ct)
+    assert "left out 2 ROIs that are neither liver nor lesion by name: 'PTV', 'SpinalCord'" in caplog.text
     assert set(masks) == {"liver", "lesion"}  # the margin and the spinal cord are left out
     assert masks["liver"].shape == case.ct.shape
     assert dice(masks["liver"] > 0, case.liver.array > 0) > 0.999

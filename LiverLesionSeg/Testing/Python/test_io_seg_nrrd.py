@@ -5,6 +5,8 @@ segments, segments renamed and added; and what cannot be placed on the CT refuse
 
 from __future__ import annotations
 
+import logging
+
 import nrrd
 import numpy as np
 import pytest
@@ -63,7 +65,7 @@ def test_a_segmentation_saved_by_slicer_reads_back_voxel_for_voxel(case, scene_a
     assert np.array_equal(read_lesion.array, case["lesion"].array)
 
 
-def test_segments_a_reader_renamed_or_added_count_by_name(case, scene_and_nodes, tmp_path):
+def test_segments_a_reader_renamed_or_added_count_by_name(case, scene_and_nodes, tmp_path, caplog):
     scene, segmentation_node, liver = scene_and_nodes
     segmentation = segmentation_node.GetSegmentation()
     segmentation.GetSegment(LESION.segment_id).SetName("Tumor 1")
@@ -77,7 +79,9 @@ def test_segments_a_reader_renamed_or_added_count_by_name(case, scene_and_nodes,
         segment.AddRepresentation(mrml.BINARY_LABELMAP, mrml.oriented_image(case["ct"].with_array(mask)))
         segmentation.AddSegment(segment)
     path = save(scene, segmentation_node, tmp_path / "renamed.seg.nrrd")
-    read_liver, read_lesion = read_segmentation(path, case["ct"])
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        read_liver, read_lesion = read_segmentation(path, case["ct"])
+    assert "renamed.seg.nrrd: left out 1 segment that is neither liver nor lesion by name: 'Portal vein'" in caplog.text
     expected_lesion = (case["lesion"].array > 0) | (extra > 0)
     assert np.array_equal(read_lesion.array > 0, expected_lesion)
     assert np.array_equal(read_liver.array > 0, (liver.array > 0) | expected_lesion)  # the vein is left out
@@ -166,3 +170,24 @@ def test_a_damaged_segmentation_file_is_told(case, scene_and_nodes, tmp_path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(InputError, match=r"cut\.seg\.nrrd: cannot read the segmentation"):
         read_segmentation(path, case["ct"])
+
+
+@pytest.mark.parametrize("key, value, told", [
+    ("space", "Tumor", "its space 'tumor' is none of left-posterior-superior, right-anterior-superior"),
+    ("Segment1_LabelValue", "Tumor", "its Segment1_LabelValue 'Tumor' is not a whole number"),
+    ("Segment0_Layer", "nan", "its Segment0_Layer 'nan' is not a whole number"),
+    ("Segment0_LabelValue", "7", r"its layer 0 holds voxels of value 1, which no segment's label value names\)"),
+    ("space origin", None, "its header has no space origin, so where its voxels lie cannot be told")])
+def test_a_damaged_header_value_is_named(case, scene_and_nodes, tmp_path, key, value, told):
+    """Found by `tools/damage_inputs.py --kind segnrrd`: told as Python's words, "('tumor')" (a
+    dictionary's missing key) or "invalid literal for int() with base 10: 'Tumor'"; a label value
+    that names no voxel left the segment's own voxels out, and the liver was measured empty."""
+    scene, segmentation_node, _ = scene_and_nodes
+    data, header = nrrd.read(str(save(scene, segmentation_node, tmp_path / "s.seg.nrrd")))
+    if value is None:
+        del header[key]
+    else:
+        header[key] = value
+    nrrd.write(str(tmp_path / "damaged.seg.nrrd"), data, header)
+    with pytest.raises(InputError, match=rf"damaged\.seg\.nrrd: cannot read the segmentation \({told}"):
+        read_segmentation(tmp_path / "damaged.seg.nrrd", case["ct"])
