@@ -129,8 +129,9 @@ def command_logging(verbose: bool, progress: Progress):
     """The package's log lines on stderr (or as `log` events on a JSON progress stream) while a
     command runs; the logger as it was afterwards. Left in place, its handler would keep writing
     to this command's streams, which a caller of `main` (a test, a notebook) may have closed."""
-    logger = logging.getLogger("LiverLesionSeg")
-    before = logger.level, logger.handlers[:], logger.propagate
+    logger, nibabel = logging.getLogger("LiverLesionSeg"), logging.getLogger("nibabel")
+    before = logger.level, logger.handlers[:], logger.propagate, nibabel.level
+    nibabel.setLevel(logging.ERROR)  # its own lines on a header it fixes ("sform_code -1 not valid"): ours tell them
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.handlers.clear()
     logger.propagate = False
@@ -145,6 +146,7 @@ def command_logging(verbose: bool, progress: Progress):
     finally:
         logger.setLevel(before[0])
         logger.handlers[:], logger.propagate = before[1], before[2]
+        nibabel.setLevel(before[3])
 
 
 class _ProgressLogHandler(logging.Handler):

@@ -29,7 +29,8 @@ def _missing(exc: BaseException) -> str | None:
     """"no X" for Python's words on a missing attribute ("'Dataset' object has no attribute 'X'") or
     a missing DICOM element (a KeyError of pydicom's tag, named with its keyword); None for the rest."""
     if isinstance(exc, AttributeError):
-        found = re.fullmatch(r"'\w+' object has no attribute '(\w+)'", str(exc))
+        # pydicom's and highdicom's datasets only: elsewhere the words may tell a fault of the code's own
+        found = re.fullmatch(r"'(?:FileDataset|Dataset|Segmentation|Image)' object has no attribute '(\w+)'", str(exc))
         return f"no {found.group(1)}" if found else None
     if isinstance(exc, KeyError) and len(exc.args) == 1:
         from pydicom.datadict import keyword_for_tag  # imported here: this module is the package's base

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 
@@ -183,6 +184,27 @@ def test_a_nifti_of_no_position_is_warned_of(small, tmp_path, caplog, code):
         volume = read_image(tmp_path / "unplaced.nii")
     np.testing.assert_array_equal(volume.array, small.array)
     assert "unplaced.nii: its header gives no position or orientation (sform_code and qform_code 0)" in caplog.text
+
+
+def test_a_nifti_of_an_unknown_sform_code_is_told_in_the_commands_words(small, tmp_path, capsys):
+    """nibabel printed its own line ("sform_code -1 not valid; setting to 0") on the command's stderr,
+    through the handler it gives its logger (here pointed at a buffer to be read)."""
+    from LiverLesionSegLib.cli import main
+
+    def unknown_code(header):
+        header["sform_code"], header["qform_code"] = -1, 0
+
+    nifti_with_header(small, tmp_path / "unknown.nii", unknown_code)
+    nibabel_handler = logging.getLogger("nibabel.global").handlers[0]
+    printed = io.StringIO()
+    before = nibabel_handler.setStream(printed)
+    try:
+        assert main(["segment", str(tmp_path / "unknown.nii"), "-o", str(tmp_path / "out.nii.gz"),
+                     "--progress", "none"]) == 0
+    finally:
+        nibabel_handler.setStream(before)
+    assert "its header gives no position or orientation" in capsys.readouterr().err
+    assert "not valid" not in printed.getvalue()
 
 
 @pytest.mark.parametrize("row", ["srow_x", "srow_z"])
