@@ -355,6 +355,8 @@ def _read_series(info: SeriesInfo) -> Volume:
                     "make their air over %d HU: read as signed values, as they were written", where,
                     len(read_signed), read_signed[0].name, MOST_HU)
     stack = slice_stack(datasets, info.files, where)
+    for ds, path in zip(datasets, info.files):
+        refuse_a_negative_slope(ds, path)
     _warn_of_a_rescale_unlike_the_others(datasets, info.files, where)
     return stack_to_volume(_to_hounsfield(slices, datasets), stack, f"{where} ({info.label})", where)
 
@@ -512,6 +514,24 @@ def _signed_where_declared_unsigned(pixels: np.ndarray, ds: pydicom.Dataset) -> 
 
 def _rescale(ds: pydicom.Dataset) -> tuple[float, float]:
     return float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+
+
+def refuse_a_negative_slope(ds: pydicom.Dataset, path: str | os.PathLike) -> None:
+    """An InputError where a RescaleSlope (of the header, or of a multi-frame file's functional
+    groups) is below 0: the CT would be read negated, air bright and bone dark, and was segmented
+    with only the caution that no liver was found. A CT's slope is 1 on nearly every scanner."""
+    items = [ds, *(group for sequence in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence")
+                   for group in ds.get(sequence, []))]
+    for item in items:
+        for transformation in [item, *item.get("PixelValueTransformationSequence", [])]:
+            try:
+                slope = float(transformation.get("RescaleSlope", 1) or 1)
+            except (TypeError, ValueError):  # not one number: the rescale's own reading tells it
+                continue
+            if slope < 0:
+                raise InputError(f"its RescaleSlope is {slope:g}: its values would be read negated, not as "
+                                 "Hounsfield units (a CT's slope is 1 on nearly every scanner)", path,
+                                 "the header is damaged or was edited; export the series again")
 
 
 def _warn_of_a_rescale_unlike_the_others(datasets: Sequence[pydicom.Dataset], files: Sequence[Path],

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import GeometryError, InputError, first_line
 from ..volume import Volume
-from .dicom import LEAST_HU, MOST_HU, check_stack
+from .dicom import LEAST_HU, MOST_HU, check_stack, refuse_a_negative_slope
 from .dicom_files import decoding
 
 LOG = logging.getLogger("LiverLesionSeg")
@@ -31,6 +31,7 @@ def read_multiframe_ct(path: Path, frames: int, label: str) -> Volume:
     except Exception as exc:  # highdicom and pydicom raise many kinds on damaged files
         raise InputError(f"cannot read the multi-frame image ({first_line(exc)})", path,
                          "the file may be truncated or damaged; export the series again") from None
+    refuse_a_negative_slope(image, path)
     try:
         regular = image.get_volume_geometry(allow_duplicate_positions=False) is not None
     except (ValueError, RuntimeError, AttributeError, KeyError):  # positions missing or unusable

@@ -7,7 +7,7 @@ import pydicom
 import pytest
 
 from bad_inputs import multiframe_file
-from LiverLesionSegLib.errors import GeometryError
+from LiverLesionSegLib.errors import GeometryError, InputError
 from LiverLesionSegLib.io.cases import read_input_volume
 from LiverLesionSegLib.io.dicom import _check_steps, read_series, scan_folder
 from LiverLesionSegLib.io.series_choice import choose_ct_series
@@ -44,6 +44,24 @@ def test_a_rescale_slope_gives_float_hounsfield_units(hcc_006, tmp_path):
     volume = read_input_volume(multiframe_file(edited, tmp_path / "enhanced" / "ct.dcm"))
     stored = single.array[:8].astype(np.float32) - float(pydicom.dcmread(files[0]).RescaleIntercept)
     assert volume.array.dtype == np.float32 and np.allclose(volume.array, stored * 0.5 - 1024)
+
+
+@pytest.mark.parametrize("form", ["single-frame slices", "multi-frame file"])
+def test_a_negative_rescale_slope_is_refused(hcc_006, tmp_path, form):
+    """Found by `tools/damage_inputs.py --kind multiframe`: a RescaleSlope of -1 read the CT negated
+    (air bright, bone dark), segmented with only the caution that no liver was found."""
+    files, _ = hcc_006
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    for path in files[:8]:
+        ds = pydicom.dcmread(path)
+        ds.RescaleSlope = -1
+        ds.save_as(folder / path.name)
+    given = folder if form == "single-frame slices" else multiframe_file(sorted(folder.iterdir()),
+                                                                        tmp_path / "enhanced" / "ct.dcm")
+    with pytest.raises(InputError, match=r"its RescaleSlope is -1: its values would be read negated, not as "
+                                         r"Hounsfield units"):
+        read_input_volume(given)
 
 
 def test_the_folder_scan_counts_frames_and_sees_the_orientation(hcc_006, tmp_path):
