@@ -215,10 +215,8 @@ def damaged_nrrd(path: Path, rng: random.Random) -> str:
 def damaged_labels(folder: Path, rng: random.Random) -> str:
     """The sample slices as a NIfTI CT, beside a label map of them (liver and lesion by CT value) whose
     NIfTI header was damaged, for `measure`."""
-    ct = _sample_volume()
-    folder.mkdir()
-    sitk.WriteImage(ct.to_sitk(), str(folder / "ct.nii.gz"))
-    return damaged_nifti(folder / "labels.nii.gz", rng, tissue_labels(ct)).replace("nifti", "labels", 1)
+    _write_labels_case(folder)
+    return damaged_nifti(folder / "labels.nii.gz", rng, tissue_labels(_sample_volume())).replace("nifti", "labels", 1)
 
 
 def tissue_labels(ct: Volume) -> Volume:
@@ -423,15 +421,19 @@ DAMAGE = {"dicom": (damaged_dicom, "slices"), "nifti": (damaged_nifti, "ct.nii.g
           "multiframe": (damaged_multiframe, "ct.dcm")}
 
 
+def _write_sample(path: Path) -> None:
+    sitk.WriteImage(_sample_volume().to_sitk(), str(path))
+
+
 def _write_labels_case(folder: Path) -> None:
+    """The sample slices as ct.nii.gz in `folder`, beside labels.nii.gz of them (`tissue_labels`)."""
     folder.mkdir()
     sitk.WriteImage(_sample_volume().to_sitk(), str(folder / "ct.nii.gz"))
     sitk.WriteImage(tissue_labels(_sample_volume()).to_sitk(), str(folder / "labels.nii.gz"))
 
 
 # the undamaged copy of each kind whose copies start from one (not `dicom`: eight slices from anywhere)
-UNDAMAGED = {"nifti": lambda path: sitk.WriteImage(_sample_volume().to_sitk(), str(path)),
-             "nrrd": lambda path: sitk.WriteImage(_sample_volume().to_sitk(), str(path)),
+UNDAMAGED = {"nifti": _write_sample, "nrrd": _write_sample,
              "labels": _write_labels_case,
              "seg": functools.partial(write_object, "seg"),
              "rtstruct": functools.partial(write_object, "rtstruct"),

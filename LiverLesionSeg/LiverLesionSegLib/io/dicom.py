@@ -525,7 +525,7 @@ def refuse_a_negative_slope(ds: pydicom.Dataset, path: str | os.PathLike) -> Non
     for item in items:
         for transformation in [item, *item.get("PixelValueTransformationSequence", [])]:
             try:
-                slope = float(transformation.get("RescaleSlope", 1) or 1)
+                slope, _ = _rescale(transformation)
             except (TypeError, ValueError):  # not one number: the rescale's own reading tells it
                 continue
             if slope < 0:
