@@ -1,9 +1,9 @@
 """Random damage to a real CT, each copy run through `liverlesionseg segment` (a label map's, a DICOM
-SEG's or an RT structure set's, through `measure`): the broken exports a clinic may hold beyond the
-named cases of the test catalogue.
+SEG's or an RT structure set's, through `measure`; a 3D-IRCADb-01 case's masks, through `evaluate`):
+the broken exports a clinic may hold beyond the named cases of the test catalogue.
 
-    .venv/bin/python tools/damage_inputs.py [--kind dicom|multiframe|nifti|nrrd|labels|seg|rtstruct]
-                                            [--first 0] [--count 100]
+    .venv/bin/python tools/damage_inputs.py
+        [--kind dicom|multiframe|nifti|nrrd|labels|seg|rtstruct|segnrrd|ircadb] [--first 0] [--count 100]
 
 Seed N damages a copy of eight slices of the bundled sample case (HCC_006): header values set to
 odd ones (NaN, 0, 1e30, empty, another UID, another photometric interpretation …) or deleted in one,
@@ -11,10 +11,13 @@ two or all of its DICOM files, any element of them as one multi-frame file (`mul
 nested sequences too), or the fields of a NIfTI or NRRD header (its size, data type, spacing,
 affine, scaling …), sometimes with bytes flipped or the file cut; `labels` damages the NIfTI header
 of a label map given with the CT to `measure`; `seg` and `rtstruct`, any element of a DICOM SEG or
-RT structure set made on the eight slices, given with them to `measure`. Each copy is segmented (or
-measured) in this process with the bundled model, and one line per seed prints the exit status, the
-damage and the error line; where a copy of a fixed undamaged one (all kinds but `dicom`) exits 0,
-whether its lesion table is the undamaged copy's.
+RT structure set made on the eight slices, given with them to `measure`; `ircadb`, the mask slices
+of a 3D-IRCADb-01 case made of them (a file removed or copied over another, or any element), given
+to `evaluate`. Each copy is segmented (measured, evaluated) in this process with the bundled model,
+and one line per seed prints the exit status, the damage and the error line; where a copy of a fixed
+undamaged one (all kinds but `dicom`) exits 0, whether its lesion table (and liver volume, or
+evaluation) is the undamaged copy's, and if not, the first line on stderr that the undamaged copy's
+run did not print (a warning of the damage, or only the changed result).
 
 Exits 1 where a run broke the command's contract: an internal error or a traceback, an error told
 in several lines, or files left in the output folder after a refusal. Read the runs that succeeded
@@ -78,6 +81,7 @@ class Outcome:
     stderr: str
     left: list[str]  # files in the output folder afterwards
     table: Optional[str] = None  # the lesion table written, and the liver's volume told (`result_of`)
+    said: tuple[str, ...] = ()  # the lines on stderr, the copy's temporary folder written TMP
 
     def breaches(self) -> list[str]:
         """How this run broke the command's contract (empty where it kept it)."""
@@ -391,6 +395,52 @@ def write_object(kind: str, folder: Path) -> Path:
     return folder / OBJECT_FILES[kind]
 
 
+IRCADB_MASKS = {"liver": 1, "livertumor01": 2}  # MASKS_DICOM/ folder: the `shape_labels` value inside
+
+
+def write_ircadb_case(folder: Path) -> None:
+    """The eight slices as a 3D-IRCADb-01 case in `folder`: PATIENT_DICOM/, and MASKS_DICOM/liver/ and
+    livertumor01/ holding `shape_labels`' ellipse and its discs as that dataset's masks are, one 0/255
+    8-bit DICOM file a CT slice (its header the slice's)."""
+    _, slices = _measured_objects()["seg"]
+    (folder / "PATIENT_DICOM").mkdir(parents=True)
+    for name, content in slices.items():
+        (folder / "PATIENT_DICOM" / name).write_bytes(content)
+    labels = shape_labels(read_ct_folder(folder / "PATIENT_DICOM")).array[0]  # the same on every slice
+    for mask, value in IRCADB_MASKS.items():
+        (folder / "MASKS_DICOM" / mask).mkdir(parents=True)
+        for n, content in enumerate(slices.values()):
+            ds = pydicom.dcmread(io.BytesIO(content))
+            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+            ds.RescaleIntercept, ds.RescaleSlope = 0, 1
+            ds.PixelData = np.where(labels >= value, 255, 0).astype(np.uint8).tobytes()
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+            ds.save_as(folder / "MASKS_DICOM" / mask / f"image_{n}", enforce_file_format=False)
+
+
+def damaged_ircadb(folder: Path, rng: random.Random) -> str:
+    """A 3D-IRCADb-01 case (`write_ircadb_case`) whose liver or lesion mask lost a slice's file, gained
+    a copy of one, or had one to three elements damaged in one, two or all of its files (the same
+    damage in each; sometimes bytes flipped or a file cut)."""
+    write_ircadb_case(folder)
+    mask = rng.choice(sorted(IRCADB_MASKS))
+    files = sorted((folder / "MASKS_DICOM" / mask).iterdir())
+    chosen = rng.choice(files)
+    way = rng.random()
+    if way < 0.1:
+        chosen.unlink()
+        return f"ircadb: {mask}/{chosen.name} removed"
+    if way < 0.2:
+        copied = rng.choice([f for f in files if f != chosen])
+        chosen.write_bytes(copied.read_bytes())
+        return f"ircadb: {mask}/{chosen.name} replaced by a copy of {copied.name}"
+    which = rng.choice(["one", "two", "all"])
+    targets = {"one": [chosen], "two": rng.sample(files, 2), "all": files}[which]
+    damage_seed = rng.random()
+    told = [damage_elements(path, random.Random(damage_seed)) for path in targets][0]
+    return f"ircadb, {mask}, {which}: {told}"
+
+
 def damage_bytes(path: Path, rng: random.Random, head: int) -> str:
     """A file cut short, or a few of its first `head` bytes changed."""
     raw = bytearray(path.read_bytes())
@@ -418,7 +468,7 @@ DAMAGE = {"dicom": (damaged_dicom, "slices"), "nifti": (damaged_nifti, "ct.nii.g
           "seg": (functools.partial(damaged_dicom_object, "seg"), "case"),
           "rtstruct": (functools.partial(damaged_dicom_object, "rtstruct"), "case"),
           "segnrrd": (damaged_seg_nrrd, "case"),
-          "multiframe": (damaged_multiframe, "ct.dcm")}
+          "multiframe": (damaged_multiframe, "ct.dcm"), "ircadb": (damaged_ircadb, "case")}
 
 
 def _write_sample(path: Path) -> None:
@@ -438,15 +488,16 @@ UNDAMAGED = {"nifti": _write_sample, "nrrd": _write_sample,
              "seg": functools.partial(write_object, "seg"),
              "rtstruct": functools.partial(write_object, "rtstruct"),
              "segnrrd": functools.partial(write_object, "segnrrd"),
-             "multiframe": lambda path: path.write_bytes(_multiframe_bytes())}
+             "multiframe": lambda path: path.write_bytes(_multiframe_bytes()),
+             "ircadb": write_ircadb_case}
 
 
 # --- running ----------------------------------------------------------------------------------------
 
-def run_seed(kind: str, seed: int) -> Outcome:
-    """Damage a copy as seed `seed` says and segment it (measure it, for a label map or DICOM object);
-    what happened."""
-    damage, name = DAMAGE[kind]
+def run_seed(kind: str, seed: int, damage=None) -> Outcome:
+    """Damage a copy as seed `seed` says (or with `damage`) and segment it (measure it, for a label map
+    or DICOM object; evaluate it, for a case); what happened."""
+    damage, name = damage or DAMAGE[kind][0], DAMAGE[kind][1]
     with tempfile.TemporaryDirectory() as tmp:
         given, out = Path(tmp) / name, Path(tmp) / "out"
         told = damage(given, random.Random(seed))
@@ -455,7 +506,7 @@ def run_seed(kind: str, seed: int) -> Outcome:
         left = sorted(p.name for p in out.iterdir())
         table = result_of(out, stdout)
     errors = [line for line in stderr.splitlines() if line.startswith("liverlesionseg: error:")]
-    return Outcome(seed, told, code, errors, stderr, left, table)
+    return Outcome(seed, told, code, errors, stderr, left, table, tuple(stderr.replace(tmp, "TMP").splitlines()))
 
 
 def command(kind: str, given: Path, out: Path) -> list[str]:
@@ -464,25 +515,27 @@ def command(kind: str, given: Path, out: Path) -> list[str]:
     if kind == "labels":
         return ["measure", str(given / "ct.nii.gz"), str(given / "labels.nii.gz"),
                 "--lesions", str(out / "lesions.csv")]
+    if kind == "ircadb":
+        return ["evaluate", str(given), "--out", str(out)]
     if kind in OBJECT_FILES:
         return ["measure", str(given / "slices"), str(given / OBJECT_FILES[kind]),
                 "--lesions", str(out / "lesions.csv")]
     return ["segment", str(given), "-o", str(out / "result.seg.nrrd"), "--lesions", str(out / "lesions.csv")]
 
 
-@functools.lru_cache(maxsize=None)
 def undamaged_table(kind: str) -> Optional[str]:
     """The lesion table the command writes from the undamaged copy of `kind` (None for `dicom`)."""
-    if kind not in UNDAMAGED:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        given, out = Path(tmp) / DAMAGE[kind][1], Path(tmp) / "out"
-        out.mkdir()
-        UNDAMAGED[kind](given)
-        code, stderr, stdout = run_command(command(kind, given, out))
-        if code != 0:
-            raise RuntimeError(f"the undamaged {kind} copy failed: {stderr}")
-        return result_of(out, stdout)
+    return undamaged_run(kind).table if kind in UNDAMAGED else None
+
+
+@functools.lru_cache(maxsize=None)
+def undamaged_run(kind: str) -> Outcome:
+    """The command run on the undamaged copy of `kind` (one of `UNDAMAGED`): what a damaged copy's
+    run is compared with."""
+    outcome = run_seed(kind, 0, damage=lambda given, rng: UNDAMAGED[kind](given) or "none")
+    if outcome.exit_code != 0:
+        raise RuntimeError(f"the undamaged {kind} copy failed: {outcome.stderr}")
+    return outcome
 
 
 def result_of(out: Path, stdout: str) -> Optional[str]:
@@ -491,7 +544,8 @@ def result_of(out: Path, stdout: str) -> Optional[str]:
     if not (out / "lesions.csv").exists():
         return None
     liver = [line for line in stdout.splitlines() if line.startswith("Liver:")]
-    return (out / "lesions.csv").read_text() + "".join(line + "\n" for line in liver)
+    metrics = (out / "metrics.csv").read_text() if (out / "metrics.csv").exists() else ""  # `evaluate`'s
+    return metrics + (out / "lesions.csv").read_text() + "".join(line + "\n" for line in liver)
 
 
 def same_table(table: str, other: str) -> bool:
@@ -538,9 +592,12 @@ def main(argv: list[str] | None = None) -> int:
         counts["exit 0" if outcome.exit_code == 0 else "refused"] += 1
         error = outcome.error_lines[0] if outcome.error_lines else ""
         if outcome.table is not None and args.kind in UNDAMAGED:  # the damage changed the lesions found, or not
-            same = same_table(outcome.table, undamaged_table(args.kind))
-            error = "the undamaged lesion table" if same else "ANOTHER TABLE"
-            counts["another table"] = counts.get("another table", 0) + (error == "ANOTHER TABLE")
+            undamaged = undamaged_run(args.kind)
+            same = same_table(outcome.table, undamaged.table)
+            new_lines = [line for line in outcome.said if line not in undamaged.said]
+            error = "the undamaged lesion table" if same else "ANOTHER TABLE" + (
+                f"; new on stderr: {new_lines[0][:300]}" if new_lines else ", nothing new on stderr")
+            counts["another table"] = counts.get("another table", 0) + (not same)
         print(f"{seed}: exit {outcome.exit_code}, {outcome.damage}" + (f" -> {error}" if error else ""), flush=True)
         if outcome.breaches():
             broken.append(outcome)

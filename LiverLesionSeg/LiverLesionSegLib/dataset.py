@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 
 from .config import Config, PreprocessConfig, TrainConfig
-from .errors import TrainingError
+from .errors import TrainingError, listed
 from .oblique import on_axial_grid, onto_grid
 from .preprocess import average_slice_groups, liver_hu_shift, network_input, prepare_ct, prepare_masks, targets_tensor
 from .square_pixels import mask_on_square_pixels, on_square_pixels
@@ -147,9 +147,7 @@ def epoch_order(slices: SliceSet, config: TrainConfig, rng: np.random.Generator)
     liver, and lesion slices repeated `lesion_oversample` times on average."""
     liver = np.flatnonzero(slices.has_liver)
     if liver.size == 0:
-        names = slices.names
-        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        raise TrainingError(f"no slice of the training cases ({shown}) holds liver",
+        raise TrainingError(f"no slice of the training cases ({listed(slices.names)}) holds liver",
                             hint="check the masks of the training cases")
     background = np.flatnonzero(~slices.has_liver)
     n_background = min(background.size, int(round(config.background_fraction * liver.size)))

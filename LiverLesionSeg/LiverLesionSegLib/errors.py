@@ -25,6 +25,13 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
+def listed(items, shown: int = 5) -> str:
+    """`items` as a message lists them: the first `shown`, then how many more."""
+    items = [str(item) for item in items]
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
+
+
 def _missing(exc: BaseException) -> str | None:
     """"no X" for Python's words on a missing attribute ("'Dataset' object has no attribute 'X'") or
     a missing DICOM element (a KeyError of pydicom's tag, named with its keyword); None for the rest."""

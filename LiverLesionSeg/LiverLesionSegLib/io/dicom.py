@@ -597,15 +597,19 @@ def slice_indices(volume: Volume, positions: np.ndarray, what: str, where: str |
 
 
 def check_in_plane_grid(volume: Volume, orientation, pixel_spacing, shape, what: str, where) -> None:
-    """A mask slice must share the CT's orientation, pixel spacing and size."""
-    if orientation is None or not np.allclose(np.column_stack([orientation[:3], orientation[3:]]),
-                                               volume.direction[:, :2], atol=DIRECTION_TOLERANCE):
-        raise GeometryError(f"{what} has orientation {_fmt(orientation or ())}, the CT "
+    """A mask slice must share the CT's orientation, pixel spacing and size. `orientation` and
+    `pixel_spacing` are the values as its header holds them: missing, text or a single number is told."""
+    directions = number_values(orientation, 6)
+    if directions is None or not np.allclose(np.column_stack([directions[:3], directions[3:]]),
+                                             volume.direction[:, :2], atol=DIRECTION_TOLERANCE):
+        raise GeometryError(f"{what} has orientation {_described(orientation, 6)}, the CT "
                             f"{_fmt(np.concatenate([volume.direction[:, 0], volume.direction[:, 1]]))}", where,
                             "give a mask made on this CT series")
-    spacing_ij = (float(pixel_spacing[1]), float(pixel_spacing[0]))
-    if not np.allclose(spacing_ij, volume.spacing[:2], rtol=1e-4, atol=0):
-        raise GeometryError(f"{what} has pixel spacing {_fmt(spacing_ij)}, the CT {_fmt(volume.spacing[:2])}",
+    spacing = number_values(pixel_spacing, 2)
+    spacing_ij = None if spacing is None else (spacing[1], spacing[0])
+    if spacing_ij is None or not np.allclose(spacing_ij, volume.spacing[:2], rtol=1e-4, atol=0):
+        shown = _described(pixel_spacing, 2) if spacing_ij is None else _fmt(spacing_ij)
+        raise GeometryError(f"{what} has pixel spacing {shown}, the CT {_fmt(volume.spacing[:2])}",
                             where, "give a mask made on this CT series")
     if tuple(shape) != tuple(volume.shape[1:]):
         raise GeometryError(f"{what} has {shape[0]} x {shape[1]} pixels, the CT {volume.shape[1]} x {volume.shape[2]}",
@@ -648,8 +652,12 @@ def _position(ds) -> np.ndarray:
 
 def _numbers(ds, keyword: str, count: int) -> Optional[tuple[float, ...]]:
     """A header value of `count` finite numbers, or None (missing, text, another length)."""
+    return number_values(ds.get(keyword), count)
+
+
+def number_values(value, count: int) -> Optional[tuple[float, ...]]:
+    """A header element's value as `count` finite numbers, or None (missing, text, another length)."""
     try:
-        value = ds.get(keyword)
         values = tuple(float(v) for v in (value if isinstance(value, (list, tuple, pydicom.multival.MultiValue))
                                           else [value]))
     except (TypeError, ValueError, OverflowError):
@@ -679,6 +687,14 @@ def _int_or_none(value) -> Optional[int]:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _described(value, count: int) -> str:
+    """A header value as a message shows it: its numbers, or what it holds instead."""
+    numbers = number_values(value, count)
+    if numbers is not None:
+        return _fmt(numbers)
+    return "none" if value is None or str(value) == "" else f"'{value}' ({count} numbers needed)"
 
 
 def _fmt(values) -> str:

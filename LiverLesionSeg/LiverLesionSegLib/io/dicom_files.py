@@ -99,6 +99,9 @@ def header_values(where: str | os.PathLike):
 def check_decoder(path: Path, ds: pydicom.Dataset) -> None:
     """Compressed pixel data needs a decoder: refuse, naming what to install, when there is none."""
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if syntax is not None and not syntax.is_transfer_syntax:
+        raise InputError(f"its TransferSyntaxUID '{syntax}' names no transfer syntax, so how its pixel data is "
+                         "stored cannot be told", path, "the file is damaged; export the series again")
     if syntax is not None and syntax.is_compressed:
         decoder = get_decoder(syntax)
         if not decoder.is_available:

@@ -129,8 +129,7 @@ def read_seg_masks(path: Path, ct: Volume) -> dict[str, np.ndarray]:
     for index, fg in enumerate(per_frame):
         orientation = functional_group_item(fg, shared, "PlaneOrientationSequence", path).ImageOrientationPatient
         spacing = functional_group_item(fg, shared, "PixelMeasuresSequence", path).PixelSpacing
-        check_in_plane_grid(plane, [float(v) for v in orientation], spacing, frames[index].shape,
-                            f"SEG frame {index + 1}", path)
+        check_in_plane_grid(plane, orientation, spacing, frames[index].shape, f"SEG frame {index + 1}", path)
         if labelmap:  # each pixel holds its segment's number
             for number, role in roles.items():
                 if role is not None:

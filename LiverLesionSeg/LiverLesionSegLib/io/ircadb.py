@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import GeometryError, InputError
+from ..errors import GeometryError, InputError, listed
 from ..volume import Case, Volume
-from .dicom import check_in_plane_grid, slice_indices
+from .dicom import check_in_plane_grid, number_values, slice_indices
 from .dicom_files import decode_pixels, list_files, read_dataset_if_dicom
 from .series_choice import read_ct_folder
 
@@ -64,7 +64,8 @@ def read_ircadb_case(folder: str | os.PathLike) -> Case:
 
 
 def read_mask_folder(folder: Path, ct: Volume) -> np.ndarray:
-    """A folder of mask slices (any non-zero value is inside) as a uint8 0/1 array on `ct`'s grid."""
+    """A folder of mask slices (any non-zero value is inside) as a uint8 0/1 array on `ct`'s grid; a CT
+    slice without its mask slice is read as empty, with a warning."""
     mask = np.zeros(ct.shape, np.uint8)
     filled = {}
     for path in list_files(folder):
@@ -72,13 +73,13 @@ def read_mask_folder(folder: Path, ct: Volume) -> np.ndarray:
         if ds is None:
             continue
         pixels = decode_pixels(path, ds)
-        orientation = ds.get("ImageOrientationPatient")
-        check_in_plane_grid(ct, None if orientation is None else [float(v) for v in orientation],
-                            ds.get("PixelSpacing", (np.nan, np.nan)), pixels.shape, f"mask slice {path.name}", folder)
-        if "ImagePositionPatient" not in ds:
-            raise GeometryError(f"mask slice {path.name} has no ImagePositionPatient", folder,
+        what = f"mask slice {path.name}"
+        check_in_plane_grid(ct, ds.get("ImageOrientationPatient"), ds.get("PixelSpacing"), pixels.shape, what, folder)
+        position = number_values(ds.get("ImagePositionPatient"), 3)
+        if position is None:
+            raise GeometryError(f"{what} has no usable ImagePositionPatient", folder,
                                 "give masks exported with their geometry")
-        k = int(slice_indices(ct, [[float(v) for v in ds.ImagePositionPatient]], f"mask slice {path.name}", folder)[0])
+        k = int(slice_indices(ct, [position], what, folder)[0])
         if k in filled:
             raise GeometryError(f"mask slices {filled[k].name} and {path.name} lie on the same CT slice {k}", folder,
                                 "remove the duplicate file")
@@ -86,4 +87,10 @@ def read_mask_folder(folder: Path, ct: Volume) -> np.ndarray:
         mask[k] = pixels > 0
     if not filled:
         raise InputError("no DICOM mask slices found", folder, "give a complete 3D-IRCADb-01 case")
+    missing = sorted(set(range(ct.shape[0])) - set(filled))
+    if missing:  # an export of the non-empty slices only, or a copy that lost files: not told apart here
+        LOG.warning("%s holds mask slices for %d of the CT's %d slices: %s %s read as holding none of %s; "
+                    "if files were lost, copy the case again", folder, len(filled), ct.shape[0],
+                    "slice" if len(missing) == 1 else "slices", listed(missing), folder.name)
     return mask
+

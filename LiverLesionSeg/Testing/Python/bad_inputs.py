@@ -608,6 +608,15 @@ def compressed_without_a_decoder(data_dir, tmp, model):
 
 
 @entry
+def transfer_syntax_uid_naming_no_transfer_syntax(data_dir, tmp, model):
+    """Slices whose TransferSyntaxUID (file meta) names no transfer syntax, as a damaged byte leaves it."""
+    folder, files = copy_six(data_dir, tmp, "syntax")
+    for path in files:  # pydicom writes no such file: one byte of the UID changed, "1.2.1" to "1.3.1"
+        path.write_bytes(path.read_bytes().replace(b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.3.1\x00", 1))
+    return BadInput(segment(folder, tmp, model), INPUT, "names no transfer syntax", "syntax")
+
+
+@entry
 def compressed_in_a_form_the_decoders_do_not_support(data_dir, tmp, model):
     """Pixel data in JPEG Extended at 12 bits, which GDCM and Pillow do not decode (pylibjpeg-libjpeg would)."""
     gdcmconv = Path(sys.executable).parent / "gdcmconv"
@@ -953,6 +962,20 @@ def seg_referencing_another_series(data_dir, tmp, model):
     seg = tace_case(data_dir) / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
     shutil.copy(seg, case / seg.name)
     return BadInput(["train", str(case), "--out", str(tmp / "run")], INPUT, "references series", seg.name)
+
+
+@entry
+def ircadb_mask_slice_of_one_spacing_number(data_dir, tmp, model):
+    """A 3D-IRCADb-01 mask slice whose PixelSpacing is one number, not two (evaluate)."""
+    source = data_dir / "ircadb" / "3Dircadb1.17"
+    case = tmp / "3Dircadb1.17"
+    (case / "MASKS_DICOM" / "liver").mkdir(parents=True)
+    os.symlink(source / "PATIENT_DICOM", case / "PATIENT_DICOM")
+    for n in (50, 51, 52):
+        shutil.copy(source / "MASKS_DICOM" / "liver" / f"image_{n}", case / "MASKS_DICOM" / "liver")
+    edit(case / "MASKS_DICOM" / "liver" / "image_51", PixelSpacing=0.743)
+    return BadInput(["evaluate", str(case), "--out", str(tmp / "report"), "--model", str(model)], GEOMETRY,
+                    "pixel spacing '0.743' (2 numbers needed)", "liver")
 
 
 @entry

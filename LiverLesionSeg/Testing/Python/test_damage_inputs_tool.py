@@ -158,3 +158,29 @@ def test_a_seg_nrrd_damage_is_a_line_of_its_header(tmp_path):
                 assert damage in lines, told
                 checked += 1
     assert checked >= 15
+
+
+def test_the_undamaged_ircadb_case_is_evaluated_against_its_drawn_masks():
+    """The judge of `--kind ircadb`: `evaluate` on the case made of the eight slices reads the ellipse
+    and the two discs drawn as its liver and lesion masks, on every slice."""
+    metrics = damage_inputs.undamaged_table("ircadb").splitlines()
+    row = dict(zip(metrics[0].split(","), metrics[1].split(",")))
+    drawn = damage_inputs.shape_labels(damage_inputs._sample_volume()).array
+    assert int(row["liver_true_voxels"]) == int((drawn >= 1).sum())
+    assert int(row["lesion_true_voxels"]) == int((drawn == 2).sum()) and row["true_lesions"] == "2"
+
+
+def test_a_lost_mask_file_is_another_evaluation_told_on_stderr(monkeypatch):
+    """A mask slice's file removed: evaluated against a liver with a hole, and the warning is the line
+    the tool shows beside "ANOTHER TABLE" (the undamaged run printed no such line)."""
+    def remove_one(folder, rng):
+        damage_inputs.write_ircadb_case(folder)
+        (folder / "MASKS_DICOM" / "liver" / "image_3").unlink()
+        return "ircadb: liver/image_3 removed"
+
+    monkeypatch.setattr(damage_inputs, "DAMAGE", {**damage_inputs.DAMAGE, "ircadb": (remove_one, "case")})
+    outcome = damage_inputs.run_seed("ircadb", 0)
+    undamaged = damage_inputs.undamaged_run("ircadb")
+    assert outcome.exit_code == 0 and not damage_inputs.same_table(outcome.table, undamaged.table)
+    new_lines = [line for line in outcome.said if line not in undamaged.said]
+    assert new_lines[0].startswith("TMP/case/MASKS_DICOM/liver holds mask slices for 7 of the CT's 8 slices")

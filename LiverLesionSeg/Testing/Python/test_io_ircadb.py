@@ -91,12 +91,40 @@ def small_ircadb(data_dir, tmp_path, ircadb_cases):
     return case
 
 
-def test_small_copy_reads(small_ircadb, ircadb_cases):
+def test_small_copy_reads(small_ircadb, ircadb_cases, caplog):
+    """Three of the CT's 119 mask slices: read, the other slices as empty, and that is told."""
     case = read_ircadb_case(small_ircadb)
     original = ircadb_cases["3Dircadb1.17"].liver.array
     np.testing.assert_array_equal(case.liver.array[50:53], original[50:53])
     assert int(case.liver.array.sum()) == int(original[50:53].sum()) > 0
     assert int(case.lesion.array.sum()) == 0
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "MASKS_DICOM/liver holds mask slices for 3 of the CT's 119 slices" in warned[0]
+    assert "slices 0, 1, 2, 3, 4 and 111 more read as holding none of liver" in warned[0]
+
+
+def test_every_mask_slice_there_is_not_warned_of(data_dir, ircadb_cases, caplog):
+    case = ircadb_cases["3Dircadb1.17"]
+    read_mask_folder(data_dir / "ircadb/3Dircadb1.17/MASKS_DICOM/liver", case.ct)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+@pytest.mark.parametrize("keyword, value, told", [
+    ("PixelSpacing", 0.743, "mask slice image_51 has pixel spacing '0.743' (2 numbers needed)"),
+    ("PixelSpacing", "", "mask slice image_51 has pixel spacing none"),
+    ("ImageOrientationPatient", "1", "mask slice image_51 has orientation '1' (6 numbers needed)"),
+    ("ImagePositionPatient", 96.0, "mask slice image_51 has no usable ImagePositionPatient"),
+    ("ImagePositionPatient", ["0", "0"], "mask slice image_51 has no usable ImagePositionPatient"),
+])
+def test_a_mask_slice_header_of_odd_numbers_is_told(small_ircadb, keyword, value, told):
+    """A single number where the header holds several, or none: one line, not Python's TypeError."""
+    path = small_ircadb / "MASKS_DICOM/liver/image_51"
+    ds = pydicom.dcmread(path)
+    setattr(ds, keyword, value)
+    ds.save_as(path)
+    with pytest.raises(GeometryError) as exc:
+        read_ircadb_case(small_ircadb)
+    assert told in str(exc.value) and "\n" not in str(exc.value)
 
 
 def shift(path, dx=0.0, dz=0.0):
