@@ -1,23 +1,26 @@
 """Random damage to a real CT, each copy run through `liverlesionseg segment` (a label map's, a DICOM
-SEG's or an RT structure set's, through `measure`; a 3D-IRCADb-01 case's masks, through `evaluate`):
-the broken exports a clinic may hold beyond the named cases of the test catalogue.
+SEG's, an RT structure set's or a 3D Slicer scene's, through `measure`; a 3D-IRCADb-01 case's masks,
+through `evaluate`): the broken exports a clinic may hold beyond the named cases of the test catalogue.
 
     .venv/bin/python tools/damage_inputs.py
-        [--kind dicom|multiframe|nifti|nrrd|labels|seg|rtstruct|segnrrd|ircadb] [--first 0] [--count 100]
+        [--kind dicom|multiframe|nifti|nrrd|labels|seg|rtstruct|segnrrd|ircadb|scene] [--first 0] [--count 100]
 
-Seed N damages a copy of eight slices of the bundled sample case (HCC_006): header values set to
-odd ones (NaN, 0, 1e30, empty, another UID, another photometric interpretation …) or deleted in one,
-two or all of its DICOM files, any element of them as one multi-frame file (`multiframe`, its
-nested sequences too), or the fields of a NIfTI or NRRD header (its size, data type, spacing,
-affine, scaling …), sometimes with bytes flipped or the file cut; `labels` damages the NIfTI header
-of a label map given with the CT to `measure`; `seg` and `rtstruct`, any element of a DICOM SEG or
-RT structure set made on the eight slices, given with them to `measure`; `ircadb`, the mask slices
-of a 3D-IRCADb-01 case made of them (a file removed or copied over another, or any element), given
-to `evaluate`. Each copy is segmented (measured, evaluated) in this process with the bundled model,
-and one line per seed prints the exit status, the damage and the error line; where a copy of a fixed
-undamaged one (all kinds but `dicom`) exits 0, whether its lesion table (and liver volume, or
-evaluation) is the undamaged copy's, and if not, the first line on stderr that the undamaged copy's
-run did not print (a warning of the damage, or only the changed result).
+Seed N damages a copy of eight slices of the bundled sample case (HCC_006): header values set to odd
+ones (NaN, 0, 1e30, empty, another UID, another photometric interpretation …) or deleted in one, two
+or all of its DICOM files, any element of them as one multi-frame file (`multiframe`, its nested
+sequences too), or the fields of a NIfTI or NRRD header (its size, data type, spacing, affine,
+scaling …), sometimes with bytes flipped or the file cut; `labels` damages the NIfTI header of a
+label map given with the CT to `measure`; `seg` and `rtstruct`, any element of a DICOM SEG or RT
+structure set made on the eight slices, given with them to `measure`; `segnrrd`, the header lines of
+a Slicer .seg.nrrd of them, likewise; `ircadb`, the mask slices of a 3D-IRCADb-01 case made of them
+(a file removed or copied over another, or any element), given to `evaluate`; `scene`, the scene
+file of a Slicer scene bundle (.mrb) of them and their segmentation (a node's attribute, its tag,
+the node or a data file removed), given to `measure`. Each copy is segmented (measured, evaluated)
+in this process with the bundled model, and one line per seed prints the exit status, the damage and
+the error line; where a copy of a fixed undamaged one (all kinds but `dicom`) exits 0, whether its
+lesion table (and liver volume, or evaluation) is the undamaged copy's, and if not, the first line
+on stderr that the undamaged copy's run did not print (a warning of the damage, or only the changed
+result).
 
 Exits 1 where a run broke the command's contract: an internal error or a traceback, an error told
 in several lines, or files left in the output folder after a refusal. Read the runs that succeeded
@@ -441,6 +444,81 @@ def damaged_ircadb(folder: Path, rng: random.Random) -> str:
     return f"ircadb, {mask}, {which}: {told}"
 
 
+@functools.lru_cache(maxsize=1)
+def _scene_bundle_bytes() -> bytes:
+    """A 3D Slicer scene bundle (.mrb) as Slicer saves one, made with the real MRML classes: the eight
+    slices as the volume "CT", a label map of them, a lesion probability map, and the segmentation
+    "Segmentation" of `shape_labels`' liver and lesion on the CT."""
+    import slicer
+
+    from LiverLesionSegLib import mrml
+
+    ct = _sample_volume()
+    labels = shape_labels(ct)
+    scene = slicer.vtkMRMLScene()
+    ct_node = mrml.add_volume_node(scene, ct, "CT")
+    mrml.add_volume_node(scene, ct.with_array((labels.array > 0).astype(np.uint8)), "CT-label",
+                         "vtkMRMLLabelMapVolumeNode")
+    mrml.fill_probability_node(scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT lesion probability"),
+                               ct.with_array(np.zeros(ct.shape, np.float32)))
+    mrml.fill_segmentation_node(mrml.new_segmentation_node(scene, "Segmentation"), ct_node,
+                                labels.with_array((labels.array >= 1).astype(np.uint8)),
+                                labels.with_array((labels.array == 2).astype(np.uint8)))
+    with tempfile.TemporaryDirectory() as tmp:
+        scene.SetRootDirectory(tmp)
+        if not scene.WriteToMRB(str(Path(tmp, "study.mrb"))):
+            raise RuntimeError("the sample scene was not written")
+        return Path(tmp, "study.mrb").read_bytes()
+
+
+SCENE_VALUES = ["", "XXX", "0", "1", "CT", "Liver", "Segmentation", "storage:", "storage:XXX;", "transform:XXX;"]
+SCENE_TAGS = ["Volume", "LabelMapVolume", "Segmentation", "VolumeArchetypeStorage", "SegmentationStorage"]
+SCENE_KEYS = ["id", "name", "references", "fileName", "attributes", "labelMap", "storageNodeRef"]
+
+
+def damaged_scene(path: Path, rng: random.Random) -> str:
+    """The scene bundle (`_scene_bundle_bytes`) with its scene file's nodes damaged: an attribute
+    (names, ids, references, file names, node attributes) deleted or set to an odd value or to another
+    node's, a node's tag changed or the node removed; or one of its data files removed."""
+    import xml.etree.ElementTree as ElementTree
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(_scene_bundle_bytes())) as bundle:
+        members = {info.filename: bundle.read(info) for info in bundle.infolist() if not info.is_dir()}
+    scene_name = next(name for name in members if name.endswith(".mrml"))
+    root = ElementTree.fromstring(members[scene_name])
+    told = []
+    read = [node for node in root if node.tag in SCENE_TAGS]  # the nodes the reader reads, mostly damaged
+    for _ in range(rng.choice([1, 1, 2])):
+        node = rng.choice(read if rng.random() < 0.8 else list(root))
+        way = rng.random()
+        if way < 0.1:
+            root.remove(node)
+            told.append(f"<{node.tag} {node.get('name') or node.get('id')}> removed")
+        elif way < 0.2:
+            tag, node.tag = node.tag, rng.choice(SCENE_TAGS + ["XXX"])
+            told.append(f"<{tag} {node.get('name') or node.get('id')}> as <{node.tag}>")
+        elif way < 0.3:
+            data = rng.choice(sorted(name for name in members if name != scene_name))
+            del members[data]
+            told.append(f"{Path(data).name} removed")
+        else:
+            read_keys = sorted(set(node.keys()) & set(SCENE_KEYS))
+            key = rng.choice(read_keys if read_keys and rng.random() < 0.8 else sorted(node.keys()))
+            if rng.random() < 0.3:
+                del node.attrib[key]
+                told.append(f"<{node.tag}> no {key}")
+            else:
+                others = [other.get(key) for other in root if other.get(key) and other is not node]
+                node.set(key, rng.choice(SCENE_VALUES + others))
+                told.append(f"<{node.tag}> {key}={node.get(key)[:60]!r}")
+    members[scene_name] = ElementTree.tostring(root)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for name, data in members.items():
+            bundle.writestr(name, data)
+    return "scene: " + "; ".join(told)
+
+
 def damage_bytes(path: Path, rng: random.Random, head: int) -> str:
     """A file cut short, or a few of its first `head` bytes changed."""
     raw = bytearray(path.read_bytes())
@@ -468,7 +546,8 @@ DAMAGE = {"dicom": (damaged_dicom, "slices"), "nifti": (damaged_nifti, "ct.nii.g
           "seg": (functools.partial(damaged_dicom_object, "seg"), "case"),
           "rtstruct": (functools.partial(damaged_dicom_object, "rtstruct"), "case"),
           "segnrrd": (damaged_seg_nrrd, "case"),
-          "multiframe": (damaged_multiframe, "ct.dcm"), "ircadb": (damaged_ircadb, "case")}
+          "multiframe": (damaged_multiframe, "ct.dcm"), "ircadb": (damaged_ircadb, "case"),
+          "scene": (damaged_scene, "study.mrb")}
 
 
 def _write_sample(path: Path) -> None:
@@ -489,7 +568,8 @@ UNDAMAGED = {"nifti": _write_sample, "nrrd": _write_sample,
              "rtstruct": functools.partial(write_object, "rtstruct"),
              "segnrrd": functools.partial(write_object, "segnrrd"),
              "multiframe": lambda path: path.write_bytes(_multiframe_bytes()),
-             "ircadb": write_ircadb_case}
+             "ircadb": write_ircadb_case,
+             "scene": lambda path: path.write_bytes(_scene_bundle_bytes())}
 
 
 # --- running ----------------------------------------------------------------------------------------
@@ -517,6 +597,8 @@ def command(kind: str, given: Path, out: Path) -> list[str]:
                 "--lesions", str(out / "lesions.csv")]
     if kind == "ircadb":
         return ["evaluate", str(given), "--out", str(out)]
+    if kind == "scene":  # its CT, with its one segmentation
+        return ["measure", str(given), "--lesions", str(out / "lesions.csv")]
     if kind in OBJECT_FILES:
         return ["measure", str(given / "slices"), str(given / OBJECT_FILES[kind]),
                 "--lesions", str(out / "lesions.csv")]

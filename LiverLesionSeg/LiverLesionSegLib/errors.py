@@ -9,6 +9,7 @@ Slicer module can show it in a message box, without a traceback.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 from typing import Iterator
@@ -86,8 +87,16 @@ class LiverLesionSegError(Exception):
 
 @contextlib.contextmanager
 def renamed(inside: str, outside: str) -> Iterator[None]:
-    """Errors raised within name `outside` where they would name `inside` (a temporary copy or link
-    the user never saw)."""
+    """Errors raised and warnings logged within name `outside` where they would name `inside` (a
+    temporary copy or link the user never saw)."""
+    def rename_record(record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if inside in message:
+            record.msg, record.args = message.replace(inside, outside), ()
+        return True
+
+    logger = logging.getLogger("LiverLesionSeg")
+    logger.addFilter(rename_record)
     try:
         yield
     except LiverLesionSegError as exc:
@@ -96,6 +105,8 @@ def renamed(inside: str, outside: str) -> Iterator[None]:
         exc.hint = exc.hint.replace(inside, outside) if exc.hint else exc.hint
         exc.args = (str(exc),)
         raise
+    finally:
+        logger.removeFilter(rename_record)
 
 
 class InputError(LiverLesionSegError):

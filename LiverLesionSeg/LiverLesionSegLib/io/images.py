@@ -332,6 +332,9 @@ def read_label_map(path: str | os.PathLike, reference: Volume, require_liver: bo
         shown = ", ".join(str(v) for v in values[:10]) + (" ..." if values.size > 10 else "")
         raise InputError(f"the label map holds label(s) {shown} besides 0 background, 1 liver, 2 lesion", path,
                          "give a label map with 0, 1 and 2 only")
+    if not array.any():  # a blank export, or another image of the scan given for its labels
+        LOG.warning("%s: the label map holds background (0) only, no voxel of liver or lesion; if it should, "
+                    "give the label map that holds them", path)
     lesion = reference.with_array((array == 2).astype(np.uint8), str(path))
     if not require_liver and not (array == 1).any():
         return None, lesion

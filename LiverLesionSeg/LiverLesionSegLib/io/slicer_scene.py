@@ -83,7 +83,7 @@ def choose_scene_segmentation(scene: Path, wanted: Optional[str] = None) -> Path
     named `wanted`."""
     segmentations = scene_segmentations(scene)
     if not segmentations:
-        raise InputError("is a 3D Slicer scene with 0 segmentations", scene,
+        raise InputError("is a 3D Slicer scene without a segmentation", scene,
                          "save the scene with its segmentation, or give the segmentation's own file (.seg.nrrd)")
     chosen = _one(scene, segmentations, wanted, "segmentation",
                   "nor is it a file: give a segmentation file, or the name of one segmentation from that list",

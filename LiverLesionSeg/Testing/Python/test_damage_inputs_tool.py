@@ -184,3 +184,36 @@ def test_a_lost_mask_file_is_another_evaluation_told_on_stderr(monkeypatch):
     assert outcome.exit_code == 0 and not damage_inputs.same_table(outcome.table, undamaged.table)
     new_lines = [line for line in outcome.said if line not in undamaged.said]
     assert new_lines[0].startswith("TMP/case/MASKS_DICOM/liver holds mask slices for 7 of the CT's 8 slices")
+
+
+def test_the_undamaged_scene_measures_the_objects_lesions():
+    """The judge of `--kind scene`: the bundle's segmentation, made with the real MRML classes from
+    the same drawing, measures as the DICOM SEG does (the case named after the bundle)."""
+    pytest.importorskip("slicer", reason="needs the slicer-core wheel")
+    scene, seg = (damage_inputs.undamaged_table(kind) for kind in ("scene", "seg"))
+    assert "\nstudy,1," in scene and damage_inputs.same_table(scene.replace("\nstudy,", "\nslices,"), seg)
+
+
+def test_a_scene_damage_is_in_the_bundle(tmp_path):
+    """Thirty seeds: a data file told removed is not in the bundle, a value told set is in its scene
+    file, a node told removed is not."""
+    pytest.importorskip("slicer", reason="needs the slicer-core wheel")
+    import zipfile
+
+    checked = 0
+    for seed in range(30):
+        path = tmp_path / f"{seed}.mrb"
+        told = damage_inputs.damaged_scene(path, random.Random(seed))
+        with zipfile.ZipFile(path) as bundle:
+            names = bundle.namelist()
+            scene = bundle.read(next(n for n in names if n.endswith(".mrml"))).decode()
+        for damage in told.removeprefix("scene: ").split("; "):
+            if damage.endswith(".nrrd removed"):
+                assert not any(n.endswith("/" + damage.removesuffix(" removed")) for n in names), told
+            elif "=" in damage and damage.endswith("'") and len(damage.split("=", 1)[1]) < 60:
+                key, value = damage.split("> ", 1)[1].split("=", 1)
+                assert f'{key}="{value[1:-1]}"' in scene, told
+            else:
+                continue
+            checked += 1
+    assert checked >= 10

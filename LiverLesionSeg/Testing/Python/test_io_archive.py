@@ -61,6 +61,23 @@ def test_a_zipped_nifti_file(tmp_path):
     assert np.array_equal(read.array, volume.array) and np.allclose(read.spacing, volume.spacing)
 
 
+def test_a_warning_on_a_file_in_an_archive_names_it_in_the_archive(tmp_path, caplog):
+    """The file is read from a temporary folder, but the warning names it as the user knows it."""
+    import nibabel as nib
+
+    volume = read_input_volume(sample_case_path())
+    image = nib.Nifti1Image(volume.array[:8].T.copy(), np.diag([*volume.spacing, 1]))
+    image.set_sform(None, code=0)  # no position: read with a warning
+    image.set_qform(None, code=0)
+    nib.save(image, str(tmp_path / "ct.nii.gz"))
+    with zipfile.ZipFile(tmp_path / "ct.zip", "w") as zipped:
+        zipped.write(tmp_path / "ct.nii.gz", "ct.nii.gz")
+    with find_input_ct(tmp_path / "ct.zip") as found:
+        found.read()
+    warned = [r.getMessage() for r in caplog.records if "no position or orientation" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith(f"{tmp_path / 'ct.zip' / 'ct.nii.gz'}: "), warned
+
+
 def _encrypted_flag(archive: Path) -> None:
     """Mark every member as encrypted (bit 0 of the flags), as `zip -P` writes them: no tool here
     writes encrypted archives."""

@@ -422,6 +422,28 @@ def test_label_map_values(small, tmp_path):
     assert liver.array.dtype == np.uint8 and lesion.array[3].sum() == 16
 
 
+@pytest.mark.parametrize("require_liver", [True, False])
+def test_a_label_map_of_background_only_is_read_with_a_warning(small, tmp_path, caplog, require_liver):
+    """Found by the damage tool: a scene's segmentation stored as its probability map (all zeros) was
+    measured as "Liver: not segmented. Lesions: 0" with nothing said."""
+    reference = read_image_written(small, tmp_path)
+    write_sitk(small, tmp_path / "labels.nii.gz", np.zeros(small.shape, np.float32))
+    liver, lesion = read_label_map(tmp_path / "labels.nii.gz", reference, require_liver)
+    assert not lesion.array.any() and (liver is None) == (not require_liver)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == [f"{tmp_path / 'labels.nii.gz'}: the label map holds background (0) only, no voxel of liver "
+                      "or lesion; if it should, give the label map that holds them"]
+
+
+def test_a_label_map_with_labels_is_not_warned_of(small, tmp_path, caplog):
+    reference = read_image_written(small, tmp_path)
+    labels = np.zeros(small.shape, np.uint8)
+    labels[3, 5:9, 5:9] = 2
+    write_sitk(small, tmp_path / "labels.nii.gz", labels)
+    read_label_map(tmp_path / "labels.nii.gz", reference)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
 def read_image_written(volume: Volume, tmp_path) -> Volume:
     write_sitk(volume, tmp_path / "image.nii.gz")
     return read_image(tmp_path / "image.nii.gz")

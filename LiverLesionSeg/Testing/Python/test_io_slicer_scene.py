@@ -130,7 +130,7 @@ def test_measure_a_scene_with_two_segmentations_or_none_asks_which(ct, tmp_path,
     for given, message in [
             (two, "two.mrb/two/two.mrml: is a 3D Slicer scene with 2 segmentations: 'Segmentation 1'; "
                   "'Segmentation 2'"),
-            (none, "none.mrb/none/none.mrml: is a 3D Slicer scene with 0 segmentations. Save the scene with its "
+            (none, "none.mrb/none/none.mrml: is a 3D Slicer scene without a segmentation. Save the scene with its "
                    "segmentation"),
             (sample_case_path(), "is not a 3D Slicer scene, and no segmentation was given")]:
         assert main(["measure", str(given), "--lesions", str(tmp_path / "lesions.csv")]) == 3
@@ -205,7 +205,7 @@ def test_train_on_scene_bundles_and_refuse_one_without_a_segmentation(ct, tmp_pa
     slicer_scene_bundle(ct, tmp_path / "cases" / "c.mrb")
     assert main(["train", str(tmp_path / "cases"), "--out", str(tmp_path / "refused"), "--cycles", "1",
                  "--epochs", "1", "--progress", "none"]) == 3
-    assert "c.mrb/c/c.mrml: is a 3D Slicer scene with 0 segmentations" in capsys.readouterr().err
+    assert "c.mrb/c/c.mrml: is a 3D Slicer scene without a segmentation" in capsys.readouterr().err
     assert not (tmp_path / "refused").exists()
 
 
