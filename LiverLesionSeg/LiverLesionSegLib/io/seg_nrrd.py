@@ -44,6 +44,17 @@ def is_slicer_segmentation(path: str | os.PathLike) -> bool:
     return any(SEGMENT_KEY.fullmatch(key) for key in header)
 
 
+def _header_fault(exc: Exception, header: dict) -> str:
+    """What a reader's exception says of the header: a KeyError of pynrrd's ("'XXX'" for a type it
+    does not know, "'sizes'" for a field gone) told as such."""
+    key = exc.args[0] if isinstance(exc, KeyError) and exc.args else None
+    if key is not None and key == header.get("type"):
+        return f"its type '{key}' is no NRRD data type"
+    if isinstance(key, str) and key not in header:
+        return f"its header has no '{key}' field"
+    return first_line(exc)
+
+
 def read_slicer_segmentation(path: str | os.PathLike, reference: Volume, require_liver: bool = True
                              ) -> tuple[Optional[Volume], Volume]:
     """(liver, lesion) uint8 masks on `reference`'s grid (the liver with its lesions). Without
@@ -51,6 +62,7 @@ def read_slicer_segmentation(path: str | os.PathLike, reference: Volume, require
     import nrrd
 
     path = Path(path)
+    header: dict = {}
     try:
         with open(path, "rb") as fh:  # the header read once: checked for size, then the data after it
             header = nrrd.read_header(fh)
@@ -62,7 +74,7 @@ def read_slicer_segmentation(path: str | os.PathLike, reference: Volume, require
     except LiverLesionSegError:  # a volume too large for memory, say
         raise
     except Exception as exc:  # pynrrd, zlib and numpy raise many kinds on damaged files
-        raise InputError(f"cannot read the segmentation ({first_line(exc)})", path, HINT) from None
+        raise InputError(f"cannot read the segmentation ({_header_fault(exc, header)})", path, HINT) from None
     meanings = {name: meaning_of_segment_name(name) for name, _, _ in segments}
     present = set(meanings.values())
     if "liver" not in present and (require_liver or "lesion" not in present):

@@ -191,3 +191,19 @@ def test_a_damaged_header_value_is_named(case, scene_and_nodes, tmp_path, key, v
     nrrd.write(str(tmp_path / "damaged.seg.nrrd"), data, header)
     with pytest.raises(InputError, match=rf"damaged\.seg\.nrrd: cannot read the segmentation \({told}"):
         read_segmentation(tmp_path / "damaged.seg.nrrd", case["ct"])
+
+
+@pytest.mark.parametrize("line, told", [
+    ("type: XXX", "its type 'XXX' is no NRRD data type"),
+    ("#", "its header has no 'sizes' field")])
+def test_a_header_line_pynrrd_keys_on_is_named(case, scene_and_nodes, tmp_path, line, told):
+    """pynrrd's KeyError was shown as its key alone: "('XXX')" for a type it does not know, "('sizes')"
+    for the sizes line gone."""
+    scene, segmentation_node, _ = scene_and_nodes
+    data = save(scene, segmentation_node, tmp_path / "s.seg.nrrd").read_bytes()
+    end = data.index(b"\n\n")
+    field = "type" if line.startswith("type") else "sizes"
+    header = "\n".join(line if row.startswith(f"{field}: ") else row for row in data[:end].decode().split("\n"))
+    (tmp_path / "damaged.seg.nrrd").write_bytes(header.encode() + data[end:])
+    with pytest.raises(InputError, match=rf"damaged\.seg\.nrrd: cannot read the segmentation \({told}\)"):
+        read_segmentation(tmp_path / "damaged.seg.nrrd", case["ct"])
