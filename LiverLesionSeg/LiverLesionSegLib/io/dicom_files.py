@@ -96,6 +96,43 @@ def header_values(where: str | os.PathLike):
                          "the file is damaged or was edited; export it again") from None
 
 
+# Sequences of a multi-frame image or SEG that hold at least one item wherever they are present
+# (DICOM PS3.3: its functional groups, segment descriptions and references). An empty one is where
+# highdicom fails with "list index out of range" or "Sequence must contain a single item."
+ITEMS_NEEDED = {"SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence", "FrameContentSequence",
+                "PlanePositionSequence", "PlaneOrientationSequence", "PixelMeasuresSequence",
+                "PixelValueTransformationSequence", "CTImageFrameTypeSequence", "SegmentIdentificationSequence",
+                "SegmentSequence", "SegmentedPropertyCategoryCodeSequence", "SegmentedPropertyTypeCodeSequence",
+                "SegmentationAlgorithmIdentificationSequence", "AlgorithmFamilyCodeSequence",
+                "DimensionIndexSequence", "ReferencedSeriesSequence", "ReferencedInstanceSequence",
+                "SourceImageSequence", "ConversionSourceAttributesSequence"}
+
+
+def reading_fault(exc: BaseException, path: Path) -> str:
+    """What went wrong reading the multi-frame image or SEG `path`, for a message: a required sequence
+    left empty, named with where it lies, else the library's own words (`first_line`)."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:  # the library's words on the file say it
+        return first_line(exc)
+    empty = _empty_sequence(ds, "")
+    return f"its {empty} is empty, where an item is needed" if empty else first_line(exc)
+
+
+def _empty_sequence(ds: pydicom.Dataset, where: str) -> Optional[str]:
+    """The first sequence of `ITEMS_NEEDED` within `ds` that holds no item, with where it lies."""
+    for element in ds:
+        if element.VR != "SQ":
+            continue
+        if element.keyword in ITEMS_NEEDED and len(element.value) == 0:
+            return element.keyword + where
+        for number, item in enumerate(element.value, start=1):
+            found = _empty_sequence(item, f" (in {element.keyword} item {number})" if not where else where)
+            if found:
+                return found
+    return None
+
+
 def check_decoder(path: Path, ds: pydicom.Dataset) -> None:
     """Compressed pixel data needs a decoder: refuse, naming what to install, when there is none."""
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None

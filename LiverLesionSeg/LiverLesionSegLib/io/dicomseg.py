@@ -25,6 +25,7 @@ from ..errors import InputError, first_line
 from ..segments import LIVER_CODE, NOT_LIVER_WORDS, meaning_of_segment_name, plain_text, warn_of_left_out
 from ..volume import Case, Volume
 from .dicom import FolderScan, SeriesInfo, check_in_plane_grid, read_series, scan_folder, slice_indices
+from .dicom_files import reading_fault
 from .multiframe import functional_group_item
 from .regularize import mask_to_grid
 from .rtstruct import is_rtstruct, read_rtstruct_masks
@@ -171,7 +172,7 @@ def _segread(path: Path) -> hd.seg.Segmentation:
         if _frame_count(path) == 0:  # highdicom fails on it with an IndexError
             raise InputError("the DICOM SEG holds no frames (NumberOfFrames 0), so no segment has a voxel", path,
                              "export the segmentation again after drawing the liver") from None
-        raise InputError(f"cannot read the DICOM SEG ({first_line(exc)})", path,
+        raise InputError(f"cannot read the DICOM SEG ({reading_fault(exc, path)})", path,
                          "the file may be truncated or not a valid SEG; export it again") from None
 
 

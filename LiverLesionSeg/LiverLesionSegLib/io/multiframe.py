@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import GeometryError, InputError, first_line
+from ..errors import GeometryError, InputError
 from ..volume import Volume
 from .dicom import LEAST_HU, MOST_HU, check_stack, refuse_a_negative_slope
-from .dicom_files import decoding
+from .dicom_files import decoding, reading_fault
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -29,7 +29,7 @@ def read_multiframe_ct(path: Path, frames: int, label: str) -> Volume:
     try:
         image = highdicom.imread(path)
     except Exception as exc:  # highdicom and pydicom raise many kinds on damaged files
-        raise InputError(f"cannot read the multi-frame image ({first_line(exc)})", path,
+        raise InputError(f"cannot read the multi-frame image ({reading_fault(exc, path)})", path,
                          "the file may be truncated or damaged; export the series again") from None
     refuse_a_negative_slope(image, path)
     try:

@@ -64,6 +64,20 @@ def test_a_negative_rescale_slope_is_refused(hcc_006, tmp_path, form):
         read_input_volume(given)
 
 
+@pytest.mark.parametrize("sequence", ["PlanePositionSequence", "ConversionSourceAttributesSequence"])
+def test_a_required_sequence_left_empty_is_named(hcc_006, tmp_path, sequence):
+    """Found by `tools/damage_inputs.py --kind multiframe`: highdicom's "list index out of range"."""
+    files, _ = hcc_006
+    path = multiframe_file(files[:8], tmp_path / "enhanced" / "ct.dcm")
+    ds = pydicom.dcmread(path)
+    ds.PerFrameFunctionalGroupsSequence[3][sequence].value = []
+    ds.save_as(path)
+    with pytest.raises(InputError, match=rf"ct\.dcm: cannot read the multi-frame image \(its {sequence} \(in "
+                                         r"PerFrameFunctionalGroupsSequence item 4\) is empty, where an item is "
+                                         r"needed\)"):
+        read_input_volume(path)
+
+
 def test_the_folder_scan_counts_frames_and_sees_the_orientation(hcc_006, tmp_path):
     """A multi-frame series ranks by its frames and is known to be axial (from its functional groups)."""
     files, _ = hcc_006
