@@ -25,6 +25,7 @@ from ..segments import plain_text
 from ..volume import POSITION_TOLERANCE_MM, Volume
 from .dicom import (DAMAGED, NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, read_series, scan_files, scan_folder,
                     slice_height)
+from .dicom_files import has_dicom_prefix
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -295,6 +296,10 @@ def _series_in_gaps(scan: FolderScan, chosen: SeriesInfo) -> list[SeriesInfo]:
 def choose_ct_file(path: str | os.PathLike) -> Optional[tuple[FolderScan, SeriesInfo]]:
     """The CT series in one DICOM file (a multi-frame image), or None when the file is not DICOM."""
     series, skipped = scan_files([Path(path)])
+    if not series and has_dicom_prefix(Path(path)):  # read, but its header holds no image's elements
+        raise InputError("is a DICOM file whose header names no series and no image position (no "
+                         "SeriesInstanceUID, no ImagePositionPatient): damaged, or not an image", path,
+                         "export the series again")
     if not series:
         return None
     kinds = {s.modality.upper() for s in series}

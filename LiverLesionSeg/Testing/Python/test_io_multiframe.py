@@ -78,6 +78,19 @@ def test_a_required_sequence_left_empty_is_named(hcc_006, tmp_path, sequence):
         read_input_volume(path)
 
 
+def test_a_dicom_file_naming_no_series_is_told_as_a_dicom_file(hcc_006, tmp_path):
+    """Found by `tools/damage_inputs.py --kind multiframe` (bytes of its header changed): a DICOM file
+    whose header holds no SeriesInstanceUID was told "is neither a DICOM, NIfTI or NRRD image"."""
+    files, _ = hcc_006
+    path = multiframe_file(files[:8], tmp_path / "enhanced" / "ct.dcm")
+    ds = pydicom.dcmread(path)
+    del ds.SeriesInstanceUID
+    ds.save_as(path)
+    with pytest.raises(InputError, match=r"ct\.dcm: is a DICOM file whose header names no series and no image "
+                                         r"position \(no SeriesInstanceUID, no ImagePositionPatient\)"):
+        read_input_volume(path)
+
+
 def test_the_folder_scan_counts_frames_and_sees_the_orientation(hcc_006, tmp_path):
     """A multi-frame series ranks by its frames and is known to be axial (from its functional groups)."""
     files, _ = hcc_006
