@@ -116,7 +116,23 @@ def reading_fault(exc: BaseException, path: Path) -> str:
     except Exception:  # the library's words on the file say it
         return first_line(exc)
     empty = _empty_sequence(ds, "")
-    return f"its {empty} is empty, where an item is needed" if empty else first_line(exc)
+    if empty:
+        return f"its {empty} is empty, where an item is needed"
+    return _index_count_mismatch(ds) or first_line(exc)
+
+
+def _index_count_mismatch(ds: pydicom.Dataset) -> Optional[str]:
+    """A frame whose DimensionIndexValues hold another count of values than the DimensionIndexSequence
+    has indices (highdicom: "Unexpected mismatch between dimension index values ...")."""
+    indices = len(ds.get("DimensionIndexSequence") or [])
+    for number, frame in enumerate(ds.get("PerFrameFunctionalGroupsSequence") or [], start=1):
+        content = frame.get("FrameContentSequence")
+        values = content[0].get("DimensionIndexValues") if content else None
+        count = len(values) if isinstance(values, (list, tuple, pydicom.multival.MultiValue)) else 1
+        if indices and values is not None and count != indices:
+            return (f"frame {number}'s DimensionIndexValues hold {count} value{'s' * (count != 1)}, where the "
+                    f"file's DimensionIndexSequence has {indices} indices")
+    return None
 
 
 def _empty_sequence(ds: pydicom.Dataset, where: str) -> Optional[str]:

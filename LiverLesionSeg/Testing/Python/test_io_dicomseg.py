@@ -220,6 +220,8 @@ def test_a_frame_of_a_segment_not_described_is_refused(case_0697_copy, number):
     ("FrameContentSequence", "no FrameContentSequence"),
     ("FrameContentSequence empty", "its FrameContentSequence (in PerFrameFunctionalGroupsSequence item 2) is empty, "
                                    "where an item is needed"),
+    ("DimensionIndexValues", "frame 2's DimensionIndexValues hold 1 value, where the file's DimensionIndexSequence "
+                             "has 2 indices"),
     ("ImagePositionPatient", "a single number where the header holds several (a position, orientation or spacing)")])
 def test_a_missing_or_single_valued_element_is_told_plainly(case_0697_copy, missing, told):
     """Found by the damage tool: highdicom's KeyError, AttributeError and TypeError were shown as
@@ -231,6 +233,8 @@ def test_a_missing_or_single_valued_element_is_told_plainly(case_0697_copy, miss
         ds.PerFrameFunctionalGroupsSequence[1].PlanePositionSequence[0].ImagePositionPatient = 0.001
     elif missing.endswith(" empty"):  # highdicom's "list index out of range"
         ds.PerFrameFunctionalGroupsSequence[1].FrameContentSequence = []
+    elif missing == "DimensionIndexValues":  # highdicom's "Unexpected mismatch between dimension index values ..."
+        ds.PerFrameFunctionalGroupsSequence[1].FrameContentSequence[0].DimensionIndexValues = 1
     else:
         delattr(ds.PerFrameFunctionalGroupsSequence[1], missing)
     ds.save_as(path)
