@@ -122,7 +122,8 @@ def _points(contour: pydicom.Dataset, roi: str) -> np.ndarray:
         raise ValueError(f"a contour of ROI '{roi}' holds ContourData that is not numbers ({first_line(exc, 80)})"
                          ) from None
     if values.size == 0 or values.size % 3:
-        raise ValueError(f"a contour of ROI '{roi}' holds {values.size} numbers, not x, y, z points")
+        numbers = f"{values.size} number{'s' * (values.size != 1)}"
+        raise ValueError(f"a contour of ROI '{roi}' holds {numbers}, not x, y, z points")
     return values.reshape(-1, 3)
 
 

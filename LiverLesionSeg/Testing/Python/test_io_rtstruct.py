@@ -362,8 +362,9 @@ def test_contour_data_that_is_no_list_of_points_names_its_roi(reference, tmp_pat
     def edit(dataset):
         _gtv_contours(dataset).ContourSequence[0].ContourData = values
 
-    assert re.search(rf"edited\.dcm: cannot read the RT structure set \(a contour of ROI 'GTV' holds {len(values)} "
-                     r"numbers, not x, y, z points\)", _refusal_of_edited(reference, tmp_path, edit))
+    numbers = "1 number" if len(values) == 1 else f"{len(values)} numbers"
+    assert re.search(rf"edited\.dcm: cannot read the RT structure set \(a contour of ROI 'GTV' holds {numbers}, "
+                     r"not x, y, z points\)", _refusal_of_edited(reference, tmp_path, edit))
 
 
 @pytest.mark.parametrize("kind, told", [(None, "no ContourGeometricType"), ("", "no ContourGeometricType"),
