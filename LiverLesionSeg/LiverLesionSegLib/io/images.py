@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import GeometryError, InputError, renamed
+from ..errors import GeometryError, InputError, first_line, renamed
 from ..memory import check_image_fits
 from ..volume import Volume
 from .atomic import NOT_TEXT, is_text_path
@@ -266,6 +266,9 @@ def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
     except RuntimeError as exc:
         if is_sheared_nifti_error(path, _itk_reason(exc)):
             return _read_sheared(path, resample_shear)
+        damage = _gzip_start_damage(path)  # ITK only says it knows no reader for the file
+        if damage:
+            raise InputError(f"the compressed file is damaged ({damage})", path, "export it again") from None
         raise InputError(f"cannot read the image header ({_itk_reason(exc)})", path,
                          "the file may be damaged or not an image; export it again") from None
     _check_shape(path, reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents())
@@ -539,6 +542,19 @@ def _gzip_trailer_says(path: Path, length: int) -> bool:
             return False
         f.seek(-4, os.SEEK_END)
         return int.from_bytes(f.read(4), "little") == length % 2 ** 32
+
+
+def _gzip_start_damage(path: Path) -> Optional[str]:
+    """What the gzip reader says of a .gz file whose start (its header, for an image) cannot be
+    decompressed; None for another file, or one whose start decompresses."""
+    if not path.name.lower().endswith(".gz"):
+        return None
+    try:
+        with gzip.open(path, "rb") as f:
+            f.read(1 << 16)
+    except (EOFError, OSError, zlib.error) as exc:
+        return first_line(exc)
+    return None
 
 
 def _gzip_length(path: Path) -> int:

@@ -444,6 +444,18 @@ def test_a_label_map_with_labels_is_not_warned_of(small, tmp_path, caplog):
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
+@pytest.mark.parametrize("where", [3, 30])  # the gzip header's compression method; the deflate stream's start
+def test_a_nifti_gz_damaged_at_its_start_is_told_so(small, tmp_path, where):
+    """Found by `tools/damage_inputs.py --kind nifti`: told as ITK's "Unable to determine ImageIO reader"."""
+    write_sitk(small, tmp_path / "ct.nii.gz")
+    data = bytearray((tmp_path / "ct.nii.gz").read_bytes())
+    data[where:where + 8] = b"\xff" * 8
+    (tmp_path / "ct.nii.gz").write_bytes(bytes(data))
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / "ct.nii.gz")
+    assert_one_line(exc, "ct.nii.gz", "the compressed file is damaged (")
+
+
 def read_image_written(volume: Volume, tmp_path) -> Volume:
     write_sitk(volume, tmp_path / "image.nii.gz")
     return read_image(tmp_path / "image.nii.gz")
