@@ -3,7 +3,8 @@ SEG's, an RT structure set's or a 3D Slicer scene's, through `measure`; a 3D-IRC
 through `evaluate`): the broken exports a clinic may hold beyond the named cases of the test catalogue.
 
     .venv/bin/python tools/damage_inputs.py
-        [--kind dicom|multiframe|nifti|nrrd|labels|seg|rtstruct|segnrrd|ircadb|scene] [--first 0] [--count 100]
+        [--kind dicom|multiframe|nifti|nrrd|labels|seg|rtstruct|segnrrd|ircadb|scene|checkpoint]
+        [--first 0] [--count 100]
 
 Seed N damages a copy of eight slices of the bundled sample case (HCC_006): header values set to odd
 ones (NaN, 0, 1e30, empty, another UID, another photometric interpretation …) or deleted in one, two
@@ -15,12 +16,13 @@ structure set made on the eight slices, given with them to `measure`; `segnrrd`,
 a Slicer .seg.nrrd of them, likewise; `ircadb`, the mask slices of a 3D-IRCADb-01 case made of them
 (a file removed or copied over another, or any element), given to `evaluate`; `scene`, the scene
 file of a Slicer scene bundle (.mrb) of them and their segmentation (a node's attribute, its tag,
-the node or a data file removed), given to `measure`. Each copy is segmented (measured, evaluated)
-in this process with the bundled model, and one line per seed prints the exit status, the damage and
-the error line; where a copy of a fixed undamaged one (all kinds but `dicom`) exits 0, whether its
-lesion table (and liver volume, or evaluation) is the undamaged copy's, and if not, the first line
-on stderr that the undamaged copy's run did not print (a warning of the damage, or only the changed
-result).
+the node or a data file removed), given to `measure`; `checkpoint`, the metadata of a copy of the
+bundled model (its settings set to odd values or deleted, its format fields, its first bytes), given
+to `segment --model` with the slices. Each copy is segmented (measured, evaluated) in this process
+with the bundled model, and one line per seed prints the exit status, the damage and the error line;
+where a copy of a fixed undamaged one (all kinds but `dicom`) exits 0, whether its lesion table (and
+liver volume, or evaluation) is the undamaged copy's, and if not, the first line on stderr that the
+undamaged copy's run did not print (a warning of the damage, or only the changed result).
 
 Exits 1 where a run broke the command's contract: an internal error or a traceback, an error told
 in several lines, or files left in the output folder after a refusal. Read the runs that succeeded
@@ -37,6 +39,7 @@ import functools
 import gzip
 import io
 import itertools
+import json
 import math
 import random
 import re
@@ -519,6 +522,60 @@ def damaged_scene(path: Path, rng: random.Random) -> str:
     return "scene: " + "; ".join(told)
 
 
+@functools.lru_cache(maxsize=1)
+def _bundled_model() -> tuple[dict, dict]:
+    """The bundled model's tensors and metadata (its format fields and the JSON "meta": config, state)."""
+    from safetensors import safe_open
+
+    from LiverLesionSegLib.resources import bundled_model_path
+
+    with safe_open(str(bundled_model_path()), framework="pt") as f:
+        return {key: f.get_tensor(key) for key in f.keys()}, f.metadata()
+
+
+def write_checkpoint_case(folder: Path, metadata: Optional[dict] = None) -> None:
+    """The sample slices as ct.nii.gz in `folder`, beside model.safetensors: the bundled model's
+    tensors, with `metadata` (default: its own)."""
+    from safetensors.torch import save_file
+
+    tensors, bundled = _bundled_model()
+    folder.mkdir()
+    _write_sample(folder / "ct.nii.gz")
+    save_file(tensors, str(folder / "model.safetensors"), metadata=metadata or bundled)
+
+
+ODD_SETTINGS = [0, -1, 0.5, float("nan"), float("inf"), 1e30, -1e30, "", "XXX", None, True, [], [1, 2, 3], {}]
+
+
+def damaged_checkpoint(folder: Path, rng: random.Random) -> str:
+    """The sample slices as a NIfTI beside a copy of the bundled model whose metadata had one or two of
+    its settings (the config's, the format fields) set to odd values or deleted, or whose first bytes
+    were changed or the file cut; given to `segment --model`."""
+    tensors, bundled = _bundled_model()
+    metadata = dict(bundled)
+    meta = json.loads(metadata["meta"])
+    told = []
+    for _ in range(rng.choice([1, 1, 2])):
+        if rng.random() < 0.1:
+            key = rng.choice(["format", "format_version"])
+            metadata[key] = str(rng.choice(ODD_SETTINGS))
+            told.append(f"{key}={metadata[key]!r}")
+            continue
+        section = rng.choice(sorted(meta["config"]))
+        setting = rng.choice(sorted(meta["config"][section]))
+        if rng.random() < 0.15:
+            del meta["config"][section][setting]
+            told.append(f"no {section}.{setting}")
+        else:
+            meta["config"][section][setting] = rng.choice(ODD_SETTINGS)
+            told.append(f"{section}.{setting}={meta['config'][section][setting]!r}")
+    metadata["meta"] = json.dumps(meta)
+    write_checkpoint_case(folder, metadata)
+    if rng.random() < 0.1:
+        told.append(damage_bytes(folder / "model.safetensors", rng, 2000))
+    return "checkpoint: " + "; ".join(told)
+
+
 def damage_bytes(path: Path, rng: random.Random, head: int) -> str:
     """A file cut short, or a few of its first `head` bytes changed."""
     raw = bytearray(path.read_bytes())
@@ -547,7 +604,7 @@ DAMAGE = {"dicom": (damaged_dicom, "slices"), "nifti": (damaged_nifti, "ct.nii.g
           "rtstruct": (functools.partial(damaged_dicom_object, "rtstruct"), "case"),
           "segnrrd": (damaged_seg_nrrd, "case"),
           "multiframe": (damaged_multiframe, "ct.dcm"), "ircadb": (damaged_ircadb, "case"),
-          "scene": (damaged_scene, "study.mrb")}
+          "scene": (damaged_scene, "study.mrb"), "checkpoint": (damaged_checkpoint, "case")}
 
 
 def _write_sample(path: Path) -> None:
@@ -569,7 +626,8 @@ UNDAMAGED = {"nifti": _write_sample, "nrrd": _write_sample,
              "segnrrd": functools.partial(write_object, "segnrrd"),
              "multiframe": lambda path: path.write_bytes(_multiframe_bytes()),
              "ircadb": write_ircadb_case,
-             "scene": lambda path: path.write_bytes(_scene_bundle_bytes())}
+             "scene": lambda path: path.write_bytes(_scene_bundle_bytes()),
+             "checkpoint": write_checkpoint_case}
 
 
 # --- running ----------------------------------------------------------------------------------------
@@ -597,6 +655,9 @@ def command(kind: str, given: Path, out: Path) -> list[str]:
                 "--lesions", str(out / "lesions.csv")]
     if kind == "ircadb":
         return ["evaluate", str(given), "--out", str(out)]
+    if kind == "checkpoint":
+        return ["segment", str(given / "ct.nii.gz"), "--model", str(given / "model.safetensors"),
+                "-o", str(out / "result.seg.nrrd"), "--lesions", str(out / "lesions.csv")]
     if kind == "scene":  # its CT, with its one segmentation
         return ["measure", str(given), "--lesions", str(out / "lesions.csv")]
     if kind in OBJECT_FILES:

@@ -217,3 +217,32 @@ def test_a_scene_damage_is_in_the_bundle(tmp_path):
                 continue
             checked += 1
     assert checked >= 10
+
+
+def test_a_checkpoint_damage_is_in_its_metadata(tmp_path):
+    """Twenty seeds: a setting told set holds that value in the copy's metadata, a setting told gone
+    is not there, and the tensors are the bundled model's."""
+    import json
+
+    from safetensors import safe_open
+
+    bundled, _ = damage_inputs._bundled_model()
+    checked = 0
+    for seed in range(20):
+        told = damage_inputs.damaged_checkpoint(tmp_path / str(seed), random.Random(seed))
+        if "cut at byte" in told or "bytes changed" in told:
+            continue
+        with safe_open(str(tmp_path / str(seed) / "model.safetensors"), framework="pt") as f:
+            config = json.loads(f.metadata()["meta"])["config"]
+            assert set(f.keys()) == set(bundled)
+        for damage in told.removeprefix("checkpoint: ").split("; "):
+            if damage.startswith("no "):
+                section, setting = damage[3:].split(".")
+                assert setting not in config[section], told
+                checked += 1
+            elif not damage.startswith("format"):
+                name, value = damage.split("=", 1)
+                section, setting = name.split(".")
+                assert repr(config[section][setting]) == value or value == "nan", told
+                checked += 1
+    assert checked >= 10
