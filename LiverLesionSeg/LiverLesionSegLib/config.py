@@ -15,6 +15,8 @@ from typing import Any, Optional
 
 from .errors import InputError
 
+MAX_CONTEXT_MM = 20.0  # neighbouring slices farther than this show other anatomy, not the slice's context
+
 
 @dataclass
 class PreprocessConfig:
@@ -233,18 +235,23 @@ class Config:
         p, l, a, t, i = self.preprocess, self.loss, self.augment, self.train, self.inference
         rules = [
             (p.hu_min < p.hu_max, "preprocess.hu_min must be below hu_max"),
+            (-2000 <= p.hu_min and p.hu_max <= 4000, "preprocess.hu_min and hu_max must lie within -2000 to "
+                                                     "4000 HU (a CT's values)"),
             (p.size >= 32 and p.size % 32 == 0, "preprocess.size must be a multiple of 32"),
             (p.context_slices >= 0, "preprocess.context_slices must be 0 or more"),
-            (p.context_mm is None or (math.isfinite(p.context_mm) and p.context_mm > 0),
-             "preprocess.context_mm must be positive (or null: the next slices)"),
+            (p.context_mm is None or 0 < p.context_mm <= MAX_CONTEXT_MM,  # farther: other organs, not context
+             f"preprocess.context_mm must be positive and at most {MAX_CONTEXT_MM:g} mm (or null: the next slices)"),
             (p.normalise in ("unit", "centred"), "preprocess.normalise must be 'unit' or 'centred'"),
-            (p.zoom_margin_mm >= 0 and p.zoom_extra_slices >= 0, "preprocess.zoom margins must be 0 or more"),
+            (0 <= p.zoom_margin_mm <= 200 and p.zoom_extra_slices >= 0,
+             "preprocess.zoom margins must be 0 or more (zoom_margin_mm at most 200 mm)"),
             (1 <= p.zoom_tiles <= 4 and (p.zoom_tiles == 1 or p.zoom), "preprocess.zoom_tiles must be 1 to 4, and "
                                                                       "above 1 only with preprocess.zoom"),
             (p.zoom_tiles <= 1 or 1 / p.zoom_tiles < p.zoom_tile_share <= 1,
              "preprocess.zoom_tile_share must be above 1 / zoom_tiles (tiles that overlap) and at most 1"),
             (p.liver_reference_hu is None or p.zoom, "preprocess.liver_reference_hu needs preprocess.zoom (the "
                                                      "liver's box is what it shifts)"),
+            (p.liver_reference_hu is None or -200 <= p.liver_reference_hu <= 400,
+             "preprocess.liver_reference_hu must lie within -200 to 400 HU (a liver's values), or be null"),
             (len(self.model.classes) == 2, "model.classes must name two outputs (liver, lesion)"),
             (min(l.bce_weight, l.dice_weight, l.tversky_weight, l.tversky_alpha, l.tversky_beta) >= 0,
              "loss weights and Tversky alpha/beta must be 0 or more"),

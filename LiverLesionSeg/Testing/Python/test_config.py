@@ -72,6 +72,10 @@ def test_wrong_type_is_named():
     ("augment", "synthetic_halo_share", 1.5, "probabilities"),
     ("preprocess", "context_mm", 0.0, "context_mm"),
     ("preprocess", "context_mm", float("inf"), "context_mm"),
+    ("preprocess", "context_mm", 1e30, "at most 20 mm"),  # found by `damage_inputs.py --kind checkpoint`
+    ("preprocess", "hu_max", 1e30, "within -2000 to 4000 HU"),
+    ("preprocess", "hu_min", float("-inf"), "within -2000 to 4000 HU"),
+    ("preprocess", "zoom_margin_mm", float("inf"), "zoom_margin_mm at most 200 mm"),
     ("augment", "synthetic_halo_rim", (0.6, -0.5), "synthetic_halo_rim"),
     ("augment", "synthetic_halo_rim", (-1.5, 0.5), "synthetic_halo_rim"),
     ("augment", "mirrored_lesions", 1.5, "probabilities"),
@@ -96,6 +100,14 @@ def test_validated_refuses_settings_that_cannot_work(section, key, value, messag
     config = Config()
     setattr(getattr(config, section), key, value)
     with pytest.raises(InputError, match=message):
+        config.validated()
+
+
+@pytest.mark.parametrize("value", [float("nan"), 1e30, -1000.0])
+def test_a_liver_reference_outside_a_livers_values_is_refused(value):
+    config = Config()
+    config.preprocess.zoom, config.preprocess.liver_reference_hu = True, value
+    with pytest.raises(InputError, match="liver_reference_hu must lie within -200 to 400 HU"):
         config.validated()
 
 
