@@ -491,9 +491,9 @@ def damaged_scene(path: Path, rng: random.Random) -> str:
     scene_name = next(name for name in members if name.endswith(".mrml"))
     root = ElementTree.fromstring(members[scene_name])
     told = []
-    read = [node for node in root if node.tag in SCENE_TAGS]  # the nodes the reader reads, mostly damaged
     for _ in range(rng.choice([1, 1, 2])):
-        node = rng.choice(read if rng.random() < 0.8 else list(root))
+        read = [node for node in root if node.tag in SCENE_TAGS]  # the nodes the reader reads, mostly damaged
+        node = rng.choice(read if read and rng.random() < 0.8 else list(root))
         way = rng.random()
         if way < 0.1:
             root.remove(node)

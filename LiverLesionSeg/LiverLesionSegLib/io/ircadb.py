@@ -93,4 +93,3 @@ def read_mask_folder(folder: Path, ct: Volume) -> np.ndarray:
                     "if files were lost, copy the case again", folder, len(filled), ct.shape[0],
                     "slice" if len(missing) == 1 else "slices", listed(missing), folder.name)
     return mask
-
