@@ -729,7 +729,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=100, help="how many seeds")
     args = parser.parse_args(argv)
     broken = []
-    counts = {"exit 0": 0, "refused": 0}
+    counts = {"exit 0": 0, "refused": 0, "another table": 0, "unsaid": 0}
     for seed in range(args.first, args.first + args.count):
         outcome = run_seed(args.kind, seed)
         counts["exit 0" if outcome.exit_code == 0 else "refused"] += 1
@@ -740,11 +740,13 @@ def main(argv: list[str] | None = None) -> int:
             new_lines = [line for line in outcome.said if line not in undamaged.said]
             error = "the undamaged lesion table" if same else "ANOTHER TABLE" + (
                 f"; new on stderr: {new_lines[0][:300]}" if new_lines else ", nothing new on stderr")
-            counts["another table"] = counts.get("another table", 0) + (not same)
+            counts["another table"] += not same
+            counts["unsaid"] += not same and not new_lines
         print(f"{seed}: exit {outcome.exit_code}, {outcome.damage}" + (f" -> {error}" if error else ""), flush=True)
         if outcome.breaches():
             broken.append(outcome)
-    another = f" ({counts['another table']} with another lesion table)" if "another table" in counts else ""
+    another = (f" ({counts['another table']} with another lesion table, {counts['unsaid']} of them with nothing new "
+               f"on stderr)" if args.kind in UNDAMAGED else "")
     print(f"{counts['exit 0']} exited 0{another}, {counts['refused']} refused, {len(broken)} broke the contract")
     for outcome in broken:
         print(f"seed {outcome.seed} ({outcome.damage}): {'; '.join(outcome.breaches())}\n{outcome.stderr[-2000:]}")

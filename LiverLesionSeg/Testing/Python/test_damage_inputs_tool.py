@@ -246,3 +246,14 @@ def test_a_checkpoint_damage_is_in_its_metadata(tmp_path):
                 assert repr(config[section][setting]) == value or value == "nan", told
                 checked += 1
     assert checked >= 10
+
+
+def test_the_summary_counts_other_results_and_those_nothing_was_said_of(monkeypatch, capsys):
+    """Two seeds of a lesion frame marked as of the liver's segment (a valid SEG, so measured with
+    nothing said): both counted with another table, and as unsaid."""
+    monkeypatch.setattr(damage_inputs, "DAMAGE", {**damage_inputs.DAMAGE, "seg": (_lesions_as_liver, "case")})
+    assert damage_inputs.main(["--kind", "seg", "--count", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert all("ANOTHER TABLE, nothing new on stderr" in line for line in lines[:2])
+    assert lines[-1] == ("2 exited 0 (2 with another lesion table, 2 of them with nothing new on stderr), 0 refused, "
+                         "0 broke the contract")
