@@ -415,7 +415,11 @@ def _check_nifti(path: Path, itk_spacing: Optional[Sequence[float]] = None) -> N
     try:
         image = nib.load(str(path))
     except Exception as exc:
-        raise InputError(f"cannot read the NIfTI header ({exc})", path, "the file may be damaged; export it again") from None
+        told = first_line(exc)
+        if told.startswith("Valid slope but invalid intercept"):  # nibabel's words on scl_slope and scl_inter
+            told = f"its scaling slope (scl_slope) is set but its intercept (scl_inter) is {told.split()[-1]}"
+        raise InputError(f"cannot read the NIfTI header ({told})", path, "the file may be damaged; export it again"
+                         ) from None
     if not np.all(np.isfinite(image.affine)):
         raise GeometryError("its affine (the header's sform or qform) holds values that are not numbers", path,
                             "write it again from the tool that made it")

@@ -456,6 +456,18 @@ def test_a_nifti_gz_damaged_at_its_start_is_told_so(small, tmp_path, where):
     assert_one_line(exc, "ct.nii.gz", "the compressed file is damaged (")
 
 
+def test_a_nifti_scaling_slope_with_an_intercept_of_nan_is_told_in_its_fields(small, tmp_path):
+    """Found by `tools/damage_inputs.py --kind nifti`: nibabel's "Valid slope but invalid intercept nan"."""
+    write_sitk(small, tmp_path / "ct.nii")
+    data = bytearray((tmp_path / "ct.nii").read_bytes())
+    data[112:120] = np.array([2.0, np.nan], "<f4").tobytes()  # scl_slope, scl_inter (NIfTI-1 offsets)
+    (tmp_path / "ct.nii").write_bytes(bytes(data))
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / "ct.nii")
+    assert_one_line(exc, "ct.nii", "cannot read the NIfTI header (its scaling slope (scl_slope) is set but its "
+                                   "intercept (scl_inter) is nan)")
+
+
 def read_image_written(volume: Volume, tmp_path) -> Volume:
     write_sitk(volume, tmp_path / "image.nii.gz")
     return read_image(tmp_path / "image.nii.gz")
