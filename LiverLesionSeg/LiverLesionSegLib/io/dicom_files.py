@@ -111,14 +111,13 @@ ITEMS_NEEDED = {"SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSeque
 def reading_fault(exc: BaseException, path: Path) -> str:
     """What went wrong reading the multi-frame image or SEG `path`, for a message: a required sequence
     left empty, named with where it lies, else the library's own words (`first_line`)."""
-    try:
+    try:  # values are parsed as they are walked: a damaged one fails here, and the library's words stand
         ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except Exception:  # the library's words on the file say it
-        return first_line(exc)
-    empty = _empty_sequence(ds, "")
-    if empty:
-        return f"its {empty} is empty, where an item is needed"
-    return _index_count_mismatch(ds) or first_line(exc)
+        empty = _empty_sequence(ds, "")
+        found = f"its {empty} is empty, where an item is needed" if empty else _index_count_mismatch(ds)
+    except Exception:
+        found = None
+    return found or first_line(exc)
 
 
 def _index_count_mismatch(ds: pydicom.Dataset) -> Optional[str]:
