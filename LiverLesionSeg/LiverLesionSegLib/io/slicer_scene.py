@@ -39,6 +39,7 @@ class SceneFile:
     name: str
     path: Optional[Path]  # None where the node names no file (never saved)
     transform: Optional[str] = None  # the name of the transform the scene places the node under
+    no_file: str = ""  # where `path` is None: why, in words ("it names no storage node")
 
 
 def is_scene_file(path: str | os.PathLike) -> bool:
@@ -117,22 +118,26 @@ def _scene_files(scene: Path, tag: str, keep) -> list[SceneFile]:
     if root.tag != "MRML":
         raise InputError(f"is an XML file but not a 3D Slicer scene (its root is <{root.tag}>)", scene,
                          "give a scene saved by Slicer (.mrb or .mrml), or the CT's own file")
-    files = {node.get("id"): node.get("fileName") for node in root if node.get("fileName")}
+    files = {node.get("id"): node.get("fileName") for node in root if node.get("id")}
     names = {node.get("id"): node.get("name") or node.get("id") for node in root}
     found = []
     for node in root:  # the scene's own nodes, not the copies a scene view holds within it
         if node.tag == tag and keep(node):
-            file_name = files.get(_reference(node, "storage"))
+            storage = _reference(node, "storage")
+            file_name = files.get(storage)
+            no_file = ("it names no storage node" if not storage else
+                       f"its storage node '{storage}' is not in the scene" if storage not in files else
+                       f"its storage node '{storage}' names no file" if not file_name else "")
             found.append(SceneFile(node.get("name") or node.get("id") or "unnamed",
                                    _data_file(scene.parent, file_name) if file_name else None,
-                                   names.get(_reference(node, "transform"))))
+                                   names.get(_reference(node, "transform")), no_file))
     return found
 
 
 def _readable(scene: Path, chosen: SceneFile, what: str) -> Path:
     """The chosen node's file, refused where it is missing or in a format not read here."""
     if chosen.path is None or not chosen.path.is_file():
-        where = f" ({chosen.path.name} is missing)" if chosen.path is not None else ""
+        where = f" ({chosen.path.name} is missing)" if chosen.path is not None else f" ({chosen.no_file})"
         raise InputError(f"the 3D Slicer scene's {what} '{chosen.name}' has no file{where}", scene,
                          "save the scene again in Slicer with its data (File > Save, or as a .mrb bundle)")
     if not is_image_file(chosen.path):

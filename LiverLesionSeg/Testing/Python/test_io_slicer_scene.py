@@ -79,7 +79,13 @@ def test_a_scene_from_before_slicer_4_3(ct, tmp_path):
     ("<MRML><Volume id='v' name='CT'", "is not a readable 3d slicer scene"),
     ("<svg></svg>", "is an xml file but not a 3d slicer scene (its root is <svg>)"),
     ("<MRML><LabelMapVolume id='l' name='labels'/></MRML>", "a 3d slicer scene without a scalar volume"),
-    ("<MRML><Volume id='v' name='CT' references='display:d1;'/></MRML>", "volume 'ct' has no file"),
+    ("<MRML><Volume id='v' name='CT' references='display:d1;'/></MRML>",
+     "volume 'ct' has no file (it names no storage node)"),
+    # found by `tools/damage_inputs.py --kind scene`: a reference or a file name damaged was told as "has no file"
+    ("<MRML><Volume id='v' name='CT' references='storage:s9;'/><VolumeArchetypeStorage id='s1' fileName='ct.nrrd'/>"
+     "</MRML>", "volume 'ct' has no file (its storage node 's9' is not in the scene)"),
+    ("<MRML><Volume id='v' name='CT' references='storage:s1;'/><VolumeArchetypeStorage id='s1'/></MRML>",
+     "volume 'ct' has no file (its storage node 's1' names no file)"),
     (OLD_SCENE.format(ct="missing.nrrd"), "volume 'abdomen' has no file (missing.nrrd is missing)"),
     (OLD_SCENE.format(ct="ct.vtk"), "volume 'abdomen' is stored as ct.vtk, which cannot be read here"),
 ])
