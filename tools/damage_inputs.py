@@ -393,12 +393,19 @@ def damaged_multiframe(path: Path, rng: random.Random) -> str:
 def write_object(kind: str, folder: Path) -> Path:
     """The eight slices in `folder`/slices, the undamaged SEG, RT structure set or .seg.nrrd over them
     in `folder` (returned)."""
-    data, slices = _measured_objects()[kind]
-    (folder / "slices").mkdir(parents=True)
-    for name, content in slices.items():
-        (folder / "slices" / name).write_bytes(content)
+    data, _ = _measured_objects()[kind]
+    _write_slices(folder / "slices")
     (folder / OBJECT_FILES[kind]).write_bytes(data)
     return folder / OBJECT_FILES[kind]
+
+
+def _write_slices(folder: Path) -> dict[str, bytes]:
+    """The eight slices of `_measured_objects` as files in `folder` (made); their bytes by name."""
+    _, slices = _measured_objects()["seg"]
+    folder.mkdir(parents=True)
+    for name, content in slices.items():
+        (folder / name).write_bytes(content)
+    return slices
 
 
 IRCADB_MASKS = {"liver": 1, "livertumor01": 2}  # MASKS_DICOM/ folder: the `shape_labels` value inside
@@ -408,10 +415,7 @@ def write_ircadb_case(folder: Path) -> None:
     """The eight slices as a 3D-IRCADb-01 case in `folder`: PATIENT_DICOM/, and MASKS_DICOM/liver/ and
     livertumor01/ holding `shape_labels`' ellipse and its discs as that dataset's masks are, one 0/255
     8-bit DICOM file a CT slice (its header the slice's)."""
-    _, slices = _measured_objects()["seg"]
-    (folder / "PATIENT_DICOM").mkdir(parents=True)
-    for name, content in slices.items():
-        (folder / "PATIENT_DICOM" / name).write_bytes(content)
+    slices = _write_slices(folder / "PATIENT_DICOM")
     labels = shape_labels(read_ct_folder(folder / "PATIENT_DICOM")).array[0]  # the same on every slice
     for mask, value in IRCADB_MASKS.items():
         (folder / "MASKS_DICOM" / mask).mkdir(parents=True)
@@ -614,7 +618,7 @@ def _write_sample(path: Path) -> None:
 def _write_labels_case(folder: Path) -> None:
     """The sample slices as ct.nii.gz in `folder`, beside labels.nii.gz of them (`tissue_labels`)."""
     folder.mkdir()
-    sitk.WriteImage(_sample_volume().to_sitk(), str(folder / "ct.nii.gz"))
+    _write_sample(folder / "ct.nii.gz")
     sitk.WriteImage(tissue_labels(_sample_volume()).to_sitk(), str(folder / "labels.nii.gz"))
 
 
