@@ -3,14 +3,14 @@ SEG's, an RT structure set's or a 3D Slicer scene's, through `measure`; a 3D-IRC
 through `evaluate`): the broken exports a clinic may hold beyond the named cases of the test catalogue.
 
     .venv/bin/python tools/damage_inputs.py
-        [--kind dicom|multiframe|nifti|nrrd|labels|seg|rtstruct|segnrrd|ircadb|scene|checkpoint]
+        [--kind dicom|multiframe|nifti|nrrd|mha|labels|seg|rtstruct|segnrrd|ircadb|scene|checkpoint]
         [--first 0] [--count 100]
 
 Seed N damages a copy of eight slices of the bundled sample case (HCC_006): header values set to odd
 ones (NaN, 0, 1e30, empty, another UID, another photometric interpretation …) or deleted in one, two
 or all of its DICOM files, any element of them as one multi-frame file (`multiframe`, its nested
-sequences too), or the fields of a NIfTI or NRRD header (its size, data type, spacing, affine,
-scaling …), sometimes with bytes flipped or the file cut; `labels` damages the NIfTI header of a
+sequences too), or the fields of a NIfTI, NRRD or MetaImage header (its size, data type, spacing,
+affine, scaling, compression …), sometimes with bytes flipped or the file cut; `labels` damages the NIfTI header of a
 label map given with the CT to `measure`; `seg` and `rtstruct`, any element of a DICOM SEG or RT
 structure set made on the eight slices, given with them to `measure`; `segnrrd`, the header lines of
 a Slicer .seg.nrrd of them, likewise; `ircadb`, the mask slices of a 3D-IRCADb-01 case made of them
@@ -25,7 +25,8 @@ liver volume, or evaluation) is the undamaged copy's, and if not, the first line
 undamaged copy's run did not print (a warning of the damage, or only the changed result).
 
 Exits 1 where a run broke the command's contract: an internal error or a traceback, an error told
-in several lines, or files left in the output folder after a refusal. Read the runs that succeeded
+in several lines (a C library's own lines beside it, which ITK's MetaImage reader printed, count),
+or files left in the output folder after a refusal. Read the runs that succeeded
 too: a damage segmented without a word (a header announcing a strip of the voxels, read as that
 strip) breaks no contract here and is what this tool found first.
 """
@@ -59,6 +60,7 @@ import pydicom  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
 from LiverLesionSegLib import cli  # noqa: E402
+from LiverLesionSegLib.io.native_output import held_back  # noqa: E402
 from LiverLesionSegLib.io.series_choice import read_ct_folder  # noqa: E402
 from LiverLesionSegLib.resources import sample_case_path  # noqa: E402
 from LiverLesionSegLib.volume import Volume  # noqa: E402
@@ -98,6 +100,8 @@ class Outcome:
             found.append("an internal error")
         if self.exit_code != 0 and len(self.error_lines) != 1:
             found.append(f"{len(self.error_lines)} error lines")
+        if self.exit_code != 0 and NATIVE_MARK in self.stderr:
+            found.append("a C library's lines beside the error line")
         if self.exit_code != 0 and self.left:
             found.append(f"left {', '.join(self.left)} after a refusal")
         return found
@@ -220,6 +224,42 @@ def damaged_nrrd(path: Path, rng: random.Random) -> str:
     if rng.random() < 0.15:
         told += "; " + damage_bytes(path, rng, 400)
     return told
+
+
+MHA_LINES = [("NDims", ["2", "4", "0", "x"]), ("DimSize", ["512 512 4", "512 512 16", "2 512 8", "512 512", "0 0 0"]),
+             ("ElementType", ["MET_UCHAR", "MET_INT", "MET_DOUBLE", "MET_FLOAT", "MET_XXX", ""]),
+             ("ElementSpacing", ["0 0 0", "nan nan nan", "1e30 1 1", "-1 0.78 2.5", "0.78"]),
+             ("TransformMatrix", ["0 0 0 0 0 0 0 0 0", "1 0 0 0 1 0 0 0 0", "nan 0 0 0 1 0 0 0 1", "2 0 0 0 2 0 0 0 2",
+                                  "1 0 0 1 0 0 0 0 1", "1 0 0"]),
+             ("Offset", ["nan 0 0", "1e30 0 0", "0"]), ("BinaryDataByteOrderMSB", ["True"]),
+             ("CompressedData", ["True", "False"]), ("ElementNumberOfChannels", ["3", "0"]),
+             ("AnatomicalOrientation", ["LPS", "XXX", "RAS"]), ("ElementDataFile", ["ct.raw", "LIST", ""]),
+             ("HeaderSize", ["-1", "100", "1000000"]), ("ElementByteOrderMSB", ["True"]), ("BinaryData", ["False"])]
+
+
+def damaged_mha(path: Path, rng: random.Random) -> str:
+    """The sample slices as a MetaImage (.mha) whose header lines were changed, added or removed."""
+    sitk.WriteImage(_sample_volume().to_sitk(), str(path), useCompression=rng.random() < 0.5)
+    data = path.read_bytes()
+    end = data.index(b"ElementDataFile = LOCAL\n")
+    lines, told = data[:end].decode().splitlines(), []
+    for _ in range(rng.choice([1, 1, 2])):
+        field, values = rng.choice(MHA_LINES)
+        if rng.random() < 0.2:
+            lines = [line for line in lines if not line.startswith(f"{field} =")]
+            told.append(f"no {field}")
+            continue
+        value = rng.choice(values)
+        at = next((n for n, line in enumerate(lines) if line.startswith(f"{field} =")), len(lines))
+        lines[at:at + 1] = [f"{field} = {value}"]  # in its place, or added
+        told.append(f"{field} = {value}")
+    data_line = next((t.split(" = ")[1] for t in told if t.startswith("ElementDataFile =")), "LOCAL")
+    lines = [line for line in lines if not line.startswith("ElementDataFile =")]
+    path.write_bytes(("\n".join(lines) + f"\nElementDataFile = {data_line}\n").encode()
+                     + data[end + len(b"ElementDataFile = LOCAL\n"):])
+    if rng.random() < 0.15:
+        told.append(damage_bytes(path, rng, 400))
+    return "mha: " + "; ".join(told)
 
 
 def damaged_labels(folder: Path, rng: random.Random) -> str:
@@ -603,7 +643,7 @@ def _sample_volume() -> Volume:
 
 
 DAMAGE = {"dicom": (damaged_dicom, "slices"), "nifti": (damaged_nifti, "ct.nii.gz"),
-          "nrrd": (damaged_nrrd, "ct.nrrd"), "labels": (damaged_labels, "case"),
+          "nrrd": (damaged_nrrd, "ct.nrrd"), "mha": (damaged_mha, "ct.mha"), "labels": (damaged_labels, "case"),
           "seg": (functools.partial(damaged_dicom_object, "seg"), "case"),
           "rtstruct": (functools.partial(damaged_dicom_object, "rtstruct"), "case"),
           "segnrrd": (damaged_seg_nrrd, "case"),
@@ -623,7 +663,7 @@ def _write_labels_case(folder: Path) -> None:
 
 
 # the undamaged copy of each kind whose copies start from one (not `dicom`: eight slices from anywhere)
-UNDAMAGED = {"nifti": _write_sample, "nrrd": _write_sample,
+UNDAMAGED = {"nifti": _write_sample, "nrrd": _write_sample, "mha": _write_sample,
              "labels": _write_labels_case,
              "seg": functools.partial(write_object, "seg"),
              "rtstruct": functools.partial(write_object, "rtstruct"),
@@ -712,9 +752,12 @@ def same_table(table: str, other: str) -> bool:
 
 
 def run_command(argv: list[str]) -> tuple[object, str, str]:
-    """`liverlesionseg ARGV...` in this process: its exit status, stderr and stdout."""
+    """`liverlesionseg ARGV...` in this process: its exit status, stderr and stdout. What C libraries
+    write straight to file descriptor 2 (ITK's MetaImage reader does) ends stderr, each line marked
+    `NATIVE_MARK`."""
     stderr, stdout = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout), warnings.catch_warnings():
+    with held_back(pass_on=False) as native, contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout), \
+            warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the libraries warn about the damage, as they should
         try:
             code = cli.main(argv + ["--progress", "none"])
@@ -723,7 +766,11 @@ def run_command(argv: list[str]) -> tuple[object, str, str]:
         except BaseException:  # noqa: BLE001 - anything escaping `main` is what this looks for
             code = "raised"
             stderr.write(traceback.format_exc())
-    return code, stderr.getvalue(), stdout.getvalue()
+        printed = native.lines()
+    return code, stderr.getvalue() + "".join(f"{NATIVE_MARK}{line}\n" for line in printed), stdout.getvalue()
+
+
+NATIVE_MARK = "[written by a C library] "
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from ..errors import GeometryError, InputError, first_line, renamed
 from ..memory import check_image_fits
 from ..volume import Volume
 from .atomic import NOT_TEXT, is_text_path
+from .native_output import HeldBack, held_back
 from .sheared import is_sheared_nifti_error, read_sheared_nifti
 
 LOG = logging.getLogger("LiverLesionSeg")
@@ -259,6 +260,20 @@ def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
     if mixed:
         raise InputError(f"its suffix '{mixed}' mixes lower and upper case, which NIfTI readers refuse", path,
                          f"rename it {mixed.lower()} (or {mixed.upper()})")
+    with held_back() as native:  # ITK's MetaImage reader prints its complaints: they make the error's reason
+        image = _read_with_itk(path, resample_shear, native)
+    if isinstance(image, Volume):  # a sheared NIfTI, resampled
+        return image
+    volume = Volume.from_sitk(image, str(path))
+    if volume.array.dtype == np.float64:
+        volume.array = volume.array.astype(np.float32)
+    _check_finite(path, volume.array)
+    return volume
+
+
+def _read_with_itk(path: Path, resample_shear: bool, native: HeldBack) -> sitk.Image | Volume:
+    """The image as SimpleITK reads it, after the checks of what it hides (`_check_nifti`,
+    `_check_nrrd`); a sheared NIfTI as `_read_sheared` reads it."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -269,7 +284,7 @@ def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
         damage = _gzip_start_damage(path)  # ITK only says it knows no reader for the file
         if damage:
             raise InputError(f"the compressed file is damaged ({damage})", path, "export it again") from None
-        raise InputError(f"cannot read the image header ({_itk_reason(exc)})", path,
+        raise InputError(f"cannot read the image header ({_itk_reason(exc, native.lines())})", path,
                          "the file may be damaged or not an image; export it again") from None
     _check_shape(path, reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents())
     check_image_fits(tuple(reversed(reader.GetSize())), _itemsize(reader.GetPixelID()), path)
@@ -277,17 +292,18 @@ def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
         _check_nifti(path, reader.GetSpacing())
     elif path.name.lower().endswith(".nrrd"):
         _check_nrrd(path, reader)
+    elif path.name.lower().endswith((".mha", ".mhd")):
+        _check_metaimage(path, reader)
     try:
         image = reader.Execute()
+        # ITK's MetaImage reader goes on after its decompression failed, with voxels of no one's
+        failure = _printed_failure(native.lines()) if path.name.lower().endswith((".mha", ".mhd")) else None
     except RuntimeError as exc:
-        raise InputError(f"cannot read the image data ({_itk_reason(exc)})", path,
-                         "the file may be truncated or damaged, or the data file an .nhdr or .mhd header "
-                         "names missing; export it again") from None
-    volume = Volume.from_sitk(image, str(path))
-    if volume.array.dtype == np.float64:
-        volume.array = volume.array.astype(np.float32)
-    _check_finite(path, volume.array)
-    return volume
+        failure = _itk_reason(exc, native.lines())
+    if failure is not None:
+        raise InputError(f"cannot read the image data ({failure})", path, "the file may be truncated or damaged, "
+                         "or the data file an .nhdr or .mhd header names missing; export it again")
+    return image
 
 
 def _read_misnamed(path: Path, held: str, resample_shear: bool) -> Volume:
@@ -472,6 +488,52 @@ def _check_nrrd(path: Path, reader: sitk.ImageFileReader) -> None:
         _refuse_surplus(path, held, announced, size, dtype)
 
 
+def _check_metaimage(path: Path, reader: sitk.ImageFileReader) -> None:
+    """Refuse a MetaImage holding far more voxels than its header announces, and warn of one holding
+    whole slices more (ITK reads the first of them), as for a NIfTI or NRRD; warn of one whose header
+    gives no voxel spacing. No library tells where the header ends: the format makes its
+    ElementDataFile line the last."""
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    last = re.search(rb"^ElementDataFile *= *(.*?)[ \t]*\r?\n", head, flags=re.M)
+    if last is None:  # ITK's reader requires the line: a header longer than any it writes
+        return
+    header = head[:last.start()]
+    if not re.search(rb"^Element(Spacing|Size) *=", header, flags=re.M):
+        LOG.warning("%s: its header gives no voxel spacing (no ElementSpacing line): it is read as the MetaImage "
+                    "format says, with voxels of 1 x 1 x 1 mm; volumes in mL and diameters in mm are right only if "
+                    "they are (write the image with its spacing to be sure)", path)
+    size, dtype = reader.GetSize(), _dtype(reader.GetPixelID())
+    held = _metaimage_data_length(path, header, last)
+    if dtype is not None and held is not None:
+        _refuse_surplus(path, held, int(np.prod(size)) * reader.GetNumberOfComponents() * dtype.itemsize, size, dtype)
+
+
+def _metaimage_data_length(path: Path, header: bytes, last: re.Match) -> Optional[int]:
+    """Bytes of voxel data (decompressed) a MetaImage holds, after its `header` and its `last` line
+    (ElementDataFile) or in the one data file that line names; None where that is not simply counted
+    (a list or pattern of data files, a HeaderSize, a damaged stream)."""
+    if re.search(rb"^HeaderSize *=", header, flags=re.M):
+        return None
+    if last[1] == b"LOCAL":
+        source, start = path, last.end()
+    else:
+        source, start = path.parent / os.fsdecode(last[1]), 0
+        if last[1] in (b"", b"LIST") or b"%" in last[1] or not source.is_file():
+            return None  # ITK's reader says what is missing
+    if not re.search(rb"^CompressedData *= *True", header, flags=re.M | re.I):
+        return source.stat().st_size - start
+    inflate, length = zlib.decompressobj(), 0
+    try:
+        with open(source, "rb") as fh:
+            fh.seek(start)
+            while chunk := fh.read(1 << 22):
+                length += len(inflate.decompress(chunk))
+        return length + len(inflate.flush())
+    except zlib.error:
+        return None  # damaged: ITK's reader says so
+
+
 def _nrrd_data_length(path: Path, expected: int) -> Optional[int]:
     """Bytes of voxel data (decompressed) a NRRD holds after its header, `expected` of them when its
     gzip trailer says so; None where that is not simply counted (a detached data file, skipped bytes
@@ -606,6 +668,55 @@ def _geometry(volume: Volume) -> str:
             f"direction {fmt(volume.direction.ravel())}")
 
 
-def _itk_reason(exc: Exception) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return (lines[-1] if lines else type(exc).__name__)[:200]
+def _itk_reason(exc: Exception, printed: Sequence[str] = ()) -> str:
+    """Why ITK could not read a file, in words: its exception's last line, or what the format's own
+    library `printed` where that line is only an operating system's error code left over ("Reason:
+    No such file or directory", after ITK's MetaImage reader found its header wanting)."""
+    text = str(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    told = lines[-1] if lines else type(exc).__name__
+    if "Bad direction, determinant is 0" in text:
+        return "its orientation (direction) gives a voxel axis no length, or lays the voxel axes in one plane"
+    spacing = re.search(r"Refusing to change spacing from \[.*?\] to \[(.*?)\]", text)
+    if spacing:
+        return f"its voxel spacing is {spacing[1]}: a spacing of 0, or one that is not a number, is no image's"
+    pixel_type = re.search(r"Unknown PixelType: (\w+)\(\d+\)", told)  # (the number is ITK's code of the type)
+    if pixel_type:
+        return ("its header names no voxel type the reader knows" if pixel_type[1] == "unknown" else
+                f"its header lays out voxels of {pixel_type[1].replace('_', ' ')} in a number of components per voxel "
+                "that SimpleITK cannot read")
+    if "Unable to determine ImageIO reader" in told:
+        return "no image reader recognises its header"
+    vector = re.search(r"_nrrdSpaceVectorParse: (.*)", told)  # the NRRD library's words on a vector of its header
+    if vector:
+        return ("its space directions or space origin mixes numbers with NaN in one vector (a vector is all numbers, "
+                "or all NaN where it is not known)" if "must be consistent" in vector[1] else
+                f"its space directions or space origin is not a list of vectors of as many numbers as its space has "
+                f"dimensions ({vector[1].strip()})")
+    if printed and (told.startswith("Reason:") or not re.search("[A-Za-z]", told)):
+        return _printed_failure(printed) or printed[0][:200]
+    return told[:200]
+
+
+def _printed_failure(printed: Sequence[str]) -> Optional[str]:
+    """What ITK's MetaImage reader's complaints (its first line says what is wrong) tell, in words;
+    None where they tell no failure it is known for."""
+    if not printed:
+        return None
+    text = "\n".join(printed)
+    counts = re.search(r"ideal = (\d+) : actual = (\d+)", text)
+    if counts:
+        return f"its voxel data holds {counts[2]} of the {counts[1]} bytes its header announces"
+    missing = re.match(r"(\w+) required and not defined", printed[0])
+    if missing:
+        return f"the MetaImage reader finds no {missing[1]} in its header"
+    early = re.match(r"(\w+) defined prior to defining NDims", printed[0])
+    if early:
+        return f"its header gives {early[1]} before NDims, or an NDims that is not a number of dimensions"
+    if re.search(r"Cannot open data file|cannot open slice", text):
+        return "the data file its header names (ElementDataFile) cannot be opened"
+    if "Uncompress failed" in text:
+        return "its compressed voxel data cannot be decompressed"
+    if "file stream is fail after read" in text:
+        return "its voxel data cannot be read as its header describes it (its size, type, encoding or start)"
+    return None

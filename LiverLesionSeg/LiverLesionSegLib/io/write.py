@@ -9,13 +9,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import sys
-import tempfile
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -24,6 +21,7 @@ from ..segments import SEGMENTS
 from ..volume import Volume
 from .atomic import atomic_path, write_failure_errno
 from .images import mixed_case_nifti_suffix
+from .native_output import held_back
 
 LABEL_MAP_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
 SEGMENTATION_SUFFIX = ".seg.nrrd"
@@ -81,7 +79,7 @@ def save_image(path: Path, volume: Volume) -> None:
 
     if not str(path).lower().endswith(LABEL_MAP_SUFFIXES):
         raise OutputError("unknown image format", path, "name it .nii.gz, .nii, .nrrd or .mha")
-    with _c_library_messages() as messages:
+    with held_back(left_out_on_failure=lambda line: line.lstrip().startswith(b"** ERROR")):
         try:
             sitk.WriteImage(volume.to_sitk(), str(path), useCompression=True, compressionLevel=FAST_COMPRESSION)
             failure = None
@@ -89,8 +87,7 @@ def save_image(path: Path, volume: Volume) -> None:
             failure = str(exc).strip().splitlines()[-1]
         if failure is None and str(path).lower().endswith((".nii", ".nii.gz")):
             failure = _incomplete_nifti(path)  # its NIfTI writer reports a short write only on stderr
-        if failure is not None:
-            messages.failed = True
+        if failure is not None:  # the NIfTI library's own complaints left out: the one-line error says it all
             raise OSError(_errno_of(failure, path), failure)
 
 
@@ -128,40 +125,6 @@ def _errno_of(message: str, path: Path) -> Optional[int]:
     if "file too large" in text:
         return errno.EFBIG
     return write_failure_errno(path)
-
-
-class _Captured:
-    """Set `failed` when the write failed: the C library's own complaints are then left out."""
-
-    failed = False
-
-
-@contextlib.contextmanager
-def _c_library_messages() -> Iterator[_Captured]:
-    """Hold back what C libraries print straight to file descriptor 2 during a write (NIfTI's
-    "** ERROR: NWAD: wrote only ..."), and pass it on afterwards; when the write failed, without
-    those complaints: the one-line error says it all."""
-    captured = _Captured()
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        sink = tempfile.TemporaryFile()
-    except (OSError, ValueError, AttributeError):  # no descriptor 2 (a GUI), or no room for a temporary file
-        yield captured
-        return
-    os.dup2(sink.fileno(), 2)
-    try:
-        yield captured
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        sink.seek(0)
-        lines = sink.read().splitlines(keepends=True)
-        sink.close()
-        if captured.failed:
-            lines = [line for line in lines if not line.lstrip().startswith(b"** ERROR")]
-        with contextlib.suppress(OSError):
-            os.write(2, b"".join(lines))
 
 
 def save_seg_nrrd(path: Path, labels: Volume) -> None:

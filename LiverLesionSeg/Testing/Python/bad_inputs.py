@@ -811,6 +811,32 @@ def nrrd_header_of_a_narrower_data_type(data_dir, tmp, model):
     return BadInput(segment(path, tmp, model), INPUT, "header's size or data type is wrong", "narrow.nrrd")
 
 
+def metaimage_with_header(path: Path, field: str, value: Optional[str]) -> Path:
+    """Eight random CT-like slices as a MetaImage whose header line `field` says `value` (None: removed)."""
+    import re
+
+    sitk.WriteImage(sitk.GetImageFromArray(np.random.default_rng(0).integers(-1000, 1000, (8, 64, 64), np.int16)),
+                    str(path))
+    data = path.read_bytes()
+    line = b"" if value is None else f"{field} = {value}\n".encode()
+    path.write_bytes(re.sub(rf"^{field} = .*\n".encode(), line, data, count=1, flags=re.M))
+    return path
+
+
+@entry
+def metaimage_header_without_its_size(data_dir, tmp, model):
+    """A MetaImage whose header lost its DimSize line: ITK's reader printed four lines of its own beside the error."""
+    path = metaimage_with_header(tmp / "sizeless.mha", "DimSize", None)
+    return BadInput(segment(path, tmp, model), INPUT, "finds no dimsize in its header", "sizeless.mha")
+
+
+@entry
+def metaimage_header_announcing_half_its_slices(data_dir, tmp, model):
+    """A MetaImage whose header announces 4 of the 8 slices it holds: read as those 4, without a word."""
+    path = metaimage_with_header(tmp / "half.mha", "DimSize", "64 64 4")
+    return BadInput(segment(path, tmp, model), INPUT, "header's size or data type is wrong", "half.mha")
+
+
 @entry
 def nifti_of_a_spacing_in_metres(data_dir, tmp, model):
     """A NIfTI whose spacing is in metres (0.0008 x 0.0008 x 0.0025) without its header saying so."""

@@ -4,6 +4,7 @@ contract catches each way of breaking it."""
 from __future__ import annotations
 
 import copy
+import os
 import random
 import sys
 from pathlib import Path
@@ -29,6 +30,8 @@ REFUSAL = "liverlesionseg: error: ct.nii.gz: the file is truncated. Export it ag
      ["exit status raised", "an internal error", "0 error lines"]),
     (Outcome(0, "", 3, [REFUSAL, REFUSAL], REFUSAL, []), ["2 error lines"]),
     (Outcome(0, "", 4, [REFUSAL], REFUSAL, ["result.seg.nrrd"]), ["left result.seg.nrrd after a refusal"]),
+    (Outcome(0, "", 3, [REFUSAL], f"{REFUSAL}\n{damage_inputs.NATIVE_MARK}DimSize required and not defined.", []),
+     ["a C library's lines beside the error line"]),
 ])
 def test_each_breach_of_the_contract_is_caught(outcome, expected):
     assert outcome.breaches() == expected
@@ -157,6 +160,43 @@ def test_a_seg_nrrd_damage_is_a_line_of_its_header(tmp_path):
             elif "cut at byte" not in damage and "bytes changed" not in damage and "bytes changed" not in told:
                 assert damage in lines, told
                 checked += 1
+    assert checked >= 15
+
+
+def test_what_a_c_library_prints_is_caught_and_marked(monkeypatch):
+    """ITK's MetaImage reader printed its complaints straight to file descriptor 2, past Python's
+    stderr: the run's stderr holds them, each marked."""
+    def main(argv):
+        os.write(2, b"DimSize required and not defined.\n")
+        print("liverlesionseg: error: ct.mha: cannot read the image header.", file=sys.stderr)
+        return 3
+
+    monkeypatch.setattr(damage_inputs.cli, "main", main)
+    code, stderr, _ = damage_inputs.run_command(["segment", "ct.mha"])
+    assert code == 3
+    assert stderr.splitlines() == ["liverlesionseg: error: ct.mha: cannot read the image header.",
+                                   f"{damage_inputs.NATIVE_MARK}DimSize required and not defined."]
+
+
+def test_a_metaimage_damage_is_a_line_of_its_header(tmp_path):
+    """Twenty seeds: each value told set is a line of the damaged header, each field told gone is no
+    longer one, and the data's line stays the last."""
+    checked = 0
+    for seed in range(20):
+        path = tmp_path / f"{seed}.mha"
+        told = damage_inputs.damaged_mha(path, random.Random(seed))
+        if "cut at byte" in told or "bytes changed" in told:
+            continue
+        data = path.read_bytes()
+        lines = data[:data.index(b"ElementDataFile = ")].decode().splitlines()
+        last = {damage.removeprefix("no ").split(" = ")[0]: damage  # a later damage of a field is what holds
+                for damage in told.removeprefix("mha: ").split("; ")}
+        for field, damage in last.items():
+            if damage.startswith("no "):
+                assert not any(line.startswith(f"{field} =") for line in lines), told
+            elif field != "ElementDataFile":
+                assert damage in lines, told
+            checked += 1
     assert checked >= 15
 
 

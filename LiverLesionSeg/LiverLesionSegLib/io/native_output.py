@@ -1,0 +1,59 @@
+"""What C libraries print straight to file descriptor 2 while they read or write a file (NIfTI's
+"** ERROR: NWAD: wrote only ...", ITK's MetaImage reader's "ElementDataFile required and not
+defined." and three lines more), held back while they work. Where the work succeeds it is passed
+on afterwards; where it fails, the one-line error says what the lines said, so those that
+`left_out_on_failure` picks are dropped."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from typing import Callable, Iterator, Optional
+
+
+class HeldBack:
+    """The lines held back so far (`lines`)."""
+
+    def __init__(self, sink=None):
+        self._sink = sink
+
+    def lines(self) -> list[str]:
+        if self._sink is None:
+            return []
+        self._sink.seek(0)
+        text = self._sink.read().decode(errors="replace")
+        self._sink.seek(0, os.SEEK_END)
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+@contextlib.contextmanager
+def held_back(left_out_on_failure: Optional[Callable[[bytes], bool]] = None, pass_on: bool = True
+              ) -> Iterator[HeldBack]:
+    """Hold back what is written to file descriptor 2 within; pass it on afterwards (unless not
+    `pass_on`: a test's or tool's look at it), without the lines `left_out_on_failure` picks (all of
+    them where it is None) when an exception ends the block."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        sink = tempfile.TemporaryFile()
+    except (OSError, ValueError, AttributeError):  # no descriptor 2 (a GUI), or no room for a temporary file
+        yield HeldBack()
+        return
+    os.dup2(sink.fileno(), 2)
+    failed = True
+    try:
+        yield HeldBack(sink)
+        failed = False
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        sink.seek(0)
+        lines = sink.read().splitlines(keepends=True)
+        sink.close()
+        if failed:
+            lines = [line for line in lines if left_out_on_failure is not None and not left_out_on_failure(line)]
+        if pass_on:  # (a `return` here would swallow the block's exception)
+            with contextlib.suppress(OSError):
+                os.write(2, b"".join(lines))
