@@ -27,6 +27,7 @@ from ..errors import GeometryError, InputError, first_line, renamed
 from ..memory import check_image_fits
 from ..volume import Volume
 from .atomic import NOT_TEXT, is_text_path
+from .itk_words import itk_reason, metaimage_failure
 from .native_output import HeldBack, held_back
 from .sheared import is_sheared_nifti_error, read_sheared_nifti
 
@@ -279,12 +280,12 @@ def _read_with_itk(path: Path, resample_shear: bool, native: HeldBack) -> sitk.I
     try:
         reader.ReadImageInformation()
     except RuntimeError as exc:
-        if is_sheared_nifti_error(path, _itk_reason(exc)):
+        if is_sheared_nifti_error(path, itk_reason(exc)):
             return _read_sheared(path, resample_shear)
         damage = _gzip_start_damage(path)  # ITK only says it knows no reader for the file
         if damage:
             raise InputError(f"the compressed file is damaged ({damage})", path, "export it again") from None
-        raise InputError(f"cannot read the image header ({_itk_reason(exc, native.lines())})", path,
+        raise InputError(f"cannot read the image header ({itk_reason(exc, native.lines())})", path,
                          "the file may be damaged or not an image; export it again") from None
     _check_shape(path, reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents())
     check_image_fits(tuple(reversed(reader.GetSize())), _itemsize(reader.GetPixelID()), path)
@@ -297,9 +298,9 @@ def _read_with_itk(path: Path, resample_shear: bool, native: HeldBack) -> sitk.I
     try:
         image = reader.Execute()
         # ITK's MetaImage reader goes on after its decompression failed, with voxels of no one's
-        failure = _printed_failure(native.lines()) if path.name.lower().endswith((".mha", ".mhd")) else None
+        failure = metaimage_failure(native.lines()) if path.name.lower().endswith((".mha", ".mhd")) else None
     except RuntimeError as exc:
-        failure = _itk_reason(exc, native.lines())
+        failure = itk_reason(exc, native.lines())
     if failure is not None:
         raise InputError(f"cannot read the image data ({failure})", path, "the file may be truncated or damaged, "
                          "or the data file an .nhdr or .mhd header names missing; export it again")
@@ -666,57 +667,3 @@ def _geometry(volume: Volume) -> str:
 
     return (f"spacing {fmt(volume.spacing)}, origin {fmt(volume.origin)}, "
             f"direction {fmt(volume.direction.ravel())}")
-
-
-def _itk_reason(exc: Exception, printed: Sequence[str] = ()) -> str:
-    """Why ITK could not read a file, in words: its exception's last line, or what the format's own
-    library `printed` where that line is only an operating system's error code left over ("Reason:
-    No such file or directory", after ITK's MetaImage reader found its header wanting)."""
-    text = str(exc)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    told = lines[-1] if lines else type(exc).__name__
-    if "Bad direction, determinant is 0" in text:
-        return "its orientation (direction) gives a voxel axis no length, or lays the voxel axes in one plane"
-    spacing = re.search(r"Refusing to change spacing from \[.*?\] to \[(.*?)\]", text)
-    if spacing:
-        return f"its voxel spacing is {spacing[1]}: a spacing of 0, or one that is not a number, is no image's"
-    pixel_type = re.search(r"Unknown PixelType: (\w+)\(\d+\)", told)  # (the number is ITK's code of the type)
-    if pixel_type:
-        return ("its header names no voxel type the reader knows" if pixel_type[1] == "unknown" else
-                f"its header lays out voxels of {pixel_type[1].replace('_', ' ')} in a number of components per voxel "
-                "that SimpleITK cannot read")
-    if "Unable to determine ImageIO reader" in told:
-        return "no image reader recognises its header"
-    vector = re.search(r"_nrrdSpaceVectorParse: (.*)", told)  # the NRRD library's words on a vector of its header
-    if vector:
-        return ("its space directions or space origin mixes numbers with NaN in one vector (a vector is all numbers, "
-                "or all NaN where it is not known)" if "must be consistent" in vector[1] else
-                f"its space directions or space origin is not a list of vectors of as many numbers as its space has "
-                f"dimensions ({vector[1].strip()})")
-    if printed and (told.startswith("Reason:") or not re.search("[A-Za-z]", told)):
-        return _printed_failure(printed) or printed[0][:200]
-    return told[:200]
-
-
-def _printed_failure(printed: Sequence[str]) -> Optional[str]:
-    """What ITK's MetaImage reader's complaints (its first line says what is wrong) tell, in words;
-    None where they tell no failure it is known for."""
-    if not printed:
-        return None
-    text = "\n".join(printed)
-    counts = re.search(r"ideal = (\d+) : actual = (\d+)", text)
-    if counts:
-        return f"its voxel data holds {counts[2]} of the {counts[1]} bytes its header announces"
-    missing = re.match(r"(\w+) required and not defined", printed[0])
-    if missing:
-        return f"the MetaImage reader finds no {missing[1]} in its header"
-    early = re.match(r"(\w+) defined prior to defining NDims", printed[0])
-    if early:
-        return f"its header gives {early[1]} before NDims, or an NDims that is not a number of dimensions"
-    if re.search(r"Cannot open data file|cannot open slice", text):
-        return "the data file its header names (ElementDataFile) cannot be opened"
-    if "Uncompress failed" in text:
-        return "its compressed voxel data cannot be decompressed"
-    if "file stream is fail after read" in text:
-        return "its voxel data cannot be read as its header describes it (its size, type, encoding or start)"
-    return None
