@@ -484,7 +484,7 @@ def _check_nrrd(path: Path, reader: sitk.ImageFileReader) -> None:
     if dtype is None:
         return
     announced = int(np.prod(size)) * reader.GetNumberOfComponents() * dtype.itemsize
-    held = _nrrd_data_length(path, announced)
+    held = nrrd_data_length(path, announced)
     if held is not None:
         _refuse_surplus(path, held, announced, size, dtype)
 
@@ -535,7 +535,7 @@ def _metaimage_data_length(path: Path, header: bytes, last: re.Match) -> Optiona
         return None  # damaged: ITK's reader says so
 
 
-def _nrrd_data_length(path: Path, expected: int) -> Optional[int]:
+def nrrd_data_length(path: Path, expected: int) -> Optional[int]:
     """Bytes of voxel data (decompressed) a NRRD holds after its header, `expected` of them when its
     gzip trailer says so; None where that is not simply counted (a detached data file, skipped bytes
     or lines, text encodings)."""

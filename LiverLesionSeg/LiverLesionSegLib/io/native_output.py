@@ -1,8 +1,7 @@
 """What C libraries print straight to file descriptor 2 while they read or write a file (NIfTI's
 "** ERROR: NWAD: wrote only ...", ITK's MetaImage reader's "ElementDataFile required and not
 defined." and three lines more), held back while they work. Where the work succeeds it is passed
-on afterwards; where it fails, the one-line error says what the lines said, so those that
-`left_out_on_failure` picks are dropped."""
+on afterwards; where it fails, the one-line error says what the lines said, and they are dropped."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import contextlib
 import os
 import sys
 import tempfile
-from typing import Callable, Iterator, Optional
+from typing import Iterator
 
 
 class HeldBack:
@@ -29,11 +28,9 @@ class HeldBack:
 
 
 @contextlib.contextmanager
-def held_back(left_out_on_failure: Optional[Callable[[bytes], bool]] = None, pass_on: bool = True
-              ) -> Iterator[HeldBack]:
+def held_back(pass_on: bool = True) -> Iterator[HeldBack]:
     """Hold back what is written to file descriptor 2 within; pass it on afterwards (unless not
-    `pass_on`: a test's or tool's look at it), without the lines `left_out_on_failure` picks (all of
-    them where it is None) when an exception ends the block."""
+    `pass_on`: a test's or tool's look at it), or drop it where an exception ends the block."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -50,10 +47,8 @@ def held_back(left_out_on_failure: Optional[Callable[[bytes], bool]] = None, pas
         os.dup2(saved, 2)
         os.close(saved)
         sink.seek(0)
-        lines = sink.read().splitlines(keepends=True)
+        printed = sink.read()
         sink.close()
-        if failed:
-            lines = [line for line in lines if left_out_on_failure is not None and not left_out_on_failure(line)]
-        if pass_on:  # (a `return` here would swallow the block's exception)
+        if pass_on and not failed:  # (a `return` in this block would swallow the block's exception)
             with contextlib.suppress(OSError):
-                os.write(2, b"".join(lines))
+                os.write(2, printed)

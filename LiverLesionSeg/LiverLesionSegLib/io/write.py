@@ -20,7 +20,7 @@ from ..errors import OutputError
 from ..segments import SEGMENTS
 from ..volume import Volume
 from .atomic import atomic_path, write_failure_errno
-from .images import mixed_case_nifti_suffix
+from .images import mixed_case_nifti_suffix, nrrd_data_length
 from .native_output import held_back
 
 LABEL_MAP_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
@@ -79,16 +79,28 @@ def save_image(path: Path, volume: Volume) -> None:
 
     if not str(path).lower().endswith(LABEL_MAP_SUFFIXES):
         raise OutputError("unknown image format", path, "name it .nii.gz, .nii, .nrrd or .mha")
-    with held_back(left_out_on_failure=lambda line: line.lstrip().startswith(b"** ERROR")):
+    with held_back():  # the libraries' own complaints ("** ERROR: NWAD …"): left out where the write failed
         try:
             sitk.WriteImage(volume.to_sitk(), str(path), useCompression=True, compressionLevel=FAST_COMPRESSION)
             failure = None
-        except RuntimeError as exc:  # SimpleITK reports some I/O failures (NRRD) this way
+        except RuntimeError as exc:  # SimpleITK reports some I/O failures (MetaImage) this way
             failure = str(exc).strip().splitlines()[-1]
-        if failure is None and str(path).lower().endswith((".nii", ".nii.gz")):
-            failure = _incomplete_nifti(path)  # its NIfTI writer reports a short write only on stderr
-        if failure is not None:  # the NIfTI library's own complaints left out: the one-line error says it all
+        if failure is None:
+            failure = _incomplete(path, volume)
+        if failure is not None:  # the one-line error says it all
             raise OSError(_errno_of(failure, path), failure)
+
+
+def _incomplete(path: Path, volume: Volume) -> Optional[str]:
+    """Why a just-written NIfTI or NRRD file is incomplete, or None: their writers report a short write
+    (a full disk, a file size limit) only on stderr (NIfTI's) or not at all (NRRD's)."""
+    if str(path).lower().endswith((".nii", ".nii.gz")):
+        return _incomplete_nifti(path)
+    if str(path).lower().endswith(".nrrd"):
+        expected = volume.array.size * volume.array.dtype.itemsize
+        held = nrrd_data_length(path, expected)  # None: its header or compressed data cannot be read back
+        return None if held is not None and held >= expected else "the file was written incompletely"
+    return None
 
 
 def _incomplete_nifti(path: Path) -> Optional[str]:

@@ -1227,6 +1227,15 @@ def file_size_limit_while_writing(data_dir, tmp, model):
 
 
 @entry
+def file_size_limit_while_a_nrrd_or_metaimage_is_written(data_dir, tmp, model):
+    """A file size limit reached while the outputs are written as NRRD and MetaImage (whose writer printed a line)."""
+    folder, _ = copy_six(data_dir, tmp, "ct")
+    argv = ["segment", str(folder), "-o", str(tmp / "out.mha"), "--probabilities", str(tmp / "p.nrrd"),
+            "--model", str(model)]
+    return BadInput(argv, OUTPUT, "larger than allowed", "p.nrrd", existing=tmp / "out.mha", fault=_file_size_limit)
+
+
+@entry
 def ct_values_without_their_rescale(data_dir, tmp, model):
     """A CT's stored values without the rescale intercept of -1024 (a uint16 NIfTI: air at 0, liver at 1130)."""
     from LiverLesionSegLib.io.cases import find_cases, load_case

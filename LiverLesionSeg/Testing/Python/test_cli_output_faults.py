@@ -18,6 +18,7 @@ import pytest
 import bad_inputs
 from LiverLesionSegLib import cli
 from LiverLesionSegLib.cli import main
+from LiverLesionSegLib.errors import OutputError
 from LiverLesionSegLib.io.cases import find_input_ct
 from LiverLesionSegLib.io.write import write_segmentation_output
 from slicer_logic_cases import file_digest
@@ -61,6 +62,28 @@ def test_an_overlay_that_fails_leaves_every_earlier_output_as_it_was(ct_and_labe
     assert code == 6 and "disk is full" in capsys.readouterr().err
     assert all(path.read_bytes() == b"an earlier output" for path in earlier.values())
     assert leftovers(out) == []
+
+
+@pytest.mark.parametrize("short_by", [64, 8192], ids=["at its end", "within"])
+@pytest.mark.parametrize("suffix", [".nrrd", ".mha", ".nii", ".nii.gz"])
+def test_an_image_written_past_a_file_size_limit_fails_leaving_nothing_and_printing_nothing(tmp_path, capfd, suffix,
+                                                                                          short_by):
+    """A limit that the file's last bytes pass: the NRRD writer wrote it cut short and said nothing, and
+    it would have replaced the user's output. The MetaImage writer printed a line of its own beside
+    the error."""
+    from LiverLesionSegLib.io.write import write_image
+    from LiverLesionSegLib.volume import Volume
+
+    labels = np.random.default_rng(0).integers(0, 3, (8, 64, 64)).astype(np.uint8)
+    volume = Volume(labels, (1, 1, 1), (0, 0, 0), np.eye(3))
+    size = write_image(tmp_path / f"unlimited{suffix}", volume).stat().st_size
+    (tmp_path / f"unlimited{suffix}").unlink()
+    capfd.readouterr()
+    with bad_inputs._file_size_limit(size - short_by), pytest.raises(OutputError) as exc:
+        write_image(tmp_path / f"p{suffix}", volume)
+    assert f"p{suffix}: the file would be larger than allowed here" in str(exc.value)
+    assert list(tmp_path.iterdir()) == []
+    assert capfd.readouterr().err == ""
 
 
 @pytest.mark.parametrize("inside", ["slice", "labels"])
