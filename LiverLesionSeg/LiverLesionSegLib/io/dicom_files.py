@@ -12,6 +12,8 @@ from typing import Optional
 
 import numpy as np
 import pydicom
+import pydicom.datadict
+import pydicom.tag
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.pixels import get_decoder
 
@@ -114,7 +116,8 @@ def reading_fault(exc: BaseException, path: Path) -> str:
     try:  # values are parsed as they are walked: a damaged one fails here, and the library's words stand
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         empty = _empty_sequence(ds, "")
-        found = f"its {empty} is empty, where an item is needed" if empty else _index_count_mismatch(ds)
+        found = (f"its {empty} is empty, where an item is needed" if empty else
+                 _index_count_mismatch(ds) or _index_pointing_nowhere(ds))
     except Exception:
         found = None
     return found or first_line(exc)
@@ -132,6 +135,29 @@ def _index_count_mismatch(ds: pydicom.Dataset) -> Optional[str]:
             return (f"frame {number}'s DimensionIndexValues hold {count} value{'s' * (count != 1)}, where the "
                     f"file's DimensionIndexSequence has {indices} indices")
     return None
+
+
+def _index_pointing_nowhere(ds: pydicom.Dataset) -> Optional[str]:
+    """A DimensionIndexSequence item pointing to an element the frames' functional groups do not hold
+    (highdicom: "no element (0000,0000) CommandGroupLength")."""
+    frame = (ds.get("PerFrameFunctionalGroupsSequence") or [None])[0]
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
+    for number, index in enumerate(ds.get("DimensionIndexSequence") or [], start=1):
+        pointer, group = index.get("DimensionIndexPointer"), index.get("FunctionalGroupPointer")
+        if pointer is None or group is None:
+            continue
+        groups = [g[group].value[0] for g in (frame, shared) if g is not None and group in g and len(g[group].value)]
+        where = f"its DimensionIndexSequence item {number} points to {_tag_name(pointer)} in {_tag_name(group)}"
+        if not groups:
+            return f"{where}, which its frames' functional groups do not hold"
+        if not any(pointer in g for g in groups):
+            return f"{where}, which its frames' {_tag_name(group)} does not hold"
+    return None
+
+
+def _tag_name(tag) -> str:
+    tag = pydicom.tag.Tag(tag)
+    return f"{tag} {pydicom.datadict.keyword_for_tag(tag)}".rstrip()
 
 
 def _empty_sequence(ds: pydicom.Dataset, where: str) -> Optional[str]:

@@ -222,11 +222,17 @@ def test_a_frame_of_a_segment_not_described_is_refused(case_0697_copy, number):
                                    "where an item is needed"),
     ("DimensionIndexValues", "frame 2's DimensionIndexValues hold 1 value, where the file's DimensionIndexSequence "
                              "has 2 indices"),
-    ("ImagePositionPatient", "a single number where the header holds several (a position, orientation or spacing)")])
+    ("ImagePositionPatient", "a single number where the header holds several (a position, orientation or spacing)"),
+    ("DimensionIndexPointer", "its DimensionIndexSequence item 2 points to (0000,0000) CommandGroupLength in "
+                              "(0020,9113) PlanePositionSequence, which its frames' (0020,9113) PlanePositionSequence "
+                              "does not hold"),
+    ("FunctionalGroupPointer", "its DimensionIndexSequence item 2 points to (0020,0032) ImagePositionPatient in "
+                               "(0020,9999), which its frames' functional groups do not hold")])
 def test_a_missing_or_single_valued_element_is_told_plainly(case_0697_copy, missing, told):
     """Found by the damage tool: highdicom's KeyError, AttributeError and TypeError were shown as
     Python's words: "(0020,9113)" alone, "'Dataset' object has no attribute 'FrameContentSequence'",
-    or, for a position of one number, "'DSfloat' object is not subscriptable"."""
+    for a position of one number, "'DSfloat' object is not subscriptable", and for a dimension index
+    pointing nowhere, "no element (0000,0000) CommandGroupLength"."""
     path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
     ds = pydicom.dcmread(path)
     if missing == "ImagePositionPatient":
@@ -235,6 +241,8 @@ def test_a_missing_or_single_valued_element_is_told_plainly(case_0697_copy, miss
         ds.PerFrameFunctionalGroupsSequence[1].FrameContentSequence = []
     elif missing == "DimensionIndexValues":  # highdicom's "Unexpected mismatch between dimension index values ..."
         ds.PerFrameFunctionalGroupsSequence[1].FrameContentSequence[0].DimensionIndexValues = 1
+    elif missing.endswith("Pointer"):  # highdicom's "no element (0000,0000) CommandGroupLength"
+        setattr(ds.DimensionIndexSequence[1], missing, 0 if missing == "DimensionIndexPointer" else 0x00209999)
     else:
         delattr(ds.PerFrameFunctionalGroupsSequence[1], missing)
     ds.save_as(path)
