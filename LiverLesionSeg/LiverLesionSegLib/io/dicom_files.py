@@ -13,6 +13,7 @@ from typing import Optional
 import numpy as np
 import pydicom
 import pydicom.datadict
+import pydicom.pixels
 import pydicom.tag
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.pixels import get_decoder
@@ -210,9 +211,47 @@ def decoding(path: Path):
                              f"({'; '.join(reasons)})", path,
                              "install pylibjpeg with its plugins (pylibjpeg-libjpeg, pylibjpeg-openjpeg), or export "
                              "the series uncompressed") from None
-        detail = "; ".join(reasons) if reasons else first_line(exc)
+        detail = "; ".join(reasons) if reasons else _first_frame_fault(path) or first_line(exc)
+        if detail.startswith("The number of bytes of pixel data is less than expected"):  # (of one frame)
+            detail = _shortfall_of(path) or detail
         raise InputError(f"cannot decode the pixel data ({detail})", path,
                          "the file may be truncated or damaged; export the series again") from None
+
+
+def _shortfall_of(path: Path) -> Optional[str]:
+    try:
+        return pixel_data_shortfall(pydicom.dcmread(path))
+    except Exception:  # what cannot be read is told in the library's words
+        return None
+
+
+def pixel_data_shortfall(ds: pydicom.Dataset) -> Optional[str]:
+    """How many bytes uncompressed pixel data holds of those its frames need, where it holds fewer
+    (pydicom tells it of one frame, numpy as "cannot reshape array of size 237760 into shape (512,512)");
+    None where it holds them all, or where that cannot be counted."""
+    try:
+        if ds.file_meta.TransferSyntaxUID.is_compressed:
+            return None
+        frames = int(ds.get("NumberOfFrames") or 1)
+        bits = int(ds.Rows) * int(ds.Columns) * frames * int(ds.BitsAllocated) * int(ds.get("SamplesPerPixel") or 1)
+        held, needed = len(ds.PixelData), (bits + 7) // 8
+    except Exception:
+        return None
+    if held >= needed:
+        return None
+    return (f"its pixel data holds {held} of the {needed} bytes its {frames} frame{'s' * (frames != 1)} of "
+            f"{int(ds.Rows)} x {int(ds.Columns)} need")
+
+
+def _first_frame_fault(path: Path) -> Optional[str]:
+    """pydicom's reason for not decoding the first frame of `path`, None where it does: highdicom's
+    own failure on a multi-frame file may be an internal one ("'_CombinedPixelTransform' object has no
+    attribute 'input_dtype'", for a BitsAllocated of 0), where pydicom names the element."""
+    try:
+        pydicom.pixels.pixel_array(os.fspath(path), index=0)
+    except Exception as exc:
+        return first_line(exc)
+    return None
 
 
 def is_empty_slice_file(path: Path) -> bool:

@@ -25,7 +25,7 @@ from ..errors import InputError, first_line
 from ..segments import LIVER_CODE, NOT_LIVER_WORDS, meaning_of_segment_name, plain_text, warn_of_left_out
 from ..volume import Case, Volume
 from .dicom import FolderScan, SeriesInfo, check_in_plane_grid, read_series, scan_folder, slice_indices
-from .dicom_files import reading_fault
+from .dicom_files import pixel_data_shortfall, reading_fault
 from .multiframe import functional_group_item
 from .regularize import mask_to_grid
 from .rtstruct import is_rtstruct, read_rtstruct_masks
@@ -190,7 +190,7 @@ def _binary_frames(seg: hd.seg.Segmentation, path: Path) -> np.ndarray:
     try:
         frames = np.asarray(seg.get_stored_frames())
     except Exception as exc:
-        raise InputError(f"cannot decode the SEG frames ({first_line(exc)})", path,
+        raise InputError(f"cannot decode the SEG frames ({pixel_data_shortfall(seg) or first_line(exc)})", path,
                          "the file may be truncated; export it again") from None
     if frames.ndim == 2:
         frames = frames[None]

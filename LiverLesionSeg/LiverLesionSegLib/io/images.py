@@ -10,8 +10,10 @@ and 2 lesion; the liver mask is labels 1 and 2 (the lesions lie inside the liver
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
+import math
 import os
 import re
 import shutil
@@ -491,15 +493,16 @@ def _check_nrrd(path: Path, reader: sitk.ImageFileReader) -> None:
 
 def _check_metaimage(path: Path, reader: sitk.ImageFileReader) -> None:
     """Refuse a MetaImage holding far more voxels than its header announces, and warn of one holding
-    whole slices more (ITK reads the first of them), as for a NIfTI or NRRD; warn of one whose header
-    gives no voxel spacing. No library tells where the header ends: the format makes its
-    ElementDataFile line the last."""
+    whole slices more (ITK reads the first of them), as for a NIfTI or NRRD; refuse one whose geometry
+    holds numbers ITK reads as others; warn of one whose header gives no voxel spacing. No library
+    tells where the header ends: the format makes its ElementDataFile line the last."""
     with open(path, "rb") as fh:
         head = fh.read(1 << 16)
     last = re.search(rb"^ElementDataFile *= *(.*?)[ \t]*\r?\n", head, flags=re.M)
     if last is None:  # ITK's reader requires the line: a header longer than any it writes
         return
     header = head[:last.start()]
+    _check_metaimage_numbers(path, header)
     if not re.search(rb"^Element(Spacing|Size) *=", header, flags=re.M):
         LOG.warning("%s: its header gives no voxel spacing (no ElementSpacing line): it is read as the MetaImage "
                     "format says, with voxels of 1 x 1 x 1 mm; volumes in mL and diameters in mm are right only if "
@@ -508,6 +511,26 @@ def _check_metaimage(path: Path, reader: sitk.ImageFileReader) -> None:
     held = _metaimage_data_length(path, header, last)
     if dtype is not None and held is not None:
         _refuse_surplus(path, held, int(np.prod(size)) * reader.GetNumberOfComponents() * dtype.itemsize, size, dtype)
+
+
+def _check_metaimage_numbers(path: Path, header: bytes) -> None:
+    """Refuse a MetaImage whose spacing, position or orientation line holds NaN or infinity, or a side
+    of 0 or less: ITK reads NaN in them as 0 and a negative side as its size, so the lesions' positions
+    or volumes would be another image's, with nothing said."""
+    for field in ("ElementSpacing", "ElementSize", "Offset", "Position", "Origin", "TransformMatrix", "Rotation",
+                  "Orientation"):
+        line = re.search(rb"^" + field.encode() + rb" *= *(.*?)[ \t]*\r?$", header, flags=re.M)
+        if line is None:
+            continue
+        numbers = []
+        for word in line[1].decode(errors="replace").split():
+            with contextlib.suppress(ValueError):  # what Python does not read as a number is left to ITK
+                numbers.append(float(word))
+        spacing, said = field.startswith("Element"), line[1].decode(errors="replace")
+        if not all(math.isfinite(n) and (n > 0 or not spacing) for n in numbers):
+            what = ("a voxel side of 0 or less, or one that is not a number (ITK would read another)" if spacing else
+                    "a value that is not a number (ITK would read it as 0)")
+            raise GeometryError(f"its {field} '{said}' holds {what}", path, "write it again from the tool that made it")
 
 
 def _metaimage_data_length(path: Path, header: bytes, last: re.Match) -> Optional[int]:

@@ -250,6 +250,20 @@ def test_a_missing_or_single_valued_element_is_told_plainly(case_0697_copy, miss
         read_seg_case(case_0697_copy)
 
 
+def test_a_seg_whose_pixel_data_is_cut_short_says_how_many_bytes_it_holds(case_0697_copy):
+    """Found by the damage tool: a SEG cut short was told in numpy's words, "cannot reshape array of
+    size 237760 into shape (512,512)"."""
+    path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
+    ds = pydicom.dcmread(path)
+    needed = (ds.Rows * ds.Columns * ds.NumberOfFrames * ds.BitsAllocated + 7) // 8
+    ds.PixelData = ds.PixelData[:needed // 3]
+    ds.save_as(path)
+    with pytest.raises(InputError, match=rf"{path.name}: cannot decode the SEG frames \(its pixel data holds "
+                                         rf"{needed // 3} of the {needed} bytes its {ds.NumberOfFrames} frames of "
+                                         rf"512 x 512 need\)"):
+        read_seg_case(case_0697_copy)
+
+
 @pytest.mark.filterwarnings("ignore:The string .* person name:UserWarning")
 def test_several_segments_liver_union_of_lesions_and_others_ignored(case_0697_copy, data_dir, caplog):
     """A binary SEG: each segment its own frames."""
