@@ -13,6 +13,8 @@ import os
 import signal
 import sys
 import threading
+import warnings
+from pathlib import Path
 from typing import Optional, Sequence
 
 from . import __version__
@@ -38,6 +40,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _run(args: argparse.Namespace, progress: Progress) -> int:
+    with warnings.catch_warnings(record=True) as caught:  # the libraries' Python warnings, told after the run
+        code = _run_command(args, progress)
+    if code == 0:  # after a failure, its one line says what went wrong
+        _tell_library_warnings(caught)
+    return code
+
+
+def _tell_library_warnings(caught: Sequence[warnings.WarningMessage]) -> None:
+    """Each distinct warning of a library (pydicom's "End of file reached before delimiter ... found in
+    file ...") as one log line naming the library; Python prints two, its source line among them."""
+    told = set()
+    for warning in caught:
+        parts = Path(warning.filename).parts
+        library = parts[parts.index("site-packages") + 1] if "site-packages" in parts else Path(warning.filename).stem
+        line = f"{' '.join(str(warning.message).split())} ({library})"
+        if line not in told:
+            told.add(line)
+            log.warning("%s", line)
+
+
+def _run_command(args: argparse.Namespace, progress: Progress) -> int:
     try:
         return args.run(args, progress)
     except LiverLesionSegError as exc:

@@ -476,9 +476,13 @@ def _check_pixel_format(path: Path, ds: pydicom.Dataset) -> None:
                          "give the original CT series")
     samples = int(ds.get("SamplesPerPixel", 1))
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
-    if samples != 1 or not photometric.startswith("MONOCHROME"):
+    if samples != 1:
         raise InputError(f"a colour image ({samples} samples per pixel, {photometric}), not a CT slice", path,
                          "give the original grey-scale CT series")
+    if not photometric.startswith("MONOCHROME"):  # one sample per pixel: no colour image, a damaged header
+        said = f"'{photometric}'" if photometric else "empty"
+        raise InputError(f"its PhotometricInterpretation is {said}, where a slice of one sample per pixel, as a CT's "
+                         "is, says MONOCHROME2", path, "the file is damaged or not a CT slice; export the series again")
     if "PixelData" not in ds:
         raise InputError("has no pixel data (a truncated file?)", path, "export the series again")
     for keyword in ("RescaleSlope", "RescaleIntercept"):

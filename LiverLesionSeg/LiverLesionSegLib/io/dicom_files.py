@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import struct
 from pathlib import Path
 from typing import Optional
@@ -197,6 +198,9 @@ def decode_pixels(path: Path, ds: pydicom.Dataset) -> np.ndarray:
         return ds.pixel_array
 
 
+INTERNAL_WORDS = re.compile(r"object has no attribute|object is not (subscriptable|callable|iterable)")
+
+
 @contextlib.contextmanager
 def decoding(path: Path):
     """Pixel data that fails to decode (cut short, damaged) told in one line naming `path`. Call
@@ -206,6 +210,9 @@ def decoding(path: Path):
     except Exception as exc:
         # pydicom lists each decoder's reason on a line of its own, after a first line that says none
         reasons = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+        # a plugin's own failure in Python's words (gdcm's "'NoneType' object has no attribute 'encode'",
+        # on a damaged JPEG-LS slice) says nothing of the file where another plugin's reason does
+        reasons = [reason for reason in reasons if not INTERNAL_WORDS.search(reason)] or reasons
         if reasons and all("does not support" in reason for reason in reasons):
             raise InputError(f"the pixel data is compressed in a form the installed decoders cannot decode "
                              f"({'; '.join(reasons)})", path,

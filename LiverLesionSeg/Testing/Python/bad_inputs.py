@@ -1236,6 +1236,20 @@ def file_size_limit_while_a_nrrd_or_metaimage_is_written(data_dir, tmp, model):
 
 
 @entry
+def compressed_slice_cut_short(data_dir, tmp, model):
+    """A JPEG-LS slice cut short within its pixel data: pydicom's warning printed two lines beside the error."""
+    from LiverLesionSegLib.resources import sample_case_path
+
+    folder = tmp / "cut"
+    folder.mkdir()
+    for source in sorted(sample_case_path().glob("*.dcm"))[20:26]:
+        shutil.copy(source, folder / source.name)
+    cut = sorted(folder.iterdir())[2]
+    cut.write_bytes(cut.read_bytes()[:-20000])
+    return BadInput(segment(folder, tmp, model), INPUT, "has no pixel data (a truncated file?)", cut.name)
+
+
+@entry
 def ct_values_without_their_rescale(data_dir, tmp, model):
     """A CT's stored values without the rescale intercept of -1024 (a uint16 NIfTI: air at 0, liver at 1130)."""
     from LiverLesionSegLib.io.cases import find_cases, load_case

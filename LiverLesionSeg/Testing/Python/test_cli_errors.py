@@ -4,8 +4,13 @@ class, nothing written and any existing output untouched. And the inputs that on
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import logging
+import re
 import shutil
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +18,9 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
+from LiverLesionSegLib import cli
 from LiverLesionSegLib.cli import main
+from LiverLesionSegLib.errors import InputError
 from LiverLesionSegLib.io.native_output import held_back
 
 import bad_inputs
@@ -47,7 +54,7 @@ def test_bad_input_fails_cleanly(name, data_dir, model_path, tmp_path, capsys):
         kept = previous.read_bytes()
         before = snapshot(tmp_path)
 
-        with bad.fault() if bad.fault else _nothing(), held_back(pass_on=False) as printed:
+        with bad.fault() if bad.fault else _nothing(), held_back(pass_on=False) as printed, python_warnings_shown():
             code = main(bad.argv + ["--progress", "none"])
             assert printed.lines() == [], "a C library printed beside the error line"  # ITK's MetaImage reader did
 
@@ -56,6 +63,7 @@ def test_bad_input_fails_cleanly(name, data_dir, model_path, tmp_path, capsys):
         assert code == bad.exit_code, err
         assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err  # one error line, the last
         assert "Traceback" not in err and "** ERROR" not in err, err
+        assert not re.search(r"^\S+:\d+: \w*Warning: ", err, re.M), err  # a library's Python warning, in two lines
         assert bad.names in errors[0] and bad.fragment in errors[0].lower(), errors[0]
         assert previous.read_bytes() == kept, "an existing output was changed"
         after = snapshot(tmp_path)
@@ -66,6 +74,48 @@ def test_bad_input_fails_cleanly(name, data_dir, model_path, tmp_path, capsys):
     finally:
         if bad.cleanup:
             bad.cleanup()
+
+
+def warning_of_pydicom() -> None:
+    warnings.warn_explicit("End of file reached before delimiter (FFFE,E0DD) found in file /scans/slice-023.dcm",
+                           UserWarning, "/venv/lib/python3.11/site-packages/pydicom/filereader.py", 487)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_librarys_warning_is_one_line_after_a_run_and_none_after_a_failure(capsys, fails):
+    """Python showed it in two lines (its place in the library's source, then that line), and beside
+    the error line of a failed run."""
+    from LiverLesionSegLib.cli import command_logging
+    from LiverLesionSegLib.progress import NullProgress
+
+    def run(args, progress):
+        warning_of_pydicom()
+        warning_of_pydicom()
+        if fails:
+            raise InputError("has no pixel data (a truncated file?)", "/scans/slice-023.dcm", "export the series again")
+        return 0
+
+    with command_logging(False, NullProgress()), python_warnings_shown():
+        code = cli._run(argparse.Namespace(run=run, debug=False), NullProgress())
+    err = capsys.readouterr().err
+    if fails:
+        assert code == 3 and err.splitlines() == ["liverlesionseg: error: /scans/slice-023.dcm: has no pixel data (a "
+                                                  "truncated file?). Export the series again."]
+    else:
+        assert code == 0 and err.splitlines() == ["End of file reached before delimiter (FFFE,E0DD) found in file "
+                                                  "/scans/slice-023.dcm (pydicom)"]
+
+
+@contextlib.contextmanager
+def python_warnings_shown():
+    """Python's warnings on stderr, as a user's terminal shows them (pytest records them instead)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", category)  # as Python's own filters do
+        warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: sys.stderr.write(
+            warnings.formatwarning(message, category, filename, lineno, line))
+        yield
 
 
 def snapshot(folder: Path) -> dict[Path, tuple[int, int]]:

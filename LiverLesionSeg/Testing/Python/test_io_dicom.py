@@ -436,6 +436,21 @@ def test_mixed_rows_and_columns(small_series):
     assert_one_line(exc, "mixed image size", "slice 103", small_series.name)
 
 
+@pytest.mark.parametrize("photometric, said", [("", "empty"), ("RGB", "'RGB'"), ("PALETTE COLOR", "'PALETTE COLOR'")])
+def test_a_grey_slice_whose_photometric_interpretation_is_damaged_is_not_told_as_colour(small_series, photometric,
+                                                                                      said):
+    """Found by `tools/damage_inputs.py --kind dicom`: one sample per pixel and an empty (or colour)
+    PhotometricInterpretation was told as "a colour image (1 samples per pixel, )"."""
+    path = small_series / "slice 102"
+    ds = pydicom.dcmread(path)
+    ds.PhotometricInterpretation = photometric
+    ds.save_as(path)
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "slice 102", f"its PhotometricInterpretation is {said}, where a slice of one sample per "
+                                      "pixel, as a CT's is, says MONOCHROME2")
+
+
 def test_rgb_image(small_series):
     path = small_series / "slice 102"
     ds = pydicom.dcmread(path)
@@ -664,6 +679,26 @@ def test_compressed_series_reads_as_the_uncompressed_one(small_series, tmp_path,
     original, compressed = read_ct_folder(small_series), read_ct_folder(folder)
     assert compressed.same_grid(original) and np.allclose(compressed.direction, original.direction)
     assert np.array_equal(compressed.array, original.array) and compressed.array.std() > 100
+
+
+def test_a_damaged_compressed_slice_is_told_in_the_decoders_words_not_a_plugins_internal_error(small_series,
+                                                                                                tmp_path):
+    """Found by damaging JPEG-LS slices (the bundled sample's syntax): gdcm's plugin failed in Python's
+    words ("'NoneType' object has no attribute 'encode'"), beside pyjpegls' "Invalid JPEG-LS stream"."""
+    import gdcm
+
+    folder = tmp_path / "jpegls"
+    folder.mkdir()
+    for path in small_series.iterdir():
+        _transcoded(path, folder / path.name, gdcm.TransferSyntax.JPEGLSLossless)
+    damaged = folder / "slice 101"
+    data = bytearray(damaged.read_bytes())
+    data[-3000:-2000] = bytes(1000)  # within the compressed stream
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(folder)
+    assert_one_line(exc, "slice 101", "cannot decode the pixel data (")
+    assert "object has no attribute" not in str(exc.value)
 
 
 def test_compressed_without_decoder(small_series):
