@@ -58,6 +58,7 @@ sys.path.insert(0, str(REPO / "LiverLesionSeg"))
 
 import numpy as np  # noqa: E402
 import pydicom  # noqa: E402
+import pydicom.encaps  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
 from LiverLesionSegLib import cli  # noqa: E402
@@ -158,18 +159,25 @@ def damaged_dicom(folder: Path, rng: random.Random) -> str:
     targets = {"one": rng.sample(range(SLICES), 1), "two": rng.sample(range(SLICES), 2),
                "all": list(range(SLICES))}[which]
     damage_seeds = [rng.random() for _ in range(rng.choice([1, 1, 2]))]
-    compressed = rng.random() < 0.3  # the sample is JPEG-LS: kept so, or its pixel data made plain
-    told: list[str] = ["JPEG-LS"] if compressed else []
+    # the sample is JPEG-LS: kept so, or RLE as some archives send, or its pixel data made plain
+    syntax = rng.choice([None] * 6 + ["JPEG-LS"] * 3 + ["RLE"])
+    told: list[str] = [syntax] if syntax else []
     folder.mkdir()
     for n, source in enumerate(files[start:start + SLICES]):
         ds = pydicom.dcmread(source)
-        if not compressed:
+        if syntax != "JPEG-LS":
             ds.decompress()
+        if syntax == "RLE":
+            ds.compress(pydicom.uid.RLELossless)
         if n in targets:
             done = [damage_dataset(ds, random.Random(seed)) for seed in damage_seeds]
             if n == targets[0]:
                 told += [d for d in done if d]
-        ds.save_as(folder / source.name, enforce_file_format=False)
+        try:
+            ds.save_as(folder / source.name, enforce_file_format=False)
+        except ValueError:  # compressed pixel data damaged out of its encapsulation: the damage kept inside it
+            ds.PixelData = pydicom.encaps.encapsulate([bytes(ds.PixelData).ljust(2, b"\0")])
+            ds.save_as(folder / source.name, enforce_file_format=False)
     if rng.random() < 0.15:
         told.append(damage_bytes(folder / files[start + rng.randrange(SLICES)].name, rng, 3000))
     return f"dicom, {which}: " + "; ".join(told)
