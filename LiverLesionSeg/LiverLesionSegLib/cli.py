@@ -53,7 +53,8 @@ def _tell_library_warnings(caught: Sequence[warnings.WarningMessage]) -> None:
     told = set()
     for warning in caught:
         parts = Path(warning.filename).parts
-        library = parts[parts.index("site-packages") + 1] if "site-packages" in parts else Path(warning.filename).stem
+        at = next((n for n, part in enumerate(parts) if part in ("site-packages", "dist-packages")), None)
+        library = parts[at + 1] if at is not None and at + 1 < len(parts) else Path(warning.filename).stem
         line = f"{' '.join(str(warning.message).split())} ({library})"
         if line not in told:
             told.add(line)
