@@ -5,6 +5,7 @@ too), decode its pixels, and turn what a damaged file raises into one line namin
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import struct
@@ -20,6 +21,9 @@ from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.pixels import get_decoder
 
 from ..errors import InputError, first_line
+from .native_output import held_back
+
+LOG = logging.getLogger("LiverLesionSeg")
 
 SLICE_SUFFIXES = {"", ".dcm", ".dicom", ".ima"}  # and numbers: files named by their UIDs (1.2.840....5)
 
@@ -203,10 +207,14 @@ INTERNAL_WORDS = re.compile(r"object has no attribute|object is not (subscriptab
 
 @contextlib.contextmanager
 def decoding(path: Path):
-    """Pixel data that fails to decode (cut short, damaged) told in one line naming `path`. Call
-    `check_decoder` first: a missing decoder has its own message."""
+    """Pixel data that fails to decode (cut short, damaged) told in one line naming `path`; a
+    decoder's own complaint on data it decodes all the same (libjpeg's "Corrupt JPEG data: 8
+    extraneous bytes before marker 0xd9", printed straight to the terminal) told as a warning naming
+    it. Call `check_decoder` first: a missing decoder has its own message."""
     try:
-        yield
+        with held_back(pass_on=False) as printed:
+            yield
+            complaints = printed.lines()
     except Exception as exc:
         # pydicom lists each decoder's reason on a line of its own, after a first line that says none
         reasons = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
@@ -223,6 +231,9 @@ def decoding(path: Path):
             detail = _shortfall_of(path) or detail
         raise InputError(f"cannot decode the pixel data ({detail})", path,
                          "the file may be truncated or damaged; export the series again") from None
+    if complaints:
+        LOG.warning("%s: its pixel data's decoder reports damage (%s) but decodes it: read as decoded; check the "
+                    "image, or export the series again", path, "; ".join(complaints)[:300])
 
 
 def _shortfall_of(path: Path) -> Optional[str]:

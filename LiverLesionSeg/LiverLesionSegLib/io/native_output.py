@@ -9,6 +9,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import threading
 from typing import Iterator
 
 
@@ -27,15 +28,22 @@ class HeldBack:
         return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+_HOLDING = threading.RLock()  # descriptor 2 is the process's: one thread holds it at a time (nested holds in it)
+
+
 @contextlib.contextmanager
 def held_back(pass_on: bool = True) -> Iterator[HeldBack]:
     """Hold back what is written to file descriptor 2 within; pass it on afterwards (unless not
     `pass_on`: a test's or tool's look at it), or drop it where an exception ends the block."""
+    if not _HOLDING.acquire(blocking=False):  # another thread holds descriptor 2: its hold takes what is printed
+        yield HeldBack()
+        return
     try:
         sys.stderr.flush()
         saved = os.dup(2)
         sink = tempfile.TemporaryFile()
     except (OSError, ValueError, AttributeError):  # no descriptor 2 (a GUI), or no room for a temporary file
+        _HOLDING.release()
         yield HeldBack()
         return
     os.dup2(sink.fileno(), 2)
@@ -46,6 +54,7 @@ def held_back(pass_on: bool = True) -> Iterator[HeldBack]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+        _HOLDING.release()
         sink.seek(0)
         printed = sink.read()
         sink.close()
