@@ -1,37 +1,36 @@
 """NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr) and MetaImage (.mha, .mhd: Grand Challenge's format)
-images and label maps, read through SimpleITK.
+images and label maps, read through SimpleITK, and the refusals of images that are no CT.
 
 SimpleITK gives the geometry in LPS (it converts NIfTI's RAS), as Slicer reads the same files.
-It reads a truncated NIfTI without complaint and turns NaN and infinite NIfTI voxels into 0, so
-NIfTI files are first checked to hold all their voxels (nibabel reads the header, gzip counts the
-bytes) and, when they hold floating-point values, that these are finite (nibabel reads them). Label maps hold 0 background, 1 liver
-and 2 lesion; the liver mask is labels 1 and 2 (the lesions lie inside the liver).
+What it hides (a truncated file, NaN voxels, a header announcing part of the data) is checked
+before it reads (`header_checks`). Label maps hold 0 background, 1 liver and 2 lesion; the liver
+mask is labels 1 and 2 (the lesions lie inside the liver).
 """
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import logging
-import math
 import os
 import re
 import shutil
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import GeometryError, InputError, first_line, renamed
+from ..errors import GeometryError, InputError, renamed
 from ..memory import check_image_fits
 from ..volume import Volume
 from .atomic import NOT_TEXT, is_text_path
+from .header_checks import check_finite, check_metaimage, check_nifti, check_nrrd, check_shape, in_mm
 from .itk_words import itk_reason, metaimage_failure
 from .native_output import HeldBack, held_back
 from .sheared import is_sheared_nifti_error, read_sheared_nifti
+from .stored_bytes import gzip_start_damage, voxel_itemsize
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -223,7 +222,7 @@ def refuse_an_implausible_spacing(volume: Volume, where: str | os.PathLike) -> N
     low, high = CT_VOXEL_MM
     if all(low <= side <= high for side in volume.spacing):
         return
-    raise InputError(f"its voxel spacing {_mm(volume.spacing)} is not a CT's (each side {low:g} to {high:g} mm): "
+    raise InputError(f"its voxel spacing {in_mm(volume.spacing)} is not a CT's (each side {low:g} to {high:g} mm): "
                      "the header's spacing is damaged, or in other units than millimetres", where,
                      "export it again with its spacing in millimetres")
 
@@ -270,13 +269,13 @@ def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
     volume = Volume.from_sitk(image, str(path))
     if volume.array.dtype == np.float64:
         volume.array = volume.array.astype(np.float32)
-    _check_finite(path, volume.array)
+    check_finite(path, volume.array)
     return volume
 
 
 def _read_with_itk(path: Path, resample_shear: bool, native: HeldBack) -> sitk.Image | Volume:
-    """The image as SimpleITK reads it, after the checks of what it hides (`_check_nifti`,
-    `_check_nrrd`); a sheared NIfTI as `_read_sheared` reads it."""
+    """The image as SimpleITK reads it, after the checks of what it hides (`check_nifti`,
+    `check_nrrd`, `check_metaimage`); a sheared NIfTI as `_read_sheared` reads it."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -284,23 +283,24 @@ def _read_with_itk(path: Path, resample_shear: bool, native: HeldBack) -> sitk.I
     except RuntimeError as exc:
         if is_sheared_nifti_error(path, itk_reason(exc)):
             return _read_sheared(path, resample_shear)
-        damage = _gzip_start_damage(path)  # ITK only says it knows no reader for the file
+        damage = gzip_start_damage(path)  # ITK only says it knows no reader for the file
         if damage:
             raise InputError(f"the compressed file is damaged ({damage})", path, "export it again") from None
         raise InputError(f"cannot read the image header ({itk_reason(exc, native.lines())})", path,
                          "the file may be damaged or not an image; export it again") from None
-    _check_shape(path, reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents())
-    check_image_fits(tuple(reversed(reader.GetSize())), _itemsize(reader.GetPixelID()), path)
-    if path.name.lower().endswith((".nii", ".nii.gz")):
-        _check_nifti(path, reader.GetSpacing())
-    elif path.name.lower().endswith(".nrrd"):
-        _check_nrrd(path, reader)
-    elif path.name.lower().endswith((".mha", ".mhd")):
-        _check_metaimage(path, reader)
+    check_shape(path, reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents())
+    check_image_fits(tuple(reversed(reader.GetSize())), voxel_itemsize(reader.GetPixelID()), path)
+    name, metaimage = path.name.lower(), path.name.lower().endswith((".mha", ".mhd"))
+    if name.endswith((".nii", ".nii.gz")):
+        check_nifti(path, reader.GetSpacing())
+    elif name.endswith(".nrrd"):
+        check_nrrd(path, reader)
+    elif metaimage:
+        check_metaimage(path, reader)
     try:
         image = reader.Execute()
         # ITK's MetaImage reader goes on after its decompression failed, with voxels of no one's
-        failure = metaimage_failure(native.lines()) if path.name.lower().endswith((".mha", ".mhd")) else None
+        failure = metaimage_failure(native.lines()) if metaimage else None
     except RuntimeError as exc:
         failure = itk_reason(exc, native.lines())
     if failure is not None:
@@ -400,284 +400,15 @@ def _on_the_voxels_of(labels: Volume, reference: Volume) -> Optional[np.ndarray]
 def _read_sheared(path: Path, resample: bool) -> Volume:
     import nibabel as nib
 
-    _check_nifti(path)  # a damaged header (an affine of NaN, of no thickness) is told as such, not as a shear
+    check_nifti(path)  # a damaged header (an affine of NaN, of no thickness) is told as such, not as a shear
     shape = nib.load(str(path)).shape
-    _check_shape(path, len(shape), shape, 1)
+    check_shape(path, len(shape), shape, 1)
     check_image_fits(tuple(reversed(shape)), 4, path)
     if not resample:
         raise GeometryError("the label map's affine is sheared (the grid of a gantry-tilted scan), so it lies on "
                             "no regular grid", path, "give the label map on the image's regular grid, as "
                             "liverlesionseg segment writes it")
     return read_sheared_nifti(path)
-
-
-# --- checks ------------------------------------------------------------------------------------
-
-def _check_shape(path: Path, dimension: int, size, components: int) -> None:
-    if components != 1:
-        raise InputError(f"a vector or colour image ({components} components per voxel)", path,
-                         "give a grey-scale CT volume")
-    if dimension < 3 or min(size[:3]) < 2:
-        raise GeometryError(f"a 2-D image (size {' x '.join(map(str, size))}), not a volume", path,
-                            "give a 3-D volume of several slices")
-    if dimension > 3:
-        raise GeometryError(f"a {dimension}-D image (size {' x '.join(map(str, size))}), not a single 3-D volume", path,
-                            "give one 3-D volume (one time point, one channel)")
-
-
-def _check_nifti(path: Path, itk_spacing: Optional[Sequence[float]] = None) -> None:
-    """What SimpleITK hides in a NIfTI file: missing voxels (truncation) or far more than announced (a
-    damaged size or data type), NaN or infinite values, an affine that is not numbers, and (given
-    the spacing ITK read, `itk_spacing`) a header of two voxel spacings."""
-    import nibabel as nib
-
-    try:
-        image = nib.load(str(path))
-    except Exception as exc:
-        told = first_line(exc)
-        if told.startswith("Valid slope but invalid intercept"):  # nibabel's words on scl_slope and scl_inter
-            told = f"its scaling slope (scl_slope) is set but its intercept (scl_inter) is {told.split()[-1]}"
-        raise InputError(f"cannot read the NIfTI header ({told})", path, "the file may be damaged; export it again"
-                         ) from None
-    if not np.all(np.isfinite(image.affine)):
-        raise GeometryError("its affine (the header's sform or qform) holds values that are not numbers", path,
-                            "write it again from the tool that made it")
-    axes = image.affine[:3, :3]
-    # slices of no thickness were told as "two slices at the same position ... remove the duplicate files"
-    if abs(np.linalg.det(axes)) <= 1e-6 * np.prod(np.linalg.norm(axes, axis=0)):
-        raise GeometryError("its affine (the header's sform or qform) gives a voxel axis no length, or lays the "
-                            "voxel axes in one plane", path, "write it again from the tool that made it")
-    if itk_spacing is not None:
-        _check_one_spacing(path, itk_spacing, image.affine)
-    _warn_of_no_position(path, image.header)
-    proxy = image.dataobj
-    announced = int(np.prod(proxy.shape)) * proxy.dtype.itemsize
-    needed = proxy.offset + announced
-    if path.name.lower().endswith(".gz"):
-        try:
-            available = needed if _gzip_trailer_says(path, needed) else _gzip_length(path)
-        except (EOFError, OSError, zlib.error):
-            raise InputError("the compressed file is truncated or damaged", path, "export it again") from None
-    else:
-        available = path.stat().st_size
-    if available < needed:
-        raise InputError(f"the file is truncated: it holds {available} of the {needed} bytes its header announces",
-                         path, "export it again")
-    _refuse_surplus(path, available - proxy.offset, announced, proxy.shape, proxy.dtype)
-    if np.issubdtype(proxy.dtype, np.floating):
-        _check_finite(path, np.asarray(proxy.get_unscaled()))
-
-
-def _warn_of_no_position(path: Path, header) -> None:
-    """A warning where a NIfTI with voxel sizes gives neither a sform nor a qform (both codes 0, or a
-    code no reader knows): it is read at 0, 0, 0 in voxel order, the lesion table's positions are not
-    the patient's, and nothing said so. One of 1 mm voxels is a bare array, which `geometry_caveats` tells."""
-    if int(header["sform_code"]) or int(header["qform_code"]) or np.allclose(header["pixdim"][1:4], 1):
-        return
-    LOG.warning("%s: its header gives no position or orientation (sform_code and qform_code 0): it is read as NIfTI "
-                "reads such a file, the first voxel at 0, 0, 0 and its axes in voxel order; the segmentation lies on "
-                "its grid, but the positions in the lesion table are not the patient's (write the image with its "
-                "affine to have them)", path)
-
-
-def _check_nrrd(path: Path, reader: sitk.ImageFileReader) -> None:
-    """Refuse a NRRD holding far more voxels than its header announces (ITK reads the first of them)."""
-    size, dtype = reader.GetSize(), _dtype(reader.GetPixelID())
-    if dtype is None:
-        return
-    announced = int(np.prod(size)) * reader.GetNumberOfComponents() * dtype.itemsize
-    held = nrrd_data_length(path, announced)
-    if held is not None:
-        _refuse_surplus(path, held, announced, size, dtype)
-
-
-def _check_metaimage(path: Path, reader: sitk.ImageFileReader) -> None:
-    """Refuse a MetaImage holding far more voxels than its header announces, and warn of one holding
-    whole slices more (ITK reads the first of them), as for a NIfTI or NRRD; refuse one whose geometry
-    holds numbers ITK reads as others; warn of one whose header gives no voxel spacing. No library
-    tells where the header ends: the format makes its ElementDataFile line the last."""
-    with open(path, "rb") as fh:
-        head = fh.read(1 << 16)
-    last = re.search(rb"^ElementDataFile *= *(.*?)[ \t]*\r?\n", head, flags=re.M)
-    if last is None:  # ITK's reader requires the line: a header longer than any it writes
-        return
-    header = head[:last.start()]
-    _check_metaimage_numbers(path, header)
-    if not re.search(rb"^Element(Spacing|Size) *=", header, flags=re.M):
-        LOG.warning("%s: its header gives no voxel spacing (no ElementSpacing line): it is read as the MetaImage "
-                    "format says, with voxels of 1 x 1 x 1 mm; volumes in mL and diameters in mm are right only if "
-                    "they are (write the image with its spacing to be sure)", path)
-    size, dtype = reader.GetSize(), _dtype(reader.GetPixelID())
-    held = _metaimage_data_length(path, header, last)
-    if dtype is not None and held is not None:
-        _refuse_surplus(path, held, int(np.prod(size)) * reader.GetNumberOfComponents() * dtype.itemsize, size, dtype)
-
-
-def _check_metaimage_numbers(path: Path, header: bytes) -> None:
-    """Refuse a MetaImage whose spacing, position or orientation line holds NaN or infinity, or a side
-    of 0 or less: ITK reads NaN in them as 0 and a negative side as its size, so the lesions' positions
-    or volumes would be another image's, with nothing said."""
-    for field in ("ElementSpacing", "ElementSize", "Offset", "Position", "Origin", "TransformMatrix", "Rotation",
-                  "Orientation"):
-        line = re.search(rb"^" + field.encode() + rb" *= *(.*?)[ \t]*\r?$", header, flags=re.M)
-        if line is None:
-            continue
-        numbers = []
-        for word in line[1].decode(errors="replace").split():
-            with contextlib.suppress(ValueError):  # what Python does not read as a number is left to ITK
-                numbers.append(float(word))
-        spacing, said = field.startswith("Element"), line[1].decode(errors="replace")
-        if not all(math.isfinite(n) and (n > 0 or not spacing) for n in numbers):
-            what = ("a voxel side of 0 or less, or one that is not a number (ITK would read another)" if spacing else
-                    "a value that is not a number (ITK would read it as 0)")
-            raise GeometryError(f"its {field} '{said}' holds {what}", path, "write it again from the tool that made it")
-
-
-def _metaimage_data_length(path: Path, header: bytes, last: re.Match) -> Optional[int]:
-    """Bytes of voxel data (decompressed) a MetaImage holds, after its `header` and its `last` line
-    (ElementDataFile) or in the one data file that line names; None where that is not simply counted
-    (a list or pattern of data files, a HeaderSize, a damaged stream)."""
-    if re.search(rb"^HeaderSize *=", header, flags=re.M):
-        return None
-    if last[1] == b"LOCAL":
-        source, start = path, last.end()
-    else:
-        source, start = path.parent / os.fsdecode(last[1]), 0
-        if last[1] in (b"", b"LIST") or b"%" in last[1] or not source.is_file():
-            return None  # ITK's reader says what is missing
-    if not re.search(rb"^CompressedData *= *True", header, flags=re.M | re.I):
-        return source.stat().st_size - start
-    inflate, length = zlib.decompressobj(), 0
-    try:
-        with open(source, "rb") as fh:
-            fh.seek(start)
-            while chunk := fh.read(1 << 22):
-                length += len(inflate.decompress(chunk))
-        return length + len(inflate.flush())
-    except zlib.error:
-        return None  # damaged: ITK's reader says so
-
-
-def nrrd_data_length(path: Path, expected: int) -> Optional[int]:
-    """Bytes of voxel data (decompressed) a NRRD holds after its header, `expected` of them when its
-    gzip trailer says so; None where that is not simply counted (a detached data file, skipped bytes
-    or lines, text encodings)."""
-    import bz2
-
-    import nrrd
-
-    try:
-        with open(path, "rb") as fh:
-            header = nrrd.read_header(fh)
-            start = fh.tell()
-    except Exception:  # ITK read the header: what pynrrd cannot read is left to ITK
-        return None
-    if {"data file", "datafile", "byte skip", "line skip"} & set(header):
-        return None
-    encoding = header.get("encoding")
-    if encoding == "raw":
-        return path.stat().st_size - start
-    if encoding in ("gzip", "gz") and _gzip_trailer_says(path, expected):
-        return expected
-    opener = {"gzip": gzip.GzipFile, "gz": gzip.GzipFile, "bzip2": bz2.BZ2File, "bz2": bz2.BZ2File}.get(encoding)
-    if opener is None:
-        return None
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(start)
-            return _stream_length(opener(fileobj=fh))
-    except (EOFError, OSError, zlib.error):
-        return None  # damaged: ITK's reader says so
-
-
-def _refuse_surplus(path: Path, held: int, announced: int, shape: Sequence[int], dtype: np.dtype) -> None:
-    """Read as announced ((i, j, k) `shape` of `dtype`), an image holding twice its header's voxels or
-    more is a fragment of its data (a 2 x 512 strip, or 8-bit noise, which was segmented): refused.
-    One holding whole slices more is read without them, with a warning."""
-    what = f"{' x '.join(map(str, shape))} of {dtype}"
-    if announced and held >= 2 * announced:
-        raise InputError(f"it holds {held / announced:.1f} times the {announced} bytes of voxels its header "
-                         f"announces ({what}): the header's size or data type is wrong", path, "export it again")
-    slice_bytes = announced // shape[2] if len(shape) > 2 and shape[2] else 0
-    if slice_bytes and held - announced >= slice_bytes:
-        LOG.warning("%s: it holds %d bytes of voxels more than its header announces (%s), as many as %d slice(s): "
-                    "they are not read; check that the volume covers what it should", path, held - announced, what,
-                    (held - announced) // slice_bytes)
-
-
-def _check_one_spacing(path: Path, itk_spacing: Sequence[float], affine: np.ndarray) -> None:
-    """A GeometryError where ITK's voxel spacing is not the affine's that nibabel reads: where the sform's
-    scales differ from the header's pixdim, ITK (and so Slicer) takes pixdim, with a warning no one sees,
-    and nibabel the sform; the lesions' volumes would depend on the reader (three times over, one such
-    file of the sample case)."""
-    affine_spacing = np.linalg.norm(np.asarray(affine, dtype=float)[:3, :3], axis=0)
-    if not np.allclose(itk_spacing, affine_spacing, rtol=1e-3, atol=1e-4):
-        raise GeometryError(f"its header gives two voxel spacings: {_mm(itk_spacing)} (pixdim, which ITK and so Slicer "
-                            f"read) and {_mm(affine_spacing)} (its sform, which nibabel reads)", path,
-                            "write it again from the tool that made it, with pixdim matching the affine")
-
-
-def _mm(spacing: Sequence[float]) -> str:
-    return " x ".join(f"{value:.4g}" for value in spacing) + " mm"
-
-
-def _gzip_trailer_says(path: Path, length: int) -> bool:
-    """Whether the gzip stream ending the file says in its last 4 bytes (ISIZE, its length modulo
-    2**32) that it holds `length` bytes: a whole stream of that length does, a cut, damaged or
-    longer one almost never. Where it does not, the stream is decompressed and counted (0.6 s for
-    a CT of 207 slices), so this only spares that count for a file that is as its header says."""
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        if f.tell() < 4:
-            return False
-        f.seek(-4, os.SEEK_END)
-        return int.from_bytes(f.read(4), "little") == length % 2 ** 32
-
-
-def _gzip_start_damage(path: Path) -> Optional[str]:
-    """What the gzip reader says of a .gz file whose start (its header, for an image) cannot be
-    decompressed; None for another file, or one whose start decompresses."""
-    if not path.name.lower().endswith(".gz"):
-        return None
-    try:
-        with gzip.open(path, "rb") as f:
-            f.read(1 << 16)
-    except (EOFError, OSError, zlib.error) as exc:
-        return first_line(exc)
-    return None
-
-
-def _gzip_length(path: Path) -> int:
-    with gzip.open(path, "rb") as f:
-        return _stream_length(f)
-
-
-def _stream_length(stream) -> int:
-    length = 0
-    while chunk := stream.read(1 << 24):
-        length += len(chunk)
-    return length
-
-
-def _check_finite(path: Path, array: np.ndarray) -> None:
-    if np.issubdtype(array.dtype, np.floating):
-        bad = np.count_nonzero(~np.isfinite(array))
-        if bad:
-            raise InputError(f"{bad} voxels are NaN or infinite", path, "give an image with finite values")
-
-
-def _itemsize(pixel_id: int) -> int:
-    """Bytes a voxel of this SimpleITK pixel type takes (8 where it cannot be told)."""
-    dtype = _dtype(pixel_id)
-    return 8 if dtype is None else dtype.itemsize
-
-
-def _dtype(pixel_id: int) -> Optional[np.dtype]:
-    """The numpy type of a voxel of this SimpleITK pixel type (of one component); None where it cannot be told."""
-    try:
-        return sitk.GetArrayViewFromImage(sitk.Image([1, 1, 1], pixel_id)).dtype
-    except RuntimeError:
-        return None
 
 
 def _size(volume: Volume) -> str:

@@ -20,8 +20,9 @@ from ..errors import OutputError
 from ..segments import SEGMENTS
 from ..volume import Volume
 from .atomic import atomic_path, write_failure_errno
-from .images import mixed_case_nifti_suffix, nrrd_data_length
+from .images import mixed_case_nifti_suffix
 from .native_output import held_back
+from .stored_bytes import gzip_trailer_says, nrrd_data_length
 
 LABEL_MAP_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
 SEGMENTATION_SUFFIX = ".seg.nrrd"
@@ -113,21 +114,10 @@ def _incomplete_nifti(path: Path) -> Optional[str]:
     except Exception:
         return "the file was written incompletely (its header cannot be read back)"
     if str(path).lower().endswith(".gz"):
-        complete = _gzip_declared_length(path) == needed % (1 << 32)  # gzip stores the length modulo 2**32
+        complete = gzip_trailer_says(path, needed)
     else:
         complete = path.stat().st_size >= needed
     return None if complete else "the file was written incompletely"
-
-
-def _gzip_declared_length(path: Path) -> Optional[int]:
-    """The uncompressed length a complete gzip file declares in its last four bytes; a file cut
-    short ends in compressed data instead, which matches the expected length by chance only."""
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        if f.tell() < 18:  # header and trailer of an empty gzip member
-            return None
-        f.seek(-4, os.SEEK_END)
-        return int.from_bytes(f.read(4), "little")
 
 
 def _errno_of(message: str, path: Path) -> Optional[int]:

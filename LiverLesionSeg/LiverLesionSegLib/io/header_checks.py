@@ -1,0 +1,167 @@
+"""What SimpleITK hides in the image files it reads: a shape that is no single volume, NIfTI voxels
+missing, surplus, NaN or infinite, an affine that is not numbers or gives two spacings, no position,
+and MetaImage geometry numbers it reads as others. Each check refuses with one line naming the file,
+or warns where the image can be read as its header says."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import re
+import zlib
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import GeometryError, InputError, first_line
+from .stored_bytes import (gzip_length, gzip_trailer_says, metaimage_data_length, nrrd_data_length, refuse_surplus,
+                           voxel_dtype)
+
+LOG = logging.getLogger("LiverLesionSeg")
+
+
+def check_shape(path: Path, dimension: int, size, components: int) -> None:
+    if components != 1:
+        raise InputError(f"a vector or colour image ({components} components per voxel)", path,
+                         "give a grey-scale CT volume")
+    if dimension < 3 or min(size[:3]) < 2:
+        raise GeometryError(f"a 2-D image (size {' x '.join(map(str, size))}), not a volume", path,
+                            "give a 3-D volume of several slices")
+    if dimension > 3:
+        raise GeometryError(f"a {dimension}-D image (size {' x '.join(map(str, size))}), not a single 3-D volume", path,
+                            "give one 3-D volume (one time point, one channel)")
+
+
+def check_nifti(path: Path, itk_spacing: Optional[Sequence[float]] = None) -> None:
+    """What SimpleITK hides in a NIfTI file: missing voxels (truncation) or far more than announced (a
+    damaged size or data type), NaN or infinite values, an affine that is not numbers, and (given
+    the spacing ITK read, `itk_spacing`) a header of two voxel spacings."""
+    import nibabel as nib
+
+    try:
+        image = nib.load(str(path))
+    except Exception as exc:
+        told = first_line(exc)
+        if told.startswith("Valid slope but invalid intercept"):  # nibabel's words on scl_slope and scl_inter
+            told = f"its scaling slope (scl_slope) is set but its intercept (scl_inter) is {told.split()[-1]}"
+        raise InputError(f"cannot read the NIfTI header ({told})", path, "the file may be damaged; export it again"
+                         ) from None
+    if not np.all(np.isfinite(image.affine)):
+        raise GeometryError("its affine (the header's sform or qform) holds values that are not numbers", path,
+                            "write it again from the tool that made it")
+    axes = image.affine[:3, :3]
+    # slices of no thickness were told as "two slices at the same position ... remove the duplicate files"
+    if abs(np.linalg.det(axes)) <= 1e-6 * np.prod(np.linalg.norm(axes, axis=0)):
+        raise GeometryError("its affine (the header's sform or qform) gives a voxel axis no length, or lays the "
+                            "voxel axes in one plane", path, "write it again from the tool that made it")
+    if itk_spacing is not None:
+        _check_one_spacing(path, itk_spacing, image.affine)
+    _warn_of_no_position(path, image.header)
+    proxy = image.dataobj
+    announced = int(np.prod(proxy.shape)) * proxy.dtype.itemsize
+    needed = proxy.offset + announced
+    if path.name.lower().endswith(".gz"):
+        try:
+            available = needed if gzip_trailer_says(path, needed) else gzip_length(path)
+        except (EOFError, OSError, zlib.error):
+            raise InputError("the compressed file is truncated or damaged", path, "export it again") from None
+    else:
+        available = path.stat().st_size
+    if available < needed:
+        raise InputError(f"the file is truncated: it holds {available} of the {needed} bytes its header announces",
+                         path, "export it again")
+    refuse_surplus(path, available - proxy.offset, announced, proxy.shape, proxy.dtype)
+    if np.issubdtype(proxy.dtype, np.floating):
+        check_finite(path, np.asarray(proxy.get_unscaled()))
+
+
+def _warn_of_no_position(path: Path, header) -> None:
+    """A warning where a NIfTI with voxel sizes gives neither a sform nor a qform (both codes 0, or a
+    code no reader knows): it is read at 0, 0, 0 in voxel order, the lesion table's positions are not
+    the patient's, and nothing said so. One of 1 mm voxels is a bare array, which `geometry_caveats` tells."""
+    if int(header["sform_code"]) or int(header["qform_code"]) or np.allclose(header["pixdim"][1:4], 1):
+        return
+    LOG.warning("%s: its header gives no position or orientation (sform_code and qform_code 0): it is read as NIfTI "
+                "reads such a file, the first voxel at 0, 0, 0 and its axes in voxel order; the segmentation lies on "
+                "its grid, but the positions in the lesion table are not the patient's (write the image with its "
+                "affine to have them)", path)
+
+
+def _check_one_spacing(path: Path, itk_spacing: Sequence[float], affine: np.ndarray) -> None:
+    """A GeometryError where ITK's voxel spacing is not the affine's that nibabel reads: where the sform's
+    scales differ from the header's pixdim, ITK (and so Slicer) takes pixdim, with a warning no one sees,
+    and nibabel the sform; the lesions' volumes would depend on the reader (three times over, one such
+    file of the sample case)."""
+    affine_spacing = np.linalg.norm(np.asarray(affine, dtype=float)[:3, :3], axis=0)
+    if not np.allclose(itk_spacing, affine_spacing, rtol=1e-3, atol=1e-4):
+        raise GeometryError(f"its header gives two voxel spacings: {in_mm(itk_spacing)} (pixdim, which ITK and so "
+                            f"Slicer read) and {in_mm(affine_spacing)} (its sform, which nibabel reads)", path,
+                            "write it again from the tool that made it, with pixdim matching the affine")
+
+
+def check_nrrd(path: Path, reader: sitk.ImageFileReader) -> None:
+    """Refuse a NRRD holding far more voxels than its header announces (ITK reads the first of them)."""
+    size, dtype = reader.GetSize(), voxel_dtype(reader.GetPixelID())
+    if dtype is None:
+        return
+    announced = int(np.prod(size)) * reader.GetNumberOfComponents() * dtype.itemsize
+    held = nrrd_data_length(path, announced)
+    if held is not None:
+        refuse_surplus(path, held, announced, size, dtype)
+
+
+def check_metaimage(path: Path, reader: sitk.ImageFileReader) -> None:
+    """Refuse a MetaImage holding far more voxels than its header announces, and warn of one holding
+    whole slices more (ITK reads the first of them), as for a NIfTI or NRRD; refuse one whose geometry
+    holds numbers ITK reads as others; warn of one whose header gives no voxel spacing. No library
+    tells where the header ends: the format makes its ElementDataFile line the last."""
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    last = re.search(rb"^ElementDataFile *= *(.*?)[ \t]*\r?\n", head, flags=re.M)
+    if last is None:  # ITK's reader requires the line: a header longer than any it writes
+        return
+    header = head[:last.start()]
+    _check_metaimage_numbers(path, header)
+    if not re.search(rb"^Element(Spacing|Size) *=", header, flags=re.M):
+        LOG.warning("%s: its header gives no voxel spacing (no ElementSpacing line): it is read as the MetaImage "
+                    "format says, with voxels of 1 x 1 x 1 mm; volumes in mL and diameters in mm are right only if "
+                    "they are (write the image with its spacing to be sure)", path)
+    size, dtype = reader.GetSize(), voxel_dtype(reader.GetPixelID())
+    held = metaimage_data_length(path, header, last)
+    if dtype is not None and held is not None:
+        refuse_surplus(path, held, int(np.prod(size)) * reader.GetNumberOfComponents() * dtype.itemsize, size, dtype)
+
+
+def _check_metaimage_numbers(path: Path, header: bytes) -> None:
+    """Refuse a MetaImage whose spacing, position or orientation line holds NaN or infinity, or a side
+    of 0 or less: ITK reads NaN in them as 0 and a negative side as its size, so the lesions' positions
+    or volumes would be another image's, with nothing said."""
+    for field in ("ElementSpacing", "ElementSize", "Offset", "Position", "Origin", "TransformMatrix", "Rotation",
+                  "Orientation"):
+        line = re.search(rb"^" + field.encode() + rb" *= *(.*?)[ \t]*\r?$", header, flags=re.M)
+        if line is None:
+            continue
+        numbers = []
+        for word in line[1].decode(errors="replace").split():
+            with contextlib.suppress(ValueError):  # what Python does not read as a number is left to ITK
+                numbers.append(float(word))
+        spacing, said = field.startswith("Element"), line[1].decode(errors="replace")
+        if not all(math.isfinite(n) and (n > 0 or not spacing) for n in numbers):
+            what = ("a voxel side of 0 or less, or one that is not a number (ITK would read another)" if spacing else
+                    "a value that is not a number (ITK would read it as 0)")
+            raise GeometryError(f"its {field} '{said}' holds {what}", path, "write it again from the tool that made it")
+
+
+def check_finite(path: Path, array: np.ndarray) -> None:
+    if np.issubdtype(array.dtype, np.floating):
+        bad = np.count_nonzero(~np.isfinite(array))
+        if bad:
+            raise InputError(f"{bad} voxels are NaN or infinite", path, "give an image with finite values")
+
+
+def in_mm(spacing: Sequence[float]) -> str:
+    return " x ".join(f"{value:.4g}" for value in spacing) + " mm"
+
