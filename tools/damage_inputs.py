@@ -6,7 +6,8 @@ through `evaluate`): the broken exports a clinic may hold beyond the named cases
         [--kind dicom|multiframe|nifti|nrrd|mha|labels|seg|rtstruct|segnrrd|ircadb|scene|checkpoint]
         [--first 0] [--count 100]
 
-Seed N damages a copy of eight slices of the bundled sample case (HCC_006): header values set to odd
+Seed N damages a copy of eight slices of the bundled sample case (HCC_006; kept JPEG-LS as it is
+stored, or made RLE, JPEG 2000, JPEG lossless or plain): header values set to odd
 ones (NaN, 0, 1e30, empty, another UID, another photometric interpretation …) or deleted in one, two
 or all of its DICOM files, any element of them as one multi-frame file (`multiframe`, its nested
 sequences too), or the fields of a NIfTI, NRRD or MetaImage header (its size, data type, spacing,
@@ -159,8 +160,8 @@ def damaged_dicom(folder: Path, rng: random.Random) -> str:
     targets = {"one": rng.sample(range(SLICES), 1), "two": rng.sample(range(SLICES), 2),
                "all": list(range(SLICES))}[which]
     damage_seeds = [rng.random() for _ in range(rng.choice([1, 1, 2]))]
-    # the sample is JPEG-LS: kept so, or RLE as some archives send, or its pixel data made plain
-    syntax = rng.choice([None] * 6 + ["JPEG-LS"] * 3 + ["RLE"])
+    # the sample is JPEG-LS: kept so, or RLE, JPEG 2000 or JPEG lossless as archives send them, or made plain
+    syntax = rng.choice([None] * 6 + ["JPEG-LS"] * 3 + ["RLE", "JPEG 2000", "JPEG lossless"])
     told: list[str] = [syntax] if syntax else []
     folder.mkdir()
     for n, source in enumerate(files[start:start + SLICES]):
@@ -169,8 +170,12 @@ def damaged_dicom(folder: Path, rng: random.Random) -> str:
             ds.decompress()
         if syntax == "RLE":
             ds.compress(pydicom.uid.RLELossless)
+        elif syntax in GDCM_SYNTAXES:
+            ds = gdcm_transcoded(ds, syntax)
         if n in targets:
-            done = [damage_dataset(ds, random.Random(seed)) for seed in damage_seeds]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pydicom warns of the odd values set, as it should
+                done = [damage_dataset(ds, random.Random(seed)) for seed in damage_seeds]
             if n == targets[0]:
                 told += [d for d in done if d]
         try:
@@ -181,6 +186,34 @@ def damaged_dicom(folder: Path, rng: random.Random) -> str:
     if rng.random() < 0.15:
         told.append(damage_bytes(folder / files[start + rng.randrange(SLICES)].name, rng, 3000))
     return f"dicom, {which}: " + "; ".join(told)
+
+
+GDCM_SYNTAXES = {"JPEG 2000": "JPEG2000Lossless", "JPEG lossless": "JPEGLosslessProcess14_1"}
+
+
+def gdcm_transcoded(ds: pydicom.Dataset, syntax: str) -> pydicom.Dataset:
+    """A slice in a transfer syntax pydicom has no encoder for here, as GDCM writes it."""
+    import gdcm
+
+    with tempfile.TemporaryDirectory() as folder:
+        plain, coded = Path(folder, "plain.dcm"), Path(folder, "coded.dcm")
+        ds.save_as(plain, enforce_file_format=False)
+        reader = gdcm.ImageReader()
+        reader.SetFileName(str(plain))
+        change = gdcm.ImageChangeTransferSyntax()
+        change.SetTransferSyntax(gdcm.TransferSyntax(getattr(gdcm.TransferSyntax, GDCM_SYNTAXES[syntax])))
+        if not reader.Read():
+            raise RuntimeError("GDCM cannot read the slice")
+        change.SetInput(reader.GetImage())
+        if not change.Change():
+            raise RuntimeError(f"GDCM cannot write the slice as {syntax}")
+        writer = gdcm.ImageWriter()
+        writer.SetFileName(str(coded))
+        writer.SetFile(reader.GetFile())
+        writer.SetImage(change.GetOutput())
+        if not writer.Write():
+            raise RuntimeError(f"GDCM cannot write the slice as {syntax}")
+        return pydicom.dcmread(coded)
 
 
 def damaged_nifti(path: Path, rng: random.Random, volume: Optional[Volume] = None) -> str:

@@ -27,7 +27,7 @@ from ..errors import GeometryError, InputError, first_line
 from ..memory import check_image_fits
 from ..volume import DIRECTION_TOLERANCE, POSITION_TOLERANCE_MM, Volume
 from .dicom_files import (check_decoder, dcmread, decode_pixels, has_dicom_prefix, header_values, is_empty_slice_file,
-                          list_files, read_dataset, starts_as_a_bare_dataset)
+                          list_files, read_dataset, starts_as_a_bare_dataset, tell_decoder_complaints)
 from .regularize import IN_PLANE_TOLERANCE_PIXELS, MAX_TILT_DEGREES, STEP_TOLERANCE, Stack, stack_to_volume
 
 LOG = logging.getLogger("LiverLesionSeg")
@@ -338,18 +338,19 @@ def _read_series(info: SeriesInfo) -> Volume:
     if len(info.files) < 2:
         raise GeometryError(f"{info.label} has a single slice: a 2-D image, not a volume", where,
                             "give a series of several axial slices")
-    datasets, slices, read_signed = [], [], []
+    datasets, slices, read_signed, complaints = [], [], [], []
     for path in info.files:
         with header_values(path):
             ds = read_dataset(path)
             if not datasets:
                 _check_series_fits(ds, len(info.files), where)
             _check_pixel_format(path, ds)
-            pixels, signed = _signed_where_declared_unsigned(decode_pixels(path, ds), ds)
+            pixels, signed = _signed_where_declared_unsigned(decode_pixels(path, ds, complaints), ds)
             slices.append(pixels)
             read_signed += [path] if signed else []
             del ds.PixelData  # keep the headers only: the decoded slice holds the pixels
             datasets.append(ds)
+    tell_decoder_complaints(where, complaints)
     if read_signed:
         LOG.warning("%s: %d slice(s), e.g. %s, declare their pixels unsigned (PixelRepresentation 0), which would "
                     "make their air over %d HU: read as signed values, as they were written", where,

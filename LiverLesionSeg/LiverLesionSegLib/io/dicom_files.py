@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import struct
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -195,45 +196,80 @@ def check_decoder(path: Path, ds: pydicom.Dataset) -> None:
                              "python-gdcm, or export the series uncompressed")
 
 
-def decode_pixels(path: Path, ds: pydicom.Dataset) -> np.ndarray:
-    """The stored pixel values of a single-frame image, with clear errors for what cannot be decoded."""
+def decode_pixels(path: Path, ds: pydicom.Dataset, complaints: Optional[list[tuple[Path, str]]] = None
+                  ) -> np.ndarray:
+    """The stored pixel values of a single-frame image, with clear errors for what cannot be decoded
+    (a decoder's complaint on what it decodes: see `decoding`)."""
     check_decoder(path, ds)
-    with decoding(path):
+    with decoding(path, complaints):
         return ds.pixel_array
 
 
+# pixel data cut short, in pydicom's words (which count one frame's bytes) or numpy's
+SHORT_WORDS = re.compile(r"^The number of bytes of pixel data is less than expected|^cannot reshape array of size|"
+                         r"^buffer size must be a multiple of element size")
 INTERNAL_WORDS = re.compile(r"object has no attribute|object is not (subscriptable|callable|iterable)")
 
 
 @contextlib.contextmanager
-def decoding(path: Path):
+def decoding(path: Path, complaints: Optional[list[tuple[Path, str]]] = None):
     """Pixel data that fails to decode (cut short, damaged) told in one line naming `path`; a
     decoder's own complaint on data it decodes all the same (libjpeg's "Corrupt JPEG data: 8
     extraneous bytes before marker 0xd9", printed straight to the terminal) told as a warning naming
-    it. Call `check_decoder` first: a missing decoder has its own message."""
+    it, or added to `complaints` for `tell_decoder_complaints` (a series told once, not per slice).
+    Call `check_decoder` first: a missing decoder has its own message."""
     try:
-        with held_back(pass_on=False) as printed:
+        with held_back(pass_on=False) as printed, warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
             yield
-            complaints = printed.lines()
+            said = [" ".join(str(w.message).split()) for w in warned if _of_a_decoder(w)]
+            # pydicom logs each warning too: where a handler prints it to stderr, it was held with the rest
+            said_here = said + [line for line in printed.lines() if not any(words in line for words in said)]
+        for w in warned:  # the others go on to whoever listens (the command line tells them after its run)
+            if not _of_a_decoder(w):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     except Exception as exc:
         # pydicom lists each decoder's reason on a line of its own, after a first line that says none
         reasons = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
         # a plugin's own failure in Python's words (gdcm's "'NoneType' object has no attribute 'encode'",
         # on a damaged JPEG-LS slice) says nothing of the file where another plugin's reason does
         reasons = [reason for reason in reasons if not INTERNAL_WORDS.search(reason)] or reasons
+        # Python's name of a buffer, as pillow gives it ("cannot identify image file <_io.BytesIO object at 0x7f…>")
+        reasons = [re.sub(r" *<_io\.BytesIO object at 0x[0-9a-f]+>", "", reason) for reason in reasons]
         if reasons and all("does not support" in reason for reason in reasons):
             raise InputError(f"the pixel data is compressed in a form the installed decoders cannot decode "
                              f"({'; '.join(reasons)})", path,
                              "install pylibjpeg with its plugins (pylibjpeg-libjpeg, pylibjpeg-openjpeg), or export "
                              "the series uncompressed") from None
         detail = "; ".join(reasons) if reasons else _first_frame_fault(path) or first_line(exc)
-        if detail.startswith("The number of bytes of pixel data is less than expected"):  # (of one frame)
+        if SHORT_WORDS.search(detail):  # pixel data cut short is told in bytes
             detail = _shortfall_of(path) or detail
         raise InputError(f"cannot decode the pixel data ({detail})", path,
                          "the file may be truncated or damaged; export the series again") from None
-    if complaints:
+    if said_here:
+        told = (path, "; ".join(said_here)[:300])
+        if complaints is None:
+            tell_decoder_complaints(path, [told])
+        else:
+            complaints.append(told)
+
+
+def tell_decoder_complaints(where: Path, complaints: list[tuple[Path, str]]) -> None:
+    """One warning for the slices whose decoders reported damage on data they decoded all the same."""
+    if len(complaints) == 1:
         LOG.warning("%s: its pixel data's decoder reports damage (%s) but decodes it: read as decoded; check the "
-                    "image, or export the series again", path, "; ".join(complaints)[:300])
+                    "image, or export the series again", *complaints[0])
+    elif complaints:
+        LOG.warning("%s: the pixel data's decoders report damage in %d slices, e.g. %s (%s), but decode them: read as "
+                    "decoded; check the image, or export the series again", where, len(complaints),
+                    complaints[0][0].name, complaints[0][1])
+
+
+def _of_a_decoder(warning: warnings.WarningMessage) -> bool:
+    """A Python warning of pydicom's pixel decoders ("The pixel data is 524292 bytes long, which indicates
+    it contains 4 bytes of excess padding to be removed"), which would otherwise reach stderr as two lines."""
+    parts = Path(warning.filename).parts
+    return "pydicom" in parts and "pixels" in parts
 
 
 def _shortfall_of(path: Path) -> Optional[str]:
@@ -252,7 +288,7 @@ def pixel_data_shortfall(ds: pydicom.Dataset) -> Optional[str]:
             return None
         frames = int(ds.get("NumberOfFrames") or 1)
         bits = int(ds.Rows) * int(ds.Columns) * frames * int(ds.BitsAllocated) * int(ds.get("SamplesPerPixel") or 1)
-        held, needed = len(ds.PixelData), (bits + 7) // 8
+        held, needed = len(ds.PixelData or b""), (bits + 7) // 8  # an empty element's value is None
     except Exception:
         return None
     if held >= needed:

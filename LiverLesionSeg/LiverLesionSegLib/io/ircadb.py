@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import GeometryError, InputError, listed
 from ..volume import Case, Volume
 from .dicom import check_in_plane_grid, number_values, slice_indices
-from .dicom_files import decode_pixels, list_files, read_dataset_if_dicom
+from .dicom_files import decode_pixels, list_files, read_dataset_if_dicom, tell_decoder_complaints
 from .series_choice import read_ct_folder
 
 LOG = logging.getLogger("LiverLesionSeg")
@@ -67,12 +67,12 @@ def read_mask_folder(folder: Path, ct: Volume) -> np.ndarray:
     """A folder of mask slices (any non-zero value is inside) as a uint8 0/1 array on `ct`'s grid; a CT
     slice without its mask slice is read as empty, with a warning."""
     mask = np.zeros(ct.shape, np.uint8)
-    filled = {}
+    filled, complaints = {}, []
     for path in list_files(folder):
         ds = read_dataset_if_dicom(path)
         if ds is None:
             continue
-        pixels = decode_pixels(path, ds)
+        pixels = decode_pixels(path, ds, complaints)
         what = f"mask slice {path.name}"
         check_in_plane_grid(ct, ds.get("ImageOrientationPatient"), ds.get("PixelSpacing"), pixels.shape, what, folder)
         position = number_values(ds.get("ImagePositionPatient"), 3)
@@ -85,6 +85,7 @@ def read_mask_folder(folder: Path, ct: Volume) -> np.ndarray:
                                 "remove the duplicate file")
         filled[k] = path
         mask[k] = pixels > 0
+    tell_decoder_complaints(folder, complaints)
     if not filled:
         raise InputError("no DICOM mask slices found", folder, "give a complete 3D-IRCADb-01 case")
     missing = sorted(set(range(ct.shape[0])) - set(filled))

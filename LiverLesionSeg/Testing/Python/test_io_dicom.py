@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -481,6 +482,45 @@ def test_truncated_file(small_series):
         read_ct_folder(small_series)
     assert type(exc.value) is InputError
     assert_one_line(exc, "slice 103", "truncated")
+
+
+@pytest.mark.parametrize("held", [262144, 0, 262143])
+def test_pixel_data_cut_short_is_told_in_bytes(small_series, held):
+    """Found by the damage tool: half a slice's pixel data, none, or an odd count of bytes were told in
+    numpy's words ("cannot reshape array of size 131072 into shape (512,512)", "buffer size must be a
+    multiple of element size")."""
+    path = small_series / "slice 103"
+    ds = pydicom.dcmread(path)
+    ds.PixelData = bytes(ds.PixelData)[:held]
+    ds.save_as(path)  # (an odd count is padded to an even one in the file, as pydicom reads it back)
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "slice 103", f"cannot decode the pixel data (its pixel data holds {held + held % 2} of the "
+                    "524288 bytes its 1 frame of 512 x 512 need)")
+
+
+def test_a_header_fault_is_not_told_as_pixel_data_cut_short(small_series):
+    edit(small_series / "slice 103", BitsAllocated=17)
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "slice 103", "'Bits Allocated' value of '17' is invalid")
+
+
+def test_decoder_warnings_over_a_series_are_one_warning_naming_a_slice(small_series, capfd, caplog):
+    """pydicom's Python warning on pixel data it decodes all the same reached stderr in two lines (its
+    source line among them) outside the command line, and was taken for a C decoder's complaint."""
+    for path in sorted(small_series.iterdir())[:4]:
+        ds = pydicom.dcmread(path)
+        ds.PixelData = bytes(ds.PixelData) + b"\0" * 4
+        ds.save_as(path)
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        volume = read_ct_folder(small_series)
+    assert volume.shape == (6, 512, 512)
+    assert capfd.readouterr().err == ""
+    told = [record.getMessage() for record in caplog.records if "decoder" in record.getMessage()]
+    assert len(told) == 1, told
+    assert re.search(r"report damage in 4 slices, e\.g\. slice 10[0-3] \(The pixel data is 524292 bytes long, which "
+                     r"indicates it contains 4 bytes of excess padding to be removed\)", told[0])
 
 
 def _second_series(small_series: Path, folder: Path, **changes) -> Path:

@@ -65,3 +65,13 @@ def test_a_decoders_complaint_on_data_it_decodes_is_a_warning_naming_the_file(tm
     assert capfd.readouterr().err == ""
     assert f"{tmp_path / 'slice-041.dcm'}: its pixel data's decoder reports damage (Corrupt JPEG data: 8 extraneous " \
            "bytes before marker 0xd9) but decodes it" in caplog.text
+
+
+def test_a_python_warning_of_another_library_while_decoding_goes_on_to_its_listeners(tmp_path, caplog):
+    import warnings
+
+    from LiverLesionSegLib.io.dicom_files import decoding
+
+    with pytest.warns(UserWarning, match="a warning of no decoder"), decoding(tmp_path / "slice-041.dcm"):
+        warnings.warn("a warning of no decoder")
+    assert "decoder reports damage" not in caplog.text
