@@ -9,6 +9,8 @@ headers there) and is removed with it. Messages name the files inside the archiv
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import logging
 import lzma
 import shutil
@@ -104,6 +106,7 @@ def unpack(archive: Path) -> Unpacked:
                     opened.extractall(temporary.name, members)  # names with .. or a leading / stay inside it
                 else:
                     opened.extractall(temporary.name, members, filter="data")  # nothing outside it
+                    _check_compressed_stream(archive, opened)
             except BaseException:
                 temporary.cleanup()
                 raise
@@ -116,6 +119,21 @@ def unpack(archive: Path) -> Unpacked:
                          archive, "copy or download it again, or unpack it and give the folder") from None
     LOG.info("Unpacked %s (%d files, %.0f MB) into a temporary folder", archive, len(members), size / 1e6)
     return Unpacked(archive, temporary)
+
+
+def _check_compressed_stream(archive: Path, opened: tarfile.TarFile) -> None:
+    """Refuse a compressed tar archive whose stream fails its own check (gzip's CRC, xz's and bzip2's):
+    tarfile stops at the archive's end marker, before the check, so bytes damaged in a way that still
+    decompresses would reach the images unseen (a damaged JPEG-LS slice was all that told)."""
+    stream = opened.fileobj
+    if not isinstance(stream, (gzip.GzipFile, bz2.BZ2File, lzma.LZMAFile)):
+        return  # an uncompressed tar holds no checksum of its data
+    try:
+        while stream.read(1 << 20):  # to the stream's end, where its check is
+            pass
+    except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+        raise InputError(f"is a damaged tar archive: its compressed data fails its own check ({first_line(exc)})",
+                         archive, "copy or download it again") from None
 
 
 def _check_room(archive: Path, kind: str, size: int, folder: Path) -> None:

@@ -24,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -687,6 +688,35 @@ def damaged_zip_archive(data_dir, tmp, model):
     (tmp / "cut.zip").write_bytes(data[: len(data) // 2])
     (tmp / "whole.zip").unlink()
     return BadInput(segment(tmp / "cut.zip", tmp, model), INPUT, "damaged zip archive", "cut.zip")
+
+
+@entry
+def tar_gz_archive_with_a_damaged_byte(data_dir, tmp, model):
+    """A .tar.gz of a DICOM series with one byte damaged in a way that still decompresses."""
+    copy_slices(data_dir, tmp / "series")
+    with tarfile.open(tmp / "study.tar.gz", "w:gz") as packed:
+        packed.add(tmp / "series", "series")
+    shutil.rmtree(tmp / "series")
+    gzip_damaged_past_its_check(tmp / "study.tar.gz")
+    return BadInput(segment(tmp / "study.tar.gz", tmp, model), INPUT, "fails its own check", "study.tar.gz")
+
+
+def gzip_damaged_past_its_check(path: Path) -> None:
+    """One byte of the gzip file `path` changed where the stream still decompresses, to other bytes that
+    only its CRC tells (a bit flipped on a disk or in a download): the first such from the middle on."""
+    data = bytearray(path.read_bytes())
+    for offset in range(len(data) // 2, len(data) - 8, 101):
+        data[offset] ^= 0x10
+        try:
+            gzip.decompress(bytes(data))
+        except gzip.BadGzipFile as exc:
+            if "CRC check failed" in str(exc):
+                path.write_bytes(bytes(data))
+                return
+        except Exception:  # a stream that no longer decompresses: not this damage
+            pass
+        data[offset] ^= 0x10
+    raise AssertionError(f"no byte of {path} damages it past its check")
 
 
 def slicer_scene_bundle(ct, path: Path, names: tuple[str, ...] = ("CT",), probability: bool = True,

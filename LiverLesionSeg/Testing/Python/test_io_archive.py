@@ -15,7 +15,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from bad_inputs import ct_slices, zip_folder
+from bad_inputs import ct_slices, gzip_damaged_past_its_check, zip_folder
 from LiverLesionSegLib.cli import main
 from LiverLesionSegLib.errors import InputError
 from LiverLesionSegLib.io.cases import find_input_ct, read_input_volume
@@ -146,6 +146,19 @@ def test_damaged_empty_and_escaping_tar_archives_are_refused_naming_them(tmp_pat
             find_input_ct(tmp_path / name)
         assert message in str(raised.value) and str(tmp_path / name) in str(raised.value), str(raised.value)
     assert not list(Path(tempfile.gettempdir()).glob("outside.dcm"))
+
+
+def test_a_tar_gz_archive_with_a_byte_damaged_past_decompression_is_refused(tmp_path):
+    """tarfile stops reading at the archive's end marker, before gzip's CRC: a byte damaged so that
+    the stream still decompresses reached the slices unseen (found damaging archives by hand: a
+    JPEG-LS decoder's complaint was all that told; plain slices were segmented as damaged)."""
+    with tarfile.open(tmp_path / "study.tar.gz", "w:gz") as packed:
+        packed.add(sample_case_path(), "series")
+    read_input_volume(tmp_path / "study.tar.gz")  # whole, it reads
+    gzip_damaged_past_its_check(tmp_path / "study.tar.gz")
+    with pytest.raises(InputError, match=r"study\.tar\.gz: is a damaged tar archive: its compressed data fails its "
+                       r"own check \(CRC check failed"):
+        read_input_volume(tmp_path / "study.tar.gz")
 
 
 def test_a_dicom_seg_over_a_zipped_series(data_dir, model_path, tmp_path):
