@@ -288,8 +288,10 @@ class Config:
             (0 < i.liver_threshold < 1 and 0 < i.lesion_threshold < 1, "inference thresholds must lie in (0, 1)"),
             (i.lesion_grow_threshold is None or 0 < i.lesion_grow_threshold <= 1,
              "inference.lesion_grow_threshold must be None (off) or lie in (0, 1]"),
-            (i.liver_neck_mm >= 0, "inference.liver_neck_mm must be 0 (off) or more"),
-            (i.lesion_grow_smoothing_mm >= 0, "inference.lesion_grow_smoothing_mm must be 0 (off) or more"),
+            (math.isfinite(i.liver_neck_mm) and i.liver_neck_mm >= 0,
+             "inference.liver_neck_mm must be 0 (off) or more"),
+            (math.isfinite(i.lesion_grow_smoothing_mm) and i.lesion_grow_smoothing_mm >= 0,
+             "inference.lesion_grow_smoothing_mm must be 0 (off) or more"),
             (math.isfinite(i.liver_edge_mm) and 0 <= i.liver_edge_mm <= 20,
              "inference.liver_edge_mm must be between 0 and 20 mm"),
             (math.isfinite(i.lesion_grow_beyond_liver_mm) and i.lesion_grow_beyond_liver_mm >= 0,
@@ -368,6 +370,8 @@ def _coerce(hint, value, source: str, key: str):
             raise InputError(f"setting '{key}' should have {len(args)} values, got {len(items)}", source)
         return tuple(items) if origin is tuple else items
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):  # JSON's NaN and Infinity: off is null, where a setting can be off
+            raise InputError(f"setting '{key}' should be a finite number, got {value!r}", source)
         return float(value)
     if hint in (int, bool, str) and type(value) is hint:
         return value

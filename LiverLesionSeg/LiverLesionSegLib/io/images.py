@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 import numpy as np
 import SimpleITK as sitk
@@ -27,12 +27,13 @@ from ..memory import check_image_fits
 from ..volume import Volume
 from .atomic import NOT_TEXT, is_text_path
 from .header_checks import check_finite, check_metaimage, check_nifti, check_nrrd, check_shape, in_mm
-from .itk_words import itk_reason, metaimage_failure
-from .native_output import HeldBack, held_back
+from .itk_words import itk_reason, metaimage_failure, reader_notes
+from .native_output import held_back
 from .sheared import is_sheared_nifti_error, read_sheared_nifti
 from .stored_bytes import gzip_start_damage, voxel_itemsize
 
 LOG = logging.getLogger("LiverLesionSeg")
+T = TypeVar("T")
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 # What a file's first bytes say it is, whatever its name (renamed by hand, or gzip-compressed by a
@@ -262,8 +263,7 @@ def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
     if mixed:
         raise InputError(f"its suffix '{mixed}' mixes lower and upper case, which NIfTI readers refuse", path,
                          f"rename it {mixed.lower()} (or {mixed.upper()})")
-    with held_back() as native:  # ITK's MetaImage reader prints its complaints: they make the error's reason
-        image = _read_with_itk(path, resample_shear, native)
+    image = _read_with_itk(path, resample_shear)
     if isinstance(image, Volume):  # a sheared NIfTI, resampled
         return image
     volume = Volume.from_sitk(image, str(path))
@@ -273,21 +273,21 @@ def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
     return volume
 
 
-def _read_with_itk(path: Path, resample_shear: bool, native: HeldBack) -> sitk.Image | Volume:
+def _read_with_itk(path: Path, resample_shear: bool) -> sitk.Image | Volume:
     """The image as SimpleITK reads it, after the checks of what it hides (`check_nifti`,
     `check_nrrd`, `check_metaimage`); a sheared NIfTI as `_read_sheared` reads it."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as exc:
+    _, exc, printed = _held_back(reader.ReadImageInformation)
+    if exc is not None:
         if is_sheared_nifti_error(path, itk_reason(exc)):
-            return _read_sheared(path, resample_shear)
+            return _read_sheared(path, resample_shear)  # (what ITK printed on the way is left out with its read)
         damage = gzip_start_damage(path)  # ITK only says it knows no reader for the file
         if damage:
             raise InputError(f"the compressed file is damaged ({damage})", path, "export it again") from None
-        raise InputError(f"cannot read the image header ({itk_reason(exc, native.lines())})", path,
+        raise InputError(f"cannot read the image header ({itk_reason(exc, printed)})", path,
                          "the file may be damaged or not an image; export it again") from None
+    header_printed = printed
     check_shape(path, reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents())
     check_image_fits(tuple(reversed(reader.GetSize())), voxel_itemsize(reader.GetPixelID()), path)
     name, metaimage = path.name.lower(), path.name.lower().endswith((".mha", ".mhd"))
@@ -297,16 +297,31 @@ def _read_with_itk(path: Path, resample_shear: bool, native: HeldBack) -> sitk.I
         check_nrrd(path, reader)
     elif metaimage:
         check_metaimage(path, reader)
-    try:
-        image = reader.Execute()
-        # ITK's MetaImage reader goes on after its decompression failed, with voxels of no one's
-        failure = metaimage_failure(native.lines()) if metaimage else None
-    except RuntimeError as exc:
-        failure = itk_reason(exc, native.lines())
+    image, exc, printed = _held_back(reader.Execute)
+    # ITK's MetaImage reader goes on after its decompression failed, with voxels of no one's
+    failure = itk_reason(exc, printed) if exc is not None else metaimage_failure(printed) if metaimage else None
     if failure is not None:
         raise InputError(f"cannot read the image data ({failure})", path, "the file may be truncated or damaged, "
                          "or the data file an .nhdr or .mhd header names missing; export it again")
+    _tell_reader_notes(path, header_printed + printed)
     return image
+
+
+def _held_back(call: Callable[[], T]) -> tuple[Optional[T], Optional[RuntimeError], list[str]]:
+    """`call()`'s result or RuntimeError (ITK's), and the lines C libraries printed meanwhile, held
+    back from the terminal: they make an error's reason, or a warning naming the file."""
+    with held_back(pass_on=False) as native:
+        try:
+            return call(), None, native.lines()
+        except RuntimeError as exc:
+            return None, exc, native.lines()
+
+
+def _tell_reader_notes(path: Path, printed: list[str]) -> None:
+    """What ITK printed on a file it read all the same, as one warning naming it (not its lines,
+    "WARNING: In …/itkNiftiImageIO.cxx, line 2008" among them)."""
+    if printed:
+        LOG.warning("%s: the image reader reports: %s; read as it reads it", path, reader_notes(printed, path))
 
 
 def _read_misnamed(path: Path, held: str, resample_shear: bool) -> Volume:

@@ -6,6 +6,7 @@ MetaImage reader prints "DimSize required and not defined." there), or in the la
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Optional, Sequence
 
 
@@ -95,3 +96,15 @@ def metaimage_failure(printed: Sequence[str]) -> Optional[str]:
     if "file stream is fail after read" in text:
         return "its voxel data cannot be read as its header describes it (its size, type, encoding or start)"
     return None
+
+
+def reader_notes(printed: Sequence[str], path: Path) -> str:
+    """What ITK printed on a file it read all the same, in words: its source file's line, its object's
+    address and the file's path left out ("WARNING: In …/itkNiftiImageIO.cxx, line 2008", "NiftiImageIO
+    (0x5562c254b560): /tmp/ct.nii.gz has unexpected scales in sform": "it has unexpected scales in sform")."""
+    notes = []
+    for line in printed:
+        if re.fullmatch(r"(WARNING|ERROR|Warning|Error): In .*, line \d+", line):
+            continue
+        notes.append(re.sub(r"^\w+ \(0x[0-9a-fA-F]+\): ", "", line).replace(str(path), "it"))
+    return "; ".join(dict.fromkeys(notes))[:300]

@@ -60,7 +60,7 @@ def read_rtstruct_masks(path: str | os.PathLike, ct: Volume) -> dict[str, np.nda
         repeated = sorted({number for number in numbers if numbers.count(number) > 1})
         if repeated:  # which ROI's contours are whose cannot be told: the liver could be read as a lesion
             raise InputError(f"gives ROI number {repeated[0]} to more than one ROI", path, HINT)
-        rois = _rois(dataset)
+        rois = _rois(dataset, path)
     except InputError:
         raise
     except Exception as exc:  # pydicom raises many kinds on damaged files
@@ -78,19 +78,21 @@ def read_rtstruct_masks(path: str | os.PathLike, ct: Volume) -> dict[str, np.nda
     return masks
 
 
-def _rois(dataset: pydicom.Dataset) -> list[tuple[str, Optional[str], list[np.ndarray]]]:
-    """(name, meaning, closed contours as (n, 3) LPS points) of each ROI."""
+def _rois(dataset: pydicom.Dataset, path: Path) -> list[tuple[str, Optional[str], list[np.ndarray]]]:
+    """(name, meaning, closed contours as (n, 3) LPS points) of each ROI; a warning for a liver or lesion
+    ROI that holds none (an empty structure, or one whose contours were lost)."""
     names = {int(item.ROINumber): str(item.get("ROIName", "")) for item in dataset.StructureSetROISequence}
     types = {int(item.ReferencedROINumber): str(item.get("RTROIInterpretedType", "") or "")
              for item in dataset.get("RTROIObservationsSequence", [])}
-    rois = []
+    rois, drawn = [], set()
     for item in dataset.get("ROIContourSequence", []):
         number = int(item.ReferencedROINumber)
         if number not in names:  # whether they outline the liver, a lesion or neither cannot be told
             raise ValueError(f"it holds contours of ROI number {number}, which its StructureSetROISequence does "
                              "not list")
         name = names[number]
-        given = item.get("ContourSequence", [])
+        given = item.get("ContourSequence") or []
+        drawn |= {number} if given else set()
         meaning = roi_meaning(name, types.get(number, ""))
         if meaning is not None:
             for contour in given:
@@ -98,9 +100,13 @@ def _rois(dataset: pydicom.Dataset) -> list[tuple[str, Optional[str], list[np.nd
         contours = [_points(contour, name) for contour in given
                     if str(contour.get("ContourGeometricType", "")).upper() in FILLED_TYPES]
         if meaning is not None and len(contours) < len(given):
-            LOG.warning("ROI '%s': %d of its %d contours left out: open lines or points, which enclose no area "
-                        "(only CLOSED_PLANAR contours are filled)", name, len(given) - len(contours), len(given))
+            LOG.warning("%s: ROI '%s': %d of its %d contours left out: open lines or points, which enclose no area "
+                        "(only CLOSED_PLANAR contours are filled)", path, name, len(given) - len(contours), len(given))
         rois.append((name, meaning, contours))
+    empty = [name for number, name in names.items() if number not in drawn and roi_meaning(name, types.get(number, ""))]
+    if empty:
+        LOG.warning("%s: ROI %s holds no contours: read as empty (if it was drawn, export the structure set again)",
+                    path, ", ".join(f"'{name}'" for name in empty))
     return rois
 
 

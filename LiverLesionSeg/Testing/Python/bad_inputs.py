@@ -1126,9 +1126,9 @@ def configuration_file_that_is_not_json(data_dir, tmp, model):
 
 @entry
 def loss_that_stops_being_finite(data_dir, tmp, model):
-    """A learning rate so high (inf) that the loss turns NaN: training stops, nothing half-written (train)."""
+    """A learning rate so high (1e30) that the loss turns NaN: training stops, nothing half-written (train)."""
     case = small_case(data_dir, tmp / "case")
-    argv = ["train", str(case), "--out", str(tmp / "run"), "--lr", "inf", "--cycles", "1", "--epochs", "1",
+    argv = ["train", str(case), "--out", str(tmp / "run"), "--lr", "1e30", "--cycles", "1", "--epochs", "1",
             "--max-slices-per-epoch", "4", "--batch-size", "2", "--size", "32", "--no-augment"]
     return BadInput(argv, TRAINING, "the loss became nan", "run")
 

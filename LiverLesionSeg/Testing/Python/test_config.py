@@ -50,6 +50,14 @@ def test_wrong_type_is_named():
         Config.from_dict({"loss": {"bce_pos_weight": [1.0]}})
 
 
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_a_setting_that_is_not_a_finite_number_is_named(value):
+    """JSON reads NaN and Infinity: a checkpoint's inference.liver_neck_mm of Infinity was an internal
+    error ("cannot convert float NaN to integer"), found by `damage_inputs.py --kind checkpoint`."""
+    with pytest.raises(InputError, match=r"setting 'inference\.liver_neck_mm' should be a finite number, got"):
+        Config.from_dict({"inference": {"liver_neck_mm": value}})
+
+
 @pytest.mark.parametrize("section, key, value, message", [
     ("preprocess", "hu_max", -500.0, "hu_min must be below hu_max"),
     ("preprocess", "size", 100, "multiple of 32"),
@@ -64,6 +72,8 @@ def test_wrong_type_is_named():
     ("inference", "lesion_grow_threshold", 0.0, "lesion_grow_threshold"),
     ("inference", "min_lesion_peak_probability", 1.5, "min_lesion_peak_probability"),
     ("inference", "liver_neck_mm", -1.0, "liver_neck_mm"),
+    ("inference", "liver_neck_mm", float("inf"), "liver_neck_mm"),  # found by `damage_inputs.py --kind checkpoint`
+    ("inference", "lesion_grow_smoothing_mm", float("inf"), "lesion_grow_smoothing_mm"),
     ("inference", "lesion_grow_smoothing_mm", -1.0, "lesion_grow_smoothing_mm"),
     ("inference", "lesion_grow_beyond_liver_mm", -1.0, "lesion_grow_beyond_liver_mm"),
     ("inference", "lesion_grow_beyond_liver_mm", float("nan"), "lesion_grow_beyond_liver_mm"),

@@ -147,9 +147,9 @@ def test_resume_after_sigkill_repeats_the_uninterrupted_run(killed, uninterrupte
 
 
 def test_loss_that_stops_being_finite_exits_7_and_keeps_the_last_checkpoint(killed, case, tmp_path):
-    """The first epoch's checkpoint resumed with a learning rate of infinity (its configuration
-    edited): the second epoch's loss turns NaN, the process ends with one line and exit status 7,
-    and the checkpoint is as it was."""
+    """The first epoch's checkpoint resumed with a learning rate of 1e30 (its configuration edited;
+    infinity is refused as no finite number): the second epoch's loss turns NaN, the process ends with
+    one line and exit status 7, and the checkpoint is as it was."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 
@@ -159,7 +159,7 @@ def test_loss_that_stops_being_finite_exits_7_and_keeps_the_last_checkpoint(kill
         tensors = {k: f.get_tensor(k) for k in f.keys()}
         metadata = f.metadata()
     meta = json.loads(metadata["meta"])
-    meta["config"]["train"]["learning_rate"] = math.inf
+    meta["config"]["train"]["learning_rate"] = 1e30
     metadata["meta"] = json.dumps(meta)
     save_file(tensors, str(out / LAST), metadata=metadata)
     good = digest(out / LAST)

@@ -273,6 +273,37 @@ def test_a_sheared_nifti_reads_as_the_tilted_series_does(straight, tmp_path):
     np.testing.assert_array_equal(from_nifti.array, from_dicom.array)
 
 
+def test_what_itk_printed_on_a_sheared_nifti_it_gave_up_is_left_out(straight, tmp_path, capfd):
+    """Found by `damage_inputs.py --kind nifti`: a sheared NIfTI whose pixdim is not its sform's scales
+    made ITK print "WARNING: In …/itkNiftiImageIO.cxx, line 2008" and "NiftiImageIO (0x…): … has
+    unexpected scales in sform" on its way to giving up; read through nibabel, the two lines reached the
+    terminal all the same, beside the command's error line where the image was then refused."""
+    import nibabel as nib
+
+    from LiverLesionSegLib.io.images import read_image
+
+    _, volume = straight
+    path = sheared_nifti(volume, 1.0, tmp_path / "sheared.nii.gz")
+    image = nib.load(str(path))
+    image.header["pixdim"][3] *= 0.8  # (nibabel keeps the sform as it is)
+    nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj), image.affine, image.header), str(path))
+    capfd.readouterr()
+    assert read_image(path).shape[0] == volume.shape[0]
+    assert capfd.readouterr().err == ""
+
+
+def test_what_itk_prints_on_a_file_it_reads_is_one_warning_naming_it(caplog):
+    from LiverLesionSegLib.io.images import _tell_reader_notes
+
+    path = Path("/data/ct.nii.gz")
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        _tell_reader_notes(path, ["WARNING: In /tmp/SimpleITK-build/ITK/Modules/IO/NIFTI/src/itkNiftiImageIO.cxx, "
+                                  "line 2008",
+                                  "NiftiImageIO (0x5562c254b560): /data/ct.nii.gz has unexpected scales in sform"])
+    assert caplog.messages == ["/data/ct.nii.gz: the image reader reports: it has unexpected scales in sform; read as "
+                               "it reads it"]
+
+
 def test_a_sheared_label_map_is_refused_in_one_line(straight, tmp_path):
     from LiverLesionSegLib.io.images import read_label_map
 

@@ -424,8 +424,28 @@ def test_open_contours_of_a_lesion_are_left_out_with_a_warning(reference, tmp_pa
     with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
         masks = read_rtstruct_masks(tmp_path / "open.dcm", case.ct)
     count = len(gtv.ContourSequence)
-    assert f"ROI 'GTV': {count} of its {count} contours left out: open lines or points" in caplog.text
+    assert f"open.dcm: ROI 'GTV': {count} of its {count} contours left out: open lines or points" in caplog.text
     assert not masks["lesion"].any() and masks["liver"].any()
+
+
+def test_a_lesion_roi_without_contours_is_read_as_empty_with_a_warning(reference, tmp_path, caplog):
+    """Found by `damage_inputs.py --kind rtstruct`: a lesion ROI whose ContourSequence was empty was
+    measured as no lesion with nothing said."""
+    case, path = reference
+    dataset = pydicom.dcmread(path)
+    _gtv_contours(dataset).ContourSequence = []
+    dataset.save_as(tmp_path / "empty.dcm")
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        masks = read_rtstruct_masks(tmp_path / "empty.dcm", case.ct)
+    assert f"{tmp_path / 'empty.dcm'}: ROI 'GTV' holds no contours: read as empty" in caplog.text
+    assert not masks.get("lesion", np.zeros(1)).any() and masks["liver"].any()
+    del dataset.ROIContourSequence[[item.ReferencedROINumber for item in dataset.ROIContourSequence].index(
+        _gtv_contours(dataset).ReferencedROINumber)]  # the ROI listed, its contours' item gone
+    dataset.save_as(tmp_path / "gone.dcm")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        read_rtstruct_masks(tmp_path / "gone.dcm", case.ct)
+    assert "ROI 'GTV' holds no contours" in caplog.text and "'Liver' holds" not in caplog.text
 
 
 def test_an_rtstruct_of_other_organs_only_is_refused_by_measure(data_dir, tmp_path):
