@@ -7,24 +7,24 @@ through `evaluate`): the broken exports a clinic may hold beyond the named cases
         [--first 0] [--count 100]
 
 Seed N damages a copy of eight slices of the bundled sample case (HCC_006; kept JPEG-LS as it is
-stored, or made RLE, JPEG 2000, JPEG lossless or plain): header values set to odd
-ones (NaN, 0, 1e30, empty, another UID, another photometric interpretation …) or deleted in one, two
-or all of its DICOM files, any element of them as one multi-frame file (`multiframe`, its nested
-sequences too), or the fields of a NIfTI, NRRD or MetaImage header (its size, data type, spacing,
-affine, scaling, compression …), sometimes with bytes flipped or the file cut; `labels` damages the
-NIfTI header of a label map given with the CT to `measure`; `seg` and `rtstruct`, any element of a
-DICOM SEG or RT structure set made on the eight slices, given with them to `measure`; `segnrrd`, the
-header lines of a Slicer .seg.nrrd of them, likewise; `ircadb`, the mask slices of a 3D-IRCADb-01
-case made of them (a file removed or copied over another, or any element), given to `evaluate`;
-`scene`, the scene file of a Slicer scene bundle (.mrb) of them and their segmentation (a node's
-attribute, its tag, the node or a data file removed), given to `measure`; `checkpoint`, the metadata
-of a copy of the bundled model (its settings set to odd values or deleted, its format fields, its
-first bytes), given to `segment --model` with the slices. Each copy is segmented (measured,
-evaluated) in this process with the bundled model, and one line per seed prints the exit status, the
-damage and the error line; where a copy of a fixed undamaged one (all kinds but `dicom`) exits 0,
-whether its lesion table (and liver volume, or evaluation) is the undamaged copy's, and if not, the
-first line on stderr that the undamaged copy's run did not print (a warning of the damage, or only
-the changed result).
+stored, or made RLE, JPEG 2000, JPEG lossless or plain): header values set to odd ones (NaN, 0,
+1e30, empty, another UID, another photometric interpretation …) or deleted in one, two or all of its
+DICOM files, any element of them as one multi-frame file (`multiframe`, its nested sequences too),
+or the fields of a NIfTI, NRRD or MetaImage header (its size, data type, spacing, affine, scaling,
+compression …), sometimes with header bytes changed, a bit of the data flipped or the file cut;
+`labels` damages the NIfTI header of a label map given with the CT to `measure`; `seg` and
+`rtstruct`, any element of a DICOM SEG or RT structure set made on the eight slices, given with them
+to `measure`; `segnrrd`, the header lines of a Slicer .seg.nrrd of them, likewise; `ircadb`, the
+mask slices of a 3D-IRCADb-01 case made of them (a file removed or copied over another, or any
+element), given to `evaluate`; `scene`, the scene file of a Slicer scene bundle (.mrb) of them and
+their segmentation (a node's attribute, its tag, the node or a data file removed), given to
+`measure`; `checkpoint`, the metadata of a copy of the bundled model (its settings set to odd values
+or deleted, its format fields, its first bytes), given to `segment --model` with the slices. Each
+copy is segmented (measured, evaluated) in this process with the bundled model, and one line per
+seed prints the exit status, the damage and the error line; where a copy of a fixed undamaged one
+(all kinds but `dicom`) exits 0, whether its lesion table (and liver volume, or evaluation) is the
+undamaged copy's, and if not, the first line on stderr that the undamaged copy's run did not print
+(a warning of the damage, or only the changed result).
 
 Exits 1 where a run broke the command's contract: an internal error or a traceback, an error told in
 several lines (a C library's own lines beside it, which ITK's MetaImage reader printed, count), or
@@ -666,12 +666,19 @@ def damaged_checkpoint(folder: Path, rng: random.Random) -> str:
 
 
 def damage_bytes(path: Path, rng: random.Random, head: int) -> str:
-    """A file cut short, or a few of its first `head` bytes changed."""
+    """A file cut short, a few of its first `head` bytes changed, or one bit of a byte beyond them flipped
+    (a disk's or a download's damage, which only a compressed stream's checksum can tell)."""
     raw = bytearray(path.read_bytes())
-    if rng.random() < 0.5:
+    draw = rng.random()
+    if draw < 0.4:
         cut = rng.randrange(len(raw))
         path.write_bytes(bytes(raw[:cut]))
         return f"{path.name} cut at byte {cut}"
+    if draw < 0.6 and len(raw) > head:
+        at = rng.randrange(head, len(raw))
+        raw[at] ^= 1 << rng.randrange(8)
+        path.write_bytes(bytes(raw))
+        return f"{path.name}: a bit flipped at byte {at}"
     for _ in range(rng.randrange(1, 20)):
         raw[rng.randrange(min(len(raw), head))] = rng.randrange(256)
     path.write_bytes(bytes(raw))

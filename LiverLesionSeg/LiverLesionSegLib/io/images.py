@@ -30,7 +30,7 @@ from .header_checks import check_finite, check_metaimage, check_nifti, check_nrr
 from .itk_words import itk_reason, metaimage_failure, reader_notes
 from .native_output import held_back
 from .sheared import is_sheared_nifti_error, read_sheared_nifti
-from .stored_bytes import gzip_start_damage, voxel_itemsize
+from .stored_bytes import gzip_damage, voxel_itemsize
 
 LOG = logging.getLogger("LiverLesionSeg")
 T = TypeVar("T")
@@ -282,7 +282,7 @@ def _read_with_itk(path: Path, resample_shear: bool) -> sitk.Image | Volume:
     if exc is not None:
         if is_sheared_nifti_error(path, itk_reason(exc)):
             return _read_sheared(path, resample_shear)  # (what ITK printed on the way is left out with its read)
-        damage = gzip_start_damage(path)  # ITK only says it knows no reader for the file
+        damage = gzip_damage(path)  # ITK only says it knows no reader for the file
         if damage:
             raise InputError(f"the compressed file is damaged ({damage})", path, "export it again") from None
         raise InputError(f"cannot read the image header ({itk_reason(exc, printed)})", path,

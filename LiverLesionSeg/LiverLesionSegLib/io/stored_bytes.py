@@ -20,10 +20,17 @@ from ..errors import InputError, first_line
 LOG = logging.getLogger("LiverLesionSeg")
 
 
-def nrrd_data_length(path: Path, expected: int) -> Optional[int]:
+# A compressed stream's own check failed (gzip's CRC, zlib's Adler-32): bytes damaged in a way that
+# still decompresses, which ITK's NRRD and MetaImage readers read as voxels without a word.
+FAILED_CHECK = ("CRC check failed", "incorrect data check")
+ZLIB_WBITS, GZIP_WBITS = 15, 31  # zlib's window bits for its own format and for gzip's
+
+
+def nrrd_data_length(path: Path, expected: int, verify: bool = False) -> Optional[int]:
     """Bytes of voxel data (decompressed) a NRRD holds after its header, `expected` of them when its
-    gzip trailer says so; None where that is not simply counted (a detached data file, skipped bytes
-    or lines, text encodings)."""
+    gzip trailer says so (unless `verify`: decompressed to its end and its CRC checked, refused where it
+    fails); None where that is not simply counted (a detached data file, skipped bytes or lines, text
+    encodings)."""
     import bz2
 
     import nrrd
@@ -39,23 +46,27 @@ def nrrd_data_length(path: Path, expected: int) -> Optional[int]:
     encoding = header.get("encoding")
     if encoding == "raw":
         return path.stat().st_size - start
-    if encoding in ("gzip", "gz") and gzip_trailer_says(path, expected):
+    if encoding in ("gzip", "gz") and not verify and gzip_trailer_says(path, expected):
         return expected
-    opener = {"gzip": gzip.GzipFile, "gz": gzip.GzipFile, "bzip2": bz2.BZ2File, "bz2": bz2.BZ2File}.get(encoding)
-    if opener is None:
+    if encoding not in ("gzip", "gz", "bzip2", "bz2"):
         return None
     try:
         with open(path, "rb") as fh:
             fh.seek(start)
-            return _stream_length(opener(fileobj=fh))
-    except (EOFError, OSError, zlib.error):
-        return None  # damaged: ITK's reader says so
+            if encoding in ("bzip2", "bz2"):
+                return _stream_length(bz2.BZ2File(fh))
+            length, ended = _inflated_length(fh, GZIP_WBITS)
+            return length if ended else None  # cut short: ITK's reader says so
+    except (EOFError, OSError, zlib.error) as exc:
+        _refuse_a_failed_check(path, exc)
+        return None  # damaged otherwise: ITK's reader says so
 
 
 def metaimage_data_length(path: Path, header: bytes, last: re.Match) -> Optional[int]:
     """Bytes of voxel data (decompressed) a MetaImage holds, after its `header` and its `last` line
-    (ElementDataFile) or in the one data file that line names; None where that is not simply counted
-    (a list or pattern of data files, a HeaderSize, a damaged stream)."""
+    (ElementDataFile) or in the one data file that line names, refused where compressed data fails its
+    Adler-32 check; None where that is not simply counted (a list or pattern of data files, a
+    HeaderSize, a stream damaged otherwise)."""
     if re.search(rb"^HeaderSize *=", header, flags=re.M):
         return None
     if last[1] == b"LOCAL":
@@ -66,15 +77,33 @@ def metaimage_data_length(path: Path, header: bytes, last: re.Match) -> Optional
             return None  # ITK's reader says what is missing
     if not re.search(rb"^CompressedData *= *True", header, flags=re.M | re.I):
         return source.stat().st_size - start
-    inflate, length = zlib.decompressobj(), 0
     try:
         with open(source, "rb") as fh:
             fh.seek(start)
-            while chunk := fh.read(1 << 22):
-                length += len(inflate.decompress(chunk))
-        return length + len(inflate.flush())
-    except zlib.error:
-        return None  # damaged: ITK's reader says so
+            return _inflated_length(fh, ZLIB_WBITS)[0]
+    except zlib.error as exc:
+        _refuse_a_failed_check(path, exc)
+        return None  # damaged otherwise: ITK's reader says so
+
+
+def _inflated_length(fh, wbits: int) -> tuple[int, bool]:
+    """Bytes the zlib (`ZLIB_WBITS`) or gzip (`GZIP_WBITS`, every member) stream from `fh`'s position
+    decompresses to, and whether it reached its end; zlib.error where its check (Adler-32, CRC) fails.
+    (zlib's own object: gzip.GzipFile counts a CT's stream at half the speed.)"""
+    inflate, length = zlib.decompressobj(wbits), 0
+    while chunk := fh.read(1 << 22):
+        while chunk:
+            length += len(inflate.decompress(chunk))
+            chunk = b""
+            if inflate.eof and inflate.unused_data and wbits == GZIP_WBITS:  # another gzip member follows
+                chunk, inflate = inflate.unused_data, zlib.decompressobj(wbits)
+    return length + len(inflate.flush()), inflate.eof
+
+
+def _refuse_a_failed_check(path: Path, exc: Exception) -> None:
+    if any(words in str(exc) for words in FAILED_CHECK):
+        raise InputError("its compressed voxel data does not match its own checksum: bytes of it are damaged", path,
+                         "copy or export it again") from None
 
 
 def refuse_surplus(path: Path, held: int, announced: int, shape: Sequence[int], dtype: np.dtype) -> None:
@@ -105,11 +134,17 @@ def gzip_trailer_says(path: Path, length: int) -> bool:
         return int.from_bytes(f.read(4), "little") == length % 2 ** 32
 
 
-def gzip_start_damage(path: Path) -> Optional[str]:
-    """What the gzip reader says of a .gz file whose start (its header, for an image) cannot be
-    decompressed; None for another file, or one whose start decompresses."""
+def gzip_damage(path: Path) -> Optional[str]:
+    """What the gzip reader says of a .gz file whose stream does not decompress to its end and pass its
+    CRC; None for another file, or a whole one. (ITK's NIfTI reader, given a stream damaged anywhere,
+    says only that no reader knows the file.)"""
     if not path.name.lower().endswith(".gz"):
         return None
+    try:
+        gzip_length(path)
+    except (EOFError, OSError, zlib.error) as exc:
+        return first_line(exc)
+    return None
     try:
         with gzip.open(path, "rb") as f:
             f.read(1 << 16)

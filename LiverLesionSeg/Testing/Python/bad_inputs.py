@@ -697,26 +697,41 @@ def tar_gz_archive_with_a_damaged_byte(data_dir, tmp, model):
     with tarfile.open(tmp / "study.tar.gz", "w:gz") as packed:
         packed.add(tmp / "series", "series")
     shutil.rmtree(tmp / "series")
-    gzip_damaged_past_its_check(tmp / "study.tar.gz")
+    a_bit_flipped_where(tmp / "study.tar.gz", fails_only_its_crc)
     return BadInput(segment(tmp / "study.tar.gz", tmp, model), INPUT, "fails its own check", "study.tar.gz")
 
 
-def gzip_damaged_past_its_check(path: Path) -> None:
-    """One byte of the gzip file `path` changed where the stream still decompresses, to other bytes that
-    only its CRC tells (a bit flipped on a disk or in a download): the first such from the middle on."""
+def a_bit_flipped_where(path: Path, damaged: Callable[[Path], bool]) -> None:
+    """One bit of `path` flipped (a disk's or a download's damage), in the first byte from its middle on
+    for which `damaged(path)` holds."""
     data = bytearray(path.read_bytes())
-    for offset in range(len(data) // 2, len(data) - 8, 101):
+    for offset in range(len(data) // 2, len(data) - 8, 37):
         data[offset] ^= 0x10
-        try:
-            gzip.decompress(bytes(data))
-        except gzip.BadGzipFile as exc:
-            if "CRC check failed" in str(exc):
-                path.write_bytes(bytes(data))
-                return
-        except Exception:  # a stream that no longer decompresses: not this damage
-            pass
+        path.write_bytes(bytes(data))
+        if damaged(path):
+            return
         data[offset] ^= 0x10
-    raise AssertionError(f"no byte of {path} damages it past its check")
+    path.write_bytes(bytes(data))
+    raise AssertionError(f"no byte of {path} damages it so")
+
+
+def fails_only_its_crc(path: Path) -> bool:
+    """Whether the gzip file `path` decompresses whole to bytes its CRC does not match."""
+    try:
+        gzip.decompress(path.read_bytes())
+    except gzip.BadGzipFile as exc:
+        return "CRC check failed" in str(exc)
+    except Exception:  # a stream that no longer decompresses
+        return False
+    return False
+
+
+def itk_reads_other_voxels(path: Path, array: np.ndarray) -> bool:
+    """Whether ITK reads the image file `path` without an error, as voxels other than `array`."""
+    try:
+        return bool((sitk.GetArrayFromImage(sitk.ReadImage(str(path))) != array).any())
+    except RuntimeError:
+        return False
 
 
 def slicer_scene_bundle(ct, path: Path, names: tuple[str, ...] = ("CT",), probability: bool = True,
@@ -839,6 +854,18 @@ def nrrd_header_of_a_narrower_data_type(data_dir, tmp, model):
     data = path.read_bytes()
     path.write_bytes(data.replace(b"\ntype: short\n", b"\ntype: uchar\n", 1))
     return BadInput(segment(path, tmp, model), INPUT, "header's size or data type is wrong", "narrow.nrrd")
+
+
+@entry
+def nrrd_with_a_bit_flipped_in_its_compressed_voxels(data_dir, tmp, model):
+    """A gzip-encoded NRRD with one bit flipped where its voxels still decompress: only the CRC tells."""
+    path = tmp / "flipped.nrrd"
+    array = np.random.default_rng(0).integers(-1000, 1000, (8, 64, 64), np.int16)
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((0.8, 0.8, 2.5))
+    sitk.WriteImage(image, str(path), useCompression=True)
+    a_bit_flipped_where(path, lambda flipped: itk_reads_other_voxels(flipped, array))
+    return BadInput(segment(path, tmp, model), INPUT, "does not match its own checksum", "flipped.nrrd")
 
 
 def metaimage_with_header(path: Path, field: str, value: Optional[str]) -> Path:

@@ -157,7 +157,7 @@ def test_a_seg_nrrd_damage_is_a_line_of_its_header(tmp_path):
             if damage.startswith("no "):
                 assert not any(line.startswith((damage[3:] + ":=", damage[3:] + ": ")) for line in lines), told
                 checked += 1
-            elif "cut at byte" not in damage and "bytes changed" not in damage and "bytes changed" not in told:
+            elif not any(words in damage or words in told for words in ("cut at byte", "bytes changed", "bit flipped")):
                 assert damage in lines, told
                 checked += 1
     assert checked >= 15
@@ -185,7 +185,7 @@ def test_a_metaimage_damage_is_a_line_of_its_header(tmp_path):
     for seed in range(20):
         path = tmp_path / f"{seed}.mha"
         told = damage_inputs.damaged_mha(path, random.Random(seed))
-        if "cut at byte" in told or "bytes changed" in told:
+        if "cut at byte" in told or "bytes changed" in told or "bit flipped" in told:
             continue
         data = path.read_bytes()
         lines = data[:data.index(b"ElementDataFile = ")].decode().splitlines()
@@ -270,7 +270,7 @@ def test_a_checkpoint_damage_is_in_its_metadata(tmp_path):
     checked = 0
     for seed in range(20):
         told = damage_inputs.damaged_checkpoint(tmp_path / str(seed), random.Random(seed))
-        if "cut at byte" in told or "bytes changed" in told:
+        if "cut at byte" in told or "bytes changed" in told or "bit flipped" in told:
             continue
         with safe_open(str(tmp_path / str(seed) / "model.safetensors"), framework="pt") as f:
             config = json.loads(f.metadata()["meta"])["config"]

@@ -15,7 +15,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from bad_inputs import ct_slices, gzip_damaged_past_its_check, zip_folder
+from bad_inputs import a_bit_flipped_where, ct_slices, fails_only_its_crc, zip_folder
 from LiverLesionSegLib.cli import main
 from LiverLesionSegLib.errors import InputError
 from LiverLesionSegLib.io.cases import find_input_ct, read_input_volume
@@ -155,7 +155,7 @@ def test_a_tar_gz_archive_with_a_byte_damaged_past_decompression_is_refused(tmp_
     with tarfile.open(tmp_path / "study.tar.gz", "w:gz") as packed:
         packed.add(sample_case_path(), "series")
     read_input_volume(tmp_path / "study.tar.gz")  # whole, it reads
-    gzip_damaged_past_its_check(tmp_path / "study.tar.gz")
+    a_bit_flipped_where(tmp_path / "study.tar.gz", fails_only_its_crc)
     with pytest.raises(InputError, match=r"study\.tar\.gz: is a damaged tar archive: its compressed data fails its "
                        r"own check \(CRC check failed"):
         read_input_volume(tmp_path / "study.tar.gz")

@@ -388,6 +388,27 @@ def test_truncated_file(small, tmp_path, name):
     assert "truncated" in str(exc.value)
 
 
+@pytest.mark.parametrize("name, told", [
+    ("ct.nrrd", "its compressed voxel data does not match its own checksum: bytes of it are damaged"),
+    ("ct.mha", "its compressed voxel data does not match its own checksum: bytes of it are damaged"),
+    ("ct.nii.gz", "the compressed file is damaged (CRC check failed")])
+def test_compressed_voxels_damaged_past_their_check_are_refused(tmp_path, name, told):
+    """Found damaging compressed files by hand: a byte of a gzip-encoded NRRD (a Slicer .seg.nrrd too) or
+    a zlib-compressed MetaImage changed where the stream still decompresses was read by ITK as voxels
+    without a word (it never reads the stream's CRC or Adler-32); the same in a .nii.gz was told as
+    "cannot read the image header (no image reader recognises its header)"."""
+    array = np.random.default_rng(0).normal(0, 300, (8, 64, 64)).astype(np.int16)
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((0.8, 0.8, 2.5))
+    sitk.WriteImage(image, str(tmp_path / name), useCompression=True)
+    # (ITK's NIfTI reader refuses every such change: there the first that still decompresses)
+    bad_inputs.a_bit_flipped_where(tmp_path / name, lambda path: bad_inputs.itk_reads_other_voxels(path, array) or
+                                   name.endswith(".gz") and bad_inputs.fails_only_its_crc(path))
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / name)
+    assert_one_line(exc, f"{name}: {told}")
+
+
 @pytest.mark.parametrize("written,named", [(".nii.gz", "scan.nii"), (".nii", "scan.nii.gz"), (".nii.gz", "scan.dcm"),
                                            (".nrrd", "scan.img"), (".mha", "scan")])
 def test_an_image_named_as_another_kind_is_read_as_what_it_holds(small, tmp_path, written, named, caplog):
