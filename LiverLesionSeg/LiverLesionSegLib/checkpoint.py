@@ -10,6 +10,7 @@ clear message. Nothing is ever unpickled.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -30,6 +31,7 @@ FORMAT = "liverlesionseg"
 FORMAT_VERSION = 1
 _MODEL = "model."
 _OPTIMIZER = "optimizer."
+DIGEST_KEY = "tensors_sha256"  # (checkpoints written before it came are read unchecked)
 
 
 @dataclass
@@ -71,7 +73,8 @@ def save_checkpoint(path: str | os.PathLike, network: torch.nn.Module, config: C
         "software": f"liverlesionseg {__version__}",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "meta": json.dumps(meta)}
+    metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "meta": json.dumps(meta),
+                DIGEST_KEY: tensors_digest(tensors)}
     with atomic_path(path) as tmp:
         # Serialised here and written by us: safetensors' save_file writes through a `.tmpXXXXXX` of its own
         # beside the file, which a killed process leaves behind under a name nothing can recognise as ours.
@@ -177,10 +180,23 @@ def _open(path, load_tensors: bool) -> tuple[dict, dict]:
     if version > FORMAT_VERSION:
         raise ModelError(f"was written by a newer LiverLesionSeg (checkpoint format {version})", path,
                          "update liverlesionseg")
+    if tensors and DIGEST_KEY in metadata and tensors_digest(tensors) != metadata[DIGEST_KEY]:
+        raise ModelError("its weights do not match the checksum written with them: bytes of the file were changed or "
+                         "damaged after it was written", path, "use another copy of it, or an earlier checkpoint")
     for name, tensor in tensors.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise ModelError(f"holds weights that are not finite ({name})", path, "use an earlier checkpoint")
     return meta, tensors
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the tensors' names and bytes, which safetensors does not check: a bit flipped in a weight
+    (a disk's or a copy's damage) would load as another model without a word."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(tensors[name].detach().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 def _config(meta: dict, path) -> Config:

@@ -1126,6 +1126,16 @@ def checkpoint_with_non_finite_weights(data_dir, tmp, model):
 
 
 @entry
+def checkpoint_with_a_bit_flipped_in_its_weights(data_dir, tmp, model):
+    """A checkpoint with one bit of a weight flipped (a disk's or a copy's damage)."""
+    path = small_checkpoint(tmp / "flipped.safetensors")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10  # in the weights: the header is the first few kilobytes
+    path.write_bytes(bytes(data))
+    return BadInput(segment(tace_case(data_dir), tmp, path), MODEL, "do not match the checksum", "flipped.safetensors")
+
+
+@entry
 def checkpoint_from_a_newer_version(data_dir, tmp, model):
     """A checkpoint in a format version newer than this software."""
     path = small_checkpoint(tmp / "newer.safetensors", lambda metadata, meta: metadata.update(format_version="99"))

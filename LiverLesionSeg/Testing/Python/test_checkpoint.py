@@ -115,3 +115,25 @@ def test_non_finite_weights_are_refused(tmp_path, network, small_config):
     path = save_checkpoint(tmp_path / "nan.safetensors", broken, small_config, {})
     with pytest.raises(ModelError, match="not finite"):
         load_checkpoint(path)
+
+
+def test_a_bit_flipped_in_a_weight_is_refused_and_a_checkpoint_without_its_checksum_still_loads(
+        tmp_path, network, small_config):
+    """safetensors checks no data: a bit flipped in a weight (a disk's or a copy's damage) loaded as
+    another model without a word. The checksum written with the weights tells."""
+    from LiverLesionSegLib.checkpoint import DIGEST_KEY
+
+    path = save_checkpoint(tmp_path / "whole.safetensors", network, small_config, {"epoch": 1})
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10  # in the weights: the header is the first few kilobytes
+    (tmp_path / "flipped.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"flipped\.safetensors: its weights do not match the checksum written with "
+                                         r"them"):
+        load_checkpoint(tmp_path / "flipped.safetensors")
+    assert read_metadata(tmp_path / "flipped.safetensors")[1]["epoch"] == 1  # the metadata alone is still read
+
+    rewrite_checkpoint_metadata(path, tmp_path / "older.safetensors",
+                                lambda metadata, meta: metadata.pop(DIGEST_KEY))  # as written before the checksum
+    loaded = load_checkpoint(tmp_path / "older.safetensors")
+    for name, tensor in network.state_dict().items():
+        assert torch.equal(loaded.network.state_dict()[name], tensor)
