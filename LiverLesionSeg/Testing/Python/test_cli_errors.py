@@ -44,6 +44,17 @@ def test_catalogue_is_complete():
         assert doc and "\n" not in doc, f"{name} needs a one-line docstring"
 
 
+def test_the_docs_name_every_catalogue_entry_and_count_them():
+    """The README's count and the new-user pass's table in docs/robustness.md, one row per entry."""
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert f"its catalogue: {len(CATALOGUE)}," in " ".join(readme.split())
+    rows = re.findall(r"^\| `([a-z_0-9]+)` \| (?:\d+ \| liverlesionseg|- \| not run here)",
+                      (REPO / "docs" / "robustness.md").read_text(encoding="utf-8"), flags=re.M)
+    assert sorted(rows) == sorted(CATALOGUE) == rows
+
+
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
 def test_bad_input_fails_cleanly(name, data_dir, model_path, tmp_path, capsys):
     bad = CATALOGUE[name](data_dir, tmp_path, model_path)
