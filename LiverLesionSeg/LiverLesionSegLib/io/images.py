@@ -278,32 +278,33 @@ def _read_with_itk(path: Path, resample_shear: bool) -> sitk.Image | Volume:
     `check_nrrd`, `check_metaimage`); a sheared NIfTI as `_read_sheared` reads it."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
-    _, exc, printed = _held_back(reader.ReadImageInformation)
+    _, exc, header_printed = _held_back(reader.ReadImageInformation)
     if exc is not None:
         if is_sheared_nifti_error(path, itk_reason(exc)):
             return _read_sheared(path, resample_shear)  # (what ITK printed on the way is left out with its read)
         damage = gzip_damage(path)  # ITK only says it knows no reader for the file
         if damage:
             raise InputError(f"the compressed file is damaged ({damage})", path, "export it again") from None
-        raise InputError(f"cannot read the image header ({itk_reason(exc, printed)})", path,
+        raise InputError(f"cannot read the image header ({itk_reason(exc, header_printed)})", path,
                          "the file may be damaged or not an image; export it again") from None
-    header_printed = printed
     check_shape(path, reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents())
     check_image_fits(tuple(reversed(reader.GetSize())), voxel_itemsize(reader.GetPixelID()), path)
-    name, metaimage = path.name.lower(), path.name.lower().endswith((".mha", ".mhd"))
+    name = path.name.lower()
+    metaimage = name.endswith((".mha", ".mhd"))
     if name.endswith((".nii", ".nii.gz")):
         check_nifti(path, reader.GetSpacing())
     elif name.endswith(".nrrd"):
         check_nrrd(path, reader)
     elif metaimage:
         check_metaimage(path, reader)
-    image, exc, printed = _held_back(reader.Execute)
+    image, exc, data_printed = _held_back(reader.Execute)
     # ITK's MetaImage reader goes on after its decompression failed, with voxels of no one's
-    failure = itk_reason(exc, printed) if exc is not None else metaimage_failure(printed) if metaimage else None
+    failure = (itk_reason(exc, data_printed) if exc is not None else
+               metaimage_failure(data_printed) if metaimage else None)
     if failure is not None:
         raise InputError(f"cannot read the image data ({failure})", path, "the file may be truncated or damaged, "
                          "or the data file an .nhdr or .mhd header names missing; export it again")
-    _tell_reader_notes(path, header_printed + printed)
+    _tell_reader_notes(path, header_printed + data_printed)
     return image
 
 

@@ -89,7 +89,7 @@ def metaimage_data_length(path: Path, header: bytes, last: re.Match) -> Optional
 def _inflated_length(fh, wbits: int) -> tuple[int, bool]:
     """Bytes the zlib (`ZLIB_WBITS`) or gzip (`GZIP_WBITS`, every member) stream from `fh`'s position
     decompresses to, and whether it reached its end; zlib.error where its check (Adler-32, CRC) fails.
-    (zlib's own object: gzip.GzipFile counts a CT's stream at half the speed.)"""
+    (One loop for both: zlib's own format has no file object as gzip's has.)"""
     inflate, length = zlib.decompressobj(wbits), 0
     while chunk := fh.read(1 << 22):
         while chunk:
