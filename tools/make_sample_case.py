@@ -24,7 +24,7 @@ from scipy import ndimage
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "LiverLesionSeg"))
 
-from LiverLesionSegLib.io.dicom import scan_folder  # noqa: E402
+from LiverLesionSegLib.io.dicom_scan import scan_folder  # noqa: E402
 from LiverLesionSegLib.io.series_choice import choose_ct_series  # noqa: E402
 from LiverLesionSegLib.resources import SAMPLE_FOLDER, unpacked_cases_dir  # noqa: E402
 

@@ -49,7 +49,7 @@ def export_dicom(volume_node, segmentation_node, folder: str | Path, file_for_in
 def dicom_series_of(volume_node, file_for_instance=None):
     """The DICOM series (`io.dicom.SeriesInfo`) `volume_node` was loaded from: its files found
     from its instance UIDs through `file_for_instance`, or in the folder the sample case names."""
-    from .io.dicom import scan_files, scan_folder
+    from .io.dicom_scan import scan_files, scan_folder
     from .io.series_choice import choose_ct_series
 
     name = volume_node.GetName()

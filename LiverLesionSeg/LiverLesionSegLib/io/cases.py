@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import InputError, first_line
 from ..volume import Case, Volume
 from .archive import Unpacked, is_archive, unpack
-from .dicom import NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
+from .dicom_scan import NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
 from .dicomseg import LABEL_MODALITIES, read_dicom_masks, read_seg_case
 from .rtstruct import is_rtstruct
 from .images import image_stem, is_image_file, read_image, read_label_map, refuse_a_non_ct, suffix_by_content

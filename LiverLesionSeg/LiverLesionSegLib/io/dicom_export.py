@@ -23,7 +23,7 @@ from ..lesions import Lesion, lesion_table, mask_volume_ml
 from ..segments import LESION, SEGMENTS
 from ..volume import Volume
 from .atomic import atomic_paths
-from .dicom import SeriesInfo
+from .dicom_scan import SeriesInfo
 from .dicomseg_write import check_referenced_uids, save_dicom_seg, source_headers
 from .dicomsr_write import save_lesion_report
 

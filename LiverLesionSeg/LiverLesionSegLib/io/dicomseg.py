@@ -24,8 +24,9 @@ import pydicom
 from ..errors import InputError, first_line
 from ..segments import LIVER_CODE, NOT_LIVER_WORDS, meaning_of_segment_name, plain_text, warn_of_left_out
 from ..volume import Case, Volume
-from .dicom import FolderScan, SeriesInfo, check_in_plane_grid, read_series, scan_folder, slice_indices
+from .dicom import check_in_plane_grid, read_series, slice_indices
 from .dicom_files import pixel_data_shortfall, reading_fault
+from .dicom_scan import FolderScan, SeriesInfo, scan_folder
 from .multiframe import functional_group_item
 from .regularize import mask_to_grid
 from .rtstruct import is_rtstruct, read_rtstruct_masks

@@ -20,8 +20,9 @@ from .. import __version__
 from ..errors import OutputError, first_line
 from ..segments import LIVER, SEGMENTS, Code, SegmentSpec
 from ..volume import Volume
-from .dicom import SeriesInfo, slice_indices
+from .dicom import slice_indices
 from .dicom_files import dcmread, header_values
+from .dicom_scan import SeriesInfo
 from .output_header import (give_slice_thickness, make_orientation_shared, make_patient_and_study_writable,
                             output_character_set)
 from .regularize import sample_slices

@@ -24,8 +24,8 @@ from pydicom.sr.coding import Code
 from .. import __version__
 from ..errors import OutputError, first_line
 from ..lesions import Lesion
-from .dicom import SeriesInfo
 from .dicom_files import header_values
+from .dicom_scan import SeriesInfo
 from .dicomseg_write import described, frame_positions, source_headers
 from .output_header import output_character_set
 

@@ -17,8 +17,9 @@ import numpy as np
 
 from ..errors import GeometryError, InputError, listed
 from ..volume import Case, Volume
-from .dicom import check_in_plane_grid, number_values, slice_indices
+from .dicom import check_in_plane_grid, slice_indices
 from .dicom_files import decode_pixels, list_files, read_dataset_if_dicom, tell_decoder_complaints
+from .dicom_values import number_values
 from .series_choice import read_ct_folder
 
 LOG = logging.getLogger("LiverLesionSeg")

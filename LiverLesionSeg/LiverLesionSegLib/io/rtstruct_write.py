@@ -26,7 +26,7 @@ from .. import __version__
 from ..errors import OutputError
 from ..segments import LESION, LIVER, SEGMENTS, SegmentSpec
 from ..volume import Volume
-from .dicom import SeriesInfo
+from .dicom_scan import SeriesInfo
 from .dicomseg_write import described, source_frames, source_headers
 from .dicomsr_write import source_planes
 from .output_header import output_character_set

@@ -1,6 +1,6 @@
 """Which series of a folder is the CT to segment (`choose_ct_series`), and reading it
 (`read_ct_folder`, `read_chosen_series`, `choose_ct_file` for a multi-frame file). The folder's
-series are found by `dicom.scan_folder` from the headers alone.
+series are found by `dicom_scan.scan_folder` from the headers alone.
 
 A liver CT study often holds several contrast phases of equal slice count (before contrast,
 arterial, portal venous, delayed). The model learned on portal venous and later phases, where the
@@ -23,9 +23,9 @@ import numpy as np
 from ..errors import GeometryError, InputError
 from ..segments import plain_text
 from ..volume import POSITION_TOLERANCE_MM, Volume
-from .dicom import (DAMAGED, NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, read_series, scan_files, scan_folder,
-                    slice_height)
+from .dicom import read_series, slice_height
 from .dicom_files import has_dicom_prefix
+from .dicom_scan import DAMAGED, NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
 
 LOG = logging.getLogger("LiverLesionSeg")
 

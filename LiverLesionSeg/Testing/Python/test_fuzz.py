@@ -216,7 +216,7 @@ def seg_and_ct(data_dir):
 
 
 def read_seg(path: Path, ct) -> None:
-    from LiverLesionSegLib.io.dicom import scan_files
+    from LiverLesionSegLib.io.dicom_scan import scan_files
     from LiverLesionSegLib.io.dicomseg import read_seg_masks
 
     scan_files([path])  # case discovery reads the headers first
@@ -259,7 +259,7 @@ def rtstruct_and_ct(slices, tmp_path_factory):
 
 def read_rtstruct(path: Path, ct) -> None:
     from LiverLesionSegLib.io.cases import read_segmentations
-    from LiverLesionSegLib.io.dicom import scan_files
+    from LiverLesionSegLib.io.dicom_scan import scan_files
 
     scan_files([path])  # case discovery reads the headers first
     read_segmentations([path], ct, require_liver=False)

@@ -19,7 +19,8 @@ from pydicom.pixels import get_decoder
 
 from LiverLesionSegLib.errors import GeometryError, InputError
 from LiverLesionSegLib.io.cases import read_input_volume
-from LiverLesionSegLib.io.dicom import find_series, read_series, scan_folder
+from LiverLesionSegLib.io.dicom import read_series
+from LiverLesionSegLib.io.dicom_scan import find_series, scan_folder
 from LiverLesionSegLib.io.series_choice import choose_ct_series, contrast_phase, read_ct_folder
 
 # Where each case's CT is read from (the case folder itself where the reader must choose).
@@ -196,7 +197,7 @@ def test_a_named_pipe_and_a_dangling_link_among_the_slices_are_passed_over(small
     os.mkfifo(small_series / "slice 999")  # opened for reading, it would block until someone writes
     (small_series / "slice 998").symlink_to(tmp_path / "gone")
     # in a process of its own: were the pipe opened, the read would block, and only a timeout ends it
-    reader = ("import sys; from LiverLesionSegLib.io.dicom import scan_folder; "
+    reader = ("import sys; from LiverLesionSegLib.io.dicom_scan import scan_folder; "
               "from LiverLesionSegLib.io.series_choice import read_ct_folder; import numpy as np; "
               "scan = scan_folder(sys.argv[1]); print(len(scan.series), len(scan.skipped)); "
               "np.save(sys.argv[2], read_ct_folder(sys.argv[1]).array)")

@@ -9,7 +9,8 @@ import pytest
 from bad_inputs import multiframe_file
 from LiverLesionSegLib.errors import GeometryError, InputError
 from LiverLesionSegLib.io.cases import read_input_volume
-from LiverLesionSegLib.io.dicom import _check_steps, read_series, scan_folder
+from LiverLesionSegLib.io.dicom import _check_steps, read_series
+from LiverLesionSegLib.io.dicom_scan import scan_folder
 from LiverLesionSegLib.io.series_choice import choose_ct_series
 
 

@@ -76,7 +76,8 @@ def test_a_real_tilt_angle_round_trips_through_the_original_slices(straight, tmp
     """15 degrees (0.67 mm of shift a slice, a fraction of a pixel): what the regular grid holds,
     put back on each original slice, is that slice (a tissue mask of it agrees voxel for voxel
     almost everywhere; bilinear interpolation blurs only the edges)."""
-    from LiverLesionSegLib.io.dicom import find_series, slice_stack
+    from LiverLesionSegLib.io.dicom import slice_stack
+    from LiverLesionSegLib.io.dicom_scan import find_series
     from LiverLesionSegLib.io.regularize import sample_slices
 
     _, volume = straight

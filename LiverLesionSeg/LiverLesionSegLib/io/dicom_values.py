@@ -1,0 +1,82 @@
+"""Header values of a DICOM file as numbers (its orientation, position, whole numbers), the
+geometry they give, and how messages show them."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import pydicom
+
+
+def orientation_of(ds) -> Optional[tuple[float, ...]]:
+    """ImageOrientationPatient (a multi-frame image's: in its shared functional groups): two unit
+    vectors at right angles; None when missing or unusable."""
+    values = numbers_of(ds, "ImageOrientationPatient", 6)
+    if values is None and ds.get("SharedFunctionalGroupsSequence"):
+        plane = ds.SharedFunctionalGroupsSequence[0].get("PlaneOrientationSequence")
+        values = numbers_of(plane[0], "ImageOrientationPatient", 6) if plane else None
+    if values is None:
+        return None
+    row, column = np.array(values[:3]), np.array(values[3:])
+    if not (np.allclose([np.linalg.norm(row), np.linalg.norm(column)], 1, atol=1e-2)
+            and abs(float(row @ column)) < 1e-2):
+        return None
+    return values
+
+
+def position_of(ds) -> np.ndarray:
+    values = numbers_of(ds, "ImagePositionPatient", 3)
+    return np.full(3, np.nan) if values is None else np.array(values)
+
+
+def numbers_of(ds, keyword: str, count: int) -> Optional[tuple[float, ...]]:
+    """A header value of `count` finite numbers, or None (missing, text, another length)."""
+    return number_values(ds.get(keyword), count)
+
+
+def number_values(value, count: int) -> Optional[tuple[float, ...]]:
+    """A header element's value as `count` finite numbers, or None (missing, text, another length)."""
+    try:
+        values = tuple(float(v) for v in (value if isinstance(value, (list, tuple, pydicom.multival.MultiValue))
+                                          else [value]))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if len(values) != count or not all(np.isfinite(values)):
+        return None
+    return values
+
+
+def normal_of(orientation: Sequence[float]) -> np.ndarray:
+    normal = np.cross(orientation[:3], orientation[3:])
+    return normal / np.linalg.norm(normal)
+
+
+def dominant_axis(vector: np.ndarray) -> int:
+    return int(np.argmax(np.abs(vector)))
+
+
+def orientation_name(orientation) -> str:
+    if orientation is None:
+        return "no orientation"
+    return ("sagittal", "coronal", "axial")[dominant_axis(normal_of(orientation))]
+
+
+def int_or_none(value) -> Optional[int]:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def described(value, count: int) -> str:
+    """A header value as a message shows it: its numbers, or what it holds instead."""
+    numbers = number_values(value, count)
+    if numbers is not None:
+        return in_brackets(numbers)
+    return "none" if value is None or str(value) == "" else f"'{value}' ({count} numbers needed)"
+
+
+def in_brackets(values) -> str:
+    return "(" + ", ".join(f"{float(v):.4g}" for v in values) + ")"
+
