@@ -30,7 +30,7 @@ from .header_checks import check_finite, check_metaimage, check_nifti, check_nrr
 from .itk_words import itk_reason, metaimage_failure, reader_notes
 from .native_output import held_back
 from .sheared import is_sheared_nifti_error, read_sheared_nifti
-from .stored_bytes import gzip_damage, voxel_itemsize
+from .stored_bytes import gzip_checked_meanwhile, gzip_damage, voxel_itemsize
 
 LOG = logging.getLogger("LiverLesionSeg")
 T = TypeVar("T")
@@ -297,7 +297,8 @@ def _read_with_itk(path: Path, resample_shear: bool) -> sitk.Image | Volume:
         check_nrrd(path, reader)
     elif metaimage:
         check_metaimage(path, reader)
-    image, exc, data_printed = _held_back(reader.Execute)
+    with gzip_checked_meanwhile(path):
+        image, exc, data_printed = _held_back(reader.Execute)
     # ITK's MetaImage reader goes on after its decompression failed, with voxels of no one's
     failure = (itk_reason(exc, data_printed) if exc is not None else
                metaimage_failure(data_printed) if metaimage else None)

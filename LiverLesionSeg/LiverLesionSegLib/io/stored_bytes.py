@@ -4,13 +4,15 @@ as the first of them, and a truncated NIfTI or NRRD without complaint."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import os
 import re
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -26,11 +28,10 @@ FAILED_CHECK = ("CRC check failed", "incorrect data check")
 ZLIB_WBITS, GZIP_WBITS = 15, 31  # zlib's window bits for its own format and for gzip's
 
 
-def nrrd_data_length(path: Path, expected: int, verify: bool = False) -> Optional[int]:
+def nrrd_data_length(path: Path, expected: int) -> Optional[int]:
     """Bytes of voxel data (decompressed) a NRRD holds after its header, `expected` of them when its
-    gzip trailer says so (unless `verify`: decompressed to its end and its CRC checked, refused where it
-    fails); None where that is not simply counted (a detached data file, skipped bytes or lines, text
-    encodings)."""
+    gzip trailer says so (its CRC: `gzip_checked_meanwhile`); None where that is not simply counted (a
+    detached data file, skipped bytes or lines, text encodings)."""
     import bz2
 
     import nrrd
@@ -46,7 +47,7 @@ def nrrd_data_length(path: Path, expected: int, verify: bool = False) -> Optiona
     encoding = header.get("encoding")
     if encoding == "raw":
         return path.stat().st_size - start
-    if encoding in ("gzip", "gz") and not verify and gzip_trailer_says(path, expected):
+    if encoding in ("gzip", "gz") and gzip_trailer_says(path, expected):
         return expected
     if encoding not in ("gzip", "gz", "bzip2", "bz2"):
         return None
@@ -98,6 +99,57 @@ def _inflated_length(fh, wbits: int) -> tuple[int, bool]:
             if inflate.eof and inflate.unused_data and wbits == GZIP_WBITS:  # another gzip member follows
                 chunk, inflate = inflate.unused_data, zlib.decompressobj(wbits)
     return length + len(inflate.flush()), inflate.eof
+
+
+@contextlib.contextmanager
+def gzip_checked_meanwhile(path: Path) -> Iterator[None]:
+    """Within, a gzip-compressed NIfTI's or NRRD's stream is decompressed to its end in a thread of its
+    own and its CRC checked; on leaving, a failed check is refused. ITK never reads the CRC: a bit
+    flipped where the voxels still decompress was read as voxels without a word. Meant around ITK's
+    read of the voxels: zlib and ITK both let go of Python's lock, so on a 207-slice CT the check
+    costs 0.16 s beside ITK's 0.47 s, where after it it would cost 0.62 s."""
+    start = _gzip_stream_start(path)
+    if start is None:
+        yield
+        return
+    with ThreadPoolExecutor(1) as pool:
+        checked = pool.submit(_gzip_check_failure, path, start)
+        yield
+        failure = checked.result()
+    if failure:
+        _refuse_a_failed_check(path, failure)
+
+
+def _gzip_stream_start(path: Path) -> Optional[int]:
+    """Where the gzip stream of a .nii.gz (its start) or of a gzip-encoded .nrrd (after its header)
+    begins; None for another file."""
+    import nrrd
+
+    name = path.name.lower()
+    if name.endswith(".nii.gz"):
+        return 0
+    if not name.endswith(".nrrd"):
+        return None
+    try:
+        with open(path, "rb") as fh:
+            header = nrrd.read_header(fh)
+            start = fh.tell()
+    except Exception:  # ITK read the header: what pynrrd cannot read is left to ITK
+        return None
+    detached = {"data file", "datafile", "byte skip", "line skip"} & set(header)
+    return start if header.get("encoding") in ("gzip", "gz") and not detached else None
+
+
+def _gzip_check_failure(path: Path, start: int) -> Optional[Exception]:
+    """The error of a gzip stream from `start` whose check fails, else None (cut short or damaged
+    otherwise: the other checks and ITK's reader say so)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            _inflated_length(fh, GZIP_WBITS)
+    except (OSError, zlib.error) as exc:
+        return exc
+    return None
 
 
 def _refuse_a_failed_check(path: Path, exc: Exception) -> None:
