@@ -34,17 +34,9 @@ def nrrd_data_length(path: Path, expected: int) -> Optional[int]:
     detached data file, skipped bytes or lines, text encodings)."""
     import bz2
 
-    import nrrd
-
-    try:
-        with open(path, "rb") as fh:
-            header = nrrd.read_header(fh)
-            start = fh.tell()
-    except Exception:  # ITK read the header: what pynrrd cannot read is left to ITK
+    encoding, start = _nrrd_data_start(path)
+    if start is None:
         return None
-    if {"data file", "datafile", "byte skip", "line skip"} & set(header):
-        return None
-    encoding = header.get("encoding")
     if encoding == "raw":
         return path.stat().st_size - start
     if encoding in ("gzip", "gz") and gzip_trailer_says(path, expected):
@@ -123,21 +115,30 @@ def gzip_checked_meanwhile(path: Path) -> Iterator[None]:
 def _gzip_stream_start(path: Path) -> Optional[int]:
     """Where the gzip stream of a .nii.gz (its start) or of a gzip-encoded .nrrd (after its header)
     begins; None for another file."""
-    import nrrd
-
     name = path.name.lower()
     if name.endswith(".nii.gz"):
         return 0
     if not name.endswith(".nrrd"):
         return None
+    encoding, start = _nrrd_data_start(path)
+    return start if encoding in ("gzip", "gz") else None
+
+
+def _nrrd_data_start(path: Path) -> tuple[Optional[str], Optional[int]]:
+    """A NRRD's encoding and where its data begins, after its header; (None, None) where that is not
+    simply its data (a detached data file, skipped bytes or lines) or pynrrd cannot read its header
+    (ITK read it: what pynrrd cannot read is left to ITK)."""
+    import nrrd
+
     try:
         with open(path, "rb") as fh:
             header = nrrd.read_header(fh)
             start = fh.tell()
-    except Exception:  # ITK read the header: what pynrrd cannot read is left to ITK
-        return None
-    detached = {"data file", "datafile", "byte skip", "line skip"} & set(header)
-    return start if header.get("encoding") in ("gzip", "gz") and not detached else None
+    except Exception:
+        return None, None
+    if {"data file", "datafile", "byte skip", "line skip"} & set(header):
+        return None, None
+    return header.get("encoding"), start
 
 
 def _gzip_check_failure(path: Path, start: int) -> Optional[Exception]:
