@@ -281,7 +281,8 @@ def _read_with_itk(path: Path, resample_shear: bool) -> sitk.Image | Volume:
     _, exc, header_printed = _held_back(reader.ReadImageInformation)
     if exc is not None:
         if is_sheared_nifti_error(path, itk_reason(exc)):
-            return _read_sheared(path, resample_shear)  # (what ITK printed on the way is left out with its read)
+            with gzip_checked_meanwhile(path):  # nibabel does not read the CRC either
+                return _read_sheared(path, resample_shear)  # (what ITK printed on the way is left out with its read)
         damage = gzip_damage(path)  # ITK only says it knows no reader for the file
         if damage:
             raise InputError(f"the compressed file is damaged ({damage})", path, "export it again") from None

@@ -305,6 +305,20 @@ def test_what_itk_prints_on_a_file_it_reads_is_one_warning_naming_it(caplog):
                                "it reads it"]
 
 
+def test_a_sheared_nifti_with_a_bit_flipped_past_decompression_is_refused(straight, tmp_path):
+    """nibabel, which reads a sheared NIfTI, does not read the gzip stream's CRC either."""
+    from bad_inputs import a_bit_flipped_where, fails_only_its_crc
+    from LiverLesionSegLib.errors import InputError
+    from LiverLesionSegLib.io.images import read_image
+
+    _, volume = straight
+    path = sheared_nifti(volume, 1.0, tmp_path / "sheared.nii.gz")
+    a_bit_flipped_where(path, fails_only_its_crc)
+    with pytest.raises(InputError, match=r"sheared\.nii\.gz: its compressed voxel data does not match its own "
+                                         r"checksum"):
+        read_image(path)
+
+
 def test_a_sheared_label_map_is_refused_in_one_line(straight, tmp_path):
     from LiverLesionSegLib.io.images import read_label_map
 
