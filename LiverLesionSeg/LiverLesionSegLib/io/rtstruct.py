@@ -92,7 +92,8 @@ def _rois(dataset: pydicom.Dataset, path: Path) -> list[tuple[str, Optional[str]
                              "not list")
         name = names[number]
         given = item.get("ContourSequence") or []
-        drawn |= {number} if given else set()
+        if given:
+            drawn.add(number)
         meaning = roi_meaning(name, types.get(number, ""))
         if meaning is not None:
             for contour in given:
