@@ -17,8 +17,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import GeometryError, InputError, first_line
-from .stored_bytes import (gzip_length, gzip_trailer_says, metaimage_data_length, nrrd_data_length, refuse_surplus,
-                           voxel_dtype)
+from .stored_bytes import (gzip_length, gzip_trailer_says, metaimage_data, metaimage_header, nrrd_data_length,
+                           refuse_surplus, voxel_dtype)
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -102,36 +102,44 @@ def _check_one_spacing(path: Path, itk_spacing: Sequence[float], affine: np.ndar
                             "write it again from the tool that made it, with pixdim matching the affine")
 
 
-def check_nrrd(path: Path, reader: sitk.ImageFileReader) -> None:
-    """Refuse a NRRD holding far more voxels than its header announces (ITK reads the first of them)."""
+def check_nrrd(path: Path, reader: sitk.ImageFileReader, inflated: Optional[int]) -> None:
+    """After ITK read a NRRD: refuse one holding far more voxels than its header announces, and warn of one
+    holding whole slices more (ITK reads the first of them). `inflated`: the bytes its gzip-compressed
+    data held (`checked_meanwhile`), else counted here."""
     size, dtype = reader.GetSize(), voxel_dtype(reader.GetPixelID())
     if dtype is None:
         return
     announced = int(np.prod(size)) * reader.GetNumberOfComponents() * dtype.itemsize
-    held = nrrd_data_length(path, announced)
+    held = inflated if inflated is not None else nrrd_data_length(path, announced)
     if held is not None:
         refuse_surplus(path, held, announced, size, dtype)
 
 
-def check_metaimage(path: Path, reader: sitk.ImageFileReader) -> None:
-    """Refuse a MetaImage holding far more voxels than its header announces, and warn of one holding
-    whole slices more (ITK reads the first of them), as for a NIfTI or NRRD; refuse one whose geometry
-    holds numbers ITK reads as others; warn of one whose header gives no voxel spacing. No library
-    tells where the header ends: the format makes its ElementDataFile line the last."""
-    with open(path, "rb") as fh:
-        head = fh.read(1 << 16)
-    last = re.search(rb"^ElementDataFile *= *(.*?)[ \t]*\r?\n", head, flags=re.M)
-    if last is None:  # ITK's reader requires the line: a header longer than any it writes
+def check_metaimage(path: Path) -> None:
+    """Before ITK reads a MetaImage: refuse one whose geometry holds numbers ITK reads as others, and warn
+    of one whose header gives no voxel spacing."""
+    found = metaimage_header(path)
+    if found is None:
         return
-    header = head[:last.start()]
+    header = found[0]
     _check_metaimage_numbers(path, header)
     if not re.search(rb"^Element(Spacing|Size) *=", header, flags=re.M):
         LOG.warning("%s: its header gives no voxel spacing (no ElementSpacing line): it is read as the MetaImage "
                     "format says, with voxels of 1 x 1 x 1 mm; volumes in mL and diameters in mm are right only if "
                     "they are (write the image with its spacing to be sure)", path)
-    size, dtype = reader.GetSize(), voxel_dtype(reader.GetPixelID())
-    held = metaimage_data_length(path, header, last)
-    if dtype is not None and held is not None:
+
+
+def check_metaimage_size(path: Path, reader: sitk.ImageFileReader, inflated: Optional[int]) -> None:
+    """After ITK read a MetaImage: refuse one holding far more voxels than its header announces, and warn
+    of one holding whole slices more (ITK reads the first of them), as for a NIfTI or NRRD. `inflated`:
+    the bytes its compressed data held (`checked_meanwhile`)."""
+    data, dtype = metaimage_data(path), voxel_dtype(reader.GetPixelID())
+    if data is None or dtype is None:
+        return
+    source, start, compressed = data
+    held = inflated if compressed else source.stat().st_size - start
+    if held is not None:
+        size = reader.GetSize()
         refuse_surplus(path, held, int(np.prod(size)) * reader.GetNumberOfComponents() * dtype.itemsize, size, dtype)
 
 

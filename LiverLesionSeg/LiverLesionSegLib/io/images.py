@@ -26,11 +26,12 @@ from ..errors import GeometryError, InputError, renamed
 from ..memory import check_image_fits
 from ..volume import Volume
 from .atomic import NOT_TEXT, is_text_path
-from .header_checks import check_finite, check_metaimage, check_nifti, check_nrrd, check_shape, in_mm
+from .header_checks import (check_finite, check_metaimage, check_metaimage_size, check_nifti, check_nrrd, check_shape,
+                            in_mm)
 from .itk_words import itk_reason, metaimage_failure, reader_notes
 from .native_output import held_back
 from .sheared import is_sheared_nifti_error, read_sheared_nifti
-from .stored_bytes import gzip_checked_meanwhile, gzip_damage, voxel_itemsize
+from .stored_bytes import checked_meanwhile, gzip_damage, voxel_itemsize
 
 LOG = logging.getLogger("LiverLesionSeg")
 T = TypeVar("T")
@@ -274,14 +275,15 @@ def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
 
 
 def _read_with_itk(path: Path, resample_shear: bool) -> sitk.Image | Volume:
-    """The image as SimpleITK reads it, after the checks of what it hides (`check_nifti`,
-    `check_nrrd`, `check_metaimage`); a sheared NIfTI as `_read_sheared` reads it."""
+    """The image as SimpleITK reads it, with the checks of what it hides (`check_nifti`, `check_metaimage`
+    before its read; the compressed stream's check beside it, `checked_meanwhile`; the voxels a NRRD or
+    MetaImage holds after it); a sheared NIfTI as `_read_sheared` reads it."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     _, exc, header_printed = _held_back(reader.ReadImageInformation)
     if exc is not None:
         if is_sheared_nifti_error(path, itk_reason(exc)):
-            with gzip_checked_meanwhile(path):  # nibabel does not read the CRC either
+            with checked_meanwhile(path):  # nibabel does not read the CRC either
                 return _read_sheared(path, resample_shear)  # (what ITK printed on the way is left out with its read)
         damage = gzip_damage(path)  # ITK only says it knows no reader for the file
         if damage:
@@ -294,18 +296,20 @@ def _read_with_itk(path: Path, resample_shear: bool) -> sitk.Image | Volume:
     metaimage = name.endswith((".mha", ".mhd"))
     if name.endswith((".nii", ".nii.gz")):
         check_nifti(path, reader.GetSpacing())
-    elif name.endswith(".nrrd"):
-        check_nrrd(path, reader)
     elif metaimage:
-        check_metaimage(path, reader)
-    with gzip_checked_meanwhile(path):
+        check_metaimage(path)
+    with checked_meanwhile(path) as inflated:
         image, exc, data_printed = _held_back(reader.Execute)
-    # ITK's MetaImage reader goes on after its decompression failed, with voxels of no one's
+    # ITK's MetaImage reader goes on after its decompression failed (it only prints so), with voxels of no one's
     failure = (itk_reason(exc, data_printed) if exc is not None else
                metaimage_failure(data_printed) if metaimage else None)
     if failure is not None:
         raise InputError(f"cannot read the image data ({failure})", path, "the file may be truncated or damaged, "
                          "or the data file an .nhdr or .mhd header names missing; export it again")
+    if name.endswith(".nrrd"):
+        check_nrrd(path, reader, inflated.length)
+    elif metaimage:
+        check_metaimage_size(path, reader, inflated.length)
     _tell_reader_notes(path, header_printed + data_printed)
     return image
 

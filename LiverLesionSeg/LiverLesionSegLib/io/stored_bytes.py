@@ -30,7 +30,7 @@ ZLIB_WBITS, GZIP_WBITS = 15, 31  # zlib's window bits for its own format and for
 
 def nrrd_data_length(path: Path, expected: int) -> Optional[int]:
     """Bytes of voxel data (decompressed) a NRRD holds after its header, `expected` of them when its
-    gzip trailer says so (its CRC: `gzip_checked_meanwhile`); None where that is not simply counted (a
+    gzip trailer says so (its CRC: `checked_meanwhile`); None where that is not simply counted (a
     detached data file, skipped bytes or lines, text encodings)."""
     import bz2
 
@@ -55,11 +55,24 @@ def nrrd_data_length(path: Path, expected: int) -> Optional[int]:
         return None  # damaged otherwise: ITK's reader says so
 
 
-def metaimage_data_length(path: Path, header: bytes, last: re.Match) -> Optional[int]:
-    """Bytes of voxel data (decompressed) a MetaImage holds, after its `header` and its `last` line
-    (ElementDataFile) or in the one data file that line names, refused where compressed data fails its
-    Adler-32 check; None where that is not simply counted (a list or pattern of data files, a
-    HeaderSize, a stream damaged otherwise)."""
+def metaimage_header(path: Path) -> Optional[tuple[bytes, re.Match]]:
+    """A MetaImage's header (the lines before its last) and its last line, ElementDataFile, which the
+    format makes the last (no library tells where the header ends); None where no such line is found
+    in its first 64 kB (ITK's reader requires the line: a header longer than any it writes)."""
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    last = re.search(rb"^ElementDataFile *= *(.*?)[ \t]*\r?\n", head, flags=re.M)
+    return None if last is None else (head[:last.start()], last)
+
+
+def metaimage_data(path: Path) -> Optional[tuple[Path, int, bool]]:
+    """The file holding a MetaImage's voxel data (itself, or the one data file its ElementDataFile line
+    names), where in it they begin, and whether they are compressed; None where that is not simply told
+    (a list or pattern of data files, a HeaderSize, a data file missing: ITK's reader says what is)."""
+    found = metaimage_header(path)
+    if found is None:
+        return None
+    header, last = found
     if re.search(rb"^HeaderSize *=", header, flags=re.M):
         return None
     if last[1] == b"LOCAL":
@@ -67,16 +80,8 @@ def metaimage_data_length(path: Path, header: bytes, last: re.Match) -> Optional
     else:
         source, start = path.parent / os.fsdecode(last[1]), 0
         if last[1] in (b"", b"LIST") or b"%" in last[1] or not source.is_file():
-            return None  # ITK's reader says what is missing
-    if not re.search(rb"^CompressedData *= *True", header, flags=re.M | re.I):
-        return source.stat().st_size - start
-    try:
-        with open(source, "rb") as fh:
-            fh.seek(start)
-            return _inflated_length(fh, ZLIB_WBITS)[0]
-    except zlib.error as exc:
-        _refuse_a_failed_check(path, exc)
-        return None  # damaged otherwise: ITK's reader says so
+            return None
+    return source, start, bool(re.search(rb"^CompressedData *= *True", header, flags=re.M | re.I))
 
 
 def _inflated_length(fh, wbits: int) -> tuple[int, bool]:
@@ -93,35 +98,46 @@ def _inflated_length(fh, wbits: int) -> tuple[int, bool]:
     return length + len(inflate.flush()), inflate.eof
 
 
+class Inflated:
+    """Bytes a compressed voxel stream decompressed to, cut short or not (set on leaving
+    `checked_meanwhile`; None for a file of no such stream, or one damaged otherwise)."""
+    length: Optional[int] = None
+
+
 @contextlib.contextmanager
-def gzip_checked_meanwhile(path: Path) -> Iterator[None]:
-    """Within, a gzip-compressed NIfTI's or NRRD's stream is decompressed to its end in a thread of its
-    own and its CRC checked; on leaving, a failed check is refused. ITK never reads the CRC: a bit
-    flipped where the voxels still decompress was read as voxels without a word. Meant around ITK's
-    read of the voxels: zlib and ITK both let go of Python's lock, so on a 207-slice CT the check
-    costs 0.16 s beside ITK's 0.47 s, where after it it would cost 0.62 s."""
-    start = _gzip_stream_start(path)
-    if start is None:
-        yield
+def checked_meanwhile(path: Path) -> Iterator[Inflated]:
+    """Within, the compressed voxel stream of a .nii.gz, a gzip-encoded NRRD or a zlib-compressed
+    MetaImage is decompressed to its end in a thread of its own and its check (CRC, Adler-32) made; on
+    leaving, a failed check is refused, else the bytes it held are counted. ITK never reads the check:
+    a bit flipped where the voxels still decompress was read as voxels without a word. Meant around
+    ITK's read of the voxels: zlib and ITK both let go of Python's lock, so on a 207-slice CT the check
+    costs 0.16 s beside ITK's 0.47 s, where after it it would cost 0.62 s. (The thread only counts: a
+    warning logged from it would be taken for what ITK prints meanwhile.)"""
+    inflated, stream = Inflated(), _compressed_voxels(path)
+    if stream is None:
+        yield inflated
         return
     with ThreadPoolExecutor(1) as pool:
-        checked = pool.submit(_gzip_check_failure, path, start)
-        yield
-        failure = checked.result()
+        counted = pool.submit(_count_inflated, *stream)
+        yield inflated
+        length, failure = counted.result()
     if failure:
         _refuse_a_failed_check(path, failure)
+    inflated.length = length
 
 
-def _gzip_stream_start(path: Path) -> Optional[int]:
-    """Where the gzip stream of a .nii.gz (its start) or of a gzip-encoded .nrrd (after its header)
-    begins; None for another file."""
+def _compressed_voxels(path: Path) -> Optional[tuple[Path, int, int]]:
+    """The file, the start and zlib's window bits (`GZIP_WBITS`, `ZLIB_WBITS`) of the compressed voxel
+    stream of a .nii.gz (the whole file), a gzip-encoded .nrrd (after its header) or a compressed
+    MetaImage (after its header, or its data file); None for another file."""
     name = path.name.lower()
     if name.endswith(".nii.gz"):
-        return 0
-    if not name.endswith(".nrrd"):
-        return None
-    encoding, start = _nrrd_data_start(path)
-    return start if encoding in ("gzip", "gz") else None
+        return path, 0, GZIP_WBITS
+    if name.endswith(".nrrd"):
+        encoding, start = _nrrd_data_start(path)
+        return (path, start, GZIP_WBITS) if encoding in ("gzip", "gz") else None
+    data = metaimage_data(path) if name.endswith((".mha", ".mhd")) else None
+    return (data[0], data[1], ZLIB_WBITS) if data and data[2] else None
 
 
 def _nrrd_data_start(path: Path) -> tuple[Optional[str], Optional[int]]:
@@ -141,16 +157,15 @@ def _nrrd_data_start(path: Path) -> tuple[Optional[str], Optional[int]]:
     return header.get("encoding"), start
 
 
-def _gzip_check_failure(path: Path, start: int) -> Optional[Exception]:
-    """The error of a gzip stream from `start` whose check fails, else None (cut short or damaged
-    otherwise: the other checks and ITK's reader say so)."""
+def _count_inflated(source: Path, start: int, wbits: int) -> tuple[Optional[int], Optional[Exception]]:
+    """Bytes the stream from `start` decompresses to, and the error of one whose check fails or that is
+    damaged otherwise (length None: the other checks and ITK's reader say so)."""
     try:
-        with open(path, "rb") as fh:
+        with open(source, "rb") as fh:
             fh.seek(start)
-            _inflated_length(fh, GZIP_WBITS)
+            return _inflated_length(fh, wbits)[0], None
     except (OSError, zlib.error) as exc:
-        return exc
-    return None
+        return None, exc
 
 
 def _refuse_a_failed_check(path: Path, exc: Exception) -> None:
@@ -195,12 +210,6 @@ def gzip_damage(path: Path) -> Optional[str]:
         return None
     try:
         gzip_length(path)
-    except (EOFError, OSError, zlib.error) as exc:
-        return first_line(exc)
-    return None
-    try:
-        with gzip.open(path, "rb") as f:
-            f.read(1 << 16)
     except (EOFError, OSError, zlib.error) as exc:
         return first_line(exc)
     return None
