@@ -27,11 +27,14 @@ def check_shape(path: Path, dimension: int, size, components: int) -> None:
     if components != 1:
         raise InputError(f"a vector or colour image ({components} components per voxel)", path,
                          "give a grey-scale CT volume")
+    sides = " x ".join(map(str, size))
+    if dimension < 2 or 0 in size:  # was told "a 2-D image (size ), not a volume"
+        raise GeometryError(f"its header gives it no voxels or a single row of them ({dimension} dimension(s), "
+                            f"size {sides or 'none'})", path, "the header may be damaged; export it again")
     if dimension < 3 or min(size[:3]) < 2:
-        raise GeometryError(f"a 2-D image (size {' x '.join(map(str, size))}), not a volume", path,
-                            "give a 3-D volume of several slices")
+        raise GeometryError(f"a 2-D image (size {sides}), not a volume", path, "give a 3-D volume of several slices")
     if dimension > 3:
-        raise GeometryError(f"a {dimension}-D image (size {' x '.join(map(str, size))}), not a single 3-D volume", path,
+        raise GeometryError(f"a {dimension}-D image (size {sides}), not a single 3-D volume", path,
                             "give one 3-D volume (one time point, one channel)")
 
 

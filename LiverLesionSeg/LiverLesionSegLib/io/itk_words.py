@@ -37,6 +37,9 @@ def _image_words(text: str) -> Optional[str]:
         return ("its header names no voxel type the reader knows" if pixel_type[1] == "unknown" else
                 f"its header lays out voxels of {pixel_type[1].replace('_', ' ')} in a number of components per voxel "
                 "that SimpleITK cannot read")
+    if "std::bad_alloc" in text:  # after `check_image_fits`: the header asks for what no image is
+        return ("the reader ran out of memory reading it as its header describes: its encoding, compression or data "
+                "files are likely wrong")
     if "Unable to determine ImageIO reader" in text:
         return "no image reader recognises its header"
     return None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Optional
+from typing import BinaryIO, Iterator, Optional
 
 import numpy as np
 
@@ -44,6 +44,18 @@ def is_slicer_segmentation(path: str | os.PathLike) -> bool:
     return any(SEGMENT_KEY.fullmatch(key) for key in header)
 
 
+def _text_lines(fh: BinaryIO) -> Iterator[str]:
+    """The lines of a NRRD header at `fh` as text for pynrrd, which leaves `fh` after the line that ends
+    it. Slicer writes segment names in UTF-8; pynrrd, given the file, drops every byte beyond ASCII: a
+    liver named "肝脏" was read as "", a lesion named "Läsion" as "Lsion", and left out. A line of other
+    bytes (an older tool's Latin-1) is read as Latin-1."""
+    for line in fh:
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError:
+            yield line.decode("latin-1")
+
+
 def _header_fault(exc: Exception, header: dict) -> str:
     """What a reader's exception says of the header: a KeyError of pynrrd's ("'XXX'" for a type it
     does not know, "'sizes'" for a field gone) told as such."""
@@ -65,7 +77,7 @@ def read_slicer_segmentation(path: str | os.PathLike, reference: Volume, require
     header: dict = {}
     try:
         with open(path, "rb") as fh:  # the header read once: checked for size, then the data after it
-            header = nrrd.read_header(fh)
+            header = nrrd.read_header(_text_lines(fh))
             check_image_fits(tuple(int(s) for s in header["sizes"]), 1, path)
             data = nrrd.read_data(header, fh, str(path), index_order="F")  # [layer,] i, j, k
         layers, ijk_to_lps = _layers_and_geometry(data, header)

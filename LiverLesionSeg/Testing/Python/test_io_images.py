@@ -367,6 +367,19 @@ def test_two_d_image(small, tmp_path, shape):
     assert_one_line(exc, "slice.nii.gz", "2-D image")
 
 
+@pytest.mark.parametrize("ndims, size", [("0", None), ("1", "512"), ("3", "0 0 0"), ("3", "512 512 0")])
+def test_an_image_of_no_voxels_is_told_so(small, tmp_path, ndims, size):
+    """Found by `tools/damage_inputs.py --kind mha` (seeds 10010, 10036): a header of no dimensions or
+    a side of 0 was told "a 2-D image (size ), not a volume", "a 2-D image (size 0 x 0 x 0)"."""
+    write_metaimage(small, tmp_path / "ct.mha", "NDims", ndims)
+    if size is not None:
+        set_header_line(tmp_path / "ct.mha", "DimSize", size)
+    with pytest.raises(GeometryError) as exc:
+        read_image(tmp_path / "ct.mha")
+    assert_one_line(exc, "ct.mha: its header gives it no voxels or a single row of them "
+                         f"({ndims} dimension(s), size {(size or 'none').replace(' ', ' x ')})")
+
+
 def test_vector_image(small, tmp_path):
     image = sitk.Compose([small.to_sitk()] * 3)
     sitk.WriteImage(image, str(tmp_path / "rgb.nrrd"))
@@ -564,6 +577,25 @@ def test_a_nifti_scaling_slope_with_an_intercept_of_nan_is_told_in_its_fields(sm
         read_image(tmp_path / "ct.nii")
     assert_one_line(exc, "ct.nii", "cannot read the NIfTI header (its scaling slope (scl_slope) is set but its "
                                    "intercept (scl_inter) is nan)")
+
+
+def set_header_line(path, field: str, value: str) -> None:
+    """The MetaImage at `path` with its header line `field` saying `value`."""
+    data, count = re.subn(rf"^{field} = .*$".encode(), f"{field} = {value}".encode(), path.read_bytes(), 1, re.M)
+    assert count == 1
+    path.write_bytes(data)
+
+
+def test_a_metaimage_header_that_makes_the_reader_run_out_of_memory_is_told_so(small, tmp_path):
+    """Found by `tools/damage_inputs.py --kind mha`, seed 10005: plain voxels under a header saying they
+    are compressed, in a list of data files, were told in ITK's words: "Exception thrown in SimpleITK
+    ImageFileReader_Execute: std::bad_alloc"."""
+    write_metaimage(small, tmp_path / "ct.mha", "ElementDataFile", "LIST")
+    set_header_line(tmp_path / "ct.mha", "CompressedData", "True")
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / "ct.mha")
+    assert_one_line(exc, "ct.mha: cannot read the image data (the reader ran out of memory reading it as its header "
+                         "describes: its encoding, compression or data files are likely wrong)")
 
 
 def write_metaimage(volume: Volume, path, field: str, value, compressed: bool = False) -> None:

@@ -88,6 +88,27 @@ def test_segments_a_reader_renamed_or_added_count_by_name(case, scene_and_nodes,
     assert len(lesion_table(read_lesion)) == len(lesion_table(case["lesion"])) + 1
 
 
+@pytest.mark.parametrize("liver_name, lesion_name, latin1", [("肝脏", "Läsion 1", False), ("Leber", "Läsion 1", True)],
+                         ids=["utf-8, as Slicer writes", "latin-1, as an older tool may"])
+def test_segment_names_beyond_ascii_are_read_as_written(case, scene_and_nodes, tmp_path, caplog, liver_name,
+                                                        lesion_name, latin1):
+    """Slicer writes segment names in UTF-8, and pynrrd dropped every byte beyond ASCII: a liver named
+    "肝脏" was read as "" and the file refused ("has no liver segment (segments: , Lsion 1)"); a lesion
+    named "Läsion 1", as "Lsion 1", left out."""
+    scene, segmentation_node, liver = scene_and_nodes
+    segmentation = segmentation_node.GetSegmentation()
+    segmentation.GetSegment(LIVER.segment_id).SetName(liver_name)
+    segmentation.GetSegment(LESION.segment_id).SetName(lesion_name)
+    path = save(scene, segmentation_node, tmp_path / "named.seg.nrrd")
+    if latin1:
+        path.write_bytes(path.read_bytes().replace(lesion_name.encode(), lesion_name.encode("latin-1"), 1))
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        read_liver, read_lesion = read_segmentation(path, case["ct"])
+    assert np.array_equal(read_liver.array, liver.array)
+    assert np.array_equal(read_lesion.array, case["lesion"].array)
+    assert "left out" not in caplog.text
+
+
 def test_a_file_of_slicer_before_4_11_one_layer_per_segment(case, scene_and_nodes, tmp_path):
     """No label values nor layers in the header: each segment is a layer of ones."""
     scene, segmentation_node, liver = scene_and_nodes
