@@ -1,5 +1,5 @@
 """Header values of a DICOM file as numbers (its orientation, position, whole numbers), the
-geometry they give, and how messages show them."""
+geometry they give, names as their writer meant them, and how messages show them."""
 
 from __future__ import annotations
 
@@ -23,6 +23,19 @@ def orientation_of(ds) -> Optional[tuple[float, ...]]:
             and abs(float(row @ column)) < 1e-2):
         return None
     return values
+
+
+def text_as_written(value: str, dataset: pydicom.Dataset) -> str:
+    """A name (an ROI's, a segment's) as its writer meant it: where `dataset` declares no
+    SpecificCharacterSet, DICOM's default is ASCII, which pydicom reads as Latin-1, and a name a
+    planning system stored in UTF-8 was read as another ("肝脏" as "è\x82\x9dè\x84\x8f", a liver
+    left out); one whose bytes are UTF-8 is read so. Latin-1 ("Läsion") stays as it was read."""
+    if "SpecificCharacterSet" in dataset or value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
 
 
 def position_of(ds) -> np.ndarray:

@@ -27,6 +27,7 @@ from ..volume import Case, Volume
 from .dicom import check_in_plane_grid, read_series, slice_indices
 from .dicom_files import pixel_data_shortfall, reading_fault
 from .dicom_scan import FolderScan, SeriesInfo, scan_folder
+from .dicom_values import text_as_written
 from .multiframe import functional_group_item
 from .regularize import mask_to_grid
 from .rtstruct import is_rtstruct, read_rtstruct_masks
@@ -107,8 +108,7 @@ def read_seg_masks(path: Path, ct: Volume) -> dict[str, np.ndarray]:
     """{'liver': mask, 'lesion': mask} (those present) of one SEG file, on `ct`'s grid."""
     seg = _segread(path)
     roles = {number: segment_role(seg, number) for number in seg.segment_numbers}
-    warn_of_left_out(path, [seg.get_segment_description(number).segment_label
-                            for number, role in roles.items() if role is None])
+    warn_of_left_out(path, [segment_label(seg, number) for number, role in roles.items() if role is None])
     frames = _binary_frames(seg, path)
     shared = seg.get("SharedFunctionalGroupsSequence", [None])[0]
     per_frame = seg.PerFrameFunctionalGroupsSequence
@@ -154,16 +154,19 @@ def segment_role(seg: hd.seg.Segmentation, number: int) -> Optional[str]:
     """'liver', 'lesion' or None, from the segment's property type where it is a lesion's, else its label
     read as segment names are everywhere ("Liver incl. tumor" is liver, "Leber" and "간" too), else its
     property type (a liver's, unless the label names a vessel or cyst)."""
-    description = seg.get_segment_description(number)
-    prop = description.segmented_property_type
+    prop, label = seg.get_segment_description(number).segmented_property_type, segment_label(seg, number)
     if prop.value in LESION_CODES:
         return "lesion"
-    named = meaning_of_segment_name(description.segment_label)
+    named = meaning_of_segment_name(label)
     if named is not None:
         return named
-    if any(word in plain_text(description.segment_label) for word in NOT_LIVER_WORDS):
+    if any(word in plain_text(label) for word in NOT_LIVER_WORDS):
         return None
     return "liver" if prop.value in LIVER_CODES else meaning_of_segment_name(prop.meaning)
+
+
+def segment_label(seg: hd.seg.Segmentation, number: int) -> str:
+    return text_as_written(seg.get_segment_description(number).segment_label, seg)
 
 
 def _segread(path: Path) -> hd.seg.Segmentation:

@@ -26,6 +26,7 @@ from ..errors import GeometryError, InputError, first_line
 from ..segments import meaning_of_segment_name, warn_of_left_out
 from ..volume import POSITION_TOLERANCE_MM, Volume
 from .dicom_files import dcmread
+from .dicom_values import text_as_written
 from .polygon import fill_polygon
 from .regularize import STEP_TOLERANCE, Stack, mask_to_grid
 
@@ -81,7 +82,8 @@ def read_rtstruct_masks(path: str | os.PathLike, ct: Volume) -> dict[str, np.nda
 def _rois(dataset: pydicom.Dataset, path: Path) -> list[tuple[str, Optional[str], list[np.ndarray]]]:
     """(name, meaning, closed contours as (n, 3) LPS points) of each ROI; a warning for a liver or lesion
     ROI that holds none (an empty structure, or one whose contours were lost)."""
-    names = {int(item.ROINumber): str(item.get("ROIName", "")) for item in dataset.StructureSetROISequence}
+    names = {int(item.ROINumber): text_as_written(str(item.get("ROIName", "")), dataset)
+             for item in dataset.StructureSetROISequence}
     types = {int(item.ReferencedROINumber): str(item.get("RTROIInterpretedType", "") or "")
              for item in dataset.get("RTROIObservationsSequence", [])}
     rois, drawn = [], set()

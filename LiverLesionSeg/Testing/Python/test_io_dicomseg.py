@@ -315,11 +315,14 @@ def test_a_seg_without_frames_says_so(case_0697_copy):
 
 
 @pytest.mark.filterwarnings("ignore:The string .* person name:UserWarning")
+@pytest.mark.parametrize("declared", [True, False], ids=["UTF-8 declared", "no character set declared"])
 @pytest.mark.parametrize("labels", [("간", "간 종양", "혈관"), ("Leber", "Lebermetastase", "Pfortader"),
                                     ("Liver incl. tumor", "HCC", "Hepatic vein")])
-def test_segments_coded_only_as_tissue_are_read_by_their_labels(labels, case_0697_copy, data_dir):
+def test_segments_coded_only_as_tissue_are_read_by_their_labels(labels, declared, case_0697_copy, data_dir):
     """A SEG whose segments are coded only as tissue (a site's own tool): read by their labels as segment
-    names are everywhere (Korean: liver, liver tumour, vessel; stored in UTF-8), the vessel ignored."""
+    names are everywhere (Korean: liver, liver tumour, vessel; stored in UTF-8), the vessel ignored. A
+    tool that stores UTF-8 and declares no character set (whose default, ASCII, pydicom reads as
+    Latin-1) had its Korean labels read as others ("ê°\x84"), and both segments left out."""
     sources = axial_sources_alone(case_0697_copy, data_dir)
     pixels = np.zeros((len(sources), 512, 512, 3), np.uint8)
     pixels[10:30, 100:300, 100:300, 0] = 1
@@ -336,6 +339,11 @@ def test_segments_coded_only_as_tissue_are_read_by_their_labels(labels, case_069
     seg.SpecificCharacterSet = "ISO_IR 192"
     seg.save_as(case_0697_copy / "labelled.dcm")
     assert pydicom.dcmread(case_0697_copy / "labelled.dcm").SegmentSequence[1].SegmentLabel == labels[1]
+    if not declared:  # the UTF-8 bytes kept: pydicom writes back what it has not decoded as it read it
+        written = pydicom.dcmread(case_0697_copy / "labelled.dcm")
+        del written.SpecificCharacterSet
+        written.save_as(case_0697_copy / "labelled.dcm")
+        assert labels[1].encode() in (case_0697_copy / "labelled.dcm").read_bytes()
     case = read_seg_case(case_0697_copy)
     np.testing.assert_array_equal(case.liver.array, pixels[..., 0])
     np.testing.assert_array_equal(case.lesion.array, pixels[..., 1])

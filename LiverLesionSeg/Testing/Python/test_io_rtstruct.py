@@ -357,6 +357,24 @@ def _refusal_of_edited(reference, tmp_path: Path, edit) -> str:
     return str(refused.value)
 
 
+@pytest.mark.parametrize("declared", [True, False], ids=["UTF-8 declared", "no character set declared"])
+def test_roi_names_stored_in_utf8_are_read_so(reference, tmp_path, declared):
+    """A planning system that names structures in Chinese may store the names in UTF-8 and declare no
+    character set, whose default (ASCII) pydicom reads as Latin-1: the liver "肝脏" was read as
+    "è\x82\x9dè\x84\x8f", left out, and the liver "not segmented"."""
+    case, path = reference
+    dataset = pydicom.dcmread(path)
+    liver = next(item for item in dataset.StructureSetROISequence if item.ROIName == "Liver")
+    liver["ROIName"].value = "肝脏".encode()  # the bytes as written, whatever the header declares
+    if declared:
+        dataset.SpecificCharacterSet = "ISO_IR 192"
+    else:
+        del dataset.SpecificCharacterSet
+    dataset.save_as(tmp_path / "named.dcm")
+    masks = read_rtstruct_masks(tmp_path / "named.dcm", case.ct)
+    assert dice(masks["liver"] > 0, case.liver.array > 0) > 0.999
+
+
 @pytest.mark.parametrize("values", [[], [10.0], [float(v) for v in range(83)]])
 def test_contour_data_that_is_no_list_of_points_names_its_roi(reference, tmp_path, values):
     def edit(dataset):
