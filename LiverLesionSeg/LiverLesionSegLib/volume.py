@@ -145,9 +145,10 @@ class Case:
             where = mask.source or str(self.source or self.name)
             if not mask.same_grid(self.ct):
                 raise GeometryError(
-                    f"the {what} mask (shape {mask.shape}, spacing {_fmt(mask.spacing)}, origin {_fmt(mask.origin)}) "
-                    f"does not lie on the CT's grid (shape {self.ct.shape}, spacing {_fmt(self.ct.spacing)}, "
-                    f"origin {_fmt(self.ct.origin)})", where, "give a mask made on this CT")
+                    f"the {what} mask (shape {mask.shape}, spacing {in_brackets(mask.spacing)}, origin "
+                    f"{in_brackets(mask.origin)}) does not lie on the CT's grid (shape {self.ct.shape}, spacing "
+                    f"{in_brackets(self.ct.spacing)}, origin {in_brackets(self.ct.origin)})", where,
+                    "give a mask made on this CT")
             if mask.array.dtype != np.uint8 or mask.array.max(initial=0) > 1:
                 raise GeometryError(f"the {what} mask is not binary", where, "masks must hold 0 and 1 only")
         return self
@@ -162,8 +163,9 @@ class Case:
         return labels
 
 
-def _fmt(values) -> str:
-    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+def in_brackets(values) -> str:
+    """Numbers as messages show them: "(0.7813, 0.7813, 2.5)"."""
+    return "(" + ", ".join(f"{float(v):.4g}" for v in values) + ")"
 
 
 # --- orientation ---------------------------------------------------------------------------------

@@ -22,11 +22,10 @@ import pydicom
 
 from ..errors import GeometryError, InputError
 from ..memory import check_image_fits
-from ..volume import DIRECTION_TOLERANCE, POSITION_TOLERANCE_MM, Volume
+from ..volume import DIRECTION_TOLERANCE, POSITION_TOLERANCE_MM, Volume, in_brackets
 from .dicom_files import check_decoder, dcmread, decode_pixels, header_values, read_dataset, tell_decoder_complaints
 from .dicom_scan import NON_IMAGE_MODALITIES, SeriesInfo
-from .dicom_values import (described, in_brackets, int_or_none, normal_of, number_values, numbers_of, orientation_of,
-                           position_of)
+from .dicom_values import described, int_or_none, normal_of, number_values, numbers_of, orientation_of, position_of
 from .regularize import IN_PLANE_TOLERANCE_PIXELS, MAX_TILT_DEGREES, STEP_TOLERANCE, Stack, stack_to_volume
 
 LOG = logging.getLogger("LiverLesionSeg")

@@ -8,6 +8,8 @@ from typing import Optional, Sequence
 import numpy as np
 import pydicom
 
+from ..volume import in_brackets
+
 
 def orientation_of(ds) -> Optional[tuple[float, ...]]:
     """ImageOrientationPatient (a multi-frame image's: in its shared functional groups): two unit
@@ -88,8 +90,4 @@ def described(value, count: int) -> str:
     if numbers is not None:
         return in_brackets(numbers)
     return "none" if value is None or str(value) == "" else f"'{value}' ({count} numbers needed)"
-
-
-def in_brackets(values) -> str:
-    return "(" + ", ".join(f"{float(v):.4g}" for v in values) + ")"
 
