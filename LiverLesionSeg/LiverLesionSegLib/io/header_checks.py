@@ -17,8 +17,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import GeometryError, InputError, first_line
-from .stored_bytes import (gzip_length, gzip_trailer_says, metaimage_data, metaimage_header, nrrd_data_length,
-                           refuse_surplus, voxel_dtype)
+from .stored_bytes import (FloatVoxels, gzip_length, gzip_trailer_says, metaimage_data, metaimage_header,
+                           nrrd_data_length, refuse_surplus, voxel_dtype)
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -38,10 +38,13 @@ def check_shape(path: Path, dimension: int, size, components: int) -> None:
                             "give one 3-D volume (one time point, one channel)")
 
 
-def check_nifti(path: Path, itk_spacing: Optional[Sequence[float]] = None) -> None:
+def check_nifti(path: Path, itk_spacing: Optional[Sequence[float]] = None, look_at_floats: bool = True
+                ) -> Optional[FloatVoxels]:
     """What SimpleITK hides in a NIfTI file: missing voxels (truncation) or far more than announced (a
-    damaged size or data type), NaN or infinite values, an affine that is not numbers, and (given
-    the spacing ITK read, `itk_spacing`) a header of two voxel spacings."""
+    damaged size or data type), NaN or infinite values (which ITK reads as 0), an affine that is not
+    numbers, and (given the spacing ITK read, `itk_spacing`) a header of two voxel spacings. Without
+    `look_at_floats`, the float voxels of a .nii.gz are not decompressed here but returned, to be
+    looked at while ITK reads them (`checked_meanwhile`)."""
     import nibabel as nib
 
     try:
@@ -77,8 +80,12 @@ def check_nifti(path: Path, itk_spacing: Optional[Sequence[float]] = None) -> No
         raise InputError(f"the file is truncated: it holds {available} of the {needed} bytes its header announces",
                          path, "export it again")
     refuse_surplus(path, available - proxy.offset, announced, proxy.shape, proxy.dtype)
-    if np.issubdtype(proxy.dtype, np.floating):
-        check_finite(path, np.asarray(proxy.get_unscaled()))
+    if not np.issubdtype(proxy.dtype, np.floating):
+        return None
+    if path.name.lower().endswith(".gz") and not look_at_floats:
+        return FloatVoxels(proxy.offset, announced, proxy.dtype)
+    check_finite(path, np.asarray(proxy.get_unscaled()))
+    return None
 
 
 def _warn_of_no_position(path: Path, header) -> None:
@@ -168,9 +175,12 @@ def _check_metaimage_numbers(path: Path, header: bytes) -> None:
 
 def check_finite(path: Path, array: np.ndarray) -> None:
     if np.issubdtype(array.dtype, np.floating):
-        bad = np.count_nonzero(~np.isfinite(array))
-        if bad:
-            raise InputError(f"{bad} voxels are NaN or infinite", path, "give an image with finite values")
+        refuse_non_finite(path, np.count_nonzero(~np.isfinite(array)))
+
+
+def refuse_non_finite(path: Path, count: int) -> None:
+    if count:
+        raise InputError(f"{count} voxels are NaN or infinite", path, "give an image with finite values")
 
 
 def in_mm(spacing: Sequence[float]) -> str:

@@ -27,7 +27,7 @@ from ..memory import check_image_fits
 from ..volume import Volume
 from .atomic import NOT_TEXT, is_text_path
 from .header_checks import (check_finite, check_metaimage, check_metaimage_size, check_nifti, check_nrrd, check_shape,
-                            in_mm)
+                            in_mm, refuse_non_finite)
 from .itk_words import itk_reason, metaimage_failure, reader_notes
 from .native_output import held_back
 from .sheared import is_sheared_nifti_error, read_sheared_nifti
@@ -292,14 +292,15 @@ def _read_with_itk(path: Path, resample_shear: bool) -> sitk.Image | Volume:
                          "the file may be damaged or not an image; export it again") from None
     check_shape(path, reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents())
     check_image_fits(tuple(reversed(reader.GetSize())), voxel_itemsize(reader.GetPixelID()), path)
-    name = path.name.lower()
+    name, floats = path.name.lower(), None
     metaimage = name.endswith((".mha", ".mhd"))
     if name.endswith((".nii", ".nii.gz")):
-        check_nifti(path, reader.GetSpacing())
+        floats = check_nifti(path, reader.GetSpacing(), look_at_floats=False)
     elif metaimage:
         check_metaimage(path)
-    with checked_meanwhile(path) as inflated:
+    with checked_meanwhile(path, floats) as inflated:
         image, exc, data_printed = _held_back(reader.Execute)
+    refuse_non_finite(path, inflated.non_finite)
     # ITK's MetaImage reader goes on after its decompression failed (it only prints so), with voxels of no one's
     failure = (itk_reason(exc, data_printed) if exc is not None else
                metaimage_failure(data_printed) if metaimage else None)

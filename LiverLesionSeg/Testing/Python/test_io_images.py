@@ -350,6 +350,39 @@ def test_nan_values(small, tmp_path, name):
     assert_one_line(exc, name, "2 voxels are NaN or infinite")
 
 
+@pytest.mark.parametrize("layout", ["big-endian", "after a header extension", "float64"])
+def test_nan_values_of_a_compressed_nifti_are_found_whatever_its_layout(small, tmp_path, layout):
+    """The NaN and infinite voxels of a .nii.gz (which ITK reads as 0) are counted in the decompressed
+    stream while ITK reads the voxels, piece by piece, from where the header says they begin."""
+    array = small.array.transpose(2, 1, 0).astype(">f4" if layout == "big-endian" else
+                                                  np.float64 if layout == "float64" else np.float32)
+    array[100, 100, 3] = np.nan
+    array[10, 10, 4] = -np.inf
+    array[-1, -1, -1] = np.nan  # the last voxel: the stream's last piece
+    image = nib.Nifti1Image(array, np.diag([0.8, 0.8, 2.5, 1]))
+    if layout == "after a header extension":
+        image.header.extensions.append(nib.nifti1.Nifti1Extension("comment", b"x" * 1001))
+    nib.save(image, str(tmp_path / "nan.nii.gz"))
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / "nan.nii.gz")
+    assert_one_line(exc, "nan.nii.gz: 3 voxels are NaN or infinite")
+
+
+def test_non_finite_values_are_counted_in_pieces_of_any_length():
+    from LiverLesionSegLib.io.stored_bytes import FloatVoxels, _NonFiniteCount
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=5000).astype("<f4")
+    values[rng.choice(5000, 40, replace=False)] = np.nan
+    values[:3], values[-2:] = np.inf, np.nan  # before the voxels begin and after they end: not counted
+    data = b"h" * 13 + values.tobytes()
+    count = _NonFiniteCount(FloatVoxels(13 + 3 * 4, 4 * 4995, np.dtype("<f4")))
+    cuts = np.sort(rng.choice(len(data), 60, replace=False))
+    for piece in np.split(np.frombuffer(data, np.uint8), cuts):
+        count(piece.tobytes())
+    assert count.count == np.count_nonzero(~np.isfinite(values[3:-2]))
+
+
 def test_four_d_nifti(small, tmp_path):
     data = np.stack([small.array.transpose(2, 1, 0)] * 2, axis=-1)
     nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "4d.nii.gz"))
