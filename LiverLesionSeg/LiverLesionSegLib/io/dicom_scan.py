@@ -20,7 +20,8 @@ from ..errors import InputError, first_line
 from ..volume import DIRECTION_TOLERANCE
 from .dicom_files import (dcmread, has_dicom_prefix, header_values, is_empty_slice_file, list_files,
                           starts_as_a_bare_dataset)
-from .dicom_values import dominant_axis, int_or_none, normal_of, orientation_name, orientation_of, position_of
+from .dicom_values import (dominant_axis, int_or_none, normal_of, orientation_name, orientation_of, position_of,
+                           text_as_written)
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -240,7 +241,7 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisit
     info = SeriesInfo(
         uid=uid,
         modality=str(first.get("Modality", "") or "").strip() or _modality_of_class(first),
-        description=str(first.get("SeriesDescription", "") or ""),
+        description=text_as_written(str(first.get("SeriesDescription", "") or ""), first),
         number=int_or_none(first.get("SeriesNumber")),
         files=[path for path, _ in kept],
         orientation=orientation,

@@ -32,7 +32,7 @@ def text_as_written(value: str, dataset: pydicom.Dataset) -> str:
     SpecificCharacterSet, DICOM's default is ASCII, which pydicom reads as Latin-1, and a name a
     planning system stored in UTF-8 was read as another ("肝脏" as "è\x82\x9dè\x84\x8f", a liver
     left out); one whose bytes are UTF-8 is read so. Latin-1 ("Läsion") stays as it was read."""
-    if "SpecificCharacterSet" in dataset or value.isascii():
+    if dataset.get("SpecificCharacterSet") or value.isascii():  # (an empty one is the default too)
         return value
     try:
         return value.encode("latin-1").decode("utf-8")

@@ -610,22 +610,32 @@ def test_0697_phases_without_their_seg_the_enhanced_phase_is_chosen(data_dir, tm
     assert "equally good" not in caplog.text
 
 
-@pytest.mark.parametrize("descriptions, expected", [
-    (("NC Abdomen 5.0", "Arterial 5.0", "Portal venous 5.0", "Delayed 5.0"), "Portal venous 5.0"),
-    (("Nativ 5mm", "Abdomen 5mm"), "Abdomen 5mm"),  # a phase not named beats one before contrast
-    (("PVP 3mm", "Spätphase 3mm"), "PVP 3mm"),
-    (("腹部単純 5mm", "動脈相 5mm", "門脈相 5mm", "平衡相 5mm"), "門脈相 5mm"),  # a Japanese hospital's protocol
+JAPANESE_PHASES = ("腹部単純 5mm", "動脈相 5mm", "門脈相 5mm", "平衡相 5mm")  # a Japanese hospital's protocol
+
+
+@pytest.mark.parametrize("descriptions, expected, declared", [
+    (("NC Abdomen 5.0", "Arterial 5.0", "Portal venous 5.0", "Delayed 5.0"), "Portal venous 5.0", True),
+    (("Nativ 5mm", "Abdomen 5mm"), "Abdomen 5mm", True),  # a phase not named beats one before contrast
+    (("PVP 3mm", "Spätphase 3mm"), "PVP 3mm", True),
+    (JAPANESE_PHASES, "門脈相 5mm", True),
+    (JAPANESE_PHASES, "門脈相 5mm", False),  # stored in UTF-8, no character set declared
 ])
-def test_a_study_of_several_phases_chooses_the_portal_venous_one(small_series, descriptions, expected, caplog):
+def test_a_study_of_several_phases_chooses_the_portal_venous_one(small_series, descriptions, expected, declared,
+                                                                 caplog):
     """A liver CT of several phases at one slice count (the usual protocol): which is chosen no longer
-    depends on the series numbers; it is logged, and a series still overrides it."""
+    depends on the series numbers; it is logged, and a series still overrides it. Descriptions stored
+    in UTF-8 under no declared character set (DICOM's default, ASCII, which pydicom reads as Latin-1)
+    had no phase found in them, and the arterial phase could be chosen."""
+    def described(text: str) -> dict:
+        stored = text.encode() + b" " * (len(text.encode()) % 2)  # the bytes as written, padded to even length
+        return ({"SeriesDescription": text, "SpecificCharacterSet": "ISO_IR 192"} if declared else
+                {"SeriesDescription": stored, "SpecificCharacterSet": ""})
+
     edit_all = [path for path in small_series.iterdir() if path.is_file()]
-    utf8 = "ISO_IR 192"  # for the descriptions in Japanese
     for path in edit_all:
-        edit(path, SeriesDescription=descriptions[0], SeriesNumber=1, SpecificCharacterSet=utf8)
+        edit(path, SeriesNumber=1, **described(descriptions[0]))
     for number, description in enumerate(descriptions[1:], start=2):
-        _second_series(small_series, small_series / f"series {number}", SeriesDescription=description,
-                       SeriesNumber=number, SpecificCharacterSet=utf8)
+        _second_series(small_series, small_series / f"series {number}", SeriesNumber=number, **described(description))
     with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
         chosen = choose_ct_series(scan_folder(small_series))
     assert chosen.description == expected
