@@ -172,6 +172,15 @@ def two_dimensional_nifti(data_dir, tmp, model):
 
 
 @entry
+def metaimage_of_no_voxels(data_dir, tmp, model):
+    """A MetaImage whose header gives a side of 0 voxels (a damaged DimSize)."""
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((8, 64, 64), np.int16)), str(tmp / "empty.mha"))
+    header_and_data = (tmp / "empty.mha").read_bytes()
+    (tmp / "empty.mha").write_bytes(header_and_data.replace(b"DimSize = 64 64 8", b"DimSize = 64 64 0", 1))
+    return BadInput(segment(tmp / "empty.mha", tmp, model), GEOMETRY, "no voxels", "empty.mha")
+
+
+@entry
 def label_map_given_as_the_ct(data_dir, tmp, model):
     """A label map (0 background, 1 liver, 2 lesion) given where the CT belongs."""
     case = small_case(data_dir, tmp / "case")
