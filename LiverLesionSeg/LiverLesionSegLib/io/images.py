@@ -307,7 +307,7 @@ def _read_with_itk(path: Path, resample_shear: bool) -> sitk.Image | Volume:
     if failure is not None:
         raise InputError(f"cannot read the image data ({failure})", path, "the file may be truncated or damaged, "
                          "or the data file an .nhdr or .mhd header names missing; export it again")
-    if name.endswith(".nrrd"):
+    if name.endswith((".nrrd", ".nhdr")):
         check_nrrd(path, reader, inflated.length)
     elif metaimage:
         check_metaimage_size(path, reader, inflated.length)

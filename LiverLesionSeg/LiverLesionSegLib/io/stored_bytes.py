@@ -30,22 +30,23 @@ ZLIB_WBITS, GZIP_WBITS = 15, 31  # zlib's window bits for its own format and for
 
 
 def nrrd_data_length(path: Path, expected: int) -> Optional[int]:
-    """Bytes of voxel data (decompressed) a NRRD holds after its header, `expected` of them when its
-    gzip trailer says so (its CRC: `checked_meanwhile`); None where that is not simply counted (a
-    detached data file, skipped bytes or lines, text encodings)."""
+    """Bytes of voxel data (decompressed) a NRRD holds after its header, or in the one data file a
+    detached header (.nhdr) names, `expected` of them when its gzip trailer says so (its CRC:
+    `checked_meanwhile`); None where that is not simply counted (a list or pattern of data files,
+    skipped bytes or lines, text encodings)."""
     import bz2
 
-    encoding, start = _nrrd_data_start(path)
-    if start is None:
+    encoding, source, start = _nrrd_data(path)
+    if source is None:
         return None
     if encoding == "raw":
-        return path.stat().st_size - start
-    if encoding in ("gzip", "gz") and gzip_trailer_says(path, expected):
+        return source.stat().st_size - start
+    if encoding in ("gzip", "gz") and gzip_trailer_says(source, expected):
         return expected
     if encoding not in ("gzip", "gz", "bzip2", "bz2"):
         return None
     try:
-        with open(path, "rb") as fh:
+        with open(source, "rb") as fh:
             fh.seek(start)
             if encoding in ("bzip2", "bz2"):
                 return _stream_length(bz2.BZ2File(fh))
@@ -168,17 +169,18 @@ def _compressed_voxels(path: Path) -> Optional[tuple[Path, int, int]]:
     name = path.name.lower()
     if name.endswith(".nii.gz"):
         return path, 0, GZIP_WBITS
-    if name.endswith(".nrrd"):
-        encoding, start = _nrrd_data_start(path)
-        return (path, start, GZIP_WBITS) if encoding in ("gzip", "gz") else None
+    if name.endswith((".nrrd", ".nhdr")):
+        encoding, source, start = _nrrd_data(path)
+        return (source, start, GZIP_WBITS) if source is not None and encoding in ("gzip", "gz") else None
     data = metaimage_data(path) if name.endswith((".mha", ".mhd")) else None
     return (data[0], data[1], ZLIB_WBITS) if data and data[2] else None
 
 
-def _nrrd_data_start(path: Path) -> tuple[Optional[str], Optional[int]]:
-    """A NRRD's encoding and where its data begins, after its header; (None, None) where that is not
-    simply its data (a detached data file, skipped bytes or lines) or pynrrd cannot read its header
-    (ITK read it: what pynrrd cannot read is left to ITK)."""
+def _nrrd_data(path: Path) -> tuple[Optional[str], Optional[Path], Optional[int]]:
+    """A NRRD's encoding, the file holding its data (itself, or the one data file a detached header
+    names) and where in it the data begins; (None, None, None) where that is not simply told (a list
+    or pattern of data files, skipped bytes or lines, a data file missing) or pynrrd cannot read its
+    header (ITK read it: what pynrrd cannot read is left to ITK)."""
     import nrrd
 
     try:
@@ -186,10 +188,16 @@ def _nrrd_data_start(path: Path) -> tuple[Optional[str], Optional[int]]:
             header = nrrd.read_header(fh)
             start = fh.tell()
     except Exception:
-        return None, None
-    if {"data file", "datafile", "byte skip", "line skip"} & set(header):
-        return None, None
-    return header.get("encoding"), start
+        return None, None, None
+    named = header.get("data file", header.get("datafile"))
+    if {"byte skip", "line skip"} & set(header) or (named is not None and not isinstance(named, str)):
+        return None, None, None
+    if named is None:
+        return header.get("encoding"), path, start
+    source = path.parent / named
+    if named.startswith("LIST") or " " in named or "%" in named or not source.is_file():
+        return None, None, None
+    return header.get("encoding"), source, 0
 
 
 def _count_inflated(source: Path, start: int, wbits: int, read: Optional[Callable[[bytes], None]] = None

@@ -457,6 +457,30 @@ def test_compressed_voxels_damaged_past_their_check_are_refused(tmp_path, name, 
     assert_one_line(exc, f"{name}: {told}")
 
 
+def test_a_detached_nrrd_data_file_is_checked_as_an_attached_one_is(tmp_path, caplog):
+    """A NRRD whose header (.nhdr) names its data file (ct.raw.gz, as SimpleITK and Slicer write one):
+    a bit flipped where the gzip stream still decompresses, and a raw data file holding more slices
+    than the header announces, were read without a word (only a .nrrd's attached data was checked)."""
+    array = np.random.default_rng(0).normal(0, 300, (8, 128, 128)).astype(np.int16)
+    image = sitk.GetImageFromArray(array)
+    sitk.WriteImage(image, str(tmp_path / "ct.nhdr"), useCompression=True)
+    assert "data file: ct.raw.gz" in (tmp_path / "ct.nhdr").read_text()
+    bad_inputs.a_bit_flipped_where(tmp_path / "ct.raw.gz",
+                                   lambda path: bad_inputs.itk_reads_other_voxels(tmp_path / "ct.nhdr", array))
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / "ct.nhdr")
+    assert_one_line(exc, f"ct.nhdr: {CHECKSUM_FAILS}")
+
+    sitk.WriteImage(image, str(tmp_path / "raw.nhdr"))
+    header = (tmp_path / "raw.nhdr").read_text()
+    (tmp_path / "raw.nhdr").write_text(header.replace("sizes: 128 128 8", "sizes: 128 128 6"))
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        volume = read_image(tmp_path / "raw.nhdr")
+    np.testing.assert_array_equal(volume.array, array[:6])
+    assert "raw.nhdr: it holds 65536 bytes of voxels more than its header announces (128 x 128 x 6 of int16), " \
+           "as many as 2 slice(s)" in caplog.text
+
+
 @pytest.mark.parametrize("written,named", [(".nii.gz", "scan.nii"), (".nii", "scan.nii.gz"), (".nii.gz", "scan.dcm"),
                                            (".nrrd", "scan.img"), (".mha", "scan")])
 def test_an_image_named_as_another_kind_is_read_as_what_it_holds(small, tmp_path, written, named, caplog):
