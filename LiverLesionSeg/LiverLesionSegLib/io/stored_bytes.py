@@ -129,6 +129,7 @@ class _NonFiniteCount:
         self.rest = data[whole:]
 
 
+@dataclass
 class Inflated:
     """What a compressed voxel stream held, set on leaving `checked_meanwhile`: the bytes it decompressed
     to, cut short or not (None for a file of no such stream, or one damaged otherwise), and how many of
