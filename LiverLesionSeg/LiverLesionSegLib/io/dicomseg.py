@@ -166,6 +166,7 @@ def segment_role(seg: hd.seg.Segmentation, number: int) -> Optional[str]:
 
 
 def segment_label(seg: hd.seg.Segmentation, number: int) -> str:
+    """The label of segment `number`, as its writer meant it (`text_as_written`)."""
     return text_as_written(seg.get_segment_description(number).segment_label, seg)
 
 
