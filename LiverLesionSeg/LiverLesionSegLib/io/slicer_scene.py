@@ -28,6 +28,9 @@ SCENE_SUFFIX = ".mrml"
 BUNDLE_SUFFIX = ".mrb"  # a ZIP archive of a scene and its data, as Slicer saves it
 SCALAR_VOLUME_TAG = "Volume"  # vtkMRMLScalarVolumeNode's tag; label maps are "LabelMapVolume"
 SEGMENTATION_TAG = "Segmentation"
+# The storage node that saves a node of a tag: a segmentation's storage reference damaged to name a
+# volume's storage node read the label map that node saves as the segmentation, without a word.
+STORAGE_TAGS = {SEGMENTATION_TAG: "SegmentationStorage"}
 ROLE_ATTRIBUTE = "LiverLesionSeg.Role"  # a node attribute Slicer saves with the scene
 PROBABILITY_ROLE = "lesion probability"  # the role of the probability volumes this tool makes
 
@@ -119,15 +122,20 @@ def _scene_files(scene: Path, tag: str, keep) -> list[SceneFile]:
         raise InputError(f"is an XML file but not a 3D Slicer scene (its root is <{root.tag}>)", scene,
                          "give a scene saved by Slicer (.mrb or .mrml), or the CT's own file")
     files = {node.get("id"): node.get("fileName") for node in root if node.get("id")}
+    tags = {node.get("id"): node.tag for node in root if node.get("id")}
     names = {node.get("id"): node.get("name") or node.get("id") for node in root}
     found = []
     for node in root:  # the scene's own nodes, not the copies a scene view holds within it
         if node.tag == tag and keep(node):
             storage = _reference(node, "storage")
             file_name = files.get(storage)
+            wanted = STORAGE_TAGS.get(tag, tags.get(storage))
             no_file = ("it names no storage node" if not storage else
                        f"its storage node '{storage}' is not in the scene" if storage not in files else
+                       f"its storage node '{storage}' is a {tags[storage]}, which saves no {tag.lower()}"
+                       if tags[storage] != wanted else
                        f"its storage node '{storage}' names no file" if not file_name else "")
+            file_name = file_name if not no_file else None
             found.append(SceneFile(node.get("name") or node.get("id") or "unnamed",
                                    _data_file(scene.parent, file_name) if file_name else None,
                                    names.get(_reference(node, "transform")), no_file))

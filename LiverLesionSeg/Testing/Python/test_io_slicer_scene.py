@@ -11,7 +11,7 @@ from bad_inputs import slicer_scene_bundle
 from LiverLesionSegLib.cli import main
 from LiverLesionSegLib.errors import InputError
 from LiverLesionSegLib.io.cases import find_input_ct, read_input_volume
-from LiverLesionSegLib.io.slicer_scene import choose_scene_volume, scene_volumes
+from LiverLesionSegLib.io.slicer_scene import choose_scene_segmentation, choose_scene_volume, scene_volumes
 from LiverLesionSegLib.resources import sample_case_path
 
 
@@ -96,6 +96,22 @@ def test_a_broken_scene_is_refused_in_one_line_naming_it(text, fragment, tmp_pat
         find_input_ct(tmp_path / "scene.mrml")
     message = str(raised.value)
     assert fragment in message.lower() and "scene.mrml" in message and "\n" not in message
+
+
+def test_a_segmentation_whose_storage_reference_names_a_volumes_storage_is_refused(tmp_path):
+    """Found by `tools/damage_inputs.py --kind scene`, seed 12002: a segmentation node whose storage
+    reference was damaged to name the label map's storage node was measured as that label map."""
+    (tmp_path / "labels.nrrd").write_bytes(b"")
+    (tmp_path / "scene.mrml").write_text(
+        "<MRML><Segmentation id='s' name='corrected' references='storage:st2;'/>"
+        "<SegmentationStorage id='st1' fileName='corrected.seg.nrrd'/>"
+        "<VolumeArchetypeStorage id='st2' fileName='labels.nrrd'/></MRML>")
+    with pytest.raises(InputError) as raised:
+        choose_scene_segmentation(tmp_path / "scene.mrml")
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith(str(tmp_path / "scene.mrml"))
+    assert "the 3D Slicer scene's segmentation 'corrected' has no file (its storage node 'st2' is a " \
+           "VolumeArchetypeStorage, which saves no segmentation)" in message
 
 
 def test_segment_a_scene_bundle_from_the_command_line(ct, tmp_path, model_path):
