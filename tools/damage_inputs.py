@@ -80,6 +80,7 @@ CODE_TAGS = {"PhotometricInterpretation": ["RGB", "MONOCHROME1", "PALETTE COLOR"
              "PatientPosition": ["FFS", "HFP", "FFDR", "XXX", ""]}
 UID_TAGS = ["SeriesInstanceUID", "StudyInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID", "SOPClassUID"]
 ODD_TEXTS = ["", "XXX", "LIVER", "Tumor", "0", "é\x00", "A" * 200]
+ODD_CHARACTER_SETS = ["", "XXX", "ISO-IR 100", "ISO_IR 999", "ISO 2022 IR 87", "GB18030"]
 CONTRACT_EXITS = {0, 2, 3, 4, 5, 6, 7, 8}  # success, usage, and the project's kinds of error
 NATIVE_MARK = "[written by a C library] "  # a line a C library wrote straight to file descriptor 2
 
@@ -347,6 +348,8 @@ def damage_element(ds: pydicom.Dataset, rng: random.Random) -> str:
         value = rng.choice([v for v in ODD_NUMBERS if v != ""] if element.VR != "DS" else ODD_NUMBERS)
     elif element.VR == "UI":
         value = rng.choice(["", "1.2.3", "1.2.840.10008.5.1.4.1.1.4", "not a uid"])
+    elif element.keyword == "SpecificCharacterSet":  # pydicom cannot write one holding a null character
+        value = rng.choice(ODD_CHARACTER_SETS)
     else:
         value = rng.choice(ODD_TEXTS)
     before = element.value

@@ -184,6 +184,10 @@ def _empty_sequence(ds: pydicom.Dataset, where: str) -> Optional[str]:
 def check_decoder(path: Path, ds: pydicom.Dataset) -> None:
     """Compressed pixel data needs a decoder: refuse, naming what to install, when there is none."""
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if syntax is None and "PixelData" in ds:  # pydicom's words: "'transfer_syntax_uid' is required if ..."
+        raise InputError("its file meta information gives no TransferSyntaxUID (the group is missing or damaged), so "
+                         "how its pixel data is stored cannot be told", path, "the file is damaged; export the "
+                         "series again")
     if syntax is not None and not syntax.is_transfer_syntax:
         raise InputError(f"its TransferSyntaxUID '{syntax}' names no transfer syntax, so how its pixel data is "
                          "stored cannot be told", path, "the file is damaged; export the series again")

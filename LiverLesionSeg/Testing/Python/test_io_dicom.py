@@ -752,6 +752,21 @@ def test_a_damaged_compressed_slice_is_told_in_the_decoders_words_not_a_plugins_
     assert "object has no attribute" not in str(exc.value)
 
 
+def test_a_slice_whose_file_meta_lost_its_transfer_syntax_is_told_so(small_series):
+    """Found by `tools/damage_inputs.py --kind ircadb`, seed 13039: header bytes damaged in the file meta
+    group left no TransferSyntaxUID, told in pydicom's words ("'transfer_syntax_uid' is required if the
+    dataset in 'src' is not in the DICOM File Format")."""
+    damaged = small_series / "slice 102"
+    data = damaged.read_bytes()
+    assert data.count(b"\x02\x00\x10\x00UI") == 1
+    damaged.write_bytes(data.replace(b"\x02\x00\x10\x00UI", b"\x02\x00\x11\x00UI"))  # (0002,0011): no such element
+    assert "TransferSyntaxUID" not in pydicom.dcmread(damaged).file_meta
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "slice 102: its file meta information gives no TransferSyntaxUID (the group is missing or "
+                         "damaged), so how its pixel data is stored cannot be told")
+
+
 def test_compressed_without_decoder(small_series):
     """The pixel data is declared (and encapsulated) as a syntax no installed plugin decodes."""
     candidates = [dicom_uid.JPEGLosslessSV1, dicom_uid.JPEGLossless, dicom_uid.HTJ2KLossless,
