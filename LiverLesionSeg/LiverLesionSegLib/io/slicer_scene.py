@@ -121,25 +121,40 @@ def _scene_files(scene: Path, tag: str, keep) -> list[SceneFile]:
     if root.tag != "MRML":
         raise InputError(f"is an XML file but not a 3D Slicer scene (its root is <{root.tag}>)", scene,
                          "give a scene saved by Slicer (.mrb or .mrml), or the CT's own file")
-    files = {node.get("id"): node.get("fileName") for node in root if node.get("id")}
-    tags = {node.get("id"): node.tag for node in root if node.get("id")}
+    storages = {node.get("id"): node for node in root if node.get("id")}
     names = {node.get("id"): node.get("name") or node.get("id") for node in root}
     found = []
     for node in root:  # the scene's own nodes, not the copies a scene view holds within it
         if node.tag == tag and keep(node):
             storage = _reference(node, "storage")
-            file_name = files.get(storage)
-            wanted = STORAGE_TAGS.get(tag, tags.get(storage))
-            no_file = ("it names no storage node" if not storage else
-                       f"its storage node '{storage}' is not in the scene" if storage not in files else
-                       f"its storage node '{storage}' is a {tags[storage]}, which saves no {tag.lower()}"
-                       if tags[storage] != wanted else
-                       f"its storage node '{storage}' names no file" if not file_name else "")
-            file_name = file_name if not no_file else None
+            no_file = _why_no_file(storage, storages, tag)
+            file_name = storages[storage].get("fileName") if not no_file else None
             found.append(SceneFile(node.get("name") or node.get("id") or "unnamed",
                                    _data_file(scene.parent, file_name) if file_name else None,
                                    names.get(_reference(node, "transform")), no_file))
     return found
+
+
+def _why_no_file(storage: Optional[str], storages: dict[str, ElementTree.Element], tag: str) -> str:
+    """Why a node of `tag` whose storage reference is `storage` has no file of its own, in words ("" where
+    it has one). A segmentation's storage reference, or its storage node's file name, damaged to name a
+    volume's was read as that volume's label map, another lesion table without a word."""
+    if not storage:
+        return "it names no storage node"
+    if storage not in storages:
+        return f"its storage node '{storage}' is not in the scene"
+    saver, wanted = storages[storage], STORAGE_TAGS.get(tag)
+    if wanted and saver.tag != wanted:
+        return f"its storage node '{storage}' is a {saver.tag}, which saves no {tag.lower()}"
+    file_name = saver.get("fileName")
+    if not file_name:
+        return f"its storage node '{storage}' names no file"
+    if wanted:
+        other = next((node for node in storages.values() if node.tag != wanted and node.get("fileName") == file_name),
+                     None)
+        if other is not None:
+            return f"its storage node names {unquote(file_name)}, which the {other.tag} node '{other.get('id')}' saves"
+    return ""
 
 
 def _readable(scene: Path, chosen: SceneFile, what: str) -> Path:

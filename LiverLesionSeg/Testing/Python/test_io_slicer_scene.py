@@ -98,20 +98,24 @@ def test_a_broken_scene_is_refused_in_one_line_naming_it(text, fragment, tmp_pat
     assert fragment in message.lower() and "scene.mrml" in message and "\n" not in message
 
 
-def test_a_segmentation_whose_storage_reference_names_a_volumes_storage_is_refused(tmp_path):
-    """Found by `tools/damage_inputs.py --kind scene`, seed 12002: a segmentation node whose storage
-    reference was damaged to name the label map's storage node was measured as that label map."""
-    (tmp_path / "labels.nrrd").write_bytes(b"")
+@pytest.mark.parametrize("reference, file_name, told", [
+    ("st2", "corrected.seg.nrrd", "its storage node 'st2' is a VolumeArchetypeStorage, which saves no segmentation"),
+    ("st1", "labels%20map.nrrd", "its storage node names labels map.nrrd, which the VolumeArchetypeStorage node "
+                                 "'st2' saves")])
+def test_a_segmentation_whose_storage_names_a_volumes_file_is_refused(tmp_path, reference, file_name, told):
+    """Found by `tools/damage_inputs.py --kind scene`, seeds 12002 and 13005: a segmentation node whose
+    storage reference, or whose storage node's file name, was damaged to name the label map's was
+    measured as that label map, another lesion table without a word."""
+    (tmp_path / "labels map.nrrd").write_bytes(b"")
     (tmp_path / "scene.mrml").write_text(
-        "<MRML><Segmentation id='s' name='corrected' references='storage:st2;'/>"
-        "<SegmentationStorage id='st1' fileName='corrected.seg.nrrd'/>"
-        "<VolumeArchetypeStorage id='st2' fileName='labels.nrrd'/></MRML>")
+        f"<MRML><Segmentation id='s' name='corrected' references='storage:{reference};'/>"
+        f"<SegmentationStorage id='st1' fileName='{file_name}'/>"
+        "<VolumeArchetypeStorage id='st2' fileName='labels%20map.nrrd'/></MRML>")
     with pytest.raises(InputError) as raised:
         choose_scene_segmentation(tmp_path / "scene.mrml")
     message = str(raised.value)
     assert "\n" not in message and message.startswith(str(tmp_path / "scene.mrml"))
-    assert "the 3D Slicer scene's segmentation 'corrected' has no file (its storage node 'st2' is a " \
-           "VolumeArchetypeStorage, which saves no segmentation)" in message
+    assert f"the 3D Slicer scene's segmentation 'corrected' has no file ({told})" in message
 
 
 def test_segment_a_scene_bundle_from_the_command_line(ct, tmp_path, model_path):
