@@ -26,7 +26,7 @@ from ..errors import GeometryError, InputError, first_line
 from ..segments import meaning_of_segment_name, warn_of_left_out
 from ..volume import POSITION_TOLERANCE_MM, Volume
 from .dicom_files import dcmread
-from .dicom_values import text_as_written
+from .dicom_values import int_or_none, text_as_written
 from .polygon import fill_polygon
 from .regularize import STEP_TOLERANCE, Stack, mask_to_grid
 
@@ -100,17 +100,31 @@ def _rois(dataset: pydicom.Dataset, path: Path) -> list[tuple[str, Optional[str]
         if meaning is not None:
             for contour in given:
                 _check_type(contour, name)
-        contours = [_points(contour, name) for contour in given
-                    if str(contour.get("ContourGeometricType", "")).upper() in FILLED_TYPES]
+        closed = [contour for contour in given if str(contour.get("ContourGeometricType", "")).upper() in FILLED_TYPES]
+        contours = [_points(contour, name) for contour in closed]
         if meaning is not None and len(contours) < len(given):
             LOG.warning("%s: ROI '%s': %d of its %d contours left out: open lines or points, which enclose no area "
                         "(only CLOSED_PLANAR contours are filled)", path, name, len(given) - len(contours), len(given))
+        if meaning is not None:
+            _warn_of_miscounted(path, name, closed, contours)
         rois.append((name, meaning, contours))
     empty = [name for number, name in names.items() if number not in drawn and roi_meaning(name, types.get(number, ""))]
     if empty:
         LOG.warning("%s: ROI %s holds no contours: read as empty (if it was drawn, export the structure set again)",
                     path, ", ".join(f"'{name}'" for name in empty))
     return rois
+
+
+def _warn_of_miscounted(path: Path, roi: str, contours: list[pydicom.Dataset], points: list[np.ndarray]) -> None:
+    """A warning where contours' NumberOfContourPoints is not the count of their ContourData's points:
+    they are read by their ContourData, but a structure set at odds with itself may have been damaged
+    (found by `tools/damage_inputs.py --kind rtstruct`, seed 14037, where a contour had gone too)."""
+    counts = [(int_or_none(contour.get("NumberOfContourPoints")), len(held)) for contour, held in zip(contours, points)]
+    miscounted = [(said, held) for said, held in counts if said is not None and said != held]
+    if miscounted:
+        LOG.warning("%s: ROI '%s': %d contour(s) whose NumberOfContourPoints is not the number of points of their "
+                    "ContourData (e.g. %d against %d): read by their ContourData; if the structure set was damaged, "
+                    "export it again", path, roi, len(miscounted), *miscounted[0])
 
 
 def _check_type(contour: pydicom.Dataset, roi: str) -> None:

@@ -56,6 +56,7 @@ def test_liver_and_tumour_contours_read_back_on_the_ct(reference, caplog):
     with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
         masks = read_rtstruct_masks(path, case.ct)
     assert "left out 2 ROIs that are neither liver nor lesion by name: 'PTV', 'SpinalCord'" in caplog.text
+    assert "NumberOfContourPoints" not in caplog.text  # rt-utils counts its points right
     assert set(masks) == {"liver", "lesion"}  # the margin and the spinal cord are left out
     assert masks["liver"].shape == case.ct.shape
     assert dice(masks["liver"] > 0, case.liver.array > 0) > 0.999
@@ -355,6 +356,23 @@ def _refusal_of_edited(reference, tmp_path: Path, edit) -> str:
     with pytest.raises(InputError) as refused:
         read_rtstruct_masks(tmp_path / "edited.dcm", case.ct)
     return str(refused.value)
+
+
+def test_a_contour_whose_point_count_disagrees_with_its_data_is_read_by_its_data_with_a_warning(reference, tmp_path,
+                                                                                                caplog):
+    """Found by `tools/damage_inputs.py --kind rtstruct`, seed 14037: a NumberOfContourPoints of 12 for
+    204 points went without a word, in a structure set that had lost a contour too."""
+    case, path = reference
+    dataset = pydicom.dcmread(path)
+    contour = _gtv_contours(dataset).ContourSequence[0]
+    held = len(contour.ContourData) // 3
+    contour.NumberOfContourPoints = 12
+    dataset.save_as(tmp_path / "miscounted.dcm")
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        masks = read_rtstruct_masks(tmp_path / "miscounted.dcm", case.ct)
+    assert "miscounted.dcm: ROI 'GTV': 1 contour(s) whose NumberOfContourPoints is not the number of points of " \
+           f"their ContourData (e.g. 12 against {held}): read by their ContourData" in caplog.text
+    assert dice(masks["lesion"] > 0, case.lesion.array > 0) > 0.999
 
 
 @pytest.mark.parametrize("declared", [True, False], ids=["UTF-8 declared", "no character set declared"])
