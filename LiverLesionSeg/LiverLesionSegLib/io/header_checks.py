@@ -38,6 +38,19 @@ def check_shape(path: Path, dimension: int, size, components: int) -> None:
                             "give one 3-D volume (one time point, one channel)")
 
 
+def check_direction(path: Path, direction: Sequence[float]) -> None:
+    """Refuse a 3-D image whose orientation's axes are not unit vectors (a MetaImage TransformMatrix of
+    2 0 0 0 2 0 0 0 2, found by `tools/damage_inputs.py --kind mha`, seed 15013): ITK keeps them as
+    given, and the lesions' positions were scaled without a word. (Axes at other than right angles, a
+    sheared grid, are read as before.)"""
+    lengths = np.linalg.norm(np.asarray(direction, dtype=float).reshape(3, 3), axis=0)
+    usable = np.isfinite(lengths) & (lengths > 0)  # an axis of no length, or not a number: ITK's reader says so
+    if not np.allclose(lengths[usable], 1, atol=1e-3):
+        raise GeometryError(f"its orientation's axes have lengths {', '.join(f'{v:.4g}' for v in lengths)}, where "
+                            "they must be 1 (unit vectors): a damaged header would place the voxels elsewhere", path,
+                            "write it again from the tool that made it")
+
+
 def check_nifti(path: Path, itk_spacing: Optional[Sequence[float]] = None, look_at_floats: bool = True
                 ) -> Optional[FloatVoxels]:
     """What SimpleITK hides in a NIfTI file: missing voxels (truncation) or far more than announced (a

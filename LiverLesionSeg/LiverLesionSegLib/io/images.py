@@ -26,8 +26,8 @@ from ..errors import GeometryError, InputError, renamed
 from ..memory import check_image_fits
 from ..volume import Volume
 from .atomic import NOT_TEXT, is_text_path
-from .header_checks import (check_finite, check_metaimage, check_metaimage_size, check_nifti, check_nrrd, check_shape,
-                            in_mm, refuse_non_finite)
+from .header_checks import (check_direction, check_finite, check_metaimage, check_metaimage_size, check_nifti,
+                            check_nrrd, check_shape, in_mm, refuse_non_finite)
 from .itk_words import itk_reason, metaimage_failure, reader_notes
 from .native_output import held_back
 from .sheared import is_sheared_nifti_error, read_sheared_nifti
@@ -292,6 +292,7 @@ def _read_with_itk(path: Path, resample_shear: bool) -> sitk.Image | Volume:
                          "the file may be damaged or not an image; export it again") from None
     check_shape(path, reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents())
     check_image_fits(tuple(reversed(reader.GetSize())), voxel_itemsize(reader.GetPixelID()), path)
+    check_direction(path, reader.GetDirection())
     name, floats = path.name.lower(), None
     metaimage = name.endswith((".mha", ".mhd"))
     if name.endswith((".nii", ".nii.gz")):

@@ -643,6 +643,15 @@ def set_header_line(path, field: str, value: str) -> None:
     path.write_bytes(data)
 
 
+def test_a_metaimage_orientation_of_axes_longer_than_one_is_refused(small, tmp_path):
+    """Found by `tools/damage_inputs.py --kind mha`, seed 15013: a TransformMatrix of 2 0 0 0 2 0 0 0 2
+    was read as given, the lesions' positions doubled without a word."""
+    write_metaimage(small, tmp_path / "ct.mha", "TransformMatrix", "2 0 0 0 2 0 0 0 2")
+    with pytest.raises(GeometryError) as exc:
+        read_image(tmp_path / "ct.mha")
+    assert_one_line(exc, "ct.mha: its orientation's axes have lengths 2, 2, 2, where they must be 1 (unit vectors)")
+
+
 def test_a_metaimage_header_that_makes_the_reader_run_out_of_memory_is_told_so(small, tmp_path):
     """Found by `tools/damage_inputs.py --kind mha`, seed 10005: plain voxels under a header saying they
     are compressed, in a list of data files, were told in ITK's words: "Exception thrown in SimpleITK
