@@ -42,7 +42,7 @@ def check_direction(path: Path, direction: Sequence[float]) -> None:
     """Refuse a 3-D image whose orientation's axes are not unit vectors (a MetaImage TransformMatrix of
     2 0 0 0 2 0 0 0 2, found by `tools/damage_inputs.py --kind mha`, seed 15013): ITK keeps them as
     given, and the lesions' positions were scaled without a word. (Axes at other than right angles, a
-    sheared grid, are read as before.)"""
+    sheared grid, are resampled after the read: `sheared`.)"""
     lengths = np.linalg.norm(np.asarray(direction, dtype=float).reshape(3, 3), axis=0)
     usable = np.isfinite(lengths) & (lengths > 0)  # an axis of no length, or not a number: ITK's reader says so
     if not np.allclose(lengths[usable], 1, atol=1e-3):

@@ -30,7 +30,7 @@ from .header_checks import (check_direction, check_finite, check_metaimage, chec
                             check_nrrd, check_shape, in_mm, refuse_non_finite)
 from .itk_words import itk_reason, metaimage_failure, reader_notes
 from .native_output import held_back
-from .sheared import is_sheared_nifti_error, read_sheared_nifti
+from .sheared import is_sheared, is_sheared_nifti_error, on_a_regular_grid, read_sheared_nifti
 from .stored_bytes import checked_meanwhile, gzip_damage, voxel_itemsize
 
 LOG = logging.getLogger("LiverLesionSeg")
@@ -245,7 +245,7 @@ def refuse_a_non_ct(volume: Volume, where: str | os.PathLike) -> None:
 
 def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
     """A 3-D scalar image with its LPS geometry; refuse 2-D, 4-D, vector, non-finite or damaged files.
-    A NIfTI whose affine is sheared (a gantry tilt) is resampled onto a regular grid (`sheared`)
+    An image whose voxel axes are sheared (a gantry tilt) is resampled onto a regular grid (`sheared`)
     where `resample_shear`, else refused."""
     path = Path(path)
     if not path.exists():
@@ -271,6 +271,9 @@ def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
     if volume.array.dtype == np.float64:
         volume.array = volume.array.astype(np.float32)
     check_finite(path, volume.array)
+    if is_sheared(volume.direction):  # a NRRD or MetaImage of a tilted scan: ITK keeps its axes as given
+        refuse_a_sheared_label_map(path, resample_shear)
+        return on_a_regular_grid(volume.array, volume.direction * volume.spacing, volume.origin, str(path), path)
     return volume
 
 
@@ -428,11 +431,16 @@ def _read_sheared(path: Path, resample: bool) -> Volume:
     shape = nib.load(str(path)).shape
     check_shape(path, len(shape), shape, 1)
     check_image_fits(tuple(reversed(shape)), 4, path)
-    if not resample:
-        raise GeometryError("the label map's affine is sheared (the grid of a gantry-tilted scan), so it lies on "
-                            "no regular grid", path, "give the label map on the image's regular grid, as "
-                            "liverlesionseg segment writes it")
+    refuse_a_sheared_label_map(path, resample)
     return read_sheared_nifti(path)
+
+
+def refuse_a_sheared_label_map(path: Path, resample: bool) -> None:
+    """A label map is not resampled: its voxels must be the image's."""
+    if not resample:
+        raise GeometryError("the label map's voxel axes are sheared (the grid of a gantry-tilted scan), so it lies "
+                            "on no regular grid", path, "give the label map on the image's regular grid, as "
+                            "liverlesionseg segment writes it")
 
 
 def _size(volume: Volume) -> str:

@@ -1,13 +1,16 @@
-"""NIfTI images whose affine is sheared: a gantry-tilted CT converted without tilt correction.
+"""Images whose voxel axes are sheared: a gantry-tilted CT converted without tilt correction.
 
-ITK (so SimpleITK and Slicer) refuses such a file ("only supports orthonormal direction
-cosines"). Its slices are read through nibabel, placed by the affine (slice k's first voxel at
-affine @ (0, 0, k)) and resampled onto a regular grid as a tilted DICOM series is
+ITK (so SimpleITK and Slicer) refuses such a NIfTI file ("only supports orthonormal direction
+cosines"), whose slices are read through nibabel. A NRRD or MetaImage so written ITK reads with its
+axes as given, and its slice spacing as the length of the tilted axis, so that every volume came out
+1/cos(tilt) too large. Either way the slices are placed by the axes (slice k's first voxel at
+origin + k * the k axis) and resampled onto a regular grid as a tilted DICOM series is
 (`regularize`); a shear within the slices' own plane, which no tilt gives, is refused.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,7 @@ from ..errors import GeometryError
 from ..volume import LPS_TO_RAS, Volume
 
 IN_PLANE_RIGHT_ANGLE = 1e-3  # |cos| of the angle between the i and j axes
+SHEAR_TOLERANCE = 1e-4  # |cos| between two voxel axes beyond which they are not at right angles (ITK's own)
 
 
 def is_sheared_nifti_error(path: Path, reason: str) -> bool:
@@ -23,30 +27,43 @@ def is_sheared_nifti_error(path: Path, reason: str) -> bool:
     return path.name.lower().endswith((".nii", ".nii.gz")) and "orthonormal" in reason
 
 
+def is_sheared(direction: np.ndarray) -> bool:
+    """Whether the unit voxel axes (the columns of `direction`) are not at right angles."""
+    off_diagonal = direction.T @ direction - np.eye(3)
+    return bool(np.abs(off_diagonal).max() > SHEAR_TOLERANCE)
+
+
 def read_sheared_nifti(path: Path) -> Volume:
     """The image, resampled onto the regular grid of its tilted slices (a warning says so)."""
     import nibabel as nib
 
+    image = nib.load(str(path))
+    ijk_to_lps = LPS_TO_RAS @ np.asarray(image.affine, float)  # RAS to LPS: the same sign flips
+    array = np.asarray(image.dataobj).transpose(2, 1, 0)  # [i, j, k] -> [k, j, i]
+    array = array.astype(np.int16 if _fits_int16(array) else np.float32)
+    return on_a_regular_grid(array, ijk_to_lps[:3, :3], ijk_to_lps[:3, 3], str(path), path)
+
+
+def on_a_regular_grid(array: np.ndarray, axes: np.ndarray, origin: np.ndarray, source: str,
+                      where: str | os.PathLike) -> Volume:
+    """The voxels ([k, j, i]) of a sheared grid, whose voxel steps in LPS mm are the columns of `axes`
+    (i, j, k) from `origin`, resampled onto the regular grid of their slices (a warning says so)."""
     from .dicom import check_stack
     from .regularize import Stack, stack_to_volume
 
-    image = nib.load(str(path))
-    affine = LPS_TO_RAS @ np.asarray(image.affine, float)  # RAS to LPS: the same sign flips
-    axes = affine[:3, :3]
+    axes = np.asarray(axes, float)
     spacing = np.linalg.norm(axes, axis=0)
     row_dir, col_dir = axes[:, 0] / spacing[0], axes[:, 1] / spacing[1]
     if abs(float(row_dir @ col_dir)) > IN_PLANE_RIGHT_ANGLE:
-        raise GeometryError("the image's affine is sheared within its slices (the i and j axes are not at right "
-                            "angles), which no gantry tilt gives", path, "resample it to a regular grid first")
-    array = np.asarray(image.dataobj).transpose(2, 1, 0)  # [i, j, k] -> [k, j, i]
-    array = array.astype(np.int16 if _fits_int16(array) else np.float32)
-    positions = np.array([affine[:3, 3] + k * axes[:, 2] for k in range(array.shape[0])])
+        raise GeometryError("its voxel axes are sheared within its slices (the i and j axes are not at right "
+                            "angles), which no gantry tilt gives", where, "resample it to a regular grid first")
+    positions = np.asarray(origin, float) + np.outer(np.arange(array.shape[0]), axes[:, 2])
     names = [f"slice {k}" for k in range(array.shape[0])]
     if float(axes[:, 2] @ np.cross(row_dir, col_dir)) < 0:  # slices stored against the normal: turn them round
         positions, array, names = positions[::-1], array[::-1], names[::-1]
     stack = Stack(positions, row_dir, col_dir, (float(spacing[0]), float(spacing[1])), array.shape[1:])
-    check_stack(stack, names, path)
-    return stack_to_volume(np.ascontiguousarray(array), stack, str(path), path)
+    check_stack(stack, names, where)
+    return stack_to_volume(np.ascontiguousarray(array), stack, source, where)
 
 
 def _fits_int16(array: np.ndarray) -> bool:

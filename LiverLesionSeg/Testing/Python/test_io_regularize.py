@@ -274,6 +274,44 @@ def test_a_sheared_nifti_reads_as_the_tilted_series_does(straight, tmp_path):
     np.testing.assert_array_equal(from_nifti.array, from_dicom.array)
 
 
+def sheared_image(volume, pixels_per_slice: float, path):
+    """As `sheared_nifti`, written by SimpleITK (a NRRD or MetaImage keeps the sheared axes, which ITK
+    reads as given)."""
+    import SimpleITK as sitk
+
+    k_axis = volume.spacing[2] * volume.direction[:, 2] + pixels_per_slice * volume.spacing[1] * volume.direction[:, 1]
+    spacing = (*volume.spacing[:2], float(np.linalg.norm(k_axis)))
+    image = sitk.GetImageFromArray(volume.array)
+    image.SetSpacing(spacing)
+    image.SetOrigin(volume.origin)
+    image.SetDirection(tuple(np.column_stack([volume.direction[:, :2], k_axis / spacing[2]]).ravel()))
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".nrrd", ".mha"])
+def test_a_sheared_nrrd_or_metaimage_reads_as_the_tilted_series_does(straight, tmp_path, suffix):
+    """ITK reads these with their axes as given and the slice spacing as the tilted axis's length, so
+    that every volume was measured 1/cos(tilt) too large (here 1/cos(16 degrees), 4 %)."""
+    from LiverLesionSegLib.io.images import read_image
+
+    _, volume = straight
+    path = sheared_image(volume, 1.0, tmp_path / f"sheared{suffix}")
+    from_dicom = read_ct_folder(tilted_copy(straight, tmp_path, 1.0))
+    from_file = read_image(path)
+    assert from_file.same_grid(from_dicom, tolerance_mm=1e-3)
+    np.testing.assert_array_equal(from_file.array, from_dicom.array)
+
+
+def test_a_sheared_nrrd_label_map_is_refused_in_one_line(straight, tmp_path):
+    from LiverLesionSegLib.io.images import read_label_map
+
+    _, volume = straight
+    path = sheared_image(volume.with_array(np.zeros(volume.shape, np.uint8)), 1.0, tmp_path / "labels.nrrd")
+    with pytest.raises(GeometryError, match=r"labels\.nrrd: the label map's voxel axes are sheared [^\n]*$"):
+        read_label_map(path, volume)
+
+
 def test_what_itk_printed_on_a_sheared_nifti_it_gave_up_is_left_out(straight, tmp_path, capfd):
     """Found by `damage_inputs.py --kind nifti`: a sheared NIfTI whose pixdim is not its sform's scales
     made ITK print "WARNING: In …/itkNiftiImageIO.cxx, line 2008" and "NiftiImageIO (0x…): … has
