@@ -66,6 +66,8 @@ LESION_WORDS = ("lesion", "tumor", "tumour", "tumeur", "mass", "metast", "hcc", 
 NOT_LIVER_WORDS = ("vessel", "vein", "vena", "vene", "arter", "duct", "cyst", "kyst", "zyst", "quiste", "cisti",
                    "gefass", "pfortader", "血管", "囊肿", "嚢胞",
                    "혈관", "정맥", "동맥", "문맥", "담관", "낭종")  # in the liver, but not liver tissue
+LESION_CODES = {"108369006", "86049000", "4147007", "52988006", "25370001"}  # SCT tumour, neoplasm, mass, lesion, HCC
+LIVER_CODES = {LIVER_CODE.value}  # SCT liver
 RT_TARGETS = ("gtv", "ctv", "itv", "ptv")  # radiotherapy's target volumes; the gross tumour (GTV) is the lesion
 # "Liver incl. tumor", "Liver with lesions", "Leber mit Tumor": the whole organ, not a lesion
 INCLUDING_WORDS = ("incl", "with", "+", "&", " and ", "mit ", "inkl", "avec", "con ", "含", "포함")
@@ -90,6 +92,32 @@ def meaning_of_segment_name(name: str) -> str | None:
     if text.startswith(LIVER_WORDS) and not any(word in text for word in NOT_LIVER_WORDS):
         return "liver"
     return None
+
+
+def meaning_of_segment(name: str, type_code: Optional[Code]) -> str | None:
+    """'liver', 'lesion' or None for a segment by its name (`meaning_of_segment_name`), else by its
+    coded type (a DICOM SEG's property type; a Slicer segment's terminology where Slicer made its name
+    from it, as in a translated Slicer, "Печень" coded SCT 10200004) where the name says nothing and
+    names no vessel or cyst. A name a reader typed wins: one who renames a "Liver lesion" segment
+    "Abscess" leaves its Mass code."""
+    named = meaning_of_segment_name(name)
+    if named is not None or type_code is None or any(word in plain_text(name) for word in NOT_LIVER_WORDS):
+        return named
+    if type_code.value in LIVER_CODES:
+        return "liver"
+    if type_code.value in LESION_CODES:
+        return "lesion"
+    return meaning_of_segment_name(type_code.meaning)  # another scheme's code ("SRT^T-62000^Liver")
+
+
+def terminology_type(entry: str) -> Optional[Code]:
+    """The type of Slicer's TerminologyEntry tag (written as `SegmentSpec.terminology`: context, category,
+    type, ... joined by '~', each code "scheme^value^meaning"), None where it gives none."""
+    fields = entry.split("~")
+    if len(fields) < 3:
+        return None
+    scheme, value, meaning = (fields[2].split("^") + ["", ""])[:3]
+    return Code(scheme, value, meaning) if value or meaning else None
 
 
 def plain_text(name: str) -> str:

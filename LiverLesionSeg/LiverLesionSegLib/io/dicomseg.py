@@ -22,7 +22,7 @@ import numpy as np
 import pydicom
 
 from ..errors import InputError, first_line
-from ..segments import LIVER_CODE, NOT_LIVER_WORDS, meaning_of_segment_name, plain_text, warn_of_left_out
+from ..segments import LESION_CODES, Code, meaning_of_segment, warn_of_left_out
 from ..volume import Case, Volume
 from .dicom import check_in_plane_grid, read_series, slice_indices
 from .dicom_files import pixel_data_shortfall, reading_fault
@@ -34,8 +34,6 @@ from .rtstruct import is_rtstruct, read_rtstruct_masks
 
 LOG = logging.getLogger("LiverLesionSeg")
 
-LESION_CODES = {"108369006", "86049000", "4147007", "52988006", "25370001"}  # SCT tumour, neoplasm, mass, lesion, HCC
-LIVER_CODES = {LIVER_CODE.value}  # SCT liver
 LABEL_MODALITIES = ("SEG", "RTSTRUCT")
 
 
@@ -157,12 +155,7 @@ def segment_role(seg: hd.seg.Segmentation, number: int) -> Optional[str]:
     prop, label = seg.get_segment_description(number).segmented_property_type, segment_label(seg, number)
     if prop.value in LESION_CODES:
         return "lesion"
-    named = meaning_of_segment_name(label)
-    if named is not None:
-        return named
-    if any(word in plain_text(label) for word in NOT_LIVER_WORDS):
-        return None
-    return "liver" if prop.value in LIVER_CODES else meaning_of_segment_name(prop.meaning)
+    return meaning_of_segment(label, Code(prop.scheme_designator, prop.value, prop.meaning))
 
 
 def segment_label(seg: hd.seg.Segmentation, number: int) -> str:
