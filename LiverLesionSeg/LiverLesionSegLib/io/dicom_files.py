@@ -84,8 +84,16 @@ def read_dataset_if_dicom(path: Path) -> Optional[pydicom.Dataset]:
             raise InputError("damaged DICOM file", path, "export the series again") from None
         return None
     except Exception as exc:
-        raise InputError(f"cannot read the DICOM file ({first_line(exc)})", path,
+        raise InputError(f"cannot read the DICOM file ({pydicom_fault(exc)})", path,
                          "the file may be truncated or damaged; export the series again") from None
+
+
+def pydicom_fault(exc: BaseException) -> str:
+    """What pydicom's exception on reading a damaged file means: a SpecificCharacterSet holding a null
+    character fails Python's codec lookup ("embedded null character"); else its own words."""
+    if isinstance(exc, ValueError) and "embedded null character" in str(exc):
+        return "its SpecificCharacterSet holds a null character, so the character set of its text cannot be told"
+    return first_line(exc)
 
 
 # What pydicom (which parses elements only when they are used) and arithmetic on header values

@@ -16,10 +16,10 @@ import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from ..errors import InputError, first_line
+from ..errors import InputError
 from ..volume import DIRECTION_TOLERANCE
 from .dicom_files import (dcmread, has_dicom_prefix, header_values, is_empty_slice_file, list_files,
-                          starts_as_a_bare_dataset)
+                          pydicom_fault, starts_as_a_bare_dataset)
 from .dicom_values import (dominant_axis, int_or_none, normal_of, orientation_name, orientation_of, position_of,
                            text_as_written)
 
@@ -170,7 +170,7 @@ def read_header(path: Path) -> Optional[pydicom.Dataset]:
         return None
     except Exception as exc:  # pydicom raises many kinds on damaged files
         if has_dicom_prefix(path) or starts_as_a_bare_dataset(path):
-            raise InputError(f"damaged or truncated DICOM file ({first_line(exc)})", path,
+            raise InputError(f"damaged or truncated DICOM file ({pydicom_fault(exc)})", path,
                              "remove it or export the series again") from None
         return None
 

@@ -485,6 +485,17 @@ def test_truncated_file(small_series):
     assert_one_line(exc, "slice 103", "truncated")
 
 
+def test_a_character_set_holding_a_null_character_is_named(small_series):
+    """pydicom passes the SpecificCharacterSet to Python's codec lookup, which raised "embedded null
+    character": the file was told as damaged in those words, which name nothing in it."""
+    path = small_series / "slice 103"
+    edit(path, SpecificCharacterSet="ISO_IR 100")
+    path.write_bytes(path.read_bytes().replace(b"ISO_IR 100", b"ISO_IR\x00100", 1))
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "slice 103", "its SpecificCharacterSet holds a null character")
+
+
 @pytest.mark.parametrize("held", [262144, 0, 262143])
 def test_pixel_data_cut_short_is_told_in_bytes(small_series, held):
     """Found by the damage tool: half a slice's pixel data, none, or an odd count of bytes were told in
