@@ -6,7 +6,9 @@ A liver CT study often holds several contrast phases of equal slice count (befor
 arterial, portal venous, delayed). The model learned on portal venous and later phases, where the
 liver is enhanced: among axial volumes that cover the liver's height, a phase its description names
 is preferred so (portal venous, then a delayed phase or an unnamed one, then arterial, then before
-contrast), and only then the slice count decides.
+contrast), and only then the slice count decides. Of a dual-energy CT's series (`dual_energy`), a
+material map comes after every CT image, whatever its phase; a virtual non-contrast image counts as
+one before contrast; and of one phase's images, the one nearest a conventional image in energy wins.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from typing import Optional
 import numpy as np
 
 from ..errors import GeometryError, InputError
-from ..segments import plain_text
 from ..volume import POSITION_TOLERANCE_MM, Volume
 from .dicom import read_series, slice_height
 from .dicom_files import has_dicom_prefix
 from .dicom_scan import DAMAGED, NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
+from .dual_energy import energy_offset, is_material_map, is_virtual_non_contrast, words_of
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -55,8 +57,11 @@ COVER_MM = 150.0
 
 
 def contrast_phase(description: str) -> Optional[str]:
-    """The contrast phase a series description names, or None."""
-    text = " " + re.sub(r"[^0-9a-z]+", " ", plain_text(description)) + " "
+    """The contrast phase a series description names, or None. A dual-energy CT's virtual
+    non-contrast image ("PV VNC") is taken for one before contrast."""
+    if is_virtual_non_contrast(description):
+        return "before contrast"
+    text = words_of(description)
     for phase, words in PHASE_WORDS:
         if re.search(rf" (?:{words}) ", text):
             return phase
@@ -82,6 +87,7 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
     if series is not None:
         chosen = _select(scan.folder, images, series)
         _require_ct(chosen)
+        _warn_of_a_material_map(scan.folder, chosen)
         return chosen
     ct = [s for s in images if s.modality.upper() == "CT"]
     if not ct:
@@ -97,8 +103,8 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
         # of two acquisitions in one series, the later (a portal venous phase after an arterial one)
         covers = s.extent_mm is None or s.extent_mm >= least_cover
         phase = PHASE_PREFERENCE[contrast_phase(s.description)] if s.is_axial_volume and covers else -1
-        return (s.uid in referenced, s.is_axial_volume, phase, s.images if s.is_axial else 0, s.images,
-                s.acquisition or 0)
+        return (s.uid in referenced, s.is_axial_volume, not is_material_map(s.description), phase,
+                -(energy_offset(s.description) or 0.0), s.images if s.is_axial else 0, s.images, s.acquisition or 0)
 
     ct.sort(key=rank, reverse=True)
     chosen = ct[0]
@@ -110,10 +116,18 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
         if rank(ct[1])[:-1] == rank(chosen)[:-1] and ct[1].uid != chosen.uid:
             LOG.warning("%s: %s and %s are equally good candidates; chose the first. Pass the series to be sure",
                         scan.folder, chosen.label, ct[1].label)
+    _warn_of_a_material_map(scan.folder, chosen)
     non_ct = [s for s in images if s.modality.upper() != "CT"]
     for s in non_ct:
         LOG.info("%s: left out %s: modality %s, not CT", scan.folder, s.label, s.modality or "unknown")
     return chosen
+
+
+def _warn_of_a_material_map(folder: Path, chosen: SeriesInfo) -> None:
+    if is_material_map(chosen.description):
+        LOG.warning("%s: %s is a material map of a dual-energy CT (iodine, Z effective or electron density, by its "
+                    "description), whose values are no Hounsfield units: the model is made for a CT image; pass "
+                    "the conventional or a 70 keV series", folder, chosen.label)
 
 
 def _why_chosen(chosen: SeriesInfo, runner_up: SeriesInfo, rank) -> str:
@@ -122,8 +136,10 @@ def _why_chosen(chosen: SeriesInfo, runner_up: SeriesInfo, rank) -> str:
         return "referenced by the DICOM SEG (or RTSTRUCT) in the folder"
     if first[:-1] == second[:-1] and chosen.uid == runner_up.uid:
         return f"the later acquisition of its series, {chosen.acquisition}"
-    if first[:2] == second[:2] and first[2] > second[2]:  # decided by the phase (-1: too short to count)
-        if second[2] < 0:
+    if first[:2] == second[:2] and first[2] > second[2]:
+        return f"a CT image, where {runner_up.label} is a material map of a dual-energy CT (by its description)"
+    if first[:3] == second[:3] and first[3] > second[3]:  # decided by the phase (-1: too short to count)
+        if second[3] < 0:
             return (f"it covers {chosen.extent_mm or 0:.1f} mm along the body, {runner_up.label} only "
                     f"{runner_up.extent_mm or 0:.1f} mm")
 
@@ -132,6 +148,9 @@ def _why_chosen(chosen: SeriesInfo, runner_up: SeriesInfo, rank) -> str:
             return f"the {phase} phase" if phase else "a phase its description does not name"
         return (f"{named(chosen)}, before {named(runner_up)} ({runner_up.label}): the model is made for a liver "
                 "enhanced by contrast, best in the portal venous phase")
+    if first[:4] == second[:4] and first[4] > second[4]:
+        return (f"of a dual-energy CT's images, the one nearest a conventional CT image in energy (70 keV, or "
+                f"120 kV), {runner_up.label} lying farther from it")
     return f"the most axial slices ({chosen.images})"
 
 

@@ -671,6 +671,61 @@ def test_contrast_phase_read_from_descriptions(description, phase):
     assert contrast_phase(description) == phase
 
 
+def as_series(small_series: Path, descriptions) -> None:
+    """The six slices as the first description's series, and copies of them as the others' (numbered 2, 3, ...)."""
+    for path in small_series.iterdir():
+        if path.is_file():
+            edit(path, SeriesNumber=1, SeriesDescription=descriptions[0])
+    for number, description in enumerate(descriptions[1:], start=2):
+        _second_series(small_series, small_series / f"series {number}", SeriesNumber=number,
+                       SeriesDescription=description)
+
+
+@pytest.mark.parametrize("descriptions, expected, why", [
+    (("PV Iodine Density", "PV Z Effective", "PV MonoE 40keV", "PV MonoE 70keV", "PV VNC"), "PV MonoE 70keV",
+     "nearest a conventional CT image in energy"),  # Philips spectral, numbered as the scanner sends them
+    (("PV GSI MD Iodine(Water)", "Arterial 1.0"), "Arterial 1.0", "is a material map of a dual-energy CT"),
+    (("DE_Abd 1.0 Q30f 3 A_80kV", "DE_Abd 1.0 Q30f 3 B_Sn140kV", "DE_Abd 1.0 Q30f 3 F_0.5"),
+     "DE_Abd 1.0 Q30f 3 F_0.5", "nearest a conventional CT image in energy"),  # Siemens dual source: mixed
+    (("LiverVNC", "Abdomen 5.0"), "Abdomen 5.0", "before contrast"),
+])
+def test_of_a_dual_energy_ct_the_image_nearest_a_conventional_one_is_chosen(small_series, descriptions, expected,
+                                                                              why, caplog):
+    """A dual-energy scanner sends one acquisition as several series of one slice count: the tie
+    went to the series numbered first, an iodine map or a virtual non-contrast image as often as
+    not, whose values are no enhanced CT's."""
+    as_series(small_series, descriptions)
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        chosen = choose_ct_series(scan_folder(small_series))
+    assert chosen.description == expected
+    assert why in caplog.text and "equally good" not in caplog.text
+
+
+def test_a_material_map_chosen_is_warned_of(small_series, caplog):
+    as_series(small_series, ("PV MonoE 70keV", "PV Iodine Density"))
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        assert choose_ct_series(scan_folder(small_series)).description == "PV MonoE 70keV"
+        assert "material map" not in caplog.text
+        assert choose_ct_series(scan_folder(small_series), "PV Iodine Density").description == "PV Iodine Density"
+    assert re.search(r"series 2 'PV Iodine Density', UID [0-9.]+ is a material map of a dual-energy CT", caplog.text)
+
+
+@pytest.mark.parametrize("description, material_map, virtual_non_contrast, offset", [
+    ("MonoE 70keV", False, False, 0.0), ("Mono+ 40 keV", False, False, 30.0), ("B_Sn140kV", False, False, 20.0),
+    ("A_80kV", False, False, 40.0), ("Abdomen 120kVp", False, False, 0.0), ("Abd 1.0 F_0.5", False, False, None),
+    ("Iodine Density", True, False, None), ("Water(Iodine)", True, False, None), ("Jodkarte", True, False, None),
+    ("Z Effective", True, False, None), ("Effective-Z", True, False, None), ("Electron Density", True, False, None),
+    ("VNC", False, True, None), ("DE_LiverVNC", False, True, None), ("Virtual Non-Contrast", False, True, None),
+    ("Portal venous 5.0 B30f", False, False, None), ("Start", False, False, None), ("Rhombus", False, False, None),
+])
+def test_what_a_description_says_of_a_dual_energy_image(description, material_map, virtual_non_contrast, offset):
+    from LiverLesionSegLib.io.dual_energy import energy_offset, is_material_map, is_virtual_non_contrast
+
+    assert is_material_map(description) == material_map
+    assert is_virtual_non_contrast(description) == virtual_non_contrast
+    assert energy_offset(description) == offset
+
+
 def test_the_phase_comes_before_the_slice_count_but_not_before_an_axial_volume(small_series):
     """A portal venous phase of 4 slices beats an arterial one of 6; a coronal reformat named
     portal venous does not beat the axial series."""
