@@ -33,6 +33,7 @@ HEADER_TAGS = [
     "ReferencedFrameOfReferenceSequence",  # an RTSTRUCT's referenced series lie in it
     "PatientID", "StudyInstanceUID", "StudyDate",  # a folder of several patients or studies is ambiguous
     "FrameOfReferenceUID",  # ... unless the studies share one: one exam, split by an anonymiser
+    "ConvolutionKernel",  # a lung or bone reconstruction is not chosen over a soft-tissue one
 ]
 
 # Modalities whose objects are not images to segment (they may sit beside the CT).
@@ -74,6 +75,7 @@ class SeriesInfo:
     # From the first slice to the last along the normal (mm); None for a multi-frame file or
     # slices without usable positions.
     extent_mm: Optional[float] = None
+    kernel: str = ""  # ConvolutionKernel, its values joined by a backslash as DICOM writes them
 
     @property
     def images(self) -> int:
@@ -226,6 +228,14 @@ def _referenced_series(header: pydicom.Dataset) -> list[str]:
     return [str(item.SeriesInstanceUID) for item in items if "SeriesInstanceUID" in item]
 
 
+def _text_values(value) -> str:
+    """A text element's values joined by a backslash (a MultiValue, or one value), "" where absent."""
+    if value is None:
+        return ""
+    values = value if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
+    return "\\".join(str(v).strip() for v in values)
+
+
 def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisition: Optional[int] = None
                  ) -> SeriesInfo:
     first = members[0][1]
@@ -257,6 +267,7 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisit
         differing_uids=tuple(keyword for keyword in SHARED_IDENTIFIERS
                              if len({str(header.get(keyword, "") or "") for _, header in kept}) > 1),
         extent_mm=None if multiframe else _extent(kept, orientation),
+        kernel=_text_values(first.get("ConvolutionKernel")),
     )
     if left_out:
         LOG.warning("%s: left out %d image(s) of another orientation than the %d kept (%s), e.g. %s",

@@ -6,9 +6,10 @@ A liver CT study often holds several contrast phases of equal slice count (befor
 arterial, portal venous, delayed). The model learned on portal venous and later phases, where the
 liver is enhanced: among axial volumes that cover the liver's height, a phase its description names
 is preferred so (portal venous, then a delayed phase or an unnamed one, then arterial, then before
-contrast), and only then the slice count decides. Of a dual-energy CT's series (`dual_energy`), a
-material map comes after every CT image, whatever its phase; a virtual non-contrast image counts as
-one before contrast; and of one phase's images, the one nearest a conventional image in energy wins.
+contrast), and only then the slice count decides. Of one phase's series (`reconstruction`), a
+soft-tissue reconstruction comes before a sharp one (lung, bone), and of a dual-energy CT's images
+the one nearest a conventional image in energy; a material map comes after every CT image, whatever
+its phase, and a virtual non-contrast image counts as one before contrast.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ..volume import POSITION_TOLERANCE_MM, Volume
 from .dicom import read_series, slice_height
 from .dicom_files import has_dicom_prefix
 from .dicom_scan import DAMAGED, NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
-from .dual_energy import energy_offset, is_material_map, is_virtual_non_contrast, words_of
+from .reconstruction import energy_offset, is_material_map, is_sharp, is_virtual_non_contrast, words_of
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -104,7 +105,8 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
         covers = s.extent_mm is None or s.extent_mm >= least_cover
         phase = PHASE_PREFERENCE[contrast_phase(s.description)] if s.is_axial_volume and covers else -1
         return (s.uid in referenced, s.is_axial_volume, not is_material_map(s.description), phase,
-                -(energy_offset(s.description) or 0.0), s.images if s.is_axial else 0, s.images, s.acquisition or 0)
+                not is_sharp(s.description, s.kernel), -(energy_offset(s.description) or 0.0),
+                s.images if s.is_axial else 0, s.images, s.acquisition or 0)
 
     ct.sort(key=rank, reverse=True)
     chosen = ct[0]
@@ -131,24 +133,28 @@ def _warn_of_a_material_map(folder: Path, chosen: SeriesInfo) -> None:
 
 
 def _why_chosen(chosen: SeriesInfo, runner_up: SeriesInfo, rank) -> str:
+    """Why `chosen` was ranked before `runner_up`: by the first of `rank`'s values that differs."""
     first, second = rank(chosen), rank(runner_up)
     if first[0]:
         return "referenced by the DICOM SEG (or RTSTRUCT) in the folder"
     if first[:-1] == second[:-1] and chosen.uid == runner_up.uid:
         return f"the later acquisition of its series, {chosen.acquisition}"
-    if first[:2] == second[:2] and first[2] > second[2]:
+    decided = next((index for index, (a, b) in enumerate(zip(first, second)) if a != b), len(first))
+    if decided == 2:
         return f"a CT image, where {runner_up.label} is a material map of a dual-energy CT (by its description)"
-    if first[:3] == second[:3] and first[3] > second[3]:  # decided by the phase (-1: too short to count)
-        if second[3] < 0:
-            return (f"it covers {chosen.extent_mm or 0:.1f} mm along the body, {runner_up.label} only "
-                    f"{runner_up.extent_mm or 0:.1f} mm")
-
+    if decided == 3 and second[3] < 0:  # the phase of a series too short to count
+        return (f"it covers {chosen.extent_mm or 0:.1f} mm along the body, {runner_up.label} only "
+                f"{runner_up.extent_mm or 0:.1f} mm")
+    if decided == 3:
         def named(s: SeriesInfo) -> str:
             phase = contrast_phase(s.description)
             return f"the {phase} phase" if phase else "a phase its description does not name"
         return (f"{named(chosen)}, before {named(runner_up)} ({runner_up.label}): the model is made for a liver "
                 "enhanced by contrast, best in the portal venous phase")
-    if first[:4] == second[:4] and first[4] > second[4]:
+    if decided == 4:
+        return (f"a soft-tissue reconstruction, where {runner_up.label} is a sharp one for the lungs or bones (kernel "
+                f"{runner_up.kernel or 'not given'}), whose noise the model did not learn")
+    if decided == 5:
         return (f"of a dual-energy CT's images, the one nearest a conventional CT image in energy (70 keV, or "
                 f"120 kV), {runner_up.label} lying farther from it")
     return f"the most axial slices ({chosen.images})"

@@ -710,6 +710,35 @@ def test_a_material_map_chosen_is_warned_of(small_series, caplog):
     assert re.search(r"series 2 'PV Iodine Density', UID [0-9.]+ is a material map of a dual-energy CT", caplog.text)
 
 
+@pytest.mark.parametrize("sharp", [{"SeriesDescription": "Abdomen 1.0", "ConvolutionKernel": ["Br64d", "3"]},
+                                   {"SeriesDescription": "Lung 1.0"},
+                                   {"SeriesDescription": "Abdomen 1.25", "ConvolutionKernel": "BONEPLUS"}],
+                         ids=["Siemens kernel", "description", "GE kernel"])
+def test_a_soft_tissue_reconstruction_is_chosen_over_a_sharp_one_of_more_slices(small_series, sharp, caplog):
+    """A study's thin lung or bone reconstruction, of more slices, went before its soft-tissue one."""
+    for path in small_series.iterdir():
+        edit(path, SeriesNumber=1, SeriesDescription="Abdomen 5.0", ConvolutionKernel="Br40d")
+    for path in sorted(small_series.iterdir())[4:]:
+        path.unlink()
+    _second_series(small_series, small_series / "sharp", SeriesNumber=2, **sharp)
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        chosen = choose_ct_series(scan_folder(small_series))
+    assert chosen.description == "Abdomen 5.0" and chosen.images == 4
+    assert "a soft-tissue reconstruction, where series 2" in caplog.text
+
+
+@pytest.mark.parametrize("description, kernel, sharp", [
+    ("Abdomen 5.0 B30f", "B30f", False), ("Abd", "Br40d\\3", False), ("Abd", "Br64d\\3", True), ("Abd", "I70f", True),
+    ("Abd", "Qr40", False), ("Abd", "STANDARD", False), ("Abd", "SOFT", False), ("Abd", "BONE PLUS", True),
+    ("Abd", "LUNG", True), ("Abd", "FC08", False), ("Abd", "FC52", True), ("Abd", "B", False),
+    ("Thorax 5.0", "B31f", False), ("Knochen 2.0", "", True), ("Lungenfenster", "", True), ("PV 5mm", "", False),
+])
+def test_a_sharp_reconstruction_is_told_by_its_description_or_kernel(description, kernel, sharp):
+    from LiverLesionSegLib.io.reconstruction import is_sharp
+
+    assert is_sharp(description, kernel) == sharp
+
+
 @pytest.mark.parametrize("description, material_map, virtual_non_contrast, offset", [
     ("MonoE 70keV", False, False, 0.0), ("Mono+ 40 keV", False, False, 30.0), ("B_Sn140kV", False, False, 20.0),
     ("A_80kV", False, False, 40.0), ("Abdomen 120kVp", False, False, 0.0), ("Abd 1.0 F_0.5", False, False, None),
@@ -719,7 +748,7 @@ def test_a_material_map_chosen_is_warned_of(small_series, caplog):
     ("Portal venous 5.0 B30f", False, False, None), ("Start", False, False, None), ("Rhombus", False, False, None),
 ])
 def test_what_a_description_says_of_a_dual_energy_image(description, material_map, virtual_non_contrast, offset):
-    from LiverLesionSegLib.io.dual_energy import energy_offset, is_material_map, is_virtual_non_contrast
+    from LiverLesionSegLib.io.reconstruction import energy_offset, is_material_map, is_virtual_non_contrast
 
     assert is_material_map(description) == material_map
     assert is_virtual_non_contrast(description) == virtual_non_contrast

@@ -1,4 +1,11 @@
-"""What a series description says of a dual-energy (spectral) CT's reconstruction.
+"""What a series says of how its images were reconstructed: the kernel, and a dual-energy CT's image.
+
+A study often holds the same acquisition reconstructed with a soft-tissue kernel and with a sharp
+one for the lungs or the bones ("Lung 1.0 B70f", "BONE PLUS"), thinner and so of more slices; the
+model learned on soft-tissue images, whose noise is a fraction of a sharp kernel's. The sharp ones
+are told by their description ("Lung", "Bone", "Lunge", "Knochen", "Poumon") or their kernel
+(GE's LUNG, BONE, BONEPLUS, EDGE, DETAIL; Siemens' B60f, Br64d, I70f: a sharpness of 50 or more;
+Canon's FC30 and up).
 
 A dual-energy scanner (Siemens, GE, Philips, Canon) sends one acquisition as several series of the
 same slices and description stem: the conventional (mixed) image, virtual monoenergetic images at
@@ -22,6 +29,12 @@ MATERIAL_MAP = re.compile(r" (?:(?:iod|jod|yod)\w*|z ?eff\w*|effective (?:z|atom
 VIRTUAL_NON_CONTRAST = re.compile(r"vnc|virtual(?:ly)? ?(?:non ?contrast|un ?enhanced|nativ\w*)|virtuell\w* nativ")
 KEV = re.compile(r" (\d{2,3}) ?kev")
 KV = re.compile(r" (?:sn ?)?(\d{2,3}) ?kvp?\b")
+SHARP_WORDS = re.compile(r" (?:lung\w*|bone\w*|lunge\w*|knochen\w*|poumon\w*|osseo\w*|hueso\w*) ")
+SHARP_KERNEL_NAMES = re.compile(r"^(?:lung|bone|boneplus|bone plus|edge|detail|sharp)$")
+NUMBERED_KERNEL = re.compile(r"^(?:[a-z]{1,2})(\d{2})[a-z]?$")  # Siemens: B30f, Br40d, I70f, Qr44
+CANON_KERNEL = re.compile(r"^fc ?(\d{2})$")
+SHARP_FROM = 50  # a Siemens kernel's sharpness from which it is a bone or lung one (B50f and up)
+CANON_SHARP_FROM = 30  # FC01 to FC2x are Canon's body kernels
 CONVENTIONAL_KEV = 70.0  # the monoenergetic image closest to a conventional 120 kV one
 CONVENTIONAL_KV = 120.0
 
@@ -50,3 +63,17 @@ def energy_offset(description: str) -> Optional[float]:
         return abs(float(kev[1]) - CONVENTIONAL_KEV)
     kv = KV.search(text)
     return abs(float(kv[1]) - CONVENTIONAL_KV) if kv else None
+
+
+def is_sharp(description: str, kernel: str) -> bool:
+    """Whether a series is a sharp (lung or bone) reconstruction by its description or its
+    ConvolutionKernel (each of its values, as Siemens writes "Br64d\\3")."""
+    if SHARP_WORDS.search(words_of(description)):
+        return True
+    for value in kernel.lower().split("\\"):
+        value = value.strip()
+        numbered = NUMBERED_KERNEL.match(value) or CANON_KERNEL.match(value)
+        sharp_from = CANON_SHARP_FROM if CANON_KERNEL.match(value) else SHARP_FROM
+        if SHARP_KERNEL_NAMES.match(value) or (numbered and int(numbered[1]) >= sharp_from):
+            return True
+    return False
