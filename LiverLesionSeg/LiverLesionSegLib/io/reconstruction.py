@@ -1,11 +1,13 @@
-"""What a series says of how its images were reconstructed: the kernel, and a dual-energy CT's image.
+"""What a series says of how its images were reconstructed: the kernel, a projection, and a dual-energy
+CT's image.
 
 A study often holds the same acquisition reconstructed with a soft-tissue kernel and with a sharp
 one for the lungs or the bones ("Lung 1.0 B70f", "BONE PLUS"), thinner and so of more slices; the
 model learned on soft-tissue images, whose noise is a fraction of a sharp kernel's. The sharp ones
 are told by their description ("Lung", "Bone", "Lunge", "Knochen", "Poumon") or their kernel
 (GE's LUNG, BONE, BONEPLUS, EDGE, DETAIL; Siemens' B60f, Br64d, I70f: a sharpness of 50 or more;
-Canon's FC30 and up).
+Canon's FC30 and up). Slabs of maximum or minimum intensity projection ("MIP 10mm", "MinIP") show
+each voxel's brightest or darkest neighbour, not its own value.
 
 A dual-energy scanner (Siemens, GE, Philips, Canon) sends one acquisition as several series of the
 same slices and description stem: the conventional (mixed) image, virtual monoenergetic images at
@@ -35,6 +37,7 @@ NUMBERED_KERNEL = re.compile(r"^(?:[a-z]{1,2})(\d{2})[a-z]?$")  # Siemens: B30f,
 CANON_KERNEL = re.compile(r"^fc ?(\d{2})$")
 SHARP_FROM = 50  # a Siemens kernel's sharpness from which it is a bone or lung one (B50f and up)
 CANON_SHARP_FROM = 30  # FC01 to FC2x are Canon's body kernels
+PROJECTION = re.compile(r" (?:mip|minip|mnip|maxip|max ip|min ip|vrt?) |projection")
 CONVENTIONAL_KEV = 70.0  # the monoenergetic image closest to a conventional 120 kV one
 CONVENTIONAL_KV = 120.0
 
@@ -77,3 +80,8 @@ def is_sharp(description: str, kernel: str) -> bool:
         if SHARP_KERNEL_NAMES.match(value) or (numbered and int(numbered[1]) >= sharp_from):
             return True
     return False
+
+
+def is_projection(description: str) -> bool:
+    """Whether a series is of intensity projections (MIP, MinIP) or a volume rendering, by its description."""
+    return bool(PROJECTION.search(words_of(description)))

@@ -7,9 +7,9 @@ arterial, portal venous, delayed). The model learned on portal venous and later 
 liver is enhanced: among axial volumes that cover the liver's height, a phase its description names
 is preferred so (portal venous, then a delayed phase or an unnamed one, then arterial, then before
 contrast), and only then the slice count decides. Of one phase's series (`reconstruction`), a
-soft-tissue reconstruction comes before a sharp one (lung, bone), and of a dual-energy CT's images
-the one nearest a conventional image in energy; a material map comes after every CT image, whatever
-its phase, and a virtual non-contrast image counts as one before contrast.
+soft-tissue reconstruction comes before a sharp one (lung, bone) or a projection (MIP), and of a
+dual-energy CT's images the one nearest a conventional image in energy; a material map comes after
+every CT image, whatever its phase, and a virtual non-contrast image counts as one before contrast.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from ..volume import POSITION_TOLERANCE_MM, Volume
 from .dicom import read_series, slice_height
 from .dicom_files import has_dicom_prefix
 from .dicom_scan import DAMAGED, NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
-from .reconstruction import energy_offset, is_material_map, is_sharp, is_virtual_non_contrast, words_of
+from .reconstruction import (energy_offset, is_material_map, is_projection, is_sharp, is_virtual_non_contrast,
+                             words_of)
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -105,7 +106,8 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
         covers = s.extent_mm is None or s.extent_mm >= least_cover
         phase = PHASE_PREFERENCE[contrast_phase(s.description)] if s.is_axial_volume and covers else -1
         return (s.uid in referenced, s.is_axial_volume, not is_material_map(s.description), phase,
-                not is_sharp(s.description, s.kernel), -(energy_offset(s.description) or 0.0),
+                not (is_sharp(s.description, s.kernel) or is_projection(s.description)),
+                -(energy_offset(s.description) or 0.0),
                 s.images if s.is_axial else 0, s.images, s.acquisition or 0)
 
     ct.sort(key=rank, reverse=True)
@@ -151,6 +153,8 @@ def _why_chosen(chosen: SeriesInfo, runner_up: SeriesInfo, rank) -> str:
             return f"the {phase} phase" if phase else "a phase its description does not name"
         return (f"{named(chosen)}, before {named(runner_up)} ({runner_up.label}): the model is made for a liver "
                 "enhanced by contrast, best in the portal venous phase")
+    if decided == 4 and is_projection(runner_up.description):
+        return f"a plain reconstruction, where {runner_up.label} is of intensity projections (MIP)"
     if decided == 4:
         return (f"a soft-tissue reconstruction, where {runner_up.label} is a sharp one for the lungs or bones (kernel "
                 f"{runner_up.kernel or 'not given'}), whose noise the model did not learn")

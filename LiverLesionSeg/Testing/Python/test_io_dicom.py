@@ -712,8 +712,9 @@ def test_a_material_map_chosen_is_warned_of(small_series, caplog):
 
 @pytest.mark.parametrize("sharp", [{"SeriesDescription": "Abdomen 1.0", "ConvolutionKernel": ["Br64d", "3"]},
                                    {"SeriesDescription": "Lung 1.0"},
-                                   {"SeriesDescription": "Abdomen 1.25", "ConvolutionKernel": "BONEPLUS"}],
-                         ids=["Siemens kernel", "description", "GE kernel"])
+                                   {"SeriesDescription": "Abdomen 1.25", "ConvolutionKernel": "BONEPLUS"},
+                                   {"SeriesDescription": "Ax MIP 3mm"}],
+                         ids=["Siemens kernel", "description", "GE kernel", "projection"])
 def test_a_soft_tissue_reconstruction_is_chosen_over_a_sharp_one_of_more_slices(small_series, sharp, caplog):
     """A study's thin lung or bone reconstruction, of more slices, went before its soft-tissue one."""
     for path in small_series.iterdir():
@@ -724,7 +725,7 @@ def test_a_soft_tissue_reconstruction_is_chosen_over_a_sharp_one_of_more_slices(
     with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
         chosen = choose_ct_series(scan_folder(small_series))
     assert chosen.description == "Abdomen 5.0" and chosen.images == 4
-    assert "a soft-tissue reconstruction, where series 2" in caplog.text
+    assert re.search(r"a (soft-tissue|plain) reconstruction, where series 2", caplog.text)
 
 
 @pytest.mark.parametrize("description, kernel, sharp", [
@@ -737,6 +738,15 @@ def test_a_sharp_reconstruction_is_told_by_its_description_or_kernel(description
     from LiverLesionSegLib.io.reconstruction import is_sharp
 
     assert is_sharp(description, kernel) == sharp
+
+
+@pytest.mark.parametrize("description, projection", [
+    ("MIP 10mm", True), ("Ax MinIP 5", True), ("Maximum Intensity Projection", True), ("VRT", True),
+    ("Abdomen 5.0", False), ("Mipmap", False), ("Oblique", False)])
+def test_a_projection_is_told_by_its_description(description, projection):
+    from LiverLesionSegLib.io.reconstruction import is_projection
+
+    assert is_projection(description) == projection
 
 
 @pytest.mark.parametrize("description, material_map, virtual_non_contrast, offset", [
