@@ -1357,6 +1357,19 @@ def normalised_ct(data_dir, tmp, model):
 
 
 @entry
+def mr_image_given_as_ct(data_dir, tmp, model):
+    """An MR image given as a NIfTI where the CT belongs (values 0 to about 700: no air or fat below -200)."""
+    from LiverLesionSegLib.io.cases import find_cases, load_case
+
+    ct = load_case(find_cases([data_dir / "ircadb" / "3Dircadb1.17"])[0]).ct
+    # a T1-weighted look: air dark, fat bright, liver brighter than muscle, bone dark
+    mr = np.interp(ct.array, [-1000, -100, 0, 60, 200, 1000], [5, 700, 200, 420, 350, 80]).astype(np.int16)
+    sitk.WriteImage(ct.with_array(mr).to_sitk(), str(tmp / "t1_vibe.nii.gz"))
+    return BadInput(segment(tmp / "t1_vibe.nii.gz", tmp, model), INPUT, "not a ct in hounsfield units",
+                    "t1_vibe.nii.gz")
+
+
+@entry
 def blank_image(data_dir, tmp, model):
     """A blank image: every voxel -1024 (a failed conversion), with a CT's geometry."""
     from LiverLesionSegLib.io.cases import find_cases, load_case
