@@ -1358,7 +1358,7 @@ def normalised_ct(data_dir, tmp, model):
 
 @entry
 def mr_image_given_as_ct(data_dir, tmp, model):
-    """An MR image given as a NIfTI where the CT belongs (values 0 to about 700: no air or fat below -200)."""
+    """An MR image given as a NIfTI where the CT belongs (values 0 to about 700: no fat or air below -50)."""
     from LiverLesionSegLib.io.cases import find_cases, load_case
 
     ct = load_case(find_cases([data_dir / "ircadb" / "3Dircadb1.17"])[0]).ct
