@@ -210,8 +210,8 @@ MIN_AIR_AND_FAT_SHARE = 0.005
 def refuse_an_image_without_air(volume: Volume, where: str | os.PathLike) -> None:
     """An InputError where next to no voxel lies below -50: a CT of the abdomen in Hounsfield units
     holds fat, air, lung and bowel gas there in every part of it. An MR image given as a NIfTI (a
-    liver MR is as common as a liver CT) was segmented into a 5-litre liver without a word; a PET
-    image, a CT of other values, likewise."""
+    liver MR is as common as a liver CT) was segmented into a 5-litre liver and an 830 mL lesion,
+    with cautions that it might not be a CT; a PET image, a CT of other values, likewise."""
     sample = volume.array[::2, ::4, ::4]  # as `refuse_values_without_rescale`: milliseconds
     if sample.size == 0:
         return

@@ -867,7 +867,7 @@ def test_a_ct_of_values_far_beyond_hounsfield_units_is_refused(small, how):
 @pytest.mark.parametrize("case_name", ["case_0697", "case_1_17"])
 def test_an_mr_image_is_refused_and_a_ct_cropped_round_its_liver_is_not(request, case_name):
     """An MR image given as a NIfTI holds next to no voxel below -50 (no fat or air in Hounsfield
-    units) and was segmented into a 5-litre liver without a word; a CT holds its fat and air there
+    units) and was segmented into a 5-litre liver, with a caution; a CT holds its fat and air there
     even in a box tight round its liver (23 to 35 % of the voxels in the shared cases), and clipped
     to a window of -100 to 400 as pipelines store it."""
     from LiverLesionSegLib.io.images import refuse_a_non_ct
