@@ -56,21 +56,30 @@ SEGMENTS = (LIVER, LESION)
 # Words in the names users give segments (in the Segment Editor, other tools, planning systems)
 # that tell what they are: lower case, without accents (names are compared so), in English and the
 # languages of sites that name segments in their own (German, French, Spanish, Italian,
-# Portuguese, Dutch, Chinese, Japanese, Korean).
-LIVER_WORDS = ("liver", "hepat", "leber", "foie", "higado", "fegato", "figado", "lever", "肝", "간")
+# Portuguese, Dutch, Russian, Polish, Czech, Turkish, Greek, Arabic, Hebrew, Chinese, Japanese,
+# Korean); stems, so that a word's other endings match ("печени", "wątroby").
+LIVER_WORDS = ("liver", "hepat", "leber", "foie", "higado", "fegato", "figado", "lever",
+               "печен", "watrob", "jatra", "jater", "karaciger", "ηπαρ", "ηπατ", "كبد", "الكبد", "כבד", "הכבד",
+               "肝", "간")
 LESION_WORDS = ("lesion", "tumor", "tumour", "tumeur", "mass", "metast", "hcc", "nodul", "cancer", "carcinom",
                 "neoplas", "lasion", "laesie", "lesao", "raumforderung", "herd",
                 "hemangiom", "haemangiom", "hamangiom", "adenom", "fnh",  # benign tumours are lesions too
+                "опухол", "метастаз", "очаг", "образовани", "поражени",  # Russian: tumour, metastasis, focus, mass
+                "zmian", "guz", "przerzut", "nowotw", "nador", "lozisk", "lezyon", "kitle",  # Polish, Czech, Turkish
+                "ογκ", "μεταστ", "βλαβ", "ورم", "آفة", "גידול", "נגע",  # Greek, Arabic, Hebrew
                 "肿瘤", "腫瘍", "病灶", "病変", "癌", "血管瘤",
                 "종양", "병변", "전이", "결절", "암", "혈관종")  # Korean: tumour, lesion, metastasis, nodule, cancer
 NOT_LIVER_WORDS = ("vessel", "vein", "vena", "vene", "arter", "duct", "cyst", "kyst", "zyst", "quiste", "cisti",
-                   "gefass", "pfortader", "血管", "囊肿", "嚢胞",
+                   "gefass", "pfortader", "сосуд", "вен", "артери", "кист", "проток", "naczyn", "zyl", "tetnic",
+                   "torbiel", "damar", "kist", "αγγει", "φλεβ", "αρτηρ", "κυστ", "وريد", "شريان", "كيس", "וריד",
+                   "עורק", "ציסט", "血管", "囊肿", "嚢胞",
                    "혈관", "정맥", "동맥", "문맥", "담관", "낭종")  # in the liver, but not liver tissue
 LESION_CODES = {"108369006", "86049000", "4147007", "52988006", "25370001"}  # SCT tumour, neoplasm, mass, lesion, HCC
 LIVER_CODES = {LIVER_CODE.value}  # SCT liver
 RT_TARGETS = ("gtv", "ctv", "itv", "ptv")  # radiotherapy's target volumes; the gross tumour (GTV) is the lesion
 # "Liver incl. tumor", "Liver with lesions", "Leber mit Tumor": the whole organ, not a lesion
-INCLUDING_WORDS = ("incl", "with", "+", "&", " and ", "mit ", "inkl", "avec", "con ", "含", "포함")
+INCLUDING_WORDS = ("incl", "with", "+", "&", " and ", "mit ", "inkl", "avec", "con ", " с ", " z ", " s ", " ile ",
+                   " με ", " مع ", " עם ", "含", "포함")
 LESION_FREE = re.compile(r"(lesion|tumou?r|metastas[ie]s)[- ]?free")  # "tumour-free liver"
 
 
@@ -120,10 +129,15 @@ def terminology_type(entry: str) -> Optional[Code]:
     return Code(scheme, value, meaning) if value or meaning else None
 
 
+# Letters that are no base letter with an accent, so that decomposing leaves them as they are
+UNACCENTED = str.maketrans({"ı": "i", "ł": "l", "ø": "o", "đ": "d", "æ": "ae", "œ": "oe"})
+
+
 def plain_text(name: str) -> str:
-    """A name in lower case without accents ("Läsion" -> "lasion", "Gefäß" -> "gefass"); Hangul
-    syllables, which the decomposition splits into their letters, put together again."""
-    decomposed = unicodedata.normalize("NFKD", name.strip().casefold())
+    """A name in lower case without accents ("Läsion" -> "lasion", "Gefäß" -> "gefass", "Żyła" ->
+    "zyla", "Kontrastsız" -> "kontrastsiz"); Hangul syllables, which the decomposition splits into
+    their letters, put together again."""
+    decomposed = unicodedata.normalize("NFKD", name.strip().casefold().translate(UNACCENTED))
     return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
 
 

@@ -24,6 +24,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import GeometryError, InputError
+from ..segments import plain_text
 from ..volume import POSITION_TOLERANCE_MM, Volume
 from .dicom import read_series, slice_height
 from .dicom_files import has_dicom_prefix
@@ -33,24 +34,29 @@ from .reconstruction import (energy_offset, is_material_map, is_projection, is_s
 
 LOG = logging.getLogger("LiverLesionSeg")
 
-# Contrast phases as series descriptions name them (English, German, French, Spanish, Italian;
-# abbreviations as scanners and technologists write them: "11_AP_Ax5.00mm", "PVP 3mm", "NC Abd").
-# Looked for in this order, as whole words of the description in lower case without accents.
+# Contrast phases as series descriptions name them (English, German, French, Spanish, Italian, Polish,
+# Czech, Turkish; abbreviations as scanners and technologists write them: "11_AP_Ax5.00mm", "PVP 3mm",
+# "NC Abd"). Looked for in this order, as whole words of the description in lower case without accents.
 PHASE_WORDS = (
     ("before contrast", r"nc|non ?contrast|non ?con|unenhanced|non ?enhanced|plain|native?|pre ?contrast|w ?o|"
-                        r"without contrast|ohne ?km|sin contraste|senza mdc|sans injection|sans iv"),
-    ("arterial", r"arteri\w*|art|ap|lap|eap|hap"),
-    ("portal venous", r"portal\w*|portovenous|pv|pvp|venous|venos\w*|veineuse|ven"),
-    ("delayed", r"delay\w*|late|eqp?|equilibrium|spat\w*|dp|transitional|hepatobiliary|hbp|tardiv\w*"),
+                        r"without contrast|ohne ?km|sin contraste|senza mdc|sans injection|sans iv|natywn\w*|"
+                        r"nativn\w*|bez kontrastu|kontrastsiz"),
+    ("arterial", r"arteri\w*|art|ap|lap|eap|hap|tetnicz\w*"),
+    ("portal venous", r"portal\w*|portovenous|pv|pvp|venous|venos\w*|veineuse|ven|wrotn\w*|zyln\w*|venoz\w*"),
+    ("delayed", r"delay\w*|late|eqp?|equilibrium|spat\w*|dp|transitional|hepatobiliary|hbp|tardiv\w*|opozn\w*|"
+                r"pozdn\w*|gecikmi\w*|gec faz\w*"),
 )
-# The same in Japanese, Chinese (simplified and traditional) and Korean, whose words are not spaced
-# apart: looked for anywhere in the description (NFKC, so half-width forms match too).
-CJK_PHASE_WORDS = (
-    ("before contrast", ("単純", "非造影", "造影前", "平扫", "平掃", "비조영", "조영전")),
-    ("arterial", ("動脈相", "早期相", "動脈期", "动脉期", "동맥기", "동맥상")),
-    ("portal venous", ("門脈相", "門脈期", "门脉期", "门静脉期", "門靜脈期", "静脈相", "静脉期", "靜脈期", "문맥기",
-                       "정맥기")),
-    ("delayed", ("平衡相", "平衡期", "遅延相", "後期相", "延迟期", "延遲期", "평형기", "지연기")),
+# The same in scripts the pattern above does not see: Russian and Greek (stems), and Japanese, Chinese
+# (simplified and traditional) and Korean, whose words are not spaced apart; looked for anywhere in
+# the description in lower case (NFKC, so half-width forms match too).
+SCRIPT_PHASE_WORDS = (
+    ("before contrast", ("нативн", "бесконтраст", "без контраст", "χωρις σκιαγραφ", "単純", "非造影", "造影前",
+                         "平扫", "平掃", "비조영", "조영전")),
+    ("arterial", ("артериальн", "αρτηριακ", "動脈相", "早期相", "動脈期", "动脉期", "동맥기", "동맥상")),
+    ("portal venous", ("портальн", "венозн", "воротн", "φλεβικ", "πυλαι", "門脈相", "門脈期", "门脉期", "门静脉期",
+                       "門靜脈期", "静脈相", "静脉期", "靜脈期", "문맥기", "정맥기")),
+    ("delayed", ("отсроченн", "отложенн", "равновесн", "поздн", "καθυστερ", "平衡相", "平衡期", "遅延相", "後期相",
+                 "延迟期", "延遲期", "평형기", "지연기")),
 )
 PHASE_PREFERENCE = {"portal venous": 3, "delayed": 2, None: 2, "arterial": 1, "before contrast": 0}
 # The phase counts for a series that covers a liver's height, or half the longest series (not a
@@ -67,9 +73,9 @@ def contrast_phase(description: str) -> Optional[str]:
     for phase, words in PHASE_WORDS:
         if re.search(rf" (?:{words}) ", text):
             return phase
-    text = unicodedata.normalize("NFKC", description)
-    for phase, cjk_words in CJK_PHASE_WORDS:
-        if any(word in text for word in cjk_words):
+    text = plain_text(unicodedata.normalize("NFKC", description))
+    for phase, script_words in SCRIPT_PHASE_WORDS:
+        if any(word in text for word in script_words):
             return phase
     return None
 

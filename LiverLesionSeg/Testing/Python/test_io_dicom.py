@@ -665,6 +665,11 @@ def test_a_study_of_several_phases_chooses_the_portal_venous_one(small_series, d
     ("平衡相", "delayed"), ("早期相", "arterial"), ("上腹部平扫", "before contrast"), ("动脉期 1.25mm", "arterial"),
     ("门静脉期", "portal venous"), ("延遲期", "delayed"), ("복부 문맥기 5mm", "portal venous"),
     ("동맥기", "arterial"), ("造影CT 腹部", None), ("肝臓 ダイナミック", None),
+    # Russian, Greek, Polish, Czech, Turkish
+    ("Артериальная фаза 1.5", "arterial"), ("Портальная фаза", "portal venous"), ("Отсроченная фаза", "delayed"),
+    ("Нативная фаза", "before contrast"), ("Φλεβική φάση", "portal venous"), ("Faza tętnicza", "arterial"),
+    ("Faza żylna", "portal venous"), ("Faza opóźniona", "delayed"), ("Nativní", "before contrast"),
+    ("Venózní fáze", "portal venous"), ("Kontrastsız", "before contrast"), ("Geç faz", "delayed"),
 ])
 def test_contrast_phase_read_from_descriptions(description, phase):
     """Whole words only: "ap" in "Capsule" or "art" in "Start" name no phase."""
