@@ -27,6 +27,16 @@ def _same_volume(a, b) -> None:
     assert np.array_equal(a.array, b.array) and a.same_grid(b)
 
 
+@pytest.fixture
+def private_temp(tmp_path, monkeypatch) -> Path:
+    """A temporary folder of the test's own, where archives are unpacked: what the other tests running
+    beside it unpack into the system's does not show in it."""
+    folder = tmp_path / "temporary"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
 def test_a_zipped_series_reads_as_its_folder_and_its_copy_is_removed(tmp_path):
     archive = zip_folder(sample_case_path(), tmp_path / "study.zip")
     with find_input_ct(archive) as found:
@@ -90,7 +100,7 @@ def _encrypted_flag(archive: Path) -> None:
     archive.write_bytes(bytes(data))
 
 
-def test_archives_that_hold_no_ct_are_refused_naming_them(data_dir, tmp_path):
+def test_archives_that_hold_no_ct_are_refused_naming_them(data_dir, tmp_path, private_temp):
     series = tmp_path / "series"
     series.mkdir()
     for path in ct_slices(data_dir, 3):
@@ -106,24 +116,22 @@ def test_archives_that_hold_no_ct_are_refused_naming_them(data_dir, tmp_path):
     cases = {"empty.zip": "empty zip archive", "locked.zip": "password-protected",
              "nested.zip": "holds another archive, inner.zip",
              "notes.zip": "notes.zip/notes: no dicom files found among its 1 files (e.g. report.txt)"}
-    temporary = set(Path(tempfile.gettempdir()).glob("liverlesionseg-unpacked-*"))
     for name, message in cases.items():
         with pytest.raises(InputError) as raised:
             find_input_ct(tmp_path / name)
         assert message in str(raised.value).lower(), str(raised.value)
         assert str(tmp_path / name) in str(raised.value)
-    assert set(Path(tempfile.gettempdir()).glob("liverlesionseg-unpacked-*")) == temporary
+    assert not list(private_temp.iterdir())
 
 
 @pytest.mark.parametrize("name,mode", [("study.tar.gz", "w:gz"), ("study.tar.xz", "w:xz"), ("study.tar", "w")])
-def test_a_tar_archive_of_a_series_reads_as_its_folder(tmp_path, name, mode):
+def test_a_tar_archive_of_a_series_reads_as_its_folder(tmp_path, name, mode, private_temp):
     with tarfile.open(tmp_path / name, mode) as packed:
         packed.add(sample_case_path(), "HCC_006_sample")
-    temporary = set(Path(tempfile.gettempdir()).glob("liverlesionseg-unpacked-*"))
     volume = read_input_volume(tmp_path / name)
     _same_volume(volume, read_input_volume(sample_case_path()))
     assert str(tmp_path / name) in volume.source
-    assert set(Path(tempfile.gettempdir()).glob("liverlesionseg-unpacked-*")) == temporary
+    assert not list(private_temp.iterdir())
 
 
 def test_damaged_empty_and_escaping_tar_archives_are_refused_naming_them(tmp_path):
