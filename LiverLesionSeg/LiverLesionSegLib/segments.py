@@ -106,7 +106,7 @@ def meaning_of_segment_name(name: str) -> str | None:
 def meaning_of_segment(name: str, type_code: Optional[Code]) -> str | None:
     """'liver', 'lesion' or None for a segment by its name (`meaning_of_segment_name`), else by its
     coded type (a DICOM SEG's property type; a Slicer segment's terminology where Slicer made its name
-    from it, as in a translated Slicer, "Печень" coded SCT 10200004) where the name says nothing and
+    from it, as in a translated Slicer, "Maksa" coded SCT 10200004) where the name says nothing and
     names no vessel or cyst. A name a reader typed wins: one who renames a "Liver lesion" segment
     "Abscess" leaves its Mass code."""
     named = meaning_of_segment_name(name)
