@@ -30,7 +30,8 @@ from .header_checks import (check_direction, check_finite, check_metaimage, chec
                             check_nrrd, check_shape, in_mm, refuse_non_finite)
 from .itk_words import itk_reason, metaimage_failure, reader_notes
 from .native_output import held_back
-from .sheared import is_sheared, is_sheared_nifti_error, on_a_regular_grid, read_sheared_nifti
+from .regularize import mask_to_grid
+from .sheared import is_sheared, is_sheared_nifti_error, on_a_regular_grid, read_sheared_nifti, sheared_stack
 from .stored_bytes import checked_meanwhile, gzip_damage, voxel_itemsize
 
 LOG = logging.getLogger("LiverLesionSeg")
@@ -270,7 +271,7 @@ def refuse_a_non_ct(volume: Volume, where: str | os.PathLike) -> None:
 def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
     """A 3-D scalar image with its LPS geometry; refuse 2-D, 4-D, vector, non-finite or damaged files.
     An image whose voxel axes are sheared (a gantry tilt) is resampled onto a regular grid (`sheared`)
-    where `resample_shear`, else refused."""
+    where `resample_shear`, else left on its sheared grid (a label map, placed by `read_label_map`)."""
     path = Path(path)
     if not path.exists():
         raise InputError("does not exist", path, "check the path")
@@ -288,30 +289,27 @@ def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
     if mixed:
         raise InputError(f"its suffix '{mixed}' mixes lower and upper case, which NIfTI readers refuse", path,
                          f"rename it {mixed.lower()} (or {mixed.upper()})")
-    image = _read_with_itk(path, resample_shear)
-    if isinstance(image, Volume):  # a sheared NIfTI, resampled
-        return image
-    volume = Volume.from_sitk(image, str(path))
+    image = _read_with_itk(path)
+    volume = image if isinstance(image, Volume) else Volume.from_sitk(image, str(path))  # (a sheared NIfTI)
     if volume.array.dtype == np.float64:
         volume.array = volume.array.astype(np.float32)
     check_finite(path, volume.array)
-    if is_sheared(volume.direction):  # a NRRD or MetaImage of a tilted scan: ITK keeps its axes as given
-        refuse_a_sheared_label_map(path, resample_shear)
-        return on_a_regular_grid(volume.array, volume.direction * volume.spacing, volume.origin, str(path), path)
+    if is_sheared(volume.direction) and resample_shear:  # a tilted scan's grid, its axes as given
+        return on_a_regular_grid(volume, path)
     return volume
 
 
-def _read_with_itk(path: Path, resample_shear: bool) -> sitk.Image | Volume:
+def _read_with_itk(path: Path) -> sitk.Image | Volume:
     """The image as SimpleITK reads it, with the checks of what it hides (`check_nifti`, `check_metaimage`
     before its read; the compressed stream's check beside it, `checked_meanwhile`; the voxels a NRRD or
-    MetaImage holds after it); a sheared NIfTI as `_read_sheared` reads it."""
+    MetaImage holds after it); a sheared NIfTI, which ITK refuses, as `_read_sheared` reads it."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     _, exc, header_printed = _held_back(reader.ReadImageInformation)
     if exc is not None:
         if is_sheared_nifti_error(path, itk_reason(exc)):
             with checked_meanwhile(path):  # nibabel does not read the CRC either
-                return _read_sheared(path, resample_shear)  # (what ITK printed on the way is left out with its read)
+                return _read_sheared(path)  # (what ITK printed on the way is left out with its read)
         damage = gzip_damage(path)  # ITK only says it knows no reader for the file
         if damage:
             raise InputError(f"the compressed file is damaged ({damage})", path, "export it again") from None
@@ -388,7 +386,10 @@ def read_label_map(path: str | os.PathLike, reference: Volume, require_liver: bo
     if is_slicer_segmentation(path):
         return read_slicer_segmentation(path, reference, require_liver)
     labels = read_image(path, resample_shear=False)
-    array = labels.array if labels.same_grid(reference) else _on_the_voxels_of(labels, reference)
+    if is_sheared(labels.direction):  # as the CT's slices were, where it was read from this tilted grid
+        array = _sheared_labels_on(labels, reference, path)
+    else:
+        array = labels.array if labels.same_grid(reference) else _on_the_voxels_of(labels, reference)
     if array is None:
         if labels.shape != reference.shape:
             raise GeometryError(f"the label map has {_size(labels)} voxels but the image {_size(reference)}", path,
@@ -448,23 +449,32 @@ def _on_the_voxels_of(labels: Volume, reference: Volume) -> Optional[np.ndarray]
     return np.ascontiguousarray(reference_order.undo(labels_order.apply(labels.array)))
 
 
-def _read_sheared(path: Path, resample: bool) -> Volume:
+def _read_sheared(path: Path) -> Volume:
     import nibabel as nib
 
     check_nifti(path)  # a damaged header (an affine of NaN, of no thickness) is told as such, not as a shear
     shape = nib.load(str(path)).shape
     check_shape(path, len(shape), shape, 1)
     check_image_fits(tuple(reversed(shape)), 4, path)
-    refuse_a_sheared_label_map(path, resample)
     return read_sheared_nifti(path)
 
 
-def refuse_a_sheared_label_map(path: Path, resample: bool) -> None:
-    """A label map is not resampled: its voxels must be the image's."""
-    if not resample:
-        raise GeometryError("the label map's voxel axes are sheared (the grid of a gantry-tilted scan), so it lies "
-                            "on no regular grid", path, "give the label map on the image's regular grid, as "
-                            "liverlesionseg segment writes it")
+def _sheared_labels_on(labels: Volume, reference: Volume, path: Path) -> np.ndarray:
+    """A label map on a tilted scan's sheared grid, on the grid of the CT resampled from that scan: each
+    label resampled as the CT's slices were (a lesion's within the liver's, so that no voxel between the
+    two is lost). Refused for a CT that was not resampled from these slices."""
+    if reference.acquired is None:
+        raise GeometryError("the label map's voxel axes are sheared (the grid of a gantry-tilted scan), but the "
+                            "image's are not", path, "give the label map made on this image")
+    array, stack = sheared_stack(labels, path)
+    if stack.shape != reference.acquired.shape or len(stack.positions) != len(reference.acquired.positions):
+        raise GeometryError(f"the label map has {_size(labels)} voxels but the image's slices as acquired "
+                            f"{reference.acquired.shape[1]} x {reference.acquired.shape[0]} x "
+                            f"{len(reference.acquired.positions)}", path, "give the label map made on this image")
+    placed = np.zeros(reference.shape, array.dtype)
+    for value in np.unique(array[array > 0]):  # 1 liver, then 2 lesion over it
+        placed[mask_to_grid(array >= value, stack, reference) > 0] = value
+    return placed
 
 
 def _size(volume: Volume) -> str:

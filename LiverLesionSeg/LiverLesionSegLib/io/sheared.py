@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import GeometryError
 from ..volume import LPS_TO_RAS, Volume
+from .regularize import Stack, stack_to_volume
 
 IN_PLANE_RIGHT_ANGLE = 1e-3  # |cos| of the angle between the i and j axes
 SHEAR_TOLERANCE = 1e-4  # |cos| between two voxel axes beyond which they are not at right angles (ITK's own)
@@ -34,36 +35,41 @@ def is_sheared(direction: np.ndarray) -> bool:
 
 
 def read_sheared_nifti(path: Path) -> Volume:
-    """The image, resampled onto the regular grid of its tilted slices (a warning says so)."""
+    """The image on its own sheared grid, as ITK reads a sheared NRRD: its direction's unit axes not at
+    right angles (`on_a_regular_grid` resamples it)."""
     import nibabel as nib
 
     image = nib.load(str(path))
     ijk_to_lps = LPS_TO_RAS @ np.asarray(image.affine, float)  # RAS to LPS: the same sign flips
     array = np.asarray(image.dataobj).transpose(2, 1, 0)  # [i, j, k] -> [k, j, i]
     array = array.astype(np.int16 if _fits_int16(array) else np.float32)
-    return on_a_regular_grid(array, ijk_to_lps[:3, :3], ijk_to_lps[:3, 3], str(path), path)
+    spacing = np.linalg.norm(ijk_to_lps[:3, :3], axis=0)
+    return Volume(np.ascontiguousarray(array), tuple(spacing), tuple(ijk_to_lps[:3, 3]),
+                  ijk_to_lps[:3, :3] / spacing, str(path))
 
 
-def on_a_regular_grid(array: np.ndarray, axes: np.ndarray, origin: np.ndarray, source: str,
-                      where: str | os.PathLike) -> Volume:
-    """The voxels ([k, j, i]) of a sheared grid, whose voxel steps in LPS mm are the columns of `axes`
-    (i, j, k) from `origin`, resampled onto the regular grid of their slices (a warning says so)."""
+def on_a_regular_grid(volume: Volume, where: str | os.PathLike) -> Volume:
+    """A volume on a sheared grid resampled onto the regular grid of its slices (a warning says so)."""
+    return stack_to_volume(*sheared_stack(volume, where), volume.source, where)
+
+
+def sheared_stack(volume: Volume, where: str | os.PathLike) -> tuple[np.ndarray, Stack]:
+    """The voxels of a volume on a sheared grid as slices sorted along their normal, and where each
+    lies; refused where they are no tilted acquisition's."""
     from .dicom import check_stack
-    from .regularize import Stack, stack_to_volume
 
-    axes = np.asarray(axes, float)
-    spacing = np.linalg.norm(axes, axis=0)
-    row_dir, col_dir = axes[:, 0] / spacing[0], axes[:, 1] / spacing[1]
+    row_dir, col_dir, k_axis = volume.direction.T
+    array = volume.array
     if abs(float(row_dir @ col_dir)) > IN_PLANE_RIGHT_ANGLE:
         raise GeometryError("its voxel axes are sheared within its slices (the i and j axes are not at right "
                             "angles), which no gantry tilt gives", where, "resample it to a regular grid first")
-    positions = np.asarray(origin, float) + np.outer(np.arange(array.shape[0]), axes[:, 2])
+    positions = np.asarray(volume.origin, float) + np.outer(np.arange(array.shape[0]), volume.spacing[2] * k_axis)
     names = [f"slice {k}" for k in range(array.shape[0])]
-    if float(axes[:, 2] @ np.cross(row_dir, col_dir)) < 0:  # slices stored against the normal: turn them round
+    if float(k_axis @ np.cross(row_dir, col_dir)) < 0:  # slices stored against the normal: turn them round
         positions, array, names = positions[::-1], array[::-1], names[::-1]
-    stack = Stack(positions, row_dir, col_dir, (float(spacing[0]), float(spacing[1])), array.shape[1:])
+    stack = Stack(positions, row_dir, col_dir, (float(volume.spacing[0]), float(volume.spacing[1])), array.shape[1:])
     check_stack(stack, names, where)
-    return stack_to_volume(np.ascontiguousarray(array), stack, source, where)
+    return np.ascontiguousarray(array), stack
 
 
 def _fits_int16(array: np.ndarray) -> bool:

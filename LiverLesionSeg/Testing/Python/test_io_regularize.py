@@ -303,13 +303,31 @@ def test_a_sheared_nrrd_or_metaimage_reads_as_the_tilted_series_does(straight, t
     np.testing.assert_array_equal(from_file.array, from_dicom.array)
 
 
-def test_a_sheared_nrrd_label_map_is_refused_in_one_line(straight, tmp_path):
+def test_a_sheared_nrrd_label_map_is_refused_in_one_line_for_an_image_not_sheared(straight, tmp_path):
     from LiverLesionSegLib.io.images import read_label_map
 
     _, volume = straight
     path = sheared_image(volume.with_array(np.zeros(volume.shape, np.uint8)), 1.0, tmp_path / "labels.nrrd")
     with pytest.raises(GeometryError, match=r"labels\.nrrd: the label map's voxel axes are sheared [^\n]*$"):
         read_label_map(path, volume)
+
+
+@pytest.mark.parametrize("suffix", [".nrrd", ".nii.gz"])
+def test_a_label_map_on_the_sheared_grid_of_its_ct_is_resampled_as_the_ct(straight, tmp_path, suffix):
+    """A tilted scan's case folder written without tilt correction, its CT and its label map on one
+    sheared grid: the label map was refused. Its labels are resampled as the CT's slices are; with a
+    shift of one whole pixel a slice, voxel for voxel where the CT's values say (1 over 100 HU, 2 over
+    300 HU, within it)."""
+    from LiverLesionSegLib.io.images import read_image, read_label_map
+
+    _, volume = straight
+    labels = (volume.array > 100).astype(np.uint8) + (volume.array > 300)
+    assert 0 < np.count_nonzero(labels == 2) < np.count_nonzero(labels == 1)
+    write = sheared_nifti if suffix == ".nii.gz" else sheared_image
+    ct = read_image(write(volume, 1.0, tmp_path / f"ct{suffix}"))
+    liver, lesion = read_label_map(write(volume.with_array(labels), 1.0, tmp_path / f"labels{suffix}"), ct)
+    np.testing.assert_array_equal(liver.array, ct.array > 100)
+    np.testing.assert_array_equal(lesion.array, ct.array > 300)
 
 
 def test_what_itk_printed_on_a_sheared_nifti_it_gave_up_is_left_out(straight, tmp_path, capfd):
