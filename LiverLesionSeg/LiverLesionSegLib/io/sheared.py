@@ -20,7 +20,7 @@ from ..volume import LPS_TO_RAS, Volume
 from .regularize import Stack, stack_to_volume
 
 IN_PLANE_RIGHT_ANGLE = 1e-3  # |cos| of the angle between the i and j axes
-SHEAR_TOLERANCE = 1e-4  # |cos| between two voxel axes beyond which they are not at right angles (ITK's own)
+SHEAR_TOLERANCE = 1e-4  # |cos| between two voxel axes beyond which they are not at right angles
 
 
 def is_sheared_nifti_error(path: Path, reason: str) -> bool:
