@@ -220,8 +220,8 @@ def refuse_an_image_without_air(volume: Volume, where: str | os.PathLike) -> Non
     if share < MIN_AIR_AND_FAT_SHARE:
         raise InputError(f"only {100 * share:.2g} % of its voxels lie below {AIR_AND_FAT_BELOW_HU:.0f}, where a CT's "
                          "fat, air, lung and bowel gas lie (over half of an abdominal CT; a fifth of a box round the "
-                         "liver): not a CT in Hounsfield units (an MR or PET image, or other values)",
-                         where, "give a CT in Hounsfield units")
+                         "liver): not a CT in Hounsfield units (an MR or PET image, a CT masked to one organ, or "
+                         "other values)", where, "give a CT in Hounsfield units, as scanned")
 
 
 def refuse_axes_out_of_order(volume: Volume, where: str | os.PathLike) -> None:
