@@ -27,7 +27,7 @@ from ..memory import check_image_fits
 from ..volume import Volume
 from .atomic import NOT_TEXT, is_text_path
 from .header_checks import (check_direction, check_finite, check_metaimage, check_metaimage_size, check_nifti,
-                            check_nrrd, check_shape, in_mm, refuse_non_finite)
+                            check_nrrd, check_origin, check_shape, in_mm, refuse_non_finite)
 from .itk_words import itk_reason, metaimage_failure, reader_notes
 from .native_output import held_back
 from .regularize import mask_to_grid
@@ -318,6 +318,7 @@ def _read_with_itk(path: Path) -> sitk.Image | Volume:
     check_shape(path, reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents())
     check_image_fits(tuple(reversed(reader.GetSize())), voxel_itemsize(reader.GetPixelID()), path)
     check_direction(path, reader.GetDirection())
+    check_origin(path, reader.GetOrigin())
     name, floats = path.name.lower(), None
     metaimage = name.endswith((".mha", ".mhd"))
     if name.endswith((".nii", ".nii.gz")):
@@ -456,7 +457,9 @@ def _read_sheared(path: Path) -> Volume:
     shape = nib.load(str(path)).shape
     check_shape(path, len(shape), shape, 1)
     check_image_fits(tuple(reversed(shape)), 4, path)
-    return read_sheared_nifti(path)
+    volume = read_sheared_nifti(path)
+    check_origin(path, volume.origin)
+    return volume
 
 
 def _sheared_labels_on(labels: Volume, reference: Volume, path: Path) -> np.ndarray:

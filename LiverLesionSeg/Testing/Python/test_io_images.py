@@ -881,3 +881,19 @@ def test_an_mr_image_is_refused_and_a_ct_cropped_round_its_liver_is_not(request,
     with pytest.raises(InputError) as exc:
         refuse_a_non_ct(case.ct.with_array(mr), "t1.nii.gz")
     assert_one_line(exc, "t1.nii.gz", "of its voxels lie below -50", "not a CT in Hounsfield units")
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".mha"])
+def test_an_origin_farther_than_any_scan_is_refused(small, tmp_path, suffix):
+    """Found by `damage_inputs.py --kind nifti`, seed 16013 (srow_x[3] of 1e30): read so, the voxels'
+    positions lost their millimetres to rounding and the lesion table gave centres at 1e30 mm. An
+    origin 1.9 m down the table, as a PET/CT's may be, is read."""
+    image = small.to_sitk()
+    image.SetOrigin((small.origin[0], small.origin[1], -1900.0))
+    sitk.WriteImage(image, str(tmp_path / f"far{suffix}"))
+    assert read_image(tmp_path / f"far{suffix}").origin[2] == pytest.approx(-1900.0)
+    image.SetOrigin((1e30, small.origin[1], small.origin[2]))
+    sitk.WriteImage(image, str(tmp_path / f"far{suffix}"))
+    with pytest.raises(GeometryError) as exc:
+        read_image(tmp_path / f"far{suffix}")
+    assert_one_line(exc, f"far{suffix}", "its origin (1e+30", "farther than any scan lies")
