@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import re
 import zlib
 from pathlib import Path
@@ -54,7 +55,7 @@ def check_direction(path: Path, direction: Sequence[float]) -> None:
 MAX_ORIGIN_MM = 1e5  # 100 m: a scanner's coordinates lie within a few metres of its centre
 
 
-def check_origin(path: Path, origin: Sequence[float]) -> None:
+def check_origin(where: str | os.PathLike | None, origin: Sequence[float]) -> None:
     """Refuse an image whose origin lies farther from the scanner's centre than any scan (a NIfTI's
     srow_x[3] of 1e30, found by `tools/damage_inputs.py --kind nifti`, seed 16013): read so, the
     voxels' positions lost their millimetres to rounding, two grids 10 mm apart compared as one, and
@@ -63,7 +64,7 @@ def check_origin(path: Path, origin: Sequence[float]) -> None:
     if not far <= MAX_ORIGIN_MM:  # (NaN too)
         shown = ", ".join(f"{float(v):.4g}" for v in origin)
         raise GeometryError(f"its origin ({shown}) lies {far:.3g} mm from the scanner's centre, farther than any scan "
-                            "lies: a damaged header", path, "write it again from the tool that made it")
+                            "lies: a damaged header", where, "write it again from the tool that made it")
 
 
 def check_nifti(path: Path, itk_spacing: Optional[Sequence[float]] = None, look_at_floats: bool = True

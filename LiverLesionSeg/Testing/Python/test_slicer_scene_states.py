@@ -7,6 +7,8 @@ wrong figure or an overwritten CT (an adversarial sweep of the Slicer logic)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -296,6 +298,18 @@ def test_a_sheared_volume_is_refused_not_measured_too_large(case):
 
     with pytest.raises(GeometryError, match=r"^sheared CT: its voxel axes are not at right angles"):
         mrml.volume_from_node(volume)
+
+
+def test_a_volume_whose_origin_lies_farther_than_any_scan_is_refused(case):
+    """As an image file so damaged (a NIfTI's srow_x[3] of 1e30), loaded into Slicer."""
+    from LiverLesionSegLib.errors import GeometryError
+
+    scene = slicer.vtkMRMLScene()
+    volume = mrml.add_volume_node(scene, case["ct"], "far CT")
+    volume.SetOrigin(1e30, 0.0, 0.0)
+    with pytest.raises(GeometryError) as exc:
+        mrml.volume_from_node(volume)
+    assert re.match(r"far CT: its origin \(-1e\+30, \S+, \S+\) lies 1e\+30 mm from the scanner's centre", str(exc.value))
 
 
 def test_a_volume_without_a_name_gets_a_segmentation_named_without_a_leading_space(case):
