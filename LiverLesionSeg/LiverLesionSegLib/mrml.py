@@ -32,7 +32,6 @@ import vtk
 from vtk.util import numpy_support
 
 from .errors import GeometryError, InputError
-from .io.header_checks import check_origin
 from .io.images import refuse_a_non_ct
 from .io.slicer_scene import PROBABILITY_ROLE, ROLE_ATTRIBUTE
 from .metrics import COMPARISON_COLUMNS, CaseMetrics, evaluate_case
@@ -77,7 +76,6 @@ def volume_from_node(volume_node) -> Volume:
         raise GeometryError("its voxel axes are not at right angles (a sheared IJK to RAS matrix, as a tilted scan "
                             "hardened without resampling has)", name,
                             "resample it onto a regular grid first (Resample Scalar Volume), then select it")
-    check_origin(name, volume.origin)  # (a file so damaged, loaded by Slicer)
     return volume
 
 

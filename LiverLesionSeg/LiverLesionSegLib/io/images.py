@@ -256,7 +256,8 @@ def refuse_an_implausible_spacing(volume: Volume, where: str | os.PathLike) -> N
 def refuse_a_non_ct(volume: Volume, where: str | os.PathLike) -> None:
     """Refuse what is given as a CT but is blank, a label map, a CT's values without their rescale or
     beyond Hounsfield units, a normalised image, one without air or fat (an MR image), an array saved
-    with its axes reversed and no geometry, or of voxels no CT has."""
+    with its axes reversed and no geometry, or of voxels no CT has or placed where no scan lies."""
+    check_origin(where, volume.origin)  # a DICOM series' or a Slicer volume's (a file's is checked as read)
     refuse_an_implausible_spacing(volume, where)
     span = value_span(volume)
     refuse_a_blank_image(volume, where, span)

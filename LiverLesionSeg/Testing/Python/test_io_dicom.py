@@ -485,6 +485,17 @@ def test_truncated_file(small_series):
     assert_one_line(exc, "slice 103", "truncated")
 
 
+def test_slices_placed_farther_than_any_scan_are_refused(small_series):
+    """ImagePositionPatient's x damaged to 1e30 on every slice: the series was segmented, its output
+    placed there."""
+    for path in small_series.iterdir():
+        ds = pydicom.dcmread(path)
+        edit(path, ImagePositionPatient=[1e30, *ds.ImagePositionPatient[1:]])
+    with pytest.raises(GeometryError) as exc:
+        read_input_volume(small_series)
+    assert_one_line(exc, "series with spaces", "its origin (1e+30", "farther than any scan lies")
+
+
 def test_a_character_set_holding_a_null_character_is_named(small_series):
     """pydicom passes the SpecificCharacterSet to Python's codec lookup, which raised "embedded null
     character": the file was told as damaged in those words, which name nothing in it."""

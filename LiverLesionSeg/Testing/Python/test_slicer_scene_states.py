@@ -7,8 +7,6 @@ wrong figure or an overwritten CT (an adversarial sweep of the Slicer logic)."""
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 
@@ -300,16 +298,17 @@ def test_a_sheared_volume_is_refused_not_measured_too_large(case):
         mrml.volume_from_node(volume)
 
 
-def test_a_volume_whose_origin_lies_farther_than_any_scan_is_refused(case):
-    """As an image file so damaged (a NIfTI's srow_x[3] of 1e30), loaded into Slicer."""
-    from LiverLesionSegLib.errors import GeometryError
-
+def test_a_volume_placed_where_no_scan_lies_or_an_mr_image_is_refused(case, model_path):
+    """As image files so damaged (a NIfTI's srow_x[3] of 1e30) or of other values (an MR image),
+    loaded into Slicer and chosen as the CT."""
     scene = slicer.vtkMRMLScene()
-    volume = mrml.add_volume_node(scene, case["ct"], "far CT")
-    volume.SetOrigin(1e30, 0.0, 0.0)
-    with pytest.raises(GeometryError) as exc:
-        mrml.volume_from_node(volume)
-    assert re.match(r"far CT: its origin \(-1e\+30, \S+, \S+\) lies 1e\+30 mm from the scanner", str(exc.value))
+    far = mrml.add_volume_node(scene, case["ct"], "far CT")
+    far.SetOrigin(1e30, 0.0, 0.0)
+    assert_refused_by_a_script_and_the_panel(scene, far, model_path,
+                                             r"^far CT: its origin \(-1e\+30, \S+, \S+\) lies 1e\+30 mm from")
+    mr = np.interp(case["ct"].array, [-1000, -100, 0, 60, 200, 1000], [5, 700, 200, 420, 350, 80])
+    t1 = mrml.add_volume_node(scene, case["ct"].with_array(mr.astype(np.int16)), "T1 VIBE")
+    assert_refused_by_a_script_and_the_panel(scene, t1, model_path, r"^T1 VIBE: only 0 % of its voxels lie below -50")
 
 
 def test_a_volume_without_a_name_gets_a_segmentation_named_without_a_leading_space(case):
