@@ -476,8 +476,9 @@ def _sheared_labels_on(labels: Volume, reference: Volume, path: Path) -> np.ndar
                             f"{reference.acquired.shape[1]} x {reference.acquired.shape[0]} x "
                             f"{len(reference.acquired.positions)}", path, "give the label map made on this image")
     placed = np.zeros(reference.shape, array.dtype)
-    for value in np.unique(array[array > 0]):  # 1 liver, then 2 lesion over it
-        placed[mask_to_grid(array >= value, stack, reference) > 0] = value
+    for value in np.unique(array[array != 0]):  # 1 liver, then 2 lesion over it (any other label is refused after)
+        within = array >= value if value > 0 else array == value
+        placed[mask_to_grid(within, stack, reference) > 0] = value
     return placed
 
 

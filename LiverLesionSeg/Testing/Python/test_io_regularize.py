@@ -11,7 +11,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from LiverLesionSegLib.errors import GeometryError
+from LiverLesionSegLib.errors import GeometryError, InputError
 from LiverLesionSegLib.io.series_choice import read_ct_folder
 
 SERIES_1211 = "tace/RadCTTACEomics_1211/10_AP_Ax2.50mm"  # 2.5 mm apart; dicom-00100 is the highest z
@@ -328,6 +328,10 @@ def test_a_label_map_on_the_sheared_grid_of_its_ct_is_resampled_as_the_ct(straig
     liver, lesion = read_label_map(write(volume.with_array(labels), 1.0, tmp_path / f"labels{suffix}"), ct)
     np.testing.assert_array_equal(liver.array, ct.array > 100)
     np.testing.assert_array_equal(lesion.array, ct.array > 300)
+    odd = labels.astype(np.int16)
+    odd[0, :4, :4] = -1  # a label of no meaning, refused as on a regular grid
+    with pytest.raises(InputError, match=r"holds label\(s\) -1 besides 0 background"):
+        read_label_map(write(volume.with_array(odd), 1.0, tmp_path / f"odd{suffix}"), ct)
 
 
 def test_what_itk_printed_on_a_sheared_nifti_it_gave_up_is_left_out(straight, tmp_path, capfd):
