@@ -36,8 +36,8 @@ def result_caveats(ct: Volume, result: Segmentation) -> list[str]:
     air_share = float(np.count_nonzero(ct.array < AIR_BELOW_HU)) / ct.array.size
     if air_share < MIN_AIR_SHARE:
         found.append(f"the image holds almost no air ({100 * air_share:.1f}% of voxels under {AIR_BELOW_HU:.0f}): "
-                     "it may not be a CT in Hounsfield units (an MR image, or CT values without their rescale), "
-                     "which the model was not made for; check the result against the image")
+                     "it may not be a CT in Hounsfield units as scanned (clipped to a window, or cropped tight "
+                     "round the liver), which the model was not made for; check the result against the image")
     if result.flipped:
         found.append(f"the CT looks stored with {result.flipped} swapped (the liver on the patient's left, or the "
                      "spine in front: situs inversus, or a wrong orientation in the file): it was segmented "
