@@ -33,6 +33,7 @@ from vtk.util import numpy_support
 
 from .errors import GeometryError, InputError
 from .io.images import refuse_a_non_ct
+from .io.sheared import is_sheared
 from .io.slicer_scene import PROBABILITY_ROLE, ROLE_ATTRIBUTE
 from .metrics import COMPARISON_COLUMNS, CaseMetrics, evaluate_case
 from .mrml_tables import (add_long_axis_lines, append_row_by_name, comparison_table, fill_lesion_table,
@@ -54,7 +55,6 @@ HEATMAP_COLOR_IDS = (  # preferred colour nodes for the probability overlay, whe
     "vtkMRMLPETProceduralColorNodePET-Heat",
 )
 HEATMAP_NAME = "LiverLesionSeg heatmap"
-RIGHT_ANGLE_TOLERANCE = 1e-4  # |cos| between voxel axes still taken as a right angle
 PROBABILITY_DISPLAY_THRESHOLD = 0.05  # probabilities below this are transparent in the overlay
 
 
@@ -71,8 +71,7 @@ def volume_from_node(volume_node) -> Volume:
                          "select a scalar CT volume")
     array = np.array(slicer.util.arrayFromVolume(volume_node), copy=True)
     volume = Volume.from_ijk_to_ras(array, ijk_to_ras_of(volume_node), source=name)
-    direction = np.asarray(volume.direction, dtype=float)
-    if not np.allclose(direction.T @ direction, np.eye(3), atol=RIGHT_ANGLE_TOLERANCE):  # volumes would be wrong
+    if is_sheared(volume.direction):  # volumes would be wrong
         raise GeometryError("its voxel axes are not at right angles (a sheared IJK to RAS matrix, as a tilted scan "
                             "hardened without resampling has)", name,
                             "resample it onto a regular grid first (Resample Scalar Volume), then select it")
