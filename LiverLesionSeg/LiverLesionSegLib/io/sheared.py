@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GeometryError
-from ..volume import LPS_TO_RAS, Volume
+from ..volume import Volume
 from .regularize import Stack, stack_to_volume
 
 IN_PLANE_RIGHT_ANGLE = 1e-3  # |cos| of the angle between the i and j axes
@@ -40,12 +40,9 @@ def read_sheared_nifti(path: Path) -> Volume:
     import nibabel as nib
 
     image = nib.load(str(path))
-    ijk_to_lps = LPS_TO_RAS @ np.asarray(image.affine, float)  # RAS to LPS: the same sign flips
     array = np.asarray(image.dataobj).transpose(2, 1, 0)  # [i, j, k] -> [k, j, i]
     array = array.astype(np.int16 if _fits_int16(array) else np.float32)
-    spacing = np.linalg.norm(ijk_to_lps[:3, :3], axis=0)
-    return Volume(np.ascontiguousarray(array), tuple(spacing), tuple(ijk_to_lps[:3, 3]),
-                  ijk_to_lps[:3, :3] / spacing, str(path))
+    return Volume.from_ijk_to_ras(np.ascontiguousarray(array), image.affine, str(path))  # the affine is IJK to RAS
 
 
 def on_a_regular_grid(volume: Volume, where: str | os.PathLike) -> Volume:
