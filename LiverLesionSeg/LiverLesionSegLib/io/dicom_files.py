@@ -22,6 +22,7 @@ from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.pixels import get_decoder
 
 from ..errors import InputError, first_line
+from .dicom_values import values_of
 from .native_output import held_back
 
 LOG = logging.getLogger("LiverLesionSeg")
@@ -145,7 +146,7 @@ def _index_count_mismatch(ds: pydicom.Dataset) -> Optional[str]:
     for number, frame in enumerate(ds.get("PerFrameFunctionalGroupsSequence") or [], start=1):
         content = frame.get("FrameContentSequence")
         values = content[0].get("DimensionIndexValues") if content else None
-        count = len(values) if isinstance(values, (list, tuple, pydicom.multival.MultiValue)) else 1
+        count = len(values_of(values))
         if indices and values is not None and count != indices:
             return (f"frame {number}'s DimensionIndexValues hold {count} value{'s' * (count != 1)}, where the "
                     f"file's DimensionIndexSequence has {indices} indices")

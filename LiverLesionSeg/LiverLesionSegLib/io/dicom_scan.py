@@ -21,7 +21,7 @@ from ..volume import DIRECTION_TOLERANCE
 from .dicom_files import (dcmread, has_dicom_prefix, header_values, is_empty_slice_file, list_files,
                           pydicom_fault, starts_as_a_bare_dataset)
 from .dicom_values import (dominant_axis, int_or_none, normal_of, orientation_name, orientation_of, position_of,
-                           text_as_written)
+                           text_as_written, values_of)
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -228,14 +228,6 @@ def _referenced_series(header: pydicom.Dataset) -> list[str]:
     return [str(item.SeriesInstanceUID) for item in items if "SeriesInstanceUID" in item]
 
 
-def _text_values(value) -> str:
-    """A text element's values joined by a backslash (a MultiValue, or one value), "" where absent."""
-    if value is None:
-        return ""
-    values = value if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
-    return "\\".join(str(v).strip() for v in values)
-
-
 def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisition: Optional[int] = None
                  ) -> SeriesInfo:
     first = members[0][1]
@@ -267,7 +259,7 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisit
         differing_uids=tuple(keyword for keyword in SHARED_IDENTIFIERS
                              if len({str(header.get(keyword, "") or "") for _, header in kept}) > 1),
         extent_mm=None if multiframe else _extent(kept, orientation),
-        kernel=_text_values(first.get("ConvolutionKernel")),
+        kernel="\\".join(str(v).strip() for v in values_of(first.get("ConvolutionKernel") or "")),
     )
     if left_out:
         LOG.warning("%s: left out %d image(s) of another orientation than the %d kept (%s), e.g. %s",

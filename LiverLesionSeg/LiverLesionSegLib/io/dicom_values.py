@@ -50,11 +50,15 @@ def numbers_of(ds, keyword: str, count: int) -> Optional[tuple[float, ...]]:
     return number_values(ds.get(keyword), count)
 
 
+def values_of(value) -> list:
+    """A header element's values as a list: those of a multi-valued one, else the one value."""
+    return list(value) if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
+
+
 def number_values(value, count: int) -> Optional[tuple[float, ...]]:
     """A header element's value as `count` finite numbers, or None (missing, text, another length)."""
     try:
-        values = tuple(float(v) for v in (value if isinstance(value, (list, tuple, pydicom.multival.MultiValue))
-                                          else [value]))
+        values = tuple(float(v) for v in values_of(value))
     except (TypeError, ValueError, OverflowError):
         return None
     if len(values) != count or not all(np.isfinite(values)):

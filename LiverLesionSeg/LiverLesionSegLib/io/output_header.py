@@ -34,6 +34,7 @@ import pydicom
 from pydicom.valuerep import DA, TM
 
 from ..volume import DIRECTION_TOLERANCE
+from .dicom_values import values_of
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -49,8 +50,7 @@ def declared_character_set(header: pydicom.Dataset) -> Optional[list[str]]:
     value = header.get("SpecificCharacterSet")
     if value is None or value == "":
         return None
-    values = [str(v).strip() for v in (value if isinstance(value, (list, tuple, pydicom.multival.MultiValue))
-                                       else [value])]
+    values = [str(v).strip() for v in values_of(value)]
     if len(values) > 1 and not values[0]:
         values[0] = DEFAULT_REPERTOIRE_WITH_EXTENSIONS
     return values
