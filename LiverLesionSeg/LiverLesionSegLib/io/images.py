@@ -140,6 +140,13 @@ def refuse_a_label_map(volume: Volume, where: str | os.PathLike, span: ValueSpan
                          "give the CT image itself (a label map goes to evaluate or train as the reference)")
 
 
+def _sampled_share(volume: Volume, holds: Callable[[np.ndarray], np.ndarray]) -> Optional[float]:
+    """The share of a thirty-second of the voxels (every second slice, every fourth row and column:
+    milliseconds) for which `holds` is true; None for an image of no voxels."""
+    sample = volume.array[::2, ::4, ::4]
+    return np.count_nonzero(holds(sample)) / sample.size if sample.size else None
+
+
 # HU -124 to 176 (fat's edge to enhanced soft tissue) with the usual rescale intercept of -1024 left out
 RAW_SOFT_TISSUE = (900.0, 1200.0)
 MIN_RAW_SOFT_TISSUE_SHARE = 0.2  # in HU only dense bone and contrast lie there: 0.02 to 0.17 % of the shared cases
@@ -152,12 +159,9 @@ def refuse_values_without_rescale(volume: Volume, where: str | os.PathLike) -> N
     and contrast lie there (the region outside the scanner's field of view may hold any value, so air
     is no guide). Segmented, such a CT gave a 34-litre liver (liver Dice 0.10 and 0.47 on two shared
     cases so stored), a caution being all a reader got."""
-    sample = volume.array[::2, ::4, ::4]  # a thirty-second of the voxels: milliseconds
-    if sample.size == 0:
-        return
     low, high = RAW_SOFT_TISSUE
-    share = np.count_nonzero((sample >= low) & (sample <= high)) / sample.size
-    if share >= MIN_RAW_SOFT_TISSUE_SHARE:
+    share = _sampled_share(volume, lambda sample: (sample >= low) & (sample <= high))
+    if share is not None and share >= MIN_RAW_SOFT_TISSUE_SHARE:
         raise InputError(f"its values look stored without their rescale to Hounsfield units: {100 * share:.0f} % of "
                          f"the voxels lie at {low:.0f} to {high:.0f}, where soft tissue lies with the usual 1024 added "
                          "(in Hounsfield units only dense bone does)", where, "export it again in Hounsfield units "
@@ -174,11 +178,8 @@ def refuse_values_beyond_hounsfield(volume: Volume, where: str | os.PathLike) ->
     does. A CT read with its bytes in the wrong order (a NRRD header saying big-endian over
     little-endian data) has 29 to 47 % of its voxels there, and one scaled far beyond Hounsfield units
     all of its tissue; both were segmented, a caution being all a reader got."""
-    sample = volume.array[::2, ::4, ::4]  # as `refuse_values_without_rescale`: milliseconds
-    if sample.size == 0:
-        return
-    share = np.count_nonzero(sample > DENSE_HU) / sample.size
-    if share >= MAX_DENSE_SHARE:
+    share = _sampled_share(volume, lambda sample: sample > DENSE_HU)
+    if share is not None and share >= MAX_DENSE_SHARE:
         raise InputError(f"{100 * share:.0f} % of its voxels lie above {DENSE_HU:.0f}, where in Hounsfield units only "
                          "metal does: its values are not Hounsfield units (bytes read in the wrong order, or another "
                          "data type or scale)", where, "export it again in Hounsfield units")
@@ -213,11 +214,8 @@ def refuse_an_image_without_air(volume: Volume, where: str | os.PathLike) -> Non
     holds fat, air, lung and bowel gas there in every part of it. An MR image given as a NIfTI (a
     liver MR is as common as a liver CT) was segmented into a 5-litre liver and an 830 mL lesion,
     with cautions that it might not be a CT; a PET image, a CT of other values, likewise."""
-    sample = volume.array[::2, ::4, ::4]  # as `refuse_values_without_rescale`: milliseconds
-    if sample.size == 0:
-        return
-    share = np.count_nonzero(sample < AIR_AND_FAT_BELOW_HU) / sample.size
-    if share < MIN_AIR_AND_FAT_SHARE:
+    share = _sampled_share(volume, lambda sample: sample < AIR_AND_FAT_BELOW_HU)
+    if share is not None and share < MIN_AIR_AND_FAT_SHARE:
         raise InputError(f"only {100 * share:.2g} % of its voxels lie below {AIR_AND_FAT_BELOW_HU:.0f}, where a CT's "
                          "fat, air, lung and bowel gas lie (over half of an abdominal CT; a fifth of a box round the "
                          "liver): not a CT in Hounsfield units (an MR or PET image, a CT masked to one organ, or "
