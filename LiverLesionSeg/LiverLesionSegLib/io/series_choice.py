@@ -19,7 +19,7 @@ import os
 import re
 import unicodedata
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -80,6 +80,19 @@ def contrast_phase(description: str) -> Optional[str]:
     return None
 
 
+class Rank(NamedTuple):
+    """How good a candidate series is, compared value by value in this order (the greater wins)."""
+    referenced: bool  # by a DICOM SEG or RT structure set in the folder: the series the case is about
+    axial_volume: bool
+    ct_image: bool  # not a dual-energy CT's material map
+    phase: int  # PHASE_PREFERENCE, -1 for a series too short to count
+    plain: bool  # a soft-tissue reconstruction, not a sharp one (lung, bone) or a projection (MIP)
+    energy: float  # minus how far a dual-energy image lies from a conventional one (keV or kV)
+    axial_images: int
+    images: int
+    acquisition: int  # of two acquisitions in one series, the later (a portal venous phase after an arterial one)
+
+
 def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> SeriesInfo:
     """The CT series to segment: `series` (UID, number or description) or the best candidate.
 
@@ -107,14 +120,12 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
     extents = [s.extent_mm for s in ct if s.is_axial and s.extent_mm is not None]
     least_cover = min(COVER_MM, 0.5 * max(extents)) if extents else 0.0
 
-    def rank(s: SeriesInfo) -> tuple:
-        # of two acquisitions in one series, the later (a portal venous phase after an arterial one)
+    def rank(s: SeriesInfo) -> Rank:
         covers = s.extent_mm is None or s.extent_mm >= least_cover
         phase = PHASE_PREFERENCE[contrast_phase(s.description)] if s.is_axial_volume and covers else -1
-        return (s.uid in referenced, s.is_axial_volume, not is_material_map(s.description), phase,
-                not (is_sharp(s.description, s.kernel) or is_projection(s.description)),
-                -(energy_offset(s.description) or 0.0),
-                s.images if s.is_axial else 0, s.images, s.acquisition or 0)
+        return Rank(s.uid in referenced, s.is_axial_volume, not is_material_map(s.description), phase,
+                    not (is_sharp(s.description, s.kernel) or is_projection(s.description)),
+                    -(energy_offset(s.description) or 0.0), s.images if s.is_axial else 0, s.images, s.acquisition or 0)
 
     ct.sort(key=rank, reverse=True)
     chosen = ct[0]
@@ -141,30 +152,30 @@ def _warn_of_a_material_map(folder: Path, chosen: SeriesInfo) -> None:
 
 
 def _why_chosen(chosen: SeriesInfo, runner_up: SeriesInfo, rank) -> str:
-    """Why `chosen` was ranked before `runner_up`: by the first of `rank`'s values that differs."""
+    """Why `chosen` was ranked before `runner_up`: by the first of their `Rank`s' values that differs."""
     first, second = rank(chosen), rank(runner_up)
-    if first[0]:
+    if first.referenced:
         return "referenced by the DICOM SEG (or RTSTRUCT) in the folder"
     if first[:-1] == second[:-1] and chosen.uid == runner_up.uid:
         return f"the later acquisition of its series, {chosen.acquisition}"
-    decided = next((index for index, (a, b) in enumerate(zip(first, second)) if a != b), len(first))
-    if decided == 2:
+    decided = next((name for name in Rank._fields if getattr(first, name) != getattr(second, name)), None)
+    if decided == "ct_image":
         return f"a CT image, where {runner_up.label} is a material map of a dual-energy CT (by its description)"
-    if decided == 3 and second[3] < 0:  # the phase of a series too short to count
+    if decided == "phase" and second.phase < 0:  # the phase of a series too short to count
         return (f"it covers {chosen.extent_mm or 0:.1f} mm along the body, {runner_up.label} only "
                 f"{runner_up.extent_mm or 0:.1f} mm")
-    if decided == 3:
+    if decided == "phase":
         def named(s: SeriesInfo) -> str:
             phase = contrast_phase(s.description)
             return f"the {phase} phase" if phase else "a phase its description does not name"
         return (f"{named(chosen)}, before {named(runner_up)} ({runner_up.label}): the model is made for a liver "
                 "enhanced by contrast, best in the portal venous phase")
-    if decided == 4 and is_projection(runner_up.description):
+    if decided == "plain" and is_projection(runner_up.description):
         return f"a plain reconstruction, where {runner_up.label} is of intensity projections (MIP)"
-    if decided == 4:
+    if decided == "plain":
         return (f"a soft-tissue reconstruction, where {runner_up.label} is a sharp one for the lungs or bones (kernel "
                 f"{runner_up.kernel or 'not given'}), whose noise the model did not learn")
-    if decided == 5:
+    if decided == "energy":
         return (f"of a dual-energy CT's images, the one nearest a conventional CT image in energy (70 keV, or "
                 f"120 kV), {runner_up.label} lying farther from it")
     return f"the most axial slices ({chosen.images})"
