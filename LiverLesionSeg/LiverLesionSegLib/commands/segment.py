@@ -64,7 +64,8 @@ def add_parser(sub, common) -> None:
                                     ":N for acquisition N of a series holding several over the same slices); "
                                     "with several volumes in a Slicer scene: the volume's name (default: the "
                                     "portal venous phase, a soft-tissue reconstruction, a dual-energy CT's "
-                                    "conventional or 70 keV image, by their descriptions; the log says why)")
+                                    "conventional or 70 keV image, by their descriptions and DICOM terms; the "
+                                    "log says why)")
     p.add_argument("--lesion-threshold", type=float, help="lesion probability threshold (default: the model's)")
     p.add_argument("--lesion-grow-threshold", type=float, metavar="P",
                    help="a lesion found takes in the voxels connected to it down to this probability "

@@ -20,8 +20,8 @@ from ..errors import InputError
 from ..volume import DIRECTION_TOLERANCE
 from .dicom_files import (dcmread, has_dicom_prefix, header_values, is_empty_slice_file, list_files,
                           pydicom_fault, starts_as_a_bare_dataset)
-from .dicom_values import (dominant_axis, int_or_none, normal_of, orientation_name, orientation_of, position_of,
-                           text_as_written, values_of)
+from .dicom_values import (dominant_axis, int_or_none, normal_of, number_values, orientation_name, orientation_of,
+                           own_or_shared, position_of, text_as_written, values_of)
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -34,6 +34,7 @@ HEADER_TAGS = [
     "PatientID", "StudyInstanceUID", "StudyDate",  # a folder of several patients or studies is ambiguous
     "FrameOfReferenceUID",  # ... unless the studies share one: one exam, split by an anonymiser
     "ConvolutionKernel",  # a lung or bone reconstruction is not chosen over a soft-tissue one
+    "ImageType", "RescaleType", "MonoenergeticEnergyEquivalent",  # ... nor a projection or a material map
 ]
 
 # Modalities whose objects are not images to segment (they may sit beside the CT).
@@ -76,6 +77,9 @@ class SeriesInfo:
     # slices without usable positions.
     extent_mm: Optional[float] = None
     kernel: str = ""  # ConvolutionKernel, its values joined by a backslash as DICOM writes them
+    image_type: tuple[str, ...] = ()  # ImageType's values in upper case: ORIGINAL, PRIMARY, AXIAL, VMI ...
+    rescale_type: str = ""  # the units of its values: HU, or a material map's (MGML, Z_EFF ...); often not given
+    kev: Optional[float] = None  # a virtual monoenergetic image's MonoenergeticEnergyEquivalent
 
     @property
     def images(self) -> int:
@@ -260,11 +264,20 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisit
                              if len({str(header.get(keyword, "") or "") for _, header in kept}) > 1),
         extent_mm=None if multiframe else _extent(kept, orientation),
         kernel="\\".join(str(v).strip() for v in values_of(first.get("ConvolutionKernel") or "")),
+        image_type=tuple(str(v).strip().upper() for v in values_of(first.get("ImageType") or [])),
+        rescale_type=str(own_or_shared(first, "RescaleType", "PixelValueTransformationSequence") or "").strip(),
+        kev=_number(own_or_shared(first, "MonoenergeticEnergyEquivalent", "MultienergyCTCharacteristicsSequence")),
     )
     if left_out:
         LOG.warning("%s: left out %d image(s) of another orientation than the %d kept (%s), e.g. %s",
                     info.label, len(left_out), len(kept), orientation_name(orientation), left_out[0][0])
     return info
+
+
+def _number(value) -> Optional[float]:
+    """A header value as one finite number, or None."""
+    numbers = number_values(value, 1)
+    return numbers[0] if numbers else None
 
 
 def _modality_of_class(header: pydicom.Dataset) -> str:

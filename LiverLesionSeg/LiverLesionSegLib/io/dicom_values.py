@@ -50,6 +50,16 @@ def numbers_of(ds, keyword: str, count: int) -> Optional[tuple[float, ...]]:
     return number_values(ds.get(keyword), count)
 
 
+def own_or_shared(ds, keyword: str, group: str):
+    """A header value of the file itself, else of the functional group `group` its frames share (where an
+    enhanced multi-frame file keeps it); None where neither holds it."""
+    if ds.get(keyword) is not None:
+        return ds.get(keyword)
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    items = shared[0].get(group) if shared else None
+    return items[0].get(keyword) if items else None
+
+
 def values_of(value) -> list:
     """A header element's values as a list: those of a multi-valued one, else the one value."""
     return list(value) if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]

@@ -17,12 +17,16 @@ model learned on conventional images of contrast-enhanced CT, so a conventional 
 to it (about 70 keV) is chosen first, a material map last. Read from the words scanners write:
 "MonoE 70keV", "Mono+ 40 keV", "A_80kV", "Sn140kV", "Iodine Density", "GSI MD Iodine(Water)",
 "Z Effective", "Electron Density", "VNC", "LiverVNC", "Virtual Non Contrast".
+
+Where a scanner writes DICOM's own terms for them (Image Type's values 3 and 4, Rescale Type, the
+Monoenergetic Energy Equivalent), those are read first: de-identification removes a series'
+description unless it is told to keep it, and keeps these.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import Optional, Sequence
 
 from ..segments import plain_text
 
@@ -38,6 +42,11 @@ CANON_KERNEL = re.compile(r"^fc ?(\d{2})$")
 SHARP_FROM = 50  # a Siemens kernel's sharpness from which it is a bone or lung one (B50f and up)
 CANON_SHARP_FROM = 30  # FC01 to FC2x are Canon's body kernels
 PROJECTION = re.compile(r" (?:mip|minip|mnip|maxip|max ip|min ip|vrt?) |projection")
+# DICOM's terms (PS3.3 C.8.2.1.1.1, C.8.16.1.4, C.11.1.1.2), as in Image Type from its value 3 and in Rescale Type
+MATERIAL_MAP_TYPES = {"MAT_SPECIFIC", "MAT_FRACTIONAL", "MAT_VALUE_BASED", "EFF_ATOMIC_NUM", "ELECTRON_DENSITY"}
+MATERIAL_MAP_UNITS = {"MGML", "Z_EFF", "ED", "EDW", "PCT"}  # mg/ml, effective Z, electron density, percent
+MATERIAL_REMOVED = "MAT_REMOVED"  # the iodine taken out: a virtual non-contrast image
+PROJECTION_TYPES = {"MAXIMUM", "MINIMUM", "MIP", "MINIP", "PROJECTION IMAGE"}
 CONVENTIONAL_KEV = 70.0  # the monoenergetic image closest to a conventional 120 kV one
 CONVENTIONAL_KV = 120.0
 
@@ -48,18 +57,32 @@ def words_of(description: str) -> str:
     return " " + re.sub(r"[^0-9a-z]+", " ", plain_text(description)) + " "
 
 
-def is_material_map(description: str) -> bool:
-    """Whether the description names a material map (iodine, Z effective, electron density)."""
-    return bool(MATERIAL_MAP.search(words_of(description)))
+def material_map_evidence(description: str, image_type: Sequence[str] = (), rescale_type: str = ""
+                          ) -> Optional[str]:
+    """What tells that a series is a material map (iodine, Z effective, electron density): its Image
+    Type, its Rescale Type or its description; None where nothing does."""
+    types = sorted(MATERIAL_MAP_TYPES.intersection(image_type[2:]))
+    if types:
+        return f"Image Type {types[0]}"
+    if rescale_type.upper() in MATERIAL_MAP_UNITS:
+        return f"Rescale Type {rescale_type.upper()}"
+    return "its description" if MATERIAL_MAP.search(words_of(description)) else None
 
 
-def is_virtual_non_contrast(description: str) -> bool:
-    return bool(VIRTUAL_NON_CONTRAST.search(words_of(description)))
+def is_material_map(description: str, image_type: Sequence[str] = (), rescale_type: str = "") -> bool:
+    return material_map_evidence(description, image_type, rescale_type) is not None
 
 
-def energy_offset(description: str) -> Optional[float]:
-    """How far the description's energy lies from a conventional image's, in keV (a monoenergetic
-    image) or in kV (one tube's image of a dual-source scanner); None where it names no energy."""
+def is_virtual_non_contrast(description: str, image_type: Sequence[str] = ()) -> bool:
+    return MATERIAL_REMOVED in image_type[2:] or bool(VIRTUAL_NON_CONTRAST.search(words_of(description)))
+
+
+def energy_offset(description: str, kev: Optional[float] = None) -> Optional[float]:
+    """How far the image's energy lies from a conventional image's, in keV (a monoenergetic image, by
+    its Monoenergetic Energy Equivalent `kev` or its description) or in kV (one tube's image of a
+    dual-source scanner); None where nothing names an energy."""
+    if kev is not None:
+        return abs(kev - CONVENTIONAL_KEV)
     text = words_of(description)
     kev = KEV.search(text)
     if kev:
@@ -82,6 +105,7 @@ def is_sharp(description: str, kernel: str) -> bool:
     return False
 
 
-def is_projection(description: str) -> bool:
-    """Whether a series is of intensity projections (MIP, MinIP) or a volume rendering, by its description."""
-    return bool(PROJECTION.search(words_of(description)))
+def is_projection(description: str, image_type: Sequence[str] = ()) -> bool:
+    """Whether a series is of intensity projections (MIP, MinIP) or a volume rendering, by its Image
+    Type or its description."""
+    return bool(PROJECTION_TYPES.intersection(image_type[2:])) or bool(PROJECTION.search(words_of(description)))

@@ -19,7 +19,7 @@ import os
 import re
 import unicodedata
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from ..volume import POSITION_TOLERANCE_MM, Volume
 from .dicom import read_series, slice_height
 from .dicom_files import has_dicom_prefix
 from .dicom_scan import DAMAGED, NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
-from .reconstruction import (energy_offset, is_material_map, is_projection, is_sharp, is_virtual_non_contrast,
+from .reconstruction import (energy_offset, is_projection, is_sharp, is_virtual_non_contrast, material_map_evidence,
                              words_of)
 
 LOG = logging.getLogger("LiverLesionSeg")
@@ -64,10 +64,10 @@ PHASE_PREFERENCE = {"portal venous": 3, "delayed": 2, None: 2, "arterial": 1, "b
 COVER_MM = 150.0
 
 
-def contrast_phase(description: str) -> Optional[str]:
+def contrast_phase(description: str, image_type: Sequence[str] = ()) -> Optional[str]:
     """The contrast phase a series description names, or None. A dual-energy CT's virtual
-    non-contrast image ("PV VNC") is taken for one before contrast."""
-    if is_virtual_non_contrast(description):
+    non-contrast image ("PV VNC", or Image Type MAT_REMOVED) is taken for one before contrast."""
+    if is_virtual_non_contrast(description, image_type):
         return "before contrast"
     text = words_of(description)
     for phase, words in PHASE_WORDS:
@@ -122,10 +122,11 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
 
     def rank(s: SeriesInfo) -> Rank:
         covers = s.extent_mm is None or s.extent_mm >= least_cover
-        phase = PHASE_PREFERENCE[contrast_phase(s.description)] if s.is_axial_volume and covers else -1
-        return Rank(s.uid in referenced, s.is_axial_volume, not is_material_map(s.description), phase,
-                    not (is_sharp(s.description, s.kernel) or is_projection(s.description)),
-                    -(energy_offset(s.description) or 0.0), s.images if s.is_axial else 0, s.images, s.acquisition or 0)
+        phase = PHASE_PREFERENCE[contrast_phase(s.description, s.image_type)] if s.is_axial_volume and covers else -1
+        return Rank(s.uid in referenced, s.is_axial_volume, _material_map_evidence(s) is None, phase,
+                    not (is_sharp(s.description, s.kernel) or is_projection(s.description, s.image_type)),
+                    -(energy_offset(s.description, s.kev) or 0.0), s.images if s.is_axial else 0, s.images,
+                    s.acquisition or 0)
 
     ct.sort(key=rank, reverse=True)
     chosen = ct[0]
@@ -144,11 +145,16 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
     return chosen
 
 
+def _material_map_evidence(s: SeriesInfo) -> Optional[str]:
+    return material_map_evidence(s.description, s.image_type, s.rescale_type)
+
+
 def _warn_of_a_material_map(folder: Path, chosen: SeriesInfo) -> None:
-    if is_material_map(chosen.description):
-        LOG.warning("%s: %s is a material map of a dual-energy CT (iodine, Z effective or electron density, by its "
-                    "description), whose values are no Hounsfield units: the model is made for a CT image; pass "
-                    "the conventional or a 70 keV series", folder, chosen.label)
+    evidence = _material_map_evidence(chosen)
+    if evidence:
+        LOG.warning("%s: %s is a material map of a dual-energy CT (iodine, Z effective or electron density, by %s), "
+                    "whose values are no Hounsfield units: the model is made for a CT image; pass the conventional "
+                    "or a 70 keV series", folder, chosen.label, evidence)
 
 
 def _why_chosen(chosen: SeriesInfo, runner_up: SeriesInfo, rank) -> str:
@@ -160,17 +166,18 @@ def _why_chosen(chosen: SeriesInfo, runner_up: SeriesInfo, rank) -> str:
         return f"the later acquisition of its series, {chosen.acquisition}"
     decided = next((name for name in Rank._fields if getattr(first, name) != getattr(second, name)), None)
     if decided == "ct_image":
-        return f"a CT image, where {runner_up.label} is a material map of a dual-energy CT (by its description)"
+        return (f"a CT image, where {runner_up.label} is a material map of a dual-energy CT (by "
+                f"{_material_map_evidence(runner_up)})")
     if decided == "phase" and second.phase < 0:  # the phase of a series too short to count
         return (f"it covers {chosen.extent_mm or 0:.1f} mm along the body, {runner_up.label} only "
                 f"{runner_up.extent_mm or 0:.1f} mm")
     if decided == "phase":
         def named(s: SeriesInfo) -> str:
-            phase = contrast_phase(s.description)
+            phase = contrast_phase(s.description, s.image_type)
             return f"the {phase} phase" if phase else "a phase its description does not name"
         return (f"{named(chosen)}, before {named(runner_up)} ({runner_up.label}): the model is made for a liver "
                 "enhanced by contrast, best in the portal venous phase")
-    if decided == "plain" and is_projection(runner_up.description):
+    if decided == "plain" and is_projection(runner_up.description, runner_up.image_type):
         return f"a plain reconstruction, where {runner_up.label} is of intensity projections (MIP)"
     if decided == "plain":
         return (f"a soft-tissue reconstruction, where {runner_up.label} is a sharp one for the lungs or bones (kernel "

@@ -726,6 +726,67 @@ def test_a_material_map_chosen_is_warned_of(small_series, caplog):
     assert re.search(r"series 2 'PV Iodine Density', UID [0-9.]+ is a material map of a dual-energy CT", caplog.text)
 
 
+MULTI_ENERGY = ["DERIVED", "PRIMARY", "AXIAL"]  # Image Type's first values; value 4 says what the image is
+
+
+@pytest.mark.parametrize("headers, expected, why", [
+    (({"ImageType": MULTI_ENERGY + ["MAT_SPECIFIC"], "RescaleType": "MGML"},
+      {"ImageType": MULTI_ENERGY + ["VMI"], "MonoenergeticEnergyEquivalent": 40.0},
+      {"ImageType": MULTI_ENERGY + ["VMI"], "MonoenergeticEnergyEquivalent": 70.0},
+      {"ImageType": MULTI_ENERGY + ["MAT_REMOVED"]}), 3, "nearest a conventional CT image in energy"),
+    (({"ImageType": MULTI_ENERGY + ["EFF_ATOMIC_NUM"]}, {"ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"]}), 2,
+     "material map of a dual-energy CT (by Image Type EFF_ATOMIC_NUM)"),
+    (({"RescaleType": "Z_EFF"}, {"RescaleType": "HU"}), 2, "(by Rescale Type Z_EFF)"),
+    (({"ImageType": MULTI_ENERGY + ["MAT_REMOVED"]}, {"ImageType": MULTI_ENERGY + ["VMI"]}), 2, "before contrast"),
+    (({"ImageType": ["DERIVED", "SECONDARY", "AXIAL", "MAXIMUM"]}, {"ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"]}), 2,
+     "intensity projections"),
+], ids=["spectral", "Z effective", "rescale type", "material removed", "MIP"])
+def test_a_de_identified_series_is_told_by_dicoms_own_terms(small_series, headers, expected, why, caplog):
+    """De-identification removes series descriptions (unless told to keep them), and left a dual-energy
+    CT's images, material maps and MIPs alike: the tie went to the series numbered first. DICOM's
+    own terms for them, which it keeps (Image Type, Rescale Type, Monoenergetic Energy Equivalent),
+    decide as the descriptions do."""
+    as_series(small_series, [""] * len(headers))
+    for number, changes in enumerate(headers, start=1):
+        for path in (small_series / f"series {number}" if number > 1 else small_series).iterdir():
+            if path.is_file():
+                edit(path, **changes)
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        chosen = choose_ct_series(scan_folder(small_series))
+    assert chosen.number == expected
+    assert why in caplog.text and "equally good" not in caplog.text
+
+
+def test_an_enhanced_ct_is_told_a_material_map_by_its_shared_functional_groups(data_dir, tmp_path, caplog):
+    """A multi-frame (enhanced) CT keeps its Rescale Type and energy in the functional groups its frames share."""
+    from pydicom.dataset import Dataset
+
+    from bad_inputs import ct_slices, multiframe_file
+
+    maps = {}
+    for name, group, keyword, value in (("iodine", "PixelValueTransformationSequence", "RescaleType", "MGML"),
+                                        ("70 keV", "MultienergyCTCharacteristicsSequence",
+                                         "MonoenergeticEnergyEquivalent", 70.0),
+                                        ("40 keV", "MultienergyCTCharacteristicsSequence",
+                                         "MonoenergeticEnergyEquivalent", 40.0)):
+        path = multiframe_file(ct_slices(data_dir), tmp_path / "study" / f"{name}.dcm")
+        ds = pydicom.dcmread(path)
+        ds.SeriesDescription = ""
+        shared = ds.SharedFunctionalGroupsSequence[0]
+        if group not in shared:
+            setattr(shared, group, [Dataset()])
+        setattr(getattr(shared, group)[0], keyword, value)
+        ds.save_as(path)
+        maps[name] = ds.SeriesInstanceUID
+    scan = scan_folder(tmp_path / "study")
+    assert {s.uid: (s.rescale_type, s.kev) for s in scan.series}[maps["iodine"]][0] == "MGML"
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        assert choose_ct_series(scan).uid == maps["70 keV"]
+        assert choose_ct_series(scan, maps["iodine"]).uid == maps["iodine"]
+    assert "material map of a dual-energy CT (iodine, Z effective or electron density, by Rescale Type MGML)" \
+        in caplog.text
+
+
 @pytest.mark.parametrize("sharp", [{"SeriesDescription": "Abdomen 1.0", "ConvolutionKernel": ["Br64d", "3"]},
                                    {"SeriesDescription": "Lung 1.0"},
                                    {"SeriesDescription": "Abdomen 1.25", "ConvolutionKernel": "BONEPLUS"},
