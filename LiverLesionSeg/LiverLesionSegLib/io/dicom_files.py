@@ -22,7 +22,7 @@ from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.pixels import get_decoder
 
 from ..errors import InputError, first_line
-from .dicom_values import values_of
+from .dicom_values import described, number_values, values_of
 from .native_output import held_back
 
 LOG = logging.getLogger("LiverLesionSeg")
@@ -133,7 +133,7 @@ def reading_fault(exc: BaseException, path: Path) -> str:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         empty = _empty_sequence(ds, "")
         found = (f"its {empty} is empty, where an item is needed" if empty else
-                 _index_count_mismatch(ds) or _index_pointing_nowhere(ds))
+                 _index_count_mismatch(ds) or _index_pointing_nowhere(ds) or _unusable_plane_value(ds))
     except Exception:
         found = None
     return found or first_line(exc)
@@ -168,6 +168,27 @@ def _index_pointing_nowhere(ds: pydicom.Dataset) -> Optional[str]:
             return f"{where}, which its frames' functional groups do not hold"
         if not any(pointer in g for g in groups):
             return f"{where}, which its frames' {_tag_name(group)} does not hold"
+    return None
+
+
+# A frame's geometry: the functional group that holds it, the element and how many numbers it needs
+PLANE_VALUES = (("PlanePositionSequence", "ImagePositionPatient", 3),
+                ("PlaneOrientationSequence", "ImageOrientationPatient", 6),
+                ("PixelMeasuresSequence", "PixelSpacing", 2))
+
+
+def _unusable_plane_value(ds: pydicom.Dataset) -> Optional[str]:
+    """A frame whose position, orientation or pixel spacing is empty or not its count of numbers
+    (highdicom: "'NoneType' object is not subscriptable", "list index out of range")."""
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [pydicom.Dataset()])[0]
+    for number, frame in enumerate(ds.get("PerFrameFunctionalGroupsSequence") or [], start=1):
+        for sequence, keyword, count in PLANE_VALUES:
+            own = frame.get(sequence)
+            items = own or shared.get(sequence)
+            value = items[0].get(keyword) if items else None
+            if items and number_values(value, count) is None:
+                whose = f"frame {number}'s" if own else "the frames' shared"
+                return f"{whose} {keyword} (in {sequence}) is {described(value, count)}"
     return None
 
 

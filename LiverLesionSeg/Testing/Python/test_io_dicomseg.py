@@ -222,7 +222,7 @@ def test_a_frame_of_a_segment_not_described_is_refused(case_0697_copy, number):
                                    "where an item is needed"),
     ("DimensionIndexValues", "frame 2's DimensionIndexValues hold 1 value, where the file's DimensionIndexSequence "
                              "has 2 indices"),
-    ("ImagePositionPatient", "a single number where the header holds several (a position, orientation or spacing)"),
+    ("ImagePositionPatient", "frame 2's ImagePositionPatient (in PlanePositionSequence) is '0.001' (3 numbers needed)"),
     ("DimensionIndexPointer", "its DimensionIndexSequence item 2 points to (0000,0000) CommandGroupLength in "
                               "(0020,9113) PlanePositionSequence, which its frames' (0020,9113) PlanePositionSequence "
                               "does not hold"),
@@ -231,7 +231,8 @@ def test_a_frame_of_a_segment_not_described_is_refused(case_0697_copy, number):
 def test_a_missing_or_single_valued_element_is_told_plainly(case_0697_copy, missing, told):
     """Found by the damage tool: highdicom's KeyError, AttributeError and TypeError were shown as
     Python's words: "(0020,9113)" alone, "'Dataset' object has no attribute 'FrameContentSequence'",
-    for a position of one number, "'DSfloat' object is not subscriptable", and for a dimension index
+    for a position of one number, "'DSfloat' object is not subscriptable" (which frame's is said since
+    multi-frame seed 17011), and for a dimension index
     pointing nowhere, "no element (0000,0000) CommandGroupLength"."""
     path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
     ds = pydicom.dcmread(path)

@@ -160,3 +160,28 @@ def test_signed_values_declared_unsigned_are_read_as_written(hcc_006, tmp_path, 
         volume = read_input_volume(path)
     assert volume.array.dtype == np.int16 and np.array_equal(volume.array, single.array[:8])
     assert "declare their pixels unsigned (PixelRepresentation 0)" in caplog.text
+
+
+@pytest.mark.parametrize("group, keyword, value, told", [
+    ("PlanePositionSequence", "ImagePositionPatient", "", "frame 3's ImagePositionPatient (in PlanePositionSequence) "
+                                                          "is none"),
+    ("PlanePositionSequence", "ImagePositionPatient", [1, 2],
+     "frame 3's ImagePositionPatient (in PlanePositionSequence) is '[1.0, 2.0]' (3 numbers needed)"),
+    ("PlaneOrientationSequence", "ImageOrientationPatient", "", "the frames' shared ImageOrientationPatient (in "
+                                                                "PlaneOrientationSequence) is none"),
+    ("PixelMeasuresSequence", "PixelSpacing", "", "the frames' shared PixelSpacing (in PixelMeasuresSequence) is none"),
+])
+def test_a_frame_without_a_usable_plane_value_is_told_which(hcc_006, tmp_path, group, keyword, value, told):
+    """Found by `tools/damage_inputs.py --kind multiframe`, seed 17011: a frame's ImagePositionPatient
+    left empty was told in highdicom's words ("'NoneType' object is not subscriptable"); a shared
+    orientation left empty as a sequence that is not there."""
+    files, _ = hcc_006
+    path = multiframe_file(files[:8], tmp_path / "enhanced" / "ct.dcm")
+    ds = pydicom.dcmread(path)
+    frame = ds.PerFrameFunctionalGroupsSequence[2]
+    setattr(getattr(frame if group in frame else ds.SharedFunctionalGroupsSequence[0], group)[0], keyword, value)
+    ds.save_as(path)
+    with pytest.raises(InputError) as exc:
+        read_input_volume(path)
+    message = str(exc.value)
+    assert message.startswith(f"{path}: cannot read the multi-frame image ({told})") and "\n" not in message
