@@ -63,9 +63,9 @@ def add_parser(sub, common) -> None:
     p.add_argument("--series", help="with several CT series in a folder: its UID, number or description (and "
                                     ":N for acquisition N of a series holding several over the same slices); "
                                     "with several volumes in a Slicer scene: the volume's name (default: the "
-                                    "portal venous phase, a soft-tissue reconstruction, a dual-energy CT's "
-                                    "conventional or 70 keV image, by their descriptions and DICOM terms; the "
-                                    "log says why)")
+                                    "portal venous phase or else the last acquired, a soft-tissue reconstruction, "
+                                    "a dual-energy CT's conventional or 70 keV image, by their descriptions and "
+                                    "DICOM terms; the log says why)")
     p.add_argument("--lesion-threshold", type=float, help="lesion probability threshold (default: the model's)")
     p.add_argument("--lesion-grow-threshold", type=float, metavar="P",
                    help="a lesion found takes in the voxels connected to it down to this probability "

@@ -20,8 +20,8 @@ from ..errors import InputError
 from ..volume import DIRECTION_TOLERANCE
 from .dicom_files import (dcmread, has_dicom_prefix, header_values, is_empty_slice_file, list_files,
                           pydicom_fault, starts_as_a_bare_dataset)
-from .dicom_values import (dominant_axis, int_or_none, normal_of, number_values, orientation_name, orientation_of,
-                           own_or_shared, position_of, text_as_written, values_of)
+from .dicom_values import (acquisition_time_of, dominant_axis, int_or_none, normal_of, number_values, orientation_name,
+                           orientation_of, own_or_shared, position_of, text_as_written, values_of)
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -35,6 +35,7 @@ HEADER_TAGS = [
     "FrameOfReferenceUID",  # ... unless the studies share one: one exam, split by an anonymiser
     "ConvolutionKernel",  # a lung or bone reconstruction is not chosen over a soft-tissue one
     "ImageType", "RescaleType", "MonoenergeticEnergyEquivalent",  # ... nor a projection or a material map
+    "AcquisitionTime", "AcquisitionDateTime",  # of contrast phases no description names, the later
 ]
 
 # Modalities whose objects are not images to segment (they may sit beside the CT).
@@ -80,6 +81,7 @@ class SeriesInfo:
     image_type: tuple[str, ...] = ()  # ImageType's values in upper case: ORIGINAL, PRIMARY, AXIAL, VMI ...
     rescale_type: str = ""  # the units of its values: HU, or a material map's (MGML, Z_EFF ...); often not given
     kev: Optional[float] = None  # a virtual monoenergetic image's MonoenergeticEnergyEquivalent
+    acquired_s: Optional[float] = None  # when its first image was acquired, in seconds after midnight
 
     @property
     def images(self) -> int:
@@ -267,6 +269,7 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisit
         image_type=tuple(str(v).strip().upper() for v in values_of(first.get("ImageType") or [])),
         rescale_type=str(own_or_shared(first, "RescaleType", "PixelValueTransformationSequence") or "").strip(),
         kev=_number(own_or_shared(first, "MonoenergeticEnergyEquivalent", "MultienergyCTCharacteristicsSequence")),
+        acquired_s=min((t for _, header in kept if (t := acquisition_time_of(header)) is not None), default=None),
     )
     if left_out:
         LOG.warning("%s: left out %d image(s) of another orientation than the %d kept (%s), e.g. %s",

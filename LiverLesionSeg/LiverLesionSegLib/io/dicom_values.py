@@ -3,10 +3,12 @@ geometry they give, names as their writer meant them, and how messages show them
 
 from __future__ import annotations
 
+import re
 from typing import Optional, Sequence
 
 import numpy as np
 import pydicom
+import pydicom.valuerep
 
 from ..volume import in_brackets
 
@@ -89,6 +91,19 @@ def orientation_name(orientation) -> str:
     if orientation is None:
         return "no orientation"
     return ("sagittal", "coronal", "axial")[dominant_axis(normal_of(orientation))]
+
+
+def acquisition_time_of(ds) -> Optional[float]:
+    """When the image's acquisition started, in seconds after midnight: its AcquisitionTime, or the
+    time in an enhanced image's AcquisitionDateTime; None where neither is given or readable."""
+    value = str(ds.get("AcquisitionTime") or "").strip()
+    if not value:
+        value = re.split(r"[+-]", str(ds.get("AcquisitionDateTime") or "").strip()[8:])[0]
+    try:
+        time = pydicom.valuerep.TM(value.replace(":", ""))  # "14:37:20" as older files write it
+    except (ValueError, TypeError):
+        return None
+    return None if time is None else time.hour * 3600 + time.minute * 60 + time.second + time.microsecond / 1e6
 
 
 def int_or_none(value) -> Optional[int]:

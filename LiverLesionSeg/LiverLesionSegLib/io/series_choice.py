@@ -10,6 +10,8 @@ contrast), and only then the slice count decides. Of one phase's series (`recons
 soft-tissue reconstruction comes before a sharp one (lung, bone) or a projection (MIP), and of a
 dual-energy CT's images the one nearest a conventional image in energy; a material map comes after
 every CT image, whatever its phase, and a virtual non-contrast image counts as one before contrast.
+Where descriptions do not tell the phases apart (de-identification removes descriptions unless told
+to keep them), the series acquired later is preferred: the phases follow the contrast in time.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ SCRIPT_PHASE_WORDS = (
                  "延迟期", "延遲期", "평형기", "지연기")),
 )
 PHASE_PREFERENCE = {"portal venous": 3, "delayed": 2, None: 2, "arterial": 1, "before contrast": 0}
+# Series acquired within this many seconds of each other are of one scan (reconstructions of one helix,
+# which takes up to about 15 s); a study's contrast phases lie 20 s and more apart.
+SAME_SCAN_S = 20.0
 # The phase counts for a series that covers a liver's height, or half the longest series (not a
 # bolus-tracking series at one level, nor a few slices of a partial reconstruction).
 COVER_MM = 150.0
@@ -88,6 +93,7 @@ class Rank(NamedTuple):
     phase: int  # PHASE_PREFERENCE, -1 for a series too short to count
     plain: bool  # a soft-tissue reconstruction, not a sharp one (lung, bone) or a projection (MIP)
     energy: float  # minus how far a dual-energy image lies from a conventional one (keV or kV)
+    scan: int  # the order of its scan by acquisition time: of phases no description tells apart, the later
     axial_images: int
     images: int
     acquisition: int  # of two acquisitions in one series, the later (a portal venous phase after an arterial one)
@@ -98,7 +104,8 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
 
     Without `series`, a series referenced by a DICOM SEG in the folder comes first (it is the one
     the case is about), then an axial volume in the contrast phase the model is made for (by its
-    description, see PHASE_WORDS), then the one with the most axial slices. The choice is logged.
+    description, see PHASE_WORDS), then the later acquired (of phases no description names), then the
+    one with the most axial slices. The choice is logged.
     CT series of several patients or studies, none referenced, are refused: there the choice is
     the user's.
     """
@@ -117,6 +124,7 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
     if not referenced & {s.uid for s in ct}:
         _refuse_several_patients_or_studies(scan.folder, ct)
 
+    scan_order = _scan_order([s.acquired_s for s in ct])
     extents = [s.extent_mm for s in ct if s.is_axial and s.extent_mm is not None]
     least_cover = min(COVER_MM, 0.5 * max(extents)) if extents else 0.0
 
@@ -125,8 +133,8 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
         phase = PHASE_PREFERENCE[contrast_phase(s.description, s.image_type)] if s.is_axial_volume and covers else -1
         return Rank(s.uid in referenced, s.is_axial_volume, _material_map_evidence(s) is None, phase,
                     not (is_sharp(s.description, s.kernel) or is_projection(s.description, s.image_type)),
-                    -(energy_offset(s.description, s.kev) or 0.0), s.images if s.is_axial else 0, s.images,
-                    s.acquisition or 0)
+                    -(energy_offset(s.description, s.kev) or 0.0), scan_order.get(s.acquired_s, 0),
+                    s.images if s.is_axial else 0, s.images, s.acquisition or 0)
 
     ct.sort(key=rank, reverse=True)
     chosen = ct[0]
@@ -143,6 +151,18 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
     for s in non_ct:
         LOG.info("%s: left out %s: modality %s, not CT", scan.folder, s.label, s.modality or "unknown")
     return chosen
+
+
+def _scan_order(times: list[Optional[float]]) -> dict[Optional[float], int]:
+    """Each acquisition time's scan, numbered in time order: a time more than SAME_SCAN_S after the one
+    before it starts the next scan. A liver CT's phases follow the contrast (before it, arterial,
+    portal venous, delayed), so where no description names them the later scan is the one with the
+    liver enhanced, not the one before contrast that is often numbered first."""
+    order: dict[Optional[float], int] = {}
+    known = sorted({t for t in times if t is not None})
+    for before, time in zip([None] + known, known):
+        order[time] = 0 if before is None else order[before] + (time - before > SAME_SCAN_S)
+    return order
 
 
 def _material_map_evidence(s: SeriesInfo) -> Optional[str]:
@@ -182,10 +202,21 @@ def _why_chosen(chosen: SeriesInfo, runner_up: SeriesInfo, rank) -> str:
     if decided == "plain":
         return (f"a soft-tissue reconstruction, where {runner_up.label} is a sharp one for the lungs or bones (kernel "
                 f"{runner_up.kernel or 'not given'}), whose noise the model did not learn")
+    if decided == "scan":
+        return (f"acquired after {runner_up.label} ({_clock(chosen.acquired_s)} against "
+                f"{_clock(runner_up.acquired_s)}), as a later contrast phase: the model is made for a liver enhanced "
+                "by contrast, and a study's phases no description names follow the contrast in time")
     if decided == "energy":
         return (f"of a dual-energy CT's images, the one nearest a conventional CT image in energy (70 keV, or "
                 f"120 kV), {runner_up.label} lying farther from it")
     return f"the most axial slices ({chosen.images})"
+
+
+def _clock(seconds: Optional[float]) -> str:
+    """A time of day as a message shows it (14:39:58)."""
+    if seconds is None:
+        return "no time given"
+    return f"{int(seconds // 3600):02d}:{int(seconds % 3600 // 60):02d}:{int(seconds % 60):02d}"
 
 
 def _refuse_several_patients_or_studies(folder: Path, ct: list[SeriesInfo]) -> None:

@@ -632,6 +632,54 @@ def test_0697_phases_without_their_seg_the_enhanced_phase_is_chosen(data_dir, tm
     assert "equally good" not in caplog.text
 
 
+def test_0697_phases_without_descriptions_the_later_acquired_is_chosen(data_dir, tmp_path, caplog):
+    """RadCTTACEomics_0697's arterial and equilibrium phases with their descriptions removed, as
+    de-identification removes them unless told to keep them: the tie went to the arterial phase,
+    the series numbered first; the equilibrium phase, acquired 2.5 minutes later, is chosen now."""
+    for name in ("11_AP_Ax5.00mm", "31_EQP_Ax5.00mm"):
+        shutil.copytree(data_dir / "tace/RadCTTACEomics_0697" / name, tmp_path / name)
+        for path in (tmp_path / name).iterdir():
+            edit(path, SeriesDescription="")
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        chosen = choose_ct_series(scan_folder(tmp_path))
+    assert chosen.number == 4 and chosen.files[0].parent.name == "31_EQP_Ax5.00mm"
+    assert "acquired after series 0, UID" in caplog.text and "(14:39:58 against 14:37:20)" in caplog.text
+    assert "equally good" not in caplog.text
+
+
+@pytest.mark.parametrize("times, slices, expected", [
+    (("100000", "100035", "100110"), (6, 6, 6), 3),  # before contrast, arterial, portal venous
+    (("10:01:10", "10:00:35", "10:00:00"), (6, 6, 6), 1),  # numbered the other way round; older files' colons
+    (("100110", "100114"), (6, 4), 1),  # two reconstructions of one scan, 4 s apart: the slice count decides
+    (("100000", ""), (6, 6), 1),  # a time not given: the tie as before
+])
+def test_of_phases_no_description_names_the_later_scan_is_chosen(small_series, times, slices, expected, caplog):
+    as_series(small_series, [""] * len(times))
+    for number, (time, count) in enumerate(zip(times, slices), start=1):
+        files = sorted(p for p in (small_series / f"series {number}" if number > 1 else small_series).iterdir()
+                       if p.is_file())
+        for path in files:
+            edit(path, AcquisitionTime=time)
+        for path in files[count:]:
+            path.unlink()
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        assert choose_ct_series(scan_folder(small_series)).number == expected
+    assert ("acquired after" in caplog.text) == (len(set(slices)) == 1 and "" not in times)
+
+
+@pytest.mark.parametrize("header, seconds", [
+    ({"AcquisitionTime": "143720.844711"}, 52640.844711), ({"AcquisitionTime": "14:37:20"}, 52640.0),
+    ({"AcquisitionTime": "1437"}, 52620.0), ({"AcquisitionDateTime": "20200103143720.5+0100"}, 52640.5),
+    ({"AcquisitionTime": ""}, None), ({"AcquisitionTime": "996060"}, None), ({}, None)])
+def test_an_acquisition_time_is_read_in_seconds_after_midnight(header, seconds):
+    from LiverLesionSegLib.io.dicom_values import acquisition_time_of
+
+    ds = pydicom.Dataset()
+    for keyword, value in header.items():
+        setattr(ds, keyword, value)
+    assert acquisition_time_of(ds) == (pytest.approx(seconds) if seconds is not None else None)
+
+
 JAPANESE_PHASES = ("腹部単純 5mm", "動脈相 5mm", "門脈相 5mm", "平衡相 5mm")  # a Japanese hospital's protocol
 
 
