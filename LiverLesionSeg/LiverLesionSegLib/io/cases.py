@@ -4,9 +4,11 @@ Understood layouts (`LAYOUTS` says the same to the user):
 - 3D-IRCADb-01 case folders (PATIENT_DICOM/ + MASKS_DICOM/), named after the folder;
 - a CT DICOM series with DICOM SEG objects referencing it, named after the folder holding both;
 - LiTS pairs `volume-N.nii[.gz]` + `segmentation-N.nii[.gz]`, named `lits-N`;
-- Medical Segmentation Decathlon task folders `imagesTr/X.nii.gz` + `labelsTr/X.nii.gz`, named X;
+- Medical Segmentation Decathlon task folders `imagesTr/X.nii.gz` + `labelsTr/X.nii.gz`, named X,
+  and nnU-Net's datasets made from them, whose images carry their channel (`imagesTr/X_0000.nii.gz`);
 - a folder with `image.{nii,nii.gz,nrrd}` + `labels.{nii,nii.gz,nrrd}` (or a Slicer segmentation,
-  `labels.seg.nrrd`, read by its segments' names), named after the folder.
+  `labels.seg.nrrd`, read by its segments' names), named after the folder; `ct`, `imaging` or
+  `volume` for the image and `label`, `segmentation` or `mask` for the labels are read alike.
 Label maps hold 0 background, 1 liver, 2 lesion. A folder is searched recursively; what holds
 images but no labels is left out with a logged note.
 """
@@ -40,13 +42,19 @@ LOG = logging.getLogger("LiverLesionSeg")
 
 KINDS = ("ircadb", "dicom-seg", "image-pair", "slicer-scene")
 LAYOUTS = ("3D-IRCADb-01 case folders (PATIENT_DICOM/ + MASKS_DICOM/), a CT DICOM series with DICOM SEG objects, "
-           "LiTS volume-N.nii + segmentation-N.nii, Decathlon imagesTr/ + labelsTr/, "
+           "LiTS volume-N.nii + segmentation-N.nii, Decathlon or nnU-Net imagesTr/ + labelsTr/, "
            "or image.nii|nii.gz|nrrd + labels.nii|nii.gz|nrrd (labels 0 background, 1 liver, 2 lesion) or "
            "labels.seg.nrrd (a Slicer segmentation), or 3D Slicer scenes (.mrb, or .mrml beside its data) "
            "holding a CT and its segmentation")
 LITS_NAME = re.compile(r"^(volume|segmentation)-(\d+)\.nii(\.gz)?$", re.IGNORECASE)
-PAIR_IMAGE_NAMES = ("image.nii.gz", "image.nii", "image.nrrd")
-PAIR_LABEL_NAMES = ("labels.nii.gz", "labels.nii", "labels.nrrd", "labels.seg.nrrd")  # the last: Slicer's
+PAIR_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
+# This tool's own names first, then those of other collections (KiTS: imaging + segmentation)
+PAIR_IMAGE_NAMES = tuple(stem + suffix for stem in ("image", "ct", "imaging", "volume") for suffix in PAIR_SUFFIXES)
+PAIR_LABEL_NAMES = tuple(stem + suffix for stem in ("labels", "label", "segmentation", "mask")
+                         for suffix in PAIR_SUFFIXES) + ("labels.seg.nrrd",)  # the last: Slicer's
+IMAGE_WORDS = "image.*, ct.*, imaging.* or volume.*"
+LABEL_WORDS = "labels.*, label.*, segmentation.* or mask.*"
+NNUNET_CHANNEL = re.compile(r"^(.+)_(\d{4})$")  # an nnU-Net image, CASE_0000: the case's channel 0
 
 
 @dataclass(frozen=True)
@@ -304,12 +312,11 @@ def _cases_for_file(path: Path) -> list[CaseRef]:
                              f"segmentation-{number} are both needed)", path, "put both files in one folder")
         return [CaseRef(f"lits-{number}", "image-pair", (image, labels))]
     if path.parent.name in ("imagesTr", "labelsTr") and is_image_file(path):
-        task = path.parent.parent
-        image, labels = task / "imagesTr" / path.name, task / "labelsTr" / path.name
-        if not (image.is_file() and labels.is_file()):
+        pair = _decathlon_pair(path)
+        if pair is None:
             raise InputError("the Decathlon image has no label map of the same name (or the reverse)", path,
-                             "give imagesTr/X and labelsTr/X")
-        return [CaseRef(image_stem(path), "image-pair", (image, labels))]
+                             "give imagesTr/X and labelsTr/X (nnU-Net's imagesTr/X_0000 and labelsTr/X)")
+        return [CaseRef(*pair)]
     if path.name.lower() in PAIR_IMAGE_NAMES + PAIR_LABEL_NAMES:
         return _image_pair_folder(path.parent)
     if is_scene_file(path) or is_scene_bundle(path):
@@ -374,14 +381,37 @@ def _decathlon_cases(task: Path) -> list[CaseRef]:
     for image in sorted((task / "imagesTr").iterdir()):
         if image.name.startswith(".") or not is_image_file(image):
             continue  # macOS "._" companions ship with the Decathlon archives
-        labels = task / "labelsTr" / image.name
-        if not labels.is_file():
+        pair = _decathlon_pair(image)
+        if pair is None:
             LOG.info("left out %s: no labelsTr/%s", image, image.name)
-            continue
-        refs.append(CaseRef(image_stem(image), "image-pair", (image, labels)))
+        elif pair[2][0] != image:  # a case's other channel: the CT is channel 0
+            LOG.info("left out %s: channel %s of case %s; the CT is read from its channel 0000", image,
+                     NNUNET_CHANNEL.match(image_stem(image))[2], pair[0])
+        elif pair[0] not in {ref.name for ref in refs}:
+            refs.append(CaseRef(*pair))
     if (task / "imagesTs").is_dir():
         LOG.info("left out %s: test images have no labels", task / "imagesTs")
     return refs
+
+
+def _decathlon_pair(path: Path) -> Optional[tuple[str, str, tuple[Path, Path]]]:
+    """The case (name, kind, (image, labels)) of an image in imagesTr/ or a label map in labelsTr/:
+    labelsTr/ holds the image's label map under the same name (the Medical Segmentation Decathlon),
+    or imagesTr/ holds the case's image with its channel, CASE_0000 (nnU-Net's datasets); None
+    where the other file is not there."""
+    task, stem = path.parent.parent, image_stem(path)
+    suffix = path.name[len(stem):]
+    if path.parent.name == "labelsTr":
+        images = [task / "imagesTr" / name for name in (path.name, f"{stem}_0000{suffix}")]
+        image = next((image for image in images if image.is_file()), None)
+        return None if image is None else (stem, "image-pair", (image, path))
+    channel = NNUNET_CHANNEL.match(stem)
+    for name in [stem] + ([channel[1]] if channel else []):
+        labels = task / "labelsTr" / f"{name}{suffix}"
+        if labels.is_file():
+            image = path if name == stem else task / "imagesTr" / f"{name}_0000{suffix}"
+            return (name, "image-pair", (image, labels)) if image.is_file() else None
+    return None
 
 
 def _image_pair_folder(folder: Path, strict: bool = True) -> list[CaseRef]:
@@ -389,10 +419,10 @@ def _image_pair_folder(folder: Path, strict: bool = True) -> list[CaseRef]:
     labels = _first_existing(folder, PAIR_LABEL_NAMES)
     if image is None or labels is None:
         if strict:
-            raise InputError("an image/labels pair needs both image.* and labels.*", folder,
+            raise InputError(f"an image/labels pair needs both {IMAGE_WORDS} and {LABEL_WORDS}", folder,
                              "put image.nii.gz (or .nii, .nrrd) and labels.nii.gz (or .nii, .nrrd) in the folder")
-        LOG.info("left out %s: it holds %s but not %s", folder, (image or labels).name,
-                 "labels.*" if labels is None else "image.*")
+        LOG.info("left out %s: it holds %s but no %s", folder, (image or labels).name,
+                 f"label map ({LABEL_WORDS})" if labels is None else f"image ({IMAGE_WORDS})")
         return []
     return [CaseRef(folder.name, "image-pair", (image, labels))]
 

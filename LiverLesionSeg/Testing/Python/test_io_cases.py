@@ -111,6 +111,53 @@ def test_decathlon_task(layouts, case_0697, given):
     assert_same_as_0697(load_case(ref), case_0697)
 
 
+@pytest.fixture(scope="module")
+def nnunet_dataset(tmp_path_factory, case_0697):
+    """0697 as nnU-Net's datasets hold a case: its CT as channel 0000 of imagesTr, its labels without
+    the channel, a dataset.json beside them; a second channel of it and a test image besides."""
+    root = tmp_path_factory.mktemp("nnunet") / "Dataset003_Liver"
+    for sub in ("imagesTr", "labelsTr", "imagesTs"):
+        (root / sub).mkdir(parents=True)
+    ct, labels = case_0697.ct.to_sitk(), case_0697.ct.with_array(case_0697.label_map()).to_sitk()
+    sitk.WriteImage(ct, str(root / "imagesTr/liver_7_0000.nii.gz"), useCompression=True)
+    sitk.WriteImage(ct, str(root / "imagesTr/liver_7_0001.nii.gz"), useCompression=True)
+    sitk.WriteImage(labels, str(root / "labelsTr/liver_7.nii.gz"), useCompression=True)
+    shutil.copy(root / "imagesTr/liver_7_0000.nii.gz", root / "imagesTs/liver_99_0000.nii.gz")
+    (root / "dataset.json").write_text('{"channel_names": {"0": "CT"}, "labels": {"background": 0, "liver": 1, '
+                                       '"tumor": 2}, "numTraining": 1, "file_ending": ".nii.gz"}')
+    return root
+
+
+@pytest.mark.parametrize("given", [".", "imagesTr/liver_7_0000.nii.gz", "labelsTr/liver_7.nii.gz"])
+def test_an_nnunet_dataset(nnunet_dataset, case_0697, given, caplog):
+    """nnU-Net's datasets (LiTS and the Decathlon's liver task as most researchers hold them now) give
+    their images a channel suffix, CASE_0000, that their label maps lack: each image was left out
+    ("no labelsTr/liver_7_0000.nii.gz") and the folder refused as holding no labelled case."""
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        (ref,) = find_cases(nnunet_dataset / given)
+    assert ref == CaseRef("liver_7", "image-pair", (nnunet_dataset / "imagesTr/liver_7_0000.nii.gz",
+                                                    nnunet_dataset / "labelsTr/liver_7.nii.gz"))
+    assert_same_as_0697(load_case(ref), case_0697)
+    if given == ".":
+        assert "liver_7_0001.nii.gz: channel 0001 of case liver_7" in caplog.text
+
+
+@pytest.mark.parametrize("image, labels", [("ct.nii.gz", "segmentation.nii.gz"), ("imaging.nii.gz", "mask.nrrd"),
+                                           ("volume.nrrd", "label.nii")])
+def test_an_image_pair_under_other_collections_names(case_0697, tmp_path, image, labels):
+    """A case folder as other collections name its files (KiTS: imaging + segmentation; ct + mask):
+    the folder was left out as holding no image.*."""
+    folder = tmp_path / "case 12"
+    folder.mkdir()
+    sitk.WriteImage(case_0697.ct.to_sitk(), str(folder / image))
+    sitk.WriteImage(case_0697.ct.with_array(case_0697.label_map()).to_sitk(), str(folder / labels))
+    for given in (tmp_path, folder, folder / labels):
+        (ref,) = find_cases(given)
+        assert ref == CaseRef("case 12", "image-pair", (folder / image, folder / labels))
+    assert_same_as_0697(load_case(ref), case_0697)
+    assert read_input_volume(folder).same_grid(case_0697.ct)
+
+
 @pytest.mark.parametrize("given", ["scene export", "scene export/labels.nrrd"])
 def test_image_labels_folder(layouts, case_0697, given):
     (ref,) = find_cases(layouts / given)
