@@ -6,6 +6,7 @@ Understood layouts (`LAYOUTS` says the same to the user):
 - LiTS pairs `volume-N.nii[.gz]` + `segmentation-N.nii[.gz]`, named `lits-N`;
 - Medical Segmentation Decathlon task folders `imagesTr/X.nii.gz` + `labelsTr/X.nii.gz`, named X,
   and nnU-Net's datasets made from them, whose images carry their channel (`imagesTr/X_0000.nii.gz`);
+  their label values are read by the names in the dataset's `dataset.json` (`dataset_labels`);
 - a folder with `image.{nii,nii.gz,nrrd}` + `labels.{nii,nii.gz,nrrd}` (or a Slicer segmentation,
   `labels.seg.nrrd`, read by its segments' names), named after the folder; `ct`, `imaging` or
   `volume` for the image and `label`, `segmentation` or `mask` for the labels are read alike.

@@ -26,6 +26,7 @@ from ..errors import GeometryError, InputError, renamed
 from ..memory import check_image_fits
 from ..volume import Volume
 from .atomic import NOT_TEXT, is_text_path
+from .dataset_labels import as_liver_and_lesion_labels, label_roles_for
 from .header_checks import (check_direction, check_finite, check_metaimage, check_metaimage_size, check_nifti,
                             check_nrrd, check_origin, check_shape, in_mm, refuse_non_finite)
 from .itk_words import itk_reason, metaimage_failure, reader_notes
@@ -377,8 +378,9 @@ def _read_misnamed(path: Path, held: str, resample_shear: bool) -> Volume:
 
 def read_label_map(path: str | os.PathLike, reference: Volume, require_liver: bool = True
                    ) -> tuple[Optional[Volume], Volume]:
-    """(liver, lesion) uint8 0/1 masks on `reference`'s grid from a 0/1/2 label map, or from a
-    Slicer segmentation file by its segments' names (`seg_nrrd`). Without `require_liver`, a
+    """(liver, lesion) uint8 0/1 masks on `reference`'s grid from a 0/1/2 label map (a dataset's
+    whose dataset.json names its labels otherwise: by those names), or from a Slicer segmentation
+    file by its segments' names (`seg_nrrd`). Without `require_liver`, a
     segmentation of lesions only (no segment, or no voxel, of liver outside them) gives the liver
     as None: not segmented."""
     from .seg_nrrd import is_slicer_segmentation, read_slicer_segmentation
@@ -396,7 +398,10 @@ def read_label_map(path: str | os.PathLike, reference: Volume, require_liver: bo
                                 "give the label map made on this image")
         raise GeometryError(f"the label map's geometry ({_geometry(labels)}) differs from the image's "
                             f"({_geometry(reference)})", path, "give the label map made on this image")
-    named = None if require_liver else _one_label_named(path, array, reference)
+    roles = label_roles_for(Path(path))  # a Decathlon or nnU-Net dataset's names of its labels
+    if roles is not None:
+        array = as_liver_and_lesion_labels(array, roles, Path(path))
+    named = None if require_liver or roles is not None else _one_label_named(path, array, reference)
     if named is not None:
         return named
     unknown = (array != 0) & (array != 1) & (array != 2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,6 +38,8 @@ def layouts(tmp_path_factory, case_0697, data_dir):
     sitk.WriteImage(labels, str(root / "Task03_Liver/labelsTr/liver_7.nii.gz"), useCompression=True)
     (root / "Task03_Liver/imagesTr/._liver_7.nii.gz").write_bytes(b"\0\5\26\7")  # macOS junk, as shipped
     shutil.copy(root / "Task03_Liver/imagesTr/liver_7.nii.gz", root / "Task03_Liver/imagesTs/liver_99.nii.gz")
+    (root / "Task03_Liver/dataset.json").write_text(  # as the Decathlon ships it: value -> name
+        '{"name": "Liver", "labels": {"0": "background", "1": "liver", "2": "cancer"}, "numTraining": 1}')
     (root / "scene export").mkdir()
     sitk.WriteImage(ct, str(root / "scene export/image.nrrd"))
     sitk.WriteImage(labels, str(root / "scene export/labels.nrrd"))
@@ -140,6 +143,64 @@ def test_an_nnunet_dataset(nnunet_dataset, case_0697, given, caplog):
     assert_same_as_0697(load_case(ref), case_0697)
     if given == ".":
         assert "liver_7_0001.nii.gz: channel 0001 of case liver_7" in caplog.text
+
+
+def _dataset(root: Path, case_0697, labels_json: str, values: dict) -> Path:
+    """0697 as a one-case nnU-Net dataset whose dataset.json has `labels_json`; its label map holds
+    values["liver"] and values["lesion"], and where `values` says so a 'kidney' block away from the
+    liver (values["kidney"]) with a 'tumour' in it (values["lesion"])."""
+    for sub in ("imagesTr", "labelsTr"):
+        (root / sub).mkdir(parents=True)
+    array = np.zeros(case_0697.ct.shape, np.uint8)
+    array[case_0697.liver.array > 0] = values["liver"]
+    array[case_0697.lesion.array > 0] = values["lesion"]
+    if "kidney" in values:
+        liver_columns = np.nonzero(case_0697.liver.array.any(axis=(0, 1)))[0]
+        far = slice(liver_columns.max() + 20, liver_columns.max() + 60)  # beyond the liver, across the image
+        array[10:20, 200:240, far] = values["kidney"]
+        array[14:16, 210:215, far.start + 5:far.start + 10] = values["lesion"]
+    sitk.WriteImage(case_0697.ct.to_sitk(), str(root / "imagesTr/liver_7_0000.nii.gz"))
+    sitk.WriteImage(case_0697.ct.with_array(array).to_sitk(), str(root / "labelsTr/liver_7.nii.gz"))
+    (root / "dataset.json").write_text(labels_json)
+    return root
+
+
+@pytest.mark.parametrize("labels_json, values", [
+    ('{"labels": {"background": 0, "liver": 1, "kidney": 2, "spleen": 3, "tumor": 4}}',
+     {"liver": 1, "kidney": 2, "lesion": 4}),  # several organs, a tumour label for any organ's tumours
+    ('{"labels": {"background": 0, "tumour": 1, "liver": 2}}', {"liver": 2, "lesion": 1}),  # the other order
+    ('{"labels": {"background": 0, "liver": [1, 2], "tumor": 2}}', {"liver": 1, "lesion": 2}),  # nnU-Net's regions
+    ('{"labels": {"0": "background", "1": "Leber", "2": "Lebermetastase", "3": "Milz"}}',
+     {"liver": 1, "lesion": 2, "kidney": 3}),  # the Decathlon's form, German names
+], ids=["organs", "swapped", "regions", "decathlon"])
+def test_a_datasets_label_names_say_which_values_are_liver_and_lesion(tmp_path, case_0697, labels_json, values):
+    """A dataset whose dataset.json names its labels otherwise than 1 liver, 2 lesion: a multi-organ
+    dataset was refused for its labels beyond 2 (or, with a kidney labelled 2, had it read as lesion),
+    and liver and tumour swapped were read swapped. Each value is read by its name; other organs are
+    background, and so is a tumour that touches no liver."""
+    root = _dataset(tmp_path / "Dataset009_Organs", case_0697, labels_json, values)
+    (ref,) = find_cases(root)
+    assert_same_as_0697(load_case(ref), case_0697)
+
+
+def test_a_label_its_dataset_does_not_name_is_refused(tmp_path, case_0697):
+    root = _dataset(tmp_path / "Dataset009", case_0697, '{"labels": {"background": 0, "liver": 1}}',
+                    {"liver": 1, "lesion": 2})
+    (ref,) = find_cases(root)
+    with pytest.raises(InputError) as exc:
+        load_case(ref)
+    assert str(exc.value) == (f"{root / 'labelsTr/liver_7.nii.gz'}: the label map holds label(s) 2, which its "
+                              "dataset.json does not name. Give the label map its dataset.json describes, or name "
+                              "the label there.")
+
+
+def test_a_dataset_json_that_cannot_be_read_leaves_the_labels_as_they_are(tmp_path, case_0697, caplog):
+    root = _dataset(tmp_path / "Dataset009", case_0697, '{"labels": {"background": 0, "liver": 1,',
+                    {"liver": 1, "lesion": 2})
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        (ref,) = find_cases(root)
+        assert_same_as_0697(load_case(ref), case_0697)
+    assert "dataset.json: cannot read its label names (" in caplog.text
 
 
 @pytest.mark.parametrize("image, labels", [("ct.nii.gz", "segmentation.nii.gz"), ("imaging.nii.gz", "mask.nrrd"),
