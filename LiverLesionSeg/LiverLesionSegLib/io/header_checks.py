@@ -84,16 +84,18 @@ def check_nifti(path: Path, itk_spacing: Optional[Sequence[float]] = None, look_
             told = f"its scaling slope (scl_slope) is set but its intercept (scl_inter) is {told.split()[-1]}"
         raise InputError(f"cannot read the NIfTI header ({told})", path, "the file may be damaged; export it again"
                          ) from None
-    if not np.all(np.isfinite(image.affine)):
+    affine = nifti_affine_mm(image)
+    if not np.all(np.isfinite(affine)):
         raise GeometryError("its affine (the header's sform or qform) holds values that are not numbers", path,
                             "write it again from the tool that made it")
-    axes = image.affine[:3, :3]
+    _check_unit(path, _spatial_unit(image.header), affine)
+    axes = affine[:3, :3]
     # slices of no thickness were told as "two slices at the same position ... remove the duplicate files"
     if abs(np.linalg.det(axes)) <= 1e-6 * np.prod(np.linalg.norm(axes, axis=0)):
         raise GeometryError("its affine (the header's sform or qform) gives a voxel axis no length, or lays the "
                             "voxel axes in one plane", path, "write it again from the tool that made it")
     if itk_spacing is not None:
-        _check_one_spacing(path, itk_spacing, image.affine)
+        _check_one_spacing(path, itk_spacing, affine)
     _warn_of_no_position(path, image.header)
     proxy = image.dataobj
     announced = int(np.prod(proxy.shape)) * proxy.dtype.itemsize
@@ -115,6 +117,39 @@ def check_nifti(path: Path, itk_spacing: Optional[Sequence[float]] = None, look_
         return FloatVoxels(proxy.offset, announced, proxy.dtype)
     check_finite(path, np.asarray(proxy.get_unscaled()))
     return None
+
+
+# The lengths of a NIfTI whose header gives them in metres or microns (xyzt_units), as ITK reads them: in mm
+MM_PER_UNIT = {"meter": 1000.0, "micron": 0.001}
+UNIT_NAMES = {"meter": "metres", "micron": "microns"}
+LIKELY_VOXEL_MM = (0.05, 50.0)  # a CT's voxel sides lie well within this
+
+
+def nifti_affine_mm(image) -> np.ndarray:
+    """A nibabel NIfTI image's affine (IJK to RAS) in millimetres, as ITK reads it."""
+    affine = np.array(image.affine, dtype=float)
+    affine[:3] *= MM_PER_UNIT.get(_spatial_unit(image.header), 1.0)
+    return affine
+
+
+def _spatial_unit(header) -> str:
+    """A NIfTI header's unit of length as nibabel names it ("mm", "meter", "micron"); "unknown" for a
+    code NIfTI does not define, which ITK reads as millimetres."""
+    try:
+        return header.get_xyzt_units()[0]
+    except KeyError:
+        return "unknown"
+
+
+def _check_unit(path: Path, unit: str, affine: np.ndarray) -> None:
+    """Refuse a NIfTI whose header gives its lengths in metres or microns where its numbers are not (a
+    damaged or carelessly set xyzt_units): read so, its voxels are a thousand times too large or small,
+    which was told as an origin hundreds of metres away or as two voxel spacings."""
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    if unit in MM_PER_UNIT and not np.all((spacing >= LIKELY_VOXEL_MM[0]) & (spacing <= LIKELY_VOXEL_MM[1])):
+        raise GeometryError(f"its header gives its lengths in {UNIT_NAMES[unit]} (xyzt_units), which makes its "
+                            f"voxels {in_mm(spacing)}: its numbers are not {UNIT_NAMES[unit]}", path,
+                            "write it again with its unit set to millimetres")
 
 
 def _warn_of_no_position(path: Path, header) -> None:

@@ -318,13 +318,13 @@ def _read_with_itk(path: Path) -> sitk.Image | Volume:
     check_shape(path, reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents())
     check_image_fits(tuple(reversed(reader.GetSize())), voxel_itemsize(reader.GetPixelID()), path)
     check_direction(path, reader.GetDirection())
-    check_origin(path, reader.GetOrigin())
     name, floats = path.name.lower(), None
     metaimage = name.endswith((".mha", ".mhd"))
     if name.endswith((".nii", ".nii.gz")):
         floats = check_nifti(path, reader.GetSpacing(), look_at_floats=False)
     elif metaimage:
         check_metaimage(path)
+    check_origin(path, reader.GetOrigin())
     with checked_meanwhile(path, floats) as inflated:
         image, exc, data_printed = _held_back(reader.Execute)
     refuse_non_finite(path, inflated.non_finite)

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import GeometryError
 from ..volume import Volume
+from .header_checks import nifti_affine_mm
 from .regularize import Stack, stack_to_volume
 
 IN_PLANE_RIGHT_ANGLE = 1e-3  # |cos| of the angle between the i and j axes
@@ -42,7 +43,7 @@ def read_sheared_nifti(path: Path) -> Volume:
     image = nib.load(str(path))
     array = np.asarray(image.dataobj).transpose(2, 1, 0)  # [i, j, k] -> [k, j, i]
     array = array.astype(np.int16 if _fits_int16(array) else np.float32)
-    return Volume.from_ijk_to_ras(np.ascontiguousarray(array), image.affine, str(path))  # the affine is IJK to RAS
+    return Volume.from_ijk_to_ras(np.ascontiguousarray(array), nifti_affine_mm(image), str(path))  # IJK to RAS
 
 
 def on_a_regular_grid(volume: Volume, where: str | os.PathLike) -> Volume:

@@ -109,6 +109,41 @@ def test_a_nifti_whose_pixdim_and_affine_disagree_is_refused(small, tmp_path):
     assert_one_line(exc, "two spacings.nii.gz", "two voxel spacings", "x 1 mm (pixdim", "x 5 mm (its sform")
 
 
+@pytest.mark.parametrize("unit, scale", [("meter", 1e-3), ("micron", 1e3)])
+def test_a_nifti_in_metres_or_microns_reads_in_millimetres(small, tmp_path, unit, scale):
+    """NIfTI may give its lengths in metres or microns (xyzt_units): ITK reads them in millimetres, but
+    the check of two voxel spacings compared its spacing with nibabel's affine in the file's own unit,
+    and refused the file ("0.7813 x 0.7813 x 2.5 mm (pixdim ...) and 0.0007813 x 0.0007813 x 0.0025 mm
+    (its sform ...)"). A sheared one is read in millimetres too."""
+    affine = small.ijk_to_ras().copy()
+    affine[:3] *= scale
+    image = nib.Nifti1Image(small.array.transpose(2, 1, 0), affine)
+    image.header.set_xyzt_units(xyz=unit)
+    nib.save(image, str(tmp_path / "ct.nii.gz"))
+    assert_same_volume(read_image(tmp_path / "ct.nii.gz"), small)
+    affine[:3, 2] += affine[:3, 1] * 0.2  # slices shifted along j as a gantry tilt shifts them
+    image = nib.Nifti1Image(small.array.transpose(2, 1, 0), affine)
+    image.header.set_xyzt_units(xyz=unit)
+    nib.save(image, str(tmp_path / "tilted.nii.gz"))
+    tilted = read_image(tmp_path / "tilted.nii.gz", resample_shear=False)
+    np.testing.assert_allclose(tilted.ijk_to_ras(), np.vstack([affine[:3] / scale, affine[3:]]), atol=1e-3)
+
+
+@pytest.mark.parametrize("unit, told", [
+    ("meter", "in metres (xyzt_units), which makes its voxels 804.7 x 804.7 x 5000 mm"),
+    ("micron", "in microns (xyzt_units), which makes its voxels 0.0008047 x 0.0008047 x 0.005 mm")])
+def test_a_nifti_whose_unit_is_not_its_numbers_is_refused(small, tmp_path, unit, told):
+    """Found by `tools/damage_inputs.py --kind train`, seed 17027: millimetres under a unit of metres were
+    told as an origin 225 m from the scanner's centre, under microns as two voxel spacings."""
+    image = nib.Nifti1Image(small.array.transpose(2, 1, 0), small.ijk_to_ras())
+    image.header.set_xyzt_units(xyz=unit)
+    nib.save(image, str(tmp_path / "ct.nii.gz"))
+    with pytest.raises(GeometryError) as exc:
+        read_image(tmp_path / "ct.nii.gz")
+    assert_one_line(exc, "ct.nii.gz: its header gives its lengths " + told, "Write it again with its unit set to "
+                                                                             "millimetres")
+
+
 def nifti_with_header(volume: Volume, path, edit) -> None:
     bad_inputs.nifti_with_header(path, volume.array, edit, volume.ijk_to_ras())
 
