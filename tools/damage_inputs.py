@@ -1,9 +1,10 @@
 """Random damage to a real CT, each copy run through `liverlesionseg segment` (a label map's, a DICOM
 SEG's, an RT structure set's or a 3D Slicer scene's, through `measure`; a 3D-IRCADb-01 case's masks,
-through `evaluate`): the broken exports a clinic may hold beyond the named cases of the test catalogue.
+through `evaluate`; a training case's, through `train`): the broken exports a clinic may hold beyond
+the named cases of the test catalogue.
 
     .venv/bin/python tools/damage_inputs.py
-        [--kind dicom|multiframe|nifti|nrrd|mha|labels|seg|rtstruct|segnrrd|ircadb|scene|checkpoint]
+        [--kind dicom|multiframe|nifti|nrrd|mha|labels|seg|rtstruct|segnrrd|ircadb|scene|checkpoint|train]
         [--first 0] [--count 100]
 
 Seed N damages a copy of eight slices of the bundled sample case (HCC_006; kept JPEG-LS as it is
@@ -19,10 +20,13 @@ mask slices of a 3D-IRCADb-01 case made of them (a file removed or copied over a
 element), given to `evaluate`; `scene`, the scene file of a Slicer scene bundle (.mrb) of them and
 their segmentation (a node's attribute, its tag, the node or a data file removed), given to
 `measure`; `checkpoint`, the metadata of a copy of the bundled model (its settings set to odd values
-or deleted, its format fields, its first bytes), given to `segment --model` with the slices. Each
+or deleted, its format fields, its first bytes), given to `segment --model` with the slices; `train`,
+the image or label map of one of two training cases made of them (its NIfTI header, or the file
+removed, emptied or cut), given to `train` for one short epoch. Each
 copy is segmented (measured, evaluated) in this process with the bundled model, and one line per
 seed prints the exit status, the damage and the error line; where a copy of a fixed undamaged one
-(all kinds but `dicom`) exits 0, whether its lesion table (and liver volume, or evaluation) is the
+(all kinds but `dicom`) exits 0, whether its lesion table (and liver volume, or evaluation; for
+`train`, the cases trained on and the epoch's loss) is the
 undamaged copy's, and if not, the first line on stderr that the undamaged copy's run did not print
 (a warning of the damage, or only the changed result).
 
@@ -697,13 +701,37 @@ def _sample_volume() -> Volume:
                   volume.physical_points([0, 0, middle])[0], volume.direction, "sample")
 
 
+def write_training_cases(folder: Path) -> None:
+    """Two training cases, `a` and `b`, each the sample slices as ct.nii.gz beside their labels.nii.gz."""
+    folder.mkdir()
+    for name in ("a", "b"):
+        _write_labels_case(folder / name)
+
+
+def damaged_training_cases(folder: Path, rng: random.Random) -> str:
+    """Two training cases, case b's image or label map damaged: its NIfTI header, or the file removed,
+    emptied or cut."""
+    write_training_cases(folder)
+    victim = folder / "b" / rng.choice(["ct.nii.gz", "labels.nii.gz"])
+    if rng.random() < 0.2:
+        how = rng.choice(["removed", "emptied", "cut"])
+        data = victim.read_bytes()
+        victim.unlink()
+        if how != "removed":
+            victim.write_bytes(b"" if how == "emptied" else data[:rng.randrange(1, len(data))])
+        return f"train: b/{victim.name} {how}"
+    labels = tissue_labels(_sample_volume()) if victim.name == "labels.nii.gz" else None
+    return damaged_nifti(victim, rng, labels).replace("nifti", f"train: b/{victim.name}", 1)
+
+
 DAMAGE = {"dicom": (damaged_dicom, "slices"), "nifti": (damaged_nifti, "ct.nii.gz"),
           "nrrd": (damaged_nrrd, "ct.nrrd"), "mha": (damaged_mha, "ct.mha"), "labels": (damaged_labels, "case"),
           "seg": (functools.partial(damaged_dicom_object, "seg"), "case"),
           "rtstruct": (functools.partial(damaged_dicom_object, "rtstruct"), "case"),
           "segnrrd": (damaged_seg_nrrd, "case"),
           "multiframe": (damaged_multiframe, "ct.dcm"), "ircadb": (damaged_ircadb, "case"),
-          "scene": (damaged_scene, "study.mrb"), "checkpoint": (damaged_checkpoint, "case")}
+          "scene": (damaged_scene, "study.mrb"), "checkpoint": (damaged_checkpoint, "case"),
+          "train": (damaged_training_cases, "cases")}
 
 
 def _write_sample(path: Path) -> None:
@@ -726,7 +754,8 @@ UNDAMAGED = {"nifti": _write_sample, "nrrd": _write_sample, "mha": _write_sample
              "multiframe": lambda path: path.write_bytes(_multiframe_bytes()),
              "ircadb": write_ircadb_case,
              "scene": lambda path: path.write_bytes(_scene_bundle_bytes()),
-             "checkpoint": write_checkpoint_case}
+             "checkpoint": write_checkpoint_case,
+             "train": write_training_cases}
 
 
 # --- running ----------------------------------------------------------------------------------------
@@ -757,6 +786,9 @@ def command(kind: str, given: Path, out: Path) -> list[str]:
     if kind == "checkpoint":
         return ["segment", str(given / "ct.nii.gz"), "--model", str(given / "model.safetensors"),
                 "-o", str(out / "result.seg.nrrd"), "--lesions", str(out / "lesions.csv")]
+    if kind == "train":  # one short epoch, as little as shows the cases were read
+        return ["train", str(given), "--out", str(out / "run"), "--epochs", "1", "--cycles", "1",
+                "--max-slices-per-epoch", "4", "--batch-size", "2", "--seed", "0"]
     if kind == "scene":  # its CT, with its one segmentation
         return ["measure", str(given), "--lesions", str(out / "lesions.csv")]
     if kind in OBJECT_FILES:
@@ -781,8 +813,12 @@ def undamaged_run(kind: str) -> Outcome:
 
 
 def result_of(out: Path, stdout: str) -> Optional[str]:
-    """What a run found: its lesion table and the line that gives the liver's volume (None where it
-    wrote no table)."""
+    """What a run found: its lesion table and the line that gives the liver's volume; a training run's
+    cases and its epoch's loss (None where it wrote neither)."""
+    if (out / "run" / "history.json").exists():
+        cases = [line for line in stdout.splitlines() if line.startswith("Training on")]
+        loss = json.loads((out / "run" / "history.json").read_text())["epochs"][-1]["train_loss"]
+        return "".join(line + "\n" for line in cases) + f"train_loss,{loss}\n"
     if not (out / "lesions.csv").exists():
         return None
     liver = [line for line in stdout.splitlines() if line.startswith("Liver:")]
