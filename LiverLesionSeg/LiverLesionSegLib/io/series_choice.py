@@ -97,6 +97,7 @@ class Rank(NamedTuple):
     axial_images: int
     images: int
     acquisition: int  # of two acquisitions in one series, the later (a portal venous phase after an arterial one)
+    number: int  # else the series numbered last: scanners number a later contrast phase after an earlier one
 
 
 def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> SeriesInfo:
@@ -105,7 +106,7 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
     Without `series`, a series referenced by a DICOM SEG in the folder comes first (it is the one
     the case is about), then an axial volume in the contrast phase the model is made for (by its
     description, see PHASE_WORDS), then the later acquired (of phases no description names), then the
-    one with the most axial slices. The choice is logged.
+    one with the most axial slices, then the one numbered last. The choice is logged.
     CT series of several patients or studies, none referenced, are refused: there the choice is
     the user's.
     """
@@ -134,7 +135,8 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
         return Rank(s.uid in referenced, s.is_axial_volume, _material_map_evidence(s) is None, phase,
                     not (is_sharp(s.description, s.kernel) or is_projection(s.description, s.image_type)),
                     -(energy_offset(s.description, s.kev) or 0.0), scan_order.get(s.acquired_s, 0),
-                    s.images if s.is_axial else 0, s.images, s.acquisition or 0)
+                    s.images if s.is_axial else 0, s.images, s.acquisition or 0,
+                    s.number if s.number is not None else -1)
 
     ct.sort(key=rank, reverse=True)
     chosen = ct[0]
@@ -143,9 +145,9 @@ def choose_ct_series(scan: FolderScan, series: Optional[str | int] = None) -> Se
         LOG.info("%s: chose %s: %s; not chosen: %s. Pass the series UID, number or description (with "
                  ":ACQUISITION for one of several in a series) to choose another", scan.folder, chosen.label,
                  _why_chosen(chosen, ct[1], rank), others)
-        if rank(ct[1])[:-1] == rank(chosen)[:-1] and ct[1].uid != chosen.uid:
-            LOG.warning("%s: %s and %s are equally good candidates; chose the first. Pass the series to be sure",
-                        scan.folder, chosen.label, ct[1].label)
+        if _alike(rank(ct[1]), rank(chosen)) and ct[1].uid != chosen.uid:
+            LOG.warning("%s: %s and %s are equally good candidates; chose the one numbered last, as a later contrast "
+                        "phase is. Pass the series to be sure", scan.folder, chosen.label, ct[1].label)
     _warn_of_a_material_map(scan.folder, chosen)
     non_ct = [s for s in images if s.modality.upper() != "CT"]
     for s in non_ct:
@@ -177,12 +179,17 @@ def _warn_of_a_material_map(folder: Path, chosen: SeriesInfo) -> None:
                     "or a 70 keV series", folder, chosen.label, evidence)
 
 
+def _alike(first: Rank, second: Rank) -> bool:
+    """Whether two ranks differ in nothing but the last tie-breaks: acquisition and series number."""
+    return first._replace(acquisition=0, number=0) == second._replace(acquisition=0, number=0)
+
+
 def _why_chosen(chosen: SeriesInfo, runner_up: SeriesInfo, rank) -> str:
     """Why `chosen` was ranked before `runner_up`: by the first of their `Rank`s' values that differs."""
     first, second = rank(chosen), rank(runner_up)
     if first.referenced:
         return "referenced by the DICOM SEG (or RTSTRUCT) in the folder"
-    if first[:-1] == second[:-1] and chosen.uid == runner_up.uid:
+    if _alike(first, second) and chosen.uid == runner_up.uid:
         return f"the later acquisition of its series, {chosen.acquisition}"
     decided = next((name for name in Rank._fields if getattr(first, name) != getattr(second, name)), None)
     if decided == "ct_image":
@@ -209,6 +216,8 @@ def _why_chosen(chosen: SeriesInfo, runner_up: SeriesInfo, rank) -> str:
     if decided == "energy":
         return (f"of a dual-energy CT's images, the one nearest a conventional CT image in energy (70 keV, or "
                 f"120 kV), {runner_up.label} lying farther from it")
+    if decided == "number":
+        return f"numbered after {runner_up.label}, where nothing else tells them apart"
     return f"the most axial slices ({chosen.images})"
 
 

@@ -214,7 +214,7 @@ def test_several_series_choose_one_say_so_and_never_mix(data_dir, six, tmp_path,
 
 
 def test_equal_candidate_series_are_warned_about(data_dir, six, tmp_path, model_path, capsys):
-    """Two series equally good by every rule: the first is taken, with a warning to pass --series."""
+    """Two series equally good by every rule: the one numbered last is taken, with a warning to pass --series."""
     other = six / "same size"
     uid = pydicom.uid.generate_uid()
     for path in bad_inputs.copy_slices(data_dir, other, n=6):

@@ -606,11 +606,13 @@ def test_ct_series_of_two_patients_are_refused_naming_them(small_series):
 
 
 def test_two_series_of_one_study_are_still_chosen_between(small_series, caplog):
-    """Two series of one study (a thin and a thick reconstruction): the usual choice, logged."""
-    _second_series(small_series, small_series / "again", SeriesDescription="10_AP_Ax2.50mm again")
-    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
-        assert read_ct_folder(small_series).shape == (6, 512, 512)
-    assert "equally good candidates" in caplog.text
+    """Two series of one study alike in every rule: the one numbered last (a later contrast phase is
+    numbered after an earlier one; the tie went to the first), with a warning."""
+    _second_series(small_series, small_series / "again", SeriesDescription="10_AP_Ax2.50mm again", SeriesNumber=11)
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        assert read_ct_folder(small_series).source.count("series 11 '10_AP_Ax2.50mm again'") == 1
+    assert "equally good candidates; chose the one numbered last" in caplog.text
+    assert re.search(r"numbered after series \d+ '10_AP_Ax2.50mm', UID", caplog.text)
 
 
 def test_0697_phases_without_their_seg_the_enhanced_phase_is_chosen(data_dir, tmp_path, caplog):
@@ -651,7 +653,7 @@ def test_0697_phases_without_descriptions_the_later_acquired_is_chosen(data_dir,
     (("100000", "100035", "100110"), (6, 6, 6), 3),  # before contrast, arterial, portal venous
     (("10:01:10", "10:00:35", "10:00:00"), (6, 6, 6), 1),  # numbered the other way round; older files' colons
     (("100110", "100114"), (6, 4), 1),  # two reconstructions of one scan, 4 s apart: the slice count decides
-    (("100000", ""), (6, 6), 1),  # a time not given: the tie as before
+    (("100000", ""), (6, 6), 2),  # a time not given: the tie goes to the series numbered last
 ])
 def test_of_phases_no_description_names_the_later_scan_is_chosen(small_series, times, slices, expected, caplog):
     as_series(small_series, [""] * len(times))
