@@ -401,6 +401,9 @@ def read_label_map(path: str | os.PathLike, reference: Volume, require_liver: bo
     roles = label_roles_for(Path(path))  # a Decathlon or nnU-Net dataset's names of its labels
     if roles is not None:
         array = as_liver_and_lesion_labels(array, roles, Path(path))
+        if require_liver and "liver" not in roles.values():  # a dataset of the liver's vessels and tumours
+            raise InputError("its dataset.json names no label of the liver: the liver is not segmented, and a case "
+                             "needs it", path, "give a dataset whose label maps hold the liver")
     named = None if require_liver or roles is not None else _one_label_named(path, array, reference)
     if named is not None:
         return named

@@ -194,6 +194,19 @@ def test_a_label_its_dataset_does_not_name_is_refused(tmp_path, case_0697):
                               "the label there.")
 
 
+def test_a_dataset_of_no_liver_label_is_refused_for_training(tmp_path, case_0697):
+    """The Decathlon's hepatic vessel task labels vessels and tumours, not the liver: read as 0/1/2, its
+    vessels were taken for the liver; by its names, the liver would be its tumours alone."""
+    root = _dataset(tmp_path / "Task08_HepaticVessel", case_0697,
+                    '{"labels": {"0": "background", "1": "Vessel", "2": "Tumour"}}', {"liver": 1, "lesion": 2})
+    (ref,) = find_cases(root)
+    with pytest.raises(InputError) as exc:
+        load_case(ref)
+    assert str(exc.value).endswith("labelsTr/liver_7.nii.gz: its dataset.json names no label of the liver: the liver "
+                                   "is not segmented, and a case needs it. Give a dataset whose label maps hold the "
+                                   "liver.")
+
+
 def test_a_dataset_json_that_cannot_be_read_leaves_the_labels_as_they_are(tmp_path, case_0697, caplog):
     root = _dataset(tmp_path / "Dataset009", case_0697, '{"labels": {"background": 0, "liver": 1,',
                     {"liver": 1, "lesion": 2})
