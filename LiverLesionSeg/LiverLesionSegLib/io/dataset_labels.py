@@ -10,6 +10,7 @@ or its label maps refused for values beyond 2. Each value is read by its names a
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections import defaultdict
@@ -46,7 +47,17 @@ def label_roles_for(label_map: Path) -> Optional[Roles]:
     for value, value_names in names.items():
         meanings = {meaning_of_segment_name(name) for name in value_names}
         roles[value] = "lesion" if "lesion" in meanings else "liver" if "liver" in meanings else None
+    if "liver" in roles.values() and "lesion" not in roles.values():
+        _warn_of_no_lesion_label(path)
     return roles or None
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_of_no_lesion_label(path: Path) -> None:
+    """Once per dataset: a liver but no lesion among its labels (a dataset of organs) says nothing of
+    tumours, which its livers may hold segmented as liver."""
+    LOG.warning("%s: names a liver label but no lesion label: its livers are read as free of lesions, and a "
+                "tumour in them as liver; leave the dataset out of training if its livers hold tumours", path)
 
 
 def _names_by_value(labels: dict) -> dict[int, list[str]]:

@@ -194,6 +194,20 @@ def test_a_label_its_dataset_does_not_name_is_refused(tmp_path, case_0697):
                               "the label there.")
 
 
+def test_a_dataset_of_no_lesion_label_is_read_with_a_warning_once(tmp_path, case_0697, caplog):
+    """A dataset of organs names a liver but no tumour: its livers are read as free of lesions, which
+    may hold tumours segmented as liver (AbdomenCT-1K's, from LiTS): one warning for the dataset."""
+    root = _dataset(tmp_path / "Dataset011_Organs", case_0697,
+                    '{"labels": {"background": 0, "liver": 1, "kidney": 2}}', {"liver": 1, "lesion": 1})
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        for _ in range(2):
+            (ref,) = find_cases(root)
+            case = load_case(ref)
+    assert not case.lesion.array.any() and np.array_equal(case.liver.array, case_0697.liver.array
+                                                           | case_0697.lesion.array)
+    assert caplog.text.count("names a liver label but no lesion label: its livers are read as free of") == 1
+
+
 def test_a_dataset_of_no_liver_label_is_refused_for_training(tmp_path, case_0697):
     """The Decathlon's hepatic vessel task labels vessels and tumours, not the liver: read as 0/1/2, its
     vessels were taken for the liver; by its names, the liver would be its tumours alone."""
