@@ -35,13 +35,15 @@ class PreparedCase:
     ct: Optional[Volume] = None  # axial LPS order; kept for validation cases only
     liver: Optional[np.ndarray] = None  # uint8 [k, j, i] on the ct's grid, liver including lesions
     lesion: Optional[np.ndarray] = None
+    lesions_segmented: bool = True  # False: its lesions are not labelled, and its slices train the liver alone
 
 
 def prepare_case(case: Case, config: PreprocessConfig, keep_volume: bool = False) -> PreparedCase:
     """A labelled case on the network's grid; `keep_volume` keeps the full-resolution CT and masks
     (validation runs the whole inference on them)."""
     ct, liver, lesion = _axial_ct_and_masks(case)
-    prepared = PreparedCase(case.name, case_views(ct.array, liver, lesion, ct.spacing, config))
+    prepared = PreparedCase(case.name, case_views(ct.array, liver, lesion, ct.spacing, config),
+                            lesions_segmented=case.lesions_segmented)
     if keep_volume:
         prepared.ct, prepared.liver, prepared.lesion = ct, liver, lesion
     return prepared
@@ -59,7 +61,7 @@ def prepare_training_case(case: Case, config: Config) -> PreparedCase:
         thick_ct, thick_liver, thick_lesion = (average_slice_groups(a, group) for a in (ct.array, liver, lesion))
         views += case_views(thick_ct, (thick_liver >= 0.5).astype(np.uint8), (thick_lesion >= 0.5).astype(np.uint8),
                             (ct.spacing[0], ct.spacing[1], ct.spacing[2] * group), config.preprocess)
-    return PreparedCase(case.name, views)
+    return PreparedCase(case.name, views, lesions_segmented=case.lesions_segmented)
 
 
 def _axial_ct_and_masks(case: Case) -> tuple[Volume, np.ndarray, np.ndarray]:
@@ -112,6 +114,7 @@ class SliceSet:
     slice_index: np.ndarray = field(init=False)  # flat index -> slice within the view
     has_liver: np.ndarray = field(init=False)
     has_lesion: np.ndarray = field(init=False)
+    lesion_known: np.ndarray = field(init=False)  # flat index -> whether its case's lesions are segmented
 
     def __post_init__(self) -> None:
         self.views = [view for case in self.cases for view in case.views]
@@ -121,6 +124,8 @@ class SliceSet:
         # A slice counts as liver / lesion when at least one network pixel is mostly covered.
         self.has_liver = np.concatenate([(v.targets[:, 0] >= 128).any(axis=(1, 2)) for v in self.views])
         self.has_lesion = np.concatenate([(v.targets[:, 1] >= 128).any(axis=(1, 2)) for v in self.views])
+        self.lesion_known = np.concatenate([np.full(len(v.stack), case.lesions_segmented)
+                                            for case in self.cases for v in case.views])
 
     def __len__(self) -> int:
         return len(self.view_index)

@@ -25,6 +25,16 @@ log = logging.getLogger("LiverLesionSeg")
 Event = dict
 
 
+def validation_words(epoch: Event) -> str:
+    """An epoch event's validation Dice as the terminal and the Slicer panel show it ("" without validation;
+    the liver's alone where no validation case's lesions are segmented)."""
+    lesion, liver = epoch.get("val_lesion_dice"), epoch.get("val_liver_dice")
+    if liver is None:
+        return ""
+    return (f", validation lesion Dice {lesion:.3f}, liver Dice {liver:.3f}" if lesion is not None else
+            f", validation liver Dice {liver:.3f} (no validation case's lesions are segmented)")
+
+
 class Progress:
     """Base sink: receives events; `cancelled` lets a caller stop a running job between steps."""
 
@@ -134,11 +144,8 @@ class TerminalProgress(Progress):
         if kind == "step":
             self._step(event)
         elif kind == "epoch":
-            dice = event.get("val_lesion_dice")
-            text = f"cycle {event['cycle']} epoch {event['epoch']}: loss {event['train_loss']:.4f}"
-            if dice is not None:
-                text += f", validation lesion Dice {dice:.3f}, liver Dice {event['val_liver_dice']:.3f}"
-            self._write(text)
+            self._write(f"cycle {event['cycle']} epoch {event['epoch']}: loss {event['train_loss']:.4f}"
+                        + validation_words(event))
         elif kind == "stage" and event.get("state") == "end" and self.verbose:
             self._write(f"{event['stage']}: {event['seconds']:.2f} s")
         elif kind == "log":

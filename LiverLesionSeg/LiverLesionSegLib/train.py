@@ -117,9 +117,10 @@ def train(train_cases: list[PreparedCase], val_cases: list[PreparedCase], config
                 group["lr"] = lr
             x, y = slices.batch(batch, config.preprocess)
             x, y = augment_batch(x, y, config.augment, generator)
+            known = torch.from_numpy(slices.lesion_known[batch])  # (augmentation keeps the slices' order)
             while True:
                 try:
-                    loss = _loss_and_gradients(network, loss_fn, optimizer, x, y, device, dtype, fit.slices)
+                    loss = _loss_and_gradients(network, loss_fn, optimizer, x, y, known, device, dtype, fit.slices)
                     break
                 except (RuntimeError, MemoryError) as exc:
                     if not (isinstance(exc, MemoryError) or is_out_of_memory(exc)):
@@ -149,8 +150,7 @@ def train(train_cases: list[PreparedCase], val_cases: list[PreparedCase], config
         history["epochs"].append(epoch_record)
         progress.emit({"event": "epoch", **{k: v for k, v in epoch_record.items() if k != "val_cases"}})
         state["epoch"] = epoch + 1
-        if val and (not state["best"] or val["lesion_dice"] + val["liver_dice"] >
-                    state["best"]["lesion_dice"] + state["best"]["liver_dice"]):
+        if val and (not state["best"] or _sum_of_dice(val) > _sum_of_dice(state["best"])):
             state["best"] = {"epoch": epoch + 1, "lesion_dice": val["lesion_dice"], "liver_dice": val["liver_dice"]}
             save_checkpoint(out_dir / "best.safetensors", network, config, state)
         save_checkpoint(out_dir / LAST, network, config, state, optimizer)
@@ -188,8 +188,8 @@ def _complete_cycle_checkpoints(resume: Checkpoint, network: torch.nn.Module, co
 
 
 def _loss_and_gradients(network: torch.nn.Module, loss_fn: SegmentationLoss, optimizer: torch.optim.Optimizer,
-                        x: torch.Tensor, y: torch.Tensor, device: torch.device, dtype: Optional[torch.dtype],
-                        slices_at_once: int) -> torch.Tensor:
+                        x: torch.Tensor, y: torch.Tensor, lesion_known: torch.Tensor, device: torch.device,
+                        dtype: Optional[torch.dtype], slices_at_once: int) -> torch.Tensor:
     """The batch's loss, its gradients left in the parameters, `slices_at_once` slices through the
     network at a time: the pieces' gradients add up to (about) the whole batch's, so a smaller
     piece costs memory, not a different schedule. With the whole batch at once it is the plain step."""
@@ -199,7 +199,8 @@ def _loss_and_gradients(network: torch.nn.Module, loss_fn: SegmentationLoss, opt
         piece = x[start:start + slices_at_once].to(device).contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits = network(piece)
-        loss, _ = loss_fn(logits.float(), y[start:start + slices_at_once].to(device))
+        loss, _ = loss_fn(logits.float(), y[start:start + slices_at_once].to(device),
+                          lesion_known[start:start + slices_at_once].to(device))
         if len(piece) < len(x):
             loss = loss * (len(piece) / len(x))
         loss.backward()
@@ -250,11 +251,18 @@ def validate(network: torch.nn.Module, cases: list[PreparedCase], config: Config
     per_case = {}
     for case in cases:
         liver, lesion, *_ = segment_canonical(case.ct, network, config.preprocess, config.inference, device)
-        per_case[case.name] = {"lesion_dice": dice(lesion, case.lesion), "liver_dice": dice(liver, case.liver)}
+        per_case[case.name] = {"lesion_dice": dice(lesion, case.lesion) if case.lesions_segmented else None,
+                               "liver_dice": dice(liver, case.liver)}
     network.train()
-    return {"lesion_dice": float(np.mean([c["lesion_dice"] for c in per_case.values()])),
+    lesion_dices = [c["lesion_dice"] for c in per_case.values() if c["lesion_dice"] is not None]
+    return {"lesion_dice": float(np.mean(lesion_dices)) if lesion_dices else None,  # no case's lesions segmented
             "liver_dice": float(np.mean([c["liver_dice"] for c in per_case.values()])),
             "cases": per_case}
+
+
+def _sum_of_dice(scores: dict) -> float:
+    """What the best checkpoint is chosen by: lesion and liver Dice (the lesions' where measured)."""
+    return (scores["lesion_dice"] or 0.0) + scores["liver_dice"]
 
 
 def _write_final(network: torch.nn.Module, config: Config, state: dict, out_dir: Path) -> Path:

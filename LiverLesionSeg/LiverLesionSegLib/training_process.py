@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import InputError
+from .progress import validation_words
 from .io.atomic import atomic_write_text, new_folder
 
 log = logging.getLogger("LiverLesionSeg")
@@ -285,10 +286,8 @@ def describe_event(event: dict) -> Optional[str]:
     """A line for the panel's log, or None for events shown otherwise (steps go to the bar)."""
     kind = event.get("event")
     if kind == "epoch":
-        text = f"cycle {event.get('cycle')} epoch {event.get('epoch')}: loss {event.get('train_loss', float('nan')):.4f}"
-        if event.get("val_lesion_dice") is not None:
-            text += f", validation Dice lesion {event['val_lesion_dice']:.3f}, liver {event.get('val_liver_dice', 0):.3f}"
-        return text
+        loss = event.get("train_loss", float("nan"))
+        return f"cycle {event.get('cycle')} epoch {event.get('epoch')}: loss {loss:.4f}" + validation_words(event)
     if kind == "checkpoint":
         return f"checkpoint written: {event.get('path')}"
     if kind in ("log", "done", "error"):

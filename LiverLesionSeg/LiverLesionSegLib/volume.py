@@ -132,6 +132,9 @@ class Case:
     liver: Optional[Volume] = None
     lesion: Optional[Volume] = None
     source: Optional[Path] = None
+    # False where the labels segment the liver but say nothing of its lesions (a dataset of organs): the
+    # lesion mask is empty for want of labels, and training learns the liver alone from the case.
+    lesions_segmented: bool = True
 
     @property
     def labelled(self) -> bool:

@@ -63,6 +63,10 @@ def _evaluate(args: argparse.Namespace, progress: Progress, refs, predictor) -> 
             case = load_case(ref)
         if not case.labelled:
             raise InputError("has no liver and lesion masks to compare with", ref.name, "evaluate labelled cases")
+        if not case.lesions_segmented:  # its empty lesion mask would count every lesion found as false
+            raise InputError("has no lesions segmented (its dataset.json names a liver but no lesion label), so its "
+                             "lesion metrics cannot be measured", case.source or ref.name,
+                             "evaluate cases whose lesions are segmented")
         if predictor:
             liver, lesion, cautions[case.name] = predictor.predict(case, progress, args.out)
         else:

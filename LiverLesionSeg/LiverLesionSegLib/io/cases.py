@@ -32,6 +32,7 @@ from ..errors import InputError, first_line
 from ..volume import Case, Volume
 from .archive import Unpacked, is_archive, unpack
 from .dicom_scan import NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
+from .dataset_labels import lesions_segmented
 from .dicomseg import LABEL_MODALITIES, read_dicom_masks, read_seg_case
 from .rtstruct import is_rtstruct
 from .images import image_stem, is_image_file, read_image, read_label_map, refuse_a_non_ct, suffix_by_content
@@ -113,7 +114,7 @@ def load_case(ref: CaseRef) -> Case:
         image, labels = ref.paths
         ct = read_image(image)
         liver, lesion = read_label_map(labels, ct)
-        case = Case(ref.name, ct, liver, lesion, image)
+        case = Case(ref.name, ct, liver, lesion, image, lesions_segmented=lesions_segmented(labels))
     elif ref.kind == "slicer-scene":
         case = _read_scene_case(ref)
     else:

@@ -48,16 +48,23 @@ def label_roles_for(label_map: Path) -> Optional[Roles]:
         meanings = {meaning_of_segment_name(name) for name in value_names}
         roles[value] = "lesion" if "lesion" in meanings else "liver" if "liver" in meanings else None
     if "liver" in roles.values() and "lesion" not in roles.values():
-        _warn_of_no_lesion_label(path)
+        _tell_of_no_lesion_label(path)
     return roles or None
 
 
+def lesions_segmented(label_map: Path) -> bool:
+    """False where the label map's dataset.json names a liver but no lesion label (a dataset of organs:
+    a tumour in its livers is segmented as liver, or not at all); True otherwise."""
+    roles = label_roles_for(label_map)
+    return roles is None or "lesion" in roles.values() or "liver" not in roles.values()
+
+
 @functools.lru_cache(maxsize=None)
-def _warn_of_no_lesion_label(path: Path) -> None:
-    """Once per dataset: a liver but no lesion among its labels (a dataset of organs) says nothing of
-    tumours, which its livers may hold segmented as liver."""
-    LOG.warning("%s: names a liver label but no lesion label: its livers are read as free of lesions, and a "
-                "tumour in them as liver; leave the dataset out of training if its livers hold tumours", path)
+def _tell_of_no_lesion_label(path: Path) -> None:
+    """Once per dataset: a liver but no lesion among its labels says nothing of the livers' tumours."""
+    LOG.warning("%s: names a liver label but no lesion label: its cases' lesions are not segmented (a tumour may "
+                "be segmented as liver), so training learns the liver alone from them, and evaluate does not "
+                "take them", path)
 
 
 def _names_by_value(labels: dict) -> dict[int, list[str]]:

@@ -180,7 +180,9 @@ def test_a_datasets_label_names_say_which_values_are_liver_and_lesion(tmp_path, 
     background, and so is a tumour that touches no liver."""
     root = _dataset(tmp_path / "Dataset009_Organs", case_0697, labels_json, values)
     (ref,) = find_cases(root)
-    assert_same_as_0697(load_case(ref), case_0697)
+    case = load_case(ref)
+    assert_same_as_0697(case, case_0697)
+    assert case.lesions_segmented
 
 
 def test_a_label_its_dataset_does_not_name_is_refused(tmp_path, case_0697):
@@ -194,9 +196,10 @@ def test_a_label_its_dataset_does_not_name_is_refused(tmp_path, case_0697):
                               "the label there.")
 
 
-def test_a_dataset_of_no_lesion_label_is_read_with_a_warning_once(tmp_path, case_0697, caplog):
-    """A dataset of organs names a liver but no tumour: its livers are read as free of lesions, which
-    may hold tumours segmented as liver (AbdomenCT-1K's, from LiTS): one warning for the dataset."""
+def test_a_dataset_of_no_lesion_label_is_read_as_lesions_not_segmented(tmp_path, case_0697, caplog):
+    """A dataset of organs names a liver but no tumour: its livers may hold tumours segmented as liver
+    (AbdomenCT-1K's, from LiTS), so its cases' lesions count as not segmented (training learns their
+    liver alone), with one warning for the dataset."""
     root = _dataset(tmp_path / "Dataset011_Organs", case_0697,
                     '{"labels": {"background": 0, "liver": 1, "kidney": 2}}', {"liver": 1, "lesion": 1})
     with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
@@ -205,7 +208,24 @@ def test_a_dataset_of_no_lesion_label_is_read_with_a_warning_once(tmp_path, case
             case = load_case(ref)
     assert not case.lesion.array.any() and np.array_equal(case.liver.array, case_0697.liver.array
                                                            | case_0697.lesion.array)
-    assert caplog.text.count("names a liver label but no lesion label: its livers are read as free of") == 1
+    assert not case.lesions_segmented
+    assert caplog.text.count("names a liver label but no lesion label: its cases' lesions are not segmented") == 1
+
+
+def test_evaluate_refuses_a_case_whose_lesions_are_not_segmented(tmp_path, case_0697, capsys):
+    """Its empty lesion mask would have counted every lesion found as a false one."""
+    from LiverLesionSegLib.cli import main
+
+    root = _dataset(tmp_path / "Dataset011_Organs", case_0697,
+                    '{"labels": {"background": 0, "liver": 1, "kidney": 2}}', {"liver": 1, "lesion": 1})
+    (tmp_path / "predictions").mkdir()
+    code = main(["evaluate", str(root), "--predictions", str(tmp_path / "predictions"), "--out", str(tmp_path / "out"),
+                 "--progress", "none"])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 3 and not (tmp_path / "out").exists()
+    assert error.endswith("imagesTr/liver_7_0000.nii.gz: has no lesions segmented (its dataset.json names a liver but "
+                          "no lesion label), so its lesion metrics cannot be measured. Evaluate cases whose lesions "
+                          "are segmented.")
 
 
 def test_a_dataset_of_no_liver_label_is_refused_for_training(tmp_path, case_0697):

@@ -24,6 +24,28 @@ def test_loss_rewards_the_right_answer():
     assert right < 0.05 < unsure < wrong
 
 
+def test_slices_whose_lesions_are_not_segmented_leave_the_lesion_channel_alone():
+    """A slice of a case whose lesions are not segmented (a dataset of organs) trains the liver channel
+    alone: its lesion target and lesion logits change nothing, its liver channel counts as before,
+    and with every slice's lesions segmented the loss is the plain one."""
+    loss = SegmentationLoss(LossConfig())
+    y = _targets()
+    logits = torch.randn(2, 2, 32, 32, requires_grad=True)
+    known = torch.tensor([True, False])
+    masked, _ = loss(logits, y, known)
+    masked.backward()
+    assert logits.grad[1, 1].abs().max() == 0 and logits.grad[1, 0].abs().max() > 0
+    assert logits.grad[0, 1].abs().max() > 0
+    other_lesion = y.clone()
+    other_lesion[1, 1] = 1 - other_lesion[1, 1]
+    other_logits = logits.detach().clone()
+    other_logits[1, 1] = -other_logits[1, 1]
+    assert loss(other_logits, other_lesion, known)[0] == pytest.approx(masked.item(), rel=1e-6)
+    logits = logits.detach()
+    assert loss(logits, y, torch.tensor([True, True]))[0].item() == pytest.approx(loss(logits, y)[0].item(), rel=1e-6)
+    assert loss(logits, other_lesion, torch.tensor([True, True]))[0].item() != pytest.approx(masked.item(), rel=1e-3)
+
+
 def test_tversky_beta_punishes_missed_lesion_more_than_false_alarm():
     config = LossConfig(bce_weight=0, dice_weight=0, tversky_weight=1, tversky_alpha=0.3, tversky_beta=0.7,
                         class_weights=(0.0, 1.0))

@@ -1,6 +1,7 @@
 """Training on real slices: the loss falls and validation Dice rises; a resumed run repeats the
 uninterrupted one; a non-finite loss stops with the last good checkpoint kept."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -49,6 +50,20 @@ def test_loss_falls_and_validation_dice_rises(prepared, tmp_path):
     steps = [e for e in events if e["event"] == "step"]
     assert all(e["eta_s"] >= 0 for e in steps) and steps[-1]["step"] == 16
     assert (tmp_path / "cycle-01.safetensors").exists() and (tmp_path / "cycle-02.safetensors").exists()
+
+
+def test_a_case_whose_lesions_are_not_segmented_trains_and_validates_its_liver_alone(prepared, tmp_path):
+    """A case of a dataset of organs (liver labelled, lesions not): its slices count for the liver
+    channel only (`SegmentationLoss`), and as a validation case it gives a liver Dice and no lesion Dice."""
+    config, train_case, val_case = prepared
+    liver_only = dataclasses.replace(train_case, name="organs-1", lesions_segmented=False)
+    slices = SliceSet([train_case, liver_only])
+    assert slices.lesion_known.tolist() == [True] * (len(slices) // 2) + [False] * (len(slices) // 2)
+    held_out = dataclasses.replace(val_case, lesions_segmented=False)
+    result = train([train_case, liver_only], [held_out], _short(config, cycles=1, epochs=1, slices=8), tmp_path)
+    (epoch,) = result.history["epochs"]
+    assert epoch["val_lesion_dice"] is None and 0 <= epoch["val_liver_dice"] <= 1
+    assert epoch["val_cases"][val_case.name]["lesion_dice"] is None and result.best["lesion_dice"] is None
 
 
 def test_learning_rate_restarts_every_cycle():

@@ -143,7 +143,7 @@ def test_progress_lines_and_messages():
     assert parse_progress_line("[1, 2]")["event"] == "log"
     epoch = {"event": "epoch", "cycle": 2, "epoch": 5, "train_loss": 0.25, "val_lesion_dice": 0.5,
              "val_liver_dice": 0.9}
-    assert describe_event(epoch) == "cycle 2 epoch 5: loss 0.2500, validation Dice lesion 0.500, liver 0.900"
+    assert describe_event(epoch) == "cycle 2 epoch 5: loss 0.2500, validation lesion Dice 0.500, liver Dice 0.900"
     assert describe_event({"event": "step", "step": 1}) is None
     assert format_eta(3725) == "1 h 02 min" and format_eta(75) == "1 min 15 s" and format_eta(None) == "estimating"
     step = {"event": "step", "step": 30, "cycle": 2, "epoch": 4, "loss": 0.41, "total_steps": 120, "eta_s": 210}
