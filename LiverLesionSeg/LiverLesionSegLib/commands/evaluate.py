@@ -64,7 +64,7 @@ def _evaluate(args: argparse.Namespace, progress: Progress, refs, predictor) -> 
         if not case.labelled:
             raise InputError("has no liver and lesion masks to compare with", ref.name, "evaluate labelled cases")
         if not case.lesions_segmented:  # its empty lesion mask would count every lesion found as false
-            raise InputError("has no lesions segmented (its dataset.json names a liver but no lesion label), so its "
+            raise InputError("has no lesions segmented (its labels are of the liver, not of its lesions), so its "
                              "lesion metrics cannot be measured", case.source or ref.name,
                              "evaluate cases whose lesions are segmented")
         if predictor:

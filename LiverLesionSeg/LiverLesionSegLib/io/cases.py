@@ -7,6 +7,9 @@ Understood layouts (`LAYOUTS` says the same to the user):
 - Medical Segmentation Decathlon task folders `imagesTr/X.nii.gz` + `labelsTr/X.nii.gz`, named X,
   and nnU-Net's datasets made from them, whose images carry their channel (`imagesTr/X_0000.nii.gz`);
   their label values are read by the names in the dataset's `dataset.json` (`dataset_labels`);
+- a folder with a CT image (as below) and one mask per structure in `segmentations/`, named for it
+  (TotalSegmentator's `ct.nii.gz` + `segmentations/liver.nii.gz`): its lesions count as not
+  segmented unless a mask is named for them;
 - a folder with `image.{nii,nii.gz,nrrd}` + `labels.{nii,nii.gz,nrrd}` (or a Slicer segmentation,
   `labels.seg.nrrd`, read by its segments' names), named after the folder; `ct`, `imaging` or
   `volume` for the image and `label`, `segmentation` or `mask` for the labels are read alike.
@@ -29,22 +32,26 @@ from typing import ContextManager, Iterable, Optional
 import numpy as np
 
 from ..errors import InputError, first_line
+from ..segments import meaning_of_segment_name
 from ..volume import Case, Volume
 from .archive import Unpacked, is_archive, unpack
 from .dicom_scan import NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
 from .dataset_labels import lesions_segmented
 from .dicomseg import LABEL_MODALITIES, read_dicom_masks, read_seg_case
 from .rtstruct import is_rtstruct
-from .images import image_stem, is_image_file, read_image, read_label_map, refuse_a_non_ct, suffix_by_content
+from .images import (image_stem, is_image_file, label_values_on, read_image, read_label_map, refuse_a_non_ct,
+                     suffix_by_content)
 from .ircadb import CT_FOLDER, is_ircadb_case, read_ircadb_case
 from .series_choice import choose_ct_file, choose_ct_series, read_chosen_series
 from .slicer_scene import choose_scene_segmentation, choose_scene_volume, is_scene_bundle, is_scene_file, scene_file_in
 
 LOG = logging.getLogger("LiverLesionSeg")
 
-KINDS = ("ircadb", "dicom-seg", "image-pair", "slicer-scene")
+KINDS = ("ircadb", "dicom-seg", "image-pair", "structure-masks", "slicer-scene")
+STRUCTURE_MASKS = "segmentations"  # TotalSegmentator's folder of one mask per structure
 LAYOUTS = ("3D-IRCADb-01 case folders (PATIENT_DICOM/ + MASKS_DICOM/), a CT DICOM series with DICOM SEG objects, "
            "LiTS volume-N.nii + segmentation-N.nii, Decathlon or nnU-Net imagesTr/ + labelsTr/, "
+           "TotalSegmentator ct.nii.gz + segmentations/liver.nii.gz, "
            "or image.nii|nii.gz|nrrd + labels.nii|nii.gz|nrrd (labels 0 background, 1 liver, 2 lesion) or "
            "labels.seg.nrrd (a Slicer segmentation), or 3D Slicer scenes (.mrb, or .mrml beside its data) "
            "holding a CT and its segmentation")
@@ -115,6 +122,8 @@ def load_case(ref: CaseRef) -> Case:
         ct = read_image(image)
         liver, lesion = read_label_map(labels, ct)
         case = Case(ref.name, ct, liver, lesion, image, lesions_segmented=lesions_segmented(labels))
+    elif ref.kind == "structure-masks":
+        case = _read_structure_masks_case(ref)
     elif ref.kind == "slicer-scene":
         case = _read_scene_case(ref)
     else:
@@ -359,6 +368,9 @@ def _layout_cases(folder: Path, names: list[str]) -> Optional[list[CaseRef]]:
         return [CaseRef(folder.name, "ircadb", (folder,))]
     if (folder / "imagesTr").is_dir() and (folder / "labelsTr").is_dir():
         return _decathlon_cases(folder)
+    image = _first_existing(folder, PAIR_IMAGE_NAMES)
+    if image and not _first_existing(folder, PAIR_LABEL_NAMES) and _structure_masks(folder / STRUCTURE_MASKS):
+        return [CaseRef(folder.name, "structure-masks", (image, folder / STRUCTURE_MASKS))]
     if _first_existing(folder, PAIR_IMAGE_NAMES + PAIR_LABEL_NAMES) is not None:
         return _image_pair_folder(folder, strict=False)
     scene = scene_file_in(folder)  # a scene saved beside its data (or an unpacked .mrb)
@@ -427,6 +439,31 @@ def _image_pair_folder(folder: Path, strict: bool = True) -> list[CaseRef]:
                  f"label map ({LABEL_WORDS})" if labels is None else f"image ({IMAGE_WORDS})")
         return []
     return [CaseRef(folder.name, "image-pair", (image, labels))]
+
+
+def _structure_masks(folder: Path) -> dict[Path, str]:
+    """The masks of the liver and its lesions in a folder of one mask per structure, by their names
+    ("liver.nii.gz", "liver_tumor.nii.gz"; the spleen's and others' left out); empty where the folder
+    is none or holds no liver mask."""
+    if not folder.is_dir():
+        return {}
+    masks = {path: meaning_of_segment_name(image_stem(path).replace("_", " ")) for path in sorted(folder.iterdir())
+             if is_image_file(path) and not path.name.startswith(".")}
+    masks = {path: role for path, role in masks.items() if role is not None}
+    return masks if "liver" in masks.values() else {}
+
+
+def _read_structure_masks_case(ref: CaseRef) -> Case:
+    """A CT and its folder of one mask per structure: the liver's mask (with its lesions'), and the
+    lesions' where a mask is named for them; else its lesions count as not segmented."""
+    image, folder = ref.paths
+    ct = read_image(image)
+    liver, lesion = np.zeros(ct.shape, np.uint8), np.zeros(ct.shape, np.uint8)
+    masks = _structure_masks(folder)
+    for path, role in masks.items():
+        (liver if role == "liver" else lesion)[label_values_on(path, ct) != 0] = 1
+    return Case(ref.name, ct, ct.with_array(liver | lesion, str(folder)), ct.with_array(lesion, str(folder)), image,
+                lesions_segmented="lesion" in masks.values())
 
 
 def _dicom_seg_cases(files: list[Path]) -> list[CaseRef]:

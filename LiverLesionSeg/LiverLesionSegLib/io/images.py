@@ -387,17 +387,7 @@ def read_label_map(path: str | os.PathLike, reference: Volume, require_liver: bo
 
     if is_slicer_segmentation(path):
         return read_slicer_segmentation(path, reference, require_liver)
-    labels = read_image(path, resample_shear=False)
-    if is_sheared(labels.direction):  # as the CT's slices were, where it was read from this tilted grid
-        array = _sheared_labels_on(labels, reference, path)
-    else:
-        array = labels.array if labels.same_grid(reference) else _on_the_voxels_of(labels, reference)
-    if array is None:
-        if labels.shape != reference.shape:
-            raise GeometryError(f"the label map has {_size(labels)} voxels but the image {_size(reference)}", path,
-                                "give the label map made on this image")
-        raise GeometryError(f"the label map's geometry ({_geometry(labels)}) differs from the image's "
-                            f"({_geometry(reference)})", path, "give the label map made on this image")
+    array = label_values_on(path, reference)
     roles = label_roles_for(Path(path))  # a Decathlon or nnU-Net dataset's names of its labels
     if roles is not None:
         array = as_liver_and_lesion_labels(array, roles, Path(path))
@@ -421,6 +411,24 @@ def read_label_map(path: str | os.PathLike, reference: Volume, require_liver: bo
     if not require_liver and not (array == 1).any():
         return None, lesion
     return reference.with_array(((array == 1) | (array == 2)).astype(np.uint8), str(path)), lesion
+
+
+def label_values_on(path: str | os.PathLike, reference: Volume) -> np.ndarray:
+    """A label map's or mask's values on `reference`'s voxels: on its grid, on its voxels stored in
+    another order, or on the sheared grid of the tilted scan it was resampled from; a GeometryError
+    where it was made on another image."""
+    labels = read_image(path, resample_shear=False)
+    if is_sheared(labels.direction):  # as the CT's slices were, where it was read from this tilted grid
+        array = _sheared_labels_on(labels, reference, path)
+    else:
+        array = labels.array if labels.same_grid(reference) else _on_the_voxels_of(labels, reference)
+    if array is None:
+        if labels.shape != reference.shape:
+            raise GeometryError(f"the label map has {_size(labels)} voxels but the image {_size(reference)}", path,
+                                "give the label map made on this image")
+        raise GeometryError(f"the label map's geometry ({_geometry(labels)}) differs from the image's "
+                            f"({_geometry(reference)})", path, "give the label map made on this image")
+    return array
 
 
 def _one_label_named(path: Path, array: np.ndarray, reference: Volume

@@ -212,6 +212,34 @@ def test_a_dataset_of_no_lesion_label_is_read_as_lesions_not_segmented(tmp_path,
     assert caplog.text.count("names a liver label but no lesion label: its cases' lesions are not segmented") == 1
 
 
+@pytest.mark.parametrize("tumour_mask", [False, True])
+def test_a_totalsegmentator_case(tmp_path, case_0697, tumour_mask):
+    """TotalSegmentator's layout, the largest public set of labelled livers: ct.nii.gz beside a folder
+    of one mask per structure (segmentations/liver.nii.gz, spleen.nii.gz, ...). It was left out ("it
+    holds ct.nii.gz but no label map"). Its liver mask is read, the other organs' left out; with no mask
+    of the liver's tumours its lesions count as not segmented."""
+    case_folder = tmp_path / "Totalsegmentator_dataset" / "s0697"
+    (case_folder / "segmentations").mkdir(parents=True)
+    ct = case_0697.ct
+    sitk.WriteImage(ct.to_sitk(), str(case_folder / "ct.nii.gz"))
+    liver = case_0697.liver.array | case_0697.lesion.array
+    sitk.WriteImage(ct.with_array(liver).to_sitk(), str(case_folder / "segmentations/liver.nii.gz"))
+    spleen = np.zeros(ct.shape, np.uint8)
+    spleen[5:10, 100:140, 380:420] = 1
+    sitk.WriteImage(ct.with_array(spleen).to_sitk(), str(case_folder / "segmentations/spleen.nii.gz"))
+    if tumour_mask:
+        sitk.WriteImage(case_0697.lesion.to_sitk(), str(case_folder / "segmentations/liver_tumor.nii.gz"))
+    (ref,) = find_cases(tmp_path)
+    assert ref == CaseRef("s0697", "structure-masks", (case_folder / "ct.nii.gz", case_folder / "segmentations"))
+    case = load_case(ref)
+    assert case.lesions_segmented == tumour_mask
+    if tumour_mask:
+        assert_same_as_0697(case, case_0697)
+    else:
+        assert np.array_equal(case.liver.array, liver) and not case.lesion.array.any()
+    assert read_input_volume(case_folder).same_grid(ct)
+
+
 def test_evaluate_refuses_a_case_whose_lesions_are_not_segmented(tmp_path, case_0697, capsys):
     """Its empty lesion mask would have counted every lesion found as a false one."""
     from LiverLesionSegLib.cli import main
@@ -223,8 +251,8 @@ def test_evaluate_refuses_a_case_whose_lesions_are_not_segmented(tmp_path, case_
                  "--progress", "none"])
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 3 and not (tmp_path / "out").exists()
-    assert error.endswith("imagesTr/liver_7_0000.nii.gz: has no lesions segmented (its dataset.json names a liver but "
-                          "no lesion label), so its lesion metrics cannot be measured. Evaluate cases whose lesions "
+    assert error.endswith("imagesTr/liver_7_0000.nii.gz: has no lesions segmented (its labels are of the liver, not "
+                          "of its lesions), so its lesion metrics cannot be measured. Evaluate cases whose lesions "
                           "are segmented.")
 
 
