@@ -143,6 +143,10 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             remove_partial_files(out)
             log.info("Training on %d case(s): %s; validating on %s.", len(train_cases),
                      ", ".join(c.name for c in train_cases), ", ".join(c.name for c in val_cases) or "none")
+            liver_only = [c.name for c in train_cases + val_cases if not c.lesions_segmented]
+            if liver_only:
+                log.info("Of these, %d have their lesions not segmented and train (or validate) the liver alone: %s.",
+                         len(liver_only), ", ".join(liver_only))
             try:
                 result = train(train_cases, val_cases, config, out, device, progress, resume=resume, init=init)
             except KeyboardInterrupt:

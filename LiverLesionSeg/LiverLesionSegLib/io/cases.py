@@ -391,7 +391,7 @@ def _layout_cases(folder: Path, names: list[str]) -> Optional[list[CaseRef]]:
 
 
 def _decathlon_cases(task: Path) -> list[CaseRef]:
-    refs = []
+    refs, names = [], set()
     for image in sorted((task / "imagesTr").iterdir()):
         if image.name.startswith(".") or not is_image_file(image):
             continue  # macOS "._" companions ship with the Decathlon archives
@@ -401,7 +401,8 @@ def _decathlon_cases(task: Path) -> list[CaseRef]:
         elif pair[2][0] != image:  # a case's other channel: the CT is channel 0
             LOG.info("left out %s: channel %s of case %s; the CT is read from its channel 0000", image,
                      NNUNET_CHANNEL.match(image_stem(image))[2], pair[0])
-        elif pair[0] not in {ref.name for ref in refs}:
+        elif pair[0] not in names:
+            names.add(pair[0])
             refs.append(CaseRef(*pair))
     if (task / "imagesTs").is_dir():
         LOG.info("left out %s: test images have no labels", task / "imagesTs")

@@ -145,7 +145,7 @@ def test_an_nnunet_dataset(nnunet_dataset, case_0697, given, caplog):
         assert "liver_7_0001.nii.gz: channel 0001 of case liver_7" in caplog.text
 
 
-def _dataset(root: Path, case_0697, labels_json: str, values: dict) -> Path:
+def _dataset(root: Path, case_0697, labels_json: str, values: dict, case: str = "liver_7") -> Path:
     """0697 as a one-case nnU-Net dataset whose dataset.json has `labels_json`; its label map holds
     values["liver"] and values["lesion"], and where `values` says so a 'kidney' block away from the
     liver (values["kidney"]) with a 'tumour' in it (values["lesion"])."""
@@ -159,8 +159,8 @@ def _dataset(root: Path, case_0697, labels_json: str, values: dict) -> Path:
         far = slice(liver_columns.max() + 20, liver_columns.max() + 60)  # beyond the liver, across the image
         array[10:20, 200:240, far] = values["kidney"]
         array[14:16, 210:215, far.start + 5:far.start + 10] = values["lesion"]
-    sitk.WriteImage(case_0697.ct.to_sitk(), str(root / "imagesTr/liver_7_0000.nii.gz"))
-    sitk.WriteImage(case_0697.ct.with_array(array).to_sitk(), str(root / "labelsTr/liver_7.nii.gz"))
+    sitk.WriteImage(case_0697.ct.to_sitk(), str(root / f"imagesTr/{case}_0000.nii.gz"))
+    sitk.WriteImage(case_0697.ct.with_array(array).to_sitk(), str(root / f"labelsTr/{case}.nii.gz"))
     (root / "dataset.json").write_text(labels_json)
     return root
 
@@ -238,6 +238,22 @@ def test_a_totalsegmentator_case(tmp_path, case_0697, tumour_mask):
     else:
         assert np.array_equal(case.liver.array, liver) and not case.lesion.array.any()
     assert read_input_volume(case_folder).same_grid(ct)
+
+
+def test_train_on_a_case_whose_lesions_are_not_segmented_says_so(tmp_path, case_0697, capsys):
+    """Through the command: a dataset of organs beside a dataset of liver and tumours; the log names the
+    case that trains the liver alone."""
+    from LiverLesionSegLib.cli import main
+
+    _dataset(tmp_path / "data" / "Dataset011_Organs", case_0697, '{"labels": {"background": 0, "liver": 1, '
+             '"kidney": 2}}', {"liver": 1, "lesion": 1}, case="organs_1")
+    _dataset(tmp_path / "data" / "Dataset003_Liver", case_0697, '{"labels": {"background": 0, "liver": 1, '
+             '"tumor": 2}}', {"liver": 1, "lesion": 2})
+    code = main(["train", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--epochs", "1", "--cycles", "1",
+                 "--max-slices-per-epoch", "4", "--batch-size", "2", "--progress", "none"])
+    assert code == 0 and (tmp_path / "run" / "model.safetensors").is_file()
+    assert "Of these, 1 have their lesions not segmented and train (or validate) the liver alone: organs_1." \
+        in capsys.readouterr().err
 
 
 def test_evaluate_refuses_a_case_whose_lesions_are_not_segmented(tmp_path, case_0697, capsys):
