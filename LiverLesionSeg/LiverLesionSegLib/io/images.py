@@ -402,7 +402,10 @@ def read_label_map(path: str | os.PathLike, reference: Volume, require_liver: bo
         values = np.unique(array[unknown])
         # numpy's shortest text of each stored value: 1.000001 is not shown as 1
         shown = ", ".join(str(v) for v in values[:10]) + (" ..." if values.size > 10 else "")
+        in_a_dataset = Path(path).parent.name == "labelsTr"  # a dataset of organs whose labels no dataset.json names
         raise InputError(f"the label map holds label(s) {shown} besides 0 background, 1 liver, 2 lesion", path,
+                         "name the dataset's labels in a dataset.json beside its labelsTr folder, as nnU-Net's "
+                         '{"labels": {"background": 0, "liver": 1, ...}}' if in_a_dataset else
                          "give a label map with 0, 1 and 2 only")
     if not array.any():  # a blank export, or another image of the scan given for its labels
         LOG.warning("%s: the label map holds background (0) only, no voxel of liver or lesion; if it should, "

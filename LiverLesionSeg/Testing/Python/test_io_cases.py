@@ -185,6 +185,19 @@ def test_a_datasets_label_names_say_which_values_are_liver_and_lesion(tmp_path, 
     assert case.lesions_segmented
 
 
+def test_a_dataset_of_organs_without_a_dataset_json_is_told_to_name_its_labels(tmp_path, case_0697):
+    """FLARE's and BTCV's label maps hold a dozen organs: without names for them the refusal says
+    where to give them."""
+    root = _dataset(tmp_path / "FLARE22", case_0697, "{}", {"liver": 1, "lesion": 2, "kidney": 13})
+    (root / "dataset.json").unlink()
+    (ref,) = find_cases(root)
+    with pytest.raises(InputError) as exc:
+        load_case(ref)
+    assert str(exc.value).endswith("labelsTr/liver_7.nii.gz: the label map holds label(s) 13 besides 0 background, 1 "
+                                   "liver, 2 lesion. Name the dataset's labels in a dataset.json beside its labelsTr "
+                                   'folder, as nnU-Net\'s {"labels": {"background": 0, "liver": 1, ...}}.')
+
+
 def test_a_label_its_dataset_does_not_name_is_refused(tmp_path, case_0697):
     root = _dataset(tmp_path / "Dataset009", case_0697, '{"labels": {"background": 0, "liver": 1}}',
                     {"liver": 1, "lesion": 2})
