@@ -38,8 +38,8 @@ def label_roles_for(label_map: Path) -> Optional[Roles]:
     if label_map.parent.name != "labelsTr" or not path.is_file():
         return None
     try:
-        names = _names_by_value(json.loads(path.read_text(encoding="utf-8")).get("labels") or {})
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        names = _names_by_value(_labels_of(json.loads(path.read_text(encoding="utf-8"))))
+    except (OSError, ValueError, TypeError, AttributeError, OverflowError) as exc:
         LOG.warning("%s: cannot read its label names (%s); label maps are read as 0 background, 1 liver, 2 lesion",
                     path, first_line(exc))
         return None
@@ -67,17 +67,36 @@ def _tell_of_no_lesion_label(path: Path) -> None:
                 "take them", path)
 
 
+def _labels_of(data) -> dict:
+    """The "labels" object of a dataset.json's data (empty where it has none)."""
+    if not isinstance(data, dict):
+        raise ValueError("it holds no JSON object")
+    labels = data.get("labels") or {}
+    if not isinstance(labels, dict):
+        raise ValueError("its labels are no object of names and values")
+    return labels
+
+
 def _names_by_value(labels: dict) -> dict[int, list[str]]:
     """Each label value's names: the Decathlon's {"1": "liver"} and nnU-Net's {"liver": 1} or
     {"liver": [1, 2]}."""
     names: dict[int, list[str]] = defaultdict(list)
     for key, value in labels.items():
         if isinstance(value, str):
-            names[int(key)].append(value)
+            names[_label_value(key)].append(value)
         else:
             for number in value if isinstance(value, list) else [value]:
-                names[int(number)].append(str(key))
+                names[_label_value(number)].append(str(key))
     return dict(names)
+
+
+def _label_value(value) -> int:
+    """A label value as dataset.json writes it (1, 1.0 or "1"); ValueError for anything else."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
+        return int(value)
+    raise ValueError(f"{value!r} is no label value")
 
 
 def as_liver_and_lesion_labels(array: np.ndarray, roles: Roles, path: Path) -> np.ndarray:

@@ -298,13 +298,22 @@ def test_a_dataset_of_no_liver_label_is_refused_for_training(tmp_path, case_0697
                                    "liver.")
 
 
-def test_a_dataset_json_that_cannot_be_read_leaves_the_labels_as_they_are(tmp_path, case_0697, caplog):
-    root = _dataset(tmp_path / "Dataset009", case_0697, '{"labels": {"background": 0, "liver": 1,',
-                    {"liver": 1, "lesion": 2})
+@pytest.mark.parametrize("text, why", [
+    ('{"labels": {"background": 0, "liver": 1,', "Expecting property name"),  # cut short
+    ('[]', "it holds no JSON object"), ('{"labels": "liver"}', "its labels are no object of names and values"),
+    ('{"labels": {"liver": 1.5, "tumor": 2}}', "1.5 is no label value"),
+    ('{"labels": {"liver": 1e400}}', "inf is no label value"), ('{"labels": {"liver": true}}', "True is no label"),
+    ('{"labels": {"liver": [1, "x"]}}', "'x' is no label value"), ("\xff\xfe", "'utf-8' codec can't decode byte 0xff"),
+])
+def test_a_dataset_json_that_cannot_be_read_leaves_the_labels_as_they_are(tmp_path, case_0697, caplog, text, why):
+    """Found by trying odd files: a label value of 1e400 raised OverflowError, one of 1.5 was read as
+    1, and a file holding a list was told in Python's words ("'list' object has no attribute 'get'")."""
+    root = _dataset(tmp_path / "Dataset009", case_0697, "{}", {"liver": 1, "lesion": 2})
+    (root / "dataset.json").write_bytes(text.encode("latin-1"))
     with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
         (ref,) = find_cases(root)
         assert_same_as_0697(load_case(ref), case_0697)
-    assert "dataset.json: cannot read its label names (" in caplog.text
+    assert f"dataset.json: cannot read its label names ({why}" in caplog.text
 
 
 @pytest.mark.parametrize("image, labels", [("ct.nii.gz", "segmentation.nii.gz"), ("imaging.nii.gz", "mask.nrrd"),
