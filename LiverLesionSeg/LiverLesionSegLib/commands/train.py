@@ -313,5 +313,5 @@ def _plots(history: dict, out: Path) -> None:
     from ..plots import plot_dice, plot_loss
 
     plot_loss(history, out / "loss.png")
-    if any(e.get("val_lesion_dice") is not None for e in history["epochs"]):
+    if any(e.get("val_liver_dice") is not None for e in history["epochs"]):  # (lesions' where segmented)
         plot_dice(history, out / "dice.png")

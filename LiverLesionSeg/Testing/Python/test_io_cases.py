@@ -263,8 +263,9 @@ def test_train_on_a_case_whose_lesions_are_not_segmented_says_so(tmp_path, case_
     _dataset(tmp_path / "data" / "Dataset003_Liver", case_0697, '{"labels": {"background": 0, "liver": 1, '
              '"tumor": 2}}', {"liver": 1, "lesion": 2})
     code = main(["train", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--epochs", "1", "--cycles", "1",
-                 "--max-slices-per-epoch", "4", "--batch-size", "2", "--progress", "none"])
+                 "--max-slices-per-epoch", "4", "--batch-size", "2", "--progress", "none", "--validate", "organs_1"])
     assert code == 0 and (tmp_path / "run" / "model.safetensors").is_file()
+    assert (tmp_path / "run" / "dice.png").is_file()  # the liver's validation Dice, where no lesion's is measured
     assert "Of these, 1 have their lesions not segmented and train (or validate) the liver alone: organs_1." \
         in capsys.readouterr().err
 

@@ -144,6 +144,10 @@ def test_progress_lines_and_messages():
     epoch = {"event": "epoch", "cycle": 2, "epoch": 5, "train_loss": 0.25, "val_lesion_dice": 0.5,
              "val_liver_dice": 0.9}
     assert describe_event(epoch) == "cycle 2 epoch 5: loss 0.2500, validation lesion Dice 0.500, liver Dice 0.900"
+    liver_only = {**epoch, "val_lesion_dice": None}  # no validation case's lesions segmented: the liver's alone
+    assert describe_event(liver_only) == ("cycle 2 epoch 5: loss 0.2500, validation liver Dice 0.900 (no validation "
+                                          "case's lesions are segmented)")
+    assert describe_event({**epoch, "val_lesion_dice": None, "val_liver_dice": None}) == "cycle 2 epoch 5: loss 0.2500"
     assert describe_event({"event": "step", "step": 1}) is None
     assert format_eta(3725) == "1 h 02 min" and format_eta(75) == "1 min 15 s" and format_eta(None) == "estimating"
     step = {"event": "step", "step": 30, "cycle": 2, "epoch": 4, "loss": 0.41, "total_steps": 120, "eta_s": 210}
