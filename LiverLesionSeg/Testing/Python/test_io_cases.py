@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import os
 import shutil
 from pathlib import Path
@@ -14,6 +15,7 @@ import SimpleITK as sitk
 from LiverLesionSegLib.errors import InputError
 from LiverLesionSegLib.io.cases import CaseRef, find_cases, load_case, read_input_volume
 from LiverLesionSegLib.io.dicomseg import read_seg_case
+from LiverLesionSegLib.volume import Volume
 
 LABELLED = ["3Dircadb1.1", "3Dircadb1.17", "3Dircadb1.7", "RadCTTACEomics_0697", "RadCTTACEomics_1211"]
 
@@ -268,6 +270,29 @@ def test_train_on_a_case_whose_lesions_are_not_segmented_says_so(tmp_path, case_
     assert (tmp_path / "run" / "dice.png").is_file()  # the liver's validation Dice, where no lesion's is measured
     assert "Of these, 1 have their lesions not segmented and train (or validate) the liver alone: organs_1." \
         in capsys.readouterr().err
+
+
+def test_memory_running_out_while_many_cases_are_read_names_the_cases_held(tmp_path, case_0697, capsys, monkeypatch):
+    """A large dataset's cases are held in memory as they are read: where memory ran out at the
+    812th, the reader's words ("reading this volume needs ...; close other programs, or crop the
+    volume") did not say why. With (simulated) 24 MiB free, the first case (8 slices) is read and
+    the second (44) is not: the line says how much the cases read before hold."""
+    from LiverLesionSegLib import memory
+    from LiverLesionSegLib.cli import main
+
+    ct, label_map = case_0697.ct, case_0697.label_map()
+    first_slices = Volume(ct.array[:8].copy(), ct.spacing, ct.origin, ct.direction, "a")
+    for name, volume, labels in (("a", first_slices, label_map[:8].copy()), ("b", ct, label_map)):
+        (tmp_path / "cases" / name).mkdir(parents=True)
+        sitk.WriteImage(volume.to_sitk(), str(tmp_path / "cases" / name / "image.nii.gz"))
+        sitk.WriteImage(volume.with_array(labels).to_sitk(), str(tmp_path / "cases" / name / "labels.nii.gz"))
+    monkeypatch.setattr(memory, "available_bytes", lambda: 24 * 2**20)
+    code = main(["train", str(tmp_path / "cases"), "--out", str(tmp_path / "run"), "--progress", "none"])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 8 and not (tmp_path / "run").exists()
+    assert re.search(r"cases/b/image\.nii\.gz: reading this .* volume needs about \d+ MiB of memory, but only 24 "
+                     r"MiB is available, as the 1 of its 2 cases read before hold about 0\.0 GiB of slices in "
+                     r"memory\. Train on fewer cases, or with a smaller --size", error), error
 
 
 def test_evaluate_refuses_a_case_whose_lesions_are_not_segmented(tmp_path, case_0697, capsys):
