@@ -22,7 +22,8 @@ their segmentation (a node's attribute, its tag, the node or a data file removed
 `measure`; `checkpoint`, the metadata of a copy of the bundled model (its settings set to odd values
 or deleted, its format fields, its first bytes), given to `segment --model` with the slices; `train`,
 the image or label map of one of two training cases made of them (its NIfTI header, or the file
-removed, emptied or cut), given to `train` for one short epoch. Each
+removed, emptied or cut), or the labels of the dataset.json of the two as an nnU-Net dataset, given
+to `train` for one short epoch. Each
 copy is segmented (measured, evaluated) in this process with the bundled model, and one line per
 seed prints the exit status, the damage and the error line; where a copy of a fixed undamaged one
 (all kinds but `dicom`) exits 0, whether its lesion table (and liver volume, or evaluation; for
@@ -708,10 +709,16 @@ def write_training_cases(folder: Path) -> None:
         _write_labels_case(folder / name)
 
 
+ODD_LABEL_VALUES = [1.5, -1, 3, 0, "x", "2", True, None, [1, 2], {"a": 1}, 10**20]
+ODD_LABEL_NAMES = ["", "kidney", "Leber", "tumour", "liver", "background", "Vessel", 7]
+
+
 def damaged_training_cases(folder: Path, rng: random.Random) -> str:
     """Two training cases, case b's image or label map damaged: its NIfTI header, or the file removed,
-    emptied or cut."""
+    emptied or cut; or the two as an nnU-Net dataset whose dataset.json's labels were changed."""
     write_training_cases(folder)
+    if rng.random() < 0.3:
+        return _damaged_dataset_json(folder, rng)
     victim = folder / "b" / rng.choice(["ct.nii.gz", "labels.nii.gz"])
     if rng.random() < 0.2:
         how = rng.choice(["removed", "emptied", "cut"])
@@ -722,6 +729,40 @@ def damaged_training_cases(folder: Path, rng: random.Random) -> str:
         return f"train: b/{victim.name} {how}"
     labels = tissue_labels(_sample_volume()) if victim.name == "labels.nii.gz" else None
     return damaged_nifti(victim, rng, labels).replace("nifti", f"train: b/{victim.name}", 1)
+
+
+def _damaged_dataset_json(folder: Path, rng: random.Random) -> str:
+    """The two training cases moved into an nnU-Net dataset (imagesTr/a_0000.nii.gz + labelsTr/a.nii.gz),
+    its dataset.json's labels changed: a value or a name set to an odd one, a label removed, the
+    labels replaced, or the file cut."""
+    for name in ("a", "b"):
+        for sub in ("imagesTr", "labelsTr"):
+            (folder / sub).mkdir(exist_ok=True)
+        (folder / name / "ct.nii.gz").rename(folder / "imagesTr" / f"{name}_0000.nii.gz")
+        (folder / name / "labels.nii.gz").rename(folder / "labelsTr" / f"{name}.nii.gz")
+        (folder / name).rmdir()
+    labels = {"background": 0, "liver": 1, "tumor": 2}
+    how = rng.choice(["value", "value", "name", "removed", "replaced", "cut"])
+    key = rng.choice(list(labels))
+    if how == "value":
+        labels[key] = rng.choice(ODD_LABEL_VALUES)
+        told = f"{key}={labels[key]!r}"
+    elif how == "name":
+        name = rng.choice(ODD_LABEL_NAMES)
+        labels = {(n if n != key else name): v for n, v in labels.items()}
+        told = f"{key} renamed {name!r}"
+    elif how == "removed":
+        del labels[key]
+        told = f"{key} removed"
+    elif how == "replaced":
+        labels = rng.choice([[], "liver", None, {"0": "background", "1": "liver", "2": "cancer"}])
+        told = f"labels={labels!r}"
+    text = json.dumps({"labels": labels, "file_ending": ".nii.gz"})
+    if how == "cut":
+        text = text[:rng.randrange(1, len(text))]
+        told = "cut"
+    (folder / "dataset.json").write_text(text)
+    return f"train: nnU-Net dataset.json: {told}"
 
 
 DAMAGE = {"dicom": (damaged_dicom, "slices"), "nifti": (damaged_nifti, "ct.nii.gz"),
