@@ -29,7 +29,9 @@ spacing of the case. The rules, also written into every report (`RULES`):
 Summaries (`summarise`): per-case lesion Dice mean and median over all cases and over the cases
 that are not empty-vs-empty; global Dice = 2 * sum of intersections / sum of mask sizes over all
 cases; detection pooled from the summed counts; ASSD / HD95 averaged over the cases where they are
-defined, leaving out empty-vs-empty cases (their 0 is a convention, not a measurement).
+defined, leaving out empty-vs-empty cases (their 0 is a convention, not a measurement). A case whose
+lesions are not segmented (its liver labelled without them) has its lesion measures left empty and
+counts for the liver's summaries alone.
 """
 
 from __future__ import annotations
@@ -221,25 +223,34 @@ def _surface_points(mask: np.ndarray) -> np.ndarray:
 
 # --- one case ------------------------------------------------------------------------------------
 
+# The measures a case whose lesions are not segmented (its liver labelled without them) leaves empty: those
+# that compare the predicted lesions with the labelled ones (`CaseMetrics.with_lesions_unmeasured`)
+LESION_TRUTH_FIELDS = ("lesion_dice", "lesion_true_voxels", "lesion_intersection_voxels", "true_lesions",
+                       "detected_lesions", "missed_lesions", "pred_true_positive_lesions",
+                       "pred_false_positive_lesions", "lesion_precision", "lesion_recall", "lesion_f1",
+                       "lesion_assd_mm", "lesion_hd95_mm", "fp_lesion_volume_ml", "true_lesion_volume_ml",
+                       "true_tumour_burden")
+
+
 @dataclass
 class CaseMetrics:
     name: str
-    lesion_dice: float
+    lesion_dice: Optional[float]  # None (as the other LESION_TRUTH_FIELDS) where the lesions are not segmented
     liver_dice: float
     lesion_both_empty: bool  # no lesion predicted nor labelled: lesion_dice is 1.0 by rule
     liver_both_empty: bool
     lesion_pred_voxels: int
-    lesion_true_voxels: int
-    lesion_intersection_voxels: int
+    lesion_true_voxels: Optional[int]
+    lesion_intersection_voxels: Optional[int]
     liver_pred_voxels: int
     liver_true_voxels: int
     liver_intersection_voxels: int
-    true_lesions: int
+    true_lesions: Optional[int]
     pred_lesions: int
-    detected_lesions: int  # TP (recall side)
-    missed_lesions: int  # FN
-    pred_true_positive_lesions: int  # TP (precision side)
-    pred_false_positive_lesions: int  # FP
+    detected_lesions: Optional[int]  # TP (recall side)
+    missed_lesions: Optional[int]  # FN
+    pred_true_positive_lesions: Optional[int]  # TP (precision side)
+    pred_false_positive_lesions: Optional[int]  # FP
     lesion_precision: Optional[float]
     lesion_recall: Optional[float]
     lesion_f1: Optional[float]
@@ -247,15 +258,22 @@ class CaseMetrics:
     lesion_hd95_mm: Optional[float]
     liver_assd_mm: Optional[float]
     liver_hd95_mm: Optional[float]
-    fp_lesion_volume_ml: float
+    fp_lesion_volume_ml: Optional[float]
     pred_lesion_volume_ml: float
-    true_lesion_volume_ml: float
+    true_lesion_volume_ml: Optional[float]
     # Last, with a default: metrics stored before they existed still load (benchmarks/accuracy.py).
     pred_tumour_burden: Optional[float] = None
     true_tumour_burden: Optional[float] = None
+    lesions_segmented: bool = True
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def with_lesions_unmeasured(self) -> "CaseMetrics":
+        """These metrics of a case whose lesions are not segmented: what compares the lesions found with
+        the labelled ones left empty (None), the liver's and the prediction's own measures kept."""
+        return dataclasses.replace(self, lesions_segmented=False, lesion_both_empty=False,
+                                   **{field: None for field in LESION_TRUTH_FIELDS})
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -318,30 +336,32 @@ def _overlap_counts(pred: np.ndarray, truth: np.ndarray) -> tuple[int, int, int]
 def summarise(cases: Sequence[CaseMetrics]) -> dict:
     """Summary over cases (see the module docstring for the rules); undefined values are None."""
     cases = list(cases)
-    lesion_dices = [c.lesion_dice for c in cases]
-    lesion_dices_nonempty = [c.lesion_dice for c in cases if not c.lesion_both_empty]
-    detected = sum(c.detected_lesions for c in cases)
-    true_lesions = sum(c.true_lesions for c in cases)
-    pred_tp = sum(c.pred_true_positive_lesions for c in cases)
-    pred_lesions = sum(c.pred_lesions for c in cases)
+    segmented = [c for c in cases if c.lesions_segmented]  # the lesion measures are over these alone
+    lesion_dices = [c.lesion_dice for c in segmented]
+    lesion_dices_nonempty = [c.lesion_dice for c in segmented if not c.lesion_both_empty]
+    detected = sum(c.detected_lesions for c in segmented)
+    true_lesions = sum(c.true_lesions for c in segmented)
+    pred_tp = sum(c.pred_true_positive_lesions for c in segmented)
+    pred_lesions = sum(c.pred_lesions for c in segmented)
     precision = pred_tp / pred_lesions if pred_lesions else None
     recall = detected / true_lesions if true_lesions else None
     summary = {
         "n_cases": len(cases),
-        "n_lesion_both_empty": sum(c.lesion_both_empty for c in cases),
+        "n_lesions_not_segmented": len(cases) - len(segmented),
+        "n_lesion_both_empty": sum(c.lesion_both_empty for c in segmented),
         "lesion_dice_mean": _mean(lesion_dices),
         "lesion_dice_median": _median(lesion_dices),
         "lesion_dice_mean_excluding_empty": _mean(lesion_dices_nonempty),
         "lesion_dice_median_excluding_empty": _median(lesion_dices_nonempty),
-        "lesion_dice_global": _global_dice(cases, "lesion") if cases else None,
+        "lesion_dice_global": _global_dice(segmented, "lesion") if segmented else None,
         "liver_dice_mean": _mean([c.liver_dice for c in cases]),
         "liver_dice_global": _global_dice(cases, "liver") if cases else None,
         "true_lesions": true_lesions,
         "pred_lesions": pred_lesions,
         "detected_lesions": detected,
-        "missed_lesions": sum(c.missed_lesions for c in cases),
+        "missed_lesions": sum(c.missed_lesions for c in segmented),
         "pred_true_positive_lesions": pred_tp,
-        "pred_false_positive_lesions": sum(c.pred_false_positive_lesions for c in cases),
+        "pred_false_positive_lesions": sum(c.pred_false_positive_lesions for c in segmented),
         "lesion_precision": precision,
         "lesion_recall": recall,
         "lesion_f1": f1_score(precision, recall),
@@ -350,8 +370,8 @@ def summarise(cases: Sequence[CaseMetrics]) -> dict:
                if c.pred_tumour_burden is not None and c.true_tumour_burden is not None]
     summary["tumour_burden_rmse"] = (float(np.sqrt(np.mean([(p - t) ** 2 for p, t in burdens]))) if burdens
                                      else None)
-    for organ in ("lesion", "liver"):
-        measured = [c for c in cases if not getattr(c, f"{organ}_both_empty")]
+    for organ, of in (("lesion", segmented), ("liver", cases)):
+        measured = [c for c in of if not getattr(c, f"{organ}_both_empty")]
         for measure in ("assd_mm", "hd95_mm"):
             values = [v for v in (getattr(c, f"{organ}_{measure}") for c in measured) if v is not None]
             summary[f"{organ}_{measure}_mean"] = _mean(values)

@@ -63,21 +63,23 @@ def _evaluate(args: argparse.Namespace, progress: Progress, refs, predictor) -> 
             case = load_case(ref)
         if not case.labelled:
             raise InputError("has no liver and lesion masks to compare with", ref.name, "evaluate labelled cases")
-        if not case.lesions_segmented:  # its empty lesion mask would count every lesion found as false
-            raise InputError("has no lesions segmented (its labels are of the liver, not of its lesions), so its "
-                             "lesion metrics cannot be measured", case.source or ref.name,
-                             "evaluate cases whose lesions are segmented")
         if predictor:
             liver, lesion, cautions[case.name] = predictor.predict(case, progress, args.out)
         else:
             liver, lesion = _read_prediction(args.predictions, case)
         true_liver = case.liver.array | case.lesion.array  # the organ includes its lesions
         metrics = evaluate_case(case.name, liver.array, lesion.array, true_liver, case.lesion.array, case.ct.spacing)
+        if not case.lesions_segmented:  # its empty lesion mask would count every lesion found as false
+            metrics = metrics.with_lesions_unmeasured()
         results.append(metrics)
         lesions[case.name] = lesion_table(lesion, case.ct)
-        log.info("%s: lesion Dice %.3f, liver Dice %.3f, lesions found %d of %d, %d false", case.name,
-                 metrics.lesion_dice, metrics.liver_dice, metrics.detected_lesions, metrics.true_lesions,
-                 metrics.pred_false_positive_lesions)
+        if metrics.lesions_segmented:
+            log.info("%s: lesion Dice %.3f, liver Dice %.3f, lesions found %d of %d, %d false", case.name,
+                     metrics.lesion_dice, metrics.liver_dice, metrics.detected_lesions, metrics.true_lesions,
+                     metrics.pred_false_positive_lesions)
+        else:
+            log.info("%s: liver Dice %.3f; its lesions are not segmented, so they are not measured", case.name,
+                     metrics.liver_dice)
     summary = summarise(results)
     config = predictor.config() if predictor else {"predictions": str(args.predictions)}
     write_report(args.out, results, summary, lesions, config, cautions if predictor else None)
@@ -145,6 +147,9 @@ def _print_summary(results, summary: dict, out: Path) -> None:
     print(f"{'case':<24} {'lesion Dice':>11} {'liver Dice':>10} {'found':>7} {'false':>5} {'HD95 mm':>8}")
     for m in results:
         hd95 = "-" if m.lesion_hd95_mm is None else f"{m.lesion_hd95_mm:.1f}"
+        if not m.lesions_segmented:  # its liver alone is measured
+            print(f"{m.name:<24} {'-':>11} {m.liver_dice:>10.3f} {'-':>7} {'-':>5} {hd95:>8}")
+            continue
         print(f"{m.name:<24} {m.lesion_dice:>11.3f} {m.liver_dice:>10.3f} "
               f"{m.detected_lesions:>3}/{m.true_lesions:<3} {m.pred_false_positive_lesions:>5} {hd95:>8}")
     keys = [k for k in ("lesion_dice_mean", "lesion_dice_global", "liver_dice_mean") if k in summary]

@@ -63,8 +63,8 @@ def lesions_segmented(label_map: Path) -> bool:
 def _tell_of_no_lesion_label(path: Path) -> None:
     """Once per dataset: a liver but no lesion among its labels says nothing of the livers' tumours."""
     LOG.warning("%s: names a liver label but no lesion label: its cases' lesions are not segmented (a tumour may "
-                "be segmented as liver), so training learns the liver alone from them, and evaluate does not "
-                "take them", path)
+                "be segmented as liver), so training learns the liver alone from them, and evaluate measures "
+                "their liver alone", path)
 
 
 def _labels_of(data) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import os
@@ -296,20 +297,32 @@ def test_memory_running_out_while_many_cases_are_read_names_the_cases_held(tmp_p
                      r"memory\. Train on fewer cases, or with a smaller --size", error), error
 
 
-def test_evaluate_refuses_a_case_whose_lesions_are_not_segmented(tmp_path, case_0697, capsys):
-    """Its empty lesion mask would have counted every lesion found as a false one."""
+def test_evaluate_measures_the_liver_alone_where_the_lesions_are_not_segmented(tmp_path, case_0697, capsys):
+    """Its empty lesion mask would have counted every lesion found as a false one: its lesion measures
+    are left empty, its liver's kept, and the summaries' lesion measures leave it out."""
     from LiverLesionSegLib.cli import main
 
-    root = _dataset(tmp_path / "Dataset011_Organs", case_0697,
-                    '{"labels": {"background": 0, "liver": 1, "kidney": 2}}', {"liver": 1, "lesion": 1})
+    _dataset(tmp_path / "data" / "Dataset011_Organs", case_0697,
+             '{"labels": {"background": 0, "liver": 1, "kidney": 2}}', {"liver": 1, "lesion": 1}, case="organs_1")
+    _dataset(tmp_path / "data" / "Dataset003_Liver", case_0697, '{"labels": {"background": 0, "liver": 1, '
+             '"tumor": 2}}', {"liver": 1, "lesion": 2})
     (tmp_path / "predictions").mkdir()
-    code = main(["evaluate", str(root), "--predictions", str(tmp_path / "predictions"), "--out", str(tmp_path / "out"),
-                 "--progress", "none"])
-    error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert code == 3 and not (tmp_path / "out").exists()
-    assert error.endswith("imagesTr/liver_7_0000.nii.gz: has no lesions segmented (its labels are of the liver, not "
-                          "of its lesions), so its lesion metrics cannot be measured. Evaluate cases whose lesions "
-                          "are segmented.")
+    for name in ("organs_1", "liver_7"):  # the truth of the liver and tumour dataset, as the prediction
+        shutil.copy(tmp_path / "data" / "Dataset003_Liver" / "labelsTr" / "liver_7.nii.gz",
+                    tmp_path / "predictions" / f"{name}.nii.gz")
+    code = main(["evaluate", str(tmp_path / "data"), "--predictions", str(tmp_path / "predictions"), "--out",
+                 str(tmp_path / "out"), "--progress", "none"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    report = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    cases = {c["name"]: c for c in report["cases"]}
+    assert cases["organs_1"]["lesions_segmented"] is False and cases["organs_1"]["lesion_dice"] is None
+    assert cases["organs_1"]["liver_dice"] == 1.0 and cases["organs_1"]["pred_lesion_volume_ml"] > 0
+    assert cases["liver_7"]["lesion_dice"] == 1.0 and cases["liver_7"]["lesions_segmented"] is True
+    summary = report["summary"]
+    assert summary["n_lesions_not_segmented"] == 1 and summary["lesion_dice_mean"] == 1.0
+    assert summary["pred_false_positive_lesions"] == 0 and summary["liver_dice_mean"] == 1.0
+    assert re.search(r"organs_1 +- +1\.000 +- +- ", printed.out)
 
 
 @pytest.mark.parametrize("text, why", [
