@@ -25,14 +25,15 @@ log = logging.getLogger("LiverLesionSeg")
 Event = dict
 
 
-def validation_words(epoch: Event) -> str:
-    """An epoch event's validation Dice as the terminal and the Slicer panel show it ("" without validation;
-    the liver's alone where no validation case's lesions are segmented)."""
+def epoch_line(epoch: Event) -> str:
+    """An epoch event as the terminal and the Slicer panel show it: its loss, and its validation Dice
+    where there was validation (the liver's alone where no validation case's lesions are segmented)."""
+    line = f"cycle {epoch.get('cycle')} epoch {epoch.get('epoch')}: loss {epoch.get('train_loss', math.nan):.4f}"
     lesion, liver = epoch.get("val_lesion_dice"), epoch.get("val_liver_dice")
     if liver is None:
-        return ""
-    return (f", validation lesion Dice {lesion:.3f}, liver Dice {liver:.3f}" if lesion is not None else
-            f", validation liver Dice {liver:.3f} (no validation case's lesions are segmented)")
+        return line
+    return line + (f", validation lesion Dice {lesion:.3f}, liver Dice {liver:.3f}" if lesion is not None else
+                   f", validation liver Dice {liver:.3f} (no validation case's lesions are segmented)")
 
 
 class Progress:
@@ -144,8 +145,7 @@ class TerminalProgress(Progress):
         if kind == "step":
             self._step(event)
         elif kind == "epoch":
-            self._write(f"cycle {event['cycle']} epoch {event['epoch']}: loss {event['train_loss']:.4f}"
-                        + validation_words(event))
+            self._write(epoch_line(event))
         elif kind == "stage" and event.get("state") == "end" and self.verbose:
             self._write(f"{event['stage']}: {event['seconds']:.2f} s")
         elif kind == "log":

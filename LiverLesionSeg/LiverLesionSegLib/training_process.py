@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import InputError
-from .progress import validation_words
+from .progress import epoch_line
 from .io.atomic import atomic_write_text, new_folder
 
 log = logging.getLogger("LiverLesionSeg")
@@ -286,8 +286,7 @@ def describe_event(event: dict) -> Optional[str]:
     """A line for the panel's log, or None for events shown otherwise (steps go to the bar)."""
     kind = event.get("event")
     if kind == "epoch":
-        loss = event.get("train_loss", float("nan"))
-        return f"cycle {event.get('cycle')} epoch {event.get('epoch')}: loss {loss:.4f}" + validation_words(event)
+        return epoch_line(event)
     if kind == "checkpoint":
         return f"checkpoint written: {event.get('path')}"
     if kind in ("log", "done", "error"):
