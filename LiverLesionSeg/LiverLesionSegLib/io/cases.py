@@ -323,11 +323,11 @@ def _cases_for_file(path: Path) -> list[CaseRef]:
                              f"segmentation-{number} are both needed)", path, "put both files in one folder")
         return [CaseRef(f"lits-{number}", "image-pair", (image, labels))]
     if path.parent.name in ("imagesTr", "labelsTr") and is_image_file(path):
-        pair = _decathlon_pair(path)
-        if pair is None:
+        ref = _decathlon_case(path)
+        if ref is None:
             raise InputError("the Decathlon image has no label map of the same name (or the reverse)", path,
                              "give imagesTr/X and labelsTr/X (nnU-Net's imagesTr/X_0000 and labelsTr/X)")
-        return [CaseRef(*pair)]
+        return [ref]
     if path.name.lower() in PAIR_IMAGE_NAMES + PAIR_LABEL_NAMES:
         return _image_pair_folder(path.parent)
     if is_scene_file(path) or is_scene_bundle(path):
@@ -395,22 +395,22 @@ def _decathlon_cases(task: Path) -> list[CaseRef]:
     for image in sorted((task / "imagesTr").iterdir()):
         if image.name.startswith(".") or not is_image_file(image):
             continue  # macOS "._" companions ship with the Decathlon archives
-        pair = _decathlon_pair(image)
-        if pair is None:
+        ref = _decathlon_case(image)
+        if ref is None:
             LOG.info("left out %s: no labelsTr/%s", image, image.name)
-        elif pair[2][0] != image:  # a case's other channel: the CT is channel 0
+        elif ref.paths[0] != image:  # a case's other channel: the CT is channel 0
             LOG.info("left out %s: channel %s of case %s; the CT is read from its channel 0000", image,
-                     NNUNET_CHANNEL.match(image_stem(image))[2], pair[0])
-        elif pair[0] not in names:
-            names.add(pair[0])
-            refs.append(CaseRef(*pair))
+                     NNUNET_CHANNEL.match(image_stem(image))[2], ref.name)
+        elif ref.name not in names:
+            names.add(ref.name)
+            refs.append(ref)
     if (task / "imagesTs").is_dir():
         LOG.info("left out %s: test images have no labels", task / "imagesTs")
     return refs
 
 
-def _decathlon_pair(path: Path) -> Optional[tuple[str, str, tuple[Path, Path]]]:
-    """The case (name, kind, (image, labels)) of an image in imagesTr/ or a label map in labelsTr/:
+def _decathlon_case(path: Path) -> Optional[CaseRef]:
+    """The image-pair case of an image in imagesTr/ or a label map in labelsTr/:
     labelsTr/ holds the image's label map under the same name (the Medical Segmentation Decathlon),
     or imagesTr/ holds the case's image with its channel, CASE_0000 (nnU-Net's datasets); None
     where the other file is not there."""
@@ -419,13 +419,13 @@ def _decathlon_pair(path: Path) -> Optional[tuple[str, str, tuple[Path, Path]]]:
     if path.parent.name == "labelsTr":
         images = [task / "imagesTr" / name for name in (path.name, f"{stem}_0000{suffix}")]
         image = next((image for image in images if image.is_file()), None)
-        return None if image is None else (stem, "image-pair", (image, path))
+        return None if image is None else CaseRef(stem, "image-pair", (image, path))
     channel = NNUNET_CHANNEL.match(stem)
     for name in [stem] + ([channel[1]] if channel else []):
         labels = task / "labelsTr" / f"{name}{suffix}"
         if labels.is_file():
             image = path if name == stem else task / "imagesTr" / f"{name}_0000{suffix}"
-            return (name, "image-pair", (image, labels)) if image.is_file() else None
+            return CaseRef(name, "image-pair", (image, labels)) if image.is_file() else None
     return None
 
 
