@@ -69,10 +69,6 @@ def material_map_evidence(description: str, image_type: Sequence[str] = (), resc
     return "its description" if MATERIAL_MAP.search(words_of(description)) else None
 
 
-def is_material_map(description: str, image_type: Sequence[str] = (), rescale_type: str = "") -> bool:
-    return material_map_evidence(description, image_type, rescale_type) is not None
-
-
 def is_virtual_non_contrast(description: str, image_type: Sequence[str] = ()) -> bool:
     return MATERIAL_REMOVED in image_type[2:] or bool(VIRTUAL_NON_CONTRAST.search(words_of(description)))
 

@@ -885,9 +885,9 @@ def test_a_projection_is_told_by_its_description(description, projection):
     ("Portal venous 5.0 B30f", False, False, None), ("Start", False, False, None), ("Rhombus", False, False, None),
 ])
 def test_what_a_description_says_of_a_dual_energy_image(description, material_map, virtual_non_contrast, offset):
-    from LiverLesionSegLib.io.reconstruction import energy_offset, is_material_map, is_virtual_non_contrast
+    from LiverLesionSegLib.io.reconstruction import energy_offset, is_virtual_non_contrast, material_map_evidence
 
-    assert is_material_map(description) == material_map
+    assert (material_map_evidence(description) is not None) == material_map
     assert is_virtual_non_contrast(description) == virtual_non_contrast
     assert energy_offset(description) == offset
 
