@@ -44,8 +44,8 @@ def check_memory(needed: int, what: str, path: str | os.PathLike | None, hint: s
     """Raise ResourceError when `needed` bytes are more than the memory available."""
     available = available_bytes()
     if available is not None and needed > available:
-        raise ResourceError(f"{what} needs about {_size(needed)} of memory, but only {_size(available)} is available",
-                            path, hint)
+        raise ResourceError(f"{what} needs about {size_text(needed)} of memory, but only {size_text(available)} is "
+                            "available", path, hint)
 
 
 def check_image_fits(shape: tuple[int, ...], itemsize: int, path: str | os.PathLike, copies: int = 2,
@@ -113,7 +113,10 @@ def _shape_text(shape) -> str:
     return " x ".join(str(int(n)) for n in reversed(tuple(shape))) + " voxel"
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
+    """A number of bytes as a message gives it: 1.5 GiB, 44 MiB, 300 KiB."""
     if n >= 2**30:
         return f"{n / 2**30:.1f} GiB"
-    return f"{n / 2**20:.0f} MiB"
+    if n >= 2**20:
+        return f"{n / 2**20:.0f} MiB"
+    return f"{n / 2**10:.0f} KiB"

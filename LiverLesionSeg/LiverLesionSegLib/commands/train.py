@@ -9,13 +9,17 @@ import logging
 import os
 import shlex
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from ..config import Config
 from ..errors import Cancelled, InputError, OutputError, ResourceError
 from ..io.atomic import check_output_folder
 from ..progress import JsonLinesProgress, Progress
+from ..memory import size_text
 from ..recipes import RECIPES, recipe
+
+if TYPE_CHECKING:
+    from ..slice_store import SliceStore
 
 log = logging.getLogger("LiverLesionSeg")
 
@@ -124,6 +128,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
     from ..checkpoint import load_checkpoint
     from ..model import choose_device
     from ..resources import load_model
+    from ..slice_store import slices_on_disk
     from ..train import train
 
     device = choose_device(args.device)
@@ -134,23 +139,25 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
         with run_folder_lock(args.out):
             pass
     check_out_dir(args.out, resuming=resume is not None)
-    train_cases, val_cases = load_cases(args.cases, args.validate, config, progress)
     created = not args.out.exists()
-    out = create_out_dir(args.out)  # only once the cases are known to be good: no empty run folders
+    out = create_out_dir(args.out)  # removed again below where the run ends before writing into it
     with run_folder_lock(out):
         try:
             check_out_dir(out, resuming=resume is not None)  # again: another run may have ended in it meanwhile
             remove_partial_files(out)
-            log.info("Training on %d case(s): %s; validating on %s.", len(train_cases),
-                     ", ".join(c.name for c in train_cases), ", ".join(c.name for c in val_cases) or "none")
-            liver_only = [c.name for c in train_cases + val_cases if not c.lesions_segmented]
-            if liver_only:
-                log.info("Of these, %d have their lesions not segmented and train (or validate) the liver alone: %s.",
-                         len(liver_only), ", ".join(liver_only))
-            try:
-                result = train(train_cases, val_cases, config, out, device, progress, resume=resume, init=init)
-            except KeyboardInterrupt:
-                raise interrupted(args.cases, out) from None
+            with slices_on_disk(out) as store:
+                train_cases, val_cases = load_cases(args.cases, args.validate, config, progress, store)
+                log.info("Training on %d case(s): %s; validating on %s. Their training slices (%s) are kept on "
+                         "disk in %s until the run ends.", len(train_cases), ", ".join(c.name for c in train_cases),
+                         ", ".join(c.name for c in val_cases) or "none", size_text(store.bytes), store.folder)
+                liver_only = [c.name for c in train_cases + val_cases if not c.lesions_segmented]
+                if liver_only:
+                    log.info("Of these, %d have their lesions not segmented and train (or validate) the liver "
+                             "alone: %s.", len(liver_only), ", ".join(liver_only))
+                try:
+                    result = train(train_cases, val_cases, config, out, device, progress, resume=resume, init=init)
+                except KeyboardInterrupt:
+                    raise interrupted(args.cases, out) from None
             _plots(result.history, out)
         except BaseException:
             if created:
@@ -285,7 +292,9 @@ def remove_partial_files(out: Path) -> None:
                 path.unlink()
 
 
-def load_cases(paths: list[str], validate: list[str], config: Config, progress: Progress):
+def load_cases(paths: list[str], validate: list[str], config: Config, progress: Progress, store: SliceStore):
+    """The training cases (their slices kept on disk by `store`) and the validation cases (in memory:
+    validation segments their whole CTs)."""
     from ..dataset import prepare_case, prepare_training_case
     from ..io.cases import find_cases, load_case
 
@@ -299,7 +308,7 @@ def load_cases(paths: list[str], validate: list[str], config: Config, progress: 
         raise InputError(f"validation case '{unknown[0]}' is not among the cases given", None,
                          f"choose among: {', '.join(names)}")
     train_cases, val_cases = [], []
-    for number, ref in enumerate(refs, start=1):
+    for ref in refs:
         try:
             with progress.stage(f"read {ref.name}"):
                 case = load_case(ref)
@@ -307,21 +316,23 @@ def load_cases(paths: list[str], validate: list[str], config: Config, progress: 
             prepared = prepare_case(case, config.preprocess, keep_volume=True) if held_out else \
                 prepare_training_case(case, config)
         except ResourceError as exc:
-            if number == 1:
-                raise
-            raise _too_many_cases(exc, number, len(refs), train_cases + val_cases) from None
-        (val_cases if held_out else train_cases).append(prepared)
+            raise _too_many_validation_cases(exc, val_cases) from None
+        if held_out:
+            val_cases.append(prepared)
+        else:
+            train_cases.append(store.keep(prepared))
     return train_cases, val_cases
 
 
-def _too_many_cases(exc: ResourceError, number: int, count: int, read: list) -> ResourceError:
-    """Memory ran out reading case `number` of `count`: the cases read before hold their slices in memory
-    (a large dataset, TotalSegmentator's 1200 CTs), which the reader's own words would not say."""
-    held = sum(view.stack.nbytes + view.targets.nbytes for case in read for view in case.views)
-    held += sum(case.ct.array.nbytes for case in read if case.ct is not None)  # the validation cases' CTs
-    return ResourceError(f"{exc.problem}, as the {number - 1} of its {count} cases read before hold about "
-                         f"{held / 2**30:.1f} GiB of slices in memory", exc.path,
-                         "train on fewer cases, or with a smaller --size, or on a machine with more memory")
+def _too_many_validation_cases(exc: ResourceError, read: list) -> ResourceError:
+    """Memory ran out while a case was read, with validation cases read before held in memory (their whole
+    CTs and masks), which the reader's own words would not say."""
+    held = sum(case.ct.array.nbytes + case.liver.nbytes + case.lesion.nbytes for case in read)
+    if not held:
+        return exc
+    return ResourceError(f"{exc.problem}, as the {len(read)} validation case(s) read before hold about "
+                         f"{size_text(held)} in memory", exc.path,
+                         "validate on fewer cases, or on a machine with more memory")
 
 
 def _plots(history: dict, out: Path) -> None:

@@ -16,6 +16,7 @@ slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel")
 import slicer_logic_cases as cases  # noqa: E402
 from LiverLesionSegLib import mrml_tables  # noqa: E402
 from LiverLesionSegLib.mrml_charts import TrainingCharts  # noqa: E402
+from LiverLesionSegLib.slice_store import STORE_FOLDER  # noqa: E402
 from LiverLesionSegLib.training_process import (ModelCatalogue, ModelEntry, TrainingProcess,  # noqa: E402
                                                 TrainingSettings, describe_event, format_eta, parse_progress_line,
                                                 step_percent, step_text)
@@ -107,6 +108,7 @@ def test_cancel_keeps_models_and_last_checkpoint(scene_case, catalogue_with_earl
     assert catalogue_with_earlier_model.path.read_bytes() == catalogue_before, "the model list changed"
     assert cases.file_digest(model_path) == earlier_digest, "the model it started from was changed"
     assert not (process.run_dir / "model.safetensors").exists()
+    assert not (process.run_dir / STORE_FOLDER).exists(), "the training slices were left on disk"
     last = load_checkpoint(process.run_dir / "last.safetensors")
     assert last.state["epoch"] >= 1, "the last good checkpoint is not loadable"
 
