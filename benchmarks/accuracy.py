@@ -20,7 +20,9 @@ lesion volume on the tumour-free case 3Dircadb1.7.
 
 Cases under --extra-train are added to every fold's training set and never held out; one named
 after a held-out case and a dash (`RadCTTACEomics_0697-AP`, another series of that patient) is left
-out of that case's fold, so no fold trains on the patient it is measured on.
+out of that case's fold, so no fold trains on the patient it is measured on. The training cases are
+prepared once for a row's folds, the extra ones read one at a time, their slices kept on disk in
+OUT/ROW/.training-slices while the row runs (a hundred CTs at full resolution would not fit in memory).
 
 Finished folds are kept in --out and skipped when the command is run again.
 """
@@ -48,12 +50,13 @@ from LiverLesionSegLib.config import InferenceConfig  # noqa: E402
 from LiverLesionSegLib.errors import InputError  # noqa: E402
 from LiverLesionSegLib.augment import augment_batch  # noqa: E402
 from LiverLesionSegLib.ensemble import segment_with_models  # noqa: E402
-from LiverLesionSegLib.dataset import SliceSet, epoch_order, prepare_training_case  # noqa: E402
+from LiverLesionSegLib.dataset import PreparedCase, SliceSet, epoch_order, prepare_training_case  # noqa: E402
 from LiverLesionSegLib.infer import segment_volume  # noqa: E402
 from LiverLesionSegLib.metrics import CaseMetrics, evaluate_case, summarise  # noqa: E402
 from LiverLesionSegLib.model import choose_device  # noqa: E402
 from LiverLesionSegLib.recipes import RECIPES, recipe  # noqa: E402
 from LiverLesionSegLib.resources import unpacked_cases_dir  # noqa: E402
+from LiverLesionSegLib.slice_store import SliceStore, slices_on_disk  # noqa: E402
 from LiverLesionSegLib.train import cycle_checkpoint_name, train  # noqa: E402
 
 TUMOUR_FREE = "3Dircadb1.7"
@@ -94,7 +97,7 @@ def main() -> int:
     device = choose_device(args.device)
     refs = [r for r in find_cases([args.data]) if r.name != "HCC_006"]
     cases = {r.name: load_case(r) for r in refs}
-    extra = {r.name: load_case(r) for r in find_cases([args.extra_train])} if args.extra_train else {}
+    extra_refs = find_cases([args.extra_train]) if args.extra_train else []
     suffix = f"+{args.extra_train.name}" if args.extra_train else ""
     held_out = [n for n in cases if not args.folds or n in args.folds.split(",")]
     table = {}
@@ -106,16 +109,20 @@ def main() -> int:
         config = recipe_or_variant(name)
         config.train.seed = seed
         config.train.epochs_per_cycle = max(1, round(config.train.epochs_per_cycle * args.epochs_scale))
-        results = [run_fold(args.out / row / f"test-{test}", config, test, cases, device, extra) for test in held_out]
-        table[row] = summary(results)
+        (args.out / row).mkdir(parents=True, exist_ok=True)
+        with slices_on_disk(args.out / row) as store:
+            shared, extra = prepared_training_cases(cases, extra_refs, config, store)
+            table[row] = summary([run_fold(args.out / row / f"test-{test}", config, test, cases[test],
+                                           training_cases(shared, extra, test), device) for test in held_out])
+            if averaged:
+                table[f"{row}-{weight_average_tag(averaged)}"] = summary(
+                    [measure_weight_average(args.out / row / f"test-{test}", averaged, config, test,
+                                            training_cases(shared, extra, test), cases[test], device)
+                     for test in held_out])
         if cycles:
             table[f"{row}-{snapshot_tag(cycles)}"] = summary(
                 [measure_snapshots(args.out / row / f"test-{test}", cycles, config.inference, test, cases[test],
                                    device) for test in held_out])
-        if averaged:
-            table[f"{row}-{weight_average_tag(averaged)}"] = summary(
-                [measure_weight_average(args.out / row / f"test-{test}", averaged, config, test,
-                                        training_cases(cases, extra, test), cases[test], device) for test in held_out])
         for tag, changes in sweep:
             inference = dataclasses.replace(config, inference=dataclasses.replace(config.inference, **changes)
                                             ).validated(f"--sweep {tag}").inference
@@ -154,27 +161,36 @@ def rows(recipes: list[str], seeds: list[int], suffix: str = "") -> list[tuple[s
             for name in recipes for seed in seeds]
 
 
+def prepared_training_cases(cases: dict, extra_refs: list, config, store: SliceStore) -> tuple[dict, dict]:
+    """The shared cases and the --extra-train cases on the network's grid for `config`, prepared once for
+    every fold, their slices kept on disk by `store`. The extra cases are read one at a time: a dataset
+    such as LiTS (131 CTs) would not fit in memory at full resolution, as the shared cases are held."""
+    from LiverLesionSegLib.io.cases import load_case
+
+    shared = {name: store.keep(prepare_training_case(case, config)) for name, case in cases.items()}
+    extra = {ref.name: store.keep(prepare_training_case(load_case(ref), config)) for ref in extra_refs}
+    return shared, extra
+
+
 def training_cases(cases: dict, extra: dict, test: str) -> list:
     """Every case but `test`, and every extra case but those of `test`'s patient (named `test`-...)."""
     return ([c for n, c in cases.items() if n != test] +
             [c for n, c in extra.items() if not n.startswith(f"{test}-")])
 
 
-def run_fold(folder: Path, config, test: str, cases: dict, device, extra: Optional[dict] = None) -> CaseMetrics:
-    """One fold: trained on every case but `test` (and the `extra` cases but `test`'s patient's) into
-    `folder` (unless it holds a model), then measured on `test` (unless measured with these
-    inference settings already)."""
+def run_fold(folder: Path, config, test: str, case, train_cases: list[PreparedCase], device) -> CaseMetrics:
+    """One fold: trained on `train_cases` into `folder` (unless it holds a model), then measured on
+    `case`, named `test` (unless measured with these inference settings already)."""
     stored = stored_fold_model(folder, config)
 
     def train_and_measure() -> CaseMetrics:
         folder.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         if stored is None:
-            train_cases = [prepare_training_case(c, config) for c in training_cases(cases, extra or {}, test)]
             train(train_cases, [], config, folder, device, download_weights=False)
         train_seconds = time.perf_counter() - started
         metrics = measure(load_checkpoint(folder / "model.safetensors", device), config.inference, test,
-                          cases[test], device)
+                          case, device)
         print(f"{folder.parent.name} / {test}: lesion Dice {metrics.lesion_dice:.3f}, "
               f"liver Dice {metrics.liver_dice:.3f}, found {metrics.detected_lesions}/{metrics.true_lesions}, "
               f"{metrics.pred_false_positive_lesions} false, "
@@ -222,16 +238,15 @@ def measure_snapshots(folder: Path, cycles: list[int], inference: InferenceConfi
                            folder / f"metrics-{snapshot_tag(cycles)}.json", inference, test, case, device)
 
 
-def measure_weight_average(folder: Path, cycles: list[int], config, test: str, train_cases: list, case,
-                           device) -> CaseMetrics:
+def measure_weight_average(folder: Path, cycles: list[int], config, test: str, train_cases: list[PreparedCase],
+                           case, device) -> CaseMetrics:
     """A fold measured with one network whose weights are the mean of its models' at the end of
     `cycles` (stochastic weight averaging over the cycles' ends: an ensemble at the cost of one
     network), its batch-norm statistics recomputed on `train_cases` (what the fold trained on)."""
     def average_and_measure() -> CaseMetrics:
         checkpoints = [load_checkpoint(folder / cycle_checkpoint_name(c), device) for c in cycles]
         network = averaged_network([c.network for c in checkpoints])
-        recompute_batch_norm(network, SliceSet([prepare_training_case(c, config) for c in train_cases]), config,
-                             device)
+        recompute_batch_norm(network, SliceSet(train_cases), config, device)
         return measure(dataclasses.replace(checkpoints[-1], network=network), config.inference, test, case, device)
 
     return stored_or_measured(folder / f"metrics-{weight_average_tag(cycles)}.json", config.inference,

@@ -1,8 +1,9 @@
 """Training slices kept on disk, so that a dataset of a thousand CTs trains in a laptop's memory.
 
 Each training case's views (uint8 slices and targets at the network's size, 48 KiB a slice and
-view at 128) are written to a folder inside the run folder as they are prepared, and memory-mapped
-back: the operating system keeps in memory what fits and reads the rest as the slices are drawn.
+view at 128), and a validation case's whole CT and masks, are written to a folder inside the run
+folder as the case is prepared, and memory-mapped back: the operating system keeps in memory what
+fits and reads the rest as it is used.
 The folder goes when the run ends, however it ends but a kill; a run into the folder (which holds
 its lock) removes one that a killed run left.
 """
@@ -40,8 +41,9 @@ class SliceStore:
         self.bytes = 0
 
     def keep(self, case: PreparedCase) -> PreparedCase:
-        """`case` with its views' arrays on disk (read-only memory maps); its arrays in memory are let go."""
-        needed = sum(view.stack.nbytes + view.targets.nbytes for view in case.views)
+        """`case` with its arrays on disk (read-only memory maps), its arrays in memory let go: its views,
+        and a validation case's whole CT and masks."""
+        needed = sum(array.nbytes for array in _arrays(case))
         free = shutil.disk_usage(self.folder).free
         if needed + self.checkpoint_room > free:
             raise self._no_room(case, f"they need about {size_text(needed)} more, and {size_text(free)} is free")
@@ -49,6 +51,10 @@ class SliceStore:
         case.views = [View(self._write(view.stack, f"{number:06d}-{v}-slices.npy", case),
                            self._write(view.targets, f"{number:06d}-{v}-targets.npy", case), view.slice_spacing_mm)
                       for v, view in enumerate(case.views)]
+        if case.ct is not None:
+            case.ct = case.ct.with_array(self._write(case.ct.array, f"{number:06d}-ct.npy", case))
+            case.liver = self._write(case.liver, f"{number:06d}-liver.npy", case)
+            case.lesion = self._write(case.lesion, f"{number:06d}-lesion.npy", case)
         self.kept.append(case)
         self.bytes += needed
         return case
@@ -71,9 +77,14 @@ class SliceStore:
     def close(self) -> None:
         """Let go of the memory maps (a mapped file cannot be removed on Windows), then remove the folder."""
         for case in self.kept:
-            case.views = []
+            case.views, case.ct, case.liver, case.lesion = [], None, None, None
         self.kept = []
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _arrays(case: PreparedCase) -> list[np.ndarray]:
+    volumes = [case.ct.array, case.liver, case.lesion] if case.ct is not None else []
+    return [array for view in case.views for array in (view.stack, view.targets)] + volumes
 
 
 @contextlib.contextmanager

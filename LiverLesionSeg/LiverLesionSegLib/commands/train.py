@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from ..config import Config
-from ..errors import Cancelled, InputError, OutputError, ResourceError
+from ..errors import Cancelled, InputError, OutputError
 from ..io.atomic import check_output_folder
 from ..progress import JsonLinesProgress, Progress
 from ..memory import size_text
@@ -147,8 +147,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             remove_partial_files(out)
             with slices_on_disk(out) as store:
                 train_cases, val_cases = load_cases(args.cases, args.validate, config, progress, store)
-                log.info("Training on %d case(s): %s; validating on %s. Their training slices (%s) are kept on "
-                         "disk in %s until the run ends.", len(train_cases), ", ".join(c.name for c in train_cases),
+                log.info("Training on %d case(s): %s; validating on %s. Their slices (%s) are kept on disk in %s "
+                         "until the run ends.", len(train_cases), ", ".join(c.name for c in train_cases),
                          ", ".join(c.name for c in val_cases) or "none", size_text(store.bytes), store.folder)
                 liver_only = [c.name for c in train_cases + val_cases if not c.lesions_segmented]
                 if liver_only:
@@ -293,8 +293,8 @@ def remove_partial_files(out: Path) -> None:
 
 
 def load_cases(paths: list[str], validate: list[str], config: Config, progress: Progress, store: SliceStore):
-    """The training cases (their slices kept on disk by `store`) and the validation cases (in memory:
-    validation segments their whole CTs)."""
+    """The training and validation cases, their slices (and the validation cases' whole CTs) kept on disk
+    by `store`: the memory a case is read in is all that training from many cases needs."""
     from ..dataset import prepare_case, prepare_training_case
     from ..io.cases import find_cases, load_case
 
@@ -309,30 +309,13 @@ def load_cases(paths: list[str], validate: list[str], config: Config, progress: 
                          f"choose among: {', '.join(names)}")
     train_cases, val_cases = [], []
     for ref in refs:
-        try:
-            with progress.stage(f"read {ref.name}"):
-                case = load_case(ref)
-            held_out = ref.name in validate
-            prepared = prepare_case(case, config.preprocess, keep_volume=True) if held_out else \
-                prepare_training_case(case, config)
-        except ResourceError as exc:
-            raise _too_many_validation_cases(exc, val_cases) from None
-        if held_out:
-            val_cases.append(prepared)
-        else:
-            train_cases.append(store.keep(prepared))
+        with progress.stage(f"read {ref.name}"):
+            case = load_case(ref)
+        held_out = ref.name in validate
+        prepared = prepare_case(case, config.preprocess, keep_volume=True) if held_out else \
+            prepare_training_case(case, config)
+        (val_cases if held_out else train_cases).append(store.keep(prepared))
     return train_cases, val_cases
-
-
-def _too_many_validation_cases(exc: ResourceError, read: list) -> ResourceError:
-    """Memory ran out while a case was read, with validation cases read before held in memory (their whole
-    CTs and masks), which the reader's own words would not say."""
-    held = sum(case.ct.array.nbytes + case.liver.nbytes + case.lesion.nbytes for case in read)
-    if not held:
-        return exc
-    return ResourceError(f"{exc.problem}, as the {len(read)} validation case(s) read before hold about "
-                         f"{size_text(held)} in memory", exc.path,
-                         "validate on fewer cases, or on a machine with more memory")
 
 
 def _plots(history: dict, out: Path) -> None:

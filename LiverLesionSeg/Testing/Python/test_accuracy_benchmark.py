@@ -1,14 +1,19 @@
 """The accuracy benchmark's runs: one row per recipe and seed, and the recipes and variants it
 accepts by name."""
 
+import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+import bad_inputs
 from LiverLesionSegLib.errors import InputError
-from LiverLesionSegLib.recipes import bundled
+from LiverLesionSegLib.io.cases import find_cases, load_case
+from LiverLesionSegLib.recipes import bundled, recipe
+from LiverLesionSegLib.slice_store import slices_on_disk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 import accuracy  # noqa: E402
@@ -198,3 +203,22 @@ def test_batch_norm_statistics_are_recomputed_as_the_mean_over_the_training_slic
     accuracy.recompute_batch_norm(network, slices, config, "cpu")
     assert network[0].running_mean.item() == pytest.approx(inputs.mean().item(), abs=1e-5)
     assert network[0].momentum == 0.3 and not network.training
+
+
+def test_the_training_cases_are_prepared_once_for_every_fold_with_their_slices_on_disk(data_dir, tmp_path):
+    """A dataset under --extra-train is read one case at a time, its slices kept on disk: LiTS's 131 CTs
+    held in memory at full resolution, as they were, would not fit a laptop."""
+    small = bad_inputs.small_case(data_dir, tmp_path / "extra" / "3Dircadb1.17-crop")
+    shutil.copytree(small, tmp_path / "extra" / "other")
+    shared = {"3Dircadb1.17": load_case(find_cases([small])[0])}
+    with slices_on_disk(tmp_path) as store:
+        cases, extra = accuracy.prepared_training_cases(shared, find_cases([tmp_path / "extra"]),
+                                                        recipe("bundled"), store)
+        assert list(cases) == ["3Dircadb1.17"] and sorted(extra) == ["3Dircadb1.17-crop", "other"]
+        prepared = [*cases.values(), *extra.values()]
+        assert all(isinstance(a, np.memmap) for case in prepared for view in case.views for a in (view.stack,
+                                                                                                   view.targets))
+        assert len(cases["3Dircadb1.17"].views) == len(extra["other"].views) > 1  # the bundled recipe's views
+        assert [c.name for c in accuracy.training_cases(cases, extra, "3Dircadb1.17")] == ["other"]
+        assert store.bytes == sum(a.nbytes for case in prepared for view in case.views
+                                  for a in (view.stack, view.targets))

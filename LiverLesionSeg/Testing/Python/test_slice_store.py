@@ -9,34 +9,23 @@ import shutil
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
 import bad_inputs
 from LiverLesionSegLib.cli import main
 from LiverLesionSegLib.config import Config
-from LiverLesionSegLib.dataset import prepare_training_case
+from LiverLesionSegLib.dataset import prepare_case, prepare_training_case
 from LiverLesionSegLib.errors import ResourceError
 from LiverLesionSegLib.io.cases import find_cases, load_case
-from LiverLesionSegLib.io.dicomseg import read_seg_case
 from LiverLesionSegLib.slice_store import STORE_FOLDER, SliceStore, slices_on_disk
 from LiverLesionSegLib.train import train
-from LiverLesionSegLib.volume import Volume
 
 
 @pytest.fixture(scope="module")
 def cases_folder(data_dir, tmp_path_factory):
-    """Two cases cut from RadCTTACEomics_0697 (10 slices of liver, 3 of them with its lesion), as image
-    and label map pairs."""
-    source = read_seg_case(data_dir / "tace/RadCTTACEomics_0697")
+    """Two cases of eight real slices each (3Dircadb1.17 through its liver and lesions), as image and
+    label map pairs."""
     root = tmp_path_factory.mktemp("store") / "cases"
-    labels = source.label_map()
-    for name, first in (("a", 26), ("b", 27)):
-        (root / name).mkdir(parents=True)
-        ct = source.ct
-        part = Volume(ct.array[first:first + 10].copy(), ct.spacing, ct.physical_points(np.array([[0, 0, first]]))[0],
-                      ct.direction, name)
-        sitk.WriteImage(part.to_sitk(), str(root / name / "image.nii.gz"))
-        sitk.WriteImage(part.with_array(labels[first:first + 10].copy()).to_sitk(), str(root / name / "labels.nii.gz"))
+    shutil.copytree(bad_inputs.small_case(data_dir, root / "a"), root / "b")
     return root
 
 
@@ -47,42 +36,49 @@ def _short_config() -> Config:
     return config
 
 
-def test_slices_kept_on_disk_train_as_the_same_slices_in_memory(cases_folder, tmp_path):
+def test_cases_kept_on_disk_train_and_validate_as_the_same_cases_in_memory(cases_folder, tmp_path):
     config = _short_config()
     in_memory = prepare_training_case(load_case(find_cases([cases_folder / "a"])[0]), config)
+    validation = prepare_case(load_case(find_cases([cases_folder / "b"])[0]), config.preprocess, keep_volume=True)
     with slices_on_disk(tmp_path) as store:
-        on_disk = store.keep(copy.deepcopy(in_memory))
+        on_disk, validation_on_disk = store.keep(copy.deepcopy(in_memory)), store.keep(copy.deepcopy(validation))
         assert all(isinstance(a, np.memmap) for v in on_disk.views for a in (v.stack, v.targets))
+        assert all(isinstance(a, np.memmap) for a in (validation_on_disk.ct.array, validation_on_disk.liver,
+                                                      validation_on_disk.lesion))
         for memory_view, disk_view in zip(in_memory.views, on_disk.views, strict=True):
             assert np.array_equal(memory_view.stack, disk_view.stack)
             assert np.array_equal(memory_view.targets, disk_view.targets)
-        assert store.bytes == sum(v.stack.nbytes + v.targets.nbytes for v in in_memory.views) > 0
+        assert np.array_equal(validation.ct.array, validation_on_disk.ct.array)
+        assert validation.ct.same_grid(validation_on_disk.ct)
+        assert store.bytes == sum(v.stack.nbytes + v.targets.nbytes for v in in_memory.views + validation.views) + \
+            validation.ct.array.nbytes + validation.liver.nbytes + validation.lesion.nbytes
         (tmp_path / "memory").mkdir()
         (tmp_path / "disk").mkdir()
-        from_memory = train([in_memory], [], config, tmp_path / "memory")
-        from_disk = train([on_disk], [], config, tmp_path / "disk")
-        assert len(list(store.folder.iterdir())) == 2 * len(in_memory.views)
-    assert [s["loss"] for s in from_disk.history["steps"]] == [s["loss"] for s in from_memory.history["steps"]]
-    assert not (tmp_path / STORE_FOLDER).exists() and on_disk.views == []  # the maps let go, then the files
+        from_memory = train([in_memory], [validation], config, tmp_path / "memory")
+        from_disk = train([on_disk], [validation_on_disk], config, tmp_path / "disk")
+        assert len(list(store.folder.iterdir())) == 2 * len(in_memory.views) + 2 * len(validation.views) + 3
+    assert from_disk.history == from_memory.history
+    assert from_memory.history["epochs"][-1]["val_liver_dice"] is not None
+    assert not (tmp_path / STORE_FOLDER).exists() and on_disk.views == [] and validation_on_disk.ct is None
 
 
-def test_train_keeps_the_slices_in_the_run_folder_while_it_runs_and_removes_a_killed_runs(cases_folder, tmp_path,
+def test_train_keeps_the_cases_in_the_run_folder_while_it_runs_and_removes_a_killed_runs(cases_folder, tmp_path,
                                                                                           capsys):
     out = tmp_path / "run"
     (out / STORE_FOLDER).mkdir(parents=True)
     (out / STORE_FOLDER / "000000-0-slices.npy").write_bytes(b"left by a run that was killed")
     code = main(["train", str(cases_folder), "--out", str(out), "--cycles", "1", "--epochs", "1",
-                 "--max-slices-per-epoch", "4", "--batch-size", "2", "--progress", "none"])
+                 "--max-slices-per-epoch", "4", "--batch-size", "2", "--validate", "b", "--progress", "none"])
     err = capsys.readouterr().err
     assert code == 0 and (out / "model.safetensors").is_file()
     assert not (out / STORE_FOLDER).exists()
     assert f"Removing {out / STORE_FOLDER}, left by a training run that was stopped." in err
-    assert re.search(r"Training on 2 case\(s\): a, b; validating on none\. Their training slices \(\d+ KiB\) are kept "
+    assert re.search(r"Training on 1 case\(s\): a; validating on b\. Their slices \(9 MiB\) are kept "
                      rf"on disk in {re.escape(str(out / STORE_FOLDER))} until the run ends\.", err), err
 
 
 def test_slices_that_cannot_be_written_are_refused_in_one_line_leaving_no_run_folder(cases_folder, tmp_path, capsys):
-    """A real file size limit (ulimit -f 64 KiB) below a case's slices (about 0.5 MiB)."""
+    """A real file size limit (ulimit -f 64 KiB) below a case's slices (about 0.4 MiB)."""
     with bad_inputs._file_size_limit(64 * 1024):
         code = main(["train", str(cases_folder), "--out", str(tmp_path / "run"), "--progress", "none"])
     error = capsys.readouterr().err.strip().splitlines()[-1]
@@ -101,7 +97,7 @@ def test_a_disk_without_room_for_a_case_and_the_checkpoints_is_refused_before_wr
     files = set((tmp_path / "store").iterdir())
     store.checkpoint_room = shutil.disk_usage(tmp_path).free
     with pytest.raises(ResourceError, match=r"the training slices of a cannot be kept on disk in the run folder: "
-                                            r"they need about 480 KiB more, and [\d.]+ [GM]iB is free\. Free some "
-                                            r"disk space, .* \(the slices of the cases read before take 480 KiB\)"):
+                                            r"they need about 384 KiB more, and [\d.]+ [GM]iB is free\. Free some "
+                                            r"disk space, .* \(the slices of the cases read before take 384 KiB\)"):
         store.keep(case)
     assert set((tmp_path / "store").iterdir()) == files and not isinstance(case.views[0].stack, np.memmap)
