@@ -3,7 +3,9 @@
 Understood layouts (`LAYOUTS` says the same to the user):
 - 3D-IRCADb-01 case folders (PATIENT_DICOM/ + MASKS_DICOM/), named after the folder;
 - a CT DICOM series with DICOM SEG objects referencing it, named after the folder holding both;
-- LiTS pairs `volume-N.nii[.gz]` + `segmentation-N.nii[.gz]`, named `lits-N`;
+- LiTS pairs `volume-N.nii[.gz]` + `segmentation-N.nii[.gz]`, named `lits-N`, and CT-ORG's
+  `volume-N.nii.gz` + `labels-N.nii.gz`, named `ct-org-N` (its organs' labels read by its list:
+  the liver alone, its lesions not segmented);
 - Medical Segmentation Decathlon task folders `imagesTr/X.nii.gz` + `labelsTr/X.nii.gz`, named X,
   and nnU-Net's datasets made from them, whose images carry their channel (`imagesTr/X_0000.nii.gz`);
   their label values are read by the names in the dataset's `dataset.json` (`dataset_labels`);
@@ -50,12 +52,14 @@ LOG = logging.getLogger("LiverLesionSeg")
 KINDS = ("ircadb", "dicom-seg", "image-pair", "structure-masks", "slicer-scene")
 STRUCTURE_MASKS = "segmentations"  # TotalSegmentator's folder of one mask per structure
 LAYOUTS = ("3D-IRCADb-01 case folders (PATIENT_DICOM/ + MASKS_DICOM/), a CT DICOM series with DICOM SEG objects, "
-           "LiTS volume-N.nii + segmentation-N.nii, Decathlon or nnU-Net imagesTr/ + labelsTr/, "
+           "LiTS volume-N.nii + segmentation-N.nii, CT-ORG volume-N.nii.gz + labels-N.nii.gz, "
+           "Decathlon or nnU-Net imagesTr/ + labelsTr/, "
            "TotalSegmentator ct.nii.gz + segmentations/liver.nii.gz, "
            "or image.nii|nii.gz|nrrd + labels.nii|nii.gz|nrrd (labels 0 background, 1 liver, 2 lesion) or "
            "labels.seg.nrrd (a Slicer segmentation), or 3D Slicer scenes (.mrb, or .mrml beside its data) "
            "holding a CT and its segmentation")
-LITS_NAME = re.compile(r"^(volume|segmentation)-(\d+)\.nii(\.gz)?$", re.IGNORECASE)
+LITS_NAME = re.compile(r"^(volume|segmentation|labels)-(\d+)\.nii(\.gz)?$", re.IGNORECASE)  # labels: CT-ORG's
+LITS_LABELS = {"segmentation": "lits", "labels": "ct-org"}  # a label map's name -> its cases' names
 PAIR_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
 # This tool's own names first, then those of other collections (KiTS: imaging + segmentation)
 PAIR_IMAGE_NAMES = tuple(stem + suffix for stem in ("image", "ct", "imaging", "volume") for suffix in PAIR_SUFFIXES)
@@ -315,13 +319,13 @@ def _dicom_input(path: Path, folder: Path, series: Optional[str | int]) -> Input
 def _cases_for_file(path: Path) -> list[CaseRef]:
     lits = LITS_NAME.match(path.name)
     if lits:
-        number = lits.group(2)
-        image = _first_existing(path.parent, (f"volume-{number}.nii", f"volume-{number}.nii.gz"))
-        labels = _first_existing(path.parent, (f"segmentation-{number}.nii", f"segmentation-{number}.nii.gz"))
-        if image is None or labels is None:
-            raise InputError(f"the LiTS pair of case {number} is incomplete (volume-{number} and "
-                             f"segmentation-{number} are both needed)", path, "put both files in one folder")
-        return [CaseRef(f"lits-{number}", "image-pair", (image, labels))]
+        kind, number = lits.group(1).lower(), lits.group(2)
+        ref = _lits_case(path.parent, number, tuple(LITS_LABELS) if kind == "volume" else (kind,))
+        if ref is None:
+            labels = "labels" if kind == "labels" else "segmentation"
+            raise InputError(f"the LiTS pair of case {number} is incomplete (volume-{number} and {labels}-{number} "
+                             "are both needed)", path, "put both files in one folder")
+        return [ref]
     if path.parent.name in ("imagesTr", "labelsTr") and is_image_file(path):
         ref = _decathlon_case(path)
         if ref is None:
@@ -380,13 +384,26 @@ def _layout_cases(folder: Path, names: list[str]) -> Optional[list[CaseRef]]:
     if lits:
         refs = []
         for name in lits:
-            number = _lits_number(name)
-            labels = _first_existing(folder, (f"segmentation-{number}.nii", f"segmentation-{number}.nii.gz"))
-            if labels is None:
-                LOG.info("left out %s: no segmentation-%s beside it", folder / name, number)
+            number = LITS_NAME.match(name).group(2)
+            ref = _lits_case(folder, number)
+            if ref is None:
+                LOG.info("left out %s: no segmentation-%s (or CT-ORG's labels-%s) beside it", folder / name, number,
+                         number)
                 continue
-            refs.append(CaseRef(f"lits-{number}", "image-pair", (folder / name, labels)))
+            refs.append(ref)
         return refs
+    return None
+
+
+def _lits_case(folder: Path, number: str, label_stems: tuple[str, ...] = ("segmentation", "labels")
+               ) -> Optional[CaseRef]:
+    """LiTS's volume-N + segmentation-N (`lits-N`), else CT-ORG's volume-N + labels-N (`ct-org-N`), of
+    the `label_stems` given; None where the image or label map is missing."""
+    image = _first_existing(folder, (f"volume-{number}.nii", f"volume-{number}.nii.gz"))
+    for stem in label_stems:
+        labels = _first_existing(folder, (f"{stem}-{number}.nii", f"{stem}-{number}.nii.gz"))
+        if image is not None and labels is not None:
+            return CaseRef(f"{LITS_LABELS[stem]}-{number}", "image-pair", (image, labels))
     return None
 
 

@@ -1,11 +1,16 @@
 """What a Medical Segmentation Decathlon or nnU-Net dataset's label values mean, by the names its
-`dataset.json` gives them, and its label maps read as 0 background, 1 liver, 2 lesion.
+`dataset.json` gives them (or a CT-ORG label map's, by its dataset's list), and its label maps read as
+0 background, 1 liver, 2 lesion.
 
 The Decathlon writes `"labels": {"0": "background", "1": "liver", "2": "cancer"}`; nnU-Net
 `{"background": 0, "liver": 1, "tumor": 2}`, and a region as a list of values (`"liver": [1, 2]`).
 A dataset of several organs (liver 1, kidney 2, spleen 3 ...) had its kidney read as liver lesion,
 or its label maps refused for values beyond 2. Each value is read by its names as segment names are
 (`segments.meaning_of_segment_name`): another organ's label is background.
+
+CT-ORG (Rister et al. 2020, on TCIA: 140 CTs, most of them LiTS's) ships `volume-N.nii.gz` +
+`labels-N.nii.gz` and no dataset.json; its README lists 1 liver, 2 bladder, 3 lungs, 4 kidneys,
+5 bone, 6 brain. Read as LiTS is, its bladder was read as liver lesion.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Mapping, Optional
@@ -28,15 +34,21 @@ LOG = logging.getLogger("LiverLesionSeg")
 
 Roles = Mapping[int, Optional[str]]  # a label value's role: 'liver', 'lesion' or None (background, another organ)
 STANDARD: Roles = {0: None, 1: "liver", 2: "lesion"}
+CT_ORG_LABELS = re.compile(r"^labels-(\d+)\.nii(\.gz)?$", re.IGNORECASE)  # beside volume-N.nii.gz
+CT_ORG: Roles = {0: None, 1: "liver", 2: None, 3: None, 4: None, 5: None, 6: None}  # bladder, lungs, kidneys, ...
 
 
 def label_roles_for(label_map: Path) -> Optional[Roles]:
-    """The roles of the label values of a label map in a dataset's `labelsTr/` by its `dataset.json`;
-    None where there is none, or it names no labels (the map is read as 0/1/2), with a warning where
-    it cannot be read."""
-    path = label_map.parent.parent / "dataset.json"
-    if label_map.parent.name != "labelsTr" or not path.is_file():
-        return None
+    """The roles of the label values of a label map in a dataset's `labelsTr/` by its `dataset.json`, or of
+    a CT-ORG label map; None for other label maps, and where the dataset.json names no labels (the map is
+    read as 0/1/2), with a warning where it cannot be read."""
+    path = _dataset_json(label_map)
+    if path is None:
+        if not CT_ORG_LABELS.match(label_map.name):
+            return None
+        _tell_of_no_lesion_label(label_map.parent, "is a CT-ORG dataset (labels-N beside volume-N): its label maps "
+                                 "name a liver but no lesion")
+        return CT_ORG
     try:
         names = _names_by_value(_labels_of(json.loads(path.read_text(encoding="utf-8"))))
     except (OSError, ValueError, TypeError, AttributeError, OverflowError) as exc:
@@ -48,23 +60,32 @@ def label_roles_for(label_map: Path) -> Optional[Roles]:
         meanings = {meaning_of_segment_name(name) for name in value_names}
         roles[value] = "lesion" if "lesion" in meanings else "liver" if "liver" in meanings else None
     if "liver" in roles.values() and "lesion" not in roles.values():
-        _tell_of_no_lesion_label(path)
+        _tell_of_no_lesion_label(path, "names a liver label but no lesion label")
     return roles or None
 
 
+def _dataset_json(label_map: Path) -> Optional[Path]:
+    """The dataset.json of a label map in a dataset's labelsTr/; None where there is none."""
+    path = label_map.parent.parent / "dataset.json"
+    return path if label_map.parent.name == "labelsTr" and path.is_file() else None
+
+
+def _named_in(label_map: Path) -> str:
+    return "its dataset.json" if _dataset_json(label_map) else "CT-ORG's list of labels"
+
+
 def lesions_segmented(label_map: Path) -> bool:
-    """False where the label map's dataset.json names a liver but no lesion label (a dataset of organs:
-    a tumour in its livers is segmented as liver, or not at all); True otherwise."""
+    """False where the label map's dataset.json (or CT-ORG's list) names a liver but no lesion label (a
+    dataset of organs: a tumour in its livers is segmented as liver, or not at all); True otherwise."""
     roles = label_roles_for(label_map)
     return roles is None or "lesion" in roles.values() or "liver" not in roles.values()
 
 
 @functools.lru_cache(maxsize=None)
-def _tell_of_no_lesion_label(path: Path) -> None:
+def _tell_of_no_lesion_label(path: Path, why: str) -> None:
     """Once per dataset: a liver but no lesion among its labels says nothing of the livers' tumours."""
-    LOG.warning("%s: names a liver label but no lesion label: its cases' lesions are not segmented (a tumour may "
-                "be segmented as liver), so training learns the liver alone from them, and evaluate measures "
-                "their liver alone", path)
+    LOG.warning("%s: %s: its cases' lesions are not segmented (a tumour may be segmented as liver), so training "
+                "learns the liver alone from them, and evaluate measures their liver alone", path, why)
 
 
 def _labels_of(data) -> dict:
@@ -107,8 +128,9 @@ def as_liver_and_lesion_labels(array: np.ndarray, roles: Roles, path: Path) -> n
     unnamed = [value for value in present if value not in roles]
     if unnamed:
         shown = ", ".join(str(v) for v in unnamed[:10])
-        raise InputError(f"the label map holds label(s) {shown}, which its dataset.json does not name", path,
-                         "give the label map its dataset.json describes, or name the label there")
+        hint = ("give the label map its dataset.json describes, or name the label there" if _dataset_json(path)
+                else "give CT-ORG's label map as it ships (labels 0 to 6)")
+        raise InputError(f"the label map holds label(s) {shown}, which {_named_in(path)} does not name", path, hint)
     if all(roles[value] == STANDARD.get(value, "another") for value in present):
         return array
     labels = np.zeros(array.shape, np.uint8)
@@ -116,8 +138,8 @@ def as_liver_and_lesion_labels(array: np.ndarray, roles: Roles, path: Path) -> n
         labels[array == value] = {"liver": 1, "lesion": 2}.get(roles[value], 0)
     others = [value for value in present if roles[value] is None]
     if others:
-        LOG.info("%s: label(s) %s, of neither liver nor lesion by its dataset.json, read as background", path,
-                 ", ".join(str(v) for v in others))
+        LOG.info("%s: label(s) %s, of neither liver nor lesion by %s, read as background", path,
+                 ", ".join(str(v) for v in others), _named_in(path))
         lesions, count = label_components(labels == 2)
         near_liver = ndimage.binary_dilation(labels == 1, np.ones((3, 3, 3), bool))
         touching = np.zeros(count + 1, bool)

@@ -14,6 +14,7 @@ import pytest
 import SimpleITK as sitk
 
 from LiverLesionSegLib.errors import InputError
+from LiverLesionSegLib.io import dataset_labels
 from LiverLesionSegLib.io.cases import CaseRef, find_cases, load_case, read_input_volume
 from LiverLesionSegLib.io.dicomseg import read_seg_case
 from LiverLesionSegLib.volume import Volume
@@ -108,6 +109,59 @@ def test_lits_pair(layouts, case_0697, given):
     case = load_case(ref)
     assert case.name == "lits-3"
     assert_same_as_0697(case, case_0697)
+
+
+@pytest.fixture(scope="module")
+def ct_org(tmp_path_factory, case_0697):
+    """0697 as CT-ORG ships a case: `volume-5.nii.gz` + `labels-5.nii.gz`, whose labels are 1 liver (the
+    lesions within it), 2 bladder, 3 lungs, 4 kidneys (by its README); here a block of bladder and one of
+    kidney away from the liver; and `volume-6.nii.gz` without labels (a test volume)."""
+    root = tmp_path_factory.mktemp("ct-org") / "OrganSegmentations"
+    root.mkdir()
+    labels = (case_0697.label_map() > 0).astype(np.uint8)
+    assert not labels[40:44].any() and not labels[20:24, 300:320, 380:400].any()  # away from the liver
+    labels[40:44, 400:420, 240:260] = 2
+    labels[20:24, 300:320, 380:400] = 4
+    sitk.WriteImage(case_0697.ct.to_sitk(), str(root / "volume-5.nii.gz"), useCompression=True)
+    sitk.WriteImage(case_0697.ct.with_array(labels).to_sitk(), str(root / "labels-5.nii.gz"), useCompression=True)
+    shutil.copy(root / "volume-5.nii.gz", root / "volume-6.nii.gz")
+    return root
+
+
+@pytest.mark.parametrize("given", ["", "volume-5.nii.gz", "labels-5.nii.gz"])
+def test_a_ct_org_case_trains_its_liver_alone_and_its_bladder_is_no_lesion(ct_org, case_0697, given, caplog):
+    """CT-ORG (140 CTs with their livers labelled, most of them LiTS's) was left out case by case, "no
+    segmentation-5 beside it"; read as a LiTS pair, its bladder (2) would have been learned as liver lesion."""
+    dataset_labels._tell_of_no_lesion_label.cache_clear()  # told once per dataset
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        refs = find_cases(ct_org / given)
+        case = load_case(refs[0])
+    assert refs == [CaseRef("ct-org-5", "image-pair", (ct_org / "volume-5.nii.gz", ct_org / "labels-5.nii.gz"))]
+    assert not case.lesions_segmented and not case.lesion.array.any()
+    np.testing.assert_array_equal(case.liver.array, case_0697.liver.array | case_0697.lesion.array)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("is a CT-ORG dataset (labels-N beside volume-N): its label maps name a liver but no lesion" in m
+               for m in messages)
+    assert any("label(s) 2, 4, of neither liver nor lesion by CT-ORG's list of labels, read as background" in m
+               for m in messages)
+    if not given:
+        assert any(f"left out {ct_org / 'volume-6.nii.gz'}: no segmentation-6 (or CT-ORG's labels-6) beside it" in m
+                   for m in messages)
+
+
+def test_a_ct_org_label_map_with_a_label_beyond_its_list_is_refused(ct_org, tmp_path):
+    folder = tmp_path / "ct-org"
+    shutil.copytree(ct_org, folder)
+    labels = sitk.ReadImage(str(folder / "labels-5.nii.gz"))
+    array = sitk.GetArrayFromImage(labels)
+    array[0, :4, :4] = 9
+    spoiled = sitk.GetImageFromArray(array)
+    spoiled.CopyInformation(labels)
+    sitk.WriteImage(spoiled, str(folder / "labels-5.nii.gz"))
+    with pytest.raises(InputError) as exc:
+        load_case(find_cases(folder)[0])
+    assert str(exc.value) == (f"{folder / 'labels-5.nii.gz'}: the label map holds label(s) 9, which CT-ORG's list of "
+                              "labels does not name. Give CT-ORG's label map as it ships (labels 0 to 6).")
 
 
 @pytest.mark.parametrize("given", ["Task03_Liver", "Task03_Liver/imagesTr/liver_7.nii.gz"])
