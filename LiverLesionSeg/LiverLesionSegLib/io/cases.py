@@ -15,8 +15,9 @@ Understood layouts (`LAYOUTS` says the same to the user):
 - a folder with `image.{nii,nii.gz,nrrd}` + `labels.{nii,nii.gz,nrrd}` (or a Slicer segmentation,
   `labels.seg.nrrd`, read by its segments' names), named after the folder; `ct`, `imaging` or
   `volume` for the image and `label`, `segmentation` or `mask` for the labels are read alike.
-Label maps hold 0 background, 1 liver, 2 lesion. A folder is searched recursively; what holds
-images but no labels is left out with a logged note.
+Label maps hold 0 background, 1 liver, 2 lesion, unless a `dataset.json` in the case's folder or the
+folder of its cases names their values otherwise (as nnU-Net's). A folder is searched recursively;
+what holds images but no labels is left out with a logged note.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ The Decathlon writes `"labels": {"0": "background", "1": "liver", "2": "cancer"}
 `{"background": 0, "liver": 1, "tumor": 2}`, and a region as a list of values (`"liver": [1, 2]`).
 A dataset of several organs (liver 1, kidney 2, spleen 3 ...) had its kidney read as liver lesion,
 or its label maps refused for values beyond 2. Each value is read by its names as segment names are
-(`segments.meaning_of_segment_name`): another organ's label is background.
+(`segments.meaning_of_segment_name`): another organ's label is background. A dataset.json in a case
+folder, or in the folder of case folders, is read alike: how any dataset made into case folders says
+what its label maps hold.
 
 CT-ORG (Rister et al. 2020, on TCIA: 140 CTs, most of them LiTS's) ships `volume-N.nii.gz` +
 `labels-N.nii.gz` and no dataset.json; its README lists 1 liver, 2 bladder, 3 lungs, 4 kidneys,
@@ -39,10 +41,10 @@ CT_ORG: Roles = {0: None, 1: "liver", 2: None, 3: None, 4: None, 5: None, 6: Non
 
 
 def label_roles_for(label_map: Path) -> Optional[Roles]:
-    """The roles of the label values of a label map in a dataset's `labelsTr/` by its `dataset.json`, or of
-    a CT-ORG label map; None for other label maps, and where the dataset.json names no labels (the map is
+    """The roles of a label map's values by its dataset's `dataset.json` (`dataset_json_of`), or of a
+    CT-ORG label map; None for other label maps, and where the dataset.json names no labels (the map is
     read as 0/1/2), with a warning where it cannot be read."""
-    path = _dataset_json(label_map)
+    path = dataset_json_of(label_map)
     if path is None:
         if not CT_ORG_LABELS.match(label_map.name):
             return None
@@ -64,14 +66,17 @@ def label_roles_for(label_map: Path) -> Optional[Roles]:
     return roles or None
 
 
-def _dataset_json(label_map: Path) -> Optional[Path]:
-    """The dataset.json of a label map in a dataset's labelsTr/; None where there is none."""
-    path = label_map.parent.parent / "dataset.json"
-    return path if label_map.parent.name == "labelsTr" and path.is_file() else None
+def dataset_json_of(label_map: Path) -> Optional[Path]:
+    """The dataset.json naming a label map's values: beside the labelsTr/ folder of a Decathlon or nnU-Net
+    dataset, else in the label map's folder or the folder above it (a folder of case folders, given a
+    dataset.json as nnU-Net's to say what its label maps hold); None where there is none."""
+    folders = [label_map.parent.parent] if label_map.parent.name == "labelsTr" else \
+        [label_map.parent, label_map.parent.parent]
+    return next((folder / "dataset.json" for folder in folders if (folder / "dataset.json").is_file()), None)
 
 
 def _named_in(label_map: Path) -> str:
-    return "its dataset.json" if _dataset_json(label_map) else "CT-ORG's list of labels"
+    return "its dataset.json" if dataset_json_of(label_map) else "CT-ORG's list of labels"
 
 
 def lesions_segmented(label_map: Path) -> bool:
@@ -128,7 +133,7 @@ def as_liver_and_lesion_labels(array: np.ndarray, roles: Roles, path: Path) -> n
     unnamed = [value for value in present if value not in roles]
     if unnamed:
         shown = ", ".join(str(v) for v in unnamed[:10])
-        hint = ("give the label map its dataset.json describes, or name the label there" if _dataset_json(path)
+        hint = ("give the label map its dataset.json describes, or name the label there" if dataset_json_of(path)
                 else "give CT-ORG's label map as it ships (labels 0 to 6)")
         raise InputError(f"the label map holds label(s) {shown}, which {_named_in(path)} does not name", path, hint)
     if all(roles[value] == STANDARD.get(value, "another") for value in present):

@@ -388,7 +388,7 @@ def read_label_map(path: str | os.PathLike, reference: Volume, require_liver: bo
     if is_slicer_segmentation(path):
         return read_slicer_segmentation(path, reference, require_liver)
     array = label_values_on(path, reference)
-    roles = label_roles_for(Path(path))  # a Decathlon or nnU-Net dataset's names of its labels
+    roles = label_roles_for(Path(path))  # the names a dataset.json gives its labels (or CT-ORG's)
     if roles is not None:
         array = as_liver_and_lesion_labels(array, roles, Path(path))
         if require_liver and "liver" not in roles.values():  # a dataset of the liver's vessels and tumours
@@ -402,11 +402,12 @@ def read_label_map(path: str | os.PathLike, reference: Volume, require_liver: bo
         values = np.unique(array[unknown])
         # numpy's shortest text of each stored value: 1.000001 is not shown as 1
         shown = ", ".join(str(v) for v in values[:10]) + (" ..." if values.size > 10 else "")
-        in_a_dataset = Path(path).parent.name == "labelsTr"  # a dataset of organs whose labels no dataset.json names
+        # a dataset of organs whose labels no dataset.json names
+        where = "beside its labelsTr folder" if Path(path).parent.name == "labelsTr" else \
+            "in its folder or the folder of its cases"
         raise InputError(f"the label map holds label(s) {shown} besides 0 background, 1 liver, 2 lesion", path,
-                         "name the dataset's labels in a dataset.json beside its labelsTr folder, as nnU-Net's "
-                         '{"labels": {"background": 0, "liver": 1, ...}}' if in_a_dataset else
-                         "give a label map with 0, 1 and 2 only")
+                         f"give a label map with 0, 1 and 2 only, or name the dataset's labels in a dataset.json "
+                         f'{where}, as nnU-Net\'s {{"labels": {{"background": 0, "liver": 1, ...}}}}')
     if not array.any():  # a blank export, or another image of the scan given for its labels
         LOG.warning("%s: the label map holds background (0) only, no voxel of liver or lesion; if it should, "
                     "give the label map that holds them", path)

@@ -242,11 +242,37 @@ def test_a_datasets_label_names_say_which_values_are_liver_and_lesion(tmp_path, 
     assert case.lesions_segmented
 
 
+@pytest.mark.parametrize("where", ["cases", "case"])
+def test_a_dataset_json_beside_case_folders_names_their_labels(tmp_path, case_0697, where, capsys):
+    """A dataset of organs turned into case folders (image + labels), or one of livers labelled without their
+    lesions (0/1 maps, which read as livers free of lesions), says so in a dataset.json in the folder of its
+    cases or in a case's own folder, as nnU-Net's: before, it was read only beside a labelsTr folder, and the
+    organs' label map was refused."""
+    from LiverLesionSegLib.cli import main
+
+    labels = (case_0697.label_map() > 0).astype(np.uint8)
+    assert not labels[40:44].any()
+    labels[40:44, 400:420, 240:260] = 3  # a spleen, away from the liver
+    for name in ("a", "b"):
+        (tmp_path / "cases" / name).mkdir(parents=True)
+        sitk.WriteImage(case_0697.ct.to_sitk(), str(tmp_path / "cases" / name / "image.nii.gz"))
+        sitk.WriteImage(case_0697.ct.with_array(labels).to_sitk(), str(tmp_path / "cases" / name / "labels.nii.gz"))
+    code = main(["train", str(tmp_path / "cases"), "--out", str(tmp_path / "refused"), "--progress", "none"])
+    assert code == 3 and 'name the dataset\'s labels in a dataset.json in its folder or the folder of its cases, ' \
+        'as nnU-Net\'s {"labels": {"background": 0, "liver": 1, ...}}.' in capsys.readouterr().err
+    folder = tmp_path / "cases" / ("a" if where == "case" else "")
+    (folder / "dataset.json").write_text('{"labels": {"background": 0, "liver": 1, "spleen": 3}}')
+    case = load_case(find_cases(tmp_path / "cases" / "a")[0])
+    np.testing.assert_array_equal(case.liver.array, case_0697.liver.array | case_0697.lesion.array)
+    assert not case.lesion.array.any() and not case.lesions_segmented  # a liver named, no lesion: not segmented
+
+
 @pytest.mark.parametrize("labels_json, values, told", [
     # FLARE's and BTCV's label maps hold a dozen organs: without their names, the refusal says where to give them
     (None, {"liver": 1, "lesion": 2, "kidney": 13},
-     "the label map holds label(s) 13 besides 0 background, 1 liver, 2 lesion. Name the dataset's labels in a "
-     'dataset.json beside its labelsTr folder, as nnU-Net\'s {"labels": {"background": 0, "liver": 1, ...}}.'),
+     "the label map holds label(s) 13 besides 0 background, 1 liver, 2 lesion. Give a label map with 0, 1 and 2 "
+     "only, or name the dataset's labels in a dataset.json beside its labelsTr folder, as nnU-Net's "
+     '{"labels": {"background": 0, "liver": 1, ...}}.'),
     ('{"labels": {"background": 0, "liver": 1}}', {"liver": 1, "lesion": 2},
      "the label map holds label(s) 2, which its dataset.json does not name. Give the label map its dataset.json "
      "describes, or name the label there."),
