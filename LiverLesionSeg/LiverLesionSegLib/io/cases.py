@@ -5,7 +5,8 @@ Understood layouts (`LAYOUTS` says the same to the user):
 - a CT DICOM series with DICOM SEG objects referencing it, named after the folder holding both;
 - LiTS pairs `volume-N.nii[.gz]` + `segmentation-N.nii[.gz]`, named `lits-N`, and CT-ORG's
   `volume-N.nii.gz` + `labels-N.nii.gz`, named `ct-org-N` (its organs' labels read by its list:
-  the liver alone, its lesions not segmented);
+  the liver alone, its lesions not segmented), and SLIVER07's `liver-origNNN.mhd` + `liver-segNNN.mhd`,
+  named `sliver-NNN` (the liver alone, its tumours inside it);
 - Medical Segmentation Decathlon task folders `imagesTr/X.nii.gz` + `labelsTr/X.nii.gz`, named X,
   and nnU-Net's datasets made from them, whose images carry their channel (`imagesTr/X_0000.nii.gz`);
   their label values are read by the names in the dataset's `dataset.json` (`dataset_labels`);
@@ -54,6 +55,7 @@ KINDS = ("ircadb", "dicom-seg", "image-pair", "structure-masks", "slicer-scene")
 STRUCTURE_MASKS = "segmentations"  # TotalSegmentator's folder of one mask per structure
 LAYOUTS = ("3D-IRCADb-01 case folders (PATIENT_DICOM/ + MASKS_DICOM/), a CT DICOM series with DICOM SEG objects, "
            "LiTS volume-N.nii + segmentation-N.nii, CT-ORG volume-N.nii.gz + labels-N.nii.gz, "
+           "SLIVER07 liver-origN.mhd + liver-segN.mhd, "
            "Decathlon or nnU-Net imagesTr/ + labelsTr/, "
            "TotalSegmentator ct.nii.gz + segmentations/liver.nii.gz, "
            "or image.nii|nii.gz|nrrd + labels.nii|nii.gz|nrrd (labels 0 background, 1 liver, 2 lesion) or "
@@ -61,6 +63,7 @@ LAYOUTS = ("3D-IRCADb-01 case folders (PATIENT_DICOM/ + MASKS_DICOM/), a CT DICO
            "holding a CT and its segmentation")
 LITS_NAME = re.compile(r"^(volume|segmentation|labels)-(\d+)\.nii(\.gz)?$", re.IGNORECASE)  # labels: CT-ORG's
 LITS_LABELS = {"segmentation": "lits", "labels": "ct-org"}  # a label map's name -> its cases' names
+SLIVER_NAME = re.compile(r"^liver-(orig|seg)(\d+)\.mhd$", re.IGNORECASE)
 PAIR_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
 # This tool's own names first, then those of other collections (KiTS: imaging + segmentation)
 PAIR_IMAGE_NAMES = tuple(stem + suffix for stem in ("image", "ct", "imaging", "volume") for suffix in PAIR_SUFFIXES)
@@ -327,6 +330,14 @@ def _cases_for_file(path: Path) -> list[CaseRef]:
             raise InputError(f"the LiTS pair of case {number} is incomplete (volume-{number} and {labels}-{number} "
                              "are both needed)", path, "put both files in one folder")
         return [ref]
+    sliver = SLIVER_NAME.match(path.name)
+    if sliver:
+        number = sliver.group(2)
+        ref = _sliver_case(path.parent, number)
+        if ref is None:
+            raise InputError(f"the SLIVER07 pair of case {number} is incomplete (liver-orig{number}.mhd and "
+                             f"liver-seg{number}.mhd are both needed)", path, "put both files in one folder")
+        return [ref]
     if path.parent.name in ("imagesTr", "labelsTr") and is_image_file(path):
         ref = _decathlon_case(path)
         if ref is None:
@@ -337,8 +348,8 @@ def _cases_for_file(path: Path) -> list[CaseRef]:
         return _image_pair_folder(path.parent)
     if is_scene_file(path) or is_scene_bundle(path):
         return [CaseRef(path.stem, "slicer-scene", (path,))]
-    raise InputError("a single file is a case only as a LiTS volume/segmentation, a Decathlon image/label, "
-                     "an image/labels pair or a 3D Slicer scene", path, f"understood layouts: {LAYOUTS}")
+    raise InputError("a single file is a case only as a LiTS, CT-ORG or SLIVER07 image/label map, a Decathlon "
+                     "image/label, an image/labels pair or a 3D Slicer scene", path, f"understood layouts: {LAYOUTS}")
 
 
 # --- folders -----------------------------------------------------------------------------------
@@ -382,18 +393,27 @@ def _layout_cases(folder: Path, names: list[str]) -> Optional[list[CaseRef]]:
     if scene is not None:
         return [CaseRef(folder.name, "slicer-scene", (scene,))]
     lits = sorted((n for n in names if LITS_NAME.match(n) and n.lower().startswith("volume")), key=_lits_number)
-    if lits:
-        refs = []
-        for name in lits:
-            number = LITS_NAME.match(name).group(2)
-            ref = _lits_case(folder, number)
-            if ref is None:
-                LOG.info("left out %s: no segmentation-%s (or CT-ORG's labels-%s) beside it", folder / name, number,
-                         number)
-                continue
+    slivers = sorted(n for n in names if SLIVER_NAME.match(n) and n.lower().startswith("liver-orig"))
+    if not lits and not slivers:
+        return None
+    refs = []
+    for name in lits:
+        number = LITS_NAME.match(name).group(2)
+        ref = _lits_case(folder, number)
+        if ref is None:
+            LOG.info("left out %s: no segmentation-%s (or CT-ORG's labels-%s) beside it", folder / name, number,
+                     number)
+        else:
             refs.append(ref)
-        return refs
-    return None
+    for name in slivers:
+        number = SLIVER_NAME.match(name).group(2)
+        ref = _sliver_case(folder, number)
+        if ref is None:
+            LOG.info("left out %s: no liver-seg%s.mhd beside it (SLIVER07's test images have none)", folder / name,
+                     number)
+        else:
+            refs.append(ref)
+    return refs
 
 
 def _lits_case(folder: Path, number: str, label_stems: tuple[str, ...] = ("segmentation", "labels")
@@ -406,6 +426,12 @@ def _lits_case(folder: Path, number: str, label_stems: tuple[str, ...] = ("segme
         if image is not None and labels is not None:
             return CaseRef(f"{LITS_LABELS[stem]}-{number}", "image-pair", (image, labels))
     return None
+
+
+def _sliver_case(folder: Path, number: str) -> Optional[CaseRef]:
+    """SLIVER07's liver-origNNN.mhd + liver-segNNN.mhd (`sliver-NNN`); None where either is missing."""
+    image, labels = folder / f"liver-orig{number}.mhd", folder / f"liver-seg{number}.mhd"
+    return CaseRef(f"sliver-{number}", "image-pair", (image, labels)) if image.is_file() and labels.is_file() else None
 
 
 def _decathlon_cases(task: Path) -> list[CaseRef]:

@@ -12,7 +12,9 @@ what its label maps hold.
 
 CT-ORG (Rister et al. 2020, on TCIA: 140 CTs, most of them LiTS's) ships `volume-N.nii.gz` +
 `labels-N.nii.gz` and no dataset.json; its README lists 1 liver, 2 bladder, 3 lungs, 4 kidneys,
-5 bone, 6 brain. Read as LiTS is, its bladder was read as liver lesion.
+5 bone, 6 brain. Read as LiTS is, its bladder was read as liver lesion. SLIVER07 (20 training CTs)
+ships `liver-origNNN.mhd` + `liver-segNNN.mhd`, its livers (their tumours and vessels inside them) as 1.
+Both are read as livers whose lesions are not segmented.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import json
 import logging
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -36,8 +39,27 @@ LOG = logging.getLogger("LiverLesionSeg")
 
 Roles = Mapping[int, Optional[str]]  # a label value's role: 'liver', 'lesion' or None (background, another organ)
 STANDARD: Roles = {0: None, 1: "liver", 2: "lesion"}
-CT_ORG_LABELS = re.compile(r"^labels-(\d+)\.nii(\.gz)?$", re.IGNORECASE)  # beside volume-N.nii.gz
-CT_ORG: Roles = {0: None, 1: "liver", 2: None, 3: None, 4: None, 5: None, 6: None}  # bladder, lungs, kidneys, ...
+
+
+@dataclass(frozen=True)
+class KnownLabels:
+    """A collection that ships no dataset.json, known by its label maps' names, and what their values are."""
+
+    collection: str
+    label_map: re.Pattern
+    layout: str
+    roles: Roles
+    values: str  # as a refusal gives them
+
+
+KNOWN_LABELS = (
+    # CT-ORG's README: 1 liver, 2 bladder, 3 lungs, 4 kidneys, 5 bone, 6 brain
+    KnownLabels("CT-ORG", re.compile(r"^labels-\d+\.nii(\.gz)?$", re.IGNORECASE), "labels-N beside volume-N",
+                {0: None, 1: "liver", 2: None, 3: None, 4: None, 5: None, 6: None}, "labels 0 to 6"),
+    # SLIVER07's reference segmentations: the liver, its tumours and vessels inside it, as 1
+    KnownLabels("SLIVER07", re.compile(r"^liver-seg\d+\.mhd$", re.IGNORECASE), "liver-segN beside liver-origN",
+                {0: None, 1: "liver"}, "0 and 1"),
+)
 
 
 def label_roles_for(label_map: Path) -> Optional[Roles]:
@@ -46,11 +68,12 @@ def label_roles_for(label_map: Path) -> Optional[Roles]:
     read as 0/1/2), with a warning where it cannot be read."""
     path = dataset_json_of(label_map)
     if path is None:
-        if not CT_ORG_LABELS.match(label_map.name):
+        known = _known_labels(label_map)
+        if known is None:
             return None
-        _tell_of_no_lesion_label(label_map.parent, "is a CT-ORG dataset (labels-N beside volume-N): its label maps "
-                                 "name a liver but no lesion")
-        return CT_ORG
+        _tell_of_no_lesion_label(label_map.parent, f"is a {known.collection} dataset ({known.layout}): its label "
+                                 "maps name a liver but no lesion")
+        return known.roles
     try:
         names = _names_by_value(_labels_of(json.loads(path.read_text(encoding="utf-8"))))
     except (OSError, ValueError, TypeError, AttributeError, OverflowError) as exc:
@@ -75,8 +98,13 @@ def dataset_json_of(label_map: Path) -> Optional[Path]:
     return next((folder / "dataset.json" for folder in folders if (folder / "dataset.json").is_file()), None)
 
 
+def _known_labels(label_map: Path) -> Optional[KnownLabels]:
+    return next((known for known in KNOWN_LABELS if known.label_map.match(label_map.name)), None)
+
+
 def _named_in(label_map: Path) -> str:
-    return "its dataset.json" if dataset_json_of(label_map) else "CT-ORG's list of labels"
+    known = None if dataset_json_of(label_map) else _known_labels(label_map)
+    return "its dataset.json" if known is None else f"{known.collection}'s list of labels"
 
 
 def lesions_segmented(label_map: Path) -> bool:
@@ -133,8 +161,10 @@ def as_liver_and_lesion_labels(array: np.ndarray, roles: Roles, path: Path) -> n
     unnamed = [value for value in present if value not in roles]
     if unnamed:
         shown = ", ".join(str(v) for v in unnamed[:10])
-        hint = ("give the label map its dataset.json describes, or name the label there" if dataset_json_of(path)
-                else "give CT-ORG's label map as it ships (labels 0 to 6)")
+        known = None if dataset_json_of(path) else _known_labels(path)
+        hint = ("give the label map its dataset.json describes, or name the label there" if known is None else
+                f"give {known.collection}'s label map as it ships ({known.values}), or name the label in a "
+                "dataset.json beside it")
         raise InputError(f"the label map holds label(s) {shown}, which {_named_in(path)} does not name", path, hint)
     if all(roles[value] == STANDARD.get(value, "another") for value in present):
         return array

@@ -161,7 +161,41 @@ def test_a_ct_org_label_map_with_a_label_beyond_its_list_is_refused(ct_org, tmp_
     with pytest.raises(InputError) as exc:
         load_case(find_cases(folder)[0])
     assert str(exc.value) == (f"{folder / 'labels-5.nii.gz'}: the label map holds label(s) 9, which CT-ORG's list of "
-                              "labels does not name. Give CT-ORG's label map as it ships (labels 0 to 6).")
+                              "labels does not name. Give CT-ORG's label map as it ships (labels 0 to 6), or name "
+                              "the label in a dataset.json beside it.")
+
+
+@pytest.fixture(scope="module")
+def sliver(tmp_path_factory, case_0697):
+    """0697 as SLIVER07 ships its training cases: liver-orig001.mhd + liver-seg001.mhd (MetaImage, the
+    liver with its tumours as 1), and liver-orig021.mhd without a segmentation (a test image)."""
+    root = tmp_path_factory.mktemp("sliver") / "training-part1"
+    root.mkdir()
+    sitk.WriteImage(case_0697.ct.to_sitk(), str(root / "liver-orig001.mhd"))
+    liver = (case_0697.label_map() > 0).astype(np.uint8)
+    sitk.WriteImage(case_0697.ct.with_array(liver).to_sitk(), str(root / "liver-seg001.mhd"))
+    sitk.WriteImage(case_0697.ct.to_sitk(), str(root / "liver-orig021.mhd"))
+    return root
+
+
+@pytest.mark.parametrize("given", ["", "liver-orig001.mhd", "liver-seg001.mhd"])
+def test_a_sliver07_case_trains_its_liver_alone(sliver, case_0697, given, caplog):
+    """SLIVER07's 20 training CTs were refused ("holds no labelled case"; a file alone, "a single file is a
+    case only as ..."). Its livers hold their tumours, so their lesions count as not segmented."""
+    dataset_labels._tell_of_no_lesion_label.cache_clear()
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        refs = find_cases(sliver / given)
+        case = load_case(refs[0])
+    assert refs == [CaseRef("sliver-001", "image-pair", (sliver / "liver-orig001.mhd", sliver / "liver-seg001.mhd"))]
+    assert not case.lesions_segmented and not case.lesion.array.any()
+    np.testing.assert_array_equal(case.liver.array, case_0697.liver.array | case_0697.lesion.array)
+    assert "is a SLIVER07 dataset (liver-segN beside liver-origN): its label maps name a liver but no lesion" \
+        in caplog.text
+    if not given:
+        assert f"left out {sliver / 'liver-orig021.mhd'}: no liver-seg021.mhd beside it" in caplog.text
+    else:
+        with pytest.raises(InputError, match="the SLIVER07 pair of case 021 is incomplete"):
+            find_cases(sliver / "liver-orig021.mhd")
 
 
 @pytest.mark.parametrize("given", ["Task03_Liver", "Task03_Liver/imagesTr/liver_7.nii.gz"])
