@@ -6,7 +6,8 @@ Understood layouts (`LAYOUTS` says the same to the user):
 - LiTS pairs `volume-N.nii[.gz]` + `segmentation-N.nii[.gz]`, named `lits-N`, and CT-ORG's
   `volume-N.nii.gz` + `labels-N.nii.gz`, named `ct-org-N` (its organs' labels read by its list:
   the liver alone, its lesions not segmented), and SLIVER07's `liver-origNNN.mhd` + `liver-segNNN.mhd`,
-  named `sliver-NNN` (the liver alone, its tumours inside it);
+  named `sliver-NNN` (the liver alone, its tumours inside it), and BTCV's `img/imgNNNN.nii.gz` +
+  `label/labelNNNN.nii.gz`, named `btcv-NNNN` (its liver, label 6, alone);
 - Medical Segmentation Decathlon task folders `imagesTr/X.nii.gz` + `labelsTr/X.nii.gz`, named X,
   and nnU-Net's datasets made from them, whose images carry their channel (`imagesTr/X_0000.nii.gz`);
   their label values are read by the names in the dataset's `dataset.json` (`dataset_labels`);
@@ -55,7 +56,7 @@ KINDS = ("ircadb", "dicom-seg", "image-pair", "structure-masks", "slicer-scene")
 STRUCTURE_MASKS = "segmentations"  # TotalSegmentator's folder of one mask per structure
 LAYOUTS = ("3D-IRCADb-01 case folders (PATIENT_DICOM/ + MASKS_DICOM/), a CT DICOM series with DICOM SEG objects, "
            "LiTS volume-N.nii + segmentation-N.nii, CT-ORG volume-N.nii.gz + labels-N.nii.gz, "
-           "SLIVER07 liver-origN.mhd + liver-segN.mhd, "
+           "SLIVER07 liver-origN.mhd + liver-segN.mhd, BTCV img/imgN.nii.gz + label/labelN.nii.gz, "
            "Decathlon or nnU-Net imagesTr/ + labelsTr/, "
            "TotalSegmentator ct.nii.gz + segmentations/liver.nii.gz, "
            "or image.nii|nii.gz|nrrd + labels.nii|nii.gz|nrrd (labels 0 background, 1 liver, 2 lesion) or "
@@ -64,6 +65,7 @@ LAYOUTS = ("3D-IRCADb-01 case folders (PATIENT_DICOM/ + MASKS_DICOM/), a CT DICO
 LITS_NAME = re.compile(r"^(volume|segmentation|labels)-(\d+)\.nii(\.gz)?$", re.IGNORECASE)  # labels: CT-ORG's
 LITS_LABELS = {"segmentation": "lits", "labels": "ct-org"}  # a label map's name -> its cases' names
 SLIVER_NAME = re.compile(r"^liver-(orig|seg)(\d+)\.mhd$", re.IGNORECASE)
+BTCV_NAME = re.compile(r"^(img|label)(\d+)(\.nii(?:\.gz)?)$", re.IGNORECASE)  # in img/ and label/
 PAIR_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
 # This tool's own names first, then those of other collections (KiTS: imaging + segmentation)
 PAIR_IMAGE_NAMES = tuple(stem + suffix for stem in ("image", "ct", "imaging", "volume") for suffix in PAIR_SUFFIXES)
@@ -338,6 +340,13 @@ def _cases_for_file(path: Path) -> list[CaseRef]:
             raise InputError(f"the SLIVER07 pair of case {number} is incomplete (liver-orig{number}.mhd and "
                              f"liver-seg{number}.mhd are both needed)", path, "put both files in one folder")
         return [ref]
+    btcv = BTCV_NAME.match(path.name)
+    if btcv and path.parent.name == btcv.group(1):
+        ref = _btcv_case(path.parent.parent, btcv.group(2), btcv.group(3))
+        if ref is None:
+            raise InputError(f"the BTCV pair of case {btcv.group(2)} is incomplete (img/img{btcv.group(2)} and "
+                             f"label/label{btcv.group(2)} are both needed)", path, "keep the img and label folders")
+        return [ref]
     if path.parent.name in ("imagesTr", "labelsTr") and is_image_file(path):
         ref = _decathlon_case(path)
         if ref is None:
@@ -348,7 +357,7 @@ def _cases_for_file(path: Path) -> list[CaseRef]:
         return _image_pair_folder(path.parent)
     if is_scene_file(path) or is_scene_bundle(path):
         return [CaseRef(path.stem, "slicer-scene", (path,))]
-    raise InputError("a single file is a case only as a LiTS, CT-ORG or SLIVER07 image/label map, a Decathlon "
+    raise InputError("a single file is a case only as a LiTS, CT-ORG, SLIVER07 or BTCV image/label map, a Decathlon "
                      "image/label, an image/labels pair or a 3D Slicer scene", path, f"understood layouts: {LAYOUTS}")
 
 
@@ -384,6 +393,8 @@ def _layout_cases(folder: Path, names: list[str]) -> Optional[list[CaseRef]]:
         return [CaseRef(folder.name, "ircadb", (folder,))]
     if (folder / "imagesTr").is_dir() and (folder / "labelsTr").is_dir():
         return _decathlon_cases(folder)
+    if (folder / "img").is_dir() and (folder / "label").is_dir():
+        return _btcv_cases(folder)
     image = _first_existing(folder, PAIR_IMAGE_NAMES)
     if image and not _first_existing(folder, PAIR_LABEL_NAMES) and _structure_masks(folder / STRUCTURE_MASKS):
         return [CaseRef(folder.name, "structure-masks", (image, folder / STRUCTURE_MASKS))]
@@ -432,6 +443,26 @@ def _sliver_case(folder: Path, number: str) -> Optional[CaseRef]:
     """SLIVER07's liver-origNNN.mhd + liver-segNNN.mhd (`sliver-NNN`); None where either is missing."""
     image, labels = folder / f"liver-orig{number}.mhd", folder / f"liver-seg{number}.mhd"
     return CaseRef(f"sliver-{number}", "image-pair", (image, labels)) if image.is_file() and labels.is_file() else None
+
+
+def _btcv_cases(folder: Path) -> list[CaseRef]:
+    refs = []
+    for image in sorted((folder / "img").iterdir()):
+        found = BTCV_NAME.match(image.name)
+        if found is None or found.group(1) != "img":
+            continue
+        ref = _btcv_case(folder, found.group(2), found.group(3))
+        if ref is None:
+            LOG.info("left out %s: no label/label%s%s", image, found.group(2), found.group(3))
+        else:
+            refs.append(ref)
+    return refs
+
+
+def _btcv_case(folder: Path, number: str, suffix: str) -> Optional[CaseRef]:
+    """BTCV's img/imgNNNN + label/labelNNNN (`btcv-NNNN`); None where either is missing."""
+    image, labels = folder / "img" / f"img{number}{suffix}", folder / "label" / f"label{number}{suffix}"
+    return CaseRef(f"btcv-{number}", "image-pair", (image, labels)) if image.is_file() and labels.is_file() else None
 
 
 def _decathlon_cases(task: Path) -> list[CaseRef]:

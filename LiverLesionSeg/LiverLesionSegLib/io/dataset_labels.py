@@ -14,7 +14,8 @@ CT-ORG (Rister et al. 2020, on TCIA: 140 CTs, most of them LiTS's) ships `volume
 `labels-N.nii.gz` and no dataset.json; its README lists 1 liver, 2 bladder, 3 lungs, 4 kidneys,
 5 bone, 6 brain. Read as LiTS is, its bladder was read as liver lesion. SLIVER07 (20 training CTs)
 ships `liver-origNNN.mhd` + `liver-segNNN.mhd`, its livers (their tumours and vessels inside them) as 1.
-Both are read as livers whose lesions are not segmented.
+BTCV's 30 training CTs (`img/imgNNNN.nii.gz` + `label/labelNNNN.nii.gz`) label 13 organs, the liver
+6. All three are read as livers whose lesions are not segmented.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class KnownLabels:
     """A collection that ships no dataset.json, known by its label maps' names, and what their values are."""
 
     collection: str
-    label_map: re.Pattern
+    label_map: re.Pattern  # matched against the label map's folder and name, "FOLDER/NAME"
     layout: str
     roles: Roles
     values: str  # as a refusal gives them
@@ -54,11 +55,14 @@ class KnownLabels:
 
 KNOWN_LABELS = (
     # CT-ORG's README: 1 liver, 2 bladder, 3 lungs, 4 kidneys, 5 bone, 6 brain
-    KnownLabels("CT-ORG", re.compile(r"^labels-\d+\.nii(\.gz)?$", re.IGNORECASE), "labels-N beside volume-N",
+    KnownLabels("CT-ORG", re.compile(r"/labels-\d+\.nii(\.gz)?$", re.IGNORECASE), "labels-N beside volume-N",
                 {0: None, 1: "liver", 2: None, 3: None, 4: None, 5: None, 6: None}, "labels 0 to 6"),
     # SLIVER07's reference segmentations: the liver, its tumours and vessels inside it, as 1
-    KnownLabels("SLIVER07", re.compile(r"^liver-seg\d+\.mhd$", re.IGNORECASE), "liver-segN beside liver-origN",
+    KnownLabels("SLIVER07", re.compile(r"/liver-seg\d+\.mhd$", re.IGNORECASE), "liver-segN beside liver-origN",
                 {0: None, 1: "liver"}, "0 and 1"),
+    # BTCV (Multi-Atlas Labeling Beyond the Cranial Vault): 13 organs, the liver 6
+    KnownLabels("BTCV", re.compile(r"(^|/)label/label\d+\.nii(\.gz)?$", re.IGNORECASE), "label/labelN beside img/imgN",
+                {value: "liver" if value == 6 else None for value in range(14)}, "labels 0 to 13"),
 )
 
 
@@ -99,7 +103,8 @@ def dataset_json_of(label_map: Path) -> Optional[Path]:
 
 
 def _known_labels(label_map: Path) -> Optional[KnownLabels]:
-    return next((known for known in KNOWN_LABELS if known.label_map.match(label_map.name)), None)
+    folder_and_name = f"{label_map.parent.name}/{label_map.name}"
+    return next((known for known in KNOWN_LABELS if known.label_map.search(folder_and_name)), None)
 
 
 def _named_in(label_map: Path) -> str:

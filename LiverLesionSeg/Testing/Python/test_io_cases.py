@@ -166,6 +166,41 @@ def test_a_ct_org_label_map_with_a_label_beyond_its_list_is_refused(ct_org, tmp_
 
 
 @pytest.fixture(scope="module")
+def btcv(tmp_path_factory, case_0697):
+    """0697 as BTCV ships its cases: RawData/Training/img/img0001.nii.gz + label/label0001.nii.gz, 13 organs
+    labelled, the liver 6 (here with a spleen, 1, and a kidney, 2, away from it); a test image without labels."""
+    root = tmp_path_factory.mktemp("btcv") / "RawData"
+    for sub in ("Training/img", "Training/label", "Testing/img"):
+        (root / sub).mkdir(parents=True)
+    labels = np.where(case_0697.label_map() > 0, 6, 0).astype(np.uint8)
+    assert not labels[40:44].any()
+    labels[40:44, 400:420, 240:260] = 1
+    labels[40:44, 300:320, 380:400] = 2
+    sitk.WriteImage(case_0697.ct.to_sitk(), str(root / "Training/img/img0001.nii.gz"), useCompression=True)
+    sitk.WriteImage(case_0697.ct.with_array(labels).to_sitk(), str(root / "Training/label/label0001.nii.gz"),
+                    useCompression=True)
+    shutil.copy(root / "Training/img/img0001.nii.gz", root / "Testing/img/img0061.nii.gz")
+    return root
+
+
+@pytest.mark.parametrize("given", ["", "Training/img/img0001.nii.gz", "Training/label/label0001.nii.gz"])
+def test_a_btcv_case_trains_its_liver_6_alone(btcv, case_0697, given, caplog):
+    """BTCV's 30 training CTs were refused ("holds no labelled case"); its label maps hold 13 organs, the
+    liver 6, which read as 0/1/2 would have been refused (or its spleen, 1, taken for the liver)."""
+    dataset_labels._tell_of_no_lesion_label.cache_clear()
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        refs = find_cases(btcv / given)
+        case = load_case(refs[0])
+    assert refs == [CaseRef("btcv-0001", "image-pair", (btcv / "Training/img/img0001.nii.gz",
+                                                         btcv / "Training/label/label0001.nii.gz"))]
+    assert not case.lesions_segmented and not case.lesion.array.any()
+    np.testing.assert_array_equal(case.liver.array, case_0697.liver.array | case_0697.lesion.array)
+    assert "is a BTCV dataset (label/labelN beside img/imgN): its label maps name a liver but no lesion" in caplog.text
+    with pytest.raises(InputError, match="the BTCV pair of case 0061 is incomplete"):
+        find_cases(btcv / "Testing/img/img0061.nii.gz")
+
+
+@pytest.fixture(scope="module")
 def sliver(tmp_path_factory, case_0697):
     """0697 as SLIVER07 ships its training cases: liver-orig001.mhd + liver-seg001.mhd (MetaImage, the
     liver with its tumours as 1), and liver-orig021.mhd without a segmentation (a test image)."""
