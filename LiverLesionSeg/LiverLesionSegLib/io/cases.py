@@ -41,7 +41,7 @@ from ..segments import meaning_of_segment_name
 from ..volume import Case, Volume
 from .archive import Unpacked, is_archive, unpack
 from .dicom_scan import NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
-from .dataset_labels import lesions_segmented
+from .dataset_labels import CASE_FOLDER_LABELS, lesions_segmented
 from .dicomseg import LABEL_MODALITIES, read_dicom_masks, read_seg_case
 from .rtstruct import is_rtstruct
 from .images import (image_stem, is_image_file, label_values_on, read_image, read_label_map, refuse_a_non_ct,
@@ -69,7 +69,7 @@ BTCV_NAME = re.compile(r"^(img|label)(\d+)(\.nii(?:\.gz)?)$", re.IGNORECASE)  # 
 PAIR_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
 # This tool's own names first, then those of other collections (KiTS: imaging + segmentation)
 PAIR_IMAGE_NAMES = tuple(stem + suffix for stem in ("image", "ct", "imaging", "volume") for suffix in PAIR_SUFFIXES)
-PAIR_LABEL_NAMES = tuple(stem + suffix for stem in ("labels", "label", "segmentation", "mask")
+PAIR_LABEL_NAMES = tuple(stem + suffix for stem in CASE_FOLDER_LABELS
                          for suffix in PAIR_SUFFIXES) + ("labels.seg.nrrd",)  # the last: Slicer's
 IMAGE_WORDS = "image.*, ct.*, imaging.* or volume.*"
 LABEL_WORDS = "labels.*, label.*, segmentation.* or mask.*"

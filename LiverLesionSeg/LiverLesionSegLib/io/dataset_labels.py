@@ -40,6 +40,7 @@ LOG = logging.getLogger("LiverLesionSeg")
 
 Roles = Mapping[int, Optional[str]]  # a label value's role: 'liver', 'lesion' or None (background, another organ)
 STANDARD: Roles = {0: None, 1: "liver", 2: "lesion"}
+CASE_FOLDER_LABELS = ("labels", "label", "segmentation", "mask")  # a case folder's label map, NAME.nii.gz ...
 
 
 @dataclass(frozen=True)
@@ -95,10 +96,15 @@ def label_roles_for(label_map: Path) -> Optional[Roles]:
 
 def dataset_json_of(label_map: Path) -> Optional[Path]:
     """The dataset.json naming a label map's values: beside the labelsTr/ folder of a Decathlon or nnU-Net
-    dataset, else in the label map's folder or the folder above it (a folder of case folders, given a
-    dataset.json as nnU-Net's to say what its label maps hold); None where there is none."""
-    folders = [label_map.parent.parent] if label_map.parent.name == "labelsTr" else \
-        [label_map.parent, label_map.parent.parent]
+    dataset, else in the label map's folder, or for a case folder's label map (`labels.nii.gz`) in the
+    folder of its cases; None where there is none. (Not higher: predictions saved in a folder inside a
+    dataset's hold this tool's own values.)"""
+    if label_map.parent.name == "labelsTr":
+        folders = [label_map.parent.parent]
+    elif label_map.name.lower().split(".")[0] in CASE_FOLDER_LABELS:
+        folders = [label_map.parent, label_map.parent.parent]
+    else:
+        folders = [label_map.parent]
     return next((folder / "dataset.json" for folder in folders if (folder / "dataset.json").is_file()), None)
 
 

@@ -15,7 +15,7 @@ import SimpleITK as sitk
 
 from LiverLesionSegLib.errors import InputError
 from LiverLesionSegLib.io import dataset_labels
-from LiverLesionSegLib.io.cases import CaseRef, find_cases, load_case, read_input_volume
+from LiverLesionSegLib.io.cases import CaseRef, find_cases, load_case, read_input_volume, read_segmentation
 from LiverLesionSegLib.io.dicomseg import read_seg_case
 from LiverLesionSegLib.volume import Volume
 
@@ -334,6 +334,19 @@ def test_a_dataset_json_beside_case_folders_names_their_labels(tmp_path, case_06
     case = load_case(find_cases(tmp_path / "cases" / "a")[0])
     np.testing.assert_array_equal(case.liver.array, case_0697.liver.array | case_0697.lesion.array)
     assert not case.lesion.array.any() and not case.lesions_segmented  # a liver named, no lesion: not segmented
+
+
+def test_predictions_saved_inside_a_datasets_folder_keep_this_tools_values(tmp_path, case_0697):
+    """A dataset.json names the label maps of its own cases (labelsTr/, a case folder's labels.nii.gz, the
+    files beside it), not this tool's predictions saved in a folder within the dataset (`evaluate
+    --predictions Dataset009/predictions`): their 2 is a lesion, not the dataset's kidney."""
+    (tmp_path / "Dataset009" / "predictions").mkdir(parents=True)
+    (tmp_path / "Dataset009" / "dataset.json").write_text('{"labels": {"background": 0, "liver": 1, "kidney": 2}}')
+    prediction = tmp_path / "Dataset009" / "predictions" / "liver_7.nii.gz"
+    sitk.WriteImage(case_0697.ct.with_array(case_0697.label_map()).to_sitk(), str(prediction))
+    liver, lesion = read_segmentation(prediction, case_0697.ct)
+    np.testing.assert_array_equal(lesion.array, case_0697.lesion.array)
+    np.testing.assert_array_equal(liver.array, case_0697.liver.array | case_0697.lesion.array)
 
 
 @pytest.mark.parametrize("labels_json, values, told", [
