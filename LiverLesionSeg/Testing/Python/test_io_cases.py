@@ -111,6 +111,19 @@ def test_lits_pair(layouts, case_0697, given):
     assert_same_as_0697(case, case_0697)
 
 
+def found_liver_alone(given: Path, case_0697, caplog, collection: str) -> list[CaseRef]:
+    """The cases found at `given`, a collection known by its label maps' names ("CT-ORG dataset (its layout)"),
+    the first read: 0697's liver alone, its lesions not segmented, as the log says once per dataset."""
+    dataset_labels._tell_of_no_lesion_label.cache_clear()
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        refs = find_cases(given)
+        case = load_case(refs[0])
+    assert not case.lesions_segmented and not case.lesion.array.any()
+    np.testing.assert_array_equal(case.liver.array, case_0697.liver.array | case_0697.lesion.array)
+    assert f"is a {collection}: its label maps name a liver but no lesion" in caplog.text
+    return refs
+
+
 @pytest.fixture(scope="module")
 def ct_org(tmp_path_factory, case_0697):
     """0697 as CT-ORG ships a case: `volume-5.nii.gz` + `labels-5.nii.gz`, whose labels are 1 liver (the
@@ -132,16 +145,9 @@ def ct_org(tmp_path_factory, case_0697):
 def test_a_ct_org_case_trains_its_liver_alone_and_its_bladder_is_no_lesion(ct_org, case_0697, given, caplog):
     """CT-ORG (140 CTs with their livers labelled, most of them LiTS's) was left out case by case, "no
     segmentation-5 beside it"; read as a LiTS pair, its bladder (2) would have been learned as liver lesion."""
-    dataset_labels._tell_of_no_lesion_label.cache_clear()  # told once per dataset
-    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
-        refs = find_cases(ct_org / given)
-        case = load_case(refs[0])
+    refs = found_liver_alone(ct_org / given, case_0697, caplog, "CT-ORG dataset (labels-N beside volume-N)")
     assert refs == [CaseRef("ct-org-5", "image-pair", (ct_org / "volume-5.nii.gz", ct_org / "labels-5.nii.gz"))]
-    assert not case.lesions_segmented and not case.lesion.array.any()
-    np.testing.assert_array_equal(case.liver.array, case_0697.liver.array | case_0697.lesion.array)
     messages = [r.getMessage() for r in caplog.records]
-    assert any("is a CT-ORG dataset (labels-N beside volume-N): its label maps name a liver but no lesion" in m
-               for m in messages)
     assert any("label(s) 2, 4, of neither liver nor lesion by CT-ORG's list of labels, read as background" in m
                for m in messages)
     if not given:
@@ -187,15 +193,9 @@ def btcv(tmp_path_factory, case_0697):
 def test_a_btcv_case_trains_its_liver_6_alone(btcv, case_0697, given, caplog):
     """BTCV's 30 training CTs were refused ("holds no labelled case"); its label maps hold 13 organs, the
     liver 6, which read as 0/1/2 would have been refused (or its spleen, 1, taken for the liver)."""
-    dataset_labels._tell_of_no_lesion_label.cache_clear()
-    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
-        refs = find_cases(btcv / given)
-        case = load_case(refs[0])
+    refs = found_liver_alone(btcv / given, case_0697, caplog, "BTCV dataset (label/labelN beside img/imgN)")
     assert refs == [CaseRef("btcv-0001", "image-pair", (btcv / "Training/img/img0001.nii.gz",
                                                          btcv / "Training/label/label0001.nii.gz"))]
-    assert not case.lesions_segmented and not case.lesion.array.any()
-    np.testing.assert_array_equal(case.liver.array, case_0697.liver.array | case_0697.lesion.array)
-    assert "is a BTCV dataset (label/labelN beside img/imgN): its label maps name a liver but no lesion" in caplog.text
     with pytest.raises(InputError, match="the BTCV pair of case 0061 is incomplete"):
         find_cases(btcv / "Testing/img/img0061.nii.gz")
 
@@ -217,15 +217,8 @@ def sliver(tmp_path_factory, case_0697):
 def test_a_sliver07_case_trains_its_liver_alone(sliver, case_0697, given, caplog):
     """SLIVER07's 20 training CTs were refused ("holds no labelled case"; a file alone, "a single file is a
     case only as ..."). Its livers hold their tumours, so their lesions count as not segmented."""
-    dataset_labels._tell_of_no_lesion_label.cache_clear()
-    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
-        refs = find_cases(sliver / given)
-        case = load_case(refs[0])
+    refs = found_liver_alone(sliver / given, case_0697, caplog, "SLIVER07 dataset (liver-segN beside liver-origN)")
     assert refs == [CaseRef("sliver-001", "image-pair", (sliver / "liver-orig001.mhd", sliver / "liver-seg001.mhd"))]
-    assert not case.lesions_segmented and not case.lesion.array.any()
-    np.testing.assert_array_equal(case.liver.array, case_0697.liver.array | case_0697.lesion.array)
-    assert "is a SLIVER07 dataset (liver-segN beside liver-origN): its label maps name a liver but no lesion" \
-        in caplog.text
     if not given:
         assert f"left out {sliver / 'liver-orig021.mhd'}: no liver-seg021.mhd beside it" in caplog.text
     else:
