@@ -1,6 +1,6 @@
-"""What a Medical Segmentation Decathlon or nnU-Net dataset's label values mean, by the names its
-`dataset.json` gives them (or a CT-ORG label map's, by its dataset's list), and its label maps read as
-0 background, 1 liver, 2 lesion.
+"""What a dataset's label values mean, by the names its `dataset.json` gives them (the Medical
+Segmentation Decathlon's, nnU-Net's), or for a collection that ships none by its published list
+(CT-ORG, SLIVER07, BTCV), and its label maps read as 0 background, 1 liver, 2 lesion.
 
 The Decathlon writes `"labels": {"0": "background", "1": "liver", "2": "cancer"}`; nnU-Net
 `{"background": 0, "liver": 1, "tumor": 2}`, and a region as a list of values (`"liver": [1, 2]`).
