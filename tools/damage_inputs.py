@@ -22,7 +22,8 @@ their segmentation (a node's attribute, its tag, the node or a data file removed
 `measure`; `checkpoint`, the metadata of a copy of the bundled model (its settings set to odd values
 or deleted, its format fields, its first bytes), given to `segment --model` with the slices; `train`,
 the image or label map of one of two training cases made of them (its NIfTI header, or the file
-removed, emptied or cut), or the labels of the dataset.json of the two as an nnU-Net dataset, given
+removed, emptied or cut), or the labels of the dataset.json of the two as an nnU-Net dataset or as case
+folders, given
 to `train` for one short epoch. Each
 copy is segmented (measured, evaluated) in this process with the bundled model, and one line per
 seed prints the exit status, the damage and the error line; where a copy of a fixed undamaged one
@@ -733,9 +734,10 @@ def damaged_training_cases(folder: Path, rng: random.Random) -> str:
 
 def _damaged_dataset_json(folder: Path, rng: random.Random) -> str:
     """The two training cases moved into an nnU-Net dataset (imagesTr/a_0000.nii.gz + labelsTr/a.nii.gz),
-    its dataset.json's labels changed: a value or a name set to an odd one, a label removed, the
-    labels replaced, or the file cut."""
-    for name in ("a", "b"):
+    or left as case folders with a dataset.json beside them, its labels changed: a value or a name set to
+    an odd one, a label removed, the labels replaced, or the file cut."""
+    nnunet = rng.random() < 0.5
+    for name in ("a", "b") if nnunet else ():
         for sub in ("imagesTr", "labelsTr"):
             (folder / sub).mkdir(exist_ok=True)
         (folder / name / "ct.nii.gz").rename(folder / "imagesTr" / f"{name}_0000.nii.gz")
@@ -762,7 +764,7 @@ def _damaged_dataset_json(folder: Path, rng: random.Random) -> str:
         text = text[:rng.randrange(1, len(text))]
         told = "cut"
     (folder / "dataset.json").write_text(text)
-    return f"train: nnU-Net dataset.json: {told}"
+    return f"train: {'nnU-Net' if nnunet else 'case folders with a'} dataset.json: {told}"
 
 
 DAMAGE = {"dicom": (damaged_dicom, "slices"), "nifti": (damaged_nifti, "ct.nii.gz"),
