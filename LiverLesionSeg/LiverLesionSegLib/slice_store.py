@@ -32,7 +32,7 @@ CHECKPOINT_ROOM = 512 * 2**20
 
 
 class SliceStore:
-    """Writes the views of training cases to `folder` and gives them back memory-mapped."""
+    """Writes the arrays of prepared cases to `folder` and gives them back memory-mapped."""
 
     def __init__(self, folder: Path, checkpoint_room: int = CHECKPOINT_ROOM):
         self.folder = folder
@@ -70,7 +70,7 @@ class SliceStore:
 
     def _no_room(self, case: PreparedCase, why: str) -> ResourceError:
         before = f" (the slices of the cases read before take {size_text(self.bytes)})" if self.kept else ""
-        return ResourceError(f"the training slices of {case.name} cannot be kept on disk in the run folder: {why}",
+        return ResourceError(f"the slices of case {case.name} cannot be kept on disk in the run folder: {why}",
                              self.folder.parent, f"free some disk space, or give --out a folder on a disk with more "
                              f"room{before}")
 

@@ -83,7 +83,7 @@ def test_slices_that_cannot_be_written_are_refused_in_one_line_leaving_no_run_fo
         code = main(["train", str(cases_folder), "--out", str(tmp_path / "run"), "--progress", "none"])
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 8 and not (tmp_path / "run").exists()
-    assert error == (f"liverlesionseg: error: {tmp_path / 'run'}: the training slices of a cannot be kept on disk in "
+    assert error == (f"liverlesionseg: error: {tmp_path / 'run'}: the slices of case a cannot be kept on disk in "
                      "the run folder: a file would be larger than allowed here (the file size limit, ulimit -f). Free "
                      "some disk space, or give --out a folder on a disk with more room.")
 
@@ -96,7 +96,7 @@ def test_a_disk_without_room_for_a_case_and_the_checkpoints_is_refused_before_wr
     store.keep(copy.deepcopy(case))
     files = set((tmp_path / "store").iterdir())
     store.checkpoint_room = shutil.disk_usage(tmp_path).free
-    with pytest.raises(ResourceError, match=r"the training slices of a cannot be kept on disk in the run folder: "
+    with pytest.raises(ResourceError, match=r"the slices of case a cannot be kept on disk in the run folder: "
                                             r"they need about 384 KiB more, and [\d.]+ [GM]iB is free\. Free some "
                                             r"disk space, .* \(the slices of the cases read before take 384 KiB\)"):
         store.keep(case)
