@@ -67,7 +67,8 @@ LITS_LABELS = {"segmentation": "lits", "labels": "ct-org"}  # a label map's name
 SLIVER_NAME = re.compile(r"^liver-(orig|seg)(\d+)\.mhd$", re.IGNORECASE)
 BTCV_NAME = re.compile(r"^(img|label)(\d+)(\.nii(?:\.gz)?)$", re.IGNORECASE)  # in img/ and label/
 PAIR_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
-# This tool's own names first, then those of other collections (KiTS: imaging + segmentation)
+# This tool's own names first, then those of other collections (KiTS: imaging + segmentation, but its label
+# maps hold kidneys and no liver: `dataset_labels` refuses them)
 PAIR_IMAGE_NAMES = tuple(stem + suffix for stem in ("image", "ct", "imaging", "volume") for suffix in PAIR_SUFFIXES)
 PAIR_LABEL_NAMES = tuple(stem + suffix for stem in CASE_FOLDER_LABELS
                          for suffix in PAIR_SUFFIXES) + ("labels.seg.nrrd",)  # the last: Slicer's

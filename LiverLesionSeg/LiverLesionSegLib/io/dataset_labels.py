@@ -1,6 +1,6 @@
 """What a dataset's label values mean, by the names its `dataset.json` gives them (the Medical
 Segmentation Decathlon's, nnU-Net's), or for a collection that ships none by its published list
-(CT-ORG, SLIVER07, BTCV), and its label maps read as 0 background, 1 liver, 2 lesion.
+(CT-ORG, SLIVER07, BTCV, KiTS), and its label maps read as 0 background, 1 liver, 2 lesion.
 
 The Decathlon writes `"labels": {"0": "background", "1": "liver", "2": "cancer"}`; nnU-Net
 `{"background": 0, "liver": 1, "tumor": 2}`, and a region as a list of values (`"liver": [1, 2]`).
@@ -15,7 +15,9 @@ CT-ORG (Rister et al. 2020, on TCIA: 140 CTs, most of them LiTS's) ships `volume
 5 bone, 6 brain. Read as LiTS is, its bladder was read as liver lesion. SLIVER07 (20 training CTs)
 ships `liver-origNNN.mhd` + `liver-segNNN.mhd`, its livers (their tumours and vessels inside them) as 1.
 BTCV's 30 training CTs (`img/imgNNNN.nii.gz` + `label/labelNNNN.nii.gz`) label 13 organs, the liver
-6. All three are read as livers whose lesions are not segmented.
+6. All three are read as livers whose lesions are not segmented. KiTS's cases (`case_00000/imaging.nii.gz`
++ `segmentation.nii.gz`: 1 kidney, 2 its tumour, 3 cyst) were read as image + labels pairs, their
+kidneys as livers: their list names no liver, so they are refused.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class KnownLabels:
     layout: str
     roles: Roles
     values: str  # as a refusal gives them
+    beside: str = ""  # a file that lies beside the label map in the collection's cases
 
 
 KNOWN_LABELS = (
@@ -64,6 +67,10 @@ KNOWN_LABELS = (
     # BTCV (Multi-Atlas Labeling Beyond the Cranial Vault): 13 organs, the liver 6
     KnownLabels("BTCV", re.compile(r"(^|/)label/label\d+\.nii(\.gz)?$", re.IGNORECASE), "label/labelN beside img/imgN",
                 {value: "liver" if value == 6 else None for value in range(14)}, "labels 0 to 13"),
+    # KiTS19/21/23: 1 kidney, 2 its tumour, 3 cyst, and no liver: read as 0/1/2, its kidneys were livers
+    KnownLabels("KiTS", re.compile(r"^case_\d+/segmentation\.nii(\.gz)?$", re.IGNORECASE),
+                "case_N/segmentation beside imaging", {0: None, 1: None, 2: None, 3: None}, "labels 0 to 3",
+                beside="imaging.nii.gz"),
 )
 
 
@@ -76,8 +83,9 @@ def label_roles_for(label_map: Path) -> Optional[Roles]:
         known = _known_labels(label_map)
         if known is None:
             return None
-        _tell_of_no_lesion_label(label_map.parent, f"is a {known.collection} dataset ({known.layout}): its label "
-                                 "maps name a liver but no lesion")
+        if "liver" in known.roles.values():
+            _tell_of_no_lesion_label(label_map.parent, f"is a {known.collection} dataset ({known.layout}): its "
+                                     "label maps name a liver but no lesion")
         return known.roles
     try:
         names = _names_by_value(_labels_of(json.loads(path.read_text(encoding="utf-8"))))
@@ -110,10 +118,12 @@ def dataset_json_of(label_map: Path) -> Optional[Path]:
 
 def _known_labels(label_map: Path) -> Optional[KnownLabels]:
     folder_and_name = f"{label_map.parent.name}/{label_map.name}"
-    return next((known for known in KNOWN_LABELS if known.label_map.search(folder_and_name)), None)
+    return next((known for known in KNOWN_LABELS if known.label_map.search(folder_and_name)
+                 and (not known.beside or (label_map.parent / known.beside).is_file())), None)
 
 
-def _named_in(label_map: Path) -> str:
+def named_in(label_map: Path) -> str:
+    """What names a label map's values, in a message: "its dataset.json", or "CT-ORG's list of labels"."""
     known = None if dataset_json_of(label_map) else _known_labels(label_map)
     return "its dataset.json" if known is None else f"{known.collection}'s list of labels"
 
@@ -176,7 +186,7 @@ def as_liver_and_lesion_labels(array: np.ndarray, roles: Roles, path: Path) -> n
         hint = ("give the label map its dataset.json describes, or name the label there" if known is None else
                 f"give {known.collection}'s label map as it ships ({known.values}), or name the label in a "
                 "dataset.json beside it")
-        raise InputError(f"the label map holds label(s) {shown}, which {_named_in(path)} does not name", path, hint)
+        raise InputError(f"the label map holds label(s) {shown}, which {named_in(path)} does not name", path, hint)
     if all(roles[value] == STANDARD.get(value, "another") for value in present):
         return array
     labels = np.zeros(array.shape, np.uint8)
@@ -185,7 +195,7 @@ def as_liver_and_lesion_labels(array: np.ndarray, roles: Roles, path: Path) -> n
     others = [value for value in present if roles[value] is None]
     if others:
         LOG.info("%s: label(s) %s, of neither liver nor lesion by %s, read as background", path,
-                 ", ".join(str(v) for v in others), _named_in(path))
+                 ", ".join(str(v) for v in others), named_in(path))
         lesions, count = label_components(labels == 2)
         near_liver = ndimage.binary_dilation(labels == 1, np.ones((3, 3, 3), bool))
         touching = np.zeros(count + 1, bool)

@@ -26,7 +26,7 @@ from ..errors import GeometryError, InputError, renamed
 from ..memory import check_image_fits
 from ..volume import Volume
 from .atomic import NOT_TEXT, is_text_path
-from .dataset_labels import as_liver_and_lesion_labels, label_roles_for
+from .dataset_labels import as_liver_and_lesion_labels, label_roles_for, named_in
 from .header_checks import (check_direction, check_finite, check_metaimage, check_metaimage_size, check_nifti,
                             check_nrrd, check_origin, check_shape, in_mm, refuse_non_finite)
 from .itk_words import itk_reason, metaimage_failure, reader_notes
@@ -388,12 +388,12 @@ def read_label_map(path: str | os.PathLike, reference: Volume, require_liver: bo
     if is_slicer_segmentation(path):
         return read_slicer_segmentation(path, reference, require_liver)
     array = label_values_on(path, reference)
-    roles = label_roles_for(Path(path))  # the names a dataset.json gives its labels (or CT-ORG's)
+    roles = label_roles_for(Path(path))  # the names a dataset.json gives its labels (or a collection's list)
     if roles is not None:
         array = as_liver_and_lesion_labels(array, roles, Path(path))
         if require_liver and "liver" not in roles.values():  # a dataset of the liver's vessels and tumours
-            raise InputError("its dataset.json names no label of the liver: the liver is not segmented, and a case "
-                             "needs it", path, "give a dataset whose label maps hold the liver")
+            raise InputError(f"{named_in(Path(path))} names no label of the liver: the liver is not segmented, and a "
+                             "case needs it", path, "give a dataset whose label maps hold the liver")
     named = None if require_liver or roles is not None else _one_label_named(path, array, reference)
     if named is not None:
         return named

@@ -200,6 +200,24 @@ def test_a_btcv_case_trains_its_liver_6_alone(btcv, case_0697, given, caplog):
         find_cases(btcv / "Testing/img/img0061.nii.gz")
 
 
+def test_a_kits_case_is_refused_as_it_labels_no_liver(tmp_path, case_0697):
+    """KiTS (kidney tumours: case_00000/imaging.nii.gz + segmentation.nii.gz, 1 kidney, 2 its tumour, 3 cyst)
+    was read as an image + labels pair by its file names, its kidneys learned as livers and their tumours as
+    liver lesions. Its label maps name no liver: refused in one line; a dataset.json beside it still rules."""
+    case = tmp_path / "kits19" / "data" / "case_00000"
+    case.mkdir(parents=True)
+    sitk.WriteImage(case_0697.ct.to_sitk(), str(case / "imaging.nii.gz"))
+    sitk.WriteImage(case_0697.ct.with_array(case_0697.label_map()).to_sitk(), str(case / "segmentation.nii.gz"))
+    (ref,) = find_cases(tmp_path / "kits19")
+    with pytest.raises(InputError) as exc:
+        load_case(ref)
+    assert str(exc.value) == (f"{case / 'segmentation.nii.gz'}: KiTS's list of labels names no label of the liver: the "
+                              "liver is not segmented, and a case needs it. Give a dataset whose label maps hold the "
+                              "liver.")
+    (case / "dataset.json").write_text('{"labels": {"background": 0, "liver": 1, "tumour": 2}}')  # not KiTS after all
+    assert_same_as_0697(load_case(ref), case_0697)
+
+
 @pytest.fixture(scope="module")
 def sliver(tmp_path_factory, case_0697):
     """0697 as SLIVER07 ships its training cases: liver-orig001.mhd + liver-seg001.mhd (MetaImage, the
