@@ -60,6 +60,9 @@ def add_parser(sub, common) -> None:
                         "MSD, nnU-Net, TotalSegmentator) or folders of cases")
     p.add_argument("--out", required=True, type=Path, help="folder for checkpoints, history and plots")
     p.add_argument("--validate", nargs="+", default=[], metavar="CASE", help="case names held out for validation")
+    p.add_argument("--leave-out-unreadable", action="store_true",
+                   help="leave out a training case that cannot be read (said in the log) instead of stopping: for "
+                        "large datasets, where one damaged file among a thousand should not end the run")
     p.add_argument("--resume", type=Path, metavar="CKPT", help="continue the run of this checkpoint")
     p.add_argument("--init", metavar="CKPT", help="fine-tune this model ('bundled' for the bundled model)")
     start = p.add_mutually_exclusive_group()
@@ -146,7 +149,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             check_out_dir(out, resuming=resume is not None)  # again: another run may have ended in it meanwhile
             remove_partial_files(out)
             with slices_on_disk(out) as store:
-                train_cases, val_cases = load_cases(args.cases, args.validate, config, progress, store)
+                train_cases, val_cases = load_cases(args.cases, args.validate, config, progress, store,
+                                                    args.leave_out_unreadable)
                 log.info("Training on %d case(s): %s; validating on %s. Their slices (%s) are kept on disk in %s "
                          "until the run ends.", len(train_cases), ", ".join(c.name for c in train_cases),
                          ", ".join(c.name for c in val_cases) or "none", size_text(store.bytes), store.folder)
@@ -157,7 +161,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                 try:
                     result = train(train_cases, val_cases, config, out, device, progress, resume=resume, init=init)
                 except KeyboardInterrupt:
-                    raise interrupted(args.cases, out) from None
+                    again = ("--leave-out-unreadable",) if args.leave_out_unreadable else ()
+                    raise interrupted(args.cases, out, again) from None
             _plots(result.history, out)
         except BaseException:
             if created:
@@ -256,15 +261,16 @@ def run_folder_lock(out: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def interrupted(cases: list[str], out: Path) -> BaseException:
-    """What an interrupted run ends with: where a checkpoint is kept, the command that continues it."""
+def interrupted(cases: list[str], out: Path, options: tuple[str, ...] = ()) -> BaseException:
+    """What an interrupted run ends with: where a checkpoint is kept, the command that continues it (with
+    `options` that a resumed run must be given again)."""
     from ..train import LAST
 
     last = out / LAST
     if not last.is_file():
         return KeyboardInterrupt()
     command = " ".join(shlex.quote(str(part)) for part in
-                       ("liverlesionseg", "train", *cases, "--out", out, "--resume", last))
+                       ("liverlesionseg", "train", *cases, *options, "--out", out, "--resume", last))
     return Cancelled("interrupted; the last checkpoint is kept, outputs not finished were not written", last,
                      f"run {command} to continue the run")
 
@@ -292,9 +298,12 @@ def remove_partial_files(out: Path) -> None:
                 path.unlink()
 
 
-def load_cases(paths: list[str], validate: list[str], config: Config, progress: Progress, store: SliceStore):
+def load_cases(paths: list[str], validate: list[str], config: Config, progress: Progress, store: SliceStore,
+               leave_out_unreadable: bool = False):
     """The training and validation cases, their slices (and the validation cases' whole CTs) kept on disk
-    by `store`: the memory a case is read in is all that training from many cases needs."""
+    by `store`: the memory a case is read in is all that training from many cases needs. With
+    `leave_out_unreadable`, a training case that cannot be read is left out with a warning (a validation
+    case still stops the run: what it would measure was asked for by name)."""
     from ..dataset import prepare_case, prepare_training_case
     from ..io.cases import find_cases, load_case
 
@@ -307,14 +316,27 @@ def load_cases(paths: list[str], validate: list[str], config: Config, progress: 
     if unknown:
         raise InputError(f"validation case '{unknown[0]}' is not among the cases given", None,
                          f"choose among: {', '.join(names)}")
-    train_cases, val_cases = [], []
+    train_cases, val_cases, left_out = [], [], []
     for ref in refs:
-        with progress.stage(f"read {ref.name}"):
-            case = load_case(ref)
         held_out = ref.name in validate
-        prepared = prepare_case(case, config.preprocess, keep_volume=True) if held_out else \
-            prepare_training_case(case, config)
+        try:
+            with progress.stage(f"read {ref.name}"):
+                case = load_case(ref)
+            prepared = prepare_case(case, config.preprocess, keep_volume=True) if held_out else \
+                prepare_training_case(case, config)
+        except InputError as exc:  # not a ResourceError: memory or disk running out is no damaged case
+            if held_out or not leave_out_unreadable:
+                raise
+            log.warning("Left out case %s: %s", ref.name, exc)
+            left_out.append(ref.name)
+            continue
         (val_cases if held_out else train_cases).append(store.keep(prepared))
+    if left_out:
+        log.warning("Left out %d of the %d cases (they cannot be read): %s.", len(left_out), len(refs),
+                    ", ".join(left_out))
+        if not train_cases:
+            raise InputError(f"none of its {len(left_out)} training cases could be read", paths[0],
+                             "see the lines above for what is wrong with each")
     return train_cases, val_cases
 
 

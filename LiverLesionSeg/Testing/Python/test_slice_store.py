@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import bad_inputs
+from LiverLesionSegLib.checkpoint import load_checkpoint
 from LiverLesionSegLib.cli import main
 from LiverLesionSegLib.config import Config
 from LiverLesionSegLib.dataset import prepare_case, prepare_training_case
@@ -101,3 +102,30 @@ def test_a_disk_without_room_for_a_case_and_the_checkpoints_is_refused_before_wr
                                             r"disk space, .* \(the slices of the cases read before take 384 KiB\)"):
         store.keep(case)
     assert set((tmp_path / "store").iterdir()) == files and not isinstance(case.views[0].stack, np.memmap)
+
+
+def test_a_training_case_that_cannot_be_read_is_left_out_when_asked(cases_folder, tmp_path, capsys):
+    """One damaged file among a thousand cases ended the run after hours of reading; with
+    --leave-out-unreadable the case is left out with its line, and the run trains on the rest. Without
+    it, and for a validation case, the run stops as before; a run with no readable case is refused."""
+    cases = tmp_path / "cases"
+    shutil.copytree(cases_folder, cases)
+    (cases / "b" / "labels.nii.gz").write_bytes((cases / "b" / "labels.nii.gz").read_bytes()[:200])  # cut
+    common = ["--cycles", "1", "--epochs", "1", "--max-slices-per-epoch", "4", "--batch-size", "2", "--progress",
+              "none"]
+    assert main(["train", str(cases), "--out", str(tmp_path / "stopped"), *common]) == 3
+    assert "labels.nii.gz" in capsys.readouterr().err and not (tmp_path / "stopped").exists()
+    assert main(["train", str(cases), "--out", str(tmp_path / "run"), "--leave-out-unreadable", *common]) == 0
+    err = capsys.readouterr().err
+    assert f"Left out case b: {cases / 'b' / 'labels.nii.gz'}: " in err
+    assert "Left out 1 of the 2 cases (they cannot be read): b." in err
+    assert load_checkpoint(tmp_path / "run" / "model.safetensors").state["train_cases"] == ["a"]
+    assert main(["train", str(cases), "--out", str(tmp_path / "validated"), "--leave-out-unreadable",
+                 "--validate", "b", *common]) == 3
+    assert not (tmp_path / "validated").exists()
+    capsys.readouterr()
+    (cases / "a" / "labels.nii.gz").write_bytes(b"")
+    assert main(["train", str(cases), "--out", str(tmp_path / "none"), "--leave-out-unreadable", *common]) == 3
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"liverlesionseg: error: {cases}: none of its 2 training cases could be read. See the lines above for "
+        "what is wrong with each.")
