@@ -75,18 +75,19 @@ KNOWN_LABELS = (
 
 
 def label_roles_for(label_map: Path) -> Optional[Roles]:
-    """The roles of a label map's values by its dataset's `dataset.json` (`dataset_json_of`), or of a
-    CT-ORG label map; None for other label maps, and where the dataset.json names no labels (the map is
-    read as 0/1/2), with a warning where it cannot be read."""
-    path = dataset_json_of(label_map)
-    if path is None:
-        known = _known_labels(label_map)
-        if known is None:
-            return None
-        if "liver" in known.roles.values():
-            _tell_of_no_lesion_label(label_map.parent, f"is a {known.collection} dataset ({known.layout}): its "
+    """The roles of a label map's values by its dataset's `dataset.json` (`dataset_json_of`), or by the
+    list of a collection known by its label maps' names (`KNOWN_LABELS`); None for other label maps, and
+    where the dataset.json names no labels (the map is read as 0/1/2), with a warning where it cannot be
+    read."""
+    naming = _naming(label_map)
+    if naming is None:
+        return None
+    if isinstance(naming, KnownLabels):
+        if "liver" in naming.roles.values():
+            _tell_of_no_lesion_label(label_map.parent, f"is a {naming.collection} dataset ({naming.layout}): its "
                                      "label maps name a liver but no lesion")
-        return known.roles
+        return naming.roles
+    path = naming
     try:
         names = _names_by_value(_labels_of(json.loads(path.read_text(encoding="utf-8"))))
     except (OSError, ValueError, TypeError, AttributeError, OverflowError) as exc:
@@ -116,6 +117,12 @@ def dataset_json_of(label_map: Path) -> Optional[Path]:
     return next((folder / "dataset.json" for folder in folders if (folder / "dataset.json").is_file()), None)
 
 
+def _naming(label_map: Path) -> Optional[Path | KnownLabels]:
+    """What names a label map's values: its dataset.json (`dataset_json_of`), else the collection known by
+    its name; None where neither does."""
+    return dataset_json_of(label_map) or _known_labels(label_map)
+
+
 def _known_labels(label_map: Path) -> Optional[KnownLabels]:
     folder_and_name = f"{label_map.parent.name}/{label_map.name}"
     return next((known for known in KNOWN_LABELS if known.label_map.search(folder_and_name)
@@ -124,12 +131,15 @@ def _known_labels(label_map: Path) -> Optional[KnownLabels]:
 
 def named_in(label_map: Path) -> str:
     """What names a label map's values, in a message: "its dataset.json", or "CT-ORG's list of labels"."""
-    known = None if dataset_json_of(label_map) else _known_labels(label_map)
-    return "its dataset.json" if known is None else f"{known.collection}'s list of labels"
+    return _named_by(_naming(label_map))
+
+
+def _named_by(naming: Optional[Path | KnownLabels]) -> str:
+    return f"{naming.collection}'s list of labels" if isinstance(naming, KnownLabels) else "its dataset.json"
 
 
 def lesions_segmented(label_map: Path) -> bool:
-    """False where the label map's dataset.json (or CT-ORG's list) names a liver but no lesion label (a
+    """False where the label map's dataset.json (or its collection's list) names a liver but no lesion label (a
     dataset of organs: a tumour in its livers is segmented as liver, or not at all); True otherwise."""
     roles = label_roles_for(label_map)
     return roles is None or "lesion" in roles.values() or "liver" not in roles.values()
@@ -182,11 +192,12 @@ def as_liver_and_lesion_labels(array: np.ndarray, roles: Roles, path: Path) -> n
     unnamed = [value for value in present if value not in roles]
     if unnamed:
         shown = ", ".join(str(v) for v in unnamed[:10])
-        known = None if dataset_json_of(path) else _known_labels(path)
-        hint = ("give the label map its dataset.json describes, or name the label there" if known is None else
-                f"give {known.collection}'s label map as it ships ({known.values}), or name the label in a "
-                "dataset.json beside it")
-        raise InputError(f"the label map holds label(s) {shown}, which {named_in(path)} does not name", path, hint)
+        naming = _naming(path)
+        hint = (f"give {naming.collection}'s label map as it ships ({naming.values}), or name the label in a "
+                "dataset.json beside it" if isinstance(naming, KnownLabels) else
+                "give the label map its dataset.json describes, or name the label there")
+        raise InputError(f"the label map holds label(s) {shown}, which {_named_by(naming)} does not name", path,
+                         hint)
     if all(roles[value] == STANDARD.get(value, "another") for value in present):
         return array
     labels = np.zeros(array.shape, np.uint8)
