@@ -23,8 +23,7 @@ their segmentation (a node's attribute, its tag, the node or a data file removed
 or deleted, its format fields, its first bytes), given to `segment --model` with the slices; `train`,
 the image or label map of one of two training cases made of them (its NIfTI header, or the file
 removed, emptied or cut), or the labels of the dataset.json of the two as an nnU-Net dataset or as case
-folders, given
-to `train` for one short epoch. Each
+folders, given to `train` for one short epoch. Each
 copy is segmented (measured, evaluated) in this process with the bundled model, and one line per
 seed prints the exit status, the damage and the error line; where a copy of a fixed undamaged one
 (all kinds but `dicom`) exits 0, whether its lesion table (and liver volume, or evaluation; for
@@ -716,7 +715,8 @@ ODD_LABEL_NAMES = ["", "kidney", "Leber", "tumour", "liver", "background", "Vess
 
 def damaged_training_cases(folder: Path, rng: random.Random) -> str:
     """Two training cases, case b's image or label map damaged: its NIfTI header, or the file removed,
-    emptied or cut; or the two as an nnU-Net dataset whose dataset.json's labels were changed."""
+    emptied or cut; or the two as an nnU-Net dataset, or as case folders, whose dataset.json's labels were
+    changed."""
     write_training_cases(folder)
     if rng.random() < 0.3:
         return _damaged_dataset_json(folder, rng)
