@@ -8,6 +8,7 @@ Understood layouts (`LAYOUTS` says the same to the user):
   the liver alone, its lesions not segmented), and SLIVER07's `liver-origNNN.mhd` + `liver-segNNN.mhd`,
   named `sliver-NNN` (the liver alone, its tumours inside it), and BTCV's `img/imgNNNN.nii.gz` +
   `label/labelNNNN.nii.gz`, named `btcv-NNNN` (its liver, label 6, alone);
+- CHAOS's CT case folders (DICOM_anon/ + Ground/, one PNG mask a slice), named `chaos-N` (`chaos`);
 - Medical Segmentation Decathlon task folders `imagesTr/X.nii.gz` + `labelsTr/X.nii.gz`, named X,
   and nnU-Net's datasets made from them, whose images carry their channel (`imagesTr/X_0000.nii.gz`);
   their label values are read by the names in the dataset's `dataset.json` (`dataset_labels`);
@@ -46,17 +47,19 @@ from .dicomseg import LABEL_MODALITIES, read_dicom_masks, read_seg_case
 from .rtstruct import is_rtstruct
 from .images import (image_stem, is_image_file, label_values_on, read_image, read_label_map, refuse_a_non_ct,
                      suffix_by_content)
+from . import chaos
 from .ircadb import CT_FOLDER, is_ircadb_case, read_ircadb_case
 from .series_choice import choose_ct_file, choose_ct_series, read_chosen_series
 from .slicer_scene import choose_scene_segmentation, choose_scene_volume, is_scene_bundle, is_scene_file, scene_file_in
 
 LOG = logging.getLogger("LiverLesionSeg")
 
-KINDS = ("ircadb", "dicom-seg", "image-pair", "structure-masks", "slicer-scene")
+KINDS = ("ircadb", "chaos", "dicom-seg", "image-pair", "structure-masks", "slicer-scene")
 STRUCTURE_MASKS = "segmentations"  # TotalSegmentator's folder of one mask per structure
 LAYOUTS = ("3D-IRCADb-01 case folders (PATIENT_DICOM/ + MASKS_DICOM/), a CT DICOM series with DICOM SEG objects, "
            "LiTS volume-N.nii + segmentation-N.nii, CT-ORG volume-N.nii.gz + labels-N.nii.gz, "
            "SLIVER07 liver-origN.mhd + liver-segN.mhd, BTCV img/imgN.nii.gz + label/labelN.nii.gz, "
+           "CHAOS CT case folders (DICOM_anon/ + Ground/), "
            "Decathlon or nnU-Net imagesTr/ + labelsTr/, "
            "TotalSegmentator ct.nii.gz + segmentations/liver.nii.gz, "
            "or image.nii|nii.gz|nrrd + labels.nii|nii.gz|nrrd (labels 0 background, 1 liver, 2 lesion) or "
@@ -126,6 +129,8 @@ def load_case(ref: CaseRef) -> Case:
     """Read a found case; its masks are checked to lie on the CT's grid."""
     if ref.kind == "ircadb":
         case = read_ircadb_case(ref.paths[0])
+    elif ref.kind == "chaos":
+        case = chaos.read_chaos_case(ref.paths[0])
     elif ref.kind == "dicom-seg":
         case = read_seg_case(ref.paths[0])
     elif ref.kind == "image-pair":
@@ -201,7 +206,7 @@ class InputCT:
 
 
 def find_input_ct(path: str | os.PathLike, series: Optional[str | int] = None) -> InputCT:
-    """The CT to segment: a DICOM folder (its axial CT series, or `series`), an IRCADb or SEG case
+    """The CT to segment: a DICOM folder (its axial CT series, or `series`), an IRCADb, CHAOS or SEG case
     folder (its CT), a folder with image.nii|nii.gz|nrrd, a .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd file, a
     multi-frame DICOM file, a 3D Slicer scene (.mrml; its CT volume, or the one named `series`), or a
     ZIP or tar archive of any of these (a Slicer .mrb bundle among them)."""
@@ -225,6 +230,8 @@ def find_input_ct(path: str | os.PathLike, series: Optional[str | int] = None) -
         return InputCT(path, scan=found[0], series=found[1])
     if (path / CT_FOLDER).is_dir():
         return _dicom_input(path, path / CT_FOLDER, series)
+    if chaos.is_chaos_case(path):  # its CT alone, not the PNG masks beside it
+        return _dicom_input(path, path / chaos.CT_FOLDER, series)
     image = _first_existing(path, PAIR_IMAGE_NAMES)
     if image is not None:
         return InputCT(path, image=image)
@@ -392,6 +399,11 @@ def _layout_cases(folder: Path, names: list[str]) -> Optional[list[CaseRef]]:
     """The cases of a folder in a non-DICOM-SEG layout, or None when it is none of them."""
     if is_ircadb_case(folder):
         return [CaseRef(folder.name, "ircadb", (folder,))]
+    if chaos.is_chaos_case(folder):
+        if chaos.is_chaos_mr(folder):
+            LOG.info("left out %s: one of CHAOS's MR sequences, not CT", folder)
+            return []
+        return [CaseRef(chaos.chaos_case_name(folder), "chaos", (folder,))]
     if (folder / "imagesTr").is_dir() and (folder / "labelsTr").is_dir():
         return _decathlon_cases(folder)
     if (folder / "img").is_dir() and (folder / "label").is_dir():
