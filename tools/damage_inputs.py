@@ -4,7 +4,7 @@ through `evaluate`; a training case's, through `train`): the broken exports a cl
 the named cases of the test catalogue.
 
     .venv/bin/python tools/damage_inputs.py
-        [--kind dicom|multiframe|nifti|nrrd|mha|labels|seg|rtstruct|segnrrd|ircadb|scene|checkpoint|train]
+        [--kind dicom|multiframe|nifti|nrrd|mha|labels|seg|rtstruct|segnrrd|ircadb|chaos|scene|checkpoint|train]
         [--first 0] [--count 100]
 
 Seed N damages a copy of eight slices of the bundled sample case (HCC_006; kept JPEG-LS as it is
@@ -17,7 +17,9 @@ compression …), sometimes with header bytes changed, a bit of the data flipped
 `rtstruct`, any element of a DICOM SEG or RT structure set made on the eight slices, given with them
 to `measure`; `segnrrd`, the header lines of a Slicer .seg.nrrd of them, likewise; `ircadb`, the
 mask slices of a 3D-IRCADb-01 case made of them (a file removed or copied over another, or any
-element), given to `evaluate`; `scene`, the scene file of a Slicer scene bundle (.mrb) of them and
+element), given to `evaluate`; `chaos`, likewise a CHAOS CT case made of them (a PNG mask removed,
+resized, stored in another colour mode or its bytes damaged; a stray file beside the masks; or any
+element of its DICOM files); `scene`, the scene file of a Slicer scene bundle (.mrb) of them and
 their segmentation (a node's attribute, its tag, the node or a data file removed), given to
 `measure`; `checkpoint`, the metadata of a copy of the bundled model (its settings set to odd values
 or deleted, its format fields, its first bytes), given to `segment --model` with the slices; `train`,
@@ -66,6 +68,7 @@ import numpy as np  # noqa: E402
 import pydicom  # noqa: E402
 import pydicom.encaps  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from LiverLesionSegLib import cli  # noqa: E402
 from LiverLesionSegLib.io.native_output import held_back  # noqa: E402
@@ -693,6 +696,59 @@ def damage_bytes(path: Path, rng: random.Random, head: int) -> str:
     return f"{path.name}: header bytes changed"
 
 
+def write_chaos_case(folder: Path) -> None:
+    """The eight slices as a CHAOS CT case in `folder`: DICOM_anon/i0000,0000b.dcm ..., the names counting
+    from the top slice down, and Ground/liver_GT_000.png ..., `shape_labels`' ellipse as its liver (0/255;
+    its discs are liver too, CHAOS labelling no lesion)."""
+    slices = _write_slices(folder / "DICOM_anon")
+    liver = shape_labels(read_ct_folder(folder / "DICOM_anon")).array[0] >= 1  # the same on every slice
+    (folder / "Ground").mkdir()
+    heights = {name: float(pydicom.dcmread(io.BytesIO(content)).ImagePositionPatient[2])
+               for name, content in slices.items()}
+    for n, name in enumerate(sorted(slices, key=heights.get, reverse=True)):
+        (folder / "DICOM_anon" / name).rename(folder / "DICOM_anon" / f"i{n:04d},0000b.dcm")
+        Image.fromarray(np.where(liver, 255, 0).astype(np.uint8)).save(folder / "Ground" / f"liver_GT_{n:03d}.png")
+
+
+def damaged_chaos(folder: Path, rng: random.Random) -> str:
+    """A CHAOS case (`write_chaos_case`) with one of its PNG masks removed, resized, stored in another
+    colour mode or its bytes damaged, a stray file beside the masks, or one to three elements damaged in
+    one, two or all of its DICOM files."""
+    write_chaos_case(folder)
+    masks = sorted((folder / "Ground").iterdir())
+    mask = rng.choice(masks)
+    way = rng.random()
+    if way < 0.1:
+        mask.unlink()
+        return f"chaos: {mask.name} removed"
+    if way < 0.2:
+        size = rng.choice([(256, 256), (512, 511), (1, 1), (1024, 1024)])
+        with Image.open(mask) as image:
+            image.resize(size).save(mask)
+        return f"chaos: {mask.name} resized to {size}"
+    if way < 0.35:
+        mode = rng.choice(["1", "P", "RGB", "RGBA", "LA", "I;16", "I", "F"])
+        with Image.open(mask) as image:
+            converted = image.convert(mode)
+        try:
+            converted.save(mask)
+        except OSError:  # a mode PNG cannot hold (F): written as TIFF under the PNG's name
+            converted.save(mask, format="TIFF")
+        return f"chaos: {mask.name} stored as mode {mode}"
+    if way < 0.45:
+        stray = folder / "Ground" / rng.choice(["Thumbs.db", ".DS_Store", "liver_GT_999.txt", "notes.PNG"])
+        stray.write_bytes(bytes(rng.randrange(256) for _ in range(rng.randrange(0, 64))))
+        return f"chaos: a stray {stray.name} beside the masks"
+    if way < 0.7:
+        return "chaos: " + damage_bytes(mask, rng, 64)
+    files = sorted((folder / "DICOM_anon").iterdir())
+    which = rng.choice(["one", "two", "all"])
+    targets = {"one": [rng.choice(files)], "two": rng.sample(files, 2), "all": files}[which]
+    damage_seed = rng.random()
+    told = [damage_elements(path, random.Random(damage_seed)) for path in targets][0]
+    return f"chaos, DICOM_anon, {which}: {told}"
+
+
 @functools.lru_cache(maxsize=1)
 def _sample_volume() -> Volume:
     """Eight slices from the middle of the bundled sample case."""
@@ -773,6 +829,7 @@ DAMAGE = {"dicom": (damaged_dicom, "slices"), "nifti": (damaged_nifti, "ct.nii.g
           "rtstruct": (functools.partial(damaged_dicom_object, "rtstruct"), "case"),
           "segnrrd": (damaged_seg_nrrd, "case"),
           "multiframe": (damaged_multiframe, "ct.dcm"), "ircadb": (damaged_ircadb, "case"),
+          "chaos": (damaged_chaos, "case"),
           "scene": (damaged_scene, "study.mrb"), "checkpoint": (damaged_checkpoint, "case"),
           "train": (damaged_training_cases, "cases")}
 
@@ -796,6 +853,7 @@ UNDAMAGED = {"nifti": _write_sample, "nrrd": _write_sample, "mha": _write_sample
              "segnrrd": functools.partial(write_object, "segnrrd"),
              "multiframe": lambda path: path.write_bytes(_multiframe_bytes()),
              "ircadb": write_ircadb_case,
+             "chaos": write_chaos_case,
              "scene": lambda path: path.write_bytes(_scene_bundle_bytes()),
              "checkpoint": write_checkpoint_case,
              "train": write_training_cases}
@@ -824,7 +882,7 @@ def command(kind: str, given: Path, out: Path) -> list[str]:
     if kind == "labels":
         return ["measure", str(given / "ct.nii.gz"), str(given / "labels.nii.gz"),
                 "--lesions", str(out / "lesions.csv")]
-    if kind == "ircadb":
+    if kind in ("ircadb", "chaos"):
         return ["evaluate", str(given), "--out", str(out)]
     if kind == "checkpoint":
         return ["segment", str(given / "ct.nii.gz"), "--model", str(given / "model.safetensors"),

@@ -226,6 +226,16 @@ def test_a_lost_mask_file_is_another_evaluation_told_on_stderr(monkeypatch):
     assert new_lines[0].startswith("TMP/case/MASKS_DICOM/liver holds mask slices for 7 of the CT's 8 slices")
 
 
+def test_the_undamaged_chaos_case_is_evaluated_against_its_drawn_liver():
+    """The judge of `--kind chaos`: `evaluate` on the CHAOS case made of the eight slices reads the ellipse
+    drawn as its liver, discs and all (CHAOS labels no lesion), on every slice, and finds it free of lesions."""
+    metrics = damage_inputs.undamaged_table("chaos").splitlines()
+    row = dict(zip(metrics[0].split(","), metrics[1].split(",")))
+    drawn = damage_inputs.shape_labels(damage_inputs._sample_volume()).array
+    assert row["name"] == "chaos-case" and int(row["liver_true_voxels"]) == int((drawn >= 1).sum())
+    assert int(row["lesion_true_voxels"]) == 0 and row["true_lesions"] == "0" and row["lesions_segmented"] == "True"
+
+
 def test_the_undamaged_scene_measures_the_objects_lesions():
     """The judge of `--kind scene`: the bundle's segmentation, made with the real MRML classes from
     the same drawing, measures as the DICOM SEG does (the case named after the bundle)."""
