@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import GeometryError, InputError
 from ..volume import Case
@@ -48,8 +48,13 @@ def read_chaos_case(folder: str | os.PathLike) -> Case:
     """The CT of a CHAOS case and its liver, each mask slice on the CT slice of the image its name pairs it with."""
     folder = Path(folder)
     scan = scan_folder(folder / CT_FOLDER)
+    series = [s for s in scan.series if s.modality.upper() not in NON_IMAGE_MODALITIES]
+    if len(series) > 1:  # the masks pair with every image: one series' slices alone would shift the pairs
+        raise InputError(f"holds {len(series)} series of images ({'; '.join(s.label for s in series)}), where a "
+                         "CHAOS case holds one, each of its images paired with a mask", folder / CT_FOLDER,
+                         "copy the case again from the CHAOS archive")
     ct = read_chosen_series(scan, choose_ct_series(scan))
-    images = [f for s in scan.series if s.modality.upper() not in NON_IMAGE_MODALITIES for f in s.files]
+    images = [f for s in series for f in s.files]
     masks = [p for p in (folder / MASK_FOLDER).iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".")]
     if len(masks) != len(images):
         raise InputError(f"holds {len(masks)} PNG masks for the {len(images)} DICOM images of {CT_FOLDER}/ (CHAOS "
@@ -71,10 +76,16 @@ def _mask_slice(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     """A PNG mask's pixels (rows, columns); a colour one read as grey, its transparency left aside."""
     try:
         with Image.open(path) as image:
+            image.verify()  # every chunk's checksum: a bit flipped in the pixels would be read without a word
+        with Image.open(path) as image:
             grey = image if image.mode in ("1", "L", "I", "I;16") else image.convert("L")
             pixels = np.asarray(grey)
+    except UnidentifiedImageError:  # its words repeat the path
+        raise InputError("cannot read the PNG mask (its first bytes are no image's: damaged, or not a PNG)", path,
+                         "copy the case again from the CHAOS archive") from None
     except (OSError, SyntaxError, ValueError) as exc:  # Pillow's words for a damaged PNG ("broken PNG file")
-        raise InputError(f"cannot read the PNG mask ({exc})", path,
+        reason = "the file is cut short" if "truncated" in str(exc).lower() else str(exc)  # "Truncated File Read"
+        raise InputError(f"cannot read the PNG mask ({reason})", path,
                          "copy the case again from the CHAOS archive") from None
     if pixels.shape != tuple(shape):
         raise GeometryError(f"the mask has {' x '.join(map(str, pixels.shape))} pixels, its CT slice "

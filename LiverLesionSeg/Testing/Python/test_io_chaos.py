@@ -90,9 +90,32 @@ def test_a_mask_missing_is_refused_as_the_pairs_no_longer_hold(chaos_case):
 def test_a_damaged_mask_is_named(chaos_case):
     mask = chaos_case / "Ground/liver_GT_003.png"
     mask.write_bytes(mask.read_bytes()[:60])
-    with pytest.raises(InputError, match="cannot read the PNG mask") as caught:
+    with pytest.raises(InputError, match=r"cannot read the PNG mask \(the file is cut short\)") as caught:
         load_case(CaseRef("chaos-1", "chaos", (chaos_case,)))
     assert caught.value.path == str(mask)
+
+
+def test_a_bit_flipped_in_a_masks_pixels_is_refused(chaos_case):
+    """Found by `tools/damage_inputs.py --kind chaos` (seed 19069): the flipped bit decoded into another mask,
+    without a word; each chunk's checksum tells it."""
+    mask = chaos_case / "Ground/liver_GT_003.png"
+    raw = bytearray(mask.read_bytes())
+    raw[len(raw) // 2] ^= 0x10
+    mask.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match=r"cannot read the PNG mask \(broken PNG file \(bad header checksum"):
+        load_case(CaseRef("chaos-1", "chaos", (chaos_case,)))
+
+
+def test_images_of_two_series_are_refused_as_the_pairs_would_shift(chaos_case):
+    """Found by `--kind chaos` (seed 19116): two files whose SeriesInstanceUID was blanked made a series of
+    their own; the CT was read from the others, and the pairs were refused as "does not fall on a CT slice"."""
+    for name in ("i0002,0000b.dcm", "i0005,0000b.dcm"):
+        ds = pydicom.dcmread(chaos_case / "DICOM_anon" / name)
+        ds.SeriesInstanceUID = ""
+        ds.save_as(chaos_case / "DICOM_anon" / name)
+    with pytest.raises(InputError, match="holds 2 series of images .* where a CHAOS case holds one") as caught:
+        load_case(CaseRef("chaos-1", "chaos", (chaos_case,)))
+    assert caught.value.path == str(chaos_case / "DICOM_anon")
 
 
 def test_a_colour_mask_is_read_as_grey_its_transparency_left_aside(chaos_case, ircadb_slices):
