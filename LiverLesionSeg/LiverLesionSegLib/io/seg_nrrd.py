@@ -7,7 +7,7 @@ Slicer before 4.11 have one layer per segment and no label values. Slicer may al
 to the segments' extent. So the file is read here with pynrrd: each segment's voxels (its label
 value in its layer) sorted by what its name means (`segments.meaning_of_segment_name`: "Liver";
 "Liver lesion", "Tumor 2", "HCC", ...), or where its name says nothing and Slicer made it from the
-segment's terminology (a translated Slicer's "Maksa") by that (`segments.meaning_of_segment`); others
+segment's terminology (a translated Slicer's "Maks") by that (`segments.meaning_of_segment`); others
 are left out, as in training cases. They are placed on the CT's grid by position, the liver with its
 lesions.
 """
