@@ -57,7 +57,7 @@ def add_parser(sub, common) -> None:
                                    "restarting each cycle; a checkpoint is written after every epoch and cycle.")
     p.add_argument("cases", nargs="+", metavar="CASE_OR_FOLDER",
                    help="case folders (3D-IRCADb, CT + DICOM SEG, image + label pairs, LiTS, CT-ORG, SLIVER07, BTCV, "
-                        "CHAOS, MSD, nnU-Net, TotalSegmentator) or folders of cases")
+                        "CHAOS, AbdomenCT-1K, FLARE22, MSD, nnU-Net, TotalSegmentator) or folders of cases")
     p.add_argument("--out", required=True, type=Path, help="folder for checkpoints, history and plots")
     p.add_argument("--validate", nargs="+", default=[], metavar="CASE", help="case names held out for validation")
     p.add_argument("--leave-out-unreadable", action="store_true",

@@ -10,8 +10,11 @@ Understood layouts (`LAYOUTS` says the same to the user):
   `label/labelNNNN.nii.gz`, named `btcv-NNNN` (its liver, label 6, alone);
 - CHAOS's CT case folders (DICOM_anon/ + Ground/, one PNG mask a slice), named `chaos-N` (`chaos`);
 - Medical Segmentation Decathlon task folders `imagesTr/X.nii.gz` + `labelsTr/X.nii.gz`, named X,
-  and nnU-Net's datasets made from them, whose images carry their channel (`imagesTr/X_0000.nii.gz`);
-  their label values are read by the names in the dataset's `dataset.json` (`dataset_labels`);
+  and nnU-Net's datasets made from them, whose images carry their channel (`imagesTr/X_0000.nii.gz`),
+  and datasets shipped alike as `images/` + `labels/` (FLARE22); their label values are read by the
+  names in the dataset's `dataset.json` (`dataset_labels`);
+- AbdomenCT-1K's `AbdomenCT-1K-ImagePart*/Case_N_0000.nii.gz` + `Mask/Case_N.nii.gz`, named Case_N
+  (its liver, label 1, alone);
 - a folder with a CT image (as below) and one mask per structure in `segmentations/`, named for it
   (TotalSegmentator's `ct.nii.gz` + `segmentations/liver.nii.gz`): its lesions count as not
   segmented unless a mask is named for them;
@@ -60,7 +63,8 @@ LAYOUTS = ("3D-IRCADb-01 case folders (PATIENT_DICOM/ + MASKS_DICOM/), a CT DICO
            "LiTS volume-N.nii + segmentation-N.nii, CT-ORG volume-N.nii.gz + labels-N.nii.gz, "
            "SLIVER07 liver-origN.mhd + liver-segN.mhd, BTCV img/imgN.nii.gz + label/labelN.nii.gz, "
            "CHAOS CT case folders (DICOM_anon/ + Ground/), "
-           "Decathlon or nnU-Net imagesTr/ + labelsTr/, "
+           "Decathlon or nnU-Net imagesTr/ + labelsTr/ (or images/ + labels/, as FLARE22), "
+           "AbdomenCT-1K AbdomenCT-1K-ImagePart*/ + Mask/, "
            "TotalSegmentator ct.nii.gz + segmentations/liver.nii.gz, "
            "or image.nii|nii.gz|nrrd + labels.nii|nii.gz|nrrd (labels 0 background, 1 liver, 2 lesion) or "
            "labels.seg.nrrd (a Slicer segmentation), or 3D Slicer scenes (.mrb, or .mrml beside its data) "
@@ -78,6 +82,12 @@ PAIR_LABEL_NAMES = tuple(stem + suffix for stem in CASE_FOLDER_LABELS
 IMAGE_WORDS = "image.*, ct.*, imaging.* or volume.*"
 LABEL_WORDS = "labels.*, label.*, segmentation.* or mask.*"
 NNUNET_CHANNEL = re.compile(r"^(.+)_(\d{4})$")  # an nnU-Net image, CASE_0000: the case's channel 0
+# A dataset's folder of images and its folder of label maps of the same names: the Decathlon's and nnU-Net's,
+# and as others ship theirs alike (FLARE22)
+PAIRED_FOLDERS = {"imagesTr": "labelsTr", "images": "labels"}
+ABDOMENCT_MASKS = "Mask"
+ABDOMENCT_PART = "abdomenct-1k-imagepart"  # AbdomenCT-1K-ImagePart1 ... 3, in lower case
+ABDOMENCT_MASK_NAME = re.compile(r"^(case_\d+)(\.nii(?:\.gz)?)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -355,18 +365,25 @@ def _cases_for_file(path: Path) -> list[CaseRef]:
             raise InputError(f"the BTCV pair of case {btcv.group(2)} is incomplete (img/img{btcv.group(2)} and "
                              f"label/label{btcv.group(2)} are both needed)", path, "keep the img and label folders")
         return [ref]
-    if path.parent.name in ("imagesTr", "labelsTr") and is_image_file(path):
+    if _in_paired_folder(path) and is_image_file(path):
         ref = _decathlon_case(path)
         if ref is None:
             raise InputError("the Decathlon image has no label map of the same name (or the reverse)", path,
                              "give imagesTr/X and labelsTr/X (nnU-Net's imagesTr/X_0000 and labelsTr/X)")
         return [ref]
+    if _is_abdomenct_file(path):
+        ref = _abdomenct_case(path)
+        if ref is None:
+            raise InputError("the AbdomenCT-1K pair of this case is incomplete (AbdomenCT-1K-ImagePartN/Case_N_0000 "
+                             "and Mask/Case_N are both needed)", path, "keep the image part and Mask folders together")
+        return [ref]
     if path.name.lower() in PAIR_IMAGE_NAMES + PAIR_LABEL_NAMES:
         return _image_pair_folder(path.parent)
     if is_scene_file(path) or is_scene_bundle(path):
         return [CaseRef(path.stem, "slicer-scene", (path,))]
-    raise InputError("a single file is a case only as a LiTS, CT-ORG, SLIVER07 or BTCV image/label map, a Decathlon "
-                     "image/label, an image/labels pair or a 3D Slicer scene", path, f"understood layouts: {LAYOUTS}")
+    raise InputError("a single file is a case only as a LiTS, CT-ORG, SLIVER07, BTCV or AbdomenCT-1K image/label map, "
+                     "a Decathlon image/label, an image/labels pair or a 3D Slicer scene", path,
+                     f"understood layouts: {LAYOUTS}")
 
 
 # --- folders -----------------------------------------------------------------------------------
@@ -404,8 +421,10 @@ def _layout_cases(folder: Path, names: list[str]) -> Optional[list[CaseRef]]:
             LOG.info("left out %s: one of CHAOS's MR sequences, not CT", folder)
             return []
         return [CaseRef(chaos.chaos_case_name(folder), "chaos", (folder,))]
-    if (folder / "imagesTr").is_dir() and (folder / "labelsTr").is_dir():
+    if any((folder / images).is_dir() and (folder / labels).is_dir() for images, labels in PAIRED_FOLDERS.items()):
         return _decathlon_cases(folder)
+    if (folder / ABDOMENCT_MASKS).is_dir() and any(_is_abdomenct_part(sub) for sub in folder.iterdir()):
+        return _abdomenct_cases(folder)
     if (folder / "img").is_dir() and (folder / "label").is_dir():
         return _btcv_cases(folder)
     image = _first_existing(folder, PAIR_IMAGE_NAMES)
@@ -480,12 +499,14 @@ def _btcv_case(folder: Path, number: str, suffix: str) -> Optional[CaseRef]:
 
 def _decathlon_cases(task: Path) -> list[CaseRef]:
     refs, names = [], set()
-    for image in sorted((task / "imagesTr").iterdir()):
+    images = [path for folder, labels in PAIRED_FOLDERS.items() if (task / folder).is_dir() and (task / labels).is_dir()
+              for path in sorted((task / folder).iterdir())]
+    for image in images:
         if image.name.startswith(".") or not is_image_file(image):
             continue  # macOS "._" companions ship with the Decathlon archives
         ref = _decathlon_case(image)
         if ref is None:
-            LOG.info("left out %s: no labelsTr/%s", image, image.name)
+            LOG.info("left out %s: no %s/%s", image, PAIRED_FOLDERS[image.parent.name], image.name)
         elif ref.paths[0] != image:  # a case's other channel: the CT is channel 0
             LOG.info("left out %s: channel %s of case %s; the CT is read from its channel 0000", image,
                      NNUNET_CHANNEL.match(image_stem(image))[2], ref.name)
@@ -498,23 +519,74 @@ def _decathlon_cases(task: Path) -> list[CaseRef]:
 
 
 def _decathlon_case(path: Path) -> Optional[CaseRef]:
-    """The image-pair case of an image in imagesTr/ or a label map in labelsTr/:
+    """The image-pair case of an image in imagesTr/ or a label map in labelsTr/ (or images/ and labels/):
     labelsTr/ holds the image's label map under the same name (the Medical Segmentation Decathlon),
     or imagesTr/ holds the case's image with its channel, CASE_0000 (nnU-Net's datasets); None
     where the other file is not there."""
     task, stem = path.parent.parent, image_stem(path)
     suffix = path.name[len(stem):]
-    if path.parent.name == "labelsTr":
-        images = [task / "imagesTr" / name for name in (path.name, f"{stem}_0000{suffix}")]
+    images_folder = next((images for images, labels in PAIRED_FOLDERS.items() if path.parent.name == labels), None)
+    if images_folder is not None:
+        images = [task / images_folder / name for name in (path.name, f"{stem}_0000{suffix}")]
         image = next((image for image in images if image.is_file()), None)
         return None if image is None else CaseRef(stem, "image-pair", (image, path))
+    return _image_of_channel(path, task / PAIRED_FOLDERS[path.parent.name])
+
+
+def _image_of_channel(image: Path, labels_folder: Path) -> Optional[CaseRef]:
+    """The case of an image and its label map of the same name in `labels_folder`, the image's name
+    perhaps carrying its channel (nnU-Net's CASE_0000, read as CASE; another channel gives channel 0's
+    image); None where a file is not there."""
+    stem = image_stem(image)
+    suffix = image.name[len(stem):]
     channel = NNUNET_CHANNEL.match(stem)
     for name in [stem] + ([channel[1]] if channel else []):
-        labels = task / "labelsTr" / f"{name}{suffix}"
+        labels = labels_folder / f"{name}{suffix}"
         if labels.is_file():
-            image = path if name == stem else task / "imagesTr" / f"{name}_0000{suffix}"
-            return CaseRef(name, "image-pair", (image, labels)) if image.is_file() else None
+            channel_0 = image if name == stem else image.parent / f"{name}_0000{suffix}"
+            return CaseRef(name, "image-pair", (channel_0, labels)) if channel_0.is_file() else None
     return None
+
+
+def _in_paired_folder(path: Path) -> bool:
+    return path.parent.name in PAIRED_FOLDERS or path.parent.name in PAIRED_FOLDERS.values()
+
+
+def _is_abdomenct_part(folder: Path) -> bool:
+    return folder.is_dir() and folder.name.lower().startswith(ABDOMENCT_PART)
+
+
+def _is_abdomenct_file(path: Path) -> bool:
+    """An AbdomenCT-1K mask (Mask/Case_N.nii.gz) or image (AbdomenCT-1K-ImagePartN/Case_N_0000.nii.gz)."""
+    return (path.parent.name == ABDOMENCT_MASKS and ABDOMENCT_MASK_NAME.match(path.name) is not None) or (
+        _is_abdomenct_part(path.parent) and is_image_file(path))
+
+
+def _abdomenct_cases(root: Path) -> list[CaseRef]:
+    """AbdomenCT-1K's cases: each image in its image parts with its mask in Mask/; images without one
+    (its unlabelled cases) left out in one note."""
+    refs, unlabelled = [], []
+    for part in sorted(sub for sub in root.iterdir() if _is_abdomenct_part(sub)):
+        for image in sorted(part.iterdir()):
+            if image.name.startswith(".") or not is_image_file(image):
+                continue
+            ref = _abdomenct_case(image)
+            (unlabelled if ref is None else refs).append(ref or image)
+    if unlabelled:
+        LOG.info("left out %d AbdomenCT-1K image(s) with no mask in %s, e.g. %s", len(unlabelled),
+                 root / ABDOMENCT_MASKS, unlabelled[0].name)
+    return refs
+
+
+def _abdomenct_case(path: Path) -> Optional[CaseRef]:
+    """The case of an AbdomenCT-1K image or mask; None where the other file is not there."""
+    if path.parent.name != ABDOMENCT_MASKS:
+        return _image_of_channel(path, path.parent.parent / ABDOMENCT_MASKS)
+    found = ABDOMENCT_MASK_NAME.match(path.name)
+    parts = sorted(sub for sub in path.parent.parent.iterdir() if _is_abdomenct_part(sub))
+    image = next((part / f"{found[1]}_0000{found[2]}" for part in parts
+                  if (part / f"{found[1]}_0000{found[2]}").is_file()), None)
+    return None if image is None else CaseRef(found[1], "image-pair", (image, path))
 
 
 def _image_pair_folder(folder: Path, strict: bool = True) -> list[CaseRef]:

@@ -1,6 +1,7 @@
 """What a dataset's label values mean, by the names its `dataset.json` gives them (the Medical
 Segmentation Decathlon's, nnU-Net's), or for a collection that ships none by its published list
-(CT-ORG, SLIVER07, BTCV, KiTS), and its label maps read as 0 background, 1 liver, 2 lesion.
+(CT-ORG, SLIVER07, BTCV, AbdomenCT-1K, FLARE22, KiTS), and its label maps read as 0 background,
+1 liver, 2 lesion.
 
 The Decathlon writes `"labels": {"0": "background", "1": "liver", "2": "cancer"}`; nnU-Net
 `{"background": 0, "liver": 1, "tumor": 2}`, and a region as a list of values (`"liver": [1, 2]`).
@@ -15,9 +16,11 @@ CT-ORG (Rister et al. 2020, on TCIA: 140 CTs, most of them LiTS's) ships `volume
 5 bone, 6 brain. Read as LiTS is, its bladder was read as liver lesion. SLIVER07 (20 training CTs)
 ships `liver-origNNN.mhd` + `liver-segNNN.mhd`, its livers (their tumours and vessels inside them) as 1.
 BTCV's 30 training CTs (`img/imgNNNN.nii.gz` + `label/labelNNNN.nii.gz`) label 13 organs, the liver
-6. All three are read as livers whose lesions are not segmented. KiTS's cases (`case_00000/imaging.nii.gz`
-+ `segmentation.nii.gz`: 1 kidney, 2 its tumour, 3 cyst) were read as image + labels pairs, their
-kidneys as livers: their list names no liver, so they are refused.
+6. AbdomenCT-1K's masks (`Mask/Case_N.nii.gz`) label 1 liver, 2 kidney, 3 spleen, 4 pancreas; FLARE22,
+shipped as `images/` + `labels/`, 13 organs, the liver 1. All these are read as livers whose lesions
+are not segmented. KiTS's cases (`case_00000/imaging.nii.gz` + `segmentation.nii.gz`: 1 kidney, 2 its
+tumour, 3 cyst) were read as image + labels pairs, their kidneys as livers: their list names no liver,
+so they are refused.
 """
 
 from __future__ import annotations
@@ -67,6 +70,14 @@ KNOWN_LABELS = (
     # BTCV (Multi-Atlas Labeling Beyond the Cranial Vault): 13 organs, the liver 6
     KnownLabels("BTCV", re.compile(r"(^|/)label/label\d+\.nii(\.gz)?$", re.IGNORECASE), "label/labelN beside img/imgN",
                 {value: "liver" if value == 6 else None for value in range(14)}, "labels 0 to 13"),
+    # AbdomenCT-1K (Ma et al. 2021): Mask/Case_N.nii.gz, 1 liver, 2 kidney, 3 spleen, 4 pancreas
+    KnownLabels("AbdomenCT-1K", re.compile(r"(^|/)mask/case_\d+\.nii(\.gz)?$", re.IGNORECASE),
+                "Mask/Case_N beside AbdomenCT-1K-ImagePart*/Case_N_0000",
+                {0: None, 1: "liver", 2: None, 3: None, 4: None}, "labels 0 to 4"),
+    # FLARE22 (as its organisers ship it, images/ + labels/ without a dataset.json): 13 organs, the liver 1
+    KnownLabels("FLARE22", re.compile(r"(^|/)labels/flare22_tr_\d+\.nii(\.gz)?$", re.IGNORECASE),
+                "labels/FLARE22_Tr_N beside images/FLARE22_Tr_N_0000",
+                {value: "liver" if value == 1 else None for value in range(14)}, "labels 0 to 13"),
     # KiTS19/21/23: 1 kidney, 2 its tumour, 3 cyst, and no liver: read as 0/1/2, its kidneys were livers
     KnownLabels("KiTS", re.compile(r"^case_\d+/segmentation\.nii(\.gz)?$", re.IGNORECASE),
                 "case_N/segmentation beside imaging", {0: None, 1: None, 2: None, 3: None}, "labels 0 to 3",
@@ -84,8 +95,8 @@ def label_roles_for(label_map: Path) -> Optional[Roles]:
         return None
     if isinstance(naming, KnownLabels):
         if "liver" in naming.roles.values():
-            _tell_of_no_lesion_label(label_map.parent, f"is a {naming.collection} dataset ({naming.layout}): its "
-                                     "label maps name a liver but no lesion")
+            _tell_of_no_lesion_label(label_map.parent, f"belongs to the {naming.collection} dataset ({naming.layout}): "
+                                     "its label maps name a liver but no lesion")
         return naming.roles
     path = naming
     try:
@@ -105,10 +116,11 @@ def label_roles_for(label_map: Path) -> Optional[Roles]:
 
 def dataset_json_of(label_map: Path) -> Optional[Path]:
     """The dataset.json naming a label map's values: beside the labelsTr/ folder of a Decathlon or nnU-Net
-    dataset, else in the label map's folder, or for a case folder's label map (`labels.nii.gz`) in the
-    folder of its cases; None where there is none. (Not higher: predictions saved in a folder inside a
-    dataset's hold this tool's own values.)"""
-    if label_map.parent.name == "labelsTr":
+    dataset (or the labels/ folder beside images/), else in the label map's folder, or for a case folder's
+    label map (`labels.nii.gz`) in the folder of its cases; None where there is none. (Not higher:
+    predictions saved in a folder inside a dataset's hold this tool's own values.)"""
+    if label_map.parent.name == "labelsTr" or (label_map.parent.name == "labels"
+                                                and (label_map.parent.parent / "images").is_dir()):
         folders = [label_map.parent.parent]
     elif label_map.name.lower().split(".")[0] in CASE_FOLDER_LABELS:
         folders = [label_map.parent, label_map.parent.parent]

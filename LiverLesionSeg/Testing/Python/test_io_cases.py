@@ -120,7 +120,7 @@ def found_liver_alone(given: Path, case_0697, caplog, collection: str) -> list[C
         case = load_case(refs[0])
     assert not case.lesions_segmented and not case.lesion.array.any()
     np.testing.assert_array_equal(case.liver.array, case_0697.liver.array | case_0697.lesion.array)
-    assert f"is a {collection}: its label maps name a liver but no lesion" in caplog.text
+    assert f"belongs to the {collection}: its label maps name a liver but no lesion" in caplog.text
     return refs
 
 
@@ -169,6 +169,78 @@ def test_a_ct_org_label_map_with_a_label_beyond_its_list_is_refused(ct_org, tmp_
     assert str(exc.value) == (f"{folder / 'labels-5.nii.gz'}: the label map holds label(s) 9, which CT-ORG's list of "
                               "labels does not name. Give CT-ORG's label map as it ships (labels 0 to 6), or name "
                               "the label in a dataset.json beside it.")
+
+
+@pytest.fixture(scope="module")
+def abdomenct_1k(tmp_path_factory, case_0697):
+    """0697 as AbdomenCT-1K ships its cases: AbdomenCT-1K-ImagePart1/Case_00001_0000.nii.gz + Mask/Case_00001.nii.gz,
+    labelled 1 liver, 2 kidney, 3 spleen, 4 pancreas (here a kidney and a spleen away from the liver); an image of
+    another part without a mask."""
+    root = tmp_path_factory.mktemp("abdomenct-1k") / "AbdomenCT-1K"
+    for sub in ("AbdomenCT-1K-ImagePart1", "AbdomenCT-1K-ImagePart2", "Mask"):
+        (root / sub).mkdir(parents=True)
+    labels = (case_0697.label_map() > 0).astype(np.uint8)
+    labels[40:44, 400:420, 240:260] = 2
+    labels[40:44, 300:320, 380:400] = 3
+    sitk.WriteImage(case_0697.ct.to_sitk(), str(root / "AbdomenCT-1K-ImagePart1/Case_00001_0000.nii.gz"),
+                    useCompression=True)
+    sitk.WriteImage(case_0697.ct.with_array(labels).to_sitk(), str(root / "Mask/Case_00001.nii.gz"),
+                    useCompression=True)
+    shutil.copy(root / "AbdomenCT-1K-ImagePart1/Case_00001_0000.nii.gz",
+                root / "AbdomenCT-1K-ImagePart2/Case_00402_0000.nii.gz")
+    return root
+
+
+@pytest.mark.parametrize("given", ["", "AbdomenCT-1K-ImagePart1/Case_00001_0000.nii.gz", "Mask/Case_00001.nii.gz"])
+def test_an_abdomenct_1k_case_trains_its_liver_1_alone(abdomenct_1k, case_0697, given, caplog):
+    """AbdomenCT-1K's 1000 labelled CTs were refused ("holds no labelled case"); read as 0/1/2, its kidneys
+    would have been learned as liver lesions and its spleens refused."""
+    refs = found_liver_alone(abdomenct_1k / given, case_0697, caplog,
+                             "AbdomenCT-1K dataset (Mask/Case_N beside AbdomenCT-1K-ImagePart*/Case_N_0000)")
+    image = abdomenct_1k / "AbdomenCT-1K-ImagePart1/Case_00001_0000.nii.gz"
+    assert refs == [CaseRef("Case_00001", "image-pair", (image, abdomenct_1k / "Mask/Case_00001.nii.gz"))]
+    if not given:
+        assert (f"left out 1 AbdomenCT-1K image(s) with no mask in {abdomenct_1k / 'Mask'}, e.g. Case_00402"
+                in caplog.text)
+    with pytest.raises(InputError, match="the AbdomenCT-1K pair of this case is incomplete"):
+        find_cases(abdomenct_1k / "AbdomenCT-1K-ImagePart2/Case_00402_0000.nii.gz")
+
+
+@pytest.fixture(scope="module")
+def flare22(tmp_path_factory, case_0697):
+    """0697 as FLARE22 ships its labelled cases: FLARE22Train/images/FLARE22_Tr_0001_0000.nii.gz +
+    labels/FLARE22_Tr_0001.nii.gz, 13 organs labelled, the liver 1 (here a right kidney, 2, and a left, 13)."""
+    root = tmp_path_factory.mktemp("flare22") / "FLARE22Train"
+    for sub in ("images", "labels"):
+        (root / sub).mkdir(parents=True)
+    labels = (case_0697.label_map() > 0).astype(np.uint8)
+    labels[40:44, 400:420, 240:260] = 2
+    labels[40:44, 300:320, 380:400] = 13
+    sitk.WriteImage(case_0697.ct.to_sitk(), str(root / "images/FLARE22_Tr_0001_0000.nii.gz"), useCompression=True)
+    sitk.WriteImage(case_0697.ct.with_array(labels).to_sitk(), str(root / "labels/FLARE22_Tr_0001.nii.gz"),
+                    useCompression=True)
+    return root
+
+
+@pytest.mark.parametrize("given", ["", "images/FLARE22_Tr_0001_0000.nii.gz", "labels/FLARE22_Tr_0001.nii.gz"])
+def test_a_flare22_case_trains_its_liver_1_alone(flare22, case_0697, given, caplog):
+    """FLARE22's 50 labelled CTs, shipped as images/ + labels/ without a dataset.json, were refused ("holds no
+    labelled case"); read as 0/1/2, its right kidneys would have been learned as liver lesions."""
+    refs = found_liver_alone(flare22 / given, case_0697, caplog,
+                             "FLARE22 dataset (labels/FLARE22_Tr_N beside images/FLARE22_Tr_N_0000)")
+    assert refs == [CaseRef("FLARE22_Tr_0001", "image-pair", (flare22 / "images/FLARE22_Tr_0001_0000.nii.gz",
+                                                              flare22 / "labels/FLARE22_Tr_0001.nii.gz"))]
+
+
+def test_images_and_labels_folders_take_the_dataset_json_beside_them(flare22, tmp_path):
+    """A dataset shipped as images/ + labels/ names its values in the dataset.json beside the two folders, as
+    nnU-Net's beside imagesTr/ + labelsTr/; a labels/ folder with no images/ beside it (predictions saved
+    inside a dataset) keeps its own values."""
+    root = shutil.copytree(flare22, tmp_path / "Dataset")
+    (root / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "liver": 1, "tumour": 2}}))
+    assert dataset_labels.dataset_json_of(root / "labels/FLARE22_Tr_0001.nii.gz") == root / "dataset.json"
+    (root / "predictions" / "labels").mkdir(parents=True)
+    assert dataset_labels.dataset_json_of(root / "predictions/labels/FLARE22_Tr_0001.nii.gz") is None
 
 
 @pytest.fixture(scope="module")
