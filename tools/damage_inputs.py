@@ -540,11 +540,16 @@ def damaged_ircadb(folder: Path, rng: random.Random) -> str:
         copied = rng.choice([f for f in files if f != chosen])
         chosen.write_bytes(copied.read_bytes())
         return f"ircadb: {mask}/{chosen.name} replaced by a copy of {copied.name}"
+    return f"ircadb, {mask}, " + damage_some(files, rng, chosen)
+
+
+def damage_some(files: list[Path], rng: random.Random, chosen: Optional[Path] = None) -> str:
+    """One to three elements damaged in one of `files` (`chosen`, else one drawn), two or all of them, the
+    same damage in each (`damage_elements`); in words."""
     which = rng.choice(["one", "two", "all"])
-    targets = {"one": [chosen], "two": rng.sample(files, 2), "all": files}[which]
+    targets = {"one": [chosen or rng.choice(files)], "two": rng.sample(files, 2), "all": files}[which]
     damage_seed = rng.random()
-    told = [damage_elements(path, random.Random(damage_seed)) for path in targets][0]
-    return f"ircadb, {mask}, {which}: {told}"
+    return f"{which}: " + [damage_elements(path, random.Random(damage_seed)) for path in targets][0]
 
 
 @functools.lru_cache(maxsize=1)
@@ -741,12 +746,7 @@ def damaged_chaos(folder: Path, rng: random.Random) -> str:
         return f"chaos: a stray {stray.name} beside the masks"
     if way < 0.7:
         return "chaos: " + damage_bytes(mask, rng, 64)
-    files = sorted((folder / "DICOM_anon").iterdir())
-    which = rng.choice(["one", "two", "all"])
-    targets = {"one": [rng.choice(files)], "two": rng.sample(files, 2), "all": files}[which]
-    damage_seed = rng.random()
-    told = [damage_elements(path, random.Random(damage_seed)) for path in targets][0]
-    return f"chaos, DICOM_anon, {which}: {told}"
+    return "chaos, DICOM_anon, " + damage_some(sorted((folder / "DICOM_anon").iterdir()), rng)
 
 
 @functools.lru_cache(maxsize=1)
