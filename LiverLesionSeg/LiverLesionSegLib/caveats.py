@@ -1,5 +1,6 @@
 """Cautions about a result: signs that the CT is not what the model learned from, or that the
-liver goes on beyond the scan, found from the CT and the masks alone after segmentation.
+liver goes on beyond the scan, found from the CT and the masks alone after segmentation; and about
+a labelled case, whose label read as the liver may be another organ's.
 
 They do not change the result. The commands log each one as a warning (stderr, or a JSON `log`
 event), the Slicer panel shows them under its result and stores them on the segmentation node, so
@@ -11,13 +12,16 @@ failure modes).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
+from .flips import CLEARLY_RIGHT, liver_to_the_right
 from .head_feet import cut_ends, head_and_feet_swapped
-from .infer import Segmentation
-from .volume import Volume, to_axial_lps
+from .volume import Case, Volume, to_axial_lps
+
+if TYPE_CHECKING:  # infer imports torch, which reading a case's labels does not need
+    from .infer import Segmentation
 
 MIN_ENHANCED_LIVER_HU = 75.0  # below: an arterial phase, a CT without contrast, or a fatty liver
 MAX_LIVER_HU = 250.0  # above: not Hounsfield units (no rescale), or not a CT
@@ -103,3 +107,26 @@ def measured_caveats(lesions: Sequence, liver_ml: Optional[float], ct: Volume) -
         return found
     return found + [f"the lesions make up {100 * share:.0f} % of the liver: if they do not, the labels may be "
                     "swapped (1 liver, 2 lesion) or the liver's segment named as a lesion"]
+
+
+def label_caveats(case: Case) -> list[str]:
+    """What a labelled case's reader should check of the label read as its liver: too small for a liver
+    where the whole of it lies in the scan, or on the patient's left. Either way it may be another organ's
+    label (a dataset of organs given without the dataset.json that names its values: a spleen's, a
+    kidney's), or the image stored mirrored, and training would learn it as the liver."""
+    if case.liver is None or not case.liver.array.any():
+        return []
+    axial, _ = to_axial_lps(case.liver)  # array axis 0 from the feet to the head, axis 2 to the left
+    liver = axial.array > 0
+    found = []
+    liver_ml = float(np.count_nonzero(liver)) * case.liver.voxel_volume_mm3 / 1000.0
+    if not cut_ends(liver, axial.spacing) and liver_ml < SMALL_LIVER_ML:
+        found.append(f"holds {liver_ml:.0f} mL, the whole of it within the scan (an adult's liver holds about "
+                     "1000 to 2500 mL)")
+    if liver_to_the_right(liver, to_axial_lps(case.ct)[0].array) < -CLEARLY_RIGHT:
+        found.append("lies on the patient's left")
+    if not found:
+        return []
+    return [f"what is read as the liver {' and '.join(found)}: it may be another organ's label (name the label map's "
+            "values in a dataset.json beside it) or the image may be stored mirrored; check the case before "
+            "training on it"]

@@ -87,9 +87,15 @@ def _clearly_more(flipped: np.ndarray, as_is: np.ndarray) -> bool:
 
 
 def _liver_clearly_right(liver: np.ndarray, ct_hu: np.ndarray) -> bool:
+    return liver_to_the_right(liver, ct_hu) > CLEARLY_RIGHT
+
+
+def liver_to_the_right(liver: np.ndarray, ct_hu: np.ndarray) -> float:
+    """How far the centre of `liver` (a mask on `ct_hu`, both axial in LPS voxel order) lies to the
+    patient's right of the body's middle, as a share of the slices' width (negative: to the left)."""
     body = ct_hu > BODY_ABOVE_HU
     body_middle = np.nonzero(body)[2].mean() / body.shape[2] if body.any() else 0.5
-    return np.nonzero(liver)[2].mean() / liver.shape[2] < body_middle - CLEARLY_RIGHT
+    return float(body_middle - np.nonzero(liver)[2].mean() / liver.shape[2])
 
 
 def _bone_in_front(ct_hu: np.ndarray) -> bool:

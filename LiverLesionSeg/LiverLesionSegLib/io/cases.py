@@ -40,6 +40,7 @@ from typing import ContextManager, Iterable, Optional
 
 import numpy as np
 
+from ..caveats import label_caveats
 from ..errors import InputError, first_line
 from ..segments import meaning_of_segment_name
 from ..volume import Case, Volume
@@ -156,7 +157,10 @@ def load_case(ref: CaseRef) -> Case:
         raise InputError(f"unknown case kind '{ref.kind}' (known: {', '.join(KINDS)})", ref.paths[0])
     case.name = ref.name
     refuse_a_non_ct(case.ct, case.ct.source or ref.paths[0])  # trained on or measured so: nothing
-    return case.check()
+    case.check()
+    for caveat in label_caveats(case):
+        LOG.warning("%s: %s", case.liver.source or ref.paths[0], caveat)
+    return case
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from LiverLesionSegLib.caveats import label_caveats
 from LiverLesionSegLib.errors import InputError
 from LiverLesionSegLib.io import dataset_labels
 from LiverLesionSegLib.io.cases import CaseRef, find_cases, load_case, read_input_volume, read_segmentation
@@ -169,6 +170,30 @@ def test_a_ct_org_label_map_with_a_label_beyond_its_list_is_refused(ct_org, tmp_
     assert str(exc.value) == (f"{folder / 'labels-5.nii.gz'}: the label map holds label(s) 9, which CT-ORG's list of "
                               "labels does not name. Give CT-ORG's label map as it ships (labels 0 to 6), or name "
                               "the label in a dataset.json beside it.")
+
+
+@pytest.mark.parametrize("label", ["spleen", "mirrored liver"])
+def test_a_label_read_as_the_liver_that_is_unlike_one_is_told(case_0697, tmp_path, caplog, label):
+    """A spleen's label map given without the dataset.json that names its values (0/1 read as background and
+    liver), or a case whose image and labels are stored mirrored: read as a liver and trained on without a
+    word. Told now; 0697 as it is (927 mL, on the right) is not."""
+    labels = np.zeros(case_0697.ct.shape, np.uint8)
+    if label == "spleen":  # 136 mL on the patient's left, the whole of it within the scan
+        labels[18:28, 200:260, 330:400] = 1
+    else:
+        labels = case_0697.label_map()[:, :, ::-1].copy()
+    folder = tmp_path / "case"
+    folder.mkdir()
+    sitk.WriteImage(case_0697.ct.to_sitk(), str(folder / "image.nii.gz"))
+    sitk.WriteImage(case_0697.ct.with_array(labels).to_sitk(), str(folder / "labels.nii.gz"))
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        load_case(find_cases(folder)[0])
+    told = [r.getMessage() for r in caplog.records if "what is read as the liver" in r.getMessage()]
+    size = "holds 136 mL, the whole of it within the scan (an adult's liver holds about 1000 to 2500 mL) and "
+    assert told == [f"{folder / 'labels.nii.gz'}: what is read as the liver {size if label == 'spleen' else ''}lies "
+                    "on the patient's left: it may be another organ's label (name the label map's values in a "
+                    "dataset.json beside it) or the image may be stored mirrored; check the case before training on it"]
+    assert label_caveats(case_0697) == []
 
 
 @pytest.fixture(scope="module")
