@@ -57,7 +57,9 @@ class KnownLabels:
     layout: str
     roles: Roles
     values: str  # as a refusal gives them
-    beside: str = ""  # a file that lies beside the label map in the collection's cases
+    # what lies beside the label map in the collection's cases (a glob from its folder, "../" a folder up):
+    # a label map of the same name elsewhere is read as 0/1/2
+    beside: str = ""
 
 
 KNOWN_LABELS = (
@@ -69,11 +71,11 @@ KNOWN_LABELS = (
                 {0: None, 1: "liver"}, "0 and 1"),
     # BTCV (Multi-Atlas Labeling Beyond the Cranial Vault): 13 organs, the liver 6
     KnownLabels("BTCV", re.compile(r"(^|/)label/label\d+\.nii(\.gz)?$", re.IGNORECASE), "label/labelN beside img/imgN",
-                {value: "liver" if value == 6 else None for value in range(14)}, "labels 0 to 13"),
+                {value: "liver" if value == 6 else None for value in range(14)}, "labels 0 to 13", beside="../img"),
     # AbdomenCT-1K (Ma et al. 2021): Mask/Case_N.nii.gz, 1 liver, 2 kidney, 3 spleen, 4 pancreas
     KnownLabels("AbdomenCT-1K", re.compile(r"(^|/)mask/case_\d+\.nii(\.gz)?$", re.IGNORECASE),
                 "Mask/Case_N beside AbdomenCT-1K-ImagePart*/Case_N_0000",
-                {0: None, 1: "liver", 2: None, 3: None, 4: None}, "labels 0 to 4"),
+                {0: None, 1: "liver", 2: None, 3: None, 4: None}, "labels 0 to 4", beside="../AbdomenCT-1K-ImagePart*"),
     # FLARE22 (as its organisers ship it, images/ + labels/ without a dataset.json): 13 organs, the liver 1
     KnownLabels("FLARE22", re.compile(r"(^|/)labels/flare22_tr_\d+\.nii(\.gz)?$", re.IGNORECASE),
                 "labels/FLARE22_Tr_N beside images/FLARE22_Tr_N_0000",
@@ -138,7 +140,15 @@ def _naming(label_map: Path) -> Optional[Path | KnownLabels]:
 def _known_labels(label_map: Path) -> Optional[KnownLabels]:
     folder_and_name = f"{label_map.parent.name}/{label_map.name}"
     return next((known for known in KNOWN_LABELS if known.label_map.search(folder_and_name)
-                 and (not known.beside or (label_map.parent / known.beside).is_file())), None)
+                 and _lies_as_shipped(label_map, known.beside)), None)
+
+
+def _lies_as_shipped(label_map: Path, beside: str) -> bool:
+    """Whether what a collection's label maps lie beside (`KnownLabels.beside`) is there."""
+    folder = label_map.parent
+    while beside.startswith("../"):
+        folder, beside = folder.parent, beside[3:]
+    return not beside or any(True for _ in folder.glob(beside))
 
 
 def named_in(label_map: Path) -> str:

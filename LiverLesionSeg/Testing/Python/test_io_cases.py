@@ -231,6 +231,22 @@ def test_an_abdomenct_1k_case_trains_its_liver_1_alone(abdomenct_1k, case_0697, 
         find_cases(abdomenct_1k / "AbdomenCT-1K-ImagePart2/Case_00402_0000.nii.gz")
 
 
+@pytest.mark.parametrize("label_map, beside, liver", [("Mask/Case_00001.nii.gz", "AbdomenCT-1K-ImagePart1", 1),
+                                                      ("label/label0001.nii.gz", "img", 6)])
+def test_a_label_map_named_as_a_collections_is_read_by_its_list_only_where_it_lies_as_shipped(tmp_path, label_map,
+                                                                                              beside, liver):
+    """One's own 0/1/2 label map saved as mask/Case_00001.nii.gz (measured, or given to evaluate) would have
+    had its lesions read as AbdomenCT-1K's kidneys, that is background: a collection's list is read only where
+    its label maps lie as the collection ships them (beside its image folders)."""
+    path = tmp_path / label_map
+    path.parent.mkdir()
+    path.write_bytes(b"")
+    assert dataset_labels.label_roles_for(path) is None
+    (tmp_path / beside).mkdir()
+    roles = dataset_labels.label_roles_for(path)
+    assert roles[liver] == "liver" and [value for value, role in roles.items() if role] == [liver]
+
+
 @pytest.fixture(scope="module")
 def flare22(tmp_path_factory, case_0697):
     """0697 as FLARE22 ships its labelled cases: FLARE22Train/images/FLARE22_Tr_0001_0000.nii.gz +
