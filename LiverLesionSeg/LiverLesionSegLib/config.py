@@ -136,6 +136,9 @@ class TrainConfig:
     batch_size: int = 16
     seed: int = 0
     validate: list[str] = field(default_factory=list)  # case names held out for validation
+    # validation every this many epochs, and at the end of each cycle: each validation case is segmented
+    # whole, which for many cases takes minutes an epoch
+    validate_every: int = 1
     background_fraction: float = 0.1  # share of slices without liver drawn each epoch
     lesion_oversample: float = 1.0  # slices with lesion drawn this many times as often
     max_slices_per_epoch: int = 0  # 0: every selected slice once
@@ -277,7 +280,8 @@ class Config:
              "augment.liver_enhancement must lie in [0, 1) and enhancement_floor be 0 or more"),
             (0 <= a.fatty_liver <= 1 and 0 <= a.fatty_liver_drop < 1,
              "augment.fatty_liver must lie in [0, 1] and fatty_liver_drop in [0, 1)"),
-            (t.cycles >= 1 and t.epochs_per_cycle >= 1, "train.cycles and epochs_per_cycle must be 1 or more"),
+            (t.cycles >= 1 and t.epochs_per_cycle >= 1 and t.validate_every >= 1,
+             "train.cycles, epochs_per_cycle and validate_every must be 1 or more"),
             (0 <= t.min_learning_rate <= t.learning_rate and t.learning_rate > 0,
              "train.learning_rate must be positive and at least min_learning_rate"),
             (math.isfinite(t.weight_decay) and t.weight_decay >= 0, "train.weight_decay must be 0 or more"),

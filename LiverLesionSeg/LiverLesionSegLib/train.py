@@ -143,7 +143,8 @@ def train(train_cases: list[PreparedCase], val_cases: list[PreparedCase], config
             total_steps = state["step"] - (b + 1) + len(batches) * (total_epochs - epoch)  # estimate
             progress.emit({"event": "step", **record, "total_steps": total_steps,
                            "eta_s": clock.eta(b + 1, len(batches))})
-        val = validate(network, val_cases, config, device) if val_cases else {}
+        due = (epoch + 1) % t.validate_every == 0 or epoch_in_cycle == t.epochs_per_cycle - 1
+        val = validate(network, val_cases, config, device) if val_cases and due else {}
         epoch_record = {"epoch": epoch + 1, "cycle": cycle + 1, "train_loss": float(np.mean(losses)),
                         "val_lesion_dice": val.get("lesion_dice"), "val_liver_dice": val.get("liver_dice"),
                         "val_cases": val.get("cases", {})}

@@ -29,7 +29,7 @@ OPTIONS = {
     "min_lr": ("train", "min_learning_rate"), "weight_decay": ("train", "weight_decay"),
     "batch_size": ("train", "batch_size"), "seed": ("train", "seed"),
     "background_fraction": ("train", "background_fraction"), "lesion_oversample": ("train", "lesion_oversample"),
-    "max_slices_per_epoch": ("train", "max_slices_per_epoch"),
+    "max_slices_per_epoch": ("train", "max_slices_per_epoch"), "validate_every": ("train", "validate_every"),
     "bce_weight": ("loss", "bce_weight"), "pos_weight": ("loss", "bce_pos_weight"),
     "dice_weight": ("loss", "dice_weight"), "tversky_weight": ("loss", "tversky_weight"),
     "tversky_alpha": ("loss", "tversky_alpha"), "tversky_beta": ("loss", "tversky_beta"),
@@ -60,6 +60,9 @@ def add_parser(sub, common) -> None:
                         "CHAOS, AbdomenCT-1K, FLARE22, MSD, nnU-Net, TotalSegmentator) or folders of cases")
     p.add_argument("--out", required=True, type=Path, help="folder for checkpoints, history and plots")
     p.add_argument("--validate", nargs="+", default=[], metavar="CASE", help="case names held out for validation")
+    p.add_argument("--validate-every", type=int, metavar="N",
+                   help="validate every N epochs and at the end of each cycle (default: every epoch): each "
+                        "validation case is segmented whole, which for many cases takes minutes")
     p.add_argument("--leave-out-unreadable", action="store_true",
                    help="leave out a training case that cannot be read (said in the log) instead of stopping: for "
                         "large datasets, where one damaged file among a thousand should not end the run")

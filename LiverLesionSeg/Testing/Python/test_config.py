@@ -61,7 +61,8 @@ def test_a_setting_that_is_not_a_finite_number_is_named(value):
 @pytest.mark.parametrize("section, key, value, message", [
     ("preprocess", "hu_max", -500.0, "hu_min must be below hu_max"),
     ("preprocess", "size", 100, "multiple of 32"),
-    ("train", "cycles", 0, "cycles and epochs_per_cycle"),
+    ("train", "cycles", 0, "cycles, epochs_per_cycle and validate_every"),
+    ("train", "validate_every", 0, "validate_every must be 1 or more"),  # a division by zero in training
     ("train", "weight_decay", -1.0, "weight_decay"),  # was an internal error in the optimiser
     ("train", "weight_decay", float("nan"), "weight_decay"),
     ("train", "seed", -1, "seed"),  # a generator's seed cannot be negative: was an internal error

@@ -66,6 +66,19 @@ def test_a_case_whose_lesions_are_not_segmented_trains_and_validates_its_liver_a
     assert epoch["val_cases"][val_case.name]["lesion_dice"] is None and result.best["lesion_dice"] is None
 
 
+def test_validation_every_few_epochs_and_at_each_cycles_end(prepared, tmp_path):
+    """Each validation case is segmented whole at every epoch, minutes an epoch for many of them:
+    `validate_every` 2 over a cycle of five epochs validates epochs 2, 4 and 5 (the cycle's end), and the model
+    written is the best of those."""
+    config, train_case, val_case = prepared
+    config = _short(config, cycles=1, epochs=5, slices=4)
+    config.train.validate_every = 2
+    result = train([train_case], [val_case], config, tmp_path)
+    validated = [e["epoch"] for e in result.history["epochs"] if e["val_liver_dice"] is not None]
+    assert validated == [2, 4, 5] and [e["epoch"] for e in result.history["epochs"]] == [1, 2, 3, 4, 5]
+    assert result.best["epoch"] in validated
+
+
 def test_learning_rate_restarts_every_cycle():
     config = Config()
     config.train.learning_rate, config.train.min_learning_rate, config.train.epochs_per_cycle = 1e-3, 1e-5, 4
