@@ -79,7 +79,7 @@ KNOWN_LABELS = (
     # FLARE22 (as its organisers ship it, images/ + labels/ without a dataset.json): 13 organs, the liver 1
     KnownLabels("FLARE22", re.compile(r"(^|/)labels/flare22_tr_\d+\.nii(\.gz)?$", re.IGNORECASE),
                 "labels/FLARE22_Tr_N beside images/FLARE22_Tr_N_0000",
-                {value: "liver" if value == 1 else None for value in range(14)}, "labels 0 to 13"),
+                {value: "liver" if value == 1 else None for value in range(14)}, "labels 0 to 13", beside="../images"),
     # KiTS19/21/23: 1 kidney, 2 its tumour, 3 cyst, and no liver: read as 0/1/2, its kidneys were livers
     KnownLabels("KiTS", re.compile(r"^case_\d+/segmentation\.nii(\.gz)?$", re.IGNORECASE),
                 "case_N/segmentation beside imaging", {0: None, 1: None, 2: None, 3: None}, "labels 0 to 3",

@@ -232,7 +232,8 @@ def test_an_abdomenct_1k_case_trains_its_liver_1_alone(abdomenct_1k, case_0697, 
 
 
 @pytest.mark.parametrize("label_map, beside, liver", [("Mask/Case_00001.nii.gz", "AbdomenCT-1K-ImagePart1", 1),
-                                                      ("label/label0001.nii.gz", "img", 6)])
+                                                      ("label/label0001.nii.gz", "img", 6),
+                                                      ("labels/FLARE22_Tr_0001.nii.gz", "images", 1)])
 def test_a_label_map_named_as_a_collections_is_read_by_its_list_only_where_it_lies_as_shipped(tmp_path, label_map,
                                                                                               beside, liver):
     """One's own 0/1/2 label map saved as mask/Case_00001.nii.gz (measured, or given to evaluate) would have
