@@ -121,14 +121,31 @@ def dataset_json_of(label_map: Path) -> Optional[Path]:
     dataset (or the labels/ folder beside images/), else in the label map's folder, or for a case folder's
     label map (`labels.nii.gz`) in the folder of its cases; None where there is none. (Not higher:
     predictions saved in a folder inside a dataset's hold this tool's own values.)"""
-    if label_map.parent.name == "labelsTr" or (label_map.parent.name == "labels"
-                                                and (label_map.parent.parent / "images").is_dir()):
+    if _in_labels_folder(label_map):
         folders = [label_map.parent.parent]
-    elif label_map.name.lower().split(".")[0] in CASE_FOLDER_LABELS:
+    elif _in_case_folder(label_map):
         folders = [label_map.parent, label_map.parent.parent]
     else:
         folders = [label_map.parent]
     return next((folder / "dataset.json" for folder in folders if (folder / "dataset.json").is_file()), None)
+
+
+def dataset_json_place(label_map: Path) -> str:
+    """Where `dataset_json_of` looks for a label map's dataset.json, in words for a message."""
+    if _in_labels_folder(label_map):
+        return f"beside its {label_map.parent.name} folder"
+    return "in its folder or the folder of its cases" if _in_case_folder(label_map) else "in its folder"
+
+
+def _in_labels_folder(label_map: Path) -> bool:
+    """In a dataset's folder of label maps: the Decathlon's and nnU-Net's labelsTr/, or labels/ beside images/."""
+    return label_map.parent.name == "labelsTr" or (label_map.parent.name == "labels"
+                                                   and (label_map.parent.parent / "images").is_dir())
+
+
+def _in_case_folder(label_map: Path) -> bool:
+    """A case folder's label map (`labels.nii.gz`, `segmentation.nrrd` ...)."""
+    return label_map.name.lower().split(".")[0] in CASE_FOLDER_LABELS
 
 
 def _naming(label_map: Path) -> Optional[Path | KnownLabels]:

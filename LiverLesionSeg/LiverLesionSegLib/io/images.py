@@ -26,7 +26,7 @@ from ..errors import GeometryError, InputError, renamed
 from ..memory import check_image_fits
 from ..volume import Volume
 from .atomic import NOT_TEXT, is_text_path
-from .dataset_labels import as_liver_and_lesion_labels, label_roles_for, named_in
+from .dataset_labels import as_liver_and_lesion_labels, dataset_json_place, label_roles_for, named_in
 from .header_checks import (check_direction, check_finite, check_metaimage, check_metaimage_size, check_nifti,
                             check_nrrd, check_origin, check_shape, in_mm, refuse_non_finite)
 from .itk_words import itk_reason, metaimage_failure, reader_notes
@@ -403,11 +403,10 @@ def read_label_map(path: str | os.PathLike, reference: Volume, require_liver: bo
         # numpy's shortest text of each stored value: 1.000001 is not shown as 1
         shown = ", ".join(str(v) for v in values[:10]) + (" ..." if values.size > 10 else "")
         # a dataset of organs whose labels no dataset.json names
-        where = "beside its labelsTr folder" if Path(path).parent.name == "labelsTr" else \
-            "in its folder or the folder of its cases"
         raise InputError(f"the label map holds label(s) {shown} besides 0 background, 1 liver, 2 lesion", path,
                          f"give a label map with 0, 1 and 2 only, or name the dataset's labels in a dataset.json "
-                         f'{where}, as nnU-Net\'s {{"labels": {{"background": 0, "liver": 1, ...}}}}')
+                         f'{dataset_json_place(Path(path))}, as nnU-Net\'s '
+                         '{"labels": {"background": 0, "liver": 1, ...}}')
     if not array.any():  # a blank export, or another image of the scan given for its labels
         LOG.warning("%s: the label map holds background (0) only, no voxel of liver or lesion; if it should, "
                     "give the label map that holds them", path)
