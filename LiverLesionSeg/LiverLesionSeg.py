@@ -372,8 +372,9 @@ class LiverLesionSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             startFrom = self.selectedModel()
         validate = [name.strip() for name in self.ui.validationCasesLineEdit.text.split(",") if name.strip()]
         return TrainingSettings(
-            cases=folders, validate=validate, cycles=self.ui.cyclesSpinBox.value,
-            epochs_per_cycle=self.ui.epochsSpinBox.value, learning_rate=self.ui.learningRateSpinBox.value,
+            cases=folders, validate=validate, validate_every=self.ui.validateEverySpinBox.value,
+            cycles=self.ui.cyclesSpinBox.value, epochs_per_cycle=self.ui.epochsSpinBox.value,
+            learning_rate=self.ui.learningRateSpinBox.value,
             bce_weight=self.ui.bceWeightSpinBox.value, dice_weight=self.ui.diceWeightSpinBox.value,
             tversky_weight=self.ui.tverskyWeightSpinBox.value, augment=self.ui.augmentCheckBox.checked,
             start_from=startFrom, device=self.ui.deviceSelector.currentData or "auto")

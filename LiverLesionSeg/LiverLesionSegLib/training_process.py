@@ -94,6 +94,7 @@ class TrainingSettings:
 
     cases: list[str]  # case folders or folders of cases (exported scene pairs included)
     validate: list[str] = field(default_factory=list)  # case names held out
+    validate_every: int = 1  # epochs between validations (and each cycle's last)
     cycles: int = 3
     epochs_per_cycle: int = 5
     learning_rate: float = 1e-3
@@ -113,7 +114,7 @@ class TrainingSettings:
                 "--lr", repr(self.learning_rate), "--bce-weight", repr(self.bce_weight),
                 "--dice-weight", repr(self.dice_weight), "--tversky-weight", repr(self.tversky_weight)]
         if self.validate:
-            args += ["--validate", *self.validate]
+            args += ["--validate", *self.validate, "--validate-every", str(self.validate_every)]
         if not self.augment:
             args.append("--no-augment")
         if self.start_from == "bundled":

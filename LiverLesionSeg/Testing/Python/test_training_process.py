@@ -15,6 +15,7 @@ slicer = pytest.importorskip("slicer", reason="needs the slicer-core wheel")
 
 import slicer_logic_cases as cases  # noqa: E402
 from LiverLesionSegLib import mrml_tables  # noqa: E402
+from LiverLesionSegLib.cli import build_parser  # noqa: E402
 from LiverLesionSegLib.mrml_charts import TrainingCharts  # noqa: E402
 from LiverLesionSegLib.slice_store import STORE_FOLDER  # noqa: E402
 from LiverLesionSegLib.training_process import (ModelCatalogue, ModelEntry, TrainingProcess,  # noqa: E402
@@ -125,16 +126,18 @@ def test_failed_run_reports_one_line(tmp_path):
 
 
 def test_settings_become_command_line_options(tmp_path):
-    settings = TrainingSettings(["a", "b"], validate=["b"], cycles=4, epochs_per_cycle=3, learning_rate=3e-4,
-                                bce_weight=0.5, dice_weight=2.0, tversky_weight=0.0, augment=False,
+    settings = TrainingSettings(["a", "b"], validate=["b"], validate_every=2, cycles=4, epochs_per_cycle=3,
+                                learning_rate=3e-4, bce_weight=0.5, dice_weight=2.0, tversky_weight=0.0, augment=False,
                                 start_from="bundled", device="cuda")
     args = settings.arguments(tmp_path / "run")
     assert args[:3] == ["train", str(Path("a").resolve()), str(Path("b").resolve())]
     text = " ".join(args)
     for expected in ("--out " + str(tmp_path / "run"), "--progress json", "--device cuda", "--cycles 4",
                      "--epochs 3", "--lr 0.0003", "--bce-weight 0.5", "--dice-weight 2.0",
-                     "--tversky-weight 0.0", "--validate b", "--no-augment", "--init bundled"):
+                     "--tversky-weight 0.0", "--validate b --validate-every 2", "--no-augment", "--init bundled"):
         assert expected in text, expected
+    parsed = build_parser().parse_args(args)  # as the command reads them
+    assert parsed.validate == ["b"] and parsed.validate_every == 2 and parsed.cycles == 4
     assert "--init" not in TrainingSettings(["a"], start_from="scratch").arguments(tmp_path)
 
 
