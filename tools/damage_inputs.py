@@ -4,7 +4,8 @@ through `evaluate`; a training case's, through `train`): the broken exports a cl
 the named cases of the test catalogue.
 
     .venv/bin/python tools/damage_inputs.py
-        [--kind dicom|multiframe|nifti|nrrd|mha|labels|seg|rtstruct|segnrrd|ircadb|chaos|scene|checkpoint|train]
+        [--kind dicom|multiframe|nifti|nrrd|mha|labels|seg|rtstruct|segnrrd|ircadb|chaos|scene|checkpoint|train|
+                archive]
         [--first 0] [--count 100]
 
 Seed N damages a copy of eight slices of the bundled sample case (HCC_006; kept JPEG-LS as it is
@@ -25,7 +26,9 @@ their segmentation (a node's attribute, its tag, the node or a data file removed
 or deleted, its format fields, its first bytes), given to `segment --model` with the slices; `train`,
 the image or label map of one of two training cases made of them (its NIfTI header, or the file
 removed, emptied or cut), or the labels of the dataset.json of the two as an nnU-Net dataset or as case
-folders, given to `train` for one short epoch. Each
+folders, given to `train` for one short epoch; `archive`, a ZIP or tar archive of them (deflated or
+stored, plain, .gz, .xz or .bz2) cut short, a bit of it flipped or bytes changed anywhere in it or in
+its last 200, given to `segment`. Each
 copy is segmented (measured, evaluated) in this process with the bundled model, and one line per
 seed prints the exit status, the damage and the error line; where a copy of a fixed undamaged one
 (all kinds but `dicom`) exits 0, whether its lesion table (and liver volume, or evaluation; for
@@ -43,6 +46,7 @@ contract here and is what this tool found first.
 from __future__ import annotations
 
 import argparse
+import bz2
 import contextlib
 import csv
 import functools
@@ -50,13 +54,17 @@ import gzip
 import io
 import itertools
 import json
+import lzma
 import math
 import random
 import re
+import shutil
 import sys
+import tarfile
 import tempfile
 import traceback
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -176,7 +184,7 @@ def damaged_dicom(folder: Path, rng: random.Random) -> str:
     for n, source in enumerate(files[start:start + SLICES]):
         ds = pydicom.dcmread(source)
         if syntax != "JPEG-LS":
-            ds.decompress()
+            ds.decompress(generate_instance_uid=False)  # the same bytes each run
         if syntax == "RLE":
             ds.compress(pydicom.uid.RLELossless)
         elif syntax in GDCM_SYNTAXES:
@@ -389,7 +397,7 @@ def _measured_objects() -> dict[str, tuple[bytes, dict[str, bytes]]]:
         middle = len(files) // 2
         for source in files[middle:middle + SLICES]:
             ds = pydicom.dcmread(source)
-            ds.decompress()
+            ds.decompress(generate_instance_uid=False)  # the same bytes each run
             ds.save_as(slices / source.name, enforce_file_format=False)
         sitk.WriteImage(shape_labels(read_ct_folder(slices)).to_sitk(), str(labels))
         made = {kind: str(Path(tmp, name)) for kind, name in OBJECT_FILES.items()}
@@ -749,6 +757,54 @@ def damaged_chaos(folder: Path, rng: random.Random) -> str:
     return "chaos, DICOM_anon, " + damage_some(sorted((folder / "DICOM_anon").iterdir()), rng)
 
 
+ARCHIVE_FORMATS = {"zip": zipfile.ZIP_DEFLATED, "zip, stored": zipfile.ZIP_STORED, "tar": None,
+                   "tar.gz": functools.partial(gzip.compress, mtime=0), "tar.xz": lzma.compress,
+                   "tar.bz2": bz2.compress}
+
+
+def write_archive(folder: Path, form: str = "zip") -> Path:
+    """The eight slices in an archive of the form `form` (`ARCHIVE_FORMATS`) in `folder` (made), under a
+    folder `study/` as a PACS web viewer's download holds them, with fixed times (so a seed damages the
+    same bytes each run); its path."""
+    folder.mkdir()
+    slices = _write_slices(folder / "study")
+    shutil.rmtree(folder / "study")
+    archive, packed = folder / f"study.{form.split(',')[0]}", io.BytesIO()
+    if form.startswith("zip"):
+        with zipfile.ZipFile(packed, "w", ARCHIVE_FORMATS[form]) as zipped:
+            for name, content in slices.items():
+                zipped.writestr(zipfile.ZipInfo(f"study/{name}", (2020, 1, 1, 0, 0, 0)), content,
+                                ARCHIVE_FORMATS[form])
+        archive.write_bytes(packed.getvalue())
+        return archive
+    with tarfile.open(fileobj=packed, mode="w") as tarred:
+        for name, content in slices.items():
+            member = tarfile.TarInfo(f"study/{name}")
+            member.size = len(content)
+            tarred.addfile(member, io.BytesIO(content))
+    compress = ARCHIVE_FORMATS[form] or bytes
+    archive.write_bytes(compress(packed.getvalue()))
+    return archive
+
+
+def damaged_archive(folder: Path, rng: random.Random) -> str:
+    """The eight slices in a ZIP or tar archive (`write_archive`, any of its forms) cut short, a bit of it
+    flipped, or bytes changed in its first header, anywhere, or in its last 200 (a ZIP's central
+    directory, a compressed stream's check)."""
+    form = rng.choice(sorted(ARCHIVE_FORMATS))
+    archive = write_archive(folder, form)
+    if rng.random() < 0.5:
+        return f"archive {form}: " + damage_bytes(archive, rng, 512)
+    raw = bytearray(archive.read_bytes())
+    first = len(raw) - 200 if rng.random() < 0.4 else 0
+    places = sorted(rng.randrange(first, len(raw)) for _ in range(rng.randrange(1, 20)))
+    for at in places:
+        raw[at] = rng.randrange(256)
+    archive.write_bytes(bytes(raw))
+    return f"archive {form}: bytes changed at {', '.join(map(str, places[:5]))}{' …' if len(places) > 5 else ''}" \
+           f" of {len(raw)}"
+
+
 @functools.lru_cache(maxsize=1)
 def _sample_volume() -> Volume:
     """Eight slices from the middle of the bundled sample case."""
@@ -829,7 +885,7 @@ DAMAGE = {"dicom": (damaged_dicom, "slices"), "nifti": (damaged_nifti, "ct.nii.g
           "rtstruct": (functools.partial(damaged_dicom_object, "rtstruct"), "case"),
           "segnrrd": (damaged_seg_nrrd, "case"),
           "multiframe": (damaged_multiframe, "ct.dcm"), "ircadb": (damaged_ircadb, "case"),
-          "chaos": (damaged_chaos, "case"),
+          "chaos": (damaged_chaos, "case"), "archive": (damaged_archive, "case"),
           "scene": (damaged_scene, "study.mrb"), "checkpoint": (damaged_checkpoint, "case"),
           "train": (damaged_training_cases, "cases")}
 
@@ -854,6 +910,7 @@ UNDAMAGED = {"nifti": _write_sample, "nrrd": _write_sample, "mha": _write_sample
              "multiframe": lambda path: path.write_bytes(_multiframe_bytes()),
              "ircadb": write_ircadb_case,
              "chaos": write_chaos_case,
+             "archive": write_archive,
              "scene": lambda path: path.write_bytes(_scene_bundle_bytes()),
              "checkpoint": write_checkpoint_case,
              "train": write_training_cases}
@@ -873,7 +930,10 @@ def run_seed(kind: str, seed: int, damage=None) -> Outcome:
         left = sorted(p.name for p in out.iterdir())
         table = result_of(out, stdout)
     errors = [line for line in stderr.splitlines() if line.startswith("liverlesionseg: error:")]
-    return Outcome(seed, told, code, errors, stderr, left, table, tuple(stderr.replace(tmp, "TMP").splitlines()))
+    said = stderr.replace(tmp, "TMP")
+    if kind == "archive":  # the undamaged copy is a ZIP: its lines name the same archive
+        said = re.sub(r"study\.(zip|tar[.a-z0-9]*)", "study.zip", said)
+    return Outcome(seed, told, code, errors, stderr, left, table, tuple(said.splitlines()))
 
 
 def command(kind: str, given: Path, out: Path) -> list[str]:
@@ -890,6 +950,9 @@ def command(kind: str, given: Path, out: Path) -> list[str]:
     if kind == "train":  # one short epoch, as little as shows the cases were read
         return ["train", str(given), "--out", str(out / "run"), "--epochs", "1", "--cycles", "1",
                 "--max-slices-per-epoch", "4", "--batch-size", "2", "--seed", "0"]
+    if kind == "archive":  # the one archive in the copy's folder
+        return ["segment", str(next(given.iterdir())), "-o", str(out / "result.seg.nrrd"),
+                "--lesions", str(out / "lesions.csv")]
     if kind == "scene":  # its CT, with its one segmentation
         return ["measure", str(given), "--lesions", str(out / "lesions.csv")]
     if kind in OBJECT_FILES:

@@ -307,3 +307,14 @@ def test_the_summary_counts_other_results_and_those_nothing_was_said_of(monkeypa
     assert all("ANOTHER TABLE, nothing new on stderr" in line for line in lines[:2])
     assert lines[-1] == ("2 exited 0 (2 with another lesion table, 2 of them with nothing new on stderr), 0 refused, "
                          "0 broke the contract")
+
+
+@pytest.mark.parametrize("form", sorted(damage_inputs.ARCHIVE_FORMATS))
+def test_each_archive_form_holds_the_slices_in_the_same_bytes_each_time(tmp_path, form):
+    """A seed damages the same bytes on every run (no file time in the archive), and the undamaged
+    archive reads as the eight slices."""
+    from LiverLesionSegLib.io.cases import read_input_volume
+
+    archive = damage_inputs.write_archive(tmp_path / "a", form)
+    assert archive.read_bytes() == damage_inputs.write_archive(tmp_path / "b", form).read_bytes()
+    assert read_input_volume(archive).shape[0] == damage_inputs.SLICES
