@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import logging
 import lzma
 import shutil
@@ -27,6 +28,13 @@ from ..errors import InputError, ResourceError, first_line, renamed
 LOG = logging.getLogger("LiverLesionSeg")
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a ZIP's first file, or an empty ZIP
+# Names that say what a file is meant to be where its first bytes are too damaged to tell (a Slicer
+# .mrb is a ZIP): it is then refused as a damaged archive, not as an image of no known kind.
+ZIP_SUFFIXES = (".zip", ".mrb")
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tbz2", ".tar.xz", ".txz")
+# A compressed stream's first bytes, and tarfile's name of its compression.
+COMPRESSION_MAGIC = {b"\x1f\x8b": "gz", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
+DECOMPRESSING_OPENERS = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}
 # Room left on the temporary folder's disk after unpacking, for the outputs and other programs.
 SPARE_BYTES = 512 * 1024 ** 2
 # What a damaged or oddly packed archive raises while it is listed or unpacked.
@@ -35,11 +43,13 @@ UNREADABLE = (zipfile.BadZipFile, tarfile.TarError, EOFError, NotImplementedErro
 
 
 def is_archive(path: Path) -> bool:
-    """Whether `path` is a ZIP or tar archive (plain or compressed), by its content."""
+    """Whether `path` is a ZIP or tar archive (plain or compressed), by its content or its name."""
     return is_zip(path) or is_tar(path)
 
 
 def is_tar(path: Path) -> bool:
+    if _named(path, TAR_SUFFIXES):
+        return True
     try:
         return path.is_file() and tarfile.is_tarfile(path)
     except (OSError, EOFError, tarfile.TarError, zlib.error, lzma.LZMAError, ValueError):
@@ -47,12 +57,27 @@ def is_tar(path: Path) -> bool:
 
 
 def is_zip(path: Path) -> bool:
-    """Whether `path` is a ZIP archive, by its first bytes (a DICOM file starts with a preamble)."""
+    """Whether `path` is a ZIP archive, by its first bytes (a DICOM file starts with a preamble) or its
+    name."""
+    return _named(path, ZIP_SUFFIXES) or _first_bytes(path, 4) in ZIP_MAGIC
+
+
+def _named(path: Path, suffixes: tuple[str, ...]) -> bool:
+    return path.name.lower().endswith(suffixes) and path.is_file()
+
+
+def _first_bytes(path: Path, count: int) -> bytes:
     try:
         with open(path, "rb") as file:
-            return file.read(4) in ZIP_MAGIC
+            return file.read(count)
     except OSError:
-        return False
+        return b""
+
+
+def _compression(path: Path) -> str:
+    """How a tar archive's stream is compressed, by its first bytes: "gz", "bz2", "xz", or "" (plain)."""
+    start = _first_bytes(path, 6)
+    return next((name for magic, name in COMPRESSION_MAGIC.items() if start.startswith(magic)), "")
 
 
 @dataclass
@@ -78,14 +103,42 @@ class Unpacked:
         self.temporary.cleanup()
 
 
+class ArchiveReadError(OSError):
+    """Seeking in the archive itself failed (a damaged offset seeks before its start): an OSError, as the
+    readers expect of a seek, but without an errno, so it is told as the archive's fault, not as one of
+    the disk where it is unpacked."""
+
+
+class _ArchiveFile(io.FileIO):
+    def seek(self, *args) -> int:
+        try:
+            return super().seek(*args)
+        except OSError:
+            raise ArchiveReadError("an offset in it points before the file's start") from None
+
+
 def unpack(archive: Path) -> Unpacked:
     """Unpack a ZIP or tar archive (.tar, .tar.gz, .tgz, .tar.bz2, .tar.xz), refusing a damaged or
     encrypted one and one that would fill the disk."""
     zip_file = is_zip(archive)
-    kind = "ZIP archive" if zip_file else "tar archive"
     try:
-        opened = zipfile.ZipFile(archive) if zip_file else tarfile.open(archive)
+        file = _ArchiveFile(archive)
+    except OSError as exc:
+        raise InputError(f"cannot be read ({first_line(exc)})", archive, "check that it can be read") from None
+    with file:
+        if zip_file:
+            return _unpack(archive, file, "ZIP archive", lambda: zipfile.ZipFile(file))
+        return _unpack(archive, file, "tar archive",
+                       lambda: tarfile.open(fileobj=file, mode=f"r:{_compression(archive)}"))
+
+
+def _unpack(archive: Path, file: _ArchiveFile, kind: str, opener) -> Unpacked:
+    zip_file = kind == "ZIP archive"
+    try:
+        opened = opener()
     except (*UNREADABLE, OSError) as exc:
+        if not zip_file:
+            _check_whole_stream(archive)
         raise InputError(f"is a damaged {kind} ({first_line(exc)})", archive,
                          "copy or download it again, or unpack it and give the folder") from None
     try:
@@ -97,6 +150,7 @@ def unpack(archive: Path) -> Unpacked:
             else:  # links and devices are left out: only files can hold the images
                 members = [m for m in opened.getmembers() if m.isfile()]
                 if not members:
+                    _check_whole_stream(archive)  # a damaged stream may read as holding nothing
                     raise InputError("is an empty tar archive", archive, "give the archive that holds the CT series")
                 size = sum(m.size for m in members)
             temporary = tempfile.TemporaryDirectory(prefix="liverlesionseg-unpacked-")
@@ -106,7 +160,7 @@ def unpack(archive: Path) -> Unpacked:
                     opened.extractall(temporary.name, members)  # names with .. or a leading / stay inside it
                 else:
                     opened.extractall(temporary.name, members, filter="data")  # nothing outside it
-                    _check_compressed_stream(archive, opened)
+                    _read_to_its_check(archive, opened.fileobj)
             except BaseException:
                 temporary.cleanup()
                 raise
@@ -115,25 +169,46 @@ def unpack(archive: Path) -> Unpacked:
             raise InputError(f"cannot be unpacked into the temporary folder ({first_line(exc)})", archive,
                              "unpack it yourself and give the folder") from None
         # a stream that does not decompress (gzip's and bz2's errors are OSErrors without an errno)
+        if not zip_file:
+            _check_whole_stream(archive)
+            if str(exc) == "unexpected end of data":  # tar's words for a plain archive cut within a file
+                raise _cut_short(archive) from None
+        elif not isinstance(exc, NotImplementedError):  # the ZIP's own checks failed (a CRC-32, a header, a stream)
+            raise InputError(f"is a damaged ZIP archive ({first_line(exc)})", archive,
+                             "copy or download it again, or unpack it and give the folder") from None
         raise InputError(f"is a damaged {kind}, or one packed in a way that cannot be read here ({first_line(exc)})",
                          archive, "copy or download it again, or unpack it and give the folder") from None
     LOG.info("Unpacked %s (%d files, %.0f MB) into a temporary folder", archive, len(members), size / 1e6)
     return Unpacked(archive, temporary)
 
 
-def _check_compressed_stream(archive: Path, opened: tarfile.TarFile) -> None:
+def _read_to_its_check(archive: Path, stream) -> None:
     """Refuse a compressed tar archive whose stream fails its own check (gzip's CRC, xz's and bzip2's):
     tarfile stops at the archive's end marker, before the check, so bytes damaged in a way that still
     decompresses would reach the images unseen (a damaged JPEG-LS slice was all that told)."""
-    stream = opened.fileobj
     if not isinstance(stream, (gzip.GzipFile, bz2.BZ2File, lzma.LZMAFile)):
         return  # an uncompressed tar holds no checksum of its data
     try:
         while stream.read(1 << 20):  # to the stream's end, where its check is
             pass
-    except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+    except EOFError:  # the compressed data ends before its end marker
+        raise _cut_short(archive) from None
+    except (OSError, zlib.error, lzma.LZMAError) as exc:
         raise InputError(f"is a damaged tar archive: its compressed data fails its own check ({first_line(exc)})",
                          archive, "copy or download it again") from None
+
+
+def _cut_short(archive: Path) -> InputError:
+    return InputError("is a damaged tar archive: it is cut short", archive, "copy or download it again")
+
+
+def _check_whole_stream(archive: Path) -> None:
+    """Where a compressed tar archive could not be read, whether its stream is what is damaged (refused
+    so), before tar's own words for what the damage left (an "invalid header", no files at all)."""
+    opener = DECOMPRESSING_OPENERS.get(_compression(archive))
+    if opener is not None:
+        with opener(archive) as stream:
+            _read_to_its_check(archive, stream)
 
 
 def _check_room(archive: Path, kind: str, size: int, folder: Path) -> None:

@@ -710,6 +710,30 @@ def tar_gz_archive_with_a_damaged_byte(data_dir, tmp, model):
     return BadInput(segment(tmp / "study.tar.gz", tmp, model), INPUT, "fails its own check", "study.tar.gz")
 
 
+@entry
+def tar_bz2_archive_damaged_in_its_first_block(data_dir, tmp, model):
+    """A .tar.bz2 of a DICOM series with a bit flipped in its first compressed block."""
+    copy_slices(data_dir, tmp / "series")
+    with tarfile.open(tmp / "study.tar.bz2", "w:bz2") as packed:
+        packed.add(tmp / "series", "series")
+    shutil.rmtree(tmp / "series")
+    data = bytearray((tmp / "study.tar.bz2").read_bytes())
+    data[200] ^= 0x10
+    (tmp / "study.tar.bz2").write_bytes(bytes(data))
+    return BadInput(segment(tmp / "study.tar.bz2", tmp, model), INPUT, "fails its own check", "study.tar.bz2")
+
+
+@entry
+def zip_archive_whose_first_bytes_are_damaged(data_dir, tmp, model):
+    """A ZIP archive of a DICOM series whose first bytes were overwritten (its signature lost)."""
+    copy_slices(data_dir, tmp / "series")
+    data = bytearray(zip_folder(tmp / "series", tmp / "study.zip").read_bytes())
+    shutil.rmtree(tmp / "series")
+    data[:4] = b"\0\0\0\0"
+    (tmp / "study.zip").write_bytes(bytes(data))
+    return BadInput(segment(tmp / "study.zip", tmp, model), INPUT, "is a damaged zip archive", "study.zip")
+
+
 def a_bit_flipped_where(path: Path, damaged: Callable[[Path], bool]) -> None:
     """One bit of `path` flipped (a disk's or a download's damage), in the first byte from its middle on
     for which `damaged(path)` holds."""

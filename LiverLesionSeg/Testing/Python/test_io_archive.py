@@ -4,7 +4,9 @@ problems told by the names inside it."""
 
 from __future__ import annotations
 
+import random
 import shutil
+import sys
 import tarfile
 import tempfile
 import zipfile
@@ -141,13 +143,18 @@ def test_damaged_empty_and_escaping_tar_archives_are_refused_naming_them(tmp_pat
         packed.add(sample_case_path(), "series")
     data = (tmp_path / "whole.tar.gz").read_bytes()
     (tmp_path / "cut.tar.gz").write_bytes(data[: len(data) // 2])
+    with tarfile.open(tmp_path / "whole.tar", "w") as packed:
+        packed.add(sample_case_path(), "series")
+    data = (tmp_path / "whole.tar").read_bytes()
+    (tmp_path / "cut.tar").write_bytes(data[: len(data) // 2])  # within a slice (found by `--kind archive`)
     with tarfile.open(tmp_path / "folders.tar", "w") as packed:
         folder = tarfile.TarInfo("series")
         folder.type = tarfile.DIRTYPE
         packed.addfile(folder)
     with tarfile.open(tmp_path / "escaping.tar", "w") as packed:
         packed.add(next(sample_case_path().iterdir()), "../outside.dcm")
-    cases = {"cut.tar.gz": "is a damaged tar archive", "folders.tar": "is an empty tar archive",
+    cut = "is a damaged tar archive: it is cut short"
+    cases = {"cut.tar.gz": cut, "cut.tar": cut, "folders.tar": "is an empty tar archive",
              "escaping.tar": "is a damaged tar archive, or one packed in a way that cannot be read here"}
     for name, message in cases.items():
         with pytest.raises(InputError) as raised:
@@ -167,6 +174,50 @@ def test_a_tar_gz_archive_with_a_byte_damaged_past_decompression_is_refused(tmp_
     with pytest.raises(InputError, match=r"study\.tar\.gz: is a damaged tar archive: its compressed data fails its "
                        r"own check \(CRC check failed"):
         read_input_volume(tmp_path / "study.tar.gz")
+
+
+def test_a_tar_gz_archive_failing_its_check_while_it_unpacks_is_told_as_failing_it(tmp_path):
+    """Bytes changed in the stream's last compressed block: gzip's CRC fails while tar unpacks the last
+    slice, and is told as the stream's own check failing (found by `tools/damage_inputs.py --kind archive`,
+    seed 20096; before: "is a damaged tar archive, or one packed in a way that cannot be read here")."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools"))
+    import damage_inputs
+
+    told = damage_inputs.damaged_archive(tmp_path / "case", random.Random(20096))
+    assert told.startswith("archive tar.gz: bytes changed"), told
+    with pytest.raises(InputError, match=r"study\.tar\.gz: is a damaged tar archive: its compressed data fails its "
+                       r"own check \(CRC check failed"):
+        read_input_volume(tmp_path / "case" / "study.tar.gz")
+
+
+def test_a_zip_archive_holding_a_file_unlike_its_checksum_is_told_as_damaged(tmp_path):
+    """A byte of a slice in a ZIP stored without compression changed: the slice fails its CRC-32, which is
+    damage, not a way of packing (before: "is a damaged ZIP archive, or one packed in a way that cannot be
+    read here"; found by `tools/damage_inputs.py --kind archive`)."""
+    with zipfile.ZipFile(tmp_path / "stored.zip", "w", zipfile.ZIP_STORED) as stored:
+        for path in sorted(sample_case_path().glob("*.dcm")):
+            stored.write(path, f"series/{path.name}")
+        first = stored.infolist()[0]
+    data = bytearray((tmp_path / "stored.zip").read_bytes())
+    data[first.header_offset + 30 + len(first.filename) + 1000] ^= 0x01  # within the first slice's bytes
+    (tmp_path / "stored.zip").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"stored\.zip: is a damaged ZIP archive \(Bad CRC-32 for file"):
+        read_input_volume(tmp_path / "stored.zip")
+
+
+def test_a_zip_archive_whose_directory_points_before_its_start_is_told_as_damaged(tmp_path, private_temp):
+    """The end record's offset of the central directory made larger, so that each file's header lies
+    before the archive's start (found by `tools/damage_inputs.py --kind archive`, seed 20062; before: "cannot
+    be unpacked into the temporary folder ([Errno 22] Invalid argument)", blaming the disk)."""
+    data = bytearray(zip_folder(sample_case_path(), tmp_path / "study.zip").read_bytes())
+    end = data.rindex(b"PK\x05\x06")
+    offset = int.from_bytes(data[end + 16:end + 20], "little")
+    data[end + 16:end + 20] = (offset + 100_000).to_bytes(4, "little")
+    (tmp_path / "study.zip").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"study\.zip: is a damaged ZIP archive \(an offset in it points before the "
+                       r"file's start\)"):
+        read_input_volume(tmp_path / "study.zip")
+    assert not list(private_temp.iterdir())
 
 
 def test_a_dicom_seg_over_a_zipped_series(data_dir, model_path, tmp_path):
