@@ -1,5 +1,5 @@
 """A ZIP or tar archive given as the input: what a PACS web viewer, a CD export or an e-mail brings
-(ZIP), or a research download (.tar.gz, .tar.xz).
+(ZIP), or a research download (.tar.gz, .tar.xz); or a CD or DVD image (`disc_image`).
 
 It is unpacked into a temporary folder, which is then read like any other input folder; the
 folder lives as long as the `Unpacked` object (a DICOM SEG written over the series reads its
@@ -21,9 +21,10 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ContextManager
+from typing import ContextManager, Optional
 
 from ..errors import InputError, ResourceError, first_line, renamed
+from .disc_image import DiscImage, is_disc_image
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -35,6 +36,19 @@ TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tbz2", ".tar.xz
 # A compressed stream's first bytes, and tarfile's name of its compression.
 COMPRESSION_MAGIC = {b"\x1f\x8b": "gz", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
 DECOMPRESSING_OPENERS = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}
+# Files a clinic or a download may bring that hold images this tool does not unpack: what each is, what to
+# do, and where its signature lies.
+UNPACK_IT = "unpack it and give the folder it holds, or pack the series as a ZIP archive"
+DECOMPRESS_IT = "decompress it and give the file or folder it holds"
+OTHER_CONTAINERS = (
+    ("a 7-Zip archive", UNPACK_IT, 0, b"7z\xbc\xaf\x27\x1c"),
+    ("a RAR archive", UNPACK_IT, 0, b"Rar!\x1a\x07"),
+    ("a gzip-compressed file", DECOMPRESS_IT, 0, b"\x1f\x8b"),
+    ("a bzip2-compressed file", DECOMPRESS_IT, 0, b"BZh"),
+    ("an xz-compressed file", DECOMPRESS_IT, 0, b"\xfd7zXZ\x00"),
+    ("a Zstandard-compressed file", DECOMPRESS_IT, 0, b"\x28\xb5\x2f\xfd"),
+)
+DISC_IMAGE = "CD or DVD image"
 # Room left on the temporary folder's disk after unpacking, for the outputs and other programs.
 SPARE_BYTES = 512 * 1024 ** 2
 # What a damaged or oddly packed archive raises while it is listed or unpacked.
@@ -43,17 +57,31 @@ UNREADABLE = (zipfile.BadZipFile, tarfile.TarError, EOFError, NotImplementedErro
 
 
 def is_archive(path: Path) -> bool:
-    """Whether `path` is a ZIP or tar archive (plain or compressed), by its content or its name."""
-    return is_zip(path) or is_tar(path)
+    """Whether `path` is a ZIP or tar archive (plain or compressed) or a CD or DVD image, by its content
+    or its name."""
+    return is_zip(path) or is_disc_image(path) or is_tar(path)
 
 
 def is_tar(path: Path) -> bool:
+    """Whether `path` is a tar archive, by its name or by a first entry read (tarfile takes a file that
+    starts with zero bytes, as a CD image does, for an empty archive)."""
     if _named(path, TAR_SUFFIXES):
         return True
     try:
-        return path.is_file() and tarfile.is_tarfile(path)
+        with tarfile.open(path) as opened:
+            return opened.firstmember is not None
     except (OSError, EOFError, tarfile.TarError, zlib.error, lzma.LZMAError, ValueError):
         return False
+
+
+def unread_container(path: Path) -> Optional[tuple[str, str]]:
+    """What a file is, and what to do, where it is an archive, a disc image or a compressed file of a
+    kind this tool does not unpack (by its first bytes); None for any other file."""
+    head = _first_bytes(path, 8)
+    for what, hint, at, magic in OTHER_CONTAINERS:
+        if head[at:at + len(magic)] == magic:
+            return what, hint
+    return None
 
 
 def is_zip(path: Path) -> bool:
@@ -128,16 +156,18 @@ def unpack(archive: Path) -> Unpacked:
     with file:
         if zip_file:
             return _unpack(archive, file, "ZIP archive", lambda: zipfile.ZipFile(file))
+        if is_disc_image(archive):
+            return _unpack(archive, file, DISC_IMAGE, lambda: DiscImage(file))
         return _unpack(archive, file, "tar archive",
                        lambda: tarfile.open(fileobj=file, mode=f"r:{_compression(archive)}"))
 
 
 def _unpack(archive: Path, file: _ArchiveFile, kind: str, opener) -> Unpacked:
-    zip_file = kind == "ZIP archive"
+    zip_file, tar_file = kind == "ZIP archive", kind == "tar archive"
     try:
         opened = opener()
     except (*UNREADABLE, OSError) as exc:
-        if not zip_file:
+        if tar_file:
             _check_whole_stream(archive)
         raise InputError(f"is a damaged {kind} ({first_line(exc)})", archive,
                          "copy or download it again, or unpack it and give the folder") from None
@@ -147,6 +177,12 @@ def _unpack(archive: Path, file: _ArchiveFile, kind: str, opener) -> Unpacked:
                 members = [m for m in opened.infolist() if not m.is_dir()]
                 _check_zip_members(archive, members)
                 size = sum(m.file_size for m in members)
+            elif not tar_file:
+                members = opened.files()
+                if not members:
+                    raise InputError("is an empty CD or DVD image", archive,
+                                     "give the image of the disc that holds the CT series")
+                size = sum(m.size for m in members)
             else:  # links and devices are left out: only files can hold the images
                 members = [m for m in opened.getmembers() if m.isfile()]
                 if not members:
@@ -158,6 +194,8 @@ def _unpack(archive: Path, file: _ArchiveFile, kind: str, opener) -> Unpacked:
                 _check_room(archive, kind, size, Path(temporary.name))
                 if zip_file:
                     opened.extractall(temporary.name, members)  # names with .. or a leading / stay inside it
+                elif not tar_file:
+                    opened.extract(members, Path(temporary.name))
                 else:
                     opened.extractall(temporary.name, members, filter="data")  # nothing outside it
                     _read_to_its_check(archive, opened.fileobj)
@@ -169,12 +207,12 @@ def _unpack(archive: Path, file: _ArchiveFile, kind: str, opener) -> Unpacked:
             raise InputError(f"cannot be unpacked into the temporary folder ({first_line(exc)})", archive,
                              "unpack it yourself and give the folder") from None
         # a stream that does not decompress (gzip's and bz2's errors are OSErrors without an errno)
-        if not zip_file:
+        if tar_file:
             _check_whole_stream(archive)
             if str(exc) == "unexpected end of data":  # tar's words for a plain archive cut within a file
                 raise _cut_short(archive) from None
         elif not isinstance(exc, NotImplementedError):  # the ZIP's own checks failed (a CRC-32, a header, a stream)
-            raise InputError(f"is a damaged ZIP archive ({first_line(exc)})", archive,
+            raise InputError(f"is a damaged {kind} ({first_line(exc)})", archive,
                              "copy or download it again, or unpack it and give the folder") from None
         raise InputError(f"is a damaged {kind}, or one packed in a way that cannot be read here ({first_line(exc)})",
                          archive, "copy or download it again, or unpack it and give the folder") from None

@@ -44,7 +44,7 @@ from ..caveats import label_caveats
 from ..errors import InputError, first_line
 from ..segments import meaning_of_segment_name
 from ..volume import Case, Volume
-from .archive import Unpacked, is_archive, unpack
+from .archive import Unpacked, is_archive, unpack, unread_container
 from .dicom_scan import NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
 from .dataset_labels import CASE_FOLDER_LABELS, lesions_segmented
 from .dicomseg import LABEL_MODALITIES, read_dicom_masks, read_seg_case
@@ -219,6 +219,9 @@ def find_input_ct(path: str | os.PathLike, series: Optional[str | int] = None) -
         if path.name.upper() == "DICOMDIR":  # a disc's index: the images lie in the folders beside it
             return _dicom_input(path.parent, path.parent, series)
         found = choose_ct_file(path)  # a multi-frame DICOM image
+        container = unread_container(path) if found is None else None
+        if container is not None:
+            raise InputError(f"is {container[0]}, which this tool does not unpack", path, container[1])
         if found is None:
             raise InputError("is neither a DICOM, NIfTI or NRRD image nor a folder", path,
                              "give the folder that holds the DICOM series, or a .nii, .nii.gz or .nrrd file")

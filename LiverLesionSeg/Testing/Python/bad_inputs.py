@@ -702,22 +702,14 @@ def damaged_zip_archive(data_dir, tmp, model):
 @entry
 def tar_gz_archive_with_a_damaged_byte(data_dir, tmp, model):
     """A .tar.gz of a DICOM series with one byte damaged in a way that still decompresses."""
-    copy_slices(data_dir, tmp / "series")
-    with tarfile.open(tmp / "study.tar.gz", "w:gz") as packed:
-        packed.add(tmp / "series", "series")
-    shutil.rmtree(tmp / "series")
-    a_bit_flipped_where(tmp / "study.tar.gz", fails_only_its_crc)
+    a_bit_flipped_where(tar_of_slices(data_dir, tmp / "study.tar.gz", "w:gz"), fails_only_its_crc)
     return BadInput(segment(tmp / "study.tar.gz", tmp, model), INPUT, "fails its own check", "study.tar.gz")
 
 
 @entry
 def tar_bz2_archive_damaged_in_its_first_block(data_dir, tmp, model):
     """A .tar.bz2 of a DICOM series with a bit flipped in its first compressed block."""
-    copy_slices(data_dir, tmp / "series")
-    with tarfile.open(tmp / "study.tar.bz2", "w:bz2") as packed:
-        packed.add(tmp / "series", "series")
-    shutil.rmtree(tmp / "series")
-    data = bytearray((tmp / "study.tar.bz2").read_bytes())
+    data = bytearray(tar_of_slices(data_dir, tmp / "study.tar.bz2", "w:bz2").read_bytes())
     data[200] ^= 0x10
     (tmp / "study.tar.bz2").write_bytes(bytes(data))
     return BadInput(segment(tmp / "study.tar.bz2", tmp, model), INPUT, "fails its own check", "study.tar.bz2")
@@ -732,6 +724,33 @@ def zip_archive_whose_first_bytes_are_damaged(data_dir, tmp, model):
     data[:4] = b"\0\0\0\0"
     (tmp / "study.zip").write_bytes(bytes(data))
     return BadInput(segment(tmp / "study.zip", tmp, model), INPUT, "is a damaged zip archive", "study.zip")
+
+
+@entry
+def disc_image_cut_short(data_dir, tmp, model):
+    """A CD image (.iso) of a DICOM series cut short within its last file (a copy stopped early)."""
+    import pycdlib
+
+    disc = pycdlib.PyCdlib()
+    disc.new(interchange_level=1)
+    disc.add_directory("/SERIES")
+    for n, path in enumerate(ct_slices(data_dir, 6)):
+        disc.add_file(str(path), f"/SERIES/IM{n:06d}.;1")
+    disc.write(str(tmp / "disc.iso"))
+    disc.close()
+    data = (tmp / "disc.iso").read_bytes()
+    (tmp / "disc.iso").write_bytes(data[:len(data) - 200_000])  # within the last slice, past its padding
+    return BadInput(segment(tmp / "disc.iso", tmp, model), INPUT, "is a damaged cd or dvd image (it is cut short",
+                    "disc.iso")
+
+
+def tar_of_slices(data_dir: Path, archive: Path, mode: str) -> Path:
+    """Six CT slices packed into the tar archive `archive` (`mode`: "w:gz", "w:bz2" …) under `series/`."""
+    copy_slices(data_dir, archive.parent / "series")
+    with tarfile.open(archive, mode) as packed:
+        packed.add(archive.parent / "series", "series")
+    shutil.rmtree(archive.parent / "series")
+    return archive
 
 
 def a_bit_flipped_where(path: Path, damaged: Callable[[Path], bool]) -> None:

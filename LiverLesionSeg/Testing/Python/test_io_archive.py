@@ -4,6 +4,7 @@ problems told by the names inside it."""
 
 from __future__ import annotations
 
+import gzip
 import random
 import shutil
 import sys
@@ -218,6 +219,83 @@ def test_a_zip_archive_whose_directory_points_before_its_start_is_told_as_damage
                        r"file's start\)"):
         read_input_volume(tmp_path / "study.zip")
     assert not list(private_temp.iterdir())
+
+
+def dicom_cd_image(series: Path, image: Path) -> Path:
+    """`series` written as a DICOM CD is (a DICOMDIR, PT000000/ST000000/SE000000/IM000000 …, through
+    pydicom's FileSet) into an ISO 9660 image (through pycdlib, level 1 names, as the DICOM standard asks
+    of CDs)."""
+    import pycdlib
+    from pydicom.fileset import FileSet
+
+    with tempfile.TemporaryDirectory() as tmp:
+        file_set = FileSet()
+        for path in sorted(series.glob("*.dcm")):
+            ds = pydicom.dcmread(path)
+            for keyword, value in (("StudyDate", "20000101"), ("StudyTime", "120000"), ("StudyID", "1")):
+                ds[keyword].value = ds.get(keyword) or value  # what a DICOMDIR's study record must hold
+            file_set.add(ds)
+        file_set.write(tmp)
+        disc = pycdlib.PyCdlib()
+        disc.new(interchange_level=1)
+        for path in sorted(Path(tmp).rglob("*")):
+            name = "/" + path.relative_to(tmp).as_posix().upper()
+            disc.add_directory(name) if path.is_dir() else disc.add_file(str(path), name + ".;1")
+        disc.write(str(image))
+        disc.close()
+    return image
+
+
+def test_a_dicom_cd_image_reads_as_its_series_and_its_copy_is_removed(tmp_path, private_temp):
+    image = dicom_cd_image(sample_case_path(), tmp_path / "patient cd.iso")
+    (tmp_path / "named otherwise").write_bytes(image.read_bytes())  # known by its volume descriptor too
+    for given in (image, tmp_path / "named otherwise"):
+        volume = read_input_volume(given)
+        _same_volume(volume, read_input_volume(sample_case_path()))
+        assert volume.source.startswith(str(given) + "/PT000000/ST000000/SE000000 (series 103"), volume.source
+    assert not list(private_temp.glob("liverlesionseg-unpacked-*"))  # (pydicom's FileSet keeps a folder there)
+
+
+def test_a_disc_image_cut_short_is_refused_and_one_without_its_padding_read(tmp_path):
+    """A copy that ends within its last file (pycdlib gives that file out short without a word) is
+    refused; one that lacks only the padding after its last file, as some disc-copying tools write
+    them, is read."""
+    import pycdlib
+
+    image = dicom_cd_image(sample_case_path(), tmp_path / "disc.iso")
+    disc = pycdlib.PyCdlib()
+    disc.open(str(image))
+    files_end = max(record.extent_location() * 2048 + record.get_data_length()
+                    for folder, _, names in disc.walk(iso_path="/")
+                    for record in (disc.get_record(iso_path=f"{folder.rstrip('/')}/{n}") for n in names))
+    disc.close()
+    data = image.read_bytes()
+    assert files_end < len(data)
+    (tmp_path / "unpadded.iso").write_bytes(data[:files_end])
+    _same_volume(read_input_volume(tmp_path / "unpadded.iso"), read_input_volume(sample_case_path()))
+    (tmp_path / "cut.iso").write_bytes(data[:files_end - 100])
+    with pytest.raises(InputError, match=r"cut\.iso: is a damaged CD or DVD image \(it is cut short: 1 of the 63 "
+                       r"files on it ends beyond it\)"):
+        read_input_volume(tmp_path / "cut.iso")
+
+
+def test_archives_and_compressed_files_of_other_kinds_are_named(tmp_path):
+    """A 7-Zip or RAR archive, or a slice compressed on its own, is told as what it is, with what to do
+    (before: "is neither a DICOM, NIfTI or NRRD image nor a folder"); a file that only starts with zero
+    bytes is no longer taken for an empty tar archive."""
+    slice_bytes = next(sample_case_path().glob("*.dcm")).read_bytes()
+    (tmp_path / "study.7z").write_bytes(b"7z\xbc\xaf\x27\x1c\x00\x04" + bytes(64))  # signature and version
+    (tmp_path / "study.rar").write_bytes(b"Rar!\x1a\x07\x01\x00" + bytes(64))
+    (tmp_path / "slice.dcm.gz").write_bytes(gzip.compress(slice_bytes))
+    (tmp_path / "zeros").write_bytes(bytes(2048) + slice_bytes)
+    cases = {"study.7z": "is a 7-Zip archive, which this tool does not unpack. Unpack it",
+             "study.rar": "is a RAR archive, which this tool does not unpack. Unpack it",
+             "slice.dcm.gz": "is a gzip-compressed file, which this tool does not unpack. Decompress it",
+             "zeros": "is neither a DICOM, NIfTI or NRRD image nor a folder"}
+    for name, message in cases.items():
+        with pytest.raises(InputError) as raised:
+            find_input_ct(tmp_path / name)
+        assert f"{tmp_path / name}: {message}" in str(raised.value), str(raised.value)
 
 
 def test_a_dicom_seg_over_a_zipped_series(data_dir, model_path, tmp_path):
