@@ -5,7 +5,7 @@ the named cases of the test catalogue.
 
     .venv/bin/python tools/damage_inputs.py
         [--kind dicom|multiframe|nifti|nrrd|mha|labels|seg|rtstruct|segnrrd|ircadb|chaos|scene|checkpoint|train|
-                archive]
+                archive|disc]
         [--first 0] [--count 100]
 
 Seed N damages a copy of eight slices of the bundled sample case (HCC_006; kept JPEG-LS as it is
@@ -28,7 +28,7 @@ the image or label map of one of two training cases made of them (its NIfTI head
 removed, emptied or cut), or the labels of the dataset.json of the two as an nnU-Net dataset or as case
 folders, given to `train` for one short epoch; `archive`, a ZIP or tar archive of them (deflated or
 stored, plain, .gz, .xz or .bz2) cut short, a bit of it flipped or bytes changed anywhere in it or in
-its last 200, given to `segment`. Each
+its last 200, given to `segment`; `disc`, likewise a CD image (.iso) of them. Each
 copy is segmented (measured, evaluated) in this process with the bundled model, and one line per
 seed prints the exit status, the damage and the error line; where a copy of a fixed undamaged one
 (all kinds but `dicom`) exits 0, whether its lesion table (and liver volume, or evaluation; for
@@ -73,6 +73,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "LiverLesionSeg"))
 
 import numpy as np  # noqa: E402
+import pycdlib  # noqa: E402
 import pydicom  # noqa: E402
 import pydicom.encaps  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
@@ -763,9 +764,9 @@ ARCHIVE_FORMATS = {"zip": zipfile.ZIP_DEFLATED, "zip, stored": zipfile.ZIP_STORE
 
 
 def write_archive(folder: Path, form: str = "zip") -> Path:
-    """The eight slices in an archive of the form `form` (`ARCHIVE_FORMATS`) in `folder` (made), under a
+    """The eight slices in an archive of the form `form` (`ARCHIVE_FORMATS`, or "iso") in `folder` (made), under a
     folder `study/` as a PACS web viewer's download holds them, with fixed times (so a seed damages the
-    same bytes each run); its path."""
+    same bytes each run; a CD image's dates are pycdlib's, on the same bytes); its path."""
     folder.mkdir()
     slices = _write_slices(folder / "study")
     shutil.rmtree(folder / "study")
@@ -775,6 +776,15 @@ def write_archive(folder: Path, form: str = "zip") -> Path:
             for name, content in slices.items():
                 zipped.writestr(zipfile.ZipInfo(f"study/{name}", (2020, 1, 1, 0, 0, 0)), content,
                                 ARCHIVE_FORMATS[form])
+        archive.write_bytes(packed.getvalue())
+        return archive
+    if form == "iso":  # a disc's names, as ISO 9660 level 1 allows them
+        disc = pycdlib.PyCdlib()
+        disc.new(interchange_level=1)
+        disc.add_directory("/STUDY")
+        for n, content in enumerate(slices.values()):
+            disc.add_fp(io.BytesIO(content), len(content), f"/STUDY/IM{n:06d}.;1")
+        disc.write_fp(packed)
         archive.write_bytes(packed.getvalue())
         return archive
     with tarfile.open(fileobj=packed, mode="w") as tarred:
@@ -788,20 +798,29 @@ def write_archive(folder: Path, form: str = "zip") -> Path:
 
 
 def damaged_archive(folder: Path, rng: random.Random) -> str:
-    """The eight slices in a ZIP or tar archive (`write_archive`, any of its forms) cut short, a bit of it
-    flipped, or bytes changed in its first header, anywhere, or in its last 200 (a ZIP's central
-    directory, a compressed stream's check)."""
+    """The eight slices in a ZIP or tar archive (`write_archive`, any of its forms), damaged by
+    `damaged_packed`."""
     form = rng.choice(sorted(ARCHIVE_FORMATS))
-    archive = write_archive(folder, form)
+    return damaged_packed(write_archive(folder, form), f"archive {form}", rng)
+
+
+def damaged_disc_image(folder: Path, rng: random.Random) -> str:
+    """The eight slices on a CD image (`write_archive`'s "iso"), damaged by `damaged_packed`."""
+    return damaged_packed(write_archive(folder, "iso"), "disc", rng)
+
+
+def damaged_packed(archive: Path, told: str, rng: random.Random) -> str:
+    """`archive` cut short, a bit of it flipped, or bytes changed in its first header, anywhere, or in its
+    last 200 (a ZIP's central directory, a compressed stream's check)."""
     if rng.random() < 0.5:
-        return f"archive {form}: " + damage_bytes(archive, rng, 512)
+        return f"{told}: " + damage_bytes(archive, rng, 512)
     raw = bytearray(archive.read_bytes())
     first = len(raw) - 200 if rng.random() < 0.4 else 0
     places = sorted(rng.randrange(first, len(raw)) for _ in range(rng.randrange(1, 20)))
     for at in places:
         raw[at] = rng.randrange(256)
     archive.write_bytes(bytes(raw))
-    return f"archive {form}: bytes changed at {', '.join(map(str, places[:5]))}{' …' if len(places) > 5 else ''}" \
+    return f"{told}: bytes changed at {', '.join(map(str, places[:5]))}{' …' if len(places) > 5 else ''}" \
            f" of {len(raw)}"
 
 
@@ -886,6 +905,7 @@ DAMAGE = {"dicom": (damaged_dicom, "slices"), "nifti": (damaged_nifti, "ct.nii.g
           "segnrrd": (damaged_seg_nrrd, "case"),
           "multiframe": (damaged_multiframe, "ct.dcm"), "ircadb": (damaged_ircadb, "case"),
           "chaos": (damaged_chaos, "case"), "archive": (damaged_archive, "case"),
+          "disc": (damaged_disc_image, "case"),
           "scene": (damaged_scene, "study.mrb"), "checkpoint": (damaged_checkpoint, "case"),
           "train": (damaged_training_cases, "cases")}
 
@@ -911,6 +931,7 @@ UNDAMAGED = {"nifti": _write_sample, "nrrd": _write_sample, "mha": _write_sample
              "ircadb": write_ircadb_case,
              "chaos": write_chaos_case,
              "archive": write_archive,
+             "disc": functools.partial(write_archive, form="iso"),
              "scene": lambda path: path.write_bytes(_scene_bundle_bytes()),
              "checkpoint": write_checkpoint_case,
              "train": write_training_cases}
@@ -950,7 +971,7 @@ def command(kind: str, given: Path, out: Path) -> list[str]:
     if kind == "train":  # one short epoch, as little as shows the cases were read
         return ["train", str(given), "--out", str(out / "run"), "--epochs", "1", "--cycles", "1",
                 "--max-slices-per-epoch", "4", "--batch-size", "2", "--seed", "0"]
-    if kind == "archive":  # the one archive in the copy's folder
+    if kind in ("archive", "disc"):  # the one archive or disc image in the copy's folder
         return ["segment", str(next(given.iterdir())), "-o", str(out / "result.seg.nrrd"),
                 "--lesions", str(out / "lesions.csv")]
     if kind == "scene":  # its CT, with its one segmentation
