@@ -37,16 +37,16 @@ TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tbz2", ".tar.xz
 COMPRESSION_MAGIC = {b"\x1f\x8b": "gz", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz"}
 DECOMPRESSING_OPENERS = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}
 # Files a clinic or a download may bring that hold images this tool does not unpack: what each is, what to
-# do, and where its signature lies.
+# do, and the first bytes that tell it.
 UNPACK_IT = "unpack it and give the folder it holds, or pack the series as a ZIP archive"
 DECOMPRESS_IT = "decompress it and give the file or folder it holds"
 OTHER_CONTAINERS = (
-    ("a 7-Zip archive", UNPACK_IT, 0, b"7z\xbc\xaf\x27\x1c"),
-    ("a RAR archive", UNPACK_IT, 0, b"Rar!\x1a\x07"),
-    ("a gzip-compressed file", DECOMPRESS_IT, 0, b"\x1f\x8b"),
-    ("a bzip2-compressed file", DECOMPRESS_IT, 0, b"BZh"),
-    ("an xz-compressed file", DECOMPRESS_IT, 0, b"\xfd7zXZ\x00"),
-    ("a Zstandard-compressed file", DECOMPRESS_IT, 0, b"\x28\xb5\x2f\xfd"),
+    ("a 7-Zip archive", UNPACK_IT, b"7z\xbc\xaf\x27\x1c"),
+    ("a RAR archive", UNPACK_IT, b"Rar!\x1a\x07"),
+    ("a gzip-compressed file", DECOMPRESS_IT, b"\x1f\x8b"),
+    ("a bzip2-compressed file", DECOMPRESS_IT, b"BZh"),
+    ("an xz-compressed file", DECOMPRESS_IT, b"\xfd7zXZ\x00"),
+    ("a Zstandard-compressed file", DECOMPRESS_IT, b"\x28\xb5\x2f\xfd"),
 )
 DISC_IMAGE = "CD or DVD image"
 # Room left on the temporary folder's disk after unpacking, for the outputs and other programs.
@@ -75,13 +75,10 @@ def is_tar(path: Path) -> bool:
 
 
 def unread_container(path: Path) -> Optional[tuple[str, str]]:
-    """What a file is, and what to do, where it is an archive, a disc image or a compressed file of a
-    kind this tool does not unpack (by its first bytes); None for any other file."""
+    """What a file is, and what to do, where it is an archive or a compressed file of a kind this tool
+    does not unpack (by its first bytes); None for any other file."""
     head = _first_bytes(path, 8)
-    for what, hint, at, magic in OTHER_CONTAINERS:
-        if head[at:at + len(magic)] == magic:
-            return what, hint
-    return None
+    return next(((what, hint) for what, hint, magic in OTHER_CONTAINERS if head.startswith(magic)), None)
 
 
 def is_zip(path: Path) -> bool:
@@ -146,8 +143,8 @@ class _ArchiveFile(io.FileIO):
 
 
 def unpack(archive: Path) -> Unpacked:
-    """Unpack a ZIP or tar archive (.tar, .tar.gz, .tgz, .tar.bz2, .tar.xz), refusing a damaged or
-    encrypted one and one that would fill the disk."""
+    """Unpack a ZIP or tar archive (.tar, .tar.gz, .tgz, .tar.bz2, .tar.xz) or a CD or DVD image (.iso),
+    refusing a damaged or encrypted one and one that would fill the disk."""
     zip_file = is_zip(archive)
     try:
         file = _ArchiveFile(archive)

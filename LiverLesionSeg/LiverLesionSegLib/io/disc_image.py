@@ -70,6 +70,8 @@ class DiscImage:
                 for name in names:
                     on_disc = f"{folder.rstrip('/')}/{name}"
                     record = self._iso.get_record(**{self._names: on_disc})
+                    if record.is_symlink():  # a Rock Ridge link: the file it names is on the disc itself
+                        continue
                     cut += _cut_by_the_image_end(record)
                     found.append(DiscFile(_plain_name(on_disc), record.get_data_length(), on_disc))
         if cut:

@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import GeometryError, InputError
 from ..segments import plain_text
 from ..volume import POSITION_TOLERANCE_MM, Volume
+from .archive import is_archive
 from .dicom import read_series, slice_height
 from .dicom_files import has_dicom_prefix
 from .dicom_scan import DAMAGED, NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
@@ -35,6 +36,8 @@ from .reconstruction import (energy_offset, is_projection, is_sharp, is_virtual_
                              words_of)
 
 LOG = logging.getLogger("LiverLesionSeg")
+# Of a folder without DICOM files, the files looked at for an archive (each is opened to be told).
+ARCHIVES_LOOKED_AT = 20
 
 # Contrast phases as series descriptions name them (English, German, French, Spanish, Italian, Polish,
 # Czech, Turkish; abbreviations as scanners and technologists write them: "11_AP_Ax5.00mm", "PVP 3mm",
@@ -328,6 +331,10 @@ def _raise_no_images(scan: FolderScan) -> None:
         raise InputError(f"holds a DICOMDIR but none of the images it lists (no DICOM image among its "
                          f"{len(scan.skipped)} files)", scan.folder,
                          "copy the whole disc or folder, the DICOMDIR's image folders with it")
+    packed = next((path for path in scan.skipped[:ARCHIVES_LOOKED_AT] if is_archive(path)), None)
+    if packed is not None:  # the folder a download or a disc image was saved into
+        raise InputError(f"no DICOM files found among its {len(scan.skipped)} files, but an archive or disc "
+                         f"image, {packed.name}", scan.folder, f"give the archive itself ({packed})")
     if scan.skipped:
         raise InputError(f"no DICOM files found among its {len(scan.skipped)} files (e.g. {scan.skipped[0].name})",
                          scan.folder, "give a folder of DICOM CT slices, or a .nii/.nii.gz/.nrrd file")

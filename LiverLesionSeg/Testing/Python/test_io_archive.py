@@ -256,6 +256,39 @@ def test_a_dicom_cd_image_reads_as_its_series_and_its_copy_is_removed(tmp_path, 
     assert not list(private_temp.glob("liverlesionseg-unpacked-*"))  # (pydicom's FileSet keeps a folder there)
 
 
+def test_a_folder_holding_an_archive_and_no_dicom_names_it(tmp_path):
+    """The folder a download was saved into given instead of the download itself (before: "no DICOM
+    files found among its 2 files (e.g. notes.txt)")."""
+    folder = tmp_path / "Downloads"
+    folder.mkdir()
+    zip_folder(sample_case_path(), folder / "study.zip")
+    (folder / "notes.txt").write_text("CT of 12 March")
+    with pytest.raises(InputError) as raised:
+        find_input_ct(folder)
+    assert str(raised.value) == (f"{folder}: no DICOM files found among its 2 files, but an archive or disc image, "
+                                 f"study.zip. Give the archive itself ({folder / 'study.zip'}).")
+
+
+def test_a_disc_image_with_rock_ridge_names_and_a_link_reads_by_its_long_names(tmp_path):
+    """A disc written with Rock Ridge (long names, as Linux tools write discs) holding the series and a
+    symbolic link to one of its slices: read by the long names, the link left out (it names a file on
+    the disc)."""
+    import pycdlib
+
+    disc = pycdlib.PyCdlib()
+    disc.new(interchange_level=3, rock_ridge="1.09")
+    disc.add_directory("/SERIES", rr_name="HCC_006 series")
+    slices = sorted(sample_case_path().glob("*.dcm"))
+    for n, path in enumerate(slices):
+        disc.add_file(str(path), f"/SERIES/S{n:05d}.DCM;1", rr_name=path.name)
+    disc.add_symlink("/SERIES/FIRST.;1", rr_symlink_name="first.dcm", rr_path=slices[0].name)
+    disc.write(str(tmp_path / "linux.iso"))
+    disc.close()
+    volume = read_input_volume(tmp_path / "linux.iso")
+    _same_volume(volume, read_input_volume(sample_case_path()))
+    assert volume.source.startswith(str(tmp_path / "linux.iso" / "HCC_006 series")), volume.source
+
+
 def test_a_disc_image_cut_short_is_refused_and_one_without_its_padding_read(tmp_path):
     """A copy that ends within its last file (pycdlib gives that file out short without a word) is
     refused; one that lacks only the padding after its last file, as some disc-copying tools write
