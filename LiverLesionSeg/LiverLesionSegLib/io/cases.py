@@ -336,6 +336,9 @@ def _cases_for_file(path: Path) -> list[CaseRef]:
         return _image_pair_folder(path.parent)
     if is_scene_file(path) or is_scene_bundle(path):
         return [CaseRef(path.stem, "slicer-scene", (path,))]
+    if is_archive(path):  # a dataset as it was downloaded (Task03_Liver.tar, a LiTS zip)
+        raise InputError("is an archive or disc image: cases for training and evaluation are read from folders",
+                         path, "unpack it and give the folder of its cases")
     raise InputError("a single file is a case only as a LiTS, CT-ORG, SLIVER07, BTCV or AbdomenCT-1K image/label map, "
                      "a Decathlon image/label, an image/labels pair or a 3D Slicer scene", path,
                      f"understood layouts: {LAYOUTS}")

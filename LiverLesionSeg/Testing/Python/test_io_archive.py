@@ -269,6 +269,19 @@ def test_a_folder_holding_an_archive_and_no_dicom_names_it(tmp_path):
                                  f"study.zip. Give the archive itself ({folder / 'study.zip'}).")
 
 
+def test_an_archive_given_to_train_or_evaluate_is_told_to_be_unpacked(data_dir, tmp_path):
+    """A labelled case (or a dataset, as Task03_Liver.tar is downloaded) given packed: cases are read from
+    folders (before: "a single file is a case only as a LiTS, CT-ORG, … image/label map", with the
+    list of layouts)."""
+    from LiverLesionSegLib.io.cases import find_cases
+
+    archive = zip_folder(data_dir / "ircadb" / "3Dircadb1.7", tmp_path / "case.zip")
+    with pytest.raises(InputError) as raised:
+        find_cases([archive])
+    assert str(raised.value) == (f"{archive}: is an archive or disc image: cases for training and evaluation are "
+                                 f"read from folders. Unpack it and give the folder of its cases.")
+
+
 def test_a_disc_image_with_rock_ridge_names_and_a_link_reads_by_its_long_names(tmp_path):
     """A disc written with Rock Ridge (long names, as Linux tools write discs) holding the series and a
     symbolic link to one of its slices: read by the long names, the link left out (it names a file on
