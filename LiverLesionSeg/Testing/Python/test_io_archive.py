@@ -233,14 +233,17 @@ def dicom_cd_image(series: Path, image: Path) -> Path:
         for path in sorted(series.glob("*.dcm")):
             ds = pydicom.dcmread(path)
             for keyword, value in (("StudyDate", "20000101"), ("StudyTime", "120000"), ("StudyID", "1")):
-                ds[keyword].value = ds.get(keyword) or value  # what a DICOMDIR's study record must hold
+                setattr(ds, keyword, ds.get(keyword) or value)  # what a DICOMDIR's study record must hold
             file_set.add(ds)
         file_set.write(tmp)
         disc = pycdlib.PyCdlib()
         disc.new(interchange_level=1)
         for path in sorted(Path(tmp).rglob("*")):
             name = "/" + path.relative_to(tmp).as_posix().upper()
-            disc.add_directory(name) if path.is_dir() else disc.add_file(str(path), name + ".;1")
+            if path.is_dir():
+                disc.add_directory(name)
+            else:
+                disc.add_file(str(path), name + ".;1")
         disc.write(str(image))
         disc.close()
     return image
