@@ -5,6 +5,7 @@ too), decode its pixels, and turn what a damaged file raises into one line namin
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import re
@@ -14,12 +15,15 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import PIL.Image
 import pydicom
+import pydicom.encaps
 import pydicom.datadict
 import pydicom.pixels
 import pydicom.tag
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.pixels import get_decoder
+from pydicom.pixels.utils import _get_jpg_parameters  # a frame header's reader, as pydicom uses it
 
 from ..errors import InputError, first_line
 from .dicom_values import described, number_values, values_of
@@ -235,10 +239,53 @@ def decode_pixels(path: Path, ds: pydicom.Dataset, complaints: Optional[list[tup
     """The stored pixel values of a single-frame image, with clear errors for what cannot be decoded
     (a decoder's complaint on what it decodes: see `decoding`)."""
     check_decoder(path, ds)
+    if ds.file_meta.TransferSyntaxUID.is_compressed:
+        check_coded_size(path, ds, first_frame(ds))
     with decoding(path, complaints):
         return ds.pixel_array
 
 
+def first_frame(ds: pydicom.Dataset) -> Optional[bytes]:
+    """The first compressed frame of `ds`, or None where it cannot be found (the decoders tell why)."""
+    try:
+        return next(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames") or 1)))
+    except Exception:  # no pixel data, or fragments too damaged to find
+        return None
+
+
+def check_coded_size(path: Path, ds: pydicom.Dataset, frame: Optional[bytes]) -> None:
+    """Refuse a compressed frame whose own size is not the header's Rows and Columns, before any decoder
+    sees it: GDCM, the fallback where the first decoder fails, ends the whole program (a C++ exception
+    nothing catches) on a JPEG-LS frame smaller than the header says, and a larger header read other
+    pixels as the image without a word."""
+    coded = coded_size(frame, ds.file_meta.TransferSyntaxUID) if frame is not None else None
+    try:
+        declared = (int(ds.Rows), int(ds.Columns))
+    except (AttributeError, TypeError, ValueError):  # the header's own fault, told where the pixels are decoded
+        return
+    if coded is not None and coded != declared:
+        raise InputError(f"its header gives its image {declared[0]} x {declared[1]} pixels (Rows x Columns), but its "
+                         f"compressed image holds {coded[0]} x {coded[1]}: the header is damaged", path,
+                         "export the series again")
+
+
+def coded_size(frame: bytes, syntax: pydicom.uid.UID) -> Optional[tuple[int, int]]:
+    """A compressed frame's own rows and columns, from its codestream's header (pydicom's reading of a JPEG
+    or JPEG-LS frame header, Pillow's of a JPEG 2000 one), or None where it cannot be told (RLE holds none)."""
+    try:
+        if syntax in pydicom.uid.JPEG2000TransferSyntaxes:
+            with PIL.Image.open(io.BytesIO(frame)) as image:  # reads the header only
+                return image.height, image.width
+        if syntax in JPEG_SYNTAXES:
+            header = _get_jpg_parameters(frame)
+            return (header["height"], header["width"]) if header else None
+    except Exception:  # a header too damaged to read: the decoders tell it
+        return None
+    return None
+
+
+# JPEG transfer syntaxes whose frame header gives the image's size (baseline, extended, lossless, JPEG-LS)
+JPEG_SYNTAXES = (*pydicom.uid.JPEGTransferSyntaxes, *pydicom.uid.JPEGLSTransferSyntaxes)
 # pixel data cut short, in pydicom's words (which count one frame's bytes) or numpy's
 SHORT_WORDS = re.compile(r"^The number of bytes of pixel data is less than expected|^cannot reshape array of size|"
                          r"^buffer size must be a multiple of element size")

@@ -984,6 +984,36 @@ def test_a_damaged_compressed_slice_is_told_in_the_decoders_words_not_a_plugins_
     assert "object has no attribute" not in str(exc.value)
 
 
+@pytest.mark.parametrize("syntax", ["JPEGLSLossless", "JPEGLosslessProcess14_1", "JPEG2000Lossless"])
+@pytest.mark.parametrize("rows, columns", [(512, 1024), (256, 256)])
+def test_a_compressed_slice_whose_header_gives_another_size_is_refused_before_decoding(small_series, tmp_path,
+                                                                                        syntax, rows, columns):
+    """Found by `tools/damage_inputs.py --kind dicom`, seed 23052 (JPEG-LS slices given 65535 columns): the
+    first decoder failed and GDCM, the next, ended the whole program (SIGABRT, no message); a JPEG-LS
+    header of fewer pixels was decoded as other pixels without a word; JPEG lossless and JPEG 2000 were
+    told in Python's words ("'NoneType' object has no attribute 'encode'", "could not broadcast …")."""
+    import gdcm
+
+    folder = tmp_path / syntax
+    folder.mkdir()
+    for path in small_series.iterdir():
+        _transcoded(path, folder / path.name, getattr(gdcm.TransferSyntax, syntax))
+    read_ct_folder(folder)  # whole, it reads
+    ds = pydicom.dcmread(folder / "slice 101")
+    ds.Rows, ds.Columns = rows, columns
+    ds.save_as(folder / "slice 101", enforce_file_format=False)
+    # in a process of its own, so that a decoder that ends the program fails this test, not the run
+    script = ("import sys; from LiverLesionSegLib.io.series_choice import read_ct_folder\n"
+              "from LiverLesionSegLib.errors import InputError\n"
+              f"try:\n    read_ct_folder({str(folder)!r})\nexcept InputError as e:\n    print(e)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.strip() == (f"{folder / 'slice 101'}: its header gives its image {rows} x {columns} pixels "
+                                   f"(Rows x Columns), but its compressed image holds 512 x 512: the header is "
+                                   f"damaged. Export the series again."), done.stdout
+
+
 def test_a_slice_whose_file_meta_lost_its_transfer_syntax_is_told_so(small_series):
     """Found by `tools/damage_inputs.py --kind ircadb`, seed 13039: header bytes damaged in the file meta
     group left no TransferSyntaxUID, told in pydicom's words ("'transfer_syntax_uid' is required if the

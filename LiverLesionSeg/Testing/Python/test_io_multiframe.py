@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pydicom
 import pytest
@@ -185,3 +190,25 @@ def test_a_frame_without_a_usable_plane_value_is_told_which(hcc_006, tmp_path, g
         read_input_volume(path)
     message = str(exc.value)
     assert message.startswith(f"{path}: cannot read the multi-frame image ({told})") and "\n" not in message
+
+
+def test_a_compressed_multiframe_file_whose_header_gives_another_size_is_refused(hcc_006, tmp_path):
+    """As for single-frame slices (`test_io_dicom.py`): its frames compressed as JPEG-LS and its header's
+    Columns made 1024, GDCM ended the whole program when the first decoder failed (SIGABRT, no message)."""
+    files, _ = hcc_006
+    path = multiframe_file(files[:8], tmp_path / "enhanced" / "ct.dcm")
+    ds = pydicom.dcmread(path)
+    ds.compress(pydicom.uid.JPEGLSLossless, generate_instance_uid=False)
+    ds.save_as(path, enforce_file_format=False)
+    read_input_volume(path)  # whole, it reads
+    ds.Columns = 1024
+    ds.save_as(path, enforce_file_format=False)
+    script = ("from LiverLesionSegLib.io.cases import read_input_volume\n"
+              "from LiverLesionSegLib.errors import InputError\n"
+              f"try:\n    read_input_volume({str(path)!r})\nexcept InputError as e:\n    print(e)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.strip() == (f"{path}: its header gives its image 512 x 1024 pixels (Rows x Columns), but its "
+                                   f"compressed image holds 512 x 512: the header is damaged. Export the series "
+                                   f"again."), done.stdout
