@@ -219,10 +219,10 @@ def find_input_ct(path: str | os.PathLike, series: Optional[str | int] = None) -
         if path.name.upper() == "DICOMDIR":  # a disc's index: the images lie in the folders beside it
             return _dicom_input(path.parent, path.parent, series)
         found = choose_ct_file(path)  # a multi-frame DICOM image
-        container = unread_container(path) if found is None else None
-        if container is not None:
-            raise InputError(f"is {container[0]}, which this tool does not unpack", path, container[1])
         if found is None:
+            container = unread_container(path)
+            if container is not None:
+                raise InputError(f"is {container[0]}, which this tool does not unpack", path, container[1])
             raise InputError("is neither a DICOM, NIfTI or NRRD image nor a folder", path,
                              "give the folder that holds the DICOM series, or a .nii, .nii.gz or .nrrd file")
         return InputCT(path, scan=found[0], series=found[1])

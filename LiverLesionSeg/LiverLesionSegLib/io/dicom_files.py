@@ -239,30 +239,25 @@ def decode_pixels(path: Path, ds: pydicom.Dataset, complaints: Optional[list[tup
     """The stored pixel values of a single-frame image, with clear errors for what cannot be decoded
     (a decoder's complaint on what it decodes: see `decoding`)."""
     check_decoder(path, ds)
-    if ds.file_meta.TransferSyntaxUID.is_compressed:
-        check_coded_size(path, ds, first_frame(ds))
+    check_coded_size(path, ds)
     with decoding(path, complaints):
         return ds.pixel_array
 
 
-def first_frame(ds: pydicom.Dataset) -> Optional[bytes]:
-    """The first compressed frame of `ds`, or None where it cannot be found (the decoders tell why)."""
+def check_coded_size(path: Path, ds: pydicom.Dataset) -> None:
+    """Refuse a compressed image whose first frame's own size is not the header's Rows and Columns, before
+    any decoder sees it: GDCM, the fallback where the first decoder fails, ends the whole program (a C++
+    exception nothing catches) on a JPEG-LS frame smaller than the header says, and a larger header read
+    other pixels as the image without a word."""
     try:
-        return next(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames") or 1)))
-    except Exception:  # no pixel data, or fragments too damaged to find
-        return None
-
-
-def check_coded_size(path: Path, ds: pydicom.Dataset, frame: Optional[bytes]) -> None:
-    """Refuse a compressed frame whose own size is not the header's Rows and Columns, before any decoder
-    sees it: GDCM, the fallback where the first decoder fails, ends the whole program (a C++ exception
-    nothing catches) on a JPEG-LS frame smaller than the header says, and a larger header read other
-    pixels as the image without a word."""
-    coded = coded_size(frame, ds.file_meta.TransferSyntaxUID) if frame is not None else None
-    try:
+        syntax = ds.file_meta.TransferSyntaxUID
+        if not syntax.is_compressed:
+            return
         declared = (int(ds.Rows), int(ds.Columns))
-    except (AttributeError, TypeError, ValueError):  # the header's own fault, told where the pixels are decoded
+        frame = next(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames") or 1)))
+    except Exception:  # the header's or the fragments' own fault, told where the pixels are decoded
         return
+    coded = coded_size(frame, syntax)
     if coded is not None and coded != declared:
         raise InputError(f"its header gives its image {declared[0]} x {declared[1]} pixels (Rows x Columns), but its "
                          f"compressed image holds {coded[0]} x {coded[1]}: the header is damaged", path,

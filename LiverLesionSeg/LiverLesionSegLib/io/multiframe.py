@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import GeometryError, InputError
 from ..volume import Volume
 from .dicom import LEAST_HU, MOST_HU, check_stack, refuse_a_negative_slope
-from .dicom_files import check_coded_size, decoding, first_frame, reading_fault
+from .dicom_files import check_coded_size, decoding, reading_fault
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -32,8 +32,7 @@ def read_multiframe_ct(path: Path, frames: int, label: str) -> Volume:
         raise InputError(f"cannot read the multi-frame image ({reading_fault(exc, path)})", path,
                          "the file may be truncated or damaged; export the series again") from None
     refuse_a_negative_slope(image, path)
-    if image.file_meta.TransferSyntaxUID.is_compressed:
-        check_coded_size(path, image, first_frame(image))
+    check_coded_size(path, image)
     try:
         regular = image.get_volume_geometry(allow_duplicate_positions=False) is not None
     except (ValueError, RuntimeError, AttributeError, KeyError):  # positions missing or unusable
