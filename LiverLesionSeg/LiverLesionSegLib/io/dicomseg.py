@@ -27,7 +27,7 @@ from ..volume import Case, Volume
 from .dicom import check_in_plane_grid, read_series, slice_indices
 from .dicom_files import pixel_data_shortfall, reading_fault
 from .dicom_scan import FolderScan, SeriesInfo, scan_folder
-from .dicom_values import text_as_written
+from .dicom_values import int_or_none, text_as_written
 from .multiframe import functional_group_item
 from .regularize import mask_to_grid
 from .rtstruct import is_rtstruct, read_rtstruct_masks
@@ -107,7 +107,8 @@ def read_seg_masks(path: Path, ct: Volume) -> dict[str, np.ndarray]:
     seg = _segread(path)
     roles = {number: segment_role(seg, number) for number in seg.segment_numbers}
     warn_of_left_out(path, [segment_label(seg, number) for number, role in roles.items() if role is None])
-    frames = _binary_frames(seg, path)
+    kind = segmentation_type(seg, path)
+    frames = _binary_frames(seg, kind, path)
     shared = seg.get("SharedFunctionalGroupsSequence", [None])[0]
     per_frame = seg.PerFrameFunctionalGroupsSequence
     if len(per_frame) != len(frames):  # frames after a missing description would be placed by the next one's
@@ -125,7 +126,7 @@ def read_seg_masks(path: Path, ct: Volume) -> dict[str, np.ndarray]:
         ks = slice_indices(ct, positions, "a SEG frame", path)
     else:
         ks = acquired.slice_indices(positions, "a SEG frame", path)
-    labelmap = seg.segmentation_type == hd.seg.SegmentationTypeValues.LABELMAP
+    labelmap = kind == hd.seg.SegmentationTypeValues.LABELMAP
     for index, fg in enumerate(per_frame):
         orientation = functional_group_item(fg, shared, "PlaneOrientationSequence", path).ImageOrientationPatient
         spacing = functional_group_item(fg, shared, "PixelMeasuresSequence", path).PixelSpacing
@@ -182,7 +183,23 @@ def _frame_count(path: Path) -> Optional[int]:
         return None
 
 
-def _binary_frames(seg: hd.seg.Segmentation, path: Path) -> np.ndarray:
+def segmentation_type(seg: hd.seg.Segmentation, path: Path) -> hd.seg.SegmentationTypeValues:
+    """The SEG's SegmentationType. One missing or damaged is BINARY where the frames hold one bit a
+    pixel (no other type does); else the frames' values cannot be read, and it is refused."""
+    written = str(seg.get("SegmentationType", "") or "").strip()
+    try:
+        return hd.seg.SegmentationTypeValues(written.upper())
+    except ValueError:
+        pass
+    said = f"'{written}'" if written else "missing"
+    if seg.get("BitsAllocated") == 1:
+        LOG.warning("%s: its SegmentationType is %s; read as BINARY, as its frames of one bit a pixel are", path, said)
+        return hd.seg.SegmentationTypeValues.BINARY
+    raise InputError(f"its SegmentationType is {said}, where BINARY, FRACTIONAL or LABELMAP tells what its "
+                     f"frames' values mean", path, "the file is damaged; export the segmentation again")
+
+
+def _binary_frames(seg: hd.seg.Segmentation, kind: hd.seg.SegmentationTypeValues, path: Path) -> np.ndarray:
     """Frames as 0/1 uint8 (fractional SEGs cut at half their maximum value); a LABELMAP SEG's as
     they are, each pixel its segment's number."""
     try:
@@ -192,8 +209,20 @@ def _binary_frames(seg: hd.seg.Segmentation, path: Path) -> np.ndarray:
                          "the file may be truncated; export it again") from None
     if frames.ndim == 2:
         frames = frames[None]
-    if seg.segmentation_type == hd.seg.SegmentationTypeValues.FRACTIONAL:
-        return (frames >= int(seg.MaximumFractionalValue) / 2).astype(np.uint8)
-    if seg.segmentation_type == hd.seg.SegmentationTypeValues.LABELMAP:
+    if kind == hd.seg.SegmentationTypeValues.FRACTIONAL:
+        return (frames >= _maximum_fractional_value(seg, path) / 2).astype(np.uint8)
+    if kind == hd.seg.SegmentationTypeValues.LABELMAP:
         return frames
     return (frames > 0).astype(np.uint8)
+
+
+def _maximum_fractional_value(seg: hd.seg.Segmentation, path: Path) -> int:
+    """A FRACTIONAL SEG's MaximumFractionalValue (the value of a pixel wholly in the segment)."""
+    written = seg.get("MaximumFractionalValue")
+    value = int_or_none(written)
+    if value is None or value <= 0:
+        said = "missing" if written in (None, "") else f"{written!s:.30}"
+        raise InputError(f"is a FRACTIONAL SEG whose MaximumFractionalValue is {said}, so its frames' values "
+                         "cannot be read", path,
+                         "the file is damaged; export the segmentation again")
+    return value

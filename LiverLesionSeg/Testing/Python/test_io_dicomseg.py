@@ -300,6 +300,53 @@ def test_a_labelmap_seg_each_pixel_its_segments_number(case_0697_copy, data_dir)
     np.testing.assert_array_equal(case.liver.array, (labels == 1).astype(np.uint8))  # the vein left out
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR CS:UserWarning")
+@pytest.mark.parametrize("written", [None, "é"], ids=["missing", "damaged"])
+def test_a_one_bit_seg_without_its_segmentation_type_is_read_as_binary(case_0697_copy, written, caplog):
+    """Found by `tools/damage_inputs.py --kind seg` (seed 25015): a SEG without SegmentationType ended
+    in an internal error ("'Segmentation' object has no attribute 'SegmentationType'"). Frames of one
+    bit a pixel can only be BINARY's."""
+    path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
+    expected = read_seg_case(case_0697_copy).lesion.array
+    ds = pydicom.dcmread(path)
+    if written is None:
+        del ds.SegmentationType
+    else:
+        ds.SegmentationType = written
+    ds.save_as(path)
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        np.testing.assert_array_equal(read_seg_case(case_0697_copy).lesion.array, expected)
+    said = "missing" if written is None else f"'{written}'"
+    assert f"{path.name}: its SegmentationType is {said}; read as BINARY" in caplog.text
+
+
+@pytest.mark.filterwarnings("ignore:The string .* person name:UserWarning")
+@pytest.mark.parametrize("damage", ["no SegmentationType", "no MaximumFractionalValue", "read"])
+def test_a_fractional_seg_needs_its_type_and_maximum(case_0697_copy, data_dir, damage):
+    """A FRACTIONAL SEG (8 bits a pixel) is read where half its maximum value is reached; without its
+    type or its maximum, what its values mean is unknown: refused, where both were internal errors."""
+    sources = axial_sources_alone(case_0697_copy, data_dir)
+    fractions = np.zeros((len(sources), 512, 512, 4), np.float32)
+    fractions[10:30, 100:300, 100:300, 0] = 1.0  # liver
+    fractions[12:14, 150:160, 150:160, 1] = 0.7  # tumour A, mostly in
+    fractions[12:14, 160:170, 150:160, 1] = 0.3  # mostly out
+    path = case_0697_copy / "fractional.dcm"
+    four_segments(sources, fractions, hd.seg.SegmentationTypeValues.FRACTIONAL).save_as(path)
+    ds = pydicom.dcmread(path)
+    assert ds.BitsAllocated == 8
+    if damage == "read":
+        case = read_seg_case(case_0697_copy)
+        np.testing.assert_array_equal(case.lesion.array, (fractions[..., 1] >= 0.5).astype(np.uint8))
+        np.testing.assert_array_equal(case.liver.array, fractions[..., 0].astype(np.uint8))
+        return
+    delattr(ds, damage.removeprefix("no "))
+    ds.save_as(path)
+    told = ("its SegmentationType is missing, where BINARY, FRACTIONAL or LABELMAP tells" if damage.endswith("Type")
+            else "is a FRACTIONAL SEG whose MaximumFractionalValue is missing")
+    with pytest.raises(InputError, match=f"fractional.dcm: {told}"):
+        read_seg_case(case_0697_copy)
+
+
 def test_a_seg_without_frames_says_so(case_0697_copy):
     """A SEG of no frames (NumberOfFrames 0: every segment empty, not valid DICOM) is named as such,
     not as highdicom's 'list index out of range'."""
