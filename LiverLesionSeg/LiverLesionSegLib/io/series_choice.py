@@ -21,17 +21,18 @@ import os
 import re
 import unicodedata
 from pathlib import Path
-from typing import NamedTuple, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 
 from ..errors import GeometryError, InputError
 from ..segments import plain_text
-from ..volume import POSITION_TOLERANCE_MM, Volume
+from ..volume import POSITION_TOLERANCE_MM, Volume, in_brackets
 from .archive import is_archive
 from .dicom import read_series, slice_height
-from .dicom_files import has_dicom_prefix
+from .dicom_files import dcmread, has_dicom_prefix
 from .dicom_scan import DAMAGED, NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
+from .dicom_values import described, orientation_of
 from .reconstruction import (energy_offset, is_projection, is_sharp, is_virtual_non_contrast, material_map_evidence,
                              words_of)
 
@@ -355,33 +356,43 @@ def read_chosen_series(scan: FolderScan, chosen: SeriesInfo) -> Volume:
     try:
         volume = read_series(chosen)
     except GeometryError as exc:
-        strays = _series_in_gaps(scan, chosen)
-        if not (damaged or strays):
+        in_a_gap = _gap_finder(chosen)
+        strays = [s for s in _same_orientation(scan, chosen) if all(in_a_gap(f) for f in s.files)]
+        turned = [f for f in chosen.left_out if in_a_gap(f)]
+        if not (damaged or strays or turned):
             raise
         filed_apart = (f"the folder holds {strays[0].label} ({', '.join(f.name for f in strays[0].files[:3])}), "
                        "whose slices lie only where this series has gaps: perhaps the missing slice(s), given "
                        "another SeriesInstanceUID; export the series again") if strays else ""
-        raise GeometryError(exc.problem, exc.path, "; ".join(h for h in (filed_apart, damaged) if h)) from None
+        turned_apart = (f"the series' file {turned[0].name} lies in a gap between its slices but "
+                        f"{_orientation_told(turned[0], chosen)}: perhaps the missing slice, its header damaged; "
+                        "export the series again") if turned else ""
+        hints = (turned_apart, filed_apart, damaged)
+        raise GeometryError(exc.problem, exc.path, "; ".join(h for h in hints if h)) from None
     if damaged and volume.acquired is not None and volume.acquired.steps_vary():
         # a spacing that changes is resampled, unless the slices that would fill it may be damaged files
         raise GeometryError(f"the slice spacing varies ({volume.acquired.irregularity()})", chosen.folder, damaged)
     return volume
 
 
-def _series_in_gaps(scan: FolderScan, chosen: SeriesInfo) -> list[SeriesInfo]:
-    """The scan's other series of `chosen`'s orientation whose every slice lies in a gap of `chosen`
-    (a step over 1.5 times its usual one), as slices given another UID by an export or an edit do; a
-    phase over the same range has slices everywhere. Read on the error path only (headers of `chosen`)."""
+def _same_orientation(scan: FolderScan, chosen: SeriesInfo) -> list[SeriesInfo]:
+    """The scan's other series of single-frame slices in `chosen`'s orientation."""
     if chosen.orientation is None or chosen.multiframe:
         return []
-    others = [s for s in scan.series if s is not chosen and s.files and not s.multiframe
-              and s.orientation is not None and np.allclose(s.orientation, chosen.orientation, atol=1e-3)]
-    if not others:
-        return []
+    return [s for s in scan.series if s is not chosen and s.files and not s.multiframe
+            and s.orientation is not None and np.allclose(s.orientation, chosen.orientation, atol=1e-3)]
+
+
+def _gap_finder(chosen: SeriesInfo) -> Callable[[Path], bool]:
+    """Whether a slice file lies in a gap of `chosen` (a step over 1.5 times its usual one), as slices
+    given another UID by an export or an edit, or a slice whose orientation was damaged, do; a phase
+    over the same range has slices everywhere. Read on the error path only (headers of `chosen`)."""
+    if chosen.orientation is None or chosen.multiframe:
+        return lambda path: False
     along = np.sort([height for height in (slice_height(f, chosen.orientation) for f in chosen.files)
                      if height is not None])
     if len(along) < 3:
-        return []
+        return lambda path: False
     steps = np.diff(along)
     gaps = [(low, high) for low, high, step in zip(along, along[1:], steps) if step > 1.5 * np.median(steps)]
 
@@ -390,7 +401,18 @@ def _series_in_gaps(scan: FolderScan, chosen: SeriesInfo) -> list[SeriesInfo]:
         return height is not None and any(low + POSITION_TOLERANCE_MM < height < high - POSITION_TOLERANCE_MM
                                           for low, high in gaps)
 
-    return [s for s in others if gaps and all(in_a_gap(f) for f in s.files)]
+    return in_a_gap
+
+
+def _orientation_told(path: Path, chosen: SeriesInfo) -> str:
+    """Why a slice of `chosen` was left out of it: its orientation, unusable or another."""
+    written = dcmread(path, stop_before_pixels=True, specific_tags=["ImageOrientationPatient"])
+    value = written.get("ImageOrientationPatient")
+    if value is None or str(value) == "":
+        return "has no ImageOrientationPatient"
+    if orientation_of(written) is None:
+        return f"has an unusable ImageOrientationPatient {described(value, 6)}"
+    return f"its ImageOrientationPatient {described(value, 6)} is not the series' {in_brackets(chosen.orientation)}"
 
 
 def choose_ct_file(path: str | os.PathLike) -> Optional[tuple[FolderScan, SeriesInfo]]:

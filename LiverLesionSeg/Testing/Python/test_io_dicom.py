@@ -376,6 +376,28 @@ def test_a_gap_filled_by_a_slice_of_another_series_uid_names_it(small_series):
     assert_one_line(exc, "slice positions jump", "slice 103", "UID 1.2.3", "another SeriesInstanceUID")
 
 
+@pytest.mark.parametrize("orientation, told", [
+    ([-1, 1e30, 1e6, 1e6, 1e-30, 1e30], "has an unusable ImageOrientationPatient (-1, 1e+30, 1e+06, 1e+06, 1e-30"),
+    ([1, 0, 0, 0, 0.8, 0.6],
+     "its ImageOrientationPatient (1, 0, 0, 0, 0.8, 0.6) is not the series' (1, 0, 0, 0, 1, 0)"),
+    (None, "has no ImageOrientationPatient")], ids=["unusable", "another", "none"])
+def test_a_gap_where_a_slice_of_another_orientation_lies_names_it(small_series, orientation, told):
+    """Found by `tools/damage_inputs.py --kind dicom` (seed 25006): a slice whose orientation was
+    damaged is left out of its series as a reformat would be, and the gap it leaves was told as "a
+    slice is missing", the file being there."""
+    path = small_series / "slice 103"
+    ds = pydicom.dcmread(path)
+    if orientation is None:
+        del ds.ImageOrientationPatient
+    else:
+        ds.ImageOrientationPatient = orientation
+    ds.save_as(path)
+    with pytest.raises(GeometryError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "slice positions jump", f"series' file slice 103 lies in a gap between its slices but {told}",
+                    "perhaps the missing slice, its header damaged")
+
+
 def test_a_gap_beside_another_series_elsewhere_is_told_as_a_gap(small_series):
     """Another series whose slices lie outside the gap (a phase over other positions) is not named."""
     edit(small_series / "slice 103", SeriesInstanceUID="1.2.3",
