@@ -91,14 +91,15 @@ def _read_multiframe(info: SeriesInfo) -> Volume:
     if len(info.files) > 1:
         raise InputError(f"{info.label} is split over {len(info.files)} files, {len(info.multiframe)} of them "
                          "multi-frame", info.folder, "give the series as one multi-frame file or as one file per slice")
-    header = dcmread(path, stop_before_pixels=True)
-    if str(header.get("SOPClassUID", "")).startswith(SECONDARY_CAPTURE_PREFIX):
-        raise InputError("a secondary capture image (screenshots), not a CT series", path,
-                         "give the original CT series")
-    _check_series_fits(header, frames, path)
-    check_decoder(path, header)
-    del header
-    return read_multiframe_ct(path, frames, info.label)
+    with header_values(path):  # the file named, not its folder
+        header = dcmread(path, stop_before_pixels=True)
+        if str(header.get("SOPClassUID", "")).startswith(SECONDARY_CAPTURE_PREFIX):
+            raise InputError("a secondary capture image (screenshots), not a CT series", path,
+                             "give the original CT series")
+        _check_series_fits(header, frames, path)
+        check_decoder(path, header)
+        del header
+        return read_multiframe_ct(path, frames, info.label)
 
 
 def slice_stack(datasets: Sequence[pydicom.Dataset], files: Sequence[Path], where: Path) -> Stack:

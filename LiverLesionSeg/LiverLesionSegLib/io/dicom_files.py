@@ -137,7 +137,7 @@ def reading_fault(exc: BaseException, path: Path) -> str:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         empty = _empty_sequence(ds, "")
         found = (f"its {empty} is empty, where an item is needed" if empty else
-                 _index_count_mismatch(ds) or _index_pointing_nowhere(ds) or _unusable_plane_value(ds))
+                 _index_count_mismatch(ds) or _index_pointing_nowhere(ds) or unusable_plane_value(ds))
     except Exception:
         found = None
     return found or first_line(exc)
@@ -181,7 +181,7 @@ PLANE_VALUES = (("PlanePositionSequence", "ImagePositionPatient", 3),
                 ("PixelMeasuresSequence", "PixelSpacing", 2))
 
 
-def _unusable_plane_value(ds: pydicom.Dataset) -> Optional[str]:
+def unusable_plane_value(ds: pydicom.Dataset) -> Optional[str]:
     """A frame whose position, orientation or pixel spacing is empty or not its count of numbers
     (highdicom: "'NoneType' object is not subscriptable", "list index out of range")."""
     shared = (ds.get("SharedFunctionalGroupsSequence") or [pydicom.Dataset()])[0]

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import GeometryError, InputError
 from ..volume import Volume
 from .dicom import LEAST_HU, MOST_HU, check_stack, refuse_a_negative_slope
-from .dicom_files import check_coded_size, decoding, reading_fault
+from .dicom_files import check_coded_size, decoding, reading_fault, unusable_plane_value
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -38,6 +38,10 @@ def read_multiframe_ct(path: Path, frames: int, label: str) -> Volume:
     except (ValueError, RuntimeError, AttributeError, KeyError):  # positions missing or unusable
         regular = False
     if not regular:  # a gantry tilt or a spacing that changes is resampled, as for single-frame slices
+        unusable = unusable_plane_value(image)  # or a frame's geometry is missing, which highdicom let pass
+        if unusable:
+            raise InputError(f"cannot read the multi-frame image ({unusable})", path,
+                             "the file may be truncated or damaged; export the series again")
         return _frames_as_acquired(image, path, frames, label)
     with decoding(path):  # a missing decoder was refused before (dicom.check_decoder)
         volume = image.get_volume(dtype=np.float32)

@@ -170,16 +170,23 @@ def test_signed_values_declared_unsigned_are_read_as_written(hcc_006, tmp_path, 
     ("PlaneOrientationSequence", "ImageOrientationPatient", "", "the frames' shared ImageOrientationPatient (in "
                                                                 "PlaneOrientationSequence) is none"),
     ("PixelMeasuresSequence", "PixelSpacing", "", "the frames' shared PixelSpacing (in PixelMeasuresSequence) is none"),
+    ("PlaneOrientationSequence", "ImageOrientationPatient", None, "the frames' shared ImageOrientationPatient (in "
+                                                                  "PlaneOrientationSequence) is none"),
 ])
 def test_a_frame_without_a_usable_plane_value_is_told_which(hcc_006, tmp_path, group, keyword, value, told):
     """Found by `tools/damage_inputs.py --kind multiframe`, seed 17011: a frame's ImagePositionPatient
     left empty was told in highdicom's words ("'NoneType' object is not subscriptable"); a shared
-    orientation left empty as a sequence that is not there."""
+    orientation left empty as a sequence that is not there. Removed (None; seed 25015), which highdicom
+    lets pass: "has a header value that cannot be used (no ImageOrientationPatient)", naming the file's folder."""
     files, _ = hcc_006
     path = multiframe_file(files[:8], tmp_path / "enhanced" / "ct.dcm")
     ds = pydicom.dcmread(path)
     frame = ds.PerFrameFunctionalGroupsSequence[2]
-    setattr(getattr(frame if group in frame else ds.SharedFunctionalGroupsSequence[0], group)[0], keyword, value)
+    item = getattr(frame if group in frame else ds.SharedFunctionalGroupsSequence[0], group)[0]
+    if value is None:
+        delattr(item, keyword)
+    else:
+        setattr(item, keyword, value)
     ds.save_as(path)
     with pytest.raises(InputError) as exc:
         read_input_volume(path)
