@@ -200,6 +200,10 @@ def _check_pixel_format(path: Path, ds: pydicom.Dataset) -> None:
                          "give the original CT series")
     samples = int(ds.get("SamplesPerPixel", 1))
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    if samples != 1 and (samples != 3 or photometric.startswith("MONOCHROME")):  # no colour image's either
+        raise InputError(f"its SamplesPerPixel is {samples} (PhotometricInterpretation {photometric or 'empty'}), "
+                         "where a grey-scale image has 1 and a colour one 3: the header is damaged", path,
+                         "export the series again")
     if samples != 1:
         raise InputError(f"a colour image ({samples} samples per pixel, {photometric}), not a CT slice", path,
                          "give the original grey-scale CT series")

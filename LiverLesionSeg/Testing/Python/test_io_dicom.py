@@ -476,6 +476,21 @@ def test_a_grey_slice_whose_photometric_interpretation_is_damaged_is_not_told_as
                                       "pixel, as a CT's is, says MONOCHROME2")
 
 
+@pytest.mark.parametrize("samples, photometric", [(7, "MONOCHROME2"), (64, "MONOCHROME2"), (4, "RGB")])
+def test_a_slice_whose_samples_per_pixel_is_damaged_is_not_told_as_colour(small_series, samples, photometric):
+    """Found by `tools/damage_inputs.py --kind dicom` (seeds 25045, 25046): a grey slice given 7 or 64
+    samples per pixel was told as "a colour image (7 samples per pixel, MONOCHROME2)"."""
+    path = small_series / "slice 102"
+    ds = pydicom.dcmread(path)
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = samples, photometric
+    ds.save_as(path)
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "slice 102", f"its SamplesPerPixel is {samples} (PhotometricInterpretation {photometric}), "
+                                      "where a grey-scale image has 1 and a colour one 3: the header is damaged")
+    assert "colour image (" not in str(exc.value)
+
+
 def test_rgb_image(small_series):
     path = small_series / "slice 102"
     ds = pydicom.dcmread(path)
