@@ -18,6 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import GeometryError, InputError, first_line
+from .seg_nrrd import is_slicer_segmentation
 from .stored_bytes import (FloatVoxels, gzip_length, gzip_trailer_says, metaimage_data, metaimage_header,
                            nrrd_data_length, refuse_surplus, voxel_dtype)
 
@@ -26,8 +27,12 @@ LOG = logging.getLogger("LiverLesionSeg")
 
 def check_shape(path: Path, dimension: int, size, components: int) -> None:
     if components != 1:
+        if is_slicer_segmentation(path):  # its segments in layers, where a CT belongs (a label map's are read apart)
+            raise InputError(f"is a 3D Slicer segmentation (its segments in {components} layers), not a CT image",
+                             path, "give the CT image itself (a segmentation goes to measure, evaluate or train "
+                             "as the reference)")
         raise InputError(f"a vector or colour image ({components} components per voxel)", path,
-                         "give a grey-scale CT volume")
+                         "give an image of one value per voxel: a grey-scale CT, or a label map")
     sides = " x ".join(map(str, size))
     if dimension < 2 or 0 in size:  # was told "a 2-D image (size ), not a volume"
         raise GeometryError(f"its header gives it no voxels or a single row of them ({dimension} dimension(s), "

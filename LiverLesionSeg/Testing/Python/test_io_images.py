@@ -95,6 +95,23 @@ def test_nibabel_oblique_file_reads_back_in_lps(small, tmp_path):
     assert_same_volume(read_image(tmp_path / "oblique.nii"), volume, tolerance=1e-3)
 
 
+@pytest.mark.parametrize("role", ["CT", "label map"])
+def test_a_vector_image_is_refused_in_either_role(small, tmp_path, role):
+    """A NIfTI of 4 components per voxel (a datatype code damaged to RGBA: `--kind nifti` and `--kind
+    labels`, seed 25004) is no CT and no label map; the hint no longer asks for a CT where a label map
+    was given."""
+    path = tmp_path / "vector.nii.gz"
+    image = sitk.Compose([small.to_sitk()] * 4)
+    sitk.WriteImage(image, str(path))
+    with pytest.raises(InputError) as exc:
+        if role == "CT":
+            read_image(path)
+        else:
+            read_label_map(path, small)
+    assert str(exc.value) == (f"{path}: a vector or colour image (4 components per voxel). Give an image of one value "
+                              "per voxel: a grey-scale CT, or a label map.")
+
+
 def test_a_nifti_whose_pixdim_and_affine_disagree_is_refused(small, tmp_path):
     """pixdim rewritten (1 mm slices) but not the sform (5 mm): ITK, and so Slicer, read pixdim, with a
     warning no one saw, and nibabel the sform; the lesions' volumes depended on the reader. The same

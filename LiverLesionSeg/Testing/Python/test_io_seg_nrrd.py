@@ -173,6 +173,21 @@ def test_measure_reads_a_segmentation_saved_by_slicer(case, scene_and_nodes, tmp
     assert f"Lesions: {len(expected)}" in capsys.readouterr().out
 
 
+def test_a_segmentation_of_two_layers_given_as_the_ct_is_named(scene_and_nodes, tmp_path, capsys):
+    """Found by `tools/damage_inputs.py --kind scene` (seed 25025, a scene whose CT pointed at its
+    segmentation's file): a Slicer segmentation of overlapping segments given where the CT belongs was
+    told as "a vector or colour image (2 components per voxel). Give a grey-scale CT volume"."""
+    scene, segmentation_node, _ = scene_and_nodes
+    path = save(scene, segmentation_node, tmp_path / "corrected.seg.nrrd")
+    before = sorted(tmp_path.iterdir())
+    assert main(["segment", str(path), "-o", str(tmp_path / "out.seg.nrrd"), "--progress", "none"]) == 3
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == (f"liverlesionseg: error: {path}: is a 3D Slicer segmentation (its segments in 2 layers), not a "
+                     "CT image. Give the CT image itself (a segmentation goes to measure, evaluate or train as the "
+                     "reference).")
+    assert sorted(tmp_path.iterdir()) == before
+
+
 def test_a_training_case_with_a_slicer_segmentation_as_its_labels(case, scene_and_nodes, tmp_path):
     scene, segmentation_node, liver = scene_and_nodes
     folder = tmp_path / "corrected-case"
