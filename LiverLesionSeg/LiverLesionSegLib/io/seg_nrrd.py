@@ -59,6 +59,9 @@ def _text_lines(fh: BinaryIO) -> Iterator[str]:
             yield line.decode("latin-1")
 
 
+PYNRRD_SIZE_FAULT = re.compile(r"does not equal the product of all the dimensions: (\d+)-(\d+)=")
+
+
 def _header_fault(exc: Exception, header: dict) -> str:
     """What a reader's exception says of the header: a KeyError of pynrrd's ("'XXX'" for a type it
     does not know, "'sizes'" for a field gone) told as such."""
@@ -67,6 +70,10 @@ def _header_fault(exc: Exception, header: dict) -> str:
         return f"its type '{key}' is no NRRD data type"
     if isinstance(key, str) and key not in header:
         return f"its header has no '{key}' field"
+    counts = PYNRRD_SIZE_FAULT.search(str(exc))  # "... product of all the dimensions: 2097152-1221798=875354"
+    if counts:
+        announced, held = int(counts[1]), int(counts[2])
+        return f"its voxel data holds {held} of the {announced} voxels its header announces"
     return first_line(exc)
 
 

@@ -250,6 +250,20 @@ def test_a_damaged_segmentation_file_is_told(case, scene_and_nodes, tmp_path):
         read_segmentation(path, case["ct"])
 
 
+def test_a_segmentation_whose_voxels_are_cut_short_says_how_many_it_holds(case, scene_and_nodes, tmp_path):
+    """Found by `tools/damage_inputs.py --kind segnrrd`: told in pynrrd's words, "Size of the data does
+    not equal the product of all the dimensions: 2097152-1221798=875354"."""
+    scene, segmentation_node, _ = scene_and_nodes
+    data, header = nrrd.read(str(save(scene, segmentation_node, tmp_path / "s.seg.nrrd")))
+    header["encoding"] = "raw"
+    path = tmp_path / "raw.seg.nrrd"
+    nrrd.write(str(path), data, header)
+    path.write_bytes(path.read_bytes()[:-1000])
+    with pytest.raises(InputError, match=rf"raw\.seg\.nrrd: cannot read the segmentation \(its voxel data holds "
+                                         rf"{data.size - 1000} of the {data.size} voxels its header announces\)"):
+        read_segmentation(path, case["ct"])
+
+
 @pytest.mark.parametrize("key, value, told", [
     ("space", "Tumor", "its space 'tumor' is none of left-posterior-superior, right-anterior-superior"),
     ("Segment1_LabelValue", "Tumor", "its Segment1_LabelValue 'Tumor' is not a whole number"),
