@@ -70,9 +70,13 @@ def copy_slices(data_dir: Path, folder: Path, n: int = 6) -> list[Path]:
 
 
 def edit(path: Path, **changes) -> None:
+    """Set elements of the DICOM file at `path` (an element given None is removed)."""
     ds = pydicom.dcmread(path)
     for keyword, value in changes.items():
-        setattr(ds, keyword, value)
+        if value is None:
+            delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
     ds.save_as(path)
 
 

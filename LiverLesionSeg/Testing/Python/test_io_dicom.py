@@ -17,7 +17,7 @@ from pydicom import uid as dicom_uid
 from pydicom.encaps import encapsulate
 from pydicom.pixels import get_decoder
 
-from bad_inputs import refusal_in_a_process_of_its_own
+from bad_inputs import edit, refusal_in_a_process_of_its_own
 from LiverLesionSegLib.errors import GeometryError, InputError
 from LiverLesionSegLib.io.cases import read_input_volume
 from LiverLesionSegLib.io.dicom import read_series
@@ -165,13 +165,6 @@ def small_series(tmp_path, data_dir) -> Path:
     for n in range(100, 106):
         shutil.copy(data_dir / SERIES_1211 / f"dicom-{n:05d}.dcm", folder / f"slice {n}")
     return folder
-
-
-def edit(path: Path, **changes) -> None:
-    ds = pydicom.dcmread(path)
-    for keyword, value in changes.items():
-        setattr(ds, keyword, value)
-    ds.save_as(path)
 
 
 def test_small_series_reads_and_file_names_do_not_matter(small_series, tmp_path):
@@ -385,13 +378,7 @@ def test_a_gap_where_a_slice_of_another_orientation_lies_names_it(small_series, 
     """Found by `tools/damage_inputs.py --kind dicom` (seed 25006): a slice whose orientation was
     damaged is left out of its series as a reformat would be, and the gap it leaves was told as "a
     slice is missing", the file being there."""
-    path = small_series / "slice 103"
-    ds = pydicom.dcmread(path)
-    if orientation is None:
-        del ds.ImageOrientationPatient
-    else:
-        ds.ImageOrientationPatient = orientation
-    ds.save_as(path)
+    edit(small_series / "slice 103", ImageOrientationPatient=orientation)
     with pytest.raises(GeometryError) as exc:
         read_ct_folder(small_series)
     assert_one_line(exc, "slice positions jump", f"series' file slice 103 lies in a gap between its slices but {told}",

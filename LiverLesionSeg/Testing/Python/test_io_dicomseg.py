@@ -15,6 +15,7 @@ import pytest
 from pydicom.pixels import pack_bits
 from pydicom.sr.codedict import codes
 
+from bad_inputs import edit
 from case_checks import assert_case_matches
 from LiverLesionSegLib.errors import GeometryError, InputError
 from LiverLesionSegLib.io.dicomseg import is_seg_case, read_seg_case
@@ -308,12 +309,7 @@ def test_a_one_bit_seg_without_its_segmentation_type_is_read_as_binary(case_0697
     bit a pixel can only be BINARY's."""
     path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
     expected = read_seg_case(case_0697_copy).lesion.array
-    ds = pydicom.dcmread(path)
-    if written is None:
-        del ds.SegmentationType
-    else:
-        ds.SegmentationType = written
-    ds.save_as(path)
+    edit(path, SegmentationType=written)
     with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
         np.testing.assert_array_equal(read_seg_case(case_0697_copy).lesion.array, expected)
     said = "missing" if written is None else f"'{written}'"
