@@ -119,8 +119,11 @@ def slice_stack(datasets: Sequence[pydicom.Dataset], files: Sequence[Path], wher
                   "ImageOrientationPatient": orientation_of(ds) is not None,
                   "PixelSpacing": spacing is not None and min(spacing) > 0}
         for keyword, ok in usable.items():
+            value = ds.get(keyword)
             if not ok:
-                raise GeometryError(f"{path.name} has an unusable {keyword} ({ds.get(keyword)!s:.60})", where,
+                empty = value is None or str(value) == ""
+                said = f"an empty {keyword}" if empty else f"an unusable {keyword} ({value!s:.60})"
+                raise GeometryError(f"{path.name} has {said}", where,
                                     "the file is damaged or was edited; export the series again")
     orientation = orientation_of(datasets[0])
     row_spacing, col_spacing = (float(v) for v in datasets[0].PixelSpacing)

@@ -309,7 +309,8 @@ def decoding(path: Path, complaints: Optional[list[tuple[Path, str]]] = None):
         reasons = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
         # a plugin's own failure in Python's words (gdcm's "'NoneType' object has no attribute 'encode'",
         # on a damaged JPEG-LS slice) says nothing of the file where another plugin's reason does
-        reasons = [reason for reason in reasons if not INTERNAL_WORDS.search(reason)] or reasons
+        reasons = ([reason for reason in reasons if not INTERNAL_WORDS.search(reason)]
+                   or [f"{reason.split(':')[0]}: its compressed data cannot be decoded" for reason in reasons])
         # Python's name of a buffer, as pillow gives it ("cannot identify image file <_io.BytesIO object at 0x7f…>")
         reasons = [re.sub(r" *<_io\.BytesIO object at 0x[0-9a-f]+>", "", reason) for reason in reasons]
         if reasons and all("does not support" in reason for reason in reasons):

@@ -14,7 +14,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom import uid as dicom_uid
-from pydicom.encaps import encapsulate
+from pydicom.encaps import encapsulate, generate_frames
 from pydicom.pixels import get_decoder
 
 from bad_inputs import edit, refusal_in_a_process_of_its_own
@@ -436,6 +436,14 @@ def test_pixel_spacing_with_a_decimal_comma_names_the_file_and_the_attribute(sma
     with pytest.raises(GeometryError) as exc:
         read_ct_folder(small_series)
     assert_one_line(exc, "slice 103 has an unusable PixelSpacing", "0,", small_series.name)
+
+
+def test_an_empty_image_position_is_told_as_empty(small_series):
+    """Found by `tools/damage_inputs.py --kind dicom` (seed 26024): "has an unusable ImagePositionPatient (None)"."""
+    edit(small_series / "slice 103", ImagePositionPatient="")
+    with pytest.raises(GeometryError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "slice 103 has an empty ImagePositionPatient. The file is damaged or was edited")
 
 
 def test_mixed_rows_and_columns(small_series):
@@ -1007,6 +1015,26 @@ def test_a_damaged_compressed_slice_is_told_in_the_decoders_words_not_a_plugins_
         read_ct_folder(folder)
     assert_one_line(exc, "slice 101", "cannot decode the pixel data (")
     assert "object has no attribute" not in str(exc.value)
+
+
+def test_a_jpeg_lossless_slice_cut_within_its_frame_is_told_without_the_plugins_internal_error(small_series,
+                                                                                               tmp_path):
+    """Found by `tools/damage_inputs.py --kind dicom` (seeds 26008, 26020): GDCM, the one decoder of JPEG
+    lossless here, failed on a frame cut in half in Python's words alone ("gdcm: 'NoneType' object has
+    no attribute 'encode'")."""
+    import gdcm
+
+    folder = tmp_path / "jpeg-lossless"
+    folder.mkdir()
+    for path in small_series.iterdir():
+        _transcoded(path, folder / path.name, gdcm.TransferSyntax.JPEGLosslessProcess14_1)
+    ds = pydicom.dcmread(folder / "slice 101")
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    ds.PixelData = encapsulate([frame[:len(frame) // 2]])
+    ds.save_as(folder / "slice 101", enforce_file_format=False)
+    assert refusal_in_a_process_of_its_own(folder) == (
+        f"{folder / 'slice 101'}: cannot decode the pixel data (gdcm: its compressed data cannot be decoded). The file "
+        "may be truncated or damaged; export the series again.")
 
 
 @pytest.mark.parametrize("syntax", ["JPEGLSLossless", "JPEGLosslessProcess14_1", "JPEG2000Lossless"])
