@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Optional
 
 import highdicom as hd
 import numpy as np
 import pydicom
+from pydicom.errors import InvalidDicomError
 
 from ..errors import InputError, first_line
 from ..segments import LESION_CODES, Code, meaning_of_segment, warn_of_left_out
 from ..volume import Case, Volume
 from .dicom import check_in_plane_grid, read_series, slice_indices
-from .dicom_files import pixel_data_shortfall, reading_fault
+from .dicom_files import dcmread, has_dicom_prefix, pixel_data_shortfall, pydicom_fault, reading_fault
 from .dicom_scan import FolderScan, SeriesInfo, scan_folder
 from .dicom_values import int_or_none, text_as_written
 from .multiframe import functional_group_item
@@ -50,7 +52,33 @@ def seg_series(scan: FolderScan) -> list[SeriesInfo]:
 
 def read_dicom_masks(path: Path, ct: Volume) -> dict[str, np.ndarray]:
     """{'liver': mask, 'lesion': mask} (those present) of a DICOM SEG or an RT structure set, on `ct`'s grid."""
-    return read_rtstruct_masks(path, ct) if is_rtstruct(path) else read_seg_masks(path, ct)
+    if is_rtstruct(path):
+        return read_rtstruct_masks(path, ct)
+    _check_seg_header(path)
+    return read_seg_masks(path, ct)
+
+
+def _check_seg_header(path: Path) -> None:
+    """Refuse a file that is not a DICOM SEG by its header (it is not an RT structure set either), or
+    whose header cannot be read: each was told as a SEG that highdicom could not read."""
+    try:  # (pydicom parses a value when it is asked for)
+        header = dcmread(path, stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
+        modality, sop_class = (str(header.get(keyword, "") or "") for keyword in ("Modality", "SOPClassUID"))
+    except InvalidDicomError:
+        if not has_dicom_prefix(path):
+            raise InputError("is not a DICOM file", path,
+                             "give the segmentation's DICOM SEG or RTSTRUCT file") from None
+        raise InputError("damaged DICOM file", path, "export the segmentation again") from None
+    except Exception as exc:
+        raise InputError(f"damaged or truncated DICOM file ({pydicom_fault(exc)})", path,
+                         "export the segmentation again") from None
+    if modality != "SEG" and sop_class != pydicom.uid.SegmentationStorage:
+        shown = re.split(r"[^ -~]", sop_class)[0][:64]  # up to a byte of the next element (a damaged length)
+        shown += "…" if shown != sop_class else ""
+        raise InputError(f"is neither a DICOM SEG nor an RT structure set: its header gives Modality "
+                         f"{modality or 'none'} and SOPClassUID {shown or 'none'}", path,
+                         "give the segmentation's DICOM SEG or RTSTRUCT file; if this is one, it is damaged: "
+                         "export it again")
 
 
 def referenced_ct_series(scan: FolderScan) -> SeriesInfo:

@@ -39,11 +39,11 @@ HINT = "export the structure set again from the planning system, on this CT seri
 
 def is_rtstruct(path: str | os.PathLike) -> bool:
     """A DICOM file whose header says it is an RT Structure Set."""
-    try:
+    try:  # (pydicom parses a value when it is asked for)
         header = dcmread(path, stop_before_pixels=True, specific_tags=["Modality", "SOPClassUID"])
-    except Exception:  # not DICOM: the SEG reader names the problem
+        return header.get("Modality") == "RTSTRUCT" or str(header.get("SOPClassUID", "")) == RTSTRUCT_SOP_CLASS
+    except Exception:  # not DICOM, or damaged: the SEG reader names the problem
         return False
-    return header.get("Modality") == "RTSTRUCT" or str(header.get("SOPClassUID", "")) == RTSTRUCT_SOP_CLASS
 
 
 def roi_meaning(name: str, interpreted_type: str = "") -> Optional[str]:

@@ -18,6 +18,7 @@ from pydicom.sr.codedict import codes
 from bad_inputs import edit
 from case_checks import assert_case_matches
 from LiverLesionSegLib.errors import GeometryError, InputError
+from LiverLesionSegLib.io.cases import read_segmentations
 from LiverLesionSegLib.io.dicomseg import is_seg_case, read_seg_case
 
 TACE = ["RadCTTACEomics_0697", "RadCTTACEomics_1211"]
@@ -299,6 +300,37 @@ def test_a_labelmap_seg_each_pixel_its_segments_number(case_0697_copy, data_dir)
     case = read_seg_case(case_0697_copy)
     np.testing.assert_array_equal(case.lesion.array, ((labels == 2) | (labels == 3)).astype(np.uint8))
     np.testing.assert_array_equal(case.liver.array, (labels == 1).astype(np.uint8))  # the vein left out
+
+
+@pytest.mark.parametrize("given, told", [
+    ("a CT slice", "is neither a DICOM SEG nor an RT structure set: its header gives Modality CT and SOPClassUID "
+                   "1.2.840.10008.5.1.4.1.1.2. Give the segmentation's DICOM SEG or RTSTRUCT file; if this is one, "
+                   "it is damaged: export it again."),
+    ("text", "is not a DICOM file. Give the segmentation's DICOM SEG or RTSTRUCT file."),
+    ("a VR damaged", "damaged or truncated DICOM file (Unknown Value Representation 'CF' in tag (0008,0060)). Export "
+                     "the segmentation again."),
+    ("a length damaged", "is neither a DICOM SEG nor an RT structure set: its header gives Modality none and "
+                         "SOPClassUID 1.2.840.10008.5.1.4.1.1.66.4…")])
+def test_a_dcm_file_that_is_no_readable_seg_says_what_it_is(case_0697_copy, seg_cases, data_dir, given, told):
+    """Found by `tools/damage_inputs.py --kind rtstruct` (seeds 26020, 26051: header bytes of an RT
+    structure set damaged): any .dcm that was not an RT structure set by its header was read as a SEG,
+    and told as "cannot read the DICOM SEG (Dataset is not a Segmentation.)" or in pydicom's words for a
+    file without DICOM header ("… Use force=True to force reading.")."""
+    path = case_0697_copy / "given.dcm"
+    seg = (case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm").read_bytes()
+    if given == "a CT slice":
+        path.write_bytes((data_dir / "tace/RadCTTACEomics_0697/31_EQP_Ax5.00mm/dicom-00002.dcm").read_bytes())
+    elif given == "text":
+        path.write_text("liver\n")
+    elif given == "a VR damaged":  # Modality's VR, CS
+        assert seg.count(b"\x08\x00\x60\x00CS") == 1
+        path.write_bytes(seg.replace(b"\x08\x00\x60\x00CS", b"\x08\x00\x60\x00CF"))
+    else:  # SOPClassUID's length, 28, made 64: the value runs into the next elements
+        assert seg.count(b"\x08\x00\x16\x00UI\x1c\x00") == 1
+        path.write_bytes(seg.replace(b"\x08\x00\x16\x00UI\x1c\x00", b"\x08\x00\x16\x00UI\x40\x00"))
+    with pytest.raises(InputError) as exc:
+        read_segmentations([path], seg_cases["RadCTTACEomics_0697"].ct)
+    assert str(exc.value).startswith(f"{path}: {told}") and "\n" not in str(exc.value)
 
 
 @pytest.mark.filterwarnings("ignore:Invalid value for VR CS:UserWarning")
