@@ -31,6 +31,8 @@ def read_multiframe_ct(path: Path, frames: int, label: str) -> Volume:
     except Exception as exc:  # highdicom and pydicom raise many kinds on damaged files
         raise InputError(f"cannot read the multi-frame image ({reading_fault(exc, path)})", path,
                          "the file may be truncated or damaged; export the series again") from None
+    if "PixelData" not in image:  # (pydicom: "The dataset in 'src' has no 'Pixel Data' … element")
+        raise InputError("has no pixel data (a truncated file?)", path, "export the series again")
     refuse_a_negative_slope(image, path)
     check_coded_size(path, image)
     try:

@@ -81,23 +81,30 @@ def test_a_required_sequence_left_empty_is_named(hcc_006, tmp_path, sequence):
 
 @pytest.mark.parametrize("damage, told", [
     ("BitsAllocated 0", "A (0028,0100) 'Bits Allocated' value of '0' is invalid"),
-    ("cut", "its pixel data holds 1048576 of the 4194304 bytes its 8 frames of 512 x 512 need")])
+    ("cut", "its pixel data holds 1048576 of the 4194304 bytes its 8 frames of 512 x 512 need"),
+    ("no PixelData", None)])
 def test_pixel_data_that_cannot_be_decoded_is_told_in_pydicoms_words_made_plain(hcc_006, tmp_path, damage, told):
     """Found by `tools/damage_inputs.py --kind multiframe`: a BitsAllocated of 0 was highdicom's internal
     "'_CombinedPixelTransform' object has no attribute 'input_dtype'", and pixel data cut short was
     told with pydicom's "... - the dataset may be corrupted, have an invalid group 0028 element value,
-    or the transfer syntax may be incorrect"."""
+    or the transfer syntax may be incorrect". A file without pixel data (seed 26054) is told as a slice
+    is, not in pydicom's "The dataset in 'src' has no 'Pixel Data' … element"."""
     files, _ = hcc_006
     path = multiframe_file(files[:8], tmp_path / "enhanced" / "ct.dcm")
     ds = pydicom.dcmread(path)
     if damage == "cut":
         ds.PixelData = ds.PixelData[:len(ds.PixelData) // 4]
+    elif damage == "no PixelData":
+        del ds.PixelData
     else:
         ds.BitsAllocated = 0
     ds.save_as(path)
     with pytest.raises(InputError) as exc:
         read_input_volume(path)
-    assert f"ct.dcm: cannot decode the pixel data ({told}" in str(exc.value)
+    if told is None:
+        assert str(exc.value) == f"{path}: has no pixel data (a truncated file?). Export the series again."
+    else:
+        assert f"ct.dcm: cannot decode the pixel data ({told}" in str(exc.value)
 
 
 def test_a_dicom_file_naming_no_series_is_told_as_a_dicom_file(hcc_006, tmp_path):
