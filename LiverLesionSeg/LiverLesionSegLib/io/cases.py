@@ -50,7 +50,7 @@ from .dataset_labels import CASE_FOLDER_LABELS, lesions_segmented
 from .dicomseg import LABEL_MODALITIES, read_dicom_masks, read_seg_case
 from .rtstruct import is_rtstruct
 from .images import (image_stem, is_image_file, label_values_on, read_image, read_label_map, refuse_a_non_ct,
-                     suffix_by_content)
+                     refuse_an_implausible_spacing, suffix_by_content)
 from . import chaos, collection_layouts
 from .case_ref import CaseRef
 from .ircadb import CT_FOLDER, is_ircadb_case, read_ircadb_case
@@ -128,6 +128,7 @@ def load_case(ref: CaseRef) -> Case:
     elif ref.kind == "image-pair":
         image, labels = ref.paths
         ct = read_image(image)
+        refuse_an_implausible_spacing(ct, image)  # before its labels' grid is compared with it
         liver, lesion = read_label_map(labels, ct)
         case = Case(ref.name, ct, liver, lesion, image, lesions_segmented=lesions_segmented(labels))
     elif ref.kind == "structure-masks":
@@ -423,6 +424,7 @@ def _read_structure_masks_case(ref: CaseRef) -> Case:
     lesions' where a mask is named for them; else its lesions count as not segmented."""
     image, folder = ref.paths
     ct = read_image(image)
+    refuse_an_implausible_spacing(ct, image)  # before its masks' grids are compared with it
     liver, lesion = np.zeros(ct.shape, np.uint8), np.zeros(ct.shape, np.uint8)
     masks = _structure_masks(folder)
     for path, role in masks.items():

@@ -666,15 +666,18 @@ def test_incomplete_lits_pair(layouts):
     ("stored values", "without their rescale to Hounsfield units"),
     ("the labels", "a label map or mask, not a CT"),  # image and labels swapped in a training set
     ("blank", "holds the one value -1000 in every voxel: a blank image, not a CT"),
+    ("its spacing damaged", "x 1e-30 mm is not a CT's (each side 0.05 to 50 mm)"),
 ])
 def test_a_training_case_whose_image_is_no_ct_in_hounsfield_units_is_refused(case_0697, tmp_path, image, problem):
     """A training or evaluation pair whose image a pipeline normalised (0 to 1), stored without its
     rescale, swapped with its labels, or left blank: the network would learn (or be measured on) what it never
-    reads. One line naming the image."""
+    reads. One line naming the image. Its spacing damaged (`damage_inputs --kind train`, seed 26059), the
+    label map was blamed: "the label map's geometry (…) differs from the image's (spacing (…, 1e-30) …)"."""
     ct, labels = case_0697.ct, case_0697.ct.with_array(case_0697.label_map())
     given = {"normalised": ct.with_array((np.clip(ct.array, -1000, 1000).astype(np.float32) + 1000) / 2000),
              "stored values": ct.with_array((ct.array.astype(np.int32) + 1024).clip(0).astype(np.uint16)),
-             "the labels": labels, "blank": ct.with_array(np.full(ct.shape, -1000, np.int16))}[image]
+             "the labels": labels, "blank": ct.with_array(np.full(ct.shape, -1000, np.int16)),
+             "its spacing damaged": Volume(ct.array, ct.spacing[:2] + (1e-30,), ct.origin, ct.direction)}[image]
     (tmp_path / "pair").mkdir()
     sitk.WriteImage(given.to_sitk(), str(tmp_path / "pair/image.nrrd"))
     sitk.WriteImage(labels.to_sitk(), str(tmp_path / "pair/labels.nrrd"))
