@@ -5,6 +5,7 @@ reformat of another orientation left out, images an anonymiser scattered joined 
 
 from __future__ import annotations
 
+import filecmp
 import functools
 import logging
 import os
@@ -161,6 +162,7 @@ def scan_files(files: Sequence[Path]) -> tuple[list[SeriesInfo], list[Path]]:
             by_series[f"{NO_UID}{path}"] = [(path, header)]
         else:
             skipped.append(path)
+    by_series = {uid: _without_copies(members) for uid, members in by_series.items()}
     series = []
     for uid, members in _join_scattered(by_series).items():
         with header_values(members[0][0]):
@@ -181,6 +183,25 @@ def read_header(path: Path) -> Optional[pydicom.Dataset]:
             raise InputError(f"damaged or truncated DICOM file ({pydicom_fault(exc)})", path,
                              "remove it or export the series again") from None
         return None
+
+
+def _without_copies(members: list[tuple[Path, pydicom.Dataset]]) -> list[tuple[Path, pydicom.Dataset]]:
+    """A series' files but for byte-for-byte copies of one of them ("IM0001 - Copy", a disc copied or
+    an export saved twice into one folder): one SOPInstanceUID and the same bytes are one image, read
+    once, and the copies logged. Files of one UID whose bytes differ are left to the checks that follow."""
+    first_of: dict[str, Path] = {}
+    copies: dict[Path, Path] = {}
+    for path, header in sorted(members, key=lambda m: (len(m[0].name), str(m[0]))):  # the original's name first
+        uid = str(header.get("SOPInstanceUID", "") or "")
+        original = first_of.setdefault(uid, path) if uid else path
+        if original != path and filecmp.cmp(original, path, shallow=False):
+            copies[path] = original
+    if not copies:
+        return members
+    copy, original = next(iter(copies.items()))
+    LOG.warning("%s: left out %d file(s) that are byte-for-byte copies of others (e.g. %s, a copy of %s): each image "
+                "read once", copy.parent, len(copies), copy.name, original.name)
+    return [member for member in members if member[0] not in copies]
 
 
 def _join_scattered(by_series: dict[str, list[tuple[Path, pydicom.Dataset]]]

@@ -360,6 +360,30 @@ def test_gap_names_the_positions(small_series):
     assert_one_line(exc, "-240.000", "-235.000", "slice 102", "slice 104", small_series.name)
 
 
+def test_byte_for_byte_copies_of_slices_are_read_once(small_series, caplog):
+    """A disc or export copied twice into one folder ("IM0001 - Copy", "IM0001 (1)"): files of one
+    SOPInstanceUID and the same bytes are one image. Refused before as "two slices at the same position"."""
+    original = read_ct_folder(small_series)
+    for path in list(small_series.iterdir()):
+        shutil.copy(path, small_series / f"{path.name} (1)")
+    shutil.copy(small_series / "slice 103", small_series / "slice 103 - Copy")
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        volume = read_ct_folder(small_series)
+    assert np.array_equal(volume.array, original.array) and volume.same_grid(original)
+    assert ("left out 7 file(s) that are byte-for-byte copies of others (e.g. slice 100 (1), a copy of slice 100): "
+            "each image read once") in caplog.text
+
+
+def test_a_copy_whose_bytes_differ_is_still_two_slices_at_one_place(small_series):
+    """The same SOPInstanceUID but other bytes (one of them edited or damaged): which to read cannot be
+    told, so the folder is refused as before."""
+    shutil.copy(small_series / "slice 103", small_series / "slice 103 - Copy")
+    edit(small_series / "slice 103 - Copy", WindowCenter=41)
+    with pytest.raises(GeometryError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "two slices at the same position", "slice 103")
+
+
 def test_a_gap_filled_by_a_slice_of_another_series_uid_names_it(small_series):
     """A slice given its own SeriesInstanceUID (an edit, an export that re-sent it) leaves a gap in
     the series; the message names the file that lies there instead of only 'a slice is missing'."""
