@@ -23,7 +23,8 @@ import pydicom
 from ..errors import GeometryError, InputError
 from ..memory import check_image_fits
 from ..volume import DIRECTION_TOLERANCE, POSITION_TOLERANCE_MM, Volume, in_brackets
-from .dicom_files import check_decoder, dcmread, decode_pixels, header_values, read_dataset, tell_decoder_complaints
+from .dicom_files import (check_decoder, check_has_pixel_data, dcmread, decode_pixels, header_values, read_dataset,
+                          tell_decoder_complaints)
 from .dicom_scan import NON_IMAGE_MODALITIES, SeriesInfo
 from .dicom_values import described, int_or_none, normal_of, number_values, numbers_of, orientation_of, position_of
 from .regularize import IN_PLANE_TOLERANCE_PIXELS, MAX_TILT_DEGREES, STEP_TOLERANCE, Stack, stack_to_volume
@@ -214,8 +215,7 @@ def _check_pixel_format(path: Path, ds: pydicom.Dataset) -> None:
         said = f"'{photometric}'" if photometric else "empty"
         raise InputError(f"its PhotometricInterpretation is {said}, where a slice of one sample per pixel, as a CT's "
                          "is, says MONOCHROME2", path, "the file is damaged or not a CT slice; export the series again")
-    if "PixelData" not in ds:
-        raise InputError("has no pixel data (a truncated file?)", path, "export the series again")
+    check_has_pixel_data(path, ds)
     for keyword in ("RescaleSlope", "RescaleIntercept"):
         if ds.get(keyword) not in (None, "") and numbers_of(ds, keyword, 1) is None:
             raise InputError(f"has an unusable {keyword} ({ds.get(keyword)!s:.60})", path,

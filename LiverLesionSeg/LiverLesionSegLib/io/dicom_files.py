@@ -238,10 +238,18 @@ def decode_pixels(path: Path, ds: pydicom.Dataset, complaints: Optional[list[tup
                   ) -> np.ndarray:
     """The stored pixel values of a single-frame image, with clear errors for what cannot be decoded
     (a decoder's complaint on what it decodes: see `decoding`)."""
+    check_has_pixel_data(path, ds)
     check_decoder(path, ds)
     check_coded_size(path, ds)
     with decoding(path, complaints):
         return ds.pixel_array
+
+
+def check_has_pixel_data(path: Path, ds: pydicom.Dataset) -> None:
+    """Refuse an image without pixel data in one line (pydicom: "The dataset in 'src' has no 'Pixel
+    Data', 'Float Pixel Data' or 'Double Float Pixel Data' element, no pixel data to decode")."""
+    if "PixelData" not in ds:
+        raise InputError("has no pixel data (a truncated file?)", path, "export the series again")
 
 
 def check_coded_size(path: Path, ds: pydicom.Dataset) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import GeometryError, InputError
 from ..volume import Volume
 from .dicom import LEAST_HU, MOST_HU, check_stack, refuse_a_negative_slope
-from .dicom_files import check_coded_size, decoding, reading_fault, unusable_plane_value
+from .dicom_files import check_coded_size, check_has_pixel_data, decoding, reading_fault, unusable_plane_value
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -31,8 +31,7 @@ def read_multiframe_ct(path: Path, frames: int, label: str) -> Volume:
     except Exception as exc:  # highdicom and pydicom raise many kinds on damaged files
         raise InputError(f"cannot read the multi-frame image ({reading_fault(exc, path)})", path,
                          "the file may be truncated or damaged; export the series again") from None
-    if "PixelData" not in image:  # (pydicom: "The dataset in 'src' has no 'Pixel Data' … element")
-        raise InputError("has no pixel data (a truncated file?)", path, "export the series again")
+    check_has_pixel_data(path, image)
     refuse_a_negative_slope(image, path)
     check_coded_size(path, image)
     try:

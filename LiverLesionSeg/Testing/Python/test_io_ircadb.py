@@ -127,6 +127,18 @@ def test_a_mask_slice_header_of_odd_numbers_is_told(small_ircadb, keyword, value
     assert told in str(exc.value) and "\n" not in str(exc.value)
 
 
+def test_a_mask_slice_without_pixel_data_is_told_as_one(small_ircadb):
+    """Found by `tools/damage_inputs.py --kind ircadb`: told in pydicom's words ("The dataset in 'src' has
+    no 'Pixel Data', 'Float Pixel Data' or 'Double Float Pixel Data' element, no pixel data to decode")."""
+    path = small_ircadb / "MASKS_DICOM/liver/image_51"
+    ds = pydicom.dcmread(path)
+    del ds.PixelData
+    ds.save_as(path)
+    with pytest.raises(InputError) as exc:
+        read_ircadb_case(small_ircadb)
+    assert str(exc.value) == f"{path}: has no pixel data (a truncated file?). Export the series again."
+
+
 def shift(path, dx=0.0, dz=0.0):
     ds = pydicom.dcmread(path)
     x, y, z = (float(v) for v in ds.ImagePositionPatient)
