@@ -120,8 +120,8 @@ def slice_stack(datasets: Sequence[pydicom.Dataset], files: Sequence[Path], wher
                   "ImageOrientationPatient": orientation_of(ds) is not None,
                   "PixelSpacing": spacing is not None and min(spacing) > 0}
         for keyword, ok in usable.items():
-            value = ds.get(keyword)
             if not ok:
+                value = ds.get(keyword)
                 empty = value is None or str(value) == ""
                 said = f"an empty {keyword}" if empty else f"an unusable {keyword} ({value!s:.60})"
                 raise GeometryError(f"{path.name} has {said}", where,
