@@ -241,6 +241,7 @@ def decode_pixels(path: Path, ds: pydicom.Dataset, complaints: Optional[list[tup
     check_has_pixel_data(path, ds)
     check_decoder(path, ds)
     check_coded_size(path, ds)
+    check_no_surplus_frames(path, ds)
     with decoding(path, complaints):
         return ds.pixel_array
 
@@ -368,18 +369,37 @@ def pixel_data_shortfall(ds: pydicom.Dataset) -> Optional[str]:
     """How many bytes uncompressed pixel data holds of those its frames need, where it holds fewer
     (pydicom tells it of one frame, numpy as "cannot reshape array of size 237760 into shape (512,512)");
     None where it holds them all, or where that cannot be counted."""
+    counts = _pixel_data_counts(ds)
+    if counts is None or counts[0] >= counts[1]:
+        return None
+    held, needed, frames = counts
+    return (f"its pixel data holds {held} of the {needed} bytes its {frames} frame{'s' * (frames != 1)} of "
+            f"{int(ds.Rows)} x {int(ds.Columns)} need")
+
+
+def check_no_surplus_frames(path: Path, ds: pydicom.Dataset) -> None:
+    """Refuse uncompressed pixel data of a whole frame or more beyond what the header's frames need: a
+    damaged Rows, Columns or BitsAllocated, which pydicom reads as several frames of another image (a
+    Rows of 64 made a 512-row slice 8 frames, refused then as "expected a 3-D image, got 4-D")."""
+    counts = _pixel_data_counts(ds)
+    if counts is not None and counts[0] >= 2 * counts[1]:
+        held, needed, frames = counts
+        raise InputError(f"its pixel data holds {held} bytes, {held / needed:.3g} times the {needed} its "
+                         f"{frames} frame{'s' * (frames != 1)} of {int(ds.Rows)} x {int(ds.Columns)} (Rows x Columns) "
+                         "need: the header is damaged", path, "export the series again")
+
+
+def _pixel_data_counts(ds: pydicom.Dataset) -> Optional[tuple[int, int, int]]:
+    """(bytes held, bytes needed, frames) of uncompressed pixel data; None where compressed or not counted."""
     try:
         if ds.file_meta.TransferSyntaxUID.is_compressed:
             return None
         frames = int(ds.get("NumberOfFrames") or 1)
         bits = int(ds.Rows) * int(ds.Columns) * frames * int(ds.BitsAllocated) * int(ds.get("SamplesPerPixel") or 1)
-        held, needed = len(ds.PixelData or b""), (bits + 7) // 8  # an empty element's value is None
+        needed = (bits + 7) // 8
+        return (len(ds.PixelData or b""), needed, frames) if needed > 0 else None  # an empty element's value is None
     except Exception:
         return None
-    if held >= needed:
-        return None
-    return (f"its pixel data holds {held} of the {needed} bytes its {frames} frame{'s' * (frames != 1)} of "
-            f"{int(ds.Rows)} x {int(ds.Columns)} need")
 
 
 def _first_frame_fault(path: Path) -> Optional[str]:

@@ -470,6 +470,20 @@ def test_an_empty_image_position_is_told_as_empty(small_series):
     assert_one_line(exc, "slice 103 has an empty ImagePositionPatient. The file is damaged or was edited")
 
 
+@pytest.mark.parametrize("keyword, value, held", [("Rows", 64, "8 times the 65536"),
+                                                  ("BitsAllocated", 8, "2 times the 262144")])
+def test_a_slice_whose_header_gives_a_fraction_of_its_pixels_is_refused(small_series, keyword, value, held):
+    """Found by `tools/damage_inputs.py --kind dicom` (seed 28016: every slice's Rows made 64): pydicom
+    read each uncompressed 512-row slice as 8 frames of 64 rows, and the series was refused as "expected a
+    3-D image, got 4-D of shape (8, 8, 64, 512)"."""
+    for path in small_series.iterdir():  # every slice, as the damage did (one alone is of another size too)
+        edit(path, **{keyword: value})
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, f": its pixel data holds 524288 bytes, {held}", "the header is damaged")
+    assert re.search(r"/slice 10\d: its pixel data", str(exc.value))
+
+
 def test_mixed_rows_and_columns(small_series):
     ds = pydicom.dcmread(small_series / "slice 103")
     ds.PixelData = ds.pixel_array[:256, :256].copy().tobytes()
