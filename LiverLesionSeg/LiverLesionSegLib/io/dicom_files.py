@@ -164,6 +164,9 @@ def _index_pointing_nowhere(ds: pydicom.Dataset) -> Optional[str]:
     shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
     for number, index in enumerate(ds.get("DimensionIndexSequence") or [], start=1):
         pointer, group = index.get("DimensionIndexPointer"), index.get("FunctionalGroupPointer")
+        for keyword in ("DimensionIndexPointer", "FunctionalGroupPointer"):
+            if keyword in index and index.get(keyword) in (None, ""):  # highdicom: "'None'"
+                return f"its DimensionIndexSequence item {number} has an empty {keyword}"
         if pointer is None or group is None:
             continue
         groups = [g[group].value[0] for g in (frame, shared) if g is not None and group in g and len(g[group].value)]

@@ -229,7 +229,8 @@ def test_a_frame_of_a_segment_not_described_is_refused(case_0697_copy, number):
                               "(0020,9113) PlanePositionSequence, which its frames' (0020,9113) PlanePositionSequence "
                               "does not hold"),
     ("FunctionalGroupPointer", "its DimensionIndexSequence item 2 points to (0020,0032) ImagePositionPatient in "
-                               "(0020,9999), which its frames' functional groups do not hold")])
+                               "(0020,9999), which its frames' functional groups do not hold"),
+    ("DimensionIndexPointer empty", "its DimensionIndexSequence item 2 has an empty DimensionIndexPointer")])
 def test_a_missing_or_single_valued_element_is_told_plainly(case_0697_copy, missing, told):
     """Found by the damage tool: highdicom's KeyError, AttributeError and TypeError were shown as
     Python's words: "(0020,9113)" alone, "'Dataset' object has no attribute 'FrameContentSequence'",
@@ -240,6 +241,8 @@ def test_a_missing_or_single_valued_element_is_told_plainly(case_0697_copy, miss
     ds = pydicom.dcmread(path)
     if missing == "ImagePositionPatient":
         ds.PerFrameFunctionalGroupsSequence[1].PlanePositionSequence[0].ImagePositionPatient = 0.001
+    elif missing == "DimensionIndexPointer empty":  # highdicom's "'None'" (seed 28062)
+        ds.DimensionIndexSequence[1].DimensionIndexPointer = None
     elif missing.endswith(" empty"):  # highdicom's "list index out of range"
         ds.PerFrameFunctionalGroupsSequence[1].FrameContentSequence = []
     elif missing == "DimensionIndexValues":  # highdicom's "Unexpected mismatch between dimension index values ..."
