@@ -40,6 +40,7 @@ HEADER_TAGS = [
 ]
 
 # Modalities whose objects are not images to segment (they may sit beside the CT).
+LABEL_OBJECTS = ("SEG", "RTSTRUCT")  # the modalities of a segmentation, which names the series it was made on
 NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "SR", "PR", "KO", "REG", "RTPLAN", "RTDOSE", "DOC"}
 
 DAMAGED = "damaged, truncated or empty DICOM file(s)"
@@ -264,12 +265,16 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisit
         kept.sort(key=lambda m: (float(np.dot(position_of(m[1]), normal)), str(m[0])))
     else:
         kept.sort(key=lambda m: (int_or_none(m[1].get("InstanceNumber")) or 0, str(m[0])))
-    referenced = [uid for _, header in members for uid in _referenced_series(header)]
+    modality = str(first.get("Modality", "") or "").strip() or _modality_of_class(first)
+    # the series a segmentation was made on; an image's own references (a Legacy Converted Enhanced CT's
+    # to the slices it was made from) choose nothing
+    referenced = ([uid for _, header in members for uid in _referenced_series(header)]
+                  if modality.upper() in LABEL_OBJECTS else [])
     multiframe = {path: frames for path, header in kept
                   if (frames := int_or_none(header.get("NumberOfFrames")) or 1) > 1}
     info = SeriesInfo(
         uid=uid,
-        modality=str(first.get("Modality", "") or "").strip() or _modality_of_class(first),
+        modality=modality,
         description=text_as_written(str(first.get("SeriesDescription", "") or ""), first),
         number=int_or_none(first.get("SeriesNumber")),
         files=[path for path, _ in kept],

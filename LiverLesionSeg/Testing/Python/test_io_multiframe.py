@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
+
 import numpy as np
 import pydicom
 import pytest
@@ -118,6 +121,23 @@ def test_a_dicom_file_naming_no_series_is_told_as_a_dicom_file(hcc_006, tmp_path
     with pytest.raises(InputError, match=r"ct\.dcm: is a DICOM file whose header names no series and no image "
                                          r"position \(no SeriesInstanceUID, no ImagePositionPatient\)"):
         read_input_volume(path)
+
+
+def test_a_multiframe_copy_beside_its_slices_is_no_segmentation_naming_them(hcc_006, tmp_path, caplog):
+    """A Legacy Converted Enhanced CT references the series it was made from, as a DICOM SEG references
+    the series it was drawn on: with both in one folder the slices were chosen "referenced by the DICOM
+    SEG (or RTSTRUCT) in the folder", which holds none. Only a segmentation's references choose now."""
+    files, single = hcc_006
+    folder = tmp_path / "both"
+    folder.mkdir()
+    for path in files[:8]:
+        shutil.copy(path, folder / path.name)
+    multiframe_file(files[:8], folder / "enhanced.dcm", series_uid="1.2.3.4.5")
+    assert "ReferencedSeriesSequence" in pydicom.dcmread(folder / "enhanced.dcm", stop_before_pixels=True)
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        volume = read_input_volume(folder)
+    assert np.array_equal(volume.array, single.array[:8])
+    assert "chose series" in caplog.text and "DICOM SEG" not in caplog.text
 
 
 def test_the_folder_scan_counts_frames_and_sees_the_orientation(hcc_006, tmp_path):
