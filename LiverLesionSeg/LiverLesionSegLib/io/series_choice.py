@@ -433,6 +433,17 @@ def choose_ct_file(path: str | os.PathLike) -> Optional[tuple[FolderScan, Series
                              if measured else ""))
     scan = FolderScan(Path(path).parent, series, skipped)
     chosen = choose_ct_series(scan)
-    if not chosen.multiframe:
+    return (scan, chosen) if chosen.multiframe else _series_of_the_slice(Path(path), chosen)
+
+
+def _series_of_the_slice(path: Path, given: SeriesInfo) -> tuple[FolderScan, SeriesInfo]:
+    """The whole series of the one slice `path` (picked in a file dialog, say) from the slices beside
+    it, as 3D Slicer loads a series from one of its files; refused where none of them is of its series."""
+    scan = scan_folder(path.parent)
+    # by its SeriesInstanceUID: the file itself may be left out there (a copy of another, a reformat)
+    candidates = [s for s in scan.series if (s.uid == given.uid if given.uid else path in s.files)]
+    series = next((s for s in candidates if path in s.files), candidates[0] if len(candidates) == 1 else None)
+    if series is None or len(series.files) < 2:
         raise InputError("is a single DICOM slice", path, "give the folder that holds the whole series")
-    return scan, chosen
+    LOG.info("%s: a slice of %s (%d slices): its series read from the folder", path, series.label, len(series.files))
+    return scan, series

@@ -352,6 +352,27 @@ def test_single_slice(small_series):
     assert_one_line(exc, "single slice", small_series.name)
 
 
+def test_one_slice_given_reads_its_series_from_its_folder(small_series, caplog):
+    """A file picked in a file dialog, as 3D Slicer loads a series from one of its files: refused before
+    as "is a single DICOM slice. Give the folder that holds the whole series."."""
+    original = read_ct_folder(small_series)
+    (small_series / "notes.txt").write_text("not DICOM")
+    with caplog.at_level(logging.INFO, logger="LiverLesionSeg"):
+        volume = read_input_volume(small_series / "slice 102")
+    assert np.array_equal(volume.array, original.array) and volume.same_grid(original)
+    assert "slice 102: a slice of series 0 '10_AP_Ax2.50mm'" in caplog.text and "(6 slices)" in caplog.text
+
+
+def test_one_slice_given_without_others_of_its_series_beside_it_is_refused(small_series):
+    """Alone in its folder, or beside the slices of another series: no volume to read."""
+    for path in sorted(small_series.iterdir())[1:]:
+        edit(path, SeriesInstanceUID="1.2.3")
+    given = sorted(small_series.iterdir())[0]
+    with pytest.raises(InputError) as exc:
+        read_input_volume(given)
+    assert str(exc.value) == f"{given}: is a single DICOM slice. Give the folder that holds the whole series."
+
+
 def test_gap_names_the_positions(small_series):
     (small_series / "slice 103").unlink()
     with pytest.raises(GeometryError) as exc:
