@@ -72,13 +72,10 @@ def check_origin(where: str | os.PathLike | None, origin: Sequence[float]) -> No
                             "lies: a damaged header", where, "write it again from the tool that made it")
 
 
-def check_nifti(path: Path, itk_spacing: Optional[Sequence[float]] = None, look_at_floats: bool = True
-                ) -> Optional[FloatVoxels]:
-    """What SimpleITK hides in a NIfTI file: missing voxels (truncation) or far more than announced (a
-    damaged size or data type), NaN or infinite values (which ITK reads as 0), an affine that is not
-    numbers, and (given the spacing ITK read, `itk_spacing`) a header of two voxel spacings. Without
-    `look_at_floats`, the float voxels of a .nii.gz are not decompressed here but returned, to be
-    looked at while ITK reads them (`checked_meanwhile`)."""
+def check_nifti_affine(path: Path):
+    """The NIfTI header (nibabel's image) and its affine in mm, refused where the affine is not numbers
+    or of no volume. Run before ITK reads the header too: ITK's reader never returned on an sform of a
+    0 and a NaN (`tools/damage_inputs.py --kind train`, seed 28063), which no other check reached."""
     import nibabel as nib
 
     try:
@@ -99,6 +96,17 @@ def check_nifti(path: Path, itk_spacing: Optional[Sequence[float]] = None, look_
     if abs(np.linalg.det(axes)) <= 1e-6 * np.prod(np.linalg.norm(axes, axis=0)):
         raise GeometryError("its affine (the header's sform or qform) gives a voxel axis no length, or lays the "
                             "voxel axes in one plane", path, "write it again from the tool that made it")
+    return image, affine
+
+
+def check_nifti(path: Path, itk_spacing: Optional[Sequence[float]] = None, look_at_floats: bool = True
+                ) -> Optional[FloatVoxels]:
+    """What SimpleITK hides in a NIfTI file: missing voxels (truncation) or far more than announced (a
+    damaged size or data type), NaN or infinite values (which ITK reads as 0), an affine that is not
+    numbers, and (given the spacing ITK read, `itk_spacing`) a header of two voxel spacings. Without
+    `look_at_floats`, the float voxels of a .nii.gz are not decompressed here but returned, to be
+    looked at while ITK reads them (`checked_meanwhile`)."""
+    image, affine = check_nifti_affine(path)
     if itk_spacing is not None:
         _check_one_spacing(path, itk_spacing, affine)
     _warn_of_no_position(path, image.header)

@@ -28,7 +28,7 @@ from ..volume import Volume
 from .atomic import NOT_TEXT, is_text_path
 from .dataset_labels import as_liver_and_lesion_labels, dataset_json_place, label_roles_for, named_in
 from .header_checks import (check_direction, check_finite, check_metaimage, check_metaimage_size, check_nifti,
-                            check_nrrd, check_origin, check_shape, in_mm, refuse_non_finite)
+                            check_nifti_affine, check_nrrd, check_origin, check_shape, in_mm, refuse_non_finite)
 from .itk_words import itk_reason, metaimage_failure, reader_notes
 from .native_output import held_back
 from .regularize import mask_to_grid
@@ -303,6 +303,8 @@ def _read_with_itk(path: Path) -> sitk.Image | Volume:
     """The image as SimpleITK reads it, with the checks of what it hides (`check_nifti`, `check_metaimage`
     before its read; the compressed stream's check beside it, `checked_meanwhile`; the voxels a NRRD or
     MetaImage holds after it); a sheared NIfTI, which ITK refuses, as `_read_sheared` reads it."""
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        check_nifti_affine(path)  # ITK's reader hangs on some affines that nibabel reads at once
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     _, exc, header_printed = _held_back(reader.ReadImageInformation)

@@ -757,13 +757,14 @@ def tar_of_slices(data_dir: Path, archive: Path, mode: str) -> Path:
     return archive
 
 
-def refusal_in_a_process_of_its_own(path: Path) -> str:
+def refusal_in_a_process_of_its_own(path: Path, timeout: float = 300) -> str:
     """The line `read_input_volume(path)` refuses it with, read in a Python process of its own, so that a C
-    library that ends the whole program fails the calling test, not the test run."""
+    library that ends the whole program, or never returns (`timeout` seconds), fails the calling test,
+    not the test run."""
     script = ("from LiverLesionSegLib.io.cases import read_input_volume\n"
               "from LiverLesionSegLib.errors import InputError\n"
               f"try:\n    read_input_volume({str(path)!r})\nexcept InputError as e:\n    print(e)\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     assert done.returncode == 0, done.stderr[-500:]
     return done.stdout.strip()

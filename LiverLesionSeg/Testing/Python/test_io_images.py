@@ -112,6 +112,21 @@ def test_a_vector_image_is_refused_in_either_role(small, tmp_path, role):
                               "per voxel: a grey-scale CT, or a label map.")
 
 
+def test_a_nifti_affine_on_which_itk_never_returns_is_refused_before_itk_reads_it(small, tmp_path):
+    """Found by `tools/damage_inputs.py --kind train` (seed 28063): an sform of a 0 and a NaN (srow_x[0] 0,
+    srow_z[2] NaN) made ITK's NIfTI reader run for ever in ReadImageInformation, in `segment` as in
+    `train`, before any check of the affine ran. Read in a process of its own, so that a hang fails the
+    test and not the run."""
+    header = nib.Nifti1Image(small.array.transpose(2, 1, 0), small.ijk_to_ras()).header.copy()
+    header["vox_offset"] = 352
+    header["srow_x"][0], header["srow_z"][2] = 0, float("nan")
+    path = tmp_path / "ct.nii.gz"
+    path.write_bytes(gzip.compress(header.binaryblock + bytes(4) + small.array.transpose(2, 1, 0).tobytes(order="F")))
+    assert bad_inputs.refusal_in_a_process_of_its_own(path, timeout=60) == (
+        f"{path}: its affine (the header's sform or qform) holds values that are not numbers. Write it again "
+        "from the tool that made it.")
+
+
 def test_a_nifti_whose_pixdim_and_affine_disagree_is_refused(small, tmp_path):
     """pixdim rewritten (1 mm slices) but not the sform (5 mm): ITK, and so Slicer, read pixdim, with a
     warning no one saw, and nibabel the sform; the lesions' volumes depended on the reader. The same
