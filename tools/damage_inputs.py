@@ -40,7 +40,9 @@ Exits 1 where a run broke the command's contract: an internal error or a traceba
 several lines (a C library's own lines beside it, which ITK's MetaImage reader printed, count), or
 files left in the output folder after a refusal. Read the runs that succeeded too: a damage
 segmented without a word (a header announcing a strip of the voxels, read as that strip) breaks no
-contract here and is what this tool found first.
+contract here and is what this tool found first. A seed that runs past `SEED_TIME_LIMIT_S` (a reader
+that never returns, as ITK's NIfTI reader did on train seed 28063) ends the run with exit status 1 and
+the traceback of where it hangs: it is the seed after the last one printed.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ import argparse
 import bz2
 import contextlib
 import csv
+import faulthandler
 import functools
 import gzip
 import io
@@ -56,6 +59,7 @@ import itertools
 import json
 import lzma
 import math
+import os
 import random
 import re
 import shutil
@@ -86,6 +90,7 @@ from LiverLesionSegLib.resources import sample_case_path  # noqa: E402
 from LiverLesionSegLib.volume import Volume  # noqa: E402
 
 SLICES = 8
+SEED_TIME_LIMIT_S = 600  # a train seed takes about 10 s, the others a few
 ODD_NUMBERS = [0, -1, float("nan"), float("inf"), 1e30, 1e-30, "", 0.001, 1e6]  # "": empty
 ODD_COUNTS = [0, 1, 7, 8, 12, 15, 16, 17, 32, 64, 65535]
 NUMBER_TAGS = ["ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness", "RescaleSlope",
@@ -1052,8 +1057,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     broken = []
     counts = {"exit 0": 0, "refused": 0, "another table": 0, "unsaid": 0}
+    # a C library that never returns holds Python's lock: only faulthandler's own thread can end it, writing
+    # to the terminal's stderr (a command's fd 2 is held back while it runs)
+    terminal = os.fdopen(os.dup(2), "w")
     for seed in range(args.first, args.first + args.count):
+        faulthandler.dump_traceback_later(SEED_TIME_LIMIT_S, exit=True, file=terminal)
         outcome = run_seed(args.kind, seed)
+        faulthandler.cancel_dump_traceback_later()
         counts["exit 0" if outcome.exit_code == 0 else "refused"] += 1
         error = outcome.error_lines[0] if outcome.error_lines else ""
         if outcome.table is not None and args.kind in UNDAMAGED:  # the damage changed the lesions found, or not
