@@ -45,9 +45,9 @@ from ..errors import InputError, first_line
 from ..segments import meaning_of_segment_name
 from ..volume import Case, Volume
 from .archive import Unpacked, is_archive, unpack, unread_container
-from .dicom_scan import NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
+from .dicom_scan import LABEL_MODALITIES, NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
 from .dataset_labels import CASE_FOLDER_LABELS, lesions_segmented
-from .dicomseg import LABEL_MODALITIES, read_dicom_masks, read_seg_case
+from .dicomseg import read_dicom_masks, read_seg_case
 from .rtstruct import is_rtstruct
 from .images import (image_stem, is_image_file, label_values_on, read_image, read_label_map, refuse_a_non_ct,
                      refuse_an_implausible_spacing, suffix_by_content)

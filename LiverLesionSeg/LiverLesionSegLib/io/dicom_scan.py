@@ -40,8 +40,8 @@ HEADER_TAGS = [
 ]
 
 # Modalities whose objects are not images to segment (they may sit beside the CT).
-LABEL_OBJECTS = ("SEG", "RTSTRUCT")  # the modalities of a segmentation, which names the series it was made on
 NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "SR", "PR", "KO", "REG", "RTPLAN", "RTDOSE", "DOC"}
+LABEL_MODALITIES = ("SEG", "RTSTRUCT")  # a segmentation's, which names the series it was made on
 
 DAMAGED = "damaged, truncated or empty DICOM file(s)"
 # Fewer single images than this sharing a series number stay apart (a scout or two); more are one
@@ -269,7 +269,7 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisit
     # the series a segmentation was made on; an image's own references (a Legacy Converted Enhanced CT's
     # to the slices it was made from) choose nothing
     referenced = ([uid for _, header in members for uid in _referenced_series(header)]
-                  if modality.upper() in LABEL_OBJECTS else [])
+                  if modality.upper() in LABEL_MODALITIES else [])
     multiframe = {path: frames for path, header in kept
                   if (frames := int_or_none(header.get("NumberOfFrames")) or 1) > 1}
     info = SeriesInfo(

@@ -28,15 +28,13 @@ from ..segments import LESION_CODES, Code, meaning_of_segment, warn_of_left_out
 from ..volume import Case, Volume
 from .dicom import check_in_plane_grid, read_series, slice_indices
 from .dicom_files import dcmread, has_dicom_prefix, pixel_data_shortfall, pydicom_fault, reading_fault
-from .dicom_scan import FolderScan, SeriesInfo, scan_folder
+from .dicom_scan import LABEL_MODALITIES, FolderScan, SeriesInfo, scan_folder
 from .dicom_values import int_or_none, text_as_written
 from .multiframe import functional_group_item
 from .regularize import mask_to_grid
 from .rtstruct import is_rtstruct, read_rtstruct_masks
 
 LOG = logging.getLogger("LiverLesionSeg")
-
-LABEL_MODALITIES = ("SEG", "RTSTRUCT")
 
 
 def is_seg_case(folder: str | os.PathLike) -> bool:

@@ -72,7 +72,7 @@ def check_origin(where: str | os.PathLike | None, origin: Sequence[float]) -> No
                             "lies: a damaged header", where, "write it again from the tool that made it")
 
 
-def check_nifti_affine(path: Path):
+def check_nifti_affine(path: Path) -> tuple[object, np.ndarray]:
     """The NIfTI header (nibabel's image) and its affine in mm, refused where the affine is not numbers
     or of no volume. Run before ITK reads the header too: ITK's reader never returned on an sform of a
     0 and a NaN (`tools/damage_inputs.py --kind train`, seed 28063), which no other check reached."""
