@@ -133,13 +133,14 @@ ITEMS_NEEDED = {"SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSeque
 def reading_fault(exc: BaseException, path: Path) -> str:
     """What went wrong reading the multi-frame image or SEG `path`, for a message: a required sequence
     left empty, named with where it lies, else the library's own words (`first_line`)."""
-    try:  # values are parsed as they are walked: a damaged one fails here, and the library's words stand
+    try:  # values are parsed as they are walked: a damaged one fails here, where the library may have
+        # failed on another fault first ("list index out of range" for an empty sequence)
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         empty = _empty_sequence(ds, "")
         found = (f"its {empty} is empty, where an item is needed" if empty else
                  _index_count_mismatch(ds) or _index_pointing_nowhere(ds) or unusable_plane_value(ds))
-    except Exception:
-        found = None
+    except Exception as walked:
+        found = f"its header is damaged: {pydicom_fault(walked)}"
     return found or first_line(exc)
 
 

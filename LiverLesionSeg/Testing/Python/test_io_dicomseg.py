@@ -256,6 +256,23 @@ def test_a_missing_or_single_valued_element_is_told_plainly(case_0697_copy, miss
         read_seg_case(case_0697_copy)
 
 
+def test_a_seg_whose_header_is_damaged_besides_says_so_not_the_readers_words(case_0697_copy, seg_cases):
+    """Found by `tools/damage_inputs.py --kind seg` (seed 29037): a frame's FrameContentSequence emptied
+    and header bytes damaged (an element's VR): highdicom failed on the first ("list index out of
+    range"), and the walk that names an empty sequence failed on the second, leaving highdicom's words."""
+    path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
+    ds = pydicom.dcmread(path)
+    ds.PerFrameFunctionalGroupsSequence[1].FrameContentSequence = []
+    ds.save_as(path)
+    data = path.read_bytes()
+    assert data.count(b"\x08\x00\x08\x00CS") == 1  # ImageType, read by no reader before the frames
+    path.write_bytes(data.replace(b"\x08\x00\x08\x00CS", b"\x08\x00\x08\x00VS"))
+    with pytest.raises(InputError) as exc:  # as `measure CT SEG` reads it (a case folder's scan reads ImageType)
+        read_segmentations([path], seg_cases["RadCTTACEomics_0697"].ct)
+    assert str(exc.value).startswith(f"{path}: cannot read the DICOM SEG (its header is damaged: Unknown Value "
+                                     "Representation 'VS' in tag (0008,0008))")
+
+
 def test_a_seg_whose_pixel_data_is_cut_short_says_how_many_bytes_it_holds(case_0697_copy):
     """Found by the damage tool: a SEG cut short was told in numpy's words, "cannot reshape array of
     size 237760 into shape (512,512)"."""
