@@ -436,6 +436,15 @@ def choose_ct_file(path: str | os.PathLike) -> Optional[tuple[FolderScan, Series
     return (scan, chosen) if chosen.multiframe else _series_of_the_slice(Path(path), chosen)
 
 
+def _frames_described(path: Path) -> int:
+    """How many frames a DICOM file's PerFrameFunctionalGroupsSequence describes (0 where none)."""
+    try:
+        header = dcmread(path, stop_before_pixels=True, specific_tags=["PerFrameFunctionalGroupsSequence"])
+        return len(header.get("PerFrameFunctionalGroupsSequence") or [])
+    except Exception:  # a damaged header: the refusal of a single slice stands
+        return 0
+
+
 def _series_of_the_slice(path: Path, given: SeriesInfo) -> tuple[FolderScan, SeriesInfo]:
     """The whole series of the one slice `path` (picked in a file dialog, say) from the slices beside
     it, as 3D Slicer loads a series from one of its files; refused where none of them is of its series."""
@@ -444,6 +453,10 @@ def _series_of_the_slice(path: Path, given: SeriesInfo) -> tuple[FolderScan, Ser
     candidates = [s for s in scan.series if (s.uid == given.uid if given.uid else path in s.files)]
     series = next((s for s in candidates if path in s.files), candidates[0] if len(candidates) == 1 else None)
     if series is None or len(series.files) < 2:
+        described = _frames_described(path)
+        if described > 1:  # an enhanced CT whose NumberOfFrames was lost: no slice at all
+            raise InputError(f"is a multi-frame image ({described} per-frame descriptions) whose header gives no "
+                             "NumberOfFrames", path, "the file is damaged; export the series again")
         raise InputError("is a single DICOM slice", path, "give the folder that holds the whole series")
     LOG.info("%s: a slice of %s (%d slices): its series read from the folder", path, series.label, len(series.files))
     return scan, series

@@ -140,6 +140,21 @@ def test_a_multiframe_copy_beside_its_slices_is_no_segmentation_naming_them(hcc_
     assert "chose series" in caplog.text and "DICOM SEG" not in caplog.text
 
 
+def test_a_multiframe_file_without_number_of_frames_is_no_single_slice(hcc_006, tmp_path):
+    """Found by `tools/damage_inputs.py --kind multiframe` (seed 30039): an enhanced CT whose
+    NumberOfFrames was removed was told as "a single DICOM slice. Give the folder that holds the whole
+    series"."""
+    files, _ = hcc_006
+    path = multiframe_file(files[:8], tmp_path / "enhanced" / "ct.dcm")
+    ds = pydicom.dcmread(path)
+    del ds.NumberOfFrames
+    ds.save_as(path)
+    with pytest.raises(InputError) as exc:
+        read_input_volume(path)
+    assert str(exc.value) == (f"{path}: is a multi-frame image (8 per-frame descriptions) whose header gives no "
+                              "NumberOfFrames. The file is damaged; export the series again.")
+
+
 def test_the_folder_scan_counts_frames_and_sees_the_orientation(hcc_006, tmp_path):
     """A multi-frame series ranks by its frames and is known to be axial (from its functional groups)."""
     files, _ = hcc_006
