@@ -127,8 +127,7 @@ def load_case(ref: CaseRef) -> Case:
         case = read_seg_case(ref.paths[0])
     elif ref.kind == "image-pair":
         image, labels = ref.paths
-        ct = read_image(image)
-        refuse_an_implausible_spacing(ct, image)  # before its labels' grid is compared with it
+        ct = _read_case_image(image)
         liver, lesion = read_label_map(labels, ct)
         case = Case(ref.name, ct, liver, lesion, image, lesions_segmented=lesions_segmented(labels))
     elif ref.kind == "structure-masks":
@@ -419,12 +418,19 @@ def _structure_masks(folder: Path) -> dict[Path, str]:
     return masks if "liver" in masks.values() else {}
 
 
+def _read_case_image(image: Path) -> Volume:
+    """A case's CT file, its spacing checked before its label map's or masks' grid is compared with it
+    (a damaged spacing was blamed on the label map)."""
+    ct = read_image(image)
+    refuse_an_implausible_spacing(ct, image)
+    return ct
+
+
 def _read_structure_masks_case(ref: CaseRef) -> Case:
     """A CT and its folder of one mask per structure: the liver's mask (with its lesions'), and the
     lesions' where a mask is named for them; else its lesions count as not segmented."""
     image, folder = ref.paths
-    ct = read_image(image)
-    refuse_an_implausible_spacing(ct, image)  # before its masks' grids are compared with it
+    ct = _read_case_image(image)
     liver, lesion = np.zeros(ct.shape, np.uint8), np.zeros(ct.shape, np.uint8)
     masks = _structure_masks(folder)
     for path, role in masks.items():

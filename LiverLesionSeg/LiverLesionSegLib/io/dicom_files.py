@@ -377,8 +377,7 @@ def pixel_data_shortfall(ds: pydicom.Dataset) -> Optional[str]:
     if counts is None or counts[0] >= counts[1]:
         return None
     held, needed, frames = counts
-    return (f"its pixel data holds {held} of the {needed} bytes its {frames} frame{'s' * (frames != 1)} of "
-            f"{int(ds.Rows)} x {int(ds.Columns)} need")
+    return f"its pixel data holds {held} of the {needed} bytes {_its_frames(ds, frames)} need"
 
 
 def check_no_surplus_frames(path: Path, ds: pydicom.Dataset) -> None:
@@ -388,9 +387,14 @@ def check_no_surplus_frames(path: Path, ds: pydicom.Dataset) -> None:
     counts = _pixel_data_counts(ds)
     if counts is not None and counts[0] >= 2 * counts[1]:
         held, needed, frames = counts
-        raise InputError(f"its pixel data holds {held} bytes, {held / needed:.3g} times the {needed} its "
-                         f"{frames} frame{'s' * (frames != 1)} of {int(ds.Rows)} x {int(ds.Columns)} (Rows x Columns) "
-                         "need: the header is damaged", path, "export the series again")
+        raise InputError(f"its pixel data holds {held} bytes, {held / needed:.3g} times the {needed} "
+                         f"{_its_frames(ds, frames)} (Rows x Columns) need: the header is damaged", path,
+                         "export the series again")
+
+
+def _its_frames(ds: pydicom.Dataset, frames: int) -> str:
+    """The frames the header gives, as the pixel-data counts name them ("its 1 frame of 512 x 512")."""
+    return f"its {frames} frame{'s' * (frames != 1)} of {int(ds.Rows)} x {int(ds.Columns)}"
 
 
 def _pixel_data_counts(ds: pydicom.Dataset) -> Optional[tuple[int, int, int]]:
