@@ -278,13 +278,16 @@ def read_segmentations(paths: Iterable[str | os.PathLike], ct: Volume, require_l
                 total |= part.astype(np.uint8)
     if "liver" not in found and (require_liver or "lesion" not in found):
         if require_liver:
-            one, several = "has no liver segment", "holds a liver segment"
-            hint = "give a SEG with a segment labelled Liver (an RTSTRUCT: an ROI named so)"
+            one, several, names = "has no liver segment", "holds a liver segment", "Liver"
         else:
             one, several = "has neither a liver nor a lesion segment", "holds a liver or a lesion segment"
-            hint = "give a SEG with a segment labelled Liver or Tumor (an RTSTRUCT: an ROI named so)"
+            names = "Liver or Tumor"
+        hint = f"give a SEG with a segment labelled {names} (an RTSTRUCT: an ROI named so)"
         if len(paths) == 1:  # only a DICOM file can give neither: the other readers say what is wrong themselves
-            kind = "RT structure set" if is_rtstruct(paths[0]) else "DICOM SEG"
+            if is_rtstruct(paths[0]):  # the hint worded for the kind of file given
+                kind, hint = "RT structure set", f"give an RT structure set with an ROI named {names} (or a SEG)"
+            else:
+                kind = "DICOM SEG"
             raise InputError(f"the {kind} {one}", paths[0], hint)
         raise InputError(f"none of the {len(paths)} segmentations {several}", paths[0].parent,
                          "give the liver's segmentation too" if require_liver else hint)

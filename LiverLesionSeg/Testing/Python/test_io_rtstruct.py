@@ -491,5 +491,8 @@ def test_an_rtstruct_of_other_organs_only_is_refused_by_measure(data_dir, tmp_pa
     cord[:, 300:320, 250:270] = True
     path = write_rtstruct(series, {"SpinalCord": cord}, tmp_path / "organs.dcm")
     with pytest.raises(InputError, match=r"organs\.dcm: the RT structure set has neither a liver nor a lesion "
-                                         r"segment"):
+                                         r"segment\. Give an RT structure set with an ROI named Liver or Tumor"):
         read_segmentations([path], ct, require_liver=False)
+    with pytest.raises(InputError, match=r"structure set has no liver segment\. Give an RT structure set with an "
+                                         r"ROI named Liver \(or a SEG\)"):
+        read_segmentations([path], ct)
