@@ -298,6 +298,11 @@ JPEG_SYNTAXES = (*pydicom.uid.JPEGTransferSyntaxes, *pydicom.uid.JPEGLSTransferS
 SHORT_WORDS = re.compile(r"^The number of bytes of pixel data is less than expected|^cannot reshape array of size|"
                          r"^buffer size must be a multiple of element size")
 INTERNAL_WORDS = re.compile(r"object has no attribute|object is not (subscriptable|callable|iterable)")
+# pydicom's check of the header's image description: "A (0028,0103) 'Pixel Representation' value of '12' is
+# invalid, it must be 0 or 1" (Rows, Columns, BitsAllocated, BitsStored, SamplesPerPixel, NumberOfFrames ...);
+# and pixel data that fits the header's frames at another BitsAllocated (`pixel_data_shortfall`)
+HEADER_FAULT_WORDS = re.compile(r"^A \(0028,[0-9A-Fa-f]{4}\) '[^']*' value of|^A value of '.*' for \(0028,|"
+                                r"where its BitsAllocated gives")
 
 
 @contextlib.contextmanager
@@ -334,8 +339,7 @@ def decoding(path: Path, complaints: Optional[list[tuple[Path, str]]] = None):
         detail = "; ".join(reasons) if reasons else _first_frame_fault(path) or first_line(exc)
         if SHORT_WORDS.search(detail):  # pixel data cut short is told in bytes
             detail = _shortfall_of(path) or detail
-        raise InputError(f"cannot decode the pixel data ({detail})", path,
-                         "the file may be truncated or damaged; export the series again") from None
+        raise undecodable("the pixel data", detail, path, "export the series again") from None
     if said_here:
         told = (path, "; ".join(said_here)[:300])
         if complaints is None:
@@ -369,14 +373,28 @@ def _shortfall_of(path: Path) -> Optional[str]:
         return None
 
 
-def pixel_data_shortfall(ds: pydicom.Dataset) -> Optional[str]:
+def undecodable(what: str, detail: str, path: Path, again: str) -> InputError:
+    """The error for `what` ("the pixel data") that cannot be decoded for `detail`, told as the
+    header's fault where its description of the pixel data is (the pixel data may be whole)."""
+    if HEADER_FAULT_WORDS.search(detail):
+        return InputError(f"its header's description of its pixel data is damaged ({detail})", path, again)
+    return InputError(f"cannot decode {what} ({detail})", path, f"the file may be truncated or damaged; {again}")
+
+
+def pixel_data_shortfall(ds: pydicom.Dataset, usual_bits: Optional[int] = None) -> Optional[str]:
     """How many bytes uncompressed pixel data holds of those its frames need, where it holds fewer
     (pydicom tells it of one frame, numpy as "cannot reshape array of size 237760 into shape (512,512)");
-    None where it holds them all, or where that cannot be counted."""
+    None where it holds them all, or where that cannot be counted. Where it holds exactly what the
+    frames take at the `usual_bits` a pixel of its kind (a BINARY SEG's 1, made 16), that is told instead."""
     counts = _pixel_data_counts(ds)
     if counts is None or counts[0] >= counts[1]:
         return None
     held, needed, frames = counts
+    if usual_bits is not None:
+        fitting = (needed * 8 // int(ds.BitsAllocated) * usual_bits + 7) // 8
+        if held in (fitting, fitting + fitting % 2):  # (padded to an even length in the file)
+            return (f"its pixel data holds {held} bytes, what {_its_frames(ds, frames)} take at {usual_bits} "
+                    f"bit{'s' * (usual_bits != 1)} a pixel, where its BitsAllocated gives {int(ds.BitsAllocated)}")
     return f"its pixel data holds {held} of the {needed} bytes {_its_frames(ds, frames)} need"
 
 

@@ -27,7 +27,7 @@ from ..errors import InputError, first_line
 from ..segments import LESION_CODES, Code, meaning_of_segment, warn_of_left_out
 from ..volume import Case, Volume
 from .dicom import check_in_plane_grid, read_series, slice_indices
-from .dicom_files import dcmread, has_dicom_prefix, pixel_data_shortfall, pydicom_fault, reading_fault
+from .dicom_files import dcmread, has_dicom_prefix, pixel_data_shortfall, pydicom_fault, reading_fault, undecodable
 from .dicom_scan import LABEL_MODALITIES, FolderScan, SeriesInfo, scan_folder
 from .dicom_values import int_or_none, text_as_written
 from .multiframe import functional_group_item
@@ -231,8 +231,9 @@ def _binary_frames(seg: hd.seg.Segmentation, kind: hd.seg.SegmentationTypeValues
     try:
         frames = np.asarray(seg.get_stored_frames())
     except Exception as exc:
-        raise InputError(f"cannot decode the SEG frames ({pixel_data_shortfall(seg) or first_line(exc)})", path,
-                         "the file may be truncated; export it again") from None
+        usual_bits = 1 if kind == hd.seg.SegmentationTypeValues.BINARY else 8
+        raise undecodable("the SEG frames", pixel_data_shortfall(seg, usual_bits) or first_line(exc), path,
+                          "export the segmentation again") from None
     if frames.ndim == 2:
         frames = frames[None]
     if kind == hd.seg.SegmentationTypeValues.FRACTIONAL:

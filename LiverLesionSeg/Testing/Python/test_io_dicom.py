@@ -614,11 +614,17 @@ def test_pixel_data_cut_short_is_told_in_bytes(small_series, held):
                     "524288 bytes its 1 frame of 512 x 512 need)")
 
 
-def test_a_header_fault_is_not_told_as_pixel_data_cut_short(small_series):
-    edit(small_series / "slice 103", BitsAllocated=17)
+@pytest.mark.parametrize("element, value, told", [
+    ("BitsAllocated", 17, "A (0028,0100) 'Bits Allocated' value of '17' is invalid"),
+    ("PixelRepresentation", 12, "A (0028,0103) 'Pixel Representation' value of '12' is invalid, it must be 0 or 1")])
+def test_a_header_fault_is_not_told_as_pixel_data_cut_short(small_series, element, value, told):
+    """A damaged PixelRepresentation (damage_inputs --kind dicom, seed 31004) was "cannot decode the
+    pixel data (…). The file may be truncated or damaged": its header is, the pixel data whole."""
+    edit(small_series / "slice 103", **{element: value})
     with pytest.raises(InputError) as exc:
         read_ct_folder(small_series)
-    assert_one_line(exc, "slice 103", "'Bits Allocated' value of '17' is invalid")
+    assert_one_line(exc, "slice 103", f"its header's description of its pixel data is damaged ({told}")
+    assert "truncated" not in str(exc.value)
 
 
 def test_decoder_warnings_over_a_series_are_one_warning_naming_a_slice(small_series, capfd, caplog):

@@ -287,6 +287,25 @@ def test_a_seg_whose_pixel_data_is_cut_short_says_how_many_bytes_it_holds(case_0
         read_seg_case(case_0697_copy)
 
 
+@pytest.mark.parametrize("bits, told", [
+    (16, r"its pixel data holds {held} bytes, what its {frames} frames of 512 x 512 take at 1 bit a pixel, where "
+         r"its BitsAllocated gives 16"),
+    (0, r"A \(0028,0100\) 'Bits Allocated' value of '0' is invalid")])
+def test_a_seg_whose_bits_allocated_is_damaged_is_told_as_its_header(case_0697_copy, bits, told):
+    """A BINARY SEG's BitsAllocated damaged to 16 was told as pixel data cut short ("holds 491520 of the
+    7864320 bytes … The file may be truncated"): the pixel data is whole, the header not."""
+    path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
+    ds = pydicom.dcmread(path)
+    held, frames = len(ds.PixelData), ds.NumberOfFrames
+    ds.BitsAllocated = bits
+    ds.save_as(path)
+    with pytest.raises(InputError) as exc:
+        read_seg_case(case_0697_copy)
+    assert re.match(rf"{re.escape(str(path))}: its header's description of its pixel data is damaged \("
+                    rf"{told.format(held=held, frames=frames)}", str(exc.value)), str(exc.value)
+    assert "truncated" not in str(exc.value)
+
+
 @pytest.mark.filterwarnings("ignore:The string .* person name:UserWarning")
 def test_several_segments_liver_union_of_lesions_and_others_ignored(case_0697_copy, data_dir, caplog):
     """A binary SEG: each segment its own frames."""
