@@ -195,6 +195,17 @@ def test_a_nifti_holding_far_more_voxels_than_its_header_announces_is_refused(sm
     assert_one_line(exc, f"damaged{suffix}", "times the", f"bytes of voxels its header announces ({what})")
 
 
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_a_nifti_whose_header_gives_an_axis_no_voxels_is_told_so(small, tmp_path, suffix):
+    """damage_inputs --kind nifti, seed 31006: a dim[2] of 0, which ITK reads as 1, was refused as "a
+    2-D image (size 512 x 1 x 8), not a volume. Give a 3-D volume of several slices"."""
+    nifti_with_header(small, tmp_path / f"ct{suffix}", lambda h: h["dim"].__setitem__(2, 0))
+    with pytest.raises(GeometryError) as exc:
+        read_image(tmp_path / f"ct{suffix}")
+    assert_one_line(exc, f"ct{suffix}: its header gives it no voxels along an axis (dim: 512 x 0 x 8): the header "
+                         "is damaged. Export it again.")
+
+
 def test_a_nifti_compressed_in_several_gzip_members_reads(small, tmp_path):
     """bgzip and some pipelines write a gzip file of several members: its last 4 bytes give the last
     member's length only, so its length is counted, not taken from them."""
