@@ -60,6 +60,7 @@ def _text_lines(fh: BinaryIO) -> Iterator[str]:
 
 
 PYNRRD_SIZE_FAULT = re.compile(r"does not equal the product of all the dimensions: (\d+)-(\d+)=")
+PYNRRD_DIMENSION_FAULT = re.compile(r"^Number of elements in sizes does not match dimension")
 
 
 def _header_fault(exc: Exception, header: dict) -> str:
@@ -74,6 +75,11 @@ def _header_fault(exc: Exception, header: dict) -> str:
     if counts:
         announced, held = int(counts[1]), int(counts[2])
         return f"its voxel data holds {held} of the {announced} voxels its header announces"
+    if PYNRRD_DIMENSION_FAULT.search(str(exc)):  # "... Dimension: 3, len(sizes): 1"
+        sizes = len(header["sizes"])
+        return f"its header gives {sizes} size{'s' * (sizes != 1)} where its dimension is {header['dimension']}"
+    if str(exc).startswith("Unsupported encoding"):
+        return f"its encoding '{header.get('encoding')}' is not raw, gzip, bzip2 or ascii"
     return first_line(exc)
 
 
