@@ -29,7 +29,7 @@ from .atomic import NOT_TEXT, is_text_path
 from .dataset_labels import as_liver_and_lesion_labels, dataset_json_place, label_roles_for, named_in
 from .header_checks import (check_direction, check_finite, check_metaimage, check_metaimage_size, check_nifti,
                             check_nifti_affine, check_nrrd, check_origin, check_shape, in_mm, refuse_non_finite)
-from .itk_words import itk_reason, metaimage_failure, reader_notes
+from .itk_words import itk_reason, metaimage_failure, reader_notes, tells_of_the_header
 from .native_output import held_back
 from .regularize import mask_to_grid
 from .sheared import is_sheared, is_sheared_nifti_error, on_a_regular_grid, read_sheared_nifti, sheared_stack
@@ -299,6 +299,11 @@ def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
     return volume
 
 
+def _unreadable_header(path: Path, reason: str) -> InputError:
+    return InputError(f"cannot read the image header ({reason})", path,
+                      "the file may be damaged or not an image; export it again")
+
+
 def _read_with_itk(path: Path) -> sitk.Image | Volume:
     """The image as SimpleITK reads it, with the checks of what it hides (`check_nifti`, `check_metaimage`
     before its read; the compressed stream's check beside it, `checked_meanwhile`; the voxels a NRRD or
@@ -315,8 +320,7 @@ def _read_with_itk(path: Path) -> sitk.Image | Volume:
         damage = gzip_damage(path)  # ITK only says it knows no reader for the file
         if damage:
             raise InputError(f"the compressed file is damaged ({damage})", path, "export it again") from None
-        raise InputError(f"cannot read the image header ({itk_reason(exc, header_printed)})", path,
-                         "the file may be damaged or not an image; export it again") from None
+        raise _unreadable_header(path, itk_reason(exc, header_printed)) from None
     check_shape(path, reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents())
     check_image_fits(tuple(reversed(reader.GetSize())), voxel_itemsize(reader.GetPixelID()), path)
     check_direction(path, reader.GetDirection())
@@ -334,6 +338,8 @@ def _read_with_itk(path: Path) -> sitk.Image | Volume:
     failure = (itk_reason(exc, data_printed) if exc is not None else
                metaimage_failure(data_printed) if metaimage else None)
     if failure is not None:
+        if tells_of_the_header(failure):  # (a spacing of 0, met only as the voxels are read)
+            raise _unreadable_header(path, failure)
         raise InputError(f"cannot read the image data ({failure})", path, "the file may be truncated or damaged, "
                          "or the data file an .nhdr or .mhd header names missing; export it again")
     if name.endswith((".nrrd", ".nhdr")):

@@ -25,6 +25,15 @@ def itk_reason(exc: Exception, printed: Sequence[str] = ()) -> str:
     return told[:200]
 
 
+# `_image_words`' reasons that blame the header, though ITK may meet them only as it reads the voxels
+HEADER_REASONS = ("its orientation (direction) ", "its voxel spacing is ", "its header ")
+
+
+def tells_of_the_header(reason: str) -> bool:
+    """Whether `itk_reason`'s `reason` is a fault of the header (not of the voxel data after it)."""
+    return reason.startswith(HEADER_REASONS)
+
+
 def _image_words(text: str) -> Optional[str]:
     """ITK's own refusals of an image's geometry or voxel type, in words."""
     if "Bad direction, determinant is 0" in text:

@@ -238,7 +238,9 @@ def test_a_nrrd_holding_far_more_voxels_than_its_header_announces_is_refused(sma
 
 
 def test_a_nrrd_of_a_zero_voxel_side_is_told_in_words(small, tmp_path):
-    """ITK's words were "Refusing to change spacing from [1, 1, 1] to [0, 0.78125, 2.5]"."""
+    """ITK's words were "Refusing to change spacing from [1, 1, 1] to [0, 0.78125, 2.5]". ITK meets it
+    as it reads the voxels: it was told as the data's ("cannot read the image data … The file may be
+    truncated …"; damage_inputs --kind nrrd, seed 31007), a fault of the header."""
     sitk.WriteImage(small.to_sitk(), str(tmp_path / "flat.nrrd"))
     data = (tmp_path / "flat.nrrd").read_bytes()
     header_end = data.index(b"\n\n")
@@ -246,8 +248,9 @@ def test_a_nrrd_of_a_zero_voxel_side_is_told_in_words(small, tmp_path):
     (tmp_path / "flat.nrrd").write_bytes(header + data[header_end:])
     with pytest.raises(InputError) as exc:
         read_image(tmp_path / "flat.nrrd")
-    assert_one_line(exc, "flat.nrrd", "(its voxel spacing is 0, ", ": a spacing of 0, or one that is not a number, is "
-                                                                  "no image's)")
+    assert_one_line(exc, "flat.nrrd: cannot read the image header (its voxel spacing is 0, ",
+                    ": a spacing of 0, or one that is not a number, is no image's). The file may be damaged or not an "
+                    "image; export it again.")
 
 
 @pytest.mark.parametrize("compressed", [False, True], ids=["raw", "gzip"])
@@ -814,8 +817,9 @@ def test_a_metaimage_of_no_voxel_spacing_is_read_with_1_mm_voxels_and_warned_of(
     ("ElementType", "MET_XXX", "cannot read the image header (its header names no voxel type the reader knows)"),
     ("ElementDataFile", "missing.raw", "(the data file its header names (ElementDataFile) cannot be opened)"),
     ("CompressedData", "True", "(its compressed voxel data cannot be decompressed)"),
-    ("TransformMatrix", "1 0 0 1 0 0 0 0 1", "(its orientation (direction) gives a voxel axis no length, or lays "
-                                             "the voxel axes in one plane)"),
+    ("TransformMatrix", "1 0 0 1 0 0 0 0 1", "cannot read the image header (its orientation (direction) gives a "
+                                             "voxel axis no length, or lays the voxel axes in one plane). The file "
+                                             "may be damaged or not an image"),
     ("ElementSpacing", "0 0.78 2.5", "its ElementSpacing '0 0.78 2.5' holds a voxel side of 0 or less")])
 def test_a_metaimage_whose_header_is_damaged_is_told_in_one_line_and_nothing_else(small, tmp_path, capfd, field,
                                                                                    value, told):
