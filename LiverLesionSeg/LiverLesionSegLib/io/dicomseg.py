@@ -33,6 +33,7 @@ from .dicom_values import int_or_none, text_as_written
 from .multiframe import functional_group_item
 from .regularize import mask_to_grid
 from .rtstruct import is_rtstruct, read_rtstruct_masks
+from .seg_descriptions import mend_segment_descriptions
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -192,7 +193,11 @@ def segment_label(seg: hd.seg.Segmentation, number: int) -> str:
 
 def _segread(path: Path) -> hd.seg.Segmentation:
     try:
-        return hd.seg.segread(path)
+        ds = dcmread(path)
+        mend_segment_descriptions(ds, path)  # provenance a segment lacks does not lose the segmentation
+        return hd.seg.Segmentation.from_dataset(ds, copy=False)
+    except InputError:
+        raise
     except Exception as exc:
         if _frame_count(path) == 0:  # highdicom fails on it with an IndexError
             raise InputError("the DICOM SEG holds no frames (NumberOfFrames 0), so no segment has a voxel", path,

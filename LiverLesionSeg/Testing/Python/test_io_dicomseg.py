@@ -287,6 +287,52 @@ def test_a_seg_whose_pixel_data_is_cut_short_says_how_many_bytes_it_holds(case_0
         read_seg_case(case_0697_copy)
 
 
+def _without_algorithm_family(item) -> None:
+    algorithm = pydicom.Dataset()
+    algorithm.AlgorithmName, algorithm.AlgorithmVersion, algorithm.AlgorithmFamilyCodeSequence = "net", "1", []
+    item.SegmentAlgorithmType, item.SegmentationAlgorithmIdentificationSequence = "AUTOMATIC", [algorithm]
+
+
+@pytest.mark.parametrize("damage, lacks", [
+    (lambda item: delattr(item, "SegmentAlgorithmType"), "SegmentAlgorithmType"),
+    (lambda item: delattr(item, "SegmentedPropertyCategoryCodeSequence"), "SegmentedPropertyCategoryCodeSequence"),
+    (lambda item: setattr(item, "SegmentedPropertyCategoryCodeSequence", []), "SegmentedPropertyCategoryCodeSequence"),
+    (lambda item: delattr(item, "SegmentLabel"), "SegmentLabel"),
+    (lambda item: delattr(item, "SegmentedPropertyTypeCodeSequence"), "a whole SegmentedPropertyTypeCodeSequence"),
+    (lambda item: delattr(item.SegmentedPropertyTypeCodeSequence[0], "CodeMeaning"),
+     "a whole SegmentedPropertyTypeCodeSequence"),
+    (_without_algorithm_family, "a whole SegmentationAlgorithmIdentificationSequence")],
+    ids=["algorithm type", "category", "empty category", "label", "type", "type's meaning", "algorithm family"])
+def test_a_seg_lacking_provenance_it_does_not_need_is_read_with_a_warning(case_0697_copy, seg_cases, caplog, damage,
+                                                                          lacks):
+    """highdicom refused a SEG lacking what DICOM requires of a segment but where it lies does not need
+    ("Dataset does not have required attribute 'SegmentAlgorithmType'"; damage_inputs --kind seg,
+    seed 32001: the algorithm's family): a clinic's segmentation lost for a line of provenance."""
+    path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
+    ds = pydicom.dcmread(path)
+    damage(ds.SegmentSequence[0])
+    ds.save_as(path)
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        case = read_seg_case(case_0697_copy)
+    whole = seg_cases["RadCTTACEomics_0697"]
+    assert np.array_equal(case.lesion.array, whole.lesion.array) and case.lesion.array.any()
+    assert np.array_equal(case.liver.array, whole.liver.array)
+    assert f"{path}: segment 1 (" in caplog.text
+    assert f"lacks {lacks}, which DICOM requires but where the segments lie does not need: read all the same" \
+        in caplog.text
+
+
+def test_a_seg_segment_of_neither_label_nor_type_is_refused(case_0697_copy):
+    path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
+    ds = pydicom.dcmread(path)
+    del ds.SegmentSequence[0].SegmentLabel, ds.SegmentSequence[0].SegmentedPropertyTypeCodeSequence
+    ds.save_as(path)
+    with pytest.raises(InputError, match=r"Tumor\.dcm: its segment 1 has neither a SegmentLabel nor a whole coded "
+                                         r"type \(SegmentedPropertyTypeCodeSequence\), so what it segments cannot be "
+                                         r"told\. The file is damaged"):
+        read_seg_case(case_0697_copy)
+
+
 @pytest.mark.parametrize("bits, told", [
     (16, r"its pixel data holds {held} bytes, what its {frames} frames of 512 x 512 take at 1 bit a pixel, where "
          r"its BitsAllocated gives 16"),
