@@ -74,8 +74,9 @@ def _check_seg_header(path: Path) -> None:
     if modality != "SEG" and sop_class != pydicom.uid.SegmentationStorage:
         shown = re.split(r"[^ -~]", sop_class)[0][:64]  # up to a byte of the next element (a damaged length)
         shown += "…" if shown != sop_class else ""
-        raise InputError(f"is neither a DICOM SEG nor an RT structure set: its header gives Modality "
-                         f"{modality or 'none'} and SOPClassUID {shown or 'none'}", path,
+        raise InputError(f"is neither a DICOM SEG nor an RT structure set: its header gives "
+                         f"{f'Modality {modality}' if modality else 'no Modality'} and "
+                         f"{f'SOPClassUID {shown}' if shown else 'no SOPClassUID'}", path,
                          "give the segmentation's DICOM SEG or RTSTRUCT file; if this is one, it is damaged: "
                          "export it again")
 

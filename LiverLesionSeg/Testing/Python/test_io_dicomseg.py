@@ -394,8 +394,10 @@ def test_a_labelmap_seg_each_pixel_its_segments_number(case_0697_copy, data_dir)
     ("text", "is not a DICOM file. Give the segmentation's DICOM SEG or RTSTRUCT file."),
     ("a VR damaged", "damaged or truncated DICOM file (Unknown Value Representation 'CF' in tag (0008,0060)). Export "
                      "the segmentation again."),
-    ("a length damaged", "is neither a DICOM SEG nor an RT structure set: its header gives Modality none and "
-                         "SOPClassUID 1.2.840.10008.5.1.4.1.1.66.4…")])
+    ("a length damaged", "is neither a DICOM SEG nor an RT structure set: its header gives no Modality and "
+                         "SOPClassUID 1.2.840.10008.5.1.4.1.1.66.4…"),
+    ("no header elements", "is neither a DICOM SEG nor an RT structure set: its header gives no Modality and no "
+                           "SOPClassUID. Give")])
 def test_a_dcm_file_that_is_no_readable_seg_says_what_it_is(case_0697_copy, seg_cases, data_dir, given, told):
     """Found by `tools/damage_inputs.py --kind rtstruct` (seeds 26020, 26051: header bytes of an RT
     structure set damaged): any .dcm that was not an RT structure set by its header was read as a SEG,
@@ -410,6 +412,9 @@ def test_a_dcm_file_that_is_no_readable_seg_says_what_it_is(case_0697_copy, seg_
     elif given == "a VR damaged":  # Modality's VR, CS
         assert seg.count(b"\x08\x00\x60\x00CS") == 1
         path.write_bytes(seg.replace(b"\x08\x00\x60\x00CS", b"\x08\x00\x60\x00CF"))
+    elif given == "no header elements":  # (damage_inputs --kind seg and rtstruct, seed 32005: "Modality none")
+        edit(case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm", Modality=None, SOPClassUID=None)
+        shutil.copy(case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm", path)
     else:  # SOPClassUID's length, 28, made 64: the value runs into the next elements
         assert seg.count(b"\x08\x00\x16\x00UI\x1c\x00") == 1
         path.write_bytes(seg.replace(b"\x08\x00\x16\x00UI\x1c\x00", b"\x08\x00\x16\x00UI\x40\x00"))
