@@ -127,8 +127,7 @@ def check_nifti(path: Path, itk_spacing: Optional[Sequence[float]] = None, look_
     else:
         available = path.stat().st_size
     if available < needed:
-        raise InputError(f"the file is truncated: it holds {available} of the {needed} bytes its header announces",
-                         path, "export it again")
+        _refuse_shortfall(path, available, needed, proxy)
     refuse_surplus(path, available - proxy.offset, announced, proxy.shape, proxy.dtype)
     if not np.issubdtype(proxy.dtype, np.floating):
         return None
@@ -136,6 +135,25 @@ def check_nifti(path: Path, itk_spacing: Optional[Sequence[float]] = None, look_
         return FloatVoxels(proxy.offset, announced, proxy.dtype)
     check_finite(path, np.asarray(proxy.get_unscaled()))
     return None
+
+
+def _refuse_shortfall(path: Path, available: int, needed: int, proxy) -> None:
+    """A NIfTI holding fewer bytes than its header announces: cut short, unless its voxels are exactly
+    what the header's shape takes at another data type's size (a damaged datatype), or a whole gzip
+    stream holds them (it was written so: a damaged size or data type)."""
+    held, voxels, dtype = available - proxy.offset, int(np.prod(proxy.shape)), proxy.dtype
+    shape = " x ".join(map(str, proxy.shape))
+    size = next((size for size in (1, 2, 4, 8) if size != dtype.itemsize and held == voxels * size), None)
+    if size is not None:
+        raise InputError(f"it holds {held} bytes of voxels, what its {shape} voxels take at {size} byte"
+                         f"{'s' * (size != 1)} each, where its data type ({dtype}) takes {dtype.itemsize}: the "
+                         "header's data type is wrong", path, "export it again")
+    if path.name.lower().endswith(".gz"):  # the stream was read whole (and its check passed)
+        raise InputError(f"its whole compressed stream holds {held} of the {voxels * dtype.itemsize} bytes of voxels "
+                         f"its header announces ({shape} of {dtype}): the header's size or data type is wrong", path,
+                         "export it again")
+    raise InputError(f"the file is truncated: it holds {available} of the {needed} bytes its header announces",
+                     path, "export it again")
 
 
 # The lengths of a NIfTI whose header gives them in metres or microns (xyzt_units), as ITK reads them: in mm

@@ -206,6 +206,30 @@ def test_a_nifti_whose_header_gives_an_axis_no_voxels_is_told_so(small, tmp_path
                          "is damaged. Export it again.")
 
 
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_a_nifti_whose_voxels_fit_another_data_type_is_told_so(small, tmp_path, suffix):
+    """damage_inputs --kind labels, seed 32002: a label map whose datatype uint8 was made uint16 was
+    "the file is truncated: it holds 2097504 of the 4194656 bytes …", the file whole."""
+    nifti_with_header(small, tmp_path / f"ct{suffix}", lambda h: h.set_data_dtype(np.int32))
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / f"ct{suffix}")
+    voxels = small.array.size
+    assert_one_line(exc, f"ct{suffix}: it holds {voxels * 2} bytes of voxels, what its 512 x 512 x 8 voxels take at 2 "
+                         "bytes each, where its data type (int32) takes 4: the header's data type is wrong. Export it "
+                         "again.")
+
+
+def test_a_whole_compressed_nifti_short_of_its_voxels_blames_its_header(small, tmp_path):
+    """A .nii.gz whose gzip stream is whole (its check passed) was not cut after it was written: a
+    header announcing more slices than it holds is the header's fault, not truncation."""
+    nifti_with_header(small, tmp_path / "ct.nii.gz", lambda h: h["dim"].__setitem__(3, 11))
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / "ct.nii.gz")
+    assert_one_line(exc, f"ct.nii.gz: its whole compressed stream holds {small.array.nbytes} of the "
+                         f"{small.array.nbytes * 11 // 8} bytes of voxels its header announces (512 x 512 x 11 of "
+                         "int16): the header's size or data type is wrong")
+
+
 def test_a_nifti_compressed_in_several_gzip_members_reads(small, tmp_path):
     """bgzip and some pipelines write a gzip file of several members: its last 4 bytes give the last
     member's length only, so its length is counted, not taken from them."""
