@@ -302,7 +302,7 @@ INTERNAL_WORDS = re.compile(r"object has no attribute|object is not (subscriptab
 # invalid, it must be 0 or 1" (Rows, Columns, BitsAllocated, BitsStored, SamplesPerPixel, NumberOfFrames ...);
 # and pixel data that fits the header's frames at another BitsAllocated (`pixel_data_shortfall`)
 HEADER_FAULT_WORDS = re.compile(r"^A \(0028,[0-9A-Fa-f]{4}\) '[^']*' value of|^A value of '.*' for \(0028,|"
-                                r"where its BitsAllocated gives")
+                                r"^Missing required element: \(0028,|where its BitsAllocated gives")
 
 
 @contextlib.contextmanager

@@ -33,7 +33,7 @@ from .dicom_values import int_or_none, text_as_written
 from .multiframe import functional_group_item
 from .regularize import mask_to_grid
 from .rtstruct import is_rtstruct, read_rtstruct_masks
-from .seg_descriptions import mend_segment_descriptions
+from .seg_mend import mend_what_masks_do_not_need
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -195,7 +195,7 @@ def segment_label(seg: hd.seg.Segmentation, number: int) -> str:
 def _segread(path: Path) -> hd.seg.Segmentation:
     try:
         ds = dcmread(path)
-        mend_segment_descriptions(ds, path)  # provenance a segment lacks does not lose the segmentation
+        mend_what_masks_do_not_need(ds, path)  # provenance a segment lacks does not lose the segmentation
         return hd.seg.Segmentation.from_dataset(ds, copy=False)
     except InputError:
         raise

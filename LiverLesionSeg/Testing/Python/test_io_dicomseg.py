@@ -287,10 +287,16 @@ def test_a_seg_whose_pixel_data_is_cut_short_says_how_many_bytes_it_holds(case_0
         read_seg_case(case_0697_copy)
 
 
-def _without_algorithm_family(item) -> None:
+def _with_algorithm_family(item, family: list) -> None:
     algorithm = pydicom.Dataset()
-    algorithm.AlgorithmName, algorithm.AlgorithmVersion, algorithm.AlgorithmFamilyCodeSequence = "net", "1", []
+    algorithm.AlgorithmName, algorithm.AlgorithmVersion, algorithm.AlgorithmFamilyCodeSequence = "net", "1", family
     item.SegmentAlgorithmType, item.SegmentationAlgorithmIdentificationSequence = "AUTOMATIC", [algorithm]
+
+
+def _code_without_meaning() -> pydicom.Dataset:
+    code = pydicom.Dataset()
+    code.CodeValue, code.CodingSchemeDesignator = "123", "99X"
+    return code
 
 
 @pytest.mark.parametrize("damage, lacks", [
@@ -301,8 +307,11 @@ def _without_algorithm_family(item) -> None:
     (lambda item: delattr(item, "SegmentedPropertyTypeCodeSequence"), "a whole SegmentedPropertyTypeCodeSequence"),
     (lambda item: delattr(item.SegmentedPropertyTypeCodeSequence[0], "CodeMeaning"),
      "a whole SegmentedPropertyTypeCodeSequence"),
-    (_without_algorithm_family, "a whole SegmentationAlgorithmIdentificationSequence")],
-    ids=["algorithm type", "category", "empty category", "label", "type", "type's meaning", "algorithm family"])
+    (lambda item: _with_algorithm_family(item, []), "a whole SegmentationAlgorithmIdentificationSequence"),
+    (lambda item: _with_algorithm_family(item, [_code_without_meaning()]),
+     "a whole SegmentationAlgorithmIdentificationSequence")],
+    ids=["algorithm type", "category", "empty category", "label", "type", "type's meaning", "algorithm family",
+         "algorithm family's meaning"])
 def test_a_seg_lacking_provenance_it_does_not_need_is_read_with_a_warning(case_0697_copy, seg_cases, caplog, damage,
                                                                           lacks):
     """highdicom refused a SEG lacking what DICOM requires of a segment but where it lies does not need
@@ -320,6 +329,22 @@ def test_a_seg_lacking_provenance_it_does_not_need_is_read_with_a_warning(case_0
     assert f"{path}: segment 1 (" in caplog.text
     assert f"lacks {lacks}, which DICOM requires but where the segments lie does not need: read all the same" \
         in caplog.text
+
+
+def test_a_seg_whose_references_to_source_images_lack_their_uids_is_read_with_a_warning(case_0697_copy, seg_cases,
+                                                                                      caplog):
+    """damage_inputs --kind seg, seed 32022: a source image reference without its ReferencedSOPInstanceUID
+    was refused ("cannot read the DICOM SEG (no ReferencedSOPInstanceUID)"); the frames are placed by
+    their positions."""
+    path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
+    ds = pydicom.dcmread(path)
+    del ds.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID
+    del ds.PerFrameFunctionalGroupsSequence[2].DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPClassUID
+    ds.save_as(path)
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        case = read_seg_case(case_0697_copy)
+    assert np.array_equal(case.lesion.array, seg_cases["RadCTTACEomics_0697"].lesion.array)
+    assert f"{path}: 2 reference(s) to a source image lack its UIDs (left out), which DICOM requires" in caplog.text
 
 
 def test_a_seg_segment_of_neither_label_nor_type_is_refused(case_0697_copy):

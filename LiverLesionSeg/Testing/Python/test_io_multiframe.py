@@ -84,6 +84,7 @@ def test_a_required_sequence_left_empty_is_named(hcc_006, tmp_path, sequence):
 
 @pytest.mark.parametrize("damage, told", [
     ("BitsAllocated 0", "A (0028,0100) 'Bits Allocated' value of '0' is invalid"),
+    ("no BitsAllocated", "Missing required element: (0028,0100) 'Bits Allocated'"),  # seed 32023
     ("cut", "its pixel data holds 1048576 of the 4194304 bytes its 8 frames of 512 x 512 need"),
     ("no PixelData", None)])
 def test_pixel_data_that_cannot_be_decoded_is_told_in_pydicoms_words_made_plain(hcc_006, tmp_path, damage, told):
@@ -99,6 +100,8 @@ def test_pixel_data_that_cannot_be_decoded_is_told_in_pydicoms_words_made_plain(
         ds.PixelData = ds.PixelData[:len(ds.PixelData) // 4]
     elif damage == "no PixelData":
         del ds.PixelData
+    elif damage == "no BitsAllocated":
+        del ds.BitsAllocated
     else:
         ds.BitsAllocated = 0
     ds.save_as(path)
