@@ -160,8 +160,9 @@ def _index_count_mismatch(ds: pydicom.Dataset) -> Optional[str]:
 
 def _index_pointing_nowhere(ds: pydicom.Dataset) -> Optional[str]:
     """A DimensionIndexSequence item pointing to an element the frames' functional groups do not hold
-    (highdicom: "no element (0000,0000) CommandGroupLength")."""
-    frame = (ds.get("PerFrameFunctionalGroupsSequence") or [None])[0]
+    (highdicom: "no element (0000,0000) CommandGroupLength"), or a frame that lacks it (its plane
+    position removed), named."""
+    frames = ds.get("PerFrameFunctionalGroupsSequence") or [None]
     shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
     for number, index in enumerate(ds.get("DimensionIndexSequence") or [], start=1):
         pointer, group = index.get("DimensionIndexPointer"), index.get("FunctionalGroupPointer")
@@ -170,13 +171,26 @@ def _index_pointing_nowhere(ds: pydicom.Dataset) -> Optional[str]:
                 return f"its DimensionIndexSequence item {number} has an empty {keyword}"
         if pointer is None or group is None:
             continue
-        groups = [g[group].value[0] for g in (frame, shared) if g is not None and group in g and len(g[group].value)]
-        where = f"its DimensionIndexSequence item {number} points to {_tag_name(pointer)} in {_tag_name(group)}"
-        if not groups:
-            return f"{where}, which its frames' functional groups do not hold"
-        if not any(pointer in g for g in groups):
-            return f"{where}, which its frames' {_tag_name(group)} does not hold"
+        lacking = [(n, lacks) for n, frame in enumerate(frames, start=1)
+                   if (lacks := _what_lacks(frame, shared, pointer, group))]
+        if not lacking:
+            continue
+        (first, lacks), pointed, holder = lacking[0], _tag_name(pointer), _tag_name(group)
+        if len(lacking) < len(frames):  # the pointer is right: the frame is damaged
+            return (f"frame {first} has no {holder}" if lacks == "group" else
+                    f"frame {first}'s {holder} has no {pointed}")
+        where = f"its DimensionIndexSequence item {number} points to {pointed} in {holder}"
+        return f"{where}, which its frames' {'functional groups do' if lacks == 'group' else f'{holder} does'} not hold"
     return None
+
+
+def _what_lacks(frame: Optional[pydicom.Dataset], shared: Optional[pydicom.Dataset], pointer, group) -> str:
+    """Whether a frame's functional groups (its own, and the shared) lack the `group` ("group") or
+    hold it without the element `pointer` ("pointer"); empty where they hold both."""
+    groups = [g[group].value[0] for g in (frame, shared) if g is not None and group in g and len(g[group].value)]
+    if not groups:
+        return "group"
+    return "" if any(pointer in g for g in groups) else "pointer"
 
 
 # A frame's geometry: the functional group that holds it, the element and how many numbers it needs

@@ -218,7 +218,7 @@ def test_a_frame_of_a_segment_not_described_is_refused(case_0697_copy, number):
 
 
 @pytest.mark.parametrize("missing, told", [
-    ("PlanePositionSequence", "no element (0020,9113) PlanePositionSequence"),
+    ("PlanePositionSequence", "frame 2 has no (0020,9113) PlanePositionSequence"),
     ("FrameContentSequence", "no FrameContentSequence"),
     ("FrameContentSequence empty", "its FrameContentSequence (in PerFrameFunctionalGroupsSequence item 2) is empty, "
                                    "where an item is needed"),

@@ -82,6 +82,22 @@ def test_a_required_sequence_left_empty_is_named(hcc_006, tmp_path, sequence):
         read_input_volume(path)
 
 
+@pytest.mark.parametrize("frame", [0, 5])
+def test_a_frame_without_its_position_is_named(hcc_006, tmp_path, frame):
+    """A frame's ImagePositionPatient removed was told as the DimensionIndexSequence "points to (0020,0032)
+    ImagePositionPatient in (0020,9113) PlanePositionSequence, which its frames' … does not hold" where
+    the first frame lacked it (as if every frame did); another frame's was named already."""
+    files, _ = hcc_006
+    path = multiframe_file(files[:8], tmp_path / "enhanced" / "ct.dcm")
+    ds = pydicom.dcmread(path)
+    del ds.PerFrameFunctionalGroupsSequence[frame].PlanePositionSequence[0].ImagePositionPatient
+    ds.save_as(path)
+    with pytest.raises(InputError, match=rf"ct\.dcm: cannot read the multi-frame image \(frame {frame + 1}'s "
+                                         r"\(0020,9113\) PlanePositionSequence has no \(0020,0032\) "
+                                         r"ImagePositionPatient\)"):
+        read_input_volume(path)
+
+
 @pytest.mark.parametrize("damage, told", [
     ("BitsAllocated 0", "A (0028,0100) 'Bits Allocated' value of '0' is invalid"),
     ("no BitsAllocated", "Missing required element: (0028,0100) 'Bits Allocated'"),  # seed 32023
