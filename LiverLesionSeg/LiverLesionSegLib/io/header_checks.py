@@ -20,7 +20,7 @@ import SimpleITK as sitk
 from ..errors import GeometryError, InputError, first_line
 from .seg_nrrd import is_slicer_segmentation
 from .stored_bytes import (FloatVoxels, gzip_damage, gzip_length, gzip_trailer_says, metaimage_data,
-                           metaimage_header, nrrd_data_length, refuse_surplus, voxel_dtype)
+                           metaimage_header, nrrd_data_length, refuse_another_data_type, refuse_surplus, voxel_dtype)
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -142,12 +142,8 @@ def _refuse_shortfall(path: Path, available: int, needed: int, proxy) -> None:
     what the header's shape takes at another data type's size (a damaged datatype), or a whole gzip
     stream holds them (it was written so: a damaged size or data type)."""
     held, voxels, dtype = available - proxy.offset, int(np.prod(proxy.shape)), proxy.dtype
+    refuse_another_data_type(path, held, proxy.shape, dtype)
     shape = " x ".join(map(str, proxy.shape))
-    size = next((size for size in (1, 2, 4, 8) if size != dtype.itemsize and held == voxels * size), None)
-    if size is not None:
-        raise InputError(f"it holds {held} bytes of voxels, what its {shape} voxels take at {size} byte"
-                         f"{'s' * (size != 1)} each, where its data type ({dtype}) takes {dtype.itemsize}: the "
-                         "header's data type is wrong", path, "export it again")
     if path.name.lower().endswith(".gz"):  # the stream was read whole (and its check passed)
         raise InputError(f"its whole compressed stream holds {held} of the {voxels * dtype.itemsize} bytes of voxels "
                          f"its header announces ({shape} of {dtype}): the header's size or data type is wrong", path,
@@ -241,8 +237,9 @@ def check_metaimage(path: Path) -> None:
 
 
 def check_metaimage_size(path: Path, reader: sitk.ImageFileReader, inflated: Optional[int]) -> None:
-    """After ITK read a MetaImage: refuse one holding far more voxels than its header announces, and warn
-    of one holding whole slices more (ITK reads the first of them), as for a NIfTI or NRRD. `inflated`:
+    """After ITK read a MetaImage: refuse one holding far more voxels than its header announces, or
+    exactly its voxels at another data type's size, and warn of one holding whole slices more (ITK
+    reads the first of them), as for a NIfTI or NRRD. `inflated`:
     the bytes its compressed data held (`checked_meanwhile`)."""
     data, dtype = metaimage_data(path), voxel_dtype(reader.GetPixelID())
     if data is None or dtype is None:
@@ -251,7 +248,10 @@ def check_metaimage_size(path: Path, reader: sitk.ImageFileReader, inflated: Opt
     held = inflated if compressed else source.stat().st_size - start
     if held is not None:
         size = reader.GetSize()
-        refuse_surplus(path, held, int(np.prod(size)) * reader.GetNumberOfComponents() * dtype.itemsize, size, dtype)
+        announced = int(np.prod(size)) * reader.GetNumberOfComponents() * dtype.itemsize
+        if held < announced:  # (ITK's reader reads compressed data short of it without a word)
+            refuse_another_data_type(path, held, size, dtype)
+        refuse_surplus(path, held, announced, size, dtype)
 
 
 def _check_metaimage_numbers(path: Path, header: bytes) -> None:

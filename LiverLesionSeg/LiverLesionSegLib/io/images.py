@@ -29,11 +29,11 @@ from .atomic import NOT_TEXT, is_text_path
 from .dataset_labels import as_liver_and_lesion_labels, dataset_json_place, label_roles_for, named_in
 from .header_checks import (check_direction, check_finite, check_metaimage, check_metaimage_size, check_nifti,
                             check_nifti_affine, check_nrrd, check_origin, check_shape, in_mm, refuse_non_finite)
-from .itk_words import itk_reason, metaimage_failure, reader_notes, tells_of_the_header
+from .itk_words import VOXELS_SHORT, itk_reason, metaimage_failure, reader_notes, tells_of_the_header
 from .native_output import held_back
 from .regularize import mask_to_grid
 from .sheared import is_sheared, is_sheared_nifti_error, on_a_regular_grid, read_sheared_nifti, sheared_stack
-from .stored_bytes import checked_meanwhile, gzip_damage, voxel_itemsize
+from .stored_bytes import checked_meanwhile, gzip_damage, refuse_another_data_type, voxel_dtype, voxel_itemsize
 
 LOG = logging.getLogger("LiverLesionSeg")
 T = TypeVar("T")
@@ -333,19 +333,23 @@ def _read_with_itk(path: Path) -> sitk.Image | Volume:
     check_origin(path, reader.GetOrigin())
     with checked_meanwhile(path, floats) as inflated:
         image, exc, data_printed = _held_back(reader.Execute)
-    refuse_non_finite(path, inflated.non_finite)
     # ITK's MetaImage reader goes on after its decompression failed (it only prints so), with voxels of no one's
     failure = (itk_reason(exc, data_printed) if exc is not None else
                metaimage_failure(data_printed) if metaimage else None)
     if failure is not None:
         if tells_of_the_header(failure):  # (a spacing of 0, met only as the voxels are read)
             raise _unreadable_header(path, failure)
+        short = VOXELS_SHORT.search(failure)
+        dtype = voxel_dtype(reader.GetPixelID())
+        if short and dtype is not None:  # exactly its voxels at another data type's size: not cut short
+            refuse_another_data_type(path, int(short[1]), reader.GetSize(), dtype)
         raise InputError(f"cannot read the image data ({failure})", path, "the file may be truncated or damaged, "
                          "or the data file an .nhdr or .mhd header names missing; export it again")
     if name.endswith((".nrrd", ".nhdr")):
         check_nrrd(path, reader, inflated.length)
     elif metaimage:
         check_metaimage_size(path, reader, inflated.length)
+    refuse_non_finite(path, inflated.non_finite)  # (after the sizes: voxels read as another type are no values)
     _tell_reader_notes(path, header_printed + data_printed)
     return image
 

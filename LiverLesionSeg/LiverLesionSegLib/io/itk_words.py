@@ -25,6 +25,9 @@ def itk_reason(exc: Exception, printed: Sequence[str] = ()) -> str:
     return told[:200]
 
 
+# `_nrrd_words`' and `metaimage_failure`'s reason for voxel data short of what the header announces
+VOXELS_SHORT = re.compile(r"^its voxel data holds (\d+) of the (\d+) bytes its header announces")
+
 # `_image_words`' reasons that blame the header, though ITK may meet them only as it reads the voxels
 HEADER_REASONS = ("its orientation (direction) ", "its voxel spacing is ", "its header ")
 

@@ -261,6 +261,26 @@ def test_a_nrrd_holding_far_more_voxels_than_its_header_announces_is_refused(sma
     assert_one_line(exc, name, "times the", f"bytes of voxels its header announces ({what})")
 
 
+@pytest.mark.parametrize("compressed", [False, True], ids=["raw", "gzip"])
+@pytest.mark.parametrize("suffix", [".nrrd", ".mha"])
+def test_an_image_whose_voxels_fit_another_data_type_is_told_so(small, tmp_path, compressed, suffix):
+    """damage_inputs --kind nrrd, seed 33003: int16 voxels whose header says double were "cannot read the
+    image data (its voxel data holds 4194304 of the 16777216 bytes …). The file may be truncated"."""
+    path = tmp_path / f"ct{suffix}"
+    if suffix == ".mha":
+        write_metaimage(small, path, "ElementType", "MET_DOUBLE", compressed)
+    else:
+        sitk.WriteImage(small.to_sitk(), str(path), useCompression=compressed)
+        data = path.read_bytes()
+        header_end = data.index(b"\n\n")
+        path.write_bytes(re.sub(rb"^type: .*$", b"type: double", data[:header_end], flags=re.M) + data[header_end:])
+    with pytest.raises(InputError) as exc:
+        read_image(path)
+    assert_one_line(exc, f"ct{suffix}: it holds {small.array.nbytes} bytes of voxels, what its 512 x 512 x 8 voxels "
+                         "take at 2 bytes each, where its data type (float64) takes 8: the header's data type is "
+                         "wrong. Export it again.")
+
+
 def test_a_nrrd_of_a_zero_voxel_side_is_told_in_words(small, tmp_path):
     """ITK's words were "Refusing to change spacing from [1, 1, 1] to [0, 0.78125, 2.5]". ITK meets it
     as it reads the voxels: it was told as the data's ("cannot read the image data … The file may be
