@@ -138,10 +138,30 @@ def reading_fault(exc: BaseException, path: Path) -> str:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         empty = _empty_sequence(ds, "")
         found = (f"its {empty} is empty, where an item is needed" if empty else
-                 _index_count_mismatch(ds) or _index_pointing_nowhere(ds) or unusable_plane_value(ds))
+                 _index_count_mismatch(ds) or _index_pointing_nowhere(ds) or unusable_plane_value(ds) or
+                 _frame_lacking(ds, first_line(exc)))
     except Exception as walked:
         found = f"its header is damaged: {pydicom_fault(walked)}"
     return found or first_line(exc)
+
+
+NO_ELEMENT = re.compile(r"^no element \([0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\) (\w+)")  # highdicom's words
+
+
+def _frame_lacking(ds: pydicom.Dataset, said: str) -> Optional[str]:
+    """The frame that lacks an element the others hold in a functional group, where highdicom `said`
+    only "no element (0020,9056) StackID" (one frame's StackID removed)."""
+    named = NO_ELEMENT.search(said)
+    if named is None:
+        return None
+    keyword, frames = named[1], ds.get("PerFrameFunctionalGroupsSequence") or []
+    holding = {group.keyword for frame in frames for group in frame
+               if group.VR == "SQ" and any(keyword in item for item in group.value)}
+    for number, frame in enumerate(frames, start=1):
+        for group in frame:
+            if group.keyword in holding and not any(keyword in item for item in group.value):
+                return f"frame {number}'s {group.keyword} has no {keyword}, which the other frames' hold"
+    return None
 
 
 def _index_count_mismatch(ds: pydicom.Dataset) -> Optional[str]:

@@ -98,6 +98,19 @@ def test_a_frame_without_its_position_is_named(hcc_006, tmp_path, frame):
         read_input_volume(path)
 
 
+def test_a_frame_lacking_an_element_the_others_hold_is_named(hcc_006, tmp_path):
+    """damage_inputs --kind multiframe, seed 33009: one frame's StackID removed was told in highdicom's
+    words, "no element (0020,9056) StackID"."""
+    files, _ = hcc_006
+    path = multiframe_file(files[:8], tmp_path / "enhanced" / "ct.dcm")
+    ds = pydicom.dcmread(path)
+    del ds.PerFrameFunctionalGroupsSequence[6].FrameContentSequence[0].StackID
+    ds.save_as(path)
+    with pytest.raises(InputError, match=r"ct\.dcm: cannot read the multi-frame image \(frame 7's "
+                                         r"FrameContentSequence has no StackID, which the other frames' hold\)"):
+        read_input_volume(path)
+
+
 @pytest.mark.parametrize("damage, told", [
     ("BitsAllocated 0", "A (0028,0100) 'Bits Allocated' value of '0' is invalid"),
     ("no BitsAllocated", "Missing required element: (0028,0100) 'Bits Allocated'"),  # seed 32023
