@@ -334,9 +334,11 @@ SHORT_WORDS = re.compile(r"^The number of bytes of pixel data is less than expec
 INTERNAL_WORDS = re.compile(r"object has no attribute|object is not (subscriptable|callable|iterable)")
 # pydicom's check of the header's image description: "A (0028,0103) 'Pixel Representation' value of '12' is
 # invalid, it must be 0 or 1" (Rows, Columns, BitsAllocated, BitsStored, SamplesPerPixel, NumberOfFrames ...);
-# and pixel data that fits the header's frames at another BitsAllocated (`pixel_data_shortfall`)
+# pixel data that fits the header's frames at another BitsAllocated (`pixel_data_shortfall`); and one of
+# those elements missing where highdicom decodes a SEG's frames ("no Rows", `first_line`'s words)
 HEADER_FAULT_WORDS = re.compile(r"^A \(0028,[0-9A-Fa-f]{4}\) '[^']*' value of|^A value of '.*' for \(0028,|"
-                                r"^Missing required element: \(0028,|where its BitsAllocated gives")
+                                r"^Missing required element: \(0028,|where its BitsAllocated gives|"
+                                r"^no (SamplesPerPixel|PhotometricInterpretation|Rows|Columns|Bits\w+|PixelRepresentation)$")
 
 
 @contextlib.contextmanager

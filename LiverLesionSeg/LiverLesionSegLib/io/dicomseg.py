@@ -138,7 +138,7 @@ def read_seg_masks(path: Path, ct: Volume) -> dict[str, np.ndarray]:
     kind = segmentation_type(seg, path)
     frames = _binary_frames(seg, kind, path)
     shared = seg.get("SharedFunctionalGroupsSequence", [None])[0]
-    per_frame = seg.PerFrameFunctionalGroupsSequence
+    per_frame = seg.get("PerFrameFunctionalGroupsSequence") or []  # (highdicom reads a SEG without)
     if len(per_frame) != len(frames):  # frames after a missing description would be placed by the next one's
         raise InputError(f"holds {len(frames)} frames but {len(per_frame)} per-frame descriptions "
                          "(PerFrameFunctionalGroupsSequence), so where each frame lies cannot be told", path,

@@ -358,6 +358,22 @@ def test_a_seg_segment_of_neither_label_nor_type_is_refused(case_0697_copy):
         read_seg_case(case_0697_copy)
 
 
+@pytest.mark.parametrize("element, told", [
+    ("PerFrameFunctionalGroupsSequence", r"holds \d+ frames but 0 per-frame descriptions "
+                                         r"\(PerFrameFunctionalGroupsSequence\), so where each frame lies cannot be "
+                                         r"told\. The file is damaged"),
+    ("Rows", r"its header's description of its pixel data is damaged \(no Rows\)\. Export the segmentation again"),
+    ("SamplesPerPixel", r"its header's description of its pixel data is damaged \(no SamplesPerPixel\)")])
+def test_a_seg_without_an_element_its_frames_need_is_told_so(case_0697_copy, element, told):
+    """Found removing each element in turn: a SEG without its per-frame functional groups, which
+    highdicom reads, ended in an internal error ("'Segmentation' object has no attribute
+    'PerFrameFunctionalGroupsSequence'"); one without its Rows was told as pixel data "may be truncated"."""
+    path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
+    edit(path, **{element: None})
+    with pytest.raises(InputError, match=rf"Tumor\.dcm: {told}"):
+        read_seg_case(case_0697_copy)
+
+
 @pytest.mark.parametrize("bits, told", [
     (16, r"its pixel data holds {held} bytes, what its {frames} frames of 512 x 512 take at 1 bit a pixel, where "
          r"its BitsAllocated gives 16"),
