@@ -139,28 +139,31 @@ def reading_fault(exc: BaseException, path: Path) -> str:
         empty = _empty_sequence(ds, "")
         found = (f"its {empty} is empty, where an item is needed" if empty else
                  _index_count_mismatch(ds) or _index_pointing_nowhere(ds) or unusable_plane_value(ds) or
-                 _frame_lacking(ds, first_line(exc)))
+                 _frame_lacking(ds, first_line(exc)) or missing_pixel_description(ds))
     except Exception as walked:
         found = f"its header is damaged: {pydicom_fault(walked)}"
     return found or first_line(exc)
 
 
-NO_ELEMENT = re.compile(r"^no element \([0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\) (\w+)")  # highdicom's words
+# highdicom's words on a frame's element missing or empty: "no element (0020,9056) StackID", and its
+# frame table's "NOT NULL constraint failed: FrameLUT.ReferencedSegmentNumber"
+NO_ELEMENT = re.compile(r"^no element \([0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\) (\w+)|NOT NULL constraint failed: \w+\.(\w+)")
 
 
 def _frame_lacking(ds: pydicom.Dataset, said: str) -> Optional[str]:
-    """The frame that lacks an element the others hold in a functional group, where highdicom `said`
-    only "no element (0020,9056) StackID" (one frame's StackID removed)."""
+    """The frame that lacks an element the others hold in a functional group, or holds it empty, where
+    highdicom `said` only "no element (0020,9056) StackID" (one frame's StackID removed)."""
     named = NO_ELEMENT.search(said)
     if named is None:
         return None
-    keyword, frames = named[1], ds.get("PerFrameFunctionalGroupsSequence") or []
+    keyword, frames = named[1] or named[2], ds.get("PerFrameFunctionalGroupsSequence") or []
     holding = {group.keyword for frame in frames for group in frame
-               if group.VR == "SQ" and any(keyword in item for item in group.value)}
+               if group.VR == "SQ" and any(item.get(keyword) not in (None, "") for item in group.value)}
     for number, frame in enumerate(frames, start=1):
         for group in frame:
-            if group.keyword in holding and not any(keyword in item for item in group.value):
-                return f"frame {number}'s {group.keyword} has no {keyword}, which the other frames' hold"
+            if group.keyword in holding and not any(item.get(keyword) not in (None, "") for item in group.value):
+                lacks = "an empty" if any(keyword in item for item in group.value) else "no"
+                return f"frame {number}'s {group.keyword} has {lacks} {keyword}, which the other frames' hold"
     return None
 
 
@@ -170,9 +173,11 @@ def _index_count_mismatch(ds: pydicom.Dataset) -> Optional[str]:
     indices = len(ds.get("DimensionIndexSequence") or [])
     for number, frame in enumerate(ds.get("PerFrameFunctionalGroupsSequence") or [], start=1):
         content = frame.get("FrameContentSequence")
-        values = content[0].get("DimensionIndexValues") if content else None
-        count = len(values_of(values))
-        if indices and values is not None and count != indices:
+        if not content or "DimensionIndexValues" not in content[0]:
+            continue
+        values = content[0].DimensionIndexValues
+        count = 0 if values in (None, "") else len(values_of(values))
+        if indices and count != indices:
             return (f"frame {number}'s DimensionIndexValues hold {count} value{'s' * (count != 1)}, where the "
                     f"file's DimensionIndexSequence has {indices} indices")
     return None
@@ -336,9 +341,11 @@ INTERNAL_WORDS = re.compile(r"object has no attribute|object is not (subscriptab
 # invalid, it must be 0 or 1" (Rows, Columns, BitsAllocated, BitsStored, SamplesPerPixel, NumberOfFrames ...);
 # pixel data that fits the header's frames at another BitsAllocated (`pixel_data_shortfall`); and one of
 # those elements missing where highdicom decodes a SEG's frames ("no Rows", `first_line`'s words)
+PIXEL_DESCRIPTION = ("Rows", "Columns", "SamplesPerPixel", "PhotometricInterpretation", "BitsAllocated",
+                     "PixelRepresentation", "NumberOfFrames")
 HEADER_FAULT_WORDS = re.compile(r"^A \(0028,[0-9A-Fa-f]{4}\) '[^']*' value of|^A value of '.*' for \(0028,|"
                                 r"^Missing required element: \(0028,|where its BitsAllocated gives|"
-                                r"^no (SamplesPerPixel|PhotometricInterpretation|Rows|Columns|Bits\w+|PixelRepresentation)$")
+                                rf"^no ({'|'.join(PIXEL_DESCRIPTION)})$")
 
 
 @contextlib.contextmanager
@@ -407,6 +414,13 @@ def _shortfall_of(path: Path) -> Optional[str]:
         return pixel_data_shortfall(pydicom.dcmread(path))
     except Exception:  # what cannot be read is told in the library's words
         return None
+
+
+def missing_pixel_description(ds: pydicom.Dataset) -> Optional[str]:
+    """"no Rows" where a multi-frame image's or SEG's header lacks an element that describes its pixel
+    data, or holds it empty (highdicom: "unsupported operand type(s) for *: 'NoneType' and 'int'")."""
+    missing = [keyword for keyword in PIXEL_DESCRIPTION if ds.get(keyword) in (None, "")]
+    return f"no {missing[0]}" if missing else None
 
 
 def undecodable(what: str, detail: str, path: Path, again: str) -> InputError:

@@ -27,7 +27,8 @@ from ..errors import InputError, first_line
 from ..segments import LESION_CODES, Code, meaning_of_segment, warn_of_left_out
 from ..volume import Case, Volume
 from .dicom import check_in_plane_grid, read_series, slice_indices
-from .dicom_files import dcmread, has_dicom_prefix, pixel_data_shortfall, pydicom_fault, reading_fault, undecodable
+from .dicom_files import (dcmread, has_dicom_prefix, missing_pixel_description, pixel_data_shortfall, pydicom_fault,
+                          reading_fault, undecodable)
 from .dicom_scan import LABEL_MODALITIES, FolderScan, SeriesInfo, scan_folder
 from .dicom_values import int_or_none, text_as_written
 from .multiframe import functional_group_item
@@ -195,6 +196,7 @@ def segment_label(seg: hd.seg.Segmentation, number: int) -> str:
 def _segread(path: Path) -> hd.seg.Segmentation:
     try:
         ds = dcmread(path)
+        _check_segment_numbers(ds, path)
         mend_what_masks_do_not_need(ds, path)  # provenance a segment lacks does not lose the segmentation
         return hd.seg.Segmentation.from_dataset(ds, copy=False)
     except InputError:
@@ -205,6 +207,17 @@ def _segread(path: Path) -> hd.seg.Segmentation:
                              "export the segmentation again after drawing the liver") from None
         raise InputError(f"cannot read the DICOM SEG ({reading_fault(exc, path)})", path,
                          "the file may be truncated or not a valid SEG; export it again") from None
+
+
+def _check_segment_numbers(ds: pydicom.Dataset, path: Path) -> None:
+    """Refuse a segment description without a usable SegmentNumber (highdicom: "Dataset does not have
+    required attribute 'SegmentNumber'", or an internal error for an empty one)."""
+    for item_number, item in enumerate(ds.get("SegmentSequence") or [], start=1):
+        written = item.get("SegmentNumber")
+        if int_or_none(written) is None or int(written) < 1:
+            said = "no SegmentNumber" if written in (None, "") else f"an unusable SegmentNumber ({written!s:.20})"
+            raise InputError(f"its SegmentSequence item {item_number} has {said}, so its frames cannot be told to "
+                             "their segment", path, "the file is damaged; export the segmentation again")
 
 
 def _frame_count(path: Path) -> Optional[int]:
@@ -238,8 +251,8 @@ def _binary_frames(seg: hd.seg.Segmentation, kind: hd.seg.SegmentationTypeValues
         frames = np.asarray(seg.get_stored_frames())
     except Exception as exc:
         usual_bits = 1 if kind == hd.seg.SegmentationTypeValues.BINARY else 8
-        raise undecodable("the SEG frames", pixel_data_shortfall(seg, usual_bits) or first_line(exc), path,
-                          "export the segmentation again") from None
+        detail = missing_pixel_description(seg) or pixel_data_shortfall(seg, usual_bits) or first_line(exc)
+        raise undecodable("the SEG frames", detail, path, "export the segmentation again") from None
     if frames.ndim == 2:
         frames = frames[None]
     if kind == hd.seg.SegmentationTypeValues.FRACTIONAL:

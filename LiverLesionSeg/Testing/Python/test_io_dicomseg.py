@@ -374,6 +374,39 @@ def test_a_seg_without_an_element_its_frames_need_is_told_so(case_0697_copy, ele
         read_seg_case(case_0697_copy)
 
 
+def _emptied(dataset, keyword: str) -> None:
+    dataset[keyword].value = None
+
+
+@pytest.mark.parametrize("damage, told", [
+    (lambda ds: _emptied(ds.SegmentSequence[0], "SegmentNumber"),
+     "its SegmentSequence item 1 has no SegmentNumber, so its frames cannot be told to their segment"),
+    (lambda ds: delattr(ds.SegmentSequence[0], "SegmentNumber"), "its SegmentSequence item 1 has no SegmentNumber"),
+    (lambda ds: _emptied(ds, "Rows"), "its header's description of its pixel data is damaged (no Rows)"),
+    (lambda ds: _emptied(ds.PerFrameFunctionalGroupsSequence[1].SegmentIdentificationSequence[0],
+                         "ReferencedSegmentNumber"),
+     "cannot read the DICOM SEG (frame 2's SegmentIdentificationSequence has an empty ReferencedSegmentNumber, which "
+     "the other frames' hold)"),
+    (lambda ds: _emptied(ds.PerFrameFunctionalGroupsSequence[1].FrameContentSequence[0], "DimensionIndexValues"),
+     "cannot read the DICOM SEG (frame 2's DimensionIndexValues hold 0 values, where the file's "
+     "DimensionIndexSequence has 2 indices)")],
+    ids=["SegmentNumber empty", "no SegmentNumber", "Rows empty", "ReferencedSegmentNumber empty",
+         "DimensionIndexValues empty"])
+def test_a_seg_whose_value_is_emptied_is_told_in_words(case_0697_copy, damage, told):
+    """Found emptying each element of a real SEG in turn: an empty SegmentNumber ended in an internal
+    error ("int() argument must be … not 'NoneType'"), an empty Rows in Python's "unsupported operand
+    type(s) for *: 'NoneType' and 'int'", an empty ReferencedSegmentNumber in highdicom's database's
+    "NOT NULL constraint failed: FrameLUT.ReferencedSegmentNumber", empty DimensionIndexValues in its
+    "Unexpected mismatch between dimension index values …"."""
+    path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
+    ds = pydicom.dcmread(path)
+    damage(ds)
+    ds.save_as(path)
+    with pytest.raises(InputError) as exc:
+        read_seg_case(case_0697_copy)
+    assert str(exc.value).startswith(f"{path}: {told}"), str(exc.value)
+
+
 @pytest.mark.parametrize("bits, told", [
     (16, r"its pixel data holds {held} bytes, what its {frames} frames of 512 x 512 take at 1 bit a pixel, where "
          r"its BitsAllocated gives 16"),
