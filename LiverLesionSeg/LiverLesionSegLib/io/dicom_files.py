@@ -136,10 +136,9 @@ def reading_fault(exc: BaseException, path: Path) -> str:
     try:  # values are parsed as they are walked: a damaged one fails here, where the library may have
         # failed on another fault first ("list index out of range" for an empty sequence)
         ds = pydicom.dcmread(path, stop_before_pixels=True)
-        empty = _empty_sequence(ds, "")
-        found = (f"its {empty} is empty, where an item is needed" if empty else
-                 _index_count_mismatch(ds) or _index_pointing_nowhere(ds) or unusable_plane_value(ds) or
-                 _frame_lacking(ds, first_line(exc)) or missing_pixel_description(ds))
+        found = (empty_sequence_needed(ds) or _index_count_mismatch(ds) or _index_pointing_nowhere(ds) or
+                 unusable_plane_value(ds) or _frame_lacking(ds, first_line(exc)) or
+                 ("no SOPClassUID" if not ds.get("SOPClassUID") else None) or missing_pixel_description(ds))
     except Exception as walked:
         found = f"its header is damaged: {pydicom_fault(walked)}"
     return found or first_line(exc)
@@ -244,6 +243,13 @@ def _tag_name(tag) -> str:
     return f"{tag} {pydicom.datadict.keyword_for_tag(tag)}".rstrip()
 
 
+def empty_sequence_needed(ds: pydicom.Dataset) -> Optional[str]:
+    """"its PlanePositionSequence (in PerFrameFunctionalGroupsSequence item 3) is empty, where an item
+    is needed" for the first sequence of `ITEMS_NEEDED` in `ds` left empty; None where there is none."""
+    empty = _empty_sequence(ds, "")
+    return f"its {empty} is empty, where an item is needed" if empty else None
+
+
 def _empty_sequence(ds: pydicom.Dataset, where: str) -> Optional[str]:
     """The first sequence of `ITEMS_NEEDED` within `ds` that holds no item, with where it lies."""
     for element in ds:
@@ -344,7 +350,7 @@ INTERNAL_WORDS = re.compile(r"object has no attribute|object is not (subscriptab
 PIXEL_DESCRIPTION = ("Rows", "Columns", "SamplesPerPixel", "PhotometricInterpretation", "BitsAllocated",
                      "PixelRepresentation", "NumberOfFrames")
 HEADER_FAULT_WORDS = re.compile(r"^A \(0028,[0-9A-Fa-f]{4}\) '[^']*' value of|^A value of '.*' for \(0028,|"
-                                r"^Missing required element: \(0028,|where its BitsAllocated gives|"
+                                r"^Missing required element: \(0028,|^Unknown \(0028,|where its BitsAllocated gives|"
                                 rf"^no ({'|'.join(PIXEL_DESCRIPTION)})$")
 
 

@@ -17,7 +17,8 @@ import numpy as np
 from ..errors import GeometryError, InputError
 from ..volume import Volume
 from .dicom import LEAST_HU, MOST_HU, check_stack, refuse_a_negative_slope
-from .dicom_files import check_coded_size, check_has_pixel_data, decoding, reading_fault, unusable_plane_value
+from .dicom_files import (check_coded_size, check_has_pixel_data, decoding, empty_sequence_needed, reading_fault,
+                          unusable_plane_value)
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -31,6 +32,10 @@ def read_multiframe_ct(path: Path, frames: int, label: str) -> Volume:
     except Exception as exc:  # highdicom and pydicom raise many kinds on damaged files
         raise InputError(f"cannot read the multi-frame image ({reading_fault(exc, path)})", path,
                          "the file may be truncated or damaged; export the series again") from None
+    empty = empty_sequence_needed(image)  # (highdicom reads some, which fail as the frames are decoded)
+    if empty:
+        raise InputError(f"cannot read the multi-frame image ({empty})", path,
+                         "the file may be truncated or damaged; export the series again")
     check_has_pixel_data(path, image)
     refuse_a_negative_slope(image, path)
     check_coded_size(path, image)

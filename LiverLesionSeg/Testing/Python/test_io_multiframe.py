@@ -98,6 +98,28 @@ def test_a_frame_without_its_position_is_named(hcc_006, tmp_path, frame):
         read_input_volume(path)
 
 
+@pytest.mark.parametrize("damage, told", [
+    (lambda ds: setattr(ds.SharedFunctionalGroupsSequence[0], "PixelValueTransformationSequence", []),
+     "cannot read the multi-frame image (its PixelValueTransformationSequence (in SharedFunctionalGroupsSequence "
+     "item 1) is empty, where an item is needed)"),
+    (lambda ds: setattr(ds["PhotometricInterpretation"], "value", None),
+     "its header's description of its pixel data is damaged (Unknown (0028,0004) 'Photometric Interpretation'"),
+    (lambda ds: setattr(ds["SOPClassUID"], "value", None), "cannot read the multi-frame image (no SOPClassUID)")],
+    ids=["rescale sequence emptied", "PhotometricInterpretation emptied", "SOPClassUID emptied"])
+def test_an_emptied_value_is_told_in_words(hcc_006, tmp_path, damage, told):
+    """Found emptying each element of a multi-frame CT in turn: Python's "list index out of range" as the
+    frames were decoded, pixel data said to be perhaps truncated for an empty PhotometricInterpretation,
+    and highdicom's "'No IOD found for SOP Class UID: .'"."""
+    files, _ = hcc_006
+    path = multiframe_file(files[:8], tmp_path / "enhanced" / "ct.dcm")
+    ds = pydicom.dcmread(path)
+    damage(ds)
+    ds.save_as(path)
+    with pytest.raises(InputError) as exc:
+        read_input_volume(path)
+    assert str(exc.value).startswith(f"{path}: {told}"), str(exc.value)
+
+
 def test_a_frame_lacking_an_element_the_others_hold_is_named(hcc_006, tmp_path):
     """damage_inputs --kind multiframe, seed 33009: one frame's StackID removed was told in highdicom's
     words, "no element (0020,9056) StackID"."""
