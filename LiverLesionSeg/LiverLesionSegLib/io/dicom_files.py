@@ -144,18 +144,23 @@ def reading_fault(exc: BaseException, path: Path) -> str:
     return found or first_line(exc)
 
 
-# highdicom's words on a frame's element missing or empty: "no element (0020,9056) StackID", and its
-# frame table's "NOT NULL constraint failed: FrameLUT.ReferencedSegmentNumber"
-NO_ELEMENT = re.compile(r"^no element \([0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\) (\w+)|NOT NULL constraint failed: \w+\.(\w+)")
+# The words for a frame's element missing or empty: highdicom's "no element (0020,9056) StackID", its
+# frame table's "NOT NULL constraint failed: FrameLUT.ReferencedSegmentNumber", `first_line`'s "no X"
+NO_ELEMENT = re.compile(r"^no element \([0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\) (\w+)|NOT NULL constraint failed: \w+\.(\w+)|"
+                        r"^no (\w+)$")
 
 
 def _frame_lacking(ds: pydicom.Dataset, said: str) -> Optional[str]:
-    """The frame that lacks an element the others hold in a functional group, or holds it empty, where
-    highdicom `said` only "no element (0020,9056) StackID" (one frame's StackID removed)."""
+    """The frame that lacks a functional group or an element in one that the other frames hold, or
+    holds it empty, where the reader `said` only "no element (0020,9056) StackID" (one frame's
+    StackID removed) or "no FrameContentSequence"."""
     named = NO_ELEMENT.search(said)
     if named is None:
         return None
-    keyword, frames = named[1] or named[2], ds.get("PerFrameFunctionalGroupsSequence") or []
+    keyword, frames = named[1] or named[2] or named[3], ds.get("PerFrameFunctionalGroupsSequence") or []
+    if len(frames) > 1 and any(keyword in frame for frame in frames):
+        number = next((n for n, frame in enumerate(frames, start=1) if keyword not in frame), None)
+        return f"frame {number} has no {keyword}, which the other frames hold" if number else None
     holding = {group.keyword for frame in frames for group in frame
                if group.VR == "SQ" and any(item.get(keyword) not in (None, "") for item in group.value)}
     for number, frame in enumerate(frames, start=1):

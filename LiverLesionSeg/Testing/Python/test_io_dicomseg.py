@@ -219,7 +219,7 @@ def test_a_frame_of_a_segment_not_described_is_refused(case_0697_copy, number):
 
 @pytest.mark.parametrize("missing, told", [
     ("PlanePositionSequence", "frame 2 has no (0020,9113) PlanePositionSequence"),
-    ("FrameContentSequence", "no FrameContentSequence"),
+    ("FrameContentSequence", "frame 2 has no FrameContentSequence, which the other frames hold"),
     ("FrameContentSequence empty", "its FrameContentSequence (in PerFrameFunctionalGroupsSequence item 2) is empty, "
                                    "where an item is needed"),
     ("DimensionIndexValues", "frame 2's DimensionIndexValues hold 1 value, where the file's DimensionIndexSequence "

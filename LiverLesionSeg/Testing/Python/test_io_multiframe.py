@@ -120,16 +120,19 @@ def test_an_emptied_value_is_told_in_words(hcc_006, tmp_path, damage, told):
     assert str(exc.value).startswith(f"{path}: {told}"), str(exc.value)
 
 
-def test_a_frame_lacking_an_element_the_others_hold_is_named(hcc_006, tmp_path):
-    """damage_inputs --kind multiframe, seed 33009: one frame's StackID removed was told in highdicom's
-    words, "no element (0020,9056) StackID"."""
+@pytest.mark.parametrize("group, element", [("FrameContentSequence", "StackID"),
+                                            ("ConversionSourceAttributesSequence", "ReferencedSOPInstanceUID")])
+def test_a_frame_lacking_an_element_the_others_hold_is_named(hcc_006, tmp_path, group, element):
+    """damage_inputs --kind multiframe, seeds 33009 and 34005: one frame's StackID or source reference
+    removed was told as highdicom or Python named the element alone, "no element (0020,9056) StackID",
+    "no ReferencedSOPInstanceUID"."""
     files, _ = hcc_006
     path = multiframe_file(files[:8], tmp_path / "enhanced" / "ct.dcm")
     ds = pydicom.dcmread(path)
-    del ds.PerFrameFunctionalGroupsSequence[6].FrameContentSequence[0].StackID
+    delattr(ds.PerFrameFunctionalGroupsSequence[6][group][0], element)
     ds.save_as(path)
-    with pytest.raises(InputError, match=r"ct\.dcm: cannot read the multi-frame image \(frame 7's "
-                                         r"FrameContentSequence has no StackID, which the other frames' hold\)"):
+    with pytest.raises(InputError, match=rf"ct\.dcm: cannot read the multi-frame image \(frame 7's {group} has no "
+                                         rf"{element}, which the other frames' hold\)"):
         read_input_volume(path)
 
 
