@@ -321,14 +321,15 @@ def _read_with_itk(path: Path) -> sitk.Image | Volume:
         if damage:
             raise InputError(f"the compressed file is damaged ({damage})", path, "export it again") from None
         raise _unreadable_header(path, itk_reason(exc, header_printed)) from None
-    check_shape(path, reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents())
     check_image_fits(tuple(reversed(reader.GetSize())), voxel_itemsize(reader.GetPixelID()), path)
-    check_direction(path, reader.GetDirection())
     name, floats = path.name.lower(), None
     metaimage = name.endswith((".mha", ".mhd"))
-    if name.endswith((".nii", ".nii.gz")):
-        floats = check_nifti(path, reader.GetSpacing(), look_at_floats=False)
-    elif metaimage:
+    if name.endswith((".nii", ".nii.gz")):  # before the shape's check: a damaged dim[2] of 1 made "a 2-D image"
+        spacing = reader.GetSpacing()
+        floats = check_nifti(path, spacing if len(spacing) == 3 else None, look_at_floats=False)
+    check_shape(path, reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents())
+    check_direction(path, reader.GetDirection())
+    if metaimage:
         check_metaimage(path)
     check_origin(path, reader.GetOrigin())
     with checked_meanwhile(path, floats) as inflated:

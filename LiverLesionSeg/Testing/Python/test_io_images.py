@@ -183,7 +183,8 @@ def nifti_with_header(volume: Volume, path, edit) -> None:
 @pytest.mark.parametrize("edit, what", [
     (lambda h: h["dim"].__setitem__(1, 2), "2 x 512 x 8 of int16"),  # 2 pixels wide: a strip of the data
     (lambda h: h.set_data_dtype(np.uint8), "512 x 512 x 8 of uint8"),  # half the bytes a voxel: noise
-], ids=["size", "data type"])
+    (lambda h: h["dim"].__setitem__(2, 1), "512 x 1 x 8 of int16"),  # was "a 2-D image" (train, seed 34000)
+], ids=["size", "data type", "a side of 1"])
 @pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
 def test_a_nifti_holding_far_more_voxels_than_its_header_announces_is_refused(small, tmp_path, edit, what, suffix):
     """A damaged size or data type reads as a fragment of the data, and the fragment was segmented."""
