@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import highdicom as hd
 import numpy as np
@@ -287,6 +288,15 @@ def test_a_seg_whose_pixel_data_is_cut_short_says_how_many_bytes_it_holds(case_0
         read_seg_case(case_0697_copy)
 
 
+def damaged_tumor_seg(case: Path, damage: Callable[[pydicom.Dataset], object]) -> Path:
+    """The case's tumour SEG, `damage(dataset)` done to it."""
+    path = case / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
+    ds = pydicom.dcmread(path)
+    damage(ds)
+    ds.save_as(path)
+    return path
+
+
 def _with_algorithm_family(item, family: list) -> None:
     algorithm = pydicom.Dataset()
     algorithm.AlgorithmName, algorithm.AlgorithmVersion, algorithm.AlgorithmFamilyCodeSequence = "net", "1", family
@@ -317,10 +327,7 @@ def test_a_seg_lacking_provenance_it_does_not_need_is_read_with_a_warning(case_0
     """highdicom refused a SEG lacking what DICOM requires of a segment but where it lies does not need
     ("Dataset does not have required attribute 'SegmentAlgorithmType'"; damage_inputs --kind seg,
     seed 32001: the algorithm's family): a clinic's segmentation lost for a line of provenance."""
-    path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
-    ds = pydicom.dcmread(path)
-    damage(ds.SegmentSequence[0])
-    ds.save_as(path)
+    path = damaged_tumor_seg(case_0697_copy, lambda ds: damage(ds.SegmentSequence[0]))
     with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
         case = read_seg_case(case_0697_copy)
     whole = seg_cases["RadCTTACEomics_0697"]
@@ -336,11 +343,12 @@ def test_a_seg_whose_references_to_source_images_lack_their_uids_is_read_with_a_
     """damage_inputs --kind seg, seed 32022: a source image reference without its ReferencedSOPInstanceUID
     was refused ("cannot read the DICOM SEG (no ReferencedSOPInstanceUID)"); the frames are placed by
     their positions."""
-    path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
-    ds = pydicom.dcmread(path)
-    del ds.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID
-    del ds.PerFrameFunctionalGroupsSequence[2].DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPClassUID
-    ds.save_as(path)
+    def damage(ds):
+        del ds.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID
+        source = ds.PerFrameFunctionalGroupsSequence[2].DerivationImageSequence[0].SourceImageSequence[0]
+        del source.ReferencedSOPClassUID
+
+    path = damaged_tumor_seg(case_0697_copy, damage)
     with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
         case = read_seg_case(case_0697_copy)
     assert np.array_equal(case.lesion.array, seg_cases["RadCTTACEomics_0697"].lesion.array)
@@ -348,10 +356,8 @@ def test_a_seg_whose_references_to_source_images_lack_their_uids_is_read_with_a_
 
 
 def test_a_seg_segment_of_neither_label_nor_type_is_refused(case_0697_copy):
-    path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
-    ds = pydicom.dcmread(path)
-    del ds.SegmentSequence[0].SegmentLabel, ds.SegmentSequence[0].SegmentedPropertyTypeCodeSequence
-    ds.save_as(path)
+    damaged_tumor_seg(case_0697_copy, lambda ds: (delattr(ds.SegmentSequence[0], "SegmentLabel"),
+                                                  delattr(ds.SegmentSequence[0], "SegmentedPropertyTypeCodeSequence")))
     with pytest.raises(InputError, match=r"Tumor\.dcm: its segment 1 has neither a SegmentLabel nor a whole coded "
                                          r"type \(SegmentedPropertyTypeCodeSequence\), so what it segments cannot be "
                                          r"told\. The file is damaged"):
@@ -398,10 +404,7 @@ def test_a_seg_whose_value_is_emptied_is_told_in_words(case_0697_copy, damage, t
     type(s) for *: 'NoneType' and 'int'", an empty ReferencedSegmentNumber in highdicom's database's
     "NOT NULL constraint failed: FrameLUT.ReferencedSegmentNumber", empty DimensionIndexValues in its
     "Unexpected mismatch between dimension index values …"."""
-    path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
-    ds = pydicom.dcmread(path)
-    damage(ds)
-    ds.save_as(path)
+    path = damaged_tumor_seg(case_0697_copy, damage)
     with pytest.raises(InputError) as exc:
         read_seg_case(case_0697_copy)
     assert str(exc.value).startswith(f"{path}: {told}"), str(exc.value)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pydicom
@@ -22,6 +24,16 @@ def hcc_006(data_dir):
     """HCC_006's CT series (its slices' files, sorted along the normal) and its single-frame volume."""
     info = choose_ct_series(scan_folder(data_dir / "hcc-tace-seg" / "HCC_006"))
     return info.files, read_series(info)
+
+
+def damaged_multiframe(hcc_006, tmp_path: Path, damage: Callable[[pydicom.Dataset], None]) -> Path:
+    """The first 8 slices of HCC_006 as one multi-frame file, `damage(dataset)` done to it."""
+    files, _ = hcc_006
+    path = multiframe_file(files[:8], tmp_path / "enhanced" / "ct.dcm")
+    ds = pydicom.dcmread(path)
+    damage(ds)
+    ds.save_as(path)
+    return path
 
 
 @pytest.mark.parametrize("order", ["feet first", "head first"])
@@ -71,11 +83,8 @@ def test_a_negative_rescale_slope_is_refused(hcc_006, tmp_path, form):
 @pytest.mark.parametrize("sequence", ["PlanePositionSequence", "ConversionSourceAttributesSequence"])
 def test_a_required_sequence_left_empty_is_named(hcc_006, tmp_path, sequence):
     """Found by `tools/damage_inputs.py --kind multiframe`: highdicom's "list index out of range"."""
-    files, _ = hcc_006
-    path = multiframe_file(files[:8], tmp_path / "enhanced" / "ct.dcm")
-    ds = pydicom.dcmread(path)
-    ds.PerFrameFunctionalGroupsSequence[3][sequence].value = []
-    ds.save_as(path)
+    path = damaged_multiframe(hcc_006, tmp_path,
+                              lambda ds: setattr(ds.PerFrameFunctionalGroupsSequence[3][sequence], "value", []))
     with pytest.raises(InputError, match=rf"ct\.dcm: cannot read the multi-frame image \(its {sequence} \(in "
                                          r"PerFrameFunctionalGroupsSequence item 4\) is empty, where an item is "
                                          r"needed\)"):
@@ -87,11 +96,8 @@ def test_a_frame_without_its_position_is_named(hcc_006, tmp_path, frame):
     """A frame's ImagePositionPatient removed was told as the DimensionIndexSequence "points to (0020,0032)
     ImagePositionPatient in (0020,9113) PlanePositionSequence, which its frames' … does not hold" where
     the first frame lacked it (as if every frame did); another frame's was named already."""
-    files, _ = hcc_006
-    path = multiframe_file(files[:8], tmp_path / "enhanced" / "ct.dcm")
-    ds = pydicom.dcmread(path)
-    del ds.PerFrameFunctionalGroupsSequence[frame].PlanePositionSequence[0].ImagePositionPatient
-    ds.save_as(path)
+    path = damaged_multiframe(hcc_006, tmp_path, lambda ds: delattr(
+        ds.PerFrameFunctionalGroupsSequence[frame].PlanePositionSequence[0], "ImagePositionPatient"))
     with pytest.raises(InputError, match=rf"ct\.dcm: cannot read the multi-frame image \(frame {frame + 1}'s "
                                          r"\(0020,9113\) PlanePositionSequence has no \(0020,0032\) "
                                          r"ImagePositionPatient\)"):
@@ -110,11 +116,7 @@ def test_an_emptied_value_is_told_in_words(hcc_006, tmp_path, damage, told):
     """Found emptying each element of a multi-frame CT in turn: Python's "list index out of range" as the
     frames were decoded, pixel data said to be perhaps truncated for an empty PhotometricInterpretation,
     and highdicom's "'No IOD found for SOP Class UID: .'"."""
-    files, _ = hcc_006
-    path = multiframe_file(files[:8], tmp_path / "enhanced" / "ct.dcm")
-    ds = pydicom.dcmread(path)
-    damage(ds)
-    ds.save_as(path)
+    path = damaged_multiframe(hcc_006, tmp_path, damage)
     with pytest.raises(InputError) as exc:
         read_input_volume(path)
     assert str(exc.value).startswith(f"{path}: {told}"), str(exc.value)
@@ -126,11 +128,8 @@ def test_a_frame_lacking_an_element_the_others_hold_is_named(hcc_006, tmp_path, 
     """damage_inputs --kind multiframe, seeds 33009 and 34005: one frame's StackID or source reference
     removed was told as highdicom or Python named the element alone, "no element (0020,9056) StackID",
     "no ReferencedSOPInstanceUID"."""
-    files, _ = hcc_006
-    path = multiframe_file(files[:8], tmp_path / "enhanced" / "ct.dcm")
-    ds = pydicom.dcmread(path)
-    delattr(ds.PerFrameFunctionalGroupsSequence[6][group][0], element)
-    ds.save_as(path)
+    path = damaged_multiframe(hcc_006, tmp_path,
+                              lambda ds: delattr(ds.PerFrameFunctionalGroupsSequence[6][group][0], element))
     with pytest.raises(InputError, match=rf"ct\.dcm: cannot read the multi-frame image \(frame 7's {group} has no "
                                          rf"{element}, which the other frames' hold\)"):
         read_input_volume(path)
