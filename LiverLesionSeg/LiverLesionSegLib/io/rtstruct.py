@@ -57,7 +57,8 @@ def read_rtstruct_masks(path: str | os.PathLike, ct: Volume) -> dict[str, np.nda
     path = Path(path)
     try:
         dataset = dcmread(path)
-        numbers = [int(item.ROINumber) for item in dataset.StructureSetROISequence]
+        numbers = [_roi_number(item, "ROINumber", "StructureSetROISequence")
+                   for item in dataset.StructureSetROISequence]
         repeated = sorted({number for number in numbers if numbers.count(number) > 1})
         if repeated:  # which ROI's contours are whose cannot be told: the liver could be read as a lesion
             raise InputError(f"gives ROI number {repeated[0]} to more than one ROI", path, HINT)
@@ -82,13 +83,17 @@ def read_rtstruct_masks(path: str | os.PathLike, ct: Volume) -> dict[str, np.nda
 def _rois(dataset: pydicom.Dataset, path: Path) -> list[tuple[str, Optional[str], list[np.ndarray]]]:
     """(name, meaning, closed contours as (n, 3) LPS points) of each ROI; a warning for a liver or lesion
     ROI that holds none (an empty structure, or one whose contours were lost)."""
-    names = {int(item.ROINumber): text_as_written(str(item.get("ROIName", "")), dataset)
-             for item in dataset.StructureSetROISequence}
+    names = {_roi_number(item, "ROINumber", "StructureSetROISequence"):
+             text_as_written(str(item.get("ROIName", "")), dataset) for item in dataset.StructureSetROISequence}
+    observed = dataset.get("RTROIObservationsSequence", [])
     types = {int(item.ReferencedROINumber): str(item.get("RTROIInterpretedType", "") or "")
-             for item in dataset.get("RTROIObservationsSequence", [])}
+             for item in observed if int_or_none(item.get("ReferencedROINumber")) is not None}
+    if len(types) < len(observed):  # an observation only adds an ROI's interpreted type (a GTV is a lesion)
+        LOG.warning("%s: %d of its RT ROI observations name no ROI (no usable ReferencedROINumber): left out",
+                    path, len(observed) - len(types))
     rois, drawn = [], set()
     for item in dataset.get("ROIContourSequence", []):
-        number = int(item.ReferencedROINumber)
+        number = _roi_number(item, "ReferencedROINumber", "ROIContourSequence")
         if number not in names:  # whether they outline the liver, a lesion or neither cannot be told
             raise ValueError(f"it holds contours of ROI number {number}, which its StructureSetROISequence does "
                              "not list")
@@ -113,6 +118,17 @@ def _rois(dataset: pydicom.Dataset, path: Path) -> list[tuple[str, Optional[str]
         LOG.warning("%s: ROI %s holds no contours: read as empty (if it was drawn, export the structure set again)",
                     path, ", ".join(f"'{name}'" for name in empty))
     return rois
+
+
+def _roi_number(item: pydicom.Dataset, keyword: str, sequence: str) -> int:
+    """An item's ROI number; a ValueError naming it where it is missing, empty or no whole number
+    (Python's "int() argument must be … not 'NoneType'" for an empty one)."""
+    written = item.get(keyword)
+    number = int_or_none(written)
+    if number is None:
+        said = "no" if written in (None, "") else f"an unusable ({written!s:.20})"
+        raise ValueError(f"an item of its {sequence} has {said} {keyword}")
+    return number
 
 
 def _warn_of_miscounted(path: Path, roi: str, contours: list[pydicom.Dataset], points: list[np.ndarray]) -> None:

@@ -496,3 +496,42 @@ def test_an_rtstruct_of_other_organs_only_is_refused_by_measure(data_dir, tmp_pa
     with pytest.raises(InputError, match=r"structure set has no liver segment\. Give an RT structure set with an "
                                          r"ROI named Liver \(or a SEG\)"):
         read_segmentations([path], ct)
+
+
+def _liver_structure_set(data_dir, tmp_path) -> tuple[Path, object, np.ndarray]:
+    series = copy_slices(data_dir, tmp_path / "ct", range(100, 103))
+    ct = read_ct_folder(series)
+    liver = np.zeros(ct.shape, bool)
+    liver[:, 200:300, 200:300] = True
+    return write_rtstruct(series, {"Liver": liver}, tmp_path / "rs.dcm"), ct, liver
+
+
+@pytest.mark.parametrize("sequence, keyword", [("StructureSetROISequence", "ROINumber"),
+                                               ("ROIContourSequence", "ReferencedROINumber")])
+@pytest.mark.parametrize("emptied", [True, False], ids=["empty", "missing"])
+def test_an_roi_number_missing_or_empty_is_named(data_dir, tmp_path, sequence, keyword, emptied):
+    """Found emptying each element of a structure set in turn: an empty ROINumber was told in Python's
+    words, "int() argument must be a string, a bytes-like object or a real number, not 'NoneType'"."""
+    path, ct, _ = _liver_structure_set(data_dir, tmp_path)
+    ds = pydicom.dcmread(path)
+    if emptied:
+        ds[sequence].value[0][keyword].value = None
+    else:
+        delattr(ds[sequence].value[0], keyword)
+    ds.save_as(path)
+    with pytest.raises(InputError, match=rf"rs\.dcm: cannot read the RT structure set \(an item of its {sequence} "
+                                         rf"has no {keyword}\)"):
+        read_segmentations([path], ct)
+
+
+def test_an_roi_observation_naming_no_roi_is_left_out_with_a_warning(data_dir, tmp_path, caplog):
+    """An RT ROI observation only adds an ROI's interpreted type: one without its ReferencedROINumber
+    refused the whole structure set ("no ReferencedROINumber")."""
+    path, ct, liver = _liver_structure_set(data_dir, tmp_path)
+    ds = pydicom.dcmread(path)
+    del ds.RTROIObservationsSequence[0].ReferencedROINumber
+    ds.save_as(path)
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        read_liver, _ = read_segmentations([path], ct)
+    assert dice(read_liver.array.astype(bool), liver) > 0.95
+    assert f"{path}: 1 of its RT ROI observations name no ROI (no usable ReferencedROINumber): left out" in caplog.text
