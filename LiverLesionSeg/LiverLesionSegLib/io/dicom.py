@@ -166,6 +166,11 @@ def _check_same(datasets, files, where, keywords, what, tolerance=0.0):
     for path, ds in zip(files, datasets):
         other = value(ds, path)
         if len(other) != len(first) or not np.allclose(other, first, rtol=tolerance, atol=0, equal_nan=True):
+            for lacking, giving, lacking_ds in ((path, files[0], ds), (files[0], path, datasets[0])):
+                missing = [keyword for keyword in keywords if lacking_ds.get(keyword) in (None, "")]
+                if missing:  # not another value: none (was "mixed pixel spacing: … but (nan) in …")
+                    raise GeometryError(f"{lacking.name} has no {missing[0]}, which {giving.name} gives", where,
+                                        "the file is damaged or was edited; export the series again")
             raise GeometryError(f"mixed {what}: {in_brackets(first)} in {files[0].name} but {in_brackets(other)} in "
                                 f"{path.name}", where,
                                 "the files do not form one volume; give one series of equal slices")
@@ -202,7 +207,8 @@ def _check_pixel_format(path: Path, ds: pydicom.Dataset) -> None:
     if sop_class.startswith(SECONDARY_CAPTURE_PREFIX):
         raise InputError("a secondary capture image (a screenshot), not a CT slice", path,
                          "give the original CT series")
-    samples = int(ds.get("SamplesPerPixel", 1))
+    samples = int_or_none(ds.get("SamplesPerPixel"))
+    samples = 1 if samples is None else samples  # (none, or empty: pydicom's decoder names it as missing)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     if samples != 1 and (samples != 3 or photometric.startswith("MONOCHROME")):  # no colour image's either
         raise InputError(f"its SamplesPerPixel is {samples} (PhotometricInterpretation {photometric or 'empty'}), "

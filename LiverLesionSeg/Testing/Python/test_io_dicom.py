@@ -471,6 +471,28 @@ def test_mixed_pixel_spacing(small_series):
     assert_one_line(exc, "mixed pixel spacing", "slice 103", small_series.name)
 
 
+@pytest.mark.parametrize("slice_name, other", [("slice 103", "slice 105"), ("slice 105", "slice 104")])
+def test_a_slice_without_the_pixel_spacing_the_others_give_is_named(small_series, slice_name, other):
+    """Found removing each element of a slice in turn: "mixed pixel spacing: (0.7812, 0.7812) in
+    slice-032.dcm but (nan) in slice-035.dcm"."""
+    edit(small_series / slice_name, PixelSpacing=None)
+    with pytest.raises(GeometryError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, f"{slice_name} has no PixelSpacing, which {other} gives. The file is damaged or was edited")
+
+
+def test_an_empty_samples_per_pixel_is_told_as_the_header_s(small_series):
+    """Found emptying each element of a slice in turn: Python's "int() argument must be a string, a
+    bytes-like object or a real number, not 'NoneType'"."""
+    ds = pydicom.dcmread(small_series / "slice 103")
+    ds["SamplesPerPixel"].value = None
+    ds.save_as(small_series / "slice 103")
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "slice 103: its header's description of its pixel data is damaged (Missing required element: "
+                         "(0028,0002) 'Samples per Pixel')")
+
+
 def test_pixel_spacing_with_a_decimal_comma_names_the_file_and_the_attribute(small_series):
     """As a system set to a German or French locale may write it: '0,703125\\0,703125'."""
     path = small_series / "slice 103"
