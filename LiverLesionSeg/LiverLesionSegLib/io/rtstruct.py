@@ -85,12 +85,12 @@ def _rois(dataset: pydicom.Dataset, path: Path) -> list[tuple[str, Optional[str]
     ROI that holds none (an empty structure, or one whose contours were lost)."""
     names = {_roi_number(item, "ROINumber", "StructureSetROISequence"):
              text_as_written(str(item.get("ROIName", "")), dataset) for item in dataset.StructureSetROISequence}
-    observed = dataset.get("RTROIObservationsSequence", [])
-    types = {int(item.ReferencedROINumber): str(item.get("RTROIInterpretedType", "") or "")
-             for item in observed if int_or_none(item.get("ReferencedROINumber")) is not None}
-    if len(types) < len(observed):  # an observation only adds an ROI's interpreted type (a GTV is a lesion)
+    observed = list(dataset.get("RTROIObservationsSequence", []))
+    named = [item for item in observed if int_or_none(item.get("ReferencedROINumber")) is not None]
+    types = {int(item.ReferencedROINumber): str(item.get("RTROIInterpretedType", "") or "") for item in named}
+    if len(named) < len(observed):  # an observation only adds an ROI's interpreted type (a GTV is a lesion)
         LOG.warning("%s: %d of its RT ROI observations name no ROI (no usable ReferencedROINumber): left out",
-                    path, len(observed) - len(types))
+                    path, len(observed) - len(named))
     rois, drawn = [], set()
     for item in dataset.get("ROIContourSequence", []):
         number = _roi_number(item, "ReferencedROINumber", "ROIContourSequence")
@@ -126,8 +126,8 @@ def _roi_number(item: pydicom.Dataset, keyword: str, sequence: str) -> int:
     written = item.get(keyword)
     number = int_or_none(written)
     if number is None:
-        said = "no" if written in (None, "") else f"an unusable ({written!s:.20})"
-        raise ValueError(f"an item of its {sequence} has {said} {keyword}")
+        said = f"no {keyword}" if written in (None, "") else f"an unusable {keyword} ({written!s:.20})"
+        raise ValueError(f"an item of its {sequence} has {said}")
     return number
 
 
