@@ -89,7 +89,7 @@ def check_nifti_affine(path: Path) -> tuple[object, np.ndarray]:
             told = f"its scaling slope (scl_slope) is set but its intercept (scl_inter) is {told.split()[-1]}"
         raise InputError(f"cannot read the NIfTI header ({told})", path, "the file may be damaged; export it again"
                          ) from None
-    if 0 in image.shape:  # ITK reads a dim of 0 as 1: the volume was refused as "a 2-D image (size 512 x 1 x 8)"
+    if min(image.shape, default=1) <= 0:  # ITK reads a 0 as 1 ("a 2-D image (size 512 x 1 x 8)"), and -1 as none
         raise GeometryError(f"its header gives it no voxels along an axis (dim: {' x '.join(map(str, image.shape))}): "
                             "the header is damaged", path, "export it again")
     affine = nifti_affine_mm(image)

@@ -221,14 +221,15 @@ def _refuse_a_failed_check(path: Path, exc: Exception) -> None:
 
 def refuse_another_data_type(path: Path, held: int, shape: Sequence[int], dtype: np.dtype) -> None:
     """Refuse voxels that fall short of what the header announces but are exactly what `shape` takes
-    at another data type's size than `dtype`'s: a damaged data type (a label map's uint8 made uint32),
-    which was told as a file cut short."""
+    at another data type's size than `dtype`'s: a damaged data type (a label map's uint8 made uint32)
+    or size (8 slices made 16), which was told as a file cut short."""
     voxels = int(np.prod(shape))
     size = next((size for size in (1, 2, 4, 8) if size != dtype.itemsize and held == voxels * size), None)
-    if size is not None:
-        raise InputError(f"it holds {held} bytes of voxels, what its {' x '.join(map(str, shape))} voxels take at "
-                         f"{size} byte{'s' * (size != 1)} each, where its data type ({dtype}) takes {dtype.itemsize}: "
-                         "the header's data type is wrong", path, "export it again")
+    if size is not None:  # (or as many more voxels as the type is wider: a size made 16 of 8 slices reads so)
+        raise InputError(f"it holds {held} bytes of voxels, {held / (voxels * dtype.itemsize):g} times the "
+                         f"{voxels * dtype.itemsize} its header announces ({' x '.join(map(str, shape))} of {dtype}), "
+                         f"exactly its voxels at {size} byte{'s' * (size != 1)} each: the header's size or data type "
+                         "is wrong", path, "export it again")
 
 
 def refuse_surplus(path: Path, held: int, announced: int, shape: Sequence[int], dtype: np.dtype) -> None:
