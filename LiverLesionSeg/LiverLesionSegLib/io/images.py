@@ -33,7 +33,8 @@ from .itk_words import VOXELS_SHORT, itk_reason, metaimage_failure, reader_notes
 from .native_output import held_back
 from .regularize import mask_to_grid
 from .sheared import is_sheared, is_sheared_nifti_error, on_a_regular_grid, read_sheared_nifti, sheared_stack
-from .stored_bytes import checked_meanwhile, gzip_damage, refuse_another_data_type, voxel_dtype, voxel_itemsize
+from .stored_bytes import (checked_meanwhile, gzip_damage, nrrd_encoding_misstated, refuse_another_data_type,
+                           voxel_dtype, voxel_itemsize)
 
 LOG = logging.getLogger("LiverLesionSeg")
 T = TypeVar("T")
@@ -344,6 +345,9 @@ def _read_with_itk(path: Path) -> sitk.Image | Volume:
         dtype = voxel_dtype(reader.GetPixelID())
         if short and dtype is not None:  # exactly its voxels at another data type's size: not cut short
             refuse_another_data_type(path, int(short[1]), reader.GetSize(), dtype)
+        misstated = nrrd_encoding_misstated(path) if short and name.endswith((".nrrd", ".nhdr")) else None
+        if misstated:
+            raise _unreadable_header(path, misstated)
         raise InputError(f"cannot read the image data ({failure})", path, "the file may be truncated or damaged, "
                          "or the data file an .nhdr or .mhd header names missing; export it again")
     if name.endswith((".nrrd", ".nhdr")):

@@ -201,6 +201,22 @@ def _nrrd_data(path: Path) -> tuple[Optional[str], Optional[Path], Optional[int]
     return header.get("encoding"), source, 0
 
 
+COMPRESSION_MAGICS = {b"\x1f\x8b": "gzip", b"BZh": "bzip2"}
+
+
+def nrrd_encoding_misstated(path: Path) -> Optional[str]:
+    """Where a NRRD's header says its voxels are raw but they begin as compressed data do (its encoding
+    line damaged or edited: ITK read the compressed bytes as voxels and ran short), that, told."""
+    encoding, source, start = _nrrd_data(path)
+    if encoding != "raw" or source is None:
+        return None
+    with open(source, "rb") as fh:
+        fh.seek(start)
+        first = fh.read(3)
+    kind = next((kind for magic, kind in COMPRESSION_MAGICS.items() if first.startswith(magic)), None)
+    return None if kind is None else f"its voxel data is {kind}-compressed, where its encoding line says raw"
+
+
 def _count_inflated(source: Path, start: int, wbits: int, read: Optional[Callable[[bytes], None]] = None
                     ) -> tuple[Optional[int], Optional[Exception]]:
     """Bytes the stream from `start` decompresses to (each piece given to `read`), and the error of one

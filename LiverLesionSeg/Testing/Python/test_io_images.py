@@ -285,6 +285,18 @@ def test_an_image_whose_voxels_fit_another_data_type_is_told_so(small, tmp_path,
                          "or data type is wrong. Export it again.")
 
 
+def test_a_nrrd_whose_compressed_voxels_are_said_raw_is_told_so(small, tmp_path):
+    """damage_inputs --kind nrrd, seed 35007: gzip-compressed voxels under `encoding: raw` were "cannot
+    read the image data (its voxel data holds 1506904 of the 4194304 bytes …). The file may be truncated"."""
+    path = tmp_path / "ct.nrrd"
+    sitk.WriteImage(small.to_sitk(), str(path), useCompression=True)
+    path.write_bytes(path.read_bytes().replace(b"encoding: gzip", b"encoding: raw", 1))
+    with pytest.raises(InputError) as exc:
+        read_image(path)
+    assert_one_line(exc, "ct.nrrd: cannot read the image header (its voxel data is gzip-compressed, where its encoding "
+                         "line says raw). The file may be damaged")
+
+
 def test_a_nrrd_of_a_zero_voxel_side_is_told_in_words(small, tmp_path):
     """ITK's words were "Refusing to change spacing from [1, 1, 1] to [0, 0.78125, 2.5]". ITK meets it
     as it reads the voxels: it was told as the data's ("cannot read the image data … The file may be
