@@ -78,6 +78,9 @@ def _header_fault(exc: Exception, header: dict) -> str:
     if PYNRRD_DIMENSION_FAULT.search(str(exc)):  # "... Dimension: 3, len(sizes): 1"
         sizes = len(header["sizes"])
         return f"its header gives {sizes} size{'s' * (sizes != 1)} where its dimension is {header['dimension']}"
+    missing = re.match(r"Header is missing required field: (.+)", str(exc))
+    if missing:  # (pynrrd's words on a line gone; as for a KeyError above)
+        return f"its header has no '{missing[1]}' field"
     if str(exc).startswith("Unsupported encoding"):
         return f"its encoding '{header.get('encoding')}' is not raw, gzip, bzip2 or ascii"
     return first_line(exc)

@@ -290,7 +290,8 @@ def test_a_damaged_header_value_is_named(case, scene_and_nodes, tmp_path, key, v
     ("#", "its header has no 'sizes' field"),
     ("sizes: 7", r"its header gives 1 size where its dimension is \d"),
     ("dimension: -1", r"its header gives \d sizes where its dimension is -1"),
-    ("encoding: XXX", "its encoding 'XXX' is not raw, gzip, bzip2 or ascii")])
+    ("encoding: XXX", "its encoding 'XXX' is not raw, gzip, bzip2 or ascii"),
+    ("# type", "its header has no 'type' field")])
 def test_a_header_line_pynrrd_keys_on_is_named(case, scene_and_nodes, tmp_path, line, told):
     """pynrrd's KeyError was shown as its key alone: "('XXX')" for a type it does not know, "('sizes')"
     for the sizes line gone; sizes of another dimension (damage_inputs --kind segnrrd, seeds 31005 and
@@ -298,7 +299,7 @@ def test_a_header_line_pynrrd_keys_on_is_named(case, scene_and_nodes, tmp_path, 
     scene, segmentation_node, _ = scene_and_nodes
     data = save(scene, segmentation_node, tmp_path / "s.seg.nrrd").read_bytes()
     end = data.index(b"\n\n")
-    field = line.split(":")[0] if ":" in line else "sizes"
+    field = line.split(":")[0].lstrip("# ") if ":" in line or line.startswith("# ") else "sizes"
     header = "\n".join(line if row.startswith(f"{field}: ") else row for row in data[:end].decode().split("\n"))
     (tmp_path / "damaged.seg.nrrd").write_bytes(header.encode() + data[end:])
     with pytest.raises(InputError, match=rf"damaged\.seg\.nrrd: cannot read the segmentation \({told}\)"):
