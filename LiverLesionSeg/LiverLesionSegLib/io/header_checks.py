@@ -211,8 +211,8 @@ def _check_one_spacing(path: Path, itk_spacing: Sequence[float], affine: np.ndar
 
 def check_nrrd(path: Path, reader: sitk.ImageFileReader, inflated: Optional[int]) -> None:
     """After ITK read a NRRD: refuse one holding far more voxels than its header announces, and warn of one
-    holding whole slices more (ITK reads the first of them). `inflated`: the bytes its gzip-compressed
-    data held (`checked_meanwhile`), else counted here."""
+    holding whole slices more (ITK reads the first of them), or giving no voxel spacing. `inflated`: the
+    bytes its gzip-compressed data held (`checked_meanwhile`), else counted here."""
     size, dtype = reader.GetSize(), voxel_dtype(reader.GetPixelID())
     if dtype is None:
         return
@@ -220,6 +220,23 @@ def check_nrrd(path: Path, reader: sitk.ImageFileReader, inflated: Optional[int]
     held = inflated if inflated is not None else nrrd_data_length(path, announced)
     if held is not None:
         refuse_surplus(path, held, announced, size, dtype)
+    _warn_of_no_nrrd_spacing(path)
+
+
+def _warn_of_no_nrrd_spacing(path: Path) -> None:
+    """A warning where a NRRD's header gives neither space directions nor spacings: ITK reads its voxels
+    as 1 x 1 x 1 mm without a word (a MetaImage without ElementSpacing is warned of alike)."""
+    import nrrd
+
+    try:
+        with open(path, "rb") as fh:
+            fields = nrrd.read_header(fh)
+    except Exception:  # what pynrrd cannot read, ITK read: left to it
+        return
+    if not {"space directions", "spacings"} & set(fields):
+        LOG.warning("%s: its header gives no voxel spacing (no space directions or spacings line): it is read as "
+                    "NRRD reads such a file, with voxels of 1 x 1 x 1 mm; volumes in mL and diameters in mm are right "
+                    "only if they are (write the image with its spacing to be sure)", path)
 
 
 def check_metaimage(path: Path) -> None:

@@ -297,6 +297,20 @@ def test_a_nrrd_whose_compressed_voxels_are_said_raw_is_told_so(small, tmp_path)
                          "line says raw). The file may be damaged")
 
 
+def test_a_nrrd_without_voxel_spacing_is_warned_of(small, tmp_path, caplog):
+    """Found removing each header line in turn: a NRRD without its space directions (or spacings) was
+    read with voxels of 1 x 1 x 1 mm without a word, where a MetaImage without ElementSpacing is warned of."""
+    sitk.WriteImage(small.to_sitk(), str(tmp_path / "whole.nrrd"))
+    data = (tmp_path / "whole.nrrd").read_bytes()
+    (tmp_path / "bare.nrrd").write_bytes(re.sub(rb"^space directions: .*\n", b"", data, count=1, flags=re.M))
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        read_image(tmp_path / "whole.nrrd")
+        assert "WARNING" not in caplog.text
+        assert read_image(tmp_path / "bare.nrrd").spacing == (1.0, 1.0, 1.0)
+    assert (f"{tmp_path / 'bare.nrrd'}: its header gives no voxel spacing (no space directions or spacings line): "
+            "it is read as NRRD reads such a file, with voxels of 1 x 1 x 1 mm") in caplog.text
+
+
 def test_a_nrrd_of_a_zero_voxel_side_is_told_in_words(small, tmp_path):
     """ITK's words were "Refusing to change spacing from [1, 1, 1] to [0, 0.78125, 2.5]". ITK meets it
     as it reads the voxels: it was told as the data's ("cannot read the image data … The file may be
