@@ -237,6 +237,16 @@ def _warn_of_no_nrrd_spacing(path: Path) -> None:
         LOG.warning("%s: its header gives no voxel spacing (no space directions or spacings line): it is read as "
                     "NRRD reads such a file, with voxels of 1 x 1 x 1 mm; volumes in mL and diameters in mm are right "
                     "only if they are (write the image with its spacing to be sure)", path)
+    elif "space origin" not in fields:
+        _warn_of_no_origin(path, "space origin")
+
+
+def _warn_of_no_origin(path: Path, line: str) -> None:
+    """A warning where a NRRD or MetaImage that gives its voxel spacing gives no position (its `line`
+    missing): it is read at 0, 0, 0, as a NIfTI without sform and qform is (`_warn_of_no_position`)."""
+    LOG.warning("%s: its header gives no position (no %s line): it is read at 0, 0, 0, as its format says; the "
+                "segmentation lies on its grid, but the positions in the lesion table are not the patient's (write "
+                "the image with its position to have them)", path, line)
 
 
 def check_metaimage(path: Path) -> None:
@@ -251,6 +261,8 @@ def check_metaimage(path: Path) -> None:
         LOG.warning("%s: its header gives no voxel spacing (no ElementSpacing line): it is read as the MetaImage "
                     "format says, with voxels of 1 x 1 x 1 mm; volumes in mL and diameters in mm are right only if "
                     "they are (write the image with its spacing to be sure)", path)
+    elif not re.search(rb"^(Offset|Position|Origin) *= *\S", header, flags=re.M):
+        _warn_of_no_origin(path, "Offset")
 
 
 def check_metaimage_size(path: Path, reader: sitk.ImageFileReader, inflated: Optional[int]) -> None:

@@ -311,6 +311,23 @@ def test_a_nrrd_without_voxel_spacing_is_warned_of(small, tmp_path, caplog):
             "it is read as NRRD reads such a file, with voxels of 1 x 1 x 1 mm") in caplog.text
 
 
+@pytest.mark.parametrize("suffix, line", [(".mha", "Offset"), (".nrrd", "space origin")])
+def test_an_image_without_its_position_is_warned_of(small, tmp_path, caplog, suffix, line):
+    """Found removing each header line in turn: a MetaImage without its Offset, or a NRRD without its
+    space origin, was read at 0, 0, 0 without a word, where a NIfTI without sform and qform is warned of."""
+    path = tmp_path / f"ct{suffix}"
+    if suffix == ".mha":
+        write_metaimage(small, path, "Offset", None)
+    else:
+        sitk.WriteImage(small.to_sitk(), str(path))
+        path.write_bytes(re.sub(rb"^space origin: .*\n", b"", path.read_bytes(), count=1, flags=re.M))
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        assert read_image(path).origin == (0.0, 0.0, 0.0)
+    assert (f"{path}: its header gives no position (no {line} line): it is read at 0, 0, 0, as its format says; "
+            "the segmentation lies on its grid, but the positions in the lesion table are not the patient's") \
+        in caplog.text
+
+
 def test_a_nrrd_of_a_zero_voxel_side_is_told_in_words(small, tmp_path):
     """ITK's words were "Refusing to change spacing from [1, 1, 1] to [0, 0.78125, 2.5]". ITK meets it
     as it reads the voxels: it was told as the data's ("cannot read the image data … The file may be
