@@ -214,7 +214,8 @@ def _check_segment_numbers(ds: pydicom.Dataset, path: Path) -> None:
     required attribute 'SegmentNumber'", or an internal error for an empty one)."""
     for item_number, item in enumerate(ds.get("SegmentSequence") or [], start=1):
         written = item.get("SegmentNumber")
-        if int_or_none(written) is None or int(written) < 0:  # (a LABELMAP SEG may describe 0, its background)
+        number = int_or_none(written)
+        if number is None or number < 0:  # (a LABELMAP SEG may describe 0, its background)
             said = "no SegmentNumber" if written in (None, "") else f"an unusable SegmentNumber ({written!s:.20})"
             raise InputError(f"its SegmentSequence item {item_number} has {said}, so its frames cannot be told to "
                              "their segment", path, "the file is damaged; export the segmentation again")

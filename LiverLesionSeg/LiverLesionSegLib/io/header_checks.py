@@ -20,7 +20,8 @@ import SimpleITK as sitk
 from ..errors import GeometryError, InputError, first_line
 from .seg_nrrd import is_slicer_segmentation
 from .stored_bytes import (FloatVoxels, gzip_damage, gzip_length, gzip_trailer_says, metaimage_data,
-                           metaimage_header, nrrd_data_length, refuse_another_data_type, refuse_surplus, voxel_dtype)
+                           metaimage_header, nrrd_data_length, nrrd_header, refuse_another_data_type, refuse_surplus,
+                           voxel_dtype)
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -226,13 +227,10 @@ def check_nrrd(path: Path, reader: sitk.ImageFileReader, inflated: Optional[int]
 def _warn_of_no_nrrd_spacing(path: Path) -> None:
     """A warning where a NRRD's header gives neither space directions nor spacings: ITK reads its voxels
     as 1 x 1 x 1 mm without a word (a MetaImage without ElementSpacing is warned of alike)."""
-    import nrrd
-
-    try:
-        with open(path, "rb") as fh:
-            fields = nrrd.read_header(fh)
-    except Exception:  # what pynrrd cannot read, ITK read: left to it
+    read = nrrd_header(path)
+    if read is None:
         return
+    fields = read[0]
     if not {"space directions", "spacings"} & set(fields):
         LOG.warning("%s: its header gives no voxel spacing (no space directions or spacings line): it is read as "
                     "NRRD reads such a file, with voxels of 1 x 1 x 1 mm; volumes in mL and diameters in mm are right "

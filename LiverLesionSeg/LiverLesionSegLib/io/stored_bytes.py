@@ -177,19 +177,27 @@ def _compressed_voxels(path: Path) -> Optional[tuple[Path, int, int]]:
     return (data[0], data[1], ZLIB_WBITS) if data and data[2] else None
 
 
+def nrrd_header(path: Path) -> Optional[tuple[dict, int]]:
+    """A NRRD header's fields as pynrrd reads them and where the data after it begins; None where
+    pynrrd cannot read it (ITK read it: what pynrrd cannot read is left to ITK)."""
+    import nrrd
+
+    try:
+        with open(path, "rb") as fh:
+            return nrrd.read_header(fh), fh.tell()
+    except Exception:
+        return None
+
+
 def _nrrd_data(path: Path) -> tuple[Optional[str], Optional[Path], Optional[int]]:
     """A NRRD's encoding, the file holding its data (itself, or the one data file a detached header
     names) and where in it the data begins; (None, None, None) where that is not simply told (a list
     or pattern of data files, skipped bytes or lines, a data file missing) or pynrrd cannot read its
     header (ITK read it: what pynrrd cannot read is left to ITK)."""
-    import nrrd
-
-    try:
-        with open(path, "rb") as fh:
-            header = nrrd.read_header(fh)
-            start = fh.tell()
-    except Exception:
+    read = nrrd_header(path)
+    if read is None:
         return None, None, None
+    header, start = read
     named = header.get("data file", header.get("datafile"))
     if {"byte skip", "line skip"} & set(header) or (named is not None and not isinstance(named, str)):
         return None, None, None
