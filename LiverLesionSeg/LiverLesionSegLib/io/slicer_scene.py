@@ -122,7 +122,8 @@ def _scene_files(scene: Path, tag: str, keep) -> list[SceneFile]:
         raise InputError(f"is an XML file but not a 3D Slicer scene (its root is <{root.tag}>)", scene,
                          "give a scene saved by Slicer (.mrb or .mrml), or the CT's own file")
     storages = {node.get("id"): node for node in root if node.get("id")}
-    names = {node.get("id"): node.get("name") or node.get("id") for node in root}
+    # only nodes with an id: one saved without its id was taken for the transform of every node naming none
+    names = {node.get("id"): node.get("name") or node.get("id") for node in root if node.get("id")}
     found = []
     for node in root:  # the scene's own nodes, not the copies a scene view holds within it
         if node.tag == tag and keep(node):

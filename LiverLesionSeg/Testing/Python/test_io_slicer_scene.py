@@ -245,3 +245,15 @@ def test_a_volume_under_a_transform_is_read_as_stored_with_a_warning(ct, tmp_pat
     with find_input_ct(slicer_scene_bundle(ct, tmp_path / "plain.mrb")):
         pass
     assert "transform" not in caplog.text
+
+
+def test_a_node_without_an_id_is_not_taken_for_the_transform_of_the_others(tmp_path, caplog):
+    """Found removing each attribute of a Slicer scene's nodes in turn: a display node saved without its
+    id was taken for the transform of every node that names none ("the scene places the volume 'CT'
+    under the transform 'VolumeDisplay'"), a warning of a registration that is not there."""
+    (tmp_path / "ct.nrrd").write_bytes(b"")
+    (tmp_path / "scene.mrml").write_text(
+        "<MRML><Volume id='v' name='CT' references='display:d;storage:s;'/><VolumeDisplay name='VolumeDisplay'/>"
+        "<VolumeArchetypeStorage id='s' fileName='ct.nrrd'/></MRML>")
+    assert choose_scene_volume(tmp_path / "scene.mrml") == tmp_path / "ct.nrrd"
+    assert "transform" not in caplog.text
