@@ -73,6 +73,10 @@ def _check_seg_header(path: Path) -> None:
         raise InputError(f"damaged or truncated DICOM file ({pydicom_fault(exc)})", path,
                          "export the segmentation again") from None
     if modality != "SEG" and sop_class != pydicom.uid.SegmentationStorage:
+        kind = pydicom.uid.UID(sop_class).name.removesuffix(" Storage")
+        if kind != sop_class and modality.upper() not in LABEL_MODALITIES:  # a whole object of another kind
+            raise InputError(f"is a DICOM {kind} object{f' (Modality {modality})' if modality else ''}, not a "
+                             "segmentation", path, "give the segmentation's DICOM SEG or RTSTRUCT file")
         shown = re.split(r"[^ -~]", sop_class)[0][:64]  # up to a byte of the next element (a damaged length)
         shown += "…" if shown != sop_class else ""
         raise InputError(f"is neither a DICOM SEG nor an RT structure set: its header gives "

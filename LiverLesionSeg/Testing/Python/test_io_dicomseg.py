@@ -465,9 +465,11 @@ def test_a_labelmap_seg_each_pixel_its_segments_number(case_0697_copy, data_dir)
 
 
 @pytest.mark.parametrize("given, told", [
-    ("a CT slice", "is neither a DICOM SEG nor an RT structure set: its header gives Modality CT and SOPClassUID "
-                   "1.2.840.10008.5.1.4.1.1.2. Give the segmentation's DICOM SEG or RTSTRUCT file; if this is one, "
-                   "it is damaged: export it again."),
+    # it was "is neither a DICOM SEG nor …: its header gives Modality CT and SOPClassUID 1.2.840.10008.5.1.4.1.1.2.
+    # …; if this is one, it is damaged": a whole object of another kind is named as such
+    ("a CT slice", "is a DICOM CT Image object (Modality CT), not a segmentation. Give the segmentation's DICOM SEG "
+                   "or RTSTRUCT file."),
+    ("a SR", "is a DICOM Comprehensive 3D SR object (Modality SR), not a segmentation. Give"),
     ("text", "is not a DICOM file. Give the segmentation's DICOM SEG or RTSTRUCT file."),
     ("a VR damaged", "damaged or truncated DICOM file (Unknown Value Representation 'CF' in tag (0008,0060)). Export "
                      "the segmentation again."),
@@ -484,6 +486,10 @@ def test_a_dcm_file_that_is_no_readable_seg_says_what_it_is(case_0697_copy, seg_
     seg = (case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm").read_bytes()
     if given == "a CT slice":
         path.write_bytes((data_dir / "tace/RadCTTACEomics_0697/31_EQP_Ax5.00mm/dicom-00002.dcm").read_bytes())
+    elif given == "a SR":  # as this tool's lesion report (--lesions REPORT.dcm) given back: a SEG's header made an SR's
+        edit(case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm", Modality="SR",
+             SOPClassUID=pydicom.uid.Comprehensive3DSRStorage)
+        shutil.copy(case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm", path)
     elif given == "text":
         path.write_text("liver\n")
     elif given == "a VR damaged":  # Modality's VR, CS
