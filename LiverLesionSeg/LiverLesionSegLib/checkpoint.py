@@ -23,7 +23,7 @@ import torch
 
 from . import __version__
 from .config import Config
-from .errors import LiverLesionSegError, ModelError, first_line
+from .errors import LiverLesionSegError, ModelError, first_line, refuse_an_empty_file
 from .io.atomic import atomic_path
 from .model import build_network
 
@@ -153,6 +153,7 @@ def _open(path, load_tensors: bool) -> tuple[dict, dict]:
     if not path.is_file():
         raise ModelError("no such model file" if not path.exists() else "is not a file", path,
                          "give a .safetensors checkpoint written by liverlesionseg train")
+    refuse_an_empty_file(path, ModelError, "copy the checkpoint again")
     kind = _pickle_kind(path)
     if kind:
         raise ModelError(f"is a {kind}: LiverLesionSeg never unpickles model files, because unpickling can run "

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import re
+from pathlib import Path
 from typing import Iterator
 
 
@@ -147,6 +148,15 @@ class Cancelled(LiverLesionSegError):
     """The user cancelled a running job; nothing was written."""
 
     exit_code = 130
+
+
+def refuse_an_empty_file(path: Path, error: type[LiverLesionSegError] = InputError,
+                         hint: str = "copy or export it again") -> None:
+    """An empty file (0 bytes) told as such: each reader told it in its own words ("Empty file: …",
+    "header too small", "no image reader recognises its header", "is not a zip file")."""
+    if path.is_file() and path.stat().st_size == 0:
+        raise error("is an empty file (0 bytes): its copy, download or export stopped before any data", path,
+                    hint)
 
 
 def _one_line(text: str) -> str:

@@ -41,7 +41,7 @@ from typing import ContextManager, Iterable, Optional
 import numpy as np
 
 from ..caveats import label_caveats
-from ..errors import InputError, first_line
+from ..errors import InputError, first_line, refuse_an_empty_file
 from ..segments import meaning_of_segment_name
 from ..volume import Case, Volume
 from .archive import Unpacked, is_archive, unpack, unread_container
@@ -115,6 +115,7 @@ def check_file_or_folder(path: Path) -> None:
     if not (path.is_file() or path.is_dir()):
         raise InputError("is neither a file nor a folder (a pipe, socket or device)", path,
                          "give the CT's file or folder")
+    refuse_an_empty_file(path)
 
 
 def load_case(ref: CaseRef) -> Case:
@@ -267,6 +268,7 @@ def read_segmentations(paths: Iterable[str | os.PathLike], ct: Volume, require_l
         if not exists or not path.is_file():
             raise InputError("is not a file" if exists else "does not exist", path,
                              "give the segmentation file")
+        refuse_an_empty_file(path, hint="export the segmentation again")
         if path.suffix.lower() == ".dcm":
             masks = read_dicom_masks(path, ct)
             parts = masks.get("liver"), masks.get("lesion")

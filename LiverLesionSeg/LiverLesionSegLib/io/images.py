@@ -22,7 +22,7 @@ from typing import Callable, Optional, TypeVar
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import GeometryError, InputError, renamed
+from ..errors import GeometryError, InputError, refuse_an_empty_file, renamed
 from ..memory import check_image_fits
 from ..volume import Volume
 from .atomic import NOT_TEXT, is_text_path
@@ -278,6 +278,7 @@ def read_image(path: str | os.PathLike, resample_shear: bool = True) -> Volume:
         raise InputError("does not exist", path, "check the path")
     if not path.is_file():
         raise InputError("is not a file", path, f"give {IMAGE_FILES}")
+    refuse_an_empty_file(path)
     if not is_text_path(path):  # ITK's reader aborts the whole process on such a name
         raise InputError(NOT_TEXT, path, "rename the file with letters this system shows")
     held = suffix_by_content(path)

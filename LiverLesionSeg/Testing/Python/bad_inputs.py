@@ -245,6 +245,21 @@ def truncated_nifti(data_dir, tmp, model):
 
 
 @entry
+def empty_image_file(data_dir, tmp, model):
+    """An empty NIfTI file (0 bytes), as a copy that stopped before any data leaves it."""
+    (tmp / "ct.nii.gz").write_bytes(b"")
+    return BadInput(segment(tmp / "ct.nii.gz", tmp, model), INPUT, "is an empty file (0 bytes)", "ct.nii.gz")
+
+
+@entry
+def empty_segmentation_file(data_dir, tmp, model):
+    """An empty DICOM SEG file (0 bytes) given to measure with its CT."""
+    (tmp / "seg.dcm").write_bytes(b"")
+    return BadInput(["measure", str(data_dir / "tace" / "RadCTTACEomics_0697"), str(tmp / "seg.dcm"), "--lesions",
+                     str(tmp / "lesions.csv")], INPUT, "is an empty file (0 bytes)", "seg.dcm")
+
+
+@entry
 def mask_that_does_not_match_its_image(data_dir, tmp, model):
     """A label map whose shape differs from its image's (train)."""
     case = tmp / "pair"
@@ -265,6 +280,14 @@ def checkpoint_of_another_architecture(data_dir, tmp, model):
     rewrite_checkpoint_metadata(model, tmp / "other.safetensors", claim_resnet34)
     return BadInput(segment(data_dir / "tace" / "RadCTTACEomics_0697", tmp, tmp / "other.safetensors"),
                     MODEL, "do not match", "other.safetensors")
+
+
+@entry
+def empty_checkpoint(data_dir, tmp, model):
+    """An empty checkpoint file (0 bytes) given to --model."""
+    (tmp / "model.safetensors").write_bytes(b"")
+    return BadInput(segment(data_dir / "tace" / "RadCTTACEomics_0697", tmp, tmp / "model.safetensors"), MODEL,
+                    "is an empty file (0 bytes)", "model.safetensors")
 
 
 @entry
