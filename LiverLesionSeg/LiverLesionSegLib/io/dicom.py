@@ -79,8 +79,8 @@ def _read_series(info: SeriesInfo) -> Volume:
                     len(read_signed), read_signed[0].name, MOST_HU)
     stack = slice_stack(datasets, info.files, where)
     for ds, path in zip(datasets, info.files):
-        refuse_a_negative_slope(ds, path)
-    _warn_of_a_rescale_unlike_the_others(datasets, info.files, where)
+        refuse_an_unusable_rescale(ds, path)
+    _warn_of_a_rescale_unlike_the_others(datasets, slices, info.files, where)
     return stack_to_volume(_to_hounsfield(slices, datasets), stack, f"{where} ({info.label})", where)
 
 
@@ -257,37 +257,65 @@ def _rescale(ds: pydicom.Dataset) -> tuple[float, float]:
     return float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
 
 
-def refuse_a_negative_slope(ds: pydicom.Dataset, path: str | os.PathLike) -> None:
-    """An InputError where a RescaleSlope (of the header, or of a multi-frame file's functional
-    groups) is below 0: the CT would be read negated, air bright and bone dark, and was segmented
-    with only the caution that no liver was found. A CT's slope is 1 on nearly every scanner."""
+def refuse_an_unusable_rescale(ds: pydicom.Dataset, path: str | os.PathLike) -> None:
+    """An InputError where a RescaleSlope or RescaleIntercept (of the header, or of a multi-frame file's
+    functional groups) is not finite (a multi-frame CT's slope of inf was told as values "not Hounsfield
+    units", damage tool seed 36001), or a slope below 0: the CT would be read negated, air bright and
+    bone dark, and was segmented with only the caution that no liver was found. A CT's slope is 1 on
+    nearly every scanner."""
     items = [ds, *(group for sequence in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence")
                    for group in ds.get(sequence, []))]
     for item in items:
         for transformation in [item, *item.get("PixelValueTransformationSequence", [])]:
             try:
-                slope, _ = _rescale(transformation)
+                slope, intercept = _rescale(transformation)
             except (TypeError, ValueError):  # not one number: the rescale's own reading tells it
                 continue
+            for keyword, value in (("RescaleSlope", slope), ("RescaleIntercept", intercept)):
+                if not np.isfinite(value):
+                    raise InputError(f"has an unusable {keyword} ({value:g})", path,
+                                     "the file is damaged or was edited; export the series again")
             if slope < 0:
                 raise InputError(f"its RescaleSlope is {slope:g}: its values would be read negated, not as "
                                  "Hounsfield units (a CT's slope is 1 on nearly every scanner)", path,
                                  "the header is damaged or was edited; export the series again")
 
 
-def _warn_of_a_rescale_unlike_the_others(datasets: Sequence[pydicom.Dataset], files: Sequence[Path],
-                                         where: str | os.PathLike) -> None:
+def _warn_of_a_rescale_unlike_the_others(datasets: Sequence[pydicom.Dataset], slices: Sequence[np.ndarray],
+                                         files: Sequence[Path], where: str | os.PathLike) -> None:
     """A warning where a few slices' RescaleSlope or RescaleIntercept differ from the rest's: a CT's
     rescale is the same over a series, so theirs is likely an edit's or an export's fault, and those
-    slices' values are off by the difference (an intercept of 0 among -1024: 1024 HU brighter)."""
+    slices' values are off by the difference (an intercept of 0 among -1024: 1024 HU brighter). One
+    whose rescale puts its values beyond any CT's, or makes the slice one value, is refused."""
     rescales = [_rescale(ds) for ds in datasets]
     usual = max(set(rescales), key=rescales.count)
     odd = [path for path, rescale in zip(files, rescales) if rescale != usual]
+    for path, pixels, (slope, intercept) in zip(files, slices, rescales):
+        if (slope, intercept) != usual:
+            _refuse_a_slice_off_the_scale(pixels, slope, intercept, usual, path)
     if odd and len(odd) <= len(files) // 4:
         slope, intercept = rescales[list(files).index(odd[0])]
         LOG.warning("%s: %d of its %d slices, e.g. %s, have another rescale than the rest (slope %g and intercept %g "
                     "against %g and %g): their values may be off by the difference; check those slices", where,
                     len(odd), len(files), odd[0].name, slope, intercept, *usual)
+
+
+def _refuse_a_slice_off_the_scale(pixels: np.ndarray, slope: float, intercept: float, usual: tuple[float, float],
+                                  path: Path) -> None:
+    """A slice whose own rescale, unlike the series', puts most of its values outside LEAST_HU to
+    MOST_HU, or makes a slice of several stored values one value: a damaged header (a slope of 1e30
+    or 1e-30 in one slice was segmented, with only the warning that its values may be off)."""
+    hounsfield = pixels.astype(np.float64) * slope + intercept
+    median = float(np.median(hounsfield))
+    if not LEAST_HU <= median <= MOST_HU:
+        found = f"would put its values at {median:g} HU (their median), where no CT's lie"
+    elif float(np.ptp(hounsfield)) < 0.5 < float(np.ptp(pixels)):
+        found = f"would make it one value, {round(median)} HU, throughout"
+    else:
+        return
+    raise InputError(f"its RescaleSlope {slope:g} and RescaleIntercept {intercept:g}, unlike the other slices' "
+                     f"{usual[0]:g} and {usual[1]:g}, {found}: its header is damaged", path,
+                     "export the series again")
 
 
 def _to_hounsfield(slices: list[np.ndarray], datasets: Sequence[pydicom.Dataset]) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import GeometryError, InputError
 from ..volume import Volume
-from .dicom import LEAST_HU, MOST_HU, check_stack, refuse_a_negative_slope
+from .dicom import LEAST_HU, MOST_HU, check_stack, refuse_an_unusable_rescale
 from .dicom_files import (check_coded_size, check_has_pixel_data, decoding, empty_sequence_needed, reading_fault,
                           unusable_plane_value)
 
@@ -37,7 +37,7 @@ def read_multiframe_ct(path: Path, frames: int, label: str) -> Volume:
         raise InputError(f"cannot read the multi-frame image ({empty})", path,
                          "the file may be truncated or damaged; export the series again")
     check_has_pixel_data(path, image)
-    refuse_a_negative_slope(image, path)
+    refuse_an_unusable_rescale(image, path)
     check_coded_size(path, image)
     try:
         regular = image.get_volume_geometry(allow_duplicate_positions=False) is not None

@@ -456,6 +456,24 @@ def test_a_slice_whose_rescale_differs_from_the_others_is_warned_of(small_series
     assert len(changed) == 1 and np.all(plain.array[changed[0]] - odd.array[changed[0]] == 1000)
 
 
+@pytest.mark.parametrize("rescale, told", [
+    ({"RescaleSlope": 1e30}, r"its RescaleSlope 1e\+30 and RescaleIntercept 0, unlike the other slices' 1 and 0, "
+                             r"would put its values at \S+ HU \(their median\), where no CT's lie: its header is "
+                             r"damaged\. Export the series again\."),
+    ({"RescaleIntercept": 1e30}, r"its RescaleSlope 1 and RescaleIntercept 1e\+30, unlike .* would put its values at "
+                                 r"1e\+30 HU"),
+    ({"RescaleSlope": 1e-30}, r"its RescaleSlope 1e-30 and RescaleIntercept 0, unlike the other slices' 1 and 0, "
+                              r"would make it one value, 0 HU, throughout: its header is damaged")])
+def test_a_slice_whose_rescale_puts_it_off_any_ct_scale_is_refused(small_series, rescale, told):
+    """One slice's slope of 1e30 or 1e-30, or intercept of 1e30, among the others' 1 and 0 was
+    segmented with only the warning that its values "may be off by the difference"."""
+    header = pydicom.dcmread(small_series / "slice 103", stop_before_pixels=True)
+    assert (header.RescaleSlope, header.RescaleIntercept) == (1, 0)  # (this series stores signed HU)
+    edit(small_series / "slice 103", **rescale)
+    with pytest.raises(InputError, match=rf"^{re.escape(str(small_series / 'slice 103'))}: {told}"):
+        read_ct_folder(small_series)
+
+
 def test_duplicate_position(small_series):
     shutil.copy(small_series / "slice 102", small_series / "slice 102 copy")
     edit(small_series / "slice 102 copy", SOPInstanceUID=pydicom.uid.generate_uid())

@@ -80,6 +80,20 @@ def test_a_negative_rescale_slope_is_refused(hcc_006, tmp_path, form):
         read_input_volume(given)
 
 
+@pytest.mark.parametrize("keyword", ["RescaleSlope", "RescaleIntercept"])
+def test_a_rescale_that_is_no_finite_number_is_refused(hcc_006, tmp_path, keyword):
+    """Found by `tools/damage_inputs.py --kind multiframe`, seed 36001: a RescaleSlope of inf was told as
+    "52 % of its voxels lie above 4000 …: its values are not Hounsfield units", where a CT slice's is
+    refused as the header's."""
+    def damage(ds):
+        transformation = ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence[0]
+        setattr(transformation, keyword, pydicom.valuerep.DSfloat("inf", auto_format=False, validation_mode=0))
+    path = damaged_multiframe(hcc_006, tmp_path, damage)
+    with pytest.raises(InputError, match=rf"ct\.dcm: has an unusable {keyword} \(inf\)\. The file is damaged or "
+                                         r"was edited"):
+        read_input_volume(path)
+
+
 @pytest.mark.parametrize("sequence", ["PlanePositionSequence", "ConversionSourceAttributesSequence"])
 def test_a_required_sequence_left_empty_is_named(hcc_006, tmp_path, sequence):
     """Found by `tools/damage_inputs.py --kind multiframe`: highdicom's "list index out of range"."""
