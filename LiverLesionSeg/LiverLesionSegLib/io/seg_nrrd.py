@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator, Optional
@@ -26,46 +27,59 @@ from ..errors import GeometryError, InputError, LiverLesionSegError, first_line
 from ..memory import check_image_fits
 from ..segments import Code, meaning_of_segment, terminology_type, warn_of_left_out
 from ..volume import DIRECTION_TOLERANCE, POSITION_TOLERANCE_MM, Volume
+from .stored_bytes import COMPRESSED_DATA_DAMAGED, FAILED_CHECK
 
 SEGMENT_KEY = re.compile(r"Segment(\d+)_ID")
 # `space` values a NRRD may carry, as signs that take its axes to LPS
 SPACE_TO_LPS = {"left-posterior-superior": (1, 1, 1), "right-anterior-superior": (-1, -1, 1),
                 "left-anterior-superior": (1, -1, 1), "right-posterior-superior": (-1, 1, 1)}
 HINT = "save the segmentation again from Slicer, with the CT as its reference geometry"
+HEADER_BYTES_LOOKED_AT = 1 << 20  # a Slicer segmentation's header, hundreds of segments long, is well within
 
 
 def is_slicer_segmentation(path: str | os.PathLike) -> bool:
-    """A NRRD file whose header describes segments (Segment0_ID, ...)."""
-    import nrrd
-
+    """A NRRD file whose header describes segments (a `Segment0_ID:=` line, ...), told by its lines, not
+    by pynrrd's reading of them: one whose type or space origin was damaged was read as a label map, and
+    refused in the image reader's words and advice ("export it again"), not as a segmentation."""
     if not str(path).lower().endswith(".nrrd") or not Path(path).is_file():
         return False
     try:
-        header = nrrd.read_header(str(path))
-    except Exception:  # not a readable NRRD header: the image reader says what is wrong
+        with open(path, "rb") as fh:
+            start = fh.read(HEADER_BYTES_LOOKED_AT)
+    except OSError:  # the reader that opens it says why it cannot
         return False
-    return any(SEGMENT_KEY.fullmatch(key) for key in header)
+    header = start.split(b"\n\n", 1)[0] if start.startswith(b"NRRD") else b""
+    return any(SEGMENT_KEY.fullmatch(line.split(b":=", 1)[0].strip().decode("latin-1"))
+               for line in header.splitlines() if b":=" in line)
 
 
-def _text_lines(fh: BinaryIO) -> Iterator[str]:
+def _text_lines(fh: BinaryIO, given: list[str]) -> Iterator[str]:
     """The lines of a NRRD header at `fh` as text for pynrrd, which leaves `fh` after the line that ends
-    it. Slicer writes segment names in UTF-8; pynrrd, given the file, drops every byte beyond ASCII: a
-    liver named "肝脏" was read as "", a lesion named "Läsion" as "Lsion", and left out. A line of other
-    bytes (an older tool's Latin-1) is read as Latin-1."""
+    it; each is added to `given` (the last, where pynrrd fails, is the line it could not parse). Slicer
+    writes segment names in UTF-8; pynrrd, given the file, drops every byte beyond ASCII: a liver named
+    "肝脏" was read as "", a lesion named "Läsion" as "Lsion", and left out. A line of other bytes (an
+    older tool's Latin-1) is read as Latin-1."""
     for line in fh:
         try:
-            yield line.decode("utf-8")
+            given.append(line.decode("utf-8"))
         except UnicodeDecodeError:
-            yield line.decode("latin-1")
+            given.append(line.decode("latin-1"))
+        yield given[-1]
 
 
 PYNRRD_SIZE_FAULT = re.compile(r"does not equal the product of all the dimensions: (\d+)-(\d+)=")
 PYNRRD_DIMENSION_FAULT = re.compile(r"^Number of elements in sizes does not match dimension")
 
 
-def _header_fault(exc: Exception, header: dict) -> str:
-    """What a reader's exception says of the header: a KeyError of pynrrd's ("'XXX'" for a type it
-    does not know, "'sizes'" for a field gone) told as such."""
+def _header_fault(exc: Exception, header: dict, lines: list[str]) -> str:
+    """What a reader's exception says of the header: the line pynrrd could not parse (`lines`' last,
+    where it failed before it gave a header), a KeyError of pynrrd's ("'XXX'" for a type it does not
+    know, "'sizes'" for a field gone), damaged compressed voxels, told as such."""
+    if not header and lines:  # pynrrd's words do not name the line ("Vector should be enclosed by parentheses.")
+        return f"its header line '{lines[-1].strip()[:80]}' cannot be read: {first_line(exc).rstrip('.')}"
+    if isinstance(exc, zlib.error):
+        return (COMPRESSED_DATA_DAMAGED if any(words in str(exc) for words in FAILED_CHECK) else
+                f"its compressed voxel data is damaged ({first_line(exc)})")
     key = exc.args[0] if isinstance(exc, KeyError) and exc.args else None
     if key is not None and key == header.get("type"):
         return f"its type '{key}' is no NRRD data type"
@@ -94,9 +108,10 @@ def read_slicer_segmentation(path: str | os.PathLike, reference: Volume, require
 
     path = Path(path)
     header: dict = {}
+    lines: list[str] = []
     try:
         with open(path, "rb") as fh:  # the header read once: checked for size, then the data after it
-            header = nrrd.read_header(_text_lines(fh))
+            header = nrrd.read_header(_text_lines(fh, lines))
             check_image_fits(tuple(int(s) for s in header["sizes"]), 1, path)
             data = nrrd.read_data(header, fh, str(path), index_order="F")  # [layer,] i, j, k
         layers, ijk_to_lps = _layers_and_geometry(data, header)
@@ -105,7 +120,7 @@ def read_slicer_segmentation(path: str | os.PathLike, reference: Volume, require
     except LiverLesionSegError:  # a volume too large for memory, say
         raise
     except Exception as exc:  # pynrrd, zlib and numpy raise many kinds on damaged files
-        raise InputError(f"cannot read the segmentation ({_header_fault(exc, header)})", path, HINT) from None
+        raise InputError(f"cannot read the segmentation ({_header_fault(exc, header, lines)})", path, HINT) from None
     meanings = [meaning_of_segment(segment.name, segment.type_code) for segment in segments]
     present = set(meanings)
     if "liver" not in present and (require_liver or "lesion" not in present):

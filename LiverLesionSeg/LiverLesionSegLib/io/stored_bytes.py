@@ -25,7 +25,8 @@ LOG = logging.getLogger("LiverLesionSeg")
 
 # A compressed stream's own check failed (gzip's CRC, zlib's Adler-32): bytes damaged in a way that
 # still decompresses, which ITK's NRRD and MetaImage readers read as voxels without a word.
-FAILED_CHECK = ("CRC check failed", "incorrect data check")
+FAILED_CHECK = ("CRC check failed", "incorrect data check")  # gzip's and zlib's words for a failed checksum
+COMPRESSED_DATA_DAMAGED = "its compressed voxel data does not match its own checksum: bytes of it are damaged"
 ZLIB_WBITS, GZIP_WBITS = 15, 31  # zlib's window bits for its own format and for gzip's
 
 
@@ -239,8 +240,7 @@ def _count_inflated(source: Path, start: int, wbits: int, read: Optional[Callabl
 
 def _refuse_a_failed_check(path: Path, exc: Exception) -> None:
     if any(words in str(exc) for words in FAILED_CHECK):
-        raise InputError("its compressed voxel data does not match its own checksum: bytes of it are damaged", path,
-                         "copy or export it again") from None
+        raise InputError(COMPRESSED_DATA_DAMAGED, path, "copy or export it again") from None
 
 
 def refuse_another_data_type(path: Path, held: int, shape: Sequence[int], dtype: np.dtype) -> None:

@@ -250,6 +250,19 @@ def test_a_damaged_segmentation_file_is_told(case, scene_and_nodes, tmp_path):
         read_segmentation(path, case["ct"])
 
 
+def test_a_segmentation_whose_compressed_voxels_fail_their_checksum_is_told_so(case, scene_and_nodes, tmp_path):
+    """Found by `tools/damage_inputs.py --kind segnrrd`, seed 36007 (a bit flipped): in zlib's words,
+    "Error -3 while decompressing data: incorrect data check", where an image's is told as here."""
+    scene, segmentation_node, _ = scene_and_nodes
+    data = bytearray(save(scene, segmentation_node, tmp_path / "flipped.seg.nrrd").read_bytes())
+    assert data[data.index(b"\n\n") + 2] == 0x1F  # its voxels gzip-compressed, as Slicer saves them
+    data[-8] ^= 0x01  # the gzip stream's CRC-32 of its voxels
+    (tmp_path / "flipped.seg.nrrd").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"flipped\.seg\.nrrd: cannot read the segmentation \(its compressed voxel "
+                                         r"data does not match its own checksum: bytes of it are damaged\)"):
+        read_segmentation(tmp_path / "flipped.seg.nrrd", case["ct"])
+
+
 def test_a_segmentation_whose_voxels_are_cut_short_says_how_many_it_holds(case, scene_and_nodes, tmp_path):
     """Found by `tools/damage_inputs.py --kind segnrrd`: told in pynrrd's words, "Size of the data does
     not equal the product of all the dimensions: 2097152-1221798=875354"."""
@@ -291,7 +304,12 @@ def test_a_damaged_header_value_is_named(case, scene_and_nodes, tmp_path, key, v
     ("sizes: 7", r"its header gives 1 size where its dimension is \d"),
     ("dimension: -1", r"its header gives \d sizes where its dimension is -1"),
     ("encoding: XXX", "its encoding 'XXX' is not raw, gzip, bzip2 or ascii"),
-    ("# type", "its header has no 'type' field")])
+    ("# type", "its header has no 'type' field"),
+    # damage_inputs --kind segnrrd, seeds 36008 and 36009: pynrrd failed to parse the line, and the file was
+    # taken for a label map: "cannot read the image header (… first vector in "Liver" didn't start with '(')"
+    ("space origin: Liver", "its header line 'space origin: Liver' cannot be read: Vector should be enclosed by "
+                            "parentheses"),
+    ("space directions: XXX", "its header line 'space directions: XXX' cannot be read: Vector should be")])
 def test_a_header_line_pynrrd_keys_on_is_named(case, scene_and_nodes, tmp_path, line, told):
     """pynrrd's KeyError was shown as its key alone: "('XXX')" for a type it does not know, "('sizes')"
     for the sizes line gone; sizes of another dimension (damage_inputs --kind segnrrd, seeds 31005 and
@@ -302,5 +320,6 @@ def test_a_header_line_pynrrd_keys_on_is_named(case, scene_and_nodes, tmp_path, 
     field = line.split(":")[0].lstrip("# ") if ":" in line or line.startswith("# ") else "sizes"
     header = "\n".join(line if row.startswith(f"{field}: ") else row for row in data[:end].decode().split("\n"))
     (tmp_path / "damaged.seg.nrrd").write_bytes(header.encode() + data[end:])
-    with pytest.raises(InputError, match=rf"damaged\.seg\.nrrd: cannot read the segmentation \({told}\)"):
+    with pytest.raises(InputError, match=rf"damaged\.seg\.nrrd: cannot read the segmentation \({told}.*\)\. Save "
+                                         r"the segmentation again from Slicer"):
         read_segmentation(tmp_path / "damaged.seg.nrrd", case["ct"])
