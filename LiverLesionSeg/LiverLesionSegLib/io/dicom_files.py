@@ -459,16 +459,26 @@ def pixel_data_shortfall(ds: pydicom.Dataset, usual_bits: Optional[int] = None) 
     return f"its pixel data holds {held} of the {needed} bytes {_its_frames(ds, frames)} need"
 
 
-def check_no_surplus_frames(path: Path, ds: pydicom.Dataset) -> None:
+def check_no_surplus_frames(path: Path, ds: pydicom.Dataset, hint: str = "export the series again") -> None:
     """Refuse uncompressed pixel data of a whole frame or more beyond what the header's frames need: a
     damaged Rows, Columns or BitsAllocated, which pydicom reads as several frames of another image (a
-    Rows of 64 made a 512-row slice 8 frames, refused then as "expected a 3-D image, got 4-D")."""
+    Rows of 64 made a 512-row slice 8 frames, refused then as "expected a 3-D image, got 4-D"; a SEG's
+    Rows of 16 was refused as a mask of another size than the CT's, damage tool seed 37019)."""
     counts = _pixel_data_counts(ds)
     if counts is not None and counts[0] >= 2 * counts[1]:
         held, needed, frames = counts
         raise InputError(f"its pixel data holds {held} bytes, {held / needed:.3g} times the {needed} "
-                         f"{_its_frames(ds, frames)} (Rows x Columns) need: the header is damaged", path,
-                         "export the series again")
+                         f"{_its_frames(ds, frames)} (Rows x Columns) need: the header is damaged", path, hint)
+
+
+def check_a_description_for_each_frame(path: Path, ds: pydicom.Dataset, frames: int, hint: str) -> None:
+    """Refuse a multi-frame file whose per-frame functional groups are not one for each of its `frames`:
+    highdicom read one with a description missing (a SEG's frames after it were placed by the next one's;
+    a CT's told as a slice missing, damage tool seed 37010)."""
+    described = len(ds.get("PerFrameFunctionalGroupsSequence") or [])
+    if described != frames:
+        raise InputError(f"holds {frames} frames but {described} per-frame descriptions "
+                         "(PerFrameFunctionalGroupsSequence), so where each frame lies cannot be told", path, hint)
 
 
 def _its_frames(ds: pydicom.Dataset, frames: int) -> str:

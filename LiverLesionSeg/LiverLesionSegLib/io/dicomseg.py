@@ -27,8 +27,8 @@ from ..errors import InputError, first_line
 from ..segments import LESION_CODES, Code, meaning_of_segment, warn_of_left_out
 from ..volume import Case, Volume
 from .dicom import check_in_plane_grid, read_series, slice_indices
-from .dicom_files import (dcmread, has_dicom_prefix, missing_pixel_description, pixel_data_shortfall, pydicom_fault,
-                          reading_fault, undecodable)
+from .dicom_files import (check_a_description_for_each_frame, check_no_surplus_frames, dcmread, has_dicom_prefix, missing_pixel_description,
+                          pixel_data_shortfall, pydicom_fault, reading_fault, undecodable)
 from .dicom_scan import LABEL_MODALITIES, FolderScan, SeriesInfo, scan_folder
 from .dicom_values import int_or_none, text_as_written
 from .multiframe import functional_group_item
@@ -144,10 +144,7 @@ def read_seg_masks(path: Path, ct: Volume) -> dict[str, np.ndarray]:
     frames = _binary_frames(seg, kind, path)
     shared = seg.get("SharedFunctionalGroupsSequence", [None])[0]
     per_frame = seg.get("PerFrameFunctionalGroupsSequence") or []  # (highdicom reads a SEG without)
-    if len(per_frame) != len(frames):  # frames after a missing description would be placed by the next one's
-        raise InputError(f"holds {len(frames)} frames but {len(per_frame)} per-frame descriptions "
-                         "(PerFrameFunctionalGroupsSequence), so where each frame lies cannot be told", path,
-                         "the file is damaged; export the segmentation again")
+    check_a_description_for_each_frame(path, seg, len(frames), "the file is damaged; export the segmentation again")
     # The frames lie on the CT's slices as acquired: its grid, or the slices it was resampled from.
     acquired = ct.acquired
     plane = ct if acquired is None else acquired.plane()
@@ -200,6 +197,7 @@ def segment_label(seg: hd.seg.Segmentation, number: int) -> str:
 def _segread(path: Path) -> hd.seg.Segmentation:
     try:
         ds = dcmread(path)
+        check_no_surplus_frames(path, ds, "export the segmentation again")
         _check_segment_numbers(ds, path)
         mend_what_masks_do_not_need(ds, path)  # provenance a segment lacks does not lose the segmentation
         return hd.seg.Segmentation.from_dataset(ds, copy=False)

@@ -380,6 +380,23 @@ def test_a_seg_without_an_element_its_frames_need_is_told_so(case_0697_copy, ele
         read_seg_case(case_0697_copy)
 
 
+@pytest.mark.parametrize("damage, told", [
+    (lambda ds: ds.PerFrameFunctionalGroupsSequence.pop(1),
+     r"holds 3 frames but 2 per-frame descriptions \(PerFrameFunctionalGroupsSequence\), so where each frame lies "
+     r"cannot be told"),
+    (lambda ds: setattr(ds, "Rows", ds.Rows // 32),
+     r"its pixel data holds \d+ bytes, 32 times the \d+ its \d+ frames of 16 x 512 \(Rows x Columns\) need: the "
+     r"header is damaged\. Export the segmentation again\.")])
+def test_a_seg_whose_frames_and_header_disagree_is_told_so(case_0697_copy, damage, told):
+    """Found by `tools/damage_inputs.py --kind seg`, seed 37019: a SEG whose Rows was made 16 was refused as
+    a mask of another size than the CT's ("SEG frame 1 has 16 x 512 pixels, the CT 512 x 512. Give a mask
+    made on this CT series"); one of whose frames' descriptions was removed is refused as the missing
+    sequence was."""
+    path = damaged_tumor_seg(case_0697_copy, damage)
+    with pytest.raises(InputError, match=rf"Tumor\.dcm: {told}"):
+        read_seg_case(case_0697_copy)
+
+
 def _emptied(dataset, keyword: str) -> None:
     dataset[keyword].value = None
 

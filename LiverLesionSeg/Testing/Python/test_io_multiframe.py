@@ -80,6 +80,22 @@ def test_a_negative_rescale_slope_is_refused(hcc_006, tmp_path, form):
         read_input_volume(given)
 
 
+@pytest.mark.parametrize("damage, told", [
+    (lambda ds: ds.PerFrameFunctionalGroupsSequence.pop(1),
+     r"holds 8 frames but 7 per-frame descriptions \(PerFrameFunctionalGroupsSequence\), so where each frame lies "
+     r"cannot be told\. The file is damaged; export the series again\."),
+    (lambda ds: setattr(ds, "Rows", 64),
+     r"its pixel data holds 4194304 bytes, 8 times the 524288 its 8 frames of 64 x 512 \(Rows x Columns\) need: the "
+     r"header is damaged\. Export the series again\.")])
+def test_frames_the_header_does_not_describe_are_told(hcc_006, tmp_path, damage, told):
+    """Found by `tools/damage_inputs.py --kind multiframe`, seed 37010: one frame's functional groups
+    removed was told as "slice positions jump … so a slice is missing"; a Rows damaged, as a single-frame
+    slice's is told."""
+    path = damaged_multiframe(hcc_006, tmp_path, damage)
+    with pytest.raises(InputError, match=rf"ct\.dcm: {told}"):
+        read_input_volume(path)
+
+
 @pytest.mark.parametrize("keyword", ["RescaleSlope", "RescaleIntercept"])
 def test_a_rescale_that_is_no_finite_number_is_refused(hcc_006, tmp_path, keyword):
     """Found by `tools/damage_inputs.py --kind multiframe`, seed 36001: a RescaleSlope of inf was told as
