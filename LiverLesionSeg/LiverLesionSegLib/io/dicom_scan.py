@@ -42,6 +42,8 @@ HEADER_TAGS = [
 # Modalities whose objects are not images to segment (they may sit beside the CT).
 NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "SR", "PR", "KO", "REG", "RTPLAN", "RTDOSE", "DOC"}
 LABEL_MODALITIES = ("SEG", "RTSTRUCT")  # a segmentation's, which names the series it was made on
+CT_CLASSES = (pydicom.uid.CTImageStorage, pydicom.uid.EnhancedCTImageStorage,
+              pydicom.uid.LegacyConvertedEnhancedCTImageStorage)
 
 DAMAGED = "damaged, truncated or empty DICOM file(s)"
 # Fewer single images than this sharing a series number stay apart (a scout or two); more are one
@@ -81,6 +83,7 @@ class SeriesInfo:
     extent_mm: Optional[float] = None
     kernel: str = ""  # ConvolutionKernel, its values joined by a backslash as DICOM writes them
     image_type: tuple[str, ...] = ()  # ImageType's values in upper case: ORIGINAL, PRIMARY, AXIAL, VMI ...
+    sop_class_uid: str = ""  # the first image's
     rescale_type: str = ""  # the units of its values: HU, or a material map's (MGML, Z_EFF ...); often not given
     kev: Optional[float] = None  # a virtual monoenergetic image's MonoenergeticEnergyEquivalent
     acquired_s: Optional[float] = None  # when its first image was acquired, in seconds after midnight
@@ -293,6 +296,7 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisit
         extent_mm=None if multiframe else _extent(kept, orientation),
         kernel="\\".join(str(v).strip() for v in values_of(first.get("ConvolutionKernel") or "")),
         image_type=tuple(str(v).strip().upper() for v in values_of(first.get("ImageType") or [])),
+        sop_class_uid=str(first.get("SOPClassUID", "") or ""),
         rescale_type=str(own_or_shared(first, "RescaleType", "PixelValueTransformationSequence") or "").strip(),
         kev=_number(own_or_shared(first, "MonoenergeticEnergyEquivalent", "MultienergyCTCharacteristicsSequence")),
         acquired_s=min((t for _, header in kept if (t := acquisition_time_of(header)) is not None), default=None),
@@ -311,9 +315,7 @@ def _number(value) -> Optional[float]:
 
 def _modality_of_class(header: pydicom.Dataset) -> str:
     """"CT" for the CT image classes (a file whose Modality element was removed), else empty."""
-    ct_classes = (pydicom.uid.CTImageStorage, pydicom.uid.EnhancedCTImageStorage,
-                  pydicom.uid.LegacyConvertedEnhancedCTImageStorage)
-    return "CT" if str(header.get("SOPClassUID", "")) in ct_classes else ""
+    return "CT" if str(header.get("SOPClassUID", "")) in CT_CLASSES else ""
 
 
 def _extent(kept: list[tuple[Path, pydicom.Dataset]], orientation) -> Optional[float]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
+import pydicom
 
 from ..errors import GeometryError, InputError
 from ..segments import plain_text
@@ -31,7 +32,7 @@ from ..volume import POSITION_TOLERANCE_MM, Volume, in_brackets
 from .archive import is_archive
 from .dicom import read_series, slice_height
 from .dicom_files import dcmread, has_dicom_prefix
-from .dicom_scan import DAMAGED, NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
+from .dicom_scan import CT_CLASSES, DAMAGED, NON_IMAGE_MODALITIES, FolderScan, SeriesInfo, scan_files, scan_folder
 from .dicom_values import described, orientation_of
 from .reconstruction import (energy_offset, is_projection, is_sharp, is_virtual_non_contrast, material_map_evidence,
                              words_of)
@@ -313,12 +314,19 @@ def _matching(images: list[SeriesInfo], text: str) -> list[SeriesInfo]:
 
 
 def _require_ct(info: SeriesInfo) -> None:
+    if info.modality.upper() != "CT" and info.sop_class_uid in CT_CLASSES:  # (damage tool, multiframe seed 37044)
+        raise InputError(f"{info.label} has modality {info.modality or 'unknown'}, though its SOP class is "
+                         f"{pydicom.uid.UID(info.sop_class_uid).name}: its header is damaged or was edited",
+                         info.folder, "export the series again")
     if info.modality.upper() != "CT":
         raise InputError(f"{info.label} has modality {info.modality or 'unknown'}, not CT", info.folder,
                          "LiverLesionSeg segments CT images; give a CT series")
 
 
 def _raise_no_images(scan: FolderScan) -> None:
+    for series in scan.series:  # a CT's Modality damaged to a non-image one's (damage tool, dicom seed 36008)
+        if series.sop_class_uid in CT_CLASSES:
+            _require_ct(series)
     if scan.series:
         kinds = ", ".join(sorted({s.modality for s in scan.series}))
         raise InputError(f"holds only non-image DICOM objects ({kinds}), no CT series", scan.folder,

@@ -156,7 +156,7 @@ def input_name_too_long(data_dir, tmp, model):
 @entry
 def mr_series(data_dir, tmp, model):
     """An MR series instead of a CT series."""
-    folder = six_edited(data_dir, tmp, "mr", Modality="MR")
+    folder = six_edited(data_dir, tmp, "mr", Modality="MR", SOPClassUID=pydicom.uid.MRImageStorage)
     return BadInput(segment(folder, tmp, model), INPUT, "mr", "mr")
 
 
@@ -531,7 +531,7 @@ def baseline_and_follow_up_in_one_folder(data_dir, tmp, model):
 @entry
 def ultrasound_series(data_dir, tmp, model):
     """An ultrasound series instead of a CT series."""
-    folder = six_edited(data_dir, tmp, "us", Modality="US")
+    folder = six_edited(data_dir, tmp, "us", Modality="US", SOPClassUID=pydicom.uid.UltrasoundImageStorage)
     return BadInput(segment(folder, tmp, model), INPUT, "modality us, not ct", "us")
 
 

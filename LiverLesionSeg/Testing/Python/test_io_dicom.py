@@ -253,11 +253,24 @@ def test_folder_of_non_dicom_files(tmp_path):
 
 def test_mr_series_is_refused_naming_the_modality(small_series):
     for path in small_series.iterdir():
-        edit(path, Modality="MR")
+        edit(path, Modality="MR", SOPClassUID=pydicom.uid.MRImageStorage)
     with pytest.raises(InputError) as exc:
         read_ct_folder(small_series)
     assert type(exc.value) is InputError
     assert_one_line(exc, "modality MR", "not CT", small_series.name)
+
+
+@pytest.mark.parametrize("modality", ["MR", "LIVER", "SEG"])
+def test_a_ct_series_whose_modality_is_damaged_is_told_so(small_series, modality):
+    """Found by `tools/damage_inputs.py --kind multiframe`, seeds 37003 and 37044: a CT whose Modality was
+    damaged ("LIVER", "é") was refused as not CT, "give a CT series", though its SOP class is CT's; made
+    SEG (`--kind dicom`, seed 36008), as "holds only non-image DICOM objects (SEG), no CT series"."""
+    for path in small_series.iterdir():
+        edit(path, Modality=modality)
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, f"has modality {modality}, though its SOP class is CT Image Storage: its header is damaged "
+                         "or was edited. Export the series again.", small_series.name)
 
 
 @pytest.mark.parametrize("how", ["a new one each", "removed"])
