@@ -21,6 +21,7 @@ import pydicom.encaps
 import pydicom.datadict
 import pydicom.pixels
 import pydicom.tag
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.pixels import get_decoder
 from pydicom.pixels.utils import _get_jpg_parameters  # a frame header's reader, as pydicom uses it
@@ -28,6 +29,8 @@ from pydicom.pixels.utils import _get_jpg_parameters  # a frame header's reader,
 from ..errors import InputError, first_line
 from .dicom_values import described, number_values, values_of
 from .native_output import held_back
+
+UNDEFINED_LENGTH = 0xFFFFFFFF  # an element's length where delimiters, not the length, end it
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -70,6 +73,20 @@ def dcmread(path: str | os.PathLike, **kwargs) -> pydicom.Dataset:
             pydicom.uid.ImplicitVRLittleEndian if implicit else
             pydicom.uid.ExplicitVRLittleEndian if little else pydicom.uid.ExplicitVRBigEndian)
     return dataset
+
+
+def check_not_cut_short(path: Path, ds: pydicom.Dataset, hint: str) -> None:
+    """Refuse a file read just now (`ds`, its elements not yet looked at) that ends inside an element
+    whose length it gives: pydicom reads what there is without a word, and an RT structure set cut
+    short was told by what its last item lacked ("an item of its ROIContourSequence has no
+    ReferencedROINumber", damage tool seeds 37040 and 37047)."""
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag)  # the element as read, before pydicom parses its value
+        if (isinstance(raw, RawDataElement) and raw.value is not None and raw.length != UNDEFINED_LENGTH
+                and len(raw.value) < raw.length):
+            name = pydicom.datadict.keyword_for_tag(tag) or str(tag)
+            raise InputError(f"the file is cut short: it holds {len(raw.value)} of the {raw.length} bytes of its "
+                             f"{name}", path, hint)
 
 
 def read_dataset(path: Path) -> pydicom.Dataset:

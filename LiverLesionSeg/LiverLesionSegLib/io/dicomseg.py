@@ -27,8 +27,9 @@ from ..errors import InputError, first_line
 from ..segments import LESION_CODES, Code, meaning_of_segment, warn_of_left_out
 from ..volume import Case, Volume
 from .dicom import check_in_plane_grid, read_series, slice_indices
-from .dicom_files import (check_a_description_for_each_frame, check_no_surplus_frames, dcmread, has_dicom_prefix, missing_pixel_description,
-                          pixel_data_shortfall, pydicom_fault, reading_fault, undecodable)
+from .dicom_files import (check_a_description_for_each_frame, check_no_surplus_frames, check_not_cut_short, dcmread,
+                          has_dicom_prefix, missing_pixel_description, pixel_data_shortfall, pydicom_fault,
+                          reading_fault, undecodable)
 from .dicom_scan import LABEL_MODALITIES, FolderScan, SeriesInfo, scan_folder
 from .dicom_values import int_or_none, text_as_written
 from .multiframe import functional_group_item
@@ -197,6 +198,7 @@ def segment_label(seg: hd.seg.Segmentation, number: int) -> str:
 def _segread(path: Path) -> hd.seg.Segmentation:
     try:
         ds = dcmread(path)
+        check_not_cut_short(path, ds, "copy or export the segmentation again")
         check_no_surplus_frames(path, ds, "export the segmentation again")
         _check_segment_numbers(ds, path)
         mend_what_masks_do_not_need(ds, path)  # provenance a segment lacks does not lose the segmentation

@@ -25,7 +25,7 @@ import pydicom
 from ..errors import GeometryError, InputError, first_line
 from ..segments import meaning_of_segment_name, warn_of_left_out
 from ..volume import POSITION_TOLERANCE_MM, Volume
-from .dicom_files import dcmread
+from .dicom_files import check_not_cut_short, dcmread
 from .dicom_values import int_or_none, text_as_written
 from .polygon import fill_polygon
 from .regularize import STEP_TOLERANCE, Stack, mask_to_grid
@@ -57,6 +57,7 @@ def read_rtstruct_masks(path: str | os.PathLike, ct: Volume) -> dict[str, np.nda
     path = Path(path)
     try:
         dataset = dcmread(path)
+        check_not_cut_short(path, dataset, "copy or export the structure set again")
         numbers = [_roi_number(item, "ROINumber", "StructureSetROISequence")
                    for item in dataset.StructureSetROISequence]
         repeated = sorted({number for number in numbers if numbers.count(number) > 1})

@@ -397,6 +397,18 @@ def test_a_seg_whose_frames_and_header_disagree_is_told_so(case_0697_copy, damag
         read_seg_case(case_0697_copy)
 
 
+@pytest.mark.parametrize("kept, element", [(4000, r"\w+Sequence"), (-1000, "PixelData")])
+def test_a_seg_cut_short_is_told_so(case_0697_copy, seg_cases, kept, element):
+    """A SEG cut inside its header was read as far as it went and refused for what highdicom then missed;
+    cut inside its pixel data, as frames that "may be truncated". (In a case folder, a SEG cut so short
+    that its series cannot be told is left out with a warning naming it.)"""
+    path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
+    path.write_bytes(path.read_bytes()[:kept])
+    with pytest.raises(InputError, match=rf"Tumor\.dcm: the file is cut short: it holds \d+ of the \d+ bytes of its "
+                                         rf"{element}\. Copy or export the segmentation again\.$"):
+        read_segmentations([path], seg_cases["RadCTTACEomics_0697"].ct)
+
+
 def _emptied(dataset, keyword: str) -> None:
     dataset[keyword].value = None
 

@@ -334,11 +334,16 @@ def test_a_structure_set_given_as_the_ct_is_refused(reference):
         find_input_ct(path)
 
 
-def test_a_damaged_rtstruct_is_refused(reference, tmp_path):
+@pytest.mark.parametrize("kept", [0.5, 0.9])
+def test_an_rtstruct_cut_short_is_told_so(reference, tmp_path, kept):
+    """pydicom reads what there is of a file cut short without a word: one was refused for what its last
+    item lacked, "an item of its ROIContourSequence has no ReferencedROINumber" (damage tool seeds 37040,
+    37047), or read with the contours before the cut alone."""
     case, path = reference
     data = path.read_bytes()
-    (tmp_path / "cut.dcm").write_bytes(data[: len(data) // 2])
-    with pytest.raises(InputError, match=r"cut\.dcm: cannot read the RT structure set"):
+    (tmp_path / "cut.dcm").write_bytes(data[: int(len(data) * kept)])
+    with pytest.raises(InputError, match=r"cut\.dcm: the file is cut short: it holds \d+ of the \d+ bytes of its "
+                                         r"ROIContourSequence\. Copy or export the structure set again\.$"):
         read_rtstruct_masks(tmp_path / "cut.dcm", case.ct)
 
 
