@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
 import os
 import re
 import shutil
@@ -420,8 +421,10 @@ def read_label_map(path: str | os.PathLike, reference: Volume, require_liver: bo
         values = np.unique(array[unknown])
         # numpy's shortest text of each stored value: 1.000001 is not shown as 1
         shown = ", ".join(str(v) for v in values[:10]) + (" ..." if values.size > 10 else "")
-        # a dataset of organs whose labels no dataset.json names
-        raise InputError(f"the label map holds label(s) {shown} besides 0 background, 1 liver, 2 lesion", path,
+        scaling = _scaling_of_labels(Path(path))  # a label map its header's scaling shifts
+        # or a dataset of organs whose labels no dataset.json names
+        raise InputError(f"the label map holds label(s) {shown} besides 0 background, 1 liver, 2 lesion{scaling}",
+                         path, "write it again without a scaling (scl_slope 0 or 1, scl_inter 0)" if scaling else
                          f"give a label map with 0, 1 and 2 only, or name the dataset's labels in a dataset.json "
                          f'{dataset_json_place(Path(path))}, as nnU-Net\'s '
                          '{"labels": {"background": 0, "liver": 1, ...}}')
@@ -432,6 +435,22 @@ def read_label_map(path: str | os.PathLike, reference: Volume, require_liver: bo
     if not require_liver and not (array == 1).any():
         return None, lesion
     return reference.with_array(((array == 1) | (array == 2)).astype(np.uint8), str(path)), lesion
+
+
+def _scaling_of_labels(path: Path) -> str:
+    """", as its header scales its stored values (scl_slope 1, scl_inter 1)" for a NIfTI label map whose
+    header scales them, which a label map's never needs (damage tool, labels seeds 37008, 37045: the
+    scaling read as labels 3, 99 …); "" otherwise."""
+    if suffix_by_content(path) not in (".nii", ".nii.gz"):
+        return ""
+    import nibabel as nib
+
+    with nib.openers.ImageOpener(str(path)) as opened:  # as stored: nibabel's image shows a NaN slope's intercept NaN
+        header = nib.load(str(path)).header_class.from_fileobj(opened)
+    slope, inter = float(header["scl_slope"]), float(header["scl_inter"])
+    if slope in (0, 1) and inter == 0 or math.isnan(slope) and math.isnan(inter):
+        return ""
+    return f", as its header scales its stored values (scl_slope {slope:g}, scl_inter {inter:g})"
 
 
 def label_values_on(path: str | os.PathLike, reference: Volume) -> np.ndarray:

@@ -1070,3 +1070,20 @@ def test_an_origin_farther_than_any_scan_is_refused(small, tmp_path, suffix):
     with pytest.raises(GeometryError) as exc:
         read_image(tmp_path / f"far{suffix}")
     assert_one_line(exc, f"far{suffix}", "its origin (1e+30", "farther than any scan lies")
+
+
+@pytest.mark.parametrize("slope, inter", [(float("nan"), 1.0), (1.0, 99.0), (2.0, 0.0)])
+def test_a_label_map_its_header_scales_out_of_its_labels_says_so(small, tmp_path, slope, inter):
+    """Found by `tools/damage_inputs.py --kind labels`, seeds 37008 and 37045: a scaling intercept on a
+    label map's header was told as labels 3.0 or 99.0 … to be named in a dataset.json."""
+    labels = np.zeros(small.shape, np.uint8)
+    labels[2:5, 100:200, 100:200], labels[3, 140:160, 140:160] = 1, 2
+
+    def scaling(header):
+        header["scl_slope"], header["scl_inter"] = slope, inter
+
+    path = bad_inputs.nifti_with_header(tmp_path / "labels.nii.gz", labels, scaling, small.ijk_to_ras())
+    with pytest.raises(InputError) as exc:
+        read_label_map(path, small)
+    assert_one_line(exc, f"besides 0 background, 1 liver, 2 lesion, as its header scales its stored values "
+                         f"(scl_slope {slope:g}, scl_inter {inter:g}). Write it again without a scaling")
