@@ -19,9 +19,9 @@ import SimpleITK as sitk
 
 from ..errors import GeometryError, InputError, first_line
 from .seg_nrrd import is_slicer_segmentation
-from .stored_bytes import (FloatVoxels, gzip_damage, gzip_length, gzip_trailer_says, metaimage_data,
-                           metaimage_header, nrrd_data_length, nrrd_header, refuse_another_data_type, refuse_surplus,
-                           voxel_dtype)
+from .stored_bytes import (FloatVoxels, gzip_length, gzip_trailer_says, metaimage_data, metaimage_header,
+                           nrrd_data_length, nrrd_header, refuse_a_damaged_gzip, refuse_another_data_type,
+                           refuse_surplus, voxel_dtype)
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -82,9 +82,7 @@ def check_nifti_affine(path: Path) -> tuple[object, np.ndarray]:
     try:
         image = nib.load(str(path))
     except Exception as exc:
-        damage = gzip_damage(path)  # its header's bytes in a damaged stream: told as the stream's damage
-        if damage:
-            raise InputError(f"the compressed file is damaged ({damage})", path, "export it again") from None
+        refuse_a_damaged_gzip(path)  # its header's bytes in a damaged stream: told as the stream's damage
         told = first_line(exc)
         if told.startswith("Valid slope but invalid intercept"):  # nibabel's words on scl_slope and scl_inter
             told = f"its scaling slope (scl_slope) is set but its intercept (scl_inter) is {told.split()[-1]}"

@@ -34,7 +34,7 @@ from .itk_words import VOXELS_SHORT, itk_reason, metaimage_failure, reader_notes
 from .native_output import held_back
 from .regularize import mask_to_grid
 from .sheared import is_sheared, is_sheared_nifti_error, on_a_regular_grid, read_sheared_nifti, sheared_stack
-from .stored_bytes import (checked_meanwhile, gzip_damage, nrrd_encoding_misstated, refuse_another_data_type,
+from .stored_bytes import (checked_meanwhile, nrrd_encoding_misstated, refuse_a_damaged_gzip, refuse_another_data_type,
                            voxel_dtype, voxel_itemsize)
 
 LOG = logging.getLogger("LiverLesionSeg")
@@ -320,9 +320,7 @@ def _read_with_itk(path: Path) -> sitk.Image | Volume:
         if is_sheared_nifti_error(path, itk_reason(exc)):
             with checked_meanwhile(path):  # nibabel does not read the CRC either
                 return _read_sheared(path)  # (what ITK printed on the way is left out with its read)
-        damage = gzip_damage(path)  # ITK only says it knows no reader for the file
-        if damage:
-            raise InputError(f"the compressed file is damaged ({damage})", path, "export it again") from None
+        refuse_a_damaged_gzip(path)  # ITK only says it knows no reader for the file
         raise _unreadable_header(path, itk_reason(exc, header_printed)) from None
     check_image_fits(tuple(reversed(reader.GetSize())), voxel_itemsize(reader.GetPixelID()), path)
     name, floats = path.name.lower(), None

@@ -297,6 +297,15 @@ def gzip_damage(path: Path) -> Optional[str]:
     return None
 
 
+def refuse_a_damaged_gzip(path: Path) -> None:
+    """Refuse a .gz file whose stream is damaged (`gzip_damage`): one that fails its checksum as the
+    voxels' reader tells it, not in gzip's words ("CRC check failed 0x5c34c84a != 0xf89e2cff")."""
+    damage = gzip_damage(path)
+    if damage is not None:
+        _refuse_a_failed_check(path, ValueError(damage))
+        raise InputError(f"the compressed file is damaged ({damage})", path, "export it again")
+
+
 def gzip_length(path: Path) -> int:
     with gzip.open(path, "rb") as f:
         return _stream_length(f)

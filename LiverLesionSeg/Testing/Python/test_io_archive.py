@@ -328,6 +328,18 @@ def test_a_disc_image_cut_short_is_refused_and_one_without_its_padding_read(tmp_
         read_input_volume(tmp_path / "cut.iso")
 
 
+@pytest.mark.parametrize("kept, told", [
+    (21225, "it holds 21225 bytes, where its first volume descriptor alone ends at byte 34816"),
+    (41550, "its 41550 bytes are no whole number of 2048-byte sectors")])
+def test_a_disc_image_cut_before_its_files_is_told_cut_short(tmp_path, kept, told):
+    """Found by `tools/damage_inputs.py --kind disc`, seeds 37026 and 37038: pycdlib's and Python's words,
+    "Failed to read entire volume descriptor", "index out of range"."""
+    data = dicom_cd_image(sample_case_path(), tmp_path / "disc.iso").read_bytes()
+    (tmp_path / "cut.iso").write_bytes(data[:kept])
+    with pytest.raises(InputError, match=rf"cut\.iso: is a damaged CD or DVD image \(it is cut short: {told}\)"):
+        read_input_volume(tmp_path / "cut.iso")
+
+
 def test_archives_and_compressed_files_of_other_kinds_are_named(tmp_path):
     """A 7-Zip or RAR archive, or a slice compressed on its own, is told as what it is, with what to do
     (before: "is neither a DICOM, NIfTI or NRRD image nor a folder"); a file that only starts with zero
