@@ -301,9 +301,14 @@ def _series_info(uid: str, members: list[tuple[Path, pydicom.Dataset]], acquisit
         kev=_number(own_or_shared(first, "MonoenergeticEnergyEquivalent", "MultienergyCTCharacteristicsSequence")),
         acquired_s=min((t for _, header in kept if (t := acquisition_time_of(header)) is not None), default=None),
     )
-    if left_out:
+    unusable = [path for path, header in left_out if orientation_of(header) is None]
+    other = [path for path, header in left_out if orientation_of(header) is not None]
+    if other:
         LOG.warning("%s: left out %d image(s) of another orientation than the %d kept (%s), e.g. %s",
-                    info.label, len(left_out), len(kept), orientation_name(orientation), left_out[0][0])
+                    info.label, len(other), len(kept), orientation_name(orientation), other[0])
+    if unusable:  # (damage tool, dicom seed 37015: a row of length 1e-30 was told as "another orientation")
+        LOG.warning("%s: left out %d image(s) whose ImageOrientationPatient is missing or not two unit vectors at "
+                    "right angles (a damaged header), e.g. %s", info.label, len(unusable), unusable[0])
     return info
 
 

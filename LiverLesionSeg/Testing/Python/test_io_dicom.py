@@ -1320,3 +1320,16 @@ def test_a_dicom_seg_lies_on_a_series_without_preamble(small_series, tmp_path):
 
     found = find_input_ct(bare_copy(small_series, tmp_path / "bare", implicit=True))
     assert_dicom_seg_reads_back(found, found.read(), tmp_path / "seg.dcm")
+
+
+def test_an_end_slice_of_a_damaged_orientation_is_left_out_as_damaged(small_series, caplog):
+    """Found by `tools/damage_inputs.py --kind dicom`, seed 37015: an end slice whose row direction was made
+    (1e-30, 0, 0) was left out "of another orientation than the 5 kept (axial)", a reformat's words."""
+    end = small_series / "slice 100"  # (the six are consecutive slices)
+    edit(end, ImageOrientationPatient=[1e-30, 0.0, 0.0, 0.0, 1.0, 0.0])
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        volume = read_ct_folder(small_series)
+    assert volume.shape[0] == 5
+    assert (f"left out 1 image(s) whose ImageOrientationPatient is missing or not two unit vectors at right angles "
+            f"(a damaged header), e.g. {end}") in caplog.text
+    assert "another orientation" not in caplog.text
