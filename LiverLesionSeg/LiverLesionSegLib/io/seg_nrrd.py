@@ -127,7 +127,8 @@ def read_slicer_segmentation(path: str | os.PathLike, reference: Volume, require
     present = set(meanings)
     if "liver" not in present and (require_liver or "lesion" not in present):
         what = "no liver segment" if require_liver else "neither a liver nor a lesion segment"
-        raise InputError(f"has {what} (segments: {', '.join(s.name for s in segments) or 'none'})", path,
+        listed = ", ".join(f"'{s.name}'" for s in segments) or "none"  # quoted, as the left-out warning's: '' shows
+        raise InputError(f"has {what} (segments: {listed})", path,
                          "name the liver segment 'Liver' and lesion segments e.g. 'Liver lesion' or 'Tumor'")
     warn_of_left_out(path, [segment.name for segment, meaning in zip(segments, meanings) if meaning is None])
     masks = {"liver": np.zeros(layers[0].shape, bool), "lesion": np.zeros(layers[0].shape, bool)}
