@@ -26,6 +26,7 @@ from .series_choice import choose_ct_series, read_chosen_series
 
 CT_FOLDER = "DICOM_anon"
 MASK_FOLDER = "Ground"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MR_FOLDERS = ("T1DUAL", "T2SPIR")  # CHAOS's MR cases hold these two, each laid out as a CT case
 
 
@@ -81,7 +82,12 @@ def _mask_slice(path: Path, shape: tuple[int, ...]) -> np.ndarray:
             grey = image if image.mode in ("1", "L", "I", "I;16") else image.convert("L")
             pixels = np.asarray(grey)
     except UnidentifiedImageError:  # its words repeat the path
-        raise InputError("cannot read the PNG mask (its first bytes are no image's: damaged, or not a PNG)", path,
+        reason = ("its header chunk (IHDR) is missing or damaged" if _starts_as_png(path) else
+                  "its first bytes are no image's: damaged, or not a PNG")
+        raise InputError(f"cannot read the PNG mask ({reason})", path,
+                         "copy the case again from the CHAOS archive") from None
+    except IndexError:  # Pillow's "list index out of range" on a PNG without image data (found removing each chunk)
+        raise InputError("cannot read the PNG mask (it holds no image data: its IDAT chunk is missing)", path,
                          "copy the case again from the CHAOS archive") from None
     except (OSError, SyntaxError, ValueError) as exc:  # Pillow's words for a damaged PNG ("broken PNG file")
         reason = "the file is cut short" if "truncated" in str(exc).lower() else str(exc)  # "Truncated File Read"
@@ -91,6 +97,11 @@ def _mask_slice(path: Path, shape: tuple[int, ...]) -> np.ndarray:
         raise GeometryError(f"the mask has {' x '.join(map(str, pixels.shape))} pixels, its CT slice "
                             f"{shape[0]} x {shape[1]}", path, "give the masks made on this CT")
     return pixels
+
+
+def _starts_as_png(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
 
 
 def _in_name_order(paths: list[Path]) -> list[Path]:

@@ -4,6 +4,7 @@ each mask goes onto the slice of the image its file name pairs it with, as the c
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 
 import numpy as np
@@ -93,6 +94,29 @@ def test_a_damaged_mask_is_named(chaos_case):
     with pytest.raises(InputError, match=r"cannot read the PNG mask \(the file is cut short\)") as caught:
         load_case(CaseRef("chaos-1", "chaos", (chaos_case,)))
     assert caught.value.path == str(mask)
+
+
+def _png_chunks(data: bytes) -> list[bytes]:
+    """A PNG's chunks (each whole: length, type, data, CRC) after its signature."""
+    chunks, at = [], 8
+    while at < len(data):
+        length = int.from_bytes(data[at:at + 4], "big")
+        chunks.append(data[at:at + 12 + length])
+        at += 12 + length
+    return chunks
+
+
+@pytest.mark.parametrize("chunk, told", [
+    (b"IDAT", "it holds no image data: its IDAT chunk is missing"),  # was an internal error, an IndexError
+    (b"IHDR", "its header chunk (IHDR) is missing or damaged")])  # was "its first bytes are no image's"
+def test_a_mask_without_a_chunk_it_needs_is_named(chaos_case, chunk, told):
+    """Found removing each chunk of a CHAOS mask in turn."""
+    mask = chaos_case / "Ground/liver_GT_003.png"
+    data = mask.read_bytes()
+    mask.write_bytes(data[:8] + b"".join(c for c in _png_chunks(data) if c[4:8] != chunk))
+    with pytest.raises(InputError, match=rf"liver_GT_003\.png: cannot read the PNG mask \({re.escape(told)}\)\. Copy "
+                                         r"the case again from the CHAOS archive\."):
+        load_case(CaseRef("chaos-1", "chaos", (chaos_case,)))
 
 
 def test_a_bit_flipped_in_a_masks_pixels_is_refused(chaos_case):
