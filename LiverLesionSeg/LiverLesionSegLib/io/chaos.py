@@ -90,7 +90,10 @@ def _mask_slice(path: Path, shape: tuple[int, ...]) -> np.ndarray:
         raise InputError("cannot read the PNG mask (it holds no image data: its IDAT chunk is missing)", path,
                          "copy the case again from the CHAOS archive") from None
     except (OSError, SyntaxError, ValueError) as exc:  # Pillow's words for a damaged PNG ("broken PNG file")
-        reason = "the file is cut short" if "truncated" in str(exc).lower() else str(exc)  # "Truncated File Read"
+        failed = re.search(r"bad header checksum in b'(\w+)'", str(exc))  # (Pillow's words for a chunk's CRC)
+        reason = ("the file is cut short" if "truncated" in str(exc).lower() else  # "Truncated File Read"
+                  f"its {failed[1]} chunk does not match its own checksum: bytes of it are damaged" if failed else
+                  str(exc))
         raise InputError(f"cannot read the PNG mask ({reason})", path,
                          "copy the case again from the CHAOS archive") from None
     if pixels.shape != tuple(shape):
