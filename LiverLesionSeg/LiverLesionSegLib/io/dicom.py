@@ -372,14 +372,14 @@ def check_in_plane_grid(volume: Volume, orientation, pixel_spacing, shape, what:
     directions = number_values(orientation, 6)
     if directions is None or not np.allclose(np.column_stack([directions[:3], directions[3:]]),
                                              volume.direction[:, :2], atol=DIRECTION_TOLERANCE):
-        raise GeometryError(f"{what} has orientation {described(orientation, 6)}, the CT "
+        raise GeometryError(f"{what}'s orientation is {described(orientation, 6)}, the CT's "
                             f"{in_brackets(np.concatenate([volume.direction[:, 0], volume.direction[:, 1]]))}", where,
                             "give a mask made on this CT series")
     spacing = number_values(pixel_spacing, 2)
     spacing_ij = None if spacing is None else (spacing[1], spacing[0])
     if spacing_ij is None or not np.allclose(spacing_ij, volume.spacing[:2], rtol=1e-4, atol=0):
         shown = described(pixel_spacing, 2) if spacing_ij is None else in_brackets(spacing_ij)
-        raise GeometryError(f"{what} has pixel spacing {shown}, the CT {in_brackets(volume.spacing[:2])}",
+        raise GeometryError(f"{what}'s pixel spacing is {shown}, the CT's {in_brackets(volume.spacing[:2])}",
                             where, "give a mask made on this CT series")
     if tuple(shape) != tuple(volume.shape[1:]):
         raise GeometryError(f"{what} has {shape[0]} x {shape[1]} pixels, the CT {volume.shape[1]} x {volume.shape[2]}",

@@ -118,5 +118,7 @@ def described(value, count: int) -> str:
     numbers = number_values(value, count)
     if numbers is not None:
         return in_brackets(numbers)
-    return "none" if value is None or str(value) == "" else f"'{value}' ({count} numbers needed)"
+    if value is None or str(value) == "":  # (pydicom gives an element left empty as None)
+        return "empty or missing"  # it said "none"
+    return f"'{value}' ({count} numbers needed)"
 

@@ -1150,7 +1150,7 @@ def ircadb_mask_slice_of_one_spacing_number(data_dir, tmp, model):
         shutil.copy(source / "MASKS_DICOM" / "liver" / f"image_{n}", case / "MASKS_DICOM" / "liver")
     edit(case / "MASKS_DICOM" / "liver" / "image_51", PixelSpacing=0.743)
     return BadInput(["evaluate", str(case), "--out", str(tmp / "report"), "--model", str(model)], GEOMETRY,
-                    "pixel spacing '0.743' (2 numbers needed)", "liver")
+                    "pixel spacing is '0.743' (2 numbers needed)", "liver")
 
 
 @entry

@@ -110,9 +110,9 @@ def test_every_mask_slice_there_is_not_warned_of(data_dir, ircadb_cases, caplog)
 
 
 @pytest.mark.parametrize("keyword, value, told", [
-    ("PixelSpacing", 0.743, "mask slice image_51 has pixel spacing '0.743' (2 numbers needed)"),
-    ("PixelSpacing", "", "mask slice image_51 has pixel spacing none"),
-    ("ImageOrientationPatient", "1", "mask slice image_51 has orientation '1' (6 numbers needed)"),
+    ("PixelSpacing", 0.743, "mask slice image_51's pixel spacing is '0.743' (2 numbers needed)"),
+    ("PixelSpacing", "", "mask slice image_51's pixel spacing is empty or missing"),
+    ("ImageOrientationPatient", "1", "mask slice image_51's orientation is '1' (6 numbers needed)"),
     ("ImagePositionPatient", 96.0, "mask slice image_51 has no usable ImagePositionPatient"),
     ("ImagePositionPatient", ["0", "0"], "mask slice image_51 has no usable ImagePositionPatient"),
 ])

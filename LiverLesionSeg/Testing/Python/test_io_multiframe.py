@@ -294,14 +294,14 @@ def test_signed_values_declared_unsigned_are_read_as_written(hcc_006, tmp_path, 
 
 @pytest.mark.parametrize("group, keyword, value, told", [
     ("PlanePositionSequence", "ImagePositionPatient", "", "frame 3's ImagePositionPatient (in PlanePositionSequence) "
-                                                          "is none"),
+                                                          "is empty or missing"),
     ("PlanePositionSequence", "ImagePositionPatient", [1, 2],
      "frame 3's ImagePositionPatient (in PlanePositionSequence) is '[1.0, 2.0]' (3 numbers needed)"),
     ("PlaneOrientationSequence", "ImageOrientationPatient", "", "the frames' shared ImageOrientationPatient (in "
-                                                                "PlaneOrientationSequence) is none"),
-    ("PixelMeasuresSequence", "PixelSpacing", "", "the frames' shared PixelSpacing (in PixelMeasuresSequence) is none"),
+                                                                "PlaneOrientationSequence) is empty or missing"),
+    ("PixelMeasuresSequence", "PixelSpacing", "", "the frames' shared PixelSpacing (in PixelMeasuresSequence) is empty or missing"),
     ("PlaneOrientationSequence", "ImageOrientationPatient", None, "the frames' shared ImageOrientationPatient (in "
-                                                                  "PlaneOrientationSequence) is none"),
+                                                                  "PlaneOrientationSequence) is empty or missing"),
 ])
 def test_a_frame_without_a_usable_plane_value_is_told_which(hcc_006, tmp_path, group, keyword, value, told):
     """Found by `tools/damage_inputs.py --kind multiframe`, seed 17011: a frame's ImagePositionPatient
