@@ -79,14 +79,15 @@ def check_not_cut_short(path: Path, ds: pydicom.Dataset, hint: str) -> None:
     """Refuse a file read just now (`ds`, its elements not yet looked at) that ends inside an element
     whose length it gives: pydicom reads what there is without a word, and an RT structure set cut
     short was told by what its last item lacked ("an item of its ROIContourSequence has no
-    ReferencedROINumber", damage tool seeds 37040 and 37047)."""
+    ReferencedROINumber", damage tool seeds 37040 and 37047). A damaged length reads alike (seed 38006:
+    a StructureSetName of 2903958 bytes), so both are named."""
     for tag in list(ds.keys()):
         raw = ds.get_item(tag)  # the element as read, before pydicom parses its value
         if (isinstance(raw, RawDataElement) and raw.value is not None and raw.length != UNDEFINED_LENGTH
                 and len(raw.value) < raw.length):
             name = pydicom.datadict.keyword_for_tag(tag) or str(tag)
-            raise InputError(f"the file is cut short: it holds {len(raw.value)} of the {raw.length} bytes of its "
-                             f"{name}", path, hint)
+            raise InputError(f"the file ends within its {name}, after {len(raw.value)} of the element's "
+                             f"{raw.length} bytes: it is cut short, or that element's length is damaged", path, hint)
 
 
 def read_dataset(path: Path) -> pydicom.Dataset:

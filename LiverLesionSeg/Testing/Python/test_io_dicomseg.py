@@ -404,8 +404,9 @@ def test_a_seg_cut_short_is_told_so(case_0697_copy, seg_cases, kept, element):
     that its series cannot be told is left out with a warning naming it.)"""
     path = case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm"
     path.write_bytes(path.read_bytes()[:kept])
-    with pytest.raises(InputError, match=rf"Tumor\.dcm: the file is cut short: it holds \d+ of the \d+ bytes of its "
-                                         rf"{element}\. Copy or export the segmentation again\.$"):
+    with pytest.raises(InputError, match=rf"Tumor\.dcm: the file ends within its {element}, after \d+ of the "
+                                         r"element's \d+ bytes: it is cut short, or that element's length is damaged\. "
+                                         r"Copy or export the segmentation again\.$"):
         read_segmentations([path], seg_cases["RadCTTACEomics_0697"].ct)
 
 

@@ -342,8 +342,9 @@ def test_an_rtstruct_cut_short_is_told_so(reference, tmp_path, kept):
     case, path = reference
     data = path.read_bytes()
     (tmp_path / "cut.dcm").write_bytes(data[: int(len(data) * kept)])
-    with pytest.raises(InputError, match=r"cut\.dcm: the file is cut short: it holds \d+ of the \d+ bytes of its "
-                                         r"ROIContourSequence\. Copy or export the structure set again\.$"):
+    with pytest.raises(InputError, match=r"cut\.dcm: the file ends within its ROIContourSequence, after \d+ of the "
+                                         r"element's \d+ bytes: it is cut short, or that element's length is damaged\. "
+                                         r"Copy or export the structure set again\.$"):
         read_rtstruct_masks(tmp_path / "cut.dcm", case.ct)
 
 
