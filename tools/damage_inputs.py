@@ -643,13 +643,17 @@ def damaged_scene(path: Path, rng: random.Random) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _bundled_model() -> tuple[dict, dict]:
-    """The bundled model's tensors and metadata (its format fields and the JSON "meta": config, state)."""
+    """The bundled model's tensors and metadata (its format fields, the JSON "meta": config, state; and the
+    tensors' digest)."""
     from safetensors import safe_open
 
+    from LiverLesionSegLib.checkpoint import DIGEST_KEY, tensors_digest
     from LiverLesionSegLib.resources import bundled_model_path
 
     with safe_open(str(bundled_model_path()), framework="pt") as f:
-        return {key: f.get_tensor(key) for key in f.keys()}, f.metadata()
+        tensors = {key: f.get_tensor(key) for key in f.keys()}
+        # with its tensors' digest, as `train` writes a checkpoint (the bundled file, older, is checked by its card)
+        return tensors, {**f.metadata(), DIGEST_KEY: tensors_digest(tensors)}
 
 
 def write_checkpoint_case(folder: Path, metadata: Optional[dict] = None) -> None:
