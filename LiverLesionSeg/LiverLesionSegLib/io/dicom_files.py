@@ -155,11 +155,25 @@ def reading_fault(exc: BaseException, path: Path) -> str:
         # failed on another fault first ("list index out of range" for an empty sequence)
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         found = (empty_sequence_needed(ds) or _index_count_mismatch(ds) or _index_pointing_nowhere(ds) or
-                 unusable_plane_value(ds) or _frame_lacking(ds, first_line(exc)) or
+                 unusable_plane_value(ds) or _pixel_measure_empty(ds) or _frame_lacking(ds, first_line(exc)) or
                  ("no SOPClassUID" if not ds.get("SOPClassUID") else None) or missing_pixel_description(ds))
     except Exception as walked:
         found = f"its header is damaged: {pydicom_fault(walked)}"
     return found or first_line(exc)
+
+
+def _pixel_measure_empty(ds: pydicom.Dataset) -> Optional[str]:
+    """"the frames' shared PixelMeasuresSequence holds an empty SpacingBetweenSlices" where an element of
+    the pixel measures is there but empty (highdicom said "no element (0028,9110) PixelMeasuresSequence",
+    damage tool, multiframe seed 38005); None where none is."""
+    for sequence, whose in (("SharedFunctionalGroupsSequence", "the frames' shared"),
+                            ("PerFrameFunctionalGroupsSequence", "a frame's")):
+        for group in ds.get(sequence) or []:
+            for item in group.get("PixelMeasuresSequence") or []:
+                empty = next((element.keyword for element in item if element.value in (None, "")), None)
+                if empty:
+                    return f"{whose} PixelMeasuresSequence holds an empty {empty}"
+    return None
 
 
 # The words for a frame's element missing or empty: highdicom's "no element (0020,9056) StackID", its

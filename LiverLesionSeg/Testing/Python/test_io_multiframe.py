@@ -96,6 +96,18 @@ def test_frames_the_header_does_not_describe_are_told(hcc_006, tmp_path, damage,
         read_input_volume(path)
 
 
+def test_an_empty_spacing_between_slices_is_named(hcc_006, tmp_path):
+    """Found by `tools/damage_inputs.py --kind multiframe`, seed 38005: an empty SpacingBetweenSlices was
+    told in highdicom's words as "no element (0028,9110) PixelMeasuresSequence", which is there. (An
+    empty SliceThickness reads.)"""
+    def damage(ds):
+        ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].SpacingBetweenSlices = None
+    path = damaged_multiframe(hcc_006, tmp_path, damage)
+    with pytest.raises(InputError, match=r"ct\.dcm: cannot read the multi-frame image \(the frames' shared "
+                                         r"PixelMeasuresSequence holds an empty SpacingBetweenSlices\)"):
+        read_input_volume(path)
+
+
 @pytest.mark.parametrize("keyword", ["RescaleSlope", "RescaleIntercept"])
 def test_a_rescale_that_is_no_finite_number_is_refused(hcc_006, tmp_path, keyword):
     """Found by `tools/damage_inputs.py --kind multiframe`, seed 36001: a RescaleSlope of inf was told as
