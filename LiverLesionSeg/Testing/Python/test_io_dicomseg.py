@@ -393,8 +393,9 @@ def test_a_seg_whose_frames_and_header_disagree_is_told_so(case_0697_copy, damag
     made on this CT series"); one of whose frames' descriptions was removed is refused as the missing
     sequence was."""
     path = damaged_tumor_seg(case_0697_copy, damage)
-    with pytest.raises(InputError, match=rf"Tumor\.dcm: {told}"):
+    with pytest.raises(InputError, match=rf"Tumor\.dcm: {told}") as raised:
         read_seg_case(case_0697_copy)
+    assert raised.value.path == str(path)
 
 
 @pytest.mark.parametrize("kept, element", [(4000, r"\w+Sequence"), (-1000, "PixelData")])
