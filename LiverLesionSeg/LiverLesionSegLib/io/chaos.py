@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import GeometryError, InputError
+from ..errors import GeometryError, InputError, listed
 from ..volume import Case
 from .dicom import slice_indices
 from .dicom_files import dcmread
@@ -51,6 +51,13 @@ def read_chaos_case(folder: str | os.PathLike) -> Case:
     scan = scan_folder(folder / CT_FOLDER)
     series = [s for s in scan.series if s.modality.upper() not in NON_IMAGE_MODALITIES]
     if len(series) > 1:  # the masks pair with every image: one series' slices alone would shift the pairs
+        main, *others = sorted(series, key=lambda s: -len(s.files))
+        odd = sorted(path.name for s in others for path in s.files)
+        if len(odd) <= 2 < len(main.files):  # a damaged or edited UID, as the damage tool's seed 19116
+            raise InputError(f"holds {listed(odd)} under another SeriesInstanceUID than its other {len(main.files)} "
+                             f"images ({main.label}), where a CHAOS case holds one series, each of its images paired "
+                             "with a mask: those files' headers are damaged or were edited", folder / CT_FOLDER,
+                             "copy the case again from the CHAOS archive")
         raise InputError(f"holds {len(series)} series of images ({'; '.join(s.label for s in series)}), where a "
                          "CHAOS case holds one, each of its images paired with a mask", folder / CT_FOLDER,
                          "copy the case again from the CHAOS archive")
