@@ -34,8 +34,8 @@ from .itk_words import VOXELS_SHORT, itk_reason, metaimage_failure, reader_notes
 from .native_output import held_back
 from .regularize import mask_to_grid
 from .sheared import is_sheared, is_sheared_nifti_error, on_a_regular_grid, read_sheared_nifti, sheared_stack
-from .stored_bytes import (checked_meanwhile, nrrd_encoding_misstated, refuse_a_damaged_gzip, refuse_another_data_type,
-                           voxel_dtype, voxel_itemsize)
+from .stored_bytes import (checked_meanwhile, nrrd_encoding_misstated, refuse_a_damaged_gzip,
+                           refuse_a_missing_data_file, refuse_another_data_type, voxel_dtype, voxel_itemsize)
 
 LOG = logging.getLogger("LiverLesionSeg")
 T = TypeVar("T")
@@ -313,6 +313,7 @@ def _read_with_itk(path: Path) -> sitk.Image | Volume:
     MetaImage holds after it); a sheared NIfTI, which ITK refuses, as `_read_sheared` reads it."""
     if path.name.lower().endswith((".nii", ".nii.gz")):
         check_nifti_affine(path)  # ITK's reader hangs on some affines that nibabel reads at once
+    refuse_a_missing_data_file(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     _, exc, header_printed = _held_back(reader.ReadImageInformation)

@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Optional, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import InputError, first_line
+from ..errors import InputError, first_line, refuse_an_empty_file
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -208,6 +208,42 @@ def _nrrd_data(path: Path) -> tuple[Optional[str], Optional[Path], Optional[int]
     if named.startswith("LIST") or " " in named or "%" in named or not source.is_file():
         return None, None, None
     return header.get("encoding"), source, 0
+
+
+def refuse_a_missing_data_file(path: Path) -> None:
+    """Refuse a header (.nhdr, .mhd; or a .nrrd, .mha naming a data file) whose one data file is missing,
+    not a file, empty or unnamed,
+    naming it: ITK said "couldn't open "/…/ct.raw" (data file 1 of 1) for reading", "the data file its
+    header names (ElementDataFile) cannot be opened", or counted a folder's 0 bytes as voxels cut short
+    (found taking a header's data file away in turn)."""
+    name = _data_file_named(path)
+    if name is None:
+        return
+    one_file = "or export the image again as one file (.nrrd, .mha or .nii.gz)"
+    if not name.strip():
+        raise InputError("its header names no data file", path, f"give the header its data file's name, {one_file}")
+    source = path.parent / name
+    if not source.exists():
+        put = f"copy {name} beside {path.name}" if Path(name).name == name else f"put its data file at {source}"
+        raise InputError(f"its data file {name} is missing", path, f"{put}, {one_file}")
+    if not source.is_file():
+        raise InputError(f"its data file {name} is not a file", path, f"give the header its data file, {one_file}")
+    refuse_an_empty_file(source)
+
+
+def _data_file_named(path: Path) -> Optional[str]:
+    """The one data file a detached NRRD or MetaImage header names (as written, relative to its folder),
+    "" where the line names none; None for an image holding its own voxels, a list or pattern of data
+    files, or a header that cannot be read (its reader says why)."""
+    if path.suffix.lower() in (".mhd", ".mha"):
+        found = metaimage_header(path)
+        named = None if found is None else os.fsdecode(found[1][1])
+        return None if named is None or named in ("LOCAL", "LIST") or "%" in named else named
+    if path.suffix.lower() in (".nhdr", ".nrrd"):
+        read = nrrd_header(path)
+        named = None if read is None else read[0].get("data file", read[0].get("datafile"))
+        return named if isinstance(named, str) and not named.startswith("LIST") and "%" not in named else None
+    return None
 
 
 COMPRESSION_MAGICS = {b"\x1f\x8b": "gzip", b"BZh": "bzip2"}

@@ -906,7 +906,8 @@ def test_a_metaimage_of_no_voxel_spacing_is_read_with_1_mm_voxels_and_warned_of(
     ("DimSize", None, "cannot read the image header (the MetaImage reader finds no DimSize in its header)"),
     ("ElementType", None, "cannot read the image header (the MetaImage reader finds no ElementType in its header)"),
     ("ElementType", "MET_XXX", "cannot read the image header (its header names no voxel type the reader knows)"),
-    ("ElementDataFile", "missing.raw", "(the data file its header names (ElementDataFile) cannot be opened)"),
+    ("ElementDataFile", "missing.raw", "its data file missing.raw is missing. Copy missing.raw beside ct.mha, or "
+                                       "export the image again as one file"),  # was "(the data file its header …"
     ("CompressedData", "True", "(its compressed voxel data cannot be decompressed)"),
     ("TransformMatrix", "1 0 0 1 0 0 0 0 1", "cannot read the image header (its orientation (direction) gives a "
                                              "voxel axis no length, or lays the voxel axes in one plane). The file "
@@ -1087,3 +1088,31 @@ def test_a_label_map_its_header_scales_out_of_its_labels_says_so(small, tmp_path
         read_label_map(path, small)
     assert_one_line(exc, f"besides 0 background, 1 liver, 2 lesion, as its header scales its stored values "
                          f"(scl_slope {slope:g}, scl_inter {inter:g}). Write it again without a scaling")
+
+
+@pytest.mark.parametrize("suffix", [".nhdr", ".mhd"])
+@pytest.mark.parametrize("damage, told", [
+    ("removed", "{header}: its data file ct.raw is missing. Copy ct.raw beside {header}, or export the image again as "
+                "one file (.nrrd, .mha or .nii.gz)."),
+    ("emptied", "ct.raw: is an empty file (0 bytes)"),
+    ("a folder", "{header}: its data file ct.raw is not a file"),
+    ("unnamed", "{header}: its header names no data file")])
+def test_a_detached_header_without_its_data_file_names_it(small, tmp_path, suffix, damage, told):
+    """Found taking a detached header's data file away in turn: ITK's "couldn't open "/…/ct.raw" (data file
+    1 of 1) for reading" as the header's fault, "the data file its header names (ElementDataFile) cannot be
+    opened", or a folder's or an empty file's 0 bytes as voxels cut short."""
+    header = tmp_path / f"ct{suffix}"
+    write_sitk(small, header)
+    assert (tmp_path / "ct.raw").is_file()
+    if damage in ("removed", "a folder"):
+        (tmp_path / "ct.raw").unlink()
+        if damage == "a folder":
+            (tmp_path / "ct.raw").mkdir()
+    elif damage == "emptied":
+        (tmp_path / "ct.raw").write_bytes(b"")
+    else:
+        text = header.read_text()
+        header.write_text(re.sub(r"^(data file|ElementDataFile)( *[:=] *)ct\.raw$", r"\1\2", text, flags=re.M))
+    with pytest.raises(InputError) as exc:
+        read_image(header)
+    assert_one_line(exc, told.format(header=header.name))
