@@ -339,6 +339,9 @@ def refuse_a_damaged_gzip(path: Path) -> None:
     damage = gzip_damage(path)
     if damage is not None:
         _refuse_a_failed_check(path, ValueError(damage))
+        if damage.startswith("Not a gzipped file"):  # gzip's words, with the first bytes ("(b'hi')")
+            raise InputError("is named .gz but is not gzip-compressed (its first bytes are no gzip stream's): damaged, "
+                             "or another file under its name", path, "give the image as it was exported")
         raise InputError(f"the compressed file is damaged ({damage})", path, "export it again")
 
 

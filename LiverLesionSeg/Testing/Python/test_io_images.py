@@ -1116,3 +1116,13 @@ def test_a_detached_header_without_its_data_file_names_it(small, tmp_path, suffi
     with pytest.raises(InputError) as exc:
         read_image(header)
     assert_one_line(exc, told.format(header=header.name))
+
+
+def test_a_file_named_gz_that_is_not_gzip_says_so(tmp_path):
+    """A text (or another file) under a .nii.gz name was told in gzip's words, "the compressed file is damaged
+    (Not a gzipped file (b'he'))"; an uncompressed NIfTI so named is read as what it holds (above)."""
+    (tmp_path / "ct.nii.gz").write_text("hello, this is no image\n")
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / "ct.nii.gz")
+    assert_one_line(exc, "ct.nii.gz: is named .gz but is not gzip-compressed (its first bytes are no gzip stream's): "
+                         "damaged, or another file under its name. Give the image as it was exported.")
