@@ -81,16 +81,28 @@ def finite_loss_steps(history: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [s for s in steps if isinstance(s, Mapping) and is_finite_number(s.get("loss"))]
 
 
+def history_epochs(history: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The epochs of a training history (an edited one may hold null, or entries that are no epochs)."""
+    epochs = history.get("epochs")
+    return [e for e in epochs if isinstance(e, Mapping)] if isinstance(epochs, list) else []
+
+
+def has_validation_dice(history: Mapping[str, Any]) -> bool:
+    """Whether an epoch of `history` holds a validation Dice that is a finite number."""
+    return any(is_finite_number(e.get(key)) for e in history_epochs(history)
+               for key in ("val_lesion_dice", "val_liver_dice"))
+
+
 def plot_dice(history: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Validation lesion and liver Dice per epoch, dashed lines at cycle boundaries.
 
     Epochs without validation (None) leave gaps; a history without any is an `InputError`.
     """
     check_picture_path(path)
-    epochs = list(history.get("epochs") or [])
+    epochs = history_epochs(history)
     lesion = np.array([number_or_nan(e.get("val_lesion_dice")) for e in epochs], dtype=float)
     liver = np.array([number_or_nan(e.get("val_liver_dice")) for e in epochs], dtype=float)
-    if not (np.isfinite(lesion).any() or np.isfinite(liver).any()):
+    if not has_validation_dice(history):
         raise InputError("the training history holds no validation Dice",
                          hint="train with validation cases to get this plot")
     x = _positions([e.get("epoch") for e in epochs])

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, refuse_an_empty_file
 from ..io.atomic import output_folder
 from ..progress import JsonLinesProgress, Progress
 
@@ -43,6 +43,7 @@ def _history(source: Path):
     if source.is_dir() and (source / "history.json").is_file():
         source = source / "history.json"
     if source.suffix == ".json":
+        refuse_an_empty_file(source)
         try:
             history = json.loads(source.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -72,10 +73,10 @@ def _with_losses(history: dict, source: Path) -> dict:
 
 
 def _plot_history(history: dict, args: argparse.Namespace) -> list[Path]:
-    from ..plots import plot_dice, plot_loss
+    from ..plots import has_validation_dice, plot_dice, plot_loss
 
     written = [plot_loss(history, args.out / "loss.png", log_scale=args.log_scale)]
-    if any(e.get("val_lesion_dice") is not None for e in history.get("epochs", [])):
+    if has_validation_dice(history):  # (an epoch's Dice of null or text was taken for one, and refused late)
         written.append(plot_dice(history, args.out / "dice.png"))
     return written
 

@@ -214,3 +214,22 @@ def test_plot_of_a_history_without_a_finite_loss_names_the_file(steps, tmp_path,
     assert main(["plot", str(tmp_path / "history.json"), "--out", str(tmp_path / "p"), "--progress", "none"]) == 3
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"{tmp_path / 'history.json'}: the training history holds no step with a finite loss" in error
+
+
+@pytest.mark.parametrize("epochs", [None, [{"epoch": 1, "val_lesion_dice": "x"}], [None, "epoch 2"], 5],
+                         ids=["null", "a Dice of text", "not objects", "a number"])
+def test_plot_of_a_history_whose_epochs_are_edited_plots_the_loss_alone(epochs, tmp_path, capsys):
+    """Found changing each field of a run's history.json in turn: epochs of null ended in an internal error
+    ("'NoneType' object is not iterable"); a Dice of text was taken for validation, refused as "holds no
+    validation Dice" after loss.png was written."""
+    steps = [{"step": 1, "cycle": 1, "epoch": 1, "loss": 2.5}, {"step": 2, "cycle": 1, "epoch": 1, "loss": 2.1}]
+    (tmp_path / "history.json").write_text(json.dumps({"steps": steps, "epochs": epochs}))
+    assert main(["plot", str(tmp_path / "history.json"), "--out", str(tmp_path / "p"), "--progress", "none"]) == 0
+    assert sorted(path.name for path in (tmp_path / "p").iterdir()) == ["loss.png"]
+
+
+def test_plot_of_an_empty_history_file_says_it_is_empty(tmp_path, capsys):
+    (tmp_path / "history.json").write_bytes(b"")
+    assert main(["plot", str(tmp_path / "history.json"), "--out", str(tmp_path / "p"), "--progress", "none"]) == 3
+    assert f"{tmp_path / 'history.json'}: is an empty file (0 bytes)" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
