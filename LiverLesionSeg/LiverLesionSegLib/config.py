@@ -11,9 +11,10 @@ import json
 import math
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
-from .errors import InputError
+from .errors import InputError, refuse_an_empty_file
 
 MAX_CONTEXT_MM = 20.0  # neighbouring slices farther than this show other anatomy, not the slice's context
 
@@ -333,6 +334,7 @@ class Config:
 
     @classmethod
     def from_json_file(cls, path) -> "Config":
+        refuse_an_empty_file(Path(path), hint="give the settings file as it was written (config.json of a run)")
         try:
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)

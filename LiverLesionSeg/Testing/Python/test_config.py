@@ -28,6 +28,13 @@ def test_unknown_setting_is_named(tmp_path):
         Config.from_json_file(path)
 
 
+def test_an_empty_settings_file_is_told_so(tmp_path):
+    """It was "cannot read the configuration (Expecting value: line 1 column 1 (char 0))"."""
+    (tmp_path / "config.json").write_bytes(b"")
+    with pytest.raises(InputError, match=r"config\.json: is an empty file \(0 bytes\)"):
+        Config.from_json_file(tmp_path / "config.json")
+
+
 @pytest.mark.parametrize("options, named", [
     ([], "{config}: precision must be"),  # the file's own setting
     (["--weight-decay", "-1"], "{config} with --weight-decay: train.weight_decay"),  # an option on top of it
