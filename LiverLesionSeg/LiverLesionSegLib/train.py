@@ -88,6 +88,8 @@ def train(train_cases: list[PreparedCase], val_cases: list[PreparedCase], config
         if resume.optimizer_state:
             optimizer.load_state_dict(resume.optimizer_state)
         state.update({k: v for k, v in resume.state.items() if k in state})
+        resumed = state["history"]  # (a checkpoint's history may lack its steps or epochs: an edited one)
+        state["history"] = {"steps": list(resumed.get("steps", [])), "epochs": list(resumed.get("epochs", []))}
         if sorted(state["train_cases"]) != sorted(slices.names):
             log.warning("Resuming with other training cases than the checkpoint's (%s): the run will not repeat exactly.",
                         ", ".join(state["train_cases"]))

@@ -344,8 +344,9 @@ def load_cases(paths: list[str], validate: list[str], config: Config, progress: 
 
 
 def _plots(history: dict, out: Path) -> None:
-    from ..plots import plot_dice, plot_loss
+    from ..plots import finite_loss_steps, has_validation_dice, plot_dice, plot_loss
 
-    plot_loss(history, out / "loss.png")
-    if any(e.get("val_liver_dice") is not None for e in history["epochs"]):  # (lesions' where segmented)
+    if finite_loss_steps(history):  # (none where a finished run was resumed from a checkpoint without its history)
+        plot_loss(history, out / "loss.png")
+    if has_validation_dice(history):  # (lesions' where segmented)
         plot_dice(history, out / "dice.png")

@@ -55,6 +55,24 @@ def test_train_refuses_to_overwrite_a_run_and_resumes_it(run_dir, data_dir, caps
     assert code == 3 and "cannot change when resuming" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("history", [{}, None], ids=["empty", "missing"])
+def test_resuming_a_finished_run_from_a_checkpoint_without_its_history(run_dir, data_dir, tmp_path, history, capsys):
+    """Found changing each field of a checkpoint's training state in turn: nothing was left to train, and
+    the run ended in "the training history holds no step losses", exit 3, after its models were written."""
+    def without_history(metadata, meta):
+        meta["state"].pop("history")
+        if history is not None:
+            meta["state"]["history"] = history
+
+    checkpoint = bad_inputs.rewrite_checkpoint_metadata(run_dir / "last.safetensors", tmp_path / "last.safetensors",
+                                                        without_history)
+    code = main(["train", str(data_dir / "ircadb" / "3Dircadb1.17"), str(data_dir / "tace" / "RadCTTACEomics_0697"),
+                 "--validate", "RadCTTACEomics_0697", "--out", str(tmp_path / "resumed"), "--resume",
+                 str(checkpoint), "--progress", "none"])
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "resumed" / "model.safetensors").is_file() and not (tmp_path / "resumed" / "loss.png").exists()
+
+
 def test_evaluate_a_model_then_its_saved_predictions(run_dir, data_dir, tmp_path):
     case = str(data_dir / "tace" / "RadCTTACEomics_0697")
     code = main(["evaluate", case, "--model", str(run_dir / "model.safetensors"), "--out", str(tmp_path / "a"),

@@ -103,6 +103,23 @@ def test_resumed_run_continues_the_cycle_schedule_exactly(prepared, tmp_path):
     assert np.allclose([s["loss"] for s in a], [s["loss"] for s in b], atol=1e-5)
 
 
+@pytest.mark.parametrize("history", [{}, None], ids=["empty", "missing"])
+def test_a_checkpoint_without_its_history_resumes(prepared, tmp_path, history):
+    """Found changing each field of a checkpoint's training state in turn: a history of {}, which the
+    checkpoint's check lets pass, ended the resumed run in a KeyError ('steps'); one with no history
+    resumed, as it does still."""
+    config, train_case, _ = prepared
+    train([train_case], [], _short(config, cycles=1, epochs=1, slices=32), tmp_path)
+    checkpoint = load_checkpoint(tmp_path / LAST, with_optimizer=True)
+    if history is None:
+        del checkpoint.state["history"]
+    else:
+        checkpoint.state["history"] = history
+    checkpoint.config.train.cycles = 2
+    resumed = train([train_case], [], checkpoint.config, tmp_path, resume=checkpoint)
+    assert [s["step"] for s in resumed.history["steps"]] == [3, 4] and len(resumed.history["epochs"]) == 1
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(prepared, tmp_path):
     config, train_case, _ = prepared
     config = _short(config, cycles=2, epochs=1, slices=32)
