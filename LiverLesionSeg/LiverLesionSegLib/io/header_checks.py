@@ -297,6 +297,20 @@ def _check_metaimage_numbers(path: Path, header: bytes) -> None:
             what = ("a voxel side of 0 or less, or one that is not a number (ITK would read another)" if spacing else
                     "a value that is not a number (ITK would read it as 0)")
             raise GeometryError(f"its {field} '{said}' holds {what}", path, "write it again from the tool that made it")
+        needed = _numbers_needed(header, field)
+        if needed and len(numbers) == len(said.split()) and len(numbers) != needed:  # (damage tool, mha seed 39000:
+            # an Offset of "0" was read as the origin 0, 0, 0 without a word)
+            raise GeometryError(f"its {field} '{said}' holds {len(numbers)} number{'s' * (len(numbers) != 1)} where "
+                                f"its NDims asks for {needed}: one of the two lines is damaged", path,
+                                "write it again from the tool that made it")
+
+
+def _numbers_needed(header: bytes, field: str) -> Optional[int]:
+    """How many numbers a MetaImage header's `field` holds for its NDims (None where NDims is not told)."""
+    ndims = re.search(rb"^NDims *= *(\d+)[ \t]*\r?$", header, flags=re.M)
+    if ndims is None:
+        return None
+    return int(ndims[1]) ** (2 if field in ("TransformMatrix", "Rotation", "Orientation") else 1)
 
 
 def check_finite(path: Path, array: np.ndarray) -> None:

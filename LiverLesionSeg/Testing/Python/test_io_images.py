@@ -1126,3 +1126,16 @@ def test_a_file_named_gz_that_is_not_gzip_says_so(tmp_path):
         read_image(tmp_path / "ct.nii.gz")
     assert_one_line(exc, "ct.nii.gz: is named .gz but is not gzip-compressed (its first bytes are no gzip stream's): "
                          "damaged, or another file under its name. Give the image as it was exported.")
+
+
+@pytest.mark.parametrize("field, value, count, needed", [("Offset", "0", 1, 3), ("TransformMatrix", "1 0 0 0 1 0", 6, 9)])
+def test_a_metaimage_line_of_another_count_of_numbers_than_its_ndims_is_refused(small, tmp_path, field, value, count,
+                                                                                 needed):
+    """Found by `tools/damage_inputs.py --kind mha`, seed 39000: an Offset of "0" was read as the origin 0, 0, 0,
+    without a word (the lesion table's positions another image's). (An ElementSpacing of two numbers is
+    refused by ITK's reader, which then finds no DimSize.)"""
+    write_metaimage(small, tmp_path / "ct.mha", field, value)
+    with pytest.raises(GeometryError) as exc:
+        read_image(tmp_path / "ct.mha")
+    assert_one_line(exc, f"ct.mha: its {field} '{value}' holds {count} number{'s' * (count != 1)} where its NDims asks "
+                         f"for {needed}: one of the two lines is damaged")
