@@ -221,6 +221,10 @@ def _check_pixel_format(path: Path, ds: pydicom.Dataset) -> None:
         said = f"'{photometric}'" if photometric else "empty"
         raise InputError(f"its PhotometricInterpretation is {said}, where a slice of one sample per pixel, as a CT's "
                          "is, says MONOCHROME2", path, "the file is damaged or not a CT slice; export the series again")
+    bits = int_or_none(ds.get("BitsStored"))
+    if bits is not None and 0 < bits < 8:  # (damage tool, dicom seed 39024: a BitsStored of 1 read as a blank image)
+        raise InputError(f"its BitsStored is {bits}, where a CT stores 8 to 16 bits a pixel: the header is damaged",
+                         path, "export the series again")
     check_has_pixel_data(path, ds)
     for keyword in ("RescaleSlope", "RescaleIntercept"):
         if ds.get(keyword) not in (None, "") and numbers_of(ds, keyword, 1) is None:

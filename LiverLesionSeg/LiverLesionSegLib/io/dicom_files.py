@@ -230,6 +230,10 @@ def _index_pointing_nowhere(ds: pydicom.Dataset) -> Optional[str]:
         for keyword in ("DimensionIndexPointer", "FunctionalGroupPointer"):
             if keyword in index and index.get(keyword) in (None, ""):  # highdicom: "'None'"
                 return f"its DimensionIndexSequence item {number} has an empty {keyword}"
+        if pointer is not None and group is None and "FunctionalGroupPointer" not in index:  # (damage tool, seed
+            # 39000: highdicom's "no element (0020,0032) ImagePositionPatient", which the frames hold)
+            return (f"its DimensionIndexSequence item {number} has no FunctionalGroupPointer, so the functional group "
+                    f"holding its {_tag_name(pointer)} cannot be told")
         if pointer is None or group is None:
             continue
         lacking = [(n, lacks) for n, frame in enumerate(frames, start=1)

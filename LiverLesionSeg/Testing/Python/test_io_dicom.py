@@ -1333,3 +1333,14 @@ def test_an_end_slice_of_a_damaged_orientation_is_left_out_as_damaged(small_seri
     assert (f"left out 1 image(s) whose ImageOrientationPatient is missing or not two unit vectors at right angles "
             f"(a damaged header), e.g. {end}") in caplog.text
     assert "another orientation" not in caplog.text
+
+
+def test_a_ct_slice_stored_in_fewer_than_eight_bits_is_refused_as_a_damaged_header(small_series):
+    """Found by `tools/damage_inputs.py --kind dicom`, seed 39024: a BitsStored of 1, which pydicom applies to
+    plain pixel data, read every voxel as -1024 or -1023 ("its values span only -1.02e+03 to -1.02e+03"); a
+    JPEG-LS slice's decoder ignored it (seed 37030)."""
+    for path in small_series.iterdir():
+        edit(path, BitsStored=1)
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "its BitsStored is 1, where a CT stores 8 to 16 bits a pixel: the header is damaged")

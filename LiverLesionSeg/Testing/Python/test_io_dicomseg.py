@@ -398,6 +398,19 @@ def test_a_seg_whose_frames_and_header_disagree_is_told_so(case_0697_copy, damag
     assert raised.value.path == str(path)
 
 
+def test_a_seg_dimension_index_without_its_functional_group_pointer_is_named(case_0697_copy, seg_cases):
+    """Found by `tools/damage_inputs.py --kind seg`, seed 39000: highdicom's "no element (0020,0032)
+    ImagePositionPatient", which every frame holds."""
+    def damage(ds):
+        index = next(item for item in ds.DimensionIndexSequence if item.DimensionIndexPointer == 0x00200032)
+        del index.FunctionalGroupPointer
+    path = damaged_tumor_seg(case_0697_copy, damage)
+    with pytest.raises(InputError, match=r"Tumor\.dcm: cannot read the DICOM SEG \(its DimensionIndexSequence item \d "
+                                         r"has no FunctionalGroupPointer, so the functional group holding its "
+                                         r"\(0020,0032\) ImagePositionPatient cannot be told\)"):
+        read_segmentations([path], seg_cases["RadCTTACEomics_0697"].ct)
+
+
 @pytest.mark.parametrize("kept, element", [(4000, r"\w+Sequence"), (-1000, "PixelData")])
 def test_a_seg_cut_short_is_told_so(case_0697_copy, seg_cases, kept, element):
     """A SEG cut inside its header was read as far as it went and refused for what highdicom then missed;
