@@ -1128,7 +1128,8 @@ def test_a_file_named_gz_that_is_not_gzip_says_so(tmp_path):
                          "damaged, or another file under its name. Give the image as it was exported.")
 
 
-@pytest.mark.parametrize("field, value, count, needed", [("Offset", "0", 1, 3), ("TransformMatrix", "1 0 0 0 1 0", 6, 9)])
+@pytest.mark.parametrize("field, value, count, needed", [("Offset", "0", 1, 3),
+                                                          ("TransformMatrix", "1 0 0 0 1 0", 6, 9)])
 def test_a_metaimage_line_of_another_count_of_numbers_than_its_ndims_is_refused(small, tmp_path, field, value, count,
                                                                                  needed):
     """Found by `tools/damage_inputs.py --kind mha`, seed 39000: an Offset of "0" was read as the origin 0, 0, 0,

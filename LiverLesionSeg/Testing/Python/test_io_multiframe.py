@@ -303,7 +303,8 @@ def test_signed_values_declared_unsigned_are_read_as_written(hcc_006, tmp_path, 
      "frame 3's ImagePositionPatient (in PlanePositionSequence) is '[1.0, 2.0]' (3 numbers needed)"),
     ("PlaneOrientationSequence", "ImageOrientationPatient", "", "the frames' shared ImageOrientationPatient (in "
                                                                 "PlaneOrientationSequence) is empty or missing"),
-    ("PixelMeasuresSequence", "PixelSpacing", "", "the frames' shared PixelSpacing (in PixelMeasuresSequence) is empty or missing"),
+    ("PixelMeasuresSequence", "PixelSpacing", "", "the frames' shared PixelSpacing (in PixelMeasuresSequence) is "
+                                                  "empty or missing"),
     ("PlaneOrientationSequence", "ImageOrientationPatient", None, "the frames' shared ImageOrientationPatient (in "
                                                                   "PlaneOrientationSequence) is empty or missing"),
 ])
