@@ -447,8 +447,8 @@ def _scaling_of_labels(path: Path) -> str:
     with nib.openers.ImageOpener(str(path)) as opened:  # as stored: nibabel's image shows a NaN slope's intercept NaN
         header = nib.load(str(path)).header_class.from_fileobj(opened)
     slope, inter = float(header["scl_slope"]), float(header["scl_inter"])
-    if slope in (0, 1) and inter == 0 or math.isnan(slope) and math.isnan(inter):
-        return ""
+    if (math.isnan(slope) or slope in (0, 1)) and (math.isnan(inter) or inter == 0):  # (ITK adds an intercept
+        return ""  # beside a NaN slope: labels seed 37008)
     return f", as its header scales its stored values (scl_slope {slope:g}, scl_inter {inter:g})"
 
 

@@ -1140,3 +1140,17 @@ def test_a_metaimage_line_of_another_count_of_numbers_than_its_ndims_is_refused(
         read_image(tmp_path / "ct.mha")
     assert_one_line(exc, f"ct.mha: its {field} '{value}' holds {count} number{'s' * (count != 1)} where its NDims asks "
                          f"for {needed}: one of the two lines is damaged")
+
+
+def test_a_label_map_of_other_labels_without_a_scaling_is_not_said_to_scale(small, tmp_path):
+    """A NaN slope beside an intercept of 0 scales nothing: the labels are the map's own."""
+    labels = np.zeros(small.shape, np.uint8)
+    labels[2:5, 100:200, 100:200] = 13
+
+    def no_scaling(header):
+        header["scl_slope"], header["scl_inter"] = float("nan"), 0.0
+
+    path = bad_inputs.nifti_with_header(tmp_path / "labels.nii.gz", labels, no_scaling, small.ijk_to_ras())
+    with pytest.raises(InputError) as exc:
+        read_label_map(path, small)
+    assert_one_line(exc, "holds label(s) 13 besides 0 background, 1 liver, 2 lesion. Give a label map")
