@@ -102,7 +102,7 @@ def plot_dice(history: Mapping[str, Any], path: str | os.PathLike) -> Path:
     epochs = history_epochs(history)
     lesion = np.array([number_or_nan(e.get("val_lesion_dice")) for e in epochs], dtype=float)
     liver = np.array([number_or_nan(e.get("val_liver_dice")) for e in epochs], dtype=float)
-    if not has_validation_dice(history):
+    if not (np.isfinite(lesion).any() or np.isfinite(liver).any()):
         raise InputError("the training history holds no validation Dice",
                          hint="train with validation cases to get this plot")
     x = _positions([e.get("epoch") for e in epochs])

@@ -212,10 +212,9 @@ def _nrrd_data(path: Path) -> tuple[Optional[str], Optional[Path], Optional[int]
 
 def refuse_a_missing_data_file(path: Path) -> None:
     """Refuse a header (.nhdr, .mhd; or a .nrrd, .mha naming a data file) whose one data file is missing,
-    not a file, empty or unnamed,
-    naming it: ITK said "couldn't open "/…/ct.raw" (data file 1 of 1) for reading", "the data file its
-    header names (ElementDataFile) cannot be opened", or counted a folder's 0 bytes as voxels cut short
-    (found taking a header's data file away in turn)."""
+    not a file, empty or unnamed, naming it: ITK said "couldn't open "/…/ct.raw" (data file 1 of 1) for
+    reading", "the data file its header names (ElementDataFile) cannot be opened", or counted a folder's
+    0 bytes as voxels cut short (found taking a header's data file away in turn)."""
     name = _data_file_named(path)
     if name is None:
         return
