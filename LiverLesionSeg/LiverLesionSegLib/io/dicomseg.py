@@ -169,8 +169,9 @@ def read_seg_masks(path: Path, ct: Volume) -> dict[str, np.ndarray]:
             continue
         number = int(functional_group_item(fg, shared, "SegmentIdentificationSequence", path).ReferencedSegmentNumber)
         if number not in roles:  # left out, it was a liver's or a lesion's slice lost without a word
+            described = f"segments {', '.join(str(n) for n in roles)}" if roles else "it describes none"
             raise InputError(f"its frame {index + 1} is of segment {number}, which its SegmentSequence does not "
-                             f"describe (segments {', '.join(str(n) for n in roles)})", path,
+                             f"describe ({described})", path,
                              "the file is damaged; export the segmentation again")
         role = roles[number]
         if role is not None:

@@ -218,6 +218,14 @@ def test_a_frame_of_a_segment_not_described_is_refused(case_0697_copy, number):
         read_seg_case(case_0697_copy)
 
 
+def test_a_seg_whose_segment_sequence_is_empty_says_it_describes_none(case_0697_copy):
+    """Found by `tools/damage_inputs.py --kind seg`, seed 40007: "(segments )"."""
+    path = damaged_tumor_seg(case_0697_copy, lambda ds: setattr(ds, "SegmentSequence", []))
+    with pytest.raises(InputError, match=rf"{path.name}: its frame 1 is of segment 1, which its SegmentSequence does "
+                                         r"not describe \(it describes none\)"):
+        read_seg_case(case_0697_copy)
+
+
 @pytest.mark.parametrize("missing, told", [
     ("PlanePositionSequence", "frame 2 has no (0020,9113) PlanePositionSequence"),
     ("FrameContentSequence", "frame 2 has no FrameContentSequence, which the other frames hold"),
