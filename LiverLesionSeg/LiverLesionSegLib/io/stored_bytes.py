@@ -81,10 +81,18 @@ def metaimage_data(path: Path) -> Optional[tuple[Path, int, bool]]:
     if last[1] == b"LOCAL":
         source, start = path, last.end()
     else:
-        source, start = path.parent / os.fsdecode(last[1]), 0
-        if last[1] in (b"", b"LIST") or b"%" in last[1] or not source.is_file():
+        named = _metaimage_data_file(last)
+        if not named or not (path.parent / named).is_file():
             return None
+        source, start = path.parent / named, 0
     return source, start, bool(re.search(rb"^CompressedData *= *True", header, flags=re.M | re.I))
+
+
+def _metaimage_data_file(last: re.Match) -> Optional[str]:
+    """The one data file a MetaImage's ElementDataFile line (`metaimage_header`'s match) names, as
+    written ("" where it names none); None for LOCAL (the voxels follow the header), a LIST or a pattern."""
+    named = os.fsdecode(last[1])
+    return None if named in ("LOCAL", "LIST") or "%" in named else named
 
 
 def _inflated_length(fh, wbits: int, read: Optional[Callable[[bytes], None]] = None) -> tuple[int, bool]:
@@ -199,15 +207,24 @@ def _nrrd_data(path: Path) -> tuple[Optional[str], Optional[Path], Optional[int]
     if read is None:
         return None, None, None
     header, start = read
-    named = header.get("data file", header.get("datafile"))
-    if {"byte skip", "line skip"} & set(header) or (named is not None and not isinstance(named, str)):
+    detached = {"data file", "datafile"} & set(header)
+    if {"byte skip", "line skip"} & set(header):
         return None, None, None
-    if named is None:
+    if not detached:
         return header.get("encoding"), path, start
-    source = path.parent / named
-    if named.startswith("LIST") or " " in named or "%" in named or not source.is_file():
+    named = _nrrd_data_file(header)
+    if not named or not (path.parent / named).is_file():
         return None, None, None
-    return header.get("encoding"), source, 0
+    return header.get("encoding"), path.parent / named, 0
+
+
+def _nrrd_data_file(header: dict) -> Optional[str]:
+    """The one data file a NRRD header names, as written ("" where its line names none); None where it
+    names none (the voxels follow the header), a list or a pattern of data files ("ct.%03d.raw 1 8 1")."""
+    named = header.get("data file", header.get("datafile"))
+    if not isinstance(named, str) or named.startswith("LIST") or " " in named or "%" in named:
+        return None
+    return named
 
 
 def refuse_a_missing_data_file(path: Path) -> None:
@@ -236,12 +253,10 @@ def _data_file_named(path: Path) -> Optional[str]:
     files, or a header that cannot be read (its reader says why)."""
     if path.suffix.lower() in (".mhd", ".mha"):
         found = metaimage_header(path)
-        named = None if found is None else os.fsdecode(found[1][1])
-        return None if named is None or named in ("LOCAL", "LIST") or "%" in named else named
+        return None if found is None else _metaimage_data_file(found[1])
     if path.suffix.lower() in (".nhdr", ".nrrd"):
         read = nrrd_header(path)
-        named = None if read is None else read[0].get("data file", read[0].get("datafile"))
-        return named if isinstance(named, str) and not named.startswith("LIST") and "%" not in named else None
+        return None if read is None else _nrrd_data_file(read[0])
     return None
 
 
