@@ -46,7 +46,8 @@ class SliceStore:
         needed = sum(array.nbytes for array in _arrays(case))
         free = shutil.disk_usage(self.folder).free
         if needed + self.checkpoint_room > free:
-            raise self._no_room(case, f"they need about {size_text(needed)} more, and {size_text(free)} is free")
+            raise self._no_room(case, f"they need about {size_text(needed)}, and {size_text(self.checkpoint_room)} "
+                                      f"more is kept for the run's checkpoints; {size_text(free)} is free")
         number = len(self.kept)
         case.views = [View(self._write(view.stack, f"{number:06d}-{v}-slices.npy", case),
                            self._write(view.targets, f"{number:06d}-{v}-targets.npy", case), view.slice_spacing_mm)

@@ -98,7 +98,8 @@ def test_a_disk_without_room_for_a_case_and_the_checkpoints_is_refused_before_wr
     files = set((tmp_path / "store").iterdir())
     store.checkpoint_room = shutil.disk_usage(tmp_path).free
     with pytest.raises(ResourceError, match=r"the slices of case a cannot be kept on disk in the run folder: "
-                                            r"they need about 384 KiB more, and [\d.]+ [GM]iB is free\. Free some "
+                                            r"they need about 384 KiB, and [\d.]+ [GM]iB more is kept for the run's "
+                                            r"checkpoints; [\d.]+ [GM]iB is free\. Free some "
                                             r"disk space, .* \(the slices of the cases read before take 384 KiB\)"):
         store.keep(case)
     assert set((tmp_path / "store").iterdir()) == files and not isinstance(case.views[0].stack, np.memmap)
