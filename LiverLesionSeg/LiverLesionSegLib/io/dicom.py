@@ -207,6 +207,17 @@ def _check_pixel_format(path: Path, ds: pydicom.Dataset) -> None:
     if sop_class.startswith(SECONDARY_CAPTURE_PREFIX):
         raise InputError("a secondary capture image (a screenshot), not a CT slice", path,
                          "give the original CT series")
+    check_pixel_layout(path, ds)
+    check_has_pixel_data(path, ds)
+    for keyword in ("RescaleSlope", "RescaleIntercept"):
+        if ds.get(keyword) not in (None, "") and numbers_of(ds, keyword, 1) is None:
+            raise InputError(f"has an unusable {keyword} ({ds.get(keyword)!s:.60})", path,
+                             "the file is damaged or was edited; export the series again")
+
+
+def check_pixel_layout(path: Path, ds: pydicom.Dataset) -> None:
+    """Refuse a header whose pixels cannot be a CT's grey values: colour, or bits no CT stores (a damaged
+    header, told before the decoder meets it in its own words, or reads it as another image)."""
     samples = int_or_none(ds.get("SamplesPerPixel"))
     samples = 1 if samples is None else samples  # (none, or empty: pydicom's decoder names it as missing)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
@@ -221,15 +232,17 @@ def _check_pixel_format(path: Path, ds: pydicom.Dataset) -> None:
         said = f"'{photometric}'" if photometric else "empty"
         raise InputError(f"its PhotometricInterpretation is {said}, where a slice of one sample per pixel, as a CT's "
                          "is, says MONOCHROME2", path, "the file is damaged or not a CT slice; export the series again")
-    bits = int_or_none(ds.get("BitsStored"))
+    allocated, bits = int_or_none(ds.get("BitsAllocated")), int_or_none(ds.get("BitsStored"))
+    if allocated is not None and allocated not in (8, 16, 32):  # (damage tool, multiframe seed 41002: 64 ended in
+        # highdicom's "'_CombinedPixelTransform' object has no attribute ..."; 24 was told in NumPy's words)
+        raise InputError(f"its BitsAllocated is {allocated}, where an image of grey values allocates 8, 16 or 32 bits "
+                         "a pixel: the header is damaged", path, "export the series again")
     if bits is not None and 0 < bits < 8:  # (damage tool, dicom seed 39024: a BitsStored of 1 read as a blank image)
         raise InputError(f"its BitsStored is {bits}, where a CT stores 8 to 16 bits a pixel: the header is damaged",
                          path, "export the series again")
-    check_has_pixel_data(path, ds)
-    for keyword in ("RescaleSlope", "RescaleIntercept"):
-        if ds.get(keyword) not in (None, "") and numbers_of(ds, keyword, 1) is None:
-            raise InputError(f"has an unusable {keyword} ({ds.get(keyword)!s:.60})", path,
-                             "the file is damaged or was edited; export the series again")
+    if bits is not None and allocated and bits > allocated:  # (a multi-frame image was read without a word)
+        raise InputError(f"its BitsStored ({bits}) is more than its BitsAllocated ({allocated}): the header is damaged",
+                         path, "export the series again")
 
 
 def _check_series_fits(first: pydicom.Dataset, count: int, where: Path) -> None:

@@ -116,6 +116,15 @@ def pydicom_fault(exc: BaseException) -> str:
     character fails Python's codec lookup ("embedded null character"); else its own words."""
     if isinstance(exc, ValueError) and "embedded null character" in str(exc):
         return "its SpecificCharacterSet holds a null character, so the character set of its text cannot be told"
+    wrong_length = re.search(r"with length (\d+) and struct format .* bytes per value of (\d+)\. This occurred while "
+                             r"trying to parse \((\w{4}),(\w{4})\) according to VR '(\w+)'", str(exc), flags=re.S)
+    if isinstance(exc, BytesLengthException) and wrong_length:  # (its words hold the raw bytes of the header that
+        # follows: damage tool, ircadb seed 41022, a FileMetaInformationGroupLength 249 bytes long)
+        length, size, group, element, vr = wrong_length.groups()
+        tag = pydicom.tag.Tag(int(group, 16), int(element, 16))
+        name = pydicom.datadict.keyword_for_tag(tag) or "an element"
+        return (f"its {name} {tag} is {length} bytes long, no whole number of its values of {size} bytes ({vr}): "
+                "its length is damaged")
     return first_line(exc)
 
 
@@ -132,7 +141,7 @@ def header_values(where: str | os.PathLike):
     try:
         yield
     except HEADER_ERRORS as exc:
-        raise InputError(f"has a header value that cannot be used ({first_line(exc)})", where,
+        raise InputError(f"has a header value that cannot be used ({pydicom_fault(exc)})", where,
                          "the file is damaged or was edited; export it again") from None
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import GeometryError, InputError
 from ..volume import Volume
-from .dicom import LEAST_HU, MOST_HU, check_stack, refuse_an_unusable_rescale
+from .dicom import LEAST_HU, MOST_HU, check_pixel_layout, check_stack, refuse_an_unusable_rescale
 from .dicom_files import (check_a_description_for_each_frame, check_coded_size, check_has_pixel_data,
                           check_no_surplus_frames, decoding, empty_sequence_needed, reading_fault, unusable_plane_value)
 
@@ -37,6 +37,7 @@ def read_multiframe_ct(path: Path, frames: int, label: str) -> Volume:
         raise InputError(f"cannot read the multi-frame image ({empty})", path,
                          "the file may be truncated or damaged; export the series again")
     check_a_description_for_each_frame(path, image, frames, "the file is damaged; export the series again")
+    check_pixel_layout(path, image)
     check_has_pixel_data(path, image)
     refuse_an_unusable_rescale(image, path)
     check_coded_size(path, image)

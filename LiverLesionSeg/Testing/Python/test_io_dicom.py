@@ -544,14 +544,14 @@ def test_an_empty_image_position_is_told_as_empty(small_series):
     assert_one_line(exc, "slice 103 has an empty ImagePositionPatient. The file is damaged or was edited")
 
 
-@pytest.mark.parametrize("keyword, value, held", [("Rows", 64, "8 times the 65536"),
-                                                  ("BitsAllocated", 8, "2 times the 262144")])
-def test_a_slice_whose_header_gives_a_fraction_of_its_pixels_is_refused(small_series, keyword, value, held):
+@pytest.mark.parametrize("edits, held", [({"Rows": 64}, "8 times the 65536"),
+                                         ({"BitsAllocated": 8, "BitsStored": 8}, "2 times the 262144")])
+def test_a_slice_whose_header_gives_a_fraction_of_its_pixels_is_refused(small_series, edits, held):
     """Found by `tools/damage_inputs.py --kind dicom` (seed 28016: every slice's Rows made 64): pydicom
     read each uncompressed 512-row slice as 8 frames of 64 rows, and the series was refused as "expected a
     3-D image, got 4-D of shape (8, 8, 64, 512)"."""
     for path in small_series.iterdir():  # every slice, as the damage did (one alone is of another size too)
-        edit(path, **{keyword: value})
+        edit(path, **edits)
     with pytest.raises(InputError) as exc:
         read_ct_folder(small_series)
     assert_one_line(exc, f": its pixel data holds 524288 bytes, {held}", "the header is damaged")
@@ -652,6 +652,21 @@ def test_a_character_set_holding_a_null_character_is_named(small_series):
     assert_one_line(exc, "slice 103", "its SpecificCharacterSet holds a null character")
 
 
+def test_an_element_length_that_fits_no_whole_value_is_named(small_series):
+    """Found by `tools/damage_inputs.py --kind ircadb` (seed 41022): a FileMetaInformationGroupLength whose
+    length was damaged was told in pydicom's words, which print the raw bytes of the header after it
+    ("Expected total bytes to be an even multiple of bytes per value. Instead received b'\\xce\\x00…")."""
+    path = small_series / "slice 103"
+    data = path.read_bytes()
+    assert data.count(b"\x02\x00\x00\x00UL\x04\x00") == 1
+    path.write_bytes(data.replace(b"\x02\x00\x00\x00UL\x04\x00", b"\x02\x00\x00\x00UL\xf9\x00"))
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, "slice 103", "(its FileMetaInformationGroupLength (0002,0000) is 249 bytes long, no whole "
+                    "number of its values of 4 bytes (UL): its length is damaged)")
+    assert "\\x" not in str(exc.value)
+
+
 @pytest.mark.parametrize("held", [262144, 0, 262143])
 def test_pixel_data_cut_short_is_told_in_bytes(small_series, held):
     """Found by the damage tool: half a slice's pixel data, none, or an odd count of bytes were told in
@@ -668,7 +683,7 @@ def test_pixel_data_cut_short_is_told_in_bytes(small_series, held):
 
 
 @pytest.mark.parametrize("element, value, told", [
-    ("BitsAllocated", 17, "A (0028,0100) 'Bits Allocated' value of '17' is invalid"),
+    ("BitsAllocated", 17, "its BitsAllocated is 17, where an image of grey values allocates 8, 16 or 32 bits"),
     ("PixelRepresentation", 12, "A (0028,0103) 'Pixel Representation' value of '12' is invalid, it must be 0 or 1")])
 def test_a_header_fault_is_not_told_as_pixel_data_cut_short(small_series, element, value, told):
     """A damaged PixelRepresentation (damage_inputs --kind dicom, seed 31004) was "cannot decode the
@@ -676,7 +691,8 @@ def test_a_header_fault_is_not_told_as_pixel_data_cut_short(small_series, elemen
     edit(small_series / "slice 103", **{element: value})
     with pytest.raises(InputError) as exc:
         read_ct_folder(small_series)
-    assert_one_line(exc, "slice 103", f"its header's description of its pixel data is damaged ({told}")
+    assert_one_line(exc, "slice 103", told if element == "BitsAllocated" else
+                    f"its header's description of its pixel data is damaged ({told}")
     assert "truncated" not in str(exc.value)
 
 
@@ -1333,6 +1349,21 @@ def test_an_end_slice_of_a_damaged_orientation_is_left_out_as_damaged(small_seri
     assert (f"left out 1 image(s) whose ImageOrientationPatient is missing or not two unit vectors at right angles "
             f"(a damaged header), e.g. {end}") in caplog.text
     assert "another orientation" not in caplog.text
+
+
+@pytest.mark.parametrize("bits, told", [
+    (24, "its BitsAllocated is 24, where an image of grey values allocates 8, 16 or 32 bits a pixel: the header is "
+         "damaged"),
+    (64, "its BitsAllocated is 64, where")])
+def test_a_ct_slice_allocating_bits_no_image_of_grey_values_does_is_refused_as_a_damaged_header(small_series, bits,
+                                                                                               told):
+    """24 was told in NumPy's words ("The data type 'i3' needed to contain the pixel data is not supported
+    by NumPy"), 64 as pixel data cut short (a multi-frame image's, damage tool seed 41002, in highdicom's)."""
+    for path in small_series.iterdir():
+        edit(path, BitsAllocated=bits)
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert told in str(exc.value) and "/slice 10" in str(exc.value)
 
 
 def test_a_ct_slice_stored_in_fewer_than_eight_bits_is_refused_as_a_damaged_header(small_series):

@@ -101,14 +101,21 @@ def _infinite(ds, keyword: str) -> None:
      r"cannot read the multi-frame image \(the frames' shared PixelMeasuresSequence holds an empty "
      r"SpacingBetweenSlices\)"),
     (lambda ds: _infinite(ds, "RescaleSlope"), r"has an unusable RescaleSlope \(inf\)\. The file is damaged or was"),
-    (lambda ds: _infinite(ds, "RescaleIntercept"), r"has an unusable RescaleIntercept \(inf\)")],
-    ids=["a frame's groups removed", "Rows", "SpacingBetweenSlices empty", "slope inf", "intercept inf"])
+    (lambda ds: _infinite(ds, "RescaleIntercept"), r"has an unusable RescaleIntercept \(inf\)"),
+    (lambda ds: setattr(ds, "BitsAllocated", 64),
+     r"its BitsAllocated is 64, where an image of grey values allocates 8, 16 or 32 bits a pixel: the header is "
+     r"damaged"),
+    (lambda ds: setattr(ds, "BitsStored", 17), r"its BitsStored \(17\) is more than its BitsAllocated \(16\)")],
+    ids=["a frame's groups removed", "Rows", "SpacingBetweenSlices empty", "slope inf", "intercept inf",
+         "BitsAllocated 64", "BitsStored 17"])
 def test_a_damaged_header_is_told_as_such(hcc_006, tmp_path, damage, told):
     """Found by `tools/damage_inputs.py --kind multiframe`: one frame's functional groups removed (seed
     37010) was told as "slice positions jump … so a slice is missing"; a Rows damaged is told as a
     single-frame slice's is; an empty SpacingBetweenSlices (seed 38005) in highdicom's words, "no element
     (0028,9110) PixelMeasuresSequence", which is there (an empty SliceThickness reads); a RescaleSlope of
-    inf (seed 36001) as "52 % of its voxels lie above 4000 …: its values are not Hounsfield units"."""
+    inf (seed 36001) as "52 % of its voxels lie above 4000 …: its values are not Hounsfield units"; a
+    BitsAllocated of 64 (seed 41002) in highdicom's internal words ("'_CombinedPixelTransform' object has
+    no attribute 'input_dtype'"), and a BitsStored over BitsAllocated was read without a word."""
     path = damaged_multiframe(hcc_006, tmp_path, damage)
     with pytest.raises(InputError, match=rf"ct\.dcm: {told}"):
         read_input_volume(path)
@@ -143,7 +150,7 @@ def test_a_frame_without_its_position_is_named(hcc_006, tmp_path, frame):
      "cannot read the multi-frame image (its PixelValueTransformationSequence (in SharedFunctionalGroupsSequence "
      "item 1) is empty, where an item is needed)"),
     (lambda ds: setattr(ds["PhotometricInterpretation"], "value", None),
-     "its header's description of its pixel data is damaged (Unknown (0028,0004) 'Photometric Interpretation'"),
+     "its PhotometricInterpretation is empty, where a slice of one sample per pixel, as a CT's is, says MONOCHROME2"),
     (lambda ds: setattr(ds["SOPClassUID"], "value", None), "cannot read the multi-frame image (no SOPClassUID)")],
     ids=["rescale sequence emptied", "PhotometricInterpretation emptied", "SOPClassUID emptied"])
 def test_an_emptied_value_is_told_in_words(hcc_006, tmp_path, damage, told):
@@ -170,7 +177,7 @@ def test_a_frame_lacking_an_element_the_others_hold_is_named(hcc_006, tmp_path, 
 
 
 @pytest.mark.parametrize("damage, told", [
-    ("BitsAllocated 0", "A (0028,0100) 'Bits Allocated' value of '0' is invalid"),
+    ("BitsAllocated 0", "its BitsAllocated is 0, where an image of grey values allocates 8, 16 or 32 bits a pixel"),
     ("no BitsAllocated", "Missing required element: (0028,0100) 'Bits Allocated'"),  # seed 32023
     ("cut", "its pixel data holds 1048576 of the 4194304 bytes its 8 frames of 512 x 512 need"),
     ("no PixelData", None)])
@@ -198,6 +205,8 @@ def test_pixel_data_that_cannot_be_decoded_is_told_in_pydicoms_words_made_plain(
         assert str(exc.value) == f"{path}: has no pixel data (a truncated file?). Export the series again."
     elif damage == "cut":
         assert f"ct.dcm: cannot decode the pixel data ({told}" in str(exc.value)
+    elif damage == "BitsAllocated 0":
+        assert f"ct.dcm: {told}: the header is damaged" in str(exc.value)
     else:  # the header is damaged, not the pixel data
         assert f"ct.dcm: its header's description of its pixel data is damaged ({told}" in str(exc.value)
 
