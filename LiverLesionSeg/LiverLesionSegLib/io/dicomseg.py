@@ -59,6 +59,10 @@ def read_dicom_masks(path: Path, ct: Volume) -> dict[str, np.ndarray]:
     return read_seg_masks(path, ct)
 
 
+# DICOM's Segmentation and Label Map Segmentation Storage, the two highdicom reads
+SEG_CLASSES = (pydicom.uid.SegmentationStorage, "1.2.840.10008.5.1.4.1.1.66.7")
+
+
 def _check_seg_header(path: Path) -> None:
     """Refuse a file that is not a DICOM SEG by its header (it is not an RT structure set either), or
     whose header cannot be read: each was told as a SEG that highdicom could not read."""
@@ -73,13 +77,19 @@ def _check_seg_header(path: Path) -> None:
     except Exception as exc:
         raise InputError(f"damaged or truncated DICOM file ({pydicom_fault(exc)})", path,
                          "export the segmentation again") from None
+    kind = pydicom.uid.UID(sop_class).name.removesuffix(" Storage")
+    shown = re.split(r"[^ -~]", sop_class)[0][:64]  # up to a byte of the next element (a damaged length)
+    shown += "…" if shown != sop_class else ""
+    if modality == "SEG" and sop_class not in SEG_CLASSES:  # (damage tool, seg seed 41012: highdicom's "Dataset
+        # is not a Segmentation.", told as a SEG that may be truncated)
+        said = (f"its SOP class is {kind}" if kind != sop_class else f"its SOPClassUID is {shown}") if shown else \
+            "it has no SOPClassUID"
+        raise InputError(f"has Modality SEG, though {said}: its header is damaged or was edited", path,
+                         "export the segmentation again")
     if modality != "SEG" and sop_class != pydicom.uid.SegmentationStorage:
-        kind = pydicom.uid.UID(sop_class).name.removesuffix(" Storage")
         if kind != sop_class and modality.upper() not in LABEL_MODALITIES:  # a whole object of another kind
             raise InputError(f"is a DICOM {kind} object{f' (Modality {modality})' if modality else ''}, not a "
                              "segmentation", path, "give the segmentation's DICOM SEG or RTSTRUCT file")
-        shown = re.split(r"[^ -~]", sop_class)[0][:64]  # up to a byte of the next element (a damaged length)
-        shown += "…" if shown != sop_class else ""
         raise InputError(f"is neither a DICOM SEG nor an RT structure set: its header gives "
                          f"{f'Modality {modality}' if modality else 'no Modality'} and "
                          f"{f'SOPClassUID {shown}' if shown else 'no SOPClassUID'}", path,

@@ -1,9 +1,9 @@
 """What a DICOM SEG lacks that DICOM requires but where its segments lie does not need: how a segment
 was made (SegmentAlgorithmType, the algorithm's family, name and version), its category, one of its
-label and coded type where the other names it, and the UIDs of a source image it refers to (the
-frames are placed by their positions, not by their sources). highdicom refuses such a file
-("Dataset does not have required attribute 'SegmentAlgorithmType'"), and a clinic's segmentation
-was lost for a missing line of provenance. They are mended in memory (never written) before
+label and coded type where the other names it, whole codes of the anatomy it lies in, and the UIDs of
+a source image it refers to (the frames are placed by their positions, not by their sources).
+highdicom refuses such a file ("Dataset does not have required attribute 'SegmentAlgorithmType'"), and
+a clinic's segmentation was lost for a missing line of provenance. They are mended in memory (never written) before
 highdicom reads the file, with a warning naming what was missing."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ LOG = logging.getLogger("LiverLesionSeg")
 ALGORITHM_VALUES = ("AlgorithmName", "AlgorithmVersion")
 CODE_VALUES = ("CodeValue", "LongCodeValue", "URNCodeValue")
 REFERENCE_UIDS = ("ReferencedSOPClassUID", "ReferencedSOPInstanceUID")
+ANATOMY_CODES = ("AnatomicRegionSequence", "PrimaryAnatomicStructureSequence")
 
 
 def mend_what_masks_do_not_need(ds: pydicom.Dataset, path: Path) -> None:
@@ -60,6 +61,12 @@ def _mend_segment(item: Dataset) -> list[str]:
     if not _is_one_whole_code(item.get("SegmentedPropertyCategoryCodeSequence")):
         item.SegmentedPropertyCategoryCodeSequence = [_not_given_code()]
         missing.append("SegmentedPropertyCategoryCodeSequence")
+    for keyword in ANATOMY_CODES:  # where in the body, in words: the frames' positions place the segment
+        codes = item.get(keyword)
+        if codes is not None and not all(map(_is_whole, codes)):  # (damage tool, seg seed 41027: highdicom's
+            # "Dataset does not contain the following attribute required for coded concepts")
+            del item[keyword]
+            missing.append(f"a whole {keyword}")
     label, types = item.get("SegmentLabel"), item.get("SegmentedPropertyTypeCodeSequence")
     if label is None and _is_one_whole_code(types):  # named by its coded type, as highdicom would show it
         item.SegmentLabel = types[0].CodeMeaning

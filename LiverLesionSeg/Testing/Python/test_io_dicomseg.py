@@ -327,14 +327,19 @@ def _code_without_meaning() -> pydicom.Dataset:
      "a whole SegmentedPropertyTypeCodeSequence"),
     (lambda item: _with_algorithm_family(item, []), "a whole SegmentationAlgorithmIdentificationSequence"),
     (lambda item: _with_algorithm_family(item, [_code_without_meaning()]),
-     "a whole SegmentationAlgorithmIdentificationSequence")],
+     "a whole SegmentationAlgorithmIdentificationSequence"),
+    (lambda item: setattr(item, "AnatomicRegionSequence", [_code_without_meaning()]), "a whole AnatomicRegionSequence"),
+    (lambda item: setattr(item, "PrimaryAnatomicStructureSequence", [_code_without_meaning()]),
+     "a whole PrimaryAnatomicStructureSequence")],
     ids=["algorithm type", "category", "empty category", "label", "type", "type's meaning", "algorithm family",
-         "algorithm family's meaning"])
+         "algorithm family's meaning", "anatomic region's meaning", "anatomic structure's meaning"])
 def test_a_seg_lacking_provenance_it_does_not_need_is_read_with_a_warning(case_0697_copy, seg_cases, caplog, damage,
                                                                           lacks):
     """highdicom refused a SEG lacking what DICOM requires of a segment but where it lies does not need
     ("Dataset does not have required attribute 'SegmentAlgorithmType'"; damage_inputs --kind seg,
-    seed 32001: the algorithm's family): a clinic's segmentation lost for a line of provenance."""
+    seed 32001: the algorithm's family; seed 41027: its anatomic region's CodingSchemeDesignator, "Dataset
+    does not contain the following attribute required for coded concepts"): a clinic's segmentation lost
+    for a line of provenance."""
     path = damaged_tumor_seg(case_0697_copy, lambda ds: damage(ds.SegmentSequence[0]))
     with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
         case = read_seg_case(case_0697_copy)
@@ -528,7 +533,12 @@ def test_a_labelmap_seg_each_pixel_its_segments_number(case_0697_copy, data_dir)
     ("a length damaged", "is neither a DICOM SEG nor an RT structure set: its header gives no Modality and "
                          "SOPClassUID 1.2.840.10008.5.1.4.1.1.66.4…"),
     ("no header elements", "is neither a DICOM SEG nor an RT structure set: its header gives no Modality and no "
-                           "SOPClassUID. Give")])
+                           "SOPClassUID. Give"),
+    # damage_inputs --kind seg, seed 41012: "cannot read the DICOM SEG (Dataset is not a Segmentation.). The file
+    # may be truncated or not a valid SEG"
+    ("a SEG of an MR's SOP class", "has Modality SEG, though its SOP class is MR Image: its header is damaged or was "
+                                   "edited. Export the segmentation again."),
+    ("a SEG without its SOP class", "has Modality SEG, though it has no SOPClassUID: its header is damaged")])
 def test_a_dcm_file_that_is_no_readable_seg_says_what_it_is(case_0697_copy, seg_cases, data_dir, given, told):
     """Found by `tools/damage_inputs.py --kind rtstruct` (seeds 26020, 26051: header bytes of an RT
     structure set damaged): any .dcm that was not an RT structure set by its header was read as a SEG,
@@ -544,6 +554,10 @@ def test_a_dcm_file_that_is_no_readable_seg_says_what_it_is(case_0697_copy, seg_
         shutil.copy(case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm", path)
     elif given == "text":
         path.write_text("liver\n")
+    elif given.startswith("a SEG "):
+        edit(case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm",
+             SOPClassUID=pydicom.uid.MRImageStorage if "MR" in given else None)
+        shutil.copy(case_0697_copy / "31_EQP_Ax5.00mm_ManualROI_Tumor.dcm", path)
     elif given == "a VR damaged":  # Modality's VR, CS
         assert seg.count(b"\x08\x00\x60\x00CS") == 1
         path.write_bytes(seg.replace(b"\x08\x00\x60\x00CS", b"\x08\x00\x60\x00CF"))
