@@ -68,7 +68,7 @@ def read_mask_folder(folder: Path, ct: Volume) -> np.ndarray:
     """A folder of mask slices (any non-zero value is inside) as a uint8 0/1 array on `ct`'s grid; a CT
     slice without its mask slice is read as empty, with a warning."""
     mask = np.zeros(ct.shape, np.uint8)
-    filled, complaints = {}, []
+    filled, complaints, slices_holding, voxels_of = {}, [], {}, {}
     for path in list_files(folder):
         ds = read_dataset_if_dicom(path)
         if ds is None:
@@ -85,8 +85,14 @@ def read_mask_folder(folder: Path, ct: Volume) -> np.ndarray:
             raise GeometryError(f"mask slices {filled[k].name} and {path.name} lie on the same CT slice {k}", folder,
                                 "remove the duplicate file")
         filled[k] = path
-        mask[k] = pixels > 0
+        inside = pixels > 0
+        mask[k] = inside
+        values = pixels[inside]
+        for value in {int(values.min()), int(values.max())} if values.size else ():
+            slices_holding.setdefault(value, []).append(path.name)
+            voxels_of[value] = voxels_of.get(value, 0) + int(np.count_nonzero(values == value))
     tell_decoder_complaints(folder, complaints)
+    _tell_odd_values(folder, slices_holding, voxels_of)
     if not filled:
         raise InputError("no DICOM mask slices found", folder, "give a complete 3D-IRCADb-01 case")
     missing = sorted(set(range(ct.shape[0])) - set(filled))
@@ -95,3 +101,19 @@ def read_mask_folder(folder: Path, ct: Volume) -> np.ndarray:
                     "if files were lost, copy the case again", folder, len(filled), ct.shape[0],
                     "slice" if len(missing) == 1 else "slices", listed(missing), folder.name)
     return mask
+
+
+def _tell_odd_values(folder: Path, slices_holding: dict[int, list[str]], voxels_of: dict[int, int]) -> None:
+    """Warn of mask slices holding other non-zero values than the mask's (the one most voxels hold, 255
+    in every 3D-IRCADb-01 mask): a bit flipped or a byte changed in a mask's pixels, read without a word
+    before (damage tool, ircadb seed 41006)."""
+    if len(slices_holding) < 2:
+        return
+    usual = max(voxels_of, key=voxels_of.get)
+    odd = sorted({name for value, names in slices_holding.items() if value != usual for name in names})
+    values = ", ".join(str(value) for value in sorted(slices_holding) if value != usual)
+    one = len(odd) == 1
+    LOG.warning("%s: %s %s hold%s the value(s) %s besides 0 and %d, the mask's: bytes of %s pixels may be damaged; "
+                "every voxel not 0 is read as inside %s. If the case was copied, copy it again", folder,
+                "mask slice" if one else "mask slices", listed(odd), "s" if one else "", values, usual,
+                "its" if one else "their", folder.name)

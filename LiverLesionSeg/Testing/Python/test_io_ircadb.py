@@ -109,6 +109,26 @@ def test_every_mask_slice_there_is_not_warned_of(data_dir, ircadb_cases, caplog)
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
+@pytest.mark.parametrize("inside", [True, False], ids=["a bit of the liver flipped", "a bit of the background flipped"])
+def test_a_mask_slice_holding_another_value_than_the_others_is_warned_of(small_ircadb, ircadb_cases, caplog, inside):
+    """Found by `tools/damage_inputs.py --kind ircadb` (seed 41006: bytes of a liver mask slice changed, which
+    gave another lesion table without a word). Every 3D-IRCADb-01 mask slice holds 0 and 255, so a bit
+    flipped in one holds 127, or 4 in its background."""
+    path = small_ircadb / "MASKS_DICOM/liver/image_51"
+    ds = pydicom.dcmread(path)
+    pixels = ds.pixel_array.copy()
+    where = tuple(np.argwhere(pixels == (255 if inside else 0))[0])
+    pixels[where] ^= 128 if inside else 4
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(path)
+    case = read_ircadb_case(small_ircadb)
+    original = ircadb_cases["3Dircadb1.17"].liver.array[51]
+    assert int(case.liver.array[51].sum()) == int(original.sum()) + (0 if inside else 1)
+    assert (f"MASKS_DICOM/liver: mask slice image_51 holds the value(s) {127 if inside else 4} besides 0 and 255, the "
+            "mask's: bytes of its pixels may be damaged; every voxel not 0 is read as inside liver. If the case was "
+            "copied, copy it again") in caplog.text
+
+
 @pytest.mark.parametrize("keyword, value, told", [
     ("PixelSpacing", 0.743, "mask slice image_51's pixel spacing is '0.743' (2 numbers needed)"),
     ("PixelSpacing", "", "mask slice image_51's pixel spacing is empty or missing"),
