@@ -76,6 +76,9 @@ def _header_fault(exc: Exception, header: dict, lines: list[str]) -> str:
     where it failed before it gave a header), a KeyError of pynrrd's ("'XXX'" for a type it does not
     know, "'sizes'" for a field gone), damaged compressed voxels, told as such."""
     if not header and lines:  # pynrrd's words do not name the line ("Vector should be enclosed by parentheses.")
+        field, separator, value = lines[-1].strip().partition(":")
+        if separator and not value.lstrip("=").strip():  # pynrrd: "string index out of range" (damage seed 41020)
+            return f"its header line '{field}' has no value"
         reason = ("it is no 'field: value' line" if "values to unpack" in str(exc)  # (Python's words for it)
                   else first_line(exc).rstrip("."))
         return f"its header line '{lines[-1].strip()[:80]}' cannot be read: {reason}"

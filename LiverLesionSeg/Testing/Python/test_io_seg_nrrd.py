@@ -311,7 +311,9 @@ def test_a_damaged_header_value_is_named(case, scene_and_nodes, tmp_path, key, v
     ("space origin: Liver", "its header line 'space origin: Liver' cannot be read: Vector should be enclosed by "
                             "parentheses"),
     ("space directions: XXX", "its header line 'space directions: XXX' cannot be read: Vector should be"),
-    ("sizes 512 512 8", "its header line 'sizes 512 512 8' cannot be read: it is no 'field: value' line")])
+    ("sizes 512 512 8", "its header line 'sizes 512 512 8' cannot be read: it is no 'field: value' line"),
+    # seed 41020: "its header line 'space origin:' cannot be read: string index out of range"
+    ("space origin: ", "its header line 'space origin' has no value")])
 def test_a_header_line_pynrrd_keys_on_is_named(case, scene_and_nodes, tmp_path, line, told):
     """pynrrd's KeyError was shown as its key alone: "('XXX')" for a type it does not know, "('sizes')"
     for the sizes line gone; sizes of another dimension (damage_inputs --kind segnrrd, seeds 31005 and
