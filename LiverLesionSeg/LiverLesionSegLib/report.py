@@ -19,7 +19,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .errors import OutputError
+from .errors import InputError, OutputError
 from .io.atomic import atomic_paths, atomic_write_text
 from .lesions import Lesion
 from .metrics import RULES, CaseMetrics
@@ -49,6 +49,26 @@ def write_report(out_dir: str | os.PathLike, cases: Sequence[CaseMetrics], summa
 def write_lesion_table(path: str | os.PathLike, rows_by_case: Mapping[str, Sequence[Lesion]]) -> Path:
     """Write the lesions of every case to one CSV file (a case without lesions adds no row)."""
     return atomic_write_text(path, _lesion_text(rows_by_case))
+
+
+def is_report(path: Path) -> bool:
+    """Whether `path` is a report `evaluate` wrote: its folder, or one of its three files (given back as
+    an input, it was told as a folder without a case, or a file of no image's kind)."""
+    folder = path if path.is_dir() else path.parent
+    if not path.is_dir() and path.name not in (METRICS_CSV, METRICS_JSON, LESIONS_CSV):
+        return False
+    try:
+        document = json.loads((folder / METRICS_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and {"cases", "summary", "rules"} <= document.keys()
+
+
+def refuse_a_report(path: Path, wanted: str) -> None:
+    """Refuse `path` where it is a report of `evaluate`, given where `wanted` belongs."""
+    if is_report(path):
+        raise InputError(f"is a report that evaluate wrote ({METRICS_JSON}), not {wanted}", path,
+                         f"give {wanted}; a report's saved label maps are read by evaluate CASES --predictions FOLDER")
 
 
 def _metrics_texts(cases: Sequence[CaseMetrics], summary: Mapping[str, Any], config: Optional[Mapping[str, Any]],

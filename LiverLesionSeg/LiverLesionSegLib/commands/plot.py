@@ -13,6 +13,7 @@ from pathlib import Path
 from ..errors import InputError, refuse_an_empty_file
 from ..io.atomic import output_folder
 from ..progress import JsonLinesProgress, Progress
+from ..report import refuse_a_report
 
 
 def add_parser(sub, common) -> None:
@@ -42,6 +43,7 @@ def _history(source: Path):
     """The training history in `source`, or None when `source` is not a training artefact."""
     if source.is_dir() and (source / "history.json").is_file():
         source = source / "history.json"
+    refuse_a_report(source, "a training run or a case")
     if source.suffix == ".json":
         refuse_an_empty_file(source)
         try:

@@ -42,6 +42,7 @@ import numpy as np
 
 from ..caveats import label_caveats
 from ..errors import InputError, first_line, refuse_an_empty_file
+from ..report import refuse_a_report
 from ..segments import meaning_of_segment_name
 from ..volume import Case, Volume
 from .archive import Unpacked, is_archive, unpack, unread_container
@@ -88,8 +89,11 @@ def find_cases(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[C
     found: list[CaseRef] = []
     for path in map(Path, paths):
         check_file_or_folder(path)
+        if path.is_file():
+            refuse_a_report(path, "a labelled case")
         refs = _cases_for_file(path) if path.is_file() else _cases_in_folder(path)
         if not refs:
+            refuse_a_report(path, "a labelled case")
             raise InputError("holds no labelled case", path, f"understood layouts: {LAYOUTS}")
         found.extend(refs)
     unique = list({(ref.kind, tuple(p.resolve() for p in ref.paths)): ref for ref in found}.values())

@@ -73,7 +73,7 @@ def test_resuming_a_finished_run_from_a_checkpoint_without_its_history(run_dir, 
     assert (tmp_path / "resumed" / "model.safetensors").is_file() and not (tmp_path / "resumed" / "loss.png").exists()
 
 
-def test_evaluate_a_model_then_its_saved_predictions(run_dir, data_dir, tmp_path):
+def test_evaluate_a_model_then_its_saved_predictions(run_dir, data_dir, tmp_path, capsys):
     case = str(data_dir / "tace" / "RadCTTACEomics_0697")
     code = main(["evaluate", case, "--model", str(run_dir / "model.safetensors"), "--out", str(tmp_path / "a"),
                  "--save-predictions", "--panels", "--progress", "none"])
@@ -92,6 +92,17 @@ def test_evaluate_a_model_then_its_saved_predictions(run_dir, data_dir, tmp_path
     again = list(csv.DictReader(open(tmp_path / "b" / "metrics.csv")))
     for key in ("lesion_dice", "liver_dice", "lesion_pred_voxels", "liver_pred_voxels", "lesion_hd95_mm"):
         assert again[0][key] == rows[0][key], key
+    capsys.readouterr()
+    # the report given back where cases or a run belong: "holds no labelled case. Understood layouts: …" (a
+    # paragraph), "is not a training history (no 'steps')", "is neither a training run … nor a CT"
+    for command, given in (("evaluate", "a"), ("train", "a"), ("evaluate", "a/metrics.json"), ("plot", "a"),
+                           ("plot", "a/metrics.json"), ("plot", "a/lesions.csv")):
+        code = main([command, str(tmp_path / given), "--out", str(tmp_path / "c"), "--progress", "none"])
+        wanted = "a training run or a case" if command == "plot" else "a labelled case"
+        assert code == 3 and capsys.readouterr().err == (
+            f"liverlesionseg: error: {tmp_path / given}: is a report that evaluate wrote (metrics.json), not {wanted}. "
+            f"Give {wanted}; a report's saved label maps are read by evaluate CASES --predictions FOLDER.\n"), given
+    assert not (tmp_path / "c").exists()
 
 
 @pytest.mark.parametrize("suffix", [".dcm", " SEG.dcm"])
