@@ -283,6 +283,8 @@ def test_a_segmentation_whose_voxels_are_cut_short_says_how_many_it_holds(case, 
     ("Segment1_LabelValue", "Tumor", "its Segment1_LabelValue 'Tumor' is not a whole number"),
     ("Segment0_Layer", "nan", "its Segment0_Layer 'nan' is not a whole number"),
     ("Segment0_LabelValue", "7", r"its layer 0 holds voxels of value 1, which no segment's label value names\)"),
+    # found changing each header line's value in turn: "lies in layer 1 of 1"
+    ("Segment0_Layer", "7", r"segment 'Liver' lies in layer 7, where the file holds layers 0 to 1\)"),
     ("space origin", None, "its header has no space origin, so where its voxels lie cannot be told")])
 def test_a_damaged_header_value_is_named(case, scene_and_nodes, tmp_path, key, value, told):
     """Found by `tools/damage_inputs.py --kind segnrrd`: told as Python's words, "('tumor')" (a
@@ -313,7 +315,12 @@ def test_a_damaged_header_value_is_named(case, scene_and_nodes, tmp_path, key, v
     ("space directions: XXX", "its header line 'space directions: XXX' cannot be read: Vector should be"),
     ("sizes 512 512 8", "its header line 'sizes 512 512 8' cannot be read: it is no 'field: value' line"),
     # seed 41020: "its header line 'space origin:' cannot be read: string index out of range"
-    ("space origin: ", "its header line 'space origin' has no value")])
+    ("space origin: ", "its header line 'space origin' has no value"),
+    # found changing each header line's value in turn: Python's "invalid literal for int() with base 10: 'nan'",
+    # "could not convert string to float: 'XXX'", and "holds 2097152 of the 6 voxels its header announces"
+    ("dimension: nan", "its header line 'dimension: nan' cannot be read: it is not a whole number"),
+    ("sizes: XXX", "its header line 'sizes: XXX' cannot be read: it holds a value that is not a number"),
+    ("sizes: 1 1 2 3", r"its voxel data holds \d+ voxels, more than the 6 its header's sizes announce")])
 def test_a_header_line_pynrrd_keys_on_is_named(case, scene_and_nodes, tmp_path, line, told):
     """pynrrd's KeyError was shown as its key alone: "('XXX')" for a type it does not know, "('sizes')"
     for the sizes line gone; sizes of another dimension (damage_inputs --kind segnrrd, seeds 31005 and
