@@ -23,13 +23,14 @@ from typing import Callable, Optional, TypeVar
 import numpy as np
 import SimpleITK as sitk
 
-from ..errors import GeometryError, InputError, refuse_an_empty_file, renamed
+from ..errors import GeometryError, InputError, first_line, refuse_an_empty_file, renamed
 from ..memory import check_image_fits
 from ..volume import Volume
 from .atomic import NOT_TEXT, is_text_path
 from .dataset_labels import as_liver_and_lesion_labels, dataset_json_place, label_roles_for, named_in
 from .header_checks import (check_direction, check_finite, check_metaimage, check_metaimage_size, check_nifti,
-                            check_nifti_affine, check_nrrd, check_origin, check_shape, in_mm, refuse_non_finite)
+                            check_nifti_affine, check_nrrd, check_origin, check_shape, in_mm, refuse_non_finite,
+                            refuse_what_itk_could_not_read_in_a_metaimage)
 from .itk_words import VOXELS_SHORT, itk_reason, metaimage_failure, reader_notes, tells_of_the_header
 from .native_output import held_back
 from .regularize import mask_to_grid
@@ -322,6 +323,8 @@ def _read_with_itk(path: Path) -> sitk.Image | Volume:
             with checked_meanwhile(path):  # nibabel does not read the CRC either
                 return _read_sheared(path)  # (what ITK printed on the way is left out with its read)
         refuse_a_damaged_gzip(path)  # ITK only says it knows no reader for the file
+        if path.name.lower().endswith((".mha", ".mhd")):
+            refuse_what_itk_could_not_read_in_a_metaimage(path)
         raise _unreadable_header(path, itk_reason(exc, header_printed)) from None
     check_image_fits(tuple(reversed(reader.GetSize())), voxel_itemsize(reader.GetPixelID()), path)
     name, floats = path.name.lower(), None
@@ -511,7 +514,13 @@ def _read_sheared(path: Path) -> Volume:
     shape = nib.load(str(path)).shape
     check_shape(path, len(shape), shape, 1)
     check_image_fits(tuple(reversed(shape)), 4, path)
-    volume = read_sheared_nifti(path)
+    try:
+        volume = read_sheared_nifti(path)
+    except (OSError, EOFError, zlib.error) as exc:  # nibabel reads the stream as it goes: where it reaches the
+        # end, gzip checks the CRC (damage tool, nifti seed 42018: an internal error, "BadGzipFile: CRC check failed")
+        refuse_a_damaged_gzip(path)
+        raise InputError(f"cannot read the image data ({first_line(exc)})", path,
+                         "the file may be truncated or damaged; export it again") from None
     check_origin(path, volume.origin)
     return volume
 

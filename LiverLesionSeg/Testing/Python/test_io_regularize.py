@@ -379,6 +379,25 @@ def test_a_sheared_nifti_with_a_bit_flipped_past_decompression_is_refused(straig
         read_image(path)
 
 
+def test_a_sheared_nifti_whose_stream_fails_its_crc_where_nibabel_reads_it_is_refused(tmp_path):
+    """Found by `tools/damage_inputs.py --kind nifti`, seed 42018 (its affine made sheared, a bit of its
+    stream flipped): where nibabel's read of a sheared NIfTI reaches the stream's end, gzip checks the
+    CRC itself, and its BadGzipFile ended in an internal error. The seed's damage, done again."""
+    import random
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools"))
+    import damage_inputs
+    from LiverLesionSegLib.errors import InputError
+    from LiverLesionSegLib.io.images import read_image
+
+    path = tmp_path / "ct.nii.gz"
+    assert damage_inputs.damaged_nifti(path, random.Random(42018)).startswith("nifti: srow_x[0]=1e-30; ct.nii.gz: "
+                                                                             "a bit flipped")
+    with pytest.raises(InputError, match=r"ct\.nii\.gz: its compressed voxel data does not match its own checksum"):
+        read_image(path)
+
+
 def test_a_sheared_label_map_is_refused_in_one_line(straight, tmp_path):
     from LiverLesionSegLib.io.images import read_label_map
 
