@@ -261,6 +261,28 @@ def check_metaimage(path: Path) -> None:
         _warn_of_no_origin(path, "Offset")
 
 
+def refuse_what_itk_could_not_read_in_a_metaimage(path: Path) -> None:
+    """Where ITK could not read a MetaImage's header, refuse in words a line that does not fit its NDims:
+    ITK tells an NDims that is no number, or a DimSize or ElementSpacing of another count, as "finds no
+    DimSize" (damage tool, mha seeds 42012, 42023, 42025). Run only after ITK failed: an NDims of 0 or 1,
+    which ITK reads, is told after its read."""
+    found = metaimage_header(path)
+    if found is None:
+        return
+    header = found[0]
+    ndims = re.search(rb"^NDims *= *(.*?)[ \t]*\r?$", header, flags=re.M)
+    if ndims is not None and not re.fullmatch(rb"\d+", ndims[1]):
+        raise InputError(f"its NDims '{ndims[1].decode(errors='replace')[:40]}' is not a number of dimensions: the "
+                         "header is damaged", path, "write it again from the tool that made it")
+    sizes = re.search(rb"^DimSize *= *(.*?)[ \t]*\r?$", header, flags=re.M)
+    needed = _numbers_needed(header, "DimSize")
+    if sizes is not None and needed and len(sizes[1].split()) != needed:
+        raise InputError(f"its DimSize '{sizes[1].decode(errors='replace')[:60]}' holds {len(sizes[1].split())} "
+                         f"numbers where its NDims asks for {needed}: one of the two lines is damaged", path,
+                         "write it again from the tool that made it")
+    _check_metaimage_numbers(path, header)
+
+
 def check_metaimage_size(path: Path, reader: sitk.ImageFileReader, inflated: Optional[int]) -> None:
     """After ITK read a MetaImage: refuse one holding far more voxels than its header announces, or
     exactly its voxels at another data type's size, and warn of one holding whole slices more (ITK

@@ -1129,17 +1129,31 @@ def test_a_file_named_gz_that_is_not_gzip_says_so(tmp_path):
 
 
 @pytest.mark.parametrize("field, value, count, needed", [("Offset", "0", 1, 3),
-                                                          ("TransformMatrix", "1 0 0 0 1 0", 6, 9)])
+                                                          ("TransformMatrix", "1 0 0 0 1 0", 6, 9),
+                                                          ("ElementSpacing", "0.78", 1, 3),
+                                                          ("DimSize", "512 512", 2, 3)])
 def test_a_metaimage_line_of_another_count_of_numbers_than_its_ndims_is_refused(small, tmp_path, field, value, count,
                                                                                  needed):
     """Found by `tools/damage_inputs.py --kind mha`, seed 39000: an Offset of "0" was read as the origin 0, 0, 0,
-    without a word (the lesion table's positions another image's). (An ElementSpacing of two numbers is
-    refused by ITK's reader, which then finds no DimSize.)"""
+    without a word (the lesion table's positions another image's). An ElementSpacing of one number (seed
+    42025) or a DimSize of two, which ITK's reader refuses, were told in its words: "finds no DimSize"."""
     write_metaimage(small, tmp_path / "ct.mha", field, value)
-    with pytest.raises(GeometryError) as exc:
+    with pytest.raises(InputError) as exc:
         read_image(tmp_path / "ct.mha")
     assert_one_line(exc, f"ct.mha: its {field} '{value}' holds {count} number{'s' * (count != 1)} where its NDims asks "
                          f"for {needed}: one of the two lines is damaged")
+
+
+@pytest.mark.parametrize("value", ["x", "4"])
+def test_a_metaimage_ndims_that_fits_no_line_is_refused_in_words(small, tmp_path, value):
+    """Found by `tools/damage_inputs.py --kind mha`, seeds 42012 and 42023: an NDims of 'x', or of 4 beside
+    three sizes, was told in ITK's words, "the MetaImage reader finds no DimSize in its header"."""
+    write_metaimage(small, tmp_path / "ct.mha", "NDims", value)
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / "ct.mha")
+    assert_one_line(exc, "ct.mha: its NDims 'x' is not a number of dimensions: the header is damaged" if value == "x"
+                    else f"ct.mha: its DimSize '{small.shape[2]} {small.shape[1]} {small.shape[0]}' holds 3 numbers "
+                         "where its NDims asks for 4: one of the two lines is damaged")
 
 
 def test_a_label_map_of_other_labels_without_a_scaling_is_not_said_to_scale(small, tmp_path):
