@@ -169,7 +169,7 @@ def _open(path, load_tensors: bool) -> tuple[dict, dict]:
     except ModelError:
         raise
     except Exception as exc:  # safetensors raises its own error types for bad headers and short files
-        raise ModelError(f"is not a readable checkpoint ({first_line(exc, 160)})", path,
+        raise ModelError(f"is not a readable checkpoint ({_safetensors_fault(exc)})", path,
                          "give a .safetensors checkpoint written by liverlesionseg train; if it was copied, copy it again") from None
     try:
         version = int(metadata.get("format_version", "0"))
@@ -283,6 +283,23 @@ def _optimizer_state(meta: dict, tensors: dict[str, torch.Tensor], network: torc
         raise ModelError(f"has a damaged optimizer state ({first_line(exc, 160)})", path,
                          "use another copy of the checkpoint, or fine-tune it with --init instead of --resume") from None
     return result
+
+
+# safetensors' words for a damaged file ("Error while deserializing header: …"), and what they mean
+SAFETENSORS_FAULTS = {
+    "incomplete metadata, file not fully covered": "its tensors do not fill the file as its header lays them out: "
+                                                   "it is cut short, has bytes added, or its header is damaged",
+    "invalid UTF-8 in header": "its header holds bytes that are no text: it is damaged",
+    "header too large": "its first 8 bytes give no header length a safetensors file has: it is no checkpoint, or its "
+                        "start is damaged",
+    "invalid header length": "its first 8 bytes give no header length a safetensors file has: it is no checkpoint, "
+                             "or its start is damaged",
+}
+
+
+def _safetensors_fault(exc: Exception) -> str:
+    """What safetensors' error on reading a file means (its own words where none is known)."""
+    return next((meaning for words, meaning in SAFETENSORS_FAULTS.items() if words in str(exc)), first_line(exc, 160))
 
 
 def _pickle_kind(path: Path) -> Optional[str]:

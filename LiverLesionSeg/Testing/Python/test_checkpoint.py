@@ -73,14 +73,30 @@ def test_truncated_checkpoint_is_refused(tmp_path, network, small_config):
     path = save_checkpoint(tmp_path / "c.safetensors", network, small_config, {})
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelError, match="c.safetensors: is not a readable checkpoint"):
+    with pytest.raises(ModelError, match=r"c\.safetensors: is not a readable checkpoint \(its tensors do not fill the "
+                                         r"file as its header lays them out: it is cut short, has bytes added, or its "
+                                         r"header is damaged\)"):
+        load_checkpoint(path)
+
+
+def test_a_checkpoint_whose_header_holds_bytes_that_are_no_text_is_refused_in_words(tmp_path, network, small_config):
+    """Found by `tools/damage_inputs.py --kind checkpoint` (seeds 42002 and others, header bytes changed):
+    told in safetensors' words, "Error while deserializing header: invalid UTF-8 in header: invalid utf-8
+    sequence of 1 bytes from index 451"."""
+    path = save_checkpoint(tmp_path / "c.safetensors", network, small_config, {})
+    data = bytearray(path.read_bytes())
+    data[20] = 0xff  # inside the JSON header, which follows the 8 bytes of its length
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"c\.safetensors: is not a readable checkpoint \(its header holds bytes that "
+                                         r"are no text: it is damaged\)"):
         load_checkpoint(path)
 
 
 def test_file_that_is_not_a_checkpoint_is_refused(tmp_path):
     path = tmp_path / "notes.safetensors"
-    path.write_text("hello")
-    with pytest.raises(ModelError, match="not a readable checkpoint"):
+    path.write_text("hello, these are notes")
+    with pytest.raises(ModelError, match=r"not a readable checkpoint \(its first 8 bytes give no header length a "
+                                         r"safetensors file has: it is no checkpoint, or its start is damaged\)"):
         load_checkpoint(path)
     plain = tmp_path / "plain.safetensors"
     save_file({"w": torch.zeros(2)}, str(plain))
