@@ -3,8 +3,8 @@ was made (SegmentAlgorithmType, the algorithm's family, name and version), its c
 label and coded type where the other names it, whole codes of the anatomy it lies in, and the UIDs of
 a source image it refers to (the frames are placed by their positions, not by their sources).
 highdicom refuses such a file ("Dataset does not have required attribute 'SegmentAlgorithmType'"), and
-a clinic's segmentation was lost for a missing line of provenance. They are mended in memory (never written) before
-highdicom reads the file, with a warning naming what was missing."""
+a clinic's segmentation was lost for a missing line of provenance. They are mended in memory (never
+written) before highdicom reads the file, with a warning naming what was missing."""
 
 from __future__ import annotations
 
