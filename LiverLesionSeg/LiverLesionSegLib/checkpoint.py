@@ -286,14 +286,14 @@ def _optimizer_state(meta: dict, tensors: dict[str, torch.Tensor], network: torc
 
 
 # safetensors' words for a damaged file ("Error while deserializing header: …"), and what they mean
+NO_HEADER_LENGTH = "its first 8 bytes give no header length a safetensors file has: it is no checkpoint, or its start " \
+                   "is damaged"
 SAFETENSORS_FAULTS = {
     "incomplete metadata, file not fully covered": "its tensors do not fill the file as its header lays them out: "
                                                    "it is cut short, has bytes added, or its header is damaged",
     "invalid UTF-8 in header": "its header holds bytes that are no text: it is damaged",
-    "header too large": "its first 8 bytes give no header length a safetensors file has: it is no checkpoint, or its "
-                        "start is damaged",
-    "invalid header length": "its first 8 bytes give no header length a safetensors file has: it is no checkpoint, "
-                             "or its start is damaged",
+    "header too large": NO_HEADER_LENGTH,
+    "invalid header length": NO_HEADER_LENGTH,
 }
 
 

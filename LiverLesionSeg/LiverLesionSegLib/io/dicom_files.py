@@ -113,7 +113,8 @@ def read_dataset_if_dicom(path: Path) -> Optional[pydicom.Dataset]:
 
 def pydicom_fault(exc: BaseException) -> str:
     """What pydicom's exception on reading a damaged file means: a SpecificCharacterSet holding a null
-    character fails Python's codec lookup ("embedded null character"); else its own words."""
+    character fails Python's codec lookup ("embedded null character"); an element whose length fits no
+    whole number of its values is named; else its own words."""
     if isinstance(exc, ValueError) and "embedded null character" in str(exc):
         return "its SpecificCharacterSet holds a null character, so the character set of its text cannot be told"
     wrong_length = re.search(r"with length (\d+) and struct format .* bytes per value of (\d+)\. This occurred while "
