@@ -13,12 +13,14 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pydicom
 
 from ..errors import GeometryError, InputError
 from ..volume import Volume
 from .dicom import LEAST_HU, MOST_HU, check_pixel_layout, check_stack, refuse_an_unusable_rescale
 from .dicom_files import (check_a_description_for_each_frame, check_coded_size, check_has_pixel_data,
-                          check_no_surplus_frames, decoding, empty_sequence_needed, reading_fault, unusable_plane_value)
+                          check_no_surplus_frames, dcmread, decoding, empty_sequence_needed, reading_fault,
+                          unusable_plane_value)
 
 LOG = logging.getLogger("LiverLesionSeg")
 
@@ -28,7 +30,11 @@ def read_multiframe_ct(path: Path, frames: int, label: str) -> Volume:
     import highdicom
 
     try:
-        image = highdicom.imread(path)
+        dataset = dcmread(path)
+        if not dataset.get("StudyInstanceUID"):  # (an anonymiser's removal, which highdicom refuses: "no
+            # StudyInstanceUID"; a series of slices so stripped is read, and a DICOM SEG of it refused as output)
+            dataset.StudyInstanceUID = pydicom.uid.generate_uid()
+        image = highdicom.Image.from_dataset(dataset, copy=False)
     except Exception as exc:  # highdicom and pydicom raise many kinds on damaged files
         raise InputError(f"cannot read the multi-frame image ({reading_fault(exc, path)})", path,
                          "the file may be truncated or damaged; export the series again") from None

@@ -1,7 +1,8 @@
 """What a DICOM SEG lacks that DICOM requires but where its segments lie does not need: how a segment
 was made (SegmentAlgorithmType, the algorithm's family, name and version), its category, one of its
-label and coded type where the other names it, whole codes of the anatomy it lies in, and the UIDs of
-a source image it refers to (the frames are placed by their positions, not by their sources).
+label and coded type where the other names it, whole codes of the anatomy it lies in, the UIDs of a
+source image it refers to (the frames are placed by their positions, not by their sources), and its
+StudyInstanceUID, which anonymisers remove.
 highdicom refuses such a file ("Dataset does not have required attribute 'SegmentAlgorithmType'"), and
 a clinic's segmentation was lost for a missing line of provenance. They are mended in memory (never
 written) before highdicom reads the file, with a warning naming what was missing."""
@@ -32,6 +33,9 @@ def mend_what_masks_do_not_need(ds: pydicom.Dataset, path: Path) -> None:
     try:
         lacking = [(item, _mend_segment(item)) for item in ds.get("SegmentSequence") or []]
         references = _drop_broken_references(ds)
+        study = not ds.get("StudyInstanceUID")  # (an anonymiser's removal; highdicom: "no StudyInstanceUID")
+        if study:
+            ds.StudyInstanceUID = pydicom.uid.generate_uid()
     except HEADER_ERRORS:
         return
     for item, _ in lacking:
@@ -43,6 +47,8 @@ def mend_what_masks_do_not_need(ds: pydicom.Dataset, path: Path) -> None:
             for item, missing in lacking if missing]
     if references:
         told.append(f"{references} reference(s) to a source image lack its UIDs (left out)")
+    if study:
+        told.append("it lacks its StudyInstanceUID")
     if told:
         LOG.warning("%s: %s, which DICOM requires but where the segments lie does not need: read all the same",
                     path, "; ".join(told))

@@ -351,6 +351,17 @@ def test_a_seg_lacking_provenance_it_does_not_need_is_read_with_a_warning(case_0
         in caplog.text
 
 
+def test_a_seg_without_its_study_uid_is_read_with_a_warning(case_0697_copy, seg_cases, caplog):
+    """An anonymiser that removes StudyInstanceUID: the SEG was refused in highdicom's words, "cannot read
+    the DICOM SEG (no StudyInstanceUID)" (an item left from earlier stops)."""
+    path = damaged_tumor_seg(case_0697_copy, lambda ds: delattr(ds, "StudyInstanceUID"))
+    with caplog.at_level(logging.WARNING, logger="LiverLesionSeg"):
+        case = read_seg_case(case_0697_copy)
+    assert np.array_equal(case.lesion.array, seg_cases["RadCTTACEomics_0697"].lesion.array) and case.lesion.array.any()
+    assert (f"{path}: it lacks its StudyInstanceUID, which DICOM requires but where the segments lie does not need: "
+            "read all the same") in caplog.text
+
+
 def test_a_seg_whose_references_to_source_images_lack_their_uids_is_read_with_a_warning(case_0697_copy, seg_cases,
                                                                                       caplog):
     """damage_inputs --kind seg, seed 32022: a source image reference without its ReferencedSOPInstanceUID

@@ -49,6 +49,16 @@ def test_a_multiframe_ct_reads_as_its_slices_do(hcc_006, tmp_path, order):
         assert str(path) in volume.source and "series 90" in volume.source
 
 
+def test_a_multiframe_ct_without_its_study_uid_reads_as_slices_so_stripped_do(hcc_006, tmp_path):
+    """An anonymiser that removes StudyInstanceUID: a series of slices so stripped was read, the one
+    multi-frame file refused in highdicom's words, "cannot read the multi-frame image (no StudyInstanceUID)"
+    (an item left from earlier stops)."""
+    files, single = hcc_006
+    path = damaged_multiframe(hcc_006, tmp_path, lambda ds: delattr(ds, "StudyInstanceUID"))
+    volume = read_input_volume(path)
+    assert np.array_equal(volume.array, single.array[:8]) and volume.shape[0] == 8
+
+
 def test_a_rescale_slope_gives_float_hounsfield_units(hcc_006, tmp_path):
     files, single = hcc_006
     edited = []
