@@ -468,6 +468,12 @@ def label_values_on(path: str | os.PathLike, reference: Volume) -> np.ndarray:
         if labels.shape != reference.shape:
             raise GeometryError(f"the label map has {_size(labels)} voxels but the image {_size(reference)}", path,
                                 "give the label map made on this image")
+        if np.allclose(labels.spacing, reference.spacing) and np.allclose(labels.direction, reference.direction):
+            # only the origin differs: the image's header may be the damaged one (damage tool, train seeds)
+            raise GeometryError(f"the label map lies elsewhere than the image: its origin is {_fmt(labels.origin)}, "
+                                f"the image's {_fmt(reference.origin)} (the same voxel size and axes)", path,
+                                "give the label map made on this image; if it is, one of the two headers is damaged: "
+                                "export the damaged one again")
         raise GeometryError(f"the label map's geometry ({_geometry(labels)}) differs from the image's "
                             f"({_geometry(reference)})", path, "give the label map made on this image")
     return array
@@ -548,9 +554,10 @@ def _size(volume: Volume) -> str:
     return " x ".join(str(n) for n in reversed(volume.shape)) + " (i x j x k)"
 
 
-def _geometry(volume: Volume) -> str:
-    def fmt(values):
-        return "(" + ", ".join(f"{float(v):.4g}" for v in values) + ")"
+def _fmt(values) -> str:
+    return "(" + ", ".join(f"{float(v):.4g}" for v in values) + ")"
 
-    return (f"spacing {fmt(volume.spacing)}, origin {fmt(volume.origin)}, "
-            f"direction {fmt(volume.direction.ravel())}")
+
+def _geometry(volume: Volume) -> str:
+    return (f"spacing {_fmt(volume.spacing)}, origin {_fmt(volume.origin)}, "
+            f"direction {_fmt(volume.direction.ravel())}")
