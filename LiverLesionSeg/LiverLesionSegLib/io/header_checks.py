@@ -253,12 +253,34 @@ def check_metaimage(path: Path) -> None:
         return
     header = found[0]
     _check_metaimage_numbers(path, header)
+    _refuse_binary_voxels_read_as_text(path, header)
     if not re.search(rb"^Element(Spacing|Size) *=", header, flags=re.M):
         LOG.warning("%s: its header gives no voxel spacing (no ElementSpacing line): it is read as the MetaImage "
                     "format says, with voxels of 1 x 1 x 1 mm; volumes in mL and diameters in mm are right only if "
                     "they are (write the image with its spacing to be sure)", path)
     elif not re.search(rb"^(Offset|Position|Origin) *= *\S", header, flags=re.M):
         _warn_of_no_origin(path, "Offset")
+
+
+def _refuse_binary_voxels_read_as_text(path: Path, header: bytes) -> None:
+    """Refuse a MetaImage whose header says BinaryData = False while its voxels are bytes: told in ITK's
+    words, "its voxel data cannot be read as its header describes it (its size, type, encoding or start)"."""
+    data = metaimage_data(path)
+    if _binary_data(header) or data is None or data[2]:
+        return
+    source, start, _ = data
+    with open(source, "rb") as fh:
+        fh.seek(start)
+        sample = fh.read(4096)
+    if re.search(rb"[^0-9eE+\-.\snaifNAIF]", sample):  # not numbers in text (nan and inf among them)
+        raise InputError("says BinaryData = False, so its voxels would be read as numbers written in text, but they "
+                         "are bytes: its header is damaged", path, "write it again from the tool that made it")
+
+
+def _binary_data(header: bytes) -> bool:
+    """Whether a MetaImage's voxels are bytes, not numbers in text: unless its header says BinaryData =
+    False (ITK reads bytes where the line is missing)."""
+    return not re.search(rb"^BinaryData *= *False\b", header, flags=re.M | re.I)
 
 
 def refuse_what_itk_could_not_read_in_a_metaimage(path: Path) -> None:
@@ -289,8 +311,8 @@ def check_metaimage_size(path: Path, reader: sitk.ImageFileReader, inflated: Opt
     reads the first of them), as for a NIfTI or NRRD. `inflated`:
     the bytes its compressed data held (`checked_meanwhile`)."""
     data, dtype = metaimage_data(path), voxel_dtype(reader.GetPixelID())
-    if data is None or dtype is None:
-        return
+    if data is None or dtype is None or not _binary_data(metaimage_header(path)[0]):  # (numbers in text: their
+        return  # length is no count of voxels)
     source, start, compressed = data
     held = inflated if compressed else source.stat().st_size - start
     if held is not None:

@@ -1149,6 +1149,31 @@ def test_a_metaimage_line_of_another_count_of_numbers_than_its_ndims_is_refused(
                          f"for {needed}: one of the two lines is damaged")
 
 
+def test_a_metaimage_of_numbers_written_in_text_reads_as_them(small, tmp_path):
+    """BinaryData = False: voxels written as text numbers, which ITK reads. The voxel count check took
+    the text's length for bytes of voxels: "it holds 2.2 times the … bytes of voxels its header announces"."""
+    array = small.array[:4, :64, :64]
+    header = ("ObjectType = Image\nNDims = 3\nBinaryData = False\nCompressedData = False\n"
+              "TransformMatrix = 1 0 0 0 1 0 0 0 1\nOffset = -100 -100 -50\nElementSpacing = 0.8 0.8 2.5\n"
+              "DimSize = 64 64 4\nElementType = MET_SHORT\nElementDataFile = LOCAL\n")
+    (tmp_path / "text.mha").write_text(header + " ".join(map(str, array.ravel())) + "\n")
+    volume = read_image(tmp_path / "text.mha")
+    assert np.array_equal(volume.array, array) and volume.spacing == pytest.approx((0.8, 0.8, 2.5))
+
+
+def test_a_metaimage_of_bytes_that_says_they_are_text_is_refused_in_words(small, tmp_path):
+    """Its BinaryData line made False (a line the damage tool changes): told in ITK's words, "its voxel
+    data cannot be read as its header describes it (its size, type, encoding or start)". Without the
+    line, ITK reads the bytes, as before."""
+    write_metaimage(small, tmp_path / "ct.mha", "BinaryData", None)
+    assert np.array_equal(read_image(tmp_path / "ct.mha").array, small.array)
+    write_metaimage(small, tmp_path / "ct.mha", "BinaryData", "False")
+    with pytest.raises(InputError) as exc:
+        read_image(tmp_path / "ct.mha")
+    assert_one_line(exc, "ct.mha: says BinaryData = False, so its voxels would be read as numbers written in text, "
+                         "but they are bytes: its header is damaged. Write it again from the tool that made it.")
+
+
 @pytest.mark.parametrize("value", ["x", "4"])
 def test_a_metaimage_ndims_that_fits_no_line_is_refused_in_words(small, tmp_path, value):
     """Found by `tools/damage_inputs.py --kind mha`, seeds 42012 and 42023: an NDims of 'x', or of 4 beside
