@@ -82,8 +82,13 @@ def read_mask_folder(folder: Path, ct: Volume) -> np.ndarray:
                                 "give masks exported with their geometry")
         k = int(slice_indices(ct, [position], what, folder)[0])
         if k in filled:
-            raise GeometryError(f"mask slices {filled[k].name} and {path.name} lie on the same CT slice {k}", folder,
-                                "remove the duplicate file")
+            if np.array_equal(mask[k], pixels > 0):
+                raise GeometryError(f"mask slices {filled[k].name} and {path.name} lie on the same CT slice {k}, and "
+                                    "hold the same mask: one is a copy", folder, "remove the duplicate file")
+            # (a damaged position was told as a duplicate file to remove)
+            raise GeometryError(f"mask slices {filled[k].name} and {path.name} lie on the same CT slice {k}, but hold "
+                                "different masks: the ImagePositionPatient of one is damaged", folder,
+                                "copy the case again")
         filled[k] = path
         inside = pixels > 0
         mask[k] = inside

@@ -181,11 +181,23 @@ def test_mask_slice_shifted_in_plane(small_ircadb):
     assert "\n" not in str(exc.value) and "shifted in-plane" in str(exc.value) and "image_52" in str(exc.value)
 
 
-def test_two_mask_slices_on_one_ct_slice(small_ircadb):
-    shutil.copy(small_ircadb / "MASKS_DICOM/liver/image_51", small_ircadb / "MASKS_DICOM/liver/image_51 again")
+@pytest.mark.parametrize("how", ["a copy", "a damaged position"])
+def test_two_mask_slices_on_one_ct_slice(small_ircadb, how):
+    """A copy is a duplicate to remove; a mask slice placed on another's CT slice by a damaged position was
+    told so too ("remove the duplicate file"), where neither is one."""
+    masks = small_ircadb / "MASKS_DICOM/liver"
+    if how == "a copy":
+        shutil.copy(masks / "image_51", masks / "image_51 again")
+    else:
+        ds = pydicom.dcmread(masks / "image_52")
+        ds.ImagePositionPatient = pydicom.dcmread(masks / "image_51").ImagePositionPatient
+        ds.save_as(masks / "image_52")
     with pytest.raises(GeometryError) as exc:
         read_ircadb_case(small_ircadb)
-    assert "same CT slice" in str(exc.value)
+    assert "\n" not in str(exc.value) and "lie on the same CT slice 51" in str(exc.value)
+    assert ("hold the same mask: one is a copy. Remove the duplicate file." if how == "a copy" else
+            "but hold different masks: the ImagePositionPatient of one is damaged. Copy the case again.") \
+        in str(exc.value)
 
 
 def test_missing_liver_folder(small_ircadb):
