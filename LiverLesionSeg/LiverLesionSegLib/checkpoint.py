@@ -286,8 +286,8 @@ def _optimizer_state(meta: dict, tensors: dict[str, torch.Tensor], network: torc
 
 
 # safetensors' words for a damaged file ("Error while deserializing header: …"), and what they mean
-NO_HEADER_LENGTH = "its first 8 bytes give no header length a safetensors file has: it is no checkpoint, or its start " \
-                   "is damaged"
+NO_HEADER_LENGTH = ("its first 8 bytes give no header length a safetensors file has: it is no checkpoint, or its "
+                    "start is damaged")
 SAFETENSORS_FAULTS = {
     "incomplete metadata, file not fully covered": "its tensors do not fill the file as its header lays them out: "
                                                    "it is cut short, has bytes added, or its header is damaged",
