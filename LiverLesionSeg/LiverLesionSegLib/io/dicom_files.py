@@ -402,6 +402,7 @@ PIXEL_DESCRIPTION = ("Rows", "Columns", "SamplesPerPixel", "PhotometricInterpret
                      "PixelRepresentation", "NumberOfFrames")
 HEADER_FAULT_WORDS = re.compile(r"^A \(0028,[0-9A-Fa-f]{4}\) '[^']*' value of|^A value of '.*' for \(0028,|"
                                 r"^Missing required element: \(0028,|^Unknown \(0028,|where its BitsAllocated gives|"
+                                r"where its header gives \d+ x \d+ \(Rows x Columns\)|"
                                 rf"^no ({'|'.join(PIXEL_DESCRIPTION)})$")
 
 
@@ -468,7 +469,9 @@ def _of_a_decoder(warning: warnings.WarningMessage) -> bool:
 
 def _shortfall_of(path: Path) -> Optional[str]:
     try:
-        return pixel_data_shortfall(pydicom.dcmread(path))
+        ds = pydicom.dcmread(path)
+        bits = int(ds.get("BitsAllocated") or 16)
+        return pixel_data_shortfall(ds, usual_bits=16 if bits > 16 else None)  # a CT's 16 bits told as 32 or 64
     except Exception:  # what cannot be read is told in the library's words
         return None
 
@@ -502,6 +505,12 @@ def pixel_data_shortfall(ds: pydicom.Dataset, usual_bits: Optional[int] = None) 
         if held in (fitting, fitting + fitting % 2):  # (padded to an even length in the file)
             return (f"its pixel data holds {held} bytes, what {_its_frames(ds, frames)} take at {usual_bits} "
                     f"bit{'s' * (usual_bits != 1)} a pixel, where its BitsAllocated gives {int(ds.BitsAllocated)}")
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    for side in {rows, columns} if rows != columns else ():  # a square image whose Rows or Columns is damaged
+        if held * rows * columns == needed * side * side:  # (damage tool, multiframe seed 42006: "holds 4194304 of
+            # the 536862720 bytes its 8 frames of 512 x 65535 need … may be truncated")
+            return (f"its pixel data holds {held} bytes, what {frames} frame{'s' * (frames != 1)} of {side} x {side} "
+                    f"take, where its header gives {rows} x {columns} (Rows x Columns)")
     return f"its pixel data holds {held} of the {needed} bytes {_its_frames(ds, frames)} need"
 
 

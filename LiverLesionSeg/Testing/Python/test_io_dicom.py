@@ -558,6 +558,21 @@ def test_a_slice_whose_header_gives_a_fraction_of_its_pixels_is_refused(small_se
     assert re.search(r"/slice 10\d: its pixel data", str(exc.value))
 
 
+@pytest.mark.parametrize("edits, told", [
+    ({"Columns": 1024}, "what 1 frame of 512 x 512 take, where its header gives 512 x 1024 (Rows x Columns)"),
+    ({"BitsAllocated": 32}, "what its 1 frame of 512 x 512 take at 16 bits a pixel, where its BitsAllocated gives 32")])
+def test_a_slice_whose_header_gives_more_pixels_than_it_holds_names_the_header(small_series, edits, told):
+    """A Columns or BitsAllocated damaged to more (damage tool, multiframe seed 42006) was told as pixel data
+    cut short: "cannot decode the pixel data (its pixel data holds 524288 of the 1048576 bytes …). The file
+    may be truncated or damaged"; it holds exactly what a square slice of 16 bits takes."""
+    for path in small_series.iterdir():
+        edit(path, **edits)
+    with pytest.raises(InputError) as exc:
+        read_ct_folder(small_series)
+    assert_one_line(exc, f"its header's description of its pixel data is damaged (its pixel data holds 524288 bytes, "
+                         f"{told}). Export the series again.")
+
+
 def test_mixed_rows_and_columns(small_series):
     ds = pydicom.dcmread(small_series / "slice 103")
     ds.PixelData = ds.pixel_array[:256, :256].copy().tobytes()

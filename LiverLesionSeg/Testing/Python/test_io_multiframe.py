@@ -115,9 +115,15 @@ def _infinite(ds, keyword: str) -> None:
     (lambda ds: setattr(ds, "BitsAllocated", 64),
      r"its BitsAllocated is 64, where an image of grey values allocates 8, 16 or 32 bits a pixel: the header is "
      r"damaged"),
-    (lambda ds: setattr(ds, "BitsStored", 17), r"its BitsStored \(17\) is more than its BitsAllocated \(16\)")],
+    (lambda ds: setattr(ds, "BitsStored", 17), r"its BitsStored \(17\) is more than its BitsAllocated \(16\)"),
+    (lambda ds: setattr(ds, "Columns", 65535),
+     r"its header's description of its pixel data is damaged \(its pixel data holds 4194304 bytes, what 8 frames of "
+     r"512 x 512 take, where its header gives 512 x 65535 \(Rows x Columns\)\)\. Export the series again\."),
+    (lambda ds: setattr(ds, "BitsAllocated", 32),
+     r"its header's description of its pixel data is damaged \(its pixel data holds 4194304 bytes, what its 8 frames "
+     r"of 512 x 512 take at 16 bits a pixel, where its BitsAllocated gives 32\)")],
     ids=["a frame's groups removed", "Rows", "SpacingBetweenSlices empty", "slope inf", "intercept inf",
-         "BitsAllocated 64", "BitsStored 17"])
+         "BitsAllocated 64", "BitsStored 17", "Columns 65535", "BitsAllocated 32"])
 def test_a_damaged_header_is_told_as_such(hcc_006, tmp_path, damage, told):
     """Found by `tools/damage_inputs.py --kind multiframe`: one frame's functional groups removed (seed
     37010) was told as "slice positions jump … so a slice is missing"; a Rows damaged is told as a
@@ -125,7 +131,9 @@ def test_a_damaged_header_is_told_as_such(hcc_006, tmp_path, damage, told):
     (0028,9110) PixelMeasuresSequence", which is there (an empty SliceThickness reads); a RescaleSlope of
     inf (seed 36001) as "52 % of its voxels lie above 4000 …: its values are not Hounsfield units"; a
     BitsAllocated of 64 (seed 41002) in highdicom's internal words ("'_CombinedPixelTransform' object has
-    no attribute 'input_dtype'"), and a BitsStored over BitsAllocated was read without a word."""
+    no attribute 'input_dtype'"), and a BitsStored over BitsAllocated was read without a word; a Columns
+    of 65535 (seed 42006) or a BitsAllocated of 32 as pixel data cut short ("holds 4194304 of the
+    536862720 bytes … The file may be truncated")."""
     path = damaged_multiframe(hcc_006, tmp_path, damage)
     with pytest.raises(InputError, match=rf"ct\.dcm: {told}"):
         read_input_volume(path)
