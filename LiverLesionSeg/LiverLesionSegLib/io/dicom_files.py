@@ -495,7 +495,8 @@ def pixel_data_shortfall(ds: pydicom.Dataset, usual_bits: Optional[int] = None) 
     """How many bytes uncompressed pixel data holds of those its frames need, where it holds fewer
     (pydicom tells it of one frame, numpy as "cannot reshape array of size 237760 into shape (512,512)");
     None where it holds them all, or where that cannot be counted. Where it holds exactly what the
-    frames take at the `usual_bits` a pixel of its kind (a BINARY SEG's 1, made 16), that is told instead."""
+    frames take at the `usual_bits` a pixel of its kind (a BINARY SEG's 1, made 16), or at a square size
+    its header's Rows or Columns gives, that is told instead (the header is damaged, not the data)."""
     counts = _pixel_data_counts(ds)
     if counts is None or counts[0] >= counts[1]:
         return None
